@@ -1,0 +1,95 @@
+# vprm: the VisualPRM-8B scoring service.
+#   make            release build: bin/vprm (CPU backend)
+#   make CUDA=1     also the CUDA backend (nvcc, cuBLASLt; CUDA_ARCH=sm_90 by default)
+#   make test       installs missing packages, builds release + ASan/UBSan, runs every suite
+#   make run        builds, generates the embedded tiny model, serves it on 127.0.0.1:8080
+#   make bench      CPU benchmarks on the standard workloads (tiny scale)
+
+CC      ?= gcc
+PYTHON  ?= /usr/bin/python3
+SHARED  ?= $(abspath ../shared)
+CUDA    ?= 0
+CUDA_HOME ?= /usr/local/cuda
+CUDA_ARCH ?= sm_90
+NVCC    ?= $(CUDA_HOME)/bin/nvcc
+HOST    ?= 127.0.0.1
+PORT    ?= 8080
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -pthread -I. -I/usr/include/stb $(WARN) -g
+CFLAGS_rel  := $(CFLAGS_COMMON) -O2 -march=x86-64-v2
+CFLAGS_asan := $(CFLAGS_COMMON) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+LDLIBS  := -ljansson -lmicrohttpd -lcurl -lm -lpthread
+LDFLAGS_asan := -fsanitize=address,undefined
+
+# Library sources: everything under these folders except the CLI entry point and CUDA.
+LIB_SRC := $(filter-out server/cli/main.c, \
+             $(wildcard engine/*.c engine/*/*.c proto/*.c config/*.c server/*.c server/*/*.c))
+LIB_SRC := $(filter-out engine/cuda/%, $(LIB_SRC))
+MAIN_SRC := server/cli/main.c
+TEST_SRC := $(wildcard tests/unit/test_*.c)
+
+CU_SRC  := $(wildcard engine/cuda/*.cu)
+CU_CSRC := $(wildcard engine/cuda/*.c)
+
+ifeq ($(CUDA),1)
+  CFLAGS_rel += -DVP_WITH_CUDA -I$(CUDA_HOME)/include
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+  CU_OBJ := $(patsubst %.cu,build/rel/%.o,$(CU_SRC)) $(patsubst %.c,build/rel/%.o,$(CU_CSRC))
+else
+  CU_OBJ :=
+endif
+
+.PHONY: all deps test test-unit test-oracle run bench clean tiny-model asan
+all: bin/vprm
+
+deps:
+	@sh config/install-deps.sh
+
+define variant
+build/$(1)/%.o: %.c
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_$(1)) -MMD -MP -c $$< -o $$@
+build/$(1)/libvprm.a: $$(patsubst %.c,build/$(1)/%.o,$$(LIB_SRC))
+	@mkdir -p $$(dir $$@)
+	rm -f $$@ && ar rcs $$@ $$^
+build/$(1)/tests/%: tests/unit/%.c build/$(1)/libvprm.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_$(1)) -MMD -MP $$< build/$(1)/libvprm.a -o $$@ $$(LDFLAGS_$(1)) $$(LDLIBS)
+-include $$(patsubst %.c,build/$(1)/%.d,$$(LIB_SRC) $$(MAIN_SRC) $$(TEST_SRC))
+endef
+$(eval $(call variant,rel))
+$(eval $(call variant,asan))
+
+build/rel/engine/cuda/%.o: engine/cuda/%.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) -std=c++17 -O3 -arch=$(CUDA_ARCH) -I. -Xcompiler -Wall,-Wextra,-Werror -c $< -o $@
+
+bin/vprm: build/rel/$(MAIN_SRC:.c=.o) build/rel/libvprm.a $(CU_OBJ)
+	@mkdir -p bin
+	$(CC) $(CFLAGS_rel) $^ -o $@ $(LDLIBS)
+	@echo "built $@ (CUDA=$(CUDA)$(if $(filter 1,$(CUDA)), arch $(CUDA_ARCH),))"
+
+build/asan/vprm: build/asan/$(MAIN_SRC:.c=.o) build/asan/libvprm.a
+	$(CC) $(CFLAGS_asan) $^ -o $@ $(LDFLAGS_asan) $(LDLIBS)
+
+TEST_BINS_asan := $(patsubst tests/unit/%.c,build/asan/tests/%,$(TEST_SRC))
+asan: build/asan/vprm $(TEST_BINS_asan)
+
+test: deps
+	$(MAKE) bin/vprm asan
+	VPRM=bin/vprm VPRM_ASAN=build/asan/vprm SHARED=$(SHARED) PYTHON=$(PYTHON) \
+	  sh tests/run_all.sh build/asan/tests
+
+tiny-model: bin/vprm
+	bin/vprm mkmodel --scale tiny --seed 1 --tokenizer engine/assets/tiny_tokenizer --out build/tiny-model
+
+run: deps
+	$(MAKE) tiny-model
+	bin/vprm serve --model build/tiny-model --host $(HOST) --port $(PORT)
+
+bench: bin/vprm
+	bin/vprm bench --model build/tiny-model
+
+clean:
+	rm -rf build bin

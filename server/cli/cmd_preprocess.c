@@ -1,0 +1,15 @@
+/* vprm preprocess: placeholder until its issue lands; it says so and fails. */
+#include <stdio.h>
+#include <string.h>
+
+#include "server/cli/commands.h"
+
+int cmd_preprocess(int argc, char **argv)
+{
+    if (argc > 1 && !strcmp(argv[1], "--help")) {
+        printf("usage: vprm preprocess ...  (not available in this build yet)\n");
+        return 0;
+    }
+    fprintf(stderr, "vprm preprocess: not available in this build yet\n");
+    return 1;
+}
