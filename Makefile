@@ -14,6 +14,8 @@ CUDA_ARCH ?= sm_90
 NVCC    ?= $(CUDA_HOME)/bin/nvcc
 HOST    ?= 127.0.0.1
 PORT    ?= 8080
+BUILD   ?= build
+BIN     ?= bin/vprm
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -pthread -I. -I/usr/include/stb $(WARN) -g
@@ -35,61 +37,61 @@ CU_CSRC := $(wildcard engine/cuda/*.c)
 ifeq ($(CUDA),1)
   CFLAGS_rel += -DVP_WITH_CUDA -I$(CUDA_HOME)/include
   LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
-  CU_OBJ := $(patsubst %.cu,build/rel/%.o,$(CU_SRC)) $(patsubst %.c,build/rel/%.o,$(CU_CSRC))
+  CU_OBJ := $(patsubst %.cu,$(BUILD)/rel/%.o,$(CU_SRC)) $(patsubst %.c,$(BUILD)/rel/%.o,$(CU_CSRC))
 else
   CU_OBJ :=
 endif
 
 .PHONY: all deps test test-unit test-oracle run bench clean tiny-model asan
-all: bin/vprm
+all: $(BIN)
 
 deps:
 	@sh config/install-deps.sh
 
 define variant
-build/$(1)/%.o: %.c
+$(BUILD)/$(1)/%.o: %.c
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS_$(1)) -MMD -MP -c $$< -o $$@
-build/$(1)/libvprm.a: $$(patsubst %.c,build/$(1)/%.o,$$(LIB_SRC))
+$(BUILD)/$(1)/libvprm.a: $$(patsubst %.c,$(BUILD)/$(1)/%.o,$$(LIB_SRC))
 	@mkdir -p $$(dir $$@)
 	rm -f $$@ && ar rcs $$@ $$^
-build/$(1)/tests/%: tests/unit/%.c build/$(1)/libvprm.a
+$(BUILD)/$(1)/tests/%: tests/unit/%.c $(BUILD)/$(1)/libvprm.a
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS_$(1)) -MMD -MP $$< build/$(1)/libvprm.a -o $$@ $$(LDFLAGS_$(1)) $$(LDLIBS)
--include $$(patsubst %.c,build/$(1)/%.d,$$(LIB_SRC) $$(MAIN_SRC) $$(TEST_SRC))
+	$$(CC) $$(CFLAGS_$(1)) -MMD -MP $$< $(BUILD)/$(1)/libvprm.a -o $$@ $$(LDFLAGS_$(1)) $$(LDLIBS)
+-include $$(patsubst %.c,$(BUILD)/$(1)/%.d,$$(LIB_SRC) $$(MAIN_SRC) $$(TEST_SRC))
 endef
 $(eval $(call variant,rel))
 $(eval $(call variant,asan))
 
-build/rel/engine/cuda/%.o: engine/cuda/%.cu
+$(BUILD)/rel/engine/cuda/%.o: engine/cuda/%.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) -std=c++17 -O3 -arch=$(CUDA_ARCH) -I. -Xcompiler -Wall,-Wextra,-Werror -c $< -o $@
 
-bin/vprm: build/rel/$(MAIN_SRC:.c=.o) build/rel/libvprm.a $(CU_OBJ)
-	@mkdir -p bin
+$(BIN): $(BUILD)/rel/$(MAIN_SRC:.c=.o) $(BUILD)/rel/libvprm.a $(CU_OBJ)
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_rel) $^ -o $@ $(LDLIBS)
 	@echo "built $@ (CUDA=$(CUDA)$(if $(filter 1,$(CUDA)), arch $(CUDA_ARCH),))"
 
-build/asan/vprm: build/asan/$(MAIN_SRC:.c=.o) build/asan/libvprm.a
+$(BUILD)/asan/vprm: $(BUILD)/asan/$(MAIN_SRC:.c=.o) $(BUILD)/asan/libvprm.a
 	$(CC) $(CFLAGS_asan) $^ -o $@ $(LDFLAGS_asan) $(LDLIBS)
 
-TEST_BINS_asan := $(patsubst tests/unit/%.c,build/asan/tests/%,$(TEST_SRC))
-asan: build/asan/vprm $(TEST_BINS_asan)
+TEST_BINS_asan := $(patsubst tests/unit/%.c,$(BUILD)/asan/tests/%,$(TEST_SRC))
+asan: $(BUILD)/asan/vprm $(TEST_BINS_asan)
 
 test: deps
-	$(MAKE) bin/vprm asan
-	VPRM=bin/vprm VPRM_ASAN=build/asan/vprm SHARED=$(SHARED) PYTHON=$(PYTHON) \
-	  sh tests/run_all.sh build/asan/tests
+	$(MAKE) $(BIN) asan
+	VPRM=$(BIN) VPRM_ASAN=$(BUILD)/asan/vprm SHARED=$(SHARED) PYTHON=$(PYTHON) \
+	  sh tests/run_all.sh $(BUILD)/asan/tests
 
-tiny-model: bin/vprm
-	bin/vprm mkmodel --scale tiny --seed 1 --tokenizer engine/assets/tiny_tokenizer --out build/tiny-model
+tiny-model: $(BIN)
+	$(BIN) mkmodel --scale tiny --seed 1 --tokenizer engine/assets/tiny_tokenizer --out $(BUILD)/tiny-model
 
 run: deps
 	$(MAKE) tiny-model
-	bin/vprm serve --model build/tiny-model --host $(HOST) --port $(PORT)
+	$(BIN) serve --model $(BUILD)/tiny-model --host $(HOST) --port $(PORT)
 
-bench: bin/vprm
-	bin/vprm bench --model build/tiny-model
+bench: $(BIN)
+	$(BIN) bench --model $(BUILD)/tiny-model
 
 clean:
-	rm -rf build bin
+	rm -rf $(BUILD) $(BIN)

@@ -1,0 +1,84 @@
+/* The backend interface: one packed forward pass over image tiles and many token
+ * sequences, returning the two logits (+, -) at requested positions.
+ *
+ * Packing. Tokens of all sequences sit in one array. A sequence attends causally to
+ * its own tokens and, when prefix_seq >= 0, to every token of that earlier sequence
+ * first (its shared prefix: system prompt + image + question, computed once for the N
+ * responses of a request). A prefix sequence has no prefix itself and comes earlier in
+ * the seqs array than the sequences that use it. Positions are given per token (a
+ * suffix continues from its prefix's length).
+ *
+ * Images. tiles[n_tiles] are normalised 3 x S x S tiles; the vision encoder + projector
+ * turn tile t into num_image_token rows of features. A token with image_row[i] = r >= 0
+ * takes feature row r (tile r / T, row r % T) as its input embedding instead of its
+ * token embedding.
+ *
+ * The CPU backend (engine/cpu) is the fp32 reference; the CUDA backend must agree with it
+ * within its stated tolerance. */
+#ifndef VP_BACKEND_H
+#define VP_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/model/weights.h"
+#include "engine/util/err.h"
+
+typedef struct vp_seq {
+    size_t start;       /* index of its first token in the packed arrays */
+    size_t len;         /* number of its own tokens */
+    int32_t prefix_seq; /* earlier sequence it sees in full, or -1 */
+    size_t rope_len;    /* full length L (prefix + own) for dynamic-NTK RoPE scaling */
+} vp_seq;
+
+typedef struct vp_batch {
+    /* vision */
+    size_t n_tiles;
+    const float *tiles;        /* [n_tiles][3][S][S] */
+    /* language */
+    size_t n_tokens;
+    const int32_t *tokens;     /* [n_tokens] */
+    const int32_t *positions;  /* [n_tokens] */
+    const int32_t *image_row;  /* [n_tokens]: feature row or -1; NULL when no images */
+    size_t n_seqs;
+    const vp_seq *seqs;        /* [n_seqs] */
+    /* outputs */
+    size_t n_out;
+    const int32_t *out_index;  /* [n_out] token indices whose logits are wanted */
+    int32_t plus_id, minus_id; /* vocabulary rows of "+" and "-" */
+} vp_batch;
+
+typedef struct vp_forward_stats {
+    double vision_ms, language_ms;
+} vp_forward_stats;
+
+typedef struct vp_backend_options {
+    int threads;          /* CPU threads (0 = all cores) */
+    int device;           /* CUDA device ordinal */
+    size_t max_tokens;    /* largest packed batch the caller will send (working memory) */
+    size_t max_tiles;     /* largest number of tiles in one batch */
+} vp_backend_options;
+
+typedef struct vp_backend vp_backend;
+
+typedef struct vp_backend_ops {
+    const char *name; /* "cpu", "cuda" */
+    int (*init)(vp_backend **out, const vp_model *model, const vp_backend_options *opt,
+                vp_error *err);
+    /* logits[n_out][2] = {logit(+), logit(-)} at batch->out_index */
+    int (*forward)(vp_backend *b, const vp_batch *batch, float *logits,
+                   vp_forward_stats *stats, vp_error *err);
+    /* One-line description of the device (for /v1/models and benchmarks). */
+    const char *(*device_name)(vp_backend *b);
+    void (*free)(vp_backend *b);
+} vp_backend_ops;
+
+extern const vp_backend_ops vp_backend_cpu;
+/* NULL when built without CUDA. */
+const vp_backend_ops *vp_backend_find(const char *name);
+
+/* Checks a batch for internal consistency (ranges, prefix order, image rows). */
+int vp_batch_validate(const vp_batch *batch, size_t n_feature_rows, size_t vocab,
+                      vp_error *err);
+
+#endif
