@@ -30,6 +30,8 @@ LIB_SRC := $(filter-out server/cli/main.c, \
 LIB_SRC := $(filter-out engine/cuda/%, $(LIB_SRC))
 MAIN_SRC := server/cli/main.c
 TEST_SRC := $(wildcard tests/unit/test_*.c)
+# Helper programs the suites drive (oracle comparisons, benchmarks).
+TOOL_SRC := $(wildcard tests/tools/*.c)
 
 CU_SRC  := $(wildcard engine/cuda/*.cu)
 CU_CSRC := $(wildcard engine/cuda/*.c)
@@ -42,7 +44,8 @@ else
   CU_OBJ :=
 endif
 
-.PHONY: all deps test test-unit test-oracle run bench clean tiny-model asan
+
+.PHONY: all tools deps test test-unit test-oracle run bench clean tiny-model asan
 all: $(BIN)
 
 deps:
@@ -58,7 +61,10 @@ $(BUILD)/$(1)/libvprm.a: $$(patsubst %.c,$(BUILD)/$(1)/%.o,$$(LIB_SRC))
 $(BUILD)/$(1)/tests/%: tests/unit/%.c $(BUILD)/$(1)/libvprm.a
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS_$(1)) -MMD -MP $$< $(BUILD)/$(1)/libvprm.a -o $$@ $$(LDFLAGS_$(1)) $$(LDLIBS)
--include $$(patsubst %.c,$(BUILD)/$(1)/%.d,$$(LIB_SRC) $$(MAIN_SRC) $$(TEST_SRC))
+$(BUILD)/$(1)/tools/%: tests/tools/%.c $(BUILD)/$(1)/libvprm.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_$(1)) -MMD -MP $$< $(BUILD)/$(1)/libvprm.a -o $$@ $$(LDFLAGS_$(1)) $$(LDLIBS)
+-include $$(patsubst %.c,$(BUILD)/$(1)/%.d,$$(LIB_SRC) $$(MAIN_SRC) $$(TEST_SRC) $$(TOOL_SRC))
 endef
 $(eval $(call variant,rel))
 $(eval $(call variant,asan))
@@ -76,11 +82,15 @@ $(BUILD)/asan/vprm: $(BUILD)/asan/$(MAIN_SRC:.c=.o) $(BUILD)/asan/libvprm.a
 	$(CC) $(CFLAGS_asan) $^ -o $@ $(LDFLAGS_asan) $(LDLIBS)
 
 TEST_BINS_asan := $(patsubst tests/unit/%.c,$(BUILD)/asan/tests/%,$(TEST_SRC))
-asan: $(BUILD)/asan/vprm $(TEST_BINS_asan)
+TOOLS_rel  := $(patsubst tests/tools/%.c,$(BUILD)/rel/tools/%,$(TOOL_SRC))
+TOOLS_asan := $(patsubst tests/tools/%.c,$(BUILD)/asan/tools/%,$(TOOL_SRC))
+asan: $(BUILD)/asan/vprm $(TEST_BINS_asan) $(TOOLS_asan)
+tools: $(TOOLS_rel)
 
 test: deps
-	$(MAKE) $(BIN) asan
+	$(MAKE) $(BIN) tools asan
 	VPRM=$(BIN) VPRM_ASAN=$(BUILD)/asan/vprm SHARED=$(SHARED) PYTHON=$(PYTHON) \
+	  VPRM_TOOLS=$(BUILD)/rel/tools VPRM_TOOLS_ASAN=$(BUILD)/asan/tools \
 	  sh tests/run_all.sh $(BUILD)/asan/tests
 
 tiny-model: $(BIN)
