@@ -1,0 +1,240 @@
+/* The engine: model + tokenizer + backend; request preparation and packed scoring. */
+#include "engine/engine.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/backend.h"
+#include "engine/job.h"
+#include "engine/prompt/prompt.h"
+
+struct vp_engine {
+    vp_engine_options opt;
+    char *system_message;      /* owned copy of the override, or NULL */
+    vp_model *model;
+    vp_tokenizer *tok;
+    vp_prompt_ctx prompt;
+    const vp_backend_ops *ops;
+    vp_backend *backend;
+};
+
+void vp_engine_options_default(vp_engine_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->backend = "cpu";
+    o->max_batch_tokens = 16384;
+    o->max_batch_tiles = 64;
+    o->max_request_tokens = 32768;
+    o->max_image_pixels = 64u << 20;
+    o->max_image_bytes = 32u << 20;
+    o->prefix_sharing = true;
+}
+
+double vp_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+int vp_engine_open(const vp_engine_options *opt, vp_engine **out, vp_error *err)
+{
+    *out = NULL;
+    vp_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");
+    e->opt = *opt;
+    if (opt->system_message) {
+        e->system_message = strdup(opt->system_message);
+        if (!e->system_message) {
+            free(e);
+            return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");
+        }
+    }
+    e->opt.system_message = e->system_message;
+    if (!opt->model_dir) {
+        free(e->system_message);
+        free(e);
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "model", "no model folder given");
+    }
+    if (vp_model_load(opt->model_dir, &e->model, err))
+        goto fail;
+    if (vp_tokenizer_load(opt->model_dir, &e->tok, err))
+        goto fail;
+    const vp_model_config *cfg = vp_model_cfg(e->model);
+    if (vp_tokenizer_n_ids(e->tok) > (size_t)cfg->llm.vocab) {
+        vp_fail(err, VP_ERR_MODEL, NULL, "the tokenizer has %zu ids but llm_config.vocab_size is %d",
+                vp_tokenizer_n_ids(e->tok), cfg->llm.vocab);
+        goto fail;
+    }
+    const char *sys = e->system_message ? e->system_message : cfg->system_message;
+    if (vp_prompt_init(&e->prompt, e->tok, sys, cfg->num_image_token, err))
+        goto fail;
+    const char *backend = opt->backend ? opt->backend : "cpu";
+    if (!strcmp(backend, "none")) { /* tokenize-only engine: no weights on a device */
+        *out = e;
+        return 0;
+    }
+    e->ops = vp_backend_find(backend);
+    if (!e->ops) {
+        vp_fail(err, VP_ERR_BAD_REQUEST, "backend", "backend '%s' is not available in this build",
+                opt->backend);
+        goto fail;
+    }
+    vp_backend_options bo = {.threads = opt->threads,
+                             .device = opt->device,
+                             .max_tokens = opt->max_batch_tokens,
+                             .max_tiles = opt->max_batch_tiles};
+    if (e->ops->init(&e->backend, e->model, &bo, err))
+        goto fail;
+    *out = e;
+    return 0;
+fail:
+    vp_engine_close(e);
+    return -1;
+}
+
+void vp_engine_close(vp_engine *e)
+{
+    if (!e)
+        return;
+    if (e->ops && e->backend)
+        e->ops->free(e->backend);
+    vp_prompt_free(&e->prompt);
+    vp_tokenizer_free(e->tok);
+    vp_model_free(e->model);
+    free(e->system_message);
+    free(e);
+}
+
+const vp_model_config *vp_engine_config(const vp_engine *e) { return vp_model_cfg(e->model); }
+const vp_tokenizer *vp_engine_tokenizer(const vp_engine *e) { return e->tok; }
+const char *vp_engine_backend_name(const vp_engine *e) { return e->ops ? e->ops->name : "none"; }
+const char *vp_engine_device_name(const vp_engine *e)
+{
+    return e->ops ? e->ops->device_name(e->backend) : "none";
+}
+size_t vp_engine_n_params(const vp_engine *e) { return vp_model_n_params(e->model); }
+const vp_engine_options *vp_engine_opts(const vp_engine *e) { return &e->opt; }
+const vp_prompt_ctx *vp_engine_prompt(const vp_engine *e) { return &e->prompt; }
+
+int vp_engine_run_backend(vp_engine *e, const vp_batch *b, float *logits, vp_forward_stats *st,
+                          vp_error *err)
+{
+    if (!e->ops)
+        return vp_fail(err, VP_ERR_INTERNAL, NULL, "this engine was opened without a backend");
+    return e->ops->forward(e->backend, b, logits, st, err);
+}
+
+/* ---- preparation ---- */
+
+/* Longest common prefix of the responses' ids, cut before the first score position so
+ * that every score position lies in a response's own suffix. */
+static size_t shared_prefix_len(const vp_job *j)
+{
+    if (j->n_responses < 2)
+        return 0;
+    size_t lcp = j->ids[0].n;
+    for (size_t r = 0; r < j->n_responses; r++) {
+        size_t k = 0, n = lcp < j->ids[r].n ? lcp : j->ids[r].n;
+        while (k < n && j->ids[r].v[k] == j->ids[0].v[k])
+            k++;
+        lcp = k;
+        if ((size_t)j->score_pos[r].v[0] < lcp)
+            lcp = (size_t)j->score_pos[r].v[0];
+    }
+    return lcp;
+}
+
+int vp_engine_prepare(const vp_engine *e, const vp_score_request *req, vp_job **out,
+                      vp_error *err)
+{
+    *out = NULL;
+    double t0 = vp_now_ms();
+    const vp_model_config *cfg = vp_model_cfg(e->model);
+    vp_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");
+    j->aggregation = req->aggregation;
+    j->return_steps = req->return_steps;
+    j->return_logits = req->return_logits;
+    j->n_responses = req->n_responses;
+    j->ids = calloc(req->n_responses, sizeof *j->ids);
+    j->score_pos = calloc(req->n_responses, sizeof *j->score_pos);
+    if (!j->ids || !j->score_pos) {
+        vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");
+        goto fail;
+    }
+    if (vp_job_prepare_images(e, req, j, err))
+        goto fail;
+    size_t total = 0;
+    for (size_t r = 0; r < req->n_responses; r++) {
+        const vp_response_in *resp = &req->responses[r];
+        if (vp_prompt_build(&e->prompt, &req->question, j->tiles_per_image, j->n_images,
+                            resp->steps, resp->n_steps, &j->ids[r], &j->score_pos[r], err)) {
+            if (err->kind == VP_ERR_BAD_REQUEST && !strcmp(err->param, "responses"))
+                snprintf(err->param, sizeof err->param, "responses[%zu]", r);
+            goto fail;
+        }
+        total += j->ids[r].n;
+        if (j->ids[r].n > (size_t)cfg->llm.max_pos && !cfg->llm.rope_dynamic) {
+            vp_fail(err, VP_ERR_TOO_LARGE, "responses",
+                    "response %zu is %zu tokens, over the model's max_position_embeddings=%d", r,
+                    j->ids[r].n, cfg->llm.max_pos);
+            goto fail;
+        }
+    }
+    if (e->opt.max_request_tokens && total > e->opt.max_request_tokens) {
+        vp_fail(err, VP_ERR_TOO_LARGE, "responses",
+                "the request's prompts total %zu tokens, over the limit max_request_tokens=%zu",
+                total, e->opt.max_request_tokens);
+        goto fail;
+    }
+    j->prompt_tokens = total;
+    j->prefix_len = e->opt.prefix_sharing ? shared_prefix_len(j) : 0;
+    /* dynamic NTK makes RoPE depend on each sequence's full length once it passes
+     * max_position_embeddings: a shared prefix would then differ per response */
+    for (size_t r = 0; r < j->n_responses && cfg->llm.rope_dynamic; r++)
+        if (j->ids[r].n > (size_t)cfg->llm.max_pos)
+            j->prefix_len = 0;
+    j->computed_tokens = total - (j->prefix_len ? (j->n_responses - 1) * j->prefix_len : 0);
+    j->result.timing.preprocess = vp_now_ms() - t0;
+    *out = j;
+    return 0;
+fail:
+    vp_job_free(j);
+    return -1;
+}
+
+void vp_job_free(vp_job *j)
+{
+    if (!j)
+        return;
+    for (size_t r = 0; r < j->n_responses; r++) {
+        if (j->ids)
+            vp_ids_free(&j->ids[r]);
+        if (j->score_pos)
+            vp_ids_free(&j->score_pos[r]);
+        if (j->result.responses) {
+            free(j->result.responses[r].step_scores);
+            free(j->result.responses[r].step_logits);
+        }
+    }
+    free(j->ids);
+    free(j->score_pos);
+    free(j->tiles);
+    free(j->tiles_per_image);
+    free(j->result.responses);
+    free(j->result.ranking);
+    free(j);
+}
+
+size_t vp_job_tokens(const vp_job *j) { return j->computed_tokens; }
+size_t vp_job_tiles(const vp_job *j) { return j->n_tiles; }
+const vp_score_result *vp_job_result(const vp_job *j) { return &j->result; }
+vp_score_result *vp_job_result_mut(vp_job *j) { return &j->result; }
+const vp_ids *vp_job_ids(const vp_job *j, size_t r) { return &j->ids[r]; }
+const vp_ids *vp_job_score_positions(const vp_job *j, size_t r) { return &j->score_pos[r]; }
+size_t vp_job_n_responses(const vp_job *j) { return j->n_responses; }

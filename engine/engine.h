@@ -1,0 +1,96 @@
+/* The engine: a loaded model + tokenizer + backend, and the two steps of scoring.
+ *
+ *   vp_engine_prepare  (any thread, concurrently): decode and tile the images, build
+ *                      every response's prompt ids and score positions, find the shared
+ *                      prefix. Produces a vp_job, or a 4xx error naming the field.
+ *   vp_engine_run      (ONE engine thread): computes many jobs in one packed backend pass
+ *                      and fills each job's result. Results never depend on which other
+ *                      jobs shared the pass (beyond float rounding).
+ *
+ * The scheduler (engine/sched) owns the queue and calls vp_engine_run with batches
+ * formed under a token budget. */
+#ifndef VP_ENGINE_H
+#define VP_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/model/weights.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "engine/util/err.h"
+#include "engine/util/vec.h"
+#include "proto/request.h"
+
+typedef struct vp_engine_options {
+    const char *model_dir;
+    const char *backend;          /* "cpu" (default) or "cuda" */
+    int threads;                  /* CPU threads, 0 = all */
+    int device;                   /* CUDA device */
+    const char *system_message;   /* overrides config.json / the PRM default; NULL = keep */
+    size_t max_batch_tokens;      /* token budget of one packed pass */
+    size_t max_batch_tiles;       /* tile budget of one packed pass */
+    size_t max_request_tokens;    /* prompt tokens of one request (all responses); 413 above */
+    size_t max_image_pixels;      /* decompression-bomb limit per image */
+    size_t max_image_bytes;       /* encoded bytes per image */
+    bool prefix_sharing;          /* share the common prefix of a request's responses (default true) */
+} vp_engine_options;
+
+void vp_engine_options_default(vp_engine_options *o);
+
+typedef struct vp_response_result {
+    size_t n_steps;
+    float *step_scores;  /* [n_steps] P(+) at each step */
+    float *step_logits;  /* [n_steps][2] {logit(+), logit(-)} */
+    double score;        /* aggregate per the request's aggregation */
+} vp_response_result;
+
+typedef struct vp_usage {
+    size_t prompt_tokens;        /* sum over responses of their full prompt length */
+    size_t image_tiles;
+    size_t image_tokens;         /* <IMG_CONTEXT> tokens in one prompt */
+    size_t shared_prefix_tokens; /* tokens of the prefix computed once */
+    size_t computed_tokens;      /* tokens actually run through the language model */
+} vp_usage;
+
+typedef struct vp_timing_ms {
+    double queue, preprocess, vision, language, total;
+} vp_timing_ms;
+
+typedef struct vp_score_result {
+    vp_response_result *responses; /* [n_responses], request order */
+    size_t n_responses;
+    size_t *ranking;               /* [n_responses] indices by descending score, stable */
+    vp_usage usage;
+    vp_timing_ms timing;
+} vp_score_result;
+
+typedef struct vp_engine vp_engine;
+typedef struct vp_job vp_job;
+
+int vp_engine_open(const vp_engine_options *opt, vp_engine **out, vp_error *err);
+void vp_engine_close(vp_engine *e);
+
+int vp_engine_prepare(const vp_engine *e, const vp_score_request *req, vp_job **out,
+                      vp_error *err);
+int vp_engine_run(vp_engine *e, vp_job *const *jobs, size_t n_jobs, vp_error *err);
+void vp_job_free(vp_job *j);
+
+/* Cost of a job in one packed pass: language-model tokens computed and tiles encoded. */
+size_t vp_job_tokens(const vp_job *j);
+size_t vp_job_tiles(const vp_job *j);
+const vp_score_result *vp_job_result(const vp_job *j);
+vp_score_result *vp_job_result_mut(vp_job *j);
+/* Prompt of response r (for /v1/tokenize): ids and score positions. */
+const vp_ids *vp_job_ids(const vp_job *j, size_t r);
+const vp_ids *vp_job_score_positions(const vp_job *j, size_t r);
+size_t vp_job_n_responses(const vp_job *j);
+
+const vp_model_config *vp_engine_config(const vp_engine *e);
+const vp_tokenizer *vp_engine_tokenizer(const vp_engine *e);
+const char *vp_engine_backend_name(const vp_engine *e);
+const char *vp_engine_device_name(const vp_engine *e);
+size_t vp_engine_n_params(const vp_engine *e);
+const vp_engine_options *vp_engine_opts(const vp_engine *e);
+
+#endif

@@ -1,0 +1,38 @@
+/* Internal: a prepared request (engine.h's opaque vp_job) and the engine's helpers. */
+#ifndef VP_JOB_H
+#define VP_JOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "engine/backend.h"
+#include "engine/engine.h"
+#include "engine/prompt/prompt.h"
+
+struct vp_job {
+    vp_aggregation aggregation;
+    bool return_steps, return_logits;
+    size_t n_responses;
+    vp_ids *ids;            /* [n_responses] prompt ids, BOS first */
+    vp_ids *score_pos;      /* [n_responses] one position per step */
+    size_t n_images;
+    int *tiles_per_image;   /* [n_images] */
+    size_t n_tiles;
+    float *tiles;           /* [n_tiles][3][S][S] normalised */
+    size_t prefix_len;      /* tokens shared by all responses (0 = none) */
+    size_t prompt_tokens;   /* sum of the responses' lengths */
+    size_t computed_tokens; /* tokens the language model runs for this job */
+    vp_score_result result;
+};
+
+/* Decodes and tiles the request's images into j->tiles (engine/job_images.c). */
+int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_job *j,
+                          vp_error *err);
+
+const vp_prompt_ctx *vp_engine_prompt(const vp_engine *e);
+double vp_now_ms(void);
+/* Runs one packed pass on the engine's backend. */
+int vp_engine_run_backend(vp_engine *e, const vp_batch *b, float *logits, vp_forward_stats *st,
+                          vp_error *err);
+
+#endif

@@ -1,0 +1,208 @@
+/* vp_engine_run: packs many prepared jobs into one backend pass and turns the two
+ * logits at each score position into step scores, aggregates and rankings. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/backend.h"
+#include "engine/job.h"
+
+typedef struct packed {
+    vp_batch b;
+    int32_t *tokens, *positions, *image_row, *out_index;
+    vp_seq *seqs;
+    float *tiles;
+} packed;
+
+static void packed_free(packed *p)
+{
+    free(p->tokens);
+    free(p->positions);
+    free(p->image_row);
+    free(p->out_index);
+    free(p->seqs);
+    free(p->tiles);
+}
+
+/* Appends tokens [from, to) of response r of job j as one sequence. */
+static void add_sequence(packed *p, const vp_job *j, size_t r, size_t from, size_t to,
+                         int32_t prefix_seq, size_t feature_base, int32_t img_context)
+{
+    const vp_ids *ids = &j->ids[r];
+    vp_seq *s = &p->seqs[p->b.n_seqs++];
+    s->start = p->b.n_tokens;
+    s->len = to - from;
+    s->prefix_seq = prefix_seq;
+    s->rope_len = ids->n;
+    size_t image_k = 0;
+    for (size_t t = 0; t < to; t++) {
+        int is_image = ids->v[t] == img_context;
+        if (t >= from) {
+            size_t o = p->b.n_tokens++;
+            p->tokens[o] = ids->v[t];
+            p->positions[o] = (int32_t)t;
+            p->image_row[o] = is_image ? (int32_t)(feature_base + image_k) : -1;
+        }
+        image_k += (size_t)is_image;
+    }
+}
+
+static int pack_jobs(const vp_engine *e, vp_job *const *jobs, size_t n_jobs, packed *p,
+                     vp_error *err)
+{
+    const vp_model_config *cfg = vp_engine_config(e);
+    const vp_prompt_ctx *pr = vp_engine_prompt(e);
+    size_t n_tok = 0, n_seq = 0, n_out = 0, n_tiles = 0;
+    for (size_t i = 0; i < n_jobs; i++) {
+        const vp_job *j = jobs[i];
+        n_tok += j->computed_tokens;
+        n_seq += j->n_responses + (j->prefix_len ? 1 : 0);
+        n_tiles += j->n_tiles;
+        for (size_t r = 0; r < j->n_responses; r++)
+            n_out += j->score_pos[r].n;
+    }
+    size_t tile_floats = (size_t)cfg->vision.channels * (size_t)cfg->vision.image_size *
+                         (size_t)cfg->vision.image_size;
+    p->tokens = malloc(n_tok * sizeof *p->tokens);
+    p->positions = malloc(n_tok * sizeof *p->positions);
+    p->image_row = malloc(n_tok * sizeof *p->image_row);
+    p->out_index = malloc(n_out * sizeof *p->out_index);
+    p->seqs = malloc(n_seq * sizeof *p->seqs);
+    p->tiles = n_tiles ? malloc(n_tiles * tile_floats * sizeof *p->tiles) : NULL;
+    if (!p->tokens || !p->positions || !p->image_row || !p->out_index || !p->seqs ||
+        (n_tiles && !p->tiles))
+        return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory packing a batch of %zu tokens", n_tok);
+    size_t tile_base = 0;
+    for (size_t i = 0; i < n_jobs; i++) {
+        const vp_job *j = jobs[i];
+        if (j->n_tiles)
+            memcpy(p->tiles + tile_base * tile_floats, j->tiles,
+                   j->n_tiles * tile_floats * sizeof *p->tiles);
+        size_t feature_base = tile_base * (size_t)cfg->num_image_token;
+        int32_t prefix_seq = -1;
+        if (j->prefix_len) {
+            prefix_seq = (int32_t)p->b.n_seqs;
+            add_sequence(p, j, 0, 0, j->prefix_len, -1, feature_base, pr->img_context);
+            size_t longest = 0;
+            for (size_t r = 0; r < j->n_responses; r++)
+                longest = j->ids[r].n > longest ? j->ids[r].n : longest;
+            p->seqs[prefix_seq].rope_len = longest;
+        }
+        for (size_t r = 0; r < j->n_responses; r++) {
+            size_t seq_start = p->b.n_tokens;
+            add_sequence(p, j, r, j->prefix_len, j->ids[r].n, prefix_seq, feature_base,
+                         pr->img_context);
+            for (size_t k = 0; k < j->score_pos[r].n; k++)
+                p->out_index[p->b.n_out++] =
+                    (int32_t)(seq_start + (size_t)j->score_pos[r].v[k] - j->prefix_len);
+        }
+        tile_base += j->n_tiles;
+    }
+    p->b.n_tiles = n_tiles;
+    p->b.tiles = p->tiles;
+    p->b.tokens = p->tokens;
+    p->b.positions = p->positions;
+    p->b.image_row = p->image_row;
+    p->b.seqs = p->seqs;
+    p->b.out_index = p->out_index;
+    p->b.plus_id = pr->plus;
+    p->b.minus_id = pr->minus;
+    return vp_batch_validate(&p->b, n_tiles * (size_t)cfg->num_image_token, (size_t)cfg->llm.vocab,
+                             err);
+}
+
+static double aggregate(const float *s, size_t n, vp_aggregation a)
+{
+    double acc = a == VP_AGG_PRODUCT ? 1.0 : a == VP_AGG_MIN ? INFINITY : a == VP_AGG_MAX ? -INFINITY : 0.0;
+    for (size_t k = 0; k < n; k++) {
+        switch (a) {
+        case VP_AGG_MEAN: acc += s[k]; break;
+        case VP_AGG_MIN: acc = s[k] < acc ? s[k] : acc; break;
+        case VP_AGG_MAX: acc = s[k] > acc ? s[k] : acc; break;
+        case VP_AGG_LAST: acc = s[k]; break;
+        case VP_AGG_PRODUCT: acc *= s[k]; break;
+        }
+    }
+    return a == VP_AGG_MEAN ? acc / (double)n : acc;
+}
+
+/* Stable ranking by descending score (insertion sort: N is small). */
+static void rank(const vp_response_result *res, size_t n, size_t *order)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t k = i;
+        while (k > 0 && res[order[k - 1]].score < res[i].score) {
+            order[k] = order[k - 1];
+            k--;
+        }
+        order[k] = i;
+    }
+}
+
+static int fill_results(vp_job *j, const float *logits, const vp_forward_stats *st,
+                        size_t tokens_per_tile, vp_error *err)
+{
+    vp_score_result *res = &j->result;
+    res->responses = calloc(j->n_responses, sizeof *res->responses);
+    res->ranking = calloc(j->n_responses, sizeof *res->ranking);
+    if (!res->responses || !res->ranking)
+        return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");
+    res->n_responses = j->n_responses;
+    for (size_t r = 0; r < j->n_responses; r++) {
+        vp_response_result *rr = &res->responses[r];
+        size_t n = j->score_pos[r].n;
+        rr->n_steps = n;
+        rr->step_scores = malloc(n * sizeof *rr->step_scores);
+        rr->step_logits = malloc(2 * n * sizeof *rr->step_logits);
+        if (!rr->step_scores || !rr->step_logits)
+            return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");
+        for (size_t k = 0; k < n; k++) {
+            float lp = logits[2 * k], lm = logits[2 * k + 1];
+            rr->step_logits[2 * k] = lp;
+            rr->step_logits[2 * k + 1] = lm;
+            /* softmax over [+, -], probability of + */
+            rr->step_scores[k] = (float)(1.0 / (1.0 + exp((double)lm - (double)lp)));
+        }
+        rr->score = aggregate(rr->step_scores, n, j->aggregation);
+        logits += 2 * n;
+    }
+    rank(res->responses, j->n_responses, res->ranking);
+    res->usage.prompt_tokens = j->prompt_tokens;
+    res->usage.image_tiles = j->n_tiles;
+    res->usage.image_tokens = j->n_tiles * tokens_per_tile;
+    res->usage.shared_prefix_tokens = j->prefix_len;
+    res->usage.computed_tokens = j->computed_tokens;
+    res->timing.vision = st->vision_ms;
+    res->timing.language = st->language_ms;
+    return 0;
+}
+
+int vp_engine_run(vp_engine *e, vp_job *const *jobs, size_t n_jobs, vp_error *err)
+{
+    packed p = {0};
+    float *logits = NULL;
+    int rc = -1;
+    if (pack_jobs(e, jobs, n_jobs, &p, err))
+        goto out;
+    logits = malloc((p.b.n_out ? p.b.n_out : 1) * 2 * sizeof *logits);
+    if (!logits) {
+        vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");
+        goto out;
+    }
+    vp_forward_stats st = {0};
+    if (vp_engine_run_backend(e, &p.b, logits, &st, err))
+        goto out;
+    size_t off = 0;
+    for (size_t i = 0; i < n_jobs; i++) {
+        if (fill_results(jobs[i], logits + 2 * off, &st,
+                         (size_t)vp_engine_config(e)->num_image_token, err))
+            goto out;
+        for (size_t r = 0; r < jobs[i]->n_responses; r++)
+            off += jobs[i]->score_pos[r].n;
+    }
+    rc = 0;
+out:
+    free(logits);
+    packed_free(&p);
+    return rc;
+}

@@ -1,0 +1,127 @@
+#include "server/cli/cli_request.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/util/file.h"
+
+#define MAX_REQUEST_FILE (1u << 30)
+
+static void usage(FILE *f, const char *cmd, const char *summary)
+{
+    fprintf(f,
+            "usage: vprm %s --model DIR REQUEST.json [--image FILE]... [--backend cpu|cuda] "
+            "[--threads N]\n\n%s\n\n"
+            "  --model DIR      model folder (config.json, *.safetensors, tokenizer files)\n"
+            "  REQUEST.json     a request body as in API.md (POST /v1/score); '-' reads stdin\n"
+            "  --image FILE     image file (PNG/JPEG/GIF/BMP); repeat for several; replaces\n"
+            "                   the request's \"image\"/\"images\"\n"
+            "  --backend NAME   cpu (default) or cuda (when built with CUDA=1)\n"
+            "  --threads N      CPU threads (default: all cores)\n",
+            cmd, summary);
+}
+
+int cli_request_parse_args(int argc, char **argv, const char *cmd, const char *summary,
+                           cli_request_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->backend = "cpu";
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        int has_value = i + 1 < argc;
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
+            usage(stdout, cmd, summary);
+            return 1;
+        } else if (!strcmp(s, "--model") && has_value) {
+            a->model_dir = argv[++i];
+        } else if (!strcmp(s, "--image") && has_value) {
+            if (a->n_images == (int)(sizeof a->images / sizeof a->images[0])) {
+                fprintf(stderr, "vprm %s: too many --image options\n", cmd);
+                return -1;
+            }
+            a->images[a->n_images++] = argv[++i];
+        } else if (!strcmp(s, "--backend") && has_value) {
+            a->backend = argv[++i];
+        } else if (!strcmp(s, "--threads") && has_value) {
+            a->threads = atoi(argv[++i]);
+        } else if (s[0] == '-' && s[1] != 0) {
+            fprintf(stderr, "vprm %s: unknown option or missing value: %s\n", cmd, s);
+            usage(stderr, cmd, summary);
+            return -1;
+        } else if (!a->request_path) {
+            a->request_path = s;
+        } else {
+            fprintf(stderr, "vprm %s: unexpected argument: %s\n", cmd, s);
+            return -1;
+        }
+    }
+    if (!a->model_dir || !a->request_path) {
+        fprintf(stderr, "vprm %s: --model DIR and REQUEST.json are required\n", cmd);
+        usage(stderr, cmd, summary);
+        return -1;
+    }
+    return 0;
+}
+
+static int read_stdin(uint8_t **out, size_t *len, vp_error *err)
+{
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, stdin);
+        if (n < cap)
+            break;
+        if (cap >= MAX_REQUEST_FILE) {
+            free(buf);
+            return vp_fail(err, VP_ERR_TOO_LARGE, NULL, "request on stdin is over %u bytes",
+                           MAX_REQUEST_FILE);
+        }
+        uint8_t *nb = realloc(buf, cap * 2);
+        if (!nb)
+            free(buf);
+        buf = nb;
+        cap *= 2;
+    }
+    if (!buf)
+        return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory reading stdin");
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+int cli_request_load(const cli_request_args *a, vp_score_request *req, vp_error *err)
+{
+    uint8_t *body = NULL;
+    size_t len = 0;
+    if (!strcmp(a->request_path, "-") ? read_stdin(&body, &len, err)
+                                      : vp_read_file(a->request_path, MAX_REQUEST_FILE, &body, &len, err))
+        return -1;
+    vp_request_limits lim;
+    vp_request_limits_default(&lim);
+    lim.max_responses = lim.max_steps = lim.max_images = 0; /* the command line trusts its user */
+    lim.max_image_bytes = lim.max_text_bytes = 0;
+    lim.max_tiles = 0;
+    int rc = vp_request_parse((const char *)body, len, &lim, req, err);
+    free(body);
+    if (rc)
+        return -1;
+    if (a->n_images == 0)
+        return 0;
+    for (size_t i = 0; i < req->n_images; i++) {
+        free(req->images[i].data);
+        free(req->images[i].url);
+    }
+    free(req->images);
+    req->n_images = 0;
+    req->images = calloc((size_t)a->n_images, sizeof *req->images);
+    if (!req->images)
+        return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");
+    for (int i = 0; i < a->n_images; i++) {
+        if (vp_read_file(a->images[i], 0, &req->images[i].data, &req->images[i].len, err))
+            return -1;
+        req->images[i].kind = VP_IMAGE_BYTES;
+        req->n_images++;
+    }
+    return 0;
+}

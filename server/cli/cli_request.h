@@ -1,0 +1,24 @@
+/* Shared by `vprm score` and `vprm tokenize`: options, the request file, images from
+ * the command line, and opening the engine. */
+#ifndef VP_CLI_REQUEST_H
+#define VP_CLI_REQUEST_H
+
+#include "engine/engine.h"
+#include "proto/request.h"
+
+typedef struct cli_request_args {
+    const char *model_dir;
+    const char *request_path;  /* "-" = stdin */
+    const char *images[16];    /* --image FILE (replace the request's images) */
+    int n_images;
+    const char *backend;
+    int threads;
+} cli_request_args;
+
+/* Parses argv; prints usage to stdout for --help (returns 1) or an error (returns -1). */
+int cli_request_parse_args(int argc, char **argv, const char *cmd, const char *summary,
+                           cli_request_args *a);
+/* Reads and parses the request, then replaces its images by the --image files. */
+int cli_request_load(const cli_request_args *a, vp_score_request *req, vp_error *err);
+
+#endif

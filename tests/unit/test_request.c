@@ -1,0 +1,170 @@
+/* Request parsing: fields, defaults, step splitting/merging, base64, limits, errors. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/base64.h"
+#include "proto/request.h"
+#include "tests/unit/check.h"
+
+static vp_request_limits limits(void)
+{
+    vp_request_limits l;
+    vp_request_limits_default(&l);
+    return l;
+}
+
+static int parse(const char *json, vp_score_request *r, vp_error *err)
+{
+    vp_request_limits l = limits();
+    return vp_request_parse(json, strlen(json), &l, r, err);
+}
+
+static int text_is(const vp_text *t, const char *s)
+{
+    return t->len == strlen(s) && !memcmp(t->s, s, t->len);
+}
+
+static void test_split(void)
+{
+    vp_text *steps;
+    size_t n;
+    vp_error err;
+    CHECK(!vp_split_steps("a\n\nb\n\n\n\nc", 9, "\n\n", 2, 0, &steps, &n, &err));
+    /* python: "a\n\nb\n\n\n\nc".split("\n\n") == ['a', 'b', '', 'c'] */
+    CHECK(n == 4 && text_is(&steps[0], "a") && text_is(&steps[1], "b") && text_is(&steps[2], "") &&
+          text_is(&steps[3], "c"));
+    for (size_t i = 0; i < n; i++)
+        free(steps[i].s);
+    free(steps);
+    /* 7 steps, max_steps 3: g = ceil(7/3) = 3 -> [0:3], [3:6], [6:7] */
+    const char *seven = "1\n\n2\n\n3\n\n4\n\n5\n\n6\n\n7";
+    CHECK(!vp_split_steps(seven, strlen(seven), "\n\n", 2, 3, &steps, &n, &err));
+    CHECK(n == 3 && text_is(&steps[0], "1\n\n2\n\n3") && text_is(&steps[1], "4\n\n5\n\n6") &&
+          text_is(&steps[2], "7"));
+    for (size_t i = 0; i < n; i++)
+        free(steps[i].s);
+    free(steps);
+    /* 5 steps, max_steps 4: g = 2 -> 3 steps, fewer than max_steps (the reference's rule) */
+    CHECK(!vp_split_steps("a|b|c|d|e", 9, "|", 1, 4, &steps, &n, &err));
+    CHECK(n == 3 && text_is(&steps[2], "e") && text_is(&steps[0], "a|b"));
+    for (size_t i = 0; i < n; i++)
+        free(steps[i].s);
+    free(steps);
+    CHECK(!vp_split_steps("", 0, "\n\n", 2, 0, &steps, &n, &err));
+    CHECK(n == 1 && steps[0].len == 0);
+    free(steps[0].s);
+    free(steps);
+}
+
+static void test_base64(void)
+{
+    /* RFC 4648 section 10 test vectors */
+    const char *enc[] = {"Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    const char *dec[] = {"f", "fo", "foo", "foob", "fooba", "foobar"};
+    for (int i = 0; i < 6; i++) {
+        uint8_t out[16];
+        size_t n = 0, bad = 0;
+        CHECK(!vp_base64_decode(enc[i], strlen(enc[i]), out, &n, &bad));
+        CHECK(n == strlen(dec[i]) && !memcmp(out, dec[i], n));
+        char *back = vp_base64_encode((const uint8_t *)dec[i], strlen(dec[i]));
+        CHECK(back && !strcmp(back, enc[i]));
+        free(back);
+    }
+    uint8_t out[16];
+    size_t n, bad = 99;
+    CHECK(vp_base64_decode("Zm9v!", 5, out, &n, &bad) && bad == 4);
+    CHECK(vp_base64_decode("Zm9vY", 5, out, &n, &bad)); /* lone trailing character */
+    CHECK(!vp_base64_decode("Zm9v\nYmFy", 9, out, &n, &bad) && n == 6);
+}
+
+static void test_fields(void)
+{
+    vp_score_request r;
+    vp_error err;
+    CHECK(!parse("{\"question\": \"q\", \"responses\": [\"a\\n\\nb\", [\"x\", \"y\", \"z\"], "
+                 "{\"steps\": [\"s\"]}]}",
+                 &r, &err));
+    CHECK(r.n_responses == 3 && r.responses[0].n_steps == 2 && r.responses[1].n_steps == 3 &&
+          r.responses[2].n_steps == 1);
+    CHECK(r.aggregation == VP_AGG_MEAN && r.return_steps && !r.return_logits && r.n_images == 0);
+    vp_request_free(&r);
+
+    CHECK(!parse("{\"question\": \"q\", \"image\": \"data:image/png;base64,Zm9vYmFy\", "
+                 "\"responses\": [\"a\"], \"aggregation\": \"min\", \"return_logits\": true, "
+                 "\"max_tiles\": 6, \"step_separator\": \"|\"}",
+                 &r, &err));
+    CHECK(r.n_images == 1 && r.images[0].len == 6 && !memcmp(r.images[0].data, "foobar", 6));
+    CHECK(r.aggregation == VP_AGG_MIN && r.return_logits && r.max_tiles == 6);
+    vp_request_free(&r);
+
+    CHECK(!parse("{\"question\": \"q\", \"responses\": [\"a|b|c\"], \"step_separator\": \"|\", "
+                 "\"max_steps\": 2}",
+                 &r, &err));
+    CHECK(r.responses[0].n_steps == 2 && text_is(&r.responses[0].steps[0], "a|b"));
+    vp_request_free(&r);
+}
+
+static void expect_error(const char *json, vp_err_kind kind, const char *param, const char *word)
+{
+    vp_score_request r;
+    vp_error err = {0};
+    int rc = parse(json, &r, &err);
+    CHECK_MSG(rc == -1 && err.kind == kind && !strcmp(err.param, param) && strstr(err.message, word),
+              "%s -> kind %d param '%s' message '%s'", json, err.kind, err.param, err.message);
+    if (rc == 0)
+        vp_request_free(&r);
+}
+
+static void test_errors(void)
+{
+    expect_error("{\"question\": ", VP_ERR_BAD_REQUEST, "", "malformed JSON");
+    expect_error("[1, 2]", VP_ERR_BAD_REQUEST, "", "JSON object");
+    expect_error("{\"responses\": [\"a\"]}", VP_ERR_BAD_REQUEST, "question", "missing");
+    expect_error("{\"question\": 5, \"responses\": [\"a\"]}", VP_ERR_BAD_REQUEST, "question", "string");
+    expect_error("{\"question\": \"q\"}", VP_ERR_BAD_REQUEST, "responses", "missing");
+    expect_error("{\"question\": \"q\", \"responses\": []}", VP_ERR_BAD_REQUEST, "responses", "at least one");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\", 7]}", VP_ERR_BAD_REQUEST, "responses[1]", "string");
+    expect_error("{\"question\": \"q\", \"responses\": [[]]}", VP_ERR_BAD_REQUEST, "responses[0]", "empty");
+    expect_error("{\"question\": \"q\", \"responses\": [[\"a\", 1]]}", VP_ERR_BAD_REQUEST, "responses[0][1]", "string");
+    expect_error("{\"question\": \"q\", \"responses\": [{\"stps\": []}]}", VP_ERR_BAD_REQUEST, "responses[0].steps", "missing");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"aggregation\": \"median\"}", VP_ERR_BAD_REQUEST, "aggregation", "mean");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"max_steps\": 0}", VP_ERR_BAD_REQUEST, "max_steps", "positive");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"max_tiles\": 40}", VP_ERR_TOO_LARGE, "max_tiles", "max_tiles=12");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"return_logits\": 1}", VP_ERR_BAD_REQUEST, "return_logits", "true or false");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"image\": \"@@@\"}", VP_ERR_BAD_REQUEST, "image", "base64");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"images\": [\"Zm9v\", 3]}", VP_ERR_BAD_REQUEST, "images[1]", "string");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"image\": \"data:image/png,abc\"}", VP_ERR_BAD_REQUEST, "image", "base64");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"image\": \"http://x/y.png\"}", VP_ERR_BAD_REQUEST, "image", "not enabled");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"image\": \"Zm9v\", \"images\": []}", VP_ERR_BAD_REQUEST, "images", "not both");
+    expect_error("{\"question\": \"\", \"responses\": [\"a\"]}", VP_ERR_BAD_REQUEST, "question", "empty");
+    expect_error("{\"question\": \"q\", \"question\": \"r\", \"responses\": [\"a\"]}", VP_ERR_BAD_REQUEST, "", "duplicate");
+    /* invalid UTF-8 inside a string */
+    expect_error("{\"question\": \"\xff\xfe\", \"responses\": [\"a\"]}", VP_ERR_BAD_REQUEST, "", "malformed JSON");
+    /* limits */
+    vp_request_limits l = limits();
+    l.max_responses = 2;
+    vp_score_request r;
+    vp_error err = {0};
+    const char *three = "{\"question\": \"q\", \"responses\": [\"a\", \"b\", \"c\"]}";
+    CHECK(vp_request_parse(three, strlen(three), &l, &r, &err) && err.kind == VP_ERR_TOO_LARGE &&
+          strstr(err.message, "max_responses=2"));
+    l = limits();
+    l.max_steps = 2;
+    const char *many = "{\"question\": \"q\", \"responses\": [\"a\\n\\nb\\n\\nc\"]}";
+    CHECK(vp_request_parse(many, strlen(many), &l, &r, &err) && err.kind == VP_ERR_TOO_LARGE &&
+          !strcmp(err.param, "responses[0]"));
+    l = limits();
+    l.max_image_bytes = 5;
+    const char *img = "{\"question\": \"q\", \"responses\": [\"a\"], \"image\": \"Zm9vYmFy\"}";
+    CHECK(vp_request_parse(img, strlen(img), &l, &r, &err) && err.kind == VP_ERR_TOO_LARGE &&
+          strstr(err.message, "max_image_bytes=5"));
+}
+
+int main(void)
+{
+    test_split();
+    test_base64();
+    test_fields();
+    test_errors();
+    return check_summary("request");
+}
