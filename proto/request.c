@@ -87,10 +87,12 @@ static int join_parts(const vp_text *parts, size_t first, size_t last, const cha
     return 0;
 }
 
-/* Merges steps to at most max_steps groups of g = ceil(n / max_steps) (MODEL.md 1.1). */
-static int merge_steps(vp_text **steps, size_t *n_steps, const char *sep, size_t sep_len,
-                       int max_steps, vp_error *err)
+/* Merges steps to at most max_steps groups of g = ceil(n / max_steps), each group joined
+ * with "\n\n" as MODEL.md 1.1 says (also when the request split by another separator). */
+static int merge_steps(vp_text **steps, size_t *n_steps, int max_steps, vp_error *err)
 {
+    const char *sep = DEFAULT_SEPARATOR;
+    size_t sep_len = sizeof DEFAULT_SEPARATOR - 1;
     size_t n = *n_steps;
     if (max_steps <= 0 || n <= (size_t)max_steps)
         return 0;
@@ -148,7 +150,7 @@ int vp_split_steps(const char *text, size_t len, const char *sep, size_t sep_len
     }
     if (text_dup(&steps[k++], text + start, len - start))
         goto oom;
-    if (merge_steps(&steps, &k, sep, sep_len, max_steps, err)) {
+    if (merge_steps(&steps, &k, max_steps, err)) {
         for (size_t i = 0; i < n; i++)
             text_free(&steps[i]);
         free(steps);
@@ -314,7 +316,7 @@ static int parse_response(const json_t *v, const char *param, const char *sep, s
             return -1;
     } else if (json_is_array(v)) {
         if (parse_step_array(v, param, lim, resp, err) ||
-            merge_steps(&resp->steps, &resp->n_steps, sep, sep_len, max_steps, err))
+            merge_steps(&resp->steps, &resp->n_steps, max_steps, err))
             return -1;
     } else if (json_is_object(v)) {
         const json_t *steps = json_object_get(v, "steps");
@@ -325,7 +327,7 @@ static int parse_response(const json_t *v, const char *param, const char *sep, s
         if (!json_is_array(steps))
             return vp_fail(err, VP_ERR_BAD_REQUEST, p, "must be an array of step strings");
         if (parse_step_array(steps, p, lim, resp, err) ||
-            merge_steps(&resp->steps, &resp->n_steps, sep, sep_len, max_steps, err))
+            merge_steps(&resp->steps, &resp->n_steps, max_steps, err))
             return -1;
     } else {
         return vp_fail(err, VP_ERR_BAD_REQUEST, param,

@@ -69,7 +69,7 @@ int vp_request_parse(const char *body, size_t len, const vp_request_limits *lim,
 void vp_request_free(vp_score_request *r);
 
 /* Split text by sep (plain split, empty parts kept) and merge to at most max_steps
- * (0 = no merge) with g = ceil(n / max_steps) parts per step joined by sep. */
+ * (0 = no merge) with g = ceil(n / max_steps) parts per step joined by "\n\n". */
 int vp_split_steps(const char *text, size_t len, const char *sep, size_t sep_len, int max_steps,
                    vp_text **steps, size_t *n_steps, vp_error *err);
 

@@ -56,4 +56,9 @@ int vp_model_config_parse(const char *json, size_t len, vp_model_config *cfg, vp
 int vp_model_config_load(const char *dir, vp_model_config *cfg, vp_error *err);
 void vp_model_config_free(vp_model_config *cfg);
 
+/* config.json text for cfg in the published InternVL2.5 layout (nested vision_config /
+ * llm_config, the same keys as the released file); torch_dtype is "bfloat16", "float16"
+ * or "float32". Heap string (free()), or NULL when memory runs out. */
+char *vp_model_config_to_json(const vp_model_config *cfg, const char *torch_dtype);
+
 #endif

@@ -30,5 +30,11 @@ void vp_tensor_to_f32(const vp_tensor *t, float *dst);
 float vp_bf16_to_f32(uint16_t h);
 uint16_t vp_f32_to_bf16(float f);
 float vp_f16_to_f32(uint16_t h);
+uint16_t vp_f32_to_f16(float f);
+
+/* Convert n floats into dst in dtype dt (dst holds n * vp_dtype_size(dt) bytes). */
+void vp_f32_to_dtype(const float *src, size_t n, vp_dtype dt, void *dst);
+/* Parse a safetensors dtype string ("BF16", "F16", "F32"); -1 when unsupported. */
+int vp_dtype_parse(const char *s, vp_dtype *out);
 
 #endif

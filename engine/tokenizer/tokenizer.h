@@ -36,5 +36,9 @@ const char *vp_tokenizer_id_to_piece(const vp_tokenizer *tok, int32_t id);
 /* Number of ids (vocabulary pieces plus added tokens beyond them). */
 size_t vp_tokenizer_n_ids(const vp_tokenizer *tok);
 int32_t vp_tokenizer_bos_id(const vp_tokenizer *tok);
+/* EOS: the control piece named by the model's trainer_spec (</s>), or -1. */
+int32_t vp_tokenizer_eos_id(const vp_tokenizer *tok);
+/* The piece of type UNKNOWN (every loaded model has one). */
+int32_t vp_tokenizer_unk_id(const vp_tokenizer *tok);
 
 #endif

@@ -1,15 +1,191 @@
-/* vprm serve: placeholder until its issue lands; it says so and fails. */
+/* vprm serve: configuration, listening at once (/health answers while the model loads),
+ * model load + warm-up, readiness, then SIGTERM/SIGINT -> drain -> exit 0. */
+#include <curl/curl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "config/config.h"
+#include "engine/engine.h"
+#include "engine/sched/sched.h"
+#include "engine/util/log.h"
 #include "server/cli/commands.h"
+#include "server/server.h"
+
+extern char **environ;
+
+/* Signals are handled by one thread with sigwait, so no handler runs in an arbitrary
+ * thread; the main thread waits on this condition. */
+static pthread_mutex_t sig_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sig_cv = PTHREAD_COND_INITIALIZER;
+static int sig_count;
+static int sig_last;
+
+static void *signal_main(void *arg)
+{
+    sigset_t *set = arg;
+    for (;;) {
+        int sig;
+        if (sigwait(set, &sig))
+            continue;
+        pthread_mutex_lock(&sig_mu);
+        sig_count++;
+        sig_last = sig;
+        pthread_cond_broadcast(&sig_cv);
+        pthread_mutex_unlock(&sig_mu);
+    }
+    return NULL;
+}
+
+static int signals_seen(void)
+{
+    pthread_mutex_lock(&sig_mu);
+    int n = sig_count;
+    pthread_mutex_unlock(&sig_mu);
+    return n;
+}
+
+static vp_log_level level_of(const char *s)
+{
+    if (!strcmp(s, "debug"))
+        return VP_LOG_DEBUG;
+    if (!strcmp(s, "warn"))
+        return VP_LOG_WARN;
+    if (!strcmp(s, "error"))
+        return VP_LOG_ERROR;
+    return VP_LOG_INFO;
+}
+
+/* One request through prepare + run on this thread, before the engine thread exists. */
+static int warm_up(vp_engine *e, const vp_config *cfg, vp_error *err)
+{
+    vp_request_limits lim;
+    vp_request_limits_default(&lim);
+    vp_score_request req;
+    if (vp_request_parse(vp_server_warmup_request, strlen(vp_server_warmup_request), &lim, &req,
+                         err))
+        return -1;
+    vp_job *job;
+    int rc = vp_engine_prepare(e, &req, &job, err);
+    vp_request_free(&req);
+    if (rc)
+        return -1;
+    double t0 = vp_sched_now_ms();
+    rc = vp_engine_run(e, &job, 1, err);
+    if (rc == 0) {
+        const vp_score_result *r = vp_job_result(job);
+        for (size_t i = 0; i < r->n_responses; i++)
+            if (!(r->responses[i].score >= 0.0 && r->responses[i].score <= 1.0))
+                rc = vp_fail(err, VP_ERR_MODEL, "", "warm-up score %zu is %g, not in [0, 1]", i,
+                             r->responses[i].score);
+        if (rc == 0)
+            VP_LOGI(NULL, "warm-up pass: %zu responses, %zu tokens, %.1f ms (backend %s)",
+                    r->n_responses, vp_job_tokens(job), vp_sched_now_ms() - t0, cfg->backend);
+    }
+    vp_job_free(job);
+    return rc;
+}
 
 int cmd_serve(int argc, char **argv)
 {
-    if (argc > 1 && !strcmp(argv[1], "--help")) {
-        printf("usage: vprm serve ...  (not available in this build yet)\n");
-        return 0;
+    vp_config cfg;
+    vp_config_default(&cfg);
+    vp_error err;
+    memset(&err, 0, sizeof err);
+    int rc = vp_config_load(&cfg, argc, argv, environ, stdout, &err);
+    if (rc) {
+        vp_config_free(&cfg);
+        if (rc == 1)
+            return 0; /* --help */
+        fprintf(stderr, "vprm serve: %s\n", err.message);
+        return 2;
     }
-    fprintf(stderr, "vprm serve: not available in this build yet\n");
-    return 1;
+    vp_log_set_level(level_of(cfg.log_level));
+
+    /* before any thread starts: signals go to the signal thread only */
+    signal(SIGPIPE, SIG_IGN);
+    static sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    pthread_t sig_thread;
+    if (pthread_create(&sig_thread, NULL, signal_main, &set)) {
+        fprintf(stderr, "vprm serve: cannot start the signal thread\n");
+        vp_config_free(&cfg);
+        return 1;
+    }
+    pthread_detach(sig_thread);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+
+    int exit_code = 1;
+    vp_engine *engine = NULL;
+    vp_server *srv = NULL;
+    if (vp_server_start(&cfg, &srv, &err)) {
+        VP_LOGE(NULL, "%s", err.message);
+        goto out;
+    }
+    VP_LOGI(NULL, "listening on http://%s%s%s:%d (model loading)", strchr(cfg.host, ':') ? "[" : "",
+            cfg.host, strchr(cfg.host, ':') ? "]" : "", vp_server_port(srv));
+
+    vp_engine_options eo;
+    vp_engine_options_default(&eo);
+    eo.model_dir = cfg.model_dir;
+    eo.backend = cfg.backend;
+    eo.threads = cfg.threads;
+    eo.device = cfg.device;
+    eo.system_message = cfg.system_message;
+    eo.max_batch_tokens = cfg.batch_tokens;
+    eo.max_batch_tiles = cfg.batch_tiles;
+    eo.max_request_tokens = cfg.max_request_tokens;
+    eo.max_image_pixels = cfg.max_image_pixels;
+    eo.max_image_bytes = cfg.max_image_bytes;
+    eo.prefix_sharing = cfg.prefix_sharing;
+    double t0 = vp_sched_now_ms();
+    if (vp_engine_open(&eo, &engine, &err)) {
+        VP_LOGE(NULL, "loading %s: %s", cfg.model_dir, err.message);
+        goto out;
+    }
+    VP_LOGI(NULL, "model %s loaded in %.0f ms: %zu parameters, backend %s, device %s",
+            cfg.model_dir, vp_sched_now_ms() - t0, vp_engine_n_params(engine),
+            vp_engine_backend_name(engine), vp_engine_device_name(engine));
+    if (signals_seen()) {
+        exit_code = 0;
+        goto out;
+    }
+    if (cfg.warmup && warm_up(engine, &cfg, &err)) {
+        VP_LOGE(NULL, "warm-up failed: %s", err.message);
+        goto out;
+    }
+    if (vp_server_attach_engine(srv, engine, &err)) {
+        VP_LOGE(NULL, "%s", err.message);
+        goto out;
+    }
+    VP_LOGI(NULL, "ready on port %d", vp_server_port(srv));
+
+    pthread_mutex_lock(&sig_mu);
+    while (sig_count == 0)
+        pthread_cond_wait(&sig_cv, &sig_mu);
+    int sig = sig_last;
+    pthread_mutex_unlock(&sig_mu);
+    VP_LOGI(NULL, "%s: draining (new requests get 503; up to %d s for queued work)",
+            sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.drain_timeout_s);
+    double td = vp_sched_now_ms();
+    if (vp_server_drain(srv, cfg.drain_timeout_s * 1000.0))
+        VP_LOGW(NULL, "drain timed out after %d s: unfinished requests are answered 503",
+                cfg.drain_timeout_s);
+    else
+        VP_LOGI(NULL, "drained in %.0f ms", vp_sched_now_ms() - td);
+    exit_code = 0;
+out:
+    if (exit_code && signals_seen())
+        exit_code = 0; /* asked to stop while starting: not a failure */
+    vp_server_stop(srv);
+    vp_engine_close(engine);
+    curl_global_cleanup();
+    VP_LOGI(NULL, "stopped (exit %d)", exit_code);
+    vp_config_free(&cfg);
+    return exit_code;
 }

@@ -1,0 +1,93 @@
+/* Service configuration: every limit, timeout and switch of `vprm serve`.
+ *
+ * Sources, lowest to highest precedence:
+ *   built-in defaults < config file (--config FILE or VPRM_CONFIG, JSON object)
+ *                     < environment (VPRM_<NAME>, e.g. VPRM_PORT)
+ *                     < command-line flags (--<name-with-dashes>, e.g. --max-body-bytes)
+ * Every option has one name: "max_body_bytes" in the JSON file, VPRM_MAX_BODY_BYTES in the
+ * environment, --max-body-bytes on the command line. Values are validated once, at start;
+ * an invalid value is refused with a message naming the option and its source. */
+#ifndef VP_CONFIG_H
+#define VP_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "engine/util/err.h"
+
+typedef struct vp_config {
+    /* model and engine */
+    char *model_dir;           /* required by serve */
+    char *backend;             /* "cpu" | "cuda" */
+    int device;                /* CUDA device index */
+    int threads;               /* engine CPU threads, 0 = all cores */
+    char *system_message;      /* NULL = config.json / the PRM default */
+    bool prefix_sharing;
+    bool warmup;               /* run a warm-up pass before /ready says 200 */
+    /* HTTP */
+    char *host;
+    int port;                  /* 0 = any free port (printed in the "listening on" line) */
+    int http_threads;          /* libmicrohttpd thread pool size */
+    int max_connections;
+    int max_connections_per_ip;/* 0 = unlimited */
+    int connection_timeout_s;  /* idle connection (slow or truncated body) timeout */
+    char *api_key;             /* NULL = no authentication */
+    int retry_after_s;         /* Retry-After on 429 / 503 */
+    /* request limits */
+    size_t max_body_bytes;
+    size_t max_responses;      /* per request */
+    size_t max_steps;          /* per response */
+    size_t max_images;         /* per request */
+    size_t max_image_bytes;    /* encoded bytes per image */
+    size_t max_image_pixels;   /* decoded pixels per image */
+    int max_tiles;             /* upper bound of a request's max_tiles */
+    size_t max_text_bytes;     /* question or one response */
+    size_t max_request_tokens; /* prompt tokens of one request, all responses */
+    size_t max_batch_requests; /* items of one POST /v1/score/batch */
+    /* scheduler */
+    size_t max_queue;          /* queued jobs; 429 above */
+    size_t batch_tokens;       /* token budget of one packed pass */
+    size_t batch_tiles;        /* tile budget of one packed pass */
+    int queue_timeout_ms;      /* a job waiting longer is answered 503; 0 = no limit */
+    int drain_timeout_s;       /* SIGTERM: time to finish queued work */
+    /* image URLs */
+    bool allow_image_urls;
+    size_t url_max_bytes;
+    int url_timeout_ms;
+    int url_max_redirects;
+    bool url_allow_private;    /* allow loopback/private/link-local targets */
+    /* logs */
+    char *log_level;           /* debug | info | warn | error */
+    bool log_bodies;           /* log the first bytes of each request body (debug aid) */
+} vp_config;
+
+/* The built-in defaults. */
+void vp_config_default(vp_config *c);
+void vp_config_free(vp_config *c);
+
+/* Applies every source in order and validates. argv[0] is the command name
+ * ("serve"); environ is the process environment (NULL-terminated "K=V" strings).
+ * Returns 0, 1 when --help was asked (help already printed to `out`), or -1 with err
+ * naming the option. */
+int vp_config_load(vp_config *c, int argc, char **argv, char **environ_, FILE *out,
+                   vp_error *err);
+
+/* The single steps, for tests and for callers that compose their own order. */
+int vp_config_apply_json_text(vp_config *c, const char *text, size_t len, const char *origin,
+                              vp_error *err);
+int vp_config_apply_file(vp_config *c, const char *path, vp_error *err);
+int vp_config_apply_env(vp_config *c, char **environ_, vp_error *err);
+int vp_config_apply_args(vp_config *c, int argc, char **argv, bool *help, vp_error *err);
+/* Sets one option by its name ("max_body_bytes") from text; origin names the source. */
+int vp_config_set(vp_config *c, const char *name, const char *value, const char *origin,
+                  vp_error *err);
+/* Cross-field checks (the per-option range checks happen in vp_config_set). */
+int vp_config_validate(const vp_config *c, vp_error *err);
+
+/* `vprm serve --help`: every option with its flag, environment name, default, meaning. */
+void vp_config_print_help(FILE *f);
+/* One line per option with its effective value (api_key masked), for the start log. */
+void vp_config_dump(const vp_config *c, FILE *f);
+
+#endif

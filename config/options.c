@@ -1,0 +1,101 @@
+/* The option table: the single place that lists what `vprm serve` can be told. */
+#include "config/options.h"
+
+#include <string.h>
+
+#include "config/config.h"
+
+#define OFF(field) offsetof(vp_config, field)
+#define BIG (1LL << 50)
+
+const vp_option vp_options[] = {
+    /* model and engine */
+    {"model", VP_OPT_STR, OFF(model_dir), NULL, 0, 0, NULL,
+     "model folder (config.json, *.safetensors, tokenizer.model); required", 0},
+    {"backend", VP_OPT_ENUM, OFF(backend), "cpu", 0, 0, "cpu|cuda",
+     "compute backend", 0},
+    {"device", VP_OPT_INT, OFF(device), "0", 0, 64, NULL, "CUDA device index", 0},
+    {"threads", VP_OPT_INT, OFF(threads), "0", 0, 4096, NULL,
+     "engine CPU threads (0 = all cores)", 0},
+    {"system_message", VP_OPT_STR, OFF(system_message), NULL, 0, 0, NULL,
+     "system prompt override (unset = config.json's, else the PRM prompt)", 0},
+    {"prefix_sharing", VP_OPT_BOOL, OFF(prefix_sharing), "true", 0, 0, NULL,
+     "compute the common prefix of a request's responses once", 0},
+    {"warmup", VP_OPT_BOOL, OFF(warmup), "true", 0, 0, NULL,
+     "run one warm-up request before /ready answers 200", 0},
+    /* HTTP */
+    {"host", VP_OPT_STR, OFF(host), "127.0.0.1", 0, 0, NULL,
+     "address to listen on (IPv4 or IPv6 literal, or a host name)", 0},
+    {"port", VP_OPT_INT, OFF(port), "8080", 0, 65535, NULL,
+     "TCP port; 0 = any free port (see the \"listening on\" log line)", 0},
+    {"http_threads", VP_OPT_INT, OFF(http_threads), "4", 1, 1024, NULL,
+     "HTTP thread pool size (parse, image decode, tokenize run here)", 0},
+    {"max_connections", VP_OPT_INT, OFF(max_connections), "512", 1, 1000000, NULL,
+     "open connections at once, waiting ones included", 0},
+    {"max_connections_per_ip", VP_OPT_INT, OFF(max_connections_per_ip), "0", 0, 1000000,
+     NULL, "open connections per client address (0 = no limit)", 0},
+    {"connection_timeout_s", VP_OPT_INT, OFF(connection_timeout_s), "30", 1, 86400, NULL,
+     "idle time after which a connection is closed (slow or truncated bodies)", 0},
+    {"api_key", VP_OPT_STR, OFF(api_key), NULL, 0, 0, NULL,
+     "require \"Authorization: Bearer KEY\" (unset = open; /health stays open)", 1},
+    {"retry_after_s", VP_OPT_INT, OFF(retry_after_s), "1", 0, 3600, NULL,
+     "Retry-After seconds sent with 429 and 503", 0},
+    /* request limits */
+    {"max_body_bytes", VP_OPT_SIZE, OFF(max_body_bytes), "64M", 1, BIG, NULL,
+     "request body size; 413 above", 0},
+    {"max_responses", VP_OPT_SIZE, OFF(max_responses), "64", 1, 1 << 20, NULL,
+     "responses per request", 0},
+    {"max_steps", VP_OPT_SIZE, OFF(max_steps), "64", 1, 1 << 20, NULL,
+     "steps per response (after splitting and max_steps merging)", 0},
+    {"max_images", VP_OPT_SIZE, OFF(max_images), "8", 0, 1024, NULL,
+     "images per request", 0},
+    {"max_image_bytes", VP_OPT_SIZE, OFF(max_image_bytes), "16M", 1, BIG, NULL,
+     "encoded bytes per image", 0},
+    {"max_image_pixels", VP_OPT_SIZE, OFF(max_image_pixels), "36000000", 1, BIG, NULL,
+     "decoded pixels (width x height) per image", 0},
+    {"max_tiles", VP_OPT_INT, OFF(max_tiles), "12", 1, 40, NULL,
+     "upper bound of a request's max_tiles (the thumbnail is extra)", 0},
+    {"max_text_bytes", VP_OPT_SIZE, OFF(max_text_bytes), "256K", 1, BIG, NULL,
+     "bytes of the question or of one response", 0},
+    {"max_request_tokens", VP_OPT_SIZE, OFF(max_request_tokens), "262144", 1, BIG, NULL,
+     "prompt tokens of one request, summed over its responses", 0},
+    {"max_batch_requests", VP_OPT_SIZE, OFF(max_batch_requests), "256", 1, 1 << 20, NULL,
+     "items of one POST /v1/score/batch", 0},
+    /* scheduler */
+    {"max_queue", VP_OPT_SIZE, OFF(max_queue), "1024", 1, 1 << 24, NULL,
+     "jobs waiting for the engine; 429 with Retry-After above", 0},
+    {"batch_tokens", VP_OPT_SIZE, OFF(batch_tokens), "16384", 1, BIG, NULL,
+     "token budget of one packed engine pass (a larger job runs alone)", 0},
+    {"batch_tiles", VP_OPT_SIZE, OFF(batch_tiles), "64", 1, 1 << 20, NULL,
+     "image tile budget of one packed engine pass", 0},
+    {"queue_timeout_ms", VP_OPT_INT, OFF(queue_timeout_ms), "60000", 0, 86400000, NULL,
+     "a job queued longer is answered 503 without running (0 = no limit)", 0},
+    {"drain_timeout_s", VP_OPT_INT, OFF(drain_timeout_s), "60", 0, 86400, NULL,
+     "on SIGTERM/SIGINT: time to finish queued work before exiting", 0},
+    /* image URLs */
+    {"allow_image_urls", VP_OPT_BOOL, OFF(allow_image_urls), "false", 0, 0, NULL,
+     "fetch http(s):// image URLs (off: such requests get 400)", 0},
+    {"url_max_bytes", VP_OPT_SIZE, OFF(url_max_bytes), "16M", 1, BIG, NULL,
+     "bytes fetched per image URL", 0},
+    {"url_timeout_ms", VP_OPT_INT, OFF(url_timeout_ms), "10000", 1, 600000, NULL,
+     "time limit of one image URL fetch", 0},
+    {"url_max_redirects", VP_OPT_INT, OFF(url_max_redirects), "3", 0, 20, NULL,
+     "redirects followed per image URL", 0},
+    {"url_allow_private", VP_OPT_BOOL, OFF(url_allow_private), "false", 0, 0, NULL,
+     "allow image URLs that resolve to loopback/private/link-local addresses", 0},
+    /* logs */
+    {"log_level", VP_OPT_ENUM, OFF(log_level), "info", 0, 0, "debug|info|warn|error",
+     "lowest level logged", 0},
+    {"log_bodies", VP_OPT_BOOL, OFF(log_bodies), "false", 0, 0, NULL,
+     "also log the first 512 bytes of each request body (debug aid)", 0},
+};
+
+const size_t vp_n_options = sizeof vp_options / sizeof vp_options[0];
+
+const vp_option *vp_option_find(const char *name)
+{
+    for (size_t i = 0; i < vp_n_options; i++)
+        if (!strcmp(vp_options[i].name, name))
+            return &vp_options[i];
+    return NULL;
+}

@@ -1,0 +1,112 @@
+/* Backend lookup by name, and the consistency check every backend runs on a batch
+ * before computing it. */
+#include <string.h>
+
+#include "engine/backend.h"
+
+#ifdef VP_WITH_CUDA
+extern const vp_backend_ops vp_backend_cuda;
+#endif
+
+const vp_backend_ops *vp_backend_find(const char *name)
+{
+    if (!name)
+        return NULL;
+    if (!strcmp(name, "cpu"))
+        return &vp_backend_cpu;
+#ifdef VP_WITH_CUDA
+    if (!strcmp(name, "cuda"))
+        return &vp_backend_cuda;
+#endif
+    return NULL;
+}
+
+/* Sequences tile the token array in order: seqs[0] starts at token 0, each starts
+ * where the previous ends, the last ends at n_tokens. A prefix sequence comes
+ * earlier and has no prefix itself. Positions are in [0, rope_len). */
+static int validate_seqs(const vp_batch *b, vp_error *err)
+{
+    size_t next = 0;
+    for (size_t s = 0; s < b->n_seqs; s++) {
+        const vp_seq *sq = &b->seqs[s];
+        if (sq->start != next)
+            return vp_fail(err, VP_ERR_BAD_REQUEST, "seqs",
+                           "sequence %zu starts at token %zu, expected %zu (sequences must tile "
+                           "the tokens in order)", s, sq->start, next);
+        if (sq->len == 0 || sq->len > b->n_tokens - sq->start)
+            return vp_fail(err, VP_ERR_BAD_REQUEST, "seqs",
+                           "sequence %zu has length %zu from token %zu, outside 1..%zu", s,
+                           sq->len, sq->start, b->n_tokens - sq->start);
+        next = sq->start + sq->len;
+        size_t seen = sq->len;
+        if (sq->prefix_seq >= 0) {
+            if ((size_t)sq->prefix_seq >= s)
+                return vp_fail(err, VP_ERR_BAD_REQUEST, "seqs",
+                               "sequence %zu has prefix_seq %d, which is not an earlier sequence",
+                               s, sq->prefix_seq);
+            const vp_seq *p = &b->seqs[sq->prefix_seq];
+            if (p->prefix_seq >= 0)
+                return vp_fail(err, VP_ERR_BAD_REQUEST, "seqs",
+                               "sequence %zu uses prefix sequence %d, which has a prefix itself", s,
+                               sq->prefix_seq);
+            seen += p->len;
+        } else if (sq->prefix_seq != -1) {
+            return vp_fail(err, VP_ERR_BAD_REQUEST, "seqs",
+                           "sequence %zu has prefix_seq %d (must be -1 or an earlier sequence)", s,
+                           sq->prefix_seq);
+        }
+        if (sq->rope_len < seen)
+            return vp_fail(err, VP_ERR_BAD_REQUEST, "seqs",
+                           "sequence %zu has rope_len %zu, less than the %zu tokens it sees", s,
+                           sq->rope_len, seen);
+        for (size_t t = sq->start; t < next; t++)
+            if (b->positions[t] < 0 || (size_t)b->positions[t] >= sq->rope_len)
+                return vp_fail(err, VP_ERR_BAD_REQUEST, "positions",
+                               "token %zu of sequence %zu has position %d, outside 0..%zu", t, s,
+                               b->positions[t], sq->rope_len - 1);
+    }
+    if (next != b->n_tokens)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "seqs",
+                       "sequences cover %zu of the %zu tokens", next, b->n_tokens);
+    return 0;
+}
+
+int vp_batch_validate(const vp_batch *b, size_t n_feature_rows, size_t vocab, vp_error *err)
+{
+    if (!b)
+        return vp_fail(err, VP_ERR_INTERNAL, "", "no batch");
+    if (b->n_tiles && !b->tiles)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "tiles", "%zu tiles but no tile data", b->n_tiles);
+    if (b->n_tokens && (!b->tokens || !b->positions || !b->seqs))
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "tokens",
+                       "%zu tokens but tokens, positions or seqs is missing", b->n_tokens);
+    if (b->n_out && !b->out_index)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "out_index", "%zu outputs but no out_index",
+                       b->n_out);
+    if (b->n_seqs && !b->seqs)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "seqs", "%zu sequences but no seqs", b->n_seqs);
+    for (size_t t = 0; t < b->n_tokens; t++) {
+        if (b->tokens[t] < 0 || (size_t)b->tokens[t] >= vocab)
+            return vp_fail(err, VP_ERR_BAD_REQUEST, "tokens",
+                           "token %zu has id %d, outside the vocabulary 0..%zu", t, b->tokens[t],
+                           vocab - 1);
+        int32_t r = b->image_row ? b->image_row[t] : -1;
+        if (r < -1 || (r >= 0 && (size_t)r >= n_feature_rows))
+            return vp_fail(err, VP_ERR_BAD_REQUEST, "image_row",
+                           "token %zu takes image feature row %d, but the batch has %zu rows "
+                           "(-1 = none)", t, r, n_feature_rows);
+    }
+    if (validate_seqs(b, err) != 0)
+        return -1;
+    for (size_t i = 0; i < b->n_out; i++)
+        if (b->out_index[i] < 0 || (size_t)b->out_index[i] >= b->n_tokens)
+            return vp_fail(err, VP_ERR_BAD_REQUEST, "out_index",
+                           "out_index[%zu] = %d is outside the %zu tokens", i, b->out_index[i],
+                           b->n_tokens);
+    if (b->plus_id < 0 || (size_t)b->plus_id >= vocab || b->minus_id < 0 ||
+        (size_t)b->minus_id >= vocab)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "plus_id",
+                       "plus_id %d or minus_id %d is outside the vocabulary 0..%zu", b->plus_id,
+                       b->minus_id, vocab - 1);
+    return 0;
+}

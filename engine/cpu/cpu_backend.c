@@ -1,0 +1,146 @@
+/* The CPU backend's entry points: init (fp32 weights + thread pool), forward
+ * (validate, vision, language, timings), device name, free. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/cpu/cpu.h"
+#include "engine/cpu/cpu_model.h"
+#include "engine/util/log.h"
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* "model name : X" of /proc/cpuinfo into buf, or "" when unknown. */
+static void cpu_model_name(char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "model name", 10) != 0)
+            continue;
+        const char *colon = strchr(line, ':');
+        if (!colon)
+            break;
+        colon++;
+        while (*colon == ' ' || *colon == '\t')
+            colon++;
+        snprintf(buf, cap, "%s", colon);
+        buf[strcspn(buf, "\n")] = '\0';
+        break;
+    }
+    fclose(f);
+}
+
+static void cpu_free(vp_backend *b)
+{
+    if (!b)
+        return;
+    vp_pool_free(b->pool);
+    cpu_weights_free(&b->w);
+    free(b);
+}
+
+int vp_cpu_init_weights(vp_backend **out, const vp_model_config *cfg, const vp_weights *w,
+                        const vp_backend_options *opt, vp_error *err)
+{
+    *out = NULL;
+    if (cpu_check_config(cfg, err) != 0)
+        return -1;
+    vp_backend *b = calloc(1, sizeof *b);
+    if (!b)
+        return vp_fail(err, VP_ERR_NOMEM, "", "out of memory for the CPU backend");
+    b->cfg = *cfg;
+    b->cfg.system_message = NULL; /* owned by the caller's config */
+    b->src = w;
+    b->max_tokens = opt ? opt->max_tokens : 0;
+    b->max_tiles = opt ? opt->max_tiles : 0;
+    if (vp_pool_create(&b->pool, opt ? opt->threads : 0, err) != 0 ||
+        cpu_weights_build(&b->w, cfg, w, err) != 0) {
+        cpu_free(b);
+        return -1;
+    }
+    char model[200];
+    cpu_model_name(model, sizeof model);
+    int threads = vp_pool_threads(b->pool);
+    if (model[0])
+        snprintf(b->device_name, sizeof b->device_name, "cpu (%d thread%s, %s)", threads,
+                 threads == 1 ? "" : "s", model);
+    else
+        snprintf(b->device_name, sizeof b->device_name, "cpu (%d thread%s)", threads,
+                 threads == 1 ? "" : "s");
+    VP_LOGI("-", "cpu backend: %s, %.1f MiB of fp32 weights", b->device_name,
+            (double)b->w.bytes / (1024.0 * 1024.0));
+    *out = b;
+    return 0;
+}
+
+static int cpu_init(vp_backend **out, const vp_model *model, const vp_backend_options *opt,
+                    vp_error *err)
+{
+    return vp_cpu_init_weights(out, vp_model_cfg(model), vp_model_weights(model), opt, err);
+}
+
+static int cpu_forward(vp_backend *b, const vp_batch *batch, float *logits,
+                       vp_forward_stats *stats, vp_error *err)
+{
+    size_t rows_per_tile = (size_t)b->cfg.num_image_token, h = (size_t)b->cfg.llm.hidden;
+    if (stats)
+        *stats = (vp_forward_stats){0};
+    if (vp_batch_validate(batch, batch->n_tiles * rows_per_tile, (size_t)b->cfg.llm.vocab,
+                          err) != 0)
+        return -1;
+    if (b->max_tokens && batch->n_tokens > b->max_tokens)
+        return vp_fail(err, VP_ERR_TOO_LARGE, "n_tokens",
+                       "batch of %zu tokens is over the backend's max_tokens %zu",
+                       batch->n_tokens, b->max_tokens);
+    if (b->max_tiles && batch->n_tiles > b->max_tiles)
+        return vp_fail(err, VP_ERR_TOO_LARGE, "n_tiles",
+                       "batch of %zu tiles is over the backend's max_tiles %zu", batch->n_tiles,
+                       b->max_tiles);
+    float *features = NULL;
+    double t0 = now_ms();
+    if (batch->n_tiles) {
+        features = cpu_alloc(batch->n_tiles * rows_per_tile * h, sizeof(float),
+                             "image features", err);
+        if (!features || vp_cpu_vision(b, batch->tiles, batch->n_tiles, features, err) != 0) {
+            free(features);
+            return -1;
+        }
+    }
+    double t1 = now_ms();
+    int rc = cpu_language_forward(b, batch, features, logits, err);
+    double t2 = now_ms();
+    free(features);
+    if (stats) {
+        stats->vision_ms = t1 - t0;
+        stats->language_ms = t2 - t1;
+    }
+    return rc;
+}
+
+static const char *cpu_device_name(vp_backend *b)
+{
+    return b->device_name;
+}
+
+int vp_cpu_threads(const vp_backend *b)
+{
+    return vp_pool_threads(b->pool);
+}
+
+const vp_backend_ops vp_backend_cpu = {
+    .name = "cpu",
+    .init = cpu_init,
+    .forward = cpu_forward,
+    .device_name = cpu_device_name,
+    .free = cpu_free,
+};

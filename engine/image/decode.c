@@ -1,0 +1,235 @@
+/* Decoding with stb_image (the one translation unit that compiles it), and the
+ * conversion to RGB that Pillow's convert("RGB") would give for the same file. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/image/formats.h"
+#include "engine/image/image.h"
+
+/* stb_image allocations are capped per decode, from the header size: a compressed
+ * stream that inflates past the image (a zlib bomb) is refused instead of growing. */
+static _Thread_local size_t stb_alloc_cap;
+static _Thread_local int stb_alloc_refused;
+
+static void *capped_malloc(size_t n)
+{
+    if (n > stb_alloc_cap) {
+        stb_alloc_refused = 1;
+        return NULL;
+    }
+    return malloc(n);
+}
+
+static void *capped_realloc(void *p, size_t n)
+{
+    if (n > stb_alloc_cap) {
+        stb_alloc_refused = 1;
+        return NULL;
+    }
+    return realloc(p, n);
+}
+
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_BMP
+#define STBI_ONLY_GIF
+#define STBI_NO_STDIO
+#define STBI_NO_LINEAR
+#define STBI_NO_HDR
+#define STBI_MAX_DIMENSIONS VP_IMAGE_MAX_SIDE
+#define STBI_MALLOC(sz) capped_malloc(sz)
+#define STBI_REALLOC(p, sz) capped_realloc(p, sz)
+#define STBI_FREE(p) free(p)
+/* stb's assertions check its own invariants; an abort would take the server down. */
+#define STBI_ASSERT(x) ((void)0)
+#define STB_IMAGE_IMPLEMENTATION
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wtype-limits"
+#include <stb/stb_image.h>
+#pragma GCC diagnostic pop
+
+void vp_rgb_image_free(vp_rgb_image *img)
+{
+    free(img->pixels);
+    img->pixels = NULL;
+    img->width = img->height = 0;
+}
+
+/* Largest single buffer stb may need for a w x h image: 8 bytes a pixel (16-bit RGBA)
+ * with MCU padding, twice over so one doubling of a growing buffer fits; the encoded
+ * size bounds the buffer it copies the compressed data into. */
+static size_t alloc_cap_for(uint32_t w, uint32_t h, size_t encoded_len)
+{
+    size_t pixels = ((size_t)w + 32) * ((size_t)h + 32);
+    size_t cap = 2 * (pixels * 8 + h * 8) + ((size_t)1 << 20);
+    size_t enc = 2 * encoded_len + 65536;
+    return cap > enc ? cap : enc;
+}
+
+static int stb_failed(vp_image_format f, vp_error *err)
+{
+    if (stb_alloc_refused)
+        return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                       "%s data expands past the size its header declares (decompression bomb?)",
+                       vp_image_format_name(f));
+    const char *why = stbi_failure_reason();
+    if (why && !strcmp(why, "outofmem"))
+        return vp_fail(err, VP_ERR_NOMEM, "image", "out of memory decoding the %s image",
+                       vp_image_format_name(f));
+    return vp_fail(err, VP_ERR_UNDECODABLE, "image", "%s image does not decode: %s",
+                   vp_image_format_name(f), why ? why : "unknown error");
+}
+
+/* stb_image's 8-bit RGB decoding of buf; checks the size against the header's. */
+static int stb_rgb(vp_image_format f, const uint8_t *buf, size_t len, const vp_image_info *info,
+                   vp_rgb_image *out, vp_error *err)
+{
+    if (len > 0x7fffffff)
+        return vp_fail(err, VP_ERR_TOO_LARGE, "image", "%zu bytes of %s data", len,
+                       vp_image_format_name(f));
+    stb_alloc_cap = alloc_cap_for(info->width, info->height, len);
+    stb_alloc_refused = 0;
+    int w, h, comp;
+    uint8_t *px = stbi_load_from_memory(buf, (int)len, &w, &h, &comp, 3);
+    if (!px)
+        return stb_failed(f, err);
+    if ((uint32_t)w != info->width || (uint32_t)h != info->height) {
+        free(px);
+        return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                       "%s decodes to %dx%d but its header says %ux%u", vp_image_format_name(f), w,
+                       h, info->width, info->height);
+    }
+    out->width = info->width;
+    out->height = info->height;
+    out->pixels = px;
+    return 0;
+}
+
+/* 16-bit grey PNG: Pillow opens it as mode I, and I -> RGB clamps to 0..255. */
+static int png_grey16(const uint8_t *buf, size_t len, const vp_image_info *info,
+                      vp_rgb_image *out, vp_error *err)
+{
+    stb_alloc_cap = alloc_cap_for(info->width, info->height, len);
+    stb_alloc_refused = 0;
+    int w, h, comp;
+    uint16_t *g = stbi_load_16_from_memory(buf, (int)len, &w, &h, &comp, 1);
+    if (!g)
+        return stb_failed(VP_IMAGE_PNG, err);
+    size_t n = (size_t)info->width * info->height;
+    if ((uint32_t)w != info->width || (uint32_t)h != info->height) {
+        free(g);
+        return vp_fail(err, VP_ERR_UNDECODABLE, "image", "PNG decodes to %dx%d, header says %ux%u",
+                       w, h, info->width, info->height);
+    }
+    uint8_t *px = malloc(n * 3);
+    if (!px) {
+        free(g);
+        return vp_fail(err, VP_ERR_NOMEM, "image", "out of memory for a %ux%u image", info->width,
+                       info->height);
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint8_t v = g[i] > 255 ? 255 : (uint8_t)g[i];
+        px[3 * i] = px[3 * i + 1] = px[3 * i + 2] = v;
+    }
+    free(g);
+    out->width = info->width;
+    out->height = info->height;
+    out->pixels = px;
+    return 0;
+}
+
+static int decode_png(const uint8_t *data, size_t len, const vp_image_info *info,
+                      vp_rgb_image *out, vp_error *err)
+{
+    vp_png_header h;
+    if (vp_png_read_header(data, len, &h, err))
+        return -1;
+    uint8_t *canon;
+    size_t canon_len;
+    if (vp_png_canonicalize(data, len, &canon, &canon_len, err))
+        return -1;
+    int rc = (h.color == 0 && h.depth == 16) ? png_grey16(canon, canon_len, info, out, err)
+                                             : stb_rgb(VP_IMAGE_PNG, canon, canon_len, info, out, err);
+    free(canon);
+    return rc;
+}
+
+static int decode_gif(const uint8_t *data, size_t len, const vp_image_info *info,
+                      vp_rgb_image *out, vp_error *err)
+{
+    uint8_t *canon;
+    size_t canon_len;
+    vp_gif_frame fr;
+    if (vp_gif_canonicalize(data, len, &canon, &canon_len, &fr, err))
+        return -1;
+    int rc = stb_rgb(VP_IMAGE_GIF, canon, canon_len, info, out, err);
+    free(canon);
+    if (rc)
+        return rc;
+    /* Outside the frame's rectangle Pillow shows palette[transparent index or 0]. */
+    const uint8_t *fill = fr.palette[fr.transparent >= 0 ? fr.transparent : 0];
+    for (uint32_t y = 0; y < out->height; y++) {
+        int row_in = y >= fr.y && y < fr.y + fr.h;
+        for (uint32_t x = 0; x < out->width; x++) {
+            if (row_in && x >= fr.x && x < fr.x + fr.w)
+                continue;
+            memcpy(out->pixels + ((size_t)y * out->width + x) * 3, fill, 3);
+        }
+    }
+    return 0;
+}
+
+/* Pillow widens 5- and 6-bit channels as v * 255 / max (rounded down); stb_image
+ * repeats the high bits. Both keep v in the top bits, so stb's value maps back. */
+static void bmp16_widen_like_pillow(vp_rgb_image *img, const vp_bmp_header *h)
+{
+    uint8_t lut[3][256];
+    for (int c = 0; c < 3; c++) {
+        int bits = __builtin_popcount(h->masks[c]);
+        int maxv = (1 << bits) - 1;
+        for (int v = 0; v < 256; v++)
+            lut[c][v] = (uint8_t)(((v >> (8 - bits)) * 255) / maxv);
+    }
+    size_t n = (size_t)img->width * img->height;
+    for (size_t i = 0; i < n; i++)
+        for (int c = 0; c < 3; c++)
+            img->pixels[3 * i + c] = lut[c][img->pixels[3 * i + c]];
+}
+
+static int decode_bmp(const uint8_t *data, size_t len, const vp_image_info *info,
+                      vp_rgb_image *out, vp_error *err)
+{
+    vp_bmp_header h;
+    if (vp_bmp_read_header(data, len, &h, err) || vp_bmp_check_complete(len, &h, err))
+        return -1;
+    if (stb_rgb(VP_IMAGE_BMP, data, len, info, out, err))
+        return -1;
+    if (h.bpp == 16)
+        bmp16_widen_like_pillow(out, &h);
+    return 0;
+}
+
+int vp_image_decode_rgb(const uint8_t *data, size_t len, const vp_image_limits *lim,
+                        vp_rgb_image *out, vp_error *err)
+{
+    memset(out, 0, sizeof *out);
+    vp_image_info info;
+    if (vp_image_probe(data, len, lim, &info, err))
+        return -1;
+    switch (info.format) {
+    case VP_IMAGE_PNG: return decode_png(data, len, &info, out, err);
+    case VP_IMAGE_GIF: return decode_gif(data, len, &info, out, err);
+    case VP_IMAGE_BMP: return decode_bmp(data, len, &info, out, err);
+    case VP_IMAGE_JPEG:
+        if (vp_jpeg_check_complete(data, len, err))
+            return -1;
+        return stb_rgb(VP_IMAGE_JPEG, data, len, &info, out, err);
+    case VP_IMAGE_UNKNOWN: break;
+    }
+    return vp_fail(err, VP_ERR_INTERNAL, "image", "probe returned no format");
+}

@@ -1,0 +1,70 @@
+/* Per-format structure walks done before stb_image sees the bytes (internal to
+ * engine/image). They read the header size for the limit checks, refuse what Pillow
+ * refuses (bad PNG chunk CRCs, truncated files stb would pad with zeros), and rewrite
+ * PNG and GIF streams into a canonical form whose stb_image decoding equals Pillow's
+ * convert("RGB") (palettes padded with Pillow's grey ramp, transparency dropped). */
+#ifndef VP_IMAGE_FORMATS_H
+#define VP_IMAGE_FORMATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/util/err.h"
+
+/* ---- PNG ---- */
+typedef struct vp_png_header {
+    uint32_t width, height;
+    uint8_t depth;       /* bits per sample: 1, 2, 4, 8, 16 */
+    uint8_t color;       /* colour type: 0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA */
+    uint8_t interlace;   /* 0 none, 1 Adam7 */
+} vp_png_header;
+
+/* IHDR fields; UNDECODABLE when the signature, IHDR or depth/colour pair is bad. */
+int vp_png_read_header(const uint8_t *data, size_t len, vp_png_header *h, vp_error *err);
+
+/* A PNG stream for stb_image: IHDR, for palette images a PLTE of 256 entries (the
+ * file's entries, then grey i,i,i), the first run of IDAT chunks joined into one, IEND.
+ * CRCs of chunks before the first IDAT are verified (as Pillow does). *out is malloc'd. */
+int vp_png_canonicalize(const uint8_t *data, size_t len, uint8_t **out, size_t *out_len,
+                        vp_error *err);
+
+/* ---- GIF ---- */
+typedef struct vp_gif_frame {
+    uint32_t screen_w, screen_h;   /* logical screen = image size */
+    uint32_t x, y, w, h;           /* first frame's rectangle on the screen */
+    int transparent;               /* transparent index of the first frame, -1 if none */
+    uint8_t palette[256][3];       /* the first frame's palette, padded with grey i,i,i */
+} vp_gif_frame;
+
+/* Logical screen size. */
+int vp_gif_read_header(const uint8_t *data, size_t len, uint32_t *w, uint32_t *h, vp_error *err);
+
+/* The first frame alone, for stb_image: header with a 256-entry global palette (the
+ * frame's palette), no transparency flag, the frame's image data; frame describes what
+ * Pillow shows outside the frame's rectangle. *out is malloc'd. */
+int vp_gif_canonicalize(const uint8_t *data, size_t len, uint8_t **out, size_t *out_len,
+                        vp_gif_frame *frame, vp_error *err);
+
+/* ---- JPEG ---- */
+/* Size from the first SOF marker (segments walked up to it). */
+int vp_jpeg_read_header(const uint8_t *data, size_t len, uint32_t *w, uint32_t *h,
+                        vp_error *err);
+/* Walks every marker and entropy-coded segment to EOI: UNDECODABLE when the data ends first. */
+int vp_jpeg_check_complete(const uint8_t *data, size_t len, vp_error *err);
+
+/* ---- BMP ---- */
+typedef struct vp_bmp_header {
+    uint32_t width, height;
+    uint16_t bpp;
+    uint32_t compression;          /* 0 RGB, 3 BITFIELDS, ... */
+    uint32_t masks[3];             /* R, G, B bit masks of 16/32-bit images */
+    uint32_t offset;               /* file offset of the pixel array */
+} vp_bmp_header;
+
+/* Header fields; RLE, other compressions and bit-field layouts Pillow refuses are
+ * UNSUPPORTED. */
+int vp_bmp_read_header(const uint8_t *data, size_t len, vp_bmp_header *h, vp_error *err);
+/* UNDECODABLE when the pixel array runs past the end of the file. */
+int vp_bmp_check_complete(size_t len, const vp_bmp_header *h, vp_error *err);
+
+#endif

@@ -1,0 +1,66 @@
+/* Decoding and tiling of a request's images into the job's normalised tiles. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/image/image.h"
+#include "engine/job.h"
+
+int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_job *j,
+                          vp_error *err)
+{
+    if (req->n_images == 0)
+        return 0;
+    const vp_model_config *cfg = vp_engine_config(e);
+    const vp_engine_options *opt = vp_engine_opts(e);
+    vp_image_limits lim;
+    vp_image_limits_default(&lim);
+    if (opt->max_image_bytes)
+        lim.max_encoded_bytes = opt->max_image_bytes;
+    if (opt->max_image_pixels)
+        lim.max_pixels = opt->max_image_pixels;
+    vp_tiling_params tp;
+    vp_tiling_params_default(&tp);
+    tp.min_num = cfg->min_dynamic_patch;
+    tp.max_num = req->max_tiles > 0 ? req->max_tiles : cfg->max_dynamic_patch;
+    if (tp.max_num < tp.min_num)
+        tp.min_num = tp.max_num;
+    tp.image_size = cfg->vision.image_size;
+    tp.use_thumbnail = cfg->use_thumbnail;
+
+    size_t S = (size_t)cfg->vision.image_size, tile_floats = 3 * S * S;
+    j->n_images = req->n_images;
+    j->tiles_per_image = calloc(req->n_images, sizeof *j->tiles_per_image);
+    if (!j->tiles_per_image)
+        return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < req->n_images; i++) {
+        char param[32];
+        if (req->n_images == 1)
+            snprintf(param, sizeof param, "image");
+        else
+            snprintf(param, sizeof param, "images[%zu]", i);
+        const vp_image_src *src = &req->images[i];
+        if (src->kind != VP_IMAGE_BYTES)
+            return vp_fail(err, VP_ERR_BAD_REQUEST, param, "image URL was not fetched");
+        vp_image_tiles tiles = {0};
+        float *f32 = NULL;
+        if (vp_image_preprocess(src->data, src->len, &lim, &tp, &tiles, &f32, err)) {
+            snprintf(err->param, sizeof err->param, "%s", param);
+            return -1;
+        }
+        size_t n = (size_t)tiles.grid.n_tiles;
+        float *grown = realloc(j->tiles, (j->n_tiles + n) * tile_floats * sizeof *grown);
+        if (!grown) {
+            vp_image_tiles_free(&tiles);
+            free(f32);
+            return vp_fail(err, VP_ERR_NOMEM, param, "out of memory for %zu tiles", j->n_tiles + n);
+        }
+        j->tiles = grown;
+        memcpy(j->tiles + j->n_tiles * tile_floats, f32, n * tile_floats * sizeof *f32);
+        j->n_tiles += n;
+        j->tiles_per_image[i] = (int)n;
+        vp_image_tiles_free(&tiles);
+        free(f32);
+    }
+    return 0;
+}

@@ -1,0 +1,532 @@
+/* Queue + batcher thread + deadline janitor. One mutex guards the queue and every
+ * ticket's state; done callbacks always run after it is released. */
+#include "engine/sched/sched.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef enum { T_QUEUED, T_RUNNING, T_FINISHED } ticket_state;
+
+struct vp_sched_ticket {
+    vp_sched_ticket *prev, *next;   /* queue links while T_QUEUED */
+    vp_job *job;
+    void (*job_free)(vp_job *);
+    vp_sched_done_fn done;
+    void *user;
+    double t_origin, t_submit, deadline; /* vp_sched_now_ms clock; deadline 0 = none */
+    double queue_ms;
+    ticket_state state;
+    bool cancelled;
+    bool expired;
+    int rc;                         /* 0 ok, -1 error (err) */
+    vp_error err;
+    atomic_int refs;
+};
+
+struct vp_sched {
+    vp_sched_options opt;
+    vp_sched_engine eng;
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;    /* engine thread: queue non-empty or stop */
+    pthread_cond_t janitor_cv; /* janitor: queue head changed or stop */
+    pthread_cond_t idle_cv;    /* waiters of vp_sched_wait_idle */
+    vp_sched_ticket *head, *tail;
+    size_t depth;
+    size_t running;            /* jobs in the current pass */
+    size_t jobs_run, passes;
+    bool draining, stopping;
+    pthread_t engine_thread, janitor_thread;
+};
+
+double vp_sched_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* The absolute time ms milliseconds from now on clock (at least 1 ms ahead). */
+static struct timespec timespec_in(clockid_t clock, double ms)
+{
+    if (ms < 1.0)
+        ms = 1.0;
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    long long ns = (long long)ts.tv_nsec + (long long)(ms * 1e6);
+    ts.tv_sec += (time_t)(ns / 1000000000LL);
+    ts.tv_nsec = (long)(ns % 1000000000LL);
+    return ts;
+}
+
+static void queue_remove(vp_sched *s, vp_sched_ticket *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        s->head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        s->tail = t->prev;
+    t->prev = t->next = NULL;
+    s->depth--;
+}
+
+static void queue_push(vp_sched *s, vp_sched_ticket *t)
+{
+    t->prev = s->tail;
+    t->next = NULL;
+    if (s->tail)
+        s->tail->next = t;
+    else
+        s->head = t;
+    s->tail = t;
+    s->depth++;
+}
+
+void vp_sched_ticket_retain(vp_sched_ticket *t) { atomic_fetch_add(&t->refs, 1); }
+
+void vp_sched_ticket_release(vp_sched_ticket *t)
+{
+    if (!t)
+        return;
+    if (atomic_fetch_sub(&t->refs, 1) != 1)
+        return;
+    if (t->job && t->job_free)
+        t->job_free(t->job);
+    free(t);
+}
+
+/* Calls done for a list of finished tickets (linked through ->next), then drops the
+ * scheduler's reference. Runs without the lock. */
+static void complete_list(vp_sched_ticket *list)
+{
+    while (list) {
+        vp_sched_ticket *next = list->next;
+        list->next = NULL;
+        if (list->done)
+            list->done(list->user, list);
+        vp_sched_ticket_release(list);
+        list = next;
+    }
+}
+
+static void finish_locked(vp_sched_ticket *t, vp_sched_ticket **out_list)
+{
+    t->state = T_FINISHED;
+    t->next = *out_list;
+    *out_list = t;
+}
+
+/* Moves every queued ticket whose deadline passed to out_list (the queue is in arrival
+ * order and every ticket has the same timeout, so expired ones are at the head). */
+static void expire_locked(vp_sched *s, double now, vp_sched_ticket **out_list)
+{
+    while (s->head && s->head->deadline > 0 && s->head->deadline <= now) {
+        vp_sched_ticket *t = s->head;
+        queue_remove(s, t);
+        t->queue_ms = now - t->t_submit;
+        t->rc = -1;
+        t->expired = true;
+        vp_fail(&t->err, VP_ERR_UNAVAILABLE, "",
+                "the request waited %.0f ms in the queue without starting (queue_timeout_ms "
+                "= %.0f): the server is overloaded, retry later",
+                t->queue_ms, s->opt.queue_timeout_ms);
+        finish_locked(t, out_list);
+    }
+}
+
+static void *janitor_main(void *arg)
+{
+    vp_sched *s = arg;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping) {
+        vp_sched_ticket *expired = NULL;
+        expire_locked(s, vp_sched_now_ms(), &expired);
+        if (expired) {
+            if (!s->depth && !s->running)
+                pthread_cond_broadcast(&s->idle_cv);
+            pthread_mutex_unlock(&s->mu);
+            complete_list(expired);
+            pthread_mutex_lock(&s->mu);
+            continue;
+        }
+        if (s->head && s->head->deadline > 0) {
+            struct timespec ts = timespec_in(CLOCK_MONOTONIC,
+                                              s->head->deadline - vp_sched_now_ms() + 1.0);
+            pthread_cond_timedwait(&s->janitor_cv, &s->mu, &ts);
+        } else {
+            pthread_cond_wait(&s->janitor_cv, &s->mu);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* Takes the next batch from the queue: the head always, then followers in order while
+ * both budgets hold. Returns the number of tickets written to batch. */
+static size_t take_batch_locked(vp_sched *s, vp_sched_ticket ***batch, size_t *cap,
+                                size_t *tokens, size_t *tiles)
+{
+    size_t n = 0;
+    *tokens = *tiles = 0;
+    while (s->head) {
+        vp_sched_ticket *t = s->head;
+        size_t tk = s->eng.job_tokens(t->job), ti = s->eng.job_tiles(t->job);
+        if (n > 0 && (*tokens + tk > s->opt.max_batch_tokens ||
+                      *tiles + ti > s->opt.max_batch_tiles))
+            break;
+        if (n == *cap) {
+            size_t nc = *cap ? *cap * 2 : 16;
+            vp_sched_ticket **nb = realloc(*batch, nc * sizeof *nb);
+            if (!nb)
+                break; /* run what we have; the rest waits for the next pass */
+            *batch = nb;
+            *cap = nc;
+        }
+        queue_remove(s, t);
+        t->state = T_RUNNING;
+        (*batch)[n++] = t;
+        *tokens += tk;
+        *tiles += ti;
+    }
+    return n;
+}
+
+static void run_batch(vp_sched *s, vp_sched_ticket **batch, size_t n, vp_job **jobs)
+{
+    for (size_t i = 0; i < n; i++)
+        jobs[i] = batch[i]->job;
+    vp_error err;
+    memset(&err, 0, sizeof err);
+    if (s->eng.run(s->eng.ctx, jobs, n, &err) == 0) {
+        for (size_t i = 0; i < n; i++)
+            batch[i]->rc = 0;
+        return;
+    }
+    if (n == 1) {
+        batch[0]->rc = -1;
+        batch[0]->err = err;
+        return;
+    }
+    /* a failed pass is retried job by job so that one bad job fails only itself */
+    for (size_t i = 0; i < n; i++) {
+        vp_error e1;
+        memset(&e1, 0, sizeof e1);
+        batch[i]->rc = s->eng.run(s->eng.ctx, &jobs[i], 1, &e1);
+        if (batch[i]->rc)
+            batch[i]->err = e1;
+    }
+}
+
+static void *engine_main(void *arg)
+{
+    vp_sched *s = arg;
+    vp_sched_ticket **batch = NULL;
+    vp_job **jobs = NULL;
+    size_t cap = 0, jobs_cap = 0;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        vp_sched_ticket *finished = NULL;
+        expire_locked(s, vp_sched_now_ms(), &finished);
+        if (finished) {
+            pthread_mutex_unlock(&s->mu);
+            complete_list(finished);
+            pthread_mutex_lock(&s->mu);
+            continue;
+        }
+        if (s->stopping)
+            break;
+        if (!s->head) {
+            pthread_cond_broadcast(&s->idle_cv);
+            pthread_cond_wait(&s->work_cv, &s->mu);
+            continue;
+        }
+        size_t tokens, tiles;
+        size_t n = take_batch_locked(s, &batch, &cap, &tokens, &tiles);
+        if (n == 0) { /* allocation failure with an empty batch: fail the head job */
+            vp_sched_ticket *t = s->head;
+            queue_remove(s, t);
+            t->rc = -1;
+            vp_fail(&t->err, VP_ERR_NOMEM, "", "out of memory forming a batch");
+            finish_locked(t, &finished);
+            pthread_mutex_unlock(&s->mu);
+            complete_list(finished);
+            pthread_mutex_lock(&s->mu);
+            continue;
+        }
+        s->running = n;
+        /* the janitor's head may have changed */
+        pthread_cond_signal(&s->janitor_cv);
+        pthread_mutex_unlock(&s->mu);
+
+        double t_start = vp_sched_now_ms();
+        for (size_t i = 0; i < n; i++)
+            batch[i]->queue_ms = t_start - batch[i]->t_submit;
+        if (n > jobs_cap) {
+            vp_job **nj = realloc(jobs, n * sizeof *nj);
+            if (nj) {
+                jobs = nj;
+                jobs_cap = n;
+            }
+        }
+        if (n <= jobs_cap) {
+            run_batch(s, batch, n, jobs);
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                batch[i]->rc = -1;
+                vp_fail(&batch[i]->err, VP_ERR_NOMEM, "", "out of memory forming a batch");
+            }
+        }
+        double t_end = vp_sched_now_ms();
+        for (size_t i = 0; i < n; i++) {
+            if (batch[i]->rc == 0 && s->eng.job_result) {
+                vp_score_result *r = s->eng.job_result(batch[i]->job);
+                if (r) {
+                    r->timing.queue = batch[i]->queue_ms;
+                    r->timing.total = t_end - batch[i]->t_origin;
+                }
+            }
+        }
+        if (s->eng.on_batch)
+            s->eng.on_batch(s->eng.obs_ctx, n, tokens, tiles, t_end - t_start);
+
+        pthread_mutex_lock(&s->mu);
+        s->running = 0;
+        s->jobs_run += n;
+        s->passes++;
+        for (size_t i = 0; i < n; i++) {
+            if (batch[i]->cancelled && batch[i]->rc == 0)
+                vp_fail(&batch[i]->err, VP_ERR_UNAVAILABLE, "",
+                        "cancelled: the client disconnected");
+            finish_locked(batch[i], &finished);
+        }
+        pthread_mutex_unlock(&s->mu);
+        complete_list(finished);
+        pthread_mutex_lock(&s->mu);
+        if (!s->head)
+            pthread_cond_broadcast(&s->idle_cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(batch);
+    free(jobs);
+    return NULL;
+}
+
+int vp_sched_start(const vp_sched_options *opt, const vp_sched_engine *eng, vp_sched **out,
+                   vp_error *err)
+{
+    *out = NULL;
+    if (!opt->max_queue || !opt->max_batch_tokens || !opt->max_batch_tiles)
+        return vp_fail(err, VP_ERR_INTERNAL, "",
+                       "scheduler: max_queue, max_batch_tokens and max_batch_tiles must be > 0");
+    if (!eng->run || !eng->job_tokens || !eng->job_tiles)
+        return vp_fail(err, VP_ERR_INTERNAL, "", "scheduler: engine functions missing");
+    vp_sched *s = calloc(1, sizeof *s);
+    if (!s)
+        return vp_fail(err, VP_ERR_NOMEM, "", "scheduler: out of memory");
+    s->opt = *opt;
+    s->eng = *eng;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->work_cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->janitor_cv, &ca);
+    pthread_cond_init(&s->idle_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&s->engine_thread, NULL, engine_main, s)) {
+        free(s);
+        return vp_fail(err, VP_ERR_INTERNAL, "", "scheduler: cannot start the engine thread");
+    }
+    if (pthread_create(&s->janitor_thread, NULL, janitor_main, s)) {
+        pthread_mutex_lock(&s->mu);
+        s->stopping = true;
+        pthread_cond_broadcast(&s->work_cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->engine_thread, NULL);
+        free(s);
+        return vp_fail(err, VP_ERR_INTERNAL, "", "scheduler: cannot start the janitor thread");
+    }
+    *out = s;
+    return 0;
+}
+
+int vp_sched_submit(vp_sched *s, vp_job *const *jobs, size_t n, double t_origin_ms,
+                    vp_sched_done_fn done, void *user, vp_sched_ticket **tickets,
+                    vp_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        tickets[i] = calloc(1, sizeof **tickets);
+        if (!tickets[i]) {
+            for (size_t k = 0; k < i; k++) {
+                free(tickets[k]);
+                tickets[k] = NULL;
+            }
+            return vp_fail(err, VP_ERR_NOMEM, "", "out of memory queueing the request");
+        }
+    }
+    pthread_mutex_lock(&s->mu);
+    int rc = 0;
+    if (s->draining || s->stopping) {
+        rc = vp_fail(err, VP_ERR_UNAVAILABLE, "",
+                     "the server is shutting down and accepts no new work");
+    } else if (s->depth > 0 && s->depth + n > s->opt.max_queue) {
+        rc = vp_fail(err, VP_ERR_BUSY, "",
+                     "the queue is full (%zu jobs waiting, max_queue = %zu, this request "
+                     "needs %zu): retry after the Retry-After delay",
+                     s->depth, s->opt.max_queue, n);
+    }
+    if (rc) {
+        pthread_mutex_unlock(&s->mu);
+        for (size_t i = 0; i < n; i++) {
+            free(tickets[i]);
+            tickets[i] = NULL;
+        }
+        return rc;
+    }
+    double now = vp_sched_now_ms();
+    for (size_t i = 0; i < n; i++) {
+        vp_sched_ticket *t = tickets[i];
+        t->job = jobs[i];
+        t->job_free = s->eng.job_free;
+        t->done = done;
+        t->user = user;
+        t->t_origin = t_origin_ms;
+        t->t_submit = now;
+        t->deadline = s->opt.queue_timeout_ms > 0 ? now + s->opt.queue_timeout_ms : 0;
+        t->state = T_QUEUED;
+        atomic_init(&t->refs, 2); /* the caller's and the scheduler's */
+        queue_push(s, t);
+    }
+    pthread_cond_signal(&s->work_cv);
+    pthread_cond_signal(&s->janitor_cv);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+bool vp_sched_cancel(vp_sched *s, vp_sched_ticket *t)
+{
+    vp_sched_ticket *finished = NULL;
+    pthread_mutex_lock(&s->mu);
+    bool changed = t->state != T_FINISHED && !t->cancelled;
+    if (t->state != T_FINISHED)
+        t->cancelled = true;
+    if (t->state == T_QUEUED) {
+        queue_remove(s, t);
+        t->queue_ms = vp_sched_now_ms() - t->t_submit;
+        t->rc = -1;
+        vp_fail(&t->err, VP_ERR_UNAVAILABLE, "", "cancelled: the client disconnected");
+        finish_locked(t, &finished);
+        if (!s->depth && !s->running)
+            pthread_cond_broadcast(&s->idle_cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    complete_list(finished);
+    return changed;
+}
+
+int vp_sched_ticket_outcome(const vp_sched_ticket *t, const vp_error **err)
+{
+    if (err)
+        *err = &t->err;
+    if (t->cancelled)
+        return -1;
+    return t->rc;
+}
+
+bool vp_sched_ticket_cancelled(const vp_sched_ticket *t) { return t->cancelled; }
+bool vp_sched_ticket_expired(const vp_sched_ticket *t) { return t->expired; }
+vp_job *vp_sched_ticket_job(vp_sched_ticket *t) { return t->job; }
+double vp_sched_ticket_queue_ms(const vp_sched_ticket *t) { return t->queue_ms; }
+
+size_t vp_sched_queue_depth(vp_sched *s)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t d = s->depth;
+    pthread_mutex_unlock(&s->mu);
+    return d;
+}
+
+void vp_sched_counts(vp_sched *s, size_t *jobs_run, size_t *passes)
+{
+    pthread_mutex_lock(&s->mu);
+    *jobs_run = s->jobs_run;
+    *passes = s->passes;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void vp_sched_drain(vp_sched *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->draining = true;
+    pthread_mutex_unlock(&s->mu);
+}
+
+int vp_sched_wait_idle(vp_sched *s, double timeout_ms)
+{
+    double until = vp_sched_now_ms() + timeout_ms;
+    pthread_mutex_lock(&s->mu);
+    int rc = 0;
+    while (s->depth || s->running) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&s->idle_cv, &s->mu);
+            continue;
+        }
+        double left = until - vp_sched_now_ms();
+        if (left <= 0) {
+            rc = -1;
+            break;
+        }
+        struct timespec ts = timespec_in(CLOCK_MONOTONIC, left);
+        pthread_cond_timedwait(&s->idle_cv, &s->mu, &ts);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+void vp_sched_stop(vp_sched *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    bool was_stopping = s->stopping;
+    s->stopping = true;
+    s->draining = true;
+    pthread_cond_broadcast(&s->work_cv);
+    pthread_cond_broadcast(&s->janitor_cv);
+    pthread_mutex_unlock(&s->mu);
+    if (was_stopping)
+        return;
+    pthread_join(s->engine_thread, NULL); /* ends after its current pass */
+    pthread_join(s->janitor_thread, NULL);
+    vp_sched_ticket *finished = NULL;
+    pthread_mutex_lock(&s->mu);
+    while (s->head) {
+        vp_sched_ticket *t = s->head;
+        queue_remove(s, t);
+        t->rc = -1;
+        vp_fail(&t->err, VP_ERR_UNAVAILABLE, "",
+                "the server shut down before the request could run");
+        finish_locked(t, &finished);
+    }
+    pthread_cond_broadcast(&s->idle_cv);
+    pthread_mutex_unlock(&s->mu);
+    complete_list(finished);
+}
+
+void vp_sched_free(vp_sched *s)
+{
+    if (!s)
+        return;
+    vp_sched_stop(s);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->work_cv);
+    pthread_cond_destroy(&s->janitor_cv);
+    pthread_cond_destroy(&s->idle_cv);
+    free(s);
+}

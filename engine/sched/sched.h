@@ -1,0 +1,100 @@
+/* The scheduler: a bounded queue of prepared jobs and ONE engine thread that packs them
+ * into batches under a token and tile budget and runs them.
+ *
+ *   HTTP threads:  vp_engine_prepare -> vp_sched_submit (429 when full, 503 when draining)
+ *   engine thread: takes queued jobs in arrival order while the batch stays within
+ *                  max_batch_tokens and max_batch_tiles (the first job is always taken, so a
+ *                  job over the budget runs alone), calls run, completes every ticket.
+ *   janitor thread: answers jobs whose queue deadline passed (never runs expired work).
+ *
+ * Every submitted ticket is completed exactly once, through its done callback, called
+ * without any scheduler lock held: with the result (ok), an error (engine failure, queue
+ * timeout, shutdown) or as cancelled. A ticket is reference counted: the submitter holds
+ * one reference, released with vp_sched_ticket_release once it has read the outcome.
+ *
+ * The engine is reached through vp_sched_engine (function pointers) so that unit tests
+ * can drive the scheduler with a fake; vp_sched_engine_of() binds a real vp_engine. */
+#ifndef VP_SCHED_H
+#define VP_SCHED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "engine/engine.h"
+#include "engine/util/err.h"
+
+typedef struct vp_sched_engine {
+    void *ctx;
+    int (*run)(void *ctx, vp_job *const *jobs, size_t n_jobs, vp_error *err);
+    size_t (*job_tokens)(const vp_job *j);
+    size_t (*job_tiles)(const vp_job *j);
+    vp_score_result *(*job_result)(vp_job *j);
+    void (*job_free)(vp_job *j);
+    /* optional: called on the engine thread after each pass (metrics) */
+    void (*on_batch)(void *obs_ctx, size_t n_jobs, size_t tokens, size_t tiles, double ms);
+    void *obs_ctx;
+} vp_sched_engine;
+
+/* Binds a real engine (engine/sched/sched_engine.c). */
+void vp_sched_engine_of(vp_engine *e, vp_sched_engine *out);
+
+typedef struct vp_sched_options {
+    size_t max_queue;         /* queued jobs; submissions beyond get VP_ERR_BUSY */
+    size_t max_batch_tokens;  /* vp_job_tokens sum of one pass */
+    size_t max_batch_tiles;   /* vp_job_tiles sum of one pass */
+    double queue_timeout_ms;  /* max wait in the queue; 0 = none */
+} vp_sched_options;
+
+typedef struct vp_sched vp_sched;
+typedef struct vp_sched_ticket vp_sched_ticket;
+
+/* Called once per ticket, on the engine thread, the janitor thread or the canceller. */
+typedef void (*vp_sched_done_fn)(void *user, vp_sched_ticket *t);
+
+int vp_sched_start(const vp_sched_options *opt, const vp_sched_engine *eng, vp_sched **out,
+                   vp_error *err);
+
+/* Queues n jobs at once, all or none (a request's items wait together). On success the
+ * tickets own the jobs and tickets[i] carries one reference for the caller. On failure
+ * nothing is queued, the jobs stay the caller's, err says why: VP_ERR_BUSY (queue full;
+ * an empty queue always accepts, so n > max_queue still runs), VP_ERR_UNAVAILABLE
+ * (draining). t_origin_ms (vp_sched_now_ms clock) is when the request began; the
+ * result's timing.total counts from it. */
+int vp_sched_submit(vp_sched *s, vp_job *const *jobs, size_t n, double t_origin_ms,
+                    vp_sched_done_fn done, void *user, vp_sched_ticket **tickets,
+                    vp_error *err);
+
+/* The client went away: a queued job is removed and completed as cancelled now; a
+ * running one completes as cancelled when its pass ends (its result is dropped).
+ * Returns true when this call cancelled it (false: already cancelled or finished). */
+bool vp_sched_cancel(vp_sched *s, vp_sched_ticket *t);
+
+/* Outcome, valid once done was called: 0 = result ready (vp_sched_ticket_job), -1 =
+ * error (*err set) or cancelled. */
+int vp_sched_ticket_outcome(const vp_sched_ticket *t, const vp_error **err);
+bool vp_sched_ticket_cancelled(const vp_sched_ticket *t);
+/* True when the job was answered because its queue deadline passed. */
+bool vp_sched_ticket_expired(const vp_sched_ticket *t);
+vp_job *vp_sched_ticket_job(vp_sched_ticket *t);
+/* Milliseconds spent queued (0 until the job was taken or expired). */
+double vp_sched_ticket_queue_ms(const vp_sched_ticket *t);
+void vp_sched_ticket_retain(vp_sched_ticket *t);
+void vp_sched_ticket_release(vp_sched_ticket *t);
+
+size_t vp_sched_queue_depth(vp_sched *s);
+/* Jobs run so far and passes made (monotonic counters). */
+void vp_sched_counts(vp_sched *s, size_t *jobs_run, size_t *passes);
+
+/* Refuse new submissions (VP_ERR_UNAVAILABLE) and keep running what is queued. */
+void vp_sched_drain(vp_sched *s);
+/* Waits until nothing is queued or running; 0, or -1 after timeout_ms (< 0 = forever). */
+int vp_sched_wait_idle(vp_sched *s, double timeout_ms);
+/* Stops the threads (after the running pass); jobs still queued complete with
+ * VP_ERR_UNAVAILABLE. The object stays usable (submissions refused) until vp_sched_free. */
+void vp_sched_stop(vp_sched *s);
+void vp_sched_free(vp_sched *s);
+
+/* Monotonic clock in milliseconds. */
+double vp_sched_now_ms(void);
+
+#endif

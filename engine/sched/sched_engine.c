@@ -1,0 +1,21 @@
+/* Binds the scheduler's engine interface to a real vp_engine. Kept apart from sched.c
+ * so that unit tests can drive the scheduler with a fake engine. */
+#include "engine/sched/sched.h"
+
+#include <string.h>
+
+static int run_engine(void *ctx, vp_job *const *jobs, size_t n_jobs, vp_error *err)
+{
+    return vp_engine_run(ctx, jobs, n_jobs, err);
+}
+
+void vp_sched_engine_of(vp_engine *e, vp_sched_engine *out)
+{
+    memset(out, 0, sizeof *out);
+    out->ctx = e;
+    out->run = run_engine;
+    out->job_tokens = vp_job_tokens;
+    out->job_tiles = vp_job_tiles;
+    out->job_result = vp_job_result_mut;
+    out->job_free = vp_job_free;
+}

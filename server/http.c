@@ -1,0 +1,477 @@
+/* The libmicrohttpd daemon: routing, authentication, body limits, suspend/resume around
+ * the scheduler, the per-request log line, start, drain and stop. */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine/util/log.h"
+#include "server/internal.h"
+
+const char vp_server_warmup_request[] =
+    "{\"question\": \"What is 12 + 30?\", \"responses\": [\"12 + 30 = 42\\n\\nThe answer is 42\","
+    " [\"12 + 30 = 40\", \"The answer is 40\"]]}";
+
+/* Bodies past the limit are read and dropped (MHD cannot answer mid-body) up to this
+ * much more, so the client gets its 413; beyond it the connection is closed. */
+#define DISCARD_ALLOWANCE (16u << 20)
+
+static const vp_route routes[] = {
+    {"/health", "GET", false, false, vp_route_health, NULL},
+    {"/ready", "GET", false, false, vp_route_ready, NULL},
+    {"/metrics", "GET", true, false, vp_route_metrics, NULL},
+    {"/v1/models", "GET", true, false, vp_route_models, NULL},
+    {"/v1/score", "POST", true, true, vp_route_score, vp_route_score_finish},
+    {"/score", "POST", true, true, vp_route_score, vp_route_score_finish},
+    {"/v1/score/batch", "POST", true, true, vp_route_batch, vp_route_batch_finish},
+    {"/v1/tokenize", "POST", true, true, vp_route_tokenize, NULL},
+};
+
+static const vp_route *find_route(const char *path)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+        if (!strcmp(routes[i].path, path))
+            return &routes[i];
+    return NULL;
+}
+
+/* Compares in time independent of where the strings differ. */
+static bool secret_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned char diff = (unsigned char)(la != lb);
+    for (size_t i = 0; i < la; i++)
+        diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
+    return diff == 0;
+}
+
+static bool authorized(vp_conn *x)
+{
+    const char *key = x->srv->cfg->api_key;
+    if (!key)
+        return true;
+    const char *h = MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7))
+        return false;
+    h += 7;
+    while (*h == ' ')
+        h++;
+    return secret_equal(h, key);
+}
+
+static vp_conn *conn_new(vp_server *s, struct MHD_Connection *c, const char *url,
+                         const char *method)
+{
+    vp_conn *x = calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    x->srv = s;
+    x->mhd = c;
+    x->fd = -1;
+    x->t_start = vp_sched_now_ms();
+    x->queue_ms = x->inference_ms = -1;
+    vp_reqid_new(x->id);
+    snprintf(x->method, sizeof x->method, "%s", method);
+    /* the log keeps a bounded, printable copy of the path */
+    size_t n = 0;
+    for (const char *p = url; *p && n + 1 < sizeof x->path; p++)
+        x->path[n++] = (*p > ' ' && *p < 0x7f) ? *p : '?';
+    x->path[n] = 0;
+    pthread_mutex_init(&x->mu, NULL);
+    atomic_fetch_add(&s->inflight, 1);
+    return x;
+}
+
+static void conn_free(vp_conn *x)
+{
+    for (size_t i = 0; i < x->n_items; i++)
+        vp_sched_ticket_release(x->items[i].ticket);
+    free(x->items);
+    free(x->body);
+    pthread_mutex_destroy(&x->mu);
+    atomic_fetch_sub(&x->srv->inflight, 1);
+    free(x);
+}
+
+static enum MHD_Result on_first_call(vp_conn *x)
+{
+    vp_server *s = x->srv;
+    x->route = find_route(x->path);
+    if (!x->route)
+        return vp_reply_errorf(x, VP_ERR_NOT_FOUND, "", "no such endpoint: %s %s", x->method,
+                               x->path);
+    bool is_get = !strcmp(x->route->method, "GET");
+    bool method_ok = !strcmp(x->method, x->route->method) || (is_get && !strcmp(x->method, "HEAD"));
+    if (!method_ok)
+        return vp_reply_method_not_allowed(x, is_get ? "GET, HEAD" : "POST");
+    if (x->route->needs_auth && !authorized(x))
+        return vp_reply_errorf(x, VP_ERR_UNAUTHORIZED, "",
+                               "missing or wrong API key: send \"Authorization: Bearer <key>\"");
+    if (is_get)
+        return x->route->handle(x);
+    if (atomic_load(&s->draining)) {
+        vp_metrics_event(&s->metrics, VP_EV_DRAINING);
+        return vp_reply_errorf(x, VP_ERR_UNAVAILABLE, "",
+                               "the server is shutting down and accepts no new requests");
+    }
+    if (x->route->needs_engine && !atomic_load(&s->ready))
+        return vp_reply_errorf(x, VP_ERR_UNAVAILABLE, "",
+                               "the model is still loading; retry when GET /ready answers 200");
+    const char *cl = MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        char *end;
+        unsigned long long declared = strtoull(cl, &end, 10);
+        if (declared > s->cfg->max_body_bytes)
+            return vp_reply_errorf(x, VP_ERR_TOO_LARGE, "",
+                                   "request body of %llu bytes is over the limit max_body_bytes=%zu",
+                                   declared, s->cfg->max_body_bytes);
+        /* allocate once for the declared size */
+        if (declared > 0) {
+            x->body = malloc((size_t)declared + 1);
+            if (!x->body)
+                return vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory for the request body");
+            x->cap = (size_t)declared + 1;
+        }
+    }
+    x->phase = PHASE_BODY;
+    return MHD_YES;
+}
+
+static int body_append(vp_conn *x, const char *data, size_t n)
+{
+    size_t max = x->srv->cfg->max_body_bytes;
+    if (x->too_large || x->len + n > max) {
+        x->too_large = true;
+        x->discarded += n;
+        return x->discarded > DISCARD_ALLOWANCE + max ? -1 : 0;
+    }
+    if (x->len + n + 1 > x->cap) {
+        size_t nc = x->cap ? x->cap * 2 : 16384;
+        while (nc < x->len + n + 1)
+            nc *= 2;
+        if (nc > max + 1)
+            nc = max + 1;
+        char *nb = realloc(x->body, nc);
+        if (!nb)
+            return -1;
+        x->body = nb;
+        x->cap = nc;
+    }
+    memcpy(x->body + x->len, data, n);
+    x->len += n;
+    return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    vp_server *s = cls;
+    vp_conn *x = *con_cls;
+    (void)version;
+    if (!x) {
+        x = conn_new(s, c, url, method);
+        if (!x)
+            return MHD_NO;
+        *con_cls = x;
+        return on_first_call(x);
+    }
+    switch (x->phase) {
+    case PHASE_BODY:
+        if (*upload_data_size) {
+            int rc = body_append(x, upload_data, *upload_data_size);
+            *upload_data_size = 0;
+            if (rc) {
+                VP_LOGW(x->id, "closing: body far over max_body_bytes=%zu or out of memory",
+                        s->cfg->max_body_bytes);
+                return MHD_NO;
+            }
+            return MHD_YES;
+        }
+        if (x->too_large)
+            return vp_reply_errorf(x, VP_ERR_TOO_LARGE, "",
+                                   "request body of %zu bytes is over the limit max_body_bytes=%zu",
+                                   x->len + x->discarded, s->cfg->max_body_bytes);
+        if (!x->body) { /* no body at all */
+            x->body = malloc(1);
+            if (!x->body)
+                return MHD_NO;
+        }
+        x->body[x->len] = 0;
+        if (s->cfg->log_bodies)
+            VP_LOGI(x->id, "body (%zu bytes): %.512s", x->len, x->body);
+        if (atomic_load(&s->draining)) {
+            vp_metrics_event(&s->metrics, VP_EV_DRAINING);
+            return vp_reply_errorf(x, VP_ERR_UNAVAILABLE, "",
+                                   "the server is shutting down and accepts no new requests");
+        }
+        return x->route->handle(x);
+    case PHASE_WAIT:
+        if (*upload_data_size) { /* cannot happen after the body; be safe */
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        return x->route->finish(x);
+    case PHASE_ANSWERED:
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    return MHD_NO;
+}
+
+static void on_done(void *user, vp_sched_ticket *t)
+{
+    vp_conn *x = user;
+    (void)t;
+    pthread_mutex_lock(&x->mu);
+    x->pending--;
+    if (x->pending == 0 && x->suspended) {
+        pthread_mutex_lock(&x->srv->wait_mu);
+        vp_watch_remove_locked(x->srv, x);
+        pthread_mutex_unlock(&x->srv->wait_mu);
+        x->suspended = false;
+        /* under x->mu: the handler suspended under it too, so resume follows suspend */
+        MHD_resume_connection(x->mhd);
+    }
+    pthread_mutex_unlock(&x->mu);
+}
+
+enum MHD_Result vp_conn_submit(vp_conn *x, vp_job **jobs, size_t n_jobs, size_t *item_of_job)
+{
+    vp_server *s = x->srv;
+    vp_sched_ticket **tickets = calloc(n_jobs ? n_jobs : 1, sizeof *tickets);
+    if (!tickets) {
+        for (size_t i = 0; i < n_jobs; i++)
+            vp_job_free(jobs[i]);
+        return vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory queueing the request");
+    }
+    vp_error err;
+    pthread_mutex_lock(&x->mu);
+    if (vp_sched_submit(s->sched, jobs, n_jobs, x->t_start, on_done, x, tickets, &err)) {
+        pthread_mutex_unlock(&x->mu);
+        free(tickets);
+        for (size_t i = 0; i < n_jobs; i++)
+            vp_job_free(jobs[i]);
+        if (err.kind == VP_ERR_BUSY)
+            vp_metrics_event(&s->metrics, VP_EV_BUSY);
+        else if (err.kind == VP_ERR_UNAVAILABLE)
+            vp_metrics_event(&s->metrics, VP_EV_DRAINING);
+        return vp_reply_error(x, &err);
+    }
+    for (size_t i = 0; i < n_jobs; i++)
+        x->items[item_of_job[i]].ticket = tickets[i];
+    free(tickets);
+    x->pending = n_jobs;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(x->mhd, MHD_CONNECTION_INFO_CONNECTION_FD);
+    x->fd = ci ? ci->connect_fd : -1;
+    x->phase = PHASE_WAIT;
+    MHD_suspend_connection(x->mhd);
+    x->suspended = true;
+    pthread_mutex_lock(&s->wait_mu);
+    vp_watch_add_locked(s, x);
+    pthread_mutex_unlock(&s->wait_mu);
+    pthread_mutex_unlock(&x->mu);
+    return MHD_YES;
+}
+
+static const char *termination_name(enum MHD_RequestTerminationCode toe)
+{
+    switch (toe) {
+    case MHD_REQUEST_TERMINATED_COMPLETED_OK: return "";
+    case MHD_REQUEST_TERMINATED_WITH_ERROR: return " (terminated: error)";
+    case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED: return " (terminated: connection timeout)";
+    case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN: return " (terminated: shutdown)";
+    case MHD_REQUEST_TERMINATED_READ_ERROR: return " (terminated: client closed)";
+    case MHD_REQUEST_TERMINATED_CLIENT_ABORT: return " (terminated: client aborted)";
+    }
+    return " (terminated)";
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    vp_server *s = cls;
+    vp_conn *x = *con_cls;
+    (void)c;
+    if (!x)
+        return;
+    *con_cls = NULL;
+    double ms = vp_sched_now_ms() - x->t_start;
+    const char *route = x->route ? x->route->path : "other";
+    vp_metrics_request(&s->metrics, route, x->status);
+    /* quiet for probes and scrapes that succeeded */
+    bool quiet = x->route && x->status == 200 && !strcmp(x->route->method, "GET");
+    if (!quiet || s->cfg->log_bodies) {
+        char status[8];
+        snprintf(status, sizeof status, x->status ? "%d" : "-", x->status);
+        VP_LOGI(x->id, "%s %s %s responses=%zu tokens=%zu %.1f ms%s", x->method, x->path, status,
+                x->n_responses, x->tokens, ms, termination_name(toe));
+    } else {
+        VP_LOGD(x->id, "%s %s %d %.1f ms", x->method, x->path, x->status, ms);
+    }
+    conn_free(x);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    size_t n = strlen(buf);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = 0;
+    VP_LOGW(NULL, "microhttpd: %s", buf);
+}
+
+static int resolve_host(const char *host, int port, struct sockaddr_storage *ss, bool *v6,
+                        vp_error *err)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char ps[8];
+    snprintf(ps, sizeof ps, "%d", port);
+    int rc = getaddrinfo(host, ps, &hints, &res);
+    if (rc || !res)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "host", "option host: cannot resolve '%s': %s",
+                       host, gai_strerror(rc));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *v6 = res->ai_family == AF_INET6;
+    freeaddrinfo(res);
+    return 0;
+}
+
+int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
+{
+    *out = NULL;
+    vp_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return vp_fail(err, VP_ERR_NOMEM, "", "out of memory");
+    s->cfg = cfg;
+    s->t_started = vp_sched_now_ms();
+    vp_metrics_init(&s->metrics);
+    pthread_mutex_init(&s->wait_mu, NULL);
+    vp_request_limits_default(&s->limits);
+    s->limits.max_responses = cfg->max_responses;
+    s->limits.max_steps = cfg->max_steps;
+    s->limits.max_images = cfg->max_images;
+    s->limits.max_image_bytes = cfg->max_image_bytes;
+    s->limits.max_text_bytes = cfg->max_text_bytes;
+    s->limits.max_tiles = cfg->max_tiles;
+    s->limits.allow_urls = cfg->allow_image_urls;
+
+    struct sockaddr_storage ss;
+    bool v6 = false;
+    if (resolve_host(cfg->host, cfg->port, &ss, &v6, err))
+        goto fail;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    flags |= MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL : MHD_USE_POLL;
+    if (v6)
+        flags |= MHD_USE_IPv6;
+    struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_THREAD_POOL_SIZE, cfg->http_threads, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s, NULL},
+        {MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip, NULL},
+        {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
+        {MHD_OPTION_SOCK_ADDR, 0, &ss},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    s->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
+                                 MHD_OPTION_ARRAY, opts,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+                                 MHD_OPTION_END);
+    if (!s->daemon) {
+        vp_fail(err, VP_ERR_IO, "port", "cannot listen on %s port %d (in use, or not allowed?)",
+                cfg->host, cfg->port);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : cfg->port;
+    if (vp_watch_start(s, err)) {
+        MHD_stop_daemon(s->daemon);
+        goto fail;
+    }
+    *out = s;
+    return 0;
+fail:
+    pthread_mutex_destroy(&s->wait_mu);
+    vp_metrics_destroy(&s->metrics);
+    free(s);
+    return -1;
+}
+
+int vp_server_port(const vp_server *s) { return s->port; }
+
+static void on_batch(void *ctx, size_t n_jobs, size_t tokens, size_t tiles, double ms)
+{
+    vp_metrics_batch(ctx, n_jobs, tokens, tiles, ms);
+}
+
+int vp_server_attach_engine(vp_server *s, vp_engine *e, vp_error *err)
+{
+    const vp_config *c = s->cfg;
+    vp_sched_engine eng;
+    vp_sched_engine_of(e, &eng);
+    eng.on_batch = on_batch;
+    eng.obs_ctx = &s->metrics;
+    vp_sched_options so = {.max_queue = c->max_queue,
+                           .max_batch_tokens = c->batch_tokens,
+                           .max_batch_tiles = c->batch_tiles,
+                           .queue_timeout_ms = c->queue_timeout_ms};
+    if (vp_sched_start(&so, &eng, &s->sched, err))
+        return -1;
+    const vp_model_config *mc = vp_engine_config(e);
+    snprintf(s->model_name, sizeof s->model_name, "%s", mc && mc->name[0] ? mc->name : "model");
+    atomic_store(&s->engine, e);
+    atomic_store(&s->ready, true);
+    return 0;
+}
+
+int vp_server_drain(vp_server *s, double timeout_ms)
+{
+    atomic_store(&s->draining, true);
+    atomic_store(&s->ready, false);
+    double until = vp_sched_now_ms() + timeout_ms;
+    int rc = 0;
+    if (s->sched) {
+        vp_sched_drain(s->sched);
+        rc = vp_sched_wait_idle(s->sched, timeout_ms);
+    }
+    /* answers of finished jobs are written by the pool threads: wait for them too */
+    while (atomic_load(&s->inflight) > 0 && vp_sched_now_ms() < until)
+        usleep(10000);
+    if (atomic_load(&s->inflight) > 0)
+        rc = -1;
+    return rc;
+}
+
+void vp_server_stop(vp_server *s)
+{
+    if (!s)
+        return;
+    atomic_store(&s->draining, true);
+    atomic_store(&s->ready, false);
+    /* the scheduler answers what is still queued (503), which resumes every suspended
+     * connection: MHD must not be stopped while any is suspended */
+    if (s->sched)
+        vp_sched_stop(s->sched);
+    for (int i = 0; i < 200 && atomic_load(&s->inflight) > 0; i++)
+        usleep(10000); /* let pool threads write those answers */
+    vp_watch_stop(s);
+    MHD_stop_daemon(s->daemon);
+    vp_sched_free(s->sched); /* after MHD: handlers may still read the queue depth */
+    pthread_mutex_destroy(&s->wait_mu);
+    vp_metrics_destroy(&s->metrics);
+    free(s);
+}

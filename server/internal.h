@@ -1,0 +1,140 @@
+/* Shared by the server's files: the server context, the per-request context and the
+ * helpers routes use to answer.
+ *
+ * Waiting for the engine: a request whose jobs are queued SUSPENDS its libmicrohttpd
+ * connection (MHD_suspend_connection) and returns its pool thread to other clients; the
+ * scheduler's done callback resumes it and the access handler then writes the answer.
+ * So a thousand waiting clients cost a thousand small contexts, not a thousand blocked
+ * threads, and a few pool threads keep serving /health, /metrics and new uploads. A
+ * suspended connection is invisible to MHD (no timeout, no disconnect detection), so a
+ * watcher thread peeks at the sockets of waiting requests and cancels the jobs of
+ * clients that hung up. */
+#ifndef VP_SERVER_INTERNAL_H
+#define VP_SERVER_INTERNAL_H
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "config/config.h"
+#include "engine/engine.h"
+#include "engine/sched/sched.h"
+#include "proto/request.h"
+#include "server/metrics.h"
+#include "server/reqid.h"
+#include "server/server.h"
+
+#define VP_BUILD_VERSION "0.1.0"
+
+typedef struct vp_conn vp_conn;
+
+struct vp_server {
+    const vp_config *cfg;
+    struct MHD_Daemon *daemon;
+    int port;
+    double t_started;
+    _Atomic(vp_engine *) engine;   /* NULL while loading */
+    vp_sched *sched;               /* created with the engine */
+    atomic_bool ready, draining;
+    vp_request_limits limits;
+    char model_name[128];
+    vp_metrics metrics;
+    atomic_size_t inflight;        /* request contexts alive */
+    /* requests suspended while their jobs wait or run, for the disconnect watcher */
+    pthread_mutex_t wait_mu;
+    vp_conn *waiting;              /* doubly linked through wprev/wnext */
+    size_t n_waiting;
+    pthread_t watcher;
+    bool watcher_started;
+    atomic_bool watcher_stop;
+};
+
+typedef enum { PHASE_BODY, PHASE_WAIT, PHASE_ANSWERED } conn_phase;
+
+typedef struct vp_route vp_route;
+
+/* One item of a request: a score request has one, a batch one per element. */
+typedef struct vp_item {
+    vp_sched_ticket *ticket;  /* NULL when the item failed before queueing */
+    vp_error err;             /* the failure when ticket == NULL */
+    bool return_steps, return_logits;
+} vp_item;
+
+struct vp_conn {
+    vp_server *srv;
+    struct MHD_Connection *mhd;
+    const vp_route *route;
+    char id[VP_REQID_LEN + 1];
+    char method[8];
+    char path[64];
+    double t_start;              /* vp_sched_now_ms when the headers arrived */
+    conn_phase phase;
+    /* body */
+    char *body;                  /* [len] (+1 NUL), up to max_body_bytes */
+    size_t len, cap;
+    size_t discarded;            /* bytes dropped after the limit was passed */
+    bool too_large;
+    /* waiting */
+    pthread_mutex_t mu;          /* guards pending and suspended */
+    size_t pending;              /* tickets not yet done */
+    bool suspended;
+    int fd;                      /* the client socket, for the watcher's peek */
+    vp_item *items;              /* [n_items] */
+    size_t n_items;
+    vp_conn *wprev, *wnext;
+    bool gone;                   /* the watcher saw the client hang up (under wait_mu) */
+    /* for the log line and metrics */
+    int status;                  /* 0 until a response is queued */
+    size_t n_responses, tokens;
+    double queue_ms, inference_ms; /* x-queue-time / x-inference-time; < 0 = absent */
+    const char *allow;           /* Allow header of a 405 */
+};
+
+typedef enum MHD_Result (*vp_route_fn)(vp_conn *x);
+
+struct vp_route {
+    const char *path;
+    const char *method;          /* "GET" (HEAD too) or "POST" */
+    bool needs_auth;
+    bool needs_engine;           /* 503 while loading */
+    vp_route_fn handle;          /* GET: at once; POST: when the body is complete */
+    vp_route_fn finish;          /* after a suspended request resumed (NULL if never) */
+};
+
+/* routes_info.c */
+enum MHD_Result vp_route_health(vp_conn *x);
+enum MHD_Result vp_route_ready(vp_conn *x);
+enum MHD_Result vp_route_models(vp_conn *x);
+enum MHD_Result vp_route_metrics(vp_conn *x);
+/* routes_score.c */
+enum MHD_Result vp_route_score(vp_conn *x);
+enum MHD_Result vp_route_score_finish(vp_conn *x);
+enum MHD_Result vp_route_batch(vp_conn *x);
+enum MHD_Result vp_route_batch_finish(vp_conn *x);
+enum MHD_Result vp_route_tokenize(vp_conn *x);
+
+/* reply.c: every answer goes through these; they take ownership of body (malloc'd). */
+enum MHD_Result vp_reply(vp_conn *x, int status, char *body, size_t len,
+                         const char *content_type);
+enum MHD_Result vp_reply_json(vp_conn *x, int status, json_t *v); /* consumes v */
+enum MHD_Result vp_reply_error(vp_conn *x, const vp_error *err);
+enum MHD_Result vp_reply_method_not_allowed(vp_conn *x, const char *allow);
+enum MHD_Result vp_reply_errorf(vp_conn *x, vp_err_kind kind, const char *param,
+                                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* http.c: queue items' jobs and suspend the connection until all are done. On failure
+ * (queue full, draining) the jobs are freed and an error answer is queued. */
+enum MHD_Result vp_conn_submit(vp_conn *x, vp_job **jobs, size_t n_jobs, size_t *item_of_job);
+
+/* watch.c */
+int vp_watch_start(vp_server *s, vp_error *err);
+void vp_watch_stop(vp_server *s);
+void vp_watch_add_locked(vp_server *s, vp_conn *x);    /* caller holds s->wait_mu */
+void vp_watch_remove_locked(vp_server *s, vp_conn *x); /* caller holds s->wait_mu */
+
+/* Image URLs of a parsed request fetched and replaced by bytes (when allowed). */
+int vp_server_fetch_images(vp_server *s, vp_score_request *req, const char *param_prefix,
+                           vp_error *err);
+
+#endif

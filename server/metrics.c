@@ -1,0 +1,206 @@
+/* Prometheus text exposition (version 0.0.4) of vp_metrics. */
+#include "server/metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const double jobs_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+static const double tokens_bounds[] = {64, 256, 1024, 2048, 4096, 8192, 16384, 32768, 65536};
+static const double tiles_bounds[] = {0, 1, 2, 4, 8, 13, 26, 52, 104};
+static const double seconds_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                        0.5,   1,      2.5,   5,    10,    30,   60};
+static const char *stage_names[VP_N_STAGES] = {"queue", "preprocess", "vision", "language",
+                                               "total"};
+
+static void hist_init(vp_histogram *h, const double *bounds, size_t n)
+{
+    memset(h, 0, sizeof *h);
+    h->bounds = bounds;
+    h->n_bounds = n;
+}
+
+void vp_histogram_observe(vp_histogram *h, double v)
+{
+    size_t b = 0;
+    while (b < h->n_bounds && v > h->bounds[b])
+        b++;
+    h->counts[b]++;
+    h->sum += v;
+    h->count++;
+}
+
+void vp_metrics_init(vp_metrics *m)
+{
+    memset(m, 0, sizeof *m);
+    pthread_mutex_init(&m->mu, NULL);
+#define N(a) (sizeof a / sizeof a[0])
+    hist_init(&m->batch_jobs, jobs_bounds, N(jobs_bounds));
+    hist_init(&m->batch_tokens, tokens_bounds, N(tokens_bounds));
+    hist_init(&m->batch_tiles, tiles_bounds, N(tiles_bounds));
+    hist_init(&m->batch_seconds, seconds_bounds, N(seconds_bounds));
+    for (int s = 0; s < VP_N_STAGES; s++)
+        hist_init(&m->stage[s], seconds_bounds, N(seconds_bounds));
+#undef N
+}
+
+void vp_metrics_destroy(vp_metrics *m) { pthread_mutex_destroy(&m->mu); }
+
+void vp_metrics_request(vp_metrics *m, const char *route, int status)
+{
+    pthread_mutex_lock(&m->mu);
+    size_t i = 0;
+    while (i < m->n_requests &&
+           !(m->requests[i].status == status && !strcmp(m->requests[i].route, route)))
+        i++;
+    if (i == m->n_requests && i < VP_METRICS_MAX_SERIES) {
+        snprintf(m->requests[i].route, sizeof m->requests[i].route, "%s", route);
+        m->requests[i].status = status;
+        m->n_requests++;
+    }
+    if (i < m->n_requests)
+        m->requests[i].n++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void vp_metrics_batch(vp_metrics *m, size_t jobs, size_t tokens, size_t tiles, double ms)
+{
+    pthread_mutex_lock(&m->mu);
+    vp_histogram_observe(&m->batch_jobs, (double)jobs);
+    vp_histogram_observe(&m->batch_tokens, (double)tokens);
+    vp_histogram_observe(&m->batch_tiles, (double)tiles);
+    vp_histogram_observe(&m->batch_seconds, ms / 1e3);
+    pthread_mutex_unlock(&m->mu);
+}
+
+void vp_metrics_result(vp_metrics *m, const vp_score_result *r)
+{
+    double ms[VP_N_STAGES] = {r->timing.queue, r->timing.preprocess, r->timing.vision,
+                              r->timing.language, r->timing.total};
+    pthread_mutex_lock(&m->mu);
+    for (int s = 0; s < VP_N_STAGES; s++)
+        vp_histogram_observe(&m->stage[s], ms[s] / 1e3);
+    m->responses_scored += r->n_responses;
+    m->prompt_tokens += r->usage.prompt_tokens;
+    m->computed_tokens += r->usage.computed_tokens;
+    if (r->usage.prompt_tokens > r->usage.computed_tokens)
+        m->saved_tokens += r->usage.prompt_tokens - r->usage.computed_tokens;
+    m->image_tiles += r->usage.image_tiles;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void vp_metrics_event(vp_metrics *m, vp_metric_event ev)
+{
+    pthread_mutex_lock(&m->mu);
+    switch (ev) {
+    case VP_EV_CANCELLED: m->cancelled++; break;
+    case VP_EV_EXPIRED: m->expired++; break;
+    case VP_EV_BUSY: m->rejected_busy++; break;
+    case VP_EV_DRAINING: m->rejected_draining++; break;
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+static void hist_write(FILE *f, const char *name, const char *labels, const vp_histogram *h)
+{
+    uint64_t cum = 0;
+    const char *sep = labels[0] ? "," : "";
+    for (size_t b = 0; b < h->n_bounds; b++) {
+        cum += h->counts[b];
+        fprintf(f, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, h->bounds[b],
+                (unsigned long long)cum);
+    }
+    cum += h->counts[h->n_bounds];
+    fprintf(f, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
+    if (labels[0]) {
+        fprintf(f, "%s_sum{%s} %.9g\n", name, labels, h->sum);
+        fprintf(f, "%s_count{%s} %llu\n", name, labels, (unsigned long long)h->count);
+    } else {
+        fprintf(f, "%s_sum %.9g\n", name, h->sum);
+        fprintf(f, "%s_count %llu\n", name, (unsigned long long)h->count);
+    }
+}
+
+static void counter(FILE *f, const char *name, const char *help, uint64_t v)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
+            (unsigned long long)v);
+}
+
+static void gauge(FILE *f, const char *name, const char *help, double v)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n%s %.9g\n", name, help, name, name, v);
+}
+
+char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    if (!f)
+        return NULL;
+    pthread_mutex_lock(&m->mu);
+    fprintf(f, "# HELP vprm_requests_total HTTP requests by route and status "
+               "(status \"closed\": ended without a response).\n"
+               "# TYPE vprm_requests_total counter\n");
+    for (size_t i = 0; i < m->n_requests; i++) {
+        char st[16];
+        if (m->requests[i].status)
+            snprintf(st, sizeof st, "%d", m->requests[i].status);
+        else
+            snprintf(st, sizeof st, "closed");
+        fprintf(f, "vprm_requests_total{route=\"%s\",status=\"%s\"} %llu\n", m->requests[i].route,
+                st, (unsigned long long)m->requests[i].n);
+    }
+    gauge(f, "vprm_queue_depth", "Jobs waiting for the engine thread.", (double)g->queue_depth);
+    gauge(f, "vprm_inflight_requests", "HTTP requests being received, prepared or waiting.",
+          (double)g->inflight_requests);
+    gauge(f, "vprm_waiting_connections", "Connections suspended until their result is ready.",
+          (double)g->waiting_connections);
+    gauge(f, "vprm_ready", "1 when the model is loaded and warm.", g->ready);
+    gauge(f, "vprm_draining", "1 while shutting down.", g->draining);
+    gauge(f, "vprm_uptime_seconds", "Seconds since the server started.", g->uptime_s);
+
+    fprintf(f, "# HELP vprm_batch_jobs Jobs (requests or batch items) per engine pass.\n"
+               "# TYPE vprm_batch_jobs histogram\n");
+    hist_write(f, "vprm_batch_jobs", "", &m->batch_jobs);
+    fprintf(f, "# HELP vprm_batch_tokens Language-model tokens computed per engine pass.\n"
+               "# TYPE vprm_batch_tokens histogram\n");
+    hist_write(f, "vprm_batch_tokens", "", &m->batch_tokens);
+    fprintf(f, "# HELP vprm_batch_tiles Image tiles encoded per engine pass.\n"
+               "# TYPE vprm_batch_tiles histogram\n");
+    hist_write(f, "vprm_batch_tiles", "", &m->batch_tiles);
+    fprintf(f, "# HELP vprm_batch_seconds Wall time of one engine pass.\n"
+               "# TYPE vprm_batch_seconds histogram\n");
+    hist_write(f, "vprm_batch_seconds", "", &m->batch_seconds);
+    fprintf(f, "# HELP vprm_stage_seconds Per-request latency by stage.\n"
+               "# TYPE vprm_stage_seconds histogram\n");
+    for (int s = 0; s < VP_N_STAGES; s++) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "stage=\"%s\"", stage_names[s]);
+        hist_write(f, "vprm_stage_seconds", labels, &m->stage[s]);
+    }
+    counter(f, "vprm_responses_scored_total", "Candidate responses scored.", m->responses_scored);
+    counter(f, "vprm_prompt_tokens_total", "Prompt tokens of scored requests (all responses).",
+            m->prompt_tokens);
+    counter(f, "vprm_tokens_computed_total", "Tokens run through the language model.",
+            m->computed_tokens);
+    counter(f, "vprm_tokens_saved_total", "Prompt tokens not recomputed thanks to prefix sharing.",
+            m->saved_tokens);
+    counter(f, "vprm_image_tiles_total", "Image tiles encoded.", m->image_tiles);
+    counter(f, "vprm_cancelled_total", "Jobs cancelled because the client disconnected.",
+            m->cancelled);
+    counter(f, "vprm_queue_timeouts_total", "Jobs answered 503 after waiting past queue_timeout_ms.",
+            m->expired);
+    counter(f, "vprm_rejected_queue_full_total", "Requests refused with 429 (queue full).",
+            m->rejected_busy);
+    counter(f, "vprm_rejected_draining_total", "Requests refused with 503 while shutting down.",
+            m->rejected_draining);
+    pthread_mutex_unlock(&m->mu);
+    if (fclose(f)) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}

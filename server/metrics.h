@@ -1,0 +1,65 @@
+/* Service metrics in the Prometheus text format. Counters and histograms only grow
+ * (nothing resets on scrape); gauges are read at scrape time. */
+#ifndef VP_METRICS_H
+#define VP_METRICS_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+
+#define VP_HIST_MAX_BUCKETS 20
+
+typedef struct vp_histogram {
+    const double *bounds;                   /* [n_bounds] upper bounds, ascending */
+    size_t n_bounds;
+    uint64_t counts[VP_HIST_MAX_BUCKETS + 1]; /* per bucket (not cumulative); last = +Inf */
+    double sum;
+    uint64_t count;
+} vp_histogram;
+
+enum { VP_STAGE_QUEUE, VP_STAGE_PREPROCESS, VP_STAGE_VISION, VP_STAGE_LANGUAGE, VP_STAGE_TOTAL,
+       VP_N_STAGES };
+
+#define VP_METRICS_MAX_SERIES 128
+
+typedef struct vp_metrics {
+    pthread_mutex_t mu;
+    /* requests by route and status ("closed" = ended without a response) */
+    struct {
+        char route[24];
+        int status;
+        uint64_t n;
+    } requests[VP_METRICS_MAX_SERIES];
+    size_t n_requests;
+    vp_histogram batch_jobs, batch_tokens, batch_tiles, batch_seconds;
+    vp_histogram stage[VP_N_STAGES];        /* seconds per scored request */
+    uint64_t responses_scored;              /* responses (candidates) scored */
+    uint64_t prompt_tokens, computed_tokens, saved_tokens, image_tiles;
+    uint64_t cancelled, expired, rejected_busy, rejected_draining;
+} vp_metrics;
+
+/* Gauges sampled when rendering. */
+typedef struct vp_gauges {
+    size_t queue_depth;
+    size_t inflight_requests;
+    size_t waiting_connections;  /* suspended, waiting for the engine */
+    int ready, draining;
+    double uptime_s;
+} vp_gauges;
+
+void vp_metrics_init(vp_metrics *m);
+void vp_metrics_destroy(vp_metrics *m);
+/* status 0 = the request ended without a response (client gone, timeout). */
+void vp_metrics_request(vp_metrics *m, const char *route, int status);
+void vp_metrics_batch(vp_metrics *m, size_t jobs, size_t tokens, size_t tiles, double ms);
+void vp_metrics_result(vp_metrics *m, const vp_score_result *r);
+typedef enum { VP_EV_CANCELLED, VP_EV_EXPIRED, VP_EV_BUSY, VP_EV_DRAINING } vp_metric_event;
+void vp_metrics_event(vp_metrics *m, vp_metric_event ev);
+/* The /metrics body (malloc'd), or NULL when memory runs out. */
+char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len);
+
+void vp_histogram_observe(vp_histogram *h, double v);
+
+#endif

@@ -1,0 +1,84 @@
+/* GET /health, /ready, /v1/models, /metrics. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/internal.h"
+
+enum MHD_Result vp_route_health(vp_conn *x)
+{
+    json_t *j = json_pack("{s:s, s:b, s:b}", "status", "ok", "ready", atomic_load(&x->srv->ready),
+                          "draining", atomic_load(&x->srv->draining));
+    return vp_reply_json(x, 200, j);
+}
+
+enum MHD_Result vp_route_ready(vp_conn *x)
+{
+    vp_server *s = x->srv;
+    if (atomic_load(&s->draining))
+        return vp_reply_errorf(x, VP_ERR_UNAVAILABLE, "", "shutting down (draining)");
+    if (!atomic_load(&s->ready))
+        return vp_reply_errorf(x, VP_ERR_UNAVAILABLE, "",
+                               "loading: the model is not loaded and warmed up yet");
+    return vp_reply_json(x, 200, json_pack("{s:s}", "status", "ready"));
+}
+
+static json_t *limits_json(const vp_config *c)
+{
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
+                     "max_body_bytes", (json_int_t)c->max_body_bytes,
+                     "max_responses", (json_int_t)c->max_responses,
+                     "max_steps", (json_int_t)c->max_steps,
+                     "max_images", (json_int_t)c->max_images,
+                     "max_image_bytes", (json_int_t)c->max_image_bytes,
+                     "max_image_pixels", (json_int_t)c->max_image_pixels,
+                     "max_tiles", (json_int_t)c->max_tiles,
+                     "max_text_bytes", (json_int_t)c->max_text_bytes,
+                     "max_tokens", (json_int_t)c->max_request_tokens,
+                     "max_batch_requests", (json_int_t)c->max_batch_requests,
+                     "max_queue", (json_int_t)c->max_queue,
+                     "batch_tokens", (json_int_t)c->batch_tokens,
+                     "batch_tiles", (json_int_t)c->batch_tiles,
+                     "image_urls", c->allow_image_urls);
+}
+
+enum MHD_Result vp_route_models(vp_conn *x)
+{
+    vp_server *s = x->srv;
+    vp_engine *e = atomic_load(&s->engine);
+    json_t *models = json_array();
+    if (e) {
+        const char *backend = vp_engine_backend_name(e);
+        /* the CPU backend computes in fp32 over the checkpoint's weights; CUDA in bf16 */
+        const char *dtype = !strcmp(backend, "cuda") ? "bfloat16" : "float32";
+        json_array_append_new(
+            models,
+            json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:b}", "name", s->model_name, "path",
+                      s->cfg->model_dir ? s->cfg->model_dir : "", "parameters",
+                      (json_int_t)vp_engine_n_params(e), "dtype", dtype, "backend", backend,
+                      "device", vp_engine_device_name(e), "prefix_sharing",
+                      vp_engine_opts(e)->prefix_sharing));
+    }
+    json_t *j = json_pack("{s:o, s:o, s:s, s:b, s:b}", "models", models, "limits",
+                          limits_json(s->cfg), "version", VP_BUILD_VERSION, "ready",
+                          atomic_load(&s->ready), "auth", s->cfg->api_key != NULL);
+    return vp_reply_json(x, 200, j);
+}
+
+enum MHD_Result vp_route_metrics(vp_conn *x)
+{
+    vp_server *s = x->srv;
+    vp_gauges g = {0};
+    g.queue_depth = atomic_load(&s->engine) ? vp_sched_queue_depth(s->sched) : 0;
+    g.inflight_requests = atomic_load(&s->inflight);
+    pthread_mutex_lock(&s->wait_mu);
+    g.waiting_connections = s->n_waiting;
+    pthread_mutex_unlock(&s->wait_mu);
+    g.ready = atomic_load(&s->ready);
+    g.draining = atomic_load(&s->draining);
+    g.uptime_s = (vp_sched_now_ms() - s->t_started) / 1e3;
+    size_t len;
+    char *body = vp_metrics_render(&s->metrics, &g, &len);
+    if (!body)
+        return vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory rendering metrics");
+    return vp_reply(x, 200, body, len, "text/plain; version=0.0.4; charset=utf-8");
+}

@@ -1,0 +1,271 @@
+/* POST /v1/score (and /score), /v1/score/batch, /v1/tokenize.
+ * The pool thread parses, fetches image URLs (when allowed), prepares (decode, tile,
+ * tokenize) and queues; the engine thread computes; the pool thread that handles the
+ * resumed connection writes the answer. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/util/log.h"
+#include "proto/response.h"
+#include "server/fetch.h"
+#include "server/internal.h"
+
+int vp_server_fetch_images(vp_server *s, vp_score_request *req, const char *param_prefix,
+                           vp_error *err)
+{
+    const vp_config *c = s->cfg;
+    vp_fetch_opts o = {
+        .max_bytes = c->url_max_bytes < c->max_image_bytes ? c->url_max_bytes : c->max_image_bytes,
+        .timeout_ms = c->url_timeout_ms,
+        .max_redirects = c->url_max_redirects,
+        .allow_private = c->url_allow_private,
+    };
+    for (size_t i = 0; i < req->n_images; i++) {
+        vp_image_src *img = &req->images[i];
+        if (img->kind != VP_IMAGE_URL)
+            continue;
+        char param[128];
+        snprintf(param, sizeof param, "%simages[%zu]", param_prefix, i);
+        if (!c->allow_image_urls)
+            return vp_fail(err, VP_ERR_BAD_REQUEST, param,
+                           "image URLs are not enabled on this server; send the image as base64");
+        uint8_t *data;
+        size_t len;
+        if (vp_fetch_url(img->url, &o, param, &data, &len, err))
+            return -1;
+        free(img->data);
+        img->data = data;
+        img->len = len;
+        img->kind = VP_IMAGE_BYTES;
+    }
+    return 0;
+}
+
+/* Errors from the engine name fields of one request; inside a batch they get the
+ * item's prefix ("requests[2].images[0]"). */
+static void prefix_param(vp_error *err, const char *prefix)
+{
+    if (!prefix[0] || !strncmp(err->param, prefix, strlen(prefix)))
+        return;
+    char p[sizeof err->param];
+    snprintf(p, sizeof p, "%s%s", prefix, err->param);
+    size_t n = strlen(p);
+    if (n && p[n - 1] == '.')
+        p[n - 1] = 0;
+    memcpy(err->param, p, sizeof p);
+}
+
+/* Parsed request -> prepared job; the request is freed in every case. */
+static int prepare(vp_conn *x, vp_score_request *req, const char *prefix, vp_item *item,
+                   vp_job **job, vp_error *err)
+{
+    vp_server *s = x->srv;
+    item->return_steps = req->return_steps;
+    item->return_logits = req->return_logits;
+    int rc = vp_server_fetch_images(s, req, prefix, err);
+    if (rc == 0) {
+        rc = vp_engine_prepare(atomic_load(&s->engine), req, job, err);
+        if (rc)
+            prefix_param(err, prefix);
+    }
+    if (rc == 0) {
+        x->n_responses += req->n_responses;
+        x->tokens += vp_job_tokens(*job);
+    }
+    vp_request_free(req);
+    return rc;
+}
+
+static void drop_body(vp_conn *x)
+{
+    free(x->body);
+    x->body = NULL;
+    x->len = x->cap = 0;
+}
+
+enum MHD_Result vp_route_score(vp_conn *x)
+{
+    vp_server *s = x->srv;
+    x->items = calloc(1, sizeof *x->items);
+    if (!x->items)
+        return vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory");
+    x->n_items = 1;
+    vp_score_request req;
+    vp_error err;
+    memset(&err, 0, sizeof err);
+    int rc = vp_request_parse(x->body, x->len, &s->limits, &req, &err);
+    drop_body(x);
+    if (rc)
+        return vp_reply_error(x, &err);
+    vp_job *job;
+    if (prepare(x, &req, "", &x->items[0], &job, &err))
+        return vp_reply_error(x, &err);
+    size_t item = 0;
+    return vp_conn_submit(x, &job, 1, &item);
+}
+
+/* One finished item as JSON (a score response or {"error": ...}); NULL = client gone. */
+static json_t *item_json(vp_conn *x, vp_item *it, bool *gone)
+{
+    vp_server *s = x->srv;
+    vp_error err;
+    if (!it->ticket)
+        return vp_error_json(&it->err);
+    if (vp_sched_ticket_cancelled(it->ticket)) {
+        *gone = true;
+        return NULL;
+    }
+    double q = vp_sched_ticket_queue_ms(it->ticket);
+    if (q > x->queue_ms)
+        x->queue_ms = q;
+    const vp_error *e;
+    if (vp_sched_ticket_outcome(it->ticket, &e)) {
+        if (vp_sched_ticket_expired(it->ticket))
+            vp_metrics_event(&s->metrics, VP_EV_EXPIRED);
+        else
+            VP_LOGE(x->id, "engine: %s", e->message);
+        return vp_error_json(e);
+    }
+    vp_score_result *r = vp_job_result_mut(vp_sched_ticket_job(it->ticket));
+    double inf = r->timing.vision + r->timing.language;
+    if (inf > x->inference_ms)
+        x->inference_ms = inf;
+    vp_metrics_result(&s->metrics, r);
+    vp_score_json_opts o = {.id = x->id, .model_name = s->model_name,
+                            .return_steps = it->return_steps, .return_logits = it->return_logits};
+    json_t *j = vp_response_score_json(r, &o, &err);
+    if (!j) {
+        VP_LOGE(x->id, "%s", err.message);
+        return vp_error_json(&err);
+    }
+    return j;
+}
+
+enum MHD_Result vp_route_score_finish(vp_conn *x)
+{
+    vp_item *it = &x->items[0];
+    const vp_error *e;
+    if (!vp_sched_ticket_cancelled(it->ticket) && vp_sched_ticket_outcome(it->ticket, &e)) {
+        x->queue_ms = vp_sched_ticket_queue_ms(it->ticket);
+        if (vp_sched_ticket_expired(it->ticket))
+            vp_metrics_event(&x->srv->metrics, VP_EV_EXPIRED);
+        return vp_reply_error(x, e);
+    }
+    bool gone = false;
+    json_t *j = item_json(x, it, &gone);
+    if (gone)
+        return MHD_NO; /* nobody to answer: close */
+    if (!j)
+        return vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory writing the response");
+    /* an error object here is a result that could not be serialised (non-finite) */
+    return vp_reply_json(x, json_object_get(j, "error") ? 500 : 200, j);
+}
+
+enum MHD_Result vp_route_batch(vp_conn *x)
+{
+    vp_server *s = x->srv;
+    json_error_t jerr;
+    json_t *root = json_loadb(x->body, x->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    drop_body(x);
+    if (!root)
+        return vp_reply_errorf(x, VP_ERR_BAD_REQUEST, "", "malformed JSON at line %d column %d: %s",
+                               jerr.line, jerr.column, jerr.text);
+    const json_t *reqs = json_is_object(root) ? json_object_get(root, "requests") : NULL;
+    enum MHD_Result ret;
+    if (!json_is_object(root)) {
+        ret = vp_reply_errorf(x, VP_ERR_BAD_REQUEST, "", "the body must be a JSON object {\"requests\": [...]}");
+        goto out;
+    }
+    if (!json_is_array(reqs)) {
+        ret = vp_reply_errorf(x, VP_ERR_BAD_REQUEST, "requests",
+                              reqs ? "must be an array of score requests" : "missing required field");
+        goto out;
+    }
+    size_t n = json_array_size(reqs);
+    if (n == 0) {
+        ret = vp_reply_errorf(x, VP_ERR_BAD_REQUEST, "requests", "must contain at least one request");
+        goto out;
+    }
+    if (n > s->cfg->max_batch_requests) {
+        ret = vp_reply_errorf(x, VP_ERR_TOO_LARGE, "requests",
+                              "%zu requests, over the limit max_batch_requests=%zu", n,
+                              s->cfg->max_batch_requests);
+        goto out;
+    }
+    x->items = calloc(n, sizeof *x->items);
+    vp_job **jobs = calloc(n, sizeof *jobs);
+    size_t *item_of_job = calloc(n, sizeof *item_of_job);
+    if (!x->items || !jobs || !item_of_job) {
+        free(jobs);
+        free(item_of_job);
+        ret = vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory");
+        goto out;
+    }
+    x->n_items = n;
+    size_t n_jobs = 0;
+    for (size_t i = 0; i < n; i++) {
+        char prefix[48];
+        snprintf(prefix, sizeof prefix, "requests[%zu].", i);
+        vp_item *it = &x->items[i];
+        vp_score_request req;
+        if (vp_request_from_json(json_array_get(reqs, i), prefix, &s->limits, &req, &it->err)) {
+            prefix_param(&it->err, prefix);
+            continue;
+        }
+        if (prepare(x, &req, prefix, it, &jobs[n_jobs], &it->err))
+            continue;
+        item_of_job[n_jobs++] = i;
+    }
+    if (n_jobs == 0) /* every item failed: answer now */
+        ret = vp_route_batch_finish(x);
+    else
+        ret = vp_conn_submit(x, jobs, n_jobs, item_of_job);
+    free(jobs);
+    free(item_of_job);
+out:
+    json_decref(root);
+    return ret;
+}
+
+enum MHD_Result vp_route_batch_finish(vp_conn *x)
+{
+    json_t *results = json_array();
+    if (!results)
+        return vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory");
+    for (size_t i = 0; i < x->n_items; i++) {
+        bool gone = false;
+        json_t *j = item_json(x, &x->items[i], &gone);
+        if (gone) {
+            json_decref(results);
+            return MHD_NO;
+        }
+        if (!j || json_array_append_new(results, j)) {
+            json_decref(results);
+            return vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory writing the response");
+        }
+    }
+    return vp_reply_json(x, 200, json_pack("{s:s, s:o}", "id", x->id, "results", results));
+}
+
+enum MHD_Result vp_route_tokenize(vp_conn *x)
+{
+    vp_server *s = x->srv;
+    vp_score_request req;
+    vp_error err;
+    memset(&err, 0, sizeof err);
+    int rc = vp_request_parse(x->body, x->len, &s->limits, &req, &err);
+    drop_body(x);
+    if (rc)
+        return vp_reply_error(x, &err);
+    vp_item item;
+    vp_job *job;
+    if (prepare(x, &req, "", &item, &job, &err))
+        return vp_reply_error(x, &err);
+    vp_engine *e = atomic_load(&s->engine);
+    json_t *j = vp_response_tokenize_json(x->id, s->model_name, vp_engine_tokenizer(e), job, &err);
+    vp_job_free(job);
+    if (!j)
+        return vp_reply_error(x, &err);
+    return vp_reply_json(x, 200, j);
+}

@@ -1,0 +1,108 @@
+/* The disconnect watcher. libmicrohttpd does not look at suspended connections, so every
+ * 50 ms this thread peeks (MSG_PEEK, non-blocking) at the socket of each request waiting
+ * for the engine: end of stream or a socket error means the client is gone, and its jobs
+ * are cancelled (a queued job is skipped, a running one has its result dropped). Bytes
+ * waiting to be read (a pipelined next request) mean the client is still there. */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine/util/log.h"
+#include "server/internal.h"
+
+#define WATCH_INTERVAL_US 50000
+
+void vp_watch_add_locked(vp_server *s, vp_conn *x)
+{
+    x->wprev = NULL;
+    x->wnext = s->waiting;
+    if (s->waiting)
+        s->waiting->wprev = x;
+    s->waiting = x;
+    s->n_waiting++;
+}
+
+void vp_watch_remove_locked(vp_server *s, vp_conn *x)
+{
+    if (x->wprev)
+        x->wprev->wnext = x->wnext;
+    else if (s->waiting == x)
+        s->waiting = x->wnext;
+    if (x->wnext)
+        x->wnext->wprev = x->wprev;
+    x->wprev = x->wnext = NULL;
+    s->n_waiting--;
+}
+
+static bool client_gone(int fd)
+{
+    if (fd < 0)
+        return false;
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0)
+        return true;
+    if (n < 0)
+        return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+    return false;
+}
+
+static void *watch_main(void *arg)
+{
+    vp_server *s = arg;
+    size_t cap = 0;
+    vp_sched_ticket **gone = NULL;
+    while (!atomic_load(&s->watcher_stop)) {
+        usleep(WATCH_INTERVAL_US);
+        size_t n = 0;
+        pthread_mutex_lock(&s->wait_mu);
+        /* a connection in the list is suspended, so its socket is still open */
+        for (vp_conn *x = s->waiting; x; x = x->wnext) {
+            if (x->gone || !client_gone(x->fd))
+                continue;
+            x->gone = true;
+            if (n + x->n_items > cap) {
+                size_t nc = (n + x->n_items) * 2;
+                vp_sched_ticket **ng = realloc(gone, nc * sizeof *ng);
+                if (!ng)
+                    break;
+                gone = ng;
+                cap = nc;
+            }
+            VP_LOGI(x->id, "client disconnected while waiting: cancelling its jobs");
+            for (size_t i = 0; i < x->n_items; i++)
+                if (x->items[i].ticket) {
+                    vp_sched_ticket_retain(x->items[i].ticket);
+                    gone[n++] = x->items[i].ticket;
+                }
+        }
+        pthread_mutex_unlock(&s->wait_mu);
+        /* cancel without the list lock: a cancel may complete the request at once */
+        for (size_t i = 0; i < n; i++) {
+            if (vp_sched_cancel(s->sched, gone[i]))
+                vp_metrics_event(&s->metrics, VP_EV_CANCELLED);
+            vp_sched_ticket_release(gone[i]);
+        }
+    }
+    free(gone);
+    return NULL;
+}
+
+int vp_watch_start(vp_server *s, vp_error *err)
+{
+    atomic_store(&s->watcher_stop, false);
+    if (pthread_create(&s->watcher, NULL, watch_main, s))
+        return vp_fail(err, VP_ERR_INTERNAL, "", "cannot start the disconnect watcher thread");
+    s->watcher_started = true;
+    return 0;
+}
+
+void vp_watch_stop(vp_server *s)
+{
+    if (!s->watcher_started)
+        return;
+    atomic_store(&s->watcher_stop, true);
+    pthread_join(s->watcher, NULL);
+    s->watcher_started = false;
+}

@@ -1,0 +1,57 @@
+#!/bin/sh
+# CPU backend vs the independent PyTorch reference (tests/reference), on random tiny
+# models of several shapes and generated requests: the two logits at every score
+# position agree to 1e-4 relative. Also: scoring the responses of a request together
+# (shared prefix, one packed pass) equals scoring them one by one.
+set -u
+here=$(dirname "$0")
+tmp="$VPRM_TMP/parity"
+mkdir -p "$tmp"
+pass=0
+fail=0
+worst_file="$tmp/worst.txt"
+: > "$worst_file"
+
+# name | mkmodel flags
+models='gqa2-layernorm|--seed 11
+gqa1-rmsnorm-qknorm|--seed 12 --heads 4 --kv-heads 4 --vision-norm rms_norm --qk-norm
+gqa4|--seed 13 --heads 8 --kv-heads 2 --llm-hidden 128
+odd-sizes-gqa3|--seed 14 --vision-hidden 75 --vision-heads 5 --vision-mlp 100 --llm-hidden 90 --heads 3 --kv-heads 1 --llm-mlp 170 --no-qkv-bias'
+
+echo "$models" | while IFS='|' read -r name flags; do
+    m="$tmp/model-$name"
+    # shellcheck disable=SC2086
+    if ! "$VPRM" mkmodel --out "$m" --scale tiny --tokenizer engine/assets/tiny_tokenizer $flags >"$tmp/mk-$name.log" 2>&1; then
+        echo "FAIL $name: mkmodel: $(tail -n 3 "$tmp/mk-$name.log")"; echo fail >> "$tmp/status"; continue
+    fi
+    reqs="$tmp/req-$name"
+    "$PYTHON" "$here/gen_requests.py" --out "$reqs" --seed "$(echo "$flags" | sed 's/--seed \([0-9]*\).*/\1/')" --count 6 --small
+    for req in "$reqs"/req_*.json; do
+        base=$(basename "$req" .json)
+        if ! "$VPRM" score --model "$m" "$req" > "$tmp/$name-$base.c.json" 2> "$tmp/$name-$base.c.err"; then
+            echo "FAIL $name/$base: vprm score: $(cat "$tmp/$name-$base.c.err")"; echo fail >> "$tmp/status"; continue
+        fi
+        if ! "$PYTHON" "$here/vprm_ref.py" score --model "$m" "$req" > "$tmp/$name-$base.ref.json" 2> "$tmp/$name-$base.ref.err"; then
+            echo "FAIL $name/$base: reference: $(tail -n 3 "$tmp/$name-$base.ref.err")"; echo fail >> "$tmp/status"; continue
+        fi
+        if "$PYTHON" "$here/parity_compare.py" "$tmp/$name-$base.c.json" "$tmp/$name-$base.ref.json" --label "$name/$base" | tee -a "$worst_file"; then
+            echo ok >> "$tmp/status"
+        else
+            echo fail >> "$tmp/status"
+        fi
+    done
+    # shared prefix vs one by one: the first multi-response request, each response alone
+    "$PYTHON" "$here/split_request.py" "$reqs" "$tmp/split-$name" || { echo fail >> "$tmp/status"; continue; }
+    for req in "$tmp/split-$name"/*.json; do
+        case "$req" in *.c.json) continue ;; esac
+        [ -f "$req" ] || continue
+        "$VPRM" score --model "$m" "$req" > "$req.c.json" 2>/dev/null || { echo "FAIL $name: score $req"; echo fail >> "$tmp/status"; }
+    done
+    if "$PYTHON" "$here/split_request.py" --compare "$tmp/split-$name"; then echo ok >> "$tmp/status"; else echo fail >> "$tmp/status"; fi
+done
+pass=$(grep -c '^ok' "$tmp/status" 2>/dev/null || true)
+fail=$(grep -c '^fail' "$tmp/status" 2>/dev/null || true)
+worst=$(sed -n 's/.*worst relative error \([^ ]*\) at.*/\1/p' "$worst_file" | sort -g | tail -n 1)
+echo "parity: worst relative error over all models and requests: ${worst:-none}"
+echo "parity: $pass passed, $fail failed"
+[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]

@@ -1,0 +1,519 @@
+/* engine/sched with a fake engine: packing under the token and tile budgets (a job over
+ * the budget runs alone), arrival order, queue bound (429), queue deadline (never runs
+ * expired work), cancellation of queued and running jobs, isolation of a failing job,
+ * drain and stop, timing, and many submitting threads (every ticket done exactly once). */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/sched/sched.h"
+#include "tests/unit/check.h"
+
+/* The fake job: its cost and what happened to it. */
+struct vp_job {
+    int id;
+    size_t tokens, tiles;
+    bool poison;            /* a pass containing it fails */
+    atomic_int ran;         /* times it was part of a successful or failed pass */
+    vp_score_result result;
+};
+
+#define MAX_PASSES 256
+#define MAX_PER_PASS 64
+
+typedef struct fake_engine {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool hold;                      /* run blocks while true */
+    bool in_run;
+    int passes[MAX_PASSES][MAX_PER_PASS]; /* job ids of each pass */
+    size_t pass_len[MAX_PASSES];
+    size_t n_passes;
+    int sleep_us;
+} fake_engine;
+
+static int fake_run(void *ctx, vp_job *const *jobs, size_t n, vp_error *err)
+{
+    fake_engine *f = ctx;
+    pthread_mutex_lock(&f->mu);
+    f->in_run = true;
+    pthread_cond_broadcast(&f->cv);
+    while (f->hold)
+        pthread_cond_wait(&f->cv, &f->mu);
+    if (f->n_passes < MAX_PASSES) {
+        for (size_t i = 0; i < n && i < MAX_PER_PASS; i++)
+            f->passes[f->n_passes][i] = jobs[i]->id;
+        f->pass_len[f->n_passes] = n;
+        f->n_passes++;
+    }
+    f->in_run = false;
+    pthread_mutex_unlock(&f->mu);
+    if (f->sleep_us)
+        usleep((useconds_t)f->sleep_us);
+    bool poisoned = false;
+    for (size_t i = 0; i < n; i++) {
+        atomic_fetch_add(&jobs[i]->ran, 1);
+        poisoned |= jobs[i]->poison;
+    }
+    if (poisoned)
+        return vp_fail(err, VP_ERR_INTERNAL, "", "poisoned job in the pass");
+    for (size_t i = 0; i < n; i++)
+        jobs[i]->result.usage.computed_tokens = jobs[i]->tokens;
+    return 0;
+}
+
+static size_t fake_tokens(const vp_job *j) { return j->tokens; }
+static size_t fake_tiles(const vp_job *j) { return j->tiles; }
+static vp_score_result *fake_result(vp_job *j) { return &j->result; }
+static atomic_int g_freed;
+static void fake_free(vp_job *j)
+{
+    atomic_fetch_add(&g_freed, 1);
+    free(j);
+}
+
+typedef struct done_rec {
+    atomic_int calls;
+    double at_ms;
+} done_rec;
+
+static void on_done(void *user, vp_sched_ticket *t)
+{
+    done_rec *recs = user;
+    vp_job *j = vp_sched_ticket_job(t);
+    recs[j->id].at_ms = vp_sched_now_ms();
+    atomic_fetch_add(&recs[j->id].calls, 1);
+}
+
+static vp_job *mkjob(int id, size_t tokens, size_t tiles)
+{
+    vp_job *j = calloc(1, sizeof *j);
+    j->id = id;
+    j->tokens = tokens;
+    j->tiles = tiles;
+    return j;
+}
+
+typedef struct fixture {
+    fake_engine f;
+    vp_sched *s;
+    done_rec recs[4096];
+    vp_sched_ticket *t[4096];
+} fixture;
+
+static fixture *setup(size_t max_queue, size_t tokens, size_t tiles, double timeout_ms)
+{
+    fixture *x = calloc(1, sizeof *x);
+    pthread_mutex_init(&x->f.mu, NULL);
+    pthread_cond_init(&x->f.cv, NULL);
+    vp_sched_engine eng = {.ctx = &x->f, .run = fake_run, .job_tokens = fake_tokens,
+                           .job_tiles = fake_tiles, .job_result = fake_result,
+                           .job_free = fake_free};
+    vp_sched_options opt = {.max_queue = max_queue, .max_batch_tokens = tokens,
+                            .max_batch_tiles = tiles, .queue_timeout_ms = timeout_ms};
+    vp_error err;
+    CHECK_MSG(vp_sched_start(&opt, &eng, &x->s, &err) == 0, "%s", err.message);
+    return x;
+}
+
+static void hold(fixture *x, bool on)
+{
+    pthread_mutex_lock(&x->f.mu);
+    x->f.hold = on;
+    pthread_cond_broadcast(&x->f.cv);
+    pthread_mutex_unlock(&x->f.mu);
+}
+
+/* Blocks until the engine thread is inside run (holding job `blocker`). */
+static void wait_in_run(fixture *x)
+{
+    pthread_mutex_lock(&x->f.mu);
+    while (!x->f.in_run)
+        pthread_cond_wait(&x->f.cv, &x->f.mu);
+    pthread_mutex_unlock(&x->f.mu);
+}
+
+static int submit1(fixture *x, vp_job *j, vp_error *err)
+{
+    return vp_sched_submit(x->s, &j, 1, vp_sched_now_ms(), on_done, x->recs, &x->t[j->id], err);
+}
+
+static void teardown(fixture *x, int n_tickets)
+{
+    vp_sched_free(x->s);
+    for (int i = 0; i < n_tickets; i++)
+        vp_sched_ticket_release(x->t[i]);
+    pthread_mutex_destroy(&x->f.mu);
+    pthread_cond_destroy(&x->f.cv);
+    free(x);
+}
+
+static bool pass_is(fixture *x, size_t p, const int *ids, size_t n)
+{
+    if (p >= x->f.n_passes || x->f.pass_len[p] != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (x->f.passes[p][i] != ids[i])
+            return false;
+    return true;
+}
+
+static void test_packing(void)
+{
+    fixture *x = setup(100, 35, 12, 0);
+    vp_error err;
+    hold(x, true);
+    CHECK(submit1(x, mkjob(0, 10, 0), &err) == 0); /* the blocker */
+    wait_in_run(x);
+    size_t tok[] = {10, 10, 10, 10, 100, 10, 10, 5, 5, 5};
+    size_t til[] = {0, 0, 0, 0, 0, 0, 0, 5, 5, 5};
+    for (int i = 1; i <= 10; i++)
+        CHECK(submit1(x, mkjob(i, tok[i - 1], til[i - 1]), &err) == 0);
+    CHECK(vp_sched_queue_depth(x->s) == 10);
+    hold(x, false);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    CHECK(vp_sched_queue_depth(x->s) == 0);
+    /* token budget 35: 1,2,3 | 4 (4 + the 100-token job is over) | 5 alone | 6,7,8,9 (30
+     * tokens, 10 tiles) | 10 (its 5 tiles would make 15 > 12) */
+    int p0[] = {0}, p1[] = {1, 2, 3}, p2[] = {4}, p3[] = {5}, p4[] = {6, 7, 8, 9}, p5[] = {10};
+    CHECK_MSG(x->f.n_passes == 6, "%zu passes", x->f.n_passes);
+    CHECK(pass_is(x, 0, p0, 1));
+    CHECK(pass_is(x, 1, p1, 3));
+    CHECK(pass_is(x, 2, p2, 1));
+    CHECK(pass_is(x, 3, p3, 1));
+    CHECK(pass_is(x, 4, p4, 4));
+    CHECK(pass_is(x, 5, p5, 1));
+    size_t jobs_run, passes;
+    vp_sched_counts(x->s, &jobs_run, &passes);
+    CHECK(jobs_run == 11 && passes == 6);
+    for (int i = 0; i <= 10; i++) {
+        CHECK(atomic_load(&x->recs[i].calls) == 1);
+        const vp_error *e;
+        CHECK(vp_sched_ticket_outcome(x->t[i], &e) == 0);
+        vp_job *j = vp_sched_ticket_job(x->t[i]);
+        CHECK(atomic_load(&j->ran) == 1);
+        CHECK(j->result.usage.computed_tokens == j->tokens);
+        CHECK(j->result.timing.total >= j->result.timing.queue && j->result.timing.queue >= 0);
+    }
+    teardown(x, 11);
+}
+
+static void test_timing(void)
+{
+    fixture *x = setup(100, 100, 100, 0);
+    vp_error err;
+    hold(x, true);
+    CHECK(submit1(x, mkjob(0, 1, 0), &err) == 0);
+    wait_in_run(x);
+    CHECK(submit1(x, mkjob(1, 1, 0), &err) == 0);
+    usleep(60000);
+    hold(x, false);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    vp_job *j = vp_sched_ticket_job(x->t[1]);
+    CHECK_MSG(j->result.timing.queue >= 55 && j->result.timing.queue < 2000, "queue %.1f ms",
+              j->result.timing.queue);
+    CHECK(vp_sched_ticket_queue_ms(x->t[1]) == j->result.timing.queue);
+    CHECK(j->result.timing.total >= j->result.timing.queue);
+    teardown(x, 2);
+}
+
+static void test_queue_full(void)
+{
+    fixture *x = setup(4, 100, 100, 0);
+    vp_error err;
+    hold(x, true);
+    CHECK(submit1(x, mkjob(0, 1, 0), &err) == 0);
+    wait_in_run(x);
+    for (int i = 1; i <= 3; i++)
+        CHECK(submit1(x, mkjob(i, 1, 0), &err) == 0);
+    /* two more do not fit in the one free slot: refused together, nothing queued */
+    vp_job *two[2] = {mkjob(5, 1, 0), mkjob(6, 1, 0)};
+    memset(&err, 0, sizeof err);
+    CHECK(vp_sched_submit(x->s, two, 2, vp_sched_now_ms(), on_done, x->recs, &x->t[5], &err) ==
+          -1);
+    CHECK(err.kind == VP_ERR_BUSY && strstr(err.message, "max_queue = 4"));
+    CHECK(x->t[5] == NULL && x->t[6] == NULL);
+    CHECK(vp_sched_queue_depth(x->s) == 3);
+    free(two[0]);
+    free(two[1]);
+    CHECK(submit1(x, mkjob(4, 1, 0), &err) == 0);
+    vp_job *j7 = mkjob(7, 1, 0);
+    memset(&err, 0, sizeof err);
+    CHECK(submit1(x, j7, &err) == -1 && err.kind == VP_ERR_BUSY);
+    CHECK(vp_err_http_status(err.kind) == 429);
+    free(j7);
+    hold(x, false);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    /* an empty queue accepts a request larger than max_queue (it could never fit) */
+    vp_job *many[6];
+    for (int i = 0; i < 6; i++)
+        many[i] = mkjob(10 + i, 1, 0);
+    CHECK(vp_sched_submit(x->s, many, 6, vp_sched_now_ms(), on_done, x->recs, &x->t[10], &err) ==
+          0);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    for (int i = 10; i < 16; i++)
+        CHECK(atomic_load(&x->recs[i].calls) == 1);
+    for (int i = 0; i < 5; i++)
+        CHECK(atomic_load(&x->recs[i].calls) == 1);
+    teardown(x, 16);
+}
+
+static void test_deadline(void)
+{
+    fixture *x = setup(100, 100, 100, 50);
+    vp_error err;
+    hold(x, true);
+    double t0 = vp_sched_now_ms();
+    CHECK(submit1(x, mkjob(0, 1, 0), &err) == 0);
+    wait_in_run(x);
+    CHECK(submit1(x, mkjob(1, 1, 0), &err) == 0);
+    CHECK(submit1(x, mkjob(2, 1, 0), &err) == 0);
+    /* the engine is busy: the janitor answers both when their 50 ms are up */
+    for (int k = 0; k < 200 && atomic_load(&x->recs[2].calls) == 0; k++)
+        usleep(5000);
+    CHECK(atomic_load(&x->recs[1].calls) == 1 && atomic_load(&x->recs[2].calls) == 1);
+    CHECK_MSG(x->recs[1].at_ms - t0 >= 45 && x->recs[1].at_ms - t0 < 400, "expired after %.1f ms",
+              x->recs[1].at_ms - t0);
+    const vp_error *e;
+    CHECK(vp_sched_ticket_outcome(x->t[1], &e) == -1);
+    CHECK(e->kind == VP_ERR_UNAVAILABLE && strstr(e->message, "queue_timeout_ms = 50"));
+    CHECK(vp_sched_ticket_expired(x->t[1]) && !vp_sched_ticket_expired(x->t[0]));
+    CHECK(vp_sched_queue_depth(x->s) == 0);
+    hold(x, false);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    /* expired work never runs */
+    CHECK(atomic_load(&vp_sched_ticket_job(x->t[1])->ran) == 0);
+    CHECK(atomic_load(&vp_sched_ticket_job(x->t[2])->ran) == 0);
+    CHECK(vp_sched_ticket_outcome(x->t[0], &e) == 0); /* the running one was not expired */
+    teardown(x, 3);
+}
+
+static void test_cancel(void)
+{
+    fixture *x = setup(100, 100, 100, 0);
+    vp_error err;
+    hold(x, true);
+    CHECK(submit1(x, mkjob(0, 1, 0), &err) == 0);
+    wait_in_run(x);
+    CHECK(submit1(x, mkjob(1, 1, 0), &err) == 0);
+    CHECK(submit1(x, mkjob(2, 1, 0), &err) == 0);
+    vp_sched_cancel(x->s, x->t[1]); /* queued: answered now, never runs */
+    CHECK(atomic_load(&x->recs[1].calls) == 1);
+    CHECK(vp_sched_ticket_cancelled(x->t[1]));
+    CHECK(vp_sched_queue_depth(x->s) == 1);
+    vp_sched_cancel(x->s, x->t[0]); /* running: answered when the pass ends */
+    CHECK(atomic_load(&x->recs[0].calls) == 0);
+    hold(x, false);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    CHECK(atomic_load(&x->recs[0].calls) == 1);
+    const vp_error *e;
+    CHECK(vp_sched_ticket_outcome(x->t[0], &e) == -1 && vp_sched_ticket_cancelled(x->t[0]));
+    CHECK(strstr(e->message, "cancelled"));
+    CHECK(vp_sched_ticket_outcome(x->t[2], &e) == 0 && !vp_sched_ticket_cancelled(x->t[2]));
+    CHECK(atomic_load(&vp_sched_ticket_job(x->t[1])->ran) == 0);
+    /* cancelling a finished ticket changes nothing */
+    vp_sched_cancel(x->s, x->t[2]);
+    CHECK(vp_sched_ticket_outcome(x->t[2], &e) == 0 && atomic_load(&x->recs[2].calls) == 1);
+    teardown(x, 3);
+}
+
+static void test_poison(void)
+{
+    fixture *x = setup(100, 100, 100, 0);
+    vp_error err;
+    hold(x, true);
+    CHECK(submit1(x, mkjob(0, 1, 0), &err) == 0);
+    wait_in_run(x);
+    vp_job *bad = mkjob(2, 1, 0);
+    bad->poison = true;
+    CHECK(submit1(x, mkjob(1, 1, 0), &err) == 0);
+    CHECK(submit1(x, bad, &err) == 0);
+    CHECK(submit1(x, mkjob(3, 1, 0), &err) == 0);
+    hold(x, false);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    const vp_error *e;
+    CHECK(vp_sched_ticket_outcome(x->t[1], &e) == 0);
+    CHECK(vp_sched_ticket_outcome(x->t[3], &e) == 0);
+    CHECK(vp_sched_ticket_outcome(x->t[2], &e) == -1 && e->kind == VP_ERR_INTERNAL &&
+          strstr(e->message, "poisoned"));
+    /* the failed pass [1 2 3] was retried job by job */
+    int p1[] = {1, 2, 3}, p2[] = {1}, p3[] = {2}, p4[] = {3};
+    CHECK(pass_is(x, 1, p1, 3) && pass_is(x, 2, p2, 1) && pass_is(x, 3, p3, 1) &&
+          pass_is(x, 4, p4, 1));
+    teardown(x, 4);
+}
+
+static void *release_later(void *arg)
+{
+    usleep(50000);
+    hold(arg, false);
+    return NULL;
+}
+
+static void test_drain_and_stop(void)
+{
+    fixture *x = setup(100, 1, 100, 0); /* budget 1 token: one job per pass */
+    vp_error err;
+    hold(x, true);
+    CHECK(submit1(x, mkjob(0, 1, 0), &err) == 0);
+    wait_in_run(x);
+    CHECK(submit1(x, mkjob(1, 1, 0), &err) == 0);
+    CHECK(submit1(x, mkjob(2, 1, 0), &err) == 0);
+    vp_sched_drain(x->s);
+    vp_job *late = mkjob(3, 1, 0);
+    memset(&err, 0, sizeof err);
+    CHECK(submit1(x, late, &err) == -1 && err.kind == VP_ERR_UNAVAILABLE &&
+          strstr(err.message, "shutting down"));
+    free(late);
+    CHECK(vp_sched_wait_idle(x->s, 30) == -1); /* still held */
+    hold(x, false);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    const vp_error *e;
+    for (int i = 0; i < 3; i++)
+        CHECK(vp_sched_ticket_outcome(x->t[i], &e) == 0); /* queued work finished */
+    teardown(x, 3);
+
+    /* stop with work still queued: the running pass ends, the rest is answered 503 */
+    x = setup(100, 1, 100, 0);
+    hold(x, true);
+    CHECK(submit1(x, mkjob(0, 1, 0), &err) == 0);
+    wait_in_run(x);
+    for (int i = 1; i <= 3; i++)
+        CHECK(submit1(x, mkjob(i, 1, 0), &err) == 0);
+    pthread_t th;
+    pthread_create(&th, NULL, release_later, x);
+    vp_sched_stop(x->s);
+    pthread_join(th, NULL);
+    /* stopped: submissions are refused, the object stays valid until freed */
+    vp_job *after = mkjob(9, 1, 0);
+    memset(&err, 0, sizeof err);
+    CHECK(submit1(x, after, &err) == -1 && err.kind == VP_ERR_UNAVAILABLE);
+    free(after);
+    CHECK(vp_sched_queue_depth(x->s) == 0);
+    vp_sched_free(x->s);
+    CHECK(vp_sched_ticket_outcome(x->t[0], &e) == 0);
+    for (int i = 1; i <= 3; i++) {
+        CHECK(atomic_load(&x->recs[i].calls) == 1);
+        CHECK(vp_sched_ticket_outcome(x->t[i], &e) == -1 && e->kind == VP_ERR_UNAVAILABLE &&
+              strstr(e->message, "shut down"));
+        CHECK(atomic_load(&vp_sched_ticket_job(x->t[i])->ran) == 0);
+    }
+    for (int i = 0; i < 4; i++)
+        vp_sched_ticket_release(x->t[i]);
+    pthread_mutex_destroy(&x->f.mu);
+    pthread_cond_destroy(&x->f.cv);
+    free(x);
+}
+
+typedef struct submitter {
+    fixture *x;
+    int first, count;
+    atomic_int *busy;
+} submitter;
+
+static void *submit_many(void *arg)
+{
+    submitter *sb = arg;
+    unsigned seed = (unsigned)sb->first;
+    for (int i = sb->first; i < sb->first + sb->count; i++) {
+        vp_job *j = mkjob(i, 1 + (size_t)(rand_r(&seed) % 40), (size_t)(rand_r(&seed) % 3));
+        vp_error err;
+        int rc = -1;
+        /* a refused client retries a few times, as after a 429's Retry-After */
+        for (int attempt = 0; attempt < 50 && rc; attempt++) {
+            rc = submit1(sb->x, j, &err);
+            if (rc)
+                usleep(500);
+        }
+        if (rc) {
+            atomic_fetch_add(sb->busy, 1);
+            sb->x->recs[i].calls = -1; /* refused: never completes */
+            free(j);
+        }
+        if (rand_r(&seed) % 7 == 0 && sb->x->t[i])
+            vp_sched_cancel(sb->x->s, sb->x->t[i]);
+    }
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    fixture *x = setup(64, 64, 4, 0);
+    x->f.sleep_us = 200;
+    atomic_int busy;
+    atomic_init(&busy, 0);
+    enum { T = 8, PER = 400 };
+    pthread_t th[T];
+    submitter sb[T];
+    for (int i = 0; i < T; i++) {
+        sb[i] = (submitter){x, i * PER, PER, &busy};
+        pthread_create(&th[i], NULL, submit_many, &sb[i]);
+    }
+    for (int i = 0; i < T; i++)
+        pthread_join(th[i], NULL);
+    CHECK(vp_sched_wait_idle(x->s, 20000) == 0);
+    int done_ok = 0, cancelled = 0, bad = 0;
+    for (int i = 0; i < T * PER; i++) {
+        int calls = atomic_load(&x->recs[i].calls);
+        if (calls == -1)
+            continue;
+        if (calls != 1) {
+            bad++;
+            continue;
+        }
+        vp_job *j = vp_sched_ticket_job(x->t[i]);
+        const vp_error *e;
+        if (vp_sched_ticket_outcome(x->t[i], &e) == 0) {
+            done_ok++;
+            if (atomic_load(&j->ran) != 1)
+                bad++;
+        } else if (vp_sched_ticket_cancelled(x->t[i])) {
+            cancelled++;
+            if (atomic_load(&j->ran) > 1)
+                bad++;
+        } else {
+            bad++;
+        }
+    }
+    CHECK_MSG(bad == 0, "%d tickets done != once or run twice", bad);
+    CHECK(done_ok + cancelled + atomic_load(&busy) == T * PER);
+    CHECK(done_ok > 0);
+    /* no pass broke the budgets (64 tokens, 4 tiles) unless it held a single job */
+    int over = 0;
+    size_t multi = 0;
+    for (size_t p = 0; p < x->f.n_passes && p < MAX_PASSES; p++) {
+        size_t tk = 0, ti = 0;
+        for (size_t i = 0; i < x->f.pass_len[p] && i < MAX_PER_PASS; i++) {
+            vp_job *j = vp_sched_ticket_job(x->t[x->f.passes[p][i]]);
+            tk += j->tokens;
+            ti += j->tiles;
+        }
+        if (x->f.pass_len[p] > 1) {
+            multi++;
+            if (tk > 64 || ti > 4)
+                over++;
+        }
+    }
+    CHECK_MSG(over == 0, "%d passes over budget", over);
+    CHECK(multi > 0); /* the load made real batches */
+    printf("threads: %d ok, %d cancelled, %d refused (queue full)\n", done_ok, cancelled,
+           atomic_load(&busy));
+    atomic_store(&g_freed, 0);
+    teardown(x, T * PER);
+    CHECK(atomic_load(&g_freed) == done_ok + cancelled); /* every queued job freed once */
+}
+
+int main(void)
+{
+    test_packing();
+    test_timing();
+    test_queue_full();
+    test_deadline();
+    test_cancel();
+    test_poison();
+    test_drain_and_stop();
+    test_threads();
+    return check_summary("test_sched");
+}
