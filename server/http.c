@@ -111,8 +111,10 @@ static enum MHD_Result on_first_call(vp_conn *x)
     if (x->route->needs_auth && !authorized(x))
         return vp_reply_errorf(x, VP_ERR_UNAUTHORIZED, "",
                                "missing or wrong API key: send \"Authorization: Bearer <key>\"");
-    if (is_get)
-        return x->route->handle(x);
+    if (is_get) { /* answered on the next call: an answer queued now would close the connection */
+        x->phase = PHASE_BODY;
+        return MHD_YES;
+    }
     if (atomic_load(&s->draining)) {
         vp_metrics_event(&s->metrics, VP_EV_DRAINING);
         return vp_reply_errorf(x, VP_ERR_UNAVAILABLE, "",
@@ -194,6 +196,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             }
             return MHD_YES;
         }
+        if (!strcmp(x->route->method, "GET"))
+            return x->route->handle(x);
         if (x->too_large)
             return vp_reply_errorf(x, VP_ERR_TOO_LARGE, "",
                                    "request body of %zu bytes is over the limit max_body_bytes=%zu",
@@ -387,9 +391,9 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
         {MHD_OPTION_END, 0, NULL},
     };
     s->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
+                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                                  MHD_OPTION_ARRAY, opts,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                                  MHD_OPTION_END);
     if (!s->daemon) {
         vp_fail(err, VP_ERR_IO, "port", "cannot listen on %s port %d (in use, or not allowed?)",

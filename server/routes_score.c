@@ -25,8 +25,11 @@ int vp_server_fetch_images(vp_server *s, vp_score_request *req, const char *para
         vp_image_src *img = &req->images[i];
         if (img->kind != VP_IMAGE_URL)
             continue;
-        char param[128];
-        snprintf(param, sizeof param, "%simages[%zu]", param_prefix, i);
+        char param[128]; /* named like the engine names images */
+        if (req->n_images == 1)
+            snprintf(param, sizeof param, "%simage", param_prefix);
+        else
+            snprintf(param, sizeof param, "%simages[%zu]", param_prefix, i);
         if (!c->allow_image_urls)
             return vp_fail(err, VP_ERR_BAD_REQUEST, param,
                            "image URLs are not enabled on this server; send the image as base64");

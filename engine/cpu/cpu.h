@@ -5,7 +5,13 @@
  * (4 bytes per parameter: about 30 GiB at 8B). It is the ground truth for tests on
  * tiny and test-sized models, not a production path for the 8B model. The token
  * embedding and LM head rows are read from the model's tensors as needed, so the
- * model (its weights) must outlive the backend. */
+ * model (its weights) must outlive the backend. One forward at a time per backend
+ * (it owns one thread pool); results do not depend on the thread count.
+ *
+ * Prefix sharing and dynamic NTK: a prefix's keys are rotated once, with the RoPE base
+ * of the prefix sequence's rope_len, so forward refuses (VP_ERR_BAD_REQUEST) a sequence
+ * whose rope_len gives a different base than its prefix's (only possible when some
+ * rope_len exceeds max_position_embeddings); the caller must not share such a prefix. */
 #ifndef VP_CPU_H
 #define VP_CPU_H
 

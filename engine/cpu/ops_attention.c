@@ -32,28 +32,39 @@ typedef struct attn_job {
 static void weighted_sum(float *out, const float *p, const float *vh, const key_range *ranges,
                          int n_ranges, size_t kv_stride, size_t hd)
 {
-    size_t hd4 = hd - hd % 4;
-    for (size_t d0 = 0; d0 < hd4; d0 += 16) {
-        size_t nv = (hd4 - d0) / 4 < 4 ? (hd4 - d0) / 4 : 4; /* vectors in this pass */
-        v4f acc[4] = {{0}, {0}, {0}, {0}};
+    size_t d = 0;
+    for (; d + 16 <= hd; d += 16) {
+        v4f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
         size_t n = 0;
         for (int r = 0; r < n_ranges; r++)
             for (size_t t = ranges[r].start; t < ranges[r].start + ranges[r].len; t++) {
-                const float *vt = vh + t * kv_stride + d0;
+                const float *vt = vh + t * kv_stride + d;
                 float pt = p[n++];
-                for (size_t i = 0; i < nv; i++)
-                    acc[i] += pt * v4f_load(vt + 4 * i);
+                a0 += pt * v4f_load(vt);
+                a1 += pt * v4f_load(vt + 4);
+                a2 += pt * v4f_load(vt + 8);
+                a3 += pt * v4f_load(vt + 12);
             }
-        for (size_t i = 0; i < nv; i++)
-            v4f_store(out + d0 + 4 * i, acc[i]);
+        v4f_store(out + d, a0);
+        v4f_store(out + d + 4, a1);
+        v4f_store(out + d + 8, a2);
+        v4f_store(out + d + 12, a3);
     }
-    for (size_t d = hd4; d < hd; d++) {
-        float acc = 0.0f;
+    for (; d + 4 <= hd; d += 4) {
+        v4f a = {0};
         size_t n = 0;
         for (int r = 0; r < n_ranges; r++)
             for (size_t t = ranges[r].start; t < ranges[r].start + ranges[r].len; t++)
-                acc += p[n++] * vh[t * kv_stride + d];
-        out[d] = acc;
+                a += p[n++] * v4f_load(vh + t * kv_stride + d);
+        v4f_store(out + d, a);
+    }
+    for (; d < hd; d++) {
+        float a = 0.0f;
+        size_t n = 0;
+        for (int r = 0; r < n_ranges; r++)
+            for (size_t t = ranges[r].start; t < ranges[r].start + ranges[r].len; t++)
+                a += p[n++] * vh[t * kv_stride + d];
+        out[d] = a;
     }
 }
 

@@ -80,8 +80,9 @@ static int read_num(const section *s, const char *key, bool required, double def
         return fail_field(err, s, key, "must be a number");
     double x = json_number_value(v);
     if (!isfinite(x) || x > hi || (lo_open ? x <= lo : x < lo))
-        return fail_field(err, s, key, "is %g, outside the supported range %s%g..%g", x,
-                          lo_open ? "(exclusive) " : "", lo, hi);
+        return lo_open ? fail_field(err, s, key, "is %g: must be > %g and <= %g", x, lo, hi)
+                       : fail_field(err, s, key, "is %g, outside the supported range %g..%g", x,
+                                    lo, hi);
     *out = x;
     return 0;
 }

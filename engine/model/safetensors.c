@@ -114,11 +114,13 @@ static int parse_entry(json_t *e, vp_tensor *t, range *r, const uint8_t *data, s
         for (int d = 0; d < t->ndim && off < sizeof dims; d++)
             off += (size_t)snprintf(dims + off, sizeof dims - off, "%s%lld", d ? ", " : "",
                                     (long long)t->shape[d]);
+        if (overflow)
+            return vp_fail(err, VP_ERR_MODEL, name,
+                           "%s: tensor '%s': shape [%s] is too large (its byte count overflows)",
+                           label, name, dims);
         return vp_fail(err, VP_ERR_MODEL, name,
-                       "%s: tensor '%s': shape [%s] of %s needs %s%zu bytes but data_offsets span "
-                       "%zu",
-                       label, name, dims, vp_dtype_name(t->dtype), overflow ? "over " : "",
-                       overflow ? SIZE_MAX : bytes, span);
+                       "%s: tensor '%s': shape [%s] of %s needs %zu bytes but data_offsets span %zu",
+                       label, name, dims, vp_dtype_name(t->dtype), bytes, span);
     }
     r->begin = (size_t)b;
     r->end = (size_t)en;

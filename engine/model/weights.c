@@ -33,24 +33,41 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= m && !strcmp(s + n - m, suffix);
 }
 
-/* Why a name the layout does not list might be in the checkpoint. */
-static const char *stray_hint(const char *name, const vp_model_config *cfg)
+/* Layer index of "prefix<L>.rest", or -1. */
+static long layer_of(const char *name, const char *prefix)
 {
-    if (!strncmp(name, "vision_model.", 13)) {
-        if (ends_with(name, ".attn.qkv.bias") && !cfg->vision.qkv_bias)
-            return " (config.json has vision_config.qkv_bias false)";
-        if ((ends_with(name, ".attn.q_norm.weight") || ends_with(name, ".attn.k_norm.weight")) &&
-            !cfg->vision.qk_norm)
-            return " (config.json has vision_config.qk_normalization false)";
-        if ((ends_with(name, ".norm1.bias") || ends_with(name, ".norm2.bias")) &&
-            cfg->vision.norm == VP_NORM_RMS)
-            return " (config.json has vision_config.norm_type rms_norm, which has no bias)";
-        if (!strncmp(name, "vision_model.encoder.layers.", 28))
-            return " (more vision layers than vision_config.num_hidden_layers?)";
-    }
-    if (!strncmp(name, "language_model.model.layers.", 28))
-        return " (more layers than llm_config.num_hidden_layers, or biases?)";
-    return "";
+    size_t n = strlen(prefix);
+    if (strncmp(name, prefix, n))
+        return -1;
+    char *end;
+    long l = strtol(name + n, &end, 10);
+    return end != name + n && *end == '.' ? l : -1;
+}
+
+/* Why a name the layout does not list might be in the checkpoint; buf receives the hint. */
+static const char *stray_hint(const char *name, const vp_model_config *cfg, char *buf, size_t cap)
+{
+    long vl = layer_of(name, "vision_model.encoder.layers.");
+    long ll = layer_of(name, "language_model.model.layers.");
+    if (vl >= cfg->vision.layers)
+        snprintf(buf, cap, " (layer %ld, but vision_config.num_hidden_layers is %d)", vl,
+                 cfg->vision.layers);
+    else if (ll >= cfg->llm.layers)
+        snprintf(buf, cap, " (layer %ld, but llm_config.num_hidden_layers is %d)", ll,
+                 cfg->llm.layers);
+    else if (ends_with(name, ".attn.qkv.bias") && !cfg->vision.qkv_bias)
+        snprintf(buf, cap, " (config.json has vision_config.qkv_bias false)");
+    else if ((ends_with(name, ".attn.q_norm.weight") || ends_with(name, ".attn.k_norm.weight")) &&
+             !cfg->vision.qk_norm)
+        snprintf(buf, cap, " (config.json has vision_config.qk_normalization false)");
+    else if ((ends_with(name, ".norm1.bias") || ends_with(name, ".norm2.bias")) &&
+             cfg->vision.norm == VP_NORM_RMS)
+        snprintf(buf, cap, " (config.json has vision_config.norm_type rms_norm, which has no bias)");
+    else if (ll >= 0 && ends_with(name, ".bias"))
+        snprintf(buf, cap, " (config.json has llm_config.bias false)");
+    else
+        buf[0] = 0;
+    return buf;
 }
 
 static int bind_weights(vp_model *m, vp_error *err)
@@ -93,9 +110,11 @@ static int bind_weights(vp_model *m, vp_error *err)
         if (used[k])
             continue;
         const char *name = m->ck.tensors[k]->name;
+        char hint[128];
         rc = vp_fail(err, VP_ERR_MODEL, name,
                      "unexpected tensor '%s' in %s: not part of the model config.json describes%s",
-                     name, m->ck.files[m->ck.file_of[k]].path, stray_hint(name, &m->cfg));
+                     name, m->ck.files[m->ck.file_of[k]].path,
+                     stray_hint(name, &m->cfg, hint, sizeof hint));
     }
     for (size_t k = 0; k < m->ck.n; k++)
         m->n_params += vp_tensor_numel(m->ck.tensors[k]);

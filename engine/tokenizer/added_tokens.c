@@ -184,6 +184,14 @@ static int apply(vp_tokenizer *tok, const added_list *list, const char *dir, vp_
         tok->added_owned[tok->n_added_owned++] = copy;
         bool own_piece = (size_t)t->id < m->n_pieces && m->len[t->id] == t->len &&
                          memcmp(m->text[t->id], t->content, t->len) == 0;
+        if ((size_t)t->id < m->n_pieces && !own_piece &&
+            (m->type[t->id] == VP_PIECE_BYTE || m->type[t->id] == VP_PIECE_UNKNOWN))
+            /* Text can produce these ids (byte fallback, unk), so they cannot mean
+             * anything else. */
+            return vp_fail(err, VP_ERR_MODEL, NULL,
+                           "%s: added token '%s' at id %d would replace the %s piece '%s'", dir,
+                           copy, (int)t->id,
+                           m->type[t->id] == VP_PIECE_BYTE ? "byte" : "unknown", m->text[t->id]);
         tok->id_text[t->id] = copy;
         tok->id_len[t->id] = (uint32_t)t->len;
         tok->id_added[t->id] = !t->special && own_piece ? VP_ADDED_PLAIN : VP_ADDED_SPECIAL;

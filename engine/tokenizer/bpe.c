@@ -8,7 +8,9 @@
  *   with its neighbours are pushed;
  * - on output, unused pieces are split back into the two halves most recently queued
  *   for them (sentencepiece's re-segmentation), and symbols that are not pieces become
- *   byte pieces <0xXX> (byte_fallback) or one unk per run of unknown symbols. */
+ *   byte pieces <0xXX> (byte_fallback) or one unk per run of unknown symbols.
+ * The text is first cut where no piece can span (see run_bpe), which keeps the heap
+ * small on long inputs without changing the result. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +53,8 @@ static bool pair_before(const bpe_pair *a, const bpe_pair *b)
     return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
+/* A 4-ary max-heap: half the depth of a binary one, and the four children share a
+ * cache line or two, which matters when one long input queues millions of pairs. */
 static int heap_push(bpe_ctx *c, const bpe_pair *p)
 {
     if (c->heap_n == c->heap_cap) {
@@ -63,7 +67,7 @@ static int heap_push(bpe_ctx *c, const bpe_pair *p)
     }
     size_t i = c->heap_n++;
     while (i > 0) {
-        size_t parent = (i - 1) / 2;
+        size_t parent = (i - 1) / 4;
         if (!pair_before(p, &c->heap[parent]))
             break;
         c->heap[i] = c->heap[parent];
@@ -79,15 +83,17 @@ static bpe_pair heap_pop(bpe_ctx *c)
     bpe_pair last = c->heap[--c->heap_n];
     size_t n = c->heap_n, i = 0;
     for (;;) {
-        size_t child = 2 * i + 1;
-        if (child >= n)
+        size_t first = 4 * i + 1;
+        if (first >= n)
             break;
-        if (child + 1 < n && pair_before(&c->heap[child + 1], &c->heap[child]))
-            child++;
-        if (!pair_before(&c->heap[child], &last))
+        size_t best = first, end = first + 4 < n ? first + 4 : n;
+        for (size_t k = first + 1; k < end; k++)
+            if (pair_before(&c->heap[k], &c->heap[best]))
+                best = k;
+        if (!pair_before(&c->heap[best], &last))
             break;
-        c->heap[i] = c->heap[child];
-        i = child;
+        c->heap[i] = c->heap[best];
+        i = best;
     }
     if (n > 0)
         c->heap[i] = last;
@@ -208,7 +214,8 @@ static int32_t char_id(const vp_tokenizer *tok, const char *s, size_t len)
     return vp_tok_piece_to_id(tok, s, len);
 }
 
-static int run_bpe(bpe_ctx *c, size_t n)
+/* BPE over s[begin, end): one segment, merged on its own. */
+static int bpe_segment(bpe_ctx *c, size_t begin, size_t end)
 {
     const vp_tokenizer *tok = c->tok;
     const char *s = c->s;
@@ -216,19 +223,20 @@ static int run_bpe(bpe_ctx *c, size_t n)
 
     /* Initial symbols. */
     size_t n_sym = 0;
-    for (size_t i = 0; i < n;) {
+    for (size_t i = begin; i < end;) {
         bpe_symbol *sym = &c->sym[n_sym];
         size_t len = 0;
         int32_t id = -1;
         sym->frozen = 0;
-        if (has_user_defined && (len = vp_trie_longest(&tok->user_defined, s + i, n - i, &id)))
+        if (has_user_defined &&
+            (len = vp_trie_longest(&tok->user_defined, s + i, end - i, &id)))
             sym->frozen = 1;
         if (len) {
             id = tok->emit_id[id];
         } else {
             len = vp_utf8_char_len((uint8_t)s[i]);
-            if (len > n - i)
-                len = n - i;
+            if (len > end - i)
+                len = end - i;
             id = char_id(tok, s + i, len);
         }
         sym->start = (uint32_t)i;
@@ -236,15 +244,12 @@ static int run_bpe(bpe_ctx *c, size_t n)
         sym->id = id;
         sym->prev = n_sym == 0 ? -1 : (int32_t)(n_sym - 1);
         i += len;
-        sym->next = i < n ? (int32_t)(n_sym + 1) : -1;
+        sym->next = i < end ? (int32_t)(n_sym + 1) : -1;
         n_sym++;
     }
     if (n_sym == 0)
         return 0;
-    c->heap_cap = n_sym;
-    c->heap = malloc(c->heap_cap * sizeof *c->heap);
-    if (!c->heap)
-        return -1;
+    c->heap_n = 0;
     for (size_t i = 1; i < n_sym; i++)
         if (maybe_add_pair(c, (int32_t)(i - 1), (int32_t)i) != 0)
             return -1;
@@ -269,6 +274,28 @@ static int run_bpe(bpe_ctx *c, size_t n)
         if (emit_symbol(c, c->sym[i].id, c->sym[i].start, c->sym[i].len) != 0)
             return -1;
     return 0;
+}
+
+/* Cuts the text where no piece can span: between bytes x and y (y starting a
+ * character) when no piece contains the byte pair xy, no merged symbol or user-defined
+ * match can cross, so the two sides merge independently and each segment can be
+ * encoded alone, with a small heap. Unused pieces need the whole text's queue history
+ * (re-segmentation uses the last split queued anywhere), so they disable the cuts. */
+static int run_bpe(bpe_ctx *c, size_t n)
+{
+    const vp_tokenizer *tok = c->tok;
+    const uint8_t *s = (const uint8_t *)c->s;
+    size_t begin = 0;
+    if (!tok->has_unused) {
+        for (size_t i = 1; i < n; i++) {
+            if ((s[i] & 0xC0) == 0x80 || vp_tok_pair_in_piece(tok, s[i - 1], s[i]))
+                continue;
+            if (bpe_segment(c, begin, i) != 0)
+                return -1;
+            begin = i;
+        }
+    }
+    return bpe_segment(c, begin, n);
 }
 
 int vp_bpe_encode(const vp_tokenizer *tok, const char *s, size_t n, vp_ids *out, vp_error *err)

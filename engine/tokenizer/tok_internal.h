@@ -39,6 +39,9 @@ struct vp_tokenizer {
     uint32_t max_piece_len; /* longest text_map key, in bytes */
     bool has_unused;        /* text_map holds unused pieces (re-segmented on output) */
 
+    uint64_t pair_in_piece[1024]; /* [65536 bits] bit x*256+y: some text_map piece
+                                   * holds byte x followed by byte y */
+
     int32_t unk_id;
     int32_t bos_id, eos_id; /* -1 when the model has none */
     int32_t byte_id[256];   /* id of piece <0xXX>, unk_id when missing */
@@ -47,6 +50,12 @@ struct vp_tokenizer {
 
 /* Sentencepiece's PieceToId: reserved pieces first, then text pieces, else unk. */
 int32_t vp_tok_piece_to_id(const vp_tokenizer *tok, const char *s, size_t len);
+
+static inline bool vp_tok_pair_in_piece(const vp_tokenizer *tok, uint8_t x, uint8_t y)
+{
+    unsigned k = (unsigned)x << 8 | y;
+    return (tok->pair_in_piece[k >> 6] >> (k & 63)) & 1;
+}
 
 /* BPE over normalized text s[0..n) (spaces already escaped), ids appended to out. */
 int vp_bpe_encode(const vp_tokenizer *tok, const char *s, size_t n, vp_ids *out, vp_error *err);

@@ -132,6 +132,11 @@ static int build_piece_tables(vp_tokenizer *tok, const char *what, vp_error *err
             continue;
         if (m->len[i] > tok->max_piece_len)
             tok->max_piece_len = m->len[i];
+        const uint8_t *t = (const uint8_t *)m->text[i];
+        for (uint32_t k = 1; k < m->len[i]; k++) {
+            unsigned pair = (unsigned)t[k - 1] << 8 | t[k];
+            tok->pair_in_piece[pair >> 6] |= 1ull << (pair & 63);
+        }
         if (m->type[i] == VP_PIECE_UNUSED)
             tok->has_unused = true;
         if (m->type[i] == VP_PIECE_USER_DEFINED &&

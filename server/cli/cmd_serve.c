@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,8 +128,12 @@ int cmd_serve(int argc, char **argv)
         VP_LOGE(NULL, "%s", err.message);
         goto out;
     }
-    VP_LOGI(NULL, "listening on http://%s%s%s:%d (model loading)", strchr(cfg.host, ':') ? "[" : "",
-            cfg.host, strchr(cfg.host, ':') ? "]" : "", vp_server_port(srv));
+    /* on stdout whatever the log level: scripts started with --port 0 read the port here */
+    bool v6 = strchr(cfg.host, ':') != NULL;
+    printf("listening on http://%s%s%s:%d\n", v6 ? "[" : "", cfg.host, v6 ? "]" : "",
+           vp_server_port(srv));
+    fflush(stdout);
+    VP_LOGI(NULL, "listening on port %d; loading the model", vp_server_port(srv));
 
     vp_engine_options eo;
     vp_engine_options_default(&eo);

@@ -70,7 +70,7 @@ def filter_rows(rows, bpp, rng):
 
 
 def write_png(path, samples, depth, ctype, palette=None, trns=None, interlace=False, rng=None,
-              idat_parts=1, extra_chunks=(), compress_level=6):
+              idat_parts=1, extra_chunks=(), compress_level=1):
     """samples: [h, w] or [h, w, c] ints (palette indices for ctype 3)."""
     samples = np.asarray(samples)
     if samples.ndim == 2:

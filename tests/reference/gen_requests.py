@@ -25,10 +25,11 @@ EXTRA = ["∠ABC = 39°", "\\frac{a}{b}", "$x^2 + y^2 = r^2$", "数学の問題"
          "\\( m \\angle 3 \\)", "Σ_{i=1}^{n} i", "🧮", "\u200b", "x\u0301"]
 
 
-def sentence(rng, n):
+def sentence(rng, n, question=False):
     out = []
+    extra = [e for e in EXTRA if e != "<image>"] if question else EXTRA  # placeholders are counted
     for _ in range(n):
-        out.append(rng.choice(EXTRA) if rng.random() < 0.12 else rng.choice(WORDS))
+        out.append(rng.choice(extra) if rng.random() < 0.12 else rng.choice(WORDS))
     return " ".join(out)
 
 
@@ -72,7 +73,7 @@ def response(rng, n_steps, sep, long_steps):
 def request(rng, i, small):
     n_images = [0, 1, 1, 2][i % 4]
     max_tiles = rng.choice([1, 2, 4]) if small else rng.choice([2, 6, 12])
-    req = {"question": sentence(rng, rng.randint(3, 20)),
+    req = {"question": sentence(rng, rng.randint(3, 20), question=True),
            "return_logits": True,
            "max_tiles": max_tiles,
            "aggregation": rng.choice(["mean", "min", "max", "last", "product"])}

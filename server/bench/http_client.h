@@ -1,0 +1,25 @@
+/* A small blocking HTTP client on libcurl for the benchmark and the HTTP test tools:
+ * one request, the status, the response headers and the body. */
+#ifndef VP_HTTP_CLIENT_H
+#define VP_HTTP_CLIENT_H
+
+#include <stddef.h>
+
+typedef struct vp_http_reply {
+    long status;        /* 0 when no response arrived */
+    char *headers;      /* raw header block, NUL-terminated */
+    char *body;         /* [len] + NUL */
+    size_t len;
+    double ms;          /* wall time of the exchange */
+    char error[256];    /* transport error text, "" when a response arrived */
+} vp_http_reply;
+
+/* headers: NULL-terminated list of "Name: value" (may be NULL). body may be NULL (GET).
+ * Returns 0 when a response arrived (any status), -1 on a transport error. */
+int vp_http_request(const char *method, const char *url, const char *body, size_t len,
+                    const char *const *headers, long timeout_s, vp_http_reply *out);
+void vp_http_reply_free(vp_http_reply *r);
+/* Value of response header `name` (case-insensitive) copied into buf, or NULL. */
+const char *vp_http_header(const vp_http_reply *r, const char *name, char *buf, size_t cap);
+
+#endif

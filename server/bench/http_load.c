@@ -1,0 +1,423 @@
+/* vprm bench --url: closed-loop HTTP load. N client threads, each with its own libcurl
+ * handle (kept-alive connection), send requests from a pool generated up front from the
+ * seed (so request generation does not compete with the server for CPU during the run),
+ * for a fixed time or a fixed count. Reports requests/s, responses/s, latency
+ * percentiles, and the server's batch-size distribution from /metrics scraped before and
+ * after. */
+#include <curl/curl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "server/bench/bench.h"
+#include "server/bench/http_load.h"
+
+typedef struct load_opts {
+    const char *url;
+    vp_workload_opts wl;
+    int clients;
+    double seconds;
+    long requests;      /* total; 0 = run for `seconds` */
+    int pool;
+    const char *api_key;
+    long timeout_s;
+    int json;
+} load_opts;
+
+typedef struct client {
+    const load_opts *o;
+    int id;
+    vp_workload_request *pool;
+    atomic_long *next_request; /* shared counter when a total is given */
+    double deadline;
+    double *lat;               /* [n_lat] ms of successful requests */
+    size_t n_lat, cap_lat;
+    long ok, responses, s429, s503, s4xx, s5xx, transport;
+    long first_error_status;
+    char first_error[256];
+} client;
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+typedef struct membuf {
+    char *p;
+    size_t n;
+} membuf;
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    membuf *m = ud;
+    size_t n = size * nmemb;
+    char *np = realloc(m->p, m->n + n + 1);
+    if (!np)
+        return 0;
+    memcpy(np + m->n, ptr, n);
+    m->p = np;
+    m->n += n;
+    m->p[m->n] = 0;
+    return n;
+}
+
+static char *http_get(const char *base, const char *path, const char *api_key)
+{
+    CURL *h = curl_easy_init();
+    if (!h)
+        return NULL;
+    char url[1024];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    membuf m = {0};
+    struct curl_slist *hdr = NULL;
+    char auth[512];
+    if (api_key) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", api_key);
+        hdr = curl_slist_append(hdr, auth);
+    }
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &m);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(h);
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hdr);
+    if (rc != CURLE_OK || status != 200) {
+        free(m.p);
+        return NULL;
+    }
+    return m.p;
+}
+
+static void *client_main(void *arg)
+{
+    client *c = arg;
+    const load_opts *o = c->o;
+    CURL *h = curl_easy_init();
+    if (!h) {
+        c->transport++;
+        return NULL;
+    }
+    char url[1024];
+    snprintf(url, sizeof url, "%s/v1/score", o->url);
+    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+    hdr = curl_slist_append(hdr, "Expect:"); /* no 100-continue round trip */
+    char auth[512];
+    if (o->api_key) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", o->api_key);
+        hdr = curl_slist_append(hdr, auth);
+    }
+    membuf m = {0};
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &m);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, o->timeout_s);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    for (long k = 0;; k++) {
+        long idx;
+        if (o->requests) {
+            idx = atomic_fetch_add(c->next_request, 1);
+            if (idx >= o->requests)
+                break;
+        } else {
+            if (now_ms() >= c->deadline)
+                break;
+            idx = c->id + k * o->clients;
+        }
+        vp_workload_request *r = &c->pool[idx % o->pool];
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, r->body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->len);
+        m.n = 0;
+        double t0 = now_ms();
+        CURLcode rc = curl_easy_perform(h);
+        double ms = now_ms() - t0;
+        long status = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        if (rc != CURLE_OK) {
+            c->transport++;
+            struct timespec pause = {0, 20 * 1000000L}; /* no busy loop on a dead server */
+            nanosleep(&pause, NULL);
+            if (!c->first_error[0])
+                snprintf(c->first_error, sizeof c->first_error, "%s", curl_easy_strerror(rc));
+            continue;
+        }
+        if (status == 200) {
+            c->ok++;
+            c->responses += (long)r->n_responses;
+            if (c->n_lat == c->cap_lat) {
+                size_t nc = c->cap_lat ? c->cap_lat * 2 : 256;
+                double *nl = realloc(c->lat, nc * sizeof *nl);
+                if (nl) {
+                    c->lat = nl;
+                    c->cap_lat = nc;
+                }
+            }
+            if (c->n_lat < c->cap_lat)
+                c->lat[c->n_lat++] = ms;
+            continue;
+        }
+        if (status == 429)
+            c->s429++;
+        else if (status == 503)
+            c->s503++;
+        else if (status >= 500)
+            c->s5xx++;
+        else
+            c->s4xx++;
+        if (!c->first_error[0]) {
+            c->first_error_status = status;
+            snprintf(c->first_error, sizeof c->first_error, "%.200s", m.p ? m.p : "");
+        }
+    }
+    free(m.p);
+    curl_slist_free_all(hdr);
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double percentile(const double *v, size_t n, double p)
+{
+    if (!n)
+        return NAN;
+    size_t i = (size_t)ceil(p / 100.0 * (double)n);
+    if (i > 0)
+        i--;
+    return v[i < n ? i : n - 1];
+}
+
+static void print_hist_diff(const char *title, const vp_prom_hist *a, const vp_prom_hist *b)
+{
+    double passes = b->count - a->count;
+    if (passes <= 0 || a->n != b->n) {
+        printf("%s: no engine passes recorded\n", title);
+        return;
+    }
+    printf("%s (%.0f passes, mean %.2f):", title, passes, (b->sum - a->sum) / passes);
+    double prev = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        double cum = b->cum[i] - a->cum[i];
+        double in = cum - prev;
+        prev = cum;
+        if (in <= 0)
+            continue;
+        if (b->le[i] > 1e299)
+            printf(" >%g:%.1f%%", i ? b->le[i - 1] : 0.0, 100.0 * in / passes);
+        else
+            printf(" <=%g:%.1f%%", b->le[i], 100.0 * in / passes);
+    }
+    printf("\n");
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: vprm bench --url URL [--workload W1|W2|W3|W4] [--clients 64] [--seconds 10]\n"
+            "                  [--requests N] [--seed 1] [--pool 64] [--max-side PX]\n"
+            "                  [--words-per-step 35] [--api-key KEY] [--timeout-s 300] [--json]\n"
+            "  HTTP load against a running `vprm serve` (POST URL/v1/score): closed loop,\n"
+            "  one kept-alive connection per client, requests drawn from a pool generated\n"
+            "  from the seed before the clock starts. --requests N sends exactly N requests\n"
+            "  instead of running for --seconds. --max-side caps image sides (CPU runs).\n");
+}
+
+int vp_bench_http_main(int argc, char **argv)
+{
+    load_opts o = {.wl = {.kind = VP_W3, .seed = 1}, .clients = 64, .seconds = 10, .pool = 64,
+                   .timeout_s = 300};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--json")) {
+            o.json = 1;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "vprm bench: %s needs a value\n", a);
+            return 2;
+        }
+        i++;
+        char *end = NULL;
+        if (!strcmp(a, "--url"))
+            o.url = v;
+        else if (!strcmp(a, "--workload")) {
+            if (vp_workload_parse(v, &o.wl.kind)) {
+                fprintf(stderr, "vprm bench: --workload must be W1, W2, W3 or W4\n");
+                return 2;
+            }
+        } else if (!strcmp(a, "--clients"))
+            o.clients = (int)strtol(v, &end, 10);
+        else if (!strcmp(a, "--seconds"))
+            o.seconds = strtod(v, &end);
+        else if (!strcmp(a, "--requests"))
+            o.requests = strtol(v, &end, 10);
+        else if (!strcmp(a, "--seed"))
+            o.wl.seed = strtoull(v, &end, 10);
+        else if (!strcmp(a, "--pool"))
+            o.pool = (int)strtol(v, &end, 10);
+        else if (!strcmp(a, "--max-side"))
+            o.wl.max_image_side = (uint32_t)strtoul(v, &end, 10);
+        else if (!strcmp(a, "--words-per-step"))
+            o.wl.words_per_step = strtoul(v, &end, 10);
+        else if (!strcmp(a, "--api-key"))
+            o.api_key = v;
+        else if (!strcmp(a, "--timeout-s"))
+            o.timeout_s = strtol(v, &end, 10);
+        else {
+            fprintf(stderr, "vprm bench: unknown option %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+        if (end && *end) {
+            fprintf(stderr, "vprm bench: %s: '%s' is not a number\n", a, v);
+            return 2;
+        }
+    }
+    if (!o.url) {
+        usage(stderr);
+        return 2;
+    }
+    if (o.clients < 1 || o.clients > 4096 || o.pool < 1 || o.seconds <= 0 || o.requests < 0 ||
+        o.timeout_s < 1) {
+        fprintf(stderr, "vprm bench: --clients 1..4096, --pool >= 1, --seconds > 0, "
+                        "--timeout-s >= 1\n");
+        return 2;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = 1;
+    vp_workload_request *pool = calloc((size_t)o.pool, sizeof *pool);
+    client *cl = calloc((size_t)o.clients, sizeof *cl);
+    pthread_t *th = calloc((size_t)o.clients, sizeof *th);
+    char *before = NULL, *after = NULL;
+    if (!pool || !cl || !th)
+        goto out;
+    double tg = now_ms();
+    size_t body_bytes = 0, pool_responses = 0;
+    for (int i = 0; i < o.pool; i++) {
+        vp_error err;
+        if (vp_workload_make(&o.wl, (uint64_t)i, &pool[i], &err)) {
+            fprintf(stderr, "vprm bench: generating request %d: %s\n", i, err.message);
+            goto out;
+        }
+        body_bytes += pool[i].len;
+        pool_responses += pool[i].n_responses;
+    }
+    fprintf(stderr, "generated %d requests (W%d, seed %llu): %.1f MB, %.1f responses each on "
+                    "average, in %.0f ms\n",
+            o.pool, (int)o.wl.kind, (unsigned long long)o.wl.seed, body_bytes / 1e6,
+            (double)pool_responses / o.pool, now_ms() - tg);
+
+    before = http_get(o.url, "/metrics", o.api_key);
+    if (!before)
+        fprintf(stderr, "vprm bench: warning: GET %s/metrics failed; no batch figures\n", o.url);
+    atomic_long next;
+    atomic_init(&next, 0);
+    double t0 = now_ms();
+    for (int i = 0; i < o.clients; i++) {
+        cl[i] = (client){.o = &o, .id = i, .pool = pool, .next_request = &next,
+                         .deadline = t0 + o.seconds * 1e3};
+        if (pthread_create(&th[i], NULL, client_main, &cl[i])) {
+            fprintf(stderr, "vprm bench: cannot start client thread %d\n", i);
+            for (int k = 0; k < i; k++)
+                pthread_join(th[k], NULL);
+            goto out;
+        }
+    }
+    for (int i = 0; i < o.clients; i++)
+        pthread_join(th[i], NULL);
+    double elapsed = (now_ms() - t0) / 1e3;
+    after = before ? http_get(o.url, "/metrics", o.api_key) : NULL;
+
+    long ok = 0, responses = 0, s429 = 0, s503 = 0, s4xx = 0, s5xx = 0, transport = 0;
+    size_t n_lat = 0;
+    for (int i = 0; i < o.clients; i++) {
+        ok += cl[i].ok;
+        responses += cl[i].responses;
+        s429 += cl[i].s429;
+        s503 += cl[i].s503;
+        s4xx += cl[i].s4xx;
+        s5xx += cl[i].s5xx;
+        transport += cl[i].transport;
+        n_lat += cl[i].n_lat;
+    }
+    double *lat = malloc((n_lat ? n_lat : 1) * sizeof *lat);
+    if (!lat)
+        goto out;
+    size_t k = 0;
+    for (int i = 0; i < o.clients; i++) {
+        memcpy(lat + k, cl[i].lat, cl[i].n_lat * sizeof *lat);
+        k += cl[i].n_lat;
+    }
+    qsort(lat, n_lat, sizeof *lat, cmp_double);
+    double p50 = percentile(lat, n_lat, 50), p90 = percentile(lat, n_lat, 90),
+           p99 = percentile(lat, n_lat, 99), pmax = n_lat ? lat[n_lat - 1] : NAN;
+    free(lat);
+
+    printf("workload W%d, %d clients, %.1f s, seed %llu, url %s\n", (int)o.wl.kind, o.clients,
+           elapsed, (unsigned long long)o.wl.seed, o.url);
+    printf("requests: %ld ok, %ld x 429, %ld x 503, %ld other 4xx, %ld 5xx, %ld transport errors\n",
+           ok, s429, s503, s4xx, s5xx, transport);
+    printf("throughput: %.2f requests/s, %.2f responses/s\n", ok / elapsed, responses / elapsed);
+    printf("latency ms: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", p50, p90, p99, pmax);
+    for (int i = 0; i < o.clients; i++)
+        if (cl[i].first_error[0]) {
+            printf("first error (client %d, status %ld): %s\n", i, cl[i].first_error_status,
+                   cl[i].first_error);
+            break;
+        }
+    double tok_a = 0, tok_b = 0, saved_a = 0, saved_b = 0;
+    if (before && after) {
+        vp_prom_hist ja, jb, ta, tb;
+        if (!vp_prom_hist_read(before, "vprm_batch_jobs", &ja) &&
+            !vp_prom_hist_read(after, "vprm_batch_jobs", &jb))
+            print_hist_diff("server jobs per pass", &ja, &jb);
+        if (!vp_prom_hist_read(before, "vprm_batch_tokens", &ta) &&
+            !vp_prom_hist_read(after, "vprm_batch_tokens", &tb))
+            print_hist_diff("server tokens per pass", &ta, &tb);
+        vp_prom_value(before, "vprm_tokens_computed_total", &tok_a);
+        vp_prom_value(after, "vprm_tokens_computed_total", &tok_b);
+        vp_prom_value(before, "vprm_tokens_saved_total", &saved_a);
+        vp_prom_value(after, "vprm_tokens_saved_total", &saved_b);
+        printf("tokens computed: %.0f (%.0f/s), saved by prefix sharing: %.0f\n", tok_b - tok_a,
+               (tok_b - tok_a) / elapsed, saved_b - saved_a);
+    }
+    if (o.json)
+        printf("{\"workload\":\"W%d\",\"clients\":%d,\"seconds\":%.3f,\"ok\":%ld,\"errors\":%ld,"
+               "\"requests_per_s\":%.4f,\"responses_per_s\":%.4f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
+               "\"tokens_computed\":%.0f}\n",
+               (int)o.wl.kind, o.clients, elapsed, ok, s429 + s503 + s4xx + s5xx + transport,
+               ok / elapsed, responses / elapsed, p50, p99, tok_b - tok_a);
+    rc = (ok > 0 && s5xx == 0 && transport == 0) ? 0 : 1;
+out:
+    for (int i = 0; pool && i < o.pool; i++)
+        vp_workload_request_free(&pool[i]);
+    for (int i = 0; cl && i < o.clients; i++)
+        free(cl[i].lat);
+    free(pool);
+    free(cl);
+    free(th);
+    free(before);
+    free(after);
+    curl_global_cleanup();
+    return rc;
+}

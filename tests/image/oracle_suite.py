@@ -1,0 +1,270 @@
+"""Image preprocessing oracle suite: vprm preprocess against Pillow 9.4 + the model
+card's dynamic_preprocess + float32 normalisation (tests/image/reference.py).
+
+  oracle_suite.py VPRM IMG_GRID_TOOL WORKDIR
+
+Checks, with counts printed:
+  - tiling: the candidate grid order (sorted set, CPython's iteration order inside equal
+    products) for many (min, max) pairs, and the chosen grid on exact aspect-ratio ties on
+    both sides of the area rule, plus random sizes, against the reference's Python code;
+  - PNG, GIF, BMP: 8-bit tiles bit-identical to Pillow's, float tiles bit-equal to numpy
+    float32 ((x / 255) - mean) / std, which is itself checked bit-equal to torch's
+    ToTensor + Normalize arithmetic;
+  - JPEG: stb_image and libjpeg-turbo differ slightly; the mean and max absolute
+    difference of the 8-bit tiles are printed and bounded (JPEG_MAX_BOUND, JPEG_MEAN_BOUND);
+  - error kinds through the CLI: unknown format (415), corrupt/truncated/empty/zero-size
+    data (422), decompression-bomb headers and byte limits (413), exit status 1.
+Exits 1 on any failure."""
+import json
+import os
+import random
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import gen_images  # noqa: E402
+import reference as R  # noqa: E402
+
+# stb_image and libjpeg-turbo use different IDCT rounding, chroma upsampling and
+# YCbCr -> RGB fixed-point arithmetic, so single pixels can differ by a few levels
+# (measured here: max 6-7 and means well under 1 level, see the printed figures); the
+# bounds leave headroom over those measurements while still catching a wrong colour
+# conversion, channel order or subsampling (those give tens of levels).
+JPEG_MAX_BOUND = 12
+JPEG_MEAN_BOUND = 1.0
+
+failures = []
+
+
+def fail(msg):
+    failures.append(msg)
+    print("FAIL:", msg)
+
+
+def check_grids(tool):
+    queries, expect = [], []
+    for mn in range(1, 9):
+        for mx in range(mn, 41):
+            queries.append(f"cand {mn} {mx}")
+            expect.append(" ".join(f"{i},{j}" for i, j in R.candidate_order(mn, mx)))
+    n_order = len(queries)
+    # Exact ties: the midpoint aspect ratio of two candidates, at several scales so that the
+    # area rule (area > 0.5 * S * S * i * j) goes both ways; kept only when Python's floats
+    # really tie. Configs where all candidates share one product make the set order decide.
+    configs = [(1, 12), (1, 6), (2, 2), (3, 3), (4, 4), (6, 6), (8, 8), (12, 12), (2, 6), (4, 9),
+               (1, 24), (16, 16), (24, 24), (5, 10)]
+    ties = 0
+    for mn, mx in configs:
+        cands = R.candidate_order(mn, mx)
+        ratios = sorted({(i, j) for i, j in cands})
+        for a in range(len(ratios)):
+            for b in range(a + 1, len(ratios)):
+                (i1, j1), (i2, j2) = ratios[a], ratios[b]
+                num, den = i1 * j2 + i2 * j1, 2 * j1 * j2
+                if num == 0:
+                    continue
+                for k in (1, 7, 40, 300):
+                    w, h = num * k, den * k
+                    if w > 60000 or h > 60000:
+                        continue
+                    ar = w / h
+                    if abs(ar - i1 / j1) != abs(ar - i2 / j2):
+                        continue
+                    for size in (448, 16):
+                        ties += 1
+                        queries.append(f"grid {w} {h} {mn} {mx} {size}")
+                        g = R.choose_grid(w, h, mn, mx, size)
+                        expect.append(f"{g[0]} {g[1]}")
+    rnd = random.Random(7)
+    for _ in range(3000):
+        w, h = rnd.randint(1, 5000), rnd.randint(1, 5000)
+        if rnd.random() < 0.3:
+            w = rnd.randint(1, 40)
+        mn = rnd.randint(1, 4)
+        mx = rnd.randint(mn, 30)
+        queries.append(f"grid {w} {h} {mn} {mx} 448")
+        g = R.choose_grid(w, h, mn, mx, 448)
+        expect.append(f"{g[0]} {g[1]}")
+    out = subprocess.run([tool], input="\n".join(queries) + "\n", capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    bad = [(q, o, e) for q, o, e in zip(queries, out, expect) if o != e]
+    if len(out) != len(queries):
+        fail(f"img_grid answered {len(out)} of {len(queries)} queries")
+    for q, o, e in bad[:5]:
+        fail(f"tiling {q}: vprm '{o}', reference '{e}'")
+    # The tie checks must exercise the set order: some tie must flip with the area rule.
+    print(f"tiling: {n_order} candidate orders, {ties} exact ties, 3000 random sizes; "
+          f"{len(queries) - len(bad)}/{len(queries)} agree")
+    if ties < 50:
+        fail(f"only {ties} exact ties generated")
+
+
+def float_reference(u8):
+    return R.normalize_numpy(u8)
+
+
+def run_images(vprm, work):
+    img_dir = os.path.join(work, "imgs")
+    gen_images.main_into(img_dir)
+    entries = json.load(open(os.path.join(img_dir, "manifest.json")))
+    counts = {"png": [0, 0], "gif": [0, 0], "bmp": [0, 0], "jpeg": [0, 0]}
+    jpeg_max, jpeg_sum, jpeg_n, torch_checked = 0, 0.0, 0, 0
+    jpeg_rows = []
+    out_f = os.path.join(work, "tiles.npy")
+    out_u = os.path.join(work, "tiles_u8.npy")
+    for k, e in enumerate(entries):
+        path = os.path.join(img_dir, e["file"])
+        fmt = e["format"]
+        counts[fmt][1] += 1
+        cmd = [vprm, "preprocess", "--image", path, "--out", out_f, "--out-u8", out_u] + e["args"]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # The oracle runs while vprm works.
+        mn, mx, thumb = 1, 12, True
+        a = e["args"]
+        if "--max-tiles" in a:
+            mx = int(a[a.index("--max-tiles") + 1])
+        if "--min-tiles" in a:
+            mn = int(a[a.index("--min-tiles") + 1])
+        if "--no-thumbnail" in a:
+            thumb = False
+        try:
+            ref = R.tiles_u8(R.load_rgb(path), min_num=mn, max_num=mx, use_thumbnail=thumb)
+        except Exception as ex:  # the oracle must open every generated image
+            proc.communicate()
+            fail(f"{e['file']} ({e['kind']}): Pillow cannot open it: {ex}")
+            continue
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            fail(f"{e['file']} ({e['kind']} {e['size']}): vprm exit {proc.returncode}: {err.decode().strip()}")
+            continue
+        got_u = np.load(out_u)
+        got_f = np.load(out_f)
+        if got_u.shape != ref.shape:
+            fail(f"{e['file']} ({e['kind']} {e['size']}): tiles {got_u.shape} vs reference {ref.shape}")
+            continue
+        if fmt == "jpeg":
+            d = np.abs(got_u.astype(np.int16) - ref.astype(np.int16))
+            jpeg_max = max(jpeg_max, int(d.max()))
+            jpeg_sum += float(d.mean())
+            jpeg_n += 1
+            jpeg_rows.append((e["kind"], e["size"], int(d.max()), float(d.mean())))
+            ok = d.max() <= JPEG_MAX_BOUND and d.mean() <= JPEG_MEAN_BOUND
+            if not ok:
+                fail(f"{e['file']} ({e['kind']}): JPEG tiles differ by max {d.max()}, mean {d.mean():.3f}")
+            want_f = float_reference(got_u)
+        else:
+            ok = np.array_equal(got_u, ref)
+            if not ok:
+                d = np.abs(got_u.astype(np.int16) - ref.astype(np.int16))
+                fail(f"{e['file']} ({e['kind']} {e['size']} {e['args']}): 8-bit tiles differ at "
+                     f"{int((d > 0).sum())} values, max {int(d.max())}")
+            want_f = float_reference(ref)
+        if not np.array_equal(got_f.view(np.uint32), want_f.view(np.uint32)):
+            ok = False
+            fail(f"{e['file']}: float tiles are not bit-equal to numpy float32 normalisation")
+        if k % 15 == 0:
+            torch_checked += 1
+            if not np.array_equal(R.normalize_torch(ref).view(np.uint32), float_reference(ref).view(np.uint32)):
+                fail(f"{e['file']}: torch and numpy float32 normalisations differ (oracle problem)")
+        if ok:
+            counts[fmt][0] += 1
+    for f in (out_f, out_u):
+        if os.path.exists(f):
+            os.remove(f)
+    for fmt in ("png", "gif", "bmp"):
+        print(f"{fmt}: {counts[fmt][0]}/{counts[fmt][1]} images with bit-identical 8-bit tiles and float tiles")
+    by_kind = {}
+    for kind, size, mxd, mean in jpeg_rows:
+        key = kind.split(" progressive")[0]
+        m = by_kind.setdefault(key, [0, 0.0, 0])
+        m[0] = max(m[0], mxd)
+        m[1] += mean
+        m[2] += 1
+    for key in sorted(by_kind):
+        m = by_kind[key]
+        print(f"  jpeg {key:14s}: max |diff| {m[0]}, mean |diff| {m[1] / m[2]:.4f} ({m[2]} images)")
+    if jpeg_n:
+        print(f"jpeg: {counts['jpeg'][0]}/{counts['jpeg'][1]} within bounds; 8-bit tiles vs Pillow: "
+              f"max |diff| {jpeg_max} (bound {JPEG_MAX_BOUND}), mean |diff| {jpeg_sum / jpeg_n:.4f} "
+              f"(bound {JPEG_MEAN_BOUND} per image)")
+    print(f"normalisation: torch ToTensor+Normalize arithmetic == numpy float32 on {torch_checked} images")
+    total = sum(c[1] for c in counts.values())
+    if total < 250 or counts["png"][1] < 200:
+        fail(f"too few images generated ({total}, png {counts['png'][1]})")
+
+
+def png_bytes(w, h, depth=8, ctype=2, idat=None, raw=None):
+    if raw is None:
+        ch = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[ctype]
+        raw = b"".join(b"\x00" + bytes((x * 7 + y * 13 + c) & 255 for x in range(w) for c in range(ch))
+                       for y in range(h))
+    if idat is None:
+        idat = zlib.compress(raw)
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, ctype, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def run_errors(vprm, work):
+    """Each case: (name, bytes, extra args, expected HTTP status in the message)."""
+    good = png_bytes(20, 10)
+    bad_crc = bytearray(good)
+    bad_crc[29] ^= 0xFF  # inside IHDR's CRC
+    jpeg = open(os.path.join(work, "imgs", "jpeg_00.jpg"), "rb").read()
+    gif = open(os.path.join(work, "imgs", "gif_00.gif"), "rb").read()
+    bmp = open(os.path.join(work, "imgs", "bmp_03.bmp"), "rb").read()
+    cases = [
+        ("empty file", b"", [], 422),
+        ("unknown bytes", b"hello, this is not an image", [], 415),
+        ("WebP header", b"RIFF\x10\x00\x00\x00WEBPVP8 " + bytes(20), [], 415),
+        ("TIFF header", b"II*\x00" + bytes(40), [], 415),
+        ("PNG signature only", good[:8], [], 422),
+        ("PNG bad IHDR CRC", bytes(bad_crc), [], 422),
+        ("PNG truncated in IDAT", good[:len(good) - 30], [], 422),
+        ("PNG garbage IDAT", png_bytes(20, 10, idat=b"\x78\x9c" + bytes(range(200))), [], 422),
+        ("PNG zero width", png_bytes(0, 10, raw=b""), [], 422),
+        ("PNG bomb 100000x100000", png_bytes(100000, 100000, idat=zlib.compress(b"\x00" * 1000)), [], 413),
+        ("PNG over --max-pixels", good, ["--max-pixels", "199"], 413),
+        ("PNG over --max-bytes", good, ["--max-bytes", str(len(good) - 1)], 413),
+        ("JPEG truncated", jpeg[:len(jpeg) // 2], [], 422),
+        ("JPEG bomb SOF 65000x65000", b"\xff\xd8\xff\xc0\x00\x11\x08" + struct.pack(">HH", 65000, 65000)
+         + b"\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01\xff\xd9", [], 413),
+        ("GIF truncated", gif[:len(gif) // 2], [], 422),
+        ("GIF bomb 65535x65535", b"GIF89a" + struct.pack("<HH", 65535, 65535) + b"\x00\x00\x00;", [], 413),
+        ("BMP truncated", bmp[:len(bmp) // 2], [], 422),
+        ("BMP bomb", b"BM" + struct.pack("<IHHI", 0, 0, 0, 54) + struct.pack("<IiiHHIIiiII", 40, 200000, 200000, 1, 24, 0, 0, 0, 0, 0, 0), [], 413),
+    ]
+    ok = 0
+    path = os.path.join(work, "bad.bin")
+    for name, data, args, status in cases:
+        with open(path, "wb") as f:
+            f.write(data)
+        p = subprocess.run([vprm, "preprocess", "--image", path, "--out", os.path.join(work, "bad.npy")] + args,
+                           capture_output=True, text=True)
+        msg = p.stderr.strip()
+        if p.returncode == 1 and f"({status} " in msg:
+            ok += 1
+        else:
+            fail(f"error case '{name}': exit {p.returncode}, wanted 1 with HTTP {status}: {msg}")
+    print(f"errors: {ok}/{len(cases)} bad inputs refused with the right kind (CLI exit 1)")
+
+
+def main():
+    vprm, tool, work = sys.argv[1:4]
+    os.makedirs(work, exist_ok=True)
+    check_grids(tool)
+    run_images(vprm, work)
+    run_errors(vprm, work)
+    print(f"image oracle suite: {len(failures)} failures")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
