@@ -285,8 +285,10 @@ enum MHD_Result vp_conn_submit(vp_conn *x, vp_job **jobs, size_t n_jobs, size_t 
     return MHD_YES;
 }
 
-static const char *termination_name(enum MHD_RequestTerminationCode toe)
+static const char *termination_name(const vp_conn *x, enum MHD_RequestTerminationCode toe)
 {
+    if (x->client_gone)
+        return " (cancelled: the client disconnected while waiting)";
     switch (toe) {
     case MHD_REQUEST_TERMINATED_COMPLETED_OK: return "";
     case MHD_REQUEST_TERMINATED_WITH_ERROR: return " (terminated: error)";
@@ -316,7 +318,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         char status[8];
         snprintf(status, sizeof status, x->status ? "%d" : "-", x->status);
         VP_LOGI(x->id, "%s %s %s responses=%zu tokens=%zu %.1f ms%s", x->method, x->path, status,
-                x->n_responses, x->tokens, ms, termination_name(toe));
+                x->n_responses, x->tokens, ms, termination_name(x, toe));
     } else {
         VP_LOGD(x->id, "%s %s %d %.1f ms", x->method, x->path, x->status, ms);
     }
@@ -331,7 +333,11 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(buf);
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         buf[--n] = 0;
-    VP_LOGW(NULL, "microhttpd: %s", buf);
+    /* our handler returns MHD_NO on purpose for clients that left: our own line says so */
+    if (strstr(buf, "Application reported internal error"))
+        VP_LOGD(NULL, "microhttpd: %s", buf);
+    else
+        VP_LOGW(NULL, "microhttpd: %s", buf);
 }
 
 static int resolve_host(const char *host, int port, struct sockaddr_storage *ss, bool *v6,

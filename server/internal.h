@@ -89,6 +89,7 @@ struct vp_conn {
     size_t n_responses, tokens;
     double queue_ms, inference_ms; /* x-queue-time / x-inference-time; < 0 = absent */
     const char *allow;           /* Allow header of a 405 */
+    bool client_gone;            /* its jobs were cancelled: closed without an answer */
 };
 
 typedef enum MHD_Result (*vp_route_fn)(vp_conn *x);

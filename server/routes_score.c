@@ -157,8 +157,10 @@ enum MHD_Result vp_route_score_finish(vp_conn *x)
     }
     bool gone = false;
     json_t *j = item_json(x, it, &gone);
-    if (gone)
+    if (gone) {
+        x->client_gone = true;
         return MHD_NO; /* nobody to answer: close */
+    }
     if (!j)
         return vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory writing the response");
     /* an error object here is a result that could not be serialised (non-finite) */
@@ -241,6 +243,7 @@ enum MHD_Result vp_route_batch_finish(vp_conn *x)
         json_t *j = item_json(x, &x->items[i], &gone);
         if (gone) {
             json_decref(results);
+            x->client_gone = true;
             return MHD_NO;
         }
         if (!j || json_array_append_new(results, j)) {

@@ -4,12 +4,11 @@
 #include "engine/model/mkmodel.h"
 
 #include <dirent.h>
-#include <jansson.h>
-#include <stdbool.h>
 #include <errno.h>
 #include <fnmatch.h>
-#include <math.h>
+#include <jansson.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,137 +16,19 @@
 #include <unistd.h>
 
 #include "engine/model/layout.h"
-#include "engine/model/rng.h"
 #include "engine/model/safetensors_write.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "engine/util/file.h"
 
 #define TOKENIZER_FILE_MAX ((size_t)64 << 20)
 
-int vp_mkmodel_preset(const char *scale, vp_model_config *cfg, vp_error *err)
-{
-    memset(cfg, 0, sizeof *cfg);
-    vp_vision_config *v = &cfg->vision;
-    vp_llm_config *l = &cfg->llm;
-    *v = (vp_vision_config){.patch = 14, .image_size = 448, .channels = 3, .norm = VP_NORM_LAYER,
-                            .norm_eps = 1e-6f, .qkv_bias = true, .qk_norm = false};
-    *l = (vp_llm_config){.rms_eps = 1e-5f, .rope_theta = 1e6, .rope_dynamic = true,
-                         .rope_factor = 2.0, .max_pos = 32768};
-    if (!strcmp(scale, "tiny")) {
-        v->hidden = 64, v->layers = 2, v->heads = 4, v->intermediate = 128;
-        l->hidden = 128, l->layers = 2, l->heads = 4, l->kv_heads = 2, l->intermediate = 256;
-    } else if (!strcmp(scale, "8b")) {
-        v->hidden = 1024, v->layers = 24, v->heads = 16, v->intermediate = 4096;
-        l->hidden = 4096, l->layers = 32, l->heads = 32, l->kv_heads = 8, l->intermediate = 14336;
-    } else {
-        return vp_fail(err, VP_ERR_BAD_REQUEST, "scale", "unknown scale '%s' (tiny or 8b)", scale);
-    }
-    l->head_dim = l->hidden / l->heads;
-    l->vocab = 92553;
-    cfg->downsample_ratio = 0.5;
-    cfg->select_layer = -1;
-    cfg->min_dynamic_patch = 1;
-    cfg->max_dynamic_patch = 12;
-    cfg->use_thumbnail = true;
-    int grid = v->image_size / v->patch;
-    cfg->num_image_token = (grid / 2) * (grid / 2);
-    return 0;
-}
-
-/* Step scores come from margin = (w+ - w-) . h at the score position, h being the output
- * of the final RMSNorm: unit RMS (times the norm weight, ~1), so |h| ~ sqrt(H). With the
- * two rows drawn independently as normal(0, s), w+ - w- is normal(0, 2 s^2) per component
- * and margin ~ normal(0, 2 s^2 |h|^2) = normal(0, 2 s^2 H). With every weight at 0.02 that
- * is a margin std of ~0.3 at the tiny hidden 128: every score ~0.5, which hides errors.
- * s = 2 / sqrt(2 H) gives a margin std of 2 (0.125 at H = 128, 6x the other rows; 0.022
- * at H = 4096); sigmoid(+-2.9) = 0.95 / 0.05. Measured with the fp32 reference
- * (tests/reference) on tiny models, seeds 1..3, three responses of 4..6 steps each (with
- * the sharp attention below): tiny tokenizer, step scores 0.04..0.99, margin std 2.1,
- * 79% of them outside 0.3..0.7; InternLM2 tokenizer, 0.09..0.90. */
-float vp_mkmodel_head_row_std(int hidden)
-{
-    return 2.0f / sqrtf(2.0f * (float)hidden);
-}
-
-/* Query and key rows: with all weights at 0.02 the attention logits q.k / sqrt(d) have std
- * ~ H * 0.02^2 = 0.05 (q and k have std 0.02 sqrt(H) per component over a unit-RMS normed
- * input), attention is uniform, a wrong mask / scale / RoPE / head split barely changes
- * anything, and every score position of a prompt sees the same context average. Rows of
- * std sqrt(4 / H) make the logit std ~4: attention picks a few tokens, by content and by
- * relative position, so h differs between steps (with 0.02 everywhere, the step scores
- * of one prompt stayed within ~0.1 of each other). Value rows keep 0.02. */
-static float qk_std(int hidden)
-{
-    return sqrtf(4.0f / (float)hidden);
-}
-
 typedef struct gen_ctx {
     const vp_layout_entry *list; /* [n] the whole model */
     const size_t *index;         /* [files' tensor count] list index of each spec of this file */
-    uint64_t seed;
+    vp_init_params init;         /* what the values are */
     vp_dtype dtype;
     int threads;
-    int32_t plus_id, minus_id;
-    const vp_model_config *cfg;
 } gen_ctx;
-
-/* Whether row r of a qkv projection is a query or key row (not a value row).
- * ViT attn.qkv: [q block | k block | v block], each hidden rows. InternLM2 wqkv: per KV
- * group, q_per_kv query heads, one key head, one value head, head_dim rows each. */
-static bool is_qk_row(const gen_ctx *g, const vp_layout_entry *e, size_t r)
-{
-    if (!strncmp(e->name, "vision_model.", 13))
-        return r < 2 * (size_t)g->cfg->vision.hidden;
-    const vp_llm_config *l = &g->cfg->llm;
-    size_t per_group = (size_t)(l->heads / l->kv_heads) + 2;
-    size_t slot = (r / (size_t)l->head_dim) % per_group;
-    return slot + 1 < per_group;
-}
-
-/* Values of elements [start, start + n) of entry e, as float. */
-static void gen_values(const gen_ctx *g, const vp_layout_entry *e, size_t start, size_t n,
-                       float *out)
-{
-    uint64_t key = vp_rng_key(g->seed, e->name);
-    switch (e->init) {
-    case VP_INIT_SCALE: /* layer scales: never zero, so no layer is switched off */
-        for (size_t i = 0; i < n; i++)
-            out[i] = 0.1f + 0.9f * vp_rng_uniform(key, start + i);
-        return;
-    case VP_INIT_NORM:
-        vp_rng_normal_fill(key, start, n, out);
-        for (size_t i = 0; i < n; i++)
-            out[i] = 1.0f + 0.05f * out[i];
-        return;
-    case VP_INIT_QKV: {
-        vp_rng_normal_fill(key, start, n, out);
-        bool vision = !strncmp(e->name, "vision_model.", 13);
-        size_t cols = (size_t)e->shape[1];
-        float qk = qk_std(vision ? g->cfg->vision.hidden : g->cfg->llm.hidden);
-        for (size_t i = 0; i < n; i++)
-            out[i] *= is_qk_row(g, e, (start + i) / cols) ? qk : VP_MKMODEL_WEIGHT_STD;
-        return;
-    }
-    case VP_INIT_HEAD: {
-        vp_rng_normal_fill(key, start, n, out);
-        int hidden = g->cfg->llm.hidden;
-        float big = vp_mkmodel_head_row_std(hidden);
-        for (size_t i = 0; i < n; i++) {
-            size_t row = (start + i) / (size_t)hidden;
-            bool scored = row == (size_t)g->plus_id || row == (size_t)g->minus_id;
-            out[i] *= scored ? big : VP_MKMODEL_WEIGHT_STD;
-        }
-        return;
-    }
-    case VP_INIT_WEIGHT:
-    case VP_INIT_EMBED:
-    case VP_INIT_BIAS:
-        vp_rng_normal_fill(key, start, n, out);
-        for (size_t i = 0; i < n; i++)
-            out[i] *= VP_MKMODEL_WEIGHT_STD;
-        return;
-    }
-}
 
 typedef struct gen_job {
     const gen_ctx *g;
@@ -169,7 +50,7 @@ static void *gen_run(void *arg)
     size_t es = vp_dtype_size(j->g->dtype);
     for (size_t at = 0; at < j->n; at += step) {
         size_t k = j->n - at < step ? j->n - at : step;
-        gen_values(j->g, j->e, j->start + at, k, tmp);
+        vp_mkmodel_values(&j->g->init, j->e, j->start + at, k, tmp);
         vp_f32_to_dtype(tmp, k, j->g->dtype, j->dst + at * es);
     }
     free(tmp);
@@ -405,8 +286,7 @@ static const char *torch_dtype_name(vp_dtype dt)
 int vp_mkmodel_write(const vp_mkmodel_opts *o, vp_mkmodel_result *res, vp_error *err)
 {
     memset(res, 0, sizeof *res);
-    vp_model_config cfg = o->cfg;
-    cfg.system_message = NULL; /* borrowed from o->cfg, never freed here */
+    vp_model_config cfg = o->cfg; /* system_message borrowed until the parse below */
     vp_tokenizer *tok;
     if (vp_tokenizer_load(o->tokenizer_dir, &tok, err)) {
         vp_error_prefix(err, "tokenizer %s", o->tokenizer_dir);
@@ -424,19 +304,17 @@ int vp_mkmodel_write(const vp_mkmodel_opts *o, vp_mkmodel_result *res, vp_error 
     cfg.llm.vocab = (int)n_ids;
     res->vocab = cfg.llm.vocab;
 
-    /* Whatever is written must load: run the text through the loader's own parser. */
-    cfg.system_message = o->cfg.system_message;
+    /* Whatever is written must load: run the text through the loader's own parser, and
+     * generate from what it reads back, so derived sizes (head_dim, ...) are the loader's. */
     char *json = vp_model_config_to_json(&cfg, torch_dtype_name(o->dtype));
     if (!json)
         return vp_fail(err, VP_ERR_NOMEM, NULL, "cannot build config.json (system message not "
                                                 "UTF-8, or out of memory)");
-    vp_model_config check;
-    if (vp_model_config_parse(json, strlen(json), &check, err)) {
+    if (vp_model_config_parse(json, strlen(json), &cfg, err)) {
         free(json);
         vp_error_prefix(err, "the requested shapes make an invalid model");
         return -1;
     }
-    vp_model_config_free(&check);
 
     int rc = mkdir_p(o->out_dir, err);
     bool added = false;
@@ -457,8 +335,10 @@ int vp_mkmodel_write(const vp_mkmodel_opts *o, vp_mkmodel_result *res, vp_error 
         rc = copy_file(o->tokenizer_dir, o->out_dir, "tokenizer_config.json", false, NULL, err);
     if (!rc)
         rc = copy_file(o->tokenizer_dir, o->out_dir, "added_tokens.json", true, NULL, err);
-    if (rc)
+    if (rc) {
+        vp_model_config_free(&cfg);
         return rc;
+    }
 
     int threads = o->threads;
     if (threads <= 0) {
@@ -467,9 +347,11 @@ int vp_mkmodel_write(const vp_mkmodel_opts *o, vp_mkmodel_result *res, vp_error 
     }
     if (threads > MAX_THREADS)
         threads = MAX_THREADS;
-    gen_ctx g = {.seed = o->seed, .dtype = o->dtype, .threads = threads, .plus_id = plus,
-                 .minus_id = minus, .cfg = &cfg};
+    gen_ctx g = {.init = {.cfg = &cfg, .seed = o->seed, .plus_id = plus, .minus_id = minus},
+                 .dtype = o->dtype, .threads = threads};
     res->plus_id = plus;
     res->minus_id = minus;
-    return write_weights(o, &cfg, &g, res, err);
+    rc = write_weights(o, &cfg, &g, res, err);
+    vp_model_config_free(&cfg);
+    return rc;
 }

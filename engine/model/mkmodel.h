@@ -37,9 +37,21 @@ typedef struct vp_mkmodel_result {
 
 int vp_mkmodel_write(const vp_mkmodel_opts *o, vp_mkmodel_result *res, vp_error *err);
 
-/* Standard deviation of the LM-head rows of "+" and "-" for a given LLM hidden size
- * (see mkmodel.c for the reasoning), and of every other weight. */
-float vp_mkmodel_head_row_std(int hidden);
-#define VP_MKMODEL_WEIGHT_STD 0.02f
+/* How values are drawn (mkmodel_init.c explains the choices). */
+#define VP_MKMODEL_WEIGHT_STD 0.02f  /* every weight, embedding and bias not listed below */
+float vp_mkmodel_head_row_std(int hidden); /* LM-head rows of "+" and "-" */
+float vp_mkmodel_qk_std(int hidden);       /* query and key rows of attention projections */
+
+typedef struct vp_init_params {
+    const vp_model_config *cfg; /* as the loader reads it back (derived sizes included) */
+    uint64_t seed;
+    int32_t plus_id, minus_id;  /* token ids of "+" and "-" */
+} vp_init_params;
+
+struct vp_layout_entry;
+/* Values of elements [start, start + n) of one tensor: a pure function of (seed, tensor
+ * name, element index), so any slice can be drawn on its own. */
+void vp_mkmodel_values(const vp_init_params *p, const struct vp_layout_entry *e, size_t start,
+                       size_t n, float *out);
 
 #endif

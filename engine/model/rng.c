@@ -29,16 +29,18 @@ float vp_rng_uniform(uint64_t key, uint64_t i)
     return (float)(vp_rng_bits(key, i) >> 40) * (1.0f / 16777216.0f);
 }
 
-/* The normal pair of counter k. u1 in (0, 1] so log never sees 0. */
+/* The normal pair of counter k, in float (the 8b scale draws 8e9 of them).
+ * u1 in (0, 1] so log never sees 0. */
 static void normal_pair(uint64_t key, uint64_t k, float *a, float *b)
 {
     uint64_t r = vp_rng_bits(key, k);
-    double u1 = ((double)(r >> 40) + 1.0) * (1.0 / 16777216.0);
-    double u2 = (double)((r >> 16) & 0xffffffu) * (1.0 / 16777216.0);
-    double radius = sqrt(-2.0 * log(u1));
-    double angle = 6.283185307179586 * u2;
-    *a = (float)(radius * cos(angle));
-    *b = (float)(radius * sin(angle));
+    float u1 = ((float)(r >> 40) + 1.0f) * (1.0f / 16777216.0f);
+    float u2 = (float)((r >> 16) & 0xffffffu) * (1.0f / 16777216.0f);
+    float radius = sqrtf(-2.0f * logf(u1));
+    float s, c;
+    sincosf(6.2831853f * u2, &s, &c);
+    *a = radius * c;
+    *b = radius * s;
 }
 
 void vp_rng_normal_fill(uint64_t key, uint64_t start, size_t n, float *out)

@@ -35,6 +35,9 @@ typedef struct vp_workload_opts {
     /* scale-downs for CPU runs (0 = the PERF.md shape) */
     uint32_t max_image_side;  /* cap on image width/height (W3 sizes are 448..1792) */
     size_t words_per_step;    /* about 50 tokens = 35 words */
+    int max_tiles;            /* > 0: sent as the request's "max_tiles" */
+    size_t cap_responses;     /* > 0: at most this many responses per request */
+    size_t cap_steps;         /* > 0: at most this many steps per response */
 } vp_workload_opts;
 
 typedef struct vp_workload_request {

@@ -145,6 +145,12 @@ int vp_workload_make(const vp_workload_opts *o, uint64_t index, vp_workload_requ
         n_steps_lo = 2;
         n_steps_hi = 12;
     }
+    if (o->cap_responses && n_resp > o->cap_responses)
+        n_resp = o->cap_responses;
+    if (o->cap_steps && n_steps_hi > o->cap_steps)
+        n_steps_hi = o->cap_steps;
+    if (n_steps_lo > n_steps_hi)
+        n_steps_lo = n_steps_hi;
     if (w > cap || h > cap) { /* keep the aspect ratio */
         double f = (double)cap / (double)(w > h ? w : h);
         w = (uint32_t)(w * f);
@@ -192,7 +198,13 @@ int vp_workload_make(const vp_workload_opts *o, uint64_t index, vp_workload_requ
         puts_(&b, "\"");
         out->n_steps += steps;
     }
-    puts_(&b, "]}");
+    puts_(&b, "]");
+    if (o->max_tiles > 0) {
+        char mt[48];
+        snprintf(mt, sizeof mt, ", \"max_tiles\": %d", o->max_tiles);
+        puts_(&b, mt);
+    }
+    puts_(&b, "}");
     if (b.oom) {
         free(b.p);
         return vp_fail(err, VP_ERR_NOMEM, "", "out of memory");

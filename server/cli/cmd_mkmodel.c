@@ -26,7 +26,7 @@ static void usage(FILE *f)
             "one model.safetensors unless --shards K > 1 or the weights exceed 5 GB\n"
             "(then model-0000K-of-0000N.safetensors + model.safetensors.index.json).\n"
             "llm_config.vocab_size is the tokenizer's id count; the LM-head rows of \"+\" and \"-\"\n"
-            "are scaled so that step scores spread (see engine/model/mkmodel.c).\n");
+            "are scaled so that step scores spread (see engine/model/mkmodel_init.c).\n");
 }
 
 /* A whole decimal number in [lo, hi]. */

@@ -208,6 +208,45 @@ static void test_variants(const char *base)
     vp_model_free(m);
 }
 
+/* Shape overrides as other suites use them: derived sizes (head_dim, projector width)
+ * follow the overrides in both the generator and the loader. */
+static void test_overrides(const char *base)
+{
+    struct { int vh, vheads, vmlp, h, heads, kv, mlp; int64_t qkv_rows; } cases[] = {
+        {64, 4, 128, 128, 8, 2, 256, (8 + 2 * 2) * 16},
+        {75, 5, 100, 90, 3, 1, 170, (3 + 2 * 1) * 30},
+        {64, 4, 128, 128, 4, 4, 256, (4 + 2 * 4) * 32},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char dir[512];
+        snprintf(dir, sizeof dir, "%s/override%zu", base, i);
+        vp_mkmodel_opts o;
+        test_tiny_opts(&o, dir, 14);
+        o.cfg.vision.hidden = cases[i].vh;
+        o.cfg.vision.heads = cases[i].vheads;
+        o.cfg.vision.intermediate = cases[i].vmlp;
+        o.cfg.llm.hidden = cases[i].h;
+        o.cfg.llm.heads = cases[i].heads;
+        o.cfg.llm.kv_heads = cases[i].kv;
+        o.cfg.llm.intermediate = cases[i].mlp;
+        vp_mkmodel_result r;
+        vp_error err = {0};
+        CHECK_MSG(vp_mkmodel_write(&o, &r, &err) == 0, "case %zu: %s", i, err.message);
+        vp_model *m = load_ok(dir);
+        if (!m)
+            continue;
+        const vp_weights *w = vp_model_weights(m);
+        CHECK(vp_model_cfg(m)->llm.head_dim == cases[i].h / cases[i].heads);
+        SHAPE2(w->llm[1].wqkv, cases[i].qkv_rows, cases[i].h);
+        SHAPE2(w->llm[0].wo, cases[i].h, cases[i].h);
+        SHAPE2(w->proj1_w, cases[i].h, 4 * cases[i].vh);
+        SHAPE2(w->vit[0].qkv_w, 3 * cases[i].vh, cases[i].vh);
+        SHAPE2(w->vit[1].fc2_w, cases[i].vh, cases[i].vmlp);
+        SHAPE2(w->llm[1].w2, cases[i].h, cases[i].mlp);
+        vp_model_free(m);
+    }
+}
+
 static void test_mismatches(const char *base)
 {
     char dir[512];
@@ -299,6 +338,7 @@ int main(void)
     if (V) {
         test_round_trip(base, (int64_t)V);
         test_variants(base);
+        test_overrides(base);
         test_mismatches(base);
     }
     test_rmtree(base);

@@ -1,0 +1,381 @@
+/* Misbehaving clients on raw sockets; the server must survive each, answer the others
+ * meanwhile, and stay correct afterwards.
+ *
+ *   http_abuse HOST PORT API_KEY CONNECTION_TIMEOUT_S MAX_BODY_BYTES
+ *
+ * Cases: a body over the limit (declared, and chunked), a truncated body and a
+ * slowloris (both closed after the connection timeout while other clients are served
+ * at normal speed), a client that disconnects mid-upload, a client that disconnects
+ * while its job is queued (cancelled, never run), pipelined requests on one connection,
+ * hundreds of idle connections, and a final normal request. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server/bench/bench.h"
+#include "server/bench/http_client.h"
+#include "tests/unit/check.h"
+
+static const char *host;
+static int port;
+static const char *key;
+static int timeout_s;
+static size_t max_body;
+static char base[128];
+static char auth[256];
+static const char *headers[] = {auth, "Content-Type: application/json", NULL};
+
+static const char small_req[] = "{\"question\": \"What is 3 + 4?\", \"responses\": "
+                                "[\"3 + 4 = 7\\n\\nThe answer is 7\", \"It is 8\"]}";
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int dial(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, host, &a.sin_addr);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
+        close(fd);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+static int send_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+        if (k <= 0)
+            return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static void send_headers(int fd, const char *extra, size_t content_length)
+{
+    char h[1024];
+    int n = snprintf(h, sizeof h,
+                     "POST /v1/score HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+                     "Content-Type: application/json\r\n%s",
+                     host, key, extra ? extra : "");
+    if (content_length != (size_t)-1)
+        n += snprintf(h + n, sizeof h - (size_t)n, "Content-Length: %zu\r\n", content_length);
+    n += snprintf(h + n, sizeof h - (size_t)n, "\r\n");
+    send_all(fd, h, (size_t)n);
+}
+
+/* Reads one HTTP response (Content-Length bodies) into buf; returns the status, 0 when
+ * the connection closed first, -1 on timeout. `carry` keeps bytes of a next response. */
+typedef struct conn_buf {
+    char data[1 << 16];
+    size_t n;
+} conn_buf;
+
+static int read_response(int fd, conn_buf *cb, int wait_ms, char *body, size_t body_cap)
+{
+    double until = now_ms() + wait_ms;
+    for (;;) {
+        char *end = memmem(cb->data, cb->n, "\r\n\r\n", 4);
+        if (end) {
+            size_t head = (size_t)(end - cb->data) + 4;
+            const char *cl = strcasestr(cb->data, "Content-Length:");
+            size_t len = cl && cl < end ? strtoul(cl + 15, NULL, 10) : 0;
+            if (cb->n >= head + len) {
+                int status = atoi(cb->data + 9);
+                size_t k = len < body_cap - 1 ? len : body_cap - 1;
+                memcpy(body, cb->data + head, k);
+                body[k] = 0;
+                memmove(cb->data, cb->data + head + len, cb->n - head - len);
+                cb->n -= head + len;
+                return status;
+            }
+        }
+        int left = (int)(until - now_ms());
+        if (left <= 0)
+            return -1;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, left) <= 0)
+            continue;
+        ssize_t k = recv(fd, cb->data + cb->n, sizeof cb->data - cb->n - 1, 0);
+        if (k <= 0)
+            return 0;
+        cb->n += (size_t)k;
+        cb->data[cb->n] = 0;
+    }
+}
+
+/* Milliseconds until the server closes fd (reading and dropping anything it sends), or
+ * -1 if still open after wait_ms. */
+static double ms_until_closed(int fd, int wait_ms)
+{
+    double t0 = now_ms();
+    char buf[4096];
+    while (now_ms() - t0 < wait_ms) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t k = recv(fd, buf, sizeof buf, 0);
+        if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR))
+            return now_ms() - t0;
+    }
+    return -1;
+}
+
+static double metric(const char *series)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/metrics", base);
+    vp_http_reply r;
+    vp_http_request("GET", url, NULL, 0, headers, 30, &r);
+    double v = -1;
+    vp_prom_value(r.body, series, &v);
+    vp_http_reply_free(&r);
+    return v;
+}
+
+/* A normal request over libcurl: its status and wall time. */
+static long normal_request(double *ms)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/score", base);
+    vp_http_reply r;
+    vp_http_request("POST", url, small_req, strlen(small_req), headers, 60, &r);
+    long st = r.status;
+    if (ms)
+        *ms = r.ms;
+    vp_http_reply_free(&r);
+    return st;
+}
+
+static void test_over_limit(void)
+{
+    conn_buf *cb = calloc(1, sizeof *cb);
+    char body[2048];
+    /* declared too large: answered from the headers, before any body byte is sent */
+    int fd = dial();
+    double t0 = now_ms();
+    send_headers(fd, NULL, max_body + 1);
+    int st = read_response(fd, cb, 5000, body, sizeof body);
+    CHECK_MSG(st == 413 && strstr(body, "max_body_bytes"), "declared over limit: %d %s", st, body);
+    CHECK_MSG(now_ms() - t0 < 3000, "413 took %.0f ms", now_ms() - t0);
+    close(fd);
+
+    /* chunked, no length: the excess is read and dropped, then 413 */
+    fd = dial();
+    cb->n = 0;
+    send_headers(fd, "Transfer-Encoding: chunked\r\n", (size_t)-1);
+    size_t sent = 0, chunk = 65536;
+    char *blob = malloc(chunk);
+    memset(blob, 'x', chunk);
+    blob[0] = '{';
+    while (sent <= max_body + 1000) {
+        char line[32];
+        int n = snprintf(line, sizeof line, "%zx\r\n", chunk);
+        if (send_all(fd, line, (size_t)n) || send_all(fd, blob, chunk) || send_all(fd, "\r\n", 2))
+            break;
+        sent += chunk;
+    }
+    send_all(fd, "0\r\n\r\n", 5);
+    st = read_response(fd, cb, 10000, body, sizeof body);
+    CHECK_MSG(st == 413 && strstr(body, "max_body_bytes"), "chunked over limit: %d %.200s", st,
+              body);
+    close(fd);
+    free(blob);
+    free(cb);
+}
+
+typedef struct bg_normal {
+    int n, ok;
+    double worst_ms;
+} bg_normal;
+
+static void *normal_loop(void *arg)
+{
+    bg_normal *b = arg;
+    for (int i = 0; i < b->n; i++) {
+        double ms;
+        if (normal_request(&ms) == 200)
+            b->ok++;
+        if (ms > b->worst_ms)
+            b->worst_ms = ms;
+        usleep(200000);
+    }
+    return NULL;
+}
+
+static void test_slow_clients(void)
+{
+    /* truncated: Content-Length 1000, 10 bytes sent, then silence */
+    int trunc = dial();
+    send_headers(trunc, NULL, 1000);
+    send_all(trunc, "{\"question\"", 11);
+    /* slowloris: a header line, then nothing for longer than the timeout */
+    int slow = dial();
+    send_all(slow, "POST /v1/score HTTP/1.1\r\nHost: x\r\n", 34);
+    /* meanwhile normal clients are served at normal speed */
+    bg_normal bg = {.n = (timeout_s * 1000 + 1500) / 250};
+    pthread_t th;
+    pthread_create(&th, NULL, normal_loop, &bg);
+    double t_trunc = ms_until_closed(trunc, (timeout_s + 5) * 1000);
+    double t_slow = ms_until_closed(slow, 5000);
+    pthread_join(th, NULL);
+    CHECK_MSG(t_trunc >= (timeout_s - 1) * 1000.0 && t_trunc <= (timeout_s + 4) * 1000.0,
+              "truncated body closed after %.0f ms (timeout %d s)", t_trunc, timeout_s);
+    CHECK_MSG(t_slow >= 0, "slowloris connection still open");
+    CHECK_MSG(bg.ok == bg.n, "%d of %d normal requests succeeded meanwhile", bg.ok, bg.n);
+    CHECK_MSG(bg.worst_ms < 5000, "a normal request took %.0f ms meanwhile", bg.worst_ms);
+    printf("slow clients: truncated body closed after %.0f ms; %d normal requests meanwhile, "
+           "slowest %.0f ms\n",
+           t_trunc, bg.n, bg.worst_ms);
+    close(trunc);
+    close(slow);
+
+    /* a client that hangs up in the middle of its upload */
+    int fd = dial();
+    send_headers(fd, NULL, 5000);
+    send_all(fd, "{\"question\": \"abc\", \"responses\": [\"", 36);
+    close(fd);
+}
+
+typedef struct heavy {
+    char *body;
+    long status;
+} heavy;
+
+static void *send_heavy(void *arg)
+{
+    heavy *h = arg;
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/score", base);
+    vp_http_reply r;
+    vp_http_request("POST", url, h->body, strlen(h->body), headers, 300, &r);
+    h->status = r.status;
+    vp_http_reply_free(&r);
+    return NULL;
+}
+
+static void test_disconnect_while_queued(void)
+{
+    /* a small 3:2 image gives a 3x2 grid + thumbnail: seconds of vision on the CPU */
+    uint8_t *png;
+    size_t len;
+    vp_error err;
+    vp_png_random(60, 40, 5, &png, &len, &err);
+    char *url = vp_data_url("image/png", png, len);
+    free(png);
+    heavy h = {0};
+    if (asprintf(&h.body, "{\"question\": \"q\", \"image\": \"%s\", \"max_tiles\": 6, "
+                          "\"responses\": [\"a\"]}", url) < 0)
+        return;
+    free(url);
+    double cancelled0 = metric("vprm_cancelled_total");
+    double jobs0 = metric("vprm_batch_jobs_sum");
+    pthread_t th;
+    pthread_create(&th, NULL, send_heavy, &h);
+    usleep(400000); /* the heavy job is running now */
+    int fd = dial();
+    char hdr_len[64];
+    snprintf(hdr_len, sizeof hdr_len, "%zu", strlen(small_req));
+    send_headers(fd, NULL, strlen(small_req));
+    send_all(fd, small_req, strlen(small_req));
+    usleep(200000); /* queued behind the heavy job */
+    close(fd);      /* ...and gone */
+    pthread_join(th, NULL);
+    usleep(300000);
+    double cancelled1 = metric("vprm_cancelled_total");
+    double jobs1 = metric("vprm_batch_jobs_sum");
+    CHECK_MSG(h.status == 200, "heavy request: %ld", h.status);
+    CHECK_MSG(cancelled1 == cancelled0 + 1, "cancelled_total %g -> %g", cancelled0, cancelled1);
+    CHECK_MSG(jobs1 == jobs0 + 1, "jobs run %g -> %g: the cancelled job ran", jobs0, jobs1);
+    free(h.body);
+}
+
+static void test_pipelined(void)
+{
+    int fd = dial();
+    char req[2048];
+    int n = snprintf(req, sizeof req,
+                     "POST /v1/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     key, strlen(small_req), small_req);
+    char two[4096];
+    memcpy(two, req, (size_t)n);
+    memcpy(two + n, req, (size_t)n);
+    send_all(fd, two, 2 * (size_t)n);
+    conn_buf *cb = calloc(1, sizeof *cb);
+    char b1[8192], b2[8192];
+    int s1 = read_response(fd, cb, 20000, b1, sizeof b1);
+    int s2 = read_response(fd, cb, 20000, b2, sizeof b2);
+    CHECK_MSG(s1 == 200 && s2 == 200, "pipelined: %d %d", s1, s2);
+    json_error_t je;
+    json_t *j1 = json_loads(b1, 0, &je), *j2 = json_loads(b2, 0, &je);
+    const char *id1 = json_string_value(json_object_get(j1, "id"));
+    const char *id2 = json_string_value(json_object_get(j2, "id"));
+    CHECK(id1 && id2 && strcmp(id1, id2));
+    json_t *r1 = json_object_get(j1, "results"), *r2 = json_object_get(j2, "results");
+    CHECK(json_array_size(r1) == 2 && json_equal(r1, r2));
+    json_decref(j1);
+    json_decref(j2);
+    free(cb);
+    close(fd);
+}
+
+static void test_idle_connections(void)
+{
+    int fds[200];
+    int opened = 0;
+    for (int i = 0; i < 200; i++) {
+        fds[i] = dial();
+        opened += fds[i] >= 0;
+    }
+    double ms;
+    long st = normal_request(&ms);
+    CHECK_MSG(opened == 200 && st == 200 && ms < 5000, "with %d idle connections: %ld in %.0f ms",
+              opened, st, ms);
+    for (int i = 0; i < 200; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 6) {
+        fprintf(stderr, "usage: http_abuse HOST PORT API_KEY CONNECTION_TIMEOUT_S MAX_BODY_BYTES\n");
+        return 2;
+    }
+    host = argv[1];
+    port = atoi(argv[2]);
+    key = argv[3];
+    timeout_s = atoi(argv[4]);
+    max_body = strtoul(argv[5], NULL, 10);
+    snprintf(base, sizeof base, "http://%s:%d", host, port);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+    test_over_limit();
+    test_slow_clients();
+    test_disconnect_while_queued();
+    test_pipelined();
+    test_idle_connections();
+    double ms;
+    CHECK_MSG(normal_request(&ms) == 200, "final request failed");
+    return check_summary("http_abuse");
+}
