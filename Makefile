@@ -38,14 +38,18 @@ CU_CSRC := $(wildcard engine/cuda/*.c)
 
 ifeq ($(CUDA),1)
   CFLAGS_rel += -DVP_WITH_CUDA -I$(CUDA_HOME)/include
-  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcudart -lstdc++
   CU_OBJ := $(patsubst %.cu,$(BUILD)/rel/%.o,$(CU_SRC)) $(patsubst %.c,$(BUILD)/rel/%.o,$(CU_CSRC))
+  -include $(CU_OBJ:.o=.d)
 else
   CU_OBJ :=
 endif
+comma := ,
+NVCCFLAGS := -std=c++17 -O3 -arch=$(CUDA_ARCH) -I. -Werror all-warnings \
+             -Xcompiler -Wall,-Wextra,-Werror -MMD -MP
 
 
-.PHONY: all tools deps test test-unit test-oracle run bench clean tiny-model asan
+.PHONY: all tools deps test test-unit test-oracle run bench clean tiny-model asan cuda-check
 all: $(BIN)
 
 deps:
@@ -71,12 +75,13 @@ $(eval $(call variant,asan))
 
 $(BUILD)/rel/engine/cuda/%.o: engine/cuda/%.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) -std=c++17 -O3 -arch=$(CUDA_ARCH) -I. -Xcompiler -Wall,-Wextra,-Werror -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
-$(BIN): $(BUILD)/rel/$(MAIN_SRC:.c=.o) $(BUILD)/rel/libvprm.a $(CU_OBJ)
+# The CUDA objects come before the library: they use its planning code.
+$(BIN): $(BUILD)/rel/$(MAIN_SRC:.c=.o) $(CU_OBJ) $(BUILD)/rel/libvprm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_rel) $^ -o $@ $(LDLIBS)
-	@echo "built $@ (CUDA=$(CUDA)$(if $(filter 1,$(CUDA)), arch $(CUDA_ARCH),))"
+	@echo "built $@ (CUDA=$(CUDA)$(if $(filter 1,$(CUDA)),$(comma) arch $(CUDA_ARCH),))"
 
 $(BUILD)/asan/vprm: $(BUILD)/asan/$(MAIN_SRC:.c=.o) $(BUILD)/asan/libvprm.a
 	$(CC) $(CFLAGS_asan) $^ -o $@ $(LDFLAGS_asan) $(LDLIBS)
@@ -89,9 +94,18 @@ tools: $(TOOLS_rel)
 
 test: deps
 	$(MAKE) $(BIN) tools asan
+	@if [ -x "$(NVCC)" ] || command -v "$(NVCC)" >/dev/null 2>&1; then \
+	  $(MAKE) cuda-check; \
+	else echo "cuda-check skipped: $(NVCC) not found (no CUDA toolkit on this machine)"; fi
 	VPRM=$(BIN) VPRM_ASAN=$(BUILD)/asan/vprm SHARED=$(SHARED) PYTHON=$(PYTHON) \
 	  VPRM_TOOLS=$(BUILD)/rel/tools VPRM_TOOLS_ASAN=$(BUILD)/asan/tools \
 	  sh tests/run_all.sh $(BUILD)/asan/tests
+
+# The CUDA build (own build folder, CPU objects not mixed) and the GPU check programs;
+# compiles everywhere nvcc exists, runs nothing on a GPU (tests/gpu/run.sh does).
+cuda-check:
+	$(MAKE) CUDA=1 BUILD=$(BUILD)/cuda BIN=$(BUILD)/cuda/vprm $(BUILD)/cuda/vprm
+	NVCC="$(NVCC)" CUDA_HOME="$(CUDA_HOME)" CUDA_ARCH="$(CUDA_ARCH)" sh tests/gpu/build.sh $(BUILD)/cuda
 
 tiny-model: $(BIN)
 	$(BIN) mkmodel --scale tiny --seed 1 --tokenizer engine/assets/tiny_tokenizer --out $(BUILD)/tiny-model

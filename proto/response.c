@@ -89,7 +89,7 @@ json_t *vp_response_tokenize_json(const char *id, const char *model, const vp_to
         goto oom;
     json_object_set_new(root, "id", json_string(id ? id : ""));
     json_object_set_new(root, "model", json_string(model ? model : ""));
-    json_object_set(root, "results", results);
+    json_object_set(root, "responses", results); /* the key vprm tokenize prints */
     size_t n = vp_job_n_responses(job);
     for (size_t r = 0; r < n; r++) {
         const vp_ids *ids = vp_job_ids(job, r);

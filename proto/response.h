@@ -21,8 +21,8 @@ json_t *vp_response_score_json(const vp_score_result *res, const vp_score_json_o
  * back to a fixed text when memory runs out. */
 char *vp_response_error_text(const vp_error *err, size_t *len);
 
-/* POST /v1/tokenize: {"id", "model", "results": [{"index", "input_ids", "pieces",
- * "score_positions", "n_tokens"}]} for a prepared job. Pieces that are not valid UTF-8
+/* POST /v1/tokenize: {"id", "model", "responses": [{"index", "input_ids", "pieces",
+ * "score_positions", "n_tokens"}]} for a prepared job (the body `vprm tokenize` prints). Pieces that are not valid UTF-8
  * are written as "<0xAB>" byte pieces. */
 json_t *vp_response_tokenize_json(const char *id, const char *model, const vp_tokenizer *tok,
                                   const vp_job *job, vp_error *err);

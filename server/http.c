@@ -132,12 +132,14 @@ static enum MHD_Result on_first_call(vp_conn *x)
             return vp_reply_errorf(x, VP_ERR_TOO_LARGE, "",
                                    "request body of %llu bytes is over the limit max_body_bytes=%zu",
                                    declared, s->cfg->max_body_bytes);
-        /* allocate once for the declared size */
+        /* size the buffer from the declaration, but not beyond 1 MiB up front: a client
+         * that declares a large body and sends nothing must not hold that memory */
         if (declared > 0) {
-            x->body = malloc((size_t)declared + 1);
+            size_t first = declared < (1u << 20) ? (size_t)declared : (1u << 20);
+            x->body = malloc(first + 1);
             if (!x->body)
                 return vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory for the request body");
-            x->cap = (size_t)declared + 1;
+            x->cap = first + 1;
         }
     }
     x->phase = PHASE_BODY;
@@ -309,11 +311,22 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!x)
         return;
     *con_cls = NULL;
+    pthread_mutex_lock(&x->mu);
+    size_t pending = x->pending;
+    pthread_mutex_unlock(&x->mu);
+    if (pending) {
+        /* cannot happen while connections are only closed once resumed; if it ever does,
+         * the scheduler still holds x for its done callback: keep x rather than free it */
+        VP_LOGE(x->id, "connection closed with %zu jobs pending; keeping its context", pending);
+        return;
+    }
     double ms = vp_sched_now_ms() - x->t_start;
     const char *route = x->route ? x->route->path : "other";
     vp_metrics_request(&s->metrics, route, x->status);
-    /* quiet for probes and scrapes that succeeded */
-    bool quiet = x->route && x->status == 200 && !strcmp(x->route->method, "GET");
+    /* probes and scrapes that succeeded are logged at debug level only */
+    bool quiet = x->route && x->status == 200 &&
+                 (!strcmp(x->route->path, "/health") || !strcmp(x->route->path, "/ready") ||
+                  !strcmp(x->route->path, "/metrics"));
     if (!quiet || s->cfg->log_bodies) {
         char status[8];
         snprintf(status, sizeof status, x->status ? "%d" : "-", x->status);

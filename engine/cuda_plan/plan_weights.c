@@ -3,6 +3,7 @@
  * is the checkpoint layout (engine/model/layout.c), so the loader, mkmodel and this plan
  * cannot disagree; each entry is identified by the vp_weights field layout.c binds it to. */
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,7 +139,6 @@ int vp_cw_plan_build(const vp_model_config *cfg, vp_cw_plan *p, vp_error *err)
     }
     size_t at = 0;
     bool ok = true;
-    const vp_cw_entry *w1 = NULL; /* the layer's w1, which w3 follows */
     for (size_t i = 0; i < n; i++) {
         const vp_layout_entry *le = &list[i];
         vp_cw_entry *e = &p->e[i];
@@ -164,8 +164,9 @@ int vp_cw_plan_build(const vp_model_config *cfg, vp_cw_plan *p, vp_error *err)
         e->on_device = e->field != VP_CW_OUTPUT;
         if (!e->on_device)
             continue;
-        if (e->field == VP_CW_L_W3 && w1 && w1->layer == e->layer && w1->rows == e->rows &&
-            w1->cols == e->cols) {
+        const vp_cw_entry *w1 = i ? &p->e[i - 1] : NULL; /* w3 directly follows its w1 */
+        if (e->field == VP_CW_L_W3 && w1 && w1->field == VP_CW_L_W1 && w1->layer == e->layer &&
+            w1->rows == e->rows && w1->cols == e->cols) {
             e->offset = w1->offset + entry_bytes(w1, &ok); /* one [2I][H] matrix */
             at = e->offset + entry_bytes(e, &ok);
             p->device_params += numel;
@@ -179,8 +180,6 @@ int vp_cw_plan_build(const vp_model_config *cfg, vp_cw_plan *p, vp_error *err)
             goto done;
         }
         p->device_params += numel;
-        if (e->field == VP_CW_L_W1)
-            w1 = e;
     }
     if (!ok) {
         rc = vp_fail(err, VP_ERR_TOO_LARGE, "", "device weights overflow size_t");

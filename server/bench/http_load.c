@@ -230,11 +230,13 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: vprm bench --url URL [--workload W1|W2|W3|W4] [--clients 64] [--seconds 10]\n"
             "                  [--requests N] [--seed 1] [--pool 64] [--max-side PX]\n"
-            "                  [--words-per-step 35] [--api-key KEY] [--timeout-s 300] [--json]\n"
+            "                  [--max-tiles N] [--words-per-step 35] [--api-key KEY]\n"
+            "                  [--timeout-s 300] [--json]\n"
             "  HTTP load against a running `vprm serve` (POST URL/v1/score): closed loop,\n"
             "  one kept-alive connection per client, requests drawn from a pool generated\n"
             "  from the seed before the clock starts. --requests N sends exactly N requests\n"
-            "  instead of running for --seconds. --max-side caps image sides (CPU runs).\n");
+            "  instead of running for --seconds. --max-side caps image sides and --max-tiles\n"
+            "  is sent with every request (scaled-down runs on a CPU).\n");
 }
 
 int vp_bench_http_main(int argc, char **argv)
@@ -277,6 +279,8 @@ int vp_bench_http_main(int argc, char **argv)
             o.pool = (int)strtol(v, &end, 10);
         else if (!strcmp(a, "--max-side"))
             o.wl.max_image_side = (uint32_t)strtoul(v, &end, 10);
+        else if (!strcmp(a, "--max-tiles"))
+            o.wl.max_tiles = (int)strtol(v, &end, 10);
         else if (!strcmp(a, "--words-per-step"))
             o.wl.words_per_step = strtoul(v, &end, 10);
         else if (!strcmp(a, "--api-key"))

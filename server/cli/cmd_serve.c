@@ -104,6 +104,10 @@ int cmd_serve(int argc, char **argv)
         return 2;
     }
     vp_log_set_level(level_of(cfg.log_level));
+    if (level_of(cfg.log_level) == VP_LOG_DEBUG) {
+        fprintf(stderr, "effective configuration:\n");
+        vp_config_dump(&cfg, stderr); /* the API key is masked */
+    }
 
     /* before any thread starts: signals go to the signal thread only */
     signal(SIGPIPE, SIG_IGN);

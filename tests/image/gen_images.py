@@ -155,14 +155,15 @@ def save_raw_png(path, rng, kind, w, h):
 def save_jpeg(path, rng, w, h, i):
     quality = [30, 60, 75, 85, 95, 100][i % 6]
     subsampling = [0, 1, 2][(i // 6) % 3]
-    grey = i % 10 == 9
-    a = u8(content(rng, h, w, 1 if grey else 3))
-    im = Image.fromarray(a[..., 0] if grey else a, "L" if grey else "RGB")
+    mode = "L" if i % 10 == 9 else "CMYK" if i % 12 == 5 else "RGB"
+    a = u8(content(rng, h, w, 1 if mode == "L" else 3))
+    im = Image.fromarray(a[..., 0], "L") if mode == "L" else Image.fromarray(a, "RGB").convert(mode)
     kw = dict(quality=quality, progressive=(i % 4 == 3))
-    if not grey:
+    if mode == "RGB":
         kw["subsampling"] = subsampling
     im.save(path, "JPEG", **kw)
-    return f"q{quality} sub{subsampling}{' grey' if grey else ''}{' progressive' if kw['progressive'] else ''}"
+    sub = {"RGB": f" sub{subsampling}", "L": " grey", "CMYK": " cmyk"}[mode]
+    return f"q{quality}{sub}{' progressive' if kw['progressive'] else ''}"
 
 
 def gif_descriptor_pos(data):

@@ -34,11 +34,10 @@ echo "$models" | while IFS='|' read -r name flags; do
         if ! "$PYTHON" "$here/vprm_ref.py" score --model "$m" "$req" > "$tmp/$name-$base.ref.json" 2> "$tmp/$name-$base.ref.err"; then
             echo "FAIL $name/$base: reference: $(tail -n 3 "$tmp/$name-$base.ref.err")"; echo fail >> "$tmp/status"; continue
         fi
-        if "$PYTHON" "$here/parity_compare.py" "$tmp/$name-$base.c.json" "$tmp/$name-$base.ref.json" --label "$name/$base" | tee -a "$worst_file"; then
-            echo ok >> "$tmp/status"
-        else
-            echo fail >> "$tmp/status"
-        fi
+        "$PYTHON" "$here/parity_compare.py" "$tmp/$name-$base.c.json" "$tmp/$name-$base.ref.json" --label "$name/$base" > "$tmp/cmp.txt"
+        status=$?
+        cat "$tmp/cmp.txt"; cat "$tmp/cmp.txt" >> "$worst_file"
+        if [ "$status" -eq 0 ]; then echo ok >> "$tmp/status"; else echo fail >> "$tmp/status"; fi
     done
     # shared prefix vs one by one: the first multi-response request, each response alone
     "$PYTHON" "$here/split_request.py" "$reqs" "$tmp/split-$name" || { echo fail >> "$tmp/status"; continue; }
@@ -49,6 +48,19 @@ echo "$models" | while IFS='|' read -r name flags; do
     done
     if "$PYTHON" "$here/split_request.py" --compare "$tmp/split-$name"; then echo ok >> "$tmp/status"; else echo fail >> "$tmp/status"; fi
 done
+# the README's example (the model card's two geometry solutions) on the embedded default model
+m="$tmp/model-default"
+"$PYTHON" -c 'import json,sys; r=json.load(open(sys.argv[1])); r["return_logits"]=True; json.dump(r, open(sys.argv[2],"w"))' \
+    tests/data/geometry_request.json "$tmp/geo.json"
+if "$VPRM" mkmodel --out "$m" --scale tiny --seed 1 > "$tmp/mk-default.log" 2>&1 &&
+   "$VPRM" score --model "$m" "$tmp/geo.json" --image tests/data/geometry.png > "$tmp/geo.c.json" 2> "$tmp/geo.c.err" &&
+   "$PYTHON" "$here/vprm_ref.py" score --model "$m" "$tmp/geo.json" --image tests/data/geometry.png > "$tmp/geo.ref.json" 2> "$tmp/geo.ref.err" &&
+   "$PYTHON" "$here/parity_compare.py" "$tmp/geo.c.json" "$tmp/geo.ref.json" --label "model-card-example" > "$tmp/cmp.txt"; then
+    cat "$tmp/cmp.txt"; cat "$tmp/cmp.txt" >> "$worst_file"
+    echo ok >> "$tmp/status"
+else
+    echo "FAIL model card example: $(cat "$tmp/cmp.txt" "$tmp/geo.c.err" "$tmp/geo.ref.err" 2>/dev/null | tail -n 5)"; echo fail >> "$tmp/status"
+fi
 pass=$(grep -c '^ok' "$tmp/status" 2>/dev/null || true)
 fail=$(grep -c '^fail' "$tmp/status" 2>/dev/null || true)
 worst=$(sed -n 's/.*worst relative error \([^ ]*\) at.*/\1/p' "$worst_file" | sort -g | tail -n 1)

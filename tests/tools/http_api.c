@@ -474,7 +474,7 @@ static void test_score_contract(void)
     /* tokenize: ids, pieces, and one score position per step whose next token is "+" */
     json_t *jt = post_json("/v1/tokenize", b.p, &st, NULL);
     CHECK_MSG(st == 200, "tokenize: %ld", st);
-    json_t *tr = json_object_get(jt, "results");
+    json_t *tr = json_object_get(jt, "responses");
     CHECK(json_array_size(tr) == 3);
     for (size_t i = 0; i < json_array_size(tr) && i < 3; i++) {
         json_t *ti = json_array_get(tr, i);

@@ -1,0 +1,429 @@
+/* The CUDA backend's entry points: init (device, weights, working memory, tables),
+ * forward (validate, plan on the host, upload the small per-batch arrays, vision,
+ * language, download the logits), device name, free. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/cpu/cpu_ops.h"
+#include "engine/cuda/cuda.h"
+#include "engine/cuda/cuda_check.h"
+#include "engine/cuda/cuda_model.h"
+#include "engine/util/log.h"
+
+#define DEFAULT_MAX_TOKENS ((size_t)16384)
+#define DEFAULT_MAX_TILES ((size_t)64)
+
+static void cuda_free(vp_backend *b)
+{
+    if (!b)
+        return;
+    if (b->stream)
+        cudaStreamSynchronize(b->stream);
+    vp_gemm_free(&b->gemm);
+    if (b->ev_start)
+        cudaEventDestroy(b->ev_start);
+    if (b->ev_vision)
+        cudaEventDestroy(b->ev_vision);
+    if (b->ev_end)
+        cudaEventDestroy(b->ev_end);
+    if (b->stream)
+        cudaStreamDestroy(b->stream);
+    cudaFree(b->arena);
+    cudaFree(b->work);
+    cudaFree(b->rope_base);
+    cudaFreeHost(b->staging);
+    cudaFreeHost(b->logits_host);
+    free(b->rope_extra);
+    free(b->w.vit);
+    free(b->w.llm);
+    vp_cw_plan_free(&b->plan);
+    free(b);
+}
+
+/* The shapes this backend computes (the CPU backend's limits plus kernel limits). */
+static int check_config(const vp_model_config *cfg, vp_error *err)
+{
+    const vp_vision_config *v = &cfg->vision;
+    const vp_llm_config *l = &cfg->llm;
+    if (v->hidden <= 0 || v->layers < 0 || v->heads <= 0 || v->intermediate <= 0 ||
+        v->patch <= 0 || v->image_size <= 0 || v->channels <= 0 || v->hidden % v->heads)
+        return vp_fail(err, VP_ERR_MODEL, "vision_config",
+                       "vision sizes must be positive with hidden a multiple of the heads");
+    if (v->image_size % v->patch || (v->image_size / v->patch) % 2)
+        return vp_fail(err, VP_ERR_MODEL, "vision_config.image_size",
+                       "image size %d / patch %d must be an even whole number of patches",
+                       v->image_size, v->patch);
+    int g = v->image_size / v->patch;
+    if (cfg->downsample_ratio != 0.5 || cfg->num_image_token != (g / 2) * (g / 2))
+        return vp_fail(err, VP_ERR_MODEL, "downsample_ratio",
+                       "only downsample_ratio 0.5 with %d image tokens per tile is supported",
+                       (g / 2) * (g / 2));
+    if (cfg->select_layer != -1)
+        return vp_fail(err, VP_ERR_MODEL, "select_layer",
+                       "select_layer %d is not supported (only -1)", cfg->select_layer);
+    if (v->hidden / v->heads > 256)
+        return vp_fail(err, VP_ERR_MODEL, "vision_config.num_attention_heads",
+                       "vision head size %d is over the CUDA kernels' 256", v->hidden / v->heads);
+    if (l->hidden <= 0 || l->layers < 0 || l->heads <= 0 || l->kv_heads <= 0 ||
+        l->head_dim <= 0 || l->intermediate <= 0 || l->vocab <= 0 || l->heads % l->kv_heads)
+        return vp_fail(err, VP_ERR_MODEL, "llm_config",
+                       "language model sizes must be positive, heads a multiple of kv heads");
+    if (l->head_dim % 2 || l->head_dim < 4 || l->head_dim > 256)
+        return vp_fail(err, VP_ERR_MODEL, "llm_config",
+                       "head dim %d must be even, in 4..256 for the CUDA kernels", l->head_dim);
+    return 0;
+}
+
+static size_t align256(size_t x)
+{
+    return (x + 255) / 256 * 256;
+}
+
+/* Per-batch host staging, pinned so the uploads are plain DMA. */
+static int staging_alloc(vp_backend *b, vp_error *err)
+{
+    size_t n = b->ws.max_tokens, hd = (size_t)b->cfg.llm.head_dim;
+    size_t g = (size_t)(b->cfg.vision.image_size / b->cfg.vision.patch);
+    size_t vrows = b->ws.vision_chunk * (1 + g * g);
+    size_t sizes[ST_COUNT] = {
+        [ST_TOKENS] = n * 4, [ST_IMAGE_ROW] = n * 4, [ST_ROPE_ROW] = n * 4, [ST_OUT_INDEX] = n * 4,
+        [ST_ITEMS] = b->ws.max_items * sizeof(vp_attn_item),
+        [ST_VITEMS] = b->ws.max_vitems * sizeof(vp_attn_item), [ST_RANGES] = n * 3 * 4,
+        [ST_VRANGES] = vrows * 3 * 4, [ST_ROPE_EXTRA] = n * hd * 4,
+    };
+    size_t at = 0;
+    for (int i = 0; i < ST_COUNT; i++) {
+        b->staging_off[i] = at;
+        at = align256(at + sizes[i]);
+    }
+    b->staging_bytes = at;
+    CUDA_CHECK(cudaHostAlloc((void **)&b->staging, at, cudaHostAllocDefault));
+    CUDA_CHECK(cudaHostAlloc((void **)&b->logits_host, n * 2 * sizeof(float), cudaHostAllocDefault));
+    b->rope_extra = malloc(n * sizeof *b->rope_extra);
+    if (!b->rope_extra)
+        return vp_fail(err, VP_ERR_NOMEM, "", "out of memory for %zu RoPE rows", n);
+    return 0;
+}
+
+/* cos | sin rows for positions 0..base_rows-1 at base theta, exactly the CPU twin's. */
+static int rope_table(vp_backend *b, vp_error *err)
+{
+    const vp_llm_config *l = &b->cfg.llm;
+    size_t hd = (size_t)l->head_dim, half = hd / 2;
+    b->base_rows = vp_rope_base_rows(l);
+    size_t rows = b->base_rows ? b->base_rows : 1;
+    float *host = malloc(rows * hd * sizeof *host);
+    if (!host)
+        return vp_fail(err, VP_ERR_NOMEM, "", "out of memory for the RoPE table");
+    for (size_t p = 0; p < b->base_rows; p++)
+        vp_cpu_rope_table(host + p * hd, host + p * hd + half, (int32_t)p, l->rope_theta,
+                          l->head_dim);
+    cudaError_t rc = cudaMalloc((void **)&b->rope_base, rows * hd * sizeof *host);
+    if (rc == cudaSuccess)
+        rc = cudaMemcpy(b->rope_base, host, b->base_rows * hd * sizeof *host,
+                        cudaMemcpyHostToDevice);
+    free(host);
+    CUDA_CHECK(rc);
+    return 0;
+}
+
+static int pick_attention(vp_backend *b)
+{
+    const vp_vision_config *v = &b->cfg.vision;
+    const vp_llm_config *l = &b->cfg.llm;
+    const char *env = getenv("VPRM_CUDA_ATTENTION");
+    bool simple = env && !strcmp(env, "simple");
+    size_t hv = (size_t)v->hidden, vhd = hv / (size_t)v->heads, hd = (size_t)l->head_dim;
+    size_t qpk = (size_t)(l->heads / l->kv_heads);
+    vpk_attn_layout vl = {.row_stride = 3 * hv, .heads = v->heads, .q_per_kv = 1,
+                          .head_dim = (int)vhd, .group_stride = vhd, .q_base = 0, .k_base = hv,
+                          .v_base = 2 * hv};
+    vpk_attn_layout ll = {.row_stride = (size_t)(l->heads + 2 * l->kv_heads) * hd,
+                          .heads = l->heads, .q_per_kv = (int)qpk, .head_dim = l->head_dim,
+                          .group_stride = (qpk + 2) * hd, .q_base = 0, .k_base = qpk * hd,
+                          .v_base = (qpk + 1) * hd};
+    b->fast_vision = !simple && vpk_attention_fast_supports(&vl, hv);
+    b->fast_language = !simple && vpk_attention_fast_supports(&ll, (size_t)l->heads * hd);
+    return 0;
+}
+
+static int backend_create(vp_backend **out, const vp_model_config *cfg,
+                          const vp_backend_options *opt, vp_error *err)
+{
+    *out = NULL;
+    if (check_config(cfg, err))
+        return -1;
+    int count = 0;
+    cudaError_t crc = cudaGetDeviceCount(&count);
+    if (crc != cudaSuccess || count == 0)
+        return vp_fail(err, VP_ERR_UNAVAILABLE, "backend", "no CUDA device is available (%s)",
+                       crc != cudaSuccess ? cudaGetErrorString(crc) : "0 devices");
+    int device = opt ? opt->device : 0;
+    if (device < 0 || device >= count)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "device", "CUDA device %d does not exist (%d found)",
+                       device, count);
+    vp_backend *b = calloc(1, sizeof *b);
+    if (!b)
+        return vp_fail(err, VP_ERR_NOMEM, "", "out of memory for the CUDA backend");
+    *out = b;
+    b->cfg = *cfg;
+    b->cfg.system_message = NULL;
+    b->device = device;
+    b->head_ids[0] = b->head_ids[1] = -1;
+    CUDA_CHECK(cudaSetDevice(device));
+    struct cudaDeviceProp prop;
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+    snprintf(b->device_name, sizeof b->device_name, "%.200s (sm_%d%d, %d SMs, %.1f GiB)", prop.name,
+             prop.major, prop.minor, prop.multiProcessorCount,
+             (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&b->stream, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaEventCreate(&b->ev_start));
+    CUDA_CHECK(cudaEventCreate(&b->ev_vision));
+    CUDA_CHECK(cudaEventCreate(&b->ev_end));
+
+    if (vp_cw_plan_build(cfg, &b->plan, err))
+        return -1;
+    for (int i = 0; i < cfg->llm.layers; i++) {
+        const vp_cw_entry *w1 = vp_cw_plan_find(&b->plan, VP_CW_L_W1, i);
+        const vp_cw_entry *w3 = vp_cw_plan_find(&b->plan, VP_CW_L_W3, i);
+        if (!w1 || !w3 || w3->offset != w1->offset + w1->rows * w1->pitch * 2)
+            return vp_fail(err, VP_ERR_INTERNAL, "", "layer %d: w3 does not follow w1 on the device",
+                           i);
+    }
+    b->w.vit = calloc(cfg->vision.layers > 0 ? (size_t)cfg->vision.layers : 1, sizeof *b->w.vit);
+    b->w.llm = calloc(cfg->llm.layers > 0 ? (size_t)cfg->llm.layers : 1, sizeof *b->w.llm);
+    if (!b->w.vit || !b->w.llm)
+        return vp_fail(err, VP_ERR_NOMEM, "", "out of memory for the layer tables");
+    CUDA_CHECK(cudaMalloc(&b->arena, b->plan.arena_bytes));
+    CUDA_CHECK(cudaMemset(b->arena, 0, b->plan.arena_bytes)); /* padding columns stay 0 */
+
+    size_t max_tokens = opt && opt->max_tokens ? opt->max_tokens : DEFAULT_MAX_TOKENS;
+    size_t max_tiles = opt && opt->max_tiles ? opt->max_tiles : DEFAULT_MAX_TILES;
+    if (vp_cuda_workspace_plan(cfg, max_tokens, max_tiles, &b->ws, err))
+        return -1;
+    crc = cudaMalloc((void **)&b->work, b->ws.total);
+    if (crc != cudaSuccess)
+        return vp_fail(err, VP_ERR_NOMEM, "max_tokens",
+                       "cannot allocate %.2f GiB of GPU working memory for max_tokens %zu, "
+                       "max_tiles %zu (%s)",
+                       (double)b->ws.total / (1 << 30), max_tokens, max_tiles,
+                       cudaGetErrorString(crc));
+    if (staging_alloc(b, err) || rope_table(b, err) ||
+        vp_gemm_init(&b->gemm, cuda_ws(b, VP_WS_GEMM), b->ws.bytes[VP_WS_GEMM], err) ||
+        pick_attention(b))
+        return -1;
+    CUDA_CHECK(vpk_attention_setup());
+    VP_LOGI("-", "cuda backend: %s; weights %.2f GiB, working memory %.2f GiB for %zu tokens / "
+            "%zu tiles (persistent %.2f, vision %.2f, language %.2f), staging %.1f MiB; "
+            "attention: vision %s, language %s",
+            b->device_name, (double)b->plan.arena_bytes / (1 << 30), (double)b->ws.total / (1 << 30),
+            max_tokens, max_tiles, (double)b->ws.persist_bytes / (1 << 30),
+            (double)b->ws.vision_bytes / (1 << 30), (double)b->ws.language_bytes / (1 << 30),
+            (double)b->staging_bytes / (1 << 20), b->fast_vision ? "tensor-core" : "simple",
+            b->fast_language ? "tensor-core" : "simple");
+    return 0;
+}
+
+int vp_cuda_init_weights(vp_backend **out, const vp_model_config *cfg, const vp_weights *w,
+                         const vp_backend_options *opt, vp_error *err)
+{
+    vp_backend *b;
+    if (backend_create(&b, cfg, opt, err) || cuda_weights_upload(b, w, err)) {
+        cuda_free(b);
+        *out = NULL;
+        return -1;
+    }
+    cuda_weights_bind(b);
+    *out = b;
+    return 0;
+}
+
+int vp_cuda_init_random(vp_backend **out, const vp_model_config *cfg, uint64_t seed,
+                        int32_t plus_id, int32_t minus_id, const vp_backend_options *opt,
+                        vp_error *err)
+{
+    if (plus_id < 0 || minus_id < 0 || plus_id >= cfg->llm.vocab || minus_id >= cfg->llm.vocab)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "plus_id", "head rows %d / %d outside the vocabulary",
+                       plus_id, minus_id);
+    vp_backend *b;
+    if (backend_create(&b, cfg, opt, err) || cuda_weights_random(b, seed, plus_id, minus_id, err)) {
+        cuda_free(b);
+        *out = NULL;
+        return -1;
+    }
+    cuda_weights_bind(b);
+    *out = b;
+    return 0;
+}
+
+static int cuda_init(vp_backend **out, const vp_model *model, const vp_backend_options *opt,
+                     vp_error *err)
+{
+    return vp_cuda_init_weights(out, vp_model_cfg(model), vp_model_weights(model), opt, err);
+}
+
+/* Host planning of one batch into the pinned staging, then the uploads. Returns the
+ * language attention items in *n_items. */
+static int stage_batch(vp_backend *b, const vp_batch *batch, size_t *n_items, vp_error *err)
+{
+    const vp_llm_config *l = &b->cfg.llm;
+    size_t n = batch->n_tokens, hd = (size_t)l->head_dim;
+    size_t g = (size_t)(b->cfg.vision.image_size / b->cfg.vision.patch), tt = 1 + g * g;
+    size_t vtiles = batch->n_tiles < b->ws.vision_chunk ? batch->n_tiles : b->ws.vision_chunk;
+    memcpy(cuda_stage(b, ST_TOKENS), batch->tokens, n * 4);
+    if (batch->image_row)
+        memcpy(cuda_stage(b, ST_IMAGE_ROW), batch->image_row, n * 4);
+    memcpy(cuda_stage(b, ST_OUT_INDEX), batch->out_index, batch->n_out * 4);
+    size_t n_extra = 0;
+    if (vp_rope_plan(batch, l, b->base_rows, cuda_stage(b, ST_ROPE_ROW), b->rope_extra, &n_extra,
+                     err))
+        return -1;
+    float *extra = cuda_stage(b, ST_ROPE_EXTRA);
+    for (size_t k = 0; k < n_extra; k++)
+        vp_cpu_rope_table(extra + k * hd, extra + k * hd + hd / 2, b->rope_extra[k].position,
+                          b->rope_extra[k].base, l->head_dim);
+    *n_items = 0;
+    if (b->fast_language) {
+        if (vp_attn_plan_causal(batch->seqs, batch->n_seqs, n, VP_ATTN_BQ,
+                                cuda_stage(b, ST_ITEMS), b->ws.max_items, n_items, err))
+            return -1;
+    } else if (vp_attn_token_ranges_causal(batch->seqs, batch->n_seqs, n,
+                                           cuda_stage(b, ST_RANGES), err)) {
+        return -1;
+    }
+    size_t n_vitems = 0;
+    if (vtiles && b->fast_vision) {
+        if (vp_attn_plan_tiles(vtiles, tt, VP_ATTN_BQ, cuda_stage(b, ST_VITEMS), b->ws.max_vitems,
+                               &n_vitems, err))
+            return -1;
+    } else if (vtiles) {
+        vp_attn_token_ranges_tiles(vtiles, tt, cuda_stage(b, ST_VRANGES));
+    }
+    struct { vp_ws_id dst; cuda_staging_id src; size_t bytes; } up[] = {
+        {VP_WS_TOKENS, ST_TOKENS, n * 4},
+        {VP_WS_IMAGE_ROW, ST_IMAGE_ROW, batch->image_row ? n * 4 : 0},
+        {VP_WS_OUT_INDEX, ST_OUT_INDEX, batch->n_out * 4},
+        {VP_WS_ROPE_ROW, ST_ROPE_ROW, n * 4},
+        {VP_WS_ROPE_EXTRA, ST_ROPE_EXTRA, n_extra * hd * 4},
+        {VP_WS_ITEMS, ST_ITEMS, *n_items * sizeof(vp_attn_item)},
+        {VP_WS_RANGES, ST_RANGES, b->fast_language ? 0 : n * 3 * 4},
+        {VP_WS_VITEMS, ST_VITEMS, n_vitems * sizeof(vp_attn_item)},
+        {VP_WS_VRANGES, ST_VRANGES, vtiles && !b->fast_vision ? vtiles * tt * 3 * 4 : 0},
+    };
+    for (size_t i = 0; i < sizeof up / sizeof up[0]; i++)
+        if (up[i].bytes)
+            CUDA_CHECK(cudaMemcpyAsync(cuda_ws(b, up[i].dst), cuda_stage(b, up[i].src), up[i].bytes,
+                                       cudaMemcpyHostToDevice, b->stream));
+    return 0;
+}
+
+static int cuda_forward(vp_backend *b, const vp_batch *batch, float *logits,
+                        vp_forward_stats *stats, vp_error *err)
+{
+    size_t rows_per_tile = (size_t)b->cfg.num_image_token;
+    if (stats)
+        *stats = (vp_forward_stats){0};
+    if (vp_batch_validate(batch, batch->n_tiles * rows_per_tile, (size_t)b->cfg.llm.vocab, err))
+        return -1;
+    if (batch->n_tokens > b->ws.max_tokens || batch->n_out > b->ws.max_tokens)
+        return vp_fail(err, VP_ERR_TOO_LARGE, "n_tokens",
+                       "batch of %zu tokens (%zu outputs) is over the backend's max_tokens %zu",
+                       batch->n_tokens, batch->n_out, b->ws.max_tokens);
+    if (batch->n_tiles > b->ws.max_tiles)
+        return vp_fail(err, VP_ERR_TOO_LARGE, "n_tiles",
+                       "batch of %zu tiles is over the backend's max_tiles %zu", batch->n_tiles,
+                       b->ws.max_tiles);
+    if (batch->n_tokens == 0 || batch->n_out == 0)
+        return 0;
+    CUDA_CHECK(cudaSetDevice(b->device));
+    size_t n_items = 0;
+    if (stage_batch(b, batch, &n_items, err) ||
+        cuda_head_rows(b, batch->plus_id, batch->minus_id, err))
+        return -1;
+    CUDA_CHECK(cudaEventRecord(b->ev_start, b->stream));
+    if (batch->n_tiles && cuda_vision_forward(b, batch->tiles, batch->n_tiles, err))
+        return -1;
+    CUDA_CHECK(cudaEventRecord(b->ev_vision, b->stream));
+    if (cuda_language_forward(b, batch, n_items, err))
+        return -1;
+    CUDA_CHECK(cudaEventRecord(b->ev_end, b->stream));
+    CUDA_CHECK(cudaMemcpyAsync(b->logits_host, cuda_ws(b, VP_WS_LOGITS),
+                               batch->n_out * 2 * sizeof(float), cudaMemcpyDeviceToHost, b->stream));
+    CUDA_CHECK(cudaStreamSynchronize(b->stream));
+    memcpy(logits, b->logits_host, batch->n_out * 2 * sizeof(float));
+    if (stats) {
+        float v = 0.0f, lang = 0.0f;
+        CUDA_CHECK(cudaEventElapsedTime(&v, b->ev_start, b->ev_vision));
+        CUDA_CHECK(cudaEventElapsedTime(&lang, b->ev_vision, b->ev_end));
+        stats->vision_ms = v;
+        stats->language_ms = lang;
+    }
+    return 0;
+}
+
+int vp_cuda_vision(vp_backend *b, const float *tiles, size_t n_tiles, float *features,
+                   vp_error *err)
+{
+    if (n_tiles == 0)
+        return 0;
+    if (n_tiles > b->ws.max_tiles)
+        return vp_fail(err, VP_ERR_TOO_LARGE, "n_tiles", "%zu tiles is over max_tiles %zu",
+                       n_tiles, b->ws.max_tiles);
+    size_t g = (size_t)(b->cfg.vision.image_size / b->cfg.vision.patch), tt = 1 + g * g;
+    size_t vtiles = n_tiles < b->ws.vision_chunk ? n_tiles : b->ws.vision_chunk, n_vitems = 0;
+    CUDA_CHECK(cudaSetDevice(b->device));
+    if (b->fast_vision) {
+        if (vp_attn_plan_tiles(vtiles, tt, VP_ATTN_BQ, cuda_stage(b, ST_VITEMS), b->ws.max_vitems,
+                               &n_vitems, err))
+            return -1;
+        CUDA_CHECK(cudaMemcpyAsync(cuda_ws(b, VP_WS_VITEMS), cuda_stage(b, ST_VITEMS),
+                                   n_vitems * sizeof(vp_attn_item), cudaMemcpyHostToDevice,
+                                   b->stream));
+    } else {
+        vp_attn_token_ranges_tiles(vtiles, tt, cuda_stage(b, ST_VRANGES));
+        CUDA_CHECK(cudaMemcpyAsync(cuda_ws(b, VP_WS_VRANGES), cuda_stage(b, ST_VRANGES),
+                                   vtiles * tt * 3 * 4, cudaMemcpyHostToDevice, b->stream));
+    }
+    if (cuda_vision_forward(b, tiles, n_tiles, err))
+        return -1;
+    size_t bytes = n_tiles * (size_t)b->cfg.num_image_token * (size_t)b->cfg.llm.hidden * 4;
+    CUDA_CHECK(cudaMemcpyAsync(features, cuda_ws(b, VP_WS_FEATURES), bytes, cudaMemcpyDeviceToHost,
+                               b->stream));
+    CUDA_CHECK(cudaStreamSynchronize(b->stream));
+    return 0;
+}
+
+static const char *cuda_device_name(vp_backend *b)
+{
+    return b->device_name;
+}
+
+size_t vp_cuda_weight_bytes(const vp_backend *b)
+{
+    return b->plan.arena_bytes;
+}
+
+size_t vp_cuda_workspace_bytes(const vp_backend *b)
+{
+    return b->ws.total;
+}
+
+const char *vp_cuda_attention_kind(const vp_backend *b)
+{
+    if (b->fast_vision && b->fast_language)
+        return "tensor-core";
+    if (!b->fast_vision && !b->fast_language)
+        return "simple";
+    return b->fast_language ? "tensor-core (language), simple (vision)"
+                            : "simple (language), tensor-core (vision)";
+}
+
+const vp_backend_ops vp_backend_cuda = {
+    .name = "cuda",
+    .init = cuda_init,
+    .forward = cuda_forward,
+    .device_name = cuda_device_name,
+    .free = cuda_free,
+};

@@ -1,0 +1,29 @@
+/* Error checks for CUDA runtime and cuBLASLt calls, usable from C and C++: a failing
+ * call fills the vp_error named `err` (in scope) with the statement, file and line and
+ * makes the enclosing function return -1. Library code never exits on a device error. */
+#ifndef VP_CUDA_CHECK_H
+#define VP_CUDA_CHECK_H
+
+#include <cublasLt.h>
+#include <cuda_runtime_api.h>
+
+#include "engine/util/err.h"
+
+#define CUDA_CHECK(stmt)                                                                   \
+    do {                                                                                   \
+        cudaError_t vp_cuda_rc_ = (stmt);                                                  \
+        if (vp_cuda_rc_ != cudaSuccess)                                                    \
+            return vp_fail(err, VP_ERR_INTERNAL, "cuda", "%s failed at %s:%d: %s (%s)",   \
+                           #stmt, __FILE__, __LINE__, cudaGetErrorString(vp_cuda_rc_),     \
+                           cudaGetErrorName(vp_cuda_rc_));                                 \
+    } while (0)
+
+#define CUBLAS_CHECK(stmt)                                                                 \
+    do {                                                                                   \
+        cublasStatus_t vp_cublas_rc_ = (stmt);                                             \
+        if (vp_cublas_rc_ != CUBLAS_STATUS_SUCCESS)                                        \
+            return vp_fail(err, VP_ERR_INTERNAL, "cublas", "%s failed at %s:%d: status %d",  \
+                           #stmt, __FILE__, __LINE__, (int)vp_cublas_rc_);                 \
+    } while (0)
+
+#endif

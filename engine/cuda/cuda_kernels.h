@@ -1,0 +1,137 @@
+/* Launchers of the CUDA kernels (engine/cuda/k_*.cu), callable from C. Each enqueues
+ * its kernel on `stream` and returns the launch status (cudaGetLastError); a zero-sized
+ * call launches nothing. Device pointers throughout; bf16 tensors are vp_bf16 (the raw
+ * bits) on the C side. Every kernel has a CPU twin in engine/cpu/cpu_ops.h (named in
+ * each comment) that tests/gpu/gpu_ops.c compares it with. */
+#ifndef VP_CUDA_KERNELS_H
+#define VP_CUDA_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cuda_runtime_api.h>
+
+#include "engine/cuda_plan/cuda_plan.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef uint16_t vp_bf16;
+
+/* ---- k_convert.cu: weight upload ---- */
+
+/* Elements [first, first + n) of a [rows][cols] tensor: src (host dtype vp_dtype, pointing
+ * at element `first`) -> dst[row * pitch + col] in dst_type (vp_cw_type). f32 / f16 -> bf16
+ * rounds to nearest even. */
+cudaError_t vpk_convert(cudaStream_t stream, void *dst, int dst_type, const void *src,
+                        int src_dtype, size_t first, size_t n, size_t cols, size_t pitch);
+/* Elements [first, first + n) of the random tensor `rule` (rand_rule.h), rounded to bf16
+ * first when round_bf16 (a bf16 checkpoint), written like vpk_convert. */
+cudaError_t vpk_random_fill(cudaStream_t stream, void *dst, int dst_type,
+                            const vp_rand_rule *rule, int round_bf16, uint64_t first, size_t n,
+                            size_t cols, size_t pitch);
+
+/* ---- k_norm.cu: norms (twins vp_cpu_layer_norm / vp_cpu_rms_norm) ---- */
+
+/* Per row r of x[rows][dim] (f32): when res, x[r] += res_scale * res[r] (res_scale NULL =
+ * 1) and x is written back; then, when out, out[r * out_stride + d] = bf16(norm(x[r])):
+ * LayerNorm (w, b; b may be NULL) or RMSNorm (rms != 0, w). Statistics in double. */
+cudaError_t vpk_norm(cudaStream_t stream, int rms, float *x, size_t rows, int dim,
+                     const float *res, const float *res_scale, const float *w, const float *b,
+                     float eps, vp_bf16 *out, size_t out_stride);
+/* RMSNorm in place over `dim` bf16 values of each of rows rows, stride apart (InternViT
+ * q/k normalisation over the full hidden width). */
+cudaError_t vpk_rms_norm_bf16(cudaStream_t stream, vp_bf16 *x, size_t rows, int dim,
+                              size_t stride, const float *w, float eps);
+
+/* ---- k_head.cu: final RMSNorm + the two LM-head rows ---- */
+
+/* logits[i][2] = {norm(xo[i]) . rows2[0], norm(xo[i]) . rows2[1]}, norm = RMSNorm(norm_w). */
+cudaError_t vpk_head(cudaStream_t stream, float *logits, const float *xo, size_t n_out,
+                     int hidden, const float *norm_w, float eps, const float *rows2);
+
+/* ---- k_rope.cu (twin vp_cpu_rope_apply) ---- */
+
+/* In place on the packed InternLM2 qkv rows qkv[n][row_stride] ([kv_heads][q_per_kv + 2]
+ * [head_dim]: every head but the value heads is rotated). Token t uses table row
+ * rope_row[t]: base[row] for row < base_rows, else extra[row - base_rows]; a row is
+ * head_dim floats, cos[head_dim / 2] then sin[head_dim / 2]. */
+cudaError_t vpk_rope_qkv(cudaStream_t stream, vp_bf16 *qkv, size_t n, size_t row_stride,
+                         int kv_heads, int q_per_kv, int head_dim, const float *base,
+                         size_t base_rows, const float *extra, const int32_t *rope_row);
+
+/* ---- k_activation.cu (twins vp_cpu_gelu / vp_cpu_silu_gate) ---- */
+
+/* x[n] = gelu(x) (exact, erf), bf16 in place. */
+cudaError_t vpk_gelu(cudaStream_t stream, vp_bf16 *x, size_t n);
+/* h[rows][inter] = silu(gu[r][i]) * gu[r][inter + i] (gate | up halves of each row). */
+cudaError_t vpk_silu_gate(cudaStream_t stream, vp_bf16 *h, const vp_bf16 *gu, size_t rows,
+                          size_t inter);
+
+/* ---- k_patch_embed.cu (twin vp_cpu_patch_embed, with the GEMM in between) ---- */
+
+/* patches[tile * G*G + gy * G + gx][c * P*P + py * P + px] = bf16(tile pixel), columns
+ * from channels*P*P to kpad zero. tiles[n_tiles][channels][size][size] f32. */
+cudaError_t vpk_im2col(cudaStream_t stream, vp_bf16 *patches, const float *tiles, size_t n_tiles,
+                       int channels, int size, int patch, size_t kpad);
+/* x[tile][0] = cls + pos[0]; x[tile][1 + i] = emb[tile * grid_tokens + i] + pos[1 + i];
+ * x[n_tiles][1 + grid_tokens][hidden]. */
+cudaError_t vpk_vit_assemble(cudaStream_t stream, float *x, const float *emb, const float *cls,
+                             const float *pos, size_t n_tiles, size_t grid_tokens, int hidden);
+
+/* ---- k_pixel_shuffle.cu (twin vp_cpu_pixel_shuffle) ---- */
+
+/* Per tile: x[tile * tile_tokens + 1 + cell][channels] (row 0 is the class token) ->
+ * out[tile * (grid/2)^2 + i * grid/2 + j][4 * channels], cells (2i,2j) (2i,2j+1)
+ * (2i+1,2j) (2i+1,2j+1). */
+cudaError_t vpk_pixel_shuffle(cudaStream_t stream, float *out, const float *x, size_t n_tiles,
+                              size_t tile_tokens, size_t grid, int channels);
+
+/* ---- k_embed.cu ---- */
+
+/* x[t] = features[image_row[t]] when image_row (may be NULL) says >= 0, else the bf16
+ * embedding row tokens[t] as f32. x[n][hidden]. */
+cudaError_t vpk_embed(cudaStream_t stream, float *x, const int32_t *tokens,
+                      const int32_t *image_row, size_t n, int hidden, const vp_bf16 *tok_emb,
+                      const float *features);
+/* dst[i] = src[index[i]], rows of dim floats. */
+cudaError_t vpk_gather_rows(cudaStream_t stream, float *dst, const float *src,
+                            const int32_t *index, size_t n, int dim);
+
+/* ---- k_attention.cu (twins vp_cpu_attention_causal / vp_cpu_attention_tiles) ---- */
+
+/* Where q, k and v of one token sit in a qkv row: query head h (kv group g = h / q_per_kv)
+ * at g * group_stride + q_base + (h % q_per_kv) * head_dim; key and value of group g at
+ * g * group_stride + k_base / v_base. InternLM2's packed wqkv: q_per_kv = 4,
+ * group_stride = 6 * head_dim, q_base = 0, k_base = 4 * head_dim, v_base = 5 * head_dim.
+ * InternViT's [q | k | v]: q_per_kv = 1, group_stride = head_dim, q_base = 0,
+ * k_base = hidden, v_base = 2 * hidden. */
+typedef struct vpk_attn_layout {
+    size_t row_stride;   /* elements between consecutive tokens */
+    int heads, q_per_kv, head_dim;
+    size_t group_stride, q_base, k_base, v_base;
+} vpk_attn_layout;
+
+/* Whether the tensor-core kernel handles this layout (head_dim 64 or 128, 16-byte rows). */
+int vpk_attention_fast_supports(const vpk_attn_layout *layout, size_t out_stride);
+/* Raises the fast kernel's shared-memory limit; call once per device before launching. */
+cudaError_t vpk_attention_setup(void);
+/* Flash-style attention over a planned work list (plan_attention.c): items[n_items] in
+ * device memory; out[token][out_stride] gets head h at h * head_dim (bf16). Softmax in
+ * fp32 with an online max; scale = 1 / sqrt(head_dim). */
+cudaError_t vpk_attention_fast(cudaStream_t stream, vp_bf16 *out, size_t out_stride,
+                               const vp_bf16 *qkv, const vpk_attn_layout *layout,
+                               const vp_attn_item *items, size_t n_items, float scale);
+/* One warp per (token, head), any head_dim <= 256: ranges[n_tokens][3] from
+ * vp_attn_token_ranges_* (device memory). The reference the fast kernel is checked
+ * against, and the fallback for other head sizes (VPRM_CUDA_ATTENTION=simple forces it). */
+cudaError_t vpk_attention_simple(cudaStream_t stream, vp_bf16 *out, size_t out_stride,
+                                 const vp_bf16 *qkv, const vpk_attn_layout *layout,
+                                 const int32_t *ranges, size_t n_tokens, float scale);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,79 @@
+/* Language model (InternLM2, MODEL.md 6) on the GPU over one packed batch (the CPU twin
+ * is engine/cpu/cpu_language.c):
+ *   x = token embedding, or the image feature row for image tokens (fp32)
+ *   per layer: x += wo(attn(rope(q), rope(k), v)) on attention_norm(x)
+ *              x += w2(silu(w1 y) * w3 y), y = ffn_norm(x)   (w1 | w3 one product)
+ *   the residual adds are the products' epilogue (beta = 1 into the fp32 x)
+ *   the last layer's MLP, the final norm and the two head rows only on the output rows. */
+#include <math.h>
+
+#include "engine/cuda/cuda_check.h"
+#include "engine/cuda/cuda_model.h"
+
+/* x[rows][H] += w2(silu(w1 y) * w3 y), y = ffn_norm(x); rows in chunks of ws.mlp_chunk. */
+static int mlp(vp_backend *b, const cuda_llm_layer *L, float *x, size_t rows, vp_error *err)
+{
+    const vp_llm_config *l = &b->cfg.llm;
+    size_t h = (size_t)l->hidden, im = (size_t)l->intermediate;
+    vp_bf16 *xn = cuda_ws(b, VP_WS_XN), *gu = cuda_ws(b, VP_WS_GU), *hid = cuda_ws(b, VP_WS_H);
+    CUDA_CHECK(vpk_norm(b->stream, 1, x, rows, l->hidden, NULL, NULL, L->ffn_norm, NULL, l->rms_eps,
+                        xn, h));
+    for (size_t r0 = 0; r0 < rows; r0 += b->ws.mlp_chunk) {
+        size_t rc = rows - r0 < b->ws.mlp_chunk ? rows - r0 : b->ws.mlp_chunk;
+        if (vp_gemm_run(&b->gemm, b->stream, gu, VP_GEMM_BF16, xn + r0 * h, L->w13, NULL, rc,
+                        2 * im, h, h, h, 2 * im, false, err))
+            return -1;
+        CUDA_CHECK(vpk_silu_gate(b->stream, hid, gu, rc, im));
+        if (vp_gemm_run(&b->gemm, b->stream, x + r0 * h, VP_GEMM_F32, hid, L->w2, NULL, rc, h, im,
+                        im, im, h, true, err))
+            return -1;
+    }
+    return 0;
+}
+
+int cuda_language_forward(vp_backend *b, const vp_batch *batch, size_t n_items, vp_error *err)
+{
+    const vp_llm_config *l = &b->cfg.llm;
+    size_t n = batch->n_tokens, h = (size_t)l->hidden, hd = (size_t)l->head_dim;
+    size_t qpk = (size_t)(l->heads / l->kv_heads), q = (size_t)l->heads * hd;
+    size_t row = q + 2 * (size_t)l->kv_heads * hd;
+    float *x = cuda_ws(b, VP_WS_X), *xo = cuda_ws(b, VP_WS_XO);
+    vp_bf16 *xn = cuda_ws(b, VP_WS_XN), *qkv = cuda_ws(b, VP_WS_QKV), *attn = cuda_ws(b, VP_WS_ATTN);
+    vpk_attn_layout lay = {.row_stride = row, .heads = l->heads, .q_per_kv = (int)qpk,
+                           .head_dim = l->head_dim, .group_stride = (qpk + 2) * hd, .q_base = 0,
+                           .k_base = qpk * hd, .v_base = (qpk + 1) * hd};
+    float scale = (float)(1.0 / sqrt((double)l->head_dim));
+    CUDA_CHECK(vpk_embed(b->stream, x, cuda_ws(b, VP_WS_TOKENS),
+                         batch->image_row ? cuda_ws(b, VP_WS_IMAGE_ROW) : NULL, n, l->hidden,
+                         b->w.tok_emb, cuda_ws(b, VP_WS_FEATURES)));
+    for (int i = 0; i < l->layers; i++) {
+        const cuda_llm_layer *L = &b->w.llm[i];
+        CUDA_CHECK(vpk_norm(b->stream, 1, x, n, l->hidden, NULL, NULL, L->attention_norm, NULL,
+                            l->rms_eps, xn, h));
+        if (vp_gemm_run(&b->gemm, b->stream, qkv, VP_GEMM_BF16, xn, L->wqkv, NULL, n, row, h, h,
+                        h, row, false, err))
+            return -1;
+        CUDA_CHECK(vpk_rope_qkv(b->stream, qkv, n, row, l->kv_heads, (int)qpk, l->head_dim,
+                                b->rope_base, b->base_rows, cuda_ws(b, VP_WS_ROPE_EXTRA),
+                                cuda_ws(b, VP_WS_ROPE_ROW)));
+        if (b->fast_language)
+            CUDA_CHECK(vpk_attention_fast(b->stream, attn, q, qkv, &lay, cuda_ws(b, VP_WS_ITEMS),
+                                          n_items, scale));
+        else
+            CUDA_CHECK(vpk_attention_simple(b->stream, attn, q, qkv, &lay,
+                                            cuda_ws(b, VP_WS_RANGES), n, scale));
+        if (vp_gemm_run(&b->gemm, b->stream, x, VP_GEMM_F32, attn, L->wo, NULL, n, h, q, q, q, h,
+                        true, err))
+            return -1;
+        if (i + 1 < l->layers && mlp(b, L, x, n, err))
+            return -1;
+    }
+    /* every op after the last attention works row by row: only the output rows need it */
+    CUDA_CHECK(vpk_gather_rows(b->stream, xo, x, cuda_ws(b, VP_WS_OUT_INDEX), batch->n_out,
+                               l->hidden));
+    if (l->layers > 0 && mlp(b, &b->w.llm[l->layers - 1], xo, batch->n_out, err))
+        return -1;
+    CUDA_CHECK(vpk_head(b->stream, cuda_ws(b, VP_WS_LOGITS), xo, batch->n_out, l->hidden, b->w.norm,
+                        l->rms_eps, cuda_ws(b, VP_WS_HEAD)));
+    return 0;
+}

@@ -1,0 +1,52 @@
+/* Shared by the kernel files: bf16 helpers, launch-size helpers, block reductions. */
+#ifndef VP_K_COMMON_CUH
+#define VP_K_COMMON_CUH
+
+#include <math.h>
+#include <stdint.h>
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "engine/cuda/cuda_kernels.h"
+
+typedef __nv_bfloat16 bf16;
+
+#define VPK_BLOCK 256
+
+/* Blocks for a grid-stride loop over n elements (bounded: the loop covers the rest). */
+static inline unsigned vpk_blocks(size_t n, int block)
+{
+    size_t b = (n + (size_t)block - 1) / (size_t)block;
+    const size_t cap = (size_t)1 << 20;
+    return (unsigned)(b < cap ? (b ? b : 1) : cap);
+}
+
+#define VPK_GRID_STRIDE(i, n)                                                              \
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n);               \
+         i += (size_t)gridDim.x * blockDim.x)
+
+static __device__ __forceinline__ float vpk_bf(const bf16 v)
+{
+    return __bfloat162float(v);
+}
+
+/* Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
+ * scratch holds 32 values. */
+template <typename T>
+static __device__ __forceinline__ T vpk_block_sum(T v, T *scratch)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, warps = blockDim.x >> 5;
+    __syncthreads(); /* scratch may still be read from a previous call */
+    if (lane == 0)
+        scratch[warp] = v;
+    __syncthreads();
+    T total = 0;
+    for (int w = 0; w < warps; w++) /* same order in every thread: same bits */
+        total += scratch[w];
+    return total;
+}
+
+#endif

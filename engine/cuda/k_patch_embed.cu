@@ -1,0 +1,57 @@
+/* Patch embedding as unfold + matrix product (the product runs in cuBLASLt): im2col
+ * rounds each pixel to bf16 (the reference casts pixel values to bf16 before the
+ * encoder), then the class token and position embeddings are added. */
+#include "engine/cuda/k_common.cuh"
+
+__global__ void im2col_kernel(bf16 *patches, const float *tiles, size_t n_tiles, int channels,
+                              int size, int patch, size_t kpad)
+{
+    size_t g = (size_t)(size / patch), k = (size_t)channels * patch * patch;
+    size_t total = n_tiles * g * g * kpad;
+    VPK_GRID_STRIDE(i, total)
+    {
+        size_t col = i % kpad, cell = i / kpad;
+        float v = 0.0f;
+        if (col < k) {
+            size_t tile = cell / (g * g), gy = cell % (g * g) / g, gx = cell % g;
+            size_t c = col / ((size_t)patch * patch), py = col / patch % patch, px = col % patch;
+            v = tiles[((tile * channels + c) * size + gy * patch + py) * size + gx * patch + px];
+        }
+        patches[i] = __float2bfloat16_rn(v);
+    }
+}
+
+__global__ void assemble_kernel(float *x, const float *emb, const float *cls, const float *pos,
+                                size_t n_tiles, size_t grid_tokens, int hidden)
+{
+    size_t tt = grid_tokens + 1, total = n_tiles * tt * (size_t)hidden;
+    VPK_GRID_STRIDE(i, total)
+    {
+        size_t d = i % (size_t)hidden, row = i / (size_t)hidden, tile = row / tt, r = row % tt;
+        float base = r == 0 ? cls[d] : emb[(tile * grid_tokens + r - 1) * (size_t)hidden + d];
+        x[i] = __fadd_rn(base, pos[r * (size_t)hidden + d]);
+    }
+}
+
+extern "C" cudaError_t vpk_im2col(cudaStream_t stream, vp_bf16 *patches, const float *tiles,
+                                  size_t n_tiles, int channels, int size, int patch, size_t kpad)
+{
+    size_t g = (size_t)(size / patch), total = n_tiles * g * g * kpad;
+    if (total == 0)
+        return cudaSuccess;
+    im2col_kernel<<<vpk_blocks(total, VPK_BLOCK), VPK_BLOCK, 0, stream>>>(
+        (bf16 *)patches, tiles, n_tiles, channels, size, patch, kpad);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t vpk_vit_assemble(cudaStream_t stream, float *x, const float *emb,
+                                        const float *cls, const float *pos, size_t n_tiles,
+                                        size_t grid_tokens, int hidden)
+{
+    size_t total = n_tiles * (grid_tokens + 1) * (size_t)hidden;
+    if (total == 0)
+        return cudaSuccess;
+    assemble_kernel<<<vpk_blocks(total, VPK_BLOCK), VPK_BLOCK, 0, stream>>>(
+        x, emb, cls, pos, n_tiles, grid_tokens, hidden);
+    return cudaGetLastError();
+}

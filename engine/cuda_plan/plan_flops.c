@@ -1,0 +1,32 @@
+/* Useful FLOPs of a batch (PERF.md's cost model), for MFU figures: a multiply-add
+ * counts 2. Attention counts QK^T and PV over the keys each query actually sees. */
+#include "engine/cuda_plan/cuda_plan.h"
+
+void vp_batch_useful_flops(const vp_model_config *cfg, const vp_batch *b, vp_flops *f)
+{
+    const vp_vision_config *v = &cfg->vision;
+    const vp_llm_config *l = &cfg->llm;
+    double hv = v->hidden, iv = v->intermediate, g = v->image_size / v->patch;
+    double tt = 1 + g * g, unf = (double)v->channels * v->patch * v->patch;
+    double t = cfg->num_image_token, cp = 4 * hv, h = l->hidden, im = l->intermediate;
+    double hd = l->head_dim, q = l->heads * hd, kv = l->kv_heads * hd;
+    double tiles = (double)b->n_tiles;
+    *f = (vp_flops){0};
+    double vit_layer = 2 * tt * (4 * hv * hv + 2 * hv * iv) + 4 * tt * tt * hv;
+    f->vision = tiles * (2 * g * g * unf * hv + v->layers * vit_layer);
+    f->projector = tiles * 2 * t * (cp * h + h * h);
+    double attn_proj = 2 * (h * (q + 2 * kv) + q * h), mlp = 2 * 3 * h * im;
+    double n = (double)b->n_tokens, n_out = (double)b->n_out;
+    if (l->layers > 0)
+        f->language_dense = n * l->layers * attn_proj + n * (l->layers - 1) * mlp + n_out * mlp;
+    double pairs = 0;
+    for (size_t s = 0; s < b->n_seqs; s++) {
+        const vp_seq *sq = &b->seqs[s];
+        double prefix = sq->prefix_seq >= 0 ? (double)b->seqs[sq->prefix_seq].len : 0;
+        double len = (double)sq->len;
+        pairs += len * prefix + len * (len + 1) / 2;
+    }
+    f->language_attn = pairs * 4 * q * l->layers;
+    f->head = n_out * 2 * 2 * h;
+    f->total = f->vision + f->projector + f->language_dense + f->language_attn + f->head;
+}

@@ -1,0 +1,307 @@
+#!/bin/sh
+# HTTP suite: the real daemon (release binary, then the ASan/UBSan one) on ports chosen at
+# run time (--port 0, the port read from the "listening on" line), with the tiny model.
+#   A  strict limits + API key: every error status of API.md (tests/tools/http_api.c),
+#      misbehaving clients (http_abuse.c), the CLI and HTTP give the same scores
+#   B  defaults: 64 concurrent clients equal a serial run (http_concurrency.c), vprm bench
+#   C  config file + environment: queue full (429) and queue timeout (503) under load,
+#      image URLs to a loopback server refused
+#   D  image URLs allowed: fetched, redirect/size/status limits
+#   E  SIGTERM while busy: in-flight work answered, new requests 503, exit 0
+#   F  the ASan binary: A's checks, a short concurrent run, clean exit (no leak report)
+# Environment: VPRM, VPRM_ASAN, VPRM_TOOLS, PYTHON, VPRM_TMP (see tests/run_all.sh).
+set -u
+T="${VPRM_TMP:?VPRM_TMP must be set}/http"
+mkdir -p "$T"
+PY="${PYTHON:-/usr/bin/python3}"
+KEY=test-key-123
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok: $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
+PIDS=""
+cleanup() { for p in $PIDS; do kill -9 "$p" 2>/dev/null; done; }
+trap cleanup EXIT
+
+for need in "${VPRM:-}" "${VPRM_ASAN:-}" "${VPRM_TOOLS:-}/http_api" "${VPRM_TOOLS:-}/http_abuse" \
+    "${VPRM_TOOLS:-}/http_concurrency" "${VPRM_TOOLS:-}/http_fire"; do
+    if [ ! -x "$need" ]; then
+        echo "FAIL: missing executable '$need' (build: make tools asan)"
+        exit 1
+    fi
+done
+for cmd in curl "$PY"; do
+    command -v "$cmd" >/dev/null || { echo "FAIL: '$cmd' is not installed"; exit 1; }
+done
+
+MODEL="$T/tiny"
+if ! "$VPRM" mkmodel --scale tiny --seed 1 --tokenizer engine/assets/tiny_tokenizer \
+    --out "$MODEL" >"$T/mkmodel.log" 2>&1; then
+    echo "FAIL: vprm mkmodel"; cat "$T/mkmodel.log"; exit 1
+fi
+
+# start_daemon NAME BINARY [serve flags...]: sets PID, PORT, URL; waits for /ready 200.
+start_daemon() {
+    name=$1; bin=$2; shift 2
+    "$bin" serve --model "$MODEL" --host 127.0.0.1 --port 0 "$@" >"$T/$name.out" 2>"$T/$name.log" &
+    PID=$!
+    PIDS="$PIDS $PID"
+    PORT=""
+    i=0
+    while [ $i -lt 300 ] && [ -z "$PORT" ]; do
+        PORT=$(sed -n 's/^listening on http:\/\/127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$T/$name.out" 2>/dev/null)
+        [ -n "$PORT" ] && break
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 0.1; i=$((i + 1))
+    done
+    if [ -z "$PORT" ]; then
+        bad "$name: no 'listening on' line"; tail -5 "$T/$name.log"; return 1
+    fi
+    URL="http://127.0.0.1:$PORT"
+    i=0
+    code=000
+    while [ $i -lt 600 ]; do
+        code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/ready")
+        [ "$code" = 200 ] && break
+        sleep 0.1; i=$((i + 1))
+    done
+    if [ "$code" != 200 ]; then
+        bad "$name: /ready never answered 200 (last $code)"; tail -5 "$T/$name.log"; return 1
+    fi
+    echo "   ($name listening on port $PORT, pid $PID)"
+    return 0
+}
+
+# stop_daemon NAME: SIGTERM, expects exit status 0.
+stop_daemon() {
+    kill -TERM "$PID" 2>/dev/null
+    wait "$PID"
+    rc=$?
+    if [ "$rc" = 0 ]; then ok "$1: SIGTERM -> exit 0"; else bad "$1: exit status $rc after SIGTERM"; tail -5 "$T/$1.log"; fi
+}
+
+# run_tool LABEL COMMAND...: a C test program; its last line is "name: N passed, N failed".
+run_tool() {
+    label=$1; shift
+    if "$@" >"$T/tool.out" 2>&1; then ok "$label ($(tail -1 "$T/tool.out"))"
+    else bad "$label"; tail -25 "$T/tool.out"; fi
+    grep -v "passed, .* failed" "$T/tool.out" | grep -v "CHECK failed" | sed 's/^/   /' | head -5
+}
+
+# post PATH BODY_FILE [curl args]: prints "STATUS" and leaves the body in $T/post.body.
+post() {
+    path=$1; file=$2; shift 2
+    curl -s -o "$T/post.body" -w '%{http_code}' -H "Authorization: Bearer $KEY" \
+        -H 'Content-Type: application/json' --data-binary @"$file" "$@" "$URL$path"
+}
+
+STRICT="--api-key $KEY --max-body-bytes 2M --max-responses 8 --max-steps 16 --max-images 2
+  --max-image-bytes 256K --max-image-pixels 1000000 --max-text-bytes 8K --max-request-tokens 3000
+  --max-batch-requests 4 --max-tiles 6 --connection-timeout-s 2 --http-threads 4"
+
+# ---- start-up refusals and help
+if "$VPRM" serve --model "$MODEL" --port 70000 >"$T/bad.out" 2>&1; then
+    bad "serve --port 70000 was accepted"
+elif grep -q "option port" "$T/bad.out"; then ok "invalid option refused at start, naming it"
+else bad "refusal does not name the option: $(cat "$T/bad.out")"; fi
+if VPRM_MAX_QUEUE=lots "$VPRM" serve --model "$MODEL" >"$T/bad.out" 2>&1; then
+    bad "VPRM_MAX_QUEUE=lots was accepted"
+elif grep -q "VPRM_MAX_QUEUE" "$T/bad.out"; then ok "invalid environment value refused, naming it"
+else bad "env refusal: $(cat "$T/bad.out")"; fi
+"$VPRM" serve --help >"$T/help.out" 2>&1
+missing=0
+for o in max-body-bytes VPRM_MAX_BODY_BYTES max-queue VPRM_QUEUE_TIMEOUT_MS api-key VPRM_BATCH_TOKENS \
+    allow-image-urls url-max-redirects log-level "default: 16384"; do
+    grep -q -- "$o" "$T/help.out" || missing=$((missing + 1))
+done
+[ $missing = 0 ] && ok "serve --help lists options, environment names, defaults" || bad "serve --help lacks $missing items"
+
+# ---- A: strict limits, release binary
+# shellcheck disable=SC2086
+if start_daemon A "$VPRM" $STRICT; then
+    run_tool "A: API contract and every error status" "$VPRM_TOOLS/http_api" "$URL" "$KEY"
+    run_tool "A: misbehaving clients" "$VPRM_TOOLS/http_abuse" 127.0.0.1 "$PORT" "$KEY" 2 2097152
+    # the CLI and the daemon give the same scores and the same token ids
+    printf '%s' '{"question": "Is 7 prime?", "responses": ["7 has no divisors but 1 and 7.\n\nSo yes.", ["It is even.", "So no."]], "return_logits": true}' >"$T/req.json"
+    "$VPRM" score --model "$MODEL" "$T/req.json" >"$T/cli.json" 2>"$T/cli.err"
+    st=$(post /v1/score "$T/req.json"); cp "$T/post.body" "$T/http.json"
+    "$VPRM" tokenize --model "$MODEL" "$T/req.json" >"$T/cli_tok.json" 2>>"$T/cli.err"
+    st2=$(post /v1/tokenize "$T/req.json"); cp "$T/post.body" "$T/http_tok.json"
+    if [ "$st" = 200 ] && [ "$st2" = 200 ] && "$PY" - "$T" <<'EOF'
+import json, sys
+d = sys.argv[1]
+cli, http = json.load(open(d + "/cli.json")), json.load(open(d + "/http.json"))
+# the CLI prints 9 significant digits, the daemon 17: equal up to that printing
+def same(x, y):
+    return abs(x - y) <= 1e-8 * max(1.0, abs(y))
+for a, b in zip(cli["results"], http["results"]):
+    assert same(a["score"], b["score"]), (a, b)
+    assert all(same(x, y) for x, y in zip(a["step_scores"], b["step_scores"])), (a, b)
+    assert all(same(x[0], y[0]) and same(x[1], y[1]) for x, y in zip(a["step_logits"], b["step_logits"]))
+assert len(cli["results"]) == len(http["results"]) == 2
+assert cli["ranking"] == http["ranking"]
+ct, ht = json.load(open(d + "/cli_tok.json")), json.load(open(d + "/http_tok.json"))
+for a, b in zip(ct["responses"], ht["responses"]):
+    assert a["input_ids"] == b["input_ids"] and a["score_positions"] == b["score_positions"]
+    assert a["pieces"] == b["pieces"]
+assert len(ct["responses"]) == len(ht["responses"]) == 2
+EOF
+    then ok "A: vprm score / tokenize and the HTTP answers agree (same ids; scores to the CLI's 9 digits)"
+    else bad "A: CLI and HTTP differ (HTTP $st/$st2; see $T/cli.json $T/http.json; $(head -3 "$T/cli.err"))"; fi
+    stop_daemon A
+    grep -q "POST /v1/score 413" "$T/A.log" && grep -q "terminated: connection timeout" "$T/A.log" \
+        && ok "A: one log line per request (status, timeouts)" || bad "A: request log lines missing"
+    if grep -q '"question"' "$T/A.log"; then bad "A: a request body reached the log"; else ok "A: no bodies in the log"; fi
+fi
+
+# ---- B: defaults, 64 concurrent clients vs a serial run; the load benchmark
+if start_daemon B "$VPRM" --api-key "$KEY"; then
+    run_tool "B: 64 concurrent clients equal the serial run" \
+        "$VPRM_TOOLS/http_concurrency" "$URL" "$KEY" 64 1
+    if "$VPRM" bench --url "$URL" --api-key "$KEY" --workload W3 --clients 8 --seconds 2 \
+        --pool 8 --max-side 448 --max-tiles 1 --words-per-step 6 >"$T/bench.out" 2>&1 \
+        && grep -q "requests/s" "$T/bench.out" && grep -q "jobs per pass" "$T/bench.out"; then
+        ok "B: vprm bench --url W3 ($(grep throughput "$T/bench.out"))"
+    else bad "B: vprm bench"; tail -5 "$T/bench.out"; fi
+    stop_daemon B
+fi
+
+# ---- a loopback image server for the URL tests
+"$PY" - "$T" <<'EOF'
+import os, random, sys
+from PIL import Image
+d = sys.argv[1]
+random.seed(5)
+img = Image.new("RGB", (64, 48))
+img.putdata([(random.randrange(256), random.randrange(256), random.randrange(256)) for _ in range(64 * 48)])
+img.save(d + "/img.png")
+open(d + "/big.png", "wb").write(open(d + "/img.png", "rb").read()[:8] + os.urandom(400 * 1024))
+EOF
+cat >"$T/imgserver.py" <<'EOF'
+import http.server, sys
+root = sys.argv[1]
+class H(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, *a, **k):
+        super().__init__(*a, directory=root, **k)
+    def log_message(self, *a):
+        pass
+    def do_GET(self):
+        if self.path.startswith("/hop"):  # /hopN redirects to /hop(N-1), /hop0 to the image
+            n = int(self.path[4:] or 0)
+            self.send_response(302)
+            self.send_header("Location", "/hop%d" % (n - 1) if n > 0 else "/img.png")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        super().do_GET()
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+EOF
+"$PY" "$T/imgserver.py" "$T" >"$T/imgserver.port" 2>"$T/imgserver.log" &
+IMGPID=$!
+PIDS="$PIDS $IMGPID"
+i=0
+while [ $i -lt 100 ] && [ ! -s "$T/imgserver.port" ]; do sleep 0.1; i=$((i + 1)); done
+IMGPORT=$(cat "$T/imgserver.port")
+IMG="http://127.0.0.1:$IMGPORT"
+url_req() { printf '{"question": "What is shown?", "image": "%s", "responses": ["A square.\\n\\nIt is red.", "A circle."]}' "$1" >"$T/url.json"; }
+
+# ---- C: config file + environment; queue full and queue timeout; loopback URL refused
+printf '{"api_key": "%s", "max_queue": 2, "allow_image_urls": true, "log_level": "info"}' "$KEY" >"$T/c.json"
+export VPRM_QUEUE_TIMEOUT_MS=200
+start_daemon C "$VPRM" --config "$T/c.json"
+started=$?
+unset VPRM_QUEUE_TIMEOUT_MS
+if [ $started = 0 ]; then
+    run_tool "C: under load: 429 (queue full) and 503 (queue timeout) with Retry-After" \
+        "$VPRM_TOOLS/http_fire" "$URL" "$KEY" 8 60 40 6 --min-200 1 --min-429 1 --min-503 1
+    run_tool "C: then a normal request" "$VPRM_TOOLS/http_fire" "$URL" "$KEY" 1 0 0 1 --only 200 --min-200 1
+    url_req "$IMG/img.png"
+    st=$(post /v1/score "$T/url.json")
+    if [ "$st" = 400 ] && grep -q "loopback" "$T/post.body" && grep -q '"param":"image"' "$T/post.body"; then
+        ok "C: image URL resolving to loopback refused (url_allow_private off)"
+    else bad "C: loopback URL: $st $(cat "$T/post.body")"; fi
+    stop_daemon C
+fi
+
+# ---- D: image URLs allowed (loopback too): fetched; redirect, size and status limits
+if start_daemon D "$VPRM" --api-key "$KEY" --allow-image-urls --url-allow-private \
+    --url-max-redirects 2 --url-max-bytes 300K; then
+    url_req "$IMG/img.png"; st=$(post /v1/score "$T/url.json"); cp "$T/post.body" "$T/url_out.json"
+    "$PY" - "$T" <<'EOF'
+import base64, json, sys
+d = sys.argv[1]
+b64 = base64.b64encode(open(d + "/img.png", "rb").read()).decode()
+req = json.load(open(d + "/url.json"))
+req["image"] = "data:image/png;base64," + b64
+json.dump(req, open(d + "/inline.json", "w"))
+EOF
+    st2=$(post /v1/score "$T/inline.json")
+    if [ "$st" = 200 ] && [ "$st2" = 200 ] && "$PY" -c "
+import json, sys
+a = json.load(open('$T/url_out.json')); b = json.load(open('$T/post.body'))
+assert [r['score'] for r in a['results']] == [r['score'] for r in b['results']]
+assert a['usage']['image_tiles'] >= 1"; then
+        ok "D: an image URL scores exactly like the same bytes inline"
+    else bad "D: URL fetch: $st / $st2 $(head -c 300 "$T/post.body")"; fi
+    url_req "$IMG/hop1"; st=$(post /v1/score "$T/url.json")
+    [ "$st" = 200 ] && ok "D: 2 redirects followed" || bad "D: 2 redirects: $st $(cat "$T/post.body")"
+    url_req "$IMG/hop2"; st=$(post /v1/score "$T/url.json")
+    [ "$st" = 400 ] && grep -q "url_max_redirects=2" "$T/post.body" && ok "D: 3 redirects refused" \
+        || bad "D: 3 redirects: $st $(cat "$T/post.body")"
+    url_req "$IMG/big.png"; st=$(post /v1/score "$T/url.json")
+    [ "$st" = 413 ] && grep -q "url_max_bytes" "$T/post.body" && ok "D: URL body over url_max_bytes: 413" \
+        || bad "D: big URL: $st $(cat "$T/post.body")"
+    url_req "$IMG/missing.png"; st=$(post /v1/score "$T/url.json")
+    [ "$st" = 400 ] && grep -q "HTTP 404" "$T/post.body" && ok "D: URL answering 404: 400 naming it" \
+        || bad "D: missing URL: $st $(cat "$T/post.body")"
+    stop_daemon D
+fi
+kill "$IMGPID" 2>/dev/null
+
+# ---- E: SIGTERM while busy
+if start_daemon E "$VPRM" --api-key "$KEY"; then
+    # 6 requests of 7 tiles: seconds of work on the CPU, SIGTERM comes in the middle
+    "$VPRM_TOOLS/http_fire" "$URL" "$KEY" 6 60 40 6 --only 200,503 --min-200 4 >"$T/fire.out" 2>&1 &
+    FIRE=$!
+    sleep 1
+    t0=$(date +%s%N)
+    kill -TERM "$PID"
+    sleep 0.2
+    st=$(curl -s -o "$T/late.body" -w '%{http_code}' -H "Authorization: Bearer $KEY" \
+        --data-binary '{"question": "q", "responses": ["a"]}' "$URL/v1/score")
+    rd=$(curl -s -o /dev/null -w '%{http_code}' "$URL/ready")
+    [ "$st" = 503 ] && grep -q "shutting down" "$T/late.body" && [ "$rd" = 503 ] \
+        && ok "E: while draining, new requests and /ready answer 503" \
+        || bad "E: during drain: score $st ready $rd $(cat "$T/late.body")"
+    wait "$FIRE" && ok "E: every in-flight request answered ($(head -1 "$T/fire.out"))" \
+        || { bad "E: in-flight requests"; cat "$T/fire.out"; }
+    wait "$PID"
+    rc=$?
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    [ "$rc" = 0 ] && grep -q "drained in" "$T/E.log" && ok "E: drained and exited 0 after ${ms} ms" \
+        || bad "E: exit $rc; $(tail -3 "$T/E.log")"
+fi
+
+# ---- F: the ASan/UBSan binary
+# shellcheck disable=SC2086
+if start_daemon F "$VPRM_ASAN" $STRICT; then
+    run_tool "F (ASan): API contract and every error status" "$VPRM_TOOLS/http_api" "$URL" "$KEY"
+    run_tool "F (ASan): misbehaving clients" "$VPRM_TOOLS/http_abuse" 127.0.0.1 "$PORT" "$KEY" 2 2097152
+    stop_daemon F
+    if grep -q -E "AddressSanitizer|LeakSanitizer|runtime error" "$T/F.log"; then
+        bad "F: sanitizer report"; grep -E -A5 "AddressSanitizer|LeakSanitizer|runtime error" "$T/F.log" | head -30
+    else ok "F: no sanitizer report"; fi
+fi
+if start_daemon G "$VPRM_ASAN" --api-key "$KEY"; then
+    run_tool "G (ASan): 16 concurrent clients equal the serial run" \
+        "$VPRM_TOOLS/http_concurrency" "$URL" "$KEY" 16 1
+    stop_daemon G
+    if grep -q -E "AddressSanitizer|LeakSanitizer|runtime error" "$T/G.log"; then
+        bad "G: sanitizer report"; grep -E -A5 "AddressSanitizer|LeakSanitizer|runtime error" "$T/G.log" | head -30
+    else ok "G: no sanitizer report"; fi
+fi
+
+echo "suite_http: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
