@@ -24,14 +24,22 @@ static json_t *result_json(const vp_response_result *r, size_t index, const vp_s
     if (o->return_steps) {
         json_t *s = json_array();
         for (size_t k = 0; k < r->n_steps; k++)
-            json_array_append_new(s, json_real(r->step_scores[k]));
+            if (json_array_append_new(s, json_real(r->step_scores[k]))) {
+                json_decref(s);
+                json_decref(j);
+                return NULL;
+            }
         json_object_set_new(j, "step_scores", s);
     }
     if (o->return_logits) {
         json_t *l = json_array();
         for (size_t k = 0; k < r->n_steps; k++)
-            json_array_append_new(l, json_pack("[f, f]", (double)r->step_logits[2 * k],
-                                               (double)r->step_logits[2 * k + 1]));
+            if (json_array_append_new(l, json_pack("[f, f]", (double)r->step_logits[2 * k],
+                                                   (double)r->step_logits[2 * k + 1]))) {
+                json_decref(l);
+                json_decref(j);
+                return NULL;
+            }
         json_object_set_new(j, "step_logits", l);
     }
     return j;
@@ -41,8 +49,14 @@ json_t *vp_score_result_json(const vp_score_result *res, const vp_score_json_opt
 {
     json_t *results = json_array(), *ranking = json_array();
     for (size_t i = 0; i < res->n_responses; i++) {
-        json_array_append_new(results, result_json(&res->responses[i], i, o));
-        json_array_append_new(ranking, json_integer((json_int_t)res->ranking[i]));
+        /* json_pack refuses NaN/Inf: a non-finite score fails the whole body (NULL) rather
+         * than dropping a result silently */
+        if (json_array_append_new(results, result_json(&res->responses[i], i, o)) ||
+            json_array_append_new(ranking, json_integer((json_int_t)res->ranking[i]))) {
+            json_decref(results);
+            json_decref(ranking);
+            return NULL;
+        }
     }
     json_t *root = json_object();
     json_object_set_new(root, "id", json_string(o->id ? o->id : ""));

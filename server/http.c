@@ -289,7 +289,7 @@ enum MHD_Result vp_conn_submit(vp_conn *x, vp_job **jobs, size_t n_jobs, size_t 
 
 static const char *termination_name(const vp_conn *x, enum MHD_RequestTerminationCode toe)
 {
-    if (x->client_gone)
+    if (x->client_gone || x->gone) /* gone: set by the watcher, which let go of x on resume */
         return " (cancelled: the client disconnected while waiting)";
     switch (toe) {
     case MHD_REQUEST_TERMINATED_COMPLETED_OK: return "";

@@ -49,12 +49,13 @@ int vp_server_fetch_images(vp_server *s, vp_score_request *req, const char *para
  * item's prefix ("requests[2].images[0]"). */
 static void prefix_param(vp_error *err, const char *prefix)
 {
-    if (!prefix[0] || !strncmp(err->param, prefix, strlen(prefix)))
-        return;
     char p[sizeof err->param];
-    snprintf(p, sizeof p, "%s%s", prefix, err->param);
+    if (prefix[0] && strncmp(err->param, prefix, strlen(prefix)))
+        snprintf(p, sizeof p, "%s%s", prefix, err->param);
+    else
+        memcpy(p, err->param, sizeof p);
     size_t n = strlen(p);
-    if (n && p[n - 1] == '.')
+    if (n && p[n - 1] == '.') /* "requests[2]." names the item itself */
         p[n - 1] = 0;
     memcpy(err->param, p, sizeof p);
 }

@@ -54,6 +54,27 @@ static int skip_entropy(const uint8_t *d, size_t len, size_t *pos)
     }
 }
 
+/* A DHT segment's tables must each define at most 256 codes: stb_image 2.27 writes
+ * past its code-size array otherwise (libjpeg rejects such tables too). */
+static int check_dht(const uint8_t *d, size_t seg_len, vp_error *err)
+{
+    size_t p = 2;
+    while (p < seg_len) {
+        if (seg_len - p < 17)
+            return vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG Huffman table is truncated");
+        size_t n = 0;
+        for (int i = 1; i <= 16; i++)
+            n += d[p + i];
+        if (n > 256)
+            return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                           "JPEG Huffman table defines %zu codes (at most 256)", n);
+        p += 17 + n;
+    }
+    if (p != seg_len)
+        return vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG Huffman table overruns its segment");
+    return 0;
+}
+
 /* Walks segments; stops at the first SOF when want_sof, else at EOI. */
 static int walk(const uint8_t *d, size_t len, int want_sof, uint32_t *w, uint32_t *h,
                 vp_error *err)
@@ -94,6 +115,8 @@ static int walk(const uint8_t *d, size_t len, int want_sof, uint32_t *w, uint32_
             *w = be16(d + pos + 5);
             return 0;
         }
+        if (m == 0xc4 && check_dht(d + pos, seg, err))
+            return -1;
         if (m == 0xda && want_sof)
             return vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG scan before its frame header");
         pos += seg;

@@ -175,6 +175,8 @@ int vp_png_canonicalize(const uint8_t *data, size_t len, uint8_t **out, size_t *
     }
 
     size_t idat_total = idat_run(data, len, idat_first, NULL);
+    if (!idat_total)
+        return vp_fail(err, VP_ERR_UNDECODABLE, "image", "PNG image data (IDAT) is empty");
     if (idat_total > 0x7fffffffu)
         return vp_fail(err, VP_ERR_TOO_LARGE, "image", "PNG image data of %zu bytes", idat_total);
 

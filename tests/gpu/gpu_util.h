@@ -1,4 +1,4 @@
-/* Helpers of the GPU check programs (tests/gpu/*.c): device buffers that abort the
+/* Helpers of the GPU check programs in tests/gpu: device buffers that abort the
  * program on an infrastructure failure (these are test drivers, not library code),
  * bf16 rounding, and a tolerance check that prints the worst element. */
 #ifndef VP_GPU_UTIL_H

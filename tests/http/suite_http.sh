@@ -97,7 +97,7 @@ post() {
 
 STRICT="--api-key $KEY --max-body-bytes 2M --max-responses 8 --max-steps 16 --max-images 2
   --max-image-bytes 256K --max-image-pixels 1000000 --max-text-bytes 8K --max-request-tokens 3000
-  --max-batch-requests 4 --max-tiles 6 --connection-timeout-s 2 --http-threads 4"
+  --max-batch-requests 4 --max-tiles 6 --connection-timeout-s 2 --http-threads 4 --batch-tiles 8"
 
 # ---- start-up refusals and help
 if "$VPRM" serve --model "$MODEL" --port 70000 >"$T/bad.out" 2>&1; then

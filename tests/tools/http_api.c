@@ -462,12 +462,15 @@ static void test_score_contract(void)
                       "batch item %zu score %zu: %.17g vs %.17g", item, i,
                       score_of(json_array_get(br, item), i), score_of(j, i));
     json_decref(jb);
-    /* a batch whose items all fail is still answered */
-    const char *allbad = "{\"requests\": [{\"question\": 1, \"responses\": [\"a\"]}]}";
+    /* a batch whose items all fail is still answered, each error naming its item */
+    const char *allbad = "{\"requests\": [{\"question\": 1, \"responses\": [\"a\"]}, 5]}";
     jb = post_json("/v1/score/batch", allbad, &st, NULL);
-    CHECK_MSG(st == 200 && json_object_get(json_array_get(json_object_get(jb, "results"), 0),
-                                           "error"),
-              "all-bad batch: %ld", st);
+    json_t *e0 = json_object_get(json_array_get(json_object_get(jb, "results"), 0), "error");
+    json_t *e1 = json_object_get(json_array_get(json_object_get(jb, "results"), 1), "error");
+    CHECK_MSG(st == 200 && e0 && e1, "all-bad batch: %ld", st);
+    CHECK(e0 && !strcmp(json_string_value(json_object_get(e0, "param")), "requests[0].question"));
+    CHECK_MSG(e1 && !strcmp(json_string_value(json_object_get(e1, "param")), "requests[1]"),
+              "item 1 param %s", json_string_value(json_object_get(e1, "param")));
     json_decref(jb);
     free(bb.p);
 

@@ -1,0 +1,215 @@
+/* gpu_e2e: whole forward passes, CUDA backend against the fp32 CPU backend on the same
+ * bf16 weights (mkmodel's seeded values, built in memory), on random packed batches with
+ * shared prefixes, image tokens and several sequences. Two shapes: the "tiny" preset
+ * (head sizes 16 / 32: the simple attention kernel) and a "small" one with the real head
+ * sizes (64 / 128: the tensor-core kernel). Also: CUDA image features vs CPU, prefix
+ * sharing vs none on CUDA, fast vs simple attention. Needs a GPU.
+ *   gpu_e2e            exit status 0 when every check passes */
+#include <math.h>
+
+#include "engine/cpu/cpu.h"
+#include "engine/cuda/cuda.h"
+#include "engine/cuda_plan/cuda_plan.h"
+#include "engine/model/layout.h"
+#include "engine/model/mkmodel.h"
+#include "tests/gpu/gpu_util.h"
+#include "tests/gpu/host_model.h"
+#include "tests/unit/cuda_plan_test_util.h"
+
+#define PLUS 3
+#define MINUS 5
+#define VOCAB 600
+
+/* The same sequences with every prefix copied into its users (no sharing). */
+static void unshare(const test_batch *in, test_batch *out)
+{
+    const vp_batch *b = &in->b;
+    size_t n = 0;
+    for (size_t s = 0; s < b->n_seqs; s++) {
+        const vp_seq *sq = &b->seqs[s];
+        n += sq->len + (sq->prefix_seq >= 0 ? b->seqs[sq->prefix_seq].len : 0);
+    }
+    memset(out, 0, sizeof *out);
+    out->seqs = tb_alloc(b->n_seqs, sizeof *out->seqs);
+    out->tokens = tb_alloc(n, 4), out->positions = tb_alloc(n, 4), out->image_row = tb_alloc(n, 4);
+    out->out_index = tb_alloc(b->n_out, 4);
+    int32_t *moved = tb_alloc(b->n_tokens, 4); /* new index of each old token, in its own seq */
+    size_t at = 0;
+    for (size_t s = 0; s < b->n_seqs; s++) {
+        const vp_seq *sq = &b->seqs[s];
+        vp_seq *o = &out->seqs[s];
+        o->start = at;
+        o->prefix_seq = -1;
+        o->rope_len = sq->rope_len;
+        if (sq->prefix_seq >= 0) {
+            const vp_seq *p = &b->seqs[sq->prefix_seq];
+            for (size_t t = p->start; t < p->start + p->len; t++, at++) {
+                out->tokens[at] = b->tokens[t];
+                out->positions[at] = b->positions[t];
+                out->image_row[at] = b->image_row ? b->image_row[t] : -1;
+            }
+        }
+        for (size_t t = sq->start; t < sq->start + sq->len; t++, at++) {
+            out->tokens[at] = b->tokens[t];
+            out->positions[at] = b->positions[t];
+            out->image_row[at] = b->image_row ? b->image_row[t] : -1;
+            moved[t] = (int32_t)at;
+        }
+        o->len = at - o->start;
+    }
+    for (size_t i = 0; i < b->n_out; i++)
+        out->out_index[i] = moved[b->out_index[i]];
+    free(moved);
+    out->b = *b;
+    out->b.n_tokens = n;
+    out->b.tokens = out->tokens;
+    out->b.positions = out->positions;
+    out->b.image_row = b->image_row ? out->image_row : NULL;
+    out->b.seqs = out->seqs;
+    out->b.out_index = out->out_index;
+}
+
+/* margins m = logit(+) - logit(-): relative l2 error and the worst position */
+static int compare_margins(const char *what, const float *got, const float *want, size_t n_out,
+                           double tol)
+{
+    double d2 = 0, w2 = 0, worst = 0, pmin = 1, pmax = 0;
+    size_t at = 0, bad = 0;
+    for (size_t i = 0; i < n_out; i++) {
+        double mg = (double)got[2 * i] - got[2 * i + 1], mw = (double)want[2 * i] - want[2 * i + 1];
+        if (!isfinite(mg))
+            bad++;
+        d2 += (mg - mw) * (mg - mw);
+        w2 += mw * mw;
+        if (fabs(mg - mw) > worst)
+            worst = fabs(mg - mw), at = i;
+        double p = 1.0 / (1.0 + exp(-mw));
+        pmin = p < pmin ? p : pmin;
+        pmax = p > pmax ? p : pmax;
+    }
+    double rel = w2 > 0 ? sqrt(d2 / w2) : 0;
+    int ok = bad == 0 && rel <= tol && n_out > 0;
+    printf("%-4s %-48s %zu scores: margin rel err %.4f (tol %.2f), worst |dm| %.4f at %zu "
+           "(%.4f vs %.4f), reference P(+) %.3f..%.3f\n",
+           ok ? "ok" : "FAIL", what, n_out, rel, tol, worst, at,
+           n_out ? (double)got[2 * at] - got[2 * at + 1] : 0.0,
+           n_out ? (double)want[2 * at] - want[2 * at + 1] : 0.0, pmin, pmax);
+    ok ? gpu_pass++ : gpu_fail++;
+    return ok;
+}
+
+static int run(const vp_backend_ops *ops, vp_backend *b, const vp_batch *batch, float *logits,
+               const char *what)
+{
+    vp_error err = {0};
+    vp_forward_stats st;
+    if (ops->forward(b, batch, logits, &st, &err)) {
+        printf("FAIL %s forward: %s%s%s\n", what, err.param, err.param[0] ? ": " : "", err.message);
+        gpu_fail++;
+        return -1;
+    }
+    return 0;
+}
+
+static void check_shape(const char *label, const vp_model_config *cfg, double tol)
+{
+    host_model m;
+    if (host_model_build(&m, cfg, 11, PLUS, MINUS)) {
+        gpu_fail++;
+        return;
+    }
+    vp_error err = {0};
+    vp_backend_options opt = {.threads = 0, .device = 0, .max_tokens = 2048, .max_tiles = 4};
+    vp_backend *cpu = NULL, *gpu = NULL, *gpu_simple = NULL;
+    if (vp_cpu_init_weights(&cpu, cfg, &m.w, &opt, &err) ||
+        vp_cuda_init_weights(&gpu, cfg, &m.w, &opt, &err)) {
+        printf("FAIL %s init: %s\n", label, err.message);
+        gpu_fail++;
+        goto done;
+    }
+    setenv("VPRM_CUDA_ATTENTION", "simple", 1);
+    int simple_rc = vp_cuda_init_weights(&gpu_simple, cfg, &m.w, &opt, &err);
+    unsetenv("VPRM_CUDA_ATTENTION");
+    if (simple_rc) {
+        printf("FAIL %s init (simple attention): %s\n", label, err.message);
+        gpu_fail++;
+        goto done;
+    }
+    printf("%s: CUDA attention %s; device %s\n", label, vp_cuda_attention_kind(gpu),
+           vp_backend_cuda.device_name(gpu));
+    size_t tiles = 2, tile_floats = 3 * 448 * 448, rows = tiles * (size_t)cfg->num_image_token;
+    float *img = gpu_normal(tiles * tile_floats, 1.0f, 0.0f);
+    char what[128];
+    /* image features alone */
+    float *fc = host_alloc(rows * (size_t)cfg->llm.hidden * 4), *fg = host_alloc(rows * (size_t)cfg->llm.hidden * 4);
+    if (vp_cpu_vision(cpu, img, tiles, fc, &err) || vp_cuda_vision(gpu, img, tiles, fg, &err)) {
+        printf("FAIL %s vision: %s\n", label, err.message);
+        gpu_fail++;
+    } else {
+        snprintf(what, sizeof what, "%s image features (2 tiles)", label);
+        double d2 = 0, w2 = 0;
+        size_t nf = rows * (size_t)cfg->llm.hidden;
+        for (size_t i = 0; i < nf; i++)
+            d2 += ((double)fg[i] - fc[i]) * ((double)fg[i] - fc[i]), w2 += (double)fc[i] * fc[i];
+        gpu_close(what, fg, fc, nf, 0.05 * sqrt(w2 / (double)nf), 0.05);
+    }
+    for (int round = 0; round < 3; round++) {
+        test_batch tb, flat;
+        int with_images = round != 1;
+        test_batch_make(&tb, 2 + (size_t)round, 150, VOCAB, with_images ? rows : 0);
+        tb.b.plus_id = PLUS, tb.b.minus_id = MINUS;
+        tb.b.n_tiles = with_images ? tiles : 0;
+        tb.b.tiles = with_images ? img : NULL;
+        float *lc = host_alloc(tb.b.n_out * 8), *lg = host_alloc(tb.b.n_out * 8);
+        float *ls = host_alloc(tb.b.n_out * 8), *lf = host_alloc(tb.b.n_out * 8);
+        if (run(&vp_backend_cpu, cpu, &tb.b, lc, "cpu") == 0 &&
+            run(&vp_backend_cuda, gpu, &tb.b, lg, "cuda") == 0) {
+            snprintf(what, sizeof what, "%s batch %d (%zu tokens, %zu seqs%s) cuda vs cpu", label, round,
+                     tb.b.n_tokens, tb.b.n_seqs, with_images ? ", 2 tiles" : "");
+            compare_margins(what, lg, lc, tb.b.n_out, tol);
+        }
+        if (run(&vp_backend_cuda, gpu_simple, &tb.b, ls, "cuda simple") == 0) {
+            snprintf(what, sizeof what, "%s batch %d simple vs cpu", label, round);
+            compare_margins(what, ls, lc, tb.b.n_out, tol);
+        }
+        unshare(&tb, &flat);
+        if (run(&vp_backend_cuda, gpu, &flat.b, lf, "cuda unshared") == 0) {
+            snprintf(what, sizeof what, "%s batch %d cuda shared vs unshared prefix", label, round);
+            compare_margins(what, lg, lf, tb.b.n_out, tol / 2);
+        }
+        free(lc), free(lg), free(ls), free(lf);
+        test_batch_free(&flat);
+        test_batch_free(&tb);
+    }
+    free(img), free(fc), free(fg);
+done:
+    if (cpu)
+        vp_backend_cpu.free(cpu);
+    if (gpu)
+        vp_backend_cuda.free(gpu);
+    if (gpu_simple)
+        vp_backend_cuda.free(gpu_simple);
+    host_model_free(&m);
+}
+
+int main(void)
+{
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+        fprintf(stderr, "gpu_e2e: no CUDA device\n");
+        return 2;
+    }
+    vp_model_config cfg;
+    vp_error err = {0};
+    if (vp_mkmodel_preset("tiny", &cfg, &err))
+        return 2;
+    cfg.llm.vocab = VOCAB;
+    check_shape("tiny", &cfg, 0.05);
+    /* real head sizes: vision 2 x 64, language 2 query heads of 128 on 1 KV head */
+    cfg.vision.hidden = 128, cfg.vision.heads = 2, cfg.vision.intermediate = 256;
+    cfg.llm.hidden = 256, cfg.llm.heads = 2, cfg.llm.kv_heads = 1, cfg.llm.head_dim = 128;
+    cfg.llm.intermediate = 512;
+    check_shape("small", &cfg, 0.05);
+    printf("gpu_e2e: %d passed, %d failed\n", gpu_pass, gpu_fail);
+    return gpu_fail ? 1 : 0;
+}

@@ -1,0 +1,540 @@
+/* gpu_ops: every CUDA kernel and the cuBLASLt wrapper against its CPU twin
+ * (engine/cpu/cpu_ops.h) on seeded random inputs (never zeros; outputs poisoned with NaN
+ * first so an unwritten element fails). Inputs are rounded to bf16 where the kernel reads
+ * bf16, so the comparison measures the kernel, not the input rounding. Each line prints
+ * the worst element against an absolute + relative tolerance. Needs a GPU.
+ *   gpu_ops            exit status 0 when every check passes */
+#include <math.h>
+
+#include "engine/cpu/cpu_ops.h"
+#include "engine/cuda/cuda_gemm.h"
+#include "engine/cuda/cuda_kernels.h"
+#include "engine/cuda_plan/cuda_plan.h"
+#include "tests/gpu/gpu_util.h"
+#include "tests/unit/cuda_plan_test_util.h"
+
+#define BF16_REL (1.0 / 256) /* one bf16 rounding (2^-8 relative) */
+
+static cudaStream_t stream;
+
+/* x rounded to bf16 in place; returns the bf16 bits (caller frees). */
+static uint16_t *round_bf16(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = bf16_round(x[i]);
+    return to_bf16(x, n);
+}
+
+static void test_gemm(vp_gemm *g, size_t m, size_t n, size_t k)
+{
+    float *x = gpu_normal(m * k, 1.0f, 0.0f), *w = gpu_normal(n * k, 0.05f, 0.0f);
+    float *bias = gpu_normal(n, 0.5f, 0.0f), *y0 = gpu_normal(m * n, 1.0f, 0.0f);
+    uint16_t *xb = round_bf16(x, m * k), *wb = round_bf16(w, n * k);
+    uint16_t *bb = round_bf16(bias, n); /* bf16 output takes a bf16 bias */
+    float *want = host_alloc(m * n * 4), *got = host_alloc(m * n * 4);
+    void *dx = gpu_upload(xb, m * k * 2), *dw = gpu_upload(wb, n * k * 2);
+    void *dbb = gpu_upload(bb, n * 2), *dbf = gpu_upload(bias, n * 4);
+    void *dyb = gpu_alloc(m * n * 2), *dyf = gpu_alloc(m * n * 4);
+    vp_error err = {0};
+    char what[96];
+    vp_cpu_matmul(NULL, want, x, w, bias, m, k, n);
+    /* fp32 output + bias: only the summation order differs */
+    if (vp_gemm_run(g, stream, dyf, VP_GEMM_F32, dx, dw, dbf, m, n, k, k, k, n, false, &err)) {
+        printf("FAIL gemm: %s\n", err.message);
+        gpu_fail++;
+    } else {
+        gpu_download(got, dyf, m * n * 4);
+        snprintf(what, sizeof what, "gemm f32+bias %zux%zux%zu", m, n, k);
+        gpu_close(what, got, want, m * n, 1e-3 * sqrt((double)k) * 0.05, 1e-3);
+    }
+    /* bf16 output + bias: one more rounding */
+    if (vp_gemm_run(g, stream, dyb, VP_GEMM_BF16, dx, dw, dbb, m, n, k, k, k, n, false, &err)) {
+        printf("FAIL gemm: %s\n", err.message);
+        gpu_fail++;
+    } else {
+        uint16_t *yb = host_alloc(m * n * 2);
+        gpu_download(yb, dyb, m * n * 2);
+        float *yf = from_bf16(yb, m * n);
+        snprintf(what, sizeof what, "gemm bf16+bias %zux%zux%zu", m, n, k);
+        gpu_close(what, yf, want, m * n, 1e-3 * sqrt((double)k) * 0.05, BF16_REL);
+        free(yf);
+        free(yb);
+    }
+    /* fp32 accumulate (the residual epilogue): y = y0 + x w^T */
+    GPU_OK(cudaMemcpy(dyf, y0, m * n * 4, cudaMemcpyHostToDevice));
+    vp_cpu_matmul(NULL, want, x, w, NULL, m, k, n);
+    for (size_t i = 0; i < m * n; i++)
+        want[i] += y0[i];
+    if (vp_gemm_run(g, stream, dyf, VP_GEMM_F32, dx, dw, NULL, m, n, k, k, k, n, true, &err)) {
+        printf("FAIL gemm: %s\n", err.message);
+        gpu_fail++;
+    } else {
+        gpu_download(got, dyf, m * n * 4);
+        snprintf(what, sizeof what, "gemm f32 accumulate %zux%zux%zu", m, n, k);
+        gpu_close(what, got, want, m * n, 1e-3 * sqrt((double)k) * 0.05, 1e-3);
+    }
+    cudaFree(dx), cudaFree(dw), cudaFree(dbb), cudaFree(dbf), cudaFree(dyb), cudaFree(dyf);
+    free(x), free(w), free(bias), free(y0), free(xb), free(wb), free(bb), free(want), free(got);
+}
+
+static void test_norm(int rms, size_t rows, int dim, int residual, float eps)
+{
+    size_t n = rows * (size_t)dim;
+    float *x = gpu_normal(n, 2.0f, 0.3f), *y = gpu_normal(n, 1.0f, 0.0f);
+    float *s = gpu_normal((size_t)dim, 0.3f, 0.5f), *w = gpu_normal((size_t)dim, 0.1f, 1.0f);
+    float *b = gpu_normal((size_t)dim, 0.1f, 0.0f);
+    float *dx = gpu_upload(x, n * 4), *dy = gpu_upload(y, n * 4), *ds = gpu_upload(s, (size_t)dim * 4);
+    float *dw = gpu_upload(w, (size_t)dim * 4), *db = gpu_upload(b, (size_t)dim * 4);
+    vp_bf16 *dout = gpu_alloc(n * 2);
+    GPU_OK(vpk_norm(stream, rms, dx, rows, dim, residual ? dy : NULL, residual ? ds : NULL, dw,
+                    rms ? NULL : db, eps, dout, (size_t)dim));
+    if (residual) /* the CPU twin's add_scaled: x += s * y */
+        for (size_t i = 0; i < n; i++)
+            x[i] += s[i % (size_t)dim] * y[i];
+    float *want = host_alloc(n * 4), *xgot = host_alloc(n * 4);
+    if (rms)
+        vp_cpu_rms_norm(want, x, w, rows, (size_t)dim, eps);
+    else
+        vp_cpu_layer_norm(want, x, w, b, rows, (size_t)dim, eps);
+    uint16_t *ob = host_alloc(n * 2);
+    gpu_download(ob, dout, n * 2);
+    gpu_download(xgot, dx, n * 4);
+    float *got = from_bf16(ob, n);
+    char what[96];
+    snprintf(what, sizeof what, "%s %zux%d%s", rms ? "rms_norm" : "layer_norm", rows, dim,
+             residual ? " + scaled residual" : "");
+    gpu_close(what, got, want, n, 1e-6, BF16_REL);
+    if (residual)
+        gpu_close("  residual written back", xgot, x, n, 0.0, 0.0);
+    cudaFree(dx), cudaFree(dy), cudaFree(ds), cudaFree(dw), cudaFree(db), cudaFree(dout);
+    free(x), free(y), free(s), free(w), free(b), free(want), free(xgot), free(ob), free(got);
+}
+
+static void test_rms_bf16(void)
+{
+    size_t rows = 40, dim = 1024, stride = 3072, n = rows * stride;
+    float *x = gpu_normal(n, 1.5f, 0.0f), *w = gpu_normal(dim, 0.1f, 1.0f);
+    uint16_t *xb = round_bf16(x, n);
+    vp_bf16 *dx = gpu_upload(xb, n * 2);
+    float *dw = gpu_upload(w, dim * 4);
+    GPU_OK(vpk_rms_norm_bf16(stream, dx + dim, rows, (int)dim, stride, dw, 1e-6f));
+    uint16_t *ob = host_alloc(n * 2);
+    gpu_download(ob, dx, n * 2);
+    float *got = from_bf16(ob, n), *want = host_alloc(rows * dim * 4), *g2 = host_alloc(rows * dim * 4);
+    for (size_t r = 0; r < rows; r++) {
+        vp_cpu_rms_norm(want + r * dim, x + r * stride + dim, w, 1, dim, 1e-6f);
+        memcpy(g2 + r * dim, got + r * stride + dim, dim * 4);
+    }
+    gpu_close("rms_norm bf16 in place (q/k norm, strided)", g2, want, rows * dim, 1e-6, BF16_REL);
+    int untouched = 0;
+    for (size_t r = 0; r < rows; r++)
+        untouched += memcmp(ob + r * stride, xb + r * stride, dim * 2) == 0;
+    printf("%-4s   other columns untouched (%d of %zu rows)\n", untouched == (int)rows ? "ok" : "FAIL",
+           untouched, rows);
+    untouched == (int)rows ? gpu_pass++ : gpu_fail++;
+    cudaFree(dx), cudaFree(dw);
+    free(x), free(w), free(xb), free(ob), free(got), free(want), free(g2);
+}
+
+static void test_head(void)
+{
+    size_t n = 7, h = 4096;
+    float *x = gpu_normal(n * h, 3.0f, 0.1f), *w = gpu_normal(h, 0.05f, 1.0f);
+    float *rows = gpu_normal(2 * h, 0.02f, 0.0f);
+    float *dx = gpu_upload(x, n * h * 4), *dw = gpu_upload(w, h * 4), *dr = gpu_upload(rows, 2 * h * 4);
+    float *dl = gpu_alloc(n * 2 * 4);
+    GPU_OK(vpk_head(stream, dl, dx, n, (int)h, dw, 1e-5f, dr));
+    float *got = host_alloc(n * 8), *want = host_alloc(n * 8), *xn = host_alloc(n * h * 4);
+    gpu_download(got, dl, n * 8);
+    vp_cpu_rms_norm(xn, x, w, n, h, 1e-5f);
+    for (size_t i = 0; i < n; i++) {
+        want[2 * i] = vp_cpu_dot(xn + i * h, rows, h);
+        want[2 * i + 1] = vp_cpu_dot(xn + i * h, rows + h, h);
+    }
+    gpu_close("head: final rms_norm + two rows", got, want, n * 2, 1e-4, 1e-4);
+    cudaFree(dx), cudaFree(dw), cudaFree(dr), cudaFree(dl);
+    free(x), free(w), free(rows), free(got), free(want), free(xn);
+}
+
+static void test_rope(void)
+{
+    int kv = 2, qpk = 4, hd = 128, half = hd / 2;
+    size_t n = 50, row = (size_t)kv * (size_t)(qpk + 2) * (size_t)hd, base_rows = 40;
+    float *x = gpu_normal(n * row, 1.0f, 0.0f);
+    uint16_t *xb = round_bf16(x, n * row);
+    float *base = host_alloc(base_rows * (size_t)hd * 4), *extra = host_alloc(n * (size_t)hd * 4);
+    int32_t *rrow = host_alloc(n * 4), *pos = host_alloc(n * 4);
+    for (size_t p = 0; p < base_rows; p++)
+        vp_cpu_rope_table(base + p * hd, base + p * hd + half, (int32_t)p, 1e6, hd);
+    size_t n_extra = 0;
+    for (size_t t = 0; t < n; t++) {
+        pos[t] = (int32_t)(t * 37 % 3000);
+        if ((size_t)pos[t] < base_rows && t % 3) {
+            rrow[t] = pos[t];
+        } else { /* a per-batch row with a scaled base */
+            vp_cpu_rope_table(extra + n_extra * hd, extra + n_extra * hd + half, pos[t], 2.5e6, hd);
+            rrow[t] = (int32_t)(base_rows + n_extra++);
+        }
+    }
+    vp_bf16 *dq = gpu_upload(xb, n * row * 2);
+    float *dbase = gpu_upload(base, base_rows * hd * 4), *dextra = gpu_upload(extra, n * hd * 4);
+    int32_t *drow = gpu_upload(rrow, n * 4);
+    GPU_OK(vpk_rope_qkv(stream, dq, n, row, kv, qpk, hd, dbase, base_rows, dextra, drow));
+    uint16_t *ob = host_alloc(n * row * 2);
+    gpu_download(ob, dq, n * row * 2);
+    float *got = from_bf16(ob, n * row), *want = host_alloc(n * row * 4);
+    memcpy(want, x, n * row * 4);
+    for (size_t t = 0; t < n; t++) {
+        const float *tab = (size_t)rrow[t] < base_rows ? base + (size_t)rrow[t] * hd
+                                                        : extra + ((size_t)rrow[t] - base_rows) * hd;
+        for (int g = 0; g < kv; g++) /* q heads and the key head of each group */
+            vp_cpu_rope_apply(want + t * row + (size_t)g * (qpk + 2) * hd, (size_t)qpk + 1, hd, tab,
+                              tab + half);
+    }
+    for (size_t i = 0; i < n * row; i++)
+        want[i] = bf16_round(want[i]);
+    gpu_close("rope (packed wqkv, value heads untouched)", got, want, n * row, 0.0, BF16_REL);
+    cudaFree(dq), cudaFree(dbase), cudaFree(dextra), cudaFree(drow);
+    free(x), free(xb), free(base), free(extra), free(rrow), free(pos), free(ob), free(got), free(want);
+}
+
+static void test_activations(void)
+{
+    size_t rows = 33, inter = 1000, n = rows * inter;
+    float *g = gpu_normal(2 * n, 2.0f, 0.0f);
+    uint16_t *gb = round_bf16(g, 2 * n);
+    vp_bf16 *dg = gpu_upload(gb, 2 * n * 2), *dh = gpu_alloc(n * 2);
+    GPU_OK(vpk_gelu(stream, dg, 2 * n));
+    uint16_t *ob = host_alloc(2 * n * 2);
+    gpu_download(ob, dg, 2 * n * 2);
+    float *got = from_bf16(ob, 2 * n), *want = host_alloc(2 * n * 4);
+    memcpy(want, g, 2 * n * 4);
+    vp_cpu_gelu(want, 2 * n);
+    gpu_close("gelu (erf) bf16", got, want, 2 * n, 1e-6, 2 * BF16_REL);
+    /* silu gate on rows [gate | up] */
+    GPU_OK(cudaMemcpy(dg, gb, 2 * n * 2, cudaMemcpyHostToDevice));
+    GPU_OK(vpk_silu_gate(stream, dh, dg, rows, inter));
+    gpu_download(ob, dh, n * 2);
+    float *got2 = from_bf16(ob, n), *gate = host_alloc(n * 4), *up = host_alloc(n * 4);
+    for (size_t r = 0; r < rows; r++) {
+        memcpy(gate + r * inter, g + r * 2 * inter, inter * 4);
+        memcpy(up + r * inter, g + r * 2 * inter + inter, inter * 4);
+    }
+    vp_cpu_silu_gate(gate, up, n);
+    gpu_close("silu gate bf16", got2, gate, n, 1e-6, 2 * BF16_REL);
+    cudaFree(dg), cudaFree(dh);
+    free(g), free(gb), free(ob), free(got), free(want), free(got2), free(gate), free(up);
+}
+
+/* unfold + gemm + class token and positions vs vp_cpu_patch_embed, two tiles */
+static void test_patch_embed(vp_gemm *gm)
+{
+    int c = 3, s = 448, p = 14, hv = 128;
+    size_t tiles = 2, gg = (size_t)(s / p) * (size_t)(s / p), k = (size_t)c * p * p;
+    size_t kpad = vp_cw_pad_cols(k), pix = (size_t)c * s * s;
+    float *img = gpu_normal(tiles * pix, 1.0f, 0.0f), *w = gpu_normal((size_t)hv * k, 0.02f, 0.0f);
+    float *bias = gpu_normal((size_t)hv, 0.1f, 0.0f), *cls = gpu_normal((size_t)hv, 0.5f, 0.0f);
+    float *pos = gpu_normal((gg + 1) * hv, 0.5f, 0.0f);
+    uint16_t *wpad = host_alloc((size_t)hv * kpad * 2);
+    for (int o = 0; o < hv; o++)
+        for (size_t i = 0; i < k; i++) {
+            w[(size_t)o * k + i] = bf16_round(w[(size_t)o * k + i]);
+            wpad[(size_t)o * kpad + i] = vp_f32_to_bf16(w[(size_t)o * k + i]);
+        }
+    float *dimg = gpu_upload(img, tiles * pix * 4), *dbias = gpu_upload(bias, (size_t)hv * 4);
+    float *dcls = gpu_upload(cls, (size_t)hv * 4), *dpos = gpu_upload(pos, (gg + 1) * hv * 4);
+    vp_bf16 *dw = gpu_upload(wpad, (size_t)hv * kpad * 2), *dpatch = gpu_alloc(tiles * gg * kpad * 2);
+    float *demb = gpu_alloc(tiles * gg * hv * 4), *dx = gpu_alloc(tiles * (gg + 1) * hv * 4);
+    vp_error err = {0};
+    GPU_OK(vpk_im2col(stream, dpatch, dimg, tiles, c, s, p, kpad));
+    if (vp_gemm_run(gm, stream, demb, VP_GEMM_F32, dpatch, dw, dbias, tiles * gg, (size_t)hv, kpad,
+                    kpad, kpad, (size_t)hv, false, &err)) {
+        printf("FAIL patch gemm: %s\n", err.message);
+        gpu_fail++;
+        return;
+    }
+    GPU_OK(vpk_vit_assemble(stream, dx, demb, dcls, dpos, tiles, gg, hv));
+    float *got = host_alloc(tiles * (gg + 1) * hv * 4), *want = host_alloc(tiles * (gg + 1) * hv * 4);
+    float *scratch = host_alloc(gg * k * 4), *rounded = host_alloc(pix * 4);
+    gpu_download(got, dx, tiles * (gg + 1) * hv * 4);
+    for (size_t t = 0; t < tiles; t++) {
+        float *xt = want + t * (gg + 1) * hv;
+        for (size_t i = 0; i < pix; i++) /* the reference casts pixels to bf16 */
+            rounded[i] = bf16_round(img[t * pix + i]);
+        vp_cpu_patch_embed(NULL, xt + hv, scratch, rounded, w, bias, c, s, p, hv);
+        memcpy(xt, cls, (size_t)hv * 4);
+        for (size_t i = 0; i < (gg + 1) * hv; i++)
+            xt[i] += pos[i];
+    }
+    gpu_close("patch embedding (im2col + gemm + cls/pos)", got, want, tiles * (gg + 1) * hv, 2e-3, 1e-3);
+    cudaFree(dimg), cudaFree(dbias), cudaFree(dcls), cudaFree(dpos), cudaFree(dw), cudaFree(dpatch);
+    cudaFree(demb), cudaFree(dx);
+    free(img), free(w), free(bias), free(cls), free(pos), free(wpad), free(got), free(want);
+    free(scratch), free(rounded);
+}
+
+static void test_pixel_shuffle(void)
+{
+    size_t tiles = 2, grid = 32, ch = 64, tt = 1 + grid * grid, half = grid / 2;
+    float *x = gpu_normal(tiles * tt * ch, 1.0f, 0.0f);
+    float *dx = gpu_upload(x, tiles * tt * ch * 4), *dout = gpu_alloc(tiles * half * half * 4 * ch * 4);
+    GPU_OK(vpk_pixel_shuffle(stream, dout, dx, tiles, tt, grid, (int)ch));
+    size_t n = tiles * half * half * 4 * ch;
+    float *got = host_alloc(n * 4), *want = host_alloc(n * 4);
+    gpu_download(got, dout, n * 4);
+    for (size_t t = 0; t < tiles; t++)
+        vp_cpu_pixel_shuffle(want + t * half * half * 4 * ch, x + t * tt * ch + ch, grid, ch);
+    gpu_close("pixel shuffle v2 (class token skipped)", got, want, n, 0.0, 0.0);
+    cudaFree(dx), cudaFree(dout);
+    free(x), free(got), free(want);
+}
+
+static void test_embed(void)
+{
+    size_t n = 300, h = 256, vocab = 1000, rows = 40;
+    float *emb = gpu_normal(vocab * h, 0.02f, 0.0f), *feat = gpu_normal(rows * h, 1.0f, 0.0f);
+    uint16_t *eb = round_bf16(emb, vocab * h);
+    int32_t *tok = host_alloc(n * 4), *img = host_alloc(n * 4), *idx = host_alloc(n * 4);
+    for (size_t t = 0; t < n; t++) {
+        tok[t] = (int32_t)((t * 7919) % vocab);
+        img[t] = t % 5 == 0 ? (int32_t)(t / 5 % rows) : -1;
+        idx[t] = (int32_t)((t * 31) % n);
+    }
+    vp_bf16 *de = gpu_upload(eb, vocab * h * 2);
+    float *df = gpu_upload(feat, rows * h * 4), *dx = gpu_alloc(n * h * 4), *dg = gpu_alloc(n * h * 4);
+    int32_t *dt = gpu_upload(tok, n * 4), *di = gpu_upload(img, n * 4), *dix = gpu_upload(idx, n * 4);
+    GPU_OK(vpk_embed(stream, dx, dt, di, n, (int)h, de, df));
+    GPU_OK(vpk_gather_rows(stream, dg, dx, dix, n, (int)h));
+    float *got = host_alloc(n * h * 4), *want = host_alloc(n * h * 4), *g2 = host_alloc(n * h * 4);
+    gpu_download(got, dx, n * h * 4);
+    gpu_download(g2, dg, n * h * 4);
+    for (size_t t = 0; t < n; t++)
+        memcpy(want + t * h, img[t] >= 0 ? feat + (size_t)img[t] * h : emb + (size_t)tok[t] * h, h * 4);
+    gpu_close("embedding gather + image-feature scatter", got, want, n * h, 0.0, 0.0);
+    for (size_t t = 0; t < n; t++)
+        memcpy(want + t * h, got + (size_t)idx[t] * h, h * 4);
+    gpu_close("row gather (output rows)", g2, want, n * h, 0.0, 0.0);
+    cudaFree(de), cudaFree(df), cudaFree(dx), cudaFree(dg), cudaFree(dt), cudaFree(di), cudaFree(dix);
+    free(emb), free(feat), free(eb), free(tok), free(img), free(idx), free(got), free(want), free(g2);
+}
+
+/* Unpacks q, k, v of every token from a qkv buffer laid out as `lay` (CPU twin layout). */
+static void unpack_qkv(const float *qkv, size_t n, const vpk_attn_layout *lay, int kv_heads,
+                       float *q, float *k, float *v)
+{
+    size_t d = (size_t)lay->head_dim;
+    for (size_t t = 0; t < n; t++) {
+        const float *r = qkv + t * lay->row_stride;
+        for (int h = 0; h < lay->heads; h++) {
+            size_t g = (size_t)(h / lay->q_per_kv);
+            memcpy(q + (t * (size_t)lay->heads + (size_t)h) * d,
+                   r + g * lay->group_stride + lay->q_base + (size_t)(h % lay->q_per_kv) * d, d * 4);
+        }
+        for (int g = 0; g < kv_heads; g++) {
+            memcpy(k + (t * (size_t)kv_heads + (size_t)g) * d, r + (size_t)g * lay->group_stride + lay->k_base, d * 4);
+            memcpy(v + (t * (size_t)kv_heads + (size_t)g) * d, r + (size_t)g * lay->group_stride + lay->v_base, d * 4);
+        }
+    }
+}
+
+/* Causal packed attention with prefixes (causal != 0) or bidirectional tiles. */
+static void test_attention(const char *label, int causal, int heads, int kv_heads, int hd)
+{
+    vp_error err = {0};
+    test_batch tb;
+    size_t n, tiles = 2, tt = 1025;
+    if (causal) {
+        test_batch_make(&tb, 3, 300, 100, 0);
+        n = tb.b.n_tokens;
+    } else {
+        memset(&tb, 0, sizeof tb);
+        n = tiles * tt;
+    }
+    int qpk = heads / kv_heads;
+    vpk_attn_layout lay;
+    if (causal) /* InternLM2 packed groups */
+        lay = (vpk_attn_layout){.row_stride = (size_t)kv_heads * (qpk + 2) * hd, .heads = heads,
+                                .q_per_kv = qpk, .head_dim = hd,
+                                .group_stride = (size_t)(qpk + 2) * hd, .q_base = 0,
+                                .k_base = (size_t)qpk * hd, .v_base = (size_t)(qpk + 1) * hd};
+    else /* InternViT q | k | v */
+        lay = (vpk_attn_layout){.row_stride = 3 * (size_t)heads * hd, .heads = heads, .q_per_kv = 1,
+                                .head_dim = hd, .group_stride = (size_t)hd, .q_base = 0,
+                                .k_base = (size_t)heads * hd, .v_base = 2 * (size_t)heads * hd};
+    size_t row = lay.row_stride, qw = (size_t)heads * hd;
+    /* components of variance 2: q.k / sqrt(d) has std 2, a peaked softmax that a wrong
+     * mask, scale or head mapping visibly changes */
+    float *qkv = gpu_normal(n * row, 1.41421356f, 0.0f);
+    uint16_t *qkvb = round_bf16(qkv, n * row);
+    float *q = host_alloc(n * qw * 4), *k = host_alloc(n * (size_t)kv_heads * hd * 4);
+    float *v = host_alloc(n * (size_t)kv_heads * hd * 4), *want = host_alloc(n * qw * 4);
+    unpack_qkv(qkv, n, &lay, kv_heads, q, k, v);
+    if (causal)
+        vp_cpu_attention_causal(NULL, want, q, k, v, n, heads, kv_heads, hd, tb.b.seqs, tb.b.n_seqs, &err);
+    else
+        vp_cpu_attention_tiles(NULL, want, q, k, v, tiles, tt, heads, hd, &err);
+    vp_bf16 *dqkv = gpu_upload(qkvb, n * row * 2), *dout = gpu_alloc(n * qw * 2);
+    float scale = (float)(1.0 / sqrt((double)hd));
+    /* fast kernel on the planned items */
+    size_t cap = causal ? vp_attn_causal_items_max(n, tb.b.n_seqs, VP_ATTN_BQ)
+                        : vp_attn_tile_items(tiles, tt, VP_ATTN_BQ), n_items = 0;
+    vp_attn_item *items = host_alloc(cap * sizeof *items);
+    int prc = causal ? vp_attn_plan_causal(tb.b.seqs, tb.b.n_seqs, n, VP_ATTN_BQ, items, cap, &n_items, &err)
+                     : vp_attn_plan_tiles(tiles, tt, VP_ATTN_BQ, items, cap, &n_items, &err);
+    uint16_t *ob = host_alloc(n * qw * 2);
+    char what[128];
+    if (prc == 0 && vpk_attention_fast_supports(&lay, qw)) {
+        vp_attn_item *ditems = gpu_upload(items, n_items * sizeof *items);
+        GPU_OK(vpk_attention_fast(stream, dout, qw, dqkv, &lay, ditems, n_items, scale));
+        gpu_download(ob, dout, n * qw * 2);
+        float *got = from_bf16(ob, n * qw);
+        snprintf(what, sizeof what, "attention fast %s (%zu tokens)", label, n);
+        gpu_close(what, got, want, n * qw, 2e-2, 2e-2);
+        free(got);
+        cudaFree(ditems);
+    }
+    /* simple kernel on per-token ranges */
+    int32_t *ranges = host_alloc(n * 3 * 4);
+    if (causal)
+        vp_attn_token_ranges_causal(tb.b.seqs, tb.b.n_seqs, n, ranges, &err);
+    else
+        vp_attn_token_ranges_tiles(tiles, tt, ranges);
+    int32_t *dr = gpu_upload(ranges, n * 3 * 4);
+    GPU_OK(cudaMemset(dout, 0xff, n * qw * 2));
+    GPU_OK(vpk_attention_simple(stream, dout, qw, dqkv, &lay, dr, n, scale));
+    gpu_download(ob, dout, n * qw * 2);
+    float *got = from_bf16(ob, n * qw);
+    snprintf(what, sizeof what, "attention simple %s (%zu tokens)", label, n);
+    gpu_close(what, got, want, n * qw, 4e-3, 1e-2);
+    cudaFree(dqkv), cudaFree(dout), cudaFree(dr);
+    free(qkv), free(qkvb), free(q), free(k), free(v), free(want), free(items), free(ob), free(got);
+    free(ranges);
+    if (causal)
+        test_batch_free(&tb);
+}
+
+/* The random weights on the GPU against the host rule (mkmodel's values). */
+static void test_random_and_convert(void)
+{
+    vp_model_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.vision.hidden = 1024, cfg.llm.hidden = 4096, cfg.llm.heads = 32, cfg.llm.kv_heads = 8;
+    cfg.llm.head_dim = 128;
+    static const struct { const char *name; vp_init_kind init; int64_t rows, cols; } t[] = {
+        {"language_model.model.layers.3.attention.wqkv.weight", VP_INIT_QKV, 6144, 4096},
+        {"vision_model.encoder.layers.0.attn.qkv.weight", VP_INIT_QKV, 3072, 1024},
+        {"language_model.output.weight", VP_INIT_HEAD, 400, 4096},
+        {"vision_model.encoder.layers.0.ls1", VP_INIT_SCALE, 1, 1024},
+        {"language_model.model.norm.weight", VP_INIT_NORM, 1, 4096},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        int64_t shape[2] = {t[i].rows, t[i].cols};
+        vp_rand_rule r;
+        vp_error err = {0};
+        if (vp_rand_rule_make(&cfg, t[i].name, t[i].init, 2, shape, 5, 342, 285, &r, &err)) {
+            printf("FAIL rule %s: %s\n", t[i].name, err.message);
+            gpu_fail++;
+            continue;
+        }
+        size_t n = (size_t)(t[i].rows * t[i].cols);
+        uint16_t *dev = gpu_alloc(n * 2), *host = host_alloc(n * 2);
+        GPU_OK(vpk_random_fill(stream, dev, VP_CW_BF16, &r, 1, 0, n, (size_t)t[i].cols, (size_t)t[i].cols));
+        gpu_download(host, dev, n * 2);
+        float *want = host_alloc(n * 4);
+        vp_rand_rule_fill(&r, 0, n, true, want);
+        size_t off1 = 0, worse = 0;
+        for (size_t e = 0; e < n; e++) {
+            uint16_t wb = vp_f32_to_bf16(want[e]);
+            if (host[e] != wb) {
+                int d = (int)host[e] - (int)wb;
+                if (d == 1 || d == -1)
+                    off1++;
+                else
+                    worse++;
+            }
+        }
+        int ok = worse == 0 && off1 * 10000 <= n; /* logf / sincosf may differ by an ulp */
+        printf("%-4s random weights %-46s %zu values: %zu one bf16 ulp off, %zu further\n",
+               ok ? "ok" : "FAIL", t[i].name, n, off1, worse);
+        ok ? gpu_pass++ : gpu_fail++;
+        cudaFree(dev);
+        free(host), free(want);
+    }
+    /* conversion into a padded layout: f32 and f16 -> bf16 (rounded), bf16 -> f32 (exact) */
+    size_t rows = 37, cols = 588, pitch = 592, n = rows * cols;
+    float *x = gpu_normal(n, 1.0f, 0.0f);
+    uint16_t *h16 = host_alloc(n * 2), *b16 = round_bf16(x, n);
+    for (size_t i = 0; i < n; i++)
+        h16[i] = vp_f32_to_f16(x[i]);
+    float *want = host_alloc(rows * pitch * 4), *got = host_alloc(rows * pitch * 4);
+    for (int src = 0; src < 3; src++) {
+        const void *hsrc = src == VP_DT_F32 ? (const void *)x : src == VP_DT_F16 ? (const void *)h16 : (const void *)b16;
+        size_t es = src == VP_DT_F32 ? 4 : 2;
+        void *dsrc = gpu_upload(hsrc, n * es);
+        uint16_t *dst = gpu_alloc(rows * pitch * 2);
+        GPU_OK(cudaMemset(dst, 0, rows * pitch * 2));
+        /* two chunks, as the uploader sends them */
+        GPU_OK(vpk_convert(stream, dst, VP_CW_BF16, dsrc, src, 0, n / 2, cols, pitch));
+        GPU_OK(vpk_convert(stream, dst, VP_CW_BF16, (const char *)dsrc + n / 2 * es, src, n / 2, n - n / 2, cols, pitch));
+        uint16_t *ob = host_alloc(rows * pitch * 2);
+        gpu_download(ob, dst, rows * pitch * 2);
+        for (size_t r = 0; r < rows; r++)
+            for (size_t c = 0; c < pitch; c++) {
+                float v = c < cols ? (src == VP_DT_F16 ? vp_f16_to_f32(h16[r * cols + c]) : x[r * cols + c]) : 0.0f;
+                want[r * pitch + c] = bf16_round(v);
+                got[r * pitch + c] = vp_bf16_to_f32(ob[r * pitch + c]);
+            }
+        char what[64];
+        snprintf(what, sizeof what, "convert %s -> bf16, padded rows", vp_dtype_name((vp_dtype)src));
+        gpu_close(what, got, want, rows * pitch, 0.0, 0.0);
+        cudaFree(dsrc), cudaFree(dst);
+        free(ob);
+    }
+    free(x), free(h16), free(b16), free(want), free(got);
+}
+
+int main(void)
+{
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+        fprintf(stderr, "gpu_ops: no CUDA device\n");
+        return 2;
+    }
+    struct cudaDeviceProp prop;
+    GPU_OK(cudaGetDeviceProperties(&prop, 0));
+    printf("gpu_ops on %s (sm_%d%d)\n", prop.name, prop.major, prop.minor);
+    GPU_OK(cudaStreamCreate(&stream));
+    GPU_OK(vpk_attention_setup());
+    void *ws = gpu_alloc(VP_GEMM_WORKSPACE_BYTES);
+    vp_gemm g;
+    vp_error err = {0};
+    if (vp_gemm_init(&g, ws, VP_GEMM_WORKSPACE_BYTES, &err)) {
+        fprintf(stderr, "gpu_ops: %s\n", err.message);
+        return 2;
+    }
+    test_gemm(&g, 300, 520, 264);     /* odd rows, small */
+    test_gemm(&g, 48, 4096, 14336);   /* the last layer's w2 on the output rows */
+    test_gemm(&g, 1030, 3072, 1024);  /* ViT qkv on one tile */
+    test_norm(0, 37, 1024, 1, 1e-6f); /* ViT norm2 after attention */
+    test_norm(1, 29, 4096, 0, 1e-5f); /* InternLM2 attention_norm */
+    test_norm(0, 9, 4096, 0, 1e-5f);  /* projector LayerNorm */
+    test_norm(1, 11, 1024, 1, 1e-6f); /* rms_norm ViT variant */
+    test_rms_bf16();
+    test_head();
+    test_rope();
+    test_activations();
+    test_patch_embed(&g);
+    test_pixel_shuffle();
+    test_embed();
+    test_attention("causal+prefix GQA 32/8 d128", 1, 32, 8, 128);
+    test_attention("causal+prefix GQA 2/1 d128", 1, 2, 1, 128);
+    test_attention("causal+prefix MHA 4/4 d32", 1, 4, 4, 32);
+    test_attention("tiles 16 heads d64", 0, 16, 16, 64);
+    test_attention("tiles 4 heads d16", 0, 4, 4, 16);
+    test_random_and_convert();
+    vp_gemm_free(&g);
+    cudaFree(ws);
+    GPU_OK(cudaDeviceSynchronize());
+    printf("gpu_ops: %d passed, %d failed\n", gpu_pass, gpu_fail);
+    return gpu_fail ? 1 : 0;
+}
