@@ -125,3 +125,33 @@ int cli_request_load(const cli_request_args *a, vp_score_request *req, vp_error 
     }
     return 0;
 }
+
+int cli_session_open(const cli_request_args *a, const char *backend, cli_session *s)
+{
+    memset(s, 0, sizeof *s);
+    if (cli_request_load(a, &s->req, &s->err))
+        return -1;
+    s->have_req = 1;
+    vp_engine_options opt;
+    vp_engine_options_default(&opt);
+    opt.model_dir = a->model_dir;
+    opt.backend = backend;
+    opt.threads = a->threads;
+    opt.max_request_tokens = 0; /* the command line trusts its user */
+    if (vp_engine_open(&opt, &s->engine, &s->err) ||
+        vp_engine_prepare(s->engine, &s->req, &s->job, &s->err))
+        return -1;
+    return 0;
+}
+
+void cli_session_close(cli_session *s, const char *cmd, int failed)
+{
+    if (failed)
+        fprintf(stderr, "vprm %s: %s%s%s\n", cmd, s->err.param, s->err.param[0] ? ": " : "",
+                s->err.message);
+    vp_job_free(s->job);
+    vp_engine_close(s->engine);
+    if (s->have_req)
+        vp_request_free(&s->req);
+    memset(s, 0, sizeof *s);
+}

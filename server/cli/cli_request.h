@@ -21,4 +21,18 @@ int cli_request_parse_args(int argc, char **argv, const char *cmd, const char *s
 /* Reads and parses the request, then replaces its images by the --image files. */
 int cli_request_load(const cli_request_args *a, vp_score_request *req, vp_error *err);
 
+/* A request loaded, an engine opened and the request prepared: what score and tokenize
+ * share. backend "none" opens no compute backend (tokenizing needs none). */
+typedef struct cli_session {
+    vp_score_request req;
+    vp_engine *engine;
+    vp_job *job;
+    vp_error err;
+    int have_req;
+} cli_session;
+
+int cli_session_open(const cli_request_args *a, const char *backend, cli_session *s);
+/* Frees everything; when failed, prints "vprm CMD: param: message" on stderr. */
+void cli_session_close(cli_session *s, const char *cmd, int failed);
+
 #endif

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "proto/score_json.h"
+#include "proto/response.h"
 #include "server/cli/cli_request.h"
 #include "server/cli/commands.h"
 
@@ -16,45 +16,26 @@ int cmd_score(int argc, char **argv)
                                      &a);
     if (prc)
         return prc > 0 ? 0 : 2;
-    vp_error err = {0};
-    vp_score_request req;
-    vp_engine *e = NULL;
-    vp_job *job = NULL;
-    int rc = 1;
-    if (cli_request_load(&a, &req, &err))
-        goto out_noreq;
-    vp_engine_options opt;
-    vp_engine_options_default(&opt);
-    opt.model_dir = a.model_dir;
-    opt.backend = a.backend;
-    opt.threads = a.threads;
-    opt.max_request_tokens = 0;
-    if (vp_engine_open(&opt, &e, &err) || vp_engine_prepare(e, &req, &job, &err) ||
-        vp_engine_run(e, &job, 1, &err))
-        goto out;
-    vp_score_result *res = vp_job_result_mut(job);
-    res->timing.total = res->timing.preprocess + res->timing.vision + res->timing.language;
-    vp_score_json_opts jo = {.id = "cli",
-                             .model_name = vp_engine_config(e)->name,
-                             .return_steps = req.return_steps,
-                             .return_logits = req.return_logits};
-    json_t *root = vp_score_result_json(res, &jo);
-    char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) : NULL;
-    json_decref(root);
-    if (!text) {
-        vp_fail(&err, VP_ERR_NOMEM, NULL, "out of memory writing JSON");
-        goto out;
+    cli_session s;
+    int failed = 1;
+    if (cli_session_open(&a, a.backend, &s) == 0 && vp_engine_run(s.engine, &s.job, 1, &s.err) == 0) {
+        vp_score_result *res = vp_job_result_mut(s.job);
+        res->timing.total = res->timing.preprocess + res->timing.vision + res->timing.language;
+        vp_score_json_opts jo = {.id = "cli",
+                                 .model_name = vp_engine_config(s.engine)->name,
+                                 .return_steps = s.req.return_steps,
+                                 .return_logits = s.req.return_logits};
+        json_t *root = vp_response_score_json(res, &jo, &s.err);
+        char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) : NULL;
+        json_decref(root);
+        if (text) {
+            puts(text);
+            free(text);
+            failed = 0;
+        } else if (root) {
+            vp_fail(&s.err, VP_ERR_NOMEM, NULL, "out of memory writing JSON");
+        }
     }
-    puts(text);
-    free(text);
-    rc = 0;
-out:
-    vp_job_free(job);
-    vp_engine_close(e);
-    vp_request_free(&req);
-out_noreq:
-    if (rc)
-        fprintf(stderr, "vprm score: %s%s%s\n", err.param[0] ? err.param : "",
-                err.param[0] ? ": " : "", err.message);
-    return rc;
+    cli_session_close(&s, "score", failed);
+    return failed;
 }

@@ -17,6 +17,10 @@ Prints margin errors of each (and of the CUDA backend's DIR/ours_logits.f32) aga
 oracle, and median times; writes DIR/torch.json.
 
   torch_ref.py --dir DIR --batch FILE --lib libvprm_randw.so [--seed 1] [--reps 3]
+               [--device cuda|cpu] [--compute bf16|fp32]
+--device cpu --compute fp32 is the CPU-machine self-check (tests/gpu/check_cpu.sh, tiny
+shape, Debian's torch 1.13): there every implementation must agree with the oracle and
+with the C CPU backend to fp32 rounding.
 """
 
 import argparse
@@ -32,6 +36,29 @@ import torch
 import torch.nn.functional as F
 
 PEAK_TFLOPS = 790.0  # PERF.md: bf16 dense rate measured on the test H100
+DEV = "cuda"
+
+
+def sync():
+    if DEV == "cuda":
+        torch.cuda.synchronize()
+
+
+def sdpa(q, k, v, attn_mask=None, is_causal=False):
+    """F.scaled_dot_product_attention (torch >= 2.0), or the same math one head at a time
+    (Debian's torch 1.13, CPU self-check)."""
+    if hasattr(F, "scaled_dot_product_attention"):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
+    out = torch.empty(q.shape[:-1] + (v.shape[-1],), dtype=q.dtype, device=q.device)
+    lq, lk = q.shape[-2], k.shape[-2]
+    for h in range(q.shape[1]):
+        s = torch.matmul(q[:, h], k[:, h].transpose(-1, -2)) / math.sqrt(q.shape[-1])
+        if is_causal:
+            s = s.masked_fill(torch.ones(lq, lk, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
+        if attn_mask is not None:
+            s = s.masked_fill(~attn_mask[:, 0], float("-inf"))
+        out[:, h] = torch.matmul(torch.softmax(s.float(), -1).to(v.dtype), v[:, h])
+    return out
 
 
 # ----------------------------------------------------------------------------------------
@@ -92,23 +119,31 @@ def random_weights(lib_path, cfg, seed, plus, minus):
     lib.vp_randw_shape.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_int64)]
     lib.vp_randw_fill.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_int,
                                   ctypes.c_void_p]
+    lib.vp_randw_fill_host.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
     lib.vp_randw_close.argtypes = [ctypes.c_void_p]
     dims = (ctypes.c_int64 * 17)(*cfg.dims())
     h, err = ctypes.c_void_p(), ctypes.create_string_buffer(256)
     if lib.vp_randw_open(dims, 17, seed, plus, minus, ctypes.byref(h), err, 256):
         raise SystemExit(f"vp_randw_open: {err.value.decode()}")
-    stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
+    stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream) if DEV == "cuda" else None
     w = {}
     for i in range(lib.vp_randw_count(h)):
         shape = (ctypes.c_int64 * 4)()
         nd = lib.vp_randw_shape(h, i, shape)
-        t = torch.empty([shape[d] for d in range(nd)], dtype=torch.bfloat16, device="cuda")
-        rc = lib.vp_randw_fill(h, i, ctypes.c_void_p(t.data_ptr()), 0, stream)
+        dims = [shape[d] for d in range(nd)]
+        name = lib.vp_randw_name(h, i).decode()
+        if DEV == "cuda":
+            t = torch.empty(dims, dtype=torch.bfloat16, device=DEV)
+            rc = lib.vp_randw_fill(h, i, ctypes.c_void_p(t.data_ptr()), 0, stream)
+        else:  # bf16 values computed on the host, exact in bf16
+            host = np.empty(int(np.prod(dims)), dtype=np.float32)
+            rc = lib.vp_randw_fill_host(h, i, host.ctypes.data_as(ctypes.c_void_p))
+            t = torch.from_numpy(host).reshape(dims).to(torch.bfloat16)
         if rc:
-            raise SystemExit(f"vp_randw_fill {lib.vp_randw_name(h, i).decode()}: CUDA error {rc}")
-        w[lib.vp_randw_name(h, i).decode()] = t
+            raise SystemExit(f"vp_randw_fill {name}: error {rc}")
+        w[name] = t
     lib.vp_randw_close(h)
-    torch.cuda.synchronize()
+    sync()
     return w
 
 
@@ -145,7 +180,7 @@ class Model:
             h = F.layer_norm(x, (c.v_hidden,), P(p + "norm1.weight"), P(p + "norm1.bias"), c.v_eps)
             qkv = F.linear(h, P(p + "attn.qkv.weight"), P(p + "attn.qkv.bias") if c.qkv_bias else None)
             q, k, v = qkv.view(t, n, 3, c.v_heads, hd).permute(2, 0, 3, 1, 4)
-            a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(t, n, c.v_hidden)
+            a = sdpa(q, k, v).transpose(1, 2).reshape(t, n, c.v_hidden)
             x = x + P(p + "ls1") * F.linear(a, P(p + "attn.proj.weight"), P(p + "attn.proj.bias"))
             h = F.layer_norm(x, (c.v_hidden,), P(p + "norm2.weight"), P(p + "norm2.bias"), c.v_eps)
             h = F.gelu(F.linear(h, P(p + "mlp.fc1.weight"), P(p + "mlp.fc1.bias")))
@@ -165,7 +200,7 @@ class Model:
         if c.rope_dynamic and seq_len > c.max_pos:
             d = c.head_dim
             theta = theta * (c.rope_factor * seq_len / c.max_pos - (c.rope_factor - 1)) ** (d / (d - 2))
-        inv = theta ** (-(2.0 * torch.arange(c.head_dim // 2, dtype=torch.float64, device="cuda")) / c.head_dim)
+        inv = theta ** (-(2.0 * torch.arange(c.head_dim // 2, dtype=torch.float64, device=DEV)) / c.head_dim)
         ang = positions.to(torch.float64)[:, None] * inv[None]
         ang = torch.cat([ang, ang], -1)
         cos, sin = ang.cos().float(), ang.sin().float()
@@ -180,7 +215,7 @@ class Model:
 
     def embed(self, ids, features):
         c = self.cfg
-        ids_t = torch.as_tensor(ids, device="cuda")
+        ids_t = torch.as_tensor(ids, device=DEV)
         x = self.w["language_model.model.tok_embeddings.weight"][ids_t].to(self.dt)
         img = (ids_t == self.img_context).nonzero().flatten()
         if len(img):
@@ -206,9 +241,9 @@ class Model:
             v = torch.cat([prefix_kv[1].expand(b, -1, -1, -1), v], 2)
         k, v = k.repeat_interleave(qpk, 1), v.repeat_interleave(qpk, 1)
         if mask is None:
-            a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            a = sdpa(q, k, v, is_causal=True)
         else:
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            a = sdpa(q, k, v, attn_mask=mask)
         x = x + F.linear(a.transpose(1, 2).reshape(b, n, c.hidden), P(p + "attention.wo.weight"))
         h = self.rms(x, p + "ffn_norm.weight")
         g = F.silu(F.linear(h, P(p + "feed_forward.w1.weight"))) * F.linear(h, P(p + "feed_forward.w3.weight"))
@@ -219,18 +254,18 @@ class Model:
         return F.linear(self.rms(h, "language_model.model.norm.weight"), rows).float()
 
 
-def reference_way(m, batch, tiles):
+def reference_way(m, batch, tiles, bf16_tables=True):
     """One full forward per response, vision recomputed, SDPA, the whole LM head."""
     out = []
     for ids, score in batch["responses"]:
         feats = m.vision(tiles)
         x = m.embed(ids, feats)[None]
-        cos, sin = m.rope(torch.arange(len(ids), device="cuda"), len(ids), bf16_tables=True)
+        cos, sin = m.rope(torch.arange(len(ids), device=DEV), len(ids), bf16_tables)
         for i in range(m.cfg.layers):
             x, _ = m.layer(i, x, cos[None], sin[None])
         h = m.rms(x[0], "language_model.model.norm.weight")
-        logits = F.linear(h, m.w["language_model.output.weight"])  # [L, vocab]: what HF computes
-        out.append(logits[torch.as_tensor(score, device="cuda")][:, [batch["plus"], batch["minus"]]].float())
+        logits = F.linear(h, m.P("language_model.output.weight"))  # [L, vocab]: what HF computes
+        out.append(logits[torch.as_tensor(score, device=DEV)][:, [batch["plus"], batch["minus"]]].float())
     return torch.cat(out)
 
 
@@ -243,7 +278,7 @@ def careful_way(m, batch, tiles, bf16_tables):
     longest = max(len(ids) for ids, _ in batch["responses"])
     n_img_prefix = int((ids0[:pre] == batch["img_context"]).sum())
     x = m.embed(ids0[:pre], feats)[None]
-    cos, sin = m.rope(torch.arange(pre, device="cuda"), longest, bf16_tables)
+    cos, sin = m.rope(torch.arange(pre, device=DEV), longest, bf16_tables)
     kv = []
     for i in range(c.layers):
         x, own = m.layer(i, x, cos[None], sin[None], keep=True)
@@ -251,24 +286,24 @@ def careful_way(m, batch, tiles, bf16_tables):
     suffixes = [ids[pre:] for ids, _ in batch["responses"]]
     ls = max(len(s) for s in suffixes)
     b = len(suffixes)
-    xs = torch.zeros(b, ls, c.hidden, dtype=m.dt, device="cuda")
+    xs = torch.zeros(b, ls, c.hidden, dtype=m.dt, device=DEV)
     for r, s in enumerate(suffixes):  # suffix image tokens continue the prefix's feature rows
         xs[r, :len(s)] = m.embed(s, feats[n_img_prefix:])
-    cs = torch.zeros(b, ls, c.head_dim, dtype=m.dt, device="cuda")
+    cs = torch.zeros(b, ls, c.head_dim, dtype=m.dt, device=DEV)
     sn = torch.zeros_like(cs)
-    mask = torch.zeros(b, 1, ls, pre + ls, dtype=torch.bool, device="cuda")
+    mask = torch.zeros(b, 1, ls, pre + ls, dtype=torch.bool, device=DEV)
     mask[:, :, :, :pre] = True
-    causal = torch.ones(ls, ls, dtype=torch.bool, device="cuda").tril()
+    causal = torch.ones(ls, ls, dtype=torch.bool, device=DEV).tril()
     for r, (ids, _) in enumerate(batch["responses"]):
         n = len(ids) - pre
-        cr, sr = m.rope(torch.arange(pre, len(ids), device="cuda"), len(ids), bf16_tables)
+        cr, sr = m.rope(torch.arange(pre, len(ids), device=DEV), len(ids), bf16_tables)
         cs[r, :n], sn[r, :n] = cr, sr
         mask[r, 0, :n, pre:pre + n] = causal[:n, :n]
     for i in range(c.layers):
         xs, _ = m.layer(i, xs, cs, sn, prefix_kv=kv[i], mask=mask)
     out = []
     for r, (ids, score) in enumerate(batch["responses"]):
-        rows = torch.as_tensor(score - pre, device="cuda")
+        rows = torch.as_tensor(score - pre, device=DEV)
         out.append(m.head2(xs[r, rows], batch["plus"], batch["minus"]))
     return torch.cat(out)
 
@@ -290,12 +325,12 @@ def compare(got, ref):
 
 def timed(fn, reps):
     fn()  # warm-up
-    torch.cuda.synchronize()
+    sync()
     ts = []
     for _ in range(reps):
         t = time.perf_counter()
         fn()
-        torch.cuda.synchronize()
+        sync()
         ts.append((time.perf_counter() - t) * 1e3)
     return float(np.median(ts)), ts
 
@@ -307,14 +342,21 @@ def main():
     ap.add_argument("--lib", required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    ap.add_argument("--compute", choices=["bf16", "fp32"], default="bf16")
+    ap.add_argument("--tol", type=float, default=None,
+                    help="exit 1 when a method's margin rel err vs the fp32 reference is above")
     a = ap.parse_args()
+    global DEV
+    DEV = a.device
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    dev = torch.cuda.get_device_name(0)
+    dev = torch.cuda.get_device_name(0) if DEV == "cuda" else "cpu"
+    oom = getattr(torch.cuda, "OutOfMemoryError", RuntimeError)
     cfg = Config(os.path.join(a.dir, "config.json"))
     batch = read_batch(a.batch)
     tiles = torch.from_numpy(np.fromfile(os.path.join(a.dir, "tiles.f32"), dtype=np.float32))
-    tiles = tiles.reshape(batch["n_tiles"], cfg.channels, cfg.image, cfg.image).cuda()
+    tiles = tiles.reshape(batch["n_tiles"], cfg.channels, cfg.image, cfg.image).to(DEV)
     t0 = time.perf_counter()
     w = random_weights(a.lib, cfg, a.seed, batch["plus"], batch["minus"])
     gen_s = time.perf_counter() - t0
@@ -330,7 +372,7 @@ def main():
         fp32.img_context = batch["img_context"]
         t = time.perf_counter()
         ref = careful_way(fp32, batch, tiles, bf16_tables=False).cpu().numpy()
-        torch.cuda.synchronize()
+        sync()
         res["fp32_ref_s"] = time.perf_counter() - t
         p = 1 / (1 + np.exp(-margins(ref)))
         res["ref_scores"] = {"min": float(p.min()), "max": float(p.max()),
@@ -341,13 +383,15 @@ def main():
               f"{res['fp32_ref_s']:.1f} s", flush=True)
         np.array(ref, dtype=np.float32).tofile(os.path.join(a.dir, "fp32_ref_logits.f32"))
         del fp32
-        torch.cuda.empty_cache()
+        if DEV == "cuda":
+            torch.cuda.empty_cache()
 
-        bf = Model(cfg, w, torch.bfloat16)
+        low = a.compute == "bf16"
+        bf = Model(cfg, w, torch.bfloat16 if low else torch.float32)
         bf.img_context = batch["img_context"]
         methods = {}
-        for name, fn, reps in [("careful", lambda: careful_way(bf, batch, tiles, bf16_tables=True), 2 * a.reps + 1),
-                               ("refway", lambda: reference_way(bf, batch, tiles), a.reps)]:
+        for name, fn, reps in [("careful", lambda: careful_way(bf, batch, tiles, bf16_tables=low), 2 * a.reps + 1),
+                               ("refway", lambda: reference_way(bf, batch, tiles, bf16_tables=low), a.reps)]:
             try:
                 logits = fn().cpu().numpy()
                 med, ts = timed(fn, reps)
@@ -356,10 +400,11 @@ def main():
                     methods[name]["mfu"] = useful * 1e12 / (med / 1e3) / (PEAK_TFLOPS * 1e12)
                 print(f"{name}: median {med:.1f} ms over {reps} runs; margin rel err vs fp32 "
                       f"{methods[name]['rel_err']:.4f}", flush=True)
-            except torch.cuda.OutOfMemoryError as e:
+            except oom as e:
                 methods[name] = {"error": f"out of memory: {e}"}
                 print(f"{name}: out of memory", flush=True)
-                torch.cuda.empty_cache()
+                if DEV == "cuda":
+                    torch.cuda.empty_cache()
         for label in ("ours", "ours_simple"):
             path = os.path.join(a.dir, f"{label}_logits.f32")
             if os.path.exists(path):
@@ -371,8 +416,14 @@ def main():
                 print(f"{label}: margin rel err vs fp32 {methods[label].get('rel_err', float('nan')):.4f}",
                       flush=True)
         res["methods"] = methods
+    res["compute"] = a.compute
     with open(os.path.join(a.dir, "torch.json"), "w") as f:
         json.dump(res, f, indent=1)
+    if a.tol is not None:
+        bad = [k for k, v in methods.items() if not v.get("rel_err", float("inf")) <= a.tol]
+        if bad:
+            print(f"torch_ref: margin error above {a.tol} (or failed) for: {', '.join(bad)}")
+            return 1
     return 0
 
 
