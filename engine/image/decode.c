@@ -114,6 +114,8 @@ static int stb_rgb(vp_image_format f, const uint8_t *buf, size_t len, const vp_i
 static int png_grey16(const uint8_t *buf, size_t len, const vp_image_info *info,
                       vp_rgb_image *out, vp_error *err)
 {
+    if (len > 0x7fffffff)
+        return vp_fail(err, VP_ERR_TOO_LARGE, "image", "%zu bytes of PNG data", len);
     stb_alloc_cap = alloc_cap_for(info->width, info->height, len);
     stb_alloc_refused = 0;
     int w, h, comp;

@@ -10,7 +10,9 @@
  *  - horizontal pass first (only over the rows the vertical pass reads), then vertical,
  *    with 8-bit rounding in between; a pass whose size does not change is skipped.
  * The arithmetic order of the double computations follows Pillow's so that every
- * weight rounds the same way (the build uses no FMA contraction: -std=c11). */
+ * weight rounds the same way (the build uses no FMA contraction: -std=c11).
+ * The horizontal pass has an SSE4.1 form and a scalar form (VP_RESIZE_NO_SIMD, or no
+ * SSE4.1); tests/unit/test_image.c checks that both give the same bytes. */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -18,7 +20,7 @@
 
 #include "engine/image/image.h"
 
-#ifdef __SSE4_1__
+#if defined(__SSE4_1__) && !defined(VP_RESIZE_NO_SIMD)
 #include <smmintrin.h>
 #endif
 
@@ -116,19 +118,19 @@ typedef struct pass_job {
     const resample_plan *plan;
     uint32_t r0, r1;       /* output rows [r0, r1) */
     int32_t *acc;          /* vertical pass: [out_w * 3] scratch of this job */
-#ifdef __SSE4_1__
-    __m128i *acc_wide;     /* horizontal pass: [in_w] input row widened to 32-bit lanes */
+#if defined(__SSE4_1__) && !defined(VP_RESIZE_NO_SIMD)
+    __m128i *row_wide;     /* horizontal pass: [in_w] input row widened to 32-bit lanes */
 #endif
     void (*run)(const struct pass_job *j);
 } pass_job;
 
-#ifdef __SSE4_1__
+#if defined(__SSE4_1__) && !defined(VP_RESIZE_NO_SIMD)
 /* Horizontal pass with SSE4.1: each input row is widened once to 32-bit lanes R, G, B, 0,
  * so one tap is a 4-lane multiply-add; the integer sums are exactly the scalar ones. */
 static void horizontal_rows(const pass_job *j)
 {
     const resample_plan *p = j->plan;
-    __m128i *wide = j->acc_wide;
+    __m128i *wide = j->row_wide;
     for (uint32_t r = j->r0; r < j->r1; r++) {
         const uint8_t *src = j->in + ((size_t)r + j->row_offset) * j->in_w * 3;
         for (uint32_t x = 0; x < j->in_w; x++)
@@ -226,11 +228,11 @@ static int run_pass(pass_job base, uint32_t rows, int threads, vp_error *err)
         jobs[t].r1 = (uint32_t)((uint64_t)rows * (t + 1) / threads);
         jobs[t].acc = acc_len ? malloc(sizeof(int32_t) * acc_len) : NULL;
         int no_mem = acc_len && !jobs[t].acc;
-#ifdef __SSE4_1__
-        jobs[t].acc_wide = NULL;
+#if defined(__SSE4_1__) && !defined(VP_RESIZE_NO_SIMD)
+        jobs[t].row_wide = NULL;
         if (base.run == horizontal_rows) {
-            jobs[t].acc_wide = aligned_alloc(16, sizeof(__m128i) * base.in_w);
-            no_mem = !jobs[t].acc_wide;
+            jobs[t].row_wide = aligned_alloc(16, sizeof(__m128i) * base.in_w);
+            no_mem = !jobs[t].row_wide;
         }
 #endif
         if (no_mem) {
@@ -254,8 +256,8 @@ static int run_pass(pass_job base, uint32_t rows, int threads, vp_error *err)
     }
     for (int t = 0; t < threads; t++) {
         free(jobs[t].acc);
-#ifdef __SSE4_1__
-        free(jobs[t].acc_wide);
+#if defined(__SSE4_1__) && !defined(VP_RESIZE_NO_SIMD)
+        free(jobs[t].row_wide);
 #endif
     }
     return rc;

@@ -205,10 +205,12 @@ int vp_tiling_choose_grid(uint32_t width, uint32_t height, const vp_tiling_param
     if (!width || !height)
         return vp_fail(err, VP_ERR_BAD_REQUEST, "image", "image of size %ux%u", width, height);
     enum { CAP = VP_TILING_MAX_NUM * VP_TILING_MAX_NUM };
-    static _Thread_local int cols[CAP], rows[CAP];
-    int n = vp_tiling_candidates(p->min_num, p->max_num, cols, rows, CAP);
-    if (n <= 0)
+    int *cols = malloc(sizeof(int) * 2 * CAP), *rows = cols + CAP;
+    int n = cols ? vp_tiling_candidates(p->min_num, p->max_num, cols, rows, CAP) : -1;
+    if (n <= 0) {
+        free(cols);
         return vp_fail(err, VP_ERR_NOMEM, "image", "out of memory listing tile grids");
+    }
     /* find_closest_aspect_ratio, in double as Python's floats. */
     double aspect = (double)width / (double)height;
     double best_diff = __builtin_inf();
@@ -232,6 +234,7 @@ int vp_tiling_choose_grid(uint32_t width, uint32_t height, const vp_tiling_param
             }
         }
     }
+    free(cols);
     grid->cols = best_i;
     grid->rows = best_j;
     grid->thumbnail = p->use_thumbnail && best_i * best_j != 1;

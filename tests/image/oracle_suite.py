@@ -1,7 +1,8 @@
 """Image preprocessing oracle suite: vprm preprocess against Pillow 9.4 + the model
 card's dynamic_preprocess + float32 normalisation (tests/image/reference.py).
 
-  oracle_suite.py VPRM TOOLS_DIR WORKDIR     (TOOLS_DIR holds img_grid and img_decode)
+  oracle_suite.py VPRM TOOLS_DIR TOOLS_ASAN_DIR WORKDIR
+  (TOOLS_DIR holds img_grid and img_decode, TOOLS_ASAN_DIR the sanitizer build of img_fuzz)
 
 Checks, with counts printed:
   - tiling: the candidate grid order (sorted set, CPython's iteration order inside equal
@@ -13,7 +14,9 @@ Checks, with counts printed:
   - JPEG: stb_image and libjpeg-turbo differ slightly; the differences of the 8-bit tiles
     and of the full-resolution RGB are printed and bounded (see JPEG_PIXEL_BOUND);
   - error kinds through the CLI: unknown format (415), corrupt/truncated/empty/zero-size
-    data (422), decompression-bomb headers and byte limits (413), exit status 1.
+    data (422), decompression-bomb headers and byte limits (413), exit status 1;
+  - fuzzing: 4000 mutated copies of small generated images decoded by the ASan/UBSan
+    build, every failure one of the three image error kinds.
 Exits 1 on any failure."""
 import json
 import os
@@ -294,12 +297,26 @@ def run_errors(vprm, work):
     print(f"errors: {ok}/{len(cases)} bad inputs refused with the right kind (CLI exit 1)")
 
 
+def run_fuzz(fuzz_tool, work):
+    """Mutated copies of the small generated images through the sanitizer build."""
+    img_dir = os.path.join(work, "imgs")
+    files = sorted(f for f in os.listdir(img_dir) if not f.endswith(".json")
+                   and os.path.getsize(os.path.join(img_dir, f)) < 120_000)
+    files = [os.path.join(img_dir, f) for f in files[::2]]
+    p = subprocess.run([fuzz_tool, "20240611", "4000"] + files, capture_output=True, text=True)
+    out = (p.stdout + p.stderr).strip()
+    print(f"fuzz ({len(files)} seed images, sanitizer build): {out.splitlines()[-1] if out else ''}")
+    if p.returncode != 0:
+        fail(f"img_fuzz exit {p.returncode}: {out[-2000:]}")
+
+
 def main():
-    vprm, tools, work = sys.argv[1:4]
+    vprm, tools, tools_asan, work = sys.argv[1:5]
     os.makedirs(work, exist_ok=True)
     check_grids(os.path.join(tools, "img_grid"))
     run_images(vprm, os.path.join(tools, "img_decode"), work)
     run_errors(vprm, work)
+    run_fuzz(os.path.join(tools_asan, "img_fuzz"), work)
     print(f"image oracle suite: {len(failures)} failures")
     sys.exit(1 if failures else 0)
 

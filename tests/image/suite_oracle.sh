@@ -2,18 +2,20 @@
 # Image preprocessing against the oracle (Pillow 9.4 + the model card's dynamic_preprocess
 # + numpy/torch float32 normalisation): ~300 generated PNG/JPEG/GIF/BMP images through
 # `$VPRM preprocess`, the tiling grid choice (including exact ties) through img_grid, and
-# the error kinds of bad inputs. See tests/image/oracle_suite.py for what is compared.
-# Environment (as tests/run_all.sh sets it): VPRM, VPRM_TOOLS, PYTHON, VPRM_TMP.
+# the error kinds of bad inputs, and a fuzz run of the sanitizer build of the decoder.
+# See tests/image/oracle_suite.py for what is compared.
+# Environment (as tests/run_all.sh sets it): VPRM, VPRM_TOOLS, VPRM_TOOLS_ASAN, PYTHON, VPRM_TMP.
 set -u
 : "${VPRM:?VPRM (release binary) is not set}"
 : "${VPRM_TOOLS:?VPRM_TOOLS (tests/tools programs) is not set}"
+: "${VPRM_TOOLS_ASAN:?VPRM_TOOLS_ASAN (sanitizer build of tests/tools) is not set}"
 PYTHON=${PYTHON:-/usr/bin/python3}
 TMP=${VPRM_TMP:-$(mktemp -d)}
 here=$(dirname "$0")
 
-for tool in "$VPRM" "$VPRM_TOOLS/img_grid" "$VPRM_TOOLS/img_decode"; do
+for tool in "$VPRM" "$VPRM_TOOLS/img_grid" "$VPRM_TOOLS/img_decode" "$VPRM_TOOLS_ASAN/img_fuzz"; do
     if [ ! -x "$tool" ]; then
-        echo "image oracle: missing program $tool (build: make tools)"
+        echo "image oracle: missing program $tool (build: make tools asan)"
         exit 1
     fi
 done
@@ -25,7 +27,7 @@ fi
 work="$TMP/image_oracle"
 rm -rf "$work"
 mkdir -p "$work"
-"$PYTHON" -W ignore "$here/oracle_suite.py" "$VPRM" "$VPRM_TOOLS" "$work"
+"$PYTHON" -W ignore "$here/oracle_suite.py" "$VPRM" "$VPRM_TOOLS" "$VPRM_TOOLS_ASAN" "$work"
 rc=$?
 rm -rf "$work"
 exit $rc
