@@ -1,6 +1,8 @@
 # vprm: the VisualPRM-8B scoring service.
 #   make            release build: bin/vprm (CPU backend)
 #   make CUDA=1     also the CUDA backend (nvcc, cuBLASLt; CUDA_ARCH=sm_90 by default)
+#   make cuda-check the CUDA build in $(BUILD)/cuda + GPU check programs (part of `make test`
+#                   wherever nvcc exists; tests/gpu/run.sh runs them on a GPU)
 #   make test       installs missing packages, builds release + ASan/UBSan, runs every suite
 #   make run        builds, generates the embedded tiny model, serves it on 127.0.0.1:8080
 #   make bench      CPU benchmarks on the standard workloads (tiny scale)
@@ -101,11 +103,13 @@ test: deps
 	  VPRM_TOOLS=$(BUILD)/rel/tools VPRM_TOOLS_ASAN=$(BUILD)/asan/tools \
 	  sh tests/run_all.sh $(BUILD)/asan/tests
 
-# The CUDA build (own build folder, CPU objects not mixed) and the GPU check programs;
-# compiles everywhere nvcc exists, runs nothing on a GPU (tests/gpu/run.sh does).
+# The CUDA build (own build folder, CPU objects not mixed) and the GPU check programs,
+# then the CPU-side check of the GPU tests' PyTorch reference; needs nvcc, no GPU
+# (tests/gpu/run.sh is what runs on a GPU).
 cuda-check:
 	$(MAKE) CUDA=1 BUILD=$(BUILD)/cuda BIN=$(BUILD)/cuda/vprm $(BUILD)/cuda/vprm
 	NVCC="$(NVCC)" CUDA_HOME="$(CUDA_HOME)" CUDA_ARCH="$(CUDA_ARCH)" sh tests/gpu/build.sh $(BUILD)/cuda
+	PYTHON=$(PYTHON) sh tests/gpu/check_cpu.sh $(BUILD)/cuda
 
 tiny-model: $(BIN)
 	$(BIN) mkmodel --scale tiny --seed 1 --tokenizer engine/assets/tiny_tokenizer --out $(BUILD)/tiny-model

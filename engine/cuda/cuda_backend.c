@@ -197,7 +197,9 @@ static int backend_create(vp_backend **out, const vp_model_config *cfg,
     if (!b->w.vit || !b->w.llm)
         return vp_fail(err, VP_ERR_NOMEM, "", "out of memory for the layer tables");
     CUDA_CHECK(cudaMalloc(&b->arena, b->plan.arena_bytes));
-    CUDA_CHECK(cudaMemset(b->arena, 0, b->plan.arena_bytes)); /* padding columns stay 0 */
+    /* padding columns stay 0; on the backend's stream, which does not wait for the
+     * legacy default stream */
+    CUDA_CHECK(cudaMemsetAsync(b->arena, 0, b->plan.arena_bytes, b->stream));
 
     size_t max_tokens = opt && opt->max_tokens ? opt->max_tokens : DEFAULT_MAX_TOKENS;
     size_t max_tiles = opt && opt->max_tiles ? opt->max_tiles : DEFAULT_MAX_TILES;

@@ -119,7 +119,7 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
         return;
     }
     vp_error err = {0};
-    vp_backend_options opt = {.threads = 0, .device = 0, .max_tokens = 2048, .max_tiles = 4};
+    vp_backend_options opt = {.threads = 0, .device = 0, .max_tokens = 8192, .max_tiles = 4};
     vp_backend *cpu = NULL, *gpu = NULL, *gpu_simple = NULL;
     if (vp_cpu_init_weights(&cpu, cfg, &m.w, &opt, &err) ||
         vp_cuda_init_weights(&gpu, cfg, &m.w, &opt, &err)) {

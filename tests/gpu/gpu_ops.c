@@ -338,13 +338,14 @@ static void unpack_qkv(const float *qkv, size_t n, const vpk_attn_layout *lay, i
 }
 
 /* Causal packed attention with prefixes (causal != 0) or bidirectional tiles. */
-static void test_attention(const char *label, int causal, int heads, int kv_heads, int hd)
+static void test_attention(const char *label, int causal, int heads, int kv_heads, int hd,
+                           size_t max_len)
 {
     vp_error err = {0};
     test_batch tb;
     size_t n, tiles = 2, tt = 1025;
     if (causal) {
-        test_batch_make(&tb, 3, 300, 100, 0);
+        test_batch_make(&tb, 3, max_len, 100, 0);
         n = tb.b.n_tokens;
     } else {
         memset(&tb, 0, sizeof tb);
@@ -526,11 +527,11 @@ int main(void)
     test_patch_embed(&g);
     test_pixel_shuffle();
     test_embed();
-    test_attention("causal+prefix GQA 32/8 d128", 1, 32, 8, 128);
-    test_attention("causal+prefix GQA 2/1 d128", 1, 2, 1, 128);
-    test_attention("causal+prefix MHA 4/4 d32", 1, 4, 4, 32);
-    test_attention("tiles 16 heads d64", 0, 16, 16, 64);
-    test_attention("tiles 4 heads d16", 0, 4, 4, 16);
+    test_attention("causal+prefix GQA 32/8 d128", 1, 32, 8, 128, 130);
+    test_attention("causal+prefix GQA 2/1 d128", 1, 2, 1, 128, 400);
+    test_attention("causal+prefix MHA 4/4 d32", 1, 4, 4, 32, 200);
+    test_attention("tiles 16 heads d64", 0, 16, 16, 64, 0);
+    test_attention("tiles 4 heads d16", 0, 4, 4, 16, 0);
     test_random_and_convert();
     vp_gemm_free(&g);
     cudaFree(ws);

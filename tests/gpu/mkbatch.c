@@ -2,7 +2,8 @@
  * tokenizer, prompt template, image tiling, shared prefix), as a batch file
  * (batch_file.h) for the GPU checks. Runs on the CPU machine: the GPU machine's
  * sentencepiece cannot read InternLM2's tokenizer and has none of our libraries.
- *   mkbatch --model DIR --out FILE [--workload W1] [--seed N]
+ *   mkbatch --model DIR --out FILE [--workload W1] [--seed N] [--max-side PX] [--words N]
+ * (--max-side / --words: the generator's scale-downs for CPU runs, 0 = PERF.md's shape)
  * DIR is any model folder with the tokenizer wanted (weights are not read for scoring:
  * the engine is opened with backend "none"). */
 #include <stdio.h>
@@ -24,22 +25,27 @@ int main(int argc, char **argv)
 {
     const char *model = NULL, *out = NULL, *workload = "W1";
     uint64_t seed = 1;
+    uint32_t max_side = 0;
+    size_t words = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--model")) model = argv[i + 1];
         else if (!strcmp(argv[i], "--out")) out = argv[i + 1];
         else if (!strcmp(argv[i], "--workload")) workload = argv[i + 1];
         else if (!strcmp(argv[i], "--seed")) seed = strtoull(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--max-side")) max_side = (uint32_t)atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--words")) words = (size_t)atoi(argv[i + 1]);
         else {
             fprintf(stderr, "mkbatch: unknown option %s\n", argv[i]);
             return 2;
         }
     }
     if (!model || !out) {
-        fprintf(stderr, "usage: mkbatch --model DIR --out FILE [--workload W1] [--seed N]\n");
+        fprintf(stderr, "usage: mkbatch --model DIR --out FILE [--workload W1] [--seed N] "
+                        "[--max-side PX] [--words N]\n");
         return 2;
     }
     vp_error err = {0};
-    vp_workload_opts wo = {.seed = seed};
+    vp_workload_opts wo = {.seed = seed, .max_image_side = max_side, .words_per_step = words};
     vp_workload_request wr = {0};
     vp_score_request req;
     vp_request_limits lim;

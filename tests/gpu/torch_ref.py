@@ -341,7 +341,7 @@ def main():
     ap.add_argument("--batch", required=True)
     ap.add_argument("--lib", required=True)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=3, help="timed runs (0: logits only)")
     ap.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     ap.add_argument("--compute", choices=["bf16", "fp32"], default="bf16")
     ap.add_argument("--tol", type=float, default=None,
@@ -394,12 +394,17 @@ def main():
                                ("refway", lambda: reference_way(bf, batch, tiles, bf16_tables=low), a.reps)]:
             try:
                 logits = fn().cpu().numpy()
-                med, ts = timed(fn, reps)
-                methods[name] = {"median_ms": med, "all_ms": ts, **compare(logits, ref)}
-                if useful:
-                    methods[name]["mfu"] = useful * 1e12 / (med / 1e3) / (PEAK_TFLOPS * 1e12)
-                print(f"{name}: median {med:.1f} ms over {reps} runs; margin rel err vs fp32 "
-                      f"{methods[name]['rel_err']:.4f}", flush=True)
+                methods[name] = compare(logits, ref)
+                timing = ""
+                if a.reps > 0:
+                    med, ts = timed(fn, reps)
+                    methods[name].update({"median_ms": med, "all_ms": ts})
+                    timing = f"median {med:.1f} ms over {reps} runs; "
+                    if useful:
+                        methods[name]["mfu"] = useful * 1e12 / (med / 1e3) / (PEAK_TFLOPS * 1e12)
+                print(f"{name}: {timing}margin rel err vs fp32 {methods[name]['rel_err']:.2e} "
+                      f"(worst |dm| {methods[name]['worst_abs']:.2e} at {methods[name]['worst_at']})",
+                      flush=True)
             except oom as e:
                 methods[name] = {"error": f"out of memory: {e}"}
                 print(f"{name}: out of memory", flush=True)
@@ -413,7 +418,9 @@ def main():
                     methods[label] = {"error": f"{got.size // 2} logits, reference has {ref.size // 2}"}
                 else:
                     methods[label] = compare(got, ref)
-                print(f"{label}: margin rel err vs fp32 {methods[label].get('rel_err', float('nan')):.4f}",
+                m = methods[label]
+                print(f"{label}: margin rel err vs fp32 {m.get('rel_err', float('nan')):.2e} (worst |dm| "
+                      f"{m.get('worst_abs', float('nan')):.2e} at {m.get('worst_at')}) {m.get('error', '')}",
                       flush=True)
         res["methods"] = methods
     res["compute"] = a.compute

@@ -1,0 +1,73 @@
+#!/bin/sh
+# Everything a GPU session checks, in one call (expected 2-4 minutes on an H100, at most
+# 570 s by the stage limits below; give the call timeout_s 600):
+#     sh tests/gpu/run.sh          (device tool: carry [".gpu"], made by tests/gpu/pack.sh)
+# Stages, each under its own time limit so a later one still runs when one fails or hangs:
+#   ops        gpu_ops: every kernel and the cuBLASLt wrapper vs its CPU twin
+#   e2e        gpu_e2e: whole forwards on tiny models vs the fp32 CPU backend
+#   w1         gpu_w1: the 8B shape, seeded weights generated on the GPU, W1; 5 timed runs
+#   w1_simple  the same with the simple attention kernel (one run: parity cross-check)
+#   torch      torch_ref.py: fp32 oracle on the same weights, reference way, careful way
+# Then prints the table (tests/gpu/summary.py). Scratch in /tmp/vprm-gpu; $OUT (when set)
+# receives summary.txt, logs.txt and the result JSON files.
+set -u
+W=/tmp/vprm-gpu
+G=$PWD/.gpu
+PY=${PYTHON:-python3}
+if [ ! -x "$G/bin/gpu_ops" ] || [ ! -f "$G/w1.batch" ]; then
+    echo "run.sh: .gpu/ is missing or incomplete: run 'sh tests/gpu/pack.sh' on the CPU machine"
+    echo "        and carry .gpu (the GPU machine has none of the project's C libraries)"
+    exit 2
+fi
+rm -rf "$W"
+mkdir -p "$W/w1"
+# CUDA libraries: the machine's toolkit, else the ones pip installed for PyTorch
+CUDA_LIBS=/usr/local/cuda/lib64
+if LD_LIBRARY_PATH="$G/lib:$CUDA_LIBS" ldd "$G/bin/gpu_ops" | grep -q "not found"; then
+    nv=$($PY -c 'import nvidia; print(list(nvidia.__path__)[0])' 2>/dev/null || true)
+    if [ -n "$nv" ]; then
+        for d in $(find "$nv" \( -name 'libcublasLt.so*' -o -name 'libcudart.so*' \) -exec dirname {} \; | sort -u); do
+            CUDA_LIBS="$CUDA_LIBS:$d"
+        done
+    fi
+    LD_LIBRARY_PATH="$G/lib:$CUDA_LIBS" ldd "$G/bin/gpu_ops" | grep "not found" || true
+fi
+(nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv,noheader || echo unknown) >"$W/device.txt" 2>&1
+echo "device: $(cat "$W/device.txt")"
+
+stage() { # name limit_s command...: our binaries see .gpu/lib, Python does not
+    name=$1 limit=$2
+    shift 2
+    echo "== $name"
+    start=$(date +%s)
+    case $1 in
+    "$PY") timeout "$limit" "$@" >"$W/$name.log" 2>&1 ;;
+    *) LD_LIBRARY_PATH="$G/lib:$CUDA_LIBS" timeout "$limit" "$@" >"$W/$name.log" 2>&1 ;;
+    esac
+    rc=$?
+    echo "$rc" >"$W/$name.rc"
+    tail -n 60 "$W/$name.log"
+    echo "== $name: exit $rc after $(($(date +%s) - start)) s"
+}
+
+stage ops 90 "$G/bin/gpu_ops"
+stage e2e 120 "$G/bin/gpu_e2e"
+stage w1 120 "$G/bin/gpu_w1" --batch "$G/w1.batch" --out "$W/w1" --seed 1 --reps 5
+stage w1_simple 60 env VPRM_CUDA_ATTENTION=simple "$G/bin/gpu_w1" --batch "$G/w1.batch" \
+    --out "$W/w1" --seed 1 --reps 1 --label ours_simple
+stage torch 180 "$PY" tests/gpu/torch_ref.py --dir "$W/w1" --batch "$G/w1.batch" \
+    --lib "$G/bin/libvprm_randw.so" --seed 1 --reps 3
+"$PY" tests/gpu/summary.py "$W" >"$W/summary.txt" 2>&1
+verdict=$?
+cat "$W/summary.txt"
+if [ -n "${OUT:-}" ]; then
+    cp "$W/summary.txt" "$OUT/"
+    for s in ops e2e w1 w1_simple torch; do
+        echo "===== $s (exit $(cat "$W/$s.rc" 2>/dev/null))"
+        cat "$W/$s.log" 2>/dev/null
+    done >"$OUT/logs.txt"
+    for j in ours.json ours_simple.json torch.json; do
+        [ -f "$W/w1/$j" ] && cp "$W/w1/$j" "$OUT/"
+    done
+fi
+exit $verdict

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""The table at the end of tests/gpu/run.sh, from what the stages left in DIR (any of
+them may be missing: a stage that failed shows as such, the rest still print).
+
+  summary.py DIR      exit 1 when a stage failed or parity is over the PERF.md target
+"""
+
+import json
+import os
+import re
+import sys
+
+PARITY_TOL = 0.02    # PERF.md: ||m_gpu - m_ref|| / ||m_ref|| on the +/- margins
+PEAK_TFLOPS = 790.0  # PERF.md: bf16 dense rate measured on the test H100
+
+
+def read(path, default=None):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return default
+
+
+def load(path):
+    text = read(path)
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+def stage_line(d, name):
+    rc = (read(os.path.join(d, name + ".rc"), "") or "").strip()
+    log = read(os.path.join(d, name + ".log"), "") or ""
+    counts = re.findall(r"(\d+) passed, (\d+) failed", log)
+    fails = [l.strip() for l in log.splitlines() if l.startswith("FAIL")]
+    what = f"{counts[-1][0]} passed, {counts[-1][1]} failed" if counts else ""
+    if rc == "":
+        status = "not run"
+    elif rc == "0":
+        status = "ok"
+    elif rc in ("124", "137"):
+        status = "TIMEOUT"
+    else:
+        status = f"FAIL (exit {rc})"
+    line = f"  {name:<10} {status:<16} {what}"
+    for f in fails[:4]:
+        line += "\n" + " " * 14 + f[:150]
+    return line, rc == "0"
+
+
+def main():
+    d = sys.argv[1]
+    ok = True
+    dev = (read(os.path.join(d, "device.txt"), "unknown") or "unknown").strip()
+    print(f"\n==== vprm GPU checks on {dev}")
+    for name in ("ops", "e2e", "w1", "w1_simple", "torch"):
+        line, good = stage_line(d, name)
+        print(line)
+        ok &= good or name == "w1_simple"
+    ours = load(os.path.join(d, "w1", "ours.json"))
+    simple = load(os.path.join(d, "w1", "ours_simple.json"))
+    tr = load(os.path.join(d, "w1", "torch.json")) or {}
+    methods = tr.get("methods", {})
+    if ours:
+        print(f"\nW1 on {ours['device']}: {ours['n_tiles']} tiles, {ours['n_tokens']} tokens computed "
+              f"({ours['prefix_len']} shared prefix), {ours['n_out']} scores; "
+              f"{ours['useful_tflop']:.1f} useful TFLOP; backend init {ours['init_s']:.1f} s, "
+              f"weights {ours['weights_gib']:.2f} GiB, working memory {ours['workspace_gib']:.2f} GiB")
+    if "ref_scores" in tr:
+        s = tr["ref_scores"]
+        print(f"fp32 reference step scores P(+) {s['min']:.3f}..{s['max']:.3f}, "
+              f"{100 * s['outside_0.3_0.7']:.0f}% outside 0.3..0.7 (margin std {s['margin_std']:.2f})")
+    base = ours["median_ms"] if ours else None
+    rows = [("vprm CUDA backend (" + (ours or {}).get("attention", "?") + " attention)", ours, methods.get("ours")),
+            ("vprm CUDA backend, simple attention (check)", None, methods.get("ours_simple")),
+            ("PyTorch careful: vision+prefix once, 2 head rows", methods.get("careful"), methods.get("careful")),
+            ("PyTorch reference way: per response, SDPA, full head", methods.get("refway"), methods.get("refway"))]
+    print(f"\n{'implementation':<54} {'median ms':>10} {'x ours':>7} {'MFU':>6}  margin rel err vs fp32 (worst |dm|)")
+    for label, timing, parity in rows:
+        med = timing.get("median_ms") if timing else None
+        mfu = (timing.get("mfu") if timing else None)
+        if med is not None and mfu is None and ours:
+            mfu = ours["useful_tflop"] * 1e12 / (med / 1e3) / (PEAK_TFLOPS * 1e12)
+        ms = f"{med:10.1f}" if med is not None else f"{'-':>10}"
+        ratio = f"{med / base:7.2f}" if med is not None and base else f"{'-':>7}"
+        mf = f"{100 * mfu:5.1f}%" if mfu is not None else f"{'-':>6}"
+        if parity and "rel_err" in parity:
+            par = f"{parity['rel_err']:.4f} ({parity['worst_abs']:.3f} at score {parity['worst_at']})"
+        else:
+            par = (parity or {}).get("error", "-")
+        print(f"{label:<54} {ms} {ratio} {mf}  {par}")
+    if ours:
+        limit = ours["useful_tflop"] / PEAK_TFLOPS * 1e3
+        print(f"{'FLOP limit at 790 TFLOP/s (PERF.md)':<54} {limit:10.1f} {limit / base:7.2f} {'100.0%':>6}")
+        print(f"ours: vision {ours['vision_ms']:.1f} ms, language {ours['language_ms']:.1f} ms (medians), "
+              f"first run {ours['first_ms']:.1f} ms")
+    if simple:
+        print(f"simple-attention run: {simple['median_ms']:.1f} ms")
+    o = methods.get("ours", {})
+    if "rel_err" in o:
+        good = o["rel_err"] <= PARITY_TOL
+        print(f"\nparity (PERF.md target <= {PARITY_TOL}): {'PASS' if good else 'FAIL'}: "
+              f"{o['rel_err']:.4f}, worst score {o['worst_at']}: {o['worst_got']:.4f} vs {o['worst_ref']:.4f}")
+        ok &= good
+    else:
+        print("\nparity: not measured")
+        ok = False
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
