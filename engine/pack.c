@@ -12,6 +12,7 @@ typedef struct packed {
     int32_t *tokens, *positions, *image_row, *out_index;
     vp_seq *seqs;
     float *tiles;
+    size_t *tile_base; /* [n_jobs] first tile of each job's images in tiles */
 } packed;
 
 static void packed_free(packed *p)
@@ -22,6 +23,23 @@ static void packed_free(packed *p)
     free(p->out_index);
     free(p->seqs);
     free(p->tiles);
+    free(p->tile_base);
+}
+
+/* Tile base of job i: an earlier job of the pass with the very same tiles (an RL group
+ * re-scoring one image, W4) shares its vision features, so the encoder runs once;
+ * otherwise the next *n_tiles. */
+static size_t same_images_as(vp_job *const *jobs, size_t i, size_t tile_floats,
+                             const size_t *bases, size_t *n_tiles)
+{
+    const vp_job *j = jobs[i];
+    for (size_t k = 0; k < i && j->n_tiles; k++)
+        if (jobs[k]->n_tiles == j->n_tiles &&
+            !memcmp(jobs[k]->tiles, j->tiles, j->n_tiles * tile_floats * sizeof *j->tiles))
+            return bases[k];
+    size_t base = *n_tiles;
+    *n_tiles += j->n_tiles;
+    return base;
 }
 
 /* Appends tokens [from, to) of response r of job j as one sequence. */
@@ -52,17 +70,20 @@ static int pack_jobs(const vp_engine *e, vp_job *const *jobs, size_t n_jobs, pac
 {
     const vp_model_config *cfg = vp_engine_config(e);
     const vp_prompt_ctx *pr = vp_engine_prompt(e);
+    size_t tile_floats = (size_t)cfg->vision.channels * (size_t)cfg->vision.image_size *
+                         (size_t)cfg->vision.image_size;
+    p->tile_base = malloc((n_jobs ? n_jobs : 1) * sizeof *p->tile_base);
+    if (!p->tile_base)
+        return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory packing a batch");
     size_t n_tok = 0, n_seq = 0, n_out = 0, n_tiles = 0;
     for (size_t i = 0; i < n_jobs; i++) {
         const vp_job *j = jobs[i];
         n_tok += j->computed_tokens;
         n_seq += j->n_responses + (j->prefix_len ? 1 : 0);
-        n_tiles += j->n_tiles;
         for (size_t r = 0; r < j->n_responses; r++)
             n_out += j->score_pos[r].n;
+        p->tile_base[i] = same_images_as(jobs, i, tile_floats, p->tile_base, &n_tiles);
     }
-    size_t tile_floats = (size_t)cfg->vision.channels * (size_t)cfg->vision.image_size *
-                         (size_t)cfg->vision.image_size;
     p->tokens = malloc(n_tok * sizeof *p->tokens);
     p->positions = malloc(n_tok * sizeof *p->positions);
     p->image_row = malloc(n_tok * sizeof *p->image_row);
@@ -72,10 +93,13 @@ static int pack_jobs(const vp_engine *e, vp_job *const *jobs, size_t n_jobs, pac
     if (!p->tokens || !p->positions || !p->image_row || !p->out_index || !p->seqs ||
         (n_tiles && !p->tiles))
         return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory packing a batch of %zu tokens", n_tok);
-    size_t tile_base = 0;
     for (size_t i = 0; i < n_jobs; i++) {
         const vp_job *j = jobs[i];
-        if (j->n_tiles)
+        size_t tile_base = p->tile_base[i];
+        int copied = 0; /* by an earlier job with the same images */
+        for (size_t k = 0; k < i && j->n_tiles; k++)
+            copied |= jobs[k]->n_tiles && p->tile_base[k] == tile_base;
+        if (j->n_tiles && !copied)
             memcpy(p->tiles + tile_base * tile_floats, j->tiles,
                    j->n_tiles * tile_floats * sizeof *p->tiles);
         size_t feature_base = tile_base * (size_t)cfg->num_image_token;
@@ -96,7 +120,6 @@ static int pack_jobs(const vp_engine *e, vp_job *const *jobs, size_t n_jobs, pac
                 p->out_index[p->b.n_out++] =
                     (int32_t)(seq_start + (size_t)j->score_pos[r].v[k] - j->prefix_len);
         }
-        tile_base += j->n_tiles;
     }
     p->b.n_tiles = n_tiles;
     p->b.tiles = p->tiles;

@@ -1,0 +1,119 @@
+/* The engine's packed passes: jobs scored together give exactly the logits they get alone
+ * (prefix sharing, several requests in one pass, requests with the same image sharing
+ * one vision pass), on a random tiny model written by mkmodel. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "engine/model/mkmodel.h"
+#include "server/bench/bench.h"
+#include "tests/unit/check.h"
+
+static char *request_json(const char *image_b64, const char *question, const char *r1,
+                          const char *r2)
+{
+    size_t n = strlen(image_b64) + strlen(question) + strlen(r1) + strlen(r2) + 256;
+    char *s = malloc(n);
+    snprintf(s, n,
+             "{\"question\": \"%s\", \"image\": \"%s\", \"max_tiles\": 2, \"return_logits\": true, "
+             "\"responses\": [\"%s\", \"%s\"]}",
+             question, image_b64, r1, r2);
+    return s;
+}
+
+static vp_job *prepare(vp_engine *e, const char *body)
+{
+    vp_request_limits lim;
+    vp_request_limits_default(&lim);
+    vp_score_request req;
+    vp_error err = {0};
+    vp_job *job = NULL;
+    if (vp_request_parse(body, strlen(body), &lim, &req, &err) == 0) {
+        if (vp_engine_prepare(e, &req, &job, &err))
+            fprintf(stderr, "prepare: %s\n", err.message);
+        vp_request_free(&req);
+    } else {
+        fprintf(stderr, "parse: %s\n", err.message);
+    }
+    return job;
+}
+
+static int same_logits(const vp_job *a, const vp_job *b)
+{
+    const vp_score_result *x = vp_job_result(a), *y = vp_job_result(b);
+    if (x->n_responses != y->n_responses)
+        return 0;
+    for (size_t r = 0; r < x->n_responses; r++) {
+        if (x->responses[r].n_steps != y->responses[r].n_steps)
+            return 0;
+        if (memcmp(x->responses[r].step_logits, y->responses[r].step_logits,
+                   2 * x->responses[r].n_steps * sizeof(float)))
+            return 0;
+    }
+    return 1;
+}
+
+int main(void)
+{
+    char dir[] = "/tmp/vprm-test-pack-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    vp_error err = {0};
+    vp_mkmodel_opts mo = {.out_dir = dir, .tokenizer_dir = "engine/assets/tiny_tokenizer", .seed = 3,
+                          .dtype = VP_DT_BF16, .threads = 1};
+    CHECK(vp_mkmodel_preset("tiny", &mo.cfg, &err) == 0);
+    vp_mkmodel_result mr;
+    CHECK_MSG(vp_mkmodel_write(&mo, &mr, &err) == 0, "%s", err.message);
+
+    vp_engine_options opt;
+    vp_engine_options_default(&opt);
+    opt.model_dir = dir;
+    opt.threads = 2;
+    vp_engine *e = NULL;
+    CHECK_MSG(vp_engine_open(&opt, &e, &err) == 0, "%s", err.message);
+    if (!e)
+        return check_summary("engine_pack");
+
+    uint8_t *png_a, *png_b;
+    size_t len_a, len_b;
+    CHECK(vp_png_random(500, 300, 1, &png_a, &len_a, &err) == 0);
+    CHECK(vp_png_random(200, 420, 2, &png_b, &len_b, &err) == 0);
+    char *url_a = vp_data_url("image/png", png_a, len_a), *url_b = vp_data_url("image/png", png_b, len_b);
+    char *bodies[3] = {
+        request_json(url_a, "What is x?", "Step one.\\n\\nx = 2", "Step one.\\n\\nx = 3"),
+        request_json(url_a, "What is x?", "A different start\\n\\nx = 2", "Step one.\\n\\nno"),
+        request_json(url_b, "Area?", "r = 2\\n\\nA = 4 pi", "r = 2\\n\\nA = 2 pi\\n\\ndone"),
+    };
+    vp_job *together[3], *alone[3];
+    for (int i = 0; i < 3; i++) {
+        together[i] = prepare(e, bodies[i]);
+        alone[i] = prepare(e, bodies[i]);
+        CHECK(together[i] && alone[i]);
+    }
+    if (together[0] && together[1] && together[2] && alone[0] && alone[1] && alone[2]) {
+        CHECK_MSG(vp_engine_run(e, together, 3, &err) == 0, "%s", err.message);
+        for (int i = 0; i < 3; i++) {
+            CHECK_MSG(vp_engine_run(e, &alone[i], 1, &err) == 0, "%s", err.message);
+            CHECK_MSG(same_logits(together[i], alone[i]), "request %d: packed with others != alone", i);
+            CHECK(vp_job_result(alone[i])->usage.shared_prefix_tokens > 0);
+            CHECK(vp_job_result(alone[i])->usage.image_tiles == 3); /* 2-tile grid + thumbnail */
+        }
+        /* the two requests on image A really differ in their scores (the test can fail) */
+        CHECK(vp_job_result(alone[0])->responses[0].step_logits[2] !=
+              vp_job_result(alone[1])->responses[0].step_logits[2]);
+    }
+    for (int i = 0; i < 3; i++) {
+        vp_job_free(together[i]);
+        vp_job_free(alone[i]);
+        free(bodies[i]);
+    }
+    free(url_a);
+    free(url_b);
+    free(png_a);
+    free(png_b);
+    vp_engine_close(e);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    return check_summary("engine_pack");
+}
