@@ -160,8 +160,63 @@ static void test_errors(void)
           strstr(err.message, "max_image_bytes=5"));
 }
 
+/* Random mutations of valid bodies: every outcome is a parsed request or an error with a
+ * kind and a message; nothing crashes or leaks (this runs under ASan/UBSan). */
+static void test_mutations(void)
+{
+    static const char *seeds[] = {
+        "{\"question\": \"q <image>\", \"images\": [\"data:image/png;base64,Zm9vYmFy\"], "
+        "\"responses\": [\"a\\n\\nb\", [\"x\", \"\"], {\"steps\": [\"s\"]}], "
+        "\"max_steps\": 2, \"aggregation\": \"product\", \"max_tiles\": 4, \"return_logits\": true}",
+        "{\"question\": \"\\u00e9\\ud83d\\ude00\", \"responses\": [\"1\\n\\n2\\n\\n3\"], "
+        "\"step_separator\": \"\\n\\n\", \"image\": null}",
+    };
+    static const char alphabet[] = "{}[]\":,\\ \n0123456789.-+eEtrufalsnabqimg/=\xff\xc3";
+    uint64_t state = 0x9e3779b97f4a7c15ull;
+    size_t parsed = 0, refused = 0, bad = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        const char *seed = seeds[iter % 2];
+        size_t len = strlen(seed);
+        char buf[1024];
+        memcpy(buf, seed, len);
+        int edits = 1 + (int)(state % 4);
+        for (int e = 0; e < edits; e++) {
+            state = state * 6364136223846793005ull + 1442695040888963407ull;
+            size_t pos = (size_t)(state >> 33) % len;
+            char c = alphabet[(state >> 20) % (sizeof alphabet - 1)];
+            switch ((state >> 10) % 3) {
+            case 0: buf[pos] = c; break;                                   /* replace */
+            case 1: memmove(buf + pos, buf + pos + 1, len - pos - 1); len--; break; /* delete */
+            default:                                                       /* insert */
+                if (len + 1 < sizeof buf) {
+                    memmove(buf + pos + 1, buf + pos, len - pos);
+                    buf[pos] = c;
+                    len++;
+                }
+            }
+        }
+        vp_request_limits l = limits();
+        vp_score_request r;
+        vp_error err = {0};
+        if (vp_request_parse(buf, len, &l, &r, &err) == 0) {
+            parsed++;
+            if (r.n_responses == 0 || !r.responses[0].n_steps)
+                bad++;
+            vp_request_free(&r);
+        } else {
+            refused++;
+            if (err.kind == VP_ERR_NONE || err.message[0] == 0)
+                bad++;
+        }
+    }
+    CHECK_MSG(bad == 0, "%zu mutated bodies parsed without responses or failed without a message", bad);
+    CHECK(parsed > 0 && refused > 0);
+    printf("request mutations: %zu parsed, %zu refused with a message\n", parsed, refused);
+}
+
 int main(void)
 {
+    test_mutations();
     test_split();
     test_base64();
     test_fields();
