@@ -200,6 +200,18 @@ int vp_engine_prepare(const vp_engine *e, const vp_score_request *req, vp_job **
         if (j->ids[r].n > (size_t)cfg->llm.max_pos)
             j->prefix_len = 0;
     j->computed_tokens = total - (j->prefix_len ? (j->n_responses - 1) * j->prefix_len : 0);
+    /* what a packed pass may share with other jobs (same images, same leading tokens):
+     * never past a score position, nothing when sharing is off or NTK forbids it */
+    j->share_cap = 0;
+    if (e->opt.prefix_sharing && (j->prefix_len || j->n_responses == 1)) {
+        j->share_cap = (size_t)j->score_pos[0].v[0];
+        for (size_t r = 1; r < j->n_responses; r++)
+            if ((size_t)j->score_pos[r].v[0] < j->share_cap)
+                j->share_cap = (size_t)j->score_pos[r].v[0];
+        for (size_t r = 0; r < j->n_responses && cfg->llm.rope_dynamic; r++)
+            if (j->ids[r].n > (size_t)cfg->llm.max_pos)
+                j->share_cap = 0;
+    }
     j->result.timing.preprocess = vp_now_ms() - t0;
     *out = j;
     return 0;

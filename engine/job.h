@@ -19,7 +19,8 @@ struct vp_job {
     int *tiles_per_image;   /* [n_images] */
     size_t n_tiles;
     float *tiles;           /* [n_tiles][3][S][S] normalised */
-    size_t prefix_len;      /* tokens shared by all responses (0 = none) */
+    size_t prefix_len;      /* tokens shared by all its responses (0 = none) */
+    size_t share_cap;       /* leading tokens a pass may share with other jobs (0 = none) */
     size_t prompt_tokens;   /* sum of the responses' lengths */
     size_t computed_tokens; /* tokens the language model runs for this job */
     vp_score_result result;

@@ -12,7 +12,10 @@ typedef struct packed {
     int32_t *tokens, *positions, *image_row, *out_index;
     vp_seq *seqs;
     float *tiles;
-    size_t *tile_base; /* [n_jobs] first tile of each job's images in tiles */
+    size_t *tile_base;     /* [n_jobs] first tile of each job's images in tiles */
+    size_t *group_of;      /* [n_jobs] its prefix group */
+    struct prefix_group *groups; /* [n_groups <= n_jobs] */
+    size_t *job_out;       /* [n_jobs] first logits row of each job */
 } packed;
 
 static void packed_free(packed *p)
@@ -24,6 +27,9 @@ static void packed_free(packed *p)
     free(p->seqs);
     free(p->tiles);
     free(p->tile_base);
+    free(p->group_of);
+    free(p->groups);
+    free(p->job_out);
 }
 
 /* Tile base of job i: an earlier job of the pass with the very same tiles (an RL group
@@ -65,6 +71,79 @@ static void add_sequence(packed *p, const vp_job *j, size_t r, size_t from, size
     }
 }
 
+/* A prefix group: jobs of the pass with the same images whose responses start with the
+ * same tokens. Their common prefix (system prompt, image, question) is one sequence that
+ * every response of every member attends to, so an RL group of requests on one image
+ * computes its prefix once per pass. */
+typedef struct prefix_group {
+    size_t first_job;     /* its representative: ids[0] of this job */
+    size_t prefix;        /* shared tokens (0 = none) */
+    size_t tile_base, n_tiles;
+    size_t n_responses;
+    size_t total_len;     /* tokens of all member responses */
+} prefix_group;
+
+static size_t common_prefix(const vp_ids *a, const vp_ids *b, size_t cap)
+{
+    size_t n = a->n < b->n ? a->n : b->n;
+    n = n < cap ? n : cap;
+    size_t k = 0;
+    while (k < n && a->v[k] == b->v[k])
+        k++;
+    return k;
+}
+
+/* Tokens computed for n responses of total length len sharing a prefix of p tokens. */
+static size_t group_cost(size_t n, size_t len, size_t p)
+{
+    return n >= 2 && p ? len - (n - 1) * p : len;
+}
+
+static size_t job_len(const vp_job *j)
+{
+    size_t len = 0;
+    for (size_t r = 0; r < j->n_responses; r++)
+        len += j->ids[r].n;
+    return len;
+}
+
+/* Puts job i in the group where it saves the most computed tokens, or a new group. */
+static size_t assign_group(vp_job *const *jobs, size_t i, const size_t *tile_base,
+                           prefix_group *groups, size_t *n_groups)
+{
+    const vp_job *j = jobs[i];
+    size_t len = job_len(j);
+    size_t own = j->n_responses >= 2 ? j->prefix_len : j->share_cap;
+    size_t best = *n_groups;
+    long best_gain = 0;
+    for (size_t g = 0; g < *n_groups && j->share_cap; g++) {
+        prefix_group *G = &groups[g];
+        const vp_job *rep = jobs[G->first_job];
+        if (!rep->share_cap || G->n_tiles != j->n_tiles || (j->n_tiles && G->tile_base != tile_base[i]))
+            continue;
+        size_t p = common_prefix(&rep->ids[0], &j->ids[0], G->prefix < own ? G->prefix : own);
+        long before = (long)group_cost(G->n_responses, G->total_len, G->prefix) +
+                      (long)group_cost(j->n_responses, len, own);
+        long after = (long)group_cost(G->n_responses + j->n_responses, G->total_len + len, p);
+        if (p && before - after > best_gain) {
+            best_gain = before - after;
+            best = g;
+        }
+    }
+    if (best < *n_groups) {
+        prefix_group *G = &groups[best];
+        G->prefix = common_prefix(&jobs[G->first_job]->ids[0], &j->ids[0],
+                                  G->prefix < own ? G->prefix : own);
+        G->n_responses += j->n_responses;
+        G->total_len += len;
+        return best;
+    }
+    groups[*n_groups] = (prefix_group){.first_job = i, .prefix = own, .tile_base = tile_base[i],
+                                       .n_tiles = j->n_tiles, .n_responses = j->n_responses,
+                                       .total_len = len};
+    return (*n_groups)++;
+}
+
 static int pack_jobs(const vp_engine *e, vp_job *const *jobs, size_t n_jobs, packed *p,
                      vp_error *err)
 {
@@ -72,53 +151,73 @@ static int pack_jobs(const vp_engine *e, vp_job *const *jobs, size_t n_jobs, pac
     const vp_prompt_ctx *pr = vp_engine_prompt(e);
     size_t tile_floats = (size_t)cfg->vision.channels * (size_t)cfg->vision.image_size *
                          (size_t)cfg->vision.image_size;
-    p->tile_base = malloc((n_jobs ? n_jobs : 1) * sizeof *p->tile_base);
-    if (!p->tile_base)
+    size_t nj = n_jobs ? n_jobs : 1;
+    p->tile_base = malloc(nj * sizeof *p->tile_base);
+    p->group_of = malloc(nj * sizeof *p->group_of);
+    p->groups = malloc(nj * sizeof *p->groups);
+    if (!p->tile_base || !p->group_of || !p->groups)
         return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory packing a batch");
-    size_t n_tok = 0, n_seq = 0, n_out = 0, n_tiles = 0;
+    size_t n_tiles = 0, n_groups = 0, n_out = 0;
     for (size_t i = 0; i < n_jobs; i++) {
-        const vp_job *j = jobs[i];
-        n_tok += j->computed_tokens;
-        n_seq += j->n_responses + (j->prefix_len ? 1 : 0);
-        for (size_t r = 0; r < j->n_responses; r++)
-            n_out += j->score_pos[r].n;
         p->tile_base[i] = same_images_as(jobs, i, tile_floats, p->tile_base, &n_tiles);
+        p->group_of[i] = assign_group(jobs, i, p->tile_base, p->groups, &n_groups);
+        for (size_t r = 0; r < jobs[i]->n_responses; r++)
+            n_out += jobs[i]->score_pos[r].n;
+    }
+    size_t n_tok = 0, n_seq = 0;
+    for (size_t g = 0; g < n_groups; g++) {
+        prefix_group *G = &p->groups[g];
+        if (G->n_responses < 2)
+            G->prefix = 0;
+        n_tok += group_cost(G->n_responses, G->total_len, G->prefix);
+        n_seq += G->n_responses + (G->prefix ? 1 : 0);
     }
     p->tokens = malloc(n_tok * sizeof *p->tokens);
     p->positions = malloc(n_tok * sizeof *p->positions);
     p->image_row = malloc(n_tok * sizeof *p->image_row);
     p->out_index = malloc(n_out * sizeof *p->out_index);
     p->seqs = malloc(n_seq * sizeof *p->seqs);
+    p->job_out = malloc(nj * sizeof *p->job_out);
     p->tiles = n_tiles ? malloc(n_tiles * tile_floats * sizeof *p->tiles) : NULL;
     if (!p->tokens || !p->positions || !p->image_row || !p->out_index || !p->seqs ||
-        (n_tiles && !p->tiles))
+        !p->job_out || (n_tiles && !p->tiles))
         return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory packing a batch of %zu tokens", n_tok);
     for (size_t i = 0; i < n_jobs; i++) {
         const vp_job *j = jobs[i];
-        size_t tile_base = p->tile_base[i];
         int copied = 0; /* by an earlier job with the same images */
         for (size_t k = 0; k < i && j->n_tiles; k++)
-            copied |= jobs[k]->n_tiles && p->tile_base[k] == tile_base;
+            copied |= jobs[k]->n_tiles && p->tile_base[k] == p->tile_base[i];
         if (j->n_tiles && !copied)
-            memcpy(p->tiles + tile_base * tile_floats, j->tiles,
+            memcpy(p->tiles + p->tile_base[i] * tile_floats, j->tiles,
                    j->n_tiles * tile_floats * sizeof *p->tiles);
-        size_t feature_base = tile_base * (size_t)cfg->num_image_token;
+    }
+    /* sequences group by group: the prefix, then every member response's suffix */
+    for (size_t g = 0; g < n_groups; g++) {
+        prefix_group *G = &p->groups[g];
+        size_t feature_base = G->tile_base * (size_t)cfg->num_image_token;
         int32_t prefix_seq = -1;
-        if (j->prefix_len) {
+        if (G->prefix) {
             prefix_seq = (int32_t)p->b.n_seqs;
-            add_sequence(p, j, 0, 0, j->prefix_len, -1, feature_base, pr->img_context);
+            add_sequence(p, jobs[G->first_job], 0, 0, G->prefix, -1, feature_base, pr->img_context);
             size_t longest = 0;
-            for (size_t r = 0; r < j->n_responses; r++)
-                longest = j->ids[r].n > longest ? j->ids[r].n : longest;
+            for (size_t i = 0; i < n_jobs; i++)
+                for (size_t r = 0; p->group_of[i] == g && r < jobs[i]->n_responses; r++)
+                    longest = jobs[i]->ids[r].n > longest ? jobs[i]->ids[r].n : longest;
             p->seqs[prefix_seq].rope_len = longest;
         }
-        for (size_t r = 0; r < j->n_responses; r++) {
-            size_t seq_start = p->b.n_tokens;
-            add_sequence(p, j, r, j->prefix_len, j->ids[r].n, prefix_seq, feature_base,
-                         pr->img_context);
-            for (size_t k = 0; k < j->score_pos[r].n; k++)
-                p->out_index[p->b.n_out++] =
-                    (int32_t)(seq_start + (size_t)j->score_pos[r].v[k] - j->prefix_len);
+        for (size_t i = 0; i < n_jobs; i++) {
+            if (p->group_of[i] != g)
+                continue;
+            const vp_job *j = jobs[i];
+            p->job_out[i] = p->b.n_out;
+            for (size_t r = 0; r < j->n_responses; r++) {
+                size_t seq_start = p->b.n_tokens;
+                add_sequence(p, j, r, G->prefix, j->ids[r].n, prefix_seq, feature_base,
+                             pr->img_context);
+                for (size_t k = 0; k < j->score_pos[r].n; k++)
+                    p->out_index[p->b.n_out++] =
+                        (int32_t)(seq_start + (size_t)j->score_pos[r].v[k] - G->prefix);
+            }
         }
     }
     p->b.n_tiles = n_tiles;
@@ -163,7 +262,7 @@ static void rank(const vp_response_result *res, size_t n, size_t *order)
 }
 
 static int fill_results(vp_job *j, const float *logits, const vp_forward_stats *st,
-                        size_t tokens_per_tile, vp_error *err)
+                        size_t tokens_per_tile, size_t shared, size_t computed, vp_error *err)
 {
     vp_score_result *res = &j->result;
     res->responses = calloc(j->n_responses, sizeof *res->responses);
@@ -193,8 +292,8 @@ static int fill_results(vp_job *j, const float *logits, const vp_forward_stats *
     res->usage.prompt_tokens = j->prompt_tokens;
     res->usage.image_tiles = j->n_tiles;
     res->usage.image_tokens = j->n_tiles * tokens_per_tile;
-    res->usage.shared_prefix_tokens = j->prefix_len;
-    res->usage.computed_tokens = j->computed_tokens;
+    res->usage.shared_prefix_tokens = shared;
+    res->usage.computed_tokens = computed;
     res->timing.vision = st->vision_ms;
     res->timing.language = st->language_ms;
     return 0;
@@ -215,13 +314,15 @@ int vp_engine_run(vp_engine *e, vp_job *const *jobs, size_t n_jobs, vp_error *er
     vp_forward_stats st = {0};
     if (vp_engine_run_backend(e, &p.b, logits, &st, err))
         goto out;
-    size_t off = 0;
     for (size_t i = 0; i < n_jobs; i++) {
-        if (fill_results(jobs[i], logits + 2 * off, &st,
-                         (size_t)vp_engine_config(e)->num_image_token, err))
-            goto out;
+        /* the group's first job is charged for computing the shared prefix */
+        const prefix_group *G = &p.groups[p.group_of[i]];
+        size_t shared = G->prefix, computed = G->first_job == i ? shared : 0;
         for (size_t r = 0; r < jobs[i]->n_responses; r++)
-            off += jobs[i]->score_pos[r].n;
+            computed += jobs[i]->ids[r].n - shared;
+        if (fill_results(jobs[i], logits + 2 * p.job_out[i], &st,
+                         (size_t)vp_engine_config(e)->num_image_token, shared, computed, err))
+            goto out;
     }
     rc = 0;
 out:

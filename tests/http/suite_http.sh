@@ -215,7 +215,7 @@ started=$?
 unset VPRM_QUEUE_TIMEOUT_MS
 if [ $started = 0 ]; then
     run_tool "C: under load: 429 (queue full) and 503 (queue timeout) with Retry-After" \
-        "$VPRM_TOOLS/http_fire" "$URL" "$KEY" 8 60 40 6 --min-200 1 --min-429 1 --min-503 1
+        "$VPRM_TOOLS/http_fire" "$URL" "$KEY" 8 60 40 6 --min-200 1 --min-429 1 --min-503 1 --distinct 1
     run_tool "C: then a normal request" "$VPRM_TOOLS/http_fire" "$URL" "$KEY" 1 0 0 1 --only 200 --min-200 1
     url_req "$IMG/img.png"
     st=$(post /v1/score "$T/url.json")
@@ -263,7 +263,7 @@ kill "$IMGPID" 2>/dev/null
 # ---- E: SIGTERM while busy
 if start_daemon E "$VPRM" --api-key "$KEY"; then
     # 6 requests of 7 tiles: seconds of work on the CPU, SIGTERM comes in the middle
-    "$VPRM_TOOLS/http_fire" "$URL" "$KEY" 6 60 40 6 --only 200,503 --min-200 4 >"$T/fire.out" 2>&1 &
+    "$VPRM_TOOLS/http_fire" "$URL" "$KEY" 6 60 40 6 --only 200,503 --min-200 4 --distinct 1 >"$T/fire.out" 2>&1 &
     FIRE=$!
     sleep 1
     t0=$(date +%s%N)

@@ -1,10 +1,11 @@
 /* Fires N identical score requests at once and checks how they were answered.
  *
  *   http_fire BASE_URL API_KEY N WIDTH HEIGHT MAX_TILES [--min-200 A] [--min-429 B]
- *             [--min-503 C] [--only 200,429,503] [--delay-ms D]
+ *             [--min-503 C] [--only 200,429,503] [--delay-ms D] [--distinct 1]
  *
  * The body has one random-content PNG of WIDTH x HEIGHT (0 = text-only) scored with
- * max_tiles MAX_TILES. Every request must get an HTTP answer (no transport error);
+ * max_tiles MAX_TILES. With --distinct 1 every request has its own image, so the server
+ * can share neither vision nor prefix work between them (real work to drain). Every request must get an HTTP answer (no transport error);
  * every 429/503 must carry Retry-After and the error type of API.md. */
 #include <jansson.h>
 #include <pthread.h>
@@ -19,7 +20,7 @@
 
 static char url[512], auth[256];
 static const char *headers[] = {auth, "Content-Type: application/json", NULL};
-static char *body;
+static char **bodies; /* [n]: one per shot, or all the same */
 static int delay_ms;
 
 typedef struct shot {
@@ -35,7 +36,7 @@ static void *fire(void *arg)
     if (delay_ms)
         usleep((useconds_t)delay_ms * 1000u * (useconds_t)(s->id % 2));
     vp_http_reply r;
-    vp_http_request("POST", url, body, strlen(body), headers, 300, &r);
+    vp_http_request("POST", url, bodies[s->id], strlen(bodies[s->id]), headers, 300, &r);
     s->status = r.status;
     if (r.status == 0)
         snprintf(s->error, sizeof s->error, "transport: %s", r.error);
@@ -67,7 +68,7 @@ int main(int argc, char **argv)
     int n = atoi(argv[3]);
     uint32_t w = (uint32_t)atoi(argv[4]), h = (uint32_t)atoi(argv[5]);
     int max_tiles = atoi(argv[6]);
-    int min200 = 0, min429 = 0, min503 = 0;
+    int min200 = 0, min429 = 0, min503 = 0, distinct = 0;
     const char *only = "200,429,503";
     for (int i = 7; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--min-200"))
@@ -80,24 +81,35 @@ int main(int argc, char **argv)
             only = argv[i + 1];
         else if (!strcmp(argv[i], "--delay-ms"))
             delay_ms = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--distinct"))
+            distinct = atoi(argv[i + 1]);
     }
-    char *img = NULL;
-    if (w && h) {
-        uint8_t *png;
-        size_t len;
-        vp_error err;
-        if (vp_png_random(w, h, 11, &png, &len, &err))
+    if (n < 1)
+        return 2;
+    bodies = calloc((size_t)n, sizeof *bodies);
+    for (int k = 0; k < n; k++) {
+        if (k > 0 && !distinct) {
+            bodies[k] = bodies[0];
+            continue;
+        }
+        char *img = NULL;
+        if (w && h) {
+            uint8_t *png;
+            size_t len;
+            vp_error err;
+            if (vp_png_random(w, h, 11 + (uint64_t)k, &png, &len, &err))
+                return 1;
+            img = vp_data_url("image/png", png, len);
+            free(png);
+        }
+        if (asprintf(&bodies[k],
+                     "{\"question\": \"Which step is wrong?\"%s%s%s, \"max_tiles\": %d, \"responses\": "
+                     "[\"First add 2 and 2.\\n\\nThat gives 4.\", \"First add 2 and 2.\\n\\nThat "
+                     "gives 5.\"]}",
+                     img ? ", \"image\": \"" : "", img ? img : "", img ? "\"" : "", max_tiles) < 0)
             return 1;
-        img = vp_data_url("image/png", png, len);
-        free(png);
+        free(img);
     }
-    if (asprintf(&body,
-                 "{\"question\": \"Which step is wrong?\"%s%s%s, \"max_tiles\": %d, \"responses\": "
-                 "[\"First add 2 and 2.\\n\\nThat gives 4.\", \"First add 2 and 2.\\n\\nThat "
-                 "gives 5.\"]}",
-                 img ? ", \"image\": \"" : "", img ? img : "", img ? "\"" : "", max_tiles) < 0)
-        return 1;
-    free(img);
     shot *s = calloc((size_t)n, sizeof *s);
     pthread_t *th = calloc((size_t)n, sizeof *th);
     for (int i = 0; i < n; i++) {
@@ -135,6 +147,9 @@ int main(int argc, char **argv)
     CHECK_MSG(c503 >= min503, "%d x 503 < %d", c503, min503);
     free(s);
     free(th);
-    free(body);
+    for (int k = 0; k < n; k++)
+        if (k == 0 || distinct)
+            free(bodies[k]);
+    free(bodies);
     return check_summary("http_fire");
 }

@@ -1,6 +1,6 @@
 /* The engine's packed passes: jobs scored together give exactly the logits they get alone
- * (prefix sharing, several requests in one pass, requests with the same image sharing
- * one vision pass), on a random tiny model written by mkmodel. */
+ * (prefix sharing, several requests in one pass, requests with the same image and question
+ * sharing one vision pass and one prefix), on a random tiny model written by mkmodel. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +98,12 @@ int main(void)
             CHECK(vp_job_result(alone[i])->usage.shared_prefix_tokens > 0);
             CHECK(vp_job_result(alone[i])->usage.image_tiles == 3); /* 2-tile grid + thumbnail */
         }
+        /* requests 0 and 1 (same image and question) shared one prefix in the packed pass:
+         * request 1 computed fewer tokens than alone; request 2 (other image) did not */
+        CHECK(vp_job_result(together[1])->usage.computed_tokens <
+              vp_job_result(alone[1])->usage.computed_tokens);
+        CHECK(vp_job_result(together[2])->usage.computed_tokens ==
+              vp_job_result(alone[2])->usage.computed_tokens);
         /* the two requests on image A really differ in their scores (the test can fail) */
         CHECK(vp_job_result(alone[0])->responses[0].step_logits[2] !=
               vp_job_result(alone[1])->responses[0].step_logits[2]);
