@@ -1,11 +1,11 @@
 /* PNG chunk walk: the header for the limit checks, Pillow's refusals (bad CRC before
  * the image data, broken chunk names, truncation before IDAT), and the canonical stream
  * stb_image decodes (see formats.h for why). */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/image/formats.h"
+#include "engine/util/crc32.h"
 
 static const uint8_t png_signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 
@@ -20,29 +20,6 @@ static void put_be32(uint8_t *p, uint32_t v)
     p[1] = (uint8_t)(v >> 16);
     p[2] = (uint8_t)(v >> 8);
     p[3] = (uint8_t)v;
-}
-
-/* CRC-32 (ISO 3309, the PNG and zlib polynomial), table built once. */
-static uint32_t crc_table[256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_init(void)
-{
-    for (uint32_t n = 0; n < 256; n++) {
-        uint32_t c = n;
-        for (int k = 0; k < 8; k++)
-            c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-        crc_table[n] = c;
-    }
-}
-
-static uint32_t crc32_of(const uint8_t *p, size_t n)
-{
-    pthread_once(&crc_once, crc_init);
-    uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < n; i++)
-        c = crc_table[(c ^ p[i]) & 0xff] ^ (c >> 8);
-    return c ^ 0xffffffffu;
 }
 
 /* Pillow accepts chunk names of four [A-Za-z0-9_] characters (regex \w\w\w\w). */
@@ -164,7 +141,7 @@ int vp_png_canonicalize(const uint8_t *data, size_t len, uint8_t **out, size_t *
             return vp_fail(err, VP_ERR_UNDECODABLE, "image", "PNG truncated inside chunk %.4s",
                            (const char *)type);
         uint32_t want = be32(data + pos + 8 + clen);
-        if (crc32_of(data + pos + 4, (size_t)clen + 4) != want)
+        if (vp_crc32(data + pos + 4, (size_t)clen + 4) != want)
             return vp_fail(err, VP_ERR_UNDECODABLE, "image", "broken PNG: bad CRC in chunk %.4s",
                            (const char *)type);
         if (!memcmp(type, "PLTE", 4)) {

@@ -1,30 +1,11 @@
 /* A minimal PNG writer: IHDR, one IDAT holding a zlib stream of stored deflate blocks
  * (each at most 65535 bytes, no compression), IEND. Filter type 0 on every row. */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/util/crc32.h"
 #include "server/bench/bench.h"
 
-static uint32_t crc_table[256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_init(void)
-{
-    for (uint32_t n = 0; n < 256; n++) {
-        uint32_t c = n;
-        for (int k = 0; k < 8; k++)
-            c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-        crc_table[n] = c;
-    }
-}
-
-static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        crc = crc_table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
-    return crc;
-}
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -41,7 +22,7 @@ static void chunk(uint8_t *out, size_t *pos, const char type[4], const uint8_t *
     memcpy(out + *pos + 4, type, 4);
     if (n)
         memcpy(out + *pos + 8, data, n);
-    uint32_t crc = crc32_update(0xffffffffu, out + *pos + 4, n + 4) ^ 0xffffffffu;
+    uint32_t crc = vp_crc32(out + *pos + 4, n + 4);
     put32(out + *pos + 8 + n, crc);
     *pos += 12 + n;
 }
@@ -49,7 +30,6 @@ static void chunk(uint8_t *out, size_t *pos, const char type[4], const uint8_t *
 int vp_png_encode_rgb(const uint8_t *rgb, uint32_t w, uint32_t h, uint8_t **out, size_t *len,
                       vp_error *err)
 {
-    pthread_once(&crc_once, crc_init);
     if (w == 0 || h == 0 || w > 16384 || h > 16384)
         return vp_fail(err, VP_ERR_BAD_REQUEST, "", "PNG size %ux%u out of range", w, h);
     size_t row = (size_t)w * 3 + 1, raw = row * h;
