@@ -152,6 +152,9 @@ int vp_engine_prepare(const vp_engine *e, const vp_score_request *req, vp_job **
                       vp_error *err)
 {
     *out = NULL;
+    vp_error local_err;
+    if (!err)
+        err = &local_err;
     double t0 = vp_now_ms();
     const vp_model_config *cfg = vp_model_cfg(e->model);
     vp_job *j = calloc(1, sizeof *j);
@@ -185,12 +188,14 @@ int vp_engine_prepare(const vp_engine *e, const vp_score_request *req, vp_job **
                     j->ids[r].n, cfg->llm.max_pos);
             goto fail;
         }
-    }
-    if (e->opt.max_request_tokens && total > e->opt.max_request_tokens) {
-        vp_fail(err, VP_ERR_TOO_LARGE, "responses",
-                "the request's prompts total %zu tokens, over the limit max_request_tokens=%zu",
-                total, e->opt.max_request_tokens);
-        goto fail;
+        /* checked as the prompts grow: a huge question times many responses stops early */
+        if (e->opt.max_request_tokens && total > e->opt.max_request_tokens) {
+            vp_fail(err, VP_ERR_TOO_LARGE, "responses",
+                    "the request's prompts total over %zu tokens (after %zu of %zu responses), "
+                    "over the limit max_request_tokens=%zu",
+                    total, r + 1, req->n_responses, e->opt.max_request_tokens);
+            goto fail;
+        }
     }
     j->prompt_tokens = total;
     j->prefix_len = e->opt.prefix_sharing ? shared_prefix_len(j) : 0;
@@ -211,6 +216,19 @@ int vp_engine_prepare(const vp_engine *e, const vp_score_request *req, vp_job **
         for (size_t r = 0; r < j->n_responses && cfg->llm.rope_dynamic; r++)
             if (j->ids[r].n > (size_t)cfg->llm.max_pos)
                 j->share_cap = 0;
+    }
+    /* a job must fit one packed pass of the backend, alone if need be */
+    if (e->opt.max_batch_tokens && j->computed_tokens > e->opt.max_batch_tokens) {
+        vp_fail(err, VP_ERR_TOO_LARGE, "responses",
+                "the request needs %zu tokens in one pass, over the limit batch_tokens=%zu",
+                j->computed_tokens, e->opt.max_batch_tokens);
+        goto fail;
+    }
+    if (e->opt.max_batch_tiles && j->n_tiles > e->opt.max_batch_tiles) {
+        vp_fail(err, VP_ERR_TOO_LARGE, req->n_images > 1 ? "images" : "image",
+                "the request's images make %zu tiles, over the limit batch_tiles=%zu", j->n_tiles,
+                e->opt.max_batch_tiles);
+        goto fail;
     }
     j->result.timing.preprocess = vp_now_ms() - t0;
     *out = j;

@@ -23,6 +23,8 @@ int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_jo
     vp_tiling_params_default(&tp);
     tp.min_num = cfg->min_dynamic_patch;
     tp.max_num = req->max_tiles > 0 ? req->max_tiles : cfg->max_dynamic_patch;
+    if (opt->max_tiles > 0 && tp.max_num > opt->max_tiles)
+        tp.max_num = opt->max_tiles; /* the server's limit also bounds the model's default */
     if (tp.max_num < tp.min_num)
         tp.min_num = tp.max_num;
     tp.image_size = cfg->vision.image_size;

@@ -265,6 +265,13 @@ static int fill_results(vp_job *j, const float *logits, const vp_forward_stats *
                         size_t tokens_per_tile, size_t shared, size_t computed, vp_error *err)
 {
     vp_score_result *res = &j->result;
+    /* a pass retried job by job after a failure fills a job again: drop the old results */
+    for (size_t r = 0; res->responses && r < res->n_responses; r++) {
+        free(res->responses[r].step_scores);
+        free(res->responses[r].step_logits);
+    }
+    free(res->responses);
+    free(res->ranking);
     res->responses = calloc(j->n_responses, sizeof *res->responses);
     res->ranking = calloc(j->n_responses, sizeof *res->ranking);
     if (!res->responses || !res->ranking)

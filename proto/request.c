@@ -219,6 +219,8 @@ static int parse_image(const json_t *v, const char *param, const vp_request_limi
         if (!lim->allow_urls)
             return vp_fail(err, VP_ERR_BAD_REQUEST, param,
                            "image URLs are not enabled on this server; send the image as base64");
+        if (strlen(s) != len)
+            return vp_fail(err, VP_ERR_BAD_REQUEST, param, "image URL contains a NUL character");
         img->kind = VP_IMAGE_URL;
         img->url = strdup(s);
         return img->url ? 0 : vp_fail(err, VP_ERR_NOMEM, param, "out of memory");
@@ -279,12 +281,21 @@ static int check_text_limit(size_t len, const vp_request_limits *lim, const char
     return 0;
 }
 
-static int parse_step_array(const json_t *arr, const char *param, const vp_request_limits *lim,
-                            vp_response_in *resp, vp_error *err)
+/* Steps a response may list before merging: max_steps, or with "max_steps" merging this
+ * many times more (bounds the memory a request can make the parser allocate). */
+#define MERGE_INPUT_FACTOR 64
+
+static int parse_step_array(const json_t *arr, const char *param, int max_steps,
+                            const vp_request_limits *lim, vp_response_in *resp, vp_error *err)
 {
     size_t n = json_array_size(arr);
     if (n == 0)
         return vp_fail(err, VP_ERR_BAD_REQUEST, param, "steps list is empty");
+    size_t raw_limit = lim->max_steps * (max_steps > 0 ? MERGE_INPUT_FACTOR : 1);
+    if (lim->max_steps && n > raw_limit)
+        return vp_fail(err, VP_ERR_TOO_LARGE, param,
+                       "%zu steps, over the limit max_steps=%zu%s", n, lim->max_steps,
+                       max_steps > 0 ? " (x64 before max_steps merging)" : " (set \"max_steps\" to merge steps)");
     resp->steps = calloc(n, sizeof *resp->steps);
     if (!resp->steps)
         return vp_fail(err, VP_ERR_NOMEM, param, "out of memory");
@@ -315,7 +326,7 @@ static int parse_response(const json_t *v, const char *param, const char *sep, s
                            &resp->steps, &resp->n_steps, err))
             return -1;
     } else if (json_is_array(v)) {
-        if (parse_step_array(v, param, lim, resp, err) ||
+        if (parse_step_array(v, param, max_steps, lim, resp, err) ||
             merge_steps(&resp->steps, &resp->n_steps, max_steps, err))
             return -1;
     } else if (json_is_object(v)) {
@@ -326,7 +337,7 @@ static int parse_response(const json_t *v, const char *param, const char *sep, s
             return vp_fail(err, VP_ERR_BAD_REQUEST, p, "missing: an object response needs \"steps\"");
         if (!json_is_array(steps))
             return vp_fail(err, VP_ERR_BAD_REQUEST, p, "must be an array of step strings");
-        if (parse_step_array(steps, p, lim, resp, err) ||
+        if (parse_step_array(steps, p, max_steps, lim, resp, err) ||
             merge_steps(&resp->steps, &resp->n_steps, max_steps, err))
             return -1;
     } else {
@@ -428,9 +439,11 @@ int vp_request_from_json(const json_t *root, const char *pre, const vp_request_l
     if (agg && !json_is_null(agg)) {
         snprintf(p, sizeof p, "%saggregation", pre);
         int found = -1;
-        for (int a = VP_AGG_MEAN; a <= VP_AGG_PRODUCT && json_is_string(agg); a++)
-            if (!strcmp(json_string_value(agg), vp_aggregation_name((vp_aggregation)a)))
+        for (int a = VP_AGG_MEAN; a <= VP_AGG_PRODUCT && json_is_string(agg); a++) {
+            const char *name = vp_aggregation_name((vp_aggregation)a);
+            if (json_string_length(agg) == strlen(name) && !strcmp(json_string_value(agg), name))
                 found = a;
+        }
         if (found < 0) {
             vp_fail(err, VP_ERR_BAD_REQUEST, p, "must be one of mean, min, max, last, product");
             goto out;

@@ -194,6 +194,9 @@ int vp_prompt_build(const vp_prompt_ctx *p, const vp_text *question, const int *
         return vp_fail(err, VP_ERR_BAD_REQUEST, "responses", "a response has no steps");
     text_buf b = {0};
     int rc = -1;
+    vp_error local_err;
+    if (!err)
+        err = &local_err;
     err->kind = VP_ERR_NONE;
     if (vp_ids_push(ids, p->bos) || vp_ids_push(ids, p->im_start) ||
         vp_ids_append(ids, p->system_chunk.v, p->system_chunk.n) || vp_ids_push(ids, p->im_end) ||

@@ -133,26 +133,81 @@ out:
     return rc;
 }
 
-static int bench_workload(vp_engine *e, const bench_args *a, vp_workload w, const char *name)
+static size_t workload_requests(const bench_args *a, vp_workload w)
 {
-    vp_error err = {0};
-    size_t n = w == VP_W3 ? (size_t)(a->requests ? a->requests : 8)
-             : w == VP_W4 ? (size_t)(a->requests ? a->requests : 16) : 1;
+    return w == VP_W3 ? (size_t)(a->requests ? a->requests : 8)
+         : w == VP_W4 ? (size_t)(a->requests ? a->requests : 16) : 1;
+}
+
+/* The request bodies of a workload (deterministic for the seed); NULL on failure. */
+static char **workload_bodies(const bench_args *a, vp_workload w, size_t n, vp_error *err)
+{
     char **bodies = calloc(n, sizeof *bodies);
-    double *totals = calloc((size_t)a->repeat, sizeof *totals);
-    pass_stats *passes = calloc((size_t)a->repeat, sizeof *passes);
-    int rc = 1;
-    if (!bodies || !totals || !passes)
-        goto out;
+    if (!bodies) {
+        vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");
+        return NULL;
+    }
     vp_workload_opts wo = {.kind = w, .seed = a->seed, .max_image_side = a->max_side};
     for (size_t i = 0; i < n; i++) {
         vp_workload_request wr;
-        if (vp_workload_make(&wo, i, &wr, &err))
-            goto fail;
+        if (vp_workload_make(&wo, i, &wr, err)) {
+            for (size_t k = 0; k < i; k++)
+                free(bodies[k]);
+            free(bodies);
+            return NULL;
+        }
         bodies[i] = wr.body; /* take ownership of the body */
         wr.body = NULL;
         vp_workload_request_free(&wr);
     }
+    return bodies;
+}
+
+/* Tokens and tiles of one pass of workload w (its requests prepared, not run). */
+static int workload_size(vp_engine *probe, const bench_args *a, vp_workload w, size_t *tokens,
+                         size_t *tiles, vp_error *err)
+{
+    size_t n = workload_requests(a, w);
+    char **bodies = workload_bodies(a, w, n, err);
+    if (!bodies)
+        return -1;
+    vp_request_limits lim;
+    vp_request_limits_default(&lim);
+    lim.max_responses = lim.max_steps = lim.max_text_bytes = lim.max_image_bytes = 0;
+    int rc = 0;
+    *tokens = *tiles = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        vp_score_request req;
+        vp_job *job = NULL;
+        rc = vp_request_parse(bodies[i], strlen(bodies[i]), &lim, &req, err);
+        if (rc == 0) {
+            rc = vp_engine_prepare(probe, &req, &job, err);
+            vp_request_free(&req);
+        }
+        if (job) {
+            *tokens += vp_job_tokens(job);
+            *tiles += vp_job_tiles(job);
+        }
+        vp_job_free(job);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(bodies[i]);
+    free(bodies);
+    return rc;
+}
+
+static int bench_workload(vp_engine *e, const bench_args *a, vp_workload w, const char *name)
+{
+    vp_error err = {0};
+    size_t n = workload_requests(a, w);
+    char **bodies = workload_bodies(a, w, n, &err);
+    double *totals = calloc((size_t)a->repeat, sizeof *totals);
+    pass_stats *passes = calloc((size_t)a->repeat, sizeof *passes);
+    int rc = 1;
+    if (!bodies)
+        goto fail;
+    if (!totals || !passes)
+        goto out;
     pass_stats warm;
     if (run_pass(e, bodies, n, &warm, &err))
         goto fail;
@@ -205,10 +260,37 @@ int bench_engine_main(int argc, char **argv)
     opt.backend = a.backend;
     opt.threads = a.threads;
     opt.max_request_tokens = 0;
-    opt.max_batch_tokens = 1 << 20;
-    opt.max_batch_tiles = 1 << 12;
+    opt.max_batch_tokens = 0;
+    opt.max_batch_tiles = 0;
+    static const struct { const char *name; vp_workload w; } all[] = {
+        {"W1", VP_W1}, {"W2", VP_W2}, {"W3", VP_W3}, {"W4", VP_W4}};
+    size_t n_all = sizeof all / sizeof all[0];
+    /* size the backend's working memory to the largest pass: prepare every workload once
+     * on an engine without a backend */
     vp_error err = {0};
     vp_engine *e = NULL;
+    opt.backend = "none";
+    if (vp_engine_open(&opt, &e, &err)) {
+        fprintf(stderr, "vprm bench: %s\n", err.message);
+        return 1;
+    }
+    size_t max_tokens = 1, max_tiles = 1;
+    for (size_t i = 0; i < n_all; i++) {
+        size_t tokens, tiles;
+        if (strcmp(a.workloads, "all") && !strstr(a.workloads, all[i].name))
+            continue;
+        if (workload_size(e, &a, all[i].w, &tokens, &tiles, &err)) {
+            fprintf(stderr, "vprm bench %s: %s\n", all[i].name, err.message);
+            vp_engine_close(e);
+            return 1;
+        }
+        max_tokens = tokens > max_tokens ? tokens : max_tokens;
+        max_tiles = tiles > max_tiles ? tiles : max_tiles;
+    }
+    vp_engine_close(e);
+    opt.backend = a.backend;
+    opt.max_batch_tokens = max_tokens;
+    opt.max_batch_tiles = max_tiles;
     double t0 = vp_now_ms();
     if (vp_engine_open(&opt, &e, &err)) {
         fprintf(stderr, "vprm bench: %s\n", err.message);
@@ -217,10 +299,10 @@ int bench_engine_main(int argc, char **argv)
     printf("vprm bench: model %s (%zu parameters), backend %s, device %s, loaded in %.0f ms\n",
            vp_engine_config(e)->name, vp_engine_n_params(e), vp_engine_backend_name(e),
            vp_engine_device_name(e), vp_now_ms() - t0);
-    static const struct { const char *name; vp_workload w; } all[] = {
-        {"W1", VP_W1}, {"W2", VP_W2}, {"W3", VP_W3}, {"W4", VP_W4}};
+    printf("vprm bench: pass budget %zu tokens, %zu tiles (the largest workload pass)\n",
+           max_tokens, max_tiles);
     int rc = 0;
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+    for (size_t i = 0; i < n_all; i++)
         if (!strcmp(a.workloads, "all") || strstr(a.workloads, all[i].name))
             rc |= bench_workload(e, &a, all[i].w, all[i].name);
     vp_engine_close(e);

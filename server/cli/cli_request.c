@@ -90,6 +90,8 @@ static int read_stdin(uint8_t **out, size_t *len, vp_error *err)
     return 0;
 }
 
+static int replace_images(const cli_request_args *a, vp_score_request *req, vp_error *err);
+
 int cli_request_load(const cli_request_args *a, vp_score_request *req, vp_error *err)
 {
     uint8_t *body = NULL;
@@ -108,6 +110,16 @@ int cli_request_load(const cli_request_args *a, vp_score_request *req, vp_error 
         return -1;
     if (a->n_images == 0)
         return 0;
+    if (replace_images(a, req, err)) {
+        vp_request_free(req);
+        return -1;
+    }
+    return 0;
+}
+
+/* The --image files replace the request's images. */
+static int replace_images(const cli_request_args *a, vp_score_request *req, vp_error *err)
+{
     for (size_t i = 0; i < req->n_images; i++) {
         free(req->images[i].data);
         free(req->images[i].url);
@@ -135,9 +147,25 @@ int cli_session_open(const cli_request_args *a, const char *backend, cli_session
     vp_engine_options opt;
     vp_engine_options_default(&opt);
     opt.model_dir = a->model_dir;
-    opt.backend = backend;
+    opt.backend = "none";
     opt.threads = a->threads;
-    opt.max_request_tokens = 0; /* the command line trusts its user */
+    /* the command line trusts its user: no request limits, and the pass budget is sized
+     * to this request (prepared once without a backend to measure it) */
+    opt.max_request_tokens = 0;
+    opt.max_batch_tokens = 0;
+    opt.max_batch_tiles = 0;
+    if (vp_engine_open(&opt, &s->engine, &s->err) ||
+        vp_engine_prepare(s->engine, &s->req, &s->job, &s->err))
+        return -1;
+    if (!strcmp(backend, "none"))
+        return 0;
+    opt.max_batch_tokens = vp_job_tokens(s->job);
+    opt.max_batch_tiles = vp_job_tiles(s->job) ? vp_job_tiles(s->job) : 1;
+    opt.backend = backend;
+    vp_job_free(s->job);
+    vp_engine_close(s->engine);
+    s->job = NULL;
+    s->engine = NULL;
     if (vp_engine_open(&opt, &s->engine, &s->err) ||
         vp_engine_prepare(s->engine, &s->req, &s->job, &s->err))
         return -1;
