@@ -47,6 +47,7 @@ typedef struct vp_config {
     size_t max_batch_requests; /* items of one POST /v1/score/batch */
     /* scheduler */
     size_t max_queue;          /* queued jobs; 429 above */
+    size_t max_queued_tiles;   /* tiles of queued jobs; 429 above */
     size_t batch_tokens;       /* token budget of one packed pass */
     size_t batch_tiles;        /* tile budget of one packed pass */
     int queue_timeout_ms;      /* a job waiting longer is answered 503; 0 = no limit */

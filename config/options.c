@@ -64,8 +64,10 @@ const vp_option vp_options[] = {
     /* scheduler */
     {"max_queue", VP_OPT_SIZE, OFF(max_queue), "1024", 1, 1 << 24, NULL,
      "jobs waiting for the engine; 429 with Retry-After above", 0},
+    {"max_queued_tiles", VP_OPT_SIZE, OFF(max_queued_tiles), "1024", 1, 1 << 24, NULL,
+     "image tiles held by waiting jobs (~0.6 MB each); 429 with Retry-After above", 0},
     {"batch_tokens", VP_OPT_SIZE, OFF(batch_tokens), "16384", 1, BIG, NULL,
-     "token budget of one packed engine pass (a larger job runs alone)", 0},
+     "token budget of one packed engine pass; a request needing more gets 413", 0},
     {"batch_tiles", VP_OPT_SIZE, OFF(batch_tiles), "64", 1, 1 << 20, NULL,
      "image tile budget of one packed engine pass", 0},
     {"queue_timeout_ms", VP_OPT_INT, OFF(queue_timeout_ms), "60000", 0, 86400000, NULL,

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "engine/backend.h"
 #include "engine/engine.h"
@@ -18,7 +19,8 @@ struct vp_job {
     size_t n_images;
     int *tiles_per_image;   /* [n_images] */
     size_t n_tiles;
-    float *tiles;           /* [n_tiles][3][S][S] normalised */
+    uint8_t *tiles;         /* [n_tiles][S][S][3] 8-bit tiles: normalised to float only while
+                             * its pass is packed (4x less memory for queued work) */
     size_t prefix_len;      /* tokens shared by all its responses (0 = none) */
     size_t share_cap;       /* leading tokens a pass may share with other jobs (0 = none) */
     size_t prompt_tokens;   /* sum of the responses' lengths */

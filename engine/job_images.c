@@ -1,4 +1,4 @@
-/* Decoding and tiling of a request's images into the job's normalised tiles. */
+/* Decoding and tiling of a request's images into the job's 8-bit tiles. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +30,7 @@ int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_jo
     tp.image_size = cfg->vision.image_size;
     tp.use_thumbnail = cfg->use_thumbnail;
 
-    size_t S = (size_t)cfg->vision.image_size, tile_floats = 3 * S * S;
+    size_t S = (size_t)cfg->vision.image_size, tile_bytes = 3 * S * S;
     j->n_images = req->n_images;
     j->tiles_per_image = calloc(req->n_images, sizeof *j->tiles_per_image);
     if (!j->tiles_per_image)
@@ -45,24 +45,21 @@ int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_jo
         if (src->kind != VP_IMAGE_BYTES)
             return vp_fail(err, VP_ERR_BAD_REQUEST, param, "image URL was not fetched");
         vp_image_tiles tiles = {0};
-        float *f32 = NULL;
-        if (vp_image_preprocess(src->data, src->len, &lim, &tp, &tiles, &f32, err)) {
+        if (vp_image_preprocess(src->data, src->len, &lim, &tp, &tiles, NULL, err)) {
             snprintf(err->param, sizeof err->param, "%s", param);
             return -1;
         }
         size_t n = (size_t)tiles.grid.n_tiles;
-        float *grown = realloc(j->tiles, (j->n_tiles + n) * tile_floats * sizeof *grown);
+        uint8_t *grown = realloc(j->tiles, (j->n_tiles + n) * tile_bytes);
         if (!grown) {
             vp_image_tiles_free(&tiles);
-            free(f32);
             return vp_fail(err, VP_ERR_NOMEM, param, "out of memory for %zu tiles", j->n_tiles + n);
         }
         j->tiles = grown;
-        memcpy(j->tiles + j->n_tiles * tile_floats, f32, n * tile_floats * sizeof *f32);
+        memcpy(j->tiles + j->n_tiles * tile_bytes, tiles.u8, n * tile_bytes);
         j->n_tiles += n;
-        j->tiles_per_image[i] = (int)n;
         vp_image_tiles_free(&tiles);
-        free(f32);
+        j->tiles_per_image[i] = (int)n;
     }
     return 0;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engine/backend.h"
+#include "engine/image/image.h"
 #include "engine/job.h"
 
 typedef struct packed {
@@ -35,13 +36,13 @@ static void packed_free(packed *p)
 /* Tile base of job i: an earlier job of the pass with the very same tiles (an RL group
  * re-scoring one image, W4) shares its vision features, so the encoder runs once;
  * otherwise the next *n_tiles. */
-static size_t same_images_as(vp_job *const *jobs, size_t i, size_t tile_floats,
+static size_t same_images_as(vp_job *const *jobs, size_t i, size_t tile_bytes,
                              const size_t *bases, size_t *n_tiles)
 {
     const vp_job *j = jobs[i];
     for (size_t k = 0; k < i && j->n_tiles; k++)
         if (jobs[k]->n_tiles == j->n_tiles &&
-            !memcmp(jobs[k]->tiles, j->tiles, j->n_tiles * tile_floats * sizeof *j->tiles))
+            !memcmp(jobs[k]->tiles, j->tiles, j->n_tiles * tile_bytes))
             return bases[k];
     size_t base = *n_tiles;
     *n_tiles += j->n_tiles;
@@ -149,8 +150,8 @@ static int pack_jobs(const vp_engine *e, vp_job *const *jobs, size_t n_jobs, pac
 {
     const vp_model_config *cfg = vp_engine_config(e);
     const vp_prompt_ctx *pr = vp_engine_prompt(e);
-    size_t tile_floats = (size_t)cfg->vision.channels * (size_t)cfg->vision.image_size *
-                         (size_t)cfg->vision.image_size;
+    size_t S = (size_t)cfg->vision.image_size;
+    size_t tile_floats = (size_t)cfg->vision.channels * S * S, tile_bytes = 3 * S * S;
     size_t nj = n_jobs ? n_jobs : 1;
     p->tile_base = malloc(nj * sizeof *p->tile_base);
     p->group_of = malloc(nj * sizeof *p->group_of);
@@ -159,7 +160,7 @@ static int pack_jobs(const vp_engine *e, vp_job *const *jobs, size_t n_jobs, pac
         return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory packing a batch");
     size_t n_tiles = 0, n_groups = 0, n_out = 0;
     for (size_t i = 0; i < n_jobs; i++) {
-        p->tile_base[i] = same_images_as(jobs, i, tile_floats, p->tile_base, &n_tiles);
+        p->tile_base[i] = same_images_as(jobs, i, tile_bytes, p->tile_base, &n_tiles);
         p->group_of[i] = assign_group(jobs, i, p->tile_base, p->groups, &n_groups);
         for (size_t r = 0; r < jobs[i]->n_responses; r++)
             n_out += jobs[i]->score_pos[r].n;
@@ -188,8 +189,7 @@ static int pack_jobs(const vp_engine *e, vp_job *const *jobs, size_t n_jobs, pac
         for (size_t k = 0; k < i && j->n_tiles; k++)
             copied |= jobs[k]->n_tiles && p->tile_base[k] == p->tile_base[i];
         if (j->n_tiles && !copied)
-            memcpy(p->tiles + p->tile_base[i] * tile_floats, j->tiles,
-                   j->n_tiles * tile_floats * sizeof *p->tiles);
+            vp_tiles_normalize(j->tiles, j->n_tiles, (int)S, p->tiles + p->tile_base[i] * tile_floats);
     }
     /* sequences group by group: the prefix, then every member response's suffix */
     for (size_t g = 0; g < n_groups; g++) {

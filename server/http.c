@@ -63,6 +63,15 @@ static bool authorized(vp_conn *x)
     return secret_equal(h, key);
 }
 
+/* Copies src into dst (cap bytes), replacing bytes outside printable ASCII by '?'. */
+static void printable_copy(char *dst, size_t cap, const char *src)
+{
+    size_t n = 0;
+    for (const char *p = src; *p && n + 1 < cap; p++)
+        dst[n++] = (*p > ' ' && *p < 0x7f) ? *p : '?';
+    dst[n] = 0;
+}
+
 static vp_conn *conn_new(vp_server *s, struct MHD_Connection *c, const char *url,
                          const char *method)
 {
@@ -75,12 +84,9 @@ static vp_conn *conn_new(vp_server *s, struct MHD_Connection *c, const char *url
     x->t_start = vp_sched_now_ms();
     x->queue_ms = x->inference_ms = -1;
     vp_reqid_new(x->id);
-    snprintf(x->method, sizeof x->method, "%s", method);
-    /* the log keeps a bounded, printable copy of the path */
-    size_t n = 0;
-    for (const char *p = url; *p && n + 1 < sizeof x->path; p++)
-        x->path[n++] = (*p > ' ' && *p < 0x7f) ? *p : '?';
-    x->path[n] = 0;
+    /* bounded, printable copies: they reach the log and JSON error bodies */
+    printable_copy(x->method, sizeof x->method, method);
+    printable_copy(x->path, sizeof x->path, url);
     pthread_mutex_init(&x->mu, NULL);
     atomic_fetch_add(&s->inflight, 1);
     return x;
@@ -449,6 +455,7 @@ int vp_server_attach_engine(vp_server *s, vp_engine *e, vp_error *err)
     eng.on_batch = on_batch;
     eng.obs_ctx = &s->metrics;
     vp_sched_options so = {.max_queue = c->max_queue,
+                           .max_queued_tiles = c->max_queued_tiles,
                            .max_batch_tokens = c->batch_tokens,
                            .max_batch_tiles = c->batch_tiles,
                            .queue_timeout_ms = c->queue_timeout_ms};

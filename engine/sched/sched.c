@@ -36,6 +36,7 @@ struct vp_sched {
     pthread_cond_t idle_cv;    /* waiters of vp_sched_wait_idle */
     vp_sched_ticket *head, *tail;
     size_t depth;
+    size_t queued_tiles; /* sum of job_tiles over the queue */
     size_t running;            /* jobs in the current pass */
     size_t jobs_run, passes;
     bool draining, stopping;
@@ -74,6 +75,7 @@ static void queue_remove(vp_sched *s, vp_sched_ticket *t)
         s->tail = t->prev;
     t->prev = t->next = NULL;
     s->depth--;
+    s->queued_tiles -= s->eng.job_tiles(t->job);
 }
 
 static void queue_push(vp_sched *s, vp_sched_ticket *t)
@@ -86,6 +88,7 @@ static void queue_push(vp_sched *s, vp_sched_ticket *t)
         s->head = t;
     s->tail = t;
     s->depth++;
+    s->queued_tiles += s->eng.job_tiles(t->job);
 }
 
 void vp_sched_ticket_retain(vp_sched_ticket *t) { atomic_fetch_add(&t->refs, 1); }
@@ -370,6 +373,9 @@ int vp_sched_submit(vp_sched *s, vp_job *const *jobs, size_t n, double t_origin_
             return vp_fail(err, VP_ERR_NOMEM, "", "out of memory queueing the request");
         }
     }
+    size_t new_tiles = 0;
+    for (size_t i = 0; i < n; i++)
+        new_tiles += s->eng.job_tiles(jobs[i]);
     pthread_mutex_lock(&s->mu);
     int rc = 0;
     if (s->draining || s->stopping) {
@@ -380,6 +386,12 @@ int vp_sched_submit(vp_sched *s, vp_job *const *jobs, size_t n, double t_origin_
                      "the queue is full (%zu jobs waiting, max_queue = %zu, this request "
                      "needs %zu): retry after the Retry-After delay",
                      s->depth, s->opt.max_queue, n);
+    } else if (s->depth > 0 && s->opt.max_queued_tiles &&
+               s->queued_tiles + new_tiles > s->opt.max_queued_tiles) {
+        rc = vp_fail(err, VP_ERR_BUSY, "",
+                     "the queue is full (%zu image tiles waiting, max_queued_tiles = %zu, this "
+                     "request has %zu): retry after the Retry-After delay",
+                     s->queued_tiles, s->opt.max_queued_tiles, new_tiles);
     }
     if (rc) {
         pthread_mutex_unlock(&s->mu);

@@ -40,6 +40,7 @@ void vp_sched_engine_of(vp_engine *e, vp_sched_engine *out);
 
 typedef struct vp_sched_options {
     size_t max_queue;         /* queued jobs; submissions beyond get VP_ERR_BUSY */
+    size_t max_queued_tiles;  /* image tiles of queued jobs (their memory); 0 = no limit */
     size_t max_batch_tokens;  /* vp_job_tokens sum of one pass */
     size_t max_batch_tiles;   /* vp_job_tiles sum of one pass */
     double queue_timeout_ms;  /* max wait in the queue; 0 = none */
