@@ -138,6 +138,8 @@ int cmd_serve(int argc, char **argv)
            vp_server_port(srv));
     fflush(stdout);
     VP_LOGI(NULL, "listening on port %d; loading the model", vp_server_port(srv));
+    if (!cfg.api_key || !cfg.api_key[0])
+        VP_LOGW(NULL, "no API key set (--api-key / VPRM_API_KEY): every client may score");
 
     vp_engine_options eo;
     vp_engine_options_default(&eo);
