@@ -13,8 +13,11 @@
  * attn_simple_kernel: one warp per (query, head), fp32 throughout, any head size up to
  * 256; the check for the fast kernel and the fallback. */
 #include "engine/cuda/k_common.cuh"
+#include "engine/cuda_plan/cuda_plan.h"
 
 #define ATT_BQ 64
+/* the planner's query tile (engine/cuda_plan) must be the kernel's */
+static_assert(ATT_BQ == VP_ATTN_BQ, "attention query tile differs from the planner's");
 #define ATT_BK 64
 #define ATT_THREADS 128
 

@@ -28,4 +28,6 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$B/vprm" mkmodel --scale tiny --seed 1 --tokenizer "$TOK" --out "$tmp/model" >/dev/null
 "$B/gpu/mkbatch" --model "$tmp/model" --out .gpu/w1.batch --workload W1 --seed 1
+git rev-parse --short HEAD 2>/dev/null > .gpu/COMMIT || echo unknown > .gpu/COMMIT
+git diff --quiet 2>/dev/null || echo "+uncommitted changes" >> .gpu/COMMIT
 echo "pack.sh: .gpu ready ($(du -sh .gpu | cut -f1)): $(ls .gpu/bin | tr '\n' ' '); $(ls .gpu/lib | wc -l) libraries"
