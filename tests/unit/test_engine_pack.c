@@ -108,6 +108,36 @@ int main(void)
         CHECK(vp_job_result(alone[0])->responses[0].step_logits[2] !=
               vp_job_result(alone[1])->responses[0].step_logits[2]);
     }
+    vp_engine_close(e);
+    e = NULL;
+
+    /* limits enforced at prepare: a request over one pass's budget gets 413 naming it; the
+     * server's max_tiles bounds a request that gives none (the model's default is 12) */
+    opt.max_batch_tokens = 300;
+    opt.max_tiles = 1;
+    CHECK_MSG(vp_engine_open(&opt, &e, &err) == 0, "%s", err.message);
+    char *no_tiles = request_json(url_a, "What is x?", "a", "b");
+    char *p = strstr(no_tiles, "\"max_tiles\": 2, ");
+    if (p)
+        memmove(p, p + 15, strlen(p + 15) + 1);
+    vp_request_limits lim;
+    vp_request_limits_default(&lim);
+    vp_score_request req;
+    vp_job *job = NULL;
+    CHECK(vp_request_parse(no_tiles, strlen(no_tiles), &lim, &req, &err) == 0);
+    memset(&err, 0, sizeof err);
+    CHECK(vp_engine_prepare(e, &req, &job, &err) == -1 && err.kind == VP_ERR_TOO_LARGE &&
+          strstr(err.message, "batch_tokens=300"));
+    vp_request_free(&req);
+    vp_engine_close(e);
+    opt.max_batch_tokens = 0;
+    CHECK_MSG(vp_engine_open(&opt, &e, &err) == 0, "%s", err.message);
+    CHECK(vp_request_parse(no_tiles, strlen(no_tiles), &lim, &req, &err) == 0);
+    CHECK(vp_engine_prepare(e, &req, &job, &err) == 0 && job && vp_job_tiles(job) == 1);
+    vp_request_free(&req);
+    vp_job_free(job);
+    free(no_tiles);
+
     for (int i = 0; i < 3; i++) {
         vp_job_free(together[i]);
         vp_job_free(alone[i]);

@@ -103,7 +103,8 @@ typedef struct fixture {
     vp_sched_ticket *t[4096];
 } fixture;
 
-static fixture *setup(size_t max_queue, size_t tokens, size_t tiles, double timeout_ms)
+static fixture *setup_tiles(size_t max_queue, size_t tokens, size_t tiles, double timeout_ms,
+                           size_t max_queued_tiles)
 {
     fixture *x = calloc(1, sizeof *x);
     pthread_mutex_init(&x->f.mu, NULL);
@@ -112,10 +113,16 @@ static fixture *setup(size_t max_queue, size_t tokens, size_t tiles, double time
                            .job_tiles = fake_tiles, .job_result = fake_result,
                            .job_free = fake_free};
     vp_sched_options opt = {.max_queue = max_queue, .max_batch_tokens = tokens,
-                            .max_batch_tiles = tiles, .queue_timeout_ms = timeout_ms};
+                            .max_batch_tiles = tiles, .queue_timeout_ms = timeout_ms,
+                            .max_queued_tiles = max_queued_tiles};
     vp_error err;
     CHECK_MSG(vp_sched_start(&opt, &eng, &x->s, &err) == 0, "%s", err.message);
     return x;
+}
+
+static fixture *setup(size_t max_queue, size_t tokens, size_t tiles, double timeout_ms)
+{
+    return setup_tiles(max_queue, tokens, tiles, timeout_ms, 0);
 }
 
 static void hold(fixture *x, bool on)
@@ -258,6 +265,32 @@ static void test_queue_full(void)
     for (int i = 0; i < 5; i++)
         CHECK(atomic_load(&x->recs[i].calls) == 1);
     teardown(x, 16);
+}
+
+/* Waiting work is also bounded by the image tiles it holds in memory. */
+static void test_queued_tiles(void)
+{
+    fixture *x = setup_tiles(100, 1000, 1000, 0, 20);
+    vp_error err;
+    hold(x, true);
+    CHECK(submit1(x, mkjob(0, 1, 13), &err) == 0); /* runs (held): not queued */
+    wait_in_run(x);
+    CHECK(submit1(x, mkjob(1, 1, 13), &err) == 0); /* 13 queued tiles */
+    vp_job *j2 = mkjob(2, 1, 13);                   /* 26 > 20 */
+    memset(&err, 0, sizeof err);
+    CHECK(submit1(x, j2, &err) == -1 && err.kind == VP_ERR_BUSY &&
+          strstr(err.message, "max_queued_tiles = 20"));
+    free(j2);
+    CHECK(submit1(x, mkjob(3, 1, 0), &err) == 0);  /* text-only still fits */
+    CHECK(submit1(x, mkjob(4, 1, 7), &err) == 0);  /* 13 + 7 = 20 fits exactly */
+    hold(x, false);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    /* once drained, the tiles are given back: a large job is accepted again */
+    CHECK(submit1(x, mkjob(5, 1, 20), &err) == 0);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    for (int i = 0; i <= 5; i++)
+        CHECK(atomic_load(&x->recs[i].calls) == (i == 2 ? 0 : 1));
+    teardown(x, 6);
 }
 
 static void test_deadline(void)
@@ -510,6 +543,7 @@ int main(void)
     test_packing();
     test_timing();
     test_queue_full();
+    test_queued_tiles();
     test_deadline();
     test_cancel();
     test_poison();
