@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "server/bench/bench.h"
+#include "server/bench/http_client.h"
 #include "server/bench/http_load.h"
 
 typedef struct load_opts {
@@ -69,34 +70,22 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 
 static char *http_get(const char *base, const char *path, const char *api_key)
 {
-    CURL *h = curl_easy_init();
-    if (!h)
-        return NULL;
-    char url[1024];
+    char url[1024], auth[512];
     snprintf(url, sizeof url, "%s%s", base, path);
-    membuf m = {0};
-    struct curl_slist *hdr = NULL;
-    char auth[512];
+    const char *headers[2] = {NULL, NULL};
     if (api_key) {
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", api_key);
-        hdr = curl_slist_append(hdr, auth);
+        headers[0] = auth;
     }
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &m);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    CURLcode rc = curl_easy_perform(h);
-    long status = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(h);
-    curl_slist_free_all(hdr);
-    if (rc != CURLE_OK || status != 200) {
-        free(m.p);
-        return NULL;
+    vp_http_reply r;
+    vp_http_request("GET", url, NULL, 0, headers, 30, &r);
+    char *body = NULL;
+    if (r.status == 200) {
+        body = r.body;
+        r.body = NULL;
     }
-    return m.p;
+    vp_http_reply_free(&r);
+    return body;
 }
 
 static void *client_main(void *arg)
