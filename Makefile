@@ -47,7 +47,7 @@ else
   CU_OBJ :=
 endif
 comma := ,
-NVCCFLAGS := -std=c++17 -O3 -arch=$(CUDA_ARCH) -I. -Werror all-warnings \
+NVCCFLAGS := -std=c++17 -O3 -lineinfo -arch=$(CUDA_ARCH) -I. -Werror all-warnings \
              -Xcompiler -Wall,-Wextra,-Werror -MMD -MP
 
 

@@ -494,45 +494,69 @@ static void test_random_and_convert(void)
     free(x), free(h16), free(b16), free(want), free(got);
 }
 
-int main(void)
+/* argv[1], when given, runs only the test with that label (--list prints the labels):
+ * after a crash the CUDA context is lost, so run.sh reruns each test alone to find the
+ * one at fault. */
+static const char *only;
+static int list_only;
+#define RUN(label, call)                                                                   \
+    do {                                                                                   \
+        if (list_only) {                                                                   \
+            puts(label);                                                                   \
+        } else if (!only || !strcmp(label, only)) {                                        \
+            printf("-- %s\n", label);                                                      \
+            fflush(stdout);                                                                \
+            call;                                                                          \
+            GPU_OK(cudaDeviceSynchronize());                                               \
+        }                                                                                  \
+    } while (0)
+
+int main(int argc, char **argv)
 {
-    int count = 0;
-    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-        fprintf(stderr, "gpu_ops: no CUDA device\n");
-        return 2;
-    }
-    struct cudaDeviceProp prop;
-    GPU_OK(cudaGetDeviceProperties(&prop, 0));
-    printf("gpu_ops on %s (sm_%d%d)\n", prop.name, prop.major, prop.minor);
-    GPU_OK(cudaStreamCreate(&stream));
-    GPU_OK(vpk_attention_setup());
-    void *ws = gpu_alloc(VP_GEMM_WORKSPACE_BYTES);
+    only = argc > 1 ? argv[1] : NULL;
+    list_only = only && !strcmp(only, "--list");
     vp_gemm g;
-    vp_error err = {0};
-    if (vp_gemm_init(&g, ws, VP_GEMM_WORKSPACE_BYTES, &err)) {
-        fprintf(stderr, "gpu_ops: %s\n", err.message);
-        return 2;
+    void *ws = NULL;
+    if (!list_only) {
+        int count = 0;
+        if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+            fprintf(stderr, "gpu_ops: no CUDA device\n");
+            return 2;
+        }
+        struct cudaDeviceProp prop;
+        GPU_OK(cudaGetDeviceProperties(&prop, 0));
+        printf("gpu_ops on %s (sm_%d%d)\n", prop.name, prop.major, prop.minor);
+        GPU_OK(cudaStreamCreate(&stream));
+        GPU_OK(vpk_attention_setup());
+        ws = gpu_alloc(VP_GEMM_WORKSPACE_BYTES);
+        vp_error err = {0};
+        if (vp_gemm_init(&g, ws, VP_GEMM_WORKSPACE_BYTES, &err)) {
+            fprintf(stderr, "gpu_ops: %s\n", err.message);
+            return 2;
+        }
     }
-    test_gemm(&g, 300, 520, 264);     /* odd rows, small */
-    test_gemm(&g, 48, 4096, 14336);   /* the last layer's w2 on the output rows */
-    test_gemm(&g, 1030, 3072, 1024);  /* ViT qkv on one tile */
-    test_norm(0, 37, 1024, 1, 1e-6f); /* ViT norm2 after attention */
-    test_norm(1, 29, 4096, 0, 1e-5f); /* InternLM2 attention_norm */
-    test_norm(0, 9, 4096, 0, 1e-5f);  /* projector LayerNorm */
-    test_norm(1, 11, 1024, 1, 1e-6f); /* rms_norm ViT variant */
-    test_rms_bf16();
-    test_head();
-    test_rope();
-    test_activations();
-    test_patch_embed(&g);
-    test_pixel_shuffle();
-    test_embed();
-    test_attention("causal+prefix GQA 32/8 d128", 1, 32, 8, 128, 130);
-    test_attention("causal+prefix GQA 2/1 d128", 1, 2, 1, 128, 400);
-    test_attention("causal+prefix MHA 4/4 d32", 1, 4, 4, 32, 200);
-    test_attention("tiles 16 heads d64", 0, 16, 16, 64, 0);
-    test_attention("tiles 4 heads d16", 0, 4, 4, 16, 0);
-    test_random_and_convert();
+    RUN("gemm 300x520x264", test_gemm(&g, 300, 520, 264));     /* odd rows, small */
+    RUN("gemm 48x4096x14336", test_gemm(&g, 48, 4096, 14336));   /* the last layer's w2 on the output rows */
+    RUN("gemm 1030x3072x1024", test_gemm(&g, 1030, 3072, 1024));  /* ViT qkv on one tile */
+    RUN("layernorm 37x1024 +residual", test_norm(0, 37, 1024, 1, 1e-6f)); /* ViT norm2 after attention */
+    RUN("rmsnorm 29x4096", test_norm(1, 29, 4096, 0, 1e-5f)); /* InternLM2 attention_norm */
+    RUN("layernorm 9x4096", test_norm(0, 9, 4096, 0, 1e-5f));  /* projector LayerNorm */
+    RUN("rmsnorm 11x1024 +residual", test_norm(1, 11, 1024, 1, 1e-6f)); /* rms_norm ViT variant */
+    RUN("rms_bf16", test_rms_bf16());
+    RUN("head", test_head());
+    RUN("rope", test_rope());
+    RUN("activations", test_activations());
+    RUN("patch_embed", test_patch_embed(&g));
+    RUN("pixel_shuffle", test_pixel_shuffle());
+    RUN("embed", test_embed());
+    RUN("attention causal+prefix GQA 32/8 d128", test_attention("causal+prefix GQA 32/8 d128", 1, 32, 8, 128, 130));
+    RUN("attention causal+prefix GQA 2/1 d128", test_attention("causal+prefix GQA 2/1 d128", 1, 2, 1, 128, 400));
+    RUN("attention causal+prefix MHA 4/4 d32", test_attention("causal+prefix MHA 4/4 d32", 1, 4, 4, 32, 200));
+    RUN("attention tiles 16 heads d64", test_attention("tiles 16 heads d64", 0, 16, 16, 64, 0));
+    RUN("attention tiles 4 heads d16", test_attention("tiles 4 heads d16", 0, 4, 4, 16, 0));
+    RUN("random_and_convert", test_random_and_convert());
+    if (list_only)
+        return 0;
     vp_gemm_free(&g);
     cudaFree(ws);
     GPU_OK(cudaDeviceSynchronize());

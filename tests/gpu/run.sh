@@ -53,7 +53,30 @@ stage() { # name limit_s command...: our binaries see .gpu/lib, Python does not
 }
 
 stage ops 60 "$G/bin/gpu_ops"
+# a crash (exit 2) or hang loses the CUDA context and every later test with it: rerun each
+# test alone, and the first one that crashes under compute-sanitizer (source lines: -lineinfo)
+if [ "$(cat "$W/ops.rc")" -ge 2 ]; then
+    sanitized=0 t0=$(date +%s)
+    LD_LIBRARY_PATH="$G/lib:$CUDA_LIBS" "$G/bin/gpu_ops" --list >"$W/ops.list" 2>&1
+    while IFS= read -r t; do
+        [ $(($(date +%s) - t0)) -lt 90 ] || { echo "ops alone: out of time before: $t"; break; }
+        LD_LIBRARY_PATH="$G/lib:$CUDA_LIBS" timeout 10 "$G/bin/gpu_ops" "$t" >"$W/one.log" 2>&1
+        rc=$?
+        echo "ops alone: exit $rc: $t"
+        [ $rc = 0 ] || tail -n 6 "$W/one.log"
+        if [ $rc -ge 2 ] && [ $sanitized = 0 ] && command -v compute-sanitizer >/dev/null; then
+            sanitized=1
+            LD_LIBRARY_PATH="$G/lib:$CUDA_LIBS" timeout 40 compute-sanitizer --print-limit 4 \
+                "$G/bin/gpu_ops" "$t" 2>&1 | head -n 60
+        fi
+    done <"$W/ops.list" | tee "$W/ops_alone.log"
+fi
 stage e2e 60 "$G/bin/gpu_e2e"
+if [ "$(cat "$W/e2e.rc")" -ge 2 ] && [ "$(cat "$W/e2e.rc")" != 124 ] && command -v compute-sanitizer >/dev/null; then
+    echo "== e2e under compute-sanitizer"
+    LD_LIBRARY_PATH="$G/lib:$CUDA_LIBS" timeout 60 compute-sanitizer --print-limit 4 "$G/bin/gpu_e2e" 2>&1 |
+        grep -v "^PASS" | head -n 60 | tee "$W/e2e_sanitizer.log"
+fi
 stage w1 90 "$G/bin/gpu_w1" --batch "$G/w1.batch" --out "$W/w1" --seed 1 --reps 5
 stage w1_simple 45 env VPRM_CUDA_ATTENTION=simple "$G/bin/gpu_w1" --batch "$G/w1.batch" \
     --out "$W/w1" --seed 1 --reps 1 --label ours_simple
@@ -67,9 +90,10 @@ verdict=$?
 cat "$W/summary.txt"
 if [ -n "${OUT:-}" ]; then
     cp "$W/summary.txt" "$OUT/"
-    for s in ops e2e w1 w1_simple torch; do
+    for s in ops ops_alone e2e e2e_sanitizer w1 w1_simple torch; do
+        [ -f "$W/$s.log" ] || continue
         echo "===== $s (exit $(cat "$W/$s.rc" 2>/dev/null))"
-        cat "$W/$s.log" 2>/dev/null
+        cat "$W/$s.log"
     done >"$OUT/logs.txt"
     for j in ours.json ours_simple.json torch.json; do
         [ -f "$W/w1/$j" ] && cp "$W/w1/$j" "$OUT/"
