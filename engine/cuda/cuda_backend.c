@@ -22,6 +22,7 @@ static void cuda_free(vp_backend *b)
     if (b->stream)
         cudaStreamSynchronize(b->stream);
     vp_gemm_free(&b->gemm);
+    cuda_prof_free(&b->prof);
     if (b->ev_start)
         cudaEventDestroy(b->ev_start);
     if (b->ev_vision)
@@ -182,6 +183,8 @@ static int backend_create(vp_backend **out, const vp_model_config *cfg,
     CUDA_CHECK(cudaEventCreate(&b->ev_start));
     CUDA_CHECK(cudaEventCreate(&b->ev_vision));
     CUDA_CHECK(cudaEventCreate(&b->ev_end));
+    if (cuda_prof_init(&b->prof))
+        return vp_fail(err, VP_ERR_INTERNAL, "cuda", "cannot create the profile's CUDA events");
 
     if (vp_cw_plan_build(cfg, &b->plan, err))
         return -1;
@@ -344,17 +347,24 @@ static int cuda_forward(vp_backend *b, const vp_batch *batch, float *logits,
     if (stage_batch(b, batch, &n_items, err) ||
         cuda_head_rows(b, batch->plus_id, batch->minus_id, err))
         return -1;
+    if (b->prof.on) {
+        vp_flops fl;
+        vp_batch_useful_flops(&b->cfg, batch, &fl);
+        b->attn_flops_layer = b->cfg.llm.layers ? fl.language_attn / b->cfg.llm.layers : 0;
+    }
     CUDA_CHECK(cudaEventRecord(b->ev_start, b->stream));
     if (batch->n_tiles && cuda_vision_forward(b, batch->tiles, batch->n_tiles, err))
         return -1;
     CUDA_CHECK(cudaEventRecord(b->ev_vision, b->stream));
     if (cuda_language_forward(b, batch, n_items, err))
         return -1;
+    cuda_prof_mark(&b->prof, b->stream, "end", 0);
     CUDA_CHECK(cudaEventRecord(b->ev_end, b->stream));
     CUDA_CHECK(cudaMemcpyAsync(b->logits_host, cuda_ws(b, VP_WS_LOGITS),
                                batch->n_out * 2 * sizeof(float), cudaMemcpyDeviceToHost, b->stream));
     CUDA_CHECK(cudaStreamSynchronize(b->stream));
     memcpy(logits, b->logits_host, batch->n_out * 2 * sizeof(float));
+    cuda_prof_report(&b->prof);
     if (stats) {
         float v = 0.0f, lang = 0.0f;
         CUDA_CHECK(cudaEventElapsedTime(&v, b->ev_start, b->ev_vision));

@@ -16,14 +16,18 @@ static int mlp(vp_backend *b, const cuda_llm_layer *L, float *x, size_t rows, vp
     const vp_llm_config *l = &b->cfg.llm;
     size_t h = (size_t)l->hidden, im = (size_t)l->intermediate;
     vp_bf16 *xn = cuda_ws(b, VP_WS_XN), *gu = cuda_ws(b, VP_WS_GU), *hid = cuda_ws(b, VP_WS_H);
+    cuda_prof_mark(&b->prof, b->stream, "llm.norm", 0);
     CUDA_CHECK(vpk_norm(b->stream, 1, x, rows, l->hidden, NULL, NULL, L->ffn_norm, NULL, l->rms_eps,
                         xn, h));
     for (size_t r0 = 0; r0 < rows; r0 += b->ws.mlp_chunk) {
         size_t rc = rows - r0 < b->ws.mlp_chunk ? rows - r0 : b->ws.mlp_chunk;
+        cuda_prof_mark(&b->prof, b->stream, "llm.w13", 2.0 * (double)rc * 2 * (double)(im * h));
         if (vp_gemm_run(&b->gemm, b->stream, gu, VP_GEMM_BF16, xn + r0 * h, L->w13, NULL, rc,
                         2 * im, h, h, h, 2 * im, false, err))
             return -1;
+        cuda_prof_mark(&b->prof, b->stream, "llm.silu", 0);
         CUDA_CHECK(vpk_silu_gate(b->stream, hid, gu, rc, im));
+        cuda_prof_mark(&b->prof, b->stream, "llm.w2", 2.0 * (double)rc * (double)(im * h));
         if (vp_gemm_run(&b->gemm, b->stream, x + r0 * h, VP_GEMM_F32, hid, L->w2, NULL, rc, h, im,
                         im, im, h, true, err))
             return -1;
@@ -43,25 +47,32 @@ int cuda_language_forward(vp_backend *b, const vp_batch *batch, size_t n_items, 
                            .head_dim = l->head_dim, .group_stride = (qpk + 2) * hd, .q_base = 0,
                            .k_base = qpk * hd, .v_base = (qpk + 1) * hd};
     float scale = (float)(1.0 / sqrt((double)l->head_dim));
+    double n2 = 2.0 * (double)n;
+    cuda_prof_mark(&b->prof, b->stream, "llm.embed", 0);
     CUDA_CHECK(vpk_embed(b->stream, x, cuda_ws(b, VP_WS_TOKENS),
                          batch->image_row ? cuda_ws(b, VP_WS_IMAGE_ROW) : NULL, n, l->hidden,
                          b->w.tok_emb, cuda_ws(b, VP_WS_FEATURES)));
     for (int i = 0; i < l->layers; i++) {
         const cuda_llm_layer *L = &b->w.llm[i];
+        cuda_prof_mark(&b->prof, b->stream, "llm.norm", 0);
         CUDA_CHECK(vpk_norm(b->stream, 1, x, n, l->hidden, NULL, NULL, L->attention_norm, NULL,
                             l->rms_eps, xn, h));
+        cuda_prof_mark(&b->prof, b->stream, "llm.wqkv", n2 * (double)(h * row));
         if (vp_gemm_run(&b->gemm, b->stream, qkv, VP_GEMM_BF16, xn, L->wqkv, NULL, n, row, h, h,
                         h, row, false, err))
             return -1;
+        cuda_prof_mark(&b->prof, b->stream, "llm.rope", 0);
         CUDA_CHECK(vpk_rope_qkv(b->stream, qkv, n, row, l->kv_heads, (int)qpk, l->head_dim,
                                 b->rope_base, b->base_rows, cuda_ws(b, VP_WS_ROPE_EXTRA),
                                 cuda_ws(b, VP_WS_ROPE_ROW)));
+        cuda_prof_mark(&b->prof, b->stream, "llm.attention", b->attn_flops_layer);
         if (b->fast_language)
             CUDA_CHECK(vpk_attention_fast(b->stream, attn, q, qkv, &lay, cuda_ws(b, VP_WS_ITEMS),
                                           n_items, scale));
         else
             CUDA_CHECK(vpk_attention_simple(b->stream, attn, q, qkv, &lay,
                                             cuda_ws(b, VP_WS_RANGES), n, scale));
+        cuda_prof_mark(&b->prof, b->stream, "llm.wo", n2 * (double)(q * h));
         if (vp_gemm_run(&b->gemm, b->stream, x, VP_GEMM_F32, attn, L->wo, NULL, n, h, q, q, q, h,
                         true, err))
             return -1;
@@ -69,6 +80,7 @@ int cuda_language_forward(vp_backend *b, const vp_batch *batch, size_t n_items, 
             return -1;
     }
     /* every op after the last attention works row by row: only the output rows need it */
+    cuda_prof_mark(&b->prof, b->stream, "llm.outputs", 0);
     CUDA_CHECK(vpk_gather_rows(b->stream, xo, x, cuda_ws(b, VP_WS_OUT_INDEX), batch->n_out,
                                l->hidden));
     if (l->layers > 0 && mlp(b, &b->w.llm[l->layers - 1], xo, batch->n_out, err))

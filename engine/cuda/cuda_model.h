@@ -11,6 +11,7 @@
 
 #include "engine/backend.h"
 #include "engine/cuda/cuda_gemm.h"
+#include "engine/cuda/cuda_profile.h"
 #include "engine/cuda/cuda_kernels.h"
 #include "engine/cuda_plan/cuda_plan.h"
 
@@ -89,6 +90,8 @@ struct vp_backend {
     float *logits_host;             /* pinned [max_tokens][2] */
 
     bool fast_vision, fast_language; /* tensor-core attention in use */
+    cuda_profile prof;              /* VPRM_CUDA_PROFILE=1: phase times per forward */
+    double attn_flops_layer;        /* this forward's LLM attention FLOPs per layer (profile) */
 };
 
 /* Device pointer of working buffer id. */

@@ -25,11 +25,15 @@ static int vit_layers(vp_backend *b, size_t tiles, vp_error *err)
                            .head_dim = head_dim, .group_stride = (size_t)head_dim, .q_base = 0,
                            .k_base = hv, .v_base = 2 * hv};
     float scale = (float)(1.0 / sqrt((double)head_dim));
+    double r2 = 2.0 * (double)r, t1 = 1.0 + (double)(g * g);
+    double attn_flops = 4.0 * (double)tiles * t1 * t1 * (double)hv;
     const float *pend = NULL, *pend_scale = NULL; /* residual of the previous block */
     for (int i = 0; i < v->layers; i++) {
         const cuda_vit_layer *L = &w->vit[i];
+        cuda_prof_mark(&b->prof, b->stream, "vit.norm", 0);
         CUDA_CHECK(vpk_norm(b->stream, rms, x, r, v->hidden, pend, pend_scale, L->norm1_w,
                             L->norm1_b, v->norm_eps, xn, hv));
+        cuda_prof_mark(&b->prof, b->stream, "vit.qkv", r2 * (double)(3 * hv * hv));
         if (vp_gemm_run(&b->gemm, b->stream, qkv, VP_GEMM_BF16, xn, L->qkv_w, L->qkv_b, r, 3 * hv,
                         hv, hv, hv, 3 * hv, false, err))
             return -1;
@@ -39,21 +43,27 @@ static int vit_layers(vp_backend *b, size_t tiles, vp_error *err)
             CUDA_CHECK(vpk_rms_norm_bf16(b->stream, qkv + hv, r, v->hidden, 3 * hv, L->k_norm_w,
                                          v->norm_eps));
         }
+        cuda_prof_mark(&b->prof, b->stream, "vit.attention", attn_flops);
         if (b->fast_vision)
             CUDA_CHECK(vpk_attention_fast(b->stream, attn, hv, qkv, &lay, cuda_ws(b, VP_WS_VITEMS),
                                           vp_attn_tile_items(tiles, 1 + g * g, VP_ATTN_BQ), scale));
         else
             CUDA_CHECK(vpk_attention_simple(b->stream, attn, hv, qkv, &lay,
                                             cuda_ws(b, VP_WS_VRANGES), r, scale));
+        cuda_prof_mark(&b->prof, b->stream, "vit.proj", r2 * (double)(hv * hv));
         if (vp_gemm_run(&b->gemm, b->stream, y, VP_GEMM_F32, attn, L->proj_w, L->proj_b, r, hv, hv,
                         hv, hv, hv, false, err))
             return -1;
+        cuda_prof_mark(&b->prof, b->stream, "vit.norm", 0);
         CUDA_CHECK(vpk_norm(b->stream, rms, x, r, v->hidden, y, L->ls1, L->norm2_w, L->norm2_b,
                             v->norm_eps, xn, hv));
+        cuda_prof_mark(&b->prof, b->stream, "vit.fc1", r2 * (double)(hv * iv));
         if (vp_gemm_run(&b->gemm, b->stream, hid, VP_GEMM_BF16, xn, L->fc1_w, L->fc1_b, r, iv, hv,
                         hv, hv, iv, false, err))
             return -1;
+        cuda_prof_mark(&b->prof, b->stream, "vit.gelu", 0);
         CUDA_CHECK(vpk_gelu(b->stream, hid, r * iv));
+        cuda_prof_mark(&b->prof, b->stream, "vit.fc2", r2 * (double)(hv * iv));
         if (vp_gemm_run(&b->gemm, b->stream, y, VP_GEMM_F32, hid, L->fc2_w, L->fc2_b, r, hv, iv, iv,
                         iv, hv, false, err))
             return -1;
@@ -76,6 +86,7 @@ static int encode_chunk(vp_backend *b, size_t first, size_t count, vp_error *err
     size_t kpad = pe->pitch;
     vp_bf16 *patches = cuda_ws(b, VP_WS_PATCHES);
     float *x = cuda_ws(b, VP_WS_VX), *y = cuda_ws(b, VP_WS_VY);
+    cuda_prof_mark(&b->prof, b->stream, "vit.patch", 0);
     CUDA_CHECK(vpk_im2col(b->stream, patches, cuda_ws(b, VP_WS_TILES), count, v->channels,
                           v->image_size, v->patch, kpad));
     if (vp_gemm_run(&b->gemm, b->stream, y, VP_GEMM_F32, patches, w->patch_w, w->patch_b,
@@ -90,6 +101,7 @@ static int encode_chunk(vp_backend *b, size_t first, size_t count, vp_error *err
     float *shuf = cuda_ws(b, VP_WS_SHUF);
     vp_bf16 *pn = cuda_ws(b, VP_WS_PN), *p1 = cuda_ws(b, VP_WS_P1);
     float *features = (float *)cuda_ws(b, VP_WS_FEATURES) + first * t * h;
+    cuda_prof_mark(&b->prof, b->stream, "vit.projector", 2.0 * (double)rows * (double)(cp * h + h * h));
     CUDA_CHECK(vpk_pixel_shuffle(b->stream, shuf, x, count, 1 + g * g, g, v->hidden));
     CUDA_CHECK(vpk_norm(b->stream, 0, shuf, rows, (int)cp, NULL, NULL, w->pn_w, w->pn_b, 1e-5f, pn,
                         cp));
