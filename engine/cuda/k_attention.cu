@@ -6,9 +6,12 @@
  * Grouped-query heads read their KV group's keys and values.
  *
  * attn_fast_kernel: 4 warps, 16 query rows each; S = Q K^T and O += P V on the tensor
- * cores (mma.sync m16n8k16 bf16 -> fp32), 64 keys per step. Q, K and a transposed V tile
- * are staged in shared memory (rows padded by 16 bytes: the fragment loads of a warp hit
- * 32 different banks). P is rounded to bf16 for the PV product, as in FlashAttention-2.
+ * cores (mma.sync m16n8k16 bf16 -> fp32), 64 keys per step. Key and value tiles arrive by
+ * asynchronous copies into two shared-memory stages (the next tile loads while this one
+ * is computed); fragments come from ldmatrix (.trans for V, so V needs no transposing
+ * store). The heads of one work item are adjacent blocks: the query heads of a KV group
+ * read the same keys from L2. P is rounded to bf16 for the PV product, as in
+ * FlashAttention-2.
  *
  * attn_simple_kernel: one warp per (query, head), fp32 throughout, any head size up to
  * 256; the check for the fast kernel and the fallback. */
@@ -38,158 +41,217 @@ static __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi)
     return *reinterpret_cast<uint32_t *>(&v);
 }
 
-static __device__ __forceinline__ uint32_t lds32(const bf16 *p)
+static __device__ __forceinline__ uint32_t smem_addr(const void *p)
 {
-    return *reinterpret_cast<const uint32_t *>(p);
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+/* Four 8x8 bf16 matrices; lane l gives the row address of matrix l / 8, row l % 8. */
+static __device__ __forceinline__ void ldmatrix_x4(uint32_t *r, const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+
+static __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t *r, const void *p)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_addr(p)));
+}
+
+/* 16 bytes global -> shared without passing through registers; ok = false writes zeros. */
+static __device__ __forceinline__ void cp_async16(void *dst, const void *src, bool ok)
+{
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)),
+                 "l"(src), "r"(ok ? 16 : 0));
+}
+
+static __device__ __forceinline__ void cp_async_commit(void)
+{
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+
+template <int N>
+static __device__ __forceinline__ void cp_async_wait(void)
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+/* Shared memory: two stages of a key tile and a value tile, [BK][P] each, rows padded by
+ * 16 bytes so the 8 row addresses of an ldmatrix fall in distinct banks. The query tile
+ * is staged in the second stage's key tile before the loop (it lives in registers after). */
+template <int D>
+struct att_smem {
+    static const int P = D + 8;
+    static const size_t tile = (size_t)ATT_BK * P; /* elements */
+    static const size_t bytes = 4 * tile * 2;
+};
+static_assert(ATT_BQ == ATT_BK, "the query tile is staged in a key tile's place");
+
+/* rows [r_begin, r_end) of column block `col` (D wide) -> dst [BK][P], zeros past r_end */
+template <int D>
+static __device__ __forceinline__ void load_tile(bf16 *dst, const bf16 *qkv, size_t row_stride,
+                                                 size_t col, int r_begin, int r_end, int tid)
+{
+    const int CPR = D / 8; /* 16-byte chunks per row */
+#pragma unroll
+    for (int c = tid; c < ATT_BK * CPR; c += ATT_THREADS) {
+        int r = c / CPR, ch = c % CPR, row = r_begin + r;
+        bool ok = row < r_end;
+        const bf16 *src = qkv + (size_t)(ok ? row : r_begin) * row_stride + col + ch * 8;
+        cp_async16(dst + r * att_smem<D>::P + ch * 8, src, ok);
+    }
 }
 
 template <int D>
-struct att_smem {
-    static const int QP = D + 8;      /* Q and K row pitch (elements) */
-    static const int VP = ATT_BK + 8; /* transposed V row pitch */
-    static const size_t bytes = ((size_t)ATT_BQ * QP + (size_t)ATT_BK * QP + (size_t)D * VP) * 2;
-};
-
-template <int D>
-__global__ void __launch_bounds__(ATT_THREADS)
+__global__ void __launch_bounds__(ATT_THREADS, 2)
 attn_fast_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, vpk_attn_layout L,
                  const vp_attn_item *items, float scale_log2)
 {
-    const int QP = att_smem<D>::QP, VP = att_smem<D>::VP, CPR = D / 8; /* 16-byte chunks */
+    const int P = att_smem<D>::P;
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    bf16 *Qs = reinterpret_cast<bf16 *>(smem_raw); /* [BQ][QP] */
-    bf16 *Ks = Qs + ATT_BQ * QP;                  /* [BK][QP] */
-    unsigned short *Vt = reinterpret_cast<unsigned short *>(Ks + ATT_BK * QP); /* [D][VP] */
+    /* stage st: key tile at smem + 2 st tiles, value tile right after it */
+    bf16 *const smem = reinterpret_cast<bf16 *>(smem_raw);
+    const size_t T = att_smem<D>::tile;
+    bf16 *Qs = smem + 2 * T;
 
-    const vp_attn_item it = items[blockIdx.x];
-    const int h = blockIdx.y, g = h / L.q_per_kv;
+    const vp_attn_item it = items[blockIdx.y];
+    const int h = blockIdx.x, g = h / L.q_per_kv; /* heads of one item run side by side */
     const size_t q_col = (size_t)g * L.group_stride + L.q_base + (size_t)(h % L.q_per_kv) * D;
     const size_t k_col = (size_t)g * L.group_stride + L.k_base;
     const size_t v_col = (size_t)g * L.group_stride + L.v_base;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const int gid = lane >> 2, tig = lane & 3;
+    const int tig = lane & 3;
 
-    for (int c = tid; c < ATT_BQ * CPR; c += ATT_THREADS) {
-        int r = c / CPR, ch = c % CPR, qi = it.q_begin + r;
-        uint4 v = make_uint4(0, 0, 0, 0);
-        if (qi < it.q_end)
-            v = *reinterpret_cast<const uint4 *>(qkv + (size_t)qi * L.row_stride + q_col + ch * 8);
-        *reinterpret_cast<uint4 *>(Qs + r * QP + ch * 8) = v;
+    /* key tiles: first the keys seen in full, then the own keys up to the item's rows */
+    const int n_full = it.full_end > it.full_begin ? (it.full_end - it.full_begin + ATT_BK - 1) / ATT_BK : 0;
+    const int n_own = it.causal_begin >= 0 ? (it.q_end - it.causal_begin + ATT_BK - 1) / ATT_BK : 0;
+    const int n_tiles = n_full + n_own;
+
+    load_tile<D>(Qs, qkv, L.row_stride, q_col, it.q_begin, it.q_end, tid);
+    cp_async_commit();
+    if (n_tiles > 0) {
+        int kb = n_full > 0 ? it.full_begin : it.causal_begin;
+        int ke = n_full > 0 ? it.full_end : it.q_end;
+        load_tile<D>(smem, qkv, L.row_stride, k_col, kb, ke, tid);
+        load_tile<D>(smem + T, qkv, L.row_stride, v_col, kb, ke, tid);
     }
+    cp_async_commit();
+    cp_async_wait<1>(); /* the query tile */
     __syncthreads();
 
-    const int r0 = warp * 16 + gid; /* this thread's rows: r0 and r0 + 8 */
+    /* A fragments of this warp's 16 query rows: lane l addresses row l % 16, column
+     * block l / 16 of each 16-wide step */
     uint32_t qf[D / 16][4];
 #pragma unroll
-    for (int kk = 0; kk < D / 16; kk++) {
-        qf[kk][0] = lds32(Qs + r0 * QP + kk * 16 + tig * 2);
-        qf[kk][1] = lds32(Qs + (r0 + 8) * QP + kk * 16 + tig * 2);
-        qf[kk][2] = lds32(Qs + r0 * QP + kk * 16 + 8 + tig * 2);
-        qf[kk][3] = lds32(Qs + (r0 + 8) * QP + kk * 16 + 8 + tig * 2);
-    }
+    for (int kk = 0; kk < D / 16; kk++)
+        ldmatrix_x4(qf[kk], Qs + (warp * 16 + (lane & 15)) * P + kk * 16 + (lane >> 4) * 8);
+    __syncthreads(); /* Qs is the second stage's key tile */
+
     float o[D / 8][4];
 #pragma unroll
     for (int n = 0; n < D / 8; n++)
         o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f;
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    const int r0 = warp * 16 + (lane >> 2); /* this thread's rows: r0 and r0 + 8 */
     const int qrow[2] = {it.q_begin + r0, it.q_begin + r0 + 8};
+    /* ldmatrix row addresses: K (keys as rows) for S = Q K^T, V (.trans) for O += P V */
+    const int k_row = (lane & 7) + ((lane >> 4) << 3), k_colo = ((lane >> 3) & 1) * 8;
+    const int v_row = (lane & 7) + (((lane >> 3) & 1) << 3), v_colo = (lane >> 4) * 8;
 
-    for (int phase = 0; phase < 2; phase++) {
-        /* phase 0: keys seen in full; phase 1: own keys up to each query */
-        const int kbeg = phase == 0 ? it.full_begin : it.causal_begin;
-        const int kend = phase == 0 ? it.full_end : it.q_end;
-        if (phase == 1 && it.causal_begin < 0)
-            break;
-        for (int kb = kbeg; kb < kend; kb += ATT_BK) {
-            __syncthreads(); /* the previous step's reads of Ks / Vt are done */
-            for (int c = tid; c < ATT_BK * CPR; c += ATT_THREADS) {
-                int r = c / CPR, ch = c % CPR, kj = kb + r;
-                uint4 v = make_uint4(0, 0, 0, 0);
-                if (kj < kend)
-                    v = *reinterpret_cast<const uint4 *>(qkv + (size_t)kj * L.row_stride + k_col +
-                                                         ch * 8);
-                *reinterpret_cast<uint4 *>(Ks + r * QP + ch * 8) = v;
-            }
-            for (int c = tid; c < ATT_BK * CPR; c += ATT_THREADS) {
-                /* consecutive threads take consecutive keys of one chunk: the
-                 * transposed 16-bit stores of a warp fall in distinct banks */
-                int r = c % ATT_BK, ch = c / ATT_BK, kj = kb + r;
-                uint4 v = make_uint4(0, 0, 0, 0);
-                if (kj < kend)
-                    v = *reinterpret_cast<const uint4 *>(qkv + (size_t)kj * L.row_stride + v_col +
-                                                         ch * 8);
-                const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-                for (int e = 0; e < 8; e++)
-                    Vt[(ch * 8 + e) * VP + r] =
-                        (unsigned short)((e & 1) ? (w[e >> 1] >> 16) : (w[e >> 1] & 0xffffu));
-            }
-            __syncthreads();
+    for (int t = 0; t < n_tiles; t++) {
+        const int st = t & 1;
+        if (t + 1 < n_tiles) { /* prefetch the next tile into the other stage */
+            int u = t + 1;
+            int kb = u < n_full ? it.full_begin + u * ATT_BK : it.causal_begin + (u - n_full) * ATT_BK;
+            int ke = u < n_full ? it.full_end : it.q_end;
+            bf16 *next = smem + (size_t)(2 * (st ^ 1)) * T;
+            load_tile<D>(next, qkv, L.row_stride, k_col, kb, ke, tid);
+            load_tile<D>(next + T, qkv, L.row_stride, v_col, kb, ke, tid);
+        }
+        cp_async_commit();
+        cp_async_wait<1>(); /* tile t has landed (this thread's copies) */
+        __syncthreads();    /* ... and every thread's */
 
-            float s[ATT_BK / 8][4];
+        const bool own = t >= n_full;
+        const int kb = own ? it.causal_begin + (t - n_full) * ATT_BK : it.full_begin + t * ATT_BK;
+        const int kend = own ? it.q_end : it.full_end;
+        const bf16 *K = smem + (size_t)(2 * st) * T, *V = K + T;
+
+        float s[ATT_BK / 8][4];
 #pragma unroll
-            for (int j = 0; j < ATT_BK / 8; j++) {
-                s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+        for (int j = 0; j < ATT_BK / 8; j++)
+            s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
 #pragma unroll
-                for (int kk = 0; kk < D / 16; kk++) {
-                    const bf16 *kr = Ks + (j * 8 + gid) * QP + kk * 16 + tig * 2;
-                    mma_16816(s[j], qf[kk], lds32(kr), lds32(kr + 8));
-                }
-            }
-            float mx[2] = {-INFINITY, -INFINITY};
+        for (int kk = 0; kk < D / 16; kk++) {
 #pragma unroll
-            for (int j = 0; j < ATT_BK / 8; j++)
-#pragma unroll
-                for (int c = 0; c < 4; c++) {
-                    int row = c >> 1, key = kb + j * 8 + tig * 2 + (c & 1);
-                    bool ok = key < kend && (phase == 0 || key <= qrow[row]);
-                    float v = ok ? s[j][c] * scale_log2 : -INFINITY;
-                    s[j][c] = v;
-                    mx[row] = fmaxf(mx[row], v);
-                }
-            float alpha[2], base[2], sum[2] = {0.0f, 0.0f};
-#pragma unroll
-            for (int row = 0; row < 2; row++) {
-                mx[row] = fmaxf(mx[row], __shfl_xor_sync(0xffffffffu, mx[row], 1));
-                mx[row] = fmaxf(mx[row], __shfl_xor_sync(0xffffffffu, mx[row], 2));
-                float mnew = fmaxf(m[row], mx[row]);
-                base[row] = mnew == -INFINITY ? 0.0f : mnew; /* nothing visible yet */
-                alpha[row] = exp2f(m[row] - base[row]);
-                m[row] = mnew;
-            }
-#pragma unroll
-            for (int j = 0; j < ATT_BK / 8; j++)
-#pragma unroll
-                for (int c = 0; c < 4; c++) {
-                    float p = exp2f(s[j][c] - base[c >> 1]);
-                    s[j][c] = p;
-                    sum[c >> 1] += p;
-                }
-#pragma unroll
-            for (int row = 0; row < 2; row++)
-                l[row] = l[row] * alpha[row] + sum[row];
-#pragma unroll
-            for (int n = 0; n < D / 8; n++) {
-                o[n][0] *= alpha[0];
-                o[n][1] *= alpha[0];
-                o[n][2] *= alpha[1];
-                o[n][3] *= alpha[1];
-            }
-#pragma unroll
-            for (int kk = 0; kk < ATT_BK / 16; kk++) {
-                uint32_t a[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]),
-                                 pack_bf16(s[2 * kk][2], s[2 * kk][3]),
-                                 pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                                 pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-#pragma unroll
-                for (int n = 0; n < D / 8; n++) {
-                    const bf16 *vr =
-                        reinterpret_cast<const bf16 *>(Vt + (n * 8 + gid) * VP + kk * 16 + tig * 2);
-                    mma_16816(o[n], a, lds32(vr), lds32(vr + 8));
-                }
+            for (int j = 0; j < ATT_BK / 8; j += 2) {
+                uint32_t b[4]; /* keys j*8.. and (j+1)*8.., dims kk*16 + {0, 8} */
+                ldmatrix_x4(b, K + (j * 8 + k_row) * P + kk * 16 + k_colo);
+                mma_16816(s[j], qf[kk], b[0], b[1]);
+                mma_16816(s[j + 1], qf[kk], b[2], b[3]);
             }
         }
+        /* masks only where a tile crosses the end of its range or the diagonal */
+        const bool edge = kb + ATT_BK > kend || (own && kb + ATT_BK - 1 > it.q_begin);
+        float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int j = 0; j < ATT_BK / 8; j++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                int row = c >> 1, key = kb + j * 8 + tig * 2 + (c & 1);
+                bool ok = !edge || (key < kend && (!own || key <= qrow[row]));
+                float v = ok ? s[j][c] * scale_log2 : -INFINITY;
+                s[j][c] = v;
+                mx[row] = fmaxf(mx[row], v);
+            }
+        float alpha[2], base[2], sum[2] = {0.0f, 0.0f};
+#pragma unroll
+        for (int row = 0; row < 2; row++) {
+            mx[row] = fmaxf(mx[row], __shfl_xor_sync(0xffffffffu, mx[row], 1));
+            mx[row] = fmaxf(mx[row], __shfl_xor_sync(0xffffffffu, mx[row], 2));
+            float mnew = fmaxf(m[row], mx[row]);
+            base[row] = mnew == -INFINITY ? 0.0f : mnew; /* nothing visible yet */
+            alpha[row] = exp2f(m[row] - base[row]);
+            m[row] = mnew;
+        }
+#pragma unroll
+        for (int j = 0; j < ATT_BK / 8; j++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                float p = exp2f(s[j][c] - base[c >> 1]);
+                s[j][c] = p;
+                sum[c >> 1] += p;
+            }
+#pragma unroll
+        for (int row = 0; row < 2; row++)
+            l[row] = l[row] * alpha[row] + sum[row];
+#pragma unroll
+        for (int n = 0; n < D / 8; n++) {
+            o[n][0] *= alpha[0];
+            o[n][1] *= alpha[0];
+            o[n][2] *= alpha[1];
+            o[n][3] *= alpha[1];
+        }
+#pragma unroll
+        for (int kk = 0; kk < ATT_BK / 16; kk++) {
+            uint32_t a[4] = {pack_bf16(s[2 * kk][0], s[2 * kk][1]),
+                             pack_bf16(s[2 * kk][2], s[2 * kk][3]),
+                             pack_bf16(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                             pack_bf16(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+            for (int n = 0; n < D / 8; n += 2) {
+                uint32_t b[4]; /* keys kk*16 + {0, 8}, dims n*8.. and (n+1)*8.. */
+                ldmatrix_x4_trans(b, V + (kk * 16 + v_row) * P + n * 8 + v_colo);
+                mma_16816(o[n], a, b[0], b[1]);
+                mma_16816(o[n + 1], a, b[2], b[3]);
+            }
+        }
+        __syncthreads(); /* everyone is done with stage st before it is refilled */
     }
+    cp_async_wait<0>();
     float inv[2];
 #pragma unroll
     for (int row = 0; row < 2; row++) {
@@ -296,17 +358,19 @@ extern "C" cudaError_t vpk_attention_fast(cudaStream_t stream, vp_bf16 *out, siz
 {
     if (n_items == 0 || layout->heads == 0)
         return cudaSuccess;
-    if (!vpk_attention_fast_supports(layout, out_stride) || n_items > 0x7fffffffu ||
-        layout->heads > 65535)
+    if (!vpk_attention_fast_supports(layout, out_stride) || layout->heads > 0x7fffffff)
         return cudaErrorInvalidValue;
-    dim3 grid((unsigned)n_items, (unsigned)layout->heads);
     float scale_log2 = scale * 1.4426950408889634f;
-    if (layout->head_dim == 128)
-        attn_fast_kernel<128><<<grid, ATT_THREADS, att_smem<128>::bytes, stream>>>(
-            (bf16 *)out, out_stride, (const bf16 *)qkv, *layout, items, scale_log2);
-    else
-        attn_fast_kernel<64><<<grid, ATT_THREADS, att_smem<64>::bytes, stream>>>(
-            (bf16 *)out, out_stride, (const bf16 *)qkv, *layout, items, scale_log2);
+    for (size_t first = 0; first < n_items; first += 65535) { /* grid y is at most 65535 */
+        size_t count = n_items - first < 65535 ? n_items - first : 65535;
+        dim3 grid((unsigned)layout->heads, (unsigned)count);
+        if (layout->head_dim == 128)
+            attn_fast_kernel<128><<<grid, ATT_THREADS, att_smem<128>::bytes, stream>>>(
+                (bf16 *)out, out_stride, (const bf16 *)qkv, *layout, items + first, scale_log2);
+        else
+            attn_fast_kernel<64><<<grid, ATT_THREADS, att_smem<64>::bytes, stream>>>(
+                (bf16 *)out, out_stride, (const bf16 *)qkv, *layout, items + first, scale_log2);
+    }
     return cudaGetLastError();
 }
 

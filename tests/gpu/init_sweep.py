@@ -4,7 +4,10 @@ weight rule (engine/cuda_plan/rand_rule.c, mkmodel.c), run on the GPU machine:
 
   init_sweep.py --dir DIR --batch FILE --lib libvprm_randw.so [--seed 1]
 
-DIR holds gpu_w1's config.json and tiles.f32. Starts from the current rule's weights and,
+DIR holds gpu_w1's config.json and tiles.f32. Besides PyTorch's bf16 (bf16 residual
+stream, bf16 RoPE tables), "mixed" mimics the CUDA backend's precision: bf16 matrix
+inputs and bf16 q/k/v and MLP hidden values, fp32 residual stream, fp32 RoPE tables, fp32
+outputs of the products that feed the residual. Starts from the current rule's weights and,
 per candidate, rescales the query/key rows (LLM and ViT), the residual output products
 (LLM wo and w2) and the token embeddings; then runs the careful PyTorch forward in fp32
 and in bf16 on the same weights and prints the margin relative error (what PERF.md bounds
@@ -17,9 +20,87 @@ import sys
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_ref as tr  # noqa: E402
+
+
+class Mixed(tr.Model):
+    """The CUDA backend's rounding points (engine/cuda/cuda_language.c, cuda_vision.c)."""
+
+    def __init__(self, cfg, w):
+        super().__init__(cfg, w, torch.float32)
+
+    def W(self, name):  # bf16 weights, used exactly in fp32 products
+        return self.w[name].float()
+
+    def lin(self, x, name, bias=None, out_bf16=True):
+        y = F.linear(x.to(torch.bfloat16).float(), self.W(name), None if bias is None else self.W(bias))
+        return y.to(torch.bfloat16).float() if out_bf16 else y
+
+    def vision(self, tiles):
+        c = self.cfg
+        t = tiles.shape[0]
+        x = tiles.to(torch.bfloat16).float()
+        pre = "vision_model.embeddings."
+        x = F.conv2d(x, self.W(pre + "patch_embedding.weight"), self.W(pre + "patch_embedding.bias"), stride=c.patch)
+        x = x.flatten(2).transpose(1, 2)
+        cls = self.W(pre + "class_embedding").expand(t, 1, c.v_hidden)
+        x = torch.cat([cls, x], 1) + self.W(pre + "position_embedding")
+        n, hd = x.shape[1], c.v_hidden // c.v_heads
+        for i in range(c.v_layers):
+            p = f"vision_model.encoder.layers.{i}."
+            h = F.layer_norm(x, (c.v_hidden,), self.W(p + "norm1.weight"), self.W(p + "norm1.bias"), c.v_eps)
+            qkv = self.lin(h, p + "attn.qkv.weight", p + "attn.qkv.bias" if c.qkv_bias else None)
+            q, k, v = qkv.to(torch.bfloat16).view(t, n, 3, c.v_heads, hd).permute(2, 0, 3, 1, 4)
+            a = tr.sdpa(q, k, v).transpose(1, 2).reshape(t, n, c.v_hidden).float()
+            x = x + self.W(p + "ls1") * self.lin(a, p + "attn.proj.weight", p + "attn.proj.bias", False)
+            h = F.layer_norm(x, (c.v_hidden,), self.W(p + "norm2.weight"), self.W(p + "norm2.bias"), c.v_eps)
+            h = F.gelu(self.lin(h, p + "mlp.fc1.weight", p + "mlp.fc1.bias")).to(torch.bfloat16).float()
+            x = x + self.W(p + "ls2") * self.lin(h, p + "mlp.fc2.weight", p + "mlp.fc2.bias", False)
+        g = c.grid
+        x = x[:, 1:].reshape(t, g // 2, 2, g // 2, 2, c.v_hidden).permute(0, 1, 3, 2, 4, 5)
+        x = x.reshape(t, (g // 2) ** 2, 4 * c.v_hidden)
+        x = F.layer_norm(x, (4 * c.v_hidden,), self.W("mlp1.0.weight"), self.W("mlp1.0.bias"), 1e-5)
+        x = F.gelu(self.lin(x, "mlp1.1.weight", "mlp1.1.bias")).to(torch.bfloat16).float()
+        x = self.lin(x, "mlp1.3.weight", "mlp1.3.bias", False)
+        return x.reshape(t * (g // 2) ** 2, c.hidden)
+
+    def layer(self, i, x, cos, sin, prefix_kv=None, mask=None, keep=False):
+        c = self.cfg
+        p = f"language_model.model.layers.{i}."
+        b, n = x.shape[0], x.shape[1]
+        qpk, d = c.heads // c.kv_heads, c.head_dim
+        qkv = self.lin(self.rms(x, p + "attention_norm.weight"), p + "attention.wqkv.weight")
+        qkv = qkv.view(b, n, c.kv_heads, qpk + 2, d)
+        q = qkv[:, :, :, :qpk].reshape(b, n, c.heads, d).transpose(1, 2)
+        k = qkv[:, :, :, qpk].transpose(1, 2)
+        v = qkv[:, :, :, qpk + 1].transpose(1, 2)
+        q = self.rotate(q, cos[:, None], sin[:, None]).to(torch.bfloat16)
+        k = self.rotate(k, cos[:, None], sin[:, None]).to(torch.bfloat16)
+        v = v.to(torch.bfloat16)
+        own = (k, v) if keep else None
+        if prefix_kv is not None:
+            k = torch.cat([prefix_kv[0].expand(b, -1, -1, -1), k], 2)
+            v = torch.cat([prefix_kv[1].expand(b, -1, -1, -1), v], 2)
+        k, v = k.repeat_interleave(qpk, 1), v.repeat_interleave(qpk, 1)
+        a = tr.sdpa(q, k, v, is_causal=True) if mask is None else tr.sdpa(q, k, v, attn_mask=mask)
+        x = x + self.lin(a.transpose(1, 2).reshape(b, n, c.hidden).float(), p + "attention.wo.weight", out_bf16=False)
+        h = self.rms(x, p + "ffn_norm.weight")
+        g = (F.silu(self.lin(h, p + "feed_forward.w1.weight")) * self.lin(h, p + "feed_forward.w3.weight"))
+        return x + self.lin(g.to(torch.bfloat16).float(), p + "feed_forward.w2.weight", out_bf16=False), own
+
+    def rms(self, x, name):
+        x32 = x.float()
+        y = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.cfg.rms_eps)
+        return (self.W(name) * y).to(torch.bfloat16).float()
+
+    def head2(self, h, plus, minus):
+        rows = self.w["language_model.output.weight"][[plus, minus]].float()
+        x32 = h.float()
+        y = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.cfg.rms_eps)
+        return F.linear(self.W("language_model.model.norm.weight") * y, rows)
 
 
 def main():
@@ -64,39 +145,49 @@ def main():
     c_l, c_v = cur_llm_qk, cur_vit_qk
     cands = [  # name, llm q/k std, vit q/k std, wo/w2 scale, embedding scale
         ("current", c_l, c_v, 1.0, 1.0),
-        ("vitqk.02", c_l, 0.02, 1.0, 1.0),
-        ("llmqk.02", 0.02, c_v, 1.0, 1.0),
         ("qk.02", 0.02, 0.02, 1.0, 1.0),
-        ("llmqk.015 vit.02", 0.015, 0.02, 1.0, 1.0),
-        ("cur br.5", c_l, c_v, 0.5, 1.0),
-        ("cur br.25", c_l, c_v, 0.25, 1.0),
-        ("llmcur vit.02 br.5", c_l, 0.02, 0.5, 1.0),
-        ("llmqk.025 vit.02 br.5", 0.025, 0.02, 0.5, 1.0),
         ("qk.02 br.5", 0.02, 0.02, 0.5, 1.0),
         ("qk.02 br.25", 0.02, 0.02, 0.25, 1.0),
-        ("llmqk.015 vit.02 br.5", 0.015, 0.02, 0.5, 1.0),
-        ("cur emb10", c_l, c_v, 1.0, 10.0),
-        ("qk.02 emb10", 0.02, 0.02, 1.0, 10.0),
-        ("qk.02 br.25 emb10", 0.02, 0.02, 0.25, 10.0),
+        ("llmqk.0225 vit.02 br.5", 0.0225, 0.02, 0.5, 1.0),
+        ("llmqk.025 vit.02 br.5", 0.025, 0.02, 0.5, 1.0),
+        ("llmqk.025 vit.02 br.25", 0.025, 0.02, 0.25, 1.0),
+        ("llmqk.025 vit.015 br.5", 0.025, 0.015, 0.5, 1.0),
+        ("llmcur vit.02 br.25", c_l, 0.02, 0.25, 1.0),
     ]
-    print(f"{'candidate':24s} {'rel err':>8s} {'worst':>7s} {'m std':>7s} {'m mean':>7s} "
-          f"{'P(+) range':>13s}", flush=True)
+    print("rel: ||dm|| / ||m|| (PERF.md's measure); cen: rms(dm) / std(m), the error against the "
+          "spread; m: fp32 margins", flush=True)
+    print(f"{'candidate':26s} {'bf16 rel':>8s} {'cen':>6s} {'mixed rel':>9s} {'cen':>6s} {'feat rel':>8s} "
+          f"{'m std':>6s} {'m mean':>7s} {'P(+) range':>12s}", flush=True)
+
+    def run(label):
+        res, feats = [], []
+        for kind in ("fp32", "bf16", "mixed"):
+            m = Mixed(cfg, w) if kind == "mixed" else tr.Model(cfg, w, torch.float32 if kind == "fp32" else torch.bfloat16)
+            m.img_context = batch["img_context"]
+            feats.append(m.vision(tiles[:1]).float())
+            res.append(tr.careful_way(m, batch, tiles, bf16_tables=kind == "bf16").cpu().numpy())
+            del m
+            if tr.DEV == "cuda":
+                torch.cuda.empty_cache()
+        mr = tr.margins(res[0])
+        p = 1 / (1 + np.exp(-mr))
+        out = []
+        for r in res[1:]:
+            dm = tr.margins(r) - mr
+            out += [np.linalg.norm(dm) / np.linalg.norm(mr), np.sqrt(np.mean(dm ** 2)) / mr.std()]
+        fe = float((feats[2] - feats[0]).norm() / feats[0].norm())
+        print(f"{label:26s} {out[0]:8.4f} {out[1]:6.3f} {out[2]:9.4f} {out[3]:6.3f} {fe:8.2e} {mr.std():6.3f} "
+              f"{mr.mean():7.3f} {p.min():5.3f}..{p.max():5.3f}", flush=True)
+
     with torch.no_grad():
         for name, lq, vq, br, em in cands:
             apply(lq, vq, br, em)
-            res = []
-            for dt in (torch.float32, torch.bfloat16):
-                m = tr.Model(cfg, w, dt)
-                m.img_context = batch["img_context"]
-                res.append(tr.careful_way(m, batch, tiles, bf16_tables=dt == torch.bfloat16).cpu().numpy())
-                del m
-                if tr.DEV == "cuda":
-                    torch.cuda.empty_cache()
-            c = tr.compare(res[1], res[0])
-            mr = tr.margins(res[0])
-            p = 1 / (1 + np.exp(-mr))
-            print(f"{name:24s} {c['rel_err']:8.4f} {c['worst_abs']:7.3f} {mr.std():7.3f} "
-                  f"{mr.mean():7.3f} {p.min():6.3f}..{p.max():5.3f}", flush=True)
+            run(name)
+        for seed in (2, 3, 4, 5):  # the margins' common offset is a property of the draw
+            w = tr.random_weights(a.lib, cfg, seed, batch["plus"], batch["minus"])
+            base = {k: t.clone() for k, t in w.items() if k in base}
+            apply(0.025, 0.02, 0.5, 1.0)
+            run(f"llmqk.025 vit.02 br.5 s{seed}")
     return 0
 
 
