@@ -5,12 +5,13 @@
  * the whole tile) and, for language sequences, the sequence's own keys up to each query.
  * Grouped-query heads read their KV group's keys and values.
  *
- * attn_fast_kernel: 4 warps, 16 query rows each; S = Q K^T and O += P V on the tensor
+ * attn_fast_kernel: 4 warps per query head, 16 query rows each (two heads of a KV group
+ * per block under grouped-query attention); S = Q K^T and O += P V on the tensor
  * cores (mma.sync m16n8k16 bf16 -> fp32), 64 keys per step. Key and value tiles arrive by
  * asynchronous copies into two shared-memory stages (the next tile loads while this one
  * is computed); fragments come from ldmatrix (.trans for V, so V needs no transposing
- * store). The heads of one work item are adjacent blocks: the query heads of a KV group
- * read the same keys from L2. P is rounded to bf16 for the PV product, as in
+ * store). The heads of one work item are adjacent blocks: the other query heads of a KV
+ * group read the same keys from L2. P is rounded to bf16 for the PV product, as in
  * FlashAttention-2.
  *
  * attn_simple_kernel: one warp per (query, head), fp32 throughout, any head size up to
@@ -88,16 +89,17 @@ struct att_smem {
     static const size_t tile = (size_t)ATT_BK * P; /* elements */
     static const size_t bytes = 4 * tile * 2;
 };
-static_assert(ATT_BQ == ATT_BK, "the query tile is staged in a key tile's place");
+static_assert(ATT_BQ == ATT_BK, "query tiles are staged in key and value tiles' places");
 
-/* rows [r_begin, r_end) of column block `col` (D wide) -> dst [BK][P], zeros past r_end */
-template <int D>
+/* rows [r_begin, r_end) of column block `col` (D wide) -> dst [BK][P], zeros past r_end;
+ * NT threads share the copies */
+template <int D, int NT>
 static __device__ __forceinline__ void load_tile(bf16 *dst, const bf16 *qkv, size_t row_stride,
                                                  size_t col, int r_begin, int r_end, int tid)
 {
     const int CPR = D / 8; /* 16-byte chunks per row */
 #pragma unroll
-    for (int c = tid; c < ATT_BK * CPR; c += ATT_THREADS) {
+    for (int c = tid; c < ATT_BK * CPR; c += NT) {
         int r = c / CPR, ch = c % CPR, row = r_begin + r;
         bool ok = row < r_end;
         const bf16 *src = qkv + (size_t)(ok ? row : r_begin) * row_stride + col + ch * 8;
@@ -105,12 +107,16 @@ static __device__ __forceinline__ void load_tile(bf16 *dst, const bf16 *qkv, siz
     }
 }
 
-template <int D>
-__global__ void __launch_bounds__(ATT_THREADS, 2)
+/* HPB query heads of one KV group per block (4 warps each): the key and value tiles are
+ * loaded once for all of them, which halves the L2 traffic per FLOP at HPB = 2 (grouped
+ * query attention); the registers (about 215 per thread at D = 128) allow 8 warps per SM
+ * either way. */
+template <int D, int HPB>
+__global__ void __launch_bounds__(ATT_THREADS * HPB, 2 / HPB)
 attn_fast_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, vpk_attn_layout L,
                  const vp_attn_item *items, float scale_log2)
 {
-    const int P = att_smem<D>::P;
+    const int P = att_smem<D>::P, NT = ATT_THREADS * HPB;
     extern __shared__ __align__(16) unsigned char smem_raw[];
     /* stage st: key tile at smem + 2 st tiles, value tile right after it */
     bf16 *const smem = reinterpret_cast<bf16 *>(smem_raw);
@@ -118,25 +124,28 @@ attn_fast_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, vpk_attn_layout 
     bf16 *Qs = smem + 2 * T;
 
     const vp_attn_item it = items[blockIdx.y];
-    const int h = blockIdx.x, g = h / L.q_per_kv; /* heads of one item run side by side */
-    const size_t q_col = (size_t)g * L.group_stride + L.q_base + (size_t)(h % L.q_per_kv) * D;
+    const int tid = threadIdx.x, lane = tid & 31, warp = (tid >> 5) & 3, tig = lane & 3;
+    const int h0 = blockIdx.x * HPB, h = h0 + (tid >> 7); /* this warp's head */
+    const int g = h0 / L.q_per_kv; /* HPB divides q_per_kv: one group per block */
     const size_t k_col = (size_t)g * L.group_stride + L.k_base;
     const size_t v_col = (size_t)g * L.group_stride + L.v_base;
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const int tig = lane & 3;
 
     /* key tiles: first the keys seen in full, then the own keys up to the item's rows */
     const int n_full = it.full_end > it.full_begin ? (it.full_end - it.full_begin + ATT_BK - 1) / ATT_BK : 0;
     const int n_own = it.causal_begin >= 0 ? (it.q_end - it.causal_begin + ATT_BK - 1) / ATT_BK : 0;
     const int n_tiles = n_full + n_own;
 
-    load_tile<D>(Qs, qkv, L.row_stride, q_col, it.q_begin, it.q_end, tid);
+#pragma unroll
+    for (int j = 0; j < HPB; j++) /* query tiles of the block's heads: stage 1's K and V */
+        load_tile<D, NT>(Qs + j * T, qkv, L.row_stride,
+                         (size_t)g * L.group_stride + L.q_base + (size_t)((h0 + j) % L.q_per_kv) * D,
+                         it.q_begin, it.q_end, tid);
     cp_async_commit();
     if (n_tiles > 0) {
         int kb = n_full > 0 ? it.full_begin : it.causal_begin;
         int ke = n_full > 0 ? it.full_end : it.q_end;
-        load_tile<D>(smem, qkv, L.row_stride, k_col, kb, ke, tid);
-        load_tile<D>(smem + T, qkv, L.row_stride, v_col, kb, ke, tid);
+        load_tile<D, NT>(smem, qkv, L.row_stride, k_col, kb, ke, tid);
+        load_tile<D, NT>(smem + T, qkv, L.row_stride, v_col, kb, ke, tid);
     }
     cp_async_commit();
     cp_async_wait<1>(); /* the query tile */
@@ -147,7 +156,8 @@ attn_fast_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, vpk_attn_layout 
     uint32_t qf[D / 16][4];
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++)
-        ldmatrix_x4(qf[kk], Qs + (warp * 16 + (lane & 15)) * P + kk * 16 + (lane >> 4) * 8);
+        ldmatrix_x4(qf[kk], Qs + (size_t)(h - h0) * T + (warp * 16 + (lane & 15)) * P + kk * 16 +
+                                (lane >> 4) * 8);
     __syncthreads(); /* Qs is the second stage's key tile */
 
     float o[D / 8][4];
@@ -168,8 +178,8 @@ attn_fast_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, vpk_attn_layout 
             int kb = u < n_full ? it.full_begin + u * ATT_BK : it.causal_begin + (u - n_full) * ATT_BK;
             int ke = u < n_full ? it.full_end : it.q_end;
             bf16 *next = smem + (size_t)(2 * (st ^ 1)) * T;
-            load_tile<D>(next, qkv, L.row_stride, k_col, kb, ke, tid);
-            load_tile<D>(next + T, qkv, L.row_stride, v_col, kb, ke, tid);
+            load_tile<D, NT>(next, qkv, L.row_stride, k_col, kb, ke, tid);
+            load_tile<D, NT>(next + T, qkv, L.row_stride, v_col, kb, ke, tid);
         }
         cp_async_commit();
         cp_async_wait<1>(); /* tile t has landed (this thread's copies) */
@@ -341,15 +351,37 @@ extern "C" int vpk_attention_fast_supports(const vpk_attn_layout *L, size_t out_
            L->heads % L->q_per_kv == 0;
 }
 
+template <int D, int HPB>
+static cudaError_t allow_smem(void)
+{
+    return cudaFuncSetAttribute(attn_fast_kernel<D, HPB>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                (int)att_smem<D>::bytes);
+}
+
 extern "C" cudaError_t vpk_attention_setup(void)
 {
-    cudaError_t rc = cudaFuncSetAttribute(attn_fast_kernel<128>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          (int)att_smem<128>::bytes);
-    if (rc != cudaSuccess)
-        return rc;
-    return cudaFuncSetAttribute(attn_fast_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                (int)att_smem<64>::bytes);
+    cudaError_t rc = allow_smem<128, 1>();
+    if (rc == cudaSuccess)
+        rc = allow_smem<128, 2>();
+    if (rc == cudaSuccess)
+        rc = allow_smem<64, 1>();
+    if (rc == cudaSuccess)
+        rc = allow_smem<64, 2>();
+    return rc;
+}
+
+template <int D, int HPB>
+static void launch_fast(cudaStream_t stream, bf16 *out, size_t out_stride, const bf16 *qkv,
+                        const vpk_attn_layout *layout, const vp_attn_item *items, size_t n_items,
+                        float scale_log2)
+{
+    for (size_t first = 0; first < n_items; first += 65535) { /* grid y is at most 65535 */
+        size_t count = n_items - first < 65535 ? n_items - first : 65535;
+        dim3 grid((unsigned)(layout->heads / HPB), (unsigned)count);
+        attn_fast_kernel<D, HPB><<<grid, ATT_THREADS * HPB, att_smem<D>::bytes, stream>>>(
+            out, out_stride, qkv, *layout, items + first, scale_log2);
+    }
 }
 
 extern "C" cudaError_t vpk_attention_fast(cudaStream_t stream, vp_bf16 *out, size_t out_stride,
@@ -361,16 +393,17 @@ extern "C" cudaError_t vpk_attention_fast(cudaStream_t stream, vp_bf16 *out, siz
     if (!vpk_attention_fast_supports(layout, out_stride) || layout->heads > 0x7fffffff)
         return cudaErrorInvalidValue;
     float scale_log2 = scale * 1.4426950408889634f;
-    for (size_t first = 0; first < n_items; first += 65535) { /* grid y is at most 65535 */
-        size_t count = n_items - first < 65535 ? n_items - first : 65535;
-        dim3 grid((unsigned)layout->heads, (unsigned)count);
-        if (layout->head_dim == 128)
-            attn_fast_kernel<128><<<grid, ATT_THREADS, att_smem<128>::bytes, stream>>>(
-                (bf16 *)out, out_stride, (const bf16 *)qkv, *layout, items + first, scale_log2);
-        else
-            attn_fast_kernel<64><<<grid, ATT_THREADS, att_smem<64>::bytes, stream>>>(
-                (bf16 *)out, out_stride, (const bf16 *)qkv, *layout, items + first, scale_log2);
-    }
+    bool pair = layout->q_per_kv % 2 == 0; /* two query heads of a group per block */
+    bf16 *o = (bf16 *)out;
+    const bf16 *x = (const bf16 *)qkv;
+    if (layout->head_dim == 128 && pair)
+        launch_fast<128, 2>(stream, o, out_stride, x, layout, items, n_items, scale_log2);
+    else if (layout->head_dim == 128)
+        launch_fast<128, 1>(stream, o, out_stride, x, layout, items, n_items, scale_log2);
+    else if (pair)
+        launch_fast<64, 2>(stream, o, out_stride, x, layout, items, n_items, scale_log2);
+    else
+        launch_fast<64, 1>(stream, o, out_stride, x, layout, items, n_items, scale_log2);
     return cudaGetLastError();
 }
 

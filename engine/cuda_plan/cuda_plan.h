@@ -145,10 +145,6 @@ const vp_cw_entry *vp_cw_plan_find(const vp_cw_plan *p, vp_cw_field f, int layer
 int vp_rand_rule_make(const vp_model_config *cfg, const char *name, vp_init_kind init,
                       int ndim, const int64_t *shape, uint64_t seed, int32_t plus,
                       int32_t minus, vp_rand_rule *r, vp_error *err);
-/* mkmodel's std of the query and key rows of an attention input projection, and of the
- * two scored LM-head rows, for a hidden size (the formulas of engine/model/mkmodel.c). */
-float vp_rand_qk_std(int hidden);
-float vp_rand_head_std(int hidden);
 /* Host evaluation of n values from element start, rounded to bf16 like a bf16 checkpoint
  * (bf16 true) or kept as float. */
 void vp_rand_rule_fill(const vp_rand_rule *r, uint64_t start, size_t n, bool bf16, float *out);

@@ -5,22 +5,9 @@
 #include <string.h>
 
 #include "engine/cuda_plan/cuda_plan.h"
+#include "engine/model/mkmodel.h"
 #include "engine/model/rng.h"
 #include "engine/model/tensor.h"
-
-/* mkmodel.c's qk_std: attention logits of std ~4 so that attention is sharp. */
-float vp_rand_qk_std(int hidden)
-{
-    return sqrtf(4.0f / (float)hidden);
-}
-
-/* mkmodel.c's vp_mkmodel_head_row_std: margins of std ~2 so that step scores spread. */
-float vp_rand_head_std(int hidden)
-{
-    return 2.0f / sqrtf(2.0f * (float)hidden);
-}
-
-#define WEIGHT_STD 0.02f /* VP_MKMODEL_WEIGHT_STD */
 
 int vp_rand_rule_make(const vp_model_config *cfg, const char *name, vp_init_kind init,
                       int ndim, const int64_t *shape, uint64_t seed, int32_t plus,
@@ -28,8 +15,8 @@ int vp_rand_rule_make(const vp_model_config *cfg, const char *name, vp_init_kind
 {
     memset(r, 0, sizeof *r);
     r->key = vp_rng_key(seed, name);
-    r->std = WEIGHT_STD;
-    r->std_special = WEIGHT_STD;
+    r->std = VP_MKMODEL_WEIGHT_STD;
+    r->std_special = VP_MKMODEL_WEIGHT_STD;
     r->cols = ndim >= 2 ? (uint64_t)shape[1] : 1;
     for (int d = 2; d < ndim; d++)
         r->cols *= (uint64_t)shape[d];
@@ -42,6 +29,10 @@ int vp_rand_rule_make(const vp_model_config *cfg, const char *name, vp_init_kind
         return 0;
     case VP_INIT_NORM:
         r->kind = VP_RAND_NORM;
+        return 0;
+    case VP_INIT_RESID:
+        r->kind = VP_RAND_NORMAL;
+        r->std = r->std_special = vp_mkmodel_resid_std(cfg);
         return 0;
     case VP_INIT_WEIGHT:
     case VP_INIT_EMBED:
@@ -57,12 +48,12 @@ int vp_rand_rule_make(const vp_model_config *cfg, const char *name, vp_init_kind
         if (vision) {
             r->rows = VP_RAND_ROWS_BELOW;
             r->a = 2 * (int64_t)cfg->vision.hidden;
-            r->std_special = vp_rand_qk_std(cfg->vision.hidden);
+            r->std_special = vp_mkmodel_qk_std(cfg, true);
         } else {
             r->rows = VP_RAND_ROWS_GROUP_QK;
             r->a = cfg->llm.head_dim;
             r->b = cfg->llm.heads / cfg->llm.kv_heads + 2;
-            r->std_special = vp_rand_qk_std(cfg->llm.hidden);
+            r->std_special = vp_mkmodel_qk_std(cfg, false);
         }
         return 0;
     case VP_INIT_HEAD:
@@ -71,7 +62,7 @@ int vp_rand_rule_make(const vp_model_config *cfg, const char *name, vp_init_kind
         r->rows = VP_RAND_ROWS_PAIR;
         r->a = plus;
         r->b = minus;
-        r->std_special = vp_rand_head_std(cfg->llm.hidden);
+        r->std_special = vp_mkmodel_head_row_std(cfg->llm.hidden);
         return 0;
     }
     return vp_fail(err, VP_ERR_INTERNAL, name, "tensor %s has an unknown init kind %d", name,

@@ -96,11 +96,11 @@ static void language(builder *b, const vp_model_config *c, vp_weights *w)
         snprintf(p, sizeof p, "language_model.model.layers.%d", l);
         add(b, SLOT(L->attention_norm), VP_INIT_NORM, SHAPE(H), "%s.attention_norm.weight", p);
         add(b, SLOT(L->wqkv), VP_INIT_QKV, SHAPE(qkv, H), "%s.attention.wqkv.weight", p);
-        add(b, SLOT(L->wo), VP_INIT_WEIGHT, SHAPE(H, m->heads * D), "%s.attention.wo.weight", p);
+        add(b, SLOT(L->wo), VP_INIT_RESID, SHAPE(H, m->heads * D), "%s.attention.wo.weight", p);
         add(b, SLOT(L->ffn_norm), VP_INIT_NORM, SHAPE(H), "%s.ffn_norm.weight", p);
         add(b, SLOT(L->w1), VP_INIT_WEIGHT, SHAPE(I, H), "%s.feed_forward.w1.weight", p);
         add(b, SLOT(L->w3), VP_INIT_WEIGHT, SHAPE(I, H), "%s.feed_forward.w3.weight", p);
-        add(b, SLOT(L->w2), VP_INIT_WEIGHT, SHAPE(H, I), "%s.feed_forward.w2.weight", p);
+        add(b, SLOT(L->w2), VP_INIT_RESID, SHAPE(H, I), "%s.feed_forward.w2.weight", p);
     }
     add(b, SLOT(w->norm), VP_INIT_NORM, SHAPE(H), "language_model.model.norm.weight");
     add(b, SLOT(w->output), VP_INIT_HEAD, SHAPE(V, H), "language_model.output.weight");

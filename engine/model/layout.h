@@ -17,7 +17,8 @@ typedef enum {
     VP_INIT_BIAS,   /* bias: small noise */
     VP_INIT_SCALE,  /* ViT layer scale: uniform in [0.1, 1] */
     VP_INIT_HEAD,   /* LM head: like WEIGHT, the "+" and "-" rows scaled (mkmodel_init.c) */
-    VP_INIT_QKV     /* attention input projection: query and key rows larger (mkmodel_init.c) */
+    VP_INIT_QKV,    /* attention input projection: query and key rows larger (mkmodel_init.c) */
+    VP_INIT_RESID   /* LLM products that feed the residual stream (wo, w2): smaller in deep models */
 } vp_init_kind;
 
 typedef struct vp_layout_entry {

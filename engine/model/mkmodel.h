@@ -40,7 +40,9 @@ int vp_mkmodel_write(const vp_mkmodel_opts *o, vp_mkmodel_result *res, vp_error 
 /* How values are drawn (mkmodel_init.c explains the choices). */
 #define VP_MKMODEL_WEIGHT_STD 0.02f  /* every weight, embedding and bias not listed below */
 float vp_mkmodel_head_row_std(int hidden); /* LM-head rows of "+" and "-" */
-float vp_mkmodel_qk_std(int hidden);       /* query and key rows of attention projections */
+/* query and key rows of the ViT's (vision) or the LLM's attention input projection */
+float vp_mkmodel_qk_std(const vp_model_config *cfg, bool vision);
+float vp_mkmodel_resid_std(const vp_model_config *cfg); /* LLM wo and w2 */
 
 typedef struct vp_init_params {
     const vp_model_config *cfg; /* as the loader reads it back (derived sizes included) */

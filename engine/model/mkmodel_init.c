@@ -54,15 +54,39 @@ float vp_mkmodel_head_row_std(int hidden)
 }
 
 /* Query and key rows: with all weights at 0.02 the attention logits q.k / sqrt(d) have std
- * ~ H * 0.02^2 = 0.05 (q and k have std 0.02 sqrt(H) per component over a unit-RMS normed
- * input), attention is uniform, a wrong mask / scale / RoPE / head split barely changes
- * anything, and every score position of a prompt sees the same context average. Rows of
- * std sqrt(4 / H) make the logit std ~4: attention picks a few tokens, by content and by
- * relative position, so h differs between steps (with 0.02 everywhere, the step scores
- * of one prompt stayed within ~0.1 of each other). Value rows keep 0.02. */
-float vp_mkmodel_qk_std(int hidden)
+ * ~ H * 0.02^2 (q and k have std 0.02 sqrt(H) per component over a unit-RMS normed input):
+ * 0.05 at the tiny hidden 128, where attention is then uniform, a wrong mask / scale /
+ * RoPE / head split barely changes anything, and every score position of a prompt sees
+ * the same context average. Shallow towers (fewer than VP_MKMODEL_DEEP_LAYERS layers) use
+ * rows of std sqrt(4 / H): logit std ~4, attention picks a few tokens by content and by
+ * relative position, and h differs between steps (with 0.02 everywhere, the step scores
+ * of one prompt stayed within ~0.1 of each other).
+ * Deep towers (the 8b shape) cannot take that: through 24 + 32 layers, sharp random
+ * attention is chaotic, and bf16 rounding alone moved the step margins by 64% (PyTorch
+ * bf16) and 33% (the CUDA backend) against fp32 on the same weights. Measured with
+ * tests/gpu/init_sweep.py on an H100 (W1, seed 1): ViT q/k rows at 0.02 (logit std ~0.4
+ * at H = 1024), LLM q/k rows at 0.025 (logit std ~2.6 at H = 4096) and the LLM's residual
+ * products at 0.005 (resid_std below) keep the margins spread (std 1.7, step scores
+ * 0.16..0.99) with a margin error of the CUDA backend's precision of 1.8% (PERF.md: 2%). */
+#define VP_MKMODEL_DEEP_LAYERS 16
+
+float vp_mkmodel_qk_std(const vp_model_config *cfg, bool vision)
 {
-    return sqrtf(4.0f / (float)hidden);
+    int layers = vision ? cfg->vision.layers : cfg->llm.layers;
+    int hidden = vision ? cfg->vision.hidden : cfg->llm.hidden;
+    if (layers < VP_MKMODEL_DEEP_LAYERS)
+        return sqrtf(4.0f / (float)hidden);
+    return vision ? VP_MKMODEL_WEIGHT_STD : 1.25f * VP_MKMODEL_WEIGHT_STD;
+}
+
+/* The LLM's attention output (wo) and MLP output (w2) products: 0.02 in shallow models; a
+ * quarter of it in deep ones, so that no layer's branch swamps the residual stream (the
+ * depth scaling of GPT-2's initialisation, 1 / sqrt(2 layers) = 1/8 at 32 layers, was
+ * about as well conditioned; 1/4 kept the margins more spread). */
+float vp_mkmodel_resid_std(const vp_model_config *cfg)
+{
+    return cfg->llm.layers < VP_MKMODEL_DEEP_LAYERS ? VP_MKMODEL_WEIGHT_STD
+                                                    : 0.25f * VP_MKMODEL_WEIGHT_STD;
 }
 
 /* Whether row r of a qkv projection is a query or key row (not a value row).
@@ -97,7 +121,7 @@ void vp_mkmodel_values(const vp_init_params *g, const vp_layout_entry *e, size_t
         vp_rng_normal_fill(key, start, n, out);
         bool vision = !strncmp(e->name, "vision_model.", 13);
         size_t cols = (size_t)e->shape[1];
-        float qk = vp_mkmodel_qk_std(vision ? g->cfg->vision.hidden : g->cfg->llm.hidden);
+        float qk = vp_mkmodel_qk_std(g->cfg, vision);
         for (size_t i = 0; i < n; i++)
             out[i] *= is_qk_row(g, e, (start + i) / cols) ? qk : VP_MKMODEL_WEIGHT_STD;
         return;
@@ -111,6 +135,13 @@ void vp_mkmodel_values(const vp_init_params *g, const vp_layout_entry *e, size_t
             bool scored = row == (size_t)g->plus_id || row == (size_t)g->minus_id;
             out[i] *= scored ? big : VP_MKMODEL_WEIGHT_STD;
         }
+        return;
+    }
+    case VP_INIT_RESID: {
+        vp_rng_normal_fill(key, start, n, out);
+        float std = vp_mkmodel_resid_std(g->cfg);
+        for (size_t i = 0; i < n; i++)
+            out[i] *= std;
         return;
     }
     case VP_INIT_WEIGHT:

@@ -21,7 +21,7 @@ for p in gpu_ops gpu_e2e gpu_w1 mkbatch; do
 done
 # the generator library: position-independent copies of the few sources it needs
 for s in tests/gpu/randw_lib.c engine/cuda_plan/rand_rule.c engine/model/layout.c \
-         engine/model/rng.c engine/model/tensor.c engine/util/err.c; do
+         engine/model/mkmodel_init.c engine/model/rng.c engine/model/tensor.c engine/util/err.c; do
     $CC $CFLAGS -fPIC -c "$s" -o "$OUT/pic/$(basename "$s" .c).o"
 done
 $NVCC -std=c++17 -O3 -arch="$CUDA_ARCH" -I. -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror,-fPIC \

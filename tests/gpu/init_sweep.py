@@ -9,7 +9,7 @@ stream, bf16 RoPE tables), "mixed" mimics the CUDA backend's precision: bf16 mat
 inputs and bf16 q/k/v and MLP hidden values, fp32 residual stream, fp32 RoPE tables, fp32
 outputs of the products that feed the residual. Starts from the current rule's weights and,
 per candidate, rescales the query/key rows (LLM and ViT), the residual output products
-(LLM wo and w2) and the token embeddings; then runs the careful PyTorch forward in fp32
+(LLM wo and w2) and the token embeddings to the candidate's stds; then runs the careful PyTorch forward in fp32
 and in bf16 on the same weights and prints the margin relative error (what PERF.md bounds
 by 0.02) and the spread of the fp32 margins (std, mean). A chaotic rule makes bf16
 rounding alone move the margins by tens of percent, whoever computes them.
@@ -121,7 +121,11 @@ def main():
     w = tr.random_weights(a.lib, cfg, a.seed, batch["plus"], batch["minus"])
     h, hv, hd = cfg.hidden, cfg.v_hidden, cfg.head_dim
     qpk = cfg.heads // cfg.kv_heads
-    cur_llm_qk, cur_vit_qk = (4.0 / h) ** 0.5, (4.0 / hv) ** 0.5
+    # the current rule (engine/model/mkmodel_init.c): sharp q/k in shallow towers only
+    deep_llm, deep_vit = cfg.layers >= 16, cfg.v_layers >= 16
+    cur_llm_qk = 0.025 if deep_llm else (4.0 / h) ** 0.5
+    cur_vit_qk = 0.02 if deep_vit else (4.0 / hv) ** 0.5
+    cur_resid = 0.005 if deep_llm else 0.02
     # rows of wqkv that are queries or keys: per KV group qpk queries, a key, a value
     grp = torch.arange(cfg.heads * hd + 2 * cfg.kv_heads * hd, device=tr.DEV) // hd % (qpk + 2)
     llm_qk_rows = grp < qpk + 1
@@ -129,7 +133,7 @@ def main():
             if k.endswith(("attention.wqkv.weight", "attention.wo.weight", "feed_forward.w2.weight",
                            "attn.qkv.weight", "tok_embeddings.weight"))}
 
-    def apply(llm_qk, vit_qk, branch, emb):
+    def apply(llm_qk, vit_qk, resid, emb):
         for k, t in base.items():
             x = t.float()
             if k.endswith("attention.wqkv.weight"):
@@ -137,22 +141,19 @@ def main():
             elif k.endswith("attn.qkv.weight"):
                 x[:2 * hv] *= vit_qk / cur_vit_qk
             elif k.endswith(("attention.wo.weight", "feed_forward.w2.weight")):
-                x *= branch
+                x *= resid / cur_resid
             elif k.endswith("tok_embeddings.weight"):
                 x *= emb
             w[k] = x.to(torch.bfloat16)
 
-    c_l, c_v = cur_llm_qk, cur_vit_qk
-    cands = [  # name, llm q/k std, vit q/k std, wo/w2 scale, embedding scale
-        ("current", c_l, c_v, 1.0, 1.0),
-        ("qk.02", 0.02, 0.02, 1.0, 1.0),
-        ("qk.02 br.5", 0.02, 0.02, 0.5, 1.0),
-        ("qk.02 br.25", 0.02, 0.02, 0.25, 1.0),
-        ("llmqk.0225 vit.02 br.5", 0.0225, 0.02, 0.5, 1.0),
-        ("llmqk.025 vit.02 br.5", 0.025, 0.02, 0.5, 1.0),
-        ("llmqk.025 vit.02 br.25", 0.025, 0.02, 0.25, 1.0),
-        ("llmqk.025 vit.015 br.5", 0.025, 0.015, 0.5, 1.0),
-        ("llmcur vit.02 br.25", c_l, 0.02, 0.25, 1.0),
+    cands = [  # name, llm q/k std, vit q/k std, wo/w2 std, embedding scale
+        ("rule", cur_llm_qk, cur_vit_qk, cur_resid, 1.0),
+        ("old shallow rule", (4.0 / h) ** 0.5, (4.0 / hv) ** 0.5, 0.02, 1.0),
+        ("all .02", 0.02, 0.02, 0.02, 1.0),
+        ("llmqk.025 vit.02 res.004", 0.025, 0.02, 0.004, 1.0),
+        ("llmqk.025 vit.02 res.006", 0.025, 0.02, 0.006, 1.0),
+        ("llmqk.0275 vit.02 res.005", 0.0275, 0.02, 0.005, 1.0),
+        ("llmqk.0225 vit.02 res.005", 0.0225, 0.02, 0.005, 1.0),
     ]
     print("rel: ||dm|| / ||m|| (PERF.md's measure); cen: rms(dm) / std(m), the error against the "
           "spread; m: fp32 margins", flush=True)
@@ -183,11 +184,9 @@ def main():
         for name, lq, vq, br, em in cands:
             apply(lq, vq, br, em)
             run(name)
-        for seed in (2, 3, 4, 5):  # the margins' common offset is a property of the draw
+        for seed in (2, 3):  # the margins' common offset is a property of the draw
             w = tr.random_weights(a.lib, cfg, seed, batch["plus"], batch["minus"])
-            base = {k: t.clone() for k, t in w.items() if k in base}
-            apply(0.025, 0.02, 0.5, 1.0)
-            run(f"llmqk.025 vit.02 br.5 s{seed}")
+            run(f"rule, seed {seed}")
     return 0
 
 

@@ -3,8 +3,12 @@
  * design asks for (head rows of "+"/"-" and query/key rows scaled), stale files removed,
  * invalid requests refused. */
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+#include "engine/model/layout.h"
+#include "engine/model/mkmodel.h"
 #include "engine/model/weights.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "tests/unit/check.h"
@@ -203,6 +207,62 @@ static void test_distributions(const char *base)
     vp_model_free(m);
 }
 
+/* Std of n values of the 8b layout's tensor `name` from element `from` (values drawn
+ * directly: no 16 GB file). */
+static double deep_std(const vp_layout_entry *list, size_t n_list, const vp_init_params *p,
+                       const char *name, size_t from, size_t n)
+{
+    for (size_t i = 0; i < n_list; i++) {
+        if (strcmp(list[i].name, name))
+            continue;
+        float *v = calloc(n, sizeof *v);
+        vp_mkmodel_values(p, &list[i], from, n, v);
+        double s = 0, s2 = 0;
+        for (size_t k = 0; k < n; k++)
+            s += v[k], s2 += (double)v[k] * v[k];
+        free(v);
+        return sqrt(s2 / (double)n - (s / (double)n) * (s / (double)n));
+    }
+    CHECK_MSG(0, "no tensor %s in the 8b layout", name);
+    return 0;
+}
+
+/* Deep towers (the 8b shape) take the conditioned rule (mkmodel_init.c): ViT q/k rows at
+ * 0.02, LLM q/k rows at 0.025, LLM wo and w2 at 0.005; shallow ones the sharp one. */
+static void test_deep_rule(void)
+{
+    vp_model_config cfg;
+    vp_error err = {0};
+    CHECK(vp_mkmodel_preset("tiny", &cfg, &err) == 0);
+    CHECK(NEAR(vp_mkmodel_qk_std(&cfg, false), sqrt(4.0 / 128), 1e-6));
+    CHECK(NEAR(vp_mkmodel_qk_std(&cfg, true), sqrt(4.0 / 64), 1e-6));
+    CHECK(NEAR(vp_mkmodel_resid_std(&cfg), 0.02, 1e-6));
+    CHECK(vp_mkmodel_preset("8b", &cfg, &err) == 0);
+    CHECK(NEAR(vp_mkmodel_qk_std(&cfg, false), 0.025, 1e-6));
+    CHECK(NEAR(vp_mkmodel_qk_std(&cfg, true), 0.02, 1e-6));
+    CHECK(NEAR(vp_mkmodel_resid_std(&cfg), 0.005, 1e-6));
+    vp_layout_entry *list;
+    size_t n;
+    CHECK(vp_layout_build(&cfg, NULL, &list, &n, &err) == 0);
+    vp_init_params p = {.cfg = &cfg, .seed = 3, .plus_id = 342, .minus_id = 285};
+    const size_t H = 4096, rows = 128 * H; /* one head's rows */
+    struct { const char *name; size_t from; double want; } cases[] = {
+        {"language_model.model.layers.5.attention.wo.weight", 0, 0.005},
+        {"language_model.model.layers.31.feed_forward.w2.weight", 1000 * 14336, 0.005},
+        {"language_model.model.layers.5.feed_forward.w1.weight", 0, 0.02},
+        {"language_model.model.layers.5.attention.wqkv.weight", 0, 0.025},         /* q */
+        {"language_model.model.layers.5.attention.wqkv.weight", 4 * rows, 0.025},  /* k */
+        {"language_model.model.layers.5.attention.wqkv.weight", 5 * rows, 0.02},   /* v */
+        {"vision_model.encoder.layers.3.attn.qkv.weight", 0, 0.02},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        double std = deep_std(list, n, &p, cases[c].name, cases[c].from, 100000);
+        CHECK_MSG(NEAR(std, cases[c].want, 0.02), "%s at %zu: std %g, want %g", cases[c].name,
+                  cases[c].from, std, cases[c].want);
+    }
+    free(list);
+}
+
 static void test_shards_and_stale(const char *base)
 {
     char dir[512];
@@ -282,6 +342,7 @@ int main(void)
     test_determinism(base);
     test_dtypes(base);
     test_distributions(base);
+    test_deep_rule();
     test_shards_and_stale(base);
     test_refusals(base);
     test_rmtree(base);
