@@ -2,7 +2,8 @@
 # A measurement call for the GPU machine (after tests/gpu/pack.sh, carry [".gpu"]):
 # W1 at the 8B shape with the CUDA backend's phase profile (VPRM_CUDA_PROFILE=1: time and
 # TFLOP/s per phase, summed over layers), then the random-weight conditioning sweep
-# (init_sweep.py: fp32 vs bf16 margins per candidate rule). About a minute.
+# (init_sweep.py: fp32 vs bf16 margins per candidate rule). About a minute. NCU=1 adds
+# Nsight Compute's summary of one language attention launch.
 #     sh tests/gpu/profile.sh
 set -u
 G=$PWD/.gpu
@@ -18,8 +19,8 @@ VPRM_CUDA_PROFILE=1 timeout 60 "$G/bin/gpu_w1" --batch "$G/w1.batch" --out "$W" 
 echo "== init sweep"
 PYTHONUNBUFFERED=1 LD_LIBRARY_PATH= timeout 150 "$PY" tests/gpu/init_sweep.py --dir "$W" \
     --batch "$G/w1.batch" --lib "$G/bin/libvprm_randw.so" --seed 1
-echo "== ncu: one language attention launch (the 8B head size 128)"
-if command -v ncu >/dev/null; then
+if [ "${NCU:-0}" = 1 ] && command -v ncu >/dev/null; then
+    echo "== ncu: one language attention launch (the 8B head size 128)"
     timeout 45 ncu --kernel-name regex:attn_fast_kernel --launch-skip 30 --launch-count 1 \
         --section SpeedOfLight --section Occupancy --section LaunchStats --clock-control none \
         "$G/bin/gpu_w1" --batch "$G/w1.batch" --out "$W" --seed 1 --reps 1 2>&1 | grep -v "^==PROF==" | tail -n 60
