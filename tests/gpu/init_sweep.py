@@ -109,6 +109,8 @@ def main():
     ap.add_argument("--batch", required=True)
     ap.add_argument("--lib", required=True)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seeds", type=lambda t: [int(x) for x in t.split(",") if x], default=[],
+                    help="also the rule's weights of these seeds (comma-separated)")
     ap.add_argument("--device", choices=["cuda", "cpu"], default="cuda", help="cpu: smoke test")
     a = ap.parse_args()
     tr.DEV = a.device
@@ -137,7 +139,12 @@ def main():
         for k, t in base.items():
             x = t.float()
             if k.endswith("attention.wqkv.weight"):
-                x[llm_qk_rows] *= llm_qk / cur_llm_qk
+                if isinstance(llm_qk, tuple):  # (std, sharp std, last k layers sharp)
+                    layer = int(k.split(".")[3])
+                    std = llm_qk[1] if layer >= cfg.layers - llm_qk[2] else llm_qk[0]
+                else:
+                    std = llm_qk
+                x[llm_qk_rows] *= std / cur_llm_qk
             elif k.endswith("attn.qkv.weight"):
                 x[:2 * hv] *= vit_qk / cur_vit_qk
             elif k.endswith(("attention.wo.weight", "feed_forward.w2.weight")):
@@ -146,24 +153,31 @@ def main():
                 x *= emb
             w[k] = x.to(torch.bfloat16)
 
-    cands = [  # name, llm q/k std, vit q/k std, wo/w2 std, embedding scale
+    cands = [  # name, llm q/k std (or (std, sharp std, last k layers)), vit q/k std, wo/w2 std, emb
         ("rule", cur_llm_qk, cur_vit_qk, cur_resid, 1.0),
-        ("old shallow rule", (4.0 / h) ** 0.5, (4.0 / hv) ** 0.5, 0.02, 1.0),
-        ("all .02", 0.02, 0.02, 0.02, 1.0),
-        ("llmqk.025 vit.02 res.004", 0.025, 0.02, 0.004, 1.0),
-        ("llmqk.025 vit.02 res.006", 0.025, 0.02, 0.006, 1.0),
-        ("llmqk.0275 vit.02 res.005", 0.0275, 0.02, 0.005, 1.0),
-        ("llmqk.0225 vit.02 res.005", 0.0225, 0.02, 0.005, 1.0),
+        ("llmqk.02 last1 .04", (0.02, 0.04, 1), 0.02, 0.005, 1.0),
+        ("llmqk.02 last1 .05", (0.02, 0.05, 1), 0.02, 0.005, 1.0),
+        ("llmqk.02 last2 .035", (0.02, 0.035, 2), 0.02, 0.005, 1.0),
+        ("llmqk.02 last2 .04", (0.02, 0.04, 2), 0.02, 0.005, 1.0),
+        ("llmqk.02 last4 .03", (0.02, 0.03, 4), 0.02, 0.005, 1.0),
+        ("llmqk.02 last4 .035", (0.02, 0.035, 4), 0.02, 0.005, 1.0),
+        ("llmqk.02 last2 .04 res.02", (0.02, 0.04, 2), 0.02, 0.02, 1.0),
+        ("llmqk.02 last8 .03", (0.02, 0.03, 8), 0.02, 0.005, 1.0),
     ]
     print("rel: ||dm|| / ||m|| (PERF.md's measure); cen: rms(dm) / std(m), the error against the "
           "spread; m: fp32 margins", flush=True)
-    print(f"{'candidate':26s} {'bf16 rel':>8s} {'cen':>6s} {'mixed rel':>9s} {'cen':>6s} {'feat rel':>8s} "
+    print(f"{'candidate':26s} {'bf16 rel':>8s} {'cen':>6s} {'mixed rel':>9s} {'cen':>6s} {'m32v rel':>9s} {'feat rel':>8s} "
           f"{'m std':>6s} {'m mean':>7s} {'P(+) range':>12s}", flush=True)
 
     def run(label):
         res, feats = [], []
-        for kind in ("fp32", "bf16", "mixed"):
-            m = Mixed(cfg, w) if kind == "mixed" else tr.Model(cfg, w, torch.float32 if kind == "fp32" else torch.bfloat16)
+        for kind in ("fp32", "bf16", "mixed", "mixed32v"):
+            if kind.startswith("mixed"):
+                m = Mixed(cfg, w)
+                if kind == "mixed32v":  # fp32 vision: how much of the error the features bring
+                    m.vision = tr.Model(cfg, w, torch.float32).vision
+            else:
+                m = tr.Model(cfg, w, torch.float32 if kind == "fp32" else torch.bfloat16)
             m.img_context = batch["img_context"]
             feats.append(m.vision(tiles[:1]).float())
             res.append(tr.careful_way(m, batch, tiles, bf16_tables=kind == "bf16").cpu().numpy())
@@ -177,14 +191,14 @@ def main():
             dm = tr.margins(r) - mr
             out += [np.linalg.norm(dm) / np.linalg.norm(mr), np.sqrt(np.mean(dm ** 2)) / mr.std()]
         fe = float((feats[2] - feats[0]).norm() / feats[0].norm())
-        print(f"{label:26s} {out[0]:8.4f} {out[1]:6.3f} {out[2]:9.4f} {out[3]:6.3f} {fe:8.2e} {mr.std():6.3f} "
+        print(f"{label:26s} {out[0]:8.4f} {out[1]:6.3f} {out[2]:9.4f} {out[3]:6.3f} {out[4]:9.4f} {fe:8.2e} {mr.std():6.3f} "
               f"{mr.mean():7.3f} {p.min():5.3f}..{p.max():5.3f}", flush=True)
 
     with torch.no_grad():
         for name, lq, vq, br, em in cands:
             apply(lq, vq, br, em)
             run(name)
-        for seed in (2, 3):  # the margins' common offset is a property of the draw
+        for seed in a.seeds:  # the margins' common offset is a property of the draw
             w = tr.random_weights(a.lib, cfg, seed, batch["plus"], batch["minus"])
             run(f"rule, seed {seed}")
     return 0
