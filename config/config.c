@@ -446,7 +446,7 @@ void vp_config_print_help(FILE *f)
         env_name(o, env, sizeof env);
         const char *meta = o->type == VP_OPT_BOOL   ? ""
                            : o->type == VP_OPT_INT  ? " N"
-                           : o->type == VP_OPT_SIZE ? " BYTES"
+                           : o->type == VP_OPT_SIZE ? (strstr(o->name, "bytes") ? " BYTES" : " N")
                            : o->type == VP_OPT_ENUM ? " X"
                                                     : " S";
         snprintf(arg, sizeof arg, "%s%s", flag, meta);

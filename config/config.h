@@ -22,6 +22,7 @@ typedef struct vp_config {
     char *backend;             /* "cpu" | "cuda" */
     int device;                /* CUDA device index */
     int threads;               /* engine CPU threads, 0 = all cores */
+    int random_weights;        /* >= 0: backend-drawn random weights of this seed; -1 = load */
     char *system_message;      /* NULL = config.json / the PRM default */
     bool prefix_sharing;
     bool warmup;               /* run a warm-up pass before /ready says 200 */

@@ -17,6 +17,10 @@ const vp_option vp_options[] = {
     {"device", VP_OPT_INT, OFF(device), "0", 0, 64, NULL, "CUDA device index", 0},
     {"threads", VP_OPT_INT, OFF(threads), "0", 0, 4096, NULL,
      "engine CPU threads (0 = all cores)", 0},
+    {"random_weights", VP_OPT_INT, OFF(random_weights), "-1", -1, 2147483647, NULL,
+     "seed: serve `vprm mkmodel --seed SEED` weights drawn by the backend (cuda) instead of "
+     "loading *.safetensors (the model folder needs config.json and the tokenizer only: "
+     "vprm mkmodel --scale 8b --config-only); -1 = load", 0},
     {"system_message", VP_OPT_STR, OFF(system_message), NULL, 0, 0, NULL,
      "system prompt override (unset = config.json's, else the PRM prompt)", 0},
     {"prefix_sharing", VP_OPT_BOOL, OFF(prefix_sharing), "true", 0, 0, NULL,

@@ -65,6 +65,12 @@ typedef struct vp_backend_ops {
     const char *name; /* "cpu", "cuda" */
     int (*init)(vp_backend **out, const vp_model *model, const vp_backend_options *opt,
                 vp_error *err);
+    /* Weights drawn like `vprm mkmodel --seed seed` by the backend itself (no checkpoint:
+     * the full 8B shape on a GPU in seconds); plus/minus are the scored LM-head rows.
+     * NULL when the backend cannot (cpu). */
+    int (*init_random)(vp_backend **out, const vp_model_config *cfg, uint64_t seed,
+                       int32_t plus, int32_t minus, const vp_backend_options *opt,
+                       vp_error *err);
     /* logits[n_out][2] = {logit(+), logit(-)} at batch->out_index */
     int (*forward)(vp_backend *b, const vp_batch *batch, float *logits,
                    vp_forward_stats *stats, vp_error *err);

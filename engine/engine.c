@@ -30,6 +30,7 @@ void vp_engine_options_default(vp_engine_options *o)
     o->max_image_pixels = 64u << 20;
     o->max_image_bytes = 32u << 20;
     o->prefix_sharing = true;
+    o->random_weights = -1;
 }
 
 double vp_now_ms(void)
@@ -59,7 +60,9 @@ int vp_engine_open(const vp_engine_options *opt, vp_engine **out, vp_error *err)
         free(e);
         return vp_fail(err, VP_ERR_BAD_REQUEST, "model", "no model folder given");
     }
-    if (vp_model_load(opt->model_dir, &e->model, err))
+    bool random = opt->random_weights >= 0;
+    if (random ? vp_model_load_config_only(opt->model_dir, &e->model, err)
+               : vp_model_load(opt->model_dir, &e->model, err))
         goto fail;
     if (vp_tokenizer_load(opt->model_dir, &e->tok, err))
         goto fail;
@@ -87,8 +90,24 @@ int vp_engine_open(const vp_engine_options *opt, vp_engine **out, vp_error *err)
                              .device = opt->device,
                              .max_tokens = opt->max_batch_tokens,
                              .max_tiles = opt->max_batch_tiles};
-    if (e->ops->init(&e->backend, e->model, &bo, err))
+    if (random) {
+        int32_t plus = vp_tokenizer_piece_id(e->tok, "+"), minus = vp_tokenizer_piece_id(e->tok, "-");
+        if (!e->ops->init_random) {
+            vp_fail(err, VP_ERR_BAD_REQUEST, "random_weights",
+                    "backend '%s' cannot generate random weights (use --backend cuda)", e->ops->name);
+            goto fail;
+        }
+        if (plus < 0 || minus < 0) {
+            vp_fail(err, VP_ERR_MODEL, NULL, "the tokenizer has no '%s' piece: cannot score",
+                    plus < 0 ? "+" : "-");
+            goto fail;
+        }
+        if (e->ops->init_random(&e->backend, cfg, (uint64_t)opt->random_weights, plus, minus, &bo,
+                                err))
+            goto fail;
+    } else if (e->ops->init(&e->backend, e->model, &bo, err)) {
         goto fail;
+    }
     *out = e;
     return 0;
 fail:

@@ -35,6 +35,9 @@ typedef struct vp_engine_options {
     size_t max_image_bytes;       /* encoded bytes per image */
     int max_tiles;                /* upper bound of a request's tiles per image (0 = the model's) */
     bool prefix_sharing;          /* share the common prefix of a request's responses (default true) */
+    int64_t random_weights;       /* >= 0: no checkpoint; the backend draws `vprm mkmodel --seed N`
+                                     weights itself (cuda; model_dir needs config.json and the
+                                     tokenizer only). -1 (default): load *.safetensors */
 } vp_engine_options;
 
 void vp_engine_options_default(vp_engine_options *o);

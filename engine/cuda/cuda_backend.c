@@ -435,6 +435,7 @@ const char *vp_cuda_attention_kind(const vp_backend *b)
 const vp_backend_ops vp_backend_cuda = {
     .name = "cuda",
     .init = cuda_init,
+    .init_random = vp_cuda_init_random,
     .forward = cuda_forward,
     .device_name = cuda_device_name,
     .free = cuda_free,

@@ -38,6 +38,12 @@ typedef struct vp_llm_config {
     int max_pos;       /* max_position_embeddings */
 } vp_llm_config;
 
+/* How random weights are drawn (vprm mkmodel, the CUDA backend's generator): never read
+ * from config.json. SPREAD (the default) sharpens attention so that step scores spread
+ * (mkmodel_init.c); PLAIN is PERF.md's recipe: every weight normal(0, 0.02), only the two
+ * scored LM-head rows scaled (the GPU checks measure parity on both). */
+typedef enum { VP_INIT_RULE_SPREAD = 0, VP_INIT_RULE_PLAIN = 1 } vp_init_rule;
+
 typedef struct vp_model_config {
     vp_vision_config vision;
     vp_llm_config llm;
@@ -49,6 +55,7 @@ typedef struct vp_model_config {
     int num_image_token;     /* tokens per tile after pixel shuffle, 256 */
     char name[128];          /* model name reported by the API (from _name_or_path or folder) */
     char *system_message;    /* NULL = the PRM system prompt of MODEL.md; heap-owned */
+    vp_init_rule init_rule;  /* random weights only (above) */
 } vp_model_config;
 
 /* Parse config.json text; refuses unsupported settings with a message naming them. */

@@ -351,7 +351,7 @@ int vp_mkmodel_write(const vp_mkmodel_opts *o, vp_mkmodel_result *res, vp_error 
                  .dtype = o->dtype, .threads = threads};
     res->plus_id = plus;
     res->minus_id = minus;
-    rc = write_weights(o, &cfg, &g, res, err);
+    rc = o->config_only ? 0 : write_weights(o, &cfg, &g, res, err);
     vp_model_config_free(&cfg);
     return rc;
 }

@@ -22,6 +22,8 @@ typedef struct vp_mkmodel_opts {
     int shards;                /* 0: automatic (one file unless over VP_MKMODEL_SHARD_BYTES) */
     int threads;               /* 0: one per online CPU */
     vp_model_config cfg;       /* shapes; cfg.llm.vocab is set from the tokenizer */
+    bool config_only;          /* config.json and tokenizer files, no weights: for backends
+                                  that draw the weights themselves (--random-weights) */
 } vp_mkmodel_opts;
 
 /* Shapes of a scale: "tiny" (tests) or "8b" (InternVL2.5-8B / VisualPRM-8B). */

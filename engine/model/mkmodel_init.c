@@ -74,6 +74,8 @@ float vp_mkmodel_qk_std(const vp_model_config *cfg, bool vision)
 {
     int layers = vision ? cfg->vision.layers : cfg->llm.layers;
     int hidden = vision ? cfg->vision.hidden : cfg->llm.hidden;
+    if (cfg->init_rule == VP_INIT_RULE_PLAIN)
+        return VP_MKMODEL_WEIGHT_STD;
     if (layers < VP_MKMODEL_DEEP_LAYERS)
         return sqrtf(4.0f / (float)hidden);
     return vision ? VP_MKMODEL_WEIGHT_STD : 1.25f * VP_MKMODEL_WEIGHT_STD;
@@ -85,8 +87,9 @@ float vp_mkmodel_qk_std(const vp_model_config *cfg, bool vision)
  * about as well conditioned; 1/4 kept the margins more spread). */
 float vp_mkmodel_resid_std(const vp_model_config *cfg)
 {
-    return cfg->llm.layers < VP_MKMODEL_DEEP_LAYERS ? VP_MKMODEL_WEIGHT_STD
-                                                    : 0.25f * VP_MKMODEL_WEIGHT_STD;
+    if (cfg->init_rule == VP_INIT_RULE_PLAIN || cfg->llm.layers < VP_MKMODEL_DEEP_LAYERS)
+        return VP_MKMODEL_WEIGHT_STD;
+    return 0.25f * VP_MKMODEL_WEIGHT_STD;
 }
 
 /* Whether row r of a qkv projection is a query or key row (not a value row).

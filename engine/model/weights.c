@@ -148,6 +148,26 @@ int vp_model_load(const char *dir, vp_model **out, vp_error *err)
     return 0;
 }
 
+int vp_model_load_config_only(const char *dir, vp_model **out, vp_error *err)
+{
+    *out = NULL;
+    vp_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");
+    vp_layout_entry *list = NULL;
+    size_t n = 0;
+    if (vp_model_config_load(dir, &m->cfg, err) ||
+        vp_layout_build(&m->cfg, NULL, &list, &n, err)) {
+        vp_model_free(m);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        m->n_params += vp_layout_numel(&list[i]);
+    free(list);
+    *out = m;
+    return 0;
+}
+
 void vp_model_free(vp_model *m)
 {
     if (!m)

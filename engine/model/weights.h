@@ -51,6 +51,9 @@ typedef struct vp_model vp_model;
  * model.safetensors.index.json), memory-mapped and validated against the config:
  * every required tensor present with the right shape, no unknown tensor. */
 int vp_model_load(const char *dir, vp_model **out, vp_error *err);
+/* The model's config.json only (no checkpoint is opened; the weight tensors are empty):
+ * for backends that generate random weights themselves. n_params is the layout's. */
+int vp_model_load_config_only(const char *dir, vp_model **out, vp_error *err);
 void vp_model_free(vp_model *m);
 const vp_model_config *vp_model_cfg(const vp_model *m);
 const vp_weights *vp_model_weights(const vp_model *m);

@@ -22,19 +22,23 @@ typedef struct bench_args {
     uint64_t seed;
     int requests;           /* W3/W4 requests per pass */
     uint32_t max_side;      /* image side cap (0 = PERF.md sizes) */
+    long long random_weights; /* --random-weights SEED, -1 = load the checkpoint */
 } bench_args;
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: vprm bench --model DIR [--workload W1,W2,W3,W4|all] [--repeat N] [--seed N]\n"
-            "                  [--requests N] [--max-side PX] [--backend cpu|cuda] [--threads N]\n\n"
+            "                  [--requests N] [--max-side PX] [--backend cpu|cuda] [--threads N]\n"
+            "                  [--random-weights SEED]\n\n"
             "Runs the engine in-process on the standard workloads (PERF.md) and prints, per\n"
             "workload, median latency over --repeat runs after one warm-up, per-stage times\n"
             "(preprocess, vision, language), language tokens/s, and tokens saved by sharing\n"
             "each request's common prefix. W3 packs --requests (default 8) random requests per\n"
             "pass (one batch, as the server's batcher would); W4 scores W1's image and\n"
-            "question --requests (default 16) times with new responses.\n");
+            "question --requests (default 16) times with new responses. --random-weights SEED:\n"
+            "no checkpoint, the backend draws `vprm mkmodel --seed SEED` weights itself (cuda;\n"
+            "DIR from `vprm mkmodel --scale 8b --config-only` benchmarks the full 8B shape).\n");
 }
 
 static int parse_args(int argc, char **argv, bench_args *a)
@@ -44,6 +48,7 @@ static int parse_args(int argc, char **argv, bench_args *a)
     a->workloads = "all";
     a->repeat = 3;
     a->seed = 1;
+    a->random_weights = -1;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -63,6 +68,7 @@ static int parse_args(int argc, char **argv, bench_args *a)
         else if (!strcmp(s, "--seed")) a->seed = strtoull(v, NULL, 10);
         else if (!strcmp(s, "--requests")) a->requests = atoi(v);
         else if (!strcmp(s, "--max-side")) a->max_side = (uint32_t)atoi(v);
+        else if (!strcmp(s, "--random-weights")) a->random_weights = atoll(v);
         else {
             fprintf(stderr, "vprm bench: unknown option %s\n", s);
             usage(stderr);
@@ -70,7 +76,7 @@ static int parse_args(int argc, char **argv, bench_args *a)
         }
         i++;
     }
-    if (!a->model_dir || a->repeat < 1) {
+    if (!a->model_dir || a->repeat < 1 || a->random_weights < -1) {
         fprintf(stderr, "vprm bench: --model DIR is required and --repeat must be >= 1\n");
         return -1;
     }
@@ -259,6 +265,7 @@ int bench_engine_main(int argc, char **argv)
     opt.model_dir = a.model_dir;
     opt.backend = a.backend;
     opt.threads = a.threads;
+    opt.random_weights = a.random_weights;
     opt.max_request_tokens = 0;
     opt.max_batch_tokens = 0;
     opt.max_batch_tiles = 0;

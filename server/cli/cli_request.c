@@ -12,13 +12,16 @@ static void usage(FILE *f, const char *cmd, const char *summary)
 {
     fprintf(f,
             "usage: vprm %s --model DIR REQUEST.json [--image FILE]... [--backend cpu|cuda] "
-            "[--threads N]\n\n%s\n\n"
+            "[--threads N] [--random-weights SEED]\n\n%s\n\n"
             "  --model DIR      model folder (config.json, *.safetensors, tokenizer files)\n"
             "  REQUEST.json     a request body as in API.md (POST /v1/score); '-' reads stdin\n"
             "  --image FILE     image file (PNG/JPEG/GIF/BMP); repeat for several; replaces\n"
             "                   the request's \"image\"/\"images\"\n"
             "  --backend NAME   cpu (default) or cuda (when built with CUDA=1)\n"
-            "  --threads N      CPU threads (default: all cores)\n",
+            "  --threads N      CPU threads (default: all cores)\n"
+            "  --random-weights SEED  no checkpoint: the backend draws `vprm mkmodel --seed SEED`\n"
+            "                   weights itself (cuda; DIR needs config.json and the tokenizer,\n"
+            "                   e.g. from vprm mkmodel --scale 8b --config-only)\n",
             cmd, summary);
 }
 
@@ -27,6 +30,7 @@ int cli_request_parse_args(int argc, char **argv, const char *cmd, const char *s
 {
     memset(a, 0, sizeof *a);
     a->backend = "cpu";
+    a->random_weights = -1;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         int has_value = i + 1 < argc;
@@ -45,6 +49,14 @@ int cli_request_parse_args(int argc, char **argv, const char *cmd, const char *s
             a->backend = argv[++i];
         } else if (!strcmp(s, "--threads") && has_value) {
             a->threads = atoi(argv[++i]);
+        } else if (!strcmp(s, "--random-weights") && has_value) {
+            char *end = NULL;
+            a->random_weights = strtoll(argv[++i], &end, 10);
+            if (!*argv[i] || *end || a->random_weights < 0) {
+                fprintf(stderr, "vprm %s: --random-weights wants a seed >= 0, not '%s'\n", cmd,
+                        argv[i]);
+                return -1;
+            }
         } else if (s[0] == '-' && s[1] != 0) {
             fprintf(stderr, "vprm %s: unknown option or missing value: %s\n", cmd, s);
             usage(stderr, cmd, summary);
@@ -149,6 +161,7 @@ int cli_session_open(const cli_request_args *a, const char *backend, cli_session
     opt.model_dir = a->model_dir;
     opt.backend = "none";
     opt.threads = a->threads;
+    opt.random_weights = a->random_weights;
     /* the command line trusts its user: no request limits, and the pass budget is sized
      * to this request (prepared once without a backend to measure it) */
     opt.max_request_tokens = 0;

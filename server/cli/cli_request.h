@@ -13,6 +13,7 @@ typedef struct cli_request_args {
     int n_images;
     const char *backend;
     int threads;
+    long long random_weights;  /* --random-weights SEED; -1 = load the checkpoint */
 } cli_request_args;
 
 /* Parses argv; prints usage to stdout for --help (returns 1) or an error (returns -1). */

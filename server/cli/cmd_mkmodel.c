@@ -15,7 +15,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: vprm mkmodel --out DIR [--scale tiny|8b] [--seed N] [--tokenizer DIR]\n"
-            "                    [--dtype bf16|f16|f32] [--shards K] [--threads N]\n"
+            "                    [--dtype bf16|f16|f32] [--shards K] [--threads N] [--config-only]\n"
             "shape overrides (tests):\n"
             "  --vision-norm layer_norm|rms_norm  --qk-norm  --no-qkv-bias\n"
             "  --vision-hidden N --vision-layers N --vision-heads N --vision-mlp N --patch N\n"
@@ -26,7 +26,10 @@ static void usage(FILE *f)
             "one model.safetensors unless --shards K > 1 or the weights exceed 5 GB\n"
             "(then model-0000K-of-0000N.safetensors + model.safetensors.index.json).\n"
             "llm_config.vocab_size is the tokenizer's id count; the LM-head rows of \"+\" and \"-\"\n"
-            "are scaled so that step scores spread (see engine/model/mkmodel_init.c).\n");
+            "are scaled so that step scores spread (see engine/model/mkmodel_init.c).\n"
+            "--config-only writes config.json and the tokenizer files, no weights: serve, score\n"
+            "and bench with --backend cuda --random-weights SEED then draw the same weights on\n"
+            "the GPU (the 8B shape without a 16 GB file).\n");
 }
 
 /* A whole decimal number in [lo, hi]. */
@@ -84,6 +87,10 @@ int cmd_mkmodel(int argc, char **argv)
         }
         if (!strcmp(a, "--no-qkv-bias")) {
             no_qkv_bias = true;
+            continue;
+        }
+        if (!strcmp(a, "--config-only")) {
+            o.config_only = true;
             continue;
         }
         if (i + 1 >= argc) {
@@ -185,6 +192,12 @@ int cmd_mkmodel(int argc, char **argv)
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    if (o.config_only) {
+        printf("wrote %s: scale %s, config.json and tokenizer only (no weights), vocab %d "
+               "(\"+\" %d, \"-\" %d); use --backend cuda --random-weights SEED\n",
+               o.out_dir, scale, res.vocab, res.plus_id, res.minus_id);
+        return 0;
+    }
     printf("wrote %s: scale %s, seed %llu, %zu tensors, %zu parameters, %.1f MB %s in %d file%s, "
            "vocab %d (\"+\" %d, \"-\" %d), %.2f s\n",
            o.out_dir, scale, (unsigned long long)o.seed, res.n_tensors, res.n_params,

@@ -146,6 +146,7 @@ int cmd_serve(int argc, char **argv)
     eo.model_dir = cfg.model_dir;
     eo.backend = cfg.backend;
     eo.threads = cfg.threads;
+    eo.random_weights = cfg.random_weights;
     eo.device = cfg.device;
     eo.system_message = cfg.system_message;
     eo.max_batch_tokens = cfg.batch_tokens;

@@ -19,4 +19,9 @@ mkdir -p "$tmp/out"
     2>/dev/null
 "$PYTHON" tests/gpu/torch_ref.py --dir "$tmp/out" --batch "$tmp/w1.batch" \
     --lib "$B/gpu/libvprm_randw.so" --device cpu --compute fp32 --reps 0 --tol 1e-4
+# the plain weight rule reaches both generators (C host model, libvprm_randw.so)
+"$B/gpu/gpu_w1" --batch "$tmp/w1.batch" --out "$tmp/out" --scale tiny --backend cpu --reps 1 \
+    --rule plain 2>/dev/null
+"$PYTHON" tests/gpu/torch_ref.py --dir "$tmp/out" --batch "$tmp/w1.batch" \
+    --lib "$B/gpu/libvprm_randw.so" --device cpu --compute fp32 --reps 0 --tol 1e-4 --rule plain
 echo "check_cpu: the PyTorch reference agrees with the CPU backend"

@@ -9,7 +9,8 @@
  * the tiny shape instead (host weights from the same rule): the CPU-machine check of the
  * PyTorch reference and of this program (tests/gpu/check_cpu.sh).
  *   gpu_w1 --batch FILE --out DIR [--seed 1] [--reps 5] [--label ours]
- *          [--scale 8b|tiny] [--backend cuda|cpu] */
+ *          [--scale 8b|tiny] [--backend cuda|cpu] [--rule spread|plain]
+ * --rule plain: PERF.md's weights (normal(0, 0.02), only the two head rows scaled). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,7 @@ static int write_raw(const char *dir, const char *name, const void *data, size_t
 int main(int argc, char **argv)
 {
     const char *batch_path = NULL, *out = NULL, *label = "ours", *scale = "8b", *backend = "cuda";
+    const char *rule = "spread";
     uint64_t seed = 1;
     int reps = 5;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -63,15 +65,18 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--label")) label = argv[i + 1];
         else if (!strcmp(argv[i], "--scale")) scale = argv[i + 1];
         else if (!strcmp(argv[i], "--backend")) backend = argv[i + 1];
+        else if (!strcmp(argv[i], "--rule")) rule = argv[i + 1];
         else {
             fprintf(stderr, "gpu_w1: unknown option %s\n", argv[i]);
             return 2;
         }
     }
     int on_cpu = !strcmp(backend, "cpu");
-    if (!batch_path || !out || reps < 1 || reps > 100 || (!on_cpu && strcmp(backend, "cuda"))) {
+    bool plain = !strcmp(rule, "plain");
+    if (!batch_path || !out || reps < 1 || reps > 100 || (!on_cpu && strcmp(backend, "cuda")) ||
+        (!plain && strcmp(rule, "spread"))) {
         fprintf(stderr, "usage: gpu_w1 --batch FILE --out DIR [--seed N] [--reps N] [--label L] "
-                        "[--scale 8b|tiny] [--backend cuda|cpu]\n");
+                        "[--scale 8b|tiny] [--backend cuda|cpu] [--rule spread|plain]\n");
         return 2;
     }
     vpb_file f;
@@ -84,6 +89,7 @@ int main(int argc, char **argv)
         return 2;
     }
     cfg.llm.vocab = f.vocab;
+    cfg.init_rule = plain ? VP_INIT_RULE_PLAIN : VP_INIT_RULE_SPREAD;
     snprintf(cfg.name, sizeof cfg.name, "random-%s-seed%llu", scale, (unsigned long long)seed);
     char *json = vp_model_config_to_json(&cfg, "bfloat16");
     if (!json || write_raw(out, "config.json", json, strlen(json)))

@@ -24,6 +24,9 @@ for f in .gpu/bin/*; do ldd "$f"; done | awk '/=> \// {print $3}' | sort -u | wh
     *) cp -L "$lib" .gpu/lib/ ;;
     esac
 done
+mkdir -p .gpu/tokenizer # the GPU machine has no ../shared: serve_check.sh's 8B model needs it
+cp "$TOK/tokenizer.model" "$TOK/tokenizer_config.json" .gpu/tokenizer/
+[ -f "$TOK/added_tokens.json" ] && cp "$TOK/added_tokens.json" .gpu/tokenizer/
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$B/vprm" mkmodel --scale tiny --seed 1 --tokenizer "$TOK" --out "$tmp/model" >/dev/null

@@ -2,10 +2,11 @@
  * that tests/gpu/torch_ref.py holds bit-identical bf16 tensors to the ones gpu_8b's
  * backend generated (same rule, same kernel). Built by tests/gpu/build.sh.
  *
- *   vp_randw_open(dims[17], 17, seed, plus, minus, &handle, errbuf, cap) -> 0 / -1
+ *   vp_randw_open(dims[18], 18, seed, plus, minus, &handle, errbuf, cap) -> 0 / -1
  *     dims: vision hidden, layers, heads, intermediate, patch, image_size, channels,
  *           norm (0 layer_norm, 1 rms_norm), qkv_bias, qk_norm,
- *           llm hidden, layers, heads, kv_heads, head_dim, intermediate, vocab
+ *           llm hidden, layers, heads, kv_heads, head_dim, intermediate, vocab,
+ *           init rule (0 spread, 1 plain: vp_init_rule; 17 dims = spread)
  *   vp_randw_count(h), vp_randw_name(h, i), vp_randw_shape(h, i, int64 shape[4]) -> ndim
  *   vp_randw_fill(h, i, device_ptr, dst_f32, cuda_stream) -> cudaError_t (0 = ok): the
  *     whole tensor, contiguous, bf16 (or its bf16 values as f32)
@@ -42,8 +43,8 @@ int vp_randw_open(const int64_t *dims, int n_dims, uint64_t seed, int32_t plus, 
                   void **out, char *errbuf, size_t cap)
 {
     *out = NULL;
-    if (n_dims != 17) {
-        snprintf(errbuf, cap, "expected 17 dims, got %d", n_dims);
+    if (n_dims != 17 && n_dims != 18) {
+        snprintf(errbuf, cap, "expected 17 or 18 dims, got %d", n_dims);
         return -1;
     }
     randw *r = calloc(1, sizeof *r);
@@ -60,6 +61,7 @@ int vp_randw_open(const int64_t *dims, int n_dims, uint64_t seed, int32_t plus, 
     l->hidden = (int)dims[10], l->layers = (int)dims[11], l->heads = (int)dims[12];
     l->kv_heads = (int)dims[13], l->head_dim = (int)dims[14], l->intermediate = (int)dims[15];
     l->vocab = (int)dims[16];
+    r->cfg.init_rule = n_dims > 17 && dims[17] ? VP_INIT_RULE_PLAIN : VP_INIT_RULE_SPREAD;
     r->seed = seed, r->plus = plus, r->minus = minus;
     vp_error err = {0};
     if (v->patch <= 0 || l->kv_heads <= 0 || l->head_dim <= 0 ||

@@ -9,6 +9,7 @@
 #   w1         gpu_w1: the 8B shape, seeded weights generated on the GPU, W1; 5 timed runs
 #   w1_simple  the same with the simple attention kernel (one run: parity cross-check)
 #   torch      torch_ref.py: fp32 oracle on the same weights, reference way, careful way
+#   w1_plain, torch_plain: parity again on PERF.md's plain weights (all 0.02; one run)
 # Then prints the table (tests/gpu/summary.py). Scratch in /tmp/vprm-gpu; $OUT (when set)
 # receives summary.txt, logs.txt and the result JSON files.
 set -u
@@ -21,7 +22,7 @@ if [ ! -x "$G/bin/gpu_ops" ] || [ ! -f "$G/w1.batch" ]; then
     exit 2
 fi
 rm -rf "$W"
-mkdir -p "$W/w1"
+mkdir -p "$W/w1" "$W/w1_plain"
 # CUDA libraries: the machine's toolkit, else the ones pip installed for PyTorch
 CUDA_LIBS=/usr/local/cuda/lib64
 if LD_LIBRARY_PATH="$G/lib:$CUDA_LIBS" ldd "$G/bin/gpu_ops" | grep -q "not found"; then
@@ -85,12 +86,17 @@ torch_reps=3
 [ "$(cat "$W/w1.rc")" = 0 ] || torch_reps=1
 stage torch 135 "$PY" tests/gpu/torch_ref.py --dir "$W/w1" --batch "$G/w1.batch" \
     --lib "$G/bin/libvprm_randw.so" --seed 1 --reps "$torch_reps"
+# PERF.md's own weights (normal(0, 0.02), only the head rows scaled): parity there too
+stage w1_plain 30 "$G/bin/gpu_w1" --batch "$G/w1.batch" --out "$W/w1_plain" --seed 1 --reps 1 \
+    --rule plain
+stage torch_plain 90 "$PY" tests/gpu/torch_ref.py --dir "$W/w1_plain" --batch "$G/w1.batch" \
+    --lib "$G/bin/libvprm_randw.so" --seed 1 --reps 0 --rule plain
 "$PY" tests/gpu/summary.py "$W" >"$W/summary.txt" 2>&1
 verdict=$?
 cat "$W/summary.txt"
 if [ -n "${OUT:-}" ]; then
     cp "$W/summary.txt" "$OUT/"
-    for s in ops ops_alone e2e e2e_sanitizer w1 w1_simple torch; do
+    for s in ops ops_alone e2e e2e_sanitizer w1 w1_simple torch w1_plain torch_plain; do
         [ -f "$W/$s.log" ] || continue
         echo "===== $s (exit $(cat "$W/$s.rc" 2>/dev/null))"
         cat "$W/$s.log"
@@ -98,5 +104,6 @@ if [ -n "${OUT:-}" ]; then
     for j in ours.json ours_simple.json torch.json; do
         [ -f "$W/w1/$j" ] && cp "$W/w1/$j" "$OUT/"
     done
+    [ -f "$W/w1_plain/torch.json" ] && cp "$W/w1_plain/torch.json" "$OUT/torch_plain.json"
 fi
 exit $verdict

@@ -1,59 +1,106 @@
 #!/bin/sh
 # The CUDA backend behind the product's own entry points, on the GPU machine (after
-# tests/gpu/pack.sh, carry [".gpu"]): `vprm score --backend cuda` against `--backend cpu`
-# on a tiny random model (the model card's example request, tests/data), then `vprm serve
-# --backend cuda` answering POST /v1/score over HTTP with the same scores. Prints the
-# largest step-score difference of each; exit 1 when one is over 0.02 or a stage fails.
+# tests/gpu/pack.sh, carry [".gpu"]; about a minute):
+#   1. `vprm score --backend cuda` against `--backend cpu` on a tiny random model (the model
+#      card's example request, tests/data): largest step-score difference;
+#   2. `vprm serve --backend cuda` on it: POST /v1/score over HTTP, same scores;
+#   3. the full 8B shape with no checkpoint: `vprm mkmodel --scale 8b --config-only` (the
+#      real InternLM2 tokenizer, .gpu/tokenizer) and `vprm serve --random-weights 1`:
+#      time to ready, POST /v1/score latency, scores in range;
+#   4. `vprm bench --random-weights 1` on the 8B shape: W1..W4 through the engine.
+# Exit 1 when a difference is over 0.02 or a stage fails.
 #     sh tests/gpu/serve_check.sh
 set -u
 G=$PWD/.gpu
 W=/tmp/vprm-serve
 PY=${PYTHON:-python3}
 V=$G/bin/vprm
+BACKEND=${BACKEND:-cuda} # BACKEND=cpu: a dry run of this script's plumbing on a CPU machine
 rm -rf "$W" && mkdir -p "$W"
 export LD_LIBRARY_PATH="$G/lib:/usr/local/cuda/lib64"
 fail=0
 "$V" mkmodel --scale tiny --seed 1 --tokenizer engine/assets/tiny_tokenizer --out "$W/tiny" >/dev/null || exit 1
+"$V" mkmodel --scale 8b --config-only --tokenizer "$G/tokenizer" --out "$W/cfg8b" || exit 1
 LD_LIBRARY_PATH= "$PY" - "$W/req.json" <<'PYEOF'
 import base64, json, sys
 req = json.load(open("tests/data/geometry_request.json"))
 req["image"] = "data:image/png;base64," + base64.b64encode(open("tests/data/geometry.png", "rb").read()).decode()
 json.dump(req, open(sys.argv[1], "w"))
 PYEOF
-for b in cpu cuda; do
-    timeout 60 "$V" score --model "$W/tiny" --backend $b "$W/req.json" >"$W/$b.json" 2>"$W/$b.log" ||
-        { echo "serve_check: vprm score --backend $b failed:"; tail -n 5 "$W/$b.log"; fail=1; }
-done
-compare() { # A.json B.json label
-    LD_LIBRARY_PATH= "$PY" - "$1" "$2" "$3" <<'PYEOF'
+http() { # URL BODY|- OUT: GET (BODY -) or POST JSON; exit 1 unless 200; prints nothing
+    LD_LIBRARY_PATH= "$PY" - "$@" <<'PYEOF'
+import sys, urllib.request
+url, body, out = sys.argv[1:4]
+data = None if body == "-" else open(body, "rb").read()
+req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+try:
+    with urllib.request.urlopen(req, timeout=300) as r:
+        open(out, "wb").write(r.read())
+except Exception as e:
+    open(out, "w").write(str(e))
+    sys.exit(1)
+PYEOF
+}
+compare() { # A.json B.json label: step scores of B vs A (A = - : range check of B only)
+    LD_LIBRARY_PATH= "$PY" - "$@" <<'PYEOF'
 import json, sys
-a, b = (json.load(open(p)) for p in sys.argv[1:3])
-def scores(r):
-    return [s for res in r["results"] for s in res["step_scores"]]
-sa, sb = scores(a), scores(b)
+def scores(p):
+    return [s for res in json.load(open(p))["results"] for s in res["step_scores"]]
+sb = scores(sys.argv[2])
+if sys.argv[1] == "-":
+    ok = bool(sb) and all(0.0 <= s <= 1.0 for s in sb)
+    print(f"serve_check: {sys.argv[3]}: {len(sb)} step scores, {min(sb):.3f}..{max(sb):.3f}")
+    sys.exit(0 if ok else 1)
+sa = scores(sys.argv[1])
 d = max(abs(x - y) for x, y in zip(sa, sb)) if len(sa) == len(sb) and sa else float("inf")
 print(f"serve_check: {sys.argv[3]}: {len(sa)} step scores, max |diff| {d:.4f}")
 sys.exit(0 if d <= 0.02 else 1)
 PYEOF
 }
-[ $fail = 0 ] && { compare "$W/cpu.json" "$W/cuda.json" "vprm score, cuda vs cpu" || fail=1; }
-"$V" serve --model "$W/tiny" --backend cuda --port 18123 >"$W/serve.log" 2>&1 &
-pid=$!
-ready=0
-for _ in $(seq 1 100); do
-    if curl -sf http://127.0.0.1:18123/ready >/dev/null 2>&1; then ready=1; break; fi
-    kill -0 $pid 2>/dev/null || break
-    sleep 0.2
+serve() { # LABEL PORT ARGS...: start, wait for /ready (180 s), POST the request into $W/LABEL.json
+    label=$1 port=$2
+    shift 2
+    t0=$(date +%s.%N)
+    "$V" serve --backend "$BACKEND" --port "$port" "$@" >"$W/$label.log" 2>&1 &
+    pid=$!
+    ready=0
+    for _ in $(seq 1 900); do
+        if http "http://127.0.0.1:$port/ready" - "$W/ready.txt"; then ready=1; break; fi
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.2
+    done
+    t1=$(date +%s.%N)
+    if [ $ready = 1 ]; then
+        http "http://127.0.0.1:$port/v1/score" "$W/req.json" "$W/$label.json" || ready=0
+        t2=$(date +%s.%N)
+        http "http://127.0.0.1:$port/v1/score" "$W/req.json" "$W/$label.json" || ready=0
+        t3=$(date +%s.%N)
+        echo "serve_check: $label: ready after $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s; POST /v1/score $(awk "BEGIN{printf \"%.0f\", ($t2 - $t1) * 1000}") ms, again $(awk "BEGIN{printf \"%.0f\", ($t3 - $t2) * 1000}") ms"
+        http "http://127.0.0.1:$port/metrics" - "$W/metrics.txt" && grep -E "^vprm_(requests_total|passes_total)" "$W/metrics.txt" | head -n 4
+    fi
+    [ $ready = 1 ] || { echo "serve_check: $label: the server did not answer:"; tail -n 8 "$W/$label.log"; }
+    kill -TERM $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    grep -E "cuda backend:|random weights|loaded in|warm-up" "$W/$label.log" | cut -c 1-260 | head -n 4
+    [ $ready = 1 ]
+}
+
+for b in cpu $BACKEND; do
+    timeout 60 "$V" score --model "$W/tiny" --backend $b "$W/req.json" >"$W/$b.json" 2>"$W/$b.log" ||
+        { echo "serve_check: vprm score --backend $b failed:"; tail -n 5 "$W/$b.log"; fail=1; }
 done
-if [ $ready = 1 ]; then
-    curl -s http://127.0.0.1:18123/v1/score -H 'Content-Type: application/json' \
-        -d @"$W/req.json" >"$W/http.json"
-    compare "$W/cpu.json" "$W/http.json" "POST /v1/score on the cuda backend vs vprm score cpu" || fail=1
-    curl -s http://127.0.0.1:18123/metrics | grep -E "^vprm_(requests|passes|tokens)" | head -n 6
+[ $fail = 0 ] && { compare "$W/cpu.json" "$W/$BACKEND.json" "vprm score, $BACKEND vs cpu (tiny)" || fail=1; }
+if serve tiny 18123 --model "$W/tiny"; then
+    compare "$W/cpu.json" "$W/tiny.json" "POST /v1/score, $BACKEND server vs vprm score cpu (tiny)" || fail=1
 else
-    echo "serve_check: the server never became ready:"; tail -n 8 "$W/serve.log"; fail=1
+    fail=1
 fi
-kill -TERM $pid 2>/dev/null
-wait $pid 2>/dev/null
-grep -E "cuda backend|listening|drain" "$W/serve.log" | head -n 4
+if serve random8b 18124 --model "$W/cfg8b" --random-weights 1; then
+    compare - "$W/random8b.json" "POST /v1/score, 8B shape, random weights" || fail=1
+else
+    fail=1
+fi
+echo "== vprm bench, 8B shape, random weights (seed 1)"
+timeout 150 "$V" bench --model "$W/cfg8b" --backend "$BACKEND" --random-weights 1 --workload all --repeat 3 2>&1 |
+    grep -v "^20..-..-" | tail -n 30 || fail=1
 exit $fail

@@ -55,10 +55,10 @@ def main():
     ok = True
     dev = (read(os.path.join(d, "device.txt"), "unknown") or "unknown").strip()
     print(f"\n==== vprm GPU checks on {dev}")
-    for name in ("ops", "e2e", "w1", "w1_simple", "torch"):
+    for name in ("ops", "e2e", "w1", "w1_simple", "torch", "w1_plain", "torch_plain"):
         line, good = stage_line(d, name)
         print(line)
-        ok &= good or name == "w1_simple"
+        ok &= good or name in ("w1_simple", "w1_plain", "torch_plain")
     ours = load(os.path.join(d, "w1", "ours.json"))
     simple = load(os.path.join(d, "w1", "ours_simple.json"))
     tr = load(os.path.join(d, "w1", "torch.json")) or {}
@@ -107,6 +107,17 @@ def main():
     else:
         print("\nparity: not measured")
         ok = False
+    plain = load(os.path.join(d, "w1_plain", "torch.json"))
+    if plain and "ref_scores" in plain:
+        s, pm = plain["ref_scores"], plain.get("methods", {})
+
+        def err(k):
+            return f"{pm[k]['rel_err']:.4f}" if "rel_err" in pm.get(k, {}) else "-"
+        good = "rel_err" in pm.get("ours", {}) and pm["ours"]["rel_err"] <= PARITY_TOL
+        print(f"PERF.md's plain weights (all normal(0, 0.02), head rows scaled): fp32 margins mean "
+              f"{s.get('margin_mean', float('nan')):.2f}, std {s['margin_std']:.2f}, step scores "
+              f"{s['min']:.3f}..{s['max']:.3f}; margin rel err vs fp32: ours {err('ours')} "
+              f"({'PASS' if good else 'FAIL'}), PyTorch bf16 careful {err('careful')}, reference way {err('refway')}")
     return 0 if ok else 1
 
 

@@ -106,8 +106,9 @@ class Config:
                 self.layers, self.heads, self.kv_heads, self.head_dim, self.inter, self.vocab]
 
 
-def random_weights(lib_path, cfg, seed, plus, minus):
-    """name -> bf16 CUDA tensor, filled by the CUDA backend's generator."""
+def random_weights(lib_path, cfg, seed, plus, minus, rule=0):
+    """name -> bf16 CUDA tensor, filled by the CUDA backend's generator (rule: 0 spread, 1
+    plain, engine/model/config.h's vp_init_rule)."""
     lib = ctypes.CDLL(os.path.abspath(lib_path))
     lib.vp_randw_open.argtypes = [ctypes.POINTER(ctypes.c_int64), ctypes.c_int, ctypes.c_uint64,
                                   ctypes.c_int32, ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p),
@@ -121,9 +122,9 @@ def random_weights(lib_path, cfg, seed, plus, minus):
                                   ctypes.c_void_p]
     lib.vp_randw_fill_host.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
     lib.vp_randw_close.argtypes = [ctypes.c_void_p]
-    dims = (ctypes.c_int64 * 17)(*cfg.dims())
+    dims = (ctypes.c_int64 * 18)(*cfg.dims(), rule)
     h, err = ctypes.c_void_p(), ctypes.create_string_buffer(256)
-    if lib.vp_randw_open(dims, 17, seed, plus, minus, ctypes.byref(h), err, 256):
+    if lib.vp_randw_open(dims, 18, seed, plus, minus, ctypes.byref(h), err, 256):
         raise SystemExit(f"vp_randw_open: {err.value.decode()}")
     stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream) if DEV == "cuda" else None
     w = {}
@@ -344,6 +345,8 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="timed runs (0: logits only)")
     ap.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     ap.add_argument("--compute", choices=["bf16", "fp32"], default="bf16")
+    ap.add_argument("--rule", choices=["spread", "plain"], default="spread",
+                    help="random-weight rule: spread (default) or plain (PERF.md: all 0.02)")
     ap.add_argument("--tol", type=float, default=None,
                     help="exit 1 when a method's margin rel err vs the fp32 reference is above")
     a = ap.parse_args()
@@ -358,12 +361,13 @@ def main():
     tiles = torch.from_numpy(np.fromfile(os.path.join(a.dir, "tiles.f32"), dtype=np.float32))
     tiles = tiles.reshape(batch["n_tiles"], cfg.channels, cfg.image, cfg.image).to(DEV)
     t0 = time.perf_counter()
-    w = random_weights(a.lib, cfg, a.seed, batch["plus"], batch["minus"])
+    w = random_weights(a.lib, cfg, a.seed, batch["plus"], batch["minus"], int(a.rule == "plain"))
     gen_s = time.perf_counter() - t0
     n_params = sum(t.numel() for t in w.values())
     print(f"torch_ref: {dev}, torch {torch.__version__}; {n_params / 1e9:.3f} G parameters generated "
           f"in {gen_s:.1f} s", flush=True)
-    res = {"device": dev, "torch": torch.__version__, "n_params": n_params, "gen_s": gen_s}
+    res = {"device": dev, "torch": torch.__version__, "n_params": n_params, "gen_s": gen_s,
+           "rule": a.rule}
     ours_json = os.path.join(a.dir, "ours.json")
     useful = json.load(open(ours_json))["useful_tflop"] if os.path.exists(ours_json) else None
 
@@ -377,7 +381,8 @@ def main():
         p = 1 / (1 + np.exp(-margins(ref)))
         res["ref_scores"] = {"min": float(p.min()), "max": float(p.max()),
                              "outside_0.3_0.7": float(np.mean((p < 0.3) | (p > 0.7))),
-                             "margin_std": float(margins(ref).std())}
+                             "margin_std": float(margins(ref).std()),
+                             "margin_mean": float(margins(ref).mean())}
         print(f"fp32 reference: {len(p)} scores, P(+) {p.min():.3f}..{p.max():.3f}, "
               f"{100 * res['ref_scores']['outside_0.3_0.7']:.0f}% outside 0.3..0.7, "
               f"{res['fp32_ref_s']:.1f} s", flush=True)

@@ -50,6 +50,25 @@ expect grep -q "dtype" "$work/bad.log"
 "$VPRM" mkmodel --tokenizer "$tok" >"$work/bad.log" 2>&1
 expect test $? -eq 2
 expect grep -q -- "--out" "$work/bad.log"
+# --config-only: config.json and tokenizer, no weights (reused stale shards removed);
+# loading it needs --random-weights, which the cpu backend refuses by name
+mk cfgonly --seed 3 --shards 2
+mk cfgonly --seed 3 --config-only
+expect test -f "$work/cfgonly/config.json"
+expect test -f "$work/cfgonly/tokenizer.model"
+expect test -z "$(ls "$work/cfgonly" | grep safetensors)"
+expect cmp -s "$work/bf16/config.json" "$work/cfgonly/config.json"
+"$VPRM_ASAN" score --model "$work/cfgonly" tests/data/geometry_request.json >"$work/bad.log" 2>&1
+expect test $? -eq 1
+expect grep -q "neither model.safetensors" "$work/bad.log"
+"$VPRM_ASAN" score --model "$work/cfgonly" --random-weights 1 tests/data/geometry_request.json \
+    >"$work/bad.log" 2>&1
+expect test $? -eq 1
+expect grep -q "backend 'cpu' cannot generate random weights" "$work/bad.log"
+"$VPRM_ASAN" score --model "$work/cfgonly" --random-weights x tests/data/geometry_request.json \
+    >"$work/bad.log" 2>&1
+expect test $? -eq 2
+expect grep -q "random-weights wants a seed" "$work/bad.log"
 
 "$PYTHON" tests/model/st_check.py --tools "$VPRM_TOOLS" --work "$work"
 py=$?

@@ -241,6 +241,11 @@ static void test_deep_rule(void)
     CHECK(NEAR(vp_mkmodel_qk_std(&cfg, false), 0.025, 1e-6));
     CHECK(NEAR(vp_mkmodel_qk_std(&cfg, true), 0.02, 1e-6));
     CHECK(NEAR(vp_mkmodel_resid_std(&cfg), 0.005, 1e-6));
+    cfg.init_rule = VP_INIT_RULE_PLAIN; /* PERF.md's recipe: every weight 0.02 */
+    CHECK(NEAR(vp_mkmodel_qk_std(&cfg, false), 0.02, 1e-6));
+    CHECK(NEAR(vp_mkmodel_qk_std(&cfg, true), 0.02, 1e-6));
+    CHECK(NEAR(vp_mkmodel_resid_std(&cfg), 0.02, 1e-6));
+    cfg.init_rule = VP_INIT_RULE_SPREAD;
     vp_layout_entry *list;
     size_t n;
     CHECK(vp_layout_build(&cfg, NULL, &list, &n, &err) == 0);
