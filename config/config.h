@@ -25,6 +25,8 @@ typedef struct vp_config {
     int random_weights;        /* >= 0: backend-drawn random weights of this seed; -1 = load */
     char *system_message;      /* NULL = config.json / the PRM default */
     bool prefix_sharing;
+    size_t image_cache_bytes;  /* 0 = no image cache */
+    int image_threads;         /* 0 = min(4, cores) */
     bool warmup;               /* run a warm-up pass before /ready says 200 */
     /* HTTP */
     char *host;

@@ -27,6 +27,11 @@ const vp_option vp_options[] = {
      "compute the common prefix of a request's responses once", 0},
     {"warmup", VP_OPT_BOOL, OFF(warmup), "true", 0, 0, NULL,
      "run one warm-up request before /ready answers 200", 0},
+    {"image_cache_bytes", VP_OPT_SIZE, OFF(image_cache_bytes), "256M", 0, BIG, NULL,
+     "tiles of recently seen images kept by their encoded bytes, so a re-scored image is "
+     "not decoded again (0 = off)", 0},
+    {"image_threads", VP_OPT_INT, OFF(image_threads), "0", 0, 64, NULL,
+     "threads resizing one image (0 = min(4, cores))", 0},
     /* HTTP */
     {"host", VP_OPT_STR, OFF(host), "127.0.0.1", 0, 0, NULL,
      "address to listen on (IPv4 or IPv6 literal, or a host name)", 0},

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "engine/backend.h"
+#include "engine/image_cache.h"
 #include "engine/job.h"
 #include "engine/prompt/prompt.h"
 
@@ -18,6 +19,7 @@ struct vp_engine {
     vp_prompt_ctx prompt;
     const vp_backend_ops *ops;
     vp_backend *backend;
+    vp_image_cache *image_cache;
 };
 
 void vp_engine_options_default(vp_engine_options *o)
@@ -31,6 +33,7 @@ void vp_engine_options_default(vp_engine_options *o)
     o->max_image_bytes = 32u << 20;
     o->prefix_sharing = true;
     o->random_weights = -1;
+    o->image_cache_bytes = (size_t)256 << 20;
 }
 
 double vp_now_ms(void)
@@ -75,6 +78,11 @@ int vp_engine_open(const vp_engine_options *opt, vp_engine **out, vp_error *err)
     const char *sys = e->system_message ? e->system_message : cfg->system_message;
     if (vp_prompt_init(&e->prompt, e->tok, sys, cfg->num_image_token, err))
         goto fail;
+    e->image_cache = vp_image_cache_new(opt->image_cache_bytes);
+    if (opt->image_cache_bytes && !e->image_cache) {
+        vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory for the image cache");
+        goto fail;
+    }
     const char *backend = opt->backend ? opt->backend : "cpu";
     if (!strcmp(backend, "none")) { /* tokenize-only engine: no weights on a device */
         *out = e;
@@ -122,6 +130,7 @@ void vp_engine_close(vp_engine *e)
     if (e->ops && e->backend)
         e->ops->free(e->backend);
     vp_prompt_free(&e->prompt);
+    vp_image_cache_free(e->image_cache);
     vp_tokenizer_free(e->tok);
     vp_model_free(e->model);
     free(e->system_message);
@@ -137,6 +146,7 @@ const char *vp_engine_device_name(const vp_engine *e)
 }
 size_t vp_engine_n_params(const vp_engine *e) { return vp_model_n_params(e->model); }
 const vp_engine_options *vp_engine_opts(const vp_engine *e) { return &e->opt; }
+vp_image_cache *vp_engine_image_cache(const vp_engine *e) { return e->image_cache; }
 const vp_prompt_ctx *vp_engine_prompt(const vp_engine *e) { return &e->prompt; }
 
 int vp_engine_run_backend(vp_engine *e, const vp_batch *b, float *logits, vp_forward_stats *st,

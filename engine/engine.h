@@ -35,6 +35,8 @@ typedef struct vp_engine_options {
     size_t max_image_bytes;       /* encoded bytes per image */
     int max_tiles;                /* upper bound of a request's tiles per image (0 = the model's) */
     bool prefix_sharing;          /* share the common prefix of a request's responses (default true) */
+    size_t image_cache_bytes;     /* tiles of recently seen images, by encoded bytes (0 = off) */
+    int image_threads;            /* threads resizing one image (0 = min(4, cores)) */
     int64_t random_weights;       /* >= 0: no checkpoint; the backend draws `vprm mkmodel --seed N`
                                      weights itself (cuda; model_dir needs config.json and the
                                      tokenizer only). -1 (default): load *.safetensors */
@@ -96,5 +98,7 @@ const char *vp_engine_backend_name(const vp_engine *e);
 const char *vp_engine_device_name(const vp_engine *e);
 size_t vp_engine_n_params(const vp_engine *e);
 const vp_engine_options *vp_engine_opts(const vp_engine *e);
+/* The image cache (NULL when off): thread-safe, for job preparation and metrics. */
+struct vp_image_cache *vp_engine_image_cache(const vp_engine *e);
 
 #endif

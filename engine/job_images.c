@@ -3,7 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "engine/image/image.h"
+#include "engine/image_cache.h"
 #include "engine/job.h"
 
 int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_job *j,
@@ -29,6 +32,12 @@ int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_jo
         tp.min_num = tp.max_num;
     tp.image_size = cfg->vision.image_size;
     tp.use_thumbnail = cfg->use_thumbnail;
+    tp.threads = opt->image_threads;
+    if (tp.threads <= 0) { /* a large image's resize splits over a few cores */
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        tp.threads = cpus < 1 ? 1 : cpus > 4 ? 4 : (int)cpus;
+    }
+    vp_image_cache *cache = vp_engine_image_cache(e);
 
     size_t S = (size_t)cfg->vision.image_size, tile_bytes = 3 * S * S;
     j->n_images = req->n_images;
@@ -45,9 +54,16 @@ int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_jo
         if (src->kind != VP_IMAGE_BYTES)
             return vp_fail(err, VP_ERR_BAD_REQUEST, param, "image URL was not fetched");
         vp_image_tiles tiles = {0};
-        if (vp_image_preprocess(src->data, src->len, &lim, &tp, &tiles, NULL, err)) {
-            snprintf(err->param, sizeof err->param, "%s", param);
-            return -1;
+        int cached_n = 0;
+        if (vp_image_cache_get(cache, src->data, src->len, tp.max_num, &tiles.u8, &cached_n)) {
+            tiles.grid.n_tiles = cached_n;
+        } else {
+            if (vp_image_preprocess(src->data, src->len, &lim, &tp, &tiles, NULL, err)) {
+                snprintf(err->param, sizeof err->param, "%s", param);
+                return -1;
+            }
+            vp_image_cache_put(cache, src->data, src->len, tp.max_num, tiles.u8,
+                               tiles.grid.n_tiles, tile_bytes);
         }
         size_t n = (size_t)tiles.grid.n_tiles;
         uint8_t *grown = realloc(j->tiles, (j->n_tiles + n) * tile_bytes);

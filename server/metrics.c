@@ -160,6 +160,16 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
     gauge(f, "vprm_ready", "1 when the model is loaded and warm.", g->ready);
     gauge(f, "vprm_draining", "1 while shutting down.", g->draining);
     gauge(f, "vprm_uptime_seconds", "Seconds since the server started.", g->uptime_s);
+    fprintf(f, "# HELP vprm_image_cache_lookups_total Image cache lookups by result.\n"
+               "# TYPE vprm_image_cache_lookups_total counter\n"
+               "vprm_image_cache_lookups_total{result=\"hit\"} %llu\n"
+               "vprm_image_cache_lookups_total{result=\"miss\"} %llu\n",
+            g->image_cache_hits, g->image_cache_misses);
+    fprintf(f, "# HELP vprm_image_cache_evictions_total Images dropped from the cache.\n"
+               "# TYPE vprm_image_cache_evictions_total counter\n"
+               "vprm_image_cache_evictions_total %llu\n", g->image_cache_evictions);
+    gauge(f, "vprm_image_cache_bytes", "Bytes held by the image cache.",
+          (double)g->image_cache_bytes);
 
     fprintf(f, "# HELP vprm_batch_jobs Jobs (requests or batch items) per engine pass.\n"
                "# TYPE vprm_batch_jobs histogram\n");

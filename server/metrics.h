@@ -47,6 +47,8 @@ typedef struct vp_gauges {
     size_t waiting_connections;  /* suspended, waiting for the engine */
     int ready, draining;
     double uptime_s;
+    unsigned long long image_cache_hits, image_cache_misses, image_cache_evictions;
+    size_t image_cache_bytes;
 } vp_gauges;
 
 void vp_metrics_init(vp_metrics *m);

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/image_cache.h"
 #include "server/internal.h"
 
 enum MHD_Result vp_route_health(vp_conn *x)
@@ -76,6 +77,13 @@ enum MHD_Result vp_route_metrics(vp_conn *x)
     g.ready = atomic_load(&s->ready);
     g.draining = atomic_load(&s->draining);
     g.uptime_s = (vp_sched_now_ms() - s->t_started) / 1e3;
+    vp_engine *engine = atomic_load(&s->engine);
+    if (engine) {
+        vp_image_cache_stats cs;
+        vp_image_cache_stats_get(vp_engine_image_cache(engine), &cs);
+        g.image_cache_hits = cs.hits, g.image_cache_misses = cs.misses;
+        g.image_cache_evictions = cs.evictions, g.image_cache_bytes = cs.bytes;
+    }
     size_t len;
     char *body = vp_metrics_render(&s->metrics, &g, &len);
     if (!body)

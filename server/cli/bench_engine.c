@@ -23,6 +23,7 @@ typedef struct bench_args {
     int requests;           /* W3/W4 requests per pass */
     uint32_t max_side;      /* image side cap (0 = PERF.md sizes) */
     long long random_weights; /* --random-weights SEED, -1 = load the checkpoint */
+    size_t image_cache;       /* --image-cache BYTES (default 0: every request decodes) */
 } bench_args;
 
 static void usage(FILE *f)
@@ -30,7 +31,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: vprm bench --model DIR [--workload W1,W2,W3,W4|all] [--repeat N] [--seed N]\n"
             "                  [--requests N] [--max-side PX] [--backend cpu|cuda] [--threads N]\n"
-            "                  [--random-weights SEED]\n\n"
+            "                  [--random-weights SEED] [--image-cache BYTES]\n\n"
             "Runs the engine in-process on the standard workloads (PERF.md) and prints, per\n"
             "workload, median latency over --repeat runs after one warm-up, per-stage times\n"
             "(preprocess, vision, language), language tokens/s, and tokens saved by sharing\n"
@@ -38,7 +39,9 @@ static void usage(FILE *f)
             "pass (one batch, as the server's batcher would); W4 scores W1's image and\n"
             "question --requests (default 16) times with new responses. --random-weights SEED:\n"
             "no checkpoint, the backend draws `vprm mkmodel --seed SEED` weights itself (cuda;\n"
-            "DIR from `vprm mkmodel --scale 8b --config-only` benchmarks the full 8B shape).\n");
+            "DIR from `vprm mkmodel --scale 8b --config-only` benchmarks the full 8B shape).\n"
+            "The image cache is off unless --image-cache gives it bytes (repeats would hit it;\n"
+            "with it, W4's 16 requests on one image decode that image once).\n");
 }
 
 static int parse_args(int argc, char **argv, bench_args *a)
@@ -69,6 +72,7 @@ static int parse_args(int argc, char **argv, bench_args *a)
         else if (!strcmp(s, "--requests")) a->requests = atoi(v);
         else if (!strcmp(s, "--max-side")) a->max_side = (uint32_t)atoi(v);
         else if (!strcmp(s, "--random-weights")) a->random_weights = atoll(v);
+        else if (!strcmp(s, "--image-cache")) a->image_cache = (size_t)strtoull(v, NULL, 10);
         else {
             fprintf(stderr, "vprm bench: unknown option %s\n", s);
             usage(stderr);
@@ -266,6 +270,7 @@ int bench_engine_main(int argc, char **argv)
     opt.backend = a.backend;
     opt.threads = a.threads;
     opt.random_weights = a.random_weights;
+    opt.image_cache_bytes = a.image_cache;
     opt.max_request_tokens = 0;
     opt.max_batch_tokens = 0;
     opt.max_batch_tiles = 0;

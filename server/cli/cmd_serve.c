@@ -147,6 +147,8 @@ int cmd_serve(int argc, char **argv)
     eo.backend = cfg.backend;
     eo.threads = cfg.threads;
     eo.random_weights = cfg.random_weights;
+    eo.image_cache_bytes = cfg.image_cache_bytes;
+    eo.image_threads = cfg.image_threads;
     eo.device = cfg.device;
     eo.system_message = cfg.system_message;
     eo.max_batch_tokens = cfg.batch_tokens;

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "engine/engine.h"
+#include "engine/image_cache.h"
+#include "engine/job.h"
 #include "engine/model/mkmodel.h"
 #include "server/bench/bench.h"
 #include "tests/unit/check.h"
@@ -108,8 +110,25 @@ int main(void)
         CHECK(vp_job_result(alone[0])->responses[0].step_logits[2] !=
               vp_job_result(alone[1])->responses[0].step_logits[2]);
     }
+    /* the image cache: A decoded once (then 3 hits), B once (then 1 hit); a hit holds the
+     * same tiles as decoding afresh on an engine without a cache */
+    vp_image_cache_stats cs;
+    vp_image_cache_stats_get(vp_engine_image_cache(e), &cs);
+    CHECK_MSG(cs.misses == 2 && cs.hits == 4 && cs.entries == 2, "cache: %llu hits, %llu misses",
+              (unsigned long long)cs.hits, (unsigned long long)cs.misses);
     vp_engine_close(e);
     e = NULL;
+    opt.image_cache_bytes = 0;
+    CHECK_MSG(vp_engine_open(&opt, &e, &err) == 0, "%s", err.message);
+    CHECK(vp_engine_image_cache(e) == NULL);
+    vp_job *fresh = prepare(e, bodies[1]);
+    CHECK(fresh && alone[1] && fresh->n_tiles == 3 && alone[1]->n_tiles == 3);
+    if (fresh && alone[1] && fresh->n_tiles == alone[1]->n_tiles)
+        CHECK(!memcmp(fresh->tiles, alone[1]->tiles, fresh->n_tiles * 3 * 448 * 448));
+    vp_job_free(fresh);
+    vp_engine_close(e);
+    e = NULL;
+    opt.image_cache_bytes = (size_t)256 << 20;
 
     /* limits enforced at prepare: a request over one pass's budget gets 413 naming it; the
      * server's max_tiles bounds a request that gives none (the model's default is 12) */

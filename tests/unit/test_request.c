@@ -75,6 +75,52 @@ static void test_base64(void)
     CHECK(vp_base64_decode("Zm9v!", 5, out, &n, &bad) && bad == 4);
     CHECK(vp_base64_decode("Zm9vY", 5, out, &n, &bad)); /* lone trailing character */
     CHECK(!vp_base64_decode("Zm9v\nYmFy", 9, out, &n, &bad) && n == 6);
+    /* the decoder (a fast path over whole groups) equals a plain bit accumulator on random
+     * strings mixing the alphabets, whitespace, padding and stray characters */
+    static const char pool[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_"
+                               "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA \n\r\t==!*";
+    uint64_t x = 88172645463325252ull;
+    int differ = 0;
+    for (int t = 0; t < 20000; t++) {
+        char in[64];
+        size_t len = (size_t)(t % 61);
+        for (size_t i = 0; i < len; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            /* mostly alphabet, sometimes whitespace, padding or junk */
+            size_t k = (x >> 8) % 100 < 90 ? (size_t)((x >> 20) % 66) : (size_t)((x >> 20) % (sizeof pool - 1));
+            in[i] = pool[k];
+        }
+        uint8_t got[64], want[64];
+        size_t gn = 0, wn = 0, gb = 0, wb = 0;
+        int grc = vp_base64_decode(in, len, got, &gn, &gb);
+        /* reference: one character at a time */
+        int wrc = 0, bits = 0;
+        uint32_t acc = 0;
+        size_t pad = 0;
+        for (size_t i = 0; i < len && !wrc; i++) {
+            const char *p = strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", in[i]);
+            int v = in[i] == '-' ? 62 : in[i] == '_' ? 63 : p && in[i] ? (int)(p - "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") : -1;
+            if (in[i] == ' ' || in[i] == '\n' || in[i] == '\r' || in[i] == '\t')
+                continue;
+            if (in[i] == '=') {
+                if (++pad > 2)
+                    wrc = -1, wb = i;
+                continue;
+            }
+            if (v < 0 || pad) {
+                wrc = -1, wb = i;
+                continue;
+            }
+            acc = acc << 6 | (uint32_t)v;
+            bits += 6;
+            if (bits >= 8)
+                bits -= 8, want[wn++] = (uint8_t)(acc >> bits);
+        }
+        if (!wrc && bits >= 6)
+            wrc = -1, wb = len;
+        differ += grc != wrc || (grc ? gb != wb : gn != wn || memcmp(got, want, gn) != 0);
+    }
+    CHECK_MSG(differ == 0, "%d of 20000 random strings decode differently", differ);
 }
 
 static void test_fields(void)

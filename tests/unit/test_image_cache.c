@@ -1,0 +1,152 @@
+/* The image cache (engine/image_cache.c): hits return the stored tiles, keys are the
+ * exact encoded bytes and the tile limit, the byte budget evicts least recently used
+ * entries, and concurrent use from several threads keeps every answer exact. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/image_cache.h"
+#include "tests/unit/check.h"
+
+#define TILE 1000 /* bytes per tile in these tests */
+
+static void fill(uint8_t *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)((i * 2654435761u + seed * 40503u) >> 13);
+}
+
+static void test_basic(void)
+{
+    vp_image_cache *c = vp_image_cache_new(1 << 20);
+    CHECK(c != NULL);
+    uint8_t img[300], other[300], tiles[3 * TILE];
+    fill(img, sizeof img, 1);
+    memcpy(other, img, sizeof other);
+    other[299] ^= 1; /* same length, one bit apart */
+    fill(tiles, sizeof tiles, 2);
+    uint8_t *got = NULL;
+    int n = -1;
+    CHECK(vp_image_cache_get(c, img, sizeof img, 12, &got, &n) == 0 && got == NULL && n == 0);
+    vp_image_cache_put(c, img, sizeof img, 12, tiles, 3, TILE);
+    CHECK(vp_image_cache_get(c, img, sizeof img, 12, &got, &n) == 1 && n == 3);
+    CHECK(got && !memcmp(got, tiles, sizeof tiles));
+    free(got);
+    /* a different tile limit, different bytes or a prefix of the bytes miss */
+    CHECK(vp_image_cache_get(c, img, sizeof img, 6, &got, &n) == 0);
+    CHECK(vp_image_cache_get(c, other, sizeof other, 12, &got, &n) == 0);
+    CHECK(vp_image_cache_get(c, img, sizeof img - 1, 12, &got, &n) == 0);
+    /* a second put of the same key keeps one entry */
+    vp_image_cache_put(c, img, sizeof img, 12, tiles, 3, TILE);
+    vp_image_cache_stats s;
+    vp_image_cache_stats_get(c, &s);
+    CHECK(s.entries == 1 && s.hits == 1 && s.misses == 4 && s.evictions == 0);
+    CHECK(s.bytes >= sizeof img + sizeof tiles && s.bytes <= s.max_bytes);
+    vp_image_cache_free(c);
+}
+
+static void test_budget(void)
+{
+    /* room for about three entries of 1 tile + 100 encoded bytes */
+    vp_image_cache *c = vp_image_cache_new(3 * (TILE + 100) + 3 * 128);
+    uint8_t img[5][100], tile[TILE];
+    for (unsigned k = 0; k < 5; k++)
+        fill(img[k], 100, 10 + k);
+    fill(tile, TILE, 3);
+    uint8_t *got;
+    int n;
+    vp_image_cache_put(c, img[0], 100, 12, tile, 1, TILE);
+    vp_image_cache_put(c, img[1], 100, 12, tile, 1, TILE);
+    vp_image_cache_put(c, img[2], 100, 12, tile, 1, TILE);
+    CHECK(vp_image_cache_get(c, img[0], 100, 12, &got, &n) == 1); /* 0 is now the newest */
+    free(got);
+    vp_image_cache_put(c, img[3], 100, 12, tile, 1, TILE); /* evicts 1, the oldest */
+    CHECK(vp_image_cache_get(c, img[1], 100, 12, &got, &n) == 0);
+    CHECK(vp_image_cache_get(c, img[0], 100, 12, &got, &n) == 1);
+    free(got);
+    CHECK(vp_image_cache_get(c, img[3], 100, 12, &got, &n) == 1);
+    free(got);
+    vp_image_cache_stats s;
+    vp_image_cache_stats_get(c, &s);
+    CHECK(s.evictions == 1 && s.entries == 3 && s.bytes <= s.max_bytes);
+    /* an entry larger than the whole budget is not kept and evicts nothing */
+    uint8_t *big = calloc(10, TILE);
+    vp_image_cache_put(c, img[4], 100, 12, big, 10, TILE);
+    CHECK(vp_image_cache_get(c, img[4], 100, 12, &got, &n) == 0);
+    vp_image_cache_stats_get(c, &s);
+    CHECK(s.entries == 3 && s.evictions == 1);
+    free(big);
+    vp_image_cache_free(c);
+}
+
+static void test_off(void)
+{
+    CHECK(vp_image_cache_new(0) == NULL);
+    uint8_t img[10] = {1}, tile[TILE] = {2};
+    uint8_t *got = (uint8_t *)1;
+    int n = 5;
+    vp_image_cache_put(NULL, img, 10, 12, tile, 1, TILE);
+    CHECK(vp_image_cache_get(NULL, img, 10, 12, &got, &n) == 0 && got == NULL && n == 0);
+    vp_image_cache_stats s;
+    vp_image_cache_stats_get(NULL, &s);
+    CHECK(s.entries == 0 && s.max_bytes == 0);
+    vp_image_cache_free(NULL);
+}
+
+/* 4 threads over 12 images (a budget for about 6): every hit holds that image's tiles. */
+typedef struct {
+    vp_image_cache *c;
+    unsigned seed;
+    int wrong;
+} hammer_arg;
+
+static void *hammer(void *p)
+{
+    hammer_arg *a = p;
+    uint8_t img[64], tiles[2 * TILE], want[2 * TILE];
+    for (int it = 0; it < 3000; it++) {
+        unsigned k = (a->seed * 7 + (unsigned)it * 13) % 12;
+        fill(img, sizeof img, 100 + k);
+        fill(want, sizeof want, 200 + k);
+        uint8_t *got;
+        int n;
+        if (vp_image_cache_get(a->c, img, sizeof img, 12, &got, &n)) {
+            a->wrong += n != 2 || memcmp(got, want, sizeof want) != 0;
+            free(got);
+        } else {
+            memcpy(tiles, want, sizeof tiles);
+            vp_image_cache_put(a->c, img, sizeof img, 12, tiles, 2, TILE);
+        }
+    }
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    vp_image_cache *c = vp_image_cache_new(6 * (2 * TILE + 64 + 128));
+    pthread_t t[4];
+    hammer_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (hammer_arg){.c = c, .seed = (unsigned)i + 1};
+        CHECK(pthread_create(&t[i], NULL, hammer, &a[i]) == 0);
+    }
+    int wrong = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        wrong += a[i].wrong;
+    }
+    vp_image_cache_stats s;
+    vp_image_cache_stats_get(c, &s);
+    CHECK_MSG(wrong == 0, "%d hits with the wrong tiles", wrong);
+    CHECK(s.hits > 0 && s.misses > 0 && s.evictions > 0 && s.bytes <= s.max_bytes);
+    vp_image_cache_free(c);
+}
+
+int main(void)
+{
+    test_basic();
+    test_budget();
+    test_off();
+    test_threads();
+    return check_summary("test_image_cache");
+}
