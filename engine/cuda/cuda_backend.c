@@ -71,9 +71,10 @@ static int check_config(const vp_model_config *cfg, vp_error *err)
         l->head_dim <= 0 || l->intermediate <= 0 || l->vocab <= 0 || l->heads % l->kv_heads)
         return vp_fail(err, VP_ERR_MODEL, "llm_config",
                        "language model sizes must be positive, heads a multiple of kv heads");
-    if (l->head_dim % 2 || l->head_dim < 4 || l->head_dim > 256)
+    if (l->head_dim % 4 || l->head_dim < 4 || l->head_dim > 256) /* RoPE rotates pairs of pairs */
         return vp_fail(err, VP_ERR_MODEL, "llm_config",
-                       "head dim %d must be even, in 4..256 for the CUDA kernels", l->head_dim);
+                       "head dim %d must be a multiple of 4 in 4..256 for the CUDA kernels",
+                       l->head_dim);
     return 0;
 }
 
@@ -343,6 +344,7 @@ static int cuda_forward(vp_backend *b, const vp_batch *batch, float *logits,
     if (batch->n_tokens == 0 || batch->n_out == 0)
         return 0;
     CUDA_CHECK(cudaSetDevice(b->device));
+    cuda_prof_reset(&b->prof); /* marks a failed forward left behind */
     size_t n_items = 0;
     if (stage_batch(b, batch, &n_items, err) ||
         cuda_head_rows(b, batch->plus_id, batch->minus_id, err))

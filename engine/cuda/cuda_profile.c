@@ -36,9 +36,22 @@ void cuda_prof_free(cuda_profile *p)
     memset(p, 0, sizeof *p);
 }
 
+void cuda_prof_reset(cuda_profile *p)
+{
+    p->n = 0;
+    p->truncated = false;
+}
+
 void cuda_prof_mark(cuda_profile *p, cudaStream_t stream, const char *label, double flops)
 {
-    if (!p->on || p->n >= p->cap || cudaEventRecord(p->ev[p->n], stream) != cudaSuccess)
+    if (!p->on)
+        return;
+    bool end = !strcmp(label, "end");
+    if (p->n + 1 >= p->cap && !end) { /* the last slot stays free for "end" */
+        p->truncated = true;
+        return;
+    }
+    if (p->n >= p->cap || cudaEventRecord(p->ev[p->n], stream) != cudaSuccess)
         return;
     p->label[p->n] = label;
     p->flops[p->n] = flops;
@@ -60,7 +73,7 @@ static int by_time(const void *a, const void *b)
 void cuda_prof_report(cuda_profile *p)
 {
     if (!p->on || p->n < 2) {
-        p->n = 0;
+        cuda_prof_reset(p);
         return;
     }
     phase ph[PROFILE_PHASES];
@@ -83,8 +96,9 @@ void cuda_prof_report(cuda_profile *p)
     }
     qsort(ph, n_ph, sizeof *ph, by_time);
     char text[4096];
-    size_t at = (size_t)snprintf(text, sizeof text, "cuda profile: %.2f ms in %zu marks;", total,
-                                 p->n);
+    size_t at = (size_t)snprintf(text, sizeof text, "cuda profile: %.2f ms in %zu marks%s;", total,
+                                 p->n, p->truncated ? " (marks ran out: later phases counted "
+                                                      "in the last one)" : "");
     for (size_t k = 0; k < n_ph && at < sizeof text; k++) {
         char rate[32] = "";
         if (ph[k].flops > 0 && ph[k].ms > 0)
@@ -93,5 +107,5 @@ void cuda_prof_report(cuda_profile *p)
                                ph[k].ms, ph[k].count, rate);
     }
     VP_LOGI("-", "%s", text);
-    p->n = 0;
+    cuda_prof_reset(p);
 }

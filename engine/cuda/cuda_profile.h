@@ -13,6 +13,7 @@
 typedef struct cuda_profile {
     bool on;
     size_t n, cap;       /* marks recorded in this forward */
+    bool truncated;      /* marks ran out: phases after that were not timed */
     cudaEvent_t *ev;
     const char **label;  /* the phase that starts at mark i (static strings) */
     double *flops;       /* its useful FLOPs, 0 when not counted */
@@ -25,5 +26,7 @@ void cuda_prof_free(cuda_profile *p);
 void cuda_prof_mark(cuda_profile *p, cudaStream_t stream, const char *label, double flops);
 /* After the stream has finished: logs the phases (largest first) and starts over. */
 void cuda_prof_report(cuda_profile *p);
+/* Drops the marks recorded so far (a forward that failed before its report). */
+void cuda_prof_reset(cuda_profile *p);
 
 #endif

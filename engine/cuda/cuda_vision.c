@@ -120,6 +120,7 @@ int cuda_vision_forward(vp_backend *b, const float *tiles, size_t n_tiles, vp_er
     for (size_t first = 0; first < n_tiles; first += b->ws.vision_chunk) {
         size_t count = n_tiles - first < b->ws.vision_chunk ? n_tiles - first : b->ws.vision_chunk;
         /* pageable source: the copy has finished reading `tiles` when it returns */
+        cuda_prof_mark(&b->prof, b->stream, "vit.upload", 0);
         CUDA_CHECK(cudaMemcpyAsync(cuda_ws(b, VP_WS_TILES), tiles + first * tile_floats,
                                    count * tile_floats * sizeof(float), cudaMemcpyHostToDevice,
                                    b->stream));

@@ -390,7 +390,9 @@ extern "C" cudaError_t vpk_attention_fast(cudaStream_t stream, vp_bf16 *out, siz
 {
     if (n_items == 0 || layout->heads == 0)
         return cudaSuccess;
-    if (!vpk_attention_fast_supports(layout, out_stride) || layout->heads > 0x7fffffff)
+    /* 16-byte asynchronous copies from qkv, 4-byte stores to out */
+    if (!vpk_attention_fast_supports(layout, out_stride) || layout->heads > 0x7fffffff ||
+        (uintptr_t)qkv % 16 || (uintptr_t)out % 4)
         return cudaErrorInvalidValue;
     float scale_log2 = scale * 1.4426950408889634f;
     bool pair = layout->q_per_kv % 2 == 0; /* two query heads of a group per block */

@@ -39,7 +39,7 @@ extern "C" cudaError_t vpk_rope_qkv(cudaStream_t stream, vp_bf16 *qkv, size_t n,
 {
     if (n == 0 || kv_heads <= 0 || q_per_kv <= 0)
         return cudaSuccess;
-    /* pairs of bf16 and of float: even head size, 4-byte aligned rows and tables */
+    /* pairs of bf16 (4-byte) and of float (8-byte: head_dim % 4 keeps table rows aligned) */
     if (head_dim % 4 || row_stride % 2 || n > 0x7fffffffu)
         return cudaErrorInvalidValue;
     rope_kernel<<<(unsigned)n, VPK_BLOCK, 0, stream>>>((bf16 *)qkv, row_stride, kv_heads,

@@ -61,6 +61,12 @@ int vp_randw_open(const int64_t *dims, int n_dims, uint64_t seed, int32_t plus, 
     l->hidden = (int)dims[10], l->layers = (int)dims[11], l->heads = (int)dims[12];
     l->kv_heads = (int)dims[13], l->head_dim = (int)dims[14], l->intermediate = (int)dims[15];
     l->vocab = (int)dims[16];
+    if (n_dims > 17 && dims[17] != 0 && dims[17] != 1) {
+        snprintf(errbuf, cap, "rule (dims[17]) must be 0 (spread) or 1 (plain), got %lld",
+                 (long long)dims[17]);
+        free(r);
+        return -1;
+    }
     r->cfg.init_rule = n_dims > 17 && dims[17] ? VP_INIT_RULE_PLAIN : VP_INIT_RULE_SPREAD;
     r->seed = seed, r->plus = plus, r->minus = minus;
     vp_error err = {0};
