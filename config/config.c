@@ -38,7 +38,7 @@ static int parse_bool(const char *s, bool *out)
 }
 
 /* Integer with an optional binary suffix (K, M, G, T; "KiB"/"KB" spellings too). */
-static int parse_int_suffix(const char *s, bool allow_suffix, long long *out)
+int vp_config_parse_number(const char *s, bool allow_suffix, long long *out)
 {
     if (!*s || isspace((unsigned char)*s))
         return -1;
@@ -129,7 +129,7 @@ static int set_option(vp_config *c, const vp_option *o, const char *value, const
     case VP_OPT_INT:
     case VP_OPT_SIZE: {
         long long v;
-        if (!value || parse_int_suffix(value, o->type == VP_OPT_SIZE, &v))
+        if (!value || vp_config_parse_number(value, o->type == VP_OPT_SIZE, &v))
             return vp_fail(err, VP_ERR_BAD_REQUEST, o->name,
                            "option %s (%s): '%s' is not %s", o->name, origin,
                            value ? value : "(null)",

@@ -91,6 +91,9 @@ int vp_config_validate(const vp_config *c, vp_error *err);
 
 /* `vprm serve --help`: every option with its flag, environment name, default, meaning. */
 void vp_config_print_help(FILE *f);
+/* A whole decimal number, the whole string; allow_suffix takes K/M/G/T (binary, optional
+ * "B"/"iB" after it). 0, or -1 when it is not one or overflows. */
+int vp_config_parse_number(const char *s, bool allow_suffix, long long *out);
 /* One line per option with its effective value (api_key masked), for the start log. */
 void vp_config_dump(const vp_config *c, FILE *f);
 

@@ -139,7 +139,11 @@ void vp_image_cache_put(vp_image_cache *c, const uint8_t *data, size_t len, int 
     if (!c || n_tiles <= 0)
         return;
     size_t tiles_bytes = (size_t)n_tiles * tile_bytes;
-    if (len > c->max_bytes || tiles_bytes > c->max_bytes - len)
+    if (tile_bytes && tiles_bytes / tile_bytes != (size_t)n_tiles)
+        return;
+    /* what entry_cost() will count, compared without overflowing */
+    if (c->max_bytes < sizeof(entry) || len > c->max_bytes - sizeof(entry) ||
+        tiles_bytes > c->max_bytes - sizeof(entry) - len)
         return; /* larger than the whole budget */
     entry *e = calloc(1, sizeof *e);
     uint8_t *buf = e ? malloc(len + tiles_bytes) : NULL;

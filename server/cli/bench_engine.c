@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/config.h"
 #include "engine/engine.h"
 #include "engine/job.h"
 #include "server/bench/bench.h"
@@ -71,8 +72,19 @@ static int parse_args(int argc, char **argv, bench_args *a)
         else if (!strcmp(s, "--seed")) a->seed = strtoull(v, NULL, 10);
         else if (!strcmp(s, "--requests")) a->requests = atoi(v);
         else if (!strcmp(s, "--max-side")) a->max_side = (uint32_t)atoi(v);
-        else if (!strcmp(s, "--random-weights")) a->random_weights = atoll(v);
-        else if (!strcmp(s, "--image-cache")) a->image_cache = (size_t)strtoull(v, NULL, 10);
+        else if (!strcmp(s, "--random-weights") || !strcmp(s, "--image-cache")) {
+            long long x;
+            bool seed = !strcmp(s, "--random-weights");
+            if (vp_config_parse_number(v, !seed, &x) || x < 0 || (seed && x > 2147483647)) {
+                fprintf(stderr, "vprm bench: %s wants %s, not '%s'\n", s,
+                        seed ? "a seed in 0..2147483647" : "a byte count (e.g. 256M)", v);
+                return -1;
+            }
+            if (seed)
+                a->random_weights = x;
+            else
+                a->image_cache = (size_t)x;
+        }
         else {
             fprintf(stderr, "vprm bench: unknown option %s\n", s);
             usage(stderr);
@@ -80,7 +92,7 @@ static int parse_args(int argc, char **argv, bench_args *a)
         }
         i++;
     }
-    if (!a->model_dir || a->repeat < 1 || a->random_weights < -1) {
+    if (!a->model_dir || a->repeat < 1) {
         fprintf(stderr, "vprm bench: --model DIR is required and --repeat must be >= 1\n");
         return -1;
     }

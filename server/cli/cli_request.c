@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/config.h"
 #include "engine/util/file.h"
 
 #define MAX_REQUEST_FILE (1u << 30)
@@ -50,11 +51,10 @@ int cli_request_parse_args(int argc, char **argv, const char *cmd, const char *s
         } else if (!strcmp(s, "--threads") && has_value) {
             a->threads = atoi(argv[++i]);
         } else if (!strcmp(s, "--random-weights") && has_value) {
-            char *end = NULL;
-            a->random_weights = strtoll(argv[++i], &end, 10);
-            if (!*argv[i] || *end || a->random_weights < 0) {
-                fprintf(stderr, "vprm %s: --random-weights wants a seed >= 0, not '%s'\n", cmd,
-                        argv[i]);
+            if (vp_config_parse_number(argv[++i], false, &a->random_weights) ||
+                a->random_weights < 0 || a->random_weights > 2147483647) {
+                fprintf(stderr, "vprm %s: --random-weights wants a seed in 0..2147483647, not '%s'\n",
+                        cmd, argv[i]);
                 return -1;
             }
         } else if (s[0] == '-' && s[1] != 0) {

@@ -77,6 +77,16 @@ static void test_budget(void)
     CHECK(s.entries == 3 && s.evictions == 1);
     free(big);
     vp_image_cache_free(c);
+    /* an entry whose data fits the budget but not with its bookkeeping is not kept either:
+     * the byte count never passes the budget */
+    c = vp_image_cache_new(1100);
+    vp_image_cache_put(c, img[0], 50, 12, tile, 1, TILE);
+    vp_image_cache_stats_get(c, &s);
+    CHECK(s.bytes <= s.max_bytes && s.entries == 0);
+    vp_image_cache_put(c, img[0], 20, 12, tile, 1, TILE);
+    vp_image_cache_stats_get(c, &s);
+    CHECK(s.bytes <= s.max_bytes && s.entries == 1);
+    vp_image_cache_free(c);
 }
 
 static void test_off(void)
