@@ -61,6 +61,14 @@ typedef struct vp_backend_options {
 
 typedef struct vp_backend vp_backend;
 
+/* Memory a backend holds, for /v1/models and /metrics. */
+typedef struct vp_backend_memory {
+    size_t weights_bytes;      /* resident weights (device or host) */
+    size_t working_bytes;      /* working memory kept between passes (0: allocated per pass) */
+    size_t device_total_bytes; /* the GPU's memory, and what is free on it now; 0 on the CPU */
+    size_t device_free_bytes;
+} vp_backend_memory;
+
 typedef struct vp_backend_ops {
     const char *name; /* "cpu", "cuda" */
     int (*init)(vp_backend **out, const vp_model *model, const vp_backend_options *opt,
@@ -76,6 +84,7 @@ typedef struct vp_backend_ops {
                    vp_forward_stats *stats, vp_error *err);
     /* One-line description of the device (for /v1/models and benchmarks). */
     const char *(*device_name)(vp_backend *b);
+    void (*memory)(vp_backend *b, vp_backend_memory *m);
     void (*free)(vp_backend *b);
 } vp_backend_ops;
 

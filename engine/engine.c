@@ -145,6 +145,12 @@ const char *vp_engine_device_name(const vp_engine *e)
     return e->ops ? e->ops->device_name(e->backend) : "none";
 }
 size_t vp_engine_n_params(const vp_engine *e) { return vp_model_n_params(e->model); }
+void vp_engine_memory(const vp_engine *e, vp_backend_memory *m)
+{
+    memset(m, 0, sizeof *m);
+    if (e->ops && e->ops->memory && e->backend)
+        e->ops->memory(e->backend, m);
+}
 const vp_engine_options *vp_engine_opts(const vp_engine *e) { return &e->opt; }
 vp_image_cache *vp_engine_image_cache(const vp_engine *e) { return e->image_cache; }
 const vp_prompt_ctx *vp_engine_prompt(const vp_engine *e) { return &e->prompt; }

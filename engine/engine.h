@@ -97,6 +97,9 @@ const vp_tokenizer *vp_engine_tokenizer(const vp_engine *e);
 const char *vp_engine_backend_name(const vp_engine *e);
 const char *vp_engine_device_name(const vp_engine *e);
 size_t vp_engine_n_params(const vp_engine *e);
+/* Memory the backend holds (all zero without a backend). */
+struct vp_backend_memory;
+void vp_engine_memory(const vp_engine *e, struct vp_backend_memory *m);
 const vp_engine_options *vp_engine_opts(const vp_engine *e);
 /* The image cache (NULL when off): thread-safe, for job preparation and metrics. */
 struct vp_image_cache *vp_engine_image_cache(const vp_engine *e);

@@ -170,6 +170,16 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
                "vprm_image_cache_evictions_total %llu\n", g->image_cache_evictions);
     gauge(f, "vprm_image_cache_bytes", "Bytes held by the image cache.",
           (double)g->image_cache_bytes);
+    gauge(f, "vprm_weights_bytes", "Bytes of resident model weights (device or host).",
+          (double)g->weights_bytes);
+    gauge(f, "vprm_working_memory_bytes", "Working memory the backend keeps between passes.",
+          (double)g->working_bytes);
+    if (g->device_total_bytes) {
+        gauge(f, "vprm_gpu_memory_used_bytes", "GPU memory in use (every process on the device).",
+              (double)g->device_used_bytes);
+        gauge(f, "vprm_gpu_memory_total_bytes", "GPU memory of the device.",
+              (double)g->device_total_bytes);
+    }
 
     fprintf(f, "# HELP vprm_batch_jobs Jobs (requests or batch items) per engine pass.\n"
                "# TYPE vprm_batch_jobs histogram\n");

@@ -49,6 +49,8 @@ typedef struct vp_gauges {
     double uptime_s;
     unsigned long long image_cache_hits, image_cache_misses, image_cache_evictions;
     size_t image_cache_bytes;
+    size_t weights_bytes, working_bytes;          /* the backend's */
+    size_t device_total_bytes, device_used_bytes; /* 0 when the backend is not a GPU */
 } vp_gauges;
 
 void vp_metrics_init(vp_metrics *m);

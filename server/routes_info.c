@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/backend.h"
 #include "engine/image_cache.h"
 #include "server/internal.h"
 
@@ -51,12 +52,21 @@ enum MHD_Result vp_route_models(vp_conn *x)
         const char *backend = vp_engine_backend_name(e);
         /* the CPU backend computes in fp32 over the checkpoint's weights; CUDA in bf16 */
         const char *dtype = !strcmp(backend, "cuda") ? "bfloat16" : "float32";
+        vp_backend_memory mem;
+        vp_engine_memory(e, &mem);
+        json_t *memory = json_pack("{s:I, s:I}", "weights_bytes", (json_int_t)mem.weights_bytes,
+                                   "working_bytes", (json_int_t)mem.working_bytes);
+        if (memory && mem.device_total_bytes) {
+            json_object_set_new(memory, "device_total_bytes", json_integer((json_int_t)mem.device_total_bytes));
+            json_object_set_new(memory, "device_free_bytes", json_integer((json_int_t)mem.device_free_bytes));
+        }
         json_array_append_new(
             models,
-            json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:b}", "name", s->model_name, "path",
-                      s->cfg->model_dir ? s->cfg->model_dir : "", "parameters",
+            json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:o*, s:b, s:b}", "name", s->model_name,
+                      "path", s->cfg->model_dir ? s->cfg->model_dir : "", "parameters",
                       (json_int_t)vp_engine_n_params(e), "dtype", dtype, "backend", backend,
-                      "device", vp_engine_device_name(e), "prefix_sharing",
+                      "device", vp_engine_device_name(e), "memory", memory, "random_weights",
+                      vp_engine_opts(e)->random_weights >= 0, "prefix_sharing",
                       vp_engine_opts(e)->prefix_sharing));
     }
     json_t *j = json_pack("{s:o, s:o, s:s, s:b, s:b}", "models", models, "limits",
@@ -83,6 +93,11 @@ enum MHD_Result vp_route_metrics(vp_conn *x)
         vp_image_cache_stats_get(vp_engine_image_cache(engine), &cs);
         g.image_cache_hits = cs.hits, g.image_cache_misses = cs.misses;
         g.image_cache_evictions = cs.evictions, g.image_cache_bytes = cs.bytes;
+        vp_backend_memory mem;
+        vp_engine_memory(engine, &mem);
+        g.weights_bytes = mem.weights_bytes, g.working_bytes = mem.working_bytes;
+        g.device_total_bytes = mem.device_total_bytes;
+        g.device_used_bytes = mem.device_total_bytes - mem.device_free_bytes;
     }
     size_t len;
     char *body = vp_metrics_render(&s->metrics, &g, &len);

@@ -132,6 +132,11 @@ static const char *cpu_device_name(vp_backend *b)
     return b->device_name;
 }
 
+static void cpu_memory(vp_backend *b, vp_backend_memory *m)
+{
+    *m = (vp_backend_memory){.weights_bytes = b->w.bytes}; /* scratch is per pass */
+}
+
 int vp_cpu_threads(const vp_backend *b)
 {
     return vp_pool_threads(b->pool);
@@ -142,5 +147,6 @@ const vp_backend_ops vp_backend_cpu = {
     .init = cpu_init,
     .forward = cpu_forward,
     .device_name = cpu_device_name,
+    .memory = cpu_memory,
     .free = cpu_free,
 };

@@ -414,6 +414,17 @@ static const char *cuda_device_name(vp_backend *b)
     return b->device_name;
 }
 
+static void cuda_memory(vp_backend *b, vp_backend_memory *m)
+{
+    size_t free_b = 0, total_b = 0;
+    if (cudaSetDevice(b->device) != cudaSuccess || cudaMemGetInfo(&free_b, &total_b) != cudaSuccess)
+        free_b = total_b = 0;
+    *m = (vp_backend_memory){.weights_bytes = b->plan.arena_bytes,
+                             .working_bytes = b->ws.total + b->staging_bytes,
+                             .device_total_bytes = total_b,
+                             .device_free_bytes = free_b};
+}
+
 size_t vp_cuda_weight_bytes(const vp_backend *b)
 {
     return b->plan.arena_bytes;
@@ -440,5 +451,6 @@ const vp_backend_ops vp_backend_cuda = {
     .init_random = vp_cuda_init_random,
     .forward = cuda_forward,
     .device_name = cuda_device_name,
+    .memory = cuda_memory,
     .free = cuda_free,
 };

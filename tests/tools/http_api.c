@@ -520,6 +520,12 @@ static void test_models_and_metrics(void)
     CHECK(json_string_value(json_object_get(m, "backend")) &&
           !strcmp(json_string_value(json_object_get(m, "backend")), "cpu"));
     CHECK(json_string_value(json_object_get(m, "device")));
+    /* memory: the tiny model's fp32 weights on the CPU backend; no device figures there */
+    json_t *mem = json_object_get(m, "memory");
+    CHECK(json_integer_value(json_object_get(mem, "weights_bytes")) >
+          json_integer_value(json_object_get(m, "parameters")));
+    CHECK(json_object_get(mem, "working_bytes") && !json_object_get(mem, "device_total_bytes"));
+    CHECK(json_is_false(json_object_get(m, "random_weights")));
     json_t *lim = json_object_get(j, "limits");
     CHECK(json_integer_value(json_object_get(lim, "max_responses")) == LIMIT_RESPONSES);
     CHECK(json_integer_value(json_object_get(lim, "max_tiles")) == LIMIT_TILES);
@@ -545,7 +551,10 @@ static void test_models_and_metrics(void)
                             "vprm_stage_seconds_count{stage=\"preprocess\"}",
                             "vprm_stage_seconds_count{stage=\"vision\"}",
                             "vprm_stage_seconds_count{stage=\"language\"}",
-                            "vprm_stage_seconds_count{stage=\"total\"}"};
+                            "vprm_stage_seconds_count{stage=\"total\"}",
+                            "vprm_image_cache_lookups_total{result=\"hit\"}",
+                            "vprm_image_cache_bytes", "vprm_weights_bytes",
+                            "vprm_working_memory_bytes"};
     for (size_t i = 0; i < sizeof series / sizeof series[0]; i++)
         CHECK_MSG(metric(a.body, series[i]) >= 0, "metrics lack %s", series[i]);
     CHECK(metric(b2.body, "vprm_requests_total{route=\"/v1/score\",status=\"200\"}") ==
@@ -555,6 +564,8 @@ static void test_models_and_metrics(void)
     CHECK(metric(b2.body, "vprm_stage_seconds_count{stage=\"total\"}") ==
           metric(a.body, "vprm_stage_seconds_count{stage=\"total\"}") + 1);
     CHECK(metric(b2.body, "vprm_tokens_saved_total") > metric(a.body, "vprm_tokens_saved_total"));
+    CHECK(metric(a.body, "vprm_weights_bytes") > 1e6);
+    CHECK(metric(a.body, "vprm_gpu_memory_used_bytes") < 0); /* absent: not a GPU backend */
     /* every counter and histogram sample only grows */
     int shrunk = 0, compared = 0;
     for (const char *p = a.body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
