@@ -131,7 +131,7 @@ static int rope_table(vp_backend *b, vp_error *err)
     return 0;
 }
 
-static int pick_attention(vp_backend *b)
+static int pick_attention(vp_backend *b, vp_error *err)
 {
     const vp_vision_config *v = &b->cfg.vision;
     const vp_llm_config *l = &b->cfg.llm;
@@ -148,6 +148,25 @@ static int pick_attention(vp_backend *b)
                           .v_base = (qpk + 1) * hd};
     b->fast_vision = !simple && vpk_attention_fast_supports(&vl, hv);
     b->fast_language = !simple && vpk_attention_fast_supports(&ll, (size_t)l->heads * hd);
+    b->vision_shape = vpk_attention_default_shape(&vl);
+    b->language_shape = vpk_attention_default_shape(&ll);
+    /* VPRM_CUDA_ATTENTION=RxHxK: R query rows per warp, H heads per block, K keys per
+     * step (benchmarks); the vision tower (no grouped heads) takes H = 1 */
+    int rows, hpb, keys;
+    char tail;
+    if (env && !simple) {
+        if (sscanf(env, "%dx%dx%d%c", &rows, &hpb, &keys, &tail) != 3)
+            return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
+                           "VPRM_CUDA_ATTENTION is \"%s\": expected \"simple\" or "
+                           "ROWSxHEADSxKEYS (16x1x64, 16x2x64, 32x{1,2,4}x{32,64})", env);
+        vpk_attn_shape s = {rows, hpb, keys}, s1 = {rows, 1, keys};
+        if (!vpk_attention_shape_ok(&ll, &s) || !vpk_attention_shape_ok(&vl, &s1))
+            return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
+                           "VPRM_CUDA_ATTENTION=%s: not a launch shape for %d query heads per "
+                           "key head", env, l->heads / l->kv_heads);
+        b->language_shape = s;
+        b->vision_shape = vpk_attention_shape_ok(&vl, &s) ? s : s1;
+    }
     return 0;
 }
 
@@ -218,17 +237,20 @@ static int backend_create(vp_backend **out, const vp_model_config *cfg,
                        cudaGetErrorString(crc));
     if (staging_alloc(b, err) || rope_table(b, err) ||
         vp_gemm_init(&b->gemm, cuda_ws(b, VP_WS_GEMM), b->ws.bytes[VP_WS_GEMM], err) ||
-        pick_attention(b))
+        pick_attention(b, err))
         return -1;
     CUDA_CHECK(vpk_attention_setup());
     VP_LOGI("-", "cuda backend: %s; weights %.2f GiB, working memory %.2f GiB for %zu tokens / "
             "%zu tiles (persistent %.2f, vision %.2f, language %.2f), staging %.1f MiB; "
-            "attention: vision %s, language %s",
+            "attention: vision %s %dx%dx%d, language %s %dx%dx%d",
             b->device_name, (double)b->plan.arena_bytes / (1 << 30), (double)b->ws.total / (1 << 30),
             max_tokens, max_tiles, (double)b->ws.persist_bytes / (1 << 30),
             (double)b->ws.vision_bytes / (1 << 30), (double)b->ws.language_bytes / (1 << 30),
             (double)b->staging_bytes / (1 << 20), b->fast_vision ? "tensor-core" : "simple",
-            b->fast_language ? "tensor-core" : "simple");
+            b->vision_shape.rows_per_warp, b->vision_shape.heads_per_block,
+            b->vision_shape.keys_per_step, b->fast_language ? "tensor-core" : "simple",
+            b->language_shape.rows_per_warp, b->language_shape.heads_per_block,
+            b->language_shape.keys_per_step);
     return 0;
 }
 

@@ -115,14 +115,24 @@ typedef struct vpk_attn_layout {
 
 /* Whether the tensor-core kernel handles this layout (head_dim 64 or 128, 16-byte rows). */
 int vpk_attention_fast_supports(const vpk_attn_layout *layout, size_t out_stride);
+/* Launch shape of the fast kernel: query rows per warp (16 or 32), query heads of one
+ * KV group per block (1 or 2; 4 at 32 rows), dividing q_per_kv, and keys per step (64;
+ * 32 at 32 rows). */
+typedef struct vpk_attn_shape {
+    int rows_per_warp, heads_per_block, keys_per_step;
+} vpk_attn_shape;
+int vpk_attention_shape_ok(const vpk_attn_layout *layout, const vpk_attn_shape *shape);
+/* The fastest shape measured for this layout (tests/gpu/README.md). */
+vpk_attn_shape vpk_attention_default_shape(const vpk_attn_layout *layout);
 /* Raises the fast kernel's shared-memory limit; call once per device before launching. */
 cudaError_t vpk_attention_setup(void);
 /* Flash-style attention over a planned work list (plan_attention.c): items[n_items] in
  * device memory; out[token][out_stride] gets head h at h * head_dim (bf16). Softmax in
- * fp32 with an online max; scale = 1 / sqrt(head_dim). */
+ * fp32 with an online max; scale = 1 / sqrt(head_dim). shape NULL: the default. */
 cudaError_t vpk_attention_fast(cudaStream_t stream, vp_bf16 *out, size_t out_stride,
                                const vp_bf16 *qkv, const vpk_attn_layout *layout,
-                               const vp_attn_item *items, size_t n_items, float scale);
+                               const vpk_attn_shape *shape, const vp_attn_item *items,
+                               size_t n_items, float scale);
 /* One warp per (token, head), any head_dim <= 256: ranges[n_tokens][3] from
  * vp_attn_token_ranges_* (device memory). The reference the fast kernel is checked
  * against, and the fallback for other head sizes (VPRM_CUDA_ATTENTION=simple forces it). */

@@ -67,7 +67,7 @@ int cuda_language_forward(vp_backend *b, const vp_batch *batch, size_t n_items, 
                                 cuda_ws(b, VP_WS_ROPE_ROW)));
         cuda_prof_mark(&b->prof, b->stream, "llm.attention", b->attn_flops_layer);
         if (b->fast_language)
-            CUDA_CHECK(vpk_attention_fast(b->stream, attn, q, qkv, &lay, cuda_ws(b, VP_WS_ITEMS),
+            CUDA_CHECK(vpk_attention_fast(b->stream, attn, q, qkv, &lay, &b->language_shape, cuda_ws(b, VP_WS_ITEMS),
                                           n_items, scale));
         else
             CUDA_CHECK(vpk_attention_simple(b->stream, attn, q, qkv, &lay,

@@ -45,7 +45,7 @@ static int vit_layers(vp_backend *b, size_t tiles, vp_error *err)
         }
         cuda_prof_mark(&b->prof, b->stream, "vit.attention", attn_flops);
         if (b->fast_vision)
-            CUDA_CHECK(vpk_attention_fast(b->stream, attn, hv, qkv, &lay, cuda_ws(b, VP_WS_VITEMS),
+            CUDA_CHECK(vpk_attention_fast(b->stream, attn, hv, qkv, &lay, &b->vision_shape, cuda_ws(b, VP_WS_VITEMS),
                                           vp_attn_tile_items(tiles, 1 + g * g, VP_ATTN_BQ), scale));
         else
             CUDA_CHECK(vpk_attention_simple(b->stream, attn, hv, qkv, &lay,

@@ -198,9 +198,10 @@ static void test_rope(void)
     free(x), free(xb), free(base), free(extra), free(rrow), free(pos), free(ob), free(got), free(want);
 }
 
-static void test_activations(void)
+/* inter % 8 == 0 takes the 16-byte silu-gate kernel, others the scalar one */
+static void test_activations(size_t inter)
 {
-    size_t rows = 33, inter = 1000, n = rows * inter;
+    size_t rows = 33, n = rows * inter;
     float *g = gpu_normal(2 * n, 2.0f, 0.0f);
     uint16_t *gb = round_bf16(g, 2 * n);
     vp_bf16 *dg = gpu_upload(gb, 2 * n * 2), *dh = gpu_alloc(n * 2);
@@ -337,6 +338,10 @@ static void unpack_qkv(const float *qkv, size_t n, const vpk_attn_layout *lay, i
     }
 }
 
+/* every launch shape of the fast kernel (vpk_attention_shape_ok picks those a layout allows) */
+static const vpk_attn_shape attn_shapes[] = {{16, 1, 64}, {16, 2, 64}, {32, 1, 64}, {32, 2, 64},
+                                             {32, 4, 64}, {32, 1, 32}, {32, 2, 32}, {32, 4, 32}};
+
 /* Causal packed attention with prefixes (causal != 0) or bidirectional tiles. */
 static void test_attention(const char *label, int causal, int heads, int kv_heads, int hd,
                            size_t max_len)
@@ -386,12 +391,19 @@ static void test_attention(const char *label, int causal, int heads, int kv_head
     char what[128];
     if (prc == 0 && vpk_attention_fast_supports(&lay, qw)) {
         vp_attn_item *ditems = gpu_upload(items, n_items * sizeof *items);
-        GPU_OK(vpk_attention_fast(stream, dout, qw, dqkv, &lay, ditems, n_items, scale));
-        gpu_download(ob, dout, n * qw * 2);
-        float *got = from_bf16(ob, n * qw);
-        snprintf(what, sizeof what, "attention fast %s (%zu tokens)", label, n);
-        gpu_close(what, got, want, n * qw, 2e-2, 2e-2);
-        free(got);
+        for (size_t si = 0; si < sizeof attn_shapes / sizeof attn_shapes[0]; si++) {
+            const vpk_attn_shape *sh = &attn_shapes[si];
+            if (!vpk_attention_shape_ok(&lay, sh))
+                continue;
+            GPU_OK(cudaMemset(dout, 0xff, n * qw * 2)); /* NaN: an unwritten row fails */
+            GPU_OK(vpk_attention_fast(stream, dout, qw, dqkv, &lay, sh, ditems, n_items, scale));
+            gpu_download(ob, dout, n * qw * 2);
+            float *got = from_bf16(ob, n * qw);
+            snprintf(what, sizeof what, "attention fast %dx%dx%d %s (%zu tokens)",
+                     sh->rows_per_warp, sh->heads_per_block, sh->keys_per_step, label, n);
+            gpu_close(what, got, want, n * qw, 2e-2, 2e-2);
+            free(got);
+        }
         cudaFree(ditems);
     }
     /* simple kernel on per-token ranges */
@@ -511,6 +523,79 @@ static int list_only;
         }                                                                                  \
     } while (0)
 
+
+/* Not a check: times each launch shape on W1's attention (one shared prefix of 3,413
+ * tokens, 8 responses of 341; 32/8 heads of 128) and on 13 ViT tiles (16 heads of 64),
+ * and prints TFLOP/s, so the default shape (vpk_attention_default_shape) is chosen on
+ * measurements. */
+static void bench_attention(int causal)
+{
+    vp_error err = {0};
+    size_t n, plen = 3413, rlen = 341, users = 8, tiles = 13, tt = 1025;
+    vp_seq seqs[9];
+    vpk_attn_layout lay;
+    double flops;
+    if (causal) {
+        seqs[0] = (vp_seq){.start = 0, .len = plen, .prefix_seq = -1, .rope_len = plen};
+        for (size_t u = 0; u < users; u++)
+            seqs[1 + u] = (vp_seq){.start = plen + u * rlen, .len = rlen, .prefix_seq = 0,
+                                   .rope_len = plen + rlen};
+        n = plen + users * rlen;
+        lay = (vpk_attn_layout){.row_stride = 8 * 6 * 128, .heads = 32, .q_per_kv = 4,
+                                .head_dim = 128, .group_stride = 6 * 128, .q_base = 0,
+                                .k_base = 4 * 128, .v_base = 5 * 128};
+        /* causal pairs: the prefix's triangle, each response's prefix block and triangle */
+        double pairs = plen * (plen + 1) / 2.0 + users * (rlen * (double)plen + rlen * (rlen + 1) / 2.0);
+        flops = 4.0 * pairs * 128 * 32;
+    } else {
+        n = tiles * tt;
+        lay = (vpk_attn_layout){.row_stride = 3 * 1024, .heads = 16, .q_per_kv = 1, .head_dim = 64,
+                                .group_stride = 64, .q_base = 0, .k_base = 1024, .v_base = 2048};
+        flops = 4.0 * tiles * (double)tt * tt * 1024;
+    }
+    size_t qw = (size_t)lay.heads * (size_t)lay.head_dim;
+    float *qkv = gpu_normal(n * lay.row_stride, 1.0f, 0.0f);
+    uint16_t *qkvb = to_bf16(qkv, n * lay.row_stride);
+    vp_bf16 *dqkv = gpu_upload(qkvb, n * lay.row_stride * 2), *dout = gpu_alloc(n * qw * 2);
+    size_t cap = causal ? vp_attn_causal_items_max(n, 1 + users, VP_ATTN_BQ)
+                        : vp_attn_tile_items(tiles, tt, VP_ATTN_BQ), n_items = 0;
+    vp_attn_item *items = host_alloc(cap * sizeof *items);
+    if (causal ? vp_attn_plan_causal(seqs, 1 + users, n, VP_ATTN_BQ, items, cap, &n_items, &err)
+               : vp_attn_plan_tiles(tiles, tt, VP_ATTN_BQ, items, cap, &n_items, &err)) {
+        printf("bench attention: %s\n", err.message);
+        gpu_fail++;
+        return;
+    }
+    vp_attn_item *ditems = gpu_upload(items, n_items * sizeof *items);
+    cudaEvent_t e0, e1;
+    GPU_OK(cudaEventCreate(&e0));
+    GPU_OK(cudaEventCreate(&e1));
+    vpk_attn_shape def = vpk_attention_default_shape(&lay);
+    for (size_t si = 0; si < sizeof attn_shapes / sizeof attn_shapes[0]; si++) {
+        const vpk_attn_shape *sh = &attn_shapes[si];
+        if (!vpk_attention_shape_ok(&lay, sh))
+            continue;
+        const int reps = 20;
+        GPU_OK(vpk_attention_fast(stream, dout, qw, dqkv, &lay, sh, ditems, n_items, 0.088f));
+        GPU_OK(cudaEventRecord(e0, stream));
+        for (int r = 0; r < reps; r++)
+            GPU_OK(vpk_attention_fast(stream, dout, qw, dqkv, &lay, sh, ditems, n_items, 0.088f));
+        GPU_OK(cudaEventRecord(e1, stream));
+        GPU_OK(cudaEventSynchronize(e1));
+        float ms = 0.0f;
+        GPU_OK(cudaEventElapsedTime(&ms, e0, e1));
+        ms /= reps;
+        printf("bench attention %s shape %dx%dx%d%s: %.3f ms per layer, %.0f TFLOP/s\n",
+               causal ? "W1 language (32/8 heads d128)" : "W1 vision (13 tiles, 16 heads d64)",
+               sh->rows_per_warp, sh->heads_per_block, sh->keys_per_step,
+               !memcmp(sh, &def, sizeof def) ? " (default)" : "",
+               ms, flops / (ms * 1e-3) / 1e12);
+    }
+    cudaEventDestroy(e0), cudaEventDestroy(e1);
+    cudaFree(dqkv), cudaFree(dout), cudaFree(ditems);
+    free(qkv), free(qkvb), free(items);
+}
+
 int main(int argc, char **argv)
 {
     only = argc > 1 ? argv[1] : NULL;
@@ -542,10 +627,13 @@ int main(int argc, char **argv)
     RUN("rmsnorm 29x4096", test_norm(1, 29, 4096, 0, 1e-5f)); /* InternLM2 attention_norm */
     RUN("layernorm 9x4096", test_norm(0, 9, 4096, 0, 1e-5f));  /* projector LayerNorm */
     RUN("rmsnorm 11x1024 +residual", test_norm(1, 11, 1024, 1, 1e-6f)); /* rms_norm ViT variant */
+    RUN("layernorm 7x1000 +residual", test_norm(0, 7, 1000, 1, 1e-6f)); /* the general kernel */
+    RUN("rmsnorm 5x3072", test_norm(1, 5, 3072, 0, 1e-5f)); /* registers, 6 float4 a thread */
     RUN("rms_bf16", test_rms_bf16());
     RUN("head", test_head());
     RUN("rope", test_rope());
-    RUN("activations", test_activations());
+    RUN("activations inter 1000", test_activations(1000));
+    RUN("activations inter 1001", test_activations(1001));
     RUN("patch_embed", test_patch_embed(&g));
     RUN("pixel_shuffle", test_pixel_shuffle());
     RUN("embed", test_embed());
@@ -555,6 +643,8 @@ int main(int argc, char **argv)
     RUN("attention tiles 16 heads d64", test_attention("tiles 16 heads d64", 0, 16, 16, 64, 0));
     RUN("attention tiles 4 heads d16", test_attention("tiles 4 heads d16", 0, 4, 4, 16, 0));
     RUN("random_and_convert", test_random_and_convert());
+    RUN("bench attention language", bench_attention(1));
+    RUN("bench attention vision", bench_attention(0));
     if (list_only)
         return 0;
     vp_gemm_free(&g);

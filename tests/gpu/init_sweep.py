@@ -27,17 +27,36 @@ import torch_ref as tr  # noqa: E402
 
 
 class Mixed(tr.Model):
-    """The CUDA backend's rounding points (engine/cuda/cuda_language.c, cuda_vision.c)."""
+    """The CUDA backend's rounding points (engine/cuda/cuda_language.c, cuda_vision.c).
+    exact: rounding points left out, to see what each costs ("llm." or "vit." + in: the
+    products' inputs; qkv: q, k, v (attention in fp32); p: the attention probabilities
+    (attention in fp32 on rounded q, k, v); hid: the MLP hidden values; f16attn: q, k, v
+    and the attention in fp16 instead of bf16)."""
 
-    def __init__(self, cfg, w):
+    def __init__(self, cfg, w, exact=()):
         super().__init__(cfg, w, torch.float32)
+        self.exact = set(exact)
+
+    def rnd(self, x, point):  # x at a rounding point of the backend, unless left out
+        return x if point in self.exact else x.to(torch.bfloat16).float()
+
+    def attend(self, part, q, k, v, **kw):
+        """q, k, v in fp32 after the qkv product; the backend's attention at its precision."""
+        if part + ".f16attn" in self.exact:
+            return tr.sdpa(q.half(), k.half(), v.half(), **kw).float()
+        if part + ".qkv" not in self.exact:
+            q, k, v = q.to(torch.bfloat16), k.to(torch.bfloat16), v.to(torch.bfloat16)
+            if part + ".p" in self.exact:
+                q, k, v = q.float(), k.float(), v.float()
+        return tr.sdpa(q, k, v, **kw).float()
 
     def W(self, name):  # bf16 weights, used exactly in fp32 products
         return self.w[name].float()
 
-    def lin(self, x, name, bias=None, out_bf16=True):
-        y = F.linear(x.to(torch.bfloat16).float(), self.W(name), None if bias is None else self.W(bias))
-        return y.to(torch.bfloat16).float() if out_bf16 else y
+    def lin(self, x, name, bias=None, out_bf16=True, out_point=None):
+        part = "vit" if name.startswith(("vision_model", "mlp1")) else "llm"
+        y = F.linear(self.rnd(x, part + ".in"), self.W(name), None if bias is None else self.W(bias))
+        return self.rnd(y, out_point or part + ".out") if out_bf16 else y
 
     def vision(self, tiles):
         c = self.cfg
@@ -52,12 +71,13 @@ class Mixed(tr.Model):
         for i in range(c.v_layers):
             p = f"vision_model.encoder.layers.{i}."
             h = F.layer_norm(x, (c.v_hidden,), self.W(p + "norm1.weight"), self.W(p + "norm1.bias"), c.v_eps)
-            qkv = self.lin(h, p + "attn.qkv.weight", p + "attn.qkv.bias" if c.qkv_bias else None)
-            q, k, v = qkv.to(torch.bfloat16).view(t, n, 3, c.v_heads, hd).permute(2, 0, 3, 1, 4)
-            a = tr.sdpa(q, k, v).transpose(1, 2).reshape(t, n, c.v_hidden).float()
+            qkv = self.lin(h, p + "attn.qkv.weight", p + "attn.qkv.bias" if c.qkv_bias else None,
+                           out_point="vit.qkv")
+            q, k, v = qkv.view(t, n, 3, c.v_heads, hd).permute(2, 0, 3, 1, 4)
+            a = self.attend("vit", q, k, v).transpose(1, 2).reshape(t, n, c.v_hidden)
             x = x + self.W(p + "ls1") * self.lin(a, p + "attn.proj.weight", p + "attn.proj.bias", False)
             h = F.layer_norm(x, (c.v_hidden,), self.W(p + "norm2.weight"), self.W(p + "norm2.bias"), c.v_eps)
-            h = F.gelu(self.lin(h, p + "mlp.fc1.weight", p + "mlp.fc1.bias")).to(torch.bfloat16).float()
+            h = self.rnd(F.gelu(self.lin(h, p + "mlp.fc1.weight", p + "mlp.fc1.bias", out_point="vit.hid")), "vit.hid")
             x = x + self.W(p + "ls2") * self.lin(h, p + "mlp.fc2.weight", p + "mlp.fc2.bias", False)
         g = c.grid
         x = x[:, 1:].reshape(t, g // 2, 2, g // 2, 2, c.v_hidden).permute(0, 1, 3, 2, 4, 5)
@@ -72,35 +92,55 @@ class Mixed(tr.Model):
         p = f"language_model.model.layers.{i}."
         b, n = x.shape[0], x.shape[1]
         qpk, d = c.heads // c.kv_heads, c.head_dim
-        qkv = self.lin(self.rms(x, p + "attention_norm.weight"), p + "attention.wqkv.weight")
+        qkv = self.lin(self.rms(x, p + "attention_norm.weight"), p + "attention.wqkv.weight", out_point="llm.qkv")
         qkv = qkv.view(b, n, c.kv_heads, qpk + 2, d)
         q = qkv[:, :, :, :qpk].reshape(b, n, c.heads, d).transpose(1, 2)
         k = qkv[:, :, :, qpk].transpose(1, 2)
         v = qkv[:, :, :, qpk + 1].transpose(1, 2)
-        q = self.rotate(q, cos[:, None], sin[:, None]).to(torch.bfloat16)
-        k = self.rotate(k, cos[:, None], sin[:, None]).to(torch.bfloat16)
-        v = v.to(torch.bfloat16)
+        q = self.rotate(q, cos[:, None], sin[:, None])
+        k = self.rotate(k, cos[:, None], sin[:, None])
         own = (k, v) if keep else None
         if prefix_kv is not None:
             k = torch.cat([prefix_kv[0].expand(b, -1, -1, -1), k], 2)
             v = torch.cat([prefix_kv[1].expand(b, -1, -1, -1), v], 2)
         k, v = k.repeat_interleave(qpk, 1), v.repeat_interleave(qpk, 1)
-        a = tr.sdpa(q, k, v, is_causal=True) if mask is None else tr.sdpa(q, k, v, attn_mask=mask)
-        x = x + self.lin(a.transpose(1, 2).reshape(b, n, c.hidden).float(), p + "attention.wo.weight", out_bf16=False)
+        a = self.attend("llm", q, k, v, is_causal=True) if mask is None else self.attend("llm", q, k, v, attn_mask=mask)
+        x = x + self.lin(a.transpose(1, 2).reshape(b, n, c.hidden), p + "attention.wo.weight", out_bf16=False)
         h = self.rms(x, p + "ffn_norm.weight")
-        g = (F.silu(self.lin(h, p + "feed_forward.w1.weight")) * self.lin(h, p + "feed_forward.w3.weight"))
-        return x + self.lin(g.to(torch.bfloat16).float(), p + "feed_forward.w2.weight", out_bf16=False), own
+        g = (F.silu(self.lin(h, p + "feed_forward.w1.weight", out_point="llm.hid")) *
+             self.lin(h, p + "feed_forward.w3.weight", out_point="llm.hid"))
+        return x + self.lin(self.rnd(g, "llm.hid"), p + "feed_forward.w2.weight", out_bf16=False), own
 
-    def rms(self, x, name):
+    def rms(self, x, name):  # its output is a product's input: rounded there
         x32 = x.float()
         y = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.cfg.rms_eps)
-        return (self.W(name) * y).to(torch.bfloat16).float()
+        return self.W(name) * y
 
     def head2(self, h, plus, minus):
         rows = self.w["language_model.output.weight"][[plus, minus]].float()
         x32 = h.float()
         y = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.cfg.rms_eps)
         return F.linear(self.W("language_model.model.norm.weight") * y, rows)
+
+
+def ablate(cfg, w, batch, tiles):
+    """Margin error of the backend's rounding against fp32 with rounding points left out."""
+    def margins(m):
+        m.img_context = batch["img_context"]
+        return tr.margins(tr.careful_way(m, batch, tiles, bf16_tables=False).cpu().numpy())
+
+    with torch.no_grad():
+        ref = margins(tr.Model(cfg, w, torch.float32))
+        print(f"ablation: fp32 margins std {ref.std():.3f} mean {ref.mean():.3f}; rel = ||dm|| / ||m||",
+              flush=True)
+        sets = [(), ("llm.in",), ("llm.qkv",), ("llm.p",), ("llm.hid",), ("llm.f16attn",),
+                ("vit.in",), ("vit.qkv",), ("vit.p",), ("vit.hid",), ("vit.f16attn",),
+                ("llm.f16attn", "vit.f16attn"), ("vit.in", "vit.qkv", "vit.hid", "vit.out")]
+        for ex in sets:
+            dm = margins(Mixed(cfg, w, ex)) - ref
+            label = "+".join(ex) if ex else "(the backend as is)"
+            print(f"  exact {label:40s} rel {np.linalg.norm(dm) / np.linalg.norm(ref):.4f}", flush=True)
+    return 0
 
 
 def main():
@@ -112,6 +152,9 @@ def main():
     ap.add_argument("--seeds", type=lambda t: [int(x) for x in t.split(",") if x], default=[],
                     help="also the rule's weights of these seeds (comma-separated)")
     ap.add_argument("--device", choices=["cuda", "cpu"], default="cuda", help="cpu: smoke test")
+    ap.add_argument("--ablate", action="store_true",
+                    help="the current rule only: the error of the backend's rounding with each "
+                         "rounding point left out in turn (Mixed.exact), instead of the sweep")
     a = ap.parse_args()
     tr.DEV = a.device
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -164,6 +207,8 @@ def main():
         ("llmqk.02 last2 .04 res.02", (0.02, 0.04, 2), 0.02, 0.02, 1.0),
         ("llmqk.02 last8 .03", (0.02, 0.03, 8), 0.02, 0.005, 1.0),
     ]
+    if a.ablate:
+        return ablate(cfg, w, batch, tiles)
     print("rel: ||dm|| / ||m|| (PERF.md's measure); cen: rms(dm) / std(m), the error against the "
           "spread; m: fp32 margins", flush=True)
     print(f"{'candidate':26s} {'bf16 rel':>8s} {'cen':>6s} {'mixed rel':>9s} {'cen':>6s} {'m32v rel':>9s} {'feat rel':>8s} "

@@ -18,7 +18,7 @@ VPRM_CUDA_PROFILE=1 timeout 60 "$G/bin/gpu_w1" --batch "$G/w1.batch" --out "$W" 
     sed 's/; /;\n    /g'
 echo "== init sweep"
 PYTHONUNBUFFERED=1 LD_LIBRARY_PATH= timeout 150 "$PY" tests/gpu/init_sweep.py --dir "$W" \
-    --batch "$G/w1.batch" --lib "$G/bin/libvprm_randw.so" --seed 1
+    --batch "$G/w1.batch" --lib "$G/bin/libvprm_randw.so" --seed 1 ${SWEEP_ARGS:-}
 if [ "${NCU:-0}" = 1 ] && command -v ncu >/dev/null; then
     echo "== ncu: one language attention launch (the 8B head size 128)"
     timeout 45 ncu --kernel-name regex:attn_fast_kernel --launch-skip 30 --launch-count 1 \
