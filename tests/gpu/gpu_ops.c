@@ -524,14 +524,14 @@ static int list_only;
     } while (0)
 
 
-/* Not a check: times each launch shape on W1's attention (one shared prefix of 3,413
- * tokens, 8 responses of 341; 32/8 heads of 128) and on 13 ViT tiles (16 heads of 64),
+/* Not a check: times each launch shape on W1's attention (one shared prefix of 3,587
+ * tokens, 8 responses of 319; 32/8 heads of 128) and on 13 ViT tiles (16 heads of 64),
  * and prints TFLOP/s, so the default shape (vpk_attention_default_shape) is chosen on
  * measurements. */
 static void bench_attention(int causal)
 {
     vp_error err = {0};
-    size_t n, plen = 3413, rlen = 341, users = 8, tiles = 13, tt = 1025;
+    size_t n, plen = 3587, rlen = 319, users = 8, tiles = 13, tt = 1025;
     vp_seq seqs[9];
     vpk_attn_layout lay;
     double flops;
