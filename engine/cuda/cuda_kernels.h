@@ -65,8 +65,9 @@ cudaError_t vpk_rope_qkv(cudaStream_t stream, vp_bf16 *qkv, size_t n, size_t row
 
 /* x[n] = gelu(x) (exact, erf), bf16 in place. */
 cudaError_t vpk_gelu(cudaStream_t stream, vp_bf16 *x, size_t n);
-/* h[rows][inter] = silu(gu[r][i]) * gu[r][inter + i] (gate | up halves of each row). */
-cudaError_t vpk_silu_gate(cudaStream_t stream, vp_bf16 *h, const vp_bf16 *gu, size_t rows,
+/* h[rows][inter] = silu(gu[r][i]) * gu[r][inter + i] (gate | up halves of each fp32 row),
+ * rounded once to bf16. */
+cudaError_t vpk_silu_gate(cudaStream_t stream, vp_bf16 *h, const float *gu, size_t rows,
                           size_t inter);
 
 /* ---- k_patch_embed.cu (twin vp_cpu_patch_embed, with the GEMM in between) ---- */

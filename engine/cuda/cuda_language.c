@@ -15,14 +15,15 @@ static int mlp(vp_backend *b, const cuda_llm_layer *L, float *x, size_t rows, vp
 {
     const vp_llm_config *l = &b->cfg.llm;
     size_t h = (size_t)l->hidden, im = (size_t)l->intermediate;
-    vp_bf16 *xn = cuda_ws(b, VP_WS_XN), *gu = cuda_ws(b, VP_WS_GU), *hid = cuda_ws(b, VP_WS_H);
+    vp_bf16 *xn = cuda_ws(b, VP_WS_XN), *hid = cuda_ws(b, VP_WS_H);
+    float *gu = cuda_ws(b, VP_WS_GU); /* fp32: gate and up are rounded only as their product */
     cuda_prof_mark(&b->prof, b->stream, "llm.norm", 0);
     CUDA_CHECK(vpk_norm(b->stream, 1, x, rows, l->hidden, NULL, NULL, L->ffn_norm, NULL, l->rms_eps,
                         xn, h));
     for (size_t r0 = 0; r0 < rows; r0 += b->ws.mlp_chunk) {
         size_t rc = rows - r0 < b->ws.mlp_chunk ? rows - r0 : b->ws.mlp_chunk;
         cuda_prof_mark(&b->prof, b->stream, "llm.w13", 2.0 * (double)rc * 2 * (double)(im * h));
-        if (vp_gemm_run(&b->gemm, b->stream, gu, VP_GEMM_BF16, xn + r0 * h, L->w13, NULL, rc,
+        if (vp_gemm_run(&b->gemm, b->stream, gu, VP_GEMM_F32, xn + r0 * h, L->w13, NULL, rc,
                         2 * im, h, h, h, 2 * im, false, err))
             return -1;
         cuda_prof_mark(&b->prof, b->stream, "llm.silu", 0);

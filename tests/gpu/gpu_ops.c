@@ -198,11 +198,12 @@ static void test_rope(void)
     free(x), free(xb), free(base), free(extra), free(rrow), free(pos), free(ob), free(got), free(want);
 }
 
-/* inter % 8 == 0 takes the 16-byte silu-gate kernel, others the scalar one */
+/* inter 1000 takes the vector kernels (GELU 8 bf16, SiLU-gate 4 floats per thread),
+ * 1001 the scalar ones */
 static void test_activations(size_t inter)
 {
     size_t rows = 33, n = rows * inter;
-    float *g = gpu_normal(2 * n, 2.0f, 0.0f);
+    float *g = gpu_normal(2 * n, 2.0f, 0.0f), *gu = gpu_normal(2 * n, 2.0f, 0.0f);
     uint16_t *gb = round_bf16(g, 2 * n);
     vp_bf16 *dg = gpu_upload(gb, 2 * n * 2), *dh = gpu_alloc(n * 2);
     GPU_OK(vpk_gelu(stream, dg, 2 * n));
@@ -212,19 +213,20 @@ static void test_activations(size_t inter)
     memcpy(want, g, 2 * n * 4);
     vp_cpu_gelu(want, 2 * n);
     gpu_close("gelu (erf) bf16", got, want, 2 * n, 1e-6, 2 * BF16_REL);
-    /* silu gate on rows [gate | up] */
-    GPU_OK(cudaMemcpy(dg, gb, 2 * n * 2, cudaMemcpyHostToDevice));
-    GPU_OK(vpk_silu_gate(stream, dh, dg, rows, inter));
+    /* silu gate on fp32 rows [gate | up] (not rounded: the kernel reads fp32) */
+    float *dgu = gpu_upload(gu, 2 * n * 4);
+    GPU_OK(cudaMemset(dh, 0xff, n * 2));
+    GPU_OK(vpk_silu_gate(stream, dh, dgu, rows, inter));
     gpu_download(ob, dh, n * 2);
     float *got2 = from_bf16(ob, n), *gate = host_alloc(n * 4), *up = host_alloc(n * 4);
     for (size_t r = 0; r < rows; r++) {
-        memcpy(gate + r * inter, g + r * 2 * inter, inter * 4);
-        memcpy(up + r * inter, g + r * 2 * inter + inter, inter * 4);
+        memcpy(gate + r * inter, gu + r * 2 * inter, inter * 4);
+        memcpy(up + r * inter, gu + r * 2 * inter + inter, inter * 4);
     }
     vp_cpu_silu_gate(gate, up, n);
-    gpu_close("silu gate bf16", got2, gate, n, 1e-6, 2 * BF16_REL);
-    cudaFree(dg), cudaFree(dh);
-    free(g), free(gb), free(ob), free(got), free(want), free(got2), free(gate), free(up);
+    gpu_close("silu gate fp32 -> bf16", got2, gate, n, 1e-6, BF16_REL);
+    cudaFree(dg), cudaFree(dh), cudaFree(dgu);
+    free(g), free(gu), free(gb), free(ob), free(got), free(want), free(got2), free(gate), free(up);
 }
 
 /* unfold + gemm + class token and positions vs vp_cpu_patch_embed, two tiles */

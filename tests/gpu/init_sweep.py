@@ -6,7 +6,7 @@ weight rule (engine/cuda_plan/rand_rule.c, mkmodel.c), run on the GPU machine:
 
 DIR holds gpu_w1's config.json and tiles.f32. Besides PyTorch's bf16 (bf16 residual
 stream, bf16 RoPE tables), "mixed" mimics the CUDA backend's precision: bf16 matrix
-inputs and bf16 q/k/v and MLP hidden values, fp32 residual stream, fp32 RoPE tables, fp32
+inputs and bf16 q/k/v and MLP hidden values (the LLM's gate and up in fp32, rounded once as their product), fp32 residual stream, fp32 RoPE tables, fp32
 outputs of the products that feed the residual. Starts from the current rule's weights and,
 per candidate, rescales the query/key rows (LLM and ViT), the residual output products
 (LLM wo and w2) and the token embeddings to the candidate's stds; then runs the careful PyTorch forward in fp32
@@ -30,8 +30,9 @@ class Mixed(tr.Model):
     """The CUDA backend's rounding points (engine/cuda/cuda_language.c, cuda_vision.c).
     exact: rounding points left out, to see what each costs ("llm." or "vit." + in: the
     products' inputs; qkv: q, k, v (attention in fp32); p: the attention probabilities
-    (attention in fp32 on rounded q, k, v); hid: the MLP hidden values; f16attn: q, k, v
-    and the attention in fp16 instead of bf16)."""
+    (attention in fp32 on rounded q, k, v); hid: the MLP hidden values (LLM: the product
+    of gate and up, then w2's input rounding; ViT: fc1's output and GELU's); f16attn: q,
+    k, v and the attention in fp16 instead of bf16)."""
 
     def __init__(self, cfg, w, exact=()):
         super().__init__(cfg, w, torch.float32)
@@ -107,8 +108,8 @@ class Mixed(tr.Model):
         a = self.attend("llm", q, k, v, is_causal=True) if mask is None else self.attend("llm", q, k, v, attn_mask=mask)
         x = x + self.lin(a.transpose(1, 2).reshape(b, n, c.hidden), p + "attention.wo.weight", out_bf16=False)
         h = self.rms(x, p + "ffn_norm.weight")
-        g = (F.silu(self.lin(h, p + "feed_forward.w1.weight", out_point="llm.hid")) *
-             self.lin(h, p + "feed_forward.w3.weight", out_point="llm.hid"))
+        g = (F.silu(self.lin(h, p + "feed_forward.w1.weight", out_bf16=False)) *
+             self.lin(h, p + "feed_forward.w3.weight", out_bf16=False))  # fp32 gate | up
         return x + self.lin(self.rnd(g, "llm.hid"), p + "feed_forward.w2.weight", out_bf16=False), own
 
     def rms(self, x, name):  # its output is a product's input: rounded there

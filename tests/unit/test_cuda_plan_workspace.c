@@ -24,7 +24,7 @@ static void check_ws(const vp_model_config *cfg, size_t tokens, size_t tiles)
     CHECK(ws.bytes[VP_WS_X] == n * h * 4 && ws.bytes[VP_WS_XN] == n * h * 2);
     CHECK(ws.bytes[VP_WS_QKV] ==
           n * (size_t)(cfg->llm.heads + 2 * cfg->llm.kv_heads) * (size_t)cfg->llm.head_dim * 2);
-    CHECK(ws.bytes[VP_WS_GU] == ws.mlp_chunk * 2 * (size_t)cfg->llm.intermediate * 2);
+    CHECK(ws.bytes[VP_WS_GU] == ws.mlp_chunk * 2 * (size_t)cfg->llm.intermediate * 4);
     CHECK(ws.bytes[VP_WS_FEATURES] == tiles * 256 * h * 4);
     CHECK(ws.bytes[VP_WS_VX] == chunk * tt * hv * 4);
     CHECK(ws.bytes[VP_WS_PATCHES] == chunk * 1024 * 592 * 2);
