@@ -1,6 +1,7 @@
 # vprm: the VisualPRM-8B scoring service.
 #   make            release build: bin/vprm (CPU backend)
-#   make CUDA=1     also the CUDA backend (nvcc, cuBLASLt; CUDA_ARCH=sm_90 by default)
+#   make CUDA=1     also the CUDA backend (nvcc, cuBLASLt; CUDA_ARCH=sm_90a by default:
+#                   Hopper, whose wgmma attention needs the architecture-specific target)
 #   make cuda-check the CUDA build in $(BUILD)/cuda + GPU check programs (part of `make test`
 #                   wherever nvcc exists; tests/gpu/run.sh runs them on a GPU)
 #   make test       installs missing packages, builds release + ASan/UBSan, runs every suite
@@ -12,7 +13,7 @@ PYTHON  ?= /usr/bin/python3
 SHARED  ?= $(abspath ../shared)
 CUDA    ?= 0
 CUDA_HOME ?= /usr/local/cuda
-CUDA_ARCH ?= sm_90
+CUDA_ARCH ?= sm_90a
 NVCC    ?= $(CUDA_HOME)/bin/nvcc
 HOST    ?= 127.0.0.1
 PORT    ?= 8080

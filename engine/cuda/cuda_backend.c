@@ -150,15 +150,30 @@ static int pick_attention(vp_backend *b, vp_error *err)
     b->fast_language = !simple && vpk_attention_fast_supports(&ll, (size_t)l->heads * hd);
     b->vision_shape = vpk_attention_default_shape(&vl);
     b->language_shape = vpk_attention_default_shape(&ll);
-    /* VPRM_CUDA_ATTENTION=RxHxK: R query rows per warp, H heads per block, K keys per
-     * step (benchmarks); the vision tower (no grouped heads) takes H = 1 */
+    /* VPRM_CUDA_ATTENTION (benchmarks, checks): "simple"; "wgmma1" / "wgmma2" (warpgroup
+     * products, 1 or 2 heads per block); RxHxK: the mma.sync kernel with R query rows per
+     * warp, H heads per block, K keys per step (the vision tower, without grouped heads,
+     * takes H = 1) */
     int rows, hpb, keys;
     char tail;
-    if (env && !simple) {
+    b->vision_wgmma = b->language_wgmma = 0;
+    if (env && !simple && !strncmp(env, "wgmma", 5)) {
+        hpb = env[5] == '1' ? 1 : env[5] == '2' ? 2 : 0;
+        if (!hpb || env[6] || !vpk_attention_wgmma_available())
+            return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
+                           "VPRM_CUDA_ATTENTION=%s: %s", env,
+                           hpb && !env[6] ? "the wgmma attention needs an sm_90a build on a "
+                                            "compute capability 9 GPU"
+                                          : "expected wgmma1 or wgmma2");
+        if (b->fast_language && vpk_attention_wgmma_supports(&ll, hpb))
+            b->language_wgmma = hpb;
+        if (b->fast_vision && vpk_attention_wgmma_supports(&vl, 1))
+            b->vision_wgmma = 1;
+    } else if (env && !simple) {
         if (sscanf(env, "%dx%dx%d%c", &rows, &hpb, &keys, &tail) != 3)
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
-                           "VPRM_CUDA_ATTENTION is \"%s\": expected \"simple\" or "
-                           "ROWSxHEADSxKEYS (16x1x64, 16x2x64, 32x{1,2,4}x{32,64})", env);
+                           "VPRM_CUDA_ATTENTION is \"%s\": expected \"simple\", wgmma1, "
+                           "wgmma2 or ROWSxHEADSxKEYS (16x1x64, 16x2x64, 32x{1,2,4}x{32,64})", env);
         vpk_attn_shape s = {rows, hpb, keys}, s1 = {rows, 1, keys};
         if (!vpk_attention_shape_ok(&ll, &s) || !vpk_attention_shape_ok(&vl, &s1))
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
@@ -240,17 +255,20 @@ static int backend_create(vp_backend **out, const vp_model_config *cfg,
         pick_attention(b, err))
         return -1;
     CUDA_CHECK(vpk_attention_setup());
+    if (vpk_attention_wgmma_available())
+        CUDA_CHECK(vpk_attention_wgmma_setup());
     VP_LOGI("-", "cuda backend: %s; weights %.2f GiB, working memory %.2f GiB for %zu tokens / "
             "%zu tiles (persistent %.2f, vision %.2f, language %.2f), staging %.1f MiB; "
-            "attention: vision %s %dx%dx%d, language %s %dx%dx%d",
+            "attention: vision %s %dx%dx%d%s, language %s %dx%dx%d%s",
             b->device_name, (double)b->plan.arena_bytes / (1 << 30), (double)b->ws.total / (1 << 30),
             max_tokens, max_tiles, (double)b->ws.persist_bytes / (1 << 30),
             (double)b->ws.vision_bytes / (1 << 30), (double)b->ws.language_bytes / (1 << 30),
             (double)b->staging_bytes / (1 << 20), b->fast_vision ? "tensor-core" : "simple",
             b->vision_shape.rows_per_warp, b->vision_shape.heads_per_block,
-            b->vision_shape.keys_per_step, b->fast_language ? "tensor-core" : "simple",
-            b->language_shape.rows_per_warp, b->language_shape.heads_per_block,
-            b->language_shape.keys_per_step);
+            b->vision_shape.keys_per_step, b->vision_wgmma ? " (wgmma)" : "",
+            b->fast_language ? "tensor-core" : "simple", b->language_shape.rows_per_warp,
+            b->language_shape.heads_per_block, b->language_shape.keys_per_step,
+            b->language_wgmma ? " (wgmma)" : "");
     return 0;
 }
 
@@ -459,6 +477,8 @@ size_t vp_cuda_workspace_bytes(const vp_backend *b)
 
 const char *vp_cuda_attention_kind(const vp_backend *b)
 {
+    if (b->vision_wgmma && b->language_wgmma)
+        return "tensor-core (wgmma)";
     if (b->fast_vision && b->fast_language)
         return "tensor-core";
     if (!b->fast_vision && !b->fast_language)

@@ -134,6 +134,23 @@ cudaError_t vpk_attention_fast(cudaStream_t stream, vp_bf16 *out, size_t out_str
                                const vp_bf16 *qkv, const vpk_attn_layout *layout,
                                const vpk_attn_shape *shape, const vp_attn_item *items,
                                size_t n_items, float scale);
+/* Hopper (sm_90a builds on a compute capability 9 device): whether the wgmma attention
+ * can run here. */
+int vpk_attention_wgmma_available(void);
+/* Its layouts: head_dim 64 or 128, 16-byte rows, heads_per_block 1 or 2 dividing q_per_kv. */
+int vpk_attention_wgmma_supports(const vpk_attn_layout *layout, int heads_per_block);
+/* Raises its shared-memory limits; call once per device when available. */
+cudaError_t vpk_attention_wgmma_setup(void);
+/* vt[group][dim][round8(n_tokens)] = the values of qkv transposed, zeros past n_tokens
+ * (vp_round8(n_tokens) * kv groups * head_dim elements; the wgmma kernel's input). */
+cudaError_t vpk_attention_vt(cudaStream_t stream, vp_bf16 *vt, const vp_bf16 *qkv,
+                             const vpk_attn_layout *layout, size_t n_tokens);
+/* The fast kernel's work list and results, on warpgroup products (k_attention_wgmma.cu);
+ * vt from vpk_attention_vt on the same qkv. */
+cudaError_t vpk_attention_wgmma(cudaStream_t stream, vp_bf16 *out, size_t out_stride,
+                                const vp_bf16 *qkv, const vp_bf16 *vt, size_t n_tokens,
+                                const vpk_attn_layout *layout, int heads_per_block,
+                                const vp_attn_item *items, size_t n_items, float scale);
 /* One warp per (token, head), any head_dim <= 256: ranges[n_tokens][3] from
  * vp_attn_token_ranges_* (device memory). The reference the fast kernel is checked
  * against, and the fallback for other head sizes (VPRM_CUDA_ATTENTION=simple forces it). */

@@ -67,7 +67,12 @@ int cuda_language_forward(vp_backend *b, const vp_batch *batch, size_t n_items, 
                                 b->rope_base, b->base_rows, cuda_ws(b, VP_WS_ROPE_EXTRA),
                                 cuda_ws(b, VP_WS_ROPE_ROW)));
         cuda_prof_mark(&b->prof, b->stream, "llm.attention", b->attn_flops_layer);
-        if (b->fast_language)
+        if (b->language_wgmma) {
+            CUDA_CHECK(vpk_attention_vt(b->stream, cuda_ws(b, VP_WS_VT), qkv, &lay, n));
+            CUDA_CHECK(vpk_attention_wgmma(b->stream, attn, q, qkv, cuda_ws(b, VP_WS_VT), n, &lay,
+                                           b->language_wgmma, cuda_ws(b, VP_WS_ITEMS), n_items,
+                                           scale));
+        } else if (b->fast_language)
             CUDA_CHECK(vpk_attention_fast(b->stream, attn, q, qkv, &lay, &b->language_shape, cuda_ws(b, VP_WS_ITEMS),
                                           n_items, scale));
         else

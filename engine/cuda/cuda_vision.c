@@ -44,7 +44,12 @@ static int vit_layers(vp_backend *b, size_t tiles, vp_error *err)
                                          v->norm_eps));
         }
         cuda_prof_mark(&b->prof, b->stream, "vit.attention", attn_flops);
-        if (b->fast_vision)
+        if (b->vision_wgmma) {
+            CUDA_CHECK(vpk_attention_vt(b->stream, cuda_ws(b, VP_WS_VVT), qkv, &lay, r));
+            CUDA_CHECK(vpk_attention_wgmma(b->stream, attn, hv, qkv, cuda_ws(b, VP_WS_VVT), r, &lay,
+                                           b->vision_wgmma, cuda_ws(b, VP_WS_VITEMS),
+                                           vp_attn_tile_items(tiles, 1 + g * g, VP_ATTN_BQ), scale));
+        } else if (b->fast_vision)
             CUDA_CHECK(vpk_attention_fast(b->stream, attn, hv, qkv, &lay, &b->vision_shape, cuda_ws(b, VP_WS_VITEMS),
                                           vp_attn_tile_items(tiles, 1 + g * g, VP_ATTN_BQ), scale));
         else

@@ -17,66 +17,12 @@
  * attn_simple_kernel: one warp per (query, head), fp32 throughout, any head size up to
  * 256; the check for the fast kernel and the fallback. */
 #include "engine/cuda/k_common.cuh"
+#include "engine/cuda/k_mma.cuh"
 #include "engine/cuda_plan/cuda_plan.h"
 
 #define ATT_BQ 64
 /* the planner's query tile (engine/cuda_plan) must be the kernel's */
 static_assert(ATT_BQ == VP_ATTN_BQ, "attention query tile differs from the planner's");
-
-/* D (fp32 16x8) += A (bf16 16x16, row) * B (bf16 16x8, col). */
-static __device__ __forceinline__ void mma_16816(float *d, const uint32_t *a, uint32_t b0,
-                                                 uint32_t b1)
-{
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-/* Two floats as a bf16 pair: lo in the low half (the lower column of a fragment). */
-static __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi)
-{
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t *>(&v);
-}
-
-static __device__ __forceinline__ uint32_t smem_addr(const void *p)
-{
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
-
-/* Four 8x8 bf16 matrices; lane l gives the row address of matrix l / 8, row l % 8. */
-static __device__ __forceinline__ void ldmatrix_x4(uint32_t *r, const void *p)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p)));
-}
-
-static __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t *r, const void *p)
-{
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(p)));
-}
-
-/* 16 bytes global -> shared without passing through registers; ok = false writes zeros. */
-static __device__ __forceinline__ void cp_async16(void *dst, const void *src, bool ok)
-{
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)),
-                 "l"(src), "r"(ok ? 16 : 0));
-}
-
-static __device__ __forceinline__ void cp_async_commit(void)
-{
-    asm volatile("cp.async.commit_group;\n" ::);
-}
-
-template <int N>
-static __device__ __forceinline__ void cp_async_wait(void)
-{
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
 
 template <int D>
 static __host__ __device__ constexpr int att_smem_pitch(void)

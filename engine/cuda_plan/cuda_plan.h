@@ -175,6 +175,7 @@ typedef enum {
     VP_WS_VQKV,       /* bf16 [R][3 Hv] */
     VP_WS_VATTN,      /* bf16 [R][Hv] */
     VP_WS_VH,         /* bf16 [R][Iv] */
+    VP_WS_VVT,        /* bf16 [heads][head_dim][round8(R)] values transposed (wgmma attention) */
     VP_WS_SHUF,       /* f32 [chunk * T][4 Hv] pixel-shuffled */
     VP_WS_PN,         /* bf16 [chunk * T][4 Hv] normalised */
     VP_WS_P1,         /* bf16 [chunk * T][H] */
@@ -183,13 +184,20 @@ typedef enum {
     VP_WS_XN,         /* bf16 [N][H] */
     VP_WS_QKV,        /* bf16 [N][Q + 2 KV] */
     VP_WS_ATTN,       /* bf16 [N][Q] */
-    VP_WS_GU,         /* bf16 [mlp_chunk][2 I] gate | up */
+    VP_WS_VT,         /* bf16 [kv_heads][head_dim][round8(N)] values transposed (wgmma attention) */
+    VP_WS_GU,         /* f32 [mlp_chunk][2 I] gate | up */
     VP_WS_H,          /* bf16 [mlp_chunk][I] */
     VP_WS_XO,         /* f32 [N][H] output rows */
     VP_WS_COUNT
 } vp_ws_id;
 
 typedef enum { VP_WS_PERSIST, VP_WS_VISION, VP_WS_LANGUAGE } vp_ws_phase;
+
+/* Token counts padded for the transposed values (16-byte rows of 8 bf16). */
+static inline size_t vp_round8(size_t n)
+{
+    return (n + 7) / 8 * 8;
+}
 
 #define VP_WS_ALIGN ((size_t)256)
 #define VP_GEMM_WORKSPACE_BYTES ((size_t)32 << 20)

@@ -7,7 +7,7 @@ set -eu
 B=${1:?usage: build.sh BUILD_DIR}
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 NVCC=${NVCC:-$CUDA_HOME/bin/nvcc}
-CUDA_ARCH=${CUDA_ARCH:-sm_90}
+CUDA_ARCH=${CUDA_ARCH:-sm_90a}
 CC=${CC:-gcc}
 LIB=$B/rel/libvprm.a
 CU_OBJ=$(ls "$B"/rel/engine/cuda/*.o)

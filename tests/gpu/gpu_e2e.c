@@ -9,6 +9,7 @@
 
 #include "engine/cpu/cpu.h"
 #include "engine/cuda/cuda.h"
+#include "engine/cuda/cuda_kernels.h"
 #include "engine/cuda_plan/cuda_plan.h"
 #include "engine/model/layout.h"
 #include "engine/model/mkmodel.h"
@@ -120,7 +121,7 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
     }
     vp_error err = {0};
     vp_backend_options opt = {.threads = 0, .device = 0, .max_tokens = 8192, .max_tiles = 4};
-    vp_backend *cpu = NULL, *gpu = NULL, *gpu_simple = NULL;
+    vp_backend *cpu = NULL, *gpu = NULL, *gpu_simple = NULL, *gpu_wg = NULL;
     if (vp_cpu_init_weights(&cpu, cfg, &m.w, &opt, &err) ||
         vp_cuda_init_weights(&gpu, cfg, &m.w, &opt, &err)) {
         printf("FAIL %s init: %s\n", label, err.message);
@@ -134,6 +135,16 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
         printf("FAIL %s init (simple attention): %s\n", label, err.message);
         gpu_fail++;
         goto done;
+    }
+    if (vpk_attention_wgmma_available()) { /* Hopper: the warpgroup-product attention too */
+        setenv("VPRM_CUDA_ATTENTION", "wgmma2", 1);
+        int wg_rc = vp_cuda_init_weights(&gpu_wg, cfg, &m.w, &opt, &err);
+        unsetenv("VPRM_CUDA_ATTENTION");
+        if (wg_rc) {
+            printf("FAIL %s init (wgmma attention): %s\n", label, err.message);
+            gpu_fail++;
+            goto done;
+        }
     }
     printf("%s: CUDA attention %s; device %s\n", label, vp_cuda_attention_kind(gpu),
            vp_backend_cuda.device_name(gpu));
@@ -172,6 +183,11 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
             snprintf(what, sizeof what, "%s batch %d simple vs cpu", label, round);
             compare_margins(what, ls, lc, tb.b.n_out, tol);
         }
+        if (gpu_wg && run(&vp_backend_cuda, gpu_wg, &tb.b, ls, "cuda wgmma") == 0) {
+            snprintf(what, sizeof what, "%s batch %d %s vs cpu", label, round,
+                     vp_cuda_attention_kind(gpu_wg));
+            compare_margins(what, ls, lc, tb.b.n_out, tol);
+        }
         unshare(&tb, &flat);
         if (run(&vp_backend_cuda, gpu, &flat.b, lf, "cuda unshared") == 0) {
             snprintf(what, sizeof what, "%s batch %d cuda shared vs unshared prefix", label, round);
@@ -189,6 +205,8 @@ done:
         vp_backend_cuda.free(gpu);
     if (gpu_simple)
         vp_backend_cuda.free(gpu_simple);
+    if (gpu_wg)
+        vp_backend_cuda.free(gpu_wg);
     host_model_free(&m);
 }
 

@@ -344,6 +344,45 @@ static void unpack_qkv(const float *qkv, size_t n, const vpk_attn_layout *lay, i
 static const vpk_attn_shape attn_shapes[] = {{16, 1, 64}, {16, 2, 64}, {32, 1, 64}, {32, 2, 64},
                                              {32, 4, 64}, {32, 1, 32}, {32, 2, 32}, {32, 4, 32}};
 
+/* The transposed values (bit for bit, zeros in the padding) and the wgmma kernel at 1 and
+ * 2 heads per block on the fast kernel's inputs. */
+static void test_attention_wgmma(const char *label, const vpk_attn_layout *lay, size_t n,
+                                 const uint16_t *qkvb, const vp_bf16 *dqkv,
+                                 const vp_attn_item *ditems, size_t n_items, vp_bf16 *dout,
+                                 uint16_t *ob, const float *want, float scale)
+{
+    size_t groups = (size_t)(lay->heads / lay->q_per_kv), hd = (size_t)lay->head_dim;
+    size_t np = vp_round8(n), qw = (size_t)lay->heads * hd;
+    vp_bf16 *dvt = gpu_alloc(groups * hd * np * 2);
+    GPU_OK(cudaMemset(dvt, 0x7f, groups * hd * np * 2)); /* NaN-like: unwritten padding shows */
+    GPU_OK(vpk_attention_vt(stream, dvt, dqkv, lay, n));
+    uint16_t *vt = host_alloc(groups * hd * np * 2);
+    gpu_download(vt, dvt, groups * hd * np * 2);
+    size_t bad = 0;
+    for (size_t g = 0; g < groups; g++)
+        for (size_t d = 0; d < hd; d++)
+            for (size_t t = 0; t < np; t++) {
+                uint16_t w = t < n ? qkvb[t * lay->row_stride + g * lay->group_stride + lay->v_base + d] : 0;
+                bad += vt[(g * hd + d) * np + t] != w;
+            }
+    char what[128];
+    snprintf(what, sizeof what, "values transposed %s (%zu tokens, padded %zu)", label, n, np);
+    gpu_check(what, bad == 0, "%zu of %zu elements differ", bad, groups * hd * np);
+    for (int hpb = 1; hpb <= 2; hpb++) {
+        if (!vpk_attention_wgmma_supports(lay, hpb))
+            continue;
+        GPU_OK(cudaMemset(dout, 0xff, n * qw * 2));
+        GPU_OK(vpk_attention_wgmma(stream, dout, qw, dqkv, dvt, n, lay, hpb, ditems, n_items, scale));
+        gpu_download(ob, dout, n * qw * 2);
+        float *got = from_bf16(ob, n * qw);
+        snprintf(what, sizeof what, "attention wgmma x%d %s (%zu tokens)", hpb, label, n);
+        gpu_close(what, got, want, n * qw, 2e-2, 2e-2);
+        free(got);
+    }
+    cudaFree(dvt);
+    free(vt);
+}
+
 /* Causal packed attention with prefixes (causal != 0) or bidirectional tiles. */
 static void test_attention(const char *label, int causal, int heads, int kv_heads, int hd,
                            size_t max_len)
@@ -406,6 +445,8 @@ static void test_attention(const char *label, int causal, int heads, int kv_head
             gpu_close(what, got, want, n * qw, 2e-2, 2e-2);
             free(got);
         }
+        if (vpk_attention_wgmma_available())
+            test_attention_wgmma(label, &lay, n, qkvb, dqkv, ditems, n_items, dout, ob, want, scale);
         cudaFree(ditems);
     }
     /* simple kernel on per-token ranges */
@@ -592,6 +633,35 @@ static void bench_attention(int causal)
                sh->rows_per_warp, sh->heads_per_block, sh->keys_per_step,
                !memcmp(sh, &def, sizeof def) ? " (default)" : "",
                ms, flops / (ms * 1e-3) / 1e12);
+    }
+    for (int hpb = 1; hpb <= 2 && vpk_attention_wgmma_available(); hpb++) {
+        if (!vpk_attention_wgmma_supports(&lay, hpb))
+            continue;
+        const int reps = 20;
+        size_t groups = (size_t)(lay.heads / lay.q_per_kv);
+        vp_bf16 *dvt = gpu_alloc(groups * (size_t)lay.head_dim * vp_round8(n) * 2);
+        GPU_OK(vpk_attention_vt(stream, dvt, dqkv, &lay, n));
+        GPU_OK(cudaEventRecord(e0, stream));
+        for (int r = 0; r < reps; r++)
+            GPU_OK(vpk_attention_vt(stream, dvt, dqkv, &lay, n));
+        GPU_OK(cudaEventRecord(e1, stream));
+        GPU_OK(cudaEventSynchronize(e1));
+        float vt_ms = 0.0f, ms = 0.0f;
+        GPU_OK(cudaEventElapsedTime(&vt_ms, e0, e1));
+        GPU_OK(vpk_attention_wgmma(stream, dout, qw, dqkv, dvt, n, &lay, hpb, ditems, n_items, 0.088f));
+        GPU_OK(cudaEventRecord(e0, stream));
+        for (int r = 0; r < reps; r++)
+            GPU_OK(vpk_attention_wgmma(stream, dout, qw, dqkv, dvt, n, &lay, hpb, ditems, n_items,
+                                       0.088f));
+        GPU_OK(cudaEventRecord(e1, stream));
+        GPU_OK(cudaEventSynchronize(e1));
+        GPU_OK(cudaEventElapsedTime(&ms, e0, e1));
+        ms /= reps, vt_ms /= reps;
+        printf("bench attention %s wgmma x%d: %.3f ms per layer, %.0f TFLOP/s (+ values "
+               "transposed %.3f ms)\n",
+               causal ? "W1 language (32/8 heads d128)" : "W1 vision (13 tiles, 16 heads d64)", hpb,
+               ms, flops / (ms * 1e-3) / 1e12, vt_ms);
+        cudaFree(dvt);
     }
     cudaEventDestroy(e0), cudaEventDestroy(e1);
     cudaFree(dqkv), cudaFree(dout), cudaFree(ditems);

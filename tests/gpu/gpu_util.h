@@ -5,6 +5,7 @@
 #define VP_GPU_UTIL_H
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +115,24 @@ static inline int gpu_close(const char *what, const float *got, const float *wan
            ok ? "ok" : "FAIL", what, n, worst_abs, at, n ? got[at] : 0.0, n ? want[at] : 0.0,
            worst, sum_w2 > 0 ? sqrt(sum_d2 / sum_w2) : 0.0,
            nonfinite ? " (non-finite values)" : "");
+    if (ok)
+        gpu_pass++;
+    else
+        gpu_fail++;
+    return ok;
+}
+
+/* A yes/no check with its own line; fmt explains a failure. */
+static inline int gpu_check(const char *what, int ok, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline int gpu_check(const char *what, int ok, const char *fmt, ...)
+{
+    printf("%-4s %-44s ", ok ? "ok" : "FAIL", what);
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
     if (ok)
         gpu_pass++;
     else

@@ -1,0 +1,488 @@
+/* Attention for Hopper (sm_90a): the same work list and masks as attn_fast_kernel
+ * (k_attention.cu), with S = Q K^T and O += P V as warpgroup products (wgmma): one
+ * warpgroup (4 warps) per query head holds 64 query rows, the key tile is read by the
+ * tensor cores straight from shared memory (no ldmatrix traffic through the registers,
+ * which bounds the mma.sync kernel), and P stays in registers as the A operand of P V.
+ *
+ * wgmma reads its shared-memory operands K-major in the 128-byte swizzled layout: rows
+ * of 64 bf16 (128 bytes), the 16-byte chunk c of row r stored at chunk c ^ (r % 8), 8-row
+ * atoms 1024 bytes apart; a head of 128 takes two such column blocks. V must be K-major
+ * for P V too (keys contiguous), so the values are first transposed into
+ * vt[group][dim][token] (vpk_attention_vt), padded to 8 tokens. Key tiles then start at a
+ * multiple of 8 tokens (16-byte copies of vt rows) and the keys before a range's start
+ * are masked like those past its end.
+ *
+ * Built only for sm_90a (the architecture-specific wgmma): elsewhere the kernels are
+ * stubs and vpk_attention_wgmma_available says no. */
+#include "engine/cuda/k_common.cuh"
+#include "engine/cuda/k_mma.cuh"
+#include "engine/cuda_plan/cuda_plan.h"
+
+#define WG_BQ 64 /* query rows per warpgroup: the planner's tile */
+#define WG_BK 64 /* keys per step */
+static_assert(WG_BQ == VP_ATTN_BQ, "attention query tile differs from the planner's");
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define VPK_HAVE_WGMMA 1
+#else
+#define VPK_HAVE_WGMMA 0
+#endif
+
+template <int D, int HPB>
+struct wg_cfg {
+    static const int NT = 128 * HPB;
+    static const int QBYTES = WG_BQ * D * 2; /* a head's query tile */
+    static const int KBYTES = WG_BK * D * 2; /* key tile */
+    static const int VBYTES = D * WG_BK * 2; /* transposed value tile */
+    static const int STAGE = KBYTES + VBYTES;
+    static const int bytes = HPB * QBYTES + 2 * STAGE + 1024; /* + room to align to 1024 */
+};
+
+#if VPK_HAVE_WGMMA
+/* D[64][64] (+)= A[64][16] B[16][64]: A and B K-major in shared memory (descriptors);
+ * accumulate 0 overwrites D. */
+static __device__ __forceinline__ void wgmma_ss_n64(float *d, uint64_t da, uint64_t db,
+                                                    int accumulate)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+                 "%32, %33, p, 1, 1, 0, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),
+                   "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
+                   "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),
+                   "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
+                   "+f"(d[30]), "+f"(d[31])
+                 : "l"(da), "l"(db), "r"(accumulate));
+}
+
+/* D[64][64] += A[64][16] B[16][64]: A in registers (each warp's 16 rows as the mma.sync
+ * A fragment), B K-major in shared memory. */
+static __device__ __forceinline__ void wgmma_rs_n64(float *d, const uint32_t *a, uint64_t db)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+                 "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),
+                   "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
+                   "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),
+                   "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
+                   "+f"(d[30]), "+f"(d[31])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
+}
+
+/* D[64][128] += A[64][16] B[16][128]: A in registers (each warp's 16 rows as the mma.sync
+ * A fragment), B K-major in shared memory. */
+static __device__ __forceinline__ void wgmma_rs_n128(float *d, const uint32_t *a, uint64_t db)
+{
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+                 "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+                 "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+                 "{%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),
+                   "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
+                   "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),
+                   "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
+                   "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),
+                   "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),
+                   "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                   "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]),
+                   "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),
+                   "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
+}
+
+static __device__ __forceinline__ void wgmma_fence(void)
+{
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+}
+
+static __device__ __forceinline__ void wgmma_commit_wait(void)
+{
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+}
+
+/* After the wait: later reads of the accumulators must not move above it. */
+template <int N>
+static __device__ __forceinline__ void wgmma_settle(float *d)
+{
+#pragma unroll
+    for (int i = 0; i < N; i++)
+        asm volatile("" : "+f"(d[i])::"memory");
+}
+
+/* Generic-proxy writes (cp.async) made visible to the tensor cores' asynchronous reads. */
+static __device__ __forceinline__ void fence_proxy_async(void)
+{
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+/* Descriptor of a K-major 128-byte-swizzled operand at smem address `addr` (1024-byte
+ * aligned atoms; addr may step 32 bytes into a row for the next 16 columns): start
+ * address, leading offset (unused when swizzled), 1024 bytes between 8-row atoms, mode 1. */
+static __device__ __forceinline__ uint64_t sw128_desc(uint32_t addr)
+{
+    return (uint64_t)((addr & 0x3FFFFu) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) |
+           ((uint64_t)1 << 62);
+}
+
+/* Byte offset of element (r, col) in a [rows][D] tile stored as D / 64 swizzled column
+ * blocks of [rows][128 bytes]; col a multiple of 8 (16-byte chunks). */
+static __device__ __forceinline__ uint32_t sw128_offset(int r, int col, int rows)
+{
+    int block = col >> 6, chunk = (col >> 3) & 7;
+    return (uint32_t)(block * rows * 128 + r * 128 + ((chunk ^ (r & 7)) << 4));
+}
+
+/* rows [r_begin, r_begin + R) of a row-major source (D wide at `col`) into a swizzled
+ * tile; rows from r_end on are zeros. NT threads share the copies. */
+template <int D, int NT, int R>
+static __device__ __forceinline__ void load_sw_rows(unsigned char *dst, const bf16 *src,
+                                                    size_t row_stride, size_t col, int r_begin,
+                                                    int r_end, int tid)
+{
+    const int CPR = D / 8;
+#pragma unroll
+    for (int c = tid; c < R * CPR; c += NT) {
+        int r = c / CPR, cc = c % CPR, row = r_begin + r;
+        bool ok = row < r_end;
+        const bf16 *s = src + (size_t)(ok ? row : r_begin) * row_stride + col + cc * 8;
+        cp_async16(dst + sw128_offset(r, cc * 8, R), s, ok);
+    }
+}
+
+/* Keys [kb, kb + 64) of the transposed values (D rows of vt) into a swizzled [D][64]
+ * tile; chunks at or past n_pad are zeros. kb is a multiple of 8. */
+template <int D, int NT>
+static __device__ __forceinline__ void load_vt(unsigned char *dst, const bf16 *vt, size_t vt_stride,
+                                               int kb, int n_pad, int tid)
+{
+#pragma unroll
+    for (int c = tid; c < D * 8; c += NT) {
+        int d = c >> 3, ch = c & 7, key = kb + ch * 8;
+        bool ok = key < n_pad;
+        const bf16 *s = vt + (size_t)d * vt_stride + (ok ? key : 0);
+        cp_async16(dst + sw128_offset(d, ch * 8, D), s, ok);
+    }
+}
+
+
+/* Key tile u of an item: its first key (a multiple of 8), the range it belongs to and
+ * whether that range is causal. */
+struct wg_tile {
+    int kb, lo, hi;
+    bool causal;
+};
+
+static __device__ __forceinline__ wg_tile wg_tile_at(const vp_attn_item &it, int u, int n_full)
+{
+    wg_tile t;
+    if (u < n_full) {
+        t.kb = (it.full_begin & ~7) + u * WG_BK, t.lo = it.full_begin, t.hi = it.full_end;
+        t.causal = false;
+    } else {
+        t.kb = (it.causal_begin & ~7) + (u - n_full) * WG_BK, t.lo = it.causal_begin;
+        t.hi = it.q_end, t.causal = true;
+    }
+    return t;
+}
+#endif
+
+template <int D, int HPB>
+__global__ void __launch_bounds__(wg_cfg<D, HPB>::NT, HPB == 1 ? 2 : 1)
+attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const bf16 *vt, size_t vt_stride,
+                  int n_pad, vpk_attn_layout L, const vp_attn_item *items, float scale_log2)
+{
+#if VPK_HAVE_WGMMA
+    typedef wg_cfg<D, HPB> C;
+    extern __shared__ unsigned char wg_smem_raw[];
+    unsigned char *smem = wg_smem_raw + ((1024 - (smem_addr(wg_smem_raw) & 1023)) & 1023);
+    unsigned char *Qs = smem, *stage0 = smem + HPB * C::QBYTES;
+
+    const vp_attn_item it = items[blockIdx.y];
+    const int tid = threadIdx.x, lane = tid & 31, tig = lane & 3;
+    const int hb = tid >> 7, warp = (tid >> 5) & 3; /* head in block, warp in warpgroup */
+    const int h0 = blockIdx.x * HPB, h = h0 + hb;
+    const int g = h0 / L.q_per_kv;
+    const size_t k_col = (size_t)g * L.group_stride + L.k_base;
+    const bf16 *vtg = vt + (size_t)g * D * vt_stride;
+
+    const int n_full = it.full_end > it.full_begin
+                           ? (it.full_end - (it.full_begin & ~7) + WG_BK - 1) / WG_BK : 0;
+    const int n_own = it.causal_begin >= 0
+                          ? (it.q_end - (it.causal_begin & ~7) + WG_BK - 1) / WG_BK : 0;
+    const int n_tiles = n_full + n_own;
+
+#pragma unroll
+    for (int j = 0; j < HPB; j++)
+        load_sw_rows<D, C::NT, WG_BQ>(Qs + j * C::QBYTES, qkv, L.row_stride,
+                                      (size_t)g * L.group_stride + L.q_base +
+                                          (size_t)((h0 + j) % L.q_per_kv) * D,
+                                      it.q_begin, it.q_end, tid);
+    if (n_tiles > 0) {
+        wg_tile t0 = wg_tile_at(it, 0, n_full);
+        load_sw_rows<D, C::NT, WG_BK>(stage0, qkv, L.row_stride, k_col, t0.kb, t0.hi, tid);
+        load_vt<D, C::NT>(stage0 + C::KBYTES, vtg, vt_stride, t0.kb, n_pad, tid);
+    }
+    cp_async_commit();
+
+    float o[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++)
+        o[i] = 0.0f;
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    const int r0 = warp * 16 + (lane >> 2);
+    const int qrow[2] = {it.q_begin + r0, it.q_begin + r0 + 8};
+    const uint32_t q_addr = smem_addr(Qs + hb * C::QBYTES);
+
+    for (int t = 0; t < n_tiles; t++) {
+        const int st = t & 1;
+        if (t + 1 < n_tiles) { /* prefetch the next tile into the other stage */
+            wg_tile nx = wg_tile_at(it, t + 1, n_full);
+            unsigned char *next = stage0 + (st ^ 1) * C::STAGE;
+            load_sw_rows<D, C::NT, WG_BK>(next, qkv, L.row_stride, k_col, nx.kb, nx.hi, tid);
+            load_vt<D, C::NT>(next + C::KBYTES, vtg, vt_stride, nx.kb, n_pad, tid);
+        }
+        cp_async_commit();
+        cp_async_wait<1>();
+        fence_proxy_async();
+        __syncthreads();
+
+        const wg_tile tl = wg_tile_at(it, t, n_full);
+        const uint32_t k_addr = smem_addr(stage0 + st * C::STAGE), v_addr = k_addr + C::KBYTES;
+        float s[32];
+#pragma unroll
+        for (int i = 0; i < 32; i++)
+            s[i] = 0.0f; /* overwritten (scale-d 0 on the first step): keeps the compiler calm */
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) { /* 16 head dims a step: block kk / 4, 32 bytes in */
+            uint32_t off = (uint32_t)((kk >> 2) * WG_BQ * 128 + (kk & 3) * 32);
+            uint32_t koff = (uint32_t)((kk >> 2) * WG_BK * 128 + (kk & 3) * 32);
+            wgmma_ss_n64(s, sw128_desc(q_addr + off), sw128_desc(k_addr + koff), kk > 0);
+        }
+        wgmma_commit_wait();
+        wgmma_settle<32>(s);
+
+        /* s[4j + c]: row r0 + 8 (c >> 1), key kb + 8j + 2 tig + (c & 1) */
+        const bool edge = tl.kb < tl.lo || tl.kb + WG_BK > tl.hi ||
+                          (tl.causal && tl.kb + WG_BK - 1 > it.q_begin);
+        float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+        for (int j = 0; j < WG_BK / 8; j++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                int row = c >> 1, key = tl.kb + j * 8 + tig * 2 + (c & 1);
+                bool ok = !edge || (key >= tl.lo && key < tl.hi && (!tl.causal || key <= qrow[row]));
+                float v = ok ? s[4 * j + c] * scale_log2 : -INFINITY;
+                s[4 * j + c] = v;
+                mx[row] = fmaxf(mx[row], v);
+            }
+        float alpha[2], base[2], sum[2] = {0.0f, 0.0f};
+#pragma unroll
+        for (int row = 0; row < 2; row++) {
+            mx[row] = fmaxf(mx[row], __shfl_xor_sync(0xffffffffu, mx[row], 1));
+            mx[row] = fmaxf(mx[row], __shfl_xor_sync(0xffffffffu, mx[row], 2));
+            float mnew = fmaxf(m[row], mx[row]);
+            base[row] = mnew == -INFINITY ? 0.0f : mnew;
+            alpha[row] = exp2f(m[row] - base[row]);
+            m[row] = mnew;
+        }
+#pragma unroll
+        for (int i = 0; i < 32; i++) {
+            float p = exp2f(s[i] - base[(i >> 1) & 1]);
+            s[i] = p;
+            sum[(i >> 1) & 1] += p;
+        }
+#pragma unroll
+        for (int row = 0; row < 2; row++)
+            l[row] = l[row] * alpha[row] + sum[row];
+#pragma unroll
+        for (int i = 0; i < D / 2; i++)
+            o[i] *= alpha[(i >> 1) & 1];
+
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < WG_BK / 16; kk++) { /* 16 keys a step: 32 bytes into vt rows */
+            uint32_t a[4] = {pack_bf16(s[8 * kk + 0], s[8 * kk + 1]), pack_bf16(s[8 * kk + 2], s[8 * kk + 3]),
+                             pack_bf16(s[8 * kk + 4], s[8 * kk + 5]), pack_bf16(s[8 * kk + 6], s[8 * kk + 7])};
+            uint64_t dv = sw128_desc(v_addr + (uint32_t)(kk * 32));
+            if (D == 128)
+                wgmma_rs_n128(o, a, dv);
+            else
+                wgmma_rs_n64(o, a, dv);
+        }
+        wgmma_commit_wait();
+        wgmma_settle<D / 2>(o);
+        __syncthreads(); /* everyone is done with stage st before it is refilled */
+    }
+    cp_async_wait<0>();
+    float inv[2];
+#pragma unroll
+    for (int row = 0; row < 2; row++) {
+        float sm = l[row];
+        sm += __shfl_xor_sync(0xffffffffu, sm, 1);
+        sm += __shfl_xor_sync(0xffffffffu, sm, 2);
+        inv[row] = sm > 0.0f ? 1.0f / sm : 0.0f;
+    }
+#pragma unroll
+    for (int n = 0; n < D / 8; n++) {
+        size_t col = (size_t)h * D + n * 8 + tig * 2;
+        if (qrow[0] < it.q_end)
+            *reinterpret_cast<uint32_t *>(out + (size_t)qrow[0] * out_stride + col) =
+                pack_bf16(o[4 * n] * inv[0], o[4 * n + 1] * inv[0]);
+        if (qrow[1] < it.q_end)
+            *reinterpret_cast<uint32_t *>(out + (size_t)qrow[1] * out_stride + col) =
+                pack_bf16(o[4 * n + 2] * inv[1], o[4 * n + 3] * inv[1]);
+    }
+#endif
+}
+
+/* vt[g][d][t] = v of token t, group g, dim d for t < n; zeros for n <= t < round8(n).
+ * 64 tokens of one group a block through shared memory: both sides coalesced. */
+template <int D>
+__global__ void vt_kernel(bf16 *vt, size_t vt_stride, const bf16 *qkv, vpk_attn_layout L, int n,
+                          int n_pad)
+{
+    __shared__ __align__(16) bf16 tile[64][D + 8];
+    const int tok0 = blockIdx.x * 64, g = blockIdx.y, tid = threadIdx.x;
+    const size_t v_col = (size_t)g * L.group_stride + L.v_base;
+    for (int c = tid; c < 64 * D / 8; c += blockDim.x) {
+        int r = c / (D / 8), cc = c % (D / 8), tok = tok0 + r;
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (tok < n)
+            v = *reinterpret_cast<const uint4 *>(qkv + (size_t)tok * L.row_stride + v_col + cc * 8);
+        *reinterpret_cast<uint4 *>(&tile[r][cc * 8]) = v;
+    }
+    __syncthreads();
+    for (int c = tid; c < D * 8; c += blockDim.x) {
+        int d = c >> 3, ch = c & 7, tok = tok0 + ch * 8;
+        if (tok >= n_pad)
+            continue;
+        uint4 v;
+        bf16 *e = reinterpret_cast<bf16 *>(&v);
+#pragma unroll
+        for (int k = 0; k < 8; k++)
+            e[k] = tile[ch * 8 + k][d];
+        *reinterpret_cast<uint4 *>(vt + ((size_t)g * D + d) * vt_stride + tok) = v;
+    }
+}
+
+__global__ void wgmma_probe_kernel(int *out)
+{
+    *out = VPK_HAVE_WGMMA;
+}
+
+extern "C" int vpk_attention_wgmma_available(void)
+{
+    static int known = -1;
+    if (known >= 0)
+        return known;
+    int dev = 0, major = 0, *d = NULL, h = 0;
+    known = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+        major != 9 || cudaMalloc((void **)&d, sizeof *d) != cudaSuccess)
+        return (void)cudaGetLastError(), known;
+    wgmma_probe_kernel<<<1, 1>>>(d);
+    if (cudaMemcpy(&h, d, sizeof h, cudaMemcpyDeviceToHost) == cudaSuccess)
+        known = h;
+    cudaFree(d);
+    (void)cudaGetLastError(); /* a missing sm_90 image is an answer, not an error */
+    return known;
+}
+
+template <int D, int HPB>
+static cudaError_t wg_allow(void)
+{
+    return cudaFuncSetAttribute(attn_wgmma_kernel<D, HPB>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                wg_cfg<D, HPB>::bytes);
+}
+
+extern "C" cudaError_t vpk_attention_wgmma_setup(void)
+{
+    cudaError_t rc = wg_allow<128, 1>();
+    if (rc == cudaSuccess)
+        rc = wg_allow<128, 2>();
+    if (rc == cudaSuccess)
+        rc = wg_allow<64, 1>();
+    if (rc == cudaSuccess)
+        rc = wg_allow<64, 2>();
+    return rc;
+}
+
+extern "C" int vpk_attention_wgmma_supports(const vpk_attn_layout *L, int heads_per_block)
+{
+    return (L->head_dim == 64 || L->head_dim == 128) && L->q_per_kv > 0 &&
+           (heads_per_block == 1 || heads_per_block == 2) && L->q_per_kv % heads_per_block == 0 &&
+           L->heads % L->q_per_kv == 0 && L->row_stride % 8 == 0 && L->group_stride % 8 == 0 &&
+           L->q_base % 8 == 0 && L->k_base % 8 == 0 && L->v_base % 8 == 0;
+}
+
+extern "C" cudaError_t vpk_attention_vt(cudaStream_t stream, vp_bf16 *vt, const vp_bf16 *qkv,
+                                        const vpk_attn_layout *L, size_t n_tokens)
+{
+    size_t n_pad = vp_round8(n_tokens), groups = (size_t)(L->heads / L->q_per_kv);
+    if (n_tokens == 0)
+        return cudaSuccess;
+    if (n_pad > 0x7fffffff || groups > 65535 || (uintptr_t)qkv % 16 || (uintptr_t)vt % 16 ||
+        (L->head_dim != 64 && L->head_dim != 128))
+        return cudaErrorInvalidValue;
+    dim3 grid((unsigned)((n_pad + 63) / 64), (unsigned)groups);
+    if (L->head_dim == 128)
+        vt_kernel<128><<<grid, 256, 0, stream>>>((bf16 *)vt, n_pad, (const bf16 *)qkv, *L,
+                                                (int)n_tokens, (int)n_pad);
+    else
+        vt_kernel<64><<<grid, 256, 0, stream>>>((bf16 *)vt, n_pad, (const bf16 *)qkv, *L,
+                                               (int)n_tokens, (int)n_pad);
+    return cudaGetLastError();
+}
+
+template <int D, int HPB>
+static void wg_launch(cudaStream_t stream, bf16 *out, size_t out_stride, const bf16 *qkv,
+                      const bf16 *vt, size_t n_pad, const vpk_attn_layout *L,
+                      const vp_attn_item *items, size_t n_items, float scale_log2)
+{
+    for (size_t first = 0; first < n_items; first += 65535) {
+        size_t count = n_items - first < 65535 ? n_items - first : 65535;
+        dim3 grid((unsigned)(L->heads / HPB), (unsigned)count);
+        attn_wgmma_kernel<D, HPB><<<grid, wg_cfg<D, HPB>::NT, wg_cfg<D, HPB>::bytes, stream>>>(
+            out, out_stride, qkv, vt, n_pad, (int)n_pad, *L, items + first, scale_log2);
+    }
+}
+
+extern "C" cudaError_t vpk_attention_wgmma(cudaStream_t stream, vp_bf16 *out, size_t out_stride,
+                                           const vp_bf16 *qkv, const vp_bf16 *vt, size_t n_tokens,
+                                           const vpk_attn_layout *L, int heads_per_block,
+                                           const vp_attn_item *items, size_t n_items, float scale)
+{
+    if (n_items == 0 || L->heads == 0)
+        return cudaSuccess;
+    size_t n_pad = vp_round8(n_tokens);
+    if (!vpk_attention_wgmma_available() || !vpk_attention_wgmma_supports(L, heads_per_block) ||
+        n_pad > 0x7fffffff || (uintptr_t)qkv % 16 || (uintptr_t)vt % 16 || (uintptr_t)out % 4 ||
+        out_stride % 2)
+        return cudaErrorInvalidValue;
+    float sl = scale * 1.4426950408889634f;
+    bf16 *o = (bf16 *)out;
+    const bf16 *x = (const bf16 *)qkv, *v = (const bf16 *)vt;
+    if (L->head_dim == 128 && heads_per_block == 2)
+        wg_launch<128, 2>(stream, o, out_stride, x, v, n_pad, L, items, n_items, sl);
+    else if (L->head_dim == 128)
+        wg_launch<128, 1>(stream, o, out_stride, x, v, n_pad, L, items, n_items, sl);
+    else if (heads_per_block == 2)
+        wg_launch<64, 2>(stream, o, out_stride, x, v, n_pad, L, items, n_items, sl);
+    else
+        wg_launch<64, 1>(stream, o, out_stride, x, v, n_pad, L, items, n_items, sl);
+    return cudaGetLastError();
+}
