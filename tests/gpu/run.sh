@@ -82,6 +82,10 @@ stage w1 90 "$G/bin/gpu_w1" --batch "$G/w1.batch" --out "$W/w1" --seed 1 --reps 
 stage w1_simple 45 env VPRM_CUDA_ATTENTION=simple "$G/bin/gpu_w1" --batch "$G/w1.batch" \
     --out "$W/w1" --seed 1 --reps 1 --label ours_simple
 # without our W1 logits there is no parity to measure: time the PyTorch runs once only
+# the other attention kernel on the same W1 (timing and parity; ALT= picks it)
+ALT=${ALT:-wgmma2}
+stage w1_alt 45 env VPRM_CUDA_ATTENTION="$ALT" "$G/bin/gpu_w1" --batch "$G/w1.batch" \
+    --out "$W/w1" --seed 1 --reps 3 --label "ours_$ALT"
 torch_reps=3
 [ "$(cat "$W/w1.rc")" = 0 ] || torch_reps=1
 stage torch 135 "$PY" tests/gpu/torch_ref.py --dir "$W/w1" --batch "$G/w1.batch" \
@@ -96,7 +100,7 @@ verdict=$?
 cat "$W/summary.txt"
 if [ -n "${OUT:-}" ]; then
     cp "$W/summary.txt" "$OUT/"
-    for s in ops ops_alone e2e e2e_sanitizer w1 w1_simple torch w1_plain torch_plain; do
+    for s in ops ops_alone e2e e2e_sanitizer w1 w1_simple w1_alt torch w1_plain torch_plain; do
         [ -f "$W/$s.log" ] || continue
         echo "===== $s (exit $(cat "$W/$s.rc" 2>/dev/null))"
         cat "$W/$s.log"

@@ -55,10 +55,10 @@ def main():
     ok = True
     dev = (read(os.path.join(d, "device.txt"), "unknown") or "unknown").strip()
     print(f"\n==== vprm GPU checks on {dev}")
-    for name in ("ops", "e2e", "w1", "w1_simple", "torch", "w1_plain", "torch_plain"):
+    for name in ("ops", "e2e", "w1", "w1_simple", "w1_alt", "torch", "w1_plain", "torch_plain"):
         line, good = stage_line(d, name)
         print(line)
-        ok &= good or name in ("w1_simple", "w1_plain", "torch_plain")
+        ok &= good or name in ("w1_simple", "w1_alt", "w1_plain", "torch_plain")
     ours = load(os.path.join(d, "w1", "ours.json"))
     simple = load(os.path.join(d, "w1", "ours_simple.json"))
     tr = load(os.path.join(d, "w1", "torch.json")) or {}
@@ -74,7 +74,11 @@ def main():
               f"{100 * s['outside_0.3_0.7']:.0f}% outside 0.3..0.7 (margin std {s['margin_std']:.2f})")
     base = ours["median_ms"] if ours else None
     rows = [("vprm CUDA backend (" + (ours or {}).get("attention", "?") + " attention)", ours, methods.get("ours")),
-            ("vprm CUDA backend, simple attention (check)", None, methods.get("ours_simple")),
+            ("vprm CUDA backend, simple attention (check)", None, methods.get("ours_simple"))]
+    for extra in sorted(k for k in methods if k.startswith("ours_") and k != "ours_simple"):
+        j = load(os.path.join(d, "w1", extra + ".json")) or {}
+        rows.append((f"vprm CUDA backend, {extra[5:]} ({j.get('attention', '?')})", j, methods[extra]))
+    rows += [
             ("PyTorch careful: vision+prefix once, 2 head rows", methods.get("careful"), methods.get("careful")),
             ("PyTorch reference way: per response, SDPA, full head", methods.get("refway"), methods.get("refway"))]
     print(f"\n{'implementation':<54} {'median ms':>10} {'x ours':>7} {'MFU':>6}  margin rel err vs fp32 (worst |dm|)")

@@ -415,7 +415,9 @@ def main():
                 print(f"{name}: out of memory", flush=True)
                 if DEV == "cuda":
                     torch.cuda.empty_cache()
-        for label in ("ours", "ours_simple"):
+        labels = sorted(f[:-len("_logits.f32")] for f in os.listdir(a.dir)
+                        if f.startswith("ours") and f.endswith("_logits.f32"))
+        for label in labels:  # ours, ours_simple, other attention kernels (run.sh)
             path = os.path.join(a.dir, f"{label}_logits.f32")
             if os.path.exists(path):
                 got = np.fromfile(path, dtype=np.float32)
