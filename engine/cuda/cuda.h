@@ -5,11 +5,15 @@
  *
  * Numerics: matrix inputs and weights bf16, accumulation fp32; the residual streams,
  * norms statistics (double), softmax (fp32), RoPE angles (host double, as the CPU twin),
- * image features and the two head logits stay in fp32. The CPU backend (fp32) is the
- * reference it is checked against (tests/gpu).
+ * the MLP's gate and up products (rounded once, as their SiLU-gated product), image
+ * features and the two head logits stay in fp32. The CPU backend (fp32) is the reference
+ * it is checked against (tests/gpu).
  *
- * Environment: VPRM_CUDA_ATTENTION=simple selects the one-warp-per-query attention kernel
- * instead of the tensor-core one (for checking; slow). */
+ * Attention: on Hopper (an sm_90a build on a compute capability 9 device) the language
+ * model's runs on warpgroup products (k_attention_wgmma.cu), everything else on mma.sync
+ * (k_attention.cu). Environment, for checks and benchmarks: VPRM_CUDA_ATTENTION=simple
+ * (one warp per query, fp32, slow), wgmma1 / wgmma2 (the wgmma kernel for both towers,
+ * 1 or 2 heads per block), or ROWSxHEADSxKEYS (the mma.sync kernel's launch shape). */
 #ifndef VP_CUDA_H
 #define VP_CUDA_H
 

@@ -156,7 +156,14 @@ static int pick_attention(vp_backend *b, vp_error *err)
      * takes H = 1) */
     int rows, hpb, keys;
     char tail;
-    b->vision_wgmma = b->language_wgmma = 0;
+    /* default (measured on an H100, tests/gpu/README.md): the wgmma kernel for the
+     * language model where it runs (W1 193.7 ms against 199.0 with mma.sync), mma.sync
+     * for the vision tower's head size 64 (no faster on wgmma) */
+    b->vision_wgmma = 0;
+    b->language_wgmma = 0;
+    if (!env && b->fast_language && vpk_attention_wgmma_available())
+        b->language_wgmma = vpk_attention_wgmma_supports(&ll, 2) ? 2
+                            : vpk_attention_wgmma_supports(&ll, 1) ? 1 : 0;
     if (env && !simple && !strncmp(env, "wgmma", 5)) {
         hpb = env[5] == '1' ? 1 : env[5] == '2' ? 2 : 0;
         if (!hpb || env[6] || !vpk_attention_wgmma_available())
@@ -255,8 +262,6 @@ static int backend_create(vp_backend **out, const vp_model_config *cfg,
         pick_attention(b, err))
         return -1;
     CUDA_CHECK(vpk_attention_setup());
-    if (vpk_attention_wgmma_available())
-        CUDA_CHECK(vpk_attention_wgmma_setup());
     VP_LOGI("-", "cuda backend: %s; weights %.2f GiB, working memory %.2f GiB for %zu tokens / "
             "%zu tiles (persistent %.2f, vision %.2f, language %.2f), staging %.1f MiB; "
             "attention: vision %s %dx%dx%d%s, language %s %dx%dx%d%s",

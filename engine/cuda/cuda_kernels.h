@@ -125,7 +125,7 @@ typedef struct vpk_attn_shape {
 int vpk_attention_shape_ok(const vpk_attn_layout *layout, const vpk_attn_shape *shape);
 /* The fastest shape measured for this layout (tests/gpu/README.md). */
 vpk_attn_shape vpk_attention_default_shape(const vpk_attn_layout *layout);
-/* Raises the fast kernel's shared-memory limit; call once per device before launching. */
+/* Raises the fast kernels' shared-memory limits (the wgmma kernel's too where available); call once per device before launching. */
 cudaError_t vpk_attention_setup(void);
 /* Flash-style attention over a planned work list (plan_attention.c): items[n_items] in
  * device memory; out[token][out_stride] gets head h at h * head_dim (bf16). Softmax in
@@ -139,7 +139,7 @@ cudaError_t vpk_attention_fast(cudaStream_t stream, vp_bf16 *out, size_t out_str
 int vpk_attention_wgmma_available(void);
 /* Its layouts: head_dim 64 or 128, 16-byte rows, heads_per_block 1 or 2 dividing q_per_kv. */
 int vpk_attention_wgmma_supports(const vpk_attn_layout *layout, int heads_per_block);
-/* Raises its shared-memory limits; call once per device when available. */
+/* Raises its shared-memory limits (vpk_attention_setup calls it). */
 cudaError_t vpk_attention_wgmma_setup(void);
 /* vt[group][dim][round8(n_tokens)] = the values of qkv transposed, zeros past n_tokens
  * (vp_round8(n_tokens) * kv groups * head_dim elements; the wgmma kernel's input). */

@@ -427,7 +427,11 @@ static cudaError_t for_shape(bool setup, const vpk_attn_shape *s, cudaStream_t s
 extern "C" cudaError_t vpk_attention_setup(void)
 {
     cudaError_t rc = for_shape<128>(true, NULL, 0, NULL, 0, NULL, NULL, NULL, 0, 0.0f);
-    return rc == cudaSuccess ? for_shape<64>(true, NULL, 0, NULL, 0, NULL, NULL, NULL, 0, 0.0f) : rc;
+    if (rc == cudaSuccess)
+        rc = for_shape<64>(true, NULL, 0, NULL, 0, NULL, NULL, NULL, 0, 0.0f);
+    if (rc == cudaSuccess && vpk_attention_wgmma_available())
+        rc = vpk_attention_wgmma_setup();
+    return rc;
 }
 
 extern "C" cudaError_t vpk_attention_fast(cudaStream_t stream, vp_bf16 *out, size_t out_stride,

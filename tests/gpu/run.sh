@@ -82,8 +82,9 @@ stage w1 90 "$G/bin/gpu_w1" --batch "$G/w1.batch" --out "$W/w1" --seed 1 --reps 
 stage w1_simple 45 env VPRM_CUDA_ATTENTION=simple "$G/bin/gpu_w1" --batch "$G/w1.batch" \
     --out "$W/w1" --seed 1 --reps 1 --label ours_simple
 # without our W1 logits there is no parity to measure: time the PyTorch runs once only
-# the other attention kernel on the same W1 (timing and parity; ALT= picks it)
-ALT=${ALT:-wgmma2}
+# the other attention kernel on the same W1 (timing and parity; ALT= picks it: the
+# mma.sync kernel by default, the wgmma one being the default on Hopper)
+ALT=${ALT:-32x2x64}
 stage w1_alt 45 env VPRM_CUDA_ATTENTION="$ALT" "$G/bin/gpu_w1" --batch "$G/w1.batch" \
     --out "$W/w1" --seed 1 --reps 3 --label "ours_$ALT"
 torch_reps=3

@@ -7,7 +7,10 @@
 #   3. the full 8B shape with no checkpoint: `vprm mkmodel --scale 8b --config-only` (the
 #      real InternLM2 tokenizer, .gpu/tokenizer) and `vprm serve --random-weights 1`:
 #      time to ready, POST /v1/score latency, scores in range;
-#   4. `vprm bench --random-weights 1` on the 8B shape: W1..W4 through the engine.
+#      then GET /v1/models (memory) and, with LOAD_ARGS, HTTP load on it (vprm bench --url);
+#   4. `vprm bench --random-weights 1` on the 8B shape: W1..W4 through the engine;
+#   5. CKPT=1: a real 16 GB checkpoint (`vprm mkmodel --scale 8b` on this disk), its read
+#      time, and `vprm serve` from it: time to ready (PERF.md: within 2x the read time).
 # Exit 1 when a difference is over 0.02 or a stage fails.
 #     sh tests/gpu/serve_check.sh
 set -u
@@ -76,7 +79,14 @@ serve() { # LABEL PORT ARGS...: start, wait for /ready (180 s), POST the request
         http "http://127.0.0.1:$port/v1/score" "$W/req.json" "$W/$label.json" || ready=0
         t3=$(date +%s.%N)
         echo "serve_check: $label: ready after $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s; POST /v1/score $(awk "BEGIN{printf \"%.0f\", ($t2 - $t1) * 1000}") ms, again $(awk "BEGIN{printf \"%.0f\", ($t3 - $t2) * 1000}") ms"
-        http "http://127.0.0.1:$port/metrics" - "$W/metrics.txt" && grep -E "^vprm_(requests_total|passes_total)" "$W/metrics.txt" | head -n 4
+        http "http://127.0.0.1:$port/metrics" - "$W/metrics.txt" && grep -E "^vprm_(requests_total|passes_total|weights_bytes|working_memory_bytes|gpu_memory)" "$W/metrics.txt" | head -n 8
+        http "http://127.0.0.1:$port/v1/models" - "$W/models.json" &&
+            LD_LIBRARY_PATH= "$PY" -c 'import json,sys; m=json.load(open(sys.argv[1])); d=m.get("data", [m])[0] if isinstance(m.get("data"), list) else m; print("serve_check: /v1/models memory:", json.dumps(d.get("memory", m.get("memory"))))' "$W/models.json"
+        if [ -n "${LOAD:-}" ]; then
+            echo "== HTTP load on $label: vprm bench --url ... $LOAD"
+            # shellcheck disable=SC2086
+            timeout 120 "$V" bench --url "http://127.0.0.1:$port" $LOAD 2>&1 | grep -v "^20..-..-" | tail -n 14
+        fi
     fi
     [ $ready = 1 ] || { echo "serve_check: $label: the server did not answer:"; tail -n 8 "$W/$label.log"; }
     kill -TERM $pid 2>/dev/null
@@ -95,7 +105,7 @@ if serve tiny 18123 --model "$W/tiny"; then
 else
     fail=1
 fi
-if serve random8b 18124 --model "$W/cfg8b" --random-weights 1; then
+if LOAD=${LOAD_ARGS:-} serve random8b 18124 --model "$W/cfg8b" --random-weights 1; then
     compare - "$W/random8b.json" "POST /v1/score, 8B shape, random weights" || fail=1
 else
     fail=1
@@ -103,4 +113,24 @@ fi
 echo "== vprm bench, 8B shape, random weights (seed 1)"
 timeout 150 "$V" bench --model "$W/cfg8b" --backend "$BACKEND" --random-weights 1 --workload all --repeat 3 2>&1 |
     grep -v "^20..-..-" | tail -n 30 || fail=1
+if [ "${CKPT:-0}" = 1 ]; then
+    echo "== a real 16 GB checkpoint on this disk"
+    t0=$(date +%s.%N)
+    timeout 240 "$V" mkmodel --scale 8b --seed 1 --tokenizer "$G/tokenizer" --out "$W/m8b" >"$W/mk8b.log" 2>&1 ||
+        { echo "serve_check: mkmodel --scale 8b failed:"; tail -n 4 "$W/mk8b.log"; fail=1; }
+    t1=$(date +%s.%N)
+    du -sh "$W/m8b" | cut -f1 | sed 's/^/serve_check: checkpoint size /'
+    echo "serve_check: written in $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s"
+    sync
+    (echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null && echo "serve_check: page cache dropped" ||
+        echo "serve_check: page cache NOT dropped (reads below may come from memory)"
+    t0=$(date +%s.%N)
+    cat "$W"/m8b/*.safetensors >/dev/null
+    t1=$(date +%s.%N)
+    echo "serve_check: reading the shards: $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s"
+    (echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null
+    serve ckpt8b 18125 --model "$W/m8b" || fail=1
+    [ -f "$W/ckpt8b.json" ] && { compare - "$W/ckpt8b.json" "POST /v1/score, 8B checkpoint" || fail=1; }
+    rm -rf "$W/m8b"
+fi
 exit $fail
