@@ -81,7 +81,7 @@ serve() { # LABEL PORT ARGS...: start, wait for /ready (180 s), POST the request
         echo "serve_check: $label: ready after $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s; POST /v1/score $(awk "BEGIN{printf \"%.0f\", ($t2 - $t1) * 1000}") ms, again $(awk "BEGIN{printf \"%.0f\", ($t3 - $t2) * 1000}") ms"
         http "http://127.0.0.1:$port/metrics" - "$W/metrics.txt" && grep -E "^vprm_(requests_total|passes_total|weights_bytes|working_memory_bytes|gpu_memory)" "$W/metrics.txt" | head -n 8
         http "http://127.0.0.1:$port/v1/models" - "$W/models.json" &&
-            LD_LIBRARY_PATH= "$PY" -c 'import json,sys; m=json.load(open(sys.argv[1])); d=m.get("data", [m])[0] if isinstance(m.get("data"), list) else m; print("serve_check: /v1/models memory:", json.dumps(d.get("memory", m.get("memory"))))' "$W/models.json"
+            LD_LIBRARY_PATH= "$PY" -c 'import json,sys; m=json.load(open(sys.argv[1]))["models"][0]; print("serve_check: /v1/models:", m["device"], json.dumps(m["memory"]))' "$W/models.json"
         if [ -n "${LOAD:-}" ]; then
             echo "== HTTP load on $label: vprm bench --url ... $LOAD"
             # shellcheck disable=SC2086
