@@ -156,14 +156,18 @@ static int pick_attention(vp_backend *b, vp_error *err)
      * takes H = 1) */
     int rows, hpb, keys;
     char tail;
-    /* default (measured on an H100, tests/gpu/README.md): the wgmma kernel for the
-     * language model where it runs (W1 193.7 ms against 199.0 with mma.sync), mma.sync
-     * for the vision tower's head size 64 (no faster on wgmma) */
+    /* default where it runs (measured on an H100, tests/gpu/README.md): the wgmma kernel,
+     * faster (W1's language attention 305 against 275 TFLOP/s, vision 197 against 180)
+     * and closer to fp32 (P V in fp16) */
     b->vision_wgmma = 0;
     b->language_wgmma = 0;
-    if (!env && b->fast_language && vpk_attention_wgmma_available())
-        b->language_wgmma = vpk_attention_wgmma_supports(&ll, 2) ? 2
-                            : vpk_attention_wgmma_supports(&ll, 1) ? 1 : 0;
+    if (!env && vpk_attention_wgmma_available()) {
+        if (b->fast_language)
+            b->language_wgmma = vpk_attention_wgmma_supports(&ll, 2) ? 2
+                                : vpk_attention_wgmma_supports(&ll, 1) ? 1 : 0;
+        if (b->fast_vision && vpk_attention_wgmma_supports(&vl, 1))
+            b->vision_wgmma = 1;
+    }
     if (env && !simple && !strncmp(env, "wgmma", 5)) {
         hpb = env[5] == '1' ? 1 : env[5] == '2' ? 2 : 0;
         if (!hpb || env[6] || !vpk_attention_wgmma_available())

@@ -141,14 +141,15 @@ int vpk_attention_wgmma_available(void);
 int vpk_attention_wgmma_supports(const vpk_attn_layout *layout, int heads_per_block);
 /* Raises its shared-memory limits (vpk_attention_setup calls it). */
 cudaError_t vpk_attention_wgmma_setup(void);
-/* vt[group][dim][round8(n_tokens)] = the values of qkv transposed, zeros past n_tokens
- * (vp_round8(n_tokens) * kv groups * head_dim elements; the wgmma kernel's input). */
-cudaError_t vpk_attention_vt(cudaStream_t stream, vp_bf16 *vt, const vp_bf16 *qkv,
+/* vt[group][dim][round8(n_tokens)] = the values of qkv transposed, as fp16 (saturated at
+ * +-65504), zeros past n_tokens (vp_round8(n_tokens) * kv groups * head_dim elements; the
+ * wgmma kernel's input). */
+cudaError_t vpk_attention_vt(cudaStream_t stream, uint16_t *vt, const vp_bf16 *qkv,
                              const vpk_attn_layout *layout, size_t n_tokens);
-/* The fast kernel's work list and results, on warpgroup products (k_attention_wgmma.cu);
- * vt from vpk_attention_vt on the same qkv. */
+/* The fast kernel's work list and results, on warpgroup products (k_attention_wgmma.cu;
+ * P V in fp16); vt from vpk_attention_vt on the same qkv. */
 cudaError_t vpk_attention_wgmma(cudaStream_t stream, vp_bf16 *out, size_t out_stride,
-                                const vp_bf16 *qkv, const vp_bf16 *vt, size_t n_tokens,
+                                const vp_bf16 *qkv, const uint16_t *vt, size_t n_tokens,
                                 const vpk_attn_layout *layout, int heads_per_block,
                                 const vp_attn_item *items, size_t n_items, float scale);
 /* One warp per (token, head), any head_dim <= 256: ranges[n_tokens][3] from

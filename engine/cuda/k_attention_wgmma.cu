@@ -4,16 +4,24 @@
  * tensor cores straight from shared memory (no ldmatrix traffic through the registers,
  * which bounds the mma.sync kernel), and P stays in registers as the A operand of P V.
  *
+ * P V runs in fp16, not bf16: P in [0, 1] keeps 11 significant bits instead of 8 (the
+ * probabilities' rounding was measurable in the 8B forward's error against fp32: the
+ * fp32 kernel's margins were 8% closer, tests/gpu/README.md), and the values, converted
+ * from bf16 while being transposed, are exact in fp16 from 2^-17 to 65504 (larger ones
+ * saturate; a checkpoint's value projections are orders of magnitude below).
+ *
  * wgmma reads its shared-memory operands K-major in the 128-byte swizzled layout: rows
  * of 64 bf16 (128 bytes), the 16-byte chunk c of row r stored at chunk c ^ (r % 8), 8-row
  * atoms 1024 bytes apart; a head of 128 takes two such column blocks. V must be K-major
  * for P V too (keys contiguous), so the values are first transposed into
- * vt[group][dim][token] (vpk_attention_vt), padded to 8 tokens. Key tiles then start at a
+ * vt[group][dim][token] (vpk_attention_vt, fp16), padded to 8 tokens. Key tiles then start at a
  * multiple of 8 tokens (16-byte copies of vt rows) and the keys before a range's start
  * are masked like those past its end.
  *
  * Built only for sm_90a (the architecture-specific wgmma): elsewhere the kernels are
  * stubs and vpk_attention_wgmma_available says no. */
+#include <cuda_fp16.h>
+
 #include "engine/cuda/k_common.cuh"
 #include "engine/cuda/k_mma.cuh"
 #include "engine/cuda_plan/cuda_plan.h"
@@ -58,12 +66,12 @@ static __device__ __forceinline__ void wgmma_ss_n64(float *d, uint64_t da, uint6
                  : "l"(da), "l"(db), "r"(accumulate));
 }
 
-/* D[64][64] += A[64][16] B[16][64]: A in registers (each warp's 16 rows as the mma.sync
- * A fragment), B K-major in shared memory. */
+/* D[64][64] += A[64][16] B[16][64] in fp16: A in registers (each warp's 16 rows as the
+ * mma.sync A fragment), B K-major in shared memory. */
 static __device__ __forceinline__ void wgmma_rs_n64(float *d, const uint32_t *a, uint64_t db)
 {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
                  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
                  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
                  "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
@@ -76,12 +84,12 @@ static __device__ __forceinline__ void wgmma_rs_n64(float *d, const uint32_t *a,
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
 }
 
-/* D[64][128] += A[64][16] B[16][128]: A in registers (each warp's 16 rows as the mma.sync
- * A fragment), B K-major in shared memory. */
+/* D[64][128] += A[64][16] B[16][128] in fp16: A in registers (each warp's 16 rows as the
+ * mma.sync A fragment), B K-major in shared memory. */
 static __device__ __forceinline__ void wgmma_rs_n128(float *d, const uint32_t *a, uint64_t db)
 {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
                  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
                  "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
                  "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
@@ -119,6 +127,13 @@ static __device__ __forceinline__ void wgmma_settle(float *d)
 #pragma unroll
     for (int i = 0; i < N; i++)
         asm volatile("" : "+f"(d[i])::"memory");
+}
+
+/* Two floats as an fp16 pair (lo in the low half), for P. */
+static __device__ __forceinline__ uint32_t pack_f16(float lo, float hi)
+{
+    __half2 v = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&v);
 }
 
 /* Generic-proxy writes (cp.async) made visible to the tensor cores' asynchronous reads. */
@@ -164,14 +179,14 @@ static __device__ __forceinline__ void load_sw_rows(unsigned char *dst, const bf
 /* Keys [kb, kb + 64) of the transposed values (D rows of vt) into a swizzled [D][64]
  * tile; chunks at or past n_pad are zeros. kb is a multiple of 8. */
 template <int D, int NT>
-static __device__ __forceinline__ void load_vt(unsigned char *dst, const bf16 *vt, size_t vt_stride,
+static __device__ __forceinline__ void load_vt(unsigned char *dst, const __half *vt, size_t vt_stride,
                                                int kb, int n_pad, int tid)
 {
 #pragma unroll
     for (int c = tid; c < D * 8; c += NT) {
         int d = c >> 3, ch = c & 7, key = kb + ch * 8;
         bool ok = key < n_pad;
-        const bf16 *s = vt + (size_t)d * vt_stride + (ok ? key : 0);
+        const __half *s = vt + (size_t)d * vt_stride + (ok ? key : 0);
         cp_async16(dst + sw128_offset(d, ch * 8, D), s, ok);
     }
 }
@@ -200,7 +215,7 @@ static __device__ __forceinline__ wg_tile wg_tile_at(const vp_attn_item &it, int
 
 template <int D, int HPB>
 __global__ void __launch_bounds__(wg_cfg<D, HPB>::NT, HPB == 1 ? 2 : 1)
-attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const bf16 *vt, size_t vt_stride,
+attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *vt, size_t vt_stride,
                   int n_pad, vpk_attn_layout L, const vp_attn_item *items, float scale_log2)
 {
 #if VPK_HAVE_WGMMA
@@ -215,7 +230,7 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const bf16 *vt,
     const int h0 = blockIdx.x * HPB, h = h0 + hb;
     const int g = h0 / L.q_per_kv;
     const size_t k_col = (size_t)g * L.group_stride + L.k_base;
-    const bf16 *vtg = vt + (size_t)g * D * vt_stride;
+    const __half *vtg = vt + (size_t)g * D * vt_stride;
 
     const int n_full = it.full_end > it.full_begin
                            ? (it.full_end - (it.full_begin & ~7) + WG_BK - 1) / WG_BK : 0;
@@ -314,8 +329,8 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const bf16 *vt,
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < WG_BK / 16; kk++) { /* 16 keys a step: 32 bytes into vt rows */
-            uint32_t a[4] = {pack_bf16(s[8 * kk + 0], s[8 * kk + 1]), pack_bf16(s[8 * kk + 2], s[8 * kk + 3]),
-                             pack_bf16(s[8 * kk + 4], s[8 * kk + 5]), pack_bf16(s[8 * kk + 6], s[8 * kk + 7])};
+            uint32_t a[4] = {pack_f16(s[8 * kk + 0], s[8 * kk + 1]), pack_f16(s[8 * kk + 2], s[8 * kk + 3]),
+                             pack_f16(s[8 * kk + 4], s[8 * kk + 5]), pack_f16(s[8 * kk + 6], s[8 * kk + 7])};
             uint64_t dv = sw128_desc(v_addr + (uint32_t)(kk * 32));
             if (D == 128)
                 wgmma_rs_n128(o, a, dv);
@@ -348,10 +363,11 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const bf16 *vt,
 #endif
 }
 
-/* vt[g][d][t] = v of token t, group g, dim d for t < n; zeros for n <= t < round8(n).
- * 64 tokens of one group a block through shared memory: both sides coalesced. */
+/* vt[g][d][t] = v of token t, group g, dim d (fp16, saturated) for t < n; zeros for
+ * n <= t < round8(n). 64 tokens of one group a block through shared memory: both sides
+ * coalesced. */
 template <int D>
-__global__ void vt_kernel(bf16 *vt, size_t vt_stride, const bf16 *qkv, vpk_attn_layout L, int n,
+__global__ void vt_kernel(__half *vt, size_t vt_stride, const bf16 *qkv, vpk_attn_layout L, int n,
                           int n_pad)
 {
     __shared__ __align__(16) bf16 tile[64][D + 8];
@@ -370,10 +386,10 @@ __global__ void vt_kernel(bf16 *vt, size_t vt_stride, const bf16 *qkv, vpk_attn_
         if (tok >= n_pad)
             continue;
         uint4 v;
-        bf16 *e = reinterpret_cast<bf16 *>(&v);
+        __half *e = reinterpret_cast<__half *>(&v);
 #pragma unroll
         for (int k = 0; k < 8; k++)
-            e[k] = tile[ch * 8 + k][d];
+            e[k] = __float2half_rn(fminf(fmaxf(vpk_bf(tile[ch * 8 + k][d]), -65504.0f), 65504.0f));
         *reinterpret_cast<uint4 *>(vt + ((size_t)g * D + d) * vt_stride + tok) = v;
     }
 }
@@ -429,7 +445,7 @@ extern "C" int vpk_attention_wgmma_supports(const vpk_attn_layout *L, int heads_
            L->q_base % 8 == 0 && L->k_base % 8 == 0 && L->v_base % 8 == 0;
 }
 
-extern "C" cudaError_t vpk_attention_vt(cudaStream_t stream, vp_bf16 *vt, const vp_bf16 *qkv,
+extern "C" cudaError_t vpk_attention_vt(cudaStream_t stream, uint16_t *vt, const vp_bf16 *qkv,
                                         const vpk_attn_layout *L, size_t n_tokens)
 {
     size_t n_pad = vp_round8(n_tokens), groups = (size_t)(L->heads / L->q_per_kv);
@@ -440,17 +456,17 @@ extern "C" cudaError_t vpk_attention_vt(cudaStream_t stream, vp_bf16 *vt, const 
         return cudaErrorInvalidValue;
     dim3 grid((unsigned)((n_pad + 63) / 64), (unsigned)groups);
     if (L->head_dim == 128)
-        vt_kernel<128><<<grid, 256, 0, stream>>>((bf16 *)vt, n_pad, (const bf16 *)qkv, *L,
+        vt_kernel<128><<<grid, 256, 0, stream>>>((__half *)vt, n_pad, (const bf16 *)qkv, *L,
                                                 (int)n_tokens, (int)n_pad);
     else
-        vt_kernel<64><<<grid, 256, 0, stream>>>((bf16 *)vt, n_pad, (const bf16 *)qkv, *L,
+        vt_kernel<64><<<grid, 256, 0, stream>>>((__half *)vt, n_pad, (const bf16 *)qkv, *L,
                                                (int)n_tokens, (int)n_pad);
     return cudaGetLastError();
 }
 
 template <int D, int HPB>
 static void wg_launch(cudaStream_t stream, bf16 *out, size_t out_stride, const bf16 *qkv,
-                      const bf16 *vt, size_t n_pad, const vpk_attn_layout *L,
+                      const __half *vt, size_t n_pad, const vpk_attn_layout *L,
                       const vp_attn_item *items, size_t n_items, float scale_log2)
 {
     for (size_t first = 0; first < n_items; first += 65535) {
@@ -462,7 +478,7 @@ static void wg_launch(cudaStream_t stream, bf16 *out, size_t out_stride, const b
 }
 
 extern "C" cudaError_t vpk_attention_wgmma(cudaStream_t stream, vp_bf16 *out, size_t out_stride,
-                                           const vp_bf16 *qkv, const vp_bf16 *vt, size_t n_tokens,
+                                           const vp_bf16 *qkv, const uint16_t *vt, size_t n_tokens,
                                            const vpk_attn_layout *L, int heads_per_block,
                                            const vp_attn_item *items, size_t n_items, float scale)
 {
@@ -475,7 +491,8 @@ extern "C" cudaError_t vpk_attention_wgmma(cudaStream_t stream, vp_bf16 *out, si
         return cudaErrorInvalidValue;
     float sl = scale * 1.4426950408889634f;
     bf16 *o = (bf16 *)out;
-    const bf16 *x = (const bf16 *)qkv, *v = (const bf16 *)vt;
+    const bf16 *x = (const bf16 *)qkv;
+    const __half *v = (const __half *)vt;
     if (L->head_dim == 128 && heads_per_block == 2)
         wg_launch<128, 2>(stream, o, out_stride, x, v, n_pad, L, items, n_items, sl);
     else if (L->head_dim == 128)

@@ -175,7 +175,7 @@ typedef enum {
     VP_WS_VQKV,       /* bf16 [R][3 Hv] */
     VP_WS_VATTN,      /* bf16 [R][Hv] */
     VP_WS_VH,         /* bf16 [R][Iv] */
-    VP_WS_VVT,        /* bf16 [heads][head_dim][round8(R)] values transposed (wgmma attention) */
+    VP_WS_VVT,        /* f16 [heads][head_dim][round8(R)] values transposed (wgmma attention) */
     VP_WS_SHUF,       /* f32 [chunk * T][4 Hv] pixel-shuffled */
     VP_WS_PN,         /* bf16 [chunk * T][4 Hv] normalised */
     VP_WS_P1,         /* bf16 [chunk * T][H] */
@@ -184,7 +184,7 @@ typedef enum {
     VP_WS_XN,         /* bf16 [N][H] */
     VP_WS_QKV,        /* bf16 [N][Q + 2 KV] */
     VP_WS_ATTN,       /* bf16 [N][Q] */
-    VP_WS_VT,         /* bf16 [kv_heads][head_dim][round8(N)] values transposed (wgmma attention) */
+    VP_WS_VT,         /* f16 [kv_heads][head_dim][round8(N)] values transposed (wgmma attention) */
     VP_WS_GU,         /* f32 [mlp_chunk][2 I] gate | up */
     VP_WS_H,          /* bf16 [mlp_chunk][I] */
     VP_WS_XO,         /* f32 [N][H] output rows */
