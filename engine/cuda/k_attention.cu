@@ -208,15 +208,7 @@ attn_fast_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, vpk_attn_layout 
                     mx[row] = fmaxf(mx[row], v);
                 }
             float alpha[2], base[2], sum[2] = {0.0f, 0.0f};
-#pragma unroll
-            for (int row = 0; row < 2; row++) {
-                mx[row] = fmaxf(mx[row], __shfl_xor_sync(0xffffffffu, mx[row], 1));
-                mx[row] = fmaxf(mx[row], __shfl_xor_sync(0xffffffffu, mx[row], 2));
-                float mnew = fmaxf(m[mi][row], mx[row]);
-                base[row] = mnew == -INFINITY ? 0.0f : mnew; /* nothing visible yet */
-                alpha[row] = exp2f(m[mi][row] - base[row]);
-                m[mi][row] = mnew;
-            }
+            online_max2(mx, m[mi], base, alpha);
 #pragma unroll
             for (int j = 0; j < BK / 8; j++)
 #pragma unroll
@@ -263,22 +255,12 @@ attn_fast_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, vpk_attn_layout 
 #pragma unroll
     for (int mi = 0; mi < MR; mi++) {
         float inv[2];
-#pragma unroll
-        for (int row = 0; row < 2; row++) {
-            float sum = l[mi][row];
-            sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-            sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-            inv[row] = sum > 0.0f ? 1.0f / sum : 0.0f;
-        }
+        quad_inverse2(l[mi], inv);
 #pragma unroll
         for (int n = 0; n < D / 8; n++) {
             size_t col = (size_t)h * D + n * 8 + tig * 2;
-            if (qrow[mi][0] < it.q_end)
-                *reinterpret_cast<uint32_t *>(out + (size_t)qrow[mi][0] * out_stride + col) =
-                    pack_bf16(o[mi][n][0] * inv[0], o[mi][n][1] * inv[0]);
-            if (qrow[mi][1] < it.q_end)
-                *reinterpret_cast<uint32_t *>(out + (size_t)qrow[mi][1] * out_stride + col) =
-                    pack_bf16(o[mi][n][2] * inv[1], o[mi][n][3] * inv[1]);
+            store_pair(out, out_stride, qrow[mi][0], it.q_end, col, o[mi][n][0], o[mi][n][1], inv[0]);
+            store_pair(out, out_stride, qrow[mi][1], it.q_end, col, o[mi][n][2], o[mi][n][3], inv[1]);
         }
     }
 }

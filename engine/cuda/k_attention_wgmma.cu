@@ -304,15 +304,7 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
                 mx[row] = fmaxf(mx[row], v);
             }
         float alpha[2], base[2], sum[2] = {0.0f, 0.0f};
-#pragma unroll
-        for (int row = 0; row < 2; row++) {
-            mx[row] = fmaxf(mx[row], __shfl_xor_sync(0xffffffffu, mx[row], 1));
-            mx[row] = fmaxf(mx[row], __shfl_xor_sync(0xffffffffu, mx[row], 2));
-            float mnew = fmaxf(m[row], mx[row]);
-            base[row] = mnew == -INFINITY ? 0.0f : mnew;
-            alpha[row] = exp2f(m[row] - base[row]);
-            m[row] = mnew;
-        }
+        online_max2(mx, m, base, alpha);
 #pragma unroll
         for (int i = 0; i < 32; i++) {
             float p = exp2f(s[i] - base[(i >> 1) & 1]);
@@ -343,22 +335,12 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
     }
     cp_async_wait<0>();
     float inv[2];
-#pragma unroll
-    for (int row = 0; row < 2; row++) {
-        float sm = l[row];
-        sm += __shfl_xor_sync(0xffffffffu, sm, 1);
-        sm += __shfl_xor_sync(0xffffffffu, sm, 2);
-        inv[row] = sm > 0.0f ? 1.0f / sm : 0.0f;
-    }
+    quad_inverse2(l, inv);
 #pragma unroll
     for (int n = 0; n < D / 8; n++) {
         size_t col = (size_t)h * D + n * 8 + tig * 2;
-        if (qrow[0] < it.q_end)
-            *reinterpret_cast<uint32_t *>(out + (size_t)qrow[0] * out_stride + col) =
-                pack_bf16(o[4 * n] * inv[0], o[4 * n + 1] * inv[0]);
-        if (qrow[1] < it.q_end)
-            *reinterpret_cast<uint32_t *>(out + (size_t)qrow[1] * out_stride + col) =
-                pack_bf16(o[4 * n + 2] * inv[1], o[4 * n + 3] * inv[1]);
+        store_pair(out, out_stride, qrow[0], it.q_end, col, o[4 * n], o[4 * n + 1], inv[0]);
+        store_pair(out, out_stride, qrow[1], it.q_end, col, o[4 * n + 2], o[4 * n + 3], inv[1]);
     }
 #endif
 }

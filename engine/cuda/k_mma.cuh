@@ -1,5 +1,5 @@
-/* Tensor-core and asynchronous-copy helpers shared by the attention kernels (inline PTX:
- * mma.sync, ldmatrix, cp.async). */
+/* Helpers shared by the attention kernels: tensor-core and asynchronous-copy PTX
+ * (mma.sync, ldmatrix, cp.async) and the online softmax over accumulator fragments. */
 #ifndef VP_K_MMA_CUH
 #define VP_K_MMA_CUH
 
@@ -58,6 +58,44 @@ template <int N>
 static __device__ __forceinline__ void cp_async_wait(void)
 {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+/* Online softmax, once per key tile, for a thread's two rows of an accumulator fragment
+ * (r0 and r0 + 8; the 4 threads of a quad share a row). mx: this thread's maxima of the
+ * tile's scaled scores (made the quad's); m: the running maxima (updated); base: what
+ * this tile's exponents subtract (0 while a row has seen nothing); alpha: the factor for
+ * the old sum and output. */
+static __device__ __forceinline__ void online_max2(float *mx, float *m, float *base, float *alpha)
+{
+#pragma unroll
+    for (int row = 0; row < 2; row++) {
+        mx[row] = fmaxf(mx[row], __shfl_xor_sync(0xffffffffu, mx[row], 1));
+        mx[row] = fmaxf(mx[row], __shfl_xor_sync(0xffffffffu, mx[row], 2));
+        float mnew = fmaxf(m[row], mx[row]);
+        base[row] = mnew == -INFINITY ? 0.0f : mnew;
+        alpha[row] = exp2f(m[row] - base[row]);
+        m[row] = mnew;
+    }
+}
+
+/* 1 / the quad's summed l per row; 0 for a row that saw no key. */
+static __device__ __forceinline__ void quad_inverse2(const float *l, float *inv)
+{
+#pragma unroll
+    for (int row = 0; row < 2; row++) {
+        float sum = l[row];
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        inv[row] = sum > 0.0f ? 1.0f / sum : 0.0f;
+    }
+}
+
+/* out[row][col], out[row][col + 1] = a * inv, b * inv (bf16) when row < end. */
+static __device__ __forceinline__ void store_pair(bf16 *out, size_t stride, int row, int end,
+                                                  size_t col, float a, float b, float inv)
+{
+    if (row < end)
+        *reinterpret_cast<uint32_t *>(out + (size_t)row * stride + col) = pack_bf16(a * inv, b * inv);
 }
 
 #endif

@@ -112,6 +112,21 @@ static int run(const vp_backend_ops *ops, vp_backend *b, const vp_batch *batch, 
     return 0;
 }
 
+static int init_with_attention(vp_backend **out, const vp_model_config *cfg, const host_model *m,
+                               const vp_backend_options *opt, const char *attention,
+                               const char *label)
+{
+    vp_error err = {0};
+    setenv("VPRM_CUDA_ATTENTION", attention, 1);
+    int rc = vp_cuda_init_weights(out, cfg, &m->w, opt, &err);
+    unsetenv("VPRM_CUDA_ATTENTION");
+    if (rc) {
+        printf("FAIL %s init (VPRM_CUDA_ATTENTION=%s): %s\n", label, attention, err.message);
+        gpu_fail++;
+    }
+    return rc;
+}
+
 static void check_shape(const char *label, const vp_model_config *cfg, double tol)
 {
     host_model m;
@@ -128,24 +143,11 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
         gpu_fail++;
         goto done;
     }
-    setenv("VPRM_CUDA_ATTENTION", "simple", 1);
-    int simple_rc = vp_cuda_init_weights(&gpu_simple, cfg, &m.w, &opt, &err);
-    unsetenv("VPRM_CUDA_ATTENTION");
-    if (simple_rc) {
-        printf("FAIL %s init (simple attention): %s\n", label, err.message);
-        gpu_fail++;
+    /* the fp32 attention, and on Hopper the wgmma one for both towers */
+    if (init_with_attention(&gpu_simple, cfg, &m, &opt, "simple", label) ||
+        (vpk_attention_wgmma_available() &&
+         init_with_attention(&gpu_wg, cfg, &m, &opt, "wgmma2", label)))
         goto done;
-    }
-    if (vpk_attention_wgmma_available()) { /* Hopper: the warpgroup-product attention too */
-        setenv("VPRM_CUDA_ATTENTION", "wgmma2", 1);
-        int wg_rc = vp_cuda_init_weights(&gpu_wg, cfg, &m.w, &opt, &err);
-        unsetenv("VPRM_CUDA_ATTENTION");
-        if (wg_rc) {
-            printf("FAIL %s init (wgmma attention): %s\n", label, err.message);
-            gpu_fail++;
-            goto done;
-        }
-    }
     printf("%s: CUDA attention %s; device %s\n", label, vp_cuda_attention_kind(gpu),
            vp_backend_cuda.device_name(gpu));
     size_t tiles = 2, tile_floats = 3 * 448 * 448, rows = tiles * (size_t)cfg->num_image_token;
