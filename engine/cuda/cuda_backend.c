@@ -136,6 +136,8 @@ static int pick_attention(vp_backend *b, vp_error *err)
     const vp_vision_config *v = &b->cfg.vision;
     const vp_llm_config *l = &b->cfg.llm;
     const char *env = getenv("VPRM_CUDA_ATTENTION");
+    if (env && !*env)
+        env = NULL; /* set but empty: the default */
     bool simple = env && !strcmp(env, "simple");
     size_t hv = (size_t)v->hidden, vhd = hv / (size_t)v->heads, hd = (size_t)l->head_dim;
     size_t qpk = (size_t)(l->heads / l->kv_heads);
@@ -178,6 +180,8 @@ static int pick_attention(vp_backend *b, vp_error *err)
                                           : "expected wgmma1 or wgmma2");
         if (b->fast_language && vpk_attention_wgmma_supports(&ll, hpb))
             b->language_wgmma = hpb;
+        else if (b->fast_language && vpk_attention_wgmma_supports(&ll, 1))
+            b->language_wgmma = 1; /* an odd number of query heads per key head */
         if (b->fast_vision && vpk_attention_wgmma_supports(&vl, 1))
             b->vision_wgmma = 1;
     } else if (env && !simple) {

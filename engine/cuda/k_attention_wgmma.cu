@@ -430,11 +430,12 @@ extern "C" int vpk_attention_wgmma_supports(const vpk_attn_layout *L, int heads_
 extern "C" cudaError_t vpk_attention_vt(cudaStream_t stream, uint16_t *vt, const vp_bf16 *qkv,
                                         const vpk_attn_layout *L, size_t n_tokens)
 {
-    size_t n_pad = vp_round8(n_tokens), groups = (size_t)(L->heads / L->q_per_kv);
     if (n_tokens == 0)
         return cudaSuccess;
-    if (n_pad > 0x7fffffff || groups > 65535 || (uintptr_t)qkv % 16 || (uintptr_t)vt % 16 ||
-        (L->head_dim != 64 && L->head_dim != 128))
+    if (!vpk_attention_wgmma_supports(L, 1)) /* 16-byte rows, head size 64 or 128 */
+        return cudaErrorInvalidValue;
+    size_t n_pad = vp_round8(n_tokens), groups = (size_t)(L->heads / L->q_per_kv);
+    if (n_pad > 0x7fffffff || groups > 65535 || (uintptr_t)qkv % 16 || (uintptr_t)vt % 16)
         return cudaErrorInvalidValue;
     dim3 grid((unsigned)((n_pad + 63) / 64), (unsigned)groups);
     if (L->head_dim == 128)

@@ -620,6 +620,8 @@ static void bench_attention(int causal)
                : vp_attn_plan_tiles(tiles, tt, VP_ATTN_BQ, items, cap, &n_items, &err)) {
         printf("bench attention: %s\n", err.message);
         gpu_fail++;
+        cudaFree(dqkv), cudaFree(dout);
+        free(qkv), free(qkvb), free(items);
         return;
     }
     vp_attn_item *ditems = gpu_upload(items, n_items * sizeof *items);

@@ -26,37 +26,56 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_ref as tr  # noqa: E402
 
 
+def attention_p(q, k, v, p_dtype, attn_mask=None, is_causal=False):
+    """The tensor-core kernels' arithmetic on q, k, v as given: scores and softmax in fp32,
+    the unnormalised probabilities rounded to p_dtype (bf16: the mma.sync kernel; fp16: the
+    wgmma kernel) for P V, the sum and the division in fp32. One head at a time."""
+    out = torch.empty(q.shape[:-1] + (v.shape[-1],), dtype=torch.float32, device=q.device)
+    lq, lk = q.shape[-2], k.shape[-2]
+    for h in range(q.shape[1]):
+        s = torch.matmul(q[:, h].float(), k[:, h].float().transpose(-1, -2)) / q.shape[-1] ** 0.5
+        if is_causal:
+            s = s.masked_fill(torch.ones(lq, lk, dtype=torch.bool, device=q.device).triu(1), float("-inf"))
+        if attn_mask is not None:
+            s = s.masked_fill(~attn_mask[:, 0], float("-inf"))
+        p = torch.exp(s - s.amax(-1, keepdim=True))
+        out[:, h] = torch.matmul(p.to(p_dtype).float(), v[:, h].float()) / p.sum(-1, keepdim=True)
+    return out
+
+
 class Mixed(tr.Model):
     """The CUDA backend's rounding points (engine/cuda/cuda_language.c, cuda_vision.c).
-    exact: rounding points left out, to see what each costs ("llm." or "vit." + in: the
-    products' inputs; qkv: q, k, v (attention in fp32); p: the attention probabilities
-    (attention in fp32 on rounded q, k, v); hid: the MLP hidden values (LLM: the product
-    of gate and up, then w2's input rounding; ViT: fc1's output and GELU's); f16attn: q,
-    k, v and the attention in fp16 instead of bf16)."""
+    p_dtype: the attention's P for P V (fp16: the wgmma kernel, Hopper's default; bf16:
+    mma.sync). exact: rounding points left out, to see what each costs ("llm." or "vit." +
+    in: the products' inputs; qkv: q, k, v (attention in fp32); p: the attention
+    probabilities (attention in fp32 on rounded q, k, v); hid: the MLP hidden values (LLM:
+    the SiLU-gated product at w2's input; ViT: fc1's output, then GELU's at fc2's input);
+    out: the ViT's other bf16 outputs (the projector's hidden values))."""
 
-    def __init__(self, cfg, w, exact=()):
+    def __init__(self, cfg, w, exact=(), p_dtype=torch.float16):
         super().__init__(cfg, w, torch.float32)
         self.exact = set(exact)
+        self.p_dtype = p_dtype
 
-    def rnd(self, x, point):  # x at a rounding point of the backend, unless left out
-        return x if point in self.exact else x.to(torch.bfloat16).float()
+    def rnd(self, x, *points):  # x at a rounding point of the backend, unless one is left out
+        return x if any(p in self.exact for p in points) else x.to(torch.bfloat16).float()
 
     def attend(self, part, q, k, v, **kw):
         """q, k, v in fp32 after the qkv product; the backend's attention at its precision."""
-        if part + ".f16attn" in self.exact:
-            return tr.sdpa(q.half(), k.half(), v.half(), **kw).float()
-        if part + ".qkv" not in self.exact:
-            q, k, v = q.to(torch.bfloat16), k.to(torch.bfloat16), v.to(torch.bfloat16)
-            if part + ".p" in self.exact:
-                q, k, v = q.float(), k.float(), v.float()
-        return tr.sdpa(q, k, v, **kw).float()
+        if part + ".qkv" in self.exact:
+            return tr.sdpa(q, k, v, **kw).float()
+        q, k, v = (t.to(torch.bfloat16).float() for t in (q, k, v))
+        if part + ".p" in self.exact:
+            return tr.sdpa(q, k, v, **kw).float()
+        return attention_p(q, k, v, self.p_dtype, **kw)
 
     def W(self, name):  # bf16 weights, used exactly in fp32 products
         return self.w[name].float()
 
-    def lin(self, x, name, bias=None, out_bf16=True, out_point=None):
+    def lin(self, x, name, bias=None, out_bf16=True, out_point=None, in_point=None):
         part = "vit" if name.startswith(("vision_model", "mlp1")) else "llm"
-        y = F.linear(self.rnd(x, part + ".in"), self.W(name), None if bias is None else self.W(bias))
+        x = self.rnd(x, part + ".in", *((in_point,) if in_point else ()))
+        y = F.linear(x, self.W(name), None if bias is None else self.W(bias))
         return self.rnd(y, out_point or part + ".out") if out_bf16 else y
 
     def vision(self, tiles):
@@ -79,13 +98,14 @@ class Mixed(tr.Model):
             x = x + self.W(p + "ls1") * self.lin(a, p + "attn.proj.weight", p + "attn.proj.bias", False)
             h = F.layer_norm(x, (c.v_hidden,), self.W(p + "norm2.weight"), self.W(p + "norm2.bias"), c.v_eps)
             h = self.rnd(F.gelu(self.lin(h, p + "mlp.fc1.weight", p + "mlp.fc1.bias", out_point="vit.hid")), "vit.hid")
-            x = x + self.W(p + "ls2") * self.lin(h, p + "mlp.fc2.weight", p + "mlp.fc2.bias", False)
+            x = x + self.W(p + "ls2") * self.lin(h, p + "mlp.fc2.weight", p + "mlp.fc2.bias", False,
+                                                 in_point="vit.hid")
         g = c.grid
         x = x[:, 1:].reshape(t, g // 2, 2, g // 2, 2, c.v_hidden).permute(0, 1, 3, 2, 4, 5)
         x = x.reshape(t, (g // 2) ** 2, 4 * c.v_hidden)
         x = F.layer_norm(x, (4 * c.v_hidden,), self.W("mlp1.0.weight"), self.W("mlp1.0.bias"), 1e-5)
-        x = F.gelu(self.lin(x, "mlp1.1.weight", "mlp1.1.bias")).to(torch.bfloat16).float()
-        x = self.lin(x, "mlp1.3.weight", "mlp1.3.bias", False)
+        x = self.rnd(F.gelu(self.lin(x, "mlp1.1.weight", "mlp1.1.bias")), "vit.out")
+        x = self.lin(x, "mlp1.3.weight", "mlp1.3.bias", False, in_point="vit.out")
         return x.reshape(t * (g // 2) ** 2, c.hidden)
 
     def layer(self, i, x, cos, sin, prefix_kv=None, mask=None, keep=False):
@@ -110,7 +130,7 @@ class Mixed(tr.Model):
         h = self.rms(x, p + "ffn_norm.weight")
         g = (F.silu(self.lin(h, p + "feed_forward.w1.weight", out_bf16=False)) *
              self.lin(h, p + "feed_forward.w3.weight", out_bf16=False))  # fp32 gate | up
-        return x + self.lin(self.rnd(g, "llm.hid"), p + "feed_forward.w2.weight", out_bf16=False), own
+        return x + self.lin(g, p + "feed_forward.w2.weight", out_bf16=False, in_point="llm.hid"), own
 
     def rms(self, x, name):  # its output is a product's input: rounded there
         x32 = x.float()
@@ -134,13 +154,15 @@ def ablate(cfg, w, batch, tiles):
         ref = margins(tr.Model(cfg, w, torch.float32))
         print(f"ablation: fp32 margins std {ref.std():.3f} mean {ref.mean():.3f}; rel = ||dm|| / ||m||",
               flush=True)
-        sets = [(), ("llm.in",), ("llm.qkv",), ("llm.p",), ("llm.hid",), ("llm.f16attn",),
-                ("vit.in",), ("vit.qkv",), ("vit.p",), ("vit.hid",), ("vit.f16attn",),
-                ("llm.f16attn", "vit.f16attn"), ("vit.in", "vit.qkv", "vit.hid", "vit.out")]
+        sets = [(), ("llm.in",), ("llm.qkv",), ("llm.p",), ("llm.hid",), ("vit.in",), ("vit.qkv",),
+                ("vit.p",), ("vit.hid",), ("vit.in", "vit.qkv", "vit.hid", "vit.out")]
         for ex in sets:
             dm = margins(Mixed(cfg, w, ex)) - ref
-            label = "+".join(ex) if ex else "(the backend as is)"
-            print(f"  exact {label:40s} rel {np.linalg.norm(dm) / np.linalg.norm(ref):.4f}", flush=True)
+            label = "exact " + "+".join(ex) if ex else "(the backend as is: wgmma, P in fp16)"
+            print(f"  {label:46s} rel {np.linalg.norm(dm) / np.linalg.norm(ref):.4f}", flush=True)
+        dm = margins(Mixed(cfg, w, (), torch.bfloat16)) - ref
+        print(f"  {'P in bf16 (the mma.sync kernel)':46s} rel {np.linalg.norm(dm) / np.linalg.norm(ref):.4f}",
+              flush=True)
     return 0
 
 

@@ -20,6 +20,10 @@ PY=${PYTHON:-python3}
 V=$G/bin/vprm
 BACKEND=${BACKEND:-cuda} # BACKEND=cpu: a dry run of this script's plumbing on a CPU machine
 rm -rf "$W" && mkdir -p "$W"
+pid=
+# a killed run must not leave a server holding the GPU or 16 GB on the disk
+trap 'kill -TERM $pid 2>/dev/null; rm -rf "$W/m8b"' EXIT
+trap 'exit 1' INT TERM
 export LD_LIBRARY_PATH="$G/lib:/usr/local/cuda/lib64"
 fail=0
 "$V" mkmodel --scale tiny --seed 1 --tokenizer engine/assets/tiny_tokenizer --out "$W/tiny" >/dev/null || exit 1
@@ -85,7 +89,9 @@ serve() { # LABEL PORT ARGS...: start, wait for /ready (180 s), POST the request
         if [ -n "${LOAD:-}" ]; then
             echo "== HTTP load on $label: vprm bench --url ... $LOAD"
             # shellcheck disable=SC2086
-            timeout 120 "$V" bench --url "http://127.0.0.1:$port" $LOAD 2>&1 | grep -v "^20..-..-" | tail -n 14
+            timeout 120 "$V" bench --url "http://127.0.0.1:$port" $LOAD >"$W/load.txt" 2>&1 ||
+                { echo "serve_check: the HTTP load failed (exit $?)"; load_failed=1; }
+            grep -v "^20..-..-" "$W/load.txt" | tail -n 14
         fi
     fi
     [ $ready = 1 ] || { echo "serve_check: $label: the server did not answer:"; tail -n 8 "$W/$label.log"; }
@@ -105,32 +111,42 @@ if serve tiny 18123 --model "$W/tiny"; then
 else
     fail=1
 fi
+load_failed=0
 if LOAD=${LOAD_ARGS:-} serve random8b 18124 --model "$W/cfg8b" --random-weights 1; then
     compare - "$W/random8b.json" "POST /v1/score, 8B shape, random weights" || fail=1
 else
     fail=1
 fi
+[ $load_failed = 0 ] || fail=1
 echo "== vprm bench, 8B shape, random weights (seed 1)"
-timeout 150 "$V" bench --model "$W/cfg8b" --backend "$BACKEND" --random-weights 1 --workload all --repeat 3 2>&1 |
-    grep -v "^20..-..-" | tail -n 30 || fail=1
+timeout 150 "$V" bench --model "$W/cfg8b" --backend "$BACKEND" --random-weights 1 --workload all \
+    --repeat 3 >"$W/bench.txt" 2>&1 || { echo "serve_check: vprm bench failed (exit $?)"; fail=1; }
+grep -v "^20..-..-" "$W/bench.txt" | tail -n 30
 if [ "${CKPT:-0}" = 1 ]; then
     echo "== a real 16 GB checkpoint on this disk"
     t0=$(date +%s.%N)
-    timeout 240 "$V" mkmodel --scale 8b --seed 1 --tokenizer "$G/tokenizer" --out "$W/m8b" >"$W/mk8b.log" 2>&1 ||
-        { echo "serve_check: mkmodel --scale 8b failed:"; tail -n 4 "$W/mk8b.log"; fail=1; }
-    t1=$(date +%s.%N)
-    du -sh "$W/m8b" | cut -f1 | sed 's/^/serve_check: checkpoint size /'
-    echo "serve_check: written in $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s"
-    sync
-    (echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null && echo "serve_check: page cache dropped" ||
-        echo "serve_check: page cache NOT dropped (reads below may come from memory)"
-    t0=$(date +%s.%N)
-    cat "$W"/m8b/*.safetensors >/dev/null
-    t1=$(date +%s.%N)
-    echo "serve_check: reading the shards: $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s"
-    (echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null
-    serve ckpt8b 18125 --model "$W/m8b" || fail=1
-    [ -f "$W/ckpt8b.json" ] && { compare - "$W/ckpt8b.json" "POST /v1/score, 8B checkpoint" || fail=1; }
+    if timeout 240 "$V" mkmodel --scale 8b --seed 1 --tokenizer "$G/tokenizer" --out "$W/m8b" >"$W/mk8b.log" 2>&1; then
+        t1=$(date +%s.%N)
+        du -sh "$W/m8b" | cut -f1 | sed 's/^/serve_check: checkpoint size /'
+        echo "serve_check: written in $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s"
+        sync
+        (echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null && echo "serve_check: page cache dropped" ||
+            echo "serve_check: page cache NOT dropped (reads below may come from memory)"
+        t0=$(date +%s.%N)
+        cat "$W"/m8b/*.safetensors >/dev/null
+        t1=$(date +%s.%N)
+        echo "serve_check: reading the shards: $(awk "BEGIN{printf \"%.1f\", $t1 - $t0}") s (PERF.md: ready within 2x that)"
+        (echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null
+        if serve ckpt8b 18125 --model "$W/m8b"; then
+            compare - "$W/ckpt8b.json" "POST /v1/score, 8B checkpoint" || fail=1
+        else
+            fail=1
+        fi
+    else
+        echo "serve_check: mkmodel --scale 8b failed:"
+        tail -n 4 "$W/mk8b.log"
+        fail=1
+    fi
     rm -rf "$W/m8b"
 fi
 exit $fail

@@ -75,9 +75,15 @@ def main():
     base = ours["median_ms"] if ours else None
     rows = [("vprm CUDA backend (" + (ours or {}).get("attention", "?") + " attention)", ours, methods.get("ours")),
             ("vprm CUDA backend, simple attention (check)", None, methods.get("ours_simple"))]
-    for extra in sorted(k for k in methods if k.startswith("ours_") and k != "ours_simple"):
-        j = load(os.path.join(d, "w1", extra + ".json")) or {}
-        rows.append((f"vprm CUDA backend, {extra[5:]} ({j.get('attention', '?')})", j, methods[extra]))
+    # other kernels' runs (run.sh w1_alt): timing from their JSON even when torch failed
+    w1dir = os.path.join(d, "w1")
+    labels = {f[:-len(".json")] for f in (os.listdir(w1dir) if os.path.isdir(w1dir) else [])
+              if f.startswith("ours_alt_") and f.endswith(".json")}
+    labels |= {k for k in methods if k.startswith("ours_alt_")}
+    for extra in sorted(labels):
+        j = load(os.path.join(w1dir, extra + ".json")) or {}
+        rows.append((f"vprm CUDA backend, VPRM_CUDA_ATTENTION={extra[len('ours_alt_'):]}", j,
+                     methods.get(extra)))
     rows += [
             ("PyTorch careful: vision+prefix once, 2 head rows", methods.get("careful"), methods.get("careful")),
             ("PyTorch reference way: per response, SDPA, full head", methods.get("refway"), methods.get("refway"))]
