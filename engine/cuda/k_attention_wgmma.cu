@@ -347,7 +347,8 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
 
 /* vt[g][d][t] = v of token t, group g, dim d (fp16, saturated) for t < n; zeros for
  * n <= t < round8(n). 64 tokens of one group a block through shared memory: both sides
- * coalesced. */
+ * coalesced. The clamp keeps masked keys' values finite (0 * inf would poison P V); it
+ * also turns a NaN value into -65504, where the mma.sync path would pass the NaN on. */
 template <int D>
 __global__ void vt_kernel(__half *vt, size_t vt_stride, const bf16 *qkv, vpk_attn_layout L, int n,
                           int n_pad)
