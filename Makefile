@@ -105,11 +105,13 @@ test: deps
 	  sh tests/run_all.sh $(BUILD)/asan/tests
 
 # The CUDA build (own build folder, CPU objects not mixed) and the GPU check programs,
-# then the CPU-side check of the GPU tests' PyTorch reference; needs nvcc, no GPU
+# ptxas's verdict on the wgmma attention (asynchronous products, no spills), then the
+# CPU-side check of the GPU tests' PyTorch reference; needs nvcc, no GPU
 # (tests/gpu/run.sh is what runs on a GPU).
 cuda-check:
 	$(MAKE) CUDA=1 BUILD=$(BUILD)/cuda BIN=$(BUILD)/cuda/vprm $(BUILD)/cuda/vprm
 	NVCC="$(NVCC)" CUDA_HOME="$(CUDA_HOME)" CUDA_ARCH="$(CUDA_ARCH)" sh tests/gpu/build.sh $(BUILD)/cuda
+	NVCC="$(NVCC)" CUDA_HOME="$(CUDA_HOME)" CUDA_ARCH="$(CUDA_ARCH)" sh tests/gpu/ptxas_check.sh
 	PYTHON=$(PYTHON) sh tests/gpu/check_cpu.sh $(BUILD)/cuda
 
 tiny-model: $(BIN)

@@ -131,6 +131,14 @@ static int rope_table(vp_backend *b, vp_error *err)
     return 0;
 }
 
+/* The start-up line's name for a wgmma variant ("" when the mma.sync kernel runs). */
+static const char *wgmma_label(int variant)
+{
+    if (!variant)
+        return "";
+    return variant & VPK_WGMMA_OVERLAP ? " (wgmma, overlapped)" : " (wgmma)";
+}
+
 static int pick_attention(vp_backend *b, vp_error *err)
 {
     const vp_vision_config *v = &b->cfg.vision;
@@ -153,7 +161,8 @@ static int pick_attention(vp_backend *b, vp_error *err)
     b->vision_shape = vpk_attention_default_shape(&vl);
     b->language_shape = vpk_attention_default_shape(&ll);
     /* VPRM_CUDA_ATTENTION (benchmarks, checks): "simple"; "wgmma1" / "wgmma2" (warpgroup
-     * products, 1 or 2 heads per block); RxHxK: the mma.sync kernel with R query rows per
+     * products, 1 or 2 heads per block; a trailing "o": P V overlapping the next key tile's
+     * softmax, VPK_WGMMA_OVERLAP); RxHxK: the mma.sync kernel with R query rows per
      * warp, H heads per block, K keys per step (the vision tower, without grouped heads,
      * takes H = 1) */
     int rows, hpb, keys;
@@ -172,23 +181,25 @@ static int pick_attention(vp_backend *b, vp_error *err)
     }
     if (env && !simple && !strncmp(env, "wgmma", 5)) {
         hpb = env[5] == '1' ? 1 : env[5] == '2' ? 2 : 0;
-        if (!hpb || env[6] || !vpk_attention_wgmma_available())
+        int overlap = hpb && env[6] == 'o' ? VPK_WGMMA_OVERLAP : 0;
+        bool known = hpb && !env[6 + (overlap != 0)];
+        if (!known || !vpk_attention_wgmma_available())
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
                            "VPRM_CUDA_ATTENTION=%s: %s", env,
-                           hpb && !env[6] ? "the wgmma attention needs an sm_90a build on a "
-                                            "compute capability 9 GPU"
-                                          : "expected wgmma1 or wgmma2");
+                           known ? "the wgmma attention needs an sm_90a build on a compute "
+                                   "capability 9 GPU"
+                                 : "expected wgmma1, wgmma2, wgmma1o or wgmma2o");
         if (b->fast_language && vpk_attention_wgmma_supports(&ll, hpb))
-            b->language_wgmma = hpb;
+            b->language_wgmma = hpb | overlap;
         else if (b->fast_language && vpk_attention_wgmma_supports(&ll, 1))
-            b->language_wgmma = 1; /* an odd number of query heads per key head */
+            b->language_wgmma = 1 | overlap; /* an odd number of query heads per key head */
         if (b->fast_vision && vpk_attention_wgmma_supports(&vl, 1))
-            b->vision_wgmma = 1;
+            b->vision_wgmma = 1 | overlap;
     } else if (env && !simple) {
         if (sscanf(env, "%dx%dx%d%c", &rows, &hpb, &keys, &tail) != 3)
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
-                           "VPRM_CUDA_ATTENTION is \"%s\": expected \"simple\", wgmma1, "
-                           "wgmma2 or ROWSxHEADSxKEYS (16x1x64, 16x2x64, 32x{1,2,4}x{32,64})", env);
+                           "VPRM_CUDA_ATTENTION is \"%s\": expected \"simple\", wgmma1[o], "
+                           "wgmma2[o] or ROWSxHEADSxKEYS (16x1x64, 16x2x64, 32x{1,2,4}x{32,64})", env);
         vpk_attn_shape s = {rows, hpb, keys}, s1 = {rows, 1, keys};
         if (!vpk_attention_shape_ok(&ll, &s) || !vpk_attention_shape_ok(&vl, &s1))
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
@@ -278,10 +289,10 @@ static int backend_create(vp_backend **out, const vp_model_config *cfg,
             (double)b->ws.vision_bytes / (1 << 30), (double)b->ws.language_bytes / (1 << 30),
             (double)b->staging_bytes / (1 << 20), b->fast_vision ? "tensor-core" : "simple",
             b->vision_shape.rows_per_warp, b->vision_shape.heads_per_block,
-            b->vision_shape.keys_per_step, b->vision_wgmma ? " (wgmma)" : "",
+            b->vision_shape.keys_per_step, wgmma_label(b->vision_wgmma),
             b->fast_language ? "tensor-core" : "simple", b->language_shape.rows_per_warp,
             b->language_shape.heads_per_block, b->language_shape.keys_per_step,
-            b->language_wgmma ? " (wgmma)" : "");
+            wgmma_label(b->language_wgmma));
     return 0;
 }
 

@@ -137,8 +137,11 @@ cudaError_t vpk_attention_fast(cudaStream_t stream, vp_bf16 *out, size_t out_str
 /* Hopper (sm_90a builds on a compute capability 9 device): whether the wgmma attention
  * can run here. */
 int vpk_attention_wgmma_available(void);
-/* Its layouts: head_dim 64 or 128, 16-byte rows, heads_per_block 1 or 2 dividing q_per_kv. */
-int vpk_attention_wgmma_supports(const vpk_attn_layout *layout, int heads_per_block);
+/* Its variants: 1 or 2 query heads per block (a warpgroup each), or'ed with
+ * VPK_WGMMA_OVERLAP: P V of each key tile runs while the next tile's softmax is computed. */
+#define VPK_WGMMA_OVERLAP 4
+/* Its layouts: head_dim 64 or 128, 16-byte rows, heads per block 1 or 2 dividing q_per_kv. */
+int vpk_attention_wgmma_supports(const vpk_attn_layout *layout, int variant);
 /* Raises its shared-memory limits (vpk_attention_setup calls it). */
 cudaError_t vpk_attention_wgmma_setup(void);
 /* vt[group][dim][round8(n_tokens)] = the values of qkv transposed, as fp16 (saturated at
@@ -150,7 +153,7 @@ cudaError_t vpk_attention_vt(cudaStream_t stream, uint16_t *vt, const vp_bf16 *q
  * P V in fp16); vt from vpk_attention_vt on the same qkv. */
 cudaError_t vpk_attention_wgmma(cudaStream_t stream, vp_bf16 *out, size_t out_stride,
                                 const vp_bf16 *qkv, const uint16_t *vt, size_t n_tokens,
-                                const vpk_attn_layout *layout, int heads_per_block,
+                                const vpk_attn_layout *layout, int variant,
                                 const vp_attn_item *items, size_t n_items, float scale);
 /* One warp per (token, head), any head_dim <= 256: ranges[n_tokens][3] from
  * vp_attn_token_ranges_* (device memory). The reference the fast kernel is checked

@@ -114,19 +114,36 @@ static __device__ __forceinline__ void wgmma_fence(void)
     asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 }
 
-static __device__ __forceinline__ void wgmma_commit_wait(void)
+static __device__ __forceinline__ void wgmma_commit(void)
 {
     asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
 }
 
-/* After the wait: later reads of the accumulators must not move above it. */
+/* Until at most N committed groups of products are still running. */
+template <int N>
+static __device__ __forceinline__ void wgmma_wait(void)
+{
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+
+/* Pins registers in place between the volatile asm around them: after a wait, later
+ * reads of the accumulators must not move above it; before a fence, the writes of a
+ * product's inputs must not sink below it (a register written between wgmma.fence and
+ * the product serialises all products: ptxas's C7513). */
 template <int N>
 static __device__ __forceinline__ void wgmma_settle(float *d)
 {
 #pragma unroll
     for (int i = 0; i < N; i++)
         asm volatile("" : "+f"(d[i])::"memory");
+}
+
+template <int N>
+static __device__ __forceinline__ void wgmma_settle(uint32_t *a)
+{
+#pragma unroll
+    for (int i = 0; i < N; i++)
+        asm volatile("" : "+r"(a[i])::"memory");
 }
 
 /* Two floats as an fp16 pair (lo in the low half), for P. */
@@ -213,10 +230,121 @@ static __device__ __forceinline__ wg_tile wg_tile_at(const vp_attn_item &it, int
 }
 #endif
 
+#if VPK_HAVE_WGMMA
+/* S[64][64] = Q K^T for one key tile: 16 head dims a product (column block kk / 4, 32
+ * bytes into its rows). Issued, not waited for. */
+template <int D>
+static __device__ __forceinline__ void wg_issue_qk(float *s, uint32_t q_addr, uint32_t k_addr)
+{
+#pragma unroll
+    for (int i = 0; i < 32; i++)
+        s[i] = 0.0f; /* overwritten (scale-d 0 on the first step): keeps the compiler calm */
+    wgmma_settle<32>(s);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        uint32_t off = (uint32_t)((kk >> 2) * WG_BQ * 128 + (kk & 3) * 32);
+        uint32_t koff = (uint32_t)((kk >> 2) * WG_BK * 128 + (kk & 3) * 32);
+        wgmma_ss_n64(s, sw128_desc(q_addr + off), sw128_desc(k_addr + koff), kk > 0);
+    }
+    wgmma_commit();
+}
+
+/* P V's inputs (O scaled, P packed) written before the next wgmma.fence: one written
+ * after it serialises the products (ptxas's C7519, C7513). */
+template <int D>
+static __device__ __forceinline__ void wg_pin_pv_inputs(float *o, uint32_t *pa)
+{
+    wgmma_settle<D / 2>(o);
+    wgmma_settle<WG_BK / 2>(pa);
+}
+
+/* O += P V for one key tile, 16 keys a product (32 bytes into the vt rows), after a
+ * wgmma.fence that follows wg_pin_pv_inputs. Issued, not waited for. */
+template <int D>
+static __device__ __forceinline__ void wg_issue_pv(float *o, const uint32_t *pa, uint32_t v_addr)
+{
+#pragma unroll
+    for (int kk = 0; kk < WG_BK / 16; kk++) {
+        uint64_t dv = sw128_desc(v_addr + (uint32_t)(kk * 32));
+        if (D == 128)
+            wgmma_rs_n128(o, pa + 4 * kk, dv);
+        else
+            wgmma_rs_n64(o, pa + 4 * kk, dv);
+    }
+    wgmma_commit();
+}
+
+/* The masked online softmax of one key tile's scores s (s[4j + c]: row r0 + 8 (c >> 1),
+ * key kb + 8j + 2 tig + (c & 1)): updates the running max m and sum l, returns in alpha
+ * the factor the earlier output must be scaled by, and P packed as fp16 pairs in pa. */
+static __device__ __forceinline__ void wg_softmax(float *s, const wg_tile &tl, const vp_attn_item &it,
+                                                  const int *qrow, int tig, float scale_log2,
+                                                  float *m, float *l, float *alpha, uint32_t *pa)
+{
+    const bool edge = tl.kb < tl.lo || tl.kb + WG_BK > tl.hi ||
+                      (tl.causal && tl.kb + WG_BK - 1 > it.q_begin);
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int j = 0; j < WG_BK / 8; j++)
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            int row = c >> 1, key = tl.kb + j * 8 + tig * 2 + (c & 1);
+            bool ok = !edge || (key >= tl.lo && key < tl.hi && (!tl.causal || key <= qrow[row]));
+            float v = ok ? s[4 * j + c] * scale_log2 : -INFINITY;
+            s[4 * j + c] = v;
+            mx[row] = fmaxf(mx[row], v);
+        }
+    float base[2], sum[2] = {0.0f, 0.0f};
+    online_max2(mx, m, base, alpha);
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        float p = exp2f(s[i] - base[(i >> 1) & 1]);
+        s[i] = p;
+        sum[(i >> 1) & 1] += p;
+    }
+#pragma unroll
+    for (int row = 0; row < 2; row++)
+        l[row] = l[row] * alpha[row] + sum[row];
+#pragma unroll
+    for (int i = 0; i < WG_BK / 2; i++)
+        pa[i] = pack_f16(s[2 * i], s[2 * i + 1]);
+}
+
+template <int N>
+static __device__ __forceinline__ void wg_scale(float *o, const float *alpha)
+{
+#pragma unroll
+    for (int i = 0; i < N; i++)
+        o[i] *= alpha[(i >> 1) & 1];
+}
+
+/* Key tile j of an item into stage j % 2: its keys (when k) and its transposed values
+ * (when v). */
 template <int D, int HPB>
+static __device__ __forceinline__ void wg_load_tile(unsigned char *stage0, const vp_attn_item &it,
+                                                    int j, int n_full, bool k, bool v,
+                                                    const bf16 *qkv, size_t row_stride, size_t k_col,
+                                                    const __half *vtg, int n_pad, int tid)
+{
+    typedef wg_cfg<D, HPB> C;
+    const wg_tile t = wg_tile_at(it, j, n_full);
+    unsigned char *st = stage0 + (j & 1) * C::STAGE;
+    if (k)
+        load_sw_rows<D, C::NT, WG_BK>(st, qkv, row_stride, k_col, t.kb, t.hi, tid);
+    if (v)
+        load_vt<D, C::NT>(st + C::KBYTES, vtg, n_pad, t.kb, n_pad, tid);
+}
+#endif
+
+/* OVERLAP: P V of key tile t runs on the tensor cores while the softmax of tile t + 1 is
+ * computed (FlashAttention-3's overlap within a warpgroup): tile t + 1's scores are
+ * issued before tile t's P V, so they are ready first. Without it the tensor cores wait
+ * for each tile's softmax (other blocks on the SM fill part of that). */
+template <int D, int HPB, bool OVERLAP>
 __global__ void __launch_bounds__(wg_cfg<D, HPB>::NT, HPB == 1 ? 2 : 1)
-attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *vt, size_t vt_stride,
-                  int n_pad, vpk_attn_layout L, const vp_attn_item *items, float scale_log2)
+attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *vt, int n_pad,
+                  vpk_attn_layout L, const vp_attn_item *items, float scale_log2)
 {
 #if VPK_HAVE_WGMMA
     typedef wg_cfg<D, HPB> C;
@@ -230,7 +358,7 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
     const int h0 = blockIdx.x * HPB, h = h0 + hb;
     const int g = h0 / L.q_per_kv;
     const size_t k_col = (size_t)g * L.group_stride + L.k_base;
-    const __half *vtg = vt + (size_t)g * D * vt_stride;
+    const __half *vtg = vt + (size_t)g * D * (size_t)n_pad;
 
     const int n_full = it.full_end > it.full_begin
                            ? (it.full_end - (it.full_begin & ~7) + WG_BK - 1) / WG_BK : 0;
@@ -244,94 +372,110 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
                                       (size_t)g * L.group_stride + L.q_base +
                                           (size_t)((h0 + j) % L.q_per_kv) * D,
                                       it.q_begin, it.q_end, tid);
-    if (n_tiles > 0) {
-        wg_tile t0 = wg_tile_at(it, 0, n_full);
-        load_sw_rows<D, C::NT, WG_BK>(stage0, qkv, L.row_stride, k_col, t0.kb, t0.hi, tid);
-        load_vt<D, C::NT>(stage0 + C::KBYTES, vtg, vt_stride, t0.kb, n_pad, tid);
-    }
+    if (n_tiles > 0)
+        wg_load_tile<D, HPB>(stage0, it, 0, n_full, true, !OVERLAP, qkv, L.row_stride, k_col, vtg,
+                             n_pad, tid);
     cp_async_commit();
 
     float o[D / 2];
 #pragma unroll
     for (int i = 0; i < D / 2; i++)
         o[i] = 0.0f;
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f}, alpha[2];
     const int r0 = warp * 16 + (lane >> 2);
     const int qrow[2] = {it.q_begin + r0, it.q_begin + r0 + 8};
     const uint32_t q_addr = smem_addr(Qs + hb * C::QBYTES);
+    float s[32];
+    uint32_t pa[WG_BK / 2];
 
-    for (int t = 0; t < n_tiles; t++) {
-        const int st = t & 1;
-        if (t + 1 < n_tiles) { /* prefetch the next tile into the other stage */
-            wg_tile nx = wg_tile_at(it, t + 1, n_full);
-            unsigned char *next = stage0 + (st ^ 1) * C::STAGE;
-            load_sw_rows<D, C::NT, WG_BK>(next, qkv, L.row_stride, k_col, nx.kb, nx.hi, tid);
-            load_vt<D, C::NT>(next + C::KBYTES, vtg, vt_stride, nx.kb, n_pad, tid);
+    if (!OVERLAP) {
+        for (int t = 0; t < n_tiles; t++) {
+            if (t + 1 < n_tiles) /* prefetch the next tile into the other stage */
+                wg_load_tile<D, HPB>(stage0, it, t + 1, n_full, true, true, qkv, L.row_stride,
+                                     k_col, vtg, n_pad, tid);
+            cp_async_commit();
+            cp_async_wait<1>();
+            fence_proxy_async();
+            __syncthreads();
+            const uint32_t k_addr = smem_addr(stage0 + (t & 1) * C::STAGE);
+            wg_issue_qk<D>(s, q_addr, k_addr);
+            wgmma_wait<0>();
+            wgmma_settle<32>(s);
+            wg_softmax(s, wg_tile_at(it, t, n_full), it, qrow, tig, scale_log2, m, l, alpha, pa);
+            wg_scale<D / 2>(o, alpha);
+            wg_pin_pv_inputs<D>(o, pa);
+            wgmma_fence();
+            wg_issue_pv<D>(o, pa, k_addr + C::KBYTES);
+            wgmma_wait<0>();
+            wgmma_settle<D / 2>(o);
+            __syncthreads(); /* everyone is done with stage t % 2 before it is refilled */
         }
+    } else if (n_tiles > 0) {
+        /* key tile j's keys and values both go to stage j % 2, but the keys are read one
+         * step earlier: step t reads the keys of t + 1 and the values of t, then refills
+         * the keys of t + 2 and the values of t + 1 (whose previous contents, the keys of
+         * t and the values of t - 1, step t - 1 finished with) */
+        if (n_tiles > 1)
+            wg_load_tile<D, HPB>(stage0, it, 1, n_full, true, false, qkv, L.row_stride, k_col,
+                                 vtg, n_pad, tid);
+        wg_load_tile<D, HPB>(stage0, it, 0, n_full, false, true, qkv, L.row_stride, k_col, vtg,
+                             n_pad, tid);
         cp_async_commit();
-        cp_async_wait<1>();
+        cp_async_wait<1>(); /* Q and the first keys */
         fence_proxy_async();
         __syncthreads();
-
-        const wg_tile tl = wg_tile_at(it, t, n_full);
-        const uint32_t k_addr = smem_addr(stage0 + st * C::STAGE), v_addr = k_addr + C::KBYTES;
-        float s[32];
-#pragma unroll
-        for (int i = 0; i < 32; i++)
-            s[i] = 0.0f; /* overwritten (scale-d 0 on the first step): keeps the compiler calm */
-        wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) { /* 16 head dims a step: block kk / 4, 32 bytes in */
-            uint32_t off = (uint32_t)((kk >> 2) * WG_BQ * 128 + (kk & 3) * 32);
-            uint32_t koff = (uint32_t)((kk >> 2) * WG_BK * 128 + (kk & 3) * 32);
-            wgmma_ss_n64(s, sw128_desc(q_addr + off), sw128_desc(k_addr + koff), kk > 0);
-        }
-        wgmma_commit_wait();
+        wg_issue_qk<D>(s, q_addr, smem_addr(stage0));
+        wgmma_wait<0>();
         wgmma_settle<32>(s);
-
-        /* s[4j + c]: row r0 + 8 (c >> 1), key kb + 8j + 2 tig + (c & 1) */
-        const bool edge = tl.kb < tl.lo || tl.kb + WG_BK > tl.hi ||
-                          (tl.causal && tl.kb + WG_BK - 1 > it.q_begin);
-        float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-        for (int j = 0; j < WG_BK / 8; j++)
-#pragma unroll
-            for (int c = 0; c < 4; c++) {
-                int row = c >> 1, key = tl.kb + j * 8 + tig * 2 + (c & 1);
-                bool ok = !edge || (key >= tl.lo && key < tl.hi && (!tl.causal || key <= qrow[row]));
-                float v = ok ? s[4 * j + c] * scale_log2 : -INFINITY;
-                s[4 * j + c] = v;
-                mx[row] = fmaxf(mx[row], v);
-            }
-        float alpha[2], base[2], sum[2] = {0.0f, 0.0f};
-        online_max2(mx, m, base, alpha);
-#pragma unroll
-        for (int i = 0; i < 32; i++) {
-            float p = exp2f(s[i] - base[(i >> 1) & 1]);
-            s[i] = p;
-            sum[(i >> 1) & 1] += p;
+        wg_softmax(s, wg_tile_at(it, 0, n_full), it, qrow, tig, scale_log2, m, l, alpha, pa);
+        /* step t: P V of tile t (its P in pc) while tile t + 1's scores and softmax run
+         * (its P into pn). Both products are issued every step (a product issued on one
+         * branch only makes ptxas serialise them all), so the last tile's P V follows the
+         * steps; and the steps alternate between two P arrays, as a copy from one to the
+         * other lets ptxas give them the same registers, written while P V still reads
+         * them (serialised again: C7513). */
+        uint32_t pb[WG_BK / 2];
+        auto step = [&](int t, uint32_t *pc, uint32_t *pn) {
+            cp_async_wait<0>(); /* the keys of t + 1 and the values of t */
+            fence_proxy_async();
+            __syncthreads();
+            if (t + 2 < n_tiles)
+                wg_load_tile<D, HPB>(stage0, it, t + 2, n_full, true, false, qkv, L.row_stride,
+                                     k_col, vtg, n_pad, tid);
+            wg_load_tile<D, HPB>(stage0, it, t + 1, n_full, false, true, qkv, L.row_stride, k_col,
+                                 vtg, n_pad, tid);
+            cp_async_commit();
+            wg_pin_pv_inputs<D>(o, pc); /* the fence in wg_issue_qk covers both products */
+            wg_issue_qk<D>(s, q_addr, smem_addr(stage0 + ((t + 1) & 1) * C::STAGE));
+            wg_issue_pv<D>(o, pc, smem_addr(stage0 + (t & 1) * C::STAGE) + C::KBYTES);
+            wgmma_wait<1>();
+            wgmma_settle<32>(s);
+            wg_softmax(s, wg_tile_at(it, t + 1, n_full), it, qrow, tig, scale_log2, m, l, alpha, pn);
+            wgmma_wait<0>();
+            wgmma_settle<D / 2>(o);
+            wg_scale<D / 2>(o, alpha);
+        };
+        auto last = [&](uint32_t *pc) { /* P V of the last tile, its P in pc */
+            cp_async_wait<0>();
+            fence_proxy_async();
+            __syncthreads();
+            wg_pin_pv_inputs<D>(o, pc);
+            wgmma_fence();
+            wg_issue_pv<D>(o, pc, smem_addr(stage0 + ((n_tiles - 1) & 1) * C::STAGE) + C::KBYTES);
+            wgmma_wait<0>();
+            wgmma_settle<D / 2>(o);
+        };
+        int t = 0;
+        for (; t + 2 < n_tiles; t += 2) {
+            step(t, pa, pb);
+            step(t + 1, pb, pa);
         }
-#pragma unroll
-        for (int row = 0; row < 2; row++)
-            l[row] = l[row] * alpha[row] + sum[row];
-#pragma unroll
-        for (int i = 0; i < D / 2; i++)
-            o[i] *= alpha[(i >> 1) & 1];
-
-        wgmma_fence();
-#pragma unroll
-        for (int kk = 0; kk < WG_BK / 16; kk++) { /* 16 keys a step: 32 bytes into vt rows */
-            uint32_t a[4] = {pack_f16(s[8 * kk + 0], s[8 * kk + 1]), pack_f16(s[8 * kk + 2], s[8 * kk + 3]),
-                             pack_f16(s[8 * kk + 4], s[8 * kk + 5]), pack_f16(s[8 * kk + 6], s[8 * kk + 7])};
-            uint64_t dv = sw128_desc(v_addr + (uint32_t)(kk * 32));
-            if (D == 128)
-                wgmma_rs_n128(o, a, dv);
-            else
-                wgmma_rs_n64(o, a, dv);
+        if (t + 1 < n_tiles) { /* an odd number of steps: the last P lands in pb */
+            step(t, pa, pb);
+            last(pb);
+        } else {
+            last(pa);
         }
-        wgmma_commit_wait();
-        wgmma_settle<D / 2>(o);
-        __syncthreads(); /* everyone is done with stage st before it is refilled */
     }
     cp_async_wait<0>();
     float inv[2];
@@ -401,27 +545,35 @@ extern "C" int vpk_attention_wgmma_available(void)
     return known;
 }
 
-template <int D, int HPB>
+template <int D, int HPB, bool OVERLAP>
 static cudaError_t wg_allow(void)
 {
-    return cudaFuncSetAttribute(attn_wgmma_kernel<D, HPB>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                wg_cfg<D, HPB>::bytes);
+    return cudaFuncSetAttribute(attn_wgmma_kernel<D, HPB, OVERLAP>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, wg_cfg<D, HPB>::bytes);
+}
+
+template <int D>
+static cudaError_t wg_allow_all(void)
+{
+    cudaError_t rc = wg_allow<D, 1, false>();
+    if (rc == cudaSuccess)
+        rc = wg_allow<D, 2, false>();
+    if (rc == cudaSuccess)
+        rc = wg_allow<D, 1, true>();
+    if (rc == cudaSuccess)
+        rc = wg_allow<D, 2, true>();
+    return rc;
 }
 
 extern "C" cudaError_t vpk_attention_wgmma_setup(void)
 {
-    cudaError_t rc = wg_allow<128, 1>();
-    if (rc == cudaSuccess)
-        rc = wg_allow<128, 2>();
-    if (rc == cudaSuccess)
-        rc = wg_allow<64, 1>();
-    if (rc == cudaSuccess)
-        rc = wg_allow<64, 2>();
-    return rc;
+    cudaError_t rc = wg_allow_all<128>();
+    return rc == cudaSuccess ? wg_allow_all<64>() : rc;
 }
 
-extern "C" int vpk_attention_wgmma_supports(const vpk_attn_layout *L, int heads_per_block)
+extern "C" int vpk_attention_wgmma_supports(const vpk_attn_layout *L, int variant)
 {
+    int heads_per_block = variant & ~VPK_WGMMA_OVERLAP;
     return (L->head_dim == 64 || L->head_dim == 128) && L->q_per_kv > 0 &&
            (heads_per_block == 1 || heads_per_block == 2) && L->q_per_kv % heads_per_block == 0 &&
            L->heads % L->q_per_kv == 0 && L->row_stride % 8 == 0 && L->group_stride % 8 == 0 &&
@@ -448,7 +600,7 @@ extern "C" cudaError_t vpk_attention_vt(cudaStream_t stream, uint16_t *vt, const
     return cudaGetLastError();
 }
 
-template <int D, int HPB>
+template <int D, int HPB, bool OVERLAP>
 static void wg_launch(cudaStream_t stream, bf16 *out, size_t out_stride, const bf16 *qkv,
                       const __half *vt, size_t n_pad, const vpk_attn_layout *L,
                       const vp_attn_item *items, size_t n_items, float scale_log2)
@@ -456,20 +608,36 @@ static void wg_launch(cudaStream_t stream, bf16 *out, size_t out_stride, const b
     for (size_t first = 0; first < n_items; first += 65535) {
         size_t count = n_items - first < 65535 ? n_items - first : 65535;
         dim3 grid((unsigned)(L->heads / HPB), (unsigned)count);
-        attn_wgmma_kernel<D, HPB><<<grid, wg_cfg<D, HPB>::NT, wg_cfg<D, HPB>::bytes, stream>>>(
-            out, out_stride, qkv, vt, n_pad, (int)n_pad, *L, items + first, scale_log2);
+        attn_wgmma_kernel<D, HPB, OVERLAP><<<grid, wg_cfg<D, HPB>::NT, wg_cfg<D, HPB>::bytes, stream>>>(
+            out, out_stride, qkv, vt, (int)n_pad, *L, items + first, scale_log2);
     }
+}
+
+template <int D>
+static void wg_launch_variant(int variant, cudaStream_t stream, bf16 *out, size_t out_stride,
+                              const bf16 *qkv, const __half *vt, size_t n_pad,
+                              const vpk_attn_layout *L, const vp_attn_item *items, size_t n_items,
+                              float scale_log2)
+{
+    if (variant == 1)
+        wg_launch<D, 1, false>(stream, out, out_stride, qkv, vt, n_pad, L, items, n_items, scale_log2);
+    else if (variant == 2)
+        wg_launch<D, 2, false>(stream, out, out_stride, qkv, vt, n_pad, L, items, n_items, scale_log2);
+    else if (variant == (1 | VPK_WGMMA_OVERLAP))
+        wg_launch<D, 1, true>(stream, out, out_stride, qkv, vt, n_pad, L, items, n_items, scale_log2);
+    else
+        wg_launch<D, 2, true>(stream, out, out_stride, qkv, vt, n_pad, L, items, n_items, scale_log2);
 }
 
 extern "C" cudaError_t vpk_attention_wgmma(cudaStream_t stream, vp_bf16 *out, size_t out_stride,
                                            const vp_bf16 *qkv, const uint16_t *vt, size_t n_tokens,
-                                           const vpk_attn_layout *L, int heads_per_block,
+                                           const vpk_attn_layout *L, int variant,
                                            const vp_attn_item *items, size_t n_items, float scale)
 {
     if (n_items == 0 || L->heads == 0)
         return cudaSuccess;
     size_t n_pad = vp_round8(n_tokens);
-    if (!vpk_attention_wgmma_available() || !vpk_attention_wgmma_supports(L, heads_per_block) ||
+    if (!vpk_attention_wgmma_available() || !vpk_attention_wgmma_supports(L, variant) ||
         n_pad > 0x7fffffff || (uintptr_t)qkv % 16 || (uintptr_t)vt % 16 || (uintptr_t)out % 4 ||
         out_stride % 2)
         return cudaErrorInvalidValue;
@@ -477,13 +645,9 @@ extern "C" cudaError_t vpk_attention_wgmma(cudaStream_t stream, vp_bf16 *out, si
     bf16 *o = (bf16 *)out;
     const bf16 *x = (const bf16 *)qkv;
     const __half *v = (const __half *)vt;
-    if (L->head_dim == 128 && heads_per_block == 2)
-        wg_launch<128, 2>(stream, o, out_stride, x, v, n_pad, L, items, n_items, sl);
-    else if (L->head_dim == 128)
-        wg_launch<128, 1>(stream, o, out_stride, x, v, n_pad, L, items, n_items, sl);
-    else if (heads_per_block == 2)
-        wg_launch<64, 2>(stream, o, out_stride, x, v, n_pad, L, items, n_items, sl);
+    if (L->head_dim == 128)
+        wg_launch_variant<128>(variant, stream, o, out_stride, x, v, n_pad, L, items, n_items, sl);
     else
-        wg_launch<64, 1>(stream, o, out_stride, x, v, n_pad, L, items, n_items, sl);
+        wg_launch_variant<64>(variant, stream, o, out_stride, x, v, n_pad, L, items, n_items, sl);
     return cudaGetLastError();
 }

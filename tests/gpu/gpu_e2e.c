@@ -136,19 +136,24 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
     }
     vp_error err = {0};
     vp_backend_options opt = {.threads = 0, .device = 0, .max_tokens = 8192, .max_tiles = 4};
-    vp_backend *cpu = NULL, *gpu = NULL, *gpu_simple = NULL, *gpu_alt = NULL;
+    vp_backend *cpu = NULL, *gpu = NULL, *gpu_simple = NULL, *gpu_alt[2] = {NULL, NULL};
     if (vp_cpu_init_weights(&cpu, cfg, &m.w, &opt, &err) ||
         vp_cuda_init_weights(&gpu, cfg, &m.w, &opt, &err)) {
         printf("FAIL %s init: %s\n", label, err.message);
         gpu_fail++;
         goto done;
     }
-    /* the fp32 attention, and the tensor-core kernel the default does not use: mma.sync on
-     * Hopper (whose default is wgmma), another mma.sync launch shape elsewhere */
-    const char *alt = vpk_attention_wgmma_available() ? "32x1x64" : "16x1x64";
-    if (init_with_attention(&gpu_simple, cfg, &m, &opt, "simple", label) ||
-        init_with_attention(&gpu_alt, cfg, &m, &opt, alt, label))
+    /* the fp32 attention, and the tensor-core kernels the default does not use: on Hopper
+     * (whose default is wgmma) mma.sync and the overlapped wgmma variant, elsewhere another
+     * mma.sync launch shape */
+    int hopper = vpk_attention_wgmma_available();
+    const char *alt[2] = {hopper ? "32x1x64" : "16x1x64", "wgmma2o"};
+    size_t n_alt = hopper ? 2 : 1;
+    if (init_with_attention(&gpu_simple, cfg, &m, &opt, "simple", label))
         goto done;
+    for (size_t a = 0; a < n_alt; a++)
+        if (init_with_attention(&gpu_alt[a], cfg, &m, &opt, alt[a], label))
+            goto done;
     printf("%s: CUDA attention %s; device %s\n", label, vp_cuda_attention_kind(gpu),
            vp_backend_cuda.device_name(gpu));
     size_t tiles = 2, tile_floats = 3 * 448 * 448, rows = tiles * (size_t)cfg->num_image_token;
@@ -187,10 +192,12 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
             snprintf(what, sizeof what, "%s batch %d simple vs cpu", label, round);
             compare_margins(what, ls, lc, tb.b.n_out, tol);
         }
-        if (cpu_ok && run(&vp_backend_cuda, gpu_alt, &tb.b, ls, "cuda alternative") == 0) {
-            snprintf(what, sizeof what, "%s batch %d VPRM_CUDA_ATTENTION=%s vs cpu", label, round, alt);
-            compare_margins(what, ls, lc, tb.b.n_out, tol);
-        }
+        for (size_t a = 0; a < n_alt; a++)
+            if (cpu_ok && run(&vp_backend_cuda, gpu_alt[a], &tb.b, ls, "cuda alternative") == 0) {
+                snprintf(what, sizeof what, "%s batch %d VPRM_CUDA_ATTENTION=%s vs cpu", label,
+                         round, alt[a]);
+                compare_margins(what, ls, lc, tb.b.n_out, tol);
+            }
         unshare(&tb, &flat);
         if (gpu_ok && run(&vp_backend_cuda, gpu, &flat.b, lf, "cuda unshared") == 0) {
             snprintf(what, sizeof what, "%s batch %d cuda shared vs unshared prefix", label, round);
@@ -208,8 +215,9 @@ done:
         vp_backend_cuda.free(gpu);
     if (gpu_simple)
         vp_backend_cuda.free(gpu_simple);
-    if (gpu_alt)
-        vp_backend_cuda.free(gpu_alt);
+    for (size_t a = 0; a < 2; a++)
+        if (gpu_alt[a])
+            vp_backend_cuda.free(gpu_alt[a]);
     host_model_free(&m);
 }
 

@@ -352,8 +352,17 @@ static float f16_to_f32(uint16_t h)
     return h & 0x8000 ? -v : v;
 }
 
-/* The transposed values (exact in fp16, zeros in the padding) and the wgmma kernel at 1 and
- * 2 heads per block on the fast kernel's inputs. */
+/* every variant of the wgmma kernel: 1 or 2 heads per block, with and without overlap */
+static const int wgmma_variants[] = {1, 2, 1 | VPK_WGMMA_OVERLAP, 2 | VPK_WGMMA_OVERLAP};
+
+static const char *wgmma_name(int variant)
+{
+    static const char *names[] = {"?", "x1", "x2", "?", "?", "x1 overlapped", "x2 overlapped"};
+    return variant > 0 && variant < 7 ? names[variant] : "?";
+}
+
+/* The transposed values (exact in fp16, zeros in the padding) and every wgmma variant on
+ * the fast kernel's inputs. */
 static void test_attention_wgmma(const char *label, const vpk_attn_layout *lay, size_t n,
                                  const uint16_t *qkvb, const vp_bf16 *dqkv,
                                  const vp_attn_item *ditems, size_t n_items, vp_bf16 *dout,
@@ -381,14 +390,15 @@ static void test_attention_wgmma(const char *label, const vpk_attn_layout *lay, 
     char what[128];
     snprintf(what, sizeof what, "values transposed %s (%zu tokens, padded %zu)", label, n, np);
     gpu_check(what, bad == 0, "%zu of %zu elements differ", bad, groups * hd * np);
-    for (int hpb = 1; hpb <= 2; hpb++) {
-        if (!vpk_attention_wgmma_supports(lay, hpb))
+    for (size_t vi = 0; vi < sizeof wgmma_variants / sizeof wgmma_variants[0]; vi++) {
+        int var = wgmma_variants[vi];
+        if (!vpk_attention_wgmma_supports(lay, var))
             continue;
         GPU_OK(cudaMemset(dout, 0xff, n * qw * 2));
-        GPU_OK(vpk_attention_wgmma(stream, dout, qw, dqkv, dvt, n, lay, hpb, ditems, n_items, scale));
+        GPU_OK(vpk_attention_wgmma(stream, dout, qw, dqkv, dvt, n, lay, var, ditems, n_items, scale));
         gpu_download(ob, dout, n * qw * 2);
         float *got = from_bf16(ob, n * qw);
-        snprintf(what, sizeof what, "attention wgmma x%d %s (%zu tokens)", hpb, label, n);
+        snprintf(what, sizeof what, "attention wgmma %s %s (%zu tokens)", wgmma_name(var), label, n);
         gpu_close(what, got, want, n * qw, 2e-2, 2e-2);
         free(got);
     }
@@ -649,8 +659,10 @@ static void bench_attention(int causal)
                !memcmp(sh, &def, sizeof def) ? " (default)" : "",
                ms, flops / (ms * 1e-3) / 1e12);
     }
-    for (int hpb = 1; hpb <= 2 && vpk_attention_wgmma_available(); hpb++) {
-        if (!vpk_attention_wgmma_supports(&lay, hpb))
+    for (size_t vi = 0; vi < sizeof wgmma_variants / sizeof wgmma_variants[0] &&
+                        vpk_attention_wgmma_available(); vi++) {
+        int var = wgmma_variants[vi];
+        if (!vpk_attention_wgmma_supports(&lay, var))
             continue;
         const int reps = 20;
         size_t groups = (size_t)(lay.heads / lay.q_per_kv);
@@ -663,18 +675,19 @@ static void bench_attention(int causal)
         GPU_OK(cudaEventSynchronize(e1));
         float vt_ms = 0.0f, ms = 0.0f;
         GPU_OK(cudaEventElapsedTime(&vt_ms, e0, e1));
-        GPU_OK(vpk_attention_wgmma(stream, dout, qw, dqkv, dvt, n, &lay, hpb, ditems, n_items, 0.088f));
+        GPU_OK(vpk_attention_wgmma(stream, dout, qw, dqkv, dvt, n, &lay, var, ditems, n_items, 0.088f));
         GPU_OK(cudaEventRecord(e0, stream));
         for (int r = 0; r < reps; r++)
-            GPU_OK(vpk_attention_wgmma(stream, dout, qw, dqkv, dvt, n, &lay, hpb, ditems, n_items,
+            GPU_OK(vpk_attention_wgmma(stream, dout, qw, dqkv, dvt, n, &lay, var, ditems, n_items,
                                        0.088f));
         GPU_OK(cudaEventRecord(e1, stream));
         GPU_OK(cudaEventSynchronize(e1));
         GPU_OK(cudaEventElapsedTime(&ms, e0, e1));
         ms /= reps, vt_ms /= reps;
-        printf("bench attention %s wgmma x%d: %.3f ms per layer, %.0f TFLOP/s (+ values "
+        printf("bench attention %s wgmma %s: %.3f ms per layer, %.0f TFLOP/s (+ values "
                "transposed %.3f ms)\n",
-               causal ? "W1 language (32/8 heads d128)" : "W1 vision (13 tiles, 16 heads d64)", hpb,
+               causal ? "W1 language (32/8 heads d128)" : "W1 vision (13 tiles, 16 heads d64)",
+               wgmma_name(var),
                ms, flops / (ms * 1e-3) / 1e12, vt_ms);
         cudaFree(dvt);
     }

@@ -1,14 +1,16 @@
 #!/bin/sh
-# Everything a GPU session checks, in one call (about 70 s on an H100; the stage limits
-# below sum to 555 s, plus up to 150 s of per-test reruns after a crash in gpu_ops, so a
-# call that must survive any hang wants timeout_s 600 and this script alone):
+# Everything a GPU session checks, in one call (about 80 s on an H100; the stage limits
+# below sum to 570 s with two ALT kernels, plus up to 150 s of per-test reruns after a
+# crash in gpu_ops, so a call that must survive any hang wants timeout_s 600 and this
+# script alone):
 #     sh tests/gpu/run.sh          (device tool: carry [".gpu"], made by tests/gpu/pack.sh)
 # Stages, each under its own time limit so a later one still runs when one fails or hangs:
 #   ops        gpu_ops: every kernel and the cuBLASLt wrapper vs its CPU twin
 #   e2e        gpu_e2e: whole forwards on tiny models vs the fp32 CPU backend
 #   w1         gpu_w1: the 8B shape, seeded weights generated on the GPU, W1; 5 timed runs
 #   w1_simple  the same with the simple attention kernel (one run: parity cross-check)
-#   w1_alt     the same with VPRM_CUDA_ATTENTION=$ALT (32x2x64: the mma.sync kernel), timed
+#   w1_alt...  the same with each VPRM_CUDA_ATTENTION in $ALT (default "32x2x64 wgmma2o":
+#              the mma.sync kernel, the overlapped wgmma variant), timed
 #   torch      torch_ref.py: fp32 oracle on the same weights, reference way, careful way
 #   w1_plain, torch_plain: parity again on PERF.md's plain weights (all 0.02; one run)
 # Then prints the table (tests/gpu/summary.py). Scratch in /tmp/vprm-gpu; $OUT (when set)
@@ -82,11 +84,18 @@ fi
 stage w1 90 "$G/bin/gpu_w1" --batch "$G/w1.batch" --out "$W/w1" --seed 1 --reps 5
 stage w1_simple 45 env VPRM_CUDA_ATTENTION=simple "$G/bin/gpu_w1" --batch "$G/w1.batch" \
     --out "$W/w1" --seed 1 --reps 1 --label ours_simple
-# the other attention kernel on the same W1 (timing and parity; ALT= picks it: the
-# mma.sync kernel by default, the wgmma one being the default on Hopper)
-ALT=${ALT:-32x2x64}
-stage w1_alt 45 env VPRM_CUDA_ATTENTION="$ALT" "$G/bin/gpu_w1" --batch "$G/w1.batch" \
-    --out "$W/w1" --seed 1 --reps 3 --label "ours_alt_$ALT"
+# the other attention kernels on the same W1 (timing and parity; ALT= lists them: by
+# default the mma.sync kernel and the overlapped wgmma variant, the plain wgmma kernel
+# being the default on Hopper)
+ALT=${ALT:-32x2x64 wgmma2o}
+alt_i=0
+for a in $ALT; do
+    alt_i=$((alt_i + 1))
+    name=w1_alt
+    [ $alt_i = 1 ] || name=w1_alt$alt_i
+    stage $name 30 env VPRM_CUDA_ATTENTION="$a" "$G/bin/gpu_w1" --batch "$G/w1.batch" \
+        --out "$W/w1" --seed 1 --reps 3 --label "ours_alt_$a"
+done
 # without our W1 logits there is no parity to measure: time the PyTorch runs once only
 torch_reps=3
 [ "$(cat "$W/w1.rc")" = 0 ] || torch_reps=1
@@ -102,13 +111,14 @@ verdict=$?
 cat "$W/summary.txt"
 if [ -n "${OUT:-}" ]; then
     cp "$W/summary.txt" "$OUT/"
-    for s in ops ops_alone e2e e2e_sanitizer w1 w1_simple w1_alt torch w1_plain torch_plain; do
+    for s in ops ops_alone e2e e2e_sanitizer w1 w1_simple w1_alt w1_alt2 w1_alt3 w1_alt4 torch \
+        w1_plain torch_plain; do
         [ -f "$W/$s.log" ] || continue
         echo "===== $s (exit $(cat "$W/$s.rc" 2>/dev/null))"
         cat "$W/$s.log"
     done >"$OUT/logs.txt"
-    for j in ours.json ours_simple.json "ours_alt_$ALT.json" torch.json; do
-        [ -f "$W/w1/$j" ] && cp "$W/w1/$j" "$OUT/"
+    for j in "$W"/w1/ours.json "$W"/w1/ours_simple.json "$W"/w1/ours_alt_*.json "$W"/w1/torch.json; do
+        [ -f "$j" ] && cp "$j" "$OUT/"
     done
     [ -f "$W/w1_plain/torch.json" ] && cp "$W/w1_plain/torch.json" "$OUT/torch_plain.json"
 fi

@@ -55,10 +55,12 @@ def main():
     ok = True
     dev = (read(os.path.join(d, "device.txt"), "unknown") or "unknown").strip()
     print(f"\n==== vprm GPU checks on {dev}")
-    for name in ("ops", "e2e", "w1", "w1_simple", "w1_alt", "torch", "w1_plain", "torch_plain"):
+    alts = sorted(f[:-3] for f in os.listdir(d) if f.startswith("w1_alt") and f.endswith(".rc"))
+    for name in ("ops", "e2e", "w1", "w1_simple", *(alts or ["w1_alt"]), "torch", "w1_plain",
+                 "torch_plain"):
         line, good = stage_line(d, name)
         print(line)
-        ok &= good or name in ("w1_simple", "w1_alt", "w1_plain", "torch_plain")
+        ok &= good or name in ("w1_simple", "w1_plain", "torch_plain") or name.startswith("w1_alt")
     ours = load(os.path.join(d, "w1", "ours.json"))
     simple = load(os.path.join(d, "w1", "ours_simple.json"))
     tr = load(os.path.join(d, "w1", "torch.json")) or {}

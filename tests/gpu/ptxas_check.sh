@@ -1,0 +1,36 @@
+#!/bin/sh
+# The wgmma attention's products must stay asynchronous: ptxas keeps the results right
+# but silently serialises the products when a register they read is written while they
+# run (its notes C7513, C7519, "Potential Performance Loss"), which costs speed no CPU
+# test would see. make cuda-check runs this; it needs nvcc, no GPU.
+#     sh tests/gpu/ptxas_check.sh
+set -eu
+CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+NVCC=${NVCC:-$CUDA_HOME/bin/nvcc}
+CUDA_ARCH=${CUDA_ARCH:-sm_90a}
+if [ "$CUDA_ARCH" != sm_90a ]; then
+    echo "ptxas_check: skipped (CUDA_ARCH=$CUDA_ARCH has no wgmma kernel)"
+    exit 0
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$NVCC" -std=c++17 -O3 -arch=sm_90a -I. -Xptxas -v -c engine/cuda/k_attention_wgmma.cu \
+    -o "$tmp/k.o" >"$tmp/ptxas.txt" 2>&1
+kernels=$(grep -c "Compiling entry function '_Z17attn_wgmma_kernel" "$tmp/ptxas.txt" || true)
+if grep -q "Potential Performance Loss\|is injected\|C751[0-9]" "$tmp/ptxas.txt"; then
+    echo "ptxas_check: FAIL: ptxas serialises wgmma products in k_attention_wgmma.cu:"
+    grep "Potential Performance Loss\|is injected\|C751[0-9]" "$tmp/ptxas.txt" | cut -c1-240
+    exit 1
+fi
+if [ "$kernels" -lt 8 ]; then
+    echo "ptxas_check: FAIL: expected 8 wgmma attention kernels, ptxas compiled $kernels"
+    exit 1
+fi
+spills=$(grep -A2 "Compiling entry function '_Z17attn_wgmma_kernel" "$tmp/ptxas.txt" |
+    grep -v " 0 bytes spill stores, 0 bytes spill loads" | grep -c "spill" || true)
+if [ "$spills" -ne 0 ]; then
+    echo "ptxas_check: FAIL: $spills wgmma attention kernels spill registers"
+    grep -A3 "Compiling entry function '_Z17attn_wgmma_kernel" "$tmp/ptxas.txt" | cut -c1-200
+    exit 1
+fi
+echo "ptxas_check: $kernels wgmma attention kernels, products asynchronous, no spills"
