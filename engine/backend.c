@@ -75,8 +75,12 @@ int vp_batch_validate(const vp_batch *b, size_t n_feature_rows, size_t vocab, vp
 {
     if (!b)
         return vp_fail(err, VP_ERR_INTERNAL, "", "no batch");
-    if (b->n_tiles && !b->tiles)
-        return vp_fail(err, VP_ERR_BAD_REQUEST, "tiles", "%zu tiles but no tile data", b->n_tiles);
+    if (b->n_tiles && !b->tiles == !b->tiles_u8)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "tiles", "%zu tiles but %s", b->n_tiles,
+                       b->tiles ? "both float and 8-bit tile data" : "no tile data");
+    for (size_t t = 0; b->tiles_u8 && t < b->n_tiles; t++)
+        if (!b->tiles_u8[t])
+            return vp_fail(err, VP_ERR_BAD_REQUEST, "tiles", "8-bit tile %zu has no data", t);
     if (b->n_tokens && (!b->tokens || !b->positions || !b->seqs))
         return vp_fail(err, VP_ERR_BAD_REQUEST, "tokens",
                        "%zu tokens but tokens, positions or seqs is missing", b->n_tokens);

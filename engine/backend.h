@@ -8,8 +8,11 @@
  * the seqs array than the sequences that use it. Positions are given per token (a
  * suffix continues from its prefix's length).
  *
- * Images. tiles[n_tiles] are normalised 3 x S x S tiles; the vision encoder + projector
- * turn tile t into num_image_token rows of features. A token with image_row[i] = r >= 0
+ * Images. tiles[n_tiles] are normalised 3 x S x S tiles, or tiles_u8[n_tiles] point at
+ * the 8-bit S x S x 3 tiles (RGB, row-major) that the backend normalises itself
+ * exactly as vp_tiles_normalize (the engine passes these: a quarter of the bytes to move
+ * to a GPU, no normalisation pass on the engine thread, no copy of the jobs' tiles); the
+ * vision encoder + projector turn tile t into num_image_token rows of features. A token with image_row[i] = r >= 0
  * takes feature row r (tile r / T, row r % T) as its input embedding instead of its
  * token embedding.
  *
@@ -34,7 +37,8 @@ typedef struct vp_seq {
 typedef struct vp_batch {
     /* vision */
     size_t n_tiles;
-    const float *tiles;        /* [n_tiles][3][S][S] */
+    const float *tiles;        /* [n_tiles][3][S][S], or NULL when tiles_u8 is set */
+    const uint8_t *const *tiles_u8; /* [n_tiles] -> [S][S][3] 8-bit tiles, or NULL */
     /* language */
     size_t n_tokens;
     const int32_t *tokens;     /* [n_tokens] */

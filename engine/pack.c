@@ -12,8 +12,8 @@ typedef struct packed {
     vp_batch b;
     int32_t *tokens, *positions, *image_row, *out_index;
     vp_seq *seqs;
-    float *tiles;
-    size_t *tile_base;     /* [n_jobs] first tile of each job's images in tiles */
+    const uint8_t **tiles_u8; /* [n_tiles] into the jobs' 8-bit tiles (the backend normalises) */
+    size_t *tile_base;     /* [n_jobs] first tile of each job's images in tiles_u8 */
     size_t *group_of;      /* [n_jobs] its prefix group */
     struct prefix_group *groups; /* [n_groups <= n_jobs] */
     size_t *job_out;       /* [n_jobs] first logits row of each job */
@@ -26,7 +26,7 @@ static void packed_free(packed *p)
     free(p->image_row);
     free(p->out_index);
     free(p->seqs);
-    free(p->tiles);
+    free(p->tiles_u8);
     free(p->tile_base);
     free(p->group_of);
     free(p->groups);
@@ -151,7 +151,7 @@ static int pack_jobs(const vp_engine *e, vp_job *const *jobs, size_t n_jobs, pac
     const vp_model_config *cfg = vp_engine_config(e);
     const vp_prompt_ctx *pr = vp_engine_prompt(e);
     size_t S = (size_t)cfg->vision.image_size;
-    size_t tile_floats = (size_t)cfg->vision.channels * S * S, tile_bytes = 3 * S * S;
+    size_t tile_bytes = 3 * S * S;
     size_t nj = n_jobs ? n_jobs : 1;
     p->tile_base = malloc(nj * sizeof *p->tile_base);
     p->group_of = malloc(nj * sizeof *p->group_of);
@@ -179,18 +179,14 @@ static int pack_jobs(const vp_engine *e, vp_job *const *jobs, size_t n_jobs, pac
     p->out_index = malloc(n_out * sizeof *p->out_index);
     p->seqs = malloc(n_seq * sizeof *p->seqs);
     p->job_out = malloc(nj * sizeof *p->job_out);
-    p->tiles = n_tiles ? malloc(n_tiles * tile_floats * sizeof *p->tiles) : NULL;
+    p->tiles_u8 = n_tiles ? malloc(n_tiles * sizeof *p->tiles_u8) : NULL;
     if (!p->tokens || !p->positions || !p->image_row || !p->out_index || !p->seqs ||
-        !p->job_out || (n_tiles && !p->tiles))
+        !p->job_out || (n_tiles && !p->tiles_u8))
         return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory packing a batch of %zu tokens", n_tok);
-    for (size_t i = 0; i < n_jobs; i++) {
-        const vp_job *j = jobs[i];
-        int copied = 0; /* by an earlier job with the same images */
-        for (size_t k = 0; k < i && j->n_tiles; k++)
-            copied |= jobs[k]->n_tiles && p->tile_base[k] == p->tile_base[i];
-        if (j->n_tiles && !copied)
-            vp_tiles_normalize(j->tiles, j->n_tiles, (int)S, p->tiles + p->tile_base[i] * tile_floats);
-    }
+    /* a job with the same images as an earlier one points at its own identical copy */
+    for (size_t i = 0; i < n_jobs; i++)
+        for (size_t t = 0; t < jobs[i]->n_tiles; t++)
+            p->tiles_u8[p->tile_base[i] + t] = jobs[i]->tiles + t * tile_bytes;
     /* sequences group by group: the prefix, then every member response's suffix */
     for (size_t g = 0; g < n_groups; g++) {
         prefix_group *G = &p->groups[g];
@@ -221,7 +217,7 @@ static int pack_jobs(const vp_engine *e, vp_job *const *jobs, size_t n_jobs, pac
         }
     }
     p->b.n_tiles = n_tiles;
-    p->b.tiles = p->tiles;
+    p->b.tiles_u8 = p->tiles_u8;
     p->b.tokens = p->tokens;
     p->b.positions = p->positions;
     p->b.image_row = p->image_row;

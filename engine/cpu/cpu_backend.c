@@ -7,6 +7,7 @@
 
 #include "engine/cpu/cpu.h"
 #include "engine/cpu/cpu_model.h"
+#include "engine/image/image.h"
 #include "engine/util/log.h"
 
 static double now_ms(void)
@@ -109,9 +110,27 @@ static int cpu_forward(vp_backend *b, const vp_batch *batch, float *logits,
     float *features = NULL;
     double t0 = now_ms();
     if (batch->n_tiles) {
+        float *normalised = NULL;
+        const float *tiles = batch->tiles;
+        if (!tiles) { /* 8-bit tiles: normalised here, as the engine leaves that to us */
+            if (b->cfg.vision.channels != 3)
+                return vp_fail(err, VP_ERR_BAD_REQUEST, "tiles",
+                               "8-bit tiles are RGB but the vision encoder takes %d channels",
+                               b->cfg.vision.channels);
+            int s = b->cfg.vision.image_size;
+            size_t tile_bytes = 3 * (size_t)s * (size_t)s;
+            normalised = cpu_alloc(batch->n_tiles * tile_bytes, sizeof(float), "tiles", err);
+            if (!normalised)
+                return -1;
+            for (size_t t = 0; t < batch->n_tiles; t++)
+                vp_tiles_normalize(batch->tiles_u8[t], 1, s, normalised + t * tile_bytes);
+            tiles = normalised;
+        }
         features = cpu_alloc(batch->n_tiles * rows_per_tile * h, sizeof(float),
                              "image features", err);
-        if (!features || vp_cpu_vision(b, batch->tiles, batch->n_tiles, features, err) != 0) {
+        int rc = features ? vp_cpu_vision(b, tiles, batch->n_tiles, features, err) : -1;
+        free(normalised);
+        if (rc != 0) {
             free(features);
             return -1;
         }

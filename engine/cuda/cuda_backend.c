@@ -10,6 +10,7 @@
 #include "engine/cuda/cuda.h"
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/cuda_model.h"
+#include "engine/image/image.h"
 #include "engine/util/log.h"
 
 #define DEFAULT_MAX_TOKENS ((size_t)16384)
@@ -34,6 +35,7 @@ static void cuda_free(vp_backend *b)
     cudaFree(b->arena);
     cudaFree(b->work);
     cudaFree(b->rope_base);
+    cudaFree(b->norm_table);
     cudaFreeHost(b->staging);
     cudaFreeHost(b->logits_host);
     free(b->rope_extra);
@@ -106,6 +108,16 @@ static int staging_alloc(vp_backend *b, vp_error *err)
     b->rope_extra = malloc(n * sizeof *b->rope_extra);
     if (!b->rope_extra)
         return vp_fail(err, VP_ERR_NOMEM, "", "out of memory for %zu RoPE rows", n);
+    return 0;
+}
+
+/* The 8-bit tiles' normalisation table, the CPU's own values. */
+static int norm_table(vp_backend *b, vp_error *err)
+{
+    float host[3][256];
+    vp_tiles_norm_table(host);
+    CUDA_CHECK(cudaMalloc((void **)&b->norm_table, sizeof host));
+    CUDA_CHECK(cudaMemcpy(b->norm_table, host, sizeof host, cudaMemcpyHostToDevice));
     return 0;
 }
 
@@ -276,7 +288,7 @@ static int backend_create(vp_backend **out, const vp_model_config *cfg,
                        "max_tiles %zu (%s)",
                        (double)b->ws.total / (1 << 30), max_tokens, max_tiles,
                        cudaGetErrorString(crc));
-    if (staging_alloc(b, err) || rope_table(b, err) ||
+    if (staging_alloc(b, err) || rope_table(b, err) || norm_table(b, err) ||
         vp_gemm_init(&b->gemm, cuda_ws(b, VP_WS_GEMM), b->ws.bytes[VP_WS_GEMM], err) ||
         pick_attention(b, err))
         return -1;
@@ -419,7 +431,8 @@ static int cuda_forward(vp_backend *b, const vp_batch *batch, float *logits,
         b->attn_flops_layer = b->cfg.llm.layers ? fl.language_attn / b->cfg.llm.layers : 0;
     }
     CUDA_CHECK(cudaEventRecord(b->ev_start, b->stream));
-    if (batch->n_tiles && cuda_vision_forward(b, batch->tiles, batch->n_tiles, err))
+    if (batch->n_tiles &&
+        cuda_vision_forward(b, batch->tiles, batch->tiles_u8, batch->n_tiles, err))
         return -1;
     CUDA_CHECK(cudaEventRecord(b->ev_vision, b->stream));
     if (cuda_language_forward(b, batch, n_items, err))
@@ -464,7 +477,7 @@ int vp_cuda_vision(vp_backend *b, const float *tiles, size_t n_tiles, float *fea
         CUDA_CHECK(cudaMemcpyAsync(cuda_ws(b, VP_WS_VRANGES), cuda_stage(b, ST_VRANGES),
                                    vtiles * tt * 3 * 4, cudaMemcpyHostToDevice, b->stream));
     }
-    if (cuda_vision_forward(b, tiles, n_tiles, err))
+    if (cuda_vision_forward(b, tiles, NULL, n_tiles, err))
         return -1;
     size_t bytes = n_tiles * (size_t)b->cfg.num_image_token * (size_t)b->cfg.llm.hidden * 4;
     CUDA_CHECK(cudaMemcpyAsync(features, cuda_ws(b, VP_WS_FEATURES), bytes, cudaMemcpyDeviceToHost,
@@ -502,7 +515,8 @@ size_t vp_cuda_workspace_bytes(const vp_backend *b)
 const char *vp_cuda_attention_kind(const vp_backend *b)
 {
     if (b->vision_wgmma && b->language_wgmma)
-        return "tensor-core (wgmma)";
+        return b->language_wgmma & VPK_WGMMA_OVERLAP ? "tensor-core (wgmma, overlapped)"
+                                                     : "tensor-core (wgmma)";
     if (b->fast_vision && b->fast_language)
         return "tensor-core";
     if (!b->fast_vision && !b->fast_language)

@@ -76,6 +76,11 @@ cudaError_t vpk_silu_gate(cudaStream_t stream, vp_bf16 *h, const float *gu, size
  * from channels*P*P to kpad zero. tiles[n_tiles][channels][size][size] f32. */
 cudaError_t vpk_im2col(cudaStream_t stream, vp_bf16 *patches, const float *tiles, size_t n_tiles,
                        int channels, int size, int patch, size_t kpad);
+/* The same from 8-bit RGB tiles[n_tiles][size][size][3], each byte x of channel c taken
+ * as table[c * 256 + x] (vp_tiles_norm_table on the device): equal to vpk_im2col on
+ * vp_tiles_normalize's output, bit for bit. */
+cudaError_t vpk_im2col_u8(cudaStream_t stream, vp_bf16 *patches, const uint8_t *tiles,
+                          const float *table, size_t n_tiles, int size, int patch, size_t kpad);
 /* x[tile][0] = cls + pos[0]; x[tile][1 + i] = emb[tile * grid_tokens + i] + pos[1 + i];
  * x[n_tiles][1 + grid_tokens][hidden]. */
 cudaError_t vpk_vit_assemble(cudaStream_t stream, float *x, const float *emb, const float *cls,

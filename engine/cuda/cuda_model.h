@@ -80,6 +80,7 @@ struct vp_backend {
     int32_t head_ids[2];            /* rows now in the HEAD buffer, -1 = none */
 
     float *rope_base;               /* device [base_rows][head_dim]: cos | sin, base theta */
+    float *norm_table;              /* device [3][256]: vp_tiles_norm_table, for 8-bit tiles */
     size_t base_rows;
     vp_rope_extra *rope_extra;      /* host [max_tokens] per-batch rows */
 
@@ -115,8 +116,10 @@ void cuda_weights_bind(vp_backend *b);
 /* Makes the HEAD buffer hold rows plus and minus. */
 int cuda_head_rows(vp_backend *b, int32_t plus, int32_t minus, vp_error *err);
 
-/* cuda_vision.c: features for n_tiles host tiles into VP_WS_FEATURES. */
-int cuda_vision_forward(vp_backend *b, const float *tiles, size_t n_tiles, vp_error *err);
+/* cuda_vision.c: features for n_tiles host tiles into VP_WS_FEATURES, from normalised
+ * float tiles or (when tiles is NULL) 8-bit ones (vp_batch). */
+int cuda_vision_forward(vp_backend *b, const float *tiles, const uint8_t *const *tiles_u8,
+                        size_t n_tiles, vp_error *err);
 /* cuda_language.c: the language model over an uploaded batch; logits into VP_WS_LOGITS. */
 int cuda_language_forward(vp_backend *b, const vp_batch *batch, size_t n_items, vp_error *err);
 

@@ -81,8 +81,8 @@ static int vit_layers(vp_backend *b, size_t tiles, vp_error *err)
     return 0;
 }
 
-/* tiles [first, first + count) of the batch, already in VP_WS_TILES. */
-static int encode_chunk(vp_backend *b, size_t first, size_t count, vp_error *err)
+/* tiles [first, first + count) of the batch, already in VP_WS_TILES (8-bit when u8). */
+static int encode_chunk(vp_backend *b, size_t first, size_t count, bool u8, vp_error *err)
 {
     const vp_vision_config *v = &b->cfg.vision;
     const cuda_weights *w = &b->w;
@@ -92,8 +92,12 @@ static int encode_chunk(vp_backend *b, size_t first, size_t count, vp_error *err
     vp_bf16 *patches = cuda_ws(b, VP_WS_PATCHES);
     float *x = cuda_ws(b, VP_WS_VX), *y = cuda_ws(b, VP_WS_VY);
     cuda_prof_mark(&b->prof, b->stream, "vit.patch", 0);
-    CUDA_CHECK(vpk_im2col(b->stream, patches, cuda_ws(b, VP_WS_TILES), count, v->channels,
-                          v->image_size, v->patch, kpad));
+    if (u8)
+        CUDA_CHECK(vpk_im2col_u8(b->stream, patches, cuda_ws(b, VP_WS_TILES), b->norm_table,
+                                 count, v->image_size, v->patch, kpad));
+    else
+        CUDA_CHECK(vpk_im2col(b->stream, patches, cuda_ws(b, VP_WS_TILES), count, v->channels,
+                              v->image_size, v->patch, kpad));
     if (vp_gemm_run(&b->gemm, b->stream, y, VP_GEMM_F32, patches, w->patch_w, w->patch_b,
                     count * g * g, hv, kpad, kpad, kpad, hv, false, err))
         return -1;
@@ -118,18 +122,47 @@ static int encode_chunk(vp_backend *b, size_t first, size_t count, vp_error *err
                        h, h, h, h, false, err);
 }
 
-int cuda_vision_forward(vp_backend *b, const float *tiles, size_t n_tiles, vp_error *err)
+/* 8-bit tiles [first, first + count) into VP_WS_TILES, one copy per run of tiles that
+ * follow each other in host memory (a request's tiles do). Pageable sources: each copy
+ * has finished reading when it returns. */
+static int upload_u8(vp_backend *b, const uint8_t *const *tiles, size_t first, size_t count,
+                     size_t tile_bytes, vp_error *err)
+{
+    unsigned char *dst = cuda_ws(b, VP_WS_TILES);
+    for (size_t k = 0; k < count;) {
+        size_t run = 1;
+        uintptr_t at = (uintptr_t)tiles[first + k];
+        while (k + run < count && (uintptr_t)tiles[first + k + run] == at + run * tile_bytes)
+            run++;
+        CUDA_CHECK(cudaMemcpyAsync(dst + k * tile_bytes, tiles[first + k], run * tile_bytes,
+                                   cudaMemcpyHostToDevice, b->stream));
+        k += run;
+    }
+    return 0;
+}
+
+int cuda_vision_forward(vp_backend *b, const float *tiles, const uint8_t *const *tiles_u8,
+                        size_t n_tiles, vp_error *err)
 {
     const vp_vision_config *v = &b->cfg.vision;
-    size_t tile_floats = (size_t)v->channels * (size_t)v->image_size * (size_t)v->image_size;
+    size_t plane = (size_t)v->image_size * (size_t)v->image_size;
+    size_t tile_floats = (size_t)v->channels * plane;
+    bool u8 = !tiles;
+    if (u8 && v->channels != 3)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "tiles",
+                       "8-bit tiles are RGB but the vision encoder takes %d channels", v->channels);
     for (size_t first = 0; first < n_tiles; first += b->ws.vision_chunk) {
         size_t count = n_tiles - first < b->ws.vision_chunk ? n_tiles - first : b->ws.vision_chunk;
-        /* pageable source: the copy has finished reading `tiles` when it returns */
         cuda_prof_mark(&b->prof, b->stream, "vit.upload", 0);
-        CUDA_CHECK(cudaMemcpyAsync(cuda_ws(b, VP_WS_TILES), tiles + first * tile_floats,
-                                   count * tile_floats * sizeof(float), cudaMemcpyHostToDevice,
-                                   b->stream));
-        if (encode_chunk(b, first, count, err))
+        if (u8) { /* a quarter of the float tiles' bytes, normalised by im2col */
+            if (upload_u8(b, tiles_u8, first, count, 3 * plane, err))
+                return -1;
+        } else { /* pageable source: the copy has finished reading `tiles` when it returns */
+            CUDA_CHECK(cudaMemcpyAsync(cuda_ws(b, VP_WS_TILES), tiles + first * tile_floats,
+                                       count * tile_floats * sizeof(float),
+                                       cudaMemcpyHostToDevice, b->stream));
+        }
+        if (encode_chunk(b, first, count, u8, err))
             return -1;
     }
     return 0;

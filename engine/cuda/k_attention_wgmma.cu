@@ -28,6 +28,9 @@
 
 #define WG_BQ 64 /* query rows per warpgroup: the planner's tile */
 #define WG_BK 64 /* keys per step */
+/* a thread's share of one key tile's P: its 32 scores (64 x WG_BK over the warpgroup's
+ * 128 threads) as 16 fp16 pairs, the A operand of P V */
+#define WG_P_REGS (WG_BK / 4)
 static_assert(WG_BQ == VP_ATTN_BQ, "attention query tile differs from the planner's");
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -256,7 +259,7 @@ template <int D>
 static __device__ __forceinline__ void wg_pin_pv_inputs(float *o, uint32_t *pa)
 {
     wgmma_settle<D / 2>(o);
-    wgmma_settle<WG_BK / 2>(pa);
+    wgmma_settle<WG_P_REGS>(pa);
 }
 
 /* O += P V for one key tile, 16 keys a product (32 bytes into the vt rows), after a
@@ -307,7 +310,7 @@ static __device__ __forceinline__ void wg_softmax(float *s, const wg_tile &tl, c
     for (int row = 0; row < 2; row++)
         l[row] = l[row] * alpha[row] + sum[row];
 #pragma unroll
-    for (int i = 0; i < WG_BK / 2; i++)
+    for (int i = 0; i < WG_P_REGS; i++)
         pa[i] = pack_f16(s[2 * i], s[2 * i + 1]);
 }
 
@@ -386,7 +389,7 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
     const int qrow[2] = {it.q_begin + r0, it.q_begin + r0 + 8};
     const uint32_t q_addr = smem_addr(Qs + hb * C::QBYTES);
     float s[32];
-    uint32_t pa[WG_BK / 2];
+    uint32_t pa[WG_P_REGS];
 
     if (!OVERLAP) {
         for (int t = 0; t < n_tiles; t++) {
@@ -434,7 +437,7 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
          * steps; and the steps alternate between two P arrays, as a copy from one to the
          * other lets ptxas give them the same registers, written while P V still reads
          * them (serialised again: C7513). */
-        uint32_t pb[WG_BK / 2];
+        uint32_t pb[WG_P_REGS];
         auto step = [&](int t, uint32_t *pc, uint32_t *pn) {
             cp_async_wait<0>(); /* the keys of t + 1 and the values of t */
             fence_proxy_async();

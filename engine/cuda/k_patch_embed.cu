@@ -21,6 +21,27 @@ __global__ void im2col_kernel(bf16 *patches, const float *tiles, size_t n_tiles,
     }
 }
 
+/* The same from 8-bit tiles [n_tiles][size][size][3] through the normalisation table
+ * (vp_tiles_norm_table: table[c * 256 + byte]), so the floats match the CPU's exactly. */
+__global__ void im2col_u8_kernel(bf16 *patches, const uint8_t *tiles, const float *table,
+                                 size_t n_tiles, int size, int patch, size_t kpad)
+{
+    size_t g = (size_t)(size / patch), k = 3 * (size_t)patch * patch;
+    size_t total = n_tiles * g * g * kpad;
+    VPK_GRID_STRIDE(i, total)
+    {
+        size_t col = i % kpad, cell = i / kpad;
+        float v = 0.0f;
+        if (col < k) {
+            size_t tile = cell / (g * g), gy = cell % (g * g) / g, gx = cell % g;
+            size_t c = col / ((size_t)patch * patch), py = col / patch % patch, px = col % patch;
+            size_t y = gy * patch + py, x = gx * patch + px;
+            v = table[c * 256 + tiles[((tile * size + y) * size + x) * 3 + c]];
+        }
+        patches[i] = __float2bfloat16_rn(v);
+    }
+}
+
 __global__ void assemble_kernel(float *x, const float *emb, const float *cls, const float *pos,
                                 size_t n_tiles, size_t grid_tokens, int hidden)
 {
@@ -41,6 +62,18 @@ extern "C" cudaError_t vpk_im2col(cudaStream_t stream, vp_bf16 *patches, const f
         return cudaSuccess;
     im2col_kernel<<<vpk_blocks(total, VPK_BLOCK), VPK_BLOCK, 0, stream>>>(
         (bf16 *)patches, tiles, n_tiles, channels, size, patch, kpad);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t vpk_im2col_u8(cudaStream_t stream, vp_bf16 *patches, const uint8_t *tiles,
+                                     const float *table, size_t n_tiles, int size, int patch,
+                                     size_t kpad)
+{
+    size_t g = (size_t)(size / patch), total = n_tiles * g * g * kpad;
+    if (total == 0)
+        return cudaSuccess;
+    im2col_u8_kernel<<<vpk_blocks(total, VPK_BLOCK), VPK_BLOCK, 0, stream>>>(
+        (bf16 *)patches, tiles, table, n_tiles, size, patch, kpad);
     return cudaGetLastError();
 }
 

@@ -138,6 +138,9 @@ extern const float vp_image_std[3];  /* 0.229, 0.224, 0.225 */
 /* ToTensor + Normalize in float32: out = ((x / 255) - mean[c]) / std[c], CHW.
  * u8 [n_tiles][S][S][3] -> out [n_tiles][3][S][S]. */
 void vp_tiles_normalize(const uint8_t *u8, size_t n_tiles, int tile_size, float *out);
+/* Its values: table[c][x] for channel c, byte x (what a backend normalising 8-bit tiles
+ * itself uses, so that every path gives the same floats). */
+void vp_tiles_norm_table(float table[3][256]);
 
 /* Decode + tiles (+ normalisation): tiles receives the grid and the 8-bit tiles (free
  * with vp_image_tiles_free); when out_f32 is not NULL, *out_f32 receives a malloc'd

@@ -59,15 +59,20 @@ int vp_image_make_tiles(const vp_rgb_image *img, const vp_tiling_params *p, vp_i
 
 /* torchvision: ToTensor gives x.float().div(255), Normalize then sub_(mean).div_(std),
  * each a correctly rounded float32 operation; a table per channel holds the 256 results. */
-void vp_tiles_normalize(const uint8_t *u8, size_t n_tiles, int tile_size, float *out)
+void vp_tiles_norm_table(float table[3][256])
 {
-    float table[3][256];
     for (int c = 0; c < 3; c++)
         for (int v = 0; v < 256; v++) {
             float x = (float)v / 255.0f;
             x = x - vp_image_mean[c];
             table[c][v] = x / vp_image_std[c];
         }
+}
+
+void vp_tiles_normalize(const uint8_t *u8, size_t n_tiles, int tile_size, float *out)
+{
+    float table[3][256];
+    vp_tiles_norm_table(table);
     const size_t plane = (size_t)tile_size * tile_size;
     for (size_t t = 0; t < n_tiles; t++) {
         const uint8_t *src = u8 + t * plane * 3;

@@ -158,6 +158,11 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
            vp_backend_cuda.device_name(gpu));
     size_t tiles = 2, tile_floats = 3 * 448 * 448, rows = tiles * (size_t)cfg->num_image_token;
     float *img = gpu_normal(tiles * tile_floats, 1.0f, 0.0f);
+    uint8_t *img_u8 = host_alloc(tiles * tile_floats); /* [tiles][448][448][3] */
+    for (size_t i = 0; i < tiles * tile_floats; i++) {
+        float v = img[i] * 40.0f + 128.5f;
+        img_u8[i] = (uint8_t)(v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v);
+    }
     char what[128];
     /* image features alone */
     float *fc = host_alloc(rows * (size_t)cfg->llm.hidden * 4), *fg = host_alloc(rows * (size_t)cfg->llm.hidden * 4);
@@ -194,8 +199,8 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
         }
         for (size_t a = 0; a < n_alt; a++)
             if (cpu_ok && run(&vp_backend_cuda, gpu_alt[a], &tb.b, ls, "cuda alternative") == 0) {
-                snprintf(what, sizeof what, "%s batch %d VPRM_CUDA_ATTENTION=%s vs cpu", label,
-                         round, alt[a]);
+                snprintf(what, sizeof what, "%s batch %d VPRM_CUDA_ATTENTION=%s (%s) vs cpu",
+                         label, round, alt[a], vp_cuda_attention_kind(gpu_alt[a]));
                 compare_margins(what, ls, lc, tb.b.n_out, tol);
             }
         unshare(&tb, &flat);
@@ -203,11 +208,21 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
             snprintf(what, sizeof what, "%s batch %d cuda shared vs unshared prefix", label, round);
             compare_margins(what, lg, lf, tb.b.n_out, tol / 2);
         }
+        if (with_images) { /* 8-bit tiles, as the engine passes them: both normalise */
+            const uint8_t *ptr[2] = {img_u8 + tile_floats, img_u8}; /* not in memory order */
+            tb.b.tiles = NULL, tb.b.tiles_u8 = ptr;
+            if (run(&vp_backend_cpu, cpu, &tb.b, lc, "cpu 8-bit tiles") == 0 &&
+                run(&vp_backend_cuda, gpu, &tb.b, lg, "cuda 8-bit tiles") == 0) {
+                snprintf(what, sizeof what, "%s batch %d 8-bit tiles cuda vs cpu", label, round);
+                compare_margins(what, lg, lc, tb.b.n_out, tol);
+            }
+            tb.b.tiles = img, tb.b.tiles_u8 = NULL;
+        }
         free(lc), free(lg), free(ls), free(lf);
         test_batch_free(&flat);
         test_batch_free(&tb);
     }
-    free(img), free(fc), free(fg);
+    free(img), free(img_u8), free(fc), free(fg);
 done:
     if (cpu)
         vp_backend_cpu.free(cpu);

@@ -10,6 +10,7 @@
 #include "engine/cuda/cuda_gemm.h"
 #include "engine/cuda/cuda_kernels.h"
 #include "engine/cuda_plan/cuda_plan.h"
+#include "engine/image/image.h"
 #include "tests/gpu/gpu_util.h"
 #include "tests/unit/cuda_plan_test_util.h"
 
@@ -274,6 +275,39 @@ static void test_patch_embed(vp_gemm *gm)
     cudaFree(demb), cudaFree(dx);
     free(img), free(w), free(bias), free(cls), free(pos), free(wpad), free(got), free(want);
     free(scratch), free(rounded);
+}
+
+/* im2col from 8-bit tiles (the engine's path) vs im2col on the CPU's normalised floats:
+ * bit for bit, every byte value in every channel, two tiles of different content. */
+static void test_im2col_u8(void)
+{
+    int s = 448, p = 14;
+    size_t tiles = 2, gg = (size_t)(s / p) * (size_t)(s / p), k = 3 * (size_t)p * p;
+    size_t kpad = vp_cw_pad_cols(k), bytes = tiles * 3 * (size_t)s * s;
+    uint8_t *u8 = host_alloc(bytes);
+    for (size_t i = 0; i < bytes; i++) /* all 256 values, in no pixel-aligned pattern */
+        u8[i] = (uint8_t)((i * 2654435761u) >> 13);
+    float *norm = host_alloc(bytes * 4), table[3][256];
+    vp_tiles_normalize(u8, tiles, s, norm);
+    vp_tiles_norm_table(table);
+    uint8_t *du8 = gpu_upload(u8, bytes);
+    float *dnorm = gpu_upload(norm, bytes * 4), *dtable = gpu_upload(table, sizeof table);
+    size_t n = tiles * gg * kpad;
+    vp_bf16 *want_d = gpu_alloc(n * 2), *got_d = gpu_alloc(n * 2);
+    GPU_OK(cudaMemset(got_d, 0xff, n * 2));
+    GPU_OK(vpk_im2col(stream, want_d, dnorm, tiles, 3, s, p, kpad));
+    GPU_OK(vpk_im2col_u8(stream, got_d, du8, dtable, tiles, s, p, kpad));
+    uint16_t *want = host_alloc(n * 2), *got = host_alloc(n * 2);
+    gpu_download(want, want_d, n * 2);
+    gpu_download(got, got_d, n * 2);
+    size_t bad = 0, first = n;
+    for (size_t i = 0; i < n; i++)
+        if (got[i] != want[i])
+            bad++, first = first < n ? first : i;
+    gpu_check("im2col from 8-bit tiles == im2col of the CPU-normalised tiles", bad == 0,
+              "%zu of %zu patch values differ (first at %zu)", bad, n, first);
+    cudaFree(du8), cudaFree(dnorm), cudaFree(dtable), cudaFree(want_d), cudaFree(got_d);
+    free(u8), free(norm), free(want), free(got);
 }
 
 static void test_pixel_shuffle(void)
@@ -735,10 +769,14 @@ int main(int argc, char **argv)
     RUN("activations inter 1000", test_activations(1000));
     RUN("activations inter 1001", test_activations(1001));
     RUN("patch_embed", test_patch_embed(&g));
+    RUN("im2col_u8", test_im2col_u8());
     RUN("pixel_shuffle", test_pixel_shuffle());
     RUN("embed", test_embed());
     RUN("attention causal+prefix GQA 32/8 d128", test_attention("causal+prefix GQA 32/8 d128", 1, 32, 8, 128, 130));
     RUN("attention causal+prefix GQA 2/1 d128", test_attention("causal+prefix GQA 2/1 d128", 1, 2, 1, 128, 400));
+    /* head size 64 on causal items too: the vision tiles alone give the wgmma kernel 17 key
+     * tiles every time, never 1 or an even number */
+    RUN("attention causal+prefix GQA 8/4 d64", test_attention("causal+prefix GQA 8/4 d64", 1, 8, 4, 64, 300));
     RUN("attention causal+prefix MHA 4/4 d32", test_attention("causal+prefix MHA 4/4 d32", 1, 4, 4, 32, 200));
     RUN("attention tiles 16 heads d64", test_attention("tiles 16 heads d64", 0, 16, 16, 64, 0));
     RUN("attention tiles 4 heads d16", test_attention("tiles 4 heads d16", 0, 4, 4, 16, 0));

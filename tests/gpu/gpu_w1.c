@@ -2,7 +2,9 @@
  * weights generated on the GPU (no checkpoint file), on a batch file from mkbatch (W1:
  * 13 tiles, 8 responses sharing a prefix). Writes for tests/gpu/torch_ref.py:
  *   OUT/config.json              the model config (InternVL layout)
- *   OUT/tiles.f32                the tiles used ([n_tiles][3][448][448] float32, seeded)
+ *   OUT/tiles.f32                the tiles used ([n_tiles][3][448][448] float32: seeded
+ *                                8-bit tiles, which the backend gets as the engine passes
+ *                                them, normalised by vp_tiles_normalize)
  *   OUT/LABEL_logits.f32         logits [n_out][2] of the first forward
  *   OUT/LABEL.json               timings: init, medians over --reps after a warm-up, MFU
  * and prints one summary line. --backend cpu --scale tiny runs the fp32 CPU backend on
@@ -18,6 +20,7 @@
 #include "engine/cpu/cpu.h"
 #include "engine/cuda/cuda.h"
 #include "engine/cuda_plan/cuda_plan.h"
+#include "engine/image/image.h"
 #include "engine/model/config.h"
 #include "engine/model/mkmodel.h"
 #include "engine/model/rng.h"
@@ -96,19 +99,30 @@ int main(int argc, char **argv)
         return 2;
     free(json);
 
-    /* seeded tiles in the value range of normalised images */
+    /* seeded 8-bit tiles: normal values in the normalised range (as before the engine
+     * passed 8-bit tiles), taken back to bytes with the ImageNet mean and std */
     size_t tile_floats = 3 * 448 * 448, n_tile_floats = (size_t)f.n_tiles * tile_floats;
     float *tiles = host_alloc(n_tile_floats * 4);
+    uint8_t *u8 = host_alloc(n_tile_floats);
     vp_rng_normal_fill(vp_rng_key(seed, "tiles"), 0, n_tile_floats, tiles);
-    for (size_t i = 0; i < n_tile_floats; i++)
-        tiles[i] = tiles[i] < -2.1f ? -2.1f : tiles[i] > 2.6f ? 2.6f : tiles[i];
+    for (size_t i = 0; i < n_tile_floats; i++) { /* tiles are CHW here, bytes HWC */
+        size_t t = i / tile_floats, c = i % tile_floats / (448 * 448), px = i % (448 * 448);
+        float v = (tiles[i] * vp_image_std[c] + vp_image_mean[c]) * 255.0f + 0.5f;
+        u8[(t * 448 * 448 + px) * 3 + c] = (uint8_t)(v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v);
+    }
+    vp_tiles_normalize(u8, (size_t)f.n_tiles, 448, tiles);
     if (write_raw(out, "tiles.f32", tiles, n_tile_floats * 4))
         return 2;
+    const uint8_t **tile_ptr = host_alloc(((size_t)f.n_tiles + 1) * sizeof *tile_ptr);
+    for (size_t t = 0; t < (size_t)f.n_tiles; t++)
+        tile_ptr[t] = u8 + t * tile_floats;
     vpb_packed pk;
-    if (vpb_pack(&f, 1, tiles, &pk)) {
+    if (vpb_pack(&f, 1, NULL, &pk)) {
         fprintf(stderr, "gpu_w1: out of memory packing the batch\n");
         return 2;
     }
+    if (pk.b.n_tiles)
+        pk.b.tiles_u8 = tile_ptr;
     vp_flops fl;
     vp_batch_useful_flops(&cfg, &pk.b, &fl);
 
@@ -176,6 +190,6 @@ int main(int argc, char **argv)
     host_model_free(&hm);
     vpb_packed_free(&pk);
     vpb_free(&f);
-    free(tiles), free(logits), free(total), free(vis), free(lang);
+    free(tiles), free(u8), free(tile_ptr), free(logits), free(total), free(vis), free(lang);
     return 0;
 }

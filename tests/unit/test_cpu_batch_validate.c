@@ -69,6 +69,17 @@ int main(void)
     }
     good(&f), f.b.tiles = NULL;
     expect_bad(&f, "tile data", "tiles missing");
+    {
+        static const uint8_t bytes[3] = {1, 2, 3};
+        const uint8_t *one[1] = {bytes}, *none[1] = {NULL};
+        good(&f), f.b.tiles = NULL, f.b.tiles_u8 = one; /* 8-bit tiles instead: fine */
+        CHECK_MSG(vp_batch_validate(&f.b, ROWS, VOCAB, &err) == 0, "8-bit tiles refused: %s",
+                  err.message);
+        good(&f), f.b.tiles_u8 = one;
+        expect_bad(&f, "both float and 8-bit", "float and 8-bit tiles at once");
+        good(&f), f.b.tiles = NULL, f.b.tiles_u8 = none;
+        expect_bad(&f, "8-bit tile 0 has no data", "8-bit tile pointer missing");
+    }
     good(&f), f.out[1] = 10;
     expect_bad(&f, "out_index", "out_index past the tokens");
     good(&f), f.out[0] = -1;

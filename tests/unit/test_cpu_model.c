@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "engine/cpu/cpu.h"
+#include "engine/image/image.h"
 #include "tests/unit/cpu_test_util.h"
 
 /* ================= a synthetic model ================= */
@@ -379,6 +380,7 @@ typedef struct packed {
     vp_seq seqs[16];
     size_t n_tokens, n_seqs, n_out;
     const float *tiles;
+    const uint8_t *const *tiles_u8; /* instead of tiles */
     size_t n_tiles;
 } packed;
 
@@ -400,7 +402,8 @@ static int32_t add_seq(packed *p, const int32_t *tokens, const int32_t *rows, si
 
 static int run(vp_backend *be, const packed *p, float *logits, vp_error *err)
 {
-    vp_batch b = {.n_tiles = p->n_tiles, .tiles = p->tiles, .n_tokens = p->n_tokens,
+    vp_batch b = {.n_tiles = p->n_tiles, .tiles = p->tiles, .tiles_u8 = p->tiles_u8,
+                  .n_tokens = p->n_tokens,
                   .tokens = p->tokens, .positions = p->positions, .image_row = p->image_row,
                   .n_seqs = p->n_seqs, .seqs = p->seqs, .n_out = p->n_out, .out_index = p->out,
                   .plus_id = PLUS, .minus_id = MINUS};
@@ -605,6 +608,44 @@ static void test_threads_identical(test_model *m, const float *tiles)
     vp_backend_cpu.free(b3);
 }
 
+/* 8-bit tiles (what the engine passes: pointers into each request's own tiles, in any
+ * order in memory) give exactly the logits of the same tiles normalised by
+ * vp_tiles_normalize. */
+static void test_u8_tiles(vp_backend *be)
+{
+    enum { S = 16, TILE = S * S * 3 };
+    uint8_t *bytes[3];
+    float *norm = malloc(3 * TILE * sizeof *norm);
+    const uint8_t *ptr[3];
+    for (int t = 0; t < 3; t++) {
+        bytes[t] = malloc(TILE);
+        for (size_t i = 0; i < TILE; i++) /* every channel sees low, middle and high bytes */
+            bytes[t][i] = (uint8_t)(i * 37u + (size_t)t * 101u + (i * i) % 7u);
+    }
+    for (int t = 0; t < 3; t++)
+        ptr[t] = bytes[2 - t]; /* separate buffers, listed in reverse allocation order */
+    for (int t = 0; t < 3; t++)
+        vp_tiles_normalize(ptr[t], 1, S, norm + (size_t)t * TILE);
+    int32_t tok[MAXTOK], rows[MAXTOK];
+    size_t n = make_prompt(tok, rows, 3, 0);
+    packed pf = {.tiles = norm, .n_tiles = 3};
+    add_seq(&pf, tok, rows, n, -1, 0, n);
+    packed pu = pf;
+    pu.tiles = NULL, pu.tiles_u8 = ptr;
+    float lf[2 * MAXTOK], lu[2 * MAXTOK];
+    vp_error err = {0};
+    CHECK_MSG(run(be, &pf, lf, &err) == 0, "float tiles: %s", err.message);
+    CHECK_MSG(run(be, &pu, lu, &err) == 0, "8-bit tiles: %s", err.message);
+    CHECK_MSG(!memcmp(lf, lu, 2 * pf.n_out * sizeof *lf), "8-bit tiles differ from float tiles");
+    ptr[0] = bytes[0], ptr[2] = bytes[2]; /* the tiles matter: another order, other logits */
+    CHECK(run(be, &pu, lu, &err) == 0);
+    CHECK_MSG(memcmp(lf, lu, 2 * pf.n_out * sizeof *lf) != 0,
+              "swapping two 8-bit tiles left every logit unchanged");
+    for (int t = 0; t < 3; t++)
+        free(bytes[t]);
+    free(norm);
+}
+
 static void test_ntk_prefix_refused(vp_backend *be, const float *tiles)
 {
     int32_t pre[MAXTOK], prow[MAXTOK], s[8];
@@ -674,7 +715,7 @@ int main(void)
             test_against_naive(&m, be, tiles, tag);
             test_prefix_suffixes(be, tiles, variant, tag);
             if (variant == 0)
-                test_two_requests(be, tiles);
+                test_two_requests(be, tiles), test_u8_tiles(be);
             else
                 test_ntk_prefix_refused(be, tiles);
             vp_backend_cpu.free(be);
