@@ -11,8 +11,8 @@
  *    with 8-bit rounding in between; a pass whose size does not change is skipped.
  * The arithmetic order of the double computations follows Pillow's so that every
  * weight rounds the same way (the build uses no FMA contraction: -std=c11).
- * The horizontal pass has an SSE4.1 form and a scalar form (VP_RESIZE_NO_SIMD, or no
- * SSE4.1); tests/unit/test_image.c checks that both give the same bytes. */
+ * Both passes have an SSE4.1 form and a scalar form (VP_RESIZE_NO_SIMD, or no SSE4.1);
+ * tests/unit/test_image.c checks that both give the same bytes. */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -120,34 +120,84 @@ typedef struct pass_job {
     int32_t *acc;          /* vertical pass: [out_w * 3] scratch of this job */
 #if defined(__SSE4_1__) && !defined(VP_RESIZE_NO_SIMD)
     __m128i *row_wide;     /* horizontal pass: [in_w] input row widened to 32-bit lanes */
+    const __m128i *k_wide; /* horizontal pass: [out_w][ksize] the weights, each in 4 lanes */
 #endif
     void (*run)(const struct pass_job *j);
 } pass_job;
 
 #if defined(__SSE4_1__) && !defined(VP_RESIZE_NO_SIMD)
-/* Horizontal pass with SSE4.1: each input row is widened once to 32-bit lanes R, G, B, 0,
- * so one tap is a 4-lane multiply-add; the integer sums are exactly the scalar ones. */
+/* The 8-bit results of four 32-bit sums: shifted down, then clamped to 0..255 by the
+ * saturating packs (int32 -> int16 -> uint8 saturation is clip8's clamp). */
+static inline __m128i clip8x4(__m128i s)
+{
+    s = _mm_srai_epi32(s, PRECISION_BITS);
+    s = _mm_packs_epi32(s, s);
+    return _mm_packus_epi16(s, s);
+}
+
+/* Horizontal pass with SSE4.1: each input row is widened once to 32-bit lanes R, G, B, x
+ * (x: the next pixel's R, never stored), so one tap is a 4-lane multiply-add; the
+ * integer sums are exactly the scalar ones. */
 static void horizontal_rows(const pass_job *j)
 {
     const resample_plan *p = j->plan;
     __m128i *wide = j->row_wide;
     for (uint32_t r = j->r0; r < j->r1; r++) {
         const uint8_t *src = j->in + ((size_t)r + j->row_offset) * j->in_w * 3;
-        for (uint32_t x = 0; x < j->in_w; x++)
-            wide[x] = _mm_setr_epi32(src[3 * x], src[3 * x + 1], src[3 * x + 2], 0);
+        uint32_t x = 0;
+        for (; x + 1 < j->in_w; x++) { /* 4 bytes from pixel x: inside the row */
+            int32_t four;
+            memcpy(&four, src + 3 * (size_t)x, 4);
+            wide[x] = _mm_cvtepu8_epi32(_mm_cvtsi32_si128(four));
+        }
+        wide[x] = _mm_setr_epi32(src[3 * x], src[3 * x + 1], src[3 * x + 2], 0);
         uint8_t *dst = j->out + (size_t)r * j->out_w * 3;
         for (uint32_t xx = 0; xx < j->out_w; xx++) {
             int xmin = p->bounds[2 * xx], n = p->bounds[2 * xx + 1];
-            const int32_t *k = p->coeffs + (size_t)xx * p->ksize;
+            const __m128i *k = j->k_wide + (size_t)xx * p->ksize;
             const __m128i *q = wide + xmin;
             __m128i s = _mm_set1_epi32(1 << (PRECISION_BITS - 1));
-            for (int x = 0; x < n; x++)
-                s = _mm_add_epi32(s, _mm_mullo_epi32(q[x], _mm_set1_epi32(k[x])));
-            int32_t v[4];
-            _mm_storeu_si128((__m128i *)v, s);
-            dst[3 * xx] = clip8(v[0]);
-            dst[3 * xx + 1] = clip8(v[1]);
-            dst[3 * xx + 2] = clip8(v[2]);
+            for (int t = 0; t < n; t++)
+                s = _mm_add_epi32(s, _mm_mullo_epi32(q[t], k[t]));
+            int32_t v = _mm_cvtsi128_si32(clip8x4(s));
+            memcpy(dst + 3 * (size_t)xx, &v, 3);
+        }
+    }
+}
+
+/* Vertical pass with SSE4.1, 16 bytes of a row at a time: the sums of every tap stay in
+ * registers (four 4-lane accumulators), the same integer sums as the scalar pass. */
+static void vertical_rows(const pass_job *j)
+{
+    const resample_plan *p = j->plan;
+    size_t row_len = (size_t)j->out_w * 3;
+    const __m128i half = _mm_set1_epi32(1 << (PRECISION_BITS - 1));
+    for (uint32_t r = j->r0; r < j->r1; r++) {
+        int ymin = p->bounds[2 * r], n = p->bounds[2 * r + 1];
+        const int32_t *k = p->coeffs + (size_t)r * p->ksize;
+        const uint8_t *src = j->in + (size_t)ymin * row_len;
+        uint8_t *dst = j->out + (size_t)r * row_len;
+        size_t i = 0;
+        for (; i + 16 <= row_len; i += 16) {
+            __m128i s0 = half, s1 = half, s2 = half, s3 = half;
+            for (int y = 0; y < n; y++) {
+                __m128i px = _mm_loadu_si128((const __m128i *)(src + (size_t)y * row_len + i));
+                __m128i w = _mm_set1_epi32(k[y]);
+                s0 = _mm_add_epi32(s0, _mm_mullo_epi32(_mm_cvtepu8_epi32(px), w));
+                s1 = _mm_add_epi32(s1, _mm_mullo_epi32(_mm_cvtepu8_epi32(_mm_srli_si128(px, 4)), w));
+                s2 = _mm_add_epi32(s2, _mm_mullo_epi32(_mm_cvtepu8_epi32(_mm_srli_si128(px, 8)), w));
+                s3 = _mm_add_epi32(s3, _mm_mullo_epi32(_mm_cvtepu8_epi32(_mm_srli_si128(px, 12)), w));
+            }
+            s0 = _mm_srai_epi32(s0, PRECISION_BITS), s1 = _mm_srai_epi32(s1, PRECISION_BITS);
+            s2 = _mm_srai_epi32(s2, PRECISION_BITS), s3 = _mm_srai_epi32(s3, PRECISION_BITS);
+            _mm_storeu_si128((__m128i *)(dst + i),
+                             _mm_packus_epi16(_mm_packs_epi32(s0, s1), _mm_packs_epi32(s2, s3)));
+        }
+        for (; i < row_len; i++) { /* the row's last bytes */
+            int32_t s = 1 << (PRECISION_BITS - 1);
+            for (int y = 0; y < n; y++)
+                s += src[(size_t)y * row_len + i] * k[y];
+            dst[i] = clip8(s);
         }
     }
 }
@@ -174,7 +224,6 @@ static void horizontal_rows(const pass_job *j)
         }
     }
 }
-#endif
 
 /* Vertical pass, a row at a time: the same integer sums as Pillow's per-pixel loop
  * (integer addition is exact), ordered so that the compiler can vectorise them. */
@@ -199,6 +248,7 @@ static void vertical_rows(const pass_job *j)
             dst[i] = clip8(acc[i]);
     }
 }
+#endif
 
 static void *pass_thread(void *arg)
 {
@@ -286,6 +336,9 @@ int vp_image_resize(const vp_rgb_image *src, uint32_t out_w, uint32_t out_h, int
     int need_h = out_w != src->width, need_v = out_h != src->height;
     resample_plan ph = {0}, pv = {0};
     uint8_t *tmp = NULL, *out = NULL;
+#if defined(__SSE4_1__) && !defined(VP_RESIZE_NO_SIMD)
+    __m128i *k_wide = NULL;
+#endif
     int rc = -1;
     if (plan_build(src->width, out_w, &ph) || plan_build(src->height, out_h, &pv)) {
         vp_fail(err, VP_ERR_NOMEM, "image", "out of memory resizing to %ux%u", out_w, out_h);
@@ -307,6 +360,17 @@ int vp_image_resize(const vp_rgb_image *src, uint32_t out_w, uint32_t out_h, int
         }
         pass_job job = {.in = src->pixels, .out = tmp, .in_w = src->width, .out_w = out_w,
                         .row_offset = (uint32_t)first, .plan = &ph, .run = horizontal_rows};
+#if defined(__SSE4_1__) && !defined(VP_RESIZE_NO_SIMD)
+        size_t n_k = (size_t)out_w * (size_t)ph.ksize; /* shared by the pass's threads */
+        k_wide = aligned_alloc(16, sizeof(__m128i) * n_k);
+        if (!k_wide) {
+            vp_fail(err, VP_ERR_NOMEM, "image", "out of memory resizing to %ux%u", out_w, out_h);
+            goto done;
+        }
+        for (size_t i = 0; i < n_k; i++)
+            k_wide[i] = _mm_set1_epi32(ph.coeffs[i]);
+        job.k_wide = k_wide;
+#endif
         if (run_pass(job, rows, threads, err))
             goto done;
         cur = tmp;
@@ -332,6 +396,9 @@ int vp_image_resize(const vp_rgb_image *src, uint32_t out_w, uint32_t out_h, int
     out = NULL;
     rc = 0;
 done:
+#if defined(__SSE4_1__) && !defined(VP_RESIZE_NO_SIMD)
+    free(k_wide);
+#endif
     free(out);
     free(tmp);
     plan_free(&ph);

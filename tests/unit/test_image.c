@@ -453,11 +453,18 @@ static void test_resize(void)
 
     CHECK(vp_image_resize(&two, 0, 5, 1, &out, &err) == -1 && err.kind == VP_ERR_BAD_REQUEST);
 
-    /* Scalar and SIMD horizontal passes agree byte for byte. */
-    const uint32_t shapes[][4] = {{97, 31, 448, 20}, {1000, 7, 448, 7}, {5, 9, 1792, 3},
-                                  {333, 222, 111, 444}, {1, 1, 9, 1}};
+    /* Scalar and SIMD passes agree byte for byte: both passes, rows that are and are not a
+     * multiple of 16 bytes, up- and downscaling, height only; the last shapes on a 0/255
+     * checkerboard, whose bicubic overshoot must clamp the same way at both ends. */
+    const uint32_t shapes[][4] = {{97, 31, 448, 20},  {1000, 7, 448, 7},  {5, 9, 1792, 3},
+                                  {333, 222, 111, 444}, {1, 1, 9, 1},      {896, 672, 448, 448},
+                                  {40, 30, 40, 77},   {64, 50, 37, 91},   {31, 29, 64, 61},
+                                  {7, 300, 19, 5}};
+    const size_t n_random = 7;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         vp_rgb_image in = make_image(shapes[s][0], shapes[s][1], (uint32_t)s + 11);
+        for (size_t i = 0; s >= n_random && i < (size_t)shapes[s][0] * shapes[s][1] * 3; i++)
+            in.pixels[i] = ((i / 3 % shapes[s][0]) + (i / 3 / shapes[s][0])) % 2 ? 255 : 0;
         CHECK(vp_image_resize(&in, shapes[s][2], shapes[s][3], 2, &a, &err) == 0);
         CHECK(vp_image_resize_scalar(&in, shapes[s][2], shapes[s][3], 1, &b, &err) == 0);
         CHECK_MSG(!memcmp(a.pixels, b.pixels, (size_t)shapes[s][2] * shapes[s][3] * 3),
