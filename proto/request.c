@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "proto/base64.h"
+#include "proto/json_blobs.h"
 
 #define DEFAULT_SEPARATOR "\n\n"
 
@@ -506,7 +507,7 @@ int vp_request_parse(const char *body, size_t len, const vp_request_limits *lim,
 {
     memset(out, 0, sizeof *out);
     json_error_t jerr;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    json_t *root = vp_json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!root)
         return vp_fail(err, VP_ERR_BAD_REQUEST, "", "malformed JSON at line %d column %d: %s",
                        jerr.line, jerr.column, jerr.text);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine/util/log.h"
+#include "proto/json_blobs.h"
 #include "proto/response.h"
 #include "server/fetch.h"
 #include "server/internal.h"
@@ -172,7 +173,7 @@ enum MHD_Result vp_route_batch(vp_conn *x)
 {
     vp_server *s = x->srv;
     json_error_t jerr;
-    json_t *root = json_loadb(x->body, x->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    json_t *root = vp_json_loadb(x->body, x->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     drop_body(x);
     if (!root)
         return vp_reply_errorf(x, VP_ERR_BAD_REQUEST, "", "malformed JSON at line %d column %d: %s",
