@@ -3,20 +3,36 @@
  * encoder), then the class token and position embeddings are added. */
 #include "engine/cuda/k_common.cuh"
 
+/* Where patch value i comes from: tile, channel, row, column; false for the zero
+ * padding columns from channels * patch^2 to kpad. */
+struct patch_src {
+    size_t tile, c, y, x;
+};
+
+static __device__ __forceinline__ bool patch_source(size_t i, size_t g, int patch, size_t k,
+                                                    size_t kpad, patch_src *s)
+{
+    size_t col = i % kpad, cell = i / kpad;
+    if (col >= k)
+        return false;
+    size_t pp = (size_t)patch * patch;
+    s->tile = cell / (g * g);
+    s->c = col / pp;
+    s->y = cell % (g * g) / g * patch + col / patch % patch;
+    s->x = cell % g * patch + col % patch;
+    return true;
+}
+
 __global__ void im2col_kernel(bf16 *patches, const float *tiles, size_t n_tiles, int channels,
                               int size, int patch, size_t kpad)
 {
     size_t g = (size_t)(size / patch), k = (size_t)channels * patch * patch;
-    size_t total = n_tiles * g * g * kpad;
-    VPK_GRID_STRIDE(i, total)
+    VPK_GRID_STRIDE(i, n_tiles * g * g * kpad)
     {
-        size_t col = i % kpad, cell = i / kpad;
-        float v = 0.0f;
-        if (col < k) {
-            size_t tile = cell / (g * g), gy = cell % (g * g) / g, gx = cell % g;
-            size_t c = col / ((size_t)patch * patch), py = col / patch % patch, px = col % patch;
-            v = tiles[((tile * channels + c) * size + gy * patch + py) * size + gx * patch + px];
-        }
+        patch_src s;
+        float v = patch_source(i, g, patch, k, kpad, &s)
+                      ? tiles[((s.tile * channels + s.c) * size + s.y) * size + s.x]
+                      : 0.0f;
         patches[i] = __float2bfloat16_rn(v);
     }
 }
@@ -27,17 +43,12 @@ __global__ void im2col_u8_kernel(bf16 *patches, const uint8_t *tiles, const floa
                                  size_t n_tiles, int size, int patch, size_t kpad)
 {
     size_t g = (size_t)(size / patch), k = 3 * (size_t)patch * patch;
-    size_t total = n_tiles * g * g * kpad;
-    VPK_GRID_STRIDE(i, total)
+    VPK_GRID_STRIDE(i, n_tiles * g * g * kpad)
     {
-        size_t col = i % kpad, cell = i / kpad;
-        float v = 0.0f;
-        if (col < k) {
-            size_t tile = cell / (g * g), gy = cell % (g * g) / g, gx = cell % g;
-            size_t c = col / ((size_t)patch * patch), py = col / patch % patch, px = col % patch;
-            size_t y = gy * patch + py, x = gx * patch + px;
-            v = table[c * 256 + tiles[((tile * size + y) * size + x) * 3 + c]];
-        }
+        patch_src s;
+        float v = patch_source(i, g, patch, k, kpad, &s)
+                      ? table[s.c * 256 + tiles[((s.tile * size + s.y) * size + s.x) * 3 + s.c]]
+                      : 0.0f;
         patches[i] = __float2bfloat16_rn(v);
     }
 }
