@@ -3,8 +3,10 @@
  *   per layer: h = x + wo(attn(rope(q), rope(k), v)) on attention_norm(x)
  *              x = h + w2(silu(w1 y) * w3 y), y = ffn_norm(h)
  *   final RMSNorm, then the "+" and "-" rows of the LM head at the output tokens.
- * The last layer's MLP and the final norm only run on the output tokens: every op
- * after the last attention works row by row, so this changes no value. */
+ * The last layer computes keys and values for every token but its queries, wo, MLP and
+ * the final norm only for the output tokens: every op after the last layer's keys and
+ * values works row by row (and the products do not depend on which rows are in the
+ * batch, ops_matmul.c), so this changes no value. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,9 +122,11 @@ static void add_rows(float *x, const float *y, size_t count)
         x[i] += y[i];
 }
 
-/* h = x + wo(attn(attention_norm(x))) over all n tokens, in place in s->x. */
+/* h = x + wo(attn(attention_norm(x))), in place in s->x over all n tokens; or, when xo
+ * is given (the last layer), only for the output rows: xo[n_out] = h at out_index (every
+ * token still gives its keys and values). */
 static int attention_block(vp_backend *b, const cpu_llm_layer *L, const vp_batch *batch,
-                           llm_state *s, vp_error *err)
+                           llm_state *s, float *xo, vp_error *err)
 {
     const vp_llm_config *l = &b->cfg.llm;
     size_t n = batch->n_tokens, h = (size_t)l->hidden, hd = (size_t)l->head_dim;
@@ -130,11 +134,20 @@ static int attention_block(vp_backend *b, const cpu_llm_layer *L, const vp_batch
     vp_cpu_rms_norm(s->xn, s->x, L->attention_norm, n, h, l->rms_eps);
     vp_cpu_matmul(b->pool, s->qkv, s->xn, L->wqkv, NULL, n, h, q + 2 * kv);
     split_qkv_rope(l, s, n);
-    if (vp_cpu_attention_causal(b->pool, s->attn, s->q, s->k, s->v, n, l->heads, l->kv_heads,
-                                l->head_dim, batch->seqs, batch->n_seqs, err) != 0)
+    const int32_t *rows = xo ? batch->out_index : NULL;
+    size_t n_rows = xo ? batch->n_out : n;
+    if (vp_cpu_attention_causal_rows(b->pool, s->attn, s->q, s->k, s->v, n, rows, n_rows,
+                                     l->heads, l->kv_heads, l->head_dim, batch->seqs,
+                                     batch->n_seqs, err) != 0)
         return -1;
-    vp_cpu_matmul(b->pool, s->out, s->attn, L->wo, NULL, n, q, h);
-    add_rows(s->x, s->out, n * h);
+    vp_cpu_matmul(b->pool, s->out, s->attn, L->wo, NULL, n_rows, q, h);
+    if (!xo) {
+        add_rows(s->x, s->out, n * h);
+        return 0;
+    }
+    for (size_t i = 0; i < n_rows; i++)
+        for (size_t d = 0; d < h; d++)
+            xo[i * h + d] = s->x[(size_t)rows[i] * h + d] + s->out[i * h + d];
     return 0;
 }
 
@@ -198,19 +211,23 @@ int cpu_language_forward(vp_backend *b, const vp_batch *batch, const float *feat
         rc = rope_tables(b, batch, &s, err);
     if (rc == 0)
         embed(b, batch, features, s.x);
-    for (int i = 0; i < l->layers && rc == 0; i++) {
+    for (int i = 0; i + 1 < l->layers && rc == 0; i++) {
         const cpu_llm_layer *L = &b->w.llm[i];
-        rc = attention_block(b, L, batch, &s, err);
-        if (rc == 0 && i + 1 < l->layers)
+        rc = attention_block(b, L, batch, &s, NULL, err);
+        if (rc == 0)
             mlp_block(b, L, s.x, n, &s);
     }
-    if (rc == 0) {
+    if (rc == 0 && l->layers > 0) { /* the last layer on the output rows */
+        const cpu_llm_layer *L = &b->w.llm[l->layers - 1];
+        rc = attention_block(b, L, batch, &s, xo, err);
+        if (rc == 0)
+            mlp_block(b, L, xo, batch->n_out, &s);
+    } else if (rc == 0) {
         for (size_t i = 0; i < batch->n_out; i++)
             memcpy(xo + i * h, s.x + (size_t)batch->out_index[i] * h, h * sizeof(float));
-        if (l->layers > 0)
-            mlp_block(b, &b->w.llm[l->layers - 1], xo, batch->n_out, &s);
-        rc = head(b, batch, xo, logits, err);
     }
+    if (rc == 0)
+        rc = head(b, batch, xo, logits, err);
     free(xo);
     llm_state_free(&s);
     return rc;

@@ -72,6 +72,13 @@ void vp_cpu_rope_apply(float *x, size_t n_heads, int head_dim, const float *cos_
 int vp_cpu_attention_causal(vp_pool *pool, float *out, const float *q, const float *k,
                             const float *v, size_t n_tokens, int heads, int kv_heads,
                             int head_dim, const vp_seq *seqs, size_t n_seqs, vp_error *err);
+/* The same for the query tokens rows[n_rows] only: out[n_rows][heads][head_dim], row i
+ * exactly the row vp_cpu_attention_causal gives token rows[i] (the last layer needs only
+ * the score rows). */
+int vp_cpu_attention_causal_rows(vp_pool *pool, float *out, const float *q, const float *k,
+                                 const float *v, size_t n_tokens, const int32_t *rows,
+                                 size_t n_rows, int heads, int kv_heads, int head_dim,
+                                 const vp_seq *seqs, size_t n_seqs, vp_error *err);
 
 /* Bidirectional attention inside each tile: q, k, v, out [n_tiles * tile_tokens][heads]
  * [head_dim]; token i sees all tokens of its own tile. */

@@ -12,7 +12,7 @@ typedef struct key_range {
 } key_range;
 
 typedef struct attn_job {
-    float *out;          /* [n_tokens][heads][head_dim] */
+    float *out;          /* [n_tokens][heads][head_dim], or [n_rows] for a rows list */
     const float *q;      /* [n_tokens][heads][head_dim] */
     const float *k, *v;  /* [n_tokens][kv_heads][head_dim] */
     int heads, kv_heads, head_dim;
@@ -22,6 +22,7 @@ typedef struct attn_job {
     /* causal packing */
     const vp_seq *seqs;      /* [n_seqs] */
     const int32_t *tok_seq;  /* [n_tokens] sequence of each token, -1 for none */
+    const int32_t *rows;     /* task i is query token rows[i], written to out row i; or NULL */
     /* tiles */
     size_t tile_tokens;
 } attn_job;
@@ -106,20 +107,22 @@ static void attend_head(const attn_job *j, float *out, const float *q, size_t kv
     weighted_sum(out, scores, vh, ranges, n_ranges, kv_stride, hd);
 }
 
-static void attend_token(const attn_job *j, size_t t, const key_range *ranges, int n_ranges,
-                         int thread)
+/* Query token t's heads into out row `row`. */
+static void attend_token(const attn_job *j, size_t t, size_t row, const key_range *ranges,
+                         int n_ranges, int thread)
 {
     size_t hd = (size_t)j->head_dim, q_stride = (size_t)j->heads * hd;
     size_t group = (size_t)(j->heads / j->kv_heads);
     float *scores = j->scores + (size_t)thread * j->max_keys;
     for (size_t h = 0; h < (size_t)j->heads; h++)
-        attend_head(j, j->out + t * q_stride + h * hd, j->q + t * q_stride + h * hd, h / group,
+        attend_head(j, j->out + row * q_stride + h * hd, j->q + t * q_stride + h * hd, h / group,
                     ranges, n_ranges, scores);
 }
 
-static void causal_task(void *ctx, size_t t, int thread)
+static void causal_task(void *ctx, size_t i, int thread)
 {
     const attn_job *j = ctx;
+    size_t t = j->rows ? (size_t)j->rows[i] : i;
     int32_t s = j->tok_seq[t];
     if (s < 0)
         return;
@@ -131,14 +134,14 @@ static void causal_task(void *ctx, size_t t, int thread)
         ranges[n++] = (key_range){p->start, p->len};
     }
     ranges[n++] = (key_range){sq->start, t - sq->start + 1};
-    attend_token(j, t, ranges, n, thread);
+    attend_token(j, t, i, ranges, n, thread);
 }
 
 static void tile_task(void *ctx, size_t t, int thread)
 {
     const attn_job *j = ctx;
     key_range r = {t / j->tile_tokens * j->tile_tokens, j->tile_tokens};
-    attend_token(j, t, &r, 1, thread);
+    attend_token(j, t, t, &r, 1, thread);
 }
 
 static int alloc_scores(attn_job *j, vp_pool *pool, size_t max_keys, vp_error *err)
@@ -156,9 +159,22 @@ int vp_cpu_attention_causal(vp_pool *pool, float *out, const float *q, const flo
                             const float *v, size_t n_tokens, int heads, int kv_heads,
                             int head_dim, const vp_seq *seqs, size_t n_seqs, vp_error *err)
 {
+    return vp_cpu_attention_causal_rows(pool, out, q, k, v, n_tokens, NULL, n_tokens, heads,
+                                        kv_heads, head_dim, seqs, n_seqs, err);
+}
+
+int vp_cpu_attention_causal_rows(vp_pool *pool, float *out, const float *q, const float *k,
+                                 const float *v, size_t n_tokens, const int32_t *rows,
+                                 size_t n_rows, int heads, int kv_heads, int head_dim,
+                                 const vp_seq *seqs, size_t n_seqs, vp_error *err)
+{
     attn_job j = {.out = out, .q = q, .k = k, .v = v, .heads = heads, .kv_heads = kv_heads,
                   .head_dim = head_dim, .scale = (float)(1.0 / sqrt((double)head_dim)),
-                  .seqs = seqs};
+                  .seqs = seqs, .rows = rows};
+    for (size_t i = 0; rows && i < n_rows; i++)
+        if (rows[i] < 0 || (size_t)rows[i] >= n_tokens)
+            return vp_fail(err, VP_ERR_INTERNAL, "", "attention row %zu is token %d, outside "
+                           "the %zu tokens", i, rows[i], n_tokens);
     int32_t *tok_seq = malloc((n_tokens ? n_tokens : 1) * sizeof *tok_seq);
     if (!tok_seq)
         return vp_fail(err, VP_ERR_NOMEM, "", "out of memory for the token-to-sequence map");
@@ -179,7 +195,7 @@ int vp_cpu_attention_causal(vp_pool *pool, float *out, const float *q, const flo
         free(tok_seq);
         return -1;
     }
-    vp_pool_for(pool, n_tokens, causal_task, &j);
+    vp_pool_for(pool, n_rows, causal_task, &j);
     free(j.scores);
     free(tok_seq);
     return 0;

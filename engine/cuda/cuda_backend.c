@@ -367,14 +367,13 @@ static int stage_batch(vp_backend *b, const vp_batch *batch, size_t *n_items, vp
         vp_cpu_rope_table(extra + k * hd, extra + k * hd + hd / 2, b->rope_extra[k].position,
                           b->rope_extra[k].base, l->head_dim);
     *n_items = 0;
-    if (b->fast_language) {
-        if (vp_attn_plan_causal(batch->seqs, batch->n_seqs, n, VP_ATTN_BQ,
-                                cuda_stage(b, ST_ITEMS), b->ws.max_items, n_items, err))
-            return -1;
-    } else if (vp_attn_token_ranges_causal(batch->seqs, batch->n_seqs, n,
-                                           cuda_stage(b, ST_RANGES), err)) {
+    if (b->fast_language &&
+        vp_attn_plan_causal(batch->seqs, batch->n_seqs, n, VP_ATTN_BQ, cuda_stage(b, ST_ITEMS),
+                            b->ws.max_items, n_items, err))
         return -1;
-    }
+    /* per-token ranges: the simple kernel's input, and the last layer's for its score rows */
+    if (vp_attn_token_ranges_causal(batch->seqs, batch->n_seqs, n, cuda_stage(b, ST_RANGES), err))
+        return -1;
     size_t n_vitems = 0;
     if (vtiles && b->fast_vision) {
         if (vp_attn_plan_tiles(vtiles, tt, VP_ATTN_BQ, cuda_stage(b, ST_VITEMS), b->ws.max_vitems,
@@ -390,7 +389,7 @@ static int stage_batch(vp_backend *b, const vp_batch *batch, size_t *n_items, vp
         {VP_WS_ROPE_ROW, ST_ROPE_ROW, n * 4},
         {VP_WS_ROPE_EXTRA, ST_ROPE_EXTRA, n_extra * hd * 4},
         {VP_WS_ITEMS, ST_ITEMS, *n_items * sizeof(vp_attn_item)},
-        {VP_WS_RANGES, ST_RANGES, b->fast_language ? 0 : n * 3 * 4},
+        {VP_WS_RANGES, ST_RANGES, n * 3 * 4},
         {VP_WS_VITEMS, ST_VITEMS, n_vitems * sizeof(vp_attn_item)},
         {VP_WS_VRANGES, ST_VRANGES, vtiles && !b->fast_vision ? vtiles * tt * 3 * 4 : 0},
     };

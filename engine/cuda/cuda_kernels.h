@@ -166,6 +166,13 @@ cudaError_t vpk_attention_wgmma(cudaStream_t stream, vp_bf16 *out, size_t out_st
 cudaError_t vpk_attention_simple(cudaStream_t stream, vp_bf16 *out, size_t out_stride,
                                  const vp_bf16 *qkv, const vpk_attn_layout *layout,
                                  const int32_t *ranges, size_t n_tokens, float scale);
+/* The same for the query tokens rows[n_rows] only (device memory, each < the tokens
+ * ranges covers): out row i is token rows[i]'s row of vpk_attention_simple. The last
+ * layer, whose queries matter only at the score positions. */
+cudaError_t vpk_attention_simple_rows(cudaStream_t stream, vp_bf16 *out, size_t out_stride,
+                                      const vp_bf16 *qkv, const vpk_attn_layout *layout,
+                                      const int32_t *ranges, const int32_t *rows, size_t n_rows,
+                                      float scale);
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,9 @@
  *   per layer: x += wo(attn(rope(q), rope(k), v)) on attention_norm(x)
  *              x += w2(silu(w1 y) * w3 y), y = ffn_norm(x)   (w1 | w3 one product)
  *   the residual adds are the products' epilogue (beta = 1 into the fp32 x)
- *   the last layer's MLP, the final norm and the two head rows only on the output rows. */
+ *   the last layer: keys and values of every token, but its queries (fp32 attention,
+ *   the simple kernel), wo, MLP, the final norm and the two head rows only on the
+ *   output rows (everything after the keys and values works row by row). */
 #include <math.h>
 
 #include "engine/cuda/cuda_check.h"
@@ -55,6 +57,7 @@ int cuda_language_forward(vp_backend *b, const vp_batch *batch, size_t n_items, 
                          b->w.tok_emb, cuda_ws(b, VP_WS_FEATURES)));
     for (int i = 0; i < l->layers; i++) {
         const cuda_llm_layer *L = &b->w.llm[i];
+        bool last = i + 1 == l->layers;
         cuda_prof_mark(&b->prof, b->stream, "llm.norm", 0);
         CUDA_CHECK(vpk_norm(b->stream, 1, x, n, l->hidden, NULL, NULL, L->attention_norm, NULL,
                             l->rms_eps, xn, h));
@@ -66,6 +69,8 @@ int cuda_language_forward(vp_backend *b, const vp_batch *batch, size_t n_items, 
         CUDA_CHECK(vpk_rope_qkv(b->stream, qkv, n, row, l->kv_heads, (int)qpk, l->head_dim,
                                 b->rope_base, b->base_rows, cuda_ws(b, VP_WS_ROPE_EXTRA),
                                 cuda_ws(b, VP_WS_ROPE_ROW)));
+        if (last)
+            break; /* its attention below, on the output rows */
         cuda_prof_mark(&b->prof, b->stream, "llm.attention", b->attn_flops_layer);
         if (b->language_wgmma) {
             CUDA_CHECK(vpk_attention_vt(b->stream, cuda_ws(b, VP_WS_VT), qkv, &lay, n));
@@ -82,15 +87,25 @@ int cuda_language_forward(vp_backend *b, const vp_batch *batch, size_t n_items, 
         if (vp_gemm_run(&b->gemm, b->stream, x, VP_GEMM_F32, attn, L->wo, NULL, n, h, q, q, q, h,
                         true, err))
             return -1;
-        if (i + 1 < l->layers && mlp(b, L, x, n, err))
+        if (mlp(b, L, x, n, err))
             return -1;
     }
-    /* every op after the last attention works row by row: only the output rows need it */
+    /* the output rows' residual; then, after the last layer's keys and values, only they */
+    size_t n_out = batch->n_out;
     cuda_prof_mark(&b->prof, b->stream, "llm.outputs", 0);
-    CUDA_CHECK(vpk_gather_rows(b->stream, xo, x, cuda_ws(b, VP_WS_OUT_INDEX), batch->n_out,
-                               l->hidden));
-    if (l->layers > 0 && mlp(b, &b->w.llm[l->layers - 1], xo, batch->n_out, err))
-        return -1;
+    CUDA_CHECK(vpk_gather_rows(b->stream, xo, x, cuda_ws(b, VP_WS_OUT_INDEX), n_out, l->hidden));
+    if (l->layers > 0) {
+        const cuda_llm_layer *L = &b->w.llm[l->layers - 1];
+        cuda_prof_mark(&b->prof, b->stream, "llm.attention", 0);
+        CUDA_CHECK(vpk_attention_simple_rows(b->stream, attn, q, qkv, &lay,
+                                             cuda_ws(b, VP_WS_RANGES),
+                                             cuda_ws(b, VP_WS_OUT_INDEX), n_out, scale));
+        cuda_prof_mark(&b->prof, b->stream, "llm.wo", 2.0 * (double)n_out * (double)(q * h));
+        if (vp_gemm_run(&b->gemm, b->stream, xo, VP_GEMM_F32, attn, L->wo, NULL, n_out, h, q, q,
+                        q, h, true, err) ||
+            mlp(b, L, xo, n_out, err))
+            return -1;
+    }
     CUDA_CHECK(vpk_head(b->stream, cuda_ws(b, VP_WS_LOGITS), xo, batch->n_out, l->hidden, b->w.norm,
                         l->rms_eps, cuda_ws(b, VP_WS_HEAD)));
     return 0;

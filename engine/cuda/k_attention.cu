@@ -268,14 +268,14 @@ attn_fast_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, vpk_attn_layout 
 #define SIMPLE_MAX_PER_LANE 8 /* head_dim <= 256 */
 
 __global__ void attn_simple_kernel(bf16 *out, size_t out_stride, const bf16 *qkv,
-                                   vpk_attn_layout L, const int32_t *ranges, size_t n_tokens,
-                                   float scale)
+                                   vpk_attn_layout L, const int32_t *ranges,
+                                   const int32_t *rows, size_t n_rows, float scale)
 {
     size_t wid = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     int lane = threadIdx.x & 31;
-    if (wid >= n_tokens * (size_t)L.heads)
+    if (wid >= n_rows * (size_t)L.heads)
         return;
-    size_t t = wid / (size_t)L.heads;
+    size_t r = wid / (size_t)L.heads, t = rows ? (size_t)rows[r] : r; /* output row, token */
     int h = (int)(wid % (size_t)L.heads), g = h / L.q_per_kv, D = L.head_dim;
     const bf16 *q = qkv + t * L.row_stride + (size_t)g * L.group_stride + L.q_base +
                     (size_t)(h % L.q_per_kv) * D;
@@ -318,7 +318,7 @@ __global__ void attn_simple_kernel(bf16 *out, size_t out_stride, const bf16 *qkv
         }
     }
     float inv = l > 0.0f ? 1.0f / l : 0.0f;
-    bf16 *o = out + t * out_stride + (size_t)h * D;
+    bf16 *o = out + r * out_stride + (size_t)h * D;
 #pragma unroll
     for (int k = 0; k < SIMPLE_MAX_PER_LANE; k++) {
         int d = lane + 32 * k;
@@ -442,7 +442,17 @@ extern "C" cudaError_t vpk_attention_simple(cudaStream_t stream, vp_bf16 *out, s
                                             const vp_bf16 *qkv, const vpk_attn_layout *layout,
                                             const int32_t *ranges, size_t n_tokens, float scale)
 {
-    size_t warps = n_tokens * (size_t)layout->heads;
+    return vpk_attention_simple_rows(stream, out, out_stride, qkv, layout, ranges, NULL,
+                                     n_tokens, scale);
+}
+
+extern "C" cudaError_t vpk_attention_simple_rows(cudaStream_t stream, vp_bf16 *out,
+                                                 size_t out_stride, const vp_bf16 *qkv,
+                                                 const vpk_attn_layout *layout,
+                                                 const int32_t *ranges, const int32_t *rows,
+                                                 size_t n_rows, float scale)
+{
+    size_t warps = n_rows * (size_t)layout->heads;
     if (warps == 0)
         return cudaSuccess;
     if (layout->head_dim > 32 * SIMPLE_MAX_PER_LANE || layout->q_per_kv <= 0)
@@ -452,6 +462,6 @@ extern "C" cudaError_t vpk_attention_simple(cudaStream_t stream, vp_bf16 *out, s
     if (blocks > 0x7fffffffu)
         return cudaErrorInvalidValue;
     attn_simple_kernel<<<(unsigned)blocks, block, 0, stream>>>(
-        (bf16 *)out, out_stride, (const bf16 *)qkv, *layout, ranges, n_tokens, scale);
+        (bf16 *)out, out_stride, (const bf16 *)qkv, *layout, ranges, rows, n_rows, scale);
     return cudaGetLastError();
 }

@@ -161,7 +161,7 @@ typedef enum {
     VP_WS_OUT_INDEX,  /* i32 [max_tokens] */
     VP_WS_ITEMS,      /* vp_attn_item [max_items] language */
     VP_WS_VITEMS,     /* vp_attn_item [max_vitems] one vision chunk */
-    VP_WS_RANGES,     /* i32 [max_tokens][3] language, simple kernel */
+    VP_WS_RANGES,     /* i32 [max_tokens][3] language: simple kernel, last layer */
     VP_WS_VRANGES,    /* i32 [chunk rows][3] vision, simple kernel */
     VP_WS_ROPE_EXTRA, /* f32 [max_tokens][head_dim] per-batch RoPE rows (cos | sin) */
     VP_WS_HEAD,       /* f32 [2][H] the "+" and "-" rows of the LM head */

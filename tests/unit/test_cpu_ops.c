@@ -281,6 +281,21 @@ static void test_attention_causal(vp_pool *pool)
     test_close("attention causal, prefixes, GQA 4/2", out1, want, n * qs, 1e-5, 1e-6);
     CHECK(vp_cpu_attention_causal(pool, out, q, k, v, n, HEADS, KV, HD, seqs, 5, &err) == 0);
     CHECK_MSG(!memcmp(out, out1, n * qs * sizeof *out), "threaded attention differs");
+    /* selected query rows (the last layer's form), out of order, one twice: each the
+     * all-token row of its token; a row past the tokens is refused */
+    {
+        int32_t rows[4] = {(int32_t)n - 1, 2, 9, (int32_t)n - 1};
+        float *orow = malloc(4 * qs * sizeof *orow);
+        CHECK(vp_cpu_attention_causal_rows(pool, orow, q, k, v, n, rows, 4, HEADS, KV, HD, seqs,
+                                           5, &err) == 0);
+        for (int i = 0; i < 4; i++)
+            CHECK_MSG(!memcmp(orow + (size_t)i * qs, out + (size_t)rows[i] * qs, qs * sizeof *orow),
+                      "attention row %d (token %d) differs from the all-token result", i, rows[i]);
+        rows[1] = (int32_t)n;
+        CHECK(vp_cpu_attention_causal_rows(pool, orow, q, k, v, n, rows, 4, HEADS, KV, HD, seqs,
+                                           5, &err) == -1 && strstr(err.message, "outside"));
+        free(orow);
+    }
 
     /* prefix + suffix packed == the concatenated sequence computed alone (same bits) */
     float *q2 = malloc(9 * qs * sizeof *q2), *k2 = malloc(9 * ks * sizeof *k2),
