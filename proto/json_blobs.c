@@ -1,6 +1,7 @@
 /* JSON parsing with long plain strings kept out of jansson's lexer (json_blobs.h). */
 #include "proto/json_blobs.h"
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,10 +173,18 @@ json_t *vp_json_loadb(const char *body, size_t len, size_t flags, json_error_t *
 {
     /* the placeholders need NUL in strings; without duplicate keys refused, a dropped
      * placeholder could let a request's own copy of one stand in for it */
-    if ((flags & JSON_ALLOW_NUL) && (flags & JSON_REJECT_DUPLICATES) && len >= VP_JSON_BLOB_MIN) {
+    if ((flags & JSON_ALLOW_NUL) && (flags & JSON_REJECT_DUPLICATES) &&
+        !(flags & JSON_DISABLE_EOF_CHECK) && len >= VP_JSON_BLOB_MIN) {
         json_t *root = load_with_blobs(body, len, flags);
-        if (root)
+        if (root) {
+            if (err) { /* what json_loadb leaves after reading the whole buffer */
+                memset(err, 0, sizeof *err);
+                err->line = err->column = -1;
+                err->position = (int)(len < (size_t)INT_MAX ? len : (size_t)INT_MAX);
+                snprintf(err->source, sizeof err->source, "<buffer>");
+            }
             return root;
+        }
     }
     return json_loadb(body, len, flags, err);
 }

@@ -22,7 +22,10 @@
 #define VP_JSON_BLOB_MIN 4096
 
 /* json_loadb(body, len, flags, err) with the fast path above when flags include
- * JSON_ALLOW_NUL (the placeholders contain NUL); otherwise exactly json_loadb. */
+ * JSON_ALLOW_NUL (the placeholders contain NUL) and JSON_REJECT_DUPLICATES (no value,
+ * hence no placeholder, can be dropped) and not JSON_DISABLE_EOF_CHECK (whose caller
+ * reads where the value ended); otherwise exactly json_loadb. On success err is filled
+ * as json_loadb fills it. */
 json_t *vp_json_loadb(const char *body, size_t len, size_t flags, json_error_t *err);
 
 #endif

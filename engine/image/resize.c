@@ -271,7 +271,11 @@ static int run_pass(pass_job base, uint32_t rows, int threads, vp_error *err)
     pass_job jobs[MAX_RESIZE_THREADS];
     pthread_t tid[MAX_RESIZE_THREADS];
     int started = 0, rc = 0;
+#if defined(__SSE4_1__) && !defined(VP_RESIZE_NO_SIMD)
+    size_t acc_len = 0; /* the SIMD vertical pass sums in registers */
+#else
     size_t acc_len = base.run == vertical_rows ? (size_t)base.out_w * 3 : 0;
+#endif
     for (int t = 0; t < threads; t++) {
         jobs[t] = base;
         jobs[t].r0 = (uint32_t)((uint64_t)rows * t / threads);

@@ -11,6 +11,7 @@
 #include "engine/cuda/cuda.h"
 #include "engine/cuda/cuda_kernels.h"
 #include "engine/cuda_plan/cuda_plan.h"
+#include "engine/image/image.h"
 #include "engine/model/layout.h"
 #include "engine/model/mkmodel.h"
 #include "tests/gpu/gpu_util.h"
@@ -236,6 +237,65 @@ done:
     host_model_free(&m);
 }
 
+/* 8-bit tiles over more than one vision chunk (16 tiles): 17 tiles, the first 9 in one
+ * buffer (one upload run) and the rest in buffers of their own, give exactly the logits of
+ * the same tiles normalised on the host and passed as floats. */
+static void check_u8_chunks(const vp_model_config *cfg)
+{
+    host_model m;
+    if (host_model_build(&m, cfg, 13, PLUS, MINUS)) {
+        gpu_fail++;
+        return;
+    }
+    enum { TILES = 17, FIRST_RUN = 9 };
+    size_t rows = TILES * (size_t)cfg->num_image_token, tb_bytes = 3 * 448 * 448;
+    vp_error err = {0};
+    vp_backend_options opt = {.device = 0, .max_tokens = rows + 64, .max_tiles = TILES};
+    vp_backend *gpu = NULL;
+    uint8_t *first = host_alloc(FIRST_RUN * tb_bytes), *own[TILES - FIRST_RUN];
+    const uint8_t *ptr[TILES];
+    float *norm = host_alloc(TILES * tb_bytes * 4);
+    uint32_t seed = 7;
+    for (size_t t = 0; t < TILES; t++) {
+        uint8_t *dst = t < FIRST_RUN ? first + t * tb_bytes : (own[t - FIRST_RUN] = host_alloc(tb_bytes));
+        for (size_t i = 0; i < tb_bytes; i++) {
+            seed = seed * 1664525u + 1013904223u;
+            dst[i] = (uint8_t)(seed >> 24);
+        }
+        ptr[t] = dst;
+        vp_tiles_normalize(dst, 1, 448, norm + t * tb_bytes);
+    }
+    /* one sequence whose first tokens take every feature row, so every tile counts */
+    size_t n = rows + 8, n_out = 4;
+    int32_t *tok = host_alloc(n * 4), *pos = host_alloc(n * 4), *img = host_alloc(n * 4);
+    int32_t out_index[4] = {(int32_t)n - 4, (int32_t)n - 3, (int32_t)n - 2, (int32_t)n - 1};
+    for (size_t t = 0; t < n; t++)
+        tok[t] = (int32_t)(t * 7 % VOCAB), pos[t] = (int32_t)t, img[t] = t < rows ? (int32_t)t : -1;
+    vp_seq seq = {0, n, -1, n};
+    vp_batch batch = {.n_tiles = TILES, .n_tokens = n, .tokens = tok, .positions = pos,
+                      .image_row = img, .n_seqs = 1, .seqs = &seq, .n_out = n_out,
+                      .out_index = out_index, .plus_id = PLUS, .minus_id = MINUS};
+    float *lf = host_alloc(n_out * 8), *lu = host_alloc(n_out * 8);
+    if (vp_cuda_init_weights(&gpu, cfg, &m.w, &opt, &err)) {
+        printf("FAIL 8-bit tiles init: %s\n", err.message);
+        gpu_fail++;
+    } else {
+        batch.tiles = norm;
+        int ok = run(&vp_backend_cuda, gpu, &batch, lf, "cuda float tiles") == 0;
+        batch.tiles = NULL, batch.tiles_u8 = ptr;
+        ok = ok && run(&vp_backend_cuda, gpu, &batch, lu, "cuda 8-bit tiles") == 0;
+        if (ok)
+            gpu_check("17 8-bit tiles (two vision chunks) == the same tiles as floats",
+                      !memcmp(lf, lu, n_out * 8), "logits differ");
+        vp_backend_cuda.free(gpu);
+    }
+    free(tok), free(pos), free(img);
+    for (size_t t = 0; t < TILES - FIRST_RUN; t++)
+        free(own[t]);
+    free(first), free(norm), free(lf), free(lu);
+    host_model_free(&m);
+}
+
 int main(void)
 {
     int count = 0;
@@ -254,6 +314,7 @@ int main(void)
     cfg.llm.hidden = 256, cfg.llm.heads = 2, cfg.llm.kv_heads = 1, cfg.llm.head_dim = 128;
     cfg.llm.intermediate = 512;
     check_shape("small", &cfg, 0.05);
+    check_u8_chunks(&cfg);
     printf("gpu_e2e: %d passed, %d failed\n", gpu_pass, gpu_fail);
     return gpu_fail ? 1 : 0;
 }

@@ -54,6 +54,9 @@ static void same(const char *what, const char *body, size_t len)
     memset(&e2, 0, sizeof e2);
     json_t *want = json_loadb(body, len, FLAGS, &e1);
     json_t *got = vp_json_loadb(body, len, FLAGS, &e2);
+    CHECK_MSG(!strcmp(e1.source, e2.source) && e1.position == e2.position,
+              "%s: error record %s @%d, jansson's %s @%d", what, e2.source, e2.position,
+              e1.source, e1.position);
     if (!want) {
         CHECK_MSG(!got, "%s: accepted a body jansson refuses (%s)", what, e1.text);
         CHECK_MSG(!strcmp(e1.text, e2.text) && e1.line == e2.line && e1.column == e2.column &&
