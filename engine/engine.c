@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "engine/backend.h"
+#include "engine/cuda_plan/cuda_plan.h"
 #include "engine/image_cache.h"
 #include "engine/job.h"
 #include "engine/prompt/prompt.h"
@@ -20,6 +21,7 @@ struct vp_engine {
     const vp_backend_ops *ops;
     vp_backend *backend;
     vp_image_cache *image_cache;
+    double useful_flops;       /* of the passes so far (vp_engine_useful_flops) */
 };
 
 void vp_engine_options_default(vp_engine_options *o)
@@ -160,8 +162,15 @@ int vp_engine_run_backend(vp_engine *e, const vp_batch *b, float *logits, vp_for
 {
     if (!e->ops)
         return vp_fail(err, VP_ERR_INTERNAL, NULL, "this engine was opened without a backend");
-    return e->ops->forward(e->backend, b, logits, st, err);
+    if (e->ops->forward(e->backend, b, logits, st, err))
+        return -1;
+    vp_flops fl;
+    vp_batch_useful_flops(vp_model_cfg(e->model), b, &fl);
+    e->useful_flops += fl.total;
+    return 0;
 }
+
+double vp_engine_useful_flops(const vp_engine *e) { return e->useful_flops; }
 
 /* ---- preparation ---- */
 

@@ -103,5 +103,9 @@ void vp_engine_memory(const vp_engine *e, struct vp_backend_memory *m);
 const vp_engine_options *vp_engine_opts(const vp_engine *e);
 /* The image cache (NULL when off): thread-safe, for job preparation and metrics. */
 struct vp_image_cache *vp_engine_image_cache(const vp_engine *e);
+/* Useful floating-point operations of every successful vp_engine_run so far (PERF.md's
+ * cost model, vp_batch_useful_flops: what the scores need, whatever the backend computes):
+ * the numerator of MFU. Read it on the thread that runs the passes. */
+double vp_engine_useful_flops(const vp_engine *e);
 
 #endif

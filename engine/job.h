@@ -34,7 +34,8 @@ int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_jo
 
 const vp_prompt_ctx *vp_engine_prompt(const vp_engine *e);
 double vp_now_ms(void);
-/* Runs one packed pass on the engine's backend. */
+/* Runs one packed pass on the engine's backend; after a successful one, its useful
+ * FLOPs count into vp_engine_useful_flops. */
 int vp_engine_run_backend(vp_engine *e, const vp_batch *b, float *logits, vp_forward_stats *st,
                           vp_error *err);
 

@@ -442,9 +442,10 @@ fail:
 
 int vp_server_port(const vp_server *s) { return s->port; }
 
-static void on_batch(void *ctx, size_t n_jobs, size_t tokens, size_t tiles, double ms)
+static void on_batch(void *ctx, size_t n_jobs, size_t tokens, size_t tiles, double ms,
+                     double flops)
 {
-    vp_metrics_batch(ctx, n_jobs, tokens, tiles, ms);
+    vp_metrics_batch(ctx, n_jobs, tokens, tiles, ms, flops);
 }
 
 int vp_server_attach_engine(vp_server *s, vp_engine *e, vp_error *err)

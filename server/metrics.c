@@ -63,9 +63,11 @@ void vp_metrics_request(vp_metrics *m, const char *route, int status)
     pthread_mutex_unlock(&m->mu);
 }
 
-void vp_metrics_batch(vp_metrics *m, size_t jobs, size_t tokens, size_t tiles, double ms)
+void vp_metrics_batch(vp_metrics *m, size_t jobs, size_t tokens, size_t tiles, double ms,
+                      double useful_flops)
 {
     pthread_mutex_lock(&m->mu);
+    m->useful_flops += useful_flops;
     vp_histogram_observe(&m->batch_jobs, (double)jobs);
     vp_histogram_observe(&m->batch_tokens, (double)tokens);
     vp_histogram_observe(&m->batch_tiles, (double)tiles);
@@ -208,6 +210,11 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
     counter(f, "vprm_tokens_saved_total", "Prompt tokens not recomputed thanks to prefix sharing.",
             m->saved_tokens);
     counter(f, "vprm_image_tiles_total", "Image tiles encoded.", m->image_tiles);
+    /* a float counter: its rate over the device's peak is the sustained MFU */
+    fprintf(f, "# HELP vprm_useful_flops_total Floating-point operations the scores needed, "
+               "over all engine passes (PERF.md's cost model; rate / peak = MFU).\n"
+               "# TYPE vprm_useful_flops_total counter\nvprm_useful_flops_total %.17g\n",
+            m->useful_flops);
     counter(f, "vprm_cancelled_total", "Jobs cancelled because the client disconnected.",
             m->cancelled);
     counter(f, "vprm_queue_timeouts_total", "Jobs answered 503 after waiting past queue_timeout_ms.",

@@ -38,6 +38,7 @@ typedef struct vp_metrics {
     uint64_t responses_scored;              /* responses (candidates) scored */
     uint64_t prompt_tokens, computed_tokens, saved_tokens, image_tiles;
     uint64_t cancelled, expired, rejected_busy, rejected_draining;
+    double useful_flops;                    /* of every engine pass (PERF.md's cost model) */
 } vp_metrics;
 
 /* Gauges sampled when rendering. */
@@ -57,7 +58,8 @@ void vp_metrics_init(vp_metrics *m);
 void vp_metrics_destroy(vp_metrics *m);
 /* status 0 = the request ended without a response (client gone, timeout). */
 void vp_metrics_request(vp_metrics *m, const char *route, int status);
-void vp_metrics_batch(vp_metrics *m, size_t jobs, size_t tokens, size_t tiles, double ms);
+void vp_metrics_batch(vp_metrics *m, size_t jobs, size_t tokens, size_t tiles, double ms,
+                      double useful_flops);
 void vp_metrics_result(vp_metrics *m, const vp_score_result *r);
 typedef enum { VP_EV_CANCELLED, VP_EV_EXPIRED, VP_EV_BUSY, VP_EV_DRAINING } vp_metric_event;
 void vp_metrics_event(vp_metrics *m, vp_metric_event ev);

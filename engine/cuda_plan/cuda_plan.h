@@ -236,5 +236,7 @@ typedef struct vp_flops {
  * LLM layer's projections on every packed token except the last layer's MLP, which only
  * the output rows need, and attention over the (query, visible key) pairs. */
 void vp_batch_useful_flops(const vp_model_config *cfg, const vp_batch *b, vp_flops *f);
+/* MFU's denominator: the dense bf16 rate PERF.md measured on its H100, TFLOP/s. */
+#define VP_PEAK_TFLOPS 790.0
 
 #endif

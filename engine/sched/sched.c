@@ -268,6 +268,7 @@ static void *engine_main(void *arg)
         pthread_mutex_unlock(&s->mu);
 
         double t_start = vp_sched_now_ms();
+        double flops0 = s->eng.useful_flops ? s->eng.useful_flops(s->eng.ctx) : 0;
         for (size_t i = 0; i < n; i++)
             batch[i]->queue_ms = t_start - batch[i]->t_submit;
         if (n > jobs_cap) {
@@ -296,7 +297,8 @@ static void *engine_main(void *arg)
             }
         }
         if (s->eng.on_batch)
-            s->eng.on_batch(s->eng.obs_ctx, n, tokens, tiles, t_end - t_start);
+            s->eng.on_batch(s->eng.obs_ctx, n, tokens, tiles, t_end - t_start,
+                            s->eng.useful_flops ? s->eng.useful_flops(s->eng.ctx) - flops0 : 0);
 
         pthread_mutex_lock(&s->mu);
         s->running = 0;

@@ -30,8 +30,12 @@ typedef struct vp_sched_engine {
     size_t (*job_tiles)(const vp_job *j);
     vp_score_result *(*job_result)(vp_job *j);
     void (*job_free)(vp_job *j);
-    /* optional: called on the engine thread after each pass (metrics) */
-    void (*on_batch)(void *obs_ctx, size_t n_jobs, size_t tokens, size_t tiles, double ms);
+    /* optional: useful FLOPs of the engine's passes so far (vp_engine_useful_flops) */
+    double (*useful_flops)(void *ctx);
+    /* optional: called on the engine thread after each pass (metrics); flops: the useful
+     * FLOPs it computed (0 without useful_flops) */
+    void (*on_batch)(void *obs_ctx, size_t n_jobs, size_t tokens, size_t tiles, double ms,
+                     double flops);
     void *obs_ctx;
 } vp_sched_engine;
 

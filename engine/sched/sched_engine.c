@@ -9,6 +9,11 @@ static int run_engine(void *ctx, vp_job *const *jobs, size_t n_jobs, vp_error *e
     return vp_engine_run(ctx, jobs, n_jobs, err);
 }
 
+static double engine_flops(void *ctx)
+{
+    return vp_engine_useful_flops(ctx);
+}
+
 void vp_sched_engine_of(vp_engine *e, vp_sched_engine *out)
 {
     memset(out, 0, sizeof *out);
@@ -18,4 +23,5 @@ void vp_sched_engine_of(vp_engine *e, vp_sched_engine *out)
     out->job_tiles = vp_job_tiles;
     out->job_result = vp_job_result_mut;
     out->job_free = vp_job_free;
+    out->useful_flops = engine_flops;
 }

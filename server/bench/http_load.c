@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/cuda_plan/cuda_plan.h"
 #include "server/bench/bench.h"
 #include "server/bench/http_client.h"
 #include "server/bench/http_load.h"
@@ -378,7 +379,7 @@ int vp_bench_http_main(int argc, char **argv)
                    cl[i].first_error);
             break;
         }
-    double tok_a = 0, tok_b = 0, saved_a = 0, saved_b = 0;
+    double tok_a = 0, tok_b = 0, saved_a = 0, saved_b = 0, fl_a = 0, fl_b = 0;
     if (before && after) {
         vp_prom_hist ja, jb, ta, tb;
         if (!vp_prom_hist_read(before, "vprm_batch_jobs", &ja) &&
@@ -393,13 +394,20 @@ int vp_bench_http_main(int argc, char **argv)
         vp_prom_value(after, "vprm_tokens_saved_total", &saved_b);
         printf("tokens computed: %.0f (%.0f/s), saved by prefix sharing: %.0f\n", tok_b - tok_a,
                (tok_b - tok_a) / elapsed, saved_b - saved_a);
+        if (!vp_prom_value(before, "vprm_useful_flops_total", &fl_a) &&
+            !vp_prom_value(after, "vprm_useful_flops_total", &fl_b)) {
+            double tf = (fl_b - fl_a) / elapsed / 1e12; /* PERF.md's W3 target: MFU >= 65% */
+            printf("useful compute sustained: %.1f TFLOP/s = MFU %.1f%% of %.0f TFLOP/s\n", tf,
+                   100.0 * tf / VP_PEAK_TFLOPS, VP_PEAK_TFLOPS);
+        }
     }
     if (o.json)
         printf("{\"workload\":\"W%d\",\"clients\":%d,\"seconds\":%.3f,\"ok\":%ld,\"errors\":%ld,"
                "\"requests_per_s\":%.4f,\"responses_per_s\":%.4f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
-               "\"tokens_computed\":%.0f}\n",
+               "\"tokens_computed\":%.0f,\"useful_tflops_per_s\":%.3f}\n",
                (int)o.wl.kind, o.clients, elapsed, ok, s429 + s503 + s4xx + s5xx + transport,
-               ok / elapsed, responses / elapsed, p50, p99, tok_b - tok_a);
+               ok / elapsed, responses / elapsed, p50, p99, tok_b - tok_a,
+               (fl_b - fl_a) / elapsed / 1e12);
     rc = (ok > 0 && s5xx == 0 && transport == 0) ? 0 : 1;
 out:
     for (int i = 0; pool && i < o.pool; i++)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "engine/cuda_plan/cuda_plan.h"
 #include "engine/engine.h"
 #include "engine/job.h"
 #include "server/bench/bench.h"
@@ -101,6 +102,7 @@ static int parse_args(int argc, char **argv, bench_args *a)
 
 typedef struct pass_stats {
     double total_ms, preprocess_ms, vision_ms, language_ms;
+    double useful_flops; /* of the pass (vp_engine_useful_flops) */
     size_t computed_tokens, prompt_tokens, tiles, responses, requests;
 } pass_stats;
 
@@ -131,9 +133,10 @@ static int run_pass(vp_engine *e, char **bodies, size_t n, pass_stats *st, vp_er
         if (prc)
             goto out;
     }
-    double t1 = vp_now_ms();
+    double t1 = vp_now_ms(), flops0 = vp_engine_useful_flops(e);
     if (vp_engine_run(e, jobs, n, err))
         goto out;
+    st->useful_flops = vp_engine_useful_flops(e) - flops0;
     st->total_ms = vp_now_ms() - t0;
     st->preprocess_ms = t1 - t0;
     const vp_score_result *r0 = vp_job_result(jobs[0]);
@@ -248,13 +251,17 @@ static int bench_workload(vp_engine *e, const bench_args *a, vp_workload w, cons
         if (totals[k] == sorted[m / 2])
             med = &passes[k];
     double tok_s = med->language_ms > 0 ? (double)med->computed_tokens / (med->language_ms / 1e3) : 0;
+    double fwd_s = (med->vision_ms + med->language_ms) / 1e3;
+    double tflops = fwd_s > 0 ? med->useful_flops / fwd_s / 1e12 : 0;
     printf("%-3s %-7s requests %zu responses %zu tiles %zu | median %.1f ms (min %.1f max %.1f, %d runs) "
            "| preprocess %.1f vision %.1f language %.1f ms | language %.0f tokens/s | tokens computed %zu "
-           "of %zu (prefix sharing saved %.0f%%) | %s\n",
+           "of %zu (prefix sharing saved %.0f%%) | useful %.3g TFLOP, %.3g TFLOP/s over vision + "
+           "language (MFU %.1f%% of %.0f) | %s\n",
            name, vp_engine_backend_name(e), med->requests, med->responses, med->tiles, sorted[m / 2],
            sorted[0], sorted[m - 1], m, med->preprocess_ms, med->vision_ms, med->language_ms, tok_s,
            med->computed_tokens, med->prompt_tokens,
            med->prompt_tokens ? 100.0 * (1.0 - (double)med->computed_tokens / (double)med->prompt_tokens) : 0.0,
+           med->useful_flops / 1e12, tflops, 100.0 * tflops / VP_PEAK_TFLOPS, VP_PEAK_TFLOPS,
            vp_engine_device_name(e));
     fflush(stdout);
     rc = 0;

@@ -29,7 +29,7 @@
 #include "tests/gpu/gpu_util.h"
 #include "tests/gpu/host_model.h"
 
-#define PEAK_TFLOPS 790.0 /* PERF.md: bf16 dense rate measured on the test H100 */
+#define PEAK_TFLOPS VP_PEAK_TFLOPS
 
 static int by_double(const void *a, const void *b)
 {

@@ -93,9 +93,14 @@ int main(void)
         CHECK(together[i] && alone[i]);
     }
     if (together[0] && together[1] && together[2] && alone[0] && alone[1] && alone[2]) {
+        double f0 = vp_engine_useful_flops(e);
+        CHECK(f0 == 0.0);
         CHECK_MSG(vp_engine_run(e, together, 3, &err) == 0, "%s", err.message);
+        double f_together = vp_engine_useful_flops(e) - f0, f_alone = 0;
         for (int i = 0; i < 3; i++) {
+            double before = vp_engine_useful_flops(e);
             CHECK_MSG(vp_engine_run(e, &alone[i], 1, &err) == 0, "%s", err.message);
+            f_alone += vp_engine_useful_flops(e) - before;
             CHECK_MSG(same_logits(together[i], alone[i]), "request %d: packed with others != alone", i);
             CHECK(vp_job_result(alone[i])->usage.shared_prefix_tokens > 0);
             CHECK(vp_job_result(alone[i])->usage.image_tiles == 3); /* 2-tile grid + thumbnail */
@@ -106,6 +111,10 @@ int main(void)
               vp_job_result(alone[1])->usage.computed_tokens);
         CHECK(vp_job_result(together[2])->usage.computed_tokens ==
               vp_job_result(alone[2])->usage.computed_tokens);
+        /* useful FLOPs (MFU's numerator) count every pass; the packed pass shared request 0's
+         * and 1's image and prefix, so it needed less than the three passes alone */
+        CHECK_MSG(f_together > 0 && f_alone > f_together, "useful FLOPs: packed %g, alone %g",
+                  f_together, f_alone);
         /* the two requests on image A really differ in their scores (the test can fail) */
         CHECK(vp_job_result(alone[0])->responses[0].step_logits[2] !=
               vp_job_result(alone[1])->responses[0].step_logits[2]);

@@ -32,6 +32,8 @@ typedef struct fake_engine {
     size_t pass_len[MAX_PASSES];
     size_t n_passes;
     int sleep_us;
+    double flops;          /* "useful FLOPs": 1000 a token of every successful run */
+    double flops_reported; /* what on_batch was told, summed */
 } fake_engine;
 
 static int fake_run(void *ctx, vp_job *const *jobs, size_t n, vp_error *err)
@@ -59,9 +61,32 @@ static int fake_run(void *ctx, vp_job *const *jobs, size_t n, vp_error *err)
     }
     if (poisoned)
         return vp_fail(err, VP_ERR_INTERNAL, "", "poisoned job in the pass");
-    for (size_t i = 0; i < n; i++)
+    pthread_mutex_lock(&f->mu);
+    for (size_t i = 0; i < n; i++) {
         jobs[i]->result.usage.computed_tokens = jobs[i]->tokens;
+        f->flops += 1000.0 * (double)jobs[i]->tokens;
+    }
+    pthread_mutex_unlock(&f->mu);
     return 0;
+}
+
+static double fake_flops(void *ctx)
+{
+    fake_engine *f = ctx;
+    pthread_mutex_lock(&f->mu);
+    double v = f->flops;
+    pthread_mutex_unlock(&f->mu);
+    return v;
+}
+
+static void fake_on_batch(void *ctx, size_t n_jobs, size_t tokens, size_t tiles, double ms,
+                          double flops)
+{
+    (void)n_jobs, (void)tokens, (void)tiles, (void)ms;
+    fake_engine *f = ctx;
+    pthread_mutex_lock(&f->mu);
+    f->flops_reported += flops;
+    pthread_mutex_unlock(&f->mu);
 }
 
 static size_t fake_tokens(const vp_job *j) { return j->tokens; }
@@ -111,7 +136,8 @@ static fixture *setup_tiles(size_t max_queue, size_t tokens, size_t tiles, doubl
     pthread_cond_init(&x->f.cv, NULL);
     vp_sched_engine eng = {.ctx = &x->f, .run = fake_run, .job_tokens = fake_tokens,
                            .job_tiles = fake_tiles, .job_result = fake_result,
-                           .job_free = fake_free};
+                           .job_free = fake_free, .useful_flops = fake_flops,
+                           .on_batch = fake_on_batch, .obs_ctx = &x->f};
     vp_sched_options opt = {.max_queue = max_queue, .max_batch_tokens = tokens,
                             .max_batch_tiles = tiles, .queue_timeout_ms = timeout_ms,
                             .max_queued_tiles = max_queued_tiles};
@@ -375,6 +401,10 @@ static void test_poison(void)
     int p1[] = {1, 2, 3}, p2[] = {1}, p3[] = {2}, p4[] = {3};
     CHECK(pass_is(x, 1, p1, 3) && pass_is(x, 2, p2, 1) && pass_is(x, 3, p3, 1) &&
           pass_is(x, 4, p4, 1));
+    /* on_batch got the useful FLOPs of the successful runs: jobs 0, 1 and 3 (the failed
+     * pass counted nothing, its retries did) */
+    CHECK_MSG(x->f.flops == 3000.0 && x->f.flops_reported == 3000.0,
+              "engine counted %g FLOPs, on_batch was told %g", x->f.flops, x->f.flops_reported);
     teardown(x, 4);
 }
 

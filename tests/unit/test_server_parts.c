@@ -66,9 +66,9 @@ static void test_metrics(void)
 {
     vp_metrics m;
     vp_metrics_init(&m);
-    vp_metrics_batch(&m, 1, 100, 0, 5);
-    vp_metrics_batch(&m, 3, 5000, 13, 50);
-    vp_metrics_batch(&m, 300, 70000, 200, 70000);
+    vp_metrics_batch(&m, 1, 100, 0, 5, 1.5e12);
+    vp_metrics_batch(&m, 3, 5000, 13, 50, 101.6e12);
+    vp_metrics_batch(&m, 300, 70000, 200, 70000, 0.25);
     vp_metrics_request(&m, "/v1/score", 200);
     vp_metrics_request(&m, "/v1/score", 200);
     vp_metrics_request(&m, "/v1/score", 0);
@@ -98,6 +98,8 @@ static void test_metrics(void)
               0 && v == 1);
     CHECK(vp_prom_value(text, "vprm_tokens_saved_total", &v) == 0 && v == 600);
     CHECK(vp_prom_value(text, "vprm_tokens_computed_total", &v) == 0 && v == 400);
+    CHECK(vp_prom_value(text, "vprm_useful_flops_total", &v) == 0 &&
+          v == 1.5e12 + 101.6e12 + 0.25); /* %.17g: the double comes back exactly */
     CHECK(vp_prom_value(text, "vprm_queue_depth", &v) == 0 && v == 7);
     CHECK(vp_prom_value(text, "vprm_stage_seconds_sum{stage=\"total\"}", &v) == 0 &&
           fabs(v - 0.0125) < 1e-12);
