@@ -108,29 +108,48 @@ void vp_image_cache_free(vp_image_cache *c)
     free(c);
 }
 
-int vp_image_cache_get(vp_image_cache *c, const uint8_t *data, size_t len, int max_tiles,
-                       uint8_t **u8, int *n_tiles)
+int vp_image_cache_append(vp_image_cache *c, const uint8_t *data, size_t len, int max_tiles,
+                          uint8_t **buf, size_t have_bytes, int *n_tiles)
 {
-    *u8 = NULL;
     *n_tiles = 0;
     if (!c)
         return 0;
     uint64_t h = hash_bytes(data, len, max_tiles);
     pthread_mutex_lock(&c->mu);
     entry *e = find(c, h, data, len, max_tiles);
-    uint8_t *copy = e ? malloc(e->tiles_bytes ? e->tiles_bytes : 1) : NULL;
-    if (copy) {
-        memcpy(copy, e->data + e->len, e->tiles_bytes);
-        *n_tiles = e->n_tiles;
-        unlink_entry(c, e);
-        push_front(c, e);
-        c->hits++;
-    } else {
-        c->misses++;
+    int rc = 0;
+    if (e) {
+        uint8_t *grown = have_bytes <= SIZE_MAX - e->tiles_bytes - 1
+                             ? realloc(*buf, have_bytes + e->tiles_bytes + 1)
+                             : NULL;
+        rc = grown ? 1 : -1;
+        if (grown) {
+            *buf = grown;
+            memcpy(grown + have_bytes, e->data + e->len, e->tiles_bytes);
+            *n_tiles = e->n_tiles;
+            unlink_entry(c, e);
+            push_front(c, e);
+        }
     }
+    if (rc == 1)
+        c->hits++;
+    else
+        c->misses++; /* out of memory counts as a miss: the caller decodes */
     pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int vp_image_cache_get(vp_image_cache *c, const uint8_t *data, size_t len, int max_tiles,
+                       uint8_t **u8, int *n_tiles)
+{
+    uint8_t *copy = NULL;
+    int rc = vp_image_cache_append(c, data, len, max_tiles, &copy, 0, n_tiles);
+    if (rc != 1) {
+        free(copy);
+        copy = NULL;
+    }
     *u8 = copy;
-    return copy != NULL;
+    return rc == 1;
 }
 
 void vp_image_cache_put(vp_image_cache *c, const uint8_t *data, size_t len, int max_tiles,

@@ -24,6 +24,11 @@ void vp_image_cache_free(vp_image_cache *c);
  * malloc'd *u8 ([n_tiles][tile_bytes]): 1 on a hit, 0 on a miss (or out of memory). */
 int vp_image_cache_get(vp_image_cache *c, const uint8_t *data, size_t len, int max_tiles,
                        uint8_t **u8, int *n_tiles);
+/* The same, appended to a buffer: on a hit *buf (realloc'd; it holds have_bytes) grows by
+ * the image's tiles, copied in once: 1, with *n_tiles set. 0 on a miss, -1 when out of
+ * memory (*buf unchanged; counted as a miss). */
+int vp_image_cache_append(vp_image_cache *c, const uint8_t *data, size_t len, int max_tiles,
+                          uint8_t **buf, size_t have_bytes, int *n_tiles);
 /* Remembers a copy; entries larger than the whole budget are not kept. */
 void vp_image_cache_put(vp_image_cache *c, const uint8_t *data, size_t len, int max_tiles,
                         const uint8_t *u8, int n_tiles, size_t tile_bytes);

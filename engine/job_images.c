@@ -55,16 +55,20 @@ int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_jo
             return vp_fail(err, VP_ERR_BAD_REQUEST, param, "image URL was not fetched");
         vp_image_tiles tiles = {0};
         int cached_n = 0;
-        if (vp_image_cache_get(cache, src->data, src->len, tp.max_num, &tiles.u8, &cached_n)) {
-            tiles.grid.n_tiles = cached_n;
-        } else {
-            if (vp_image_preprocess(src->data, src->len, &lim, &tp, &tiles, NULL, err)) {
-                snprintf(err->param, sizeof err->param, "%s", param);
-                return -1;
-            }
-            vp_image_cache_put(cache, src->data, src->len, tp.max_num, tiles.u8,
-                               tiles.grid.n_tiles, tile_bytes);
+        /* a hit copies the tiles once, straight into the job's buffer */
+        int hit = vp_image_cache_append(cache, src->data, src->len, tp.max_num, &j->tiles,
+                                        j->n_tiles * tile_bytes, &cached_n);
+        if (hit == 1) {
+            j->n_tiles += (size_t)cached_n;
+            j->tiles_per_image[i] = cached_n;
+            continue;
         }
+        if (vp_image_preprocess(src->data, src->len, &lim, &tp, &tiles, NULL, err)) {
+            snprintf(err->param, sizeof err->param, "%s", param);
+            return -1;
+        }
+        vp_image_cache_put(cache, src->data, src->len, tp.max_num, tiles.u8, tiles.grid.n_tiles,
+                           tile_bytes);
         size_t n = (size_t)tiles.grid.n_tiles;
         uint8_t *grown = realloc(j->tiles, (j->n_tiles + n) * tile_bytes);
         if (!grown) {

@@ -36,11 +36,23 @@ static void test_basic(void)
     CHECK(vp_image_cache_get(c, img, sizeof img, 6, &got, &n) == 0);
     CHECK(vp_image_cache_get(c, other, sizeof other, 12, &got, &n) == 0);
     CHECK(vp_image_cache_get(c, img, sizeof img - 1, 12, &got, &n) == 0);
+    /* appended to a buffer that already holds a tile: that tile kept, the three after it;
+     * a miss leaves the buffer alone */
+    uint8_t *buf = malloc(TILE);
+    fill(buf, TILE, 9);
+    uint8_t first[TILE];
+    memcpy(first, buf, TILE);
+    CHECK(vp_image_cache_append(c, img, sizeof img, 12, &buf, TILE, &n) == 1 && n == 3);
+    CHECK(!memcmp(buf, first, TILE) && !memcmp(buf + TILE, tiles, sizeof tiles));
+    uint8_t *before = buf;
+    CHECK(vp_image_cache_append(c, other, sizeof other, 12, &buf, 4 * TILE, &n) == 0 && n == 0 &&
+          buf == before);
+    free(buf);
     /* a second put of the same key keeps one entry */
     vp_image_cache_put(c, img, sizeof img, 12, tiles, 3, TILE);
     vp_image_cache_stats s;
     vp_image_cache_stats_get(c, &s);
-    CHECK(s.entries == 1 && s.hits == 1 && s.misses == 4 && s.evictions == 0);
+    CHECK(s.entries == 1 && s.hits == 2 && s.misses == 5 && s.evictions == 0);
     CHECK(s.bytes >= sizeof img + sizeof tiles && s.bytes <= s.max_bytes);
     vp_image_cache_free(c);
 }
