@@ -1,8 +1,8 @@
 #!/bin/sh
-# Everything a GPU session checks, in one call (about 80 s on an H100; the stage limits
-# below sum to 570 s with two ALT kernels, plus up to 150 s of per-test reruns after a
-# crash in gpu_ops, so a call that must survive any hang wants timeout_s 600 and this
-# script alone):
+# Everything a GPU session checks, in one call (about 90 s on an H100; the stage limits
+# below sum to 600 s with two ALT kernels and the profile, plus up to 150 s of per-test
+# reruns after a crash in gpu_ops, so a call that must survive any hang wants timeout_s
+# 600 and this script alone):
 #     sh tests/gpu/run.sh          (device tool: carry [".gpu"], made by tests/gpu/pack.sh)
 # Stages, each under its own time limit so a later one still runs when one fails or hangs:
 #   ops        gpu_ops: every kernel and the cuBLASLt wrapper vs its CPU twin
@@ -13,6 +13,7 @@
 #              the mma.sync kernel, the overlapped wgmma variant), timed
 #   torch      torch_ref.py: fp32 oracle on the same weights, reference way, careful way
 #   w1_plain, torch_plain: parity again on PERF.md's plain weights (all 0.02; one run)
+#   w1_profile the default kernels once more with VPRM_CUDA_PROFILE=1 (per-phase times)
 # Then prints the table (tests/gpu/summary.py). Scratch in /tmp/vprm-gpu; $OUT (when set)
 # receives summary.txt, logs.txt and the result JSON files.
 set -u
@@ -106,13 +107,18 @@ stage w1_plain 30 "$G/bin/gpu_w1" --batch "$G/w1.batch" --out "$W/w1_plain" --se
     --rule plain
 stage torch_plain 90 "$PY" tests/gpu/torch_ref.py --dir "$W/w1_plain" --batch "$G/w1.batch" \
     --lib "$G/bin/libvprm_randw.so" --seed 1 --reps 0 --rule plain
+# the default kernels' phase profile (time and TFLOP/s per phase; PROFILE=0 skips it)
+if [ "${PROFILE:-1}" = 1 ]; then
+    stage w1_profile 30 env VPRM_CUDA_PROFILE=1 "$G/bin/gpu_w1" --batch "$G/w1.batch" \
+        --out "$W/w1" --seed 1 --reps 1 --label ours_profile
+fi
 "$PY" tests/gpu/summary.py "$W" >"$W/summary.txt" 2>&1
 verdict=$?
 cat "$W/summary.txt"
 if [ -n "${OUT:-}" ]; then
     cp "$W/summary.txt" "$OUT/"
     for s in ops ops_alone e2e e2e_sanitizer w1 w1_simple w1_alt w1_alt2 w1_alt3 w1_alt4 torch \
-        w1_plain torch_plain; do
+        w1_plain torch_plain w1_profile; do
         [ -f "$W/$s.log" ] || continue
         echo "===== $s (exit $(cat "$W/$s.rc" 2>/dev/null))"
         cat "$W/$s.log"

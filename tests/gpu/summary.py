@@ -56,11 +56,13 @@ def main():
     dev = (read(os.path.join(d, "device.txt"), "unknown") or "unknown").strip()
     print(f"\n==== vprm GPU checks on {dev}")
     alts = sorted(f[:-3] for f in os.listdir(d) if f.startswith("w1_alt") and f.endswith(".rc"))
+    extra = ["w1_profile"] if os.path.exists(os.path.join(d, "w1_profile.rc")) else []
     for name in ("ops", "e2e", "w1", "w1_simple", *(alts or ["w1_alt"]), "torch", "w1_plain",
-                 "torch_plain"):
+                 "torch_plain", *extra):
         line, good = stage_line(d, name)
         print(line)
-        ok &= good or name in ("w1_simple", "w1_plain", "torch_plain") or name.startswith("w1_alt")
+        ok &= good or name in ("w1_simple", "w1_plain", "torch_plain", "w1_profile") or \
+            name.startswith("w1_alt")
     ours = load(os.path.join(d, "w1", "ours.json"))
     simple = load(os.path.join(d, "w1", "ours_simple.json"))
     tr = load(os.path.join(d, "w1", "torch.json")) or {}
