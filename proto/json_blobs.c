@@ -9,6 +9,7 @@
 
 typedef struct blob {
     size_t at, len; /* the string's content: body bytes [at, at + len) */
+    bool escaped;   /* holds escapes of printable ASCII (\/ from PHP, \u002B from .NET) */
 } blob;
 
 static const char MARK_TEXT[] = "\\u0000vprm\\u0000"; /* as written into the JSON text */
@@ -18,6 +19,49 @@ static const char MARK_VALUE[6] = {0, 'v', 'p', 'r', 'm', 0}; /* as jansson deco
 static bool is_ws(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                          : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* The printable ASCII character (0x20..0x7e) that the escape at s (after the backslash,
+ * n bytes left) stands for, and its length in *used; -1 for any other escape. */
+static int ascii_escape(const char *s, size_t n, size_t *used)
+{
+    if (n >= 1 && (s[0] == '/' || s[0] == '\\' || s[0] == '"')) {
+        *used = 1;
+        return (unsigned char)s[0];
+    }
+    if (n < 5 || s[0] != 'u')
+        return -1;
+    int v = 0;
+    for (int i = 1; i <= 4; i++) {
+        int d = hex_digit(s[i]);
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    *used = 5;
+    return v >= 0x20 && v <= 0x7e ? v : -1;
+}
+
+/* A blob's value with its escapes decoded (each one printable ASCII, checked when it was
+ * found) into out, which holds len bytes; the decoded length. */
+static size_t unescape(const char *s, size_t len, char *out)
+{
+    size_t o = 0, used = 0;
+    for (size_t i = 0; i < len;) {
+        if (s[i] != '\\') {
+            out[o++] = s[i++];
+            continue;
+        }
+        out[o++] = (char)ascii_escape(s + i + 1, len - i - 1, &used);
+        i += 1 + used;
+    }
+    return o;
 }
 
 /* The long plain string values of body, in order. Outside strings a '"' can only open
@@ -32,15 +76,20 @@ static int find_blobs(const char *body, size_t len, blob **out, size_t *n)
         const char *q = memchr(body + i, '"', len - i);
         if (!q)
             break;
-        size_t start = (size_t)(q - body) + 1, j = start;
-        bool plain = true;
+        size_t start = (size_t)(q - body) + 1, j = start, used = 0;
+        bool plain = true, escaped = false;
         while (j < len) {
             unsigned char c = (unsigned char)body[j];
             if (c == '"')
                 break;
             if (c == '\\') {
-                plain = false;
-                j += 2;
+                if (ascii_escape(body + j + 1, len - j - 1, &used) >= 0) {
+                    escaped = true;
+                    j += 1 + used;
+                } else { /* other escapes: jansson decodes them */
+                    plain = false;
+                    j += 2;
+                }
                 continue;
             }
             plain &= c >= 0x20 && c <= 0x7e;
@@ -60,7 +109,7 @@ static int find_blobs(const char *body, size_t len, blob **out, size_t *n)
                     return -1;
                 *out = grown;
             }
-            (*out)[(*n)++] = (blob){start, j - start};
+            (*out)[(*n)++] = (blob){start, j - start, escaped};
         }
         i = j + 1;
     }
@@ -136,7 +185,14 @@ static int restore(json_t *v, const char *body, const blob *b, size_t n, unsigne
     if (seen[idx])
         return -1;
     seen[idx] = 1;
-    return json_string_setn_nocheck(v, body + b[idx].at, b[idx].len) ? -1 : 0;
+    if (!b[idx].escaped)
+        return json_string_setn_nocheck(v, body + b[idx].at, b[idx].len) ? -1 : 0;
+    char *plain = malloc(b[idx].len ? b[idx].len : 1);
+    if (!plain)
+        return -1;
+    int rc = json_string_setn_nocheck(v, plain, unescape(body + b[idx].at, b[idx].len, plain));
+    free(plain);
+    return rc ? -1 : 0;
 }
 
 /* The fast path; NULL when it does not apply or did not work out (the caller then

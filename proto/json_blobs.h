@@ -3,11 +3,12 @@
  * A request carrying an image as base64 is mostly one string of megabytes, and jansson
  * reads strings a character at a time (about 85 MB/s: 28 ms for W1's 2.4 MB body). Here
  * a scanner finds string values of at least VP_JSON_BLOB_MIN bytes made only of printable
- * ASCII without escapes (what base64 and data URLs are), jansson parses the body with
+ * ASCII (what base64 and data URLs are; escapes allowed only where they stand for
+ * printable ASCII: the \/ of PHP's encoder, the \u002B of .NET's), jansson parses the body with
  * each such value replaced by a short placeholder, and the values are put back into the
  * tree (a copy, not a re-lex). The result is the tree json_loadb gives, always:
  *  - only string values are replaced (never keys), and their bytes are what jansson would
- *    have produced (ASCII decodes to itself);
+ *    have produced (ASCII decodes to itself, those escapes to one ASCII byte each);
  *  - a placeholder is "\u0000vprm\u0000" + the value's index; a request may contain that
  *    text itself, so each must be found exactly once in the tree, else the body is parsed
  *    again the plain way;

@@ -126,6 +126,26 @@ static void test_hand_built(void)
     put_b64(&b, 9000, 9);
     puts_(&b, "\"");
     same("top-level string", b.p, b.n);
+    /* escapes that stand for printable ASCII keep the fast path (PHP writes \/, .NET
+     * \u002B); any other escape leaves the string to jansson */
+    const char *escapes[] = {"\\/", "\\u002B", "\\u002b", "\\\\", "\\\"", "\\u0041",
+                             "\\n", "\\u00e9", "\\u0000", "\\ud83d\\ude00", "\\u001f",
+                             "\\u007F", "\\t"};
+    for (size_t x = 0; x < sizeof escapes / sizeof escapes[0]; x++) {
+        b.n = 0;
+        puts_(&b, "{\"image\": \"data:image/png;base64,");
+        for (int part = 0; part < 60; part++) {
+            put_b64(&b, 76, 30 + (uint32_t)part);
+            puts_(&b, escapes[x]);
+        }
+        puts_(&b, "\"}");
+        char what[64];
+        snprintf(what, sizeof what, "blob with escape %zu (%s)", x, escapes[x]);
+        same(what, b.p, b.n);
+        json_t *fast = load_with_blobs(b.p, b.n, FLAGS);
+        CHECK_MSG(!fast == (x >= 6), "%s: fast path %s", what, fast ? "taken" : "not taken");
+        json_decref(fast);
+    }
     /* a request that spells a placeholder: alone, beside the blob it names, beside none */
     const char *marks[] = {"\\u0000vprm\\u00000", "\\u0000vprm\\u00001", "\\u0000vprm\\u000000",
                            "\\u0000vprm\\u0000"};
@@ -182,7 +202,8 @@ static void test_mutations(void)
     put_b64(&base, 6000, 22);
     puts_(&base, "\"], \"k\": {\"x\": [1, \"y\"]}}");
     static const char *inserts[] = {"\"", "\\", ":", "]", "}", ",", "\\u0000vprm\\u00001", "\\\"",
-                                    "\x01", "\xff", " ", "{\"a\":\"", "\"b\""};
+                                    "\x01", "\xff", " ", "{\"a\":\"", "\"b\"", "\\/",
+                                    "\\u002B", "\\u00", "\\u12G4"};
     uint32_t seed = 12345;
     sbuf b = {0};
     for (int round = 0; round < 3000; round++) {
