@@ -427,7 +427,9 @@ static int cuda_forward(vp_backend *b, const vp_batch *batch, float *logits,
     if (b->prof.on) {
         vp_flops fl;
         vp_batch_useful_flops(&b->cfg, batch, &fl);
-        b->attn_flops_layer = b->cfg.llm.layers ? fl.language_attn / b->cfg.llm.layers : 0;
+        int layers = b->cfg.llm.layers;
+        b->attn_flops_layer = layers > 1 ? (fl.language_attn - fl.language_attn_last) / (layers - 1) : 0;
+        b->attn_flops_rows = fl.language_attn_last;
     }
     CUDA_CHECK(cudaEventRecord(b->ev_start, b->stream));
     if (batch->n_tiles &&
@@ -458,6 +460,8 @@ int vp_cuda_vision(vp_backend *b, const float *tiles, size_t n_tiles, float *fea
 {
     if (n_tiles == 0)
         return 0;
+    if (!tiles)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "tiles", "%zu tiles but no tile data", n_tiles);
     if (n_tiles > b->ws.max_tiles)
         return vp_fail(err, VP_ERR_TOO_LARGE, "n_tiles", "%zu tiles is over max_tiles %zu",
                        n_tiles, b->ws.max_tiles);

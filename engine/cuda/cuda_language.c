@@ -96,7 +96,7 @@ int cuda_language_forward(vp_backend *b, const vp_batch *batch, size_t n_items, 
     CUDA_CHECK(vpk_gather_rows(b->stream, xo, x, cuda_ws(b, VP_WS_OUT_INDEX), n_out, l->hidden));
     if (l->layers > 0) {
         const cuda_llm_layer *L = &b->w.llm[l->layers - 1];
-        cuda_prof_mark(&b->prof, b->stream, "llm.attention", 0);
+        cuda_prof_mark(&b->prof, b->stream, "llm.attention_rows", b->attn_flops_rows);
         CUDA_CHECK(vpk_attention_simple_rows(b->stream, attn, q, qkv, &lay,
                                              cuda_ws(b, VP_WS_RANGES),
                                              cuda_ws(b, VP_WS_OUT_INDEX), n_out, scale));

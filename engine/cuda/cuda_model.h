@@ -96,6 +96,7 @@ struct vp_backend {
                                        * (heads per block | VPK_WGMMA_OVERLAP) */
     cuda_profile prof;              /* VPRM_CUDA_PROFILE=1: phase times per forward */
     double attn_flops_layer;        /* this forward's LLM attention FLOPs per layer (profile) */
+    double attn_flops_rows;         /* the last layer's, on the output rows (profile) */
 };
 
 /* Device pointer of working buffer id. */

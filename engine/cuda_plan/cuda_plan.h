@@ -228,6 +228,7 @@ typedef struct vp_flops {
     double projector;      /* mlp1 */
     double language_dense; /* LLM matrix products that affect the outputs */
     double language_attn;  /* LLM attention: 4 * heads * head_dim * layers per (query, key) */
+    double language_attn_last; /* its last layer's share: the output rows' queries only */
     double head;           /* two LM-head rows at the output positions */
     double total;
 } vp_flops;

@@ -1,5 +1,7 @@
 /* Useful FLOPs of a batch (PERF.md's cost model), for MFU figures: a multiply-add
- * counts 2. Attention counts QK^T and PV over the keys each query actually sees. */
+ * counts 2. Attention counts QK^T and PV over the keys each query actually sees. Only the
+ * output rows need the last layer past its keys and values: its queries, attention, wo
+ * and MLP count for them alone. */
 #include "engine/cuda_plan/cuda_plan.h"
 
 void vp_batch_useful_flops(const vp_model_config *cfg, const vp_batch *b, vp_flops *f)
@@ -16,17 +18,27 @@ void vp_batch_useful_flops(const vp_model_config *cfg, const vp_batch *b, vp_flo
     f->vision = tiles * (2 * g * g * unf * hv + v->layers * vit_layer);
     f->projector = tiles * 2 * t * (cp * h + h * h);
     double attn_proj = 2 * (h * (q + 2 * kv) + q * h), mlp = 2 * 3 * h * im;
+    double kv_proj = 2 * h * 2 * kv, q_wo = attn_proj - kv_proj;
     double n = (double)b->n_tokens, n_out = (double)b->n_out;
     if (l->layers > 0)
-        f->language_dense = n * l->layers * attn_proj + n * (l->layers - 1) * mlp + n_out * mlp;
-    double pairs = 0;
+        f->language_dense = n * (l->layers - 1) * (attn_proj + mlp) + n * kv_proj +
+                            n_out * (q_wo + mlp);
+    double pairs = 0, out_keys = 0;
     for (size_t s = 0; s < b->n_seqs; s++) {
         const vp_seq *sq = &b->seqs[s];
         double prefix = sq->prefix_seq >= 0 ? (double)b->seqs[sq->prefix_seq].len : 0;
         double len = (double)sq->len;
         pairs += len * prefix + len * (len + 1) / 2;
+        for (size_t i = 0; i < b->n_out; i++) { /* keys each output row of this sequence sees */
+            size_t tok = (size_t)b->out_index[i];
+            if (tok >= sq->start && tok < sq->start + sq->len)
+                out_keys += prefix + (double)(tok - sq->start + 1);
+        }
     }
-    f->language_attn = pairs * 4 * q * l->layers;
+    if (l->layers > 0) {
+        f->language_attn_last = out_keys * 4 * q;
+        f->language_attn = pairs * 4 * q * (l->layers - 1) + f->language_attn_last;
+    }
     f->head = n_out * 2 * 2 * h;
     f->total = f->vision + f->projector + f->language_dense + f->language_attn + f->head;
 }

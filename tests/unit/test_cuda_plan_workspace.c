@@ -2,6 +2,7 @@
  * useful-FLOP count (plan_flops.c): buffer sizes from their definitions, alignment, no
  * overlap between buffers that live at the same time, overflow refused, and PERF.md's
  * cost-model figures. */
+#include <math.h>
 #include <stdio.h>
 
 #include "engine/cuda_plan/cuda_plan.h"
@@ -75,6 +76,19 @@ static void test_flops(const vp_model_config *cfg)
               f.language_dense / 1000);
     double pairs = 1000.0 * 1001 / 2;
     CHECK(f.language_attn / pairs > 0.52e6 && f.language_attn / pairs < 0.53e6);
+    /* only two output rows (tokens 999 and 0): the last layer's attention sees 1000 + 1
+     * keys, and its queries, wo and MLP run for those two rows only */
+    double q = (double)cfg->llm.heads * cfg->llm.head_dim, all_dense = f.language_dense;
+    int32_t two[2] = {999, 0};
+    b.n_out = 2, b.out_index = two;
+    vp_batch_useful_flops(cfg, &b, &f);
+    CHECK_MSG(f.language_attn_last == 1001.0 * 4 * q, "last layer attention %.6g, want %.6g",
+              f.language_attn_last, 1001.0 * 4 * q);
+    CHECK(f.language_attn == pairs * 4 * q * (cfg->llm.layers - 1) + 1001.0 * 4 * q);
+    double h = cfg->llm.hidden, last_rows = 2 * (h * q + q * h) + 6 * h * cfg->llm.intermediate;
+    CHECK_MSG(fabs(all_dense - f.language_dense - 998 * last_rows) < 1e-6 * all_dense,
+              "dense %.6g: all outputs %.6g, 998 rows of the last layer's q, wo, MLP %.6g",
+              f.language_dense, all_dense, 998 * last_rows);
     /* a prefix of 3600 tokens (13 tiles + text) seen by 8 suffixes of 300 tokens: W1's shape */
     vp_seq w1[9];
     w1[0] = (vp_seq){0, 3600, -1, 3900};
