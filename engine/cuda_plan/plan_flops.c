@@ -4,6 +4,22 @@
  * and MLP count for them alone. */
 #include "engine/cuda_plan/cuda_plan.h"
 
+/* The sequence holding token t: sequences cover the tokens in order (vp_batch_validate),
+ * so a binary search over their starts, once per output row of every pass. */
+static const vp_seq *seq_of(const vp_batch *b, size_t t)
+{
+    size_t lo = 0, hi = b->n_seqs;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (b->seqs[mid].start <= t)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    const vp_seq *sq = &b->seqs[lo];
+    return t >= sq->start && t < sq->start + sq->len ? sq : NULL;
+}
+
 void vp_batch_useful_flops(const vp_model_config *cfg, const vp_batch *b, vp_flops *f)
 {
     const vp_vision_config *v = &cfg->vision;
@@ -29,11 +45,12 @@ void vp_batch_useful_flops(const vp_model_config *cfg, const vp_batch *b, vp_flo
         double prefix = sq->prefix_seq >= 0 ? (double)b->seqs[sq->prefix_seq].len : 0;
         double len = (double)sq->len;
         pairs += len * prefix + len * (len + 1) / 2;
-        for (size_t i = 0; i < b->n_out; i++) { /* keys each output row of this sequence sees */
-            size_t tok = (size_t)b->out_index[i];
-            if (tok >= sq->start && tok < sq->start + sq->len)
-                out_keys += prefix + (double)(tok - sq->start + 1);
-        }
+    }
+    for (size_t i = 0; i < b->n_out && b->n_seqs; i++) { /* keys each output row sees */
+        const vp_seq *sq = seq_of(b, (size_t)b->out_index[i]);
+        if (sq)
+            out_keys += (sq->prefix_seq >= 0 ? (double)b->seqs[sq->prefix_seq].len : 0) +
+                        (double)((size_t)b->out_index[i] - sq->start + 1);
     }
     if (l->layers > 0) {
         f->language_attn_last = out_keys * 4 * q;
