@@ -26,6 +26,9 @@ typedef struct vp_config {
     char *system_message;      /* NULL = config.json / the PRM default */
     bool prefix_sharing;
     size_t image_cache_bytes;  /* 0 = no image cache */
+    size_t prefix_cache_bytes; /* backend memory for the prefix KV cache, 0 = off */
+    size_t prefix_cache_host_bytes; /* ids and tiles its entries keep on the host */
+    size_t prefix_cache_min_tokens; /* shortest prefix stored or loaded */
     int image_threads;         /* 0 = min(4, cores) */
     bool warmup;               /* run a warm-up pass before /ready says 200 */
     /* HTTP */

@@ -30,6 +30,13 @@ const vp_option vp_options[] = {
     {"image_cache_bytes", VP_OPT_SIZE, OFF(image_cache_bytes), "256M", 0, BIG, NULL,
      "tiles of recently seen images kept by their encoded bytes, so a re-scored image is "
      "not decoded again (0 = off)", 0},
+    {"prefix_cache_bytes", VP_OPT_SIZE, OFF(prefix_cache_bytes), "1G", 0, BIG, NULL,
+     "backend memory (GPU on cuda) for the keys and values of recent prompt prefixes, so a "
+     "re-scored image and question cost no vision and no prefix recompute (0 = off)", 0},
+    {"prefix_cache_host_bytes", VP_OPT_SIZE, OFF(prefix_cache_host_bytes), "256M", 1, BIG, NULL,
+     "host memory for the token ids and image tiles that key the prefix cache's entries", 0},
+    {"prefix_cache_min_tokens", VP_OPT_SIZE, OFF(prefix_cache_min_tokens), "64", 1, 1 << 24,
+     NULL, "shortest prompt prefix the prefix cache stores or loads", 0},
     {"image_threads", VP_OPT_INT, OFF(image_threads), "0", 0, 64, NULL,
      "threads resizing one image (0 = min(4, cores))", 0},
     /* HTTP */

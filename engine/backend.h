@@ -8,6 +8,15 @@
  * the seqs array than the sequences that use it. Positions are given per token (a
  * suffix continues from its prefix's length).
  *
+ * Prefix KV cache. A backend may keep a cache of keys and values, kv_cache_rows rows
+ * per layer (vp_backend_memory), whose rows the engine manages (engine/prefix_cache.c).
+ * A batch may then carry n_cached_tokens rows of keys and values after its n_tokens
+ * tokens: key rows [n_tokens, n_tokens + n_cached_tokens) have no token data and are not
+ * computed; kv_loads fill them from the cache at every layer. The n_cached_seqs sequences
+ * that cover them come first in seqs, tile those rows in order, have no prefix and no
+ * outputs, and serve only as prefix_seq of later sequences. kv_stores copy computed rows'
+ * keys and values (after RoPE) into the cache at every layer, for later passes.
+ *
  * Images. tiles[n_tiles] are normalised 3 x S x S tiles, or tiles_u8[n_tiles] point at
  * the 8-bit S x S x 3 tiles (RGB, row-major) that the backend normalises itself
  * exactly as vp_tiles_normalize (the engine passes these: a quarter of the bytes to move
@@ -34,6 +43,12 @@ typedef struct vp_seq {
     size_t rope_len;    /* full length L (prefix + own) for dynamic-NTK RoPE scaling */
 } vp_seq;
 
+/* Rows [row, row + len) of a pass's keys and values <-> rows [slot, slot + len) of the
+ * cache, in every layer. */
+typedef struct vp_kv_copy {
+    size_t row, slot, len;
+} vp_kv_copy;
+
 typedef struct vp_batch {
     /* vision */
     size_t n_tiles;
@@ -45,7 +60,14 @@ typedef struct vp_batch {
     const int32_t *positions;  /* [n_tokens] */
     const int32_t *image_row;  /* [n_tokens]: feature row or -1; NULL when no images */
     size_t n_seqs;
-    const vp_seq *seqs;        /* [n_seqs] */
+    const vp_seq *seqs;        /* [n_seqs]: the n_cached_seqs cached ones first */
+    /* prefix KV cache (all 0 / NULL without one) */
+    size_t n_cached_tokens;    /* key rows after the tokens, loaded from the cache */
+    size_t n_cached_seqs;      /* seqs[0..n_cached_seqs) cover them */
+    size_t n_kv_loads;
+    const vp_kv_copy *kv_loads;  /* cache -> rows in [n_tokens, n_tokens + n_cached_tokens) */
+    size_t n_kv_stores;
+    const vp_kv_copy *kv_stores; /* rows in [0, n_tokens) -> cache */
     /* outputs */
     size_t n_out;
     const int32_t *out_index;  /* [n_out] token indices whose logits are wanted */
@@ -59,8 +81,10 @@ typedef struct vp_forward_stats {
 typedef struct vp_backend_options {
     int threads;          /* CPU threads (0 = all cores) */
     int device;           /* CUDA device ordinal */
-    size_t max_tokens;    /* largest packed batch the caller will send (working memory) */
+    size_t max_tokens;    /* largest packed batch the caller will send, cached rows
+                           * included (working memory) */
     size_t max_tiles;     /* largest number of tiles in one batch */
+    size_t kv_cache_bytes;/* prefix KV cache to allocate (0 = none); rounded down to rows */
 } vp_backend_options;
 
 typedef struct vp_backend vp_backend;
@@ -71,6 +95,8 @@ typedef struct vp_backend_memory {
     size_t working_bytes;      /* working memory kept between passes (0: allocated per pass) */
     size_t device_total_bytes; /* the GPU's memory, and what is free on it now; 0 on the CPU */
     size_t device_free_bytes;
+    size_t kv_cache_bytes;     /* the prefix KV cache's storage ... */
+    size_t kv_cache_rows;      /* ... and its rows per layer (0 = no cache) */
 } vp_backend_memory;
 
 typedef struct vp_backend_ops {
@@ -99,5 +125,8 @@ const vp_backend_ops *vp_backend_find(const char *name);
 /* Checks a batch for internal consistency (ranges, prefix order, image rows). */
 int vp_batch_validate(const vp_batch *batch, size_t n_feature_rows, size_t vocab,
                       vp_error *err);
+
+/* Checks that the batch's KV copies stay inside a cache of kv_cache_rows rows. */
+int vp_batch_check_kv_slots(const vp_batch *b, size_t kv_cache_rows, vp_error *err);
 
 #endif

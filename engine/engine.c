@@ -10,6 +10,7 @@
 #include "engine/cuda_plan/cuda_plan.h"
 #include "engine/image_cache.h"
 #include "engine/job.h"
+#include "engine/prefix_cache.h"
 #include "engine/prompt/prompt.h"
 
 struct vp_engine {
@@ -21,6 +22,7 @@ struct vp_engine {
     const vp_backend_ops *ops;
     vp_backend *backend;
     vp_image_cache *image_cache;
+    vp_prefix_cache *prefix_cache; /* NULL: off, or the backend keeps none */
     double useful_flops;       /* of the passes so far (vp_engine_useful_flops) */
 };
 
@@ -36,6 +38,8 @@ void vp_engine_options_default(vp_engine_options *o)
     o->prefix_sharing = true;
     o->random_weights = -1;
     o->image_cache_bytes = (size_t)256 << 20;
+    o->prefix_cache_host_bytes = (size_t)256 << 20;
+    o->prefix_cache_min_tokens = 64;
 }
 
 double vp_now_ms(void)
@@ -99,7 +103,8 @@ int vp_engine_open(const vp_engine_options *opt, vp_engine **out, vp_error *err)
     vp_backend_options bo = {.threads = opt->threads,
                              .device = opt->device,
                              .max_tokens = opt->max_batch_tokens,
-                             .max_tiles = opt->max_batch_tiles};
+                             .max_tiles = opt->max_batch_tiles,
+                             .kv_cache_bytes = opt->prefix_cache_bytes};
     if (random) {
         int32_t plus = vp_tokenizer_piece_id(e->tok, "+"), minus = vp_tokenizer_piece_id(e->tok, "-");
         if (!e->ops->init_random) {
@@ -118,6 +123,14 @@ int vp_engine_open(const vp_engine_options *opt, vp_engine **out, vp_error *err)
     } else if (e->ops->init(&e->backend, e->model, &bo, err)) {
         goto fail;
     }
+    vp_backend_memory mem;
+    vp_engine_memory(e, &mem);
+    e->prefix_cache = vp_prefix_cache_new(mem.kv_cache_rows, opt->prefix_cache_host_bytes,
+                                          opt->prefix_cache_min_tokens);
+    if (mem.kv_cache_rows && !e->prefix_cache) {
+        vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory for the prefix cache's index");
+        goto fail;
+    }
     *out = e;
     return 0;
 fail:
@@ -133,6 +146,7 @@ void vp_engine_close(vp_engine *e)
         e->ops->free(e->backend);
     vp_prompt_free(&e->prompt);
     vp_image_cache_free(e->image_cache);
+    vp_prefix_cache_free(e->prefix_cache);
     vp_tokenizer_free(e->tok);
     vp_model_free(e->model);
     free(e->system_message);
@@ -155,6 +169,7 @@ void vp_engine_memory(const vp_engine *e, vp_backend_memory *m)
 }
 const vp_engine_options *vp_engine_opts(const vp_engine *e) { return &e->opt; }
 vp_image_cache *vp_engine_image_cache(const vp_engine *e) { return e->image_cache; }
+vp_prefix_cache *vp_engine_prefix_cache(const vp_engine *e) { return e->prefix_cache; }
 const vp_prompt_ctx *vp_engine_prompt(const vp_engine *e) { return &e->prompt; }
 
 int vp_engine_run_backend(vp_engine *e, const vp_batch *b, float *logits, vp_forward_stats *st,

@@ -37,6 +37,9 @@ typedef struct vp_engine_options {
     bool prefix_sharing;          /* share the common prefix of a request's responses (default true) */
     size_t image_cache_bytes;     /* tiles of recently seen images, by encoded bytes (0 = off) */
     int image_threads;            /* threads resizing one image (0 = min(4, cores)) */
+    size_t prefix_cache_bytes;    /* the backend's prefix KV cache (0 = off; engine/prefix_cache.h) */
+    size_t prefix_cache_host_bytes; /* ids and tiles its entries keep on the host */
+    size_t prefix_cache_min_tokens; /* the shortest prefix stored or loaded */
     int64_t random_weights;       /* >= 0: no checkpoint; the backend draws `vprm mkmodel --seed N`
                                      weights itself (cuda; model_dir needs config.json and the
                                      tokenizer only). -1 (default): load *.safetensors */
@@ -55,7 +58,9 @@ typedef struct vp_usage {
     size_t prompt_tokens;        /* sum over responses of their full prompt length */
     size_t image_tiles;
     size_t image_tokens;         /* <IMG_CONTEXT> tokens in one prompt */
-    size_t shared_prefix_tokens; /* tokens of the prefix computed once */
+    size_t shared_prefix_tokens; /* tokens of the prefix its responses share (computed once,
+                                    or loaded from the prefix KV cache) */
+    size_t cached_prefix_tokens; /* of those, loaded from the prefix KV cache */
     size_t computed_tokens;      /* tokens actually run through the language model */
 } vp_usage;
 
@@ -103,6 +108,8 @@ void vp_engine_memory(const vp_engine *e, struct vp_backend_memory *m);
 const vp_engine_options *vp_engine_opts(const vp_engine *e);
 /* The image cache (NULL when off): thread-safe, for job preparation and metrics. */
 struct vp_image_cache *vp_engine_image_cache(const vp_engine *e);
+/* The prefix KV cache's index (NULL when off); only its stats are for other threads. */
+struct vp_prefix_cache *vp_engine_prefix_cache(const vp_engine *e);
 /* Useful floating-point operations of every successful vp_engine_run so far (PERF.md's
  * cost model, vp_batch_useful_flops: what the scores need, whatever the backend computes):
  * the numerator of MFU. Read it on the thread that runs the passes. */

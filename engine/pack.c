@@ -1,12 +1,15 @@
 /* vp_engine_run: packs many prepared jobs into one backend pass and turns the two
  * logits at each score position into step scores, aggregates and rankings. */
 #include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/backend.h"
 #include "engine/image/image.h"
 #include "engine/job.h"
+#include "engine/prefix_cache.h"
 
 typedef struct packed {
     vp_batch b;
@@ -17,6 +20,8 @@ typedef struct packed {
     size_t *group_of;      /* [n_jobs] its prefix group */
     struct prefix_group *groups; /* [n_groups <= n_jobs] */
     size_t *job_out;       /* [n_jobs] first logits row of each job */
+    vp_kv_copy *kv_loads, *kv_stores; /* [n_groups] at most one of each per group */
+    size_t *tile_remap;    /* [tiles before the cache] -> tile of the pass, or SIZE_MAX */
 } packed;
 
 static void packed_free(packed *p)
@@ -31,6 +36,9 @@ static void packed_free(packed *p)
     free(p->group_of);
     free(p->groups);
     free(p->job_out);
+    free(p->kv_loads);
+    free(p->kv_stores);
+    free(p->tile_remap);
 }
 
 /* Tile base of job i: an earlier job of the pass with the very same tiles (an RL group
@@ -82,6 +90,11 @@ typedef struct prefix_group {
     size_t tile_base, n_tiles;
     size_t n_responses;
     size_t total_len;     /* tokens of all member responses */
+    /* prefix KV cache: rows [0, cached) load from cache row `slot` (then no prefix is
+     * computed), or the computed prefix is stored at cache row store_slot */
+    size_t cached, slot, store_slot;
+    int32_t cached_seq;   /* its cached sequence in the pass, or -1 */
+    bool store, needs_tiles;
 } prefix_group;
 
 static size_t common_prefix(const vp_ids *a, const vp_ids *b, size_t cap)
@@ -145,7 +158,114 @@ static size_t assign_group(vp_job *const *jobs, size_t i, const size_t *tile_bas
     return (*n_groups)++;
 }
 
-static int pack_jobs(const vp_engine *e, vp_job *const *jobs, size_t n_jobs, packed *p,
+/* Computed tokens of group G: its prefix once (or none when the cache gives its first
+ * rows), then every member response's own tokens. */
+static size_t group_tokens(const prefix_group *G)
+{
+    if (G->cached)
+        return G->total_len - G->n_responses * G->cached;
+    return group_cost(G->n_responses, G->total_len, G->prefix);
+}
+
+static vp_prefix_images job_images(const vp_engine *e, const vp_job *j)
+{
+    const vp_model_config *cfg = vp_engine_config(e);
+    size_t S = (size_t)cfg->vision.image_size;
+    return (vp_prefix_images){.tiles = j->tiles, .n_tiles = j->n_tiles, .tile_bytes = 3 * S * S,
+                              .tokens_per_tile = (size_t)cfg->num_image_token,
+                              .img_context = vp_engine_prompt(e)->img_context};
+}
+
+/* The prefix KV cache's part of a pass: each group with a prefix loads the longest cached
+ * start of it when that computes fewer tokens (and the pass's rows stay within the
+ * budget), or else asks to store its computed prefix for later passes. */
+static void plan_cache(vp_engine *e, vp_job *const *jobs, packed *p, size_t n_groups,
+                       size_t *n_tok)
+{
+    vp_prefix_cache *c = vp_engine_prefix_cache(e);
+    size_t budget = vp_engine_opts(e)->max_batch_tokens, rows = *n_tok;
+    vp_prefix_cache_begin(c);
+    for (size_t g = 0; g < n_groups; g++) {
+        prefix_group *G = &p->groups[g];
+        if (!G->prefix)
+            continue;
+        const vp_job *rep = jobs[G->first_job];
+        vp_prefix_images img = job_images(e, rep);
+        size_t slot = 0, k = vp_prefix_cache_find(c, rep->ids[0].v, G->prefix, &img, &slot);
+        size_t before = group_tokens(G);
+        /* k rows loaded instead of the prefix computed once: worth it when
+         * N * k > (N - 1) * prefix, i.e. fewer tokens to compute */
+        size_t after = G->total_len - G->n_responses * k;
+        if (k && after < before && (!budget || rows - before + after + k <= budget)) {
+            G->cached = k;
+            G->slot = slot;
+            rows += after + k - before;
+            *n_tok += after - before;
+            vp_prefix_cache_use(c, slot, k);
+            continue;
+        }
+        vp_prefix_cache_use(c, 0, 0);
+        G->store = vp_prefix_cache_reserve(c, rep->ids[0].v, G->prefix, &img, &G->store_slot);
+    }
+}
+
+/* Whether any member of group g has an image token at or past `from`. */
+static bool group_needs_tiles(vp_job *const *jobs, size_t n_jobs, const packed *p, size_t g,
+                              size_t from, int32_t img_context)
+{
+    for (size_t i = 0; i < n_jobs; i++) {
+        if (p->group_of[i] != g || !jobs[i]->n_tiles)
+            continue;
+        for (size_t r = 0; r < jobs[i]->n_responses; r++)
+            for (size_t t = from; t < jobs[i]->ids[r].n; t++)
+                if (jobs[i]->ids[r].v[t] == img_context)
+                    return true;
+    }
+    return false;
+}
+
+/* Tiles of the pass: only groups with image tokens left to compute need theirs; jobs with
+ * the same images still share one copy. Renumbers tile_base. */
+static size_t plan_tiles(vp_job *const *jobs, size_t n_jobs, packed *p, size_t n_groups,
+                         size_t n_tiles_before, int32_t img_context)
+{
+    for (size_t g = 0; g < n_groups; g++) {
+        prefix_group *G = &p->groups[g];
+        G->needs_tiles = G->n_tiles &&
+                         (!G->cached || group_needs_tiles(jobs, n_jobs, p, g, G->cached, img_context));
+    }
+    for (size_t t = 0; t < n_tiles_before; t++)
+        p->tile_remap[t] = SIZE_MAX;
+    size_t n_tiles = 0;
+    for (size_t i = 0; i < n_jobs; i++) {
+        const prefix_group *G = &p->groups[p->group_of[i]];
+        if (!jobs[i]->n_tiles || !G->needs_tiles)
+            continue;
+        size_t old = p->tile_base[i];
+        if (p->tile_remap[old] == SIZE_MAX) {
+            p->tile_remap[old] = n_tiles;
+            n_tiles += jobs[i]->n_tiles;
+        }
+        p->tile_base[i] = p->tile_remap[old];
+    }
+    for (size_t g = 0; g < n_groups; g++) {
+        prefix_group *G = &p->groups[g];
+        G->tile_base = G->needs_tiles ? p->tile_remap[G->tile_base] : 0;
+    }
+    return n_tiles;
+}
+
+/* The longest response of group g (the RoPE length of its prefix). */
+static size_t group_longest(vp_job *const *jobs, size_t n_jobs, const packed *p, size_t g)
+{
+    size_t longest = 0;
+    for (size_t i = 0; i < n_jobs; i++)
+        for (size_t r = 0; p->group_of[i] == g && r < jobs[i]->n_responses; r++)
+            longest = jobs[i]->ids[r].n > longest ? jobs[i]->ids[r].n : longest;
+    return longest;
+}
+
+static int pack_jobs(vp_engine *e, vp_job *const *jobs, size_t n_jobs, packed *p,
                      vp_error *err)
 {
     const vp_model_config *cfg = vp_engine_config(e);
@@ -156,7 +276,9 @@ static int pack_jobs(const vp_engine *e, vp_job *const *jobs, size_t n_jobs, pac
     p->tile_base = malloc(nj * sizeof *p->tile_base);
     p->group_of = malloc(nj * sizeof *p->group_of);
     p->groups = malloc(nj * sizeof *p->groups);
-    if (!p->tile_base || !p->group_of || !p->groups)
+    p->kv_loads = malloc(nj * sizeof *p->kv_loads);
+    p->kv_stores = malloc(nj * sizeof *p->kv_stores);
+    if (!p->tile_base || !p->group_of || !p->groups || !p->kv_loads || !p->kv_stores)
         return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory packing a batch");
     size_t n_tiles = 0, n_groups = 0, n_out = 0;
     for (size_t i = 0; i < n_jobs; i++) {
@@ -165,19 +287,35 @@ static int pack_jobs(const vp_engine *e, vp_job *const *jobs, size_t n_jobs, pac
         for (size_t r = 0; r < jobs[i]->n_responses; r++)
             n_out += jobs[i]->score_pos[r].n;
     }
-    size_t n_tok = 0, n_seq = 0;
+    bool cache = vp_engine_prefix_cache(e) != NULL;
+    size_t n_tok = 0;
     for (size_t g = 0; g < n_groups; g++) {
         prefix_group *G = &p->groups[g];
+        G->cached = G->slot = G->store_slot = 0;
+        G->store = false;
+        /* one response: its prefix (up to the first score) is split off only to be cached;
+         * that computes the same tokens */
         if (G->n_responses < 2)
-            G->prefix = 0;
-        n_tok += group_cost(G->n_responses, G->total_len, G->prefix);
-        n_seq += G->n_responses + (G->prefix ? 1 : 0);
+            G->prefix = cache ? jobs[G->first_job]->share_cap : 0;
+        n_tok += group_tokens(G);
     }
-    p->tokens = malloc(n_tok * sizeof *p->tokens);
-    p->positions = malloc(n_tok * sizeof *p->positions);
-    p->image_row = malloc(n_tok * sizeof *p->image_row);
-    p->out_index = malloc(n_out * sizeof *p->out_index);
-    p->seqs = malloc(n_seq * sizeof *p->seqs);
+    if (cache)
+        plan_cache(e, jobs, p, n_groups, &n_tok);
+    p->tile_remap = malloc((n_tiles ? n_tiles : 1) * sizeof *p->tile_remap);
+    if (!p->tile_remap)
+        return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory packing a batch");
+    n_tiles = plan_tiles(jobs, n_jobs, p, n_groups, n_tiles, pr->img_context);
+    size_t n_seq = 0, n_cached = 0;
+    for (size_t g = 0; g < n_groups; g++) {
+        const prefix_group *G = &p->groups[g];
+        n_seq += G->n_responses + (G->prefix || G->cached ? 1 : 0);
+        n_cached += G->cached;
+    }
+    p->tokens = malloc((n_tok ? n_tok : 1) * sizeof *p->tokens);
+    p->positions = malloc((n_tok ? n_tok : 1) * sizeof *p->positions);
+    p->image_row = malloc((n_tok ? n_tok : 1) * sizeof *p->image_row);
+    p->out_index = malloc((n_out ? n_out : 1) * sizeof *p->out_index);
+    p->seqs = malloc((n_seq ? n_seq : 1) * sizeof *p->seqs);
     p->job_out = malloc(nj * sizeof *p->job_out);
     p->tiles_u8 = n_tiles ? malloc(n_tiles * sizeof *p->tiles_u8) : NULL;
     if (!p->tokens || !p->positions || !p->image_row || !p->out_index || !p->seqs ||
@@ -185,21 +323,37 @@ static int pack_jobs(const vp_engine *e, vp_job *const *jobs, size_t n_jobs, pac
         return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory packing a batch of %zu tokens", n_tok);
     /* a job with the same images as an earlier one points at its own identical copy */
     for (size_t i = 0; i < n_jobs; i++)
-        for (size_t t = 0; t < jobs[i]->n_tiles; t++)
+        for (size_t t = 0; p->groups[p->group_of[i]].needs_tiles && t < jobs[i]->n_tiles; t++)
             p->tiles_u8[p->tile_base[i] + t] = jobs[i]->tiles + t * tile_bytes;
-    /* sequences group by group: the prefix, then every member response's suffix */
+    /* cached prefixes first: key rows after the n_tok tokens, loaded from the cache */
+    size_t cached_row = n_tok;
+    for (size_t g = 0; g < n_groups; g++) {
+        prefix_group *G = &p->groups[g];
+        G->cached_seq = -1;
+        if (!G->cached)
+            continue;
+        G->cached_seq = (int32_t)p->b.n_seqs;
+        p->seqs[p->b.n_seqs++] = (vp_seq){.start = cached_row, .len = G->cached, .prefix_seq = -1,
+                                          .rope_len = group_longest(jobs, n_jobs, p, g)};
+        p->kv_loads[p->b.n_kv_loads++] = (vp_kv_copy){.row = cached_row, .slot = G->slot,
+                                                      .len = G->cached};
+        cached_row += G->cached;
+    }
+    p->b.n_cached_seqs = p->b.n_seqs;
+    p->b.n_cached_tokens = n_cached;
+    /* then group by group: the computed prefix, then every member response's suffix */
     for (size_t g = 0; g < n_groups; g++) {
         prefix_group *G = &p->groups[g];
         size_t feature_base = G->tile_base * (size_t)cfg->num_image_token;
-        int32_t prefix_seq = -1;
-        if (G->prefix) {
+        int32_t prefix_seq = G->cached_seq;
+        size_t from = G->cached ? G->cached : G->prefix;
+        if (!G->cached && G->prefix) {
             prefix_seq = (int32_t)p->b.n_seqs;
+            if (G->store)
+                p->kv_stores[p->b.n_kv_stores++] = (vp_kv_copy){
+                    .row = p->b.n_tokens, .slot = G->store_slot, .len = G->prefix};
             add_sequence(p, jobs[G->first_job], 0, 0, G->prefix, -1, feature_base, pr->img_context);
-            size_t longest = 0;
-            for (size_t i = 0; i < n_jobs; i++)
-                for (size_t r = 0; p->group_of[i] == g && r < jobs[i]->n_responses; r++)
-                    longest = jobs[i]->ids[r].n > longest ? jobs[i]->ids[r].n : longest;
-            p->seqs[prefix_seq].rope_len = longest;
+            p->seqs[prefix_seq].rope_len = group_longest(jobs, n_jobs, p, g);
         }
         for (size_t i = 0; i < n_jobs; i++) {
             if (p->group_of[i] != g)
@@ -208,11 +362,11 @@ static int pack_jobs(const vp_engine *e, vp_job *const *jobs, size_t n_jobs, pac
             p->job_out[i] = p->b.n_out;
             for (size_t r = 0; r < j->n_responses; r++) {
                 size_t seq_start = p->b.n_tokens;
-                add_sequence(p, j, r, G->prefix, j->ids[r].n, prefix_seq, feature_base,
+                add_sequence(p, j, r, from, j->ids[r].n, prefix_seq, feature_base,
                              pr->img_context);
                 for (size_t k = 0; k < j->score_pos[r].n; k++)
                     p->out_index[p->b.n_out++] =
-                        (int32_t)(seq_start + (size_t)j->score_pos[r].v[k] - G->prefix);
+                        (int32_t)(seq_start + (size_t)j->score_pos[r].v[k] - from);
             }
         }
     }
@@ -222,6 +376,8 @@ static int pack_jobs(const vp_engine *e, vp_job *const *jobs, size_t n_jobs, pac
     p->b.positions = p->positions;
     p->b.image_row = p->image_row;
     p->b.seqs = p->seqs;
+    p->b.kv_loads = p->kv_loads;
+    p->b.kv_stores = p->kv_stores;
     p->b.out_index = p->out_index;
     p->b.plus_id = pr->plus;
     p->b.minus_id = pr->minus;
@@ -317,18 +473,24 @@ int vp_engine_run(vp_engine *e, vp_job *const *jobs, size_t n_jobs, vp_error *er
     vp_forward_stats st = {0};
     if (vp_engine_run_backend(e, &p.b, logits, &st, err))
         goto out;
+    /* the cache entries this pass wrote are now whole, whatever happens to the results */
+    vp_prefix_cache_end(vp_engine_prefix_cache(e), true);
     for (size_t i = 0; i < n_jobs; i++) {
         /* the group's first job is charged for computing the shared prefix */
         const prefix_group *G = &p.groups[p.group_of[i]];
-        size_t shared = G->prefix, computed = G->first_job == i ? shared : 0;
+        size_t from = G->cached ? G->cached : G->prefix;
+        size_t shared = G->cached || G->n_responses > 1 ? from : 0;
+        size_t computed = G->first_job == i && !G->cached ? from : 0;
         for (size_t r = 0; r < jobs[i]->n_responses; r++)
-            computed += jobs[i]->ids[r].n - shared;
+            computed += jobs[i]->ids[r].n - from;
+        jobs[i]->result.usage.cached_prefix_tokens = G->cached;
         if (fill_results(jobs[i], logits + 2 * p.job_out[i], &st,
                          (size_t)vp_engine_config(e)->num_image_token, shared, computed, err))
             goto out;
     }
     rc = 0;
 out:
+    vp_prefix_cache_end(vp_engine_prefix_cache(e), false); /* no-op after success */
     free(logits);
     packed_free(&p);
     return rc;

@@ -2,10 +2,11 @@
 
 static json_t *usage_json(const vp_usage *u)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "prompt_tokens", (json_int_t)u->prompt_tokens,
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "prompt_tokens", (json_int_t)u->prompt_tokens,
                      "image_tiles", (json_int_t)u->image_tiles, "image_tokens",
                      (json_int_t)u->image_tokens, "shared_prefix_tokens",
-                     (json_int_t)u->shared_prefix_tokens, "computed_tokens",
+                     (json_int_t)u->shared_prefix_tokens, "cached_prefix_tokens",
+                     (json_int_t)u->cached_prefix_tokens, "computed_tokens",
                      (json_int_t)u->computed_tokens);
 }
 

@@ -172,6 +172,28 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
                "vprm_image_cache_evictions_total %llu\n", g->image_cache_evictions);
     gauge(f, "vprm_image_cache_bytes", "Bytes held by the image cache.",
           (double)g->image_cache_bytes);
+    fprintf(f, "# HELP vprm_prefix_cache_lookups_total Prefix KV cache lookups by result (a hit "
+               "loads a prompt prefix's keys and values instead of computing them).\n"
+               "# TYPE vprm_prefix_cache_lookups_total counter\n"
+               "vprm_prefix_cache_lookups_total{result=\"hit\"} %llu\n"
+               "vprm_prefix_cache_lookups_total{result=\"miss\"} %llu\n",
+            g->prefix_cache_hits, g->prefix_cache_misses);
+    fprintf(f, "# HELP vprm_prefix_cache_tokens_reused_total Prefix tokens loaded from the prefix "
+               "KV cache instead of computed.\n"
+               "# TYPE vprm_prefix_cache_tokens_reused_total counter\n"
+               "vprm_prefix_cache_tokens_reused_total %llu\n", g->prefix_cache_tokens_reused);
+    fprintf(f, "# HELP vprm_prefix_cache_stored_total Prompt prefixes stored in the prefix KV cache.\n"
+               "# TYPE vprm_prefix_cache_stored_total counter\n"
+               "vprm_prefix_cache_stored_total %llu\n", g->prefix_cache_stored);
+    fprintf(f, "# HELP vprm_prefix_cache_evictions_total Prefixes dropped from the prefix KV cache.\n"
+               "# TYPE vprm_prefix_cache_evictions_total counter\n"
+               "vprm_prefix_cache_evictions_total %llu\n", g->prefix_cache_evictions);
+    gauge(f, "vprm_prefix_cache_entries", "Prompt prefixes held by the prefix KV cache.",
+          (double)g->prefix_cache_entries);
+    gauge(f, "vprm_prefix_cache_rows_used", "Token rows of the prefix KV cache in use.",
+          (double)g->prefix_cache_rows_used);
+    gauge(f, "vprm_prefix_cache_rows", "Token rows the prefix KV cache holds at most (0 = off).",
+          (double)g->prefix_cache_rows);
     gauge(f, "vprm_weights_bytes", "Bytes of resident model weights (device or host).",
           (double)g->weights_bytes);
     gauge(f, "vprm_working_memory_bytes", "Working memory the backend keeps between passes.",

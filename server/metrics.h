@@ -50,6 +50,9 @@ typedef struct vp_gauges {
     double uptime_s;
     unsigned long long image_cache_hits, image_cache_misses, image_cache_evictions;
     size_t image_cache_bytes;
+    unsigned long long prefix_cache_hits, prefix_cache_misses, prefix_cache_evictions;
+    unsigned long long prefix_cache_tokens_reused, prefix_cache_stored;
+    size_t prefix_cache_entries, prefix_cache_rows_used, prefix_cache_rows;
     size_t weights_bytes, working_bytes;          /* the backend's */
     size_t device_total_bytes, device_used_bytes; /* 0 when the backend is not a GPU */
 } vp_gauges;

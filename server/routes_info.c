@@ -4,6 +4,7 @@
 
 #include "engine/backend.h"
 #include "engine/image_cache.h"
+#include "engine/prefix_cache.h"
 #include "server/internal.h"
 
 enum MHD_Result vp_route_health(vp_conn *x)
@@ -54,8 +55,11 @@ enum MHD_Result vp_route_models(vp_conn *x)
         const char *dtype = !strcmp(backend, "cuda") ? "bfloat16" : "float32";
         vp_backend_memory mem;
         vp_engine_memory(e, &mem);
-        json_t *memory = json_pack("{s:I, s:I}", "weights_bytes", (json_int_t)mem.weights_bytes,
-                                   "working_bytes", (json_int_t)mem.working_bytes);
+        json_t *memory = json_pack("{s:I, s:I, s:I, s:I}", "weights_bytes",
+                                   (json_int_t)mem.weights_bytes, "working_bytes",
+                                   (json_int_t)mem.working_bytes, "prefix_cache_bytes",
+                                   (json_int_t)mem.kv_cache_bytes, "prefix_cache_rows",
+                                   (json_int_t)mem.kv_cache_rows);
         if (memory && mem.device_total_bytes) {
             json_object_set_new(memory, "device_total_bytes", json_integer((json_int_t)mem.device_total_bytes));
             json_object_set_new(memory, "device_free_bytes", json_integer((json_int_t)mem.device_free_bytes));
@@ -93,6 +97,12 @@ enum MHD_Result vp_route_metrics(vp_conn *x)
         vp_image_cache_stats_get(vp_engine_image_cache(engine), &cs);
         g.image_cache_hits = cs.hits, g.image_cache_misses = cs.misses;
         g.image_cache_evictions = cs.evictions, g.image_cache_bytes = cs.bytes;
+        vp_prefix_cache_stats ps;
+        vp_prefix_cache_stats_get(vp_engine_prefix_cache(engine), &ps);
+        g.prefix_cache_hits = ps.hits, g.prefix_cache_misses = ps.misses;
+        g.prefix_cache_evictions = ps.evictions, g.prefix_cache_tokens_reused = ps.tokens_reused;
+        g.prefix_cache_stored = ps.stored, g.prefix_cache_entries = ps.entries;
+        g.prefix_cache_rows_used = ps.rows_used, g.prefix_cache_rows = ps.rows;
         vp_backend_memory mem;
         vp_engine_memory(engine, &mem);
         g.weights_bytes = mem.weights_bytes, g.working_bytes = mem.working_bytes;

@@ -47,7 +47,29 @@ static void cpu_free(vp_backend *b)
         return;
     vp_pool_free(b->pool);
     cpu_weights_free(&b->w);
+    free(b->kv_cache);
     free(b);
+}
+
+/* Floats of one cache row in one layer: its keys then its values. */
+size_t cpu_kv_row_floats(const vp_backend *b)
+{
+    return 2 * (size_t)b->cfg.llm.kv_heads * (size_t)b->cfg.llm.head_dim;
+}
+
+static int cpu_kv_cache_alloc(vp_backend *b, size_t bytes, vp_error *err)
+{
+    size_t per_row = (size_t)b->cfg.llm.layers * cpu_kv_row_floats(b) * sizeof(float);
+    b->kv_rows = per_row ? bytes / per_row : 0;
+    if (b->kv_rows == 0)
+        return 0;
+    b->kv_cache = cpu_alloc(b->kv_rows * per_row / sizeof(float), sizeof(float),
+                            "the prefix KV cache", err);
+    if (!b->kv_cache)
+        return -1;
+    VP_LOGI("-", "cpu backend: prefix KV cache of %zu rows (%.1f MiB)", b->kv_rows,
+            (double)(b->kv_rows * per_row) / (1024.0 * 1024.0));
+    return 0;
 }
 
 int vp_cpu_init_weights(vp_backend **out, const vp_model_config *cfg, const vp_weights *w,
@@ -66,6 +88,10 @@ int vp_cpu_init_weights(vp_backend **out, const vp_model_config *cfg, const vp_w
     b->max_tiles = opt ? opt->max_tiles : 0;
     if (vp_pool_create(&b->pool, opt ? opt->threads : 0, err) != 0 ||
         cpu_weights_build(&b->w, cfg, w, err) != 0) {
+        cpu_free(b);
+        return -1;
+    }
+    if (opt && opt->kv_cache_bytes && cpu_kv_cache_alloc(b, opt->kv_cache_bytes, err) != 0) {
         cpu_free(b);
         return -1;
     }
@@ -99,10 +125,12 @@ static int cpu_forward(vp_backend *b, const vp_batch *batch, float *logits,
     if (vp_batch_validate(batch, batch->n_tiles * rows_per_tile, (size_t)b->cfg.llm.vocab,
                           err) != 0)
         return -1;
-    if (b->max_tokens && batch->n_tokens > b->max_tokens)
+    if (b->max_tokens && batch->n_tokens + batch->n_cached_tokens > b->max_tokens)
         return vp_fail(err, VP_ERR_TOO_LARGE, "n_tokens",
-                       "batch of %zu tokens is over the backend's max_tokens %zu",
-                       batch->n_tokens, b->max_tokens);
+                       "batch of %zu tokens and %zu cached rows is over the backend's "
+                       "max_tokens %zu", batch->n_tokens, batch->n_cached_tokens, b->max_tokens);
+    if (vp_batch_check_kv_slots(batch, b->kv_rows, err) != 0)
+        return -1;
     if (b->max_tiles && batch->n_tiles > b->max_tiles)
         return vp_fail(err, VP_ERR_TOO_LARGE, "n_tiles",
                        "batch of %zu tiles is over the backend's max_tiles %zu", batch->n_tiles,
@@ -153,7 +181,9 @@ static const char *cpu_device_name(vp_backend *b)
 
 static void cpu_memory(vp_backend *b, vp_backend_memory *m)
 {
-    *m = (vp_backend_memory){.weights_bytes = b->w.bytes}; /* scratch is per pass */
+    size_t kv = b->kv_rows * (size_t)b->cfg.llm.layers * cpu_kv_row_floats(b) * sizeof(float);
+    *m = (vp_backend_memory){.weights_bytes = b->w.bytes, /* scratch is per pass */
+                             .kv_cache_bytes = kv, .kv_cache_rows = b->kv_rows};
 }
 
 int vp_cpu_threads(const vp_backend *b)

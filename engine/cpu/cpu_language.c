@@ -19,7 +19,7 @@ typedef struct llm_state {
     float *xn;       /* [n][H] normalised input of a block */
     float *qkv;      /* [n][Q + 2*KV] packed per KV group */
     float *q;        /* [n][heads][head_dim] */
-    float *k, *v;    /* [n][kv_heads][head_dim] */
+    float *k, *v;    /* [n + cached rows][kv_heads][head_dim] */
     float *attn;     /* [n][Q] */
     float *out;      /* [n][H] block output */
     float *gate, *up;/* [n][I] */
@@ -36,7 +36,8 @@ static void llm_state_free(llm_state *s)
     }
 }
 
-static int llm_state_alloc(llm_state *s, const vp_llm_config *l, size_t n, vp_error *err)
+static int llm_state_alloc(llm_state *s, const vp_llm_config *l, size_t n, size_t n_kv,
+                           vp_error *err)
 {
     size_t h = (size_t)l->hidden, hd = (size_t)l->head_dim, im = (size_t)l->intermediate;
     size_t q = (size_t)l->heads * hd, kv = (size_t)l->kv_heads * hd;
@@ -45,8 +46,8 @@ static int llm_state_alloc(llm_state *s, const vp_llm_config *l, size_t n, vp_er
         !(s->xn = cpu_alloc(n * h, sizeof(float), "language normalised states", err)) ||
         !(s->qkv = cpu_alloc(n * (q + 2 * kv), sizeof(float), "language qkv", err)) ||
         !(s->q = cpu_alloc(n * q, sizeof(float), "language q", err)) ||
-        !(s->k = cpu_alloc(n * kv, sizeof(float), "language k", err)) ||
-        !(s->v = cpu_alloc(n * kv, sizeof(float), "language v", err)) ||
+        !(s->k = cpu_alloc(n_kv * kv, sizeof(float), "language k", err)) ||
+        !(s->v = cpu_alloc(n_kv * kv, sizeof(float), "language v", err)) ||
         !(s->attn = cpu_alloc(n * q, sizeof(float), "language attention", err)) ||
         !(s->out = cpu_alloc(n * h, sizeof(float), "language block output", err)) ||
         !(s->gate = cpu_alloc(n * im, sizeof(float), "language mlp gate", err)) ||
@@ -72,7 +73,7 @@ static int rope_tables(vp_backend *b, const vp_batch *batch, llm_state *s, vp_er
 {
     const vp_llm_config *l = &b->cfg.llm;
     size_t half = (size_t)l->head_dim / 2;
-    for (size_t i = 0; i < batch->n_seqs; i++) {
+    for (size_t i = batch->n_cached_seqs; i < batch->n_seqs; i++) { /* cached: no tokens */
         const vp_seq *sq = &batch->seqs[i];
         double base = vp_cpu_rope_base(l->rope_theta, l->rope_dynamic, l->rope_factor,
                                        l->max_pos, sq->rope_len, l->head_dim);
@@ -116,6 +117,30 @@ static void split_qkv_rope(const vp_llm_config *l, llm_state *s, size_t n)
     }
 }
 
+/* The prefix KV cache at one layer: cached rows' keys and values in, then the rows to
+ * keep out (loads first, so a pass may refill the rows it reads). */
+static void kv_cache_copy(vp_backend *b, int layer, const vp_batch *batch, llm_state *s)
+{
+    size_t row = cpu_kv_row_floats(b), kv = row / 2;
+    float *cache = b->kv_cache + (size_t)layer * b->kv_rows * row;
+    for (size_t i = 0; i < batch->n_kv_loads; i++) {
+        const vp_kv_copy *c = &batch->kv_loads[i];
+        for (size_t r = 0; r < c->len; r++) {
+            const float *src = cache + (c->slot + r) * row;
+            memcpy(s->k + (c->row + r) * kv, src, kv * sizeof(float));
+            memcpy(s->v + (c->row + r) * kv, src + kv, kv * sizeof(float));
+        }
+    }
+    for (size_t i = 0; i < batch->n_kv_stores; i++) {
+        const vp_kv_copy *c = &batch->kv_stores[i];
+        for (size_t r = 0; r < c->len; r++) {
+            float *dst = cache + (c->slot + r) * row;
+            memcpy(dst, s->k + (c->row + r) * kv, kv * sizeof(float));
+            memcpy(dst + kv, s->v + (c->row + r) * kv, kv * sizeof(float));
+        }
+    }
+}
+
 static void add_rows(float *x, const float *y, size_t count)
 {
     for (size_t i = 0; i < count; i++)
@@ -125,15 +150,17 @@ static void add_rows(float *x, const float *y, size_t count)
 /* h = x + wo(attn(attention_norm(x))), in place in s->x over all n tokens; or, when xo
  * is given (the last layer), only for the output rows: xo[n_out] = h at out_index (every
  * token still gives its keys and values). */
-static int attention_block(vp_backend *b, const cpu_llm_layer *L, const vp_batch *batch,
-                           llm_state *s, float *xo, vp_error *err)
+static int attention_block(vp_backend *b, int layer, const vp_batch *batch, llm_state *s,
+                           float *xo, vp_error *err)
 {
+    const cpu_llm_layer *L = &b->w.llm[layer];
     const vp_llm_config *l = &b->cfg.llm;
     size_t n = batch->n_tokens, h = (size_t)l->hidden, hd = (size_t)l->head_dim;
     size_t q = (size_t)l->heads * hd, kv = (size_t)l->kv_heads * hd;
     vp_cpu_rms_norm(s->xn, s->x, L->attention_norm, n, h, l->rms_eps);
     vp_cpu_matmul(b->pool, s->qkv, s->xn, L->wqkv, NULL, n, h, q + 2 * kv);
     split_qkv_rope(l, s, n);
+    kv_cache_copy(b, layer, batch, s);
     const int32_t *rows = xo ? batch->out_index : NULL;
     size_t n_rows = xo ? batch->n_out : n;
     if (vp_cpu_attention_causal_rows(b->pool, s->attn, s->q, s->k, s->v, n, rows, n_rows,
@@ -203,7 +230,8 @@ int cpu_language_forward(vp_backend *b, const vp_batch *batch, const float *feat
     if (n == 0 || batch->n_out == 0)
         return 0;
     llm_state s; /* the last layer's MLP reuses it for the n_out output rows */
-    if (llm_state_alloc(&s, l, n > batch->n_out ? n : batch->n_out, err) != 0)
+    if (llm_state_alloc(&s, l, n > batch->n_out ? n : batch->n_out, n + batch->n_cached_tokens,
+                        err) != 0)
         return -1;
     float *xo = cpu_alloc(batch->n_out * h, sizeof(float), "output rows", err);
     int rc = xo ? 0 : -1;
@@ -212,16 +240,14 @@ int cpu_language_forward(vp_backend *b, const vp_batch *batch, const float *feat
     if (rc == 0)
         embed(b, batch, features, s.x);
     for (int i = 0; i + 1 < l->layers && rc == 0; i++) {
-        const cpu_llm_layer *L = &b->w.llm[i];
-        rc = attention_block(b, L, batch, &s, NULL, err);
+        rc = attention_block(b, i, batch, &s, NULL, err);
         if (rc == 0)
-            mlp_block(b, L, s.x, n, &s);
+            mlp_block(b, &b->w.llm[i], s.x, n, &s);
     }
     if (rc == 0 && l->layers > 0) { /* the last layer on the output rows */
-        const cpu_llm_layer *L = &b->w.llm[l->layers - 1];
-        rc = attention_block(b, L, batch, &s, xo, err);
+        rc = attention_block(b, l->layers - 1, batch, &s, xo, err);
         if (rc == 0)
-            mlp_block(b, L, xo, batch->n_out, &s);
+            mlp_block(b, &b->w.llm[l->layers - 1], xo, batch->n_out, &s);
     } else if (rc == 0) {
         for (size_t i = 0; i < batch->n_out; i++)
             memcpy(xo + i * h, s.x + (size_t)batch->out_index[i] * h, h * sizeof(float));

@@ -53,6 +53,8 @@ struct vp_backend {
     cpu_weights w;
     vp_pool *pool;
     size_t max_tokens, max_tiles; /* 0 = no limit */
+    float *kv_cache;            /* [layers][kv_rows][2][kv_heads * head_dim]: prefix KV cache */
+    size_t kv_rows;
     char device_name[256];
 };
 
@@ -64,6 +66,7 @@ void cpu_weights_free(cpu_weights *cw);
 
 /* cpu_language.c: the language model over a validated batch. features[rows][H] are the
  * image features (may be NULL when no token uses one); logits[n_out][2]. */
+size_t cpu_kv_row_floats(const vp_backend *b);
 int cpu_language_forward(vp_backend *b, const vp_batch *batch, const float *features,
                          float *logits, vp_error *err);
 

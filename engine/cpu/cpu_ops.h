@@ -68,7 +68,8 @@ void vp_cpu_rope_apply(float *x, size_t n_heads, int head_dim, const float *cos_
  * out[n_tokens][heads][head_dim]. A token of seqs[s] sees every token of
  * seqs[seqs[s].prefix_seq] (when >= 0) and then its own sequence's tokens up to and
  * including itself. Query head h uses kv head h / (heads / kv_heads). Tokens outside
- * every sequence are left untouched. Fails only when scratch memory runs out. */
+ * every sequence are left untouched. A sequence starting at or past n_tokens is a cached
+ * prefix: keys and values only (k and v hold its rows), no queries. Fails only when scratch memory runs out. */
 int vp_cpu_attention_causal(vp_pool *pool, float *out, const float *q, const float *k,
                             const float *v, size_t n_tokens, int heads, int kv_heads,
                             int head_dim, const vp_seq *seqs, size_t n_seqs, vp_error *err);

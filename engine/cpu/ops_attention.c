@@ -187,6 +187,8 @@ int vp_cpu_attention_causal_rows(vp_pool *pool, float *out, const float *q, cons
             keys += seqs[seqs[s].prefix_seq].len;
         if (keys > max_keys)
             max_keys = keys;
+        if (seqs[s].start >= n_tokens) /* a cached prefix: keys only, no queries */
+            continue;
         for (size_t t = seqs[s].start; t < seqs[s].start + seqs[s].len; t++)
             tok_seq[t] = (int32_t)s;
     }

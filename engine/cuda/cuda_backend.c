@@ -34,6 +34,7 @@ static void cuda_free(vp_backend *b)
         cudaStreamDestroy(b->stream);
     cudaFree(b->arena);
     cudaFree(b->work);
+    cudaFree(b->kv_cache);
     cudaFree(b->rope_base);
     cudaFree(b->norm_table);
     cudaFreeHost(b->staging);
@@ -95,7 +96,7 @@ static int staging_alloc(vp_backend *b, vp_error *err)
         [ST_TOKENS] = n * 4, [ST_IMAGE_ROW] = n * 4, [ST_ROPE_ROW] = n * 4, [ST_OUT_INDEX] = n * 4,
         [ST_ITEMS] = b->ws.max_items * sizeof(vp_attn_item),
         [ST_VITEMS] = b->ws.max_vitems * sizeof(vp_attn_item), [ST_RANGES] = n * 3 * 4,
-        [ST_VRANGES] = vrows * 3 * 4, [ST_ROPE_EXTRA] = n * hd * 4,
+        [ST_VRANGES] = vrows * 3 * 4, [ST_ROPE_EXTRA] = n * hd * 4, [ST_KV_MAP] = n * 2 * 4,
     };
     size_t at = 0;
     for (int i = 0; i < ST_COUNT; i++) {
@@ -109,6 +110,54 @@ static int staging_alloc(vp_backend *b, vp_error *err)
     if (!b->rope_extra)
         return vp_fail(err, VP_ERR_NOMEM, "", "out of memory for %zu RoPE rows", n);
     return 0;
+}
+
+/* Bytes of one prefix KV cache row over all layers: keys and values, bf16. */
+static size_t kv_row_bytes(const vp_backend *b)
+{
+    const vp_llm_config *l = &b->cfg.llm;
+    return (size_t)l->layers * 2 * (size_t)l->kv_heads * (size_t)l->head_dim * 2;
+}
+
+static int kv_cache_alloc(vp_backend *b, size_t bytes, vp_error *err)
+{
+    size_t per_row = kv_row_bytes(b);
+    size_t rows = per_row ? bytes / per_row : 0;
+    if (rows > (size_t)INT32_MAX)
+        rows = (size_t)INT32_MAX; /* the copy map's 32-bit rows */
+    if (rows == 0)
+        return 0;
+    cudaError_t crc = cudaMalloc((void **)&b->kv_cache, rows * per_row);
+    if (crc != cudaSuccess) {
+        b->kv_cache = NULL;
+        return vp_fail(err, VP_ERR_NOMEM, "prefix_cache_bytes",
+                       "cannot allocate %.2f GiB of GPU memory for the prefix KV cache (%zu rows; "
+                       "lower prefix_cache_bytes, 0 = off): %s",
+                       (double)(rows * per_row) / (1 << 30), rows, cudaGetErrorString(crc));
+    }
+    b->kv_rows = rows;
+    VP_LOGI("-", "cuda backend: prefix KV cache of %zu rows (%.2f GiB)", rows,
+            (double)(rows * per_row) / (1 << 30));
+    return 0;
+}
+
+/* The batch's KV copies as one row map: loads, then stores. */
+static void stage_kv_map(vp_backend *b, const vp_batch *batch)
+{
+    int32_t *map = cuda_stage(b, ST_KV_MAP);
+    size_t k = 0;
+    const vp_kv_copy *lists[2] = {batch->kv_loads, batch->kv_stores};
+    size_t counts[2] = {batch->n_kv_loads, batch->n_kv_stores};
+    for (int l = 0; l < 2; l++) {
+        for (size_t i = 0; i < counts[l]; i++)
+            for (size_t r = 0; r < lists[l][i].len; r++, k++) {
+                map[2 * k] = (int32_t)(lists[l][i].row + r);
+                map[2 * k + 1] = (int32_t)(lists[l][i].slot + r);
+            }
+        if (l == 0)
+            b->n_kv_loads = k;
+    }
+    b->n_kv_map = k;
 }
 
 /* The 8-bit tiles' normalisation table, the CPU's own values. */
@@ -288,6 +337,8 @@ static int backend_create(vp_backend **out, const vp_model_config *cfg,
                        "max_tiles %zu (%s)",
                        (double)b->ws.total / (1 << 30), max_tokens, max_tiles,
                        cudaGetErrorString(crc));
+    if (opt && opt->kv_cache_bytes && kv_cache_alloc(b, opt->kv_cache_bytes, err))
+        return -1;
     if (staging_alloc(b, err) || rope_table(b, err) || norm_table(b, err) ||
         vp_gemm_init(&b->gemm, cuda_ws(b, VP_WS_GEMM), b->ws.bytes[VP_WS_GEMM], err) ||
         pick_attention(b, err))
@@ -374,6 +425,7 @@ static int stage_batch(vp_backend *b, const vp_batch *batch, size_t *n_items, vp
     /* per-token ranges: the simple kernel's input, and the last layer's for its score rows */
     if (vp_attn_token_ranges_causal(batch->seqs, batch->n_seqs, n, cuda_stage(b, ST_RANGES), err))
         return -1;
+    stage_kv_map(b, batch);
     size_t n_vitems = 0;
     if (vtiles && b->fast_vision) {
         if (vp_attn_plan_tiles(vtiles, tt, VP_ATTN_BQ, cuda_stage(b, ST_VITEMS), b->ws.max_vitems,
@@ -392,6 +444,7 @@ static int stage_batch(vp_backend *b, const vp_batch *batch, size_t *n_items, vp
         {VP_WS_RANGES, ST_RANGES, n * 3 * 4},
         {VP_WS_VITEMS, ST_VITEMS, n_vitems * sizeof(vp_attn_item)},
         {VP_WS_VRANGES, ST_VRANGES, vtiles && !b->fast_vision ? vtiles * tt * 3 * 4 : 0},
+        {VP_WS_KV_MAP, ST_KV_MAP, b->n_kv_map * 2 * 4},
     };
     for (size_t i = 0; i < sizeof up / sizeof up[0]; i++)
         if (up[i].bytes)
@@ -408,10 +461,15 @@ static int cuda_forward(vp_backend *b, const vp_batch *batch, float *logits,
         *stats = (vp_forward_stats){0};
     if (vp_batch_validate(batch, batch->n_tiles * rows_per_tile, (size_t)b->cfg.llm.vocab, err))
         return -1;
-    if (batch->n_tokens > b->ws.max_tokens || batch->n_out > b->ws.max_tokens)
+    if (batch->n_cached_tokens > b->ws.max_tokens ||
+        batch->n_tokens > b->ws.max_tokens - batch->n_cached_tokens ||
+        batch->n_out > b->ws.max_tokens)
         return vp_fail(err, VP_ERR_TOO_LARGE, "n_tokens",
-                       "batch of %zu tokens (%zu outputs) is over the backend's max_tokens %zu",
-                       batch->n_tokens, batch->n_out, b->ws.max_tokens);
+                       "batch of %zu tokens, %zu cached rows (%zu outputs) is over the backend's "
+                       "max_tokens %zu", batch->n_tokens, batch->n_cached_tokens, batch->n_out,
+                       b->ws.max_tokens);
+    if (vp_batch_check_kv_slots(batch, b->kv_rows, err))
+        return -1;
     if (batch->n_tiles > b->ws.max_tiles)
         return vp_fail(err, VP_ERR_TOO_LARGE, "n_tiles",
                        "batch of %zu tiles is over the backend's max_tiles %zu", batch->n_tiles,
@@ -502,7 +560,9 @@ static void cuda_memory(vp_backend *b, vp_backend_memory *m)
     *m = (vp_backend_memory){.weights_bytes = b->plan.arena_bytes,
                              .working_bytes = b->ws.total + b->staging_bytes,
                              .device_total_bytes = total_b,
-                             .device_free_bytes = free_b};
+                             .device_free_bytes = free_b,
+                             .kv_cache_bytes = b->kv_rows * kv_row_bytes(b),
+                             .kv_cache_rows = b->kv_rows};
 }
 
 size_t vp_cuda_weight_bytes(const vp_backend *b)

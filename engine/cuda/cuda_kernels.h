@@ -119,6 +119,14 @@ typedef struct vpk_attn_layout {
     size_t group_stride, q_base, k_base, v_base;
 } vpk_attn_layout;
 
+/* ---- k_kv_cache.cu (twin: kv_cache_copy in cpu_language.c) ---- */
+
+/* One layer of the prefix KV cache: cache rows are [2][kv groups][head_dim] bf16 (keys,
+ * then values); map[i] = {qkv row, cache row}. The first n_loads entries copy cache ->
+ * qkv, the rest qkv -> cache; the two sets must not share cache rows. */
+cudaError_t vpk_kv_copy(cudaStream_t stream, vp_bf16 *qkv, const vpk_attn_layout *layout,
+                        vp_bf16 *cache, const int32_t *map, size_t n_loads, size_t n_map);
+
 /* Whether the tensor-core kernel handles this layout (head_dim 64 or 128, 16-byte rows). */
 int vpk_attention_fast_supports(const vpk_attn_layout *layout, size_t out_stride);
 /* Launch shape of the fast kernel: query rows per warp (16 or 32), query heads of one

@@ -4,6 +4,8 @@
  *   per layer: x += wo(attn(rope(q), rope(k), v)) on attention_norm(x)
  *              x += w2(silu(w1 y) * w3 y), y = ffn_norm(x)   (w1 | w3 one product)
  *   the residual adds are the products' epilogue (beta = 1 into the fp32 x)
+ *   prefix KV cache: after RoPE, cached prefixes' keys and values fill the qkv rows past
+ *   the tokens, and rows to keep go to the cache (vpk_kv_copy)
  *   the last layer: keys and values of every token, but its queries (fp32 attention,
  *   the simple kernel), wo, MLP, the final norm and the two head rows only on the
  *   output rows (everything after the keys and values works row by row). */
@@ -42,6 +44,8 @@ int cuda_language_forward(vp_backend *b, const vp_batch *batch, size_t n_items, 
 {
     const vp_llm_config *l = &b->cfg.llm;
     size_t n = batch->n_tokens, h = (size_t)l->hidden, hd = (size_t)l->head_dim;
+    size_t n_kv = n + batch->n_cached_tokens; /* key rows: the tokens, then cached ones */
+    size_t kv_row = 2 * (size_t)l->kv_heads * hd; /* one layer's cache row */
     size_t qpk = (size_t)(l->heads / l->kv_heads), q = (size_t)l->heads * hd;
     size_t row = q + 2 * (size_t)l->kv_heads * hd;
     float *x = cuda_ws(b, VP_WS_X), *xo = cuda_ws(b, VP_WS_XO);
@@ -69,12 +73,17 @@ int cuda_language_forward(vp_backend *b, const vp_batch *batch, size_t n_items, 
         CUDA_CHECK(vpk_rope_qkv(b->stream, qkv, n, row, l->kv_heads, (int)qpk, l->head_dim,
                                 b->rope_base, b->base_rows, cuda_ws(b, VP_WS_ROPE_EXTRA),
                                 cuda_ws(b, VP_WS_ROPE_ROW)));
+        if (b->n_kv_map) {
+            cuda_prof_mark(&b->prof, b->stream, "llm.kv_cache", 0);
+            CUDA_CHECK(vpk_kv_copy(b->stream, qkv, &lay, b->kv_cache + (size_t)i * b->kv_rows * kv_row,
+                                   cuda_ws(b, VP_WS_KV_MAP), b->n_kv_loads, b->n_kv_map));
+        }
         if (last)
             break; /* its attention below, on the output rows */
         cuda_prof_mark(&b->prof, b->stream, "llm.attention", b->attn_flops_layer);
         if (b->language_wgmma) {
-            CUDA_CHECK(vpk_attention_vt(b->stream, cuda_ws(b, VP_WS_VT), qkv, &lay, n));
-            CUDA_CHECK(vpk_attention_wgmma(b->stream, attn, q, qkv, cuda_ws(b, VP_WS_VT), n, &lay,
+            CUDA_CHECK(vpk_attention_vt(b->stream, cuda_ws(b, VP_WS_VT), qkv, &lay, n_kv));
+            CUDA_CHECK(vpk_attention_wgmma(b->stream, attn, q, qkv, cuda_ws(b, VP_WS_VT), n_kv, &lay,
                                            b->language_wgmma, cuda_ws(b, VP_WS_ITEMS), n_items,
                                            scale));
         } else if (b->fast_language)

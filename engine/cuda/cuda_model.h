@@ -58,7 +58,7 @@ typedef struct cuda_weights {
 /* Host staging (pinned) of the per-batch inputs, offsets in bytes. */
 typedef enum {
     ST_TOKENS, ST_IMAGE_ROW, ST_ROPE_ROW, ST_OUT_INDEX, ST_ITEMS, ST_VITEMS, ST_RANGES,
-    ST_VRANGES, ST_ROPE_EXTRA, ST_COUNT
+    ST_VRANGES, ST_ROPE_EXTRA, ST_KV_MAP, ST_COUNT
 } cuda_staging_id;
 
 struct vp_backend {
@@ -83,6 +83,10 @@ struct vp_backend {
     float *norm_table;              /* device [3][256]: vp_tiles_norm_table, for 8-bit tiles */
     size_t base_rows;
     vp_rope_extra *rope_extra;      /* host [max_tokens] per-batch rows */
+
+    vp_bf16 *kv_cache;              /* device [layers][kv_rows][2][KV]: prefix KV cache */
+    size_t kv_rows;
+    size_t n_kv_loads, n_kv_map;    /* this batch's copies (VP_WS_KV_MAP) */
 
     vp_cuda_workspace ws;
     unsigned char *work;            /* device, ws.total bytes */

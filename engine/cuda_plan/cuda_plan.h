@@ -44,7 +44,8 @@ typedef struct vp_attn_item {
 /* Upper bound of the items vp_attn_plan_causal makes for these sequences. */
 size_t vp_attn_causal_items_max(size_t n_tokens, size_t n_seqs, int bq);
 /* Items for a validated batch's sequences (vp_batch_validate), longest first (ties in
- * token order). A sequence with prefix_seq >= 0 sees that whole sequence in full. */
+ * token order). A sequence with prefix_seq >= 0 sees that whole sequence in full. A
+ * sequence starting at or past n_tokens is a cached prefix (key rows only): no items. */
 int vp_attn_plan_causal(const vp_seq *seqs, size_t n_seqs, size_t n_tokens, int bq,
                         vp_attn_item *items, size_t cap, size_t *n_items, vp_error *err);
 /* Items for n_tiles tiles of tile_tokens rows, bidirectional inside each tile. All have
@@ -57,7 +58,7 @@ int vp_attn_plan_tiles(size_t n_tiles, size_t tile_tokens, int bq, vp_attn_item 
 
 /* Per-token key ranges for the simple (one warp per query) kernel, derived directly from
  * the sequences, independently of the item planner: ranges[t * 3 + {0, 1, 2}] =
- * {full_begin, full_end, causal_begin}. */
+ * {full_begin, full_end, causal_begin} for t < n_tokens (cached prefixes have no rows). */
 int vp_attn_token_ranges_causal(const vp_seq *seqs, size_t n_seqs, size_t n_tokens,
                                 int32_t *ranges, vp_error *err);
 void vp_attn_token_ranges_tiles(size_t n_tiles, size_t tile_tokens, int32_t *ranges);
@@ -165,6 +166,7 @@ typedef enum {
     VP_WS_VRANGES,    /* i32 [chunk rows][3] vision, simple kernel */
     VP_WS_ROPE_EXTRA, /* f32 [max_tokens][head_dim] per-batch RoPE rows (cos | sin) */
     VP_WS_HEAD,       /* f32 [2][H] the "+" and "-" rows of the LM head */
+    VP_WS_KV_MAP,     /* i32 [max_tokens][2] prefix KV cache copies: {qkv row, cache row} */
     VP_WS_GEMM,       /* cuBLASLt workspace */
     /* vision scratch, one chunk of tiles (R = chunk * Tt rows) */
     VP_WS_TILES,      /* f32 [chunk][C][S][S] */

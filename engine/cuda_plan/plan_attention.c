@@ -32,6 +32,8 @@ int vp_attn_plan_causal(const vp_seq *seqs, size_t n_seqs, size_t n_tokens, int 
     size_t n = 0;
     for (size_t s = 0; s < n_seqs; s++) {
         const vp_seq *sq = &seqs[s];
+        if (sq->start >= n_tokens) /* a cached prefix: keys only */
+            continue;
         int32_t full_begin = 0, full_end = 0;
         if (sq->prefix_seq >= 0) {
             const vp_seq *p = &seqs[sq->prefix_seq];
@@ -103,6 +105,8 @@ int vp_attn_token_ranges_causal(const vp_seq *seqs, size_t n_seqs, size_t n_toke
                        "%zu tokens do not fit the attention kernels' 32-bit indices", n_tokens);
     for (size_t s = 0; s < n_seqs; s++) {
         const vp_seq *sq = &seqs[s];
+        if (sq->start >= n_tokens)
+            continue;
         const vp_seq *p = sq->prefix_seq >= 0 ? &seqs[sq->prefix_seq] : NULL;
         for (size_t t = sq->start; t < sq->start + sq->len; t++) {
             ranges[3 * t] = p ? (int32_t)p->start : 0;

@@ -4,11 +4,14 @@
  * and MLP count for them alone. */
 #include "engine/cuda_plan/cuda_plan.h"
 
-/* The sequence holding token t: sequences cover the tokens in order (vp_batch_validate),
- * so a binary search over their starts, once per output row of every pass. */
+/* The sequence holding token t: past the cached ones, sequences cover the tokens in order
+ * (vp_batch_validate), so a binary search over their starts, once per output row of
+ * every pass. */
 static const vp_seq *seq_of(const vp_batch *b, size_t t)
 {
-    size_t lo = 0, hi = b->n_seqs;
+    size_t lo = b->n_cached_seqs, hi = b->n_seqs;
+    if (lo >= hi)
+        return NULL;
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
         if (b->seqs[mid].start <= t)
@@ -40,7 +43,7 @@ void vp_batch_useful_flops(const vp_model_config *cfg, const vp_batch *b, vp_flo
         f->language_dense = n * (l->layers - 1) * (attn_proj + mlp) + n * kv_proj +
                             n_out * (q_wo + mlp);
     double pairs = 0, out_keys = 0;
-    for (size_t s = 0; s < b->n_seqs; s++) {
+    for (size_t s = b->n_cached_seqs; s < b->n_seqs; s++) { /* cached ones: no queries */
         const vp_seq *sq = &b->seqs[s];
         double prefix = sq->prefix_seq >= 0 ? (double)b->seqs[sq->prefix_seq].len : 0;
         double len = (double)sq->len;

@@ -26,7 +26,7 @@ int vp_rope_plan(const vp_batch *b, const vp_llm_config *l, size_t base_rows, in
         return vp_fail(err, VP_ERR_TOO_LARGE, "n_tokens",
                        "%zu tokens do not fit the RoPE table's 32-bit rows", b->n_tokens);
     size_t k = 0;
-    for (size_t i = 0; i < b->n_seqs; i++) {
+    for (size_t i = b->n_cached_seqs; i < b->n_seqs; i++) { /* cached ones have no tokens */
         const vp_seq *sq = &b->seqs[i];
         double base = seq_base(l, sq);
         if (sq->prefix_seq >= 0) {

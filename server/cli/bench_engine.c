@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "engine/cuda_plan/cuda_plan.h"
 #include "engine/engine.h"
+#include "engine/prefix_cache.h"
 #include "engine/job.h"
 #include "server/bench/bench.h"
 
@@ -26,6 +27,7 @@ typedef struct bench_args {
     uint32_t max_side;      /* image side cap (0 = PERF.md sizes) */
     long long random_weights; /* --random-weights SEED, -1 = load the checkpoint */
     size_t image_cache;       /* --image-cache BYTES (default 0: every request decodes) */
+    size_t prefix_cache;      /* --prefix-cache BYTES (default 0: every pass computes all) */
 } bench_args;
 
 static void usage(FILE *f)
@@ -33,7 +35,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: vprm bench --model DIR [--workload W1,W2,W3,W4|all] [--repeat N] [--seed N]\n"
             "                  [--requests N] [--max-side PX] [--backend cpu|cuda] [--threads N]\n"
-            "                  [--random-weights SEED] [--image-cache BYTES]\n\n"
+            "                  [--random-weights SEED] [--image-cache BYTES] [--prefix-cache BYTES]\n\n"
             "Runs the engine in-process on the standard workloads (PERF.md) and prints, per\n"
             "workload, median latency over --repeat runs after one warm-up, per-stage times\n"
             "(preprocess, vision, language), language tokens/s, and tokens saved by sharing\n"
@@ -43,7 +45,10 @@ static void usage(FILE *f)
             "no checkpoint, the backend draws `vprm mkmodel --seed SEED` weights itself (cuda;\n"
             "DIR from `vprm mkmodel --scale 8b --config-only` benchmarks the full 8B shape).\n"
             "The image cache is off unless --image-cache gives it bytes (repeats would hit it;\n"
-            "with it, W4's 16 requests on one image decode that image once).\n");
+            "with it, W4's 16 requests on one image decode that image once). The prefix KV cache\n"
+            "is off unless --prefix-cache gives it bytes; then W4 also runs as an RL loop sends\n"
+            "it (line W4r): one request per pass from an empty cache, the first computing and\n"
+            "storing the image and question, the others loading them.\n");
 }
 
 static int parse_args(int argc, char **argv, bench_args *a)
@@ -73,7 +78,8 @@ static int parse_args(int argc, char **argv, bench_args *a)
         else if (!strcmp(s, "--seed")) a->seed = strtoull(v, NULL, 10);
         else if (!strcmp(s, "--requests")) a->requests = atoi(v);
         else if (!strcmp(s, "--max-side")) a->max_side = (uint32_t)atoi(v);
-        else if (!strcmp(s, "--random-weights") || !strcmp(s, "--image-cache")) {
+        else if (!strcmp(s, "--random-weights") || !strcmp(s, "--image-cache") ||
+                 !strcmp(s, "--prefix-cache")) {
             long long x;
             bool seed = !strcmp(s, "--random-weights");
             if (vp_config_parse_number(v, !seed, &x) || x < 0 || (seed && x > 2147483647)) {
@@ -83,8 +89,10 @@ static int parse_args(int argc, char **argv, bench_args *a)
             }
             if (seed)
                 a->random_weights = x;
-            else
+            else if (!strcmp(s, "--image-cache"))
                 a->image_cache = (size_t)x;
+            else
+                a->prefix_cache = (size_t)x;
         }
         else {
             fprintf(stderr, "vprm bench: unknown option %s\n", s);
@@ -156,6 +164,50 @@ out:
         vp_job_free(jobs[i]);
     free(jobs);
     return rc;
+}
+
+/* W4 as an RL loop sends it: one request per pass, from an empty prefix cache. The first
+ * pass computes and stores the image and question; the others load them. */
+static int bench_w4_repeat(vp_engine *e, const bench_args *a, char **bodies, size_t n)
+{
+    vp_error err = {0};
+    vp_prefix_cache *c = vp_engine_prefix_cache(e);
+    vp_prefix_cache_clear(c);
+    vp_prefix_cache_stats s0, s1;
+    vp_prefix_cache_stats_get(c, &s0);
+    pass_stats *p = calloc(n, sizeof *p);
+    double *later = calloc(n, sizeof *later);
+    if (!p || !later || n < 2) {
+        free(p), free(later);
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (run_pass(e, &bodies[i], 1, &p[i], &err)) {
+            fprintf(stderr, "vprm bench W4r: %s\n", err.message);
+            free(p), free(later);
+            return 1;
+        }
+    vp_prefix_cache_stats_get(c, &s1);
+    for (size_t i = 1; i < n; i++)
+        later[i - 1] = p[i].total_ms;
+    qsort(later, n - 1, sizeof *later, cmp_double);
+    const pass_stats *med = &p[1];
+    for (size_t i = 1; i < n; i++)
+        if (p[i].total_ms == later[(n - 1) / 2])
+            med = &p[i];
+    printf("W4r %-7s requests %zu, one per pass | first %.1f ms (vision %.1f language %.1f, %zu "
+           "tokens computed of %zu) | later median %.1f ms (min %.1f max %.1f; vision %.1f "
+           "language %.1f, %zu tokens computed of %zu) | prefix cache: %llu hits, %llu tokens "
+           "reused | %s\n",
+           vp_engine_backend_name(e), n, p[0].total_ms, p[0].vision_ms, p[0].language_ms,
+           p[0].computed_tokens, p[0].prompt_tokens, later[(n - 1) / 2], later[0], later[n - 2],
+           med->vision_ms, med->language_ms, med->computed_tokens, med->prompt_tokens,
+           (unsigned long long)(s1.hits - s0.hits),
+           (unsigned long long)(s1.tokens_reused - s0.tokens_reused), vp_engine_device_name(e));
+    fflush(stdout);
+    (void)a;
+    free(p), free(later);
+    return 0;
 }
 
 static size_t workload_requests(const bench_args *a, vp_workload w)
@@ -233,6 +285,8 @@ static int bench_workload(vp_engine *e, const bench_args *a, vp_workload w, cons
         goto fail;
     if (!totals || !passes)
         goto out;
+    if (w == VP_W4 && vp_engine_prefix_cache(e) && bench_w4_repeat(e, a, bodies, n))
+        goto out;
     pass_stats warm;
     if (run_pass(e, bodies, n, &warm, &err))
         goto fail;
@@ -290,6 +344,7 @@ int bench_engine_main(int argc, char **argv)
     opt.threads = a.threads;
     opt.random_weights = a.random_weights;
     opt.image_cache_bytes = a.image_cache;
+    opt.prefix_cache_bytes = a.prefix_cache;
     opt.max_request_tokens = 0;
     opt.max_batch_tokens = 0;
     opt.max_batch_tiles = 0;

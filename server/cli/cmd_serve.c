@@ -148,6 +148,9 @@ int cmd_serve(int argc, char **argv)
     eo.threads = cfg.threads;
     eo.random_weights = cfg.random_weights;
     eo.image_cache_bytes = cfg.image_cache_bytes;
+    eo.prefix_cache_bytes = cfg.prefix_cache_bytes;
+    eo.prefix_cache_host_bytes = cfg.prefix_cache_host_bytes;
+    eo.prefix_cache_min_tokens = cfg.prefix_cache_min_tokens;
     eo.image_threads = cfg.image_threads;
     eo.device = cfg.device;
     eo.system_message = cfg.system_message;

@@ -3,7 +3,8 @@
  * shared prefixes, image tokens and several sequences. Two shapes: the "tiny" preset
  * (head sizes 16 / 32: the simple attention kernel) and a "small" one with the real head
  * sizes (64 / 128: the tensor-core kernel). Also: CUDA image features vs CPU, prefix
- * sharing vs none on CUDA, fast vs simple attention. Needs a GPU.
+ * sharing vs none on CUDA, fast vs simple attention, prefixes loaded from the prefix KV
+ * cache vs computed. Needs a GPU.
  *   gpu_e2e            exit status 0 when every check passes */
 #include <math.h>
 
@@ -136,7 +137,8 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
         return;
     }
     vp_error err = {0};
-    vp_backend_options opt = {.threads = 0, .device = 0, .max_tokens = 8192, .max_tiles = 4};
+    vp_backend_options opt = {.threads = 0, .device = 0, .max_tokens = 8192, .max_tiles = 4,
+                              .kv_cache_bytes = (size_t)64 << 20};
     vp_backend *cpu = NULL, *gpu = NULL, *gpu_simple = NULL, *gpu_alt[2] = {NULL, NULL};
     if (vp_cpu_init_weights(&cpu, cfg, &m.w, &opt, &err) ||
         vp_cuda_init_weights(&gpu, cfg, &m.w, &opt, &err)) {
@@ -204,6 +206,20 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
                          label, round, alt[a], vp_cuda_attention_kind(gpu_alt[a]));
                 compare_margins(what, ls, lc, tb.b.n_out, tol);
             }
+        /* the prefix KV cache: prefixes stored by one pass and loaded by the next give the
+         * logits of computing them (every attention kernel reads the loaded rows) */
+        test_batch store, load;
+        test_batch_cache_prefixes(&tb, &store, &load);
+        vp_backend *kinds[3] = {gpu, gpu_simple, gpu_alt[n_alt - 1]};
+        const char *kind_names[3] = {"default", "simple", alt[n_alt - 1]};
+        for (int k = 0; k < 3 && gpu_ok; k++)
+            if (run(&vp_backend_cuda, kinds[k], &store.b, ls, "cuda store prefixes") == 0 &&
+                run(&vp_backend_cuda, kinds[k], &load.b, lf, "cuda load prefixes") == 0) {
+                snprintf(what, sizeof what, "%s batch %d cached prefixes (%s) vs computed", label,
+                         round, kind_names[k]);
+                compare_margins(what, lf, lg, tb.b.n_out, tol / 2);
+            }
+        test_batch_free(&store), test_batch_free(&load);
         unshare(&tb, &flat);
         if (gpu_ok && run(&vp_backend_cuda, gpu, &flat.b, lf, "cuda unshared") == 0) {
             snprintf(what, sizeof what, "%s batch %d cuda shared vs unshared prefix", label, round);

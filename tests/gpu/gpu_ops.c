@@ -355,6 +355,45 @@ static void test_embed(void)
     free(emb), free(feat), free(eb), free(tok), free(img), free(idx), free(got), free(want), free(g2);
 }
 
+/* vpk_kv_copy: loads fill qkv rows' keys and values from cache rows, stores copy other
+ * rows' into the cache, bit for bit, and nothing else changes; for InternLM2's layout
+ * (vectors) and an odd one (elements). */
+static void test_kv_copy(int kv_heads, int qpk, int hd)
+{
+    vpk_attn_layout lay = {.row_stride = (size_t)kv_heads * (size_t)(qpk + 2) * (size_t)hd,
+                           .heads = kv_heads * qpk, .q_per_kv = qpk, .head_dim = hd,
+                           .group_stride = (size_t)(qpk + 2) * (size_t)hd, .q_base = 0,
+                           .k_base = (size_t)qpk * (size_t)hd, .v_base = (size_t)(qpk + 1) * (size_t)hd};
+    size_t n = 70, rows = 50, crow = 2 * (size_t)kv_heads * (size_t)hd;
+    float *fq = gpu_normal(n * lay.row_stride, 1.0f, 0.0f), *fc = gpu_normal(rows * crow, 1.0f, 0.0f);
+    uint16_t *q = round_bf16(fq, n * lay.row_stride), *c = round_bf16(fc, rows * crow);
+    int32_t map[2 * 30];
+    size_t n_loads = 12, n_map = 30;
+    for (size_t i = 0; i < n_map; i++) /* loads: qkv rows 40.. from cache 0..; stores: rows 3.. to 20.. */
+        map[2 * i] = (int32_t)(i < n_loads ? 40 + i : 3 + i), map[2 * i + 1] = (int32_t)(i < n_loads ? i : 20 + i);
+    vp_bf16 *dq = gpu_upload(q, n * lay.row_stride * 2), *dc = gpu_upload(c, rows * crow * 2);
+    int32_t *dm = gpu_upload(map, sizeof map);
+    GPU_OK(vpk_kv_copy(stream, dq, &lay, dc, dm, n_loads, n_map));
+    uint16_t *gq = host_alloc(n * lay.row_stride * 2), *gc = host_alloc(rows * crow * 2);
+    gpu_download(gq, dq, n * lay.row_stride * 2);
+    gpu_download(gc, dc, rows * crow * 2);
+    for (size_t i = 0; i < n_map; i++) { /* the host's copy, loads first */
+        uint16_t *r = q + (size_t)map[2 * i] * lay.row_stride, *cr = c + (size_t)map[2 * i + 1] * crow;
+        for (int g = 0; g < kv_heads; g++)
+            for (int part = 0; part < 2; part++) {
+                uint16_t *qp = r + (size_t)g * lay.group_stride + (part ? lay.v_base : lay.k_base);
+                uint16_t *cp = cr + ((size_t)part * (size_t)kv_heads + (size_t)g) * (size_t)hd;
+                memcpy(i < n_loads ? qp : cp, i < n_loads ? cp : qp, (size_t)hd * 2);
+            }
+    }
+    char what[96];
+    snprintf(what, sizeof what, "kv cache copy %d groups x (%d + 2) x %d", kv_heads, qpk, hd);
+    gpu_check(what, !memcmp(gq, q, n * lay.row_stride * 2) && !memcmp(gc, c, rows * crow * 2),
+              "qkv rows or cache rows differ from the host's copy");
+    cudaFree(dq), cudaFree(dc), cudaFree(dm);
+    free(fq), free(fc), free(q), free(c), free(gq), free(gc);
+}
+
 /* Unpacks q, k, v of every token from a qkv buffer laid out as `lay` (CPU twin layout). */
 static void unpack_qkv(const float *qkv, size_t n, const vpk_attn_layout *lay, int kv_heads,
                        float *q, float *k, float *v)
@@ -794,6 +833,8 @@ int main(int argc, char **argv)
     RUN("im2col_u8", test_im2col_u8());
     RUN("pixel_shuffle", test_pixel_shuffle());
     RUN("embed", test_embed());
+    RUN("kv_copy 8x4x128", test_kv_copy(8, 4, 128));
+    RUN("kv_copy 3x1x20", test_kv_copy(3, 1, 20));
     RUN("attention causal+prefix GQA 32/8 d128", test_attention("causal+prefix GQA 32/8 d128", 1, 32, 8, 128, 130));
     RUN("attention causal+prefix GQA 2/1 d128", test_attention("causal+prefix GQA 2/1 d128", 1, 2, 1, 128, 400));
     /* head size 64 on causal items too: the vision tiles alone give the wgmma kernel 17 key

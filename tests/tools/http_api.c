@@ -436,12 +436,20 @@ static void test_score_contract(void)
     CHECK(json_real_value(json_object_get(tm, "total")) >=
           json_real_value(json_object_get(tm, "queue")));
 
-    /* the alias, and the same request again: bitwise equal scores */
+    /* the alias, and the same request again: bitwise equal scores, now from the prefix
+     * KV cache (on by default): the image and question are loaded, not computed */
     json_t *j2 = post_json("/score", b.p, &st, NULL);
     CHECK_MSG(st == 200, "/score alias: %ld", st);
     for (size_t i = 0; i < 3; i++)
         CHECK_MSG(score_of(j, i) == score_of(j2, i), "alias score %zu: %.17g vs %.17g", i,
                   score_of(j, i), score_of(j2, i));
+    json_t *u2 = json_object_get(j2, "usage");
+    json_int_t cached2 = json_integer_value(json_object_get(u2, "cached_prefix_tokens"));
+    CHECK_MSG(cached2 > json_integer_value(json_object_get(u, "cached_prefix_tokens")) &&
+                  cached2 == json_integer_value(json_object_get(u2, "shared_prefix_tokens")) &&
+                  json_integer_value(json_object_get(u2, "computed_tokens")) <
+                      json_integer_value(json_object_get(u, "computed_tokens")),
+              "the repeat loaded %lld cached prefix tokens", (long long)cached2);
     json_decref(j2);
 
     /* batch: one bad item fails only itself; good items equal their single answers */
@@ -525,6 +533,8 @@ static void test_models_and_metrics(void)
     CHECK(json_integer_value(json_object_get(mem, "weights_bytes")) >
           json_integer_value(json_object_get(m, "parameters")));
     CHECK(json_object_get(mem, "working_bytes") && !json_object_get(mem, "device_total_bytes"));
+    CHECK(json_integer_value(json_object_get(mem, "prefix_cache_rows")) > 0 &&
+          json_integer_value(json_object_get(mem, "prefix_cache_bytes")) > 0);
     CHECK(json_is_false(json_object_get(m, "random_weights")));
     json_t *lim = json_object_get(j, "limits");
     CHECK(json_integer_value(json_object_get(lim, "max_responses")) == LIMIT_RESPONSES);
@@ -554,6 +564,8 @@ static void test_models_and_metrics(void)
                             "vprm_stage_seconds_count{stage=\"total\"}",
                             "vprm_image_cache_lookups_total{result=\"hit\"}",
                             "vprm_image_cache_bytes", "vprm_weights_bytes",
+                            "vprm_prefix_cache_lookups_total{result=\"hit\"}",
+                            "vprm_prefix_cache_tokens_reused_total", "vprm_prefix_cache_rows",
                             "vprm_working_memory_bytes"};
     for (size_t i = 0; i < sizeof series / sizeof series[0]; i++)
         CHECK_MSG(metric(a.body, series[i]) >= 0, "metrics lack %s", series[i]);
@@ -565,6 +577,8 @@ static void test_models_and_metrics(void)
           metric(a.body, "vprm_stage_seconds_count{stage=\"total\"}") + 1);
     CHECK(metric(b2.body, "vprm_tokens_saved_total") > metric(a.body, "vprm_tokens_saved_total"));
     CHECK(metric(a.body, "vprm_weights_bytes") > 1e6);
+    CHECK(metric(a.body, "vprm_prefix_cache_lookups_total{result=\"hit\"}") >= 1); /* the repeat */
+    CHECK(metric(a.body, "vprm_prefix_cache_rows") > 0);
     CHECK(metric(a.body, "vprm_gpu_memory_used_bytes") < 0); /* absent: not a GPU backend */
     /* every counter and histogram sample only grows */
     int shrunk = 0, compared = 0;

@@ -10,6 +10,7 @@
 #include "engine/cpu/cpu.h"
 #include "engine/image/image.h"
 #include "tests/unit/cpu_test_util.h"
+#include "tests/unit/cuda_plan_test_util.h"
 
 /* ================= a synthetic model ================= */
 
@@ -662,6 +663,58 @@ static void test_ntk_prefix_refused(vp_backend *be, const float *tiles)
     CHECK_MSG(strstr(err.message, "NTK") != NULL, "message: %s", err.message);
 }
 
+/* The prefix KV cache (backend.h): a pass that stores its prefixes' keys and values, and a
+ * pass that loads them instead of computing the prefix tokens (and so needs no tiles),
+ * give exactly the logits of computing everything; loads from the wrong rows do not; and
+ * batches whose copies do not fit are refused with the reason. */
+static void test_kv_cache(test_model *m, const float *tiles)
+{
+    vp_backend_options opt = {.threads = 2, .kv_cache_bytes = 1 << 20};
+    vp_backend *be = NULL;
+    vp_error err = {0};
+    CHECK(vp_cpu_init_weights(&be, &m->cfg, &m->w, &opt, &err) == 0 && be);
+    if (!be)
+        return;
+    vp_backend_memory mem;
+    vp_backend_cpu.memory(be, &mem);
+    CHECK(mem.kv_cache_rows > 0 && mem.kv_cache_bytes <= opt.kv_cache_bytes);
+    for (int round = 0; round < 3; round++) {
+        test_batch tb, store, load;
+        test_batch_make(&tb, 3 + (size_t)round, 24, 40, 3 * T_IMG);
+        tb.b.plus_id = PLUS, tb.b.minus_id = MINUS, tb.b.n_tiles = 3, tb.b.tiles = tiles;
+        size_t rows = test_batch_cache_prefixes(&tb, &store, &load);
+        CHECK(rows > 0 && rows <= mem.kv_cache_rows && load.b.n_cached_tokens == rows);
+        size_t n2 = 2 * tb.b.n_out;
+        float *want = malloc(n2 * 4), *got = malloc(n2 * 4), *stored = malloc(n2 * 4);
+        CHECK(vp_backend_cpu.forward(be, &tb.b, want, NULL, &err) == 0);
+        CHECK(vp_backend_cpu.forward(be, &store.b, stored, NULL, &err) == 0);
+        CHECK_MSG(vp_backend_cpu.forward(be, &load.b, got, NULL, &err) == 0, "%s", err.message);
+        CHECK(!memcmp(stored, want, n2 * 4));
+        CHECK_MSG(!memcmp(got, want, n2 * 4), "round %d: cached prefixes change the logits", round);
+        /* the test can fail: rows shifted by one give other keys */
+        vp_kv_copy shifted = load.kv[0];
+        load.kv[0].slot += 1;
+        CHECK(vp_backend_cpu.forward(be, &load.b, got, NULL, &err) == 0 && memcmp(got, want, n2 * 4));
+        load.kv[0] = shifted;
+        /* refused: a load past the cache, rows loaded twice, a store over a load's rows */
+        load.kv[0].slot = mem.kv_cache_rows;
+        CHECK(vp_backend_cpu.forward(be, &load.b, got, NULL, &err) == -1 &&
+              strstr(err.message, "outside the backend's"));
+        load.kv[0] = shifted;
+        load.b.n_cached_tokens += 1;
+        CHECK(vp_backend_cpu.forward(be, &load.b, got, NULL, &err) == -1);
+        load.b.n_cached_tokens -= 1;
+        vp_kv_copy st = {.row = 0, .slot = shifted.slot, .len = 1};
+        load.b.kv_stores = &st, load.b.n_kv_stores = 1;
+        CHECK(vp_backend_cpu.forward(be, &load.b, got, NULL, &err) == -1 &&
+              strstr(err.message, "that load"));
+        load.b.n_kv_stores = 0;
+        free(want), free(got), free(stored);
+        test_batch_free(&tb), test_batch_free(&store), test_batch_free(&load);
+    }
+    vp_backend_cpu.free(be);
+}
+
 static void test_init_errors(void)
 {
     test_model m;
@@ -715,7 +768,7 @@ int main(void)
             test_against_naive(&m, be, tiles, tag);
             test_prefix_suffixes(be, tiles, variant, tag);
             if (variant == 0)
-                test_two_requests(be, tiles), test_u8_tiles(be);
+                test_two_requests(be, tiles), test_u8_tiles(be), test_kv_cache(&m, tiles);
             else
                 test_ntk_prefix_refused(be, tiles);
             vp_backend_cpu.free(be);

@@ -11,50 +11,17 @@
 #include "engine/model/mkmodel.h"
 #include "server/bench/bench.h"
 #include "tests/unit/check.h"
+#include "tests/unit/engine_test_util.h"
 
 static char *request_json(const char *image_b64, const char *question, const char *r1,
                           const char *r2)
 {
-    size_t n = strlen(image_b64) + strlen(question) + strlen(r1) + strlen(r2) + 256;
-    char *s = malloc(n);
-    snprintf(s, n,
-             "{\"question\": \"%s\", \"image\": \"%s\", \"max_tiles\": 2, \"return_logits\": true, "
-             "\"responses\": [\"%s\", \"%s\"]}",
-             question, image_b64, r1, r2);
-    return s;
+    const char *responses[2] = {r1, r2};
+    return test_request_json(image_b64, question, 2, responses, 2);
 }
 
-static vp_job *prepare(vp_engine *e, const char *body)
-{
-    vp_request_limits lim;
-    vp_request_limits_default(&lim);
-    vp_score_request req;
-    vp_error err = {0};
-    vp_job *job = NULL;
-    if (vp_request_parse(body, strlen(body), &lim, &req, &err) == 0) {
-        if (vp_engine_prepare(e, &req, &job, &err))
-            fprintf(stderr, "prepare: %s\n", err.message);
-        vp_request_free(&req);
-    } else {
-        fprintf(stderr, "parse: %s\n", err.message);
-    }
-    return job;
-}
-
-static int same_logits(const vp_job *a, const vp_job *b)
-{
-    const vp_score_result *x = vp_job_result(a), *y = vp_job_result(b);
-    if (x->n_responses != y->n_responses)
-        return 0;
-    for (size_t r = 0; r < x->n_responses; r++) {
-        if (x->responses[r].n_steps != y->responses[r].n_steps)
-            return 0;
-        if (memcmp(x->responses[r].step_logits, y->responses[r].step_logits,
-                   2 * x->responses[r].n_steps * sizeof(float)))
-            return 0;
-    }
-    return 1;
-}
+#define prepare test_prepare
+#define same_logits test_same_logits
 
 int main(void)
 {

@@ -1,0 +1,70 @@
+/* The index of the backend's prefix KV cache (PERF.md's W4: an RL group re-scored step
+ * after step sends the same image and question again; its prefix costs no vision and no
+ * recompute after the first request).
+ *
+ * The backend holds the keys and values: `rows` rows per layer (vp_backend_memory). This
+ * index, used by the engine thread only, decides what they hold: entries of a prompt
+ * prefix's token ids plus the 8-bit tiles its image tokens show, each at a run of rows.
+ * Keys and values of token i depend only on tokens 0..i (causal attention), so an entry
+ * serves any prompt that starts with the first k of its ids and, for the image tokens
+ * among those k, the same tiles; a hit compares ids and tile bytes in full, so no hash
+ * collision can hand a request another prompt's keys.
+ *
+ * One pass: vp_prefix_cache_begin, then find + use or reserve per prefix group (entries
+ * used or reserved by the pass are pinned: never evicted under it, never matched before their
+ * rows are written), then vp_prefix_cache_end(ok): reserved entries become usable, or
+ * are dropped when the pass failed. Least recently used entries go first when rows or
+ * host bytes run out. */
+#ifndef VP_PREFIX_CACHE_H
+#define VP_PREFIX_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct vp_prefix_cache vp_prefix_cache;
+
+/* What the image tokens of a prompt show: feature row r of the prompt comes from tile
+ * r / tokens_per_tile. */
+typedef struct vp_prefix_images {
+    const uint8_t *tiles;   /* [n_tiles][tile_bytes] */
+    size_t n_tiles, tile_bytes, tokens_per_tile;
+    int32_t img_context;    /* the image token id */
+} vp_prefix_images;
+
+typedef struct vp_prefix_cache_stats {
+    uint64_t hits, misses;       /* lookups with / without a usable entry */
+    uint64_t tokens_reused;      /* rows loaded instead of computed, over all hits */
+    uint64_t stored, evictions;  /* entries written by successful passes; entries evicted */
+    size_t entries, rows_used, rows, host_bytes;
+} vp_prefix_cache_stats;
+
+/* rows: the backend's cache rows (0: returns NULL, no cache); host_bytes bounds the ids and
+ * tiles the entries keep; min_tokens: the shortest prefix worth storing or loading. NULL
+ * also when memory runs out. */
+vp_prefix_cache *vp_prefix_cache_new(size_t rows, size_t host_bytes, size_t min_tokens);
+void vp_prefix_cache_free(vp_prefix_cache *c);
+
+void vp_prefix_cache_begin(vp_prefix_cache *c);
+/* The longest usable entry for a prompt's first `cap` ids: returns the rows it gives (0 =
+ * none below min_tokens) and its first cache row in *slot. */
+size_t vp_prefix_cache_find(vp_prefix_cache *c, const int32_t *ids, size_t cap,
+                            const vp_prefix_images *img, size_t *slot);
+/* Records that the pass loads `len` rows of the entry at `slot` found by
+ * vp_prefix_cache_find (a hit: the entry is pinned for the pass), or (len 0) that a
+ * lookup found nothing it uses (a miss). */
+void vp_prefix_cache_use(vp_prefix_cache *c, size_t slot, size_t len);
+/* Reserves rows for the first len ids of a prompt that this pass computes, evicting least
+ * recently used entries not pinned by the pass. Returns false (nothing reserved) when it
+ * cannot: too short, no room, out of memory. */
+bool vp_prefix_cache_reserve(vp_prefix_cache *c, const int32_t *ids, size_t len,
+                             const vp_prefix_images *img, size_t *slot);
+/* Drops every entry (benchmarks: a cold start); not during a pass. */
+void vp_prefix_cache_clear(vp_prefix_cache *c);
+/* ok: the pass succeeded, its reserved entries are now valid; else they are dropped. */
+void vp_prefix_cache_end(vp_prefix_cache *c, bool ok);
+
+/* Thread-safe (counters read while the engine thread works). */
+void vp_prefix_cache_stats_get(const vp_prefix_cache *c, vp_prefix_cache_stats *s);
+
+#endif

@@ -1,0 +1,235 @@
+/* The prefix KV cache end to end on the CPU backend (a random tiny model from mkmodel):
+ * a request whose image and question an earlier pass stored loads that prefix's keys and
+ * values instead of computing them, skips the vision encoder, and still gets exactly the
+ * logits of an engine without the cache (the oracle: that engine's shared-prefix path,
+ * itself held to PyTorch by the oracle suites). Covers W4's repeat, another image with
+ * the same question, a single response, a pass mixing hits and stores, eviction in a
+ * cache that holds one prefix, and the budget of one pass. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/backend.h"
+#include "engine/cuda_plan/cuda_plan.h"
+#include "engine/engine.h"
+#include "engine/job.h"
+#include "engine/model/mkmodel.h"
+#include "engine/prefix_cache.h"
+#include "server/bench/bench.h"
+#include "tests/unit/check.h"
+#include "tests/unit/engine_test_util.h"
+
+typedef struct scored {
+    vp_job *job;
+    double flops; /* useful FLOPs of its pass */
+} scored;
+
+/* Scores body alone in one pass of e. */
+static scored score(vp_engine *e, const char *body)
+{
+    scored s = {test_prepare(e, body), 0};
+    vp_error err = {0};
+    double f0 = vp_engine_useful_flops(e);
+    if (s.job) {
+        CHECK_MSG(vp_engine_run(e, &s.job, 1, &err) == 0, "%s", err.message);
+        s.flops = vp_engine_useful_flops(e) - f0;
+    }
+    return s;
+}
+
+/* Scores body on both engines: bit-identical logits; returns the cached engine's job. */
+static scored both(vp_engine *on, vp_engine *off, const char *body, const char *what)
+{
+    scored a = score(on, body), b = score(off, body);
+    CHECK_MSG(a.job && b.job && test_same_logits(a.job, b.job), "%s: cache on != off", what);
+    if (a.job && b.job) {
+        const vp_usage *u = &vp_job_result(a.job)->usage, *v = &vp_job_result(b.job)->usage;
+        CHECK(u->prompt_tokens == v->prompt_tokens && v->cached_prefix_tokens == 0);
+        if (u->cached_prefix_tokens) {
+            /* no prefix computed: every response computes its tokens past the cached rows */
+            size_t n = vp_job_n_responses(a.job);
+            CHECK_MSG(u->computed_tokens == u->prompt_tokens - n * u->cached_prefix_tokens &&
+                      u->shared_prefix_tokens == u->cached_prefix_tokens &&
+                      u->computed_tokens < v->computed_tokens,
+                      "%s: computed %zu of %zu, cached %zu (off: %zu)", what, u->computed_tokens,
+                      u->prompt_tokens, u->cached_prefix_tokens, v->computed_tokens);
+        }
+    }
+    vp_job_free(b.job);
+    return a;
+}
+
+/* Useful FLOPs of the vision encoder and projector for n tiles. */
+static double vision_flops(const vp_engine *e, size_t n)
+{
+    vp_batch b = {.n_tiles = n};
+    vp_flops f;
+    vp_batch_useful_flops(vp_engine_config(e), &b, &f);
+    return f.vision + f.projector;
+}
+
+static vp_prefix_cache_stats stats(const vp_engine *e)
+{
+    vp_prefix_cache_stats s;
+    vp_prefix_cache_stats_get(vp_engine_prefix_cache(e), &s);
+    return s;
+}
+
+int main(void)
+{
+    char dir[] = "/tmp/vprm-test-prefix-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    vp_error err = {0};
+    vp_mkmodel_opts mo = {.out_dir = dir, .tokenizer_dir = "engine/assets/tiny_tokenizer", .seed = 5,
+                          .dtype = VP_DT_BF16, .threads = 1};
+    CHECK(vp_mkmodel_preset("tiny", &mo.cfg, &err) == 0);
+    vp_mkmodel_result mr;
+    CHECK_MSG(vp_mkmodel_write(&mo, &mr, &err) == 0, "%s", err.message);
+
+    vp_engine_options opt;
+    vp_engine_options_default(&opt);
+    opt.model_dir = dir;
+    opt.threads = 2;
+    vp_engine *off = NULL, *on = NULL;
+    CHECK_MSG(vp_engine_open(&opt, &off, &err) == 0, "%s", err.message);
+    CHECK(off && vp_engine_prefix_cache(off) == NULL); /* the engine's default: off */
+    opt.prefix_cache_bytes = (size_t)64 << 20;
+    CHECK_MSG(vp_engine_open(&opt, &on, &err) == 0, "%s", err.message);
+    if (!on || !off)
+        return check_summary("engine_prefix_cache");
+    vp_backend_memory mem;
+    vp_engine_memory(on, &mem);
+    CHECK(mem.kv_cache_rows > 0 && mem.kv_cache_bytes <= opt.prefix_cache_bytes);
+
+    uint8_t *png_a, *png_b;
+    size_t len_a, len_b;
+    CHECK(vp_png_random(500, 300, 1, &png_a, &len_a, &err) == 0);
+    CHECK(vp_png_random(500, 300, 2, &png_b, &len_b, &err) == 0); /* same size, other pixels */
+    char *url_a = vp_data_url("image/png", png_a, len_a), *url_b = vp_data_url("image/png", png_b, len_b);
+    const char *q = "What is x?";
+    const char *r1[] = {"Step one.\\n\\nx = 2", "Step one.\\n\\nx = 3"};
+    const char *r2[] = {"Another way\\n\\nx = 5", "Guess\\n\\nx = 2\\n\\nok", "x = 9"};
+    const char *r3[] = {"Step one.\\n\\nx = 4"};
+    const char *r4[] = {"Two plus two\\n\\nis 4", "It is 5"};
+    char *a1 = test_request_json(url_a, q, 2, r1, 2), *a2 = test_request_json(url_a, q, 2, r2, 3);
+    char *b1 = test_request_json(url_b, q, 2, r1, 2), *a3 = test_request_json(url_a, q, 2, r3, 1);
+    char *t1 = test_request_json(NULL, "Sum 2 and 2, and say why at some length please.", 2, r4, 2);
+
+    /* W4: the first request stores its prefix; a re-score with new responses loads it */
+    scored s = both(on, off, a1, "first request");
+    CHECK(s.job && vp_job_result(s.job)->usage.cached_prefix_tokens == 0);
+    vp_prefix_cache_stats st = stats(on);
+    CHECK_MSG(st.stored == 1 && st.misses == 1 && st.hits == 0, "stored %llu",
+              (unsigned long long)st.stored);
+    size_t tiles = s.job ? s.job->n_tiles : 0;
+    double first_flops = s.flops;
+    vp_job_free(s.job);
+    s = both(on, off, a2, "re-score, new responses");
+    if (s.job) {
+        const vp_usage *u = &vp_job_result(s.job)->usage;
+        CHECK_MSG(u->cached_prefix_tokens > u->image_tokens, "cached %zu", u->cached_prefix_tokens);
+        /* no vision: the pass's useful FLOPs hold none of the encoder's */
+        scored ref = score(off, a2);
+        CHECK_MSG(tiles == 3 && ref.flops - s.flops >= vision_flops(on, tiles),
+                  "FLOPs %g with the cache, %g without, vision %g", s.flops, ref.flops,
+                  vision_flops(on, tiles));
+        CHECK(first_flops > s.flops);
+        vp_job_free(ref.job);
+    }
+    vp_job_free(s.job);
+    st = stats(on);
+    CHECK(st.hits == 1 && st.tokens_reused > 0 && st.entries == 1);
+
+    /* the same question on another image: only the rows before the image would match,
+     * too few to pay; it stores its own prefix, which the next request then uses */
+    s = both(on, off, b1, "other image");
+    CHECK(s.job && vp_job_result(s.job)->usage.cached_prefix_tokens == 0);
+    vp_job_free(s.job);
+    s = both(on, off, b1, "other image again");
+    CHECK(s.job && vp_job_result(s.job)->usage.cached_prefix_tokens > 0);
+    vp_job_free(s.job);
+
+    /* one response: it loads up to its first step's score position */
+    s = both(on, off, a3, "single response");
+    CHECK(s.job && vp_job_result(s.job)->usage.cached_prefix_tokens > 0);
+    vp_job_free(s.job);
+
+    /* one pass of four jobs: image A (hit), image B (hit), text only (its system prompt's
+     * rows may serve it), and A again sharing the pass's group; each equals its logits
+     * scored alone without cache */
+    const char *bodies[4] = {a2, b1, t1, a3};
+    vp_job *jobs[4], *ref[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = test_prepare(on, bodies[i]);
+        ref[i] = test_prepare(off, bodies[i]);
+        CHECK(jobs[i] && ref[i]);
+    }
+    if (jobs[0] && jobs[1] && jobs[2] && jobs[3] && ref[0] && ref[1] && ref[2] && ref[3]) {
+        CHECK_MSG(vp_engine_run(on, jobs, 4, &err) == 0, "%s", err.message);
+        for (int i = 0; i < 4; i++) {
+            CHECK_MSG(vp_engine_run(off, &ref[i], 1, &err) == 0, "%s", err.message);
+            CHECK_MSG(test_same_logits(jobs[i], ref[i]), "mixed pass, job %d", i);
+        }
+        CHECK(vp_job_result(jobs[0])->usage.cached_prefix_tokens > 0);
+        CHECK(vp_job_result(jobs[1])->usage.cached_prefix_tokens > 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        vp_job_free(jobs[i]);
+        vp_job_free(ref[i]);
+    }
+    s = both(on, off, t1, "text only, second time");
+    CHECK(s.job && vp_job_result(s.job)->usage.cached_prefix_tokens > 0);
+    vp_job_free(s.job);
+    vp_engine_close(on);
+    on = NULL;
+
+    /* a cache with rows for one image prefix: A and B take turns evicting each other, and
+     * every answer stays exact */
+    s = score(off, a1);
+    size_t prefix = s.job ? vp_job_result(s.job)->usage.shared_prefix_tokens : 0;
+    vp_job_free(s.job);
+    const vp_llm_config *l = &vp_engine_config(off)->llm;
+    size_t row_bytes = (size_t)l->layers * 2 * (size_t)l->kv_heads * (size_t)l->head_dim * 4;
+    opt.prefix_cache_bytes = (prefix + prefix / 2) * row_bytes;
+    CHECK_MSG(vp_engine_open(&opt, &on, &err) == 0, "%s", err.message);
+    const char *turns[] = {a1, b1, a2, b1, a1};
+    for (int i = 0; on && i < 5; i++) {
+        s = both(on, off, turns[i], "small cache");
+        CHECK(s.job && vp_job_result(s.job)->usage.cached_prefix_tokens == 0); /* always evicted */
+        vp_job_free(s.job);
+    }
+    st = stats(on);
+    CHECK_MSG(st.evictions == 4 && st.entries == 1 && st.hits == 0, "%llu evictions",
+              (unsigned long long)st.evictions);
+    vp_engine_close(on);
+    on = NULL;
+
+    /* the pass budget counts the cached rows: with room for a2's tokens alone, a2 still
+     * runs (computing its prefix) and stays exact */
+    opt.prefix_cache_bytes = (size_t)64 << 20;
+    vp_job *probe = test_prepare(off, a2);
+    opt.max_batch_tokens = probe ? vp_job_tokens(probe) : 0;
+    vp_job_free(probe);
+    CHECK_MSG(vp_engine_open(&opt, &on, &err) == 0, "%s", err.message);
+    if (on) {
+        vp_job_free(both(on, off, a1, "budget: store").job);
+        s = both(on, off, a2, "budget: tight pass");
+        vp_job_free(s.job);
+    }
+
+    free(a1);
+    free(a2);
+    free(a3);
+    free(b1);
+    free(t1);
+    free(url_a);
+    free(url_b);
+    free(png_a);
+    free(png_b);
+    vp_engine_close(on);
+    vp_engine_close(off);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0);
+    return check_summary("engine_prefix_cache");
+}

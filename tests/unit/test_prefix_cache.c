@@ -1,0 +1,141 @@
+/* The prefix KV cache's index (engine/prefix_cache.c): matching by ids and tile bytes,
+ * partial matches, pinning within a pass, least-recently-used eviction by rows and host
+ * bytes, and entries of a failed pass dropped. No backend: rows are just numbers here. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/prefix_cache.h"
+#include "tests/unit/check.h"
+
+#define IMG 7   /* the image token id of these prompts */
+#define TB 16   /* bytes of one tile */
+#define TPT 4   /* image tokens per tile */
+
+/* ids[i] = seed * 1000 + i, except image tokens at [img_at, img_at + n_img). */
+static void make_ids(int32_t *ids, size_t n, int32_t seed, size_t img_at, size_t n_img)
+{
+    for (size_t i = 0; i < n; i++)
+        ids[i] = i >= img_at && i < img_at + n_img ? IMG : seed * 1000 + (int32_t)i;
+    ids[0] = 1; /* BOS, as every prompt */
+}
+
+static vp_prefix_images images(const uint8_t *tiles, size_t n)
+{
+    return (vp_prefix_images){.tiles = tiles, .n_tiles = n, .tile_bytes = TB,
+                              .tokens_per_tile = TPT, .img_context = IMG};
+}
+
+int main(void)
+{
+    CHECK(vp_prefix_cache_new(0, 1 << 20, 4) == NULL); /* no rows: no cache */
+    vp_prefix_cache *c = vp_prefix_cache_new(100, 1 << 20, 4);
+    CHECK(c != NULL);
+    if (!c)
+        return check_summary("prefix_cache");
+    uint8_t tiles[2 * TB], other[2 * TB];
+    for (size_t i = 0; i < sizeof tiles; i++)
+        tiles[i] = other[i] = (uint8_t)(i * 37 + 11);
+    vp_prefix_images img = images(tiles, 2);
+    int32_t a[60], b[60], d[60];
+    make_ids(a, 60, 2, 10, 8); /* 8 image tokens = 2 tiles, at 10..17 */
+    size_t slot = 99;
+
+    /* pass 1: nothing to find; a reserved prefix is not found in its own pass */
+    vp_prefix_cache_begin(c);
+    CHECK(vp_prefix_cache_find(c, a, 40, &img, &slot) == 0);
+    CHECK(vp_prefix_cache_reserve(c, a, 40, &img, &slot) && slot == 0);
+    CHECK(vp_prefix_cache_find(c, a, 40, &img, &slot) == 0);
+    CHECK(!vp_prefix_cache_reserve(c, a, 3, &img, &slot));   /* under min_tokens */
+    CHECK(!vp_prefix_cache_reserve(c, a, 101, &img, &slot)); /* over the rows */
+    vp_prefix_cache_end(c, true);
+    vp_prefix_cache_stats st;
+    vp_prefix_cache_stats_get(c, &st);
+    CHECK(st.stored == 1 && st.entries == 1 && st.rows_used == 40 && st.rows == 100);
+
+    /* pass 2: whole and partial matches */
+    vp_prefix_cache_begin(c);
+    slot = 99;
+    CHECK(vp_prefix_cache_find(c, a, 60, &img, &slot) == 40 && slot == 0);
+    CHECK(vp_prefix_cache_find(c, a, 25, &img, &slot) == 25);
+    memcpy(b, a, sizeof b);
+    b[30] = -5; /* ids differ from token 30 */
+    CHECK(vp_prefix_cache_find(c, b, 60, &img, &slot) == 30);
+    b[3] = -5; /* from token 3: under min_tokens */
+    CHECK(vp_prefix_cache_find(c, b, 60, &img, &slot) == 0);
+    /* the same ids over another image: rows up to the first token of the first tile
+     * that differs */
+    other[TB + 5] ^= 1; /* tile 1 differs: image tokens 14.. */
+    vp_prefix_images img2 = images(other, 2);
+    CHECK(vp_prefix_cache_find(c, a, 60, &img2, &slot) == 14);
+    other[2] ^= 1; /* tile 0 differs too: image tokens 10.. */
+    CHECK(vp_prefix_cache_find(c, a, 60, &img2, &slot) == 10);
+    vp_prefix_images one_tile = images(tiles, 1); /* a prompt with fewer tiles */
+    CHECK(vp_prefix_cache_find(c, a, 60, &one_tile, &slot) == 14);
+    vp_prefix_cache_use(c, 0, 40);
+    vp_prefix_cache_use(c, 0, 0);
+    vp_prefix_cache_end(c, true);
+    vp_prefix_cache_stats_get(c, &st);
+    CHECK(st.hits == 1 && st.misses == 1 && st.tokens_reused == 40);
+
+    /* pass 3: b (50 rows) fits after a; d (30) fits nowhere while a is pinned (used by
+     * this pass) and b is being written */
+    make_ids(b, 60, 3, 0, 0);
+    make_ids(d, 60, 4, 0, 0);
+    vp_prefix_images none = images(NULL, 0);
+    vp_prefix_cache_begin(c);
+    CHECK(vp_prefix_cache_find(c, a, 60, &img, &slot) == 40);
+    vp_prefix_cache_use(c, slot, 40);
+    CHECK(vp_prefix_cache_reserve(c, b, 50, &none, &slot) && slot == 40);
+    CHECK(!vp_prefix_cache_reserve(c, d, 30, &none, &slot));
+    vp_prefix_cache_end(c, true);
+
+    /* pass 4 uses b; pass 5's d evicts a, the least recently used, and takes its rows */
+    vp_prefix_cache_begin(c);
+    CHECK(vp_prefix_cache_find(c, b, 60, &none, &slot) == 50 && slot == 40);
+    vp_prefix_cache_use(c, slot, 50);
+    vp_prefix_cache_end(c, true);
+    vp_prefix_cache_begin(c);
+    CHECK(vp_prefix_cache_reserve(c, d, 30, &none, &slot) && slot == 0);
+    vp_prefix_cache_end(c, true);
+    vp_prefix_cache_stats_get(c, &st);
+    CHECK(st.evictions == 1 && st.entries == 2 && st.rows_used == 80);
+    vp_prefix_cache_begin(c);
+    CHECK(vp_prefix_cache_find(c, a, 60, &img, &slot) == 0); /* evicted */
+    CHECK(vp_prefix_cache_find(c, d, 60, &none, &slot) == 30 && slot == 0);
+    CHECK(vp_prefix_cache_find(c, b, 60, &none, &slot) == 50 && slot == 40);
+    vp_prefix_cache_end(c, true);
+
+    /* a failed pass drops what it reserved (10 rows: the gap between d and b) */
+    int32_t e[20];
+    make_ids(e, 20, 5, 0, 0);
+    vp_prefix_cache_begin(c);
+    CHECK(vp_prefix_cache_reserve(c, e, 10, &none, &slot) && slot == 30); /* the gap */
+    vp_prefix_cache_end(c, false);
+    vp_prefix_cache_begin(c);
+    CHECK(vp_prefix_cache_find(c, e, 20, &none, &slot) == 0);
+    vp_prefix_cache_end(c, true);
+    vp_prefix_cache_stats_get(c, &st);
+    CHECK_MSG(st.entries == 2 && st.rows_used == 80 && st.stored == 3, "%zu entries, %zu rows, %llu stored", st.entries, st.rows_used, (unsigned long long)st.stored);
+    vp_prefix_cache_free(c);
+
+    /* host bytes: an entry larger than the bound is refused; older ones make room */
+    c = vp_prefix_cache_new(1000, 600, 4);
+    CHECK(c != NULL);
+    if (c) {
+        vp_prefix_cache_begin(c);
+        CHECK(vp_prefix_cache_reserve(c, a, 60, &img, &slot)); /* ~350 bytes */
+        int32_t big[200];
+        make_ids(big, 200, 6, 0, 0);
+        CHECK(!vp_prefix_cache_reserve(c, big, 200, &none, &slot)); /* 800 bytes of ids */
+        vp_prefix_cache_end(c, true);
+        vp_prefix_cache_begin(c);
+        make_ids(big, 200, 7, 0, 0);
+        CHECK(vp_prefix_cache_reserve(c, big, 100, &none, &slot)); /* evicts a's entry */
+        vp_prefix_cache_end(c, true);
+        vp_prefix_cache_stats_get(c, &st);
+        CHECK(st.entries == 1 && st.host_bytes <= 600 && st.evictions == 1);
+        vp_prefix_cache_free(c);
+    }
+    vp_prefix_cache_free(NULL);
+    return check_summary("prefix_cache");
+}
