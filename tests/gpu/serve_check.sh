@@ -8,7 +8,8 @@
 #      real InternLM2 tokenizer, .gpu/tokenizer) and `vprm serve --random-weights 1`:
 #      time to ready, POST /v1/score latency, scores in range;
 #      then GET /v1/models (memory) and, with LOAD_ARGS, HTTP load on it (vprm bench --url);
-#   4. `vprm bench --random-weights 1` on the 8B shape: W1..W4 through the engine;
+#   4. `vprm bench --random-weights 1` on the 8B shape: W1..W4 through the engine, then W4
+#      with the prefix KV cache one request per pass (line W4r);
 #   5. CKPT=1: a real 16 GB checkpoint (`vprm mkmodel --scale 8b` on this disk), its read
 #      time, and `vprm serve` from it: time to ready (PERF.md: within 2x the read time).
 # Exit 1 when a difference is over 0.02 or a stage fails.
@@ -122,6 +123,10 @@ echo "== vprm bench, 8B shape, random weights (seed 1)"
 timeout 150 "$V" bench --model "$W/cfg8b" --backend "$BACKEND" --random-weights 1 --workload all \
     --repeat 3 >"$W/bench.txt" 2>&1 || { echo "serve_check: vprm bench failed (exit $?)"; fail=1; }
 grep -v "^20..-..-" "$W/bench.txt" | tail -n 30
+echo "== vprm bench W4 with the prefix KV cache (W4r: one request per pass, an RL loop's way)"
+timeout 90 "$V" bench --model "$W/cfg8b" --backend "$BACKEND" --random-weights 1 --workload W4 \
+    --repeat 1 --prefix-cache 1G >"$W/bench_w4.txt" 2>&1 || { echo "serve_check: vprm bench W4r failed (exit $?)"; fail=1; }
+grep -v "^20..-..-" "$W/bench_w4.txt" | tail -n 5
 if [ "${CKPT:-0}" = 1 ]; then
     echo "== a real 16 GB checkpoint on this disk"
     t0=$(date +%s.%N)
