@@ -58,6 +58,7 @@ typedef struct vp_config {
     size_t batch_tiles;        /* tile budget of one packed pass */
     int queue_timeout_ms;      /* a job waiting longer is answered 503; 0 = no limit */
     int drain_timeout_s;       /* SIGTERM: time to finish queued work */
+    bool exit_on_device_failure; /* exit 3 when the GPU fails for good (else serve 503s) */
     /* image URLs */
     bool allow_image_urls;
     size_t url_max_bytes;

@@ -88,6 +88,9 @@ const vp_option vp_options[] = {
      "image tile budget of one packed engine pass", 0},
     {"queue_timeout_ms", VP_OPT_INT, OFF(queue_timeout_ms), "60000", 0, 86400000, NULL,
      "a job queued longer is answered 503 without running (0 = no limit)", 0},
+    {"exit_on_device_failure", VP_OPT_BOOL, OFF(exit_on_device_failure), "true", 0, 0, NULL,
+     "exit with status 3 when the compute device fails for good (a lost GPU context), so a "
+     "supervisor restarts the server; false: keep answering, /ready and scoring 503", 0},
     {"drain_timeout_s", VP_OPT_INT, OFF(drain_timeout_s), "60", 0, 86400, NULL,
      "on SIGTERM/SIGINT: time to finish queued work before exiting", 0},
     /* image URLs */

@@ -93,7 +93,8 @@ static bool overlaps(size_t a, size_t alen, size_t b, size_t blen)
     return a < b + blen && b < a + alen;
 }
 
-/* Loads fill every cached row exactly once; stores copy computed rows to disjoint slots. */
+/* Loads fill every cached row exactly once; stores copy disjoint computed rows to disjoint
+ * slots that no load reads (so loads + stored rows <= all rows, the CUDA copy map's size). */
 static int validate_kv(const vp_batch *b, vp_error *err)
 {
     if ((b->n_kv_loads && !b->kv_loads) || (b->n_kv_stores && !b->kv_stores))
@@ -115,6 +116,10 @@ static int validate_kv(const vp_batch *b, vp_error *err)
     if (loaded != b->n_cached_tokens)
         return vp_fail(err, VP_ERR_BAD_REQUEST, "kv_loads",
                        "KV loads fill %zu of the %zu cached rows", loaded, b->n_cached_tokens);
+    /* a pass without outputs runs no layer: stores would silently not happen */
+    if (b->n_kv_stores && (b->n_out == 0 || b->n_tokens == 0))
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "kv_stores",
+                       "KV stores in a batch without outputs (no layer runs)");
     for (size_t i = 0; i < b->n_kv_stores; i++) {
         const vp_kv_copy *c = &b->kv_stores[i];
         if (c->len == 0 || c->row >= b->n_tokens || c->len > b->n_tokens - c->row)
@@ -122,9 +127,10 @@ static int validate_kv(const vp_batch *b, vp_error *err)
                            "KV store %zu (rows %zu+%zu) is outside the %zu computed tokens", i,
                            c->row, c->len, b->n_tokens);
         for (size_t k = 0; k < i; k++)
-            if (overlaps(c->slot, c->len, b->kv_stores[k].slot, b->kv_stores[k].len))
+            if (overlaps(c->slot, c->len, b->kv_stores[k].slot, b->kv_stores[k].len) ||
+                overlaps(c->row, c->len, b->kv_stores[k].row, b->kv_stores[k].len))
                 return vp_fail(err, VP_ERR_BAD_REQUEST, "kv_stores",
-                               "KV stores %zu and %zu write the same cache rows", k, i);
+                               "KV stores %zu and %zu copy the same rows", k, i);
         for (size_t k = 0; k < b->n_kv_loads; k++)
             if (overlaps(c->slot, c->len, b->kv_loads[k].slot, b->kv_loads[k].len))
                 return vp_fail(err, VP_ERR_BAD_REQUEST, "kv_stores",

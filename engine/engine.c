@@ -2,6 +2,8 @@
 #include "engine/engine.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -12,6 +14,7 @@
 #include "engine/job.h"
 #include "engine/prefix_cache.h"
 #include "engine/prompt/prompt.h"
+#include "engine/util/log.h"
 
 struct vp_engine {
     vp_engine_options opt;
@@ -24,6 +27,10 @@ struct vp_engine {
     vp_image_cache *image_cache;
     vp_prefix_cache *prefix_cache; /* NULL: off, or the backend keeps none */
     double useful_flops;       /* of the passes so far (vp_engine_useful_flops) */
+    /* set once, by the engine thread, when the backend reports VP_ERR_DEVICE; the message
+     * is written before the flag (release) and read after it (acquire) */
+    char device_failure[512];
+    atomic_bool device_failed;
 };
 
 void vp_engine_options_default(vp_engine_options *o)
@@ -177,8 +184,19 @@ int vp_engine_run_backend(vp_engine *e, const vp_batch *b, float *logits, vp_for
 {
     if (!e->ops)
         return vp_fail(err, VP_ERR_INTERNAL, NULL, "this engine was opened without a backend");
-    if (e->ops->forward(e->backend, b, logits, st, err))
+    if (atomic_load_explicit(&e->device_failed, memory_order_acquire))
+        return vp_fail(err, VP_ERR_DEVICE, NULL, "%s", e->device_failure);
+    if (e->ops->forward(e->backend, b, logits, st, err)) {
+        if (err && err->kind == VP_ERR_DEVICE) { /* nothing runs on that device again */
+            snprintf(e->device_failure, sizeof e->device_failure,
+                     "the %s device failed and this process cannot use it again (restart it): %.400s",
+                     e->ops->name, err->message);
+            atomic_store_explicit(&e->device_failed, true, memory_order_release);
+            VP_LOGE(NULL, "%s", e->device_failure);
+            snprintf(err->message, sizeof err->message, "%s", e->device_failure);
+        }
         return -1;
+    }
     vp_flops fl;
     vp_batch_useful_flops(vp_model_cfg(e->model), b, &fl);
     e->useful_flops += fl.total;
@@ -186,6 +204,13 @@ int vp_engine_run_backend(vp_engine *e, const vp_batch *b, float *logits, vp_for
 }
 
 double vp_engine_useful_flops(const vp_engine *e) { return e->useful_flops; }
+
+const char *vp_engine_device_failure(const vp_engine *e)
+{
+    if (!e || !atomic_load_explicit(&((vp_engine *)e)->device_failed, memory_order_acquire))
+        return NULL;
+    return e->device_failure;
+}
 
 /* ---- preparation ---- */
 

@@ -114,5 +114,9 @@ struct vp_prefix_cache *vp_engine_prefix_cache(const vp_engine *e);
  * cost model, vp_batch_useful_flops: what the scores need, whatever the backend computes):
  * the numerator of MFU. Read it on the thread that runs the passes. */
 double vp_engine_useful_flops(const vp_engine *e);
+/* NULL while the backend's device works; after a pass failed with VP_ERR_DEVICE (a lost
+ * GPU context: no later call can succeed in this process) the reason, and every later
+ * pass fails at once with it. Thread-safe. */
+const char *vp_engine_device_failure(const vp_engine *e);
 
 #endif

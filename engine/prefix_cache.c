@@ -20,6 +20,8 @@ struct vp_prefix_cache {
     entry **e;           /* [n] in no particular order */
     size_t n, cap;
     uint64_t pass;
+    bool looked_up;      /* the last find could match (cap >= min_tokens) */
+    uint64_t pass_hits, pass_misses, pass_reused; /* counted when the pass succeeds */
     pthread_mutex_t mu;  /* guards st only: the rest is the engine thread's */
     vp_prefix_cache_stats st;
 };
@@ -88,8 +90,10 @@ static void remove_at(vp_prefix_cache *c, size_t i)
 
 void vp_prefix_cache_begin(vp_prefix_cache *c)
 {
-    if (c)
-        c->pass++;
+    if (!c)
+        return;
+    c->pass++;
+    c->pass_hits = c->pass_misses = c->pass_reused = 0;
 }
 
 /* Tiles needed by the first `images` image tokens. */
@@ -127,7 +131,10 @@ static size_t usable_rows(const entry *x, const int32_t *ids, size_t cap,
 size_t vp_prefix_cache_find(vp_prefix_cache *c, const int32_t *ids, size_t cap,
                             const vp_prefix_images *img, size_t *slot)
 {
-    if (!c || cap < c->min_tokens)
+    if (!c)
+        return 0;
+    c->looked_up = cap >= c->min_tokens;
+    if (!c->looked_up)
         return 0;
     entry *best = NULL;
     size_t best_rows = 0;
@@ -151,14 +158,13 @@ void vp_prefix_cache_use(vp_prefix_cache *c, size_t slot, size_t len)
 {
     if (!c)
         return;
-    pthread_mutex_lock(&c->mu);
     if (len) {
-        c->st.hits++;
-        c->st.tokens_reused += len;
-    } else {
-        c->st.misses++;
+        c->pass_hits++;
+        c->pass_reused += len;
+    } else if (c->looked_up) {
+        c->pass_misses++;
     }
-    pthread_mutex_unlock(&c->mu);
+    c->looked_up = false;
     for (size_t i = 0; len && i < c->n; i++) /* pinned, and the most recently used */
         if (c->e[i]->valid && c->e[i]->slot == slot)
             c->e[i]->last_use = c->e[i]->pinned = c->pass;
@@ -299,7 +305,13 @@ void vp_prefix_cache_end(vp_prefix_cache *c, bool ok)
     }
     pthread_mutex_lock(&c->mu);
     c->st.stored += stored;
+    if (ok) { /* a failed pass is retried: its lookups count then */
+        c->st.hits += c->pass_hits;
+        c->st.misses += c->pass_misses;
+        c->st.tokens_reused += c->pass_reused;
+    }
     pthread_mutex_unlock(&c->mu);
+    c->pass_hits = c->pass_misses = c->pass_reused = 0;
     update_gauges(c);
 }
 

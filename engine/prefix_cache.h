@@ -33,7 +33,8 @@ typedef struct vp_prefix_images {
 } vp_prefix_images;
 
 typedef struct vp_prefix_cache_stats {
-    uint64_t hits, misses;       /* lookups with / without a usable entry */
+    uint64_t hits, misses;       /* lookups with / without an entry used, by passes that
+                                    succeeded (a prefix under min_tokens is no lookup) */
     uint64_t tokens_reused;      /* rows loaded instead of computed, over all hits */
     uint64_t stored, evictions;  /* entries written by successful passes; entries evicted */
     size_t entries, rows_used, rows, host_bytes;

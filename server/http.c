@@ -129,6 +129,10 @@ static enum MHD_Result on_first_call(vp_conn *x)
     if (x->route->needs_engine && !atomic_load(&s->ready))
         return vp_reply_errorf(x, VP_ERR_UNAVAILABLE, "",
                                "the model is still loading; retry when GET /ready answers 200");
+    const char *failed = x->route->needs_engine ? vp_engine_device_failure(atomic_load(&s->engine))
+                                                : NULL;
+    if (failed) /* answered at once: no pass can succeed in this process any more */
+        return vp_reply_errorf(x, VP_ERR_DEVICE, "", "%s", failed);
     const char *cl = MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {

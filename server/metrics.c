@@ -160,6 +160,8 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
     gauge(f, "vprm_waiting_connections", "Connections suspended until their result is ready.",
           (double)g->waiting_connections);
     gauge(f, "vprm_ready", "1 when the model is loaded and warm.", g->ready);
+    gauge(f, "vprm_device_failed", "1 after the compute device failed for good (restart the "
+          "process).", g->device_failed);
     gauge(f, "vprm_draining", "1 while shutting down.", g->draining);
     gauge(f, "vprm_uptime_seconds", "Seconds since the server started.", g->uptime_s);
     fprintf(f, "# HELP vprm_image_cache_lookups_total Image cache lookups by result.\n"

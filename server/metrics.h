@@ -46,7 +46,7 @@ typedef struct vp_gauges {
     size_t queue_depth;
     size_t inflight_requests;
     size_t waiting_connections;  /* suspended, waiting for the engine */
-    int ready, draining;
+    int ready, draining, device_failed;
     double uptime_s;
     unsigned long long image_cache_hits, image_cache_misses, image_cache_evictions;
     size_t image_cache_bytes;

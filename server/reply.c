@@ -67,7 +67,7 @@ enum MHD_Result vp_reply_error(vp_conn *x, const vp_error *err)
     int status = vp_err_http_status(err->kind);
     if (status == 200) /* an error without a kind is a bug of ours */
         status = 500;
-    if (status >= 500 && err->kind != VP_ERR_UNAVAILABLE)
+    if (status >= 500 && err->kind != VP_ERR_UNAVAILABLE && err->kind != VP_ERR_DEVICE)
         VP_LOGE(x->id, "%s %s: %s (%s)", x->method, x->path, err->message,
                 vp_err_type(err->kind));
     size_t len;

@@ -7,10 +7,16 @@
 #include "engine/prefix_cache.h"
 #include "server/internal.h"
 
+/* Liveness (API.md: 200 while the process serves HTTP); a failed device shows in the
+ * body, and /ready answers 503 for it. */
 enum MHD_Result vp_route_health(vp_conn *x)
 {
-    json_t *j = json_pack("{s:s, s:b, s:b}", "status", "ok", "ready", atomic_load(&x->srv->ready),
-                          "draining", atomic_load(&x->srv->draining));
+    const char *failed = vp_engine_device_failure(atomic_load(&x->srv->engine));
+    bool ready = atomic_load(&x->srv->ready) && !failed;
+    json_t *j = json_pack("{s:s, s:b, s:b}", "status", failed ? "device_failed" : "ok", "ready",
+                          ready, "draining", atomic_load(&x->srv->draining));
+    if (j && failed)
+        json_object_set_new(j, "device_error", json_string(failed));
     return vp_reply_json(x, 200, j);
 }
 
@@ -22,6 +28,9 @@ enum MHD_Result vp_route_ready(vp_conn *x)
     if (!atomic_load(&s->ready))
         return vp_reply_errorf(x, VP_ERR_UNAVAILABLE, "",
                                "loading: the model is not loaded and warmed up yet");
+    const char *failed = vp_engine_device_failure(atomic_load(&s->engine));
+    if (failed)
+        return vp_reply_errorf(x, VP_ERR_DEVICE, "", "%s", failed);
     return vp_reply_json(x, 200, json_pack("{s:s}", "status", "ready"));
 }
 
@@ -89,6 +98,8 @@ enum MHD_Result vp_route_metrics(vp_conn *x)
     g.waiting_connections = s->n_waiting;
     pthread_mutex_unlock(&s->wait_mu);
     g.ready = atomic_load(&s->ready);
+    g.device_failed = vp_engine_device_failure(atomic_load(&s->engine)) != NULL;
+    g.ready = g.ready && !g.device_failed;
     g.draining = atomic_load(&s->draining);
     g.uptime_s = (vp_sched_now_ms() - s->t_started) / 1e3;
     vp_engine *engine = atomic_load(&s->engine);

@@ -86,6 +86,10 @@ int vp_cpu_init_weights(vp_backend **out, const vp_model_config *cfg, const vp_w
     b->src = w;
     b->max_tokens = opt ? opt->max_tokens : 0;
     b->max_tiles = opt ? opt->max_tiles : 0;
+    /* a test hook (tests/http): VPRM_TEST_DEVICE_FAILURE_AFTER=N fails every pass after the
+     * first N as a lost GPU would (VP_ERR_DEVICE), so the failure path runs without a GPU */
+    const char *fail = getenv("VPRM_TEST_DEVICE_FAILURE_AFTER");
+    b->fail_after = fail && *fail ? strtol(fail, NULL, 10) : -1;
     if (vp_pool_create(&b->pool, opt ? opt->threads : 0, err) != 0 ||
         cpu_weights_build(&b->w, cfg, w, err) != 0) {
         cpu_free(b);
@@ -122,6 +126,9 @@ static int cpu_forward(vp_backend *b, const vp_batch *batch, float *logits,
     size_t rows_per_tile = (size_t)b->cfg.num_image_token, h = (size_t)b->cfg.llm.hidden;
     if (stats)
         *stats = (vp_forward_stats){0};
+    if (b->fail_after >= 0 && b->passes++ >= b->fail_after)
+        return vp_fail(err, VP_ERR_DEVICE, "", "simulated device failure after %ld passes "
+                       "(VPRM_TEST_DEVICE_FAILURE_AFTER)", b->fail_after);
     if (vp_batch_validate(batch, batch->n_tiles * rows_per_tile, (size_t)b->cfg.llm.vocab,
                           err) != 0)
         return -1;

@@ -53,6 +53,8 @@ struct vp_backend {
     cpu_weights w;
     vp_pool *pool;
     size_t max_tokens, max_tiles; /* 0 = no limit */
+    long fail_after;            /* test hook: passes before a simulated device failure (-1) */
+    long passes;
     float *kv_cache;            /* [layers][kv_rows][2][kv_heads * head_dim]: prefix KV cache */
     size_t kv_rows;
     char device_name[256];

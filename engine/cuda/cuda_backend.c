@@ -141,13 +141,21 @@ static int kv_cache_alloc(vp_backend *b, size_t bytes, vp_error *err)
     return 0;
 }
 
-/* The batch's KV copies as one row map: loads, then stores. */
-static void stage_kv_map(vp_backend *b, const vp_batch *batch)
+/* The batch's KV copies as one row map: loads, then stores (validated: at most max_tokens
+ * rows in all; checked again here, as the map's buffers hold no more). */
+static int stage_kv_map(vp_backend *b, const vp_batch *batch, vp_error *err)
 {
     int32_t *map = cuda_stage(b, ST_KV_MAP);
-    size_t k = 0;
+    size_t k = 0, total = 0;
     const vp_kv_copy *lists[2] = {batch->kv_loads, batch->kv_stores};
     size_t counts[2] = {batch->n_kv_loads, batch->n_kv_stores};
+    for (int l = 0; l < 2; l++)
+        for (size_t i = 0; i < counts[l]; i++)
+            total += lists[l][i].len;
+    if (total > b->ws.max_tokens)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "kv_stores",
+                       "%zu KV cache rows to copy, over the backend's max_tokens %zu", total,
+                       b->ws.max_tokens);
     for (int l = 0; l < 2; l++) {
         for (size_t i = 0; i < counts[l]; i++)
             for (size_t r = 0; r < lists[l][i].len; r++, k++) {
@@ -158,6 +166,7 @@ static void stage_kv_map(vp_backend *b, const vp_batch *batch)
             b->n_kv_loads = k;
     }
     b->n_kv_map = k;
+    return 0;
 }
 
 /* The 8-bit tiles' normalisation table, the CPU's own values. */
@@ -425,7 +434,8 @@ static int stage_batch(vp_backend *b, const vp_batch *batch, size_t *n_items, vp
     /* per-token ranges: the simple kernel's input, and the last layer's for its score rows */
     if (vp_attn_token_ranges_causal(batch->seqs, batch->n_seqs, n, cuda_stage(b, ST_RANGES), err))
         return -1;
-    stage_kv_map(b, batch);
+    if (stage_kv_map(b, batch, err))
+        return -1;
     size_t n_vitems = 0;
     if (vtiles && b->fast_vision) {
         if (vp_attn_plan_tiles(vtiles, tt, VP_ATTN_BQ, cuda_stage(b, ST_VITEMS), b->ws.max_vitems,

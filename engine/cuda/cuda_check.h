@@ -9,11 +9,38 @@
 
 #include "engine/util/err.h"
 
+/* Errors that leave the CUDA context unusable ("sticky": every later call fails the same
+ * way; only a new process recovers) are VP_ERR_DEVICE, so the engine stops using the GPU
+ * and the server reports itself failed; the rest are VP_ERR_INTERNAL. */
+static inline vp_err_kind vp_cuda_error_kind(cudaError_t rc)
+{
+    switch (rc) {
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorAssert:
+    case cudaErrorECCUncorrectable:
+    case cudaErrorNvlinkUncorrectable:
+    case cudaErrorLaunchTimeout:
+    case cudaErrorDevicesUnavailable:
+    case cudaErrorNoDevice:
+    case cudaErrorContextIsDestroyed:
+        return VP_ERR_DEVICE;
+    default:
+        return VP_ERR_INTERNAL;
+    }
+}
+
 #define CUDA_CHECK(stmt)                                                                   \
     do {                                                                                   \
         cudaError_t vp_cuda_rc_ = (stmt);                                                  \
         if (vp_cuda_rc_ != cudaSuccess)                                                    \
-            return vp_fail(err, VP_ERR_INTERNAL, "cuda", "%s failed at %s:%d: %s (%s)",   \
+            return vp_fail(err, vp_cuda_error_kind(vp_cuda_rc_), "cuda",                   \
+                           "%s failed at %s:%d: %s (%s)",                                  \
                            #stmt, __FILE__, __LINE__, cudaGetErrorString(vp_cuda_rc_),     \
                            cudaGetErrorName(vp_cuda_rc_));                                 \
     } while (0)

@@ -50,7 +50,8 @@ int vp_err_http_status(vp_err_kind kind)
     case VP_ERR_UNSUPPORTED: return 415;
     case VP_ERR_UNDECODABLE: return 422;
     case VP_ERR_BUSY: return 429;
-    case VP_ERR_UNAVAILABLE: return 503;
+    case VP_ERR_UNAVAILABLE:
+    case VP_ERR_DEVICE: return 503;
     case VP_ERR_IO:
     case VP_ERR_MODEL:
     case VP_ERR_NOMEM:
@@ -70,7 +71,8 @@ const char *vp_err_type(vp_err_kind kind)
     case VP_ERR_UNSUPPORTED: return "unsupported_media_type";
     case VP_ERR_UNDECODABLE: return "undecodable_image";
     case VP_ERR_BUSY: return "queue_full";
-    case VP_ERR_UNAVAILABLE: return "unavailable";
+    case VP_ERR_UNAVAILABLE:
+    case VP_ERR_DEVICE: return "unavailable";
     case VP_ERR_IO: return "io_error";
     case VP_ERR_MODEL: return "model_error";
     case VP_ERR_NOMEM: return "out_of_memory";

@@ -19,7 +19,9 @@ typedef enum {
     VP_ERR_IO,              /* file could not be read or written */
     VP_ERR_MODEL,           /* broken or unsupported checkpoint */
     VP_ERR_NOMEM,           /* allocation failed */
-    VP_ERR_INTERNAL         /* 500: a bug */
+    VP_ERR_INTERNAL,        /* 500: a bug */
+    VP_ERR_DEVICE           /* 503: the compute device failed for good (a lost GPU context):
+                               nothing more can run in this process */
 } vp_err_kind;
 
 typedef struct vp_error {

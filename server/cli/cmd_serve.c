@@ -1,5 +1,6 @@
 /* vprm serve: configuration, listening at once (/health answers while the model loads),
- * model load + warm-up, readiness, then SIGTERM/SIGINT -> drain -> exit 0. */
+ * model load + warm-up, readiness, then SIGTERM/SIGINT -> drain -> exit 0; a device that
+ * fails for good -> drain -> exit 3 (exit_on_device_failure). */
 #include <curl/curl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -7,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config/config.h"
 #include "engine/engine.h"
 #include "engine/sched/sched.h"
 #include "engine/util/log.h"
+
 #include "server/cli/commands.h"
 #include "server/server.h"
 
@@ -183,11 +186,29 @@ int cmd_serve(int argc, char **argv)
     }
     VP_LOGI(NULL, "ready on port %d", vp_server_port(srv));
 
+    /* until a signal, or (exit_on_device_failure) the device fails for good: then the
+     * queued work is answered 503 at once and the process exits 3, for its supervisor to
+     * start a new one (no pass can succeed in this process again) */
+    const char *failed = NULL;
     pthread_mutex_lock(&sig_mu);
-    while (sig_count == 0)
-        pthread_cond_wait(&sig_cv, &sig_mu);
+    while (sig_count == 0) {
+        if (cfg.exit_on_device_failure && (failed = vp_engine_device_failure(engine)))
+            break;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 200 * 1000000L;
+        if (until.tv_nsec >= 1000000000L)
+            until.tv_sec++, until.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&sig_cv, &sig_mu, &until);
+    }
     int sig = sig_last;
     pthread_mutex_unlock(&sig_mu);
+    if (failed && !signals_seen()) {
+        VP_LOGE(NULL, "%s; exiting (exit_on_device_failure)", failed);
+        vp_server_drain(srv, 5000.0);
+        exit_code = 3;
+        goto out;
+    }
     VP_LOGI(NULL, "%s: draining (new requests get 503; up to %d s for queued work)",
             sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.drain_timeout_s);
     double td = vp_sched_now_ms();
@@ -198,7 +219,7 @@ int cmd_serve(int argc, char **argv)
         VP_LOGI(NULL, "drained in %.0f ms", vp_sched_now_ms() - td);
     exit_code = 0;
 out:
-    if (exit_code && signals_seen())
+    if (exit_code && exit_code != 3 && signals_seen())
         exit_code = 0; /* asked to stop while starting: not a failure */
     vp_server_stop(srv);
     vp_engine_close(engine);

@@ -210,11 +210,14 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
          * logits of computing them (every attention kernel reads the loaded rows) */
         test_batch store, load;
         test_batch_cache_prefixes(&tb, &store, &load);
-        vp_backend *kinds[3] = {gpu, gpu_simple, gpu_alt[n_alt - 1]};
-        const char *kind_names[3] = {"default", "simple", alt[n_alt - 1]};
-        for (int k = 0; k < 3 && gpu_ok; k++)
+        vp_backend *kinds[4] = {gpu, gpu_simple, gpu_alt[0], gpu_alt[1]};
+        const char *kind_names[4] = {"default", "simple", alt[0], alt[1]};
+        for (size_t k = 0; k < 2 + n_alt && gpu_ok; k++)
             if (run(&vp_backend_cuda, kinds[k], &store.b, ls, "cuda store prefixes") == 0 &&
                 run(&vp_backend_cuda, kinds[k], &load.b, lf, "cuda load prefixes") == 0) {
+                snprintf(what, sizeof what, "%s batch %d storing pass (%s) vs cuda", label, round,
+                         kind_names[k]);
+                compare_margins(what, ls, lg, tb.b.n_out, tol / 2);
                 snprintf(what, sizeof what, "%s batch %d cached prefixes (%s) vs computed", label,
                          round, kind_names[k]);
                 compare_margins(what, lf, lg, tb.b.n_out, tol / 2);

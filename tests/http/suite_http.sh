@@ -9,6 +9,9 @@
 #   D  image URLs allowed: fetched, redirect/size/status limits
 #   E  SIGTERM while busy: in-flight work answered, new requests 503, exit 0
 #   F  the ASan binary: A's checks, a short concurrent run, clean exit (no leak report)
+#   H  a device that fails for good (the CPU backend's VPRM_TEST_DEVICE_FAILURE_AFTER hook
+#      plays a lost GPU): 503s naming it, /ready 503, /health and /metrics say so; by
+#      default the server then exits 3 for its supervisor to restart it
 # Environment: VPRM, VPRM_ASAN, VPRM_TOOLS, PYTHON, VPRM_TMP (see tests/run_all.sh).
 set -u
 T="${VPRM_TMP:?VPRM_TMP must be set}/http"
@@ -302,6 +305,47 @@ if start_daemon G "$VPRM_ASAN" --api-key "$KEY"; then
         bad "G: sanitizer report"; grep -E -A5 "AddressSanitizer|LeakSanitizer|runtime error" "$T/G.log" | head -30
     else ok "G: no sanitizer report"; fi
 fi
+
+# ---- H: a lost device. One pass (the warm-up) works, then every pass fails as a lost GPU
+# context would; with exit_on_device_failure off the server keeps answering, 503.
+printf '{"question": "q", "responses": ["a\\n\\nb", "c"]}' >"$T/h.json"
+export VPRM_TEST_DEVICE_FAILURE_AFTER=1
+if start_daemon H "$VPRM" --api-key "$KEY" --no-exit-on-device-failure; then
+    st=$(post /v1/score "$T/h.json")
+    [ "$st" = 503 ] && grep -q "simulated device failure" "$T/post.body" \
+        && ok "H: the pass on the failed device answers 503 naming the failure" \
+        || bad "H: failing pass: $st $(cat "$T/post.body")"
+    st=$(post /v1/score "$T/h.json")
+    [ "$st" = 503 ] && grep -q "cannot use it again" "$T/post.body" \
+        && ok "H: later requests 503 at once, saying to restart" \
+        || bad "H: later request: $st $(cat "$T/post.body")"
+    rd=$(curl -s -o "$T/h.ready" -w '%{http_code}' "$URL/ready")
+    hl=$(curl -s -o "$T/h.health" -w '%{http_code}' "$URL/health")
+    [ "$rd" = 503 ] && grep -q "device failed" "$T/h.ready" && [ "$hl" = 200 ] \
+        && grep -q '"status": *"device_failed"' "$T/h.health" \
+        && ok "H: /ready 503 and /health (liveness, 200) name the failure" \
+        || bad "H: ready $rd $(cat "$T/h.ready"); health $hl $(cat "$T/h.health")"
+    curl -s -H "Authorization: Bearer $KEY" "$URL/metrics" >"$T/h.metrics"
+    grep -q '^vprm_device_failed 1' "$T/h.metrics" && grep -q '^vprm_ready 0' "$T/h.metrics" \
+        && ok "H: /metrics: vprm_device_failed 1, vprm_ready 0" \
+        || bad "H: metrics $(grep -E '^vprm_(device_failed|ready) ' "$T/h.metrics")"
+    stop_daemon H
+fi
+# the default: the server answers what it holds with 503 and exits 3
+if start_daemon I "$VPRM" --api-key "$KEY"; then
+    st=$(post /v1/score "$T/h.json")
+    i=0
+    while [ $i -lt 100 ] && kill -0 "$PID" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+    if kill -0 "$PID" 2>/dev/null; then
+        bad "I: still running 10 s after the device failed"; kill -9 "$PID"
+    else
+        wait "$PID"; rc=$?
+        [ "$st" = 503 ] && [ "$rc" = 3 ] && grep -q "exiting (exit_on_device_failure)" "$T/I.log" \
+            && ok "I: after the device failed: 503, then exit 3 (exit_on_device_failure)" \
+            || bad "I: status $st, exit $rc; $(tail -3 "$T/I.log")"
+    fi
+fi
+unset VPRM_TEST_DEVICE_FAILURE_AFTER
 
 echo "suite_http: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -204,18 +204,40 @@ int main(void)
     vp_engine_close(on);
     on = NULL;
 
-    /* the pass budget counts the cached rows: with room for a2's tokens alone, a2 still
-     * runs (computing its prefix) and stays exact */
+    /* the pass budget counts the cached rows. a0's responses differ from their first letter,
+     * so it stores the prompt alone; a1's two responses share "Step one." after it, so
+     * loading a0's rows makes each response compute those few shared tokens: fewer tokens
+     * in all, but more rows in the pass than a1 alone. With a budget of exactly a1's
+     * tokens the hit is refused (a1 computes its prefix); with room, it is taken. */
     opt.prefix_cache_bytes = (size_t)64 << 20;
-    vp_job *probe = test_prepare(off, a2);
-    opt.max_batch_tokens = probe ? vp_job_tokens(probe) : 0;
+    const char *r0[] = {"A", "B"};
+    char *a0 = test_request_json(url_a, q, 2, r0, 2);
+    vp_job *probe = test_prepare(off, a1);
+    size_t a1_tokens = probe ? vp_job_tokens(probe) : 0;
     vp_job_free(probe);
-    CHECK_MSG(vp_engine_open(&opt, &on, &err) == 0, "%s", err.message);
-    if (on) {
-        vp_job_free(both(on, off, a1, "budget: store").job);
-        s = both(on, off, a2, "budget: tight pass");
+    for (int tight = 1; tight >= 0; tight--) {
+        opt.max_batch_tokens = tight ? a1_tokens : 0;
+        CHECK_MSG(vp_engine_open(&opt, &on, &err) == 0, "%s", err.message);
+        if (!on)
+            continue;
+        s = both(on, off, a0, "budget: store the prompt");
+        size_t stored = s.job ? vp_job_result(s.job)->usage.shared_prefix_tokens : 0;
         vp_job_free(s.job);
+        s = both(on, off, a1, tight ? "budget: tight pass" : "budget: room");
+        if (s.job) {
+            const vp_usage *u = &vp_job_result(s.job)->usage;
+            CHECK_MSG(tight ? u->cached_prefix_tokens == 0
+                            : u->cached_prefix_tokens == stored && stored < prefix,
+                      "%s: cached %zu (a0 stored %zu, a1's prefix %zu)", tight ? "tight" : "room",
+                      u->cached_prefix_tokens, stored, prefix);
+        }
+        vp_job_free(s.job);
+        if (tight) {
+            vp_engine_close(on);
+            on = NULL;
+        }
     }
+    free(a0);
 
     free(a1);
     free(a2);

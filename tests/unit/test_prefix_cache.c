@@ -72,10 +72,16 @@ int main(void)
     vp_prefix_images one_tile = images(tiles, 1); /* a prompt with fewer tiles */
     CHECK(vp_prefix_cache_find(c, a, 60, &one_tile, &slot) == 14);
     vp_prefix_cache_use(c, 0, 40);
-    vp_prefix_cache_use(c, 0, 0);
+    CHECK(vp_prefix_cache_find(c, b, 60, &img, &slot) == 0);
+    vp_prefix_cache_use(c, 0, 0); /* a miss */
+    CHECK(vp_prefix_cache_find(c, a, 3, &img, &slot) == 0);
+    vp_prefix_cache_use(c, 0, 0); /* under min_tokens: no lookup at all */
+    vp_prefix_cache_stats_get(c, &st);
+    CHECK(st.hits == 0 && st.misses == 0); /* counted when the pass succeeds */
     vp_prefix_cache_end(c, true);
     vp_prefix_cache_stats_get(c, &st);
-    CHECK(st.hits == 1 && st.misses == 1 && st.tokens_reused == 40);
+    CHECK_MSG(st.hits == 1 && st.misses == 1 && st.tokens_reused == 40, "%llu hits %llu misses",
+              (unsigned long long)st.hits, (unsigned long long)st.misses);
 
     /* pass 3: b (50 rows) fits after a; d (30) fits nowhere while a is pinned (used by
      * this pass) and b is being written */
@@ -110,11 +116,14 @@ int main(void)
     make_ids(e, 20, 5, 0, 0);
     vp_prefix_cache_begin(c);
     CHECK(vp_prefix_cache_reserve(c, e, 10, &none, &slot) && slot == 30); /* the gap */
+    CHECK(vp_prefix_cache_find(c, d, 60, &none, &slot) == 30);
+    vp_prefix_cache_use(c, slot, 30); /* a failed pass's hit is not counted */
     vp_prefix_cache_end(c, false);
     vp_prefix_cache_begin(c);
     CHECK(vp_prefix_cache_find(c, e, 20, &none, &slot) == 0);
     vp_prefix_cache_end(c, true);
     vp_prefix_cache_stats_get(c, &st);
+    CHECK(st.hits == 3); /* passes 2, 3 and 4; not the failed one */
     CHECK_MSG(st.entries == 2 && st.rows_used == 80 && st.stored == 3, "%zu entries, %zu rows, %llu stored", st.entries, st.rows_used, (unsigned long long)st.stored);
     vp_prefix_cache_free(c);
 
