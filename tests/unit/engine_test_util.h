@@ -7,7 +7,35 @@
 #include <string.h>
 
 #include "engine/engine.h"
+#include "engine/model/mkmodel.h"
 #include "proto/request.h"
+
+/* A random tiny model (mkmodel, tiny tokenizer) in a new folder from the mkdtemp template
+ * dir, and engine options for it (CPU backend, 2 threads); -1 with a message on failure. */
+static inline int test_tiny_model(char *dir, uint64_t seed, vp_engine_options *opt)
+{
+    vp_error err = {0};
+    vp_mkmodel_opts mo = {.out_dir = dir, .tokenizer_dir = "engine/assets/tiny_tokenizer",
+                          .seed = seed, .dtype = VP_DT_BF16, .threads = 1};
+    vp_mkmodel_result mr;
+    if (!mkdtemp(dir) || vp_mkmodel_preset("tiny", &mo.cfg, &err) ||
+        vp_mkmodel_write(&mo, &mr, &err)) {
+        fprintf(stderr, "tiny model in %s: %s\n", dir, err.message);
+        return -1;
+    }
+    vp_engine_options_default(opt);
+    opt->model_dir = dir;
+    opt->threads = 2;
+    return 0;
+}
+
+/* Removes the folder test_tiny_model made; 0 when it went. */
+static inline int test_remove_dir(const char *dir)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd);
+}
 
 /* {"question", "image" (omitted when NULL), "max_tiles", "return_logits", "responses"};
  * the strings are pasted in as JSON string contents. */

@@ -26,18 +26,9 @@ static char *request_json(const char *image_b64, const char *question, const cha
 int main(void)
 {
     char dir[] = "/tmp/vprm-test-pack-XXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
-    vp_error err = {0};
-    vp_mkmodel_opts mo = {.out_dir = dir, .tokenizer_dir = "engine/assets/tiny_tokenizer", .seed = 3,
-                          .dtype = VP_DT_BF16, .threads = 1};
-    CHECK(vp_mkmodel_preset("tiny", &mo.cfg, &err) == 0);
-    vp_mkmodel_result mr;
-    CHECK_MSG(vp_mkmodel_write(&mo, &mr, &err) == 0, "%s", err.message);
-
     vp_engine_options opt;
-    vp_engine_options_default(&opt);
-    opt.model_dir = dir;
-    opt.threads = 2;
+    CHECK(test_tiny_model(dir, 3, &opt) == 0);
+    vp_error err = {0};
     vp_engine *e = NULL;
     CHECK_MSG(vp_engine_open(&opt, &e, &err) == 0, "%s", err.message);
     if (!e)
@@ -143,8 +134,6 @@ int main(void)
     free(png_a);
     free(png_b);
     vp_engine_close(e);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    CHECK(system(cmd) == 0);
+    CHECK(test_remove_dir(dir) == 0);
     return check_summary("engine_pack");
 }

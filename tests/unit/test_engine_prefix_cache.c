@@ -78,18 +78,9 @@ static vp_prefix_cache_stats stats(const vp_engine *e)
 int main(void)
 {
     char dir[] = "/tmp/vprm-test-prefix-XXXXXX";
-    CHECK(mkdtemp(dir) != NULL);
-    vp_error err = {0};
-    vp_mkmodel_opts mo = {.out_dir = dir, .tokenizer_dir = "engine/assets/tiny_tokenizer", .seed = 5,
-                          .dtype = VP_DT_BF16, .threads = 1};
-    CHECK(vp_mkmodel_preset("tiny", &mo.cfg, &err) == 0);
-    vp_mkmodel_result mr;
-    CHECK_MSG(vp_mkmodel_write(&mo, &mr, &err) == 0, "%s", err.message);
-
     vp_engine_options opt;
-    vp_engine_options_default(&opt);
-    opt.model_dir = dir;
-    opt.threads = 2;
+    CHECK(test_tiny_model(dir, 5, &opt) == 0);
+    vp_error err = {0};
     vp_engine *off = NULL, *on = NULL;
     CHECK_MSG(vp_engine_open(&opt, &off, &err) == 0, "%s", err.message);
     CHECK(off && vp_engine_prefix_cache(off) == NULL); /* the engine's default: off */
@@ -244,14 +235,9 @@ int main(void)
     free(a3);
     free(b1);
     free(t1);
-    free(url_a);
-    free(url_b);
-    free(png_a);
-    free(png_b);
+    free(url_a), free(url_b), free(png_a), free(png_b);
     vp_engine_close(on);
     vp_engine_close(off);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    CHECK(system(cmd) == 0);
+    CHECK(test_remove_dir(dir) == 0);
     return check_summary("engine_prefix_cache");
 }
