@@ -394,6 +394,13 @@ int vp_bench_http_main(int argc, char **argv)
         vp_prom_value(after, "vprm_tokens_saved_total", &saved_b);
         printf("tokens computed: %.0f (%.0f/s), saved by prefix sharing: %.0f\n", tok_b - tok_a,
                (tok_b - tok_a) / elapsed, saved_b - saved_a);
+        double h_a = 0, h_b = 0, r_a = 0, r_b = 0;
+        const char *hits = "vprm_prefix_cache_lookups_total{result=\"hit\"}";
+        const char *reused = "vprm_prefix_cache_tokens_reused_total";
+        if (!vp_prom_value(before, hits, &h_a) && !vp_prom_value(after, hits, &h_b) &&
+            !vp_prom_value(before, reused, &r_a) && !vp_prom_value(after, reused, &r_b))
+            printf("prefix KV cache: %.0f hits, %.0f prefix tokens loaded instead of computed\n",
+                   h_b - h_a, r_b - r_a);
         if (!vp_prom_value(before, "vprm_useful_flops_total", &fl_a) &&
             !vp_prom_value(after, "vprm_useful_flops_total", &fl_b)) {
             double tf = (fl_b - fl_a) / elapsed / 1e12; /* PERF.md's W3 target: MFU >= 65% */
