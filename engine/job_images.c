@@ -8,6 +8,7 @@
 #include "engine/image/image.h"
 #include "engine/image_cache.h"
 #include "engine/job.h"
+#include "engine/util/hash64.h"
 
 int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_job *j,
                           vp_error *err)
@@ -81,5 +82,6 @@ int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_jo
         vp_image_tiles_free(&tiles);
         j->tiles_per_image[i] = (int)n;
     }
+    j->tiles_hash = vp_hash64(j->tiles, j->n_tiles * tile_bytes);
     return 0;
 }

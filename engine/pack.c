@@ -9,6 +9,7 @@
 #include "engine/backend.h"
 #include "engine/image/image.h"
 #include "engine/job.h"
+#include "engine/pack_groups.h"
 #include "engine/prefix_cache.h"
 
 typedef struct packed {
@@ -80,82 +81,12 @@ static void add_sequence(packed *p, const vp_job *j, size_t r, size_t from, size
     }
 }
 
-/* A prefix group: jobs of the pass with the same images whose responses start with the
- * same tokens. Their common prefix (system prompt, image, question) is one sequence that
- * every response of every member attends to, so an RL group of requests on one image
- * computes its prefix once per pass. */
-typedef struct prefix_group {
-    size_t first_job;     /* its representative: ids[0] of this job */
-    size_t prefix;        /* shared tokens (0 = none) */
-    size_t tile_base, n_tiles;
-    size_t n_responses;
-    size_t total_len;     /* tokens of all member responses */
-    /* prefix KV cache: rows [0, cached) load from cache row `slot` (then no prefix is
-     * computed), or the computed prefix is stored at cache row store_slot */
-    size_t cached, slot, store_slot;
-    int32_t cached_seq;   /* its cached sequence in the pass, or -1 */
-    bool store, needs_tiles;
-} prefix_group;
-
-static size_t common_prefix(const vp_ids *a, const vp_ids *b, size_t cap)
-{
-    size_t n = a->n < b->n ? a->n : b->n;
-    n = n < cap ? n : cap;
-    size_t k = 0;
-    while (k < n && a->v[k] == b->v[k])
-        k++;
-    return k;
-}
-
-/* Tokens computed for n responses of total length len sharing a prefix of p tokens. */
-static size_t group_cost(size_t n, size_t len, size_t p)
-{
-    return n >= 2 && p ? len - (n - 1) * p : len;
-}
-
-static size_t job_len(const vp_job *j)
-{
-    size_t len = 0;
-    for (size_t r = 0; r < j->n_responses; r++)
-        len += j->ids[r].n;
-    return len;
-}
-
 /* Puts job i in the group where it saves the most computed tokens, or a new group. */
 static size_t assign_group(vp_job *const *jobs, size_t i, const size_t *tile_base,
                            prefix_group *groups, size_t *n_groups)
 {
-    const vp_job *j = jobs[i];
-    size_t len = job_len(j);
-    size_t own = j->n_responses >= 2 ? j->prefix_len : j->share_cap;
-    size_t best = *n_groups;
-    long best_gain = 0;
-    for (size_t g = 0; g < *n_groups && j->share_cap; g++) {
-        prefix_group *G = &groups[g];
-        const vp_job *rep = jobs[G->first_job];
-        if (!rep->share_cap || G->n_tiles != j->n_tiles || (j->n_tiles && G->tile_base != tile_base[i]))
-            continue;
-        size_t p = common_prefix(&rep->ids[0], &j->ids[0], G->prefix < own ? G->prefix : own);
-        long before = (long)group_cost(G->n_responses, G->total_len, G->prefix) +
-                      (long)group_cost(j->n_responses, len, own);
-        long after = (long)group_cost(G->n_responses + j->n_responses, G->total_len + len, p);
-        if (p && before - after > best_gain) {
-            best_gain = before - after;
-            best = g;
-        }
-    }
-    if (best < *n_groups) {
-        prefix_group *G = &groups[best];
-        G->prefix = common_prefix(&jobs[G->first_job]->ids[0], &j->ids[0],
-                                  G->prefix < own ? G->prefix : own);
-        G->n_responses += j->n_responses;
-        G->total_len += len;
-        return best;
-    }
-    groups[*n_groups] = (prefix_group){.first_job = i, .prefix = own, .tile_base = tile_base[i],
-                                       .n_tiles = j->n_tiles, .n_responses = j->n_responses,
-                                       .total_len = len};
-    return (*n_groups)++;
+    size_t prefix, g = vp_group_choose(jobs, jobs[i], tile_base[i], groups, *n_groups, &prefix);
+    return vp_group_join(jobs, i, tile_base[i], g, prefix, groups, n_groups);
 }
 
 /* Computed tokens of group G: its prefix once (or none when the cache gives its first
@@ -164,7 +95,7 @@ static size_t group_tokens(const prefix_group *G)
 {
     if (G->cached)
         return G->total_len - G->n_responses * G->cached;
-    return group_cost(G->n_responses, G->total_len, G->prefix);
+    return vp_group_cost(G->n_responses, G->total_len, G->prefix);
 }
 
 static vp_prefix_images job_images(const vp_engine *e, const vp_job *j)

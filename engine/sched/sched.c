@@ -171,18 +171,17 @@ static void *janitor_main(void *arg)
 }
 
 /* Takes the next batch from the queue: the head always, then followers in order while
- * both budgets hold. Returns the number of tickets written to batch. */
-static size_t take_batch_locked(vp_sched *s, vp_sched_ticket ***batch, size_t *cap,
-                                size_t *tokens, size_t *tiles)
+ * both budgets hold, priced by plan (the engine's packing) when there is one, else by the
+ * sums of the jobs' own costs. Returns the number of tickets written to batch. */
+static size_t take_batch_locked(vp_sched *s, void *plan, vp_sched_ticket ***batch,
+                                size_t *cap, size_t *tokens, size_t *tiles)
 {
     size_t n = 0;
     *tokens = *tiles = 0;
+    if (plan)
+        s->eng.plan_reset(plan);
     while (s->head) {
         vp_sched_ticket *t = s->head;
-        size_t tk = s->eng.job_tokens(t->job), ti = s->eng.job_tiles(t->job);
-        if (n > 0 && (*tokens + tk > s->opt.max_batch_tokens ||
-                      *tiles + ti > s->opt.max_batch_tiles))
-            break;
         if (n == *cap) {
             size_t nc = *cap ? *cap * 2 : 16;
             vp_sched_ticket **nb = realloc(*batch, nc * sizeof *nb);
@@ -191,11 +190,20 @@ static size_t take_batch_locked(vp_sched *s, vp_sched_ticket ***batch, size_t *c
             *batch = nb;
             *cap = nc;
         }
+        size_t max_tk = n ? s->opt.max_batch_tokens : 0, max_ti = n ? s->opt.max_batch_tiles : 0;
+        if (plan) {
+            if (!s->eng.plan_add(plan, t->job, max_tk, max_ti, tokens, tiles))
+                break;
+        } else {
+            size_t tk = s->eng.job_tokens(t->job), ti = s->eng.job_tiles(t->job);
+            if (n > 0 && (*tokens + tk > max_tk || *tiles + ti > max_ti))
+                break;
+            *tokens += tk;
+            *tiles += ti;
+        }
         queue_remove(s, t);
         t->state = T_RUNNING;
         (*batch)[n++] = t;
-        *tokens += tk;
-        *tiles += ti;
     }
     return n;
 }
@@ -232,6 +240,8 @@ static void *engine_main(void *arg)
     vp_sched_ticket **batch = NULL;
     vp_job **jobs = NULL;
     size_t cap = 0, jobs_cap = 0;
+    /* only this thread prices passes; without memory for a plan, the sums do */
+    void *plan = s->eng.plan_new ? s->eng.plan_new(s->eng.ctx) : NULL;
     pthread_mutex_lock(&s->mu);
     for (;;) {
         vp_sched_ticket *finished = NULL;
@@ -250,7 +260,7 @@ static void *engine_main(void *arg)
             continue;
         }
         size_t tokens, tiles;
-        size_t n = take_batch_locked(s, &batch, &cap, &tokens, &tiles);
+        size_t n = take_batch_locked(s, plan, &batch, &cap, &tokens, &tiles);
         if (n == 0) { /* allocation failure with an empty batch: fail the head job */
             vp_sched_ticket *t = s->head;
             queue_remove(s, t);
@@ -319,6 +329,8 @@ static void *engine_main(void *arg)
     pthread_mutex_unlock(&s->mu);
     free(batch);
     free(jobs);
+    if (plan)
+        s->eng.plan_free(plan);
     return NULL;
 }
 
@@ -329,7 +341,8 @@ int vp_sched_start(const vp_sched_options *opt, const vp_sched_engine *eng, vp_s
     if (!opt->max_queue || !opt->max_batch_tokens || !opt->max_batch_tiles)
         return vp_fail(err, VP_ERR_INTERNAL, "",
                        "scheduler: max_queue, max_batch_tokens and max_batch_tiles must be > 0");
-    if (!eng->run || !eng->job_tokens || !eng->job_tiles)
+    if (!eng->run || !eng->job_tokens || !eng->job_tiles ||
+        (eng->plan_new && (!eng->plan_reset || !eng->plan_add || !eng->plan_free)))
         return vp_fail(err, VP_ERR_INTERNAL, "", "scheduler: engine functions missing");
     vp_sched *s = calloc(1, sizeof *s);
     if (!s)

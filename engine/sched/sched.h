@@ -3,8 +3,9 @@
  *
  *   HTTP threads:  vp_engine_prepare -> vp_sched_submit (429 when full, 503 when draining)
  *   engine thread: takes queued jobs in arrival order while the batch stays within
- *                  max_batch_tokens and max_batch_tiles (the first job is always taken, so a
- *                  job over the budget runs alone), calls run, completes every ticket.
+ *                  max_batch_tokens and max_batch_tiles, priced as the engine packs them
+ *                  (the first job is always taken, so a job over the budget runs alone),
+ *                  calls run, completes every ticket.
  *   janitor thread: answers jobs whose queue deadline passed (never runs expired work).
  *
  * Every submitted ticket is completed exactly once, through its done callback, called
@@ -37,6 +38,15 @@ typedef struct vp_sched_engine {
     void (*on_batch)(void *obs_ctx, size_t n_jobs, size_t tokens, size_t tiles, double ms,
                      double flops);
     void *obs_ctx;
+    /* optional: the price of a pass as the engine packs it (engine/pass_plan.h: jobs of one
+     * RL group share a prefix and their images); without it a pass costs the sums of
+     * job_tokens and job_tiles. plan_add adds j when the pass stays within the limits (0 =
+     * none) and gives the pass's totals. */
+    void *(*plan_new)(void *ctx);
+    void (*plan_reset)(void *plan);
+    bool (*plan_add)(void *plan, vp_job *j, size_t max_tokens, size_t max_tiles,
+                     size_t *tokens, size_t *tiles);
+    void (*plan_free)(void *plan);
 } vp_sched_engine;
 
 /* Binds a real engine (engine/sched/sched_engine.c). */
@@ -45,8 +55,8 @@ void vp_sched_engine_of(vp_engine *e, vp_sched_engine *out);
 typedef struct vp_sched_options {
     size_t max_queue;         /* queued jobs; submissions beyond get VP_ERR_BUSY */
     size_t max_queued_tiles;  /* image tiles of queued jobs (their memory); 0 = no limit */
-    size_t max_batch_tokens;  /* vp_job_tokens sum of one pass */
-    size_t max_batch_tiles;   /* vp_job_tiles sum of one pass */
+    size_t max_batch_tokens;  /* tokens one pass computes (plan_add, else vp_job_tokens sum) */
+    size_t max_batch_tiles;   /* tiles one pass encodes (plan_add, else vp_job_tiles sum) */
     double queue_timeout_ms;  /* max wait in the queue; 0 = none */
 } vp_sched_options;
 

@@ -266,6 +266,8 @@ typedef struct heavy {
 static void *send_heavy(void *arg)
 {
     heavy *h = arg;
+    if (!h->body)
+        return NULL;
     char url[256];
     snprintf(url, sizeof url, "%s/v1/score", base);
     vp_http_reply r;
@@ -277,29 +279,31 @@ static void *send_heavy(void *arg)
 
 static void test_disconnect_while_queued(void)
 {
-    /* a small 3:2 image gives a 3x2 grid + thumbnail: seconds of vision on the CPU */
-    uint8_t *png;
-    size_t len;
-    vp_error err;
-    vp_png_random(60, 40, 5, &png, &len, &err);
-    char *url = vp_data_url("image/png", png, len);
-    free(png);
-    heavy h = {0};
-    if (asprintf(&h.body, "{\"question\": \"q\", \"image\": \"%s\", \"max_tiles\": 6, "
-                          "\"responses\": [\"a\"]}", url) < 0)
-        return;
-    free(url);
-    double cancelled0 = metric("vprm_cancelled_total");
-    double jobs0 = metric("vprm_batch_jobs_sum");
-    /* four of them; the daemon's tile budget (--batch-tiles 8) runs one per pass, so once
-     * three wait in the queue, the small request queues fourth, passes away from running */
+    /* a small 3:2 image gives a 3x2 grid + thumbnail: seconds of vision on the CPU; four
+     * such requests, each with its own image (the same image would share one encoding and
+     * one prefix, and the scheduler would pack them together) */
     enum { NH = 4 };
     heavy hs[NH];
     pthread_t th[NH];
     for (int i = 0; i < NH; i++) {
-        hs[i] = h;
-        pthread_create(&th[i], NULL, send_heavy, &hs[i]);
+        uint8_t *png;
+        size_t len;
+        vp_error err;
+        hs[i] = (heavy){0};
+        vp_png_random(60, 40, 5 + (uint64_t)i, &png, &len, &err);
+        char *url = vp_data_url("image/png", png, len);
+        free(png);
+        if (asprintf(&hs[i].body, "{\"question\": \"q\", \"image\": \"%s\", \"max_tiles\": 6, "
+                                  "\"responses\": [\"a\"]}", url) < 0)
+            hs[i].body = NULL;
+        free(url);
     }
+    double cancelled0 = metric("vprm_cancelled_total");
+    double jobs0 = metric("vprm_batch_jobs_sum");
+    /* the daemon's tile budget (--batch-tiles 8) runs one per pass, so once three wait in
+     * the queue, the small request queues fourth, passes away from running */
+    for (int i = 0; i < NH; i++)
+        pthread_create(&th[i], NULL, send_heavy, &hs[i]);
     double depth = 0;
     for (int k = 0; k < 400 && depth < NH - 1; k++) {
         usleep(25000);
@@ -322,7 +326,8 @@ static void test_disconnect_while_queued(void)
     CHECK_MSG(ok200 == NH, "%d of %d heavy requests answered 200", ok200, NH);
     CHECK_MSG(cancelled1 == cancelled0 + 1, "cancelled_total %g -> %g", cancelled0, cancelled1);
     CHECK_MSG(jobs1 == jobs0 + NH, "jobs run %g -> %g: the cancelled job ran", jobs0, jobs1);
-    free(h.body);
+    for (int i = 0; i < NH; i++)
+        free(hs[i].body);
 }
 
 static void test_pipelined(void)

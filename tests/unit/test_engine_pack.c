@@ -1,6 +1,7 @@
 /* The engine's packed passes: jobs scored together give exactly the logits they get alone
  * (prefix sharing, several requests in one pass, requests with the same image and question
- * sharing one vision pass and one prefix), on a random tiny model written by mkmodel. */
+ * sharing one vision pass and one prefix), on a random tiny model written by mkmodel; the
+ * scheduler's price of a pass equals what the pass computed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "engine/image_cache.h"
 #include "engine/job.h"
 #include "engine/model/mkmodel.h"
+#include "engine/pass_plan.h"
 #include "server/bench/bench.h"
 #include "tests/unit/check.h"
 #include "tests/unit/engine_test_util.h"
@@ -76,6 +78,31 @@ int main(void)
         /* the two requests on image A really differ in their scores (the test can fail) */
         CHECK(vp_job_result(alone[0])->responses[0].step_logits[2] !=
               vp_job_result(alone[1])->responses[0].step_logits[2]);
+        /* the scheduler's price of that pass (engine/pass_plan.h) is what it computed: the
+         * tokens of the three jobs as packed, image A's 3 tiles once, B's 3 */
+        size_t computed = 0, tokens = 0, tiles = 0, alone_sum = 0;
+        for (int i = 0; i < 3; i++) {
+            computed += vp_job_result(together[i])->usage.computed_tokens;
+            alone_sum += vp_job_tokens(together[i]);
+        }
+        vp_pass_plan *plan = vp_pass_plan_new();
+        CHECK(plan != NULL);
+        for (int i = 0; plan && i < 3; i++)
+            CHECK(vp_pass_plan_add(plan, together[i], 0, 0, &tokens, &tiles));
+        CHECK_MSG(tokens == computed && tokens < alone_sum && tiles == 6,
+                  "plan %zu tokens %zu tiles; packed %zu tokens; alone %zu", tokens, tiles,
+                  computed, alone_sum);
+        /* refused over a budget, and the plan stays as it was */
+        if (plan) {
+            vp_pass_plan_reset(plan);
+            size_t t1, i1, t2, i2;
+            CHECK(vp_pass_plan_add(plan, together[0], 0, 0, &t1, &i1));
+            CHECK(!vp_pass_plan_add(plan, together[2], t1 + 10, 0, &t2, &i2) && t2 == t1 && i2 == i1);
+            CHECK(!vp_pass_plan_add(plan, together[2], 0, 5, &t2, &i2) && t2 == t1);
+            CHECK(vp_pass_plan_add(plan, together[1], tokens, 3, &t2, &i2) && t2 > t1 &&
+                  t2 < t1 + vp_job_tokens(together[1]) && i2 == 3); /* shares A's prefix */
+        }
+        vp_pass_plan_free(plan);
     }
     /* the image cache: A decoded once (then 3 hits), B once (then 1 hit); a hit holds the
      * same tiles as decoding afresh on an engine without a cache */

@@ -34,6 +34,8 @@ typedef struct fake_engine {
     int sleep_us;
     double flops;          /* "useful FLOPs": 1000 a token of every successful run */
     double flops_reported; /* what on_batch was told, summed */
+    size_t batch_tokens[MAX_PASSES]; /* what on_batch was told a pass costs */
+    size_t n_batches;
 } fake_engine;
 
 static int fake_run(void *ctx, vp_job *const *jobs, size_t n, vp_error *err)
@@ -82,11 +84,48 @@ static double fake_flops(void *ctx)
 static void fake_on_batch(void *ctx, size_t n_jobs, size_t tokens, size_t tiles, double ms,
                           double flops)
 {
-    (void)n_jobs, (void)tokens, (void)tiles, (void)ms;
+    (void)n_jobs, (void)tiles, (void)ms;
     fake_engine *f = ctx;
     pthread_mutex_lock(&f->mu);
     f->flops_reported += flops;
+    if (f->n_batches < MAX_PASSES)
+        f->batch_tokens[f->n_batches++] = tokens;
     pthread_mutex_unlock(&f->mu);
+}
+
+/* A fake pass price, as jobs of one RL group would share a prefix: the first job of a pass
+ * costs its tokens, each later one a tenth of them. */
+typedef struct fake_plan {
+    size_t n, tokens, tiles;
+} fake_plan;
+
+static void *fake_plan_new(void *ctx)
+{
+    (void)ctx;
+    return calloc(1, sizeof(fake_plan));
+}
+
+static void fake_plan_reset(void *plan)
+{
+    *(fake_plan *)plan = (fake_plan){0};
+}
+
+static bool fake_plan_add(void *plan, vp_job *j, size_t max_tokens, size_t max_tiles,
+                          size_t *tokens, size_t *tiles)
+{
+    fake_plan *p = plan;
+    size_t tk = p->tokens + (p->n ? j->tokens / 10 : j->tokens), ti = p->tiles + j->tiles;
+    *tokens = p->tokens, *tiles = p->tiles;
+    if ((max_tokens && tk > max_tokens) || (max_tiles && ti > max_tiles))
+        return false;
+    p->n++, p->tokens = tk, p->tiles = ti;
+    *tokens = tk, *tiles = ti;
+    return true;
+}
+
+static void fake_plan_free(void *plan)
+{
+    free(plan);
 }
 
 static size_t fake_tokens(const vp_job *j) { return j->tokens; }
@@ -231,6 +270,44 @@ static void test_packing(void)
         CHECK(j->result.timing.total >= j->result.timing.queue && j->result.timing.queue >= 0);
     }
     teardown(x, 11);
+}
+
+/* With the engine's pass price (plan_*), a pass holds what fits as packed: 10-token jobs
+ * whose followers cost 1 token pack 26 to a 35-token pass, where the sums allow 3; a job
+ * over the budget still runs alone; on_batch gets the priced totals. */
+static void test_plan_packing(void)
+{
+    fixture *x = calloc(1, sizeof *x);
+    pthread_mutex_init(&x->f.mu, NULL);
+    pthread_cond_init(&x->f.cv, NULL);
+    vp_sched_engine eng = {.ctx = &x->f, .run = fake_run, .job_tokens = fake_tokens,
+                           .job_tiles = fake_tiles, .job_result = fake_result,
+                           .job_free = fake_free, .on_batch = fake_on_batch, .obs_ctx = &x->f,
+                           .plan_new = fake_plan_new, .plan_reset = fake_plan_reset,
+                           .plan_add = fake_plan_add, .plan_free = fake_plan_free};
+    vp_sched_options opt = {.max_queue = 100, .max_batch_tokens = 35, .max_batch_tiles = 12};
+    vp_error err;
+    vp_sched_engine half = eng;
+    half.plan_free = NULL;
+    CHECK(vp_sched_start(&opt, &half, &x->s, &err) == -1); /* plan_new without the rest */
+    CHECK_MSG(vp_sched_start(&opt, &eng, &x->s, &err) == 0, "%s", err.message);
+    hold(x, true);
+    CHECK(submit1(x, mkjob(0, 10, 0), &err) == 0); /* the blocker */
+    wait_in_run(x);
+    for (int i = 1; i <= 30; i++) /* job 28 is over the budget alone */
+        CHECK(submit1(x, mkjob(i, i == 28 ? 400 : 10, 0), &err) == 0);
+    hold(x, false);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    /* 0 | 1..26 (10 + 25 x 1 = 35) | 27 (27 + 28's 40 is over) | 28 alone | 29, 30 */
+    CHECK_MSG(x->f.n_passes == 5, "%zu passes", x->f.n_passes);
+    CHECK(x->f.pass_len[1] == 26 && x->f.passes[1][0] == 1 && x->f.passes[1][25] == 26);
+    int p2[] = {27}, p3[] = {28}, p4[] = {29, 30};
+    CHECK(pass_is(x, 2, p2, 1) && pass_is(x, 3, p3, 1) && pass_is(x, 4, p4, 2));
+    CHECK_MSG(x->f.n_batches == 5 && x->f.batch_tokens[1] == 35 && x->f.batch_tokens[3] == 400 &&
+                  x->f.batch_tokens[4] == 11,
+              "on_batch tokens %zu %zu %zu", x->f.batch_tokens[1], x->f.batch_tokens[3],
+              x->f.batch_tokens[4]);
+    teardown(x, 31);
 }
 
 static void test_timing(void)
@@ -571,6 +648,7 @@ static void test_threads(void)
 int main(void)
 {
     test_packing();
+    test_plan_packing();
     test_timing();
     test_queue_full();
     test_queued_tiles();
