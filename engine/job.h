@@ -21,7 +21,8 @@ struct vp_job {
     size_t n_tiles;
     uint8_t *tiles;         /* [n_tiles][S][S][3] 8-bit tiles: normalised to float only while
                              * its pass is packed (4x less memory for queued work) */
-    uint64_t tiles_hash;    /* vp_hash64 of tiles: the scheduler prices shared images by it */
+    size_t tile_bytes;      /* of one tile: S x S x 3 */
+    uint64_t tiles_hash;    /* vp_hash64 of tiles: the scheduler finds shared images by it */
     size_t prefix_len;      /* tokens shared by all its responses (0 = none) */
     size_t share_cap;       /* leading tokens a pass may share with other jobs (0 = none) */
     size_t prompt_tokens;   /* sum of the responses' lengths */

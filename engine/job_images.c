@@ -82,6 +82,7 @@ int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_jo
         vp_image_tiles_free(&tiles);
         j->tiles_per_image[i] = (int)n;
     }
+    j->tile_bytes = tile_bytes;
     j->tiles_hash = vp_hash64(j->tiles, j->n_tiles * tile_bytes);
     return 0;
 }

@@ -2,6 +2,7 @@
 #include "engine/pass_plan.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine/pack_groups.h"
 
@@ -13,9 +14,16 @@ struct vp_pass_plan {
     size_t tokens, tiles;
 };
 
+static bool grow(vp_pass_plan *p);
+
 vp_pass_plan *vp_pass_plan_new(void)
 {
-    return calloc(1, sizeof(vp_pass_plan));
+    vp_pass_plan *p = calloc(1, sizeof *p);
+    if (p && !grow(p)) { /* room for 64 jobs now: a pass's first job never waits on memory */
+        vp_pass_plan_free(p);
+        return NULL;
+    }
+    return p;
 }
 
 void vp_pass_plan_free(vp_pass_plan *p)
@@ -59,14 +67,20 @@ bool vp_pass_plan_add(vp_pass_plan *p, vp_job *j, size_t max_tokens, size_t max_
     *tokens = p->tokens, *tiles = p->tiles;
     if (!grow(p))
         return false;
-    /* its images: those of an earlier job with the same tiles, or new ones to encode */
+    /* its images: those of an earlier job with the same tiles, or new ones to encode. The
+     * hash finds candidates; the bytes decide, as in the packer, so crafted images with
+     * equal hashes cannot make the price fall short of the pass (a client controls its
+     * tiles' bytes, and the hash is not a secret) */
     size_t images = p->n, new_tiles = j->n_tiles;
-    for (size_t k = 0; k < p->n && j->n_tiles; k++)
-        if (p->jobs[k]->n_tiles == j->n_tiles && p->jobs[k]->tiles_hash == j->tiles_hash) {
+    for (size_t k = 0; k < p->n && j->n_tiles; k++) {
+        const vp_job *o = p->jobs[k];
+        if (o->n_tiles == j->n_tiles && o->tiles_hash == j->tiles_hash &&
+            (o->tiles == j->tiles || !memcmp(o->tiles, j->tiles, j->n_tiles * j->tile_bytes))) {
             images = p->images[k];
             new_tiles = 0;
             break;
         }
+    }
     size_t prefix, g = vp_group_choose(p->jobs, j, images, p->groups, p->n_groups, &prefix);
     size_t len = vp_job_len(j), after = p->tokens;
     if (g < p->n_groups) {

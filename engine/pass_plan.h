@@ -2,10 +2,9 @@
  * packed together. Requests of one RL group (the same image and question, new responses)
  * share one prefix and one vision encoding in a pass, so pricing each job alone would
  * fill a pass with a fraction of what fits. Jobs are added one at a time, grouped exactly
- * as the packer groups them (engine/pack_groups.h), except that equal images are told by
- * their tiles' hash (vp_job.tiles_hash) instead of their bytes: a collision would only
- * over-fill one pass (which the backend then refuses and the scheduler retries job by job),
- * never change a score. Prefix cache hits are not counted: they never add rows to a pass
+ * as the packer groups them (engine/pack_groups.h): equal images found by their tiles' hash
+ * (vp_job.tiles_hash) and confirmed by their bytes, as the packer compares them, so the
+ * price is exact even for crafted images whose hashes collide. Prefix cache hits are not counted: they never add rows to a pass
  * beyond its budget (engine/pack.c refuses those), and only lower what it computes. */
 #ifndef VP_PASS_PLAN_H
 #define VP_PASS_PLAN_H

@@ -210,7 +210,8 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
     fprintf(f, "# HELP vprm_batch_jobs Jobs (requests or batch items) per engine pass.\n"
                "# TYPE vprm_batch_jobs histogram\n");
     hist_write(f, "vprm_batch_jobs", "", &m->batch_jobs);
-    fprintf(f, "# HELP vprm_batch_tokens Language-model tokens computed per engine pass.\n"
+    fprintf(f, "# HELP vprm_batch_tokens Language-model tokens per engine pass, as the scheduler "
+               "priced it (shared prefixes once; before prefix-cache hits).\n"
                "# TYPE vprm_batch_tokens histogram\n");
     hist_write(f, "vprm_batch_tokens", "", &m->batch_tokens);
     fprintf(f, "# HELP vprm_batch_tiles Image tiles encoded per engine pass.\n"
