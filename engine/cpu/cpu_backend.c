@@ -66,7 +66,10 @@ static int cpu_kv_cache_alloc(vp_backend *b, size_t bytes, vp_error *err)
     b->kv_cache = cpu_alloc(b->kv_rows * per_row / sizeof(float), sizeof(float),
                             "the prefix KV cache", err);
     if (!b->kv_cache)
-        return -1;
+        return vp_fail(err, VP_ERR_NOMEM, "prefix_cache_bytes",
+                       "cannot allocate %.2f GiB for the prefix KV cache (%zu rows; lower "
+                       "prefix_cache_bytes, 0 = off)",
+                       (double)(b->kv_rows * per_row) / (1 << 30), b->kv_rows);
     VP_LOGI("-", "cpu backend: prefix KV cache of %zu rows (%.1f MiB)", b->kv_rows,
             (double)(b->kv_rows * per_row) / (1024.0 * 1024.0));
     return 0;
