@@ -348,7 +348,8 @@ static int fill_results(vp_job *j, const float *logits, const vp_forward_stats *
                         size_t tokens_per_tile, size_t shared, size_t computed, vp_error *err)
 {
     vp_score_result *res = &j->result;
-    /* a pass retried job by job after a failure fills a job again: drop the old results */
+    /* a job retried after a failed pass (in halves, engine/sched) is filled again: drop the
+     * old results */
     for (size_t r = 0; res->responses && r < res->n_responses; r++) {
         free(res->responses[r].step_scores);
         free(res->responses[r].step_logits);

@@ -208,30 +208,32 @@ static size_t take_batch_locked(vp_sched *s, void *plan, vp_sched_ticket ***batc
     return n;
 }
 
+/* Runs jobs[0..n) as one pass. A failed pass is split in halves, recursively, so that a
+ * bad job fails only itself at the cost of about 2 log2(n) passes (job by job would be n);
+ * a device that failed for good fails them all at once (no pass can succeed again). */
+static void run_part(vp_sched *s, vp_sched_ticket **batch, vp_job *const *jobs, size_t n)
+{
+    vp_error err;
+    memset(&err, 0, sizeof err);
+    int rc = s->eng.run(s->eng.ctx, jobs, n, &err);
+    if (rc == 0 || n == 1 || err.kind == VP_ERR_DEVICE) {
+        for (size_t i = 0; i < n; i++) {
+            batch[i]->rc = rc ? -1 : 0;
+            if (rc)
+                batch[i]->err = err;
+        }
+        return;
+    }
+    size_t half = n / 2;
+    run_part(s, batch, jobs, half);
+    run_part(s, batch + half, jobs + half, n - half);
+}
+
 static void run_batch(vp_sched *s, vp_sched_ticket **batch, size_t n, vp_job **jobs)
 {
     for (size_t i = 0; i < n; i++)
         jobs[i] = batch[i]->job;
-    vp_error err;
-    memset(&err, 0, sizeof err);
-    if (s->eng.run(s->eng.ctx, jobs, n, &err) == 0) {
-        for (size_t i = 0; i < n; i++)
-            batch[i]->rc = 0;
-        return;
-    }
-    if (n == 1) {
-        batch[0]->rc = -1;
-        batch[0]->err = err;
-        return;
-    }
-    /* a failed pass is retried job by job so that one bad job fails only itself */
-    for (size_t i = 0; i < n; i++) {
-        vp_error e1;
-        memset(&e1, 0, sizeof e1);
-        batch[i]->rc = s->eng.run(s->eng.ctx, &jobs[i], 1, &e1);
-        if (batch[i]->rc)
-            batch[i]->err = e1;
-    }
+    run_part(s, batch, jobs, n);
 }
 
 static void *engine_main(void *arg)

@@ -8,6 +8,9 @@
  *                  calls run, completes every ticket.
  *   janitor thread: answers jobs whose queue deadline passed (never runs expired work).
  *
+ * A failed pass is retried in halves until each failing job is alone, so one bad job fails
+ * only itself; a device failure (VP_ERR_DEVICE) fails the pass's jobs without retries.
+ *
  * Every submitted ticket is completed exactly once, through its done callback, called
  * without any scheduler lock held: with the result (ok), an error (engine failure, queue
  * timeout, shutdown) or as cancelled. A ticket is reference counted: the submitter holds

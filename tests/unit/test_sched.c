@@ -16,6 +16,7 @@ struct vp_job {
     int id;
     size_t tokens, tiles;
     bool poison;            /* a pass containing it fails */
+    bool device;            /* ... with VP_ERR_DEVICE */
     atomic_int ran;         /* times it was part of a successful or failed pass */
     vp_score_result result;
 };
@@ -56,11 +57,14 @@ static int fake_run(void *ctx, vp_job *const *jobs, size_t n, vp_error *err)
     pthread_mutex_unlock(&f->mu);
     if (f->sleep_us)
         usleep((useconds_t)f->sleep_us);
-    bool poisoned = false;
+    bool poisoned = false, device = false;
     for (size_t i = 0; i < n; i++) {
         atomic_fetch_add(&jobs[i]->ran, 1);
         poisoned |= jobs[i]->poison;
+        device |= jobs[i]->device;
     }
+    if (device)
+        return vp_fail(err, VP_ERR_DEVICE, "", "the device failed");
     if (poisoned)
         return vp_fail(err, VP_ERR_INTERNAL, "", "poisoned job in the pass");
     pthread_mutex_lock(&f->mu);
@@ -474,15 +478,60 @@ static void test_poison(void)
     CHECK(vp_sched_ticket_outcome(x->t[3], &e) == 0);
     CHECK(vp_sched_ticket_outcome(x->t[2], &e) == -1 && e->kind == VP_ERR_INTERNAL &&
           strstr(e->message, "poisoned"));
-    /* the failed pass [1 2 3] was retried job by job */
-    int p1[] = {1, 2, 3}, p2[] = {1}, p3[] = {2}, p4[] = {3};
-    CHECK(pass_is(x, 1, p1, 3) && pass_is(x, 2, p2, 1) && pass_is(x, 3, p3, 1) &&
-          pass_is(x, 4, p4, 1));
+    /* the failed pass [1 2 3] was retried in halves: [1] ok, [2 3] fails again, [2], [3] */
+    int p1[] = {1, 2, 3}, p2[] = {1}, p3[] = {2, 3}, p4[] = {2}, p5[] = {3};
+    CHECK_MSG(x->f.n_passes == 6 && pass_is(x, 1, p1, 3) && pass_is(x, 2, p2, 1) &&
+                  pass_is(x, 3, p3, 2) && pass_is(x, 4, p4, 1) && pass_is(x, 5, p5, 1),
+              "%zu passes", x->f.n_passes);
     /* on_batch got the useful FLOPs of the successful runs: jobs 0, 1 and 3 (the failed
      * pass counted nothing, its retries did) */
     CHECK_MSG(x->f.flops == 3000.0 && x->f.flops_reported == 3000.0,
               "engine counted %g FLOPs, on_batch was told %g", x->f.flops, x->f.flops_reported);
     teardown(x, 4);
+}
+
+/* One bad job among 16: halving isolates it in 9 passes where job by job took 17; a device
+ * failure ends a pass's jobs at once, with no retries. */
+static void test_poison_halving(void)
+{
+    fixture *x = setup(100, 100, 100, 0);
+    vp_error err;
+    hold(x, true);
+    CHECK(submit1(x, mkjob(0, 1, 0), &err) == 0);
+    wait_in_run(x);
+    for (int i = 1; i <= 16; i++) {
+        vp_job *j = mkjob(i, 1, 0);
+        j->poison = i == 11;
+        CHECK(submit1(x, j, &err) == 0);
+    }
+    hold(x, false);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    /* [1..16] fails; [1..8] ok; [9..16] fails; [9..12] fails; [13..16] ok; [9 10] ok;
+     * [11 12] fails; [11] fails; [12] ok */
+    CHECK_MSG(x->f.n_passes == 10, "%zu passes (the blocker's and 9)", x->f.n_passes);
+    for (int i = 1; i <= 16; i++) {
+        const vp_error *e;
+        CHECK(vp_sched_ticket_outcome(x->t[i], &e) == (i == 11 ? -1 : 0));
+    }
+    teardown(x, 17);
+
+    x = setup(100, 100, 100, 0);
+    hold(x, true);
+    CHECK(submit1(x, mkjob(0, 1, 0), &err) == 0);
+    wait_in_run(x);
+    for (int i = 1; i <= 6; i++) {
+        vp_job *j = mkjob(i, 1, 0);
+        j->device = i == 4;
+        CHECK(submit1(x, j, &err) == 0);
+    }
+    hold(x, false);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    CHECK_MSG(x->f.n_passes == 2, "%zu passes: the device failure was retried", x->f.n_passes);
+    for (int i = 1; i <= 6; i++) {
+        const vp_error *e;
+        CHECK(vp_sched_ticket_outcome(x->t[i], &e) == -1 && e->kind == VP_ERR_DEVICE);
+    }
+    teardown(x, 7);
 }
 
 static void *release_later(void *arg)
@@ -655,6 +704,7 @@ int main(void)
     test_deadline();
     test_cancel();
     test_poison();
+    test_poison_halving();
     test_drain_and_stop();
     test_threads();
     return check_summary("test_sched");
