@@ -216,6 +216,27 @@ static int submit1(fixture *x, vp_job *j, vp_error *err)
     return vp_sched_submit(x->s, &j, 1, vp_sched_now_ms(), on_done, x->recs, &x->t[j->id], err);
 }
 
+/* A scheduler (budgets 100) whose engine is busy with job 0, so the next submissions queue;
+ * then n jobs of 1 token, job i poisoned (fails its pass) when poison == i, failing the
+ * device when device == i; then the engine goes on and the queue drains. */
+static fixture *run_queued(int n, int poison, int device)
+{
+    fixture *x = setup(100, 100, 100, 0);
+    vp_error err;
+    hold(x, true);
+    CHECK(submit1(x, mkjob(0, 1, 0), &err) == 0);
+    wait_in_run(x);
+    for (int i = 1; i <= n; i++) {
+        vp_job *j = mkjob(i, 1, 0);
+        j->poison = i == poison;
+        j->device = i == device;
+        CHECK(submit1(x, j, &err) == 0);
+    }
+    hold(x, false);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    return x;
+}
+
 static void teardown(fixture *x, int n_tickets)
 {
     vp_sched_free(x->s);
@@ -461,18 +482,7 @@ static void test_cancel(void)
 
 static void test_poison(void)
 {
-    fixture *x = setup(100, 100, 100, 0);
-    vp_error err;
-    hold(x, true);
-    CHECK(submit1(x, mkjob(0, 1, 0), &err) == 0);
-    wait_in_run(x);
-    vp_job *bad = mkjob(2, 1, 0);
-    bad->poison = true;
-    CHECK(submit1(x, mkjob(1, 1, 0), &err) == 0);
-    CHECK(submit1(x, bad, &err) == 0);
-    CHECK(submit1(x, mkjob(3, 1, 0), &err) == 0);
-    hold(x, false);
-    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    fixture *x = run_queued(3, 2, 0);
     const vp_error *e;
     CHECK(vp_sched_ticket_outcome(x->t[1], &e) == 0);
     CHECK(vp_sched_ticket_outcome(x->t[3], &e) == 0);
@@ -494,18 +504,7 @@ static void test_poison(void)
  * failure ends a pass's jobs at once, with no retries. */
 static void test_poison_halving(void)
 {
-    fixture *x = setup(100, 100, 100, 0);
-    vp_error err;
-    hold(x, true);
-    CHECK(submit1(x, mkjob(0, 1, 0), &err) == 0);
-    wait_in_run(x);
-    for (int i = 1; i <= 16; i++) {
-        vp_job *j = mkjob(i, 1, 0);
-        j->poison = i == 11;
-        CHECK(submit1(x, j, &err) == 0);
-    }
-    hold(x, false);
-    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    fixture *x = run_queued(16, 11, 0);
     /* [1..16] fails; [1..8] ok; [9..16] fails; [9..12] fails; [13..16] ok; [9 10] ok;
      * [11 12] fails; [11] fails; [12] ok */
     CHECK_MSG(x->f.n_passes == 10, "%zu passes (the blocker's and 9)", x->f.n_passes);
@@ -515,17 +514,7 @@ static void test_poison_halving(void)
     }
     teardown(x, 17);
 
-    x = setup(100, 100, 100, 0);
-    hold(x, true);
-    CHECK(submit1(x, mkjob(0, 1, 0), &err) == 0);
-    wait_in_run(x);
-    for (int i = 1; i <= 6; i++) {
-        vp_job *j = mkjob(i, 1, 0);
-        j->device = i == 4;
-        CHECK(submit1(x, j, &err) == 0);
-    }
-    hold(x, false);
-    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    x = run_queued(6, 0, 4);
     CHECK_MSG(x->f.n_passes == 2, "%zu passes: the device failure was retried", x->f.n_passes);
     for (int i = 1; i <= 6; i++) {
         const vp_error *e;
