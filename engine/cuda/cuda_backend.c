@@ -237,17 +237,19 @@ static int pick_attention(vp_backend *b, vp_error *err)
      * takes H = 1) */
     int rows, hpb, keys;
     char tail;
-    /* default where it runs (measured on an H100, tests/gpu/README.md): the wgmma kernel,
-     * faster (W1's language attention 305 against 275 TFLOP/s, vision 197 against 180)
-     * and closer to fp32 (P V in fp16) */
+    /* default where it runs (measured on an H200, tests/gpu/README.md): the wgmma kernel
+     * with P V overlapping the next key tile's softmax, faster (W1's language attention
+     * 341 TFLOP/s against 289 without the overlap and 277 for mma.sync; vision 208, 203,
+     * 181) and closer to fp32 (P V in fp16) */
     b->vision_wgmma = 0;
     b->language_wgmma = 0;
     if (!env && vpk_attention_wgmma_available()) {
         if (b->fast_language)
-            b->language_wgmma = vpk_attention_wgmma_supports(&ll, 2) ? 2
-                                : vpk_attention_wgmma_supports(&ll, 1) ? 1 : 0;
+            b->language_wgmma = vpk_attention_wgmma_supports(&ll, 2)   ? 2 | VPK_WGMMA_OVERLAP
+                                : vpk_attention_wgmma_supports(&ll, 1) ? 1 | VPK_WGMMA_OVERLAP
+                                                                       : 0;
         if (b->fast_vision && vpk_attention_wgmma_supports(&vl, 1))
-            b->vision_wgmma = 1;
+            b->vision_wgmma = 1 | VPK_WGMMA_OVERLAP;
     }
     if (env && !simple && !strncmp(env, "wgmma", 5)) {
         hpb = env[5] == '1' ? 1 : env[5] == '2' ? 2 : 0;

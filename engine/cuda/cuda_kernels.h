@@ -181,6 +181,14 @@ cudaError_t vpk_attention_simple_rows(cudaStream_t stream, vp_bf16 *out, size_t 
                                       const vp_bf16 *qkv, const vpk_attn_layout *layout,
                                       const int32_t *ranges, const int32_t *rows, size_t n_rows,
                                       float scale);
+/* The same rows, computed by one block per (row, key-value head) in fp32 (k_attention_rows.cu):
+ * equal to vpk_attention_simple_rows up to the order of its sums; falls back to it for
+ * layouts the block kernel does not take (unaligned rows, head_dim not a multiple of 8 or
+ * over 256, more than 8 query heads per key head). */
+cudaError_t vpk_attention_rows(cudaStream_t stream, vp_bf16 *out, size_t out_stride,
+                               const vp_bf16 *qkv, const vpk_attn_layout *layout,
+                               const int32_t *ranges, const int32_t *rows, size_t n_rows,
+                               float scale);
 
 #ifdef __cplusplus
 }

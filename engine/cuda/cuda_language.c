@@ -7,7 +7,7 @@
  *   prefix KV cache: after RoPE, cached prefixes' keys and values fill the qkv rows past
  *   the tokens, and rows to keep go to the cache (vpk_kv_copy)
  *   the last layer: keys and values of every token, but its queries (fp32 attention,
- *   the simple kernel), wo, MLP, the final norm and the two head rows only on the
+ *   vpk_attention_rows), wo, MLP, the final norm and the two head rows only on the
  *   output rows (everything after the keys and values works row by row). */
 #include <math.h>
 
@@ -106,9 +106,8 @@ int cuda_language_forward(vp_backend *b, const vp_batch *batch, size_t n_items, 
     if (l->layers > 0) {
         const cuda_llm_layer *L = &b->w.llm[l->layers - 1];
         cuda_prof_mark(&b->prof, b->stream, "llm.attention_rows", b->attn_flops_rows);
-        CUDA_CHECK(vpk_attention_simple_rows(b->stream, attn, q, qkv, &lay,
-                                             cuda_ws(b, VP_WS_RANGES),
-                                             cuda_ws(b, VP_WS_OUT_INDEX), n_out, scale));
+        CUDA_CHECK(vpk_attention_rows(b->stream, attn, q, qkv, &lay, cuda_ws(b, VP_WS_RANGES),
+                                      cuda_ws(b, VP_WS_OUT_INDEX), n_out, scale));
         cuda_prof_mark(&b->prof, b->stream, "llm.wo", 2.0 * (double)n_out * (double)(q * h));
         if (vp_gemm_run(&b->gemm, b->stream, xo, VP_GEMM_F32, attn, L->wo, NULL, n_out, h, q, q,
                         q, h, true, err) ||

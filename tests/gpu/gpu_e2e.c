@@ -147,10 +147,10 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
         goto done;
     }
     /* the fp32 attention, and the tensor-core kernels the default does not use: on Hopper
-     * (whose default is wgmma) mma.sync and the overlapped wgmma variant, elsewhere another
-     * mma.sync launch shape */
+     * (whose default is the overlapped wgmma kernel) mma.sync and wgmma without the
+     * overlap, elsewhere another mma.sync launch shape */
     int hopper = vpk_attention_wgmma_available();
-    const char *alt[2] = {hopper ? "32x1x64" : "16x1x64", "wgmma2o"};
+    const char *alt[2] = {hopper ? "32x1x64" : "16x1x64", "wgmma2"};
     size_t n_alt = hopper ? 2 : 1;
     if (init_with_attention(&gpu_simple, cfg, &m, &opt, "simple", label))
         goto done;

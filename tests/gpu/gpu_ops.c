@@ -578,6 +578,26 @@ static void test_attention(const char *label, int causal, int heads, int kv_head
     snprintf(what, sizeof what, "attention simple, %zu rows of %s", n_rows, label);
     gpu_check(what, differ == 0, "%zu of %zu rows differ from the all-token kernel's", differ,
               n_rows);
+    /* the block kernel the last layer runs: the CPU's rows, and within a bf16 rounding of
+     * the simple kernel's (the same fp32 maths, summed in another order) */
+    GPU_OK(cudaMemset(drout, 0xff, n_rows * qw * 2));
+    GPU_OK(vpk_attention_rows(stream, drout, qw, dqkv, &lay, dr, drows, n_rows, scale));
+    gpu_download(rb, drout, n_rows * qw * 2);
+    float *rgot = from_bf16(rb, n_rows * qw), *rwant = host_alloc(n_rows * qw * 4);
+    size_t apart = 0;
+    for (size_t i = 0; i < n_rows; i++) {
+        memcpy(rwant + i * qw, want + (size_t)rows[i] * qw, qw * 4);
+        for (size_t c = 0; c < qw; c++) {
+            float a = rgot[i * qw + c], b = got[(size_t)rows[i] * qw + c];
+            apart += !(fabsf(a - b) <= fabsf(b) * (1.0f / 128) + 1e-6f);
+        }
+    }
+    snprintf(what, sizeof what, "attention rows, %zu rows of %s", n_rows, label);
+    gpu_close(what, rgot, rwant, n_rows * qw, 4e-3, 1e-2);
+    snprintf(what, sizeof what, "attention rows = simple rows, %s", label);
+    gpu_check(what, apart == 0, "%zu of %zu values more than a bf16 rounding apart", apart,
+              n_rows * qw);
+    free(rgot), free(rwant);
     cudaFree(drows), cudaFree(drout);
     free(rows), free(rb);
     cudaFree(dqkv), cudaFree(dout), cudaFree(dr);

@@ -50,21 +50,24 @@ class Mixed(tr.Model):
     in: the products' inputs; qkv: q, k, v (attention in fp32); p: the attention
     probabilities (attention in fp32 on rounded q, k, v); hid: the MLP hidden values (LLM:
     the SiLU-gated product at w2's input; ViT: fc1's output, then GELU's at fc2's input);
-    out: the ViT's other bf16 outputs (the projector's hidden values))."""
+    out: the ViT's other bf16 outputs (the projector's hidden values)).
+    act_dtype: the type of the products' inputs and of q, k, v (bf16: the backend; fp16:
+    what fp16 activations with the bf16 weights converted to fp16, exactly, would give)."""
 
-    def __init__(self, cfg, w, exact=(), p_dtype=torch.float16):
+    def __init__(self, cfg, w, exact=(), p_dtype=torch.float16, act_dtype=torch.bfloat16):
         super().__init__(cfg, w, torch.float32)
         self.exact = set(exact)
         self.p_dtype = p_dtype
+        self.act_dtype = act_dtype
 
     def rnd(self, x, *points):  # x at a rounding point of the backend, unless one is left out
-        return x if any(p in self.exact for p in points) else x.to(torch.bfloat16).float()
+        return x if any(p in self.exact for p in points) else x.to(self.act_dtype).float()
 
     def attend(self, part, q, k, v, **kw):
         """q, k, v in fp32 after the qkv product; the backend's attention at its precision."""
         if part + ".qkv" in self.exact:
             return tr.sdpa(q, k, v, **kw).float()
-        q, k, v = (t.to(torch.bfloat16).float() for t in (q, k, v))
+        q, k, v = (t.to(self.act_dtype).float() for t in (q, k, v))
         if part + ".p" in self.exact:
             return tr.sdpa(q, k, v, **kw).float()
         return attention_p(q, k, v, self.p_dtype, **kw)
@@ -163,6 +166,13 @@ def ablate(cfg, w, batch, tiles):
         dm = margins(Mixed(cfg, w, (), torch.bfloat16)) - ref
         print(f"  {'P in bf16 (the mma.sync kernel)':46s} rel {np.linalg.norm(dm) / np.linalg.norm(ref):.4f}",
               flush=True)
+        for ex, label in [((), "fp16 activations (products' inputs, q/k/v)"),
+                          (("vit.in", "vit.qkv", "vit.hid", "vit.out"), "fp16 activations, exact vision"),
+                          (("llm.hid",), "fp16 activations, exact MLP hidden values")]:
+            got = margins(Mixed(cfg, w, ex, torch.float16, torch.float16))
+            dm = got - ref
+            print(f"  {label:46s} rel {np.linalg.norm(dm) / np.linalg.norm(ref):.4f}"
+                  f"{'' if np.isfinite(got).all() else ' (overflow: not finite)'}", flush=True)
     return 0
 
 

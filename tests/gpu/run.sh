@@ -9,10 +9,11 @@
 #   e2e        gpu_e2e: whole forwards on tiny models vs the fp32 CPU backend
 #   w1         gpu_w1: the 8B shape, seeded weights generated on the GPU, W1; 5 timed runs
 #   w1_simple  the same with the simple attention kernel (one run: parity cross-check)
-#   w1_alt...  the same with each VPRM_CUDA_ATTENTION in $ALT (default "32x2x64 wgmma2o":
-#              the mma.sync kernel, the overlapped wgmma variant), timed
+#   w1_alt...  the same with each VPRM_CUDA_ATTENTION in $ALT (default "32x2x64 wgmma2":
+#              the mma.sync kernel, the wgmma kernel without the overlap), timed
 #   torch      torch_ref.py: fp32 oracle on the same weights, reference way, careful way
 #   w1_plain, torch_plain: parity again on PERF.md's plain weights (all 0.02; one run)
+#   w1_seedN, torch_seedN: parity on other draws of the weights (PARITY_SEEDS, "2 3")
 #   w1_profile the default kernels once more with VPRM_CUDA_PROFILE=1 (per-phase times)
 # Then prints the table (tests/gpu/summary.py). Scratch in /tmp/vprm-gpu; $OUT (when set)
 # receives summary.txt, logs.txt and the result JSON files.
@@ -86,9 +87,9 @@ stage w1 90 "$G/bin/gpu_w1" --batch "$G/w1.batch" --out "$W/w1" --seed 1 --reps 
 stage w1_simple 45 env VPRM_CUDA_ATTENTION=simple "$G/bin/gpu_w1" --batch "$G/w1.batch" \
     --out "$W/w1" --seed 1 --reps 1 --label ours_simple
 # the other attention kernels on the same W1 (timing and parity; ALT= lists them: by
-# default the mma.sync kernel and the overlapped wgmma variant, the plain wgmma kernel
-# being the default on Hopper)
-ALT=${ALT:-32x2x64 wgmma2o}
+# default the mma.sync kernel and the wgmma kernel without the overlap, the overlapped
+# one being the default on Hopper)
+ALT=${ALT:-32x2x64 wgmma2}
 alt_i=0
 for a in $ALT; do
     alt_i=$((alt_i + 1))
@@ -107,6 +108,14 @@ stage w1_plain 30 "$G/bin/gpu_w1" --batch "$G/w1.batch" --out "$W/w1_plain" --se
     --rule plain
 stage torch_plain 90 "$PY" tests/gpu/torch_ref.py --dir "$W/w1_plain" --batch "$G/w1.batch" \
     --lib "$G/bin/libvprm_randw.so" --seed 1 --reps 0 --rule plain
+# other draws of the weights (same request): how far the parity figure moves with the draw
+# of bf16 rounding noise, ours and PyTorch's bf16 forward (PARITY_SEEDS="" skips them)
+for s in ${PARITY_SEEDS-2 3}; do
+    mkdir -p "$W/w1_seed$s"
+    stage w1_seed$s 30 "$G/bin/gpu_w1" --batch "$G/w1.batch" --out "$W/w1_seed$s" --seed "$s" --reps 1
+    stage torch_seed$s 60 "$PY" tests/gpu/torch_ref.py --dir "$W/w1_seed$s" --batch "$G/w1.batch" \
+        --lib "$G/bin/libvprm_randw.so" --seed "$s" --reps 0
+done
 # the default kernels' phase profile (time and TFLOP/s per phase; PROFILE=0 skips it)
 if [ "${PROFILE:-1}" = 1 ]; then
     stage w1_profile 30 env VPRM_CUDA_PROFILE=1 "$G/bin/gpu_w1" --batch "$G/w1.batch" \
@@ -118,7 +127,7 @@ cat "$W/summary.txt"
 if [ -n "${OUT:-}" ]; then
     cp "$W/summary.txt" "$OUT/"
     for s in ops ops_alone e2e e2e_sanitizer w1 w1_simple w1_alt w1_alt2 w1_alt3 w1_alt4 torch \
-        w1_plain torch_plain w1_profile; do
+        w1_plain torch_plain w1_profile $(cd "$W" && ls -d w1_seed* torch_seed* 2>/dev/null | sed 's/\.[a-z]*$//' | sort -u); do
         [ -f "$W/$s.log" ] || continue
         echo "===== $s (exit $(cat "$W/$s.rc" 2>/dev/null))"
         cat "$W/$s.log"
@@ -127,5 +136,8 @@ if [ -n "${OUT:-}" ]; then
         [ -f "$j" ] && cp "$j" "$OUT/"
     done
     [ -f "$W/w1_plain/torch.json" ] && cp "$W/w1_plain/torch.json" "$OUT/torch_plain.json"
+    for j in "$W"/w1_seed*/torch.json; do
+        [ -f "$j" ] && cp "$j" "$OUT/torch_$(basename "$(dirname "$j")").json"
+    done
 fi
 exit $verdict

@@ -132,6 +132,18 @@ def main():
               f"{s.get('margin_mean', float('nan')):.2f}, std {s['margin_std']:.2f}, step scores "
               f"{s['min']:.3f}..{s['max']:.3f}; margin rel err vs fp32: ours {err('ours')} "
               f"({'PASS' if good else 'FAIL'}), PyTorch bf16 careful {err('careful')}, reference way {err('refway')}")
+    seeds = sorted((n for n in os.listdir(d) if n.startswith("w1_seed") and os.path.isdir(os.path.join(d, n))),
+                   key=lambda n: int(n[len("w1_seed"):]) if n[len("w1_seed"):].isdigit() else 0)
+    for n in seeds:  # reported, not judged: the verdict is the seed-1 draw's
+        t = load(os.path.join(d, n, "torch.json")) or {}
+        pm = t.get("methods", {})
+
+        def err(k):
+            return f"{pm[k]['rel_err']:.4f}" if "rel_err" in pm.get(k, {}) else "-"
+        s = t.get("ref_scores")
+        spread = f"step scores {s['min']:.3f}..{s['max']:.3f} (margin std {s['margin_std']:.2f})" if s else "no fp32 run"
+        print(f"weights seed {n[len('w1_seed'):]} (same request): {spread}; margin rel err vs fp32: ours "
+              f"{err('ours')}, PyTorch bf16 careful {err('careful')}, reference way {err('refway')}")
     return 0 if ok else 1
 
 
