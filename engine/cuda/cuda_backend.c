@@ -209,6 +209,24 @@ static const char *wgmma_label(int variant)
     return variant & VPK_WGMMA_OVERLAP ? " (wgmma, overlapped)" : " (wgmma)";
 }
 
+/* VPRM_CUDA_ACTIVATIONS: "bf16" (the default) or "fp16" (experimental: the products'
+ * inputs and q/k/v in fp16, 6-8x closer to fp32 on the 8B shape by init_sweep.py's
+ * emulation, but a real checkpoint's activations must fit fp16's range). Attention in
+ * fp16 runs the wgmma kernel on Hopper and the fp32 simple kernel elsewhere (the mma.sync
+ * kernel is bf16 only). */
+static int pick_activations(vp_backend *b, vp_error *err)
+{
+    const char *env = getenv("VPRM_CUDA_ACTIVATIONS");
+    if (!env || !*env || !strcmp(env, "bf16"))
+        b->act = VPK_ACT_BF16;
+    else if (!strcmp(env, "fp16"))
+        b->act = VPK_ACT_F16;
+    else
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ACTIVATIONS",
+                       "VPRM_CUDA_ACTIVATIONS is \"%s\": expected bf16 or fp16", env);
+    return 0;
+}
+
 static int pick_attention(vp_backend *b, vp_error *err)
 {
     const vp_vision_config *v = &b->cfg.vision;
@@ -221,11 +239,11 @@ static int pick_attention(vp_backend *b, vp_error *err)
     size_t qpk = (size_t)(l->heads / l->kv_heads);
     vpk_attn_layout vl = {.row_stride = 3 * hv, .heads = v->heads, .q_per_kv = 1,
                           .head_dim = (int)vhd, .group_stride = vhd, .q_base = 0, .k_base = hv,
-                          .v_base = 2 * hv};
+                          .v_base = 2 * hv, .act = b->act};
     vpk_attn_layout ll = {.row_stride = (size_t)(l->heads + 2 * l->kv_heads) * hd,
                           .heads = l->heads, .q_per_kv = (int)qpk, .head_dim = l->head_dim,
                           .group_stride = (qpk + 2) * hd, .q_base = 0, .k_base = qpk * hd,
-                          .v_base = (qpk + 1) * hd};
+                          .v_base = (qpk + 1) * hd, .act = b->act};
     b->fast_vision = !simple && vpk_attention_fast_supports(&vl, hv);
     b->fast_language = !simple && vpk_attention_fast_supports(&ll, (size_t)l->heads * hd);
     b->vision_shape = vpk_attention_default_shape(&vl);
@@ -243,12 +261,15 @@ static int pick_attention(vp_backend *b, vp_error *err)
      * 181) and closer to fp32 (P V in fp16) */
     b->vision_wgmma = 0;
     b->language_wgmma = 0;
+    /* fp16 activations: the mma.sync kernel is bf16 only, the wgmma one takes both */
+    bool f16 = b->act == VPK_ACT_F16 && !simple;
+    bool lang_ok = b->fast_language || f16, vis_ok = b->fast_vision || f16;
     if (!env && vpk_attention_wgmma_available()) {
-        if (b->fast_language)
+        if (lang_ok)
             b->language_wgmma = vpk_attention_wgmma_supports(&ll, 2)   ? 2 | VPK_WGMMA_OVERLAP
                                 : vpk_attention_wgmma_supports(&ll, 1) ? 1 | VPK_WGMMA_OVERLAP
                                                                        : 0;
-        if (b->fast_vision && vpk_attention_wgmma_supports(&vl, 1))
+        if (vis_ok && vpk_attention_wgmma_supports(&vl, 1))
             b->vision_wgmma = 1 | VPK_WGMMA_OVERLAP;
     }
     if (env && !simple && !strncmp(env, "wgmma", 5)) {
@@ -261,11 +282,11 @@ static int pick_attention(vp_backend *b, vp_error *err)
                            known ? "the wgmma attention needs an sm_90a build on a compute "
                                    "capability 9 GPU"
                                  : "expected wgmma1, wgmma2, wgmma1o or wgmma2o");
-        if (b->fast_language && vpk_attention_wgmma_supports(&ll, hpb))
+        if (lang_ok && vpk_attention_wgmma_supports(&ll, hpb))
             b->language_wgmma = hpb | overlap;
-        else if (b->fast_language && vpk_attention_wgmma_supports(&ll, 1))
+        else if (lang_ok && vpk_attention_wgmma_supports(&ll, 1))
             b->language_wgmma = 1 | overlap; /* an odd number of query heads per key head */
-        if (b->fast_vision && vpk_attention_wgmma_supports(&vl, 1))
+        if (vis_ok && vpk_attention_wgmma_supports(&vl, 1))
             b->vision_wgmma = 1 | overlap;
     } else if (env && !simple) {
         if (sscanf(env, "%dx%dx%d%c", &rows, &hpb, &keys, &tail) != 3)
@@ -280,6 +301,9 @@ static int pick_attention(vp_backend *b, vp_error *err)
         b->language_shape = s;
         b->vision_shape = vpk_attention_shape_ok(&vl, &s) ? s : s1;
     }
+    /* the wgmma kernel runs on the planned work items too */
+    b->fast_language = b->fast_language || b->language_wgmma;
+    b->fast_vision = b->fast_vision || b->vision_wgmma;
     return 0;
 }
 
@@ -319,7 +343,7 @@ static int backend_create(vp_backend **out, const vp_model_config *cfg,
     if (cuda_prof_init(&b->prof))
         return vp_fail(err, VP_ERR_INTERNAL, "cuda", "cannot create the profile's CUDA events");
 
-    if (vp_cw_plan_build(cfg, &b->plan, err))
+    if (pick_activations(b, err) || vp_cw_plan_build(cfg, &b->plan, err))
         return -1;
     for (int i = 0; i < cfg->llm.layers; i++) {
         const vp_cw_entry *w1 = vp_cw_plan_find(&b->plan, VP_CW_L_W1, i);
@@ -351,13 +375,13 @@ static int backend_create(vp_backend **out, const vp_model_config *cfg,
     if (opt && opt->kv_cache_bytes && kv_cache_alloc(b, opt->kv_cache_bytes, err))
         return -1;
     if (staging_alloc(b, err) || rope_table(b, err) || norm_table(b, err) ||
-        vp_gemm_init(&b->gemm, cuda_ws(b, VP_WS_GEMM), b->ws.bytes[VP_WS_GEMM], err) ||
+        vp_gemm_init(&b->gemm, cuda_ws(b, VP_WS_GEMM), b->ws.bytes[VP_WS_GEMM], b->act, err) ||
         pick_attention(b, err))
         return -1;
     CUDA_CHECK(vpk_attention_setup());
     VP_LOGI("-", "cuda backend: %s; weights %.2f GiB, working memory %.2f GiB for %zu tokens / "
             "%zu tiles (persistent %.2f, vision %.2f, language %.2f), staging %.1f MiB; "
-            "attention: vision %s %dx%dx%d%s, language %s %dx%dx%d%s",
+            "attention: vision %s %dx%dx%d%s, language %s %dx%dx%d%s%s",
             b->device_name, (double)b->plan.arena_bytes / (1 << 30), (double)b->ws.total / (1 << 30),
             max_tokens, max_tiles, (double)b->ws.persist_bytes / (1 << 30),
             (double)b->ws.vision_bytes / (1 << 30), (double)b->ws.language_bytes / (1 << 30),
@@ -366,7 +390,8 @@ static int backend_create(vp_backend **out, const vp_model_config *cfg,
             b->vision_shape.keys_per_step, wgmma_label(b->vision_wgmma),
             b->fast_language ? "tensor-core" : "simple", b->language_shape.rows_per_warp,
             b->language_shape.heads_per_block, b->language_shape.keys_per_step,
-            wgmma_label(b->language_wgmma));
+            wgmma_label(b->language_wgmma),
+            b->act == VPK_ACT_F16 ? "; activations fp16 (VPRM_CUDA_ACTIVATIONS)" : "");
     return 0;
 }
 
@@ -374,7 +399,8 @@ int vp_cuda_init_weights(vp_backend **out, const vp_model_config *cfg, const vp_
                          const vp_backend_options *opt, vp_error *err)
 {
     vp_backend *b;
-    if (backend_create(&b, cfg, opt, err) || cuda_weights_upload(b, w, err)) {
+    if (backend_create(&b, cfg, opt, err) || cuda_weights_upload(b, w, err) ||
+        cuda_weights_to_act(b, err)) {
         cuda_free(b);
         *out = NULL;
         return -1;
@@ -392,7 +418,8 @@ int vp_cuda_init_random(vp_backend **out, const vp_model_config *cfg, uint64_t s
         return vp_fail(err, VP_ERR_BAD_REQUEST, "plus_id", "head rows %d / %d outside the vocabulary",
                        plus_id, minus_id);
     vp_backend *b;
-    if (backend_create(&b, cfg, opt, err) || cuda_weights_random(b, seed, plus_id, minus_id, err)) {
+    if (backend_create(&b, cfg, opt, err) || cuda_weights_random(b, seed, plus_id, minus_id, err) ||
+        cuda_weights_to_act(b, err)) {
         cuda_free(b);
         *out = NULL;
         return -1;

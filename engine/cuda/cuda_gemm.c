@@ -9,6 +9,7 @@
 
 #include "engine/cuda/cuda_check.h"
 #include "engine/cuda/cuda_gemm.h"
+#include "engine/cuda/cuda_kernels.h"
 
 static unsigned alignment_of(const void *p)
 {
@@ -34,9 +35,10 @@ static void plan_destroy(vp_gemm_plan *p)
     memset(p, 0, sizeof *p);
 }
 
-int vp_gemm_init(vp_gemm *g, void *workspace, size_t workspace_bytes, vp_error *err)
+int vp_gemm_init(vp_gemm *g, void *workspace, size_t workspace_bytes, int act, vp_error *err)
 {
     memset(g, 0, sizeof *g);
+    g->act = act;
     CUBLAS_CHECK(cublasLtCreate(&g->handle));
     g->workspace = workspace;
     g->workspace_bytes = workspace_bytes;
@@ -68,7 +70,8 @@ static int plan_create(vp_gemm *g, vp_gemm_plan *p, const vp_gemm_plan *key, con
 {
     *p = *key;
     p->used = false;
-    cudaDataType_t yt = key->out_type == VP_GEMM_F32 ? CUDA_R_32F : CUDA_R_16BF;
+    cudaDataType_t xt = g->act == VPK_ACT_F16 ? CUDA_R_16F : CUDA_R_16BF;
+    cudaDataType_t yt = key->out_type == VP_GEMM_F32 ? CUDA_R_32F : xt;
     cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
     CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     p->used = true; /* from here plan_destroy can clean up */
@@ -83,8 +86,8 @@ static int plan_create(vp_gemm *g, vp_gemm_plan *p, const vp_gemm_plan *key, con
     if (bias)
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                     &bias, sizeof bias));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, key->k, key->n, (int64_t)key->ldw));
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->b, CUDA_R_16BF, key->k, key->m, (int64_t)key->ldx));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->a, xt, key->k, key->n, (int64_t)key->ldw));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->b, xt, key->k, key->m, (int64_t)key->ldx));
     CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p->c, yt, key->n, key->m, (int64_t)key->ldy));
     cublasLtMatmulPreference_t pref;
     CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
@@ -114,10 +117,11 @@ static int plan_create(vp_gemm *g, vp_gemm_plan *p, const vp_gemm_plan *key, con
     g->misses++;
     if (found < 1)
         return vp_fail(err, VP_ERR_INTERNAL, "cublas",
-                       "cuBLASLt has no algorithm for y[%zu][%zu] %s= x[%zu][%zu] . w^T (bf16 in, "
+                       "cuBLASLt has no algorithm for y[%zu][%zu] %s= x[%zu][%zu] . w^T (%s in, "
                        "%s out%s)",
                        key->m, key->n, key->accumulate ? "+" : "", key->m, key->k,
-                       key->out_type == VP_GEMM_F32 ? "fp32" : "bf16",
+                       g->act == VPK_ACT_F16 ? "fp16" : "bf16",
+                       key->out_type == VP_GEMM_F32 ? "fp32" : g->act == VPK_ACT_F16 ? "fp16" : "bf16",
                        key->has_bias ? ", bias" : "");
     p->algo = res.algo;
     return 0;

@@ -1,5 +1,6 @@
-/* Matrix products through cuBLASLt: y[M][N] (+)= x[M][K] . w[N][K]^T (+ bias[N]), bf16
- * inputs, fp32 accumulation, bf16 or fp32 output. A heuristic is asked once per shape
+/* Matrix products through cuBLASLt: y[M][N] (+)= x[M][K] . w[N][K]^T (+ bias[N]), 16-bit
+ * inputs (bf16, or fp16 for fp16 activations: vpk_act, one type per vp_gemm), fp32
+ * accumulation, output in the input type or fp32. A heuristic is asked once per shape
  * (dimensions, leading dimensions, types, epilogue, pointer alignment) and cached with
  * its descriptors. Not thread-safe: one per backend, used from the forward thread. */
 #ifndef VP_CUDA_GEMM_H
@@ -13,7 +14,7 @@
 
 #include "engine/util/err.h"
 
-typedef enum { VP_GEMM_BF16 = 0, VP_GEMM_F32 = 1 } vp_gemm_out;
+typedef enum { VP_GEMM_ACT16 = 0, VP_GEMM_F32 = 1 } vp_gemm_out; /* ACT16: the input type */
 
 #define VP_GEMM_CACHE 128
 
@@ -34,14 +35,15 @@ typedef struct vp_gemm {
     vp_gemm_plan cache[VP_GEMM_CACHE];
     size_t next_evict;          /* round robin when the cache is full */
     size_t lookups, misses;     /* heuristic queries made */
+    int act;                    /* vpk_act of the inputs (and of ACT16 outputs and biases) */
 } vp_gemm;
 
-int vp_gemm_init(vp_gemm *g, void *workspace, size_t workspace_bytes, vp_error *err);
+int vp_gemm_init(vp_gemm *g, void *workspace, size_t workspace_bytes, int act, vp_error *err);
 void vp_gemm_free(vp_gemm *g);
 
-/* y = x . w^T (+ bias) (+ y when accumulate). x: bf16 [m][ldx], w: bf16 [n][ldw] (the
- * checkpoint's [out][in]), y: out_type [m][ldy], bias: out_type [n] or NULL (cuBLASLt
- * takes the bias in the output type). */
+/* y = x . w^T (+ bias) (+ y when accumulate). x: [m][ldx], w: [n][ldw] (the checkpoint's
+ * [out][in]), both in g's type; y: out_type [m][ldy], bias: out_type [n] or NULL
+ * (cuBLASLt takes the bias in the output type). */
 int vp_gemm_run(vp_gemm *g, cudaStream_t stream, void *y, vp_gemm_out out_type, const void *x,
                 const void *w, const void *bias, size_t m, size_t n, size_t k, size_t ldx,
                 size_t ldw, size_t ldy, bool accumulate, vp_error *err);

@@ -19,6 +19,13 @@ extern "C" {
 
 typedef uint16_t vp_bf16;
 
+/* The 16-bit type of the activations that feed the matrix products (the norms' and
+ * activations' outputs, q/k/v, the attention's output): bf16 (the default) or fp16
+ * (VPRM_CUDA_ACTIVATIONS=fp16: three more mantissa bits at the same tensor-core speed,
+ * 6-8x closer to fp32 on the 8B shape, tests/gpu/README.md). vp_bf16 pointers below
+ * carry either, as the launcher's `act` (or the layout's) says. */
+typedef enum { VPK_ACT_BF16 = 0, VPK_ACT_F16 = 1 } vpk_act;
+
 /* ---- k_convert.cu: weight upload ---- */
 
 /* Elements [first, first + n) of a [rows][cols] tensor: src (host dtype vp_dtype, pointing
@@ -31,19 +38,24 @@ cudaError_t vpk_convert(cudaStream_t stream, void *dst, int dst_type, const void
 cudaError_t vpk_random_fill(cudaStream_t stream, void *dst, int dst_type,
                             const vp_rand_rule *rule, int round_bf16, uint64_t first, size_t n,
                             size_t cols, size_t pitch);
+/* x[n] bf16 -> fp16 in place (exact from 2^-14 to 65504; smaller magnitudes lose bits to
+ * fp16's subnormals): *overflow (device) += the count of values beyond fp16's range,
+ * which become infinities. */
+cudaError_t vpk_bf16_to_f16(cudaStream_t stream, vp_bf16 *x, size_t n,
+                            unsigned long long *overflow);
 
 /* ---- k_norm.cu: norms (twins vp_cpu_layer_norm / vp_cpu_rms_norm) ---- */
 
 /* Per row r of x[rows][dim] (f32): when res, x[r] += res_scale * res[r] (res_scale NULL =
- * 1) and x is written back; then, when out, out[r * out_stride + d] = bf16(norm(x[r])):
+ * 1) and x is written back; then, when out, out[r * out_stride + d] = act(norm(x[r])):
  * LayerNorm (w, b; b may be NULL) or RMSNorm (rms != 0, w). Statistics in double. */
 cudaError_t vpk_norm(cudaStream_t stream, int rms, float *x, size_t rows, int dim,
                      const float *res, const float *res_scale, const float *w, const float *b,
-                     float eps, vp_bf16 *out, size_t out_stride);
-/* RMSNorm in place over `dim` bf16 values of each of rows rows, stride apart (InternViT
+                     float eps, vp_bf16 *out, size_t out_stride, int act);
+/* RMSNorm in place over `dim` act values of each of rows rows, stride apart (InternViT
  * q/k normalisation over the full hidden width). */
 cudaError_t vpk_rms_norm_bf16(cudaStream_t stream, vp_bf16 *x, size_t rows, int dim,
-                              size_t stride, const float *w, float eps);
+                              size_t stride, const float *w, float eps, int act);
 
 /* ---- k_head.cu: final RMSNorm + the two LM-head rows ---- */
 
@@ -59,28 +71,30 @@ cudaError_t vpk_head(cudaStream_t stream, float *logits, const float *xo, size_t
  * head_dim floats, cos[head_dim / 2] then sin[head_dim / 2]. */
 cudaError_t vpk_rope_qkv(cudaStream_t stream, vp_bf16 *qkv, size_t n, size_t row_stride,
                          int kv_heads, int q_per_kv, int head_dim, const float *base,
-                         size_t base_rows, const float *extra, const int32_t *rope_row);
+                         size_t base_rows, const float *extra, const int32_t *rope_row, int act);
 
 /* ---- k_activation.cu (twins vp_cpu_gelu / vp_cpu_silu_gate) ---- */
 
-/* x[n] = gelu(x) (exact, erf), bf16 in place. */
-cudaError_t vpk_gelu(cudaStream_t stream, vp_bf16 *x, size_t n);
+/* x[n] = gelu(x) (exact, erf), in place in the act type. */
+cudaError_t vpk_gelu(cudaStream_t stream, vp_bf16 *x, size_t n, int act);
 /* h[rows][inter] = silu(gu[r][i]) * gu[r][inter + i] (gate | up halves of each fp32 row),
- * rounded once to bf16. */
+ * rounded once to the act type. */
 cudaError_t vpk_silu_gate(cudaStream_t stream, vp_bf16 *h, const float *gu, size_t rows,
-                          size_t inter);
+                          size_t inter, int act);
 
 /* ---- k_patch_embed.cu (twin vp_cpu_patch_embed, with the GEMM in between) ---- */
 
-/* patches[tile * G*G + gy * G + gx][c * P*P + py * P + px] = bf16(tile pixel), columns
+/* patches[tile * G*G + gy * G + gx][c * P*P + py * P + px] = bf16(tile pixel) (stored in
+ * the act type, exactly), columns
  * from channels*P*P to kpad zero. tiles[n_tiles][channels][size][size] f32. */
 cudaError_t vpk_im2col(cudaStream_t stream, vp_bf16 *patches, const float *tiles, size_t n_tiles,
-                       int channels, int size, int patch, size_t kpad);
+                       int channels, int size, int patch, size_t kpad, int act);
 /* The same from 8-bit RGB tiles[n_tiles][size][size][3], each byte x of channel c taken
  * as table[c * 256 + x] (vp_tiles_norm_table on the device): equal to vpk_im2col on
  * vp_tiles_normalize's output, bit for bit. */
 cudaError_t vpk_im2col_u8(cudaStream_t stream, vp_bf16 *patches, const uint8_t *tiles,
-                          const float *table, size_t n_tiles, int size, int patch, size_t kpad);
+                          const float *table, size_t n_tiles, int size, int patch, size_t kpad,
+                          int act);
 /* x[tile][0] = cls + pos[0]; x[tile][1 + i] = emb[tile * grid_tokens + i] + pos[1 + i];
  * x[n_tiles][1 + grid_tokens][hidden]. */
 cudaError_t vpk_vit_assemble(cudaStream_t stream, float *x, const float *emb, const float *cls,
@@ -117,6 +131,8 @@ typedef struct vpk_attn_layout {
     size_t row_stride;   /* elements between consecutive tokens */
     int heads, q_per_kv, head_dim;
     size_t group_stride, q_base, k_base, v_base;
+    int act;             /* vpk_act of q, k, v and the output (0: bf16); the tensor-core
+                          * kernels take bf16 only (the simple and rows kernels take both) */
 } vpk_attn_layout;
 
 /* ---- k_kv_cache.cu (twin: kv_cache_copy in cpu_language.c) ---- */

@@ -23,7 +23,7 @@ static int mlp(vp_backend *b, const cuda_llm_layer *L, float *x, size_t rows, vp
     float *gu = cuda_ws(b, VP_WS_GU); /* fp32: gate and up are rounded only as their product */
     cuda_prof_mark(&b->prof, b->stream, "llm.norm", 0);
     CUDA_CHECK(vpk_norm(b->stream, 1, x, rows, l->hidden, NULL, NULL, L->ffn_norm, NULL, l->rms_eps,
-                        xn, h));
+                        xn, h, b->act));
     for (size_t r0 = 0; r0 < rows; r0 += b->ws.mlp_chunk) {
         size_t rc = rows - r0 < b->ws.mlp_chunk ? rows - r0 : b->ws.mlp_chunk;
         cuda_prof_mark(&b->prof, b->stream, "llm.w13", 2.0 * (double)rc * 2 * (double)(im * h));
@@ -31,7 +31,7 @@ static int mlp(vp_backend *b, const cuda_llm_layer *L, float *x, size_t rows, vp
                         2 * im, h, h, h, 2 * im, false, err))
             return -1;
         cuda_prof_mark(&b->prof, b->stream, "llm.silu", 0);
-        CUDA_CHECK(vpk_silu_gate(b->stream, hid, gu, rc, im));
+        CUDA_CHECK(vpk_silu_gate(b->stream, hid, gu, rc, im, b->act));
         cuda_prof_mark(&b->prof, b->stream, "llm.w2", 2.0 * (double)rc * (double)(im * h));
         if (vp_gemm_run(&b->gemm, b->stream, x + r0 * h, VP_GEMM_F32, hid, L->w2, NULL, rc, h, im,
                         im, im, h, true, err))
@@ -52,7 +52,7 @@ int cuda_language_forward(vp_backend *b, const vp_batch *batch, size_t n_items, 
     vp_bf16 *xn = cuda_ws(b, VP_WS_XN), *qkv = cuda_ws(b, VP_WS_QKV), *attn = cuda_ws(b, VP_WS_ATTN);
     vpk_attn_layout lay = {.row_stride = row, .heads = l->heads, .q_per_kv = (int)qpk,
                            .head_dim = l->head_dim, .group_stride = (qpk + 2) * hd, .q_base = 0,
-                           .k_base = qpk * hd, .v_base = (qpk + 1) * hd};
+                           .k_base = qpk * hd, .v_base = (qpk + 1) * hd, .act = b->act};
     float scale = (float)(1.0 / sqrt((double)l->head_dim));
     double n2 = 2.0 * (double)n;
     cuda_prof_mark(&b->prof, b->stream, "llm.embed", 0);
@@ -64,15 +64,15 @@ int cuda_language_forward(vp_backend *b, const vp_batch *batch, size_t n_items, 
         bool last = i + 1 == l->layers;
         cuda_prof_mark(&b->prof, b->stream, "llm.norm", 0);
         CUDA_CHECK(vpk_norm(b->stream, 1, x, n, l->hidden, NULL, NULL, L->attention_norm, NULL,
-                            l->rms_eps, xn, h));
+                            l->rms_eps, xn, h, b->act));
         cuda_prof_mark(&b->prof, b->stream, "llm.wqkv", n2 * (double)(h * row));
-        if (vp_gemm_run(&b->gemm, b->stream, qkv, VP_GEMM_BF16, xn, L->wqkv, NULL, n, row, h, h,
+        if (vp_gemm_run(&b->gemm, b->stream, qkv, VP_GEMM_ACT16, xn, L->wqkv, NULL, n, row, h, h,
                         h, row, false, err))
             return -1;
         cuda_prof_mark(&b->prof, b->stream, "llm.rope", 0);
         CUDA_CHECK(vpk_rope_qkv(b->stream, qkv, n, row, l->kv_heads, (int)qpk, l->head_dim,
                                 b->rope_base, b->base_rows, cuda_ws(b, VP_WS_ROPE_EXTRA),
-                                cuda_ws(b, VP_WS_ROPE_ROW)));
+                                cuda_ws(b, VP_WS_ROPE_ROW), b->act));
         if (b->n_kv_map) {
             cuda_prof_mark(&b->prof, b->stream, "llm.kv_cache", 0);
             CUDA_CHECK(vpk_kv_copy(b->stream, qkv, &lay, b->kv_cache + (size_t)i * b->kv_rows * kv_row,

@@ -207,6 +207,37 @@ int cuda_weights_random(vp_backend *b, uint64_t seed, int32_t plus, int32_t minu
     return 0;
 }
 
+int cuda_weights_to_act(vp_backend *b, vp_error *err)
+{
+    if (b->act != VPK_ACT_F16)
+        return 0;
+    unsigned long long *count = NULL, over = 0;
+    CUDA_CHECK(cudaMalloc((void **)&count, sizeof *count));
+    int rc = 0;
+    for (size_t i = 0; i < b->plan.n && rc == 0; i++) {
+        const vp_cw_entry *e = &b->plan.e[i];
+        /* the token embeddings are gathered into the fp32 residual, not multiplied */
+        if (!e->on_device || e->type != VP_CW_BF16 || e->field == VP_CW_TOK_EMB)
+            continue;
+        cudaError_t c = cudaMemsetAsync(count, 0, sizeof *count, b->stream);
+        if (c == cudaSuccess)
+            c = vpk_bf16_to_f16(b->stream, entry_ptr(b, e), e->rows * e->pitch, count);
+        if (c == cudaSuccess)
+            c = cudaMemcpyAsync(&over, count, sizeof over, cudaMemcpyDeviceToHost, b->stream);
+        if (c == cudaSuccess)
+            c = cudaStreamSynchronize(b->stream);
+        if (c != cudaSuccess)
+            rc = vp_fail(err, VP_ERR_INTERNAL, "cuda", "fp16 weights: %s", cudaGetErrorString(c));
+        else if (over)
+            rc = vp_fail(err, VP_ERR_MODEL, e->name,
+                         "%llu values of %s exceed fp16's range (65504): "
+                         "VPRM_CUDA_ACTIVATIONS=fp16 cannot hold this checkpoint (use bf16)",
+                         over, e->name);
+    }
+    cudaFree(count);
+    return rc;
+}
+
 void cuda_weights_bind(vp_backend *b)
 {
     cuda_weights *w = &b->w;

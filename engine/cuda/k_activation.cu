@@ -1,7 +1,8 @@
-/* Activations, computed in fp32: exact GELU (erf) on bf16 for the ViT MLP and the
- * projector; the SiLU-gated product of the InternLM2 MLP from the fp32 gate | up product
- * to the bf16 input of w2 (one rounding: rounding gate and up to bf16 first was the
- * largest single source of the 8B forward's error against fp32, tests/gpu/README.md). */
+/* Activations, computed in fp32: exact GELU (erf) on the activation type (vpk_act) for the
+ * ViT MLP and the projector; the SiLU-gated product of the InternLM2 MLP from the fp32
+ * gate | up product to the input of w2 (one rounding: rounding gate and up to bf16 first
+ * was the largest single source of the 8B forward's error against fp32,
+ * tests/gpu/README.md). */
 #include "engine/cuda/k_common.cuh"
 
 static __device__ __forceinline__ float gelu_f(float v)
@@ -14,71 +15,94 @@ static __device__ __forceinline__ float silu_gate_f(float g, float u)
     return g / (1.0f + expf(-g)) * u;
 }
 
-__global__ void gelu_kernel(bf16 *x, size_t n)
+template <typename T>
+__global__ void gelu_kernel(T *x, size_t n)
 {
     VPK_GRID_STRIDE(i, n)
-    x[i] = __float2bfloat16_rn(gelu_f(vpk_bf(x[i])));
+    x[i] = vpk_from_f<T>(gelu_f(vpk_to_f<T>(x[i])));
 }
 
 /* Eight values per thread, 16-byte loads and stores (n % 8 == 0, aligned). */
-__global__ void gelu8_kernel(bf16 *x, size_t n8)
+template <typename T>
+__global__ void gelu8_kernel(T *x, size_t n8)
 {
     VPK_GRID_STRIDE(i, n8)
     {
         uint4 v = reinterpret_cast<uint4 *>(x)[i];
-        bf16 *e = reinterpret_cast<bf16 *>(&v);
+        T *e = reinterpret_cast<T *>(&v);
 #pragma unroll
         for (int k = 0; k < 8; k++)
-            e[k] = __float2bfloat16_rn(gelu_f(vpk_bf(e[k])));
+            e[k] = vpk_from_f<T>(gelu_f(vpk_to_f<T>(e[k])));
         reinterpret_cast<uint4 *>(x)[i] = v;
     }
 }
 
-__global__ void silu_gate_kernel(bf16 *h, const float *gu, size_t rows, size_t inter)
+template <typename T>
+__global__ void silu_gate_kernel(T *h, const float *gu, size_t rows, size_t inter)
 {
     VPK_GRID_STRIDE(i, rows * inter)
     {
         size_t r = i / inter, c = i % inter;
-        h[i] = __float2bfloat16_rn(silu_gate_f(gu[r * 2 * inter + c], gu[r * 2 * inter + inter + c]));
+        h[i] = vpk_from_f<T>(silu_gate_f(gu[r * 2 * inter + c], gu[r * 2 * inter + inter + c]));
     }
 }
 
 /* Four columns per thread with 16-byte loads and an 8-byte store (inter % 4 == 0,
  * aligned rows): the index division is paid once per four values. */
-__global__ void silu_gate4_kernel(bf16 *h, const float *gu, size_t rows, size_t inter4)
+template <typename T>
+__global__ void silu_gate4_kernel(T *h, const float *gu, size_t rows, size_t inter4)
 {
     VPK_GRID_STRIDE(i, rows * inter4)
     {
         size_t r = i / inter4, c = i % inter4;
         const float4 g = reinterpret_cast<const float4 *>(gu + r * 8 * inter4)[c];
         const float4 u = reinterpret_cast<const float4 *>(gu + r * 8 * inter4 + 4 * inter4)[c];
-        bf16 o[4] = {__float2bfloat16_rn(silu_gate_f(g.x, u.x)), __float2bfloat16_rn(silu_gate_f(g.y, u.y)),
-                     __float2bfloat16_rn(silu_gate_f(g.z, u.z)), __float2bfloat16_rn(silu_gate_f(g.w, u.w))};
-        reinterpret_cast<uint2 *>(h + r * 4 * inter4)[c] = *reinterpret_cast<uint2 *>(o);
+        uint2 o = {vpk_from_f2<T>(silu_gate_f(g.x, u.x), silu_gate_f(g.y, u.y)),
+                   vpk_from_f2<T>(silu_gate_f(g.z, u.z), silu_gate_f(g.w, u.w))};
+        reinterpret_cast<uint2 *>(h + r * 4 * inter4)[c] = o;
     }
 }
 
-extern "C" cudaError_t vpk_gelu(cudaStream_t stream, vp_bf16 *x, size_t n)
+template <typename T>
+static void launch_gelu(cudaStream_t stream, vp_bf16 *x, size_t n)
+{
+    if (n % 8 == 0 && (uintptr_t)x % 16 == 0)
+        gelu8_kernel<T><<<vpk_blocks(n / 8, VPK_BLOCK), VPK_BLOCK, 0, stream>>>((T *)x, n / 8);
+    else
+        gelu_kernel<T><<<vpk_blocks(n, VPK_BLOCK), VPK_BLOCK, 0, stream>>>((T *)x, n);
+}
+
+extern "C" cudaError_t vpk_gelu(cudaStream_t stream, vp_bf16 *x, size_t n, int act)
 {
     if (n == 0)
         return cudaSuccess;
-    if (n % 8 == 0 && (uintptr_t)x % 16 == 0)
-        gelu8_kernel<<<vpk_blocks(n / 8, VPK_BLOCK), VPK_BLOCK, 0, stream>>>((bf16 *)x, n / 8);
+    if (act == VPK_ACT_F16)
+        launch_gelu<__half>(stream, x, n);
     else
-        gelu_kernel<<<vpk_blocks(n, VPK_BLOCK), VPK_BLOCK, 0, stream>>>((bf16 *)x, n);
+        launch_gelu<bf16>(stream, x, n);
     return cudaGetLastError();
 }
 
+template <typename T>
+static void launch_silu_gate(cudaStream_t stream, vp_bf16 *h, const float *gu, size_t rows,
+                             size_t inter)
+{
+    if (inter % 4 == 0 && (uintptr_t)h % 8 == 0 && (uintptr_t)gu % 16 == 0)
+        silu_gate4_kernel<T><<<vpk_blocks(rows * inter / 4, VPK_BLOCK), VPK_BLOCK, 0, stream>>>(
+            (T *)h, gu, rows, inter / 4);
+    else
+        silu_gate_kernel<T><<<vpk_blocks(rows * inter, VPK_BLOCK), VPK_BLOCK, 0, stream>>>(
+            (T *)h, gu, rows, inter);
+}
+
 extern "C" cudaError_t vpk_silu_gate(cudaStream_t stream, vp_bf16 *h, const float *gu,
-                                     size_t rows, size_t inter)
+                                     size_t rows, size_t inter, int act)
 {
     if (rows * inter == 0)
         return cudaSuccess;
-    if (inter % 4 == 0 && (uintptr_t)h % 8 == 0 && (uintptr_t)gu % 16 == 0)
-        silu_gate4_kernel<<<vpk_blocks(rows * inter / 4, VPK_BLOCK), VPK_BLOCK, 0, stream>>>(
-            (bf16 *)h, gu, rows, inter / 4);
+    if (act == VPK_ACT_F16)
+        launch_silu_gate<__half>(stream, h, gu, rows, inter);
     else
-        silu_gate_kernel<<<vpk_blocks(rows * inter, VPK_BLOCK), VPK_BLOCK, 0, stream>>>(
-            (bf16 *)h, gu, rows, inter);
+        launch_silu_gate<bf16>(stream, h, gu, rows, inter);
     return cudaGetLastError();
 }

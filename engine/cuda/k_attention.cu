@@ -267,7 +267,8 @@ attn_fast_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, vpk_attn_layout 
 
 #define SIMPLE_MAX_PER_LANE 8 /* head_dim <= 256 */
 
-__global__ void attn_simple_kernel(bf16 *out, size_t out_stride, const bf16 *qkv,
+template <typename T>
+__global__ void attn_simple_kernel(T *out, size_t out_stride, const T *qkv,
                                    vpk_attn_layout L, const int32_t *ranges,
                                    const int32_t *rows, size_t n_rows, float scale)
 {
@@ -277,14 +278,14 @@ __global__ void attn_simple_kernel(bf16 *out, size_t out_stride, const bf16 *qkv
         return;
     size_t r = wid / (size_t)L.heads, t = rows ? (size_t)rows[r] : r; /* output row, token */
     int h = (int)(wid % (size_t)L.heads), g = h / L.q_per_kv, D = L.head_dim;
-    const bf16 *q = qkv + t * L.row_stride + (size_t)g * L.group_stride + L.q_base +
+    const T *q = qkv + t * L.row_stride + (size_t)g * L.group_stride + L.q_base +
                     (size_t)(h % L.q_per_kv) * D;
     size_t k_col = (size_t)g * L.group_stride + L.k_base, v_col = (size_t)g * L.group_stride + L.v_base;
     float qv[SIMPLE_MAX_PER_LANE], acc[SIMPLE_MAX_PER_LANE];
 #pragma unroll
     for (int k = 0; k < SIMPLE_MAX_PER_LANE; k++) {
         int d = lane + 32 * k;
-        qv[k] = d < D ? vpk_bf(q[d]) : 0.0f;
+        qv[k] = d < D ? vpk_to_f<T>(q[d]) : 0.0f;
         acc[k] = 0.0f;
     }
     float m = -INFINITY, l = 0.0f;
@@ -294,14 +295,14 @@ __global__ void attn_simple_kernel(bf16 *out, size_t out_stride, const bf16 *qkv
         if (phase == 1 && cb < 0)
             break;
         for (int64_t j = jb; j < je; j++) {
-            const bf16 *kr = qkv + (size_t)j * L.row_stride + k_col;
-            const bf16 *vr = qkv + (size_t)j * L.row_stride + v_col;
+            const T *kr = qkv + (size_t)j * L.row_stride + k_col;
+            const T *vr = qkv + (size_t)j * L.row_stride + v_col;
             float part = 0.0f;
 #pragma unroll
             for (int k = 0; k < SIMPLE_MAX_PER_LANE; k++) {
                 int d = lane + 32 * k;
                 if (d < D)
-                    part = fmaf(qv[k], vpk_bf(kr[d]), part);
+                    part = fmaf(qv[k], vpk_to_f<T>(kr[d]), part);
             }
             for (int o = 16; o > 0; o >>= 1)
                 part += __shfl_xor_sync(0xffffffffu, part, o);
@@ -312,18 +313,18 @@ __global__ void attn_simple_kernel(bf16 *out, size_t out_stride, const bf16 *qkv
             for (int k = 0; k < SIMPLE_MAX_PER_LANE; k++) {
                 int d = lane + 32 * k;
                 if (d < D)
-                    acc[k] = acc[k] * alpha + p * vpk_bf(vr[d]);
+                    acc[k] = acc[k] * alpha + p * vpk_to_f<T>(vr[d]);
             }
             m = mnew;
         }
     }
     float inv = l > 0.0f ? 1.0f / l : 0.0f;
-    bf16 *o = out + r * out_stride + (size_t)h * D;
+    T *o = out + r * out_stride + (size_t)h * D;
 #pragma unroll
     for (int k = 0; k < SIMPLE_MAX_PER_LANE; k++) {
         int d = lane + 32 * k;
         if (d < D)
-            o[d] = __float2bfloat16_rn(acc[k] * inv);
+            o[d] = vpk_from_f<T>(acc[k] * inv);
     }
 }
 
@@ -331,7 +332,8 @@ extern "C" int vpk_attention_fast_supports(const vpk_attn_layout *L, size_t out_
 {
     bool aligned = L->row_stride % 8 == 0 && L->group_stride % 8 == 0 && L->q_base % 8 == 0 &&
                    L->k_base % 8 == 0 && L->v_base % 8 == 0 && out_stride % 2 == 0;
-    return (L->head_dim == 64 || L->head_dim == 128) && aligned && L->q_per_kv > 0 &&
+    return L->act == VPK_ACT_BF16 && (L->head_dim == 64 || L->head_dim == 128) && aligned &&
+           L->q_per_kv > 0 &&
            L->heads % L->q_per_kv == 0;
 }
 
@@ -461,7 +463,11 @@ extern "C" cudaError_t vpk_attention_simple_rows(cudaStream_t stream, vp_bf16 *o
     size_t blocks = (warps * 32 + block - 1) / block;
     if (blocks > 0x7fffffffu)
         return cudaErrorInvalidValue;
-    attn_simple_kernel<<<(unsigned)blocks, block, 0, stream>>>(
-        (bf16 *)out, out_stride, (const bf16 *)qkv, *layout, ranges, rows, n_rows, scale);
+    if (layout->act == VPK_ACT_F16)
+        attn_simple_kernel<__half><<<(unsigned)blocks, block, 0, stream>>>(
+            (__half *)out, out_stride, (const __half *)qkv, *layout, ranges, rows, n_rows, scale);
+    else
+        attn_simple_kernel<bf16><<<(unsigned)blocks, block, 0, stream>>>(
+            (bf16 *)out, out_stride, (const bf16 *)qkv, *layout, ranges, rows, n_rows, scale);
     return cudaGetLastError();
 }

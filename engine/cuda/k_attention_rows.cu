@@ -21,8 +21,9 @@ static __device__ __forceinline__ size_t rows_key(int i, int n0, int32_t fb, int
     return i < n0 ? (size_t)(fb + i) : (size_t)(cb + (i - n0));
 }
 
+template <typename T>
 __global__ void __launch_bounds__(ROWS_THREADS)
-    attn_rows_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, vpk_attn_layout L,
+    attn_rows_kernel(T *out, size_t out_stride, const T *qkv, vpk_attn_layout L,
                      const int32_t *ranges, const int32_t *rows, float scale)
 {
     __shared__ __align__(16) float qs[ROWS_MAX_QPK * ROWS_MAX_D];
@@ -33,14 +34,14 @@ __global__ void __launch_bounds__(ROWS_THREADS)
     const int D = L.head_dim, Q = L.q_per_kv, g = blockIdx.y;
     const size_t r = blockIdx.x, t = (size_t)rows[r];
     const size_t gcol = (size_t)g * L.group_stride;
-    const bf16 *q = qkv + t * L.row_stride + gcol + L.q_base;
+    const T *q = qkv + t * L.row_stride + gcol + L.q_base;
     for (int i = tid; i < Q * D; i += ROWS_THREADS)
-        qs[i] = vpk_bf(q[i]);
+        qs[i] = vpk_to_f<T>(q[i]);
     if (tid < Q)
         m_run[tid] = -INFINITY, l_run[tid] = 0.0f;
     const int32_t fb = ranges[3 * t], fe = ranges[3 * t + 1], cb = ranges[3 * t + 2];
     const int n0 = fe - fb, total = n0 + (cb < 0 ? 0 : (int)(t + 1 - (size_t)cb));
-    const bf16 *kbase = qkv + gcol + L.k_base, *vbase = qkv + gcol + L.v_base;
+    const T *kbase = qkv + gcol + L.k_base, *vbase = qkv + gcol + L.v_base;
     /* value columns in pairs: key lane kl takes keys kl, kl + lanes, ... of a chunk */
     const int pairs = D / 2, lanes = ROWS_THREADS / pairs, dp = tid % pairs, kl = tid / pairs;
     float acc[ROWS_MAX_QPK][2];
@@ -51,18 +52,18 @@ __global__ void __launch_bounds__(ROWS_THREADS)
     for (int base = 0; base < total; base += ROWS_CHUNK) {
         const int nk = min(ROWS_CHUNK, total - base);
         if (tid < nk) {
-            const bf16 *kr = kbase + rows_key(base + tid, n0, fb, cb) * L.row_stride;
+            const T *kr = kbase + rows_key(base + tid, n0, fb, cb) * L.row_stride;
             float s[ROWS_MAX_QPK];
 #pragma unroll
             for (int h = 0; h < ROWS_MAX_QPK; h++)
                 s[h] = 0.0f;
             for (int d = 0; d < D; d += 8) {
                 uint4 raw = *(const uint4 *)(kr + d);
-                const __nv_bfloat162 *k2 = (const __nv_bfloat162 *)&raw;
+                const uint32_t k2[4] = {raw.x, raw.y, raw.z, raw.w};
                 float kf[8];
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
-                    float2 f = __bfloat1622float2(k2[e]);
+                    float2 f = vpk_to_f2<T>(k2[e]);
                     kf[2 * e] = f.x, kf[2 * e + 1] = f.y;
                 }
 #pragma unroll
@@ -114,8 +115,8 @@ __global__ void __launch_bounds__(ROWS_THREADS)
                 if (h < Q)
                     acc[h][0] *= alpha[h], acc[h][1] *= alpha[h];
             for (int k = kl; k < nk; k += lanes) {
-                const bf16 *vr = vbase + rows_key(base + k, n0, fb, cb) * L.row_stride;
-                float2 v = __bfloat1622float2(*(const __nv_bfloat162 *)(vr + 2 * dp));
+                const T *vr = vbase + rows_key(base + k, n0, fb, cb) * L.row_stride;
+                float2 v = vpk_to_f2<T>(*(const uint32_t *)(vr + 2 * dp));
 #pragma unroll
                 for (int h = 0; h < ROWS_MAX_QPK; h++) {
                     if (h >= Q)
@@ -136,14 +137,14 @@ __global__ void __launch_bounds__(ROWS_THREADS)
                 part[(kl * Q + h) * D + 2 * dp + 1] = acc[h][1];
             }
     __syncthreads();
-    bf16 *o = out + r * out_stride + (size_t)g * Q * D;
+    T *o = out + r * out_stride + (size_t)g * Q * D;
     for (int i = tid; i < Q * D; i += ROWS_THREADS) {
         int h = i / D, d = i % D;
         float sum = 0.0f;
         for (int k = 0; k < lanes; k++)
             sum += part[(k * Q + h) * D + d];
         float l = l_run[h];
-        o[i] = __float2bfloat16_rn(l > 0.0f ? sum / l : 0.0f);
+        o[i] = vpk_from_f<T>(l > 0.0f ? sum / l : 0.0f);
     }
 }
 
@@ -170,8 +171,11 @@ extern "C" cudaError_t vpk_attention_rows(cudaStream_t stream, vp_bf16 *out, siz
         return vpk_attention_simple_rows(stream, out, out_stride, qkv, layout, ranges, rows,
                                          n_rows, scale);
     dim3 grid((unsigned)n_rows, (unsigned)(layout->heads / layout->q_per_kv));
-    attn_rows_kernel<<<grid, ROWS_THREADS, 0, stream>>>((bf16 *)out, out_stride,
-                                                         (const bf16 *)qkv, *layout, ranges,
-                                                         rows, scale);
+    if (layout->act == VPK_ACT_F16)
+        attn_rows_kernel<__half><<<grid, ROWS_THREADS, 0, stream>>>(
+            (__half *)out, out_stride, (const __half *)qkv, *layout, ranges, rows, scale);
+    else
+        attn_rows_kernel<bf16><<<grid, ROWS_THREADS, 0, stream>>>(
+            (bf16 *)out, out_stride, (const bf16 *)qkv, *layout, ranges, rows, scale);
     return cudaGetLastError();
 }

@@ -50,23 +50,28 @@ struct wg_cfg {
 };
 
 #if VPK_HAVE_WGMMA
-/* D[64][64] (+)= A[64][16] B[16][64]: A and B K-major in shared memory (descriptors);
- * accumulate 0 overwrites D. */
+/* D[64][64] (+)= A[64][16] B[16][64]: A and B K-major in shared memory (descriptors),
+ * bf16 or fp16 (F16: fp16 activations, vpk_act); accumulate 0 overwrites D. */
+#define WG_SS_N64(TY)                                                                          \
+    "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"                                               \
+    "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " "                                \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                  \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "        \
+    "%32, %33, p, 1, 1, 0, 0;\n}\n"
+#define WG_D32                                                                                 \
+    "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),        \
+        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), \
+        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]),          \
+        "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]),          \
+        "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+template <bool F16>
 static __device__ __forceinline__ void wgmma_ss_n64(float *d, uint64_t da, uint64_t db,
                                                     int accumulate)
 {
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-                 "%32, %33, p, 1, 1, 0, 0;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),
-                   "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
-                   "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),
-                   "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
-                   "+f"(d[30]), "+f"(d[31])
-                 : "l"(da), "l"(db), "r"(accumulate));
+    if (F16)
+        asm volatile(WG_SS_N64("f16") : WG_D32 : "l"(da), "l"(db), "r"(accumulate));
+    else
+        asm volatile(WG_SS_N64("bf16") : WG_D32 : "l"(da), "l"(db), "r"(accumulate));
 }
 
 /* D[64][64] += A[64][16] B[16][64] in fp16: A in registers (each warp's 16 rows as the
@@ -236,7 +241,7 @@ static __device__ __forceinline__ wg_tile wg_tile_at(const vp_attn_item &it, int
 #if VPK_HAVE_WGMMA
 /* S[64][64] = Q K^T for one key tile: 16 head dims a product (column block kk / 4, 32
  * bytes into its rows). Issued, not waited for. */
-template <int D>
+template <int D, bool F16>
 static __device__ __forceinline__ void wg_issue_qk(float *s, uint32_t q_addr, uint32_t k_addr)
 {
 #pragma unroll
@@ -248,7 +253,7 @@ static __device__ __forceinline__ void wg_issue_qk(float *s, uint32_t q_addr, ui
     for (int kk = 0; kk < D / 16; kk++) {
         uint32_t off = (uint32_t)((kk >> 2) * WG_BQ * 128 + (kk & 3) * 32);
         uint32_t koff = (uint32_t)((kk >> 2) * WG_BK * 128 + (kk & 3) * 32);
-        wgmma_ss_n64(s, sw128_desc(q_addr + off), sw128_desc(k_addr + koff), kk > 0);
+        wgmma_ss_n64<F16>(s, sw128_desc(q_addr + off), sw128_desc(k_addr + koff), kk > 0);
     }
     wgmma_commit();
 }
@@ -344,7 +349,7 @@ static __device__ __forceinline__ void wg_load_tile(unsigned char *stage0, const
  * computed (FlashAttention-3's overlap within a warpgroup): tile t + 1's scores are
  * issued before tile t's P V, so they are ready first. Without it the tensor cores wait
  * for each tile's softmax (other blocks on the SM fill part of that). */
-template <int D, int HPB, bool OVERLAP>
+template <int D, int HPB, bool OVERLAP, bool F16>
 __global__ void __launch_bounds__(wg_cfg<D, HPB>::NT, HPB == 1 ? 2 : 1)
 attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *vt, int n_pad,
                   vpk_attn_layout L, const vp_attn_item *items, float scale_log2)
@@ -401,7 +406,7 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
             fence_proxy_async();
             __syncthreads();
             const uint32_t k_addr = smem_addr(stage0 + (t & 1) * C::STAGE);
-            wg_issue_qk<D>(s, q_addr, k_addr);
+            wg_issue_qk<D, F16>(s, q_addr, k_addr);
             wgmma_wait<0>();
             wgmma_settle<32>(s);
             wg_softmax(s, wg_tile_at(it, t, n_full), it, qrow, tig, scale_log2, m, l, alpha, pa);
@@ -427,7 +432,7 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
         cp_async_wait<1>(); /* Q and the first keys */
         fence_proxy_async();
         __syncthreads();
-        wg_issue_qk<D>(s, q_addr, smem_addr(stage0));
+        wg_issue_qk<D, F16>(s, q_addr, smem_addr(stage0));
         wgmma_wait<0>();
         wgmma_settle<32>(s);
         wg_softmax(s, wg_tile_at(it, 0, n_full), it, qrow, tig, scale_log2, m, l, alpha, pa);
@@ -449,7 +454,7 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
                                  vtg, n_pad, tid);
             cp_async_commit();
             wg_pin_pv_inputs<D>(o, pc); /* the fence in wg_issue_qk covers both products */
-            wg_issue_qk<D>(s, q_addr, smem_addr(stage0 + ((t + 1) & 1) * C::STAGE));
+            wg_issue_qk<D, F16>(s, q_addr, smem_addr(stage0 + ((t + 1) & 1) * C::STAGE));
             wg_issue_pv<D>(o, pc, smem_addr(stage0 + (t & 1) * C::STAGE) + C::KBYTES);
             wgmma_wait<1>();
             wgmma_settle<32>(s);
@@ -486,8 +491,8 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
 #pragma unroll
     for (int n = 0; n < D / 8; n++) {
         size_t col = (size_t)h * D + n * 8 + tig * 2;
-        store_pair(out, out_stride, qrow[0], it.q_end, col, o[4 * n], o[4 * n + 1], inv[0]);
-        store_pair(out, out_stride, qrow[1], it.q_end, col, o[4 * n + 2], o[4 * n + 3], inv[1]);
+        store_pair_t<F16>(out, out_stride, qrow[0], it.q_end, col, o[4 * n], o[4 * n + 1], inv[0]);
+        store_pair_t<F16>(out, out_stride, qrow[1], it.q_end, col, o[4 * n + 2], o[4 * n + 3], inv[1]);
     }
 #endif
 }
@@ -496,7 +501,7 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
  * n <= t < round8(n). 64 tokens of one group a block through shared memory: both sides
  * coalesced. The clamp keeps masked keys' values finite (0 * inf would poison P V); it
  * also turns a NaN value into -65504, where the mma.sync path would pass the NaN on. */
-template <int D>
+template <int D, bool F16>
 __global__ void vt_kernel(__half *vt, size_t vt_stride, const bf16 *qkv, vpk_attn_layout L, int n,
                           int n_pad)
 {
@@ -519,7 +524,12 @@ __global__ void vt_kernel(__half *vt, size_t vt_stride, const bf16 *qkv, vpk_att
         __half *e = reinterpret_cast<__half *>(&v);
 #pragma unroll
         for (int k = 0; k < 8; k++)
-            e[k] = __float2half_rn(fminf(fmaxf(vpk_bf(tile[ch * 8 + k][d]), -65504.0f), 65504.0f));
+        {
+            /* qkv's 16 bits as bf16, or fp16 values copied through fp32 exactly */
+            bf16 b = tile[ch * 8 + k][d];
+            float f = F16 ? __half2float(*reinterpret_cast<const __half *>(&b)) : vpk_bf(b);
+            e[k] = __float2half_rn(fminf(fmaxf(f, -65504.0f), 65504.0f));
+        }
         *reinterpret_cast<uint4 *>(vt + ((size_t)g * D + d) * vt_stride + tok) = v;
     }
 }
@@ -548,36 +558,41 @@ extern "C" int vpk_attention_wgmma_available(void)
     return known;
 }
 
-template <int D, int HPB, bool OVERLAP>
+template <int D, int HPB, bool OVERLAP, bool F16>
 static cudaError_t wg_allow(void)
 {
-    return cudaFuncSetAttribute(attn_wgmma_kernel<D, HPB, OVERLAP>,
+    return cudaFuncSetAttribute(attn_wgmma_kernel<D, HPB, OVERLAP, F16>,
                                 cudaFuncAttributeMaxDynamicSharedMemorySize, wg_cfg<D, HPB>::bytes);
 }
 
-template <int D>
+template <int D, bool F16>
 static cudaError_t wg_allow_all(void)
 {
-    cudaError_t rc = wg_allow<D, 1, false>();
+    cudaError_t rc = wg_allow<D, 1, false, F16>();
     if (rc == cudaSuccess)
-        rc = wg_allow<D, 2, false>();
+        rc = wg_allow<D, 2, false, F16>();
     if (rc == cudaSuccess)
-        rc = wg_allow<D, 1, true>();
+        rc = wg_allow<D, 1, true, F16>();
     if (rc == cudaSuccess)
-        rc = wg_allow<D, 2, true>();
+        rc = wg_allow<D, 2, true, F16>();
     return rc;
 }
 
 extern "C" cudaError_t vpk_attention_wgmma_setup(void)
 {
-    cudaError_t rc = wg_allow_all<128>();
-    return rc == cudaSuccess ? wg_allow_all<64>() : rc;
+    cudaError_t rc = wg_allow_all<128, false>();
+    if (rc == cudaSuccess)
+        rc = wg_allow_all<64, false>();
+    if (rc == cudaSuccess)
+        rc = wg_allow_all<128, true>();
+    return rc == cudaSuccess ? wg_allow_all<64, true>() : rc;
 }
 
 extern "C" int vpk_attention_wgmma_supports(const vpk_attn_layout *L, int variant)
 {
     int heads_per_block = variant & ~VPK_WGMMA_OVERLAP;
-    return (L->head_dim == 64 || L->head_dim == 128) && L->q_per_kv > 0 &&
+    return (L->act == VPK_ACT_BF16 || L->act == VPK_ACT_F16) &&
+           (L->head_dim == 64 || L->head_dim == 128) && L->q_per_kv > 0 &&
            (heads_per_block == 1 || heads_per_block == 2) && L->q_per_kv % heads_per_block == 0 &&
            L->heads % L->q_per_kv == 0 && L->row_stride % 8 == 0 && L->group_stride % 8 == 0 &&
            L->q_base % 8 == 0 && L->k_base % 8 == 0 && L->v_base % 8 == 0;
@@ -594,16 +609,22 @@ extern "C" cudaError_t vpk_attention_vt(cudaStream_t stream, uint16_t *vt, const
     if (n_pad > 0x7fffffff || groups > 65535 || (uintptr_t)qkv % 16 || (uintptr_t)vt % 16)
         return cudaErrorInvalidValue;
     dim3 grid((unsigned)((n_pad + 63) / 64), (unsigned)groups);
-    if (L->head_dim == 128)
-        vt_kernel<128><<<grid, 256, 0, stream>>>((__half *)vt, n_pad, (const bf16 *)qkv, *L,
-                                                (int)n_tokens, (int)n_pad);
+    bool f16 = L->act == VPK_ACT_F16;
+    __half *t = (__half *)vt;
+    const bf16 *x = (const bf16 *)qkv;
+    int n = (int)n_tokens, np = (int)n_pad;
+    if (L->head_dim == 128 && f16)
+        vt_kernel<128, true><<<grid, 256, 0, stream>>>(t, n_pad, x, *L, n, np);
+    else if (L->head_dim == 128)
+        vt_kernel<128, false><<<grid, 256, 0, stream>>>(t, n_pad, x, *L, n, np);
+    else if (f16)
+        vt_kernel<64, true><<<grid, 256, 0, stream>>>(t, n_pad, x, *L, n, np);
     else
-        vt_kernel<64><<<grid, 256, 0, stream>>>((__half *)vt, n_pad, (const bf16 *)qkv, *L,
-                                               (int)n_tokens, (int)n_pad);
+        vt_kernel<64, false><<<grid, 256, 0, stream>>>(t, n_pad, x, *L, n, np);
     return cudaGetLastError();
 }
 
-template <int D, int HPB, bool OVERLAP>
+template <int D, int HPB, bool OVERLAP, bool F16>
 static void wg_launch(cudaStream_t stream, bf16 *out, size_t out_stride, const bf16 *qkv,
                       const __half *vt, size_t n_pad, const vpk_attn_layout *L,
                       const vp_attn_item *items, size_t n_items, float scale_log2)
@@ -611,25 +632,26 @@ static void wg_launch(cudaStream_t stream, bf16 *out, size_t out_stride, const b
     for (size_t first = 0; first < n_items; first += 65535) {
         size_t count = n_items - first < 65535 ? n_items - first : 65535;
         dim3 grid((unsigned)(L->heads / HPB), (unsigned)count);
-        attn_wgmma_kernel<D, HPB, OVERLAP><<<grid, wg_cfg<D, HPB>::NT, wg_cfg<D, HPB>::bytes, stream>>>(
-            out, out_stride, qkv, vt, (int)n_pad, *L, items + first, scale_log2);
+        attn_wgmma_kernel<D, HPB, OVERLAP, F16>
+            <<<grid, wg_cfg<D, HPB>::NT, wg_cfg<D, HPB>::bytes, stream>>>(
+                out, out_stride, qkv, vt, (int)n_pad, *L, items + first, scale_log2);
     }
 }
 
-template <int D>
+template <int D, bool F16>
 static void wg_launch_variant(int variant, cudaStream_t stream, bf16 *out, size_t out_stride,
                               const bf16 *qkv, const __half *vt, size_t n_pad,
                               const vpk_attn_layout *L, const vp_attn_item *items, size_t n_items,
                               float scale_log2)
 {
     if (variant == 1)
-        wg_launch<D, 1, false>(stream, out, out_stride, qkv, vt, n_pad, L, items, n_items, scale_log2);
+        wg_launch<D, 1, false, F16>(stream, out, out_stride, qkv, vt, n_pad, L, items, n_items, scale_log2);
     else if (variant == 2)
-        wg_launch<D, 2, false>(stream, out, out_stride, qkv, vt, n_pad, L, items, n_items, scale_log2);
+        wg_launch<D, 2, false, F16>(stream, out, out_stride, qkv, vt, n_pad, L, items, n_items, scale_log2);
     else if (variant == (1 | VPK_WGMMA_OVERLAP))
-        wg_launch<D, 1, true>(stream, out, out_stride, qkv, vt, n_pad, L, items, n_items, scale_log2);
+        wg_launch<D, 1, true, F16>(stream, out, out_stride, qkv, vt, n_pad, L, items, n_items, scale_log2);
     else
-        wg_launch<D, 2, true>(stream, out, out_stride, qkv, vt, n_pad, L, items, n_items, scale_log2);
+        wg_launch<D, 2, true, F16>(stream, out, out_stride, qkv, vt, n_pad, L, items, n_items, scale_log2);
 }
 
 extern "C" cudaError_t vpk_attention_wgmma(cudaStream_t stream, vp_bf16 *out, size_t out_stride,
@@ -648,9 +670,14 @@ extern "C" cudaError_t vpk_attention_wgmma(cudaStream_t stream, vp_bf16 *out, si
     bf16 *o = (bf16 *)out;
     const bf16 *x = (const bf16 *)qkv;
     const __half *v = (const __half *)vt;
-    if (L->head_dim == 128)
-        wg_launch_variant<128>(variant, stream, o, out_stride, x, v, n_pad, L, items, n_items, sl);
+    bool f16 = L->act == VPK_ACT_F16;
+    if (L->head_dim == 128 && f16)
+        wg_launch_variant<128, true>(variant, stream, o, out_stride, x, v, n_pad, L, items, n_items, sl);
+    else if (L->head_dim == 128)
+        wg_launch_variant<128, false>(variant, stream, o, out_stride, x, v, n_pad, L, items, n_items, sl);
+    else if (f16)
+        wg_launch_variant<64, true>(variant, stream, o, out_stride, x, v, n_pad, L, items, n_items, sl);
     else
-        wg_launch_variant<64>(variant, stream, o, out_stride, x, v, n_pad, L, items, n_items, sl);
+        wg_launch_variant<64, false>(variant, stream, o, out_stride, x, v, n_pad, L, items, n_items, sl);
     return cudaGetLastError();
 }

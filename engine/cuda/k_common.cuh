@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include "engine/cuda/cuda_kernels.h"
@@ -29,6 +30,38 @@ static inline unsigned vpk_blocks(size_t n, int block)
 static __device__ __forceinline__ float vpk_bf(const bf16 v)
 {
     return __bfloat162float(v);
+}
+
+/* The activation types (vpk_act): T is bf16 or __half; loads and stores through fp32,
+ * rounding to nearest even (fp16 overflows to infinity). */
+template <typename T> static __device__ __forceinline__ float vpk_to_f(T v);
+template <> __device__ __forceinline__ float vpk_to_f<bf16>(bf16 v)
+{
+    return __bfloat162float(v);
+}
+template <> __device__ __forceinline__ float vpk_to_f<__half>(__half v)
+{
+    return __half2float(v);
+}
+template <typename T> static __device__ __forceinline__ T vpk_from_f(float v);
+template <> __device__ __forceinline__ bf16 vpk_from_f<bf16>(float v)
+{
+    return __float2bfloat16_rn(v);
+}
+template <> __device__ __forceinline__ __half vpk_from_f<__half>(float v)
+{
+    return __float2half_rn(v);
+}
+/* Two adjacent values as 32 bits (lo in the low half) and back. */
+template <typename T> static __device__ __forceinline__ float2 vpk_to_f2(uint32_t bits)
+{
+    const T *e = reinterpret_cast<const T *>(&bits);
+    return make_float2(vpk_to_f<T>(e[0]), vpk_to_f<T>(e[1]));
+}
+template <typename T> static __device__ __forceinline__ uint32_t vpk_from_f2(float lo, float hi)
+{
+    T e[2] = {vpk_from_f<T>(lo), vpk_from_f<T>(hi)};
+    return *reinterpret_cast<uint32_t *>(e);
 }
 
 /* Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets it.

@@ -70,3 +70,28 @@ extern "C" cudaError_t vpk_random_fill(cudaStream_t stream, void *dst, int dst_t
                                                                        cols, pitch);
     return cudaGetLastError();
 }
+
+/* bf16 -> fp16 in place, for the products' weights in fp16 activations (vpk_act): the
+ * values stay the bf16 ones (fp16 has three more mantissa bits) except beyond its range. */
+__global__ void bf16_to_f16_kernel(uint16_t *x, size_t n, unsigned long long *overflow)
+{
+    unsigned long long over = 0;
+    VPK_GRID_STRIDE(i, n)
+    {
+        float v = __bfloat162float(__ushort_as_bfloat16(x[i]));
+        __half h = __float2half_rn(v);
+        over += isfinite(v) && __hisinf(h);
+        x[i] = __half_as_ushort(h);
+    }
+    if (over)
+        atomicAdd(overflow, over);
+}
+
+extern "C" cudaError_t vpk_bf16_to_f16(cudaStream_t stream, vp_bf16 *x, size_t n,
+                                       unsigned long long *overflow)
+{
+    if (n == 0)
+        return cudaSuccess;
+    bf16_to_f16_kernel<<<vpk_blocks(n, VPK_BLOCK), VPK_BLOCK, 0, stream>>>(x, n, overflow);
+    return cudaGetLastError();
+}

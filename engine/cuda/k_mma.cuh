@@ -98,4 +98,14 @@ static __device__ __forceinline__ void store_pair(bf16 *out, size_t stride, int 
         *reinterpret_cast<uint32_t *>(out + (size_t)row * stride + col) = pack_bf16(a * inv, b * inv);
 }
 
+/* The same in the activation type (F16: fp16, else bf16; the wgmma kernel's output). */
+template <bool F16>
+static __device__ __forceinline__ void store_pair_t(bf16 *out, size_t stride, int row, int end,
+                                                    size_t col, float a, float b, float inv)
+{
+    if (row < end)
+        *reinterpret_cast<uint32_t *>(out + (size_t)row * stride + col) =
+            F16 ? vpk_from_f2<__half>(a * inv, b * inv) : pack_bf16(a * inv, b * inv);
+}
+
 #endif

@@ -4,9 +4,9 @@
  * output formed in the same order: (float)((x - mean) * inv) * w + b, w * (float)(x * inv). */
 #include "engine/cuda/k_common.cuh"
 
-template <bool RMS>
+template <bool RMS, typename T>
 __global__ void norm_kernel(float *x, int dim, const float *res, const float *res_scale,
-                            const float *w, const float *b, float eps, bf16 *out,
+                            const float *w, const float *b, float eps, T *out,
                             size_t out_stride)
 {
     __shared__ double scratch[32];
@@ -34,7 +34,7 @@ __global__ void norm_kernel(float *x, int dim, const float *res, const float *re
         sq += c * c;
     }
     double inv = 1.0 / sqrt(vpk_block_sum(sq, scratch) / (double)dim + (double)eps);
-    bf16 *o = out + row * out_stride;
+    T *o = out + row * out_stride;
     for (int d = threadIdx.x; d < dim; d += blockDim.x) {
         float v;
         if (RMS) {
@@ -44,7 +44,7 @@ __global__ void norm_kernel(float *x, int dim, const float *res, const float *re
             if (b)
                 v = __fadd_rn(v, b[d]);
         }
-        o[d] = __float2bfloat16_rn(v);
+        o[d] = vpk_from_f<T>(v);
     }
 }
 
@@ -53,10 +53,10 @@ __global__ void norm_kernel(float *x, int dim, const float *res, const float *re
  * kernel above reads x up to four times with a runtime-bound loop. */
 #define NORM_THREADS 128
 
-template <bool RMS, int V>
+template <bool RMS, int V, typename T>
 __global__ void __launch_bounds__(NORM_THREADS)
 norm_reg_kernel(float *x, const float *res, const float *res_scale, const float *w,
-                const float *b, float eps, bf16 *out, size_t out_stride)
+                const float *b, float eps, T *out, size_t out_stride)
 {
     const int dim = 4 * NORM_THREADS * V;
     __shared__ double scratch[32];
@@ -100,7 +100,7 @@ norm_reg_kernel(float *x, const float *res, const float *res_scale, const float 
         sq += (c0 * c0 + c1 * c1) + (c2 * c2 + c3 * c3);
     }
     double inv = 1.0 / sqrt(vpk_block_sum(sq, scratch) / (double)dim + (double)eps);
-    bf16 *o = out + row * out_stride;
+    T *o = out + row * out_stride;
 #pragma unroll
     for (int k = 0; k < V; k++) {
         int j = threadIdx.x + k * NORM_THREADS;
@@ -111,7 +111,7 @@ norm_reg_kernel(float *x, const float *res, const float *res_scale, const float 
             float4 bv = reinterpret_cast<const float4 *>(b)[j];
             bb[0] = bv.x, bb[1] = bv.y, bb[2] = bv.z, bb[3] = bv.w;
         }
-        bf16 r[4];
+        T r[4];
 #pragma unroll
         for (int e = 0; e < 4; e++) {
             float y;
@@ -122,17 +122,17 @@ norm_reg_kernel(float *x, const float *res, const float *res_scale, const float 
                 if (b)
                     y = __fadd_rn(y, bb[e]);
             }
-            r[e] = __float2bfloat16_rn(y);
+            r[e] = vpk_from_f<T>(y);
         }
         /* 8-byte store: out_stride and out are checked to allow it */
         *reinterpret_cast<uint2 *>(o + 4 * (size_t)j) = *reinterpret_cast<uint2 *>(r);
     }
 }
 
-template <bool RMS>
+template <bool RMS, typename T>
 static bool launch_norm_reg(cudaStream_t stream, float *x, size_t rows, int dim, const float *res,
                             const float *res_scale, const float *w, const float *b, float eps,
-                            bf16 *out, size_t out_stride)
+                            T *out, size_t out_stride)
 {
     int v = dim / (4 * NORM_THREADS);
     bool aligned = (uintptr_t)x % 16 == 0 && (uintptr_t)res % 16 == 0 &&
@@ -143,7 +143,7 @@ static bool launch_norm_reg(cudaStream_t stream, float *x, size_t rows, int dim,
     dim3 grid((unsigned)rows);
 #define NORM_REG_CASE(V)                                                                   \
     case V:                                                                                \
-        norm_reg_kernel<RMS, V><<<grid, NORM_THREADS, 0, stream>>>(x, res, res_scale, w, b, \
+        norm_reg_kernel<RMS, V, T><<<grid, NORM_THREADS, 0, stream>>>(x, res, res_scale, w, b, \
                                                                    eps, out, out_stride);  \
         break;
     switch (v) {
@@ -160,52 +160,70 @@ static bool launch_norm_reg(cudaStream_t stream, float *x, size_t rows, int dim,
     return true;
 }
 
-__global__ void rms_bf16_kernel(bf16 *x, int dim, size_t stride, const float *w, float eps)
+template <typename T>
+__global__ void rms_bf16_kernel(T *x, int dim, size_t stride, const float *w, float eps)
 {
     __shared__ double scratch[32];
-    bf16 *xr = x + blockIdx.x * stride;
+    T *xr = x + blockIdx.x * stride;
     double sq = 0.0;
     for (int d = threadIdx.x; d < dim; d += blockDim.x) {
-        double v = (double)vpk_bf(xr[d]);
+        double v = (double)vpk_to_f<T>(xr[d]);
         sq += v * v;
     }
     double inv = 1.0 / sqrt(vpk_block_sum(sq, scratch) / (double)dim + (double)eps);
     __syncthreads(); /* every read of xr before any write */
     for (int d = threadIdx.x; d < dim; d += blockDim.x)
-        xr[d] = __float2bfloat16_rn(__fmul_rn(w[d], (float)((double)vpk_bf(xr[d]) * inv)));
+        xr[d] = vpk_from_f<T>(__fmul_rn(w[d], (float)((double)vpk_to_f<T>(xr[d]) * inv)));
+}
+
+template <typename T>
+static void launch_norm(cudaStream_t stream, int rms, float *x, size_t rows, int dim,
+                        const float *res, const float *res_scale, const float *w, const float *b,
+                        float eps, T *out, size_t out_stride)
+{
+    if (rms ? launch_norm_reg<true, T>(stream, x, rows, dim, res, res_scale, w, b, eps, out,
+                                       out_stride)
+            : launch_norm_reg<false, T>(stream, x, rows, dim, res, res_scale, w, b, eps, out,
+                                        out_stride))
+        return;
+    if (rms)
+        norm_kernel<true, T><<<(unsigned)rows, VPK_BLOCK, 0, stream>>>(x, dim, res, res_scale, w,
+                                                                        b, eps, out, out_stride);
+    else
+        norm_kernel<false, T><<<(unsigned)rows, VPK_BLOCK, 0, stream>>>(x, dim, res, res_scale, w,
+                                                                         b, eps, out, out_stride);
 }
 
 extern "C" cudaError_t vpk_norm(cudaStream_t stream, int rms, float *x, size_t rows, int dim,
                                 const float *res, const float *res_scale, const float *w,
-                                const float *b, float eps, vp_bf16 *out, size_t out_stride)
+                                const float *b, float eps, vp_bf16 *out, size_t out_stride,
+                                int act)
 {
     if (rows == 0 || dim <= 0)
         return cudaSuccess;
     if (rows > 0x7fffffffu)
         return cudaErrorInvalidValue;
-    if (rms ? launch_norm_reg<true>(stream, x, rows, dim, res, res_scale, w, b, eps, (bf16 *)out,
-                                    out_stride)
-            : launch_norm_reg<false>(stream, x, rows, dim, res, res_scale, w, b, eps, (bf16 *)out,
-                                     out_stride))
-        return cudaGetLastError();
-    if (rms)
-        norm_kernel<true><<<(unsigned)rows, VPK_BLOCK, 0, stream>>>(x, dim, res, res_scale, w,
-                                                                     b, eps, (bf16 *)out,
-                                                                     out_stride);
+    if (act == VPK_ACT_F16)
+        launch_norm<__half>(stream, rms, x, rows, dim, res, res_scale, w, b, eps, (__half *)out,
+                            out_stride);
     else
-        norm_kernel<false><<<(unsigned)rows, VPK_BLOCK, 0, stream>>>(x, dim, res, res_scale, w,
-                                                                      b, eps, (bf16 *)out,
-                                                                      out_stride);
+        launch_norm<bf16>(stream, rms, x, rows, dim, res, res_scale, w, b, eps, (bf16 *)out,
+                          out_stride);
     return cudaGetLastError();
 }
 
 extern "C" cudaError_t vpk_rms_norm_bf16(cudaStream_t stream, vp_bf16 *x, size_t rows, int dim,
-                                         size_t stride, const float *w, float eps)
+                                         size_t stride, const float *w, float eps, int act)
 {
     if (rows == 0 || dim <= 0)
         return cudaSuccess;
     if (rows > 0x7fffffffu)
         return cudaErrorInvalidValue;
-    rms_bf16_kernel<<<(unsigned)rows, VPK_BLOCK, 0, stream>>>((bf16 *)x, dim, stride, w, eps);
+    if (act == VPK_ACT_F16)
+        rms_bf16_kernel<__half><<<(unsigned)rows, VPK_BLOCK, 0, stream>>>((__half *)x, dim, stride,
+                                                                        w, eps);
+    else
+        rms_bf16_kernel<bf16><<<(unsigned)rows, VPK_BLOCK, 0, stream>>>((bf16 *)x, dim, stride, w,
+                                                                      eps);
     return cudaGetLastError();
 }

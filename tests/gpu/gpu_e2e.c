@@ -114,19 +114,28 @@ static int run(const vp_backend_ops *ops, vp_backend *b, const vp_batch *batch, 
     return 0;
 }
 
+/* A CUDA backend made with the environment variable var=value (VPRM_CUDA_ATTENTION,
+ * VPRM_CUDA_ACTIVATIONS). */
+static int init_with_env(vp_backend **out, const vp_model_config *cfg, const host_model *m,
+                         const vp_backend_options *opt, const char *var, const char *value,
+                         const char *label)
+{
+    vp_error err = {0};
+    setenv(var, value, 1);
+    int rc = vp_cuda_init_weights(out, cfg, &m->w, opt, &err);
+    unsetenv(var);
+    if (rc) {
+        printf("FAIL %s init (%s=%s): %s\n", label, var, value, err.message);
+        gpu_fail++;
+    }
+    return rc;
+}
+
 static int init_with_attention(vp_backend **out, const vp_model_config *cfg, const host_model *m,
                                const vp_backend_options *opt, const char *attention,
                                const char *label)
 {
-    vp_error err = {0};
-    setenv("VPRM_CUDA_ATTENTION", attention, 1);
-    int rc = vp_cuda_init_weights(out, cfg, &m->w, opt, &err);
-    unsetenv("VPRM_CUDA_ATTENTION");
-    if (rc) {
-        printf("FAIL %s init (VPRM_CUDA_ATTENTION=%s): %s\n", label, attention, err.message);
-        gpu_fail++;
-    }
-    return rc;
+    return init_with_env(out, cfg, m, opt, "VPRM_CUDA_ATTENTION", attention, label);
 }
 
 static void check_shape(const char *label, const vp_model_config *cfg, double tol)
@@ -140,6 +149,7 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
     vp_backend_options opt = {.threads = 0, .device = 0, .max_tokens = 8192, .max_tiles = 4,
                               .kv_cache_bytes = (size_t)64 << 20};
     vp_backend *cpu = NULL, *gpu = NULL, *gpu_simple = NULL, *gpu_alt[2] = {NULL, NULL};
+    vp_backend *gpu_f16 = NULL; /* VPRM_CUDA_ACTIVATIONS=fp16 */
     if (vp_cpu_init_weights(&cpu, cfg, &m.w, &opt, &err) ||
         vp_cuda_init_weights(&gpu, cfg, &m.w, &opt, &err)) {
         printf("FAIL %s init: %s\n", label, err.message);
@@ -157,6 +167,8 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
     for (size_t a = 0; a < n_alt; a++)
         if (init_with_attention(&gpu_alt[a], cfg, &m, &opt, alt[a], label))
             goto done;
+    if (init_with_env(&gpu_f16, cfg, &m, &opt, "VPRM_CUDA_ACTIVATIONS", "fp16", label))
+        goto done;
     printf("%s: CUDA attention %s; device %s\n", label, vp_cuda_attention_kind(gpu),
            vp_backend_cuda.device_name(gpu));
     size_t tiles = 2, tile_floats = 3 * 448 * 448, rows = tiles * (size_t)cfg->num_image_token;
@@ -200,6 +212,11 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
             snprintf(what, sizeof what, "%s batch %d simple vs cpu", label, round);
             compare_margins(what, ls, lc, tb.b.n_out, tol);
         }
+        if (cpu_ok && run(&vp_backend_cuda, gpu_f16, &tb.b, ls, "cuda fp16") == 0) {
+            snprintf(what, sizeof what, "%s batch %d fp16 activations (%s) vs cpu", label, round,
+                     vp_cuda_attention_kind(gpu_f16));
+            compare_margins(what, ls, lc, tb.b.n_out, tol);
+        }
         for (size_t a = 0; a < n_alt; a++)
             if (cpu_ok && run(&vp_backend_cuda, gpu_alt[a], &tb.b, ls, "cuda alternative") == 0) {
                 snprintf(what, sizeof what, "%s batch %d VPRM_CUDA_ATTENTION=%s (%s) vs cpu",
@@ -210,18 +227,21 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
          * logits of computing them (every attention kernel reads the loaded rows) */
         test_batch store, load;
         test_batch_cache_prefixes(&tb, &store, &load);
-        vp_backend *kinds[4] = {gpu, gpu_simple, gpu_alt[0], gpu_alt[1]};
-        const char *kind_names[4] = {"default", "simple", alt[0], alt[1]};
-        for (size_t k = 0; k < 2 + n_alt && gpu_ok; k++)
-            if (run(&vp_backend_cuda, kinds[k], &store.b, ls, "cuda store prefixes") == 0 &&
+        vp_backend *kinds[5] = {gpu, gpu_simple, gpu_f16, gpu_alt[0], gpu_alt[1]};
+        const char *kind_names[5] = {"default", "simple", "fp16", alt[0], alt[1]};
+        float *lk = host_alloc(tb.b.n_out * 8); /* this kind's logits computed in one pass */
+        for (size_t k = 0; k < 3 + n_alt && gpu_ok; k++)
+            if (run(&vp_backend_cuda, kinds[k], &tb.b, lk, "cuda computed") == 0 &&
+                run(&vp_backend_cuda, kinds[k], &store.b, ls, "cuda store prefixes") == 0 &&
                 run(&vp_backend_cuda, kinds[k], &load.b, lf, "cuda load prefixes") == 0) {
                 snprintf(what, sizeof what, "%s batch %d storing pass (%s) vs cuda", label, round,
                          kind_names[k]);
-                compare_margins(what, ls, lg, tb.b.n_out, tol / 2);
+                compare_margins(what, ls, lk, tb.b.n_out, tol / 2);
                 snprintf(what, sizeof what, "%s batch %d cached prefixes (%s) vs computed", label,
                          round, kind_names[k]);
-                compare_margins(what, lf, lg, tb.b.n_out, tol / 2);
+                compare_margins(what, lf, lk, tb.b.n_out, tol / 2);
             }
+        free(lk);
         test_batch_free(&store), test_batch_free(&load);
         unshare(&tb, &flat);
         if (gpu_ok && run(&vp_backend_cuda, gpu, &flat.b, lf, "cuda unshared") == 0) {
@@ -253,6 +273,8 @@ done:
     for (size_t a = 0; a < 2; a++)
         if (gpu_alt[a])
             vp_backend_cuda.free(gpu_alt[a]);
+    if (gpu_f16)
+        vp_backend_cuda.free(gpu_f16);
     host_model_free(&m);
 }
 

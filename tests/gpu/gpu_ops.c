@@ -18,20 +18,26 @@
 
 static cudaStream_t stream;
 
-/* x rounded to bf16 in place; returns the bf16 bits (caller frees). */
-static uint16_t *round_bf16(float *x, size_t n)
+/* x rounded to the activation type in place; returns its bits (caller frees). */
+static uint16_t *round_act(float *x, size_t n, int act)
 {
     for (size_t i = 0; i < n; i++)
-        x[i] = bf16_round(x[i]);
-    return to_bf16(x, n);
+        x[i] = act_round(x[i], act);
+    return to_act(x, n, act);
+}
+
+static uint16_t *round_bf16(float *x, size_t n)
+{
+    return round_act(x, n, VPK_ACT_BF16);
 }
 
 static void test_gemm(vp_gemm *g, size_t m, size_t n, size_t k)
 {
     float *x = gpu_normal(m * k, 1.0f, 0.0f), *w = gpu_normal(n * k, 0.05f, 0.0f);
     float *bias = gpu_normal(n, 0.5f, 0.0f), *y0 = gpu_normal(m * n, 1.0f, 0.0f);
-    uint16_t *xb = round_bf16(x, m * k), *wb = round_bf16(w, n * k);
-    uint16_t *bb = round_bf16(bias, n); /* bf16 output takes a bf16 bias */
+    int act = g->act; /* inputs, 16-bit output and its bias in the wrapper's type */
+    uint16_t *xb = round_act(x, m * k, act), *wb = round_act(w, n * k, act);
+    uint16_t *bb = round_act(bias, n, act);
     float *want = host_alloc(m * n * 4), *got = host_alloc(m * n * 4);
     void *dx = gpu_upload(xb, m * k * 2), *dw = gpu_upload(wb, n * k * 2);
     void *dbb = gpu_upload(bb, n * 2), *dbf = gpu_upload(bias, n * 4);
@@ -45,19 +51,19 @@ static void test_gemm(vp_gemm *g, size_t m, size_t n, size_t k)
         gpu_fail++;
     } else {
         gpu_download(got, dyf, m * n * 4);
-        snprintf(what, sizeof what, "gemm f32+bias %zux%zux%zu", m, n, k);
+        snprintf(what, sizeof what, "gemm %s f32+bias %zux%zux%zu", act_name(act), m, n, k);
         gpu_close(what, got, want, m * n, 1e-3 * sqrt((double)k) * 0.05, 1e-3);
     }
     /* bf16 output + bias: one more rounding */
-    if (vp_gemm_run(g, stream, dyb, VP_GEMM_BF16, dx, dw, dbb, m, n, k, k, k, n, false, &err)) {
+    if (vp_gemm_run(g, stream, dyb, VP_GEMM_ACT16, dx, dw, dbb, m, n, k, k, k, n, false, &err)) {
         printf("FAIL gemm: %s\n", err.message);
         gpu_fail++;
     } else {
         uint16_t *yb = host_alloc(m * n * 2);
         gpu_download(yb, dyb, m * n * 2);
-        float *yf = from_bf16(yb, m * n);
-        snprintf(what, sizeof what, "gemm bf16+bias %zux%zux%zu", m, n, k);
-        gpu_close(what, yf, want, m * n, 1e-3 * sqrt((double)k) * 0.05, BF16_REL);
+        float *yf = from_act(yb, m * n, act);
+        snprintf(what, sizeof what, "gemm %s out+bias %zux%zux%zu", act_name(act), m, n, k);
+        gpu_close(what, yf, want, m * n, 1e-3 * sqrt((double)k) * 0.05, act_rel(act));
         free(yf);
         free(yb);
     }
@@ -71,14 +77,14 @@ static void test_gemm(vp_gemm *g, size_t m, size_t n, size_t k)
         gpu_fail++;
     } else {
         gpu_download(got, dyf, m * n * 4);
-        snprintf(what, sizeof what, "gemm f32 accumulate %zux%zux%zu", m, n, k);
+        snprintf(what, sizeof what, "gemm %s f32 accumulate %zux%zux%zu", act_name(act), m, n, k);
         gpu_close(what, got, want, m * n, 1e-3 * sqrt((double)k) * 0.05, 1e-3);
     }
     cudaFree(dx), cudaFree(dw), cudaFree(dbb), cudaFree(dbf), cudaFree(dyb), cudaFree(dyf);
     free(x), free(w), free(bias), free(y0), free(xb), free(wb), free(bb), free(want), free(got);
 }
 
-static void test_norm(int rms, size_t rows, int dim, int residual, float eps)
+static void test_norm(int rms, size_t rows, int dim, int residual, float eps, int act)
 {
     size_t n = rows * (size_t)dim;
     float *x = gpu_normal(n, 2.0f, 0.3f), *y = gpu_normal(n, 1.0f, 0.0f);
@@ -88,7 +94,7 @@ static void test_norm(int rms, size_t rows, int dim, int residual, float eps)
     float *dw = gpu_upload(w, (size_t)dim * 4), *db = gpu_upload(b, (size_t)dim * 4);
     vp_bf16 *dout = gpu_alloc(n * 2);
     GPU_OK(vpk_norm(stream, rms, dx, rows, dim, residual ? dy : NULL, residual ? ds : NULL, dw,
-                    rms ? NULL : db, eps, dout, (size_t)dim));
+                    rms ? NULL : db, eps, dout, (size_t)dim, act));
     if (residual) /* the CPU twin's add_scaled: x += s * y */
         for (size_t i = 0; i < n; i++)
             x[i] += s[i % (size_t)dim] * y[i];
@@ -100,33 +106,35 @@ static void test_norm(int rms, size_t rows, int dim, int residual, float eps)
     uint16_t *ob = host_alloc(n * 2);
     gpu_download(ob, dout, n * 2);
     gpu_download(xgot, dx, n * 4);
-    float *got = from_bf16(ob, n);
+    float *got = from_act(ob, n, act);
     char what[96];
-    snprintf(what, sizeof what, "%s %zux%d%s", rms ? "rms_norm" : "layer_norm", rows, dim,
-             residual ? " + scaled residual" : "");
-    gpu_close(what, got, want, n, 1e-6, BF16_REL);
+    snprintf(what, sizeof what, "%s %zux%d%s -> %s", rms ? "rms_norm" : "layer_norm", rows, dim,
+             residual ? " + scaled residual" : "", act_name(act));
+    gpu_close(what, got, want, n, 1e-6, act_rel(act));
     if (residual)
         gpu_close("  residual written back", xgot, x, n, 0.0, 0.0);
     cudaFree(dx), cudaFree(dy), cudaFree(ds), cudaFree(dw), cudaFree(db), cudaFree(dout);
     free(x), free(y), free(s), free(w), free(b), free(want), free(xgot), free(ob), free(got);
 }
 
-static void test_rms_bf16(void)
+static void test_rms_bf16(int act)
 {
     size_t rows = 40, dim = 1024, stride = 3072, n = rows * stride;
     float *x = gpu_normal(n, 1.5f, 0.0f), *w = gpu_normal(dim, 0.1f, 1.0f);
-    uint16_t *xb = round_bf16(x, n);
+    uint16_t *xb = round_act(x, n, act);
     vp_bf16 *dx = gpu_upload(xb, n * 2);
     float *dw = gpu_upload(w, dim * 4);
-    GPU_OK(vpk_rms_norm_bf16(stream, dx + dim, rows, (int)dim, stride, dw, 1e-6f));
+    GPU_OK(vpk_rms_norm_bf16(stream, dx + dim, rows, (int)dim, stride, dw, 1e-6f, act));
     uint16_t *ob = host_alloc(n * 2);
     gpu_download(ob, dx, n * 2);
-    float *got = from_bf16(ob, n), *want = host_alloc(rows * dim * 4), *g2 = host_alloc(rows * dim * 4);
+    float *got = from_act(ob, n, act), *want = host_alloc(rows * dim * 4), *g2 = host_alloc(rows * dim * 4);
     for (size_t r = 0; r < rows; r++) {
         vp_cpu_rms_norm(want + r * dim, x + r * stride + dim, w, 1, dim, 1e-6f);
         memcpy(g2 + r * dim, got + r * stride + dim, dim * 4);
     }
-    gpu_close("rms_norm bf16 in place (q/k norm, strided)", g2, want, rows * dim, 1e-6, BF16_REL);
+    char what[96];
+    snprintf(what, sizeof what, "rms_norm %s in place (q/k norm, strided)", act_name(act));
+    gpu_close(what, g2, want, rows * dim, 1e-6, act_rel(act));
     int untouched = 0;
     for (size_t r = 0; r < rows; r++)
         untouched += memcmp(ob + r * stride, xb + r * stride, dim * 2) == 0;
@@ -157,12 +165,12 @@ static void test_head(void)
     free(x), free(w), free(rows), free(got), free(want), free(xn);
 }
 
-static void test_rope(void)
+static void test_rope(int act)
 {
     int kv = 2, qpk = 4, hd = 128, half = hd / 2;
     size_t n = 50, row = (size_t)kv * (size_t)(qpk + 2) * (size_t)hd, base_rows = 40;
     float *x = gpu_normal(n * row, 1.0f, 0.0f);
-    uint16_t *xb = round_bf16(x, n * row);
+    uint16_t *xb = round_act(x, n * row, act);
     float *base = host_alloc(base_rows * (size_t)hd * 4), *extra = host_alloc(n * (size_t)hd * 4);
     int32_t *rrow = host_alloc(n * 4), *pos = host_alloc(n * 4);
     for (size_t p = 0; p < base_rows; p++)
@@ -180,10 +188,10 @@ static void test_rope(void)
     vp_bf16 *dq = gpu_upload(xb, n * row * 2);
     float *dbase = gpu_upload(base, base_rows * hd * 4), *dextra = gpu_upload(extra, n * hd * 4);
     int32_t *drow = gpu_upload(rrow, n * 4);
-    GPU_OK(vpk_rope_qkv(stream, dq, n, row, kv, qpk, hd, dbase, base_rows, dextra, drow));
+    GPU_OK(vpk_rope_qkv(stream, dq, n, row, kv, qpk, hd, dbase, base_rows, dextra, drow, act));
     uint16_t *ob = host_alloc(n * row * 2);
     gpu_download(ob, dq, n * row * 2);
-    float *got = from_bf16(ob, n * row), *want = host_alloc(n * row * 4);
+    float *got = from_act(ob, n * row, act), *want = host_alloc(n * row * 4);
     memcpy(want, x, n * row * 4);
     for (size_t t = 0; t < n; t++) {
         const float *tab = (size_t)rrow[t] < base_rows ? base + (size_t)rrow[t] * hd
@@ -193,39 +201,44 @@ static void test_rope(void)
                               tab + half);
     }
     for (size_t i = 0; i < n * row; i++)
-        want[i] = bf16_round(want[i]);
-    gpu_close("rope (packed wqkv, value heads untouched)", got, want, n * row, 0.0, BF16_REL);
+        want[i] = act_round(want[i], act);
+    char what[96];
+    snprintf(what, sizeof what, "rope %s (packed wqkv, value heads untouched)", act_name(act));
+    gpu_close(what, got, want, n * row, 0.0, act_rel(act));
     cudaFree(dq), cudaFree(dbase), cudaFree(dextra), cudaFree(drow);
     free(x), free(xb), free(base), free(extra), free(rrow), free(pos), free(ob), free(got), free(want);
 }
 
 /* inter 1000 takes the vector kernels (GELU 8 bf16, SiLU-gate 4 floats per thread),
  * 1001 the scalar ones */
-static void test_activations(size_t inter)
+static void test_activations(size_t inter, int act)
 {
     size_t rows = 33, n = rows * inter;
     float *g = gpu_normal(2 * n, 2.0f, 0.0f), *gu = gpu_normal(2 * n, 2.0f, 0.0f);
-    uint16_t *gb = round_bf16(g, 2 * n);
+    uint16_t *gb = round_act(g, 2 * n, act);
     vp_bf16 *dg = gpu_upload(gb, 2 * n * 2), *dh = gpu_alloc(n * 2);
-    GPU_OK(vpk_gelu(stream, dg, 2 * n));
+    GPU_OK(vpk_gelu(stream, dg, 2 * n, act));
     uint16_t *ob = host_alloc(2 * n * 2);
     gpu_download(ob, dg, 2 * n * 2);
-    float *got = from_bf16(ob, 2 * n), *want = host_alloc(2 * n * 4);
+    float *got = from_act(ob, 2 * n, act), *want = host_alloc(2 * n * 4);
     memcpy(want, g, 2 * n * 4);
     vp_cpu_gelu(want, 2 * n);
-    gpu_close("gelu (erf) bf16", got, want, 2 * n, 1e-6, 2 * BF16_REL);
+    char what[96];
+    snprintf(what, sizeof what, "gelu (erf) %s", act_name(act));
+    gpu_close(what, got, want, 2 * n, 1e-6, 2 * act_rel(act));
     /* silu gate on fp32 rows [gate | up] (not rounded: the kernel reads fp32) */
     float *dgu = gpu_upload(gu, 2 * n * 4);
     GPU_OK(cudaMemset(dh, 0xff, n * 2));
-    GPU_OK(vpk_silu_gate(stream, dh, dgu, rows, inter));
+    GPU_OK(vpk_silu_gate(stream, dh, dgu, rows, inter, act));
     gpu_download(ob, dh, n * 2);
-    float *got2 = from_bf16(ob, n), *gate = host_alloc(n * 4), *up = host_alloc(n * 4);
+    float *got2 = from_act(ob, n, act), *gate = host_alloc(n * 4), *up = host_alloc(n * 4);
     for (size_t r = 0; r < rows; r++) {
         memcpy(gate + r * inter, gu + r * 2 * inter, inter * 4);
         memcpy(up + r * inter, gu + r * 2 * inter + inter, inter * 4);
     }
     vp_cpu_silu_gate(gate, up, n);
-    gpu_close("silu gate fp32 -> bf16", got2, gate, n, 1e-6, BF16_REL);
+    snprintf(what, sizeof what, "silu gate fp32 -> %s", act_name(act));
+    gpu_close(what, got2, gate, n, 1e-6, act_rel(act));
     cudaFree(dg), cudaFree(dh), cudaFree(dgu);
     free(g), free(gu), free(gb), free(ob), free(got), free(want), free(got2), free(gate), free(up);
 }
@@ -233,6 +246,7 @@ static void test_activations(size_t inter)
 /* unfold + gemm + class token and positions vs vp_cpu_patch_embed, two tiles */
 static void test_patch_embed(vp_gemm *gm)
 {
+    int act = gm->act; /* pixels rounded to bf16 either way, stored in the act type */
     int c = 3, s = 448, p = 14, hv = 128;
     size_t tiles = 2, gg = (size_t)(s / p) * (size_t)(s / p), k = (size_t)c * p * p;
     size_t kpad = vp_cw_pad_cols(k), pix = (size_t)c * s * s;
@@ -243,14 +257,15 @@ static void test_patch_embed(vp_gemm *gm)
     for (int o = 0; o < hv; o++)
         for (size_t i = 0; i < k; i++) {
             w[(size_t)o * k + i] = bf16_round(w[(size_t)o * k + i]);
-            wpad[(size_t)o * kpad + i] = vp_f32_to_bf16(w[(size_t)o * k + i]);
+            wpad[(size_t)o * kpad + i] = act == VPK_ACT_F16 ? vp_f32_to_f16(w[(size_t)o * k + i])
+                                                            : vp_f32_to_bf16(w[(size_t)o * k + i]);
         }
     float *dimg = gpu_upload(img, tiles * pix * 4), *dbias = gpu_upload(bias, (size_t)hv * 4);
     float *dcls = gpu_upload(cls, (size_t)hv * 4), *dpos = gpu_upload(pos, (gg + 1) * hv * 4);
     vp_bf16 *dw = gpu_upload(wpad, (size_t)hv * kpad * 2), *dpatch = gpu_alloc(tiles * gg * kpad * 2);
     float *demb = gpu_alloc(tiles * gg * hv * 4), *dx = gpu_alloc(tiles * (gg + 1) * hv * 4);
     vp_error err = {0};
-    GPU_OK(vpk_im2col(stream, dpatch, dimg, tiles, c, s, p, kpad));
+    GPU_OK(vpk_im2col(stream, dpatch, dimg, tiles, c, s, p, kpad, act));
     if (vp_gemm_run(gm, stream, demb, VP_GEMM_F32, dpatch, dw, dbias, tiles * gg, (size_t)hv, kpad,
                     kpad, kpad, (size_t)hv, false, &err)) {
         printf("FAIL patch gemm: %s\n", err.message);
@@ -270,7 +285,9 @@ static void test_patch_embed(vp_gemm *gm)
         for (size_t i = 0; i < (gg + 1) * hv; i++)
             xt[i] += pos[i];
     }
-    gpu_close("patch embedding (im2col + gemm + cls/pos)", got, want, tiles * (gg + 1) * hv, 2e-3, 1e-3);
+    char what[96];
+    snprintf(what, sizeof what, "patch embedding %s (im2col + gemm + cls/pos)", act_name(act));
+    gpu_close(what, got, want, tiles * (gg + 1) * hv, 2e-3, 1e-3);
     cudaFree(dimg), cudaFree(dbias), cudaFree(dcls), cudaFree(dpos), cudaFree(dw), cudaFree(dpatch);
     cudaFree(demb), cudaFree(dx);
     free(img), free(w), free(bias), free(cls), free(pos), free(wpad), free(got), free(want);
@@ -279,7 +296,7 @@ static void test_patch_embed(vp_gemm *gm)
 
 /* im2col from 8-bit tiles (the engine's path) vs im2col on the CPU's normalised floats:
  * bit for bit, every byte value in every channel, two tiles of different content. */
-static void test_im2col_u8(void)
+static void test_im2col_u8(int act)
 {
     int s = 448, p = 14;
     size_t tiles = 2, gg = (size_t)(s / p) * (size_t)(s / p), k = 3 * (size_t)p * p;
@@ -295,8 +312,8 @@ static void test_im2col_u8(void)
     size_t n = tiles * gg * kpad;
     vp_bf16 *want_d = gpu_alloc(n * 2), *got_d = gpu_alloc(n * 2);
     GPU_OK(cudaMemset(got_d, 0xff, n * 2));
-    GPU_OK(vpk_im2col(stream, want_d, dnorm, tiles, 3, s, p, kpad));
-    GPU_OK(vpk_im2col_u8(stream, got_d, du8, dtable, tiles, s, p, kpad));
+    GPU_OK(vpk_im2col(stream, want_d, dnorm, tiles, 3, s, p, kpad, act));
+    GPU_OK(vpk_im2col_u8(stream, got_d, du8, dtable, tiles, s, p, kpad, act));
     uint16_t *want = host_alloc(n * 2), *got = host_alloc(n * 2);
     gpu_download(want, want_d, n * 2);
     gpu_download(got, got_d, n * 2);
@@ -304,8 +321,26 @@ static void test_im2col_u8(void)
     for (size_t i = 0; i < n; i++)
         if (got[i] != want[i])
             bad++, first = first < n ? first : i;
-    gpu_check("im2col from 8-bit tiles == im2col of the CPU-normalised tiles", bad == 0,
-              "%zu of %zu patch values differ (first at %zu)", bad, n, first);
+    /* and each value the bf16 rounding of the CPU's float, in the act type exactly */
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t col = i % kpad, cell = i / kpad, pp = (size_t)p * p, g = (size_t)(s / p);
+        float v = 0.0f;
+        if (col < k) {
+            size_t t = cell / (g * g), c = col / pp;
+            size_t y = cell % (g * g) / g * (size_t)p + col / (size_t)p % (size_t)p;
+            size_t x = cell % g * (size_t)p + col % (size_t)p;
+            v = bf16_round(norm[((t * 3 + c) * (size_t)s + y) * (size_t)s + x]);
+        }
+        uint16_t bits = act == VPK_ACT_F16 ? vp_f32_to_f16(v) : vp_f32_to_bf16(v);
+        off += got[i] != bits;
+    }
+    char what[128];
+    snprintf(what, sizeof what, "im2col %s from 8-bit tiles == im2col of the CPU-normalised tiles",
+             act_name(act));
+    gpu_check(what, bad == 0 && off == 0,
+              "%zu of %zu patch values differ (first at %zu); %zu not the bf16 pixel", bad, n,
+              first, off);
     cudaFree(du8), cudaFree(dnorm), cudaFree(dtable), cudaFree(want_d), cudaFree(got_d);
     free(u8), free(norm), free(want), free(got);
 }
@@ -448,14 +483,16 @@ static void test_attention_wgmma(const char *label, const vpk_attn_layout *lay, 
     GPU_OK(vpk_attention_vt(stream, dvt, dqkv, lay, n));
     uint16_t *vt = host_alloc(groups * hd * np * 2);
     gpu_download(vt, dvt, groups * hd * np * 2);
-    size_t bad = 0; /* fp16 holds these bf16 values exactly (|v| in [2^-14, 65504] or 0) */
+    size_t bad = 0; /* fp16 holds these bf16 values exactly (|v| in [2^-14, 65504] or 0);
+                     * fp16 values (fp16 activations) are copied */
     for (size_t g = 0; g < groups; g++)
         for (size_t d = 0; d < hd; d++)
             for (size_t t = 0; t < np; t++) {
                 float w = 0.0f;
                 if (t < n) {
-                    w = vp_bf16_to_f32(qkvb[t * lay->row_stride + g * lay->group_stride + lay->v_base + d]);
-                    if (fabsf(w) < 0x1p-14f)
+                    uint16_t bits = qkvb[t * lay->row_stride + g * lay->group_stride + lay->v_base + d];
+                    w = lay->act == VPK_ACT_F16 ? vp_f16_to_f32(bits) : vp_bf16_to_f32(bits);
+                    if (lay->act != VPK_ACT_F16 && fabsf(w) < 0x1p-14f)
                         continue; /* fp16 subnormals: not exact, not asserted */
                 }
                 bad += f16_to_f32(vt[(g * hd + d) * np + t]) != w;
@@ -470,7 +507,7 @@ static void test_attention_wgmma(const char *label, const vpk_attn_layout *lay, 
         GPU_OK(cudaMemset(dout, 0xff, n * qw * 2));
         GPU_OK(vpk_attention_wgmma(stream, dout, qw, dqkv, dvt, n, lay, var, ditems, n_items, scale));
         gpu_download(ob, dout, n * qw * 2);
-        float *got = from_bf16(ob, n * qw);
+        float *got = from_act(ob, n * qw, lay->act);
         snprintf(what, sizeof what, "attention wgmma %s %s (%zu tokens)", wgmma_name(var), label, n);
         gpu_close(what, got, want, n * qw, 2e-2, 2e-2);
         free(got);
@@ -480,9 +517,11 @@ static void test_attention_wgmma(const char *label, const vpk_attn_layout *lay, 
 }
 
 /* Causal packed attention with prefixes (causal != 0) or bidirectional tiles. */
-static void test_attention(const char *label, int causal, int heads, int kv_heads, int hd,
-                           size_t max_len)
+static void test_attention(const char *label0, int causal, int heads, int kv_heads, int hd,
+                           size_t max_len, int act)
 {
+    char label[48];
+    snprintf(label, sizeof label, "%.40s%s", label0, act == VPK_ACT_F16 ? " fp16" : "");
     vp_error err = {0};
     test_batch tb;
     size_t n, tiles = 2, tt = 1025;
@@ -504,11 +543,12 @@ static void test_attention(const char *label, int causal, int heads, int kv_head
         lay = (vpk_attn_layout){.row_stride = 3 * (size_t)heads * hd, .heads = heads, .q_per_kv = 1,
                                 .head_dim = hd, .group_stride = (size_t)hd, .q_base = 0,
                                 .k_base = (size_t)heads * hd, .v_base = 2 * (size_t)heads * hd};
+    lay.act = act;
     size_t row = lay.row_stride, qw = (size_t)heads * hd;
     /* components of variance 2: q.k / sqrt(d) has std 2, a peaked softmax that a wrong
      * mask, scale or head mapping visibly changes */
     float *qkv = gpu_normal(n * row, 1.41421356f, 0.0f);
-    uint16_t *qkvb = round_bf16(qkv, n * row);
+    uint16_t *qkvb = round_act(qkv, n * row, act);
     float *q = host_alloc(n * qw * 4), *k = host_alloc(n * (size_t)kv_heads * hd * 4);
     float *v = host_alloc(n * (size_t)kv_heads * hd * 4), *want = host_alloc(n * qw * 4);
     unpack_qkv(qkv, n, &lay, kv_heads, q, k, v);
@@ -526,9 +566,11 @@ static void test_attention(const char *label, int causal, int heads, int kv_head
                      : vp_attn_plan_tiles(tiles, tt, VP_ATTN_BQ, items, cap, &n_items, &err);
     uint16_t *ob = host_alloc(n * qw * 2);
     char what[128];
-    if (prc == 0 && vpk_attention_fast_supports(&lay, qw)) {
+    int mma_ok = vpk_attention_fast_supports(&lay, qw); /* bf16 only */
+    int wg_ok = vpk_attention_wgmma_available() && vpk_attention_wgmma_supports(&lay, 1);
+    if (prc == 0 && (mma_ok || wg_ok)) {
         vp_attn_item *ditems = gpu_upload(items, n_items * sizeof *items);
-        for (size_t si = 0; si < sizeof attn_shapes / sizeof attn_shapes[0]; si++) {
+        for (size_t si = 0; mma_ok && si < sizeof attn_shapes / sizeof attn_shapes[0]; si++) {
             const vpk_attn_shape *sh = &attn_shapes[si];
             if (!vpk_attention_shape_ok(&lay, sh))
                 continue;
@@ -541,7 +583,7 @@ static void test_attention(const char *label, int causal, int heads, int kv_head
             gpu_close(what, got, want, n * qw, 2e-2, 2e-2);
             free(got);
         }
-        if (vpk_attention_wgmma_available())
+        if (wg_ok)
             test_attention_wgmma(label, &lay, n, qkvb, dqkv, ditems, n_items, dout, ob, want, scale);
         cudaFree(ditems);
     }
@@ -555,7 +597,7 @@ static void test_attention(const char *label, int causal, int heads, int kv_head
     GPU_OK(cudaMemset(dout, 0xff, n * qw * 2));
     GPU_OK(vpk_attention_simple(stream, dout, qw, dqkv, &lay, dr, n, scale));
     gpu_download(ob, dout, n * qw * 2);
-    float *got = from_bf16(ob, n * qw);
+    float *got = from_act(ob, n * qw, act);
     snprintf(what, sizeof what, "attention simple %s (%zu tokens)", label, n);
     gpu_close(what, got, want, n * qw, 4e-3, 1e-2);
     /* the last layer's form: some query rows only, out of order, one twice; each output
@@ -583,13 +625,13 @@ static void test_attention(const char *label, int causal, int heads, int kv_head
     GPU_OK(cudaMemset(drout, 0xff, n_rows * qw * 2));
     GPU_OK(vpk_attention_rows(stream, drout, qw, dqkv, &lay, dr, drows, n_rows, scale));
     gpu_download(rb, drout, n_rows * qw * 2);
-    float *rgot = from_bf16(rb, n_rows * qw), *rwant = host_alloc(n_rows * qw * 4);
+    float *rgot = from_act(rb, n_rows * qw, act), *rwant = host_alloc(n_rows * qw * 4);
     size_t apart = 0;
     for (size_t i = 0; i < n_rows; i++) {
         memcpy(rwant + i * qw, want + (size_t)rows[i] * qw, qw * 4);
         for (size_t c = 0; c < qw; c++) {
             float a = rgot[i * qw + c], b = got[(size_t)rows[i] * qw + c];
-            apart += !(fabsf(a - b) <= fabsf(b) * (1.0f / 128) + 1e-6f);
+            apart += !(fabsf(a - b) <= fabsf(b) * (float)(2 * act_rel(act)) + 1e-6f);
         }
     }
     snprintf(what, sizeof what, "attention rows, %zu rows of %s", n_rows, label);
@@ -598,6 +640,9 @@ static void test_attention(const char *label, int causal, int heads, int kv_head
     gpu_check(what, apart == 0, "%zu of %zu values more than a bf16 rounding apart", apart,
               n_rows * qw);
     free(rgot), free(rwant);
+    if (act == VPK_ACT_F16) /* the mma.sync kernel is bf16 only: it must refuse */
+        gpu_check("mma.sync attention refuses fp16 q/k/v", !mma_ok,
+                  "the bf16-only kernel accepts an fp16 layout");
     cudaFree(drows), cudaFree(drout);
     free(rows), free(rb);
     cudaFree(dqkv), cudaFree(dout), cudaFree(dr);
@@ -605,6 +650,34 @@ static void test_attention(const char *label, int causal, int heads, int kv_head
     free(ranges);
     if (causal)
         test_batch_free(&tb);
+}
+
+/* fp16 activations' weights: bf16 -> fp16 in place, the host's fp16 of each bf16 value,
+ * and the values beyond fp16's range counted (they become infinities). */
+static void test_bf16_to_f16(void)
+{
+    size_t n = 100003;
+    float *x = gpu_normal(n, 0.05f, 0.0f);
+    size_t want_over = 0;
+    for (size_t i = 0; i < n; i += 997) /* a few beyond fp16 (and one just inside), tiny ones */
+        x[i] = i % 3 == 0 ? 7.0e4f * (i % 2 ? -1.0f : 1.0f) : i % 3 == 1 ? 3.0e-7f : 65504.0f;
+    uint16_t *xb = round_bf16(x, n), *got = host_alloc(n * 2);
+    for (size_t i = 0; i < n; i++)
+        want_over += isinf(vp_f16_to_f32(vp_f32_to_f16(x[i])));
+    vp_bf16 *dx = gpu_upload(xb, n * 2);
+    unsigned long long *dover = gpu_alloc(sizeof *dover), over = 0;
+    GPU_OK(cudaMemset(dover, 0, sizeof *dover));
+    GPU_OK(vpk_bf16_to_f16(stream, dx, n, dover));
+    gpu_download(got, dx, n * 2);
+    gpu_download(&over, dover, sizeof over);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad += got[i] != vp_f32_to_f16(x[i]);
+    gpu_check("bf16 -> fp16 weights in place", bad == 0 && over == want_over && want_over > 0,
+              "%zu of %zu values differ from the host's; %llu counted beyond fp16, %zu expected",
+              bad, n, over, want_over);
+    cudaFree(dx), cudaFree(dover);
+    free(x), free(xb), free(got);
 }
 
 /* The random weights on the GPU against the host rule (mkmodel's values). */
@@ -815,7 +888,7 @@ int main(int argc, char **argv)
 {
     only = argc > 1 ? argv[1] : NULL;
     list_only = only && !strcmp(only, "--list");
-    vp_gemm g;
+    vp_gemm g, g16; /* bf16 and fp16 products (one workspace: used in turn) */
     void *ws = NULL;
     if (!list_only) {
         int count = 0;
@@ -830,7 +903,8 @@ int main(int argc, char **argv)
         GPU_OK(vpk_attention_setup());
         ws = gpu_alloc(VP_GEMM_WORKSPACE_BYTES);
         vp_error err = {0};
-        if (vp_gemm_init(&g, ws, VP_GEMM_WORKSPACE_BYTES, &err)) {
+        if (vp_gemm_init(&g, ws, VP_GEMM_WORKSPACE_BYTES, VPK_ACT_BF16, &err) ||
+            vp_gemm_init(&g16, ws, VP_GEMM_WORKSPACE_BYTES, VPK_ACT_F16, &err)) {
             fprintf(stderr, "gpu_ops: %s\n", err.message);
             return 2;
         }
@@ -838,37 +912,54 @@ int main(int argc, char **argv)
     RUN("gemm 300x520x264", test_gemm(&g, 300, 520, 264));     /* odd rows, small */
     RUN("gemm 48x4096x14336", test_gemm(&g, 48, 4096, 14336));   /* the last layer's w2 on the output rows */
     RUN("gemm 1030x3072x1024", test_gemm(&g, 1030, 3072, 1024));  /* ViT qkv on one tile */
-    RUN("layernorm 37x1024 +residual", test_norm(0, 37, 1024, 1, 1e-6f)); /* ViT norm2 after attention */
-    RUN("rmsnorm 29x4096", test_norm(1, 29, 4096, 0, 1e-5f)); /* InternLM2 attention_norm */
-    RUN("layernorm 9x4096", test_norm(0, 9, 4096, 0, 1e-5f));  /* projector LayerNorm */
-    RUN("rmsnorm 11x1024 +residual", test_norm(1, 11, 1024, 1, 1e-6f)); /* rms_norm ViT variant */
-    RUN("layernorm 7x1000 +residual", test_norm(0, 7, 1000, 1, 1e-6f)); /* the general kernel */
-    RUN("rmsnorm 5x3072", test_norm(1, 5, 3072, 0, 1e-5f)); /* registers, 6 float4 a thread */
-    RUN("rms_bf16", test_rms_bf16());
+    RUN("layernorm 37x1024 +residual", test_norm(0, 37, 1024, 1, 1e-6f, VPK_ACT_BF16)); /* ViT norm2 after attention */
+    RUN("rmsnorm 29x4096", test_norm(1, 29, 4096, 0, 1e-5f, VPK_ACT_BF16)); /* InternLM2 attention_norm */
+    RUN("layernorm 9x4096", test_norm(0, 9, 4096, 0, 1e-5f, VPK_ACT_BF16));  /* projector LayerNorm */
+    RUN("rmsnorm 11x1024 +residual", test_norm(1, 11, 1024, 1, 1e-6f, VPK_ACT_BF16)); /* rms_norm ViT variant */
+    RUN("layernorm 7x1000 +residual", test_norm(0, 7, 1000, 1, 1e-6f, VPK_ACT_BF16)); /* the general kernel */
+    RUN("rmsnorm 5x3072", test_norm(1, 5, 3072, 0, 1e-5f, VPK_ACT_BF16)); /* registers, 6 float4 a thread */
+    RUN("rms_bf16", test_rms_bf16(VPK_ACT_BF16));
     RUN("head", test_head());
-    RUN("rope", test_rope());
-    RUN("activations inter 1000", test_activations(1000));
-    RUN("activations inter 1001", test_activations(1001));
+    RUN("rope", test_rope(VPK_ACT_BF16));
+    RUN("activations inter 1000", test_activations(1000, VPK_ACT_BF16));
+    RUN("activations inter 1001", test_activations(1001, VPK_ACT_BF16));
     RUN("patch_embed", test_patch_embed(&g));
-    RUN("im2col_u8", test_im2col_u8());
+    RUN("im2col_u8", test_im2col_u8(VPK_ACT_BF16));
     RUN("pixel_shuffle", test_pixel_shuffle());
     RUN("embed", test_embed());
     RUN("kv_copy 8x4x128", test_kv_copy(8, 4, 128));
     RUN("kv_copy 3x1x20", test_kv_copy(3, 1, 20));
-    RUN("attention causal+prefix GQA 32/8 d128", test_attention("causal+prefix GQA 32/8 d128", 1, 32, 8, 128, 130));
-    RUN("attention causal+prefix GQA 2/1 d128", test_attention("causal+prefix GQA 2/1 d128", 1, 2, 1, 128, 400));
+    RUN("attention causal+prefix GQA 32/8 d128", test_attention("causal+prefix GQA 32/8 d128", 1, 32, 8, 128, 130, VPK_ACT_BF16));
+    RUN("attention causal+prefix GQA 2/1 d128", test_attention("causal+prefix GQA 2/1 d128", 1, 2, 1, 128, 400, VPK_ACT_BF16));
     /* head size 64 on causal items too: the vision tiles alone give the wgmma kernel 17 key
      * tiles every time, never 1 or an even number */
-    RUN("attention causal+prefix GQA 8/4 d64", test_attention("causal+prefix GQA 8/4 d64", 1, 8, 4, 64, 300));
-    RUN("attention causal+prefix MHA 4/4 d32", test_attention("causal+prefix MHA 4/4 d32", 1, 4, 4, 32, 200));
-    RUN("attention tiles 16 heads d64", test_attention("tiles 16 heads d64", 0, 16, 16, 64, 0));
-    RUN("attention tiles 4 heads d16", test_attention("tiles 4 heads d16", 0, 4, 4, 16, 0));
+    RUN("attention causal+prefix GQA 8/4 d64", test_attention("causal+prefix GQA 8/4 d64", 1, 8, 4, 64, 300, VPK_ACT_BF16));
+    RUN("attention causal+prefix MHA 4/4 d32", test_attention("causal+prefix MHA 4/4 d32", 1, 4, 4, 32, 200, VPK_ACT_BF16));
+    RUN("attention tiles 16 heads d64", test_attention("tiles 16 heads d64", 0, 16, 16, 64, 0, VPK_ACT_BF16));
+    RUN("attention tiles 4 heads d16", test_attention("tiles 4 heads d16", 0, 4, 4, 16, 0, VPK_ACT_BF16));
     RUN("random_and_convert", test_random_and_convert());
+    /* fp16 activations (VPRM_CUDA_ACTIVATIONS=fp16): every kernel that writes or reads them */
+    RUN("fp16 bf16_to_f16", test_bf16_to_f16());
+    RUN("fp16 gemm 300x520x264", test_gemm(&g16, 300, 520, 264));
+    RUN("fp16 gemm 1030x3072x1024", test_gemm(&g16, 1030, 3072, 1024));
+    RUN("fp16 rmsnorm 29x4096", test_norm(1, 29, 4096, 0, 1e-5f, VPK_ACT_F16));
+    RUN("fp16 layernorm 37x1024 +residual", test_norm(0, 37, 1024, 1, 1e-6f, VPK_ACT_F16));
+    RUN("fp16 layernorm 7x1000 +residual", test_norm(0, 7, 1000, 1, 1e-6f, VPK_ACT_F16));
+    RUN("fp16 rms_bf16", test_rms_bf16(VPK_ACT_F16));
+    RUN("fp16 rope", test_rope(VPK_ACT_F16));
+    RUN("fp16 activations inter 1000", test_activations(1000, VPK_ACT_F16));
+    RUN("fp16 activations inter 1001", test_activations(1001, VPK_ACT_F16));
+    RUN("fp16 patch_embed", test_patch_embed(&g16));
+    RUN("fp16 im2col_u8", test_im2col_u8(VPK_ACT_F16));
+    RUN("fp16 attention causal+prefix GQA 32/8 d128", test_attention("causal+prefix GQA 32/8 d128", 1, 32, 8, 128, 130, VPK_ACT_F16));
+    RUN("fp16 attention causal+prefix MHA 4/4 d32", test_attention("causal+prefix MHA 4/4 d32", 1, 4, 4, 32, 200, VPK_ACT_F16));
+    RUN("fp16 attention tiles 16 heads d64", test_attention("tiles 16 heads d64", 0, 16, 16, 64, 0, VPK_ACT_F16));
     RUN("bench attention language", bench_attention(1));
     RUN("bench attention vision", bench_attention(0));
     if (list_only)
         return 0;
     vp_gemm_free(&g);
+    vp_gemm_free(&g16);
     cudaFree(ws);
     GPU_OK(cudaDeviceSynchronize());
     printf("gpu_ops: %d passed, %d failed\n", gpu_pass, gpu_fail);

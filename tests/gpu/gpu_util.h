@@ -14,6 +14,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include "engine/cuda/cuda_kernels.h"
 #include "engine/model/tensor.h"
 
 static int gpu_pass, gpu_fail;
@@ -85,6 +86,39 @@ static inline float *from_bf16(const uint16_t *h, size_t n)
     for (size_t i = 0; i < n; i++)
         x[i] = vp_bf16_to_f32(h[i]);
     return x;
+}
+
+/* The activation types (vpk_act): the rounding, bits both ways, one rounding's relative
+ * size (half an ulp: bf16 2^-8, fp16 2^-11) and a label. */
+static inline float act_round(float f, int act)
+{
+    return act == VPK_ACT_F16 ? vp_f16_to_f32(vp_f32_to_f16(f)) : bf16_round(f);
+}
+
+static inline uint16_t *to_act(const float *x, size_t n, int act)
+{
+    uint16_t *h = host_alloc(n * sizeof *h);
+    for (size_t i = 0; i < n; i++)
+        h[i] = act == VPK_ACT_F16 ? vp_f32_to_f16(x[i]) : vp_f32_to_bf16(x[i]);
+    return h;
+}
+
+static inline float *from_act(const uint16_t *h, size_t n, int act)
+{
+    float *x = host_alloc(n * sizeof *x);
+    for (size_t i = 0; i < n; i++)
+        x[i] = act == VPK_ACT_F16 ? vp_f16_to_f32(h[i]) : vp_bf16_to_f32(h[i]);
+    return x;
+}
+
+static inline double act_rel(int act)
+{
+    return act == VPK_ACT_F16 ? 1.0 / 2048 : 1.0 / 256;
+}
+
+static inline const char *act_name(int act)
+{
+    return act == VPK_ACT_F16 ? "fp16" : "bf16";
 }
 
 /* |got - want| <= atol + rtol * |want| for all n; NaN fails. Prints one line. */

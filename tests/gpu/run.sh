@@ -9,6 +9,7 @@
 #   e2e        gpu_e2e: whole forwards on tiny models vs the fp32 CPU backend
 #   w1         gpu_w1: the 8B shape, seeded weights generated on the GPU, W1; 5 timed runs
 #   w1_simple  the same with the simple attention kernel (one run: parity cross-check)
+#   w1_f16     the same with VPRM_CUDA_ACTIVATIONS=fp16 (experimental: parity and time)
 #   w1_alt...  the same with each VPRM_CUDA_ATTENTION in $ALT (default "32x2x64 wgmma2":
 #              the mma.sync kernel, the wgmma kernel without the overlap), timed
 #   torch      torch_ref.py: fp32 oracle on the same weights, reference way, careful way
@@ -86,6 +87,8 @@ fi
 stage w1 90 "$G/bin/gpu_w1" --batch "$G/w1.batch" --out "$W/w1" --seed 1 --reps 5
 stage w1_simple 45 env VPRM_CUDA_ATTENTION=simple "$G/bin/gpu_w1" --batch "$G/w1.batch" \
     --out "$W/w1" --seed 1 --reps 1 --label ours_simple
+stage w1_f16 45 env VPRM_CUDA_ACTIVATIONS=fp16 "$G/bin/gpu_w1" --batch "$G/w1.batch" \
+    --out "$W/w1" --seed 1 --reps 3 --label ours_f16
 # the other attention kernels on the same W1 (timing and parity; ALT= lists them: by
 # default the mma.sync kernel and the wgmma kernel without the overlap, the overlapped
 # one being the default on Hopper)
@@ -113,6 +116,8 @@ stage torch_plain 90 "$PY" tests/gpu/torch_ref.py --dir "$W/w1_plain" --batch "$
 for s in ${PARITY_SEEDS-2 3}; do
     mkdir -p "$W/w1_seed$s"
     stage w1_seed$s 30 "$G/bin/gpu_w1" --batch "$G/w1.batch" --out "$W/w1_seed$s" --seed "$s" --reps 1
+    stage w1_f16_seed$s 30 env VPRM_CUDA_ACTIVATIONS=fp16 "$G/bin/gpu_w1" --batch "$G/w1.batch" \
+        --out "$W/w1_seed$s" --seed "$s" --reps 1 --label ours_f16
     stage torch_seed$s 60 "$PY" tests/gpu/torch_ref.py --dir "$W/w1_seed$s" --batch "$G/w1.batch" \
         --lib "$G/bin/libvprm_randw.so" --seed "$s" --reps 0
 done
@@ -126,13 +131,13 @@ verdict=$?
 cat "$W/summary.txt"
 if [ -n "${OUT:-}" ]; then
     cp "$W/summary.txt" "$OUT/"
-    for s in ops ops_alone e2e e2e_sanitizer w1 w1_simple w1_alt w1_alt2 w1_alt3 w1_alt4 torch \
+    for s in ops ops_alone e2e e2e_sanitizer w1 w1_simple w1_f16 w1_alt w1_alt2 w1_alt3 w1_alt4 torch \
         w1_plain torch_plain w1_profile $(cd "$W" && ls -d w1_seed* torch_seed* 2>/dev/null | sed 's/\.[a-z]*$//' | sort -u); do
         [ -f "$W/$s.log" ] || continue
         echo "===== $s (exit $(cat "$W/$s.rc" 2>/dev/null))"
         cat "$W/$s.log"
     done >"$OUT/logs.txt"
-    for j in "$W"/w1/ours.json "$W"/w1/ours_simple.json "$W"/w1/ours_alt_*.json "$W"/w1/torch.json; do
+    for j in "$W"/w1/ours.json "$W"/w1/ours_simple.json "$W"/w1/ours_f16.json "$W"/w1/ours_alt_*.json "$W"/w1/torch.json; do
         [ -f "$j" ] && cp "$j" "$OUT/"
     done
     [ -f "$W/w1_plain/torch.json" ] && cp "$W/w1_plain/torch.json" "$OUT/torch_plain.json"
