@@ -293,6 +293,10 @@ static int pick_attention(vp_backend *b, vp_error *err)
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
                            "VPRM_CUDA_ATTENTION is \"%s\": expected \"simple\", wgmma1[o], "
                            "wgmma2[o] or ROWSxHEADSxKEYS (16x1x64, 16x2x64, 32x{1,2,4}x{32,64})", env);
+        if (b->act == VPK_ACT_F16)
+            return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
+                           "VPRM_CUDA_ATTENTION=%s: the mma.sync kernel is bf16 only "
+                           "(VPRM_CUDA_ACTIVATIONS=fp16 runs wgmma1[o], wgmma2[o] or simple)", env);
         vpk_attn_shape s = {rows, hpb, keys}, s1 = {rows, 1, keys};
         if (!vpk_attention_shape_ok(&ll, &s) || !vpk_attention_shape_ok(&vl, &s1))
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",

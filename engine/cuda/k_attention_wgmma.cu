@@ -499,8 +499,12 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
 
 /* vt[g][d][t] = v of token t, group g, dim d (fp16, saturated) for t < n; zeros for
  * n <= t < round8(n). 64 tokens of one group a block through shared memory: both sides
- * coalesced. The clamp keeps masked keys' values finite (0 * inf would poison P V); it
- * also turns a NaN value into -65504, where the mma.sync path would pass the NaN on. */
+ * coalesced. From bf16 the clamp keeps masked keys' values finite (a bf16 value beyond
+ * fp16's range would be inf, and 0 * inf would poison P V); it also turns a NaN value
+ * into -65504, where the mma.sync path would pass the NaN on. From fp16 (F16) the values
+ * are copied as they are: an inf or NaN there is an overflow of the qkv product, which
+ * must reach the logits (the engine fails a pass with non-finite logits) rather than be
+ * clipped into a finite, wrong score. */
 template <int D, bool F16>
 __global__ void vt_kernel(__half *vt, size_t vt_stride, const bf16 *qkv, vpk_attn_layout L, int n,
                           int n_pad)
@@ -525,10 +529,11 @@ __global__ void vt_kernel(__half *vt, size_t vt_stride, const bf16 *qkv, vpk_att
 #pragma unroll
         for (int k = 0; k < 8; k++)
         {
-            /* qkv's 16 bits as bf16, or fp16 values copied through fp32 exactly */
             bf16 b = tile[ch * 8 + k][d];
-            float f = F16 ? __half2float(*reinterpret_cast<const __half *>(&b)) : vpk_bf(b);
-            e[k] = __float2half_rn(fminf(fmaxf(f, -65504.0f), 65504.0f));
+            if (F16)
+                e[k] = __ushort_as_half(__bfloat16_as_ushort(b)); /* the same bits */
+            else
+                e[k] = __float2half_rn(fminf(fmaxf(vpk_bf(b), -65504.0f), 65504.0f));
         }
         *reinterpret_cast<uint4 *>(vt + ((size_t)g * D + d) * vt_stride + tok) = v;
     }

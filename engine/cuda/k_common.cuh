@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -52,16 +53,35 @@ template <> __device__ __forceinline__ __half vpk_from_f<__half>(float v)
 {
     return __float2half_rn(v);
 }
-/* Two adjacent values as 32 bits (lo in the low half) and back. */
-template <typename T> static __device__ __forceinline__ float2 vpk_to_f2(uint32_t bits)
+/* Two adjacent values as 32 bits (lo in the low half, .x of the pair types) and back;
+ * memcpy is the defined bit cast (a register move). */
+template <typename T> static __device__ __forceinline__ float2 vpk_to_f2(uint32_t bits);
+template <> __device__ __forceinline__ float2 vpk_to_f2<bf16>(uint32_t bits)
 {
-    const T *e = reinterpret_cast<const T *>(&bits);
-    return make_float2(vpk_to_f<T>(e[0]), vpk_to_f<T>(e[1]));
+    __nv_bfloat162 v;
+    memcpy(&v, &bits, sizeof v);
+    return __bfloat1622float2(v);
 }
-template <typename T> static __device__ __forceinline__ uint32_t vpk_from_f2(float lo, float hi)
+template <> __device__ __forceinline__ float2 vpk_to_f2<__half>(uint32_t bits)
 {
-    T e[2] = {vpk_from_f<T>(lo), vpk_from_f<T>(hi)};
-    return *reinterpret_cast<uint32_t *>(e);
+    __half2 v;
+    memcpy(&v, &bits, sizeof v);
+    return __half22float2(v);
+}
+template <typename T> static __device__ __forceinline__ uint32_t vpk_from_f2(float lo, float hi);
+template <> __device__ __forceinline__ uint32_t vpk_from_f2<bf16>(float lo, float hi)
+{
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return u;
+}
+template <> __device__ __forceinline__ uint32_t vpk_from_f2<__half>(float lo, float hi)
+{
+    __half2 v = __floats2half2_rn(lo, hi);
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return u;
 }
 
 /* Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets it.

@@ -659,8 +659,9 @@ static void test_bf16_to_f16(void)
     size_t n = 100003;
     float *x = gpu_normal(n, 0.05f, 0.0f);
     size_t want_over = 0;
-    for (size_t i = 0; i < n; i += 997) /* a few beyond fp16 (and one just inside), tiny ones */
-        x[i] = i % 3 == 0 ? 7.0e4f * (i % 2 ? -1.0f : 1.0f) : i % 3 == 1 ? 3.0e-7f : 65504.0f;
+    for (size_t i = 0; i < n; i += 997) /* beyond fp16, tiny ones (its subnormals), and 65280:
+                                         * the largest bf16 value inside fp16's range */
+        x[i] = i % 3 == 0 ? 7.0e4f * (i % 2 ? -1.0f : 1.0f) : i % 3 == 1 ? 3.0e-7f : 65280.0f;
     uint16_t *xb = round_bf16(x, n), *got = host_alloc(n * 2);
     for (size_t i = 0; i < n; i++)
         want_over += isinf(vp_f16_to_f32(vp_f32_to_f16(x[i])));
@@ -942,6 +943,7 @@ int main(int argc, char **argv)
     RUN("fp16 bf16_to_f16", test_bf16_to_f16());
     RUN("fp16 gemm 300x520x264", test_gemm(&g16, 300, 520, 264));
     RUN("fp16 gemm 1030x3072x1024", test_gemm(&g16, 1030, 3072, 1024));
+    RUN("fp16 gemm 48x4096x14336", test_gemm(&g16, 48, 4096, 14336));
     RUN("fp16 rmsnorm 29x4096", test_norm(1, 29, 4096, 0, 1e-5f, VPK_ACT_F16));
     RUN("fp16 layernorm 37x1024 +residual", test_norm(0, 37, 1024, 1, 1e-6f, VPK_ACT_F16));
     RUN("fp16 layernorm 7x1000 +residual", test_norm(0, 7, 1000, 1, 1e-6f, VPK_ACT_F16));
@@ -952,6 +954,8 @@ int main(int argc, char **argv)
     RUN("fp16 patch_embed", test_patch_embed(&g16));
     RUN("fp16 im2col_u8", test_im2col_u8(VPK_ACT_F16));
     RUN("fp16 attention causal+prefix GQA 32/8 d128", test_attention("causal+prefix GQA 32/8 d128", 1, 32, 8, 128, 130, VPK_ACT_F16));
+    RUN("fp16 attention causal+prefix GQA 2/1 d128", test_attention("causal+prefix GQA 2/1 d128", 1, 2, 1, 128, 400, VPK_ACT_F16));
+    RUN("fp16 attention causal+prefix GQA 8/4 d64", test_attention("causal+prefix GQA 8/4 d64", 1, 8, 4, 64, 300, VPK_ACT_F16));
     RUN("fp16 attention causal+prefix MHA 4/4 d32", test_attention("causal+prefix MHA 4/4 d32", 1, 4, 4, 32, 200, VPK_ACT_F16));
     RUN("fp16 attention tiles 16 heads d64", test_attention("tiles 16 heads d64", 0, 16, 16, 64, 0, VPK_ACT_F16));
     RUN("bench attention language", bench_attention(1));
