@@ -1,7 +1,8 @@
 #!/bin/sh
 # HTTP suite: the real daemon (release binary, then the ASan/UBSan one) on ports chosen at
 # run time (--port 0, the port read from the "listening on" line), with the tiny model.
-#   A  strict limits + API key: every error status of API.md (tests/tools/http_api.c),
+#   A  strict limits + API key: the warm-up (with an image) before /ready, every error
+#      status of API.md (tests/tools/http_api.c),
 #      misbehaving clients (http_abuse.c), the CLI and HTTP give the same scores
 #   B  defaults: 64 concurrent clients equal a serial run (http_concurrency.c), vprm bench
 #   C  config file + environment: queue full (429) and queue timeout (503) under load,
@@ -12,6 +13,7 @@
 #   H  a device that fails for good (the CPU backend's VPRM_TEST_DEVICE_FAILURE_AFTER hook
 #      plays a lost GPU): 503s naming it, /ready 503, /health and /metrics say so; by
 #      default the server then exits 3 for its supervisor to restart it
+#   J  image limits too small for the warm-up's picture: the text warm-up alone, then ready
 # Environment: VPRM, VPRM_ASAN, VPRM_TOOLS, PYTHON, VPRM_TMP (see tests/run_all.sh).
 set -u
 T="${VPRM_TMP:?VPRM_TMP must be set}/http"
@@ -122,6 +124,10 @@ done
 # ---- A: strict limits, release binary
 # shellcheck disable=SC2086
 if start_daemon A "$VPRM" $STRICT; then
+    # /ready came after a warm-up pass with an image (its scores checked in [0, 1])
+    grep -q "warm-up pass: 2 responses, .* one image tile" "$T/A.log" \
+        && ok "A: the warm-up pass before /ready scored a request with an image" \
+        || bad "A: no warm-up with an image in the log"
     run_tool "A: API contract and every error status" "$VPRM_TOOLS/http_api" "$URL" "$KEY"
     run_tool "A: misbehaving clients" "$VPRM_TOOLS/http_abuse" 127.0.0.1 "$PORT" "$KEY" 2 2097152
     # the CLI and the daemon give the same scores and the same token ids
@@ -346,6 +352,17 @@ if start_daemon I "$VPRM" --api-key "$KEY"; then
     fi
 fi
 unset VPRM_TEST_DEVICE_FAILURE_AFTER
+
+# ---- J: image limits too small for the warm-up's picture still let the server start: it
+# warms the text path alone, says so, and answers /ready 200.
+if start_daemon J "$VPRM" --max-image-bytes 64; then
+    rd=$(curl -s -o /dev/null -w '%{http_code}' "$URL/ready")
+    [ "$rd" = 200 ] && grep -q "warm-up without an image (.*max_image_bytes" "$T/J.log" \
+        && grep -q "warm-up pass: 2 responses, .* no image" "$T/J.log" \
+        && ok "J: warm-up without an image under tiny image limits, then ready" \
+        || bad "J: ready $rd; $(grep -i warm "$T/J.log")"
+    stop_daemon J
+fi
 
 echo "suite_http: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
