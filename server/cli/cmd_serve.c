@@ -66,8 +66,10 @@ static vp_log_level level_of(const char *s)
 
 /* The warm-up request's image: a small picture of gradients and noise (one tile), so
  * that the vision path (decode, tiles, the vision kernels on a GPU, which load at their
- * first launch) runs before /ready, not in the first client's request. Measured on an
- * H200 with a text-only warm-up: the first image request took 334 ms, the next 183 ms. */
+ * first launch) runs before /ready, not in the first client's request. On an H200, after
+ * a text-only warm-up, the first image request took 334 ms and the next 183 ms
+ * (serve_check.sh prints both: the next GPU session sees how much of that this removes;
+ * new matrix shapes still cost cuBLASLt a heuristic query the first time). */
 static int add_warmup_image(vp_score_request *req, vp_error *err)
 {
     uint8_t *png = NULL;
