@@ -206,7 +206,9 @@ static const char *wgmma_label(int variant)
 {
     if (!variant)
         return "";
-    return variant & VPK_WGMMA_OVERLAP ? " (wgmma, overlapped)" : " (wgmma)";
+    return variant & VPK_WGMMA_DEEP      ? " (wgmma, overlapped, 3 stages)"
+           : variant & VPK_WGMMA_OVERLAP ? " (wgmma, overlapped)"
+                                         : " (wgmma)";
 }
 
 /* VPRM_CUDA_ACTIVATIONS: "bf16" (the default) or "fp16" (experimental: the products'
@@ -224,6 +226,24 @@ static int pick_activations(vp_backend *b, vp_error *err)
     else
         return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ACTIVATIONS",
                        "VPRM_CUDA_ACTIVATIONS is \"%s\": expected bf16 or fp16", env);
+    return 0;
+}
+
+/* VPRM_CUDA_GEMM_TUNE=N (benchmarks; 0 or unset: off): each new product shape times up
+ * to N of cuBLASLt's candidates and keeps the fastest (cuda_gemm_tune.c). */
+static int pick_gemm_tune(vp_backend *b, vp_error *err)
+{
+    const char *env = getenv("VPRM_CUDA_GEMM_TUNE");
+    char *end = NULL;
+    long n = env && *env ? strtol(env, &end, 10) : 0;
+    if (env && *env && (*end || n < 0 || n > VP_GEMM_TUNE_MAX))
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_GEMM_TUNE",
+                       "VPRM_CUDA_GEMM_TUNE is \"%s\": expected a count of candidates from 0 "
+                       "to %d", env, VP_GEMM_TUNE_MAX);
+    b->gemm.tune = (int)n;
+    if (n > 1)
+        VP_LOGI("-", "cuda backend: cuBLASLt timing up to %ld candidates per new product shape "
+                "(VPRM_CUDA_GEMM_TUNE)", n);
     return 0;
 }
 
@@ -250,7 +270,8 @@ static int pick_attention(vp_backend *b, vp_error *err)
     b->language_shape = vpk_attention_default_shape(&ll);
     /* VPRM_CUDA_ATTENTION (benchmarks, checks): "simple"; "wgmma1" / "wgmma2" (warpgroup
      * products, 1 or 2 heads per block; a trailing "o": P V overlapping the next key tile's
-     * softmax, VPK_WGMMA_OVERLAP); RxHxK: the mma.sync kernel with R query rows per
+     * softmax, VPK_WGMMA_OVERLAP; "d": the same with three stages of copies,
+     * VPK_WGMMA_DEEP); RxHxK: the mma.sync kernel with R query rows per
      * warp, H heads per block, K keys per step (the vision tower, without grouped heads,
      * takes H = 1) */
     int rows, hpb, keys;
@@ -273,15 +294,19 @@ static int pick_attention(vp_backend *b, vp_error *err)
             b->vision_wgmma = 1 | VPK_WGMMA_OVERLAP;
     }
     if (env && !simple && !strncmp(env, "wgmma", 5)) {
+        /* "o": overlapped; "d": overlapped with three stages of copies (VPK_WGMMA_DEEP) */
         hpb = env[5] == '1' ? 1 : env[5] == '2' ? 2 : 0;
-        int overlap = hpb && env[6] == 'o' ? VPK_WGMMA_OVERLAP : 0;
+        int overlap = !hpb            ? 0
+                      : env[6] == 'o' ? VPK_WGMMA_OVERLAP
+                      : env[6] == 'd' ? VPK_WGMMA_OVERLAP | VPK_WGMMA_DEEP
+                                      : 0;
         bool known = hpb && !env[6 + (overlap != 0)];
         if (!known || !vpk_attention_wgmma_available())
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
                            "VPRM_CUDA_ATTENTION=%s: %s", env,
                            known ? "the wgmma attention needs an sm_90a build on a compute "
                                    "capability 9 GPU"
-                                 : "expected wgmma1, wgmma2, wgmma1o or wgmma2o");
+                                 : "expected wgmma1, wgmma2, wgmma1o, wgmma2o, wgmma1d or wgmma2d");
         if (lang_ok && vpk_attention_wgmma_supports(&ll, hpb))
             b->language_wgmma = hpb | overlap;
         else if (lang_ok && vpk_attention_wgmma_supports(&ll, 1))
@@ -291,12 +316,12 @@ static int pick_attention(vp_backend *b, vp_error *err)
     } else if (env && !simple) {
         if (sscanf(env, "%dx%dx%d%c", &rows, &hpb, &keys, &tail) != 3)
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
-                           "VPRM_CUDA_ATTENTION is \"%s\": expected \"simple\", wgmma1[o], "
-                           "wgmma2[o] or ROWSxHEADSxKEYS (16x1x64, 16x2x64, 32x{1,2,4}x{32,64})", env);
+                           "VPRM_CUDA_ATTENTION is \"%s\": expected \"simple\", wgmma1[o|d], "
+                           "wgmma2[o|d] or ROWSxHEADSxKEYS (16x1x64, 16x2x64, 32x{1,2,4}x{32,64})", env);
         if (b->act == VPK_ACT_F16)
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
                            "VPRM_CUDA_ATTENTION=%s: the mma.sync kernel is bf16 only "
-                           "(VPRM_CUDA_ACTIVATIONS=fp16 runs wgmma1[o], wgmma2[o] or simple)", env);
+                           "(VPRM_CUDA_ACTIVATIONS=fp16 runs wgmma1[o|d], wgmma2[o|d] or simple)", env);
         vpk_attn_shape s = {rows, hpb, keys}, s1 = {rows, 1, keys};
         if (!vpk_attention_shape_ok(&ll, &s) || !vpk_attention_shape_ok(&vl, &s1))
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
@@ -380,7 +405,7 @@ static int backend_create(vp_backend **out, const vp_model_config *cfg,
         return -1;
     if (staging_alloc(b, err) || rope_table(b, err) || norm_table(b, err) ||
         vp_gemm_init(&b->gemm, cuda_ws(b, VP_WS_GEMM), b->ws.bytes[VP_WS_GEMM], b->act, err) ||
-        pick_attention(b, err))
+        pick_gemm_tune(b, err) || pick_attention(b, err))
         return -1;
     CUDA_CHECK(vpk_attention_setup());
     VP_LOGI("-", "cuda backend: %s; weights %.2f GiB, working memory %.2f GiB for %zu tokens / "
@@ -621,8 +646,9 @@ size_t vp_cuda_workspace_bytes(const vp_backend *b)
 const char *vp_cuda_attention_kind(const vp_backend *b)
 {
     if (b->vision_wgmma && b->language_wgmma)
-        return b->language_wgmma & VPK_WGMMA_OVERLAP ? "tensor-core (wgmma, overlapped)"
-                                                     : "tensor-core (wgmma)";
+        return b->language_wgmma & VPK_WGMMA_DEEP      ? "tensor-core (wgmma, overlapped, 3 stages)"
+               : b->language_wgmma & VPK_WGMMA_OVERLAP ? "tensor-core (wgmma, overlapped)"
+                                                       : "tensor-core (wgmma)";
     if (b->fast_vision && b->fast_language)
         return "tensor-core";
     if (!b->fast_vision && !b->fast_language)

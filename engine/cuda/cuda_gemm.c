@@ -63,10 +63,11 @@ static bool same_key(const vp_gemm_plan *p, const vp_gemm_plan *k)
            p->align_b == k->align_b;
 }
 
-/* Descriptors and the heuristic's algorithm for key's shape, into *p. The heuristic
- * reads the bias pointer's alignment, so the call's bias is set before asking. */
+/* Descriptors and the heuristic's algorithm for key's shape, into *p (with g->tune, the
+ * fastest of its first candidates on the call's x and w). The heuristic reads the bias
+ * pointer's alignment, so the call's bias is set before asking. */
 static int plan_create(vp_gemm *g, vp_gemm_plan *p, const vp_gemm_plan *key, const void *bias,
-                       vp_error *err)
+                       cudaStream_t stream, const void *x, const void *w, vp_error *err)
 {
     *p = *key;
     p->used = false;
@@ -107,11 +108,13 @@ static int plan_create(vp_gemm *g, vp_gemm_plan *p, const vp_gemm_plan *key, con
     if (st == CUBLAS_STATUS_SUCCESS)
         st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
                                                   &ay, sizeof ay);
-    cublasLtMatmulHeuristicResult_t res;
-    int found = 0;
+    cublasLtMatmulHeuristicResult_t res[VP_GEMM_TUNE_MAX];
+    int found = 0, want = g->tune > 1 ? g->tune : 1;
+    if (want > VP_GEMM_TUNE_MAX)
+        want = VP_GEMM_TUNE_MAX;
     if (st == CUBLAS_STATUS_SUCCESS)
-        st = cublasLtMatmulAlgoGetHeuristic(g->handle, p->desc, p->a, p->b, p->c, p->c, pref, 1,
-                                            &res, &found);
+        st = cublasLtMatmulAlgoGetHeuristic(g->handle, p->desc, p->a, p->b, p->c, p->c, pref, want,
+                                            res, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     CUBLAS_CHECK(st);
     g->misses++;
@@ -123,7 +126,8 @@ static int plan_create(vp_gemm *g, vp_gemm_plan *p, const vp_gemm_plan *key, con
                        g->act == VPK_ACT_F16 ? "fp16" : "bf16",
                        key->out_type == VP_GEMM_F32 ? "fp32" : g->act == VPK_ACT_F16 ? "fp16" : "bf16",
                        key->has_bias ? ", bias" : "");
-    p->algo = res.algo;
+    int pick = found > 1 ? vp_gemm_tune(g, p, stream, x, w, res, found) : 0;
+    p->algo = res[pick > 0 ? pick : 0].algo;
     return 0;
 }
 
@@ -156,7 +160,7 @@ int vp_gemm_run(vp_gemm *g, cudaStream_t stream, void *y, vp_gemm_out out_type, 
             g->next_evict = (g->next_evict + 1) % VP_GEMM_CACHE;
             plan_destroy(p);
         }
-        if (plan_create(g, p, &key, bias, err)) {
+        if (plan_create(g, p, &key, bias, stream, x, w, err)) {
             plan_destroy(p);
             return -1;
         }

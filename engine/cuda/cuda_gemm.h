@@ -36,7 +36,10 @@ typedef struct vp_gemm {
     size_t next_evict;          /* round robin when the cache is full */
     size_t lookups, misses;     /* heuristic queries made */
     int act;                    /* vpk_act of the inputs (and of ACT16 outputs and biases) */
+    int tune;                   /* > 1: time up to this many candidates per new shape */
 } vp_gemm;
+
+#define VP_GEMM_TUNE_MAX 16
 
 int vp_gemm_init(vp_gemm *g, void *workspace, size_t workspace_bytes, int act, vp_error *err);
 void vp_gemm_free(vp_gemm *g);
@@ -47,5 +50,11 @@ void vp_gemm_free(vp_gemm *g);
 int vp_gemm_run(vp_gemm *g, cudaStream_t stream, void *y, vp_gemm_out out_type, const void *x,
                 const void *w, const void *bias, size_t m, size_t n, size_t k, size_t ldx,
                 size_t ldw, size_t ldy, bool accumulate, vp_error *err);
+
+/* Times n_cand candidate algorithms for plan p (descriptors made, bias set) on the call's
+ * inputs, the output in a scratch buffer; returns the fastest's index, -1 when none ran
+ * (no scratch memory: the caller keeps the heuristic's first). Logs the two rates. */
+int vp_gemm_tune(vp_gemm *g, const vp_gemm_plan *p, cudaStream_t stream, const void *x,
+                 const void *w, const cublasLtMatmulHeuristicResult_t *cand, int n_cand);
 
 #endif

@@ -167,8 +167,11 @@ cudaError_t vpk_attention_fast(cudaStream_t stream, vp_bf16 *out, size_t out_str
  * can run here. */
 int vpk_attention_wgmma_available(void);
 /* Its variants: 1 or 2 query heads per block (a warpgroup each), or'ed with
- * VPK_WGMMA_OVERLAP: P V of each key tile runs while the next tile's softmax is computed. */
+ * VPK_WGMMA_OVERLAP: P V of each key tile runs while the next tile's softmax is computed.
+ * VPK_WGMMA_DEEP: the same with three stages of copies instead of two (each step's copies
+ * have two steps to land; 32 KB more shared memory a block; implies the overlap). */
 #define VPK_WGMMA_OVERLAP 4
+#define VPK_WGMMA_DEEP 8
 /* Its layouts: head_dim 64 or 128, 16-byte rows, heads per block 1 or 2 dividing q_per_kv. */
 int vpk_attention_wgmma_supports(const vpk_attn_layout *layout, int variant);
 /* Raises its shared-memory limits (vpk_attention_setup calls it). */

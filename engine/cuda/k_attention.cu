@@ -213,7 +213,7 @@ attn_fast_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, vpk_attn_layout 
             for (int j = 0; j < BK / 8; j++)
 #pragma unroll
                 for (int c = 0; c < 4; c++) {
-                    float p = exp2f(s[mi][j][c] - base[c >> 1]);
+                    float p = exp2_ftz(s[mi][j][c] - base[c >> 1]);
                     s[mi][j][c] = p;
                     sum[c >> 1] += p;
                 }

@@ -39,14 +39,15 @@ static_assert(WG_BQ == VP_ATTN_BQ, "attention query tile differs from the planne
 #define VPK_HAVE_WGMMA 0
 #endif
 
-template <int D, int HPB>
+/* ST: stages (a key tile and a transposed value tile each) in the ring of copies */
+template <int D, int HPB, int ST>
 struct wg_cfg {
     static const int NT = 128 * HPB;
     static const int QBYTES = WG_BQ * D * 2; /* a head's query tile */
     static const int KBYTES = WG_BK * D * 2; /* key tile */
     static const int VBYTES = D * WG_BK * 2; /* transposed value tile */
     static const int STAGE = KBYTES + VBYTES;
-    static const int bytes = HPB * QBYTES + 2 * STAGE + 1024; /* + room to align to 1024 */
+    static const int bytes = HPB * QBYTES + ST * STAGE + 1024; /* + room to align to 1024 */
 };
 
 #if VPK_HAVE_WGMMA
@@ -176,6 +177,16 @@ static __device__ __forceinline__ uint64_t sw128_desc(uint32_t addr)
            ((uint64_t)1 << 62);
 }
 
+/* The descriptor of addr + off from addr's: the start address field holds addr >> 4 in
+ * 14 bits, which shared memory (< 2^18 bytes) never carries out of, so a 32-bit add on
+ * the low word is exact: one instruction where sw128_desc is five, for each of a key
+ * tile's twelve products. */
+static __device__ __forceinline__ uint64_t desc_plus(uint64_t desc, uint32_t off)
+{
+    uint32_t lo = (uint32_t)desc + (off >> 4), hi = (uint32_t)(desc >> 32);
+    return (uint64_t)hi << 32 | lo;
+}
+
 /* Byte offset of element (r, col) in a [rows][D] tile stored as D / 64 swizzled column
  * blocks of [rows][128 bytes]; col a multiple of 8 (16-byte chunks). */
 static __device__ __forceinline__ uint32_t sw128_offset(int r, int col, int rows)
@@ -185,37 +196,46 @@ static __device__ __forceinline__ uint32_t sw128_offset(int r, int col, int rows
 }
 
 /* rows [r_begin, r_begin + R) of a row-major source (D wide at `col`) into a swizzled
- * tile; rows from r_end on are zeros. NT threads share the copies. */
+ * tile; rows from r_end on are zeros. NT threads share the copies: thread tid always
+ * copies chunk tid % (D / 8) of rows tid / (D / 8) + k NT / (D / 8), so its column, its
+ * swizzle and its shared-memory offsets are the same for every tile (a copy costs an
+ * address and a compare, which matters as the softmax's threads issue them). */
 template <int D, int NT, int R>
 static __device__ __forceinline__ void load_sw_rows(unsigned char *dst, const bf16 *src,
                                                     size_t row_stride, size_t col, int r_begin,
                                                     int r_end, int tid)
 {
-    const int CPR = D / 8;
+    const int CPR = D / 8, RSTEP = NT / CPR;
+    static_assert(NT % CPR == 0 && R % RSTEP == 0, "copy split");
+    const int r0 = tid / CPR, cc = tid % CPR;
+    const bf16 *s0 = src + col + cc * 8;
+    unsigned char *d0 = dst + sw128_offset(r0, cc * 8, R); /* RSTEP is a multiple of 8 */
+    static_assert(RSTEP % 8 == 0, "swizzle phase must repeat");
 #pragma unroll
-    for (int c = tid; c < R * CPR; c += NT) {
-        int r = c / CPR, cc = c % CPR, row = r_begin + r;
+    for (int k = 0; k < R / RSTEP; k++) {
+        int row = r_begin + r0 + k * RSTEP;
         bool ok = row < r_end;
-        const bf16 *s = src + (size_t)(ok ? row : r_begin) * row_stride + col + cc * 8;
-        cp_async16(dst + sw128_offset(r, cc * 8, R), s, ok);
+        cp_async16(d0 + k * RSTEP * 128, s0 + (size_t)(ok ? row : r_begin) * row_stride, ok);
     }
 }
 
 /* Keys [kb, kb + 64) of the transposed values (D rows of vt) into a swizzled [D][64]
- * tile; chunks at or past n_pad are zeros. kb is a multiple of 8. */
+ * tile; chunks at or past n_pad are zeros. kb is a multiple of 8. As above, a thread
+ * copies the same chunk of rows tid / 8 + k NT / 8 for every tile. */
 template <int D, int NT>
 static __device__ __forceinline__ void load_vt(unsigned char *dst, const __half *vt, size_t vt_stride,
                                                int kb, int n_pad, int tid)
 {
+    const int DSTEP = NT / 8;
+    static_assert((D * 8) % NT == 0 && DSTEP % 8 == 0, "copy split");
+    const int d0 = tid >> 3, ch = tid & 7, key = kb + ch * 8;
+    const bool ok = key < n_pad;
+    const __half *s0 = vt + (size_t)d0 * vt_stride + (ok ? key : 0);
+    unsigned char *t0 = dst + sw128_offset(d0, ch * 8, D);
 #pragma unroll
-    for (int c = tid; c < D * 8; c += NT) {
-        int d = c >> 3, ch = c & 7, key = kb + ch * 8;
-        bool ok = key < n_pad;
-        const __half *s = vt + (size_t)d * vt_stride + (ok ? key : 0);
-        cp_async16(dst + sw128_offset(d, ch * 8, D), s, ok);
-    }
+    for (int k = 0; k < D / DSTEP; k++)
+        cp_async16(t0 + k * DSTEP * 128, s0 + (size_t)k * DSTEP * vt_stride, ok);
 }
-
 
 /* Key tile u of an item: its first key (a multiple of 8), the range it belongs to and
  * whether that range is causal. */
@@ -239,10 +259,11 @@ static __device__ __forceinline__ wg_tile wg_tile_at(const vp_attn_item &it, int
 #endif
 
 #if VPK_HAVE_WGMMA
-/* S[64][64] = Q K^T for one key tile: 16 head dims a product (column block kk / 4, 32
- * bytes into its rows). Issued, not waited for. */
+/* S[64][64] = Q K^T for one key tile (dq, dk: the descriptors of the query and key tiles):
+ * 16 head dims a product (column block kk / 4, 32 bytes into its rows). Issued, not
+ * waited for. */
 template <int D, bool F16>
-static __device__ __forceinline__ void wg_issue_qk(float *s, uint32_t q_addr, uint32_t k_addr)
+static __device__ __forceinline__ void wg_issue_qk(float *s, uint64_t dq, uint64_t dk)
 {
 #pragma unroll
     for (int i = 0; i < 32; i++)
@@ -253,7 +274,7 @@ static __device__ __forceinline__ void wg_issue_qk(float *s, uint32_t q_addr, ui
     for (int kk = 0; kk < D / 16; kk++) {
         uint32_t off = (uint32_t)((kk >> 2) * WG_BQ * 128 + (kk & 3) * 32);
         uint32_t koff = (uint32_t)((kk >> 2) * WG_BK * 128 + (kk & 3) * 32);
-        wgmma_ss_n64<F16>(s, sw128_desc(q_addr + off), sw128_desc(k_addr + koff), kk > 0);
+        wgmma_ss_n64<F16>(s, desc_plus(dq, off), desc_plus(dk, koff), kk > 0);
     }
     wgmma_commit();
 }
@@ -267,14 +288,15 @@ static __device__ __forceinline__ void wg_pin_pv_inputs(float *o, uint32_t *pa)
     wgmma_settle<WG_P_REGS>(pa);
 }
 
-/* O += P V for one key tile, 16 keys a product (32 bytes into the vt rows), after a
- * wgmma.fence that follows wg_pin_pv_inputs. Issued, not waited for. */
+/* O += P V for one key tile (d0: the descriptor of its transposed values), 16 keys a
+ * product (32 bytes into the vt rows), after a wgmma.fence that follows
+ * wg_pin_pv_inputs. Issued, not waited for. */
 template <int D>
-static __device__ __forceinline__ void wg_issue_pv(float *o, const uint32_t *pa, uint32_t v_addr)
+static __device__ __forceinline__ void wg_issue_pv(float *o, const uint32_t *pa, uint64_t d0)
 {
 #pragma unroll
     for (int kk = 0; kk < WG_BK / 16; kk++) {
-        uint64_t dv = sw128_desc(v_addr + (uint32_t)(kk * 32));
+        uint64_t dv = desc_plus(d0, (uint32_t)(kk * 32));
         if (D == 128)
             wgmma_rs_n128(o, pa + 4 * kk, dv);
         else
@@ -285,29 +307,38 @@ static __device__ __forceinline__ void wg_issue_pv(float *o, const uint32_t *pa,
 
 /* The masked online softmax of one key tile's scores s (s[4j + c]: row r0 + 8 (c >> 1),
  * key kb + 8j + 2 tig + (c & 1)): updates the running max m and sum l, returns in alpha
- * the factor the earlier output must be scaled by, and P packed as fp16 pairs in pa. */
+ * the factor the earlier output must be scaled by, and P packed as fp16 pairs in pa.
+ * The maxima are taken on the raw scores and scaled once (the scale is positive and
+ * rounding monotonic, so that is the maximum of the scaled scores), and the scale joins
+ * the exponent's subtraction in one fma: two instructions a score, with exp2_ftz's one,
+ * where multiplying each score first took a third (the softmax's instructions are most
+ * of what a warp issues per key tile). */
 static __device__ __forceinline__ void wg_softmax(float *s, const wg_tile &tl, const vp_attn_item &it,
                                                   const int *qrow, int tig, float scale_log2,
                                                   float *m, float *l, float *alpha, uint32_t *pa)
 {
     const bool edge = tl.kb < tl.lo || tl.kb + WG_BK > tl.hi ||
                       (tl.causal && tl.kb + WG_BK - 1 > it.q_begin);
+    if (edge)
+#pragma unroll
+        for (int j = 0; j < WG_BK / 8; j++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                int key = tl.kb + j * 8 + tig * 2 + (c & 1);
+                bool ok = key >= tl.lo && key < tl.hi && (!tl.causal || key <= qrow[c >> 1]);
+                s[4 * j + c] = ok ? s[4 * j + c] : -INFINITY;
+            }
     float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-    for (int j = 0; j < WG_BK / 8; j++)
-#pragma unroll
-        for (int c = 0; c < 4; c++) {
-            int row = c >> 1, key = tl.kb + j * 8 + tig * 2 + (c & 1);
-            bool ok = !edge || (key >= tl.lo && key < tl.hi && (!tl.causal || key <= qrow[row]));
-            float v = ok ? s[4 * j + c] * scale_log2 : -INFINITY;
-            s[4 * j + c] = v;
-            mx[row] = fmaxf(mx[row], v);
-        }
+    for (int i = 0; i < 32; i++)
+        mx[(i >> 1) & 1] = fmaxf(mx[(i >> 1) & 1], s[i]);
+    mx[0] *= scale_log2, mx[1] *= scale_log2;
     float base[2], sum[2] = {0.0f, 0.0f};
     online_max2(mx, m, base, alpha);
+    const float nb[2] = {-base[0], -base[1]};
 #pragma unroll
     for (int i = 0; i < 32; i++) {
-        float p = exp2f(s[i] - base[(i >> 1) & 1]);
+        float p = exp2_ftz(fmaf(s[i], scale_log2, nb[(i >> 1) & 1]));
         s[i] = p;
         sum[(i >> 1) & 1] += p;
     }
@@ -319,25 +350,31 @@ static __device__ __forceinline__ void wg_softmax(float *s, const wg_tile &tl, c
         pa[i] = pack_f16(s[2 * i], s[2 * i + 1]);
 }
 
+/* o *= alpha, row by row, unless no row of the warp changed its maximum (every alpha
+ * exactly 1): past the first key tiles that is the usual case, and it saves D / 2
+ * multiplications a thread. The branch is uniform over the warp, and no product is
+ * running on o here. */
 template <int N>
 static __device__ __forceinline__ void wg_scale(float *o, const float *alpha)
 {
+    if (!__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f))
+        return;
 #pragma unroll
     for (int i = 0; i < N; i++)
         o[i] *= alpha[(i >> 1) & 1];
 }
 
-/* Key tile j of an item into stage j % 2: its keys (when k) and its transposed values
+/* Key tile j of an item into stage j % ST: its keys (when k) and its transposed values
  * (when v). */
-template <int D, int HPB>
+template <int D, int HPB, int ST>
 static __device__ __forceinline__ void wg_load_tile(unsigned char *stage0, const vp_attn_item &it,
                                                     int j, int n_full, bool k, bool v,
                                                     const bf16 *qkv, size_t row_stride, size_t k_col,
                                                     const __half *vtg, int n_pad, int tid)
 {
-    typedef wg_cfg<D, HPB> C;
+    typedef wg_cfg<D, HPB, ST> C;
     const wg_tile t = wg_tile_at(it, j, n_full);
-    unsigned char *st = stage0 + (j & 1) * C::STAGE;
+    unsigned char *st = stage0 + (j % ST) * C::STAGE;
     if (k)
         load_sw_rows<D, C::NT, WG_BK>(st, qkv, row_stride, k_col, t.kb, t.hi, tid);
     if (v)
@@ -348,14 +385,18 @@ static __device__ __forceinline__ void wg_load_tile(unsigned char *stage0, const
 /* OVERLAP: P V of key tile t runs on the tensor cores while the softmax of tile t + 1 is
  * computed (FlashAttention-3's overlap within a warpgroup): tile t + 1's scores are
  * issued before tile t's P V, so they are ready first. Without it the tensor cores wait
- * for each tile's softmax (other blocks on the SM fill part of that). */
-template <int D, int HPB, bool OVERLAP, bool F16>
-__global__ void __launch_bounds__(wg_cfg<D, HPB>::NT, HPB == 1 ? 2 : 1)
+ * for each tile's softmax (other blocks on the SM fill part of that).
+ * ST (with OVERLAP; 2 without): stages in the ring of copies. With 2, a step's copies
+ * have one step to land; with 3 (VPK_WGMMA_DEEP), two, for 32 KB more shared memory
+ * per block (HPB 2, head 128). */
+template <int D, int HPB, bool OVERLAP, bool F16, int ST>
+__global__ void __launch_bounds__(wg_cfg<D, HPB, ST>::NT, HPB == 1 ? 2 : 1)
 attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *vt, int n_pad,
                   vpk_attn_layout L, const vp_attn_item *items, float scale_log2)
 {
+    static_assert(OVERLAP ? ST >= 2 : ST == 2, "the plain pipeline has two stages");
 #if VPK_HAVE_WGMMA
-    typedef wg_cfg<D, HPB> C;
+    typedef wg_cfg<D, HPB, ST> C;
     extern __shared__ unsigned char wg_smem_raw[];
     unsigned char *smem = wg_smem_raw + ((1024 - (smem_addr(wg_smem_raw) & 1023)) & 1023);
     unsigned char *Qs = smem, *stage0 = smem + HPB * C::QBYTES;
@@ -381,7 +422,7 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
                                           (size_t)((h0 + j) % L.q_per_kv) * D,
                                       it.q_begin, it.q_end, tid);
     if (n_tiles > 0)
-        wg_load_tile<D, HPB>(stage0, it, 0, n_full, true, !OVERLAP, qkv, L.row_stride, k_col, vtg,
+        wg_load_tile<D, HPB, ST>(stage0, it, 0, n_full, true, !OVERLAP, qkv, L.row_stride, k_col, vtg,
                              n_pad, tid);
     cp_async_commit();
 
@@ -392,47 +433,58 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
     float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f}, alpha[2];
     const int r0 = warp * 16 + (lane >> 2);
     const int qrow[2] = {it.q_begin + r0, it.q_begin + r0 + 8};
-    const uint32_t q_addr = smem_addr(Qs + hb * C::QBYTES);
+    /* descriptors: this warpgroup's query tile, and stage j's keys and values */
+    const uint64_t dq = sw128_desc(smem_addr(Qs + hb * C::QBYTES));
+    const uint64_t dstage = sw128_desc(smem_addr(stage0));
+    auto dkey = [&](int j) { return desc_plus(dstage, (uint32_t)((j % ST) * C::STAGE)); };
+    auto dval = [&](int j) {
+        return desc_plus(dstage, (uint32_t)((j % ST) * C::STAGE + C::KBYTES));
+    };
     float s[32];
     uint32_t pa[WG_P_REGS];
 
     if (!OVERLAP) {
         for (int t = 0; t < n_tiles; t++) {
             if (t + 1 < n_tiles) /* prefetch the next tile into the other stage */
-                wg_load_tile<D, HPB>(stage0, it, t + 1, n_full, true, true, qkv, L.row_stride,
+                wg_load_tile<D, HPB, ST>(stage0, it, t + 1, n_full, true, true, qkv, L.row_stride,
                                      k_col, vtg, n_pad, tid);
             cp_async_commit();
             cp_async_wait<1>();
             fence_proxy_async();
             __syncthreads();
-            const uint32_t k_addr = smem_addr(stage0 + (t & 1) * C::STAGE);
-            wg_issue_qk<D, F16>(s, q_addr, k_addr);
+            wg_issue_qk<D, F16>(s, dq, dkey(t));
             wgmma_wait<0>();
             wgmma_settle<32>(s);
             wg_softmax(s, wg_tile_at(it, t, n_full), it, qrow, tig, scale_log2, m, l, alpha, pa);
             wg_scale<D / 2>(o, alpha);
             wg_pin_pv_inputs<D>(o, pa);
             wgmma_fence();
-            wg_issue_pv<D>(o, pa, k_addr + C::KBYTES);
+            wg_issue_pv<D>(o, pa, dval(t));
             wgmma_wait<0>();
             wgmma_settle<D / 2>(o);
             __syncthreads(); /* everyone is done with stage t % 2 before it is refilled */
         }
     } else if (n_tiles > 0) {
-        /* key tile j's keys and values both go to stage j % 2, but the keys are read one
+        /* key tile j's keys and values both go to stage j % ST, but the keys are read one
          * step earlier: step t reads the keys of t + 1 and the values of t, then refills
-         * the keys of t + 2 and the values of t + 1 (whose previous contents, the keys of
-         * t and the values of t - 1, step t - 1 finished with) */
-        if (n_tiles > 1)
-            wg_load_tile<D, HPB>(stage0, it, 1, n_full, true, false, qkv, L.row_stride, k_col,
-                                 vtg, n_pad, tid);
-        wg_load_tile<D, HPB>(stage0, it, 0, n_full, false, true, qkv, L.row_stride, k_col, vtg,
-                             n_pad, tid);
-        cp_async_commit();
-        cp_async_wait<1>(); /* Q and the first keys */
+         * the keys of t + ST and the values of t + ST - 1 (whose previous contents, the
+         * keys of t and the values of t - 1, step t - 1 finished with). Copy group G(t),
+         * committed by step t, holds those two; before the steps, G(i - ST) holds the
+         * keys of i and the values of i - 1, for i = 1 .. ST - 1. */
+#pragma unroll
+        for (int i = 1; i < ST; i++) {
+            if (i < n_tiles)
+                wg_load_tile<D, HPB, ST>(stage0, it, i, n_full, true, false, qkv, L.row_stride,
+                                         k_col, vtg, n_pad, tid);
+            if (i - 1 < n_tiles)
+                wg_load_tile<D, HPB, ST>(stage0, it, i - 1, n_full, false, true, qkv,
+                                         L.row_stride, k_col, vtg, n_pad, tid);
+            cp_async_commit();
+        }
+        cp_async_wait<ST - 1>(); /* Q and the first keys */
         fence_proxy_async();
         __syncthreads();
-        wg_issue_qk<D, F16>(s, q_addr, smem_addr(stage0));
+        wg_issue_qk<D, F16>(s, dq, dkey(0));
         wgmma_wait<0>();
         wgmma_settle<32>(s);
         wg_softmax(s, wg_tile_at(it, 0, n_full), it, qrow, tig, scale_log2, m, l, alpha, pa);
@@ -444,18 +496,19 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
          * them (serialised again: C7513). */
         uint32_t pb[WG_P_REGS];
         auto step = [&](int t, uint32_t *pc, uint32_t *pn) {
-            cp_async_wait<0>(); /* the keys of t + 1 and the values of t */
+            cp_async_wait<ST - 2>(); /* G(t - ST + 1): the keys of t + 1 and the values of t */
             fence_proxy_async();
             __syncthreads();
-            if (t + 2 < n_tiles)
-                wg_load_tile<D, HPB>(stage0, it, t + 2, n_full, true, false, qkv, L.row_stride,
-                                     k_col, vtg, n_pad, tid);
-            wg_load_tile<D, HPB>(stage0, it, t + 1, n_full, false, true, qkv, L.row_stride, k_col,
-                                 vtg, n_pad, tid);
-            cp_async_commit();
+            if (t + ST < n_tiles)
+                wg_load_tile<D, HPB, ST>(stage0, it, t + ST, n_full, true, false, qkv,
+                                         L.row_stride, k_col, vtg, n_pad, tid);
+            if (t + ST - 1 < n_tiles)
+                wg_load_tile<D, HPB, ST>(stage0, it, t + ST - 1, n_full, false, true, qkv,
+                                         L.row_stride, k_col, vtg, n_pad, tid);
+            cp_async_commit(); /* G(t), possibly empty */
             wg_pin_pv_inputs<D>(o, pc); /* the fence in wg_issue_qk covers both products */
-            wg_issue_qk<D, F16>(s, q_addr, smem_addr(stage0 + ((t + 1) & 1) * C::STAGE));
-            wg_issue_pv<D>(o, pc, smem_addr(stage0 + (t & 1) * C::STAGE) + C::KBYTES);
+            wg_issue_qk<D, F16>(s, dq, dkey(t + 1));
+            wg_issue_pv<D>(o, pc, dval(t));
             wgmma_wait<1>();
             wgmma_settle<32>(s);
             wg_softmax(s, wg_tile_at(it, t + 1, n_full), it, qrow, tig, scale_log2, m, l, alpha, pn);
@@ -469,7 +522,7 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
             __syncthreads();
             wg_pin_pv_inputs<D>(o, pc);
             wgmma_fence();
-            wg_issue_pv<D>(o, pc, smem_addr(stage0 + ((n_tiles - 1) & 1) * C::STAGE) + C::KBYTES);
+            wg_issue_pv<D>(o, pc, dval(n_tiles - 1));
             wgmma_wait<0>();
             wgmma_settle<D / 2>(o);
         };
@@ -563,23 +616,28 @@ extern "C" int vpk_attention_wgmma_available(void)
     return known;
 }
 
-template <int D, int HPB, bool OVERLAP, bool F16>
+template <int D, int HPB, bool OVERLAP, bool F16, int ST>
 static cudaError_t wg_allow(void)
 {
-    return cudaFuncSetAttribute(attn_wgmma_kernel<D, HPB, OVERLAP, F16>,
-                                cudaFuncAttributeMaxDynamicSharedMemorySize, wg_cfg<D, HPB>::bytes);
+    return cudaFuncSetAttribute(attn_wgmma_kernel<D, HPB, OVERLAP, F16, ST>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                wg_cfg<D, HPB, ST>::bytes);
 }
 
 template <int D, bool F16>
 static cudaError_t wg_allow_all(void)
 {
-    cudaError_t rc = wg_allow<D, 1, false, F16>();
+    cudaError_t rc = wg_allow<D, 1, false, F16, 2>();
     if (rc == cudaSuccess)
-        rc = wg_allow<D, 2, false, F16>();
+        rc = wg_allow<D, 2, false, F16, 2>();
     if (rc == cudaSuccess)
-        rc = wg_allow<D, 1, true, F16>();
+        rc = wg_allow<D, 1, true, F16, 2>();
     if (rc == cudaSuccess)
-        rc = wg_allow<D, 2, true, F16>();
+        rc = wg_allow<D, 2, true, F16, 2>();
+    if (rc == cudaSuccess)
+        rc = wg_allow<D, 1, true, F16, 3>();
+    if (rc == cudaSuccess)
+        rc = wg_allow<D, 2, true, F16, 3>();
     return rc;
 }
 
@@ -595,7 +653,7 @@ extern "C" cudaError_t vpk_attention_wgmma_setup(void)
 
 extern "C" int vpk_attention_wgmma_supports(const vpk_attn_layout *L, int variant)
 {
-    int heads_per_block = variant & ~VPK_WGMMA_OVERLAP;
+    int heads_per_block = variant & ~(VPK_WGMMA_OVERLAP | VPK_WGMMA_DEEP);
     return (L->act == VPK_ACT_BF16 || L->act == VPK_ACT_F16) &&
            (L->head_dim == 64 || L->head_dim == 128) && L->q_per_kv > 0 &&
            (heads_per_block == 1 || heads_per_block == 2) && L->q_per_kv % heads_per_block == 0 &&
@@ -629,17 +687,17 @@ extern "C" cudaError_t vpk_attention_vt(cudaStream_t stream, uint16_t *vt, const
     return cudaGetLastError();
 }
 
-template <int D, int HPB, bool OVERLAP, bool F16>
+template <int D, int HPB, bool OVERLAP, bool F16, int ST>
 static void wg_launch(cudaStream_t stream, bf16 *out, size_t out_stride, const bf16 *qkv,
                       const __half *vt, size_t n_pad, const vpk_attn_layout *L,
                       const vp_attn_item *items, size_t n_items, float scale_log2)
 {
+    typedef wg_cfg<D, HPB, ST> C;
     for (size_t first = 0; first < n_items; first += 65535) {
         size_t count = n_items - first < 65535 ? n_items - first : 65535;
         dim3 grid((unsigned)(L->heads / HPB), (unsigned)count);
-        attn_wgmma_kernel<D, HPB, OVERLAP, F16>
-            <<<grid, wg_cfg<D, HPB>::NT, wg_cfg<D, HPB>::bytes, stream>>>(
-                out, out_stride, qkv, vt, (int)n_pad, *L, items + first, scale_log2);
+        attn_wgmma_kernel<D, HPB, OVERLAP, F16, ST><<<grid, C::NT, C::bytes, stream>>>(
+            out, out_stride, qkv, vt, (int)n_pad, *L, items + first, scale_log2);
     }
 }
 
@@ -649,14 +707,16 @@ static void wg_launch_variant(int variant, cudaStream_t stream, bf16 *out, size_
                               const vpk_attn_layout *L, const vp_attn_item *items, size_t n_items,
                               float scale_log2)
 {
-    if (variant == 1)
-        wg_launch<D, 1, false, F16>(stream, out, out_stride, qkv, vt, n_pad, L, items, n_items, scale_log2);
-    else if (variant == 2)
-        wg_launch<D, 2, false, F16>(stream, out, out_stride, qkv, vt, n_pad, L, items, n_items, scale_log2);
-    else if (variant == (1 | VPK_WGMMA_OVERLAP))
-        wg_launch<D, 1, true, F16>(stream, out, out_stride, qkv, vt, n_pad, L, items, n_items, scale_log2);
+    int hpb = variant & ~(VPK_WGMMA_OVERLAP | VPK_WGMMA_DEEP);
+    int pipe = variant & VPK_WGMMA_DEEP ? 2 : variant & VPK_WGMMA_OVERLAP ? 1 : 0;
+#define WG_LAUNCH(HPB, OVERLAP, ST)                                                         \
+    wg_launch<D, HPB, OVERLAP, F16, ST>(stream, out, out_stride, qkv, vt, n_pad, L, items,  \
+                                        n_items, scale_log2)
+    if (hpb == 1)
+        pipe == 2 ? WG_LAUNCH(1, true, 3) : pipe == 1 ? WG_LAUNCH(1, true, 2) : WG_LAUNCH(1, false, 2);
     else
-        wg_launch<D, 2, true, F16>(stream, out, out_stride, qkv, vt, n_pad, L, items, n_items, scale_log2);
+        pipe == 2 ? WG_LAUNCH(2, true, 3) : pipe == 1 ? WG_LAUNCH(2, true, 2) : WG_LAUNCH(2, false, 2);
+#undef WG_LAUNCH
 }
 
 extern "C" cudaError_t vpk_attention_wgmma(cudaStream_t stream, vp_bf16 *out, size_t out_stride,
@@ -669,7 +729,7 @@ extern "C" cudaError_t vpk_attention_wgmma(cudaStream_t stream, vp_bf16 *out, si
     size_t n_pad = vp_round8(n_tokens);
     if (!vpk_attention_wgmma_available() || !vpk_attention_wgmma_supports(L, variant) ||
         n_pad > 0x7fffffff || (uintptr_t)qkv % 16 || (uintptr_t)vt % 16 || (uintptr_t)out % 4 ||
-        out_stride % 2)
+        out_stride % 2 || !(scale > 0.0f && scale < INFINITY)) /* wg_softmax scales maxima */
         return cudaErrorInvalidValue;
     float sl = scale * 1.4426950408889634f;
     bf16 *o = (bf16 *)out;

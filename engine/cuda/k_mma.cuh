@@ -60,6 +60,18 @@ static __device__ __forceinline__ void cp_async_wait(void)
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
+/* 2^x as one MUFU.EX2 (ex2.approx.ftz): exp2f is four instructions, as it scales
+ * arguments below -126 to give subnormal results. Those results cannot matter here: x is
+ * a score minus the running maximum, so the row's sum is at least 1 and P is rounded to
+ * 16 bits (smallest fp16 subnormal 2^-24) before P V; results from 2^-126 up are the
+ * same bits either way. The softmax runs 32 of these per thread per key tile. */
+static __device__ __forceinline__ float exp2_ftz(float x)
+{
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
 /* Online softmax, once per key tile, for a thread's two rows of an accumulator fragment
  * (r0 and r0 + 8; the 4 threads of a quad share a row). mx: this thread's maxima of the
  * tile's scaled scores (made the quad's); m: the running maxima (updated); base: what
@@ -73,7 +85,7 @@ static __device__ __forceinline__ void online_max2(float *mx, float *m, float *b
         mx[row] = fmaxf(mx[row], __shfl_xor_sync(0xffffffffu, mx[row], 2));
         float mnew = fmaxf(m[row], mx[row]);
         base[row] = mnew == -INFINITY ? 0.0f : mnew;
-        alpha[row] = exp2f(m[row] - base[row]);
+        alpha[row] = exp2_ftz(m[row] - base[row]);
         m[row] = mnew;
     }
 }

@@ -51,7 +51,7 @@ static void test_gemm(vp_gemm *g, size_t m, size_t n, size_t k)
         gpu_fail++;
     } else {
         gpu_download(got, dyf, m * n * 4);
-        snprintf(what, sizeof what, "gemm %s f32+bias %zux%zux%zu", act_name(act), m, n, k);
+        snprintf(what, sizeof what, "gemm %s%s f32+bias %zux%zux%zu", g->tune > 1 ? "tuned " : "", act_name(act), m, n, k);
         gpu_close(what, got, want, m * n, 1e-3 * sqrt((double)k) * 0.05, 1e-3);
     }
     /* bf16 output + bias: one more rounding */
@@ -62,7 +62,7 @@ static void test_gemm(vp_gemm *g, size_t m, size_t n, size_t k)
         uint16_t *yb = host_alloc(m * n * 2);
         gpu_download(yb, dyb, m * n * 2);
         float *yf = from_act(yb, m * n, act);
-        snprintf(what, sizeof what, "gemm %s out+bias %zux%zux%zu", act_name(act), m, n, k);
+        snprintf(what, sizeof what, "gemm %s%s out+bias %zux%zux%zu", g->tune > 1 ? "tuned " : "", act_name(act), m, n, k);
         gpu_close(what, yf, want, m * n, 1e-3 * sqrt((double)k) * 0.05, act_rel(act));
         free(yf);
         free(yb);
@@ -77,7 +77,7 @@ static void test_gemm(vp_gemm *g, size_t m, size_t n, size_t k)
         gpu_fail++;
     } else {
         gpu_download(got, dyf, m * n * 4);
-        snprintf(what, sizeof what, "gemm %s f32 accumulate %zux%zux%zu", act_name(act), m, n, k);
+        snprintf(what, sizeof what, "gemm %s%s f32 accumulate %zux%zux%zu", g->tune > 1 ? "tuned " : "", act_name(act), m, n, k);
         gpu_close(what, got, want, m * n, 1e-3 * sqrt((double)k) * 0.05, 1e-3);
     }
     cudaFree(dx), cudaFree(dw), cudaFree(dbb), cudaFree(dbf), cudaFree(dyb), cudaFree(dyf);
@@ -461,12 +461,21 @@ static float f16_to_f32(uint16_t h)
 }
 
 /* every variant of the wgmma kernel: 1 or 2 heads per block, with and without overlap */
-static const int wgmma_variants[] = {1, 2, 1 | VPK_WGMMA_OVERLAP, 2 | VPK_WGMMA_OVERLAP};
+#define WG_DEEP (VPK_WGMMA_OVERLAP | VPK_WGMMA_DEEP)
+static const int wgmma_variants[] = {1, 2, 1 | VPK_WGMMA_OVERLAP, 2 | VPK_WGMMA_OVERLAP,
+                                     1 | WG_DEEP, 2 | WG_DEEP};
 
 static const char *wgmma_name(int variant)
 {
-    static const char *names[] = {"?", "x1", "x2", "?", "?", "x1 overlapped", "x2 overlapped"};
-    return variant > 0 && variant < 7 ? names[variant] : "?";
+    switch (variant) {
+    case 1: return "x1";
+    case 2: return "x2";
+    case 1 | VPK_WGMMA_OVERLAP: return "x1 overlapped";
+    case 2 | VPK_WGMMA_OVERLAP: return "x2 overlapped";
+    case 1 | WG_DEEP: return "x1 overlapped 3 stages";
+    case 2 | WG_DEEP: return "x2 overlapped 3 stages";
+    default: return "?";
+    }
 }
 
 /* The transposed values (exact in fp16, zeros in the padding) and every wgmma variant on
@@ -889,7 +898,8 @@ int main(int argc, char **argv)
 {
     only = argc > 1 ? argv[1] : NULL;
     list_only = only && !strcmp(only, "--list");
-    vp_gemm g, g16; /* bf16 and fp16 products (one workspace: used in turn) */
+    vp_gemm g, g16, gt; /* bf16 and fp16 products, bf16 with candidates timed (one
+                         * workspace: used in turn) */
     void *ws = NULL;
     if (!list_only) {
         int count = 0;
@@ -905,12 +915,18 @@ int main(int argc, char **argv)
         ws = gpu_alloc(VP_GEMM_WORKSPACE_BYTES);
         vp_error err = {0};
         if (vp_gemm_init(&g, ws, VP_GEMM_WORKSPACE_BYTES, VPK_ACT_BF16, &err) ||
-            vp_gemm_init(&g16, ws, VP_GEMM_WORKSPACE_BYTES, VPK_ACT_F16, &err)) {
+            vp_gemm_init(&g16, ws, VP_GEMM_WORKSPACE_BYTES, VPK_ACT_F16, &err) ||
+            vp_gemm_init(&gt, ws, VP_GEMM_WORKSPACE_BYTES, VPK_ACT_BF16, &err)) {
             fprintf(stderr, "gpu_ops: %s\n", err.message);
             return 2;
         }
+        gt.tune = 8;
     }
     RUN("gemm 300x520x264", test_gemm(&g, 300, 520, 264));     /* odd rows, small */
+    /* VPRM_CUDA_GEMM_TUNE: whichever candidate wins, the same products; the timing runs
+     * write a scratch output, so the accumulating product still adds to y once */
+    RUN("gemm tuned 300x520x264", test_gemm(&gt, 300, 520, 264));
+    RUN("gemm tuned 1030x3072x1024", test_gemm(&gt, 1030, 3072, 1024));
     RUN("gemm 48x4096x14336", test_gemm(&g, 48, 4096, 14336));   /* the last layer's w2 on the output rows */
     RUN("gemm 1030x3072x1024", test_gemm(&g, 1030, 3072, 1024));  /* ViT qkv on one tile */
     RUN("layernorm 37x1024 +residual", test_norm(0, 37, 1024, 1, 1e-6f, VPK_ACT_BF16)); /* ViT norm2 after attention */
@@ -964,6 +980,7 @@ int main(int argc, char **argv)
         return 0;
     vp_gemm_free(&g);
     vp_gemm_free(&g16);
+    vp_gemm_free(&gt);
     cudaFree(ws);
     GPU_OK(cudaDeviceSynchronize());
     printf("gpu_ops: %d passed, %d failed\n", gpu_pass, gpu_fail);

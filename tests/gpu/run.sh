@@ -1,9 +1,9 @@
 #!/bin/sh
 # Everything a GPU session checks, in one call (about 110 s on an H200 with the two extra
-# weight seeds. The stage limits are ceilings for hangs: they sum to about 880 s with two
-# ALT kernels, two PARITY_SEEDS and the profile, plus up to 150 s of per-test reruns after
-# a crash in gpu_ops; PARITY_SEEDS= PROFILE=0 bring them under 600 s, what one device call
-# allows):
+# weight seeds, before the w1_tune and wgmma2d stages. The stage limits are ceilings for
+# hangs: they sum to about 945 s with three ALT kernels, two PARITY_SEEDS and the profile,
+# plus up to 150 s of per-test reruns after a crash in gpu_ops; PARITY_SEEDS= PROFILE=0
+# ALT=wgmma2d bring them to about 615 s, near the 600 s one device call allows):
 #     sh tests/gpu/run.sh          (device tool: carry [".gpu"], made by tests/gpu/pack.sh)
 # Stages, each under its own time limit so a later one still runs when one fails or hangs:
 #   ops        gpu_ops: every kernel and the cuBLASLt wrapper vs its CPU twin
@@ -11,8 +11,10 @@
 #   w1         gpu_w1: the 8B shape, seeded weights generated on the GPU, W1; 5 timed runs
 #   w1_simple  the same with the simple attention kernel (one run: parity cross-check)
 #   w1_f16     the same with VPRM_CUDA_ACTIVATIONS=fp16 (experimental: parity and time)
-#   w1_alt...  the same with each VPRM_CUDA_ATTENTION in $ALT (default "32x2x64 wgmma2":
-#              the mma.sync kernel, the wgmma kernel without the overlap), timed
+#   w1_tune    the same with VPRM_CUDA_GEMM_TUNE=8 (cuBLASLt's candidates timed per shape)
+#   w1_alt...  the same with each VPRM_CUDA_ATTENTION in $ALT (default "32x2x64 wgmma2
+#              wgmma2d": the mma.sync kernel, the wgmma kernel without the overlap and
+#              with three stages of copies), timed
 #   torch      torch_ref.py: fp32 oracle on the same weights, reference way, careful way
 #   w1_plain, torch_plain: parity again on PERF.md's plain weights (all 0.02; one run)
 #   w1_seedN, torch_seedN: parity on other draws of the weights (PARITY_SEEDS, "2 3")
@@ -90,10 +92,13 @@ stage w1_simple 45 env VPRM_CUDA_ATTENTION=simple "$G/bin/gpu_w1" --batch "$G/w1
     --out "$W/w1" --seed 1 --reps 1 --label ours_simple
 stage w1_f16 45 env VPRM_CUDA_ACTIVATIONS=fp16 "$G/bin/gpu_w1" --batch "$G/w1.batch" \
     --out "$W/w1" --seed 1 --reps 3 --label ours_f16
+# cuBLASLt's candidates timed per product shape (its log lines give each shape's rates)
+stage w1_tune 30 env VPRM_CUDA_GEMM_TUNE=8 "$G/bin/gpu_w1" --batch "$G/w1.batch" \
+    --out "$W/w1" --seed 1 --reps 3 --label ours_tune
 # the other attention kernels on the same W1 (timing and parity; ALT= lists them: by
-# default the mma.sync kernel and the wgmma kernel without the overlap, the overlapped
-# one being the default on Hopper)
-ALT=${ALT:-32x2x64 wgmma2}
+# default the mma.sync kernel, the wgmma kernel without the overlap and with three
+# stages of copies, the overlapped one with two being the default on Hopper)
+ALT=${ALT:-32x2x64 wgmma2 wgmma2d}
 alt_i=0
 for a in $ALT; do
     alt_i=$((alt_i + 1))
@@ -132,13 +137,13 @@ verdict=$?
 cat "$W/summary.txt"
 if [ -n "${OUT:-}" ]; then
     cp "$W/summary.txt" "$OUT/"
-    for s in ops ops_alone e2e e2e_sanitizer w1 w1_simple w1_f16 w1_alt w1_alt2 w1_alt3 w1_alt4 torch \
+    for s in ops ops_alone e2e e2e_sanitizer w1 w1_simple w1_f16 w1_tune w1_alt w1_alt2 w1_alt3 w1_alt4 torch \
         w1_plain torch_plain w1_profile $(cd "$W" && ls -d w1_seed* w1_f16_seed* torch_seed* 2>/dev/null | sed 's/\.[a-z]*$//' | sort -u); do
         [ -f "$W/$s.log" ] || continue
         echo "===== $s (exit $(cat "$W/$s.rc" 2>/dev/null))"
         cat "$W/$s.log"
     done >"$OUT/logs.txt"
-    for j in "$W"/w1/ours.json "$W"/w1/ours_simple.json "$W"/w1/ours_f16.json "$W"/w1/ours_alt_*.json "$W"/w1/torch.json; do
+    for j in "$W"/w1/ours.json "$W"/w1/ours_simple.json "$W"/w1/ours_f16.json "$W"/w1/ours_tune.json "$W"/w1/ours_alt_*.json "$W"/w1/torch.json; do
         [ -f "$j" ] && cp "$j" "$OUT/"
     done
     [ -f "$W/w1_plain/torch.json" ] && cp "$W/w1_plain/torch.json" "$OUT/torch_plain.json"

@@ -57,13 +57,13 @@ def main():
     print(f"\n==== vprm GPU checks on {dev}")
     alts = sorted(f[:-3] for f in os.listdir(d) if f.startswith("w1_alt") and f.endswith(".rc"))
     extra = ["w1_profile"] if os.path.exists(os.path.join(d, "w1_profile.rc")) else []
-    f16 = ["w1_f16"] if os.path.exists(os.path.join(d, "w1_f16.rc")) else []
+    f16 = [s for s in ("w1_f16", "w1_tune") if os.path.exists(os.path.join(d, s + ".rc"))]
     for name in ("ops", "e2e", "w1", "w1_simple", *f16, *(alts or ["w1_alt"]), "torch", "w1_plain",
                  "torch_plain", *extra):
         line, good = stage_line(d, name)
         print(line)
-        ok &= good or name in ("w1_simple", "w1_f16", "w1_plain", "torch_plain", "w1_profile") or \
-            name.startswith("w1_alt")
+        ok &= good or name in ("w1_simple", "w1_f16", "w1_tune", "w1_plain", "torch_plain",
+                               "w1_profile") or name.startswith("w1_alt")
     ours = load(os.path.join(d, "w1", "ours.json"))
     simple = load(os.path.join(d, "w1", "ours_simple.json"))
     tr = load(os.path.join(d, "w1", "torch.json")) or {}
@@ -81,7 +81,9 @@ def main():
     rows = [("vprm CUDA backend (" + (ours or {}).get("attention", "?") + " attention)", ours, methods.get("ours")),
             ("vprm CUDA backend, simple attention (check)", None, methods.get("ours_simple")),
             ("vprm CUDA backend, VPRM_CUDA_ACTIVATIONS=fp16", load(os.path.join(d, "w1", "ours_f16.json")),
-             methods.get("ours_f16"))]
+             methods.get("ours_f16")),
+            ("vprm CUDA backend, VPRM_CUDA_GEMM_TUNE=8", load(os.path.join(d, "w1", "ours_tune.json")),
+             methods.get("ours_tune"))]
     # other kernels' runs (run.sh w1_alt): timing from their JSON even when torch failed
     w1dir = os.path.join(d, "w1")
     labels = {f[:-len(".json")] for f in (os.listdir(w1dir) if os.path.isdir(w1dir) else [])
