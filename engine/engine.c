@@ -198,7 +198,7 @@ int vp_engine_run_backend(vp_engine *e, const vp_batch *b, float *logits, vp_for
         return -1;
     }
     /* an overflow (a checkpoint's inf or huge weights, activations beyond fp16 with
-     * VPRM_CUDA_ACTIVATIONS=fp16) must not come back as scores */
+     * VPRM_CUDA_ACTIVATIONS=fp16 or fp16-llm) must not come back as scores */
     size_t bad = 0;
     for (size_t i = 0; i < 2 * b->n_out; i++)
         bad += !isfinite(logits[i]);
@@ -206,7 +206,7 @@ int vp_engine_run_backend(vp_engine *e, const vp_batch *b, float *logits, vp_for
         return vp_fail(err, VP_ERR_MODEL, NULL,
                        "the forward pass gave %zu non-finite logits of %zu: the model overflows "
                        "on this input (inf or huge weights in the checkpoint, or activations "
-                       "beyond fp16's range under VPRM_CUDA_ACTIVATIONS=fp16)",
+                       "beyond fp16's range with fp16 activations, VPRM_CUDA_ACTIVATIONS)",
                        bad, 2 * b->n_out);
     vp_flops fl;
     vp_batch_useful_flops(vp_model_cfg(e->model), b, &fl);

@@ -67,8 +67,8 @@ struct vp_backend {
     char device_name[256];
     cudaStream_t stream;
     cudaEvent_t ev_start, ev_vision, ev_end;
-    vp_gemm gemm;
-    int act;                        /* vpk_act of the products' inputs (VPRM_CUDA_ACTIVATIONS) */
+    vp_gemm gemm, gemm_vision;      /* the language model's products, the vision tower's */
+    int act, act_vision;            /* vpk_act of their inputs (VPRM_CUDA_ACTIVATIONS) */
 
     vp_cw_plan plan;                /* where every tensor lives in `arena` */
     void *arena;                    /* device weights, plan.arena_bytes */
@@ -120,7 +120,8 @@ int cuda_weights_upload(vp_backend *b, const vp_weights *w, vp_error *err);
 int cuda_weights_random(vp_backend *b, uint64_t seed, int32_t plus, int32_t minus, vp_error *err);
 void cuda_weights_bind(vp_backend *b);
 /* fp16 activations: the products' weights and biases (bf16 on the device after the upload
- * or the generator) converted to fp16 in place; refuses a weight beyond fp16's range. */
+ * or the generator) of each tower whose act is fp16 converted to fp16 in place; refuses a
+ * weight beyond fp16's range. */
 int cuda_weights_to_act(vp_backend *b, vp_error *err);
 /* Makes the HEAD buffer hold rows plus and minus. */
 int cuda_head_rows(vp_backend *b, int32_t plus, int32_t minus, vp_error *err);

@@ -23,7 +23,7 @@ static int vit_layers(vp_backend *b, size_t tiles, vp_error *err)
     vp_bf16 *attn = cuda_ws(b, VP_WS_VATTN), *hid = cuda_ws(b, VP_WS_VH);
     vpk_attn_layout lay = {.row_stride = 3 * hv, .heads = v->heads, .q_per_kv = 1,
                            .head_dim = head_dim, .group_stride = (size_t)head_dim, .q_base = 0,
-                           .k_base = hv, .v_base = 2 * hv, .act = b->act};
+                           .k_base = hv, .v_base = 2 * hv, .act = b->act_vision};
     float scale = (float)(1.0 / sqrt((double)head_dim));
     double r2 = 2.0 * (double)r, t1 = 1.0 + (double)(g * g);
     double attn_flops = 4.0 * (double)tiles * t1 * t1 * (double)hv;
@@ -32,16 +32,16 @@ static int vit_layers(vp_backend *b, size_t tiles, vp_error *err)
         const cuda_vit_layer *L = &w->vit[i];
         cuda_prof_mark(&b->prof, b->stream, "vit.norm", 0);
         CUDA_CHECK(vpk_norm(b->stream, rms, x, r, v->hidden, pend, pend_scale, L->norm1_w,
-                            L->norm1_b, v->norm_eps, xn, hv, b->act));
+                            L->norm1_b, v->norm_eps, xn, hv, b->act_vision));
         cuda_prof_mark(&b->prof, b->stream, "vit.qkv", r2 * (double)(3 * hv * hv));
-        if (vp_gemm_run(&b->gemm, b->stream, qkv, VP_GEMM_ACT16, xn, L->qkv_w, L->qkv_b, r, 3 * hv,
+        if (vp_gemm_run(&b->gemm_vision, b->stream, qkv, VP_GEMM_ACT16, xn, L->qkv_w, L->qkv_b, r, 3 * hv,
                         hv, hv, hv, 3 * hv, false, err))
             return -1;
         if (v->qk_norm) { /* over the full hidden width, before the heads are split */
             CUDA_CHECK(vpk_rms_norm_bf16(b->stream, qkv, r, v->hidden, 3 * hv, L->q_norm_w,
-                                         v->norm_eps, b->act));
+                                         v->norm_eps, b->act_vision));
             CUDA_CHECK(vpk_rms_norm_bf16(b->stream, qkv + hv, r, v->hidden, 3 * hv, L->k_norm_w,
-                                         v->norm_eps, b->act));
+                                         v->norm_eps, b->act_vision));
         }
         cuda_prof_mark(&b->prof, b->stream, "vit.attention", attn_flops);
         if (b->vision_wgmma) {
@@ -56,20 +56,20 @@ static int vit_layers(vp_backend *b, size_t tiles, vp_error *err)
             CUDA_CHECK(vpk_attention_simple(b->stream, attn, hv, qkv, &lay,
                                             cuda_ws(b, VP_WS_VRANGES), r, scale));
         cuda_prof_mark(&b->prof, b->stream, "vit.proj", r2 * (double)(hv * hv));
-        if (vp_gemm_run(&b->gemm, b->stream, y, VP_GEMM_F32, attn, L->proj_w, L->proj_b, r, hv, hv,
+        if (vp_gemm_run(&b->gemm_vision, b->stream, y, VP_GEMM_F32, attn, L->proj_w, L->proj_b, r, hv, hv,
                         hv, hv, hv, false, err))
             return -1;
         cuda_prof_mark(&b->prof, b->stream, "vit.norm", 0);
         CUDA_CHECK(vpk_norm(b->stream, rms, x, r, v->hidden, y, L->ls1, L->norm2_w, L->norm2_b,
-                            v->norm_eps, xn, hv, b->act));
+                            v->norm_eps, xn, hv, b->act_vision));
         cuda_prof_mark(&b->prof, b->stream, "vit.fc1", r2 * (double)(hv * iv));
-        if (vp_gemm_run(&b->gemm, b->stream, hid, VP_GEMM_ACT16, xn, L->fc1_w, L->fc1_b, r, iv, hv,
+        if (vp_gemm_run(&b->gemm_vision, b->stream, hid, VP_GEMM_ACT16, xn, L->fc1_w, L->fc1_b, r, iv, hv,
                         hv, hv, iv, false, err))
             return -1;
         cuda_prof_mark(&b->prof, b->stream, "vit.gelu", 0);
-        CUDA_CHECK(vpk_gelu(b->stream, hid, r * iv, b->act));
+        CUDA_CHECK(vpk_gelu(b->stream, hid, r * iv, b->act_vision));
         cuda_prof_mark(&b->prof, b->stream, "vit.fc2", r2 * (double)(hv * iv));
-        if (vp_gemm_run(&b->gemm, b->stream, y, VP_GEMM_F32, hid, L->fc2_w, L->fc2_b, r, hv, iv, iv,
+        if (vp_gemm_run(&b->gemm_vision, b->stream, y, VP_GEMM_F32, hid, L->fc2_w, L->fc2_b, r, hv, iv, iv,
                         iv, hv, false, err))
             return -1;
         pend = y;
@@ -77,7 +77,7 @@ static int vit_layers(vp_backend *b, size_t tiles, vp_error *err)
     }
     if (pend) /* the last block's residual, with no norm after it */
         CUDA_CHECK(vpk_norm(b->stream, rms, x, r, v->hidden, pend, pend_scale, NULL, NULL, 0.0f,
-                            NULL, 0, b->act));
+                            NULL, 0, b->act_vision));
     return 0;
 }
 
@@ -94,11 +94,11 @@ static int encode_chunk(vp_backend *b, size_t first, size_t count, bool u8, vp_e
     cuda_prof_mark(&b->prof, b->stream, "vit.patch", 0);
     if (u8)
         CUDA_CHECK(vpk_im2col_u8(b->stream, patches, cuda_ws(b, VP_WS_TILES), b->norm_table,
-                                 count, v->image_size, v->patch, kpad, b->act));
+                                 count, v->image_size, v->patch, kpad, b->act_vision));
     else
         CUDA_CHECK(vpk_im2col(b->stream, patches, cuda_ws(b, VP_WS_TILES), count, v->channels,
-                              v->image_size, v->patch, kpad, b->act));
-    if (vp_gemm_run(&b->gemm, b->stream, y, VP_GEMM_F32, patches, w->patch_w, w->patch_b,
+                              v->image_size, v->patch, kpad, b->act_vision));
+    if (vp_gemm_run(&b->gemm_vision, b->stream, y, VP_GEMM_F32, patches, w->patch_w, w->patch_b,
                     count * g * g, hv, kpad, kpad, kpad, hv, false, err))
         return -1;
     CUDA_CHECK(vpk_vit_assemble(b->stream, x, y, w->class_emb, w->pos_emb, count, g * g, v->hidden));
@@ -113,12 +113,12 @@ static int encode_chunk(vp_backend *b, size_t first, size_t count, bool u8, vp_e
     cuda_prof_mark(&b->prof, b->stream, "vit.projector", 2.0 * (double)rows * (double)(cp * h + h * h));
     CUDA_CHECK(vpk_pixel_shuffle(b->stream, shuf, x, count, 1 + g * g, g, v->hidden));
     CUDA_CHECK(vpk_norm(b->stream, 0, shuf, rows, (int)cp, NULL, NULL, w->pn_w, w->pn_b, 1e-5f, pn,
-                        cp, b->act));
-    if (vp_gemm_run(&b->gemm, b->stream, p1, VP_GEMM_ACT16, pn, w->p1_w, w->p1_b, rows, h, cp, cp, cp,
+                        cp, b->act_vision));
+    if (vp_gemm_run(&b->gemm_vision, b->stream, p1, VP_GEMM_ACT16, pn, w->p1_w, w->p1_b, rows, h, cp, cp, cp,
                     h, false, err))
         return -1;
-    CUDA_CHECK(vpk_gelu(b->stream, p1, rows * h, b->act));
-    return vp_gemm_run(&b->gemm, b->stream, features, VP_GEMM_F32, p1, w->p2_w, w->p2_b, rows, h,
+    CUDA_CHECK(vpk_gelu(b->stream, p1, rows * h, b->act_vision));
+    return vp_gemm_run(&b->gemm_vision, b->stream, features, VP_GEMM_F32, p1, w->p2_w, w->p2_b, rows, h,
                        h, h, h, h, false, err);
 }
 

@@ -209,7 +209,7 @@ int cuda_weights_random(vp_backend *b, uint64_t seed, int32_t plus, int32_t minu
 
 int cuda_weights_to_act(vp_backend *b, vp_error *err)
 {
-    if (b->act != VPK_ACT_F16)
+    if (b->act != VPK_ACT_F16 && b->act_vision != VPK_ACT_F16)
         return 0;
     unsigned long long *count = NULL, over = 0;
     CUDA_CHECK(cudaMalloc((void **)&count, sizeof *count));
@@ -217,7 +217,9 @@ int cuda_weights_to_act(vp_backend *b, vp_error *err)
     for (size_t i = 0; i < b->plan.n && rc == 0; i++) {
         const vp_cw_entry *e = &b->plan.e[i];
         /* the token embeddings are gathered into the fp32 residual, not multiplied */
-        if (!e->on_device || e->type != VP_CW_BF16 || e->field == VP_CW_TOK_EMB)
+        int act = vp_cw_field_is_vision(e->field) ? b->act_vision : b->act;
+        if (!e->on_device || e->type != VP_CW_BF16 || e->field == VP_CW_TOK_EMB ||
+            act != VPK_ACT_F16)
             continue;
         cudaError_t c = cudaMemsetAsync(count, 0, sizeof *count, b->stream);
         if (c == cudaSuccess)
@@ -230,8 +232,8 @@ int cuda_weights_to_act(vp_backend *b, vp_error *err)
             rc = vp_fail(err, VP_ERR_INTERNAL, "cuda", "fp16 weights: %s", cudaGetErrorString(c));
         else if (over)
             rc = vp_fail(err, VP_ERR_MODEL, e->name,
-                         "%llu values of %s exceed fp16's range (65504): "
-                         "VPRM_CUDA_ACTIVATIONS=fp16 cannot hold this checkpoint (use bf16)",
+                         "%llu values of %s exceed fp16's range (65504): fp16 activations "
+                         "(VPRM_CUDA_ACTIVATIONS) cannot hold this checkpoint (use bf16)",
                          over, e->name);
     }
     cudaFree(count);

@@ -102,6 +102,13 @@ typedef enum {
     VP_CW_FIELD_COUNT
 } vp_cw_field;
 
+/* The vision tower's and the projector's fields (all before the language model's):
+ * they take the vision tower's activation type. */
+static inline bool vp_cw_field_is_vision(vp_cw_field f)
+{
+    return f < VP_CW_TOK_EMB;
+}
+
 /* One checkpoint tensor and where it lives on the device. */
 typedef struct vp_cw_entry {
     char name[96];           /* checkpoint name */

@@ -149,7 +149,7 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
     vp_backend_options opt = {.threads = 0, .device = 0, .max_tokens = 8192, .max_tiles = 4,
                               .kv_cache_bytes = (size_t)64 << 20};
     vp_backend *cpu = NULL, *gpu = NULL, *gpu_simple = NULL, *gpu_alt[3] = {NULL, NULL, NULL};
-    vp_backend *gpu_f16 = NULL; /* VPRM_CUDA_ACTIVATIONS=fp16 */
+    vp_backend *gpu_f16 = NULL, *gpu_f16l = NULL; /* VPRM_CUDA_ACTIVATIONS=fp16, fp16-llm */
     if (vp_cpu_init_weights(&cpu, cfg, &m.w, &opt, &err) ||
         vp_cuda_init_weights(&gpu, cfg, &m.w, &opt, &err)) {
         printf("FAIL %s init: %s\n", label, err.message);
@@ -167,7 +167,8 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
     for (size_t a = 0; a < n_alt; a++)
         if (init_with_attention(&gpu_alt[a], cfg, &m, &opt, alt[a], label))
             goto done;
-    if (init_with_env(&gpu_f16, cfg, &m, &opt, "VPRM_CUDA_ACTIVATIONS", "fp16", label))
+    if (init_with_env(&gpu_f16, cfg, &m, &opt, "VPRM_CUDA_ACTIVATIONS", "fp16", label) ||
+        init_with_env(&gpu_f16l, cfg, &m, &opt, "VPRM_CUDA_ACTIVATIONS", "fp16-llm", label))
         goto done;
     printf("%s: CUDA attention %s; device %s\n", label, vp_cuda_attention_kind(gpu),
            vp_backend_cuda.device_name(gpu));
@@ -217,6 +218,11 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
                      vp_cuda_attention_kind(gpu_f16));
             compare_margins(what, ls, lc, tb.b.n_out, tol);
         }
+        if (cpu_ok && run(&vp_backend_cuda, gpu_f16l, &tb.b, ls, "cuda fp16-llm") == 0) {
+            snprintf(what, sizeof what, "%s batch %d fp16 language model, bf16 vision (%s) vs cpu",
+                     label, round, vp_cuda_attention_kind(gpu_f16l));
+            compare_margins(what, ls, lc, tb.b.n_out, tol);
+        }
         for (size_t a = 0; a < n_alt; a++)
             if (cpu_ok && run(&vp_backend_cuda, gpu_alt[a], &tb.b, ls, "cuda alternative") == 0) {
                 snprintf(what, sizeof what, "%s batch %d VPRM_CUDA_ATTENTION=%s (%s) vs cpu",
@@ -227,10 +233,12 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
          * logits of computing them (every attention kernel reads the loaded rows) */
         test_batch store, load;
         test_batch_cache_prefixes(&tb, &store, &load);
-        vp_backend *kinds[6] = {gpu, gpu_simple, gpu_f16, gpu_alt[0], gpu_alt[1], gpu_alt[2]};
-        const char *kind_names[6] = {"default", "simple", "fp16", alt[0], alt[1], alt[2]};
+        vp_backend *kinds[7] = {gpu, gpu_simple, gpu_f16, gpu_f16l, gpu_alt[0], gpu_alt[1],
+                                gpu_alt[2]};
+        const char *kind_names[7] = {"default", "simple", "fp16", "fp16-llm", alt[0], alt[1],
+                                     alt[2]};
         float *lk = host_alloc(tb.b.n_out * 8); /* this kind's logits computed in one pass */
-        for (size_t k = 0; k < 3 + n_alt && gpu_ok; k++)
+        for (size_t k = 0; k < 4 + n_alt && gpu_ok; k++)
             if (run(&vp_backend_cuda, kinds[k], &tb.b, lk, "cuda computed") == 0 &&
                 run(&vp_backend_cuda, kinds[k], &store.b, ls, "cuda store prefixes") == 0 &&
                 run(&vp_backend_cuda, kinds[k], &load.b, lf, "cuda load prefixes") == 0) {
@@ -275,6 +283,8 @@ done:
             vp_backend_cuda.free(gpu_alt[a]);
     if (gpu_f16)
         vp_backend_cuda.free(gpu_f16);
+    if (gpu_f16l)
+        vp_backend_cuda.free(gpu_f16l);
     host_model_free(&m);
 }
 

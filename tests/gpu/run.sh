@@ -1,9 +1,10 @@
 #!/bin/sh
 # Everything a GPU session checks, in one call (about 110 s on an H200 with the two extra
-# weight seeds, before the w1_tune and wgmma2d stages. The stage limits are ceilings for
-# hangs: they sum to about 945 s with three ALT kernels, two PARITY_SEEDS and the profile,
-# plus up to 150 s of per-test reruns after a crash in gpu_ops; PARITY_SEEDS= PROFILE=0
-# ALT=wgmma2d bring them to about 615 s, near the 600 s one device call allows):
+# weight seeds, before the w1_f16l, w1_tune and wgmma2d stages: expect about 150 s). The
+# stage limits are ceilings for hangs: they sum to about 1050 s with three ALT kernels, two
+# PARITY_SEEDS and the profile, plus up to 150 s of per-test reruns after a crash in
+# gpu_ops; PARITY_SEEDS= PROFILE=0 ALT=wgmma2d bring them to about 660 s. A device call
+# allows 600 s: a run that hangs in more than one stage is cut short):
 #     sh tests/gpu/run.sh          (device tool: carry [".gpu"], made by tests/gpu/pack.sh)
 # Stages, each under its own time limit so a later one still runs when one fails or hangs:
 #   ops        gpu_ops: every kernel and the cuBLASLt wrapper vs its CPU twin
@@ -11,6 +12,7 @@
 #   w1         gpu_w1: the 8B shape, seeded weights generated on the GPU, W1; 5 timed runs
 #   w1_simple  the same with the simple attention kernel (one run: parity cross-check)
 #   w1_f16     the same with VPRM_CUDA_ACTIVATIONS=fp16 (experimental: parity and time)
+#   w1_f16l    the same with VPRM_CUDA_ACTIVATIONS=fp16-llm (fp16 language model, bf16 ViT)
 #   w1_tune    the same with VPRM_CUDA_GEMM_TUNE=8 (cuBLASLt's candidates timed per shape)
 #   w1_alt...  the same with each VPRM_CUDA_ATTENTION in $ALT (default "32x2x64 wgmma2
 #              wgmma2d": the mma.sync kernel, the wgmma kernel without the overlap and
@@ -92,6 +94,8 @@ stage w1_simple 45 env VPRM_CUDA_ATTENTION=simple "$G/bin/gpu_w1" --batch "$G/w1
     --out "$W/w1" --seed 1 --reps 1 --label ours_simple
 stage w1_f16 45 env VPRM_CUDA_ACTIVATIONS=fp16 "$G/bin/gpu_w1" --batch "$G/w1.batch" \
     --out "$W/w1" --seed 1 --reps 3 --label ours_f16
+stage w1_f16l 45 env VPRM_CUDA_ACTIVATIONS=fp16-llm "$G/bin/gpu_w1" --batch "$G/w1.batch" \
+    --out "$W/w1" --seed 1 --reps 3 --label ours_f16l
 # cuBLASLt's candidates timed per product shape (its log lines give each shape's rates)
 stage w1_tune 30 env VPRM_CUDA_GEMM_TUNE=8 "$G/bin/gpu_w1" --batch "$G/w1.batch" \
     --out "$W/w1" --seed 1 --reps 3 --label ours_tune
@@ -124,6 +128,8 @@ for s in ${PARITY_SEEDS-2 3}; do
     stage w1_seed$s 30 "$G/bin/gpu_w1" --batch "$G/w1.batch" --out "$W/w1_seed$s" --seed "$s" --reps 1
     stage w1_f16_seed$s 30 env VPRM_CUDA_ACTIVATIONS=fp16 "$G/bin/gpu_w1" --batch "$G/w1.batch" \
         --out "$W/w1_seed$s" --seed "$s" --reps 1 --label ours_f16
+    stage w1_f16l_seed$s 30 env VPRM_CUDA_ACTIVATIONS=fp16-llm "$G/bin/gpu_w1" \
+        --batch "$G/w1.batch" --out "$W/w1_seed$s" --seed "$s" --reps 1 --label ours_f16l
     stage torch_seed$s 60 "$PY" tests/gpu/torch_ref.py --dir "$W/w1_seed$s" --batch "$G/w1.batch" \
         --lib "$G/bin/libvprm_randw.so" --seed "$s" --reps 0
 done
@@ -137,13 +143,13 @@ verdict=$?
 cat "$W/summary.txt"
 if [ -n "${OUT:-}" ]; then
     cp "$W/summary.txt" "$OUT/"
-    for s in ops ops_alone e2e e2e_sanitizer w1 w1_simple w1_f16 w1_tune w1_alt w1_alt2 w1_alt3 w1_alt4 torch \
-        w1_plain torch_plain w1_profile $(cd "$W" && ls -d w1_seed* w1_f16_seed* torch_seed* 2>/dev/null | sed 's/\.[a-z]*$//' | sort -u); do
+    for s in ops ops_alone e2e e2e_sanitizer w1 w1_simple w1_f16 w1_f16l w1_tune w1_alt w1_alt2 w1_alt3 w1_alt4 torch \
+        w1_plain torch_plain w1_profile $(cd "$W" && ls -d w1_seed* w1_f16_seed* w1_f16l_seed* torch_seed* 2>/dev/null | sed 's/\.[a-z]*$//' | sort -u); do
         [ -f "$W/$s.log" ] || continue
         echo "===== $s (exit $(cat "$W/$s.rc" 2>/dev/null))"
         cat "$W/$s.log"
     done >"$OUT/logs.txt"
-    for j in "$W"/w1/ours.json "$W"/w1/ours_simple.json "$W"/w1/ours_f16.json "$W"/w1/ours_tune.json "$W"/w1/ours_alt_*.json "$W"/w1/torch.json; do
+    for j in "$W"/w1/ours.json "$W"/w1/ours_simple.json "$W"/w1/ours_f16.json "$W"/w1/ours_f16l.json "$W"/w1/ours_tune.json "$W"/w1/ours_alt_*.json "$W"/w1/torch.json; do
         [ -f "$j" ] && cp "$j" "$OUT/"
     done
     [ -f "$W/w1_plain/torch.json" ] && cp "$W/w1_plain/torch.json" "$OUT/torch_plain.json"

@@ -57,12 +57,12 @@ def main():
     print(f"\n==== vprm GPU checks on {dev}")
     alts = sorted(f[:-3] for f in os.listdir(d) if f.startswith("w1_alt") and f.endswith(".rc"))
     extra = ["w1_profile"] if os.path.exists(os.path.join(d, "w1_profile.rc")) else []
-    f16 = [s for s in ("w1_f16", "w1_tune") if os.path.exists(os.path.join(d, s + ".rc"))]
+    f16 = [s for s in ("w1_f16", "w1_f16l", "w1_tune") if os.path.exists(os.path.join(d, s + ".rc"))]
     for name in ("ops", "e2e", "w1", "w1_simple", *f16, *(alts or ["w1_alt"]), "torch", "w1_plain",
                  "torch_plain", *extra):
         line, good = stage_line(d, name)
         print(line)
-        ok &= good or name in ("w1_simple", "w1_f16", "w1_tune", "w1_plain", "torch_plain",
+        ok &= good or name in ("w1_simple", "w1_f16", "w1_f16l", "w1_tune", "w1_plain", "torch_plain",
                                "w1_profile") or name.startswith("w1_alt")
     ours = load(os.path.join(d, "w1", "ours.json"))
     simple = load(os.path.join(d, "w1", "ours_simple.json"))
@@ -82,6 +82,8 @@ def main():
             ("vprm CUDA backend, simple attention (check)", None, methods.get("ours_simple")),
             ("vprm CUDA backend, VPRM_CUDA_ACTIVATIONS=fp16", load(os.path.join(d, "w1", "ours_f16.json")),
              methods.get("ours_f16")),
+            ("vprm CUDA backend, VPRM_CUDA_ACTIVATIONS=fp16-llm", load(os.path.join(d, "w1", "ours_f16l.json")),
+             methods.get("ours_f16l")),
             ("vprm CUDA backend, VPRM_CUDA_GEMM_TUNE=8", load(os.path.join(d, "w1", "ours_tune.json")),
              methods.get("ours_tune"))]
     # other kernels' runs (run.sh w1_alt): timing from their JSON even when torch failed
@@ -148,7 +150,8 @@ def main():
         s = t.get("ref_scores")
         spread = f"step scores {s['min']:.3f}..{s['max']:.3f} (margin std {s['margin_std']:.2f})" if s else "no fp32 run"
         print(f"weights seed {n[len('w1_seed'):]} (same request): {spread}; margin rel err vs fp32: ours "
-              f"{err('ours')} (fp16 activations {err('ours_f16')}), PyTorch bf16 careful {err('careful')}, "
+              f"{err('ours')} (fp16 activations {err('ours_f16')}, fp16 language model "
+              f"{err('ours_f16l')}), PyTorch bf16 careful {err('careful')}, "
               f"reference way {err('refway')}")
     return 0 if ok else 1
 
