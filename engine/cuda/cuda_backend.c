@@ -207,9 +207,12 @@ static const char *wgmma_label(int variant)
 {
     if (!variant)
         return "";
-    return variant & VPK_WGMMA_DEEP      ? " (wgmma, overlapped, 3 stages)"
-           : variant & VPK_WGMMA_OVERLAP ? " (wgmma, overlapped)"
-                                         : " (wgmma)";
+    static const char *labels[4] = {" (wgmma, overlapped)", " (wgmma, overlapped, 3 stages)",
+                                    " (wgmma, overlapped, queries in registers)",
+                                    " (wgmma, overlapped, 3 stages, queries in registers)"};
+    if (!(variant & VPK_WGMMA_OVERLAP))
+        return " (wgmma)";
+    return labels[(variant & VPK_WGMMA_DEEP ? 1 : 0) + (variant & VPK_WGMMA_QREG ? 2 : 0)];
 }
 
 /* VPRM_CUDA_ACTIVATIONS: "bf16" (the default), "fp16" (experimental: the products'
@@ -286,8 +289,8 @@ static int pick_attention(vp_backend *b, vp_error *err)
     b->language_shape = vpk_attention_default_shape(&ll);
     /* VPRM_CUDA_ATTENTION (benchmarks, checks): "simple"; "wgmma1" / "wgmma2" (warpgroup
      * products, 1 or 2 heads per block; a trailing "o": P V overlapping the next key tile's
-     * softmax, VPK_WGMMA_OVERLAP; "d": the same with three stages of copies,
-     * VPK_WGMMA_DEEP); RxHxK: the mma.sync kernel with R query rows per
+     * softmax, VPK_WGMMA_OVERLAP; "d": with three stages of copies, VPK_WGMMA_DEEP; "q":
+     * with the query tile in registers, VPK_WGMMA_QREG; combined as "dq"); RxHxK: the mma.sync kernel with R query rows per
      * warp, H heads per block, K keys per step (the vision tower, without grouped heads,
      * takes H = 1) */
     int rows, hpb, keys;
@@ -310,19 +313,27 @@ static int pick_attention(vp_backend *b, vp_error *err)
             b->vision_wgmma = 1 | VPK_WGMMA_OVERLAP;
     }
     if (env && !simple && !strncmp(env, "wgmma", 5)) {
-        /* "o": overlapped; "d": overlapped with three stages of copies (VPK_WGMMA_DEEP) */
+        /* then any of "o": overlapped, "d": overlapped with three stages of copies
+         * (VPK_WGMMA_DEEP), "q": overlapped with the query tile in registers
+         * (VPK_WGMMA_QREG) */
         hpb = env[5] == '1' ? 1 : env[5] == '2' ? 2 : 0;
-        int overlap = !hpb            ? 0
-                      : env[6] == 'o' ? VPK_WGMMA_OVERLAP
-                      : env[6] == 'd' ? VPK_WGMMA_OVERLAP | VPK_WGMMA_DEEP
-                                      : 0;
-        bool known = hpb && !env[6 + (overlap != 0)];
+        int overlap = 0;
+        bool known = hpb != 0;
+        for (const char *c = env + 6; known && hpb && *c; c++) {
+            int bit = *c == 'o' ? VPK_WGMMA_OVERLAP
+                      : *c == 'd' ? VPK_WGMMA_OVERLAP | VPK_WGMMA_DEEP
+                      : *c == 'q' ? VPK_WGMMA_OVERLAP | VPK_WGMMA_QREG
+                                  : 0;
+            known = bit != 0;
+            overlap |= bit;
+        }
         if (!known || !vpk_attention_wgmma_available())
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
                            "VPRM_CUDA_ATTENTION=%s: %s", env,
                            known ? "the wgmma attention needs an sm_90a build on a compute "
                                    "capability 9 GPU"
-                                 : "expected wgmma1, wgmma2, wgmma1o, wgmma2o, wgmma1d or wgmma2d");
+                                 : "expected wgmma1 or wgmma2, then any of o (overlap), d (three "
+                                   "stages), q (queries in registers)");
         if (lang_ok && vpk_attention_wgmma_supports(&ll, hpb))
             b->language_wgmma = hpb | overlap;
         else if (lang_ok && vpk_attention_wgmma_supports(&ll, 1))
@@ -332,12 +343,12 @@ static int pick_attention(vp_backend *b, vp_error *err)
     } else if (env && !simple) {
         if (sscanf(env, "%dx%dx%d%c", &rows, &hpb, &keys, &tail) != 3)
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
-                           "VPRM_CUDA_ATTENTION is \"%s\": expected \"simple\", wgmma1[o|d], "
-                           "wgmma2[o|d] or ROWSxHEADSxKEYS (16x1x64, 16x2x64, 32x{1,2,4}x{32,64})", env);
+                           "VPRM_CUDA_ATTENTION is \"%s\": expected \"simple\", wgmma1[odq], "
+                           "wgmma2[odq] or ROWSxHEADSxKEYS (16x1x64, 16x2x64, 32x{1,2,4}x{32,64})", env);
         if (b->act == VPK_ACT_F16 || b->act_vision == VPK_ACT_F16)
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
                            "VPRM_CUDA_ATTENTION=%s: the mma.sync kernel is bf16 only "
-                           "(fp16 activations run wgmma1[o|d], wgmma2[o|d] or simple)", env);
+                           "(fp16 activations run wgmma1[odq], wgmma2[odq] or simple)", env);
         vpk_attn_shape s = {rows, hpb, keys}, s1 = {rows, 1, keys};
         if (!vpk_attention_shape_ok(&ll, &s) || !vpk_attention_shape_ok(&vl, &s1))
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
@@ -664,10 +675,16 @@ size_t vp_cuda_workspace_bytes(const vp_backend *b)
 
 const char *vp_cuda_attention_kind(const vp_backend *b)
 {
-    if (b->vision_wgmma && b->language_wgmma)
-        return b->language_wgmma & VPK_WGMMA_DEEP      ? "tensor-core (wgmma, overlapped, 3 stages)"
-               : b->language_wgmma & VPK_WGMMA_OVERLAP ? "tensor-core (wgmma, overlapped)"
-                                                       : "tensor-core (wgmma)";
+    if (b->vision_wgmma && b->language_wgmma) {
+        static const char *kinds[5] = {
+            "tensor-core (wgmma)", "tensor-core (wgmma, overlapped)",
+            "tensor-core (wgmma, overlapped, 3 stages)",
+            "tensor-core (wgmma, overlapped, queries in registers)",
+            "tensor-core (wgmma, overlapped, 3 stages, queries in registers)"};
+        int v = b->language_wgmma;
+        return kinds[!(v & VPK_WGMMA_OVERLAP) ? 0 : 1 + (v & VPK_WGMMA_DEEP ? 1 : 0) +
+                                                        (v & VPK_WGMMA_QREG ? 2 : 0)];
+    }
     if (b->fast_vision && b->fast_language)
         return "tensor-core";
     if (!b->fast_vision && !b->fast_language)

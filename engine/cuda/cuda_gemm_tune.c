@@ -3,7 +3,9 @@
  * fastest at the shapes of a pass (PERF.md's ceilings: 640-760 TFLOP/s for the LLM's
  * products, where the heuristic's picks measured 712-730 on an H200). Each candidate runs
  * on the call's own inputs into a scratch output, once to warm up and then timed; the
- * fastest wins. Off by default: a new shape then costs N timed products once. */
+ * fastest wins. For benchmarks, off by default: the plan cache is keyed by the row count
+ * too, so under serving every new pass size would be timed again (with a scratch
+ * allocation that synchronises the device). */
 #include <stdio.h>
 
 #include "engine/cuda/cuda_gemm.h"
@@ -38,6 +40,8 @@ int vp_gemm_tune(vp_gemm *g, const vp_gemm_plan *p, cudaStream_t stream, const v
     cudaEvent_t e0 = NULL, e1 = NULL;
     int best = -1;
     double best_ms = 0.0, first_ms = -1.0;
+    if (cudaPeekAtLastError() != cudaSuccess)
+        return -1; /* an earlier error is the pass's to report, not ours to clear */
     if (cudaMalloc(&y, bytes) != cudaSuccess || cudaMemsetAsync(y, 0, bytes, stream) != cudaSuccess ||
         cudaEventCreate(&e0) != cudaSuccess || cudaEventCreate(&e1) != cudaSuccess) {
         VP_LOGW("-", "cuBLASLt tuning skipped for y[%zu][%zu]: no scratch output of %.1f MiB "

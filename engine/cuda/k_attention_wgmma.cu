@@ -75,6 +75,29 @@ static __device__ __forceinline__ void wgmma_ss_n64(float *d, uint64_t da, uint6
         asm volatile(WG_SS_N64("bf16") : WG_D32 : "l"(da), "l"(db), "r"(accumulate));
 }
 
+/* D[64][64] (+)= A[64][16] B[16][64]: A in registers (each warp's 16 rows as the mma.sync
+ * A fragment), B K-major in shared memory, bf16 or fp16 (F16); accumulate 0 overwrites D.
+ * Q K^T with the query tile held in registers (VPK_WGMMA_QREG). */
+#define WG_RS_N64(TY)                                                                          \
+    "{\n.reg .pred p;\nsetp.ne.b32 p, %36, 0;\n"                                               \
+    "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " "                                \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "                  \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "        \
+    "{%32, %33, %34, %35}, %37, p, 1, 1, 0;\n}\n"
+template <bool F16>
+static __device__ __forceinline__ void wgmma_rs_n64_acc(float *d, const uint32_t *a, uint64_t db,
+                                                        int accumulate)
+{
+    if (F16)
+        asm volatile(WG_RS_N64("f16")
+                     : WG_D32
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(accumulate), "l"(db));
+    else
+        asm volatile(WG_RS_N64("bf16")
+                     : WG_D32
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(accumulate), "l"(db));
+}
+
 /* D[64][64] += A[64][16] B[16][64] in fp16: A in registers (each warp's 16 rows as the
  * mma.sync A fragment), B K-major in shared memory. */
 static __device__ __forceinline__ void wgmma_rs_n64(float *d, const uint32_t *a, uint64_t db)
@@ -279,6 +302,42 @@ static __device__ __forceinline__ void wg_issue_qk(float *s, uint64_t dq, uint64
     wgmma_commit();
 }
 
+/* The same with the query tile in registers (qa: wg_load_q_frags), only the keys read
+ * from shared memory: half the shared-memory traffic of Q K^T. */
+template <int D, bool F16>
+static __device__ __forceinline__ void wg_issue_qk_rs(float *s, const uint32_t *qa, uint64_t dk)
+{
+#pragma unroll
+    for (int i = 0; i < 32; i++)
+        s[i] = 0.0f; /* overwritten (scale-d 0 on the first step): keeps the compiler calm */
+    wgmma_settle<32>(s);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        uint32_t koff = (uint32_t)((kk >> 2) * WG_BK * 128 + (kk & 3) * 32);
+        wgmma_rs_n64_acc<F16>(s, qa + 4 * kk, desc_plus(dk, koff), kk > 0);
+    }
+    wgmma_commit();
+}
+
+/* This thread's A fragments of its warpgroup's query tile q (swizzled [64][D]), read once:
+ * for 16 head dims kk, rows r0 = 16 warp + lane / 4 and r0 + 8, dims 16 kk + 2 (lane % 4)
+ * and 8 further, in the order of the mma.sync A fragment (P's layout for P V too). */
+template <int D>
+static __device__ __forceinline__ void wg_load_q_frags(uint32_t *qa, const unsigned char *q,
+                                                       int warp, int lane)
+{
+    const int r0 = warp * 16 + (lane >> 2), c0 = 2 * (lane & 3);
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++)
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            int r = r0 + 8 * (i & 1), col = kk * 16 + c0 + 8 * (i >> 1);
+            qa[4 * kk + i] = *reinterpret_cast<const uint32_t *>(
+                q + sw128_offset(r, col & ~7, WG_BQ) + (col & 7) * 2);
+        }
+}
+
 /* P V's inputs (O scaled, P packed) written before the next wgmma.fence: one written
  * after it serialises the products (ptxas's C7519, C7513). */
 template <int D>
@@ -387,14 +446,18 @@ static __device__ __forceinline__ void wg_load_tile(unsigned char *stage0, const
  * issued before tile t's P V, so they are ready first. Without it the tensor cores wait
  * for each tile's softmax (other blocks on the SM fill part of that).
  * ST (with OVERLAP; 2 without): stages in the ring of copies. With 2, a step's copies
- * have one step to land; with 3 (VPK_WGMMA_DEEP), two, for 32 KB more shared memory
- * per block (HPB 2, head 128). */
-template <int D, int HPB, bool OVERLAP, bool F16, int ST>
+ * have one step to land; with 3 (VPK_WGMMA_DEEP), two, for one more stage of shared
+ * memory per block (32 KB at head 128: 113 KB with one head a block, so two such blocks
+ * fill an SM's 228 KB exactly).
+ * QREG (with OVERLAP; VPK_WGMMA_QREG): Q K^T takes the query tile from registers, loaded
+ * once, instead of shared memory (D / 4 more registers a thread). */
+template <int D, int HPB, bool OVERLAP, bool F16, int ST, bool QREG>
 __global__ void __launch_bounds__(wg_cfg<D, HPB, ST>::NT, HPB == 1 ? 2 : 1)
 attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *vt, int n_pad,
                   vpk_attn_layout L, const vp_attn_item *items, float scale_log2)
 {
     static_assert(OVERLAP ? ST >= 2 : ST == 2, "the plain pipeline has two stages");
+    static_assert(OVERLAP || !QREG, "the query tile in registers needs the overlap");
 #if VPK_HAVE_WGMMA
     typedef wg_cfg<D, HPB, ST> C;
     extern __shared__ unsigned char wg_smem_raw[];
@@ -484,7 +547,16 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
         cp_async_wait<ST - 1>(); /* Q and the first keys */
         fence_proxy_async();
         __syncthreads();
-        wg_issue_qk<D, F16>(s, dq, dkey(0));
+        uint32_t qa[QREG ? D / 4 : 1];
+        auto issue_qk = [&](int j) { /* Q K^T of key tile j */
+            if constexpr (QREG)
+                wg_issue_qk_rs<D, F16>(s, qa, dkey(j));
+            else
+                wg_issue_qk<D, F16>(s, dq, dkey(j));
+        };
+        if constexpr (QREG)
+            wg_load_q_frags<D>(qa, Qs + hb * C::QBYTES, warp, lane);
+        issue_qk(0);
         wgmma_wait<0>();
         wgmma_settle<32>(s);
         wg_softmax(s, wg_tile_at(it, 0, n_full), it, qrow, tig, scale_log2, m, l, alpha, pa);
@@ -507,7 +579,7 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
                                          L.row_stride, k_col, vtg, n_pad, tid);
             cp_async_commit(); /* G(t), possibly empty */
             wg_pin_pv_inputs<D>(o, pc); /* the fence in wg_issue_qk covers both products */
-            wg_issue_qk<D, F16>(s, dq, dkey(t + 1));
+            issue_qk(t + 1);
             wg_issue_pv<D>(o, pc, dval(t));
             wgmma_wait<1>();
             wgmma_settle<32>(s);
@@ -616,29 +688,36 @@ extern "C" int vpk_attention_wgmma_available(void)
     return known;
 }
 
-template <int D, int HPB, bool OVERLAP, bool F16, int ST>
+template <int D, int HPB, bool OVERLAP, bool F16, int ST, bool QREG>
 static cudaError_t wg_allow(void)
 {
-    return cudaFuncSetAttribute(attn_wgmma_kernel<D, HPB, OVERLAP, F16, ST>,
+    return cudaFuncSetAttribute(attn_wgmma_kernel<D, HPB, OVERLAP, F16, ST, QREG>,
                                 cudaFuncAttributeMaxDynamicSharedMemorySize,
                                 wg_cfg<D, HPB, ST>::bytes);
+}
+
+/* Every pipeline (plain; overlapped with 2 or 3 stages, Q from shared memory or registers)
+ * for 1 and 2 heads a block: the instances wg_launch_variant launches. */
+template <int D, bool F16, int HPB>
+static cudaError_t wg_allow_hpb(void)
+{
+    cudaError_t rc = wg_allow<D, HPB, false, F16, 2, false>();
+    if (rc == cudaSuccess)
+        rc = wg_allow<D, HPB, true, F16, 2, false>();
+    if (rc == cudaSuccess)
+        rc = wg_allow<D, HPB, true, F16, 3, false>();
+    if (rc == cudaSuccess)
+        rc = wg_allow<D, HPB, true, F16, 2, true>();
+    if (rc == cudaSuccess)
+        rc = wg_allow<D, HPB, true, F16, 3, true>();
+    return rc;
 }
 
 template <int D, bool F16>
 static cudaError_t wg_allow_all(void)
 {
-    cudaError_t rc = wg_allow<D, 1, false, F16, 2>();
-    if (rc == cudaSuccess)
-        rc = wg_allow<D, 2, false, F16, 2>();
-    if (rc == cudaSuccess)
-        rc = wg_allow<D, 1, true, F16, 2>();
-    if (rc == cudaSuccess)
-        rc = wg_allow<D, 2, true, F16, 2>();
-    if (rc == cudaSuccess)
-        rc = wg_allow<D, 1, true, F16, 3>();
-    if (rc == cudaSuccess)
-        rc = wg_allow<D, 2, true, F16, 3>();
-    return rc;
+    cudaError_t rc = wg_allow_hpb<D, F16, 1>();
+    return rc == cudaSuccess ? wg_allow_hpb<D, F16, 2>() : rc;
 }
 
 extern "C" cudaError_t vpk_attention_wgmma_setup(void)
@@ -653,7 +732,7 @@ extern "C" cudaError_t vpk_attention_wgmma_setup(void)
 
 extern "C" int vpk_attention_wgmma_supports(const vpk_attn_layout *L, int variant)
 {
-    int heads_per_block = variant & ~(VPK_WGMMA_OVERLAP | VPK_WGMMA_DEEP);
+    int heads_per_block = variant & ~(VPK_WGMMA_OVERLAP | VPK_WGMMA_DEEP | VPK_WGMMA_QREG);
     return (L->act == VPK_ACT_BF16 || L->act == VPK_ACT_F16) &&
            (L->head_dim == 64 || L->head_dim == 128) && L->q_per_kv > 0 &&
            (heads_per_block == 1 || heads_per_block == 2) && L->q_per_kv % heads_per_block == 0 &&
@@ -687,7 +766,7 @@ extern "C" cudaError_t vpk_attention_vt(cudaStream_t stream, uint16_t *vt, const
     return cudaGetLastError();
 }
 
-template <int D, int HPB, bool OVERLAP, bool F16, int ST>
+template <int D, int HPB, bool OVERLAP, bool F16, int ST, bool QREG>
 static void wg_launch(cudaStream_t stream, bf16 *out, size_t out_stride, const bf16 *qkv,
                       const __half *vt, size_t n_pad, const vpk_attn_layout *L,
                       const vp_attn_item *items, size_t n_items, float scale_log2)
@@ -696,9 +775,29 @@ static void wg_launch(cudaStream_t stream, bf16 *out, size_t out_stride, const b
     for (size_t first = 0; first < n_items; first += 65535) {
         size_t count = n_items - first < 65535 ? n_items - first : 65535;
         dim3 grid((unsigned)(L->heads / HPB), (unsigned)count);
-        attn_wgmma_kernel<D, HPB, OVERLAP, F16, ST><<<grid, C::NT, C::bytes, stream>>>(
+        attn_wgmma_kernel<D, HPB, OVERLAP, F16, ST, QREG><<<grid, C::NT, C::bytes, stream>>>(
             out, out_stride, qkv, vt, (int)n_pad, *L, items + first, scale_log2);
     }
+}
+
+/* The pipelines of wg_allow_hpb: 0 plain, then overlapped with 2 or 3 stages (+ 2 with the
+ * query tile in registers). */
+template <int D, bool F16, int HPB>
+static void wg_launch_pipe(int pipe, bool qreg, cudaStream_t stream, bf16 *out, size_t out_stride,
+                           const bf16 *qkv, const __half *vt, size_t n_pad,
+                           const vpk_attn_layout *L, const vp_attn_item *items, size_t n_items,
+                           float scale_log2)
+{
+#define WG_LAUNCH(OVERLAP, ST, QREG)                                                        \
+    wg_launch<D, HPB, OVERLAP, F16, ST, QREG>(stream, out, out_stride, qkv, vt, n_pad, L,  \
+                                              items, n_items, scale_log2)
+    if (pipe == 0)
+        WG_LAUNCH(false, 2, false);
+    else if (pipe == 1)
+        qreg ? WG_LAUNCH(true, 2, true) : WG_LAUNCH(true, 2, false);
+    else
+        qreg ? WG_LAUNCH(true, 3, true) : WG_LAUNCH(true, 3, false);
+#undef WG_LAUNCH
 }
 
 template <int D, bool F16>
@@ -707,16 +806,16 @@ static void wg_launch_variant(int variant, cudaStream_t stream, bf16 *out, size_
                               const vpk_attn_layout *L, const vp_attn_item *items, size_t n_items,
                               float scale_log2)
 {
-    int hpb = variant & ~(VPK_WGMMA_OVERLAP | VPK_WGMMA_DEEP);
-    int pipe = variant & VPK_WGMMA_DEEP ? 2 : variant & VPK_WGMMA_OVERLAP ? 1 : 0;
-#define WG_LAUNCH(HPB, OVERLAP, ST)                                                         \
-    wg_launch<D, HPB, OVERLAP, F16, ST>(stream, out, out_stride, qkv, vt, n_pad, L, items,  \
-                                        n_items, scale_log2)
+    int hpb = variant & ~(VPK_WGMMA_OVERLAP | VPK_WGMMA_DEEP | VPK_WGMMA_QREG);
+    bool qreg = variant & VPK_WGMMA_QREG;
+    /* DEEP and QREG imply the overlap */
+    int pipe = variant & VPK_WGMMA_DEEP ? 2 : variant & (VPK_WGMMA_OVERLAP | VPK_WGMMA_QREG) ? 1 : 0;
     if (hpb == 1)
-        pipe == 2 ? WG_LAUNCH(1, true, 3) : pipe == 1 ? WG_LAUNCH(1, true, 2) : WG_LAUNCH(1, false, 2);
+        wg_launch_pipe<D, F16, 1>(pipe, qreg, stream, out, out_stride, qkv, vt, n_pad, L, items,
+                                  n_items, scale_log2);
     else
-        pipe == 2 ? WG_LAUNCH(2, true, 3) : pipe == 1 ? WG_LAUNCH(2, true, 2) : WG_LAUNCH(2, false, 2);
-#undef WG_LAUNCH
+        wg_launch_pipe<D, F16, 2>(pipe, qreg, stream, out, out_stride, qkv, vt, n_pad, L, items,
+                                  n_items, scale_log2);
 }
 
 extern "C" cudaError_t vpk_attention_wgmma(cudaStream_t stream, vp_bf16 *out, size_t out_stride,

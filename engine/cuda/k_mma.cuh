@@ -62,9 +62,10 @@ static __device__ __forceinline__ void cp_async_wait(void)
 
 /* 2^x as one MUFU.EX2 (ex2.approx.ftz): exp2f is four instructions, as it scales
  * arguments below -126 to give subnormal results. Those results cannot matter here: x is
- * a score minus the running maximum, so the row's sum is at least 1 and P is rounded to
- * 16 bits (smallest fp16 subnormal 2^-24) before P V; results from 2^-126 up are the
- * same bits either way. The softmax runs 32 of these per thread per key tile. */
+ * a score minus the running maximum, so the row's sum is at least 1 and a term below
+ * 2^-126 vanishes in it, and P V's products of such a P are as far below the row's
+ * output; results from 2^-126 up are the same bits either way. The softmax runs 32 of
+ * these per thread per key tile. */
 static __device__ __forceinline__ float exp2_ftz(float x)
 {
     float y;
@@ -85,7 +86,8 @@ static __device__ __forceinline__ void online_max2(float *mx, float *m, float *b
         mx[row] = fmaxf(mx[row], __shfl_xor_sync(0xffffffffu, mx[row], 2));
         float mnew = fmaxf(m[row], mx[row]);
         base[row] = mnew == -INFINITY ? 0.0f : mnew;
-        alpha[row] = exp2_ftz(m[row] - base[row]);
+        /* exactly 1 when the maximum stayed (the wgmma kernel then skips the rescale) */
+        alpha[row] = m[row] == mnew ? 1.0f : exp2_ftz(m[row] - base[row]);
         m[row] = mnew;
     }
 }

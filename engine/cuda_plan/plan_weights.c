@@ -9,6 +9,10 @@
 
 #include "engine/cuda_plan/cuda_plan.h"
 
+/* vp_cw_field_is_vision: the vision tower's and the projector's fields come first */
+_Static_assert(VP_CW_P2_B + 1 == VP_CW_TOK_EMB && VP_CW_CLASS_EMB == 0,
+               "the vision and projector fields must precede the language model's");
+
 vp_cw_type vp_cw_field_type(vp_cw_field f)
 {
     switch (f) {

@@ -462,8 +462,10 @@ static float f16_to_f32(uint16_t h)
 
 /* every variant of the wgmma kernel: 1 or 2 heads per block, with and without overlap */
 #define WG_DEEP (VPK_WGMMA_OVERLAP | VPK_WGMMA_DEEP)
+#define WG_QREG (VPK_WGMMA_OVERLAP | VPK_WGMMA_QREG)
 static const int wgmma_variants[] = {1, 2, 1 | VPK_WGMMA_OVERLAP, 2 | VPK_WGMMA_OVERLAP,
-                                     1 | WG_DEEP, 2 | WG_DEEP};
+                                     1 | WG_DEEP, 2 | WG_DEEP, 1 | WG_QREG, 2 | WG_QREG,
+                                     1 | WG_DEEP | WG_QREG, 2 | WG_DEEP | WG_QREG};
 
 static const char *wgmma_name(int variant)
 {
@@ -474,6 +476,10 @@ static const char *wgmma_name(int variant)
     case 2 | VPK_WGMMA_OVERLAP: return "x2 overlapped";
     case 1 | WG_DEEP: return "x1 overlapped 3 stages";
     case 2 | WG_DEEP: return "x2 overlapped 3 stages";
+    case 1 | WG_QREG: return "x1 overlapped Q in registers";
+    case 2 | WG_QREG: return "x2 overlapped Q in registers";
+    case 1 | WG_DEEP | WG_QREG: return "x1 overlapped 3 stages Q in registers";
+    case 2 | WG_DEEP | WG_QREG: return "x2 overlapped 3 stages Q in registers";
     default: return "?";
     }
 }

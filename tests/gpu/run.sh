@@ -1,10 +1,10 @@
 #!/bin/sh
 # Everything a GPU session checks, in one call (about 110 s on an H200 with the two extra
-# weight seeds, before the w1_f16l, w1_tune and wgmma2d stages: expect about 150 s). The
-# stage limits are ceilings for hangs: they sum to about 1050 s with three ALT kernels, two
-# PARITY_SEEDS and the profile, plus up to 150 s of per-test reruns after a crash in
-# gpu_ops; PARITY_SEEDS= PROFILE=0 ALT=wgmma2d bring them to about 660 s. A device call
-# allows 600 s: a run that hangs in more than one stage is cut short):
+# weight seeds, before the w1_f16l, w1_tune, wgmma2d and wgmma2q stages: expect about
+# 160 s). The stage limits are ceilings for hangs: they sum to about 1080 s with four ALT
+# kernels, two PARITY_SEEDS and the profile, plus up to 150 s of per-test reruns after a
+# crash in gpu_ops; PARITY_SEEDS= PROFILE=0 ALT=wgmma2d bring them to about 660 s. A device
+# call allows 600 s: a run that hangs in more than one stage is cut short):
 #     sh tests/gpu/run.sh          (device tool: carry [".gpu"], made by tests/gpu/pack.sh)
 # Stages, each under its own time limit so a later one still runs when one fails or hangs:
 #   ops        gpu_ops: every kernel and the cuBLASLt wrapper vs its CPU twin
@@ -15,8 +15,8 @@
 #   w1_f16l    the same with VPRM_CUDA_ACTIVATIONS=fp16-llm (fp16 language model, bf16 ViT)
 #   w1_tune    the same with VPRM_CUDA_GEMM_TUNE=8 (cuBLASLt's candidates timed per shape)
 #   w1_alt...  the same with each VPRM_CUDA_ATTENTION in $ALT (default "32x2x64 wgmma2
-#              wgmma2d": the mma.sync kernel, the wgmma kernel without the overlap and
-#              with three stages of copies), timed
+#              wgmma2d wgmma2q": the mma.sync kernel, the wgmma kernel without the
+#              overlap, with three stages of copies, with the queries in registers), timed
 #   torch      torch_ref.py: fp32 oracle on the same weights, reference way, careful way
 #   w1_plain, torch_plain: parity again on PERF.md's plain weights (all 0.02; one run)
 #   w1_seedN, torch_seedN: parity on other draws of the weights (PARITY_SEEDS, "2 3")
@@ -100,9 +100,10 @@ stage w1_f16l 45 env VPRM_CUDA_ACTIVATIONS=fp16-llm "$G/bin/gpu_w1" --batch "$G/
 stage w1_tune 30 env VPRM_CUDA_GEMM_TUNE=8 "$G/bin/gpu_w1" --batch "$G/w1.batch" \
     --out "$W/w1" --seed 1 --reps 3 --label ours_tune
 # the other attention kernels on the same W1 (timing and parity; ALT= lists them: by
-# default the mma.sync kernel, the wgmma kernel without the overlap and with three
-# stages of copies, the overlapped one with two being the default on Hopper)
-ALT=${ALT:-32x2x64 wgmma2 wgmma2d}
+# default the mma.sync kernel, the wgmma kernel without the overlap, with three stages of
+# copies and with the queries in registers, the overlapped one with two stages and the
+# queries in shared memory being the default on Hopper; gpu_ops benches every variant)
+ALT=${ALT:-32x2x64 wgmma2 wgmma2d wgmma2q}
 alt_i=0
 for a in $ALT; do
     alt_i=$((alt_i + 1))
@@ -143,7 +144,7 @@ verdict=$?
 cat "$W/summary.txt"
 if [ -n "${OUT:-}" ]; then
     cp "$W/summary.txt" "$OUT/"
-    for s in ops ops_alone e2e e2e_sanitizer w1 w1_simple w1_f16 w1_f16l w1_tune w1_alt w1_alt2 w1_alt3 w1_alt4 torch \
+    for s in ops ops_alone e2e e2e_sanitizer w1 w1_simple w1_f16 w1_f16l w1_tune w1_alt w1_alt2 w1_alt3 w1_alt4 w1_alt5 torch \
         w1_plain torch_plain w1_profile $(cd "$W" && ls -d w1_seed* w1_f16_seed* w1_f16l_seed* torch_seed* 2>/dev/null | sed 's/\.[a-z]*$//' | sort -u); do
         [ -f "$W/$s.log" ] || continue
         echo "===== $s (exit $(cat "$W/$s.rc" 2>/dev/null))"
