@@ -48,8 +48,15 @@ else
   CU_OBJ :=
 endif
 comma := ,
-NVCCFLAGS := -std=c++17 -O3 -lineinfo -arch=$(CUDA_ARCH) -I. -Werror all-warnings \
-             -Xcompiler -Wall,-Wextra,-Werror -MMD -MP
+# Machine code for CUDA_ARCH, plus PTX (for other GPUs to compile at load) unless the
+# target is architecture-specific (sm_90a): no other GPU can use that PTX. The device
+# code is compressed: the line tables (-lineinfo, for compute-sanitizer) of the attention
+# kernels' variants made each binary 14 MB, and tests/gpu/pack.sh carries four of them
+# to a GPU machine under a 64 MiB limit.
+CUDA_PTX := $(if $(filter %a,$(CUDA_ARCH)),,$(comma)$(CUDA_ARCH:sm_%=compute_%))
+NVCC_ARCH := -gencode arch=$(CUDA_ARCH:sm_%=compute_%),code=[$(CUDA_ARCH)$(CUDA_PTX)]
+NVCCFLAGS := -std=c++17 -O3 -lineinfo $(NVCC_ARCH) -Xfatbin -compress-all -I. \
+             -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -MMD -MP
 
 
 .PHONY: all tools deps test test-unit test-oracle run bench clean tiny-model asan cuda-check
