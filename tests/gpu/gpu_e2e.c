@@ -348,6 +348,55 @@ static void check_u8_chunks(const vp_model_config *cfg)
     host_model_free(&m);
 }
 
+/* The tuning environment variables: a bad value refuses the backend with a message that
+ * names the variable and what it takes; every documented value starts it. */
+static void check_env_values(const vp_model_config *cfg)
+{
+    static const struct {
+        const char *var, *value;
+        int ok;
+        const char *says; /* in the error message */
+    } cases[] = {
+        {"VPRM_CUDA_ATTENTION", "wgmma2x", 0, "then any of o"},
+        {"VPRM_CUDA_ATTENTION", "wgmma3o", 0, "expected wgmma1 or wgmma2"},
+        {"VPRM_CUDA_ATTENTION", "wgmma2dq", 1, NULL},
+        {"VPRM_CUDA_ATTENTION", "wgmma1q", 1, NULL},
+        {"VPRM_CUDA_ACTIVATIONS", "fp32", 0, "expected bf16, fp16 or fp16-llm"},
+        {"VPRM_CUDA_ACTIVATIONS", "fp16-llm", 1, NULL},
+        {"VPRM_CUDA_GEMM_TUNE", "many", 0, "a count of candidates"},
+        {"VPRM_CUDA_GEMM_TUNE", "99", 0, "a count of candidates"},
+        {"VPRM_CUDA_GEMM_TUNE", "4", 1, NULL},
+    };
+    host_model m;
+    if (host_model_build(&m, cfg, 17, PLUS, MINUS)) {
+        gpu_fail++;
+        return;
+    }
+    vp_backend_options opt = {.device = 0, .max_tokens = 512, .max_tiles = 1};
+    int hopper = vpk_attention_wgmma_available();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (!hopper && !strncmp(cases[i].value, "wgmma", 5) && cases[i].ok)
+            continue; /* the wgmma kernels need a Hopper GPU */
+        vp_backend *b = NULL;
+        vp_error err = {0};
+        setenv(cases[i].var, cases[i].value, 1);
+        int rc = vp_cuda_init_weights(&b, cfg, &m.w, &opt, &err);
+        unsetenv(cases[i].var);
+        char what[96];
+        snprintf(what, sizeof what, "%s=%s %s", cases[i].var, cases[i].value,
+                 cases[i].ok ? "starts" : "is refused by name");
+        if (cases[i].ok)
+            gpu_check(what, rc == 0, "%s", err.message);
+        else
+            gpu_check(what, rc != 0 && strstr(err.message, cases[i].var) &&
+                                strstr(err.message, cases[i].says),
+                      "rc %d: \"%s\"", rc, err.message);
+        if (b)
+            vp_backend_cuda.free(b);
+    }
+    host_model_free(&m);
+}
+
 int main(void)
 {
     int count = 0;
@@ -361,6 +410,7 @@ int main(void)
         return 2;
     cfg.llm.vocab = VOCAB;
     check_shape("tiny", &cfg, 0.05);
+    check_env_values(&cfg);
     /* real head sizes: vision 2 x 64, language 2 query heads of 128 on 1 KV head */
     cfg.vision.hidden = 128, cfg.vision.heads = 2, cfg.vision.intermediate = 256;
     cfg.llm.hidden = 256, cfg.llm.heads = 2, cfg.llm.kv_heads = 1, cfg.llm.head_dim = 128;
