@@ -282,11 +282,13 @@ static __device__ __forceinline__ wg_tile wg_tile_at(const vp_attn_item &it, int
 #endif
 
 #if VPK_HAVE_WGMMA
-/* S[64][64] = Q K^T for one key tile (dq, dk: the descriptors of the query and key tiles):
- * 16 head dims a product (column block kk / 4, 32 bytes into its rows). Issued, not
- * waited for. */
-template <int D, bool F16>
-static __device__ __forceinline__ void wg_issue_qk(float *s, uint64_t dq, uint64_t dk)
+/* S[64][64] = Q K^T for one key tile (dk: the key tile's descriptor; the query tile's,
+ * dq, or with QREG its A fragments in registers, qa from wg_load_q_frags: then only the
+ * keys are read from shared memory, half of Q K^T's traffic there): 16 head dims a
+ * product (column block kk / 4, 32 bytes into its rows). Issued, not waited for. */
+template <int D, bool F16, bool QREG>
+static __device__ __forceinline__ void wg_issue_qk(float *s, uint64_t dq, const uint32_t *qa,
+                                                   uint64_t dk)
 {
 #pragma unroll
     for (int i = 0; i < 32; i++)
@@ -297,25 +299,10 @@ static __device__ __forceinline__ void wg_issue_qk(float *s, uint64_t dq, uint64
     for (int kk = 0; kk < D / 16; kk++) {
         uint32_t off = (uint32_t)((kk >> 2) * WG_BQ * 128 + (kk & 3) * 32);
         uint32_t koff = (uint32_t)((kk >> 2) * WG_BK * 128 + (kk & 3) * 32);
-        wgmma_ss_n64<F16>(s, desc_plus(dq, off), desc_plus(dk, koff), kk > 0);
-    }
-    wgmma_commit();
-}
-
-/* The same with the query tile in registers (qa: wg_load_q_frags), only the keys read
- * from shared memory: half the shared-memory traffic of Q K^T. */
-template <int D, bool F16>
-static __device__ __forceinline__ void wg_issue_qk_rs(float *s, const uint32_t *qa, uint64_t dk)
-{
-#pragma unroll
-    for (int i = 0; i < 32; i++)
-        s[i] = 0.0f; /* overwritten (scale-d 0 on the first step): keeps the compiler calm */
-    wgmma_settle<32>(s);
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < D / 16; kk++) {
-        uint32_t koff = (uint32_t)((kk >> 2) * WG_BK * 128 + (kk & 3) * 32);
-        wgmma_rs_n64_acc<F16>(s, qa + 4 * kk, desc_plus(dk, koff), kk > 0);
+        if constexpr (QREG)
+            wgmma_rs_n64_acc<F16>(s, qa + 4 * kk, desc_plus(dk, koff), kk > 0);
+        else
+            wgmma_ss_n64<F16>(s, desc_plus(dq, off), desc_plus(dk, koff), kk > 0);
     }
     wgmma_commit();
 }
@@ -515,7 +502,7 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
             cp_async_wait<1>();
             fence_proxy_async();
             __syncthreads();
-            wg_issue_qk<D, F16>(s, dq, dkey(t));
+            wg_issue_qk<D, F16, false>(s, dq, nullptr, dkey(t));
             wgmma_wait<0>();
             wgmma_settle<32>(s);
             wg_softmax(s, wg_tile_at(it, t, n_full), it, qrow, tig, scale_log2, m, l, alpha, pa);
@@ -548,12 +535,7 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
         fence_proxy_async();
         __syncthreads();
         uint32_t qa[QREG ? D / 4 : 1];
-        auto issue_qk = [&](int j) { /* Q K^T of key tile j */
-            if constexpr (QREG)
-                wg_issue_qk_rs<D, F16>(s, qa, dkey(j));
-            else
-                wg_issue_qk<D, F16>(s, dq, dkey(j));
-        };
+        auto issue_qk = [&](int j) { wg_issue_qk<D, F16, QREG>(s, dq, qa, dkey(j)); };
         if constexpr (QREG)
             wg_load_q_frags<D>(qa, Qs + hb * C::QBYTES, warp, lane);
         issue_qk(0);
