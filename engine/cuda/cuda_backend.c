@@ -290,9 +290,9 @@ static int pick_attention(vp_backend *b, vp_error *err)
     /* VPRM_CUDA_ATTENTION (benchmarks, checks): "simple"; "wgmma1" / "wgmma2" (warpgroup
      * products, 1 or 2 heads per block; a trailing "o": P V overlapping the next key tile's
      * softmax, VPK_WGMMA_OVERLAP; "d": with three stages of copies, VPK_WGMMA_DEEP; "q":
-     * with the query tile in registers, VPK_WGMMA_QREG; combined as "dq"); RxHxK: the mma.sync kernel with R query rows per
-     * warp, H heads per block, K keys per step (the vision tower, without grouped heads,
-     * takes H = 1) */
+     * with the query tile in registers, VPK_WGMMA_QREG; combined as "dq"); RxHxK: the
+     * mma.sync kernel with R query rows per warp, H heads per block, K keys per step (the
+     * vision tower, without grouped heads, takes H = 1) */
     int rows, hpb, keys;
     char tail;
     /* default where it runs (measured on an H200, tests/gpu/README.md): the wgmma kernel
