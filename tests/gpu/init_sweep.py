@@ -162,7 +162,8 @@ def ablate_fp16(margins, cfg, w, ref, exact_rows=False):
             (tuple(p for p in FP16_ALL if p not in qkv), (), "fp16 products' inputs, bf16 q/k/v"),
             (("llm.in", "llm.qkv", "llm.hid"), (), "fp16 in the LLM only, vision bf16"),
             (tuple(p for p in FP16_ALL if p not in ("llm.hid", "vit.hid")), (),
-             "fp16 except the MLP hidden values (bf16)")]
+             "fp16 except the MLP hidden values (bf16)"),
+            (("llm.in", "llm.qkv"), (), "fp16 in the LLM except its MLP hidden values")]
     if exact_rows:
         rows += [(FP16_ALL, ("vit.in", "vit.qkv", "vit.hid", "vit.out"), "fp16 activations, exact vision")]
     for fp16, ex, label in rows:
