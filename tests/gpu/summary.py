@@ -141,6 +141,8 @@ def main():
               f"({'PASS' if good else 'FAIL'}), PyTorch bf16 careful {err('careful')}, reference way {err('refway')}")
     seeds = sorted((n for n in os.listdir(d) if n.startswith("w1_seed") and os.path.isdir(os.path.join(d, n))),
                    key=lambda n: int(n[len("w1_seed"):]) if n[len("w1_seed"):].isdigit() else 0)
+    decisions(rows, base, methods, [(n, (load(os.path.join(d, n, "torch.json")) or {}).get("methods", {}))
+                                    for n in seeds])
     for n in seeds:  # reported, not judged: the verdict is the seed-1 draw's
         t = load(os.path.join(d, n, "torch.json")) or {}
         pm = t.get("methods", {})
@@ -154,6 +156,24 @@ def main():
               f"{err('ours_f16l')}), PyTorch bf16 careful {err('careful')}, "
               f"reference way {err('refway')}")
     return 0 if ok else 1
+
+
+def decisions(rows, base, methods, seeds):
+    """What the prepared options say (reported, not judged): the fastest kernel or option
+    against the default, and each activation type's parity over every weight draw."""
+    timed = [(t["median_ms"], label) for label, t, _ in rows[1:]
+             if t and t.get("median_ms") is not None and label.startswith("vprm")]
+    if base and timed:
+        ms, label = min(timed)
+        print(f"\nfastest option: {label[len('vprm CUDA backend, '):]} {ms:.1f} ms "
+              f"({'faster' if ms < base else 'not faster'} than the default's {base:.1f} ms)")
+    for key, name in (("ours", "bf16 (default)"), ("ours_f16", "fp16"), ("ours_f16l", "fp16-llm")):
+        errs = [methods.get(key, {}).get("rel_err")] + [m.get(key, {}).get("rel_err") for _, m in seeds]
+        errs = [e for e in errs if e is not None]
+        if errs:
+            verdict = "within" if max(errs) <= PARITY_TOL else "over"
+            print(f"parity of {name} over {len(errs)} weight draws: worst {max(errs):.4f} "
+                  f"({verdict} {PARITY_TOL}): " + ", ".join(f"{e:.4f}" for e in errs))
 
 
 if __name__ == "__main__":
