@@ -52,18 +52,27 @@ struct att_cfg {
 };
 
 /* rows [r_begin, r_begin + R) of column block `col` (D wide) -> dst [R][P], zeros from
- * r_end on; NT threads share the copies */
+ * r_end on; NT threads share the copies, thread tid always chunk tid % (D / 8) of rows
+ * tid / (D / 8) + k NT / (D / 8): its column and offsets are the same for every tile,
+ * so a copy is an address and a compare (a loop from tid in steps of NT divided per
+ * copy and did not unroll) */
 template <int D, int NT, int R>
 static __device__ __forceinline__ void load_tile(bf16 *dst, const bf16 *qkv, size_t row_stride,
                                                  size_t col, int r_begin, int r_end, int tid)
 {
-    const int CPR = D / 8; /* 16-byte chunks per row */
+    const int CPR = D / 8, RSTEP = NT / CPR; /* 16-byte chunks per row; rows per pass */
+    static_assert(NT % CPR == 0, "copy split");
+    const int r0 = tid / CPR, ch = tid % CPR;
+    const bf16 *s0 = qkv + col + ch * 8;
+    bf16 *d0 = dst + r0 * att_smem_pitch<D>() + ch * 8;
 #pragma unroll
-    for (int c = tid; c < R * CPR; c += NT) {
-        int r = c / CPR, ch = c % CPR, row = r_begin + r;
+    for (int k = 0; k < (R + RSTEP - 1) / RSTEP; k++) {
+        int r = r0 + k * RSTEP, row = r_begin + r;
+        if (R % RSTEP != 0 && r >= R) /* more threads than chunks: this one is done */
+            break;
         bool ok = row < r_end;
-        const bf16 *src = qkv + (size_t)(ok ? row : r_begin) * row_stride + col + ch * 8;
-        cp_async16(dst + r * att_smem_pitch<D>() + ch * 8, src, ok);
+        cp_async16(d0 + k * RSTEP * att_smem_pitch<D>(), s0 + (size_t)(ok ? row : r_begin) * row_stride,
+                   ok);
     }
 }
 
