@@ -210,7 +210,8 @@ static const char *wgmma_label(int variant)
     static const char *labels[4] = {" (wgmma, overlapped)", " (wgmma, overlapped, 3 stages)",
                                     " (wgmma, overlapped, queries in registers)",
                                     " (wgmma, overlapped, 3 stages, queries in registers)"};
-    if (!(variant & VPK_WGMMA_OVERLAP))
+    /* DEEP and QREG run the overlapped kernel */
+    if (!(variant & (VPK_WGMMA_OVERLAP | VPK_WGMMA_DEEP | VPK_WGMMA_QREG)))
         return " (wgmma)";
     return labels[(variant & VPK_WGMMA_DEEP ? 1 : 0) + (variant & VPK_WGMMA_QREG ? 2 : 0)];
 }
@@ -319,7 +320,7 @@ static int pick_attention(vp_backend *b, vp_error *err)
         hpb = env[5] == '1' ? 1 : env[5] == '2' ? 2 : 0;
         int overlap = 0;
         bool known = hpb != 0;
-        for (const char *c = env + 6; known && hpb && *c; c++) {
+        for (const char *c = env + 6; known && *c; c++) {
             int bit = *c == 'o' ? VPK_WGMMA_OVERLAP
                       : *c == 'd' ? VPK_WGMMA_OVERLAP | VPK_WGMMA_DEEP
                       : *c == 'q' ? VPK_WGMMA_OVERLAP | VPK_WGMMA_QREG
@@ -682,8 +683,8 @@ const char *vp_cuda_attention_kind(const vp_backend *b)
             "tensor-core (wgmma, overlapped, queries in registers)",
             "tensor-core (wgmma, overlapped, 3 stages, queries in registers)"};
         int v = b->language_wgmma;
-        return kinds[!(v & VPK_WGMMA_OVERLAP) ? 0 : 1 + (v & VPK_WGMMA_DEEP ? 1 : 0) +
-                                                        (v & VPK_WGMMA_QREG ? 2 : 0)];
+        bool overlap = v & (VPK_WGMMA_OVERLAP | VPK_WGMMA_DEEP | VPK_WGMMA_QREG);
+        return kinds[!overlap ? 0 : 1 + (v & VPK_WGMMA_DEEP ? 1 : 0) + (v & VPK_WGMMA_QREG ? 2 : 0)];
     }
     if (b->fast_vision && b->fast_language)
         return "tensor-core";

@@ -98,7 +98,7 @@ struct vp_backend {
     bool fast_vision, fast_language; /* tensor-core attention in use */
     vpk_attn_shape vision_shape, language_shape; /* its launch shapes (mma.sync) */
     int vision_wgmma, language_wgmma; /* > 0: the wgmma kernel instead, this variant
-                                       * (heads per block | VPK_WGMMA_OVERLAP) */
+                                       * (heads per block | VPK_WGMMA_* bits) */
     cuda_profile prof;              /* VPRM_CUDA_PROFILE=1: phase times per forward */
     double attn_flops_layer;        /* this forward's LLM attention FLOPs per layer (profile) */
     double attn_flops_rows;         /* the last layer's, on the output rows (profile) */

@@ -437,7 +437,8 @@ static __device__ __forceinline__ void wg_load_tile(unsigned char *stage0, const
  * memory per block (32 KB at head 128: 113 KB with one head a block, so two such blocks
  * fill an SM's 228 KB exactly).
  * QREG (with OVERLAP; VPK_WGMMA_QREG): Q K^T takes the query tile from registers, loaded
- * once, instead of shared memory (D / 4 more registers a thread). */
+ * once, instead of shared memory (up to D / 4 more registers a thread; ptxas with nvcc 13:
+ * +8 at head 64, +14 to +19 at 128). */
 template <int D, int HPB, bool OVERLAP, bool F16, int ST, bool QREG>
 __global__ void __launch_bounds__(wg_cfg<D, HPB, ST>::NT, HPB == 1 ? 2 : 1)
 attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *vt, int n_pad,
