@@ -77,7 +77,7 @@ static __device__ __forceinline__ void wgmma_ss_n64(float *d, uint64_t da, uint6
 
 /* D[64][64] (+)= A[64][16] B[16][64]: A in registers (each warp's 16 rows as the mma.sync
  * A fragment), B K-major in shared memory, bf16 or fp16 (F16); accumulate 0 overwrites D.
- * Q K^T with the query tile held in registers (VPK_WGMMA_QREG). */
+ * Q K^T with the query tile held in registers (VPK_WGMMA_QREG), and P V at head 64. */
 #define WG_RS_N64(TY)                                                                          \
     "{\n.reg .pred p;\nsetp.ne.b32 p, %36, 0;\n"                                               \
     "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " "                                \
@@ -96,24 +96,6 @@ static __device__ __forceinline__ void wgmma_rs_n64_acc(float *d, const uint32_t
         asm volatile(WG_RS_N64("bf16")
                      : WG_D32
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(accumulate), "l"(db));
-}
-
-/* D[64][64] += A[64][16] B[16][64] in fp16: A in registers (each warp's 16 rows as the
- * mma.sync A fragment), B K-major in shared memory. */
-static __device__ __forceinline__ void wgmma_rs_n64(float *d, const uint32_t *a, uint64_t db)
-{
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
-                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-                 "{%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),
-                   "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
-                   "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),
-                   "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-                   "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
-                   "+f"(d[30]), "+f"(d[31])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db));
 }
 
 /* D[64][128] += A[64][16] B[16][128] in fp16: A in registers (each warp's 16 rows as the
@@ -346,7 +328,7 @@ static __device__ __forceinline__ void wg_issue_pv(float *o, const uint32_t *pa,
         if (D == 128)
             wgmma_rs_n128(o, pa + 4 * kk, dv);
         else
-            wgmma_rs_n64(o, pa + 4 * kk, dv);
+            wgmma_rs_n64_acc<true>(o, pa + 4 * kk, dv, 1);
     }
     wgmma_commit();
 }
