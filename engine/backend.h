@@ -116,6 +116,17 @@ typedef struct vp_backend_ops {
     const char *(*device_name)(vp_backend *b);
     void (*memory)(vp_backend *b, vp_backend_memory *m);
     void (*free)(vp_backend *b);
+    /* The number format of the activations now ("float32", "bfloat16", "float16", ...: a
+     * static string). NULL: "float32". */
+    const char *(*activations)(vp_backend *b);
+    /* After a pass whose logits were not all finite: a backend computing in a narrower
+     * format than it may fall back to (CUDA with VPRM_CUDA_ACTIVATIONS=auto: fp16, whose
+     * range a checkpoint's activations can exceed, then bf16) switches for good and
+     * returns 1, `what` naming the change; 0 when there is nothing wider (the overflow is
+     * the model's); -1 when the switch failed, the backend then being unusable (err).
+     * After a switch the caller computes the pass again and drops its prefix KV cache
+     * (the cached rows are in the old format). NULL: nothing to widen. */
+    int (*widen)(vp_backend *b, char *what, size_t what_cap, vp_error *err);
 } vp_backend_ops;
 
 extern const vp_backend_ops vp_backend_cpu;

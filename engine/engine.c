@@ -31,6 +31,10 @@ struct vp_engine {
      * is written before the flag (release) and read after it (acquire) */
     char device_failure[512];
     atomic_bool device_failed;
+    /* the backend's activation format (a static string), changed by a widening on the
+     * engine thread and read by HTTP threads (/v1/models) */
+    _Atomic(const char *) activations;
+    atomic_size_t widenings;
 };
 
 void vp_engine_options_default(vp_engine_options *o)
@@ -130,6 +134,8 @@ int vp_engine_open(const vp_engine_options *opt, vp_engine **out, vp_error *err)
     } else if (e->ops->init(&e->backend, e->model, &bo, err)) {
         goto fail;
     }
+    atomic_store(&e->activations,
+                  e->ops->activations ? e->ops->activations(e->backend) : "float32");
     vp_backend_memory mem;
     vp_engine_memory(e, &mem);
     e->prefix_cache = vp_prefix_cache_new(mem.kv_cache_rows, opt->prefix_cache_host_bytes,
@@ -175,33 +181,51 @@ void vp_engine_memory(const vp_engine *e, vp_backend_memory *m)
         e->ops->memory(e->backend, m);
 }
 const vp_engine_options *vp_engine_opts(const vp_engine *e) { return &e->opt; }
+const char *vp_engine_activations(const vp_engine *e)
+{
+    const char *a = e->ops ? atomic_load(&((vp_engine *)e)->activations) : NULL;
+    return a ? a : "none";
+}
+size_t vp_engine_widenings(const vp_engine *e) { return atomic_load(&((vp_engine *)e)->widenings); }
 vp_image_cache *vp_engine_image_cache(const vp_engine *e) { return e->image_cache; }
 vp_prefix_cache *vp_engine_prefix_cache(const vp_engine *e) { return e->prefix_cache; }
 const vp_prompt_ctx *vp_engine_prompt(const vp_engine *e) { return &e->prompt; }
 
-int vp_engine_run_backend(vp_engine *e, const vp_batch *b, float *logits, vp_forward_stats *st,
-                          vp_error *err)
+/* Nothing runs on the backend's device again; err (VP_ERR_DEVICE) says why. */
+static void device_failed(vp_engine *e, const char *what, vp_error *err)
 {
+    snprintf(e->device_failure, sizeof e->device_failure,
+             "the %s device failed and this process cannot use it again (restart it): %.400s",
+             e->ops->name, what);
+    atomic_store_explicit(&e->device_failed, true, memory_order_release);
+    VP_LOGE(NULL, "%s", e->device_failure);
+    if (err) {
+        err->kind = VP_ERR_DEVICE;
+        snprintf(err->message, sizeof err->message, "%s", e->device_failure);
+    }
+}
+
+int vp_engine_run_backend(vp_engine *e, const vp_batch *b, float *logits, vp_forward_stats *st,
+                          bool *overflow, vp_error *err)
+{
+    if (overflow)
+        *overflow = false;
     if (!e->ops)
         return vp_fail(err, VP_ERR_INTERNAL, NULL, "this engine was opened without a backend");
     if (atomic_load_explicit(&e->device_failed, memory_order_acquire))
         return vp_fail(err, VP_ERR_DEVICE, NULL, "%s", e->device_failure);
     if (e->ops->forward(e->backend, b, logits, st, err)) {
-        if (err && err->kind == VP_ERR_DEVICE) { /* nothing runs on that device again */
-            snprintf(e->device_failure, sizeof e->device_failure,
-                     "the %s device failed and this process cannot use it again (restart it): %.400s",
-                     e->ops->name, err->message);
-            atomic_store_explicit(&e->device_failed, true, memory_order_release);
-            VP_LOGE(NULL, "%s", e->device_failure);
-            snprintf(err->message, sizeof err->message, "%s", e->device_failure);
-        }
+        if (err && err->kind == VP_ERR_DEVICE) /* nothing runs on that device again */
+            device_failed(e, err->message, err);
         return -1;
     }
     /* an overflow (a checkpoint's inf or huge weights, activations beyond fp16 with
-     * VPRM_CUDA_ACTIVATIONS=fp16 or fp16-llm) must not come back as scores */
+     * VPRM_CUDA_ACTIVATIONS=fp16, fp16-llm or auto) must not come back as scores */
     size_t bad = 0;
     for (size_t i = 0; i < 2 * b->n_out; i++)
         bad += !isfinite(logits[i]);
+    if (bad && overflow)
+        *overflow = true;
     if (bad)
         return vp_fail(err, VP_ERR_MODEL, NULL,
                        "the forward pass gave %zu non-finite logits of %zu: the model overflows "
@@ -215,6 +239,31 @@ int vp_engine_run_backend(vp_engine *e, const vp_batch *b, float *logits, vp_for
 }
 
 double vp_engine_useful_flops(const vp_engine *e) { return e->useful_flops; }
+
+int vp_engine_widen(vp_engine *e, vp_error *err)
+{
+    if (!e->ops || !e->ops->widen)
+        return 0;
+    char what[160] = "";
+    vp_error werr = {0};
+    int rc = e->ops->widen(e->backend, what, sizeof what, &werr);
+    if (rc < 0) { /* its weights are half converted: it cannot run another pass */
+        char msg[400];
+        snprintf(msg, sizeof msg, "switching to a wider number format after an overflow failed: %.300s",
+                 werr.message);
+        device_failed(e, msg, err);
+        return -1;
+    }
+    if (rc == 1) {
+        atomic_store(&e->activations, e->ops->activations ? e->ops->activations(e->backend)
+                                                          : "float32");
+        atomic_fetch_add(&e->widenings, 1);
+        VP_LOGW(NULL, "a pass overflowed its number format (non-finite logits): the %s backend "
+                "switched for good (%s); the pass is computed again and the prefix KV cache "
+                "emptied", e->ops->name, what);
+    }
+    return rc;
+}
 
 const char *vp_engine_device_failure(const vp_engine *e)
 {

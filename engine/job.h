@@ -37,8 +37,13 @@ int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_jo
 const vp_prompt_ctx *vp_engine_prompt(const vp_engine *e);
 double vp_now_ms(void);
 /* Runs one packed pass on the engine's backend; after a successful one, its useful
- * FLOPs count into vp_engine_useful_flops. */
+ * FLOPs count into vp_engine_useful_flops. A pass whose logits are not all finite fails
+ * (VP_ERR_MODEL) with *overflow set (overflow may be NULL). */
 int vp_engine_run_backend(vp_engine *e, const vp_batch *b, float *logits, vp_forward_stats *st,
-                          vp_error *err);
+                          bool *overflow, vp_error *err);
+/* After an overflow: asks the backend to switch to a wider number format (vp_backend_ops
+ * widen). 1: it did (counted, logged: compute the pass again without the prefix cache);
+ * 0: nothing wider; -1: the switch failed and the device is marked failed (err). */
+int vp_engine_widen(vp_engine *e, vp_error *err);
 
 #endif

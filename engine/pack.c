@@ -390,21 +390,38 @@ static int fill_results(vp_job *j, const float *logits, const vp_forward_stats *
     return 0;
 }
 
+/* Widenings one pass may go through (fp16 -> bf16 is one). */
+#define VP_WIDEN_ATTEMPTS 2
+
 int vp_engine_run(vp_engine *e, vp_job *const *jobs, size_t n_jobs, vp_error *err)
 {
     packed p = {0};
     float *logits = NULL;
     int rc = -1;
-    if (pack_jobs(e, jobs, n_jobs, &p, err))
-        goto out;
-    logits = malloc((p.b.n_out ? p.b.n_out : 1) * 2 * sizeof *logits);
-    if (!logits) {
-        vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");
-        goto out;
-    }
     vp_forward_stats st = {0};
-    if (vp_engine_run_backend(e, &p.b, logits, &st, err))
-        goto out;
+    /* a pass that overflows a backend's narrow number format runs again in a wider one,
+     * from a fresh packing: the prefix cache it consulted holds rows in the old format */
+    for (int attempt = 0;; attempt++) {
+        if (pack_jobs(e, jobs, n_jobs, &p, err))
+            goto out;
+        logits = malloc((p.b.n_out ? p.b.n_out : 1) * 2 * sizeof *logits);
+        if (!logits) {
+            vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");
+            goto out;
+        }
+        bool overflow = false;
+        if (!vp_engine_run_backend(e, &p.b, logits, &st, &overflow, err))
+            break;
+        if (!overflow || attempt == VP_WIDEN_ATTEMPTS || vp_engine_widen(e, err) != 1)
+            goto out;
+        vp_prefix_cache_end(vp_engine_prefix_cache(e), false);
+        vp_prefix_cache_clear(vp_engine_prefix_cache(e));
+        free(logits);
+        logits = NULL;
+        packed_free(&p);
+        memset(&p, 0, sizeof p);
+        st = (vp_forward_stats){0};
+    }
     /* the cache entries this pass wrote are now whole, whatever happens to the results */
     vp_prefix_cache_end(vp_engine_prefix_cache(e), true);
     for (size_t i = 0; i < n_jobs; i++) {

@@ -162,6 +162,11 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
     gauge(f, "vprm_ready", "1 when the model is loaded and warm.", g->ready);
     gauge(f, "vprm_device_failed", "1 after the compute device failed for good (restart the "
           "process).", g->device_failed);
+    fprintf(f, "# HELP vprm_precision_widenings_total Passes whose activations overflowed "
+               "their number format and made the backend switch to a wider one for good "
+               "(VPRM_CUDA_ACTIVATIONS=auto: fp16 to bf16).\n"
+               "# TYPE vprm_precision_widenings_total counter\n"
+               "vprm_precision_widenings_total %llu\n", g->precision_widenings);
     gauge(f, "vprm_draining", "1 while shutting down.", g->draining);
     gauge(f, "vprm_uptime_seconds", "Seconds since the server started.", g->uptime_s);
     fprintf(f, "# HELP vprm_image_cache_lookups_total Image cache lookups by result.\n"

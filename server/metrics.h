@@ -47,6 +47,7 @@ typedef struct vp_gauges {
     size_t inflight_requests;
     size_t waiting_connections;  /* suspended, waiting for the engine */
     int ready, draining, device_failed;
+    unsigned long long precision_widenings; /* overflows that made the backend widen */
     double uptime_s;
     unsigned long long image_cache_hits, image_cache_misses, image_cache_evictions;
     size_t image_cache_bytes;

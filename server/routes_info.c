@@ -60,8 +60,9 @@ enum MHD_Result vp_route_models(vp_conn *x)
     json_t *models = json_array();
     if (e) {
         const char *backend = vp_engine_backend_name(e);
-        /* the CPU backend computes in fp32 over the checkpoint's weights; CUDA in bf16 */
-        const char *dtype = !strcmp(backend, "cuda") ? "bfloat16" : "float32";
+        /* the activations' format: fp32 on the CPU; bf16, fp16 or both on CUDA
+         * (VPRM_CUDA_ACTIVATIONS), which an overflow can widen while serving */
+        const char *dtype = vp_engine_activations(e);
         vp_backend_memory mem;
         vp_engine_memory(e, &mem);
         json_t *memory = json_pack("{s:I, s:I, s:I, s:I}", "weights_bytes",
@@ -118,6 +119,7 @@ enum MHD_Result vp_route_metrics(vp_conn *x)
         vp_engine_memory(engine, &mem);
         g.weights_bytes = mem.weights_bytes, g.working_bytes = mem.working_bytes;
         g.device_total_bytes = mem.device_total_bytes;
+        g.precision_widenings = vp_engine_widenings(engine);
         g.device_used_bytes = mem.device_total_bytes - mem.device_free_bytes;
     }
     size_t len;

@@ -1,5 +1,6 @@
 /* The CPU backend's entry points: init (fp32 weights + thread pool), forward
  * (validate, vision, language, timings), device name, free. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,12 @@ int vp_cpu_init_weights(vp_backend **out, const vp_model_config *cfg, const vp_w
      * first N as a lost GPU would (VP_ERR_DEVICE), so the failure path runs without a GPU */
     const char *fail = getenv("VPRM_TEST_DEVICE_FAILURE_AFTER");
     b->fail_after = fail && *fail ? strtol(fail, NULL, 10) : -1;
+    /* another (tests/unit, tests/http): VPRM_TEST_OVERFLOW_AFTER=N gives every pass after
+     * the first N non-finite logits until the engine widens the backend, as fp16
+     * activations that overflow on a GPU (VPRM_CUDA_ACTIVATIONS=auto) would */
+    const char *over = getenv("VPRM_TEST_OVERFLOW_AFTER");
+    b->overflow_after = over && *over ? strtol(over, NULL, 10) : -1;
+    b->narrow = b->overflow_after >= 0;
     if (vp_pool_create(&b->pool, opt ? opt->threads : 0, err) != 0 ||
         cpu_weights_build(&b->w, cfg, w, err) != 0) {
         cpu_free(b);
@@ -177,11 +184,35 @@ static int cpu_forward(vp_backend *b, const vp_batch *batch, float *logits,
     int rc = cpu_language_forward(b, batch, features, logits, err);
     double t2 = now_ms();
     free(features);
+    if (rc == 0 && b->narrow && b->narrow_passes++ >= b->overflow_after)
+        for (size_t i = 0; i < 2 * batch->n_out; i++)
+            logits[i] = i % 2 ? -INFINITY : NAN;
     if (stats) {
         stats->vision_ms = t1 - t0;
         stats->language_ms = t2 - t1;
     }
     return rc;
+}
+
+static const char *cpu_activations(vp_backend *b)
+{
+    return b->narrow ? "narrow (VPRM_TEST_OVERFLOW_AFTER)" : "float32";
+}
+
+/* The test hook's widening: the cache's rows were written in the "old format", so they
+ * become unreadable (NaN), as fp16 rows read as bf16 would be: a caller that kept using
+ * them would see it in its logits. */
+static int cpu_widen(vp_backend *b, char *what, size_t what_cap, vp_error *err)
+{
+    (void)err;
+    if (!b->narrow)
+        return 0;
+    b->narrow = false;
+    size_t n = b->kv_rows * (size_t)b->cfg.llm.layers * cpu_kv_row_floats(b);
+    for (size_t i = 0; i < n; i++)
+        b->kv_cache[i] = NAN;
+    snprintf(what, what_cap, "test narrow format -> float32 (VPRM_TEST_OVERFLOW_AFTER)");
+    return 1;
 }
 
 static const char *cpu_device_name(vp_backend *b)
@@ -208,4 +239,6 @@ const vp_backend_ops vp_backend_cpu = {
     .device_name = cpu_device_name,
     .memory = cpu_memory,
     .free = cpu_free,
+    .activations = cpu_activations,
+    .widen = cpu_widen,
 };

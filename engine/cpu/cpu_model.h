@@ -3,6 +3,7 @@
 #ifndef VP_CPU_MODEL_H
 #define VP_CPU_MODEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "engine/backend.h"
@@ -55,6 +56,9 @@ struct vp_backend {
     size_t max_tokens, max_tiles; /* 0 = no limit */
     long fail_after;            /* test hook: passes before a simulated device failure (-1) */
     long passes;
+    long overflow_after;        /* test hook: passes before simulated overflows (-1) ... */
+    bool narrow;                /* ... until the engine widens the backend */
+    long narrow_passes;
     float *kv_cache;            /* [layers][kv_rows][2][kv_heads * head_dim]: prefix KV cache */
     size_t kv_rows;
     char device_name[256];

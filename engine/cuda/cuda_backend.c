@@ -218,31 +218,47 @@ static const char *wgmma_label(int variant)
 
 /* VPRM_CUDA_ACTIVATIONS: "bf16" (the default), "fp16" (experimental: the products'
  * inputs and q/k/v in fp16, 6-8x closer to fp32 on the 8B shape by init_sweep.py's
- * emulation, but a real checkpoint's activations must fit fp16's range) or "fp16-llm"
- * (the language model in fp16, the vision tower and projector in bf16: 0.0090, 0.0178,
- * 0.0144 by the same emulation on three draws, all within PERF.md's 0.02, with no fp16
- * range to trust in the ViT). Attention in fp16 runs the wgmma kernel on Hopper and the
- * fp32 simple kernel elsewhere (the mma.sync kernel is bf16 only). */
+ * emulation, but a real checkpoint's activations must fit fp16's range), "auto" (fp16,
+ * and bf16 for good from the first pass that overflows fp16, or from the start when a
+ * weight is beyond it: cuda_widen) or "fp16-llm" (the language model in fp16, the vision
+ * tower and projector in bf16: 0.0090, 0.0178, 0.0144 by the same emulation on three
+ * draws, all within PERF.md's 0.02, with no fp16 range to trust in the ViT). Attention in
+ * fp16 runs the wgmma kernel on Hopper and the fp32 simple kernel elsewhere (the
+ * mma.sync kernel is bf16 only). */
 static int pick_activations(vp_backend *b, vp_error *err)
 {
     const char *env = getenv("VPRM_CUDA_ACTIVATIONS");
+    b->act_auto = false;
     if (!env || !*env || !strcmp(env, "bf16"))
         b->act = b->act_vision = VPK_ACT_BF16;
-    else if (!strcmp(env, "fp16"))
-        b->act = b->act_vision = VPK_ACT_F16;
+    else if (!strcmp(env, "fp16") || !strcmp(env, "auto"))
+        b->act = b->act_vision = VPK_ACT_F16, b->act_auto = env[0] == 'a';
     else if (!strcmp(env, "fp16-llm"))
         b->act = VPK_ACT_F16, b->act_vision = VPK_ACT_BF16;
     else
         return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ACTIVATIONS",
-                       "VPRM_CUDA_ACTIVATIONS is \"%s\": expected bf16, fp16 or fp16-llm", env);
+                       "VPRM_CUDA_ACTIVATIONS is \"%s\": expected bf16, fp16, auto or fp16-llm",
+                       env);
     return 0;
+}
+
+/* The activations' format, for /v1/models (vp_backend_ops activations). */
+static const char *cuda_activations(vp_backend *b)
+{
+    if (b->act == VPK_ACT_F16 && b->act_vision == VPK_ACT_F16)
+        return b->act_auto ? "float16 (bfloat16 after an overflow)" : "float16";
+    if (b->act == VPK_ACT_F16)
+        return "float16 (language), bfloat16 (vision)";
+    return "bfloat16";
 }
 
 /* The start-up line's note on the activation types ("" for the default, bf16). */
 static const char *activations_label(const vp_backend *b)
 {
     if (b->act == VPK_ACT_F16 && b->act_vision == VPK_ACT_F16)
-        return "; activations fp16 (VPRM_CUDA_ACTIVATIONS)";
+        return b->act_auto ? "; activations fp16, bf16 from the first overflow "
+                             "(VPRM_CUDA_ACTIVATIONS=auto)"
+                           : "; activations fp16 (VPRM_CUDA_ACTIVATIONS)";
     if (b->act == VPK_ACT_F16)
         return "; activations fp16 in the language model, bf16 in the vision tower "
                "(VPRM_CUDA_ACTIVATIONS)";
@@ -455,12 +471,76 @@ static int backend_create(vp_backend **out, const vp_model_config *cfg,
     return 0;
 }
 
+/* bf16 from now on (VPRM_CUDA_ACTIVATIONS=auto): the weights loaded again from their
+ * source (converting the fp16 ones back would not give back the bits bf16 holds below
+ * fp16's normal range), the products' handles and the attention kernels made for bf16.
+ * The prefix KV cache's rows stay in fp16: the engine drops them. A failure leaves the
+ * weights half loaded, so it is a device failure. */
+static int load_bf16(vp_backend *b, vp_error *err)
+{
+    CUDA_CHECK(cudaStreamSynchronize(b->stream));
+    b->act = b->act_vision = VPK_ACT_BF16;
+    b->act_auto = false;
+    vp_gemm_free(&b->gemm);
+    vp_gemm_free(&b->gemm_vision);
+    int rc = b->random_weights ? cuda_weights_random(b, b->random_seed, b->random_plus,
+                                                     b->random_minus, err)
+                               : cuda_weights_upload(b, b->src_weights, err);
+    if (rc == 0)
+        rc = vp_gemm_init(&b->gemm, cuda_ws(b, VP_WS_GEMM), b->ws.bytes[VP_WS_GEMM], b->act,
+                          err) ||
+             vp_gemm_init(&b->gemm_vision, cuda_ws(b, VP_WS_GEMM), b->ws.bytes[VP_WS_GEMM],
+                          b->act_vision, err) ||
+             pick_gemm_tune(b, err) || pick_attention(b, err);
+    if (rc) {
+        if (err)
+            err->kind = VP_ERR_DEVICE;
+        return -1;
+    }
+    cuda_weights_bind(b);
+    return 0;
+}
+
+/* cuda_weights_to_act, except that with auto a weight beyond fp16's range makes the
+ * activations bf16 from the start instead of refusing the model. */
+static int weights_to_act(vp_backend *b, vp_error *err)
+{
+    vp_error why = {0};
+    if (cuda_weights_to_act(b, &why) == 0)
+        return 0;
+    if (!b->act_auto || why.kind != VP_ERR_MODEL) {
+        if (err)
+            *err = why;
+        return -1;
+    }
+    VP_LOGW("-", "cuda backend: %s; bf16 activations instead (VPRM_CUDA_ACTIVATIONS=auto)",
+            why.message);
+    return load_bf16(b, err);
+}
+
+/* vp_backend_ops widen: auto's fp16 overflowed in a pass; bf16 for good. */
+static int cuda_widen(vp_backend *b, char *what, size_t what_cap, vp_error *err)
+{
+    if (!b->act_auto)
+        return 0;
+    if (load_bf16(b, err))
+        return -1;
+    snprintf(what, what_cap, "fp16 -> bf16 activations (VPRM_CUDA_ACTIVATIONS=auto), the "
+             "weights loaded again; language attention %s%s",
+             b->fast_language ? "tensor-core" : "simple", wgmma_label(b->language_wgmma));
+    return 1;
+}
+
 int vp_cuda_init_weights(vp_backend **out, const vp_model_config *cfg, const vp_weights *w,
                          const vp_backend_options *opt, vp_error *err)
 {
     vp_backend *b;
-    if (backend_create(&b, cfg, opt, err) || cuda_weights_upload(b, w, err) ||
-        cuda_weights_to_act(b, err)) {
+    int rc = backend_create(&b, cfg, opt, err);
+    if (rc == 0) {
+        b->src_weights = w;
+        rc = cuda_weights_upload(b, w, err) || weights_to_act(b, err);
+    }
+    if (rc) {
         cuda_free(b);
         *out = NULL;
         return -1;
@@ -478,8 +558,12 @@ int vp_cuda_init_random(vp_backend **out, const vp_model_config *cfg, uint64_t s
         return vp_fail(err, VP_ERR_BAD_REQUEST, "plus_id", "head rows %d / %d outside the vocabulary",
                        plus_id, minus_id);
     vp_backend *b;
-    if (backend_create(&b, cfg, opt, err) || cuda_weights_random(b, seed, plus_id, minus_id, err) ||
-        cuda_weights_to_act(b, err)) {
+    int rc = backend_create(&b, cfg, opt, err);
+    if (rc == 0) {
+        b->random_seed = seed, b->random_plus = plus_id, b->random_minus = minus_id;
+        rc = cuda_weights_random(b, seed, plus_id, minus_id, err) || weights_to_act(b, err);
+    }
+    if (rc) {
         cuda_free(b);
         *out = NULL;
         return -1;
@@ -702,4 +786,6 @@ const vp_backend_ops vp_backend_cuda = {
     .device_name = cuda_device_name,
     .memory = cuda_memory,
     .free = cuda_free,
+    .activations = cuda_activations,
+    .widen = cuda_widen,
 };

@@ -69,6 +69,11 @@ struct vp_backend {
     cudaEvent_t ev_start, ev_vision, ev_end;
     vp_gemm gemm, gemm_vision;      /* the language model's products, the vision tower's */
     int act, act_vision;            /* vpk_act of their inputs (VPRM_CUDA_ACTIVATIONS) */
+    bool act_auto;                  /* "auto": fp16 until an overflow, then bf16 (widen) */
+    /* where the weights came from, to load them again in bf16 when auto widens */
+    const vp_weights *src_weights;  /* the model's (outlives the backend), or NULL */
+    uint64_t random_seed;           /* when random_weights */
+    int32_t random_plus, random_minus;
 
     vp_cw_plan plan;                /* where every tensor lives in `arena` */
     void *arena;                    /* device weights, plan.arena_bytes */

@@ -233,7 +233,7 @@ int cuda_weights_to_act(vp_backend *b, vp_error *err)
         else if (over)
             rc = vp_fail(err, VP_ERR_MODEL, e->name,
                          "%llu values of %s exceed fp16's range (65504): fp16 activations "
-                         "(VPRM_CUDA_ACTIVATIONS) cannot hold this checkpoint (use bf16)",
+                         "(VPRM_CUDA_ACTIVATIONS) cannot hold this checkpoint (use bf16 or auto)",
                          over, e->name);
     }
     cudaFree(count);

@@ -361,7 +361,8 @@ static void check_env_values(const vp_model_config *cfg)
         {"VPRM_CUDA_ATTENTION", "wgmma3o", 0, "expected wgmma1 or wgmma2"},
         {"VPRM_CUDA_ATTENTION", "wgmma2dq", 1, NULL},
         {"VPRM_CUDA_ATTENTION", "wgmma1q", 1, NULL},
-        {"VPRM_CUDA_ACTIVATIONS", "fp32", 0, "expected bf16, fp16 or fp16-llm"},
+        {"VPRM_CUDA_ACTIVATIONS", "fp32", 0, "expected bf16, fp16, auto or fp16-llm"},
+        {"VPRM_CUDA_ACTIVATIONS", "auto", 1, NULL},
         {"VPRM_CUDA_ACTIVATIONS", "fp16-llm", 1, NULL},
         {"VPRM_CUDA_GEMM_TUNE", "many", 0, "a count of candidates"},
         {"VPRM_CUDA_GEMM_TUNE", "99", 0, "a count of candidates"},
@@ -397,6 +398,77 @@ static void check_env_values(const vp_model_config *cfg)
     host_model_free(&m);
 }
 
+/* VPRM_CUDA_ACTIVATIONS=auto widened by hand (the engine does it after a pass with
+ * non-finite logits; test_engine_overflow covers that side): fp16 before, bf16 after, the
+ * widened backend's logits bit for bit those of a backend started in bf16 (weights loaded
+ * again from the host model, or drawn again with the same seed), and no second switch.
+ * One 8-bit tile and text tokens, so both towers' weights count. */
+static void check_widen(const vp_model_config *cfg)
+{
+    host_model m;
+    if (host_model_build(&m, cfg, 19, PLUS, MINUS)) {
+        gpu_fail++;
+        return;
+    }
+    size_t rows = (size_t)cfg->num_image_token, n = rows + 24, tile = 3 * 448 * 448;
+    uint8_t *px = host_alloc(tile);
+    int32_t *tok = host_alloc(n * 4), *pos = host_alloc(n * 4), *img = host_alloc(n * 4);
+    for (size_t i = 0; i < tile; i++)
+        px[i] = (uint8_t)((i * 2654435761u) >> 13);
+    for (size_t t = 0; t < n; t++)
+        tok[t] = (int32_t)((t * 13 + 5) % VOCAB), pos[t] = (int32_t)t, img[t] = t < rows ? (int32_t)t : -1;
+    const uint8_t *tiles[1] = {px};
+    int32_t out_index[3] = {(int32_t)n - 9, (int32_t)n - 5, (int32_t)n - 1};
+    vp_seq seq = {0, n, -1, n};
+    vp_batch batch = {.n_tiles = 1, .tiles_u8 = tiles, .n_tokens = n, .tokens = tok,
+                      .positions = pos, .image_row = img, .n_seqs = 1, .seqs = &seq, .n_out = 3,
+                      .out_index = out_index, .plus_id = PLUS, .minus_id = MINUS};
+    vp_backend_options opt = {.device = 0, .max_tokens = n, .max_tiles = 1};
+    const vp_backend_ops *ops = &vp_backend_cuda;
+    for (int random = 0; random < 2; random++) {
+        vp_backend *autob = NULL, *bf16 = NULL;
+        vp_error err = {0};
+        float got16[6], got[6], want[6];
+        const char *label = random ? "auto, random weights" : "auto, host weights";
+        setenv("VPRM_CUDA_ACTIVATIONS", "auto", 1);
+        int rc = random ? vp_cuda_init_random(&autob, cfg, 3, PLUS, MINUS, &opt, &err)
+                        : vp_cuda_init_weights(&autob, cfg, &m.w, &opt, &err);
+        unsetenv("VPRM_CUDA_ACTIVATIONS");
+        if (rc == 0)
+            rc = random ? vp_cuda_init_random(&bf16, cfg, 3, PLUS, MINUS, &opt, &err)
+                        : vp_cuda_init_weights(&bf16, cfg, &m.w, &opt, &err);
+        if (rc) {
+            printf("FAIL %s init: %s\n", label, err.message);
+            gpu_fail++;
+        } else if (run(ops, autob, &batch, got16, label) == 0 &&
+                   run(ops, bf16, &batch, want, "bf16") == 0) {
+            char what[160] = "", name[96];
+            snprintf(name, sizeof name, "%s: starts in fp16", label);
+            gpu_check(name, !strcmp(ops->activations(autob), "float16 (bfloat16 after an overflow)"),
+                      "starts as %s", ops->activations(autob));
+            rc = ops->widen(autob, what, sizeof what, &err);
+            snprintf(name, sizeof name, "%s: widens to bf16", label);
+            gpu_check(name, rc == 1 && !strcmp(ops->activations(autob), "bfloat16"),
+                      "widen: %d (%s), now %s", rc, err.message, ops->activations(autob));
+            printf("%s: widened: %s\n", label, what);
+            snprintf(name, sizeof name, "%s: then == a bf16 backend, bit for bit", label);
+            if (rc == 1 && run(ops, autob, &batch, got, label) == 0)
+                gpu_check(name, !memcmp(got, want, sizeof got) && memcmp(got16, want, sizeof got),
+                          "after widening: logits %s a bf16 backend's (fp16 ones %s)",
+                          memcmp(got, want, sizeof got) ? "differ from" : "equal",
+                          memcmp(got16, want, sizeof got) ? "differ" : "equal too");
+            snprintf(name, sizeof name, "%s: nothing wider after that", label);
+            gpu_check(name, ops->widen(autob, what, sizeof what, &err) == 0, "widened twice");
+        }
+        if (autob)
+            ops->free(autob);
+        if (bf16)
+            ops->free(bf16);
+    }
+    free(px), free(tok), free(pos), free(img);
+    host_model_free(&m);
+}
+
 int main(void)
 {
     int count = 0;
@@ -417,6 +489,7 @@ int main(void)
     cfg.llm.intermediate = 512;
     check_shape("small", &cfg, 0.05);
     check_u8_chunks(&cfg);
+    check_widen(&cfg);
     printf("gpu_e2e: %d passed, %d failed\n", gpu_pass, gpu_fail);
     return gpu_fail ? 1 : 0;
 }

@@ -19,9 +19,6 @@ VPRM_CUDA_PROFILE=1 timeout 60 "$G/bin/gpu_w1" --batch "$G/w1.batch" --out "$W" 
 echo "== init sweep"
 PYTHONUNBUFFERED=1 LD_LIBRARY_PATH= timeout 150 "$PY" tests/gpu/init_sweep.py --dir "$W" \
     --batch "$G/w1.batch" --lib "$G/bin/libvprm_randw.so" --seed 1 ${SWEEP_ARGS:-}
-if [ "${NCU:-0}" = 1 ] && command -v ncu >/dev/null; then
-    echo "== ncu: one language attention launch (the 8B head size 128)"
-    timeout 45 ncu --kernel-name regex:'attn_(fast|wgmma)_kernel' --launch-skip 30 --launch-count 1 \
-        --section SpeedOfLight --section Occupancy --section LaunchStats --clock-control none \
-        "$G/bin/gpu_w1" --batch "$G/w1.batch" --out "$W" --seed 1 --reps 1 2>&1 | grep -v "^==PROF==" | tail -n 60
+if [ "${NCU:-0}" = 1 ]; then
+    sh tests/gpu/ncu_attention.sh "$G" "$W"
 fi

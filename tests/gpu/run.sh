@@ -21,6 +21,7 @@
 #   w1_plain, torch_plain: parity again on PERF.md's plain weights (all 0.02; one run)
 #   w1_seedN, torch_seedN: parity on other draws of the weights (PARITY_SEEDS, "2 3")
 #   w1_profile the default kernels once more with VPRM_CUDA_PROFILE=1 (per-phase times)
+#   w1_ncu     Nsight Compute on one attention launch of each tower (ncu_attention.sh)
 # Then prints the table (tests/gpu/summary.py). Scratch in /tmp/vprm-gpu; $OUT (when set)
 # receives summary.txt, logs.txt and the result JSON files.
 set -u
@@ -139,13 +140,17 @@ if [ "${PROFILE:-1}" = 1 ]; then
     stage w1_profile 30 env VPRM_CUDA_PROFILE=1 "$G/bin/gpu_w1" --batch "$G/w1.batch" \
         --out "$W/w1" --seed 1 --reps 1 --label ours_profile
 fi
+# Nsight Compute on one attention launch of each tower: what bounds them (NCU=0 skips it)
+if [ "${NCU:-1}" = 1 ]; then
+    stage w1_ncu 110 sh tests/gpu/ncu_attention.sh "$G" "$W/ncu"
+fi
 "$PY" tests/gpu/summary.py "$W" >"$W/summary.txt" 2>&1
 verdict=$?
 cat "$W/summary.txt"
 if [ -n "${OUT:-}" ]; then
     cp "$W/summary.txt" "$OUT/"
     for s in ops ops_alone e2e e2e_sanitizer w1 w1_simple w1_f16 w1_f16l w1_tune w1_alt w1_alt2 w1_alt3 w1_alt4 w1_alt5 torch \
-        w1_plain torch_plain w1_profile $(cd "$W" && ls -d w1_seed* w1_f16_seed* w1_f16l_seed* torch_seed* 2>/dev/null | sed 's/\.[a-z]*$//' | sort -u); do
+        w1_plain torch_plain w1_profile w1_ncu $(cd "$W" && ls -d w1_seed* w1_f16_seed* w1_f16l_seed* torch_seed* 2>/dev/null | sed 's/\.[a-z]*$//' | sort -u); do
         [ -f "$W/$s.log" ] || continue
         echo "===== $s (exit $(cat "$W/$s.rc" 2>/dev/null))"
         cat "$W/$s.log"

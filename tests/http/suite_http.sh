@@ -14,6 +14,8 @@
 #      plays a lost GPU): 503s naming it, /ready 503, /health and /metrics say so; by
 #      default the server then exits 3 for its supervisor to restart it
 #   J  image limits too small for the warm-up's picture: the text warm-up alone, then ready
+#   K  a pass that overflows a narrow number format (the CPU backend's
+#      VPRM_TEST_OVERFLOW_AFTER hook plays fp16 on a GPU): widened once, then exact scores
 # Environment: VPRM, VPRM_ASAN, VPRM_TOOLS, PYTHON, VPRM_TMP (see tests/run_all.sh).
 set -u
 T="${VPRM_TMP:?VPRM_TMP must be set}/http"
@@ -363,6 +365,32 @@ if start_daemon J "$VPRM" --max-image-bytes 64; then
         || bad "J: ready $rd; $(grep -i warm "$T/J.log")"
     stop_daemon J
 fi
+
+# ---- K: a pass that overflows a narrow number format (VPRM_CUDA_ACTIVATIONS=auto's fp16 on
+# a GPU; here the CPU backend's VPRM_TEST_OVERFLOW_AFTER=0 hook): the warm-up overflows,
+# the backend widens for good, the server is ready, and scores as if it never overflowed.
+export VPRM_TEST_OVERFLOW_AFTER=0
+if start_daemon K "$VPRM" --api-key "$KEY"; then
+    curl -s -H "Authorization: Bearer $KEY" "$URL/metrics" >"$T/k.metrics"
+    curl -s -H "Authorization: Bearer $KEY" "$URL/v1/models" >"$T/k.models"
+    grep -q '^vprm_precision_widenings_total 1$' "$T/k.metrics" \
+        && grep -q '"dtype": *"float32"' "$T/k.models" \
+        && grep -q "switched for good" "$T/K.log" \
+        && ok "K: the overflowing warm-up widened the backend once (metrics, /v1/models, log)" \
+        || bad "K: $(grep '^vprm_precision' "$T/k.metrics"); $(cat "$T/k.models")"
+    st=$(post /v1/score "$T/req.json")
+    if [ "$st" = 200 ] && "$PY" - "$T/post.body" "$T/cli.json" <<'EOF'
+import json, sys
+http, cli = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+for a, b in zip(cli["results"], http["results"]):
+    assert all(abs(x - y) <= 1e-8 * max(1.0, abs(y)) for x, y in zip(a["step_scores"], b["step_scores"])), (a, b)
+assert len(cli["results"]) == len(http["results"]) == 2
+EOF
+    then ok "K: after the switch the scores are the CLI's"
+    else bad "K: score $st $(head -c 300 "$T/post.body")"; fi
+    stop_daemon K
+fi
+unset VPRM_TEST_OVERFLOW_AFTER
 
 echo "suite_http: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

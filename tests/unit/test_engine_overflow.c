@@ -1,7 +1,14 @@
 /* A model that overflows (an inf weight in a checkpoint: the same as activations beyond
  * the number format) gives a pass error that names the non-finite logits, never scores:
  * the CPU backend on a random tiny model whose final norm has one weight set to +inf in
- * the safetensors file. The same model unmodified scores. */
+ * the safetensors file. The same model unmodified scores.
+ *
+ * Widening (VPRM_CUDA_ACTIVATIONS=auto on a GPU: fp16 until a pass overflows it, then
+ * bf16): the CPU backend's hook VPRM_TEST_OVERFLOW_AFTER=N plays a narrow format whose
+ * passes overflow after the first N, and whose prefix-cache rows are unreadable after
+ * the switch. The engine must compute the overflowing pass again after the switch, from
+ * an emptied prefix cache, and give the logits of an engine that never overflowed; a
+ * model that overflows in the wide format too still fails, after one switch. */
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +19,8 @@
 #include "engine/engine.h"
 #include "engine/job.h"
 #include "engine/model/safetensors.h"
+#include "engine/prefix_cache.h"
+#include "server/bench/bench.h"
 #include "tests/unit/check.h"
 #include "tests/unit/engine_test_util.h"
 
@@ -35,6 +44,67 @@ static int poison(const char *dir, const char *name)
     if (fd >= 0)
         close(fd);
     return ok ? 0 : -1;
+}
+
+static vp_prefix_cache_stats cache_stats(const vp_engine *e)
+{
+    vp_prefix_cache_stats s;
+    vp_prefix_cache_stats_get(vp_engine_prefix_cache(e), &s);
+    return s;
+}
+
+/* Scores body alone in one pass; the job, or NULL (err says why). */
+static vp_job *score(vp_engine *e, const char *body, vp_error *err)
+{
+    vp_job *job = test_prepare(e, body);
+    if (job && vp_engine_run(e, &job, 1, err)) {
+        vp_job_free(job);
+        job = NULL;
+    }
+    return job;
+}
+
+/* A hooked engine against a clean one, both with a prefix cache: the first pass (narrow,
+ * no overflow) stores the image prompt's prefix; the second, on the same prefix,
+ * overflows, widens, and must not load the rows stored in the narrow format. */
+static void test_widening(const vp_engine_options *base, const char *first, const char *second)
+{
+    vp_engine_options opt = *base;
+    opt.prefix_cache_bytes = (size_t)64 << 20;
+    vp_error err = {0};
+    vp_engine *clean = NULL, *e = NULL;
+    CHECK_MSG(vp_engine_open(&opt, &clean, &err) == 0, "%s", err.message);
+    setenv("VPRM_TEST_OVERFLOW_AFTER", "1", 1);
+    CHECK_MSG(vp_engine_open(&opt, &e, &err) == 0, "%s", err.message);
+    unsetenv("VPRM_TEST_OVERFLOW_AFTER");
+    if (!clean || !e)
+        goto out;
+    CHECK(strstr(vp_engine_activations(e), "narrow") && vp_engine_widenings(e) == 0);
+    const char *bodies[3] = {first, second, second};
+    for (int i = 0; i < 3; i++) {
+        vp_job *want = score(clean, bodies[i], &err), *got = score(e, bodies[i], &err);
+        CHECK_MSG(want && got && test_same_logits(got, want), "pass %d: %s", i + 1,
+                  got ? "logits differ from the engine that never overflowed" : err.message);
+        vp_job_free(want);
+        vp_job_free(got);
+        vp_prefix_cache_stats st = cache_stats(e);
+        size_t w = vp_engine_widenings(e);
+        if (i == 0) /* narrow and fine: its prefix stored */
+            CHECK_MSG(w == 0 && st.stored == 1 && st.hits == 0, "pass 1: %zu widenings, "
+                      "%llu stored", w, (unsigned long long)st.stored);
+        else if (i == 1) /* overflowed, widened, recomputed: no hit on the narrow rows */
+            CHECK_MSG(w == 1 && st.hits == 0 && st.stored == 2 && st.entries == 1 &&
+                      !strcmp(vp_engine_activations(e), "float32"),
+                      "pass 2: %zu widenings, %llu hits, %llu stored, %zu entries, %s", w,
+                      (unsigned long long)st.hits, (unsigned long long)st.stored, st.entries,
+                      vp_engine_activations(e));
+        else /* wide: the prefix stored by the recomputed pass is used, no new switch */
+            CHECK_MSG(w == 1 && st.hits == 1, "pass 3: %zu widenings, %llu hits", w,
+                      (unsigned long long)st.hits);
+    }
+out:
+    vp_engine_close(clean);
+    vp_engine_close(e);
 }
 
 static int run_one(vp_engine *e, const char *body, vp_error *err)
@@ -69,6 +139,21 @@ int main(void)
         vp_engine_close(e);
         e = NULL;
     }
+    /* an image prompt, long enough for the prefix cache; two requests sharing it */
+    uint8_t *png = NULL;
+    size_t png_len = 0;
+    CHECK(vp_png_random(300, 200, 3, &png, &png_len, &err) == 0);
+    char *url = png ? vp_data_url("image/png", png, png_len) : NULL;
+    const char *r1[] = {"Step one.\\n\\nx = 2", "Step one.\\n\\nx = 3"};
+    const char *r2[] = {"Another way\\n\\nx = 5", "x = 9"};
+    char *first = test_request_json(url, "What is x?", 2, r1, 2);
+    char *second = test_request_json(url, "What is x?", 2, r2, 2);
+    test_widening(&opt, first, second);
+    free(first);
+    free(second);
+    free(url);
+    free(png);
+
     CHECK(poison(dir, "language_model.model.norm.weight") == 0);
     CHECK_MSG(vp_engine_open(&opt, &e, &err) == 0, "%s", err.message);
     if (e) {
@@ -77,6 +162,20 @@ int main(void)
         CHECK_MSG(rc == -1 && err.kind == VP_ERR_MODEL && strstr(err.message, "non-finite logits"),
                   "poisoned model: rc %d, kind %d, \"%s\"", rc, (int)err.kind, err.message);
         printf("poisoned model: %s\n", err.message);
+        vp_engine_close(e);
+        e = NULL;
+    }
+    /* the poisoned model in a narrow format: one switch, then the wide pass fails too */
+    setenv("VPRM_TEST_OVERFLOW_AFTER", "0", 1);
+    CHECK_MSG(vp_engine_open(&opt, &e, &err) == 0, "%s", err.message);
+    unsetenv("VPRM_TEST_OVERFLOW_AFTER");
+    if (e) {
+        memset(&err, 0, sizeof err);
+        int rc = run_one(e, body, &err);
+        CHECK_MSG(rc == -1 && err.kind == VP_ERR_MODEL && vp_engine_widenings(e) == 1 &&
+                      !strcmp(vp_engine_activations(e), "float32"),
+                  "poisoned, narrow: rc %d, kind %d, %zu widenings", rc, (int)err.kind,
+                  vp_engine_widenings(e));
         vp_engine_close(e);
     }
     free(body);
