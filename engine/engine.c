@@ -244,7 +244,7 @@ int vp_engine_widen(vp_engine *e, vp_error *err)
 {
     if (!e->ops || !e->ops->widen)
         return 0;
-    char what[160] = "";
+    char what[256] = "";
     vp_error werr = {0};
     int rc = e->ops->widen(e->backend, what, sizeof what, &werr);
     if (rc < 0) { /* its weights are half converted: it cannot run another pass */

@@ -410,10 +410,14 @@ int vp_engine_run(vp_engine *e, vp_job *const *jobs, size_t n_jobs, vp_error *er
             goto out;
         }
         bool overflow = false;
-        if (!vp_engine_run_backend(e, &p.b, logits, &st, &overflow, err))
+        vp_error pass_err = {0}; /* err only for the attempt that ends the run */
+        if (!vp_engine_run_backend(e, &p.b, logits, &st, &overflow, &pass_err))
             break;
-        if (!overflow || attempt == VP_WIDEN_ATTEMPTS || vp_engine_widen(e, err) != 1)
+        if (!overflow || attempt == VP_WIDEN_ATTEMPTS || vp_engine_widen(e, &pass_err) != 1) {
+            if (err)
+                *err = pass_err;
             goto out;
+        }
         vp_prefix_cache_end(vp_engine_prefix_cache(e), false);
         vp_prefix_cache_clear(vp_engine_prefix_cache(e));
         free(logits);

@@ -1,4 +1,5 @@
 /* GET /health, /ready, /v1/models, /metrics. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,8 +62,11 @@ enum MHD_Result vp_route_models(vp_conn *x)
     if (e) {
         const char *backend = vp_engine_backend_name(e);
         /* the activations' format: fp32 on the CPU; bf16, fp16 or both on CUDA
-         * (VPRM_CUDA_ACTIVATIONS), which an overflow can widen while serving */
-        const char *dtype = vp_engine_activations(e);
+         * (VPRM_CUDA_ACTIVATIONS), which an overflow can widen while serving. dtype is the
+         * language model's, one word; activations says it all */
+        const char *activations = vp_engine_activations(e);
+        char dtype[32];
+        snprintf(dtype, sizeof dtype, "%.*s", (int)strcspn(activations, " ("), activations);
         vp_backend_memory mem;
         vp_engine_memory(e, &mem);
         json_t *memory = json_pack("{s:I, s:I, s:I, s:I}", "weights_bytes",
@@ -76,9 +80,10 @@ enum MHD_Result vp_route_models(vp_conn *x)
         }
         json_array_append_new(
             models,
-            json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:o*, s:b, s:b}", "name", s->model_name,
-                      "path", s->cfg->model_dir ? s->cfg->model_dir : "", "parameters",
-                      (json_int_t)vp_engine_n_params(e), "dtype", dtype, "backend", backend,
+            json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:o*, s:b, s:b}", "name",
+                      s->model_name, "path", s->cfg->model_dir ? s->cfg->model_dir : "",
+                      "parameters", (json_int_t)vp_engine_n_params(e), "dtype", dtype,
+                      "activations", activations, "backend", backend,
                       "device", vp_engine_device_name(e), "memory", memory, "random_weights",
                       vp_engine_opts(e)->random_weights >= 0, "prefix_sharing",
                       vp_engine_opts(e)->prefix_sharing));

@@ -100,6 +100,9 @@ int vp_cpu_init_weights(vp_backend **out, const vp_model_config *cfg, const vp_w
     const char *over = getenv("VPRM_TEST_OVERFLOW_AFTER");
     b->overflow_after = over && *over ? strtol(over, NULL, 10) : -1;
     b->narrow = b->overflow_after >= 0;
+    /* and VPRM_TEST_WIDEN_FAILS=1 makes that widening fail, as a CUDA reload can */
+    const char *wf = getenv("VPRM_TEST_WIDEN_FAILS");
+    b->widen_fails = wf && !strcmp(wf, "1");
     if (vp_pool_create(&b->pool, opt ? opt->threads : 0, err) != 0 ||
         cpu_weights_build(&b->w, cfg, w, err) != 0) {
         cpu_free(b);
@@ -204,9 +207,10 @@ static const char *cpu_activations(vp_backend *b)
  * them would see it in its logits. */
 static int cpu_widen(vp_backend *b, char *what, size_t what_cap, vp_error *err)
 {
-    (void)err;
     if (!b->narrow)
         return 0;
+    if (b->widen_fails)
+        return vp_fail(err, VP_ERR_DEVICE, "", "simulated widening failure (VPRM_TEST_WIDEN_FAILS)");
     b->narrow = false;
     size_t n = b->kv_rows * (size_t)b->cfg.llm.layers * cpu_kv_row_floats(b);
     for (size_t i = 0; i < n; i++)

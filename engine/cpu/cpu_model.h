@@ -59,6 +59,7 @@ struct vp_backend {
     long overflow_after;        /* test hook: passes before simulated overflows (-1) ... */
     bool narrow;                /* ... until the engine widens the backend */
     long narrow_passes;
+    bool widen_fails;           /* test hook: the widening fails */
     float *kv_cache;            /* [layers][kv_rows][2][kv_heads * head_dim]: prefix KV cache */
     size_t kv_rows;
     char device_name[256];

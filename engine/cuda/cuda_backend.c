@@ -474,29 +474,42 @@ static int backend_create(vp_backend **out, const vp_model_config *cfg,
 /* bf16 from now on (VPRM_CUDA_ACTIVATIONS=auto): the weights loaded again from their
  * source (converting the fp16 ones back would not give back the bits bf16 holds below
  * fp16's normal range), the products' handles and the attention kernels made for bf16.
- * The prefix KV cache's rows stay in fp16: the engine drops them. A failure leaves the
- * weights half loaded, so it is a device failure. */
-static int load_bf16(vp_backend *b, vp_error *err)
+ * The prefix KV cache's rows stay in fp16: the engine drops them. What can fail for want
+ * of memory (the new handles, the upload's staging) is made before the first weight is
+ * written; *touched says whether a failure came after that (the backend is then
+ * unusable) or left everything as it was. */
+static int load_bf16(vp_backend *b, bool *touched, vp_error *err)
 {
+    *touched = false;
+    vp_gemm lang, vis;
+    CUDA_CHECK(cudaSetDevice(b->device));
     CUDA_CHECK(cudaStreamSynchronize(b->stream));
-    b->act = b->act_vision = VPK_ACT_BF16;
-    b->act_auto = false;
-    vp_gemm_free(&b->gemm);
-    vp_gemm_free(&b->gemm_vision);
-    int rc = b->random_weights ? cuda_weights_random(b, b->random_seed, b->random_plus,
-                                                     b->random_minus, err)
-                               : cuda_weights_upload(b, b->src_weights, err);
-    if (rc == 0)
-        rc = vp_gemm_init(&b->gemm, cuda_ws(b, VP_WS_GEMM), b->ws.bytes[VP_WS_GEMM], b->act,
-                          err) ||
-             vp_gemm_init(&b->gemm_vision, cuda_ws(b, VP_WS_GEMM), b->ws.bytes[VP_WS_GEMM],
-                          b->act_vision, err) ||
-             pick_gemm_tune(b, err) || pick_attention(b, err);
-    if (rc) {
-        if (err)
-            err->kind = VP_ERR_DEVICE;
+    if (vp_gemm_init(&lang, cuda_ws(b, VP_WS_GEMM), b->ws.bytes[VP_WS_GEMM], VPK_ACT_BF16, err))
+        return -1;
+    if (vp_gemm_init(&vis, cuda_ws(b, VP_WS_GEMM), b->ws.bytes[VP_WS_GEMM], VPK_ACT_BF16, err)) {
+        vp_gemm_free(&lang);
         return -1;
     }
+    int rc;
+    if (b->random_weights) {
+        *touched = true; /* no allocation before its first write */
+        rc = cuda_weights_random(b, b->random_seed, b->random_plus, b->random_minus, err);
+    } else {
+        rc = cuda_weights_upload(b, b->src_weights, touched, err);
+    }
+    if (rc) {
+        vp_gemm_free(&lang);
+        vp_gemm_free(&vis);
+        return -1;
+    }
+    vp_gemm_free(&b->gemm);
+    vp_gemm_free(&b->gemm_vision);
+    b->gemm = lang;
+    b->gemm_vision = vis;
+    b->act = b->act_vision = VPK_ACT_BF16;
+    b->act_auto = false;
+    if (pick_gemm_tune(b, err) || pick_attention(b, err))
+        return -1;
     cuda_weights_bind(b);
     return 0;
 }
@@ -515,7 +528,8 @@ static int weights_to_act(vp_backend *b, vp_error *err)
     }
     VP_LOGW("-", "cuda backend: %s; bf16 activations instead (VPRM_CUDA_ACTIVATIONS=auto)",
             why.message);
-    return load_bf16(b, err);
+    bool touched;
+    return load_bf16(b, &touched, err);
 }
 
 /* vp_backend_ops widen: auto's fp16 overflowed in a pass; bf16 for good. */
@@ -523,8 +537,17 @@ static int cuda_widen(vp_backend *b, char *what, size_t what_cap, vp_error *err)
 {
     if (!b->act_auto)
         return 0;
-    if (load_bf16(b, err))
-        return -1;
+    bool touched = false;
+    vp_error why = {0};
+    if (load_bf16(b, &touched, &why)) {
+        if (touched || why.kind == VP_ERR_DEVICE)
+            return vp_fail(err, VP_ERR_DEVICE, "cuda", "switching to bf16 failed after the "
+                           "weights began to change: %.400s", why.message);
+        /* nothing changed: still fp16, and the next overflow tries again */
+        VP_LOGW("-", "cuda backend: cannot switch to bf16 now (%s); the activations stay fp16 "
+                "and this pass fails with its overflow", why.message);
+        return 0;
+    }
     snprintf(what, what_cap, "fp16 -> bf16 activations (VPRM_CUDA_ACTIVATIONS=auto), the "
              "weights loaded again; language attention %s%s",
              b->fast_language ? "tensor-core" : "simple", wgmma_label(b->language_wgmma));
@@ -538,7 +561,7 @@ int vp_cuda_init_weights(vp_backend **out, const vp_model_config *cfg, const vp_
     int rc = backend_create(&b, cfg, opt, err);
     if (rc == 0) {
         b->src_weights = w;
-        rc = cuda_weights_upload(b, w, err) || weights_to_act(b, err);
+        rc = cuda_weights_upload(b, w, NULL, err) || weights_to_act(b, err);
     }
     if (rc) {
         cuda_free(b);

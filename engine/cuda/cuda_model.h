@@ -121,7 +121,9 @@ static inline void *cuda_stage(const vp_backend *b, cuda_staging_id id)
 }
 
 /* cuda_weights.c */
-int cuda_weights_upload(vp_backend *b, const vp_weights *w, vp_error *err);
+/* *touched (may be NULL) turns true once the first weight is written: a failure before
+ * (the staging buffers not allocated) leaves the arena as it was. */
+int cuda_weights_upload(vp_backend *b, const vp_weights *w, bool *touched, vp_error *err);
 int cuda_weights_random(vp_backend *b, uint64_t seed, int32_t plus, int32_t minus, vp_error *err);
 void cuda_weights_bind(vp_backend *b);
 /* fp16 activations: the products' weights and biases (bf16 on the device after the upload

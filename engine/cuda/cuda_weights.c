@@ -151,7 +151,7 @@ static int check_source(const vp_cw_entry *e, const vp_tensor *t, vp_error *err)
     return 0;
 }
 
-int cuda_weights_upload(vp_backend *b, const vp_weights *w, vp_error *err)
+int cuda_weights_upload(vp_backend *b, const vp_weights *w, bool *touched, vp_error *err)
 {
     size_t total = 0;
     for (size_t i = 0; i < b->plan.n; i++) {
@@ -171,6 +171,8 @@ int cuda_weights_upload(vp_backend *b, const vp_weights *w, vp_error *err)
         return -1;
     }
     int rc = 0;
+    if (touched)
+        *touched = true;
     for (size_t i = 0; i < b->plan.n && rc == 0; i++) {
         const vp_cw_entry *e = &b->plan.e[i];
         if (e->on_device)

@@ -401,8 +401,9 @@ static void check_env_values(const vp_model_config *cfg)
 /* VPRM_CUDA_ACTIVATIONS=auto widened by hand (the engine does it after a pass with
  * non-finite logits; test_engine_overflow covers that side): fp16 before, bf16 after, the
  * widened backend's logits bit for bit those of a backend started in bf16 (weights loaded
- * again from the host model, or drawn again with the same seed), and no second switch.
- * One 8-bit tile and text tokens, so both towers' weights count. */
+ * again from the host model, or drawn again with the same seed), and no second switch;
+ * then a weight beyond fp16's range, which makes auto start in bf16. One 8-bit tile and
+ * text tokens, so both towers' weights count. */
 static void check_widen(const vp_model_config *cfg)
 {
     host_model m;
@@ -464,6 +465,35 @@ static void check_widen(const vp_model_config *cfg)
             ops->free(autob);
         if (bf16)
             ops->free(bf16);
+    }
+    /* a weight beyond fp16's range (one w2 value set to 70144): auto starts in bf16,
+     * with a bf16 backend's logits */
+    size_t k = 0;
+    while (k < m.n && !strstr(m.names[k], "w2.weight"))
+        k++;
+    if (k < m.n) {
+        ((uint16_t *)m.bufs[k])[0] = 0x4789; /* bf16 70144 */
+        vp_backend *autob = NULL, *bf16 = NULL;
+        vp_error err = {0};
+        float got[6], want[6];
+        setenv("VPRM_CUDA_ACTIVATIONS", "auto", 1);
+        int rc = vp_cuda_init_weights(&autob, cfg, &m.w, &opt, &err);
+        unsetenv("VPRM_CUDA_ACTIVATIONS");
+        if (rc == 0)
+            rc = vp_cuda_init_weights(&bf16, cfg, &m.w, &opt, &err);
+        gpu_check("auto with a weight beyond fp16 starts in bf16", rc == 0 &&
+                      !strcmp(ops->activations(autob), "bfloat16"),
+                  "%s", rc ? err.message : ops->activations(autob));
+        if (rc == 0 && run(ops, autob, &batch, got, "auto, big weight") == 0 &&
+            run(ops, bf16, &batch, want, "bf16, big weight") == 0)
+            gpu_check("auto with a weight beyond fp16 == a bf16 backend, bit for bit",
+                      !memcmp(got, want, sizeof got), "logits differ");
+        if (autob)
+            ops->free(autob);
+        if (bf16)
+            ops->free(bf16);
+    } else {
+        gpu_check("a w2 weight to make too large for fp16", 0, "no tensor named *w2.weight");
     }
     free(px), free(tok), free(pos), free(img);
     host_model_free(&m);

@@ -3,8 +3,9 @@
 # weight seeds, before the w1_f16l, w1_tune, wgmma2d and wgmma2q stages: expect about
 # 160 s). The stage limits are ceilings for hangs: they sum to about 1080 s with four ALT
 # kernels, two PARITY_SEEDS and the profile, plus up to 150 s of per-test reruns after a
-# crash in gpu_ops; PARITY_SEEDS= PROFILE=0 ALT=wgmma2d bring them to about 660 s. A device
-# call allows 600 s: a run that hangs in more than one stage is cut short):
+# crash in gpu_ops, and 110 s of Nsight Compute (w1_ncu, two runs of about 30 s expected);
+# PARITY_SEEDS= PROFILE=0 NCU=0 ALT=wgmma2d bring them to about 660 s. A device call allows
+# 600 s: a run that hangs in more than one stage is cut short):
 #     sh tests/gpu/run.sh          (device tool: carry [".gpu"], made by tests/gpu/pack.sh)
 # Stages, each under its own time limit so a later one still runs when one fails or hangs:
 #   ops        gpu_ops: every kernel and the cuBLASLt wrapper vs its CPU twin

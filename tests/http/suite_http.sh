@@ -14,8 +14,8 @@
 #      plays a lost GPU): 503s naming it, /ready 503, /health and /metrics say so; by
 #      default the server then exits 3 for its supervisor to restart it
 #   J  image limits too small for the warm-up's picture: the text warm-up alone, then ready
-#   K  a pass that overflows a narrow number format (the CPU backend's
-#      VPRM_TEST_OVERFLOW_AFTER hook plays fp16 on a GPU): widened once, then exact scores
+#   K  a request whose pass overflows a narrow number format (the CPU backend's
+#      VPRM_TEST_OVERFLOW_AFTER hook plays fp16 on a GPU): widened once, exact scores
 # Environment: VPRM, VPRM_ASAN, VPRM_TOOLS, PYTHON, VPRM_TMP (see tests/run_all.sh).
 set -u
 T="${VPRM_TMP:?VPRM_TMP must be set}/http"
@@ -213,7 +213,8 @@ EOF
 IMGPID=$!
 PIDS="$PIDS $IMGPID"
 i=0
-while [ $i -lt 100 ] && [ ! -s "$T/imgserver.port" ]; do sleep 0.1; i=$((i + 1)); done
+while [ $i -lt 300 ] && [ ! -s "$T/imgserver.port" ]; do sleep 0.1; i=$((i + 1)); done
+[ -s "$T/imgserver.port" ] || echo "   (the image server did not start in 30 s: $(cat "$T/imgserver.log"))"
 IMGPORT=$(cat "$T/imgserver.port")
 IMG="http://127.0.0.1:$IMGPORT"
 url_req() { printf '{"question": "What is shown?", "image": "%s", "responses": ["A square.\\n\\nIt is red.", "A circle."]}' "$1" >"$T/url.json"; }
@@ -367,17 +368,12 @@ if start_daemon J "$VPRM" --max-image-bytes 64; then
 fi
 
 # ---- K: a pass that overflows a narrow number format (VPRM_CUDA_ACTIVATIONS=auto's fp16 on
-# a GPU; here the CPU backend's VPRM_TEST_OVERFLOW_AFTER=0 hook): the warm-up overflows,
-# the backend widens for good, the server is ready, and scores as if it never overflowed.
-export VPRM_TEST_OVERFLOW_AFTER=0
+# a GPU; here the CPU backend's VPRM_TEST_OVERFLOW_AFTER=1 hook: the warm-up is fine, every
+# later pass overflows until the backend widens): a client's request overflows, the
+# backend widens for good, and the answer is the CLI's, as if it never overflowed.
+export VPRM_TEST_OVERFLOW_AFTER=1
 if start_daemon K "$VPRM" --api-key "$KEY"; then
-    curl -s -H "Authorization: Bearer $KEY" "$URL/metrics" >"$T/k.metrics"
-    curl -s -H "Authorization: Bearer $KEY" "$URL/v1/models" >"$T/k.models"
-    grep -q '^vprm_precision_widenings_total 1$' "$T/k.metrics" \
-        && grep -q '"dtype": *"float32"' "$T/k.models" \
-        && grep -q "switched for good" "$T/K.log" \
-        && ok "K: the overflowing warm-up widened the backend once (metrics, /v1/models, log)" \
-        || bad "K: $(grep '^vprm_precision' "$T/k.metrics"); $(cat "$T/k.models")"
+    curl -s -H "Authorization: Bearer $KEY" "$URL/v1/models" >"$T/k.models0"
     st=$(post /v1/score "$T/req.json")
     if [ "$st" = 200 ] && "$PY" - "$T/post.body" "$T/cli.json" <<'EOF'
 import json, sys
@@ -386,8 +382,16 @@ for a, b in zip(cli["results"], http["results"]):
     assert all(abs(x - y) <= 1e-8 * max(1.0, abs(y)) for x, y in zip(a["step_scores"], b["step_scores"])), (a, b)
 assert len(cli["results"]) == len(http["results"]) == 2
 EOF
-    then ok "K: after the switch the scores are the CLI's"
+    then ok "K: the request that overflowed is answered with the CLI's scores"
     else bad "K: score $st $(head -c 300 "$T/post.body")"; fi
+    curl -s -H "Authorization: Bearer $KEY" "$URL/metrics" >"$T/k.metrics"
+    curl -s -H "Authorization: Bearer $KEY" "$URL/v1/models" >"$T/k.models"
+    grep -q '"activations": *"narrow' "$T/k.models0" \
+        && grep -q '^vprm_precision_widenings_total 1$' "$T/k.metrics" \
+        && grep -q '"dtype": *"float32"' "$T/k.models" \
+        && grep -q "switched for good" "$T/K.log" \
+        && ok "K: widened once (/metrics, /v1/models before and after, the log)" \
+        || bad "K: $(grep '^vprm_precision' "$T/k.metrics"); $(cat "$T/k.models0" "$T/k.models")"
     stop_daemon K
 fi
 unset VPRM_TEST_OVERFLOW_AFTER

@@ -524,7 +524,10 @@ static void test_models_and_metrics(void)
     CHECK(json_string_value(json_object_get(m, "name")));
     CHECK(json_string_value(json_object_get(m, "path")));
     CHECK(json_integer_value(json_object_get(m, "parameters")) > 1000);
-    CHECK(json_string_value(json_object_get(m, "dtype")));
+    /* the CPU backend computes in fp32 */
+    CHECK(json_string_value(json_object_get(m, "dtype")) &&
+          !strcmp(json_string_value(json_object_get(m, "dtype")), "float32") &&
+          json_string_value(json_object_get(m, "activations")));
     CHECK(json_string_value(json_object_get(m, "backend")) &&
           !strcmp(json_string_value(json_object_get(m, "backend")), "cpu"));
     CHECK(json_string_value(json_object_get(m, "device")));

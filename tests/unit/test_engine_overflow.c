@@ -64,46 +64,70 @@ static vp_job *score(vp_engine *e, const char *body, vp_error *err)
     return job;
 }
 
-/* A hooked engine against a clean one, both with a prefix cache: the first pass (narrow,
- * no overflow) stores the image prompt's prefix; the second, on the same prefix,
- * overflows, widens, and must not load the rows stored in the narrow format. */
-static void test_widening(const vp_engine_options *base, const char *first, const char *second)
+/* A hooked engine against a clean one, both with a prefix cache. Passes 1 and 2 (narrow,
+ * no overflow) store the prefixes of images X and Y; pass 3, on X's prefix, overflows,
+ * widens and must load neither (the hook made their rows NaN); pass 4 asks for Y's
+ * prefix, which must be gone too (a clear of the pass's own entries alone would load
+ * it); pass 5 loads the X prefix that the recomputed pass 3 stored. */
+static void test_widening(const vp_engine_options *base, const char *const bodies[5])
 {
     vp_engine_options opt = *base;
     opt.prefix_cache_bytes = (size_t)64 << 20;
     vp_error err = {0};
     vp_engine *clean = NULL, *e = NULL;
     CHECK_MSG(vp_engine_open(&opt, &clean, &err) == 0, "%s", err.message);
-    setenv("VPRM_TEST_OVERFLOW_AFTER", "1", 1);
+    setenv("VPRM_TEST_OVERFLOW_AFTER", "2", 1);
     CHECK_MSG(vp_engine_open(&opt, &e, &err) == 0, "%s", err.message);
     unsetenv("VPRM_TEST_OVERFLOW_AFTER");
     if (!clean || !e)
         goto out;
     CHECK(strstr(vp_engine_activations(e), "narrow") && vp_engine_widenings(e) == 0);
-    const char *bodies[3] = {first, second, second};
-    for (int i = 0; i < 3; i++) {
-        vp_job *want = score(clean, bodies[i], &err), *got = score(e, bodies[i], &err);
-        CHECK_MSG(want && got && test_same_logits(got, want), "pass %d: %s", i + 1,
+    /* after each pass: widenings, prefixes stored, cache hits, entries */
+    static const unsigned long long want[5][4] = {
+        {0, 1, 0, 1}, {0, 2, 0, 2}, {1, 3, 0, 1}, {1, 4, 0, 2}, {1, 4, 1, 2}};
+    for (int i = 0; i < 5; i++) {
+        memset(&err, 0, sizeof err);
+        vp_job *ref = score(clean, bodies[i], &err), *got = score(e, bodies[i], &err);
+        CHECK_MSG(ref && got && test_same_logits(got, ref), "pass %d: %s", i + 1,
                   got ? "logits differ from the engine that never overflowed" : err.message);
-        vp_job_free(want);
+        CHECK_MSG(!got || err.kind == VP_ERR_NONE, "pass %d: scored, but err holds \"%s\"",
+                  i + 1, err.message);
+        vp_job_free(ref);
         vp_job_free(got);
         vp_prefix_cache_stats st = cache_stats(e);
-        size_t w = vp_engine_widenings(e);
-        if (i == 0) /* narrow and fine: its prefix stored */
-            CHECK_MSG(w == 0 && st.stored == 1 && st.hits == 0, "pass 1: %zu widenings, "
-                      "%llu stored", w, (unsigned long long)st.stored);
-        else if (i == 1) /* overflowed, widened, recomputed: no hit on the narrow rows */
-            CHECK_MSG(w == 1 && st.hits == 0 && st.stored == 2 && st.entries == 1 &&
-                      !strcmp(vp_engine_activations(e), "float32"),
-                      "pass 2: %zu widenings, %llu hits, %llu stored, %zu entries, %s", w,
-                      (unsigned long long)st.hits, (unsigned long long)st.stored, st.entries,
-                      vp_engine_activations(e));
-        else /* wide: the prefix stored by the recomputed pass is used, no new switch */
-            CHECK_MSG(w == 1 && st.hits == 1, "pass 3: %zu widenings, %llu hits", w,
-                      (unsigned long long)st.hits);
+        unsigned long long have[4] = {vp_engine_widenings(e), st.stored, st.hits, st.entries};
+        CHECK_MSG(!memcmp(have, want[i], sizeof have),
+                  "pass %d: %llu widenings, %llu stored, %llu hits, %llu entries", i + 1,
+                  have[0], have[1], have[2], have[3]);
     }
+    CHECK(!strcmp(vp_engine_activations(e), "float32"));
 out:
     vp_engine_close(clean);
+    vp_engine_close(e);
+}
+
+/* A switch that fails (the CUDA backend's weights half loaded) leaves nothing to run
+ * on: the pass fails as a lost device, and so does every later one. */
+static void test_widening_fails(const vp_engine_options *opt, const char *body)
+{
+    vp_error err = {0};
+    vp_engine *e = NULL;
+    setenv("VPRM_TEST_OVERFLOW_AFTER", "0", 1);
+    setenv("VPRM_TEST_WIDEN_FAILS", "1", 1);
+    CHECK_MSG(vp_engine_open(opt, &e, &err) == 0, "%s", err.message);
+    unsetenv("VPRM_TEST_OVERFLOW_AFTER");
+    unsetenv("VPRM_TEST_WIDEN_FAILS");
+    if (!e)
+        return;
+    for (int i = 0; i < 2; i++) {
+        memset(&err, 0, sizeof err);
+        vp_job *job = score(e, body, &err);
+        CHECK_MSG(!job && err.kind == VP_ERR_DEVICE && vp_engine_device_failure(e) &&
+                      strstr(err.message, "simulated widening failure"),
+                  "pass %d: kind %d, \"%s\"", i + 1, (int)err.kind, err.message);
+        vp_job_free(job);
+    }
+    CHECK(vp_engine_widenings(e) == 0);
     vp_engine_close(e);
 }
 
@@ -139,20 +163,26 @@ int main(void)
         vp_engine_close(e);
         e = NULL;
     }
-    /* an image prompt, long enough for the prefix cache; two requests sharing it */
-    uint8_t *png = NULL;
-    size_t png_len = 0;
-    CHECK(vp_png_random(300, 200, 3, &png, &png_len, &err) == 0);
-    char *url = png ? vp_data_url("image/png", png, png_len) : NULL;
+    /* image prompts, long enough for the prefix cache: X, Y, X, Y, X with new responses */
+    char *bodies[5] = {NULL};
     const char *r1[] = {"Step one.\\n\\nx = 2", "Step one.\\n\\nx = 3"};
     const char *r2[] = {"Another way\\n\\nx = 5", "x = 9"};
-    char *first = test_request_json(url, "What is x?", 2, r1, 2);
-    char *second = test_request_json(url, "What is x?", 2, r2, 2);
-    test_widening(&opt, first, second);
-    free(first);
-    free(second);
-    free(url);
-    free(png);
+    char *url[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        uint8_t *png = NULL;
+        size_t png_len = 0;
+        CHECK(vp_png_random(300, 200, 3 + (uint64_t)k, &png, &png_len, &err) == 0);
+        url[k] = png ? vp_data_url("image/png", png, png_len) : NULL;
+        free(png);
+    }
+    for (int i = 0; i < 5; i++)
+        bodies[i] = test_request_json(url[i % 2], "What is x?", 2, i < 2 ? r1 : r2, 2);
+    test_widening(&opt, (const char *const *)bodies);
+    test_widening_fails(&opt, body);
+    for (int i = 0; i < 5; i++)
+        free(bodies[i]);
+    free(url[0]);
+    free(url[1]);
 
     CHECK(poison(dir, "language_model.model.norm.weight") == 0);
     CHECK_MSG(vp_engine_open(&opt, &e, &err) == 0, "%s", err.message);
