@@ -81,6 +81,10 @@ cudaError_t vpk_gelu(cudaStream_t stream, vp_bf16 *x, size_t n, int act);
  * rounded once to the act type. */
 cudaError_t vpk_silu_gate(cudaStream_t stream, vp_bf16 *h, const float *gu, size_t rows,
                           size_t inter, int act);
+/* The same from gate | up rows in the act type (fp16 activations: eleven bits each,
+ * half the bytes of fp32 to write in the product and read here). */
+cudaError_t vpk_silu_gate16(cudaStream_t stream, vp_bf16 *h, const vp_bf16 *gu, size_t rows,
+                            size_t inter, int act);
 
 /* ---- k_patch_embed.cu (twin vp_cpu_patch_embed, with the GEMM in between) ---- */
 

@@ -2,7 +2,8 @@
  * is engine/cpu/cpu_language.c):
  *   x = token embedding, or the image feature row for image tokens (fp32)
  *   per layer: x += wo(attn(rope(q), rope(k), v)) on attention_norm(x)
- *              x += w2(silu(w1 y) * w3 y), y = ffn_norm(x)   (w1 | w3 one product)
+ *              x += w2(silu(w1 y) * w3 y), y = ffn_norm(x)   (w1 | w3 one product, its
+ *              output fp32 with bf16 activations, fp16 with fp16 ones)
  *   the residual adds are the products' epilogue (beta = 1 into the fp32 x)
  *   prefix KV cache: after RoPE, cached prefixes' keys and values fill the qkv rows past
  *   the tokens, and rows to keep go to the cache (vpk_kv_copy)
@@ -20,18 +21,24 @@ static int mlp(vp_backend *b, const cuda_llm_layer *L, float *x, size_t rows, vp
     const vp_llm_config *l = &b->cfg.llm;
     size_t h = (size_t)l->hidden, im = (size_t)l->intermediate;
     vp_bf16 *xn = cuda_ws(b, VP_WS_XN), *hid = cuda_ws(b, VP_WS_H);
-    float *gu = cuda_ws(b, VP_WS_GU); /* fp32: gate and up are rounded only as their product */
+    /* gate | up in fp32 with bf16 activations (rounded only as their product), in fp16
+     * with fp16 ones (whose rounding of each is eight times finer than bf16's) */
+    void *gu = cuda_ws(b, VP_WS_GU);
+    bool gu16 = b->act == VPK_ACT_F16;
     cuda_prof_mark(&b->prof, b->stream, "llm.norm", 0);
     CUDA_CHECK(vpk_norm(b->stream, 1, x, rows, l->hidden, NULL, NULL, L->ffn_norm, NULL, l->rms_eps,
                         xn, h, b->act));
     for (size_t r0 = 0; r0 < rows; r0 += b->ws.mlp_chunk) {
         size_t rc = rows - r0 < b->ws.mlp_chunk ? rows - r0 : b->ws.mlp_chunk;
         cuda_prof_mark(&b->prof, b->stream, "llm.w13", 2.0 * (double)rc * 2 * (double)(im * h));
-        if (vp_gemm_run(&b->gemm, b->stream, gu, VP_GEMM_F32, xn + r0 * h, L->w13, NULL, rc,
-                        2 * im, h, h, h, 2 * im, false, err))
+        if (vp_gemm_run(&b->gemm, b->stream, gu, gu16 ? VP_GEMM_ACT16 : VP_GEMM_F32, xn + r0 * h,
+                        L->w13, NULL, rc, 2 * im, h, h, h, 2 * im, false, err))
             return -1;
         cuda_prof_mark(&b->prof, b->stream, "llm.silu", 0);
-        CUDA_CHECK(vpk_silu_gate(b->stream, hid, gu, rc, im, b->act));
+        if (gu16)
+            CUDA_CHECK(vpk_silu_gate16(b->stream, hid, gu, rc, im, b->act));
+        else
+            CUDA_CHECK(vpk_silu_gate(b->stream, hid, gu, rc, im, b->act));
         cuda_prof_mark(&b->prof, b->stream, "llm.w2", 2.0 * (double)rc * (double)(im * h));
         if (vp_gemm_run(&b->gemm, b->stream, x + r0 * h, VP_GEMM_F32, hid, L->w2, NULL, rc, h, im,
                         im, im, h, true, err))

@@ -194,7 +194,7 @@ typedef enum {
     VP_WS_QKV,        /* bf16 [N][Q + 2 KV] */
     VP_WS_ATTN,       /* bf16 [N][Q] */
     VP_WS_VT,         /* f16 [kv_heads][head_dim][round8(N)] values transposed (wgmma attention) */
-    VP_WS_GU,         /* f32 [mlp_chunk][2 I] gate | up */
+    VP_WS_GU,         /* f32 [mlp_chunk][2 I] gate | up (fp16 with fp16 activations) */
     VP_WS_H,          /* bf16 [mlp_chunk][I] */
     VP_WS_XO,         /* f32 [N][H] output rows */
     VP_WS_COUNT

@@ -109,7 +109,7 @@ int vp_cuda_workspace_plan(const vp_model_config *cfg, size_t max_tokens, size_t
         {VP_WS_QKV, VP_WS_LANGUAGE, n, q + 2 * kv, 1, 2},
         {VP_WS_ATTN, VP_WS_LANGUAGE, n, q, 1, 2},
         {VP_WS_VT, VP_WS_LANGUAGE, vp_round8(n), kv, 1, 2},
-        {VP_WS_GU, VP_WS_LANGUAGE, mc, 2 * im, 1, 4}, /* fp32 (cuda_language.c) */
+        {VP_WS_GU, VP_WS_LANGUAGE, mc, 2 * im, 1, 4}, /* fp32, or fp16 (cuda_language.c) */
         {VP_WS_H, VP_WS_LANGUAGE, mc, im, 1, 2},
         {VP_WS_XO, VP_WS_LANGUAGE, n, h, 1, 4},
     };

@@ -209,8 +209,17 @@ static void test_rope(int act)
     free(x), free(xb), free(base), free(extra), free(rrow), free(pos), free(ob), free(got), free(want);
 }
 
-/* inter 1000 takes the vector kernels (GELU 8 bf16, SiLU-gate 4 floats per thread),
- * 1001 the scalar ones */
+/* The gate and up halves of rows [gate | up]. */
+static void split_gate_up(const float *gu, size_t rows, size_t inter, float *gate, float *up)
+{
+    for (size_t r = 0; r < rows; r++) {
+        memcpy(gate + r * inter, gu + r * 2 * inter, inter * 4);
+        memcpy(up + r * inter, gu + r * 2 * inter + inter, inter * 4);
+    }
+}
+
+/* inter 1000 takes the vector kernels (GELU 8 bf16, SiLU-gate 4 floats or 8 16-bit values
+ * per thread), 1001 the scalar ones */
 static void test_activations(size_t inter, int act)
 {
     size_t rows = 33, n = rows * inter;
@@ -232,15 +241,24 @@ static void test_activations(size_t inter, int act)
     GPU_OK(vpk_silu_gate(stream, dh, dgu, rows, inter, act));
     gpu_download(ob, dh, n * 2);
     float *got2 = from_act(ob, n, act), *gate = host_alloc(n * 4), *up = host_alloc(n * 4);
-    for (size_t r = 0; r < rows; r++) {
-        memcpy(gate + r * inter, gu + r * 2 * inter, inter * 4);
-        memcpy(up + r * inter, gu + r * 2 * inter + inter, inter * 4);
-    }
+    split_gate_up(gu, rows, inter, gate, up);
     vp_cpu_silu_gate(gate, up, n);
     snprintf(what, sizeof what, "silu gate fp32 -> %s", act_name(act));
     gpu_close(what, got2, gate, n, 1e-6, act_rel(act));
-    cudaFree(dg), cudaFree(dh), cudaFree(dgu);
+    /* and from gate | up in the act type (fp16 activations' product output) */
+    uint16_t *gub = round_act(gu, 2 * n, act); /* gu now holds the rounded values */
+    vp_bf16 *dgu16 = gpu_upload(gub, 2 * n * 2);
+    GPU_OK(cudaMemset(dh, 0xff, n * 2));
+    GPU_OK(vpk_silu_gate16(stream, dh, dgu16, rows, inter, act));
+    gpu_download(ob, dh, n * 2);
+    float *got3 = from_act(ob, n, act);
+    split_gate_up(gu, rows, inter, gate, up);
+    vp_cpu_silu_gate(gate, up, n);
+    snprintf(what, sizeof what, "silu gate %s -> %s", act_name(act), act_name(act));
+    gpu_close(what, got3, gate, n, 1e-6, act_rel(act));
+    cudaFree(dg), cudaFree(dh), cudaFree(dgu), cudaFree(dgu16);
     free(g), free(gu), free(gb), free(ob), free(got), free(want), free(got2), free(gate), free(up);
+    free(gub), free(got3);
 }
 
 /* unfold + gemm + class token and positions vs vp_cpu_patch_embed, two tiles */

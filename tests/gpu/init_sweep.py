@@ -136,8 +136,11 @@ class Mixed(tr.Model):
         a = self.attend("llm", q, k, v, is_causal=True) if mask is None else self.attend("llm", q, k, v, attn_mask=mask)
         x = x + self.lin(a.transpose(1, 2).reshape(b, n, c.hidden), p + "attention.wo.weight", out_bf16=False)
         h = self.rms(x, p + "ffn_norm.weight")
-        g = (F.silu(self.lin(h, p + "feed_forward.w1.weight", out_bf16=False)) *
-             self.lin(h, p + "feed_forward.w3.weight", out_bf16=False))  # fp32 gate | up
+        gate = self.lin(h, p + "feed_forward.w1.weight", out_bf16=False)
+        up = self.lin(h, p + "feed_forward.w3.weight", out_bf16=False)
+        if "llm.gu" in self.fp16:  # fp16 activations: the product's output in fp16
+            gate, up = gate.to(torch.float16).float(), up.to(torch.float16).float()
+        g = F.silu(gate) * up  # else fp32 gate | up, rounded only as their product
         return x + self.lin(g, p + "feed_forward.w2.weight", out_bf16=False, in_point="llm.hid"), own
 
     def rms(self, x, name):  # its output is a product's input: rounded there
@@ -152,7 +155,8 @@ class Mixed(tr.Model):
         return F.linear(self.W("language_model.model.norm.weight") * y, rows)
 
 
-FP16_ALL = ("llm.in", "llm.qkv", "llm.hid", "vit.in", "vit.qkv", "vit.hid", "vit.out")
+# llm.gu: the gate | up product's output, fp16 with fp16 activations (fp32 with bf16)
+FP16_ALL = ("llm.in", "llm.qkv", "llm.gu", "llm.hid", "vit.in", "vit.qkv", "vit.hid", "vit.out")
 
 
 def ablate_fp16(margins, cfg, w, ref, exact_rows=False):
@@ -160,10 +164,10 @@ def ablate_fp16(margins, cfg, w, ref, exact_rows=False):
     qkv = ("llm.qkv", "vit.qkv")
     rows = [(FP16_ALL, (), "fp16 activations (products' inputs, q/k/v)"),
             (tuple(p for p in FP16_ALL if p not in qkv), (), "fp16 products' inputs, bf16 q/k/v"),
-            (("llm.in", "llm.qkv", "llm.hid"), (), "fp16 in the LLM only, vision bf16"),
+            (("llm.in", "llm.qkv", "llm.gu", "llm.hid"), (), "fp16 in the LLM only, vision bf16"),
             (tuple(p for p in FP16_ALL if p not in ("llm.hid", "vit.hid")), (),
              "fp16 except the MLP hidden values (bf16)"),
-            (("llm.in", "llm.qkv"), (), "fp16 in the LLM except its MLP hidden values")]
+            (("llm.in", "llm.qkv", "llm.gu"), (), "fp16 in the LLM except its MLP hidden values")]
     if exact_rows:
         rows += [(FP16_ALL, ("vit.in", "vit.qkv", "vit.hid", "vit.out"), "fp16 activations, exact vision")]
     for fp16, ex, label in rows:
