@@ -167,13 +167,25 @@ def decisions(rows, base, methods, seeds):
         ms, label = min(timed)
         print(f"\nfastest option: {label[len('vprm CUDA backend, '):]} {ms:.1f} ms "
               f"({'faster' if ms < base else 'not faster'} than the default's {base:.1f} ms)")
+    worst = {}
     for key, name in (("ours", "bf16 (default)"), ("ours_f16", "fp16"), ("ours_f16l", "fp16-llm")):
         errs = [methods.get(key, {}).get("rel_err")] + [m.get(key, {}).get("rel_err") for _, m in seeds]
         errs = [e for e in errs if e is not None]
         if errs:
+            worst[key] = max(errs)
             verdict = "within" if max(errs) <= PARITY_TOL else "over"
             print(f"parity of {name} over {len(errs)} weight draws: worst {max(errs):.4f} "
                   f"({verdict} {PARITY_TOL}): " + ", ".join(f"{e:.4f}" for e in errs))
+    # the default's choice (tests/gpu/README.md): fp16 with bf16 after an overflow, if it
+    # meets the bound on every draw (PERF.md's parity is a must; its time is reported)
+    f16 = [t for label, t, _ in rows if label.endswith("VPRM_CUDA_ACTIVATIONS=fp16")]
+    f16_ms = f16[0].get("median_ms") if f16 and f16[0] else None
+    if "ours_f16" in worst and f16_ms is not None and base:
+        meets = worst["ours_f16"] <= PARITY_TOL
+        print(f"decision: fp16 {'meets' if meets else 'misses'} the bound on every draw, "
+              f"{f16_ms:.1f} ms against bf16's {base:.1f} ms ({100 * (f16_ms / base - 1):+.1f}%): "
+              + ("make VPRM_CUDA_ACTIVATIONS=auto the default (pick_activations)" if meets
+                 else "keep bf16 the default"))
 
 
 if __name__ == "__main__":
