@@ -207,6 +207,8 @@ static const char *wgmma_label(int variant)
 {
     if (!variant)
         return "";
+    if (variant & VPK_WGMMA_TMA)
+        return " (wgmma, warp-specialised, TMA)";
     static const char *labels[4] = {" (wgmma, overlapped)", " (wgmma, overlapped, 3 stages)",
                                     " (wgmma, overlapped, queries in registers)",
                                     " (wgmma, overlapped, 3 stages, queries in registers)"};
@@ -307,7 +309,8 @@ static int pick_attention(vp_backend *b, vp_error *err)
     /* VPRM_CUDA_ATTENTION (benchmarks, checks): "simple"; "wgmma1" / "wgmma2" (warpgroup
      * products, 1 or 2 heads per block; a trailing "o": P V overlapping the next key tile's
      * softmax, VPK_WGMMA_OVERLAP; "d": with three stages of copies, VPK_WGMMA_DEEP; "q":
-     * with the query tile in registers, VPK_WGMMA_QREG; combined as "dq"); RxHxK: the
+     * with the query tile in registers, VPK_WGMMA_QREG; combined as "dq"; "t": the
+     * warp-specialised kernel fed by TMA, VPK_WGMMA_TMA, language only); RxHxK: the
      * mma.sync kernel with R query rows per warp, H heads per block, K keys per step (the
      * vision tower, without grouped heads, takes H = 1) */
     int rows, hpb, keys;
@@ -340,32 +343,41 @@ static int pick_attention(vp_backend *b, vp_error *err)
             int bit = *c == 'o' ? VPK_WGMMA_OVERLAP
                       : *c == 'd' ? VPK_WGMMA_OVERLAP | VPK_WGMMA_DEEP
                       : *c == 'q' ? VPK_WGMMA_OVERLAP | VPK_WGMMA_QREG
+                      : *c == 't' ? VPK_WGMMA_OVERLAP | VPK_WGMMA_TMA
                                   : 0;
             known = bit != 0;
             overlap |= bit;
         }
+        /* the TMA kernel: two heads a block, its own ring, Q from shared memory */
+        known = known && !((overlap & VPK_WGMMA_TMA) &&
+                           (hpb != 2 || (overlap & (VPK_WGMMA_DEEP | VPK_WGMMA_QREG))));
         if (!known || !vpk_attention_wgmma_available())
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
                            "VPRM_CUDA_ATTENTION=%s: %s", env,
                            known ? "the wgmma attention needs an sm_90a build on a compute "
                                    "capability 9 GPU"
                                  : "expected wgmma1 or wgmma2, then any of o (overlap), d (three "
-                                   "stages), q (queries in registers)");
-        if (lang_ok && vpk_attention_wgmma_supports(&ll, hpb))
+                                   "stages), q (queries in registers), or wgmma2t (warp-"
+                                   "specialised, TMA; not with d or q)");
+        /* the TMA kernel runs two heads of 128 a block: elsewhere the overlapped one */
+        int plain = overlap & ~VPK_WGMMA_TMA;
+        if (lang_ok && vpk_attention_wgmma_supports(&ll, hpb | overlap))
             b->language_wgmma = hpb | overlap;
-        else if (lang_ok && vpk_attention_wgmma_supports(&ll, 1))
-            b->language_wgmma = 1 | overlap; /* an odd number of query heads per key head */
-        if (vis_ok && vpk_attention_wgmma_supports(&vl, 1))
-            b->vision_wgmma = 1 | overlap;
+        else if (lang_ok && vpk_attention_wgmma_supports(&ll, hpb | plain))
+            b->language_wgmma = hpb | plain;
+        else if (lang_ok && vpk_attention_wgmma_supports(&ll, 1 | plain))
+            b->language_wgmma = 1 | plain; /* an odd number of query heads per key head */
+        if (vis_ok && vpk_attention_wgmma_supports(&vl, 1 | plain))
+            b->vision_wgmma = 1 | plain;
     } else if (env && !simple) {
         if (sscanf(env, "%dx%dx%d%c", &rows, &hpb, &keys, &tail) != 3)
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
                            "VPRM_CUDA_ATTENTION is \"%s\": expected \"simple\", wgmma1[odq], "
-                           "wgmma2[odq] or ROWSxHEADSxKEYS (16x1x64, 16x2x64, 32x{1,2,4}x{32,64})", env);
+                           "wgmma2[odqt] or ROWSxHEADSxKEYS (16x1x64, 16x2x64, 32x{1,2,4}x{32,64})", env);
         if (b->act == VPK_ACT_F16 || b->act_vision == VPK_ACT_F16)
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
                            "VPRM_CUDA_ATTENTION=%s: the mma.sync kernel is bf16 only "
-                           "(fp16 activations run wgmma1[odq], wgmma2[odq] or simple)", env);
+                           "(fp16 activations run wgmma1[odq], wgmma2[odqt] or simple)", env);
         vpk_attn_shape s = {rows, hpb, keys}, s1 = {rows, 1, keys};
         if (!vpk_attention_shape_ok(&ll, &s) || !vpk_attention_shape_ok(&vl, &s1))
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
@@ -783,6 +795,8 @@ size_t vp_cuda_workspace_bytes(const vp_backend *b)
 
 const char *vp_cuda_attention_kind(const vp_backend *b)
 {
+    if (b->language_wgmma & VPK_WGMMA_TMA)
+        return "tensor-core (wgmma; language warp-specialised with TMA)";
     if (b->vision_wgmma && b->language_wgmma) {
         static const char *kinds[5] = {
             "tensor-core (wgmma)", "tensor-core (wgmma, overlapped)",

@@ -148,7 +148,7 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
     vp_error err = {0};
     vp_backend_options opt = {.threads = 0, .device = 0, .max_tokens = 8192, .max_tiles = 4,
                               .kv_cache_bytes = (size_t)64 << 20};
-    vp_backend *cpu = NULL, *gpu = NULL, *gpu_simple = NULL, *gpu_alt[4] = {NULL, NULL, NULL, NULL};
+    vp_backend *cpu = NULL, *gpu = NULL, *gpu_simple = NULL, *gpu_alt[5] = {NULL};
     vp_backend *gpu_f16 = NULL, *gpu_f16l = NULL; /* VPRM_CUDA_ACTIVATIONS=fp16, fp16-llm */
     if (vp_cpu_init_weights(&cpu, cfg, &m.w, &opt, &err) ||
         vp_cuda_init_weights(&gpu, cfg, &m.w, &opt, &err)) {
@@ -158,11 +158,12 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
     }
     /* the fp32 attention, and the tensor-core kernels the default does not use: on Hopper
      * (whose default is the overlapped wgmma kernel) mma.sync, wgmma without the overlap,
-     * with three stages, and with three stages and the queries in registers, elsewhere
-     * another mma.sync launch shape */
+     * with three stages, with three stages and the queries in registers, and the
+     * warp-specialised TMA kernel (head 128; the vision tower runs the overlapped one),
+     * elsewhere another mma.sync launch shape */
     int hopper = vpk_attention_wgmma_available();
-    const char *alt[4] = {hopper ? "32x1x64" : "16x1x64", "wgmma2", "wgmma2d", "wgmma2dq"};
-    size_t n_alt = hopper ? 4 : 1;
+    const char *alt[5] = {hopper ? "32x1x64" : "16x1x64", "wgmma2", "wgmma2d", "wgmma2dq", "wgmma2t"};
+    size_t n_alt = hopper ? 5 : 1;
     if (init_with_attention(&gpu_simple, cfg, &m, &opt, "simple", label))
         goto done;
     for (size_t a = 0; a < n_alt; a++)
@@ -234,10 +235,10 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
          * logits of computing them (every attention kernel reads the loaded rows) */
         test_batch store, load;
         test_batch_cache_prefixes(&tb, &store, &load);
-        vp_backend *kinds[8] = {gpu, gpu_simple, gpu_f16, gpu_f16l, gpu_alt[0], gpu_alt[1],
-                                gpu_alt[2], gpu_alt[3]};
-        const char *kind_names[8] = {"default", "simple", "fp16", "fp16-llm", alt[0], alt[1],
-                                     alt[2], alt[3]};
+        vp_backend *kinds[9] = {gpu, gpu_simple, gpu_f16, gpu_f16l, gpu_alt[0], gpu_alt[1],
+                                gpu_alt[2], gpu_alt[3], gpu_alt[4]};
+        const char *kind_names[9] = {"default", "simple", "fp16", "fp16-llm", alt[0], alt[1],
+                                     alt[2], alt[3], alt[4]};
         float *lk = host_alloc(tb.b.n_out * 8); /* this kind's logits computed in one pass */
         for (size_t k = 0; k < 4 + n_alt && gpu_ok; k++)
             if (run(&vp_backend_cuda, kinds[k], &tb.b, lk, "cuda computed") == 0 &&
@@ -279,7 +280,7 @@ done:
         vp_backend_cuda.free(gpu);
     if (gpu_simple)
         vp_backend_cuda.free(gpu_simple);
-    for (size_t a = 0; a < 4; a++)
+    for (size_t a = 0; a < 5; a++)
         if (gpu_alt[a])
             vp_backend_cuda.free(gpu_alt[a]);
     if (gpu_f16)
@@ -360,6 +361,9 @@ static void check_env_values(const vp_model_config *cfg)
         {"VPRM_CUDA_ATTENTION", "wgmma2x", 0, "then any of o"},
         {"VPRM_CUDA_ATTENTION", "wgmma3o", 0, "expected wgmma1 or wgmma2"},
         {"VPRM_CUDA_ATTENTION", "wgmma2dq", 1, NULL},
+        {"VPRM_CUDA_ATTENTION", "wgmma2tq", 0, "not with d or q"},
+        {"VPRM_CUDA_ATTENTION", "wgmma1t", 0, "wgmma2t"},
+        {"VPRM_CUDA_ATTENTION", "wgmma2t", 1, NULL},
         {"VPRM_CUDA_ATTENTION", "wgmma1q", 1, NULL},
         {"VPRM_CUDA_ACTIVATIONS", "fp32", 0, "expected bf16, fp16, auto or fp16-llm"},
         {"VPRM_CUDA_ACTIVATIONS", "auto", 1, NULL},

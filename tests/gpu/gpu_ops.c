@@ -478,12 +478,14 @@ static float f16_to_f32(uint16_t h)
     return h & 0x8000 ? -v : v;
 }
 
-/* every variant of the wgmma kernel: 1 or 2 heads per block, with and without overlap */
+/* every variant of the wgmma kernel: 1 or 2 heads per block, with and without overlap;
+ * the warp-specialised TMA kernel (head 128, 2 heads a block) */
 #define WG_DEEP (VPK_WGMMA_OVERLAP | VPK_WGMMA_DEEP)
 #define WG_QREG (VPK_WGMMA_OVERLAP | VPK_WGMMA_QREG)
+#define WG_TMA (VPK_WGMMA_OVERLAP | VPK_WGMMA_TMA)
 static const int wgmma_variants[] = {1, 2, 1 | VPK_WGMMA_OVERLAP, 2 | VPK_WGMMA_OVERLAP,
                                      1 | WG_DEEP, 2 | WG_DEEP, 1 | WG_QREG, 2 | WG_QREG,
-                                     1 | WG_DEEP | WG_QREG, 2 | WG_DEEP | WG_QREG};
+                                     1 | WG_DEEP | WG_QREG, 2 | WG_DEEP | WG_QREG, 2 | WG_TMA};
 
 static const char *wgmma_name(int variant)
 {
@@ -498,6 +500,7 @@ static const char *wgmma_name(int variant)
     case 2 | WG_QREG: return "x2 overlapped Q in registers";
     case 1 | WG_DEEP | WG_QREG: return "x1 overlapped 3 stages Q in registers";
     case 2 | WG_DEEP | WG_QREG: return "x2 overlapped 3 stages Q in registers";
+    case 2 | WG_TMA: return "x2 warp-specialised TMA";
     default: return "?";
     }
 }
@@ -549,7 +552,29 @@ static void test_attention_wgmma(const char *label, const vpk_attn_layout *lay, 
     free(vt);
 }
 
-/* Causal packed attention with prefixes (causal != 0) or bidirectional tiles. */
+/* A prefix of plen tokens and one user of it, len tokens: key ranges of up to
+ * (plen + len) / 64 tiles, every stage ring wrapped many times (the TMA kernel's four
+ * stages flip their parity every fourth tile). */
+static void long_batch(test_batch *t, size_t plen, size_t len)
+{
+    memset(t, 0, sizeof *t);
+    size_t n = plen + len;
+    t->seqs = tb_alloc(2, sizeof *t->seqs);
+    t->tokens = tb_alloc(n, sizeof *t->tokens);
+    t->positions = tb_alloc(n, sizeof *t->positions);
+    t->image_row = tb_alloc(n, sizeof *t->image_row);
+    t->out_index = tb_alloc(1, sizeof *t->out_index);
+    t->seqs[0] = (vp_seq){.start = 0, .len = plen, .prefix_seq = -1, .rope_len = n};
+    t->seqs[1] = (vp_seq){.start = plen, .len = len, .prefix_seq = 0, .rope_len = n};
+    for (size_t i = 0; i < n; i++)
+        t->tokens[i] = (int32_t)(i % 97), t->positions[i] = (int32_t)i, t->image_row[i] = -1;
+    t->out_index[0] = (int32_t)n - 1;
+    t->b = (vp_batch){.n_tokens = n, .tokens = t->tokens, .positions = t->positions,
+                      .n_seqs = 2, .seqs = t->seqs, .n_out = 1, .out_index = t->out_index};
+}
+
+/* Causal packed attention with prefixes (causal 1: random groups; 2: one long prefix and
+ * its user, max_len tokens in all) or bidirectional tiles (causal 0). */
 static void test_attention(const char *label0, int causal, int heads, int kv_heads, int hd,
                            size_t max_len, int act)
 {
@@ -558,7 +583,10 @@ static void test_attention(const char *label0, int causal, int heads, int kv_hea
     vp_error err = {0};
     test_batch tb;
     size_t n, tiles = 2, tt = 1025;
-    if (causal) {
+    if (causal == 2) {
+        long_batch(&tb, max_len / 3, max_len - max_len / 3);
+        n = tb.b.n_tokens;
+    } else if (causal) {
         test_batch_make(&tb, 3, max_len, 100, 0);
         n = tb.b.n_tokens;
     } else {
@@ -972,6 +1000,7 @@ int main(int argc, char **argv)
     RUN("kv_copy 3x1x20", test_kv_copy(3, 1, 20));
     RUN("attention causal+prefix GQA 32/8 d128", test_attention("causal+prefix GQA 32/8 d128", 1, 32, 8, 128, 130, VPK_ACT_BF16));
     RUN("attention causal+prefix GQA 2/1 d128", test_attention("causal+prefix GQA 2/1 d128", 1, 2, 1, 128, 400, VPK_ACT_BF16));
+    RUN("attention long prefix+user GQA 4/2 d128", test_attention("long prefix+user GQA 4/2 d128", 2, 4, 2, 128, 1500, VPK_ACT_BF16));
     /* head size 64 on causal items too: the vision tiles alone give the wgmma kernel 17 key
      * tiles every time, never 1 or an even number */
     RUN("attention causal+prefix GQA 8/4 d64", test_attention("causal+prefix GQA 8/4 d64", 1, 8, 4, 64, 300, VPK_ACT_BF16));

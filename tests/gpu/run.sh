@@ -16,8 +16,9 @@
 #   w1_f16l    the same with VPRM_CUDA_ACTIVATIONS=fp16-llm (fp16 language model, bf16 ViT)
 #   w1_tune    the same with VPRM_CUDA_GEMM_TUNE=8 (cuBLASLt's candidates timed per shape)
 #   w1_alt...  the same with each VPRM_CUDA_ATTENTION in $ALT (default "32x2x64 wgmma2
-#              wgmma2d wgmma2q": the mma.sync kernel, the wgmma kernel without the
-#              overlap, with three stages of copies, with the queries in registers), timed
+#              wgmma2d wgmma2q wgmma2t": the mma.sync kernel, the wgmma kernel without the
+#              overlap, with three stages of copies, with the queries in registers, the
+#              warp-specialised TMA kernel), timed
 #   torch      torch_ref.py: fp32 oracle on the same weights, reference way, careful way
 #   w1_plain, torch_plain: parity again on PERF.md's plain weights (all 0.02; one run)
 #   w1_seedN, torch_seedN: parity on other draws of the weights (PARITY_SEEDS, "2 3")
@@ -105,7 +106,7 @@ stage w1_tune 30 env VPRM_CUDA_GEMM_TUNE=8 "$G/bin/gpu_w1" --batch "$G/w1.batch"
 # default the mma.sync kernel, the wgmma kernel without the overlap, with three stages of
 # copies and with the queries in registers, the overlapped one with two stages and the
 # queries in shared memory being the default on Hopper; gpu_ops benches every variant)
-ALT=${ALT:-32x2x64 wgmma2 wgmma2d wgmma2q}
+ALT=${ALT:-32x2x64 wgmma2 wgmma2d wgmma2q wgmma2t}
 alt_i=0
 for a in $ALT; do
     alt_i=$((alt_i + 1))
