@@ -310,7 +310,7 @@ static int pick_attention(vp_backend *b, vp_error *err)
      * products, 1 or 2 heads per block; a trailing "o": P V overlapping the next key tile's
      * softmax, VPK_WGMMA_OVERLAP; "d": with three stages of copies, VPK_WGMMA_DEEP; "q":
      * with the query tile in registers, VPK_WGMMA_QREG; combined as "dq"; "t": the
-     * warp-specialised kernel fed by TMA, VPK_WGMMA_TMA, language only); RxHxK: the
+     * warp-specialised kernel fed by TMA, VPK_WGMMA_TMA); RxHxK: the
      * mma.sync kernel with R query rows per warp, H heads per block, K keys per step (the
      * vision tower, without grouped heads, takes H = 1) */
     int rows, hpb, keys;
@@ -359,7 +359,8 @@ static int pick_attention(vp_backend *b, vp_error *err)
                                  : "expected wgmma1 or wgmma2, then any of o (overlap), d (three "
                                    "stages), q (queries in registers), or wgmma2t (warp-"
                                    "specialised, TMA; not with d or q)");
-        /* the TMA kernel runs two heads of 128 a block: elsewhere the overlapped one */
+        /* the TMA kernel runs two heads of 128 a block or one of 64: elsewhere the
+         * overlapped one */
         int plain = overlap & ~VPK_WGMMA_TMA;
         if (lang_ok && vpk_attention_wgmma_supports(&ll, hpb | overlap))
             b->language_wgmma = hpb | overlap;
@@ -367,7 +368,9 @@ static int pick_attention(vp_backend *b, vp_error *err)
             b->language_wgmma = hpb | plain;
         else if (lang_ok && vpk_attention_wgmma_supports(&ll, 1 | plain))
             b->language_wgmma = 1 | plain; /* an odd number of query heads per key head */
-        if (vis_ok && vpk_attention_wgmma_supports(&vl, 1 | plain))
+        if (vis_ok && vpk_attention_wgmma_supports(&vl, 1 | overlap))
+            b->vision_wgmma = 1 | overlap;
+        else if (vis_ok && vpk_attention_wgmma_supports(&vl, 1 | plain))
             b->vision_wgmma = 1 | plain;
     } else if (env && !simple) {
         if (sscanf(env, "%dx%dx%d%c", &rows, &hpb, &keys, &tail) != 3)
@@ -795,8 +798,10 @@ size_t vp_cuda_workspace_bytes(const vp_backend *b)
 
 const char *vp_cuda_attention_kind(const vp_backend *b)
 {
-    if (b->language_wgmma & VPK_WGMMA_TMA)
-        return "tensor-core (wgmma; language warp-specialised with TMA)";
+    if ((b->language_wgmma | b->vision_wgmma) & VPK_WGMMA_TMA)
+        return b->vision_wgmma & VPK_WGMMA_TMA && b->language_wgmma & VPK_WGMMA_TMA
+                   ? "tensor-core (wgmma, warp-specialised with TMA)"
+                   : "tensor-core (wgmma; one tower warp-specialised with TMA)";
     if (b->vision_wgmma && b->language_wgmma) {
         static const char *kinds[5] = {
             "tensor-core (wgmma)", "tensor-core (wgmma, overlapped)",

@@ -181,9 +181,10 @@ int vpk_attention_wgmma_available(void);
 #define VPK_WGMMA_DEEP 8
 #define VPK_WGMMA_QREG 16
 /* VPK_WGMMA_TMA: the warp-specialised kernel (k_attention_tma.cu): a producer warp feeds
- * a ring of four key and value stages through the tensor memory accelerator, the two
- * consumer warpgroups wait on mbarriers instead of a block barrier per key tile (head
- * size 128, two heads a block; implies the overlap; combines with neither DEEP nor QREG). */
+ * a ring of four key and value stages through the tensor memory accelerator, the consumer
+ * warpgroups wait on mbarriers instead of a block barrier per key tile (head size 128
+ * with two heads a block, or 64 with one; implies the overlap; combines with neither
+ * DEEP nor QREG). */
 #define VPK_WGMMA_TMA 32
 /* Its layouts: head_dim 64 or 128, 16-byte rows, heads per block 1 or 2 dividing q_per_kv. */
 int vpk_attention_wgmma_supports(const vpk_attn_layout *layout, int variant);
@@ -201,15 +202,16 @@ cudaError_t vpk_attention_wgmma(cudaStream_t stream, vp_bf16 *out, size_t out_st
                                 const vpk_attn_layout *layout, int variant,
                                 const vp_attn_item *items, size_t n_items, float scale);
 /* k_attention_tma.cu, reached through vpk_attention_wgmma's VPK_WGMMA_TMA: whether the
- * layout fits (head 128, an even number of query heads per key head, the driver's tensor
- * map encoder found), its shared-memory limits, and the launch (n_rows: qkv's rows,
- * n_pad: vt's row length; scale_log2 = scale * log2(e)). */
-int vpk_attention_tma_supports(const vpk_attn_layout *layout);
+ * layout fits (head 128 with 2 heads a block and an even number of query heads per key
+ * head, or head 64 with 1; the driver's tensor map encoder found), its shared-memory
+ * limits, and the launch (n_rows: qkv's rows, n_pad: vt's row length; scale_log2 = scale
+ * * log2(e)). */
+int vpk_attention_tma_supports(const vpk_attn_layout *layout, int heads_per_block);
 cudaError_t vpk_attention_tma_setup(void);
 cudaError_t vpk_attention_tma(cudaStream_t stream, vp_bf16 *out, size_t out_stride,
                               const vp_bf16 *qkv, const uint16_t *vt, size_t n_rows, size_t n_pad,
-                              const vpk_attn_layout *layout, const vp_attn_item *items,
-                              size_t n_items, float scale_log2);
+                              const vpk_attn_layout *layout, int heads_per_block,
+                              const vp_attn_item *items, size_t n_items, float scale_log2);
 /* One warp per (token, head), any head_dim <= 256: ranges[n_tokens][3] from
  * vp_attn_token_ranges_* (device memory). The reference the fast kernel is checked
  * against, and the fallback for other head sizes (VPRM_CUDA_ATTENTION=simple forces it). */

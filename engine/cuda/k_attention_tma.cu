@@ -1,6 +1,6 @@
 /* Attention for Hopper fed by the tensor memory accelerator, warp-specialised
- * (VPRM_CUDA_ATTENTION=wgmma2t; the language model's head size 128, two query heads of a
- * key-value group a block). The same work items, masks, products, softmax and overlap as
+ * (VPRM_CUDA_ATTENTION=wgmma2t): the language model's head size 128 with two query heads
+ * of a key-value group a block, the vision tower's 64 with one. The same work items, masks, products, softmax and overlap as
  * the overlapped wgmma kernel (k_attention_wgmma.cu, helpers in k_wgmma.cuh); what
  * differs is how tiles arrive:
  *   - one producer warp loads the two query tiles and a ring of TMA_ST key and
@@ -9,9 +9,9 @@
  *     past the end arrive as zeros);
  *   - each stage has a "full" mbarrier (the copy engine's bytes) and an "empty" one (one
  *     arrival per consumer warp once its products have read the tile);
- *   - the two consumer warpgroups wait on those, not on a block barrier per key tile:
- *     each runs up to TMA_ST tiles apart from the other, so one's softmax can overlap the
- *     other's products, and no consumer thread issues a copy.
+ *   - the consumer warpgroups wait on those, not on a block barrier per key tile: two
+ *     run up to TMA_ST tiles apart, so one's softmax can overlap the other's products,
+ *     and no consumer thread issues a copy.
  * Both proxies that touch a stage are asynchronous (the copy engine writes, the tensor
  * cores read), so the mbarriers order them without a proxy fence. A wait that spins
  * past TMA_SPIN_LIMIT tries traps: a pipeline bug fails the launch instead of hanging.
@@ -23,10 +23,12 @@
 #define TMA_ST 4                  /* stages of key and value tiles */
 #define TMA_SPIN_LIMIT (1u << 24) /* tries of one mbarrier wait before trapping */
 
-template <int D>
+template <int D, int HPB_>
 struct tma_cfg {
-    static const int HPB = 2;                /* consumer warpgroups: heads a block */
+    static const int HPB = HPB_;             /* consumer warpgroups: heads a block */
     static const int NT = 128 * HPB + 32;    /* and the producer warp */
+    /* blocks an SM: one of two heads (162 registers); three of one head of 64 */
+    static const int MIN_BLOCKS = HPB == 1 ? 3 : 1;
     static const int QBYTES = WG_BQ * D * 2; /* a head's query tile */
     static const int KBYTES = WG_BK * D * 2; /* key tile */
     static const int VBYTES = D * WG_BK * 2; /* transposed value tile */
@@ -84,14 +86,14 @@ static __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorM
 
 /* qk_map: qkv as [rows][row_stride] 16-bit values, boxes of 64 x 64; vt_map: vt as
  * [groups * D][n_pad], boxes of 64 keys x D dims. */
-template <int D, bool F16>
-__global__ void __launch_bounds__(tma_cfg<D>::NT, 1)
+template <int D, int HPB, bool F16>
+__global__ void __launch_bounds__(tma_cfg<D, HPB>::NT, tma_cfg<D, HPB>::MIN_BLOCKS)
 attn_tma_kernel(bf16 *out, size_t out_stride, const __grid_constant__ CUtensorMap qk_map,
                 const __grid_constant__ CUtensorMap vt_map, vpk_attn_layout L,
                 const vp_attn_item *items, float scale_log2)
 {
 #if VPK_HAVE_WGMMA
-    typedef tma_cfg<D> C;
+    typedef tma_cfg<D, HPB> C;
     const int ST = TMA_ST;
     extern __shared__ unsigned char tma_smem_raw[];
     unsigned char *smem = tma_smem_raw + ((1024 - (smem_addr(tma_smem_raw) & 1023)) & 1023);
@@ -259,46 +261,68 @@ static bool tensor_map(CUtensorMap *map, const void *base, size_t cols, size_t r
            CUDA_SUCCESS;
 }
 
-extern "C" cudaError_t vpk_attention_tma_setup(void)
+template <int D, int HPB, bool F16>
+static cudaError_t tma_allow(void)
 {
-    cudaError_t rc = cudaFuncSetAttribute(attn_tma_kernel<128, false>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          tma_cfg<128>::bytes);
-    if (rc == cudaSuccess)
-        rc = cudaFuncSetAttribute(attn_tma_kernel<128, true>,
-                                  cudaFuncAttributeMaxDynamicSharedMemorySize, tma_cfg<128>::bytes);
-    return rc;
+    return cudaFuncSetAttribute(attn_tma_kernel<D, HPB, F16>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, tma_cfg<D, HPB>::bytes);
 }
 
-extern "C" int vpk_attention_tma_supports(const vpk_attn_layout *L)
+extern "C" cudaError_t vpk_attention_tma_setup(void)
+{
+    cudaError_t rc = tma_allow<128, 2, false>();
+    if (rc == cudaSuccess)
+        rc = tma_allow<128, 2, true>();
+    if (rc == cudaSuccess)
+        rc = tma_allow<64, 1, false>();
+    return rc == cudaSuccess ? tma_allow<64, 1, true>() : rc;
+}
+
+extern "C" int vpk_attention_tma_supports(const vpk_attn_layout *L, int heads_per_block)
 {
     /* the copies' coordinates are 32-bit */
-    return L->head_dim == 128 && L->q_per_kv > 0 && L->q_per_kv % 2 == 0 &&
-           L->row_stride < 0x7fffffff && encode_tiled() != NULL;
+    bool shape = (L->head_dim == 128 && heads_per_block == 2 && L->q_per_kv % 2 == 0) ||
+                 (L->head_dim == 64 && heads_per_block == 1);
+    return shape && L->q_per_kv > 0 && L->row_stride < 0x7fffffff && encode_tiled() != NULL;
+}
+
+template <int D, int HPB>
+static void tma_launch(cudaStream_t stream, bf16 *out, size_t out_stride,
+                       const CUtensorMap &qk_map, const CUtensorMap &vt_map,
+                       const vpk_attn_layout *L, const vp_attn_item *items, size_t n_items,
+                       float scale_log2)
+{
+    typedef tma_cfg<D, HPB> C;
+    for (size_t first = 0; first < n_items; first += 65535) {
+        size_t count = n_items - first < 65535 ? n_items - first : 65535;
+        dim3 grid((unsigned)(L->heads / HPB), (unsigned)count);
+        if (L->act == VPK_ACT_F16)
+            attn_tma_kernel<D, HPB, true><<<grid, C::NT, C::bytes, stream>>>(
+                out, out_stride, qk_map, vt_map, *L, items + first, scale_log2);
+        else
+            attn_tma_kernel<D, HPB, false><<<grid, C::NT, C::bytes, stream>>>(
+                out, out_stride, qk_map, vt_map, *L, items + first, scale_log2);
+    }
 }
 
 extern "C" cudaError_t vpk_attention_tma(cudaStream_t stream, vp_bf16 *out, size_t out_stride,
                                          const vp_bf16 *qkv, const uint16_t *vt, size_t n_rows,
                                          size_t n_pad, const vpk_attn_layout *L,
-                                         const vp_attn_item *items, size_t n_items,
-                                         float scale_log2)
+                                         int heads_per_block, const vp_attn_item *items,
+                                         size_t n_items, float scale_log2)
 {
-    const int D = 128;
+    const int D = L->head_dim;
     size_t groups = (size_t)(L->heads / L->q_per_kv);
     CUtensorMap qk_map, vt_map;
-    if (!vpk_attention_tma_supports(L) || n_rows > 0x7fffffff ||
+    if (!vpk_attention_tma_supports(L, heads_per_block) || n_rows > 0x7fffffff ||
         !tensor_map(&qk_map, qkv, L->row_stride, n_rows, L->row_stride, 64, 64) ||
-        !tensor_map(&vt_map, vt, n_pad, groups * D, n_pad, 64, D))
+        !tensor_map(&vt_map, vt, n_pad, groups * (size_t)D, n_pad, 64, D))
         return cudaErrorInvalidValue;
-    for (size_t first = 0; first < n_items; first += 65535) {
-        size_t count = n_items - first < 65535 ? n_items - first : 65535;
-        dim3 grid((unsigned)(L->heads / 2), (unsigned)count);
-        if (L->act == VPK_ACT_F16)
-            attn_tma_kernel<D, true><<<grid, tma_cfg<D>::NT, tma_cfg<D>::bytes, stream>>>(
-                (bf16 *)out, out_stride, qk_map, vt_map, *L, items + first, scale_log2);
-        else
-            attn_tma_kernel<D, false><<<grid, tma_cfg<D>::NT, tma_cfg<D>::bytes, stream>>>(
-                (bf16 *)out, out_stride, qk_map, vt_map, *L, items + first, scale_log2);
-    }
+    if (D == 128)
+        tma_launch<128, 2>(stream, (bf16 *)out, out_stride, qk_map, vt_map, L, items, n_items,
+                           scale_log2);
+    else
+        tma_launch<64, 1>(stream, (bf16 *)out, out_stride, qk_map, vt_map, L, items, n_items,
+                          scale_log2);
     return cudaGetLastError();
 }

@@ -366,9 +366,8 @@ extern "C" cudaError_t vpk_attention_wgmma_setup(void)
 extern "C" int vpk_attention_wgmma_supports(const vpk_attn_layout *L, int variant)
 {
     int heads_per_block = variant & ~WG_PIPE_BITS;
-    if ((variant & VPK_WGMMA_TMA) &&
-        (heads_per_block != 2 || (variant & (VPK_WGMMA_DEEP | VPK_WGMMA_QREG)) ||
-         !vpk_attention_tma_supports(L)))
+    if ((variant & VPK_WGMMA_TMA) && ((variant & (VPK_WGMMA_DEEP | VPK_WGMMA_QREG)) ||
+                                      !vpk_attention_tma_supports(L, heads_per_block)))
         return 0;
     return (L->act == VPK_ACT_BF16 || L->act == VPK_ACT_F16) &&
            (L->head_dim == 64 || L->head_dim == 128) && L->q_per_kv > 0 &&
@@ -469,8 +468,8 @@ extern "C" cudaError_t vpk_attention_wgmma(cudaStream_t stream, vp_bf16 *out, si
         return cudaErrorInvalidValue;
     float sl = scale * 1.4426950408889634f;
     if (variant & VPK_WGMMA_TMA)
-        return vpk_attention_tma(stream, out, out_stride, qkv, vt, n_tokens, n_pad, L, items,
-                                 n_items, sl);
+        return vpk_attention_tma(stream, out, out_stride, qkv, vt, n_tokens, n_pad, L,
+                                 variant & ~WG_PIPE_BITS, items, n_items, sl);
     bf16 *o = (bf16 *)out;
     const bf16 *x = (const bf16 *)qkv;
     const __half *v = (const __half *)vt;
