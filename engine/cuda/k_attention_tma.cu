@@ -72,6 +72,12 @@ static __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity)
     }
 }
 
+/* The tensor map's descriptor fetched ahead of the first copy that uses it. */
+static __device__ __forceinline__ void tma_prefetch_map(const CUtensorMap *map)
+{
+    asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<uint64_t>(map)) : "memory");
+}
+
 /* The box at (c0 columns, c1 rows) of map into shared memory at dst (1024-aligned),
  * completing its bytes on bar. */
 static __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap *map, int c0,
@@ -135,6 +141,8 @@ attn_tma_kernel(bf16 *out, size_t out_stride, const __grid_constant__ CUtensorMa
     if (hb == C::HPB) { /* the producer warp: one lane issues every copy */
         if (lane != 0 || n_tiles == 0)
             return;
+        tma_prefetch_map(&qk_map);
+        tma_prefetch_map(&vt_map);
         mbar_expect_tx(q_full, C::HPB * C::QBYTES);
         for (int j = 0; j < C::HPB; j++) {
             int col = g * (int)L.group_stride + (int)L.q_base + ((h0 + j) % L.q_per_kv) * D;
