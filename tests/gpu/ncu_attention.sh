@@ -1,5 +1,6 @@
 #!/bin/sh
-# Nsight Compute on one attention launch of each tower during W1 at the 8B shape: the
+# Nsight Compute on one attention launch of each tower during W1 at the 8B shape (and
+# one language launch of the warp-specialised TMA kernel): the
 # speed of light of each unit, the pipes' use (tensor, FMA, MUFU), the warps' stall
 # reasons, occupancy and the launch's resources: what bounds the kernel. Run by run.sh
 # (stage w1_ncu) and profile.sh; needs ncu (the GPU machine's Firecracker runtime reads
@@ -11,10 +12,14 @@ W=${2:?usage: ncu_attention.sh GPU_DIR OUT_DIR}
 command -v ncu >/dev/null || { echo "ncu_attention: no ncu on this machine"; exit 0; }
 mkdir -p "$W"
 # per forward: the vision tower's 24 launches, then the language model's 31 (its last
-# layer runs the score-row kernel): skip 10 lands in the vision tower, 40 in the language
-for tower in vision:10 language:40; do
-    echo "== ncu: one ${tower%%:*} attention launch"
-    timeout 50 ncu --kernel-name regex:'attn_(fast|wgmma)_kernel' --launch-skip "${tower#*:}" \
+# layer runs the score-row kernel): skip 10 lands in the vision tower, 40 in the language;
+# the default kernels, then the warp-specialised TMA one (VPRM_CUDA_ATTENTION=wgmma2t)
+for run in default:vision:10 default:language:40 wgmma2t:language:40; do
+    attention=${run%%:*} rest=${run#*:}
+    echo "== ncu: one ${rest%%:*} attention launch ($attention)"
+    [ "$attention" = default ] && attention=
+    VPRM_CUDA_ATTENTION=$attention timeout 50 ncu \
+        --kernel-name regex:'attn_(fast|wgmma|tma)_kernel' --launch-skip "${rest#*:}" \
         --launch-count 1 --clock-control none --section SpeedOfLight \
         --section ComputeWorkloadAnalysis --section WarpStateStats --section Occupancy \
         --section LaunchStats --section MemoryWorkloadAnalysis \

@@ -3,7 +3,7 @@
 # weight seeds, before the w1_f16l, w1_tune, wgmma2d and wgmma2q stages: expect about
 # 160 s). The stage limits are ceilings for hangs: they sum to about 1080 s with four ALT
 # kernels, two PARITY_SEEDS and the profile, plus up to 150 s of per-test reruns after a
-# crash in gpu_ops, and 110 s of Nsight Compute (w1_ncu, two runs of about 30 s expected);
+# crash in gpu_ops, and 160 s of Nsight Compute (w1_ncu, three runs of about 30 s expected);
 # PARITY_SEEDS= PROFILE=0 NCU=0 ALT=wgmma2d bring them to about 660 s. A device call allows
 # 600 s: a run that hangs in more than one stage is cut short):
 #     sh tests/gpu/run.sh          (device tool: carry [".gpu"], made by tests/gpu/pack.sh)
@@ -144,7 +144,7 @@ if [ "${PROFILE:-1}" = 1 ]; then
 fi
 # Nsight Compute on one attention launch of each tower: what bounds them (NCU=0 skips it)
 if [ "${NCU:-1}" = 1 ]; then
-    stage w1_ncu 110 sh tests/gpu/ncu_attention.sh "$G" "$W/ncu"
+    stage w1_ncu 160 sh tests/gpu/ncu_attention.sh "$G" "$W/ncu"
 fi
 "$PY" tests/gpu/summary.py "$W" >"$W/summary.txt" 2>&1
 verdict=$?
