@@ -117,9 +117,10 @@ extern "C" cudaError_t vpk_gelu(cudaStream_t stream, vp_bf16 *x, size_t n, int a
     return cudaGetLastError();
 }
 
+/* The SiLU-gate from rows [gate | up] in fp32 (vector kernel when aligned) ... */
 template <typename T>
-static void launch_silu_gate(cudaStream_t stream, vp_bf16 *h, const float *gu, size_t rows,
-                             size_t inter)
+static void launch_silu(cudaStream_t stream, vp_bf16 *h, const float *gu, size_t rows,
+                        size_t inter)
 {
     if (inter % 4 == 0 && (uintptr_t)h % 8 == 0 && (uintptr_t)gu % 16 == 0)
         silu_gate4_kernel<T><<<vpk_blocks(rows * inter / 4, VPK_BLOCK), VPK_BLOCK, 0, stream>>>(
@@ -129,9 +130,10 @@ static void launch_silu_gate(cudaStream_t stream, vp_bf16 *h, const float *gu, s
             (T *)h, gu, rows, inter);
 }
 
+/* ... or in the act type T */
 template <typename T>
-static void launch_silu_gate16(cudaStream_t stream, vp_bf16 *h, const vp_bf16 *gu, size_t rows,
-                               size_t inter)
+static void launch_silu(cudaStream_t stream, vp_bf16 *h, const vp_bf16 *gu, size_t rows,
+                        size_t inter)
 {
     if (inter % 8 == 0 && (uintptr_t)h % 16 == 0 && (uintptr_t)gu % 16 == 0)
         silu_gate8_kernel<T><<<vpk_blocks(rows * inter / 8, VPK_BLOCK), VPK_BLOCK, 0, stream>>>(
@@ -141,26 +143,27 @@ static void launch_silu_gate16(cudaStream_t stream, vp_bf16 *h, const vp_bf16 *g
             (T *)h, (const T *)gu, rows, inter);
 }
 
-extern "C" cudaError_t vpk_silu_gate16(cudaStream_t stream, vp_bf16 *h, const vp_bf16 *gu,
-                                       size_t rows, size_t inter, int act)
+template <typename G>
+static cudaError_t silu_by_act(cudaStream_t stream, vp_bf16 *h, const G *gu, size_t rows,
+                               size_t inter, int act)
 {
     if (rows * inter == 0)
         return cudaSuccess;
     if (act == VPK_ACT_F16)
-        launch_silu_gate16<__half>(stream, h, gu, rows, inter);
+        launch_silu<__half>(stream, h, gu, rows, inter);
     else
-        launch_silu_gate16<bf16>(stream, h, gu, rows, inter);
+        launch_silu<bf16>(stream, h, gu, rows, inter);
     return cudaGetLastError();
 }
 
 extern "C" cudaError_t vpk_silu_gate(cudaStream_t stream, vp_bf16 *h, const float *gu,
                                      size_t rows, size_t inter, int act)
 {
-    if (rows * inter == 0)
-        return cudaSuccess;
-    if (act == VPK_ACT_F16)
-        launch_silu_gate<__half>(stream, h, gu, rows, inter);
-    else
-        launch_silu_gate<bf16>(stream, h, gu, rows, inter);
-    return cudaGetLastError();
+    return silu_by_act(stream, h, gu, rows, inter, act);
+}
+
+extern "C" cudaError_t vpk_silu_gate16(cudaStream_t stream, vp_bf16 *h, const vp_bf16 *gu,
+                                       size_t rows, size_t inter, int act)
+{
+    return silu_by_act(stream, h, gu, rows, inter, act);
 }
