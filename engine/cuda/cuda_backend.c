@@ -799,9 +799,9 @@ size_t vp_cuda_workspace_bytes(const vp_backend *b)
 const char *vp_cuda_attention_kind(const vp_backend *b)
 {
     if ((b->language_wgmma | b->vision_wgmma) & VPK_WGMMA_TMA)
-        return b->vision_wgmma & VPK_WGMMA_TMA && b->language_wgmma & VPK_WGMMA_TMA
-                   ? "tensor-core (wgmma, warp-specialised with TMA)"
-                   : "tensor-core (wgmma; one tower warp-specialised with TMA)";
+        return !(b->vision_wgmma & VPK_WGMMA_TMA)     ? "tensor-core (wgmma; language warp-specialised with TMA)"
+               : !(b->language_wgmma & VPK_WGMMA_TMA) ? "tensor-core (wgmma; vision warp-specialised with TMA)"
+                                                      : "tensor-core (wgmma, warp-specialised with TMA)";
     if (b->vision_wgmma && b->language_wgmma) {
         static const char *kinds[5] = {
             "tensor-core (wgmma)", "tensor-core (wgmma, overlapped)",

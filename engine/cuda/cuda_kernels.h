@@ -208,6 +208,9 @@ cudaError_t vpk_attention_wgmma(cudaStream_t stream, vp_bf16 *out, size_t out_st
  * * log2(e)). */
 int vpk_attention_tma_supports(const vpk_attn_layout *layout, int heads_per_block);
 cudaError_t vpk_attention_tma_setup(void);
+/* Blocks of the head_dim (128 or 64) TMA kernel an SM holds (after setup; -1 on error):
+ * 1 and 3 by its registers and shared memory, which the GPU checks print. */
+int vpk_attention_tma_blocks_per_sm(int head_dim);
 cudaError_t vpk_attention_tma(cudaStream_t stream, vp_bf16 *out, size_t out_stride,
                               const vp_bf16 *qkv, const uint16_t *vt, size_t n_rows, size_t n_pad,
                               const vpk_attn_layout *layout, int heads_per_block,

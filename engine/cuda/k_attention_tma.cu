@@ -3,7 +3,7 @@
  * of a key-value group a block, the vision tower's 64 with one. The same work items, masks, products, softmax and overlap as
  * the overlapped wgmma kernel (k_attention_wgmma.cu, helpers in k_wgmma.cuh); what
  * differs is how tiles arrive:
- *   - one producer warp loads the two query tiles and a ring of TMA_ST key and
+ *   - one producer warp loads the HPB query tiles and a ring of TMA_ST key and
  *     transposed-value tiles with cp.async.bulk.tensor, which writes the 128-byte
  *     swizzled layout the products read (tensor maps with CU_TENSOR_MAP_SWIZZLE_128B; rows
  *     past the end arrive as zeros);
@@ -52,9 +52,14 @@ static __device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t byt
                  : "memory");
 }
 
-static __device__ __forceinline__ void mbar_arrive(uint32_t bar)
+/* A consumer warp's arrival, by its lane 0: predicated inside the instruction rather
+ * than branched around, so the warp stays converged for the .aligned products after it. */
+static __device__ __forceinline__ void mbar_arrive_lane0(uint32_t bar, int lane)
 {
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+    asm volatile("{\n.reg .pred p;\nsetp.eq.s32 p, %1, 0;\n"
+                 "@p mbarrier.arrive.shared::cta.b64 _, [%0];\n}\n" ::"r"(bar),
+                 "r"(lane)
+                 : "memory");
 }
 
 /* Until bar's phase of this parity has completed. */
@@ -196,8 +201,7 @@ attn_tma_kernel(bf16 *out, size_t out_stride, const __grid_constant__ CUtensorMa
         wg_issue_qk<D, F16, false>(s, dq, nullptr, dkey(0));
         wgmma_wait<0>();
         wgmma_settle<32>(s);
-        if (lane == 0)
-            mbar_arrive(k_empty(0));
+        mbar_arrive_lane0(k_empty(0), lane);
         wg_softmax(s, wg_tile_at(it, 0, n_full), it, qrow, tig, scale_log2, m, l, alpha, pa);
         /* step t: P V of tile t (its P in pc) while tile t + 1's scores and softmax run
          * (its P into pn); the two P arrays alternate as in attn_wgmma_kernel */
@@ -209,14 +213,12 @@ attn_tma_kernel(bf16 *out, size_t out_stride, const __grid_constant__ CUtensorMa
             wg_issue_pv<D>(o, pc, dval(t));
             wgmma_wait<1>(); /* the scores: the keys of t + 1 are read */
             wgmma_settle<32>(s);
-            if (lane == 0)
-                mbar_arrive(k_empty((t + 1) % ST));
+            mbar_arrive_lane0(k_empty((t + 1) % ST), lane);
             wg_softmax(s, wg_tile_at(it, t + 1, n_full), it, qrow, tig, scale_log2, m, l, alpha,
                        pn);
             wgmma_wait<0>(); /* P V: the values of t are read */
             wgmma_settle<D / 2>(o);
-            if (lane == 0)
-                mbar_arrive(v_empty(t % ST));
+            mbar_arrive_lane0(v_empty(t % ST), lane);
             wg_scale<D / 2>(o, alpha);
         };
         auto last = [&](uint32_t *pc) { /* P V of the last tile, its P in pc */
@@ -270,7 +272,7 @@ static bool tensor_map(CUtensorMap *map, const void *base, size_t cols, size_t r
 }
 
 /* Its shared memory, and all of an SM's for shared memory rather than L1 (the vision
- * kernel's three blocks take 225 KB of the 228). */
+ * kernel's three blocks take 222 of the 228 KiB, the blocks' reservations included). */
 template <int D, int HPB, bool F16>
 static cudaError_t tma_allow(void)
 {
@@ -300,6 +302,19 @@ extern "C" int vpk_attention_tma_supports(const vpk_attn_layout *L, int heads_pe
     bool shape = (L->head_dim == 128 && heads_per_block == 2 && L->q_per_kv % 2 == 0) ||
                  (L->head_dim == 64 && heads_per_block == 1);
     return shape && L->q_per_kv > 0 && L->row_stride < 0x7fffffff && encode_tiled() != NULL;
+}
+
+extern "C" int vpk_attention_tma_blocks_per_sm(int head_dim)
+{
+    int blocks = 0;
+    cudaError_t rc = head_dim == 128
+                         ? cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                               &blocks, attn_tma_kernel<128, 2, false>, tma_cfg<128, 2>::NT,
+                               tma_cfg<128, 2>::bytes)
+                         : cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                               &blocks, attn_tma_kernel<64, 1, false>, tma_cfg<64, 1>::NT,
+                               tma_cfg<64, 1>::bytes);
+    return rc == cudaSuccess ? blocks : -1;
 }
 
 template <int D, int HPB>

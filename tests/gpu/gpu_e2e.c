@@ -159,8 +159,8 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
     /* the fp32 attention, and the tensor-core kernels the default does not use: on Hopper
      * (whose default is the overlapped wgmma kernel) mma.sync, wgmma without the overlap,
      * with three stages, with three stages and the queries in registers, and the
-     * warp-specialised TMA kernel (head 128; the vision tower runs the overlapped one),
-     * elsewhere another mma.sync launch shape */
+     * warp-specialised TMA kernel (head 128 with two heads a block, the vision tower's 64
+     * with one), elsewhere another mma.sync launch shape */
     int hopper = vpk_attention_wgmma_available();
     const char *alt[5] = {hopper ? "32x1x64" : "16x1x64", "wgmma2", "wgmma2d", "wgmma2dq", "wgmma2t"};
     size_t n_alt = hopper ? 5 : 1;

@@ -941,6 +941,10 @@ static void bench_attention(int causal)
                causal ? "W1 language (32/8 heads d128)" : "W1 vision (13 tiles, 16 heads d64)",
                wgmma_name(var),
                ms, flops / (ms * 1e-3) / 1e12, vt_ms);
+        if (var & VPK_WGMMA_TMA) /* its occupancy as planned: 1 block an SM, or 3 at head 64 */
+            printf("bench attention %s wgmma %s: %d blocks an SM\n",
+                   causal ? "W1 language" : "W1 vision", wgmma_name(var),
+                   vpk_attention_tma_blocks_per_sm(lay.head_dim));
         cudaFree(dvt);
     }
     cudaEventDestroy(e0), cudaEventDestroy(e1);
