@@ -11,36 +11,85 @@
 #include <string.h>
 #include <unistd.h>
 
+/* An IPv4 address (host order) that is not globally reachable: IANA's IPv4
+ * Special-Purpose Address Registry (RFC 6890 and updates), plus multicast. Whole blocks
+ * are refused where the registry marks only some of their addresses global (192.0.0/24):
+ * no image is served from those. */
+static bool v4_not_global(uint32_t a)
+{
+    static const struct { uint32_t net; int bits; } blocks[] = {
+        {0x00000000, 8},  /* 0/8 "this network" */
+        {0x0a000000, 8},  /* 10/8 private */
+        {0x64400000, 10}, /* 100.64/10 shared (CGNAT) */
+        {0x7f000000, 8},  /* 127/8 loopback */
+        {0xa9fe0000, 16}, /* 169.254/16 link-local (cloud metadata) */
+        {0xac100000, 12}, /* 172.16/12 private */
+        {0xc0000000, 24}, /* 192.0.0/24 IETF protocol assignments */
+        {0xc0000200, 24}, /* 192.0.2/24 documentation */
+        {0xc0586300, 24}, /* 192.88.99/24 6to4 relay anycast (deprecated) */
+        {0xc0a80000, 16}, /* 192.168/16 private */
+        {0xc6120000, 15}, /* 198.18/15 benchmarking */
+        {0xc6336400, 24}, /* 198.51.100/24 documentation */
+        {0xcb007100, 24}, /* 203.0.113/24 documentation */
+        {0xe0000000, 4},  /* 224/4 multicast */
+        {0xf0000000, 4},  /* 240/4 reserved, 255.255.255.255 broadcast */
+    };
+    for (size_t i = 0; i < sizeof blocks / sizeof *blocks; i++)
+        if ((a ^ blocks[i].net) >> (32 - blocks[i].bits) == 0)
+            return true;
+    return false;
+}
+
+static uint32_t v4_at(const uint8_t *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* True when the first `bits` bits of the IPv6 address b equal those of prefix. */
+static bool v6_in(const uint8_t *b, const uint8_t *prefix, int bits)
+{
+    int whole = bits / 8, rest = bits % 8;
+    if (memcmp(b, prefix, (size_t)whole))
+        return false;
+    return rest == 0 || ((b[whole] ^ prefix[whole]) >> (8 - rest)) == 0;
+}
+
+/* An IPv6 address that is not globally reachable (IANA's IPv6 Special-Purpose Address
+ * Registry, plus site-local and multicast), or that embeds an IPv4 address which is not
+ * (mapped, translated, NAT64, 6to4): a gateway would carry the connection there. */
+static bool v6_not_global(const uint8_t *b)
+{
+    typedef uint8_t v6_prefix[16]; /* whole addresses: v6_in may read the byte after */
+    static const v6_prefix zero, mapped = {[10] = 0xff, [11] = 0xff},
+                           translated = {[8] = 0xff, [9] = 0xff}, nat64 = {0, 0x64, 0xff, 0x9b},
+                           nat64_local = {0, 0x64, 0xff, 0x9b, 0, 1}, discard = {1},
+                           ietf = {0x20, 0x01}, doc = {0x20, 0x01, 0x0d, 0xb8},
+                           doc2 = {0x3f, 0xff}, srv6 = {0x5f, 0x00}, six_to_four = {0x20, 0x02},
+                           ula = {0xfc}, link_local = {0xfe, 0x80}, site_local = {0xfe, 0xc0},
+                           multicast = {0xff};
+    if (v6_in(b, mapped, 96) || v6_in(b, translated, 96) || v6_in(b, nat64, 96))
+        return v4_not_global(v4_at(b + 12));
+    if (v6_in(b, six_to_four, 16))
+        return v4_not_global(v4_at(b + 2));
+    return v6_in(b, zero, 96) ||        /* ::, ::1 and the deprecated ::a.b.c.d */
+           v6_in(b, nat64_local, 48) || /* 64:ff9b:1::/48 local-use NAT64 */
+           v6_in(b, discard, 63) ||     /* 100::/64 discard-only, 100:0:0:1::/64 dummy */
+           v6_in(b, ietf, 23) ||        /* 2001::/23 IETF protocol assignments (Teredo...) */
+           v6_in(b, doc, 32) ||         /* 2001:db8::/32 documentation */
+           v6_in(b, doc2, 20) ||        /* 3fff::/20 documentation */
+           v6_in(b, srv6, 16) ||        /* 5f00::/16 segment routing */
+           v6_in(b, ula, 7) ||          /* fc00::/7 unique local */
+           v6_in(b, link_local, 10) ||  /* fe80::/10 */
+           v6_in(b, site_local, 10) ||  /* fec0::/10 site-local (deprecated, still routed) */
+           v6_in(b, multicast, 8);
+}
+
 bool vp_addr_is_private(const struct sockaddr *sa)
 {
-    if (sa->sa_family == AF_INET) {
-        uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
-        return (a >> 24) == 0 ||                /* 0.0.0.0/8 */
-               (a >> 24) == 10 ||               /* 10/8 */
-               (a >> 24) == 127 ||              /* loopback */
-               (a >> 22) == (100u << 2 | 1) ||  /* 100.64/10 CGNAT */
-               (a >> 16) == (169u << 8 | 254) || /* link-local */
-               (a >> 20) == (172u << 4 | 1) ||  /* 172.16/12 */
-               (a >> 16) == (192u << 8 | 168) || /* 192.168/16 */
-               (a >> 28) >= 14;                 /* multicast, reserved, broadcast */
-    }
-    if (sa->sa_family == AF_INET6) {
-        const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-        if (!memcmp(b, mapped, 12)) {
-            struct sockaddr_in v4;
-            memset(&v4, 0, sizeof v4);
-            v4.sin_family = AF_INET;
-            memcpy(&v4.sin_addr, b + 12, 4);
-            return vp_addr_is_private((const struct sockaddr *)&v4);
-        }
-        bool zero_prefix = true; /* :: and ::1 (and the deprecated ::a.b.c.d) */
-        for (int i = 0; i < 12; i++)
-            zero_prefix &= b[i] == 0;
-        return zero_prefix || (b[0] & 0xfe) == 0xfc || /* fc00::/7 unique local */
-               (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) || /* fe80::/10 link-local */
-               b[0] == 0xff;                              /* multicast */
-    }
+    if (sa->sa_family == AF_INET)
+        return v4_not_global(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr));
+    if (sa->sa_family == AF_INET6)
+        return v6_not_global(((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr);
     return true; /* anything else is not a public internet address */
 }
 

@@ -23,8 +23,11 @@ typedef struct vp_fetch_opts {
 int vp_fetch_url(const char *url, const vp_fetch_opts *o, const char *param, uint8_t **out,
                  size_t *len, vp_error *err);
 
-/* True for loopback, private (RFC 1918, ULA), link-local, CGNAT, unspecified, multicast
- * and broadcast addresses (IPv4-mapped IPv6 checked as IPv4). */
+/* True for every address that is not globally reachable: IANA's special-purpose
+ * registries for IPv4 and IPv6 (loopback, private, ULA, link-local, CGNAT, unspecified,
+ * documentation, benchmarking, reserved...), site-local, multicast and broadcast; an
+ * IPv6 address embedding an IPv4 one (mapped, translated, NAT64, 6to4) is judged by
+ * the IPv4 address. tests/http/addr_policy.py holds the registries' table. */
 bool vp_addr_is_private(const struct sockaddr *sa);
 
 #endif
