@@ -7,6 +7,8 @@
 #   make test       installs missing packages, builds release + ASan/UBSan, runs every suite
 #   make run        builds, generates the embedded tiny model, serves it on 127.0.0.1:8080
 #   make bench      CPU benchmarks on the standard workloads (tiny scale)
+#   make fuzz       coverage-guided fuzzing of every input parser (clang + libFuzzer,
+#                   FUZZ_SECONDS per target, FUZZ_TARGETS to pick; tests/fuzz/README.md)
 
 CC      ?= gcc
 PYTHON  ?= /usr/bin/python3
@@ -35,6 +37,14 @@ MAIN_SRC := server/cli/main.c
 TEST_SRC := $(wildcard tests/unit/test_*.c)
 # Helper programs the suites drive (oracle comparisons, benchmarks).
 TOOL_SRC := $(wildcard tests/tools/*.c)
+# Fuzz targets: linked with libFuzzer by `make fuzz`, with tests/fuzz/replay.c (the
+# checked-in corpus as a regression test) by `make test`.
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_CC  ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRC))
+# the targets' objects are intermediate to make's chained rules: keep them
+.SECONDARY: $(foreach v,asan fuzz,$(patsubst %.c,$(BUILD)/$(v)/%.o,$(FUZZ_SRC) tests/fuzz/replay.c))
 
 CU_SRC  := $(wildcard engine/cuda/*.cu)
 CU_CSRC := $(wildcard engine/cuda/*.c)
@@ -59,7 +69,7 @@ NVCCFLAGS := -std=c++17 -O3 -lineinfo $(NVCC_ARCH) -Xfatbin -compress-all -I. \
              -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -MMD -MP
 
 
-.PHONY: all tools deps test test-unit test-oracle run bench clean tiny-model asan cuda-check
+.PHONY: all tools deps test test-unit test-oracle run bench clean tiny-model asan cuda-check fuzz fuzz-build
 all: $(BIN)
 
 deps:
@@ -78,7 +88,11 @@ $(BUILD)/$(1)/tests/%: tests/unit/%.c $(BUILD)/$(1)/libvprm.a
 $(BUILD)/$(1)/tools/%: tests/tools/%.c $(BUILD)/$(1)/libvprm.a
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS_$(1)) -MMD -MP $$< $(BUILD)/$(1)/libvprm.a -o $$@ $$(LDFLAGS_$(1)) $$(LDLIBS)
--include $$(patsubst %.c,$(BUILD)/$(1)/%.d,$$(LIB_SRC) $$(MAIN_SRC) $$(TEST_SRC) $$(TOOL_SRC))
+$(BUILD)/$(1)/fuzz/%: $(BUILD)/$(1)/tests/fuzz/%.o $(BUILD)/$(1)/tests/fuzz/replay.o $(BUILD)/$(1)/libvprm.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_$(1)) $$^ -o $$@ $$(LDFLAGS_$(1)) $$(LDLIBS)
+-include $$(patsubst %.c,$(BUILD)/$(1)/%.d,$$(LIB_SRC) $$(MAIN_SRC) $$(TEST_SRC) $$(TOOL_SRC) \
+    $$(FUZZ_SRC) tests/fuzz/replay.c)
 endef
 $(eval $(call variant,rel))
 $(eval $(call variant,asan))
@@ -99,7 +113,8 @@ $(BUILD)/asan/vprm: $(BUILD)/asan/$(MAIN_SRC:.c=.o) $(BUILD)/asan/libvprm.a
 TEST_BINS_asan := $(patsubst tests/unit/%.c,$(BUILD)/asan/tests/%,$(TEST_SRC))
 TOOLS_rel  := $(patsubst tests/tools/%.c,$(BUILD)/rel/tools/%,$(TOOL_SRC))
 TOOLS_asan := $(patsubst tests/tools/%.c,$(BUILD)/asan/tools/%,$(TOOL_SRC))
-asan: $(BUILD)/asan/vprm $(TEST_BINS_asan) $(TOOLS_asan)
+FUZZ_asan  := $(patsubst tests/fuzz/%.c,$(BUILD)/asan/fuzz/%,$(FUZZ_SRC))
+asan: $(BUILD)/asan/vprm $(TEST_BINS_asan) $(TOOLS_asan) $(FUZZ_asan)
 tools: $(TOOLS_rel)
 
 test: deps
@@ -109,7 +124,7 @@ test: deps
 	else echo "cuda-check skipped: $(NVCC) not found (no CUDA toolkit on this machine)"; fi
 	VPRM=$(BIN) VPRM_ASAN=$(BUILD)/asan/vprm SHARED=$(SHARED) PYTHON=$(PYTHON) \
 	  VPRM_TOOLS=$(BUILD)/rel/tools VPRM_TOOLS_ASAN=$(BUILD)/asan/tools \
-	  sh tests/run_all.sh $(BUILD)/asan/tests
+	  VPRM_FUZZ_REPLAY=$(BUILD)/asan/fuzz sh tests/run_all.sh $(BUILD)/asan/tests
 
 # The CUDA build (own build folder, CPU objects not mixed) and the GPU check programs,
 # ptxas's verdict on the wgmma attention (asynchronous products, no spills), then the
@@ -130,6 +145,27 @@ run: deps
 
 bench: $(BIN)
 	$(BIN) bench --model $(BUILD)/tiny-model
+
+# libFuzzer builds (clang; every library object instrumented for coverage), then each
+# target fuzzed for FUZZ_SECONDS from its checked-in corpus (tests/fuzz/run.sh).
+CFLAGS_fuzz := $(CFLAGS_COMMON) -O1 -march=x86-64-v2 -fno-omit-frame-pointer \
+               -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+$(BUILD)/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CFLAGS_fuzz) -MMD -MP -c $< -o $@
+$(BUILD)/fuzz/libvprm.a: $(patsubst %.c,$(BUILD)/fuzz/%.o,$(LIB_SRC))
+	rm -f $@ && ar rcs $@ $^
+$(BUILD)/fuzz/bin/%: $(BUILD)/fuzz/tests/fuzz/%.o $(BUILD)/fuzz/libvprm.a
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CFLAGS_fuzz) $^ -o $@ -fsanitize=fuzzer,address,undefined $(LDLIBS)
+ifneq ($(findstring fuzz,$(MAKECMDGOALS)),)
+-include $(patsubst %.c,$(BUILD)/fuzz/%.d,$(LIB_SRC) $(FUZZ_SRC))
+endif
+fuzz-build:
+	@sh config/install-deps.sh clang
+	$(MAKE) $(patsubst %,$(BUILD)/fuzz/bin/%,$(FUZZ_TARGETS))
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) SHARED=$(SHARED) sh tests/fuzz/run.sh $(BUILD)/fuzz $(FUZZ_TARGETS)
 
 clean:
 	rm -rf $(BUILD) $(BIN)

@@ -368,10 +368,14 @@ int vp_config_validate(const vp_config *c, vp_error *err)
         if (strlen(c->api_key) < 8)
             return vp_fail(err, VP_ERR_BAD_REQUEST, "api_key",
                            "option api_key: at least 8 characters are required");
-        for (const char *p = c->api_key; *p; p++)
-            if (*p <= ' ' || *p == 0x7f)
+        /* it travels in an Authorization header: visible ASCII only */
+        for (const unsigned char *p = (const unsigned char *)c->api_key; *p; p++)
+            if (*p <= ' ' || *p >= 0x7f)
                 return vp_fail(err, VP_ERR_BAD_REQUEST, "api_key",
-                               "option api_key: spaces and control characters are not allowed");
+                               "option api_key: byte 0x%02x at offset %zu; only visible ASCII "
+                               "characters are allowed (no spaces, control characters or "
+                               "non-ASCII)",
+                               *p, (size_t)(p - (const unsigned char *)c->api_key));
     }
     if (c->max_image_bytes > c->max_body_bytes)
         return vp_fail(err, VP_ERR_BAD_REQUEST, "max_image_bytes",

@@ -198,6 +198,10 @@ int vp_decode_image_field(const char *s, size_t len, size_t max_bytes, const cha
         return vp_fail(err, VP_ERR_BAD_REQUEST, param,
                        "invalid base64 at character %zu of the image data", bad);
     }
+    if (n == 0) { /* padding or whitespace only */
+        free(buf);
+        return vp_fail(err, VP_ERR_BAD_REQUEST, param, "image data is empty (its base64 holds no bytes)");
+    }
     if (max_bytes && n > max_bytes) {
         free(buf);
         return vp_fail(err, VP_ERR_TOO_LARGE, param,

@@ -121,6 +121,8 @@ static void split_qkv_rope(const vp_llm_config *l, llm_state *s, size_t n)
  * keep out (loads first, so a pass may refill the rows it reads). */
 static void kv_cache_copy(vp_backend *b, int layer, const vp_batch *batch, llm_state *s)
 {
+    if (!b->kv_cache) /* no prefix cache: the pass has no loads or stores */
+        return;
     size_t row = cpu_kv_row_floats(b), kv = row / 2;
     float *cache = b->kv_cache + (size_t)layer * b->kv_rows * row;
     for (size_t i = 0; i < batch->n_kv_loads; i++) {

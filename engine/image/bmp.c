@@ -1,6 +1,7 @@
 /* BMP header: size, depth and compression, limited to what both Pillow 9.4
  * (BmpImagePlugin) and stb_image decode; and the check that the pixel array lies inside
  * the file (stb_image would read zeros past the end where Pillow reports truncation). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/image/formats.h"
@@ -50,6 +51,7 @@ int vp_bmp_read_header(const uint8_t *d, size_t len, vp_bmp_header *h, vp_error 
         return vp_fail(err, VP_ERR_UNDECODABLE, "image", "BMP truncated in its header");
     const uint8_t *b = d + 14;
     int64_t w, hgt;
+    uint32_t clr_used = 0;
     if (hsz == 12) {
         w = le16(b + 4);
         hgt = le16(b + 6);
@@ -59,12 +61,15 @@ int vp_bmp_read_header(const uint8_t *d, size_t len, vp_bmp_header *h, vp_error 
         hgt = (int32_t)le32(b + 8);
         h->bpp = (uint16_t)le16(b + 14);
         h->compression = le32(b + 16);
+        clr_used = le32(b + 32);
     }
     if (w <= 0 || hgt == 0)
         return vp_fail(err, VP_ERR_UNDECODABLE, "image", "BMP has size %lldx%lld", (long long)w,
                        (long long)hgt);
     h->width = (uint32_t)w;
     h->height = (uint32_t)(hgt < 0 ? -hgt : hgt);
+    h->top_down = hgt < 0;
+    h->header_size = hsz;
     if (h->bpp != 1 && h->bpp != 4 && h->bpp != 8 && h->bpp != 16 && h->bpp != 24 && h->bpp != 32)
         return vp_fail(err, VP_ERR_UNSUPPORTED, "image", "BMP depth of %u bits is not supported",
                        h->bpp);
@@ -95,6 +100,17 @@ int vp_bmp_read_header(const uint8_t *d, size_t len, vp_bmp_header *h, vp_error 
         h->masks[2] = 0x1f;
     }
     h->offset = offset;
+    if (h->bpp <= 8) {
+        /* Pillow: biClrUsed entries, else 2^bpp; more than 65536 it refuses; a pixel
+         * offset pointing right after the header skips 4 bytes an entry. */
+        h->colors = clr_used ? clr_used : 1u << h->bpp;
+        if (h->colors > 65536)
+            return vp_fail(err, VP_ERR_UNSUPPORTED, "image",
+                           "BMP palette of %u colours is not supported (at most 65536)",
+                           h->colors);
+        if (offset == 14 + hsz)
+            h->offset = offset + 4 * h->colors;
+    }
     return 0;
 }
 
@@ -106,5 +122,44 @@ int vp_bmp_check_complete(size_t len, const vp_bmp_header *h, vp_error *err)
         return vp_fail(err, VP_ERR_UNDECODABLE, "image",
                        "BMP pixel data is truncated (%u rows of %llu bytes from byte %u, file of %zu bytes)",
                        h->height, (unsigned long long)stride, h->offset, len);
+    return 0;
+}
+
+int vp_bmp_canonicalize(const uint8_t *data, size_t len, const vp_bmp_header *h, uint8_t **out,
+                        size_t *out_len, vp_error *err)
+{
+    *out = NULL;
+    *out_len = 0;
+    uint64_t stride = (((uint64_t)h->width * h->bpp + 31) >> 3) & ~(uint64_t)3;
+    uint64_t pixels = stride * h->height;
+    if (h->bpp > 8 || h->offset > len || pixels > len - h->offset)
+        return vp_fail(err, VP_ERR_INTERNAL, "image", "BMP canonicalisation of a %u-bit image",
+                       h->bpp);
+    const size_t header = 14 + 40 + 256 * 4;
+    uint8_t *o = malloc(header + (size_t)pixels);
+    if (!o)
+        return vp_fail(err, VP_ERR_NOMEM, "image", "out of memory for a %zu-byte BMP", len);
+    memset(o, 0, header);
+    o[0] = 'B';
+    o[1] = 'M';
+    uint32_t total = (uint32_t)(header + pixels), height = h->top_down ? 0u - h->height : h->height;
+    uint32_t fields[][2] = {{2, total}, {10, (uint32_t)header}, {14, 40}, {18, h->width},
+                            {22, height}, {26, 1u | (uint32_t)h->bpp << 16}, {46, 256}};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        for (int k = 0; k < 4; k++)
+            o[fields[i][0] + k] = (uint8_t)(fields[i][1] >> (8 * k));
+    /* Pillow reads the palette right after the header, as far as the file goes. */
+    size_t at = 14 + h->header_size, entry = h->header_size == 12 ? 3 : 4;
+    size_t avail = len > at ? (len - at) / entry : 0;
+    uint8_t *pal = o + 54;
+    for (size_t i = 0; i < 256; i++) {
+        if (i < h->colors && i < avail)
+            memcpy(pal + 4 * i, data + at + i * entry, 3);
+        else
+            pal[4 * i] = pal[4 * i + 1] = pal[4 * i + 2] = (uint8_t)i;
+    }
+    memcpy(o + header, data + h->offset, (size_t)pixels);
+    *out = o;
+    *out_len = header + (size_t)pixels;
     return 0;
 }

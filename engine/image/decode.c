@@ -7,7 +7,10 @@
 #include "engine/image/image.h"
 
 /* stb_image allocations are capped per decode, from the header size: a compressed
- * stream that inflates past the image (a zlib bomb) is refused instead of growing. */
+ * stream that inflates past the image (a zlib bomb) is refused instead of growing.
+ * They are also zeroed: stb_image 2.27 reads buffers a hostile file never fills (the
+ * coefficients of a progressive JPEG scan refining what no first scan wrote, the planes
+ * of a component no scan covers), which libjpeg zero-fills. */
 static _Thread_local size_t stb_alloc_cap;
 static _Thread_local int stb_alloc_refused;
 
@@ -17,7 +20,7 @@ static void *capped_malloc(size_t n)
         stb_alloc_refused = 1;
         return NULL;
     }
-    return malloc(n);
+    return calloc(1, n);
 }
 
 static void *capped_realloc(void *p, size_t n)
@@ -50,7 +53,24 @@ static void *capped_realloc(void *p, size_t n)
 #pragma GCC diagnostic ignored "-Wsign-compare"
 #pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
 #pragma GCC diagnostic ignored "-Wtype-limits"
+/* stb_image 2.27 sums and scales JPEG DC coefficients in int without a range check
+ * (2.28 refuses such files): a hostile file overflows them, which is undefined. The
+ * values are cut to 16 bits right after, so wrapping arithmetic makes that a defined
+ * garbage image of a garbage file: gcc compiles stb_image with -fwrapv semantics; clang
+ * (the libFuzzer build) has no per-function -fwrapv and is told not to report it. */
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((no_sanitize("signed-integer-overflow"))), \
+                             apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC optimize("wrapv")
+#endif
 #include <stb/stb_image.h>
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
 #pragma GCC diagnostic pop
 
 void vp_rgb_image_free(vp_rgb_image *img)
@@ -209,6 +229,15 @@ static int decode_bmp(const uint8_t *data, size_t len, const vp_image_info *info
     vp_bmp_header h;
     if (vp_bmp_read_header(data, len, &h, err) || vp_bmp_check_complete(len, &h, err))
         return -1;
+    if (h.bpp <= 8) {
+        uint8_t *canon;
+        size_t canon_len;
+        if (vp_bmp_canonicalize(data, len, &h, &canon, &canon_len, err))
+            return -1;
+        int rc = stb_rgb(VP_IMAGE_BMP, canon, canon_len, info, out, err);
+        free(canon);
+        return rc;
+    }
     if (stb_rgb(VP_IMAGE_BMP, data, len, info, out, err))
         return -1;
     if (h.bpp == 16)

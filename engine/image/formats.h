@@ -58,7 +58,10 @@ typedef struct vp_bmp_header {
     uint16_t bpp;
     uint32_t compression;          /* 0 RGB, 3 BITFIELDS, ... */
     uint32_t masks[3];             /* R, G, B bit masks of 16/32-bit images */
-    uint32_t offset;               /* file offset of the pixel array */
+    uint32_t offset;               /* file offset of the pixel array (as Pillow finds it) */
+    uint32_t header_size;          /* 12 (OS/2), 40, 108, 124 */
+    uint32_t colors;               /* palette entries (1-8 bit): biClrUsed, else 2^bpp */
+    int top_down;                  /* rows stored top to bottom (negative height) */
 } vp_bmp_header;
 
 /* Header fields; RLE, other compressions and bit-field layouts Pillow refuses are
@@ -66,5 +69,12 @@ typedef struct vp_bmp_header {
 int vp_bmp_read_header(const uint8_t *data, size_t len, vp_bmp_header *h, vp_error *err);
 /* UNDECODABLE when the pixel array runs past the end of the file. */
 int vp_bmp_check_complete(size_t len, const vp_bmp_header *h, vp_error *err);
+/* A 1/4/8-bit BMP for stb_image: a 40-byte header and a 256-entry palette (the file's
+ * entries as Pillow reads them, right after the header, then grey i,i,i), then the
+ * pixel array. stb_image sizes the palette from the pixel offset instead (and gets
+ * OS/2 palettes 4 entries short), leaving the entries past it uninitialised. *out is
+ * malloc'd. */
+int vp_bmp_canonicalize(const uint8_t *data, size_t len, const vp_bmp_header *h, uint8_t **out,
+                        size_t *out_len, vp_error *err);
 
 #endif

@@ -4,6 +4,10 @@
  * engine does not use (auto_map, torch_dtype, dropout rates...) are ignored. */
 #include "engine/model/config.h"
 
+#include "engine/image/image.h"
+#include "engine/util/utf8.h"
+
+#include <float.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -87,6 +91,20 @@ static int read_num(const section *s, const char *key, bool required, double def
     return 0;
 }
 
+/* A norm epsilon: > 0 and <= 1, and a normal float32, the type it is kept in (1e-300
+ * passes "> 0" as a double but would become 0, or a subnormal, once stored). */
+static int read_eps(const section *s, const char *key, float *out, vp_error *err)
+{
+    double x;
+    if (read_num(s, key, true, 0, 0.0, true, 1.0, &x, err))
+        return -1;
+    if (x < FLT_MIN)
+        return fail_field(err, s, key, "is %g: below %g, the smallest normal float32 (it would "
+                          "round to 0 or lose precision)", x, (double)FLT_MIN);
+    *out = (float)x;
+    return 0;
+}
+
 static int read_bool(const section *s, const char *key, bool required, bool def, bool *out,
                      vp_error *err)
 {
@@ -159,7 +177,6 @@ static int sub_section(const section *parent, const char *key, section *out, vp_
 static int parse_vision(const section *s, vp_vision_config *v, vp_error *err)
 {
     const char *norm;
-    double eps;
     if (expect_arch(s, false, "InternVisionModel", err) ||
         expect_str(s, "model_type", false, "intern_vit_6b", "", err) ||
         read_int(s, "hidden_size", true, 0, 1, 65536, &v->hidden, err) ||
@@ -170,7 +187,7 @@ static int parse_vision(const section *s, vp_vision_config *v, vp_error *err)
         read_int(s, "image_size", true, 0, 1, 8192, &v->image_size, err) ||
         read_int(s, "num_channels", false, 3, 1, 64, &v->channels, err) ||
         read_str(s, "norm_type", true, &norm, err) ||
-        read_num(s, "layer_norm_eps", true, 0, 0.0, true, 1.0, &eps, err) ||
+        read_eps(s, "layer_norm_eps", &v->norm_eps, err) ||
         read_bool(s, "qkv_bias", true, false, &v->qkv_bias, err) ||
         read_bool(s, "qk_normalization", true, false, &v->qk_norm, err) ||
         expect_str(s, "hidden_act", false, "gelu", " (exact GELU)", err))
@@ -182,7 +199,6 @@ static int parse_vision(const section *s, vp_vision_config *v, vp_error *err)
     else
         return fail_field(err, s, "norm_type", "is \"%s\": expected \"layer_norm\" or \"rms_norm\"",
                           norm);
-    v->norm_eps = (float)eps;
     if (v->channels != 3)
         return fail_field(err, s, "num_channels", "is %d: only 3 (RGB) is supported", v->channels);
     if (v->hidden % v->heads)
@@ -232,7 +248,6 @@ static int parse_llm(const section *s, vp_llm_config *l, vp_error *err)
     if (!get(s, "architectures") && !arch_type)
         return fail_field(err, s, "architectures",
                           "is missing (and no model_type): cannot tell the LLM is InternLM2");
-    double eps;
     bool bias, tie;
     if (read_int(s, "hidden_size", true, 0, 1, 65536, &l->hidden, err) ||
         read_int(s, "num_hidden_layers", true, 0, 1, 1024, &l->layers, err) ||
@@ -240,7 +255,7 @@ static int parse_llm(const section *s, vp_llm_config *l, vp_error *err)
         read_int(s, "num_key_value_heads", false, l->heads, 1, 4096, &l->kv_heads, err) ||
         read_int(s, "intermediate_size", true, 0, 1, 1 << 20, &l->intermediate, err) ||
         read_int(s, "vocab_size", true, 0, 1, 1 << 24, &l->vocab, err) ||
-        read_num(s, "rms_norm_eps", true, 0, 0.0, true, 1.0, &eps, err) ||
+        read_eps(s, "rms_norm_eps", &l->rms_eps, err) ||
         read_num(s, "rope_theta", true, 0, 1.0, false, 1e12, &l->rope_theta, err) ||
         parse_rope_scaling(s, l, err) ||
         read_int(s, "max_position_embeddings", true, 0, 1, 1 << 24, &l->max_pos, err) ||
@@ -248,7 +263,6 @@ static int parse_llm(const section *s, vp_llm_config *l, vp_error *err)
         read_bool(s, "tie_word_embeddings", false, false, &tie, err) ||
         expect_str(s, "hidden_act", false, "silu", " (SiLU-gated MLP)", err))
         return -1;
-    l->rms_eps = (float)eps;
     if (bias)
         return fail_field(err, s, "bias", "is true: attention biases are not supported");
     if (tie)
@@ -267,6 +281,23 @@ static int parse_llm(const section *s, vp_llm_config *l, vp_error *err)
     return 0;
 }
 
+/* src[0..n) into dst[cap]; a name too long is cut before the character that does not
+ * fit, never inside it, and bytes that are not UTF-8 (a folder's name can be any bytes)
+ * become '?': the API reports the name in JSON, which must stay valid UTF-8. */
+static void copy_name(char *dst, size_t cap, const char *src, size_t n)
+{
+    if (n >= cap) {
+        n = cap - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80) /* inside a character */
+            n--;
+    }
+    memcpy(dst, src, n);
+    dst[n] = 0;
+    size_t bad;
+    while (!vp_utf8_valid(dst, n, &bad))
+        dst[bad] = '?';
+}
+
 /* The last component of a path ("/a/b/" -> "b"). */
 static void base_name(char *dst, size_t cap, const char *src)
 {
@@ -276,7 +307,7 @@ static void base_name(char *dst, size_t cap, const char *src)
     size_t start = n;
     while (start > 0 && src[start - 1] != '/')
         start--;
-    snprintf(dst, cap, "%.*s", (int)(n - start), src + start);
+    copy_name(dst, cap, src + start, n - start);
 }
 
 /* "OpenGVLab/VisualPRM-8B" stays as is; a local path keeps only its last component. */
@@ -285,7 +316,7 @@ static void set_name(char *dst, size_t cap, const char *src)
     if (src[0] == '/' || src[0] == '.')
         base_name(dst, cap, src);
     else
-        snprintf(dst, cap, "%s", src);
+        copy_name(dst, cap, src, strlen(src));
 }
 
 static int parse_root(const section *root, vp_model_config *cfg, vp_error *err)
@@ -304,8 +335,11 @@ static int parse_root(const section *root, vp_model_config *cfg, vp_error *err)
         read_str(root, "ps_version", true, &ps_version, err) ||
         read_int(root, "select_layer", true, 0, INT_MIN, INT_MAX, &cfg->select_layer, err) ||
         read_str(root, "template", true, &template, err) ||
-        read_int(root, "min_dynamic_patch", true, 0, 1, 256, &cfg->min_dynamic_patch, err) ||
-        read_int(root, "max_dynamic_patch", true, 0, 1, 256, &cfg->max_dynamic_patch, err) ||
+        /* the tiler's bound: a larger value would fail every request instead of the load */
+        read_int(root, "min_dynamic_patch", true, 0, 1, VP_TILING_MAX_NUM, &cfg->min_dynamic_patch,
+                 err) ||
+        read_int(root, "max_dynamic_patch", true, 0, 1, VP_TILING_MAX_NUM, &cfg->max_dynamic_patch,
+                 err) ||
         read_bool(root, "use_thumbnail", true, false, &cfg->use_thumbnail, err) ||
         read_int(root, "force_image_size", false, cfg->vision.image_size, 1, 8192, &force_size,
                  err) ||

@@ -1,5 +1,7 @@
 #include "engine/prompt/prompt.h"
 
+#include "engine/image/image.h" /* VP_TILING_MAX_NUM */
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,6 +194,10 @@ int vp_prompt_build(const vp_prompt_ctx *p, const vp_text *question, const int *
 {
     if (n_steps == 0)
         return vp_fail(err, VP_ERR_BAD_REQUEST, "responses", "a response has no steps");
+    for (size_t i = 0; i < n_images; i++) /* the tiler's counts; anything else is a bug */
+        if (tiles_per_image[i] < 1 || tiles_per_image[i] > VP_TILING_MAX_NUM + 1)
+            return vp_fail(err, VP_ERR_INTERNAL, "images", "image %zu has %d tiles, outside 1..%d",
+                           i, tiles_per_image[i], VP_TILING_MAX_NUM + 1);
     text_buf b = {0};
     int rc = -1;
     vp_error local_err;

@@ -9,6 +9,7 @@
 #include "engine/tokenizer/spm_proto.h"
 #include "engine/tokenizer/str_map.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "engine/util/utf8.h"
 
 /* id_added values. An added token is kept out of what text can produce unless it is
  * declared non-special and spells exactly its own vocabulary piece. */
@@ -63,14 +64,5 @@ int vp_bpe_encode(const vp_tokenizer *tok, const char *s, size_t n, vp_ids *out,
 /* Reads added tokens of dir (tokenizer_config.json added_tokens_decoder, optional
  * added_tokens.json) into tok's id tables; called after the model is loaded. */
 int vp_tok_load_added_tokens(vp_tokenizer *tok, const char *dir, vp_error *err);
-
-/* Checks UTF-8 the way sentencepiece decodes it (no overlongs, no surrogates, at most
- * U+10FFFF). Returns 1 if valid, else 0 with *bad the offset of the first bad byte. */
-int vp_utf8_valid(const char *s, size_t len, size_t *bad);
-/* Byte length of the UTF-8 character starting with lead byte b (1 for bytes < 0xC0). */
-static inline size_t vp_utf8_char_len(uint8_t b)
-{
-    return b < 0xC0 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
-}
 
 #endif

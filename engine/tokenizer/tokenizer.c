@@ -47,7 +47,9 @@ static int check_settings(const vp_spm_model *m, const char *path, vp_error *err
         return vp_fail(err, VP_ERR_MODEL, NULL,
                        "%s: trainer_spec.treat_whitespace_as_suffix=true is not supported", path);
     int32_t unk = -1;
+    size_t n_bytes = 0;
     for (size_t i = 0; i < m->n_pieces; i++) {
+        n_bytes += m->type[i] == VP_PIECE_BYTE;
         if (isnan(m->score[i]))
             return vp_fail(err, VP_ERR_MODEL, NULL, "%s: piece %zu has a NaN score", path, i);
         if (m->type[i] == VP_PIECE_UNKNOWN) {
@@ -63,6 +65,13 @@ static int check_settings(const vp_spm_model *m, const char *path, vp_error *err
     }
     if (unk < 0)
         return vp_fail(err, VP_ERR_MODEL, NULL, "%s: no piece of type UNKNOWN (unk)", path);
+    /* As sentencepiece: byte fallback needs all 256 byte pieces, or a byte would be
+     * output as whatever piece (control, unk) its <0xXX> name finds. */
+    if (m->byte_fallback && n_bytes != 256)
+        return vp_fail(err, VP_ERR_MODEL, NULL,
+                       "%s: trainer_spec.byte_fallback is true but the model has %zu byte "
+                       "pieces, not 256",
+                       path, n_bytes);
     return 0;
 }
 

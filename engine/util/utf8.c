@@ -1,4 +1,4 @@
-#include "engine/tokenizer/tok_internal.h"
+#include "engine/util/utf8.h"
 
 int vp_utf8_valid(const char *str, size_t len, size_t *bad)
 {

@@ -1,5 +1,6 @@
 #include "engine/util/vec.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,6 +8,8 @@ int vp_ids_reserve(vp_ids *a, size_t cap)
 {
     if (cap <= a->cap)
         return 0;
+    if (cap > SIZE_MAX / 2 / sizeof *a->v) /* a wrapped size: doubling would never end */
+        return -1;
     size_t ncap = a->cap ? a->cap : 16;
     while (ncap < cap)
         ncap *= 2;

@@ -59,7 +59,7 @@ static int parse_args(int argc, char **argv, bench_args *a)
     a->repeat = 3;
     a->seed = 1;
     a->random_weights = -1;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes one value */
         const char *s = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) {
@@ -99,7 +99,6 @@ static int parse_args(int argc, char **argv, bench_args *a)
             usage(stderr);
             return -1;
         }
-        i++;
     }
     if (!a->model_dir || a->repeat < 1) {
         fprintf(stderr, "vprm bench: --model DIR is required and --repeat must be >= 1\n");

@@ -128,6 +128,10 @@ static void test_refusals(void)
     expect_refusal(4, a7, noenv, "port", "needs a value");
     char *a8[] = {"serve", "--model", "m", "--api-key", "short", NULL};
     expect_refusal(5, a8, noenv, "api_key", "at least 8");
+    char *a8b[] = {"serve", "--model", "m", "--api-key", "secret key", NULL};
+    expect_refusal(5, a8b, noenv, "api_key", "byte 0x20 at offset 6");
+    char *a8c[] = {"serve", "--model", "m", "--api-key", "cl\xc3\xa9-secr\xc3\xa8te", NULL};
+    expect_refusal(5, a8c, noenv, "api_key", "non-ASCII");
     char *a9[] = {"serve", "--model", "m", "--max-image-bytes", "128M", NULL};
     expect_refusal(5, a9, noenv, "max_image_bytes", "exceeds max_body_bytes");
     char *a10[] = {"serve", "--model", "m", "--port", "12x", NULL};

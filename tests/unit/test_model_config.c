@@ -299,6 +299,16 @@ static void test_load_from_folder(void)
     unlink(path);
     CHECK(vp_model_config_load(sub, &c, &err) == -1 && strstr(err.message, "config.json"));
     rmdir(sub);
+    /* a folder name that is not UTF-8 gives a name the API can put in JSON */
+    snprintf(sub, sizeof sub, "%s/PRM-\xff\xc3(\xc3\xa9", dir);
+    mkdir(sub, 0755);
+    snprintf(path, sizeof path, "%s/config.json", sub);
+    CHECK(vp_write_file(path, BASE, strlen(BASE), &err) == 0);
+    CHECK_MSG(vp_model_config_load(sub, &c, &err) == 0, "%s", err.message);
+    CHECK_MSG(!strcmp(c.name, "PRM-?" "?(\xc3\xa9"), "name '%s'", c.name);
+    vp_model_config_free(&c);
+    unlink(path);
+    rmdir(sub);
     rmdir(dir);
 }
 

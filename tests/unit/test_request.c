@@ -178,6 +178,9 @@ static void test_errors(void)
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"max_tiles\": 40}", VP_ERR_TOO_LARGE, "max_tiles", "max_tiles=12");
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"return_logits\": 1}", VP_ERR_BAD_REQUEST, "return_logits", "true or false");
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"image\": \"@@@\"}", VP_ERR_BAD_REQUEST, "image", "base64");
+    /* padding or whitespace only: no bytes (found by tests/fuzz/fuzz_request.c) */
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"image\": \"=\"}", VP_ERR_BAD_REQUEST, "image", "empty");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"images\": [\"Zm9v\", \"data:image/png;base64, \\n\"]}", VP_ERR_BAD_REQUEST, "images[1]", "empty");
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"images\": [\"Zm9v\", 3]}", VP_ERR_BAD_REQUEST, "images[1]", "string");
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"image\": \"data:image/png,abc\"}", VP_ERR_BAD_REQUEST, "image", "base64");
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"image\": \"http://x/y.png\"}", VP_ERR_BAD_REQUEST, "image", "not enabled");
