@@ -10,6 +10,7 @@
 #ifndef VP_FUZZ_H
 #define VP_FUZZ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,6 +51,57 @@ static inline const char *fuzz_shared_dir(void)
 {
     const char *s = getenv("SHARED");
     return s && *s ? s : "../shared";
+}
+
+/* UTF-8 as RFC 3629 defines it (Unicode table 3-7): no overlongs, no surrogates, at
+ * most U+10FFFF. Written apart from engine/util/utf8.c, to be its twin in the targets. */
+static inline bool fuzz_utf8_ok(const uint8_t *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        uint8_t b = s[i], lo = 0x80, hi = 0xBF;
+        size_t k;
+        if (b < 0x80) {
+            i++;
+            continue;
+        }
+        if (b >= 0xC2 && b <= 0xDF)
+            k = 1;
+        else if (b == 0xE0)
+            k = 2, lo = 0xA0;
+        else if (b == 0xED)
+            k = 2, hi = 0x9F;
+        else if (b >= 0xE1 && b <= 0xEF)
+            k = 2;
+        else if (b == 0xF0)
+            k = 3, lo = 0x90;
+        else if (b == 0xF4)
+            k = 3, hi = 0x8F;
+        else if (b >= 0xF1 && b <= 0xF3)
+            k = 3;
+        else
+            return false;
+        if (n - i - 1 < k || s[i + 1] < lo || s[i + 1] > hi)
+            return false;
+        for (size_t j = 2; j <= k; j++)
+            if ((s[i + j] & 0xC0) != 0x80)
+                return false;
+        i += k + 1;
+    }
+    return true;
+}
+
+/* A fresh folder for a target's files under $TMPDIR, else /dev/shm (tmpfs: an ext4
+ * /tmp makes each run ten times slower with its file rewrites), else /tmp. */
+static inline int fuzz_make_temp_dir(char *dir, size_t cap, const char *name)
+{
+    const char *tmp = getenv("TMPDIR");
+    const char *const bases[] = {tmp && *tmp ? tmp : NULL, "/dev/shm", "/tmp"};
+    for (size_t i = 0; i < sizeof bases / sizeof bases[0]; i++) {
+        if (bases[i] && snprintf(dir, cap, "%s/%s.XXXXXX", bases[i], name) < (int)cap &&
+            mkdtemp(dir))
+            return 0;
+    }
+    return -1;
 }
 
 #endif

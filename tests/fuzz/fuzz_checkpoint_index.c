@@ -67,25 +67,11 @@ static void remove_dir(void)
     rmdir(g_dir);
 }
 
-/* A fresh folder under $TMPDIR, else /dev/shm (tmpfs: an ext4 /tmp makes each run
- * ten times slower with its file rewrites), else /tmp. */
-static int make_temp_dir(char *dir, size_t cap, const char *name)
-{
-    const char *tmp = getenv("TMPDIR");
-    const char *const bases[] = {tmp && *tmp ? tmp : NULL, "/dev/shm", "/tmp"};
-    for (size_t i = 0; i < sizeof bases / sizeof bases[0]; i++) {
-        if (bases[i] && snprintf(dir, cap, "%s/%s.XXXXXX", bases[i], name) < (int)cap &&
-            mkdtemp(dir))
-            return 0;
-    }
-    return -1;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    FUZZ_REQUIRE(make_temp_dir(g_dir, sizeof g_dir, "fuzz_checkpoint_index") == 0,
+    FUZZ_REQUIRE(fuzz_make_temp_dir(g_dir, sizeof g_dir, "fuzz_checkpoint_index") == 0,
                  "cannot create a temporary folder (TMPDIR, /dev/shm, /tmp)");
     atexit(remove_dir);
     snprintf(g_index, sizeof g_index, "%s/model.safetensors.index.json", g_dir);

@@ -71,41 +71,6 @@ static void put(buf *b, const void *s, size_t n)
 
 static void puts_(buf *b, const char *s) { put(b, s, strlen(s)); }
 
-static bool utf8_ok(const uint8_t *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        uint8_t b = s[i], lo = 0x80, hi = 0xBF;
-        size_t k;
-        if (b < 0x80) {
-            i++;
-            continue;
-        }
-        if (b >= 0xC2 && b <= 0xDF)
-            k = 1;
-        else if (b == 0xE0)
-            k = 2, lo = 0xA0;
-        else if (b == 0xED)
-            k = 2, hi = 0x9F;
-        else if (b >= 0xE1 && b <= 0xEF)
-            k = 2;
-        else if (b == 0xF0)
-            k = 3, lo = 0x90;
-        else if (b == 0xF4)
-            k = 3, hi = 0x8F;
-        else if (b >= 0xF1 && b <= 0xF3)
-            k = 3;
-        else
-            return false;
-        if (n - i - 1 < k || s[i + 1] < lo || s[i + 1] > hi)
-            return false;
-        for (size_t j = 2; j <= k; j++)
-            if ((s[i + j] & 0xC0) != 0x80)
-                return false;
-        i += k + 1;
-    }
-    return true;
-}
-
 static void must_init(bool ok, const char *what, const char *detail)
 {
     if (!ok) {
@@ -349,9 +314,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         tiles[k] = 1 + (int)((seed + 7 * k) % 13);
 
     bool ok = n_steps > 0 && (!placeholders || placeholders == n_images) &&
-              utf8_ok((const uint8_t *)q.s, q.len);
+              fuzz_utf8_ok((const uint8_t *)q.s, q.len);
     for (size_t k = 0; k < n_steps; k++)
-        ok = ok && utf8_ok((const uint8_t *)steps[k].s, steps[k].len);
+        ok = ok && fuzz_utf8_ok((const uint8_t *)steps[k].s, steps[k].len);
 
     vp_ids ids = {0}, pos = {0};
     vp_error err = {0};

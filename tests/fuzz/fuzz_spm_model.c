@@ -84,43 +84,6 @@
 
 #define MAX_TEXT 4096 /* bytes of piece text encoded per input */
 
-/* UTF-8 as RFC 3629 defines it (Unicode table 3-7): no overlongs, no surrogates, at
- * most U+10FFFF. Written apart from engine/tokenizer/utf8.c, to be its twin. */
-static bool utf8_ok(const uint8_t *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        uint8_t b = s[i], lo = 0x80, hi = 0xBF;
-        size_t k;
-        if (b < 0x80) {
-            i++;
-            continue;
-        }
-        if (b >= 0xC2 && b <= 0xDF)
-            k = 1;
-        else if (b == 0xE0)
-            k = 2, lo = 0xA0;
-        else if (b == 0xED)
-            k = 2, hi = 0x9F;
-        else if (b >= 0xE1 && b <= 0xEF)
-            k = 2;
-        else if (b == 0xF0)
-            k = 3, lo = 0x90;
-        else if (b == 0xF4)
-            k = 3, hi = 0x8F;
-        else if (b >= 0xF1 && b <= 0xF3)
-            k = 3;
-        else
-            return false;
-        if (n - i - 1 < k || s[i + 1] < lo || s[i + 1] > hi)
-            return false;
-        for (size_t j = 2; j <= k; j++)
-            if ((s[i + j] & 0xC0) != 0x80)
-                return false;
-        i += k + 1;
-    }
-    return true;
-}
-
 /* A growable byte buffer; allocation failure aborts (the target is not under test). */
 typedef struct buf {
     uint8_t *p;
@@ -323,7 +286,7 @@ static void check_encode(const vp_tokenizer *tok, const vp_spm_model *m)
     vp_error err = {0};
     FUZZ_REQUIRE(vp_ids_push(&ids, sentinel) == 0, "out of memory");
     int rc = vp_tokenizer_encode(tok, (const char *)text.p, text.n, &ids, &err);
-    if (!utf8_ok(text.p, text.n)) {
+    if (!fuzz_utf8_ok(text.p, text.n)) {
         FUZZ_REQUIRE(rc != 0, "invalid UTF-8 of %zu bytes was encoded", text.n);
         FUZZ_REQUIRE_ERROR(err);
         FUZZ_REQUIRE(err.kind == VP_ERR_BAD_REQUEST && ids.n == 1 && ids.v[0] == sentinel,

@@ -96,41 +96,6 @@ static int32_t piece_to_id(const uint8_t *s, size_t n)
     return id < 0 ? g_unk : id;
 }
 
-static bool utf8_ok(const uint8_t *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        uint8_t b = s[i], lo = 0x80, hi = 0xBF;
-        size_t k;
-        if (b < 0x80) {
-            i++;
-            continue;
-        }
-        if (b >= 0xC2 && b <= 0xDF)
-            k = 1;
-        else if (b == 0xE0)
-            k = 2, lo = 0xA0;
-        else if (b == 0xED)
-            k = 2, hi = 0x9F;
-        else if (b >= 0xE1 && b <= 0xEF)
-            k = 2;
-        else if (b == 0xF0)
-            k = 3, lo = 0x90;
-        else if (b == 0xF4)
-            k = 3, hi = 0x8F;
-        else if (b >= 0xF1 && b <= 0xF3)
-            k = 3;
-        else
-            return false;
-        if (n - i - 1 < k || s[i + 1] < lo || s[i + 1] > hi)
-            return false;
-        for (size_t j = 2; j <= k; j++)
-            if ((s[i + j] & 0xC0) != 0x80)
-                return false;
-        i += k + 1;
-    }
-    return true;
-}
-
 static void push(vp_ids *a, int32_t id) { FUZZ_REQUIRE(vp_ids_push(a, id) == 0, "out of memory"); }
 
 static void must_init(bool ok, const char *what, const char *detail)
@@ -321,7 +286,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     vp_error err = {0};
     push(&ids, sentinel);
     int rc = vp_tokenizer_encode(g_tok, (const char *)data, size, &ids, &err);
-    if (!utf8_ok(data, size)) {
+    if (!fuzz_utf8_ok(data, size)) {
         FUZZ_REQUIRE(rc != 0, "%zu bytes of invalid UTF-8 were encoded", size);
         FUZZ_REQUIRE_ERROR(err);
         FUZZ_REQUIRE(err.kind == VP_ERR_BAD_REQUEST, "error kind %d: %s", (int)err.kind,

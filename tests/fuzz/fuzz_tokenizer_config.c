@@ -45,25 +45,11 @@ static void remove_dir(void)
     vp_tokenizer_free(g_base);
 }
 
-/* A fresh folder under $TMPDIR, else /dev/shm (tmpfs: an ext4 /tmp makes each run
- * ten times slower with its file rewrites), else /tmp. */
-static int make_temp_dir(char *dir, size_t cap, const char *name)
-{
-    const char *tmp = getenv("TMPDIR");
-    const char *const bases[] = {tmp && *tmp ? tmp : NULL, "/dev/shm", "/tmp"};
-    for (size_t i = 0; i < sizeof bases / sizeof bases[0]; i++) {
-        if (bases[i] && snprintf(dir, cap, "%s/%s.XXXXXX", bases[i], name) < (int)cap &&
-            mkdtemp(dir))
-            return 0;
-    }
-    return -1;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    FUZZ_REQUIRE(make_temp_dir(g_dir, sizeof g_dir, "fuzz_tokenizer_config") == 0,
+    FUZZ_REQUIRE(fuzz_make_temp_dir(g_dir, sizeof g_dir, "fuzz_tokenizer_config") == 0,
                  "cannot create a temporary folder (TMPDIR, /dev/shm, /tmp)");
     snprintf(g_model, sizeof g_model, "%s/tokenizer.model", g_dir);
     snprintf(g_config, sizeof g_config, "%s/tokenizer_config.json", g_dir);
