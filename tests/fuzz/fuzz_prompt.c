@@ -33,6 +33,7 @@
 #include "engine/tokenizer/spm_proto.h"
 #include "engine/util/file.h"
 #include "tests/fuzz/fuzz.h"
+#include "tests/fuzz/fuzz_real_tokenizer.h"
 
 #define NUM_IMAGE_TOKEN 3
 #define MAX_STEPS 8
@@ -83,24 +84,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    char dir[4096], path[4096];
     vp_error err = {0};
-    must_init(vp_path_join(dir, sizeof dir, fuzz_shared_dir(), "tokenizer/internlm2") == 0 &&
-                  vp_path_join(path, sizeof path, dir, "tokenizer.model") == 0,
-              "SHARED is too long", NULL);
-    if (access(path, R_OK) != 0) {
-        fprintf(stderr,
-                "fuzz_prompt: cannot read %s: set SHARED to the shared folder that holds "
-                "tokenizer/internlm2 (the real InternLM2 tokenizer)\n",
-                path);
-        abort();
-    }
-    must_init(vp_tokenizer_load(dir, &g_tok, &err) == 0, "cannot load the tokenizer", err.message);
-    uint8_t *data;
-    size_t len;
-    must_init(vp_read_file(path, 0, &data, &len, &err) == 0, "cannot read", err.message);
-    must_init(vp_spm_parse(data, len, path, &g_m, &err) == 0, "cannot parse", err.message);
-    free(data);
+    fuzz_load_real_tokenizer(&g_tok, &g_m);
     must_init(!g_m.add_dummy_prefix,
               "the expected prompt assumes add_dummy_prefix=false (InternLM2's)", NULL);
     must_init(vp_prompt_init(&g_p, g_tok, SYSTEM, NUM_IMAGE_TOKEN, &err) == 0,

@@ -30,6 +30,7 @@
 #include "engine/tokenizer/tokenizer.h"
 #include "engine/util/file.h"
 #include "tests/fuzz/fuzz.h"
+#include "tests/fuzz/fuzz_real_tokenizer.h"
 
 static vp_tokenizer *g_tok;
 static vp_spm_model g_m;  /* tokenizer.model as parsed: piece texts, scores, types */
@@ -110,24 +111,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    char dir[4096], path[4096];
-    vp_error err = {0};
-    must_init(vp_path_join(dir, sizeof dir, fuzz_shared_dir(), "tokenizer/internlm2") == 0 &&
-                  vp_path_join(path, sizeof path, dir, "tokenizer.model") == 0,
-              "SHARED is too long", NULL);
-    if (access(path, R_OK) != 0) {
-        fprintf(stderr,
-                "fuzz_tokenize: cannot read %s: set SHARED to the shared folder that holds "
-                "tokenizer/internlm2 (the real InternLM2 tokenizer)\n",
-                path);
-        abort();
-    }
-    must_init(vp_tokenizer_load(dir, &g_tok, &err) == 0, "cannot load the tokenizer", err.message);
-    uint8_t *data;
-    size_t len;
-    must_init(vp_read_file(path, 0, &data, &len, &err) == 0, "cannot read", err.message);
-    must_init(vp_spm_parse(data, len, path, &g_m, &err) == 0, "cannot parse", err.message);
-    free(data);
+    fuzz_load_real_tokenizer(&g_tok, &g_m);
 
     g_n_ids = vp_tokenizer_n_ids(g_tok);
     g_special = calloc(g_n_ids, 1);
