@@ -31,4 +31,29 @@ static inline void fuzz_load_real_tokenizer(vp_tokenizer **tok, vp_spm_model *mo
     free(data);
 }
 
+/* For every id: 1 when vp_tokenizer_special_id names it (control, unknown or added
+ * tokens), and the byte a byte-fallback piece <0xXX> stands for (-1 for other pieces).
+ * Both arrays are malloc'd. */
+static inline void fuzz_id_tables(const vp_tokenizer *tok, size_t *n_ids, uint8_t **special,
+                                  int16_t **byte_of)
+{
+    size_t n = vp_tokenizer_n_ids(tok);
+    *n_ids = n;
+    *special = calloc(n, 1);
+    *byte_of = malloc(n * sizeof **byte_of);
+    FUZZ_REQUIRE(*special && *byte_of, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const char *p = vp_tokenizer_id_to_piece(tok, (int32_t)i);
+        (*special)[i] = p && vp_tokenizer_special_id(tok, p) == (int32_t)i;
+        (*byte_of)[i] = -1;
+    }
+    for (int b = 0; b < 256; b++) {
+        char name[8];
+        snprintf(name, sizeof name, "<0x%02X>", b);
+        int32_t id = vp_tokenizer_piece_id(tok, name);
+        if (id >= 0 && (size_t)id < n)
+            (*byte_of)[id] = (int16_t)b;
+    }
+}
+
 #endif

@@ -113,22 +113,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     fuzz_load_real_tokenizer(&g_tok, &g_m);
 
-    g_n_ids = vp_tokenizer_n_ids(g_tok);
-    g_special = calloc(g_n_ids, 1);
-    g_byte_of = malloc(g_n_ids * sizeof *g_byte_of);
-    must_init(g_special && g_byte_of, "out of memory", NULL);
-    for (size_t i = 0; i < g_n_ids; i++) {
-        const char *p = vp_tokenizer_id_to_piece(g_tok, (int32_t)i);
-        g_special[i] = p && vp_tokenizer_special_id(g_tok, p) == (int32_t)i;
-        g_byte_of[i] = -1;
-    }
-    for (int b = 0; b < 256; b++) {
-        char name[8];
-        snprintf(name, sizeof name, "<0x%02X>", b);
-        int32_t id = vp_tokenizer_piece_id(g_tok, name);
-        if (id >= 0 && (size_t)id < g_n_ids)
-            g_byte_of[id] = (int16_t)b;
-    }
+    fuzz_id_tables(g_tok, &g_n_ids, &g_special, &g_byte_of);
 
     /* The reference's tables, from the model file (and the added tokens vprm keeps out
      * of what text can produce). */
