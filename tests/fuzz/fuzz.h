@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -102,6 +103,28 @@ static inline int fuzz_make_temp_dir(char *dir, size_t cap, const char *name)
             return 0;
     }
     return -1;
+}
+
+/* A growable byte buffer; allocation failure aborts (the targets are not under test).
+ * fuzz_put always leaves p allocated, so an empty buffer is still a valid pointer. */
+typedef struct fuzz_buf {
+    uint8_t *p;
+    size_t n, cap;
+} fuzz_buf;
+
+static inline void fuzz_put(fuzz_buf *b, const void *s, size_t n)
+{
+    if (!b->p || b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n)
+            cap *= 2;
+        b->p = (uint8_t *)realloc(b->p, cap);
+        FUZZ_REQUIRE(b->p, "out of memory");
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->p + b->n, s, n);
+    b->n += n;
 }
 
 #endif

@@ -49,28 +49,7 @@ static uint8_t *g_special; /* [g_n_ids] control, unknown or added token */
 static int16_t *g_byte_of; /* [g_n_ids] byte of a byte piece, else -1 */
 static int32_t g_plus;
 
-typedef struct buf {
-    char *p;
-    size_t n, cap;
-} buf;
-
-/* Always leaves b->p allocated, so an empty buffer is still a valid pointer. */
-static void put(buf *b, const void *s, size_t n)
-{
-    if (!b->p || b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->n + n)
-            cap *= 2;
-        b->p = realloc(b->p, cap);
-        FUZZ_REQUIRE(b->p, "out of memory");
-        b->cap = cap;
-    }
-    if (n)
-        memcpy(b->p + b->n, s, n);
-    b->n += n;
-}
-
-static void puts_(buf *b, const char *s) { put(b, s, strlen(s)); }
+static void puts_(fuzz_buf *b, const char *s) { fuzz_put(b, s, strlen(s)); }
 
 static void must_init(bool ok, const char *what, const char *detail)
 {
@@ -97,17 +76,17 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 /* The text of ids[from, to): byte pieces as their byte, special tokens as their text,
  * other pieces as tokenizer.model spells them (which may hold a NUL byte). */
-static void decode(const int32_t *ids, size_t from, size_t to, buf *out)
+static void decode(const int32_t *ids, size_t from, size_t to, fuzz_buf *out)
 {
     for (size_t k = from; k < to; k++) {
         int32_t id = ids[k];
         if (g_byte_of[id] >= 0) {
             char c = (char)g_byte_of[id];
-            put(out, &c, 1);
+            fuzz_put(out, &c, 1);
         } else if (g_special[id] || (size_t)id >= g_m.n_pieces) {
             puts_(out, vp_tokenizer_id_to_piece(g_tok, id));
         } else {
-            put(out, g_m.text[id], g_m.len[id]);
+            fuzz_put(out, g_m.text[id], g_m.len[id]);
         }
     }
 }
@@ -126,9 +105,9 @@ static size_t count_images(const char *s, size_t n)
 
 /* The prompt of MODEL.md section 1, with ' ' escaped as the model does. */
 static void expected_prompt(const vp_text *q, size_t placeholders, const int *tiles,
-                            size_t n_images, const vp_text *steps, size_t n_steps, buf *out)
+                            size_t n_images, const vp_text *steps, size_t n_steps, fuzz_buf *out)
 {
-    buf raw = {0}, question = {0};
+    fuzz_buf raw = {0}, question = {0};
     if (!placeholders && n_images == 1) {
         puts_(&question, "<image>\n");
     } else if (!placeholders) {
@@ -138,7 +117,7 @@ static void expected_prompt(const vp_text *q, size_t placeholders, const int *ti
             puts_(&question, line);
         }
     }
-    put(&question, q->s, q->len);
+    fuzz_put(&question, q->s, q->len);
 
     puts_(&raw, "<s><|im_start|>system\n");
     puts_(&raw, SYSTEM);
@@ -148,9 +127,9 @@ static void expected_prompt(const vp_text *q, size_t placeholders, const int *ti
         if (k == 0) {
             puts_(&raw, "### Question:\n");
             size_t img = 0;
-            const char *p = question.p, *end = question.p + question.n, *hit;
+            const char *p = (const char *)question.p, *end = p + question.n, *hit;
             while ((hit = memmem(p, (size_t)(end - p), IMAGE, IMAGE_LEN)) != NULL) {
-                put(&raw, p, (size_t)(hit - p));
+                fuzz_put(&raw, p, (size_t)(hit - p));
                 puts_(&raw, "<img>");
                 for (int t = 0; t < tiles[img] * NUM_IMAGE_TOKEN; t++)
                     puts_(&raw, "<IMG_CONTEXT>");
@@ -158,17 +137,17 @@ static void expected_prompt(const vp_text *q, size_t placeholders, const int *ti
                 img++;
                 p = hit + IMAGE_LEN;
             }
-            put(&raw, p, (size_t)(end - p));
+            fuzz_put(&raw, p, (size_t)(end - p));
             puts_(&raw, "\n\n### Solution Process:\n");
         }
-        put(&raw, steps[k].s, steps[k].len);
+        fuzz_put(&raw, steps[k].s, steps[k].len);
         puts_(&raw, "<|im_end|>\n<|im_start|>assistant\n+<|im_end|>\n");
     }
     for (size_t i = 0; i < raw.n; i++) {
         if (raw.p[i] == ' ' && g_m.escape_whitespaces)
             puts_(out, "\xe2\x96\x81");
         else
-            put(out, &raw.p[i], 1);
+            fuzz_put(out, &raw.p[i], 1);
     }
     free(raw.p);
     free(question.p);
@@ -227,7 +206,7 @@ static void check_success(const vp_ids *ids, const vp_ids *pos, const vp_text *q
                  n_turn, n_end);
 
     FUZZ_REQUIRE(pos->n == n_steps, "%zu score positions for %zu steps", pos->n, n_steps);
-    buf t = {0};
+    fuzz_buf t = {0};
     for (size_t k = 0; k < n_steps; k++) {
         int32_t at = pos->v[k];
         size_t start = turn[2 + 2 * k];
@@ -243,7 +222,7 @@ static void check_success(const vp_ids *ids, const vp_ids *pos, const vp_text *q
     free(t.p);
     free(turn);
 
-    buf want = {0}, got = {0};
+    fuzz_buf want = {0}, got = {0};
     expected_prompt(q, placeholders, tiles, n_images, steps, n_steps, &want);
     decode(v, 0, n, &got);
     size_t i = 0;

@@ -84,29 +84,7 @@
 
 #define MAX_TEXT 4096 /* bytes of piece text encoded per input */
 
-/* A growable byte buffer; allocation failure aborts (the target is not under test). */
-typedef struct buf {
-    uint8_t *p;
-    size_t n, cap;
-} buf;
-
-/* Always leaves b->p allocated, so an empty buffer is still a valid pointer. */
-static void put(buf *b, const void *s, size_t n)
-{
-    if (!b->p || b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n)
-            cap *= 2;
-        b->p = realloc(b->p, cap);
-        FUZZ_REQUIRE(b->p, "out of memory");
-        b->cap = cap;
-    }
-    if (n)
-        memcpy(b->p + b->n, s, n);
-    b->n += n;
-}
-
-static void put_varint(buf *b, uint64_t v)
+static void put_varint(fuzz_buf *b, uint64_t v)
 {
     uint8_t t[10];
     size_t n = 0;
@@ -117,26 +95,26 @@ static void put_varint(buf *b, uint64_t v)
             t[n] |= 0x80;
         n++;
     } while (v);
-    put(b, t, n);
+    fuzz_put(b, t, n);
 }
 
-static void put_int(buf *b, uint32_t field, int64_t v) /* proto int32/bool: sign-extended */
+static void put_int(fuzz_buf *b, uint32_t field, int64_t v) /* proto int32/bool: sign-extended */
 {
     put_varint(b, (uint64_t)field << 3);
     put_varint(b, (uint64_t)v);
 }
 
-static void put_bytes(buf *b, uint32_t field, const void *s, size_t n)
+static void put_bytes(fuzz_buf *b, uint32_t field, const void *s, size_t n)
 {
     put_varint(b, (uint64_t)field << 3 | 2);
     put_varint(b, n);
-    put(b, s, n);
+    fuzz_put(b, s, n);
 }
 
 /* The model written back as canonical protobuf (only the fields vp_spm_parse keeps). */
-static void serialize(const vp_spm_model *m, buf *out)
+static void serialize(const vp_spm_model *m, fuzz_buf *out)
 {
-    buf sub = {0};
+    fuzz_buf sub = {0};
     for (size_t i = 0; i < m->n_pieces; i++) {
         uint32_t bits;
         memcpy(&bits, &m->score[i], 4);
@@ -145,7 +123,7 @@ static void serialize(const vp_spm_model *m, buf *out)
         sub.n = 0;
         put_bytes(&sub, 1, m->text[i], m->len[i]);
         put_varint(&sub, 2 << 3 | 5);
-        put(&sub, le, 4);
+        fuzz_put(&sub, le, 4);
         put_int(&sub, 3, m->type[i]);
         put_bytes(out, 1, sub.p, sub.n);
     }
@@ -255,31 +233,31 @@ static bool byte_name(const char *s, size_t len, uint8_t *byte)
 
 /* The model's normalisation of text (identity normalizer: only the dummy prefix and
  * the escaping of ' ' to U+2581, as normalizer_spec says). */
-static void normalize(const vp_spm_model *m, const uint8_t *s, size_t n, buf *out)
+static void normalize(const vp_spm_model *m, const uint8_t *s, size_t n, fuzz_buf *out)
 {
     static const char space[] = "\xe2\x96\x81";
     if (m->add_dummy_prefix)
-        put(out, m->escape_whitespaces ? space : " ", m->escape_whitespaces ? 3 : 1);
+        fuzz_put(out, m->escape_whitespaces ? space : " ", m->escape_whitespaces ? 3 : 1);
     for (size_t i = 0; i < n; i++) {
         if (s[i] == ' ' && m->escape_whitespaces)
-            put(out, space, 3);
+            fuzz_put(out, space, 3);
         else
-            put(out, &s[i], 1);
+            fuzz_put(out, &s[i], 1);
     }
 }
 
 static void check_encode(const vp_tokenizer *tok, const vp_spm_model *m)
 {
-    buf text = {0};
+    fuzz_buf text = {0};
     for (size_t i = 0; i < m->n_pieces && text.n < MAX_TEXT; i++) {
         if (!producible(m->type[i]))
             continue;
-        put(&text, m->text[i], m->len[i]);
+        fuzz_put(&text, m->text[i], m->len[i]);
         if (i % 3 == 0)
-            put(&text, " ", 1);
+            fuzz_put(&text, " ", 1);
     }
     if (text.n == 0)
-        put(&text, "a b", 3);
+        fuzz_put(&text, "a b", 3);
 
     const int32_t sentinel = 7;
     vp_ids ids = {0}, again = {0};
@@ -316,14 +294,14 @@ static void check_encode(const vp_tokenizer *tok, const vp_spm_model *m)
         if (m->type[i] != VP_PIECE_BYTE && byte_name(m->text[i], m->len[i], &byte))
             unk = true;
     if (!unk) {
-        buf want = {0}, got = {0};
+        fuzz_buf want = {0}, got = {0};
         normalize(m, text.p, text.n, &want);
         for (size_t k = 1; k < ids.n; k++) {
             int32_t id = ids.v[k];
             if (m->type[id] == VP_PIECE_BYTE && byte_name(m->text[id], m->len[id], &byte))
-                put(&got, &byte, 1);
+                fuzz_put(&got, &byte, 1);
             else
-                put(&got, m->text[id], m->len[id]);
+                fuzz_put(&got, m->text[id], m->len[id]);
         }
         FUZZ_REQUIRE(got.n == want.n && !memcmp(got.p, want.p, got.n),
                      "the %zu ids spell %zu bytes, not the %zu normalized bytes of the text",
@@ -384,7 +362,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     check_parsed(&m, data, size);
 
-    buf out = {0};
+    fuzz_buf out = {0};
     serialize(&m, &out);
     FUZZ_REQUIRE(vp_spm_parse(out.p, out.n, "rewrite", &again, &err) == 0,
                  "the rewritten model does not parse: %s", err.message);
