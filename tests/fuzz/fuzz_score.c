@@ -7,7 +7,8 @@
  * [0, 1] and the softmax of its two logits; the aggregate is the request's aggregation of
  * the step scores (computed here); the ranking is a stable sort by descending score;
  * sharing the prefix changes no logit beyond float rounding, computes no more tokens, and
- * the usage adds up; two requests packed into one pass score as each does alone.
+ * the usage adds up; two requests packed into one pass score as each does alone; with a
+ * prefix KV cache (kept across inputs), a request run twice gives bit-identical logits.
  * Requests over FUZZ_RUN_TOKENS are prepared but not run (speed). */
 #include <math.h>
 #include <string.h>
@@ -20,15 +21,16 @@
 #define FUZZ_RUN_TOKENS 1536
 
 static char model_dir[] = "/tmp/vprm-fuzz-score-XXXXXX";
-static vp_engine *shared_engine, *plain_engine;
+static vp_engine *shared_engine, *plain_engine, *cached_engine;
 static vp_request_limits limits;
-static size_t runs; /* inputs that reached a pass, reported at exit */
+static size_t runs, cache_hits; /* reported at exit */
 
 static void cleanup(void)
 {
-    fprintf(stderr, "fuzz_score: %zu requests scored\n", runs);
+    fprintf(stderr, "fuzz_score: %zu requests scored, %zu prefix-cache hits\n", runs, cache_hits);
     vp_engine_close(shared_engine);
     vp_engine_close(plain_engine);
+    vp_engine_close(cached_engine);
     char cmd[64];
     snprintf(cmd, sizeof cmd, "rm -rf %s", model_dir);
     if (system(cmd) != 0)
@@ -58,6 +60,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     o.max_tiles = 2;
     o.image_threads = 1;
     FUZZ_REQUIRE(vp_engine_open(&o, &shared_engine, &err) == 0, "engine: %s", err.message);
+    o.prefix_cache_bytes = (size_t)8 << 20; /* kept across inputs: hits on earlier ones too */
+    o.prefix_cache_min_tokens = 8;
+    FUZZ_REQUIRE(vp_engine_open(&o, &cached_engine, &err) == 0, "engine: %s", err.message);
+    o.prefix_cache_bytes = 0;
     o.prefix_sharing = false;
     FUZZ_REQUIRE(vp_engine_open(&o, &plain_engine, &err) == 0, "engine: %s", err.message);
     atexit(cleanup);
@@ -181,6 +187,39 @@ static bool prepare(const char *body, size_t len, prepared *p)
     return false;
 }
 
+static void same_bits(const vp_job *a, const vp_job *b, const char *what)
+{
+    const vp_score_result *x = vp_job_result(a), *y = vp_job_result(b);
+    for (size_t r = 0; r < x->n_responses; r++)
+        FUZZ_REQUIRE(!memcmp(x->responses[r].step_logits, y->responses[r].step_logits,
+                             2 * x->responses[r].n_steps * sizeof(float)),
+                     "response %zu: logits differ %s (cached prefix tokens %zu, %zu)", r, what,
+                     x->usage.cached_prefix_tokens, y->usage.cached_prefix_tokens);
+}
+
+/* The request twice on the engine with a prefix KV cache (the second run, at least,
+ * can load the prefix the first stored): both score bit for bit as the same engine
+ * without the cache does when the request had its pass alone (README: the cache
+ * changes no logit). */
+static void check_cached(const prepared *p, const vp_job *alone)
+{
+    vp_job *job[2] = {NULL, NULL};
+    vp_error err = {0};
+    for (int k = 0; k < 2; k++) {
+        FUZZ_REQUIRE(vp_engine_prepare(cached_engine, &p->req, &job[k], &err) == 0, "prepare: %s",
+                     err.message);
+        FUZZ_REQUIRE(vp_engine_run(cached_engine, &job[k], 1, &err) == 0, "run: %s", err.message);
+        check_result(&p->req, job[k], "cached");
+        cache_hits += vp_job_result(job[k])->usage.cached_prefix_tokens > 0;
+    }
+    same_bits(job[0], job[1], "between two runs with the prefix cache");
+    if (alone)
+        same_bits(job[1], alone, "with the prefix cache and without");
+    compare_logits(job[1], p->plain);
+    vp_job_free(job[0]);
+    vp_job_free(job[1]);
+}
+
 /* The input is one request body, or two separated by a byte 0x1e: those run together in
  * one packed pass of the sharing engine, and each alone on the other engine, so packing
  * different requests together is checked too (engine.h: results never depend on which
@@ -207,6 +246,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_result(&p[i].req, p[i].shared, "shared");
         check_result(&p[i].req, p[i].plain, "plain");
         compare_logits(p[i].shared, p[i].plain);
+        check_cached(&p[i], n == 1 ? p[i].shared : NULL);
         vp_job_free(p[i].shared);
         vp_job_free(p[i].plain);
         vp_request_free(&p[i].req);
