@@ -1,7 +1,7 @@
 /* tokenizer_config.json (and added_tokens.json) through vp_tokenizer_load, which only
  * takes a folder. LLVMFuzzerInitialize makes one folder per process (mkdtemp under
  * $TMPDIR, /dev/shm or /tmp, removed at exit) with a copy of the tiny tokenizer.model
- * (engine/assets/tiny_tokenizer, 1500 pieces: run from the repository root), and loads
+ * (engine/assets/tiny_tokenizer, 1500 pieces; found through fuzz_repo_path), and loads
  * that model alone as the baseline.
  * Input: tokenizer_config.json up to the first NUL byte; the bytes after that NUL, when
  * there is one, are added_tokens.json (else that file is removed).
@@ -58,7 +58,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     uint8_t *model;
     size_t len;
     vp_error err = {0};
-    FUZZ_REQUIRE(vp_read_file(TINY_MODEL, 0, &model, &len, &err) == 0,
+    FUZZ_REQUIRE(vp_read_file(fuzz_repo_path(TINY_MODEL), 0, &model, &len, &err) == 0,
                  "%s (run from the repository root)", err.message);
     FUZZ_REQUIRE(vp_write_file(g_model, model, len, &err) == 0, "%s", err.message);
     free(model);
