@@ -14,13 +14,13 @@
 #include <string.h>
 
 #include "engine/engine.h"
-#include "engine/model/mkmodel.h"
 #include "proto/request.h"
 #include "tests/fuzz/fuzz.h"
+#include "tests/fuzz/fuzz_tiny_model.h"
 
 #define FUZZ_RUN_TOKENS 1536
 
-static char model_dir[] = "/tmp/vprm-fuzz-score-XXXXXX";
+static char model_dir[4096];
 static vp_engine *shared_engine, *plain_engine, *cached_engine;
 static vp_request_limits limits;
 static size_t runs, cache_hits; /* reported at exit */
@@ -31,10 +31,7 @@ static void cleanup(void)
     vp_engine_close(shared_engine);
     vp_engine_close(plain_engine);
     vp_engine_close(cached_engine);
-    char cmd[64];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", model_dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "fuzz_score: could not remove %s\n", model_dir);
+    fuzz_remove_tree(model_dir);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -42,14 +39,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     vp_error err = {0};
-    vp_mkmodel_opts mo = {.tokenizer_dir = fuzz_repo_path("engine/assets/tiny_tokenizer"),
-                          .seed = 7, .dtype = VP_DT_BF16, .threads = 1};
-    vp_mkmodel_result mr;
-    FUZZ_REQUIRE(mkdtemp(model_dir), "mkdtemp %s", model_dir);
-    mo.out_dir = model_dir;
-    FUZZ_REQUIRE(vp_mkmodel_preset("tiny", &mo.cfg, &err) == 0 &&
-                     vp_mkmodel_write(&mo, &mr, &err) == 0,
-                 "tiny model: %s", err.message);
+    fuzz_tiny_model(model_dir, "fuzz_score", 7);
     vp_engine_options o;
     vp_engine_options_default(&o);
     o.model_dir = model_dir;
