@@ -5,6 +5,7 @@
 
 #include "engine/image/formats.h"
 #include "engine/image/image.h"
+#include "engine/image/jpeg_pixels.h"
 
 /* stb_image allocations are capped per decode, from the header size: a compressed
  * stream that inflates past the image (a zlib bomb) is refused instead of growing.
@@ -245,6 +246,90 @@ static int decode_bmp(const uint8_t *data, size_t len, const vp_image_info *info
     return 0;
 }
 
+/* JPEG: stb_image parses and entropy-decodes, with libjpeg's IDCT as its block kernel;
+ * jpeg_pixels.c upsamples and converts as libjpeg-turbo does for Pillow (stb_image's
+ * load_jpeg_image would round its own way). Uses stb's internals: this is its one
+ * translation unit, and the Debian package pins its version. */
+static int decode_jpeg_stream(const uint8_t *data, size_t len, const vp_jpeg_markers *mk,
+                              const vp_image_info *info, vp_rgb_image *out, vp_error *err);
+
+static int decode_jpeg(const uint8_t *data, size_t len, const vp_image_info *info,
+                       vp_rgb_image *out, vp_error *err)
+{
+    vp_jpeg_markers mk;
+    if (vp_jpeg_check_complete(data, len, &mk, err))
+        return -1;
+    if (mk.default_dht) {
+        uint8_t *with_tables;
+        size_t with_len;
+        if (vp_jpeg_add_default_tables(data, len, &mk, &with_tables, &with_len, err))
+            return -1;
+        mk.default_dht = 0;
+        int rc = decode_jpeg_stream(with_tables, with_len, &mk, info, out, err);
+        free(with_tables);
+        return rc;
+    }
+    return decode_jpeg_stream(data, len, &mk, info, out, err);
+}
+
+static int decode_jpeg_stream(const uint8_t *data, size_t len, const vp_jpeg_markers *mk,
+                              const vp_image_info *info, vp_rgb_image *out, vp_error *err)
+{
+    if (len > 0x7fffffff)
+        return vp_fail(err, VP_ERR_TOO_LARGE, "image", "%zu bytes of JPEG data", len);
+    stb_alloc_cap = alloc_cap_for(info->width, info->height, len);
+    stb_alloc_refused = 0;
+    stbi__context s;
+    stbi__start_mem(&s, data, (int)len);
+    stbi__jpeg *j = stbi__malloc(sizeof *j);
+    if (!j)
+        return stb_failed(VP_IMAGE_JPEG, err);
+    j->s = &s;
+    stbi__setup_jpeg(j);
+    j->idct_block_kernel = vp_jpeg_idct_islow;
+    s.img_n = 0; /* stbi__cleanup_jpeg frees img_n components */
+    int rc = -1;
+    if (!stbi__decode_jpeg_image(j)) {
+        rc = stb_failed(VP_IMAGE_JPEG, err);
+        goto done;
+    }
+    if (s.img_x != info->width || s.img_y != info->height) {
+        rc = vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG decodes to %ux%u but its header says %ux%u",
+                     s.img_x, s.img_y, info->width, info->height);
+        goto done;
+    }
+    int n = s.img_n, ids[4] = {0};
+    vp_jpeg_plane planes[4];
+    for (int c = 0; c < n; c++) {
+        planes[c] = (vp_jpeg_plane){.data = j->img_comp[c].data,
+                                    .stride = (size_t)j->img_comp[c].w2,
+                                    .width = (uint32_t)j->img_comp[c].x,
+                                    .height = (uint32_t)j->img_comp[c].y,
+                                    .h = j->img_comp[c].h,
+                                    .v = j->img_comp[c].v};
+        ids[c] = j->img_comp[c].id;
+    }
+    size_t bytes = (size_t)info->width * info->height * 3;
+    out->pixels = malloc(bytes);
+    if (!out->pixels) {
+        rc = vp_fail(err, VP_ERR_NOMEM, "image", "out of memory for a %ux%u image", info->width,
+                     info->height);
+        goto done;
+    }
+    vp_jpeg_color color = vp_jpeg_color_space(n, mk->jfif, mk->adobe_transform, ids);
+    if (vp_jpeg_planes_to_rgb(planes, n, color, info->width, info->height, out->pixels, err)) {
+        vp_rgb_image_free(out);
+        goto done;
+    }
+    out->width = info->width;
+    out->height = info->height;
+    rc = 0;
+done:
+    stbi__cleanup_jpeg(j);
+    free(j);
+    return rc;
+}
+
 int vp_image_decode_rgb(const uint8_t *data, size_t len, const vp_image_limits *lim,
                         vp_rgb_image *out, vp_error *err)
 {
@@ -256,10 +341,7 @@ int vp_image_decode_rgb(const uint8_t *data, size_t len, const vp_image_limits *
     case VP_IMAGE_PNG: return decode_png(data, len, &info, out, err);
     case VP_IMAGE_GIF: return decode_gif(data, len, &info, out, err);
     case VP_IMAGE_BMP: return decode_bmp(data, len, &info, out, err);
-    case VP_IMAGE_JPEG:
-        if (vp_jpeg_check_complete(data, len, err))
-            return -1;
-        return stb_rgb(VP_IMAGE_JPEG, data, len, &info, out, err);
+    case VP_IMAGE_JPEG: return decode_jpeg(data, len, &info, out, err);
     case VP_IMAGE_UNKNOWN: break;
     }
     return vp_fail(err, VP_ERR_INTERNAL, "image", "probe returned no format");

@@ -49,8 +49,23 @@ int vp_gif_canonicalize(const uint8_t *data, size_t len, uint8_t **out, size_t *
 /* Size from the first SOF marker (segments walked up to it). */
 int vp_jpeg_read_header(const uint8_t *data, size_t len, uint32_t *w, uint32_t *h,
                         vp_error *err);
-/* Walks every marker and entropy-coded segment to EOI: UNDECODABLE when the data ends first. */
-int vp_jpeg_check_complete(const uint8_t *data, size_t len, vp_error *err);
+/* The segments before the first scan that choose the colour space, as libjpeg reads them. */
+typedef struct vp_jpeg_markers {
+    int jfif;            /* a JFIF APP0 segment */
+    int adobe_transform; /* an Adobe APP14 segment's transform byte, -1 when none */
+    unsigned default_dht; /* Huffman slots libjpeg fills with the standard tables: bit 0, 1
+                           * DC slots 0, 1; bits 2, 3 AC slots 0, 1 */
+    size_t first_sos;     /* offset of the first scan's marker */
+} vp_jpeg_markers;
+
+/* Walks every marker and entropy-coded segment to EOI: UNDECODABLE when the data ends
+ * first. Fills *markers (may be NULL) on success. */
+int vp_jpeg_check_complete(const uint8_t *data, size_t len, vp_jpeg_markers *markers,
+                           vp_error *err);
+/* A copy of the stream with a DHT segment of the standard tables markers->default_dht
+ * names inserted before the first scan (*out is malloc'd). */
+int vp_jpeg_add_default_tables(const uint8_t *data, size_t len, const vp_jpeg_markers *mk,
+                               uint8_t **out, size_t *out_len, vp_error *err);
 
 /* ---- BMP ---- */
 typedef struct vp_bmp_header {

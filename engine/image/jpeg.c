@@ -4,6 +4,7 @@
  * its EOI marker is refused here. So is a scan that uses a quantisation or Huffman
  * table no DQT/DHT before it defined: stb_image 2.27 would read the table's
  * uninitialised memory (and index its arrays with it). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/image/formats.h"
@@ -60,7 +61,7 @@ static int skip_entropy(const uint8_t *d, size_t len, size_t *pos)
 typedef struct jpeg_tables {
     unsigned dqt, dht_dc, dht_ac; /* bit t: table t (0..3) defined */
     int have_sof, progressive, n_comp;
-    uint8_t comp_id[4], comp_tq[4];
+    uint8_t comp_id[4], comp_hv[4], comp_tq[4];
 } jpeg_tables;
 
 /* A DHT segment's tables must each define at most 256 codes: stb_image 2.27 writes
@@ -111,9 +112,32 @@ static void note_sof(uint8_t m, const uint8_t *d, size_t seg_len, jpeg_tables *t
     int n = d[7];
     for (int i = 0; i < n && i < 4 && 8 + 3 * (size_t)i + 3 <= seg_len; i++) {
         t->comp_id[i] = d[8 + 3 * i];
+        t->comp_hv[i] = d[8 + 3 * i + 1];
         t->comp_tq[i] = d[8 + 3 * i + 2];
         t->n_comp = i + 1;
     }
+}
+
+/* libjpeg upsamples a component only by whole factors ("fractional sampling not
+ * implemented"): each one's factors must divide the largest. Factors outside 1..4
+ * are stb_image's to refuse. */
+static int check_sampling(const jpeg_tables *t, vp_error *err)
+{
+    int hmax = 1, vmax = 1;
+    for (int c = 0; c < t->n_comp; c++) {
+        int h = t->comp_hv[c] >> 4, v = t->comp_hv[c] & 15;
+        hmax = h > hmax ? h : hmax;
+        vmax = v > vmax ? v : vmax;
+    }
+    for (int c = 0; c < t->n_comp; c++) {
+        int h = t->comp_hv[c] >> 4, v = t->comp_hv[c] & 15;
+        if (h && v && (hmax % h || vmax % v))
+            return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                           "JPEG component %u is sampled %dx%d against %dx%d: fractional "
+                           "sampling ratios are not supported (libjpeg refuses them too)",
+                           t->comp_id[c], h, v, hmax, vmax);
+    }
+    return 0;
 }
 
 /* A scan may only use tables defined before it: the quantisation table of each of its
@@ -154,14 +178,96 @@ static int check_sos(const uint8_t *d, size_t seg_len, const jpeg_tables *t, vp_
     return 0;
 }
 
+/* The Huffman tables of the JPEG standard's Annex K.3 (luminance = slot 0, chrominance =
+ * slot 1): libjpeg installs them for a sequential frame whose first scan comes before
+ * any table in those slots (Motion-JPEG frames leave them out). Counts of codes of
+ * lengths 1..16, then the symbols. */
+static const uint8_t k3_dc_bits[2][16] = {{0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0},
+                                          {0, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0}};
+static const uint8_t k3_ac_bits[2][16] = {{0, 2, 1, 3, 3, 2, 4, 3, 5, 5, 4, 4, 0, 0, 1, 0x7d},
+                                          {0, 2, 1, 2, 4, 4, 3, 4, 7, 5, 4, 4, 0, 1, 2, 0x77}};
+/* The AC symbols start irregularly and end in runs of consecutive values (r0..r1). */
+static const uint8_t k3_ac_head[2][48] = {
+    {0x01, 0x02, 0x03, 0x00, 0x04, 0x11, 0x05, 0x12, 0x21, 0x31, 0x41, 0x06, 0x13, 0x51, 0x61, 0x07,
+     0x22, 0x71, 0x14, 0x32, 0x81, 0x91, 0xa1, 0x08, 0x23, 0x42, 0xb1, 0xc1, 0x15, 0x52, 0xd1, 0xf0,
+     0x24, 0x33, 0x62, 0x72, 0x82, 0x09, 0x0a},
+    {0x00, 0x01, 0x02, 0x03, 0x11, 0x04, 0x05, 0x21, 0x31, 0x06, 0x12, 0x41, 0x51, 0x07, 0x61, 0x71,
+     0x13, 0x22, 0x32, 0x81, 0x08, 0x14, 0x42, 0x91, 0xa1, 0xb1, 0xc1, 0x09, 0x23, 0x33, 0x52, 0xf0,
+     0x15, 0x62, 0x72, 0xd1, 0x0a, 0x16, 0x24, 0x34, 0xe1, 0x25, 0xf1}};
+static const uint8_t k3_ac_head_len[2] = {39, 43};
+static const uint8_t k3_ac_runs[2][16][2] = {
+    {{0x16, 0x1a}, {0x25, 0x2a}, {0x34, 0x3a}, {0x43, 0x4a}, {0x53, 0x5a}, {0x63, 0x6a}, {0x73, 0x7a},
+     {0x83, 0x8a}, {0x92, 0x9a}, {0xa2, 0xaa}, {0xb2, 0xba}, {0xc2, 0xca}, {0xd2, 0xda}, {0xe1, 0xea},
+     {0xf1, 0xfa}},
+    {{0x17, 0x1a}, {0x26, 0x2a}, {0x35, 0x3a}, {0x43, 0x4a}, {0x53, 0x5a}, {0x63, 0x6a}, {0x73, 0x7a},
+     {0x82, 0x8a}, {0x92, 0x9a}, {0xa2, 0xaa}, {0xb2, 0xba}, {0xc2, 0xca}, {0xd2, 0xda}, {0xe2, 0xea},
+     {0xf2, 0xfa}}};
+
+/* Appends one Annex K table (class 0 DC, 1 AC; slot 0 or 1) as DHT payload at p. */
+static size_t put_k3_table(uint8_t *p, int ac, int slot)
+{
+    size_t n = 0;
+    p[n++] = (uint8_t)(ac << 4 | slot);
+    memcpy(p + n, ac ? k3_ac_bits[slot] : k3_dc_bits[slot], 16);
+    n += 16;
+    if (!ac) {
+        for (uint8_t v = 0; v < 12; v++)
+            p[n++] = v;
+        return n;
+    }
+    memcpy(p + n, k3_ac_head[slot], k3_ac_head_len[slot]);
+    n += k3_ac_head_len[slot];
+    for (int r = 0; r < 16 && k3_ac_runs[slot][r][1]; r++)
+        for (int v = k3_ac_runs[slot][r][0]; v <= k3_ac_runs[slot][r][1]; v++)
+            p[n++] = (uint8_t)v;
+    return n;
+}
+
+int vp_jpeg_add_default_tables(const uint8_t *data, size_t len, const vp_jpeg_markers *mk,
+                               uint8_t **out, size_t *out_len, vp_error *err)
+{
+    /* at most 4 tables of 1 + 16 + 162 bytes, and the marker and length */
+    uint8_t seg[4 + 4 * 179];
+    size_t n = 4;
+    for (int ac = 0; ac < 2; ac++)
+        for (int slot = 0; slot < 2; slot++)
+            if (mk->default_dht >> (2 * ac + slot) & 1)
+                n += put_k3_table(seg + n, ac, slot);
+    seg[0] = 0xff;
+    seg[1] = 0xc4;
+    seg[2] = (uint8_t)((n - 2) >> 8);
+    seg[3] = (uint8_t)(n - 2);
+    *out = malloc(len + n);
+    if (!*out)
+        return vp_fail(err, VP_ERR_NOMEM, "image", "out of memory for a JPEG's default tables");
+    memcpy(*out, data, mk->first_sos);
+    memcpy(*out + mk->first_sos, seg, n);
+    memcpy(*out + mk->first_sos + n, data + mk->first_sos, len - mk->first_sos);
+    *out_len = len + n;
+    return 0;
+}
+
+/* libjpeg's reading of the APP0 (JFIF) and APP14 (Adobe) segments that pick the
+ * colour space: only those before the first scan count, and only when long enough
+ * (14 and 12 bytes after the length field). */
+static void note_app(uint8_t m, const uint8_t *d, size_t seg_len, vp_jpeg_markers *mk)
+{
+    if (m == 0xe0 && seg_len >= 16 && !memcmp(d + 2, "JFIF\0", 5))
+        mk->jfif = 1;
+    if (m == 0xee && seg_len >= 14 && !memcmp(d + 2, "Adobe", 5))
+        mk->adobe_transform = d[2 + 11];
+}
+
 /* Walks segments; stops at the first SOF when want_sof, else at EOI. */
 static int walk(const uint8_t *d, size_t len, int want_sof, uint32_t *w, uint32_t *h,
-                vp_error *err)
+                vp_jpeg_markers *mk, vp_error *err)
 {
     if (len < 3 || d[0] != 0xff || d[1] != 0xd8)
         return vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG start marker is truncated or wrong");
     size_t pos = 2;
     jpeg_tables tables = {0};
+    vp_jpeg_markers markers = {.jfif = 0, .adobe_transform = -1, .default_dht = 0, .first_sos = 0};
+    int seen_sos = 0;
     /* A scan's missing table is reported at EOI: a truncated stream says so first. */
     vp_error table_err;
     int table_bad = 0;
@@ -175,6 +281,8 @@ static int walk(const uint8_t *d, size_t len, int want_sof, uint32_t *w, uint32_
                 return vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG has no frame header (SOF)");
             if (table_bad && err)
                 *err = table_err;
+            if (mk)
+                *mk = markers;
             return table_bad ? -1 : 0;
         }
         if (m == 0xd8)
@@ -206,10 +314,23 @@ static int walk(const uint8_t *d, size_t len, int want_sof, uint32_t *w, uint32_
             return vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG scan before its frame header");
         if (m == 0xdb)
             note_dqt(d + pos, seg, &tables);
-        if (is_sof((uint8_t)m))
+        if (is_sof((uint8_t)m) && !tables.have_sof) {
             note_sof((uint8_t)m, d + pos, seg, &tables);
+            if (check_sampling(&tables, err))
+                return -1;
+        }
+        if (!seen_sos)
+            note_app((uint8_t)m, d + pos, seg, &markers);
+        if (m == 0xda && !seen_sos && !tables.progressive) {
+            /* libjpeg's Motion-JPEG rule, see vp_jpeg_add_default_tables */
+            markers.default_dht = (~tables.dht_dc & 3u) | (~tables.dht_ac & 3u) << 2;
+            markers.first_sos = pos - 2;
+            tables.dht_dc |= 3u;
+            tables.dht_ac |= 3u;
+        }
         if (m == 0xda && !table_bad && check_sos(d + pos, seg, &tables, &table_err))
             table_bad = 1;
+        seen_sos |= m == 0xda;
         pos += seg;
         if (m == 0xda && skip_entropy(d, len, &pos))
             return vp_fail(err, VP_ERR_UNDECODABLE, "image",
@@ -219,11 +340,12 @@ static int walk(const uint8_t *d, size_t len, int want_sof, uint32_t *w, uint32_
 
 int vp_jpeg_read_header(const uint8_t *data, size_t len, uint32_t *w, uint32_t *h, vp_error *err)
 {
-    return walk(data, len, 1, w, h, err);
+    return walk(data, len, 1, w, h, NULL, err);
 }
 
-int vp_jpeg_check_complete(const uint8_t *data, size_t len, vp_error *err)
+int vp_jpeg_check_complete(const uint8_t *data, size_t len, vp_jpeg_markers *markers,
+                           vp_error *err)
 {
     uint32_t w, h;
-    return walk(data, len, 0, &w, &h, err);
+    return walk(data, len, 0, &w, &h, markers, err);
 }

@@ -2,7 +2,9 @@
  * vp_image_preprocess (decode, tiling, normalisation), under small limits so that one
  * input stays fast (at most 65536 pixels, tiles of 14..56 pixels, 1..4 grid tiles; the
  * input's length picks the tiling parameters, so mutations visit all of them).
- * Seeds: tests/fuzz/gen_image_seeds.py (tiny PNG/JPEG/GIF/BMP files of every kind).
+ * Seeds: tests/fuzz/gen_image_seeds.py (tiny PNG/JPEG/GIF/BMP files of every kind), and
+ * seed_jpeg_*: the smallest file of each kind tests/image/gen_jpeg.py writes (samplings,
+ * Motion-JPEG without tables, colour-space markers, CMYK, YCCK).
  * Promises:
  *  - a failure carries a message and one of the image kinds: 413 TOO_LARGE (whose
  *    message names the max_image_* limit), 415 UNSUPPORTED, 422 UNDECODABLE;

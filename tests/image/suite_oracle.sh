@@ -1,6 +1,7 @@
 #!/bin/sh
 # Image preprocessing against the oracle (Pillow 9.4 + the model card's dynamic_preprocess
-# + numpy/torch float32 normalisation): ~300 generated PNG/JPEG/GIF/BMP images through
+# + numpy/torch float32 normalisation): ~300 generated PNG/JPEG/GIF/BMP images and ~260
+# JPEGs of every sampling and colour-space rule (cjpeg and byte edits) through
 # `$VPRM preprocess`, the tiling grid choice (including exact ties) through img_grid, and
 # the error kinds of bad inputs, and a fuzz run of the sanitizer build of the decoder.
 # See tests/image/oracle_suite.py for what is compared.
@@ -21,6 +22,11 @@ for tool in "$VPRM" "$VPRM_TOOLS/img_grid" "$VPRM_TOOLS/img_decode" "$VPRM_TOOLS
 done
 if ! "$PYTHON" -c "import PIL, numpy, torch; assert PIL.__version__.startswith('9.4'), PIL.__version__" 2>/dev/null; then
     echo "image oracle: the oracle needs $PYTHON with Pillow 9.4, numpy and torch (Debian python3-pil, python3-numpy, python3-torch)"
+    exit 1
+fi
+
+if ! command -v cjpeg >/dev/null; then
+    echo "image oracle: cjpeg (Debian libjpeg-turbo-progs) writes the JPEG variety files: make deps installs it"
     exit 1
 fi
 

@@ -1,0 +1,54 @@
+/* The pixel stages of JPEG decoding as libjpeg-turbo performs them for Pillow, so that a
+ * JPEG's RGB equals Pillow's convert("RGB") bit for bit (internal to engine/image):
+ * stb_image does the marker parsing and entropy decoding, calling vp_jpeg_idct_islow
+ * for each block; vp_jpeg_planes_to_rgb then upsamples the chroma the way libjpeg's
+ * "fancy" upsampler does and converts colours with its fixed-point tables.
+ * (stb_image's own IDCT, upsampling and YCbCr conversion round differently, and its
+ * 4:2:2 upsampler weights a padding column at the right edge.) */
+#ifndef VP_IMAGE_JPEG_PIXELS_H
+#define VP_IMAGE_JPEG_PIXELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/util/err.h"
+
+/* libjpeg's accurate integer IDCT (JDCT_ISLOW: 13-bit constants, 2 extra bits between
+ * the passes) of one 8x8 block of dequantised coefficients in natural order, written as
+ * 8 rows of 8 samples at out, out_stride bytes apart. Same signature as stb_image's
+ * idct_block_kernel. */
+void vp_jpeg_idct_islow(uint8_t *out, int out_stride, short coef[64]);
+/* The same in 64-bit scalar arithmetic throughout, as libjpeg computes it: the reference
+ * the tests hold vp_jpeg_idct_islow's 32-bit lanes to. */
+void vp_jpeg_idct_islow_wide(uint8_t *out, int out_stride, const short coef[64]);
+
+/* Colour space of the decoded components, chosen by libjpeg's rules (vp_jpeg_color_space). */
+typedef enum vp_jpeg_color {
+    VP_JPEG_GREY, /* 1 component */
+    VP_JPEG_YCC,  /* YCbCr */
+    VP_JPEG_RGB,  /* 3 components stored as R, G, B */
+    VP_JPEG_CMYK, /* Adobe (inverted) CMYK */
+    VP_JPEG_YCCK, /* Adobe YCCK: YCbCr for inverted C, M, Y, then K */
+} vp_jpeg_color;
+
+/* jfif: a JFIF APP0 segment came before the first scan; adobe_transform: the transform
+ * byte of an Adobe APP14 segment before the first scan, -1 when none; ids: component ids. */
+vp_jpeg_color vp_jpeg_color_space(int n_comp, int jfif, int adobe_transform, const int *ids);
+
+/* One decoded component: width x height samples (the downsampled size,
+ * ceil(image size * factor / largest factor)) at data, stride bytes per row. */
+typedef struct vp_jpeg_plane {
+    const uint8_t *data;
+    size_t stride;
+    uint32_t width, height;
+    int h, v; /* sampling factors, 1..4 */
+} vp_jpeg_plane;
+
+/* width x height RGB (3 bytes a pixel) from n_comp planes (1, 3 or 4; every factor
+ * dividing the largest, which vp_jpeg_check_complete checks)
+ * as libjpeg-turbo 2.1 and Pillow 9.4's convert("RGB") give them. Returns 0, or
+ * NOMEM (a row buffer per component). */
+int vp_jpeg_planes_to_rgb(const vp_jpeg_plane *planes, int n_comp, vp_jpeg_color color,
+                          uint32_t width, uint32_t height, uint8_t *rgb, vp_error *err);
+
+#endif
