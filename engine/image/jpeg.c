@@ -2,8 +2,11 @@
  * stb_image pads a truncated entropy-coded segment with zeros and returns an image;
  * Pillow (libjpeg) reports "image file is truncated", so a stream that ends before
  * its EOI marker is refused here. So is a scan that uses a quantisation or Huffman
- * table no DQT/DHT before it defined: stb_image 2.27 would read the table's
- * uninitialised memory (and index its arrays with it). */
+ * table no DQT/DHT before it defined (stb_image 2.27 would read the table's
+ * uninitialised memory and index its arrays with it), except the Huffman slots 0 and 1
+ * of a sequential frame, which get the standard tables as in libjpeg; and a frame whose
+ * sampling factors libjpeg cannot upsample. The walk also reports the segments that
+ * choose the colour space. */
 #include <stdlib.h>
 #include <string.h>
 
