@@ -13,15 +13,17 @@
  *     run up to TMA_ST tiles apart, so one's softmax can overlap the other's products,
  *     and no consumer thread issues a copy.
  * Both proxies that touch a stage are asynchronous (the copy engine writes, the tensor
- * cores read), so the mbarriers order them without a proxy fence. A wait that spins
- * past TMA_SPIN_LIMIT tries traps: a pipeline bug fails the launch instead of hanging.
+ * cores read), so the mbarriers order them without a proxy fence. A wait still unmet
+ * after TMA_WAIT_LIMIT_NS of the GPU's clock traps: a pipeline bug fails the launch
+ * instead of hanging (a count of tries would not bound it: a failed try_wait may
+ * suspend the thread for a time the hardware chooses).
  * Built only for sm_90a; elsewhere the kernel is a stub. */
 #include <cuda.h>
 
 #include "engine/cuda/k_wgmma.cuh"
 
 #define TMA_ST 4                  /* stages of key and value tiles */
-#define TMA_SPIN_LIMIT (1u << 24) /* tries of one mbarrier wait before trapping */
+#define TMA_WAIT_LIMIT_NS 2000000000ull /* one mbarrier wait: legitimate ones last microseconds */
 
 template <int D, int HPB_>
 struct tma_cfg {
@@ -62,17 +64,30 @@ static __device__ __forceinline__ void mbar_arrive_lane0(uint32_t bar, int lane)
                  : "memory");
 }
 
+static __device__ __forceinline__ uint64_t global_ns(void)
+{
+    uint64_t t;
+    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+    return t;
+}
+
 /* Until bar's phase of this parity has completed. */
 static __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity)
 {
     uint32_t done = 0;
-    for (uint32_t tries = 0; !done; tries++) {
+    uint64_t since = 0;
+    for (;;) {
         asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
                      "selp.u32 %0, 1, 0, p;\n}\n"
                      : "=r"(done)
                      : "r"(bar), "r"(parity)
                      : "memory");
-        if (tries == TMA_SPIN_LIMIT)
+        if (done)
+            return;
+        uint64_t now = global_ns();
+        if (!since)
+            since = now;
+        else if (now - since > TMA_WAIT_LIMIT_NS)
             __trap();
     }
 }
