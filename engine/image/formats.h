@@ -62,10 +62,29 @@ typedef struct vp_jpeg_markers {
  * first. Fills *markers (may be NULL) on success. */
 int vp_jpeg_check_complete(const uint8_t *data, size_t len, vp_jpeg_markers *markers,
                            vp_error *err);
-/* A copy of the stream with a DHT segment of the standard tables markers->default_dht
- * names inserted before the first scan (*out is malloc'd). */
-int vp_jpeg_add_default_tables(const uint8_t *data, size_t len, const vp_jpeg_markers *mk,
-                               uint8_t **out, size_t *out_len, vp_error *err);
+/* The stream stb_image decodes: the input with a DHT segment of the standard tables
+ * markers->default_dht names inserted before the first scan, and zero bytes between
+ * each scan's entropy-coded data and the marker that ends it (restart markers are part
+ * of the data). stb_image reads zeros past the end of a scan's data anyway; real ones let
+ * the decoder count the bits a scan took past its data (jpeg_decode.c). */
+typedef struct vp_jpeg_stream {
+    uint8_t *data;
+    size_t len;
+    size_t *scan_end; /* per scan, in order: offset in data where its zeros begin */
+    size_t scan_pad;  /* how many zero bytes follow there */
+    size_t n_scans;
+} vp_jpeg_stream;
+/* On a stream vp_jpeg_check_complete accepted. Free with vp_jpeg_stream_free. */
+int vp_jpeg_stream_for_stb(const uint8_t *data, size_t len, const vp_jpeg_markers *mk,
+                           vp_jpeg_stream *out, vp_error *err);
+void vp_jpeg_stream_free(vp_jpeg_stream *s);
+
+/* Pillow's convert("RGB") of a JPEG whose size the probe read into info
+ * (jpeg_decode.c). */
+struct vp_image_info;
+struct vp_rgb_image;
+int vp_jpeg_decode_rgb(const uint8_t *data, size_t len, const struct vp_image_info *info,
+                       struct vp_rgb_image *out, vp_error *err);
 
 /* ---- BMP ---- */
 typedef struct vp_bmp_header {

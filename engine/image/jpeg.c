@@ -6,7 +6,8 @@
  * uninitialised memory and index its arrays with it), except the Huffman slots 0 and 1
  * of a sequential frame, which get the standard tables as in libjpeg; and a frame whose
  * sampling factors libjpeg cannot upsample. The walk also reports the segments that
- * choose the colour space. */
+ * choose the colour space, and builds the stream stb_image decodes (the standard
+ * tables, zeros after each scan's data). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -226,28 +227,108 @@ static size_t put_k3_table(uint8_t *p, int ac, int slot)
     return n;
 }
 
-int vp_jpeg_add_default_tables(const uint8_t *data, size_t len, const vp_jpeg_markers *mk,
-                               uint8_t **out, size_t *out_len, vp_error *err)
+/* Zero bytes after each scan's data: more than stb_image reads ahead (4 bytes, and up to
+ * 3 more at a restart interval's end), so a scan that keeps to its data never reaches
+ * the marker. */
+#define SCAN_PAD ((size_t)16)
+
+/* Offsets where each scan's entropy-coded data ends (before the 0xFF fill bytes of
+ * the marker that ends it), in order; NULL when empty or out of memory. */
+static size_t *scan_ends(const uint8_t *d, size_t len, size_t *n_out, vp_error *err)
 {
+    size_t pos = 2, n = 0, cap = 0, *ends = NULL;
+    for (;;) {
+        int m = next_marker(d, len, &pos);
+        if (m < 0 || m == 0xd9)
+            break;
+        if ((m >= 0xd0 && m <= 0xd7) || m == 0x01)
+            continue;
+        if (len - pos < 2 || len - pos < be16(d + pos))
+            break;
+        pos += be16(d + pos);
+        if (m != 0xda)
+            continue;
+        size_t start = pos;
+        if (skip_entropy(d, len, &pos))
+            break;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            size_t *grown = realloc(ends, cap * sizeof *ends);
+            if (!grown) {
+                free(ends);
+                vp_fail(err, VP_ERR_NOMEM, "image", "out of memory walking a JPEG's scans");
+                return NULL;
+            }
+            ends = grown;
+        }
+        size_t end = pos;
+        while (end > start && d[end - 1] == 0xff)
+            end--;
+        ends[n++] = end;
+    }
+    *n_out = n;
+    if (!n)
+        vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG has no scan");
+    return ends;
+}
+
+int vp_jpeg_stream_for_stb(const uint8_t *data, size_t len, const vp_jpeg_markers *mk,
+                           vp_jpeg_stream *out, vp_error *err)
+{
+    memset(out, 0, sizeof *out);
     /* at most 4 tables of 1 + 16 + 162 bytes, and the marker and length */
     uint8_t seg[4 + 4 * 179];
-    size_t n = 4;
-    for (int ac = 0; ac < 2; ac++)
-        for (int slot = 0; slot < 2; slot++)
-            if (mk->default_dht >> (2 * ac + slot) & 1)
-                n += put_k3_table(seg + n, ac, slot);
-    seg[0] = 0xff;
-    seg[1] = 0xc4;
-    seg[2] = (uint8_t)((n - 2) >> 8);
-    seg[3] = (uint8_t)(n - 2);
-    *out = malloc(len + n);
-    if (!*out)
-        return vp_fail(err, VP_ERR_NOMEM, "image", "out of memory for a JPEG's default tables");
-    memcpy(*out, data, mk->first_sos);
-    memcpy(*out + mk->first_sos, seg, n);
-    memcpy(*out + mk->first_sos + n, data + mk->first_sos, len - mk->first_sos);
-    *out_len = len + n;
+    size_t seg_len = 0;
+    if (mk->default_dht) {
+        seg_len = 4;
+        for (int ac = 0; ac < 2; ac++)
+            for (int slot = 0; slot < 2; slot++)
+                if (mk->default_dht >> (2 * ac + slot) & 1)
+                    seg_len += put_k3_table(seg + seg_len, ac, slot);
+        seg[0] = 0xff;
+        seg[1] = 0xc4;
+        seg[2] = (uint8_t)((seg_len - 2) >> 8);
+        seg[3] = (uint8_t)(seg_len - 2);
+    }
+    size_t n;
+    size_t *ends = scan_ends(data, len, &n, err);
+    if (!ends)
+        return -1;
+    out->data = malloc(len + seg_len + n * SCAN_PAD);
+    if (!out->data) {
+        free(ends);
+        return vp_fail(err, VP_ERR_NOMEM, "image", "out of memory copying a JPEG stream");
+    }
+    /* copy the input in pieces: up to the first scan, the tables, then up to each
+     * scan's end, its zeros, and so on */
+    size_t from = 0, to = 0;
+    if (seg_len) {
+        memcpy(out->data, data, mk->first_sos);
+        memcpy(out->data + mk->first_sos, seg, seg_len);
+        from = mk->first_sos;
+        to = mk->first_sos + seg_len;
+    }
+    for (size_t i = 0; i < n; i++) {
+        memcpy(out->data + to, data + from, ends[i] - from);
+        to += ends[i] - from;
+        from = ends[i];
+        ends[i] = to;
+        memset(out->data + to, 0, SCAN_PAD);
+        to += SCAN_PAD;
+    }
+    memcpy(out->data + to, data + from, len - from);
+    out->len = to + len - from;
+    out->scan_end = ends;
+    out->scan_pad = SCAN_PAD;
+    out->n_scans = n;
     return 0;
+}
+
+void vp_jpeg_stream_free(vp_jpeg_stream *s)
+{
+    free(s->data);
+    free(s->scan_end);
+    memset(s, 0, sizeof *s);
 }
 
 /* libjpeg's reading of the APP0 (JFIF) and APP14 (Adobe) segments that pick the
@@ -325,7 +406,7 @@ static int walk(const uint8_t *d, size_t len, int want_sof, uint32_t *w, uint32_
         if (!seen_sos)
             note_app((uint8_t)m, d + pos, seg, &markers);
         if (m == 0xda && !seen_sos && !tables.progressive) {
-            /* libjpeg's Motion-JPEG rule, see vp_jpeg_add_default_tables */
+            /* libjpeg's Motion-JPEG rule, see vp_jpeg_stream_for_stb */
             markers.default_dht = (~tables.dht_dc & 3u) | (~tables.dht_ac & 3u) << 2;
             markers.first_sos = pos - 2;
             tables.dht_dc |= 3u;

@@ -26,100 +26,123 @@ enum { CONST_BITS = 13, PASS1_BITS = 2 };
 #define FIX13(x) ((int32_t)((x) * 8192.0 + 0.5))
 
 /* The 1-D 8-point inverse DCT of d[0..7] into r[0..7], each output times 2^CONST_BITS
- * and not yet rounded, in libjpeg's order of operations: for 64-bit scalars (libjpeg's
- * JLONG arithmetic, which nothing can overflow) and for four 32-bit lanes (four columns
- * or rows of a block at a time), which give the same bytes: see vp_jpeg_idct_islow. */
-#define IDCT8_BODY(T, d, r)                                                                        \
-    do {                                                                                           \
-        T z1 = ((d)[2] + (d)[6]) * FIX13(0.541196100);                                             \
-        T t2 = z1 + (d)[6] * -FIX13(1.847759065);                                                  \
-        T t3 = z1 + (d)[2] * FIX13(0.765366865);                                                   \
-        T t0 = ((d)[0] + (d)[4]) * (1 << CONST_BITS);                                              \
-        T t1 = ((d)[0] - (d)[4]) * (1 << CONST_BITS);                                              \
-        T e10 = t0 + t3, e13 = t0 - t3, e11 = t1 + t2, e12 = t1 - t2;                              \
-        T o0 = (d)[7], o1 = (d)[5], o2 = (d)[3], o3 = (d)[1];                                      \
-        T y1 = o0 + o3, y2 = o1 + o2, y3 = o0 + o2, y4 = o1 + o3;                                  \
-        T y5 = (y3 + y4) * FIX13(1.175875602);                                                     \
-        o0 = o0 * FIX13(0.298631336);                                                              \
-        o1 = o1 * FIX13(2.053119869);                                                              \
-        o2 = o2 * FIX13(3.072711026);                                                              \
-        o3 = o3 * FIX13(1.501321110);                                                              \
-        y1 = y1 * -FIX13(0.899976223);                                                             \
-        y2 = y2 * -FIX13(2.562915447);                                                             \
-        y3 = y3 * -FIX13(1.961570560) + y5;                                                        \
-        y4 = y4 * -FIX13(0.390180644) + y5;                                                        \
-        o0 += y1 + y3;                                                                             \
-        o1 += y2 + y4;                                                                             \
-        o2 += y2 + y3;                                                                             \
-        o3 += y1 + y4;                                                                             \
-        (r)[0] = e10 + o3;                                                                         \
-        (r)[7] = e10 - o3;                                                                         \
-        (r)[1] = e11 + o2;                                                                         \
-        (r)[6] = e11 - o2;                                                                         \
-        (r)[2] = e12 + o1;                                                                         \
-        (r)[5] = e12 - o1;                                                                         \
-        (r)[3] = e13 + o0;                                                                         \
-        (r)[4] = e13 - o0;                                                                         \
-    } while (0)
-
-
-static void idct8_wide(const int64_t d[8], int64_t r[8])
-{
-    IDCT8_BODY(int64_t, d, r);
-}
-
+ * and not yet rounded, in the order of operations of libjpeg's C code, on four 32-bit
+ * lanes (four columns or rows of a block at a time): see vp_jpeg_idct_islow_fast. */
 static inline __attribute__((always_inline)) void idct8_lanes(const lanes4 *d, lanes4 *r)
 {
-    IDCT8_BODY(lanes4, d, r);
+    lanes4 z1 = (d[2] + d[6]) * FIX13(0.541196100);
+    lanes4 t2 = z1 + d[6] * -FIX13(1.847759065);
+    lanes4 t3 = z1 + d[2] * FIX13(0.765366865);
+    lanes4 t0 = (d[0] + d[4]) * (1 << CONST_BITS);
+    lanes4 t1 = (d[0] - d[4]) * (1 << CONST_BITS);
+    lanes4 e10 = t0 + t3, e13 = t0 - t3, e11 = t1 + t2, e12 = t1 - t2;
+    lanes4 o0 = d[7], o1 = d[5], o2 = d[3], o3 = d[1];
+    lanes4 y1 = o0 + o3, y2 = o1 + o2, y3 = o0 + o2, y4 = o1 + o3;
+    lanes4 y5 = (y3 + y4) * FIX13(1.175875602);
+    o0 = o0 * FIX13(0.298631336);
+    o1 = o1 * FIX13(2.053119869);
+    o2 = o2 * FIX13(3.072711026);
+    o3 = o3 * FIX13(1.501321110);
+    y1 = y1 * -FIX13(0.899976223);
+    y2 = y2 * -FIX13(2.562915447);
+    y3 = y3 * -FIX13(1.961570560) + y5;
+    y4 = y4 * -FIX13(0.390180644) + y5;
+    o0 += y1 + y3;
+    o1 += y2 + y4;
+    o2 += y2 + y3;
+    o3 += y1 + y4;
+    r[0] = e10 + o3;
+    r[7] = e10 - o3;
+    r[1] = e11 + o2;
+    r[6] = e11 - o2;
+    r[2] = e12 + o1;
+    r[5] = e12 - o1;
+    r[3] = e13 + o0;
+    r[4] = e13 - o0;
 }
 
-static inline __attribute__((always_inline)) void idct8_ulanes(const ulanes4 *d, ulanes4 *r)
+/* ---- the IDCT as Pillow runs it on x86-64 ----
+ * libjpeg-turbo's SIMD IDCT (SSE2 / AVX2) computes the same products in a different
+ * form: 16-bit lanes for the sums of two inputs (in0 +- in4, in7 + in3, in5 + in1),
+ * multiply-adds into 32 bits, each pass's output saturated to 16 bits, the final samples
+ * saturated to -128..127 (where its C code would wrap an index modulo 1024), and a
+ * block whose rows 1..7 are zero taken as row 0 shifted left 2 in 16 bits. On the
+ * coefficients of real images both forms give the same bytes; on corrupt data they
+ * part, and this model is the one Pillow's bytes come from. */
+
+static int16_t wrap16(int32_t x)
 {
-    IDCT8_BODY(ulanes4, d, r);
+    return (int16_t)(uint16_t)(uint32_t)x;
 }
 
-/* libjpeg's post-IDCT range limit: x + 128 clamped to 0..255, with the index taken
- * modulo 1024 (values of corrupt data wrap as they do there). */
-static uint8_t range_limit(int64_t x)
+static int16_t sat16(int32_t x)
 {
-    int m = (int)((uint64_t)x & 1023u);
-    if (m >= 512)
-        m -= 1024;
-    return m < -128 ? 0 : m > 127 ? 255 : (uint8_t)(m + 128);
+    return x > 32767 ? 32767 : x < -32768 ? -32768 : (int16_t)x;
+}
+
+/* (x + 2^(shift-1)) >> shift in wrapping 32-bit arithmetic, saturated to 16 bits. */
+static int16_t descale16(uint32_t x, int shift)
+{
+    return sat16((int32_t)(x + (1u << (shift - 1))) >> shift);
+}
+
+static void idct8_model(const int16_t in[8], int shift, int16_t out[8])
+{
+    const int32_t c054 = FIX13(0.541196100), c076 = FIX13(0.765366865), c184 = FIX13(1.847759065);
+    const int32_t c117 = FIX13(1.175875602), c196 = FIX13(1.961570560), c039 = FIX13(0.390180644);
+    const int32_t c029 = FIX13(0.298631336), c089 = FIX13(0.899976223), c205 = FIX13(2.053119869);
+    const int32_t c256 = FIX13(2.562915447), c307 = FIX13(3.072711026), c150 = FIX13(1.501321110);
+    /* even part */
+    uint32_t t3 = (uint32_t)(in[2] * (c054 + c076) + in[6] * c054);
+    uint32_t t2 = (uint32_t)(in[2] * c054 + in[6] * (c054 - c184));
+    uint32_t t0 = (uint32_t)(wrap16(in[0] + in[4]) * (1 << CONST_BITS));
+    uint32_t t1 = (uint32_t)(wrap16(in[0] + wrap16(-in[4])) * (1 << CONST_BITS));
+    uint32_t e10 = t0 + t3, e13 = t0 - t3, e11 = t1 + t2, e12 = t1 - t2;
+    /* odd part */
+    int32_t z3 = wrap16(in[7] + in[3]), z4 = wrap16(in[5] + in[1]);
+    uint32_t z3p = (uint32_t)(z3 * (c117 - c196) + z4 * c117);
+    uint32_t z4p = (uint32_t)(z3 * c117 + z4 * (c117 - c039));
+    uint32_t o0 = (uint32_t)(in[7] * (c029 - c089) + in[1] * -c089) + z3p;
+    uint32_t o1 = (uint32_t)(in[5] * (c205 - c256) + in[3] * -c256) + z4p;
+    uint32_t o2 = (uint32_t)(in[5] * -c256 + in[3] * (c307 - c256)) + z3p;
+    uint32_t o3 = (uint32_t)(in[7] * -c089 + in[1] * (c150 - c089)) + z4p;
+    out[0] = descale16(e10 + o3, shift);
+    out[7] = descale16(e10 - o3, shift);
+    out[1] = descale16(e11 + o2, shift);
+    out[6] = descale16(e11 - o2, shift);
+    out[2] = descale16(e12 + o1, shift);
+    out[5] = descale16(e12 - o1, shift);
+    out[3] = descale16(e13 + o0, shift);
+    out[4] = descale16(e13 - o0, shift);
 }
 
 enum { PASS2_SHIFT = CONST_BITS + PASS1_BITS + 3 };
 
-/* Row pass in 64-bit arithmetic. */
-static void rows_wide(const int32_t ws[64], uint8_t *out, int out_stride)
+void vp_jpeg_idct_islow_model(uint8_t *out, int out_stride, const short coef[64])
 {
-    int64_t d[8], r[8];
-    for (int row = 0; row < 8; row++) {
+    int16_t ws[64], in[8], r[8];
+    int rows_zero = 1;
+    for (int i = 8; i < 64; i++)
+        rows_zero &= coef[i] == 0;
+    for (int c = 0; c < 8; c++) {
+        if (rows_zero) {
+            for (int k = 0; k < 8; k++)
+                ws[8 * k + c] = wrap16(coef[c] * 4);
+            continue;
+        }
         for (int k = 0; k < 8; k++)
-            d[k] = ws[8 * row + k];
-        idct8_wide(d, r);
+            in[k] = coef[8 * k + c];
+        idct8_model(in, CONST_BITS - PASS1_BITS, r);
+        for (int k = 0; k < 8; k++)
+            ws[8 * k + c] = r[k];
+    }
+    for (int row = 0; row < 8; row++) {
+        idct8_model(ws + 8 * row, PASS2_SHIFT, r);
         uint8_t *o = out + (ptrdiff_t)row * out_stride;
         for (int k = 0; k < 8; k++)
-            o[k] = range_limit((r[k] + (1 << (PASS2_SHIFT - 1))) >> PASS2_SHIFT);
+            o[k] = (uint8_t)((r[k] < -128 ? -128 : r[k] > 127 ? 127 : r[k]) + 128);
     }
 }
-
-void vp_jpeg_idct_islow_wide(uint8_t *out, int out_stride, const short coef[64])
-{
-    int32_t ws[64];
-    int64_t d[8], r[8];
-    for (int c = 0; c < 8; c++) {
-        for (int k = 0; k < 8; k++)
-            d[k] = coef[8 * k + c];
-        idct8_wide(d, r);
-        for (int k = 0; k < 8; k++)
-            ws[8 * k + c] = (int32_t)((r[k] + (1 << (CONST_BITS - PASS1_BITS - 1))) >>
-                                      (CONST_BITS - PASS1_BITS));
-    }
-    rows_wide(ws, out, out_stride);
-}
-
-
 
 /* 4x4 transpose: t[j][i] = a[i][j]. */
 static inline __attribute__((always_inline)) void transpose4(const lanes4 *a, lanes4 *t)
@@ -146,59 +169,73 @@ static inline __attribute__((always_inline)) void transpose8(const lanes4 lo[8],
     transpose4(hi + 4, thi + 4); /* rows 4-7, columns 4-7 */
 }
 
-/* range_limit on four lanes of indexes already taken modulo 1024: as a signed 10-bit
- * value, + 128, clamped to 0..255. */
-static inline __attribute__((always_inline)) bytes4 range_limit4(lanes4 x)
+/* Four lanes of final samples: + 128, clamped to 0..255 (saturating, as the SIMD code). */
+static inline __attribute__((always_inline)) bytes4 clamp_sample4(lanes4 x)
 {
-    lanes4 m = (x ^ 512) - 512 + 128;
+    lanes4 m = x + 128;
     m &= ~(m >> 31);      /* negative -> 0 */
     m |= (255 - m) >> 31; /* above 255 -> all ones, 255 in the low byte */
     return __builtin_convertvector(m & 255, bytes4);
 }
 
-/* The first pass fits int32 for any input: each 1-D output or intermediate value is at
- * most 61,214 times the largest input (the absolute constants summed along each path),
- * and 61,214 x 32,768 + 2^10 < 2^31. The second pass can leave that range on corrupt
- * data (libjpeg computes it in 64 bits), but its output is (x + 2^17) >> 18 taken
- * modulo 1024 by range_limit: bits 18..27 of x, which arithmetic modulo 2^32 keeps.
- * So it runs in wrapping unsigned lanes and gives libjpeg's bytes for every block. */
-void vp_jpeg_idct_islow(uint8_t *out, int out_stride, short coef[64])
+/* Whether any lane lies outside lo..hi. */
+static inline __attribute__((always_inline)) int outside(lanes4 x, int32_t lo, int32_t hi)
+{
+    lanes4 off = (ulanes4)(x - lo) > (uint32_t)(hi - lo);
+    return (off[0] | off[1] | off[2] | off[3]) != 0;
+}
+
+/* The 32-bit lanes compute the C form of the IDCT, which gives the SIMD model's bytes
+ * while nothing wraps or saturates in 16 bits there: inputs within +-8192 (their 16-bit
+ * sums, and row 0 shifted left 2, fit) and first-pass outputs within +-16384 (they fit
+ * 16 bits, and so do their sums). The final samples saturate in both. Returns -1,
+ * writing nothing, for a block outside that. */
+int vp_jpeg_idct_islow_fast(uint8_t *out, int out_stride, const short coef[64])
 {
     /* column pass: lane c of lo / hi is column c / c + 4 */
     lanes4 lo[8], hi[8], rlo[8], rhi[8];
+    int off = 0;
     for (int k = 0; k < 8; k++) {
         shorts4 a, b;
         memcpy(&a, coef + 8 * k, sizeof a);
         memcpy(&b, coef + 8 * k + 4, sizeof b);
         lo[k] = __builtin_convertvector(a, lanes4);
         hi[k] = __builtin_convertvector(b, lanes4);
+        off |= outside(lo[k], -8192, 8191) | outside(hi[k], -8192, 8191);
     }
+    if (off)
+        return -1;
     idct8_lanes(lo, rlo);
     idct8_lanes(hi, rhi);
     for (int k = 0; k < 8; k++) {
         rlo[k] = (rlo[k] + (1 << (CONST_BITS - PASS1_BITS - 1))) >> (CONST_BITS - PASS1_BITS);
         rhi[k] = (rhi[k] + (1 << (CONST_BITS - PASS1_BITS - 1))) >> (CONST_BITS - PASS1_BITS);
+        off |= outside(rlo[k], -16384, 16383) | outside(rhi[k], -16384, 16383);
     }
-    /* row pass: lane k of lo / hi is row k / k + 4 */
+    if (off)
+        return -1;
+    /* row pass: lane k of lo / hi is row k / k + 4; no lane can overflow now */
     transpose8(rlo, rhi, lo, hi);
-    ulanes4 ulo[8], uhi[8], urlo[8], urhi[8];
+    idct8_lanes(lo, rlo);
+    idct8_lanes(hi, rhi);
     for (int j = 0; j < 8; j++) {
-        ulo[j] = (ulanes4)lo[j];
-        uhi[j] = (ulanes4)hi[j];
-    }
-    idct8_ulanes(ulo, urlo);
-    idct8_ulanes(uhi, urhi);
-    for (int j = 0; j < 8; j++) {
-        rlo[j] = (lanes4)(((urlo[j] + (1u << (PASS2_SHIFT - 1))) >> PASS2_SHIFT) & 1023u);
-        rhi[j] = (lanes4)(((urhi[j] + (1u << (PASS2_SHIFT - 1))) >> PASS2_SHIFT) & 1023u);
+        rlo[j] = (rlo[j] + (1 << (PASS2_SHIFT - 1))) >> PASS2_SHIFT;
+        rhi[j] = (rhi[j] + (1 << (PASS2_SHIFT - 1))) >> PASS2_SHIFT;
     }
     /* back to rows of pixels */
     transpose8(rlo, rhi, lo, hi);
     for (int k = 0; k < 8; k++) {
-        bytes4 a = range_limit4(lo[k]), b = range_limit4(hi[k]);
+        bytes4 a = clamp_sample4(lo[k]), b = clamp_sample4(hi[k]);
         memcpy(out + (ptrdiff_t)k * out_stride, &a, sizeof a);
         memcpy(out + (ptrdiff_t)k * out_stride + 4, &b, sizeof b);
     }
+    return 0;
+}
+
+void vp_jpeg_idct_islow(uint8_t *out, int out_stride, short coef[64])
+{
+    if (vp_jpeg_idct_islow_fast(out, out_stride, coef))
+        vp_jpeg_idct_islow_model(out, out_stride, coef);
 }
 
 /* ---- colour space ---- */

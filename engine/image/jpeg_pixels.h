@@ -1,8 +1,9 @@
 /* The pixel stages of JPEG decoding as libjpeg-turbo performs them for Pillow, so that a
- * JPEG's RGB equals Pillow's convert("RGB") bit for bit (internal to engine/image):
- * stb_image does the marker parsing and entropy decoding, calling vp_jpeg_idct_islow
- * for each block; vp_jpeg_planes_to_rgb then upsamples the chroma the way libjpeg's
- * "fancy" upsampler does and converts colours with its fixed-point tables.
+ * JPEG's RGB equals Pillow's convert("RGB") bit for bit (internal to engine/image): the
+ * entropy decoders (jpeg_scan.c for sequential scans, stb_image for progressive ones)
+ * call vp_jpeg_idct_islow for each block; vp_jpeg_planes_to_rgb then upsamples the
+ * chroma the way libjpeg's "fancy" upsampler does and converts colours with its
+ * fixed-point tables.
  * (stb_image's own IDCT, upsampling and YCbCr conversion round differently, and its
  * 4:2:2 upsampler weights a padding column at the right edge.) */
 #ifndef VP_IMAGE_JPEG_PIXELS_H
@@ -13,14 +14,17 @@
 
 #include "engine/util/err.h"
 
-/* libjpeg's accurate integer IDCT (JDCT_ISLOW: 13-bit constants, 2 extra bits between
- * the passes) of one 8x8 block of dequantised coefficients in natural order, written as
- * 8 rows of 8 samples at out, out_stride bytes apart. Same signature as stb_image's
- * idct_block_kernel. */
+/* libjpeg-turbo's accurate integer IDCT (JDCT_ISLOW: 13-bit constants, 2 extra bits
+ * between the passes) of one 8x8 block of dequantised coefficients (their low 16 bits,
+ * as its SIMD code multiplies them) in natural order, written as 8 rows of 8 samples at
+ * out, out_stride bytes apart: the bytes of its x86 SIMD code, which Pillow runs on
+ * x86-64. Same signature as stb_image's idct_block_kernel. */
 void vp_jpeg_idct_islow(uint8_t *out, int out_stride, short coef[64]);
-/* The same in 64-bit scalar arithmetic throughout, as libjpeg computes it: the reference
- * the tests hold vp_jpeg_idct_islow's 32-bit lanes to. */
-void vp_jpeg_idct_islow_wide(uint8_t *out, int out_stride, const short coef[64]);
+/* The two ways it computes: 32-bit vector lanes for the blocks where those agree with
+ * the SIMD code (every block of a real image; -1, nothing written, otherwise), and a
+ * scalar model of the SIMD code's 16-bit arithmetic for any block. */
+int vp_jpeg_idct_islow_fast(uint8_t *out, int out_stride, const short coef[64]);
+void vp_jpeg_idct_islow_model(uint8_t *out, int out_stride, const short coef[64]);
 
 /* Colour space of the decoded components, chosen by libjpeg's rules (vp_jpeg_color_space). */
 typedef enum vp_jpeg_color {

@@ -3,8 +3,11 @@ writes: every chroma sampling cjpeg (libjpeg-turbo-progs) can write (4:4:0, 4:1:
 mixed and whole-number ratios, restart intervals, RGB-coded, grey, progressive), and
 byte-edited streams: Motion-JPEG frames without Huffman tables, and the JFIF / Adobe
 APP14 / component-id combinations that pick the colour space (Adobe CMYK and YCCK
-included), plus fractional sampling, which libjpeg refuses. vprm must decode each one
-to exactly Pillow's RGB, or refuse it when Pillow does.
+included), plus fractional sampling, which libjpeg refuses; and damaged streams:
+truncated with the EOI put back (libjpeg decodes the MCU that runs out from zero bits and
+greys the rest), scans missing, bytes flipped, inserted or deleted. vprm must decode each
+one to exactly Pillow's RGB, or refuse it when Pillow does; kinds marked "(vprm refuses)"
+vprm must refuse (422), and "(damaged)" ones it may refuse but never decode differently.
 main_into(dir) -> [{"file", "kind"}]."""
 import io
 import os
@@ -171,4 +174,94 @@ def main_into(out_dir):
     assert data[sof + 9] == 3 and data[sof + 11] == 0x31 and data[sof + 14] == 0x11
     data[sof + 14] = 0x21
     add("frac.jpg", "fractional sampling (refused)", bytes(data))
+    add_damaged(rng, out_dir, add)
     return entries
+
+
+def scan_data_start(data, nth=0):
+    """Offset of the nth scan's entropy-coded data."""
+    at = -1
+    for _ in range(nth + 1):
+        at = data.index(b"\xff\xda", at + 1)
+    return at + 2 + struct.unpack(">H", data[at + 2:at + 4])[0]
+
+
+def scan_data_ranges(data):
+    """[(start, end)] of each scan's entropy-coded data (end at the marker after it)."""
+    ranges, nth = [], 0
+    while True:
+        try:
+            start = scan_data_start(data, nth)
+        except ValueError:
+            return ranges
+        end = start
+        while not (data[end] == 0xFF and data[end + 1] not in (0x00, 0xFF) and not 0xD0 <= data[end + 1] <= 0xD7):
+            end += 1
+        ranges.append((start, end))
+        nth += 1
+
+
+def add_damaged(rng, out_dir, add):
+    """Damaged streams: cut with the file's EOI put back (a truncated download with the
+    end put back); bytes flipped, inserted or deleted; restart markers renumbered (each
+    of libjpeg's resynchronisation actions), dropped or doubled."""
+    ppm = os.path.join(out_dir, "src.ppm")
+    scans = os.path.join(out_dir, "seq.scans")
+    with open(scans, "w") as f:
+        f.write("0;\n1;\n2;\n")  # sequential, one component per scan
+    for di, (w, h) in enumerate([(64, 40), (129, 67), (203, 151), (300, 200)]):
+        a = content(rng, h, w)
+        Image.fromarray(a).save(ppm)
+        def cj(*args):
+            return subprocess.run(["cjpeg", *args, ppm], capture_output=True, check=True).stdout
+        plain = {"sub0": pil_jpeg(a, quality=90, subsampling=0),
+                 "sub2": pil_jpeg(a, quality=75, subsampling=2),
+                 "sub1 optimized": pil_jpeg(a, quality=85, subsampling=1, optimize=True),
+                 "grey": pil_jpeg(a, "L", quality=80),
+                 "one scan per component": cj("-scans", scans)}
+        restart = {"restart 2 rows": cj("-restart", "2"), "restart 3 MCUs 4:4:4": cj("-restart", "3B", "-sample", "1x1"),
+                   "restart each MCU, scan per component": cj("-restart", "1B", "-scans", scans)}
+        for name, data in {**plain, **restart}.items():
+            ranges, end = scan_data_ranges(data), len(data) - 2
+            for ci in range(3):  # inside some scan's data, not a header between scans
+                lo, hi = ranges[int(rng.integers(len(ranges)))]
+                at = int(rng.integers(lo, hi))
+                add(f"cut_{di}_{name.replace(' ', '_').replace(',', '')}_{ci}.jpg", f"{name}, cut, EOI put back",
+                    data[:at] + data[end:])
+        seq = plain["one scan per component"]
+        add(f"cut_scans_{di}.jpg", "one scan per component, last scan missing",
+            seq[:seq.rindex(b"\xff\xda")] + b"\xff\xd9")
+        prog = pil_jpeg(a, quality=85, progressive=True)
+        at = int(rng.integers(scan_data_start(prog, 2), len(prog) - 2))
+        add(f"cut_prog_{di}.jpg", "progressive, cut, EOI put back (vprm refuses)",
+            prog[:at] + prog[-2:])
+        for name, data in restart.items():
+            rst = [i for i in range(scan_data_start(data), len(data) - 1)
+                   if data[i] == 0xFF and 0xD0 <= data[i + 1] <= 0xD7]
+            for ri, shift in enumerate([1, 2, 7, 6, 4]):  # next two, last two, far off
+                at = rst[int(rng.integers(len(rst)))]
+                edited = bytearray(data)
+                edited[at + 1] = 0xD0 + (data[at + 1] - 0xD0 + shift) % 8
+                add(f"rst_{di}_{name.replace(' ', '_').replace(',', '')}_{ri}.jpg",
+                    f"{name}, a restart marker renumbered +{shift}", bytes(edited))
+            at = rst[int(rng.integers(len(rst)))]
+            add(f"rst_{di}_{name.replace(' ', '_').replace(',', '')}_drop.jpg",
+                f"{name}, a restart marker dropped", data[:at] + data[at + 2:])
+            add(f"rst_{di}_{name.replace(' ', '_').replace(',', '')}_double.jpg",
+                f"{name}, a restart marker doubled", data[:at] + data[at:at + 2] + data[at:])
+        for name, data in {**plain, **restart}.items():
+            ranges = scan_data_ranges(data)
+            for ei in range(4):
+                lo, hi = ranges[int(rng.integers(len(ranges)))]
+                at = int(rng.integers(lo, hi))
+                how = ei % 3
+                if how == 0:
+                    edited = data[:at] + bytes([data[at] ^ (1 << int(rng.integers(8)))]) + data[at + 1:]
+                elif how == 1:
+                    edited = data[:at] + bytes(rng.integers(0, 256, int(rng.integers(1, 5)), dtype=np.uint8)) + data[at:]
+                else:
+                    edited = data[:at] + data[at + int(rng.integers(1, 30)):]
+                add(f"edit_{di}_{name.replace(' ', '_').replace(',', '')}_{ei}.jpg",
+                    f"{name}, bytes {['flipped', 'inserted', 'deleted'][how]} (damaged)", edited)
+    os.remove(ppm)
+    os.remove(scans)

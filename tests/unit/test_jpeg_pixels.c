@@ -1,6 +1,8 @@
-/* The JPEG IDCT (engine/image/jpeg_pixels.c) against the DCT's definition, and its
- * 32-bit vector path against its 64-bit path on blocks of every magnitude. Upsampling
- * and colour conversion are held to Pillow itself by tests/image/suite_oracle.sh. */
+/* The JPEG IDCT (engine/image/jpeg_pixels.c) against the DCT's definition, its 32-bit
+ * vector path against its model of libjpeg-turbo's SIMD arithmetic on blocks of every
+ * magnitude, and the model's saturating and wrapping cases. The model's bytes on corrupt
+ * files, upsampling and colour conversion are held to Pillow itself by
+ * tests/image/suite_oracle.sh. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -56,61 +58,104 @@ static void test_accuracy(void)
 {
     short coef[64];
     double ref[64];
-    uint8_t got[64];
-    int worst = 0, off_by_one = 0, n = 20000;
+    uint8_t fast[64], model[64];
+    int worst = 0, off_by_one = 0, declined = 0, n = 20000;
     for (int b = 0; b < n; b++) {
         realistic_block(coef);
         textbook_idct(coef, ref);
-        short copy[64];
-        memcpy(copy, coef, sizeof copy);
-        vp_jpeg_idct_islow(got, 8, copy);
+        declined += vp_jpeg_idct_islow_fast(fast, 8, coef) != 0;
+        vp_jpeg_idct_islow_model(model, 8, coef);
         for (int k = 0; k < 64; k++) {
             double want = ref[k] < 0 ? 0 : ref[k] > 255 ? 255 : floor(ref[k] + 0.5);
-            int e = abs((int)got[k] - (int)want);
+            int e = abs((int)model[k] - (int)want);
             worst = e > worst ? e : worst;
             off_by_one += e == 1;
         }
     }
-    printf("  idct vs the DCT definition on %d blocks: worst |error| %d, %d samples off by one\n", n,
-           worst, off_by_one);
+    printf("  idct vs the DCT definition on %d blocks: worst |error| %d, %d samples off by one; "
+           "the vector path declined %d\n",
+           n, worst, off_by_one, declined);
     CHECK_MSG(worst <= 1, "worst error %d", worst);
+    CHECK_MSG(declined == 0, "the vector path declined %d blocks of real-image magnitudes", declined);
     /* a flat block is exact: DC 8 * (v - 128) gives v everywhere */
     memset(coef, 0, sizeof coef);
     coef[0] = 8 * (200 - 128);
-    vp_jpeg_idct_islow(got, 8, coef);
+    vp_jpeg_idct_islow(fast, 8, coef);
     int flat = 1;
     for (int k = 0; k < 64; k++)
-        flat &= got[k] == 200;
+        flat &= fast[k] == 200;
     CHECK(flat);
 }
 
-/* The 32-bit lanes give the 64-bit path's bytes on every block, including those whose
- * first pass exceeds what the lanes can take (then the 64-bit path is used). */
-static void test_lanes_equal_wide(void)
+/* Where the vector path takes a block, its bytes are the model's; it must take most
+ * blocks of real magnitudes and decline the others. */
+static void test_fast_equals_model(void)
 {
-    short coef[64], copy[64];
-    uint8_t lanes[8 * 12], wide[8 * 12]; /* a stride wider than the block */
-    int n = 200000, differ = 0;
+    short coef[64];
+    uint8_t fast[8 * 12], model[8 * 12]; /* a stride wider than the block */
+    int n = 240000, differ = 0, taken = 0, taken_kind[6] = {0};
     for (int b = 0; b < n; b++) {
-        int kind = b % 4;
+        int kind = b % 6;
         for (int k = 0; k < 64; k++) {
             switch (kind) {
-            case 0: coef[k] = (short)uniform(1100); break;
+            case 0: coef[k] = (short)uniform(60); break;
             case 1: coef[k] = (short)uniform(32767); break;
-            case 2: coef[k] = (short)(next_u32() % 5 ? 0 : uniform(32767)); break;
-            default: /* the same sign pattern as a basis function: large first passes */
-                coef[k] = (short)((((k * 7 + b) >> 2) & 1 ? -1 : 1) * (int)(next_u32() % 9000));
+            case 2: /* one column: first-pass outputs on both sides of +-16384 */
+                coef[k] = (short)(k % 8 ? 0 : uniform(b % 24 == 2 ? 8300 : 3000));
+                break;
+            case 3: break; /* below: a real-image block scaled up to 16 times */
+            case 4: /* row 0 only: the 16-bit shortcut */
+                coef[k] = (short)(k < 8 ? uniform(b % 12 == 4 ? 9000 : 300) : 0);
+                break;
+            default: coef[k] = (short)(k ? uniform(40) : uniform(6000)); /* near the clamp */
             }
         }
-        memset(lanes, 0xaa, sizeof lanes);
-        memset(wide, 0xaa, sizeof wide);
-        memcpy(copy, coef, sizeof copy);
-        vp_jpeg_idct_islow(lanes, 12, copy);
-        vp_jpeg_idct_islow_wide(wide, 12, coef);
-        differ += memcmp(lanes, wide, sizeof lanes) != 0;
+        if (kind == 3) {
+            realistic_block(coef);
+            int scale = 1 + (int)(next_u32() % 16);
+            for (int k = 0; k < 64; k++)
+                coef[k] = (short)(coef[k] * scale);
+        }
+        memset(fast, 0xaa, sizeof fast);
+        memset(model, 0xaa, sizeof model);
+        vp_jpeg_idct_islow_model(model, 12, coef);
+        if (vp_jpeg_idct_islow_fast(fast, 12, coef))
+            continue;
+        taken++;
+        taken_kind[kind]++;
+        differ += memcmp(fast, model, sizeof fast) != 0;
     }
-    printf("  idct 32-bit lanes vs 64-bit on %d blocks (to +-32767): %d differ\n", n, differ);
+    printf("  idct vector path vs the SIMD model on %d blocks (to +-32767): took %d (by kind %d %d "
+           "%d %d %d %d), %d differ\n",
+           n, taken, taken_kind[0], taken_kind[1], taken_kind[2], taken_kind[3], taken_kind[4],
+           taken_kind[5], differ);
     CHECK(differ == 0);
+    CHECK_MSG(taken > n / 4 && taken < n * 3 / 4, "took %d of %d", taken, n);
+}
+
+/* Where libjpeg-turbo's SIMD code and its C code part, the model follows the SIMD code. */
+static void test_model_saturates(void)
+{
+    short coef[64] = {0};
+    uint8_t out[64];
+    /* DC only, 16-bit shortcut: 8000 * 4 fits; 9000 * 4 wraps to -29536 (dark) */
+    coef[0] = 8000;
+    vp_jpeg_idct_islow(out, 8, coef);
+    CHECK_MSG(out[0] == 255 && out[63] == 255, "DC 8000: %d", out[0]);
+    coef[0] = 9000;
+    vp_jpeg_idct_islow(out, 8, coef);
+    CHECK_MSG(out[0] == 0 && out[63] == 0, "DC 9000: %d", out[0]);
+    /* with a coefficient below row 0 the full first pass runs and saturates at 32767
+     * (the C code's index would wrap modulo 1024 instead) */
+    coef[8] = 1;
+    vp_jpeg_idct_islow(out, 8, coef);
+    CHECK_MSG(out[0] == 255 && out[63] == 255, "DC 9000 + AC: %d", out[0]);
+    /* 16-bit sums: in0 + in4 = 20000 + 20000 wraps negative */
+    memset(coef, 0, sizeof coef);
+    coef[0] = 20000;
+    coef[32] = 20000;
+    vp_jpeg_idct_islow(out, 8, coef);
+    CHECK_MSG(out[0] == 0, "in0 + in4 wrapping: %d", out[0]);
 }
 
 static void test_color_space_rules(void)
@@ -131,7 +176,8 @@ static void test_color_space_rules(void)
 int main(void)
 {
     test_accuracy();
-    test_lanes_equal_wide();
+    test_fast_equals_model();
+    test_model_saturates();
     test_color_space_rules();
     return check_summary("test_jpeg_pixels");
 }

@@ -1,0 +1,194 @@
+/* JPEG decoding, driven here scan by scan: stb_image parses the markers and tables and
+ * entropy-decodes progressive scans (with libjpeg's IDCT as its block kernel);
+ * sequential scans are entropy-decoded by jpeg_scan.c, which follows libjpeg's rules for
+ * damaged data (stb_image's differ); jpeg_pixels.c upsamples and converts the colours as
+ * libjpeg-turbo does for Pillow. This uses stb_image's internals, whose version the
+ * Debian package pins (a renamed one fails the build). A progressive scan that runs out
+ * of data is refused: libjpeg skips the rest of it, which stb_image's progressive
+ * decoder cannot be made to do. */
+#include <stdint.h>
+#include <string.h>
+
+#include "engine/image/formats.h"
+#include "engine/image/image.h"
+#include "engine/image/jpeg_pixels.h"
+#include "engine/image/jpeg_scan.h"
+
+#define STBI_ONLY_JPEG
+#include "engine/image/stb_image_impl.h"
+
+/* Whether a progressive scan has taken bits past its data: every byte stb_image has
+ * read past data_end is one of the zero bytes put there (8 bits each) until it meets the
+ * marker (nomore), and code_bits of what it read are not used yet. */
+static int took_past_data(const stbi__jpeg *j, const stbi_uc *data_end)
+{
+    uintptr_t pos = (uintptr_t)j->s->img_buffer, end = (uintptr_t)data_end;
+    if (pos <= end)
+        return 0;
+    return j->nomore || (pos - end) * 8 > (uintptr_t)j->code_bits;
+}
+
+static vp_jpeg_huff huff_of(const stbi__huffman *h, const stbi__int16 *fast_ac)
+{
+    return (vp_jpeg_huff){.fast = h->fast, .size = h->size, .values = h->values,
+                          .maxcode = h->maxcode, .delta = h->delta, .fast_ac = fast_ac};
+}
+
+/* The sequential scan whose header stb_image just read, decoded by jpeg_scan.c from the
+ * data stb_image's position has reached to data_end (the zeros and the marker after). */
+static int decode_sequential(stbi__jpeg *j, const stbi_uc *data_end, size_t pad, vp_error *err)
+{
+    const stbi_uc *marker = data_end + pad;
+    while (*marker == 0xff)
+        marker++;
+    vp_jpeg_scan scan = {.data = j->s->img_buffer, .data_end = data_end, .end_marker = *marker,
+                         .n_comp = j->scan_n, .mcus_wide = (size_t)j->img_mcu_x,
+                         .mcus_high = (size_t)j->img_mcu_y,
+                         .restart_interval = (unsigned)j->restart_interval};
+    for (int k = 0; k < j->scan_n; k++) {
+        int n = j->order[k], ha = j->img_comp[n].ha;
+        scan.comp[k] = (vp_jpeg_scan_comp){
+            .plane = j->img_comp[n].data,
+            .stride = (size_t)j->img_comp[n].w2,
+            .h = j->img_comp[n].h,
+            .v = j->img_comp[n].v,
+            .blocks_wide = (size_t)(j->img_comp[n].x + 7) >> 3,
+            .blocks_high = (size_t)(j->img_comp[n].y + 7) >> 3,
+            .dc = huff_of(&j->huff_dc[j->img_comp[n].hd], NULL),
+            .ac = huff_of(&j->huff_ac[ha], j->fast_ac[ha]),
+            .dequant = j->dequant[j->img_comp[n].tq]};
+    }
+    if (vp_jpeg_decode_sequential_scan(&scan, err))
+        return -1;
+    /* on to the marker after the scan */
+    j->s->img_buffer = (stbi_uc *)(uintptr_t)data_end + pad;
+    j->marker = STBI__MARKER_none;
+    return 0;
+}
+
+/* The header, every scan and the markers between them, up to EOI. */
+static int decode_scans(stbi__jpeg *j, const vp_jpeg_stream *st, vp_error *err)
+{
+    for (int c = 0; c < 4; c++) {
+        j->img_comp[c].raw_data = NULL;
+        j->img_comp[c].raw_coeff = NULL;
+    }
+    j->restart_interval = 0;
+    if (!stbi__decode_jpeg_header(j, STBI__SCAN_load))
+        return vp_stb_failed(VP_IMAGE_JPEG, stbi_failure_reason(), err);
+    size_t scan = 0;
+    unsigned scanned = 0; /* bit c: component c was in a scan */
+    for (int m = stbi__get_marker(j); !stbi__EOI(m); m = stbi__get_marker(j)) {
+        if (stbi__DNL(m)) { /* libjpeg skips it */
+            stbi__skip(j->s, stbi__get16be(j->s) - 2);
+            continue;
+        }
+        if (!stbi__SOS(m)) {
+            if (!stbi__process_marker(j, m))
+                return vp_stb_failed(VP_IMAGE_JPEG, stbi_failure_reason(), err);
+            continue;
+        }
+        if (scan >= st->n_scans)
+            return vp_fail(err, VP_ERR_INTERNAL, "image", "JPEG scan %zu was not found by the marker walk",
+                           scan + 1);
+        const stbi_uc *end = st->data + st->scan_end[scan];
+        if (!stbi__process_scan_header(j))
+            return vp_stb_failed(VP_IMAGE_JPEG, stbi_failure_reason(), err);
+        for (int k = 0; k < j->scan_n; k++)
+            scanned |= 1u << j->order[k];
+        if (!j->progressive) {
+            if (decode_sequential(j, end, st->scan_pad, err))
+                return -1;
+            scan++;
+            continue;
+        }
+        if (!stbi__parse_entropy_coded_data(j))
+            return vp_stb_failed(VP_IMAGE_JPEG, stbi_failure_reason(), err);
+        if (took_past_data(j, end))
+            return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                           "progressive JPEG scan %zu ends before its data does (the file is "
+                           "truncated or corrupt)",
+                           scan + 1);
+        if (j->marker == STBI__MARKER_none) /* the marker after the scan follows its zeros */
+            j->s->img_buffer = (stbi_uc *)(uintptr_t)(end + st->scan_pad);
+        scan++;
+    }
+    if (j->progressive) {
+        stbi__jpeg_finish(j);
+        return 0;
+    }
+    /* a component no scan covered keeps its zero coefficients: grey, as in libjpeg */
+    for (int c = 0; c < j->s->img_n; c++)
+        if (!(scanned >> c & 1))
+            memset(j->img_comp[c].data, 128, (size_t)j->img_comp[c].w2 * (size_t)j->img_comp[c].h2);
+    return 0;
+}
+
+static int decode_stream(const vp_jpeg_stream *st, const vp_jpeg_markers *mk,
+                         const vp_image_info *info, vp_rgb_image *out, vp_error *err)
+{
+    if (st->len > 0x7fffffff)
+        return vp_fail(err, VP_ERR_TOO_LARGE, "image", "%zu bytes of JPEG data", st->len);
+    vp_stb_alloc_begin(info->width, info->height, st->len);
+    stbi__context s;
+    stbi__start_mem(&s, st->data, (int)st->len);
+    stbi__jpeg *j = stbi__malloc(sizeof *j);
+    if (!j)
+        return vp_stb_failed(VP_IMAGE_JPEG, "outofmem", err);
+    j->s = &s;
+    stbi__setup_jpeg(j);
+    j->idct_block_kernel = vp_jpeg_idct_islow; /* the progressive path's */
+    s.img_n = 0; /* stbi__cleanup_jpeg frees img_n components */
+    int rc = -1;
+    if (decode_scans(j, st, err))
+        goto done;
+    if (s.img_x != info->width || s.img_y != info->height) {
+        rc = vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG decodes to %ux%u but its header says %ux%u",
+                     s.img_x, s.img_y, info->width, info->height);
+        goto done;
+    }
+    int n = s.img_n, ids[4] = {0};
+    vp_jpeg_plane planes[4];
+    for (int c = 0; c < n; c++) {
+        planes[c] = (vp_jpeg_plane){.data = j->img_comp[c].data,
+                                    .stride = (size_t)j->img_comp[c].w2,
+                                    .width = (uint32_t)j->img_comp[c].x,
+                                    .height = (uint32_t)j->img_comp[c].y,
+                                    .h = j->img_comp[c].h,
+                                    .v = j->img_comp[c].v};
+        ids[c] = j->img_comp[c].id;
+    }
+    size_t bytes = (size_t)info->width * info->height * 3;
+    out->pixels = malloc(bytes);
+    if (!out->pixels) {
+        rc = vp_fail(err, VP_ERR_NOMEM, "image", "out of memory for a %ux%u image", info->width,
+                     info->height);
+        goto done;
+    }
+    vp_jpeg_color color = vp_jpeg_color_space(n, mk->jfif, mk->adobe_transform, ids);
+    if (vp_jpeg_planes_to_rgb(planes, n, color, info->width, info->height, out->pixels, err)) {
+        vp_rgb_image_free(out);
+        goto done;
+    }
+    out->width = info->width;
+    out->height = info->height;
+    rc = 0;
+done:
+    stbi__cleanup_jpeg(j);
+    free(j);
+    return rc;
+}
+
+int vp_jpeg_decode_rgb(const uint8_t *data, size_t len, const vp_image_info *info,
+                       vp_rgb_image *out, vp_error *err)
+{
+    vp_jpeg_markers mk;
+    if (vp_jpeg_check_complete(data, len, &mk, err))
+        return -1;
+    vp_jpeg_stream st;
+    if (vp_jpeg_stream_for_stb(data, len, &mk, &st, err))
+        return -1;
+    int rc = decode_stream(&st, &mk, info, out, err);
+    vp_jpeg_stream_free(&st);
+    return rc;
+}
