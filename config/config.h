@@ -59,6 +59,7 @@ typedef struct vp_config {
     int queue_timeout_ms;      /* a job waiting longer is answered 503; 0 = no limit */
     int drain_timeout_s;       /* SIGTERM: time to finish queued work */
     bool exit_on_device_failure; /* exit 3 when the GPU fails for good (else serve 503s) */
+    bool cancel_on_disconnect; /* drop the work of a client that closed its connection */
     /* image URLs */
     bool allow_image_urls;
     size_t url_max_bytes;

@@ -91,6 +91,10 @@ const vp_option vp_options[] = {
     {"exit_on_device_failure", VP_OPT_BOOL, OFF(exit_on_device_failure), "true", 0, 0, NULL,
      "exit with status 3 when the compute device fails for good (a lost GPU context), so a "
      "supervisor restarts the server; false: keep answering, /ready and scoring 503", 0},
+    {"cancel_on_disconnect", VP_OPT_BOOL, OFF(cancel_on_disconnect), "true", 0, 0, NULL,
+     "cancel a request's queued or running work when its client closes the connection "
+     "before the answer (a client that only closes its sending side, a TCP half-close, "
+     "counts as gone); false: always compute and answer", 0},
     {"drain_timeout_s", VP_OPT_INT, OFF(drain_timeout_s), "60", 0, 86400, NULL,
      "on SIGTERM/SIGINT: time to finish queued work before exiting", 0},
     /* image URLs */

@@ -2,7 +2,9 @@
  * 50 ms this thread peeks (MSG_PEEK, non-blocking) at the socket of each request waiting
  * for the engine: end of stream or a socket error means the client is gone, and its jobs
  * are cancelled (a queued job is skipped, a running one has its result dropped). Bytes
- * waiting to be read (a pipelined next request) mean the client is still there. */
+ * waiting to be read (a pipelined next request) mean the client is still there. A
+ * half-close (the client shut only its sending side) reads as end of stream too, which
+ * is why --no-cancel-on-disconnect turns the watcher off. */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -91,6 +93,10 @@ static void *watch_main(void *arg)
 
 int vp_watch_start(vp_server *s, vp_error *err)
 {
+    if (!s->cfg->cancel_on_disconnect) {
+        VP_LOGI(NULL, "cancel_on_disconnect is off: work of clients that close is computed");
+        return 0;
+    }
     atomic_store(&s->watcher_stop, false);
     if (pthread_create(&s->watcher, NULL, watch_main, s))
         return vp_fail(err, VP_ERR_INTERNAL, "", "cannot start the disconnect watcher thread");

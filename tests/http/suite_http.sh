@@ -123,6 +123,35 @@ for o in max-body-bytes VPRM_MAX_BODY_BYTES max-queue VPRM_QUEUE_TIMEOUT_MS api-
 done
 [ $missing = 0 ] && ok "serve --help lists options, environment names, defaults" || bad "serve --help lacks $missing items"
 
+# half_close: a request of seconds of vision sent, then only the sending side shut (TCP
+# half-close); prints the answer's status line, or "closed" when none came
+cat >"$T/half_close.py" <<'EOF'
+import io, base64, json, random, socket, sys
+from PIL import Image
+port, key = int(sys.argv[1]), sys.argv[2]
+random.seed(11)
+img = Image.new("RGB", (60, 40))
+img.putdata([(random.randrange(256), random.randrange(256), random.randrange(256)) for _ in range(60 * 40)])
+buf = io.BytesIO()
+img.save(buf, "PNG")
+body = json.dumps({"question": "What is shown?", "max_tiles": 6, "responses": ["A square.\n\nRed."],
+                   "image": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()}).encode()
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"POST /v1/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key.encode() +
+          b"\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+          str(len(body)).encode() + b"\r\n\r\n" + body)
+s.shutdown(socket.SHUT_WR)
+s.settimeout(120)
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+print(data.split(b"\r\n", 1)[0].decode() if data else "closed")
+EOF
+half_close() { "$PY" "$T/half_close.py" "$PORT" "$KEY" 2>&1; }
+
 # ---- A: strict limits, release binary
 # shellcheck disable=SC2086
 if start_daemon A "$VPRM" $STRICT; then
@@ -132,6 +161,9 @@ if start_daemon A "$VPRM" $STRICT; then
         || bad "A: no warm-up with an image in the log"
     run_tool "A: API contract and every error status" "$VPRM_TOOLS/http_api" "$URL" "$KEY"
     run_tool "A: misbehaving clients" "$VPRM_TOOLS/http_abuse" 127.0.0.1 "$PORT" "$KEY" 2 2097152
+    hc=$(half_close)
+    [ "$hc" = closed ] && ok "A: a client that half-closes after its request is taken for gone (cancelled)" \
+        || bad "A: half-close with cancel_on_disconnect: $hc"
     # the CLI and the daemon give the same scores and the same token ids
     printf '%s' '{"question": "Is 7 prime?", "responses": ["7 has no divisors but 1 and 7.\n\nSo yes.", ["It is even.", "So no."]], "return_logits": true}' >"$T/req.json"
     "$VPRM" score --model "$MODEL" "$T/req.json" >"$T/cli.json" 2>"$T/cli.err"
@@ -166,9 +198,12 @@ EOF
 fi
 
 # ---- B: defaults, 64 concurrent clients vs a serial run; the load benchmark
-if start_daemon B "$VPRM" --api-key "$KEY"; then
+if start_daemon B "$VPRM" --api-key "$KEY" --no-cancel-on-disconnect; then
     run_tool "B: 64 concurrent clients equal the serial run" \
         "$VPRM_TOOLS/http_concurrency" "$URL" "$KEY" 64 1
+    hc=$(half_close)
+    case "$hc" in "HTTP/1.1 200"*) ok "B: --no-cancel-on-disconnect answers a client that half-closed ($hc)" ;;
+        *) bad "B: half-close with --no-cancel-on-disconnect: $hc" ;; esac
     if "$VPRM" bench --url "$URL" --api-key "$KEY" --workload W3 --clients 8 --seconds 2 \
         --pool 8 --max-side 448 --max-tiles 1 --words-per-step 6 >"$T/bench.out" 2>&1 \
         && grep -q "requests/s" "$T/bench.out" && grep -q "jobs per pass" "$T/bench.out"; then
