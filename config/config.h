@@ -47,6 +47,7 @@ typedef struct vp_config {
     size_t max_images;         /* per request */
     size_t max_image_bytes;    /* encoded bytes per image */
     size_t max_image_pixels;   /* decoded pixels per image */
+    size_t max_jpeg_scans;     /* scans of a JPEG image */
     int max_tiles;             /* upper bound of a request's max_tiles */
     size_t max_text_bytes;     /* question or one response */
     size_t max_request_tokens; /* prompt tokens of one request, all responses */

@@ -10,6 +10,7 @@
 
 #include "engine/backend.h"
 #include "engine/cuda_plan/cuda_plan.h"
+#include "engine/image/image.h"
 #include "engine/image_cache.h"
 #include "engine/job.h"
 #include "engine/prefix_cache.h"
@@ -46,6 +47,7 @@ void vp_engine_options_default(vp_engine_options *o)
     o->max_request_tokens = 32768;
     o->max_image_pixels = 64u << 20;
     o->max_image_bytes = 32u << 20;
+    o->max_jpeg_scans = VP_IMAGE_DEFAULT_MAX_JPEG_SCANS;
     o->prefix_sharing = true;
     o->random_weights = -1;
     o->image_cache_bytes = (size_t)256 << 20;

@@ -33,6 +33,7 @@ typedef struct vp_engine_options {
     size_t max_request_tokens;    /* prompt tokens of one request (all responses); 413 above */
     size_t max_image_pixels;      /* decompression-bomb limit per image */
     size_t max_image_bytes;       /* encoded bytes per image */
+    size_t max_jpeg_scans;        /* scans of a JPEG image */
     int max_tiles;                /* upper bound of a request's tiles per image (0 = the model's) */
     bool prefix_sharing;          /* share the common prefix of a request's responses (default true) */
     size_t image_cache_bytes;     /* tiles of recently seen images, by encoded bytes (0 = off) */

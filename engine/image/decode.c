@@ -167,7 +167,9 @@ int vp_image_decode_rgb(const uint8_t *data, size_t len, const vp_image_limits *
     case VP_IMAGE_PNG: return decode_png(data, len, &info, out, err);
     case VP_IMAGE_GIF: return decode_gif(data, len, &info, out, err);
     case VP_IMAGE_BMP: return decode_bmp(data, len, &info, out, err);
-    case VP_IMAGE_JPEG: return vp_jpeg_decode_rgb(data, len, &info, out, err);
+    case VP_IMAGE_JPEG:
+        return vp_jpeg_decode_rgb(data, len, &info,
+                                  lim ? lim->max_jpeg_scans : VP_IMAGE_DEFAULT_MAX_JPEG_SCANS, out, err);
     case VP_IMAGE_UNKNOWN: break;
     }
     return vp_fail(err, VP_ERR_INTERNAL, "image", "probe returned no format");

@@ -56,22 +56,22 @@ typedef struct vp_jpeg_markers {
     unsigned default_dht; /* Huffman slots libjpeg fills with the standard tables: bit 0, 1
                            * DC slots 0, 1; bits 2, 3 AC slots 0, 1 */
     size_t first_sos;     /* offset of the first scan's marker */
+    int progressive;      /* the frame is progressive (SOF2) */
 } vp_jpeg_markers;
 
 /* Walks every marker and entropy-coded segment to EOI: UNDECODABLE when the data ends
- * first. Fills *markers (may be NULL) on success. */
-int vp_jpeg_check_complete(const uint8_t *data, size_t len, vp_jpeg_markers *markers,
-                           vp_error *err);
-/* The stream stb_image decodes: the input with a DHT segment of the standard tables
- * markers->default_dht names inserted before the first scan, and zero bytes between
- * each scan's entropy-coded data and the marker that ends it (restart markers are part
- * of the data). stb_image reads zeros past the end of a scan's data anyway; real ones let
- * the decoder count the bits a scan took past its data (jpeg_decode.c). */
+ * first, TOO_LARGE past max_scans scans. Fills *markers (may be NULL) on success. */
+int vp_jpeg_check_complete(const uint8_t *data, size_t len, size_t max_scans,
+                           vp_jpeg_markers *markers, vp_error *err);
+/* The stream stb_image parses: the input with a DHT segment of the standard tables
+ * markers->default_dht names inserted before the first scan (and a sequential frame's
+ * scan headers set to the whole band, as libjpeg reads them), and where each scan's
+ * entropy-coded data ends (restart markers are part of the data; the marker after it
+ * follows, after any 0xFF fill bytes). */
 typedef struct vp_jpeg_stream {
     uint8_t *data;
     size_t len;
-    size_t *scan_end; /* per scan, in order: offset in data where its zeros begin */
-    size_t scan_pad;  /* how many zero bytes follow there */
+    size_t *scan_end; /* per scan, in order: offset in data where its data ends */
     size_t n_scans;
 } vp_jpeg_stream;
 /* On a stream vp_jpeg_check_complete accepted. Free with vp_jpeg_stream_free. */
@@ -84,7 +84,7 @@ void vp_jpeg_stream_free(vp_jpeg_stream *s);
 struct vp_image_info;
 struct vp_rgb_image;
 int vp_jpeg_decode_rgb(const uint8_t *data, size_t len, const struct vp_image_info *info,
-                       struct vp_rgb_image *out, vp_error *err);
+                       size_t max_scans, struct vp_rgb_image *out, vp_error *err);
 
 /* ---- BMP ---- */
 typedef struct vp_bmp_header {

@@ -38,10 +38,12 @@ typedef struct vp_image_limits {
     uint64_t max_pixels;        /* width * height from the header */
     uint32_t max_width;         /* <= VP_IMAGE_MAX_SIDE */
     uint32_t max_height;        /* <= VP_IMAGE_MAX_SIDE */
+    size_t max_jpeg_scans;      /* scans of a JPEG: each is a pass over the image */
 } vp_image_limits;
 
 #define VP_IMAGE_DEFAULT_MAX_BYTES ((size_t)64 << 20)    /* 64 MiB */
 #define VP_IMAGE_DEFAULT_MAX_PIXELS ((uint64_t)50000000) /* 50 megapixels */
+#define VP_IMAGE_DEFAULT_MAX_JPEG_SCANS ((size_t)1000) /* progressive files have ~10 */
 #define VP_IMAGE_DEFAULT_MAX_SIDE 32768u
 
 /* Fills the defaults above. */

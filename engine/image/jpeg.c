@@ -6,8 +6,8 @@
  * uninitialised memory and index its arrays with it), except the Huffman slots 0 and 1
  * of a sequential frame, which get the standard tables as in libjpeg; and a frame whose
  * sampling factors libjpeg cannot upsample. The walk also reports the segments that
- * choose the colour space, and builds the stream stb_image decodes (the standard
- * tables, zeros after each scan's data). */
+ * choose the colour space, and builds the stream stb_image parses (the standard tables
+ * inserted) with where each scan's entropy-coded data ends. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,8 +64,14 @@ static int skip_entropy(const uint8_t *d, size_t len, size_t *pos)
 /* Tables defined so far and the frame's components, for the scans' table checks. */
 typedef struct jpeg_tables {
     unsigned dqt, dht_dc, dht_ac; /* bit t: table t (0..3) defined */
+    unsigned dqt_first10;         /* bit t: table t's first 10 values (zig-zag) are nonzero */
     int have_sof, progressive, n_comp;
     uint8_t comp_id[4], comp_hv[4], comp_tq[4];
+    /* progressive frames: per component, the bits still to come of coefficients 0..9
+     * (libjpeg's coef_bits: -1 before any scan, then the last scan's Al), and whether
+     * its quantiser (latched at its first scan) allows libjpeg's block smoothing */
+    int8_t coef_bits[4][10];
+    uint8_t latched[4], smooth_q[4];
 } jpeg_tables;
 
 /* A DHT segment's tables must each define at most 256 codes: stb_image 2.27 writes
@@ -100,8 +106,14 @@ static void note_dqt(const uint8_t *d, size_t seg_len, jpeg_tables *t)
         size_t n = 1 + ((d[p] >> 4) ? 128 : 64);
         if (seg_len - p < n)
             return;
-        if ((d[p] & 15) <= 3)
-            t->dqt |= 1u << (d[p] & 15);
+        if ((d[p] & 15) <= 3) {
+            unsigned bit = 1u << (d[p] & 15);
+            int nonzero = 1, wide = d[p] >> 4;
+            for (int i = 0; i < 10; i++)
+                nonzero &= wide ? (d[p + 1 + 2 * i] | d[p + 2 + 2 * i]) != 0 : d[p + 1 + i] != 0;
+            t->dqt |= bit;
+            t->dqt_first10 = nonzero ? t->dqt_first10 | bit : t->dqt_first10 & ~bit;
+        }
         p += n;
     }
 }
@@ -182,6 +194,54 @@ static int check_sos(const uint8_t *d, size_t seg_len, const jpeg_tables *t, vp_
     return 0;
 }
 
+/* A progressive scan's bands, as libjpeg records them for block smoothing: each of the
+ * scan's components has coefficients Ss..Se known but for their low Al bits. */
+static void note_progression(const uint8_t *d, size_t seg_len, jpeg_tables *t)
+{
+    size_t ns = seg_len >= 3 ? d[2] : 0;
+    if (!t->progressive || seg_len < 6 + 2 * ns)
+        return;
+    int ss = d[3 + 2 * ns], se = d[4 + 2 * ns], al = d[5 + 2 * ns] & 15;
+    for (size_t i = 0; i < ns; i++)
+        for (int c = 0; c < t->n_comp; c++) {
+            if (t->comp_id[c] != d[3 + 2 * i])
+                continue;
+            if (!t->latched[c]) {
+                t->latched[c] = 1;
+                t->smooth_q[c] = t->comp_tq[c] <= 3 && (t->dqt_first10 >> t->comp_tq[c] & 1);
+            }
+            for (int k = ss; k <= se && k < 10; k++)
+                t->coef_bits[c][k] = (int8_t)al;
+            break;
+        }
+}
+
+/* libjpeg smooths a progressive image whose scans leave some of coefficients 1..9
+ * unknown or unrefined (a file cut short between scans, a partial scan script), when
+ * every component has a DC scan and a quantiser without zeros there. Pillow then
+ * estimates those coefficients from the neighbouring blocks' DC values; vprm does not,
+ * and refuses such a file rather than decode other pixels. */
+static int check_smoothing(const jpeg_tables *t, vp_error *err)
+{
+    if (!t->progressive)
+        return 0;
+    int unrefined = -1;
+    for (int c = 0; c < t->n_comp; c++) {
+        if (t->coef_bits[c][0] < 0 || !t->smooth_q[c])
+            return 0;
+        for (int k = 1; k < 10 && unrefined < 0; k++)
+            if (t->coef_bits[c][k] != 0)
+                unrefined = c;
+    }
+    if (unrefined < 0)
+        return 0;
+    return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                   "progressive JPEG whose scans leave low-frequency coefficients of component "
+                   "%u unrefined (a file cut short or a partial scan script): libjpeg's block "
+                   "smoothing of such files is not implemented",
+                   t->comp_id[unrefined]);
+}
+
 /* The Huffman tables of the JPEG standard's Annex K.3 (luminance = slot 0, chrominance =
  * slot 1): libjpeg installs them for a sequential frame whose first scan comes before
  * any table in those slots (Motion-JPEG frames leave them out). Counts of codes of
@@ -227,14 +287,12 @@ static size_t put_k3_table(uint8_t *p, int ac, int slot)
     return n;
 }
 
-/* Zero bytes after each scan's data: more than stb_image reads ahead (4 bytes, and up to
- * 3 more at a restart interval's end), so a scan that keeps to its data never reaches
- * the marker. */
-#define SCAN_PAD ((size_t)16)
-
 /* Offsets where each scan's entropy-coded data ends (before the 0xFF fill bytes of
- * the marker that ends it), in order; NULL when empty or out of memory. */
-static size_t *scan_ends(const uint8_t *d, size_t len, size_t *n_out, vp_error *err)
+ * the marker that ends it), in order; NULL when empty or out of memory. In a sequential
+ * frame each scan header's band and bit positions are set to the only ones it can have
+ * (Ss 0, Se 63, Ah = Al = 0): libjpeg warns about others and decodes the whole band,
+ * stb_image would refuse the scan. */
+static size_t *scan_ends(uint8_t *d, size_t len, int sequential, size_t *n_out, vp_error *err)
 {
     size_t pos = 2, n = 0, cap = 0, *ends = NULL;
     for (;;) {
@@ -245,7 +303,13 @@ static size_t *scan_ends(const uint8_t *d, size_t len, size_t *n_out, vp_error *
             continue;
         if (len - pos < 2 || len - pos < be16(d + pos))
             break;
-        pos += be16(d + pos);
+        size_t seg = be16(d + pos), ns = seg >= 3 ? d[pos + 2] : 0;
+        if (m == 0xda && sequential && seg >= 6 + 2 * ns) {
+            d[pos + 3 + 2 * ns] = 0;
+            d[pos + 4 + 2 * ns] = 63;
+            d[pos + 5 + 2 * ns] = 0;
+        }
+        pos += seg;
         if (m != 0xda)
             continue;
         size_t start = pos;
@@ -290,36 +354,25 @@ int vp_jpeg_stream_for_stb(const uint8_t *data, size_t len, const vp_jpeg_marker
         seg[2] = (uint8_t)((seg_len - 2) >> 8);
         seg[3] = (uint8_t)(seg_len - 2);
     }
-    size_t n;
-    size_t *ends = scan_ends(data, len, &n, err);
-    if (!ends)
-        return -1;
-    out->data = malloc(len + seg_len + n * SCAN_PAD);
-    if (!out->data) {
-        free(ends);
+    out->data = malloc(len + seg_len);
+    if (!out->data)
         return vp_fail(err, VP_ERR_NOMEM, "image", "out of memory copying a JPEG stream");
-    }
-    /* copy the input in pieces: up to the first scan, the tables, then up to each
-     * scan's end, its zeros, and so on */
-    size_t from = 0, to = 0;
+    /* the input, with the tables inserted before the first scan */
+    size_t from = 0;
     if (seg_len) {
         memcpy(out->data, data, mk->first_sos);
         memcpy(out->data + mk->first_sos, seg, seg_len);
         from = mk->first_sos;
-        to = mk->first_sos + seg_len;
     }
-    for (size_t i = 0; i < n; i++) {
-        memcpy(out->data + to, data + from, ends[i] - from);
-        to += ends[i] - from;
-        from = ends[i];
-        ends[i] = to;
-        memset(out->data + to, 0, SCAN_PAD);
-        to += SCAN_PAD;
+    memcpy(out->data + from + seg_len, data + from, len - from);
+    out->len = len + seg_len;
+    size_t n;
+    size_t *ends = scan_ends(out->data, out->len, !mk->progressive, &n, err);
+    if (!ends) {
+        vp_jpeg_stream_free(out);
+        return -1;
     }
-    memcpy(out->data + to, data + from, len - from);
-    out->len = to + len - from;
     out->scan_end = ends;
-    out->scan_pad = SCAN_PAD;
     out->n_scans = n;
     return 0;
 }
@@ -343,15 +396,18 @@ static void note_app(uint8_t m, const uint8_t *d, size_t seg_len, vp_jpeg_marker
 }
 
 /* Walks segments; stops at the first SOF when want_sof, else at EOI. */
-static int walk(const uint8_t *d, size_t len, int want_sof, uint32_t *w, uint32_t *h,
-                vp_jpeg_markers *mk, vp_error *err)
+static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, uint32_t *w,
+                uint32_t *h, vp_jpeg_markers *mk, vp_error *err)
 {
     if (len < 3 || d[0] != 0xff || d[1] != 0xd8)
         return vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG start marker is truncated or wrong");
     size_t pos = 2;
     jpeg_tables tables = {0};
-    vp_jpeg_markers markers = {.jfif = 0, .adobe_transform = -1, .default_dht = 0, .first_sos = 0};
+    memset(tables.coef_bits, -1, sizeof tables.coef_bits);
+    vp_jpeg_markers markers = {.jfif = 0, .adobe_transform = -1, .default_dht = 0, .first_sos = 0,
+                               .progressive = 0};
     int seen_sos = 0;
+    size_t n_scans = 0;
     /* A scan's missing table is reported at EOI: a truncated stream says so first. */
     vp_error table_err;
     int table_bad = 0;
@@ -365,9 +421,14 @@ static int walk(const uint8_t *d, size_t len, int want_sof, uint32_t *w, uint32_
                 return vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG has no frame header (SOF)");
             if (table_bad && err)
                 *err = table_err;
+            if (table_bad)
+                return -1;
+            if (check_smoothing(&tables, err))
+                return -1;
+            markers.progressive = tables.progressive;
             if (mk)
                 *mk = markers;
-            return table_bad ? -1 : 0;
+            return 0;
         }
         if (m == 0xd8)
             return vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG has a second SOI marker");
@@ -396,6 +457,9 @@ static int walk(const uint8_t *d, size_t len, int want_sof, uint32_t *w, uint32_
             return -1;
         if (m == 0xda && want_sof)
             return vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG scan before its frame header");
+        if (m == 0xda && ++n_scans > max_scans)
+            return vp_fail(err, VP_ERR_TOO_LARGE, "image",
+                           "JPEG has more than %zu scans, the limit max_jpeg_scans", max_scans);
         if (m == 0xdb)
             note_dqt(d + pos, seg, &tables);
         if (is_sof((uint8_t)m) && !tables.have_sof) {
@@ -414,6 +478,8 @@ static int walk(const uint8_t *d, size_t len, int want_sof, uint32_t *w, uint32_
         }
         if (m == 0xda && !table_bad && check_sos(d + pos, seg, &tables, &table_err))
             table_bad = 1;
+        if (m == 0xda)
+            note_progression(d + pos, seg, &tables);
         seen_sos |= m == 0xda;
         pos += seg;
         if (m == 0xda && skip_entropy(d, len, &pos))
@@ -424,12 +490,12 @@ static int walk(const uint8_t *d, size_t len, int want_sof, uint32_t *w, uint32_
 
 int vp_jpeg_read_header(const uint8_t *data, size_t len, uint32_t *w, uint32_t *h, vp_error *err)
 {
-    return walk(data, len, 1, w, h, NULL, err);
+    return walk(data, len, 1, SIZE_MAX, w, h, NULL, err);
 }
 
-int vp_jpeg_check_complete(const uint8_t *data, size_t len, vp_jpeg_markers *markers,
-                           vp_error *err)
+int vp_jpeg_check_complete(const uint8_t *data, size_t len, size_t max_scans,
+                           vp_jpeg_markers *markers, vp_error *err)
 {
     uint32_t w, h;
-    return walk(data, len, 0, &w, &h, markers, err);
+    return walk(data, len, 0, max_scans, &w, &h, markers, err);
 }

@@ -1,11 +1,10 @@
 /* JPEG decoding, driven here scan by scan: stb_image parses the markers and tables and
- * entropy-decodes progressive scans (with libjpeg's IDCT as its block kernel);
- * sequential scans are entropy-decoded by jpeg_scan.c, which follows libjpeg's rules for
- * damaged data (stb_image's differ); jpeg_pixels.c upsamples and converts the colours as
- * libjpeg-turbo does for Pillow. This uses stb_image's internals, whose version the
- * Debian package pins (a renamed one fails the build). A progressive scan that runs out
- * of data is refused: libjpeg skips the rest of it, which stb_image's progressive
- * decoder cannot be made to do. */
+ * allocates the planes and coefficient arrays; jpeg_scan.c entropy-decodes every scan
+ * with libjpeg's rules for damaged data (stb_image's own decoders differ there);
+ * stbi__jpeg_finish dequantises a progressive image's coefficients through libjpeg's
+ * IDCT (jpeg_pixels.c), which then upsamples and converts the colours as libjpeg-turbo
+ * does for Pillow. This uses stb_image's internals, whose version the Debian package
+ * pins (a renamed one fails the build). */
 #include <stdint.h>
 #include <string.h>
 
@@ -17,39 +16,32 @@
 #define STBI_ONLY_JPEG
 #include "engine/image/stb_image_impl.h"
 
-/* Whether a progressive scan has taken bits past its data: every byte stb_image has
- * read past data_end is one of the zero bytes put there (8 bits each) until it meets the
- * marker (nomore), and code_bits of what it read are not used yet. */
-static int took_past_data(const stbi__jpeg *j, const stbi_uc *data_end)
-{
-    uintptr_t pos = (uintptr_t)j->s->img_buffer, end = (uintptr_t)data_end;
-    if (pos <= end)
-        return 0;
-    return j->nomore || (pos - end) * 8 > (uintptr_t)j->code_bits;
-}
-
 static vp_jpeg_huff huff_of(const stbi__huffman *h, const stbi__int16 *fast_ac)
 {
     return (vp_jpeg_huff){.fast = h->fast, .size = h->size, .values = h->values,
                           .maxcode = h->maxcode, .delta = h->delta, .fast_ac = fast_ac};
 }
 
-/* The sequential scan whose header stb_image just read, decoded by jpeg_scan.c from the
- * data stb_image's position has reached to data_end (the zeros and the marker after). */
-static int decode_sequential(stbi__jpeg *j, const stbi_uc *data_end, size_t pad, vp_error *err)
+/* The scan whose header stb_image just read, decoded by jpeg_scan.c from the data
+ * stb_image's position has reached to data_end (the marker after it follows). */
+static int decode_scan(stbi__jpeg *j, const stbi_uc *data_end, vp_error *err)
 {
-    const stbi_uc *marker = data_end + pad;
+    const stbi_uc *marker = data_end;
     while (*marker == 0xff)
         marker++;
     vp_jpeg_scan scan = {.data = j->s->img_buffer, .data_end = data_end, .end_marker = *marker,
                          .n_comp = j->scan_n, .mcus_wide = (size_t)j->img_mcu_x,
                          .mcus_high = (size_t)j->img_mcu_y,
-                         .restart_interval = (unsigned)j->restart_interval};
+                         .restart_interval = (unsigned)j->restart_interval,
+                         .progressive = j->progressive, .ss = j->spec_start, .se = j->spec_end,
+                         .ah = j->succ_high, .al = j->succ_low};
     for (int k = 0; k < j->scan_n; k++) {
         int n = j->order[k], ha = j->img_comp[n].ha;
         scan.comp[k] = (vp_jpeg_scan_comp){
             .plane = j->img_comp[n].data,
             .stride = (size_t)j->img_comp[n].w2,
+            .coef = j->img_comp[n].coeff,
+            .coef_wide = (size_t)j->img_comp[n].coeff_w,
             .h = j->img_comp[n].h,
             .v = j->img_comp[n].v,
             .blocks_wide = (size_t)(j->img_comp[n].x + 7) >> 3,
@@ -58,10 +50,10 @@ static int decode_sequential(stbi__jpeg *j, const stbi_uc *data_end, size_t pad,
             .ac = huff_of(&j->huff_ac[ha], j->fast_ac[ha]),
             .dequant = j->dequant[j->img_comp[n].tq]};
     }
-    if (vp_jpeg_decode_sequential_scan(&scan, err))
+    if (vp_jpeg_decode_scan(&scan, err))
         return -1;
     /* on to the marker after the scan */
-    j->s->img_buffer = (stbi_uc *)(uintptr_t)data_end + pad;
+    j->s->img_buffer = (stbi_uc *)(uintptr_t)data_end;
     j->marker = STBI__MARKER_none;
     return 0;
 }
@@ -96,21 +88,8 @@ static int decode_scans(stbi__jpeg *j, const vp_jpeg_stream *st, vp_error *err)
             return vp_stb_failed(VP_IMAGE_JPEG, stbi_failure_reason(), err);
         for (int k = 0; k < j->scan_n; k++)
             scanned |= 1u << j->order[k];
-        if (!j->progressive) {
-            if (decode_sequential(j, end, st->scan_pad, err))
-                return -1;
-            scan++;
-            continue;
-        }
-        if (!stbi__parse_entropy_coded_data(j))
-            return vp_stb_failed(VP_IMAGE_JPEG, stbi_failure_reason(), err);
-        if (took_past_data(j, end))
-            return vp_fail(err, VP_ERR_UNDECODABLE, "image",
-                           "progressive JPEG scan %zu ends before its data does (the file is "
-                           "truncated or corrupt)",
-                           scan + 1);
-        if (j->marker == STBI__MARKER_none) /* the marker after the scan follows its zeros */
-            j->s->img_buffer = (stbi_uc *)(uintptr_t)(end + st->scan_pad);
+        if (decode_scan(j, end, err))
+            return -1;
         scan++;
     }
     if (j->progressive) {
@@ -137,7 +116,7 @@ static int decode_stream(const vp_jpeg_stream *st, const vp_jpeg_markers *mk,
         return vp_stb_failed(VP_IMAGE_JPEG, "outofmem", err);
     j->s = &s;
     stbi__setup_jpeg(j);
-    j->idct_block_kernel = vp_jpeg_idct_islow; /* the progressive path's */
+    j->idct_block_kernel = vp_jpeg_idct_islow; /* stbi__jpeg_finish's */
     s.img_n = 0; /* stbi__cleanup_jpeg frees img_n components */
     int rc = -1;
     if (decode_scans(j, st, err))
@@ -180,10 +159,10 @@ done:
 }
 
 int vp_jpeg_decode_rgb(const uint8_t *data, size_t len, const vp_image_info *info,
-                       vp_rgb_image *out, vp_error *err)
+                       size_t max_scans, vp_rgb_image *out, vp_error *err)
 {
     vp_jpeg_markers mk;
-    if (vp_jpeg_check_complete(data, len, &mk, err))
+    if (vp_jpeg_check_complete(data, len, max_scans, &mk, err))
         return -1;
     vp_jpeg_stream st;
     if (vp_jpeg_stream_for_stb(data, len, &mk, &st, err))

@@ -1,7 +1,7 @@
 /* The pixel stages of JPEG decoding as libjpeg-turbo performs them for Pillow, so that a
  * JPEG's RGB equals Pillow's convert("RGB") bit for bit (internal to engine/image): the
- * entropy decoders (jpeg_scan.c for sequential scans, stb_image for progressive ones)
- * call vp_jpeg_idct_islow for each block; vp_jpeg_planes_to_rgb then upsamples the
+ * entropy decoder (jpeg_scan.c) calls vp_jpeg_idct_islow for each block of a
+ * sequential scan, stbi__jpeg_finish for each block of a progressive image; vp_jpeg_planes_to_rgb then upsamples the
  * chroma the way libjpeg's "fancy" upsampler does and converts colours with its
  * fixed-point tables.
  * (stb_image's own IDCT, upsampling and YCbCr conversion round differently, and its

@@ -1,6 +1,7 @@
-/* Sequential JPEG scans decoded with libjpeg's rules for damaged data (see jpeg_scan.h).
- * The rules are libjpeg's documented behaviour (jdhuff.c, jdmarker.c: insufficient
- * data, read_restart_marker, jpeg_resync_to_restart); the tables are stb_image's. */
+/* JPEG scans decoded with libjpeg's rules for damaged data (see jpeg_scan.h). The rules
+ * are libjpeg's behaviour (jdhuff.c, jdphuff.c, jdmarker.c: insufficient data,
+ * read_restart_marker, jpeg_resync_to_restart, the progressive decoders' handling of
+ * bad sizes and runs); the tables are stb_image's. */
 #include <string.h>
 
 #include "engine/image/jpeg_pixels.h"
@@ -214,47 +215,169 @@ static int read_restart(bit_reader *r, int want, vp_error *err)
     }
 }
 
-static void decode_mcu(bit_reader *r, const vp_jpeg_scan *s, size_t m, int32_t *dc_pred)
+/* ---- progressive scans: one band of coefficients, or one more bit of them ---- */
+
+static short *coef_block(const vp_jpeg_scan_comp *c, size_t bx, size_t by)
 {
-    short coef[64];
-    if (s->n_comp == 1) {
-        const vp_jpeg_scan_comp *c = &s->comp[0];
-        uint8_t *b = block_at(c, m % c->blocks_wide, m / c->blocks_wide);
-        if (r->out_of_data) {
-            grey_block(c, b);
-            return;
-        }
-        decode_block(r, c, &dc_pred[0], coef);
-        vp_jpeg_idct_islow(b, (int)c->stride, coef);
+    return c->coef + 64 * (by * c->coef_wide + bx);
+}
+
+typedef struct scan_state {
+    int32_t dc_pred[4];
+    uint32_t eob_run; /* blocks left in an end-of-band run */
+} scan_state;
+
+static void dc_first(bit_reader *r, const vp_jpeg_scan *s, int k, short *b, scan_state *st)
+{
+    int sym = decode_symbol(r, &s->comp[k].dc);
+    int diff = sym ? extend(get_bits(r, sym), sym) : 0;
+    st->dc_pred[k] = (int32_t)((uint32_t)st->dc_pred[k] + (uint32_t)diff);
+    b[0] = (short)(uint16_t)((uint32_t)st->dc_pred[k] << s->al);
+}
+
+static void dc_refine(bit_reader *r, const vp_jpeg_scan *s, short *b)
+{
+    if (get_bits(r, 1))
+        b[0] = (short)(b[0] | (1 << s->al));
+}
+
+static void ac_first(bit_reader *r, const vp_jpeg_scan *s, short *b, scan_state *st)
+{
+    if (st->eob_run) {
+        st->eob_run--;
         return;
     }
-    size_t mx = m % s->mcus_wide, my = m / s->mcus_wide;
-    int skip = r->out_of_data; /* the MCU that runs out still decodes, from zero bits */
-    for (int k = 0; k < s->n_comp; k++) {
-        const vp_jpeg_scan_comp *c = &s->comp[k];
-        for (int y = 0; y < c->v; y++)
-            for (int x = 0; x < c->h; x++) {
-                uint8_t *b = block_at(c, mx * (size_t)c->h + (size_t)x, my * (size_t)c->v + (size_t)y);
-                if (skip) {
-                    grey_block(c, b);
-                    continue;
-                }
-                decode_block(r, c, &dc_pred[k], coef);
-                vp_jpeg_idct_islow(b, (int)c->stride, coef);
-            }
+    for (int k = s->ss; k <= s->se; k++) {
+        int rs = decode_symbol(r, &s->comp[0].ac), run = rs >> 4, size = rs & 15;
+        if (size) {
+            k += run;
+            int v = extend(get_bits(r, size), size);
+            b[natural_order[k]] = (short)(uint16_t)((uint32_t)v << s->al);
+        } else if (run == 15) {
+            k += 15;
+        } else {
+            st->eob_run = (1u << run) + (run ? get_bits(r, run) : 0) - 1;
+            break;
+        }
     }
 }
 
-int vp_jpeg_decode_sequential_scan(const vp_jpeg_scan *s, vp_error *err)
+/* A correction bit for an already nonzero coefficient: 1 adds the new bit to its
+ * magnitude, unless it has it already. */
+static void refine_coef(bit_reader *r, short *coef, int p1)
 {
-    for (int k = 0; k < s->n_comp; k++) /* libjpeg refuses a DC table beyond 15 bits */
+    if (get_bits(r, 1) && !(*coef & p1))
+        *coef = (short)(*coef + (*coef >= 0 ? p1 : -p1));
+}
+
+static void ac_refine(bit_reader *r, const vp_jpeg_scan *s, short *b, scan_state *st)
+{
+    int p1 = 1 << s->al, k = s->ss;
+    if (!st->eob_run) {
+        for (; k <= s->se; k++) {
+            int rs = decode_symbol(r, &s->comp[0].ac), run = rs >> 4, size = rs & 15, v = 0;
+            if (size) { /* a newly nonzero coefficient: of size 1 (libjpeg takes any as 1) */
+                v = get_bits(r, 1) ? p1 : -p1;
+            } else if (run != 15) {
+                st->eob_run = (1u << run) + (run ? get_bits(r, run) : 0);
+                break;
+            }
+            /* past run zero coefficients, refining the nonzero ones on the way */
+            do {
+                short *c = &b[natural_order[k]];
+                if (*c)
+                    refine_coef(r, c, p1);
+                else if (--run < 0)
+                    break;
+                k++;
+            } while (k <= s->se);
+            if (v) /* at the zero it reached, or just past the band when the run overshoots */
+                b[natural_order[k]] = (short)v;
+        }
+    }
+    if (st->eob_run) {
+        for (; k <= s->se; k++)
+            if (b[natural_order[k]])
+                refine_coef(r, &b[natural_order[k]], p1);
+        st->eob_run--;
+    }
+}
+
+/* ---- MCUs ---- */
+
+/* One block of the scan; skip: the data had run out before this MCU began. */
+static void decode_block_of(bit_reader *r, const vp_jpeg_scan *s, int k, size_t bx, size_t by,
+                            int skip, scan_state *st)
+{
+    const vp_jpeg_scan_comp *c = &s->comp[k];
+    if (!s->progressive) {
+        uint8_t *out = block_at(c, bx, by);
+        if (skip) { /* the rest of the segment: zero coefficients */
+            grey_block(c, out);
+            return;
+        }
+        short coef[64];
+        decode_block(r, c, &st->dc_pred[k], coef);
+        vp_jpeg_idct_islow(out, (int)c->stride, coef);
+        return;
+    }
+    if (skip) /* the rest of the segment leaves the coefficients as they are */
+        return;
+    short *b = coef_block(c, bx, by);
+    if (s->ss == 0)
+        s->ah ? dc_refine(r, s, b) : dc_first(r, s, k, b, st);
+    else
+        s->ah ? ac_refine(r, s, b, st) : ac_first(r, s, b, st);
+}
+
+/* MCU m: one block of a one-component scan, else each component's h x v blocks. The
+ * MCU during which the data runs out still decodes, from zero bits. */
+static void decode_mcu(bit_reader *r, const vp_jpeg_scan *s, size_t m, scan_state *st)
+{
+    int skip = r->out_of_data;
+    if (s->n_comp == 1) {
+        const vp_jpeg_scan_comp *c = &s->comp[0];
+        decode_block_of(r, s, 0, m % c->blocks_wide, m / c->blocks_wide, skip, st);
+        return;
+    }
+    size_t mx = m % s->mcus_wide, my = m / s->mcus_wide;
+    for (int k = 0; k < s->n_comp; k++) {
+        const vp_jpeg_scan_comp *c = &s->comp[k];
+        for (int y = 0; y < c->v; y++)
+            for (int x = 0; x < c->h; x++)
+                decode_block_of(r, s, k, mx * (size_t)c->h + (size_t)x, my * (size_t)c->v + (size_t)y,
+                                skip, st);
+    }
+}
+
+/* libjpeg's checks of the tables and the progression before it decodes a scan. */
+static int check_scan(const vp_jpeg_scan *s, vp_error *err)
+{
+    int uses_dc = !s->progressive || (s->ss == 0 && s->ah == 0);
+    for (int k = 0; uses_dc && k < s->n_comp; k++)
         for (int i = 0; i < 256 && s->comp[k].dc.size[i]; i++)
             if (s->comp[k].dc.values[i] > 15)
                 return vp_fail(err, VP_ERR_UNDECODABLE, "image",
                                "JPEG DC Huffman table has symbol %d (at most 15)",
                                s->comp[k].dc.values[i]);
+    if (!s->progressive)
+        return 0;
+    int bad = s->ss == 0 ? s->se != 0 : s->se < s->ss || s->se > 63 || s->n_comp != 1;
+    bad |= (s->ah != 0 && s->al != s->ah - 1) || s->al > 13;
+    if (bad)
+        return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                       "JPEG progressive scan with Ss=%d Se=%d Ah=%d Al=%d over %d components "
+                       "breaks the progression rules",
+                       s->ss, s->se, s->ah, s->al, s->n_comp);
+    return 0;
+}
+
+int vp_jpeg_decode_scan(const vp_jpeg_scan *s, vp_error *err)
+{
+    if (check_scan(s, err))
+        return -1;
     bit_reader r = {.p = s->data, .end = s->data_end, .end_marker = s->end_marker};
-    int32_t dc_pred[4] = {0};
+    scan_state st = {{0}, 0};
     size_t total = s->n_comp == 1 ? s->comp[0].blocks_wide * s->comp[0].blocks_high
                                   : s->mcus_wide * s->mcus_high;
     unsigned to_go = s->restart_interval;
@@ -266,12 +389,12 @@ int vp_jpeg_decode_sequential_scan(const vp_jpeg_scan *s, vp_error *err)
             if (read_restart(&r, next_rst, err))
                 return -1;
             next_rst = (next_rst + 1) & 7;
-            memset(dc_pred, 0, sizeof dc_pred);
+            memset(&st, 0, sizeof st);
             to_go = s->restart_interval;
             if (!r.unread_marker)
                 r.out_of_data = 0;
         }
-        decode_mcu(&r, s, m, dc_pred);
+        decode_mcu(&r, s, m, &st);
         if (s->restart_interval)
             to_go--;
     }

@@ -1,15 +1,17 @@
-/* Entropy decoding of one sequential (baseline or extended Huffman) JPEG scan with
- * libjpeg's rules for damaged data, into 8-bit sample planes (internal to engine/image).
- * stb_image parses the headers and builds the tables; it decodes sequential scans too,
- * but where the data is damaged it goes its own way: it reads zero bits past a marker
- * that comes early, and it cannot resynchronise at restart markers. libjpeg (Pillow):
+/* Entropy decoding of one JPEG scan (Huffman, sequential or progressive) with libjpeg's
+ * rules for damaged data (internal to engine/image). stb_image parses the headers and
+ * builds the tables; its own scan decoders go their own way on damaged data: they read
+ * zero bits past a marker that comes early, cannot resynchronise at restart markers, and
+ * refuse or misplace what libjpeg tolerates. libjpeg (Pillow):
  * - the MCU during which the data runs out decodes from zero bits, and the rest of the
- *   segment is grey (zero coefficients);
+ *   segment is left alone (grey for a sequential scan: zero coefficients);
  * - at each restart interval it looks for the next marker; the expected RSTn resumes
  *   decoding, another one is handled by its resync rules (libjpeg's
  *   jpeg_resync_to_restart: skip it, scan past it, or keep it and decode empty segments
  *   until the count catches up);
- * - a code longer than 16 bits decodes as symbol 0 after 17 bits. */
+ * - a code longer than 16 bits decodes as symbol 0 after 17 bits;
+ * - in a progressive refinement scan, a new coefficient of size other than 1 counts as 1,
+ *   and one whose zero run overshoots the band lands just past it. */
 #ifndef VP_IMAGE_JPEG_SCAN_H
 #define VP_IMAGE_JPEG_SCAN_H
 
@@ -31,8 +33,10 @@ typedef struct vp_jpeg_huff {
 } vp_jpeg_huff;
 
 typedef struct vp_jpeg_scan_comp {
-    uint8_t *plane;    /* the component's samples, 8 x 8 per block */
+    uint8_t *plane;    /* sequential: the component's samples, 8 x 8 per block */
     size_t stride;     /* bytes per plane row */
+    short *coef;       /* progressive: its coefficients, 64 per block in natural order */
+    size_t coef_wide;  /* blocks per row of coef */
     int h, v;          /* sampling factors: blocks per MCU in an interleaved scan */
     size_t blocks_wide, blocks_high; /* its blocks, for a scan of this component alone */
     vp_jpeg_huff dc, ac;
@@ -47,11 +51,15 @@ typedef struct vp_jpeg_scan {
     vp_jpeg_scan_comp comp[4];
     size_t mcus_wide, mcus_high;    /* MCUs of an interleaved scan (n_comp > 1) */
     unsigned restart_interval;      /* MCUs per restart interval, 0 for none */
+    int progressive;                /* and its band and bit positions: */
+    int ss, se, ah, al;
 } vp_jpeg_scan;
 
-/* Decodes the scan into its components' planes (each block through
- * vp_jpeg_idct_islow). UNDECODABLE for a DC table with a symbol above 15 (libjpeg
- * refuses the table) or for resynchronisation that would search past data_end. */
-int vp_jpeg_decode_sequential_scan(const vp_jpeg_scan *scan, vp_error *err);
+/* Decodes the scan: a sequential one into its components' planes (each block through
+ * vp_jpeg_idct_islow), a progressive one into their coefficients (quantised, for
+ * dequantising and the IDCT once every scan is in). UNDECODABLE for what libjpeg
+ * refuses (a DC table with a symbol above 15, a progression out of its rules) and for
+ * resynchronisation that would search past data_end. */
+int vp_jpeg_decode_scan(const vp_jpeg_scan *scan, vp_error *err);
 
 #endif

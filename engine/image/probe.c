@@ -12,11 +12,13 @@ void vp_image_limits_default(vp_image_limits *lim)
     lim->max_pixels = VP_IMAGE_DEFAULT_MAX_PIXELS;
     lim->max_width = VP_IMAGE_DEFAULT_MAX_SIDE;
     lim->max_height = VP_IMAGE_DEFAULT_MAX_SIDE;
+    lim->max_jpeg_scans = VP_IMAGE_DEFAULT_MAX_JPEG_SCANS;
 }
 
 int vp_image_limits_check(const vp_image_limits *lim, vp_error *err)
 {
-    if (!lim->max_encoded_bytes || !lim->max_pixels || !lim->max_width || !lim->max_height)
+    if (!lim->max_encoded_bytes || !lim->max_pixels || !lim->max_width || !lim->max_height ||
+        !lim->max_jpeg_scans)
         return vp_fail(err, VP_ERR_BAD_REQUEST, "image_limits", "image limits must be positive");
     if (lim->max_width > VP_IMAGE_MAX_SIDE || lim->max_height > VP_IMAGE_MAX_SIDE)
         return vp_fail(err, VP_ERR_BAD_REQUEST, "image_limits",

@@ -205,6 +205,7 @@ int cmd_serve(int argc, char **argv)
     eo.max_request_tokens = cfg.max_request_tokens;
     eo.max_image_pixels = cfg.max_image_pixels;
     eo.max_image_bytes = cfg.max_image_bytes;
+    eo.max_jpeg_scans = cfg.max_jpeg_scans;
     eo.max_tiles = cfg.max_tiles;
     eo.prefix_sharing = cfg.prefix_sharing;
     double t0 = vp_sched_now_ms();

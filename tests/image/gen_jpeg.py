@@ -174,6 +174,29 @@ def main_into(out_dir):
     assert data[sof + 9] == 3 and data[sof + 11] == 0x31 and data[sof + 14] == 0x11
     data[sof + 14] = 0x21
     add("frac.jpg", "fractional sampling (refused)", bytes(data))
+    # a DC Huffman table with a symbol above 15, and a refinement scan whose Al is not
+    # Ah - 1: libjpeg refuses both before decoding the scan
+    base = bytearray(pil_jpeg(a, quality=80))
+    at = base.find(b"\xff\xc4")
+    while base[at + 4] >> 4 != 0:
+        at = base.find(b"\xff\xc4", at + 2)
+    n = sum(base[at + 5:at + 21])
+    base[at + 21 + n - 1] = 16
+    add("dc_symbol16.jpg", "DC table symbol above 15 (refused)", bytes(base))
+    prog = bytearray(pil_jpeg(a, quality=80, progressive=True))
+    at = prog.find(b"\xff\xda")
+    while prog[at + 4 + 1 + 2 * prog[at + 4] + 2] >> 4 == 0:
+        at = prog.find(b"\xff\xda", at + 2)
+    ahal = at + 4 + 1 + 2 * prog[at + 4] + 2
+    prog[ahal] = (prog[ahal] & 0xF0) | (prog[ahal] >> 4)  # Al = Ah
+    add("bad_progression.jpg", "refinement scan with Al = Ah (refused)", bytes(prog))
+    # a sequential scan header naming a band or bit positions: libjpeg decodes it whole
+    for name, fields in [("se0", (0, 0, 0)), ("ss1", (1, 63, 0)), ("al1", (0, 63, 1))]:
+        seq = bytearray(pil_jpeg(a, quality=80))
+        at = seq.find(b"\xff\xda")
+        at += 5 + 2 * seq[at + 4]
+        seq[at:at + 3] = bytes(fields)
+        add(f"seq_band_{name}.jpg", f"sequential scan header with Ss,Se,AhAl = {fields}", bytes(seq))
     add_damaged(rng, out_dir, add)
     return entries
 
@@ -199,6 +222,15 @@ def scan_data_ranges(data):
             end += 1
         ranges.append((start, end))
         nth += 1
+
+
+def data_edit(rng, data, at, how):
+    """A bit flipped (how 0), 1-4 random bytes inserted (1) or 1-29 bytes deleted (2) at at."""
+    if how == 0:
+        return data[:at] + bytes([data[at] ^ (1 << int(rng.integers(8)))]) + data[at + 1:]
+    if how == 1:
+        return data[:at] + bytes(rng.integers(0, 256, int(rng.integers(1, 5)), dtype=np.uint8)) + data[at:]
+    return data[:at] + data[at + int(rng.integers(1, 30)):]
 
 
 def add_damaged(rng, out_dir, add):
@@ -231,10 +263,23 @@ def add_damaged(rng, out_dir, add):
         seq = plain["one scan per component"]
         add(f"cut_scans_{di}.jpg", "one scan per component, last scan missing",
             seq[:seq.rindex(b"\xff\xda")] + b"\xff\xd9")
+        # progressive: cut in the last scan (every band already begun: exact), or earlier
+        # (coefficients left unrefined: Pillow smooths them, vprm refuses)
         prog = pil_jpeg(a, quality=85, progressive=True)
-        at = int(rng.integers(scan_data_start(prog, 2), len(prog) - 2))
-        add(f"cut_prog_{di}.jpg", "progressive, cut, EOI put back (vprm refuses)",
+        ranges = scan_data_ranges(prog)
+        lo, hi = ranges[-1]
+        at = int(rng.integers(lo, hi))
+        add(f"cut_prog_last_{di}.jpg", "progressive, cut in its last scan, EOI put back",
             prog[:at] + prog[-2:])
+        lo, hi = ranges[int(rng.integers(len(ranges) - 1))]
+        at = int(rng.integers(lo, hi))
+        add(f"cut_prog_{di}.jpg", "progressive, cut before its last scan, EOI put back (vprm refuses)",
+            prog[:at] + prog[-2:])
+        for ei in range(3):  # progressive data edited: libjpeg's refinement rules on garbage
+            lo, hi = ranges[int(rng.integers(len(ranges)))]
+            at = int(rng.integers(lo, hi))
+            edited = data_edit(rng, prog, at, ei % 3)
+            add(f"edit_prog_{di}_{ei}.jpg", f"progressive, bytes {['flipped', 'inserted', 'deleted'][ei % 3]} (damaged)", edited)
         for name, data in restart.items():
             rst = [i for i in range(scan_data_start(data), len(data) - 1)
                    if data[i] == 0xFF and 0xD0 <= data[i + 1] <= 0xD7]
@@ -255,12 +300,7 @@ def add_damaged(rng, out_dir, add):
                 lo, hi = ranges[int(rng.integers(len(ranges)))]
                 at = int(rng.integers(lo, hi))
                 how = ei % 3
-                if how == 0:
-                    edited = data[:at] + bytes([data[at] ^ (1 << int(rng.integers(8)))]) + data[at + 1:]
-                elif how == 1:
-                    edited = data[:at] + bytes(rng.integers(0, 256, int(rng.integers(1, 5)), dtype=np.uint8)) + data[at:]
-                else:
-                    edited = data[:at] + data[at + int(rng.integers(1, 30)):]
+                edited = data_edit(rng, data, at, how)
                 add(f"edit_{di}_{name.replace(' ', '_').replace(',', '')}_{ei}.jpg",
                     f"{name}, bytes {['flipped', 'inserted', 'deleted'][how]} (damaged)", edited)
     os.remove(ppm)

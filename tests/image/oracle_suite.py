@@ -16,7 +16,8 @@ Checks, with counts printed:
     Motion-JPEG without Huffman tables, JFIF/Adobe/component-id colour spaces, CMYK and
     YCCK, fractional sampling; damaged files): full-resolution RGB equal to Pillow's, or
     refused (422) exactly when Pillow refuses; damaged files with bytes edited may be
-    refused instead (at most a third of them), progressive ones cut short must be;
+    refused instead (at most a third of them); progressive ones cut before their last
+    scan must be (Pillow smooths their unrefined coefficients, vprm does not);
   - error kinds through the CLI: unknown format (415), corrupt/truncated/empty/zero-size
     data (422), decompression-bomb headers and byte limits (413), exit status 1;
   - fuzzing: 4000 mutated copies of small generated images decoded by the ASan/UBSan

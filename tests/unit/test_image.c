@@ -399,6 +399,46 @@ static vp_rgb_image make_image(uint32_t w, uint32_t h, uint32_t seed)
     return img;
 }
 
+/* A grey 8x8 baseline JPEG of n_scans scans of its one component, each one block whose
+ * bits (DC 0, end of block) leave it flat: the tables give code 0 to symbol 0. */
+static buf jpeg_of_scans(int n_scans)
+{
+    buf b = {0};
+    put(&b, "\xff\xd8\xff\xdb\x00\x43\x00", 7);
+    for (int i = 0; i < 64; i++)
+        put(&b, "\x01", 1);
+    put(&b, "\xff\xc0\x00\x0b\x08\x00\x08\x00\x08\x01\x01\x11\x00", 13);
+    for (int ac = 0; ac < 2; ac++) { /* one code of length 1, symbol 0 */
+        uint8_t dht[22] = {0xff, 0xc4, 0x00, 0x14, (uint8_t)(ac << 4), 1}; /* then symbol 0 */
+        put(&b, dht, sizeof dht);
+    }
+    for (int i = 0; i < n_scans; i++)
+        put(&b, "\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00\x00", 11);
+    put(&b, "\xff\xd9", 2);
+    return b;
+}
+
+static void test_jpeg_scan_limit(void)
+{
+    vp_image_limits lim;
+    vp_image_limits_default(&lim);
+    lim.max_jpeg_scans = 5;
+    buf five = jpeg_of_scans(5), six = jpeg_of_scans(6);
+    vp_rgb_image img;
+    vp_error err;
+    CHECK_MSG(decode(&five, &lim, &img, &err) == 0, "5 scans under a limit of 5: %s", err.message);
+    if (img.pixels) {
+        CHECK_MSG(img.width == 8 && img.pixels[0] == 128 && img.pixels[8 * 8 * 3 - 1] == 128,
+                  "a flat block: %u", img.pixels[0]);
+        vp_rgb_image_free(&img);
+    }
+    expect_error(six.p, six.n, &lim, VP_ERR_TOO_LARGE, "max_jpeg_scans", "6 scans, limit 5");
+    lim.max_jpeg_scans = 0;
+    CHECK(vp_image_limits_check(&lim, &err) == -1);
+    free(five.p);
+    free(six.p);
+}
+
 static void test_resize(void)
 {
     vp_error err = {0};
@@ -618,6 +658,7 @@ int main(void)
     test_png_conversions();
     test_bombs_and_limits();
     test_gif_jpeg_bmp();
+    test_jpeg_scan_limit();
     test_resize();
     test_tiling();
     test_normalize();
