@@ -69,9 +69,9 @@ const vp_option vp_options[] = {
      "encoded bytes per image", 0},
     {"max_image_pixels", VP_OPT_SIZE, OFF(max_image_pixels), "36000000", 1, BIG, NULL,
      "decoded pixels (width x height) per image", 0},
-    {"max_jpeg_scans", VP_OPT_SIZE, OFF(max_jpeg_scans), "1000", 1, 1 << 20, NULL,
+    {"max_jpeg_scans", VP_OPT_SIZE, OFF(max_jpeg_scans), "100", 1, 1 << 20, NULL,
      "scans of a JPEG image (a progressive one has about 10; each is a pass over the "
-     "image, so a file of many empty scans would cost seconds)", 0},
+     "image: 100 refinement scans of a 6000x6000 image cost about 2 s of CPU)", 0},
     {"max_tiles", VP_OPT_INT, OFF(max_tiles), "12", 1, 40, NULL,
      "upper bound of a request's max_tiles (the thumbnail is extra)", 0},
     {"max_text_bytes", VP_OPT_SIZE, OFF(max_text_bytes), "256K", 1, BIG, NULL,

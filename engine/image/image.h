@@ -43,7 +43,7 @@ typedef struct vp_image_limits {
 
 #define VP_IMAGE_DEFAULT_MAX_BYTES ((size_t)64 << 20)    /* 64 MiB */
 #define VP_IMAGE_DEFAULT_MAX_PIXELS ((uint64_t)50000000) /* 50 megapixels */
-#define VP_IMAGE_DEFAULT_MAX_JPEG_SCANS ((size_t)1000) /* progressive files have ~10 */
+#define VP_IMAGE_DEFAULT_MAX_JPEG_SCANS ((size_t)100) /* progressive files have ~10 */
 #define VP_IMAGE_DEFAULT_MAX_SIDE 32768u
 
 /* Fills the defaults above. */

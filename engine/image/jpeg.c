@@ -156,6 +156,19 @@ static int check_sampling(const jpeg_tables *t, vp_error *err)
     return 0;
 }
 
+/* Each component its own id: libjpeg matches a scan's ids to the frame's components in
+ * its own way when two share one, stb_image in another. */
+static int check_ids(const jpeg_tables *t, vp_error *err)
+{
+    for (int a = 0; a < t->n_comp; a++)
+        for (int b = a + 1; b < t->n_comp; b++)
+            if (t->comp_id[a] == t->comp_id[b])
+                return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                               "JPEG frame has two components with id %u (not supported)",
+                               t->comp_id[a]);
+    return 0;
+}
+
 /* A scan may only use tables defined before it: the quantisation table of each of its
  * components (libjpeg latches it at the component's first scan) and the Huffman tables
  * it decodes with (a progressive scan uses the DC table for a first DC pass, the AC
@@ -170,11 +183,19 @@ static int check_sos(const uint8_t *d, size_t seg_len, const jpeg_tables *t, vp_
     uint8_t ss = d[3 + 2 * ns], ah = d[5 + 2 * ns] >> 4;
     int need_dc = !t->progressive || (ss == 0 && ah == 0);
     int need_ac = !t->progressive || ss > 0;
+    int blocks = 0;
     for (size_t i = 0; i < ns; i++) {
         uint8_t id = d[3 + 2 * i], td = d[4 + 2 * i] >> 4, ta = d[4 + 2 * i] & 15;
         for (int c = 0; c < t->n_comp; c++) {
             if (t->comp_id[c] != id)
                 continue;
+            /* libjpeg takes the scan's components in the frame's order, each once */
+            if ((size_t)c < i)
+                return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                               "JPEG scan lists component %u out of the frame's order or twice "
+                               "(libjpeg refuses it)",
+                               id);
+            blocks += (t->comp_hv[c] >> 4) * (t->comp_hv[c] & 15);
             uint8_t tq = t->comp_tq[c];
             if (tq > 3 || !(t->dqt >> tq & 1))
                 return vp_fail(err, VP_ERR_UNDECODABLE, "image",
@@ -191,6 +212,9 @@ static int check_sos(const uint8_t *d, size_t seg_len, const jpeg_tables *t, vp_
             break;
         }
     }
+    if (ns > 1 && blocks > 10)
+        return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                       "JPEG scan's MCU has %d blocks (at most 10; libjpeg refuses it)", blocks);
     return 0;
 }
 
@@ -464,7 +488,7 @@ static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, ui
             note_dqt(d + pos, seg, &tables);
         if (is_sof((uint8_t)m) && !tables.have_sof) {
             note_sof((uint8_t)m, d + pos, seg, &tables);
-            if (check_sampling(&tables, err))
+            if (check_sampling(&tables, err) || check_ids(&tables, err))
                 return -1;
         }
         if (!seen_sos)

@@ -1,9 +1,9 @@
 /* JPEG decoding, driven here scan by scan: stb_image parses the markers and tables and
  * allocates the planes and coefficient arrays; jpeg_scan.c entropy-decodes every scan
- * with libjpeg's rules for damaged data (stb_image's own decoders differ there);
- * stbi__jpeg_finish dequantises a progressive image's coefficients through libjpeg's
- * IDCT (jpeg_pixels.c), which then upsamples and converts the colours as libjpeg-turbo
- * does for Pillow. This uses stb_image's internals, whose version the Debian package
+ * with libjpeg's rules for damaged data (stb_image's own decoders differ there); each
+ * block goes through libjpeg-turbo's IDCT with its component's quantisation table as
+ * latched at its first scan (jpeg_pixels.c), which then upsamples and converts the
+ * colours as libjpeg-turbo does for Pillow. This uses stb_image's internals, whose version the Debian package
  * pins (a renamed one fails the build). */
 #include <stdint.h>
 #include <string.h>
@@ -24,7 +24,7 @@ static vp_jpeg_huff huff_of(const stbi__huffman *h, const stbi__int16 *fast_ac)
 
 /* The scan whose header stb_image just read, decoded by jpeg_scan.c from the data
  * stb_image's position has reached to data_end (the marker after it follows). */
-static int decode_scan(stbi__jpeg *j, const stbi_uc *data_end, vp_error *err)
+static int decode_scan(stbi__jpeg *j, const stbi_uc *data_end, uint16_t (*latched)[64], vp_error *err)
 {
     const stbi_uc *marker = data_end;
     while (*marker == 0xff)
@@ -48,7 +48,7 @@ static int decode_scan(stbi__jpeg *j, const stbi_uc *data_end, vp_error *err)
             .blocks_high = (size_t)(j->img_comp[n].y + 7) >> 3,
             .dc = huff_of(&j->huff_dc[j->img_comp[n].hd], NULL),
             .ac = huff_of(&j->huff_ac[ha], j->fast_ac[ha]),
-            .dequant = j->dequant[j->img_comp[n].tq]};
+            .dequant = latched[n]};
     }
     if (vp_jpeg_decode_scan(&scan, err))
         return -1;
@@ -70,6 +70,7 @@ static int decode_scans(stbi__jpeg *j, const vp_jpeg_stream *st, vp_error *err)
         return vp_stb_failed(VP_IMAGE_JPEG, stbi_failure_reason(), err);
     size_t scan = 0;
     unsigned scanned = 0; /* bit c: component c was in a scan */
+    uint16_t latched[4][64] = {{0}}; /* each component's quantisation table */
     for (int m = stbi__get_marker(j); !stbi__EOI(m); m = stbi__get_marker(j)) {
         if (stbi__DNL(m)) { /* libjpeg skips it */
             stbi__skip(j->s, stbi__get16be(j->s) - 2);
@@ -86,14 +87,30 @@ static int decode_scans(stbi__jpeg *j, const vp_jpeg_stream *st, vp_error *err)
         const stbi_uc *end = st->data + st->scan_end[scan];
         if (!stbi__process_scan_header(j))
             return vp_stb_failed(VP_IMAGE_JPEG, stbi_failure_reason(), err);
-        for (int k = 0; k < j->scan_n; k++)
-            scanned |= 1u << j->order[k];
-        if (decode_scan(j, end, err))
+        for (int k = 0; k < j->scan_n; k++) {
+            int n = j->order[k];
+            if (scanned >> n & 1 && !j->progressive) /* libjpeg refuses or merges them */
+                return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                               "JPEG component %d appears in a second sequential scan (not "
+                               "supported)",
+                               j->img_comp[n].id);
+            if (!(scanned >> n & 1)) /* libjpeg latches the table at its first scan */
+                memcpy(latched[n], j->dequant[j->img_comp[n].tq], sizeof latched[n]);
+            scanned |= 1u << n;
+        }
+        if (decode_scan(j, end, latched, err))
             return -1;
         scan++;
     }
-    if (j->progressive) {
-        stbi__jpeg_finish(j);
+    if (j->progressive) { /* every scan is in: dequantise and transform */
+        for (int n = 0; n < j->s->img_n; n++) {
+            size_t w2 = (size_t)j->img_comp[n].w2, cw = (size_t)j->img_comp[n].coeff_w;
+            size_t bw = (size_t)(j->img_comp[n].x + 7) >> 3, bh = (size_t)(j->img_comp[n].y + 7) >> 3;
+            for (size_t by = 0; by < bh; by++)
+                for (size_t bx = 0; bx < bw; bx++)
+                    vp_jpeg_idct_islow(j->img_comp[n].data + by * 8 * w2 + bx * 8, (int)w2,
+                                       j->img_comp[n].coeff + 64 * (by * cw + bx), latched[n]);
+        }
         return 0;
     }
     /* a component no scan covered keeps its zero coefficients: grey, as in libjpeg */
@@ -116,7 +133,6 @@ static int decode_stream(const vp_jpeg_stream *st, const vp_jpeg_markers *mk,
         return vp_stb_failed(VP_IMAGE_JPEG, "outofmem", err);
     j->s = &s;
     stbi__setup_jpeg(j);
-    j->idct_block_kernel = vp_jpeg_idct_islow; /* stbi__jpeg_finish's */
     s.img_n = 0; /* stbi__cleanup_jpeg frees img_n components */
     int rc = -1;
     if (decode_scans(j, st, err))

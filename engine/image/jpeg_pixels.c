@@ -66,7 +66,7 @@ static inline __attribute__((always_inline)) void idct8_lanes(const lanes4 *d, l
  * form: 16-bit lanes for the sums of two inputs (in0 +- in4, in7 + in3, in5 + in1),
  * multiply-adds into 32 bits, each pass's output saturated to 16 bits, the final samples
  * saturated to -128..127 (where its C code would wrap an index modulo 1024), and a
- * block whose rows 1..7 are zero taken as row 0 shifted left 2 in 16 bits. On the
+ * block whose quantised rows 1..7 are zero taken as row 0 shifted left 2 in 16 bits. On the
  * coefficients of real images both forms give the same bytes; on corrupt data they
  * part, and this model is the one Pillow's bytes come from. */
 
@@ -118,12 +118,9 @@ static void idct8_model(const int16_t in[8], int shift, int16_t out[8])
 
 enum { PASS2_SHIFT = CONST_BITS + PASS1_BITS + 3 };
 
-void vp_jpeg_idct_islow_model(uint8_t *out, int out_stride, const short coef[64])
+void vp_jpeg_idct_islow_model(uint8_t *out, int out_stride, const short coef[64], int rows_zero)
 {
     int16_t ws[64], in[8], r[8];
-    int rows_zero = 1;
-    for (int i = 8; i < 64; i++)
-        rows_zero &= coef[i] == 0;
     for (int c = 0; c < 8; c++) {
         if (rows_zero) {
             for (int k = 0; k < 8; k++)
@@ -232,10 +229,17 @@ int vp_jpeg_idct_islow_fast(uint8_t *out, int out_stride, const short coef[64])
     return 0;
 }
 
-void vp_jpeg_idct_islow(uint8_t *out, int out_stride, short coef[64])
+void vp_jpeg_idct_islow(uint8_t *out, int out_stride, const short coef[64], const uint16_t quant[64])
 {
-    if (vp_jpeg_idct_islow_fast(out, out_stride, coef))
-        vp_jpeg_idct_islow_model(out, out_stride, coef);
+    /* the SIMD code multiplies in 16 bits, and tests rows 1..7 before multiplying */
+    short deq[64];
+    int rows_zero = 1;
+    for (int i = 0; i < 64; i++) {
+        deq[i] = (short)(uint16_t)((uint32_t)coef[i] * quant[i]);
+        rows_zero &= i < 8 || coef[i] == 0;
+    }
+    if (vp_jpeg_idct_islow_fast(out, out_stride, deq))
+        vp_jpeg_idct_islow_model(out, out_stride, deq, rows_zero);
 }
 
 /* ---- colour space ---- */

@@ -1,7 +1,7 @@
 /* The pixel stages of JPEG decoding as libjpeg-turbo performs them for Pillow, so that a
  * JPEG's RGB equals Pillow's convert("RGB") bit for bit (internal to engine/image): the
  * entropy decoder (jpeg_scan.c) calls vp_jpeg_idct_islow for each block of a
- * sequential scan, stbi__jpeg_finish for each block of a progressive image; vp_jpeg_planes_to_rgb then upsamples the
+ * sequential scan, jpeg_decode.c for each block of a progressive image; vp_jpeg_planes_to_rgb then upsamples the
  * chroma the way libjpeg's "fancy" upsampler does and converts colours with its
  * fixed-point tables.
  * (stb_image's own IDCT, upsampling and YCbCr conversion round differently, and its
@@ -15,16 +15,18 @@
 #include "engine/util/err.h"
 
 /* libjpeg-turbo's accurate integer IDCT (JDCT_ISLOW: 13-bit constants, 2 extra bits
- * between the passes) of one 8x8 block of dequantised coefficients (their low 16 bits,
- * as its SIMD code multiplies them) in natural order, written as 8 rows of 8 samples at
- * out, out_stride bytes apart: the bytes of its x86 SIMD code, which Pillow runs on
- * x86-64. Same signature as stb_image's idct_block_kernel. */
-void vp_jpeg_idct_islow(uint8_t *out, int out_stride, short coef[64]);
-/* The two ways it computes: 32-bit vector lanes for the blocks where those agree with
- * the SIMD code (every block of a real image; -1, nothing written, otherwise), and a
- * scalar model of the SIMD code's 16-bit arithmetic for any block. */
+ * between the passes) of one 8x8 block of quantised coefficients with its quantisation
+ * table (both in natural order), written as 8 rows of 8 samples at out, out_stride bytes
+ * apart: the bytes of its x86 SIMD code, which Pillow runs on x86-64. */
+void vp_jpeg_idct_islow(uint8_t *out, int out_stride, const short coef[64],
+                        const uint16_t quant[64]);
+/* The two ways it computes, on dequantised coefficients (their low 16 bits, as the SIMD
+ * code multiplies): 32-bit vector lanes for the blocks where those agree with the SIMD
+ * code (every block of a real image; -1, nothing written, otherwise), and a scalar model
+ * of the SIMD code's 16-bit arithmetic for any block; rows_zero: the quantised rows
+ * 1..7 were all zero (the SIMD code's shortcut). */
 int vp_jpeg_idct_islow_fast(uint8_t *out, int out_stride, const short coef[64]);
-void vp_jpeg_idct_islow_model(uint8_t *out, int out_stride, const short coef[64]);
+void vp_jpeg_idct_islow_model(uint8_t *out, int out_stride, const short coef[64], int rows_zero);
 
 /* Colour space of the decoded components, chosen by libjpeg's rules (vp_jpeg_color_space). */
 typedef enum vp_jpeg_color {

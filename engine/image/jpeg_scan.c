@@ -113,33 +113,27 @@ static int decode_symbol(bit_reader *r, const vp_jpeg_huff *h)
     return 0;
 }
 
-/* A coefficient times its quantiser, cut to 16 bits as libjpeg's SIMD IDCT takes it. */
-static inline short dequantise(int32_t coef, uint16_t q)
-{
-    return (short)(uint16_t)((uint32_t)coef * q);
-}
-
 static void decode_block(bit_reader *r, const vp_jpeg_scan_comp *c, int32_t *dc_pred, short coef[64])
 {
     memset(coef, 0, 64 * sizeof *coef);
     int s = decode_symbol(r, &c->dc);
     int diff = s ? extend(get_bits(r, s), s) : 0;
     *dc_pred = (int32_t)((uint32_t)*dc_pred + (uint32_t)diff);
-    coef[0] = dequantise(*dc_pred, c->dequant[0]);
+    coef[0] = (short)(uint16_t)(uint32_t)*dc_pred; /* libjpeg's JCOEF: 16 bits */
     for (int k = 1; k < 64; k++) {
         need(r, 9);
         int fac = c->ac.fast_ac[peek(r, 9)];
         if (fac) { /* code and value within 9 bits */
             k += (fac >> 4) & 15;
             consume(r, fac & 15);
-            coef[natural_order[k]] = dequantise(fac >> 8, c->dequant[natural_order[k]]);
+            coef[natural_order[k]] = (short)(fac >> 8);
             continue;
         }
         int rs = decode_symbol(r, &c->ac), run = rs >> 4;
         s = rs & 15;
         if (s) {
             k += run;
-            coef[natural_order[k]] = dequantise(extend(get_bits(r, s), s), c->dequant[natural_order[k]]);
+            coef[natural_order[k]] = (short)extend(get_bits(r, s), s);
         } else if (run == 15) {
             k += 15;
         } else {
@@ -318,7 +312,7 @@ static void decode_block_of(bit_reader *r, const vp_jpeg_scan *s, int k, size_t 
         }
         short coef[64];
         decode_block(r, c, &st->dc_pred[k], coef);
-        vp_jpeg_idct_islow(out, (int)c->stride, coef);
+        vp_jpeg_idct_islow(out, (int)c->stride, coef, c->dequant);
         return;
     }
     if (skip) /* the rest of the segment leaves the coefficients as they are */

@@ -399,21 +399,21 @@ static vp_rgb_image make_image(uint32_t w, uint32_t h, uint32_t seed)
     return img;
 }
 
-/* A grey 8x8 baseline JPEG of n_scans scans of its one component, each one block whose
- * bits (DC 0, end of block) leave it flat: the tables give code 0 to symbol 0. */
+/* A grey 8x8 progressive JPEG of n_scans scans: a DC scan (code 0 = difference 0) and
+ * DC refinements adding zero bits, so the block stays flat. A zero in the quantiser's
+ * first AC entries keeps libjpeg from block smoothing (vprm would refuse that). */
 static buf jpeg_of_scans(int n_scans)
 {
     buf b = {0};
     put(&b, "\xff\xd8\xff\xdb\x00\x43\x00", 7);
     for (int i = 0; i < 64; i++)
-        put(&b, "\x01", 1);
-    put(&b, "\xff\xc0\x00\x0b\x08\x00\x08\x00\x08\x01\x01\x11\x00", 13);
-    for (int ac = 0; ac < 2; ac++) { /* one code of length 1, symbol 0 */
-        uint8_t dht[22] = {0xff, 0xc4, 0x00, 0x14, (uint8_t)(ac << 4), 1}; /* then symbol 0 */
-        put(&b, dht, sizeof dht);
-    }
-    for (int i = 0; i < n_scans; i++)
-        put(&b, "\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00\x00", 11);
+        put(&b, i == 1 ? "\x00" : "\x01", 1);
+    put(&b, "\xff\xc2\x00\x0b\x08\x00\x08\x00\x08\x01\x01\x11\x00", 13);
+    uint8_t dht[22] = {0xff, 0xc4, 0x00, 0x14, 0x00, 1}; /* DC: code 0 = symbol 0 */
+    put(&b, dht, sizeof dht);
+    put(&b, "\xff\xda\x00\x08\x01\x01\x00\x00\x00\x00\x00", 11);
+    for (int i = 1; i < n_scans; i++) /* Ah 1, Al 0 */
+        put(&b, "\xff\xda\x00\x08\x01\x01\x00\x00\x00\x10\x00", 11);
     put(&b, "\xff\xd9", 2);
     return b;
 }

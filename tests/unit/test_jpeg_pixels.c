@@ -13,6 +13,18 @@
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
+/* A quantisation table of ones: the coefficients are their own dequantised values. */
+static uint16_t ones[64];
+
+/* Whether rows 1..7 of a block are zero (the SIMD code's shortcut). */
+static int rows_zero(const short coef[64])
+{
+    for (int i = 8; i < 64; i++)
+        if (coef[i])
+            return 0;
+    return 1;
+}
+
 static uint32_t next_u32(void)
 {
     rng_state ^= rng_state << 13;
@@ -64,7 +76,7 @@ static void test_accuracy(void)
         realistic_block(coef);
         textbook_idct(coef, ref);
         declined += vp_jpeg_idct_islow_fast(fast, 8, coef) != 0;
-        vp_jpeg_idct_islow_model(model, 8, coef);
+        vp_jpeg_idct_islow_model(model, 8, coef, rows_zero(coef));
         for (int k = 0; k < 64; k++) {
             double want = ref[k] < 0 ? 0 : ref[k] > 255 ? 255 : floor(ref[k] + 0.5);
             int e = abs((int)model[k] - (int)want);
@@ -80,7 +92,7 @@ static void test_accuracy(void)
     /* a flat block is exact: DC 8 * (v - 128) gives v everywhere */
     memset(coef, 0, sizeof coef);
     coef[0] = 8 * (200 - 128);
-    vp_jpeg_idct_islow(fast, 8, coef);
+    vp_jpeg_idct_islow(fast, 8, coef, ones);
     int flat = 1;
     for (int k = 0; k < 64; k++)
         flat &= fast[k] == 200;
@@ -118,7 +130,7 @@ static void test_fast_equals_model(void)
         }
         memset(fast, 0xaa, sizeof fast);
         memset(model, 0xaa, sizeof model);
-        vp_jpeg_idct_islow_model(model, 12, coef);
+        vp_jpeg_idct_islow_model(model, 12, coef, rows_zero(coef));
         if (vp_jpeg_idct_islow_fast(fast, 12, coef))
             continue;
         taken++;
@@ -140,22 +152,32 @@ static void test_model_saturates(void)
     uint8_t out[64];
     /* DC only, 16-bit shortcut: 8000 * 4 fits; 9000 * 4 wraps to -29536 (dark) */
     coef[0] = 8000;
-    vp_jpeg_idct_islow(out, 8, coef);
+    vp_jpeg_idct_islow(out, 8, coef, ones);
     CHECK_MSG(out[0] == 255 && out[63] == 255, "DC 8000: %d", out[0]);
     coef[0] = 9000;
-    vp_jpeg_idct_islow(out, 8, coef);
+    vp_jpeg_idct_islow(out, 8, coef, ones);
     CHECK_MSG(out[0] == 0 && out[63] == 0, "DC 9000: %d", out[0]);
     /* with a coefficient below row 0 the full first pass runs and saturates at 32767
      * (the C code's index would wrap modulo 1024 instead) */
     coef[8] = 1;
-    vp_jpeg_idct_islow(out, 8, coef);
+    vp_jpeg_idct_islow(out, 8, coef, ones);
     CHECK_MSG(out[0] == 255 && out[63] == 255, "DC 9000 + AC: %d", out[0]);
     /* 16-bit sums: in0 + in4 = 20000 + 20000 wraps negative */
     memset(coef, 0, sizeof coef);
     coef[0] = 20000;
     coef[32] = 20000;
-    vp_jpeg_idct_islow(out, 8, coef);
+    vp_jpeg_idct_islow(out, 8, coef, ones);
     CHECK_MSG(out[0] == 0, "in0 + in4 wrapping: %d", out[0]);
+    /* the shortcut is taken on the quantised rows: a coefficient whose product wraps to
+     * 0 (512 x 128) still sends the block through the saturating full pass */
+    uint16_t quant[64];
+    for (int i = 0; i < 64; i++)
+        quant[i] = i ? 128 : 1;
+    memset(coef, 0, sizeof coef);
+    coef[0] = 9000;
+    coef[8] = 512;
+    vp_jpeg_idct_islow(out, 8, coef, quant);
+    CHECK_MSG(out[0] == 255 && out[63] == 255, "rows zero only after quantising: %d", out[0]);
 }
 
 static void test_color_space_rules(void)
@@ -175,6 +197,8 @@ static void test_color_space_rules(void)
 
 int main(void)
 {
+    for (int i = 0; i < 64; i++)
+        ones[i] = 1;
     test_accuracy();
     test_fast_equals_model();
     test_model_saturates();
