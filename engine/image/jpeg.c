@@ -24,17 +24,23 @@ static int is_sof(uint8_t m)
     return m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc;
 }
 
-/* Next marker at or after *pos: skips stray bytes and 0xFF fill bytes. Returns the
- * marker code with *pos just after it, or -1 at the end of the data. */
+/* Next marker at or after *pos: skips stray bytes (a stuffed 0xFF 0x00 among them) and
+ * 0xFF fill bytes, as libjpeg does. Returns the marker code with *pos just after it, or
+ * -1 at the end of the data. */
 static int next_marker(const uint8_t *d, size_t len, size_t *pos)
 {
     size_t p = *pos;
-    while (p < len && d[p] != 0xff)
+    for (;;) {
+        while (p < len && d[p] != 0xff)
+            p++;
+        while (p < len && d[p] == 0xff)
+            p++;
+        if (p >= len)
+            return -1;
+        if (d[p])
+            break;
         p++;
-    while (p < len && d[p] == 0xff)
-        p++;
-    if (p >= len)
-        return -1;
+    }
     *pos = p + 1;
     return d[p];
 }
@@ -456,6 +462,9 @@ static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, ui
         }
         if (m == 0xd8)
             return vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG has a second SOI marker");
+        if (m == 0x01 && !seen_sos) /* Pillow's own marker reader stops at it */
+            return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                           "JPEG has a TEM marker before its first scan");
         if ((m >= 0xd0 && m <= 0xd7) || m == 0x01)
             continue; /* markers without a length */
         if (len - pos < 2 || be16(d + pos) < 2 || len - pos < be16(d + pos))

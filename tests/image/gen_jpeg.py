@@ -190,6 +190,15 @@ def main_into(out_dir):
     ahal = at + 4 + 1 + 2 * prog[at + 4] + 2
     prog[ahal] = (prog[ahal] & 0xF0) | (prog[ahal] >> 4)  # Al = Ah
     add("bad_progression.jpg", "refinement scan with Al = Ah (refused)", bytes(prog))
+    # bytes between marker segments after the frame header: libjpeg skips stray bytes and
+    # restart markers; Pillow's own marker reader refuses a TEM before the first scan
+    base = pil_jpeg(a, quality=80)
+    at = base.find(b"\xff\xc4")
+    for name, junk, kind in [("stray", b"\x12\x34", "stray bytes between segments"),
+                             ("stuffed", b"\x12\xff\x00\x34", "stray bytes with 0xFF 0x00"),
+                             ("rst", b"\xff\xd3", "a restart marker between segments"),
+                             ("tem", b"\xff\x01", "a TEM marker before the first scan (refused)")]:
+        add(f"between_{name}.jpg", kind, base[:at] + junk + base[at:])
     # a sequential scan header naming a band or bit positions: libjpeg decodes it whole
     for name, fields in [("se0", (0, 0, 0)), ("ss1", (1, 63, 0)), ("al1", (0, 63, 1))]:
         seq = bytearray(pil_jpeg(a, quality=80))
