@@ -49,6 +49,10 @@ int vp_gif_canonicalize(const uint8_t *data, size_t len, uint8_t **out, size_t *
 /* Size from the first SOF marker (segments walked up to it). */
 int vp_jpeg_read_header(const uint8_t *data, size_t len, uint32_t *w, uint32_t *h,
                         vp_error *err);
+/* Next marker at or after *pos: skips stray bytes (a stuffed 0xFF 0x00 among them) and
+ * 0xFF fill bytes, as libjpeg does. Returns the marker code with *pos just after it, or
+ * -1 at the end of the data. */
+int vp_jpeg_next_marker(const uint8_t *data, size_t len, size_t *pos);
 /* The segments before the first scan that choose the colour space, as libjpeg reads them. */
 typedef struct vp_jpeg_markers {
     int jfif;            /* a JFIF APP0 segment */

@@ -24,10 +24,7 @@ static int is_sof(uint8_t m)
     return m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc;
 }
 
-/* Next marker at or after *pos: skips stray bytes (a stuffed 0xFF 0x00 among them) and
- * 0xFF fill bytes, as libjpeg does. Returns the marker code with *pos just after it, or
- * -1 at the end of the data. */
-static int next_marker(const uint8_t *d, size_t len, size_t *pos)
+int vp_jpeg_next_marker(const uint8_t *d, size_t len, size_t *pos)
 {
     size_t p = *pos;
     for (;;) {
@@ -326,7 +323,7 @@ static size_t *scan_ends(uint8_t *d, size_t len, int sequential, size_t *n_out, 
 {
     size_t pos = 2, n = 0, cap = 0, *ends = NULL;
     for (;;) {
-        int m = next_marker(d, len, &pos);
+        int m = vp_jpeg_next_marker(d, len, &pos);
         if (m < 0 || m == 0xd9)
             break;
         if ((m >= 0xd0 && m <= 0xd7) || m == 0x01)
@@ -442,7 +439,7 @@ static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, ui
     vp_error table_err;
     int table_bad = 0;
     for (;;) {
-        int m = next_marker(d, len, &pos);
+        int m = vp_jpeg_next_marker(d, len, &pos);
         if (m < 0)
             return vp_fail(err, VP_ERR_UNDECODABLE, "image",
                            "JPEG data is truncated (ends before the EOI marker)");

@@ -61,26 +61,17 @@ static int decode_scan(stbi__jpeg *j, const stbi_uc *data_end, uint16_t (*latche
 /* The next marker after the frame header, as libjpeg's reader finds it: stray bytes
  * before it skipped, and restart or TEM markers outside a scan ignored (stb_image's
  * reader refuses both). STBI__MARKER_none at the end of the data. */
-static int next_marker(stbi__jpeg *j)
+static int next_marker(stbi__jpeg *j, const vp_jpeg_stream *st)
 {
     for (;;) {
         int m = j->marker;
         j->marker = STBI__MARKER_none;
         if (m == STBI__MARKER_none) {
-            int c;
-            do { /* to the next 0xFF, then past the 0xFF fill bytes */
-                if (stbi__at_eof(j->s))
-                    return STBI__MARKER_none;
-                c = stbi__get8(j->s);
-            } while (c != 0xff);
-            do {
-                if (stbi__at_eof(j->s))
-                    return STBI__MARKER_none;
-                c = stbi__get8(j->s);
-            } while (c == 0xff);
-            if (c == 0) /* a stuffed 0xFF 0x00 among stray bytes */
-                continue;
-            m = c;
+            size_t pos = (size_t)(j->s->img_buffer - st->data);
+            m = vp_jpeg_next_marker(st->data, st->len, &pos);
+            if (m < 0)
+                return STBI__MARKER_none;
+            j->s->img_buffer = (stbi_uc *)(uintptr_t)(st->data + pos);
         }
         if ((m >= 0xd0 && m <= 0xd7) || m == 0x01)
             continue;
@@ -101,7 +92,7 @@ static int decode_scans(stbi__jpeg *j, const vp_jpeg_stream *st, vp_error *err)
     size_t scan = 0;
     unsigned scanned = 0; /* bit c: component c was in a scan */
     uint16_t latched[4][64] = {{0}}; /* each component's quantisation table */
-    for (int m = next_marker(j); !stbi__EOI(m); m = next_marker(j)) {
+    for (int m = next_marker(j, st); !stbi__EOI(m); m = next_marker(j, st)) {
         if (stbi__DNL(m)) { /* libjpeg skips it */
             stbi__skip(j->s, stbi__get16be(j->s) - 2);
             continue;
