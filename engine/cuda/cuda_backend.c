@@ -218,20 +218,22 @@ static const char *wgmma_label(int variant)
     return labels[(variant & VPK_WGMMA_DEEP ? 1 : 0) + (variant & VPK_WGMMA_QREG ? 2 : 0)];
 }
 
-/* VPRM_CUDA_ACTIVATIONS: "bf16" (the default), "fp16" (experimental: the products'
- * inputs and q/k/v in fp16, 6-8x closer to fp32 on the 8B shape by init_sweep.py's
- * emulation, but a real checkpoint's activations must fit fp16's range), "auto" (fp16,
- * and bf16 for good from the first pass that overflows fp16, or from the start when a
- * weight is beyond it: cuda_widen) or "fp16-llm" (the language model in fp16, the vision
- * tower and projector in bf16: 0.0090, 0.0178, 0.0144 by the same emulation on three
- * draws, all within PERF.md's 0.02, with no fp16 range to trust in the ViT). Attention in
- * fp16 runs the wgmma kernel on Hopper and the fp32 simple kernel elsewhere (the
- * mma.sync kernel is bf16 only). */
+/* VPRM_CUDA_ACTIVATIONS: "auto" (the default: fp16, and bf16 for good from the first
+ * pass that overflows fp16, or from the start when a weight is beyond it: cuda_widen),
+ * "bf16", "fp16" (no way out: a pass that overflows fails) or "fp16-llm" (the language
+ * model in fp16, the vision tower and projector in bf16). Measured on an H200 at the 8B
+ * shape (tests/gpu/README.md), margin error against fp32 on three weight draws: fp16
+ * 0.0029, 0.0034, 0.0045; fp16-llm 0.0091-0.0121; bf16 0.0254-0.0297, over PERF.md's
+ * 0.02; the same tensor-core speed (W1 181.6 ms fp16, 184.2 ms bf16). Attention in fp16
+ * runs the wgmma kernels on Hopper and the fp32 simple kernel elsewhere (the mma.sync
+ * kernel is bf16 only). */
 static int pick_activations(vp_backend *b, vp_error *err)
 {
     const char *env = getenv("VPRM_CUDA_ACTIVATIONS");
     b->act_auto = false;
-    if (!env || !*env || !strcmp(env, "bf16"))
+    if (!env || !*env)
+        env = "auto";
+    if (!strcmp(env, "bf16"))
         b->act = b->act_vision = VPK_ACT_BF16;
     else if (!strcmp(env, "fp16") || !strcmp(env, "auto"))
         b->act = b->act_vision = VPK_ACT_F16, b->act_auto = env[0] == 'a';
@@ -254,7 +256,7 @@ static const char *cuda_activations(vp_backend *b)
     return "bfloat16";
 }
 
-/* The start-up line's note on the activation types ("" for the default, bf16). */
+/* The start-up line's note on the activation types. */
 static const char *activations_label(const vp_backend *b)
 {
     if (b->act == VPK_ACT_F16 && b->act_vision == VPK_ACT_F16)
@@ -264,7 +266,7 @@ static const char *activations_label(const vp_backend *b)
     if (b->act == VPK_ACT_F16)
         return "; activations fp16 in the language model, bf16 in the vision tower "
                "(VPRM_CUDA_ACTIVATIONS)";
-    return "";
+    return "; activations bf16 (VPRM_CUDA_ACTIVATIONS, or after an overflow)";
 }
 
 /* VPRM_CUDA_GEMM_TUNE=N (benchmarks; 0 or unset: off): each new product shape times up
@@ -315,22 +317,26 @@ static int pick_attention(vp_backend *b, vp_error *err)
      * vision tower, without grouped heads, takes H = 1) */
     int rows, hpb, keys;
     char tail;
-    /* default where it runs (measured on an H200, tests/gpu/README.md): the wgmma kernel
-     * with P V overlapping the next key tile's softmax, faster (W1's language attention
-     * 341 TFLOP/s against 289 without the overlap and 277 for mma.sync; vision 208, 203,
-     * 181) and closer to fp32 (P V in fp16) */
+    /* default where it runs (measured on an H200, tests/gpu/README.md): the warp-
+     * specialised wgmma kernel fed by TMA (W1's language attention 481 TFLOP/s against 410
+     * for the overlapped wgmma kernel and 318 for mma.sync; vision 308, 292, 214; W1
+     * 179.2 ms against 184.2), else the overlapped wgmma kernel (P V overlapping the next
+     * key tile's softmax), both closer to fp32 than mma.sync (P V in fp16) */
     b->vision_wgmma = 0;
     b->language_wgmma = 0;
     /* fp16 activations: the mma.sync kernel is bf16 only, the wgmma one takes both */
     bool lang_ok = b->fast_language || (b->act == VPK_ACT_F16 && !simple);
     bool vis_ok = b->fast_vision || (b->act_vision == VPK_ACT_F16 && !simple);
     if (!env && vpk_attention_wgmma_available()) {
+        const int tma = VPK_WGMMA_OVERLAP | VPK_WGMMA_TMA;
         if (lang_ok)
-            b->language_wgmma = vpk_attention_wgmma_supports(&ll, 2)   ? 2 | VPK_WGMMA_OVERLAP
-                                : vpk_attention_wgmma_supports(&ll, 1) ? 1 | VPK_WGMMA_OVERLAP
-                                                                       : 0;
+            b->language_wgmma = vpk_attention_wgmma_supports(&ll, 2 | tma) ? 2 | tma
+                                : vpk_attention_wgmma_supports(&ll, 2)     ? 2 | VPK_WGMMA_OVERLAP
+                                : vpk_attention_wgmma_supports(&ll, 1)     ? 1 | VPK_WGMMA_OVERLAP
+                                                                           : 0;
         if (vis_ok && vpk_attention_wgmma_supports(&vl, 1))
-            b->vision_wgmma = 1 | VPK_WGMMA_OVERLAP;
+            b->vision_wgmma = vpk_attention_wgmma_supports(&vl, 1 | tma) ? 1 | tma
+                                                                         : 1 | VPK_WGMMA_OVERLAP;
     }
     if (env && !simple && !strncmp(env, "wgmma", 5)) {
         /* then any of "o": overlapped, "d": overlapped with three stages of copies

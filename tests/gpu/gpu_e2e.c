@@ -131,11 +131,16 @@ static int init_with_env(vp_backend **out, const vp_model_config *cfg, const hos
     return rc;
 }
 
+/* ... with VPRM_CUDA_ATTENTION=attention and bf16 activations (the mma.sync kernels are
+ * bf16 only; the default kernels run fp16 activations in the default backend). */
 static int init_with_attention(vp_backend **out, const vp_model_config *cfg, const host_model *m,
                                const vp_backend_options *opt, const char *attention,
                                const char *label)
 {
-    return init_with_env(out, cfg, m, opt, "VPRM_CUDA_ATTENTION", attention, label);
+    setenv("VPRM_CUDA_ACTIVATIONS", "bf16", 1);
+    int rc = init_with_env(out, cfg, m, opt, "VPRM_CUDA_ATTENTION", attention, label);
+    unsetenv("VPRM_CUDA_ACTIVATIONS");
+    return rc;
 }
 
 static void check_shape(const char *label, const vp_model_config *cfg, double tol)
@@ -149,27 +154,28 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
     vp_backend_options opt = {.threads = 0, .device = 0, .max_tokens = 8192, .max_tiles = 4,
                               .kv_cache_bytes = (size_t)64 << 20};
     vp_backend *cpu = NULL, *gpu = NULL, *gpu_simple = NULL, *gpu_alt[5] = {NULL};
-    vp_backend *gpu_f16 = NULL, *gpu_f16l = NULL; /* VPRM_CUDA_ACTIVATIONS=fp16, fp16-llm */
+    vp_backend *gpu_bf16 = NULL, *gpu_f16l = NULL; /* VPRM_CUDA_ACTIVATIONS=bf16, fp16-llm */
     if (vp_cpu_init_weights(&cpu, cfg, &m.w, &opt, &err) ||
         vp_cuda_init_weights(&gpu, cfg, &m.w, &opt, &err)) {
         printf("FAIL %s init: %s\n", label, err.message);
         gpu_fail++;
         goto done;
     }
-    /* the fp32 attention, and the tensor-core kernels the default does not use: on Hopper
-     * (whose default is the overlapped wgmma kernel) mma.sync, wgmma without the overlap,
-     * with three stages, with three stages and the queries in registers, and the
-     * warp-specialised TMA kernel (head 128 with two heads a block, the vision tower's 64
-     * with one), elsewhere another mma.sync launch shape */
+    /* the fp32 attention, and the tensor-core kernels the default does not use, in bf16
+     * (the default backend: fp16 activations, VPRM_CUDA_ACTIVATIONS=auto): on Hopper
+     * (whose default is the warp-specialised TMA kernel, head 128 with two heads a block,
+     * the vision tower's 64 with one; gpu_bf16 runs it in bf16) mma.sync, wgmma without
+     * the overlap, overlapped, with three stages, with three stages and the queries in
+     * registers, elsewhere another mma.sync launch shape */
     int hopper = vpk_attention_wgmma_available();
-    const char *alt[5] = {hopper ? "32x1x64" : "16x1x64", "wgmma2", "wgmma2d", "wgmma2dq", "wgmma2t"};
+    const char *alt[5] = {hopper ? "32x1x64" : "16x1x64", "wgmma2", "wgmma2o", "wgmma2d", "wgmma2dq"};
     size_t n_alt = hopper ? 5 : 1;
     if (init_with_attention(&gpu_simple, cfg, &m, &opt, "simple", label))
         goto done;
     for (size_t a = 0; a < n_alt; a++)
         if (init_with_attention(&gpu_alt[a], cfg, &m, &opt, alt[a], label))
             goto done;
-    if (init_with_env(&gpu_f16, cfg, &m, &opt, "VPRM_CUDA_ACTIVATIONS", "fp16", label) ||
+    if (init_with_env(&gpu_bf16, cfg, &m, &opt, "VPRM_CUDA_ACTIVATIONS", "bf16", label) ||
         init_with_env(&gpu_f16l, cfg, &m, &opt, "VPRM_CUDA_ACTIVATIONS", "fp16-llm", label))
         goto done;
     printf("%s: CUDA attention %s; device %s\n", label, vp_cuda_attention_kind(gpu),
@@ -215,9 +221,9 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
             snprintf(what, sizeof what, "%s batch %d simple vs cpu", label, round);
             compare_margins(what, ls, lc, tb.b.n_out, tol);
         }
-        if (cpu_ok && run(&vp_backend_cuda, gpu_f16, &tb.b, ls, "cuda fp16") == 0) {
-            snprintf(what, sizeof what, "%s batch %d fp16 activations (%s) vs cpu", label, round,
-                     vp_cuda_attention_kind(gpu_f16));
+        if (cpu_ok && run(&vp_backend_cuda, gpu_bf16, &tb.b, ls, "cuda bf16") == 0) {
+            snprintf(what, sizeof what, "%s batch %d bf16 activations (%s) vs cpu", label, round,
+                     vp_cuda_attention_kind(gpu_bf16));
             compare_margins(what, ls, lc, tb.b.n_out, tol);
         }
         if (cpu_ok && run(&vp_backend_cuda, gpu_f16l, &tb.b, ls, "cuda fp16-llm") == 0) {
@@ -235,9 +241,9 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
          * logits of computing them (every attention kernel reads the loaded rows) */
         test_batch store, load;
         test_batch_cache_prefixes(&tb, &store, &load);
-        vp_backend *kinds[9] = {gpu, gpu_simple, gpu_f16, gpu_f16l, gpu_alt[0], gpu_alt[1],
+        vp_backend *kinds[9] = {gpu, gpu_simple, gpu_bf16, gpu_f16l, gpu_alt[0], gpu_alt[1],
                                 gpu_alt[2], gpu_alt[3], gpu_alt[4]};
-        const char *kind_names[9] = {"default", "simple", "fp16", "fp16-llm", alt[0], alt[1],
+        const char *kind_names[9] = {"default", "simple", "bf16", "fp16-llm", alt[0], alt[1],
                                      alt[2], alt[3], alt[4]};
         float *lk = host_alloc(tb.b.n_out * 8); /* this kind's logits computed in one pass */
         for (size_t k = 0; k < 4 + n_alt && gpu_ok; k++)
@@ -283,8 +289,8 @@ done:
     for (size_t a = 0; a < 5; a++)
         if (gpu_alt[a])
             vp_backend_cuda.free(gpu_alt[a]);
-    if (gpu_f16)
-        vp_backend_cuda.free(gpu_f16);
+    if (gpu_bf16)
+        vp_backend_cuda.free(gpu_bf16);
     if (gpu_f16l)
         vp_backend_cuda.free(gpu_f16l);
     host_model_free(&m);
@@ -367,6 +373,8 @@ static void check_env_values(const vp_model_config *cfg)
         {"VPRM_CUDA_ATTENTION", "wgmma1q", 1, NULL},
         {"VPRM_CUDA_ACTIVATIONS", "fp32", 0, "expected bf16, fp16, auto or fp16-llm"},
         {"VPRM_CUDA_ACTIVATIONS", "auto", 1, NULL},
+        {"VPRM_CUDA_ACTIVATIONS", "bf16", 1, NULL},
+        {"VPRM_CUDA_ACTIVATIONS", "", 1, NULL},
         {"VPRM_CUDA_ACTIVATIONS", "fp16-llm", 1, NULL},
         {"VPRM_CUDA_GEMM_TUNE", "many", 0, "a count of candidates"},
         {"VPRM_CUDA_GEMM_TUNE", "99", 0, "a count of candidates"},
@@ -439,9 +447,11 @@ static void check_widen(const vp_model_config *cfg)
         int rc = random ? vp_cuda_init_random(&autob, cfg, 3, PLUS, MINUS, &opt, &err)
                         : vp_cuda_init_weights(&autob, cfg, &m.w, &opt, &err);
         unsetenv("VPRM_CUDA_ACTIVATIONS");
+        setenv("VPRM_CUDA_ACTIVATIONS", "bf16", 1);
         if (rc == 0)
             rc = random ? vp_cuda_init_random(&bf16, cfg, 3, PLUS, MINUS, &opt, &err)
                         : vp_cuda_init_weights(&bf16, cfg, &m.w, &opt, &err);
+        unsetenv("VPRM_CUDA_ACTIVATIONS");
         if (rc) {
             printf("FAIL %s init: %s\n", label, err.message);
             gpu_fail++;
@@ -483,8 +493,10 @@ static void check_widen(const vp_model_config *cfg)
         setenv("VPRM_CUDA_ACTIVATIONS", "auto", 1);
         int rc = vp_cuda_init_weights(&autob, cfg, &m.w, &opt, &err);
         unsetenv("VPRM_CUDA_ACTIVATIONS");
+        setenv("VPRM_CUDA_ACTIVATIONS", "bf16", 1);
         if (rc == 0)
             rc = vp_cuda_init_weights(&bf16, cfg, &m.w, &opt, &err);
+        unsetenv("VPRM_CUDA_ACTIVATIONS");
         gpu_check("auto with a weight beyond fp16 starts in bf16", rc == 0 &&
                       !strcmp(ops->activations(autob), "bfloat16"),
                   "%s", rc ? err.message : ops->activations(autob));

@@ -167,24 +167,25 @@ int main(int argc, char **argv)
     double mfu = fl.total / (med / 1e3) / (PEAK_TFLOPS * 1e12);
     char text[2048];
     int len = snprintf(text, sizeof text,
-                       "{\"label\": \"%s\", \"device\": \"%s\", \"attention\": \"%s\", \"init_s\": %.3f, "
+                       "{\"label\": \"%s\", \"device\": \"%s\", \"attention\": \"%s\", "
+                       "\"activations\": \"%s\", \"init_s\": %.3f, "
                        "\"weights_gib\": %.3f, \"workspace_gib\": %.3f, \"n_tokens\": %zu, "
                        "\"n_out\": %zu, \"n_tiles\": %zu, \"prefix_len\": %d, \"useful_tflop\": %.3f, "
                        "\"first_ms\": %.3f, \"median_ms\": %.3f, \"vision_ms\": %.3f, "
                        "\"language_ms\": %.3f, \"reps\": %d, \"mfu\": %.4f}\n",
                        label, ops->device_name(b), on_cpu ? "cpu" : vp_cuda_attention_kind(b),
-                       init_ms / 1e3, on_cpu ? 0.0 : (double)vp_cuda_weight_bytes(b) / (1 << 30),
+                       ops->activations(b), init_ms / 1e3, on_cpu ? 0.0 : (double)vp_cuda_weight_bytes(b) / (1 << 30),
                        on_cpu ? 0.0 : (double)vp_cuda_workspace_bytes(b) / (1 << 30), pk.b.n_tokens, pk.b.n_out,
                        pk.b.n_tiles, f.prefix_len, fl.total / 1e12, first_ms, med, mv, ml, reps, mfu);
     char name[128];
     snprintf(name, sizeof name, "%s.json", label);
     if (write_raw(out, name, text, (size_t)len))
         return 2;
-    printf("gpu_w1 %s: %s, %s attention; init %.1f s; W1 %zu tokens (%d shared), %zu tiles, "
+    printf("gpu_w1 %s: %s, %s attention, %s activations; init %.1f s; W1 %zu tokens (%d shared), %zu tiles, "
            "%zu scores: median %.1f ms (vision %.1f, language %.1f) over %d runs, first %.1f ms; "
            "%.1f useful TFLOP, MFU %.1f%%\n",
-           label, ops->device_name(b), on_cpu ? "cpu" : vp_cuda_attention_kind(b), init_ms / 1e3,
-           pk.b.n_tokens, f.prefix_len, pk.b.n_tiles, pk.b.n_out, med, mv, ml, reps, first_ms,
+           label, ops->device_name(b), on_cpu ? "cpu" : vp_cuda_attention_kind(b),
+           ops->activations(b), init_ms / 1e3, pk.b.n_tokens, f.prefix_len, pk.b.n_tiles, pk.b.n_out, med, mv, ml, reps, first_ms,
            fl.total / 1e12, 100 * mfu);
     ops->free(b);
     host_model_free(&hm);

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Nsight Compute on one attention launch of each tower during W1 at the 8B shape (and
-# one language launch of the warp-specialised TMA kernel): the
+# the language launch again with VPRM_CUDA_ATTENTION=$NCU_ALT, default wgmma2o): the
 # speed of light of each unit, the pipes' use (tensor, FMA, MUFU), the warps' stall
 # reasons, occupancy and the launch's resources: what bounds the kernel. Run by run.sh
 # (stage w1_ncu) and profile.sh; needs ncu (the GPU machine's Firecracker runtime reads
@@ -13,8 +13,8 @@ command -v ncu >/dev/null || { echo "ncu_attention: no ncu on this machine"; exi
 mkdir -p "$W"
 # per forward: the vision tower's 24 launches, then the language model's 31 (its last
 # layer runs the score-row kernel): skip 10 lands in the vision tower, 40 in the language;
-# the default kernels, then the warp-specialised TMA one (VPRM_CUDA_ATTENTION=wgmma2t)
-for run in default:vision:10 default:language:40 wgmma2t:language:40; do
+# the default kernels (the warp-specialised TMA ones on Hopper), then $NCU_ALT
+for run in default:vision:10 default:language:40 ${NCU_ALT:-wgmma2o}:language:40; do
     attention=${run%%:*} rest=${run#*:}
     echo "== ncu: one ${rest%%:*} attention launch ($attention)"
     [ "$attention" = default ] && attention=

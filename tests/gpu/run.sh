@@ -1,24 +1,23 @@
 #!/bin/sh
-# Everything a GPU session checks, in one call (about 110 s on an H200 with the two extra
-# weight seeds, before the w1_f16l, w1_tune, wgmma2d and wgmma2q stages: expect about
-# 160 s). The stage limits are ceilings for hangs: they sum to about 1080 s with four ALT
-# kernels, two PARITY_SEEDS and the profile, plus up to 150 s of per-test reruns after a
-# crash in gpu_ops, and 160 s of Nsight Compute (w1_ncu, three runs of about 30 s expected);
-# PARITY_SEEDS= PROFILE=0 NCU=0 ALT=wgmma2d bring them to about 660 s. A device call allows
-# 600 s: a run that hangs in more than one stage is cut short):
+# Everything a GPU session checks, in one call (121 s on an H200 on 2026-11-27, with two
+# extra weight seeds, five attention alternatives and Nsight Compute). The stage limits are
+# ceilings for hangs: they sum to about 990 s with two ALT kernels, two PARITY_SEEDS and
+# the profile, plus up to 150 s of per-test reruns after a crash in gpu_ops, and 160 s of
+# Nsight Compute (w1_ncu); PARITY_SEEDS= PROFILE=0 NCU=0 ALT=wgmma2o bring them to about
+# 600 s. A device call allows 600 s: a run that hangs in more than one stage is cut short:
 #     sh tests/gpu/run.sh          (device tool: carry [".gpu"], made by tests/gpu/pack.sh)
 # Stages, each under its own time limit so a later one still runs when one fails or hangs:
 #   ops        gpu_ops: every kernel and the cuBLASLt wrapper vs its CPU twin
 #   e2e        gpu_e2e: whole forwards on tiny models vs the fp32 CPU backend
 #   w1         gpu_w1: the 8B shape, seeded weights generated on the GPU, W1; 5 timed runs
+#              (the defaults: fp16 activations, bf16 after an overflow; the TMA attention)
 #   w1_simple  the same with the simple attention kernel (one run: parity cross-check)
-#   w1_f16     the same with VPRM_CUDA_ACTIVATIONS=fp16 (experimental: parity and time)
+#   w1_bf16    the same with VPRM_CUDA_ACTIVATIONS=bf16 (parity and time)
 #   w1_f16l    the same with VPRM_CUDA_ACTIVATIONS=fp16-llm (fp16 language model, bf16 ViT)
 #   w1_tune    the same with VPRM_CUDA_GEMM_TUNE=8 (cuBLASLt's candidates timed per shape)
-#   w1_alt...  the same with each VPRM_CUDA_ATTENTION in $ALT (default "32x2x64 wgmma2
-#              wgmma2d wgmma2q wgmma2t": the mma.sync kernel, the wgmma kernel without the
-#              overlap, with three stages of copies, with the queries in registers, the
-#              warp-specialised TMA kernel), timed
+#   w1_alt...  the same with each VPRM_CUDA_ATTENTION in $ALT (default "wgmma2o 32x2x64":
+#              the overlapped wgmma kernel without TMA, the mma.sync kernel, which is bf16
+#              only and so runs with VPRM_CUDA_ACTIVATIONS=bf16), timed
 #   torch      torch_ref.py: fp32 oracle on the same weights, reference way, careful way
 #   w1_plain, torch_plain: parity again on PERF.md's plain weights (all 0.02; one run)
 #   w1_seedN, torch_seedN: parity on other draws of the weights (PARITY_SEEDS, "2 3")
@@ -95,25 +94,26 @@ fi
 stage w1 90 "$G/bin/gpu_w1" --batch "$G/w1.batch" --out "$W/w1" --seed 1 --reps 5
 stage w1_simple 45 env VPRM_CUDA_ATTENTION=simple "$G/bin/gpu_w1" --batch "$G/w1.batch" \
     --out "$W/w1" --seed 1 --reps 1 --label ours_simple
-stage w1_f16 45 env VPRM_CUDA_ACTIVATIONS=fp16 "$G/bin/gpu_w1" --batch "$G/w1.batch" \
-    --out "$W/w1" --seed 1 --reps 3 --label ours_f16
+stage w1_bf16 45 env VPRM_CUDA_ACTIVATIONS=bf16 "$G/bin/gpu_w1" --batch "$G/w1.batch" \
+    --out "$W/w1" --seed 1 --reps 3 --label ours_bf16
 stage w1_f16l 45 env VPRM_CUDA_ACTIVATIONS=fp16-llm "$G/bin/gpu_w1" --batch "$G/w1.batch" \
     --out "$W/w1" --seed 1 --reps 3 --label ours_f16l
 # cuBLASLt's candidates timed per product shape (its log lines give each shape's rates)
 stage w1_tune 30 env VPRM_CUDA_GEMM_TUNE=8 "$G/bin/gpu_w1" --batch "$G/w1.batch" \
     --out "$W/w1" --seed 1 --reps 3 --label ours_tune
 # the other attention kernels on the same W1 (timing and parity; ALT= lists them: by
-# default the mma.sync kernel, the wgmma kernel without the overlap, with three stages of
-# copies and with the queries in registers, the overlapped one with two stages and the
-# queries in shared memory being the default on Hopper; gpu_ops benches every variant)
-ALT=${ALT:-32x2x64 wgmma2 wgmma2d wgmma2q wgmma2t}
+# default the overlapped wgmma kernel without TMA and the mma.sync kernel, the warp-
+# specialised TMA one being the default on Hopper; gpu_ops benches every variant)
+ALT=${ALT:-wgmma2o 32x2x64}
 alt_i=0
 for a in $ALT; do
     alt_i=$((alt_i + 1))
     name=w1_alt
     [ $alt_i = 1 ] || name=w1_alt$alt_i
-    stage $name 30 env VPRM_CUDA_ATTENTION="$a" "$G/bin/gpu_w1" --batch "$G/w1.batch" \
-        --out "$W/w1" --seed 1 --reps 3 --label "ours_alt_$a"
+    act=auto
+    case $a in *x*x*) act=bf16 ;; esac # the mma.sync kernel is bf16 only
+    stage $name 30 env VPRM_CUDA_ATTENTION="$a" VPRM_CUDA_ACTIVATIONS=$act "$G/bin/gpu_w1" \
+        --batch "$G/w1.batch" --out "$W/w1" --seed 1 --reps 3 --label "ours_alt_$a"
 done
 # without our W1 logits there is no parity to measure: time the PyTorch runs once only
 torch_reps=3
@@ -130,8 +130,8 @@ stage torch_plain 90 "$PY" tests/gpu/torch_ref.py --dir "$W/w1_plain" --batch "$
 for s in ${PARITY_SEEDS-2 3}; do
     mkdir -p "$W/w1_seed$s"
     stage w1_seed$s 30 "$G/bin/gpu_w1" --batch "$G/w1.batch" --out "$W/w1_seed$s" --seed "$s" --reps 1
-    stage w1_f16_seed$s 30 env VPRM_CUDA_ACTIVATIONS=fp16 "$G/bin/gpu_w1" --batch "$G/w1.batch" \
-        --out "$W/w1_seed$s" --seed "$s" --reps 1 --label ours_f16
+    stage w1_bf16_seed$s 30 env VPRM_CUDA_ACTIVATIONS=bf16 "$G/bin/gpu_w1" --batch "$G/w1.batch" \
+        --out "$W/w1_seed$s" --seed "$s" --reps 1 --label ours_bf16
     stage w1_f16l_seed$s 30 env VPRM_CUDA_ACTIVATIONS=fp16-llm "$G/bin/gpu_w1" \
         --batch "$G/w1.batch" --out "$W/w1_seed$s" --seed "$s" --reps 1 --label ours_f16l
     stage torch_seed$s 60 "$PY" tests/gpu/torch_ref.py --dir "$W/w1_seed$s" --batch "$G/w1.batch" \
@@ -151,13 +151,13 @@ verdict=$?
 cat "$W/summary.txt"
 if [ -n "${OUT:-}" ]; then
     cp "$W/summary.txt" "$OUT/"
-    for s in ops ops_alone e2e e2e_sanitizer w1 w1_simple w1_f16 w1_f16l w1_tune w1_alt w1_alt2 w1_alt3 w1_alt4 w1_alt5 torch \
-        w1_plain torch_plain w1_profile w1_ncu $(cd "$W" && ls -d w1_seed* w1_f16_seed* w1_f16l_seed* torch_seed* 2>/dev/null | sed 's/\.[a-z]*$//' | sort -u); do
+    for s in ops ops_alone e2e e2e_sanitizer w1 w1_simple w1_bf16 w1_f16l w1_tune w1_alt w1_alt2 w1_alt3 w1_alt4 w1_alt5 torch \
+        w1_plain torch_plain w1_profile w1_ncu $(cd "$W" && ls -d w1_seed* w1_bf16_seed* w1_f16l_seed* torch_seed* 2>/dev/null | sed 's/\.[a-z]*$//' | sort -u); do
         [ -f "$W/$s.log" ] || continue
         echo "===== $s (exit $(cat "$W/$s.rc" 2>/dev/null))"
         cat "$W/$s.log"
     done >"$OUT/logs.txt"
-    for j in "$W"/w1/ours.json "$W"/w1/ours_simple.json "$W"/w1/ours_f16.json "$W"/w1/ours_f16l.json "$W"/w1/ours_tune.json "$W"/w1/ours_alt_*.json "$W"/w1/torch.json; do
+    for j in "$W"/w1/ours.json "$W"/w1/ours_simple.json "$W"/w1/ours_bf16.json "$W"/w1/ours_f16l.json "$W"/w1/ours_tune.json "$W"/w1/ours_alt_*.json "$W"/w1/torch.json; do
         [ -f "$j" ] && cp "$j" "$OUT/"
     done
     [ -f "$W/w1_plain/torch.json" ] && cp "$W/w1_plain/torch.json" "$OUT/torch_plain.json"
