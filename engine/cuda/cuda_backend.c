@@ -209,13 +209,7 @@ static const char *wgmma_label(int variant)
         return "";
     if (variant & VPK_WGMMA_TMA)
         return " (wgmma, warp-specialised, TMA)";
-    static const char *labels[4] = {" (wgmma, overlapped)", " (wgmma, overlapped, 3 stages)",
-                                    " (wgmma, overlapped, queries in registers)",
-                                    " (wgmma, overlapped, 3 stages, queries in registers)"};
-    /* DEEP and QREG run the overlapped kernel */
-    if (!(variant & (VPK_WGMMA_OVERLAP | VPK_WGMMA_DEEP | VPK_WGMMA_QREG)))
-        return " (wgmma)";
-    return labels[(variant & VPK_WGMMA_DEEP ? 1 : 0) + (variant & VPK_WGMMA_QREG ? 2 : 0)];
+    return variant & VPK_WGMMA_OVERLAP ? " (wgmma, overlapped)" : " (wgmma)";
 }
 
 /* VPRM_CUDA_ACTIVATIONS: "auto" (the default: fp16, and bf16 for good from the first
@@ -310,9 +304,8 @@ static int pick_attention(vp_backend *b, vp_error *err)
     b->language_shape = vpk_attention_default_shape(&ll);
     /* VPRM_CUDA_ATTENTION (benchmarks, checks): "simple"; "wgmma1" / "wgmma2" (warpgroup
      * products, 1 or 2 heads per block; a trailing "o": P V overlapping the next key tile's
-     * softmax, VPK_WGMMA_OVERLAP; "d": with three stages of copies, VPK_WGMMA_DEEP; "q":
-     * with the query tile in registers, VPK_WGMMA_QREG; combined as "dq"; "t": the
-     * warp-specialised kernel fed by TMA, VPK_WGMMA_TMA); RxHxK: the
+     * softmax, VPK_WGMMA_OVERLAP; "t": the warp-specialised kernel fed by TMA,
+     * VPK_WGMMA_TMA, two heads a block only); RxHxK: the
      * mma.sync kernel with R query rows per warp, H heads per block, K keys per step (the
      * vision tower, without grouped heads, takes H = 1) */
     int rows, hpb, keys;
@@ -339,32 +332,23 @@ static int pick_attention(vp_backend *b, vp_error *err)
                                                                          : 1 | VPK_WGMMA_OVERLAP;
     }
     if (env && !simple && !strncmp(env, "wgmma", 5)) {
-        /* then any of "o": overlapped, "d": overlapped with three stages of copies
-         * (VPK_WGMMA_DEEP), "q": overlapped with the query tile in registers
-         * (VPK_WGMMA_QREG) */
+        /* then nothing (plain), "o" (overlapped) or "t" (the TMA kernel) */
         hpb = env[5] == '1' ? 1 : env[5] == '2' ? 2 : 0;
-        int overlap = 0;
-        bool known = hpb != 0;
-        for (const char *c = env + 6; known && *c; c++) {
-            int bit = *c == 'o' ? VPK_WGMMA_OVERLAP
-                      : *c == 'd' ? VPK_WGMMA_OVERLAP | VPK_WGMMA_DEEP
-                      : *c == 'q' ? VPK_WGMMA_OVERLAP | VPK_WGMMA_QREG
-                      : *c == 't' ? VPK_WGMMA_OVERLAP | VPK_WGMMA_TMA
-                                  : 0;
-            known = bit != 0;
-            overlap |= bit;
-        }
-        /* the TMA kernel: two heads a block, its own ring, Q from shared memory */
-        known = known && !((overlap & VPK_WGMMA_TMA) &&
-                           (hpb != 2 || (overlap & (VPK_WGMMA_DEEP | VPK_WGMMA_QREG))));
+        const char *pipe = hpb ? env + 6 : ""; /* past the digit, which "wgmma" lacks */
+        int overlap = !*pipe ? 0
+                      : !strcmp(pipe, "o") ? VPK_WGMMA_OVERLAP
+                      : !strcmp(pipe, "t") ? VPK_WGMMA_OVERLAP | VPK_WGMMA_TMA
+                                           : -1;
+        bool known = hpb != 0 && overlap >= 0;
+        /* the TMA kernel: two heads a block */
+        known = known && !((overlap & VPK_WGMMA_TMA) && hpb != 2);
         if (!known || !vpk_attention_wgmma_available())
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
                            "VPRM_CUDA_ATTENTION=%s: %s", env,
                            known ? "the wgmma attention needs an sm_90a build on a compute "
                                    "capability 9 GPU"
-                                 : "expected wgmma1 or wgmma2, then any of o (overlap), d (three "
-                                   "stages), q (queries in registers), or wgmma2t (warp-"
-                                   "specialised, TMA; not with d or q)");
+                                 : "expected wgmma1 or wgmma2, either alone or followed by o "
+                                   "(overlap), or wgmma2t (warp-specialised, TMA)");
         /* the TMA kernel runs two heads of 128 a block or one of 64: elsewhere the
          * overlapped one */
         int plain = overlap & ~VPK_WGMMA_TMA;
@@ -381,12 +365,12 @@ static int pick_attention(vp_backend *b, vp_error *err)
     } else if (env && !simple) {
         if (sscanf(env, "%dx%dx%d%c", &rows, &hpb, &keys, &tail) != 3)
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
-                           "VPRM_CUDA_ATTENTION is \"%s\": expected \"simple\", wgmma1[odq], "
-                           "wgmma2[odqt] or ROWSxHEADSxKEYS (16x1x64, 16x2x64, 32x{1,2,4}x{32,64})", env);
+                           "VPRM_CUDA_ATTENTION is \"%s\": expected \"simple\", wgmma1[o], "
+                           "wgmma2[o|t] or ROWSxHEADSxKEYS (16x1x64, 16x2x64, 32x{1,2,4}x{32,64})", env);
         if (b->act == VPK_ACT_F16 || b->act_vision == VPK_ACT_F16)
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
                            "VPRM_CUDA_ATTENTION=%s: the mma.sync kernel is bf16 only "
-                           "(fp16 activations run wgmma1[odq], wgmma2[odqt] or simple)", env);
+                           "(fp16 activations run wgmma1[o], wgmma2[o|t] or simple; VPRM_CUDA_ACTIVATIONS=bf16 for this one)", env);
         vpk_attn_shape s = {rows, hpb, keys}, s1 = {rows, 1, keys};
         if (!vpk_attention_shape_ok(&ll, &s) || !vpk_attention_shape_ok(&vl, &s1))
             return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_ATTENTION",
@@ -808,16 +792,9 @@ const char *vp_cuda_attention_kind(const vp_backend *b)
         return !(b->vision_wgmma & VPK_WGMMA_TMA)     ? "tensor-core (wgmma; language warp-specialised with TMA)"
                : !(b->language_wgmma & VPK_WGMMA_TMA) ? "tensor-core (wgmma; vision warp-specialised with TMA)"
                                                       : "tensor-core (wgmma, warp-specialised with TMA)";
-    if (b->vision_wgmma && b->language_wgmma) {
-        static const char *kinds[5] = {
-            "tensor-core (wgmma)", "tensor-core (wgmma, overlapped)",
-            "tensor-core (wgmma, overlapped, 3 stages)",
-            "tensor-core (wgmma, overlapped, queries in registers)",
-            "tensor-core (wgmma, overlapped, 3 stages, queries in registers)"};
-        int v = b->language_wgmma;
-        bool overlap = v & (VPK_WGMMA_OVERLAP | VPK_WGMMA_DEEP | VPK_WGMMA_QREG);
-        return kinds[!overlap ? 0 : 1 + (v & VPK_WGMMA_DEEP ? 1 : 0) + (v & VPK_WGMMA_QREG ? 2 : 0)];
-    }
+    if (b->vision_wgmma && b->language_wgmma)
+        return b->language_wgmma & VPK_WGMMA_OVERLAP ? "tensor-core (wgmma, overlapped)"
+                                                     : "tensor-core (wgmma)";
     if (b->fast_vision && b->fast_language)
         return "tensor-core";
     if (!b->fast_vision && !b->fast_language)

@@ -171,20 +171,13 @@ cudaError_t vpk_attention_fast(cudaStream_t stream, vp_bf16 *out, size_t out_str
  * can run here. */
 int vpk_attention_wgmma_available(void);
 /* Its variants: 1 or 2 query heads per block (a warpgroup each), or'ed with
- * VPK_WGMMA_OVERLAP: P V of each key tile runs while the next tile's softmax is computed.
- * VPK_WGMMA_DEEP: the same with three stages of copies instead of two (each step's copies
- * have two steps to land; one more stage of shared memory a block, 32 KB at head size
- * 128, 16 KB at 64; implies the overlap).
- * VPK_WGMMA_QREG: Q K^T with the query tile in registers, not shared memory (half of
- * Q K^T's shared-memory reads; implies the overlap; combines with DEEP). */
+ * VPK_WGMMA_OVERLAP: P V of each key tile runs while the next tile's softmax is computed. */
 #define VPK_WGMMA_OVERLAP 4
-#define VPK_WGMMA_DEEP 8
-#define VPK_WGMMA_QREG 16
-/* VPK_WGMMA_TMA: the warp-specialised kernel (k_attention_tma.cu): a producer warp feeds
- * a ring of four key and value stages through the tensor memory accelerator, the consumer
- * warpgroups wait on mbarriers instead of a block barrier per key tile (head size 128
- * with two heads a block, or 64 with one; implies the overlap; combines with neither
- * DEEP nor QREG). */
+/* VPK_WGMMA_TMA: the warp-specialised kernel (k_attention_tma.cu), the default where it
+ * runs: a producer warp feeds a ring of four key and value stages through the tensor
+ * memory accelerator, the consumer warpgroups wait on mbarriers instead of a block barrier
+ * per key tile (head size 128 with two heads a block, or 64 with one; implies the
+ * overlap). */
 #define VPK_WGMMA_TMA 32
 /* Its layouts: head_dim 64 or 128, 16-byte rows, heads per block 1 or 2 dividing q_per_kv. */
 int vpk_attention_wgmma_supports(const vpk_attn_layout *layout, int variant);

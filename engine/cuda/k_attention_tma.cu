@@ -213,7 +213,7 @@ attn_tma_kernel(bf16 *out, size_t out_stride, const __grid_constant__ CUtensorMa
         uint32_t pa[WG_P_REGS], pb[WG_P_REGS];
         wait(q_full, 0);
         wait(k_full(0), 0);
-        wg_issue_qk<D, F16, false>(s, dq, nullptr, dkey(0));
+        wg_issue_qk<D, F16>(s, dq, dkey(0));
         wgmma_wait<0>();
         wgmma_settle<32>(s);
         mbar_arrive_lane0(k_empty(0), lane);
@@ -224,7 +224,7 @@ attn_tma_kernel(bf16 *out, size_t out_stride, const __grid_constant__ CUtensorMa
             wait(k_full((t + 1) % ST), phase(t + 1));
             wait(v_full(t % ST), phase(t));
             wg_pin_pv_inputs<D>(o, pc); /* the fence in wg_issue_qk covers both products */
-            wg_issue_qk<D, F16, false>(s, dq, nullptr, dkey(t + 1));
+            wg_issue_qk<D, F16>(s, dq, dkey(t + 1));
             wg_issue_pv<D>(o, pc, dval(t));
             wgmma_wait<1>(); /* the scores: the keys of t + 1 are read */
             wgmma_settle<32>(s);

@@ -26,9 +26,12 @@
  * stubs and vpk_attention_wgmma_available says no. */
 #include "engine/cuda/k_wgmma.cuh"
 
-/* ST: stages (a key tile and a transposed value tile each) in the ring of copies */
-template <int D, int HPB, int ST>
+template <int D, int HPB>
 struct wg_cfg {
+    /* stages (a key tile and a transposed value tile each) in the ring of copies: a step's
+     * copies have one step to land (three stages measured no faster on an H200: W1 182.8
+     * ms against 184.2, the language attention 409 TFLOP/s against 410) */
+    static const int ST = 2;
     static const int NT = 128 * HPB;
     static const int QBYTES = WG_BQ * D * 2; /* a head's query tile */
     static const int KBYTES = WG_BK * D * 2; /* key tile */
@@ -81,17 +84,17 @@ static __device__ __forceinline__ void load_vt(unsigned char *dst, const __half 
 }
 
 
-/* Key tile j of an item into stage j % ST: its keys (when k) and its transposed values
+/* Key tile j of an item into stage j % C::ST: its keys (when k) and its transposed values
  * (when v). */
-template <int D, int HPB, int ST>
+template <int D, int HPB>
 static __device__ __forceinline__ void wg_load_tile(unsigned char *stage0, const vp_attn_item &it,
                                                     int j, int n_full, bool k, bool v,
                                                     const bf16 *qkv, size_t row_stride, size_t k_col,
                                                     const __half *vtg, int n_pad, int tid)
 {
-    typedef wg_cfg<D, HPB, ST> C;
+    typedef wg_cfg<D, HPB> C;
     const wg_tile t = wg_tile_at(it, j, n_full);
-    unsigned char *st = stage0 + (j % ST) * C::STAGE;
+    unsigned char *st = stage0 + (j % C::ST) * C::STAGE;
     if (k)
         load_sw_rows<D, C::NT, WG_BK>(st, qkv, row_stride, k_col, t.kb, t.hi, tid);
     if (v)
@@ -103,22 +106,16 @@ static __device__ __forceinline__ void wg_load_tile(unsigned char *stage0, const
  * computed (FlashAttention-3's overlap within a warpgroup): tile t + 1's scores are
  * issued before tile t's P V, so they are ready first. Without it the tensor cores wait
  * for each tile's softmax (other blocks on the SM fill part of that).
- * ST (with OVERLAP; 2 without): stages in the ring of copies. With 2, a step's copies
- * have one step to land; with 3 (VPK_WGMMA_DEEP), two, for one more stage of shared
- * memory per block (32 KB at head 128: 113 KB with one head a block, so two such blocks
- * fill an SM's 228 KB exactly).
- * QREG (with OVERLAP; VPK_WGMMA_QREG): Q K^T takes the query tile from registers, loaded
- * once, instead of shared memory (up to D / 4 more registers a thread; ptxas with nvcc 13:
- * +8 at head 64, +14 to +19 at 128). */
-template <int D, int HPB, bool OVERLAP, bool F16, int ST, bool QREG>
-__global__ void __launch_bounds__(wg_cfg<D, HPB, ST>::NT, HPB == 1 ? 2 : 1)
+ * (The query tile in registers for Q K^T, wgmma's RS form, measured no faster on an H200:
+ * W1 184.3 ms against 184.2.) */
+template <int D, int HPB, bool OVERLAP, bool F16>
+__global__ void __launch_bounds__(wg_cfg<D, HPB>::NT, HPB == 1 ? 2 : 1)
 attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *vt, int n_pad,
                   vpk_attn_layout L, const vp_attn_item *items, float scale_log2)
 {
-    static_assert(OVERLAP ? ST >= 2 : ST == 2, "the plain pipeline has two stages");
-    static_assert(OVERLAP || !QREG, "the query tile in registers needs the overlap");
 #if VPK_HAVE_WGMMA
-    typedef wg_cfg<D, HPB, ST> C;
+    typedef wg_cfg<D, HPB> C;
+    constexpr int ST = C::ST;
     extern __shared__ unsigned char wg_smem_raw[];
     unsigned char *smem = wg_smem_raw + ((1024 - (smem_addr(wg_smem_raw) & 1023)) & 1023);
     unsigned char *Qs = smem, *stage0 = smem + HPB * C::QBYTES;
@@ -144,7 +141,7 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
                                           (size_t)((h0 + j) % L.q_per_kv) * D,
                                       it.q_begin, it.q_end, tid);
     if (n_tiles > 0)
-        wg_load_tile<D, HPB, ST>(stage0, it, 0, n_full, true, !OVERLAP, qkv, L.row_stride, k_col, vtg,
+        wg_load_tile<D, HPB>(stage0, it, 0, n_full, true, !OVERLAP, qkv, L.row_stride, k_col, vtg,
                              n_pad, tid);
     cp_async_commit();
 
@@ -164,13 +161,13 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
     if (!OVERLAP) {
         for (int t = 0; t < n_tiles; t++) {
             if (t + 1 < n_tiles) /* prefetch the next tile into the other stage */
-                wg_load_tile<D, HPB, ST>(stage0, it, t + 1, n_full, true, true, qkv, L.row_stride,
+                wg_load_tile<D, HPB>(stage0, it, t + 1, n_full, true, true, qkv, L.row_stride,
                                      k_col, vtg, n_pad, tid);
             cp_async_commit();
             cp_async_wait<1>();
             fence_proxy_async();
             __syncthreads();
-            wg_issue_qk<D, F16, false>(s, dq, nullptr, dkey(t));
+            wg_issue_qk<D, F16>(s, dq, dkey(t));
             wgmma_wait<0>();
             wgmma_settle<32>(s);
             wg_softmax(s, wg_tile_at(it, t, n_full), it, qrow, tig, scale_log2, m, l, alpha, pa);
@@ -192,20 +189,17 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
 #pragma unroll
         for (int i = 1; i < ST; i++) {
             if (i < n_tiles)
-                wg_load_tile<D, HPB, ST>(stage0, it, i, n_full, true, false, qkv, L.row_stride,
+                wg_load_tile<D, HPB>(stage0, it, i, n_full, true, false, qkv, L.row_stride,
                                          k_col, vtg, n_pad, tid);
             if (i - 1 < n_tiles)
-                wg_load_tile<D, HPB, ST>(stage0, it, i - 1, n_full, false, true, qkv,
+                wg_load_tile<D, HPB>(stage0, it, i - 1, n_full, false, true, qkv,
                                          L.row_stride, k_col, vtg, n_pad, tid);
             cp_async_commit();
         }
         cp_async_wait<ST - 1>(); /* Q and the first keys */
         fence_proxy_async();
         __syncthreads();
-        uint32_t qa[QREG ? D / 4 : 1];
-        auto issue_qk = [&](int j) { wg_issue_qk<D, F16, QREG>(s, dq, qa, dkey(j)); };
-        if constexpr (QREG)
-            wg_load_q_frags<D>(qa, Qs + hb * C::QBYTES, warp, lane);
+        auto issue_qk = [&](int j) { wg_issue_qk<D, F16>(s, dq, dkey(j)); };
         issue_qk(0);
         wgmma_wait<0>();
         wgmma_settle<32>(s);
@@ -222,10 +216,10 @@ attn_wgmma_kernel(bf16 *out, size_t out_stride, const bf16 *qkv, const __half *v
             fence_proxy_async();
             __syncthreads();
             if (t + ST < n_tiles)
-                wg_load_tile<D, HPB, ST>(stage0, it, t + ST, n_full, true, false, qkv,
+                wg_load_tile<D, HPB>(stage0, it, t + ST, n_full, true, false, qkv,
                                          L.row_stride, k_col, vtg, n_pad, tid);
             if (t + ST - 1 < n_tiles)
-                wg_load_tile<D, HPB, ST>(stage0, it, t + ST - 1, n_full, false, true, qkv,
+                wg_load_tile<D, HPB>(stage0, it, t + ST - 1, n_full, false, true, qkv,
                                          L.row_stride, k_col, vtg, n_pad, tid);
             cp_async_commit(); /* G(t), possibly empty */
             wg_pin_pv_inputs<D>(o, pc); /* the fence in wg_issue_qk covers both products */
@@ -317,29 +311,21 @@ extern "C" int vpk_attention_wgmma_available(void)
     return known;
 }
 
-template <int D, int HPB, bool OVERLAP, bool F16, int ST, bool QREG>
+template <int D, int HPB, bool OVERLAP, bool F16>
 static cudaError_t wg_allow(void)
 {
-    return cudaFuncSetAttribute(attn_wgmma_kernel<D, HPB, OVERLAP, F16, ST, QREG>,
+    return cudaFuncSetAttribute(attn_wgmma_kernel<D, HPB, OVERLAP, F16>,
                                 cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                wg_cfg<D, HPB, ST>::bytes);
+                                wg_cfg<D, HPB>::bytes);
 }
 
-/* Every pipeline (plain; overlapped with 2 or 3 stages, Q from shared memory or registers)
- * for 1 and 2 heads a block: the instances wg_launch_variant launches. */
+/* Both pipelines (plain, overlapped) for 1 and 2 heads a block: the instances
+ * wg_launch_variant launches. */
 template <int D, bool F16, int HPB>
 static cudaError_t wg_allow_hpb(void)
 {
-    cudaError_t rc = wg_allow<D, HPB, false, F16, 2, false>();
-    if (rc == cudaSuccess)
-        rc = wg_allow<D, HPB, true, F16, 2, false>();
-    if (rc == cudaSuccess)
-        rc = wg_allow<D, HPB, true, F16, 3, false>();
-    if (rc == cudaSuccess)
-        rc = wg_allow<D, HPB, true, F16, 2, true>();
-    if (rc == cudaSuccess)
-        rc = wg_allow<D, HPB, true, F16, 3, true>();
-    return rc;
+    cudaError_t rc = wg_allow<D, HPB, false, F16>();
+    return rc == cudaSuccess ? wg_allow<D, HPB, true, F16>() : rc;
 }
 
 template <int D, bool F16>
@@ -361,13 +347,12 @@ extern "C" cudaError_t vpk_attention_wgmma_setup(void)
     return rc == cudaSuccess ? vpk_attention_tma_setup() : rc;
 }
 
-#define WG_PIPE_BITS (VPK_WGMMA_OVERLAP | VPK_WGMMA_DEEP | VPK_WGMMA_QREG | VPK_WGMMA_TMA)
+#define WG_PIPE_BITS (VPK_WGMMA_OVERLAP | VPK_WGMMA_TMA)
 
 extern "C" int vpk_attention_wgmma_supports(const vpk_attn_layout *L, int variant)
 {
     int heads_per_block = variant & ~WG_PIPE_BITS;
-    if ((variant & VPK_WGMMA_TMA) && ((variant & (VPK_WGMMA_DEEP | VPK_WGMMA_QREG)) ||
-                                      !vpk_attention_tma_supports(L, heads_per_block)))
+    if ((variant & VPK_WGMMA_TMA) && !vpk_attention_tma_supports(L, heads_per_block))
         return 0;
     return (L->act == VPK_ACT_BF16 || L->act == VPK_ACT_F16) &&
            (L->head_dim == 64 || L->head_dim == 128) && L->q_per_kv > 0 &&
@@ -402,38 +387,18 @@ extern "C" cudaError_t vpk_attention_vt(cudaStream_t stream, uint16_t *vt, const
     return cudaGetLastError();
 }
 
-template <int D, int HPB, bool OVERLAP, bool F16, int ST, bool QREG>
+template <int D, int HPB, bool OVERLAP, bool F16>
 static void wg_launch(cudaStream_t stream, bf16 *out, size_t out_stride, const bf16 *qkv,
                       const __half *vt, size_t n_pad, const vpk_attn_layout *L,
                       const vp_attn_item *items, size_t n_items, float scale_log2)
 {
-    typedef wg_cfg<D, HPB, ST> C;
+    typedef wg_cfg<D, HPB> C;
     for (size_t first = 0; first < n_items; first += 65535) {
         size_t count = n_items - first < 65535 ? n_items - first : 65535;
         dim3 grid((unsigned)(L->heads / HPB), (unsigned)count);
-        attn_wgmma_kernel<D, HPB, OVERLAP, F16, ST, QREG><<<grid, C::NT, C::bytes, stream>>>(
+        attn_wgmma_kernel<D, HPB, OVERLAP, F16><<<grid, C::NT, C::bytes, stream>>>(
             out, out_stride, qkv, vt, (int)n_pad, *L, items + first, scale_log2);
     }
-}
-
-/* The pipelines of wg_allow_hpb: 0 plain, then overlapped with 2 or 3 stages (+ 2 with the
- * query tile in registers). */
-template <int D, bool F16, int HPB>
-static void wg_launch_pipe(int pipe, bool qreg, cudaStream_t stream, bf16 *out, size_t out_stride,
-                           const bf16 *qkv, const __half *vt, size_t n_pad,
-                           const vpk_attn_layout *L, const vp_attn_item *items, size_t n_items,
-                           float scale_log2)
-{
-#define WG_LAUNCH(OVERLAP, ST, QREG)                                                        \
-    wg_launch<D, HPB, OVERLAP, F16, ST, QREG>(stream, out, out_stride, qkv, vt, n_pad, L,  \
-                                              items, n_items, scale_log2)
-    if (pipe == 0)
-        WG_LAUNCH(false, 2, false);
-    else if (pipe == 1)
-        qreg ? WG_LAUNCH(true, 2, true) : WG_LAUNCH(true, 2, false);
-    else
-        qreg ? WG_LAUNCH(true, 3, true) : WG_LAUNCH(true, 3, false);
-#undef WG_LAUNCH
 }
 
 template <int D, bool F16>
@@ -443,15 +408,15 @@ static void wg_launch_variant(int variant, cudaStream_t stream, bf16 *out, size_
                               float scale_log2)
 {
     int hpb = variant & ~WG_PIPE_BITS;
-    bool qreg = variant & VPK_WGMMA_QREG;
-    /* DEEP and QREG imply the overlap */
-    int pipe = variant & VPK_WGMMA_DEEP ? 2 : variant & (VPK_WGMMA_OVERLAP | VPK_WGMMA_QREG) ? 1 : 0;
+    bool overlap = variant & VPK_WGMMA_OVERLAP;
+#define WG_LAUNCH(HPB, OVERLAP)                                                                 \
+    wg_launch<D, HPB, OVERLAP, F16>(stream, out, out_stride, qkv, vt, n_pad, L, items, n_items, \
+                                    scale_log2)
     if (hpb == 1)
-        wg_launch_pipe<D, F16, 1>(pipe, qreg, stream, out, out_stride, qkv, vt, n_pad, L, items,
-                                  n_items, scale_log2);
+        overlap ? WG_LAUNCH(1, true) : WG_LAUNCH(1, false);
     else
-        wg_launch_pipe<D, F16, 2>(pipe, qreg, stream, out, out_stride, qkv, vt, n_pad, L, items,
-                                  n_items, scale_log2);
+        overlap ? WG_LAUNCH(2, true) : WG_LAUNCH(2, false);
+#undef WG_LAUNCH
 }
 
 extern "C" cudaError_t vpk_attention_wgmma(cudaStream_t stream, vp_bf16 *out, size_t out_stride,

@@ -52,7 +52,7 @@ static __device__ __forceinline__ void wgmma_ss_n64(float *d, uint64_t da, uint6
 
 /* D[64][64] (+)= A[64][16] B[16][64]: A in registers (each warp's 16 rows as the mma.sync
  * A fragment), B K-major in shared memory, bf16 or fp16 (F16); accumulate 0 overwrites D.
- * Q K^T with the query tile held in registers (VPK_WGMMA_QREG), and P V at head 64. */
+ * P V at head 64. */
 #define WG_RS_N64(TY)                                                                          \
     "{\n.reg .pred p;\nsetp.ne.b32 p, %36, 0;\n"                                               \
     "wgmma.mma_async.sync.aligned.m64n64k16.f32." TY "." TY " "                                \
@@ -199,13 +199,11 @@ static __device__ __forceinline__ wg_tile wg_tile_at(const vp_attn_item &it, int
 #endif
 
 #if VPK_HAVE_WGMMA
-/* S[64][64] = Q K^T for one key tile (dk: the key tile's descriptor; the query tile's,
- * dq, or with QREG its A fragments in registers, qa from wg_load_q_frags: then only the
- * keys are read from shared memory, half of Q K^T's traffic there): 16 head dims a
- * product (column block kk / 4, 32 bytes into its rows). Issued, not waited for. */
-template <int D, bool F16, bool QREG>
-static __device__ __forceinline__ void wg_issue_qk(float *s, uint64_t dq, const uint32_t *qa,
-                                                   uint64_t dk)
+/* S[64][64] = Q K^T for one key tile (dk: the key tile's descriptor; dq: the query
+ * tile's): 16 head dims a product (column block kk / 4, 32 bytes into its rows). Issued,
+ * not waited for. */
+template <int D, bool F16>
+static __device__ __forceinline__ void wg_issue_qk(float *s, uint64_t dq, uint64_t dk)
 {
 #pragma unroll
     for (int i = 0; i < 32; i++)
@@ -216,30 +214,9 @@ static __device__ __forceinline__ void wg_issue_qk(float *s, uint64_t dq, const 
     for (int kk = 0; kk < D / 16; kk++) {
         uint32_t off = (uint32_t)((kk >> 2) * WG_BQ * 128 + (kk & 3) * 32);
         uint32_t koff = (uint32_t)((kk >> 2) * WG_BK * 128 + (kk & 3) * 32);
-        if constexpr (QREG)
-            wgmma_rs_n64_acc<F16>(s, qa + 4 * kk, desc_plus(dk, koff), kk > 0);
-        else
-            wgmma_ss_n64<F16>(s, desc_plus(dq, off), desc_plus(dk, koff), kk > 0);
+        wgmma_ss_n64<F16>(s, desc_plus(dq, off), desc_plus(dk, koff), kk > 0);
     }
     wgmma_commit();
-}
-
-/* This thread's A fragments of its warpgroup's query tile q (swizzled [64][D]), read once:
- * for 16 head dims kk, rows r0 = 16 warp + lane / 4 and r0 + 8, dims 16 kk + 2 (lane % 4)
- * and 8 further, in the order of the mma.sync A fragment (P's layout for P V too). */
-template <int D>
-static __device__ __forceinline__ void wg_load_q_frags(uint32_t *qa, const unsigned char *q,
-                                                       int warp, int lane)
-{
-    const int r0 = warp * 16 + (lane >> 2), c0 = 2 * (lane & 3);
-#pragma unroll
-    for (int kk = 0; kk < D / 16; kk++)
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            int r = r0 + 8 * (i & 1), col = kk * 16 + c0 + 8 * (i >> 1);
-            qa[4 * kk + i] = *reinterpret_cast<const uint32_t *>(
-                q + sw128_offset(r, col & ~7, WG_BQ) + (col & 7) * 2);
-        }
 }
 
 /* P V's inputs (O scaled, P packed) written before the next wgmma.fence: one written

@@ -165,10 +165,10 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
      * (the default backend: fp16 activations, VPRM_CUDA_ACTIVATIONS=auto): on Hopper
      * (whose default is the warp-specialised TMA kernel, head 128 with two heads a block,
      * the vision tower's 64 with one; gpu_bf16 runs it in bf16) mma.sync, wgmma without
-     * the overlap, overlapped, with three stages, with three stages and the queries in
-     * registers, elsewhere another mma.sync launch shape */
+     * the overlap with two heads a block and with one, overlapped, elsewhere another
+     * mma.sync launch shape */
     int hopper = vpk_attention_wgmma_available();
-    const char *alt[5] = {hopper ? "32x1x64" : "16x1x64", "wgmma2", "wgmma2o", "wgmma2d", "wgmma2dq"};
+    const char *alt[5] = {hopper ? "32x1x64" : "16x1x64", "wgmma2", "wgmma1", "wgmma2o", "wgmma1o"};
     size_t n_alt = hopper ? 5 : 1;
     if (init_with_attention(&gpu_simple, cfg, &m, &opt, "simple", label))
         goto done;
@@ -364,13 +364,15 @@ static void check_env_values(const vp_model_config *cfg)
         int ok;
         const char *says; /* in the error message */
     } cases[] = {
-        {"VPRM_CUDA_ATTENTION", "wgmma2x", 0, "then any of o"},
+        {"VPRM_CUDA_ATTENTION", "wgmma2x", 0, "followed by o"},
         {"VPRM_CUDA_ATTENTION", "wgmma3o", 0, "expected wgmma1 or wgmma2"},
-        {"VPRM_CUDA_ATTENTION", "wgmma2dq", 1, NULL},
-        {"VPRM_CUDA_ATTENTION", "wgmma2tq", 0, "not with d or q"},
+        {"VPRM_CUDA_ATTENTION", "wgmma", 0, "expected wgmma1 or wgmma2"},
+        {"VPRM_CUDA_ATTENTION", "wgmma2d", 0, "followed by o"}, /* three stages: removed */
+        {"VPRM_CUDA_ATTENTION", "wgmma2ot", 0, "wgmma2t"},
         {"VPRM_CUDA_ATTENTION", "wgmma1t", 0, "wgmma2t"},
         {"VPRM_CUDA_ATTENTION", "wgmma2t", 1, NULL},
-        {"VPRM_CUDA_ATTENTION", "wgmma1q", 1, NULL},
+        {"VPRM_CUDA_ATTENTION", "wgmma1o", 1, NULL},
+        {"VPRM_CUDA_ATTENTION", "wgmma1", 1, NULL},
         {"VPRM_CUDA_ACTIVATIONS", "fp32", 0, "expected bf16, fp16, auto or fp16-llm"},
         {"VPRM_CUDA_ACTIVATIONS", "auto", 1, NULL},
         {"VPRM_CUDA_ACTIVATIONS", "bf16", 1, NULL},

@@ -480,12 +480,8 @@ static float f16_to_f32(uint16_t h)
 
 /* every variant of the wgmma kernel: 1 or 2 heads per block, with and without overlap;
  * the warp-specialised TMA kernel (head 128 with 2 heads a block, 64 with 1) */
-#define WG_DEEP (VPK_WGMMA_OVERLAP | VPK_WGMMA_DEEP)
-#define WG_QREG (VPK_WGMMA_OVERLAP | VPK_WGMMA_QREG)
 #define WG_TMA (VPK_WGMMA_OVERLAP | VPK_WGMMA_TMA)
-static const int wgmma_variants[] = {1, 2, 1 | VPK_WGMMA_OVERLAP, 2 | VPK_WGMMA_OVERLAP,
-                                     1 | WG_DEEP, 2 | WG_DEEP, 1 | WG_QREG, 2 | WG_QREG,
-                                     1 | WG_DEEP | WG_QREG, 2 | WG_DEEP | WG_QREG, 1 | WG_TMA,
+static const int wgmma_variants[] = {1, 2, 1 | VPK_WGMMA_OVERLAP, 2 | VPK_WGMMA_OVERLAP, 1 | WG_TMA,
                                      2 | WG_TMA};
 
 static const char *wgmma_name(int variant)
@@ -495,12 +491,6 @@ static const char *wgmma_name(int variant)
     case 2: return "x2";
     case 1 | VPK_WGMMA_OVERLAP: return "x1 overlapped";
     case 2 | VPK_WGMMA_OVERLAP: return "x2 overlapped";
-    case 1 | WG_DEEP: return "x1 overlapped 3 stages";
-    case 2 | WG_DEEP: return "x2 overlapped 3 stages";
-    case 1 | WG_QREG: return "x1 overlapped Q in registers";
-    case 2 | WG_QREG: return "x2 overlapped Q in registers";
-    case 1 | WG_DEEP | WG_QREG: return "x1 overlapped 3 stages Q in registers";
-    case 2 | WG_DEEP | WG_QREG: return "x2 overlapped 3 stages Q in registers";
     case 1 | WG_TMA: return "x1 warp-specialised TMA";
     case 2 | WG_TMA: return "x2 warp-specialised TMA";
     default: return "?";
