@@ -3,17 +3,22 @@
  * prefixes, cuBLASLt for every matrix product, its own kernels for the rest
  * (engine/cuda/k_*.cu), planning on the host in plain C (engine/cuda_plan).
  *
- * Numerics: matrix inputs and weights bf16, accumulation fp32; the residual streams,
+ * Numerics: weights bf16 as stored, converted exactly to fp16 with the matrix inputs in
+ * fp16 (VPRM_CUDA_ACTIVATIONS=auto, the default; bf16 for good after a pass overflows
+ * fp16, or with =bf16), accumulation fp32; the residual streams,
  * norms statistics (double), softmax (fp32), RoPE angles (host double, as the CPU twin),
- * the MLP's gate and up products (rounded once, as their SiLU-gated product), image
- * features and the two head logits stay in fp32. The CPU backend (fp32) is the reference
+ * image features and the two head logits stay in fp32; the MLP's gate and up products
+ * too with bf16 activations (rounded once, as their SiLU-gated product; with fp16 ones
+ * they are written in fp16, whose rounding is eight times finer). The CPU backend (fp32) is the reference
  * it is checked against (tests/gpu).
  *
- * Attention: on Hopper (an sm_90a build on a compute capability 9 device) the language
- * model's runs on warpgroup products (k_attention_wgmma.cu), everything else on mma.sync
+ * Attention: on Hopper (an sm_90a build on a compute capability 9 device) both towers run
+ * the warp-specialised wgmma kernel fed by TMA (k_attention_tma.cu), or for layouts it
+ * does not take the cp.async one (k_attention_wgmma.cu); elsewhere mma.sync
  * (k_attention.cu). Environment, for checks and benchmarks: VPRM_CUDA_ATTENTION=simple
- * (one warp per query, fp32, slow), wgmma1 / wgmma2 (the wgmma kernel for both towers,
- * 1 or 2 heads per block), or ROWSxHEADSxKEYS (the mma.sync kernel's launch shape). */
+ * (one warp per query, fp32, slow), wgmma1 / wgmma2 (the cp.async wgmma kernel, 1 or 2
+ * heads per block; + "o": overlapped), wgmma2t (the TMA kernel), or ROWSxHEADSxKEYS (the
+ * mma.sync kernel's launch shape, bf16 only). */
 #ifndef VP_CUDA_H
 #define VP_CUDA_H
 

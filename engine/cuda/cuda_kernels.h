@@ -20,9 +20,9 @@ extern "C" {
 typedef uint16_t vp_bf16;
 
 /* The 16-bit type of the activations that feed the matrix products (the norms' and
- * activations' outputs, q/k/v, the attention's output): bf16 (the default) or fp16
- * (VPRM_CUDA_ACTIVATIONS=fp16: three more mantissa bits at the same tensor-core speed,
- * 6-8x closer to fp32 on the 8B shape, tests/gpu/README.md). vp_bf16 pointers below
+ * activations' outputs, q/k/v, the attention's output): fp16 (the default, bf16 after an
+ * overflow: three more mantissa bits at the same tensor-core speed, 6-10x closer to fp32
+ * on the 8B shape, tests/gpu/README.md) or bf16 (VPRM_CUDA_ACTIVATIONS). vp_bf16 pointers below
  * carry either, as the launcher's `act` (or the layout's) says. */
 typedef enum { VPK_ACT_BF16 = 0, VPK_ACT_F16 = 1 } vpk_act;
 
