@@ -59,7 +59,6 @@ typedef struct vp_jpeg_markers {
     int adobe_transform; /* an Adobe APP14 segment's transform byte, -1 when none */
     unsigned default_dht; /* Huffman slots libjpeg fills with the standard tables: bit 0, 1
                            * DC slots 0, 1; bits 2, 3 AC slots 0, 1 */
-    size_t first_sos;     /* offset of the first scan's marker */
     int progressive;      /* the frame is progressive (SOF2) */
 } vp_jpeg_markers;
 
@@ -67,9 +66,11 @@ typedef struct vp_jpeg_markers {
  * first, TOO_LARGE past max_scans scans. Fills *markers (may be NULL) on success. */
 int vp_jpeg_check_complete(const uint8_t *data, size_t len, size_t max_scans,
                            vp_jpeg_markers *markers, vp_error *err);
-/* The stream stb_image parses: the input with a DHT segment of the standard tables
- * markers->default_dht names inserted before the first scan (and a sequential frame's
- * scan headers set to the whole band, as libjpeg reads them), and where each scan's
+/* The stream stb_image parses: the input with the segments before the first scan
+ * copied back to back (stray bytes, 0xFF fill and RSTn between them dropped: libjpeg
+ * and Pillow skip them, stb_image's header reader stops), a DHT segment of the standard
+ * tables markers->default_dht names inserted before the first scan (and a sequential
+ * frame's scan headers set to the whole band, as libjpeg reads them), and where each scan's
  * entropy-coded data ends (restart markers are part of the data; the marker after it
  * follows, after any 0xFF fill bytes). */
 typedef struct vp_jpeg_stream {

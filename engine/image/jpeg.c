@@ -384,15 +384,34 @@ int vp_jpeg_stream_for_stb(const uint8_t *data, size_t len, const vp_jpeg_marker
     out->data = malloc(len + seg_len);
     if (!out->data)
         return vp_fail(err, VP_ERR_NOMEM, "image", "out of memory copying a JPEG stream");
-    /* the input, with the tables inserted before the first scan */
-    size_t from = 0;
-    if (seg_len) {
-        memcpy(out->data, data, mk->first_sos);
-        memcpy(out->data + mk->first_sos, seg, seg_len);
-        from = mk->first_sos;
+    /* SOI, then each segment before the first scan (vp_jpeg_check_complete checked their
+     * lengths), then the tables, then the rest from the first scan's marker on */
+    size_t pos = 2, n_out = 2, sos = len;
+    memcpy(out->data, data, 2);
+    for (;;) {
+        int m = vp_jpeg_next_marker(data, len, &pos);
+        if (m < 0 || m == 0xd9)
+            break; /* not reached on a checked stream: it has a scan */
+        if (m == 0xda) {
+            sos = pos - 2;
+            break;
+        }
+        if ((m >= 0xd0 && m <= 0xd7) || m == 0x01)
+            continue; /* no length (a TEM here was refused by the walk) */
+        size_t seg_bytes = be16(data + pos);
+        out->data[n_out++] = 0xff;
+        out->data[n_out++] = (uint8_t)m;
+        memcpy(out->data + n_out, data + pos, seg_bytes);
+        n_out += seg_bytes;
+        pos += seg_bytes;
     }
-    memcpy(out->data + from + seg_len, data + from, len - from);
-    out->len = len + seg_len;
+    memcpy(out->data + n_out, seg, seg_len);
+    n_out += seg_len;
+    if (sos < len) {
+        memcpy(out->data + n_out, data + sos, len - sos);
+        n_out += len - sos;
+    }
+    out->len = n_out;
     size_t n;
     size_t *ends = scan_ends(out->data, out->len, !mk->progressive, &n, err);
     if (!ends) {
@@ -431,7 +450,7 @@ static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, ui
     size_t pos = 2;
     jpeg_tables tables = {0};
     memset(tables.coef_bits, -1, sizeof tables.coef_bits);
-    vp_jpeg_markers markers = {.jfif = 0, .adobe_transform = -1, .default_dht = 0, .first_sos = 0,
+    vp_jpeg_markers markers = {.jfif = 0, .adobe_transform = -1, .default_dht = 0,
                                .progressive = 0};
     int seen_sos = 0;
     size_t n_scans = 0;
@@ -502,7 +521,6 @@ static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, ui
         if (m == 0xda && !seen_sos && !tables.progressive) {
             /* libjpeg's Motion-JPEG rule, see vp_jpeg_stream_for_stb */
             markers.default_dht = (~tables.dht_dc & 3u) | (~tables.dht_ac & 3u) << 2;
-            markers.first_sos = pos - 2;
             tables.dht_dc |= 3u;
             tables.dht_ac |= 3u;
         }

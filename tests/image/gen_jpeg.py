@@ -199,6 +199,13 @@ def main_into(out_dir):
                              ("rst", b"\xff\xd3", "a restart marker between segments"),
                              ("tem", b"\xff\x01", "a TEM marker before the first scan (refused)")]:
         add(f"between_{name}.jpg", kind, base[:at] + junk + base[at:])
+    # the same before the frame header (libjpeg and Pillow skip them)
+    sof = base.find(b"\xff\xc0")
+    for name, junk, kind in [("stray", b"\x12\x34", "stray bytes before the frame header"),
+                             ("stuffed", b"\x12\xff\x00\x34", "stray bytes with 0xFF 0x00 before SOF"),
+                             ("rst", b"\xff\xd3", "a restart marker before the frame header"),
+                             ("fill", b"\xff\xff\xff", "0xFF fill bytes before the frame header")]:
+        add(f"before_sof_{name}.jpg", kind, base[:sof] + junk + base[sof:])
     # a sequential scan header naming a band or bit positions: libjpeg decodes it whole
     for name, fields in [("se0", (0, 0, 0)), ("ss1", (1, 63, 0)), ("al1", (0, 63, 1))]:
         seq = bytearray(pil_jpeg(a, quality=80))
