@@ -67,14 +67,8 @@ static int skip_entropy(const uint8_t *d, size_t len, size_t *pos)
 /* Tables defined so far and the frame's components, for the scans' table checks. */
 typedef struct jpeg_tables {
     unsigned dqt, dht_dc, dht_ac; /* bit t: table t (0..3) defined */
-    unsigned dqt_first10;         /* bit t: table t's first 10 values (zig-zag) are nonzero */
     int have_sof, progressive, n_comp;
     uint8_t comp_id[4], comp_hv[4], comp_tq[4];
-    /* progressive frames: per component, the bits still to come of coefficients 0..9
-     * (libjpeg's coef_bits: -1 before any scan, then the last scan's Al), and whether
-     * its quantiser (latched at its first scan) allows libjpeg's block smoothing */
-    int8_t coef_bits[4][10];
-    uint8_t latched[4], smooth_q[4];
 } jpeg_tables;
 
 /* A DHT segment's tables must each define at most 256 codes: stb_image 2.27 writes
@@ -109,14 +103,8 @@ static void note_dqt(const uint8_t *d, size_t seg_len, jpeg_tables *t)
         size_t n = 1 + ((d[p] >> 4) ? 128 : 64);
         if (seg_len - p < n)
             return;
-        if ((d[p] & 15) <= 3) {
-            unsigned bit = 1u << (d[p] & 15);
-            int nonzero = 1, wide = d[p] >> 4;
-            for (int i = 0; i < 10; i++)
-                nonzero &= wide ? (d[p + 1 + 2 * i] | d[p + 2 + 2 * i]) != 0 : d[p + 1 + i] != 0;
-            t->dqt |= bit;
-            t->dqt_first10 = nonzero ? t->dqt_first10 | bit : t->dqt_first10 & ~bit;
-        }
+        if ((d[p] & 15) <= 3)
+            t->dqt |= 1u << (d[p] & 15);
         p += n;
     }
 }
@@ -219,54 +207,6 @@ static int check_sos(const uint8_t *d, size_t seg_len, const jpeg_tables *t, vp_
         return vp_fail(err, VP_ERR_UNDECODABLE, "image",
                        "JPEG scan's MCU has %d blocks (at most 10; libjpeg refuses it)", blocks);
     return 0;
-}
-
-/* A progressive scan's bands, as libjpeg records them for block smoothing: each of the
- * scan's components has coefficients Ss..Se known but for their low Al bits. */
-static void note_progression(const uint8_t *d, size_t seg_len, jpeg_tables *t)
-{
-    size_t ns = seg_len >= 3 ? d[2] : 0;
-    if (!t->progressive || seg_len < 6 + 2 * ns)
-        return;
-    int ss = d[3 + 2 * ns], se = d[4 + 2 * ns], al = d[5 + 2 * ns] & 15;
-    for (size_t i = 0; i < ns; i++)
-        for (int c = 0; c < t->n_comp; c++) {
-            if (t->comp_id[c] != d[3 + 2 * i])
-                continue;
-            if (!t->latched[c]) {
-                t->latched[c] = 1;
-                t->smooth_q[c] = t->comp_tq[c] <= 3 && (t->dqt_first10 >> t->comp_tq[c] & 1);
-            }
-            for (int k = ss; k <= se && k < 10; k++)
-                t->coef_bits[c][k] = (int8_t)al;
-            break;
-        }
-}
-
-/* libjpeg smooths a progressive image whose scans leave some of coefficients 1..9
- * unknown or unrefined (a file cut short between scans, a partial scan script), when
- * every component has a DC scan and a quantiser without zeros there. Pillow then
- * estimates those coefficients from the neighbouring blocks' DC values; vprm does not,
- * and refuses such a file rather than decode other pixels. */
-static int check_smoothing(const jpeg_tables *t, vp_error *err)
-{
-    if (!t->progressive)
-        return 0;
-    int unrefined = -1;
-    for (int c = 0; c < t->n_comp; c++) {
-        if (t->coef_bits[c][0] < 0 || !t->smooth_q[c])
-            return 0;
-        for (int k = 1; k < 10 && unrefined < 0; k++)
-            if (t->coef_bits[c][k] != 0)
-                unrefined = c;
-    }
-    if (unrefined < 0)
-        return 0;
-    return vp_fail(err, VP_ERR_UNDECODABLE, "image",
-                   "progressive JPEG whose scans leave low-frequency coefficients of component "
-                   "%u unrefined (a file cut short or a partial scan script): libjpeg's block "
-                   "smoothing of such files is not implemented",
-                   t->comp_id[unrefined]);
 }
 
 /* The Huffman tables of the JPEG standard's Annex K.3 (luminance = slot 0, chrominance =
@@ -449,7 +389,6 @@ static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, ui
         return vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG start marker is truncated or wrong");
     size_t pos = 2;
     jpeg_tables tables = {0};
-    memset(tables.coef_bits, -1, sizeof tables.coef_bits);
     vp_jpeg_markers markers = {.jfif = 0, .adobe_transform = -1, .default_dht = 0,
                                .progressive = 0};
     int seen_sos = 0;
@@ -468,8 +407,6 @@ static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, ui
             if (table_bad && err)
                 *err = table_err;
             if (table_bad)
-                return -1;
-            if (check_smoothing(&tables, err))
                 return -1;
             markers.progressive = tables.progressive;
             if (mk)
@@ -526,8 +463,6 @@ static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, ui
         }
         if (m == 0xda && !table_bad && check_sos(d + pos, seg, &tables, &table_err))
             table_bad = 1;
-        if (m == 0xda)
-            note_progression(d + pos, seg, &tables);
         seen_sos |= m == 0xda;
         pos += seg;
         if (m == 0xda && skip_entropy(d, len, &pos))

@@ -12,6 +12,7 @@
 #include "engine/image/image.h"
 #include "engine/image/jpeg_pixels.h"
 #include "engine/image/jpeg_scan.h"
+#include "engine/image/jpeg_smooth.h"
 
 #define STBI_ONLY_JPEG
 #include "engine/image/stb_image_impl.h"
@@ -24,7 +25,8 @@ static vp_jpeg_huff huff_of(const stbi__huffman *h, const stbi__int16 *fast_ac)
 
 /* The scan whose header stb_image just read, decoded by jpeg_scan.c from the data
  * stb_image's position has reached to data_end (the marker after it follows). */
-static int decode_scan(stbi__jpeg *j, const stbi_uc *data_end, uint16_t (*latched)[64], vp_error *err)
+static int decode_scan(stbi__jpeg *j, const stbi_uc *data_end, uint16_t (*latched)[64],
+                       size_t *last_good_row, vp_error *err)
 {
     const stbi_uc *marker = data_end;
     while (*marker == 0xff)
@@ -50,7 +52,7 @@ static int decode_scan(stbi__jpeg *j, const stbi_uc *data_end, uint16_t (*latche
             .ac = huff_of(&j->huff_ac[ha], j->fast_ac[ha]),
             .dequant = latched[n]};
     }
-    if (vp_jpeg_decode_scan(&scan, err))
+    if (vp_jpeg_decode_scan(&scan, last_good_row, err))
         return -1;
     /* on to the marker after the scan */
     j->s->img_buffer = (stbi_uc *)(uintptr_t)data_end;
@@ -89,9 +91,12 @@ static int decode_scans(stbi__jpeg *j, const vp_jpeg_stream *st, vp_error *err)
     j->restart_interval = 0;
     if (!stbi__decode_jpeg_header(j, STBI__SCAN_load))
         return vp_stb_failed(VP_IMAGE_JPEG, stbi_failure_reason(), err);
-    size_t scan = 0;
+    size_t scan = 0, last_good_row = 0;
     unsigned scanned = 0; /* bit c: component c was in a scan */
     uint16_t latched[4][64] = {{0}}; /* each component's quantisation table */
+    vp_jpeg_bits bits[4];
+    for (int c = 0; c < 4; c++)
+        vp_jpeg_bits_init(&bits[c]);
     for (int m = next_marker(j, st); !stbi__EOI(m); m = next_marker(j, st)) {
         if (stbi__DNL(m)) { /* libjpeg skips it */
             stbi__skip(j->s, stbi__get16be(j->s) - 2);
@@ -118,19 +123,38 @@ static int decode_scans(stbi__jpeg *j, const vp_jpeg_stream *st, vp_error *err)
             if (!(scanned >> n & 1)) /* libjpeg latches the table at its first scan */
                 memcpy(latched[n], j->dequant[j->img_comp[n].tq], sizeof latched[n]);
             scanned |= 1u << n;
+            if (j->progressive)
+                vp_jpeg_bits_scan(&bits[n], (int)scan + 1, j->spec_start, j->spec_end,
+                                  j->succ_low);
         }
-        if (decode_scan(j, end, latched, err))
+        if (decode_scan(j, end, latched, &last_good_row, err))
             return -1;
         scan++;
     }
-    if (j->progressive) { /* every scan is in: dequantise and transform */
+    if (j->progressive) { /* every scan is in: estimate what is missing, transform */
+        vp_jpeg_smooth_comp comps[4];
+        for (int n = 0; n < j->s->img_n; n++)
+            comps[n] = (vp_jpeg_smooth_comp){
+                .coef = j->img_comp[n].coeff,
+                .coef_wide = (size_t)j->img_comp[n].coeff_w,
+                .blocks_wide = (size_t)(j->img_comp[n].x + 7) >> 3,
+                .blocks_high = (size_t)(j->img_comp[n].y + 7) >> 3,
+                .v = j->img_comp[n].v,
+                .quant = scanned >> n & 1 ? latched[n] : NULL,
+                .bits = &bits[n],
+                .plane = j->img_comp[n].data,
+                .stride = (size_t)j->img_comp[n].w2};
+        int smooth = vp_jpeg_smoothing_applies(comps, j->s->img_n);
         for (int n = 0; n < j->s->img_n; n++) {
-            size_t w2 = (size_t)j->img_comp[n].w2, cw = (size_t)j->img_comp[n].coeff_w;
-            size_t bw = (size_t)(j->img_comp[n].x + 7) >> 3, bh = (size_t)(j->img_comp[n].y + 7) >> 3;
-            for (size_t by = 0; by < bh; by++)
-                for (size_t bx = 0; bx < bw; bx++)
-                    vp_jpeg_idct_islow(j->img_comp[n].data + by * 8 * w2 + bx * 8, (int)w2,
-                                       j->img_comp[n].coeff + 64 * (by * cw + bx), latched[n]);
+            const vp_jpeg_smooth_comp *c = &comps[n];
+            if (smooth) {
+                vp_jpeg_smooth_idct(c, (size_t)j->img_mcu_y, last_good_row, (int)scan);
+                continue;
+            }
+            for (size_t by = 0; by < c->blocks_high; by++)
+                for (size_t bx = 0; bx < c->blocks_wide; bx++)
+                    vp_jpeg_idct_islow(c->plane + by * 8 * c->stride + bx * 8, (int)c->stride,
+                                       c->coef + 64 * (by * c->coef_wide + bx), latched[n]);
         }
         return 0;
     }

@@ -366,7 +366,7 @@ static int check_scan(const vp_jpeg_scan *s, vp_error *err)
     return 0;
 }
 
-int vp_jpeg_decode_scan(const vp_jpeg_scan *s, vp_error *err)
+int vp_jpeg_decode_scan(const vp_jpeg_scan *s, size_t *last_good_row, vp_error *err)
 {
     if (check_scan(s, err))
         return -1;
@@ -388,6 +388,9 @@ int vp_jpeg_decode_scan(const vp_jpeg_scan *s, vp_error *err)
             if (!r.unread_marker)
                 r.out_of_data = 0;
         }
+        if (!r.out_of_data && last_good_row)
+            *last_good_row = s->n_comp == 1 ? m / s->comp[0].blocks_wide / (size_t)s->comp[0].v
+                                            : m / s->mcus_wide;
         decode_mcu(&r, s, m, &st);
         if (s->restart_interval)
             to_go--;

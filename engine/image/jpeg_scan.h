@@ -57,9 +57,12 @@ typedef struct vp_jpeg_scan {
 
 /* Decodes the scan: a sequential one into its components' planes (each block through
  * vp_jpeg_idct_islow), a progressive one into their coefficients (quantised, for
- * dequantising and the IDCT once every scan is in). UNDECODABLE for what libjpeg
- * refuses (a DC table with a symbol above 15, a progression out of its rules) and for
- * resynchronisation that would search past data_end. */
-int vp_jpeg_decode_scan(const vp_jpeg_scan *scan, vp_error *err);
+ * dequantising and the IDCT once every scan is in). *last_good_row (when not NULL): the
+ * iMCU row (an MCU row, or v block rows of a one-component scan) of the last MCU that
+ * began with data left, libjpeg's last_good_iMCU_row, which picks block smoothing's
+ * coefficient bits. UNDECODABLE for what libjpeg refuses (a DC table with a symbol
+ * above 15, a progression out of its rules) and for resynchronisation that would search
+ * past data_end. */
+int vp_jpeg_decode_scan(const vp_jpeg_scan *scan, size_t *last_good_row, vp_error *err);
 
 #endif

@@ -214,6 +214,7 @@ def main_into(out_dir):
         seq[at:at + 3] = bytes(fields)
         add(f"seq_band_{name}.jpg", f"sequential scan header with Ss,Se,AhAl = {fields}", bytes(seq))
     add_damaged(rng, out_dir, add)
+    add_smoothing(out_dir, add)
     return entries
 
 
@@ -279,8 +280,8 @@ def add_damaged(rng, out_dir, add):
         seq = plain["one scan per component"]
         add(f"cut_scans_{di}.jpg", "one scan per component, last scan missing",
             seq[:seq.rindex(b"\xff\xda")] + b"\xff\xd9")
-        # progressive: cut in the last scan (every band already begun: exact), or earlier
-        # (coefficients left unrefined: Pillow smooths them, vprm refuses)
+        # progressive: cut in the last scan, or earlier (coefficients left unrefined:
+        # libjpeg's block smoothing estimates them)
         prog = pil_jpeg(a, quality=85, progressive=True)
         ranges = scan_data_ranges(prog)
         lo, hi = ranges[-1]
@@ -289,7 +290,7 @@ def add_damaged(rng, out_dir, add):
             prog[:at] + prog[-2:])
         lo, hi = ranges[int(rng.integers(len(ranges) - 1))]
         at = int(rng.integers(lo, hi))
-        add(f"cut_prog_{di}.jpg", "progressive, cut before its last scan, EOI put back (vprm refuses)",
+        add(f"cut_prog_{di}.jpg", "progressive, cut before its last scan, EOI put back",
             prog[:at] + prog[-2:])
         for ei in range(3):  # progressive data edited: libjpeg's refinement rules on garbage
             lo, hi = ranges[int(rng.integers(len(ranges)))]
@@ -321,3 +322,52 @@ def add_damaged(rng, out_dir, add):
                     f"{name}, bytes {['flipped', 'inserted', 'deleted'][how]} (damaged)", edited)
     os.remove(ppm)
     os.remove(scans)
+
+
+def scan_starts(data):
+    """Offsets of the SOS markers."""
+    out, at = [], data.find(b"\xff\xda")
+    while at >= 0:
+        out.append(at)
+        at = data.find(b"\xff\xda", at + 2)
+    return out
+
+
+def add_smoothing(out_dir, add):
+    """Progressive files whose scans leave coefficients 1..9 unrefined, which libjpeg's
+    block smoothing estimates from the neighbouring blocks' DC values: cut after a scan or
+    inside one (the EOI put back), at every chroma sampling and greyscale ones of vertical
+    sampling 2 (v = 2 takes libjpeg-turbo 2.1's own choice of neighbour rows), two blocks
+    wide (its DC registers), with restart intervals, and a complete file whose scan script
+    stops before the refinement scans."""
+    rng = np.random.default_rng(20261128)  # its own draws: the other files stay the same
+    ppm, pgm = os.path.join(out_dir, "smooth.ppm"), os.path.join(out_dir, "smooth.pgm")
+    files = []
+    for w, h in [(40, 40), (9, 23), (67, 45), (130, 90), (17, 130)]:
+        a = content(rng, h, w)
+        for sub in (0, 1, 2):
+            files.append((f"{w}x{h} 4:{['4:4', '2:2', '2:0'][sub]}", pil_jpeg(a, quality=80, progressive=True,
+                                                                         subsampling=sub)))
+        Image.fromarray(a).convert("L").save(pgm)
+        for samp in ("2x2", "1x2"):
+            files.append((f"{w}x{h} grey {samp}", subprocess.run(
+                ["cjpeg", "-grayscale", "-progressive", "-sample", samp, "-quality", "75", pgm],
+                capture_output=True, check=True).stdout))
+    a = content(rng, 90, 120)
+    Image.fromarray(a).save(ppm)
+    files.append(("120x90 restart every MCU", subprocess.run(
+        ["cjpeg", "-progressive", "-restart", "1B", ppm], capture_output=True, check=True).stdout))
+    for fi, (what, data) in enumerate(files):
+        starts = scan_starts(data)
+        for k in sorted({int(rng.integers(1, len(starts))) for _ in range(2)}):  # after scan k
+            add(f"smooth_{fi:02d}_after{k}.jpg", f"progressive {what}, {k} of {len(starts)} scans",
+                data[:starts[k]] + b"\xff\xd9")
+        lo, hi = scan_data_ranges(data)[int(rng.integers(len(starts) - 1))]
+        at = int(rng.integers(lo, hi))
+        add(f"smooth_{fi:02d}_inside.jpg", f"progressive {what}, cut inside a scan's data", data[:at] + b"\xff\xd9")
+    script = os.path.join(out_dir, "partial.scans")
+    with open(script, "w") as f:  # DC, then the first AC bands, no refinement
+        f.write("0,1,2: 0-0, 0, 1;\n0: 1-5, 0, 2;\n1: 1-63, 0, 1;\n2: 1-63, 0, 1;\n0: 6-63, 0, 2;\n")
+    add("smooth_partial_script.jpg", "progressive scan script without its refinement scans",
+        subprocess.run(["cjpeg", "-scans", script, ppm], capture_output=True, check=True).stdout)
+

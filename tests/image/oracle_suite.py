@@ -14,10 +14,10 @@ Checks, with counts printed:
   - JPEG (Pillow-written): the same, and the full-resolution RGB equal to Pillow's;
   - JPEG variety (tests/image/gen_jpeg.py: cjpeg's samplings, restart intervals,
     Motion-JPEG without Huffman tables, JFIF/Adobe/component-id colour spaces, CMYK and
-    YCCK, fractional sampling; damaged files): full-resolution RGB equal to Pillow's, or
+    YCCK, fractional sampling; damaged files; progressive files left unrefined, which
+    libjpeg's block smoothing fills in): full-resolution RGB equal to Pillow's, or
     refused (422) exactly when Pillow refuses; damaged files with bytes edited may be
-    refused instead (at most a third of them); progressive ones cut before their last
-    scan must be (Pillow smooths their unrefined coefficients, vprm does not);
+    refused instead (at most a third of them);
   - error kinds through the CLI: unknown format (415), corrupt/truncated/empty/zero-size
     data (422), decompression-bomb headers and byte limits (413), exit status 1;
   - fuzzing: 4000 mutated copies of small generated images decoded by the ASan/UBSan

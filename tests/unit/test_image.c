@@ -401,7 +401,7 @@ static vp_rgb_image make_image(uint32_t w, uint32_t h, uint32_t seed)
 
 /* A grey 8x8 progressive JPEG of n_scans scans: a DC scan (code 0 = difference 0) and
  * DC refinements adding zero bits, so the block stays flat. A zero in the quantiser's
- * first AC entries keeps libjpeg from block smoothing (vprm would refuse that). */
+ * first AC entries keeps libjpeg (and vprm) from block smoothing: the pixels stay 128. */
 static buf jpeg_of_scans(int n_scans)
 {
     buf b = {0};
