@@ -190,22 +190,18 @@ def main_into(out_dir):
     ahal = at + 4 + 1 + 2 * prog[at + 4] + 2
     prog[ahal] = (prog[ahal] & 0xF0) | (prog[ahal] >> 4)  # Al = Ah
     add("bad_progression.jpg", "refinement scan with Al = Ah (refused)", bytes(prog))
-    # bytes between marker segments after the frame header: libjpeg skips stray bytes and
-    # restart markers; Pillow's own marker reader refuses a TEM before the first scan
+    # bytes between marker segments, before and after the frame header: libjpeg skips
+    # stray bytes, fill and restart markers; Pillow's own marker reader refuses a TEM
+    # before the first scan
     base = pil_jpeg(a, quality=80)
+    junks = [("stray", b"\x12\x34", "stray bytes"), ("stuffed", b"\x12\xff\x00\x34", "stray bytes with 0xFF 0x00"),
+             ("rst", b"\xff\xd3", "a restart marker"), ("fill", b"\xff\xff\xff", "0xFF fill bytes")]
+    for where, at, label in [("between", base.find(b"\xff\xc4"), "between segments"),
+                             ("before_sof", base.find(b"\xff\xc0"), "before the frame header")]:
+        for name, junk, kind in junks:
+            add(f"{where}_{name}.jpg", f"{kind} {label}", base[:at] + junk + base[at:])
     at = base.find(b"\xff\xc4")
-    for name, junk, kind in [("stray", b"\x12\x34", "stray bytes between segments"),
-                             ("stuffed", b"\x12\xff\x00\x34", "stray bytes with 0xFF 0x00"),
-                             ("rst", b"\xff\xd3", "a restart marker between segments"),
-                             ("tem", b"\xff\x01", "a TEM marker before the first scan (refused)")]:
-        add(f"between_{name}.jpg", kind, base[:at] + junk + base[at:])
-    # the same before the frame header (libjpeg and Pillow skip them)
-    sof = base.find(b"\xff\xc0")
-    for name, junk, kind in [("stray", b"\x12\x34", "stray bytes before the frame header"),
-                             ("stuffed", b"\x12\xff\x00\x34", "stray bytes with 0xFF 0x00 before SOF"),
-                             ("rst", b"\xff\xd3", "a restart marker before the frame header"),
-                             ("fill", b"\xff\xff\xff", "0xFF fill bytes before the frame header")]:
-        add(f"before_sof_{name}.jpg", kind, base[:sof] + junk + base[sof:])
+    add("between_tem.jpg", "a TEM marker before the first scan (refused)", base[:at] + b"\xff\x01" + base[at:])
     # a sequential scan header naming a band or bit positions: libjpeg decodes it whole
     for name, fields in [("se0", (0, 0, 0)), ("ss1", (1, 63, 0)), ("al1", (0, 63, 1))]:
         seq = bytearray(pil_jpeg(a, quality=80))
