@@ -381,6 +381,24 @@ static void note_app(uint8_t m, const uint8_t *d, size_t seg_len, vp_jpeg_marker
         mk->adobe_transform = d[2 + 11];
 }
 
+/* After a sequential frame's scan of every component libjpeg has output every row and
+ * Pillow ends decoding: it reads the markers after it up to EOI once, and data that ends
+ * first (inside a segment or before EOI) still decodes; what libjpeg refuses there
+ * (another scan, SOI or frame header, a marker it does not know) is refused. */
+static int check_tail_marker(int m, vp_error *err)
+{
+    if (m == 0xda || m == 0xd8 || (m >= 0xc0 && m <= 0xcf && m != 0xc4 && m != 0xcc))
+        return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                       "JPEG has marker 0x%02X after a scan of every component (libjpeg expects "
+                       "EOI there)",
+                       m);
+    int known = m == 0x01 || m == 0xc4 || m == 0xcc || (m >= 0xd0 && m <= 0xd7) ||
+                (m >= 0xdb && m <= 0xdd) || (m >= 0xe0 && m <= 0xef) || m == 0xfe;
+    if (!known)
+        return vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG has unknown marker 0x%02X", m);
+    return 0;
+}
+
 /* Walks segments; stops at the first SOF when want_sof, else at EOI. */
 static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, uint32_t *w,
                 uint32_t *h, vp_jpeg_markers *mk, vp_error *err)
@@ -391,17 +409,21 @@ static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, ui
     jpeg_tables tables = {0};
     vp_jpeg_markers markers = {.jfif = 0, .adobe_transform = -1, .default_dht = 0,
                                .progressive = 0};
-    int seen_sos = 0;
+    int seen_sos = 0, rows_out = 0; /* rows_out: check_tail_marker's case */
     size_t n_scans = 0;
     /* A scan's missing table is reported at EOI: a truncated stream says so first. */
     vp_error table_err;
     int table_bad = 0;
     for (;;) {
         int m = vp_jpeg_next_marker(d, len, &pos);
-        if (m < 0)
+        if (m < 0 && !rows_out)
             return vp_fail(err, VP_ERR_UNDECODABLE, "image",
                            "JPEG data is truncated (ends before the EOI marker)");
-        if (m == 0xd9) {
+        int seg_cut = m >= 0 && m != 0xd9 && m != 0x01 && !(m >= 0xd0 && m <= 0xd8) &&
+                      (len - pos < 2 || be16(d + pos) < 2 || len - pos < be16(d + pos));
+        if (rows_out && m >= 0 && m != 0xd9 && check_tail_marker(m, err))
+            return -1;
+        if (m < 0 || m == 0xd9 || (rows_out && seg_cut)) {
             if (want_sof)
                 return vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG has no frame header (SOF)");
             if (table_bad && err)
@@ -420,7 +442,7 @@ static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, ui
                            "JPEG has a TEM marker before its first scan");
         if ((m >= 0xd0 && m <= 0xd7) || m == 0x01)
             continue; /* markers without a length */
-        if (len - pos < 2 || be16(d + pos) < 2 || len - pos < be16(d + pos))
+        if (seg_cut)
             return vp_fail(err, VP_ERR_UNDECODABLE, "image",
                            "JPEG data is truncated (inside a marker segment)");
         size_t seg = be16(d + pos);
@@ -463,11 +485,14 @@ static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, ui
         }
         if (m == 0xda && !table_bad && check_sos(d + pos, seg, &tables, &table_err))
             table_bad = 1;
+        int every_comp = m == 0xda && !seen_sos && !tables.progressive && seg >= 3 &&
+                         d[pos + 2] == tables.n_comp;
         seen_sos |= m == 0xda;
         pos += seg;
         if (m == 0xda && skip_entropy(d, len, &pos))
             return vp_fail(err, VP_ERR_UNDECODABLE, "image",
                            "JPEG data is truncated (ends inside a scan)");
+        rows_out |= every_comp;
     }
 }
 

@@ -130,6 +130,8 @@ static int decode_scans(stbi__jpeg *j, const vp_jpeg_stream *st, vp_error *err)
         if (decode_scan(j, end, latched, &last_good_row, err))
             return -1;
         scan++;
+        if (!j->progressive && j->scan_n == j->s->img_n)
+            break; /* every row is out: Pillow stops reading here (check_tail_marker) */
     }
     if (j->progressive) { /* every scan is in: estimate what is missing, transform */
         vp_jpeg_smooth_comp comps[4];

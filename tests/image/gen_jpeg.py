@@ -211,6 +211,7 @@ def main_into(out_dir):
         add(f"seq_band_{name}.jpg", f"sequential scan header with Ss,Se,AhAl = {fields}", bytes(seq))
     add_damaged(rng, out_dir, add)
     add_smoothing(out_dir, add)
+    add_tails(out_dir, add)
     return entries
 
 
@@ -366,4 +367,38 @@ def add_smoothing(out_dir, add):
         f.write("0,1,2: 0-0, 0, 1;\n0: 1-5, 0, 2;\n1: 1-63, 0, 1;\n2: 1-63, 0, 1;\n0: 6-63, 0, 2;\n")
     add("smooth_partial_script.jpg", "progressive scan script without its refinement scans",
         subprocess.run(["cjpeg", "-scans", script, ppm], capture_output=True, check=True).stdout)
+
+
+def add_tails(out_dir, add):
+    """What follows a sequential frame's scan of every component: libjpeg has output every
+    row by then and Pillow reads the markers after it once, so data that ends there (inside
+    a segment or before EOI) still decodes, while another scan, SOI or frame header, or a
+    marker libjpeg does not know, is refused. A frame of one scan per component is read to
+    EOI before any row comes out: the same broken tail is refused there."""
+    rng = np.random.default_rng(20261129)
+    a = content(rng, 37, 53)
+    tails = [("broken_com", b"\xff\xfe\x00\x40abc\xff\xd9", "a COM segment cut short, then EOI"),
+             ("broken_com_no_eoi", b"\xff\xfe\x00\x40abc", "a COM segment cut short, no EOI"),
+             ("app_no_eoi", b"\xff\xe1\x00\x06Exif", "an APP1 segment, no EOI"),
+             ("dqt", b"\xff\xdb\x00\x43\x00" + bytes(range(1, 65)) + b"\xff\xd9", "a DQT segment, then EOI"),
+             ("tem", b"\xff\x01\xff\xd9", "a TEM marker, then EOI"),
+             ("soi", b"\xff\xd8\xff\xd9", "a second SOI (refused)"),
+             ("sof", b"\xff\xc0\x00\x0b\x08\x00\x08\x00\x08\x01\x01\x11\x00\xff\xd9",
+              "a second frame header (refused)"),
+             ("jpg", b"\xff\xc8\x00", "a JPG marker, cut (refused)"),
+             ("unknown", b"\xff\xf3\x00\x04ab\xff\xd9", "an unknown marker 0xF3 (refused)")]
+    for name, data in [("444", pil_jpeg(a, quality=80, subsampling=0)), ("420", pil_jpeg(a, quality=80)),
+                       ("grey", pil_jpeg(a, "L", quality=80))]:
+        sos = data.index(b"\xff\xda")
+        add(f"tail_{name}_second_scan.jpg", "sequential, its scan twice (refused)",
+            data[:-2] + data[sos:-2] + b"\xff\xd9")
+        for tname, tail, kind in tails:
+            add(f"tail_{name}_{tname}.jpg", f"sequential, after the scan: {kind}", data[:-2] + tail)
+    ppm, scans = os.path.join(out_dir, "tail.ppm"), os.path.join(out_dir, "tail.scans")
+    Image.fromarray(a).save(ppm)
+    with open(scans, "w") as f:
+        f.write("0;\n1;\n2;\n")
+    multi = subprocess.run(["cjpeg", "-scans", scans, ppm], capture_output=True, check=True).stdout
+    add("tail_multi_broken_com.jpg", "one scan per component, then a COM segment cut short (refused)",
+        multi[:-2] + tails[0][1])
 
