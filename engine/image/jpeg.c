@@ -147,17 +147,15 @@ static int check_sampling(const jpeg_tables *t, vp_error *err)
     return 0;
 }
 
-/* Each component its own id: libjpeg matches a scan's ids to the frame's components in
- * its own way when two share one, stb_image in another. */
-static int check_ids(const jpeg_tables *t, vp_error *err)
+/* The frame component a scan's position-th component names, as libjpeg matches it: the
+ * first one from that position on with the id (so ids may repeat: a scan naming id x
+ * twice takes the first two components with that id), -1 when none. */
+static int scan_comp(const uint8_t *ids, int n_comp, uint8_t id, size_t position)
 {
-    for (int a = 0; a < t->n_comp; a++)
-        for (int b = a + 1; b < t->n_comp; b++)
-            if (t->comp_id[a] == t->comp_id[b])
-                return vp_fail(err, VP_ERR_UNDECODABLE, "image",
-                               "JPEG frame has two components with id %u (not supported)",
-                               t->comp_id[a]);
-    return 0;
+    for (size_t c = position; c < (size_t)n_comp; c++)
+        if (ids[c] == id)
+            return (int)c;
+    return -1;
 }
 
 /* A scan may only use tables defined before it: the quantisation table of each of its
@@ -174,34 +172,34 @@ static int check_sos(const uint8_t *d, size_t seg_len, const jpeg_tables *t, vp_
     uint8_t ss = d[3 + 2 * ns], ah = d[5 + 2 * ns] >> 4;
     int need_dc = !t->progressive || (ss == 0 && ah == 0);
     int need_ac = !t->progressive || ss > 0;
-    int blocks = 0;
+    int blocks = 0, taken[4];
     for (size_t i = 0; i < ns; i++) {
         uint8_t id = d[3 + 2 * i], td = d[4 + 2 * i] >> 4, ta = d[4 + 2 * i] & 15;
-        for (int c = 0; c < t->n_comp; c++) {
-            if (t->comp_id[c] != id)
-                continue;
-            /* libjpeg takes the scan's components in the frame's order, each once */
-            if ((size_t)c < i)
-                return vp_fail(err, VP_ERR_UNDECODABLE, "image",
-                               "JPEG scan lists component %u out of the frame's order or twice "
-                               "(libjpeg refuses it)",
-                               id);
-            blocks += (t->comp_hv[c] >> 4) * (t->comp_hv[c] & 15);
-            uint8_t tq = t->comp_tq[c];
-            if (tq > 3 || !(t->dqt >> tq & 1))
-                return vp_fail(err, VP_ERR_UNDECODABLE, "image",
-                               "JPEG component %u uses quantization table %u, which is not "
-                               "defined before its scan",
-                               id, tq);
-            int dc_missing = need_dc && (td > 3 || !(t->dht_dc >> td & 1));
-            int ac_missing = need_ac && (ta > 3 || !(t->dht_ac >> ta & 1));
-            if (dc_missing || ac_missing)
-                return vp_fail(err, VP_ERR_UNDECODABLE, "image",
-                               "JPEG scan of component %u uses Huffman table %s %u, which is not "
-                               "defined before it",
-                               id, dc_missing ? "DC" : "AC", dc_missing ? td : ta);
-            break;
-        }
+        int c = i < 4 ? scan_comp(t->comp_id, t->n_comp, id, i) : -1;
+        for (size_t k = 0; k < i && c >= 0; k++)
+            c = taken[k] == c ? -1 : c;
+        if (c < 0)
+            return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                           scan_comp(t->comp_id, t->n_comp, id, 0) < 0
+                               ? "JPEG scan names component %u, which its frame does not have"
+                               : "JPEG scan lists component %u out of the frame's order or twice "
+                                 "(libjpeg refuses it)",
+                           id);
+        taken[i] = c;
+        blocks += (t->comp_hv[c] >> 4) * (t->comp_hv[c] & 15);
+        uint8_t tq = t->comp_tq[c];
+        if (tq > 3 || !(t->dqt >> tq & 1))
+            return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                           "JPEG component %u uses quantization table %u, which is not "
+                           "defined before its scan",
+                           id, tq);
+        int dc_missing = need_dc && (td > 3 || !(t->dht_dc >> td & 1));
+        int ac_missing = need_ac && (ta > 3 || !(t->dht_ac >> ta & 1));
+        if (dc_missing || ac_missing)
+            return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                           "JPEG scan of component %u uses Huffman table %s %u, which is not "
+                           "defined before it",
+                           id, dc_missing ? "DC" : "AC", dc_missing ? td : ta);
     }
     if (ns > 1 && blocks > 10)
         return vp_fail(err, VP_ERR_UNDECODABLE, "image",
@@ -254,12 +252,35 @@ static size_t put_k3_table(uint8_t *p, int ac, int slot)
     return n;
 }
 
+/* The first frame header's component ids; renamed: two share one, so the copy for
+ * stb_image (which takes a scan's id as the first component with it) numbers the
+ * components 0..n-1 and each scan's ids by libjpeg's match (scan_comp). The colour space
+ * is not affected: ids decide it only when they are 1, 2, 3 or 'R', 'G', 'B'. */
+typedef struct frame_ids {
+    uint8_t id[4];
+    int n, renamed;
+} frame_ids;
+
+/* Reads a frame header's ids, and numbers them when two are equal. */
+static void rename_frame_ids(uint8_t *d, size_t seg_len, frame_ids *ids)
+{
+    ids->n = 0;
+    for (int i = 0; i < d[7] && i < 4 && 8 + 3 * (size_t)i + 3 <= seg_len; i++)
+        ids->id[ids->n++] = d[8 + 3 * i];
+    for (int a = 0; a < ids->n; a++)
+        for (int b = a + 1; b < ids->n; b++)
+            ids->renamed |= ids->id[a] == ids->id[b];
+    for (int i = 0; ids->renamed && i < ids->n; i++)
+        d[8 + 3 * i] = (uint8_t)i;
+}
+
 /* Offsets where each scan's entropy-coded data ends (before the 0xFF fill bytes of
  * the marker that ends it), in order; NULL when empty or out of memory. In a sequential
  * frame each scan header's band and bit positions are set to the only ones it can have
  * (Ss 0, Se 63, Ah = Al = 0): libjpeg warns about others and decodes the whole band,
  * stb_image would refuse the scan. */
-static size_t *scan_ends(uint8_t *d, size_t len, int sequential, size_t *n_out, vp_error *err)
+static size_t *scan_ends(uint8_t *d, size_t len, int sequential, const frame_ids *ids,
+                         size_t *n_out, vp_error *err)
 {
     size_t pos = 2, n = 0, cap = 0, *ends = NULL;
     for (;;) {
@@ -271,6 +292,10 @@ static size_t *scan_ends(uint8_t *d, size_t len, int sequential, size_t *n_out, 
         if (len - pos < 2 || len - pos < be16(d + pos))
             break;
         size_t seg = be16(d + pos), ns = seg >= 3 ? d[pos + 2] : 0;
+        for (size_t i = 0; m == 0xda && ids->renamed && i < ns && seg >= 3 + 2 * ns; i++) {
+            int c = scan_comp(ids->id, ids->n, d[pos + 3 + 2 * i], i);
+            d[pos + 3 + 2 * i] = (uint8_t)(c < 0 ? 0xff : c);
+        }
         if (m == 0xda && sequential && seg >= 6 + 2 * ns) {
             d[pos + 3 + 2 * ns] = 0;
             d[pos + 4 + 2 * ns] = 63;
@@ -327,6 +352,7 @@ int vp_jpeg_stream_for_stb(const uint8_t *data, size_t len, const vp_jpeg_marker
     /* SOI, then each segment before the first scan (vp_jpeg_check_complete checked their
      * lengths), then the tables, then the rest from the first scan's marker on */
     size_t pos = 2, n_out = 2, sos = len;
+    frame_ids ids = {.n = 0, .renamed = 0};
     memcpy(out->data, data, 2);
     for (;;) {
         int m = vp_jpeg_next_marker(data, len, &pos);
@@ -342,6 +368,8 @@ int vp_jpeg_stream_for_stb(const uint8_t *data, size_t len, const vp_jpeg_marker
         out->data[n_out++] = 0xff;
         out->data[n_out++] = (uint8_t)m;
         memcpy(out->data + n_out, data + pos, seg_bytes);
+        if (is_sof((uint8_t)m) && !ids.n && seg_bytes >= 8)
+            rename_frame_ids(out->data + n_out, seg_bytes, &ids);
         n_out += seg_bytes;
         pos += seg_bytes;
     }
@@ -353,7 +381,7 @@ int vp_jpeg_stream_for_stb(const uint8_t *data, size_t len, const vp_jpeg_marker
     }
     out->len = n_out;
     size_t n;
-    size_t *ends = scan_ends(out->data, out->len, !mk->progressive, &n, err);
+    size_t *ends = scan_ends(out->data, out->len, !mk->progressive, &ids, &n, err);
     if (!ends) {
         vp_jpeg_stream_free(out);
         return -1;
@@ -472,7 +500,7 @@ static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, ui
             note_dqt(d + pos, seg, &tables);
         if (is_sof((uint8_t)m) && !tables.have_sof) {
             note_sof((uint8_t)m, d + pos, seg, &tables);
-            if (check_sampling(&tables, err) || check_ids(&tables, err))
+            if (check_sampling(&tables, err))
                 return -1;
         }
         if (!seen_sos)

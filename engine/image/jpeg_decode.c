@@ -42,7 +42,7 @@ static int decode_scan(stbi__jpeg *j, const stbi_uc *data_end, uint16_t (*latche
         scan.comp[k] = (vp_jpeg_scan_comp){
             .plane = j->img_comp[n].data,
             .stride = (size_t)j->img_comp[n].w2,
-            .coef = j->img_comp[n].coeff,
+            .coef = j->img_comp[n].raw_coeff ? j->img_comp[n].coeff : NULL,
             .coef_wide = (size_t)j->img_comp[n].coeff_w,
             .h = j->img_comp[n].h,
             .v = j->img_comp[n].v,
@@ -81,6 +81,24 @@ static int next_marker(stbi__jpeg *j, const vp_jpeg_stream *st)
     }
 }
 
+/* Coefficient arrays for a sequential frame of several scans, laid out as stb_image lays
+ * out a progressive frame's (and freed with them): libjpeg decodes such a frame into
+ * zeroed coefficients, a component again in a later scan over its earlier values, and
+ * transforms them once the input is all in. */
+static int alloc_coefficients(stbi__jpeg *j)
+{
+    for (int n = 0; n < j->s->img_n; n++) {
+        int w2 = j->img_comp[n].w2, h2 = j->img_comp[n].h2; /* whole MCUs */
+        j->img_comp[n].coeff_w = w2 / 8;
+        j->img_comp[n].coeff_h = h2 / 8;
+        j->img_comp[n].raw_coeff = stbi__malloc_mad3(w2, h2, sizeof(short), 15);
+        if (!j->img_comp[n].raw_coeff)
+            return -1;
+        j->img_comp[n].coeff = (short *)(((size_t)j->img_comp[n].raw_coeff + 15) & ~(size_t)15);
+    }
+    return 0;
+}
+
 /* The header, every scan and the markers between them, up to EOI. */
 static int decode_scans(stbi__jpeg *j, const vp_jpeg_stream *st, vp_error *err)
 {
@@ -113,13 +131,12 @@ static int decode_scans(stbi__jpeg *j, const vp_jpeg_stream *st, vp_error *err)
         const stbi_uc *end = st->data + st->scan_end[scan];
         if (!stbi__process_scan_header(j))
             return vp_stb_failed(VP_IMAGE_JPEG, stbi_failure_reason(), err);
+        /* a first scan without every component: libjpeg reads all the scans first */
+        int several = !j->progressive && j->scan_n < j->s->img_n;
+        if (scan == 0 && several && alloc_coefficients(j))
+            return vp_stb_failed(VP_IMAGE_JPEG, stbi_failure_reason(), err);
         for (int k = 0; k < j->scan_n; k++) {
             int n = j->order[k];
-            if (scanned >> n & 1 && !j->progressive) /* libjpeg refuses or merges them */
-                return vp_fail(err, VP_ERR_UNDECODABLE, "image",
-                               "JPEG component %d appears in a second sequential scan (not "
-                               "supported)",
-                               j->img_comp[n].id);
             if (!(scanned >> n & 1)) /* libjpeg latches the table at its first scan */
                 memcpy(latched[n], j->dequant[j->img_comp[n].tq], sizeof latched[n]);
             scanned |= 1u << n;
@@ -130,14 +147,14 @@ static int decode_scans(stbi__jpeg *j, const vp_jpeg_stream *st, vp_error *err)
         if (decode_scan(j, end, latched, &last_good_row, err))
             return -1;
         scan++;
-        if (!j->progressive && j->scan_n == j->s->img_n)
+        if (!j->progressive && !j->img_comp[0].raw_coeff)
             break; /* every row is out: Pillow stops reading here (check_tail_marker) */
     }
-    if (j->progressive) { /* every scan is in: estimate what is missing, transform */
+    if (j->progressive || j->img_comp[0].raw_coeff) { /* every scan is in: transform */
         vp_jpeg_smooth_comp comps[4];
         for (int n = 0; n < j->s->img_n; n++)
             comps[n] = (vp_jpeg_smooth_comp){
-                .coef = j->img_comp[n].coeff,
+                .coef = j->img_comp[n].raw_coeff ? j->img_comp[n].coeff : NULL,
                 .coef_wide = (size_t)j->img_comp[n].coeff_w,
                 .blocks_wide = (size_t)(j->img_comp[n].x + 7) >> 3,
                 .blocks_high = (size_t)(j->img_comp[n].y + 7) >> 3,
@@ -146,7 +163,8 @@ static int decode_scans(stbi__jpeg *j, const vp_jpeg_stream *st, vp_error *err)
                 .bits = &bits[n],
                 .plane = j->img_comp[n].data,
                 .stride = (size_t)j->img_comp[n].w2};
-        int smooth = vp_jpeg_smoothing_applies(comps, j->s->img_n);
+        /* a progressive frame's missing coefficients estimated */
+        int smooth = j->progressive && vp_jpeg_smoothing_applies(comps, j->s->img_n);
         for (int n = 0; n < j->s->img_n; n++) {
             const vp_jpeg_smooth_comp *c = &comps[n];
             if (smooth) {
@@ -158,12 +176,7 @@ static int decode_scans(stbi__jpeg *j, const vp_jpeg_stream *st, vp_error *err)
                     vp_jpeg_idct_islow(c->plane + by * 8 * c->stride + bx * 8, (int)c->stride,
                                        c->coef + 64 * (by * c->coef_wide + bx), latched[n]);
         }
-        return 0;
     }
-    /* a component no scan covered keeps its zero coefficients: grey, as in libjpeg */
-    for (int c = 0; c < j->s->img_n; c++)
-        if (!(scanned >> c & 1))
-            memset(j->img_comp[c].data, 128, (size_t)j->img_comp[c].w2 * (size_t)j->img_comp[c].h2);
     return 0;
 }
 

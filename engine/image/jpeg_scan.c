@@ -113,9 +113,11 @@ static int decode_symbol(bit_reader *r, const vp_jpeg_huff *h)
     return 0;
 }
 
+/* A sequential block into coef: its DC and its nonzero AC coefficients written, the
+ * others left as they are (libjpeg's way: a block decoded again keeps an earlier
+ * scan's AC values where this scan has zeros). */
 static void decode_block(bit_reader *r, const vp_jpeg_scan_comp *c, int32_t *dc_pred, short coef[64])
 {
-    memset(coef, 0, 64 * sizeof *coef);
     int s = decode_symbol(r, &c->dc);
     int diff = s ? extend(get_bits(r, s), s) : 0;
     *dc_pred = (int32_t)((uint32_t)*dc_pred + (uint32_t)diff);
@@ -211,6 +213,8 @@ static int read_restart(bit_reader *r, int want, vp_error *err)
 
 /* ---- progressive scans: one band of coefficients, or one more bit of them ---- */
 
+/* A block of a component decoded into coefficients (progressive, or sequential over
+ * several scans). */
 static short *coef_block(const vp_jpeg_scan_comp *c, size_t bx, size_t by)
 {
     return c->coef + 64 * (by * c->coef_wide + bx);
@@ -304,13 +308,13 @@ static void decode_block_of(bit_reader *r, const vp_jpeg_scan *s, int k, size_t 
                             int skip, scan_state *st)
 {
     const vp_jpeg_scan_comp *c = &s->comp[k];
-    if (!s->progressive) {
+    if (!s->progressive && !c->coef) {
         uint8_t *out = block_at(c, bx, by);
         if (skip) { /* the rest of the segment: zero coefficients */
             grey_block(c, out);
             return;
         }
-        short coef[64];
+        short coef[64] = {0};
         decode_block(r, c, &st->dc_pred[k], coef);
         vp_jpeg_idct_islow(out, (int)c->stride, coef, c->dequant);
         return;
@@ -318,7 +322,9 @@ static void decode_block_of(bit_reader *r, const vp_jpeg_scan *s, int k, size_t 
     if (skip) /* the rest of the segment leaves the coefficients as they are */
         return;
     short *b = coef_block(c, bx, by);
-    if (s->ss == 0)
+    if (!s->progressive)
+        decode_block(r, c, &st->dc_pred[k], b);
+    else if (s->ss == 0)
         s->ah ? dc_refine(r, s, b) : dc_first(r, s, k, b, st);
     else
         s->ah ? ac_refine(r, s, b, st) : ac_first(r, s, b, st);

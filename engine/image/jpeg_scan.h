@@ -35,7 +35,8 @@ typedef struct vp_jpeg_huff {
 typedef struct vp_jpeg_scan_comp {
     uint8_t *plane;    /* sequential: the component's samples, 8 x 8 per block */
     size_t stride;     /* bytes per plane row */
-    short *coef;       /* progressive: its coefficients, 64 per block in natural order */
+    short *coef;       /* its coefficients, 64 per block in natural order: progressive, or
+                        * sequential when not NULL (a frame of several scans) */
     size_t coef_wide;  /* blocks per row of coef */
     int h, v;          /* sampling factors: blocks per MCU in an interleaved scan */
     size_t blocks_wide, blocks_high; /* its blocks, for a scan of this component alone */
@@ -56,8 +57,8 @@ typedef struct vp_jpeg_scan {
 } vp_jpeg_scan;
 
 /* Decodes the scan: a sequential one into its components' planes (each block through
- * vp_jpeg_idct_islow), a progressive one into their coefficients (quantised, for
- * dequantising and the IDCT once every scan is in). *last_good_row (when not NULL): the
+ * vp_jpeg_idct_islow) or, given coef, into their coefficients like a progressive one
+ * (quantised, for dequantising and the IDCT once every scan is in). *last_good_row (when not NULL): the
  * iMCU row (an MCU row, or v block rows of a one-component scan) of the last MCU that
  * began with data left, libjpeg's last_good_iMCU_row, which picks block smoothing's
  * coefficient bits. UNDECODABLE for what libjpeg refuses (a DC table with a symbol
