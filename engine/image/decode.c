@@ -140,16 +140,13 @@ static int decode_bmp(const uint8_t *data, size_t len, const vp_image_info *info
     vp_bmp_header h;
     if (vp_bmp_read_header(data, len, &h, err) || vp_bmp_check_complete(len, &h, err))
         return -1;
-    if (h.bpp <= 8) {
-        uint8_t *canon;
-        size_t canon_len;
-        if (vp_bmp_canonicalize(data, len, &h, &canon, &canon_len, err))
-            return -1;
-        int rc = stb_rgb(VP_IMAGE_BMP, canon, canon_len, info, out, err);
-        free(canon);
-        return rc;
-    }
-    if (stb_rgb(VP_IMAGE_BMP, data, len, info, out, err))
+    uint8_t *canon;
+    size_t canon_len;
+    if (vp_bmp_canonicalize(data, len, &h, &canon, &canon_len, err))
+        return -1;
+    int rc = stb_rgb(VP_IMAGE_BMP, canon, canon_len, info, out, err);
+    free(canon);
+    if (rc)
         return -1;
     if (h.bpp == 16)
         bmp16_widen_like_pillow(out, &h);

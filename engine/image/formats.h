@@ -95,25 +95,37 @@ int vp_jpeg_decode_rgb(const uint8_t *data, size_t len, const struct vp_image_in
 typedef struct vp_bmp_header {
     uint32_t width, height;
     uint16_t bpp;
-    uint32_t compression;          /* 0 RGB, 3 BITFIELDS, ... */
+    uint32_t compression;          /* VP_BMP_RGB, _RLE8, _RLE4, _BITFIELDS */
     uint32_t masks[3];             /* R, G, B bit masks of 16/32-bit images */
-    uint32_t offset;               /* file offset of the pixel array (as Pillow finds it) */
-    uint32_t header_size;          /* 12 (OS/2), 40, 108, 124 */
+    uint32_t offset;               /* file offset of the pixel array (as Pillow finds it:
+                                    * 0 in the file means where its header reading ended) */
+    uint32_t header_size;          /* 12 (OS/2 1), 40, 64 (OS/2 2), 108, 124 */
     uint32_t colors;               /* palette entries (1-8 bit): biClrUsed, else 2^bpp */
     int top_down;                  /* rows stored top to bottom (negative height) */
 } vp_bmp_header;
 
-/* Header fields; RLE, other compressions and bit-field layouts Pillow refuses are
- * UNSUPPORTED. */
+enum { VP_BMP_RGB = 0, VP_BMP_RLE8 = 1, VP_BMP_RLE4 = 2, VP_BMP_BITFIELDS = 3 };
+
+/* Header fields; compressions and bit-field layouts Pillow refuses are UNSUPPORTED
+ * (run-length encoding beyond 8 bits a pixel UNDECODABLE: Pillow fails to decode it). */
 int vp_bmp_read_header(const uint8_t *data, size_t len, vp_bmp_header *h, vp_error *err);
-/* UNDECODABLE when the pixel array runs past the end of the file. */
+/* UNDECODABLE when the pixel array runs past the end of the file (uncompressed). */
 int vp_bmp_check_complete(size_t len, const vp_bmp_header *h, vp_error *err);
-/* A 1/4/8-bit BMP for stb_image: a 40-byte header and a 256-entry palette (the file's
- * entries as Pillow reads them, right after the header, then grey i,i,i), then the
- * pixel array. stb_image sizes the palette from the pixel offset instead (and gets
- * OS/2 palettes 4 entries short), leaving the entries past it uninitialised. *out is
- * malloc'd. */
+/* The BMP stb_image decodes as Pillow reads the file, with a 40-byte header and the
+ * pixels at Pillow's offset (stb_image takes neither a 64-byte header nor an offset far
+ * from the header's end). 16, 24 and 32 bits: the rows as they are (16-bit bit fields
+ * kept). 1, 4 and 8 bits: a 256-entry palette (the file's entries as Pillow reads them,
+ * right after the header, then grey i,i,i; stb_image would size it from the pixel
+ * offset and leave the rest uninitialised), then one byte a pixel: the file's indices,
+ * or, where Pillow takes a grey-ramp palette for a mode of its own, its reading: two
+ * entries black and white make it read every file as 1 bit a pixel; entry i = i,i,i as
+ * 8 bits a pixel (UNDECODABLE when a row is shorter than that, as in Pillow).
+ * Run-length encoded pixels through vp_bmp_rle_decode. *out is malloc'd. */
 int vp_bmp_canonicalize(const uint8_t *data, size_t len, const vp_bmp_header *h, uint8_t **out,
                         size_t *out_len, vp_error *err);
+/* width x height indices, in the file's row order, from RLE8/RLE4 data at h->offset
+ * (bmp_rle.c). */
+int vp_bmp_rle_decode(const uint8_t *data, size_t len, const vp_bmp_header *h, uint8_t *out,
+                      vp_error *err);
 
 #endif

@@ -101,15 +101,22 @@ def pil_jpeg(a, mode="RGB", **kw):
     return b.getvalue()
 
 
-def main_into(out_dir):
+def writer(out_dir):
+    """The entries list and add(name, kind, data), which writes a file into out_dir and
+    lists it (gen_bmp.py writes its files the same way)."""
     os.makedirs(out_dir, exist_ok=True)
-    rng = np.random.default_rng(20261127)
     entries = []
 
     def add(name, kind, data):
         with open(os.path.join(out_dir, name), "wb") as f:
             f.write(data)
         entries.append({"file": name, "kind": kind})
+    return entries, add
+
+
+def main_into(out_dir):
+    entries, add = writer(out_dir)
+    rng = np.random.default_rng(20261127)
 
     sizes = [(1, 1), (2, 3), (3, 2), (5, 7), (8, 8), (9, 17), (17, 9), (31, 33), (64, 40), (129, 67)]
     sizes += [(int(rng.integers(1, 300)), int(rng.integers(1, 300))) for _ in range(6)]
@@ -212,6 +219,8 @@ def main_into(out_dir):
     add_damaged(rng, out_dir, add)
     add_smoothing(out_dir, add)
     add_tails(out_dir, add)
+    add_component_ids(out_dir, add)
+    add_rescanned(out_dir, add)
     return entries
 
 
@@ -402,3 +411,98 @@ def add_tails(out_dir, add):
     add("tail_multi_broken_com.jpg", "one scan per component, then a COM segment cut short (refused)",
         multi[:-2] + tails[0][1])
 
+
+
+def scan_ids(data, frame_ids, scans=None):
+    """The frame's component ids set to frame_ids, and the nth scan header's ids to
+    scans[n] (scans None: each renamed as its frame component was)."""
+    out = bytearray(data)
+    sof = next(out.find(m) for m in (b"\xff\xc0", b"\xff\xc1", b"\xff\xc2") if out.find(m) >= 0)
+    old = [out[sof + 10 + 3 * i] for i in range(out[sof + 9])]
+    for i, cid in enumerate(frame_ids):
+        out[sof + 10 + 3 * i] = cid
+    for n, at in enumerate(scan_starts(bytes(out))):
+        for i in range(out[at + 4]):
+            cur = out[at + 5 + 2 * i]
+            out[at + 5 + 2 * i] = frame_ids[old.index(cur)] if scans is None else scans[n][i]
+    return bytes(out)
+
+
+def add_component_ids(out_dir, add):
+    """Frames whose components share an id: libjpeg matches a scan's i-th id to the first
+    frame component from position i on that has it, so a one-scan frame decodes as if the
+    ids differed, a progressive one sends its later one-component scans to the first
+    such component (garbage, but what Pillow shows), and a scan whose id has no match from
+    its position on is refused."""
+    rng = np.random.default_rng(20261130)
+    a = content(rng, 37, 53)
+    ppm, script = os.path.join(out_dir, "ids.ppm"), os.path.join(out_dir, "ids.scans")
+    Image.fromarray(a).save(ppm)
+
+    def cj(scans, *args):
+        with open(script, "w") as f:
+            f.write(scans)
+        return subprocess.run(["cjpeg", *args, "-scans", script, ppm], capture_output=True, check=True).stdout
+    files = {"4:2:0": pil_jpeg(a, quality=85), "4:4:4": pil_jpeg(a, quality=85, subsampling=0),
+             "4:2:0 no JFIF": strip(pil_jpeg(a, quality=70), {0xE0}),
+             "progressive": pil_jpeg(a, quality=85, progressive=True),
+             "one scan per component": cj("0;\n1;\n2;\n", "-sample", "2x2"),
+             "scans Y, CbCr": cj("0;\n1 2;\n", "-sample", "1x1"),
+             "scans YCb, Cr": cj("0 1;\n2;\n", "-sample", "2x1")}
+    for fi, (what, data) in enumerate(files.items()):
+        for ids in ([1, 1, 1], [0, 0, 0], [1, 2, 1], [2, 2, 3], [7, 9, 9]):
+            if (fi + ids[0] + ids[2]) % 2 == 0 or what == "one scan per component":
+                continue
+            # the scan of Cb and Cr finds the second component twice: refused
+            refused = " (refused)" if what == "scans Y, CbCr" and ids == [7, 9, 9] else ""
+            add(f"ids_{fi}_{''.join(map(str, ids))}.jpg", f"{what}, ids {ids}{refused}",
+                scan_ids(data, ids))
+    cmyk = pil_jpeg(a, "CMYK", quality=90)
+    add("ids_cmyk_1111.jpg", "CMYK, ids [1, 1, 1, 1]", scan_ids(cmyk, [1, 1, 1, 1]))
+    add("ids_cmyk_1213.jpg", "CMYK, ids [1, 2, 1, 3]", scan_ids(cmyk, [1, 2, 1, 3]))
+    seq = files["4:4:4"]
+    for frame, scan, what in [([1, 1, 2], [1, 1, 1], "a third id 1 with no match from its position"),
+                              ([1, 1, 2], [1, 2, 1], "id 1 after id 2"),
+                              ([1, 2, 3], [3, 2, 1], "ids in reverse order"),
+                              ([1, 2, 3], [1, 3, 2], "ids 3 before 2"),
+                              ([1, 2, 3], [1, 2, 4], "an id the frame lacks")]:
+        add(f"ids_scan_{''.join(map(str, frame))}_{''.join(map(str, scan))}.jpg",
+            f"frame ids {frame}, scan ids {scan}: {what} (refused)", scan_ids(seq, frame, [scan]))
+    add("ids_scan_twice.jpg", "frame ids [1, 2, 3], scan ids [1, 2, 2] (refused)",
+        scan_ids(files["scans Y, CbCr"], [1, 2, 3], [[1], [2, 2]]))
+    os.remove(ppm)
+    os.remove(script)
+
+
+def add_rescanned(out_dir, add):
+    """Sequential frames of several scans where a component comes again in a later scan
+    (here a scan of another image with the same tables spliced in): libjpeg decodes every
+    scan into the coefficients before any row comes out, the later scan writing its DC and
+    its nonzero AC coefficients over the earlier ones; cut short, the MCUs it did not reach
+    keep the earlier values."""
+    rng = np.random.default_rng(20261131)
+    ppm, script = os.path.join(out_dir, "again.ppm"), os.path.join(out_dir, "again.scans")
+    for w, h, scans, args in [(53, 37, "0;\n1;\n2;\n", ["-sample", "2x2"]), (67, 45, "0 1;\n2;\n", ["-sample", "1x1"]),
+                              (40, 24, "0;\n1 2;\n", ["-restart", "1B"])]:
+        with open(script, "w") as f:
+            f.write(scans)
+        enc = []
+        for _ in range(2):
+            Image.fromarray(content(rng, h, w)).save(ppm)
+            enc.append(subprocess.run(["cjpeg", "-quality", "80", *args, "-scans", script, ppm],
+                                      capture_output=True, check=True).stdout)
+        first, other = enc
+        starts, ranges = scan_starts(other), scan_data_ranges(other)
+        name = f"again_{w}x{h}"
+        for n, at in enumerate(starts):
+            again = other[at:ranges[n][1]]
+            add(f"{name}_scan{n}.jpg", f"{w}x{h} scans {scans.strip()!r}, scan {n} of another image again",
+                first[:-2] + again + b"\xff\xd9")
+        again = other[starts[0]:ranges[0][1]]
+        cut = int(rng.integers(ranges[0][0] - starts[0] + 1, len(again)))
+        add(f"{name}_cut.jpg", f"{w}x{h}, its first scan again from another image, cut short",
+            first[:-2] + again[:cut] + b"\xff\xd9")
+        add(f"{name}_before.jpg", f"{w}x{h}, another image's first scan before its own",
+            first[:scan_starts(first)[0]] + again + first[scan_starts(first)[0]:])
+    os.remove(ppm)
+    os.remove(script)

@@ -18,6 +18,9 @@ Checks, with counts printed:
     libjpeg's block smoothing fills in): full-resolution RGB equal to Pillow's, or
     refused (422) exactly when Pillow refuses; damaged files with bytes edited may be
     refused instead (at most a third of them);
+  - BMP variety (tests/image/gen_bmp.py: run-length encoding, grey-ramp palettes,
+    64-byte headers, pixel offsets stb_image refuses, bit-field layouts): full-resolution
+    RGB equal to Pillow's, or refused (422) exactly when Pillow refuses;
   - error kinds through the CLI: unknown format (415), corrupt/truncated/empty/zero-size
     data (422), decompression-bomb headers and byte limits (413), exit status 1;
   - fuzzing: 4000 mutated copies of small generated images decoded by the ASan/UBSan
@@ -35,6 +38,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import gen_bmp  # noqa: E402
 import gen_images  # noqa: E402
 import gen_jpeg  # noqa: E402
 import reference as R  # noqa: E402
@@ -155,9 +159,10 @@ def expectation(kind):
     return "equal"
 
 
-def run_jpeg_variety(decode_tool, work):
-    jdir = os.path.join(work, "jpegs")
-    entries = gen_jpeg.main_into(jdir)
+def run_variety(fmt, generator, decode_tool, work, at_least):
+    """Every file of a generator (gen_jpeg, gen_bmp) against Pillow, counted by kind."""
+    jdir = os.path.join(work, fmt + "s")  # run_fuzz takes seeds from there
+    entries = generator.main_into(jdir)
     kinds = {}
     refused = []
     for e in entries:
@@ -170,18 +175,19 @@ def run_jpeg_variety(decode_tool, work):
         else:
             k[0] += 1
     for kind in sorted(kinds):
-        print(f"  jpeg {kind}: {kinds[kind][0]}/{kinds[kind][1]} as Pillow")
+        print(f"  {fmt} {kind}: {kinds[kind][0]}/{kinds[kind][1]} as Pillow")
     damaged = [e for e in entries if expectation(e["kind"]) == "damaged"]
-    damaged_refused = sum(os.path.join(jdir, e["file"]) in refused for e in damaged)
-    print(f"jpeg damaged (bytes flipped, inserted, deleted): {len(damaged) - damaged_refused} decoded "
-          f"exactly as Pillow, {damaged_refused} refused")
-    # refusing is allowed where libjpeg's recovery differs; most must still decode
-    if damaged_refused * 3 > len(damaged):
-        fail(f"{damaged_refused} of {len(damaged)} damaged JPEGs refused")
+    if damaged:
+        damaged_refused = sum(os.path.join(jdir, e["file"]) in refused for e in damaged)
+        print(f"{fmt} damaged (bytes flipped, inserted, deleted): {len(damaged) - damaged_refused} decoded "
+              f"exactly as Pillow, {damaged_refused} refused")
+        # refusing is allowed where libjpeg's recovery differs; most must still decode
+        if damaged_refused * 3 > len(damaged):
+            fail(f"{damaged_refused} of {len(damaged)} damaged {fmt} files refused")
     good = sum(k[0] for k in kinds.values())
-    print(f"jpeg variety: {good}/{len(entries)} files decode to Pillow's RGB exactly, or both refuse those meant to be refused")
-    if len(entries) < 200:
-        fail(f"too few JPEG variety files generated ({len(entries)})")
+    print(f"{fmt} variety: {good}/{len(entries)} files decode to Pillow's RGB exactly, or both refuse those meant to be refused")
+    if len(entries) < at_least:
+        fail(f"too few {fmt} variety files generated ({len(entries)})")
 
 
 def run_images(vprm, decode_tool, work):
@@ -318,8 +324,11 @@ def run_fuzz(fuzz_tool, work):
     files = sorted(f for f in os.listdir(img_dir) if not f.endswith(".json")
                    and os.path.getsize(os.path.join(img_dir, f)) < 120_000)
     files = [os.path.join(img_dir, f) for f in files[::2]]
-    jdir = os.path.join(work, "jpegs")
-    if os.path.isdir(jdir):
+    for fmt in ("jpegs", "bmps"):
+        jdir = os.path.join(work, fmt)
+        if not os.path.isdir(jdir):
+            fail(f"fuzz seeds: {jdir} is missing")
+            continue
         files += [os.path.join(jdir, f) for f in sorted(os.listdir(jdir))[::6]]
     p = subprocess.run([fuzz_tool, "20240611", "4000"] + files, capture_output=True, text=True)
     out = (p.stdout + p.stderr).strip()
@@ -333,7 +342,8 @@ def main():
     os.makedirs(work, exist_ok=True)
     check_grids(os.path.join(tools, "img_grid"))
     run_images(vprm, os.path.join(tools, "img_decode"), work)
-    run_jpeg_variety(os.path.join(tools, "img_decode"), work)
+    run_variety("jpeg", gen_jpeg, os.path.join(tools, "img_decode"), work, 200)
+    run_variety("bmp", gen_bmp, os.path.join(tools, "img_decode"), work, 100)
     run_errors(vprm, work)
     run_fuzz(os.path.join(tools_asan, "img_fuzz"), work)
     print(f"image oracle suite: {len(failures)} failures")

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Image preprocessing against the oracle (Pillow 9.4 + the model card's dynamic_preprocess
-# + numpy/torch float32 normalisation): ~300 generated PNG/JPEG/GIF/BMP images and ~260
-# JPEGs of every sampling and colour-space rule (cjpeg and byte edits) through
+# + numpy/torch float32 normalisation): ~300 generated PNG/JPEG/GIF/BMP images and ~750
+# JPEGs of every sampling and colour-space rule (cjpeg and byte edits) and ~170 hand-written
+# BMPs (run-length encoded, grey-ramp palettes, odd headers) through
 # `$VPRM preprocess`, the tiling grid choice (including exact ties) through img_grid, and
 # the error kinds of bad inputs, and a fuzz run of the sanitizer build of the decoder.
 # See tests/image/oracle_suite.py for what is compared.

@@ -382,9 +382,11 @@ static void test_gif_jpeg_bmp(void)
               img.pixels[1], img.pixels[2], img.pixels[3]);
     vp_rgb_image_free(&img);
     expect_error(bmp, sizeof bmp - 2, NULL, VP_ERR_UNDECODABLE, "truncated", "BMP truncated");
-    bmp[30] = 1; /* RLE8 */
-    bmp[28] = 8;
-    expect_error(bmp, sizeof bmp, NULL, VP_ERR_UNSUPPORTED, "run-length", "BMP RLE");
+    bmp[30] = 1; /* RLE8 at 16 bits a pixel: Pillow has no raw mode for it */
+    expect_error(bmp, sizeof bmp, NULL, VP_ERR_UNDECODABLE, "16 bits", "BMP RLE8 at 16 bits");
+    bmp[28] = 8; /* its pixels after a 256-entry palette: past the end of the file */
+    expect_error(bmp, sizeof bmp, NULL, VP_ERR_UNDECODABLE, "run-length data ends after 0",
+                 "BMP RLE8 without data");
 }
 
 /* ---- resize ---- */
