@@ -125,19 +125,6 @@ int vp_bmp_read_header(const uint8_t *d, size_t len, vp_bmp_header *h, vp_error 
     return 0;
 }
 
-int vp_bmp_check_complete(size_t len, const vp_bmp_header *h, vp_error *err)
-{
-    if (h->compression == VP_BMP_RLE8 || h->compression == VP_BMP_RLE4)
-        return 0; /* its decoder finds out */
-    uint64_t stride = (((uint64_t)h->width * h->bpp + 31) >> 3) & ~(uint64_t)3;
-    uint64_t avail = len > h->offset ? len - h->offset : 0;
-    if (h->height > avail / stride)
-        return vp_fail(err, VP_ERR_UNDECODABLE, "image",
-                       "BMP pixel data is truncated (%u rows of %llu bytes from byte %u, file of %zu bytes)",
-                       h->height, (unsigned long long)stride, h->offset, len);
-    return 0;
-}
-
 /* Pillow's mode for a 1/4/8-bit BMP: 'P', or for a grey-ramp palette '1' (two entries,
  * black and white) or 'L' (entry i is i,i,i; Pillow compares the low 8 bits of i). */
 static char pillow_mode(const uint8_t *d, size_t len, const vp_bmp_header *h)
@@ -152,6 +139,40 @@ static char pillow_mode(const uint8_t *d, size_t len, const vp_bmp_header *h)
             return 'P';
     }
     return h->colors == 2 ? '1' : 'L';
+}
+
+/* Bits a pixel as Pillow reads an uncompressed file's rows (its mode's, for a grey ramp). */
+static int read_bits(const uint8_t *d, size_t len, const vp_bmp_header *h)
+{
+    if (h->bpp > 8)
+        return h->bpp;
+    char mode = pillow_mode(d, len, h);
+    return mode == '1' ? 1 : mode == 'L' ? 8 : h->bpp;
+}
+
+static uint64_t row_stride(const vp_bmp_header *h)
+{
+    return (((uint64_t)h->width * h->bpp + 31) >> 3) & ~(uint64_t)3;
+}
+
+/* The bytes of pixel data Pillow needs: every row but the last with its padding, the
+ * last one without (its raw decoder stops there). */
+static uint64_t pixel_bytes(const uint8_t *d, size_t len, const vp_bmp_header *h)
+{
+    return (h->height - 1) * row_stride(h) + ((uint64_t)h->width * read_bits(d, len, h) + 7) / 8;
+}
+
+int vp_bmp_check_complete(const uint8_t *data, size_t len, const vp_bmp_header *h, vp_error *err)
+{
+    if (h->compression == VP_BMP_RLE8 || h->compression == VP_BMP_RLE4)
+        return 0; /* its decoder finds out */
+    uint64_t need = pixel_bytes(data, len, h), avail = len > h->offset ? len - h->offset : 0;
+    if (need > avail)
+        return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                       "BMP pixel data is truncated (%u rows of %llu bytes from byte %u, file of "
+                       "%zu bytes)",
+                       h->height, (unsigned long long)row_stride(h), h->offset, len);
+    return 0;
 }
 
 /* Pixel x of a row of bpp-bit indices (most significant bits first). */
@@ -178,7 +199,7 @@ static int unpack_pixels(const uint8_t *data, size_t len, const vp_bmp_header *h
             memmove(o + y * stride8, o + y * (size_t)h->width, h->width);
         return 0;
     }
-    size_t stride = (((size_t)h->width * h->bpp + 31) >> 3) & ~(size_t)3;
+    size_t stride = (size_t)row_stride(h);
     int bpp = mode == '1' ? 1 : mode == 'L' ? 8 : h->bpp;
     if (mode == 'L' && stride < h->width)
         return vp_fail(err, VP_ERR_UNDECODABLE, "image",
@@ -219,21 +240,21 @@ int vp_bmp_canonicalize(const uint8_t *data, size_t len, const vp_bmp_header *h,
     *out = NULL;
     *out_len = 0;
     int rle = h->compression == VP_BMP_RLE8 || h->compression == VP_BMP_RLE4;
-    uint64_t stride = (((uint64_t)h->width * h->bpp + 31) >> 3) & ~(uint64_t)3;
-    if (!rle && (h->offset > len || stride * h->height > len - h->offset))
+    if (!rle && (h->offset > len || pixel_bytes(data, len, h) > len - h->offset))
         return vp_fail(err, VP_ERR_INTERNAL, "image", "BMP canonicalisation of a %u-bit image",
                        h->bpp);
     if (h->bpp > 8) { /* the rows as they are; 16 and 32 bits with their masks (R, G, B) */
         int masks = h->bpp != 24 && h->compression == VP_BMP_BITFIELDS &&
                     (h->masks[0] | h->masks[1] | h->masks[2]);
-        size_t header = 14 + 40 + (masks ? 12 : 0), pixels = (size_t)(stride * h->height);
+        size_t header = 14 + 40 + (masks ? 12 : 0), pixels = (size_t)(row_stride(h) * h->height);
         uint8_t *o = new_bmp(h, h->bpp, masks ? VP_BMP_BITFIELDS : VP_BMP_RGB, header, pixels, 0);
         if (!o)
             return vp_fail(err, VP_ERR_NOMEM, "image", "out of memory for a %zu-byte BMP", len);
         for (int i = 0; i < 3 * masks; i++)
             for (int k = 0; k < 4; k++)
                 o[54 + 4 * i + k] = (uint8_t)(h->masks[i] >> (8 * k));
-        memcpy(o + header, data + h->offset, pixels);
+        size_t have = len - h->offset; /* the last row's padding may be missing */
+        memcpy(o + header, data + h->offset, have < pixels ? have : pixels);
         *out = o;
         *out_len = header + pixels;
         return 0;

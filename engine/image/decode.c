@@ -138,7 +138,7 @@ static int decode_bmp(const uint8_t *data, size_t len, const vp_image_info *info
                       vp_rgb_image *out, vp_error *err)
 {
     vp_bmp_header h;
-    if (vp_bmp_read_header(data, len, &h, err) || vp_bmp_check_complete(len, &h, err))
+    if (vp_bmp_read_header(data, len, &h, err) || vp_bmp_check_complete(data, len, &h, err))
         return -1;
     uint8_t *canon;
     size_t canon_len;

@@ -109,8 +109,9 @@ enum { VP_BMP_RGB = 0, VP_BMP_RLE8 = 1, VP_BMP_RLE4 = 2, VP_BMP_BITFIELDS = 3 };
 /* Header fields; compressions and bit-field layouts Pillow refuses are UNSUPPORTED
  * (run-length encoding beyond 8 bits a pixel UNDECODABLE: Pillow fails to decode it). */
 int vp_bmp_read_header(const uint8_t *data, size_t len, vp_bmp_header *h, vp_error *err);
-/* UNDECODABLE when the pixel array runs past the end of the file (uncompressed). */
-int vp_bmp_check_complete(size_t len, const vp_bmp_header *h, vp_error *err);
+/* UNDECODABLE when the pixel array runs past the end of the file (uncompressed; as in
+ * Pillow, the last row's padding may be missing). */
+int vp_bmp_check_complete(const uint8_t *data, size_t len, const vp_bmp_header *h, vp_error *err);
 /* The BMP stb_image decodes as Pillow reads the file, with a 40-byte header and the
  * pixels at Pillow's offset (stb_image takes neither a 64-byte header nor an offset far
  * from the header's end). 16, 24 and 32 bits: the rows as they are (16-bit bit fields

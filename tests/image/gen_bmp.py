@@ -174,6 +174,17 @@ def add_headers(rng, add):
             make(gap=bytes(rng.integers(0, 256, 2000, dtype=np.uint8))))
     add("off_past_rle8.bmp", "RLE8, pixel offset past the end of the file (refused)",
         bmp(w, h, 8, 1, pal, rle_rows(rng, idx, False), offset=5000))
+    # Pillow's raw decoder stops after the last row's pixels: its padding may be missing
+    for name, bpp, pix, used in [("24bit", 24, rgb24, 33), ("4bit", 4, packed_rows(idx, 4), 6),
+                                 ("16bit", 16, px16, 22)]:
+        short = pix[:len(pix) - len(pix) // h + used]
+        add(f"short_pad_{name}.bmp", f"{name}, the last row's padding missing",
+            bmp(w, h, bpp, 0, pal if bpp <= 8 else [], short))
+        add(f"short_px_{name}.bmp", f"{name}, the last row one byte short (refused)",
+            bmp(w, h, bpp, 0, pal if bpp <= 8 else [], short[:-1]))
+    bw = packed_rows(idx % 2, 8)  # 8-bit rows, read by Pillow as 1 bit a pixel: 2 bytes a row
+    add("short_bw_8bit.bmp", "8-bit, black and white palette, the last row cut to its 2 bytes",
+        bmp(w, h, 8, 0, [(0, 0, 0), (255, 255, 255)], bw[:len(bw) - 12 + 2]))
     add("off_inside_24bit.bmp", "24-bit, pixel offset inside the header", bmp(w, h, 24, 0, [], rgb24, offset=20))
     add("bitfields_24bit.bmp", "24-bit, bit fields of plain BGR", bmp(w, h, 24, 3, [], rgb24, masks=m32[:3]))
     add("bitfields_32bit_zero.bmp", "32-bit, all-zero bit fields (B, G, R, A bytes)",
