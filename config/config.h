@@ -38,15 +38,18 @@ typedef struct vp_config {
     int max_connections;
     int max_connections_per_ip;/* 0 = unlimited */
     int connection_timeout_s;  /* idle connection (slow or truncated body) timeout */
+    int body_timeout_s;        /* headers to the end of the body, at most */
     char *api_key;             /* NULL = no authentication */
     int retry_after_s;         /* Retry-After on 429 / 503 */
     /* request limits */
     size_t max_body_bytes;
+    size_t max_json_values;    /* values of one body, counted before parsing */
     size_t max_responses;      /* per request */
     size_t max_steps;          /* per response */
     size_t max_images;         /* per request */
     size_t max_image_bytes;    /* encoded bytes per image */
     size_t max_image_pixels;   /* decoded pixels per image */
+    size_t max_image_side;     /* width and height of an image */
     size_t max_jpeg_scans;     /* scans of a JPEG image */
     int max_tiles;             /* upper bound of a request's max_tiles */
     size_t max_text_bytes;     /* question or one response */

@@ -52,6 +52,9 @@ const vp_option vp_options[] = {
      NULL, "open connections per client address (0 = no limit)", 0},
     {"connection_timeout_s", VP_OPT_INT, OFF(connection_timeout_s), "30", 1, 86400, NULL,
      "idle time after which a connection is closed (slow or truncated bodies)", 0},
+    {"body_timeout_s", VP_OPT_INT, OFF(body_timeout_s), "120", 1, 86400, NULL,
+     "time from a request's headers to the end of its body; a slower upload is closed (a "
+     "client trickling bytes keeps the idle timeout from firing)", 0},
     {"api_key", VP_OPT_STR, OFF(api_key), NULL, 0, 0, NULL,
      "require \"Authorization: Bearer KEY\" (unset = open; /health stays open)", 1},
     {"retry_after_s", VP_OPT_INT, OFF(retry_after_s), "1", 0, 3600, NULL,
@@ -59,6 +62,9 @@ const vp_option vp_options[] = {
     /* request limits */
     {"max_body_bytes", VP_OPT_SIZE, OFF(max_body_bytes), "64M", 1, BIG, NULL,
      "request body size; 413 above", 0},
+    {"max_json_values", VP_OPT_SIZE, OFF(max_json_values), "2000000", 1, BIG, NULL,
+     "JSON values (strings, numbers, keys, arrays, objects) of one body, counted before it is "
+     "parsed (each costs about 100 bytes parsed); 413 above", 0},
     {"max_responses", VP_OPT_SIZE, OFF(max_responses), "64", 1, 1 << 20, NULL,
      "responses per request", 0},
     {"max_steps", VP_OPT_SIZE, OFF(max_steps), "64", 1, 1 << 20, NULL,
@@ -69,6 +75,8 @@ const vp_option vp_options[] = {
      "encoded bytes per image", 0},
     {"max_image_pixels", VP_OPT_SIZE, OFF(max_image_pixels), "36000000", 1, BIG, NULL,
      "decoded pixels (width x height) per image", 0},
+    {"max_image_side", VP_OPT_SIZE, OFF(max_image_side), "32768", 1, 1 << 20, NULL,
+     "width and height of an image, each", 0},
     {"max_jpeg_scans", VP_OPT_SIZE, OFF(max_jpeg_scans), "100", 1, 1 << 20, NULL,
      "scans of a JPEG image (a progressive one has about 10; each is a pass over the "
      "image: 100 refinement scans of a 6000x6000 image cost about 2 s of CPU)", 0},

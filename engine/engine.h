@@ -32,6 +32,7 @@ typedef struct vp_engine_options {
     size_t max_batch_tiles;       /* tile budget of one packed pass */
     size_t max_request_tokens;    /* prompt tokens of one request (all responses); 413 above */
     size_t max_image_pixels;      /* decompression-bomb limit per image */
+    size_t max_image_side;        /* width and height of an image (0 = the decoder's default) */
     size_t max_image_bytes;       /* encoded bytes per image */
     size_t max_jpeg_scans;        /* scans of a JPEG image */
     int max_tiles;                /* upper bound of a request's tiles per image (0 = the model's) */

@@ -23,6 +23,8 @@ int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_jo
         lim.max_encoded_bytes = opt->max_image_bytes;
     if (opt->max_image_pixels)
         lim.max_pixels = opt->max_image_pixels;
+    if (opt->max_image_side)
+        lim.max_width = lim.max_height = (uint32_t)opt->max_image_side;
     if (opt->max_jpeg_scans)
         lim.max_jpeg_scans = opt->max_jpeg_scans;
     vp_tiling_params tp;

@@ -225,6 +225,21 @@ static json_t *load_with_blobs(const char *body, size_t len, size_t flags)
     return root;
 }
 
+size_t vp_json_value_bound(const char *body, size_t len)
+{
+    size_t n = 1;
+    for (size_t i = 0; i < len; i++) {
+        char c = body[i];
+        if (c == '"') { /* to the closing quote, escapes skipped */
+            for (i++; i < len && body[i] != '"'; i++)
+                i += body[i] == '\\';
+            continue;
+        }
+        n += c == ',' || c == ':' || c == '[' || c == '{';
+    }
+    return n;
+}
+
 json_t *vp_json_loadb(const char *body, size_t len, size_t flags, json_error_t *err)
 {
     /* the placeholders need NUL in strings; without duplicate keys refused, a dropped

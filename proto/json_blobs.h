@@ -29,4 +29,10 @@
  * as json_loadb fills it. */
 json_t *vp_json_loadb(const char *body, size_t len, size_t flags, json_error_t *err);
 
+/* An upper bound of the number of values (strings, numbers, literals, arrays, objects,
+ * object keys) in body, read without parsing it: 1 + the commas, colons and opening
+ * brackets outside strings. jansson spends about 100 bytes on each parsed value, so a
+ * body of tiny values costs far more memory than its size; callers refuse it first. */
+size_t vp_json_value_bound(const char *body, size_t len);
+
 #endif

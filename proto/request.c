@@ -1,9 +1,11 @@
 /* Parsing and validation of a score request (API.md). */
 #include "proto/request.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proto/base64.h"
 #include "proto/json_blobs.h"
@@ -24,6 +26,7 @@ void vp_request_limits_default(vp_request_limits *l)
     l->max_image_bytes = 32u << 20;
     l->max_text_bytes = 256u << 10;
     l->max_tiles = 12;
+    l->max_json_values = 2000000;
     l->allow_urls = false;
 }
 
@@ -174,12 +177,12 @@ int vp_decode_image_field(const char *s, size_t len, size_t max_bytes, const cha
     *out_len = 0;
     const char *b64 = s;
     size_t b64_len = len;
-    if (len >= 5 && !memcmp(s, "data:", 5)) {
+    if (len >= 5 && !strncasecmp(s, "data:", 5)) { /* URL schemes ignore case */
         const char *comma = memchr(s, ',', len);
         if (!comma)
             return vp_fail(err, VP_ERR_BAD_REQUEST, param, "data URL has no ',' before its data");
         size_t meta_len = (size_t)(comma - s);
-        if (meta_len < 7 || memcmp(comma - 7, ";base64", 7))
+        if (meta_len < 7 || strncasecmp(comma - 7, ";base64", 7))
             return vp_fail(err, VP_ERR_BAD_REQUEST, param,
                            "data URL must be base64-encoded (data:image/png;base64,...)");
         b64 = comma + 1;
@@ -220,7 +223,7 @@ static int parse_image(const json_t *v, const char *param, const vp_request_limi
                        "must be a string: a data: URL, base64 image bytes or an http(s) URL");
     const char *s = json_string_value(v);
     size_t len = json_string_length(v);
-    if ((len >= 7 && !strncmp(s, "http://", 7)) || (len >= 8 && !strncmp(s, "https://", 8))) {
+    if ((len >= 7 && !strncasecmp(s, "http://", 7)) || (len >= 8 && !strncasecmp(s, "https://", 8))) {
         if (!lim->allow_urls)
             return vp_fail(err, VP_ERR_BAD_REQUEST, param,
                            "image URLs are not enabled on this server; send the image as base64");
@@ -379,8 +382,8 @@ static int get_positive_int(const json_t *root, const char *key, const char *pre
         return 0;
     char p[256];
     snprintf(p, sizeof p, "%s%s", pre, key);
-    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 1000000)
-        return vp_fail(err, VP_ERR_BAD_REQUEST, p, "must be a positive integer");
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > INT_MAX)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, p, "must be a positive integer (1 to %d)", INT_MAX);
     *out = (int)json_integer_value(v);
     return 1;
 }
@@ -506,10 +509,24 @@ out:
     return rc;
 }
 
+int vp_request_check_values(const char *body, size_t len, const vp_request_limits *lim,
+                            vp_error *err)
+{
+    size_t n = lim->max_json_values ? vp_json_value_bound(body, len) : 0;
+    if (lim->max_json_values && n > lim->max_json_values)
+        return vp_fail(err, VP_ERR_TOO_LARGE, "",
+                       "request body holds up to %zu JSON values (strings, numbers, keys, arrays, "
+                       "objects), over the limit max_json_values=%zu",
+                       n, lim->max_json_values);
+    return 0;
+}
+
 int vp_request_parse(const char *body, size_t len, const vp_request_limits *lim,
                      vp_score_request *out, vp_error *err)
 {
     memset(out, 0, sizeof *out);
+    if (vp_request_check_values(body, len, lim, err))
+        return -1;
     json_error_t jerr;
     json_t *root = vp_json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!root)

@@ -55,6 +55,7 @@ typedef struct vp_request_limits {
     size_t max_image_bytes;    /* decoded bytes per image */
     size_t max_text_bytes;     /* question or one response */
     int max_tiles;             /* upper bound for the request's max_tiles */
+    size_t max_json_values;    /* of a whole body (vp_request_parse; 0 = no limit) */
     bool allow_urls;           /* accept http(s):// image URLs */
 } vp_request_limits;
 
@@ -63,7 +64,12 @@ void vp_request_limits_default(vp_request_limits *l);
 /* Parse from a JSON value (param_prefix prefixes field paths, e.g. "requests[3]"). */
 int vp_request_from_json(const json_t *root, const char *param_prefix,
                          const vp_request_limits *lim, vp_score_request *out, vp_error *err);
-/* Parse a whole body (invalid JSON or invalid UTF-8 -> VP_ERR_BAD_REQUEST). */
+/* TOO_LARGE when body may hold more than lim->max_json_values values (checked before
+ * any parse: vp_json_value_bound). */
+int vp_request_check_values(const char *body, size_t len, const vp_request_limits *lim,
+                            vp_error *err);
+/* Parse a whole body (invalid JSON or invalid UTF-8 -> VP_ERR_BAD_REQUEST; too many
+ * values -> VP_ERR_TOO_LARGE). */
 int vp_request_parse(const char *body, size_t len, const vp_request_limits *lim,
                      vp_score_request *out, vp_error *err);
 void vp_request_free(vp_score_request *r);

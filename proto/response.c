@@ -51,7 +51,7 @@ char *vp_response_error_text(const vp_error *err, size_t *len)
         /* message not valid UTF-8 or out of memory: a fixed body keeps the contract */
         static const char fallback[] =
             "{\"error\":{\"type\":\"internal_error\",\"message\":\"the error could not be "
-            "serialised\"}}";
+            "serialised\",\"param\":null}}";
         s = strdup(fallback);
         if (!s) {
             *len = 0;

@@ -73,8 +73,9 @@ json_t *vp_score_result_json(const vp_score_result *res, const vp_score_json_opt
 
 json_t *vp_error_json(const vp_error *err)
 {
-    json_t *e = json_pack("{s:s, s:s}", "type", vp_err_type(err->kind), "message", err->message);
-    if (e && err->param[0])
-        json_object_set_new(e, "param", json_string(err->param));
+    /* "param" always there (API.md's shape): the field at fault, null when none is */
+    json_t *e = json_pack("{s:s, s:s, s:o}", "type", vp_err_type(err->kind), "message",
+                          err->message, "param",
+                          err->param[0] ? json_string(err->param) : json_null());
     return e ? json_pack("{s:o}", "error", e) : NULL;
 }

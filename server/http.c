@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -94,6 +95,8 @@ static vp_conn *conn_new(vp_server *s, struct MHD_Connection *c, const char *url
 
 static void conn_free(vp_conn *x)
 {
+    if (x->answering)
+        atomic_fetch_sub(&x->srv->answering, 1);
     for (size_t i = 0; i < x->n_items; i++)
         vp_sched_ticket_release(x->items[i].ticket);
     free(x->items);
@@ -103,9 +106,44 @@ static void conn_free(vp_conn *x)
     free(x);
 }
 
+/* The headers that say where a body ends. */
+typedef struct framing {
+    const char *length;  /* the first Content-Length */
+    bool conflict;       /* another Content-Length with another value */
+    bool chunked;        /* a Transfer-Encoding header */
+} framing;
+
+static enum MHD_Result note_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    framing *f = cls;
+    (void)kind;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+        if (f->length && strcmp(f->length, value ? value : ""))
+            f->conflict = true;
+        if (!f->length)
+            f->length = value ? value : "";
+    } else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        f->chunked = true;
+    }
+    return MHD_YES;
+}
+
 static enum MHD_Result on_first_call(vp_conn *x)
 {
     vp_server *s = x->srv;
+    /* two Content-Lengths that differ, or one with Transfer-Encoding: a proxy in front may
+     * read the body's end otherwise than libmicrohttpd (request smuggling). 400 and the
+     * connection closed, as RFC 9112 (6.3) asks. */
+    framing fr = {NULL, false, false};
+    MHD_get_connection_values(x->mhd, MHD_HEADER_KIND, note_framing, &fr);
+    if (fr.conflict || (fr.length && fr.chunked)) {
+        x->close_after = true;
+        return vp_reply_errorf(x, VP_ERR_BAD_REQUEST, "",
+                               fr.conflict ? "the request has Content-Length headers that disagree"
+                                           : "the request has both Content-Length and "
+                                             "Transfer-Encoding headers");
+    }
     x->route = find_route(x->path);
     if (!x->route)
         return vp_reply_errorf(x, VP_ERR_NOT_FOUND, "", "no such endpoint: %s %s", x->method,
@@ -199,6 +237,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     switch (x->phase) {
     case PHASE_BODY:
         if (*upload_data_size) {
+            /* a body trickling in past the limit holds a connection slot: close it */
+            double took_s = (vp_sched_now_ms() - x->t_start) / 1000.0;
+            if (took_s > s->cfg->body_timeout_s) {
+                VP_LOGW(x->id, "closing: the body is still arriving after %.0f s (body_timeout_s=%d)",
+                        took_s, s->cfg->body_timeout_s);
+                return MHD_NO;
+            }
             int rc = body_append(x, upload_data, *upload_data_size);
             *upload_data_size = 0;
             if (rc) {
@@ -208,6 +253,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             }
             return MHD_YES;
         }
+        vp_conn_answering(x); /* received whole: a drain now waits for its answer */
         if (!strcmp(x->route->method, "GET"))
             return x->route->handle(x);
         if (x->too_large)
@@ -400,6 +446,7 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
     s->limits.max_image_bytes = cfg->max_image_bytes;
     s->limits.max_text_bytes = cfg->max_text_bytes;
     s->limits.max_tiles = cfg->max_tiles;
+    s->limits.max_json_values = cfg->max_json_values;
     s->limits.allow_urls = cfg->allow_image_urls;
 
     struct sockaddr_storage ss;
@@ -483,10 +530,11 @@ int vp_server_drain(vp_server *s, double timeout_ms)
         vp_sched_drain(s->sched);
         rc = vp_sched_wait_idle(s->sched, timeout_ms);
     }
-    /* answers of finished jobs are written by the pool threads: wait for them too */
-    while (atomic_load(&s->inflight) > 0 && vp_sched_now_ms() < until)
+    /* answers of finished jobs are written by the pool threads: wait for them too (not for
+     * uploads still arriving: they get 503 if they finish, else the closed connection) */
+    while (atomic_load(&s->answering) > 0 && vp_sched_now_ms() < until)
         usleep(10000);
-    if (atomic_load(&s->inflight) > 0)
+    if (atomic_load(&s->answering) > 0)
         rc = -1;
     return rc;
 }
@@ -501,7 +549,7 @@ void vp_server_stop(vp_server *s)
      * connection: MHD must not be stopped while any is suspended */
     if (s->sched)
         vp_sched_stop(s->sched);
-    for (int i = 0; i < 200 && atomic_load(&s->inflight) > 0; i++)
+    for (int i = 0; i < 200 && atomic_load(&s->answering) > 0; i++)
         usleep(10000); /* let pool threads write those answers */
     vp_watch_stop(s);
     MHD_stop_daemon(s->daemon);

@@ -41,6 +41,9 @@ struct vp_server {
     char model_name[128];
     vp_metrics metrics;
     atomic_size_t inflight;        /* request contexts alive */
+    atomic_size_t answering;       /* of those, requests received whole (or answered early):
+                                    * what a drain waits for; uploads still arriving do not
+                                    * hold it up (they get 503 or the closed connection) */
     /* requests suspended while their jobs wait or run, for the disconnect watcher */
     pthread_mutex_t wait_mu;
     vp_conn *waiting;              /* doubly linked through wprev/wnext */
@@ -90,7 +93,18 @@ struct vp_conn {
     double queue_ms, inference_ms; /* x-queue-time / x-inference-time; < 0 = absent */
     const char *allow;           /* Allow header of a 405 */
     bool client_gone;            /* its jobs were cancelled: closed without an answer */
+    bool answering;              /* counted in srv->answering */
+    bool close_after;            /* the answer closes the connection (ambiguous framing) */
 };
+
+/* Counts x among the requests a drain waits for (once). */
+static inline void vp_conn_answering(vp_conn *x)
+{
+    if (!x->answering) {
+        x->answering = true;
+        atomic_fetch_add(&x->srv->answering, 1);
+    }
+}
 
 typedef enum MHD_Result (*vp_route_fn)(vp_conn *x);
 

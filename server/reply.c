@@ -41,8 +41,9 @@ enum MHD_Result vp_reply(vp_conn *x, int status, char *body, size_t len,
         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     if (status == 405 && x->allow)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, x->allow);
-    if (atomic_load(&x->srv->draining))
+    if (atomic_load(&x->srv->draining) || x->close_after)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    vp_conn_answering(x);
     enum MHD_Result rc = MHD_queue_response(x->mhd, (unsigned)status, r);
     MHD_destroy_response(r);
     if (rc == MHD_YES) {
@@ -83,7 +84,8 @@ enum MHD_Result vp_reply_method_not_allowed(vp_conn *x, const char *allow)
     char msg[200];
     snprintf(msg, sizeof msg, "method %s is not allowed on %s (allowed: %s)", x->method, x->path,
              allow);
-    json_t *e = json_pack("{s:{s:s, s:s}}", "error", "type", "method_not_allowed", "message", msg);
+    json_t *e = json_pack("{s:{s:s, s:s, s:n}}", "error", "type", "method_not_allowed", "message",
+                          msg, "param");
     return vp_reply_json(x, 405, e);
 }
 

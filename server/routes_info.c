@@ -37,13 +37,15 @@ enum MHD_Result vp_route_ready(vp_conn *x)
 
 static json_t *limits_json(const vp_config *c)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
                      "max_body_bytes", (json_int_t)c->max_body_bytes,
                      "max_responses", (json_int_t)c->max_responses,
                      "max_steps", (json_int_t)c->max_steps,
                      "max_images", (json_int_t)c->max_images,
                      "max_image_bytes", (json_int_t)c->max_image_bytes,
                      "max_image_pixels", (json_int_t)c->max_image_pixels,
+                     "max_image_side", (json_int_t)c->max_image_side,
+                     "max_json_values", (json_int_t)c->max_json_values,
                      "max_tiles", (json_int_t)c->max_tiles,
                      "max_text_bytes", (json_int_t)c->max_text_bytes,
                      "max_tokens", (json_int_t)c->max_request_tokens,

@@ -110,8 +110,9 @@ enum MHD_Result vp_route_score(vp_conn *x)
     return vp_conn_submit(x, &job, 1, &item);
 }
 
-/* One finished item as JSON (a score response or {"error": ...}); NULL = client gone. */
-static json_t *item_json(vp_conn *x, vp_item *it, bool *gone)
+/* One finished item as JSON (a score response with this id, or {"error": ...}); NULL =
+ * client gone. */
+static json_t *item_json(vp_conn *x, vp_item *it, const char *id, bool *gone)
 {
     vp_server *s = x->srv;
     vp_error err;
@@ -137,7 +138,7 @@ static json_t *item_json(vp_conn *x, vp_item *it, bool *gone)
     if (inf > x->inference_ms)
         x->inference_ms = inf;
     vp_metrics_result(&s->metrics, r);
-    vp_score_json_opts o = {.id = x->id, .model_name = s->model_name,
+    vp_score_json_opts o = {.id = id, .model_name = s->model_name,
                             .return_steps = it->return_steps, .return_logits = it->return_logits};
     json_t *j = vp_response_score_json(r, &o, &err);
     if (!j) {
@@ -158,7 +159,7 @@ enum MHD_Result vp_route_score_finish(vp_conn *x)
         return vp_reply_error(x, e);
     }
     bool gone = false;
-    json_t *j = item_json(x, it, &gone);
+    json_t *j = item_json(x, it, x->id, &gone);
     if (gone) {
         x->client_gone = true;
         return MHD_NO; /* nobody to answer: close */
@@ -172,6 +173,11 @@ enum MHD_Result vp_route_score_finish(vp_conn *x)
 enum MHD_Result vp_route_batch(vp_conn *x)
 {
     vp_server *s = x->srv;
+    vp_error verr;
+    if (vp_request_check_values(x->body, x->len, &s->limits, &verr)) {
+        drop_body(x);
+        return vp_reply_error(x, &verr);
+    }
     json_error_t jerr;
     json_t *root = vp_json_loadb(x->body, x->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     drop_body(x);
@@ -242,7 +248,9 @@ enum MHD_Result vp_route_batch_finish(vp_conn *x)
         return vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory");
     for (size_t i = 0; i < x->n_items; i++) {
         bool gone = false;
-        json_t *j = item_json(x, &x->items[i], &gone);
+        char id[VP_REQID_LEN + 24]; /* each item its own id: the batch's, then its index */
+        snprintf(id, sizeof id, "%s-%zu", x->id, i);
+        json_t *j = item_json(x, &x->items[i], id, &gone);
         if (gone) {
             json_decref(results);
             x->client_gone = true;

@@ -124,10 +124,10 @@ static int check_size(vp_image_format f, uint32_t w, uint32_t h, const vp_image_
                        vp_image_format_name(f), w, h);
     if (w > lim->max_width)
         return vp_fail(err, VP_ERR_TOO_LARGE, "image",
-                       "image width %u is over the limit max_image_width=%u", w, lim->max_width);
+                       "image width %u is over the limit max_image_side=%u", w, lim->max_width);
     if (h > lim->max_height)
         return vp_fail(err, VP_ERR_TOO_LARGE, "image",
-                       "image height %u is over the limit max_image_height=%u", h, lim->max_height);
+                       "image height %u is over the limit max_image_side=%u", h, lim->max_height);
     uint64_t pixels = (uint64_t)w * h;
     if (pixels > lim->max_pixels)
         return vp_fail(err, VP_ERR_TOO_LARGE, "image",

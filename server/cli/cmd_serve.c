@@ -204,6 +204,7 @@ int cmd_serve(int argc, char **argv)
     eo.max_batch_tiles = cfg.batch_tiles;
     eo.max_request_tokens = cfg.max_request_tokens;
     eo.max_image_pixels = cfg.max_image_pixels;
+    eo.max_image_side = cfg.max_image_side;
     eo.max_image_bytes = cfg.max_image_bytes;
     eo.max_jpeg_scans = cfg.max_jpeg_scans;
     eo.max_tiles = cfg.max_tiles;

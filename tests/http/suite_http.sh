@@ -104,7 +104,8 @@ post() {
 
 STRICT="--api-key $KEY --max-body-bytes 2M --max-responses 8 --max-steps 16 --max-images 2
   --max-image-bytes 256K --max-image-pixels 1000000 --max-text-bytes 8K --max-request-tokens 3000
-  --max-batch-requests 4 --max-tiles 6 --connection-timeout-s 2 --http-threads 4 --batch-tiles 8"
+  --max-batch-requests 4 --max-tiles 6 --connection-timeout-s 2 --http-threads 4 --batch-tiles 8
+  --max-json-values 100000 --body-timeout-s 3"
 
 # ---- start-up refusals and help
 if "$VPRM" serve --model "$MODEL" --port 70000 >"$T/bad.out" 2>&1; then
@@ -312,6 +313,12 @@ if start_daemon E "$VPRM" --api-key "$KEY"; then
     # 6 requests of 7 tiles: seconds of work on the CPU, SIGTERM comes in the middle
     "$VPRM_TOOLS/http_fire" "$URL" "$KEY" 6 60 40 6 --only 200,503 --min-200 4 --distinct 1 >"$T/fire.out" 2>&1 &
     FIRE=$!
+    # and an upload that never finishes: the drain must not wait for it
+    "$PY" -c "import socket, sys, time
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+s.sendall(b'POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{')
+time.sleep(90)" "$PORT" &
+    HALF=$!
     sleep 1
     t0=$(date +%s%N)
     kill -TERM "$PID"
@@ -327,8 +334,11 @@ if start_daemon E "$VPRM" --api-key "$KEY"; then
     wait "$PID"
     rc=$?
     ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-    [ "$rc" = 0 ] && grep -q "drained in" "$T/E.log" && ok "E: drained and exited 0 after ${ms} ms" \
-        || bad "E: exit $rc; $(tail -3 "$T/E.log")"
+    kill "$HALF" 2>/dev/null
+    # the half-sent upload holds its connection for the 30 s idle timeout: not the drain
+    [ "$rc" = 0 ] && grep -q "drained in" "$T/E.log" && [ "$ms" -lt 25000 ] \
+        && ok "E: drained and exited 0 after ${ms} ms (an upload still arriving did not hold it)" \
+        || bad "E: exit $rc after ${ms} ms; $(tail -3 "$T/E.log")"
 fi
 
 # ---- F: the ASan/UBSan binary
@@ -400,6 +410,19 @@ if start_daemon J "$VPRM" --max-image-bytes 64; then
         && ok "J: warm-up without an image under tiny image limits, then ready" \
         || bad "J: ready $rd; $(grep -i warm "$T/J.log")"
     stop_daemon J
+fi
+# the image side limit is the server's to set (413 naming it; /v1/models reports it)
+if start_daemon J2 "$VPRM" --max-image-side 8; then
+    "$PY" -c "import base64, io, json
+from PIL import Image
+b = io.BytesIO(); Image.new('RGB', (16, 1), (9, 99, 199)).save(b, 'PNG')
+print(json.dumps({'question': 'q', 'responses': ['a'], 'image': base64.b64encode(b.getvalue()).decode()}))" >"$T/j2.json"
+    st=$(curl -s -o "$T/j2.body" -w '%{http_code}' --data-binary @"$T/j2.json" "$URL/v1/score")
+    side=$(curl -s "$URL/v1/models" | "$PY" -c "import json, sys; print(json.load(sys.stdin)['limits']['max_image_side'])")
+    [ "$st" = 413 ] && grep -q "max_image_side=8" "$T/j2.body" && [ "$side" = 8 ] \
+        && ok "J2: --max-image-side 8 refuses a 16x1 image (413 naming it), /v1/models says 8" \
+        || bad "J2: $st $(cat "$T/j2.body") side $side"
+    stop_daemon J2
 fi
 
 # ---- K: a pass that overflows a narrow number format (VPRM_CUDA_ACTIVATIONS=auto's fp16 on

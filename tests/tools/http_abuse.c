@@ -3,12 +3,16 @@
  *
  *   http_abuse HOST PORT API_KEY CONNECTION_TIMEOUT_S MAX_BODY_BYTES
  *
- * The daemon runs with --batch-tiles 8 (one 7-tile job per engine pass).
+ * The daemon runs with --batch-tiles 8 (one 7-tile job per engine pass),
+ * --max-json-values 100000 and --body-timeout-s 3.
  * Cases: a body over the limit (declared, and chunked), a truncated body and a
  * slowloris (both closed after the connection timeout while other clients are served
  * at normal speed), a client that disconnects mid-upload, a client that disconnects
  * while its job is queued (cancelled, never run), pipelined requests on one connection,
- * hundreds of idle connections, and a final normal request. */
+ * hundreds of idle connections, Content-Length headers that disagree or come with
+ * Transfer-Encoding (400, connection closed: no smuggled request answered), a body of
+ * tiny JSON values (413 before any parse), a body trickled in under the idle timeout
+ * (closed at body_timeout_s), and a final normal request. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
@@ -205,6 +209,67 @@ static void test_over_limit(void)
     free(cb);
 }
 
+/* A raw request whose body framing is ambiguous, followed by a request a proxy might see
+ * as the second one: 400, and nothing more (the connection closes). */
+static void expect_framing_refused(const char *name, const char *framing)
+{
+    conn_buf *cb = calloc(1, sizeof *cb);
+    char body[2048], req[1024];
+    int fd = dial();
+    int n = snprintf(req, sizeof req,
+                     "POST /v1/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n%s\r\n"
+                     "%sGET /v1/smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+                     key, framing, small_req);
+    send_all(fd, req, (size_t)n);
+    int st = read_response(fd, cb, 5000, body, sizeof body);
+    CHECK_MSG(st == 400 && strstr(body, "Content-Length"), "%s: %d %s", name, st, body);
+    st = read_response(fd, cb, 3000, body, sizeof body);
+    CHECK_MSG(st == 0, "%s: a second answer (%d) on the connection: %.200s", name, st, body);
+    close(fd);
+    free(cb);
+}
+
+static void test_framing_and_size(void)
+{
+    char both[256];
+    snprintf(both, sizeof both, "Content-Length: %zu\r\nContent-Length: %zu\r\n",
+             strlen(small_req), strlen(small_req) + 100);
+    expect_framing_refused("two Content-Lengths", both);
+    snprintf(both, sizeof both, "Content-Length: %zu\r\nTransfer-Encoding: chunked\r\n",
+             strlen(small_req));
+    expect_framing_refused("Content-Length with Transfer-Encoding", both);
+
+    /* 150000 tiny values in 300 KB: refused from a count, before jansson parses it */
+    size_t n = 150000, len = 0;
+    char *big = malloc(2 * n + 256);
+    len += (size_t)sprintf(big, "{\"question\": \"q\", \"responses\": [\"a\"], \"x\": [");
+    for (size_t i = 0; i < n; i++, len += 2)
+        memcpy(big + len, "0,", 2);
+    len += (size_t)sprintf(big + len - 1, "]}") - 1;
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/score", base);
+    vp_http_reply r;
+    vp_http_request("POST", url, big, len, headers, 60, &r);
+    CHECK_MSG(r.status == 413 && strstr(r.body, "max_json_values=100000"), "value bomb: %ld %.200s",
+              r.status, r.body);
+    vp_http_reply_free(&r);
+    free(big);
+
+    /* one byte every 500 ms never lets the 2 s idle timeout fire: the body deadline does */
+    int fd = dial();
+    send_headers(fd, NULL, 1000);
+    double t0 = now_ms(), closed = -1;
+    for (int i = 0; i < 40 && closed < 0; i++) {
+        if (send_all(fd, " ", 1))
+            closed = now_ms() - t0;
+        else if (ms_until_closed(fd, 500) >= 0)
+            closed = now_ms() - t0;
+    }
+    CHECK_MSG(closed >= 2900 && closed < 8000, "trickled body closed after %.0f ms (body_timeout_s 3)",
+              closed);
+    close(fd);
+}
+
 typedef struct bg_normal {
     int n, ok;
     double worst_ms;
@@ -395,6 +460,7 @@ int main(int argc, char **argv)
     test_disconnect_while_queued();
     test_pipelined();
     test_idle_connections();
+    test_framing_and_size();
     double ms;
     CHECK_MSG(normal_request(&ms) == 200, "final request failed");
     return check_summary("http_abuse");

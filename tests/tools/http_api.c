@@ -70,7 +70,8 @@ static int request(const char *method, const char *path, const char *body, size_
     return vp_http_request(method, url, body, body ? len : 0, headers, 120, r);
 }
 
-/* Checks an error answer: status, JSON {"error": {"type", "message", "param"?}}. */
+/* Checks an error answer: status, JSON {"error": {"type", "message", "param"}} with
+ * "param" always present (null when no field is at fault). */
 static void expect_error(const char *name, const char *method, const char *path, const char *body,
                          size_t len, const char *const *headers, long status, const char *type,
                          const char *param, const char *words)
@@ -84,12 +85,15 @@ static void expect_error(const char *name, const char *method, const char *path,
     json_t *e = json_object_get(j, "error");
     const char *t = json_string_value(json_object_get(e, "type"));
     const char *m = json_string_value(json_object_get(e, "message"));
-    const char *p = json_string_value(json_object_get(e, "param"));
+    json_t *pj = json_object_get(e, "param");
+    const char *p = json_string_value(pj);
+    CHECK_MSG(json_is_null(pj) || json_is_string(pj), "%s: \"param\" missing or not a string or "
+              "null: %.300s", name, r.body);
     CHECK_MSG(t && !strcmp(t, type), "%s: type %s, expected %s", name, t ? t : "(none)", type);
     CHECK_MSG(m && strlen(m) > 10 && strstr(m, words), "%s: message '%s' lacks '%s'", name,
               m ? m : "(none)", words);
-    if (param && !param[0]) /* "" = no param */
-        CHECK_MSG(!p || !p[0], "%s: param '%s', expected none", name, p);
+    if (param && !param[0]) /* "" = no param: null */
+        CHECK_MSG(json_is_null(pj), "%s: param '%s', expected null", name, p ? p : "?");
     else if (param)
         CHECK_MSG(p && !strcmp(p, param), "%s: param '%s', expected '%s'", name, p ? p : "(none)",
                   param);
@@ -236,8 +240,9 @@ static void test_bad_requests(void)
     const char bad_utf8[] = "{\"question\": \"caf\xc3\x28 \xff\", \"responses\": [\"a\"]}";
     expect_error("invalid UTF-8", "POST", "/v1/score", bad_utf8, sizeof bad_utf8 - 1, with_key,
                  400, "invalid_request", "", "malformed JSON");
-    /* deeply nested JSON: refused by the parser's depth limit, no stack overflow */
-    size_t depth = 100000;
+    /* deeply nested JSON: refused by the parser's depth limit (2048), no stack overflow;
+     * 50000 levels stay under the suite's max_json_values (100000), counted first */
+    size_t depth = 50000;
     char *deep = malloc(2 * depth + 64);
     size_t n = (size_t)sprintf(deep, "{\"question\": ");
     memset(deep + n, '[', depth);
@@ -469,6 +474,15 @@ static void test_score_contract(void)
             CHECK_MSG(score_of(json_array_get(br, item), i) == score_of(j, i),
                       "batch item %zu score %zu: %.17g vs %.17g", item, i,
                       score_of(json_array_get(br, item), i), score_of(j, i));
+    /* each item its own id: the batch's, then "-" and its index */
+    const char *bid = json_string_value(json_object_get(jb, "id"));
+    for (size_t item = 0; item < 3; item += 2) {
+        char want[96];
+        snprintf(want, sizeof want, "%s-%zu", bid ? bid : "?", item);
+        const char *iid = json_string_value(json_object_get(json_array_get(br, item), "id"));
+        CHECK_MSG(bid && iid && !strcmp(iid, want), "batch item %zu id %s, expected %s", item,
+                  iid ? iid : "(none)", want);
+    }
     json_decref(jb);
     /* a batch whose items all fail is still answered, each error naming its item */
     const char *allbad = "{\"requests\": [{\"question\": 1, \"responses\": [\"a\"]}, 5]}";

@@ -291,13 +291,13 @@ static void test_bombs_and_limits(void)
 
     /* Header-declared giant sizes are refused before any decoding. */
     buf b = make_png(100000, 100000, 8, 2, rows, sizeof rows, NULL, 0, NULL);
-    expect_error(b.p, b.n, &lim, VP_ERR_TOO_LARGE, "max_image_width", "PNG 100000x100000");
+    expect_error(b.p, b.n, &lim, VP_ERR_TOO_LARGE, "max_image_side", "PNG 100000x100000");
     free(b.p);
     b = make_png(30000, 30000, 8, 2, rows, sizeof rows, NULL, 0, NULL);
     expect_error(b.p, b.n, &lim, VP_ERR_TOO_LARGE, "max_image_pixels", "PNG 30000x30000");
     free(b.p);
     static const uint8_t gif_bomb[] = "GIF89a\xff\xff\xff\xff\x00\x00\x00;";
-    expect_error(gif_bomb, sizeof gif_bomb - 1, &lim, VP_ERR_TOO_LARGE, "max_image_width", "GIF bomb");
+    expect_error(gif_bomb, sizeof gif_bomb - 1, &lim, VP_ERR_TOO_LARGE, "max_image_side", "GIF bomb");
     static const uint8_t jpeg_bomb[] = "\xff\xd8\xff\xc0\x00\x11\x08\xfd\xe8\xfd\xe8\x03\x01\x22"
                                        "\x00\x02\x11\x01\x03\x11\x01\xff\xd9";
     expect_error(jpeg_bomb, sizeof jpeg_bomb - 1, &lim, VP_ERR_TOO_LARGE, NULL, "JPEG bomb");

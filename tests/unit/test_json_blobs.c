@@ -251,9 +251,57 @@ static void test_mutations(void)
     free(base.p);
 }
 
+/* Values of a parsed tree, object keys included. */
+static size_t count_values(const json_t *v)
+{
+    size_t n = 1;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *x;
+        json_object_foreach((json_t *)v, k, x)
+            n += 1 + count_values(x);
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x)
+            n += count_values(x);
+    }
+    return n;
+}
+
+/* vp_json_value_bound: exact on bodies without empty containers, never below the count. */
+static void test_value_bound(void)
+{
+    const char *exact[] = {"[1,2,3]", "{\"a\":\"b\\\"c,:[{\"}", "{\"q\": [{\"x\": null}, true, \"\\\\\"]}",
+                           "\"only, a: string[\"", "42"};
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++) {
+        json_error_t je;
+        json_t *j = json_loads(exact[i], JSON_DECODE_ANY, &je);
+        CHECK_MSG(j && vp_json_value_bound(exact[i], strlen(exact[i])) == count_values(j),
+                  "%s: bound %zu, values %zu", exact[i], vp_json_value_bound(exact[i], strlen(exact[i])),
+                  j ? count_values(j) : 0);
+        json_decref(j);
+    }
+    /* an empty array or object counts one more than it holds; the bound stays above */
+    const char *empty = "{\"a\": [], \"b\": {}}";
+    CHECK(vp_json_value_bound(empty, strlen(empty)) >= 5);
+    /* a string cut after its backslash: nothing read past the end */
+    CHECK(vp_json_value_bound("[\"ab\\", 5) == 2);
+    /* 30 million tiny values in 60 MB are found without parsing */
+    size_t n = 3000000;
+    char *big = malloc(2 * n + 2);
+    big[0] = '[';
+    for (size_t i = 0; i < n; i++)
+        memcpy(big + 1 + 2 * i, "0,", 2);
+    big[2 * n] = ']';
+    CHECK(vp_json_value_bound(big, 2 * n + 1) == n + 1);
+    free(big);
+}
+
 int main(void)
 {
     test_hand_built();
+    test_value_bound();
     test_mutations();
     return check_summary("test_json_blobs");
 }

@@ -148,6 +148,14 @@ static void test_fields(void)
                  &r, &err));
     CHECK(r.responses[0].n_steps == 2 && text_is(&r.responses[0].steps[0], "a\n\nb"));
     vp_request_free(&r);
+
+    /* a max_steps above any step count merges nothing; URL schemes and ;base64 ignore case */
+    CHECK(!parse("{\"question\": \"q\", \"responses\": [\"a|b\"], \"step_separator\": \"|\", "
+                 "\"max_steps\": 2000000, \"image\": \"DATA:image/png;BASE64,Zm9vYmFy\"}",
+                 &r, &err));
+    CHECK(r.responses[0].n_steps == 2 && r.n_images == 1 && r.images[0].len == 6 &&
+          !memcmp(r.images[0].data, "foobar", 6));
+    vp_request_free(&r);
 }
 
 static void expect_error(const char *json, vp_err_kind kind, const char *param, const char *word)
@@ -176,6 +184,10 @@ static void test_errors(void)
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"aggregation\": \"median\"}", VP_ERR_BAD_REQUEST, "aggregation", "mean");
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"max_steps\": 0}", VP_ERR_BAD_REQUEST, "max_steps", "positive");
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"max_tiles\": 40}", VP_ERR_TOO_LARGE, "max_tiles", "max_tiles=12");
+    /* any value over the server's limit is that limit's 413, however large */
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"max_tiles\": 1000001}", VP_ERR_TOO_LARGE, "max_tiles", "max_tiles=12");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"max_steps\": 3000000000}", VP_ERR_BAD_REQUEST, "max_steps", "2147483647");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"image\": \"HTTP://x/y.png\"}", VP_ERR_BAD_REQUEST, "image", "not enabled");
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"return_logits\": 1}", VP_ERR_BAD_REQUEST, "return_logits", "true or false");
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"image\": \"@@@\"}", VP_ERR_BAD_REQUEST, "image", "base64");
     /* padding or whitespace only: no bytes (found by tests/fuzz/fuzz_request.c) */
@@ -207,6 +219,15 @@ static void test_errors(void)
     const char *img = "{\"question\": \"q\", \"responses\": [\"a\"], \"image\": \"Zm9vYmFy\"}";
     CHECK(vp_request_parse(img, strlen(img), &l, &r, &err) && err.kind == VP_ERR_TOO_LARGE &&
           strstr(err.message, "max_image_bytes=5"));
+    /* values counted before parsing: 1 + 2 commas + 2 colons + 2 brackets = 7 at most */
+    l = limits();
+    l.max_json_values = 6;
+    const char *two = "{\"question\": \"q,:[{\", \"responses\": [\"a\", \"b\"]}";
+    CHECK(vp_request_parse(two, strlen(two), &l, &r, &err) && err.kind == VP_ERR_TOO_LARGE &&
+          strstr(err.message, "max_json_values=6"));
+    l.max_json_values = 7; /* the punctuation inside the string does not count */
+    CHECK(!vp_request_parse(two, strlen(two), &l, &r, &err));
+    vp_request_free(&r);
 }
 
 /* Random mutations of valid bodies: every outcome is a parsed request or an error with a

@@ -53,11 +53,21 @@ static void test_response(void)
     CHECK(strstr(json_string_value(json_object_get(eo, "message")), "max_responses=8"));
     json_decref(ej);
     free(s);
-    /* a message that is not UTF-8 still yields a valid JSON body */
+    /* no field at fault: "param" is null, still present */
+    e.param[0] = 0;
+    s = vp_response_error_text(&e, &len);
+    ej = json_loads(s, 0, &je);
+    eo = json_object_get(ej, "error");
+    CHECK(eo && json_is_null(json_object_get(eo, "param")));
+    json_decref(ej);
+    free(s);
+    /* a message that is not UTF-8 still yields a valid JSON body, of the same shape */
     snprintf(e.message, sizeof e.message, "bad \xff byte");
     s = vp_response_error_text(&e, &len);
     ej = json_loads(s, 0, &je);
-    CHECK(ej && json_object_get(ej, "error"));
+    eo = json_object_get(ej, "error");
+    CHECK(eo && json_is_string(json_object_get(eo, "type")) &&
+          json_is_string(json_object_get(eo, "message")) && json_object_get(eo, "param"));
     json_decref(ej);
     free(s);
 }
