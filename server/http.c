@@ -39,10 +39,10 @@ static const vp_route *find_route(const char *path)
     return NULL;
 }
 
-/* Compares in time independent of where the strings differ. */
-static bool secret_equal(const char *a, const char *b)
+/* Compares a (la bytes) with b in time independent of where they differ. */
+static bool secret_equal(const char *a, size_t la, const char *b)
 {
-    size_t la = strlen(a), lb = strlen(b);
+    size_t lb = strlen(b);
     unsigned char diff = (unsigned char)(la != lb);
     for (size_t i = 0; i < la; i++)
         diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
@@ -59,9 +59,12 @@ static bool authorized(vp_conn *x)
     if (!h || strncasecmp(h, "Bearer ", 7))
         return false;
     h += 7;
-    while (*h == ' ')
+    while (*h == ' ' || *h == '\t')
         h++;
-    return secret_equal(h, key);
+    size_t n = strlen(h); /* a header value's trailing whitespace is not part of it */
+    while (n && (h[n - 1] == ' ' || h[n - 1] == '\t'))
+        n--;
+    return secret_equal(h, n, key);
 }
 
 /* Copies src into dst (cap bytes), replacing bytes outside printable ASCII by '?'. */

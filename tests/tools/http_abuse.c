@@ -229,8 +229,34 @@ static void expect_framing_refused(const char *name, const char *framing)
     free(cb);
 }
 
+/* The status of a raw POST /v1/score of small_req with this Authorization value. */
+static int status_with_auth(const char *value)
+{
+    conn_buf *cb = calloc(1, sizeof *cb);
+    char body[2048], req[1024];
+    int fd = dial();
+    int n = snprintf(req, sizeof req,
+                     "POST /v1/score HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     value, strlen(small_req), small_req);
+    send_all(fd, req, (size_t)n);
+    int st = read_response(fd, cb, 60000, body, sizeof body);
+    close(fd);
+    free(cb);
+    return st;
+}
+
 static void test_framing_and_size(void)
 {
+    /* whitespace around the key is not part of it; a key cut short is wrong */
+    char v[256];
+    snprintf(v, sizeof v, "Bearer  %s \t", key);
+    int st = status_with_auth(v);
+    CHECK_MSG(st == 200, "key with surrounding whitespace: %d", st);
+    snprintf(v, sizeof v, "Bearer %.*s", (int)strlen(key) - 1, key);
+    st = status_with_auth(v);
+    CHECK_MSG(st == 401, "key cut short: %d", st);
+
     char both[256];
     snprintf(both, sizeof both, "Content-Length: %zu\r\nContent-Length: %zu\r\n",
              strlen(small_req), strlen(small_req) + 100);
