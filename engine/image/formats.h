@@ -23,10 +23,20 @@ typedef struct vp_png_header {
 int vp_png_read_header(const uint8_t *data, size_t len, vp_png_header *h, vp_error *err);
 
 /* A PNG stream for stb_image: IHDR, for palette images a PLTE of 256 entries (the
- * file's entries, then grey i,i,i), the first run of IDAT chunks joined into one, IEND.
- * CRCs of chunks before the first IDAT are verified (as Pillow does). *out is malloc'd. */
+ * file's entries, then grey i,i,i), the image data as Pillow inflates it (the first run
+ * of IDAT chunks, through vp_png_inflate; UNDECODABLE where Pillow fails) stored
+ * uncompressed, IEND. CRCs of chunks before the first IDAT are verified (as Pillow
+ * does). *out is malloc'd. */
 int vp_png_canonicalize(const uint8_t *data, size_t len, uint8_t **out, size_t *out_len,
                         vp_error *err);
+
+/* The rows of a PNG's image data (in: the first run of IDAT chunks joined; piece_end:
+ * where each of Pillow's reads of it ends, the last at in_len; row_end: where each row
+ * of filter byte and pixels ends, in Pillow's order) inflated into out (row_end's last
+ * bytes; rows the data never reached are zero) as Pillow 9.4 with zlib inflates them: UNDECODABLE, with zlib's
+ * message, where Pillow fails (png_inflate.c). */
+int vp_png_inflate(const uint8_t *in, size_t in_len, const size_t *piece_end, size_t n_pieces,
+                   const size_t *row_end, size_t n_rows, uint8_t *out, vp_error *err);
 
 /* ---- GIF ---- */
 typedef struct vp_gif_frame {

@@ -88,21 +88,131 @@ int vp_png_read_header(const uint8_t *data, size_t len, vp_png_header *h, vp_err
 
 /* The first run of consecutive IDAT chunks is the image data (Pillow stops at the
  * first other chunk); a chunk cut short by the end of the file gives what is there.
- * Copies the data to dst unless dst is NULL; returns its length. */
-static size_t idat_run(const uint8_t *data, size_t len, size_t first, uint8_t *dst)
+ * Copies the data to dst and the end of each of Pillow's reads of it (65536 bytes at
+ * most, within one chunk) to piece_end, unless NULL; returns the data's length and
+ * the number of reads in *n_pieces. */
+static size_t idat_run(const uint8_t *data, size_t len, size_t first, uint8_t *dst,
+                       size_t *piece_end, size_t *n_pieces)
 {
-    size_t total = 0;
+    size_t total = 0, pieces = 0;
     for (size_t p = first; p + 8 <= len && !memcmp(data + p + 4, "IDAT", 4);) {
         size_t clen = be32(data + p);
         size_t avail = len - (p + 8) < clen ? len - (p + 8) : clen;
         if (dst)
             memcpy(dst + total, data + p + 8, avail);
+        for (size_t at = 0; at < avail; at += 65536, pieces++)
+            if (piece_end)
+                piece_end[pieces] = total + (avail - at < 65536 ? avail : at + 65536);
         total += avail;
         if (avail < clen || len - (p + 8 + clen) < 4)
             break;
         p += clen + 12;
     }
+    *n_pieces = pieces;
     return total;
+}
+
+/* Where each row of filter byte + pixels ends in the inflated data, in Pillow's order
+ * (Adam7: pass by pass, passes without pixels skipped); NULL when out of memory. */
+static size_t *row_ends(const vp_png_header *h, size_t *n_rows)
+{
+    static const int chans[7] = {1, 0, 3, 1, 2, 0, 4};
+    static const int start_row[7] = {0, 0, 4, 0, 2, 0, 1}, row_step[7] = {8, 8, 8, 4, 4, 2, 2};
+    static const int start_col[7] = {0, 4, 0, 2, 0, 1, 0}, col_step[7] = {8, 8, 4, 4, 2, 2, 1};
+    size_t bits = (size_t)h->depth * (size_t)chans[h->color];
+    /* Adam7: at most 15/8 of the height, plus one a pass */
+    size_t *ends = malloc((2 * (size_t)h->height + 8) * sizeof *ends);
+    if (!ends)
+        return NULL;
+    size_t n = 0, at = 0;
+    for (int p = 0; p < (h->interlace ? 7 : 1); p++) {
+        size_t x0 = h->interlace ? (size_t)start_col[p] : 0, dx = h->interlace ? (size_t)col_step[p] : 1;
+        size_t y0 = h->interlace ? (size_t)start_row[p] : 0, dy = h->interlace ? (size_t)row_step[p] : 1;
+        if (h->width <= x0)
+            continue;
+        size_t pixels = (h->width - x0 + dx - 1) / dx;
+        for (size_t y = y0; y < h->height; y += dy)
+            ends[n++] = at += 1 + (pixels * bits + 7) / 8;
+    }
+    *n_rows = n;
+    return ends;
+}
+
+/* The rows inflated as Pillow inflates them (png_inflate.c), as a zlib stream of stored
+ * blocks in IDAT chunks at o (stb_image's inflate copies them; it checks no Adler-32, so
+ * none is written). Returns the bytes written, 0 with err set on failure. */
+static size_t inflated_idat(const uint8_t *data, size_t len, size_t idat_first,
+                            const vp_png_header *h, uint8_t **out_o, size_t head_len,
+                            vp_error *err)
+{
+    size_t n_pieces, n_rows = 0;
+    size_t idat_total = idat_run(data, len, idat_first, NULL, NULL, &n_pieces);
+    uint8_t *idat = malloc(idat_total ? idat_total : 1);
+    size_t *pieces = malloc((n_pieces ? n_pieces : 1) * sizeof *pieces);
+    size_t *rows = row_ends(h, &n_rows);
+    uint8_t *raw = NULL, *o = NULL;
+    size_t n = 0;
+    if (!idat || !pieces || !rows) {
+        vp_fail(err, VP_ERR_NOMEM, "image", "out of memory reading PNG image data");
+        goto out;
+    }
+    idat_run(data, len, idat_first, idat, pieces, &n_pieces);
+    size_t total = rows[n_rows - 1];
+    raw = malloc(total);
+    if (!raw) {
+        vp_fail(err, VP_ERR_NOMEM, "image", "out of memory for %zu bytes of PNG rows", total);
+        goto out;
+    }
+    if (vp_png_inflate(idat, idat_total, pieces, n_pieces, rows, n_rows, raw, err))
+        goto out;
+    free(idat);
+    idat = NULL;
+    size_t blocks = (total + 65534) / 65535, zlen = 2 + 5 * blocks + total + 4;
+    size_t chunks = (zlen + (1u << 30) - 1) >> 30; /* stb_image takes IDATs up to 1 GB */
+    o = malloc(head_len + zlen + 12 * chunks + 12);
+    if (!o) {
+        vp_fail(err, VP_ERR_NOMEM, "image", "out of memory for %zu bytes of PNG rows", total);
+        goto out;
+    }
+    /* the zlib stream, built after the chunk headers' room, then cut into chunks (one
+     * chunk: built in place) */
+    uint8_t *z = o + head_len + (chunks == 1 ? 8 : 12 * chunks);
+    size_t zn = 0;
+    z[zn++] = 0x78;
+    z[zn++] = 0x01;
+    for (size_t at = 0; at < total; at += 65535) {
+        size_t k = total - at < 65535 ? total - at : 65535;
+        z[zn++] = at + k >= total; /* BFINAL, stored */
+        z[zn++] = (uint8_t)k;
+        z[zn++] = (uint8_t)(k >> 8);
+        z[zn++] = (uint8_t)~k;
+        z[zn++] = (uint8_t)(~k >> 8);
+        memcpy(z + zn, raw + at, k);
+        zn += k;
+    }
+    memset(z + zn, 0, 4);
+    zn += 4;
+    n = head_len;
+    for (size_t at = 0; at < zn; at += 1u << 30) {
+        size_t k = zn - at < (1u << 30) ? zn - at : (1u << 30);
+        put_be32(o + n, (uint32_t)k);
+        memcpy(o + n + 4, "IDAT", 4);
+        if (o + n + 8 != z + at)
+            memmove(o + n + 8, z + at, k);
+        put_be32(o + n + 8 + k, 0);
+        n += 12 + k;
+    }
+out:
+    free(idat);
+    free(pieces);
+    free(rows);
+    free(raw);
+    if (!n) {
+        free(o);
+        o = NULL;
+    }
+    *out_o = o;
+    return n;
 }
 
 int vp_png_canonicalize(const uint8_t *data, size_t len, uint8_t **out, size_t *out_len,
@@ -128,13 +238,13 @@ int vp_png_canonicalize(const uint8_t *data, size_t len, uint8_t **out, size_t *
             return vp_fail(err, VP_ERR_UNDECODABLE, "image",
                            "broken PNG: chunk name %02x %02x %02x %02x at byte %zu", type[0],
                            type[1], type[2], type[3], pos);
-        if (clen > 0x7fffffffu)
-            return vp_fail(err, VP_ERR_UNDECODABLE, "image", "PNG chunk %.4s has length %u",
-                           (const char *)type, clen);
-        if (!memcmp(type, "IDAT", 4)) {
+        if (!memcmp(type, "IDAT", 4)) { /* read as far as it goes, whatever its length */
             idat_first = pos;
             break;
         }
+        if (clen > 0x7fffffffu)
+            return vp_fail(err, VP_ERR_UNDECODABLE, "image", "PNG chunk %.4s has length %u",
+                           (const char *)type, clen);
         if (!memcmp(type, "IEND", 4))
             return vp_fail(err, VP_ERR_UNDECODABLE, "image", "PNG has no image data (IDAT)");
         if ((size_t)clen + 12 > len - pos)
@@ -151,49 +261,45 @@ int vp_png_canonicalize(const uint8_t *data, size_t len, uint8_t **out, size_t *
         pos += (size_t)clen + 12;
     }
 
-    size_t idat_total = idat_run(data, len, idat_first, NULL);
-    if (!idat_total)
+    size_t n_pieces;
+    if (!idat_run(data, len, idat_first, NULL, NULL, &n_pieces))
         return vp_fail(err, VP_ERR_UNDECODABLE, "image", "PNG image data (IDAT) is empty");
-    if (idat_total > 0x7fffffffu)
-        return vp_fail(err, VP_ERR_TOO_LARGE, "image", "PNG image data of %zu bytes", idat_total);
 
     int palette = h.color == 3;
     if (palette && plte_len / 3 > 256)
         return vp_fail(err, VP_ERR_UNDECODABLE, "image", "PNG palette has %u entries (max 256)",
                        plte_len / 3);
-    size_t cap = 8 + 25 + (palette ? 12 + 768 : 0) + 12 + idat_total + 12;
-    uint8_t *o = malloc(cap);
-    if (!o)
-        return vp_fail(err, VP_ERR_NOMEM, "image", "out of memory for a %zu-byte PNG", cap);
+    /* signature, IHDR, PLTE: written ahead of the image data into a buffer of their own */
+    uint8_t head[8 + 25 + 12 + 768];
     size_t n = 0;
-    memcpy(o, png_signature, 8);
+    memcpy(head, png_signature, 8);
     n = 8;
     /* IHDR as in the file, compression method forced to 0 (Pillow does not check it).
      * CRCs of this private stream are left 0: stb_image does not read them. */
-    put_be32(o + n, 13);
-    memcpy(o + n + 4, "IHDR", 4);
-    memcpy(o + n + 8, data + 16, 13);
-    o[n + 8 + 10] = 0;
-    put_be32(o + n + 21, 0);
+    put_be32(head + n, 13);
+    memcpy(head + n + 4, "IHDR", 4);
+    memcpy(head + n + 8, data + 16, 13);
+    head[n + 8 + 10] = 0;
+    put_be32(head + n + 21, 0);
     n += 25;
     if (palette) {
-        put_be32(o + n, 768);
-        memcpy(o + n + 4, "PLTE", 4);
-        uint8_t *pal = o + n + 8;
+        put_be32(head + n, 768);
+        memcpy(head + n + 4, "PLTE", 4);
+        uint8_t *pal = head + n + 8;
         uint32_t entries = plte_len / 3;
         for (uint32_t i = 0; i < 256; i++) {
             for (int c = 0; c < 3; c++)
                 pal[i * 3 + c] = i < entries ? plte[i * 3 + c] : (uint8_t)i;
         }
-        put_be32(o + n + 8 + 768, 0);
+        put_be32(head + n + 8 + 768, 0);
         n += 12 + 768;
     }
-    put_be32(o + n, (uint32_t)idat_total);
-    memcpy(o + n + 4, "IDAT", 4);
-    n += 8;
-    n += idat_run(data, len, idat_first, o + n);
-    put_be32(o + n, 0);
-    n += 4;
+    uint8_t *o;
+    size_t end = inflated_idat(data, len, idat_first, &h, &o, n, err);
+    if (!end)
+        return -1;
+    memcpy(o, head, n);
+    n = end;
     put_be32(o + n, 0);
     memcpy(o + n + 4, "IEND", 4);
     put_be32(o + n + 8, 0);

@@ -1,5 +1,6 @@
-/* stb_image allocations are capped per decode, from the header size: a compressed
- * stream that inflates past the image (a zlib bomb) is refused instead of growing.
+/* stb_image allocations are capped per decode, from the header size: data that expands
+ * past the image is refused instead of growing (a PNG's zlib data no longer reaches
+ * stb_image compressed: png_inflate.c inflates the image's rows and no more).
  * They are also zeroed: stb_image 2.27 reads buffers a hostile file never fills (the
  * coefficients of a progressive JPEG scan refining what no first scan wrote, the planes
  * of a component no scan covers), which libjpeg zero-fills. */

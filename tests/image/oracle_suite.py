@@ -21,6 +21,9 @@ Checks, with counts printed:
   - BMP variety (tests/image/gen_bmp.py: run-length encoding, grey-ramp palettes,
     64-byte headers, pixel offsets stb_image refuses, bit-field layouts): full-resolution
     RGB equal to Pillow's, or refused (422) exactly when Pillow refuses;
+  - PNG variety (tests/image/gen_png.py: zlib streams as Pillow feeds them to zlib):
+    the same;
+  - differential: 900 mutated small files through vprm and Pillow (run_differential);
   - error kinds through the CLI: unknown format (415), corrupt/truncated/empty/zero-size
     data (422), decompression-bomb headers and byte limits (413), exit status 1;
   - fuzzing: 4000 mutated copies of small generated images decoded by the ASan/UBSan
@@ -39,6 +42,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import gen_bmp  # noqa: E402
+import gen_png  # noqa: E402
 import gen_images  # noqa: E402
 import gen_jpeg  # noqa: E402
 import reference as R  # noqa: E402
@@ -122,8 +126,8 @@ def float_reference(u8):
 def decode_vs_pillow(decode_tool, path, work, expect="equal", refusals=None):
     """None when vprm's full-resolution RGB equals Pillow's convert("RGB"); expect
     "refused": both refuse the file (422); "vprm refuses": vprm refuses it (422), whatever
-    Pillow does; "damaged": equal or refused by vprm, never other pixels. Otherwise what
-    differs."""
+    Pillow does; "damaged": equal or refused by vprm, never other pixels; "as Pillow": equal,
+    or both refuse. Otherwise what differs."""
     out = os.path.join(work, "decoded.npy")
     p = subprocess.run([decode_tool, path, out], capture_output=True, text=True)
     try:
@@ -134,7 +138,8 @@ def decode_vs_pillow(decode_tool, path, work, expect="equal", refusals=None):
     refused = p.returncode != 0 and p.stdout.startswith("error 422 ")
     if refused and refusals is not None:
         refusals.append(path)
-    if refused and (expect in ("vprm refuses", "damaged") or (expect == "refused" and ref_err)):
+    if refused and (expect in ("vprm refuses", "damaged") or
+                    (expect in ("refused", "as Pillow") and ref_err)):
         return None
     if p.returncode != 0:
         return f"vprm: {p.stdout.strip()} {p.stderr.strip()}; Pillow: {ref_err or 'decodes it'}"
@@ -153,7 +158,7 @@ def decode_vs_pillow(decode_tool, path, work, expect="equal", refusals=None):
 
 
 def expectation(kind):
-    for mark in ("refused", "vprm refuses", "damaged"):
+    for mark in ("refused", "vprm refuses", "damaged", "as Pillow"):
         if f"({mark})" in kind:
             return mark
     return "equal"
@@ -188,6 +193,62 @@ def run_variety(fmt, generator, decode_tool, work, at_least):
     print(f"{fmt} variety: {good}/{len(entries)} files decode to Pillow's RGB exactly, or both refuse those meant to be refused")
     if len(entries) < at_least:
         fail(f"too few {fmt} variety files generated ({len(entries)})")
+
+
+def run_differential(decode_tool, work, n=900):
+    """Mutated copies (bits flipped, bytes set, inserted, deleted, the file cut) of the small
+    generated files, decoded by vprm and by Pillow: for PNG, BMP and JPEG vprm must never
+    decode a file Pillow refuses nor show other pixels; for PNG and BMP it must not refuse
+    what Pillow decodes either (but for its own size limits, 413). GIF is counted only:
+    Pillow's LZW reading of damaged data differs from stb_image's."""
+    rng = random.Random(20261203)
+    seeds = []
+    for sub in ("imgs", "bmps", "pngs", "jpegs"):
+        d = os.path.join(work, sub)
+        if os.path.isdir(d):
+            seeds += [os.path.join(d, f) for f in sorted(os.listdir(d))
+                      if not f.endswith(".json") and os.path.getsize(os.path.join(d, f)) < 30000]
+    if not seeds:
+        fail("differential: no seed files")
+        return
+    counts = {}
+    path = os.path.join(work, "mutated")
+    for i in range(n):
+        d = bytearray(open(rng.choice(seeds), "rb").read())
+        for _ in range(rng.randint(1, 3)):
+            if len(d) < 16:
+                break
+            at, op = rng.randrange(len(d)), rng.randrange(5)
+            if op == 0:
+                d[at] ^= 1 << rng.randrange(8)
+            elif op == 1:
+                d[at] = rng.choice([0, 1, 0x7F, 0x80, 0xFF, rng.randrange(256)])
+            elif op == 2:
+                d[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 4)))
+            elif op == 3:
+                del d[at:at + rng.randint(1, 8)]
+            else:
+                d = d[:max(8, at)]
+        fmt = {b"\x89P": "png", b"GI": "gif", b"BM": "bmp", b"\xff\xd8": "jpeg"}.get(bytes(d[:2]), "other")
+        with open(path, "wb") as f:
+            f.write(d)
+        why = decode_vs_pillow(decode_tool, path, work, "as Pillow")
+        cls = "same"
+        if why and why.startswith("vprm:") and not why.endswith("Pillow: decodes it"):
+            cls = "same"  # both refuse (vprm with any image status: 413, 415 or 422)
+        elif why and why.startswith("vprm: error 413"):
+            cls = "vprm's size limit"
+        elif why and why.startswith("vprm:"):
+            cls = "vprm refuses, Pillow decodes"
+        elif why:
+            cls = "vprm decodes, Pillow refuses" if "Pillow refuses" in why else "other pixels"
+        counts[(fmt, cls)] = counts.get((fmt, cls), 0) + 1
+        strict = fmt in ("png", "bmp") or (fmt == "jpeg" and cls != "vprm refuses, Pillow decodes")
+        if cls not in ("same", "vprm's size limit") and strict:
+            keep = os.path.join(work, f"differential_{i}.{fmt}")
+            os.replace(path, keep)
+            fail(f"differential {fmt} mutation {i} ({keep}): {why}")
+    print("differential: " + ", ".join(f"{f} {c}: {k}" for (f, c), k in sorted(counts.items())))
 
 
 def run_images(vprm, decode_tool, work):
@@ -324,7 +385,7 @@ def run_fuzz(fuzz_tool, work):
     files = sorted(f for f in os.listdir(img_dir) if not f.endswith(".json")
                    and os.path.getsize(os.path.join(img_dir, f)) < 120_000)
     files = [os.path.join(img_dir, f) for f in files[::2]]
-    for fmt in ("jpegs", "bmps"):
+    for fmt in ("jpegs", "bmps", "pngs"):
         jdir = os.path.join(work, fmt)
         if not os.path.isdir(jdir):
             fail(f"fuzz seeds: {jdir} is missing")
@@ -344,6 +405,8 @@ def main():
     run_images(vprm, os.path.join(tools, "img_decode"), work)
     run_variety("jpeg", gen_jpeg, os.path.join(tools, "img_decode"), work, 200)
     run_variety("bmp", gen_bmp, os.path.join(tools, "img_decode"), work, 100)
+    run_variety("png", gen_png, os.path.join(tools, "img_decode"), work, 40)
+    run_differential(os.path.join(tools, "img_decode"), work)
     run_errors(vprm, work)
     run_fuzz(os.path.join(tools_asan, "img_fuzz"), work)
     print(f"image oracle suite: {len(failures)} failures")

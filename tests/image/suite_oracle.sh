@@ -2,9 +2,11 @@
 # Image preprocessing against the oracle (Pillow 9.4 + the model card's dynamic_preprocess
 # + numpy/torch float32 normalisation): ~300 generated PNG/JPEG/GIF/BMP images and ~750
 # JPEGs of every sampling and colour-space rule (cjpeg and byte edits) and ~170 hand-written
-# BMPs (run-length encoded, grey-ramp palettes, odd headers) through
+# BMPs (run-length encoded, grey-ramp palettes, odd headers) and ~45 PNGs (zlib streams that
+# end early or late, wrong checksums) through
 # `$VPRM preprocess`, the tiling grid choice (including exact ties) through img_grid, and
-# the error kinds of bad inputs, and a fuzz run of the sanitizer build of the decoder.
+# the error kinds of bad inputs, 900 mutated files against Pillow, and a fuzz run of the
+# sanitizer build of the decoder.
 # See tests/image/oracle_suite.py for what is compared.
 # Environment (as tests/run_all.sh sets it): VPRM, VPRM_TOOLS, VPRM_TOOLS_ASAN, PYTHON, VPRM_TMP.
 set -u

@@ -324,10 +324,17 @@ static void test_bombs_and_limits(void)
     CHECK(vp_image_limits_check(&small, &lerr) == -1 && lerr.kind == VP_ERR_BAD_REQUEST);
     CHECK(vp_image_limits_check(&lim, &lerr) == 0);
 
-    /* A 16x16 PNG whose data inflates to ~10 MB: refused, not allocated. */
-    buf z = zlib_bomb(40000);
+    /* A 16x16 PNG whose data would inflate to ~100 MB: Pillow inflates its 16 rows and
+     * stops (zlib needs output room it never gets), and so does vprm: the black image,
+     * nothing past it inflated or allocated. */
+    buf z = zlib_bomb(400000);
     b = make_png(16, 16, 8, 2, NULL, 0, NULL, 0, &z);
-    expect_error(b.p, b.n, &lim, VP_ERR_UNDECODABLE, "expands past", "zlib bomb");
+    CHECK(decode(&b, &lim, &img, &err) == 0 && img.width == 16 && img.height == 16);
+    int black = 1;
+    for (size_t i = 0; img.pixels && i < 16 * 16 * 3; i++)
+        black &= img.pixels[i] == 0;
+    CHECK_MSG(black, "zlib bomb: the 16 rows are not black");
+    vp_rgb_image_free(&img);
     free(b.p);
     free(z.p);
 }
