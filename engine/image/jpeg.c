@@ -427,6 +427,79 @@ static int check_tail_marker(int m, vp_error *err)
     return 0;
 }
 
+/* The tables libjpeg reads after such a scan, as it reads them (d: the segment's length
+ * field on, avail bytes there): a DQT, DHT, DRI or DAC whose contents it refuses is
+ * refused. libjpeg reads a table's entries past a segment that is too short for them
+ * (then refuses the length); the data ending first is a suspension, which Pillow lets
+ * pass. */
+static int check_tail_segment(int m, const uint8_t *d, size_t avail, vp_error *err)
+{
+    if ((m != 0xdb && m != 0xc4 && m != 0xdd && m != 0xcc) || avail < 2)
+        return 0;
+    long long left = (long long)be16(d) - 2;
+    size_t p = 2;
+    const char *bad = NULL;
+    if (m == 0xdd) {
+        bad = left != 2 ? "a restart interval segment (DRI) of the wrong length" : NULL;
+    } else if (m == 0xdb) { /* index (0..3) and precision, then 64 entries of 1 or 2 bytes */
+        while (left > 0 && !bad) {
+            if (p >= avail)
+                return 0;
+            if ((d[p] & 15) > 3) {
+                bad = "a quantization table index above 3";
+                break;
+            }
+            size_t n = 1 + (d[p] >> 4 ? 128 : 64);
+            if (avail - p < n)
+                return 0;
+            p += n;
+            left -= (long long)n;
+        }
+        if (!bad && left != 0)
+            bad = "a quantization table segment (DQT) of the wrong length";
+    } else if (m == 0xc4) { /* class and index, 16 counts, the symbols */
+        while (left > 16 && !bad) {
+            if (avail - p < 17)
+                return 0;
+            size_t count = 0;
+            for (int i = 1; i <= 16; i++)
+                count += d[p + i];
+            left -= 17;
+            if (count > 256 || (long long)count > left) {
+                bad = "a Huffman table (DHT) with more symbols than its segment holds";
+                break;
+            }
+            if (avail - p - 17 < count)
+                return 0;
+            if ((d[p] & 0xef) > 3) {
+                bad = "a Huffman table index above 3";
+                break;
+            }
+            p += 17 + count;
+            left -= (long long)count;
+        }
+        if (!bad && left != 0)
+            bad = "a Huffman table segment (DHT) of the wrong length";
+    } else { /* DAC: pairs of index (0..31) and value (a DC one's low nibble <= high) */
+        while (left > 0 && !bad) {
+            if (avail - p < 2)
+                return 0;
+            if (d[p] > 31)
+                bad = "an arithmetic coding table index above 31";
+            else if (d[p] < 16 && (d[p + 1] & 15) > d[p + 1] >> 4)
+                bad = "an arithmetic coding DC table with L > U";
+            p += 2;
+            left -= 2;
+        }
+        if (!bad && left != 0)
+            bad = "an arithmetic coding segment (DAC) of the wrong length";
+    }
+    if (!bad)
+        return 0;
+    return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                   "JPEG has %s after its scan of every component (libjpeg refuses it)", bad);
+}
+
 /* Walks segments; stops at the first SOF when want_sof, else at EOI. */
 static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, uint32_t *w,
                 uint32_t *h, vp_jpeg_markers *mk, vp_error *err)
@@ -449,7 +522,8 @@ static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, ui
                            "JPEG data is truncated (ends before the EOI marker)");
         int seg_cut = m >= 0 && m != 0xd9 && m != 0x01 && !(m >= 0xd0 && m <= 0xd8) &&
                       (len - pos < 2 || be16(d + pos) < 2 || len - pos < be16(d + pos));
-        if (rows_out && m >= 0 && m != 0xd9 && check_tail_marker(m, err))
+        if (rows_out && m >= 0 && m != 0xd9 &&
+            (check_tail_marker(m, err) || check_tail_segment(m, d + pos, len - pos, err)))
             return -1;
         if (m < 0 || m == 0xd9 || (rows_out && seg_cut)) {
             if (want_sof)

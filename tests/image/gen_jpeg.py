@@ -395,7 +395,23 @@ def add_tails(out_dir, add):
              ("sof", b"\xff\xc0\x00\x0b\x08\x00\x08\x00\x08\x01\x01\x11\x00\xff\xd9",
               "a second frame header (refused)"),
              ("jpg", b"\xff\xc8\x00", "a JPG marker, cut (refused)"),
-             ("unknown", b"\xff\xf3\x00\x04ab\xff\xd9", "an unknown marker 0xF3 (refused)")]
+             ("unknown", b"\xff\xf3\x00\x04ab\xff\xd9", "an unknown marker 0xF3 (refused)"),
+             # tables libjpeg reads there, as it reads them
+             ("dqt_index", b"\xff\xdb\x00\x43\x0e" + bytes(64) + b"\xff\xd9", "a DQT of table 14 (refused)"),
+             ("dqt_16bit", b"\xff\xdb\x00\x83\x11" + bytes(range(128)) + b"\xff\xd9", "a 16-bit DQT, then EOI"),
+             ("dqt_long", b"\xff\xdb\x00\x50\x01" + bytes(78) + b"\xff\xd9",
+              "a DQT segment too long, the data ending in its second table"),
+             ("dqt_long1", b"\xff\xdb\x00\x44\x01" + bytes(64) + b"\xff\xd9",
+              "a DQT segment one byte too long: EOI read as a table index (refused)"),
+             ("dqt_short", b"\xff\xdb\x00\x05\x01\x02\x03", "a DQT segment too short, the data ending in its entries"),
+             ("dht_index", b"\xff\xc4\x00\x14\x24" + bytes([1] + [0] * 15) + b"\x05\xff\xd9", "a DHT of table 4 (refused)"),
+             ("dht_count", b"\xff\xc4\x00\x14\x01" + bytes([5] + [0] * 15) + b"\x05\xff\xd9",
+              "a DHT counting more symbols than it holds (refused)"),
+             ("dht_ok", b"\xff\xc4\x00\x14\x11" + bytes([1] + [0] * 15) + b"\x05\xff\xd9", "a DHT, then EOI"),
+             ("dri_len", b"\xff\xdd\x00\x05\x00\x01\x00\xff\xd9", "a DRI of 5 bytes (refused)"),
+             ("dac_index", b"\xff\xcc\x00\x04\x40\x21\xff\xd9", "a DAC of table 64 (refused)"),
+             ("dac_lu", b"\xff\xcc\x00\x04\x01\x1f\xff\xd9", "a DAC with L > U (refused)"),
+             ("dac_ok", b"\xff\xcc\x00\x06\x01\xf1\x11\x05\xff\xd9", "a DAC, then EOI")]
     for name, data in [("444", pil_jpeg(a, quality=80, subsampling=0)), ("420", pil_jpeg(a, quality=80)),
                        ("grey", pil_jpeg(a, "L", quality=80))]:
         sos = data.index(b"\xff\xda")
