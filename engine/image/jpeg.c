@@ -43,8 +43,10 @@ int vp_jpeg_next_marker(const uint8_t *d, size_t len, size_t *pos)
 }
 
 /* Skips an entropy-coded segment: stops at the first marker that is not a stuffed
- * 0xFF00 or a restart marker RST0..RST7; -1 if the data ends first. */
-static int skip_entropy(const uint8_t *d, size_t len, size_t *pos)
+ * 0xFF00 or a restart marker RST0..RST7; -1 if the data ends first. With restart
+ * intervals, markers below 0xC0 are not the end either: libjpeg's resynchronisation
+ * skips such an invalid marker and decodes on at the next restart marker. */
+static int skip_entropy(const uint8_t *d, size_t len, size_t *pos, int restarts)
 {
     size_t p = *pos;
     for (;;) {
@@ -55,7 +57,7 @@ static int skip_entropy(const uint8_t *d, size_t len, size_t *pos)
         if (p + 1 >= len)
             return -1;
         uint8_t m = d[p + 1];
-        if (m == 0x00 || (m >= 0xd0 && m <= 0xd7) || m == 0xff) {
+        if (m == 0x00 || (m >= 0xd0 && m <= 0xd7) || m == 0xff || (restarts && m < 0xc0)) {
             p += 1 + (m != 0xff);
             continue;
         }
@@ -283,6 +285,7 @@ static size_t *scan_ends(uint8_t *d, size_t len, int sequential, const frame_ids
                          size_t *n_out, vp_error *err)
 {
     size_t pos = 2, n = 0, cap = 0, *ends = NULL;
+    int restarts = 0; /* a DRI so far set an interval */
     for (;;) {
         int m = vp_jpeg_next_marker(d, len, &pos);
         if (m < 0 || m == 0xd9)
@@ -292,6 +295,8 @@ static size_t *scan_ends(uint8_t *d, size_t len, int sequential, const frame_ids
         if (len - pos < 2 || len - pos < be16(d + pos))
             break;
         size_t seg = be16(d + pos), ns = seg >= 3 ? d[pos + 2] : 0;
+        if (m == 0xdd && seg >= 4)
+            restarts = be16(d + pos + 2) != 0;
         for (size_t i = 0; m == 0xda && ids->renamed && i < ns && seg >= 3 + 2 * ns; i++) {
             int c = scan_comp(ids->id, ids->n, d[pos + 3 + 2 * i], i);
             d[pos + 3 + 2 * i] = (uint8_t)(c < 0 ? 0xff : c);
@@ -305,7 +310,7 @@ static size_t *scan_ends(uint8_t *d, size_t len, int sequential, const frame_ids
         if (m != 0xda)
             continue;
         size_t start = pos;
-        if (skip_entropy(d, len, &pos))
+        if (skip_entropy(d, len, &pos, restarts))
             break;
         if (n == cap) {
             cap = cap ? 2 * cap : 16;
@@ -511,6 +516,7 @@ static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, ui
     vp_jpeg_markers markers = {.jfif = 0, .adobe_transform = -1, .default_dht = 0,
                                .progressive = 0};
     int seen_sos = 0, rows_out = 0; /* rows_out: check_tail_marker's case */
+    int restarts = 0;                 /* a DRI so far set a restart interval */
     size_t n_scans = 0;
     /* A scan's missing table is reported at EOI: a truncated stream says so first. */
     vp_error table_err;
@@ -590,8 +596,10 @@ static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, ui
         int every_comp = m == 0xda && !seen_sos && !tables.progressive && seg >= 3 &&
                          d[pos + 2] == tables.n_comp;
         seen_sos |= m == 0xda;
+        if (m == 0xdd && seg >= 4)
+            restarts = be16(d + pos + 2) != 0;
         pos += seg;
-        if (m == 0xda && skip_entropy(d, len, &pos))
+        if (m == 0xda && skip_entropy(d, len, &pos, restarts))
             return vp_fail(err, VP_ERR_UNDECODABLE, "image",
                            "JPEG data is truncated (ends inside a scan)");
         rows_out |= every_comp;

@@ -372,6 +372,33 @@ static int check_scan(const vp_jpeg_scan *s, vp_error *err)
     return 0;
 }
 
+/* After the scan's last MCU libjpeg reads the next marker: the one its decoder stopped
+ * at, else the first after that point (restart and TEM markers there it passes over). An
+ * invalid one (below 0xC0), which resynchronisation skipped inside the scan, now fails the
+ * image. The marker where the scan's data ends is jpeg.c's to judge. */
+static int check_marker_after(bit_reader *r, vp_error *err)
+{
+    int m = r->unread_marker;
+    for (;;) {
+        if (r->p >= r->end && (!m || m == r->end_marker))
+            return 0;
+        if (!m) {
+            next_marker(r);
+            m = r->unread_marker;
+            continue;
+        }
+        if ((m >= 0xd0 && m <= 0xd7) || m == 0x01) {
+            r->unread_marker = m = 0;
+            continue;
+        }
+        break;
+    }
+    if (m < 0xc0)
+        return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                       "JPEG has marker 0x%02X after a scan's last block (libjpeg refuses it)", m);
+    return 0;
+}
+
 int vp_jpeg_decode_scan(const vp_jpeg_scan *s, size_t *last_good_row, vp_error *err)
 {
     if (check_scan(s, err))
@@ -401,5 +428,5 @@ int vp_jpeg_decode_scan(const vp_jpeg_scan *s, size_t *last_good_row, vp_error *
         if (s->restart_interval)
             to_go--;
     }
-    return 0;
+    return check_marker_after(&r, err);
 }

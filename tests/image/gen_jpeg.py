@@ -221,6 +221,7 @@ def main_into(out_dir):
     add_tails(out_dir, add)
     add_component_ids(out_dir, add)
     add_rescanned(out_dir, add)
+    add_invalid_markers(out_dir, add)
     return entries
 
 
@@ -522,3 +523,30 @@ def add_rescanned(out_dir, add):
             first[:scan_starts(first)[0]] + again + first[scan_starts(first)[0]:])
     os.remove(ppm)
     os.remove(script)
+
+
+def add_invalid_markers(out_dir, add):
+    """An invalid marker (below 0xC0) inside a scan's data: with restart intervals libjpeg's
+    resynchronisation skips it at the next restart boundary and decodes on; in the last
+    interval, or without restart intervals, libjpeg reads it after the scan and refuses it."""
+    rng = np.random.default_rng(20261204)
+    ppm = os.path.join(out_dir, "inv.ppm")
+    Image.fromarray(content(rng, 48, 64)).save(ppm)
+    for name, args in [("rows", ["-restart", "1"]), ("mcus", ["-restart", "5B", "-sample", "1x1"]),
+                       ("prog", ["-restart", "1", "-progressive"])]:
+        data = subprocess.run(["cjpeg", *args, ppm], capture_output=True, check=True).stdout
+        rst = [i for i in range(scan_data_start(data), len(data) - 1)
+               if data[i] == 0xFF and 0xD0 <= data[i + 1] <= 0xD7]
+        mid, last = rst[len(rst) // 3], rst[-1]
+        add(f"inv_{name}_before_rst.jpg", f"restart intervals ({name}), marker 0x4E before a restart marker",
+            data[:mid] + b"\xff\x4e" + data[mid:])
+        add(f"inv_{name}_in_interval.jpg", f"restart intervals ({name}), marker 0x05 inside an interval",
+            data[:mid - 7] + b"\xff\x05" + data[mid - 7:])
+        end = scan_data_ranges(data)[-1][1]
+        add(f"inv_{name}_last.jpg", f"restart intervals ({name}), marker 0x4E in the last interval (refused)",
+            data[:end - 3] + b"\xff\x4e" + data[end - 3:])
+    plain = pil_jpeg(content(rng, 24, 40), quality=80)
+    at = scan_data_start(plain) + 40
+    add("inv_no_restart.jpg", "no restart intervals, marker 0x4E in the scan (refused)",
+        plain[:at] + b"\xff\x4e" + plain[at:])
+    os.remove(ppm)
