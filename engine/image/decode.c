@@ -8,7 +8,6 @@
 
 #define STBI_ONLY_PNG
 #define STBI_ONLY_BMP
-#define STBI_ONLY_GIF
 #include "engine/image/stb_image_impl.h"
 
 void vp_rgb_image_free(vp_rgb_image *img)
@@ -92,28 +91,44 @@ static int decode_png(const uint8_t *data, size_t len, const vp_image_info *info
     return rc;
 }
 
+/* The frame's indices through its palette; outside the frame's rectangle Pillow shows
+ * palette[transparent index or 0]. No stb_image: gif_lzw.c decodes as Pillow does. */
 static int decode_gif(const uint8_t *data, size_t len, const vp_image_info *info,
                       vp_rgb_image *out, vp_error *err)
 {
-    uint8_t *canon;
-    size_t canon_len;
     vp_gif_frame fr;
-    if (vp_gif_canonicalize(data, len, &canon, &canon_len, &fr, err))
+    if (vp_gif_first_frame(data, len, &fr, err))
         return -1;
-    int rc = stb_rgb(VP_IMAGE_GIF, canon, canon_len, info, out, err);
-    free(canon);
-    if (rc)
-        return rc;
-    /* Outside the frame's rectangle Pillow shows palette[transparent index or 0]. */
+    if (fr.screen_w != info->width || fr.screen_h != info->height)
+        return vp_fail(err, VP_ERR_INTERNAL, "image", "GIF screen %ux%u, probed %ux%u",
+                       fr.screen_w, fr.screen_h, info->width, info->height);
+    uint8_t *idx = malloc((size_t)fr.w * fr.h);
+    out->pixels = malloc((size_t)fr.screen_w * fr.screen_h * 3);
+    if (!idx || !out->pixels) {
+        free(idx);
+        vp_rgb_image_free(out);
+        return vp_fail(err, VP_ERR_NOMEM, "image", "out of memory for a %ux%u GIF", fr.screen_w,
+                       fr.screen_h);
+    }
+    if (vp_gif_lzw_decode(data, len, &fr, idx, err)) {
+        free(idx);
+        vp_rgb_image_free(out);
+        return -1;
+    }
     const uint8_t *fill = fr.palette[fr.transparent >= 0 ? fr.transparent : 0];
-    for (uint32_t y = 0; y < out->height; y++) {
+    for (uint32_t y = 0; y < fr.screen_h; y++) {
         int row_in = y >= fr.y && y < fr.y + fr.h;
-        for (uint32_t x = 0; x < out->width; x++) {
+        for (uint32_t x = 0; x < fr.screen_w; x++) {
+            uint8_t *px = out->pixels + ((size_t)y * fr.screen_w + x) * 3;
             if (row_in && x >= fr.x && x < fr.x + fr.w)
-                continue;
-            memcpy(out->pixels + ((size_t)y * out->width + x) * 3, fill, 3);
+                memcpy(px, fr.palette[idx[(size_t)(y - fr.y) * fr.w + (x - fr.x)]], 3);
+            else
+                memcpy(px, fill, 3);
         }
     }
+    free(idx);
+    out->width = fr.screen_w;
+    out->height = fr.screen_h;
     return 0;
 }
 

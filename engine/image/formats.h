@@ -43,17 +43,21 @@ typedef struct vp_gif_frame {
     uint32_t screen_w, screen_h;   /* logical screen = image size */
     uint32_t x, y, w, h;           /* first frame's rectangle on the screen */
     int transparent;               /* transparent index of the first frame, -1 if none */
+    int interlace;                 /* its rows in four passes */
+    size_t data_start;             /* offset of its LZW code size byte */
     uint8_t palette[256][3];       /* the first frame's palette, padded with grey i,i,i */
 } vp_gif_frame;
 
 /* Logical screen size. */
 int vp_gif_read_header(const uint8_t *data, size_t len, uint32_t *w, uint32_t *h, vp_error *err);
 
-/* The first frame alone, for stb_image: header with a 256-entry global palette (the
- * frame's palette), no transparency flag, the frame's image data; frame describes what
- * Pillow shows outside the frame's rectangle. *out is malloc'd. */
-int vp_gif_canonicalize(const uint8_t *data, size_t len, uint8_t **out, size_t *out_len,
-                        vp_gif_frame *frame, vp_error *err);
+/* The first frame as Pillow reads it: its rectangle, palette, transparency, where its
+ * image data starts, and what Pillow shows outside the rectangle. */
+int vp_gif_first_frame(const uint8_t *data, size_t len, vp_gif_frame *frame, vp_error *err);
+/* Its w x h palette indices (rows top to bottom) from the LZW data, as Pillow's decoder
+ * reads it, damaged data included (gif_lzw.c). */
+int vp_gif_lzw_decode(const uint8_t *data, size_t len, const vp_gif_frame *frame, uint8_t *out,
+                      vp_error *err);
 
 /* ---- JPEG ---- */
 /* Size from the first SOF marker (segments walked up to it). */

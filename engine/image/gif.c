@@ -1,5 +1,4 @@
-/* GIF: the first frame as Pillow 9.4 shows it (GifImagePlugin, frame 0), rewritten for
- * stb_image. Pillow's frame 0 is a palette image of the logical screen size (grown to
+/* GIF: the first frame as Pillow 9.4 shows it (GifImagePlugin, frame 0). Pillow's frame 0 is a palette image of the logical screen size (grown to
  * hold the frame's rectangle): every pixel of the frame's rectangle is palette[index],
  * the transparent index included (convert("RGB") ignores transparency); the rest of the
  * screen is palette[transparent index] when the frame has one, else palette[0]. The
@@ -41,7 +40,7 @@ typedef struct gif_walk {
     uint8_t frame_flags;         /* image descriptor flags (interlace bit used) */
     const uint8_t *local_pal;    /* [local_n][3] or NULL */
     uint32_t local_n;
-    size_t data_start, data_end; /* LZW minimum code size byte .. after the 0 terminator */
+    size_t data_start;           /* the LZW minimum code size byte */
 } gif_walk;
 
 /* Walks the header and extensions to the first image descriptor; with want_data also
@@ -110,10 +109,7 @@ static int walk(const uint8_t *d, size_t len, int want_data, gif_walk *g, vp_err
             return 0;
         if (pos >= len)
             return vp_fail(err, VP_ERR_UNDECODABLE, "image", "GIF truncated before its image data");
-        g->data_start = pos++;
-        if (skip_sub_blocks(d, len, &pos))
-            return vp_fail(err, VP_ERR_UNDECODABLE, "image", "GIF image data is truncated");
-        g->data_end = pos;
+        g->data_start = pos; /* its sub-blocks are the decoder's to read (gif_lzw.c) */
         return 0;
     }
 }
@@ -128,17 +124,16 @@ int vp_gif_read_header(const uint8_t *data, size_t len, uint32_t *w, uint32_t *h
     return 0;
 }
 
-int vp_gif_canonicalize(const uint8_t *data, size_t len, uint8_t **out, size_t *out_len,
-                        vp_gif_frame *frame, vp_error *err)
+int vp_gif_first_frame(const uint8_t *data, size_t len, vp_gif_frame *frame, vp_error *err)
 {
-    *out = NULL;
-    *out_len = 0;
     gif_walk g;
     if (walk(data, len, 1, &g, err))
         return -1;
     if (g.screen_w > 0xffff || g.screen_h > 0xffff)
         return vp_fail(err, VP_ERR_UNDECODABLE, "image",
                        "GIF frame reaches past 65535 pixels (%ux%u)", g.screen_w, g.screen_h);
+    if (!g.w || !g.h) /* Pillow: "tile cannot extend outside image" */
+        return vp_fail(err, VP_ERR_UNDECODABLE, "image", "GIF frame of %ux%u pixels", g.w, g.h);
     frame->screen_w = g.screen_w;
     frame->screen_h = g.screen_h;
     frame->x = g.x;
@@ -146,43 +141,12 @@ int vp_gif_canonicalize(const uint8_t *data, size_t len, uint8_t **out, size_t *
     frame->w = g.w;
     frame->h = g.h;
     frame->transparent = g.transparent;
+    frame->interlace = (g.frame_flags & 0x40) != 0;
+    frame->data_start = g.data_start;
     const uint8_t *pal = g.local_pal ? g.local_pal : g.global_pal;
     uint32_t pal_n = g.local_pal ? g.local_n : g.global_n;
     for (uint32_t i = 0; i < 256; i++)
         for (int c = 0; c < 3; c++)
             frame->palette[i][c] = i < pal_n ? pal[i * 3 + c] : (uint8_t)i;
-
-    /* header(13) + palette(768) + descriptor(10) + image data + trailer(1) */
-    size_t data_len = g.data_end - g.data_start;
-    size_t cap = 13 + 768 + 10 + data_len + 1;
-    uint8_t *o = malloc(cap);
-    if (!o)
-        return vp_fail(err, VP_ERR_NOMEM, "image", "out of memory for a %zu-byte GIF", cap);
-    memcpy(o, "GIF89a", 6);
-    o[6] = (uint8_t)g.screen_w;
-    o[7] = (uint8_t)(g.screen_w >> 8);
-    o[8] = (uint8_t)g.screen_h;
-    o[9] = (uint8_t)(g.screen_h >> 8);
-    o[10] = 0x80 | 0x70 | 7; /* 256-entry global palette */
-    o[11] = 0;               /* background index 0: stb leaves undrawn pixels alone */
-    o[12] = 0;
-    memcpy(o + 13, frame->palette, 768);
-    size_t n = 13 + 768;
-    o[n] = ',';
-    o[n + 1] = (uint8_t)g.x;
-    o[n + 2] = (uint8_t)(g.x >> 8);
-    o[n + 3] = (uint8_t)g.y;
-    o[n + 4] = (uint8_t)(g.y >> 8);
-    o[n + 5] = (uint8_t)g.w;
-    o[n + 6] = (uint8_t)(g.w >> 8);
-    o[n + 7] = (uint8_t)g.h;
-    o[n + 8] = (uint8_t)(g.h >> 8);
-    o[n + 9] = g.frame_flags & 0x40; /* keep interlacing, drop the local palette */
-    n += 10;
-    memcpy(o + n, data + g.data_start, data_len);
-    n += data_len;
-    o[n++] = ';';
-    *out = o;
-    *out_len = n;
     return 0;
 }

@@ -5,7 +5,7 @@
 # BMPs (run-length encoded, grey-ramp palettes, odd headers) and ~45 PNGs (zlib streams that
 # end early or late, wrong checksums) through
 # `$VPRM preprocess`, the tiling grid choice (including exact ties) through img_grid, and
-# the error kinds of bad inputs, 900 mutated files against Pillow, and a fuzz run of the
+# the error kinds of bad inputs, 1200 mutated files against Pillow, and a fuzz run of the
 # sanitizer build of the decoder.
 # See tests/image/oracle_suite.py for what is compared.
 # Environment (as tests/run_all.sh sets it): VPRM, VPRM_TOOLS, VPRM_TOOLS_ASAN, PYTHON, VPRM_TMP.
