@@ -230,9 +230,21 @@ size_t vp_json_value_bound(const char *body, size_t len)
     size_t n = 1;
     for (size_t i = 0; i < len; i++) {
         char c = body[i];
-        if (c == '"') { /* to the closing quote, escapes skipped */
-            for (i++; i < len && body[i] != '"'; i++)
-                i += body[i] == '\\';
+        if (c == '"') { /* to the closing quote (one not escaped), by memchr: a base64 image
+                         * is megabytes of string */
+            size_t from = i + 1;
+            for (;;) {
+                const char *q = memchr(body + from, '"', len - from);
+                if (!q)
+                    return n;
+                size_t at = (size_t)(q - body), bs = 0;
+                while (at - bs > i + 1 && body[at - 1 - bs] == '\\')
+                    bs++;
+                from = at + 1;
+                if (bs % 2 == 0)
+                    break;
+            }
+            i = from - 1;
             continue;
         }
         n += c == ',' || c == ':' || c == '[' || c == '{';

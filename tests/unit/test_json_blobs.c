@@ -273,7 +273,7 @@ static size_t count_values(const json_t *v)
 static void test_value_bound(void)
 {
     const char *exact[] = {"[1,2,3]", "{\"a\":\"b\\\"c,:[{\"}", "{\"q\": [{\"x\": null}, true, \"\\\\\"]}",
-                           "\"only, a: string[\"", "42"};
+                           "\"only, a: string[\"", "42", "[\"x\\\\\",1]"};
     for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++) {
         json_error_t je;
         json_t *j = json_loads(exact[i], JSON_DECODE_ANY, &je);
