@@ -209,19 +209,31 @@ static void test_over_limit(void)
     free(cb);
 }
 
-/* A raw request whose body framing is ambiguous, followed by a request a proxy might see
- * as the second one: 400, and nothing more (the connection closes). */
+/* A raw POST /v1/score of small_req on a new connection: Authorization: auth, then the
+ * header lines framing (which must say where the body ends), the body, then after. The
+ * first answer's status in *st; returns the socket, still open. */
+static int raw_post(const char *auth_value, const char *framing, const char *after,
+                    conn_buf *cb, char *body, size_t cap, int *st)
+{
+    char req[1024];
+    int fd = dial();
+    int n = snprintf(req, sizeof req,
+                     "POST /v1/score HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n%s\r\n%s%s",
+                     auth_value, framing, small_req, after);
+    send_all(fd, req, (size_t)n);
+    *st = read_response(fd, cb, 60000, body, cap);
+    return fd;
+}
+
+/* A request whose body framing is ambiguous, followed by a request a proxy might see as
+ * the second one: 400, and nothing more (the connection closes). */
 static void expect_framing_refused(const char *name, const char *framing)
 {
     conn_buf *cb = calloc(1, sizeof *cb);
-    char body[2048], req[1024];
-    int fd = dial();
-    int n = snprintf(req, sizeof req,
-                     "POST /v1/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n%s\r\n"
-                     "%sGET /v1/smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
-                     key, framing, small_req);
-    send_all(fd, req, (size_t)n);
-    int st = read_response(fd, cb, 5000, body, sizeof body);
+    char body[2048], bearer[256];
+    snprintf(bearer, sizeof bearer, "Bearer %s", key);
+    int st, fd = raw_post(bearer, framing, "GET /v1/smuggled HTTP/1.1\r\nHost: x\r\n\r\n", cb,
+                          body, sizeof body, &st);
     CHECK_MSG(st == 400 && strstr(body, "Content-Length"), "%s: %d %s", name, st, body);
     st = read_response(fd, cb, 3000, body, sizeof body);
     CHECK_MSG(st == 0, "%s: a second answer (%d) on the connection: %.200s", name, st, body);
@@ -229,19 +241,14 @@ static void expect_framing_refused(const char *name, const char *framing)
     free(cb);
 }
 
-/* The status of a raw POST /v1/score of small_req with this Authorization value. */
+/* The status of small_req with this Authorization value. */
 static int status_with_auth(const char *value)
 {
     conn_buf *cb = calloc(1, sizeof *cb);
-    char body[2048], req[1024];
-    int fd = dial();
-    int n = snprintf(req, sizeof req,
-                     "POST /v1/score HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"
-                     "Content-Length: %zu\r\n\r\n%s",
-                     value, strlen(small_req), small_req);
-    send_all(fd, req, (size_t)n);
-    int st = read_response(fd, cb, 60000, body, sizeof body);
-    close(fd);
+    char body[2048], length[64];
+    snprintf(length, sizeof length, "Content-Length: %zu\r\n", strlen(small_req));
+    int st;
+    close(raw_post(value, length, "", cb, body, sizeof body, &st));
     free(cb);
     return st;
 }
