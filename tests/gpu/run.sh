@@ -66,6 +66,22 @@ stage() { # name limit_s command...: our binaries see .gpu/lib, Python does not
     echo "== $name: exit $rc after $(($(date +%s) - start)) s"
 }
 
+# SM clock and power every 50 ms during a stage (summary.py reads $W/NAME.clocks): at the
+# card's power limit a pass runs below its top clock, whatever its kernels do
+clocks_pid=
+clocks_start() {
+    command -v nvidia-smi >/dev/null || return 0
+    nvidia-smi --query-gpu=clocks.sm,clocks.max.sm,power.draw,power.limit,clocks_event_reasons.active \
+        --format=csv,noheader,nounits -lms 50 >"$W/$1.clocks" 2>&1 &
+    clocks_pid=$!
+}
+clocks_stop() {
+    [ -n "$clocks_pid" ] || return 0
+    kill "$clocks_pid" 2>/dev/null
+    wait "$clocks_pid" 2>/dev/null
+    clocks_pid=
+}
+
 stage ops 60 "$G/bin/gpu_ops"
 # a crash (exit 2) or hang loses the CUDA context and every later test with it: rerun each
 # test alone, and the first one that crashes under compute-sanitizer (source lines: -lineinfo)
@@ -91,7 +107,9 @@ if [ "$(cat "$W/e2e.rc")" -ge 2 ] && [ "$(cat "$W/e2e.rc")" != 124 ] && command 
     LD_LIBRARY_PATH="$G/lib:$CUDA_LIBS" timeout 60 compute-sanitizer --print-limit 4 "$G/bin/gpu_e2e" 2>&1 |
         grep -v "^PASS" | head -n 60 | tee "$W/e2e_sanitizer.log"
 fi
+clocks_start w1
 stage w1 90 "$G/bin/gpu_w1" --batch "$G/w1.batch" --out "$W/w1" --seed 1 --reps 5
+clocks_stop
 stage w1_simple 45 env VPRM_CUDA_ATTENTION=simple "$G/bin/gpu_w1" --batch "$G/w1.batch" \
     --out "$W/w1" --seed 1 --reps 1 --label ours_simple
 stage w1_bf16 45 env VPRM_CUDA_ACTIVATIONS=bf16 "$G/bin/gpu_w1" --batch "$G/w1.batch" \
@@ -118,8 +136,10 @@ done
 # without our W1 logits there is no parity to measure: time the PyTorch runs once only
 torch_reps=3
 [ "$(cat "$W/w1.rc")" = 0 ] || torch_reps=1
+clocks_start torch
 stage torch 135 "$PY" tests/gpu/torch_ref.py --dir "$W/w1" --batch "$G/w1.batch" \
     --lib "$G/bin/libvprm_randw.so" --seed 1 --reps "$torch_reps"
+clocks_stop
 # PERF.md's own weights (normal(0, 0.02), only the head rows scaled): parity there too
 stage w1_plain 30 "$G/bin/gpu_w1" --batch "$G/w1.batch" --out "$W/w1_plain" --seed 1 --reps 1 \
     --rule plain

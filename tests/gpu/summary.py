@@ -50,6 +50,28 @@ def stage_line(d, name):
     return line, rc == "0"
 
 
+def clocks_line(d, name, label):
+    """What nvidia-smi saw during a stage (run.sh: clocks_start): the samples drawing at
+    least half the power limit, their SM clock and power, and how often the software power
+    cap (clocks event reason bit 0x4) held the clock down."""
+    rows = []
+    for line in (read(os.path.join(d, name + ".clocks"), "") or "").splitlines():
+        f = [x.strip() for x in line.split(",")]
+        try:
+            rows.append((float(f[0]), float(f[1]), float(f[2]), float(f[3]), int(f[4], 16)))
+        except (IndexError, ValueError):
+            continue
+    busy = [r for r in rows if r[3] > 0 and r[2] >= 0.5 * r[3]]
+    if not busy:
+        return None
+    clk = [r[0] for r in busy]
+    capped = sum(1 for r in busy if r[4] & 0x4)
+    return (f"{label}: SM clock {sum(clk) / len(clk):.0f} MHz mean ({min(clk):.0f}..{max(clk):.0f}; "
+            f"top {busy[0][1]:.0f}), power {sum(r[2] for r in busy) / len(busy):.0f} W of "
+            f"{busy[0][3]:.0f} W, power cap holding the clock in {100 * capped / len(busy):.0f}% "
+            f"of {len(busy)} busy samples (50 ms)")
+
+
 def main():
     d = sys.argv[1]
     ok = True
@@ -123,6 +145,10 @@ def main():
                   f"{base / limit:.2f}x the FLOP limit (target 1.3x)")
     if simple:
         print(f"simple-attention run: {simple['median_ms']:.1f} ms")
+    for name, label in (("w1", "clocks during ours (w1)"), ("torch", "clocks during PyTorch (torch)")):
+        line = clocks_line(d, name, label)
+        if line:
+            print(line)
     o = methods.get("ours", {})
     if "rel_err" in o:
         good = o["rel_err"] <= PARITY_TOL
