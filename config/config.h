@@ -39,6 +39,8 @@ typedef struct vp_config {
     int max_connections_per_ip;/* 0 = unlimited */
     int connection_timeout_s;  /* idle connection (slow or truncated body) timeout */
     int body_timeout_s;        /* headers to the end of the body, at most */
+    int header_timeout_s;      /* accept (or a kept-alive connection's next byte) to a
+                                * complete request head, at most */
     char *api_key;             /* NULL = no authentication */
     int retry_after_s;         /* Retry-After on 429 / 503 */
     /* request limits */

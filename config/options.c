@@ -55,6 +55,10 @@ const vp_option vp_options[] = {
     {"body_timeout_s", VP_OPT_INT, OFF(body_timeout_s), "120", 1, 86400, NULL,
      "time from a request's headers to the end of its body; a slower upload is closed (a "
      "client trickling bytes keeps the idle timeout from firing)", 0},
+    {"header_timeout_s", VP_OPT_INT, OFF(header_timeout_s), "30", 1, 86400, NULL,
+     "time from a connection's start, or from the first byte after its previous answer, to a "
+     "complete request line and headers; a slower connection is closed (checked every "
+     "second)", 0},
     {"api_key", VP_OPT_STR, OFF(api_key), NULL, 0, 0, NULL,
      "require \"Authorization: Bearer KEY\" (unset = open; /health stays open)", 1},
     {"retry_after_s", VP_OPT_INT, OFF(retry_after_s), "1", 0, 3600, NULL,

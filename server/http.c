@@ -231,6 +231,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     vp_conn *x = *con_cls;
     (void)version;
     if (!x) {
+        vp_heads_mark(s, c, false); /* the request head is complete */
         x = conn_new(s, c, url, method);
         if (!x)
             return MHD_NO;
@@ -366,7 +367,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     vp_server *s = cls;
     vp_conn *x = *con_cls;
-    (void)c;
+    vp_heads_mark(s, c, true); /* a kept-alive connection waits for its next head */
     if (!x)
         return;
     *con_cls = NULL;
@@ -442,6 +443,7 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
     s->t_started = vp_sched_now_ms();
     vp_metrics_init(&s->metrics);
     pthread_mutex_init(&s->wait_mu, NULL);
+    pthread_mutex_init(&s->heads_mu, NULL);
     vp_request_limits_default(&s->limits);
     s->limits.max_responses = cfg->max_responses;
     s->limits.max_steps = cfg->max_steps;
@@ -473,6 +475,7 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                                  MHD_OPTION_ARRAY, opts,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                 MHD_OPTION_NOTIFY_CONNECTION, vp_heads_notify, s,
                                  MHD_OPTION_END);
     if (!s->daemon) {
         vp_fail(err, VP_ERR_IO, "port", "cannot listen on %s port %d (in use, or not allowed?)",
@@ -488,6 +491,7 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
     *out = s;
     return 0;
 fail:
+    pthread_mutex_destroy(&s->heads_mu);
     pthread_mutex_destroy(&s->wait_mu);
     vp_metrics_destroy(&s->metrics);
     free(s);
@@ -557,6 +561,7 @@ void vp_server_stop(vp_server *s)
     vp_watch_stop(s);
     MHD_stop_daemon(s->daemon);
     vp_sched_free(s->sched); /* after MHD: handlers may still read the queue depth */
+    pthread_mutex_destroy(&s->heads_mu);
     pthread_mutex_destroy(&s->wait_mu);
     vp_metrics_destroy(&s->metrics);
     free(s);

@@ -28,6 +28,7 @@
 #define VP_BUILD_VERSION "0.1.0"
 
 typedef struct vp_conn vp_conn;
+typedef struct vp_head vp_head;
 
 struct vp_server {
     const vp_config *cfg;
@@ -51,6 +52,9 @@ struct vp_server {
     pthread_t watcher;
     bool watcher_started;
     atomic_bool watcher_stop;
+    /* every open connection, for the request-head deadline (head_deadline.c) */
+    pthread_mutex_t heads_mu;
+    vp_head *heads;
 };
 
 typedef enum { PHASE_BODY, PHASE_WAIT, PHASE_ANSWERED } conn_phase;
@@ -141,6 +145,14 @@ enum MHD_Result vp_reply_errorf(vp_conn *x, vp_err_kind kind, const char *param,
 /* http.c: queue items' jobs and suspend the connection until all are done. On failure
  * (queue full, draining) the jobs are freed and an error answer is queued. */
 enum MHD_Result vp_conn_submit(vp_conn *x, vp_job **jobs, size_t n_jobs, size_t *item_of_job);
+
+/* head_deadline.c: the request-head deadline. vp_heads_notify is the daemon's connection
+ * notifier; vp_heads_mark records a complete head (answered false) or a completed answer
+ * (true); vp_heads_reap closes the connections past header_timeout_s. */
+void vp_heads_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+                     enum MHD_ConnectionNotificationCode code);
+void vp_heads_mark(vp_server *s, struct MHD_Connection *c, bool answered);
+void vp_heads_reap(vp_server *s);
 
 /* watch.c */
 int vp_watch_start(vp_server *s, vp_error *err);

@@ -99,6 +99,7 @@ void vp_metrics_event(vp_metrics *m, vp_metric_event ev)
     case VP_EV_EXPIRED: m->expired++; break;
     case VP_EV_BUSY: m->rejected_busy++; break;
     case VP_EV_DRAINING: m->rejected_draining++; break;
+    case VP_EV_HEAD_TIMEOUT: m->head_timeouts++; break;
     }
     pthread_mutex_unlock(&m->mu);
 }
@@ -253,6 +254,9 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
             m->rejected_busy);
     counter(f, "vprm_rejected_draining_total", "Requests refused with 503 while shutting down.",
             m->rejected_draining);
+    counter(f, "vprm_header_timeouts_total",
+            "Connections closed without a complete request head after header_timeout_s.",
+            m->head_timeouts);
     pthread_mutex_unlock(&m->mu);
     if (fclose(f)) {
         free(buf);

@@ -37,7 +37,7 @@ typedef struct vp_metrics {
     vp_histogram stage[VP_N_STAGES];        /* seconds per scored request */
     uint64_t responses_scored;              /* responses (candidates) scored */
     uint64_t prompt_tokens, computed_tokens, saved_tokens, image_tiles;
-    uint64_t cancelled, expired, rejected_busy, rejected_draining;
+    uint64_t cancelled, expired, rejected_busy, rejected_draining, head_timeouts;
     double useful_flops;                    /* of every engine pass (PERF.md's cost model) */
 } vp_metrics;
 
@@ -65,7 +65,13 @@ void vp_metrics_request(vp_metrics *m, const char *route, int status);
 void vp_metrics_batch(vp_metrics *m, size_t jobs, size_t tokens, size_t tiles, double ms,
                       double useful_flops);
 void vp_metrics_result(vp_metrics *m, const vp_score_result *r);
-typedef enum { VP_EV_CANCELLED, VP_EV_EXPIRED, VP_EV_BUSY, VP_EV_DRAINING } vp_metric_event;
+typedef enum {
+    VP_EV_CANCELLED,
+    VP_EV_EXPIRED,
+    VP_EV_BUSY,
+    VP_EV_DRAINING,
+    VP_EV_HEAD_TIMEOUT
+} vp_metric_event;
 void vp_metrics_event(vp_metrics *m, vp_metric_event ev);
 /* The /metrics body (malloc'd), or NULL when memory runs out. */
 char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len);

@@ -1,10 +1,11 @@
-/* The disconnect watcher. libmicrohttpd does not look at suspended connections, so every
- * 50 ms this thread peeks (MSG_PEEK, non-blocking) at the socket of each request waiting
- * for the engine: end of stream or a socket error means the client is gone, and its jobs
- * are cancelled (a queued job is skipped, a running one has its result dropped). Bytes
- * waiting to be read (a pipelined next request) mean the client is still there. A
- * half-close (the client shut only its sending side) reads as end of stream too, which
- * is why --no-cancel-on-disconnect turns the watcher off. */
+/* The watcher thread. About once a second it closes connections whose request head is
+ * late (head_deadline.c). And it watches for disconnects: libmicrohttpd does not look at
+ * suspended connections, so every 50 ms this thread peeks (MSG_PEEK, non-blocking) at the
+ * socket of each request waiting for the engine: end of stream or a socket error means
+ * the client is gone, and its jobs are cancelled (a queued job is skipped, a running one
+ * has its result dropped). Bytes waiting to be read (a pipelined next request) mean the
+ * client is still there. A half-close (the client shut only its sending side) reads as
+ * end of stream too, which is why --no-cancel-on-disconnect turns this check off. */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -14,6 +15,7 @@
 #include "server/internal.h"
 
 #define WATCH_INTERVAL_US 50000
+#define HEADS_EVERY 20 /* intervals between two checks of the request-head deadline */
 
 void vp_watch_add_locked(vp_server *s, vp_conn *x)
 {
@@ -55,8 +57,12 @@ static void *watch_main(void *arg)
     vp_server *s = arg;
     size_t cap = 0;
     vp_sched_ticket **gone = NULL;
-    while (!atomic_load(&s->watcher_stop)) {
+    for (unsigned tick = 1; !atomic_load(&s->watcher_stop); tick++) {
         usleep(WATCH_INTERVAL_US);
+        if (tick % HEADS_EVERY == 0)
+            vp_heads_reap(s);
+        if (!s->cfg->cancel_on_disconnect)
+            continue;
         size_t n = 0;
         pthread_mutex_lock(&s->wait_mu);
         /* a connection in the list is suspended, so its socket is still open */
@@ -93,13 +99,11 @@ static void *watch_main(void *arg)
 
 int vp_watch_start(vp_server *s, vp_error *err)
 {
-    if (!s->cfg->cancel_on_disconnect) {
+    if (!s->cfg->cancel_on_disconnect)
         VP_LOGI(NULL, "cancel_on_disconnect is off: work of clients that close is computed");
-        return 0;
-    }
     atomic_store(&s->watcher_stop, false);
     if (pthread_create(&s->watcher, NULL, watch_main, s))
-        return vp_fail(err, VP_ERR_INTERNAL, "", "cannot start the disconnect watcher thread");
+        return vp_fail(err, VP_ERR_INTERNAL, "", "cannot start the connection watcher thread");
     s->watcher_started = true;
     return 0;
 }

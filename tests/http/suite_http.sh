@@ -105,7 +105,7 @@ post() {
 STRICT="--api-key $KEY --max-body-bytes 2M --max-responses 8 --max-steps 16 --max-images 2
   --max-image-bytes 256K --max-image-pixels 1000000 --max-text-bytes 8K --max-request-tokens 3000
   --max-batch-requests 4 --max-tiles 6 --connection-timeout-s 2 --http-threads 4 --batch-tiles 8
-  --max-json-values 100000 --body-timeout-s 3"
+  --max-json-values 100000 --body-timeout-s 3 --header-timeout-s 3"
 
 # ---- start-up refusals and help
 if "$VPRM" serve --model "$MODEL" --port 70000 >"$T/bad.out" 2>&1; then
@@ -198,13 +198,17 @@ EOF
     if grep -q '"question"' "$T/A.log"; then bad "A: a request body reached the log"; else ok "A: no bodies in the log"; fi
 fi
 
-# ---- B: defaults, 64 concurrent clients vs a serial run; the load benchmark
-if start_daemon B "$VPRM" --api-key "$KEY" --no-cancel-on-disconnect; then
+# ---- B: defaults, 64 concurrent clients vs a serial run; the load benchmark; the
+# request-head deadline on kept-alive connections (with the 30 s idle timeout)
+if start_daemon B "$VPRM" --api-key "$KEY" --no-cancel-on-disconnect --header-timeout-s 2; then
     run_tool "B: 64 concurrent clients equal the serial run" \
         "$VPRM_TOOLS/http_concurrency" "$URL" "$KEY" 64 1
     hc=$(half_close)
     case "$hc" in "HTTP/1.1 200"*) ok "B: --no-cancel-on-disconnect answers a client that half-closed ($hc)" ;;
         *) bad "B: half-close with --no-cancel-on-disconnect: $hc" ;; esac
+    if "$PY" tests/http/kept_alive_heads.py "$PORT" >"$T/heads.out" 2>&1; then
+        ok "B: kept-alive connection: idle past --header-timeout-s kept, a trickled head closed ($(cat "$T/heads.out"))"
+    else bad "B: request-head deadline on a kept-alive connection: $(tail -3 "$T/heads.out")"; fi
     if "$VPRM" bench --url "$URL" --api-key "$KEY" --workload W3 --clients 8 --seconds 2 \
         --pool 8 --max-side 448 --max-tiles 1 --words-per-step 6 >"$T/bench.out" 2>&1 \
         && grep -q "requests/s" "$T/bench.out" && grep -q "jobs per pass" "$T/bench.out"; then
@@ -245,6 +249,7 @@ srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
 print(srv.server_address[1], flush=True)
 srv.serve_forever()
 EOF
+rm -f "$T/imgserver.port" # a previous run's port would be read before this one's
 "$PY" "$T/imgserver.py" "$T" >"$T/imgserver.port" 2>"$T/imgserver.log" &
 IMGPID=$!
 PIDS="$PIDS $IMGPID"

@@ -4,7 +4,7 @@
  *   http_abuse HOST PORT API_KEY CONNECTION_TIMEOUT_S MAX_BODY_BYTES
  *
  * The daemon runs with --batch-tiles 8 (one 7-tile job per engine pass),
- * --max-json-values 100000 and --body-timeout-s 3.
+ * --max-json-values 100000, --body-timeout-s 3 and --header-timeout-s 3.
  * Cases: a body over the limit (declared, and chunked), a truncated body and a
  * slowloris (both closed after the connection timeout while other clients are served
  * at normal speed), a client that disconnects mid-upload, a client that disconnects
@@ -12,7 +12,8 @@
  * hundreds of idle connections, Content-Length headers that disagree or come with
  * Transfer-Encoding (400, connection closed: no smuggled request answered), a body of
  * tiny JSON values (413 before any parse), a body trickled in under the idle timeout
- * (closed at body_timeout_s), and a final normal request. */
+ * (closed at body_timeout_s), a request head trickled in (closed at header_timeout_s;
+ * kept-alive connections: tests/http/kept_alive_heads.py), and a final normal request. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
@@ -145,6 +146,8 @@ static double ms_until_closed(int fd, int wait_ms)
     }
     return -1;
 }
+
+static double trickle_until_closed(int fd, char c);
 
 static double metric(const char *series)
 {
@@ -291,16 +294,38 @@ static void test_framing_and_size(void)
     /* one byte every 500 ms never lets the 2 s idle timeout fire: the body deadline does */
     int fd = dial();
     send_headers(fd, NULL, 1000);
-    double t0 = now_ms(), closed = -1;
-    for (int i = 0; i < 40 && closed < 0; i++) {
-        if (send_all(fd, " ", 1))
-            closed = now_ms() - t0;
-        else if (ms_until_closed(fd, 500) >= 0)
-            closed = now_ms() - t0;
-    }
+    double closed = trickle_until_closed(fd, ' ');
     CHECK_MSG(closed >= 2900 && closed < 8000, "trickled body closed after %.0f ms (body_timeout_s 3)",
               closed);
     close(fd);
+}
+
+/* Sends c every 500 ms (under the 2 s idle timeout) until the server closes fd: the
+ * milliseconds that took, or -1 after 20 s. */
+static double trickle_until_closed(int fd, char c)
+{
+    double t0 = now_ms();
+    for (int i = 0; i < 40; i++)
+        if (send_all(fd, &c, 1) || ms_until_closed(fd, 500) >= 0)
+            return now_ms() - t0;
+    return -1;
+}
+
+static void test_slow_heads(void)
+{
+    static const char pad[] = "GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: ";
+    double before = metric("vprm_header_timeouts_total");
+    /* a request head trickled in: closed header_timeout_s (3) after the connection opened */
+    int fd = dial();
+    double t0 = now_ms();
+    send_all(fd, pad, strlen(pad));
+    double took = trickle_until_closed(fd, 'a') < 0 ? -1 : now_ms() - t0;
+    CHECK_MSG(took >= 2900 && took < 5500,
+              "trickled request head closed after %.0f ms (header_timeout_s 3)", took);
+    close(fd);
+    double after = metric("vprm_header_timeouts_total");
+    CHECK_MSG(after - before == 1, "vprm_header_timeouts_total went from %.0f to %.0f", before,
+              after);
 }
 
 typedef struct bg_normal {
@@ -494,6 +519,7 @@ int main(int argc, char **argv)
     test_pipelined();
     test_idle_connections();
     test_framing_and_size();
+    test_slow_heads();
     double ms;
     CHECK_MSG(normal_request(&ms) == 200, "final request failed");
     return check_summary("http_abuse");
