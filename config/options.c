@@ -94,15 +94,18 @@ const vp_option vp_options[] = {
      "items of one POST /v1/score/batch", 0},
     /* scheduler */
     {"max_queue", VP_OPT_SIZE, OFF(max_queue), "1024", 1, 1 << 24, NULL,
-     "jobs waiting for the engine; 429 with Retry-After above", 0},
+     "jobs waiting for the engine; 429 with Retry-After while this many wait (a request "
+     "admitted below it may carry the queue past it by its own size)", 0},
     {"max_queued_tiles", VP_OPT_SIZE, OFF(max_queued_tiles), "1024", 1, 1 << 24, NULL,
-     "image tiles held by waiting jobs (~0.6 MB each); 429 with Retry-After above", 0},
+     "image tiles held by waiting jobs (~0.6 MB each); a request with images gets 429 with "
+     "Retry-After while this many wait (one admitted below it may carry the queue past it)", 0},
     {"batch_tokens", VP_OPT_SIZE, OFF(batch_tokens), "16384", 1, BIG, NULL,
      "token budget of one packed engine pass; a request needing more gets 413", 0},
     {"batch_tiles", VP_OPT_SIZE, OFF(batch_tiles), "64", 1, 1 << 20, NULL,
      "image tile budget of one packed engine pass", 0},
     {"queue_timeout_ms", VP_OPT_INT, OFF(queue_timeout_ms), "60000", 0, 86400000, NULL,
-     "a job queued longer is answered 503 without running (0 = no limit)", 0},
+     "a job queued longer is answered 503 without running, unless a job of its request "
+     "already ran (0 = no limit)", 0},
     {"exit_on_device_failure", VP_OPT_BOOL, OFF(exit_on_device_failure), "true", 0, 0, NULL,
      "exit with status 3 when the compute device fails for good (a lost GPU context), so a "
      "supervisor restarts the server; false: keep answering, /ready and scoring 503", 0},

@@ -129,7 +129,7 @@ static json_t *item_json(vp_conn *x, vp_item *it, const char *id, bool *gone)
     if (vp_sched_ticket_outcome(it->ticket, &e)) {
         if (vp_sched_ticket_expired(it->ticket))
             vp_metrics_event(&s->metrics, VP_EV_EXPIRED);
-        else
+        else if (e->kind != VP_ERR_UNAVAILABLE) /* not a shutdown's refusal */
             VP_LOGE(x->id, "engine: %s", e->message);
         return vp_error_json(e);
     }

@@ -19,6 +19,8 @@ struct vp_sched_ticket {
     void *user;
     double t_origin, t_submit, deadline; /* vp_sched_now_ms clock; deadline 0 = none */
     double queue_ms;
+    unsigned long long request;     /* the vp_sched_submit call that queued it */
+    bool started;                   /* a sibling of this request ran: no queue deadline */
     ticket_state state;
     bool cancelled;
     bool expired;
@@ -39,6 +41,7 @@ struct vp_sched {
     size_t queued_tiles; /* sum of job_tiles over the queue */
     size_t running;            /* jobs in the current pass */
     size_t jobs_run, passes;
+    unsigned long long requests; /* vp_sched_submit calls that queued work */
     bool draining, stopping;
     pthread_t engine_thread, janitor_thread;
 };
@@ -125,12 +128,22 @@ static void finish_locked(vp_sched_ticket *t, vp_sched_ticket **out_list)
     *out_list = t;
 }
 
-/* Moves every queued ticket whose deadline passed to out_list (the queue is in arrival
- * order and every ticket has the same timeout, so expired ones are at the head). */
+/* The first queued ticket that can expire: the queue starts with the jobs of a request
+ * already started, if any (they are next in line, since passes take the queue's head),
+ * then the rest in arrival order, every one with the same timeout. NULL when none. */
+static vp_sched_ticket *first_expiring(vp_sched *s)
+{
+    vp_sched_ticket *t = s->head;
+    while (t && t->started)
+        t = t->next;
+    return t && t->deadline > 0 ? t : NULL;
+}
+
+/* Moves every queued ticket whose deadline passed to out_list. */
 static void expire_locked(vp_sched *s, double now, vp_sched_ticket **out_list)
 {
-    while (s->head && s->head->deadline > 0 && s->head->deadline <= now) {
-        vp_sched_ticket *t = s->head;
+    vp_sched_ticket *t;
+    while ((t = first_expiring(s)) && t->deadline <= now) {
         queue_remove(s, t);
         t->queue_ms = now - t->t_submit;
         t->rc = -1;
@@ -158,9 +171,10 @@ static void *janitor_main(void *arg)
             pthread_mutex_lock(&s->mu);
             continue;
         }
-        if (s->head && s->head->deadline > 0) {
+        const vp_sched_ticket *next = first_expiring(s);
+        if (next) {
             struct timespec ts = timespec_in(CLOCK_MONOTONIC,
-                                              s->head->deadline - vp_sched_now_ms() + 1.0);
+                                              next->deadline - vp_sched_now_ms() + 1.0);
             pthread_cond_timedwait(&s->janitor_cv, &s->mu, &ts);
         } else {
             pthread_cond_wait(&s->janitor_cv, &s->mu);
@@ -205,6 +219,12 @@ static size_t take_batch_locked(vp_sched *s, void *plan, vp_sched_ticket ***batc
         t->state = T_RUNNING;
         (*batch)[n++] = t;
     }
+    /* a request has started: its jobs still queued (now the head) wait for their passes
+     * without a deadline, or a batch slower than queue_timeout_ms would come back with
+     * its tail refused as "overloaded" on an idle server */
+    for (vp_sched_ticket *q = s->head; n && q && q->request == (*batch)[n - 1]->request;
+         q = q->next)
+        q->started = true;
     return n;
 }
 
@@ -398,13 +418,13 @@ int vp_sched_submit(vp_sched *s, vp_job *const *jobs, size_t n, double t_origin_
     if (s->draining || s->stopping) {
         rc = vp_fail(err, VP_ERR_UNAVAILABLE, "",
                      "the server is shutting down and accepts no new work");
-    } else if (s->depth > 0 && s->depth + n > s->opt.max_queue) {
+    } else if (s->depth >= s->opt.max_queue) {
         rc = vp_fail(err, VP_ERR_BUSY, "",
                      "the queue is full (%zu jobs waiting, max_queue = %zu, this request "
                      "needs %zu): retry after the Retry-After delay",
                      s->depth, s->opt.max_queue, n);
-    } else if (s->depth > 0 && s->opt.max_queued_tiles &&
-               s->queued_tiles + new_tiles > s->opt.max_queued_tiles) {
+    } else if (new_tiles > 0 && s->opt.max_queued_tiles &&
+               s->queued_tiles >= s->opt.max_queued_tiles) {
         rc = vp_fail(err, VP_ERR_BUSY, "",
                      "the queue is full (%zu image tiles waiting, max_queued_tiles = %zu, this "
                      "request has %zu): retry after the Retry-After delay",
@@ -419,8 +439,10 @@ int vp_sched_submit(vp_sched *s, vp_job *const *jobs, size_t n, double t_origin_
         return rc;
     }
     double now = vp_sched_now_ms();
+    unsigned long long request = ++s->requests;
     for (size_t i = 0; i < n; i++) {
         vp_sched_ticket *t = tickets[i];
+        t->request = request;
         t->job = jobs[i];
         t->job_free = s->eng.job_free;
         t->done = done;
@@ -438,25 +460,34 @@ int vp_sched_submit(vp_sched *s, vp_job *const *jobs, size_t n, double t_origin_
     return 0;
 }
 
-bool vp_sched_cancel(vp_sched *s, vp_sched_ticket *t)
+size_t vp_sched_cancel_many(vp_sched *s, vp_sched_ticket *const *tickets, size_t n)
 {
     vp_sched_ticket *finished = NULL;
+    size_t changed = 0;
     pthread_mutex_lock(&s->mu);
-    bool changed = t->state != T_FINISHED && !t->cancelled;
-    if (t->state != T_FINISHED)
-        t->cancelled = true;
-    if (t->state == T_QUEUED) {
-        queue_remove(s, t);
-        t->queue_ms = vp_sched_now_ms() - t->t_submit;
-        t->rc = -1;
-        vp_fail(&t->err, VP_ERR_UNAVAILABLE, "", "cancelled: the client disconnected");
-        finish_locked(t, &finished);
-        if (!s->depth && !s->running)
-            pthread_cond_broadcast(&s->idle_cv);
+    for (size_t i = 0; i < n; i++) {
+        vp_sched_ticket *t = tickets[i];
+        changed += t->state != T_FINISHED && !t->cancelled;
+        if (t->state != T_FINISHED)
+            t->cancelled = true;
+        if (t->state == T_QUEUED) {
+            queue_remove(s, t);
+            t->queue_ms = vp_sched_now_ms() - t->t_submit;
+            t->rc = -1;
+            vp_fail(&t->err, VP_ERR_UNAVAILABLE, "", "cancelled: the client disconnected");
+            finish_locked(t, &finished);
+        }
     }
+    if (finished && !s->depth && !s->running)
+        pthread_cond_broadcast(&s->idle_cv);
     pthread_mutex_unlock(&s->mu);
     complete_list(finished);
     return changed;
+}
+
+bool vp_sched_cancel(vp_sched *s, vp_sched_ticket *t)
+{
+    return vp_sched_cancel_many(s, &t, 1) == 1;
 }
 
 int vp_sched_ticket_outcome(const vp_sched_ticket *t, const vp_error **err)

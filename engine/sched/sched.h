@@ -56,7 +56,7 @@ typedef struct vp_sched_engine {
 void vp_sched_engine_of(vp_engine *e, vp_sched_engine *out);
 
 typedef struct vp_sched_options {
-    size_t max_queue;         /* queued jobs; submissions beyond get VP_ERR_BUSY */
+    size_t max_queue;         /* queued jobs; submissions at it get VP_ERR_BUSY */
     size_t max_queued_tiles;  /* image tiles of queued jobs (their memory); 0 = no limit */
     size_t max_batch_tokens;  /* tokens one pass computes (plan_add, else vp_job_tokens sum) */
     size_t max_batch_tiles;   /* tiles one pass encodes (plan_add, else vp_job_tiles sum) */
@@ -74,10 +74,13 @@ int vp_sched_start(const vp_sched_options *opt, const vp_sched_engine *eng, vp_s
 
 /* Queues n jobs at once, all or none (a request's items wait together). On success the
  * tickets own the jobs and tickets[i] carries one reference for the caller. On failure
- * nothing is queued, the jobs stay the caller's, err says why: VP_ERR_BUSY (queue full;
- * an empty queue always accepts, so n > max_queue still runs), VP_ERR_UNAVAILABLE
- * (draining). t_origin_ms (vp_sched_now_ms clock) is when the request began; the
- * result's timing.total counts from it. */
+ * nothing is queued, the jobs stay the caller's, err says why: VP_ERR_BUSY (max_queue
+ * jobs already wait, or max_queued_tiles tiles and the request has tiles: a request
+ * admitted below a limit may carry the queue past it by its own size, so a large one is
+ * never refused for good while small ones keep coming), VP_ERR_UNAVAILABLE (draining).
+ * Once one of the request's jobs runs, the rest no longer expire (queue_timeout_ms is
+ * for waiting to start). t_origin_ms (vp_sched_now_ms clock) is when the request began;
+ * the result's timing.total counts from it. */
 int vp_sched_submit(vp_sched *s, vp_job *const *jobs, size_t n, double t_origin_ms,
                     vp_sched_done_fn done, void *user, vp_sched_ticket **tickets,
                     vp_error *err);
@@ -86,6 +89,9 @@ int vp_sched_submit(vp_sched *s, vp_job *const *jobs, size_t n, double t_origin_
  * running one completes as cancelled when its pass ends (its result is dropped).
  * Returns true when this call cancelled it (false: already cancelled or finished). */
 bool vp_sched_cancel(vp_sched *s, vp_sched_ticket *t);
+/* The same for n tickets under one lock (a request's jobs: no sibling starts between two
+ * cancels); returns how many this call cancelled. */
+size_t vp_sched_cancel_many(vp_sched *s, vp_sched_ticket *const *tickets, size_t n);
 
 /* Outcome, valid once done was called: 0 = result ready (vp_sched_ticket_job), -1 =
  * error (*err set) or cancelled. */
