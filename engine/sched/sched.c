@@ -128,9 +128,8 @@ static void finish_locked(vp_sched_ticket *t, vp_sched_ticket **out_list)
     *out_list = t;
 }
 
-/* The first queued ticket that can expire: the queue starts with the jobs of a request
- * already started, if any (they are next in line, since passes take the queue's head),
- * then the rest in arrival order, every one with the same timeout. NULL when none. */
+/* The first queued ticket that can expire: the first not started (the tickets not started
+ * are in arrival order, every one with the same timeout). NULL when none. */
 static vp_sched_ticket *first_expiring(vp_sched *s)
 {
     vp_sched_ticket *t = s->head;
@@ -184,18 +183,33 @@ static void *janitor_main(void *arg)
     return NULL;
 }
 
-/* Takes the next batch from the queue: the head always, then followers in order while
+/* Marks the queued jobs of every request in batch[0..n) as started (no queue deadline:
+ * see vp_sched_submit). A request's jobs were queued together, in one run. */
+static void mark_started_locked(vp_sched *s, vp_sched_ticket *const *batch, size_t n)
+{
+    for (vp_sched_ticket *q = s->head; q; q = q->next)
+        for (size_t i = 0; i < n && !q->started; i++)
+            q->started = q->request == batch[i]->request;
+}
+
+/* Takes the next batch from the queue: the head always, then later jobs in order while
  * both budgets hold, priced by plan (the engine's packing) when there is one, else by the
- * sums of the jobs' own costs. Returns the number of tickets written to batch. */
+ * sums of the jobs' own costs. A job that does not fit is passed over for later, smaller
+ * ones, up to SCHED_LOOKAHEAD of them a pass (a small request is not held behind a large
+ * one while passes run part empty); a job passed over never waits long, because every
+ * pass takes the head and the queue only moves up. Returns the number of tickets written
+ * to batch. */
+#define SCHED_LOOKAHEAD 16
+
 static size_t take_batch_locked(vp_sched *s, void *plan, vp_sched_ticket ***batch,
                                 size_t *cap, size_t *tokens, size_t *tiles)
 {
-    size_t n = 0;
+    size_t n = 0, passed_over = 0;
     *tokens = *tiles = 0;
     if (plan)
         s->eng.plan_reset(plan);
-    while (s->head) {
-        vp_sched_ticket *t = s->head;
+    for (vp_sched_ticket *t = s->head, *next; t && passed_over <= SCHED_LOOKAHEAD; t = next) {
+        next = t->next;
         if (n == *cap) {
             size_t nc = *cap ? *cap * 2 : 16;
             vp_sched_ticket **nb = realloc(*batch, nc * sizeof *nb);
@@ -205,26 +219,27 @@ static size_t take_batch_locked(vp_sched *s, void *plan, vp_sched_ticket ***batc
             *cap = nc;
         }
         size_t max_tk = n ? s->opt.max_batch_tokens : 0, max_ti = n ? s->opt.max_batch_tiles : 0;
+        bool fits;
         if (plan) {
-            if (!s->eng.plan_add(plan, t->job, max_tk, max_ti, tokens, tiles))
-                break;
+            fits = s->eng.plan_add(plan, t->job, max_tk, max_ti, tokens, tiles);
         } else {
             size_t tk = s->eng.job_tokens(t->job), ti = s->eng.job_tiles(t->job);
-            if (n > 0 && (*tokens + tk > max_tk || *tiles + ti > max_ti))
-                break;
-            *tokens += tk;
-            *tiles += ti;
+            fits = n == 0 || (*tokens + tk <= max_tk && *tiles + ti <= max_ti);
+            if (fits)
+                *tokens += tk, *tiles += ti;
+        }
+        if (!fits) {
+            passed_over++;
+            continue;
         }
         queue_remove(s, t);
         t->state = T_RUNNING;
         (*batch)[n++] = t;
     }
-    /* a request has started: its jobs still queued (now the head) wait for their passes
-     * without a deadline, or a batch slower than queue_timeout_ms would come back with
-     * its tail refused as "overloaded" on an idle server */
-    for (vp_sched_ticket *q = s->head; n && q && q->request == (*batch)[n - 1]->request;
-         q = q->next)
-        q->started = true;
+    /* a request has started: its jobs still queued wait for their passes without a
+     * deadline, or a batch slower than queue_timeout_ms would come back with its tail
+     * refused as "overloaded" on an idle server */
+    mark_started_locked(s, *batch, n);
     return n;
 }
 

@@ -4,8 +4,9 @@
  *   HTTP threads:  vp_engine_prepare -> vp_sched_submit (429 when full, 503 when draining)
  *   engine thread: takes queued jobs in arrival order while the batch stays within
  *                  max_batch_tokens and max_batch_tiles, priced as the engine packs them
- *                  (the first job is always taken, so a job over the budget runs alone),
- *                  calls run, completes every ticket.
+ *                  (the first job is always taken, so a job over the budget runs alone;
+ *                  one that does not fit is passed over for later ones that do, up to 16
+ *                  a pass), calls run, completes every ticket.
  *   janitor thread: answers jobs whose queue deadline passed (never runs expired work).
  *
  * A failed pass is retried in halves until each failing job is alone, so one bad job fails

@@ -1,5 +1,6 @@
 /* engine/sched with a fake engine: packing under the token and tile budgets (a job over
- * the budget runs alone), arrival order, queue bound (429, never starving a large
+ * the budget runs alone; later jobs that fit join a pass past one that does not, up to
+ * the lookahead), arrival order, queue bound (429, never starving a large
  * request), queue deadline (never runs expired work; a started request's jobs exempt),
  * cancellation of queued and running jobs, isolation of a failing job,
  * drain and stop, timing, and many submitting threads (every ticket done exactly once). */
@@ -273,19 +274,20 @@ static void test_packing(void)
     hold(x, false);
     CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
     CHECK(vp_sched_queue_depth(x->s) == 0);
-    /* token budget 35: 1,2,3 | 4 (4 + the 100-token job is over) | 5 alone | 6,7,8,9 (30
-     * tokens, 10 tiles) | 10 (its 5 tiles would make 15 > 12) */
-    int p0[] = {0}, p1[] = {1, 2, 3}, p2[] = {4}, p3[] = {5}, p4[] = {6, 7, 8, 9}, p5[] = {10};
-    CHECK_MSG(x->f.n_passes == 6, "%zu passes", x->f.n_passes);
+    /* token budget 35, tiles 12, in arrival order, passing over what does not fit for
+     * later jobs that do: 1,2,3 + 8 (4, 5, 6, 7 would be 40 or more; 8 makes 35) |
+     * 4,6,7 + 9 (5 is 100; 9 makes 35 tokens, 5 tiles) | 5 alone (the head, over the
+     * budget) | 10 */
+    int p0[] = {0}, p1[] = {1, 2, 3, 8}, p2[] = {4, 6, 7, 9}, p3[] = {5}, p4[] = {10};
+    CHECK_MSG(x->f.n_passes == 5, "%zu passes", x->f.n_passes);
     CHECK(pass_is(x, 0, p0, 1));
-    CHECK(pass_is(x, 1, p1, 3));
-    CHECK(pass_is(x, 2, p2, 1));
+    CHECK(pass_is(x, 1, p1, 4));
+    CHECK(pass_is(x, 2, p2, 4));
     CHECK(pass_is(x, 3, p3, 1));
-    CHECK(pass_is(x, 4, p4, 4));
-    CHECK(pass_is(x, 5, p5, 1));
+    CHECK(pass_is(x, 4, p4, 1));
     size_t jobs_run, passes;
     vp_sched_counts(x->s, &jobs_run, &passes);
-    CHECK(jobs_run == 11 && passes == 6);
+    CHECK(jobs_run == 11 && passes == 5);
     for (int i = 0; i <= 10; i++) {
         CHECK(atomic_load(&x->recs[i].calls) == 1);
         const vp_error *e;
@@ -298,9 +300,33 @@ static void test_packing(void)
     teardown(x, 11);
 }
 
+/* A pass looks at most 16 jobs past the ones that do not fit: a small job 21st in line
+ * behind jobs too large to join the head waits for its own turn. */
+static void test_lookahead_bound(void)
+{
+    fixture *x = setup(100, 35, 12, 0);
+    vp_error err;
+    hold(x, true);
+    CHECK(submit1(x, mkjob(0, 10, 0), &err) == 0); /* the blocker */
+    wait_in_run(x);
+    CHECK(submit1(x, mkjob(1, 30, 0), &err) == 0);
+    for (int i = 2; i <= 20; i++) /* 30 + 10 > 35: each passed over */
+        CHECK(submit1(x, mkjob(i, 10, 0), &err) == 0);
+    CHECK(submit1(x, mkjob(21, 5, 0), &err) == 0); /* would fit, but 19 were passed over */
+    hold(x, false);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    int p1[] = {1};
+    CHECK_MSG(pass_is(x, 1, p1, 1), "pass 1 has %zu jobs, the first %d", x->f.pass_len[1],
+              x->f.passes[1][0]);
+    for (int i = 0; i <= 21; i++)
+        CHECK(atomic_load(&x->recs[i].calls) == 1);
+    teardown(x, 22);
+}
+
 /* With the engine's pass price (plan_*), a pass holds what fits as packed: 10-token jobs
  * whose followers cost 1 token pack 26 to a 35-token pass, where the sums allow 3; a job
- * over the budget still runs alone; on_batch gets the priced totals. */
+ * over the budget is passed over, then runs alone at the head; on_batch gets the priced
+ * totals. */
 static void test_plan_packing(void)
 {
     fixture *x = calloc(1, sizeof *x);
@@ -324,15 +350,15 @@ static void test_plan_packing(void)
         CHECK(submit1(x, mkjob(i, i == 28 ? 400 : 10, 0), &err) == 0);
     hold(x, false);
     CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
-    /* 0 | 1..26 (10 + 25 x 1 = 35) | 27 (27 + 28's 40 is over) | 28 alone | 29, 30 */
-    CHECK_MSG(x->f.n_passes == 5, "%zu passes", x->f.n_passes);
+    /* 0 | 1..26 (10 + 25 x 1 = 35) | 27, 29, 30 (28's 400 passed over) | 28 alone */
+    CHECK_MSG(x->f.n_passes == 4, "%zu passes", x->f.n_passes);
     CHECK(x->f.pass_len[1] == 26 && x->f.passes[1][0] == 1 && x->f.passes[1][25] == 26);
-    int p2[] = {27}, p3[] = {28}, p4[] = {29, 30};
-    CHECK(pass_is(x, 2, p2, 1) && pass_is(x, 3, p3, 1) && pass_is(x, 4, p4, 2));
-    CHECK_MSG(x->f.n_batches == 5 && x->f.batch_tokens[1] == 35 && x->f.batch_tokens[3] == 400 &&
-                  x->f.batch_tokens[4] == 11,
-              "on_batch tokens %zu %zu %zu", x->f.batch_tokens[1], x->f.batch_tokens[3],
-              x->f.batch_tokens[4]);
+    int p2[] = {27, 29, 30}, p3[] = {28};
+    CHECK(pass_is(x, 2, p2, 3) && pass_is(x, 3, p3, 1));
+    CHECK_MSG(x->f.n_batches == 4 && x->f.batch_tokens[1] == 35 && x->f.batch_tokens[2] == 12 &&
+                  x->f.batch_tokens[3] == 400,
+              "on_batch tokens %zu %zu %zu", x->f.batch_tokens[1], x->f.batch_tokens[2],
+              x->f.batch_tokens[3]);
     teardown(x, 31);
 }
 
@@ -741,6 +767,7 @@ int main(void)
     test_packing();
     test_plan_packing();
     test_timing();
+    test_lookahead_bound();
     test_queue_full();
     test_queued_tiles();
     test_started_request();
