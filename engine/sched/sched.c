@@ -208,7 +208,7 @@ static size_t take_batch_locked(vp_sched *s, void *plan, vp_sched_ticket ***batc
     *tokens = *tiles = 0;
     if (plan)
         s->eng.plan_reset(plan);
-    for (vp_sched_ticket *t = s->head, *next; t && passed_over <= SCHED_LOOKAHEAD; t = next) {
+    for (vp_sched_ticket *t = s->head, *next; t && passed_over < SCHED_LOOKAHEAD; t = next) {
         next = t->next;
         if (n == *cap) {
             size_t nc = *cap ? *cap * 2 : 16;
