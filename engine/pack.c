@@ -123,6 +123,13 @@ static void plan_cache(vp_engine *e, vp_job *const *jobs, packed *p, size_t n_gr
         const vp_job *rep = jobs[G->first_job];
         vp_prefix_images img = job_images(e, rep);
         size_t slot = 0, k = vp_prefix_cache_find(c, rep->ids[0].v, G->prefix, &img, &slot);
+        /* a hit that stops before the prefix's last image token (another image after the
+         * same system prompt) leaves the vision encoder and the image rows to compute, and,
+         * loading instead of computing, would store nothing: one response at a time would
+         * take that partial hit forever. Compute the prefix and store it. */
+        for (size_t t = k; k && t < G->prefix; t++)
+            if (rep->ids[0].v[t] == img.img_context)
+                k = 0;
         size_t before = group_tokens(G);
         /* k rows loaded instead of the prefix computed once: worth it when
          * N * k > (N - 1) * prefix, i.e. fewer tokens to compute */

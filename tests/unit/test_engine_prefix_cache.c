@@ -3,7 +3,8 @@
  * values instead of computing them, skips the vision encoder, and still gets exactly the
  * logits of an engine without the cache (the oracle: that engine's shared-prefix path,
  * itself held to PyTorch by the oracle suites). Covers W4's repeat, another image with
- * the same question, a single response, a pass mixing hits and stores, eviction in a
+ * the same question, a single response, one response on a new image (its prefix stored,
+ * not a partial hit taken forever), a pass mixing hits and stores, eviction in a
  * cache that holds one prefix, and the budget of one pass. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +97,10 @@ int main(void)
     size_t len_a, len_b;
     CHECK(vp_png_random(500, 300, 1, &png_a, &len_a, &err) == 0);
     CHECK(vp_png_random(500, 300, 2, &png_b, &len_b, &err) == 0); /* same size, other pixels */
+    uint8_t *png_c;
+    size_t len_c;
+    CHECK(vp_png_random(500, 300, 3, &png_c, &len_c, &err) == 0);
+    char *url_c = vp_data_url("image/png", png_c, len_c);
     char *url_a = vp_data_url("image/png", png_a, len_a), *url_b = vp_data_url("image/png", png_b, len_b);
     const char *q = "What is x?";
     const char *r1[] = {"Step one.\\n\\nx = 2", "Step one.\\n\\nx = 3"};
@@ -105,6 +110,7 @@ int main(void)
     char *a1 = test_request_json(url_a, q, 2, r1, 2), *a2 = test_request_json(url_a, q, 2, r2, 3);
     char *b1 = test_request_json(url_b, q, 2, r1, 2), *a3 = test_request_json(url_a, q, 2, r3, 1);
     char *t1 = test_request_json(NULL, "Sum 2 and 2, and say why at some length please.", 2, r4, 2);
+    char *c1 = test_request_json(url_c, q, 2, r3, 1);
 
     /* W4: the first request stores its prefix; a re-score with new responses loads it */
     scored s = both(on, off, a1, "first request");
@@ -139,6 +145,22 @@ int main(void)
     s = both(on, off, b1, "other image again");
     CHECK(s.job && vp_job_result(s.job)->usage.cached_prefix_tokens > 0);
     vp_job_free(s.job);
+
+    /* one response on a third image, as an RL loop sends them: the system prompt's rows
+     * would be a hit (one response computes fewer tokens with any hit), but it stops
+     * before the image; the request computes and stores its prefix, image included,
+     * which the next one loads whole (without the rule, every request ran the vision
+     * encoder and stored nothing) */
+    for (int i = 0; i < 3; i++) {
+        s = both(on, off, c1, i ? "one response, new image, again" : "one response, new image");
+        if (s.job) {
+            const vp_usage *u = &vp_job_result(s.job)->usage;
+            CHECK_MSG(i ? u->cached_prefix_tokens > u->image_tokens : u->cached_prefix_tokens == 0,
+                      "one response on image C, request %d: %zu rows cached, %zu image tokens", i,
+                      u->cached_prefix_tokens, u->image_tokens);
+        }
+        vp_job_free(s.job);
+    }
 
     /* one response: it loads up to its first step's score position */
     s = both(on, off, a3, "single response");
@@ -235,7 +257,8 @@ int main(void)
     free(a3);
     free(b1);
     free(t1);
-    free(url_a), free(url_b), free(png_a), free(png_b);
+    free(c1);
+    free(url_a), free(url_b), free(png_a), free(png_b), free(url_c), free(png_c);
     vp_engine_close(on);
     vp_engine_close(off);
     CHECK(test_remove_dir(dir) == 0);
