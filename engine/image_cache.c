@@ -95,17 +95,35 @@ vp_image_cache *vp_image_cache_new(size_t max_bytes)
     return c;
 }
 
-void vp_image_cache_free(vp_image_cache *c)
+static void free_entries(entry *head)
 {
-    if (!c)
-        return;
-    for (entry *e = c->head, *next; e; e = next) {
+    for (entry *e = head, *next; e; e = next) {
         next = e->next;
         free(e->data);
         free(e);
     }
+}
+
+void vp_image_cache_free(vp_image_cache *c)
+{
+    if (!c)
+        return;
+    free_entries(c->head);
     pthread_mutex_destroy(&c->mu);
     free(c);
+}
+
+void vp_image_cache_reset(vp_image_cache *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    entry *head = c->head;
+    c->head = c->tail = NULL;
+    c->bytes = c->entries = 0;
+    c->hits = c->misses = c->evictions = 0;
+    pthread_mutex_unlock(&c->mu);
+    free_entries(head);
 }
 
 int vp_image_cache_append(vp_image_cache *c, const uint8_t *data, size_t len, int max_tiles,

@@ -33,5 +33,8 @@ int vp_image_cache_append(vp_image_cache *c, const uint8_t *data, size_t len, in
 void vp_image_cache_put(vp_image_cache *c, const uint8_t *data, size_t len, int max_tiles,
                         const uint8_t *u8, int n_tiles, size_t tile_bytes);
 void vp_image_cache_stats_get(vp_image_cache *c, vp_image_cache_stats *s);
+/* Drops every entry and zeroes the counters (after the server's warm-up pass, so that
+ * neither its picture nor its lookups show). */
+void vp_image_cache_reset(vp_image_cache *c);
 
 #endif

@@ -315,6 +315,17 @@ void vp_prefix_cache_end(vp_prefix_cache *c, bool ok)
     update_gauges(c);
 }
 
+void vp_prefix_cache_reset(vp_prefix_cache *c)
+{
+    if (!c)
+        return;
+    vp_prefix_cache_clear(c);
+    pthread_mutex_lock(&c->mu);
+    c->st = (vp_prefix_cache_stats){.entries = c->st.entries, .rows_used = c->st.rows_used,
+                                    .rows = c->st.rows, .host_bytes = c->st.host_bytes};
+    pthread_mutex_unlock(&c->mu);
+}
+
 void vp_prefix_cache_stats_get(const vp_prefix_cache *c, vp_prefix_cache_stats *s)
 {
     memset(s, 0, sizeof *s);

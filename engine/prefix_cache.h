@@ -62,6 +62,9 @@ bool vp_prefix_cache_reserve(vp_prefix_cache *c, const int32_t *ids, size_t len,
                              const vp_prefix_images *img, size_t *slot);
 /* Drops every entry (benchmarks: a cold start); not during a pass. */
 void vp_prefix_cache_clear(vp_prefix_cache *c);
+/* The same, and zeroes the counters (after the server's warm-up pass, so that its prefix
+ * and lookups do not show in /metrics); not during a pass. */
+void vp_prefix_cache_reset(vp_prefix_cache *c);
 /* ok: the pass succeeded, its reserved entries are now valid; else they are dropped. */
 void vp_prefix_cache_end(vp_prefix_cache *c, bool ok);
 

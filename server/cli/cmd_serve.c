@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "engine/engine.h"
+#include "engine/image_cache.h"
 #include "engine/prefix_cache.h"
 #include "engine/sched/sched.h"
 #include "engine/util/log.h"
@@ -130,8 +131,9 @@ static int warm_up(vp_engine *e, const vp_config *cfg, vp_error *err)
                     vp_sched_now_ms() - t0, cfg->backend);
     }
     vp_job_free(job);
-    /* clients' prefixes only: the warm-up's stored entry would just take room */
-    vp_prefix_cache_clear(vp_engine_prefix_cache(e));
+    /* clients' entries and lookups only: the warm-up's would take room and show in /metrics */
+    vp_prefix_cache_reset(vp_engine_prefix_cache(e));
+    vp_image_cache_reset(vp_engine_image_cache(e));
     return rc;
 }
 

@@ -54,6 +54,15 @@ static void test_basic(void)
     vp_image_cache_stats_get(c, &s);
     CHECK(s.entries == 1 && s.hits == 2 && s.misses == 5 && s.evictions == 0);
     CHECK(s.bytes >= sizeof img + sizeof tiles && s.bytes <= s.max_bytes);
+    /* reset (after the server's warm-up): no entry, no count, still usable */
+    vp_image_cache_reset(c);
+    vp_image_cache_stats_get(c, &s);
+    CHECK(s.entries == 0 && s.bytes == 0 && s.hits == 0 && s.misses == 0 && s.max_bytes == 1 << 20);
+    CHECK(vp_image_cache_get(c, img, sizeof img, 12, &got, &n) == 0);
+    vp_image_cache_put(c, img, sizeof img, 12, tiles, 3, TILE);
+    CHECK(vp_image_cache_get(c, img, sizeof img, 12, &got, &n) == 1 && n == 3);
+    free(got);
+    vp_image_cache_reset(NULL);
     vp_image_cache_free(c);
 }
 

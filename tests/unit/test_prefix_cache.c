@@ -125,6 +125,14 @@ int main(void)
     vp_prefix_cache_stats_get(c, &st);
     CHECK(st.hits == 3); /* passes 2, 3 and 4; not the failed one */
     CHECK_MSG(st.entries == 2 && st.rows_used == 80 && st.stored == 3, "%zu entries, %zu rows, %llu stored", st.entries, st.rows_used, (unsigned long long)st.stored);
+    /* reset (after the server's warm-up): no entry, no count, the capacity kept */
+    vp_prefix_cache_reset(c);
+    vp_prefix_cache_stats_get(c, &st);
+    CHECK(st.entries == 0 && st.rows_used == 0 && st.hits == 0 && st.misses == 0 &&
+          st.stored == 0 && st.evictions == 0 && st.tokens_reused == 0 && st.rows == 100);
+    vp_prefix_cache_begin(c);
+    CHECK(vp_prefix_cache_find(c, d, 60, &none, &slot) == 0);
+    vp_prefix_cache_end(c, true);
     vp_prefix_cache_free(c);
 
     /* host bytes: an entry larger than the bound is refused; older ones make room */
