@@ -184,10 +184,14 @@ static void *janitor_main(void *arg)
 }
 
 /* Marks the queued jobs of every request in batch[0..n) as started (no queue deadline:
- * see vp_sched_submit). A request's jobs were queued together, in one run. */
+ * see vp_sched_submit). Request numbers grow in queue order, so the walk stops at the
+ * first job queued after the newest request of the batch: a pass does not walk the queue. */
 static void mark_started_locked(vp_sched *s, vp_sched_ticket *const *batch, size_t n)
 {
-    for (vp_sched_ticket *q = s->head; q; q = q->next)
+    unsigned long long newest = 0;
+    for (size_t i = 0; i < n; i++)
+        newest = batch[i]->request > newest ? batch[i]->request : newest;
+    for (vp_sched_ticket *q = s->head; q && q->request <= newest; q = q->next)
         for (size_t i = 0; i < n && !q->started; i++)
             q->started = q->request == batch[i]->request;
 }
