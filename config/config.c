@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config/options.h"
 #include "engine/util/file.h"
@@ -128,13 +129,18 @@ static int set_option(vp_config *c, const vp_option *o, const char *value, const
     }
     case VP_OPT_INT:
     case VP_OPT_SIZE: {
+        if (o->type == VP_OPT_SIZE && o->choices && value && !strcasecmp(value, o->choices)) {
+            *(size_t *)dst = VP_SIZE_AUTO;
+            return 0;
+        }
         long long v;
         if (!value || vp_config_parse_number(value, o->type == VP_OPT_SIZE, &v))
             return vp_fail(err, VP_ERR_BAD_REQUEST, o->name,
                            "option %s (%s): '%s' is not %s", o->name, origin,
                            value ? value : "(null)",
-                           o->type == VP_OPT_SIZE ? "a size (e.g. 1048576, 64K, 16M, 2G)"
-                                                  : "an integer");
+                           o->type == VP_OPT_INT ? "an integer"
+                           : o->choices          ? "a size (e.g. 1048576, 64K, 16M, 2G) or auto"
+                                                 : "a size (e.g. 1048576, 64K, 16M, 2G)");
         if (v < o->min || v > o->max)
             return vp_fail(err, VP_ERR_BAD_REQUEST, o->name,
                            "option %s (%s): %lld is outside [%lld, %lld]", o->name, origin, v,
@@ -430,7 +436,12 @@ static void value_text(const vp_config *c, const vp_option *o, char *buf, size_t
     }
     case VP_OPT_BOOL: snprintf(buf, cap, "%s", *(const bool *)p ? "true" : "false"); break;
     case VP_OPT_INT: snprintf(buf, cap, "%d", *(const int *)p); break;
-    case VP_OPT_SIZE: snprintf(buf, cap, "%zu", *(const size_t *)p); break;
+    case VP_OPT_SIZE:
+        if (o->choices && *(const size_t *)p == VP_SIZE_AUTO)
+            snprintf(buf, cap, "auto");
+        else
+            snprintf(buf, cap, "%zu", *(const size_t *)p);
+        break;
     }
 }
 
@@ -459,7 +470,8 @@ void vp_config_print_help(FILE *f)
         if (o->type == VP_OPT_ENUM)
             fprintf(f, " (%s)", o->choices);
         else if (o->type == VP_OPT_INT || o->type == VP_OPT_SIZE)
-            fprintf(f, " [%lld..%lld]", o->min, o->max);
+            fprintf(f, " [%lld..%lld%s%s]", o->min, o->max, o->choices ? " or " : "",
+                    o->choices ? o->choices : "");
         fputc('\n', f);
     }
 }

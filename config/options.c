@@ -30,11 +30,14 @@ const vp_option vp_options[] = {
     {"image_cache_bytes", VP_OPT_SIZE, OFF(image_cache_bytes), "256M", 0, BIG, NULL,
      "tiles of recently seen images kept by their encoded bytes, so a re-scored image is "
      "not decoded again (0 = off)", 0},
-    {"prefix_cache_bytes", VP_OPT_SIZE, OFF(prefix_cache_bytes), "1G", 0, BIG, NULL,
+    {"prefix_cache_bytes", VP_OPT_SIZE, OFF(prefix_cache_bytes), "auto", 0, BIG, "auto",
      "backend memory (GPU on cuda) for the keys and values of recent prompt prefixes, so a "
-     "re-scored image and question cost no vision and no prefix recompute (0 = off)", 0},
-    {"prefix_cache_host_bytes", VP_OPT_SIZE, OFF(prefix_cache_host_bytes), "256M", 1, BIG, NULL,
-     "host memory for the token ids and image tiles that key the prefix cache's entries", 0},
+     "re-scored image and question cost no vision and no prefix recompute (0 = off; auto = "
+     "on cuda half the GPU memory left free by the weights and working memory, at most 2^20 "
+     "rows; on cpu 1G)", 0},
+    {"prefix_cache_host_bytes", VP_OPT_SIZE, OFF(prefix_cache_host_bytes), "auto", 1, BIG,
+     "auto", "host memory for the token ids and image tiles that key the prefix cache's "
+     "entries (auto = enough for every cache row, at least 256M)", 0},
     {"prefix_cache_min_tokens", VP_OPT_SIZE, OFF(prefix_cache_min_tokens), "64", 1, 1 << 24,
      NULL, "shortest prompt prefix the prefix cache stores or loads", 0},
     {"image_threads", VP_OPT_INT, OFF(image_threads), "0", 0, 64, NULL,

@@ -22,6 +22,16 @@ const vp_backend_ops *vp_backend_find(const char *name)
     return NULL;
 }
 
+size_t vp_kv_cache_auto_bytes(size_t free_bytes, size_t row_bytes)
+{
+    if (row_bytes == 0)
+        return 0;
+    size_t rows = free_bytes / 2 / row_bytes;
+    if (rows > VP_KV_CACHE_AUTO_MAX_ROWS)
+        rows = VP_KV_CACHE_AUTO_MAX_ROWS;
+    return rows * row_bytes;
+}
+
 /* The cached sequences seqs[0..n_cached_seqs) tile the key rows [n_tokens, n_tokens +
  * n_cached_tokens) in order, with no prefix; the others tile the token array in order:
  * the first starts at token 0, each starts where the previous ends, the last ends at

@@ -84,8 +84,23 @@ typedef struct vp_backend_options {
     size_t max_tokens;    /* largest packed batch the caller will send, cached rows
                            * included (working memory) */
     size_t max_tiles;     /* largest number of tiles in one batch */
-    size_t kv_cache_bytes;/* prefix KV cache to allocate (0 = none); rounded down to rows */
+    size_t kv_cache_bytes;/* prefix KV cache to allocate (0 = none, VP_KV_CACHE_AUTO: the
+                           * backend's own size); rounded down to rows */
 } vp_backend_options;
+
+/* kv_cache_bytes asking the backend to size the prefix KV cache itself
+ * (vp_kv_cache_auto_bytes on a GPU, VP_KV_CACHE_AUTO_HOST_BYTES on the CPU). */
+#define VP_KV_CACHE_AUTO SIZE_MAX
+#define VP_KV_CACHE_AUTO_HOST_BYTES ((size_t)1 << 30)
+/* Rows the automatic size stops at: 128 GiB at the 8B shape, so it binds only for small
+ * models, whose rows are tiny and would otherwise take half a GPU for nothing. */
+#define VP_KV_CACHE_AUTO_MAX_ROWS ((size_t)1 << 20)
+
+/* The automatic GPU size: half the device memory still free once the weights and the
+ * working memory are allocated (the other half stays for the CUDA libraries, a weight
+ * reload and other processes), at most VP_KV_CACHE_AUTO_MAX_ROWS rows of row_bytes, and a
+ * whole number of rows. */
+size_t vp_kv_cache_auto_bytes(size_t free_bytes, size_t row_bytes);
 
 typedef struct vp_backend vp_backend;
 

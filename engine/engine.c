@@ -140,8 +140,16 @@ int vp_engine_open(const vp_engine_options *opt, vp_engine **out, vp_error *err)
                   e->ops->activations ? e->ops->activations(e->backend) : "float32");
     vp_backend_memory mem;
     vp_engine_memory(e, &mem);
-    e->prefix_cache = vp_prefix_cache_new(mem.kv_cache_rows, opt->prefix_cache_host_bytes,
+    size_t host_bytes = opt->prefix_cache_host_bytes;
+    if (host_bytes == SIZE_MAX)
+        host_bytes = vp_prefix_cache_auto_host_bytes(
+            mem.kv_cache_rows, 3 * (size_t)cfg->vision.image_size * (size_t)cfg->vision.image_size,
+            (size_t)cfg->num_image_token, opt->prefix_cache_min_tokens);
+    e->prefix_cache = vp_prefix_cache_new(mem.kv_cache_rows, host_bytes,
                                           opt->prefix_cache_min_tokens);
+    if (e->prefix_cache && opt->prefix_cache_host_bytes == SIZE_MAX)
+        VP_LOGI("-", "prefix cache: %zu rows, up to %.1f MiB of ids and tiles on the host (auto)",
+                mem.kv_cache_rows, (double)host_bytes / (1024.0 * 1024.0));
     if (mem.kv_cache_rows && !e->prefix_cache) {
         vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory for the prefix cache's index");
         goto fail;

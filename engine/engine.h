@@ -39,8 +39,10 @@ typedef struct vp_engine_options {
     bool prefix_sharing;          /* share the common prefix of a request's responses (default true) */
     size_t image_cache_bytes;     /* tiles of recently seen images, by encoded bytes (0 = off) */
     int image_threads;            /* threads resizing one image (0 = min(4, cores)) */
-    size_t prefix_cache_bytes;    /* the backend's prefix KV cache (0 = off; engine/prefix_cache.h) */
-    size_t prefix_cache_host_bytes; /* ids and tiles its entries keep on the host */
+    size_t prefix_cache_bytes;    /* the backend's prefix KV cache (0 = off, VP_KV_CACHE_AUTO =
+                                     the backend's size; engine/prefix_cache.h) */
+    size_t prefix_cache_host_bytes; /* ids and tiles its entries keep on the host (SIZE_MAX =
+                                       vp_prefix_cache_auto_host_bytes for the rows) */
     size_t prefix_cache_min_tokens; /* the shortest prefix stored or loaded */
     int64_t random_weights;       /* >= 0: no checkpoint; the backend draws `vprm mkmodel --seed N`
                                      weights itself (cuda; model_dir needs config.json and the

@@ -120,9 +120,19 @@ static size_t kv_row_bytes(const vp_backend *b)
     return (size_t)l->layers * 2 * (size_t)l->kv_heads * (size_t)l->head_dim * 2;
 }
 
+/* Called once the weights and the working memory are allocated, so that an automatic size
+ * sees what they leave. */
 static int kv_cache_alloc(vp_backend *b, size_t bytes, vp_error *err)
 {
     size_t per_row = kv_row_bytes(b);
+    char how[96] = "";
+    if (bytes == VP_KV_CACHE_AUTO) {
+        size_t free_b = 0, total_b = 0;
+        CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+        bytes = vp_kv_cache_auto_bytes(free_b, per_row);
+        snprintf(how, sizeof how, "; auto: half of the %.2f GiB free, at most %zu rows",
+                 (double)free_b / (1 << 30), (size_t)VP_KV_CACHE_AUTO_MAX_ROWS);
+    }
     size_t rows = per_row ? bytes / per_row : 0;
     if (rows > (size_t)INT32_MAX)
         rows = (size_t)INT32_MAX; /* the copy map's 32-bit rows */
@@ -137,8 +147,8 @@ static int kv_cache_alloc(vp_backend *b, size_t bytes, vp_error *err)
                        (double)(rows * per_row) / (1 << 30), rows, cudaGetErrorString(crc));
     }
     b->kv_rows = rows;
-    VP_LOGI("-", "cuda backend: prefix KV cache of %zu rows (%.2f GiB)", rows,
-            (double)(rows * per_row) / (1 << 30));
+    VP_LOGI("-", "cuda backend: prefix KV cache of %zu rows (%.2f GiB%s)", rows,
+            (double)(rows * per_row) / (1 << 30), how);
     return 0;
 }
 

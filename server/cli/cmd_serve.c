@@ -11,6 +11,8 @@
 #include <time.h>
 
 #include "config/config.h"
+#include "config/options.h"
+#include "engine/backend.h"
 #include "engine/engine.h"
 #include "engine/image_cache.h"
 #include "engine/prefix_cache.h"
@@ -196,6 +198,7 @@ int cmd_serve(int argc, char **argv)
     eo.threads = cfg.threads;
     eo.random_weights = cfg.random_weights;
     eo.image_cache_bytes = cfg.image_cache_bytes;
+    _Static_assert(VP_SIZE_AUTO == VP_KV_CACHE_AUTO, "\"auto\" passes through as the backend's");
     eo.prefix_cache_bytes = cfg.prefix_cache_bytes;
     eo.prefix_cache_host_bytes = cfg.prefix_cache_host_bytes;
     eo.prefix_cache_min_tokens = cfg.prefix_cache_min_tokens;

@@ -96,6 +96,8 @@ static void check_ranges(const vp_config *c)
         }
         case VP_OPT_SIZE: {
             size_t v = *(const size_t *)f;
+            if (o->choices && v == VP_SIZE_AUTO)
+                break; /* "auto" */
             FUZZ_REQUIRE(v >= (unsigned long long)o->min && v <= (unsigned long long)o->max,
                          "%s = %zu outside [%lld, %lld]", o->name, v, o->min, o->max);
             break;

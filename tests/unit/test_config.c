@@ -205,11 +205,49 @@ static void test_values(void)
     vp_config_free(&c);
 }
 
+/* "auto" sizes: the default of both prefix-cache sizes, accepted from every source in any
+ * case, shown as "auto", and refused by sizes that have no automatic value. */
+static void test_auto_sizes(void)
+{
+    vp_config c;
+    vp_error err;
+    vp_config_default(&c);
+    CHECK(c.prefix_cache_bytes == VP_SIZE_AUTO && c.prefix_cache_host_bytes == VP_SIZE_AUTO);
+    vp_config_free(&c);
+
+    char *env[] = {"VPRM_PREFIX_CACHE_HOST_BYTES=AUTO", NULL};
+    char *a1[] = {"serve", "--model", "m", "--prefix-cache-bytes", "3G", NULL};
+    CHECK_MSG(load(&c, 5, a1, env, &err) == 0, "%s", err.message);
+    CHECK(c.prefix_cache_bytes == (size_t)3 << 30 && c.prefix_cache_host_bytes == VP_SIZE_AUTO);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    vp_config_dump(&c, mem);
+    fclose(mem);
+    CHECK(buf && strstr(buf, "prefix_cache_host_bytes=auto\n") &&
+          strstr(buf, "prefix_cache_bytes=3221225472\n"));
+    free(buf);
+    vp_config_free(&c);
+
+    char *noenv[] = {NULL};
+    char *a2[] = {"serve", "--model", "m", "--prefix-cache-bytes=3G", "--prefix-cache-bytes=auto",
+                  NULL};
+    CHECK_MSG(load(&c, 5, a2, noenv, &err) == 0, "%s", err.message);
+    CHECK(c.prefix_cache_bytes == VP_SIZE_AUTO);
+    vp_config_free(&c);
+
+    char *a3[] = {"serve", "--model", "m", "--max-body-bytes", "auto", NULL};
+    expect_refusal(5, a3, noenv, "max_body_bytes", "is not a size (e.g. 1048576, 64K, 16M, 2G)");
+    char *a4[] = {"serve", "--model", "m", "--prefix-cache-bytes", "autos", NULL};
+    expect_refusal(5, a4, noenv, "prefix_cache_bytes", "or auto");
+}
+
 int main(void)
 {
     test_defaults();
     test_precedence();
     test_refusals();
     test_values();
+    test_auto_sizes();
     return check_summary("test_config");
 }

@@ -678,6 +678,20 @@ static void test_kv_cache(test_model *m, const float *tiles)
     vp_backend_memory mem;
     vp_backend_cpu.memory(be, &mem);
     CHECK(mem.kv_cache_rows > 0 && mem.kv_cache_bytes <= opt.kv_cache_bytes);
+    { /* "auto" on the CPU: 1 GiB, in whole rows */
+        vp_backend_options auto_opt = {.threads = 1, .kv_cache_bytes = VP_KV_CACHE_AUTO};
+        vp_backend *ab = NULL;
+        CHECK(vp_cpu_init_weights(&ab, &m->cfg, &m->w, &auto_opt, &err) == 0 && ab);
+        vp_backend_memory am = {0};
+        if (ab)
+            vp_backend_cpu.memory(ab, &am);
+        size_t row = am.kv_cache_rows ? am.kv_cache_bytes / am.kv_cache_rows : 0;
+        CHECK_MSG(row > 0 && am.kv_cache_bytes <= VP_KV_CACHE_AUTO_HOST_BYTES &&
+                      am.kv_cache_bytes + row > VP_KV_CACHE_AUTO_HOST_BYTES,
+                  "auto: %zu rows, %zu bytes", am.kv_cache_rows, am.kv_cache_bytes);
+        if (ab)
+            vp_backend_cpu.free(ab);
+    }
     for (int round = 0; round < 3; round++) {
         test_batch tb, store, load;
         test_batch_make(&tb, 3 + (size_t)round, 24, 40, 3 * T_IMG);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/backend.h"
 #include "engine/prefix_cache.h"
 #include "tests/unit/check.h"
 
@@ -25,8 +26,34 @@ static vp_prefix_images images(const uint8_t *tiles, size_t n)
                               .tokens_per_tile = TPT, .img_context = IMG};
 }
 
+/* The automatic sizes (prefix_cache_bytes / prefix_cache_host_bytes = auto), by hand. */
+static void test_auto_sizes(void)
+{
+    const size_t gib = (size_t)1 << 30, row8b = (size_t)128 << 10; /* a row at the 8B shape */
+    /* half of 60 GiB free in 128 KiB rows: 245760 rows, 30 GiB */
+    CHECK(vp_kv_cache_auto_bytes(60 * gib, row8b) == 30 * gib);
+    CHECK(vp_kv_cache_auto_bytes(1000, 3) == 498); /* 166 whole rows of 500 bytes */
+    CHECK(vp_kv_cache_auto_bytes(64 * gib, 1024) == gib); /* 2^20 rows at most */
+    CHECK(vp_kv_cache_auto_bytes(64 * gib, 0) == 0 && vp_kv_cache_auto_bytes(0, row8b) == 0);
+    CHECK(vp_kv_cache_auto_bytes(row8b, row8b) == 0); /* half a row */
+
+    /* host bytes for 245760 rows of 448x448 tiles (256 tokens each), min_tokens 64: 2356
+     * bytes a row (4 + 602112 / 256) plus 3841 entry records */
+    size_t host = vp_prefix_cache_auto_host_bytes(245760, 3 * 448 * 448, 256, 64);
+    CHECK_MSG(host >= (size_t)245760 * 2356 && host <= (size_t)245760 * 2356 + 3841 * 256,
+              "host %zu", host);
+    /* ... which holds every W1 prefix the rows hold: 13 tiles, 3,587 rows (3,328 image
+     * tokens) a prefix, 68 of them in 245760 rows */
+    size_t w1_entry = 13 * (size_t)(3 * 448 * 448) + 3587 * 4 + 256;
+    CHECK(host >= 245760 / 3587 * w1_entry);
+    CHECK(vp_prefix_cache_auto_host_bytes(1000, 3 * 448 * 448, 256, 64) == (size_t)256 << 20);
+    CHECK(vp_prefix_cache_auto_host_bytes((size_t)1 << 28, 100, 0, 0) > ((size_t)1 << 28) * 4);
+    CHECK(vp_prefix_cache_auto_host_bytes(SIZE_MAX / 2, 3 * 448 * 448, 256, 64) == SIZE_MAX / 2);
+}
+
 int main(void)
 {
+    test_auto_sizes();
     CHECK(vp_prefix_cache_new(0, 1 << 20, 4) == NULL); /* no rows: no cache */
     vp_prefix_cache *c = vp_prefix_cache_new(100, 1 << 20, 4);
     CHECK(c != NULL);
