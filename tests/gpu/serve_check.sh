@@ -87,6 +87,18 @@ serve() { # LABEL PORT ARGS...: start, wait for /ready (180 s), POST the request
         http "http://127.0.0.1:$port/metrics" - "$W/metrics.txt" && grep -E "^vprm_(requests_total|passes_total|weights_bytes|working_memory_bytes|gpu_memory)" "$W/metrics.txt" | head -n 8
         http "http://127.0.0.1:$port/v1/models" - "$W/models.json" &&
             LD_LIBRARY_PATH= "$PY" -c 'import json,sys; m=json.load(open(sys.argv[1]))["models"][0]; print("serve_check: /v1/models:", m["device"], json.dumps(m["memory"]))' "$W/models.json"
+        # --prefix-cache-bytes auto (the default): half of what was free when it was sized,
+        # which is at least what is free now plus the cache itself; or 2^20 rows
+        LD_LIBRARY_PATH= "$PY" - "$W/models.json" "$label" <<'PYEOF' || prefix_auto_failed=1
+import json, sys
+m = json.load(open(sys.argv[1]))["models"][0]["memory"]
+c, rows, free = m["prefix_cache_bytes"], m["prefix_cache_rows"], m.get("device_free_bytes", 0)
+row = c // rows if rows else 0
+ok = rows > 0 and (rows == 1 << 20 or c + row >= (free + c) // 2)
+print(f"serve_check: {sys.argv[2]}: prefix cache auto {c / 2**30:.2f} GiB ({rows} rows), "
+      f"{free / 2**30:.2f} GiB free after it: {'ok' if ok else 'NOT half of the free memory'}")
+sys.exit(0 if ok else 1)
+PYEOF
         if [ -n "${LOAD:-}" ]; then
             echo "== HTTP load on $label: vprm bench --url ... $LOAD"
             # shellcheck disable=SC2086
@@ -102,6 +114,7 @@ serve() { # LABEL PORT ARGS...: start, wait for /ready (180 s), POST the request
     [ $ready = 1 ]
 }
 
+prefix_auto_failed=0
 for b in cpu $BACKEND; do
     timeout 60 "$V" score --model "$W/tiny" --backend $b "$W/req.json" >"$W/$b.json" 2>"$W/$b.log" ||
         { echo "serve_check: vprm score --backend $b failed:"; tail -n 5 "$W/$b.log"; fail=1; }
@@ -119,6 +132,7 @@ else
     fail=1
 fi
 [ $load_failed = 0 ] || fail=1
+[ $prefix_auto_failed = 0 ] || fail=1
 echo "== vprm bench, 8B shape, random weights (seed 1)"
 timeout 150 "$V" bench --model "$W/cfg8b" --backend "$BACKEND" --random-weights 1 --workload all \
     --repeat 3 >"$W/bench.txt" 2>&1 || { echo "serve_check: vprm bench failed (exit $?)"; fail=1; }
