@@ -202,10 +202,18 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
           (double)g->prefix_cache_rows_used);
     gauge(f, "vprm_prefix_cache_rows", "Token rows the prefix KV cache holds at most (0 = off).",
           (double)g->prefix_cache_rows);
+    gauge(f, "vprm_prefix_cache_host_bytes", "Host bytes of the ids and tiles that key the "
+          "prefix KV cache's entries.", (double)g->prefix_cache_host_bytes);
     gauge(f, "vprm_weights_bytes", "Bytes of resident model weights (device or host).",
           (double)g->weights_bytes);
     gauge(f, "vprm_working_memory_bytes", "Working memory the backend keeps between passes.",
           (double)g->working_bytes);
+    if (g->resident_bytes)
+        gauge(f, "process_resident_memory_bytes", "Resident memory size of the server process.",
+              (double)g->resident_bytes);
+    if (g->heap_bytes)
+        gauge(f, "vprm_heap_in_use_bytes", "Bytes the C heap has handed out and not taken back "
+              "(flat while idle unless something is kept per request).", (double)g->heap_bytes);
     if (g->device_total_bytes) {
         gauge(f, "vprm_gpu_memory_used_bytes", "GPU memory in use (every process on the device).",
               (double)g->device_used_bytes);

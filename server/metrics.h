@@ -54,8 +54,10 @@ typedef struct vp_gauges {
     unsigned long long prefix_cache_hits, prefix_cache_misses, prefix_cache_evictions;
     unsigned long long prefix_cache_tokens_reused, prefix_cache_stored;
     size_t prefix_cache_entries, prefix_cache_rows_used, prefix_cache_rows;
+    size_t prefix_cache_host_bytes;
     size_t weights_bytes, working_bytes;          /* the backend's */
     size_t device_total_bytes, device_used_bytes; /* 0 when the backend is not a GPU */
+    size_t resident_bytes, heap_bytes;            /* the process's (0 when unknown) */
 } vp_gauges;
 
 void vp_metrics_init(vp_metrics *m);

@@ -6,6 +6,7 @@
 #include "engine/backend.h"
 #include "engine/image_cache.h"
 #include "engine/prefix_cache.h"
+#include "server/process_memory.h"
 #include "server/internal.h"
 
 /* Liveness (API.md: 200 while the process serves HTTP); a failed device shows in the
@@ -122,6 +123,7 @@ enum MHD_Result vp_route_metrics(vp_conn *x)
         g.prefix_cache_evictions = ps.evictions, g.prefix_cache_tokens_reused = ps.tokens_reused;
         g.prefix_cache_stored = ps.stored, g.prefix_cache_entries = ps.entries;
         g.prefix_cache_rows_used = ps.rows_used, g.prefix_cache_rows = ps.rows;
+        g.prefix_cache_host_bytes = ps.host_bytes;
         vp_backend_memory mem;
         vp_engine_memory(engine, &mem);
         g.weights_bytes = mem.weights_bytes, g.working_bytes = mem.working_bytes;
@@ -129,6 +131,8 @@ enum MHD_Result vp_route_metrics(vp_conn *x)
         g.precision_widenings = vp_engine_widenings(engine);
         g.device_used_bytes = mem.device_total_bytes - mem.device_free_bytes;
     }
+    g.resident_bytes = vp_process_resident_bytes();
+    g.heap_bytes = vp_process_heap_bytes();
     size_t len;
     char *body = vp_metrics_render(&s->metrics, &g, &len);
     if (!body)

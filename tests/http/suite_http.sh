@@ -5,6 +5,7 @@
 #      status of API.md (tests/tools/http_api.c),
 #      misbehaving clients (http_abuse.c), the CLI and HTTP give the same scores
 #   B  defaults: 64 concurrent clients equal a serial run (http_concurrency.c), vprm bench
+#   S  memory over 4,800 mixed requests: the heap in use (less the caches) stays flat
 #   C  config file + environment: queue full (429) and queue timeout (503) under load,
 #      image URLs to a loopback server refused
 #   D  image URLs allowed: fetched, redirect/size/status limits
@@ -215,6 +216,17 @@ if start_daemon B "$VPRM" --api-key "$KEY" --no-cancel-on-disconnect --header-ti
         ok "B: vprm bench --url W3 ($(grep throughput "$T/bench.out"))"
     else bad "B: vprm bench"; tail -5 "$T/bench.out"; fi
     stop_daemon B
+fi
+
+# ---- S: memory over a long mixed run (good and bad requests, kept-alive and cut-off
+# connections): the heap in use, less the caches' bytes, must not grow once warm
+if start_daemon S "$VPRM" --api-key "$KEY" --image-cache-bytes 4M --prefix-cache-bytes 8M \
+    --prefix-cache-host-bytes 16M --max-body-bytes 512K --max-image-bytes 256K \
+    --connection-timeout-s 2; then
+    if "$PY" tests/http/soak_memory.py "$PORT" "$PID" "$KEY" 400 >"$T/soak.out" 2>&1; then
+        ok "S: memory flat over a mixed run ($(tail -1 "$T/soak.out"))"
+    else bad "S: memory over a mixed run: $(tail -5 "$T/soak.out")"; fi
+    stop_daemon S
 fi
 
 # ---- a loopback image server for the URL tests
