@@ -9,17 +9,36 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Opens path read-only and refuses anything but a regular file. O_NONBLOCK: a FIFO in a
+ * model folder (config.json, a shard) would otherwise block open() until a writer came,
+ * hanging the load. The flag is cleared once the file is known to be regular. */
+static int open_regular(const char *path, struct stat *st, vp_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return vp_fail(err, VP_ERR_IO, NULL, "cannot open %s: %s", path, strerror(errno));
+    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+        close(fd);
+        return vp_fail(err, VP_ERR_IO, NULL, "%s is not a regular file", path);
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0) /* blocking reads again: some network file systems honour the flag */
+        fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    return fd;
+}
+
 int vp_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *len, vp_error *err)
 {
     *out = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return vp_fail(err, VP_ERR_IO, NULL, "cannot open %s: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return vp_fail(err, VP_ERR_IO, NULL, "%s is not a regular file", path);
+    int fd = open_regular(path, &st, err);
+    if (fd < 0)
+        return -1;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return vp_fail(err, VP_ERR_IO, NULL, "cannot open %s: %s", path, strerror(errno));
     }
     size_t size = (size_t)st.st_size;
     if (max_bytes && size > max_bytes) {
@@ -60,14 +79,10 @@ int vp_mmap_open(const char *path, vp_mmap *m, vp_error *err)
 {
     m->data = NULL;
     m->len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return vp_fail(err, VP_ERR_IO, NULL, "cannot open %s: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return vp_fail(err, VP_ERR_IO, NULL, "%s is not a regular file", path);
-    }
+    int fd = open_regular(path, &st, err);
+    if (fd < 0)
+        return -1;
     if (st.st_size == 0) {
         close(fd);
         return vp_fail(err, VP_ERR_MODEL, NULL, "%s is empty", path);

@@ -1,6 +1,7 @@
 /* vp_model_load on generated checkpoints: shapes per MODEL.md, single file and shards,
  * config variants, and each kind of mismatch between config.json and the tensors. */
 #include <jansson.h>
+#include <sys/stat.h>
 
 #include "engine/model/weights.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -326,6 +327,40 @@ static void test_mismatches(const char *base)
     }
 }
 
+/* dir/name replaced by a FIFO (target NULL) or a symlink to target. */
+static void replace_with(const char *dir, const char *name, const char *target)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    unlink(path);
+    CHECK_MSG(target ? symlink(target, path) == 0 : mkfifo(path, 0644) == 0, "%s", path);
+}
+
+/* Model files that are not regular files: refused by name, never waited on. A FIFO
+ * blocked open() until a writer came (the load hung forever): SIGALRM ends the test
+ * instead, which fails it. */
+static void test_special_files(const char *base)
+{
+    static const char *const names[] = {"config.json", "model.safetensors"};
+    char dir[512];
+    vp_error err = {0};
+    alarm(60);
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(dir, sizeof dir, "%s/fifo%zu", base, i);
+        CHECK(test_write_tiny(dir, 2, &err) == 0);
+        replace_with(dir, names[i], NULL);
+        load_fails_kind(dir, VP_ERR_IO, names[i], "not a regular file");
+    }
+    snprintf(dir, sizeof dir, "%s/fifo_tok", base);
+    CHECK(test_write_tiny(dir, 2, &err) == 0);
+    replace_with(dir, "tokenizer.model", NULL);
+    vp_tokenizer *tok = NULL;
+    CHECK(vp_tokenizer_load(dir, &tok, &err) == -1 && !tok);
+    CHECK_MSG(strstr(err.message, "tokenizer.model") && strstr(err.message, "not a regular file"),
+              "%s", err.message);
+    alarm(0);
+}
+
 int main(void)
 {
     char base[200];
@@ -340,6 +375,7 @@ int main(void)
         test_variants(base);
         test_overrides(base);
         test_mismatches(base);
+        test_special_files(base);
     }
     test_rmtree(base);
     return check_summary("test_model_weights");
