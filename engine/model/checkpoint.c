@@ -14,10 +14,12 @@
 #define SINGLE_NAME "model.safetensors"
 #define INDEX_MAX_BYTES ((size_t)64 << 20)
 
+/* lstat: a dangling or looping symlink is there too, and opening it then reports why,
+ * instead of the file counting as absent ("neither ... nor", "shard missing"). */
 static int file_exists(const char *path)
 {
     struct stat st;
-    return stat(path, &st) == 0;
+    return lstat(path, &st) == 0;
 }
 
 /* Sort key for the merged table. */

@@ -338,7 +338,8 @@ static void replace_with(const char *dir, const char *name, const char *target)
 
 /* Model files that are not regular files: refused by name, never waited on. A FIFO
  * blocked open() until a writer came (the load hung forever): SIGALRM ends the test
- * instead, which fails it. */
+ * instead, which fails it. A dangling or looping model.safetensors link counted as
+ * absent ("neither model.safetensors nor ..."). */
 static void test_special_files(const char *base)
 {
     static const char *const names[] = {"config.json", "model.safetensors"};
@@ -359,6 +360,14 @@ static void test_special_files(const char *base)
     CHECK_MSG(strstr(err.message, "tokenizer.model") && strstr(err.message, "not a regular file"),
               "%s", err.message);
     alarm(0);
+    snprintf(dir, sizeof dir, "%s/dangling", base);
+    CHECK(test_write_tiny(dir, 2, &err) == 0);
+    replace_with(dir, "model.safetensors", "no-such-file.safetensors");
+    load_fails_kind(dir, VP_ERR_IO, "model.safetensors", "cannot open");
+    snprintf(dir, sizeof dir, "%s/loop", base);
+    CHECK(test_write_tiny(dir, 2, &err) == 0);
+    replace_with(dir, "model.safetensors", "model.safetensors");
+    load_fails_kind(dir, VP_ERR_IO, "model.safetensors", "cannot open");
 }
 
 int main(void)
