@@ -87,12 +87,17 @@ static int check_shard_name(const char *name, const char *tensor, vp_error *err)
     return 0;
 }
 
+static int by_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* names[n] is sorted: a lookup per tensor stays O(log n) (a linear scan made an index
+ * of many distinct shard names quadratic: minutes before any file was opened). */
 static long shard_slot(char **names, size_t n, const char *name)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(names[i], name))
-            return (long)i;
-    return -1;
+    char **hit = n ? bsearch(&name, names, n, sizeof *names, by_str) : NULL;
+    return hit ? (long)(hit - names) : -1;
 }
 
 static int open_sharded(const char *dir, const char *index_path, vp_checkpoint *ck, vp_error *err)
@@ -126,7 +131,7 @@ static int open_sharded(const char *dir, const char *index_path, vp_checkpoint *
         rc = vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");
         goto done;
     }
-    /* Distinct shard names, in order of first mention. */
+    /* Distinct shard names, sorted. */
     json_object_foreach(map, key, v) {
         if (!json_is_string(v)) {
             rc = vp_fail(err, VP_ERR_MODEL, key, INDEX_NAME ": weight_map['%s'] is not a string",
@@ -136,9 +141,14 @@ static int open_sharded(const char *dir, const char *index_path, vp_checkpoint *
         const char *shard = json_string_value(v);
         if ((rc = check_shard_name(shard, key, err)))
             goto done;
-        if (shard_slot(names, n_names, shard) < 0)
-            names[n_names++] = (char *)shard;
+        names[n_names++] = (char *)shard;
     }
+    qsort(names, n_names, sizeof *names, by_str);
+    size_t distinct = 0;
+    for (size_t i = 0; i < n_names; i++)
+        if (!distinct || strcmp(names[distinct - 1], names[i]))
+            names[distinct++] = names[i];
+    n_names = distinct;
     if (!(ck->files = calloc(n_names, sizeof *ck->files))) {
         rc = vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");
         goto done;

@@ -283,6 +283,29 @@ static void test_sharded(void)
     }
 }
 
+/* An index naming many distinct shards is refused at the first missing one in about a
+ * second: the distinct names were found by a linear scan per entry, quadratic (80k
+ * names took 10 s, the 64 MiB the index may hold hours). SIGALRM fails the test. */
+static void test_many_shard_names(void)
+{
+    enum { N = 300000 };
+    make_sub("sh_many");
+    char path[128];
+    snprintf(path, sizeof path, "%s/sh_many/model.safetensors.index.json", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    fputs("{\"weight_map\":{", f);
+    for (int i = 0; i < N; i++)
+        fprintf(f, "%s\"t.%d\":\"s%07d.safetensors\"", i ? "," : "", i, i);
+    fputs("}}", f);
+    CHECK(fclose(f) == 0);
+    alarm(30);
+    refuse_dir("sh_many", "s0000000.safetensors", "missing");
+    alarm(0);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/vp_st_XXXXXX");
@@ -293,6 +316,7 @@ int main(void)
     test_valid_file();
     test_broken_files();
     test_sharded();
+    test_many_shard_names();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
