@@ -202,8 +202,14 @@ static int apply(vp_tokenizer *tok, const added_list *list, const char *dir, vp_
 static int read_bos(json_t *cfg, const char *path, vp_tokenizer *tok, vp_error *err)
 {
     json_t *bos = json_object_get(cfg, "bos_token");
-    if (json_is_object(bos))
-        bos = json_object_get(bos, "content"); /* the AddedToken form */
+    if (json_is_object(bos)) { /* the AddedToken form */
+        bos = json_object_get(bos, "content");
+        /* without its content the object names no token: not "no bos_token", which
+         * would fall back to trainer_spec's BOS without a word */
+        if (!json_is_string(bos))
+            return vp_fail(err, VP_ERR_MODEL, NULL,
+                           "%s: bos_token is an object without a string \"content\"", path);
+    }
     if (!bos || json_is_null(bos))
         return 0;
     if (!json_is_string(bos))

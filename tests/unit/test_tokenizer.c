@@ -673,6 +673,7 @@ static void test_added_tokens(void)
          "\"1601\": {\"content\": \"<a>\"}}}", NULL, "both '<a>'"},
         {"{\"added_tokens_decoder\": {}}", "{\"<b>\": -3}", "<b>"},
         {"{\"bos_token\": \"<nope>\"}", NULL, "<nope>"},
+        {"{\"bos_token\": {\"__type\": \"AddedToken\"}}", NULL, "bos_token is an object"},
         {"{\"added_tokens_decoder\": {\"15\": {\"content\": \"<nl>\"}}}", NULL, "byte piece '<0x0A>'"},
         {"{\"added_tokens_decoder\": {\"0\": {\"content\": \"<oov>\"}}}", NULL, "unknown piece"},
         {"{\"added_tokens_decoder\": ", NULL, "invalid JSON"},
