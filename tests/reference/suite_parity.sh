@@ -3,7 +3,7 @@
 # models of several shapes and generated requests: the two logits at every score
 # position agree to 1e-4 relative. Also: scoring the responses of a request together
 # (shared prefix, one packed pass) equals scoring them one by one; dynamic NTK RoPE on a
-# model with a short max_position_embeddings.
+# model with a short max_position_embeddings; the ranking of exactly tied responses.
 set -u
 here=$(dirname "$0")
 tmp="$VPRM_TMP/parity"
@@ -91,6 +91,11 @@ PY
 else
     echo "FAIL ntk model: $(tail -n 3 "$tmp/mk-ntk.log")"; echo fail >> "$tmp/status"
 fi
+# Best-of-N ranking is stable for ties (MODEL.md 1.11): the card's two solutions twice,
+# no image; duplicated responses tie exactly and must keep index order
+"$PYTHON" -c 'import json,sys; r=json.load(open(sys.argv[1])); a,b=r["responses"]; r["responses"]=[b,a,b,a]; r["return_logits"]=True; json.dump(r, open(sys.argv[2],"w"))' \
+    tests/data/geometry_request.json "$tmp/ties.json"
+compare_one ties "$tmp/model-default" "$tmp/ties.json" --expect-tie
 pass=$(grep -c '^ok' "$tmp/status" 2>/dev/null || true)
 fail=$(grep -c '^fail' "$tmp/status" 2>/dev/null || true)
 worst=$(sed -n 's/.*worst relative error \([^ ]*\) at.*/\1/p' "$worst_file" | sort -g | tail -n 1)
