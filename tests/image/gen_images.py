@@ -298,6 +298,16 @@ def main_into(out_dir):
         name = f"bmp_{i:02d}.bmp"
         kind = save_bmp(os.path.join(out_dir, name), rng, *size, i)
         add(name, "bmp", kind, size, [])
+    # EXIF orientation 6 (rotate 90 degrees) that must not be applied (MODEL.md 2); drawn
+    # last so the files above keep their seeded content
+    for i, fmt in enumerate(("jpeg", "png")):
+        size = (300 + 37 * i, 200)
+        name = f"exif_rot6_{i}.{'jpg' if fmt == 'jpeg' else 'png'}"
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        im = Image.fromarray(u8(content(rng, size[1], size[0], 3)), "RGB")
+        im.save(os.path.join(out_dir, name), fmt.upper(), exif=exif.tobytes())
+        add(name, fmt, "RGB EXIF orientation 6", size, [])
     with open(os.path.join(out_dir, "manifest.json"), "w") as f:
         json.dump(entries, f, indent=0)
 

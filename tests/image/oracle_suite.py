@@ -39,6 +39,7 @@ import sys
 import zlib
 
 import numpy as np
+from PIL import Image, ImageOps
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -288,6 +289,11 @@ def run_images(vprm, decode_tool, work):
             proc.communicate()
             fail(f"{e['file']} ({e['kind']}): Pillow cannot open it: {ex}")
             continue
+        if "EXIF" in e["kind"]:
+            # the file must really carry the tag, or its equality to Pillow proves nothing
+            with Image.open(path) as im:
+                if ImageOps.exif_transpose(im).size == im.size:
+                    fail(f"{e['file']}: EXIF orientation tag not read back (generator problem)")
         _, err = proc.communicate()
         if proc.returncode != 0:
             fail(f"{e['file']} ({e['kind']} {e['size']}): vprm exit {proc.returncode}: {err.decode().strip()}")
