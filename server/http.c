@@ -114,7 +114,21 @@ typedef struct framing {
     const char *length;  /* the first Content-Length */
     bool conflict;       /* another Content-Length with another value */
     bool chunked;        /* a Transfer-Encoding header */
+    const char *coding;  /* a Transfer-Encoding other than one plain "chunked" */
 } framing;
+
+/* libmicrohttpd reads a chunked body only when the first Transfer-Encoding is exactly
+ * "chunked" (any case, trimmed); for any other value it waits for a body it never
+ * delimits, and the client hangs until the idle timeout closes it without an answer. */
+static bool plain_chunked(const char *v)
+{
+    while (*v == ' ' || *v == '\t')
+        v++;
+    size_t n = strlen(v);
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    return n == 7 && !strncasecmp(v, "chunked", 7);
+}
 
 static enum MHD_Result note_framing(void *cls, enum MHD_ValueKind kind, const char *key,
                                     const char *value)
@@ -127,6 +141,8 @@ static enum MHD_Result note_framing(void *cls, enum MHD_ValueKind kind, const ch
         if (!f->length)
             f->length = value ? value : "";
     } else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        if (!f->coding && (f->chunked || !plain_chunked(value ? value : "")))
+            f->coding = value ? value : ""; /* a second header counts as another coding */
         f->chunked = true;
     }
     return MHD_YES;
@@ -138,8 +154,12 @@ static enum MHD_Result on_first_call(vp_conn *x)
     /* two Content-Lengths that differ, or one with Transfer-Encoding: a proxy in front may
      * read the body's end otherwise than libmicrohttpd (request smuggling). 400 and the
      * connection closed, as RFC 9112 (6.3) asks. */
-    framing fr = {NULL, false, false};
+    framing fr = {NULL, false, false, NULL};
     MHD_get_connection_values(x->mhd, MHD_HEADER_KIND, note_framing, &fr);
+    if (fr.coding && !fr.length) { /* RFC 9112 6.1: 501 for a coding not understood */
+        x->close_after = true;
+        return vp_reply_not_implemented(x, fr.coding);
+    }
     if (fr.conflict || (fr.length && fr.chunked)) {
         x->close_after = true;
         return vp_reply_errorf(x, VP_ERR_BAD_REQUEST, "",

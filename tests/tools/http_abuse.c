@@ -10,7 +10,8 @@
  * at normal speed), a client that disconnects mid-upload, a client that disconnects
  * while its job is queued (cancelled, never run), pipelined requests on one connection,
  * hundreds of idle connections, Content-Length headers that disagree or come with
- * Transfer-Encoding (400, connection closed: no smuggled request answered), a body of
+ * Transfer-Encoding (400, connection closed: no smuggled request answered), a
+ * Transfer-Encoding other than chunked (501 at once, connection closed), a body of
  * tiny JSON values (413 before any parse), a body trickled in under the idle timeout
  * (closed at body_timeout_s), a request head trickled in (closed at header_timeout_s;
  * kept-alive connections: tests/http/kept_alive_heads.py), and a final normal request. */
@@ -244,6 +245,25 @@ static void expect_framing_refused(const char *name, const char *framing)
     free(cb);
 }
 
+/* A body under a Transfer-Encoding libmicrohttpd cannot read (anything but one plain
+ * "chunked"): 501 naming it at once, and the connection closed (where the body ends is
+ * unknown), not a wait for the idle timeout that ends without an answer. */
+static void expect_coding_refused(const char *name, const char *framing)
+{
+    conn_buf *cb = calloc(1, sizeof *cb);
+    char body[2048], bearer[256];
+    snprintf(bearer, sizeof bearer, "Bearer %s", key);
+    double t0 = now_ms();
+    int st, fd = raw_post(bearer, framing, "", cb, body, sizeof body, &st);
+    CHECK_MSG(st == 501 && strstr(body, "Transfer-Encoding") && strstr(body, "not_implemented"),
+              "%s: %d %s", name, st, body);
+    CHECK_MSG(now_ms() - t0 < 1000, "%s: answered after %.0f ms", name, now_ms() - t0);
+    st = read_response(fd, cb, 3000, body, sizeof body);
+    CHECK_MSG(st == 0, "%s: the connection stayed open (%d)", name, st);
+    close(fd);
+    free(cb);
+}
+
 /* The status of small_req with this Authorization value. */
 static int status_with_auth(const char *value)
 {
@@ -274,6 +294,10 @@ static void test_framing_and_size(void)
     snprintf(both, sizeof both, "Content-Length: %zu\r\nTransfer-Encoding: chunked\r\n",
              strlen(small_req));
     expect_framing_refused("Content-Length with Transfer-Encoding", both);
+    expect_coding_refused("Transfer-Encoding: gzip", "Transfer-Encoding: gzip\r\n");
+    expect_coding_refused("Transfer-Encoding: gzip, chunked", "Transfer-Encoding: gzip, chunked\r\n");
+    expect_coding_refused("two Transfer-Encodings",
+                          "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n");
 
     /* 150000 tiny values in 300 KB: refused from a count, before jansson parses it */
     size_t n = 150000, len = 0;
