@@ -41,6 +41,8 @@ struct vp_server {
     vp_request_limits limits;
     char model_name[128];
     vp_metrics metrics;
+    atomic_int url_fetches;        /* requests fetching image URLs now (each holds its
+                                    * HTTP pool thread for the fetch) */
     atomic_size_t inflight;        /* request contexts alive */
     atomic_size_t answering;       /* of those, requests received whole (or answered early):
                                     * what a drain waits for; uploads still arriving do not

@@ -12,8 +12,37 @@
 #include "server/fetch.h"
 #include "server/internal.h"
 
+static int fetch_all(vp_server *s, vp_score_request *req, const char *param_prefix,
+                     vp_error *err);
+
+/* A fetch runs on the HTTP pool thread that read the request and holds it up to
+ * url_timeout_ms per image: fetches hold at most http_threads - 1 threads at once, so
+ * one is always left to accept connections (/health, /ready, base64 requests). A request
+ * past that gets 429 with Retry-After, as a full queue does. */
 int vp_server_fetch_images(vp_server *s, vp_score_request *req, const char *param_prefix,
                            vp_error *err)
+{
+    bool any = false;
+    for (size_t i = 0; i < req->n_images; i++)
+        any |= req->images[i].kind == VP_IMAGE_URL;
+    if (!any || !s->cfg->allow_image_urls)
+        return fetch_all(s, req, param_prefix, err);
+    int slots = s->cfg->http_threads > 1 ? s->cfg->http_threads - 1 : 1;
+    if (atomic_fetch_add(&s->url_fetches, 1) >= slots) {
+        atomic_fetch_sub(&s->url_fetches, 1);
+        char param[128];
+        snprintf(param, sizeof param, "%s%s", param_prefix, req->n_images == 1 ? "image" : "images");
+        return vp_fail(err, VP_ERR_BUSY, param,
+                       "all %d image URL fetch slots are busy (one per HTTP thread but one); "
+                       "retry later, or send the image as base64", slots);
+    }
+    int rc = fetch_all(s, req, param_prefix, err);
+    atomic_fetch_sub(&s->url_fetches, 1);
+    return rc;
+}
+
+static int fetch_all(vp_server *s, vp_score_request *req, const char *param_prefix,
+                     vp_error *err)
 {
     const vp_config *c = s->cfg;
     vp_fetch_opts o = {

@@ -241,7 +241,7 @@ img.save(d + "/img.png")
 open(d + "/big.png", "wb").write(open(d + "/img.png", "rb").read()[:8] + os.urandom(400 * 1024))
 EOF
 cat >"$T/imgserver.py" <<'EOF'
-import http.server, sys
+import http.server, sys, time
 root = sys.argv[1]
 class H(http.server.SimpleHTTPRequestHandler):
     def __init__(self, *a, **k):
@@ -249,6 +249,9 @@ class H(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *a):
         pass
     def do_GET(self):
+        if self.path == "/slow":  # a slow image host: the image after 4 s
+            time.sleep(4)
+            self.path = "/img.png"
         if self.path.startswith("/hop"):  # /hopN redirects to /hop(N-1), /hop0 to the image
             n = int(self.path[4:] or 0)
             self.send_response(302)
@@ -321,6 +324,31 @@ assert a['usage']['image_tiles'] >= 1"; then
     url_req "$IMG/missing.png"; st=$(post /v1/score "$T/url.json")
     [ "$st" = 400 ] && grep -q "HTTP 404" "$T/post.body" && ok "D: URL answering 404: 400 naming it" \
         || bad "D: missing URL: $st $(cat "$T/post.body")"
+    # a fetch holds its HTTP thread: 6 slow image hosts, one every 0.25 s (each request
+    # taken by a thread not yet held), must leave one of the 4 threads free to accept
+    # /health (a liveness probe); fetches past the 3 slots get 429
+    url_req "$IMG/slow"
+    SLOW=""
+    for i in 1 2 3 4 5 6; do
+        curl -s -o "$T/slow$i.body" -D "$T/slow$i.head" -w '%{http_code}' -H "Authorization: Bearer $KEY" \
+            --data-binary @"$T/url.json" "$URL/v1/score" >"$T/slow$i.st" &
+        SLOW="$SLOW $!"
+        sleep 0.25
+    done
+    hs=$(curl -s -o /dev/null -m 20 -w '%{http_code} %{time_total}' "$URL/health")
+    for p in $SLOW; do wait "$p"; done
+    n200=0; n429=0
+    for i in 1 2 3 4 5 6; do
+        case "$(cat "$T/slow$i.st")" in
+        200) n200=$((n200 + 1)) ;;
+        429) grep -qi "^retry-after:" "$T/slow$i.head" && grep -q "image URL fetch" "$T/slow$i.body" \
+            && n429=$((n429 + 1)) ;;
+        esac
+    done
+    if [ "${hs%% *}" = 200 ] && awk -v t="${hs#* }" 'BEGIN { exit !(t < 0.5) }' \
+        && [ $n200 -ge 1 ] && [ $n429 -ge 1 ] && [ $((n200 + n429)) = 6 ]; then
+        ok "D: slow image hosts leave an HTTP thread free (/health in ${hs#* } s; $n200 x 200, $n429 x 429)"
+    else bad "D: slow image hosts: /health $hs; $n200 x 200, $n429 x 429 of 6"; fi
     stop_daemon D
 fi
 kill "$IMGPID" 2>/dev/null
