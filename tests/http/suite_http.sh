@@ -51,6 +51,7 @@ fi
 # start_daemon NAME BINARY [serve flags...]: sets PID, PORT, URL; waits for /ready 200.
 start_daemon() {
     name=$1; bin=$2; shift 2
+    rm -f "$T/$name.out" # a previous run's port could be read before the shell truncates it
     "$bin" serve --model "$MODEL" --host 127.0.0.1 --port 0 "$@" >"$T/$name.out" 2>"$T/$name.log" &
     PID=$!
     PIDS="$PIDS $PID"
