@@ -1,6 +1,7 @@
 /* The libmicrohttpd daemon: routing, authentication, body limits, suspend/resume around
  * the scheduler, the per-request log line, start, drain and stop. */
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,6 +149,42 @@ static enum MHD_Result note_framing(void *cls, enum MHD_ValueKind kind, const ch
     return MHD_YES;
 }
 
+/* An error known from the head. Queued at once, libmicrohttpd closes the connection
+ * with the body unread: the kernel resets it under a client still sending, and a client
+ * that writes its whole body before reading (Python's http.client, urllib) gets a
+ * broken pipe instead of the answer. So a body up to DISCARD_ALLOWANCE is read and
+ * dropped first, and the connection stays open for the next request. Answered at once
+ * when the client waits for "100 Continue" (it sends no body) or declares a larger one. */
+static bool answer_after_body(vp_conn *x)
+{
+    const char *expect = MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_EXPECT);
+    if (expect && !strcasecmp(expect, "100-continue"))
+        return false;
+    const char *cl = MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return !cl || strtoull(cl, NULL, 10) <= DISCARD_ALLOWANCE;
+}
+
+static enum MHD_Result early_error(vp_conn *x, vp_err_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static enum MHD_Result early_error(vp_conn *x, vp_err_kind kind, const char *fmt, ...)
+{
+    vp_error *e = &x->early_err;
+    e->kind = kind;
+    e->param[0] = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+    if (answer_after_body(x)) {
+        x->early = true;
+        x->phase = PHASE_BODY;
+        return MHD_YES;
+    }
+    return kind == VP_ERR_NONE ? vp_reply_method_not_allowed(x, x->allow) : vp_reply_error(x, e);
+}
+
 static enum MHD_Result on_first_call(vp_conn *x)
 {
     vp_server *s = x->srv;
@@ -169,31 +206,32 @@ static enum MHD_Result on_first_call(vp_conn *x)
     }
     x->route = find_route(x->path);
     if (!x->route)
-        return vp_reply_errorf(x, VP_ERR_NOT_FOUND, "", "no such endpoint: %s %s", x->method,
-                               x->path);
+        return early_error(x, VP_ERR_NOT_FOUND, "no such endpoint: %s %s", x->method, x->path);
     bool is_get = !strcmp(x->route->method, "GET");
     bool method_ok = !strcmp(x->method, x->route->method) || (is_get && !strcmp(x->method, "HEAD"));
-    if (!method_ok)
-        return vp_reply_method_not_allowed(x, is_get ? "GET, HEAD" : "POST");
+    if (!method_ok) {
+        x->allow = is_get ? "GET, HEAD" : "POST";
+        return early_error(x, VP_ERR_NONE, "%s", "");
+    }
     if (x->route->needs_auth && !authorized(x))
-        return vp_reply_errorf(x, VP_ERR_UNAUTHORIZED, "",
-                               "missing or wrong API key: send \"Authorization: Bearer <key>\"");
+        return early_error(x, VP_ERR_UNAUTHORIZED,
+                           "missing or wrong API key: send \"Authorization: Bearer <key>\"");
     if (is_get) { /* answered on the next call: an answer queued now would close the connection */
         x->phase = PHASE_BODY;
         return MHD_YES;
     }
     if (atomic_load(&s->draining)) {
         vp_metrics_event(&s->metrics, VP_EV_DRAINING);
-        return vp_reply_errorf(x, VP_ERR_UNAVAILABLE, "",
-                               "the server is shutting down and accepts no new requests");
+        return early_error(x, VP_ERR_UNAVAILABLE,
+                           "the server is shutting down and accepts no new requests");
     }
     if (x->route->needs_engine && !atomic_load(&s->ready))
-        return vp_reply_errorf(x, VP_ERR_UNAVAILABLE, "",
-                               "the model is still loading; retry when GET /ready answers 200");
+        return early_error(x, VP_ERR_UNAVAILABLE,
+                           "the model is still loading; retry when GET /ready answers 200");
     const char *failed = x->route->needs_engine ? vp_engine_device_failure(atomic_load(&s->engine))
                                                 : NULL;
-    if (failed) /* answered at once: no pass can succeed in this process any more */
-        return vp_reply_errorf(x, VP_ERR_DEVICE, "", "%s", failed);
+    if (failed) /* no pass can succeed in this process any more */
+        return early_error(x, VP_ERR_DEVICE, "%s", failed);
     const char *cl = MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl) {
@@ -268,6 +306,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                         took_s, s->cfg->body_timeout_s);
                 return MHD_NO;
             }
+            if (x->early) { /* dropped: the answer is already known */
+                x->discarded += *upload_data_size;
+                *upload_data_size = 0;
+                if (x->discarded <= DISCARD_ALLOWANCE)
+                    return MHD_YES;
+                VP_LOGW(x->id, "closing: body past %u bytes after an error", DISCARD_ALLOWANCE);
+                return MHD_NO;
+            }
             int rc = body_append(x, upload_data, *upload_data_size);
             *upload_data_size = 0;
             if (rc) {
@@ -278,6 +324,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_YES;
         }
         vp_conn_answering(x); /* received whole: a drain now waits for its answer */
+        if (x->early)
+            return x->early_err.kind == VP_ERR_NONE ? vp_reply_method_not_allowed(x, x->allow)
+                                                    : vp_reply_error(x, &x->early_err);
         if (!strcmp(x->route->method, "GET"))
             return x->route->handle(x);
         if (x->too_large)

@@ -101,6 +101,10 @@ struct vp_conn {
     bool client_gone;            /* its jobs were cancelled: closed without an answer */
     bool answering;              /* counted in srv->answering */
     bool close_after;            /* the answer closes the connection (ambiguous framing) */
+    /* an error known from the head (404, 405, 401, 503), answered once the body has been
+     * read and dropped (http.c: answer_after_body) */
+    bool early;
+    vp_error early_err;          /* its kind VP_ERR_NONE: the 405 of x->allow */
 };
 
 /* Counts x among the requests a drain waits for (once). */

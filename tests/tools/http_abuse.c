@@ -11,7 +11,8 @@
  * while its job is queued (cancelled, never run), pipelined requests on one connection,
  * hundreds of idle connections, Content-Length headers that disagree or come with
  * Transfer-Encoding (400, connection closed: no smuggled request answered), a
- * Transfer-Encoding other than chunked (501 at once, connection closed), a body of
+ * Transfer-Encoding other than chunked (501 at once, connection closed), a 401 or 404
+ * under a large body (answered after it, connection kept), a body of
  * tiny JSON values (413 before any parse), a body trickled in under the idle timeout
  * (closed at body_timeout_s), a request head trickled in (closed at header_timeout_s;
  * kept-alive connections: tests/http/kept_alive_heads.py), and a final normal request. */
@@ -507,6 +508,42 @@ static void test_pipelined(void)
     close(fd);
 }
 
+/* An error known from the request head (401, 404) while the client still sends a large
+ * body, written whole before reading as Python's http.client does: the body is read and
+ * dropped, the JSON answer comes after it, and the connection serves the next request
+ * (answered at once, the connection closed under the upload: a broken pipe, no answer). */
+static void expect_answer_after_body(const char *name, const char *head, int want)
+{
+    size_t n = 12u << 20; /* past the socket buffers, under the 16 MiB the server drops */
+    char *body = malloc(n);
+    memset(body, ' ', n);
+    char h[512];
+    int hn = snprintf(h, sizeof h, "%sContent-Length: %zu\r\n\r\n", head, n);
+    int fd = dial();
+    int sent = send_all(fd, h, (size_t)hn) == 0 && send_all(fd, body, n) == 0;
+    free(body);
+    CHECK_MSG(sent, "%s: the upload was cut off (%s)", name, strerror(errno));
+    conn_buf *cb = calloc(1, sizeof *cb);
+    char out[2048];
+    int st = read_response(fd, cb, 10000, out, sizeof out);
+    CHECK_MSG(st == want && strstr(out, "\"error\""), "%s: %d %.200s", name, st, out);
+    const char health[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    send_all(fd, health, sizeof health - 1);
+    st = read_response(fd, cb, 5000, out, sizeof out);
+    CHECK_MSG(st == 200, "%s: the next request on the connection: %d", name, st);
+    close(fd);
+    free(cb);
+}
+
+static void test_early_answers(void)
+{
+    expect_answer_after_body("wrong key, 12 MiB body",
+                             "POST /v1/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\n",
+                             401);
+    expect_answer_after_body("unknown path, 12 MiB body", "POST /v1/nope HTTP/1.1\r\nHost: x\r\n",
+                             404);
+}
+
 static void test_idle_connections(void)
 {
     int fds[200];
@@ -543,6 +580,7 @@ int main(int argc, char **argv)
     test_pipelined();
     test_idle_connections();
     test_framing_and_size();
+    test_early_answers();
     test_slow_heads();
     double ms;
     CHECK_MSG(normal_request(&ms) == 200, "final request failed");
