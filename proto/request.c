@@ -199,7 +199,8 @@ int vp_decode_image_field(const char *s, size_t len, size_t max_bytes, const cha
     if (vp_base64_decode(b64, b64_len, buf, &n, &bad)) {
         free(buf);
         return vp_fail(err, VP_ERR_BAD_REQUEST, param,
-                       "invalid base64 at character %zu of the image data", bad);
+                       "invalid base64 at character %zu of the image data (send a data: URL or "
+                       "the base64 of the image file's bytes; file paths are not read)", bad);
     }
     if (n == 0) { /* padding or whitespace only */
         free(buf);
@@ -352,10 +353,13 @@ static int parse_response(const json_t *v, const char *param, const char *sep, s
         return vp_fail(err, VP_ERR_BAD_REQUEST, param,
                        "must be a string, an array of step strings, or {\"steps\": [...]}");
     }
+    /* a request's own max_steps above the server's merges too little: say so, since
+     * "set max_steps" alone reads as a contradiction to a client that did */
     if (lim->max_steps && resp->n_steps > lim->max_steps)
         return vp_fail(err, VP_ERR_TOO_LARGE, param,
-                       "%zu steps, over the limit max_steps=%zu (set \"max_steps\" to merge steps)",
-                       resp->n_steps, lim->max_steps);
+                       "%zu steps, over the limit max_steps=%zu (%s \"max_steps\" to at most %zu "
+                       "to merge steps)", resp->n_steps, lim->max_steps,
+                       max_steps > 0 ? "lower the request's" : "set", lim->max_steps);
     return 0;
 }
 

@@ -190,6 +190,8 @@ static void test_errors(void)
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"image\": \"HTTP://x/y.png\"}", VP_ERR_BAD_REQUEST, "image", "not enabled");
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"return_logits\": 1}", VP_ERR_BAD_REQUEST, "return_logits", "true or false");
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"image\": \"@@@\"}", VP_ERR_BAD_REQUEST, "image", "base64");
+    /* a file path is the usual mistake from curl: the message says paths are not read */
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"image\": \"/tmp/a.png\"}", VP_ERR_BAD_REQUEST, "image", "file paths are not read");
     /* padding or whitespace only: no bytes (found by tests/fuzz/fuzz_request.c) */
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"image\": \"=\"}", VP_ERR_BAD_REQUEST, "image", "empty");
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"images\": [\"Zm9v\", \"data:image/png;base64, \\n\"]}", VP_ERR_BAD_REQUEST, "images[1]", "empty");
@@ -213,7 +215,12 @@ static void test_errors(void)
     l.max_steps = 2;
     const char *many = "{\"question\": \"q\", \"responses\": [\"a\\n\\nb\\n\\nc\"]}";
     CHECK(vp_request_parse(many, strlen(many), &l, &r, &err) && err.kind == VP_ERR_TOO_LARGE &&
-          !strcmp(err.param, "responses[0]"));
+          !strcmp(err.param, "responses[0]") && strstr(err.message, "at most 2"));
+    /* the request's own max_steps above the server's: the message says to lower it */
+    const char *high = "{\"question\": \"q\", \"max_steps\": 5, \"responses\": [\"a\\n\\nb\\n\\nc\"]}";
+    CHECK_MSG(vp_request_parse(high, strlen(high), &l, &r, &err) && err.kind == VP_ERR_TOO_LARGE &&
+                  strstr(err.message, "lower the request's \"max_steps\" to at most 2"),
+              "max_steps above the server's: %s", err.message);
     l = limits();
     l.max_image_bytes = 5;
     const char *img = "{\"question\": \"q\", \"responses\": [\"a\"], \"image\": \"Zm9vYmFy\"}";
