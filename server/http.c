@@ -216,6 +216,20 @@ static enum MHD_Result on_first_call(vp_conn *x)
     if (x->route->needs_auth && !authorized(x))
         return early_error(x, VP_ERR_UNAUTHORIZED,
                            "missing or wrong API key: send \"Authorization: Bearer <key>\"");
+    /* a compressed body would reach the JSON parser as bytes: "malformed JSON near '\u001F'"
+     * says nothing of the cause (RFC 9110 15.5.16: 415 for a content coding not supported) */
+    const char *ce = MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_ENCODING);
+    if (ce && *ce && strcasecmp(ce, "identity")) {
+        char shown[41]; /* printable ASCII only: the message must dump as JSON */
+        size_t n = 0;
+        for (; ce[n] && n + 1 < sizeof shown; n++)
+            shown[n] = ce[n] >= ' ' && ce[n] < 0x7f ? ce[n] : '?';
+        shown[n] = 0;
+        return early_error(x, VP_ERR_UNSUPPORTED,
+                           "Content-Encoding \"%s\" is not supported: send the body uncompressed",
+                           shown);
+    }
     if (is_get) { /* answered on the next call: an answer queued now would close the connection */
         x->phase = PHASE_BODY;
         return MHD_YES;

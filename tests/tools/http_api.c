@@ -253,6 +253,11 @@ static void test_bad_requests(void)
     expect_error("deeply nested JSON", "POST", "/v1/score", deep, n, with_key, 400,
                  "invalid_request", "", "depth");
     free(deep);
+    /* a compressed body: 415 naming Content-Encoding, not "malformed JSON" */
+    const char *gz_headers[] = {auth, "Content-Type: application/json", "Content-Encoding: gzip", NULL};
+    const char gz[] = "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xab\xae\x05\x00\x43\xbf\xa6\xa3\x02\x00\x00\x00";
+    expect_error("Content-Encoding: gzip", "POST", "/v1/score", gz, sizeof gz - 1, gz_headers, 415,
+                 "unsupported_media_type", "", "Content-Encoding");
     /* an empty body */
     expect_error("empty body", "POST", "/v1/score", "", 0, with_key, 400, "invalid_request", "",
                  "malformed JSON");
