@@ -320,12 +320,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                         took_s, s->cfg->body_timeout_s);
                 return MHD_NO;
             }
-            if (x->early) { /* dropped: the answer is already known */
+            /* dropped when the answer is already known, or for a GET (no GET reads a body:
+             * kept, it let clients without the key hold max_body_bytes per connection) */
+            if (x->early || !strcmp(x->route->method, "GET")) {
                 x->discarded += *upload_data_size;
                 *upload_data_size = 0;
                 if (x->discarded <= DISCARD_ALLOWANCE)
                     return MHD_YES;
-                VP_LOGW(x->id, "closing: body past %u bytes after an error", DISCARD_ALLOWANCE);
+                VP_LOGW(x->id, "closing: a body past %u bytes that no route reads",
+                        DISCARD_ALLOWANCE);
                 return MHD_NO;
             }
             int rc = body_append(x, upload_data, *upload_data_size);

@@ -162,6 +162,23 @@ if start_daemon A "$VPRM" $STRICT; then
     grep -q "warm-up pass: 2 responses, .* one image tile" "$T/A.log" \
         && ok "A: the warm-up pass before /ready scored a request with an image" \
         || bad "A: no warm-up with an image in the log"
+    # first, in a fresh process (freed heap would hide it): GET /health needs no key, and a
+    # body sent with it is dropped, not held (8 uploads of just under max_body_bytes held
+    # 15 MB; with the defaults, 512 connections x 64 MiB)
+    rss0=$(awk '/^VmRSS/ {print $2}' /proc/"$PID"/status)
+    "$PY" -c "
+import socket, sys, time
+socks = []
+for i in range(8):
+    s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+    s.sendall(b'GET /health HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 2000000\\r\\n\\r\\n' + b'x' * 1990000)
+    socks.append(s)
+time.sleep(1)
+rss = [l for l in open('/proc/%s/status' % sys.argv[2]) if l.startswith('VmRSS')][0].split()[1]
+open(sys.argv[3], 'w').write(rss)" "$PORT" "$PID" "$T/rss1"
+    rss1=$(cat "$T/rss1")
+    [ $((rss1 - rss0)) -lt 6000 ] && ok "A: bodies sent with GET /health are dropped (RSS +$((rss1 - rss0)) KB for 8 x 1.9 MB)" \
+        || bad "A: bodies sent with GET /health held: RSS +$((rss1 - rss0)) KB for 8 x 1.9 MB"
     run_tool "A: API contract and every error status" "$VPRM_TOOLS/http_api" "$URL" "$KEY"
     run_tool "A: misbehaving clients" "$VPRM_TOOLS/http_abuse" 127.0.0.1 "$PORT" "$KEY" 2 2097152
     hc=$(half_close)
