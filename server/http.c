@@ -188,6 +188,11 @@ static enum MHD_Result early_error(vp_conn *x, vp_err_kind kind, const char *fmt
 static enum MHD_Result on_first_call(vp_conn *x)
 {
     vp_server *s = x->srv;
+    const char *cid = MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND, "X-Client-Request-Id");
+    if (!cid)
+        cid = MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND, "X-Request-Id");
+    if (vp_reqid_client_ok(cid))
+        snprintf(x->client_id, sizeof x->client_id, "%s", cid);
     /* two Content-Lengths that differ, or one with Transfer-Encoding: a proxy in front may
      * read the body's end otherwise than libmicrohttpd (request smuggling). 400 and the
      * connection closed, as RFC 9112 (6.3) asks. */
@@ -476,8 +481,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!quiet || s->cfg->log_bodies) {
         char status[8];
         snprintf(status, sizeof status, x->status ? "%d" : "-", x->status);
-        VP_LOGI(x->id, "%s %s %s responses=%zu tokens=%zu %.1f ms%s", x->method, x->path, status,
-                x->n_responses, x->tokens, ms, termination_name(x, toe));
+        VP_LOGI(x->id, "%s %s %s responses=%zu tokens=%zu %.1f ms%s%s%s", x->method, x->path,
+                status, x->n_responses, x->tokens, ms, termination_name(x, toe),
+                x->client_id[0] ? " client_request_id=" : "", x->client_id);
     } else {
         VP_LOGD(x->id, "%s %s %d %.1f ms", x->method, x->path, x->status, ms);
     }

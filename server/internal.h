@@ -75,6 +75,7 @@ struct vp_conn {
     struct MHD_Connection *mhd;
     const vp_route *route;
     char id[VP_REQID_LEN + 1];
+    char client_id[VP_CLIENT_REQID_MAX + 1]; /* the client's own id ("" = none; reqid.h) */
     char method[8];
     char path[64];
     double t_start;              /* vp_sched_now_ms when the headers arrived */

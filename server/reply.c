@@ -30,6 +30,8 @@ enum MHD_Result vp_reply(vp_conn *x, int status, char *body, size_t len,
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(r, "x-request-id", x->id);
+    if (x->client_id[0])
+        MHD_add_response_header(r, "x-client-request-id", x->client_id);
     add_ms_header(r, "x-queue-time", x->queue_ms);
     add_ms_header(r, "x-inference-time", x->inference_ms);
     if (status == 429 || status == 503) {

@@ -44,3 +44,18 @@ void vp_reqid_new(char *buf)
     }
     buf[VP_REQID_LEN] = 0;
 }
+
+bool vp_reqid_client_ok(const char *s)
+{
+    if (!s || !*s)
+        return false;
+    size_t n = 0;
+    for (; s[n]; n++) {
+        unsigned char c = (unsigned char)s[n];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  (c && strchr("._:-/+=@", c));
+        if (!ok || n >= VP_CLIENT_REQID_MAX)
+            return false;
+    }
+    return true;
+}

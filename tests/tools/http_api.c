@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -626,6 +627,44 @@ static void test_models_and_metrics(void)
     vp_http_reply_free(&b2);
 }
 
+/* The client's own request id: echoed in x-client-request-id (X-Client-Request-Id before
+ * X-Request-Id), on answers and on errors; one with other characters or over 64 is not. */
+static void client_id_case(const char *path, const char *h1, const char *h2, const char *want)
+{
+    const char *body = "{\"question\": \"q\", \"responses\": [\"a\"]}";
+    const char *headers[] = {auth, "Content-Type: application/json", h1, h2, NULL};
+    vp_http_reply r;
+    request("POST", path, body, strlen(body), headers, &r);
+    char buf[128];
+    bool has = vp_http_header(&r, "x-client-request-id", buf, sizeof buf) != NULL;
+    if (want)
+        CHECK_MSG(has && !strcmp(buf, want), "%s %s: x-client-request-id '%s', expected '%s'",
+                  path, h1, has ? buf : "(none)", want);
+    else
+        CHECK_MSG(!has, "%s %s: x-client-request-id '%s', expected none", path, h1, buf);
+    CHECK_MSG(vp_http_header(&r, "x-request-id", buf, sizeof buf) && !strncmp(buf, "scr_", 4),
+              "%s %s: our x-request-id is gone", path, h1);
+    vp_http_reply_free(&r);
+}
+
+static void test_client_request_ids(void)
+{
+    client_id_case("/v1/score", "X-Request-Id: rl-step7/group:3.item_2", NULL,
+                   "rl-step7/group:3.item_2");
+    client_id_case("/v1/score", "X-Request-Id: from-x-request-id",
+                   "X-Client-Request-Id: from-x-client", "from-x-client");
+    client_id_case("/v1/nothing", "X-Client-Request-Id: lost=1@b+c", NULL, "lost=1@b+c");
+    client_id_case("/v1/score", "X-Request-Id: two words", NULL, NULL);
+    client_id_case("/v1/score", "X-Request-Id: quote\"d", NULL, NULL);
+    char long_id[96];
+    memset(long_id, 0, sizeof long_id);
+    strcpy(long_id, "X-Request-Id: ");
+    memset(long_id + strlen(long_id), 'a', 65);
+    client_id_case("/v1/score", long_id, NULL, NULL);
+    long_id[strlen(long_id) - 1] = 0; /* 64 characters: taken */
+    client_id_case("/v1/score", long_id, NULL, long_id + strlen("X-Request-Id: "));
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -639,5 +678,6 @@ int main(int argc, char **argv)
     test_limits();
     test_score_contract();
     test_models_and_metrics();
+    test_client_request_ids();
     return check_summary("http_api");
 }

@@ -136,6 +136,18 @@ static void test_reqid(void)
             dup += !strcmp(ids[i], ids[k]);
     CHECK(dup == 0);
     CHECK(strncmp(ids[0], ids[N - 1], 4 + 8) <= 0); /* time prefix does not go backwards */
+
+    /* a client's own id: letters, digits and ._:-/+=@, 1 to 64 of them */
+    CHECK(vp_reqid_client_ok("rl-step7/group:3.item_2") && vp_reqid_client_ok("a=b+c@d"));
+    CHECK(!vp_reqid_client_ok(NULL) && !vp_reqid_client_ok("") && !vp_reqid_client_ok("a b"));
+    CHECK(!vp_reqid_client_ok("a\"b") && !vp_reqid_client_ok("a\\b") &&
+          !vp_reqid_client_ok("caf\xc3\xa9") && !vp_reqid_client_ok("a\r\nX: y"));
+    char s64[66];
+    memset(s64, 'z', 64);
+    s64[64] = 0;
+    CHECK(vp_reqid_client_ok(s64));
+    s64[64] = 'z', s64[65] = 0;
+    CHECK(!vp_reqid_client_ok(s64));
 }
 
 static bool private_v4(const char *a)
