@@ -392,6 +392,40 @@ static int get_positive_int(const json_t *root, const char *key, const char *pre
     return 1;
 }
 
+/* The fields of a score request; "model" too, which OpenAI-style clients send and a
+ * server of one model has no use for. */
+static const char *const known_fields[] = {
+    "question",    "image",        "images",        "responses",  "step_separator", "max_steps",
+    "max_tiles",   "aggregation",  "return_steps",  "return_logits", "model"};
+
+static void note_unknown_fields(const json_t *root, char *out, size_t cap)
+{
+    const char *key;
+    const json_t *v;
+    size_t at = 0;
+    out[0] = 0;
+    json_object_foreach((json_t *)root, key, v) {
+        bool known = false;
+        for (size_t i = 0; i < sizeof known_fields / sizeof *known_fields && !known; i++)
+            known = !strcmp(key, known_fields[i]);
+        if (known)
+            continue;
+        size_t len = strlen(key);
+        if (len > 40) /* a long name cut at 40 bytes, on a UTF-8 character's start */
+            for (len = 40; len && ((unsigned char)key[len] & 0xC0) == 0x80; len--)
+                ;
+        size_t sep = at ? 2 : 0;
+        if (at + sep + len + 4 > cap) { /* room for "..." and the NUL kept */
+            memcpy(out + at, "...", 4);
+            return;
+        }
+        memcpy(out + at, ", ", sep);
+        memcpy(out + at + sep, key, len);
+        at += sep + len;
+        out[at] = 0;
+    }
+}
+
 int vp_request_from_json(const json_t *root, const char *pre, const vp_request_limits *lim,
                          vp_score_request *r, vp_error *err)
 {
@@ -506,6 +540,7 @@ int vp_request_from_json(const json_t *root, const char *pre, const vp_request_l
                            &r->responses[i], err))
             goto out;
     }
+    note_unknown_fields(root, r->unknown_fields, sizeof r->unknown_fields);
     rc = 0;
 out:
     if (rc)

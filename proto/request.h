@@ -34,6 +34,8 @@ typedef struct vp_response_in {
     size_t n_steps;
 } vp_response_in;
 
+#define VP_UNKNOWN_FIELDS_MAX 160
+
 typedef struct vp_score_request {
     vp_text question;
     vp_image_src *images;      /* [n_images] */
@@ -45,6 +47,10 @@ typedef struct vp_score_request {
     int max_steps;             /* 0 = no merging */
     bool return_steps;         /* default true */
     bool return_logits;        /* default false */
+    /* top-level fields the request names that nothing reads ("a, b", "" = none; at most
+     * VP_UNKNOWN_FIELDS_MAX - 1 bytes, "..." when cut): answered as a warning, so that a
+     * typo ("aggregaton") does not pass silently as the default */
+    char unknown_fields[VP_UNKNOWN_FIELDS_MAX];
 } vp_score_request;
 
 /* Server limits applied while parsing (all configurable; 0 = unlimited). */

@@ -1,5 +1,9 @@
 #include "proto/score_json.h"
 
+#include <stdio.h>
+
+#include "proto/request.h"
+
 static json_t *usage_json(const vp_usage *u)
 {
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "prompt_tokens", (json_int_t)u->prompt_tokens,
@@ -68,6 +72,11 @@ json_t *vp_score_result_json(const vp_score_result *res, const vp_score_json_opt
                         res->n_responses ? json_integer((json_int_t)res->ranking[0]) : json_null());
     json_object_set_new(root, "usage", usage_json(&res->usage));
     json_object_set_new(root, "timing_ms", timing_json(&res->timing));
+    if (o->unknown_fields && o->unknown_fields[0]) {
+        char w[VP_UNKNOWN_FIELDS_MAX + 64];
+        snprintf(w, sizeof w, "unknown fields ignored: %s", o->unknown_fields);
+        json_object_set_new(root, "warnings", json_pack("[s]", w));
+    }
     return root;
 }
 

@@ -68,6 +68,7 @@ typedef struct vp_item {
     vp_sched_ticket *ticket;  /* NULL when the item failed before queueing */
     vp_error err;             /* the failure when ticket == NULL */
     bool return_steps, return_logits;
+    char unknown_fields[VP_UNKNOWN_FIELDS_MAX]; /* the request's, warned about in its answer */
 } vp_item;
 
 struct vp_conn {

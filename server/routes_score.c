@@ -97,6 +97,7 @@ static int prepare(vp_conn *x, vp_score_request *req, const char *prefix, vp_ite
     vp_server *s = x->srv;
     item->return_steps = req->return_steps;
     item->return_logits = req->return_logits;
+    memcpy(item->unknown_fields, req->unknown_fields, sizeof item->unknown_fields);
     int rc = vp_server_fetch_images(s, req, prefix, err);
     if (rc == 0) {
         rc = vp_engine_prepare(atomic_load(&s->engine), req, job, err);
@@ -168,7 +169,8 @@ static json_t *item_json(vp_conn *x, vp_item *it, const char *id, bool *gone)
         x->inference_ms = inf;
     vp_metrics_result(&s->metrics, r);
     vp_score_json_opts o = {.id = id, .model_name = s->model_name,
-                            .return_steps = it->return_steps, .return_logits = it->return_logits};
+                            .return_steps = it->return_steps, .return_logits = it->return_logits,
+                            .unknown_fields = it->unknown_fields};
     json_t *j = vp_response_score_json(r, &o, &err);
     if (!j) {
         VP_LOGE(x->id, "%s", err.message);

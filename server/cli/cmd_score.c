@@ -24,7 +24,8 @@ int cmd_score(int argc, char **argv)
         vp_score_json_opts jo = {.id = "cli",
                                  .model_name = vp_engine_config(s.engine)->name,
                                  .return_steps = s.req.return_steps,
-                                 .return_logits = s.req.return_logits};
+                                 .return_logits = s.req.return_logits,
+                                 .unknown_fields = s.req.unknown_fields};
         json_t *root = vp_response_score_json(res, &jo, &s.err);
         char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) : NULL;
         json_decref(root);

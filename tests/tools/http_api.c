@@ -665,6 +665,37 @@ static void test_client_request_ids(void)
     client_id_case("/v1/score", long_id, NULL, long_id + strlen("X-Request-Id: "));
 }
 
+/* A field nothing reads is named in "warnings" (a typo must not pass silently as the
+ * default); answers without one carry no "warnings"; in a batch, only its item's. */
+static void test_unknown_field_warnings(void)
+{
+    long st;
+    vp_http_reply r;
+    json_t *j = post_json("/v1/score", "{\"question\": \"q\", \"responses\": [\"a\", \"b\"], "
+                                       "\"aggregaton\": \"min\", \"model\": \"x\"}", &st, &r);
+    const char *w = json_string_value(json_array_get(json_object_get(j, "warnings"), 0));
+    CHECK_MSG(st == 200 && w && !strcmp(w, "unknown fields ignored: aggregaton"), "%ld %.300s", st,
+              r.body);
+    json_decref(j);
+    vp_http_reply_free(&r);
+    j = post_json("/v1/score", "{\"question\": \"q\", \"responses\": [\"a\"], \"model\": \"x\"}",
+                  &st, &r);
+    CHECK_MSG(st == 200 && j && !json_object_get(j, "warnings"), "%ld %.300s", st, r.body);
+    json_decref(j);
+    vp_http_reply_free(&r);
+    j = post_json("/v1/score/batch",
+                  "{\"requests\": [{\"question\": \"q\", \"responses\": [\"a\"]}, "
+                  "{\"question\": \"q\", \"responses\": [\"a\"], \"retrun_steps\": false}]}",
+                  &st, &r);
+    json_t *res = json_object_get(j, "results");
+    w = json_string_value(json_array_get(json_object_get(json_array_get(res, 1), "warnings"), 0));
+    CHECK_MSG(st == 200 && !json_object_get(json_array_get(res, 0), "warnings") && w &&
+                  !strcmp(w, "unknown fields ignored: retrun_steps"),
+              "%ld %.400s", st, r.body);
+    json_decref(j);
+    vp_http_reply_free(&r);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -679,5 +710,6 @@ int main(int argc, char **argv)
     test_score_contract();
     test_models_and_metrics();
     test_client_request_ids();
+    test_unknown_field_warnings();
     return check_summary("http_api");
 }

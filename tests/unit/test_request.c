@@ -4,6 +4,7 @@
 
 #include "proto/base64.h"
 #include "proto/request.h"
+#include "engine/util/utf8.h"
 #include "tests/unit/check.h"
 
 static vp_request_limits limits(void)
@@ -291,8 +292,48 @@ static void test_mutations(void)
     printf("request mutations: %zu parsed, %zu refused with a message\n", parsed, refused);
 }
 
+/* Fields nothing reads are named in unknown_fields (the answer's warning); the known ones
+ * and "model" are not; a long list ends on "..." and stays valid UTF-8. */
+static void test_unknown_fields(void)
+{
+    vp_score_request r;
+    vp_error err;
+    CHECK(!parse("{\"question\": \"q\", \"responses\": [\"a\"], \"aggregation\": \"min\", "
+                 "\"return_steps\": false, \"return_logits\": true, \"max_tiles\": 2, "
+                 "\"max_steps\": 3, \"step_separator\": \"|\", \"model\": \"VisualPRM-8B\", "
+                 "\"images\": []}",
+                 &r, &err));
+    CHECK_MSG(r.unknown_fields[0] == 0, "unknown '%s'", r.unknown_fields);
+    vp_request_free(&r);
+    CHECK(!parse("{\"question\": \"q\", \"aggregaton\": \"min\", \"responses\": [\"a\"], "
+                 "\"Return_Logits\": true}",
+                 &r, &err));
+    CHECK_MSG(!strcmp(r.unknown_fields, "aggregaton, Return_Logits"), "unknown '%s'",
+              r.unknown_fields);
+    CHECK(r.aggregation == VP_AGG_MEAN && !r.return_logits);
+    vp_request_free(&r);
+
+    /* 30 names of 39 x 'e' + an accent (41 bytes, cut to 40 would split the accent) */
+    char body[4096] = "{\"question\": \"q\", \"responses\": [\"a\"]";
+    for (int i = 0; i < 30; i++) {
+        size_t at = strlen(body);
+        snprintf(body + at, sizeof body - at, ", \"%02d%.37s\xc3\xa9\": 1", i,
+                 "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee");
+    }
+    strcat(body, "}");
+    CHECK(!parse(body, &r, &err));
+    size_t n = strlen(r.unknown_fields), bad = 0;
+    CHECK_MSG(n < VP_UNKNOWN_FIELDS_MAX && n > 100 && !strcmp(r.unknown_fields + n - 3, "...") &&
+                  vp_utf8_valid(r.unknown_fields, n, &bad),
+              "unknown (%zu bytes) '%s'", n, r.unknown_fields);
+    /* the first name cut before its accent: "00" and 37 x 'e' */
+    CHECK(!strncmp(r.unknown_fields, "00eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee, 01", 43));
+    vp_request_free(&r);
+}
+
 int main(void)
 {
+    test_unknown_fields();
     test_mutations();
     test_split();
     test_base64();
