@@ -37,7 +37,8 @@ const vp_option vp_options[] = {
      "rows; on cpu 1G)", 0},
     {"prefix_cache_host_bytes", VP_OPT_SIZE, OFF(prefix_cache_host_bytes), "auto", 1, BIG,
      "auto", "host memory for the token ids and image tiles that key the prefix cache's "
-     "entries (auto = enough for every cache row, at least 256M)", 0},
+     "entries (auto = enough for every cache row, at most a quarter of the cache's bytes, at "
+     "least 256M)", 0},
     {"prefix_cache_min_tokens", VP_OPT_SIZE, OFF(prefix_cache_min_tokens), "64", 1, 1 << 24,
      NULL, "shortest prompt prefix the prefix cache stores or loads", 0},
     {"image_threads", VP_OPT_INT, OFF(image_threads), "0", 0, 64, NULL,

@@ -89,9 +89,9 @@ typedef struct vp_backend_options {
 } vp_backend_options;
 
 /* kv_cache_bytes asking the backend to size the prefix KV cache itself
- * (vp_kv_cache_auto_bytes on a GPU, VP_KV_CACHE_AUTO_HOST_BYTES on the CPU). */
+ * (vp_kv_cache_auto_bytes on a GPU, VP_KV_CACHE_AUTO_CPU_BYTES on the CPU). */
 #define VP_KV_CACHE_AUTO SIZE_MAX
-#define VP_KV_CACHE_AUTO_HOST_BYTES ((size_t)1 << 30)
+#define VP_KV_CACHE_AUTO_CPU_BYTES ((size_t)1 << 30)
 /* Rows the automatic size stops at: 128 GiB at the 8B shape, so it binds only for small
  * models, whose rows are tiny and would otherwise take half a GPU for nothing. */
 #define VP_KV_CACHE_AUTO_MAX_ROWS ((size_t)1 << 20)

@@ -143,7 +143,8 @@ int vp_engine_open(const vp_engine_options *opt, vp_engine **out, vp_error *err)
     size_t host_bytes = opt->prefix_cache_host_bytes;
     if (host_bytes == SIZE_MAX)
         host_bytes = vp_prefix_cache_auto_host_bytes(
-            mem.kv_cache_rows, 3 * (size_t)cfg->vision.image_size * (size_t)cfg->vision.image_size,
+            mem.kv_cache_rows, mem.kv_cache_bytes,
+            3 * (size_t)cfg->vision.image_size * (size_t)cfg->vision.image_size,
             (size_t)cfg->num_image_token, opt->prefix_cache_min_tokens);
     e->prefix_cache = vp_prefix_cache_new(mem.kv_cache_rows, host_bytes,
                                           opt->prefix_cache_min_tokens);

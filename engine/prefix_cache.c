@@ -46,16 +46,18 @@ vp_prefix_cache *vp_prefix_cache_new(size_t rows, size_t host_bytes, size_t min_
     return c;
 }
 
-size_t vp_prefix_cache_auto_host_bytes(size_t rows, size_t tile_bytes, size_t tokens_per_tile,
-                                       size_t min_tokens)
+size_t vp_prefix_cache_auto_host_bytes(size_t rows, size_t cache_bytes, size_t tile_bytes,
+                                       size_t tokens_per_tile, size_t min_tokens)
 {
     const size_t floor = (size_t)256 << 20;
     size_t per_row = sizeof(int32_t) +
                      (tokens_per_tile ? (tile_bytes + tokens_per_tile - 1) / tokens_per_tile : 0);
     size_t entries = rows / (min_tokens ? min_tokens : 1) + 1;
     if (rows > (SIZE_MAX / 4) / per_row || entries > (SIZE_MAX / 4) / sizeof(entry))
-        return SIZE_MAX / 2;
+        return cache_bytes / 4 > floor ? cache_bytes / 4 : floor;
     size_t bytes = rows * per_row + entries * sizeof(entry);
+    if (bytes > cache_bytes / 4)
+        bytes = cache_bytes / 4;
     return bytes > floor ? bytes : floor;
 }
 

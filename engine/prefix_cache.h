@@ -46,9 +46,11 @@ typedef struct vp_prefix_cache_stats {
 vp_prefix_cache *vp_prefix_cache_new(size_t rows, size_t host_bytes, size_t min_tokens);
 /* The host bytes that let `rows` rows fill with entries before the host budget binds: each
  * row's id plus, were every row an image token, its share of an 8-bit tile, and each
- * entry's record (at most one per min_tokens rows); never under 256 MiB. */
-size_t vp_prefix_cache_auto_host_bytes(size_t rows, size_t tile_bytes, size_t tokens_per_tile,
-                                       size_t min_tokens);
+ * entry's record (at most one per min_tokens rows). At most a quarter of the cache's own
+ * cache_bytes (1.8% at the 8B shape; small models, whose rows are tiny, would otherwise
+ * keep more on the host than in the cache), and never under 256 MiB. */
+size_t vp_prefix_cache_auto_host_bytes(size_t rows, size_t cache_bytes, size_t tile_bytes,
+                                       size_t tokens_per_tile, size_t min_tokens);
 void vp_prefix_cache_free(vp_prefix_cache *c);
 
 void vp_prefix_cache_begin(vp_prefix_cache *c);

@@ -61,7 +61,7 @@ size_t cpu_kv_row_floats(const vp_backend *b)
 static int cpu_kv_cache_alloc(vp_backend *b, size_t bytes, vp_error *err)
 {
     if (bytes == VP_KV_CACHE_AUTO) /* the reference backend: a fixed size, not the host's RAM */
-        bytes = VP_KV_CACHE_AUTO_HOST_BYTES;
+        bytes = VP_KV_CACHE_AUTO_CPU_BYTES;
     size_t per_row = (size_t)b->cfg.llm.layers * cpu_kv_row_floats(b) * sizeof(float);
     b->kv_rows = per_row ? bytes / per_row : 0;
     if (b->kv_rows == 0)

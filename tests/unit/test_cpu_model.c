@@ -686,8 +686,8 @@ static void test_kv_cache(test_model *m, const float *tiles)
         if (ab)
             vp_backend_cpu.memory(ab, &am);
         size_t row = am.kv_cache_rows ? am.kv_cache_bytes / am.kv_cache_rows : 0;
-        CHECK_MSG(row > 0 && am.kv_cache_bytes <= VP_KV_CACHE_AUTO_HOST_BYTES &&
-                      am.kv_cache_bytes + row > VP_KV_CACHE_AUTO_HOST_BYTES,
+        CHECK_MSG(row > 0 && am.kv_cache_bytes <= VP_KV_CACHE_AUTO_CPU_BYTES &&
+                      am.kv_cache_bytes + row > VP_KV_CACHE_AUTO_CPU_BYTES,
                   "auto: %zu rows, %zu bytes", am.kv_cache_rows, am.kv_cache_bytes);
         if (ab)
             vp_backend_cpu.free(ab);

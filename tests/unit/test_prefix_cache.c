@@ -37,18 +37,28 @@ static void test_auto_sizes(void)
     CHECK(vp_kv_cache_auto_bytes(64 * gib, 0) == 0 && vp_kv_cache_auto_bytes(0, row8b) == 0);
     CHECK(vp_kv_cache_auto_bytes(row8b, row8b) == 0); /* half a row */
 
-    /* host bytes for 245760 rows of 448x448 tiles (256 tokens each), min_tokens 64: 2356
-     * bytes a row (4 + 602112 / 256) plus 3841 entry records */
-    size_t host = vp_prefix_cache_auto_host_bytes(245760, 3 * 448 * 448, 256, 64);
+    /* host bytes for 245760 rows (30 GiB) of 448x448 tiles (256 tokens each), min_tokens 64:
+     * 2356 bytes a row (4 + 602112 / 256) plus 3841 entry records */
+    size_t host = vp_prefix_cache_auto_host_bytes(245760, 30 * gib, 3 * 448 * 448, 256, 64);
     CHECK_MSG(host >= (size_t)245760 * 2356 && host <= (size_t)245760 * 2356 + 3841 * 256,
               "host %zu", host);
     /* ... which holds every W1 prefix the rows hold: 13 tiles, 3,587 rows (3,328 image
      * tokens) a prefix, 68 of them in 245760 rows */
     size_t w1_entry = 13 * (size_t)(3 * 448 * 448) + 3587 * 4 + 256;
     CHECK(host >= 245760 / 3587 * w1_entry);
-    CHECK(vp_prefix_cache_auto_host_bytes(1000, 3 * 448 * 448, 256, 64) == (size_t)256 << 20);
-    CHECK(vp_prefix_cache_auto_host_bytes((size_t)1 << 28, 100, 0, 0) > ((size_t)1 << 28) * 4);
-    CHECK(vp_prefix_cache_auto_host_bytes(SIZE_MAX / 2, 3 * 448 * 448, 256, 64) == SIZE_MAX / 2);
+    CHECK(vp_prefix_cache_auto_host_bytes(1000, 125 * ((size_t)1 << 20), 3 * 448 * 448, 256, 64) ==
+          (size_t)256 << 20); /* the floor */
+    /* 2^20 rows of 16 KiB (16 GiB): the 2.3 GiB of tiles they ask is under a quarter */
+    CHECK(vp_prefix_cache_auto_host_bytes((size_t)1 << 20, (size_t)16 << 30, 3 * 448 * 448, 256,
+                                          64) < ((size_t)4 << 30));
+    /* 2^20 rows of 1 KiB (a tiny model: 1 GiB): 2.3 GiB of tiles capped at 256 MiB */
+    CHECK(vp_prefix_cache_auto_host_bytes((size_t)1 << 20, gib, 3 * 448 * 448, 256, 64) ==
+          (size_t)256 << 20);
+    /* 2^20 rows of 4 KiB (4 GiB): capped at a quarter, 1 GiB */
+    CHECK(vp_prefix_cache_auto_host_bytes((size_t)1 << 20, 4 * gib, 3 * 448 * 448, 256, 64) ==
+          gib);
+    CHECK(vp_prefix_cache_auto_host_bytes(SIZE_MAX / 2, SIZE_MAX / 2, 3 * 448 * 448, 256, 64) ==
+          SIZE_MAX / 8);
 }
 
 int main(void)
