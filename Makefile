@@ -4,7 +4,8 @@
 #                   Hopper, whose wgmma attention needs the architecture-specific target)
 #   make cuda-check the CUDA build in $(BUILD)/cuda + GPU check programs (part of `make test`
 #                   wherever nvcc exists; tests/gpu/run.sh runs them on a GPU)
-#   make test       installs missing packages, builds release + ASan/UBSan, runs every suite
+#   make test       installs missing packages, builds release + ASan/UBSan + TSan, runs every suite
+#   make tsan       the daemon and the threaded unit tests under ThreadSanitizer ($(BUILD)/tsan)
 #   make run        builds, generates the embedded tiny model, serves it on 127.0.0.1:8080
 #   make bench      CPU benchmarks on the standard workloads (tiny scale)
 #   make fuzz       coverage-guided fuzzing of every input parser (clang + libFuzzer,
@@ -28,6 +29,9 @@ CFLAGS_rel  := $(CFLAGS_COMMON) -O2 -march=x86-64-v2
 CFLAGS_asan := $(CFLAGS_COMMON) -O1 -march=x86-64-v2 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 LDLIBS  := -ljansson -lmicrohttpd -lcurl -lm -lpthread
 LDFLAGS_asan := -fsanitize=address,undefined
+# ThreadSanitizer: the daemon and the scheduler's tests under concurrent load (make tsan)
+CFLAGS_tsan := $(CFLAGS_COMMON) -O1 -march=x86-64-v2 -fno-omit-frame-pointer -fsanitize=thread
+LDFLAGS_tsan := -fsanitize=thread
 
 # Library sources: everything under these folders except the CLI entry point and CUDA.
 LIB_SRC := $(filter-out server/cli/main.c, \
@@ -69,7 +73,7 @@ NVCCFLAGS := -std=c++17 -O3 -lineinfo $(NVCC_ARCH) -Xfatbin -compress-all -I. \
              -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -MMD -MP
 
 
-.PHONY: all tools deps test test-unit test-oracle run bench clean tiny-model asan cuda-check fuzz fuzz-build
+.PHONY: all tools deps test test-unit test-oracle run bench clean tiny-model asan tsan cuda-check fuzz fuzz-build
 all: $(BIN)
 
 deps:
@@ -96,6 +100,7 @@ $(BUILD)/$(1)/fuzz/%: $(BUILD)/$(1)/tests/fuzz/%.o $(BUILD)/$(1)/tests/fuzz/repl
 endef
 $(eval $(call variant,rel))
 $(eval $(call variant,asan))
+$(eval $(call variant,tsan))
 
 $(BUILD)/rel/engine/cuda/%.o: engine/cuda/%.cu
 	@mkdir -p $(dir $@)
@@ -110,20 +115,27 @@ $(BIN): $(BUILD)/rel/$(MAIN_SRC:.c=.o) $(CU_OBJ) $(BUILD)/rel/libvprm.a
 $(BUILD)/asan/vprm: $(BUILD)/asan/$(MAIN_SRC:.c=.o) $(BUILD)/asan/libvprm.a
 	$(CC) $(CFLAGS_asan) $^ -o $@ $(LDFLAGS_asan) $(LDLIBS)
 
+$(BUILD)/tsan/vprm: $(BUILD)/tsan/$(MAIN_SRC:.c=.o) $(BUILD)/tsan/libvprm.a
+	$(CC) $(CFLAGS_tsan) $^ -o $@ $(LDFLAGS_tsan) $(LDLIBS)
+
 TEST_BINS_asan := $(patsubst tests/unit/%.c,$(BUILD)/asan/tests/%,$(TEST_SRC))
 TOOLS_rel  := $(patsubst tests/tools/%.c,$(BUILD)/rel/tools/%,$(TOOL_SRC))
 TOOLS_asan := $(patsubst tests/tools/%.c,$(BUILD)/asan/tools/%,$(TOOL_SRC))
 FUZZ_asan  := $(patsubst tests/fuzz/%.c,$(BUILD)/asan/fuzz/%,$(FUZZ_SRC))
 asan: $(BUILD)/asan/vprm $(TEST_BINS_asan) $(TOOLS_asan) $(FUZZ_asan)
 tools: $(TOOLS_rel)
+# the daemon and the unit tests with threads, under ThreadSanitizer
+TSAN_TESTS := test_sched test_image_cache test_cpu_model
+tsan: $(BUILD)/tsan/vprm $(patsubst %,$(BUILD)/tsan/tests/%,$(TSAN_TESTS))
 
 test: deps
-	$(MAKE) $(BIN) tools asan
+	$(MAKE) $(BIN) tools asan tsan
 	@if [ -x "$(NVCC)" ] || command -v "$(NVCC)" >/dev/null 2>&1; then \
 	  $(MAKE) cuda-check; \
 	else echo "cuda-check skipped: $(NVCC) not found (no CUDA toolkit on this machine)"; fi
 	VPRM=$(BIN) VPRM_ASAN=$(BUILD)/asan/vprm SHARED=$(SHARED) PYTHON=$(PYTHON) \
 	  VPRM_TOOLS=$(BUILD)/rel/tools VPRM_TOOLS_ASAN=$(BUILD)/asan/tools \
+	  VPRM_TSAN=$(BUILD)/tsan/vprm VPRM_TSAN_TESTS=$(BUILD)/tsan/tests \
 	  VPRM_FUZZ_REPLAY=$(BUILD)/asan/fuzz sh tests/run_all.sh $(BUILD)/asan/tests
 
 # The CUDA build (own build folder, CPU objects not mixed) and the GPU check programs,
