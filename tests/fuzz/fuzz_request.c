@@ -3,7 +3,9 @@
  * respects every limit it was given, its steps are non-NULL and NUL-terminated, images
  * are bytes within max_image_bytes or (URLs being allowed here) an http(s) URL. */
 #include <string.h>
+#include <strings.h>
 
+#include "engine/util/utf8.h"
 #include "proto/request.h"
 #include "tests/fuzz/fuzz.h"
 
@@ -43,10 +45,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_REQUIRE(im->data && im->len > 0 && im->len <= lim.max_image_bytes,
                          "image %zu of %zu bytes", i, im->len);
         else
-            FUZZ_REQUIRE(im->url && (!strncmp(im->url, "http://", 7) ||
-                                     !strncmp(im->url, "https://", 8)),
+            FUZZ_REQUIRE(im->url && (!strncasecmp(im->url, "http://", 7) || /* any case */
+                                     !strncasecmp(im->url, "https://", 8)),
                          "image %zu: url '%s'", i, im->url ? im->url : "(null)");
     }
+    size_t unknown = strnlen(req.unknown_fields, sizeof req.unknown_fields), bad;
+    FUZZ_REQUIRE(unknown < sizeof req.unknown_fields &&
+                     vp_utf8_valid(req.unknown_fields, unknown, &bad),
+                 "unknown fields '%s' not a valid string", req.unknown_fields);
     for (size_t r = 0; r < req.n_responses; r++) {
         const vp_response_in *resp = &req.responses[r];
         FUZZ_REQUIRE(resp->n_steps >= 1 && resp->n_steps <= lim.max_steps,
