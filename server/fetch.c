@@ -127,6 +127,14 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+static int on_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    fetch_ctx *c = clientp;
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return c->o->cancelled(c->o->cancel_ctx) ? 1 : 0; /* non-zero aborts the transfer */
+}
+
 static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
                                     struct curl_sockaddr *address)
 {
@@ -170,6 +178,11 @@ int vp_fetch_url(const char *url, const vp_fetch_opts *o, const char *param, uin
     curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &c);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err);
+    if (o->cancelled) {
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, &c);
+    }
     curl_easy_setopt(h, CURLOPT_USERAGENT, "vprm-image-fetch/1");
     CURLcode rc = curl_easy_perform(h);
     long status = 0;
@@ -181,6 +194,8 @@ int vp_fetch_url(const char *url, const vp_fetch_opts *o, const char *param, uin
                       "image URL resolves to a loopback/private/link-local address (%s): refused "
                       "(url_allow_private is off)",
                       c.refused_addr);
+    else if (rc == CURLE_ABORTED_BY_CALLBACK)
+        ret = vp_fail(err, VP_ERR_UNAVAILABLE, param, "image URL fetch abandoned");
     else if (c.too_large || rc == CURLE_FILESIZE_EXCEEDED)
         ret = vp_fail(err, VP_ERR_TOO_LARGE, param,
                       "image URL body is over the limit url_max_bytes=%zu", o->max_bytes);

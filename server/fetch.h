@@ -17,6 +17,10 @@ typedef struct vp_fetch_opts {
     long timeout_ms;
     long max_redirects;
     bool allow_private;
+    /* polled while the transfer runs (about once a second when nothing arrives): true
+     * abandons it (VP_ERR_UNAVAILABLE); NULL = never */
+    bool (*cancelled)(void *ctx);
+    void *cancel_ctx;
 } vp_fetch_opts;
 
 /* Downloads url into a malloc'd buffer; errors name `param` (e.g. "images[1]"). */
