@@ -72,6 +72,8 @@ typedef struct vp_config {
     int url_timeout_ms;
     int url_max_redirects;
     bool url_allow_private;    /* allow loopback/private/link-local targets */
+    int url_fetch_threads;     /* fetch workers: requests fetching their images at once */
+    size_t url_fetch_queue;    /* requests waiting for a fetch worker; 429 above */
     /* logs */
     char *log_level;           /* debug | info | warn | error */
     bool log_bodies;           /* log the first bytes of each request body (debug aid) */

@@ -121,7 +121,14 @@ const vp_option vp_options[] = {
      "on SIGTERM/SIGINT: time to finish queued work before exiting", 0},
     /* image URLs */
     {"allow_image_urls", VP_OPT_BOOL, OFF(allow_image_urls), "false", 0, 0, NULL,
-     "fetch http(s):// image URLs (off: such requests get 400)", 0},
+     "fetch http(s):// image URLs (off: such requests get 400); fetched by their own "
+     "threads, not the HTTP threads, while the request's connection waits", 0},
+    {"url_fetch_threads", VP_OPT_INT, OFF(url_fetch_threads), "8", 1, 1024, NULL,
+     "image URL fetch threads: requests fetching their images at once (one request's images "
+     "are fetched one after another)", 0},
+    {"url_fetch_queue", VP_OPT_SIZE, OFF(url_fetch_queue), "64", 0, 1 << 20, NULL,
+     "requests with image URLs waiting for a fetch thread; one more gets 429 with "
+     "Retry-After", 0},
     {"url_max_bytes", VP_OPT_SIZE, OFF(url_max_bytes), "16M", 1, BIG, NULL,
      "bytes fetched per image URL", 0},
     {"url_timeout_ms", VP_OPT_INT, OFF(url_timeout_ms), "10000", 1, 600000, NULL,

@@ -22,14 +22,16 @@ const char vp_server_warmup_request[] =
 #define DISCARD_ALLOWANCE (16u << 20)
 
 static const vp_route routes[] = {
-    {"/health", "GET", false, false, vp_route_health, NULL},
-    {"/ready", "GET", false, false, vp_route_ready, NULL},
-    {"/metrics", "GET", true, false, vp_route_metrics, NULL},
-    {"/v1/models", "GET", true, false, vp_route_models, NULL},
-    {"/v1/score", "POST", true, true, vp_route_score, vp_route_score_finish},
-    {"/score", "POST", true, true, vp_route_score, vp_route_score_finish},
-    {"/v1/score/batch", "POST", true, true, vp_route_batch, vp_route_batch_finish},
-    {"/v1/tokenize", "POST", true, true, vp_route_tokenize, NULL},
+    {"/health", "GET", false, false, vp_route_health, NULL, NULL},
+    {"/ready", "GET", false, false, vp_route_ready, NULL, NULL},
+    {"/metrics", "GET", true, false, vp_route_metrics, NULL, NULL},
+    {"/v1/models", "GET", true, false, vp_route_models, NULL, NULL},
+    {"/v1/score", "POST", true, true, vp_route_score, vp_route_score_finish,
+     vp_route_score_fetched},
+    {"/score", "POST", true, true, vp_route_score, vp_route_score_finish, vp_route_score_fetched},
+    {"/v1/score/batch", "POST", true, true, vp_route_batch, vp_route_batch_finish,
+     vp_route_batch_fetched},
+    {"/v1/tokenize", "POST", true, true, vp_route_tokenize, NULL, vp_route_tokenize_fetched},
 };
 
 static const vp_route *find_route(const char *path)
@@ -87,7 +89,7 @@ static vp_conn *conn_new(vp_server *s, struct MHD_Connection *c, const char *url
     x->mhd = c;
     x->fd = -1;
     x->t_start = vp_sched_now_ms();
-    x->queue_ms = x->inference_ms = -1;
+    x->queue_ms = x->inference_ms = x->fetch_ms = -1;
     vp_reqid_new(x->id);
     /* bounded, printable copies: they reach the log and JSON error bodies */
     printable_copy(x->method, sizeof x->method, method);
@@ -105,6 +107,7 @@ static void conn_free(vp_conn *x)
         vp_sched_ticket_release(x->items[i].ticket);
     free(x->items);
     free(x->body);
+    vp_fetch_free(x);
     pthread_mutex_destroy(&x->mu);
     atomic_fetch_sub(&x->srv->inflight, 1);
     free(x);
@@ -369,12 +372,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                    "the server is shutting down and accepts no new requests");
         }
         return x->route->handle(x);
+    case PHASE_FETCH:
     case PHASE_WAIT:
         if (*upload_data_size) { /* cannot happen after the body; be safe */
             *upload_data_size = 0;
             return MHD_YES;
         }
-        return x->route->finish(x);
+        return x->phase == PHASE_FETCH ? vp_fetch_resumed(x) : x->route->finish(x);
     case PHASE_ANSWERED:
         *upload_data_size = 0;
         return MHD_YES;
@@ -479,10 +483,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                  (!strcmp(x->route->path, "/health") || !strcmp(x->route->path, "/ready") ||
                   !strcmp(x->route->path, "/metrics"));
     if (!quiet || s->cfg->log_bodies) {
-        char status[8];
+        char status[8], fetch[40] = "";
         snprintf(status, sizeof status, x->status ? "%d" : "-", x->status);
-        VP_LOGI(x->id, "%s %s %s responses=%zu tokens=%zu %.1f ms%s%s%s", x->method, x->path,
-                status, x->n_responses, x->tokens, ms, termination_name(x, toe),
+        if (x->fetch_ms >= 0) /* waiting for a fetch worker, then fetching */
+            snprintf(fetch, sizeof fetch, " url_fetch=%.1f ms", x->fetch_ms);
+        VP_LOGI(x->id, "%s %s %s responses=%zu tokens=%zu %.1f ms%s%s%s%s", x->method, x->path,
+                status, x->n_responses, x->tokens, ms, fetch, termination_name(x, toe),
                 x->client_id[0] ? " client_request_id=" : "", x->client_id);
     } else {
         VP_LOGD(x->id, "%s %s %d %.1f ms", x->method, x->path, x->status, ms);
@@ -576,8 +582,13 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : cfg->port;
+    if (cfg->allow_image_urls && vp_fetch_start_pool(s, err)) {
+        MHD_stop_daemon(s->daemon);
+        goto fail;
+    }
     if (vp_watch_start(s, err)) {
         MHD_stop_daemon(s->daemon);
+        vp_fetch_pool_free(s->fetch_pool);
         goto fail;
     }
     *out = s;
@@ -625,6 +636,10 @@ int vp_server_drain(vp_server *s, double timeout_ms)
     atomic_store(&s->ready, false);
     double until = vp_sched_now_ms() + timeout_ms;
     int rc = 0;
+    /* a request still fetching its images could only be refused by the draining
+     * scheduler once they are in: stop the downloads now (within about a second), and
+     * those requests get their 503 at once */
+    vp_fetch_pool_stop(s->fetch_pool);
     if (s->sched) {
         vp_sched_drain(s->sched);
         rc = vp_sched_wait_idle(s->sched, timeout_ms);
@@ -646,12 +661,15 @@ void vp_server_stop(vp_server *s)
     atomic_store(&s->ready, false);
     /* the scheduler answers what is still queued (503), which resumes every suspended
      * connection: MHD must not be stopped while any is suspended */
+    /* the fetch workers resume the connections they hold, first: same reason */
+    vp_fetch_pool_stop(s->fetch_pool);
     if (s->sched)
         vp_sched_stop(s->sched);
     for (int i = 0; i < 200 && atomic_load(&s->answering) > 0; i++)
         usleep(10000); /* let pool threads write those answers */
     vp_watch_stop(s);
     MHD_stop_daemon(s->daemon);
+    vp_fetch_pool_free(s->fetch_pool); /* after MHD: handlers may still submit (refused) */
     vp_sched_free(s->sched); /* after MHD: handlers may still read the queue depth */
     pthread_mutex_destroy(&s->heads_mu);
     pthread_mutex_destroy(&s->wait_mu);

@@ -8,7 +8,13 @@
  * threads, and a few pool threads keep serving /health, /metrics and new uploads. A
  * suspended connection is invisible to MHD (no timeout, no disconnect detection), so a
  * watcher thread peeks at the sockets of waiting requests and cancels the jobs of
- * clients that hung up. */
+ * clients that hung up.
+ *
+ * Fetching image URLs: the same suspension, earlier. A request with http(s) images is
+ * parsed, suspended and handed to a fetch worker (fetch_task.c, fetch_pool.c); the worker
+ * resumes it when the bytes are in, and the pool thread that picks it up prepares and
+ * queues it like a request that sent them inline. A slow image host holds a fetch worker,
+ * never an HTTP thread. */
 #ifndef VP_SERVER_INTERNAL_H
 #define VP_SERVER_INTERNAL_H
 
@@ -21,6 +27,7 @@
 #include "engine/engine.h"
 #include "engine/sched/sched.h"
 #include "proto/request.h"
+#include "server/fetch_pool.h"
 #include "server/metrics.h"
 #include "server/reqid.h"
 #include "server/server.h"
@@ -41,8 +48,7 @@ struct vp_server {
     vp_request_limits limits;
     char model_name[128];
     vp_metrics metrics;
-    atomic_int url_fetches;        /* requests fetching image URLs now (each holds its
-                                    * HTTP pool thread for the fetch) */
+    vp_fetch_pool *fetch_pool;     /* image URL downloads (NULL unless allow_image_urls) */
     atomic_size_t inflight;        /* request contexts alive */
     atomic_size_t answering;       /* of those, requests received whole (or answered early):
                                     * what a drain waits for; uploads still arriving do not
@@ -59,7 +65,9 @@ struct vp_server {
     vp_head *heads;
 };
 
-typedef enum { PHASE_BODY, PHASE_WAIT, PHASE_ANSWERED } conn_phase;
+/* BODY: receiving; FETCH: suspended while a worker fetches its image URLs; WAIT:
+ * suspended while the engine computes; ANSWERED: a response is queued */
+typedef enum { PHASE_BODY, PHASE_FETCH, PHASE_WAIT, PHASE_ANSWERED } conn_phase;
 
 typedef struct vp_route vp_route;
 
@@ -70,6 +78,16 @@ typedef struct vp_item {
     bool return_steps, return_logits;
     char unknown_fields[VP_UNKNOWN_FIELDS_MAX]; /* the request's, warned about in its answer */
 } vp_item;
+
+/* A parsed request (a batch: one item) whose image URLs are to be fetched. */
+typedef struct vp_fetch_req {
+    vp_score_request req;
+    bool live;                /* req not yet freed */
+    size_t item;              /* its index in x->items */
+    char prefix[48];          /* names its fields: "requests[2]." inside a batch, else "" */
+    int rc;                   /* the fetch's outcome: 0, or -1 and err */
+    vp_error err;
+} vp_fetch_req;
 
 struct vp_conn {
     vp_server *srv;
@@ -95,6 +113,17 @@ struct vp_conn {
     size_t n_items;
     vp_conn *wprev, *wnext;
     bool gone;                   /* the watcher saw the client hang up (under wait_mu) */
+    /* fetching image URLs (fetch_task.c): written by the HTTP thread before the task is
+     * queued, by the fetch worker before it resumes the connection */
+    vp_fetch_req *fetch;         /* [n_fetch] */
+    size_t n_fetch;
+    vp_job **held_jobs;          /* [n_held] a batch's items prepared before the fetch, */
+    size_t *held_item_of_job;    /* queued with the fetched ones (their item indices) */
+    size_t n_held;
+    atomic_bool fetch_abort;     /* set by the watcher when the client left: stop fetching */
+    bool fetch_refused;          /* the fetch was cut short by a shutdown: 503 */
+    double t_fetch;              /* when the fetch was queued */
+    double fetch_ms;             /* queued to done, on the log line; < 0 = no fetch */
     /* for the log line and metrics */
     int status;                  /* 0 until a response is queued */
     size_t n_responses, tokens;
@@ -127,6 +156,7 @@ struct vp_route {
     bool needs_engine;           /* 503 while loading */
     vp_route_fn handle;          /* GET: at once; POST: when the body is complete */
     vp_route_fn finish;          /* after a suspended request resumed (NULL if never) */
+    vp_route_fn fetched;         /* after its image URLs were fetched (NULL if never) */
 };
 
 /* routes_info.c */
@@ -140,6 +170,9 @@ enum MHD_Result vp_route_score_finish(vp_conn *x);
 enum MHD_Result vp_route_batch(vp_conn *x);
 enum MHD_Result vp_route_batch_finish(vp_conn *x);
 enum MHD_Result vp_route_tokenize(vp_conn *x);
+enum MHD_Result vp_route_score_fetched(vp_conn *x);
+enum MHD_Result vp_route_batch_fetched(vp_conn *x);
+enum MHD_Result vp_route_tokenize_fetched(vp_conn *x);
 
 /* reply.c: every answer goes through these; they take ownership of body (malloc'd). */
 enum MHD_Result vp_reply(vp_conn *x, int status, char *body, size_t len,
@@ -170,8 +203,19 @@ void vp_watch_stop(vp_server *s);
 void vp_watch_add_locked(vp_server *s, vp_conn *x);    /* caller holds s->wait_mu */
 void vp_watch_remove_locked(vp_server *s, vp_conn *x); /* caller holds s->wait_mu */
 
-/* Image URLs of a parsed request fetched and replaced by bytes (when allowed). */
-int vp_server_fetch_images(vp_server *s, vp_score_request *req, const char *param_prefix,
-                           vp_error *err);
+/* fetch_task.c: image URLs fetched off the HTTP threads */
+int vp_fetch_start_pool(vp_server *s, vp_error *err); /* when allow_image_urls */
+bool vp_request_has_urls(const vp_score_request *req);
+/* Takes *req (leaves it zeroed) into x->fetch, to be fetched by vp_fetch_start; -1 when
+ * out of memory (req freed). cap: the most requests x will stash (a batch's size). */
+int vp_fetch_stash(vp_conn *x, vp_score_request *req, const char *prefix, size_t item,
+                   size_t cap);
+/* Queues the fetch of x's stashed requests and suspends x until it is done; when the
+ * queue is full (429) or the server stopping (503), answers that instead. */
+enum MHD_Result vp_fetch_start(vp_conn *x);
+/* x resumed after its fetch: closes if the client left, 503 if a shutdown cut it short,
+ * else the route's fetched handler. */
+enum MHD_Result vp_fetch_resumed(vp_conn *x);
+void vp_fetch_free(vp_conn *x); /* what conn_free must free of the fetch */
 
 #endif

@@ -100,6 +100,9 @@ void vp_metrics_event(vp_metrics *m, vp_metric_event ev)
     case VP_EV_BUSY: m->rejected_busy++; break;
     case VP_EV_DRAINING: m->rejected_draining++; break;
     case VP_EV_HEAD_TIMEOUT: m->head_timeouts++; break;
+    case VP_EV_URL_FETCHED: m->url_fetched++; break;
+    case VP_EV_URL_FAILED: m->url_failed++; break;
+    case VP_EV_URL_BUSY: m->rejected_url_busy++; break;
     }
     pthread_mutex_unlock(&m->mu);
 }
@@ -158,8 +161,12 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
     gauge(f, "vprm_queue_depth", "Jobs waiting for the engine thread.", (double)g->queue_depth);
     gauge(f, "vprm_inflight_requests", "HTTP requests being received, prepared or waiting.",
           (double)g->inflight_requests);
-    gauge(f, "vprm_waiting_connections", "Connections suspended until their result is ready.",
-          (double)g->waiting_connections);
+    gauge(f, "vprm_waiting_connections", "Connections suspended until their result is ready "
+          "(or their image URLs are fetched).", (double)g->waiting_connections);
+    gauge(f, "vprm_inflight_url_fetches", "Requests whose image URLs a fetch thread is "
+          "downloading now.", (double)g->url_fetches_running);
+    gauge(f, "vprm_waiting_url_fetches", "Requests with image URLs waiting for a fetch thread.",
+          (double)g->url_fetches_waiting);
     gauge(f, "vprm_ready", "1 when the model is loaded and warm.", g->ready);
     gauge(f, "vprm_device_failed", "1 after the compute device failed for good (restart the "
           "process).", g->device_failed);
@@ -260,6 +267,15 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
             m->expired);
     counter(f, "vprm_rejected_queue_full_total", "Requests refused with 429 (queue full).",
             m->rejected_busy);
+    counter(f, "vprm_rejected_url_fetch_queue_full_total",
+            "Requests with image URLs refused with 429 (every fetch thread busy, queue full).",
+            m->rejected_url_busy);
+    fprintf(f, "# HELP vprm_image_url_fetches_total Image URLs fetched, by outcome (failed: "
+               "answered 4xx; abandoned ones are not counted).\n"
+               "# TYPE vprm_image_url_fetches_total counter\n"
+               "vprm_image_url_fetches_total{result=\"ok\"} %llu\n"
+               "vprm_image_url_fetches_total{result=\"failed\"} %llu\n",
+            (unsigned long long)m->url_fetched, (unsigned long long)m->url_failed);
     counter(f, "vprm_rejected_draining_total", "Requests refused with 503 while shutting down.",
             m->rejected_draining);
     counter(f, "vprm_header_timeouts_total",

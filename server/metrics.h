@@ -38,6 +38,7 @@ typedef struct vp_metrics {
     uint64_t responses_scored;              /* responses (candidates) scored */
     uint64_t prompt_tokens, computed_tokens, saved_tokens, image_tiles;
     uint64_t cancelled, expired, rejected_busy, rejected_draining, head_timeouts;
+    uint64_t url_fetched, url_failed, rejected_url_busy; /* image URL fetches */
     double useful_flops;                    /* of every engine pass (PERF.md's cost model) */
 } vp_metrics;
 
@@ -45,7 +46,8 @@ typedef struct vp_metrics {
 typedef struct vp_gauges {
     size_t queue_depth;
     size_t inflight_requests;
-    size_t waiting_connections;  /* suspended, waiting for the engine */
+    size_t waiting_connections;  /* suspended, waiting for the engine or an image fetch */
+    size_t url_fetches_running, url_fetches_waiting; /* requests at / waiting for a fetch thread */
     int ready, draining, device_failed;
     unsigned long long precision_widenings; /* overflows that made the backend widen */
     double uptime_s;
@@ -72,7 +74,10 @@ typedef enum {
     VP_EV_EXPIRED,
     VP_EV_BUSY,
     VP_EV_DRAINING,
-    VP_EV_HEAD_TIMEOUT
+    VP_EV_HEAD_TIMEOUT,
+    VP_EV_URL_FETCHED,  /* one image URL fetched */
+    VP_EV_URL_FAILED,   /* one image URL failed (not abandoned) */
+    VP_EV_URL_BUSY      /* a request refused: the fetch queue was full */
 } vp_metric_event;
 void vp_metrics_event(vp_metrics *m, vp_metric_event ev);
 /* The /metrics body (malloc'd), or NULL when memory runs out. */

@@ -106,6 +106,8 @@ enum MHD_Result vp_route_metrics(vp_conn *x)
     pthread_mutex_lock(&s->wait_mu);
     g.waiting_connections = s->n_waiting;
     pthread_mutex_unlock(&s->wait_mu);
+    if (s->fetch_pool)
+        vp_fetch_pool_counts(s->fetch_pool, &g.url_fetches_running, &g.url_fetches_waiting);
     g.ready = atomic_load(&s->ready);
     g.device_failed = vp_engine_device_failure(atomic_load(&s->engine)) != NULL;
     g.ready = g.ready && !g.device_failed;

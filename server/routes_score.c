@@ -1,7 +1,8 @@
 /* POST /v1/score (and /score), /v1/score/batch, /v1/tokenize.
- * The pool thread parses, fetches image URLs (when allowed), prepares (decode, tile,
- * tokenize) and queues; the engine thread computes; the pool thread that handles the
- * resumed connection writes the answer. */
+ * The pool thread parses, prepares (decode, tile, tokenize) and queues; the engine thread
+ * computes; the pool thread that handles the resumed connection writes the answer. A
+ * request with image URLs is first suspended while a fetch worker downloads them
+ * (fetch_task.c); the *_fetched handlers then take it up where the others go on. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,71 +10,7 @@
 #include "engine/util/log.h"
 #include "proto/json_blobs.h"
 #include "proto/response.h"
-#include "server/fetch.h"
 #include "server/internal.h"
-
-static int fetch_all(vp_server *s, vp_score_request *req, const char *param_prefix,
-                     vp_error *err);
-
-/* A fetch runs on the HTTP pool thread that read the request and holds it up to
- * url_timeout_ms per image: fetches hold at most http_threads - 1 threads at once, so
- * one is always left to accept connections (/health, /ready, base64 requests). A request
- * past that gets 429 with Retry-After, as a full queue does. */
-int vp_server_fetch_images(vp_server *s, vp_score_request *req, const char *param_prefix,
-                           vp_error *err)
-{
-    bool any = false;
-    for (size_t i = 0; i < req->n_images; i++)
-        any |= req->images[i].kind == VP_IMAGE_URL;
-    if (!any || !s->cfg->allow_image_urls)
-        return fetch_all(s, req, param_prefix, err);
-    int slots = s->cfg->http_threads > 1 ? s->cfg->http_threads - 1 : 1;
-    if (atomic_fetch_add(&s->url_fetches, 1) >= slots) {
-        atomic_fetch_sub(&s->url_fetches, 1);
-        char param[128];
-        snprintf(param, sizeof param, "%s%s", param_prefix, req->n_images == 1 ? "image" : "images");
-        return vp_fail(err, VP_ERR_BUSY, param,
-                       "all %d image URL fetch slots are busy (one per HTTP thread but one); "
-                       "retry later, or send the image as base64", slots);
-    }
-    int rc = fetch_all(s, req, param_prefix, err);
-    atomic_fetch_sub(&s->url_fetches, 1);
-    return rc;
-}
-
-static int fetch_all(vp_server *s, vp_score_request *req, const char *param_prefix,
-                     vp_error *err)
-{
-    const vp_config *c = s->cfg;
-    vp_fetch_opts o = {
-        .max_bytes = c->url_max_bytes < c->max_image_bytes ? c->url_max_bytes : c->max_image_bytes,
-        .timeout_ms = c->url_timeout_ms,
-        .max_redirects = c->url_max_redirects,
-        .allow_private = c->url_allow_private,
-    };
-    for (size_t i = 0; i < req->n_images; i++) {
-        vp_image_src *img = &req->images[i];
-        if (img->kind != VP_IMAGE_URL)
-            continue;
-        char param[128]; /* named like the engine names images */
-        if (req->n_images == 1)
-            snprintf(param, sizeof param, "%simage", param_prefix);
-        else
-            snprintf(param, sizeof param, "%simages[%zu]", param_prefix, i);
-        if (!c->allow_image_urls)
-            return vp_fail(err, VP_ERR_BAD_REQUEST, param,
-                           "image URLs are not enabled on this server; send the image as base64");
-        uint8_t *data;
-        size_t len;
-        if (vp_fetch_url(img->url, &o, param, &data, &len, err))
-            return -1;
-        free(img->data);
-        img->data = data;
-        img->len = len;
-        img->kind = VP_IMAGE_BYTES;
-    }
-    return 0;
-}
 
 /* Errors from the engine name fields of one request; inside a batch they get the
  * item's prefix ("requests[2].images[0]"). */
@@ -90,7 +27,8 @@ static void prefix_param(vp_error *err, const char *prefix)
     memcpy(err->param, p, sizeof p);
 }
 
-/* Parsed request -> prepared job; the request is freed in every case. */
+/* Parsed request (its image URLs fetched) -> prepared job; the request is freed in every
+ * case. */
 static int prepare(vp_conn *x, vp_score_request *req, const char *prefix, vp_item *item,
                    vp_job **job, vp_error *err)
 {
@@ -98,12 +36,11 @@ static int prepare(vp_conn *x, vp_score_request *req, const char *prefix, vp_ite
     item->return_steps = req->return_steps;
     item->return_logits = req->return_logits;
     memcpy(item->unknown_fields, req->unknown_fields, sizeof item->unknown_fields);
-    int rc = vp_server_fetch_images(s, req, prefix, err);
-    if (rc == 0) {
-        rc = vp_engine_prepare(atomic_load(&s->engine), req, job, err);
-        if (rc)
-            prefix_param(err, prefix);
-    }
+    int rc;
+    if (vp_request_has_urls(req)) /* a route queues these for a fetch worker first */
+        rc = vp_fail(err, VP_ERR_INTERNAL, "", "an image URL reached prepare unfetched");
+    else if ((rc = vp_engine_prepare(atomic_load(&s->engine), req, job, err)))
+        prefix_param(err, prefix);
     if (rc == 0) {
         x->n_responses += req->n_responses;
         x->tokens += vp_job_tokens(*job);
@@ -112,11 +49,33 @@ static int prepare(vp_conn *x, vp_score_request *req, const char *prefix, vp_ite
     return rc;
 }
 
+/* A stashed request after its fetch: its fetch error, or prepare's outcome; freed in
+ * every case. */
+static int take_fetched(vp_conn *x, vp_fetch_req *r, vp_item *item, vp_job **job,
+                        vp_error *err)
+{
+    r->live = false; /* prepare, or this, frees it */
+    if (r->rc) {
+        *err = r->err;
+        vp_request_free(&r->req);
+        return -1;
+    }
+    return prepare(x, &r->req, r->prefix, item, job, err);
+}
+
 static void drop_body(vp_conn *x)
 {
     free(x->body);
     x->body = NULL;
     x->len = x->cap = 0;
+}
+
+/* A single request (score, tokenize) with image URLs: to a fetch worker. */
+static enum MHD_Result fetch_later(vp_conn *x, vp_score_request *req)
+{
+    if (vp_fetch_stash(x, req, "", 0, 1))
+        return vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory");
+    return vp_fetch_start(x);
 }
 
 enum MHD_Result vp_route_score(vp_conn *x)
@@ -133,8 +92,20 @@ enum MHD_Result vp_route_score(vp_conn *x)
     drop_body(x);
     if (rc)
         return vp_reply_error(x, &err);
+    if (vp_request_has_urls(&req))
+        return fetch_later(x, &req);
     vp_job *job;
     if (prepare(x, &req, "", &x->items[0], &job, &err))
+        return vp_reply_error(x, &err);
+    size_t item = 0;
+    return vp_conn_submit(x, &job, 1, &item);
+}
+
+enum MHD_Result vp_route_score_fetched(vp_conn *x)
+{
+    vp_error err;
+    vp_job *job;
+    if (take_fetched(x, &x->fetch[0], &x->items[0], &job, &err))
         return vp_reply_error(x, &err);
     size_t item = 0;
     return vp_conn_submit(x, &job, 1, &item);
@@ -257,9 +228,21 @@ enum MHD_Result vp_route_batch(vp_conn *x)
             prefix_param(&it->err, prefix);
             continue;
         }
+        if (vp_request_has_urls(&req)) { /* prepared after the fetch */
+            if (vp_fetch_stash(x, &req, prefix, i, n))
+                vp_fail(&it->err, VP_ERR_NOMEM, "", "out of memory");
+            continue;
+        }
         if (prepare(x, &req, prefix, it, &jobs[n_jobs], &it->err))
             continue;
         item_of_job[n_jobs++] = i;
+    }
+    if (x->n_fetch) { /* the prepared items wait for the fetched ones, then all are queued */
+        x->held_jobs = jobs;
+        x->held_item_of_job = item_of_job;
+        x->n_held = n_jobs;
+        ret = vp_fetch_start(x);
+        goto out;
     }
     if (n_jobs == 0) /* every item failed: answer now */
         ret = vp_route_batch_finish(x);
@@ -269,6 +252,28 @@ enum MHD_Result vp_route_batch(vp_conn *x)
     free(item_of_job);
 out:
     json_decref(root);
+    return ret;
+}
+
+enum MHD_Result vp_route_batch_fetched(vp_conn *x)
+{
+    vp_job **jobs = x->held_jobs;
+    size_t *item_of_job = x->held_item_of_job;
+    size_t n_jobs = x->n_held;
+    x->held_jobs = NULL; /* ours now: queued (or freed) below */
+    x->held_item_of_job = NULL;
+    x->n_held = 0;
+    for (size_t i = 0; i < x->n_fetch; i++) {
+        vp_fetch_req *r = &x->fetch[i];
+        vp_item *it = &x->items[r->item];
+        if (take_fetched(x, r, it, &jobs[n_jobs], &it->err))
+            continue;
+        item_of_job[n_jobs++] = r->item;
+    }
+    enum MHD_Result ret = n_jobs == 0 ? vp_route_batch_finish(x) /* every item failed */
+                                      : vp_conn_submit(x, jobs, n_jobs, item_of_job);
+    free(jobs);
+    free(item_of_job);
     return ret;
 }
 
@@ -295,6 +300,19 @@ enum MHD_Result vp_route_batch_finish(vp_conn *x)
     return vp_reply_json(x, 200, json_pack("{s:s, s:o}", "id", x->id, "results", results));
 }
 
+/* The tokenize answer of a prepared request. */
+static enum MHD_Result tokenize_reply(vp_conn *x, vp_job *job)
+{
+    vp_server *s = x->srv;
+    vp_error err;
+    vp_engine *e = atomic_load(&s->engine);
+    json_t *j = vp_response_tokenize_json(x->id, s->model_name, vp_engine_tokenizer(e), job, &err);
+    vp_job_free(job);
+    if (!j)
+        return vp_reply_error(x, &err);
+    return vp_reply_json(x, 200, j);
+}
+
 enum MHD_Result vp_route_tokenize(vp_conn *x)
 {
     vp_server *s = x->srv;
@@ -305,14 +323,21 @@ enum MHD_Result vp_route_tokenize(vp_conn *x)
     drop_body(x);
     if (rc)
         return vp_reply_error(x, &err);
+    if (vp_request_has_urls(&req))
+        return fetch_later(x, &req);
     vp_item item;
     vp_job *job;
     if (prepare(x, &req, "", &item, &job, &err))
         return vp_reply_error(x, &err);
-    vp_engine *e = atomic_load(&s->engine);
-    json_t *j = vp_response_tokenize_json(x->id, s->model_name, vp_engine_tokenizer(e), job, &err);
-    vp_job_free(job);
-    if (!j)
+    return tokenize_reply(x, job);
+}
+
+enum MHD_Result vp_route_tokenize_fetched(vp_conn *x)
+{
+    vp_item item;
+    vp_job *job;
+    vp_error err;
+    if (take_fetched(x, &x->fetch[0], &item, &job, &err))
         return vp_reply_error(x, &err);
-    return vp_reply_json(x, 200, j);
+    return tokenize_reply(x, job);
 }

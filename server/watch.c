@@ -1,9 +1,9 @@
 /* The watcher thread. About once a second it closes connections whose request head is
  * late (head_deadline.c). And it watches for disconnects: libmicrohttpd does not look at
  * suspended connections, so every 50 ms this thread peeks (MSG_PEEK, non-blocking) at the
- * socket of each request waiting for the engine: end of stream or a socket error means
- * the client is gone, and its jobs are cancelled (a queued job is skipped, a running one
- * has its result dropped). Bytes waiting to be read (a pipelined next request) mean the
+ * socket of each request waiting for the engine or for its image URLs: end of stream or
+ * a socket error means the client is gone, and its jobs are cancelled (a queued job is
+ * skipped, a running one has its result dropped), or its fetch is abandoned. Bytes waiting to be read (a pipelined next request) mean the
  * client is still there. A half-close (the client shut only its sending side) reads as
  * end of stream too, which is why --no-cancel-on-disconnect turns this check off. */
 #include <errno.h>
@@ -78,7 +78,8 @@ static void *watch_main(void *arg)
                 cap = nc;
             }
             x->gone = true;
-            VP_LOGI(x->id, "client disconnected while waiting: cancelling its jobs");
+            atomic_store(&x->fetch_abort, true); /* a fetch worker polls it */
+            VP_LOGI(x->id, "client disconnected while waiting: cancelling its work");
             for (size_t i = 0; i < x->n_items; i++)
                 if (x->items[i].ticket) {
                     vp_sched_ticket_retain(x->items[i].ticket);

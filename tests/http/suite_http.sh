@@ -8,7 +8,9 @@
 #   S  memory over 4,800 mixed requests: the heap in use (less the caches) stays flat
 #   C  config file + environment: queue full (429) and queue timeout (503) under load,
 #      image URLs to a loopback server refused
-#   D  image URLs allowed: fetched, redirect/size/status limits
+#   D  image URLs allowed: fetched, redirect/size/status limits, a batch mixing URL and
+#      base64 items, tokenize; D2 slow image hosts hold no HTTP thread; D3 (ASan) the
+#      fetch queue's 429, a client gone during its fetch, SIGTERM during fetches
 #   E  SIGTERM while busy: in-flight work answered, new requests 503, exit 0
 #   F  the ASan binary: A's checks, a short concurrent run, clean exit (no leak report)
 #   H  a device that fails for good (the CPU backend's VPRM_TEST_DEVICE_FAILURE_AFTER hook
@@ -270,6 +272,9 @@ class H(http.server.SimpleHTTPRequestHandler):
         if self.path == "/slow":  # a slow image host: the image after 4 s
             time.sleep(4)
             self.path = "/img.png"
+        if self.path.startswith("/slow/"):  # /slow/MS: the image after MS milliseconds
+            time.sleep(int(self.path[6:]) / 1000)
+            self.path = "/img.png"
         if self.path.startswith("/hop"):  # /hopN redirects to /hop(N-1), /hop0 to the image
             n = int(self.path[4:] or 0)
             self.send_response(302)
@@ -342,32 +347,100 @@ assert a['usage']['image_tiles'] >= 1"; then
     url_req "$IMG/missing.png"; st=$(post /v1/score "$T/url.json")
     [ "$st" = 400 ] && grep -q "HTTP 404" "$T/post.body" && ok "D: URL answering 404: 400 naming it" \
         || bad "D: missing URL: $st $(cat "$T/post.body")"
-    # a fetch holds its HTTP thread: 6 slow image hosts, one every 0.25 s (each request
-    # taken by a thread not yet held), must leave one of the 4 threads free to accept
-    # /health (a liveness probe); fetches past the 3 slots get 429
-    url_req "$IMG/slow"
-    SLOW=""
-    for i in 1 2 3 4 5 6; do
-        curl -s -o "$T/slow$i.body" -D "$T/slow$i.head" -w '%{http_code}' -H "Authorization: Bearer $KEY" \
-            --data-binary @"$T/url.json" "$URL/v1/score" >"$T/slow$i.st" &
-        SLOW="$SLOW $!"
-        sleep 0.25
-    done
-    hs=$(curl -s -o /dev/null -m 20 -w '%{http_code} %{time_total}' "$URL/health")
-    for p in $SLOW; do wait "$p"; done
-    n200=0; n429=0
-    for i in 1 2 3 4 5 6; do
-        case "$(cat "$T/slow$i.st")" in
-        200) n200=$((n200 + 1)) ;;
-        429) grep -qi "^retry-after:" "$T/slow$i.head" && grep -q "image URL fetch" "$T/slow$i.body" \
-            && n429=$((n429 + 1)) ;;
-        esac
-    done
-    if [ "${hs%% *}" = 200 ] && awk -v t="${hs#* }" 'BEGIN { exit !(t < 0.5) }' \
-        && [ $n200 -ge 1 ] && [ $n429 -ge 1 ] && [ $((n200 + n429)) = 6 ]; then
-        ok "D: slow image hosts leave an HTTP thread free (/health in ${hs#* } s; $n200 x 200, $n429 x 429)"
-    else bad "D: slow image hosts: /health $hs; $n200 x 200, $n429 x 429 of 6"; fi
+    # a batch mixing URL items (one fetched, one failing) with base64 and invalid items:
+    # each item answered for itself, the failing URL named by its item
+    "$PY" - "$T" "$IMG" <<'EOF'
+import json, sys
+d, img = sys.argv[1], sys.argv[2]
+inline = json.load(open(d + "/inline.json"))
+url = json.load(open(d + "/url.json"))
+url["image"] = img + "/img.png"
+bad = dict(url, images=[img + "/img.png", img + "/missing.png"])
+del bad["image"]
+json.dump({"requests": [url, inline, bad, {"question": 5}]}, open(d + "/mixed.json", "w"))
+json.dump(url, open(d + "/tok.json", "w"))
+EOF
+    st=$(post /v1/score/batch "$T/mixed.json")
+    if [ "$st" = 200 ] && "$PY" -c "
+import json
+r = json.load(open('$T/post.body'))['results']
+a = json.load(open('$T/url_out.json'))['results']
+assert [x['score'] for x in r[0]['results']] == [x['score'] for x in a], r[0]
+assert [x['score'] for x in r[1]['results']] == [x['score'] for x in a], r[1]
+assert r[2]['error']['param'] == 'requests[2].images[1]' and 'HTTP 404' in r[2]['error']['message'], r[2]
+assert r[3]['error']['param'] == 'requests[3].question', r[3]"; then
+        ok "D: a batch mixing URL and base64 items: each scored or refused alone, errors name the item"
+    else bad "D: mixed batch: $st $(head -c 600 "$T/post.body")"; fi
+    st=$(post /v1/tokenize "$T/tok.json")
+    [ "$st" = 200 ] && grep -q '"input_ids"' "$T/post.body" && ok "D: /v1/tokenize fetches an image URL" \
+        || bad "D: tokenize with a URL: $st $(head -c 300 "$T/post.body")"
+    curl -s -H "Authorization: Bearer $KEY" "$URL/metrics" >"$T/d_metrics.txt"
+    grep -q '^vprm_image_url_fetches_total{result="ok"} [1-9]' "$T/d_metrics.txt" \
+        && grep -q '^vprm_image_url_fetches_total{result="failed"} [1-9]' "$T/d_metrics.txt" \
+        && grep -q '^vprm_inflight_url_fetches 0' "$T/d_metrics.txt" \
+        && ok "D: /metrics counts URL fetches by outcome" \
+        || bad "D: URL fetch metrics: $(grep url_fetch "$T/d_metrics.txt")"
     stop_daemon D
+fi
+
+# ---- D2: fetches run on their own threads, not the HTTP threads. 4 URL requests to a host
+# that answers after 5 s, then 4 more in a burst of new connections, on a server with 2
+# HTTP threads: /health and base64 scores on new connections and on kept-alive ones
+# (some bound to a thread that read a slow request) answer at once, every URL request
+# 200. (A fetch used to run on the HTTP thread that read its request: the kept-alive
+# connections of that thread waited for the host, and fetches past http_threads - 1 got
+# 429.)
+if start_daemon D2 "$VPRM" --api-key "$KEY" --allow-image-urls --url-allow-private \
+    --http-threads 2; then
+    if "$PY" tests/http/url_offthread.py offthread "$PORT" "$KEY" "$IMG" "$T/img.png" 4 5000 \
+        >"$T/offthread.out" 2>&1; then
+        ok "D2: $(sed -n 's/^ok: //p' "$T/offthread.out" | head -1)"
+    else bad "D2: URL fetches held HTTP connections:"; sed 's/^/   /' "$T/offthread.out" | head -12; fi
+    stop_daemon D2
+fi
+
+# ---- D3 (ASan): the fetch queue's limit (429), a client gone during its fetch, SIGTERM
+# during fetches; no sanitizer report
+if start_daemon D3 "$VPRM_ASAN" --api-key "$KEY" --allow-image-urls --url-allow-private \
+    --http-threads 2 --url-fetch-threads 1 --url-fetch-queue 1; then
+    url_req "$IMG/slow/1500"
+    for i in 1 2 3; do # one fetching, one waiting, one refused
+        curl -s -o "$T/q$i.body" -D "$T/q$i.head" -w '%{http_code}' -H "Authorization: Bearer $KEY" \
+            --data-binary @"$T/url.json" "$URL/v1/score" >"$T/q$i.st" &
+        eval "Q$i=\$!"
+        sleep 0.3
+    done
+    wait "$Q1" "$Q2" "$Q3"
+    if [ "$(cat "$T/q1.st") $(cat "$T/q2.st") $(cat "$T/q3.st")" = "200 200 429" ] \
+        && grep -qi "^retry-after:" "$T/q3.head" && grep -q "url_fetch_queue=1" "$T/q3.body"; then
+        ok "D3: a fetch past url_fetch_threads + url_fetch_queue gets 429 with Retry-After"
+    else bad "D3: fetch queue: $(cat "$T/q1.st") $(cat "$T/q2.st") $(cat "$T/q3.st") $(cat "$T/q3.body")"; fi
+    if "$PY" tests/http/url_offthread.py disconnect "$PORT" "$KEY" "$IMG" "$T/D3.log" 5000 \
+        >"$T/disc.out" 2>&1; then
+        ok "D3: $(sed -n 's/^ok: //p' "$T/disc.out" | head -1); the server serves on"
+    else bad "D3: disconnect during a fetch:"; sed 's/^/   /' "$T/disc.out"; fi
+    url_req "$IMG/slow/5000"
+    for i in 1 2; do # one fetching, one waiting for the fetch thread
+        curl -s -o "$T/z$i.body" -w '%{http_code} %{time_total}' -H "Authorization: Bearer $KEY" \
+            --data-binary @"$T/url.json" "$URL/v1/score" >"$T/z$i.st" &
+        eval "Z$i=\$!"
+        sleep 0.3
+    done
+    sleep 0.3
+    t0=$(date +%s%N)
+    kill -TERM "$PID"
+    wait "$Z1" "$Z2"
+    wait "$PID"
+    rc=$?
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    z1=$(cat "$T/z1.st"); z2=$(cat "$T/z2.st")
+    if [ "$rc" = 0 ] && [ "${z1%% *}" = 503 ] && [ "${z2%% *}" = 503 ] \
+        && grep -q "image URL fetch was abandoned" "$T/z1.body" && [ "$ms" -lt 4000 ]; then
+        ok "D3: SIGTERM during fetches (a 5 s host): both answered 503 ($z1 s, $z2 s), exit 0 after $ms ms"
+    else bad "D3: SIGTERM during fetches: exit $rc after $ms ms; $z1 / $z2 $(cat "$T/z1.body")"; fi
+    if grep -q -E "AddressSanitizer|LeakSanitizer|runtime error" "$T/D3.log"; then
+        bad "D3: sanitizer report"; grep -E -A5 "AddressSanitizer|LeakSanitizer|runtime error" "$T/D3.log" | head -30
+    else ok "D3: no sanitizer report"; fi
 fi
 kill "$IMGPID" 2>/dev/null
 

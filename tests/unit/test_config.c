@@ -29,6 +29,7 @@ static void test_defaults(void)
     CHECK(c.prefix_sharing && c.warmup && !c.allow_image_urls && !c.url_allow_private);
     CHECK(c.api_key == NULL && c.model_dir == NULL && c.system_message == NULL);
     CHECK(c.http_threads == 4 && c.max_queue == 1024 && c.batch_tokens == 16384);
+    CHECK(c.url_fetch_threads == 8 && c.url_fetch_queue == 64);
     /* every default is accepted by its own parser (a typo there would be silent) */
     for (size_t i = 0; i < vp_n_options; i++) {
         const vp_option *o = &vp_options[i];
