@@ -6,11 +6,15 @@
 #      API contract and every error status (http_api), misbehaving clients (slow, truncated,
 #      cut off, trickled heads, disconnects while queued: http_abuse), then SIGTERM;
 #   3. the daemon with the defaults: 16 concurrent clients against a serial run
-#      (http_concurrency), then SIGTERM.
+#      (http_concurrency), then SIGTERM;
+#   4. the daemon with image URLs allowed and a loopback image host: fetches on the fetch
+#      threads (some slow, one refused 429), a batch mixing URL and inline items, tokenize,
+#      a client gone during its fetch, then SIGTERM during a fetch.
 # Any "WARNING: ThreadSanitizer" fails the suite (the report is printed).
 # ThreadSanitizer makes the CPU backend 5 to 15 times slower: the queue deadline is 10
 # minutes here, so that http_abuse's four heavy requests (seconds of vision each) all run.
-# Environment: VPRM_TSAN (daemon), VPRM_TSAN_TESTS (unit test folder), VPRM_TOOLS, VPRM_TMP.
+# Environment: VPRM_TSAN (daemon), VPRM_TSAN_TESTS (unit test folder), VPRM_TOOLS, VPRM_TMP,
+# PYTHON (the image host; default /usr/bin/python3).
 set -u
 T="${VPRM_TMP:?VPRM_TMP must be set}/tsan"
 mkdir -p "$T"
@@ -117,5 +121,86 @@ if start defaults --queue-timeout-ms 600000; then
     tool http_concurrency "$URL" "$KEY" 16 1
     stop defaults
 fi
+# image URLs: fetch workers, suspended connections resumed from them, a client gone during
+# its fetch, SIGTERM during a fetch (a loopback image host; /slow/MS answers after MS ms)
+PY=${PYTHON:-/usr/bin/python3}
+cat >"$T/imgserver.py" <<'EOF'
+import http.server, sys, time
+png = open(sys.argv[1], "rb").read()
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+    def do_GET(self):
+        if self.path.startswith("/slow/"):
+            time.sleep(int(self.path[6:]) / 1000)
+        elif self.path != "/img.png":
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(len(png)))
+        self.end_headers()
+        try:
+            self.wfile.write(png)
+        except OSError:
+            pass
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+EOF
+rm -f "$T/imgserver.port"
+"$PY" "$T/imgserver.py" tests/fuzz/corpus/fuzz_image/seed_png_rgb8.png >"$T/imgserver.port" 2>"$T/imgserver.log" &
+IMGPID=$!
+PIDS="$PIDS $IMGPID"
+i=0
+while [ $i -lt 100 ] && [ ! -s "$T/imgserver.port" ]; do sleep 0.1; i=$((i + 1)); done
+IMG="http://127.0.0.1:$(cat "$T/imgserver.port")"
+# urlpost NAME BODY [curl args]: POST BODY to /v1/score (or the path in $P), status in $T/NAME.st
+urlpost() {
+    n=$1; b=$2; shift 2
+    curl -s -o "$T/$n.body" -w '%{http_code}' -H "Authorization: Bearer $KEY" --data-binary "$b" \
+        "$@" "$URL${P:-/v1/score}" >"$T/$n.st"
+}
+if [ -s "$T/imgserver.port" ] && start urls --allow-image-urls --url-allow-private \
+    --http-threads 2 --url-fetch-threads 2 --url-fetch-queue 1 --queue-timeout-ms 600000; then
+    slow='{"question": "q", "image": "'$IMG'/slow/1500", "responses": ["a\n\nb", "c"]}'
+    # 4 at once for 2 fetch threads and a queue of 1: three fetched, one refused
+    U=""
+    for i in 1 2 3 4; do urlpost u$i "$slow" & U="$U $!"; done
+    for p in $U; do wait "$p"; done
+    st="$(cat "$T/u1.st") $(cat "$T/u2.st") $(cat "$T/u3.st") $(cat "$T/u4.st")"
+    n200=$(echo "$st" | tr ' ' '\n' | grep -c '^200$')
+    n429=$(echo "$st" | tr ' ' '\n' | grep -c '^429$')
+    [ "$n200" = 3 ] && [ "$n429" = 1 ] && ok "urls: slow fetches on the fetch threads, one past the queue 429 ($st)" \
+        || bad "urls: slow fetches: $st"
+    # then three at once: a client that leaves during its fetch (curl gives up after
+    # 0.5 s), a batch mixing URL and inline items, tokenize
+    U=""
+    urlpost gone '{"question": "q", "image": "'$IMG'/slow/3000", "responses": ["a"]}' -m 0.5 &
+    U="$U $!"
+    P=/v1/score/batch urlpost batch '{"requests": [{"question": "q", "image": "'$IMG'/img.png",
+        "responses": ["a"]}, {"question": "q", "responses": ["b"]}, {"question": "q",
+        "image": "'$IMG'/missing.png", "responses": ["c"]}]}' &
+    U="$U $!"
+    P=/v1/tokenize urlpost tok '{"question": "q", "image": "'$IMG'/img.png", "responses": ["a"]}' &
+    U="$U $!"
+    for p in $U; do wait "$p"; done
+    st="batch $(cat "$T/batch.st") tokenize $(cat "$T/tok.st")"
+    [ "$st" = "batch 200 tokenize 200" ] && grep -q '"param":"requests\[2\].image"' "$T/batch.body" \
+        && ok "urls: a client gone mid-fetch, a mixed batch, tokenize ($st)" \
+        || bad "urls: $st $(head -c 300 "$T/batch.body")"
+    # SIGTERM while a fetch is in flight
+    urlpost last '{"question": "q", "image": "'$IMG'/slow/5000", "responses": ["a"]}' &
+    L=$!
+    sleep 1
+    stop urls
+    wait "$L"
+    [ "$(cat "$T/last.st")" = 503 ] && ok "urls: a fetch in flight at SIGTERM answered 503" \
+        || bad "urls: fetch at SIGTERM: $(cat "$T/last.st") $(cat "$T/last.body")"
+    grep -q "cancelled: the client disconnected" "$T/urls.log" \
+        && ok "urls: the client gone mid-fetch was cancelled" \
+        || bad "urls: no cancelled request in the log"
+fi
+kill "$IMGPID" 2>/dev/null
 echo "suite_tsan: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
