@@ -138,15 +138,7 @@ enum MHD_Result vp_fetch_start(vp_conn *x)
         vp_metrics_event(&s->metrics, err.kind == VP_ERR_BUSY ? VP_EV_URL_BUSY : VP_EV_DRAINING);
         return vp_reply_error(x, &err);
     }
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(x->mhd, MHD_CONNECTION_INFO_CONNECTION_FD);
-    x->fd = ci ? ci->connect_fd : -1;
-    x->phase = PHASE_FETCH;
-    MHD_suspend_connection(x->mhd);
-    x->suspended = true;
-    pthread_mutex_lock(&s->wait_mu);
-    vp_watch_add_locked(s, x);
-    pthread_mutex_unlock(&s->wait_mu);
+    vp_conn_suspend_locked(x, PHASE_FETCH);
     pthread_mutex_unlock(&x->mu);
     return MHD_YES;
 }

@@ -429,17 +429,22 @@ enum MHD_Result vp_conn_submit(vp_conn *x, vp_job **jobs, size_t n_jobs, size_t 
         x->items[item_of_job[i]].ticket = tickets[i];
     free(tickets);
     x->pending = n_jobs;
+    vp_conn_suspend_locked(x, PHASE_WAIT);
+    pthread_mutex_unlock(&x->mu);
+    return MHD_YES;
+}
+
+void vp_conn_suspend_locked(vp_conn *x, conn_phase phase)
+{
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(x->mhd, MHD_CONNECTION_INFO_CONNECTION_FD);
     x->fd = ci ? ci->connect_fd : -1;
-    x->phase = PHASE_WAIT;
+    x->phase = phase;
     MHD_suspend_connection(x->mhd);
     x->suspended = true;
-    pthread_mutex_lock(&s->wait_mu);
-    vp_watch_add_locked(s, x);
-    pthread_mutex_unlock(&s->wait_mu);
-    pthread_mutex_unlock(&x->mu);
-    return MHD_YES;
+    pthread_mutex_lock(&x->srv->wait_mu);
+    vp_watch_add_locked(x->srv, x);
+    pthread_mutex_unlock(&x->srv->wait_mu);
 }
 
 static const char *termination_name(const vp_conn *x, enum MHD_RequestTerminationCode toe)

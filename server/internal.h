@@ -187,6 +187,9 @@ enum MHD_Result vp_reply_errorf(vp_conn *x, vp_err_kind kind, const char *param,
 
 /* http.c: queue items' jobs and suspend the connection until all are done. On failure
  * (queue full, draining) the jobs are freed and an error answer is queued. */
+/* Suspends x (x->mu held) in phase PHASE_WAIT or PHASE_FETCH until the engine or a fetch
+ * worker resumes it, on the watcher's list so that a client that hangs up is noticed. */
+void vp_conn_suspend_locked(vp_conn *x, conn_phase phase);
 enum MHD_Result vp_conn_submit(vp_conn *x, vp_job **jobs, size_t n_jobs, size_t *item_of_job);
 
 /* head_deadline.c: the request-head deadline. vp_heads_notify is the daemon's connection
