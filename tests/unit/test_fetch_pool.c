@@ -78,6 +78,11 @@ static void test_capacity(void)
     CHECK(err.kind == VP_ERR_BUSY);
     CHECK_MSG(strstr(err.message, "url_fetch_threads=2") && strstr(err.message, "url_fetch_queue=1"),
               "%s", err.message);
+    /* both running tasks have recorded their start (a worker counts a task running before
+     * it calls it): the next entries of order[] can only be the waiting task's, then t[4]'s */
+    for (int i = 0; i < 5000 && atomic_load(&n_order) < 2; i++)
+        usleep(1000);
+    CHECK(atomic_load(&n_order) == 2);
     pthread_mutex_lock(&g.mu);
     g.open = true;
     pthread_cond_broadcast(&g.cv);
