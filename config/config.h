@@ -63,6 +63,7 @@ typedef struct vp_config {
     size_t batch_tokens;       /* token budget of one packed pass */
     size_t batch_tiles;        /* tile budget of one packed pass */
     int queue_timeout_ms;      /* a job waiting longer is answered 503; 0 = no limit */
+    int priority_boost_ms;     /* head start of "high" over normal, normal over "low" */
     int drain_timeout_s;       /* SIGTERM: time to finish queued work */
     bool exit_on_device_failure; /* exit 3 when the GPU fails for good (else serve 503s) */
     bool cancel_on_disconnect; /* drop the work of a client that closed its connection */

@@ -18,6 +18,33 @@ const char *vp_aggregation_name(vp_aggregation a)
     return (unsigned)a < sizeof names / sizeof names[0] ? names[a] : "mean";
 }
 
+static const char *const priority_names[] = {"high", "normal", "low"};
+
+const char *vp_priority_name(vp_priority p)
+{
+    return (unsigned)p < sizeof priority_names / sizeof *priority_names ? priority_names[p]
+                                                                        : "normal";
+}
+
+int vp_priority_parse(const char *s, size_t len, vp_priority *out)
+{
+    for (size_t i = 0; i < sizeof priority_names / sizeof *priority_names; i++)
+        if (len == strlen(priority_names[i]) && !memcmp(s, priority_names[i], len)) {
+            *out = (vp_priority)i;
+            return 0;
+        }
+    return -1;
+}
+
+int vp_request_priority_json(const json_t *v, const char *param, vp_priority *out,
+                             vp_error *err)
+{
+    if (!json_is_string(v) ||
+        vp_priority_parse(json_string_value(v), json_string_length(v), out))
+        return vp_fail(err, VP_ERR_BAD_REQUEST, param, "must be one of high, normal, low");
+    return 0;
+}
+
 void vp_request_limits_default(vp_request_limits *l)
 {
     l->max_responses = 64;
@@ -396,7 +423,7 @@ static int get_positive_int(const json_t *root, const char *key, const char *pre
  * server of one model has no use for. */
 static const char *const known_fields[] = {
     "question",    "image",        "images",        "responses",  "step_separator", "max_steps",
-    "max_tiles",   "aggregation",  "return_steps",  "return_logits", "model"};
+    "max_tiles",   "aggregation",  "return_steps",  "return_logits", "priority",    "model"};
 
 static void note_unknown_fields(const json_t *root, char *out, size_t cap)
 {
@@ -432,6 +459,7 @@ int vp_request_from_json(const json_t *root, const char *pre, const vp_request_l
     memset(r, 0, sizeof *r);
     r->return_steps = true;
     r->aggregation = VP_AGG_MEAN;
+    r->priority = VP_PRIORITY_NORMAL;
     if (!pre)
         pre = "";
     char p[256];
@@ -499,6 +527,13 @@ int vp_request_from_json(const json_t *root, const char *pre, const vp_request_l
     if (get_bool(root, "return_steps", pre, &r->return_steps, err) ||
         get_bool(root, "return_logits", pre, &r->return_logits, err))
         goto out;
+    const json_t *prio = json_object_get(root, "priority");
+    if (prio && !json_is_null(prio)) {
+        snprintf(p, sizeof p, "%spriority", pre);
+        if (vp_request_priority_json(prio, p, &r->priority, err))
+            goto out;
+        r->priority_given = true;
+    }
     /* images */
     if (parse_images(root, pre, lim, r, err))
         goto out;

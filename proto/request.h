@@ -15,6 +15,14 @@ typedef enum { VP_AGG_MEAN = 0, VP_AGG_MIN, VP_AGG_MAX, VP_AGG_LAST, VP_AGG_PROD
 
 const char *vp_aggregation_name(vp_aggregation a);
 
+/* Which queued work a pass takes first (engine/sched: a bounded head start, not a strict
+ * order). The order of the values is the order of service. */
+typedef enum { VP_PRIORITY_HIGH = 0, VP_PRIORITY_NORMAL, VP_PRIORITY_LOW } vp_priority;
+
+const char *vp_priority_name(vp_priority p);
+/* "high", "normal", "low" (exactly); -1 when s is none of them. */
+int vp_priority_parse(const char *s, size_t len, vp_priority *out);
+
 typedef struct vp_text {
     char *s;     /* UTF-8, NUL-terminated, may contain NUL (use len) */
     size_t len;
@@ -47,6 +55,8 @@ typedef struct vp_score_request {
     int max_steps;             /* 0 = no merging */
     bool return_steps;         /* default true */
     bool return_logits;        /* default false */
+    vp_priority priority;      /* default VP_PRIORITY_NORMAL */
+    bool priority_given;       /* the request named one (a batch's own applies otherwise) */
     /* top-level fields the request names that nothing reads ("a, b", "" = none; at most
      * VP_UNKNOWN_FIELDS_MAX - 1 bytes, "..." when cut): answered as a warning, so that a
      * typo ("aggregaton") does not pass silently as the default */
@@ -66,6 +76,11 @@ typedef struct vp_request_limits {
 } vp_request_limits;
 
 void vp_request_limits_default(vp_request_limits *l);
+
+/* A "priority" value (a batch's own, or a request's): VP_ERR_BAD_REQUEST naming param
+ * unless it is one of the names. */
+int vp_request_priority_json(const json_t *v, const char *param, vp_priority *out,
+                             vp_error *err);
 
 /* Parse from a JSON value (param_prefix prefixes field paths, e.g. "requests[3]"). */
 int vp_request_from_json(const json_t *root, const char *param_prefix,

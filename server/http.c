@@ -412,9 +412,22 @@ enum MHD_Result vp_conn_submit(vp_conn *x, vp_job **jobs, size_t n_jobs, size_t 
             vp_job_free(jobs[i]);
         return vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory queueing the request");
     }
+    vp_priority *prio = calloc(n_jobs ? n_jobs : 1, sizeof *prio);
+    if (!prio) {
+        free(tickets);
+        for (size_t i = 0; i < n_jobs; i++)
+            vp_job_free(jobs[i]);
+        return vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory queueing the request");
+    }
+    for (size_t i = 0; i < n_jobs; i++) {
+        prio[i] = x->items[item_of_job[i]].priority;
+        x->priorities |= 1u << prio[i];
+    }
     vp_error err;
     pthread_mutex_lock(&x->mu);
-    if (vp_sched_submit(s->sched, jobs, n_jobs, x->t_start, on_done, x, tickets, &err)) {
+    int rc = vp_sched_submit(s->sched, jobs, prio, n_jobs, x->t_start, on_done, x, tickets, &err);
+    free(prio);
+    if (rc) {
         pthread_mutex_unlock(&x->mu);
         free(tickets);
         for (size_t i = 0; i < n_jobs; i++)
@@ -488,12 +501,17 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                  (!strcmp(x->route->path, "/health") || !strcmp(x->route->path, "/ready") ||
                   !strcmp(x->route->path, "/metrics"));
     if (!quiet || s->cfg->log_bodies) {
-        char status[8], fetch[40] = "";
+        char status[8], fetch[40] = "", prio[40] = "";
         snprintf(status, sizeof status, x->status ? "%d" : "-", x->status);
         if (x->fetch_ms >= 0) /* waiting for a fetch worker, then fetching */
             snprintf(fetch, sizeof fetch, " url_fetch=%.1f ms", x->fetch_ms);
-        VP_LOGI(x->id, "%s %s %s responses=%zu tokens=%zu %.1f ms%s%s%s%s", x->method, x->path,
-                status, x->n_responses, x->tokens, ms, fetch, termination_name(x, toe),
+        if (x->priorities & ~(1u << VP_PRIORITY_NORMAL)) /* the queue order was not arrival's */
+            for (int p = VP_PRIORITY_HIGH; p <= VP_PRIORITY_LOW; p++)
+                if (x->priorities & 1u << p)
+                    snprintf(prio + strlen(prio), sizeof prio - strlen(prio), "%s%s",
+                             prio[0] ? "," : " priority=", vp_priority_name((vp_priority)p));
+        VP_LOGI(x->id, "%s %s %s responses=%zu tokens=%zu %.1f ms%s%s%s%s%s", x->method, x->path,
+                status, x->n_responses, x->tokens, ms, fetch, prio, termination_name(x, toe),
                 x->client_id[0] ? " client_request_id=" : "", x->client_id);
     } else {
         VP_LOGD(x->id, "%s %s %d %.1f ms", x->method, x->path, x->status, ms);
@@ -625,7 +643,8 @@ int vp_server_attach_engine(vp_server *s, vp_engine *e, vp_error *err)
                            .max_queued_tiles = c->max_queued_tiles,
                            .max_batch_tokens = c->batch_tokens,
                            .max_batch_tiles = c->batch_tiles,
-                           .queue_timeout_ms = c->queue_timeout_ms};
+                           .queue_timeout_ms = c->queue_timeout_ms,
+                           .priority_boost_ms = c->priority_boost_ms};
     if (vp_sched_start(&so, &eng, &s->sched, err))
         return -1;
     const vp_model_config *mc = vp_engine_config(e);

@@ -76,6 +76,7 @@ typedef struct vp_item {
     vp_sched_ticket *ticket;  /* NULL when the item failed before queueing */
     vp_error err;             /* the failure when ticket == NULL */
     bool return_steps, return_logits;
+    vp_priority priority;     /* the request's, or the batch's */
     char unknown_fields[VP_UNKNOWN_FIELDS_MAX]; /* the request's, warned about in its answer */
 } vp_item;
 
@@ -95,6 +96,7 @@ struct vp_conn {
     const vp_route *route;
     char id[VP_REQID_LEN + 1];
     char client_id[VP_CLIENT_REQID_MAX + 1]; /* the client's own id ("" = none; reqid.h) */
+    unsigned priorities;         /* bit p: a job of vp_priority p was queued (the log line) */
     char method[8];
     char path[64];
     double t_start;              /* vp_sched_now_ms when the headers arrived */

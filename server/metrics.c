@@ -41,6 +41,8 @@ void vp_metrics_init(vp_metrics *m)
     hist_init(&m->batch_seconds, seconds_bounds, N(seconds_bounds));
     for (int s = 0; s < VP_N_STAGES; s++)
         hist_init(&m->stage[s], seconds_bounds, N(seconds_bounds));
+    for (int p = 0; p < 3; p++)
+        hist_init(&m->queue_by_priority[p], seconds_bounds, N(seconds_bounds));
 #undef N
 }
 
@@ -75,13 +77,15 @@ void vp_metrics_batch(vp_metrics *m, size_t jobs, size_t tokens, size_t tiles, d
     pthread_mutex_unlock(&m->mu);
 }
 
-void vp_metrics_result(vp_metrics *m, const vp_score_result *r)
+void vp_metrics_result(vp_metrics *m, const vp_score_result *r, vp_priority priority)
 {
     double ms[VP_N_STAGES] = {r->timing.queue, r->timing.preprocess, r->timing.vision,
                               r->timing.language, r->timing.total};
     pthread_mutex_lock(&m->mu);
     for (int s = 0; s < VP_N_STAGES; s++)
         vp_histogram_observe(&m->stage[s], ms[s] / 1e3);
+    if ((unsigned)priority < 3)
+        vp_histogram_observe(&m->queue_by_priority[priority], r->timing.queue / 1e3);
     m->responses_scored += r->n_responses;
     m->prompt_tokens += r->usage.prompt_tokens;
     m->computed_tokens += r->usage.computed_tokens;
@@ -247,6 +251,13 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
         char labels[32];
         snprintf(labels, sizeof labels, "stage=\"%s\"", stage_names[s]);
         hist_write(f, "vprm_stage_seconds", labels, &m->stage[s]);
+    }
+    fprintf(f, "# HELP vprm_queue_seconds_by_priority Time a scored job waited in the queue, "
+               "by its priority.\n# TYPE vprm_queue_seconds_by_priority histogram\n");
+    for (int p = 0; p < 3; p++) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "priority=\"%s\"", vp_priority_name((vp_priority)p));
+        hist_write(f, "vprm_queue_seconds_by_priority", labels, &m->queue_by_priority[p]);
     }
     counter(f, "vprm_responses_scored_total", "Candidate responses scored.", m->responses_scored);
     counter(f, "vprm_prompt_tokens_total", "Prompt tokens of scored requests (all responses).",

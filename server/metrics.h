@@ -35,6 +35,7 @@ typedef struct vp_metrics {
     size_t n_requests;
     vp_histogram batch_jobs, batch_tokens, batch_tiles, batch_seconds;
     vp_histogram stage[VP_N_STAGES];        /* seconds per scored request */
+    vp_histogram queue_by_priority[3];      /* queue seconds per scored job, by vp_priority */
     uint64_t responses_scored;              /* responses (candidates) scored */
     uint64_t prompt_tokens, computed_tokens, saved_tokens, image_tiles;
     uint64_t cancelled, expired, rejected_busy, rejected_draining, head_timeouts;
@@ -68,7 +69,7 @@ void vp_metrics_destroy(vp_metrics *m);
 void vp_metrics_request(vp_metrics *m, const char *route, int status);
 void vp_metrics_batch(vp_metrics *m, size_t jobs, size_t tokens, size_t tiles, double ms,
                       double useful_flops);
-void vp_metrics_result(vp_metrics *m, const vp_score_result *r);
+void vp_metrics_result(vp_metrics *m, const vp_score_result *r, vp_priority priority);
 typedef enum {
     VP_EV_CANCELLED,
     VP_EV_EXPIRED,

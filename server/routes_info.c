@@ -38,7 +38,8 @@ enum MHD_Result vp_route_ready(vp_conn *x)
 
 static json_t *limits_json(const vp_config *c)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}",
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+                     "s:I, s:I, s:b}",
                      "max_body_bytes", (json_int_t)c->max_body_bytes,
                      "max_responses", (json_int_t)c->max_responses,
                      "max_steps", (json_int_t)c->max_steps,
@@ -54,6 +55,8 @@ static json_t *limits_json(const vp_config *c)
                      "max_queue", (json_int_t)c->max_queue,
                      "batch_tokens", (json_int_t)c->batch_tokens,
                      "batch_tiles", (json_int_t)c->batch_tiles,
+                     "queue_timeout_ms", (json_int_t)c->queue_timeout_ms,
+                     "priority_boost_ms", (json_int_t)c->priority_boost_ms,
                      "image_urls", c->allow_image_urls);
 }
 

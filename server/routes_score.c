@@ -35,6 +35,7 @@ static int prepare(vp_conn *x, vp_score_request *req, const char *prefix, vp_ite
     vp_server *s = x->srv;
     item->return_steps = req->return_steps;
     item->return_logits = req->return_logits;
+    item->priority = req->priority;
     memcpy(item->unknown_fields, req->unknown_fields, sizeof item->unknown_fields);
     int rc;
     if (vp_request_has_urls(req)) /* a route queues these for a fetch worker first */
@@ -138,7 +139,7 @@ static json_t *item_json(vp_conn *x, vp_item *it, const char *id, bool *gone)
     double inf = r->timing.vision + r->timing.language;
     if (inf > x->inference_ms)
         x->inference_ms = inf;
-    vp_metrics_result(&s->metrics, r);
+    vp_metrics_result(&s->metrics, r, it->priority);
     vp_score_json_opts o = {.id = id, .model_name = s->model_name,
                             .return_steps = it->return_steps, .return_logits = it->return_logits,
                             .unknown_fields = it->unknown_fields};
@@ -197,6 +198,13 @@ enum MHD_Result vp_route_batch(vp_conn *x)
                               reqs ? "must be an array of score requests" : "missing required field");
         goto out;
     }
+    /* the batch's own priority: that of every item that names none */
+    vp_priority batch_priority = VP_PRIORITY_NORMAL;
+    const json_t *bp = json_object_get(root, "priority");
+    if (bp && !json_is_null(bp) && vp_request_priority_json(bp, "priority", &batch_priority, &verr)) {
+        ret = vp_reply_error(x, &verr);
+        goto out;
+    }
     size_t n = json_array_size(reqs);
     if (n == 0) {
         ret = vp_reply_errorf(x, VP_ERR_BAD_REQUEST, "requests", "must contain at least one request");
@@ -228,6 +236,8 @@ enum MHD_Result vp_route_batch(vp_conn *x)
             prefix_param(&it->err, prefix);
             continue;
         }
+        if (!req.priority_given)
+            req.priority = batch_priority;
         if (vp_request_has_urls(&req)) { /* prepared after the fetch */
             if (vp_fetch_stash(x, &req, prefix, i, n))
                 vp_fail(&it->err, VP_ERR_NOMEM, "", "out of memory");

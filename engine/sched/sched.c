@@ -11,13 +11,25 @@
 
 typedef enum { T_QUEUED, T_RUNNING, T_FINISHED } ticket_state;
 
+/* A queued ticket is on two lists: in the order passes take jobs (by rank, then arrival)
+ * and in arrival order (deadlines expire in it; a request's jobs stay side by side). */
+enum { BY_RANK = 0, BY_ARRIVAL = 1 };
+
+typedef struct ticket_links {
+    vp_sched_ticket *prev, *next;
+} ticket_links;
+
 struct vp_sched_ticket {
-    vp_sched_ticket *prev, *next;   /* queue links while T_QUEUED */
+    ticket_links by[2];             /* queue links while T_QUEUED; by[BY_RANK].next also
+                                     * chains finished tickets for complete_list */
     vp_job *job;
     void (*job_free)(vp_job *);
     vp_sched_done_fn done;
     void *user;
     double t_origin, t_submit, deadline; /* vp_sched_now_ms clock; deadline 0 = none */
+    double rank;                    /* t_submit moved by the priority (priority_boost_ms
+                                     * earlier for high, later for low): smallest first */
+    vp_priority priority;
     double queue_ms;
     unsigned long long request;     /* the vp_sched_submit call that queued it */
     bool started;                   /* a sibling of this request ran: no queue deadline */
@@ -36,7 +48,7 @@ struct vp_sched {
     pthread_cond_t work_cv;    /* engine thread: queue non-empty or stop */
     pthread_cond_t janitor_cv; /* janitor: queue head changed or stop */
     pthread_cond_t idle_cv;    /* waiters of vp_sched_wait_idle */
-    vp_sched_ticket *head, *tail;
+    vp_sched_ticket *head[2], *tail[2]; /* BY_RANK, BY_ARRIVAL */
     size_t depth;
     size_t queued_tiles; /* sum of job_tiles over the queue */
     size_t running;            /* jobs in the current pass */
@@ -66,30 +78,54 @@ static struct timespec timespec_in(clockid_t clock, double ms)
     return ts;
 }
 
+static void list_unlink(vp_sched *s, vp_sched_ticket *t, int l)
+{
+    ticket_links *k = &t->by[l];
+    if (k->prev)
+        k->prev->by[l].next = k->next;
+    else
+        s->head[l] = k->next;
+    if (k->next)
+        k->next->by[l].prev = k->prev;
+    else
+        s->tail[l] = k->prev;
+    k->prev = k->next = NULL;
+}
+
+/* Puts t after `after` on list l (at the head when after is NULL). */
+static void list_insert_after(vp_sched *s, vp_sched_ticket *t, vp_sched_ticket *after, int l)
+{
+    vp_sched_ticket *next = after ? after->by[l].next : s->head[l];
+    t->by[l].prev = after;
+    t->by[l].next = next;
+    if (after)
+        after->by[l].next = t;
+    else
+        s->head[l] = t;
+    if (next)
+        next->by[l].prev = t;
+    else
+        s->tail[l] = t;
+}
+
 static void queue_remove(vp_sched *s, vp_sched_ticket *t)
 {
-    if (t->prev)
-        t->prev->next = t->next;
-    else
-        s->head = t->next;
-    if (t->next)
-        t->next->prev = t->prev;
-    else
-        s->tail = t->prev;
-    t->prev = t->next = NULL;
+    list_unlink(s, t, BY_RANK);
+    list_unlink(s, t, BY_ARRIVAL);
     s->depth--;
     s->queued_tiles -= s->eng.job_tiles(t->job);
 }
 
+/* Arrival order at the tail; by rank after every ticket of a rank not above t's (equal
+ * ranks keep arrival order). The walk starts at the tail, where a normal job's rank
+ * (its arrival time) belongs unless low-priority jobs wait. */
 static void queue_push(vp_sched *s, vp_sched_ticket *t)
 {
-    t->prev = s->tail;
-    t->next = NULL;
-    if (s->tail)
-        s->tail->next = t;
-    else
-        s->head = t;
-    s->tail = t;
+    list_insert_after(s, t, s->tail[BY_ARRIVAL], BY_ARRIVAL);
+    vp_sched_ticket *after = s->tail[BY_RANK];
+    while (after && after->rank > t->rank)
+        after = after->by[BY_RANK].prev;
+    list_insert_after(s, t, after, BY_RANK);
     s->depth++;
     s->queued_tiles += s->eng.job_tiles(t->job);
 }
@@ -107,13 +143,13 @@ void vp_sched_ticket_release(vp_sched_ticket *t)
     free(t);
 }
 
-/* Calls done for a list of finished tickets (linked through ->next), then drops the
- * scheduler's reference. Runs without the lock. */
+/* Calls done for a list of finished tickets (linked through by[BY_RANK].next), then drops
+ * the scheduler's reference. Runs without the lock. */
 static void complete_list(vp_sched_ticket *list)
 {
     while (list) {
-        vp_sched_ticket *next = list->next;
-        list->next = NULL;
+        vp_sched_ticket *next = list->by[BY_RANK].next;
+        list->by[BY_RANK].next = NULL;
         if (list->done)
             list->done(list->user, list);
         vp_sched_ticket_release(list);
@@ -124,17 +160,17 @@ static void complete_list(vp_sched_ticket *list)
 static void finish_locked(vp_sched_ticket *t, vp_sched_ticket **out_list)
 {
     t->state = T_FINISHED;
-    t->next = *out_list;
+    t->by[BY_RANK].next = *out_list;
     *out_list = t;
 }
 
-/* The first queued ticket that can expire: the first not started (the tickets not started
- * are in arrival order, every one with the same timeout). NULL when none. */
+/* The first queued ticket that can expire: the first not started in arrival order (every
+ * one has the same timeout, whatever its priority). NULL when none. */
 static vp_sched_ticket *first_expiring(vp_sched *s)
 {
-    vp_sched_ticket *t = s->head;
+    vp_sched_ticket *t = s->head[BY_ARRIVAL];
     while (t && t->started)
-        t = t->next;
+        t = t->by[BY_ARRIVAL].next;
     return t && t->deadline > 0 ? t : NULL;
 }
 
@@ -183,26 +219,26 @@ static void *janitor_main(void *arg)
     return NULL;
 }
 
-/* Marks the queued jobs of every request in batch[0..n) as started (no queue deadline:
- * see vp_sched_submit). Request numbers grow in queue order, so the walk stops at the
- * first job queued after the newest request of the batch: a pass does not walk the queue. */
-static void mark_started_locked(vp_sched *s, vp_sched_ticket *const *batch, size_t n)
+/* Marks the queued jobs of t's request as started (no queue deadline: see
+ * vp_sched_submit), before t leaves the queue: they are its neighbours in arrival order. */
+static void mark_started_locked(vp_sched_ticket *t)
 {
-    unsigned long long newest = 0;
-    for (size_t i = 0; i < n; i++)
-        newest = batch[i]->request > newest ? batch[i]->request : newest;
-    for (vp_sched_ticket *q = s->head; q && q->request <= newest; q = q->next)
-        for (size_t i = 0; i < n && !q->started; i++)
-            q->started = q->request == batch[i]->request;
+    for (vp_sched_ticket *q = t->by[BY_ARRIVAL].prev; q && q->request == t->request;
+         q = q->by[BY_ARRIVAL].prev)
+        q->started = true;
+    for (vp_sched_ticket *q = t->by[BY_ARRIVAL].next; q && q->request == t->request;
+         q = q->by[BY_ARRIVAL].next)
+        q->started = true;
 }
 
-/* Takes the next batch from the queue: the head always, then later jobs in order while
- * both budgets hold, priced by plan (the engine's packing) when there is one, else by the
- * sums of the jobs' own costs. A job that does not fit is passed over for later, smaller
- * ones, up to SCHED_LOOKAHEAD of them a pass (a small request is not held behind a large
- * one while passes run part empty); a job passed over never waits long, because every
- * pass takes the head and the queue only moves up. Returns the number of tickets written
- * to batch. */
+/* Takes the next batch from the queue, in rank order: the head always, then later jobs in
+ * order while both budgets hold, priced by plan (the engine's packing) when there is one,
+ * else by the sums of the jobs' own costs. A job that does not fit is passed over for
+ * later, smaller ones, up to SCHED_LOOKAHEAD of them a pass (a small request is not held
+ * behind a large one while passes run part empty); a job passed over never waits long,
+ * because every pass takes the head and only newcomers of a higher priority (within
+ * their bounded head start) get ahead of it. Returns the number of tickets written to
+ * batch. */
 #define SCHED_LOOKAHEAD 16
 
 static size_t take_batch_locked(vp_sched *s, void *plan, vp_sched_ticket ***batch,
@@ -212,8 +248,9 @@ static size_t take_batch_locked(vp_sched *s, void *plan, vp_sched_ticket ***batc
     *tokens = *tiles = 0;
     if (plan)
         s->eng.plan_reset(plan);
-    for (vp_sched_ticket *t = s->head, *next; t && passed_over < SCHED_LOOKAHEAD; t = next) {
-        next = t->next;
+    for (vp_sched_ticket *t = s->head[BY_RANK], *next; t && passed_over < SCHED_LOOKAHEAD;
+         t = next) {
+        next = t->by[BY_RANK].next;
         if (n == *cap) {
             size_t nc = *cap ? *cap * 2 : 16;
             vp_sched_ticket **nb = realloc(*batch, nc * sizeof *nb);
@@ -236,14 +273,14 @@ static size_t take_batch_locked(vp_sched *s, void *plan, vp_sched_ticket ***batc
             passed_over++;
             continue;
         }
+        /* a request has started: its jobs still queued wait for their passes without a
+         * deadline, or a batch slower than queue_timeout_ms would come back with its tail
+         * refused as "overloaded" on an idle server */
+        mark_started_locked(t);
         queue_remove(s, t);
         t->state = T_RUNNING;
         (*batch)[n++] = t;
     }
-    /* a request has started: its jobs still queued wait for their passes without a
-     * deadline, or a batch slower than queue_timeout_ms would come back with its tail
-     * refused as "overloaded" on an idle server */
-    mark_started_locked(s, *batch, n);
     return n;
 }
 
@@ -295,7 +332,7 @@ static void *engine_main(void *arg)
         }
         if (s->stopping)
             break;
-        if (!s->head) {
+        if (!s->head[BY_RANK]) {
             pthread_cond_broadcast(&s->idle_cv);
             pthread_cond_wait(&s->work_cv, &s->mu);
             continue;
@@ -303,7 +340,7 @@ static void *engine_main(void *arg)
         size_t tokens, tiles;
         size_t n = take_batch_locked(s, plan, &batch, &cap, &tokens, &tiles);
         if (n == 0) { /* allocation failure with an empty batch: fail the head job */
-            vp_sched_ticket *t = s->head;
+            vp_sched_ticket *t = s->head[BY_RANK];
             queue_remove(s, t);
             t->rc = -1;
             vp_fail(&t->err, VP_ERR_NOMEM, "", "out of memory forming a batch");
@@ -364,7 +401,7 @@ static void *engine_main(void *arg)
         pthread_mutex_unlock(&s->mu);
         complete_list(finished);
         pthread_mutex_lock(&s->mu);
-        if (!s->head)
+        if (!s->head[BY_RANK])
             pthread_cond_broadcast(&s->idle_cv);
     }
     pthread_mutex_unlock(&s->mu);
@@ -415,9 +452,9 @@ int vp_sched_start(const vp_sched_options *opt, const vp_sched_engine *eng, vp_s
     return 0;
 }
 
-int vp_sched_submit(vp_sched *s, vp_job *const *jobs, size_t n, double t_origin_ms,
-                    vp_sched_done_fn done, void *user, vp_sched_ticket **tickets,
-                    vp_error *err)
+int vp_sched_submit(vp_sched *s, vp_job *const *jobs, const vp_priority *priorities, size_t n,
+                    double t_origin_ms, vp_sched_done_fn done, void *user,
+                    vp_sched_ticket **tickets, vp_error *err)
 {
     for (size_t i = 0; i < n; i++) {
         tickets[i] = calloc(1, sizeof **tickets);
@@ -469,6 +506,8 @@ int vp_sched_submit(vp_sched *s, vp_job *const *jobs, size_t n, double t_origin_
         t->t_origin = t_origin_ms;
         t->t_submit = now;
         t->deadline = s->opt.queue_timeout_ms > 0 ? now + s->opt.queue_timeout_ms : 0;
+        t->priority = priorities ? priorities[i] : VP_PRIORITY_NORMAL;
+        t->rank = now + s->opt.priority_boost_ms * ((double)t->priority - VP_PRIORITY_NORMAL);
         t->state = T_QUEUED;
         atomic_init(&t->refs, 2); /* the caller's and the scheduler's */
         queue_push(s, t);
@@ -585,8 +624,8 @@ void vp_sched_stop(vp_sched *s)
     pthread_join(s->janitor_thread, NULL);
     vp_sched_ticket *finished = NULL;
     pthread_mutex_lock(&s->mu);
-    while (s->head) {
-        vp_sched_ticket *t = s->head;
+    while (s->head[BY_RANK]) {
+        vp_sched_ticket *t = s->head[BY_RANK];
         queue_remove(s, t);
         t->rc = -1;
         vp_fail(&t->err, VP_ERR_UNAVAILABLE, "",

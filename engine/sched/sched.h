@@ -2,7 +2,10 @@
  * into batches under a token and tile budget and runs them.
  *
  *   HTTP threads:  vp_engine_prepare -> vp_sched_submit (429 when full, 503 when draining)
- *   engine thread: takes queued jobs in arrival order while the batch stays within
+ *   engine thread: takes queued jobs in rank order (arrival order, a job of priority
+ *                  high counted as if it had arrived priority_boost_ms earlier, low as
+ *                  that much later: a bounded head start, so nothing waits for ever)
+ *                  while the batch stays within
  *                  max_batch_tokens and max_batch_tiles, priced as the engine packs them
  *                  (the first job is always taken, so a job over the budget runs alone;
  *                  one that does not fit is passed over for later ones that do, up to 16
@@ -62,6 +65,8 @@ typedef struct vp_sched_options {
     size_t max_batch_tokens;  /* tokens one pass computes (plan_add, else vp_job_tokens sum) */
     size_t max_batch_tiles;   /* tiles one pass encodes (plan_add, else vp_job_tiles sum) */
     double queue_timeout_ms;  /* max wait in the queue; 0 = none */
+    double priority_boost_ms; /* head start of a high-priority job over a normal one, and
+                               * of a normal one over a low one; 0 = arrival order only */
 } vp_sched_options;
 
 typedef struct vp_sched vp_sched;
@@ -73,7 +78,8 @@ typedef void (*vp_sched_done_fn)(void *user, vp_sched_ticket *t);
 int vp_sched_start(const vp_sched_options *opt, const vp_sched_engine *eng, vp_sched **out,
                    vp_error *err);
 
-/* Queues n jobs at once, all or none (a request's items wait together). On success the
+/* Queues n jobs at once, all or none (a request's items wait together), job i with
+ * priorities[i] (NULL: all VP_PRIORITY_NORMAL). On success the
  * tickets own the jobs and tickets[i] carries one reference for the caller. On failure
  * nothing is queued, the jobs stay the caller's, err says why: VP_ERR_BUSY (max_queue
  * jobs already wait, or max_queued_tiles tiles and the request has tiles: a request
@@ -82,9 +88,9 @@ int vp_sched_start(const vp_sched_options *opt, const vp_sched_engine *eng, vp_s
  * Once one of the request's jobs runs, the rest no longer expire (queue_timeout_ms is
  * for waiting to start). t_origin_ms (vp_sched_now_ms clock) is when the request began;
  * the result's timing.total counts from it. */
-int vp_sched_submit(vp_sched *s, vp_job *const *jobs, size_t n, double t_origin_ms,
-                    vp_sched_done_fn done, void *user, vp_sched_ticket **tickets,
-                    vp_error *err);
+int vp_sched_submit(vp_sched *s, vp_job *const *jobs, const vp_priority *priorities, size_t n,
+                    double t_origin_ms, vp_sched_done_fn done, void *user,
+                    vp_sched_ticket **tickets, vp_error *err);
 
 /* The client went away: a queued job is removed and completed as cancelled now; a
  * running one completes as cancelled when its pass ends (its result is dropped).

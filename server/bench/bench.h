@@ -38,6 +38,7 @@ typedef struct vp_workload_opts {
     int max_tiles;            /* > 0: sent as the request's "max_tiles" */
     size_t cap_responses;     /* > 0: at most this many responses per request */
     size_t cap_steps;         /* > 0: at most this many steps per response */
+    const char *priority;     /* non-NULL: sent as the request's "priority" */
 } vp_workload_opts;
 
 typedef struct vp_workload_request {

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "engine/cuda_plan/cuda_plan.h"
+#include "proto/request.h"
 #include "server/bench/bench.h"
 #include "server/bench/http_client.h"
 #include "server/bench/http_load.h"
@@ -221,12 +222,14 @@ static void usage(FILE *f)
             "usage: vprm bench --url URL [--workload W1|W2|W3|W4] [--clients 64] [--seconds 10]\n"
             "                  [--requests N] [--seed 1] [--pool 64] [--max-side PX]\n"
             "                  [--max-tiles N] [--words-per-step 35] [--api-key KEY]\n"
-            "                  [--timeout-s 300] [--json]\n"
+            "                  [--priority high|normal|low] [--timeout-s 300] [--json]\n"
             "  HTTP load against a running `vprm serve` (POST URL/v1/score): closed loop,\n"
             "  one kept-alive connection per client, requests drawn from a pool generated\n"
             "  from the seed before the clock starts. --requests N sends exactly N requests\n"
             "  instead of running for --seconds. --max-side caps image sides and --max-tiles\n"
-            "  is sent with every request (scaled-down runs on a CPU).\n");
+            "  is sent with every request (scaled-down runs on a CPU). --priority is sent\n"
+            "  with every request: two runs at once, one \"high\", measure what a latency-bound\n"
+            "  client gets under another's bulk load.\n");
 }
 
 int vp_bench_http_main(int argc, char **argv)
@@ -275,6 +278,14 @@ int vp_bench_http_main(int argc, char **argv)
             o.wl.words_per_step = strtoul(v, &end, 10);
         else if (!strcmp(a, "--api-key"))
             o.api_key = v;
+        else if (!strcmp(a, "--priority")) {
+            vp_priority p;
+            if (vp_priority_parse(v, strlen(v), &p)) {
+                fprintf(stderr, "vprm bench: --priority must be high, normal or low\n");
+                return 2;
+            }
+            o.wl.priority = v;
+        }
         else if (!strcmp(a, "--timeout-s"))
             o.timeout_s = strtol(v, &end, 10);
         else {
@@ -367,8 +378,9 @@ int vp_bench_http_main(int argc, char **argv)
            p99 = percentile(lat, n_lat, 99), pmax = n_lat ? lat[n_lat - 1] : NAN;
     free(lat);
 
-    printf("workload W%d, %d clients, %.1f s, seed %llu, url %s\n", (int)o.wl.kind, o.clients,
-           elapsed, (unsigned long long)o.wl.seed, o.url);
+    printf("workload W%d, %d clients, %.1f s, seed %llu, url %s%s%s\n", (int)o.wl.kind,
+           o.clients, elapsed, (unsigned long long)o.wl.seed, o.url,
+           o.wl.priority ? ", priority " : "", o.wl.priority ? o.wl.priority : "");
     printf("requests: %ld ok, %ld x 429, %ld x 503, %ld other 4xx, %ld 5xx, %ld transport errors\n",
            ok, s429, s503, s4xx, s5xx, transport);
     printf("throughput: %.2f requests/s, %.2f responses/s\n", ok / elapsed, responses / elapsed);

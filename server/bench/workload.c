@@ -204,6 +204,11 @@ int vp_workload_make(const vp_workload_opts *o, uint64_t index, vp_workload_requ
         snprintf(mt, sizeof mt, ", \"max_tiles\": %d", o->max_tiles);
         puts_(&b, mt);
     }
+    if (o->priority) { /* a name the caller checked (vp_priority_parse) */
+        puts_(&b, ", \"priority\": \"");
+        puts_(&b, o->priority);
+        puts_(&b, "\"");
+    }
     puts_(&b, "}");
     if (b.oom) {
         free(b.p);

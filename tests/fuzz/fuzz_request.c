@@ -39,6 +39,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                  req.max_tiles);
     FUZZ_REQUIRE((int)req.aggregation >= VP_AGG_MEAN && req.aggregation <= VP_AGG_PRODUCT,
                  "aggregation %d", (int)req.aggregation);
+    FUZZ_REQUIRE((int)req.priority >= VP_PRIORITY_HIGH && req.priority <= VP_PRIORITY_LOW &&
+                     (req.priority_given || req.priority == VP_PRIORITY_NORMAL),
+                 "priority %d (given %d)", (int)req.priority, (int)req.priority_given);
     for (size_t i = 0; i < req.n_images; i++) {
         const vp_image_src *im = &req.images[i];
         if (im->kind == VP_IMAGE_BYTES)

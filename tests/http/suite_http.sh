@@ -5,6 +5,7 @@
 #      status of API.md (tests/tools/http_api.c),
 #      misbehaving clients (http_abuse.c), the CLI and HTTP give the same scores
 #   B  defaults: 64 concurrent clients equal a serial run (http_concurrency.c), vprm bench
+#   P  request priorities: high overtakes queued normal work, low waits behind it
 #   S  memory over 4,800 mixed requests: the heap in use (less the caches) stays flat
 #   C  config file + environment: queue full (429) and queue timeout (503) under load,
 #      image URLs to a loopback server refused
@@ -236,6 +237,15 @@ if start_daemon B "$VPRM" --api-key "$KEY" --no-cancel-on-disconnect --header-ti
         ok "B: vprm bench --url W3 ($(grep throughput "$T/bench.out"))"
     else bad "B: vprm bench"; tail -5 "$T/bench.out"; fi
     stop_daemon B
+fi
+
+# ---- P: request priorities: "high" overtakes queued normal work, "low" waits behind it;
+# the refusals of a wrong value (passes of one ~9,000-token request each)
+if start_daemon P "$VPRM" --api-key "$KEY" --batch-tokens 12000; then
+    if "$PY" tests/http/priority.py "$PORT" "$KEY" "$T/P.log" >"$T/prio.out" 2>&1; then
+        ok "P: priorities ($(grep -c '^ok' "$T/prio.out") checks; $(grep 'overtook' "$T/prio.out" | sed 's/.*order \([^(]*\).*/order \1/'))"
+    else bad "P: priorities: $(grep -v '^ok' "$T/prio.out" | tail -5)"; fi
+    stop_daemon P
 fi
 
 # ---- S: memory over a long mixed run (good and bad requests, kept-alive and cut-off

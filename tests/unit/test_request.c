@@ -134,6 +134,7 @@ static void test_fields(void)
     CHECK(r.n_responses == 3 && r.responses[0].n_steps == 2 && r.responses[1].n_steps == 3 &&
           r.responses[2].n_steps == 1);
     CHECK(r.aggregation == VP_AGG_MEAN && r.return_steps && !r.return_logits && r.n_images == 0);
+    CHECK(r.priority == VP_PRIORITY_NORMAL && !r.priority_given);
     vp_request_free(&r);
 
     CHECK(!parse("{\"question\": \"q\", \"image\": \"data:image/png;base64,Zm9vYmFy\", "
@@ -142,6 +143,19 @@ static void test_fields(void)
                  &r, &err));
     CHECK(r.n_images == 1 && r.images[0].len == 6 && !memcmp(r.images[0].data, "foobar", 6));
     CHECK(r.aggregation == VP_AGG_MIN && r.return_logits && r.max_tiles == 6);
+    vp_request_free(&r);
+    const char *prio_names[] = {"high", "normal", "low"};
+    for (int p = 0; p < 3; p++) {
+        char body[128];
+        snprintf(body, sizeof body, "{\"question\": \"q\", \"responses\": [\"a\"], \"priority\": \"%s\"}",
+                 prio_names[p]);
+        CHECK(!parse(body, &r, &err));
+        CHECK_MSG(r.priority == (vp_priority)p && r.priority_given, "%s", prio_names[p]);
+        CHECK(!strcmp(vp_priority_name(r.priority), prio_names[p]) && !r.unknown_fields[0]);
+        vp_request_free(&r);
+    }
+    CHECK(!parse("{\"question\": \"q\", \"responses\": [\"a\"], \"priority\": null}", &r, &err));
+    CHECK(r.priority == VP_PRIORITY_NORMAL && !r.priority_given);
     vp_request_free(&r);
 
     CHECK(!parse("{\"question\": \"q\", \"responses\": [\"a|b|c\"], \"step_separator\": \"|\", "
@@ -183,6 +197,10 @@ static void test_errors(void)
     expect_error("{\"question\": \"q\", \"responses\": [[\"a\", 1]]}", VP_ERR_BAD_REQUEST, "responses[0][1]", "string");
     expect_error("{\"question\": \"q\", \"responses\": [{\"stps\": []}]}", VP_ERR_BAD_REQUEST, "responses[0].steps", "missing");
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"aggregation\": \"median\"}", VP_ERR_BAD_REQUEST, "aggregation", "mean");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"priority\": \"urgent\"}", VP_ERR_BAD_REQUEST, "priority", "high, normal, low");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"priority\": \"HIGH\"}", VP_ERR_BAD_REQUEST, "priority", "high, normal, low");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"priority\": 0}", VP_ERR_BAD_REQUEST, "priority", "high, normal, low");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"priority\": \"high\\u0000\"}", VP_ERR_BAD_REQUEST, "priority", "high, normal, low");
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"max_steps\": 0}", VP_ERR_BAD_REQUEST, "max_steps", "positive");
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"max_tiles\": 40}", VP_ERR_TOO_LARGE, "max_tiles", "max_tiles=12");
     /* any value over the server's limit is that limit's 413, however large */

@@ -2,6 +2,7 @@
  * the budget runs alone; later jobs that fit join a pass past one that does not, up to
  * the lookahead), arrival order, queue bound (429, never starving a large
  * request), queue deadline (never runs expired work; a started request's jobs exempt),
+ * priorities (a bounded head start; deadlines and started requests across them),
  * cancellation of queued and running jobs, isolation of a failing job,
  * drain and stop, timing, and many submitting threads (every ticket done exactly once). */
 #include <pthread.h>
@@ -173,6 +174,8 @@ typedef struct fixture {
     vp_sched_ticket *t[4096];
 } fixture;
 
+static double g_boost_ms = 60000; /* setup's priority_boost_ms */
+
 static fixture *setup_tiles(size_t max_queue, size_t tokens, size_t tiles, double timeout_ms,
                            size_t max_queued_tiles)
 {
@@ -185,7 +188,8 @@ static fixture *setup_tiles(size_t max_queue, size_t tokens, size_t tiles, doubl
                            .on_batch = fake_on_batch, .obs_ctx = &x->f};
     vp_sched_options opt = {.max_queue = max_queue, .max_batch_tokens = tokens,
                             .max_batch_tiles = tiles, .queue_timeout_ms = timeout_ms,
-                            .max_queued_tiles = max_queued_tiles};
+                            .max_queued_tiles = max_queued_tiles,
+                            .priority_boost_ms = g_boost_ms};
     vp_error err;
     CHECK_MSG(vp_sched_start(&opt, &eng, &x->s, &err) == 0, "%s", err.message);
     return x;
@@ -215,7 +219,13 @@ static void wait_in_run(fixture *x)
 
 static int submit1(fixture *x, vp_job *j, vp_error *err)
 {
-    return vp_sched_submit(x->s, &j, 1, vp_sched_now_ms(), on_done, x->recs, &x->t[j->id], err);
+    return vp_sched_submit(x->s, &j, NULL, 1, vp_sched_now_ms(), on_done, x->recs, &x->t[j->id], err);
+}
+
+static int submit_prio(fixture *x, vp_job *j, vp_priority p, vp_error *err)
+{
+    return vp_sched_submit(x->s, &j, &p, 1, vp_sched_now_ms(), on_done, x->recs, &x->t[j->id],
+                           err);
 }
 
 /* A scheduler (budgets 100) whose engine is busy with job 0, so the next submissions queue;
@@ -396,7 +406,7 @@ static void test_queue_full(void)
      * its own size (refusing it until the queue had room for both would starve it while
      * single jobs keep coming) */
     vp_job *two[2] = {mkjob(5, 1, 0), mkjob(6, 1, 0)};
-    CHECK(vp_sched_submit(x->s, two, 2, vp_sched_now_ms(), on_done, x->recs, &x->t[5], &err) ==
+    CHECK(vp_sched_submit(x->s, two, NULL, 2, vp_sched_now_ms(), on_done, x->recs, &x->t[5], &err) ==
           0);
     CHECK(vp_sched_queue_depth(x->s) == 5);
     /* at the limit: refused, nothing queued */
@@ -412,7 +422,7 @@ static void test_queue_full(void)
     vp_job *many[6];
     for (int i = 0; i < 6; i++)
         many[i] = mkjob(10 + i, 1, 0);
-    CHECK(vp_sched_submit(x->s, many, 6, vp_sched_now_ms(), on_done, x->recs, &x->t[10], &err) ==
+    CHECK(vp_sched_submit(x->s, many, NULL, 6, vp_sched_now_ms(), on_done, x->recs, &x->t[10], &err) ==
           0);
     CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
     for (int i = 0; i < 16; i++)
@@ -465,7 +475,7 @@ static void test_started_request(void)
     vp_job *four[4];
     for (int i = 0; i < 4; i++)
         four[i] = mkjob(i, 60, 0); /* 60 + 60 > 100: one a pass */
-    CHECK(vp_sched_submit(x->s, four, 4, vp_sched_now_ms(), on_done, x->recs, &x->t[0], &err) ==
+    CHECK(vp_sched_submit(x->s, four, NULL, 4, vp_sched_now_ms(), on_done, x->recs, &x->t[0], &err) ==
           0);
     CHECK(submit1(x, mkjob(4, 60, 0), &err) == 0); /* behind them, not started: expires */
     CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
@@ -489,7 +499,7 @@ static void test_cancel_many(void)
     CHECK(submit1(x, mkjob(0, 1, 0), &err) == 0);
     wait_in_run(x);
     vp_job *three[3] = {mkjob(1, 1, 0), mkjob(2, 1, 0), mkjob(3, 1, 0)};
-    CHECK(vp_sched_submit(x->s, three, 3, vp_sched_now_ms(), on_done, x->recs, &x->t[1], &err) ==
+    CHECK(vp_sched_submit(x->s, three, NULL, 3, vp_sched_now_ms(), on_done, x->recs, &x->t[1], &err) ==
           0);
     CHECK(vp_sched_cancel_many(x->s, &x->t[1], 3) == 3);
     CHECK(vp_sched_cancel_many(x->s, &x->t[1], 3) == 0); /* already cancelled */
@@ -678,11 +688,12 @@ static void *submit_many(void *arg)
     unsigned seed = (unsigned)sb->first;
     for (int i = sb->first; i < sb->first + sb->count; i++) {
         vp_job *j = mkjob(i, 1 + (size_t)(rand_r(&seed) % 40), (size_t)(rand_r(&seed) % 3));
+        vp_priority prio = (vp_priority)(rand_r(&seed) % 3); /* the queue's two orders mixed */
         vp_error err;
         int rc = -1;
         /* a refused client retries a few times, as after a 429's Retry-After */
         for (int attempt = 0; attempt < 50 && rc; attempt++) {
-            rc = submit1(sb->x, j, &err);
+            rc = submit_prio(sb->x, j, prio, &err);
             if (rc)
                 usleep(500);
         }
@@ -695,6 +706,117 @@ static void *submit_many(void *arg)
             vp_sched_cancel(sb->x->s, sb->x->t[i]);
     }
     return NULL;
+}
+
+/* The order of the passes, as job ids (one job a pass). */
+static bool order_is(fixture *x, const int *ids, size_t n)
+{
+    for (size_t p = 0; p < n; p++)
+        if (!pass_is(x, p, &ids[p], 1))
+            return false;
+    return x->f.n_passes == n;
+}
+
+/* Priorities: high before normal before low, arrival order within each; a passed-over
+ * high job still goes before the normal ones when it fits; boost 0 is arrival order. */
+static void test_priority(void)
+{
+    fixture *x = setup(100, 10, 100, 0); /* one 10-token job a pass */
+    vp_error err;
+    hold(x, true);
+    CHECK(submit1(x, mkjob(0, 10, 0), &err) == 0); /* the blocker */
+    wait_in_run(x);
+    vp_priority pr[] = {VP_PRIORITY_NORMAL, VP_PRIORITY_LOW, VP_PRIORITY_NORMAL,
+                        VP_PRIORITY_HIGH,   VP_PRIORITY_LOW, VP_PRIORITY_HIGH};
+    for (int i = 1; i <= 6; i++)
+        CHECK(submit_prio(x, mkjob(i, 10, 0), pr[i - 1], &err) == 0);
+    CHECK(vp_sched_queue_depth(x->s) == 6);
+    hold(x, false);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    int want[] = {0, 4, 6, 1, 3, 2, 5};
+    CHECK_MSG(order_is(x, want, 7), "order %d %d %d %d %d %d %d", x->f.passes[0][0],
+              x->f.passes[1][0], x->f.passes[2][0], x->f.passes[3][0], x->f.passes[4][0],
+              x->f.passes[5][0], x->f.passes[6][0]);
+    teardown(x, 7);
+
+    g_boost_ms = 0; /* priorities named, but no head start: arrival order */
+    x = setup(100, 10, 100, 0);
+    hold(x, true);
+    CHECK(submit1(x, mkjob(0, 10, 0), &err) == 0);
+    wait_in_run(x);
+    for (int i = 1; i <= 6; i++)
+        CHECK(submit_prio(x, mkjob(i, 10, 0), pr[i - 1], &err) == 0);
+    hold(x, false);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    int fifo[] = {0, 1, 2, 3, 4, 5, 6};
+    CHECK(order_is(x, fifo, 7));
+    teardown(x, 7);
+    g_boost_ms = 60000;
+}
+
+/* The head start is bounded: a low job that has waited longer than twice the boost goes
+ * before a high one, and longer than the boost before a normal one. */
+static void test_priority_bound(void)
+{
+    g_boost_ms = 40;
+    fixture *x = setup(100, 10, 100, 0);
+    vp_error err;
+    hold(x, true);
+    CHECK(submit1(x, mkjob(0, 10, 0), &err) == 0);
+    wait_in_run(x);
+    CHECK(submit_prio(x, mkjob(1, 10, 0), VP_PRIORITY_LOW, &err) == 0);
+    usleep(120000); /* 120 ms > 2 x 40 */
+    CHECK(submit_prio(x, mkjob(2, 10, 0), VP_PRIORITY_HIGH, &err) == 0);
+    CHECK(submit_prio(x, mkjob(3, 10, 0), VP_PRIORITY_NORMAL, &err) == 0);
+    CHECK(submit_prio(x, mkjob(4, 10, 0), VP_PRIORITY_LOW, &err) == 0);
+    hold(x, false);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    int want[] = {0, 1, 2, 3, 4};
+    CHECK_MSG(order_is(x, want, 5), "order %d %d %d %d %d", x->f.passes[0][0],
+              x->f.passes[1][0], x->f.passes[2][0], x->f.passes[3][0], x->f.passes[4][0]);
+    teardown(x, 5);
+    g_boost_ms = 60000;
+}
+
+/* Deadlines and priorities: the deadline counts from arrival whatever the priority (a
+ * low job behind a held engine expires on time, never runs); a request whose items have
+ * different priorities: once its high item runs, its normal item no longer expires, while
+ * an unrelated normal job queued before it does. */
+static void test_priority_deadline(void)
+{
+    fixture *x = setup(100, 10, 100, 150);
+    vp_error err;
+    hold(x, true);
+    double t0 = vp_sched_now_ms();
+    CHECK(submit1(x, mkjob(0, 10, 0), &err) == 0);
+    wait_in_run(x);
+    CHECK(submit_prio(x, mkjob(1, 10, 0), VP_PRIORITY_LOW, &err) == 0);
+    for (int k = 0; k < 200 && atomic_load(&x->recs[1].calls) == 0; k++)
+        usleep(5000);
+    CHECK(atomic_load(&x->recs[1].calls) == 1 && vp_sched_ticket_expired(x->t[1]));
+    CHECK_MSG(x->recs[1].at_ms - t0 >= 140, "expired after %.1f ms", x->recs[1].at_ms - t0);
+    /* job 2: normal, alone; jobs 3 (normal) and 4 (high): one request */
+    CHECK(submit1(x, mkjob(2, 10, 0), &err) == 0);
+    vp_job *two[2] = {mkjob(3, 10, 0), mkjob(4, 10, 0)};
+    vp_priority pr[2] = {VP_PRIORITY_NORMAL, VP_PRIORITY_HIGH};
+    CHECK(vp_sched_submit(x->s, two, pr, 2, vp_sched_now_ms(), on_done, x->recs, &x->t[3], &err) ==
+          0);
+    x->f.sleep_us = 120000; /* each pass 120 ms: job 4's, then the rest waits past 150 */
+    hold(x, false);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    const vp_error *e;
+    CHECK(vp_sched_ticket_outcome(x->t[4], &e) == 0);
+    CHECK_MSG(vp_sched_ticket_outcome(x->t[3], &e) == 0, "the started request's normal item: %s",
+              e->message);
+    CHECK(atomic_load(&vp_sched_ticket_job(x->t[1])->ran) == 0);
+    /* pass 1 was job 4 (high); job 2 (arrived first, normal, not started) expired during
+     * it: passes of 120 ms, job 2's deadline 150 ms after it arrived, never at the head */
+    int p1[] = {4};
+    CHECK(pass_is(x, 1, p1, 1));
+    CHECK(vp_sched_ticket_expired(x->t[2]) && atomic_load(&vp_sched_ticket_job(x->t[2])->ran) == 0);
+    for (int i = 0; i <= 4; i++)
+        CHECK(atomic_load(&x->recs[i].calls) == 1);
+    teardown(x, 5);
 }
 
 static void test_threads(void)
@@ -773,6 +895,9 @@ int main(void)
     test_queue_full();
     test_queued_tiles();
     test_started_request();
+    test_priority();
+    test_priority_bound();
+    test_priority_deadline();
     test_cancel_many();
     test_deadline();
     test_cancel();

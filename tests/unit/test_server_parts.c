@@ -89,7 +89,9 @@ static void test_metrics(void)
     res.usage.prompt_tokens = 1000;
     res.usage.computed_tokens = 400;
     res.timing.total = 12.5;
-    vp_metrics_result(&m, &res);
+    vp_metrics_result(&m, &res, VP_PRIORITY_NORMAL);
+    res.timing.queue = 250.0; /* the same result again, as a high-priority job's */
+    vp_metrics_result(&m, &res, VP_PRIORITY_HIGH);
     vp_gauges g = {.queue_depth = 7, .ready = 1};
     size_t len;
     char *text = vp_metrics_render(&m, &g, &len);
@@ -106,14 +108,21 @@ static void test_metrics(void)
           v == 2);
     CHECK(vp_prom_value(text, "vprm_requests_total{route=\"/v1/score\",status=\"closed\"}", &v) ==
               0 && v == 1);
-    CHECK(vp_prom_value(text, "vprm_tokens_saved_total", &v) == 0 && v == 600);
-    CHECK(vp_prom_value(text, "vprm_tokens_computed_total", &v) == 0 && v == 400);
+    CHECK(vp_prom_value(text, "vprm_tokens_saved_total", &v) == 0 && v == 1200);
+    CHECK(vp_prom_value(text, "vprm_tokens_computed_total", &v) == 0 && v == 800);
     CHECK(vp_prom_value(text, "vprm_useful_flops_total", &v) == 0 &&
           v == 1.5e12 + 101.6e12 + 0.25); /* %.17g: the double comes back exactly */
     CHECK(vp_prom_value(text, "vprm_queue_depth", &v) == 0 && v == 7);
     CHECK(vp_prom_value(text, "vprm_stage_seconds_sum{stage=\"total\"}", &v) == 0 &&
-          fabs(v - 0.0125) < 1e-12);
+          fabs(v - 0.025) < 1e-12);
     CHECK(strstr(text, "# TYPE vprm_batch_tokens histogram"));
+    /* queue time by priority: the high job's 250 ms, none of the normal one's 0 */
+    CHECK(vp_prom_value(text, "vprm_queue_seconds_by_priority_sum{priority=\"high\"}", &v) == 0 &&
+          fabs(v - 0.25) < 1e-12);
+    CHECK(vp_prom_value(text, "vprm_queue_seconds_by_priority_count{priority=\"normal\"}", &v) ==
+              0 && v == 1);
+    CHECK(vp_prom_value(text, "vprm_queue_seconds_by_priority_count{priority=\"low\"}", &v) == 0 &&
+          v == 0);
     free(text);
     vp_metrics_destroy(&m);
 }
