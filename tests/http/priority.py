@@ -25,15 +25,10 @@ import sys
 import threading
 import time
 
+from http_checks import auth_headers, check, failures
+
 PORT, KEY, LOG = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-HDR = {"Authorization": "Bearer " + KEY, "Content-Type": "application/json"}
-failures = []
-
-
-def check(ok, what):
-    print(("ok: " if ok else "FAIL: ") + what, flush=True)
-    if not ok:
-        failures.append(what)
+HDR = auth_headers(KEY)
 
 
 def call(method, path, body=None, headers=None, timeout=120):

@@ -27,15 +27,10 @@ import threading
 import time
 
 MODE = sys.argv[1]
+from http_checks import auth_headers, check, failures
+
 PORT, KEY, IMGBASE = int(sys.argv[2]), sys.argv[3], sys.argv[4]
-HDR = {"Authorization": "Bearer " + KEY, "Content-Type": "application/json"}
-failures = []
-
-
-def check(ok, what):
-    print(("ok: " if ok else "FAIL: ") + what, flush=True)
-    if not ok:
-        failures.append(what)
+HDR = auth_headers(KEY)
 
 
 def score_body(image):
