@@ -232,7 +232,7 @@ static void mark_started_locked(vp_sched_ticket *t)
 }
 
 /* Takes the next batch from the queue, in rank order: the head always, then later jobs in
- * order while both budgets hold, priced by plan (the engine's packing) when there is one,
+ * order (only high-priority ones after a high-priority head) while both budgets hold, priced by plan (the engine's packing) when there is one,
  * else by the sums of the jobs' own costs. A job that does not fit is passed over for
  * later, smaller ones, up to SCHED_LOOKAHEAD of them a pass (a small request is not held
  * behind a large one while passes run part empty); a job passed over never waits long,
@@ -259,6 +259,11 @@ static size_t take_batch_locked(vp_sched *s, void *plan, vp_sched_ticket ***batc
             *batch = nb;
             *cap = nc;
         }
+        /* a pass started for a high-priority job packs only its peers: as short as it can
+         * be, for the latency-bound client that asked (the work queued behind waits one
+         * short pass; the GPU computes the same tokens) */
+        if (n && (*batch)[0]->priority == VP_PRIORITY_HIGH && t->priority != VP_PRIORITY_HIGH)
+            break;
         size_t max_tk = n ? s->opt.max_batch_tokens : 0, max_ti = n ? s->opt.max_batch_tiles : 0;
         bool fits;
         if (plan) {

@@ -4,9 +4,10 @@
  *   HTTP threads:  vp_engine_prepare -> vp_sched_submit (429 when full, 503 when draining)
  *   engine thread: takes queued jobs in rank order (arrival order, a job of priority
  *                  high counted as if it had arrived priority_boost_ms earlier, low as
- *                  that much later: a bounded head start, so nothing waits for ever)
- *                  while the batch stays within
- *                  max_batch_tokens and max_batch_tiles, priced as the engine packs them
+ *                  that much later: a bounded head start, so nothing waits for ever;
+ *                  a pass whose first job is high takes only high ones, to be short)
+ *                  while the batch stays within max_batch_tokens and max_batch_tiles,
+ *                  priced as the engine packs them
  *                  (the first job is always taken, so a job over the budget runs alone;
  *                  one that does not fit is passed over for later ones that do, up to 16
  *                  a pass), calls run, completes every ticket.

@@ -754,6 +754,28 @@ static void test_priority(void)
     g_boost_ms = 60000;
 }
 
+/* A pass started for a high-priority job takes only high-priority ones (short, for the
+ * latency-bound client); the next pass packs the rest. */
+static void test_priority_pass(void)
+{
+    fixture *x = setup(100, 100, 100, 0); /* room for every job in one pass */
+    vp_error err;
+    hold(x, true);
+    CHECK(submit1(x, mkjob(0, 10, 0), &err) == 0);
+    wait_in_run(x);
+    vp_priority pr[] = {VP_PRIORITY_NORMAL, VP_PRIORITY_NORMAL, VP_PRIORITY_HIGH,
+                        VP_PRIORITY_LOW,    VP_PRIORITY_HIGH,   VP_PRIORITY_NORMAL};
+    for (int i = 1; i <= 6; i++)
+        CHECK(submit_prio(x, mkjob(i, 10, 0), pr[i - 1], &err) == 0);
+    hold(x, false);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    int p0[] = {0}, p1[] = {3, 5}, p2[] = {1, 2, 6, 4};
+    CHECK_MSG(x->f.n_passes == 3 && pass_is(x, 0, p0, 1) && pass_is(x, 1, p1, 2) &&
+                  pass_is(x, 2, p2, 4),
+              "%zu passes, the second of %zu jobs", x->f.n_passes, x->f.pass_len[1]);
+    teardown(x, 7);
+}
+
 /* The head start is bounded: a low job that has waited longer than twice the boost goes
  * before a high one, and longer than the boost before a normal one. */
 static void test_priority_bound(void)
@@ -896,6 +918,7 @@ int main(void)
     test_queued_tiles();
     test_started_request();
     test_priority();
+    test_priority_pass();
     test_priority_bound();
     test_priority_deadline();
     test_cancel_many();
