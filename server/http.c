@@ -419,14 +419,17 @@ enum MHD_Result vp_conn_submit(vp_conn *x, vp_job **jobs, size_t n_jobs, size_t 
             vp_job_free(jobs[i]);
         return vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory queueing the request");
     }
+    unsigned queued = 0;
     for (size_t i = 0; i < n_jobs; i++) {
         prio[i] = x->items[item_of_job[i]].priority;
-        x->priorities |= 1u << prio[i];
+        queued |= 1u << prio[i];
     }
     vp_error err;
     pthread_mutex_lock(&x->mu);
     int rc = vp_sched_submit(s->sched, jobs, prio, n_jobs, x->t_start, on_done, x, tickets, &err);
     free(prio);
+    if (rc == 0)
+        x->priorities = queued;
     if (rc) {
         pthread_mutex_unlock(&x->mu);
         free(tickets);
@@ -645,6 +648,11 @@ int vp_server_attach_engine(vp_server *s, vp_engine *e, vp_error *err)
                            .max_batch_tiles = c->batch_tiles,
                            .queue_timeout_ms = c->queue_timeout_ms,
                            .priority_boost_ms = c->priority_boost_ms};
+    if (c->queue_timeout_ms > 0 && c->priority_boost_ms >= c->queue_timeout_ms)
+        VP_LOGW(NULL, "priority_boost_ms (%d) is not under queue_timeout_ms (%d): under a steady "
+                "backlog a low-priority job (a normal one, under a stream of high ones) reaches "
+                "its deadline before its head start ends, and is answered 503 instead of running",
+                c->priority_boost_ms, c->queue_timeout_ms);
     if (vp_sched_start(&so, &eng, &s->sched, err))
         return -1;
     const vp_model_config *mc = vp_engine_config(e);

@@ -11,17 +11,21 @@
 
 typedef enum { T_QUEUED, T_RUNNING, T_FINISHED } ticket_state;
 
-/* A queued ticket is on two lists: in the order passes take jobs (by rank, then arrival)
- * and in arrival order (deadlines expire in it; a request's jobs stay side by side). */
-enum { BY_RANK = 0, BY_ARRIVAL = 1 };
+/* A queued ticket is on two lists: its priority's (in arrival order) and the arrival list
+ * of every queued ticket (deadlines expire in it; a request's jobs stay side by side).
+ * Passes take jobs in rank order, merging the heads of the three priority lists: no
+ * insertion walks the queue. */
+enum { N_PRIO = VP_PRIORITY_LOW + 1, L_ARRIVAL = N_PRIO, N_LISTS };
+#define LINKS(l) ((l) == L_ARRIVAL) /* which of a ticket's link pairs list l uses */
 
 typedef struct ticket_links {
     vp_sched_ticket *prev, *next;
 } ticket_links;
 
 struct vp_sched_ticket {
-    ticket_links by[2];             /* queue links while T_QUEUED; by[BY_RANK].next also
-                                     * chains finished tickets for complete_list */
+    ticket_links by[2];             /* queue links while T_QUEUED: [0] its priority's
+                                     * list, [1] the arrival list; by[0].next also chains
+                                     * finished tickets for complete_list */
     vp_job *job;
     void (*job_free)(vp_job *);
     vp_sched_done_fn done;
@@ -30,6 +34,7 @@ struct vp_sched_ticket {
     double rank;                    /* t_submit moved by the priority (priority_boost_ms
                                      * earlier for high, later for low): smallest first */
     vp_priority priority;
+    unsigned long long seq;         /* arrival order: ties of rank go to the older */
     double queue_ms;
     unsigned long long request;     /* the vp_sched_submit call that queued it */
     bool started;                   /* a sibling of this request ran: no queue deadline */
@@ -48,7 +53,8 @@ struct vp_sched {
     pthread_cond_t work_cv;    /* engine thread: queue non-empty or stop */
     pthread_cond_t janitor_cv; /* janitor: queue head changed or stop */
     pthread_cond_t idle_cv;    /* waiters of vp_sched_wait_idle */
-    vp_sched_ticket *head[2], *tail[2]; /* BY_RANK, BY_ARRIVAL */
+    vp_sched_ticket *head[N_LISTS], *tail[N_LISTS]; /* the priorities', then L_ARRIVAL */
+    unsigned long long seq;    /* tickets queued so far */
     size_t depth;
     size_t queued_tiles; /* sum of job_tiles over the queue */
     size_t running;            /* jobs in the current pass */
@@ -80,54 +86,57 @@ static struct timespec timespec_in(clockid_t clock, double ms)
 
 static void list_unlink(vp_sched *s, vp_sched_ticket *t, int l)
 {
-    ticket_links *k = &t->by[l];
-    if (k->prev)
-        k->prev->by[l].next = k->next;
+    int k = LINKS(l);
+    ticket_links *lk = &t->by[k];
+    if (lk->prev)
+        lk->prev->by[k].next = lk->next;
     else
-        s->head[l] = k->next;
-    if (k->next)
-        k->next->by[l].prev = k->prev;
+        s->head[l] = lk->next;
+    if (lk->next)
+        lk->next->by[k].prev = lk->prev;
     else
-        s->tail[l] = k->prev;
-    k->prev = k->next = NULL;
+        s->tail[l] = lk->prev;
+    lk->prev = lk->next = NULL;
 }
 
-/* Puts t after `after` on list l (at the head when after is NULL). */
-static void list_insert_after(vp_sched *s, vp_sched_ticket *t, vp_sched_ticket *after, int l)
+static void list_append(vp_sched *s, vp_sched_ticket *t, int l)
 {
-    vp_sched_ticket *next = after ? after->by[l].next : s->head[l];
-    t->by[l].prev = after;
-    t->by[l].next = next;
-    if (after)
-        after->by[l].next = t;
+    int k = LINKS(l);
+    t->by[k].prev = s->tail[l];
+    t->by[k].next = NULL;
+    if (s->tail[l])
+        s->tail[l]->by[k].next = t;
     else
         s->head[l] = t;
-    if (next)
-        next->by[l].prev = t;
-    else
-        s->tail[l] = t;
+    s->tail[l] = t;
 }
 
 static void queue_remove(vp_sched *s, vp_sched_ticket *t)
 {
-    list_unlink(s, t, BY_RANK);
-    list_unlink(s, t, BY_ARRIVAL);
+    list_unlink(s, t, (int)t->priority);
+    list_unlink(s, t, L_ARRIVAL);
     s->depth--;
     s->queued_tiles -= s->eng.job_tiles(t->job);
 }
 
-/* Arrival order at the tail; by rank after every ticket of a rank not above t's (equal
- * ranks keep arrival order). The walk starts at the tail, where a normal job's rank
- * (its arrival time) belongs unless low-priority jobs wait. */
 static void queue_push(vp_sched *s, vp_sched_ticket *t)
 {
-    list_insert_after(s, t, s->tail[BY_ARRIVAL], BY_ARRIVAL);
-    vp_sched_ticket *after = s->tail[BY_RANK];
-    while (after && after->rank > t->rank)
-        after = after->by[BY_RANK].prev;
-    list_insert_after(s, t, after, BY_RANK);
+    list_append(s, t, (int)t->priority);
+    list_append(s, t, L_ARRIVAL);
     s->depth++;
     s->queued_tiles += s->eng.job_tiles(t->job);
+}
+
+/* Which of c[0..N_PRIO) (a ticket of each priority list, or NULL) comes first in rank
+ * order: the smallest rank, then the older; -1 when all are NULL. */
+static int rank_first(vp_sched_ticket *const *c)
+{
+    int best = -1;
+    for (int p = 0; p < N_PRIO; p++)
+        if (c[p] && (best < 0 || c[p]->rank < c[best]->rank ||
+                     (c[p]->rank == c[best]->rank && c[p]->seq < c[best]->seq)))
+            best = p;
+    return best;
 }
 
 void vp_sched_ticket_retain(vp_sched_ticket *t) { atomic_fetch_add(&t->refs, 1); }
@@ -143,13 +152,13 @@ void vp_sched_ticket_release(vp_sched_ticket *t)
     free(t);
 }
 
-/* Calls done for a list of finished tickets (linked through by[BY_RANK].next), then drops
- * the scheduler's reference. Runs without the lock. */
+/* Calls done for a list of finished tickets (linked through by[0].next), then drops the
+ * scheduler's reference. Runs without the lock. */
 static void complete_list(vp_sched_ticket *list)
 {
     while (list) {
-        vp_sched_ticket *next = list->by[BY_RANK].next;
-        list->by[BY_RANK].next = NULL;
+        vp_sched_ticket *next = list->by[0].next;
+        list->by[0].next = NULL;
         if (list->done)
             list->done(list->user, list);
         vp_sched_ticket_release(list);
@@ -160,7 +169,7 @@ static void complete_list(vp_sched_ticket *list)
 static void finish_locked(vp_sched_ticket *t, vp_sched_ticket **out_list)
 {
     t->state = T_FINISHED;
-    t->by[BY_RANK].next = *out_list;
+    t->by[0].next = *out_list;
     *out_list = t;
 }
 
@@ -168,9 +177,9 @@ static void finish_locked(vp_sched_ticket *t, vp_sched_ticket **out_list)
  * one has the same timeout, whatever its priority). NULL when none. */
 static vp_sched_ticket *first_expiring(vp_sched *s)
 {
-    vp_sched_ticket *t = s->head[BY_ARRIVAL];
+    vp_sched_ticket *t = s->head[L_ARRIVAL];
     while (t && t->started)
-        t = t->by[BY_ARRIVAL].next;
+        t = t->by[LINKS(L_ARRIVAL)].next;
     return t && t->deadline > 0 ? t : NULL;
 }
 
@@ -223,11 +232,10 @@ static void *janitor_main(void *arg)
  * vp_sched_submit), before t leaves the queue: they are its neighbours in arrival order. */
 static void mark_started_locked(vp_sched_ticket *t)
 {
-    for (vp_sched_ticket *q = t->by[BY_ARRIVAL].prev; q && q->request == t->request;
-         q = q->by[BY_ARRIVAL].prev)
+    const int k = LINKS(L_ARRIVAL);
+    for (vp_sched_ticket *q = t->by[k].prev; q && q->request == t->request; q = q->by[k].prev)
         q->started = true;
-    for (vp_sched_ticket *q = t->by[BY_ARRIVAL].next; q && q->request == t->request;
-         q = q->by[BY_ARRIVAL].next)
+    for (vp_sched_ticket *q = t->by[k].next; q && q->request == t->request; q = q->by[k].next)
         q->started = true;
 }
 
@@ -248,9 +256,12 @@ static size_t take_batch_locked(vp_sched *s, void *plan, vp_sched_ticket ***batc
     *tokens = *tiles = 0;
     if (plan)
         s->eng.plan_reset(plan);
-    for (vp_sched_ticket *t = s->head[BY_RANK], *next; t && passed_over < SCHED_LOOKAHEAD;
-         t = next) {
-        next = t->by[BY_RANK].next;
+    vp_sched_ticket *c[N_PRIO]; /* the next ticket of each priority list */
+    for (int p = 0; p < N_PRIO; p++)
+        c[p] = s->head[p];
+    for (int p; passed_over < SCHED_LOOKAHEAD && (p = rank_first(c)) >= 0;) {
+        vp_sched_ticket *t = c[p];
+        c[p] = t->by[0].next;
         if (n == *cap) {
             size_t nc = *cap ? *cap * 2 : 16;
             vp_sched_ticket **nb = realloc(*batch, nc * sizeof *nb);
@@ -259,11 +270,6 @@ static size_t take_batch_locked(vp_sched *s, void *plan, vp_sched_ticket ***batc
             *batch = nb;
             *cap = nc;
         }
-        /* a pass started for a high-priority job packs only its peers: as short as it can
-         * be, for the latency-bound client that asked (the work queued behind waits one
-         * short pass; the GPU computes the same tokens) */
-        if (n && (*batch)[0]->priority == VP_PRIORITY_HIGH && t->priority != VP_PRIORITY_HIGH)
-            break;
         size_t max_tk = n ? s->opt.max_batch_tokens : 0, max_ti = n ? s->opt.max_batch_tiles : 0;
         bool fits;
         if (plan) {
@@ -285,6 +291,12 @@ static size_t take_batch_locked(vp_sched *s, void *plan, vp_sched_ticket ***batc
         queue_remove(s, t);
         t->state = T_RUNNING;
         (*batch)[n++] = t;
+        /* a pass started for a high-priority job packs only its peers: as short as it can
+         * be, for the latency-bound client that asked (the work queued behind waits one
+         * short pass; the GPU computes the same tokens) */
+        if (n == 1 && t->priority == VP_PRIORITY_HIGH)
+            for (int q = VP_PRIORITY_HIGH + 1; q < N_PRIO; q++)
+                c[q] = NULL;
     }
     return n;
 }
@@ -337,7 +349,7 @@ static void *engine_main(void *arg)
         }
         if (s->stopping)
             break;
-        if (!s->head[BY_RANK]) {
+        if (!s->head[L_ARRIVAL]) {
             pthread_cond_broadcast(&s->idle_cv);
             pthread_cond_wait(&s->work_cv, &s->mu);
             continue;
@@ -345,7 +357,7 @@ static void *engine_main(void *arg)
         size_t tokens, tiles;
         size_t n = take_batch_locked(s, plan, &batch, &cap, &tokens, &tiles);
         if (n == 0) { /* allocation failure with an empty batch: fail the head job */
-            vp_sched_ticket *t = s->head[BY_RANK];
+            vp_sched_ticket *t = s->head[rank_first(s->head)];
             queue_remove(s, t);
             t->rc = -1;
             vp_fail(&t->err, VP_ERR_NOMEM, "", "out of memory forming a batch");
@@ -406,7 +418,7 @@ static void *engine_main(void *arg)
         pthread_mutex_unlock(&s->mu);
         complete_list(finished);
         pthread_mutex_lock(&s->mu);
-        if (!s->head[BY_RANK])
+        if (!s->head[L_ARRIVAL])
             pthread_cond_broadcast(&s->idle_cv);
     }
     pthread_mutex_unlock(&s->mu);
@@ -511,7 +523,9 @@ int vp_sched_submit(vp_sched *s, vp_job *const *jobs, const vp_priority *priorit
         t->t_origin = t_origin_ms;
         t->t_submit = now;
         t->deadline = s->opt.queue_timeout_ms > 0 ? now + s->opt.queue_timeout_ms : 0;
-        t->priority = priorities ? priorities[i] : VP_PRIORITY_NORMAL;
+        t->priority = priorities && (unsigned)priorities[i] < N_PRIO ? priorities[i]
+                                                                     : VP_PRIORITY_NORMAL;
+        t->seq = ++s->seq;
         t->rank = now + s->opt.priority_boost_ms * ((double)t->priority - VP_PRIORITY_NORMAL);
         t->state = T_QUEUED;
         atomic_init(&t->refs, 2); /* the caller's and the scheduler's */
@@ -629,8 +643,8 @@ void vp_sched_stop(vp_sched *s)
     pthread_join(s->janitor_thread, NULL);
     vp_sched_ticket *finished = NULL;
     pthread_mutex_lock(&s->mu);
-    while (s->head[BY_RANK]) {
-        vp_sched_ticket *t = s->head[BY_RANK];
+    while (s->head[L_ARRIVAL]) {
+        vp_sched_ticket *t = s->head[L_ARRIVAL];
         queue_remove(s, t);
         t->rc = -1;
         vp_fail(&t->err, VP_ERR_UNAVAILABLE, "",

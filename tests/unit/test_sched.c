@@ -800,6 +800,44 @@ static void test_priority_bound(void)
     g_boost_ms = 60000;
 }
 
+/* Under a steady backlog of normal work (a new job per pass), a low job waits the
+ * backlog plus its head start, then runs: with the boost under queue_timeout_ms it never
+ * expires (with the boost at the timeout it would, as the README warns); normal jobs that
+ * arrived after it ran before it. */
+static void test_priority_backlog(void)
+{
+    g_boost_ms = 60;
+    fixture *x = setup(100, 10, 100, 400); /* one job a pass, 30 ms each */
+    x->f.sleep_us = 30000;
+    vp_error err;
+    int id = 0, low = -1, first_after_low = -1;
+    for (int k = 0; k < 20; k++) {
+        for (int b = 0; b < (k ? 1 : 3); b++) {
+            if (low >= 0 && first_after_low < 0)
+                first_after_low = id;
+            CHECK(submit1(x, mkjob(id, 10, 0), &err) == 0);
+            id++;
+        }
+        if (k == 3) {
+            low = id++;
+            CHECK(submit_prio(x, mkjob(low, 10, 0), VP_PRIORITY_LOW, &err) == 0);
+        }
+        usleep(30000);
+    }
+    CHECK(vp_sched_wait_idle(x->s, 10000) == 0);
+    const vp_error *e;
+    CHECK_MSG(vp_sched_ticket_outcome(x->t[low], &e) == 0, "the low job: %s", e->message);
+    size_t at_low = 0, at_after = 0;
+    for (size_t p = 0; p < x->f.n_passes; p++) {
+        at_low = x->f.passes[p][0] == low ? p : at_low;
+        at_after = x->f.passes[p][0] == first_after_low ? p : at_after;
+    }
+    CHECK_MSG(at_after < at_low, "the low job ran in pass %zu, the first normal one after it "
+              "in pass %zu", at_low, at_after);
+    teardown(x, id);
+    g_boost_ms = 60000;
+}
+
 /* Deadlines and priorities: the deadline counts from arrival whatever the priority (a
  * low job behind a held engine expires on time, never runs); a request whose items have
  * different priorities: once its high item runs, its normal item no longer expires, while
@@ -920,6 +958,7 @@ int main(void)
     test_priority();
     test_priority_pass();
     test_priority_bound();
+    test_priority_backlog();
     test_priority_deadline();
     test_cancel_many();
     test_deadline();
