@@ -99,10 +99,12 @@ const vp_option vp_options[] = {
     /* scheduler */
     {"max_queue", VP_OPT_SIZE, OFF(max_queue), "1024", 1, 1 << 24, NULL,
      "jobs waiting for the engine; 429 with Retry-After while this many wait (a request "
-     "admitted below it may carry the queue past it by its own size)", 0},
+     "admitted below it may carry the queue past it by its own size; \"high\"-priority "
+     "jobs are counted apart, against a bound of their own of the same size)", 0},
     {"max_queued_tiles", VP_OPT_SIZE, OFF(max_queued_tiles), "1024", 1, 1 << 24, NULL,
      "image tiles held by waiting jobs (~0.6 MB each); a request with images gets 429 with "
-     "Retry-After while this many wait (one admitted below it may carry the queue past it)", 0},
+     "Retry-After while this many wait (one admitted below it may carry the queue past it; "
+     "\"high\"-priority jobs' tiles are counted apart, against a bound of their own)", 0},
     {"batch_tokens", VP_OPT_SIZE, OFF(batch_tokens), "16384", 1, BIG, NULL,
      "token budget of one packed engine pass; a request needing more gets 413", 0},
     {"batch_tiles", VP_OPT_SIZE, OFF(batch_tiles), "64", 1, 1 << 20, NULL,

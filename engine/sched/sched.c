@@ -18,6 +18,9 @@ typedef enum { T_QUEUED, T_RUNNING, T_FINISHED } ticket_state;
 enum { N_PRIO = VP_PRIORITY_LOW + 1, L_ARRIVAL = N_PRIO, N_LISTS };
 #define LINKS(l) ((l) == L_ARRIVAL) /* which of a ticket's link pairs list l uses */
 
+enum { POOL_HIGH = 0, POOL_REST = 1 };
+#define POOL_OF(prio) ((prio) == VP_PRIORITY_HIGH ? POOL_HIGH : POOL_REST)
+
 typedef struct ticket_links {
     vp_sched_ticket *prev, *next;
 } ticket_links;
@@ -57,6 +60,9 @@ struct vp_sched {
     unsigned long long seq;    /* tickets queued so far */
     size_t depth;
     size_t queued_tiles; /* sum of job_tiles over the queue */
+    /* the same by admission pool (POOL_HIGH, POOL_REST): high-priority work has bounds of
+     * its own, so a backlog of bulk work never refuses it */
+    size_t pool_depth[2], pool_tiles[2];
     size_t running;            /* jobs in the current pass */
     size_t jobs_run, passes;
     unsigned long long requests; /* vp_sched_submit calls that queued work */
@@ -115,16 +121,22 @@ static void queue_remove(vp_sched *s, vp_sched_ticket *t)
 {
     list_unlink(s, t, (int)t->priority);
     list_unlink(s, t, L_ARRIVAL);
+    size_t tiles = s->eng.job_tiles(t->job);
     s->depth--;
-    s->queued_tiles -= s->eng.job_tiles(t->job);
+    s->queued_tiles -= tiles;
+    s->pool_depth[POOL_OF(t->priority)]--;
+    s->pool_tiles[POOL_OF(t->priority)] -= tiles;
 }
 
 static void queue_push(vp_sched *s, vp_sched_ticket *t)
 {
     list_append(s, t, (int)t->priority);
     list_append(s, t, L_ARRIVAL);
+    size_t tiles = s->eng.job_tiles(t->job);
     s->depth++;
-    s->queued_tiles += s->eng.job_tiles(t->job);
+    s->queued_tiles += tiles;
+    s->pool_depth[POOL_OF(t->priority)]++;
+    s->pool_tiles[POOL_OF(t->priority)] += tiles;
 }
 
 /* Which of c[0..N_PRIO) (a ticket of each priority list, or NULL) comes first in rank
@@ -469,6 +481,16 @@ int vp_sched_start(const vp_sched_options *opt, const vp_sched_engine *eng, vp_s
     return 0;
 }
 
+/* Job i's priority as the queue treats it: normal when none is given or valid, and for
+ * every job when priority_boost_ms is 0 (priorities then change nothing: order, passes
+ * and admission alike). */
+static vp_priority sched_priority(const vp_sched *s, const vp_priority *priorities, size_t i)
+{
+    if (!priorities || (unsigned)priorities[i] >= N_PRIO || !(s->opt.priority_boost_ms > 0))
+        return VP_PRIORITY_NORMAL;
+    return priorities[i];
+}
+
 int vp_sched_submit(vp_sched *s, vp_job *const *jobs, const vp_priority *priorities, size_t n,
                     double t_origin_ms, vp_sched_done_fn done, void *user,
                     vp_sched_ticket **tickets, vp_error *err)
@@ -483,25 +505,32 @@ int vp_sched_submit(vp_sched *s, vp_job *const *jobs, const vp_priority *priorit
             return vp_fail(err, VP_ERR_NOMEM, "", "out of memory queueing the request");
         }
     }
-    size_t new_tiles = 0;
-    for (size_t i = 0; i < n; i++)
-        new_tiles += s->eng.job_tiles(jobs[i]);
+    size_t new_jobs[2] = {0, 0}, new_tiles[2] = {0, 0}; /* by admission pool */
+    for (size_t i = 0; i < n; i++) {
+        int pool = POOL_OF(sched_priority(s, priorities, i));
+        new_jobs[pool]++;
+        new_tiles[pool] += s->eng.job_tiles(jobs[i]);
+    }
     pthread_mutex_lock(&s->mu);
     int rc = 0;
-    if (s->draining || s->stopping) {
+    if (s->draining || s->stopping)
         rc = vp_fail(err, VP_ERR_UNAVAILABLE, "",
                      "the server is shutting down and accepts no new work");
-    } else if (s->depth >= s->opt.max_queue) {
-        rc = vp_fail(err, VP_ERR_BUSY, "",
-                     "the queue is full (%zu jobs waiting, max_queue = %zu, this request "
-                     "needs %zu): retry after the Retry-After delay",
-                     s->depth, s->opt.max_queue, n);
-    } else if (new_tiles > 0 && s->opt.max_queued_tiles &&
-               s->queued_tiles >= s->opt.max_queued_tiles) {
-        rc = vp_fail(err, VP_ERR_BUSY, "",
-                     "the queue is full (%zu image tiles waiting, max_queued_tiles = %zu, this "
-                     "request has %zu): retry after the Retry-After delay",
-                     s->queued_tiles, s->opt.max_queued_tiles, new_tiles);
+    for (int pool = 0; pool < 2 && !rc; pool++) {
+        const char *which = pool == POOL_HIGH ? "high-priority " : "";
+        if (new_jobs[pool] && s->pool_depth[pool] >= s->opt.max_queue)
+            rc = vp_fail(err, VP_ERR_BUSY, "",
+                         "the queue is full (%zu %sjobs waiting, max_queue = %zu, this request "
+                         "needs %zu): retry after the Retry-After delay",
+                         s->pool_depth[pool], which, s->opt.max_queue, n);
+        else if (new_tiles[pool] > 0 && s->opt.max_queued_tiles &&
+                 s->pool_tiles[pool] >= s->opt.max_queued_tiles)
+            rc = vp_fail(err, VP_ERR_BUSY, "",
+                         "the queue is full (%zu image tiles of %sjobs waiting, "
+                         "max_queued_tiles = %zu, this request has %zu): retry after the "
+                         "Retry-After delay",
+                         s->pool_tiles[pool], which, s->opt.max_queued_tiles,
+                         new_tiles[POOL_HIGH] + new_tiles[POOL_REST]);
     }
     if (rc) {
         pthread_mutex_unlock(&s->mu);
@@ -523,8 +552,7 @@ int vp_sched_submit(vp_sched *s, vp_job *const *jobs, const vp_priority *priorit
         t->t_origin = t_origin_ms;
         t->t_submit = now;
         t->deadline = s->opt.queue_timeout_ms > 0 ? now + s->opt.queue_timeout_ms : 0;
-        t->priority = priorities && (unsigned)priorities[i] < N_PRIO ? priorities[i]
-                                                                     : VP_PRIORITY_NORMAL;
+        t->priority = sched_priority(s, priorities, i);
         t->seq = ++s->seq;
         t->rank = now + s->opt.priority_boost_ms * ((double)t->priority - VP_PRIORITY_NORMAL);
         t->state = T_QUEUED;

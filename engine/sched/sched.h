@@ -67,7 +67,7 @@ typedef struct vp_sched_options {
     size_t max_batch_tiles;   /* tiles one pass encodes (plan_add, else vp_job_tiles sum) */
     double queue_timeout_ms;  /* max wait in the queue; 0 = none */
     double priority_boost_ms; /* head start of a high-priority job over a normal one, and
-                               * of a normal one over a low one; 0 = arrival order only */
+                               * of a normal one over a low one; 0 = priorities ignored */
 } vp_sched_options;
 
 typedef struct vp_sched vp_sched;
@@ -83,7 +83,8 @@ int vp_sched_start(const vp_sched_options *opt, const vp_sched_engine *eng, vp_s
  * priorities[i] (NULL: all VP_PRIORITY_NORMAL). On success the
  * tickets own the jobs and tickets[i] carries one reference for the caller. On failure
  * nothing is queued, the jobs stay the caller's, err says why: VP_ERR_BUSY (max_queue
- * jobs already wait, or max_queued_tiles tiles and the request has tiles: a request
+ * jobs already wait, or max_queued_tiles tiles and the request has tiles, counted apart
+ * for high-priority jobs, whose bounds are their own: a request
  * admitted below a limit may carry the queue past it by its own size, so a large one is
  * never refused for good while small ones keep coming), VP_ERR_UNAVAILABLE (draining).
  * Once one of the request's jobs runs, the rest no longer expire (queue_timeout_ms is

@@ -776,6 +776,50 @@ static void test_priority_pass(void)
     teardown(x, 7);
 }
 
+/* Admission: high-priority jobs have queue bounds of their own, so a queue full of bulk
+ * work (jobs or tiles) does not refuse them; with boost 0 priorities change nothing, and
+ * a high request is refused like any other. */
+static void test_priority_admission(void)
+{
+    for (int boost0 = 0; boost0 < 2; boost0++) {
+        g_boost_ms = boost0 ? 0 : 60000;
+        fixture *x = setup_tiles(2, 100, 100, 0, 4);
+        vp_error err;
+        const vp_error *e;
+        hold(x, true);
+        CHECK(submit1(x, mkjob(0, 1, 0), &err) == 0);
+        wait_in_run(x);
+        CHECK(submit1(x, mkjob(1, 1, 4), &err) == 0); /* the tile bound reached */
+        CHECK(submit1(x, mkjob(2, 1, 0), &err) == 0); /* the job bound reached */
+        vp_job *j3 = mkjob(3, 1, 0), *j4 = mkjob(4, 1, 2); /* a refused job stays ours */
+        CHECK(submit1(x, j3, &err) == -1 && err.kind == VP_ERR_BUSY);
+        free(j3);
+        int rc4 = submit_prio(x, j4, VP_PRIORITY_HIGH, &err);
+        if (boost0) {
+            CHECK_MSG(rc4 == -1 && err.kind == VP_ERR_BUSY && !strstr(err.message, "high-priority"),
+                      "boost 0: a high job refused as any other: %s", err.message);
+            free(j4);
+        } else {
+            CHECK_MSG(rc4 == 0, "a high job past a full queue of normal ones: %s", err.message);
+            CHECK(submit_prio(x, mkjob(5, 1, 2), VP_PRIORITY_HIGH, &err) == 0); /* 2 jobs, 4 tiles */
+            vp_job *j6 = mkjob(6, 1, 0);
+            CHECK(submit_prio(x, j6, VP_PRIORITY_HIGH, &err) == -1 && err.kind == VP_ERR_BUSY &&
+                  strstr(err.message, "2 high-priority jobs waiting"));
+            free(j6);
+            CHECK(vp_sched_queue_depth(x->s) == 4);
+        }
+        hold(x, false);
+        CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+        for (int i = 0; i <= 2; i++)
+            CHECK(vp_sched_ticket_outcome(x->t[i], &e) == 0);
+        if (!boost0)
+            for (int i = 4; i <= 5; i++)
+                CHECK(vp_sched_ticket_outcome(x->t[i], &e) == 0);
+        teardown(x, boost0 ? 3 : 6);
+    }
+    g_boost_ms = 60000;
+}
+
 /* The head start is bounded: a low job that has waited longer than twice the boost goes
  * before a high one, and longer than the boost before a normal one. */
 static void test_priority_bound(void)
@@ -958,6 +1002,7 @@ int main(void)
     test_priority();
     test_priority_pass();
     test_priority_bound();
+    test_priority_admission();
     test_priority_backlog();
     test_priority_deadline();
     test_cancel_many();
