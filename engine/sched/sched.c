@@ -252,8 +252,9 @@ static void mark_started_locked(vp_sched_ticket *t)
 }
 
 /* Takes the next batch from the queue, in rank order: the head always, then later jobs in
- * order (only high-priority ones after a high-priority head) while both budgets hold, priced by plan (the engine's packing) when there is one,
- * else by the sums of the jobs' own costs. A job that does not fit is passed over for
+ * order (only high-priority ones after a high-priority head) while both budgets hold,
+ * priced by plan (the engine's packing) when there is one, else by the sums of the jobs'
+ * own costs. A job that does not fit is passed over for
  * later, smaller ones, up to SCHED_LOOKAHEAD of them a pass (a small request is not held
  * behind a large one while passes run part empty); a job passed over never waits long,
  * because every pass takes the head and only newcomers of a higher priority (within
@@ -481,8 +482,8 @@ int vp_sched_start(const vp_sched_options *opt, const vp_sched_engine *eng, vp_s
     return 0;
 }
 
-/* Job i's priority as the queue treats it: normal when none is given or valid, and for
- * every job when priority_boost_ms is 0 (priorities then change nothing: order, passes
+/* Job i's priority as the queue treats it: normal when none is given or it is not a
+ * vp_priority, and for every job when priority_boost_ms is 0 (priorities then change nothing: order, passes
  * and admission alike). */
 static vp_priority sched_priority(const vp_sched *s, const vp_priority *priorities, size_t i)
 {
