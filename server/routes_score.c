@@ -201,7 +201,8 @@ enum MHD_Result vp_route_batch(vp_conn *x)
     /* the batch's own priority: that of every item that names none */
     vp_priority batch_priority = VP_PRIORITY_NORMAL;
     const json_t *bp = json_object_get(root, "priority");
-    if (bp && !json_is_null(bp) && vp_request_priority_json(bp, "priority", &batch_priority, &verr)) {
+    if (bp && !json_is_null(bp) &&
+        vp_request_priority_json(bp, "priority", &batch_priority, &verr)) {
         ret = vp_reply_error(x, &verr);
         goto out;
     }

@@ -483,8 +483,8 @@ int vp_sched_start(const vp_sched_options *opt, const vp_sched_engine *eng, vp_s
 }
 
 /* Job i's priority as the queue treats it: normal when none is given or it is not a
- * vp_priority, and for every job when priority_boost_ms is 0 (priorities then change nothing: order, passes
- * and admission alike). */
+ * vp_priority, and for every job when priority_boost_ms is 0 (priorities then change
+ * nothing: order, passes and admission alike). */
 static vp_priority sched_priority(const vp_sched *s, const vp_priority *priorities, size_t i)
 {
     if (!priorities || (unsigned)priorities[i] >= N_PRIO || !(s->opt.priority_boost_ms > 0))

@@ -219,7 +219,8 @@ static void wait_in_run(fixture *x)
 
 static int submit1(fixture *x, vp_job *j, vp_error *err)
 {
-    return vp_sched_submit(x->s, &j, NULL, 1, vp_sched_now_ms(), on_done, x->recs, &x->t[j->id], err);
+    return vp_sched_submit(x->s, &j, NULL, 1, vp_sched_now_ms(), on_done, x->recs, &x->t[j->id],
+                           err);
 }
 
 static int submit_prio(fixture *x, vp_job *j, vp_priority p, vp_error *err)
@@ -406,8 +407,8 @@ static void test_queue_full(void)
      * its own size (refusing it until the queue had room for both would starve it while
      * single jobs keep coming) */
     vp_job *two[2] = {mkjob(5, 1, 0), mkjob(6, 1, 0)};
-    CHECK(vp_sched_submit(x->s, two, NULL, 2, vp_sched_now_ms(), on_done, x->recs, &x->t[5], &err) ==
-          0);
+    CHECK(vp_sched_submit(x->s, two, NULL, 2, vp_sched_now_ms(), on_done, x->recs,
+                          &x->t[5], &err) == 0);
     CHECK(vp_sched_queue_depth(x->s) == 5);
     /* at the limit: refused, nothing queued */
     vp_job *j7 = mkjob(7, 1, 0);
@@ -422,8 +423,8 @@ static void test_queue_full(void)
     vp_job *many[6];
     for (int i = 0; i < 6; i++)
         many[i] = mkjob(10 + i, 1, 0);
-    CHECK(vp_sched_submit(x->s, many, NULL, 6, vp_sched_now_ms(), on_done, x->recs, &x->t[10], &err) ==
-          0);
+    CHECK(vp_sched_submit(x->s, many, NULL, 6, vp_sched_now_ms(), on_done, x->recs,
+                          &x->t[10], &err) == 0);
     CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
     for (int i = 0; i < 16; i++)
         CHECK(atomic_load(&x->recs[i].calls) == (i == 4 || (i >= 7 && i < 10) ? 0 : 1));
@@ -475,8 +476,8 @@ static void test_started_request(void)
     vp_job *four[4];
     for (int i = 0; i < 4; i++)
         four[i] = mkjob(i, 60, 0); /* 60 + 60 > 100: one a pass */
-    CHECK(vp_sched_submit(x->s, four, NULL, 4, vp_sched_now_ms(), on_done, x->recs, &x->t[0], &err) ==
-          0);
+    CHECK(vp_sched_submit(x->s, four, NULL, 4, vp_sched_now_ms(), on_done, x->recs,
+                          &x->t[0], &err) == 0);
     CHECK(submit1(x, mkjob(4, 60, 0), &err) == 0); /* behind them, not started: expires */
     CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
     for (int i = 0; i < 4; i++) {
@@ -499,8 +500,8 @@ static void test_cancel_many(void)
     CHECK(submit1(x, mkjob(0, 1, 0), &err) == 0);
     wait_in_run(x);
     vp_job *three[3] = {mkjob(1, 1, 0), mkjob(2, 1, 0), mkjob(3, 1, 0)};
-    CHECK(vp_sched_submit(x->s, three, NULL, 3, vp_sched_now_ms(), on_done, x->recs, &x->t[1], &err) ==
-          0);
+    CHECK(vp_sched_submit(x->s, three, NULL, 3, vp_sched_now_ms(), on_done, x->recs,
+                          &x->t[1], &err) == 0);
     CHECK(vp_sched_cancel_many(x->s, &x->t[1], 3) == 3);
     CHECK(vp_sched_cancel_many(x->s, &x->t[1], 3) == 0); /* already cancelled */
     CHECK(vp_sched_queue_depth(x->s) == 0);
@@ -801,7 +802,8 @@ static void test_priority_admission(void)
             free(j4);
         } else {
             CHECK_MSG(rc4 == 0, "a high job past a full queue of normal ones: %s", err.message);
-            CHECK(submit_prio(x, mkjob(5, 1, 2), VP_PRIORITY_HIGH, &err) == 0); /* 2 jobs, 4 tiles */
+            /* then 2 high jobs, 4 tiles: the high bounds reached */
+            CHECK(submit_prio(x, mkjob(5, 1, 2), VP_PRIORITY_HIGH, &err) == 0);
             vp_job *j6 = mkjob(6, 1, 0);
             CHECK(submit_prio(x, j6, VP_PRIORITY_HIGH, &err) == -1 && err.kind == VP_ERR_BUSY &&
                   strstr(err.message, "2 high-priority jobs waiting"));
