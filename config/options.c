@@ -115,8 +115,8 @@ const vp_option vp_options[] = {
     {"priority_boost_ms", VP_OPT_INT, OFF(priority_boost_ms), "10000", 0, 86400000, NULL,
      "a request's \"priority\": \"high\" goes ahead of normal work queued up to this long "
      "before it, \"low\" behind normal work queued up to this long after it (a bounded "
-     "head start: nothing waits for ever; keep it under queue_timeout_ms, or low work "
-     "expires under a steady backlog; 0 = arrival order for all)", 0},
+     "head start: nothing waits for ever; keep it under half of queue_timeout_ms, or low "
+     "work can expire under a steady backlog; 0 = priorities ignored)", 0},
     {"exit_on_device_failure", VP_OPT_BOOL, OFF(exit_on_device_failure), "true", 0, 0, NULL,
      "exit with status 3 when the compute device fails for good (a lost GPU context), so a "
      "supervisor restarts the server; false: keep answering, /ready and scoring 503", 0},

@@ -648,10 +648,12 @@ int vp_server_attach_engine(vp_server *s, vp_engine *e, vp_error *err)
                            .max_batch_tiles = c->batch_tiles,
                            .queue_timeout_ms = c->queue_timeout_ms,
                            .priority_boost_ms = c->priority_boost_ms};
-    if (c->queue_timeout_ms > 0 && c->priority_boost_ms >= c->queue_timeout_ms)
-        VP_LOGW(NULL, "priority_boost_ms (%d) is not under queue_timeout_ms (%d): under a steady "
-                "backlog a low-priority job (a normal one, under a stream of high ones) reaches "
-                "its deadline before its head start ends, and is answered 503 instead of running",
+    /* a low job ranks 2 boosts behind a high one that arrives at the same time */
+    if (c->queue_timeout_ms > 0 && 2.0 * c->priority_boost_ms >= c->queue_timeout_ms)
+        VP_LOGW(NULL, "priority_boost_ms (%d) is not under half of queue_timeout_ms (%d): under a "
+                "steady stream of high-priority work a low-priority job (a normal one, once the "
+                "boost reaches the timeout) reaches its deadline before its head start ends, and "
+                "is answered 503 instead of running",
                 c->priority_boost_ms, c->queue_timeout_ms);
     if (vp_sched_start(&so, &eng, &s->sched, err))
         return -1;

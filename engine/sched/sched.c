@@ -244,6 +244,8 @@ static void *janitor_main(void *arg)
  * vp_sched_submit), before t leaves the queue: they are its neighbours in arrival order. */
 static void mark_started_locked(vp_sched_ticket *t)
 {
+    if (t->started) /* a sibling taken before marked them all: none joins later */
+        return;
     const int k = LINKS(L_ARRIVAL);
     for (vp_sched_ticket *q = t->by[k].prev; q && q->request == t->request; q = q->by[k].prev)
         q->started = true;
@@ -523,15 +525,14 @@ int vp_sched_submit(vp_sched *s, vp_job *const *jobs, const vp_priority *priorit
             rc = vp_fail(err, VP_ERR_BUSY, "",
                          "the queue is full (%zu %sjobs waiting, max_queue = %zu, this request "
                          "needs %zu): retry after the Retry-After delay",
-                         s->pool_depth[pool], which, s->opt.max_queue, n);
+                         s->pool_depth[pool], which, s->opt.max_queue, new_jobs[pool]);
         else if (new_tiles[pool] > 0 && s->opt.max_queued_tiles &&
                  s->pool_tiles[pool] >= s->opt.max_queued_tiles)
             rc = vp_fail(err, VP_ERR_BUSY, "",
                          "the queue is full (%zu image tiles of %sjobs waiting, "
                          "max_queued_tiles = %zu, this request has %zu): retry after the "
                          "Retry-After delay",
-                         s->pool_tiles[pool], which, s->opt.max_queued_tiles,
-                         new_tiles[POOL_HIGH] + new_tiles[POOL_REST]);
+                         s->pool_tiles[pool], which, s->opt.max_queued_tiles, new_tiles[pool]);
     }
     if (rc) {
         pthread_mutex_unlock(&s->mu);
