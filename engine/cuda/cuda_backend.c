@@ -273,25 +273,21 @@ static const char *activations_label(const vp_backend *b)
     return "; activations bf16 (VPRM_CUDA_ACTIVATIONS, or after an overflow)";
 }
 
-/* VPRM_CUDA_GEMM_TUNE=N (unset: VP_GEMM_TUNE_DEFAULT; 0 or 1: off): the first product of
- * each shape class (VP_GEMM_TUNE_MIN_ROWS rows or more) times up to N of cuBLASLt's
- * candidates, and the class keeps the fastest (cuda_gemm.c, cuda_gemm_tune.c). */
-#define VP_GEMM_TUNE_DEFAULT 8
-
+/* VPRM_CUDA_GEMM_TUNE=N (benchmarks; 0 or unset: off): each new product shape times up
+ * to N of cuBLASLt's candidates and keeps the fastest (cuda_gemm_tune.c). */
 static int pick_gemm_tune(vp_backend *b, vp_error *err)
 {
     const char *env = getenv("VPRM_CUDA_GEMM_TUNE");
     char *end = NULL;
-    long n = env && *env ? strtol(env, &end, 10) : VP_GEMM_TUNE_DEFAULT;
+    long n = env && *env ? strtol(env, &end, 10) : 0;
     if (env && *env && (*end || n < 0 || n > VP_GEMM_TUNE_MAX))
         return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_GEMM_TUNE",
                        "VPRM_CUDA_GEMM_TUNE is \"%s\": expected a count of candidates from 0 "
                        "to %d", env, VP_GEMM_TUNE_MAX);
     b->gemm.tune = b->gemm_vision.tune = (int)n;
     if (n > 1)
-        VP_LOGI("-", "cuda backend: cuBLASLt timing up to %ld candidates per product shape class "
-                "of %d rows or more, once (VPRM_CUDA_GEMM_TUNE; 0: the heuristic's first)", n,
-                VP_GEMM_TUNE_MIN_ROWS);
+        VP_LOGI("-", "cuda backend: cuBLASLt timing up to %ld candidates per new product shape "
+                "(VPRM_CUDA_GEMM_TUNE)", n);
     return 0;
 }
 

@@ -54,71 +54,13 @@ void vp_gemm_free(vp_gemm *g)
     memset(g, 0, sizeof *g);
 }
 
-/* Equal keys, the row count aside. */
-static bool same_shape(const vp_gemm_plan *p, const vp_gemm_plan *k)
+static bool same_key(const vp_gemm_plan *p, const vp_gemm_plan *k)
 {
-    return p->used && p->n == k->n && p->k == k->k && p->ldx == k->ldx &&
+    return p->used && p->m == k->m && p->n == k->n && p->k == k->k && p->ldx == k->ldx &&
            p->ldw == k->ldw && p->ldy == k->ldy && p->out_type == k->out_type &&
            p->has_bias == k->has_bias && p->accumulate == k->accumulate &&
            p->align_x == k->align_x && p->align_w == k->align_w && p->align_y == k->align_y &&
            p->align_b == k->align_b;
-}
-
-static bool same_key(const vp_gemm_plan *p, const vp_gemm_plan *k)
-{
-    return same_shape(p, k) && p->m == k->m;
-}
-
-static size_t rows_log2(size_t m)
-{
-    size_t b = 0;
-    while (m >>= 1)
-        b++;
-    return b;
-}
-
-/* The tuned class of key's shape and row count, or NULL. */
-static vp_gemm_class *find_class(vp_gemm *g, const vp_gemm_plan *key)
-{
-    size_t b = rows_log2(key->m);
-    for (size_t i = 0; i < g->n_classes; i++)
-        if (g->classes[i].key.m == b && same_shape(&g->classes[i].key, key))
-            return &g->classes[i];
-    return NULL;
-}
-
-/* With tuning on, the pick for plan p (descriptors made): a tuned class's algorithm when
- * cuBLASLt accepts it for p's row count, else the fastest of the heuristic's candidates
- * (res[0..found)), timed and remembered for the class. Returns the index into res to use,
- * or -1 when p->algo was set from the class. */
-static int tuned_pick(vp_gemm *g, vp_gemm_plan *p, cudaStream_t stream, const void *x,
-                      const void *w, const cublasLtMatmulHeuristicResult_t *res, int found)
-{
-    vp_gemm_class *c = find_class(g, p);
-    if (c) {
-        cublasLtMatmulHeuristicResult_t check;
-        if (cublasLtMatmulAlgoCheck(g->handle, p->desc, p->a, p->b, p->c, p->c, &c->algo,
-                                    &check) == CUBLAS_STATUS_SUCCESS &&
-            check.workspaceSize <= g->workspace_bytes) {
-            p->algo = c->algo;
-            g->class_hits++;
-            return -1;
-        }
-        return 0; /* the class's pick does not apply at this row count: the heuristic's */
-    }
-    int pick = vp_gemm_tune(g, p, stream, x, w, res, found);
-    if (pick < 0)
-        return 0;
-    g->tuned++;
-    if (g->n_classes < VP_GEMM_CLASSES) {
-        vp_gemm_class *n = &g->classes[g->n_classes++];
-        n->key = *p;
-        n->key.m = rows_log2(p->m);
-        n->key.desc = NULL;
-        n->key.a = n->key.b = n->key.c = NULL;
-        n->algo = res[pick].algo;
-    }
-    return pick;
 }
 
 /* Descriptors and the heuristic's algorithm for key's shape, into *p (with g->tune, the
@@ -184,13 +126,8 @@ static int plan_create(vp_gemm *g, vp_gemm_plan *p, const vp_gemm_plan *key, con
                        g->act == VPK_ACT_F16 ? "fp16" : "bf16",
                        key->out_type == VP_GEMM_F32 ? "fp32" : g->act == VPK_ACT_F16 ? "fp16" : "bf16",
                        key->has_bias ? ", bias" : "");
-    int pick = 0;
-    if (g->tune > 1 && found > 1 && key->m >= VP_GEMM_TUNE_MIN_ROWS) {
-        pick = tuned_pick(g, p, stream, x, w, res, found);
-        if (pick < 0)
-            return 0; /* p->algo: the class's */
-    }
-    p->algo = res[pick].algo;
+    int pick = found > 1 ? vp_gemm_tune(g, p, stream, x, w, res, found) : 0;
+    p->algo = res[pick > 0 ? pick : 0].algo;
     return 0;
 }
 

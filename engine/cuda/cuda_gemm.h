@@ -17,10 +17,6 @@
 typedef enum { VP_GEMM_ACT16 = 0, VP_GEMM_F32 = 1 } vp_gemm_out; /* ACT16: the input type */
 
 #define VP_GEMM_CACHE 128
-#define VP_GEMM_CLASSES 128
-/* Products of fewer rows keep the heuristic's first pick: they take little of a pass, and
- * timing them would cost more than it wins. */
-#define VP_GEMM_TUNE_MIN_ROWS 512
 
 typedef struct vp_gemm_plan {
     bool used;
@@ -32,13 +28,6 @@ typedef struct vp_gemm_plan {
     cublasLtMatmulAlgo_t algo;
 } vp_gemm_plan;
 
-/* A tuned pick for a shape class: every field of a plan's key but the row count, and the
- * power of two the row count falls in (m in [2^rows_log2, 2^(rows_log2 + 1))). */
-typedef struct vp_gemm_class {
-    vp_gemm_plan key;           /* descriptors unused; key.m holds rows_log2 */
-    cublasLtMatmulAlgo_t algo;
-} vp_gemm_class;
-
 typedef struct vp_gemm {
     cublasLtHandle_t handle;
     void *workspace;            /* device, workspace_bytes */
@@ -47,11 +36,7 @@ typedef struct vp_gemm {
     size_t next_evict;          /* round robin when the cache is full */
     size_t lookups, misses;     /* heuristic queries made */
     int act;                    /* vpk_act of the inputs (and of ACT16 outputs and biases) */
-    int tune;                   /* > 1: time up to this many candidates per new shape class */
-    vp_gemm_class classes[VP_GEMM_CLASSES]; /* tuned picks, reused for every row count of
-                                              * a class (cublasLtMatmulAlgoCheck'd) */
-    size_t n_classes;
-    size_t tuned, class_hits;   /* classes timed; plans that reused a class's pick */
+    int tune;                   /* > 1: time up to this many candidates per new shape */
 } vp_gemm;
 
 #define VP_GEMM_TUNE_MAX 16

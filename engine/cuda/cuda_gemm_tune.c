@@ -1,11 +1,11 @@
-/* Timing of cuBLASLt's candidate algorithms for one product shape (VPRM_CUDA_GEMM_TUNE=N,
- * vp_gemm.tune): the heuristic's first choice is not always the fastest at the shapes of a
- * pass (H200: y[4096][28672] 794 -> 823 TFLOP/s, the patch product 398 -> 471). Each
- * candidate runs on the call's own inputs into a scratch output, once to warm up and then
- * timed; the fastest wins, and cuda_gemm.c keeps it for the shape's class (its row count
- * rounded down to a power of two), so serving times each class once, not each pass size
- * (a timing costs a scratch allocation, which synchronises the device, and about 32
- * products). */
+/* Optional timing of cuBLASLt's candidate algorithms for one product shape
+ * (VPRM_CUDA_GEMM_TUNE=N, vp_gemm.tune): the heuristic's first choice is not always the
+ * fastest at the shapes of a pass (PERF.md's ceilings: 640-760 TFLOP/s for the LLM's
+ * products, where the heuristic's picks measured 712-730 on an H200). Each candidate runs
+ * on the call's own inputs into a scratch output, once to warm up and then timed; the
+ * fastest wins. For benchmarks, off by default: the plan cache is keyed by the row count
+ * too, so under serving every new pass size would be timed again (with a scratch
+ * allocation that synchronises the device). */
 #include <stdio.h>
 
 #include "engine/cuda/cuda_gemm.h"

@@ -14,7 +14,7 @@
 #   w1_simple  the same with the simple attention kernel (one run: parity cross-check)
 #   w1_bf16    the same with VPRM_CUDA_ACTIVATIONS=bf16 (parity and time)
 #   w1_f16l    the same with VPRM_CUDA_ACTIVATIONS=fp16-llm (fp16 language model, bf16 ViT)
-#   w1_tune    the same with VPRM_CUDA_GEMM_TUNE=0 (the heuristic's first pick per shape; the default times 8 candidates per shape class)
+#   w1_tune    the same with VPRM_CUDA_GEMM_TUNE=8 (cuBLASLt's candidates timed per shape)
 #   w1_alt...  the same with each VPRM_CUDA_ATTENTION in $ALT (default "wgmma2o 32x2x64":
 #              the overlapped wgmma kernel without TMA, the mma.sync kernel, which is bf16
 #              only and so runs with VPRM_CUDA_ACTIVATIONS=bf16), timed
@@ -116,9 +116,8 @@ stage w1_bf16 45 env VPRM_CUDA_ACTIVATIONS=bf16 "$G/bin/gpu_w1" --batch "$G/w1.b
     --out "$W/w1" --seed 1 --reps 3 --label ours_bf16
 stage w1_f16l 45 env VPRM_CUDA_ACTIVATIONS=fp16-llm "$G/bin/gpu_w1" --batch "$G/w1.batch" \
     --out "$W/w1" --seed 1 --reps 3 --label ours_f16l
-# the heuristic's first cuBLASLt pick per product shape, against the default's picks timed
-# per shape class (the w1 stage's log lines give each class's rates)
-stage w1_tune 30 env VPRM_CUDA_GEMM_TUNE=0 "$G/bin/gpu_w1" --batch "$G/w1.batch" \
+# cuBLASLt's candidates timed per product shape (its log lines give each shape's rates)
+stage w1_tune 30 env VPRM_CUDA_GEMM_TUNE=8 "$G/bin/gpu_w1" --batch "$G/w1.batch" \
     --out "$W/w1" --seed 1 --reps 3 --label ours_tune
 # the other attention kernels on the same W1 (timing and parity; ALT= lists them: by
 # default the overlapped wgmma kernel without TMA and the mma.sync kernel, the warp-

@@ -106,7 +106,7 @@ def main():
              methods.get("ours_bf16")),
             ("vprm CUDA backend, VPRM_CUDA_ACTIVATIONS=fp16-llm", load(os.path.join(d, "w1", "ours_f16l.json")),
              methods.get("ours_f16l")),
-            ("vprm CUDA backend, VPRM_CUDA_GEMM_TUNE=0 (heuristic picks)", load(os.path.join(d, "w1", "ours_tune.json")),
+            ("vprm CUDA backend, VPRM_CUDA_GEMM_TUNE=8", load(os.path.join(d, "w1", "ours_tune.json")),
              methods.get("ours_tune"))]
     # other kernels' runs (run.sh w1_alt): timing from their JSON even when torch failed
     w1dir = os.path.join(d, "w1")
