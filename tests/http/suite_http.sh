@@ -23,6 +23,7 @@
 # Environment: VPRM, VPRM_ASAN, VPRM_TOOLS, PYTHON, VPRM_TMP (see tests/run_all.sh).
 set -u
 T="${VPRM_TMP:?VPRM_TMP must be set}/http"
+. tests/lib/daemon_ready.sh # daemon_ready: the port, then /ready
 mkdir -p "$T"
 PY="${PYTHON:-/usr/bin/python3}"
 KEY=test-key-123
@@ -58,28 +59,11 @@ start_daemon() {
     "$bin" serve --model "$MODEL" --host 127.0.0.1 --port 0 "$@" >"$T/$name.out" 2>"$T/$name.log" &
     PID=$!
     PIDS="$PIDS $PID"
-    PORT=""
-    i=0
-    while [ $i -lt 300 ] && [ -z "$PORT" ]; do
-        PORT=$(sed -n 's/^listening on http:\/\/127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$T/$name.out" 2>/dev/null)
-        [ -n "$PORT" ] && break
-        kill -0 "$PID" 2>/dev/null || break
-        sleep 0.1; i=$((i + 1))
-    done
-    if [ -z "$PORT" ]; then
-        bad "$name: no 'listening on' line"; tail -5 "$T/$name.log"; return 1
-    fi
-    URL="http://127.0.0.1:$PORT"
-    i=0
-    code=000
-    while [ $i -lt 600 ]; do
-        code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/ready")
-        [ "$code" = 200 ] && break
-        sleep 0.1; i=$((i + 1))
-    done
-    if [ "$code" != 200 ]; then
-        bad "$name: /ready never answered 200 (last $code)"; tail -5 "$T/$name.log"; return 1
-    fi
+    daemon_ready "$T/$name.out" "$PID" 600
+    case $? in
+    1) bad "$name: no 'listening on' line"; tail -5 "$T/$name.log"; return 1 ;;
+    2) bad "$name: /ready never answered 200 (last $READY_CODE)"; tail -5 "$T/$name.log"; return 1 ;;
+    esac
     echo "   ($name listening on port $PORT, pid $PID)"
     return 0
 }

@@ -17,6 +17,7 @@
 # PYTHON (the image host; default /usr/bin/python3).
 set -u
 T="${VPRM_TMP:?VPRM_TMP must be set}/tsan"
+. tests/lib/daemon_ready.sh # daemon_ready: the port, then /ready
 mkdir -p "$T"
 KEY=test-key-123
 pass=0
@@ -74,20 +75,7 @@ start() {
         >"$T/$name.out" 2>"$T/$name.log" &
     PID=$!
     PIDS="$PIDS $PID"
-    PORT=""
-    i=0
-    while [ $i -lt 600 ] && [ -z "$PORT" ]; do
-        PORT=$(sed -n 's/^listening on http:\/\/127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$T/$name.out" 2>/dev/null)
-        kill -0 "$PID" 2>/dev/null || break
-        [ -z "$PORT" ] && sleep 0.1
-        i=$((i + 1))
-    done
-    URL="http://127.0.0.1:$PORT"
-    i=0
-    while [ -n "$PORT" ] && [ $i -lt 1200 ]; do
-        [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/ready")" = 200 ] && return 0
-        sleep 0.1; i=$((i + 1))
-    done
+    daemon_ready "$T/$name.out" "$PID" 1200 && return 0
     bad "$name: the ThreadSanitizer daemon did not become ready"; tail -20 "$T/$name.log"
     return 1
 }
