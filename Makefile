@@ -101,6 +101,8 @@ endef
 $(eval $(call variant,rel))
 $(eval $(call variant,asan))
 $(eval $(call variant,tsan))
+# proto/openapi.c embeds proto/openapi.json (.incbin), which -MMD's lists do not name
+$(foreach v,rel asan tsan fuzz,$(BUILD)/$(v)/proto/openapi.o): proto/openapi.json
 
 $(BUILD)/rel/engine/cuda/%.o: engine/cuda/%.cu
 	@mkdir -p $(dir $@)

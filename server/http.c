@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "engine/util/log.h"
+#include "proto/openapi.h"
 #include "server/internal.h"
 
 const char vp_server_warmup_request[] =
@@ -32,6 +33,7 @@ static const vp_route routes[] = {
     {"/v1/score/batch", "POST", true, true, vp_route_batch, vp_route_batch_finish,
      vp_route_batch_fetched},
     {"/v1/tokenize", "POST", true, true, vp_route_tokenize, NULL, vp_route_tokenize_fetched},
+    {"/openapi.json", "GET", false, false, vp_route_openapi, NULL, NULL},
 };
 
 static const vp_route *find_route(const char *path)
@@ -577,6 +579,11 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
     s->limits.max_tiles = cfg->max_tiles;
     s->limits.max_json_values = cfg->max_json_values;
     s->limits.allow_urls = cfg->allow_image_urls;
+    s->openapi = vp_openapi_document(VP_BUILD_VERSION, &s->openapi_len);
+    if (!s->openapi) {
+        vp_fail(err, VP_ERR_NOMEM, "", "out of memory for the OpenAPI document");
+        goto fail;
+    }
 
     struct sockaddr_storage ss;
     bool v6 = false;
@@ -623,6 +630,7 @@ fail:
     pthread_mutex_destroy(&s->heads_mu);
     pthread_mutex_destroy(&s->wait_mu);
     vp_metrics_destroy(&s->metrics);
+    free(s->openapi);
     free(s);
     return -1;
 }
@@ -708,5 +716,6 @@ void vp_server_stop(vp_server *s)
     pthread_mutex_destroy(&s->heads_mu);
     pthread_mutex_destroy(&s->wait_mu);
     vp_metrics_destroy(&s->metrics);
+    free(s->openapi);
     free(s);
 }

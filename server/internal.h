@@ -32,8 +32,6 @@
 #include "server/reqid.h"
 #include "server/server.h"
 
-#define VP_BUILD_VERSION "0.1.0"
-
 typedef struct vp_conn vp_conn;
 typedef struct vp_head vp_head;
 
@@ -47,6 +45,8 @@ struct vp_server {
     atomic_bool ready, draining;
     vp_request_limits limits;
     char model_name[128];
+    char *openapi;                 /* GET /openapi.json's body (proto/openapi.h) */
+    size_t openapi_len;
     vp_metrics metrics;
     vp_fetch_pool *fetch_pool;     /* image URL downloads (NULL unless allow_image_urls) */
     atomic_size_t inflight;        /* request contexts alive */
@@ -166,6 +166,7 @@ enum MHD_Result vp_route_health(vp_conn *x);
 enum MHD_Result vp_route_ready(vp_conn *x);
 enum MHD_Result vp_route_models(vp_conn *x);
 enum MHD_Result vp_route_metrics(vp_conn *x);
+enum MHD_Result vp_route_openapi(vp_conn *x);
 /* routes_score.c */
 enum MHD_Result vp_route_score(vp_conn *x);
 enum MHD_Result vp_route_score_finish(vp_conn *x);

@@ -1,4 +1,4 @@
-/* GET /health, /ready, /v1/models, /metrics. */
+/* GET /health, /ready, /v1/models, /metrics, /openapi.json. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,4 +143,14 @@ enum MHD_Result vp_route_metrics(vp_conn *x)
     if (!body)
         return vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory rendering metrics");
     return vp_reply(x, 200, body, len, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+/* The document built at start (proto/openapi.h); the answer takes a copy to free. */
+enum MHD_Result vp_route_openapi(vp_conn *x)
+{
+    char *body = malloc(x->srv->openapi_len);
+    if (!body)
+        return vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory");
+    memcpy(body, x->srv->openapi, x->srv->openapi_len);
+    return vp_reply(x, 200, body, x->srv->openapi_len, "application/json");
 }

@@ -13,6 +13,9 @@
 #include "engine/engine.h"
 #include "engine/util/err.h"
 
+/* The server's version: /v1/models, the OpenAPI document's info.version. */
+#define VP_BUILD_VERSION "0.1.0"
+
 typedef struct vp_server vp_server;
 
 /* cfg must outlive the server. */

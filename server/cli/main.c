@@ -1,4 +1,5 @@
-/* vprm: one binary, several subcommands (serve, score, tokenize, preprocess, mkmodel, bench). */
+/* vprm: one binary, several subcommands (serve, score, tokenize, preprocess, mkmodel, bench,
+ * openapi). */
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +18,7 @@ static const command commands[] = {
     {"preprocess", cmd_preprocess, "tile and normalise an image, write a float32 .npy"},
     {"mkmodel", cmd_mkmodel, "write a random-weight model folder (tiny or 8b shape)"},
     {"bench", cmd_bench, "benchmark the standard workloads (W1..W4)"},
+    {"openapi", cmd_openapi, "print the OpenAPI 3.1 description of the HTTP API"},
 };
 
 static void usage(FILE *f)

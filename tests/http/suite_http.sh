@@ -2,7 +2,8 @@
 # HTTP suite: the real daemon (release binary, then the ASan/UBSan one) on ports chosen at
 # run time (--port 0, the port read from the "listening on" line), with the tiny model.
 #   A  strict limits + API key: the warm-up (with an image) before /ready, every error
-#      status of API.md (tests/tools/http_api.c),
+#      status of API.md (tests/tools/http_api.c), the OpenAPI document against the
+#      daemon's answers (tests/http/openapi_check.py),
 #      misbehaving clients (http_abuse.c), the CLI and HTTP give the same scores
 #   B  defaults: 64 concurrent clients equal a serial run (http_concurrency.c), vprm bench
 #   P  request priorities: high overtakes queued normal work, low waits behind it
@@ -167,6 +168,10 @@ open(sys.argv[3], 'w').write(rss)" "$PORT" "$PID" "$T/rss1"
     [ $((rss1 - rss0)) -lt 6000 ] && ok "A: bodies sent with GET /health are dropped (RSS +$((rss1 - rss0)) KB for 8 x 1.9 MB)" \
         || bad "A: bodies sent with GET /health held: RSS +$((rss1 - rss0)) KB for 8 x 1.9 MB"
     run_tool "A: API contract and every error status" "$VPRM_TOOLS/http_api" "$URL" "$KEY"
+    # the OpenAPI document against this daemon's answers (python3-jsonschema the validator)
+    if "$PY" tests/http/openapi_check.py "$PORT" "$KEY" "$VPRM" >"$T/openapi.out" 2>&1; then
+        ok "A: GET /openapi.json describes every route, field and answer ($(grep -c '^ok:' "$T/openapi.out") checks; $(tail -1 "$T/openapi.out"))"
+    else bad "A: the OpenAPI document and the server differ"; grep -v '^ok:' "$T/openapi.out" | tail -15; fi
     run_tool "A: misbehaving clients" "$VPRM_TOOLS/http_abuse" 127.0.0.1 "$PORT" "$KEY" 2 2097152
     hc=$(half_close)
     [ "$hc" = closed ] && ok "A: a client that half-closes after its request is taken for gone (cancelled)" \

@@ -1,7 +1,8 @@
 /* The server's small parts without a daemon: response bodies (non-finite results become
  * a 500, never invalid JSON), metrics text (cumulative buckets, read back by the bench's
  * parser), request ids, the private-address filter of image URL fetching, the PNG
- * writer (decoded by the engine's own decoder), and the seeded workload generator. */
+ * writer (decoded by the engine's own decoder), the seeded workload generator, and the
+ * OpenAPI document linked into the binary (the file's JSON, whole, its version set). */
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <math.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "engine/image/image.h"
+#include "proto/openapi.h"
 #include "proto/response.h"
 #include "server/bench/bench.h"
 #include "server/fetch.h"
@@ -259,6 +261,29 @@ static void test_workload(void)
     CHECK(vp_workload_parse("w3", &k) == 0 && k == VP_W3 && vp_workload_parse("W9", &k) == -1);
 }
 
+/* Run from the repository root, as make test does. */
+static void test_openapi(void)
+{
+    size_t len = 0;
+    char *doc = vp_openapi_document("9.8.7-test", &len);
+    CHECK(doc && len == strlen(doc) && len > 20000);
+    json_error_t jerr;
+    json_t *served = doc ? json_loadb(doc, len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+    json_t *file = json_load_file("proto/openapi.json", JSON_REJECT_DUPLICATES, &jerr);
+    CHECK_MSG(file != NULL, "proto/openapi.json: %s (line %d)", jerr.text, jerr.line);
+    CHECK(served && !strcmp(json_string_value(json_object_get(json_object_get(served, "info"),
+                                                                "version")), "9.8.7-test"));
+    /* the same document but for the version: the whole file was embedded, nothing after */
+    if (file && served) {
+        json_object_set_new(json_object_get(file, "info"), "version", json_string("9.8.7-test"));
+        CHECK(json_equal(file, served));
+        CHECK(json_object_size(json_object_get(served, "paths")) >= 9);
+    }
+    json_decref(served);
+    json_decref(file);
+    free(doc);
+}
+
 int main(void)
 {
     test_response();
@@ -267,5 +292,6 @@ int main(void)
     test_private_addresses();
     test_png();
     test_workload();
+    test_openapi();
     return check_summary("test_server_parts");
 }

@@ -1,0 +1,377 @@
+#!/usr/bin/env python3
+"""The OpenAPI document (proto/openapi.json) against the server it describes:
+
+  openapi_check.py PORT KEY VPRM
+
+PORT: a daemon on the tiny model started with the HTTP suite's strict limits (section A:
+--api-key KEY, --max-responses 8, --max-batch-requests 4, --max-tiles 6, --max-body-bytes
+2M); VPRM: the binary (for `vprm openapi`). The oracle is python3-jsonschema (Draft 2020-12,
+the dialect of OpenAPI 3.1's schemas):
+  - the document served at GET /openapi.json (no key needed) equals proto/openapi.json with
+    info.version set to the server's version, and equals `vprm openapi`'s output;
+  - it is well formed: OpenAPI 3.1.0, every $ref resolves, every schema is a valid Draft
+    2020-12 schema, operation ids are unique, every response has a description, every
+    component is used, every example validates against its schema;
+  - it names exactly the server's routes (server/http.c's table) and methods (a wrong
+    method gets 405 with the documented Allow, an unknown path 404), and exactly the request
+    fields the parser knows (proto/request.c's list; a request setting every documented
+    field gets no "unknown fields" warning, one setting every optional field to null is
+    answered 200);
+  - every answer of about 40 calls (each endpoint, each error status this daemon can give)
+    has a status the document lists for its operation, the documented content type, the
+    documented headers (x-request-id, Retry-After, Allow, WWW-Authenticate) and a body
+    valid against the documented schema made strict: an object may hold no property the
+    document does not name, so an undocumented response field fails;
+  - every status the document lists for an operation was seen here, or is in a short list
+    of those other sections of the HTTP suite produce (429, 500, 503).
+Prints one line per check; exit 1 when one fails.
+"""
+import copy
+import http.client
+import json
+import re
+import socket
+import subprocess
+import sys
+
+import base64
+
+import jsonschema
+from jsonschema import Draft202012Validator, RefResolver
+
+from http_checks import auth_headers, check, failures
+
+PORT, KEY, VPRM = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+HDR = auth_headers(KEY)
+DOC = json.load(open("proto/openapi.json"))
+
+
+def call(method, path, body=None, headers=None, auth=True):
+    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=120)
+    try:
+        h = dict(HDR) if auth else {"Content-Type": "application/json"}
+        h.update(headers or {})
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+        conn.request(method, path, body=body, headers=h)
+        r = conn.getresponse()
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
+    finally:
+        conn.close()
+
+
+def raw(data):
+    """Sends raw bytes, reads to the close: (status, headers, body)."""
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=30)
+    s.sendall(data)
+    got = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+            head, sep, rest = got.partition(b"\r\n\r\n")
+            m = re.search(rb"(?i)content-length:\s*(\d+)", head)
+            if sep and m and len(rest) >= int(m.group(1)):
+                break
+    finally:
+        s.close()
+    head, _, body = got.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return status, headers, body
+
+
+# ---- the served document
+st, hd, body = call("GET", "/openapi.json", auth=False)
+served = json.loads(body) if st == 200 else None
+st_m, _, models_body = call("GET", "/v1/models")
+version = json.loads(models_body)["version"] if st_m == 200 else None
+expected = copy.deepcopy(DOC)
+expected["info"]["version"] = version
+check(st == 200 and hd.get("content-type") == "application/json",
+      "GET /openapi.json without a key: 200 application/json (got %d %s)" % (st, hd.get("content-type")))
+check(served == expected, "the served document is proto/openapi.json with info.version = "
+      "/v1/models' version (%s)" % version)
+cli = subprocess.run([VPRM, "openapi"], capture_output=True, timeout=60)
+check(cli.returncode == 0 and json.loads(cli.stdout) == served,
+      "`vprm openapi` prints the served document (exit %d)" % cli.returncode)
+st_h, hd_h, body_h = call("HEAD", "/openapi.json", auth=False)
+check(st_h == 200 and body_h == b"", "HEAD /openapi.json: 200, no body")
+
+# ---- well formed
+check(DOC.get("openapi") == "3.1.0" and DOC["info"].get("title") and DOC["info"].get("version"),
+      "openapi 3.1.0 with info.title and info.version")
+
+
+def walk(node, path="#"):
+    """Yields (json pointer, node) for every dict and list in the tree."""
+    yield path, node
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from walk(v, path + "/" + k.replace("~", "~0").replace("/", "~1"))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from walk(v, "%s/%d" % (path, i))
+
+
+def resolve(ref):
+    node = DOC
+    for part in ref[2:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        node = node[part]
+    return node
+
+
+refs = [n["$ref"] for _, n in walk(DOC) if isinstance(n, dict) and isinstance(n.get("$ref"), str)]
+broken = []
+for ref in refs:
+    try:
+        resolve(ref)
+        if not ref.startswith("#/"):
+            broken.append(ref)
+    except (KeyError, IndexError, TypeError):
+        broken.append(ref)
+check(refs and not broken, "all %d $refs resolve inside the document (broken: %s)" % (len(refs), broken[:3]))
+
+bad_schemas = []
+for name, schema in DOC["components"]["schemas"].items():
+    try:
+        Draft202012Validator.check_schema(schema)
+    except jsonschema.exceptions.SchemaError as e:
+        bad_schemas.append("%s: %s" % (name, e.message))
+check(not bad_schemas, "every one of the %d component schemas is valid Draft 2020-12 (%s)"
+      % (len(DOC["components"]["schemas"]), bad_schemas[:2]))
+
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+ops = {}  # (path, METHOD) -> operation
+for p, item in DOC["paths"].items():
+    for m, op in item.items():
+        if m in METHODS:
+            ops[(p, m.upper())] = op
+ids = [op.get("operationId") for op in ops.values()]
+check(all(ids) and len(set(ids)) == len(ids), "operation ids present and unique: %s" % ids)
+no_desc = [ptr for ptr, n in walk(DOC) if re.search(r"/responses/[^/]+$", ptr) and isinstance(n, dict)
+           and "$ref" not in n and not n.get("description")]
+check(not no_desc, "every response object has a description (%s)" % no_desc[:3])
+used = set(refs)
+for op in ops.values():
+    for req in op.get("security", DOC.get("security", [])):
+        used.update("#/components/securitySchemes/" + k for k in req)
+unused = ["#/components/%s/%s" % (kind, name) for kind, group in DOC["components"].items()
+          for name in group if "#/components/%s/%s" % (kind, name) not in used]
+check(not unused, "every component is used (unused: %s)" % unused)
+
+# examples against their schemas (the media type's schema, through the document's refs)
+STRICT = copy.deepcopy(DOC)
+for _, n in walk(STRICT["components"]["schemas"]):
+    # responses may hold only what the document names; ScoreRequest (a request: unknown
+    # fields are allowed, warned) is left open below
+    if isinstance(n, dict) and "properties" in n and "additionalProperties" not in n:
+        n["additionalProperties"] = False
+STRICT["components"]["schemas"]["ScoreRequest"].pop("additionalProperties", None)
+STRICT["components"]["schemas"]["BatchRequest"].pop("additionalProperties", None)
+RESOLVER_DOC = RefResolver.from_schema(STRICT)
+
+
+def errors_of(schema, value):
+    v = Draft202012Validator(schema, resolver=RESOLVER_DOC)
+    return ["%s: %s" % ("/".join(map(str, e.absolute_path)), e.message) for e in v.iter_errors(value)]
+
+
+n_examples = 0
+for ptr, n in walk(DOC["paths"], "#/paths"):
+    if isinstance(n, dict) and "schema" in n and "examples" in n:
+        for name, ex in n["examples"].items():
+            ex = resolve(ex["$ref"]) if "$ref" in ex else ex
+            errs = errors_of(n["schema"], ex["value"])
+            n_examples += 1
+            check(not errs, "example %s (%s) validates against its schema %s" % (name, ptr, errs[:2]))
+check(n_examples >= 4, "%d examples checked" % n_examples)
+
+# ---- routes and methods: the document against server/http.c's table and the daemon
+src = open("server/http.c").read()
+table = src[src.index("static const vp_route routes[]"):]
+table = table[:table.index("};")]
+code_routes = set(re.findall(r'\{"(/[^"]*)", "(GET|POST)", (true|false)', table))
+code_ops = {(p, m) for p, m, _ in code_routes}
+check(code_ops == set(ops), "the document's operations are server/http.c's routes (only in the "
+      "code: %s; only in the document: %s)" % (sorted(code_ops - set(ops)), sorted(set(ops) - code_ops)))
+auth_code = {(p, m): a == "true" for p, m, a in code_routes}
+for (p, m), op in sorted(ops.items()):
+    documented_open = op.get("security", DOC["security"]) == []
+    check(documented_open == (not auth_code.get((p, m), True)),
+          "%s %s: the document says %s, the code %s" % (m, p, "no key" if documented_open else "key",
+                                                       "no key" if not auth_code.get((p, m), True) else "key"))
+
+# ---- request fields: the document against proto/request.c's list
+req_src = open("proto/request.c").read()
+known = req_src[req_src.index("known_fields[] = {"):]
+known = set(re.findall(r'"([a-z_]+)"', known[:known.index("};")]))
+props = set(DOC["components"]["schemas"]["ScoreRequest"]["properties"])
+check(known == props, "ScoreRequest's properties are the parser's fields (only in the code: %s; "
+      "only in the document: %s)" % (sorted(known - props), sorted(props - known)))
+
+# ---- answers against the document
+seen = set()  # (path, METHOD, status)
+
+
+def expect(label, path, method, status, headers, body, want_status=None):
+    """Checks one answer against the operation's documented response."""
+    op = ops.get((path, method if method != "HEAD" else "GET"))
+    if want_status is not None and status != want_status:
+        check(False, "%s: status %d, expected %d (%s)" % (label, status, want_status, body[:200]))
+        return None
+    seen.add((path, method, status))
+    resp = op["responses"].get(str(status)) if op else None
+    if resp is None:
+        check(False, "%s: status %d is not in the document for %s %s" % (label, status, method, path))
+        return None
+    resp = resolve(resp["$ref"]) if "$ref" in resp else resp
+    problems = []
+    for name, h in resp.get("headers", {}).items():
+        h = resolve(h["$ref"]) if "$ref" in h else h
+        value = headers.get(name.lower())
+        optional = name.lower() in ("x-client-request-id", "x-queue-time", "x-inference-time")
+        if value is None:
+            if not optional:
+                problems.append("header %s missing" % name)
+            continue
+        errs = errors_of(h["schema"], value)
+        if errs:
+            problems.append("header %s=%r: %s" % (name, value, errs[0]))
+    ctype = headers.get("content-type", "")
+    media = resp.get("content", {})
+    if ctype not in media:
+        problems.append("content type %r not in %s" % (ctype, list(media)))
+        check(False, "%s: %s" % (label, problems))
+        return None
+    parsed = None
+    if ctype == "application/json":
+        try:
+            parsed = json.loads(body)
+            problems += errors_of(media[ctype]["schema"], parsed)
+        except ValueError as e:
+            problems.append("body is not JSON: %s" % e)
+    check(not problems, "%s: %d %s, as documented %s" % (label, status, ctype, problems[:3]))
+    return parsed
+
+
+score_ex = resolve(DOC["paths"]["/v1/score"]["post"]["requestBody"]["content"]["application/json"]
+                   ["examples"]["text_only"]["$ref"])["value"]
+image_ex = resolve(DOC["paths"]["/v1/score"]["post"]["requestBody"]["content"]["application/json"]
+                   ["examples"]["with_image"]["$ref"])["value"]
+batch_ex = resolve(DOC["paths"]["/v1/score/batch"]["post"]["requestBody"]["content"]["application/json"]
+                   ["examples"]["two_items"]["$ref"])["value"]
+png = image_ex["image"]
+# a PNG signature, then bytes that are no chunk
+BROKEN_PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"not a chunk" * 4).decode()
+
+for path in ("/v1/score", "/score"):
+    st, hd, b = call("POST", path, score_ex, {"X-Client-Request-Id": "openapi-check-1"})
+    j = expect("%s text example" % path, path, "POST", st, hd, b, 200)
+    check(hd.get("x-client-request-id") == "openapi-check-1" and j is not None and
+          hd.get("x-request-id") == j["id"], "%s: x-request-id is the body's id, the client's id echoed" % path)
+st, hd, b = call("POST", "/v1/score", image_ex)
+expect("score image example", "/v1/score", "POST", st, hd, b, 200)
+every = {"question": "Is 2 + 2 = 4? <image>", "images": [png], "responses": [
+    "2 + 2 = 4|So yes.", ["2 + 2 = 5", "So no."], {"steps": ["Two and two.", "Four."]}],
+    "step_separator": "|", "max_steps": 2, "max_tiles": 1, "aggregation": "min",
+    "return_steps": True, "return_logits": True, "priority": "low", "model": "VisualPRM-8B"}
+check(set(every) | {"image"} == props, "the requests below set every documented field")
+st, hd, b = call("POST", "/v1/score", every)
+j = expect("score with every field", "/v1/score", "POST", st, hd, b, 200)
+check(j is not None and "warnings" not in j and all("step_logits" in r for r in j["results"]),
+      "every documented field is known to the server (no warnings), logits returned")
+one = dict(every, image=png)
+del one["images"]
+st, hd, b = call("POST", "/v1/score", one)
+j = expect("score with image instead of images", "/v1/score", "POST", st, hd, b, 200)
+check(j is not None and "warnings" not in j, "\"image\" is known to the server (no warnings)")
+nulls = {k: None for k in props - {"question", "responses"}}
+st, hd, b = call("POST", "/v1/score", dict(nulls, question="Null options?", responses=["Yes.\n\nNo."]))
+j = expect("score with every optional field null", "/v1/score", "POST", st, hd, b, 200)
+check(j is not None and j["results"][0]["steps"] == 2 and "step_scores" in j["results"][0]
+      and "step_logits" not in j["results"][0], "null means the default (two steps, step_scores, no logits)")
+st, hd, b = call("POST", "/v1/score", dict(score_ex, aggregaton="max", return_steps=False))
+j = expect("score with an unknown field, no steps", "/v1/score", "POST", st, hd, b, 200)
+check(j is not None and j.get("warnings") == ["unknown fields ignored: aggregaton"],
+      "an unknown field is named in warnings")
+for agg in ("mean", "min", "max", "last", "product"):
+    st, hd, b = call("POST", "/v1/score", dict(score_ex, aggregation=agg))
+    expect("aggregation %s" % agg, "/v1/score", "POST", st, hd, b, 200)
+
+st, hd, b = call("POST", "/v1/score/batch", batch_ex)
+expect("batch example", "/v1/score/batch", "POST", st, hd, b, 200)
+st, hd, b = call("POST", "/v1/score/batch", {"priority": "high", "requests": [
+    score_ex, {"question": 3, "responses": ["x"]}, dict(score_ex, responses=[]), image_ex]})
+j = expect("batch with failing items", "/v1/score/batch", "POST", st, hd, b, 200)
+check(j is not None and [("error" in r) for r in j["results"]] == [False, True, True, False]
+      and j["results"][1]["error"]["param"] == "requests[1].question"
+      and j["results"][3]["id"] == j["id"] + "-3", "batch items: errors in place, ids of the batch's")
+st, hd, b = call("POST", "/v1/tokenize", image_ex)
+expect("tokenize", "/v1/tokenize", "POST", st, hd, b, 200)
+for path in ("/health", "/ready", "/v1/models", "/metrics", "/openapi.json"):
+    st, hd, b = call("GET", path)
+    expect("GET " + path, path, "GET", st, hd, b, 200)
+
+# errors this daemon gives
+for path in ("/v1/score", "/score", "/v1/score/batch", "/v1/tokenize"):
+    st, hd, b = call("POST", path, "{\"question\": ")
+    expect("%s malformed JSON" % path, path, "POST", st, hd, b, 400)
+    st, hd, b = call("POST", path, score_ex, auth=False)
+    expect("%s without the key" % path, path, "POST", st, hd, b, 401)
+    st, hd, b = call("PUT", path, score_ex)
+    j = expect("%s PUT" % path, path, "POST", st, hd, b, 405)
+    check(hd.get("allow") == "POST", "%s: Allow: POST" % path)
+    st, hd, b = call("POST", path, score_ex, {"Content-Encoding": "gzip"})
+    expect("%s gzip body" % path, path, "POST", st, hd, b, 415)
+    st, hd, b = raw(("POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                     "Content-Length: 3000000\r\n\r\n" % (path, KEY)).encode())
+    expect("%s body over max_body_bytes" % path, path, "POST", st, hd, b, 413)
+    st, hd, b = raw(("POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                     "Transfer-Encoding: gzip\r\n\r\n" % (path, KEY)).encode())
+    expect("%s Transfer-Encoding gzip" % path, path, "POST", st, hd, b, 501)
+for path in ("/v1/score", "/score", "/v1/tokenize"):
+    st, hd, b = call("POST", path, dict(score_ex, responses=["a"] * 9))
+    expect("%s 9 responses" % path, path, "POST", st, hd, b, 413)
+    st, hd, b = call("POST", path, dict(score_ex, image="SUkqAAgAAAA="))  # a TIFF header
+    expect("%s TIFF image" % path, path, "POST", st, hd, b, 415)
+    st, hd, b = call("POST", path, dict(score_ex, image=BROKEN_PNG))
+    expect("%s broken PNG" % path, path, "POST", st, hd, b, 422)
+st, hd, b = call("POST", "/v1/score/batch", {"requests": [score_ex] * 5})
+expect("batch of 5 items", "/v1/score/batch", "POST", st, hd, b, 413)
+for path in ("/health", "/ready", "/v1/models", "/metrics", "/openapi.json"):
+    st, hd, b = call("POST", path, "{}")
+    expect("POST " + path, path, "GET", st, hd, b, 405)
+    check(hd.get("allow") == "GET, HEAD", "%s: Allow: GET, HEAD" % path)
+    st, hd, b = call("GET", path, None, {"Content-Encoding": "br"})
+    expect("GET %s with Content-Encoding br" % path, path, "GET", st, hd, b, 415)
+for path in ("/v1/models", "/metrics"):
+    st, hd, b = call("GET", path, auth=False)
+    expect("GET %s without the key" % path, path, "GET", st, hd, b, 401)
+for path in ("/nope", "/v1/score/", "/v1/models/x"):
+    st, hd, b = call("GET", path)
+    errs = errors_of({"$ref": "#/components/schemas/ErrorResponse"}, json.loads(b)) if st == 404 else ["status %d" % st]
+    check(st == 404 and not errs and json.loads(b)["error"]["type"] == "not_found",
+          "GET %s: 404 with an ErrorResponse %s" % (path, errs[:1]))
+
+# ---- every documented status seen, or produced by another section of the HTTP suite
+ELSEWHERE = {
+    "429": "C: queue full; D3: the image URL fetch queue",
+    "500": "a failure that is not the request's fault: no request of this daemon can cause one",
+    "503": "C: queue timeout; E: draining; H: a failed device (and /ready while loading)",
+}
+unseen = []
+for (p, m), op in sorted(ops.items()):
+    for s in op["responses"]:
+        if (p, m, int(s)) not in seen and s not in ELSEWHERE:
+            unseen.append("%s %s %s" % (m, p, s))
+check(not unseen, "every documented status was answered here or by another section (%s)" % unseen)
+print("openapi: %d answers checked against the document" % len(seen))
+sys.exit(1 if failures else 0)
