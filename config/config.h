@@ -41,6 +41,7 @@ typedef struct vp_config {
     int body_timeout_s;        /* headers to the end of the body, at most */
     int header_timeout_s;      /* accept (or a kept-alive connection's next byte) to a
                                 * complete request head, at most */
+    size_t max_header_bytes;   /* libmicrohttpd's memory per connection: bounds the head */
     char *api_key;             /* NULL = no authentication */
     int retry_after_s;         /* Retry-After on 429 / 503 */
     /* request limits */
@@ -77,6 +78,7 @@ typedef struct vp_config {
     size_t url_fetch_queue;    /* requests waiting for a fetch worker; 429 above */
     /* logs */
     char *log_level;           /* debug | info | warn | error */
+    char *log_format;          /* text | json */
     bool log_bodies;           /* log the first bytes of each request body (debug aid) */
 } vp_config;
 

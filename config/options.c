@@ -63,6 +63,10 @@ const vp_option vp_options[] = {
      "time from a connection's start, or from the first byte after its previous answer, to a "
      "complete request line and headers; a slower connection is closed (checked every "
      "second)", 0},
+    {"max_header_bytes", VP_OPT_SIZE, OFF(max_header_bytes), "32K", 8192, 1 << 26, NULL,
+     "memory of one connection for its request line and headers (libmicrohttpd's connection "
+     "pool): a request head near this size or over gets 431, answered by libmicrohttpd with "
+     "its own short HTML page; each open connection may hold this much", 0},
     {"api_key", VP_OPT_STR, OFF(api_key), NULL, 0, 0, NULL,
      "require \"Authorization: Bearer KEY\" (unset = open; /health stays open)", 1},
     {"retry_after_s", VP_OPT_INT, OFF(retry_after_s), "1", 0, 3600, NULL,
@@ -147,6 +151,10 @@ const vp_option vp_options[] = {
     /* logs */
     {"log_level", VP_OPT_ENUM, OFF(log_level), "info", 0, 0, "debug|info|warn|error",
      "lowest level logged", 0},
+    {"log_format", VP_OPT_ENUM, OFF(log_format), "text", 0, 0, "text|json",
+     "log lines as text (\"TIME LEVEL [request id] message\") or as one JSON object each "
+     "(time, level, request_id, message; a request's line has its fields instead: method, "
+     "path, status, responses, tokens, ms, ...)", 0},
     {"log_bodies", VP_OPT_BOOL, OFF(log_bodies), "false", 0, 0, NULL,
      "also log the first 512 bytes of each request body (debug aid)", 0},
 };

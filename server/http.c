@@ -465,21 +465,6 @@ void vp_conn_suspend_locked(vp_conn *x, conn_phase phase)
     pthread_mutex_unlock(&x->srv->wait_mu);
 }
 
-static const char *termination_name(const vp_conn *x, enum MHD_RequestTerminationCode toe)
-{
-    if (x->client_gone || x->gone) /* gone: set by the watcher, which let go of x on resume */
-        return " (cancelled: the client disconnected while waiting)";
-    switch (toe) {
-    case MHD_REQUEST_TERMINATED_COMPLETED_OK: return "";
-    case MHD_REQUEST_TERMINATED_WITH_ERROR: return " (terminated: error)";
-    case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED: return " (terminated: connection timeout)";
-    case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN: return " (terminated: shutdown)";
-    case MHD_REQUEST_TERMINATED_READ_ERROR: return " (terminated: client closed)";
-    case MHD_REQUEST_TERMINATED_CLIENT_ABORT: return " (terminated: client aborted)";
-    }
-    return " (terminated)";
-}
-
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -501,26 +486,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     double ms = vp_sched_now_ms() - x->t_start;
     const char *route = x->route ? x->route->path : "other";
     vp_metrics_request(&s->metrics, route, x->status);
-    /* probes and scrapes that succeeded are logged at debug level only */
-    bool quiet = x->route && x->status == 200 &&
-                 (!strcmp(x->route->path, "/health") || !strcmp(x->route->path, "/ready") ||
-                  !strcmp(x->route->path, "/metrics"));
-    if (!quiet || s->cfg->log_bodies) {
-        char status[8], fetch[40] = "", prio[40] = "";
-        snprintf(status, sizeof status, x->status ? "%d" : "-", x->status);
-        if (x->fetch_ms >= 0) /* waiting for a fetch worker, then fetching */
-            snprintf(fetch, sizeof fetch, " url_fetch=%.1f ms", x->fetch_ms);
-        if (x->priorities & ~(1u << VP_PRIORITY_NORMAL)) /* the queue order was not arrival's */
-            for (int p = VP_PRIORITY_HIGH; p <= VP_PRIORITY_LOW; p++)
-                if (x->priorities & 1u << p)
-                    snprintf(prio + strlen(prio), sizeof prio - strlen(prio), "%s%s",
-                             prio[0] ? "," : " priority=", vp_priority_name((vp_priority)p));
-        VP_LOGI(x->id, "%s %s %s responses=%zu tokens=%zu %.1f ms%s%s%s%s%s", x->method, x->path,
-                status, x->n_responses, x->tokens, ms, fetch, prio, termination_name(x, toe),
-                x->client_id[0] ? " client_request_id=" : "", x->client_id);
-    } else {
-        VP_LOGD(x->id, "%s %s %d %.1f ms", x->method, x->path, x->status, ms);
-    }
+    vp_log_request(x, toe, ms);
     conn_free(x);
 }
 
@@ -597,6 +563,7 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
         {MHD_OPTION_THREAD_POOL_SIZE, cfg->http_threads, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)cfg->max_header_bytes, NULL},
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip, NULL},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
         {MHD_OPTION_SOCK_ADDR, 0, &ss},

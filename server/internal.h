@@ -203,6 +203,9 @@ void vp_heads_notify(void *cls, struct MHD_Connection *c, void **socket_context,
 void vp_heads_mark(vp_server *s, struct MHD_Connection *c, bool answered);
 void vp_heads_reap(vp_server *s);
 
+/* request_log.c: the request's log line, when its connection is done with it */
+void vp_log_request(const vp_conn *x, enum MHD_RequestTerminationCode toe, double ms);
+
 /* watch.c */
 int vp_watch_start(vp_server *s, vp_error *err);
 void vp_watch_stop(vp_server *s);

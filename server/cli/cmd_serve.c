@@ -154,6 +154,7 @@ int cmd_serve(int argc, char **argv)
         return 2;
     }
     vp_log_set_level(level_of(cfg.log_level));
+    vp_log_set_json(!strcmp(cfg.log_format, "json"));
     if (level_of(cfg.log_level) == VP_LOG_DEBUG) {
         fprintf(stderr, "effective configuration:\n");
         vp_config_dump(&cfg, stderr); /* the API key is masked */

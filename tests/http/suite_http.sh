@@ -95,7 +95,7 @@ post() {
 STRICT="--api-key $KEY --max-body-bytes 2M --max-responses 8 --max-steps 16 --max-images 2
   --max-image-bytes 256K --max-image-pixels 1000000 --max-text-bytes 8K --max-request-tokens 3000
   --max-batch-requests 4 --max-tiles 6 --connection-timeout-s 2 --http-threads 4 --batch-tiles 8
-  --max-json-values 100000 --body-timeout-s 3 --header-timeout-s 3"
+  --max-json-values 100000 --body-timeout-s 3 --header-timeout-s 3 --max-header-bytes 16K"
 
 # ---- start-up refusals and help
 if "$VPRM" serve --model "$MODEL" --port 70000 >"$T/bad.out" 2>&1; then
@@ -143,6 +143,15 @@ print(data.split(b"\r\n", 1)[0].decode() if data else "closed")
 EOF
 half_close() { "$PY" "$T/half_close.py" "$PORT" "$KEY" 2>&1; }
 
+# head_status BYTES: the status of GET /health sent with a header of about BYTES bytes
+head_status() {
+    "$PY" -c "
+import http.client, sys
+c = http.client.HTTPConnection('127.0.0.1', int(sys.argv[1]), timeout=30)
+c.request('GET', '/health', headers={'X-Padding': 'p' * int(sys.argv[2])})
+print(c.getresponse().status)" "$PORT" "$1" 2>&1 | tail -1
+}
+
 # ---- A: strict limits, release binary
 # shellcheck disable=SC2086
 if start_daemon A "$VPRM" $STRICT; then
@@ -176,6 +185,9 @@ open(sys.argv[3], 'w').write(rss)" "$PORT" "$PID" "$T/rss1"
     hc=$(half_close)
     [ "$hc" = closed ] && ok "A: a client that half-closes after its request is taken for gone (cancelled)" \
         || bad "A: half-close with cancel_on_disconnect: $hc"
+    s1=$(head_status 12000); s2=$(head_status 20000)
+    [ "$s1" = 200 ] && [ "$s2" = 431 ] && ok "A: --max-header-bytes 16K: a 12 KB header answered, a 20 KB one 431" \
+        || bad "A: --max-header-bytes 16K: 12 KB header $s1, 20 KB header $s2 (want 200, 431)"
     # the CLI and the daemon give the same scores and the same token ids
     printf '%s' '{"question": "Is 7 prime?", "responses": ["7 has no divisors but 1 and 7.\n\nSo yes.", ["It is even.", "So no."]], "return_logits": true}' >"$T/req.json"
     "$VPRM" score --model "$MODEL" "$T/req.json" >"$T/cli.json" 2>"$T/cli.err"
@@ -217,6 +229,9 @@ if start_daemon B "$VPRM" --api-key "$KEY" --no-cancel-on-disconnect --header-ti
     hc=$(half_close)
     case "$hc" in "HTTP/1.1 200"*) ok "B: --no-cancel-on-disconnect answers a client that half-closed ($hc)" ;;
         *) bad "B: half-close with --no-cancel-on-disconnect: $hc" ;; esac
+    s1=$(head_status 28000); s2=$(head_status 40000)
+    [ "$s1" = 200 ] && [ "$s2" = 431 ] && ok "B: the default --max-header-bytes (32K): a 28 KB header answered, a 40 KB one 431" \
+        || bad "B: default --max-header-bytes: 28 KB header $s1, 40 KB header $s2 (want 200, 431)"
     if "$PY" tests/http/kept_alive_heads.py "$PORT" >"$T/heads.out" 2>&1; then
         ok "B: kept-alive connection: idle past --header-timeout-s kept, a trickled head closed ($(cat "$T/heads.out"))"
     else bad "B: request-head deadline on a kept-alive connection: $(tail -3 "$T/heads.out")"; fi
@@ -546,18 +561,42 @@ if start_daemon J "$VPRM" --max-image-bytes 64; then
         || bad "J: ready $rd; $(grep -i warm "$T/J.log")"
     stop_daemon J
 fi
-# the image side limit is the server's to set (413 naming it; /v1/models reports it)
-if start_daemon J2 "$VPRM" --max-image-side 8; then
+# the image side limit is the server's to set (413 naming it; /v1/models reports it); the
+# log as JSON lines (--log-format json)
+if start_daemon J2 "$VPRM" --max-image-side 8 --log-format json; then
     "$PY" -c "import base64, io, json
 from PIL import Image
 b = io.BytesIO(); Image.new('RGB', (16, 1), (9, 99, 199)).save(b, 'PNG')
 print(json.dumps({'question': 'q', 'responses': ['a'], 'image': base64.b64encode(b.getvalue()).decode()}))" >"$T/j2.json"
-    st=$(curl -s -o "$T/j2.body" -w '%{http_code}' --data-binary @"$T/j2.json" "$URL/v1/score")
+    st=$(curl -s -o "$T/j2.body" -w '%{http_code}' -H 'X-Client-Request-Id: j2-413' \
+        --data-binary @"$T/j2.json" "$URL/v1/score")
+    printf '{"question": "q\\u00e9?", "responses": ["a\\n\\nb"], "priority": "low"}' >"$T/j2ok.json"
+    st2=$(curl -s -o /dev/null -w '%{http_code}' --data-binary @"$T/j2ok.json" "$URL/v1/score")
     side=$(curl -s "$URL/v1/models" | "$PY" -c "import json, sys; print(json.load(sys.stdin)['limits']['max_image_side'])")
     [ "$st" = 413 ] && grep -q "max_image_side=8" "$T/j2.body" && [ "$side" = 8 ] \
         && ok "J2: --max-image-side 8 refuses a 16x1 image (413 naming it), /v1/models says 8" \
         || bad "J2: $st $(cat "$T/j2.body") side $side"
     stop_daemon J2
+    if [ "$st2" = 200 ] && "$PY" - "$T/J2.log" <<'EOF'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]  # every line one object
+assert len(lines) >= 6, lines
+for l in lines:
+    assert l["level"] in ("debug", "info", "warn", "error") and l["time"].endswith("Z"), l
+    assert l["request_id"] is None or l["request_id"].startswith("scr_"), l
+    assert ("message" in l) != ("method" in l), l  # a message, or a request's fields
+reqs = [l for l in lines if "method" in l]
+bad = [l for l in reqs if l["status"] == 413]
+good = [l for l in reqs if l["status"] == 200 and l["path"] == "/v1/score"]
+assert len(bad) == 1 and bad[0]["path"] == "/v1/score" and bad[0]["method"] == "POST", reqs
+assert bad[0]["client_request_id"] == "j2-413" and isinstance(bad[0]["ms"], float), bad
+assert len(good) == 1 and good[0]["responses"] == 1 and good[0]["tokens"] > 200, good
+assert good[0]["priority"] == "low" and "client_request_id" not in good[0], good
+assert any(l.get("message", "").startswith("ready on port") for l in lines)
+assert lines[-1]["message"] == "stopped (exit 0)", lines[-1]
+EOF
+    then ok "J2: --log-format json: every line an object; the request lines' fields (status, path, tokens, priority, client id)"
+    else bad "J2: --log-format json log: $(head -c 600 "$T/J2.log")"; fi
 fi
 
 # ---- K: a pass that overflows a narrow number format (VPRM_CUDA_ACTIVATIONS=auto's fp16 on
