@@ -383,6 +383,13 @@ int vp_config_validate(const vp_config *c, vp_error *err)
                                "non-ASCII)",
                                *p, (size_t)(p - (const unsigned char *)c->api_key));
     }
+    if (!c->tls_cert != !c->tls_key)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, c->tls_cert ? "tls_key" : "tls_cert",
+                       "option %s is needed with %s: HTTPS takes a certificate and its key",
+                       c->tls_cert ? "tls_key" : "tls_cert", c->tls_cert ? "tls_cert" : "tls_key");
+    if (c->tls_key_password && !c->tls_key)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "tls_key_password",
+                       "option tls_key_password is set without tls_key");
     if (c->max_image_bytes > c->max_body_bytes)
         return vp_fail(err, VP_ERR_BAD_REQUEST, "max_image_bytes",
                        "option max_image_bytes (%zu) exceeds max_body_bytes (%zu): no request "

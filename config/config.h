@@ -41,6 +41,8 @@ typedef struct vp_config {
     int body_timeout_s;        /* headers to the end of the body, at most */
     int header_timeout_s;      /* accept (or a kept-alive connection's next byte) to a
                                 * complete request head, at most */
+    char *tls_cert, *tls_key;  /* PEM files: HTTPS when set (both or neither) */
+    char *tls_key_password;    /* an encrypted key's, or NULL */
     size_t max_header_bytes;   /* libmicrohttpd's memory per connection: bounds the head */
     char *api_key;             /* NULL = no authentication */
     int retry_after_s;         /* Retry-After on 429 / 503 */

@@ -63,10 +63,18 @@ const vp_option vp_options[] = {
      "time from a connection's start, or from the first byte after its previous answer, to a "
      "complete request line and headers; a slower connection is closed (checked every "
      "second)", 0},
-    {"max_header_bytes", VP_OPT_SIZE, OFF(max_header_bytes), "32K", 8192, 1 << 26, NULL,
-     "memory of one connection for its request line and headers (libmicrohttpd's connection "
-     "pool): a request head near this size or over gets 431, answered by libmicrohttpd with "
-     "its own short HTML page; each open connection may hold this much", 0},
+    {"tls_cert", VP_OPT_STR, OFF(tls_cert), NULL, 0, 0, NULL,
+     "PEM file of the server's certificate (its chain after it): serve HTTPS instead of "
+     "HTTP (with tls_key)", 0},
+    {"tls_key", VP_OPT_STR, OFF(tls_key), NULL, 0, 0, NULL,
+     "PEM file of the certificate's private key (with tls_cert)", 0},
+    {"tls_key_password", VP_OPT_STR, OFF(tls_key_password), NULL, 0, 0, NULL,
+     "password of an encrypted tls_key", 1},
+    {"max_header_bytes", VP_OPT_SIZE, OFF(max_header_bytes), "32K", 8192, 1 << 20, NULL,
+     "memory of one connection (libmicrohttpd's connection pool), which bounds its request "
+     "line and headers: a head over this less 1.5K gets 431 (over about this, libmicrohttpd "
+     "answers 431 itself, with a short HTML page); each open connection holds this much once "
+     "it has served a request", 0},
     {"api_key", VP_OPT_STR, OFF(api_key), NULL, 0, 0, NULL,
      "require \"Authorization: Bearer KEY\" (unset = open; /health stays open)", 1},
     {"retry_after_s", VP_OPT_INT, OFF(retry_after_s), "1", 0, 3600, NULL,

@@ -2,6 +2,7 @@
 #include "proto/request.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -413,9 +414,12 @@ static int get_positive_int(const json_t *root, const char *key, const char *pre
         return 0;
     char p[256];
     snprintf(p, sizeof p, "%s%s", pre, key);
-    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > INT_MAX)
+    /* a whole number written as 2.0 or 2e0 is an integer too, as JSON Schema counts it */
+    double d = json_is_integer(v) ? (double)json_integer_value(v)
+                                  : json_is_real(v) ? json_real_value(v) : 0.0;
+    if (!(d >= 1.0 && d <= (double)INT_MAX && d == floor(d)))
         return vp_fail(err, VP_ERR_BAD_REQUEST, p, "must be a positive integer (1 to %d)", INT_MAX);
-    *out = (int)json_integer_value(v);
+    *out = (int)d;
     return 1;
 }
 

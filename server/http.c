@@ -190,9 +190,39 @@ static enum MHD_Result early_error(vp_conn *x, vp_err_kind kind, const char *fmt
     return kind == VP_ERR_NONE ? vp_reply_method_not_allowed(x, x->allow) : vp_reply_error(x, e);
 }
 
-static enum MHD_Result on_first_call(vp_conn *x)
+/* Room kept in libmicrohttpd's per-connection memory (max_header_bytes) for the answer's
+ * own header lines: with less, it closes the connection without an answer (measured:
+ * heads within ~650 bytes of the limit). */
+#define ANSWER_HEADER_ROOM 1536u
+
+static enum MHD_Result sum_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": ", CRLF or "&=" */
+    return MHD_YES;
+}
+
+/* Bytes of the request line and headers, as libmicrohttpd holds them. */
+static size_t head_bytes(struct MHD_Connection *c, const char *method, const char *url,
+                         const char *version)
+{
+    size_t n = strlen(method) + strlen(url) + strlen(version) + 4;
+    MHD_get_connection_values(c, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, sum_value, &n);
+    return n;
+}
+
+static enum MHD_Result on_first_call(vp_conn *x, size_t head)
 {
     vp_server *s = x->srv;
+    size_t room = s->cfg->max_header_bytes - ANSWER_HEADER_ROOM; /* option minimum: 8K */
+    if (head > room) { /* answered now and closed: the connection's memory is spent */
+        x->close_after = true;
+        return vp_reply_errorf(x, VP_ERR_HEAD_TOO_LARGE, "",
+                               "the request line and headers take about %zu bytes, over the "
+                               "limit max_header_bytes=%zu less %u for the answer",
+                               head, s->cfg->max_header_bytes, ANSWER_HEADER_ROOM);
+    }
     const char *cid = MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND, "X-Client-Request-Id");
     if (!cid)
         cid = MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND, "X-Request-Id");
@@ -318,7 +348,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!x)
             return MHD_NO;
         *con_cls = x;
-        return on_first_call(x);
+        return on_first_call(x, head_bytes(c, method, url, version));
     }
     switch (x->phase) {
     case PHASE_BODY:
@@ -567,8 +597,22 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip, NULL},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
         {MHD_OPTION_SOCK_ADDR, 0, &ss},
+        {MHD_OPTION_END, 0, NULL}, /* the TLS options, when set */
+        {MHD_OPTION_END, 0, NULL},
+        {MHD_OPTION_END, 0, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
+    if (cfg->tls_cert) {
+        if (vp_tls_load(cfg, &s->tls, err))
+            goto fail;
+        flags |= MHD_USE_TLS;
+        size_t at = sizeof opts / sizeof opts[0] - 4;
+        opts[at++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls.cert};
+        opts[at++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls.key};
+        if (cfg->tls_key_password)
+            opts[at] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_KEY_PASSWORD, 0,
+                                               cfg->tls_key_password};
+    }
     s->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                                  MHD_OPTION_ARRAY, opts,
@@ -576,8 +620,14 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
                                  MHD_OPTION_NOTIFY_CONNECTION, vp_heads_notify, s,
                                  MHD_OPTION_END);
     if (!s->daemon) {
-        vp_fail(err, VP_ERR_IO, "port", "cannot listen on %s port %d (in use, or not allowed?)",
-                cfg->host, cfg->port);
+        if (cfg->tls_cert)
+            vp_fail(err, VP_ERR_IO, "tls_cert",
+                    "cannot serve HTTPS on %s port %d: the port is in use or not allowed, or "
+                    "libmicrohttpd refused the certificate %s or the key %s (its message above)",
+                    cfg->host, cfg->port, cfg->tls_cert, cfg->tls_key);
+        else
+            vp_fail(err, VP_ERR_IO, "port", "cannot listen on %s port %d (in use, or not allowed?)",
+                    cfg->host, cfg->port);
         goto fail;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -597,6 +647,7 @@ fail:
     pthread_mutex_destroy(&s->heads_mu);
     pthread_mutex_destroy(&s->wait_mu);
     vp_metrics_destroy(&s->metrics);
+    vp_tls_free(&s->tls);
     free(s->openapi);
     free(s);
     return -1;
@@ -683,6 +734,7 @@ void vp_server_stop(vp_server *s)
     pthread_mutex_destroy(&s->heads_mu);
     pthread_mutex_destroy(&s->wait_mu);
     vp_metrics_destroy(&s->metrics);
+    vp_tls_free(&s->tls);
     free(s->openapi);
     free(s);
 }

@@ -33,6 +33,13 @@
 #include "server/server.h"
 
 typedef struct vp_conn vp_conn;
+
+/* tls.c: the PEM files of --tls-cert and --tls-key, read and checked at start. */
+typedef struct vp_tls_files {
+    char *cert, *key; /* NUL-terminated PEM text, or NULL (plain HTTP) */
+} vp_tls_files;
+int vp_tls_load(const vp_config *cfg, vp_tls_files *out, vp_error *err);
+void vp_tls_free(vp_tls_files *t);
 typedef struct vp_head vp_head;
 
 struct vp_server {
@@ -46,6 +53,7 @@ struct vp_server {
     vp_request_limits limits;
     char model_name[128];
     char *openapi;                 /* GET /openapi.json's body (proto/openapi.h) */
+    vp_tls_files tls;              /* the certificate and key, while the daemon runs */
     size_t openapi_len;
     vp_metrics metrics;
     vp_fetch_pool *fetch_pool;     /* image URL downloads (NULL unless allow_image_urls) */

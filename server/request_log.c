@@ -34,7 +34,8 @@ static void priority_names(const vp_conn *x, char *out, size_t cap)
                      vp_priority_name((vp_priority)p));
 }
 
-static void log_json(const vp_conn *x, const char *prio, const char *ended, double ms)
+static void log_json(vp_log_level level, const vp_conn *x, const char *prio, const char *ended,
+                     double ms)
 {
     json_t *f = json_object();
     if (!f)
@@ -53,7 +54,7 @@ static void log_json(const vp_conn *x, const char *prio, const char *ended, doub
         json_object_set_new(f, "ended", json_string(ended));
     if (x->client_id[0]) /* checked characters (reqid.h) */
         json_object_set_new(f, "client_request_id", json_string(x->client_id));
-    vp_log_write_fields(VP_LOG_INFO, x->id, f);
+    vp_log_write_fields(level, x->id, f);
 }
 
 void vp_log_request(const vp_conn *x, enum MHD_RequestTerminationCode toe, double ms)
@@ -62,17 +63,18 @@ void vp_log_request(const vp_conn *x, enum MHD_RequestTerminationCode toe, doubl
     bool quiet = x->route && x->status == 200 &&
                  (!strcmp(x->route->path, "/health") || !strcmp(x->route->path, "/ready") ||
                   !strcmp(x->route->path, "/metrics"));
-    if (quiet && !x->srv->cfg->log_bodies) {
-        VP_LOGD(x->id, "%s %s %d %.1f ms", x->method, x->path, x->status, ms);
-        return;
-    }
-    if (!vp_log_enabled(VP_LOG_INFO))
+    vp_log_level level = quiet && !x->srv->cfg->log_bodies ? VP_LOG_DEBUG : VP_LOG_INFO;
+    if (!vp_log_enabled(level))
         return;
     char prio[40];
     priority_names(x, prio, sizeof prio);
     const char *ended = termination_name(x, toe);
     if (vp_log_json()) {
-        log_json(x, prio, ended, ms);
+        log_json(level, x, prio, ended, ms);
+        return;
+    }
+    if (level == VP_LOG_DEBUG) {
+        VP_LOGD(x->id, "%s %s %d %.1f ms", x->method, x->path, x->status, ms);
         return;
     }
     char status[8], fetch[40] = "";

@@ -3,10 +3,14 @@
  * suspended connections, so every 50 ms this thread peeks (MSG_PEEK, non-blocking) at the
  * socket of each request waiting for the engine or for its image URLs: end of stream or
  * a socket error means the client is gone, and its jobs are cancelled (a queued job is
- * skipped, a running one has its result dropped), or its fetch is abandoned. Bytes waiting to be read (a pipelined next request) mean the
- * client is still there. A half-close (the client shut only its sending side) reads as
+ * skipped, a running one has its result dropped), or its fetch is abandoned. Bytes waiting
+ * to be read (a pipelined next request, a TLS record) mean the client is still there,
+ * unless the kernel says its FIN came after them (CLOSE_WAIT: a TLS client's close_notify
+ * comes just before it). A half-close (the client shut only its sending side) reads as
  * end of stream too, which is why --no-cancel-on-disconnect turns this check off. */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -49,7 +53,12 @@ static bool client_gone(int fd)
         return true;
     if (n < 0)
         return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
-    return false;
+    /* bytes wait unread, yet the client may have closed after them: over TLS a closing
+     * client sends its close_notify alert before the FIN, and nothing reads it while the
+     * connection is suspended. The kernel knows the FIN came (CLOSE_WAIT). */
+    struct tcp_info ti;
+    socklen_t tl = sizeof ti;
+    return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 && ti.tcpi_state == TCP_CLOSE_WAIT;
 }
 
 static void *watch_main(void *arg)

@@ -52,6 +52,7 @@ int vp_err_http_status(vp_err_kind kind)
     case VP_ERR_BUSY: return 429;
     case VP_ERR_UNAVAILABLE:
     case VP_ERR_DEVICE: return 503;
+    case VP_ERR_HEAD_TOO_LARGE: return 431;
     case VP_ERR_IO:
     case VP_ERR_MODEL:
     case VP_ERR_NOMEM:
@@ -73,6 +74,7 @@ const char *vp_err_type(vp_err_kind kind)
     case VP_ERR_BUSY: return "queue_full";
     case VP_ERR_UNAVAILABLE:
     case VP_ERR_DEVICE: return "unavailable";
+    case VP_ERR_HEAD_TOO_LARGE: return "header_too_large";
     case VP_ERR_IO: return "io_error";
     case VP_ERR_MODEL: return "model_error";
     case VP_ERR_NOMEM: return "out_of_memory";

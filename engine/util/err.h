@@ -20,8 +20,9 @@ typedef enum {
     VP_ERR_MODEL,           /* broken or unsupported checkpoint */
     VP_ERR_NOMEM,           /* allocation failed */
     VP_ERR_INTERNAL,        /* 500: a bug */
-    VP_ERR_DEVICE           /* 503: the compute device failed for good (a lost GPU context):
+    VP_ERR_DEVICE,          /* 503: the compute device failed for good (a lost GPU context):
                                nothing more can run in this process */
+    VP_ERR_HEAD_TOO_LARGE   /* 431: the request line and headers over max_header_bytes */
 } vp_err_kind;
 
 typedef struct vp_error {

@@ -79,8 +79,8 @@ static json_t *json_head(vp_log_level level, const char *req_id)
 /* Writes and releases line; -1 when it could not be written (out of memory). */
 static int emit_json(json_t *line)
 {
-    /* 6 significant digits: milliseconds to the microsecond below 1 s */
-    char *text = line ? json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
+    /* 10 significant digits: milliseconds to the microsecond up to 10^4 s */
+    char *text = line ? json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
     json_decref(line);
     if (!text)
         return -1;

@@ -56,6 +56,31 @@ static int signals_seen(void)
     return n;
 }
 
+/* --log-level debug: the effective configuration (the API key masked), as text lines, or
+ * in JSON one log line per option. */
+static void log_config(const vp_config *cfg)
+{
+    if (!vp_log_json()) {
+        fprintf(stderr, "effective configuration:\n");
+        vp_config_dump(cfg, stderr);
+        return;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return;
+    vp_config_dump(cfg, f);
+    fclose(f);
+    for (char *line = text, *end; line && *line; line = end ? end + 1 : NULL) {
+        end = strchr(line, '\n');
+        if (end)
+            *end = 0;
+        VP_LOGD(NULL, "configuration: %s", line);
+    }
+    free(text);
+}
+
 static vp_log_level level_of(const char *s)
 {
     if (!strcmp(s, "debug"))
@@ -155,10 +180,8 @@ int cmd_serve(int argc, char **argv)
     }
     vp_log_set_level(level_of(cfg.log_level));
     vp_log_set_json(!strcmp(cfg.log_format, "json"));
-    if (level_of(cfg.log_level) == VP_LOG_DEBUG) {
-        fprintf(stderr, "effective configuration:\n");
-        vp_config_dump(&cfg, stderr); /* the API key is masked */
-    }
+    if (level_of(cfg.log_level) == VP_LOG_DEBUG)
+        log_config(&cfg);
 
     /* before any thread starts: signals go to the signal thread only */
     signal(SIGPIPE, SIG_IGN);
@@ -185,7 +208,8 @@ int cmd_serve(int argc, char **argv)
     }
     /* on stdout whatever the log level: scripts started with --port 0 read the port here */
     bool v6 = strchr(cfg.host, ':') != NULL;
-    printf("listening on http://%s%s%s:%d\n", v6 ? "[" : "", cfg.host, v6 ? "]" : "",
+    printf("listening on %s://%s%s%s:%d\n", cfg.tls_cert ? "https" : "http", v6 ? "[" : "",
+           cfg.host, v6 ? "]" : "",
            vp_server_port(srv));
     fflush(stdout);
     VP_LOGI(NULL, "listening on port %d; loading the model", vp_server_port(srv));

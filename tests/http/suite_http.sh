@@ -143,13 +143,17 @@ print(data.split(b"\r\n", 1)[0].decode() if data else "closed")
 EOF
 half_close() { "$PY" "$T/half_close.py" "$PORT" "$KEY" 2>&1; }
 
-# head_status BYTES: the status of GET /health sent with a header of about BYTES bytes
+# head_status BYTES: the status of GET /health sent with a header of about BYTES bytes,
+# then "json" for our error body (type header_too_large), "html" for libmicrohttpd's
 head_status() {
     "$PY" -c "
 import http.client, sys
 c = http.client.HTTPConnection('127.0.0.1', int(sys.argv[1]), timeout=30)
 c.request('GET', '/health', headers={'X-Padding': 'p' * int(sys.argv[2])})
-print(c.getresponse().status)" "$PORT" "$1" 2>&1 | tail -1
+r = c.getresponse()
+b = r.read()
+print(r.status, 'json' if b'\"header_too_large\"' in b else 'html' if b'<html>' in b else '')" \
+        "$PORT" "$1" 2>&1 | tail -1
 }
 
 # ---- A: strict limits, release binary
@@ -178,16 +182,17 @@ open(sys.argv[3], 'w').write(rss)" "$PORT" "$PID" "$T/rss1"
         || bad "A: bodies sent with GET /health held: RSS +$((rss1 - rss0)) KB for 8 x 1.9 MB"
     run_tool "A: API contract and every error status" "$VPRM_TOOLS/http_api" "$URL" "$KEY"
     # the OpenAPI document against this daemon's answers (python3-jsonschema the validator)
-    if "$PY" tests/http/openapi_check.py "$PORT" "$KEY" "$VPRM" >"$T/openapi.out" 2>&1; then
+    if "$PY" tests/http/openapi_check.py "$PORT" "$KEY" "$VPRM" "$MODEL" >"$T/openapi.out" 2>&1; then
         ok "A: GET /openapi.json describes every route, field and answer ($(grep -c '^ok:' "$T/openapi.out") checks; $(tail -1 "$T/openapi.out"))"
     else bad "A: the OpenAPI document and the server differ"; grep -v '^ok:' "$T/openapi.out" | tail -15; fi
     run_tool "A: misbehaving clients" "$VPRM_TOOLS/http_abuse" 127.0.0.1 "$PORT" "$KEY" 2 2097152
     hc=$(half_close)
     [ "$hc" = closed ] && ok "A: a client that half-closes after its request is taken for gone (cancelled)" \
         || bad "A: half-close with cancel_on_disconnect: $hc"
-    s1=$(head_status 12000); s2=$(head_status 20000)
-    [ "$s1" = 200 ] && [ "$s2" = 431 ] && ok "A: --max-header-bytes 16K: a 12 KB header answered, a 20 KB one 431" \
-        || bad "A: --max-header-bytes 16K: 12 KB header $s1, 20 KB header $s2 (want 200, 431)"
+    s1=$(head_status 12000); s2=$(head_status 15500); s3=$(head_status 20000)
+    [ "$s1" = "200 " ] && [ "$s2" = "431 json" ] && [ "$s3" = "431 html" ] \
+        && ok "A: --max-header-bytes 16K: a 12 KB header answered, 15.5 KB our 431, 20 KB libmicrohttpd's" \
+        || bad "A: --max-header-bytes 16K: 12 KB header '$s1', 15.5 KB '$s2', 20 KB '$s3' (want 200, 431 json, 431 html)"
     # the CLI and the daemon give the same scores and the same token ids
     printf '%s' '{"question": "Is 7 prime?", "responses": ["7 has no divisors but 1 and 7.\n\nSo yes.", ["It is even.", "So no."]], "return_logits": true}' >"$T/req.json"
     "$VPRM" score --model "$MODEL" "$T/req.json" >"$T/cli.json" 2>"$T/cli.err"
@@ -229,9 +234,10 @@ if start_daemon B "$VPRM" --api-key "$KEY" --no-cancel-on-disconnect --header-ti
     hc=$(half_close)
     case "$hc" in "HTTP/1.1 200"*) ok "B: --no-cancel-on-disconnect answers a client that half-closed ($hc)" ;;
         *) bad "B: half-close with --no-cancel-on-disconnect: $hc" ;; esac
-    s1=$(head_status 28000); s2=$(head_status 40000)
-    [ "$s1" = 200 ] && [ "$s2" = 431 ] && ok "B: the default --max-header-bytes (32K): a 28 KB header answered, a 40 KB one 431" \
-        || bad "B: default --max-header-bytes: 28 KB header $s1, 40 KB header $s2 (want 200, 431)"
+    s1=$(head_status 28000); s2=$(head_status 31500); s3=$(head_status 40000)
+    [ "$s1" = "200 " ] && [ "$s2" = "431 json" ] && [ "$s3" = "431 html" ] \
+        && ok "B: the default --max-header-bytes (32K): a 28 KB header answered, 31.5 KB our 431, 40 KB libmicrohttpd's" \
+        || bad "B: default --max-header-bytes: 28 KB header '$s1', 31.5 KB '$s2', 40 KB '$s3' (want 200, 431 json, 431 html)"
     if "$PY" tests/http/kept_alive_heads.py "$PORT" >"$T/heads.out" 2>&1; then
         ok "B: kept-alive connection: idle past --header-timeout-s kept, a trickled head closed ($(cat "$T/heads.out"))"
     else bad "B: request-head deadline on a kept-alive connection: $(tail -3 "$T/heads.out")"; fi
@@ -563,7 +569,7 @@ if start_daemon J "$VPRM" --max-image-bytes 64; then
 fi
 # the image side limit is the server's to set (413 naming it; /v1/models reports it); the
 # log as JSON lines (--log-format json)
-if start_daemon J2 "$VPRM" --max-image-side 8 --log-format json; then
+if start_daemon J2 "$VPRM" --max-image-side 8 --log-format json --log-level debug; then
     "$PY" -c "import base64, io, json
 from PIL import Image
 b = io.BytesIO(); Image.new('RGB', (16, 1), (9, 99, 199)).save(b, 'PNG')
@@ -593,6 +599,9 @@ assert bad[0]["client_request_id"] == "j2-413" and isinstance(bad[0]["ms"], floa
 assert len(good) == 1 and good[0]["responses"] == 1 and good[0]["tokens"] > 200, good
 assert good[0]["priority"] == "low" and "client_request_id" not in good[0], good
 assert any(l.get("message", "").startswith("ready on port") for l in lines)
+# --log-level debug: the configuration one option a line, the probes as request lines
+assert any(l.get("message", "") == "configuration: max_image_side=8" for l in lines), lines[:3]
+assert any(l.get("path") == "/ready" and l["level"] == "debug" for l in reqs), reqs
 assert lines[-1]["message"] == "stopped (exit 0)", lines[-1]
 EOF
     then ok "J2: --log-format json: every line an object; the request lines' fields (status, path, tokens, priority, client id)"
@@ -627,6 +636,41 @@ EOF
     stop_daemon K
 fi
 unset VPRM_TEST_OVERFLOW_AFTER
+
+# ---- T: HTTPS (--tls-cert, --tls-key): a certificate for 127.0.0.1 made here (openssl), the
+# refusals at start, then tests/http/tls_check.py (Python's ssl verifying it)
+TLS="$T/tls"
+rm -rf "$TLS" && mkdir -p "$TLS"
+for n in a b; do
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+        -keyout "$TLS/key_$n.pem" -out "$TLS/cert_$n.pem" >"$TLS/openssl.log" 2>&1 || bad "T: openssl req: $(tail -2 "$TLS/openssl.log")"
+done
+chmod 600 "$TLS"/key_*.pem
+printf 'not a certificate\n' >"$TLS/junk.pem"
+refused() { # refused LABEL PATTERN serve-flags...: start-up refused with exit 2 or 1, naming PATTERN
+    label=$1; pattern=$2; shift 2
+    if timeout 60 "$VPRM" serve --model "$MODEL" --port 0 --no-warmup "$@" >"$TLS/refused.out" 2>&1; then
+        bad "T: $label: the server started"
+    elif grep -q -- "$pattern" "$TLS/refused.out"; then ok "T: $label: refused at start, naming $pattern"
+    else bad "T: $label: $(tail -3 "$TLS/refused.out")"; fi
+}
+refused "a certificate without its key" "tls_key" --tls-cert "$TLS/cert_a.pem"
+refused "a missing certificate file" "$TLS/nope.pem" --tls-cert "$TLS/nope.pem" --tls-key "$TLS/key_a.pem"
+refused "a certificate that is not PEM" "junk.pem is not a PEM file" --tls-cert "$TLS/junk.pem" --tls-key "$TLS/key_a.pem"
+refused "a key in place of the certificate" "key_a.pem is not a PEM file" --tls-cert "$TLS/key_a.pem" --tls-key "$TLS/cert_a.pem"
+refused "a key that is not the certificate's" "cannot serve HTTPS" --tls-cert "$TLS/cert_a.pem" --tls-key "$TLS/key_b.pem"
+export DAEMON_CURL_ARGS="--cacert $TLS/cert_a.pem"
+if start_daemon T "$VPRM" --api-key "$KEY" --batch-tokens 12000 --header-timeout-s 2 \
+    --tls-cert "$TLS/cert_a.pem" --tls-key "$TLS/key_a.pem"; then
+    case "$URL" in https://*) ok "T: listening on $URL" ;; *) bad "T: URL $URL is not https" ;; esac
+    if "$PY" tests/http/tls_check.py "$PORT" "$KEY" "$TLS/cert_a.pem" "$T/req.json" "$T/cli.json" \
+        "$T/T.log" >"$T/tls.out" 2>&1; then
+        ok "T: HTTPS: $(grep -c '^ok:' "$T/tls.out") checks (scores, plain HTTP refused, cancel on a TLS close, handshake deadline)"
+    else bad "T: HTTPS checks"; grep -v '^ok:' "$T/tls.out" | tail -10; fi
+    stop_daemon T
+fi
+unset DAEMON_CURL_ARGS
 
 echo "suite_http: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -163,6 +163,12 @@ static void test_fields(void)
                  &r, &err));
     CHECK(r.responses[0].n_steps == 2 && text_is(&r.responses[0].steps[0], "a\n\nb"));
     vp_request_free(&r);
+    /* whole numbers written as reals are integers (JSON Schema's reading; the OpenAPI file) */
+    CHECK(!parse("{\"question\": \"q\", \"responses\": [\"a|b|c\"], \"step_separator\": \"|\", "
+                 "\"max_steps\": 2.0, \"max_tiles\": 3e0}",
+                 &r, &err));
+    CHECK(r.responses[0].n_steps == 2 && r.max_steps == 2 && r.max_tiles == 3);
+    vp_request_free(&r);
 
     /* a max_steps above any step count merges nothing; URL schemes and ;base64 ignore case */
     CHECK(!parse("{\"question\": \"q\", \"responses\": [\"a|b\"], \"step_separator\": \"|\", "
@@ -202,6 +208,10 @@ static void test_errors(void)
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"priority\": 0}", VP_ERR_BAD_REQUEST, "priority", "high, normal, low");
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"priority\": \"high\\u0000\"}", VP_ERR_BAD_REQUEST, "priority", "high, normal, low");
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"max_steps\": 0}", VP_ERR_BAD_REQUEST, "max_steps", "positive");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"max_steps\": 2.5}", VP_ERR_BAD_REQUEST, "max_steps", "positive");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"max_steps\": 0.0}", VP_ERR_BAD_REQUEST, "max_steps", "positive");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"max_steps\": 1e300}", VP_ERR_BAD_REQUEST, "max_steps", "positive");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"max_tiles\": \"2\"}", VP_ERR_BAD_REQUEST, "max_tiles", "positive");
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"max_tiles\": 40}", VP_ERR_TOO_LARGE, "max_tiles", "max_tiles=12");
     /* any value over the server's limit is that limit's 413, however large */
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"max_tiles\": 1000001}", VP_ERR_TOO_LARGE, "max_tiles", "max_tiles=12");
