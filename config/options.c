@@ -70,11 +70,10 @@ const vp_option vp_options[] = {
      "PEM file of the certificate's private key (with tls_cert)", 0},
     {"tls_key_password", VP_OPT_STR, OFF(tls_key_password), NULL, 0, 0, NULL,
      "password of an encrypted tls_key", 1},
-    {"max_header_bytes", VP_OPT_SIZE, OFF(max_header_bytes), "32K", 8192, 1 << 20, NULL,
-     "memory of one connection (libmicrohttpd's connection pool), which bounds its request "
-     "line and headers: a head over this less 1.5K gets 431 (over about this, libmicrohttpd "
-     "answers 431 itself, with a short HTML page); each open connection holds this much once "
-     "it has served a request", 0},
+    {"max_header_bytes", VP_OPT_SIZE, OFF(max_header_bytes), "28K", 4096, 1 << 20, NULL,
+     "request line and headers of one request, counted as libmicrohttpd holds them (about 64 "
+     "bytes more a header, cookie and query argument); over it, 431. Each connection that "
+     "served a request holds this much memory, plus 4K", 0},
     {"api_key", VP_OPT_STR, OFF(api_key), NULL, 0, 0, NULL,
      "require \"Authorization: Bearer KEY\" (unset = open; /health stays open)", 1},
     {"retry_after_s", VP_OPT_INT, OFF(retry_after_s), "1", 0, 3600, NULL,

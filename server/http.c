@@ -190,44 +190,52 @@ static enum MHD_Result early_error(vp_conn *x, vp_err_kind kind, const char *fmt
     return kind == VP_ERR_NONE ? vp_reply_method_not_allowed(x, x->allow) : vp_reply_error(x, e);
 }
 
-/* Room kept in libmicrohttpd's per-connection memory (max_header_bytes) for the answer's
- * own header lines: with less, it closes the connection without an answer (measured:
- * heads within ~650 bytes of the limit). */
-#define ANSWER_HEADER_ROOM 1536u
+/* libmicrohttpd's memory per connection is max_header_bytes plus this: room for its own
+ * records and for the answer's header lines, which it cannot send without (it closes the
+ * connection unanswered when a head leaves less than ~650 bytes). */
+#define VP_HEAD_RESERVE 4096u
+/* what libmicrohttpd keeps per header, cookie and query argument besides the text */
+#define HEAD_RECORD_BYTES 64u
 
 static enum MHD_Result sum_value(void *cls, enum MHD_ValueKind kind, const char *key,
                                  const char *value)
 {
     (void)kind;
-    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": ", CRLF or "&=" */
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4 + HEAD_RECORD_BYTES;
     return MHD_YES;
 }
 
-/* Bytes of the request line and headers, as libmicrohttpd holds them. */
+/* Bytes libmicrohttpd holds for the request line and headers, about: their text, a record
+ * for each header, cookie and argument (the Cookie header's text is held twice). The URL
+ * counts decoded, as the handler gets it. */
 static size_t head_bytes(struct MHD_Connection *c, const char *method, const char *url,
                          const char *version)
 {
     size_t n = strlen(method) + strlen(url) + strlen(version) + 4;
-    MHD_get_connection_values(c, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, sum_value, &n);
+    MHD_get_connection_values(c, MHD_HEADER_KIND | MHD_COOKIE_KIND | MHD_GET_ARGUMENT_KIND,
+                              sum_value, &n);
     return n;
+}
+
+size_t vp_server_connection_memory(const vp_config *cfg)
+{
+    return cfg->max_header_bytes + VP_HEAD_RESERVE;
 }
 
 static enum MHD_Result on_first_call(vp_conn *x, size_t head)
 {
     vp_server *s = x->srv;
-    size_t room = s->cfg->max_header_bytes - ANSWER_HEADER_ROOM; /* option minimum: 8K */
-    if (head > room) { /* answered now and closed: the connection's memory is spent */
-        x->close_after = true;
-        return vp_reply_errorf(x, VP_ERR_HEAD_TOO_LARGE, "",
-                               "the request line and headers take about %zu bytes, over the "
-                               "limit max_header_bytes=%zu less %u for the answer",
-                               head, s->cfg->max_header_bytes, ANSWER_HEADER_ROOM);
-    }
     const char *cid = MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND, "X-Client-Request-Id");
     if (!cid)
         cid = MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND, "X-Request-Id");
     if (vp_reqid_client_ok(cid))
         snprintf(x->client_id, sizeof x->client_id, "%s", cid);
+    if (head > s->cfg->max_header_bytes) { /* answered now and closed, the body unread */
+        x->close_after = true;
+        return vp_reply_errorf(x, VP_ERR_HEAD_TOO_LARGE, "",
+                               "the request line and headers take about %zu bytes, over the "
+                               "limit max_header_bytes=%zu", head, s->cfg->max_header_bytes);
+    }
     /* two Content-Lengths that differ, or one with Transfer-Encoding: a proxy in front may
      * read the body's end otherwise than libmicrohttpd (request smuggling). 400 and the
      * connection closed, as RFC 9112 (6.3) asks. */
@@ -528,8 +536,9 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(buf);
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         buf[--n] = 0;
-    /* our handler returns MHD_NO on purpose for clients that left: our own line says so */
-    if (strstr(buf, "Application reported internal error"))
+    /* our handler returns MHD_NO on purpose for clients that left: our own line says so;
+     * a TLS handshake that fails is the client's business (anyone can send garbage) */
+    if (strstr(buf, "Application reported internal error") || strstr(buf, "handshake"))
         VP_LOGD(NULL, "microhttpd: %s", buf);
     else
         VP_LOGW(NULL, "microhttpd: %s", buf);
@@ -593,7 +602,7 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
         {MHD_OPTION_THREAD_POOL_SIZE, cfg->http_threads, NULL},
         {MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s, NULL},
-        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)cfg->max_header_bytes, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)vp_server_connection_memory(cfg), NULL},
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip, NULL},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
         {MHD_OPTION_SOCK_ADDR, 0, &ss},
@@ -630,6 +639,7 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
                     cfg->host, cfg->port);
         goto fail;
     }
+    vp_tls_free(&s->tls); /* read by GnuTLS at start only */
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : cfg->port;
     if (cfg->allow_image_urls && vp_fetch_start_pool(s, err)) {
@@ -734,7 +744,6 @@ void vp_server_stop(vp_server *s)
     pthread_mutex_destroy(&s->heads_mu);
     pthread_mutex_destroy(&s->wait_mu);
     vp_metrics_destroy(&s->metrics);
-    vp_tls_free(&s->tls);
     free(s->openapi);
     free(s);
 }

@@ -53,7 +53,7 @@ struct vp_server {
     vp_request_limits limits;
     char model_name[128];
     char *openapi;                 /* GET /openapi.json's body (proto/openapi.h) */
-    vp_tls_files tls;              /* the certificate and key, while the daemon runs */
+    vp_tls_files tls;              /* the certificate and key, until the daemon started */
     size_t openapi_len;
     vp_metrics metrics;
     vp_fetch_pool *fetch_pool;     /* image URL downloads (NULL unless allow_image_urls) */

@@ -18,6 +18,9 @@
 
 typedef struct vp_server vp_server;
 
+/* libmicrohttpd's memory per connection: cfg->max_header_bytes and room for the answer. */
+size_t vp_server_connection_memory(const vp_config *cfg);
+
 /* cfg must outlive the server. */
 int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err);
 /* The bound TCP port (useful with --port 0). */

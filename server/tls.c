@@ -10,6 +10,25 @@
 
 #define PEM_MAX_BYTES (1u << 20) /* a certificate chain is a few KB */
 
+static void wipe_free(char *p, size_t n)
+{
+    if (p)
+        memset(p, 0, n);
+    free(p);
+}
+
+/* Whether a "-----BEGIN ...-----" line of text names label (a key file may start with
+ * another block: `openssl ecparam -genkey` writes EC PARAMETERS first). */
+static bool has_block(const char *text, const char *label)
+{
+    for (const char *b = strstr(text, "-----BEGIN "); b; b = strstr(b + 11, "-----BEGIN ")) {
+        const char *end = strstr(b + 11, "-----");
+        if (end && memmem(b, (size_t)(end - b), label, strlen(label)))
+            return true;
+    }
+    return false;
+}
+
 /* path's text into *out; it must hold a PEM block whose label contains `label`. */
 static int read_pem(const char *path, const char *option, const char *label, char **out,
                     vp_error *err)
@@ -21,13 +40,8 @@ static int read_pem(const char *path, const char *option, const char *label, cha
         snprintf(why, sizeof why, "%s", err->message);
         return vp_fail(err, VP_ERR_IO, option, "option %s: %s", option, why);
     }
-    const char *begin = strstr((const char *)data, "-----BEGIN ");
-    const char *eol = begin ? strstr(begin, "-----\n") : NULL;
-    if (!eol)
-        eol = begin ? strstr(begin, "-----\r\n") : NULL;
-    bool labelled = begin && eol && memmem(begin, (size_t)(eol - begin), label, strlen(label));
-    if (strlen((const char *)data) != len || !labelled) {
-        free(data);
+    if (strlen((const char *)data) != len || !has_block((const char *)data, label)) {
+        wipe_free((char *)data, len);
         return vp_fail(err, VP_ERR_BAD_REQUEST, option,
                        "option %s: %s is not a PEM file with a \"-----BEGIN ...%s...-----\" "
                        "block", option, path, label);
@@ -44,6 +58,17 @@ int vp_tls_load(const vp_config *cfg, vp_tls_files *out, vp_error *err)
         vp_tls_free(out);
         return -1;
     }
+    /* PKCS#8 "ENCRYPTED PRIVATE KEY", or a traditional key with "Proc-Type: 4,ENCRYPTED" */
+    bool encrypted = strstr(out->key, "ENCRYPTED") != NULL;
+    if (encrypted && !cfg->tls_key_password) {
+        vp_tls_free(out);
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "tls_key_password",
+                       "option tls_key: %s is encrypted: give its password with "
+                       "tls_key_password (VPRM_TLS_KEY_PASSWORD or the config file keep it out "
+                       "of the process list)", cfg->tls_key);
+    }
+    if (!encrypted && cfg->tls_key_password)
+        VP_LOGW(NULL, "tls_key_password is set but the key %s is not encrypted", cfg->tls_key);
     struct stat st;
     if (stat(cfg->tls_key, &st) == 0 && (st.st_mode & S_IROTH))
         VP_LOGW(NULL, "the TLS key %s is readable by every user of this machine (chmod 600 it)",
@@ -55,9 +80,7 @@ void vp_tls_free(vp_tls_files *t)
 {
     if (!t)
         return;
-    if (t->key) /* the key's bytes do not outlive their use */
-        memset(t->key, 0, strlen(t->key));
     free(t->cert);
-    free(t->key);
+    wipe_free(t->key, t->key ? strlen(t->key) : 0); /* the key's bytes do not outlive their use */
     t->cert = t->key = NULL;
 }

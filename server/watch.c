@@ -7,7 +7,8 @@
  * to be read (a pipelined next request, a TLS record) mean the client is still there,
  * unless the kernel says its FIN came after them (CLOSE_WAIT: a TLS client's close_notify
  * comes just before it). A half-close (the client shut only its sending side) reads as
- * end of stream too, which is why --no-cancel-on-disconnect turns this check off. */
+ * end of stream too (and so does one that pipelined its next request before it: both are
+ * cancelled), which is why --no-cancel-on-disconnect turns this check off. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>

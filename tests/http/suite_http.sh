@@ -143,18 +143,9 @@ print(data.split(b"\r\n", 1)[0].decode() if data else "closed")
 EOF
 half_close() { "$PY" "$T/half_close.py" "$PORT" "$KEY" 2>&1; }
 
-# head_status BYTES: the status of GET /health sent with a header of about BYTES bytes,
-# then "json" for our error body (type header_too_large), "html" for libmicrohttpd's
-head_status() {
-    "$PY" -c "
-import http.client, sys
-c = http.client.HTTPConnection('127.0.0.1', int(sys.argv[1]), timeout=30)
-c.request('GET', '/health', headers={'X-Padding': 'p' * int(sys.argv[2])})
-r = c.getresponse()
-b = r.read()
-print(r.status, 'json' if b'\"header_too_large\"' in b else 'html' if b'<html>' in b else '')" \
-        "$PORT" "$1" 2>&1 | tail -1
-}
+# head_status SHAPE BYTES: the answer to a GET /health with a head of that size
+# (tests/http/head_status.py: "200", "431 json", "431 html", "none")
+head_status() { "$PY" tests/http/head_status.py "$PORT" "$1" "$2" 2>&1 | tail -1; }
 
 # ---- A: strict limits, release binary
 # shellcheck disable=SC2086
@@ -189,10 +180,12 @@ open(sys.argv[3], 'w').write(rss)" "$PORT" "$PID" "$T/rss1"
     hc=$(half_close)
     [ "$hc" = closed ] && ok "A: a client that half-closes after its request is taken for gone (cancelled)" \
         || bad "A: half-close with cancel_on_disconnect: $hc"
-    s1=$(head_status 12000); s2=$(head_status 15500); s3=$(head_status 20000)
-    [ "$s1" = "200 " ] && [ "$s2" = "431 json" ] && [ "$s3" = "431 html" ] \
-        && ok "A: --max-header-bytes 16K: a 12 KB header answered, 15.5 KB our 431, 20 KB libmicrohttpd's" \
-        || bad "A: --max-header-bytes 16K: 12 KB header '$s1', 15.5 KB '$s2', 20 KB '$s3' (want 200, 431 json, 431 html)"
+    # libmicrohttpd has 16K + 4K a connection; about 64 bytes a header or cookie of its own
+    got="$(head_status one 12000), $(head_status one 18000), $(head_status one 25000)"
+    got="$got, $(head_status tiny 1500), $(head_status tiny 2500), $(head_status cookie 2000), $(head_status cookie 4000)"
+    [ "$got" = "200, 431 json, 431 html, 200, 431 json, 200, 431 json" ] \
+        && ok "A: --max-header-bytes 16K: heads under it answered, over it our 431 (one header of 18 KB, 250 tiny headers, 153 cookies), far over libmicrohttpd's" \
+        || bad "A: --max-header-bytes 16K: one header 12/18/25 KB, 150/250 tiny headers, 76/153 cookies: $got"
     # the CLI and the daemon give the same scores and the same token ids
     printf '%s' '{"question": "Is 7 prime?", "responses": ["7 has no divisors but 1 and 7.\n\nSo yes.", ["It is even.", "So no."]], "return_logits": true}' >"$T/req.json"
     "$VPRM" score --model "$MODEL" "$T/req.json" >"$T/cli.json" 2>"$T/cli.err"
@@ -234,10 +227,10 @@ if start_daemon B "$VPRM" --api-key "$KEY" --no-cancel-on-disconnect --header-ti
     hc=$(half_close)
     case "$hc" in "HTTP/1.1 200"*) ok "B: --no-cancel-on-disconnect answers a client that half-closed ($hc)" ;;
         *) bad "B: half-close with --no-cancel-on-disconnect: $hc" ;; esac
-    s1=$(head_status 28000); s2=$(head_status 31500); s3=$(head_status 40000)
-    [ "$s1" = "200 " ] && [ "$s2" = "431 json" ] && [ "$s3" = "431 html" ] \
-        && ok "B: the default --max-header-bytes (32K): a 28 KB header answered, 31.5 KB our 431, 40 KB libmicrohttpd's" \
-        || bad "B: default --max-header-bytes: 28 KB header '$s1', 31.5 KB '$s2', 40 KB '$s3' (want 200, 431 json, 431 html)"
+    got="$(head_status one 26000), $(head_status one 30000), $(head_status one 40000)"
+    [ "$got" = "200, 431 json, 431 html" ] \
+        && ok "B: the default --max-header-bytes (28K): a 26 KB header answered, 30 KB our 431, 40 KB libmicrohttpd's" \
+        || bad "B: default --max-header-bytes: 26/30/40 KB header: $got (want 200, 431 json, 431 html)"
     if "$PY" tests/http/kept_alive_heads.py "$PORT" >"$T/heads.out" 2>&1; then
         ok "B: kept-alive connection: idle past --header-timeout-s kept, a trickled head closed ($(cat "$T/heads.out"))"
     else bad "B: request-head deadline on a kept-alive connection: $(tail -3 "$T/heads.out")"; fi
@@ -660,6 +653,33 @@ refused "a missing certificate file" "$TLS/nope.pem" --tls-cert "$TLS/nope.pem" 
 refused "a certificate that is not PEM" "junk.pem is not a PEM file" --tls-cert "$TLS/junk.pem" --tls-key "$TLS/key_a.pem"
 refused "a key in place of the certificate" "key_a.pem is not a PEM file" --tls-cert "$TLS/key_a.pem" --tls-key "$TLS/cert_a.pem"
 refused "a key that is not the certificate's" "cannot serve HTTPS" --tls-cert "$TLS/cert_a.pem" --tls-key "$TLS/key_b.pem"
+# an encrypted key (PKCS#8) needs its password; a key file from `openssl ecparam -genkey`
+# starts with an EC PARAMETERS block
+openssl pkcs8 -topk8 -in "$TLS/key_a.pem" -out "$TLS/key_enc.pem" -passout pass:secret-pw-1 >>"$TLS/openssl.log" 2>&1
+openssl ecparam -name prime256v1 -genkey -out "$TLS/key_ec.pem" >>"$TLS/openssl.log" 2>&1
+openssl req -x509 -key "$TLS/key_ec.pem" -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -out "$TLS/cert_ec.pem" >>"$TLS/openssl.log" 2>&1
+chmod 600 "$TLS"/key_*.pem
+refused "an encrypted key without its password" "is encrypted: give its password with tls_key_password" \
+    --tls-cert "$TLS/cert_a.pem" --tls-key "$TLS/key_enc.pem"
+refused "an encrypted key with a wrong password" "cannot serve HTTPS" \
+    --tls-cert "$TLS/cert_a.pem" --tls-key "$TLS/key_enc.pem" --tls-key-password wrong-pw
+# starts LABEL CAFILE serve-flags...: an HTTPS daemon that answers GET /health
+starts() {
+    label=$1; ca=$2; shift 2
+    export DAEMON_CURL_ARGS="--cacert $ca"
+    if start_daemon T0 "$VPRM" --no-warmup "$@"; then
+        h=$(curl -s --cacert "$ca" "$URL/health")
+        case "$h" in *'"status":"ok"'*) ok "T: $label: serves HTTPS" ;; *) bad "T: $label: /health $h" ;; esac
+        stop_daemon T0
+    fi
+}
+export VPRM_TLS_KEY_PASSWORD=secret-pw-1
+starts "an encrypted key, its password from VPRM_TLS_KEY_PASSWORD" \
+    "$TLS/cert_a.pem" --tls-cert "$TLS/cert_a.pem" --tls-key "$TLS/key_enc.pem"
+unset VPRM_TLS_KEY_PASSWORD
+starts "a key file that starts with EC PARAMETERS" "$TLS/cert_ec.pem" \
+    --tls-cert "$TLS/cert_ec.pem" --tls-key "$TLS/key_ec.pem"
 export DAEMON_CURL_ARGS="--cacert $TLS/cert_a.pem"
 if start_daemon T "$VPRM" --api-key "$KEY" --batch-tokens 12000 --header-timeout-s 2 \
     --tls-cert "$TLS/cert_a.pem" --tls-key "$TLS/key_a.pem"; then
