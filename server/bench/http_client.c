@@ -26,6 +26,13 @@ static size_t on_bytes(char *ptr, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+void vp_http_set_ca(void *curl)
+{
+    const char *ca = getenv("CURL_CA_BUNDLE");
+    if (ca && *ca)
+        curl_easy_setopt((CURL *)curl, CURLOPT_CAINFO, ca);
+}
+
 int vp_http_request(const char *method, const char *url, const char *body, size_t len,
                     const char *const *headers, long timeout_s, vp_http_reply *out)
 {
@@ -40,6 +47,7 @@ int vp_http_request(const char *method, const char *url, const char *body, size_
         hl = curl_slist_append(hl, headers[i]);
     grow b = {0}, hd = {0};
     curl_easy_setopt(h, CURLOPT_URL, url);
+    vp_http_set_ca(h);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     if (body) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);

@@ -110,6 +110,7 @@ static void *client_main(void *arg)
     }
     membuf m = {0};
     curl_easy_setopt(h, CURLOPT_URL, url);
+    vp_http_set_ca(h);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &m);
@@ -229,7 +230,8 @@ static void usage(FILE *f)
             "  instead of running for --seconds. --max-side caps image sides and --max-tiles\n"
             "  is sent with every request (scaled-down runs on a CPU). --priority is sent\n"
             "  with every request: two runs at once, one \"high\", measure what a latency-bound\n"
-            "  client gets under another's bulk load.\n");
+            "  client gets under another's bulk load. An https:// URL checks the server's\n"
+            "  certificate against the system's CAs, or the file in CURL_CA_BUNDLE.\n");
 }
 
 int vp_bench_http_main(int argc, char **argv)

@@ -688,6 +688,11 @@ if start_daemon T "$VPRM" --api-key "$KEY" --batch-tokens 12000 --header-timeout
         "$T/T.log" >"$T/tls.out" 2>&1; then
         ok "T: HTTPS: $(grep -c '^ok:' "$T/tls.out") checks (scores, plain HTTP refused, cancel on a TLS close, handshake deadline)"
     else bad "T: HTTPS checks"; grep -v '^ok:' "$T/tls.out" | tail -10; fi
+    if CURL_CA_BUNDLE="$TLS/cert_a.pem" "$VPRM" bench --url "$URL" --api-key "$KEY" --workload W2 \
+        --clients 2 --requests 4 --words-per-step 6 >"$T/tls_bench.out" 2>&1 \
+        && grep -q "^requests: 4 ok, .* 0 transport errors" "$T/tls_bench.out"; then
+        ok "T: vprm bench --url https://... with CURL_CA_BUNDLE ($(grep throughput "$T/tls_bench.out"))"
+    else bad "T: vprm bench over HTTPS"; tail -5 "$T/tls_bench.out"; fi
     stop_daemon T
 fi
 unset DAEMON_CURL_ARGS
