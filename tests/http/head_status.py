@@ -7,9 +7,9 @@ given SHAPE:
 SHAPE: one (one long header), tiny (many "Xn: v" headers), cookie (one Cookie header of
 many cookies). Prints "200", "431 json" (our error body), "431 html" (libmicrohttpd's own
 page), another status, or "none" when the connection closed without an answer."""
-import re
-import socket
 import sys
+
+from http_checks import exchange
 
 port, shape, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 if shape == "one":
@@ -20,22 +20,7 @@ elif shape == "cookie":
     extra = b"Cookie: " + b"; ".join(b"c%d=%s" % (i, b"v" * 20) for i in range(n // 26)) + b"\r\n"
 else:
     raise SystemExit("unknown shape " + shape)
-s = socket.create_connection(("127.0.0.1", port), timeout=30)
-s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n" + extra + b"\r\n")
-got = b""
-try:
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        got += chunk
-        head, sep, body = got.partition(b"\r\n\r\n")
-        m = re.search(rb"(?i)content-length: *(\d+)", head)
-        if sep and m and len(body) >= int(m.group(1)):
-            break
-except OSError:
-    pass
-s.close()
+got = exchange(port, b"GET /health HTTP/1.1\r\nHost: x\r\n" + extra + b"\r\n")
 if not got.startswith(b"HTTP/"):
     print("none")
 else:

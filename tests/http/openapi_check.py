@@ -34,7 +34,6 @@ import http.client
 import json
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -45,7 +44,7 @@ import base64
 import jsonschema
 from jsonschema import Draft202012Validator, RefResolver
 
-from http_checks import auth_headers, check, failures
+from http_checks import auth_headers, check, exchange, failures
 
 PORT, KEY, VPRM, MODEL = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 HDR = auth_headers(KEY)
@@ -67,22 +66,8 @@ def call(method, path, body=None, headers=None, auth=True, port=None):
 
 
 def raw(data, port=None):
-    """Sends raw bytes, reads to the close: (status, headers, body)."""
-    s = socket.create_connection(("127.0.0.1", port or PORT), timeout=30)
-    s.sendall(data)
-    got = b""
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-            head, sep, rest = got.partition(b"\r\n\r\n")
-            m = re.search(rb"(?i)content-length:\s*(\d+)", head)
-            if sep and m and len(rest) >= int(m.group(1)):
-                break
-    finally:
-        s.close()
+    """Sends raw bytes, reads one answer: (status, headers, body)."""
+    got = exchange(port or PORT, data)
     head, _, body = got.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 
-from http_checks import auth_headers, check, failures
+from http_checks import auth_headers, check, exchange, failures
 
 PORT, KEY, CAFILE, REQUEST, CLI_ANSWER, LOG = sys.argv[1:7]
 PORT = int(PORT)
@@ -62,18 +62,7 @@ if ok:
 check(ok, "POST /v1/score over HTTPS: the CLI's scores (status %d)" % st)
 
 # plain HTTP on the HTTPS port: no HTTP status line comes back
-s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
-s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-got = b""
-try:
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        got += chunk
-except (ConnectionResetError, socket.timeout):
-    pass
-s.close()
+got = exchange(PORT, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", timeout=10)
 check(not got.startswith(b"HTTP/"), "plain HTTP on the HTTPS port gets no HTTP answer (%r)" % got[:40])
 st, _ = call("GET", "/health")
 check(st == 200, "HTTPS still served after the plain-HTTP attempt")
