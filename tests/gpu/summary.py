@@ -50,10 +50,9 @@ def stage_line(d, name):
     return line, rc == "0"
 
 
-def clocks_line(d, name, label):
-    """What nvidia-smi saw during a stage (run.sh: clocks_start): the samples drawing at
-    least half the power limit, their SM clock and power, and how often the software power
-    cap (clocks event reason bit 0x4) held the clock down."""
+def busy_samples(d, name):
+    """nvidia-smi's samples during a stage (run.sh: clocks_start) drawing at least half the
+    power limit: (SM clock, max SM clock, power W, power limit W, clocks event reasons)."""
     rows = []
     for line in (read(os.path.join(d, name + ".clocks"), "") or "").splitlines():
         f = [x.strip() for x in line.split(",")]
@@ -61,7 +60,18 @@ def clocks_line(d, name, label):
             rows.append((float(f[0]), float(f[1]), float(f[2]), float(f[3]), int(f[4], 16)))
         except (IndexError, ValueError):
             continue
-    busy = [r for r in rows if r[3] > 0 and r[2] >= 0.5 * r[3]]
+    return [r for r in rows if r[3] > 0 and r[2] >= 0.5 * r[3]]
+
+
+def busy_power(d, name):
+    busy = busy_samples(d, name)
+    return sum(r[2] for r in busy) / len(busy) if busy else None
+
+
+def clocks_line(d, name, label):
+    """What nvidia-smi saw during a stage: the busy samples' SM clock and power, and how
+    often the software power cap (clocks event reason bit 0x4) held the clock down."""
+    busy = busy_samples(d, name)
     if not busy:
         return None
     clk = [r[0] for r in busy]
@@ -149,6 +159,15 @@ def main():
         line = clocks_line(d, name, label)
         if line:
             print(line)
+    # on a card held at its power cap, time follows energy: energy per W1 compares the
+    # implementations at equal power (busy samples' mean power x the median; the torch
+    # stage's samples cover its careful and reference-way runs together)
+    p_ours, p_torch = busy_power(d, "w1"), busy_power(d, "torch")
+    careful_ms = (methods.get("careful") or {}).get("median_ms")
+    if ours and p_ours and p_torch and careful_ms:
+        e_ours, e_torch = p_ours * base / 1e3, p_torch * careful_ms / 1e3
+        print(f"energy per W1 (mean busy power x median): ours {e_ours:.0f} J, PyTorch careful "
+              f"{e_torch:.0f} J ({e_torch / e_ours:.2f}x ours)")
     o = methods.get("ours", {})
     if "rel_err" in o:
         good = o["rel_err"] <= PARITY_TOL
