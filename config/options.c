@@ -72,8 +72,8 @@ const vp_option vp_options[] = {
      "password of an encrypted tls_key", 1},
     {"max_header_bytes", VP_OPT_SIZE, OFF(max_header_bytes), "28K", 4096, 1 << 20, NULL,
      "request line and headers of one request, counted as libmicrohttpd holds them (about 64 "
-     "bytes more a header, cookie and query argument); over it, 431. Each connection that "
-     "served a request holds this much memory, plus 4K", 0},
+     "bytes more a header, cookie and query argument); over it, 431. Each open connection "
+     "may hold this much memory plus 4K (at most max_connections times that)", 0},
     {"api_key", VP_OPT_STR, OFF(api_key), NULL, 0, 0, NULL,
      "require \"Authorization: Bearer KEY\" (unset = open; /health stays open)", 1},
     {"retry_after_s", VP_OPT_INT, OFF(retry_after_s), "1", 0, 3600, NULL,

@@ -530,17 +530,23 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
+    vp_server *s = cls;
     char buf[512];
     vsnprintf(buf, sizeof buf, fmt, ap);
     size_t n = strlen(buf);
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         buf[--n] = 0;
-    /* our handler returns MHD_NO on purpose for clients that left: our own line says so;
-     * a TLS handshake that fails is the client's business (anyone can send garbage) */
-    if (strstr(buf, "Application reported internal error") || strstr(buf, "handshake"))
+    /* our handler returns MHD_NO on purpose for clients that left: our own line says so */
+    if (strstr(buf, "Application reported internal error")) {
         VP_LOGD(NULL, "microhttpd: %s", buf);
-    else
+    } else if (strstr(buf, "handshake") || strstr(buf, "Not enough memory in pool") ||
+               strstr(buf, "Error processing request")) {
+        /* a client's doing (anyone can send garbage or a huge head): counted, not warned;
+         * a huge head logs "Not enough memory" first, then its "Error processing" line */
+        if (!strstr(buf, "Not enough memory in pool"))
+            vp_metrics_event(&s->metrics, VP_EV_MHD_CLIENT_ERROR);
+        VP_LOGD(NULL, "microhttpd: %s", buf);
+    } else
         VP_LOGW(NULL, "microhttpd: %s", buf);
 }
 

@@ -107,6 +107,7 @@ void vp_metrics_event(vp_metrics *m, vp_metric_event ev)
     case VP_EV_URL_FETCHED: m->url_fetched++; break;
     case VP_EV_URL_FAILED: m->url_failed++; break;
     case VP_EV_URL_BUSY: m->rejected_url_busy++; break;
+    case VP_EV_MHD_CLIENT_ERROR: m->mhd_client_errors++; break;
     }
     pthread_mutex_unlock(&m->mu);
 }
@@ -292,6 +293,11 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
     counter(f, "vprm_header_timeouts_total",
             "Connections closed without a complete request head after header_timeout_s.",
             m->head_timeouts);
+    counter(f, "vprm_client_errors_by_http_library_total",
+            "Clients libmicrohttpd refused before any handler ran (a failed TLS handshake, a "
+            "malformed request line, a request head over its memory; logged at debug level "
+            "only).",
+            m->mhd_client_errors);
     pthread_mutex_unlock(&m->mu);
     if (fclose(f)) {
         free(buf);

@@ -10,20 +10,24 @@
 
 #define PEM_MAX_BYTES (1u << 20) /* a certificate chain is a few KB */
 
+/* explicit_bzero: a memset just before free is an optimiser's to drop */
 static void wipe_free(char *p, size_t n)
 {
     if (p)
-        memset(p, 0, n);
+        explicit_bzero(p, n);
     free(p);
 }
 
-/* Whether a "-----BEGIN ...-----" line of text names label (a key file may start with
- * another block: `openssl ecparam -genkey` writes EC PARAMETERS first). */
+/* Whether a "-----BEGIN <...label>-----" line of text ends its label with `label` ("EC
+ * PRIVATE KEY" and "PRIVATE KEY" for a key, not "CERTIFICATE REQUEST" for a certificate);
+ * a key file may start with another block (`openssl ecparam -genkey`: EC PARAMETERS). */
 static bool has_block(const char *text, const char *label)
 {
+    size_t n = strlen(label);
     for (const char *b = strstr(text, "-----BEGIN "); b; b = strstr(b + 11, "-----BEGIN ")) {
         const char *end = strstr(b + 11, "-----");
-        if (end && memmem(b, (size_t)(end - b), label, strlen(label)))
+        if (end && (size_t)(end - (b + 11)) >= n && !memcmp(end - n, label, n) &&
+            !memmem(b, (size_t)(end - b), "OPENSSH", 7)) /* OpenSSH's own format, not PEM */
             return true;
     }
     return false;

@@ -160,13 +160,14 @@ def main():
         if line:
             print(line)
     # on a card held at its power cap, time follows energy: energy per W1 compares the
-    # implementations at equal power (busy samples' mean power x the median; the torch
-    # stage's samples cover its careful and reference-way runs together)
+    # implementations at equal power. Approximate: busy samples' mean power x the median;
+    # the torch stage's samples cover its oracle, reference-way and careful runs together,
+    # and nvidia-smi's power.draw is itself an average over about a second
     p_ours, p_torch = busy_power(d, "w1"), busy_power(d, "torch")
     careful_ms = (methods.get("careful") or {}).get("median_ms")
     if ours and p_ours and p_torch and careful_ms:
         e_ours, e_torch = p_ours * base / 1e3, p_torch * careful_ms / 1e3
-        print(f"energy per W1 (mean busy power x median): ours {e_ours:.0f} J, PyTorch careful "
+        print(f"energy per W1, approximate (mean busy power x median): ours {e_ours:.0f} J, PyTorch careful "
               f"{e_torch:.0f} J ({e_torch / e_ours:.2f}x ours)")
     o = methods.get("ours", {})
     if "rel_err" in o:

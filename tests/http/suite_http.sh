@@ -643,10 +643,11 @@ chmod 600 "$TLS"/key_*.pem
 printf 'not a certificate\n' >"$TLS/junk.pem"
 refused() { # refused LABEL PATTERN serve-flags...: start-up refused with exit 2 or 1, naming PATTERN
     label=$1; pattern=$2; shift 2
-    if timeout 60 "$VPRM" serve --model "$MODEL" --port 0 --no-warmup "$@" >"$TLS/refused.out" 2>&1; then
-        bad "T: $label: the server started"
+    timeout 30 "$VPRM" serve --model "$MODEL" --port 0 --no-warmup "$@" >"$TLS/refused.out" 2>&1
+    rc=$?
+    if [ "$rc" = 0 ] || [ "$rc" = 124 ]; then bad "T: $label: the server started (exit $rc)"
     elif grep -q -- "$pattern" "$TLS/refused.out"; then ok "T: $label: refused at start, naming $pattern"
-    else bad "T: $label: $(tail -3 "$TLS/refused.out")"; fi
+    else bad "T: $label: exit $rc, $(tail -3 "$TLS/refused.out")"; fi
 }
 refused "a certificate without its key" "tls_key" --tls-cert "$TLS/cert_a.pem"
 refused "a missing certificate file" "$TLS/nope.pem" --tls-cert "$TLS/nope.pem" --tls-key "$TLS/key_a.pem"

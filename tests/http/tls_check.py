@@ -62,10 +62,16 @@ if ok:
 check(ok, "POST /v1/score over HTTPS: the CLI's scores (status %d)" % st)
 
 # plain HTTP on the HTTPS port: no HTTP status line comes back
+refused0 = metric("vprm_client_errors_by_http_library_total")
 got = exchange(PORT, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", timeout=10)
 check(not got.startswith(b"HTTP/"), "plain HTTP on the HTTPS port gets no HTTP answer (%r)" % got[:40])
 st, _ = call("GET", "/health")
 check(st == 200, "HTTPS still served after the plain-HTTP attempt")
+refused1 = metric("vprm_client_errors_by_http_library_total")
+log = open(LOG).read()
+check(refused1 == refused0 + 1 and "WARN [-] microhttpd: Error: received handshake" not in log,
+      "the failed handshake counted in vprm_client_errors_by_http_library_total (%g -> %g), "
+      "not warned in the log" % (refused0, refused1))
 
 
 # cancel on disconnect over TLS: three requests of one pass each; the third, queued behind
@@ -92,7 +98,7 @@ for t in ahead:
     time.sleep(0.1)  # the first request is in its pass, the second queued
 raw = socket.create_connection(("127.0.0.1", PORT), timeout=30)
 tls = CTX.wrap_socket(raw, server_hostname="127.0.0.1")
-payload = big("second", words).encode()
+payload = big("third", words).encode()
 tls.sendall(b"POST /v1/score HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + KEY.encode() +
             b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(payload)).encode() +
             b"\r\n\r\n" + payload)
