@@ -9,7 +9,9 @@
 #      (http_concurrency), then SIGTERM;
 #   4. the daemon with image URLs allowed and a loopback image host: fetches on the fetch
 #      threads (some slow, one refused 429), a batch mixing URL and inline items, tokenize,
-#      a client gone during its fetch, then SIGTERM during a fetch.
+#      a client gone during its fetch, then SIGTERM during a fetch;
+#   5. the daemon serving HTTPS (tests/http/tls_check.py: scores, a TLS client's close
+#      cancelling its queued request, the handshake deadline), then SIGTERM.
 # Any "WARNING: ThreadSanitizer" fails the suite (the report is printed).
 # ThreadSanitizer makes the CPU backend 5 to 15 times slower: the queue deadline is 10
 # minutes here, so that http_abuse's four heavy requests (seconds of vision each) all run.
@@ -190,5 +192,27 @@ if [ -s "$T/imgserver.port" ] && start urls --allow-image-urls --url-allow-priva
         || bad "urls: no cancelled request in the log"
 fi
 kill "$IMGPID" 2>/dev/null
+# HTTPS: the TLS connections' threads, a TLS client's close cancelling its queued request,
+# the handshake deadline (tests/http/tls_check.py, a certificate made here with openssl)
+TLS="$T/tls"
+rm -rf "$TLS" && mkdir -p "$TLS"
+if openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout "$TLS/key.pem" \
+    -out "$TLS/cert.pem" >"$TLS/openssl.log" 2>&1; then
+    chmod 600 "$TLS/key.pem"
+    printf '%s' '{"question": "Is 7 prime?", "responses": ["7 has no divisors but 1 and 7.\n\nSo yes.", ["It is even.", "So no."]]}' >"$TLS/req.json"
+    $RUN "$TSAN" score --model "$MODEL" "$TLS/req.json" >"$TLS/cli.json" 2>"$TLS/cli.log" \
+        || bad "tls: vprm score: $(tail -2 "$TLS/cli.log")"
+    export DAEMON_CURL_ARGS="--cacert $TLS/cert.pem"
+    if start tls --tls-cert "$TLS/cert.pem" --tls-key "$TLS/key.pem" --batch-tokens 12000 \
+        --header-timeout-s 2 --queue-timeout-ms 600000; then
+        if "$PY" tests/http/tls_check.py "$PORT" "$KEY" "$TLS/cert.pem" "$TLS/req.json" \
+            "$TLS/cli.json" "$T/tls.log" >"$TLS/check.out" 2>&1; then
+            ok "tls: $(grep -c '^ok:' "$TLS/check.out") HTTPS checks under ThreadSanitizer"
+        else bad "tls: HTTPS checks"; grep -v '^ok:' "$TLS/check.out" | tail -8; fi
+        stop tls
+    fi
+    unset DAEMON_CURL_ARGS
+else bad "tls: openssl req: $(tail -2 "$TLS/openssl.log")"; fi
 echo "suite_tsan: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
