@@ -27,7 +27,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -pthread -I. -I/usr/include/stb $(WARN) -g
 CFLAGS_rel  := $(CFLAGS_COMMON) -O2 -march=x86-64-v2
 CFLAGS_asan := $(CFLAGS_COMMON) -O1 -march=x86-64-v2 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
-LDLIBS  := -ljansson -lmicrohttpd -lcurl -lm -lpthread
+LDLIBS  := -ljansson -lmicrohttpd -lgnutls -lcurl -lm -lpthread
 LDFLAGS_asan := -fsanitize=address,undefined
 # ThreadSanitizer: the daemon and the scheduler's tests under concurrent load (make tsan)
 CFLAGS_tsan := $(CFLAGS_COMMON) -O1 -march=x86-64-v2 -fno-omit-frame-pointer -fsanitize=thread

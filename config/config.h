@@ -44,7 +44,8 @@ typedef struct vp_config {
     char *tls_cert, *tls_key;  /* PEM files: HTTPS when set (both or neither) */
     char *tls_key_password;    /* an encrypted key's, or NULL */
     size_t max_header_bytes;   /* libmicrohttpd's memory per connection: bounds the head */
-    char *api_key;             /* NULL = no authentication */
+    char *api_key;             /* NULL = no authentication (unless api_keys_file) */
+    char *api_keys_file;       /* more keys, one a line, re-read on SIGHUP; NULL = none */
     int retry_after_s;         /* Retry-After on 429 / 503 */
     /* request limits */
     size_t max_body_bytes;

@@ -75,7 +75,13 @@ const vp_option vp_options[] = {
      "bytes more a header, cookie and query argument); over it, 431. Each open connection "
      "may hold this much memory plus 4K (at most max_connections times that)", 0},
     {"api_key", VP_OPT_STR, OFF(api_key), NULL, 0, 0, NULL,
-     "require \"Authorization: Bearer KEY\" (unset = open; /health stays open)", 1},
+     "require \"Authorization: Bearer KEY\" (unset = open, unless api_keys_file; /health, "
+     "/ready and /openapi.json stay open)", 1},
+    {"api_keys_file", VP_OPT_STR, OFF(api_keys_file), NULL, 0, 0, NULL,
+     "file of API keys, one a line: KEY, NAME KEY (the name goes to the request's log "
+     "line, never the key), or NAME KEY max_priority=normal|low (the highest priority its "
+     "requests get); '#' starts a comment; re-read with tls_cert and tls_key on SIGHUP, so "
+     "keys rotate without a restart (with api_key, both are accepted)", 0},
     {"retry_after_s", VP_OPT_INT, OFF(retry_after_s), "1", 0, 3600, NULL,
      "Retry-After seconds sent with 429 and 503", 0},
     /* request limits */

@@ -72,11 +72,18 @@ json_t *vp_score_result_json(const vp_score_result *res, const vp_score_json_opt
                         res->n_responses ? json_integer((json_int_t)res->ranking[0]) : json_null());
     json_object_set_new(root, "usage", usage_json(&res->usage));
     json_object_set_new(root, "timing_ms", timing_json(&res->timing));
+    json_t *warnings = json_array();
     if (o->unknown_fields && o->unknown_fields[0]) {
         char w[VP_UNKNOWN_FIELDS_MAX + 64];
         snprintf(w, sizeof w, "unknown fields ignored: %s", o->unknown_fields);
-        json_object_set_new(root, "warnings", json_pack("[s]", w));
+        json_array_append_new(warnings, json_string(w));
     }
+    if (o->note)
+        json_array_append_new(warnings, json_string(o->note));
+    if (json_array_size(warnings))
+        json_object_set_new(root, "warnings", warnings);
+    else
+        json_decref(warnings);
     return root;
 }
 

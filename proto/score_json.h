@@ -13,6 +13,7 @@ typedef struct vp_score_json_opts {
     bool return_steps;       /* include step_scores */
     bool return_logits;      /* include step_logits */
     const char *unknown_fields; /* the request's (vp_score_request): "warnings" when not "" */
+    const char *note;        /* another line of "warnings" (NULL = none) */
 } vp_score_json_opts;
 
 /* New reference, or NULL when memory runs out. */

@@ -28,6 +28,7 @@ struct vp_head {
     bool in_head;     /* no complete request head since the last answer (or the accept) */
     bool kept_alive;  /* in_head after an answer: the deadline starts at the next byte */
     bool shut;
+    void *tls_pin;    /* the TLS certificate pair it may use (tls.c), NULL on plain HTTP */
     double t_start;   /* when the deadline started (vp_sched_now_ms) */
     double t_answer;  /* when the previous answer completed */
     char addr[ADDR_LEN]; /* the client, for the log */
@@ -55,11 +56,15 @@ static void client_address(struct MHD_Connection *c, char *out)
 
 static void head_started(vp_server *s, struct MHD_Connection *c, void **socket_context)
 {
+    /* before the handshake; without h to unpin it at the close, the pin stays for good:
+     * replaced certificates are kept, never freed in use */
+    void *pin = s->tls ? vp_tls_pin() : NULL;
     vp_head *h = calloc(1, sizeof *h);
     if (!h) {
         VP_LOGW(NULL, "out of memory: a connection goes without its request-head deadline");
         return;
     }
+    h->tls_pin = pin;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     h->fd = ci ? ci->connect_fd : -1;
@@ -94,6 +99,7 @@ void vp_heads_notify(void *cls, struct MHD_Connection *c, void **socket_context,
     if (h->next)
         h->next->prev = h->prev;
     pthread_mutex_unlock(&s->heads_mu);
+    vp_tls_unpin(h->tls_pin);
     free(h);
     *socket_context = NULL;
 }

@@ -44,32 +44,31 @@ static const vp_route *find_route(const char *path)
     return NULL;
 }
 
-/* Compares a (la bytes) with b in time independent of where they differ. */
-static bool secret_equal(const char *a, size_t la, const char *b)
-{
-    size_t lb = strlen(b);
-    unsigned char diff = (unsigned char)(la != lb);
-    for (size_t i = 0; i < la; i++)
-        diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
-    return diff == 0;
-}
-
+/* Whether x's Authorization header holds a key of the set (the key's name kept for its log
+ * line); true when no key is set. */
 static bool authorized(vp_conn *x)
 {
-    const char *key = x->srv->cfg->api_key;
-    if (!key)
-        return true;
-    const char *h = MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND,
-                                                MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncasecmp(h, "Bearer ", 7))
-        return false;
-    h += 7;
-    while (*h == ' ' || *h == '\t')
-        h++;
-    size_t n = strlen(h); /* a header value's trailing whitespace is not part of it */
-    while (n && (h[n - 1] == ' ' || h[n - 1] == '\t'))
-        n--;
-    return secret_equal(h, n, key);
+    vp_server *s = x->srv;
+    pthread_rwlock_rdlock(&s->keys_lock);
+    const vp_api_keys *keys = s->keys;
+    bool ok = keys == NULL;
+    const char *h = ok ? NULL : MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND,
+                                                             MHD_HTTP_HEADER_AUTHORIZATION);
+    if (h && !strncasecmp(h, "Bearer ", 7)) {
+        h += 7;
+        while (*h == ' ' || *h == '\t')
+            h++;
+        size_t n = strlen(h); /* a header value's trailing whitespace is not part of it */
+        while (n && (h[n - 1] == ' ' || h[n - 1] == '\t'))
+            n--;
+        const char *name = vp_api_keys_match(keys, h, n, &x->max_priority);
+        if (name) {
+            snprintf(x->key_name, sizeof x->key_name, "%s", name);
+            ok = true;
+        }
+    }
+    pthread_rwlock_unlock(&s->keys_lock);
+    return ok;
 }
 
 /* Copies src into dst (cap bytes), replacing bytes outside printable ASCII by '?'. */
@@ -92,6 +91,7 @@ static vp_conn *conn_new(vp_server *s, struct MHD_Connection *c, const char *url
     x->fd = -1;
     x->t_start = vp_sched_now_ms();
     x->queue_ms = x->inference_ms = x->fetch_ms = -1;
+    x->max_priority = VP_PRIORITY_HIGH; /* until its API key says otherwise */
     vp_reqid_new(x->id);
     /* bounded, printable copies: they reach the log and JSON error bodies */
     printable_copy(x->method, sizeof x->method, method);
@@ -581,6 +581,8 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
     vp_metrics_init(&s->metrics);
     pthread_mutex_init(&s->wait_mu, NULL);
     pthread_mutex_init(&s->heads_mu, NULL);
+    pthread_mutex_init(&s->reload_mu, NULL);
+    pthread_rwlock_init(&s->keys_lock, NULL);
     vp_request_limits_default(&s->limits);
     s->limits.max_responses = cfg->max_responses;
     s->limits.max_steps = cfg->max_steps;
@@ -590,6 +592,8 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
     s->limits.max_tiles = cfg->max_tiles;
     s->limits.max_json_values = cfg->max_json_values;
     s->limits.allow_urls = cfg->allow_image_urls;
+    if (vp_api_keys_load(cfg->api_key, cfg->api_keys_file, &s->keys, err))
+        goto fail;
     s->openapi = vp_openapi_document(VP_BUILD_VERSION, &s->openapi_len);
     if (!s->openapi) {
         vp_fail(err, VP_ERR_NOMEM, "", "out of memory for the OpenAPI document");
@@ -618,15 +622,13 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
         {MHD_OPTION_END, 0, NULL},
     };
     if (cfg->tls_cert) {
-        if (vp_tls_load(cfg, &s->tls, err))
+        if (vp_tls_load(cfg, err))
             goto fail;
+        s->tls = true;
         flags |= MHD_USE_TLS;
-        size_t at = sizeof opts / sizeof opts[0] - 4;
-        opts[at++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls.cert};
-        opts[at++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls.key};
-        if (cfg->tls_key_password)
-            opts[at] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_KEY_PASSWORD, 0,
-                                               cfg->tls_key_password};
+        /* each handshake asks tls.c for the pair: a reload can replace it */
+        opts[sizeof opts / sizeof opts[0] - 4] = (struct MHD_OptionItem){
+            MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)&vp_tls_retrieve};
     }
     s->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
@@ -636,16 +638,14 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
                                  MHD_OPTION_END);
     if (!s->daemon) {
         if (cfg->tls_cert)
-            vp_fail(err, VP_ERR_IO, "tls_cert",
-                    "cannot serve HTTPS on %s port %d: the port is in use or not allowed, or "
-                    "libmicrohttpd refused the certificate %s or the key %s (its message above)",
-                    cfg->host, cfg->port, cfg->tls_cert, cfg->tls_key);
+            vp_fail(err, VP_ERR_IO, "port", "cannot serve HTTPS on %s port %d: the port is in "
+                    "use or not allowed, or libmicrohttpd cannot set up TLS (its message above)",
+                    cfg->host, cfg->port);
         else
             vp_fail(err, VP_ERR_IO, "port", "cannot listen on %s port %d (in use, or not allowed?)",
                     cfg->host, cfg->port);
         goto fail;
     }
-    vp_tls_free(&s->tls); /* read by GnuTLS at start only */
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : cfg->port;
     if (cfg->allow_image_urls && vp_fetch_start_pool(s, err)) {
@@ -662,8 +662,12 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
 fail:
     pthread_mutex_destroy(&s->heads_mu);
     pthread_mutex_destroy(&s->wait_mu);
+    pthread_mutex_destroy(&s->reload_mu);
+    pthread_rwlock_destroy(&s->keys_lock);
+    vp_api_keys_free(s->keys);
     vp_metrics_destroy(&s->metrics);
-    vp_tls_free(&s->tls);
+    if (s->tls)
+        vp_tls_unload();
     free(s->openapi);
     free(s);
     return -1;
@@ -747,8 +751,13 @@ void vp_server_stop(vp_server *s)
     MHD_stop_daemon(s->daemon);
     vp_fetch_pool_free(s->fetch_pool); /* after MHD: handlers may still submit (refused) */
     vp_sched_free(s->sched); /* after MHD: handlers may still read the queue depth */
+    if (s->tls)
+        vp_tls_unload(); /* after MHD: no session is left */
     pthread_mutex_destroy(&s->heads_mu);
     pthread_mutex_destroy(&s->wait_mu);
+    pthread_mutex_destroy(&s->reload_mu);
+    pthread_rwlock_destroy(&s->keys_lock);
+    vp_api_keys_free(s->keys);
     vp_metrics_destroy(&s->metrics);
     free(s->openapi);
     free(s);

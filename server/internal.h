@@ -18,6 +18,8 @@
 #ifndef VP_SERVER_INTERNAL_H
 #define VP_SERVER_INTERNAL_H
 
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,6 +29,7 @@
 #include "engine/engine.h"
 #include "engine/sched/sched.h"
 #include "proto/request.h"
+#include "server/api_keys.h"
 #include "server/fetch_pool.h"
 #include "server/metrics.h"
 #include "server/reqid.h"
@@ -34,12 +37,21 @@
 
 typedef struct vp_conn vp_conn;
 
-/* tls.c: the PEM files of --tls-cert and --tls-key, read and checked at start. */
-typedef struct vp_tls_files {
-    char *cert, *key; /* NUL-terminated PEM text, or NULL (plain HTTP) */
-} vp_tls_files;
-int vp_tls_load(const vp_config *cfg, vp_tls_files *out, vp_error *err);
-void vp_tls_free(vp_tls_files *t);
+/* tls.c: the certificate and key of --tls-cert and --tls-key, handed to each TLS handshake
+ * by vp_tls_retrieve (libmicrohttpd's certificate callback); vp_tls_reload swaps in the
+ * files' new contents while serving. One HTTPS server a process. */
+int vp_tls_load(const vp_config *cfg, vp_error *err);   /* at start; err names the file */
+int vp_tls_reload(const vp_config *cfg, vp_error *err); /* on failure the old pair stays */
+/* A connection pins the pair current when it opens (before its handshake) until it
+ * closes: a replaced pair is freed once nothing pins it or an older one. */
+void *vp_tls_pin(void);
+void vp_tls_unpin(void *pin);
+double vp_tls_not_after(void);   /* the certificate's expiry (Unix time); 0 without HTTPS */
+size_t vp_tls_pairs_held(void);  /* the current pair and replaced ones still pinned */
+int vp_tls_retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int n_req,
+                    const gnutls_pk_algorithm_t *pk_algos, int n_pk_algos,
+                    gnutls_pcert_st **chain, unsigned int *n_chain, gnutls_privkey_t *key);
+void vp_tls_unload(void);        /* after the daemon stopped */
 typedef struct vp_head vp_head;
 
 struct vp_server {
@@ -53,7 +65,11 @@ struct vp_server {
     vp_request_limits limits;
     char model_name[128];
     char *openapi;                 /* GET /openapi.json's body (proto/openapi.h) */
-    vp_tls_files tls;              /* the certificate and key, until the daemon started */
+    bool tls;                      /* serving HTTPS (tls.c holds the certificate) */
+    /* the API keys (NULL = open), swapped by a reload (reload.c) */
+    pthread_rwlock_t keys_lock;
+    vp_api_keys *keys;
+    pthread_mutex_t reload_mu;     /* one reload at a time */
     size_t openapi_len;
     vp_metrics metrics;
     vp_fetch_pool *fetch_pool;     /* image URL downloads (NULL unless allow_image_urls) */
@@ -84,7 +100,9 @@ typedef struct vp_item {
     vp_sched_ticket *ticket;  /* NULL when the item failed before queueing */
     vp_error err;             /* the failure when ticket == NULL */
     bool return_steps, return_logits;
-    vp_priority priority;     /* the request's, or the batch's */
+    vp_priority priority;     /* the request's, or the batch's, at most the key's */
+    bool priority_lowered;    /* it asked for more than its API key allows */
+    vp_priority asked;        /* what it asked for, then */
     char unknown_fields[VP_UNKNOWN_FIELDS_MAX]; /* the request's, warned about in its answer */
 } vp_item;
 
@@ -104,6 +122,8 @@ struct vp_conn {
     const vp_route *route;
     char id[VP_REQID_LEN + 1];
     char client_id[VP_CLIENT_REQID_MAX + 1]; /* the client's own id ("" = none; reqid.h) */
+    char key_name[VP_API_KEY_NAME_MAX + 1];  /* the name of its API key ("" = none) */
+    vp_priority max_priority;    /* the most its jobs may ask for (its API key's) */
     unsigned priorities;         /* bit p: a job of vp_priority p was queued (the log line) */
     char method[8];
     char path[64];
@@ -213,6 +233,9 @@ void vp_heads_reap(vp_server *s);
 
 /* request_log.c: the request's log line, when its connection is done with it */
 void vp_log_request(const vp_conn *x, enum MHD_RequestTerminationCode toe, double ms);
+
+/* reload.c: keys accepted now (0 = open) */
+size_t vp_server_api_keys(vp_server *s);
 
 /* watch.c */
 int vp_watch_start(vp_server *s, vp_error *err);

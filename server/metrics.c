@@ -108,6 +108,8 @@ void vp_metrics_event(vp_metrics *m, vp_metric_event ev)
     case VP_EV_URL_FAILED: m->url_failed++; break;
     case VP_EV_URL_BUSY: m->rejected_url_busy++; break;
     case VP_EV_MHD_CLIENT_ERROR: m->mhd_client_errors++; break;
+    case VP_EV_RELOAD_OK: m->reloads_ok++; break;
+    case VP_EV_RELOAD_FAILED: m->reloads_failed++; break;
     }
     pthread_mutex_unlock(&m->mu);
 }
@@ -226,6 +228,17 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
     if (g->heap_bytes)
         gauge(f, "vprm_heap_in_use_bytes", "Bytes the C heap has handed out and not taken back "
               "(flat while idle unless something is kept per request).", (double)g->heap_bytes);
+    gauge(f, "vprm_api_keys", "API keys accepted (0: no key is required).",
+          (double)g->api_keys);
+    if (g->tls) {
+        fprintf(f, "# HELP vprm_tls_certificate_expiry_timestamp_seconds When the served TLS "
+                   "certificate expires (Unix time).\n"
+                   "# TYPE vprm_tls_certificate_expiry_timestamp_seconds gauge\n"
+                   "vprm_tls_certificate_expiry_timestamp_seconds %.0f\n", g->tls_not_after);
+        gauge(f, "vprm_tls_certificates_held", "TLS certificates in memory: the served one, and "
+              "replaced ones that connections opened before a reload may still use.",
+              (double)g->tls_pairs_held);
+    }
     if (g->device_total_bytes) {
         gauge(f, "vprm_gpu_memory_used_bytes", "GPU memory in use (every process on the device).",
               (double)g->device_used_bytes);
@@ -298,6 +311,12 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
             "malformed request line, a request head over its memory; logged at debug level "
             "only).",
             m->mhd_client_errors);
+    fprintf(f, "# HELP vprm_reloads_total Reloads of the API keys and TLS certificate "
+               "(SIGHUP), by outcome (failed: the old ones kept).\n"
+               "# TYPE vprm_reloads_total counter\n"
+               "vprm_reloads_total{result=\"ok\"} %llu\n"
+               "vprm_reloads_total{result=\"failed\"} %llu\n",
+            (unsigned long long)m->reloads_ok, (unsigned long long)m->reloads_failed);
     pthread_mutex_unlock(&m->mu);
     if (fclose(f)) {
         free(buf);

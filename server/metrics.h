@@ -40,6 +40,7 @@ typedef struct vp_metrics {
     uint64_t prompt_tokens, computed_tokens, saved_tokens, image_tiles;
     uint64_t cancelled, expired, rejected_busy, rejected_draining, head_timeouts;
     uint64_t mhd_client_errors;
+    uint64_t reloads_ok, reloads_failed;
     uint64_t url_fetched, url_failed, rejected_url_busy; /* image URL fetches */
     double useful_flops;                    /* of every engine pass (PERF.md's cost model) */
 } vp_metrics;
@@ -62,6 +63,10 @@ typedef struct vp_gauges {
     size_t weights_bytes, working_bytes;          /* the backend's */
     size_t device_total_bytes, device_used_bytes; /* 0 when the backend is not a GPU */
     size_t resident_bytes, heap_bytes;            /* the process's (0 when unknown) */
+    size_t api_keys;                              /* keys accepted (0 = open) */
+    int tls;                                      /* serving HTTPS */
+    double tls_not_after;                         /* its certificate's expiry, Unix time */
+    size_t tls_pairs_held;                        /* certificates held (replaced ones in use) */
 } vp_gauges;
 
 void vp_metrics_init(vp_metrics *m);
@@ -80,7 +85,9 @@ typedef enum {
     VP_EV_URL_FETCHED,  /* one image URL fetched */
     VP_EV_URL_FAILED,   /* one image URL failed (not abandoned) */
     VP_EV_URL_BUSY,     /* a request refused: the fetch queue was full */
-    VP_EV_MHD_CLIENT_ERROR /* libmicrohttpd refused a client itself (TLS handshake, head) */
+    VP_EV_MHD_CLIENT_ERROR, /* libmicrohttpd refused a client itself (TLS handshake, head) */
+    VP_EV_RELOAD_OK,     /* SIGHUP: the credentials read again */
+    VP_EV_RELOAD_FAILED  /* SIGHUP: refused, the old ones kept */
 } vp_metric_event;
 void vp_metrics_event(vp_metrics *m, vp_metric_event ev);
 /* The /metrics body (malloc'd), or NULL when memory runs out. */

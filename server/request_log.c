@@ -1,5 +1,6 @@
 /* The one log line of each request: text ("POST /v1/score 200 responses=2 tokens=300
- * 1.9 ms ...") or, with --log-format json, an object of the same facts. */
+ * 1.9 ms ... key=NAME") or, with --log-format json, an object of the same facts. The key
+ * is named by its name in api_keys_file ("api_key" for --api-key), never by its bytes. */
 #include <stdio.h>
 #include <string.h>
 
@@ -54,6 +55,8 @@ static void log_json(vp_log_level level, const vp_conn *x, const char *prio, con
         json_object_set_new(f, "ended", json_string(ended));
     if (x->client_id[0]) /* checked characters (reqid.h) */
         json_object_set_new(f, "client_request_id", json_string(x->client_id));
+    if (x->key_name[0]) /* checked characters (api_keys.h) */
+        json_object_set_new(f, "key", json_string(x->key_name));
     vp_log_write_fields(level, x->id, f);
 }
 
@@ -81,8 +84,9 @@ void vp_log_request(const vp_conn *x, enum MHD_RequestTerminationCode toe, doubl
     snprintf(status, sizeof status, x->status ? "%d" : "-", x->status);
     if (x->fetch_ms >= 0) /* waiting for a fetch worker, then fetching */
         snprintf(fetch, sizeof fetch, " url_fetch=%.1f ms", x->fetch_ms);
-    VP_LOGI(x->id, "%s %s %s responses=%zu tokens=%zu %.1f ms%s%s%s%s%s%s%s%s", x->method, x->path,
-            status, x->n_responses, x->tokens, ms, fetch, prio[0] ? " priority=" : "", prio,
-            ended[0] ? " (" : "", ended, ended[0] ? ")" : "",
-            x->client_id[0] ? " client_request_id=" : "", x->client_id);
+    VP_LOGI(x->id, "%s %s %s responses=%zu tokens=%zu %.1f ms%s%s%s%s%s%s%s%s%s%s", x->method,
+            x->path, status, x->n_responses, x->tokens, ms, fetch,
+            prio[0] ? " priority=" : "", prio, ended[0] ? " (" : "", ended, ended[0] ? ")" : "",
+            x->client_id[0] ? " client_request_id=" : "", x->client_id,
+            x->key_name[0] ? " key=" : "", x->key_name);
 }

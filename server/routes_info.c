@@ -97,7 +97,7 @@ enum MHD_Result vp_route_models(vp_conn *x)
     }
     json_t *j = json_pack("{s:o, s:o, s:s, s:b, s:b}", "models", models, "limits",
                           limits_json(s->cfg), "version", VP_BUILD_VERSION, "ready",
-                          atomic_load(&s->ready), "auth", s->cfg->api_key != NULL);
+                          atomic_load(&s->ready), "auth", vp_server_api_keys(s) > 0);
     return vp_reply_json(x, 200, j);
 }
 
@@ -139,6 +139,12 @@ enum MHD_Result vp_route_metrics(vp_conn *x)
     }
     g.resident_bytes = vp_process_resident_bytes();
     g.heap_bytes = vp_process_heap_bytes();
+    g.api_keys = vp_server_api_keys(s);
+    g.tls = s->tls;
+    if (s->tls) {
+        g.tls_not_after = vp_tls_not_after();
+        g.tls_pairs_held = vp_tls_pairs_held();
+    }
     size_t len;
     char *body = vp_metrics_render(&s->metrics, &g, &len);
     if (!body)

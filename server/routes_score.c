@@ -36,6 +36,12 @@ static int prepare(vp_conn *x, vp_score_request *req, const char *prefix, vp_ite
     item->return_steps = req->return_steps;
     item->return_logits = req->return_logits;
     item->priority = req->priority;
+    if (req->priority < x->max_priority) { /* more than its API key may: lowered, and said
+                                             * in the answer when the client chose it */
+        item->priority_lowered = req->priority_given;
+        item->asked = req->priority;
+        item->priority = x->max_priority;
+    }
     memcpy(item->unknown_fields, req->unknown_fields, sizeof item->unknown_fields);
     int rc;
     if (vp_request_has_urls(req)) /* a route queues these for a fetch worker first */
@@ -140,9 +146,14 @@ static json_t *item_json(vp_conn *x, vp_item *it, const char *id, bool *gone)
     if (inf > x->inference_ms)
         x->inference_ms = inf;
     vp_metrics_result(&s->metrics, r, it->priority);
+    char note[128];
+    if (it->priority_lowered)
+        snprintf(note, sizeof note, "priority \"%s\" lowered to \"%s\": the most this API key "
+                 "may ask for", vp_priority_name(it->asked), vp_priority_name(it->priority));
     vp_score_json_opts o = {.id = id, .model_name = s->model_name,
                             .return_steps = it->return_steps, .return_logits = it->return_logits,
-                            .unknown_fields = it->unknown_fields};
+                            .unknown_fields = it->unknown_fields,
+                            .note = it->priority_lowered ? note : NULL};
     json_t *j = vp_response_score_json(r, &o, &err);
     if (!j) {
         VP_LOGE(x->id, "%s", err.message);
@@ -237,8 +248,10 @@ enum MHD_Result vp_route_batch(vp_conn *x)
             prefix_param(&it->err, prefix);
             continue;
         }
-        if (!req.priority_given)
+        if (!req.priority_given) {
             req.priority = batch_priority;
+            req.priority_given = bp && !json_is_null(bp);
+        }
         if (vp_request_has_urls(&req)) { /* prepared after the fetch */
             if (vp_fetch_stash(x, &req, prefix, i, n))
                 vp_fail(&it->err, VP_ERR_NOMEM, "", "out of memory");

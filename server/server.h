@@ -4,6 +4,7 @@
  *   vp_server_start          listen (GET /health 200, /ready 503, scoring 503 "loading")
  *   vp_server_attach_engine  after the model loaded and a warm-up pass succeeded: start
  *                            the scheduler's engine thread, /ready 200
+ *   vp_server_reload         SIGHUP: the API keys and the TLS certificate read again
  *   vp_server_drain          SIGTERM: new requests 503, queued work finishes
  *   vp_server_stop           close the listener and connections, stop the scheduler */
 #ifndef VP_SERVER_H
@@ -27,6 +28,10 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err);
 int vp_server_port(const vp_server *s);
 /* Hands the engine to the server (it stays the caller's to close after vp_server_stop). */
 int vp_server_attach_engine(vp_server *s, vp_engine *e, vp_error *err);
+/* Reads --api-keys-file and the TLS certificate and key again and swaps them in, all or
+ * nothing: on failure (-1, err naming the file and the problem) the server goes on with
+ * what it had. Connections already open keep the certificate their handshake took. */
+int vp_server_reload(vp_server *s, vp_error *err);
 /* Refuse new work and wait up to timeout_ms for queued and in-flight requests to be
  * answered. Returns 0 when everything was answered, -1 on timeout. */
 int vp_server_drain(vp_server *s, double timeout_ms);

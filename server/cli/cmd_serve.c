@@ -32,6 +32,32 @@ static pthread_cond_t sig_cv = PTHREAD_COND_INITIALIZER;
 static int sig_count;
 static int sig_last;
 
+/* SIGHUP reloads the credentials of this server (set while it runs), on the signal thread */
+static pthread_mutex_t reload_mu = PTHREAD_MUTEX_INITIALIZER;
+static vp_server *reload_target;
+
+static void set_reload_target(vp_server *s)
+{
+    pthread_mutex_lock(&reload_mu); /* clearing it waits for a reload under way */
+    reload_target = s;
+    pthread_mutex_unlock(&reload_mu);
+}
+
+static void reload(void)
+{
+    pthread_mutex_lock(&reload_mu);
+    if (!reload_target) {
+        VP_LOGW(NULL, "SIGHUP: no server is running yet (or any more): nothing reloaded");
+    } else {
+        vp_error err = {0};
+        VP_LOGI(NULL, "SIGHUP: reading the API keys file and the TLS certificate again");
+        if (vp_server_reload(reload_target, &err))
+            VP_LOGE(NULL, "SIGHUP: reload refused, the previous API keys and certificate stay "
+                    "in use: %s", err.message);
+    }
+    pthread_mutex_unlock(&reload_mu);
+}
+
 static void *signal_main(void *arg)
 {
     sigset_t *set = arg;
@@ -39,6 +65,10 @@ static void *signal_main(void *arg)
         int sig;
         if (sigwait(set, &sig))
             continue;
+        if (sig == SIGHUP) {
+            reload();
+            continue;
+        }
         pthread_mutex_lock(&sig_mu);
         sig_count++;
         sig_last = sig;
@@ -189,6 +219,7 @@ int cmd_serve(int argc, char **argv)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     pthread_t sig_thread;
     if (pthread_create(&sig_thread, NULL, signal_main, &set)) {
@@ -206,6 +237,7 @@ int cmd_serve(int argc, char **argv)
         VP_LOGE(NULL, "%s", err.message);
         goto out;
     }
+    set_reload_target(srv);
     /* on stdout whatever the log level: scripts started with --port 0 read the port here */
     bool v6 = strchr(cfg.host, ':') != NULL;
     printf("listening on %s://%s%s%s:%d\n", cfg.tls_cert ? "https" : "http", v6 ? "[" : "",
@@ -213,8 +245,9 @@ int cmd_serve(int argc, char **argv)
            vp_server_port(srv));
     fflush(stdout);
     VP_LOGI(NULL, "listening on port %d; loading the model", vp_server_port(srv));
-    if (!cfg.api_key || !cfg.api_key[0])
-        VP_LOGW(NULL, "no API key set (--api-key / VPRM_API_KEY): every client may score");
+    if (!cfg.api_key && !cfg.api_keys_file)
+        VP_LOGW(NULL, "no API key set (--api-key / VPRM_API_KEY, --api-keys-file): every "
+                "client may score");
 
     vp_engine_options eo;
     vp_engine_options_default(&eo);
@@ -296,6 +329,7 @@ int cmd_serve(int argc, char **argv)
 out:
     if (exit_code && exit_code != 3 && signals_seen())
         exit_code = 0; /* asked to stop while starting: not a failure */
+    set_reload_target(NULL);
     vp_server_stop(srv);
     vp_engine_close(engine);
     curl_global_cleanup();

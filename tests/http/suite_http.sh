@@ -21,6 +21,8 @@
 #   J  image limits too small for the warm-up's picture: the text warm-up alone, then ready
 #   K  a request whose pass overflows a narrow number format (the CPU backend's
 #      VPRM_TEST_OVERFLOW_AFTER hook plays fp16 on a GPU): widened once, exact scores
+#   T  HTTPS: refusals of bad certificates and keys at start, then scores over TLS
+#   R  SIGHUP reloads the API keys file and the TLS certificate while serving
 # Environment: VPRM, VPRM_ASAN, VPRM_TOOLS, PYTHON, VPRM_TMP (see tests/run_all.sh).
 set -u
 T="${VPRM_TMP:?VPRM_TMP must be set}/http"
@@ -695,6 +697,58 @@ if start_daemon T "$VPRM" --api-key "$KEY" --batch-tokens 12000 --header-timeout
         ok "T: vprm bench --url https://... with CURL_CA_BUNDLE ($(grep throughput "$T/tls_bench.out"))"
     else bad "T: vprm bench over HTTPS"; tail -5 "$T/tls_bench.out"; fi
     stop_daemon T
+fi
+unset DAEMON_CURL_ARGS
+
+# ---- R: SIGHUP reloads --api-keys-file and the TLS certificate and key while serving
+# (tests/http/reload_check.py): keys rotated, a new certificate for new connections while
+# older ones keep theirs, refused reloads change nothing, reloads under load; plain HTTP on
+# the release binary, HTTPS on the ASan one (replaced certificates freed while connections
+# come and go). First the refusals of a keys file at start.
+RL="$T/reload"
+rm -rf "$RL" && mkdir -p "$RL"
+ALICE=alice-key-$$-0001
+BOB=bob-key-$$-0002
+keys_file() { printf '# names and keys\nalice %s\nbob %s\n' "$ALICE" "$BOB" >"$RL/keys.txt"; chmod 600 "$RL/keys.txt"; }
+rl_refused() { # rl_refused LABEL PATTERN KEYS-FILE-TEXT
+    printf '%b' "$3" >"$RL/bad_keys.txt"
+    timeout 30 "$VPRM" serve --model "$MODEL" --port 0 --no-warmup --api-keys-file "$RL/bad_keys.txt" \
+        >"$RL/refused.out" 2>&1
+    rc=$?
+    if [ "$rc" = 0 ] || [ "$rc" = 124 ]; then bad "R: $1: the server started (exit $rc)"
+    elif grep -q -- "$2" "$RL/refused.out"; then ok "R: $1: refused at start, naming $2"
+    else bad "R: $1: exit $rc, $(tail -3 "$RL/refused.out")"; fi
+}
+rl_refused "a keys file with no key" "bad_keys.txt holds no key" '# nothing\n\n'
+rl_refused "a key given twice" "bad_keys.txt, line 2 repeats the key of line 1" 'a same-key-123456\nb same-key-123456\n'
+rl_refused "a third field that is not an option" "bad_keys.txt, line 1: field 3 is not an option" 'a b c-key-1234567\n'
+timeout 30 "$VPRM" serve --model "$MODEL" --port 0 --no-warmup --api-keys-file "$RL/none.txt" >"$RL/refused.out" 2>&1
+rc=$?
+if [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -q "option api_keys_file: .*none.txt" "$RL/refused.out"; then
+    ok "R: a missing keys file: refused at start, naming it"
+else bad "R: a missing keys file: $(tail -2 "$RL/refused.out")"; fi
+keys_file
+if start_daemon R "$VPRM" --api-keys-file "$RL/keys.txt"; then
+    if (cd tests/http && "$PY" reload_check.py "$PORT" "$PID" "$RL" "$T/R.log" "$ALICE" "$BOB" plain) \
+        >"$RL/plain.out" 2>&1; then
+        ok "R: plain HTTP: $(grep -c '^ok:' "$RL/plain.out") reload checks (keys rotated on SIGHUP, refused reloads change nothing, a key's max_priority, reloads under load)"
+    else bad "R: plain HTTP reload checks"; grep -v '^ok:' "$RL/plain.out" | tail -8; fi
+    stop_daemon R
+fi
+for n in a b; do cp "$TLS/cert_$n.pem" "$TLS/key_$n.pem" "$RL/"; done
+cp "$RL/cert_a.pem" "$RL/cert.pem" && cp "$RL/key_a.pem" "$RL/key.pem" && chmod 600 "$RL"/key*.pem
+keys_file
+export DAEMON_CURL_ARGS="--cacert $RL/cert_a.pem"
+if start_daemon RA "$VPRM_ASAN" --api-keys-file "$RL/keys.txt" --tls-cert "$RL/cert.pem" \
+    --tls-key "$RL/key.pem"; then
+    if (cd tests/http && "$PY" reload_check.py "$PORT" "$PID" "$RL" "$T/RA.log" "$ALICE" "$BOB" tls) \
+        >"$RL/tls.out" 2>&1; then
+        ok "R: HTTPS, ASan: $(grep -c '^ok:' "$RL/tls.out") reload checks (new connections get the new certificate, older ones keep theirs until they close)"
+    else bad "R: HTTPS reload checks"; grep -v '^ok:' "$RL/tls.out" | tail -8; fi
+    stop_daemon RA
+    if grep -q "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error" "$T/RA.log"; then
+        bad "R: a sanitizer report"; grep -A20 "Sanitizer\|runtime error" "$T/RA.log" | head -30
+    else ok "R: no sanitizer report after the reloads"; fi
 fi
 unset DAEMON_CURL_ARGS
 

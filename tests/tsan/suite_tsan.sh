@@ -11,7 +11,9 @@
 #      threads (some slow, one refused 429), a batch mixing URL and inline items, tokenize,
 #      a client gone during its fetch, then SIGTERM during a fetch;
 #   5. the daemon serving HTTPS (tests/http/tls_check.py: scores, a TLS client's close
-#      cancelling its queued request, the handshake deadline), then SIGTERM.
+#      cancelling its queued request, the handshake deadline), then SIGTERM;
+#   6. the daemon serving HTTPS reloading its API keys and certificate on SIGHUP while
+#      clients score (tests/http/reload_check.py), then SIGTERM.
 # Any "WARNING: ThreadSanitizer" fails the suite (the report is printed).
 # ThreadSanitizer makes the CPU backend 5 to 15 times slower: the queue deadline is 10
 # minutes here, so that http_abuse's four heavy requests (seconds of vision each) all run.
@@ -69,11 +71,13 @@ if ! $RUN "$TSAN" mkmodel --scale tiny --seed 1 --tokenizer engine/assets/tiny_t
 fi
 PIDS=""
 trap 'for p in $PIDS; do kill -9 "$p" 2>/dev/null; done' EXIT
-# start NAME ARGS...: the daemon on a run-time port; sets PID and URL, or fails
+# start NAME ARGS...: the daemon on a run-time port; sets PID and URL, or fails. AUTH: the
+# authentication flags (default --api-key KEY)
 start() {
     name=$1; shift
     rm -f "$T/$name.out"
-    $RUN "$TSAN" serve --model "$MODEL" --host 127.0.0.1 --port 0 --api-key "$KEY" "$@" \
+    # shellcheck disable=SC2086
+    $RUN "$TSAN" serve --model "$MODEL" --host 127.0.0.1 --port 0 ${AUTH:---api-key $KEY} "$@" \
         >"$T/$name.out" 2>"$T/$name.log" &
     PID=$!
     PIDS="$PIDS $PID"
@@ -212,6 +216,27 @@ if openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -da
         else bad "tls: HTTPS checks"; grep -v '^ok:' "$TLS/check.out" | tail -8; fi
         stop tls
     fi
+    # SIGHUP while serving HTTPS: the keys and the certificate swapped while clients score
+    # on new and kept-alive connections (tests/http/reload_check.py)
+    if openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout "$TLS/key_b.pem" \
+        -out "$TLS/cert_b.pem" >>"$TLS/openssl.log" 2>&1; then
+        cp "$TLS/cert.pem" "$TLS/cert_a.pem" && cp "$TLS/key.pem" "$TLS/key_a.pem"
+        chmod 600 "$TLS"/key*.pem
+        ALICE=alice-key-$$-0001
+        BOB=bob-key-$$-0002
+        printf 'alice %s\nbob %s\n' "$ALICE" "$BOB" >"$TLS/keys.txt"
+        export DAEMON_CURL_ARGS="--cacert $TLS/cert_a.pem"
+        if AUTH="--api-keys-file $TLS/keys.txt" start reload --tls-cert "$TLS/cert.pem" \
+            --tls-key "$TLS/key.pem" --queue-timeout-ms 600000; then
+            if (cd tests/http && "$PY" reload_check.py "$PORT" "$PID" "$TLS" "$T/reload.log" \
+                "$ALICE" "$BOB" tls) >"$TLS/reload.out" 2>&1; then
+                ok "reload: $(grep -c '^ok:' "$TLS/reload.out") reload checks under ThreadSanitizer"
+            else bad "reload: reload checks"; grep -v '^ok:' "$TLS/reload.out" | tail -8; fi
+            stop reload
+        fi
+        unset AUTH
+    else bad "reload: openssl req: $(tail -2 "$TLS/openssl.log")"; fi
     unset DAEMON_CURL_ARGS
 else bad "tls: openssl req: $(tail -2 "$TLS/openssl.log")"; fi
 echo "suite_tsan: $pass passed, $fail failed"

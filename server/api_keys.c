@@ -1,0 +1,252 @@
+/* API keys from --api-key and --api-keys-file (api_keys.h). */
+#include <gnutls/crypto.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/util/file.h"
+#include "server/api_keys.h"
+
+/* Keys are kept as their SHA-256 only: the process holds no key's bytes after loading,
+ * and a check compares 32 bytes a key whatever the token's length (a long token costs
+ * one hash, not a pass over every key). */
+#define DIGEST 32
+
+typedef struct api_key {
+    uint8_t digest[DIGEST];
+    char name[VP_API_KEY_NAME_MAX + 1];
+    vp_priority max_priority; /* the most its requests may ask for */
+    size_t line; /* 0 = the api_key option */
+} api_key;
+
+struct vp_api_keys {
+    api_key *keys;
+    size_t n, cap;
+};
+
+void vp_api_keys_free(vp_api_keys *k)
+{
+    if (!k)
+        return;
+    if (k->keys)
+        explicit_bzero(k->keys, k->cap * sizeof *k->keys);
+    free(k->keys);
+    free(k);
+}
+
+size_t vp_api_keys_count(const vp_api_keys *k) { return k ? k->n : 0; }
+
+const char *vp_api_keys_match(const vp_api_keys *k, const char *token, size_t len,
+                              vp_priority *max_priority)
+{
+    uint8_t d[DIGEST];
+    if (!k || gnutls_hash_fast(GNUTLS_DIG_SHA256, token, len, d) < 0)
+        return NULL;
+    size_t found = SIZE_MAX;
+    for (size_t i = 0; i < k->n; i++) {
+        unsigned char diff = 0;
+        for (size_t j = 0; j < DIGEST; j++)
+            diff |= (unsigned char)(d[j] ^ k->keys[i].digest[j]);
+        /* keys are distinct: at most one equals the token, so no branch on a match */
+        size_t hit = (size_t)0 - (size_t)(diff == 0);
+        found = (found & ~hit) | (i & hit);
+    }
+    explicit_bzero(d, sizeof d);
+    if (found == SIZE_MAX)
+        return NULL;
+    if (max_priority)
+        *max_priority = k->keys[found].max_priority;
+    return k->keys[found].name;
+}
+
+/* "line 7", or "option api_key" */
+static const char *where(const api_key *e, char *buf, size_t cap)
+{
+    if (e->line)
+        snprintf(buf, cap, "line %zu", e->line);
+    else
+        snprintf(buf, cap, "option api_key");
+    return buf;
+}
+
+static int add_key(vp_api_keys *k, const char *file, const char *key, size_t len,
+                   const char *name, size_t name_len, vp_priority max_priority, size_t line,
+                   vp_error *err)
+{
+    const char *param = line ? "api_keys_file" : "api_key";
+    api_key e = {.line = line, .max_priority = max_priority};
+    char at[4096 + 48]; /* "FILE, line N" or "option api_key": what every message starts with */
+    if (line)
+        snprintf(at, sizeof at, "%s, line %zu", file, line);
+    else
+        snprintf(at, sizeof at, "option api_key");
+    if (len < VP_API_KEY_MIN || len > VP_API_KEY_MAX)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, param, "%s: the key has %zu bytes; %d to %d "
+                       "are allowed", at, len, VP_API_KEY_MIN, VP_API_KEY_MAX);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)key[i] <= ' ' || (unsigned char)key[i] >= 0x7f)
+            return vp_fail(err, VP_ERR_BAD_REQUEST, param,
+                           "%s: byte 0x%02x at offset %zu of the key; only visible ASCII "
+                           "characters are allowed (no spaces, control characters or "
+                           "non-ASCII)", at, (unsigned char)key[i], i);
+    if (name_len > VP_API_KEY_NAME_MAX)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, param, "%s: the name has %zu bytes; at most "
+                       "%d are allowed", at, name_len, VP_API_KEY_NAME_MAX);
+    for (size_t i = 0; i < name_len; i++) {
+        char c = name[i];
+        bool fine = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    strchr(".-_@:", c);
+        if (!fine || !c)
+            return vp_fail(err, VP_ERR_BAD_REQUEST, param,
+                           "%s: byte 0x%02x at offset %zu of the name; a name holds "
+                           "letters, digits and \".-_@:\" only", at,
+                           (unsigned char)c, i);
+    }
+    memcpy(e.name, name, name_len);
+    e.name[name_len] = 0;
+    if (k->n == VP_API_KEYS_MAX)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, param, "%s: more than %d keys", at,
+                       VP_API_KEYS_MAX);
+    if (gnutls_hash_fast(GNUTLS_DIG_SHA256, key, len, e.digest) < 0)
+        return vp_fail(err, VP_ERR_INTERNAL, param, "%s: GnuTLS cannot hash the key", at);
+    for (size_t i = 0; i < k->n; i++) {
+        char other[48];
+        if (!memcmp(k->keys[i].digest, e.digest, DIGEST))
+            return vp_fail(err, VP_ERR_BAD_REQUEST, param, "%s repeats the key of %s",
+                           at, where(&k->keys[i], other, sizeof other));
+        if (!strcmp(k->keys[i].name, e.name))
+            return vp_fail(err, VP_ERR_BAD_REQUEST, param,
+                           "%s repeats the name \"%s\" of %s", at, e.name,
+                           where(&k->keys[i], other, sizeof other));
+    }
+    if (k->n == k->cap) {
+        size_t cap = k->cap ? 2 * k->cap : 8;
+        api_key *keys = realloc(k->keys, cap * sizeof *keys);
+        if (!keys)
+            return vp_fail(err, VP_ERR_NOMEM, param, "out of memory for the API keys");
+        k->keys = keys;
+        k->cap = cap;
+    }
+    k->keys[k->n++] = e;
+    explicit_bzero(e.digest, sizeof e.digest);
+    return 0;
+}
+
+static bool blank(char c) { return c == ' ' || c == '\t'; }
+
+/* A line's option field (the third and later): "max_priority=high|normal|low". Its text is
+ * never quoted in a message: a line holding keys by mistake would put them in the log. */
+static int parse_option(const char *f, size_t len, vp_priority *maxp, bool *seen,
+                        const char *path, size_t line, size_t field, vp_error *err)
+{
+    static const char opt[] = "max_priority=";
+    size_t ol = sizeof opt - 1;
+    if (len <= ol || memcmp(f, opt, ol))
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
+                       "%s, line %zu: field %zu is not an option; a line is KEY, NAME KEY or "
+                       "NAME KEY max_priority=high|normal|low", path, line, field);
+    if (*seen)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
+                       "%s, line %zu: max_priority given twice", path, line);
+    static const char *const names[] = {"high", "normal", "low"};
+    for (int p = VP_PRIORITY_HIGH; p <= VP_PRIORITY_LOW; p++)
+        if (len - ol == strlen(names[p]) && !memcmp(f + ol, names[p], len - ol)) {
+            *maxp = (vp_priority)p;
+            *seen = true;
+            return 0;
+        }
+    return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
+                   "%s, line %zu: max_priority must be high, normal or low", path, line);
+}
+
+/* The file's lines into k: "KEY", "NAME KEY" or "NAME KEY OPTION...". */
+static int parse_file(vp_api_keys *k, const char *path, char *text, size_t len, vp_error *err)
+{
+    if (strlen(text) != len)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
+                       "%s holds a NUL byte (at offset %zu): it is not a text file of keys",
+                       path, strlen(text));
+    size_t line = 0, before = k->n;
+    for (char *p = text; *p;) {
+        char *end = strchr(p, '\n');
+        char *next = end ? end + 1 : p + strlen(p);
+        if (!end)
+            end = next;
+        line++;
+        while (end > p && (end[-1] == '\r' || blank(end[-1]))) /* CRLF files too */
+            end--;
+        while (p < end && blank(*p))
+            p++;
+        if (p < end && *p != '#') {
+            const char *f[2];
+            size_t fl[2], n = 0, field = 0;
+            vp_priority maxp = VP_PRIORITY_HIGH;
+            bool seen = false;
+            for (char *q = p; q < end;) {
+                const char *start = q;
+                while (q < end && !blank(*q))
+                    q++;
+                size_t l = (size_t)(q - start);
+                while (q < end && blank(*q))
+                    q++;
+                if (++field <= 2) {
+                    f[n] = start;
+                    fl[n++] = l;
+                } else if (parse_option(start, l, &maxp, &seen, path, line, field, err)) {
+                    return -1;
+                }
+            }
+            /* "KEY max_priority=P" would take the key for a name (logged) */
+            if (fl[n - 1] > 13 && !memcmp(f[n - 1], "max_priority=", 13))
+                return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
+                               "%s, line %zu: the key looks like an option; a line with an "
+                               "option is NAME KEY max_priority=high|normal|low", path, line);
+            char dflt[32];
+            int dl = snprintf(dflt, sizeof dflt, "line%zu", line);
+            if (n == 1 ? add_key(k, path, f[0], fl[0], dflt, (size_t)dl, maxp, line, err)
+                       : add_key(k, path, f[1], fl[1], f[0], fl[0], maxp, line, err))
+                return -1;
+        }
+        p = next;
+    }
+    if (k->n == before)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
+                       "%s holds no key (a line is KEY or NAME KEY; '#' starts a comment)",
+                       path);
+    return 0;
+}
+
+int vp_api_keys_load(const char *single, const char *file, vp_api_keys **out, vp_error *err)
+{
+    *out = NULL;
+    if (!single && !file)
+        return 0;
+    vp_api_keys *k = calloc(1, sizeof *k);
+    if (!k)
+        return vp_fail(err, VP_ERR_NOMEM, "api_key", "out of memory for the API keys");
+    if (single && add_key(k, NULL, single, strlen(single), "api_key", 7, VP_PRIORITY_HIGH, 0, err)) {
+        vp_api_keys_free(k);
+        return -1;
+    }
+    if (file) {
+        uint8_t *text = NULL;
+        size_t len = 0;
+        if (vp_read_file(file, VP_API_KEYS_FILE_MAX, &text, &len, err)) {
+            char why[sizeof err->message];
+            snprintf(why, sizeof why, "%s", err->message);
+            vp_api_keys_free(k);
+            return vp_fail(err, VP_ERR_IO, "api_keys_file", "option api_keys_file: %s", why);
+        }
+        int rc = parse_file(k, file, (char *)text, len, err);
+        explicit_bzero(text, len);
+        free(text);
+        if (rc) {
+            vp_api_keys_free(k);
+            return -1;
+        }
+    }
+    *out = k;
+    return 0;
+}

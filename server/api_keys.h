@@ -1,0 +1,40 @@
+/* The API keys clients may present as "Authorization: Bearer KEY": --api-key and the
+ * lines of --api-keys-file, each with a name that the request's log line carries (never
+ * the key). The server swaps in a freshly loaded set on SIGHUP (reload.c), so keys can be
+ * rotated without a restart. */
+#ifndef VP_API_KEYS_H
+#define VP_API_KEYS_H
+
+#include <stddef.h>
+
+#include "engine/util/err.h"
+#include "proto/request.h"
+
+#define VP_API_KEY_NAME_MAX 64     /* bytes of a key's name */
+#define VP_API_KEY_MIN 8           /* bytes of a key, at least */
+#define VP_API_KEY_MAX 4096        /* and at most */
+#define VP_API_KEYS_FILE_MAX (1u << 20)
+#define VP_API_KEYS_MAX 10000      /* keys in all (each check compares 32 bytes a key) */
+
+typedef struct vp_api_keys vp_api_keys;
+
+/* The keys of `single` (named "api_key"; NULL = none) and of `file` (NULL = none): a
+ * line is "KEY" (named "lineN"), "NAME KEY", or "NAME KEY max_priority=P": the most its
+ * requests may ask for (high, the default, normal or low; a request asking for more gets
+ * P). Blank lines and lines starting with '#' are skipped. Refused, with the line named
+ * (never a key): a key shorter than VP_API_KEY_MIN or longer than VP_API_KEY_MAX, a byte
+ * outside visible ASCII, a third field that is not that option, a name of other than
+ * letters, digits and ".-_@:", a key or a name given twice, more than VP_API_KEYS_MAX keys,
+ * a file with no key. Only the keys' SHA-256 digests are kept. *out is NULL when neither is set (no authentication). */
+int vp_api_keys_load(const char *single, const char *file, vp_api_keys **out, vp_error *err);
+
+/* The name of the key equal to token[0..len), or NULL; *max_priority (when not NULL) its
+ * highest priority. The token's digest is compared with every key's, whole, whatever
+ * matched: the time says nothing of which key nor where a wrong token differs. */
+const char *vp_api_keys_match(const vp_api_keys *k, const char *token, size_t len,
+                              vp_priority *max_priority);
+
+size_t vp_api_keys_count(const vp_api_keys *k);
+void vp_api_keys_free(vp_api_keys *k); /* the keys' bytes are wiped */
+
+#endif

@@ -1,0 +1,225 @@
+/* The API keys file (--api-keys-file, server/api_keys.c), read at start and on every
+ * SIGHUP. The input is the file's bytes, given through a memfd's /proc path.
+ * Seeds: keys files written by hand (names, bare keys, comments, CRLF, refusals).
+ * Promises:
+ *  - the file is accepted exactly when a reference parser written here from the
+ *    documented format accepts it ("KEY", "NAME KEY" or "NAME KEY max_priority=high|normal|low"
+ *    a line (the option at most once, never in the key's place), blanks and '#' lines skipped, spaces, tabs and a CR at a line's end trimmed; keys of 8 to 4096 bytes of
+ *    visible ASCII, names of at most 64 letters, digits and ".-_@:", no key or name twice,
+ *    at least one key, no NUL byte);
+ *  - accepted: the same number of keys, each key matching with the reference's name
+ *    ("lineN" for a bare key) and highest priority (high when not given), and the key with a byte changed, cut or extended matching
+ *    none or another key of the file only;
+ *  - refused: a BAD_REQUEST for param "api_keys_file" whose message names the file and,
+ *    when the reference names a line, that line ("line N"); the message never holds a
+ *    key the file declared before the refusal (a secret);
+ *  - nothing leaks (ASan's leak check). */
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "server/api_keys.h"
+#include "tests/fuzz/fuzz.h"
+
+#define REF_MAX 10000 /* VP_API_KEYS_MAX, written apart */
+
+typedef struct ref_key {
+    const uint8_t *key, *name;
+    size_t klen, nlen;
+    int max_priority; /* 0 high (the default), 1 normal, 2 low */
+    char dflt[32];
+} ref_key;
+
+typedef struct ref {
+    ref_key keys[REF_MAX];
+    size_t n;
+    size_t bad_line; /* the line refused (0: the file as a whole) */
+} ref;
+
+static bool ref_blank(uint8_t c) { return c == ' ' || c == '\t'; }
+
+static bool ref_name_char(uint8_t c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '-' || c == '_' || c == '@' || c == ':';
+}
+
+/* 0 and r filled, or -1 (r->bad_line the line, or 0) */
+static int ref_parse(const uint8_t *d, size_t n, ref *r)
+{
+    r->n = 0;
+    r->bad_line = 0;
+    if (memchr(d, 0, n))
+        return -1;
+    size_t line = 0;
+    for (size_t at = 0; at < n;) {
+        size_t end = at;
+        while (end < n && d[end] != '\n')
+            end++;
+        size_t next = end < n ? end + 1 : end;
+        line++;
+        size_t b = at, e = end;
+        while (e > b && (d[e - 1] == '\r' || ref_blank(d[e - 1])))
+            e--;
+        while (b < e && ref_blank(d[b]))
+            b++;
+        at = next;
+        if (b == e || d[b] == '#')
+            continue;
+        size_t fs[2], fe[2], nf = 0, field = 0;
+        int maxp = 0, seen = 0;
+        for (size_t q = b; q < e;) {
+            size_t s0 = q;
+            while (q < e && !ref_blank(d[q]))
+                q++;
+            size_t s1 = q;
+            while (q < e && ref_blank(d[q]))
+                q++;
+            if (++field <= 2) {
+                fs[nf] = s0;
+                fe[nf++] = s1;
+                continue;
+            }
+            static const char *const vals[] = {"max_priority=high", "max_priority=normal",
+                                               "max_priority=low"};
+            int v = -1;
+            for (int i = 0; i < 3; i++)
+                if (s1 - s0 == strlen(vals[i]) && !memcmp(d + s0, vals[i], s1 - s0))
+                    v = i;
+            if (v < 0 || seen++) {
+                r->bad_line = line;
+                return -1;
+            }
+            maxp = v;
+        }
+        size_t kf = nf - 1; /* the key's field: an option there is refused */
+        if (fe[kf] - fs[kf] > 13 && !memcmp(d + fs[kf], "max_priority=", 13)) {
+            r->bad_line = line;
+            return -1;
+        }
+        if (r->n == REF_MAX) {
+            r->bad_line = line;
+            return -1;
+        }
+        ref_key *k = &r->keys[r->n];
+        k->max_priority = maxp;
+        size_t ki = nf == 1 ? 0 : 1;
+        k->key = d + fs[ki];
+        k->klen = fe[ki] - fs[ki];
+        if (nf == 1) {
+            int len = snprintf(k->dflt, sizeof k->dflt, "line%zu", line);
+            k->name = (const uint8_t *)k->dflt;
+            k->nlen = (size_t)len;
+        } else {
+            k->name = d + fs[0];
+            k->nlen = fe[0] - fs[0];
+        }
+        bool fine = k->klen >= 8 && k->klen <= 4096 && k->nlen <= 64;
+        for (size_t i = 0; fine && i < k->klen; i++)
+            fine = k->key[i] > ' ' && k->key[i] < 0x7f;
+        for (size_t i = 0; fine && nf == 2 && i < k->nlen; i++)
+            fine = ref_name_char(k->name[i]);
+        for (size_t j = 0; fine && j < r->n; j++)
+            fine = !(r->keys[j].klen == k->klen && !memcmp(r->keys[j].key, k->key, k->klen)) &&
+                   !(r->keys[j].nlen == k->nlen && !memcmp(r->keys[j].name, k->name, k->nlen));
+        if (!fine) {
+            r->bad_line = line;
+            return -1;
+        }
+        r->n++;
+    }
+    return r->n ? 0 : -1;
+}
+
+static ref R;
+
+/* The fixed text of api_keys.c's messages: a "key" that is part of it shows up innocently. */
+static const char *const phrases[] = {
+    "is not an option; a line is KEY, NAME KEY or NAME KEY max_priority=high|normal|low",
+    "max_priority must be high, normal or low", "max_priority given twice",
+    "the key looks like an option; a line with an option is NAME KEY max_priority=high|normal|low",
+    "more than 10000 keys", "holds no key (a line is KEY or NAME KEY; '#' starts a comment)",
+    "repeats the key of line", "repeats the name of line option api_key",
+    ("of the key; only visible ASCII characters are allowed (no spaces, control characters "
+     "or non-ASCII)"),
+    "the key has bytes; 8 to 4096 are allowed", "the name has bytes; at most 64 are allowed",
+    "of the name; a name holds letters, digits and \".-_@:\" only",
+    "holds a NUL byte (at offset): it is not a text file of keys"};
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size > VP_API_KEYS_FILE_MAX)
+        return 0;
+    int fd = memfd_create("fuzz_api_keys", 0);
+    FUZZ_REQUIRE(fd >= 0, "memfd_create failed");
+    FUZZ_REQUIRE(size == 0 || write(fd, data, size) == (ssize_t)size, "write failed");
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    vp_api_keys *k = NULL;
+    vp_error err;
+    memset(&err, 0, sizeof err);
+    int rc = vp_api_keys_load(NULL, path, &k, &err);
+    close(fd);
+    int want = ref_parse(data, size, &R);
+    FUZZ_REQUIRE((rc == 0) == (want == 0), "api_keys.c %s, the reference %s (line %zu): %s",
+                 rc ? "refused" : "accepted", want ? "refuses" : "accepts", R.bad_line,
+                 rc ? err.message : "");
+    if (rc) {
+        FUZZ_REQUIRE_ERROR(err);
+        FUZZ_REQUIRE(err.kind == VP_ERR_BAD_REQUEST && !strcmp(err.param, "api_keys_file"),
+                     "kind %d param %s", (int)err.kind, err.param);
+        FUZZ_REQUIRE(strstr(err.message, path) != NULL, "the file is not named: %s", err.message);
+        if (R.bad_line) {
+            char at[40];
+            snprintf(at, sizeof at, "line %zu", R.bad_line);
+            FUZZ_REQUIRE(strstr(err.message, at) != NULL, "'%s' not named: %s", at, err.message);
+        }
+        /* no key declared before the refusal is in the message (unless the path or a
+         * name, which the message may show, happens to hold it) */
+        for (size_t i = 0; i < R.n; i++) {
+            char key[4097];
+            memcpy(key, R.keys[i].key, R.keys[i].klen);
+            key[R.keys[i].klen] = 0;
+            bool shown = strstr(path, key) != NULL;
+            for (size_t j = 0; j < sizeof phrases / sizeof *phrases && !shown; j++)
+                shown = strstr(phrases[j], key) != NULL;
+            for (size_t j = 0; j < R.n && !shown; j++)
+                shown = R.keys[j].nlen >= R.keys[i].klen &&
+                        memmem(R.keys[j].name, R.keys[j].nlen, key, R.keys[i].klen);
+            FUZZ_REQUIRE(shown || strstr(err.message, key) == NULL, "key %zu in the message: %s",
+                         i, err.message);
+        }
+        return 0;
+    }
+    FUZZ_REQUIRE(vp_api_keys_count(k) == R.n, "%zu keys, the reference %zu",
+                 vp_api_keys_count(k), R.n);
+    for (size_t i = 0; i < R.n; i++) {
+        const ref_key *rk = &R.keys[i];
+        vp_priority maxp = (vp_priority)-1;
+        const char *name = vp_api_keys_match(k, (const char *)rk->key, rk->klen, &maxp);
+        FUZZ_REQUIRE(name && strlen(name) == rk->nlen && !memcmp(name, rk->name, rk->nlen),
+                     "key %zu matched %s", i, name ? name : "nothing");
+        FUZZ_REQUIRE((int)maxp == rk->max_priority, "key %zu: max_priority %d, the reference %d",
+                     i, (int)maxp, rk->max_priority);
+        /* a changed byte, a cut and an extension match nothing, or another key of the
+         * file whole */
+        char probe[4098];
+        memcpy(probe, rk->key, rk->klen);
+        size_t lens[3] = {rk->klen, rk->klen - 1, rk->klen + 1};
+        probe[rk->klen] = 'x';
+        for (int v = 0; v < 3; v++) {
+            char saved = probe[0];
+            if (v == 0)
+                probe[0] = (char)(probe[0] == 'A' ? 'B' : 'A');
+            const char *other = vp_api_keys_match(k, probe, lens[v], NULL);
+            bool another = false;
+            for (size_t j = 0; other && j < R.n; j++)
+                another |= R.keys[j].klen == lens[v] && !memcmp(R.keys[j].key, probe, lens[v]);
+            FUZZ_REQUIRE(!other || another, "a variant %d of key %zu matched %s", v, i, other);
+            probe[0] = saved;
+        }
+    }
+    vp_api_keys_free(k);
+    return 0;
+}
