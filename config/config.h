@@ -46,6 +46,8 @@ typedef struct vp_config {
     size_t max_header_bytes;   /* libmicrohttpd's memory per connection: bounds the head */
     char *api_key;             /* NULL = no authentication (unless api_keys_file) */
     char *api_keys_file;       /* more keys, one a line, re-read on SIGHUP; NULL = none */
+    int credentials_check_s;   /* seconds between checks of the credential files for a
+                                * change that reloads them (0 = on SIGHUP only) */
     int retry_after_s;         /* Retry-After on 429 / 503 */
     /* request limits */
     size_t max_body_bytes;

@@ -80,8 +80,12 @@ const vp_option vp_options[] = {
     {"api_keys_file", VP_OPT_STR, OFF(api_keys_file), NULL, 0, 0, NULL,
      "file of API keys, one a line: KEY, NAME KEY (the name goes to the request's log "
      "line, never the key), or NAME KEY max_priority=normal|low (the highest priority its "
-     "requests get); '#' starts a comment; re-read with tls_cert and tls_key on SIGHUP, so "
+     "requests get); lines starting with '#' are comments; re-read with tls_cert and tls_key on SIGHUP, so "
      "keys rotate without a restart (with api_key, both are accepted)", 0},
+    {"credentials_check_s", VP_OPT_INT, OFF(credentials_check_s), "0", 0, 86400, NULL,
+     "seconds between checks of api_keys_file, tls_cert and tls_key for a change (a new "
+     "inode, size or time, as when Kubernetes updates a mounted secret); a change reloads "
+     "them as SIGHUP does (0 = on SIGHUP only)", 0},
     {"retry_after_s", VP_OPT_INT, OFF(retry_after_s), "1", 0, 3600, NULL,
      "Retry-After seconds sent with 429 and 503", 0},
     /* request limits */

@@ -19,6 +19,7 @@ typedef struct api_key {
     char name[VP_API_KEY_NAME_MAX + 1];
     vp_priority max_priority; /* the most its requests may ask for */
     size_t line; /* 0 = the api_key option */
+    bool named;  /* its name was given (not "lineN") */
 } api_key;
 
 struct vp_api_keys {
@@ -85,12 +86,11 @@ static int add_key(vp_api_keys *k, const char *file, const char *key, size_t len
     if (len < VP_API_KEY_MIN || len > VP_API_KEY_MAX)
         return vp_fail(err, VP_ERR_BAD_REQUEST, param, "%s: the key has %zu bytes; %d to %d "
                        "are allowed", at, len, VP_API_KEY_MIN, VP_API_KEY_MAX);
-    for (size_t i = 0; i < len; i++)
+    for (size_t i = 0; i < len; i++) /* the byte's value unsaid: it is part of a secret */
         if ((unsigned char)key[i] <= ' ' || (unsigned char)key[i] >= 0x7f)
             return vp_fail(err, VP_ERR_BAD_REQUEST, param,
-                           "%s: byte 0x%02x at offset %zu of the key; only visible ASCII "
-                           "characters are allowed (no spaces, control characters or "
-                           "non-ASCII)", at, (unsigned char)key[i], i);
+                           "%s: the byte at offset %zu of the key is not visible ASCII (a "
+                           "space, a control character or non-ASCII)", at, i);
     if (name_len > VP_API_KEY_NAME_MAX)
         return vp_fail(err, VP_ERR_BAD_REQUEST, param, "%s: the name has %zu bytes; at most "
                        "%d are allowed", at, name_len, VP_API_KEY_NAME_MAX);
@@ -116,9 +116,8 @@ static int add_key(vp_api_keys *k, const char *file, const char *key, size_t len
         if (!memcmp(k->keys[i].digest, e.digest, DIGEST))
             return vp_fail(err, VP_ERR_BAD_REQUEST, param, "%s repeats the key of %s",
                            at, where(&k->keys[i], other, sizeof other));
-        if (!strcmp(k->keys[i].name, e.name))
-            return vp_fail(err, VP_ERR_BAD_REQUEST, param,
-                           "%s repeats the name \"%s\" of %s", at, e.name,
+        if (!strcmp(k->keys[i].name, e.name)) /* unquoted: it may be a key, misplaced */
+            return vp_fail(err, VP_ERR_BAD_REQUEST, param, "%s repeats the name of %s", at,
                            where(&k->keys[i], other, sizeof other));
     }
     if (k->n == k->cap) {
@@ -208,14 +207,44 @@ static int parse_file(vp_api_keys *k, const char *path, char *text, size_t len, 
             if (n == 1 ? add_key(k, path, f[0], fl[0], dflt, (size_t)dl, maxp, line, err)
                        : add_key(k, path, f[1], fl[1], f[0], fl[0], maxp, line, err))
                 return -1;
+            k->keys[k->n - 1].named = n == 2;
         }
         p = next;
     }
     if (k->n == before)
         return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
-                       "%s holds no key (a line is KEY or NAME KEY; '#' starts a comment)",
+                       "%s holds no key (a line is KEY or NAME KEY; lines starting with '#' "
+                       "are comments)",
                        path);
     return 0;
+}
+
+static int digest_cmp(const void *a, const void *b) { return memcmp(a, b, DIGEST); }
+
+/* Refuses a name that is also a key of the set: a line's fields swapped, or an old key
+ * left where a name goes, would put a key on every log line. */
+static int names_not_keys(const vp_api_keys *k, const char *path, vp_error *err)
+{
+    uint8_t (*sorted)[DIGEST] = malloc(k->n * sizeof *sorted);
+    if (!sorted)
+        return vp_fail(err, VP_ERR_NOMEM, "api_keys_file", "out of memory for the API keys");
+    for (size_t i = 0; i < k->n; i++)
+        memcpy(sorted[i], k->keys[i].digest, DIGEST);
+    qsort(sorted, k->n, sizeof *sorted, digest_cmp);
+    int rc = 0;
+    for (size_t i = 0; i < k->n && !rc; i++) {
+        const api_key *e = &k->keys[i];
+        uint8_t d[DIGEST];
+        if (!e->named || gnutls_hash_fast(GNUTLS_DIG_SHA256, e->name, strlen(e->name), d) < 0)
+            continue;
+        if (bsearch(d, sorted, k->n, sizeof *sorted, digest_cmp))
+            rc = vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
+                         "%s, line %zu: the name is also one of the keys (a line is NAME KEY: "
+                         "are they swapped?)", path, e->line);
+    }
+    explicit_bzero(sorted, k->n * sizeof *sorted);
+    free(sorted);
+    return rc;
 }
 
 int vp_api_keys_load(const char *single, const char *file, vp_api_keys **out, vp_error *err)
@@ -240,6 +269,8 @@ int vp_api_keys_load(const char *single, const char *file, vp_api_keys **out, vp
             return vp_fail(err, VP_ERR_IO, "api_keys_file", "option api_keys_file: %s", why);
         }
         int rc = parse_file(k, file, (char *)text, len, err);
+        if (!rc)
+            rc = names_not_keys(k, file, err);
         explicit_bzero(text, len);
         free(text);
         if (rc) {

@@ -652,6 +652,7 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
         MHD_stop_daemon(s->daemon);
         goto fail;
     }
+    vp_reload_watch_init(s);
     if (vp_watch_start(s, err)) {
         MHD_stop_daemon(s->daemon);
         vp_fetch_pool_free(s->fetch_pool);

@@ -54,6 +54,13 @@ int vp_tls_retrieve(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, i
 void vp_tls_unload(void);        /* after the daemon stopped */
 typedef struct vp_head vp_head;
 
+/* What tells a credential file changed (reload.c) */
+typedef struct vp_file_stamp {
+    unsigned long long dev, ino;
+    long long size, mtime_ns, ctime_ns;
+} vp_file_stamp;
+#define VP_CREDENTIAL_FILES 3 /* api_keys_file, tls_cert, tls_key */
+
 struct vp_server {
     const vp_config *cfg;
     struct MHD_Daemon *daemon;
@@ -70,6 +77,8 @@ struct vp_server {
     pthread_rwlock_t keys_lock;
     vp_api_keys *keys;
     pthread_mutex_t reload_mu;     /* one reload at a time */
+    vp_file_stamp cred_stamps[VP_CREDENTIAL_FILES]; /* the watcher thread's (reload.c) */
+    double cred_checked_ms;
     size_t openapi_len;
     vp_metrics metrics;
     vp_fetch_pool *fetch_pool;     /* image URL downloads (NULL unless allow_image_urls) */
@@ -234,8 +243,11 @@ void vp_heads_reap(vp_server *s);
 /* request_log.c: the request's log line, when its connection is done with it */
 void vp_log_request(const vp_conn *x, enum MHD_RequestTerminationCode toe, double ms);
 
-/* reload.c: keys accepted now (0 = open) */
+/* reload.c: keys accepted now (0 = open); the credential files' change check, every
+ * credentials_check_s seconds (called by the watcher thread about once a second) */
 size_t vp_server_api_keys(vp_server *s);
+void vp_reload_watch_init(vp_server *s); /* before the watcher starts */
+void vp_reload_check(vp_server *s);
 
 /* watch.c */
 int vp_watch_start(vp_server *s, vp_error *err);

@@ -1,5 +1,10 @@
 /* SIGHUP: the credentials read again while serving (vp_server_reload), so API keys and
- * certificates rotate without a restart or a dropped request. */
+ * certificates rotate without a restart or a dropped request; with credentials_check_s,
+ * also when their files change (vp_reload_check, from the watcher thread), for hosts
+ * that replace the files but send no signal (Kubernetes' mounted secrets). */
+#include <string.h>
+#include <sys/stat.h>
+
 #include "engine/util/log.h"
 #include "server/internal.h"
 
@@ -24,10 +29,10 @@ int vp_server_reload(vp_server *s, vp_error *err)
     pthread_rwlock_unlock(&s->keys_lock);
     vp_api_keys_free(old);
     vp_metrics_event(&s->metrics, VP_EV_RELOAD_OK);
+    size_t n = vp_api_keys_count(keys); /* under the lock: another reload frees this set */
     pthread_mutex_unlock(&s->reload_mu);
     if (cfg->api_keys_file)
-        VP_LOGI(NULL, "reloaded %s: %zu API key%s", cfg->api_keys_file, vp_api_keys_count(keys),
-                vp_api_keys_count(keys) == 1 ? "" : "s");
+        VP_LOGI(NULL, "reloaded %s: %zu API key%s", cfg->api_keys_file, n, n == 1 ? "" : "s");
     if (!cfg->api_keys_file && !s->tls)
         VP_LOGI(NULL, "nothing to reload: neither api_keys_file nor tls_cert is set");
     return 0;
@@ -39,4 +44,56 @@ size_t vp_server_api_keys(vp_server *s)
     size_t n = vp_api_keys_count(s->keys);
     pthread_rwlock_unlock(&s->keys_lock);
     return n;
+}
+
+/* What identifies a file's contents without reading it: its device, inode, size and
+ * change time (a rename over it, as Kubernetes swaps a secret's files, gives a new inode;
+ * a rewrite in place, a new size or time). Stat follows symbolic links. */
+static void file_stamp(const char *path, vp_file_stamp *st)
+{
+    struct stat sb;
+    memset(st, 0, sizeof *st);
+    if (!path || stat(path, &sb))
+        return; /* missing: all zero, so its return is a change */
+    st->dev = (unsigned long long)sb.st_dev;
+    st->ino = (unsigned long long)sb.st_ino;
+    st->size = (long long)sb.st_size;
+    st->mtime_ns = (long long)sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec;
+    st->ctime_ns = (long long)sb.st_ctim.tv_sec * 1000000000LL + sb.st_ctim.tv_nsec;
+}
+
+/* The stamps of the credential files (those that are set). */
+static void stamps(const vp_config *cfg, vp_file_stamp out[VP_CREDENTIAL_FILES])
+{
+    file_stamp(cfg->api_keys_file, &out[0]);
+    file_stamp(cfg->tls_cert, &out[1]);
+    file_stamp(cfg->tls_key, &out[2]);
+}
+
+void vp_reload_watch_init(vp_server *s)
+{
+    stamps(s->cfg, s->cred_stamps);
+    s->cred_checked_ms = vp_sched_now_ms();
+}
+
+void vp_reload_check(vp_server *s)
+{
+    const vp_config *cfg = s->cfg;
+    double now = vp_sched_now_ms();
+    if (cfg->credentials_check_s <= 0 || now - s->cred_checked_ms < 1000.0 * cfg->credentials_check_s)
+        return;
+    s->cred_checked_ms = now;
+    vp_file_stamp st[VP_CREDENTIAL_FILES];
+    stamps(cfg, st);
+    if (!memcmp(st, s->cred_stamps, sizeof st))
+        return;
+    /* taken as seen whatever the outcome: a refused reload (a certificate replaced before
+     * its key) is tried again at the next change, not every check */
+    memcpy(s->cred_stamps, st, sizeof st);
+    VP_LOGI(NULL, "credential files changed: reading the API keys file and the TLS certificate "
+            "again (credentials_check_s=%d)", cfg->credentials_check_s);
+    vp_error err = {0};
+    if (vp_server_reload(s, &err))
+        VP_LOGE(NULL, "reload refused, the previous API keys and certificate stay in use: %s",
+                err.message);
 }

@@ -9,7 +9,7 @@
  * handshake); its handshake takes that pair or a newer one. So a replaced pair is unused
  * once it and every older one have no pins: the oldest are freed while that holds. A
  * connection kept open across many reloads holds the pairs since its own (a few KB
- * each) until it closes.
+ * each) until it closes; a reload of an unchanged certificate replaces nothing.
  *
  * GnuTLS's callback has no context pointer: the pairs are this file's, one HTTPS server a
  * process. */
@@ -229,11 +229,32 @@ static void collect_locked(void)
     }
 }
 
+/* Whether two pairs present the same chain (DER bytes). The key is then the same key
+ * pair: each pair's key was checked against its first certificate. */
+static bool same_chain(const tls_pair *a, const tls_pair *b)
+{
+    if (a->n_chain != b->n_chain)
+        return false;
+    for (unsigned i = 0; i < a->n_chain; i++)
+        if (a->chain[i].cert.size != b->chain[i].cert.size ||
+            memcmp(a->chain[i].cert.data, b->chain[i].cert.data, a->chain[i].cert.size))
+            return false;
+    return true;
+}
+
 int vp_tls_reload(const vp_config *cfg, vp_error *err)
 {
     tls_pair *p = load_pair(cfg, err);
     if (!p)
         return -1;
+    pthread_mutex_lock(&pairs_mu);
+    bool same = current && same_chain(current, p);
+    pthread_mutex_unlock(&pairs_mu);
+    if (same) { /* a reload of unchanged files retires nothing: none piles up pinned */
+        pair_free(p);
+        VP_LOGI(NULL, "the certificate %s is unchanged", cfg->tls_cert);
+        return 0;
+    }
     log_pair(cfg, p, "reloaded");
     pthread_mutex_lock(&pairs_mu);
     tls_pair *old = current;

@@ -53,7 +53,8 @@ int vp_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *len,
     }
     size_t got = size ? fread(buf, 1, size, f) : 0;
     fclose(f);
-    if (got != size) {
+    if (got != size) { /* a file rewritten while read; it may hold a secret (a TLS key) */
+        explicit_bzero(buf, got);
         free(buf);
         return vp_fail(err, VP_ERR_IO, NULL, "short read on %s", path);
     }

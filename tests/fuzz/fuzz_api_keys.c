@@ -6,13 +6,13 @@
  *    documented format accepts it ("KEY", "NAME KEY" or "NAME KEY max_priority=high|normal|low"
  *    a line (the option at most once, never in the key's place), blanks and '#' lines skipped, spaces, tabs and a CR at a line's end trimmed; keys of 8 to 4096 bytes of
  *    visible ASCII, names of at most 64 letters, digits and ".-_@:", no key or name twice,
- *    at least one key, no NUL byte);
+ *    at least one key, no NUL byte, no given name equal to a key);
  *  - accepted: the same number of keys, each key matching with the reference's name
  *    ("lineN" for a bare key) and highest priority (high when not given), and the key with a byte changed, cut or extended matching
  *    none or another key of the file only;
  *  - refused: a BAD_REQUEST for param "api_keys_file" whose message names the file and,
  *    when the reference names a line, that line ("line N"); the message never holds a
- *    key the file declared before the refusal (a secret);
+ *    key the file declared before the refusal, nor a field of the refused line (secrets);
  *  - nothing leaks (ASan's leak check). */
 #include <stdio.h>
 #include <string.h>
@@ -28,6 +28,7 @@ typedef struct ref_key {
     const uint8_t *key, *name;
     size_t klen, nlen;
     int max_priority; /* 0 high (the default), 1 normal, 2 low */
+    size_t line;
     char dflt[32];
 } ref_key;
 
@@ -35,6 +36,10 @@ typedef struct ref {
     ref_key keys[REF_MAX];
     size_t n;
     size_t bad_line; /* the line refused (0: the file as a whole) */
+    /* the refused line's fields (its name, which may be a misplaced key, its key, options,
+     * stray keys): secrets too */
+    const uint8_t *bad_field[8];
+    size_t bad_len[8], n_bad;
 } ref;
 
 static bool ref_blank(uint8_t c) { return c == ' ' || c == '\t'; }
@@ -50,6 +55,7 @@ static int ref_parse(const uint8_t *d, size_t n, ref *r)
 {
     r->n = 0;
     r->bad_line = 0;
+    r->n_bad = 0;
     if (memchr(d, 0, n))
         return -1;
     size_t line = 0;
@@ -68,6 +74,7 @@ static int ref_parse(const uint8_t *d, size_t n, ref *r)
         if (b == e || d[b] == '#')
             continue;
         size_t fs[2], fe[2], nf = 0, field = 0;
+        r->n_bad = 0;
         int maxp = 0, seen = 0;
         for (size_t q = b; q < e;) {
             size_t s0 = q;
@@ -76,6 +83,10 @@ static int ref_parse(const uint8_t *d, size_t n, ref *r)
             size_t s1 = q;
             while (q < e && ref_blank(d[q]))
                 q++;
+            if (field < 8) { /* the fields a message must not quote */
+                r->bad_field[field] = d + s0;
+                r->bad_len[field] = s1 - s0;
+            }
             if (++field <= 2) {
                 fs[nf] = s0;
                 fe[nf++] = s1;
@@ -88,11 +99,13 @@ static int ref_parse(const uint8_t *d, size_t n, ref *r)
                 if (s1 - s0 == strlen(vals[i]) && !memcmp(d + s0, vals[i], s1 - s0))
                     v = i;
             if (v < 0 || seen++) {
+                r->n_bad = field < 8 ? field : 8;
                 r->bad_line = line;
                 return -1;
             }
             maxp = v;
         }
+        r->n_bad = field < 8 ? field : 8;
         size_t kf = nf - 1; /* the key's field: an option there is refused */
         if (fe[kf] - fs[kf] > 13 && !memcmp(d + fs[kf], "max_priority=", 13)) {
             r->bad_line = line;
@@ -104,6 +117,7 @@ static int ref_parse(const uint8_t *d, size_t n, ref *r)
         }
         ref_key *k = &r->keys[r->n];
         k->max_priority = maxp;
+        k->line = line;
         size_t ki = nf == 1 ? 0 : 1;
         k->key = d + fs[ki];
         k->klen = fe[ki] - fs[ki];
@@ -129,7 +143,17 @@ static int ref_parse(const uint8_t *d, size_t n, ref *r)
         }
         r->n++;
     }
-    return r->n ? 0 : -1;
+    r->n_bad = 0;
+    if (!r->n)
+        return -1;
+    for (size_t i = 0; i < r->n; i++) /* a given name that is also a key */
+        for (size_t j = 0; r->keys[i].name != (const uint8_t *)r->keys[i].dflt && j < r->n; j++)
+            if (r->keys[i].nlen == r->keys[j].klen &&
+                !memcmp(r->keys[i].name, r->keys[j].key, r->keys[j].klen)) {
+                r->bad_line = r->keys[i].line;
+                return -1;
+            }
+    return 0;
 }
 
 static ref R;
@@ -139,10 +163,11 @@ static const char *const phrases[] = {
     "is not an option; a line is KEY, NAME KEY or NAME KEY max_priority=high|normal|low",
     "max_priority must be high, normal or low", "max_priority given twice",
     "the key looks like an option; a line with an option is NAME KEY max_priority=high|normal|low",
-    "more than 10000 keys", "holds no key (a line is KEY or NAME KEY; '#' starts a comment)",
+    "more than 10000 keys",
+    "holds no key (a line is KEY or NAME KEY; lines starting with '#' are comments)",
+    "the name is also one of the keys (a line is NAME KEY: are they swapped?)",
     "repeats the key of line", "repeats the name of line option api_key",
-    ("of the key; only visible ASCII characters are allowed (no spaces, control characters "
-     "or non-ASCII)"),
+    "the byte at offset of the key is not visible ASCII (a space, a control character or non-ASCII)",
     "the key has bytes; 8 to 4096 are allowed", "the name has bytes; at most 64 are allowed",
     "of the name; a name holds letters, digits and \".-_@:\" only",
     "holds a NUL byte (at offset): it is not a text file of keys"};
@@ -175,8 +200,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             snprintf(at, sizeof at, "line %zu", R.bad_line);
             FUZZ_REQUIRE(strstr(err.message, at) != NULL, "'%s' not named: %s", at, err.message);
         }
-        /* no key declared before the refusal is in the message (unless the path or a
-         * name, which the message may show, happens to hold it) */
+        /* no key declared before the refusal is in the message (unless the path or the
+         * message's own words happen to hold it) */
         for (size_t i = 0; i < R.n; i++) {
             char key[4097];
             memcpy(key, R.keys[i].key, R.keys[i].klen);
@@ -184,11 +209,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             bool shown = strstr(path, key) != NULL;
             for (size_t j = 0; j < sizeof phrases / sizeof *phrases && !shown; j++)
                 shown = strstr(phrases[j], key) != NULL;
-            for (size_t j = 0; j < R.n && !shown; j++)
-                shown = R.keys[j].nlen >= R.keys[i].klen &&
-                        memmem(R.keys[j].name, R.keys[j].nlen, key, R.keys[i].klen);
             FUZZ_REQUIRE(shown || strstr(err.message, key) == NULL, "key %zu in the message: %s",
                          i, err.message);
+        }
+        for (size_t i = 0; i < R.n_bad; i++) {
+            if (R.bad_len[i] < 8) /* short fields show up in any text */
+                continue;
+            char field[4097];
+            size_t fl = R.bad_len[i] < 4096 ? R.bad_len[i] : 4096;
+            memcpy(field, R.bad_field[i], fl);
+            field[fl] = 0;
+            bool shown = strstr(path, field) != NULL;
+            for (size_t j = 0; j < sizeof phrases / sizeof *phrases && !shown; j++)
+                shown = strstr(phrases[j], field) != NULL;
+            FUZZ_REQUIRE(shown || strstr(err.message, field) == NULL,
+                         "field %zu of the refused line in the message: %s", i, err.message);
         }
         return 0;
     }

@@ -735,6 +735,26 @@ if start_daemon R "$VPRM" --api-keys-file "$RL/keys.txt"; then
     else bad "R: plain HTTP reload checks"; grep -v '^ok:' "$RL/plain.out" | tail -8; fi
     stop_daemon R
 fi
+# --credentials-check-s: a replaced keys file is taken without a signal, a broken one refused
+keys_file
+if start_daemon RW "$VPRM" --api-keys-file "$RL/keys.txt" --credentials-check-s 1; then
+    CAROL=carol-key-$$-0003
+    printf 'carol %s\n' "$CAROL" >"$RL/keys.new" && mv "$RL/keys.new" "$RL/keys.txt"
+    code() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $1" "$URL/v1/models"; }
+    i=0
+    while [ "$(code "$CAROL")" != 200 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    if [ "$(code "$CAROL")" = 200 ] && [ "$(code "$ALICE")" = 401 ] \
+        && grep -q "credential files changed" "$T/RW.log"; then
+        ok "RW: a replaced keys file taken without a signal after $((i / 10)).$((i % 10)) s (--credentials-check-s 1)"
+    else bad "RW: the replaced keys file was not taken ($(code "$CAROL") $(code "$ALICE"))"; tail -3 "$T/RW.log"; fi
+    printf 'carol short\n' >"$RL/keys.new" && mv "$RL/keys.new" "$RL/keys.txt"
+    i=0
+    while ! grep -q "reload refused" "$T/RW.log" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    if grep -q "reload refused.*line 1: the key has 5 bytes" "$T/RW.log" && [ "$(code "$CAROL")" = 200 ]; then
+        ok "RW: a broken keys file refused, the previous keys kept"
+    else bad "RW: the broken keys file: $(grep -c 'reload refused' "$T/RW.log") refusals, carol $(code "$CAROL")"; fi
+    stop_daemon RW
+fi
 for n in a b; do cp "$TLS/cert_$n.pem" "$TLS/key_$n.pem" "$RL/"; done
 cp "$RL/cert_a.pem" "$RL/cert.pem" && cp "$RL/key_a.pem" "$RL/key.pem" && chmod 600 "$RL"/key*.pem
 keys_file

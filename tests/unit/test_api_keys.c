@@ -115,7 +115,7 @@ static void test_with_option(void)
     CHECK(load_text("option-key-1234", "x option-key-1234\n", &err) == NULL &&
           strstr(err.message, "line 1 repeats the key of option api_key"));
     CHECK(load_text("option-key-1234", "api_key other-key-1234\n", &err) == NULL &&
-          strstr(err.message, "repeats the name \"api_key\""));
+          strstr(err.message, "line 1 repeats the name of option api_key"));
 }
 
 /* text is refused with a message holding `want`, and not the secret */
@@ -148,14 +148,20 @@ static void test_refusals(void)
             "line 2: the key looks like an option", NULL);
     refused("max_priority=low\n", "line 1: the key looks like an option", NULL);
     refused("ok-key-12345678\nshort7x\n", "line 2: the key has 7 bytes; 8 to 4096", "short7x");
-    refused("name k\xc3\xa9y-1234567\n", "line 1: byte 0xc3 at offset 1 of the key", NULL);
-    refused("name key-with-\x01-ctrl\n", "byte 0x01 at offset 9 of the key", NULL);
+    refused("name k\xc3\xa9y-1234567\n", "line 1: the byte at offset 1 of the key is not visible ASCII",
+            "\xc3");
+    refused("name key-with-\x01-ctrl\n", "the byte at offset 9 of the key is not visible", "0x01");
+    /* a name that is also a key: fields swapped, or an old key left as a name */
+    refused("a first-key-12345678\nfirst-key-12345678 second-key-1234567\n",
+            "line 2: the name is also one of the keys", "first-key-12345678");
+    refused("second-key-1234567 first-key-12345678\nb second-key-1234567\n",
+            "line 1: the name is also one of the keys", "second-key-1234567");
     refused("bad/name key-key-12345678\n", "line 1: byte 0x2f at offset 3 of the name",
             "key-key-12345678");
     refused("a same-key-12345678\nb same-key-12345678\n",
             "line 2 repeats the key of line 1", "same-key-12345678");
     refused("dup key-one-12345678\ndup key-two-12345678\n",
-            "line 2 repeats the name \"dup\" of line 1", "key-two-12345678");
+            "line 2 repeats the name of line 1", "key-two-12345678");
     char longname[100];
     memset(longname, 'n', 65);
     snprintf(longname + 65, sizeof longname - 65, " key-key-12345678\n");
