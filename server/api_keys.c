@@ -18,6 +18,7 @@ typedef struct api_key {
     uint8_t digest[DIGEST];
     char name[VP_API_KEY_NAME_MAX + 1];
     vp_priority max_priority; /* the most its requests may ask for */
+    size_t max_queued;        /* 0 = no bound */
     size_t line; /* 0 = the api_key option */
     bool named;  /* its name was given (not "lineN") */
 } api_key;
@@ -39,12 +40,12 @@ void vp_api_keys_free(vp_api_keys *k)
 
 size_t vp_api_keys_count(const vp_api_keys *k) { return k ? k->n : 0; }
 
-const char *vp_api_keys_match(const vp_api_keys *k, const char *token, size_t len,
-                              vp_priority *max_priority)
+bool vp_api_keys_match(const vp_api_keys *k, const char *token, size_t len,
+                       vp_api_key_grant *out)
 {
     uint8_t d[DIGEST];
     if (!k || gnutls_hash_fast(GNUTLS_DIG_SHA256, token, len, d) < 0)
-        return NULL;
+        return false;
     size_t found = SIZE_MAX;
     for (size_t i = 0; i < k->n; i++) {
         unsigned char diff = 0;
@@ -56,10 +57,14 @@ const char *vp_api_keys_match(const vp_api_keys *k, const char *token, size_t le
     }
     explicit_bzero(d, sizeof d);
     if (found == SIZE_MAX)
-        return NULL;
-    if (max_priority)
-        *max_priority = k->keys[found].max_priority;
-    return k->keys[found].name;
+        return false;
+    if (out) {
+        const api_key *e = &k->keys[found];
+        memcpy(out->name, e->name, sizeof out->name);
+        out->max_priority = e->max_priority;
+        out->max_queued = e->max_queued;
+    }
+    return true;
 }
 
 /* "line 7", or "option api_key" */
@@ -72,12 +77,19 @@ static const char *where(const api_key *e, char *buf, size_t cap)
     return buf;
 }
 
+/* A line's options (api_keys.h) */
+typedef struct key_options {
+    vp_priority max_priority;
+    size_t max_queued;
+    bool priority_seen, queued_seen;
+} key_options;
+
 static int add_key(vp_api_keys *k, const char *file, const char *key, size_t len,
-                   const char *name, size_t name_len, vp_priority max_priority, size_t line,
+                   const char *name, size_t name_len, const key_options *o, size_t line,
                    vp_error *err)
 {
     const char *param = line ? "api_keys_file" : "api_key";
-    api_key e = {.line = line, .max_priority = max_priority};
+    api_key e = {.line = line, .max_priority = o->max_priority, .max_queued = o->max_queued};
     char at[4096 + 48]; /* "FILE, line N" or "option api_key": what every message starts with */
     if (line)
         snprintf(at, sizeof at, "%s, line %zu", file, line);
@@ -135,29 +147,47 @@ static int add_key(vp_api_keys *k, const char *file, const char *key, size_t len
 
 static bool blank(char c) { return c == ' ' || c == '\t'; }
 
-/* A line's option field (the third and later): "max_priority=high|normal|low". Its text is
- * never quoted in a message: a line holding keys by mistake would put them in the log. */
-static int parse_option(const char *f, size_t len, vp_priority *maxp, bool *seen,
-                        const char *path, size_t line, size_t field, vp_error *err)
+/* A line's option field (the third and later): "max_priority=high|normal|low" or
+ * "max_queued=N". Its text is never quoted in a message: a line holding keys by mistake
+ * would put them in the log. */
+static int parse_option(const char *f, size_t len, key_options *o, const char *path,
+                        size_t line, size_t field, vp_error *err)
 {
-    static const char opt[] = "max_priority=";
-    size_t ol = sizeof opt - 1;
-    if (len <= ol || memcmp(f, opt, ol))
+    static const char prio[] = "max_priority=", queued[] = "max_queued=";
+    size_t pl = sizeof prio - 1, ql = sizeof queued - 1;
+    if (len > pl && !memcmp(f, prio, pl)) {
+        if (o->priority_seen)
+            return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
+                           "%s, line %zu: max_priority given twice", path, line);
+        static const char *const names[] = {"high", "normal", "low"};
+        for (int p = VP_PRIORITY_HIGH; p <= VP_PRIORITY_LOW; p++)
+            if (len - pl == strlen(names[p]) && !memcmp(f + pl, names[p], len - pl)) {
+                o->max_priority = (vp_priority)p;
+                o->priority_seen = true;
+                return 0;
+            }
         return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
-                       "%s, line %zu: field %zu is not an option; a line is KEY, NAME KEY or "
-                       "NAME KEY max_priority=high|normal|low", path, line, field);
-    if (*seen)
-        return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
-                       "%s, line %zu: max_priority given twice", path, line);
-    static const char *const names[] = {"high", "normal", "low"};
-    for (int p = VP_PRIORITY_HIGH; p <= VP_PRIORITY_LOW; p++)
-        if (len - ol == strlen(names[p]) && !memcmp(f + ol, names[p], len - ol)) {
-            *maxp = (vp_priority)p;
-            *seen = true;
-            return 0;
-        }
+                       "%s, line %zu: max_priority must be high, normal or low", path, line);
+    }
+    if (len > ql && !memcmp(f, queued, ql)) {
+        if (o->queued_seen)
+            return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
+                           "%s, line %zu: max_queued given twice", path, line);
+        size_t v = 0, i = ql;
+        for (; i < len && i - ql < 9 && f[i] >= '0' && f[i] <= '9'; i++)
+            v = v * 10 + (size_t)(f[i] - '0');
+        if (i < len || v < 1 || v > VP_API_KEY_MAX_QUEUED)
+            return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
+                           "%s, line %zu: max_queued must be a whole number of jobs from 1 to "
+                           "%d", path, line, VP_API_KEY_MAX_QUEUED);
+        o->max_queued = v;
+        o->queued_seen = true;
+        return 0;
+    }
     return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
-                   "%s, line %zu: max_priority must be high, normal or low", path, line);
+                   "%s, line %zu: field %zu is not an option; a line is KEY, NAME KEY or "
+                   "NAME KEY with max_priority=high|normal|low and max_queued=N", path, line,
+                   field);
 }
 
 /* The file's lines into k: "KEY", "NAME KEY" or "NAME KEY OPTION...". */
@@ -181,8 +211,7 @@ static int parse_file(vp_api_keys *k, const char *path, char *text, size_t len, 
         if (p < end && *p != '#') {
             const char *f[2];
             size_t fl[2], n = 0, field = 0;
-            vp_priority maxp = VP_PRIORITY_HIGH;
-            bool seen = false;
+            key_options o = {.max_priority = VP_PRIORITY_HIGH};
             for (char *q = p; q < end;) {
                 const char *start = q;
                 while (q < end && !blank(*q))
@@ -193,19 +222,20 @@ static int parse_file(vp_api_keys *k, const char *path, char *text, size_t len, 
                 if (++field <= 2) {
                     f[n] = start;
                     fl[n++] = l;
-                } else if (parse_option(start, l, &maxp, &seen, path, line, field, err)) {
+                } else if (parse_option(start, l, &o, path, line, field, err)) {
                     return -1;
                 }
             }
             /* "KEY max_priority=P" would take the key for a name (logged) */
-            if (fl[n - 1] > 13 && !memcmp(f[n - 1], "max_priority=", 13))
+            if ((fl[n - 1] > 13 && !memcmp(f[n - 1], "max_priority=", 13)) ||
+                (fl[n - 1] > 11 && !memcmp(f[n - 1], "max_queued=", 11)))
                 return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
-                               "%s, line %zu: the key looks like an option; a line with an "
-                               "option is NAME KEY max_priority=high|normal|low", path, line);
+                               "%s, line %zu: the key looks like an option; a line with "
+                               "options is NAME KEY OPTION...", path, line);
             char dflt[32];
             int dl = snprintf(dflt, sizeof dflt, "line%zu", line);
-            if (n == 1 ? add_key(k, path, f[0], fl[0], dflt, (size_t)dl, maxp, line, err)
-                       : add_key(k, path, f[1], fl[1], f[0], fl[0], maxp, line, err))
+            if (n == 1 ? add_key(k, path, f[0], fl[0], dflt, (size_t)dl, &o, line, err)
+                       : add_key(k, path, f[1], fl[1], f[0], fl[0], &o, line, err))
                 return -1;
             k->keys[k->n - 1].named = n == 2;
         }
@@ -255,7 +285,8 @@ int vp_api_keys_load(const char *single, const char *file, vp_api_keys **out, vp
     vp_api_keys *k = calloc(1, sizeof *k);
     if (!k)
         return vp_fail(err, VP_ERR_NOMEM, "api_key", "out of memory for the API keys");
-    if (single && add_key(k, NULL, single, strlen(single), "api_key", 7, VP_PRIORITY_HIGH, 0, err)) {
+    if (single && add_key(k, NULL, single, strlen(single), "api_key", 7,
+                          &(key_options){.max_priority = VP_PRIORITY_HIGH}, 0, err)) {
         vp_api_keys_free(k);
         return -1;
     }

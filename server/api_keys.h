@@ -5,6 +5,7 @@
 #ifndef VP_API_KEYS_H
 #define VP_API_KEYS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "engine/util/err.h"
@@ -19,20 +20,34 @@
 typedef struct vp_api_keys vp_api_keys;
 
 /* The keys of `single` (named "api_key"; NULL = none) and of `file` (NULL = none): a
- * line is "KEY" (named "lineN"), "NAME KEY", or "NAME KEY max_priority=P": the most its
- * requests may ask for (high, the default, normal or low; a request asking for more gets
- * P). Blank lines and lines starting with '#' are skipped. Refused, with the line named
+ * line is "KEY" (named "lineN"), "NAME KEY", or "NAME KEY OPTION..." with the options
+ *   max_priority=P  the most its requests may ask for (high, the default, normal or low;
+ *                   a request asking for more gets P);
+ *   max_queued=N    jobs (a score request is one, a batch one an item) its requests may
+ *                   have waiting or running at once, 1 to VP_API_KEY_MAX_QUEUED (default
+ *                   no bound).
+ * Blank lines and lines starting with '#' are skipped. Refused, with the line named
  * (never a key): a key shorter than VP_API_KEY_MIN or longer than VP_API_KEY_MAX, a byte
- * outside visible ASCII, a third field that is not that option, a name of other than
- * letters, digits and ".-_@:", a key or a name given twice, more than VP_API_KEYS_MAX keys,
- * a file with no key. Only the keys' SHA-256 digests are kept. *out is NULL when neither is set (no authentication). */
+ * outside visible ASCII, a field after the key that is not an option or an option given
+ * twice or out of range, a key in an option's form, a name of other than letters, digits
+ * and ".-_@:", a key or a name given twice, a name that is also a key, more than
+ * VP_API_KEYS_MAX keys, a file with no key. Only the keys' SHA-256 digests are kept. *out is NULL when neither is set (no authentication). */
 int vp_api_keys_load(const char *single, const char *file, vp_api_keys **out, vp_error *err);
 
-/* The name of the key equal to token[0..len), or NULL; *max_priority (when not NULL) its
- * highest priority. The token's digest is compared with every key's, whole, whatever
- * matched: the time says nothing of which key nor where a wrong token differs. */
-const char *vp_api_keys_match(const vp_api_keys *k, const char *token, size_t len,
-                              vp_priority *max_priority);
+#define VP_API_KEY_MAX_QUEUED 16777216 /* the largest max_queued */
+
+/* What a key grants its requests. */
+typedef struct vp_api_key_grant {
+    char name[VP_API_KEY_NAME_MAX + 1];
+    vp_priority max_priority; /* the highest priority its jobs get */
+    size_t max_queued;        /* jobs waiting or running at once; 0 = no bound */
+} vp_api_key_grant;
+
+/* Whether a key equals token[0..len); if so *out (when not NULL) what it grants. The
+ * token's digest is compared with every key's, whole, whatever matched: the time says
+ * nothing of which key nor where a wrong token differs. */
+bool vp_api_keys_match(const vp_api_keys *k, const char *token, size_t len,
+                       vp_api_key_grant *out);
 
 size_t vp_api_keys_count(const vp_api_keys *k);
 void vp_api_keys_free(vp_api_keys *k); /* the keys' bytes are wiped */

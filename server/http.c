@@ -61,9 +61,11 @@ static bool authorized(vp_conn *x)
         size_t n = strlen(h); /* a header value's trailing whitespace is not part of it */
         while (n && (h[n - 1] == ' ' || h[n - 1] == '\t'))
             n--;
-        const char *name = vp_api_keys_match(keys, h, n, &x->max_priority);
-        if (name) {
-            snprintf(x->key_name, sizeof x->key_name, "%s", name);
+        vp_api_key_grant g;
+        if (vp_api_keys_match(keys, h, n, &g)) {
+            memcpy(x->key_name, g.name, sizeof x->key_name);
+            x->max_priority = g.max_priority;
+            x->max_queued = g.max_queued;
             ok = true;
         }
     }
@@ -103,6 +105,8 @@ static vp_conn *conn_new(vp_server *s, struct MHD_Connection *c, const char *url
 
 static void conn_free(vp_conn *x)
 {
+    if (x->quota_held) /* its jobs are done: the key may queue that many again */
+        vp_key_quota_give(x->srv->quota, x->key_name, x->quota_held);
     if (x->answering)
         atomic_fetch_sub(&x->srv->answering, 1);
     for (size_t i = 0; i < x->n_items; i++)
@@ -443,6 +447,27 @@ static void on_done(void *user, vp_sched_ticket *t)
     pthread_mutex_unlock(&x->mu);
 }
 
+/* Counts n jobs against x's API key's max_queued: 0, or -1 and err (413 when n alone is
+ * over it, 429 when the key's jobs in flight leave no room). */
+static int quota_take(vp_conn *x, size_t n, vp_error *err)
+{
+    if (!x->max_queued)
+        return 0;
+    if (n > x->max_queued)
+        return vp_fail(err, VP_ERR_TOO_LARGE, "requests",
+                       "%zu jobs in one request, over the API key's max_queued=%zu (key %s)",
+                       n, x->max_queued, x->key_name);
+    size_t held = 0;
+    if (vp_key_quota_take(x->srv->quota, x->key_name, n, x->max_queued, &held)) {
+        vp_metrics_event(&x->srv->metrics, VP_EV_KEY_BUSY);
+        return vp_fail(err, VP_ERR_BUSY, "", "the API key %s has %zu jobs queued or running, "
+                       "its max_queued is %zu: %zu more do not fit; retry later", x->key_name,
+                       held, x->max_queued, n);
+    }
+    x->quota_held = n;
+    return 0;
+}
+
 enum MHD_Result vp_conn_submit(vp_conn *x, vp_job **jobs, size_t n_jobs, size_t *item_of_job)
 {
     vp_server *s = x->srv;
@@ -465,12 +490,18 @@ enum MHD_Result vp_conn_submit(vp_conn *x, vp_job **jobs, size_t n_jobs, size_t 
         queued |= 1u << prio[i];
     }
     vp_error err;
+    int rc = quota_take(x, n_jobs, &err);
     pthread_mutex_lock(&x->mu);
-    int rc = vp_sched_submit(s->sched, jobs, prio, n_jobs, x->t_start, on_done, x, tickets, &err);
+    if (rc == 0)
+        rc = vp_sched_submit(s->sched, jobs, prio, n_jobs, x->t_start, on_done, x, tickets, &err);
     free(prio);
     if (rc == 0)
         x->priorities = queued;
     if (rc) {
+        if (x->quota_held) {
+            vp_key_quota_give(s->quota, x->key_name, x->quota_held);
+            x->quota_held = 0;
+        }
         pthread_mutex_unlock(&x->mu);
         free(tickets);
         for (size_t i = 0; i < n_jobs; i++)
@@ -594,6 +625,10 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
     s->limits.allow_urls = cfg->allow_image_urls;
     if (vp_api_keys_load(cfg->api_key, cfg->api_keys_file, &s->keys, err))
         goto fail;
+    if (!(s->quota = vp_key_quota_new())) {
+        vp_fail(err, VP_ERR_NOMEM, "", "out of memory");
+        goto fail;
+    }
     s->openapi = vp_openapi_document(VP_BUILD_VERSION, &s->openapi_len);
     if (!s->openapi) {
         vp_fail(err, VP_ERR_NOMEM, "", "out of memory for the OpenAPI document");
@@ -666,6 +701,7 @@ fail:
     pthread_mutex_destroy(&s->reload_mu);
     pthread_rwlock_destroy(&s->keys_lock);
     vp_api_keys_free(s->keys);
+    vp_key_quota_free(s->quota);
     vp_metrics_destroy(&s->metrics);
     if (s->tls)
         vp_tls_unload();
@@ -759,6 +795,7 @@ void vp_server_stop(vp_server *s)
     pthread_mutex_destroy(&s->reload_mu);
     pthread_rwlock_destroy(&s->keys_lock);
     vp_api_keys_free(s->keys);
+    vp_key_quota_free(s->quota); /* after MHD: every connection gave its jobs back */
     vp_metrics_destroy(&s->metrics);
     free(s->openapi);
     free(s);

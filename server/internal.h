@@ -30,6 +30,7 @@
 #include "engine/sched/sched.h"
 #include "proto/request.h"
 #include "server/api_keys.h"
+#include "server/key_quota.h"
 #include "server/fetch_pool.h"
 #include "server/metrics.h"
 #include "server/reqid.h"
@@ -76,6 +77,7 @@ struct vp_server {
     /* the API keys (NULL = open), swapped by a reload (reload.c) */
     pthread_rwlock_t keys_lock;
     vp_api_keys *keys;
+    vp_key_quota *quota;           /* jobs in flight per key name (max_queued) */
     pthread_mutex_t reload_mu;     /* one reload at a time */
     vp_file_stamp cred_stamps[VP_CREDENTIAL_FILES]; /* the watcher thread's (reload.c) */
     double cred_checked_ms;
@@ -133,6 +135,8 @@ struct vp_conn {
     char client_id[VP_CLIENT_REQID_MAX + 1]; /* the client's own id ("" = none; reqid.h) */
     char key_name[VP_API_KEY_NAME_MAX + 1];  /* the name of its API key ("" = none) */
     vp_priority max_priority;    /* the most its jobs may ask for (its API key's) */
+    size_t max_queued;           /* its key's jobs in flight at most (0 = no bound) */
+    size_t quota_held;           /* jobs counted against it, given back by conn_free */
     unsigned priorities;         /* bit p: a job of vp_priority p was queued (the log line) */
     char method[8];
     char path[64];

@@ -110,6 +110,7 @@ void vp_metrics_event(vp_metrics *m, vp_metric_event ev)
     case VP_EV_MHD_CLIENT_ERROR: m->mhd_client_errors++; break;
     case VP_EV_RELOAD_OK: m->reloads_ok++; break;
     case VP_EV_RELOAD_FAILED: m->reloads_failed++; break;
+    case VP_EV_KEY_BUSY: m->rejected_key_busy++; break;
     }
     pthread_mutex_unlock(&m->mu);
 }
@@ -301,6 +302,9 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
                "vprm_image_url_fetches_total{result=\"ok\"} %llu\n"
                "vprm_image_url_fetches_total{result=\"failed\"} %llu\n",
             (unsigned long long)m->url_fetched, (unsigned long long)m->url_failed);
+    counter(f, "vprm_rejected_key_quota_total",
+            "Requests refused with 429 because their API key's max_queued jobs were in flight.",
+            m->rejected_key_busy);
     counter(f, "vprm_rejected_draining_total", "Requests refused with 503 while shutting down.",
             m->rejected_draining);
     counter(f, "vprm_header_timeouts_total",

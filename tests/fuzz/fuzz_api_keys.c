@@ -3,12 +3,14 @@
  * Seeds: keys files written by hand (names, bare keys, comments, CRLF, refusals).
  * Promises:
  *  - the file is accepted exactly when a reference parser written here from the
- *    documented format accepts it ("KEY", "NAME KEY" or "NAME KEY max_priority=high|normal|low"
- *    a line (the option at most once, never in the key's place), blanks and '#' lines skipped, spaces, tabs and a CR at a line's end trimmed; keys of 8 to 4096 bytes of
+ *    documented format accepts it ("KEY", "NAME KEY" or "NAME KEY" with options
+ *    max_priority=high|normal|low and max_queued=1..16777216 (9 digits at most) a line,
+ *    each at most once, never in the key's place), blanks and '#' lines skipped, spaces, tabs and a CR at a line's end trimmed; keys of 8 to 4096 bytes of
  *    visible ASCII, names of at most 64 letters, digits and ".-_@:", no key or name twice,
  *    at least one key, no NUL byte, no given name equal to a key);
  *  - accepted: the same number of keys, each key matching with the reference's name
- *    ("lineN" for a bare key) and highest priority (high when not given), and the key with a byte changed, cut or extended matching
+ *    ("lineN" for a bare key), highest priority (high when not given) and
+ *    max_queued (0 when not given), and the key with a byte changed, cut or extended matching
  *    none or another key of the file only;
  *  - refused: a BAD_REQUEST for param "api_keys_file" whose message names the file and,
  *    when the reference names a line, that line ("line N"); the message never holds a
@@ -28,6 +30,7 @@ typedef struct ref_key {
     const uint8_t *key, *name;
     size_t klen, nlen;
     int max_priority; /* 0 high (the default), 1 normal, 2 low */
+    long max_queued;  /* 0: no bound */
     size_t line;
     char dflt[32];
 } ref_key;
@@ -75,7 +78,8 @@ static int ref_parse(const uint8_t *d, size_t n, ref *r)
             continue;
         size_t fs[2], fe[2], nf = 0, field = 0;
         r->n_bad = 0;
-        int maxp = 0, seen = 0;
+        int maxp = 0, seen = 0, qseen = 0;
+        long maxq = 0;
         for (size_t q = b; q < e;) {
             size_t s0 = q;
             while (q < e && !ref_blank(d[q]))
@@ -98,16 +102,31 @@ static int ref_parse(const uint8_t *d, size_t n, ref *r)
             for (int i = 0; i < 3; i++)
                 if (s1 - s0 == strlen(vals[i]) && !memcmp(d + s0, vals[i], s1 - s0))
                     v = i;
-            if (v < 0 || seen++) {
+            /* max_queued=N: 1 to 9 digits, 1 to 16777216 */
+            long qv = -1;
+            if (s1 - s0 > 11 && !memcmp(d + s0, "max_queued=", 11) && s1 - s0 - 11 <= 9) {
+                qv = 0;
+                for (size_t i = s0 + 11; i < s1 && qv >= 0; i++)
+                    qv = d[i] >= '0' && d[i] <= '9' ? qv * 10 + (d[i] - '0') : -1;
+                if (qv < 1 || qv > 16777216)
+                    qv = -1;
+            }
+            bool is_prio = s1 - s0 > 13 && !memcmp(d + s0, "max_priority=", 13);
+            bool bad = is_prio ? (v < 0 || seen++) : (qv < 0 || qseen++);
+            if (bad) {
                 r->n_bad = field < 8 ? field : 8;
                 r->bad_line = line;
                 return -1;
             }
-            maxp = v;
+            if (is_prio)
+                maxp = v;
+            else
+                maxq = qv;
         }
         r->n_bad = field < 8 ? field : 8;
         size_t kf = nf - 1; /* the key's field: an option there is refused */
-        if (fe[kf] - fs[kf] > 13 && !memcmp(d + fs[kf], "max_priority=", 13)) {
+        if ((fe[kf] - fs[kf] > 13 && !memcmp(d + fs[kf], "max_priority=", 13)) ||
+            (fe[kf] - fs[kf] > 11 && !memcmp(d + fs[kf], "max_queued=", 11))) {
             r->bad_line = line;
             return -1;
         }
@@ -117,6 +136,7 @@ static int ref_parse(const uint8_t *d, size_t n, ref *r)
         }
         ref_key *k = &r->keys[r->n];
         k->max_priority = maxp;
+        k->max_queued = maxq;
         k->line = line;
         size_t ki = nf == 1 ? 0 : 1;
         k->key = d + fs[ki];
@@ -160,9 +180,11 @@ static ref R;
 
 /* The fixed text of api_keys.c's messages: a "key" that is part of it shows up innocently. */
 static const char *const phrases[] = {
-    "is not an option; a line is KEY, NAME KEY or NAME KEY max_priority=high|normal|low",
+    ("is not an option; a line is KEY, NAME KEY or NAME KEY with max_priority=high|normal|low "
+     "and max_queued=N"),
     "max_priority must be high, normal or low", "max_priority given twice",
-    "the key looks like an option; a line with an option is NAME KEY max_priority=high|normal|low",
+    "max_queued must be a whole number of jobs from 1 to 16777216", "max_queued given twice",
+    "the key looks like an option; a line with options is NAME KEY OPTION...",
     "more than 10000 keys",
     "holds no key (a line is KEY or NAME KEY; lines starting with '#' are comments)",
     "the name is also one of the keys (a line is NAME KEY: are they swapped?)",
@@ -231,12 +253,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                  vp_api_keys_count(k), R.n);
     for (size_t i = 0; i < R.n; i++) {
         const ref_key *rk = &R.keys[i];
-        vp_priority maxp = (vp_priority)-1;
-        const char *name = vp_api_keys_match(k, (const char *)rk->key, rk->klen, &maxp);
-        FUZZ_REQUIRE(name && strlen(name) == rk->nlen && !memcmp(name, rk->name, rk->nlen),
-                     "key %zu matched %s", i, name ? name : "nothing");
-        FUZZ_REQUIRE((int)maxp == rk->max_priority, "key %zu: max_priority %d, the reference %d",
-                     i, (int)maxp, rk->max_priority);
+        vp_api_key_grant g;
+        memset(&g, 0xff, sizeof g);
+        bool hit = vp_api_keys_match(k, (const char *)rk->key, rk->klen, &g);
+        FUZZ_REQUIRE(hit && strlen(g.name) == rk->nlen && !memcmp(g.name, rk->name, rk->nlen),
+                     "key %zu matched %s", i, hit ? g.name : "nothing");
+        FUZZ_REQUIRE((int)g.max_priority == rk->max_priority && (long)g.max_queued == rk->max_queued,
+                     "key %zu: max_priority %d max_queued %zu, the reference %d %ld", i,
+                     (int)g.max_priority, g.max_queued, rk->max_priority, rk->max_queued);
         /* a changed byte, a cut and an extension match nothing, or another key of the
          * file whole */
         char probe[4098];
@@ -247,11 +271,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             char saved = probe[0];
             if (v == 0)
                 probe[0] = (char)(probe[0] == 'A' ? 'B' : 'A');
-            const char *other = vp_api_keys_match(k, probe, lens[v], NULL);
+            bool other = vp_api_keys_match(k, probe, lens[v], NULL);
             bool another = false;
             for (size_t j = 0; other && j < R.n; j++)
                 another |= R.keys[j].klen == lens[v] && !memcmp(R.keys[j].key, probe, lens[v]);
-            FUZZ_REQUIRE(!other || another, "a variant %d of key %zu matched %s", v, i, other);
+            FUZZ_REQUIRE(!other || another, "a variant %d of key %zu matched a key", v, i);
             probe[0] = saved;
         }
     }

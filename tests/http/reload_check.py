@@ -21,6 +21,9 @@ Checks, one line each (exit 1 when one fails):
     changes nothing, keys included: all or nothing; the error names the problem;
   - a key's max_priority (NAME KEY max_priority=normal): its requests asking for "high"
     run as normal and say so in their warnings; other keys' do not;
+  - a key's max_queued: a batch over it alone 413; with a job of the key in flight, a
+    batch that would pass it 429 with Retry-After while another key's goes through; 200
+    once the job is answered;
   - reloads every few milliseconds while clients open connections and score: every
     answer 200, and once they are done a single certificate is held.
 """
@@ -232,6 +235,53 @@ st, b = call("POST", "/v1/score/batch", DAVE, json.dumps({"priority": "high", "r
 items = json.loads(b)["results"] if st == 200 else []
 check(len(items) == 2 and "lowered" in items[0].get("warnings", [""])[0] and "warnings" not in items[1],
       "a batch's priority lowered for its items that take it, not for one asking for low")
+
+# ---- a key's max_queued: jobs in flight at once (a score request one, a batch an item)
+write("keys.txt", "carol %s\ndave %s max_queued=2\n" % (CAROL, DAVE))
+check(reload("ok"), "a keys file with max_queued: reload taken")
+st, b = call("POST", "/v1/score/batch", DAVE, json.dumps({"requests": [one] * 3}))
+msg = json.loads(b).get("error", {}).get("message", "") if st != 200 else ""
+check(st == 413 and "over the API key's max_queued=2" in msg,
+      "a batch of 3 items on a key with max_queued=2: 413 (%d %s)" % (st, msg))
+
+
+def big(words):
+    steps = lambda j: ["step %d: " % k + " ".join("w%d" % ((j + k * 7 + i) % 97) for i in range(words))
+                       for k in range(8)]
+    return json.dumps({"question": "Add the numbers.", "responses": [steps(j) for j in range(4)]})
+
+
+def n_tokens(body):
+    st, b = call("POST", "/v1/tokenize", CAROL, body)
+    return sum(len(r["input_ids"]) for r in json.loads(b)["responses"]) if st == 200 else 0
+
+
+words = 32
+while n_tokens(big(words)) < 8000 and words < 4096:
+    words *= 2
+slow = {}
+t = threading.Thread(target=lambda: slow.update(st=call("POST", "/v1/score", DAVE, big(words))[0]))
+t.start()
+deadline = time.time() + 30
+while time.time() < deadline and metrics().get("vprm_waiting_connections", 0) < 1:
+    time.sleep(0.02)
+conn = connect()
+conn.request("POST", "/v1/score/batch", body=json.dumps({"requests": [one] * 2}),
+             headers={"Authorization": "Bearer " + DAVE, "Content-Type": "application/json"})
+r = conn.getresponse()
+busy_st, busy_body, retry = r.status, r.read(), r.getheader("Retry-After")
+conn.close()
+st_c, _ = call("POST", "/v1/score/batch", CAROL, json.dumps({"requests": [one] * 2}))
+t.join()
+msg = json.loads(busy_body).get("error", {}).get("message", "") if busy_st != 200 else ""
+check(busy_st == 429 and retry is not None and "has 1 jobs queued or running, its max_queued is 2" in msg,
+      "with one of its jobs in flight, the key's batch of 2: 429 with Retry-After (%d %s)" % (busy_st, msg))
+check(st_c == 200 and slow.get("st") == 200, "meanwhile another key's batch 200, and the job in flight 200")
+st, _ = call("POST", "/v1/score/batch", DAVE, json.dumps({"requests": [one] * 2}))
+m = metrics()
+check(st == 200 and m.get("vprm_rejected_key_quota_total") == 1,
+      "once it is answered, the key's batch of 2: 200; vprm_rejected_key_quota_total 1 (%d, %s)"
+      % (st, m.get("vprm_rejected_key_quota_total")))
 
 # ---- reloads under load: clients on new and kept-alive connections while SIGHUPs arrive
 score = json.dumps({"question": "What is 2 + 3?", "responses": ["2 + 3 = 5\n\nThe answer is 5", "2 + 3 = 6"]})

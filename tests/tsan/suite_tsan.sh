@@ -1,7 +1,8 @@
 #!/bin/sh
 # ThreadSanitizer: data races and lock-order inversions between the HTTP pool, the engine
 # thread, the scheduler's janitor, the disconnect watcher and the request-head reaper.
-#   1. the unit tests that run threads (scheduler, image cache, CPU thread pool);
+#   1. the unit tests that run threads (scheduler, image cache, CPU thread pool, fetch
+#      pool, API key quotas);
 #   2. the daemon (make tsan: build/tsan/vprm) with the strict limits of suite_http A: the
 #      API contract and every error status (http_api), misbehaving clients (slow, truncated,
 #      cut off, trickled heads, disconnects while queued: http_abuse), then SIGTERM;

@@ -34,16 +34,25 @@ static vp_api_keys *load_text(const char *single, const char *text, vp_error *er
     return k;
 }
 
+/* the matching key's name, or NULL */
 static const char *match(const vp_api_keys *k, const char *token)
 {
-    return vp_api_keys_match(k, token, strlen(token), NULL);
+    static vp_api_key_grant g;
+    return vp_api_keys_match(k, token, strlen(token), &g) ? g.name : NULL;
 }
 
 /* the key's highest priority, or -1 when it matches nothing */
 static int max_priority(const vp_api_keys *k, const char *token)
 {
-    vp_priority p = VP_PRIORITY_HIGH;
-    return vp_api_keys_match(k, token, strlen(token), &p) ? (int)p : -1;
+    vp_api_key_grant g;
+    return vp_api_keys_match(k, token, strlen(token), &g) ? (int)g.max_priority : -1;
+}
+
+/* the key's max_queued, or -1 when it matches nothing */
+static long max_queued(const vp_api_keys *k, const char *token)
+{
+    vp_api_key_grant g;
+    return vp_api_keys_match(k, token, strlen(token), &g) ? (long)g.max_queued : -1;
 }
 
 static void test_format(void)
@@ -71,11 +80,14 @@ static void test_format(void)
     CHECK(match(k, "alice-key-0001 ") == NULL);
     CHECK(match(k, "alice") == NULL); /* a name is not a key */
     CHECK(match(k, "") == NULL);
-    CHECK(vp_api_keys_match(k, "alice-key-0001", 13, NULL) == NULL); /* the length counts */
-    CHECK(vp_api_keys_match(NULL, "alice-key-0001", 14, NULL) == NULL);
+    CHECK(!vp_api_keys_match(k, "alice-key-0001", 13, NULL)); /* the length counts */
+    CHECK(vp_api_keys_match(k, "alice-key-0001", 14, NULL));
+    CHECK(!vp_api_keys_match(NULL, "alice-key-0001", 14, NULL));
     CHECK(max_priority(k, "alice-key-0001") == VP_PRIORITY_HIGH); /* the default */
     vp_api_keys_free(k);
 }
+
+static void refused(const char *text, const char *want, const char *secret);
 
 /* "NAME KEY max_priority=P": the most a key's requests may ask for */
 static void test_max_priority(void)
@@ -94,7 +106,37 @@ static void test_max_priority(void)
     CHECK(max_priority(k, "plain-key-000004") == VP_PRIORITY_HIGH);
     CHECK(max_priority(k, "option-key-1234") == VP_PRIORITY_HIGH);
     CHECK(max_priority(k, "max_priority=normal") == -1);
+    CHECK(max_queued(k, "rl-key-00000001") == 0); /* no bound */
     vp_api_keys_free(k);
+}
+
+/* "NAME KEY max_queued=N": jobs in flight at most */
+static void test_max_queued(void)
+{
+    vp_error err;
+    vp_api_keys *k = load_text(NULL,
+                               "rl rl-key-00000001 max_queued=64\n"
+                               "both both-key-0000002 max_priority=low max_queued=1\n"
+                               "rev rev-key-00000003 max_queued=16777216 max_priority=normal\n"
+                               "zeros zeros-key-000004 max_queued=000000007\n",
+                               &err);
+    CHECK_MSG(k != NULL, "%s", err.message);
+    CHECK(max_queued(k, "rl-key-00000001") == 64 && max_priority(k, "rl-key-00000001") == 0);
+    CHECK(max_queued(k, "both-key-0000002") == 1 && max_priority(k, "both-key-0000002") == 2);
+    CHECK(max_queued(k, "rev-key-00000003") == 16777216 &&
+          max_priority(k, "rev-key-00000003") == 1);
+    CHECK(max_queued(k, "zeros-key-000004") == 7);
+    vp_api_keys_free(k);
+    refused("a key-key-12345678 max_queued=0\n", "line 1: max_queued must be a whole number", NULL);
+    refused("a key-key-12345678 max_queued=16777217\n", "max_queued must be a whole number of "
+            "jobs from 1 to 16777216", NULL);
+    refused("a key-key-12345678 max_queued=0000000001\n", "max_queued must be", NULL);
+    refused("a key-key-12345678 max_queued=-3\n", "max_queued must be", NULL);
+    refused("a key-key-12345678 max_queued=4x\n", "max_queued must be", NULL);
+    refused("a key-key-12345678 max_queued=\n", "line 1: field 3 is not an option", NULL);
+    refused("a key-key-12345678 max_queued=2 max_queued=3\n", "line 1: max_queued given twice",
+            NULL);
+    refused("ok ok-key-12345678\nmax_queued=4\n", "line 2: the key looks like an option", NULL);
 }
 
 static void test_with_option(void)
@@ -212,6 +254,7 @@ static void test_many(void)
     }
     CHECK(right == n);
     CHECK(match(k, "key-00000000-1") == NULL);
+    CHECK(max_queued(k, "key-00000000-0") == 0);
     vp_api_keys_free(k);
     free(text);
     /* the most keys, and one more (a comment line between them) */
@@ -247,6 +290,7 @@ int main(void)
     test_format();
     test_with_option();
     test_max_priority();
+    test_max_queued();
     test_refusals();
     test_many();
     char path[300];
