@@ -80,7 +80,8 @@ const vp_option vp_options[] = {
     {"api_keys_file", VP_OPT_STR, OFF(api_keys_file), NULL, 0, 0, NULL,
      "file of API keys, one a line: KEY, NAME KEY (the name goes to the request's log "
      "line, never the key), or NAME KEY with options max_priority=normal|low (the highest "
-     "priority its requests get) and max_queued=N (jobs in flight at once; more: 429); "
+     "priority its requests get) and max_queued=N (1..16777216 jobs in flight at once; "
+     "more: 429, a batch of more items: 413); "
      "lines starting with '#' are comments; re-read with tls_cert and tls_key on SIGHUP, so "
      "keys rotate without a restart (with api_key, both are accepted)", 0},
     {"credentials_check_s", VP_OPT_INT, OFF(credentials_check_s), "0", 0, 86400, NULL,

@@ -179,7 +179,7 @@ static int parse_option(const char *f, size_t len, key_options *o, const char *p
         if (i < len || v < 1 || v > VP_API_KEY_MAX_QUEUED)
             return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
                            "%s, line %zu: max_queued must be a whole number of jobs from 1 to "
-                           "%d", path, line, VP_API_KEY_MAX_QUEUED);
+                           "%d, in at most 9 digits", path, line, VP_API_KEY_MAX_QUEUED);
         o->max_queued = v;
         o->queued_seen = true;
         return 0;

@@ -105,7 +105,7 @@ static vp_conn *conn_new(vp_server *s, struct MHD_Connection *c, const char *url
 
 static void conn_free(vp_conn *x)
 {
-    if (x->quota_held) /* its jobs are done: the key may queue that many again */
+    if (x->quota_held) /* given back by on_done when its jobs finished; else here */
         vp_key_quota_give(x->srv->quota, x->key_name, x->quota_held);
     if (x->answering)
         atomic_fetch_sub(&x->srv->answering, 1);
@@ -436,6 +436,10 @@ static void on_done(void *user, vp_sched_ticket *t)
     (void)t;
     pthread_mutex_lock(&x->mu);
     x->pending--;
+    if (x->pending == 0 && x->quota_held) { /* its jobs are done: the key may queue more */
+        vp_key_quota_give(x->srv->quota, x->key_name, x->quota_held);
+        x->quota_held = 0;
+    }
     if (x->pending == 0 && x->suspended) {
         pthread_mutex_lock(&x->srv->wait_mu);
         vp_watch_remove_locked(x->srv, x);
@@ -448,8 +452,8 @@ static void on_done(void *user, vp_sched_ticket *t)
 }
 
 /* Counts n jobs against x's API key's max_queued: 0, or -1 and err (413 when n alone is
- * over it, 429 when the key's jobs in flight leave no room). */
-static int quota_take(vp_conn *x, size_t n, vp_error *err)
+ * over it, 429 when the key's jobs in flight leave no room; *quota_busy then). */
+static int quota_take(vp_conn *x, size_t n, bool *quota_busy, vp_error *err)
 {
     if (!x->max_queued)
         return 0;
@@ -458,7 +462,11 @@ static int quota_take(vp_conn *x, size_t n, vp_error *err)
                        "%zu jobs in one request, over the API key's max_queued=%zu (key %s)",
                        n, x->max_queued, x->key_name);
     size_t held = 0;
-    if (vp_key_quota_take(x->srv->quota, x->key_name, n, x->max_queued, &held)) {
+    int rc = vp_key_quota_take(x->srv->quota, x->key_name, n, x->max_queued, &held);
+    if (rc == -2)
+        return vp_fail(err, VP_ERR_NOMEM, "", "out of memory counting the API key's jobs");
+    if (rc) {
+        *quota_busy = true;
         vp_metrics_event(&x->srv->metrics, VP_EV_KEY_BUSY);
         return vp_fail(err, VP_ERR_BUSY, "", "the API key %s has %zu jobs queued or running, "
                        "its max_queued is %zu: %zu more do not fit; retry later", x->key_name,
@@ -490,7 +498,8 @@ enum MHD_Result vp_conn_submit(vp_conn *x, vp_job **jobs, size_t n_jobs, size_t 
         queued |= 1u << prio[i];
     }
     vp_error err;
-    int rc = quota_take(x, n_jobs, &err);
+    bool quota_busy = false;
+    int rc = quota_take(x, n_jobs, &quota_busy, &err);
     pthread_mutex_lock(&x->mu);
     if (rc == 0)
         rc = vp_sched_submit(s->sched, jobs, prio, n_jobs, x->t_start, on_done, x, tickets, &err);
@@ -506,7 +515,7 @@ enum MHD_Result vp_conn_submit(vp_conn *x, vp_job **jobs, size_t n_jobs, size_t 
         free(tickets);
         for (size_t i = 0; i < n_jobs; i++)
             vp_job_free(jobs[i]);
-        if (err.kind == VP_ERR_BUSY)
+        if (err.kind == VP_ERR_BUSY && !quota_busy) /* the shared queue's, not the key's */
             vp_metrics_event(&s->metrics, VP_EV_BUSY);
         else if (err.kind == VP_ERR_UNAVAILABLE)
             vp_metrics_event(&s->metrics, VP_EV_DRAINING);
@@ -623,6 +632,7 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
     s->limits.max_tiles = cfg->max_tiles;
     s->limits.max_json_values = cfg->max_json_values;
     s->limits.allow_urls = cfg->allow_image_urls;
+    vp_reload_watch_init(s); /* before the files are read: a change meanwhile is seen */
     if (vp_api_keys_load(cfg->api_key, cfg->api_keys_file, &s->keys, err))
         goto fail;
     if (!(s->quota = vp_key_quota_new())) {
@@ -687,7 +697,6 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
         MHD_stop_daemon(s->daemon);
         goto fail;
     }
-    vp_reload_watch_init(s);
     if (vp_watch_start(s, err)) {
         MHD_stop_daemon(s->daemon);
         vp_fetch_pool_free(s->fetch_pool);

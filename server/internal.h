@@ -79,8 +79,7 @@ struct vp_server {
     vp_api_keys *keys;
     vp_key_quota *quota;           /* jobs in flight per key name (max_queued) */
     pthread_mutex_t reload_mu;     /* one reload at a time */
-    vp_file_stamp cred_stamps[VP_CREDENTIAL_FILES]; /* the watcher thread's (reload.c) */
-    double cred_checked_ms;
+    vp_file_stamp cred_stamps[VP_CREDENTIAL_FILES]; /* under reload_mu (reload.c) */
     size_t openapi_len;
     vp_metrics metrics;
     vp_fetch_pool *fetch_pool;     /* image URL downloads (NULL unless allow_image_urls) */
@@ -136,7 +135,8 @@ struct vp_conn {
     char key_name[VP_API_KEY_NAME_MAX + 1];  /* the name of its API key ("" = none) */
     vp_priority max_priority;    /* the most its jobs may ask for (its API key's) */
     size_t max_queued;           /* its key's jobs in flight at most (0 = no bound) */
-    size_t quota_held;           /* jobs counted against it, given back by conn_free */
+    size_t quota_held;           /* jobs counted against it (under mu once queued), given
+                                  * back when the last is done (on_done) */
     unsigned priorities;         /* bit p: a job of vp_priority p was queued (the log line) */
     char method[8];
     char path[64];
@@ -247,11 +247,10 @@ void vp_heads_reap(vp_server *s);
 /* request_log.c: the request's log line, when its connection is done with it */
 void vp_log_request(const vp_conn *x, enum MHD_RequestTerminationCode toe, double ms);
 
-/* reload.c: keys accepted now (0 = open); the credential files' change check, every
- * credentials_check_s seconds (called by the watcher thread about once a second) */
+/* reload.c: keys accepted now (0 = open); the credential files' stamps, taken at start
+ * before they are read */
 size_t vp_server_api_keys(vp_server *s);
-void vp_reload_watch_init(vp_server *s); /* before the watcher starts */
-void vp_reload_check(vp_server *s);
+void vp_reload_watch_init(vp_server *s);
 
 /* watch.c */
 int vp_watch_start(vp_server *s, vp_error *err);

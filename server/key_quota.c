@@ -76,15 +76,11 @@ int vp_key_quota_take(vp_key_quota *q, const char *name, size_t n, size_t limit,
                 memcpy(e->name, name, len + 1);
                 *at = e;
                 q->n_names++;
-            } else if (held) {
-                *held = 0;
             }
         }
-        if (*at || !n) {
-            if (*at)
-                (*at)->count += n;
-            rc = 0;
-        }
+        rc = *at || !n ? 0 : -2;
+        if (*at)
+            (*at)->count += n;
     }
     pthread_mutex_unlock(&q->mu);
     return rc;

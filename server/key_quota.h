@@ -12,8 +12,7 @@ typedef struct vp_key_quota vp_key_quota;
 vp_key_quota *vp_key_quota_new(void); /* NULL when out of memory */
 void vp_key_quota_free(vp_key_quota *q);
 /* Counts n more jobs for name when its count plus n stays within limit: 0. Else -1,
- * nothing counted, and *held (when not NULL) the jobs it has now. Also -1 when out of
- * memory (*held 0). */
+ * nothing counted, and *held (when not NULL) the jobs it has now; -2 when out of memory. */
 int vp_key_quota_take(vp_key_quota *q, const char *name, size_t n, size_t limit, size_t *held);
 /* Gives back n jobs taken for name. */
 void vp_key_quota_give(vp_key_quota *q, const char *name, size_t n);

@@ -1,17 +1,22 @@
 /* SIGHUP: the credentials read again while serving (vp_server_reload), so API keys and
  * certificates rotate without a restart or a dropped request; with credentials_check_s,
- * also when their files change (vp_reload_check, from the watcher thread), for hosts
- * that replace the files but send no signal (Kubernetes' mounted secrets). */
+ * also when their files change (vp_server_check_credentials, from the signal thread every
+ * credentials_check_s seconds), for hosts that replace the files but send no signal
+ * (Kubernetes' mounted secrets). */
 #include <string.h>
 #include <sys/stat.h>
 
 #include "engine/util/log.h"
 #include "server/internal.h"
 
+static void stamps(const vp_config *cfg, vp_file_stamp out[VP_CREDENTIAL_FILES]);
+
 int vp_server_reload(vp_server *s, vp_error *err)
 {
     const vp_config *cfg = s->cfg;
     pthread_mutex_lock(&s->reload_mu);
+    /* before the files are read: a change while they are read is seen by the next check */
+    stamps(cfg, s->cred_stamps);
     vp_api_keys *keys = NULL;
     /* the keys are read first but swapped in last: a certificate that fails keeps them out */
     int rc = vp_api_keys_load(cfg->api_key, cfg->api_keys_file, &keys, err);
@@ -73,27 +78,23 @@ static void stamps(const vp_config *cfg, vp_file_stamp out[VP_CREDENTIAL_FILES])
 void vp_reload_watch_init(vp_server *s)
 {
     stamps(s->cfg, s->cred_stamps);
-    s->cred_checked_ms = vp_sched_now_ms();
 }
 
-void vp_reload_check(vp_server *s)
+int vp_server_check_credentials(vp_server *s, vp_error *err)
 {
     const vp_config *cfg = s->cfg;
-    double now = vp_sched_now_ms();
-    if (cfg->credentials_check_s <= 0 || now - s->cred_checked_ms < 1000.0 * cfg->credentials_check_s)
-        return;
-    s->cred_checked_ms = now;
+    if (cfg->credentials_check_s <= 0)
+        return 0;
     vp_file_stamp st[VP_CREDENTIAL_FILES];
     stamps(cfg, st);
-    if (!memcmp(st, s->cred_stamps, sizeof st))
-        return;
-    /* taken as seen whatever the outcome: a refused reload (a certificate replaced before
-     * its key) is tried again at the next change, not every check */
-    memcpy(s->cred_stamps, st, sizeof st);
+    pthread_mutex_lock(&s->reload_mu);
+    bool same = !memcmp(st, s->cred_stamps, sizeof st);
+    pthread_mutex_unlock(&s->reload_mu);
+    if (same)
+        return 0;
     VP_LOGI(NULL, "credential files changed: reading the API keys file and the TLS certificate "
             "again (credentials_check_s=%d)", cfg->credentials_check_s);
-    vp_error err = {0};
-    if (vp_server_reload(s, &err))
-        VP_LOGE(NULL, "reload refused, the previous API keys and certificate stay in use: %s",
-                err.message);
+    /* the stamps are taken again inside: a refused reload is tried at the next change, not
+     * at every check */
+    return vp_server_reload(s, err) ? -1 : 1;
 }

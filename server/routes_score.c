@@ -228,6 +228,12 @@ enum MHD_Result vp_route_batch(vp_conn *x)
                               s->cfg->max_batch_requests);
         goto out;
     }
+    if (x->max_queued && n > x->max_queued) { /* could never fit: refused before any work */
+        ret = vp_reply_errorf(x, VP_ERR_TOO_LARGE, "requests",
+                              "%zu requests, over the API key's max_queued=%zu (key %s)", n,
+                              x->max_queued, x->key_name);
+        goto out;
+    }
     x->items = calloc(n, sizeof *x->items);
     vp_job **jobs = calloc(n, sizeof *jobs);
     size_t *item_of_job = calloc(n, sizeof *item_of_job);

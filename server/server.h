@@ -32,6 +32,10 @@ int vp_server_attach_engine(vp_server *s, vp_engine *e, vp_error *err);
  * nothing: on failure (-1, err naming the file and the problem) the server goes on with
  * what it had. Connections already open keep the certificate their handshake took. */
 int vp_server_reload(vp_server *s, vp_error *err);
+/* With credentials_check_s set: whether those files changed since they were last read
+ * (inode, size, times) and, if so, vp_server_reload. 0: unchanged (or the check is off),
+ * 1: reloaded, -1: changed but refused (err). Called every credentials_check_s seconds. */
+int vp_server_check_credentials(vp_server *s, vp_error *err);
 /* Refuse new work and wait up to timeout_ms for queued and in-flight requests to be
  * answered. Returns 0 when everything was answered, -1 on timeout. */
 int vp_server_drain(vp_server *s, double timeout_ms);

@@ -69,10 +69,8 @@ static void *watch_main(void *arg)
     vp_sched_ticket **gone = NULL;
     for (unsigned tick = 1; !atomic_load(&s->watcher_stop); tick++) {
         usleep(WATCH_INTERVAL_US);
-        if (tick % HEADS_EVERY == 0) {
+        if (tick % HEADS_EVERY == 0)
             vp_heads_reap(s);
-            vp_reload_check(s);
-        }
         if (!s->cfg->cancel_on_disconnect)
             continue;
         size_t n = 0;

@@ -32,14 +32,27 @@ static pthread_cond_t sig_cv = PTHREAD_COND_INITIALIZER;
 static int sig_count;
 static int sig_last;
 
-/* SIGHUP reloads the credentials of this server (set while it runs), on the signal thread */
+/* SIGHUP reloads the credentials of this server (set while it runs), on the signal thread;
+ * so does a change of their files, checked there every credentials_check_s seconds */
 static pthread_mutex_t reload_mu = PTHREAD_MUTEX_INITIALIZER;
 static vp_server *reload_target;
+static int check_every_s; /* credentials_check_s; 0 = off */
 
-static void set_reload_target(vp_server *s)
+static void set_reload_target(vp_server *s, int check_s)
 {
     pthread_mutex_lock(&reload_mu); /* clearing it waits for a reload under way */
     reload_target = s;
+    check_every_s = check_s;
+    pthread_mutex_unlock(&reload_mu);
+}
+
+static void check_credentials(void)
+{
+    pthread_mutex_lock(&reload_mu);
+    vp_error err = {0};
+    if (reload_target && vp_server_check_credentials(reload_target, &err) < 0)
+        VP_LOGE(NULL, "reload refused, the previous API keys and certificate stay in use: %s",
+                err.message);
     pthread_mutex_unlock(&reload_mu);
 }
 
@@ -61,9 +74,18 @@ static void reload(void)
 static void *signal_main(void *arg)
 {
     sigset_t *set = arg;
+    struct timespec second = {1, 0};
+    double last_check = vp_sched_now_ms();
     for (;;) {
-        int sig;
-        if (sigwait(set, &sig))
+        int sig = sigtimedwait(set, NULL, &second);
+        pthread_mutex_lock(&reload_mu);
+        int every = check_every_s;
+        pthread_mutex_unlock(&reload_mu);
+        if (every > 0 && vp_sched_now_ms() - last_check >= 1000.0 * every) {
+            last_check = vp_sched_now_ms();
+            check_credentials();
+        }
+        if (sig < 0) /* the second passed (EAGAIN), or EINTR */
             continue;
         if (sig == SIGHUP) {
             reload();
@@ -237,7 +259,7 @@ int cmd_serve(int argc, char **argv)
         VP_LOGE(NULL, "%s", err.message);
         goto out;
     }
-    set_reload_target(srv);
+    set_reload_target(srv, cfg.credentials_check_s);
     /* on stdout whatever the log level: scripts started with --port 0 read the port here */
     bool v6 = strchr(cfg.host, ':') != NULL;
     printf("listening on %s://%s%s%s:%d\n", cfg.tls_cert ? "https" : "http", v6 ? "[" : "",
@@ -329,7 +351,7 @@ int cmd_serve(int argc, char **argv)
 out:
     if (exit_code && exit_code != 3 && signals_seen())
         exit_code = 0; /* asked to stop while starting: not a failure */
-    set_reload_target(NULL);
+    set_reload_target(NULL, 0);
     vp_server_stop(srv);
     vp_engine_close(engine);
     curl_global_cleanup();

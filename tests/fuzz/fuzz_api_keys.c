@@ -183,7 +183,8 @@ static const char *const phrases[] = {
     ("is not an option; a line is KEY, NAME KEY or NAME KEY with max_priority=high|normal|low "
      "and max_queued=N"),
     "max_priority must be high, normal or low", "max_priority given twice",
-    "max_queued must be a whole number of jobs from 1 to 16777216", "max_queued given twice",
+    "max_queued must be a whole number of jobs from 1 to 16777216, in at most 9 digits",
+    "max_queued given twice",
     "the key looks like an option; a line with options is NAME KEY OPTION...",
     "more than 10000 keys",
     "holds no key (a line is KEY or NAME KEY; lines starting with '#' are comments)",

@@ -259,28 +259,47 @@ def n_tokens(body):
 words = 32
 while n_tokens(big(words)) < 8000 and words < 4096:
     words *= 2
-slow = {}
-t = threading.Thread(target=lambda: slow.update(st=call("POST", "/v1/score", DAVE, big(words))[0]))
-t.start()
-deadline = time.time() + 30
-while time.time() < deadline and metrics().get("vprm_waiting_connections", 0) < 1:
-    time.sleep(0.02)
-conn = connect()
-conn.request("POST", "/v1/score/batch", body=json.dumps({"requests": [one] * 2}),
-             headers={"Authorization": "Bearer " + DAVE, "Content-Type": "application/json"})
-r = conn.getresponse()
-busy_st, busy_body, retry = r.status, r.read(), r.getheader("Retry-After")
-conn.close()
-st_c, _ = call("POST", "/v1/score/batch", CAROL, json.dumps({"requests": [one] * 2}))
-t.join()
+
+
+def busy_try(words):
+    """A big request of DAVE's in flight, then a batch of 2 from DAVE and one from CAROL.
+    The batch's status, body and Retry-After, CAROL's status, the big one's, and whether the
+    big one was still waiting when the batch was answered (else the try proves nothing)."""
+    slow = {}
+    t = threading.Thread(target=lambda: slow.update(st=call("POST", "/v1/score", DAVE, big(words))[0]))
+    t.start()
+    deadline = time.time() + 30
+    while time.time() < deadline and metrics().get("vprm_waiting_connections", 0) < 1:
+        time.sleep(0.02)
+    conn = connect()
+    conn.request("POST", "/v1/score/batch", body=json.dumps({"requests": [one] * 2}),
+                 headers={"Authorization": "Bearer " + DAVE, "Content-Type": "application/json"})
+    r = conn.getresponse()
+    got = (r.status, r.read(), r.getheader("Retry-After"))
+    conn.close()
+    in_flight = "st" not in slow
+    st_c = call("POST", "/v1/score/batch", CAROL, json.dumps({"requests": [one] * 2}))[0]
+    t.join()
+    return got + (st_c, slow.get("st"), in_flight)
+
+
+for attempt in range(4):  # a machine fast enough to finish the big one first: a bigger one
+    busy_st, busy_body, retry, st_c, slow_st, in_flight = busy_try(words)
+    if busy_st == 429 or in_flight:
+        break
+    words *= 2
 msg = json.loads(busy_body).get("error", {}).get("message", "") if busy_st != 200 else ""
 check(busy_st == 429 and retry is not None and "has 1 jobs queued or running, its max_queued is 2" in msg,
       "with one of its jobs in flight, the key's batch of 2: 429 with Retry-After (%d %s)" % (busy_st, msg))
-check(st_c == 200 and slow.get("st") == 200, "meanwhile another key's batch 200, and the job in flight 200")
+check(st_c == 200 and slow_st == 200, "meanwhile another key's batch 200, and the job in flight 200")
+m = metrics()
+check(m.get("vprm_rejected_queue_full_total", 0) == 0,
+      "the key's 429 is not counted as the shared queue's (vprm_rejected_queue_full_total %s)"
+      % m.get("vprm_rejected_queue_full_total"))
 st, _ = call("POST", "/v1/score/batch", DAVE, json.dumps({"requests": [one] * 2}))
 m = metrics()
 check(st == 200 and m.get("vprm_rejected_key_quota_total") == 1,
-      "once it is answered, the key's batch of 2: 200; vprm_rejected_key_quota_total 1 (%d, %s)"
+      "once its job is done, the key's batch of 2: 200; vprm_rejected_key_quota_total 1 (%d, %s)"
       % (st, m.get("vprm_rejected_key_quota_total")))
 
 # ---- reloads under load: clients on new and kept-alive connections while SIGHUPs arrive

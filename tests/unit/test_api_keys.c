@@ -130,7 +130,7 @@ static void test_max_queued(void)
     refused("a key-key-12345678 max_queued=0\n", "line 1: max_queued must be a whole number", NULL);
     refused("a key-key-12345678 max_queued=16777217\n", "max_queued must be a whole number of "
             "jobs from 1 to 16777216", NULL);
-    refused("a key-key-12345678 max_queued=0000000001\n", "max_queued must be", NULL);
+    refused("a key-key-12345678 max_queued=0000000001\n", "in at most 9 digits", NULL);
     refused("a key-key-12345678 max_queued=-3\n", "max_queued must be", NULL);
     refused("a key-key-12345678 max_queued=4x\n", "max_queued must be", NULL);
     refused("a key-key-12345678 max_queued=\n", "line 1: field 3 is not an option", NULL);
