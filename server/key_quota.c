@@ -102,6 +102,15 @@ void vp_key_quota_give(vp_key_quota *q, const char *name, size_t n)
     pthread_mutex_unlock(&q->mu);
 }
 
+size_t vp_key_quota_count(vp_key_quota *q, const char *name)
+{
+    pthread_mutex_lock(&q->mu);
+    entry *e = *find(q, name);
+    size_t n = e ? e->count : 0;
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
 size_t vp_key_quota_names(vp_key_quota *q)
 {
     pthread_mutex_lock(&q->mu);

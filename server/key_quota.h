@@ -16,6 +16,8 @@ void vp_key_quota_free(vp_key_quota *q);
 int vp_key_quota_take(vp_key_quota *q, const char *name, size_t n, size_t limit, size_t *held);
 /* Gives back n jobs taken for name. */
 void vp_key_quota_give(vp_key_quota *q, const char *name, size_t n);
+/* Jobs counted for name now. */
+size_t vp_key_quota_count(vp_key_quota *q, const char *name);
 /* Names with jobs counted now. */
 size_t vp_key_quota_names(vp_key_quota *q);
 

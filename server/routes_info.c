@@ -98,6 +98,13 @@ enum MHD_Result vp_route_models(vp_conn *x)
     json_t *j = json_pack("{s:o, s:o, s:s, s:b, s:b}", "models", models, "limits",
                           limits_json(s->cfg), "version", VP_BUILD_VERSION, "ready",
                           atomic_load(&s->ready), "auth", vp_server_api_keys(s) > 0);
+    if (j && x->key_name[0]) /* what the caller's key grants, and its jobs in flight now */
+        json_object_set_new(
+            j, "key",
+            json_pack("{s:s, s:s, s:o, s:I}", "name", x->key_name, "max_priority",
+                      vp_priority_name(x->max_priority), "max_queued",
+                      x->max_queued ? json_integer((json_int_t)x->max_queued) : json_null(),
+                      "queued", (json_int_t)vp_key_quota_count(s->quota, x->key_name)));
     return vp_reply_json(x, 200, j);
 }
 

@@ -239,6 +239,13 @@ check(len(items) == 2 and "lowered" in items[0].get("warnings", [""])[0] and "wa
 # ---- a key's max_queued: jobs in flight at once (a score request one, a batch an item)
 write("keys.txt", "carol %s\ndave %s max_queued=2\n" % (CAROL, DAVE))
 check(reload("ok"), "a keys file with max_queued: reload taken")
+st_d, b_d = call("GET", "/v1/models", DAVE)
+st_c, b_c = call("GET", "/v1/models", CAROL)
+kd = json.loads(b_d).get("key") if st_d == 200 else None
+kc = json.loads(b_c).get("key") if st_c == 200 else None
+check(kd == {"name": "dave", "max_priority": "high", "max_queued": 2, "queued": 0}
+      and kc == {"name": "carol", "max_priority": "high", "max_queued": None, "queued": 0},
+      "GET /v1/models says what the caller's key grants (%s, %s)" % (kd, kc))
 st, b = call("POST", "/v1/score/batch", DAVE, json.dumps({"requests": [one] * 3}))
 msg = json.loads(b).get("error", {}).get("message", "") if st != 200 else ""
 check(st == 413 and "over the API key's max_queued=2" in msg,
@@ -271,6 +278,7 @@ def busy_try(words):
     deadline = time.time() + 30
     while time.time() < deadline and metrics().get("vprm_waiting_connections", 0) < 1:
         time.sleep(0.02)
+    queued = json.loads(call("GET", "/v1/models", DAVE)[1]).get("key", {}).get("queued")
     conn = connect()
     conn.request("POST", "/v1/score/batch", body=json.dumps({"requests": [one] * 2}),
                  headers={"Authorization": "Bearer " + DAVE, "Content-Type": "application/json"})
@@ -280,11 +288,11 @@ def busy_try(words):
     in_flight = "st" not in slow
     st_c = call("POST", "/v1/score/batch", CAROL, json.dumps({"requests": [one] * 2}))[0]
     t.join()
-    return got + (st_c, slow.get("st"), in_flight)
+    return got + (st_c, slow.get("st"), in_flight, queued)
 
 
 for attempt in range(4):  # a machine fast enough to finish the big one first: a bigger one
-    busy_st, busy_body, retry, st_c, slow_st, in_flight = busy_try(words)
+    busy_st, busy_body, retry, st_c, slow_st, in_flight, queued = busy_try(words)
     if busy_st == 429 or in_flight:
         break
     words *= 2
@@ -292,6 +300,7 @@ msg = json.loads(busy_body).get("error", {}).get("message", "") if busy_st != 20
 check(busy_st == 429 and retry is not None and "has 1 jobs queued or running, its max_queued is 2" in msg,
       "with one of its jobs in flight, the key's batch of 2: 429 with Retry-After (%d %s)" % (busy_st, msg))
 check(st_c == 200 and slow_st == 200, "meanwhile another key's batch 200, and the job in flight 200")
+check(queued == 1 or not in_flight, "GET /v1/models counted the key's job in flight (queued %s)" % queued)
 m = metrics()
 check(m.get("vprm_rejected_queue_full_total", 0) == 0,
       "the key's 429 is not counted as the shared queue's (vprm_rejected_queue_full_total %s)"

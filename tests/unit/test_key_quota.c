@@ -44,6 +44,7 @@ int main(void)
     CHECK(vp_key_quota_names(q) == 1);
     CHECK(vp_key_quota_take(q, "alice", 2, 4, &held) == -1 && held == 3); /* 5 > 4 */
     CHECK(vp_key_quota_take(q, "alice", 1, 4, &held) == 0 && held == 3);  /* exactly 4 */
+    CHECK(vp_key_quota_count(q, "alice") == 4 && vp_key_quota_count(q, "bob") == 0);
     CHECK(vp_key_quota_take(q, "alice", 1, 4, &held) == -1 && held == 4);
     CHECK(vp_key_quota_take(q, "bob", 4, 4, &held) == 0 && held == 0); /* another key */
     CHECK(vp_key_quota_take(q, "carol", 5, 4, &held) == -1 && held == 0);
