@@ -147,15 +147,23 @@ static int add_key(vp_api_keys *k, const char *file, const char *key, size_t len
 
 static bool blank(char c) { return c == ' ' || c == '\t'; }
 
+/* Whether f[0..len) is "<prefix>" followed by at least one byte: an option's form. */
+static bool option_form(const char *f, size_t len, const char *prefix)
+{
+    size_t pl = strlen(prefix);
+    return len > pl && !memcmp(f, prefix, pl);
+}
+
+static const char OPT_PRIORITY[] = "max_priority=", OPT_QUEUED[] = "max_queued=";
+
 /* A line's option field (the third and later): "max_priority=high|normal|low" or
  * "max_queued=N". Its text is never quoted in a message: a line holding keys by mistake
  * would put them in the log. */
 static int parse_option(const char *f, size_t len, key_options *o, const char *path,
                         size_t line, size_t field, vp_error *err)
 {
-    static const char prio[] = "max_priority=", queued[] = "max_queued=";
-    size_t pl = sizeof prio - 1, ql = sizeof queued - 1;
-    if (len > pl && !memcmp(f, prio, pl)) {
+    size_t pl = sizeof OPT_PRIORITY - 1, ql = sizeof OPT_QUEUED - 1;
+    if (option_form(f, len, OPT_PRIORITY)) {
         if (o->priority_seen)
             return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
                            "%s, line %zu: max_priority given twice", path, line);
@@ -169,7 +177,7 @@ static int parse_option(const char *f, size_t len, key_options *o, const char *p
         return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
                        "%s, line %zu: max_priority must be high, normal or low", path, line);
     }
-    if (len > ql && !memcmp(f, queued, ql)) {
+    if (option_form(f, len, OPT_QUEUED)) {
         if (o->queued_seen)
             return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
                            "%s, line %zu: max_queued given twice", path, line);
@@ -227,8 +235,8 @@ static int parse_file(vp_api_keys *k, const char *path, char *text, size_t len, 
                 }
             }
             /* "KEY max_priority=P" would take the key for a name (logged) */
-            if ((fl[n - 1] > 13 && !memcmp(f[n - 1], "max_priority=", 13)) ||
-                (fl[n - 1] > 11 && !memcmp(f[n - 1], "max_queued=", 11)))
+            if (option_form(f[n - 1], fl[n - 1], OPT_PRIORITY) ||
+                option_form(f[n - 1], fl[n - 1], OPT_QUEUED))
                 return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
                                "%s, line %zu: the key looks like an option; a line with "
                                "options is NAME KEY OPTION...", path, line);
