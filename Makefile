@@ -127,7 +127,7 @@ FUZZ_asan  := $(patsubst tests/fuzz/%.c,$(BUILD)/asan/fuzz/%,$(FUZZ_SRC))
 asan: $(BUILD)/asan/vprm $(TEST_BINS_asan) $(TOOLS_asan) $(FUZZ_asan)
 tools: $(TOOLS_rel)
 # the daemon and the unit tests with threads, under ThreadSanitizer
-TSAN_TESTS := test_sched test_image_cache test_cpu_model test_fetch_pool test_key_quota
+TSAN_TESTS := test_sched test_image_cache test_cpu_model test_fetch_pool test_key_quota test_key_usage
 tsan: $(BUILD)/tsan/vprm $(patsubst %,$(BUILD)/tsan/tests/%,$(TSAN_TESTS))
 
 test: deps

@@ -564,6 +564,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     double ms = vp_sched_now_ms() - x->t_start;
     const char *route = x->route ? x->route->path : "other";
     vp_metrics_request(&s->metrics, route, x->status);
+    if (x->key_name[0])
+        vp_key_usage_request(s->usage, x->key_name, x->status);
     vp_log_request(x, toe, ms);
     conn_free(x);
 }
@@ -635,7 +637,7 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
     vp_reload_watch_init(s); /* before the files are read: a change meanwhile is seen */
     if (vp_api_keys_load(cfg->api_key, cfg->api_keys_file, &s->keys, err))
         goto fail;
-    if (!(s->quota = vp_key_quota_new())) {
+    if (!(s->quota = vp_key_quota_new()) || !(s->usage = vp_key_usage_new())) {
         vp_fail(err, VP_ERR_NOMEM, "", "out of memory");
         goto fail;
     }
@@ -711,6 +713,7 @@ fail:
     pthread_rwlock_destroy(&s->keys_lock);
     vp_api_keys_free(s->keys);
     vp_key_quota_free(s->quota);
+    vp_key_usage_free(s->usage);
     vp_metrics_destroy(&s->metrics);
     if (s->tls)
         vp_tls_unload();
@@ -805,6 +808,7 @@ void vp_server_stop(vp_server *s)
     pthread_rwlock_destroy(&s->keys_lock);
     vp_api_keys_free(s->keys);
     vp_key_quota_free(s->quota); /* after MHD: every connection gave its jobs back */
+    vp_key_usage_free(s->usage);
     vp_metrics_destroy(&s->metrics);
     free(s->openapi);
     free(s);

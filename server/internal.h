@@ -31,6 +31,7 @@
 #include "proto/request.h"
 #include "server/api_keys.h"
 #include "server/key_quota.h"
+#include "server/key_usage.h"
 #include "server/fetch_pool.h"
 #include "server/metrics.h"
 #include "server/reqid.h"
@@ -78,6 +79,7 @@ struct vp_server {
     pthread_rwlock_t keys_lock;
     vp_api_keys *keys;
     vp_key_quota *quota;           /* jobs in flight per key name (max_queued) */
+    vp_key_usage *usage;           /* what each key name used (accounting) */
     pthread_mutex_t reload_mu;     /* one reload at a time */
     vp_file_stamp cred_stamps[VP_CREDENTIAL_FILES]; /* under reload_mu (reload.c) */
     size_t openapi_len;

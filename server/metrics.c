@@ -322,6 +322,8 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
                "vprm_reloads_total{result=\"failed\"} %llu\n",
             (unsigned long long)m->reloads_ok, (unsigned long long)m->reloads_failed);
     pthread_mutex_unlock(&m->mu);
+    if (g->key_usage)
+        vp_key_usage_write(g->key_usage, f);
     if (fclose(f)) {
         free(buf);
         return NULL;

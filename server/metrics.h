@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "engine/engine.h"
+#include "server/key_usage.h"
 
 #define VP_HIST_MAX_BUCKETS 20
 
@@ -67,6 +68,7 @@ typedef struct vp_gauges {
     int tls;                                      /* serving HTTPS */
     double tls_not_after;                         /* its certificate's expiry, Unix time */
     size_t tls_pairs_held;                        /* certificates held (replaced ones in use) */
+    vp_key_usage *key_usage;                      /* per API key name (NULL = none) */
 } vp_gauges;
 
 void vp_metrics_init(vp_metrics *m);

@@ -98,13 +98,20 @@ enum MHD_Result vp_route_models(vp_conn *x)
     json_t *j = json_pack("{s:o, s:o, s:s, s:b, s:b}", "models", models, "limits",
                           limits_json(s->cfg), "version", VP_BUILD_VERSION, "ready",
                           atomic_load(&s->ready), "auth", vp_server_api_keys(s) > 0);
-    if (j && x->key_name[0]) /* what the caller's key grants, and its jobs in flight now */
+    if (j && x->key_name[0]) { /* what the caller's key grants, its jobs in flight now and
+                                * what it used before this request */
+        vp_key_usage_counts u = vp_key_usage_get(s->usage, x->key_name);
         json_object_set_new(
             j, "key",
-            json_pack("{s:s, s:s, s:o, s:I}", "name", x->key_name, "max_priority",
-                      vp_priority_name(x->max_priority), "max_queued",
+            json_pack("{s:s, s:s, s:o, s:I, s:{s:I, s:I, s:I, s:I, s:I}}", "name", x->key_name,
+                      "max_priority", vp_priority_name(x->max_priority), "max_queued",
                       x->max_queued ? json_integer((json_int_t)x->max_queued) : json_null(),
-                      "queued", (json_int_t)vp_key_quota_count(s->quota, x->key_name)));
+                      "queued", (json_int_t)vp_key_quota_count(s->quota, x->key_name),
+                      "usage", "requests", (json_int_t)u.requests, "responses_scored",
+                      (json_int_t)u.responses_scored, "prompt_tokens",
+                      (json_int_t)u.prompt_tokens, "computed_tokens",
+                      (json_int_t)u.computed_tokens, "image_tiles", (json_int_t)u.image_tiles));
+    }
     return vp_reply_json(x, 200, j);
 }
 
@@ -148,6 +155,7 @@ enum MHD_Result vp_route_metrics(vp_conn *x)
     g.heap_bytes = vp_process_heap_bytes();
     g.api_keys = vp_server_api_keys(s);
     g.tls = s->tls;
+    g.key_usage = s->usage;
     if (s->tls) {
         g.tls_not_after = vp_tls_not_after();
         g.tls_pairs_held = vp_tls_pairs_held();

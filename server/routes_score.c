@@ -146,6 +146,8 @@ static json_t *item_json(vp_conn *x, vp_item *it, const char *id, bool *gone)
     if (inf > x->inference_ms)
         x->inference_ms = inf;
     vp_metrics_result(&s->metrics, r, it->priority);
+    if (x->key_name[0])
+        vp_key_usage_result(s->usage, x->key_name, r);
     char note[128];
     if (it->priority_lowered)
         snprintf(note, sizeof note, "priority \"%s\" lowered to \"%s\": the most this API key "

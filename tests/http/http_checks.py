@@ -10,6 +10,19 @@ def check(ok, what):
         failures.append(what)
 
 
+def png(w, h, rng):
+    """A PNG of random pixels, made with zlib only (the daemon is what is under test)."""
+    import struct
+    import zlib
+    raw = b"".join(b"\x00" + bytes(rng.getrandbits(8) for _ in range(3 * w)) for _ in range(h))
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data +
+                struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+            chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
 def auth_headers(key):
     return {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
 

@@ -27,9 +27,11 @@ Checks, one line each (exit 1 when one fails):
   - reloads every few milliseconds while clients open connections and score: every
     answer 200, and once they are done a single certificate is held.
 """
+import base64
 import http.client
 import json
 import os
+import random
 import re
 import signal
 import ssl
@@ -37,7 +39,7 @@ import sys
 import threading
 import time
 
-from http_checks import check, failures
+from http_checks import check, failures, png
 
 PORT, PID, DIR, LOG, ALICE, BOB, MODE = sys.argv[1:8]
 PORT, PID = int(PORT), int(PID)
@@ -243,6 +245,9 @@ st_d, b_d = call("GET", "/v1/models", DAVE)
 st_c, b_c = call("GET", "/v1/models", CAROL)
 kd = json.loads(b_d).get("key") if st_d == 200 else None
 kc = json.loads(b_c).get("key") if st_c == 200 else None
+for k in (kd, kc):
+    if k:
+        k.pop("usage", None)  # checked below
 check(kd == {"name": "dave", "max_priority": "high", "max_queued": 2, "queued": 0}
       and kc == {"name": "carol", "max_priority": "high", "max_queued": None, "queued": 0},
       "GET /v1/models says what the caller's key grants (%s, %s)" % (kd, kc))
@@ -310,6 +315,62 @@ m = metrics()
 check(st == 200 and m.get("vprm_rejected_key_quota_total") == 1,
       "once its job is done, the key's batch of 2: 200; vprm_rejected_key_quota_total 1 (%d, %s)"
       % (st, m.get("vprm_rejected_key_quota_total")))
+
+# ---- what each key used: GET /v1/models' key.usage and /metrics' vprm_key_*_total{key},
+# summed against the answers' own usage; kept by name across a reload that changes the key
+usage_of = lambda key: json.loads(call("GET", "/v1/models", key)[1])["key"]["usage"]
+dave_total = lambda m: sum(v for k, v in m.items() if k.startswith('vprm_key_requests_total{key="dave",'))
+
+
+def settled(total):
+    """/metrics once dave's requests counted reach total (a request is counted just after
+    its answer is sent, so the client may see the answer first)."""
+    deadline = time.time() + 10
+    while True:
+        m = metrics()
+        if dave_total(m) >= total or time.time() > deadline:
+            return m
+        time.sleep(0.05)
+
+
+m0 = metrics()
+while True:  # dave's earlier requests all counted
+    time.sleep(0.3)
+    m0, before = metrics(), dave_total(m0)
+    if dave_total(m0) == before:
+        break
+u0 = usage_of(DAVE)
+pic = dict(one, images=["data:image/png;base64," + base64.b64encode(png(40, 30, random.Random(5))).decode()],
+           responses=["4 = 2 * 2\n\nYes", ["4 / 2 = 2", "Yes"]])
+sent = [call("POST", "/v1/score", DAVE, json.dumps(pic)),
+        call("POST", "/v1/score", DAVE, '{"question": "x", "responses": [1'),  # 400
+        call("POST", "/v1/score/batch", DAVE, json.dumps({"requests": [one, {"question": "no responses"}]}))]
+answers = [json.loads(sent[0][1])] + [r for r in json.loads(sent[2][1]).get("results", []) if "error" not in r]
+want = {"requests": 4,  # the first /v1/models, then the three above
+        "responses_scored": sum(len(a["results"]) for a in answers),
+        **{f: sum(a["usage"][f] for a in answers) for f in ("prompt_tokens", "computed_tokens", "image_tiles")}}
+m1 = settled(dave_total(m0) + 4)
+u1 = usage_of(DAVE)
+got = {f: u1[f] - u0[f] for f in u1}
+check([s[0] for s in sent] == [200, 400, 200] and len(answers) == 2 and want["image_tiles"] > 0
+      and got == want, "key.usage grew by what dave's answers say they used (%s; want %s)" % (got, want))
+delta = lambda name: m1.get(name, 0) - m0.get(name, 0)
+got_m = {f: delta('vprm_key_%s_total{key="dave"}' % n) for f, n in (
+    ("responses_scored", "responses_scored"), ("prompt_tokens", "prompt_tokens"),
+    ("computed_tokens", "tokens_computed"), ("image_tiles", "image_tiles"))}
+got_m["requests"] = dave_total(m1) - dave_total(m0)
+got_s = (delta('vprm_key_requests_total{key="dave",status="200"}'),
+         delta('vprm_key_requests_total{key="dave",status="400"}'))
+check(got_m == want and got_s == (3, 1) and m1.get('vprm_key_tokens_computed_total{key="dave"}') == u1["computed_tokens"],
+      "/metrics' vprm_key_*_total{key=\"dave\"} grew by the same, 3 of status 200 and 1 of 400 (%s %s)"
+      % (got_m, got_s))
+DAVE2 = "dave-new-key-" + "e" * 12
+write("keys.txt", "carol %s\ndave %s max_queued=2\n" % (CAROL, DAVE2))
+check(reload("ok"), "dave's key replaced under the same name: reload taken")
+u2 = usage_of(DAVE2)
+check(u2["requests"] == u1["requests"] + 1 and u2["computed_tokens"] == u1["computed_tokens"],
+      "the usage is kept by name: the new key of dave continues the counts (%d after %d)"
+      % (u2["requests"], u1["requests"]))
 
 # ---- reloads under load: clients on new and kept-alive connections while SIGHUPs arrive
 score = json.dumps({"question": "What is 2 + 3?", "responses": ["2 + 3 = 5\n\nThe answer is 5", "2 + 3 = 6"]})
