@@ -390,6 +390,10 @@ int vp_config_validate(const vp_config *c, vp_error *err)
     if (c->tls_key_password && !c->tls_key)
         return vp_fail(err, VP_ERR_BAD_REQUEST, "tls_key_password",
                        "option tls_key_password is set without tls_key");
+    if (c->tls_client_ca && !c->tls_cert)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "tls_client_ca",
+                       "option tls_client_ca is set without tls_cert: client certificates "
+                       "need HTTPS");
     if (c->max_image_bytes > c->max_body_bytes)
         return vp_fail(err, VP_ERR_BAD_REQUEST, "max_image_bytes",
                        "option max_image_bytes (%zu) exceeds max_body_bytes (%zu): no request "

@@ -43,6 +43,8 @@ typedef struct vp_config {
                                 * complete request head, at most */
     char *tls_cert, *tls_key;  /* PEM files: HTTPS when set (both or neither) */
     char *tls_key_password;    /* an encrypted key's, or NULL */
+    char *tls_client_ca;       /* PEM file of the CAs of accepted client certificates
+                                * (mutual TLS), re-read on SIGHUP; NULL = none asked */
     size_t max_header_bytes;   /* libmicrohttpd's memory per connection: bounds the head */
     char *api_key;             /* NULL = no authentication (unless api_keys_file) */
     char *api_keys_file;       /* more keys, one a line, re-read on SIGHUP; NULL = none */

@@ -70,6 +70,12 @@ const vp_option vp_options[] = {
      "PEM file of the certificate's private key (with tls_cert)", 0},
     {"tls_key_password", VP_OPT_STR, OFF(tls_key_password), NULL, 0, 0, NULL,
      "password of an encrypted tls_key", 1},
+    {"tls_client_ca", VP_OPT_STR, OFF(tls_client_ca), NULL, 0, 0, NULL,
+     "PEM file of the certificate authorities whose client certificates are accepted "
+     "(mutual TLS; with tls_cert): every request but /health, /ready and /openapi.json must "
+     "come with a certificate they issued, valid now and for client authentication (else "
+     "401), and its common name names the client (cert:CN) when no API key does; re-read "
+     "with tls_cert on SIGHUP", 0},
     {"max_header_bytes", VP_OPT_SIZE, OFF(max_header_bytes), "28K", 4096, 1 << 20, NULL,
      "request line and headers of one request, counted as libmicrohttpd holds them (about 64 "
      "bytes more a header, cookie and query argument); over it, 431. Each open connection "
@@ -85,7 +91,8 @@ const vp_option vp_options[] = {
      "lines starting with '#' are comments; re-read with tls_cert and tls_key on SIGHUP, so "
      "keys rotate without a restart (with api_key, both are accepted)", 0},
     {"credentials_check_s", VP_OPT_INT, OFF(credentials_check_s), "0", 0, 86400, NULL,
-     "seconds between checks of api_keys_file, tls_cert and tls_key for a change (a new "
+     "seconds between checks of api_keys_file, tls_cert, tls_key and tls_client_ca for a "
+     "change (a new "
      "inode, size or time, as when Kubernetes updates a mounted secret); a change reloads "
      "them as SIGHUP does (0 = on SIGHUP only)", 0},
     {"retry_after_s", VP_OPT_INT, OFF(retry_after_s), "1", 0, 3600, NULL,

@@ -59,6 +59,15 @@ static void head_started(vp_server *s, struct MHD_Connection *c, void **socket_c
     /* before the handshake; without h to unpin it at the close, the pin stays for good:
      * replaced certificates are kept, never freed in use */
     void *pin = s->tls ? vp_tls_pin() : NULL;
+    if (s->cfg->tls_client_ca) {
+        /* the handshake asks the client for its certificate (the session exists by now, its
+         * handshake not yet begun); whether we trust it is checked per request */
+        const union MHD_ConnectionInfo *si =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        if (si && si->tls_session)
+            gnutls_certificate_server_set_request((gnutls_session_t)si->tls_session,
+                                                  GNUTLS_CERT_REQUEST);
+    }
     vp_head *h = calloc(1, sizeof *h);
     if (!h) {
         VP_LOGW(NULL, "out of memory: a connection goes without its request-head deadline");

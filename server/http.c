@@ -44,9 +44,26 @@ static const vp_route *find_route(const char *path)
     return NULL;
 }
 
-/* Whether x's Authorization header holds a key of the set (the key's name kept for its log
- * line); true when no key is set. */
-static bool authorized(vp_conn *x)
+/* Whether x's client certificate is one of the client CAs' (when they are set): 0 and its
+ * common name as x's client name when no API key named it, else -1 and err. keys_lock
+ * held. */
+static int client_certificate_ok(vp_conn *x, vp_error *err)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(x->mhd, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    char cn[VP_CLIENT_NAME_MAX + 1];
+    if (vp_client_cas_check(x->srv->client_cas, ci ? (gnutls_session_t)ci->tls_session : NULL,
+                            cn, sizeof cn, err))
+        return -1;
+    if (!x->key_name[0])
+        snprintf(x->key_name, sizeof x->key_name, "cert:%s", cn[0] ? cn : "unnamed");
+    return 0;
+}
+
+/* Whether x may use its route: its Authorization header holds a key of the set (the key's
+ * name kept for its log line), when keys are set, and its client certificate verifies,
+ * when client CAs are set. 0, or -1 and err saying why. */
+static int authorize(vp_conn *x, vp_error *err)
 {
     vp_server *s = x->srv;
     pthread_rwlock_rdlock(&s->keys_lock);
@@ -69,8 +86,14 @@ static bool authorized(vp_conn *x)
             ok = true;
         }
     }
+    int rc = 0;
+    if (!ok)
+        rc = vp_fail(err, VP_ERR_UNAUTHORIZED, "",
+                     "missing or wrong API key: send \"Authorization: Bearer <key>\"");
+    else if (s->client_cas)
+        rc = client_certificate_ok(x, err);
     pthread_rwlock_unlock(&s->keys_lock);
-    return ok;
+    return rc;
 }
 
 /* Copies src into dst (cap bytes), replacing bytes outside printable ASCII by '?'. */
@@ -265,9 +288,9 @@ static enum MHD_Result on_first_call(vp_conn *x, size_t head)
         x->allow = is_get ? "GET, HEAD" : "POST";
         return early_error(x, VP_ERR_NONE, "%s", "");
     }
-    if (x->route->needs_auth && !authorized(x))
-        return early_error(x, VP_ERR_UNAUTHORIZED,
-                           "missing or wrong API key: send \"Authorization: Bearer <key>\"");
+    vp_error auth_err;
+    if (x->route->needs_auth && authorize(x, &auth_err))
+        return early_error(x, auth_err.kind, "%s", auth_err.message);
     /* a compressed body would reach the JSON parser as bytes: "malformed JSON near '\u001F'"
      * says nothing of the cause (RFC 9110 15.5.16: 415 for a content coding not supported) */
     const char *ce = MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND,
@@ -637,6 +660,13 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
     vp_reload_watch_init(s); /* before the files are read: a change meanwhile is seen */
     if (vp_api_keys_load(cfg->api_key, cfg->api_keys_file, &s->keys, err))
         goto fail;
+    if (cfg->tls_client_ca) {
+        if (vp_client_cas_load(cfg->tls_client_ca, &s->client_cas, err))
+            goto fail;
+        VP_LOGI(NULL, "mutual TLS: accepting client certificates issued by the %zu "
+                "certificate%s of %s", vp_client_cas_count(s->client_cas),
+                vp_client_cas_count(s->client_cas) == 1 ? "" : "s", cfg->tls_client_ca);
+    }
     if (!(s->quota = vp_key_quota_new()) || !(s->usage = vp_key_usage_new())) {
         vp_fail(err, VP_ERR_NOMEM, "", "out of memory");
         goto fail;
@@ -712,6 +742,7 @@ fail:
     pthread_mutex_destroy(&s->reload_mu);
     pthread_rwlock_destroy(&s->keys_lock);
     vp_api_keys_free(s->keys);
+    vp_client_cas_free(s->client_cas);
     vp_key_quota_free(s->quota);
     vp_key_usage_free(s->usage);
     vp_metrics_destroy(&s->metrics);
@@ -807,6 +838,7 @@ void vp_server_stop(vp_server *s)
     pthread_mutex_destroy(&s->reload_mu);
     pthread_rwlock_destroy(&s->keys_lock);
     vp_api_keys_free(s->keys);
+    vp_client_cas_free(s->client_cas);
     vp_key_quota_free(s->quota); /* after MHD: every connection gave its jobs back */
     vp_key_usage_free(s->usage);
     vp_metrics_destroy(&s->metrics);

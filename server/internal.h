@@ -32,6 +32,7 @@
 #include "server/api_keys.h"
 #include "server/key_quota.h"
 #include "server/key_usage.h"
+#include "server/tls_clients.h"
 #include "server/fetch_pool.h"
 #include "server/metrics.h"
 #include "server/reqid.h"
@@ -61,7 +62,7 @@ typedef struct vp_file_stamp {
     unsigned long long dev, ino;
     long long size, mtime_ns, ctime_ns;
 } vp_file_stamp;
-#define VP_CREDENTIAL_FILES 3 /* api_keys_file, tls_cert, tls_key */
+#define VP_CREDENTIAL_FILES 4 /* api_keys_file, tls_cert, tls_key, tls_client_ca */
 
 struct vp_server {
     const vp_config *cfg;
@@ -78,6 +79,7 @@ struct vp_server {
     /* the API keys (NULL = open), swapped by a reload (reload.c) */
     pthread_rwlock_t keys_lock;
     vp_api_keys *keys;
+    vp_client_cas *client_cas;     /* --tls-client-ca's, swapped with the keys (NULL = none) */
     vp_key_quota *quota;           /* jobs in flight per key name (max_queued) */
     vp_key_usage *usage;           /* what each key name used (accounting) */
     pthread_mutex_t reload_mu;     /* one reload at a time */

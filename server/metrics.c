@@ -239,6 +239,9 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
         gauge(f, "vprm_tls_certificates_held", "TLS certificates in memory: the served one, and "
               "replaced ones that connections opened before a reload may still use.",
               (double)g->tls_pairs_held);
+        gauge(f, "vprm_tls_client_cas", "Certificate authorities whose client certificates "
+              "are accepted (mutual TLS; 0: no client certificate is asked for).",
+              (double)g->tls_client_cas);
     }
     if (g->device_total_bytes) {
         gauge(f, "vprm_gpu_memory_used_bytes", "GPU memory in use (every process on the device).",

@@ -69,6 +69,7 @@ typedef struct vp_gauges {
     double tls_not_after;                         /* its certificate's expiry, Unix time */
     size_t tls_pairs_held;                        /* certificates held (replaced ones in use) */
     vp_key_usage *key_usage;                      /* per API key name (NULL = none) */
+    size_t tls_client_cas;                        /* client CAs (mutual TLS; 0 = off) */
 } vp_gauges;
 
 void vp_metrics_init(vp_metrics *m);

@@ -18,26 +18,38 @@ int vp_server_reload(vp_server *s, vp_error *err)
     /* before the files are read: a change while they are read is seen by the next check */
     stamps(cfg, s->cred_stamps);
     vp_api_keys *keys = NULL;
-    /* the keys are read first but swapped in last: a certificate that fails keeps them out */
+    vp_client_cas *cas = NULL;
+    /* the keys and client CAs are read first but swapped in last: a certificate that fails
+     * keeps them out */
     int rc = vp_api_keys_load(cfg->api_key, cfg->api_keys_file, &keys, err);
+    if (!rc && cfg->tls_client_ca)
+        rc = vp_client_cas_load(cfg->tls_client_ca, &cas, err);
     if (!rc && s->tls)
         rc = vp_tls_reload(cfg, err);
     if (rc) {
         vp_api_keys_free(keys);
+        vp_client_cas_free(cas);
         vp_metrics_event(&s->metrics, VP_EV_RELOAD_FAILED);
         pthread_mutex_unlock(&s->reload_mu);
         return -1;
     }
     pthread_rwlock_wrlock(&s->keys_lock);
     vp_api_keys *old = s->keys;
+    vp_client_cas *old_cas = s->client_cas;
     s->keys = keys;
+    s->client_cas = cas;
     pthread_rwlock_unlock(&s->keys_lock);
     vp_api_keys_free(old);
+    vp_client_cas_free(old_cas);
     vp_metrics_event(&s->metrics, VP_EV_RELOAD_OK);
     size_t n = vp_api_keys_count(keys); /* under the lock: another reload frees this set */
+    size_t n_cas = vp_client_cas_count(cas);
     pthread_mutex_unlock(&s->reload_mu);
     if (cfg->api_keys_file)
         VP_LOGI(NULL, "reloaded %s: %zu API key%s", cfg->api_keys_file, n, n == 1 ? "" : "s");
+    if (cfg->tls_client_ca)
+        VP_LOGI(NULL, "reloaded %s: %zu client certificate authorit%s", cfg->tls_client_ca,
+                n_cas, n_cas == 1 ? "y" : "ies");
     if (!cfg->api_keys_file && !s->tls)
         VP_LOGI(NULL, "nothing to reload: neither api_keys_file nor tls_cert is set");
     return 0;
@@ -73,6 +85,7 @@ static void stamps(const vp_config *cfg, vp_file_stamp out[VP_CREDENTIAL_FILES])
     file_stamp(cfg->api_keys_file, &out[0]);
     file_stamp(cfg->tls_cert, &out[1]);
     file_stamp(cfg->tls_key, &out[2]);
+    file_stamp(cfg->tls_client_ca, &out[3]);
 }
 
 void vp_reload_watch_init(vp_server *s)
@@ -92,8 +105,8 @@ int vp_server_check_credentials(vp_server *s, vp_error *err)
     pthread_mutex_unlock(&s->reload_mu);
     if (same)
         return 0;
-    VP_LOGI(NULL, "credential files changed: reading the API keys file and the TLS certificate "
-            "again (credentials_check_s=%d)", cfg->credentials_check_s);
+    VP_LOGI(NULL, "credential files changed: reading the API keys file, the TLS certificate and "
+            "the client CAs again (credentials_check_s=%d)", cfg->credentials_check_s);
     /* the stamps are taken again inside: a refused reload is tried at the next change, not
      * at every check */
     return vp_server_reload(s, err) ? -1 : 1;

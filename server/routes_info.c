@@ -98,6 +98,8 @@ enum MHD_Result vp_route_models(vp_conn *x)
     json_t *j = json_pack("{s:o, s:o, s:s, s:b, s:b}", "models", models, "limits",
                           limits_json(s->cfg), "version", VP_BUILD_VERSION, "ready",
                           atomic_load(&s->ready), "auth", vp_server_api_keys(s) > 0);
+    if (j && s->cfg->tls_client_ca) /* mutual TLS: requests need a client certificate */
+        json_object_set_new(j, "client_certificates", json_true());
     if (j && x->key_name[0]) { /* what the caller's key grants, its jobs in flight now and
                                 * what it used before this request */
         vp_key_usage_counts u = vp_key_usage_get(s->usage, x->key_name);
@@ -156,6 +158,9 @@ enum MHD_Result vp_route_metrics(vp_conn *x)
     g.api_keys = vp_server_api_keys(s);
     g.tls = s->tls;
     g.key_usage = s->usage;
+    pthread_rwlock_rdlock(&s->keys_lock);
+    g.tls_client_cas = vp_client_cas_count(s->client_cas);
+    pthread_rwlock_unlock(&s->keys_lock);
     if (s->tls) {
         g.tls_not_after = vp_tls_not_after();
         g.tls_pairs_held = vp_tls_pairs_held();

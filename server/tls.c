@@ -21,11 +21,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "engine/util/file.h"
 #include "engine/util/log.h"
 #include "server/internal.h"
+#include "server/pem.h"
 
-#define PEM_MAX_BYTES (1u << 20) /* a certificate chain is a few KB */
 #define CHAIN_MAX 16             /* certificates in --tls-cert */
 
 typedef struct tls_pair {
@@ -40,50 +39,6 @@ typedef struct tls_pair {
 static pthread_mutex_t pairs_mu = PTHREAD_MUTEX_INITIALIZER;
 static tls_pair *current;               /* NULL: no HTTPS server in this process */
 static tls_pair *retired, *retired_end; /* replaced pairs, oldest first */
-
-/* explicit_bzero: a memset just before free is an optimiser's to drop */
-static void wipe_free(char *p, size_t n)
-{
-    if (p)
-        explicit_bzero(p, n);
-    free(p);
-}
-
-/* Whether a "-----BEGIN <...label>-----" line of text ends its label with `label` ("EC
- * PRIVATE KEY" and "PRIVATE KEY" for a key, not "CERTIFICATE REQUEST" for a certificate);
- * a key file may start with another block (`openssl ecparam -genkey`: EC PARAMETERS). */
-static bool has_block(const char *text, const char *label)
-{
-    size_t n = strlen(label);
-    for (const char *b = strstr(text, "-----BEGIN "); b; b = strstr(b + 11, "-----BEGIN ")) {
-        const char *end = strstr(b + 11, "-----");
-        if (end && (size_t)(end - (b + 11)) >= n && !memcmp(end - n, label, n) &&
-            !memmem(b, (size_t)(end - b), "OPENSSH", 7)) /* OpenSSH's own format, not PEM */
-            return true;
-    }
-    return false;
-}
-
-/* path's text into *out; it must hold a PEM block whose label contains `label`. */
-static int read_pem(const char *path, const char *option, const char *label, char **out,
-                    vp_error *err)
-{
-    uint8_t *data = NULL;
-    size_t len = 0;
-    if (vp_read_file(path, PEM_MAX_BYTES, &data, &len, err)) {
-        char why[sizeof err->message];
-        snprintf(why, sizeof why, "%s", err->message);
-        return vp_fail(err, VP_ERR_IO, option, "option %s: %s", option, why);
-    }
-    if (strlen((const char *)data) != len || !has_block((const char *)data, label)) {
-        wipe_free((char *)data, len);
-        return vp_fail(err, VP_ERR_BAD_REQUEST, option,
-                       "option %s: %s is not a PEM file with a \"-----BEGIN ...%s...-----\" "
-                       "block", option, path, label);
-    }
-    *out = (char *)data;
-    return 0;
-}
 
 static void pair_free(tls_pair *p)
 {
@@ -145,8 +100,8 @@ static int parse_pair(const vp_config *cfg, char *cert, char *key, tls_pair *p, 
 static tls_pair *load_pair(const vp_config *cfg, vp_error *err)
 {
     char *cert = NULL, *key = NULL;
-    if (read_pem(cfg->tls_cert, "tls_cert", "CERTIFICATE", &cert, err) ||
-        read_pem(cfg->tls_key, "tls_key", "PRIVATE KEY", &key, err)) {
+    if (vp_pem_read(cfg->tls_cert, "tls_cert", "CERTIFICATE", &cert, err) ||
+        vp_pem_read(cfg->tls_key, "tls_key", "PRIVATE KEY", &key, err)) {
         free(cert);
         return NULL;
     }
@@ -176,7 +131,7 @@ static tls_pair *load_pair(const vp_config *cfg, vp_error *err)
     }
 out:
     free(cert);
-    wipe_free(key, strlen(key)); /* the key's text does not outlive its use */
+    vp_pem_wipe_free(key); /* the key's text does not outlive its use */
     return p;
 }
 

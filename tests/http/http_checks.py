@@ -23,6 +23,41 @@ def png(w, h, rng):
             chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
+def samples(text):
+    """The samples of a /metrics text: {"name{labels}": value} for the vprm_ families."""
+    import re
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(r"^(vprm_[a-z_]+(?:\{[^}]*\})?) (\S+)$", text, re.M)}
+
+
+def replace_file(path, text):
+    """Replaces path at once (write, then rename), as a configuration manager swaps a
+    secret's file in."""
+    import os
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def sighup_counted(pid, metrics, expect, timeout=10):
+    """SIGHUP to pid, then waits until metrics() (samples of /metrics) counts one more
+    vprm_reloads_total{result=expect}: whether it did in time."""
+    import os
+    import signal
+    import time
+    label = 'vprm_reloads_total{result="%s"}' % expect
+    before = metrics().get(label, 0)
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if metrics().get(label, 0) > before:
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def auth_headers(key):
     return {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
 

@@ -33,13 +33,12 @@ import json
 import os
 import random
 import re
-import signal
 import ssl
 import sys
 import threading
 import time
 
-from http_checks import check, failures, png
+from http_checks import check, failures, png, replace_file, samples, sighup_counted
 
 PORT, PID, DIR, LOG, ALICE, BOB, MODE = sys.argv[1:8]
 PORT, PID = int(PORT), int(PID)
@@ -86,8 +85,7 @@ def metrics():
         st, body = call("GET", "/metrics", key)
         if st == 200:
             break
-    text = body.decode()
-    return {m.group(1): float(m.group(2)) for m in re.finditer(r"^(vprm_[a-z_]+(?:\{[^}]*\})?) (\S+)$", text, re.M)}
+    return samples(body.decode())
 
 
 def log_text(until=None, timeout=10):
@@ -102,12 +100,7 @@ def log_text(until=None, timeout=10):
 
 
 def write(name, text):
-    """Replaces DIR/name at once, as a configuration manager swaps a file in."""
-    tmp = os.path.join(DIR, name + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, os.path.join(DIR, name))
+    replace_file(os.path.join(DIR, name), text)
 
 
 def use_pair(n):
@@ -116,16 +109,7 @@ def use_pair(n):
 
 
 def reload(expect):
-    """SIGHUP, then waits for vprm_reloads_total{result=expect} to count it."""
-    label = 'vprm_reloads_total{result="%s"}' % expect
-    before = metrics().get(label, 0)
-    os.kill(PID, signal.SIGHUP)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        if metrics().get(label, 0) > before:
-            return True
-        time.sleep(0.02)
-    return False
+    return sighup_counted(PID, metrics, expect)
 
 
 # ---- the keys of the file

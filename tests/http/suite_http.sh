@@ -700,6 +700,63 @@ if start_daemon T "$VPRM" --api-key "$KEY" --batch-tokens 12000 --header-timeout
 fi
 unset DAEMON_CURL_ARGS
 
+# ---- M: mutual TLS (--tls-client-ca): client certificates made here with openssl (two
+# authorities; a client of each, one for servers only), then tests/http/mtls_check.py:
+# the release binary with certificates only, the ASan one with certificates and API keys
+MT="$T/mtls"
+rm -rf "$MT" && mkdir -p "$MT"
+mt_req() { # mt_req NAME SUBJECT [x509 args]: a self-signed certificate NAME.pem, key NAME.key
+    name=$1; subj=$2; shift 2
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj "$subj" "$@" -keyout "$MT/$name.key" -out "$MT/$name.pem" >>"$MT/openssl.log" 2>&1
+}
+mt_client() { # mt_client NAME CN CA PURPOSE: NAME.pem issued by CA for PURPOSE
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=$2" \
+        -keyout "$MT/$1.key" -out "$MT/$1.csr" >>"$MT/openssl.log" 2>&1
+    printf 'extendedKeyUsage=%s\n' "$4" >"$MT/$1.ext"
+    openssl x509 -req -in "$MT/$1.csr" -CA "$MT/$3.pem" -CAkey "$MT/$3.key" -CAcreateserial \
+        -days 2 -extfile "$MT/$1.ext" -out "$MT/$1.pem" >>"$MT/openssl.log" 2>&1
+}
+mt_req server /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1
+mt_req ca_a "/CN=vprm test client CA a"
+mt_req ca_b "/CN=vprm test client CA b"
+mt_client trainer "rl trainer-1" ca_a clientAuth
+mt_client srvonly "server only" ca_a serverAuth
+mt_client stranger stranger ca_b clientAuth
+chmod 600 "$MT"/*.key
+if [ -s "$MT/trainer.pem" ] && [ -s "$MT/stranger.pem" ] && [ -s "$MT/srvonly.pem" ]; then
+    ok "M: certificates made with openssl"
+else bad "M: openssl: $(tail -3 "$MT/openssl.log")"; fi
+timeout 30 "$VPRM" serve --model "$MODEL" --port 0 --no-warmup --tls-client-ca "$MT/ca_a.pem" \
+    >"$MT/refused.out" 2>&1
+rc=$?
+if [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -q "tls_client_ca is set without tls_cert" "$MT/refused.out"; then
+    ok "M: --tls-client-ca without HTTPS: refused at start"
+else bad "M: --tls-client-ca without HTTPS: exit $rc, $(tail -2 "$MT/refused.out")"; fi
+timeout 30 "$VPRM" serve --model "$MODEL" --port 0 --no-warmup --tls-cert "$MT/server.pem" \
+    --tls-key "$MT/server.key" --tls-client-ca "$MT/trainer.key" >"$MT/refused.out" 2>&1
+rc=$?
+if [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -q "option tls_client_ca: .*trainer.key is not a PEM file" "$MT/refused.out"; then
+    ok "M: a key in place of the client CAs: refused at start, naming it"
+else bad "M: a key as --tls-client-ca: exit $rc, $(tail -2 "$MT/refused.out")"; fi
+export DAEMON_CURL_ARGS="--cacert $MT/server.pem"
+for mode in certs certs+keys; do
+    cp "$MT/ca_a.pem" "$MT/ca.pem"
+    if [ "$mode" = certs ]; then bin=$VPRM; extra=""
+    else bin=$VPRM_ASAN; printf 'ops %s\n' "$KEY" >"$MT/keys.txt"; chmod 600 "$MT/keys.txt"
+        extra="--api-keys-file $MT/keys.txt"; fi
+    # shellcheck disable=SC2086
+    if start_daemon "M_$mode" "$bin" --tls-cert "$MT/server.pem" --tls-key "$MT/server.key" \
+        --tls-client-ca "$MT/ca.pem" $extra; then
+        if (cd tests/http && "$PY" mtls_check.py "$PORT" "$PID" "$MT" "$T/M_$mode.log" "$mode" "$KEY") \
+            >"$MT/$mode.out" 2>&1; then
+            ok "M: $mode: $(grep -c '^ok:' "$MT/$mode.out") mutual-TLS checks (no certificate, another authority's, a server-only one: 401 saying why; the client named by its certificate; reloads)"
+        else bad "M: $mode: mutual-TLS checks"; grep -v '^ok:' "$MT/$mode.out" | tail -8; fi
+        stop_daemon "M_$mode"
+    fi
+done
+unset DAEMON_CURL_ARGS
+
 # ---- R: SIGHUP reloads --api-keys-file and the TLS certificate and key while serving
 # (tests/http/reload_check.py): keys rotated, a new certificate for new connections while
 # older ones keep theirs, refused reloads change nothing, reloads under load; plain HTTP on
