@@ -605,10 +605,11 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     if (strstr(buf, "Application reported internal error")) {
         VP_LOGD(NULL, "microhttpd: %s", buf);
     } else if (strstr(buf, "handshake") || strstr(buf, "Not enough memory in pool") ||
-               strstr(buf, "Error processing request")) {
+               strstr(buf, "Error processing request") || strstr(buf, "Content-Length")) {
         /* a client's doing (anyone can send garbage or a huge head): counted, not warned;
-         * a huge head logs "Not enough memory" first, then its "Error processing" line */
-        if (!strstr(buf, "Not enough memory in pool"))
+         * a huge head logs "Not enough memory" first, then its "Error processing" line, and
+         * so does a Content-Length that is not a number or too large */
+        if (!strstr(buf, "Not enough memory in pool") && !strstr(buf, "Content-Length"))
             vp_metrics_event(&s->metrics, VP_EV_MHD_CLIENT_ERROR);
         VP_LOGD(NULL, "microhttpd: %s", buf);
     } else

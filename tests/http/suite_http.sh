@@ -188,6 +188,16 @@ open(sys.argv[3], 'w').write(rss)" "$PORT" "$PID" "$T/rss1"
     [ "$got" = "200, 431 json, 431 html, 200, 431 json, 200, 431 json" ] \
         && ok "A: --max-header-bytes 16K: heads under it answered, over it our 431 (one header of 18 KB, 250 tiny headers, 153 cookies), far over libmicrohttpd's" \
         || bad "A: --max-header-bytes 16K: one header 12/18/25 KB, 150/250 tiny headers, 76/153 cookies: $got"
+    # a Content-Length that is not a number, or too large: libmicrohttpd answers (its own
+    # page) and closes; a client's doing, so logged at debug, not warned
+    cl=$(cd tests/http && "$PY" -c 'import sys
+from http_checks import exchange
+for v in (b"abc", b"99999999999999999999999"):
+    got = exchange(int(sys.argv[1]), b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Length: " + v + b"\r\n\r\n")
+    print(got.split(b" ", 2)[1].decode() if got.startswith(b"HTTP/") else "none", end=" ")' "$PORT")
+    if [ "$cl" = "400 413 " ] && ! grep -q "WARN.*Content-Length" "$T/A.log"; then
+        ok "A: a Content-Length that is not a number 400, one too large 413, neither warned in the log"
+    else bad "A: bad Content-Length: $cl; $(grep "WARN.*Content-Length" "$T/A.log" | head -1)"; fi
     # the CLI and the daemon give the same scores and the same token ids
     printf '%s' '{"question": "Is 7 prime?", "responses": ["7 has no divisors but 1 and 7.\n\nSo yes.", ["It is even.", "So no."]], "return_logits": true}' >"$T/req.json"
     "$VPRM" score --model "$MODEL" "$T/req.json" >"$T/cli.json" 2>"$T/cli.err"
