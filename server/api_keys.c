@@ -116,6 +116,10 @@ static int add_key(vp_api_keys *k, const char *file, const char *key, size_t len
                            "letters, digits and \".-_@:\" only", at,
                            (unsigned char)c, i);
     }
+    if (name_len >= 5 && !memcmp(name, "cert:", 5)) /* tls_clients.h: cert:CN */
+        return vp_fail(err, VP_ERR_BAD_REQUEST, param,
+                       "%s: a name may not start with \"cert:\", the prefix of clients named by "
+                       "their certificate", at);
     memcpy(e.name, name, name_len);
     e.name[name_len] = 0;
     if (k->n == VP_API_KEYS_MAX)

@@ -53,10 +53,12 @@ static int client_certificate_ok(vp_conn *x, vp_error *err)
         MHD_get_connection_info(x->mhd, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     char cn[VP_CLIENT_NAME_MAX + 1];
     if (vp_client_cas_check(x->srv->client_cas, ci ? (gnutls_session_t)ci->tls_session : NULL,
-                            cn, sizeof cn, err))
+                            cn, sizeof cn, err)) {
+        x->key_name[0] = 0; /* refused: counted under no name, as a wrong key */
         return -1;
+    }
     if (!x->key_name[0])
-        snprintf(x->key_name, sizeof x->key_name, "cert:%s", cn[0] ? cn : "unnamed");
+        snprintf(x->key_name, sizeof x->key_name, "cert:%s", cn);
     return 0;
 }
 
@@ -187,11 +189,16 @@ static enum MHD_Result note_framing(void *cls, enum MHD_ValueKind kind, const ch
  * broken pipe instead of the answer. So a body up to DISCARD_ALLOWANCE is read and
  * dropped first, and the connection stays open for the next request. Answered at once
  * when the client waits for "100 Continue" (it sends no body) or declares a larger one. */
-static bool answer_after_body(vp_conn *x)
+static bool expects_continue(vp_conn *x)
 {
     const char *expect = MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_EXPECT);
-    if (expect && !strcasecmp(expect, "100-continue"))
+    return expect && !strcasecmp(expect, "100-continue");
+}
+
+static bool answer_after_body(vp_conn *x)
+{
+    if (expects_continue(x))
         return false;
     const char *cl = MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -270,7 +277,7 @@ static enum MHD_Result on_first_call(vp_conn *x, size_t head)
     MHD_get_connection_values(x->mhd, MHD_HEADER_KIND, note_framing, &fr);
     if (fr.coding && !fr.length) { /* RFC 9112 6.1: 501 for a coding not understood */
         x->close_after = true;
-        return vp_reply_not_implemented(x, fr.coding);
+        return vp_reply_not_implemented(x, fr.coding, plain_chunked(fr.coding));
     }
     if (fr.conflict || (fr.length && fr.chunked)) {
         x->close_after = true;
@@ -326,10 +333,18 @@ static enum MHD_Result on_first_call(vp_conn *x, size_t head)
     if (cl) {
         char *end;
         unsigned long long declared = strtoull(cl, &end, 10);
-        if (declared > s->cfg->max_body_bytes)
+        if (declared > s->cfg->max_body_bytes) {
+            /* read and dropped, then the 413 (answer_after_body says why), unless the
+             * client waits for "100 Continue" or the excess is past DISCARD_ALLOWANCE */
+            if (declared - s->cfg->max_body_bytes <= DISCARD_ALLOWANCE && !expects_continue(x)) {
+                x->too_large = true;
+                x->phase = PHASE_BODY;
+                return MHD_YES;
+            }
             return vp_reply_errorf(x, VP_ERR_TOO_LARGE, "",
                                    "request body of %llu bytes is over the limit max_body_bytes=%zu",
                                    declared, s->cfg->max_body_bytes);
+        }
         /* size the buffer from the declaration, but not beyond 1 MiB up front: a client
          * that declares a large body and sends nothing must not hold that memory */
         if (declared > 0) {
@@ -601,8 +616,10 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(buf);
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         buf[--n] = 0;
-    /* our handler returns MHD_NO on purpose for clients that left: our own line says so */
-    if (strstr(buf, "Application reported internal error")) {
+    /* our handler returns MHD_NO on purpose for clients that left, and a client that closes
+     * mid-upload ends its request: our own request line says so */
+    if (strstr(buf, "Application reported internal error") ||
+        strstr(buf, "closed by remote side with incomplete request")) {
         VP_LOGD(NULL, "microhttpd: %s", buf);
     } else if (strstr(buf, "handshake") || strstr(buf, "Not enough memory in pool") ||
                strstr(buf, "Error processing request") || strstr(buf, "Content-Length")) {
@@ -665,8 +682,11 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
         if (vp_client_cas_load(cfg->tls_client_ca, &s->client_cas, err))
             goto fail;
         VP_LOGI(NULL, "mutual TLS: accepting client certificates issued by the %zu "
-                "certificate%s of %s", vp_client_cas_count(s->client_cas),
-                vp_client_cas_count(s->client_cas) == 1 ? "" : "s", cfg->tls_client_ca);
+                "certificate%s of %s (%zu revocation list%s)",
+                vp_client_cas_count(s->client_cas),
+                vp_client_cas_count(s->client_cas) == 1 ? "" : "s", cfg->tls_client_ca,
+                vp_client_cas_crls(s->client_cas),
+                vp_client_cas_crls(s->client_cas) == 1 ? "" : "s");
     }
     if (!(s->quota = vp_key_quota_new()) || !(s->usage = vp_key_usage_new())) {
         vp_fail(err, VP_ERR_NOMEM, "", "out of memory");

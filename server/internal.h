@@ -228,8 +228,9 @@ enum MHD_Result vp_reply(vp_conn *x, int status, char *body, size_t len,
 enum MHD_Result vp_reply_json(vp_conn *x, int status, json_t *v); /* consumes v */
 enum MHD_Result vp_reply_error(vp_conn *x, const vp_error *err);
 enum MHD_Result vp_reply_method_not_allowed(vp_conn *x, const char *allow);
-/* 501 for a Transfer-Encoding libmicrohttpd cannot read (coding: the header's value) */
-enum MHD_Result vp_reply_not_implemented(vp_conn *x, const char *coding);
+/* 501 for a Transfer-Encoding libmicrohttpd cannot read (coding: the header's value;
+ * repeated: it is a second "chunked" header) */
+enum MHD_Result vp_reply_not_implemented(vp_conn *x, const char *coding, bool repeated);
 enum MHD_Result vp_reply_errorf(vp_conn *x, vp_err_kind kind, const char *param,
                                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 

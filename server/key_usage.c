@@ -97,12 +97,13 @@ void vp_key_usage_request(vp_key_usage *u, const char *name, int status)
         while (i < e->n_statuses && e->statuses[i].status != status)
             i++;
         if (i == e->n_statuses) {
-            if (i == VP_KEY_USAGE_STATUSES) { /* the last slot takes the rest */
-                i--;
-                e->statuses[i].status = -1;
-            } else {
+            if (i < VP_KEY_USAGE_STATUSES - 1) {
                 e->statuses[i].status = status;
                 e->n_statuses++;
+            } else { /* the last slot, "other", takes the rest: no series is relabelled */
+                i = VP_KEY_USAGE_STATUSES - 1;
+                e->statuses[i].status = -1;
+                e->n_statuses = VP_KEY_USAGE_STATUSES;
             }
         }
         e->statuses[i].n++;
@@ -152,7 +153,8 @@ void vp_key_usage_write(vp_key_usage *u, FILE *f)
     pthread_mutex_lock(&u->mu);
     /* names are of [A-Za-z0-9.-_@:] (api_keys.c): nothing to escape in a label */
     fprintf(f, "# HELP vprm_key_requests_total HTTP requests by API key name and status "
-               "(\"closed\": ended without a response).\n"
+               "(\"closed\": ended without a response; \"other\": statuses past the first "
+               "23 of a name).\n"
                "# TYPE vprm_key_requests_total counter\n");
     for (size_t i = 0; i < u->n_names; i++) {
         const entry *e = u->order[i];

@@ -11,10 +11,13 @@
 
 #include "engine/engine.h"
 
-/* Names counted, at most; later names (only reloads bringing new ones reach it: a keys
- * file holds at most 10,000) are counted together under the empty name "". */
-#define VP_KEY_USAGE_NAMES 65536
-/* Distinct statuses counted per name; others (none the server sends today) as status -1. */
+/* Names counted, at most (about 450 bytes each, six series on /metrics); later names are
+ * counted together under the empty name "". A keys file holds at most 10,000; reloads
+ * bringing ever new names, or client certificates with ever new common names (cert:CN),
+ * can reach it. */
+#define VP_KEY_USAGE_NAMES 16384
+/* Slots for statuses per name: the first VP_KEY_USAGE_STATUSES - 1 distinct ones have
+ * their own, later ones (the server sends about a dozen) share the last as "other". */
 #define VP_KEY_USAGE_STATUSES 24
 
 typedef struct vp_key_usage vp_key_usage;

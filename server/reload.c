@@ -43,13 +43,14 @@ int vp_server_reload(vp_server *s, vp_error *err)
     vp_client_cas_free(old_cas);
     vp_metrics_event(&s->metrics, VP_EV_RELOAD_OK);
     size_t n = vp_api_keys_count(keys); /* under the lock: another reload frees this set */
-    size_t n_cas = vp_client_cas_count(cas);
+    size_t n_cas = vp_client_cas_count(cas), n_crls = vp_client_cas_crls(cas);
     pthread_mutex_unlock(&s->reload_mu);
     if (cfg->api_keys_file)
         VP_LOGI(NULL, "reloaded %s: %zu API key%s", cfg->api_keys_file, n, n == 1 ? "" : "s");
     if (cfg->tls_client_ca)
-        VP_LOGI(NULL, "reloaded %s: %zu client certificate authorit%s", cfg->tls_client_ca,
-                n_cas, n_cas == 1 ? "y" : "ies");
+        VP_LOGI(NULL, "reloaded %s: %zu client certificate authorit%s, %zu revocation list%s",
+                cfg->tls_client_ca, n_cas, n_cas == 1 ? "y" : "ies", n_crls,
+                n_crls == 1 ? "" : "s");
     if (!cfg->api_keys_file && !s->tls)
         VP_LOGI(NULL, "nothing to reload: neither api_keys_file nor tls_cert is set");
     return 0;

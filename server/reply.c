@@ -91,7 +91,7 @@ enum MHD_Result vp_reply_method_not_allowed(vp_conn *x, const char *allow)
     return vp_reply_json(x, 405, e);
 }
 
-enum MHD_Result vp_reply_not_implemented(vp_conn *x, const char *coding)
+enum MHD_Result vp_reply_not_implemented(vp_conn *x, const char *coding, bool repeated)
 {
     char shown[64]; /* the client's bytes: printable ASCII only, so the JSON dumps */
     size_t n = 0;
@@ -99,8 +99,13 @@ enum MHD_Result vp_reply_not_implemented(vp_conn *x, const char *coding)
         shown[n] = coding[n] >= ' ' && coding[n] < 0x7f ? coding[n] : '?';
     shown[n] = 0;
     char msg[200];
-    snprintf(msg, sizeof msg, "Transfer-Encoding \"%s\" is not supported: send the body with "
-             "Content-Length or \"Transfer-Encoding: chunked\"", shown);
+    if (repeated)
+        snprintf(msg, sizeof msg, "Transfer-Encoding is given more than once (chunked twice "
+                 "would decode the body twice): send one \"Transfer-Encoding: chunked\" or "
+                 "Content-Length");
+    else
+        snprintf(msg, sizeof msg, "Transfer-Encoding \"%s\" is not supported: send the body "
+                 "with Content-Length or \"Transfer-Encoding: chunked\"", shown);
     json_t *e = json_pack("{s:{s:s, s:s, s:n}}", "error", "type", "not_implemented", "message",
                           msg, "param");
     return vp_reply_json(x, 501, e);

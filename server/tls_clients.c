@@ -3,6 +3,7 @@
  * key (GnuTLS checks its signature); whether that certificate is one we trust is decided
  * here, per request, so the answer can be a JSON 401 that says why (a handshake that
  * failed would tell the client nothing) and a reload applies to open connections. */
+#include <gnutls/crypto.h>
 #include <gnutls/x509.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,7 +15,7 @@
 
 struct vp_client_cas {
     gnutls_x509_trust_list_t list;
-    size_t n;
+    size_t n, n_crls;
 };
 
 void vp_client_cas_free(vp_client_cas *c)
@@ -40,16 +41,41 @@ int vp_client_cas_load(const char *path, vp_client_cas **out, vp_error *err)
     }
     gnutls_datum_t d = {(unsigned char *)pem, (unsigned)strlen(pem)};
     int n = gnutls_x509_trust_list_add_trust_mem(c->list, &d, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
-    free(pem);
     if (n <= 0) {
+        free(pem);
         vp_client_cas_free(c);
         return vp_fail(err, VP_ERR_BAD_REQUEST, "tls_client_ca",
                        "option tls_client_ca: %s holds no certificate GnuTLS can read%s%s", path,
                        n < 0 ? ": " : "", n < 0 ? gnutls_strerror(n) : "");
     }
     c->n = (size_t)n;
+    /* revocation lists ("X509 CRL" blocks) in the same file, each signed by one of its
+     * authorities (GnuTLS drops one that is not: refused, so a typo cannot pass quietly) */
+    size_t blocks = 0;
+    for (const char *p = pem; (p = strstr(p, "-----BEGIN X509 CRL-----")); p++)
+        blocks++;
+    if (blocks) {
+        int k = gnutls_x509_trust_list_add_trust_mem(c->list, NULL, &d, GNUTLS_X509_FMT_PEM,
+                                                     GNUTLS_TL_VERIFY_CRL, 0);
+        if (k < 0 || (size_t)k != blocks) {
+            free(pem);
+            vp_client_cas_free(c);
+            return vp_fail(err, VP_ERR_BAD_REQUEST, "tls_client_ca",
+                           "option tls_client_ca: %s holds %zu revocation list%s (X509 CRL) but "
+                           "%d could be read and verified against its authorities%s%s", path,
+                           blocks, blocks == 1 ? "" : "s", k < 0 ? 0 : k, k < 0 ? ": " : "",
+                           k < 0 ? gnutls_strerror(k) : "");
+        }
+        c->n_crls = blocks;
+    }
+    free(pem);
     *out = c;
     return 0;
+}
+
+size_t vp_client_cas_crls(const vp_client_cas *c)
+{
+    return c ? c->n_crls : 0;
 }
 
 size_t vp_client_cas_count(const vp_client_cas *c)
@@ -57,23 +83,59 @@ size_t vp_client_cas_count(const vp_client_cas *c)
     return c ? c->n : 0;
 }
 
-/* The subject's common name of crt into name[cap], bytes other than [A-Za-z0-9.-_@] as
- * '_' (it reaches log lines and metric labels), at most VP_CLIENT_NAME_MAX bytes. */
-static void common_name(gnutls_x509_crt_t crt, char *name, size_t cap)
+/* n bytes of hex of the SHA-256 of data[0..len) into out (n + 1 bytes). */
+static void digest_hex(const void *data, size_t len, char *out, size_t n)
 {
-    char cn[256];
-    size_t len = sizeof cn;
-    name[0] = 0;
-    if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &len) < 0)
+    unsigned char d[32] = {0};
+    gnutls_hash_fast(GNUTLS_DIG_SHA256, data, len, d);
+    for (size_t i = 0; i < n && i / 2 < sizeof d; i++)
+        out[i] = "0123456789abcdef"[(d[i / 2] >> (i % 2 ? 0 : 4)) & 15];
+    out[n] = 0;
+}
+
+static bool name_byte(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr(".-_@", ch));
+}
+
+/* The client's name from crt (its DER der): its subject's common name when that is of
+ * [A-Za-z0-9.-_@] and at most VP_CLIENT_NAME_MAX bytes; else its allowed bytes (others as
+ * '_'), cut to 50, then '~' and 8 hex digits of the SHA-256 of the whole name, so two
+ * common names never share a client name by their spelling; without a common name, '~'
+ * and 16 hex digits of the SHA-256 of the certificate. It reaches log lines and metric
+ * labels: no byte there needs escaping. */
+static void client_name(gnutls_x509_crt_t crt, const gnutls_datum_t *der, char *name)
+{
+    size_t len = 0;
+    char *cn = NULL;
+    if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, NULL, &len) ==
+            GNUTLS_E_SHORT_MEMORY_BUFFER &&
+        (cn = malloc(len + 1)) &&
+        gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &len) < 0) {
+        free(cn);
+        cn = NULL;
+    }
+    if (!cn || !len) {
+        name[0] = '~';
+        digest_hex(der->data, der->size, name + 1, 16);
+        free(cn);
         return;
+    }
+    bool plain = len <= VP_CLIENT_NAME_MAX;
     size_t n = 0;
-    for (size_t i = 0; i < len && cn[i] && n + 1 < cap && n < VP_CLIENT_NAME_MAX; i++) {
-        char ch = cn[i];
-        bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                     (ch >= '0' && ch <= '9') || strchr(".-_@", ch);
-        name[n++] = plain ? ch : '_';
+    for (size_t i = 0; i < len && n < VP_CLIENT_NAME_MAX; i++) {
+        plain = plain && name_byte(cn[i]);
+        name[n++] = name_byte(cn[i]) ? cn[i] : '_';
+    }
+    if (!plain) {
+        n = n < 50 ? n : 50;
+        name[n++] = '~';
+        digest_hex(cn, len, name + n, 8);
+        n += 8;
     }
     name[n] = 0;
+    free(cn);
 }
 
 int vp_client_cas_verify(const vp_client_cas *c, const gnutls_datum_t *chain, unsigned n,
@@ -126,8 +188,8 @@ int vp_client_cas_verify(const vp_client_cas *c, const gnutls_datum_t *chain, un
             rc = vp_fail(err, VP_ERR_UNAUTHORIZED, "", "the client certificate was refused: %s",
                          len ? (const char *)why.data : "it does not verify against tls_client_ca");
             gnutls_free(why.data);
-        } else if (cap) {
-            common_name(crts[0], name, cap);
+        } else if (cap > VP_CLIENT_NAME_MAX) {
+            client_name(crts[0], &chain[0], name);
         }
     }
     for (unsigned i = 0; i < made; i++)
@@ -140,7 +202,7 @@ int vp_client_cas_check(const vp_client_cas *c, gnutls_session_t session, char *
 {
     unsigned n = 0;
     const gnutls_datum_t *chain = NULL;
-    if (session && gnutls_certificate_type_get(session) == GNUTLS_CRT_X509)
+    if (session && gnutls_certificate_type_get2(session, GNUTLS_CTYPE_PEERS) == GNUTLS_CRT_X509)
         chain = gnutls_certificate_get_peers(session, &n);
     return vp_client_cas_verify(c, chain, chain ? n : 0, name, cap, err);
 }

@@ -51,8 +51,8 @@ static void check_credentials(void)
     pthread_mutex_lock(&reload_mu);
     vp_error err = {0};
     if (reload_target && vp_server_check_credentials(reload_target, &err) < 0)
-        VP_LOGE(NULL, "reload refused, the previous API keys and certificate stay in use: %s",
-                err.message);
+        VP_LOGE(NULL, "reload refused, the previous API keys, certificate and client CAs stay "
+                "in use: %s", err.message);
     pthread_mutex_unlock(&reload_mu);
 }
 
@@ -63,10 +63,11 @@ static void reload(void)
         VP_LOGW(NULL, "SIGHUP: no server is running yet (or any more): nothing reloaded");
     } else {
         vp_error err = {0};
-        VP_LOGI(NULL, "SIGHUP: reading the API keys file and the TLS certificate again");
+        VP_LOGI(NULL, "SIGHUP: reading the API keys file, the TLS certificate and the client "
+                "CAs again");
         if (vp_server_reload(reload_target, &err))
-            VP_LOGE(NULL, "SIGHUP: reload refused, the previous API keys and certificate stay "
-                    "in use: %s", err.message);
+            VP_LOGE(NULL, "SIGHUP: reload refused, the previous API keys, certificate and "
+                    "client CAs stay in use: %s", err.message);
     }
     pthread_mutex_unlock(&reload_mu);
 }
@@ -267,9 +268,9 @@ int cmd_serve(int argc, char **argv)
            vp_server_port(srv));
     fflush(stdout);
     VP_LOGI(NULL, "listening on port %d; loading the model", vp_server_port(srv));
-    if (!cfg.api_key && !cfg.api_keys_file)
-        VP_LOGW(NULL, "no API key set (--api-key / VPRM_API_KEY, --api-keys-file): every "
-                "client may score");
+    if (!cfg.api_key && !cfg.api_keys_file && !cfg.tls_client_ca)
+        VP_LOGW(NULL, "no API key set (--api-key / VPRM_API_KEY, --api-keys-file) and no "
+                "client certificate required (--tls-client-ca): every client may score");
 
     vp_engine_options eo;
     vp_engine_options_default(&eo);

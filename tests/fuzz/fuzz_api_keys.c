@@ -6,7 +6,8 @@
  *    documented format accepts it ("KEY", "NAME KEY" or "NAME KEY" with options
  *    max_priority=high|normal|low and max_queued=1..16777216 (9 digits at most) a line,
  *    each at most once, never in the key's place), blanks and '#' lines skipped, spaces, tabs and a CR at a line's end trimmed; keys of 8 to 4096 bytes of
- *    visible ASCII, names of at most 64 letters, digits and ".-_@:", no key or name twice,
+ *    visible ASCII, names of at most 64 letters, digits and ".-_@:" not starting with
+ *    "cert:", no key or name twice,
  *    at least one key, no NUL byte, no given name equal to a key);
  *  - accepted: the same number of keys, each key matching with the reference's name
  *    ("lineN" for a bare key), highest priority (high when not given) and
@@ -154,6 +155,7 @@ static int ref_parse(const uint8_t *d, size_t n, ref *r)
             fine = k->key[i] > ' ' && k->key[i] < 0x7f;
         for (size_t i = 0; fine && nf == 2 && i < k->nlen; i++)
             fine = ref_name_char(k->name[i]);
+        fine = fine && !(nf == 2 && k->nlen >= 5 && !memcmp(k->name, "cert:", 5));
         for (size_t j = 0; fine && j < r->n; j++)
             fine = !(r->keys[j].klen == k->klen && !memcmp(r->keys[j].key, k->key, k->klen)) &&
                    !(r->keys[j].nlen == k->nlen && !memcmp(r->keys[j].name, k->name, k->nlen));
@@ -193,6 +195,7 @@ static const char *const phrases[] = {
     "the byte at offset of the key is not visible ASCII (a space, a control character or non-ASCII)",
     "the key has bytes; 8 to 4096 are allowed", "the name has bytes; at most 64 are allowed",
     "of the name; a name holds letters, digits and \".-_@:\" only",
+    "a name may not start with \"cert:\", the prefix of clients named by their certificate",
     "holds a NUL byte (at offset): it is not a text file of keys"};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

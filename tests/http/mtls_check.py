@@ -14,13 +14,15 @@ the authorities (ca.pem starts as a copy of ca_a.pem).
 Checks, one line each (exit 1 when one fails):
   - /health, /ready and /openapi.json answer without a client certificate;
   - every other route without one: 401 in JSON saying that a certificate is needed;
-    with the trainer's: 200, and its common name names the client ("cert:rl_trainer-1")
+    with the trainer's: 200, and its common name names the client ("cert:rl_trainer-1~"
+    and 8 hex digits of the SHA-256 of "rl trainer-1", which has a space)
     in the log line, GET /v1/models' key, and /metrics' vprm_key_* families;
   - a certificate of another authority, or one for servers only: 401 saying why;
   - certs+keys: both are needed, and the API key's name names the client;
   - SIGHUP with ca.pem now ca_b's: the trainer refused on a connection opened before, the
     stranger accepted; a ca.pem that is not PEM: the reload refused, nothing changes.
 """
+import hashlib
 import http.client
 import json
 import os
@@ -87,6 +89,8 @@ def replace(name, text):
     replace_file(os.path.join(DIR, name), text)
 
 
+# "rl trainer-1" has a space: its allowed bytes, then '~' and 8 hex digits of its SHA-256
+TRAINER = "cert:rl_trainer-1~" + hashlib.sha256(b"rl trainer-1").hexdigest()[:8]
 score = json.dumps({"question": "What is 2 + 3?", "responses": ["2 + 3 = 5\n\nThe answer is 5", "2 + 3 = 6"]})
 for path in ("/health", "/ready", "/openapi.json"):
     st, _ = call(None, "GET", path)
@@ -106,7 +110,7 @@ check(st == 401 and "purpose" in message(a),
 if MODE == "certs":
     st, a = call("trainer", "GET", "/v1/models")
     key = a.get("key", {}) if st == 200 else {}
-    check(st == 200 and a.get("client_certificates") is True and key.get("name") == "cert:rl_trainer-1",
+    check(st == 200 and a.get("client_certificates") is True and key.get("name") == TRAINER,
           "the trainer's certificate: 200, named by its common name (%d %s)" % (st, key.get("name")))
     st, a = call("trainer", "POST", "/v1/score", None, score)
     check(st == 200 and len(a.get("results", [])) == 2, "the trainer scores (%d)" % st)
@@ -114,11 +118,11 @@ if MODE == "certs":
     while time.time() < deadline and "POST /v1/score 200" not in open(LOG).read():
         time.sleep(0.05)
     line = [l for l in open(LOG).read().splitlines() if "POST /v1/score 200" in l]
-    check(line and line[-1].endswith("key=cert:rl_trainer-1"), "its log line names it (%s)" % (line[-1:] or ""))
+    check(line and line[-1].endswith("key=" + TRAINER), "its log line names it (%s)" % (line[-1:] or ""))
     m = metrics()
     check(m.get("vprm_tls_client_cas") == 1
-          and m.get('vprm_key_requests_total{key="cert:rl_trainer-1",status="200"}', 0) >= 2
-          and m.get('vprm_key_responses_scored_total{key="cert:rl_trainer-1"}') == 2,
+          and m.get('vprm_key_requests_total{key="%s",status="200"}' % TRAINER, 0) >= 2
+          and m.get('vprm_key_responses_scored_total{key="%s"}' % TRAINER) == 2,
           "/metrics: one client CA, the trainer's requests and responses by its name")
 else:
     st, a = call("trainer", "GET", "/v1/models")
@@ -128,18 +132,24 @@ else:
     st, a = call("trainer", "POST", "/v1/score", OPS, score)
     check(st == 200, "with both: 200 (%d)" % st)
     st, a = call("trainer", "GET", "/v1/models", OPS)
-    check(st == 200 and a.get("key", {}).get("name") == "ops", "the API key's name names the client (%s)"
-          % a.get("key", {}).get("name") if isinstance(a, dict) else a)
+    name = a.get("key", {}).get("name") if isinstance(a, dict) else None
+    check(st == 200 and name == "ops", "the API key's name names the client (%s)" % name)
+    m = metrics()
+    refused = {k: v for k, v in m.items() if k.startswith("vprm_key_requests_total") and 'status="401"' in k}
+    check(not refused, "a good key with a refused certificate: its 401s counted under no name (%s)" % refused)
 
 # a reload that trusts only ca_b: the trainer's open connection is refused from its next request
 kept = connect("trainer")
 st1, _ = request(kept, "GET", "/v1/models", OPS)
+sock = kept.sock  # http.client would reconnect quietly: the same socket proves the same connection
 replace("ca.pem", open(os.path.join(DIR, "ca_b.pem")).read())
 check(reload("ok"), "SIGHUP with ca.pem now the other authority's: reload taken")
 st2, a = request(kept, "GET", "/v1/models", OPS)
+same = kept.sock is sock
 kept.close()
-check(st1 == 200 and st2 == 401 and "issuer is unknown" in message(a),
-      "the trainer's connection opened before it: 200, then 401 (%d %d)" % (st1, st2))
+check(st1 == 200 and st2 == 401 and same and "issuer is unknown" in message(a),
+      "the trainer's connection opened before it: 200, then 401 on the same connection (%d %d %s)"
+      % (st1, st2, same))
 st, a = call("stranger", "GET", "/v1/models", OPS)
 name = a.get("key", {}).get("name") if st == 200 else None
 check(st == 200 and name == ("cert:stranger" if MODE == "certs" else "ops"),

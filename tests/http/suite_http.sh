@@ -198,6 +198,23 @@ for v in (b"abc", b"99999999999999999999999"):
     if [ "$cl" = "400 413 " ] && ! grep -q "WARN.*Content-Length" "$T/A.log"; then
         ok "A: a Content-Length that is not a number 400, one too large 413, neither warned in the log"
     else bad "A: bad Content-Length: $cl; $(grep "WARN.*Content-Length" "$T/A.log" | head -1)"; fi
+    # a body declared 4 MB over --max-body-bytes, written whole before the answer is read
+    # (Python's http.client): read and dropped, then 413 (answered at once, the client got
+    # a broken pipe most times)
+    big=$("$PY" -c 'import http.client, sys
+got = []
+for i in range(5):
+    c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=60)
+    try:
+        c.request("POST", "/v1/score", body=b"{" + b" " * (6 << 20) + b"}", headers={"Authorization": "Bearer " + sys.argv[2]})
+        r = c.getresponse()
+        got.append(str(r.status) if b"max_body_bytes" in r.read() else "other")
+    except Exception as e:
+        got.append(type(e).__name__)
+    c.close()
+print(" ".join(got))' "$PORT" "$KEY")
+    [ "$big" = "413 413 413 413 413" ] && ok "A: a body 4 MB over max_body_bytes sent whole: 413 every time" \
+        || bad "A: a body 4 MB over max_body_bytes: $big"
     # the CLI and the daemon give the same scores and the same token ids
     printf '%s' '{"question": "Is 7 prime?", "responses": ["7 has no divisors but 1 and 7.\n\nSo yes.", ["It is even.", "So no."]], "return_logits": true}' >"$T/req.json"
     "$VPRM" score --model "$MODEL" "$T/req.json" >"$T/cli.json" 2>"$T/cli.err"

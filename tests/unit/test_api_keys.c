@@ -128,6 +128,9 @@ static void test_max_queued(void)
     CHECK(max_queued(k, "zeros-key-000004") == 7);
     vp_api_keys_free(k);
     refused("a key-key-12345678 max_queued=0\n", "line 1: max_queued must be a whole number", NULL);
+    /* "cert:" names clients known by their certificate (tls_clients.h) */
+    refused("ok key-key-87654321\ncert:trainer key-key-12345678\n",
+            "line 2: a name may not start with \"cert:\"", NULL);
     refused("a key-key-12345678 max_queued=16777217\n", "max_queued must be a whole number of "
             "jobs from 1 to 16777216", NULL);
     refused("a key-key-12345678 max_queued=0000000001\n", "in at most 9 digits", NULL);

@@ -4,6 +4,7 @@
  * its common name made safe for log lines and labels; refused with the reason otherwise
  * (no certificate, another authority, expired, a server-only purpose, too long a chain,
  * bytes that are not a certificate). The certificates are made here with GnuTLS. */
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <stdio.h>
@@ -40,7 +41,10 @@ static cert make(const char *cn, const cert *issuer, int kind, unsigned char ser
     time_t now = time(NULL);
     gnutls_x509_crt_set_activation_time(c.crt, now - 10 * 86400);
     gnutls_x509_crt_set_expiration_time(c.crt, kind & EXPIRED ? now - 86400 : now + 30 * 86400);
-    gnutls_x509_crt_set_dn_by_oid(c.crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn, strlen(cn));
+    if (cn[0])
+        gnutls_x509_crt_set_dn_by_oid(c.crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn, strlen(cn));
+    else /* no common name: an organisation only */
+        gnutls_x509_crt_set_dn_by_oid(c.crt, GNUTLS_OID_X520_ORGANIZATION_NAME, 0, "org", 3);
     gnutls_x509_crt_set_key(c.crt, c.key);
     if (kind & CA) {
         gnutls_x509_crt_set_basic_constraints(c.crt, 1, -1);
@@ -63,6 +67,38 @@ static void drop(cert *c)
     gnutls_free(c->der.data);
     gnutls_x509_crt_deinit(c->crt);
     gnutls_x509_privkey_deinit(c->key);
+}
+
+/* A revocation list of issuer listing the serials[0..n), PEM. */
+static char *crl_pem(const cert *issuer, const unsigned char *serials, int n)
+{
+    gnutls_x509_crl_t crl;
+    gnutls_datum_t out = {NULL, 0};
+    CHECK(gnutls_x509_crl_init(&crl) == 0);
+    time_t now = time(NULL);
+    gnutls_x509_crl_set_version(crl, 2);
+    gnutls_x509_crl_set_this_update(crl, now - 60);
+    gnutls_x509_crl_set_next_update(crl, now + 7 * 86400);
+    for (int i = 0; i < n; i++)
+        CHECK(gnutls_x509_crl_set_crt_serial(crl, &serials[i], 1, now - 30) == 0);
+    CHECK(gnutls_x509_crl_sign2(crl, issuer->crt, issuer->key, GNUTLS_DIG_SHA256, 0) == 0);
+    CHECK(gnutls_x509_crl_export2(crl, GNUTLS_X509_FMT_PEM, &out) == 0);
+    gnutls_x509_crl_deinit(crl);
+    char *text = calloc(1, out.size + 1);
+    if (text)
+        memcpy(text, out.data, out.size);
+    gnutls_free(out.data);
+    return text;
+}
+
+/* What a client name with a hash ends with: '~' and n hex digits of data's SHA-256. */
+static void hash_tail(const void *data, size_t len, size_t n, char *out)
+{
+    unsigned char d[32];
+    gnutls_hash_fast(GNUTLS_DIG_SHA256, data, len, d);
+    out[0] = '~';
+    for (size_t i = 0; i < n; i++)
+        sprintf(out + 1 + i, "%x", (d[i / 2] >> (i % 2 ? 0 : 4)) & 15);
 }
 
 /* DIR/name holding the PEM of certs[0..n) (and text after them); its path. */
@@ -113,6 +149,14 @@ int main(void)
     memset(long_cn, 'x', sizeof long_cn - 1);
     long_cn[sizeof long_cn - 1] = 0;
     cert longname = make(long_cn, &root, CLIENT, 9);
+    cert look_alike = make("rl_trainer-1__grpo_", &root, CLIENT, 10);
+    cert no_cn = make("", &root, CLIENT, 11);
+    char exact_cn[60], longer_cn[61];
+    memset(exact_cn, 'e', 59), exact_cn[59] = 0;
+    memset(longer_cn, 'e', 60), longer_cn[60] = 0;
+    cert exact = make(exact_cn, &root, CLIENT, 12);
+    cert longer = make(longer_cn, &root, CLIENT, 13);
+    cert revoked = make("revoked", &root, CLIENT, 14);
 
     vp_client_cas *cas = NULL;
     vp_error err = {0};
@@ -124,12 +168,28 @@ int main(void)
 
     const cert *ok1[1] = {&trainer};
     CHECK_MSG(verify(cas, ok1, 1, name, &err) == 0, "%s", err.message);
-    CHECK_MSG(!strcmp(name, "rl_trainer-1__grpo_"), "%s", name); /* safe for labels */
+    /* safe for labels, and no two spellings share a name: the CN's hash after '~' */
+    char want[80], tail[20];
+    hash_tail("rl trainer-1 (grpo)", 19, 8, tail);
+    snprintf(want, sizeof want, "rl_trainer-1__grpo_%s", tail);
+    CHECK_MSG(!strcmp(name, want), "%s, want %s", name, want);
+    const cert *ok4[1] = {&look_alike};
+    CHECK(verify(cas, ok4, 1, name, &err) == 0 && !strcmp(name, "rl_trainer-1__grpo_"));
+    const cert *ok5[1] = {&no_cn}; /* no common name: the certificate's hash */
+    CHECK(verify(cas, ok5, 1, name, &err) == 0);
+    hash_tail(no_cn.der.data, no_cn.der.size, 16, tail);
+    CHECK_MSG(!strcmp(name, tail), "%s, want %s", name, tail);
     const cert *ok2[2] = {&via_inter, &inter}; /* through an intermediate the client sends */
     CHECK_MSG(verify(cas, ok2, 2, name, &err) == 0, "%s", err.message);
     CHECK(!strcmp(name, "bon-svc@team.example"));
-    const cert *ok3[1] = {&longname};
+    const cert *ok3[1] = {&longname}; /* 199 bytes: 50 kept, then the hash of all */
     CHECK(verify(cas, ok3, 1, name, &err) == 0 && strlen(name) == VP_CLIENT_NAME_MAX);
+    hash_tail(long_cn, strlen(long_cn), 8, tail);
+    CHECK(!strncmp(name, long_cn, 50) && !strcmp(name + 50, tail));
+    const cert *ok6[1] = {&exact}; /* 59 plain bytes: itself */
+    CHECK(verify(cas, ok6, 1, name, &err) == 0 && !strcmp(name, exact_cn));
+    const cert *ok7[1] = {&longer}; /* 60 plain bytes: cut and hashed */
+    CHECK(verify(cas, ok7, 1, name, &err) == 0 && name[50] == '~' && strlen(name) == 59);
 
     /* refusals, each saying why */
     CHECK(verify(cas, NULL, 0, name, &err) == -1 && err.kind == VP_ERR_UNAUTHORIZED &&
@@ -150,7 +210,7 @@ int main(void)
     /* a trusted certificate itself verifies (no purpose named: any); presenting it takes
      * the authority's private key, which can issue any client certificate anyway */
     const cert *anchor[1] = {&root};
-    CHECK(verify(cas, anchor, 1, name, &err) == 0 && !strcmp(name, "Test_Root_CA"));
+    CHECK(verify(cas, anchor, 1, name, &err) == 0 && !strncmp(name, "Test_Root_CA~", 13));
     const cert *many[17];
     for (int i = 0; i < 17; i++)
         many[i] = &trainer;
@@ -171,6 +231,27 @@ int main(void)
     CHECK(verify(cas, ok1, 1, name, &err) == 0);
     vp_client_cas_free(cas);
 
+    /* a revocation list in the file: the certificates it lists refused, others not */
+    unsigned char gone[1] = {14};
+    char *crl = crl_pem(&root, gone, 1);
+    CHECK(crl != NULL);
+    CHECK_MSG(vp_client_cas_load(pem_file("crl.pem", roots, 1, crl ? crl : ""), &cas, &err) == 0,
+              "%s", err.message);
+    CHECK(vp_client_cas_count(cas) == 1 && vp_client_cas_crls(cas) == 1);
+    const cert *rv[1] = {&revoked};
+    CHECK(verify(cas, rv, 1, name, &err) == -1);
+    CHECK_MSG(strstr(err.message, "revoked"), "%s", err.message);
+    CHECK(verify(cas, ok1, 1, name, &err) == 0);
+    vp_client_cas_free(cas);
+    free(crl);
+    /* one signed by an authority the file does not hold: refused at load */
+    crl = crl_pem(&other_root, gone, 1);
+    CHECK(vp_client_cas_load(pem_file("crl_other.pem", roots, 1, crl ? crl : ""), &cas, &err) ==
+          -1);
+    CHECK_MSG(strstr(err.message, "1 revocation list") && strstr(err.message, "0 could be read"),
+              "%s", err.message);
+    free(crl);
+
     /* the file's refusals name the option and the file */
     cas = (vp_client_cas *)1;
     CHECK(vp_client_cas_load("/nonexistent/ca.pem", &cas, &err) == -1 && cas == NULL);
@@ -188,7 +269,7 @@ int main(void)
     CHECK(vp_client_cas_count(NULL) == 0);
 
     cert *all[] = {&root, &other_root, &inter, &trainer, &via_inter, &stranger, &expired,
-                   &server_only, &longname};
+                   &server_only, &longname, &look_alike, &no_cn, &exact, &longer, &revoked};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         drop(all[i]);
     char cmd[400];
