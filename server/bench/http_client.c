@@ -26,11 +26,23 @@ static size_t on_bytes(char *ptr, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
-void vp_http_set_ca(void *curl)
+static const char *client_cert, *client_key;
+
+void vp_http_set_client_cert(const char *cert, const char *key)
+{
+    client_cert = cert;
+    client_key = key;
+}
+
+void vp_http_set_tls(void *curl)
 {
     const char *ca = getenv("CURL_CA_BUNDLE");
     if (ca && *ca)
         curl_easy_setopt((CURL *)curl, CURLOPT_CAINFO, ca);
+    if (client_cert) {
+        curl_easy_setopt((CURL *)curl, CURLOPT_SSLCERT, client_cert);
+        curl_easy_setopt((CURL *)curl, CURLOPT_SSLKEY, client_key);
+    }
 }
 
 int vp_http_request(const char *method, const char *url, const char *body, size_t len,
@@ -47,7 +59,7 @@ int vp_http_request(const char *method, const char *url, const char *body, size_
         hl = curl_slist_append(hl, headers[i]);
     grow b = {0}, hd = {0};
     curl_easy_setopt(h, CURLOPT_URL, url);
-    vp_http_set_ca(h);
+    vp_http_set_tls(h);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     if (body) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);

@@ -19,9 +19,13 @@ typedef struct vp_http_reply {
 int vp_http_request(const char *method, const char *url, const char *body, size_t len,
                     const char *const *headers, long timeout_s, vp_http_reply *out);
 void vp_http_reply_free(vp_http_reply *r);
+/* A client certificate and its key (PEM files) that every later HTTPS request presents
+ * (mutual TLS, the server's --tls-client-ca); NULL = none. Set before requests start. */
+void vp_http_set_client_cert(const char *cert, const char *key);
 /* HTTPS: the server's certificate is checked against the system's CAs, or against the
- * file named by CURL_CA_BUNDLE (the curl tool's variable) when set. curl: a CURL handle. */
-void vp_http_set_ca(void *curl);
+ * file named by CURL_CA_BUNDLE (the curl tool's variable) when set; the client certificate
+ * set above is presented. curl: a CURL handle. */
+void vp_http_set_tls(void *curl);
 /* Value of response header `name` (case-insensitive) copied into buf, or NULL. */
 const char *vp_http_header(const vp_http_reply *r, const char *name, char *buf, size_t cap);
 

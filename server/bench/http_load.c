@@ -5,6 +5,7 @@
  * percentiles, and the server's batch-size distribution from /metrics scraped before and
  * after. */
 #include <curl/curl.h>
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,6 +28,7 @@ typedef struct load_opts {
     long requests;      /* total; 0 = run for `seconds` */
     int pool;
     const char *api_key;
+    const char *cert, *key; /* a client certificate and its key (PEM), or NULL */
     long timeout_s;
     int json;
 } load_opts;
@@ -110,7 +112,7 @@ static void *client_main(void *arg)
     }
     membuf m = {0};
     curl_easy_setopt(h, CURLOPT_URL, url);
-    vp_http_set_ca(h);
+    vp_http_set_tls(h);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &m);
@@ -224,6 +226,7 @@ static void usage(FILE *f)
             "                  [--requests N] [--seed 1] [--pool 64] [--max-side PX]\n"
             "                  [--max-tiles N] [--words-per-step 35] [--api-key KEY]\n"
             "                  [--priority high|normal|low] [--timeout-s 300] [--json]\n"
+            "                  [--cert FILE --key FILE]\n"
             "  HTTP load against a running `vprm serve` (POST URL/v1/score): closed loop,\n"
             "  one kept-alive connection per client, requests drawn from a pool generated\n"
             "  from the seed before the clock starts. --requests N sends exactly N requests\n"
@@ -231,7 +234,8 @@ static void usage(FILE *f)
             "  is sent with every request (scaled-down runs on a CPU). --priority is sent\n"
             "  with every request: two runs at once, one \"high\", measure what a latency-bound\n"
             "  client gets under another's bulk load. An https:// URL checks the server's\n"
-            "  certificate against the system's CAs, or the file in CURL_CA_BUNDLE.\n");
+            "  certificate against the system's CAs, or the file in CURL_CA_BUNDLE; --cert and\n"
+            "  --key (PEM) present a client certificate (a server with --tls-client-ca).\n");
 }
 
 int vp_bench_http_main(int argc, char **argv)
@@ -280,6 +284,10 @@ int vp_bench_http_main(int argc, char **argv)
             o.wl.words_per_step = strtoul(v, &end, 10);
         else if (!strcmp(a, "--api-key"))
             o.api_key = v;
+        else if (!strcmp(a, "--cert"))
+            o.cert = v;
+        else if (!strcmp(a, "--key"))
+            o.key = v;
         else if (!strcmp(a, "--priority")) {
             vp_priority p;
             if (vp_priority_parse(v, strlen(v), &p)) {
@@ -310,6 +318,22 @@ int vp_bench_http_main(int argc, char **argv)
                         "--timeout-s >= 1\n");
         return 2;
     }
+    if (!o.cert != !o.key) {
+        fprintf(stderr, "vprm bench: --cert and --key go together (a client certificate and "
+                        "its key)\n");
+        return 2;
+    }
+    const char *files[2] = {o.cert, o.key};
+    for (int i = 0; i < 2 && o.cert; i++) { /* named now, not as every request's TLS error */
+        FILE *f = fopen(files[i], "r");
+        if (!f) {
+            fprintf(stderr, "vprm bench: %s %s: %s\n", i ? "--key" : "--cert", files[i],
+                    strerror(errno));
+            return 2;
+        }
+        fclose(f);
+    }
+    vp_http_set_client_cert(o.cert, o.key);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = 1;
     vp_workload_request *pool = calloc((size_t)o.pool, sizeof *pool);

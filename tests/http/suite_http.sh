@@ -775,6 +775,19 @@ for mode in certs certs+keys; do
     # shellcheck disable=SC2086
     if start_daemon "M_$mode" "$bin" --tls-cert "$MT/server.pem" --tls-key "$MT/server.key" \
         --tls-client-ca "$MT/ca.pem" $extra; then
+        if [ "$mode" = certs ]; then # vprm bench presents a client certificate with --cert/--key
+            for who in trainer none; do
+                certargs="--cert $MT/trainer.pem --key $MT/trainer.key"
+                [ "$who" = none ] && certargs=""
+                # shellcheck disable=SC2086
+                CURL_CA_BUNDLE="$MT/server.pem" "$VPRM" bench --url "$URL" --workload W2 --clients 2 \
+                    --requests 4 --words-per-step 6 $certargs >"$MT/bench_$who.out" 2>&1
+            done
+            if grep -q "^requests: 4 ok, .* 0 transport errors" "$MT/bench_trainer.out" \
+                && grep -q "^requests: 0 ok, .* 4 other 4xx" "$MT/bench_none.out"; then
+                ok "M: vprm bench --cert/--key: 4 of 4 scored; without: 4 refused"
+            else bad "M: vprm bench with a client certificate: $(grep requests: "$MT"/bench_*.out)"; fi
+        fi
         if (cd tests/http && "$PY" mtls_check.py "$PORT" "$PID" "$MT" "$T/M_$mode.log" "$mode" "$KEY") \
             >"$MT/$mode.out" 2>&1; then
             ok "M: $mode: $(grep -c '^ok:' "$MT/$mode.out") mutual-TLS checks (no certificate, another authority's, a server-only one: 401 saying why; the client named by its certificate; reloads)"
