@@ -811,6 +811,11 @@ int vp_server_attach_engine(vp_server *s, vp_engine *e, vp_error *err)
     return 0;
 }
 
+double vp_server_pass_ms(vp_server *s)
+{
+    return atomic_load(&s->engine) && s->sched ? vp_sched_pass_ms(s->sched) : 0.0;
+}
+
 int vp_server_drain(vp_server *s, double timeout_ms)
 {
     atomic_store(&s->draining, true);

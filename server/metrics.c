@@ -185,6 +185,8 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
                "vprm_precision_widenings_total %llu\n", g->precision_widenings);
     gauge(f, "vprm_draining", "1 while shutting down.", g->draining);
     gauge(f, "vprm_uptime_seconds", "Seconds since the server started.", g->uptime_s);
+    gauge(f, "vprm_pass_running_seconds", "How long the engine pass running now has run (0: "
+          "none); past pass_timeout_s the device is taken for hung.", g->pass_running_s);
     fprintf(f, "# HELP vprm_image_cache_lookups_total Image cache lookups by result.\n"
                "# TYPE vprm_image_cache_lookups_total counter\n"
                "vprm_image_cache_lookups_total{result=\"hit\"} %llu\n"

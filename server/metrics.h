@@ -55,6 +55,7 @@ typedef struct vp_gauges {
     int ready, draining, device_failed;
     unsigned long long precision_widenings; /* overflows that made the backend widen */
     double uptime_s;
+    double pass_running_s;                        /* the engine pass running now (0: none) */
     unsigned long long image_cache_hits, image_cache_misses, image_cache_evictions;
     size_t image_cache_bytes;
     unsigned long long prefix_cache_hits, prefix_cache_misses, prefix_cache_evictions;

@@ -33,6 +33,11 @@ enum MHD_Result vp_route_ready(vp_conn *x)
     const char *failed = vp_engine_device_failure(atomic_load(&s->engine));
     if (failed)
         return vp_reply_errorf(x, VP_ERR_DEVICE, "", "%s", failed);
+    double pass_ms = vp_server_pass_ms(s);
+    if (s->cfg->pass_timeout_s > 0 && pass_ms > 1000.0 * s->cfg->pass_timeout_s)
+        return vp_reply_errorf(x, VP_ERR_DEVICE, "", "an engine pass has run for %.0f s, over "
+                               "pass_timeout_s=%d: the device seems hung", pass_ms / 1e3,
+                               s->cfg->pass_timeout_s);
     return vp_reply_json(x, 200, json_pack("{s:s}", "status", "ready"));
 }
 
@@ -133,6 +138,7 @@ enum MHD_Result vp_route_metrics(vp_conn *x)
     g.ready = g.ready && !g.device_failed;
     g.draining = atomic_load(&s->draining);
     g.uptime_s = (vp_sched_now_ms() - s->t_started) / 1e3;
+    g.pass_running_s = vp_server_pass_ms(s) / 1e3;
     vp_engine *engine = atomic_load(&s->engine);
     if (engine) {
         vp_image_cache_stats cs;

@@ -39,6 +39,8 @@ int vp_server_check_credentials(vp_server *s, vp_error *err);
 /* Refuse new work and wait up to timeout_ms for queued and in-flight requests to be
  * answered. Returns 0 when everything was answered, -1 on timeout. */
 int vp_server_drain(vp_server *s, double timeout_ms);
+/* How long the engine's pass running now has run, in ms (0: none, or no engine yet). */
+double vp_server_pass_ms(vp_server *s);
 void vp_server_stop(vp_server *s);
 
 /* The warm-up request run before readiness: text only, two responses of two steps. */

@@ -1,5 +1,6 @@
 /* The CPU backend's entry points: init (fp32 weights + thread pool), forward
  * (validate, vision, language, timings), device name, free. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +106,10 @@ int vp_cpu_init_weights(vp_backend **out, const vp_model_config *cfg, const vp_w
     /* and VPRM_TEST_WIDEN_FAILS=1 makes that widening fail, as a CUDA reload can */
     const char *wf = getenv("VPRM_TEST_WIDEN_FAILS");
     b->widen_fails = wf && !strcmp(wf, "1");
+    /* and VPRM_TEST_PASS_STALL_MS=N makes every pass sleep N ms first, as a hung device's
+     * would never return (the pass_timeout_s watchdog, tests/http) */
+    const char *stall = getenv("VPRM_TEST_PASS_STALL_MS");
+    b->stall_ms = stall && *stall ? strtol(stall, NULL, 10) : 0;
     if (vp_pool_create(&b->pool, opt ? opt->threads : 0, err) != 0 ||
         cpu_weights_build(&b->w, cfg, w, err) != 0) {
         cpu_free(b);
@@ -141,6 +146,11 @@ static int cpu_forward(vp_backend *b, const vp_batch *batch, float *logits,
     size_t rows_per_tile = (size_t)b->cfg.num_image_token, h = (size_t)b->cfg.llm.hidden;
     if (stats)
         *stats = (vp_forward_stats){0};
+    if (b->stall_ms > 0) {
+        struct timespec ts = {b->stall_ms / 1000, (b->stall_ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) && errno == EINTR)
+            ;
+    }
     if (b->fail_after >= 0 && b->passes++ >= b->fail_after)
         return vp_fail(err, VP_ERR_DEVICE, "", "simulated device failure after %ld passes "
                        "(VPRM_TEST_DEVICE_FAILURE_AFTER)", b->fail_after);

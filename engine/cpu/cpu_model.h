@@ -60,6 +60,7 @@ struct vp_backend {
     bool narrow;                /* ... until the engine widens the backend */
     long narrow_passes;
     bool widen_fails;           /* test hook: the widening fails */
+    long stall_ms;              /* test hook: each pass sleeps this long first (0) */
     float *kv_cache;            /* [layers][kv_rows][2][kv_heads * head_dim]: prefix KV cache */
     size_t kv_rows;
     char device_name[256];

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config/config.h"
 #include "config/options.h"
@@ -233,6 +234,9 @@ int cmd_serve(int argc, char **argv)
     }
     vp_log_set_level(level_of(cfg.log_level));
     vp_log_set_json(!strcmp(cfg.log_format, "json"));
+    if (cfg.pass_timeout_s < 0) /* auto: a GPU pass takes seconds; a CPU one, on a large
+                                 * model, minutes */
+        cfg.pass_timeout_s = !strcmp(cfg.backend, "cuda") ? 120 : 0;
     if (level_of(cfg.log_level) == VP_LOG_DEBUG)
         log_config(&cfg);
 
@@ -325,6 +329,19 @@ int cmd_serve(int argc, char **argv)
     while (sig_count == 0) {
         if (cfg.exit_on_device_failure && (failed = vp_engine_device_failure(engine)))
             break;
+        double pass_ms = vp_server_pass_ms(srv);
+        if (cfg.exit_on_device_failure && cfg.pass_timeout_s > 0 &&
+            pass_ms > 1000.0 * cfg.pass_timeout_s) {
+            /* the engine thread is stuck in the device: no orderly stop can join it, and
+             * its requests would wait for ever. Exit now; clients see their connections
+             * close and retry elsewhere, a supervisor starts a new process */
+            VP_LOGE(NULL, "an engine pass has run for %.0f s, over pass_timeout_s=%d: the %s "
+                    "device seems hung; exiting 3 at once (exit_on_device_failure)",
+                    pass_ms / 1e3, cfg.pass_timeout_s, cfg.backend);
+            fflush(stdout);
+            fflush(stderr);
+            _exit(3);
+        }
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_nsec += 200 * 1000000L;

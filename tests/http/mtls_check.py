@@ -112,6 +112,7 @@ if MODE == "certs":
     key = a.get("key", {}) if st == 200 else {}
     check(st == 200 and a.get("client_certificates") is True and key.get("name") == TRAINER,
           "the trainer's certificate: 200, named by its common name (%d %s)" % (st, key.get("name")))
+    m0 = metrics()
     st, a = call("trainer", "POST", "/v1/score", None, score)
     check(st == 200 and len(a.get("results", [])) == 2, "the trainer scores (%d)" % st)
     deadline = time.time() + 5
@@ -120,10 +121,13 @@ if MODE == "certs":
     line = [l for l in open(LOG).read().splitlines() if "POST /v1/score 200" in l]
     check(line and line[-1].endswith("key=" + TRAINER), "its log line names it (%s)" % (line[-1:] or ""))
     m = metrics()
+    scored = m.get('vprm_key_responses_scored_total{key="%s"}' % TRAINER, 0) - \
+        m0.get('vprm_key_responses_scored_total{key="%s"}' % TRAINER, 0)
     check(m.get("vprm_tls_client_cas") == 1
           and m.get('vprm_key_requests_total{key="%s",status="200"}' % TRAINER, 0) >= 2
-          and m.get('vprm_key_responses_scored_total{key="%s"}' % TRAINER) == 2,
-          "/metrics: one client CA, the trainer's requests and responses by its name")
+          and scored == 2,
+          "/metrics: one client CA, the trainer's requests and its 2 responses scored by its "
+          "name (%s)" % scored)
 else:
     st, a = call("trainer", "GET", "/v1/models")
     check(st == 401 and "API key" in message(a), "certs+keys: the certificate without the key: 401 (%d)" % st)

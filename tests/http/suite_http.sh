@@ -18,10 +18,13 @@
 #   H  a device that fails for good (the CPU backend's VPRM_TEST_DEVICE_FAILURE_AFTER hook
 #      plays a lost GPU): 503s naming it, /ready 503, /health and /metrics say so; by
 #      default the server then exits 3 for its supervisor to restart it
+#   W  a pass past --pass-timeout-s (VPRM_TEST_PASS_STALL_MS plays a hung GPU): /ready 503
+#      while it runs; by default exit 3 at once
 #   J  image limits too small for the warm-up's picture: the text warm-up alone, then ready
 #   K  a request whose pass overflows a narrow number format (the CPU backend's
 #      VPRM_TEST_OVERFLOW_AFTER hook plays fp16 on a GPU): widened once, exact scores
 #   T  HTTPS: refusals of bad certificates and keys at start, then scores over TLS
+#   M  mutual TLS (--tls-client-ca): client certificates made with openssl
 #   R  SIGHUP reloads the API keys file and the TLS certificate while serving
 # Environment: VPRM, VPRM_ASAN, VPRM_TOOLS, PYTHON, VPRM_TMP (see tests/run_all.sh).
 set -u
@@ -578,6 +581,46 @@ if start_daemon I "$VPRM" --api-key "$KEY"; then
     fi
 fi
 unset VPRM_TEST_DEVICE_FAILURE_AFTER
+
+# ---- W: the pass watchdog (--pass-timeout-s): the CPU backend's VPRM_TEST_PASS_STALL_MS
+# hook makes every pass sleep, as a hung GPU's never returns. Without exit_on_device_failure:
+# /ready 503 naming pass_timeout_s while the pass runs past it, /metrics' running pass, then
+# the answer and /ready 200 again; with it (the default): exit 3 at once, the log says why.
+export VPRM_TEST_PASS_STALL_MS=4000
+printf '{"question": "q", "responses": ["a\\n\\nb"]}' >"$T/w.json"
+if start_daemon W "$VPRM" --api-key "$KEY" --no-warmup --pass-timeout-s 1 --no-exit-on-device-failure; then
+    curl -s -o "$T/w.body" -w '%{http_code}' -H "Authorization: Bearer $KEY" \
+        --data-binary @"$T/w.json" "$URL/v1/score" >"$T/w.status" &
+    cpid=$!
+    sleep 2
+    rd=$(curl -s -o "$T/w.ready" -w '%{http_code}' "$URL/ready")
+    running=$(curl -s -H "Authorization: Bearer $KEY" "$URL/metrics" | sed -n 's/^vprm_pass_running_seconds //p')
+    wait "$cpid"
+    rd2=$(curl -s -o /dev/null -w '%{http_code}' "$URL/ready")
+    if [ "$rd" = 503 ] && grep -q "over pass_timeout_s=1: the device seems hung" "$T/w.ready" \
+        && "$PY" -c "import sys; assert 1.0 < float(sys.argv[1]) < 4.0" "$running" \
+        && [ "$(cat "$T/w.status")" = 200 ] && [ "$rd2" = 200 ]; then
+        ok "W: a pass past --pass-timeout-s 1: /ready 503 naming it (running ${running} s), then 200 and /ready 200"
+    else bad "W: ready $rd $(cat "$T/w.ready"), running '$running', score $(cat "$T/w.status"), ready after $rd2"; fi
+    stop_daemon W
+fi
+if start_daemon W2 "$VPRM" --api-key "$KEY" --no-warmup --pass-timeout-s 1; then
+    t0=$(date +%s)
+    st=$(post /v1/score "$T/w.json")
+    i=0
+    while [ $i -lt 100 ] && kill -0 "$PID" 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+    if kill -0 "$PID" 2>/dev/null; then
+        bad "W2: still running 10 s after a pass passed pass_timeout_s"; kill -9 "$PID"
+    else
+        wait "$PID"; rc=$?
+        took=$(( $(date +%s) - t0 ))
+        [ "$st" = 000 ] && [ "$rc" = 3 ] && [ "$took" -lt 4 ] \
+            && grep -q "over pass_timeout_s=1: the cpu device seems hung; exiting 3" "$T/W2.log" \
+            && ok "W2: a pass past --pass-timeout-s 1 with exit_on_device_failure: exit 3 in ${took} s, the client's connection closed" \
+            || bad "W2: status $st, exit $rc after ${took} s; $(tail -2 "$T/W2.log")"
+    fi
+fi
+unset VPRM_TEST_PASS_STALL_MS
 
 # ---- J: image limits too small for the warm-up's picture still let the server start: it
 # warms the text path alone, says so, and answers /ready 200.
