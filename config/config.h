@@ -74,8 +74,8 @@ typedef struct vp_config {
     int priority_boost_ms;     /* head start of "high" over normal, normal over "low" */
     int drain_timeout_s;       /* SIGTERM: time to finish queued work */
     bool exit_on_device_failure; /* exit 3 when the GPU fails for good (else serve 503s) */
-    int pass_timeout_s;        /* a pass running longer: the device hung (0 = off; -1 at
-                                * parse = auto, resolved by vp_config_validate) */
+    int pass_timeout_s;        /* a forward call running longer: the device hung (0 = off;
+                                * -1 = auto, resolved by `vprm serve` from the backend) */
     bool cancel_on_disconnect; /* drop the work of a client that closed its connection */
     /* image URLs */
     bool allow_image_urls;

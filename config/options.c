@@ -151,7 +151,7 @@ const vp_option vp_options[] = {
      "exit with status 3 when the compute device fails for good (a lost GPU context), so a "
      "supervisor restarts the server; false: keep answering, /ready and scoring 503", 0},
     {"pass_timeout_s", VP_OPT_INT, OFF(pass_timeout_s), "-1", -1, 86400, NULL,
-     "seconds one engine pass may run before the device is taken for hung: /ready answers "
+     "seconds one backend forward call may run before the device is taken for hung: /ready answers "
      "503 meanwhile and, with exit_on_device_failure, the process exits 3 at once (a hung "
      "GPU never returns; -1 = auto: 120 on cuda, off on cpu, whose passes on a large model "
      "take minutes; 0 = off)", 0},

@@ -36,6 +36,9 @@ struct vp_engine {
      * engine thread and read by HTTP threads (/v1/models) */
     _Atomic(const char *) activations;
     atomic_size_t widenings;
+    /* when the backend's forward call running now began, in µs (0: none): a watchdog's
+     * reading (a hung device never returns from it; a widening's weight reload is outside) */
+    atomic_llong forward_t0_us;
 };
 
 void vp_engine_options_default(vp_engine_options *o)
@@ -68,6 +71,7 @@ int vp_engine_open(const vp_engine_options *opt, vp_engine **out, vp_error *err)
     vp_engine *e = calloc(1, sizeof *e);
     if (!e)
         return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");
+    atomic_init(&e->forward_t0_us, 0);
     e->opt = *opt;
     if (opt->system_message) {
         e->system_message = strdup(opt->system_message);
@@ -225,7 +229,12 @@ int vp_engine_run_backend(vp_engine *e, const vp_batch *b, float *logits, vp_for
         return vp_fail(err, VP_ERR_INTERNAL, NULL, "this engine was opened without a backend");
     if (atomic_load_explicit(&e->device_failed, memory_order_acquire))
         return vp_fail(err, VP_ERR_DEVICE, NULL, "%s", e->device_failure);
-    if (e->ops->forward(e->backend, b, logits, st, err)) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    atomic_store(&e->forward_t0_us, ((long long)now.tv_sec * 1000000 + now.tv_nsec / 1000) | 1);
+    int rc = e->ops->forward(e->backend, b, logits, st, err);
+    atomic_store(&e->forward_t0_us, 0);
+    if (rc) {
         if (err && err->kind == VP_ERR_DEVICE) /* nothing runs on that device again */
             device_failed(e, err->message, err);
         return -1;
@@ -250,6 +259,16 @@ int vp_engine_run_backend(vp_engine *e, const vp_batch *b, float *logits, vp_for
 }
 
 double vp_engine_useful_flops(const vp_engine *e) { return e->useful_flops; }
+
+double vp_engine_pass_ms(const vp_engine *e)
+{
+    long long t0 = e ? atomic_load(&((vp_engine *)e)->forward_t0_us) : 0;
+    if (!t0)
+        return 0.0;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return ((double)now.tv_sec * 1e6 + (double)(now.tv_nsec / 1000) - (double)t0) / 1e3;
+}
 
 int vp_engine_widen(vp_engine *e, vp_error *err)
 {

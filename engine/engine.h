@@ -122,6 +122,9 @@ double vp_engine_useful_flops(const vp_engine *e);
  * GPU context: no later call can succeed in this process) the reason, and every later
  * pass fails at once with it. Thread-safe. */
 const char *vp_engine_device_failure(const vp_engine *e);
+/* How long the backend's forward call running now has run, in ms (0: none, or e NULL):
+ * the pass watchdog's reading (--pass-timeout-s), safe from any thread. */
+double vp_engine_pass_ms(const vp_engine *e);
 /* The backend's activation number format now ("float32", "bfloat16", "float16", ...;
  * "none" without a backend), and how many times an overflow made it switch to a wider
  * one (vp_backend_ops widen). Thread-safe. */

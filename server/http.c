@@ -363,6 +363,13 @@ static int body_append(vp_conn *x, const char *data, size_t n)
 {
     size_t max = x->srv->cfg->max_body_bytes;
     if (x->too_large || x->len + n > max) {
+        if (!x->too_large) { /* what came is dropped too: its buffer need not stay */
+            x->discarded = x->len;
+            x->len = 0;
+            free(x->body);
+            x->body = NULL;
+            x->cap = 0;
+        }
         x->too_large = true;
         x->discarded += n;
         return x->discarded > DISCARD_ALLOWANCE + max ? -1 : 0;
@@ -813,7 +820,7 @@ int vp_server_attach_engine(vp_server *s, vp_engine *e, vp_error *err)
 
 double vp_server_pass_ms(vp_server *s)
 {
-    return atomic_load(&s->engine) && s->sched ? vp_sched_pass_ms(s->sched) : 0.0;
+    return vp_engine_pass_ms(atomic_load(&s->engine));
 }
 
 int vp_server_drain(vp_server *s, double timeout_ms)

@@ -64,7 +64,6 @@ struct vp_sched {
      * its own, so a backlog of bulk work never refuses it */
     size_t pool_depth[2], pool_tiles[2];
     size_t running;            /* jobs in the current pass */
-    atomic_llong pass_t0_us;   /* when the engine call running now began; 0 = none */
     size_t jobs_run, passes;
     unsigned long long requests; /* vp_sched_submit calls that queued work */
     bool draining, stopping;
@@ -324,9 +323,7 @@ static void run_part(vp_sched *s, vp_sched_ticket **batch, vp_job *const *jobs, 
 {
     vp_error err;
     memset(&err, 0, sizeof err);
-    atomic_store(&s->pass_t0_us, (long long)(vp_sched_now_ms() * 1e3) | 1); /* never 0 */
     int rc = s->eng.run(s->eng.ctx, jobs, n, &err);
-    atomic_store(&s->pass_t0_us, 0);
     if (rc == 0 || n == 1 || err.kind == VP_ERR_DEVICE) {
         for (size_t i = 0; i < n; i++) {
             batch[i]->rc = rc ? -1 : 0;
@@ -460,7 +457,6 @@ int vp_sched_start(const vp_sched_options *opt, const vp_sched_engine *eng, vp_s
     vp_sched *s = calloc(1, sizeof *s);
     if (!s)
         return vp_fail(err, VP_ERR_NOMEM, "", "scheduler: out of memory");
-    atomic_init(&s->pass_t0_us, 0);
     s->opt = *opt;
     s->eng = *eng;
     pthread_mutex_init(&s->mu, NULL);
@@ -614,12 +610,6 @@ bool vp_sched_ticket_cancelled(const vp_sched_ticket *t) { return t->cancelled; 
 bool vp_sched_ticket_expired(const vp_sched_ticket *t) { return t->expired; }
 vp_job *vp_sched_ticket_job(vp_sched_ticket *t) { return t->job; }
 double vp_sched_ticket_queue_ms(const vp_sched_ticket *t) { return t->queue_ms; }
-
-double vp_sched_pass_ms(vp_sched *s)
-{
-    long long t0 = atomic_load(&s->pass_t0_us);
-    return t0 ? vp_sched_now_ms() - (double)t0 / 1e3 : 0.0;
-}
 
 size_t vp_sched_queue_depth(vp_sched *s)
 {

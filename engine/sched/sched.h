@@ -115,9 +115,6 @@ void vp_sched_ticket_retain(vp_sched_ticket *t);
 void vp_sched_ticket_release(vp_sched_ticket *t);
 
 size_t vp_sched_queue_depth(vp_sched *s);
-/* How long the engine's pass running now has run, in ms (0 when none runs): a watchdog's
- * reading (a device that hangs never returns from its pass). */
-double vp_sched_pass_ms(vp_sched *s);
 /* Jobs run so far and passes made (monotonic counters). */
 void vp_sched_counts(vp_sched *s, size_t *jobs_run, size_t *passes);
 

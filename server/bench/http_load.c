@@ -333,6 +333,9 @@ int vp_bench_http_main(int argc, char **argv)
         }
         fclose(f);
     }
+    if (o.cert && strncmp(o.url, "https://", 8))
+        fprintf(stderr, "vprm bench: warning: --cert and --key are for an https:// URL; %s "
+                        "sends none\n", o.url);
     vp_http_set_client_cert(o.cert, o.key);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = 1;

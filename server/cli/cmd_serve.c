@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +101,65 @@ static void *signal_main(void *arg)
         pthread_mutex_unlock(&sig_mu);
     }
     return NULL;
+}
+
+/* The pass watchdog (pass_timeout_s with exit_on_device_failure): a thread of its own from
+ * the engine's attach until just before the engine is closed, so that it still fires while
+ * a SIGTERM's orderly stop waits for an engine thread stuck in the device. */
+typedef struct watchdog {
+    const vp_engine *engine;
+    int timeout_s;
+    const char *backend;
+    atomic_bool stop;
+    pthread_t thread;
+    bool running;
+} watchdog;
+
+static void exit_3(int sig)
+{
+    (void)sig;
+    _exit(3);
+}
+
+static void *watchdog_main(void *arg)
+{
+    watchdog *w = arg;
+    while (!atomic_load(&w->stop)) {
+        double ms = vp_engine_pass_ms(w->engine);
+        if (ms > 1000.0 * w->timeout_s) {
+            /* the engine thread is stuck in the device: no orderly stop can join it, and
+             * its requests would wait for ever. Exit now: clients see their connections
+             * close and retry elsewhere, a supervisor starts a new process. A log write
+             * that blocks (stderr a full pipe) must not keep the process alive: SIGALRM */
+            signal(SIGALRM, exit_3);
+            alarm(5);
+            VP_LOGE(NULL, "an engine pass has run for %.0f s, over pass_timeout_s=%d: the %s "
+                    "device seems hung; exiting 3 at once (exit_on_device_failure)",
+                    ms / 1e3, w->timeout_s, w->backend);
+            _exit(3);
+        }
+        usleep(200000);
+    }
+    return NULL;
+}
+
+static void watchdog_start(watchdog *w, const vp_engine *e, const vp_config *cfg)
+{
+    w->engine = e;
+    w->timeout_s = cfg->pass_timeout_s;
+    w->backend = cfg->backend;
+    atomic_init(&w->stop, false);
+    w->running = cfg->exit_on_device_failure && cfg->pass_timeout_s > 0 &&
+                 pthread_create(&w->thread, NULL, watchdog_main, w) == 0;
+}
+
+static void watchdog_stop(watchdog *w)
+{
+    if (!w->running)
+        return;
+    atomic_store(&w->stop, true);
+    pthread_join(w->thread, NULL);
+    w->running = false;
 }
 
 static int signals_seen(void)
@@ -259,6 +319,7 @@ int cmd_serve(int argc, char **argv)
 
     int exit_code = 1;
     vp_engine *engine = NULL;
+    static watchdog dog; /* not running until the engine is attached */
     vp_server *srv = NULL;
     if (vp_server_start(&cfg, &srv, &err)) {
         VP_LOGE(NULL, "%s", err.message);
@@ -320,6 +381,7 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
     VP_LOGI(NULL, "ready on port %d", vp_server_port(srv));
+    watchdog_start(&dog, engine, &cfg);
 
     /* until a signal, or (exit_on_device_failure) the device fails for good: then the
      * queued work is answered 503 at once and the process exits 3, for its supervisor to
@@ -329,19 +391,6 @@ int cmd_serve(int argc, char **argv)
     while (sig_count == 0) {
         if (cfg.exit_on_device_failure && (failed = vp_engine_device_failure(engine)))
             break;
-        double pass_ms = vp_server_pass_ms(srv);
-        if (cfg.exit_on_device_failure && cfg.pass_timeout_s > 0 &&
-            pass_ms > 1000.0 * cfg.pass_timeout_s) {
-            /* the engine thread is stuck in the device: no orderly stop can join it, and
-             * its requests would wait for ever. Exit now; clients see their connections
-             * close and retry elsewhere, a supervisor starts a new process */
-            VP_LOGE(NULL, "an engine pass has run for %.0f s, over pass_timeout_s=%d: the %s "
-                    "device seems hung; exiting 3 at once (exit_on_device_failure)",
-                    pass_ms / 1e3, cfg.pass_timeout_s, cfg.backend);
-            fflush(stdout);
-            fflush(stderr);
-            _exit(3);
-        }
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_nsec += 200 * 1000000L;
@@ -371,6 +420,7 @@ out:
         exit_code = 0; /* asked to stop while starting: not a failure */
     set_reload_target(NULL, 0);
     vp_server_stop(srv);
+    watchdog_stop(&dog); /* after the stop, which may wait for a hung pass: it fires then */
     vp_engine_close(engine);
     curl_global_cleanup();
     VP_LOGI(NULL, "stopped (exit %d)", exit_code);

@@ -270,27 +270,6 @@ static bool pass_is(fixture *x, size_t p, const int *ids, size_t n)
     return true;
 }
 
-/* vp_sched_pass_ms, the pass watchdog's reading: 0 while idle, the running pass's age while
- * the engine is inside run (held here as a hung device would hold it), 0 again after. */
-static void test_pass_ms(void)
-{
-    fixture *x = setup(100, 100, 100, 0);
-    vp_error err;
-    CHECK(vp_sched_pass_ms(x->s) == 0.0);
-    hold(x, true);
-    CHECK(submit1(x, mkjob(0, 10, 0), &err) == 0);
-    wait_in_run(x);
-    usleep(200000);
-    double ms = vp_sched_pass_ms(x->s);
-    CHECK_MSG(ms >= 190.0 && ms < 5000.0, "a pass held 200 ms: %.1f ms", ms);
-    usleep(100000);
-    CHECK(vp_sched_pass_ms(x->s) >= ms + 90.0); /* it keeps growing while the pass runs */
-    hold(x, false);
-    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
-    CHECK(vp_sched_pass_ms(x->s) == 0.0);
-    teardown(x, 1);
-}
-
 static void test_packing(void)
 {
     fixture *x = setup(100, 35, 12, 0);
@@ -1016,7 +995,6 @@ static void test_threads(void)
 int main(void)
 {
     test_packing();
-    test_pass_ms();
     test_plan_packing();
     test_timing();
     test_lookahead_bound();
