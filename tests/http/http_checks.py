@@ -58,6 +58,17 @@ def sighup_counted(pid, metrics, expect, timeout=10):
     return False
 
 
+def keyed_request(conn, method, path, key=None, body=None):
+    """One request on an http.client connection, with "Authorization: Bearer key" when key
+    is given: (status, body bytes)."""
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = "Bearer " + key
+    conn.request(method, path, body=body, headers=headers)
+    r = conn.getresponse()
+    return r.status, r.read()
+
+
 def auth_headers(key):
     return {"Authorization": "Bearer " + key, "Content-Type": "application/json"}
 

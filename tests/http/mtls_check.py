@@ -30,7 +30,7 @@ import ssl
 import sys
 import time
 
-from http_checks import check, failures, replace_file, samples, sighup_counted
+from http_checks import check, failures, keyed_request, replace_file, samples, sighup_counted
 
 PORT, PID, DIR, LOG, MODE = sys.argv[1:6]
 PORT, PID = int(PORT), int(PID)
@@ -49,16 +49,12 @@ def connect(client):
 
 
 def request(conn, method, path, key=None, body=None):
-    headers = {"Content-Type": "application/json"}
-    if key:
-        headers["Authorization"] = "Bearer " + key
-    conn.request(method, path, body=body, headers=headers)
-    r = conn.getresponse()
-    data = r.read()
+    """(status, the answer's JSON, or its text when it is not JSON)."""
+    status, data = keyed_request(conn, method, path, key, body)
     try:
-        return r.status, json.loads(data)
+        return status, json.loads(data)
     except ValueError:
-        return r.status, data.decode(errors="replace")
+        return status, data.decode(errors="replace")
 
 
 def call(client, method, path, key=None, body=None):

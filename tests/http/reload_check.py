@@ -38,7 +38,7 @@ import sys
 import threading
 import time
 
-from http_checks import check, failures, png, replace_file, samples, sighup_counted
+from http_checks import check, failures, keyed_request, png, replace_file, samples, sighup_counted
 
 PORT, PID, DIR, LOG, ALICE, BOB, MODE = sys.argv[1:8]
 PORT, PID = int(PORT), int(PID)
@@ -58,13 +58,7 @@ def connect(timeout=60):
     return http.client.HTTPConnection("127.0.0.1", PORT, timeout=timeout)
 
 
-def request(conn, method, path, key=None, body=None):
-    headers = {"Content-Type": "application/json"}
-    if key:
-        headers["Authorization"] = "Bearer " + key
-    conn.request(method, path, body=body, headers=headers)
-    r = conn.getresponse()
-    return r.status, r.read()
+request = keyed_request
 
 
 def call(method, path, key=None, body=None):
