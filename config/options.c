@@ -74,8 +74,9 @@ const vp_option vp_options[] = {
      "PEM file of the certificate authorities whose client certificates are accepted "
      "(mutual TLS; with tls_cert): every request but /health, /ready and /openapi.json must "
      "come with a certificate they issued, valid now and for client authentication (else "
-     "401), and its common name names the client (cert:CN) when no API key does; re-read "
-     "with tls_cert on SIGHUP", 0},
+     "401), and its common name names the client (cert:CN) when no API key does; X509 CRL "
+     "blocks in the file, signed by its authorities, revoke the certificates they list; "
+     "re-read with tls_cert on SIGHUP", 0},
     {"max_header_bytes", VP_OPT_SIZE, OFF(max_header_bytes), "28K", 4096, 1 << 20, NULL,
      "request line and headers of one request, counted as libmicrohttpd holds them (about 64 "
      "bytes more a header, cookie and query argument); over it, 431. Each open connection "
