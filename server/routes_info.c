@@ -9,16 +9,30 @@
 #include "server/process_memory.h"
 #include "server/internal.h"
 
-/* Liveness (API.md: 200 while the process serves HTTP); a failed device shows in the
- * body, and /ready answers 503 for it. */
+/* Whether a pass has run past pass_timeout_s (a hung device): its message in why[cap]. */
+static bool pass_hung(vp_server *s, char *why, size_t cap)
+{
+    double ms = vp_server_pass_ms(s);
+    if (s->cfg->pass_timeout_s <= 0 || ms <= 1000.0 * s->cfg->pass_timeout_s)
+        return false;
+    snprintf(why, cap, "an engine pass has run for %.0f s, over pass_timeout_s=%d: the device "
+             "seems hung", ms / 1e3, s->cfg->pass_timeout_s);
+    return true;
+}
+
+/* Liveness (API.md: 200 while the process serves HTTP); a failed or hung device shows in
+ * the body, and /ready answers 503 for it. */
 enum MHD_Result vp_route_health(vp_conn *x)
 {
     const char *failed = vp_engine_device_failure(atomic_load(&x->srv->engine));
-    bool ready = atomic_load(&x->srv->ready) && !failed;
-    json_t *j = json_pack("{s:s, s:b, s:b}", "status", failed ? "device_failed" : "ok", "ready",
-                          ready, "draining", atomic_load(&x->srv->draining));
-    if (j && failed)
-        json_object_set_new(j, "device_error", json_string(failed));
+    char why[160];
+    bool hung = !failed && pass_hung(x->srv, why, sizeof why);
+    bool ready = atomic_load(&x->srv->ready) && !failed && !hung;
+    json_t *j = json_pack("{s:s, s:b, s:b}", "status",
+                          failed ? "device_failed" : hung ? "device_hung" : "ok", "ready", ready,
+                          "draining", atomic_load(&x->srv->draining));
+    if (j && (failed || hung))
+        json_object_set_new(j, "device_error", json_string(failed ? failed : why));
     return vp_reply_json(x, 200, j);
 }
 
@@ -33,11 +47,9 @@ enum MHD_Result vp_route_ready(vp_conn *x)
     const char *failed = vp_engine_device_failure(atomic_load(&s->engine));
     if (failed)
         return vp_reply_errorf(x, VP_ERR_DEVICE, "", "%s", failed);
-    double pass_ms = vp_server_pass_ms(s);
-    if (s->cfg->pass_timeout_s > 0 && pass_ms > 1000.0 * s->cfg->pass_timeout_s)
-        return vp_reply_errorf(x, VP_ERR_DEVICE, "", "an engine pass has run for %.0f s, over "
-                               "pass_timeout_s=%d: the device seems hung", pass_ms / 1e3,
-                               s->cfg->pass_timeout_s);
+    char why[160];
+    if (pass_hung(s, why, sizeof why))
+        return vp_reply_errorf(x, VP_ERR_DEVICE, "", "%s", why);
     return vp_reply_json(x, 200, json_pack("{s:s}", "status", "ready"));
 }
 

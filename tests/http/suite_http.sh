@@ -598,13 +598,15 @@ if start_daemon W "$VPRM" --api-key "$KEY" --no-warmup --pass-timeout-s 1 --no-e
         rd=$(curl -s -o "$T/w.ready" -w '%{http_code}' "$URL/ready")
     done
     running=$(curl -s -H "Authorization: Bearer $KEY" "$URL/metrics" | sed -n 's/^vprm_pass_running_seconds //p')
+    health=$(curl -s "$URL/health")
     wait "$cpid"
     rd2=$(curl -s -o /dev/null -w '%{http_code}' "$URL/ready")
     if [ "$rd" = 503 ] && grep -q "over pass_timeout_s=1: the device seems hung" "$T/w.ready" \
         && "$PY" -c "import sys; assert 1.0 < float(sys.argv[1]) < 6.0" "$running" \
+        && "$PY" -c "import json, sys; h = json.loads(sys.argv[1]); assert h['status'] == 'device_hung' and not h['ready'] and 'pass_timeout_s=1' in h['device_error']" "$health" \
         && [ "$(cat "$T/w.status")" = 200 ] && [ "$rd2" = 200 ]; then
-        ok "W: a pass past --pass-timeout-s 1: /ready 503 naming it (running ${running} s), then 200 and /ready 200"
-    else bad "W: ready $rd $(cat "$T/w.ready"), running '$running', score $(cat "$T/w.status"), ready after $rd2"; fi
+        ok "W: a pass past --pass-timeout-s 1: /ready 503 naming it (running ${running} s), /health device_hung, then 200 and /ready 200"
+    else bad "W: ready $rd $(cat "$T/w.ready"), running '$running', health $health, score $(cat "$T/w.status"), ready after $rd2"; fi
     stop_daemon W
 fi
 # wait_exit: rc = the daemon PID's exit status once it exits (within 10 s), else "running"
