@@ -72,6 +72,7 @@ typedef struct vp_config {
     size_t batch_tiles;        /* tile budget of one packed pass */
     int queue_timeout_ms;      /* a job waiting longer is answered 503; 0 = no limit */
     int priority_boost_ms;     /* head start of "high" over normal, normal over "low" */
+    bool fair_share;           /* share passes between API keys' (certificates') names */
     int drain_timeout_s;       /* SIGTERM: time to finish queued work */
     bool exit_on_device_failure; /* exit 3 when the GPU fails for good (else serve 503s) */
     int pass_timeout_s;        /* a forward call running longer: the device hung (0 = off;

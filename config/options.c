@@ -87,8 +87,9 @@ const vp_option vp_options[] = {
     {"api_keys_file", VP_OPT_STR, OFF(api_keys_file), NULL, 0, 0, NULL,
      "file of API keys, one a line: KEY, NAME KEY (the name goes to the request's log "
      "line, never the key), or NAME KEY with options max_priority=normal|low (the highest "
-     "priority its requests get) and max_queued=N (1..16777216 jobs in flight at once; "
-     "more: 429, a batch of more items: 413); "
+     "priority its requests get), max_queued=N (1..16777216 jobs in flight at once; "
+     "more: 429, a batch of more items: 413) and weight=N (1..1000, its share of the passes "
+     "under fair_share; default 1); "
      "lines starting with '#' are comments; re-read with tls_cert and tls_key on SIGHUP, so "
      "keys rotate without a restart (with api_key, both are accepted)", 0},
     {"credentials_check_s", VP_OPT_INT, OFF(credentials_check_s), "0", 0, 86400, NULL,
@@ -148,6 +149,12 @@ const vp_option vp_options[] = {
      "before it, \"low\" behind normal work queued up to this long after it (a bounded "
      "head start: nothing waits for ever; keep it under half of queue_timeout_ms, or low "
      "work can expire under a steady backlog; 0 = priorities ignored)", 0},
+    {"fair_share", VP_OPT_BOOL, OFF(fair_share), "true", 0, 0, NULL,
+     "share the passes between clients (API keys' names, client certificates' names; "
+     "requests without either are one client) while several have work queued, each in "
+     "proportion to its key's weight=N: the jobs of one priority are taken by start-time "
+     "fair queueing of their tokens, so one client's backlog does not hold back another's "
+     "requests (false: in arrival order)", 0},
     {"exit_on_device_failure", VP_OPT_BOOL, OFF(exit_on_device_failure), "true", 0, 0, NULL,
      "exit with status 3 when the compute device fails for good (a lost GPU context), so a "
      "supervisor restarts the server; false: keep answering, /ready and scoring 503", 0},

@@ -19,6 +19,7 @@ typedef struct api_key {
     char name[VP_API_KEY_NAME_MAX + 1];
     vp_priority max_priority; /* the most its requests may ask for */
     size_t max_queued;        /* 0 = no bound */
+    unsigned weight;          /* its share of the passes (1 = a client without a key) */
     size_t line; /* 0 = the api_key option */
     bool named;  /* its name was given (not "lineN") */
 } api_key;
@@ -63,6 +64,7 @@ bool vp_api_keys_match(const vp_api_keys *k, const char *token, size_t len,
         memcpy(out->name, e->name, sizeof out->name);
         out->max_priority = e->max_priority;
         out->max_queued = e->max_queued;
+        out->weight = e->weight;
     }
     return true;
 }
@@ -81,7 +83,8 @@ static const char *where(const api_key *e, char *buf, size_t cap)
 typedef struct key_options {
     vp_priority max_priority;
     size_t max_queued;
-    bool priority_seen, queued_seen;
+    unsigned weight;
+    bool priority_seen, queued_seen, weight_seen;
 } key_options;
 
 static int add_key(vp_api_keys *k, const char *file, const char *key, size_t len,
@@ -89,7 +92,8 @@ static int add_key(vp_api_keys *k, const char *file, const char *key, size_t len
                    vp_error *err)
 {
     const char *param = line ? "api_keys_file" : "api_key";
-    api_key e = {.line = line, .max_priority = o->max_priority, .max_queued = o->max_queued};
+    api_key e = {.line = line, .max_priority = o->max_priority, .max_queued = o->max_queued,
+                 .weight = o->weight};
     char at[4096 + 48]; /* "FILE, line N" or "option api_key": what every message starts with */
     if (line)
         snprintf(at, sizeof at, "%s, line %zu", file, line);
@@ -158,15 +162,30 @@ static bool option_form(const char *f, size_t len, const char *prefix)
     return len > pl && !memcmp(f, prefix, pl);
 }
 
-static const char OPT_PRIORITY[] = "max_priority=", OPT_QUEUED[] = "max_queued=";
+static const char OPT_PRIORITY[] = "max_priority=", OPT_QUEUED[] = "max_queued=",
+                  OPT_WEIGHT[] = "weight=";
 
-/* A line's option field (the third and later): "max_priority=high|normal|low" or
- * "max_queued=N". Its text is never quoted in a message: a line holding keys by mistake
- * would put them in the log. */
+/* The whole number after f's prefix of pl bytes, in 1..max and at most digits digits:
+ * 0 and *v, or -1. */
+static int option_number(const char *f, size_t len, size_t pl, int digits, size_t max,
+                         size_t *v)
+{
+    size_t x = 0, i = pl;
+    for (; i < len && i - pl < (size_t)digits && f[i] >= '0' && f[i] <= '9'; i++)
+        x = x * 10 + (size_t)(f[i] - '0');
+    if (i < len || x < 1 || x > max)
+        return -1;
+    *v = x;
+    return 0;
+}
+
+/* A line's option field (the third and later): "max_priority=high|normal|low",
+ * "max_queued=N" or "weight=N". Its text is never quoted in a message: a line holding
+ * keys by mistake would put them in the log. */
 static int parse_option(const char *f, size_t len, key_options *o, const char *path,
                         size_t line, size_t field, vp_error *err)
 {
-    size_t pl = sizeof OPT_PRIORITY - 1, ql = sizeof OPT_QUEUED - 1;
+    size_t pl = sizeof OPT_PRIORITY - 1;
     if (option_form(f, len, OPT_PRIORITY)) {
         if (o->priority_seen)
             return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
@@ -185,21 +204,31 @@ static int parse_option(const char *f, size_t len, key_options *o, const char *p
         if (o->queued_seen)
             return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
                            "%s, line %zu: max_queued given twice", path, line);
-        size_t v = 0, i = ql;
-        for (; i < len && i - ql < 9 && f[i] >= '0' && f[i] <= '9'; i++)
-            v = v * 10 + (size_t)(f[i] - '0');
-        if (i < len || v < 1 || v > VP_API_KEY_MAX_QUEUED)
+        if (option_number(f, len, sizeof OPT_QUEUED - 1, 9, VP_API_KEY_MAX_QUEUED,
+                          &o->max_queued))
             return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
                            "%s, line %zu: max_queued must be a whole number of jobs from 1 to "
                            "%d, in at most 9 digits", path, line, VP_API_KEY_MAX_QUEUED);
-        o->max_queued = v;
         o->queued_seen = true;
+        return 0;
+    }
+    if (option_form(f, len, OPT_WEIGHT)) {
+        if (o->weight_seen)
+            return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
+                           "%s, line %zu: weight given twice", path, line);
+        size_t w;
+        if (option_number(f, len, sizeof OPT_WEIGHT - 1, 4, VP_API_KEY_MAX_WEIGHT, &w))
+            return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
+                           "%s, line %zu: weight must be a whole number from 1 to %d",
+                           path, line, VP_API_KEY_MAX_WEIGHT);
+        o->weight = (unsigned)w;
+        o->weight_seen = true;
         return 0;
     }
     return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
                    "%s, line %zu: field %zu is not an option; a line is KEY, NAME KEY or "
-                   "NAME KEY with max_priority=high|normal|low and max_queued=N", path, line,
-                   field);
+                   "NAME KEY with max_priority=high|normal|low, max_queued=N and weight=N",
+                   path, line, field);
 }
 
 /* The file's lines into k: "KEY", "NAME KEY" or "NAME KEY OPTION...". */
@@ -223,7 +252,7 @@ static int parse_file(vp_api_keys *k, const char *path, char *text, size_t len, 
         if (p < end && *p != '#') {
             const char *f[2];
             size_t fl[2], n = 0, field = 0;
-            key_options o = {.max_priority = VP_PRIORITY_HIGH};
+            key_options o = {.max_priority = VP_PRIORITY_HIGH, .weight = 1};
             for (char *q = p; q < end;) {
                 const char *start = q;
                 while (q < end && !blank(*q))
@@ -240,7 +269,8 @@ static int parse_file(vp_api_keys *k, const char *path, char *text, size_t len, 
             }
             /* "KEY max_priority=P" would take the key for a name (logged) */
             if (option_form(f[n - 1], fl[n - 1], OPT_PRIORITY) ||
-                option_form(f[n - 1], fl[n - 1], OPT_QUEUED))
+                option_form(f[n - 1], fl[n - 1], OPT_QUEUED) ||
+                option_form(f[n - 1], fl[n - 1], OPT_WEIGHT))
                 return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
                                "%s, line %zu: the key looks like an option; a line with "
                                "options is NAME KEY OPTION...", path, line);
@@ -298,7 +328,7 @@ int vp_api_keys_load(const char *single, const char *file, vp_api_keys **out, vp
     if (!k)
         return vp_fail(err, VP_ERR_NOMEM, "api_key", "out of memory for the API keys");
     if (single && add_key(k, NULL, single, strlen(single), "api_key", 7,
-                          &(key_options){.max_priority = VP_PRIORITY_HIGH}, 0, err)) {
+                          &(key_options){.max_priority = VP_PRIORITY_HIGH, .weight = 1}, 0, err)) {
         vp_api_keys_free(k);
         return -1;
     }

@@ -25,7 +25,10 @@ typedef struct vp_api_keys vp_api_keys;
  *                   a request asking for more gets P);
  *   max_queued=N    jobs (a score request is one, a batch one an item) its requests may
  *                   have waiting or running at once, 1 to VP_API_KEY_MAX_QUEUED (default
- *                   no bound).
+ *                   no bound);
+ *   weight=N        its share of the passes while other clients have work queued too
+ *                   (engine/sched/sched.h: fair sharing), 1 to VP_API_KEY_MAX_WEIGHT
+ *                   (default 1, a client without a key's).
  * Blank lines and lines starting with '#' are skipped. Refused, with the line named
  * (never a key): a key shorter than VP_API_KEY_MIN or longer than VP_API_KEY_MAX, a byte
  * outside visible ASCII, a field after the key that is not an option or an option given
@@ -35,12 +38,14 @@ typedef struct vp_api_keys vp_api_keys;
 int vp_api_keys_load(const char *single, const char *file, vp_api_keys **out, vp_error *err);
 
 #define VP_API_KEY_MAX_QUEUED 16777216 /* the largest max_queued */
+#define VP_API_KEY_MAX_WEIGHT 1000     /* the largest weight */
 
 /* What a key grants its requests. */
 typedef struct vp_api_key_grant {
     char name[VP_API_KEY_NAME_MAX + 1];
     vp_priority max_priority; /* the highest priority its jobs get */
     size_t max_queued;        /* jobs waiting or running at once; 0 = no bound */
+    unsigned weight;          /* its share of the passes, 1..VP_API_KEY_MAX_WEIGHT */
 } vp_api_key_grant;
 
 /* Whether a key equals token[0..len); if so *out (when not NULL) what it grants. The

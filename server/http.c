@@ -85,6 +85,7 @@ static int authorize(vp_conn *x, vp_error *err)
             memcpy(x->key_name, g.name, sizeof x->key_name);
             x->max_priority = g.max_priority;
             x->max_queued = g.max_queued;
+            x->weight = g.weight;
             ok = true;
         }
     }
@@ -119,6 +120,7 @@ static vp_conn *conn_new(vp_server *s, struct MHD_Connection *c, const char *url
     x->t_start = vp_sched_now_ms();
     x->queue_ms = x->inference_ms = x->fetch_ms = -1;
     x->max_priority = VP_PRIORITY_HIGH; /* until its API key says otherwise */
+    x->weight = 1;
     vp_reqid_new(x->id);
     /* bounded, printable copies: they reach the log and JSON error bodies */
     printable_copy(x->method, sizeof x->method, method);
@@ -547,7 +549,9 @@ enum MHD_Result vp_conn_submit(vp_conn *x, vp_job **jobs, size_t n_jobs, size_t 
     int rc = quota_take(x, n_jobs, &quota_busy, &err);
     pthread_mutex_lock(&x->mu);
     if (rc == 0)
-        rc = vp_sched_submit(s->sched, jobs, prio, n_jobs, x->t_start, on_done, x, tickets, &err);
+        rc = vp_sched_submit(s->sched, jobs, prio, n_jobs,
+                             &(vp_sched_client){.name = x->key_name, .weight = x->weight},
+                             x->t_start, on_done, x, tickets, &err);
     free(prio);
     if (rc == 0)
         x->priorities = queued;
@@ -801,7 +805,8 @@ int vp_server_attach_engine(vp_server *s, vp_engine *e, vp_error *err)
                            .max_batch_tokens = c->batch_tokens,
                            .max_batch_tiles = c->batch_tiles,
                            .queue_timeout_ms = c->queue_timeout_ms,
-                           .priority_boost_ms = c->priority_boost_ms};
+                           .priority_boost_ms = c->priority_boost_ms,
+                           .fair_share = c->fair_share};
     /* a low job ranks 2 boosts behind a high one that arrives at the same time */
     if (c->queue_timeout_ms > 0 && 2.0 * c->priority_boost_ms >= c->queue_timeout_ms)
         VP_LOGW(NULL, "priority_boost_ms (%d) is not under half of queue_timeout_ms (%d): under a "

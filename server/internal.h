@@ -139,6 +139,7 @@ struct vp_conn {
     char key_name[VP_API_KEY_NAME_MAX + 1];  /* the name of its API key ("" = none) */
     vp_priority max_priority;    /* the most its jobs may ask for (its API key's) */
     size_t max_queued;           /* its key's jobs in flight at most (0 = no bound) */
+    unsigned weight;             /* its key's share of the passes (fair sharing) */
     size_t quota_held;           /* jobs counted against it (under mu once queued), given
                                   * back when the last is done (on_done) */
     unsigned priorities;         /* bit p: a job of vp_priority p was queued (the log line) */

@@ -49,6 +49,7 @@ typedef struct vp_metrics {
 /* Gauges sampled when rendering. */
 typedef struct vp_gauges {
     size_t queue_depth;
+    size_t queued_clients;  /* clients (API keys' names) with jobs queued */
     size_t inflight_requests;
     size_t waiting_connections;  /* suspended, waiting for the engine or an image fetch */
     size_t url_fetches_running, url_fetches_waiting; /* requests at / waiting for a fetch thread */

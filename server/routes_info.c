@@ -56,7 +56,7 @@ enum MHD_Result vp_route_ready(vp_conn *x)
 static json_t *limits_json(const vp_config *c)
 {
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-                     "s:I, s:I, s:I, s:b}",
+                     "s:I, s:I, s:I, s:b, s:b}",
                      "max_body_bytes", (json_int_t)c->max_body_bytes,
                      "max_header_bytes", (json_int_t)c->max_header_bytes,
                      "max_responses", (json_int_t)c->max_responses,
@@ -75,7 +75,7 @@ static json_t *limits_json(const vp_config *c)
                      "batch_tiles", (json_int_t)c->batch_tiles,
                      "queue_timeout_ms", (json_int_t)c->queue_timeout_ms,
                      "priority_boost_ms", (json_int_t)c->priority_boost_ms,
-                     "image_urls", c->allow_image_urls);
+                     "fair_share", c->fair_share, "image_urls", c->allow_image_urls);
 }
 
 enum MHD_Result vp_route_models(vp_conn *x)
@@ -122,9 +122,11 @@ enum MHD_Result vp_route_models(vp_conn *x)
         vp_key_usage_counts u = vp_key_usage_get(s->usage, x->key_name);
         json_object_set_new(
             j, "key",
-            json_pack("{s:s, s:s, s:o, s:I, s:{s:I, s:I, s:I, s:I, s:I}}", "name", x->key_name,
-                      "max_priority", vp_priority_name(x->max_priority), "max_queued",
+            json_pack("{s:s, s:s, s:o, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I}}", "name",
+                      x->key_name, "max_priority", vp_priority_name(x->max_priority),
+                      "max_queued",
                       x->max_queued ? json_integer((json_int_t)x->max_queued) : json_null(),
+                      "weight", (json_int_t)x->weight,
                       "queued", (json_int_t)vp_key_quota_count(s->quota, x->key_name),
                       "usage", "requests", (json_int_t)u.requests, "responses_scored",
                       (json_int_t)u.responses_scored, "prompt_tokens",
@@ -139,6 +141,7 @@ enum MHD_Result vp_route_metrics(vp_conn *x)
     vp_server *s = x->srv;
     vp_gauges g = {0};
     g.queue_depth = atomic_load(&s->engine) ? vp_sched_queue_depth(s->sched) : 0;
+    g.queued_clients = atomic_load(&s->engine) ? vp_sched_queued_clients(s->sched) : 0;
     g.inflight_requests = atomic_load(&s->inflight);
     pthread_mutex_lock(&s->wait_mu);
     g.waiting_connections = s->n_waiting;

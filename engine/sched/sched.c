@@ -9,14 +9,21 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/sched/sched_clients.h"
+
 typedef enum { T_QUEUED, T_RUNNING, T_FINISHED } ticket_state;
 
-/* A queued ticket is on two lists: its priority's (in arrival order) and the arrival list
- * of every queued ticket (deadlines expire in it; a request's jobs stay side by side).
- * Passes take jobs in rank order, merging the heads of the three priority lists: no
- * insertion walks the queue. */
-enum { N_PRIO = VP_PRIORITY_LOW + 1, L_ARRIVAL = N_PRIO, N_LISTS };
-#define LINKS(l) ((l) == L_ARRIVAL) /* which of a ticket's link pairs list l uses */
+/* A queued ticket is on three lists: its priority's (in arrival order: the places, in
+ * rank order), the arrival list of every queued ticket (deadlines expire in it; a
+ * request's jobs stay side by side), and its priority's fair list (by start tag, then
+ * arrival: which job fills each place). Passes merge the three priorities' places in rank
+ * order and fill each with the next job of that priority's fair list. Without fair_share,
+ * or with one client, the fair lists are in arrival order: a job fills its own place and
+ * insertions walk nothing; a client's job queued behind another's backlog walks back
+ * past the part of it whose tags are later. */
+enum { N_PRIO = VP_PRIORITY_LOW + 1, L_ARRIVAL = N_PRIO, L_FAIR, N_LISTS = L_FAIR + N_PRIO };
+/* which of a ticket's link pairs list l uses */
+#define LINKS(l) ((l) < N_PRIO ? 0 : (l) == L_ARRIVAL ? 1 : 2)
 
 enum { POOL_HIGH = 0, POOL_REST = 1 };
 #define POOL_OF(prio) ((prio) == VP_PRIORITY_HIGH ? POOL_HIGH : POOL_REST)
@@ -26,9 +33,12 @@ typedef struct ticket_links {
 } ticket_links;
 
 struct vp_sched_ticket {
-    ticket_links by[2];             /* queue links while T_QUEUED: [0] its priority's
-                                     * list, [1] the arrival list; by[0].next also chains
-                                     * finished tickets for complete_list */
+    ticket_links by[3];             /* queue links while T_QUEUED: [0] its priority's
+                                     * list, [1] the arrival list, [2] its priority's fair
+                                     * list; by[0].next also chains finished tickets for
+                                     * complete_list */
+    sched_client *client;           /* while T_QUEUED */
+    double tag;                     /* start tag: its order in the fair list */
     vp_job *job;
     void (*job_free)(vp_job *);
     vp_sched_done_fn done;
@@ -56,7 +66,10 @@ struct vp_sched {
     pthread_cond_t work_cv;    /* engine thread: queue non-empty or stop */
     pthread_cond_t janitor_cv; /* janitor: queue head changed or stop */
     pthread_cond_t idle_cv;    /* waiters of vp_sched_wait_idle */
-    vp_sched_ticket *head[N_LISTS], *tail[N_LISTS]; /* the priorities', then L_ARRIVAL */
+    vp_sched_ticket *head[N_LISTS], *tail[N_LISTS]; /* the priorities', L_ARRIVAL, the
+                                                     * priorities' fair lists */
+    sched_clients clients;     /* who has jobs queued */
+    double vtime[N_PRIO];      /* virtual time: the largest tag taken, per priority */
     unsigned long long seq;    /* tickets queued so far */
     size_t depth;
     size_t queued_tiles; /* sum of job_tiles over the queue */
@@ -117,10 +130,49 @@ static void list_append(vp_sched *s, vp_sched_ticket *t, int l)
     s->tail[l] = t;
 }
 
+/* Whether a comes after b in a fair list: a later tag, or the same and queued later. */
+static bool fair_after(const vp_sched_ticket *a, const vp_sched_ticket *b)
+{
+    return a->tag > b->tag || (a->tag == b->tag && a->seq > b->seq);
+}
+
+/* Inserts t into its priority's fair list, after the last ticket it comes after: from
+ * hint forwards (a ticket it comes after: the previous job of its request), else from the
+ * tail back. */
+static void fair_insert(vp_sched *s, vp_sched_ticket *t, vp_sched_ticket *hint)
+{
+    const int l = L_FAIR + (int)t->priority, k = LINKS(l);
+    vp_sched_ticket *q;
+    if (hint) {
+        q = hint;
+        while (q->by[k].next && fair_after(t, q->by[k].next))
+            q = q->by[k].next;
+    } else {
+        q = s->tail[l];
+        while (q && fair_after(q, t))
+            q = q->by[k].prev;
+    }
+    /* t goes after q (q NULL: at the head) */
+    vp_sched_ticket *next = q ? q->by[k].next : s->head[l];
+    t->by[k].prev = q;
+    t->by[k].next = next;
+    if (q)
+        q->by[k].next = t;
+    else
+        s->head[l] = t;
+    if (next)
+        next->by[k].prev = t;
+    else
+        s->tail[l] = t;
+}
+
 static void queue_remove(vp_sched *s, vp_sched_ticket *t)
 {
     list_unlink(s, t, (int)t->priority);
     list_unlink(s, t, L_ARRIVAL);
+    list_unlink(s, t, L_FAIR + (int)t->priority);
+    sched_clients_leave(&s->clients, t->client);
+    t->client = NULL;
     size_t tiles = s->eng.job_tiles(t->job);
     s->depth--;
     s->queued_tiles -= tiles;
@@ -128,10 +180,12 @@ static void queue_remove(vp_sched *s, vp_sched_ticket *t)
     s->pool_tiles[POOL_OF(t->priority)] -= tiles;
 }
 
-static void queue_push(vp_sched *s, vp_sched_ticket *t)
+/* t->client and t->tag set; hint as fair_insert's. */
+static void queue_push(vp_sched *s, vp_sched_ticket *t, vp_sched_ticket *hint)
 {
     list_append(s, t, (int)t->priority);
     list_append(s, t, L_ARRIVAL);
+    fair_insert(s, t, hint);
     size_t tiles = s->eng.job_tiles(t->job);
     s->depth++;
     s->queued_tiles += tiles;
@@ -254,7 +308,8 @@ static void mark_started_locked(vp_sched_ticket *t)
 }
 
 /* Takes the next batch from the queue, in rank order: the head always, then later jobs in
- * order (only high-priority ones after a high-priority head) while both budgets hold,
+ * order (only high-priority ones after a high-priority head) while both budgets hold
+ * (the places in rank order, each filled by its priority's next job in fair order),
  * priced by plan (the engine's packing) when there is one, else by the sums of the jobs'
  * own costs. A job that does not fit is passed over for
  * later, smaller ones, up to SCHED_LOOKAHEAD of them a pass (a small request is not held
@@ -271,12 +326,18 @@ static size_t take_batch_locked(vp_sched *s, void *plan, vp_sched_ticket ***batc
     *tokens = *tiles = 0;
     if (plan)
         s->eng.plan_reset(plan);
-    vp_sched_ticket *c[N_PRIO]; /* the next ticket of each priority list */
-    for (int p = 0; p < N_PRIO; p++)
-        c[p] = s->head[p];
-    for (int p; passed_over < SCHED_LOOKAHEAD && (p = rank_first(c)) >= 0;) {
-        vp_sched_ticket *t = c[p];
-        c[p] = t->by[0].next;
+    /* the next place of each priority (its list in rank order) and the job that fills it
+     * (its fair list); the queue is left as it is until the batch is chosen, so both
+     * walks see every ticket once */
+    vp_sched_ticket *place[N_PRIO], *fill[N_PRIO];
+    for (int p = 0; p < N_PRIO; p++) {
+        place[p] = s->head[p];
+        fill[p] = s->head[L_FAIR + p];
+    }
+    for (int p; passed_over < SCHED_LOOKAHEAD && (p = rank_first(place)) >= 0;) {
+        vp_sched_ticket *t = fill[p];
+        place[p] = place[p]->by[LINKS(p)].next;
+        fill[p] = t->by[LINKS(L_FAIR)].next;
         if (n == *cap) {
             size_t nc = *cap ? *cap * 2 : 16;
             vp_sched_ticket **nb = realloc(*batch, nc * sizeof *nb);
@@ -299,19 +360,24 @@ static size_t take_batch_locked(vp_sched *s, void *plan, vp_sched_ticket ***batc
             passed_over++;
             continue;
         }
-        /* a request has started: its jobs still queued wait for their passes without a
-         * deadline, or a batch slower than queue_timeout_ms would come back with its tail
-         * refused as "overloaded" on an idle server */
-        mark_started_locked(t);
-        queue_remove(s, t);
-        t->state = T_RUNNING;
         (*batch)[n++] = t;
         /* a pass started for a high-priority job packs only its peers: as short as it can
          * be, for the latency-bound client that asked (the work queued behind waits one
          * short pass; the GPU computes the same tokens) */
         if (n == 1 && t->priority == VP_PRIORITY_HIGH)
             for (int q = VP_PRIORITY_HIGH + 1; q < N_PRIO; q++)
-                c[q] = NULL;
+                place[q] = NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        vp_sched_ticket *t = (*batch)[i];
+        if (t->tag > s->vtime[t->priority])
+            s->vtime[t->priority] = t->tag;
+        /* a request has started: its jobs still queued wait for their passes without a
+         * deadline, or a batch slower than queue_timeout_ms would come back with its tail
+         * refused as "overloaded" on an idle server */
+        mark_started_locked(t);
+        queue_remove(s, t);
+        t->state = T_RUNNING;
     }
     return n;
 }
@@ -495,7 +561,8 @@ static vp_priority sched_priority(const vp_sched *s, const vp_priority *prioriti
 }
 
 int vp_sched_submit(vp_sched *s, vp_job *const *jobs, const vp_priority *priorities, size_t n,
-                    double t_origin_ms, vp_sched_done_fn done, void *user,
+                    const vp_sched_client *client, double t_origin_ms,
+                    vp_sched_done_fn done, void *user,
                     vp_sched_ticket **tickets, vp_error *err)
 {
     for (size_t i = 0; i < n; i++) {
@@ -544,6 +611,9 @@ int vp_sched_submit(vp_sched *s, vp_job *const *jobs, const vp_priority *priorit
     }
     double now = vp_sched_now_ms();
     unsigned long long request = ++s->requests;
+    const char *name = s->opt.fair_share && client ? client->name : NULL;
+    double weight = client && client->weight ? (double)client->weight : 1.0;
+    vp_sched_ticket *prev[N_PRIO] = {NULL}; /* the request's last job of each priority */
     for (size_t i = 0; i < n; i++) {
         vp_sched_ticket *t = tickets[i];
         t->request = request;
@@ -559,7 +629,13 @@ int vp_sched_submit(vp_sched *s, vp_job *const *jobs, const vp_priority *priorit
         t->rank = now + s->opt.priority_boost_ms * ((double)t->priority - VP_PRIORITY_NORMAL);
         t->state = T_QUEUED;
         atomic_init(&t->refs, 2); /* the caller's and the scheduler's */
-        queue_push(s, t);
+        sched_client *c = sched_clients_join(&s->clients, name);
+        double *finish = &c->finish[t->priority];
+        t->client = c;
+        t->tag = *finish > s->vtime[t->priority] ? *finish : s->vtime[t->priority];
+        *finish = t->tag + (double)s->eng.job_tokens(t->job) / weight;
+        queue_push(s, t, prev[t->priority]);
+        prev[t->priority] = t;
     }
     pthread_cond_signal(&s->work_cv);
     pthread_cond_signal(&s->janitor_cv);
@@ -610,6 +686,14 @@ bool vp_sched_ticket_cancelled(const vp_sched_ticket *t) { return t->cancelled; 
 bool vp_sched_ticket_expired(const vp_sched_ticket *t) { return t->expired; }
 vp_job *vp_sched_ticket_job(vp_sched_ticket *t) { return t->job; }
 double vp_sched_ticket_queue_ms(const vp_sched_ticket *t) { return t->queue_ms; }
+
+size_t vp_sched_queued_clients(vp_sched *s)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t n = sched_clients_active(&s->clients);
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
 
 size_t vp_sched_queue_depth(vp_sched *s)
 {
@@ -695,5 +779,6 @@ void vp_sched_free(vp_sched *s)
     pthread_cond_destroy(&s->work_cv);
     pthread_cond_destroy(&s->janitor_cv);
     pthread_cond_destroy(&s->idle_cv);
+    sched_clients_free(&s->clients);
     free(s);
 }

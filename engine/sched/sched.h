@@ -5,7 +5,10 @@
  *   engine thread: takes queued jobs in rank order (arrival order, a job of priority
  *                  high counted as if it had arrived priority_boost_ms earlier, low as
  *                  that much later: a bounded head start, so nothing waits for ever;
- *                  a pass whose first job is high takes only high ones, to be short)
+ *                  a pass whose first job is high takes only high ones, to be short;
+ *                  with fair_share, the jobs of one priority fill its places in that
+ *                  order by start-time fair queueing between clients instead of by
+ *                  arrival, so a client's backlog does not hold back the others')
  *                  while the batch stays within max_batch_tokens and max_batch_tiles,
  *                  priced as the engine packs them
  *                  (the first job is always taken, so a job over the budget runs alone;
@@ -68,7 +71,17 @@ typedef struct vp_sched_options {
     double queue_timeout_ms;  /* max wait in the queue; 0 = none */
     double priority_boost_ms; /* head start of a high-priority job over a normal one, and
                                * of a normal one over a low one; 0 = priorities ignored */
+    bool fair_share;          /* share passes between clients (vp_sched_client) rather
+                               * than serve one priority's jobs in arrival order */
 } vp_sched_options;
+
+/* Who submits: an API key's or a client certificate's name, and its weight (its share of
+ * the passes against a client of weight 1 when both have work queued). NULL, or a NULL or
+ * "" name, is the client of all requests without a name. */
+typedef struct vp_sched_client {
+    const char *name;
+    unsigned weight; /* 0 counts as 1 */
+} vp_sched_client;
 
 typedef struct vp_sched vp_sched;
 typedef struct vp_sched_ticket vp_sched_ticket;
@@ -80,7 +93,10 @@ int vp_sched_start(const vp_sched_options *opt, const vp_sched_engine *eng, vp_s
                    vp_error *err);
 
 /* Queues n jobs at once, all or none (a request's items wait together), job i with
- * priorities[i] (NULL: all VP_PRIORITY_NORMAL). On success the
+ * priorities[i] (NULL: all VP_PRIORITY_NORMAL), for client (see vp_sched_client). With
+ * fair_share a job's place among its priority's is its start tag: the later of the
+ * priority's virtual time (the tag of the last job taken) and the end of the client's
+ * previous queued job, which ends its own tokens / weight later. On success the
  * tickets own the jobs and tickets[i] carries one reference for the caller. On failure
  * nothing is queued, the jobs stay the caller's, err says why: VP_ERR_BUSY (max_queue
  * jobs already wait, or max_queued_tiles tiles and the request has tiles, counted apart
@@ -91,7 +107,7 @@ int vp_sched_start(const vp_sched_options *opt, const vp_sched_engine *eng, vp_s
  * for waiting to start). t_origin_ms (vp_sched_now_ms clock) is when the request began;
  * the result's timing.total counts from it. */
 int vp_sched_submit(vp_sched *s, vp_job *const *jobs, const vp_priority *priorities, size_t n,
-                    double t_origin_ms, vp_sched_done_fn done, void *user,
+                    const vp_sched_client *client, double t_origin_ms, vp_sched_done_fn done, void *user,
                     vp_sched_ticket **tickets, vp_error *err);
 
 /* The client went away: a queued job is removed and completed as cancelled now; a
@@ -115,6 +131,8 @@ void vp_sched_ticket_retain(vp_sched_ticket *t);
 void vp_sched_ticket_release(vp_sched_ticket *t);
 
 size_t vp_sched_queue_depth(vp_sched *s);
+/* Clients with jobs queued now. */
+size_t vp_sched_queued_clients(vp_sched *s);
 /* Jobs run so far and passes made (monotonic counters). */
 void vp_sched_counts(vp_sched *s, size_t *jobs_run, size_t *passes);
 

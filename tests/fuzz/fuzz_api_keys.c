@@ -4,14 +4,16 @@
  * Promises:
  *  - the file is accepted exactly when a reference parser written here from the
  *    documented format accepts it ("KEY", "NAME KEY" or "NAME KEY" with options
- *    max_priority=high|normal|low and max_queued=1..16777216 (9 digits at most) a line,
+ *    max_priority=high|normal|low, max_queued=1..16777216 (9 digits at most) and
+ *    weight=1..1000 (4 digits at most) a line,
  *    each at most once, never in the key's place), blanks and '#' lines skipped, spaces, tabs and a CR at a line's end trimmed; keys of 8 to 4096 bytes of
  *    visible ASCII, names of at most 64 letters, digits and ".-_@:" not starting with
  *    "cert:", no key or name twice,
  *    at least one key, no NUL byte, no given name equal to a key);
  *  - accepted: the same number of keys, each key matching with the reference's name
  *    ("lineN" for a bare key), highest priority (high when not given) and
- *    max_queued (0 when not given), and the key with a byte changed, cut or extended matching
+ *    max_queued (0 when not given), weight (1 when not given), and the key with a byte
+ *    changed, cut or extended matching
  *    none or another key of the file only;
  *  - refused: a BAD_REQUEST for param "api_keys_file" whose message names the file and,
  *    when the reference names a line, that line ("line N"); the message never holds a
@@ -32,6 +34,7 @@ typedef struct ref_key {
     size_t klen, nlen;
     int max_priority; /* 0 high (the default), 1 normal, 2 low */
     long max_queued;  /* 0: no bound */
+    long weight;      /* 1 when not given */
     size_t line;
     char dflt[32];
 } ref_key;
@@ -79,8 +82,8 @@ static int ref_parse(const uint8_t *d, size_t n, ref *r)
             continue;
         size_t fs[2], fe[2], nf = 0, field = 0;
         r->n_bad = 0;
-        int maxp = 0, seen = 0, qseen = 0;
-        long maxq = 0;
+        int maxp = 0, seen = 0, qseen = 0, wseen = 0;
+        long maxq = 0, wt = 1;
         for (size_t q = b; q < e;) {
             size_t s0 = q;
             while (q < e && !ref_blank(d[q]))
@@ -112,8 +115,20 @@ static int ref_parse(const uint8_t *d, size_t n, ref *r)
                 if (qv < 1 || qv > 16777216)
                     qv = -1;
             }
+            /* weight=N: 1 to 4 digits, 1 to 1000 */
+            long wv = -1;
+            bool is_weight = s1 - s0 > 7 && !memcmp(d + s0, "weight=", 7);
+            if (is_weight && s1 - s0 - 7 <= 4) {
+                wv = 0;
+                for (size_t i = s0 + 7; i < s1 && wv >= 0; i++)
+                    wv = d[i] >= '0' && d[i] <= '9' ? wv * 10 + (d[i] - '0') : -1;
+                if (wv < 1 || wv > 1000)
+                    wv = -1;
+            }
             bool is_prio = s1 - s0 > 13 && !memcmp(d + s0, "max_priority=", 13);
-            bool bad = is_prio ? (v < 0 || seen++) : (qv < 0 || qseen++);
+            bool bad = is_prio     ? (v < 0 || seen++)
+                       : is_weight ? (wv < 0 || wseen++)
+                                   : (qv < 0 || qseen++);
             if (bad) {
                 r->n_bad = field < 8 ? field : 8;
                 r->bad_line = line;
@@ -121,13 +136,16 @@ static int ref_parse(const uint8_t *d, size_t n, ref *r)
             }
             if (is_prio)
                 maxp = v;
+            else if (is_weight)
+                wt = wv;
             else
                 maxq = qv;
         }
         r->n_bad = field < 8 ? field : 8;
         size_t kf = nf - 1; /* the key's field: an option there is refused */
         if ((fe[kf] - fs[kf] > 13 && !memcmp(d + fs[kf], "max_priority=", 13)) ||
-            (fe[kf] - fs[kf] > 11 && !memcmp(d + fs[kf], "max_queued=", 11))) {
+            (fe[kf] - fs[kf] > 11 && !memcmp(d + fs[kf], "max_queued=", 11)) ||
+            (fe[kf] - fs[kf] > 7 && !memcmp(d + fs[kf], "weight=", 7))) {
             r->bad_line = line;
             return -1;
         }
@@ -138,6 +156,7 @@ static int ref_parse(const uint8_t *d, size_t n, ref *r)
         ref_key *k = &r->keys[r->n];
         k->max_priority = maxp;
         k->max_queued = maxq;
+        k->weight = wt;
         k->line = line;
         size_t ki = nf == 1 ? 0 : 1;
         k->key = d + fs[ki];
@@ -182,11 +201,12 @@ static ref R;
 
 /* The fixed text of api_keys.c's messages: a "key" that is part of it shows up innocently. */
 static const char *const phrases[] = {
-    ("is not an option; a line is KEY, NAME KEY or NAME KEY with max_priority=high|normal|low "
-     "and max_queued=N"),
+    ("is not an option; a line is KEY, NAME KEY or NAME KEY with max_priority=high|normal|low, "
+     "max_queued=N and weight=N"),
     "max_priority must be high, normal or low", "max_priority given twice",
     "max_queued must be a whole number of jobs from 1 to 16777216, in at most 9 digits",
-    "max_queued given twice",
+    "max_queued given twice", "weight must be a whole number from 1 to 1000",
+    "weight given twice",
     "the key looks like an option; a line with options is NAME KEY OPTION...",
     "more than 10000 keys",
     "holds no key (a line is KEY or NAME KEY; lines starting with '#' are comments)",
@@ -262,9 +282,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bool hit = vp_api_keys_match(k, (const char *)rk->key, rk->klen, &g);
         FUZZ_REQUIRE(hit && strlen(g.name) == rk->nlen && !memcmp(g.name, rk->name, rk->nlen),
                      "key %zu matched %s", i, hit ? g.name : "nothing");
-        FUZZ_REQUIRE((int)g.max_priority == rk->max_priority && (long)g.max_queued == rk->max_queued,
-                     "key %zu: max_priority %d max_queued %zu, the reference %d %ld", i,
-                     (int)g.max_priority, g.max_queued, rk->max_priority, rk->max_queued);
+        FUZZ_REQUIRE((int)g.max_priority == rk->max_priority &&
+                         (long)g.max_queued == rk->max_queued && (long)g.weight == rk->weight,
+                     "key %zu: max_priority %d max_queued %zu weight %u, the reference %d %ld "
+                     "%ld", i, (int)g.max_priority, g.max_queued, g.weight, rk->max_priority,
+                     rk->max_queued, rk->weight);
         /* a changed byte, a cut and an extension match nothing, or another key of the
          * file whole */
         char probe[4098];

@@ -18,62 +18,19 @@ batch whose own priority is wrong (400, "priority"), a batch item's (its item er
 "requests[0].priority"); a batch with "priority": "high" is answered 200.
 Prints one line per check; exit 1 when one fails.
 """
-import http.client
 import json
-import re
 import sys
 import threading
 import time
 
-from http_checks import auth_headers, check, failures
+from http_checks import check, failures
+from pass_load import Daemon, metric, request
 
 PORT, KEY, LOG = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-HDR = auth_headers(KEY)
+D = Daemon(PORT, KEY)
+call, metrics, wait_depth = D.call, D.metrics, D.wait_depth
 
-
-def call(method, path, body=None, headers=None, timeout=120):
-    conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=timeout)
-    try:
-        conn.request(method, path, body=body, headers=dict(HDR, **(headers or {})))
-        r = conn.getresponse()
-        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
-    finally:
-        conn.close()
-
-
-def metric(text, name):
-    m = re.search(r"^" + re.escape(name) + r" (\S+)$", text, re.M)
-    return float(m.group(1)) if m else None
-
-
-def metrics():
-    return call("GET", "/metrics")[2].decode()
-
-
-def request(tag, words, priority=None):
-    """A text request whose question starts with tag (no two share a prefix past the
-    system prompt) and whose four responses have `words` words each, in 8 steps."""
-    def steps(j):
-        return ["%s step %d: " % (tag, k) + " ".join("w%d" % ((j + k * 7 + i) % 97)
-                                                      for i in range(words // 8)) for k in range(8)]
-    r = {"question": "%s: add the numbers." % tag, "responses": [steps(j) for j in range(4)]}
-    if priority:
-        r["priority"] = priority
-    return r
-
-
-def tokens(req):
-    st, _, body = call("POST", "/v1/tokenize", json.dumps(req))
-    if st != 200:
-        raise SystemExit("FAIL: tokenize answered %d: %s" % (st, body[:200]))
-    return sum(len(r["input_ids"]) for r in json.loads(body)["responses"])
-
-
-budget = json.loads(call("GET", "/v1/models")[2])["limits"]["batch_tokens"]
-words = 64
-while tokens(request("probe", words)) < 0.7 * budget:
-    words += 64
-n_tok = tokens(request("probe", words))
+words, n_tok, budget = D.one_pass_words()
 check(0.6 * budget <= n_tok <= 0.95 * budget,
       "a request of %d tokens against a pass budget of %d: one a pass" % (n_tok, budget))
 

@@ -217,7 +217,7 @@ check(len(items) == 2 and "lowered" in items[0].get("warnings", [""])[0] and "wa
       "a batch's priority lowered for its items that take it, not for one asking for low")
 
 # ---- a key's max_queued: jobs in flight at once (a score request one, a batch an item)
-write("keys.txt", "carol %s\ndave %s max_queued=2\n" % (CAROL, DAVE))
+write("keys.txt", "carol %s\ndave %s max_queued=2 weight=2\n" % (CAROL, DAVE))
 check(reload("ok"), "a keys file with max_queued: reload taken")
 st_d, b_d = call("GET", "/v1/models", DAVE)
 st_c, b_c = call("GET", "/v1/models", CAROL)
@@ -226,8 +226,9 @@ kc = json.loads(b_c).get("key") if st_c == 200 else None
 for k in (kd, kc):
     if k:
         k.pop("usage", None)  # checked below
-check(kd == {"name": "dave", "max_priority": "high", "max_queued": 2, "queued": 0}
-      and kc == {"name": "carol", "max_priority": "high", "max_queued": None, "queued": 0},
+check(kd == {"name": "dave", "max_priority": "high", "max_queued": 2, "weight": 2, "queued": 0}
+      and kc == {"name": "carol", "max_priority": "high", "max_queued": None, "weight": 1,
+                 "queued": 0},
       "GET /v1/models says what the caller's key grants (%s, %s)" % (kd, kc))
 st, b = call("POST", "/v1/score/batch", DAVE, json.dumps({"requests": [one] * 3}))
 msg = json.loads(b).get("error", {}).get("message", "") if st != 200 else ""

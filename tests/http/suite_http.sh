@@ -283,6 +283,24 @@ if start_daemon P "$VPRM" --api-key "$KEY" --batch-tokens 12000; then
     stop_daemon P
 fi
 
+# ---- Q: fair sharing between API keys: one key's backlog does not hold back another's
+# requests (tests/http/fair_share.py; on by default, then --no-fair-share for contrast)
+FS="$T/fair"
+rm -rf "$FS" && mkdir -p "$FS"
+printf 'alice alice-key-%s-01\nbob bob-key-%s-002\ncarol carol-key-%s-3 weight=3\n' $$ $$ $$ >"$FS/keys.txt"
+chmod 600 "$FS/keys.txt"
+for fair in on off; do
+    if [ $fair = on ]; then extra=""; else extra="--no-fair-share"; fi
+    # shellcheck disable=SC2086 # extra is one word or none
+    if start_daemon "Q$fair" "$VPRM" --api-keys-file "$FS/keys.txt" --batch-tokens 12000 $extra; then
+        if "$PY" tests/http/fair_share.py "$PORT" "alice-key-$$-01" "bob-key-$$-002" \
+            "carol-key-$$-3" $fair >"$T/fair_$fair.out" 2>&1; then
+            ok "Q: fair sharing $fair ($(grep -c '^ok' "$T/fair_$fair.out") checks; $(grep -o 'order .*' "$T/fair_$fair.out"))"
+        else bad "Q: fair sharing $fair: $(grep -v '^ok' "$T/fair_$fair.out" | tail -5)"; fi
+        stop_daemon "Q$fair"
+    fi
+done
+
 # ---- S: memory over a long mixed run (good and bad requests, kept-alive and cut-off
 # connections): the heap in use, less the caches' bytes, must not grow once warm
 if start_daemon S "$VPRM" --api-key "$KEY" --image-cache-bytes 4M --prefix-cache-bytes 8M \

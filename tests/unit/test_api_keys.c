@@ -142,6 +142,46 @@ static void test_max_queued(void)
     refused("ok ok-key-12345678\nmax_queued=4\n", "line 2: the key looks like an option", NULL);
 }
 
+/* the key's weight, or -1 when it matches nothing */
+static long weight(const vp_api_keys *k, const char *token)
+{
+    vp_api_key_grant g;
+    return vp_api_keys_match(k, token, strlen(token), &g) ? (long)g.weight : -1;
+}
+
+/* "NAME KEY weight=N": its share of the passes (fair sharing) */
+static void test_weight(void)
+{
+    vp_error err;
+    vp_api_keys *k = load_text("option-key-1234",
+                               "gold gold-key-000001 weight=10\n"
+                               "max max-key-0000002 max_queued=5 weight=1000 max_priority=low\n"
+                               "lead lead-key-000003 weight=0007\n"
+                               "plain plain-key-000004\n"
+                               "bare-key-00000005\n",
+                               &err);
+    CHECK_MSG(k != NULL, "%s", err.message);
+    CHECK(weight(k, "gold-key-000001") == 10);
+    CHECK(weight(k, "max-key-0000002") == 1000 && max_queued(k, "max-key-0000002") == 5 &&
+          max_priority(k, "max-key-0000002") == VP_PRIORITY_LOW);
+    CHECK(weight(k, "lead-key-000003") == 7);
+    CHECK(weight(k, "plain-key-000004") == 1); /* the default */
+    CHECK(weight(k, "bare-key-00000005") == 1);
+    CHECK(weight(k, "option-key-1234") == 1);
+    vp_api_keys_free(k);
+    refused("a key-key-12345678 weight=0\n", "line 1: weight must be a whole number from 1 to "
+            "1000", NULL);
+    refused("a key-key-12345678 weight=1001\n", "weight must be a whole number", NULL);
+    refused("a key-key-12345678 weight=00001\n", "weight must be a whole number", NULL);
+    refused("a key-key-12345678 weight=2.5\n", "weight must be", NULL);
+    refused("a key-key-12345678 weight=\n", "line 1: field 3 is not an option", NULL);
+    refused("a key-key-12345678 weight=2 weight=3\n", "line 1: weight given twice", NULL);
+    refused("ok ok-key-12345678\nweight=4\n", "line 2: the key looks like an option", NULL);
+    refused("a key-key-12345678 weights=2\n", "line 1: field 3 is not an option; a line is KEY, "
+            "NAME KEY or NAME KEY with max_priority=high|normal|low, max_queued=N and "
+            "weight=N", NULL);
+}
+
 static void test_with_option(void)
 {
     vp_error err;
@@ -294,6 +334,7 @@ int main(void)
     test_with_option();
     test_max_priority();
     test_max_queued();
+    test_weight();
     test_refusals();
     test_many();
     char path[300];

@@ -4,7 +4,10 @@
  * request), queue deadline (never runs expired work; a started request's jobs exempt),
  * priorities (a bounded head start; deadlines and started requests across them),
  * cancellation of queued and running jobs, isolation of a failing job,
- * drain and stop, timing, and many submitting threads (every ticket done exactly once). */
+ * drain and stop, timing, and many submitting threads (every ticket done exactly once);
+ * the same again with fair sharing on for one client (nothing may change), then fair
+ * sharing between clients (a backlog does not hold back another client, weights, the
+ * priorities kept, the clients' table). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -12,6 +15,7 @@
 #include <unistd.h>
 
 #include "engine/sched/sched.h"
+#include "engine/sched/sched_clients.h"
 #include "tests/unit/check.h"
 
 /* The fake job: its cost and what happened to it. */
@@ -175,6 +179,7 @@ typedef struct fixture {
 } fixture;
 
 static double g_boost_ms = 60000; /* setup's priority_boost_ms */
+static bool g_fair;               /* setup's fair_share */
 
 static fixture *setup_tiles(size_t max_queue, size_t tokens, size_t tiles, double timeout_ms,
                            size_t max_queued_tiles)
@@ -189,7 +194,7 @@ static fixture *setup_tiles(size_t max_queue, size_t tokens, size_t tiles, doubl
     vp_sched_options opt = {.max_queue = max_queue, .max_batch_tokens = tokens,
                             .max_batch_tiles = tiles, .queue_timeout_ms = timeout_ms,
                             .max_queued_tiles = max_queued_tiles,
-                            .priority_boost_ms = g_boost_ms};
+                            .priority_boost_ms = g_boost_ms, .fair_share = g_fair};
     vp_error err;
     CHECK_MSG(vp_sched_start(&opt, &eng, &x->s, &err) == 0, "%s", err.message);
     return x;
@@ -219,14 +224,23 @@ static void wait_in_run(fixture *x)
 
 static int submit1(fixture *x, vp_job *j, vp_error *err)
 {
-    return vp_sched_submit(x->s, &j, NULL, 1, vp_sched_now_ms(), on_done, x->recs, &x->t[j->id],
-                           err);
+    return vp_sched_submit(x->s, &j, NULL, 1, NULL, vp_sched_now_ms(), on_done, x->recs,
+                           &x->t[j->id], err);
 }
 
 static int submit_prio(fixture *x, vp_job *j, vp_priority p, vp_error *err)
 {
-    return vp_sched_submit(x->s, &j, &p, 1, vp_sched_now_ms(), on_done, x->recs, &x->t[j->id],
-                           err);
+    return vp_sched_submit(x->s, &j, &p, 1, NULL, vp_sched_now_ms(), on_done, x->recs,
+                           &x->t[j->id], err);
+}
+
+/* One job for client name (NULL: the unnamed one) with weight. */
+static int submit_as(fixture *x, vp_job *j, vp_priority p, const char *name, unsigned weight,
+                     vp_error *err)
+{
+    vp_sched_client c = {.name = name, .weight = weight};
+    return vp_sched_submit(x->s, &j, &p, 1, &c, vp_sched_now_ms(), on_done, x->recs,
+                           &x->t[j->id], err);
 }
 
 /* A scheduler (budgets 100) whose engine is busy with job 0, so the next submissions queue;
@@ -407,7 +421,7 @@ static void test_queue_full(void)
      * its own size (refusing it until the queue had room for both would starve it while
      * single jobs keep coming) */
     vp_job *two[2] = {mkjob(5, 1, 0), mkjob(6, 1, 0)};
-    CHECK(vp_sched_submit(x->s, two, NULL, 2, vp_sched_now_ms(), on_done, x->recs,
+    CHECK(vp_sched_submit(x->s, two, NULL, 2, NULL, vp_sched_now_ms(), on_done, x->recs,
                           &x->t[5], &err) == 0);
     CHECK(vp_sched_queue_depth(x->s) == 5);
     /* at the limit: refused, nothing queued */
@@ -423,7 +437,7 @@ static void test_queue_full(void)
     vp_job *many[6];
     for (int i = 0; i < 6; i++)
         many[i] = mkjob(10 + i, 1, 0);
-    CHECK(vp_sched_submit(x->s, many, NULL, 6, vp_sched_now_ms(), on_done, x->recs,
+    CHECK(vp_sched_submit(x->s, many, NULL, 6, NULL, vp_sched_now_ms(), on_done, x->recs,
                           &x->t[10], &err) == 0);
     CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
     for (int i = 0; i < 16; i++)
@@ -476,7 +490,7 @@ static void test_started_request(void)
     vp_job *four[4];
     for (int i = 0; i < 4; i++)
         four[i] = mkjob(i, 60, 0); /* 60 + 60 > 100: one a pass */
-    CHECK(vp_sched_submit(x->s, four, NULL, 4, vp_sched_now_ms(), on_done, x->recs,
+    CHECK(vp_sched_submit(x->s, four, NULL, 4, NULL, vp_sched_now_ms(), on_done, x->recs,
                           &x->t[0], &err) == 0);
     CHECK(submit1(x, mkjob(4, 60, 0), &err) == 0); /* behind them, not started: expires */
     CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
@@ -500,7 +514,7 @@ static void test_cancel_many(void)
     CHECK(submit1(x, mkjob(0, 1, 0), &err) == 0);
     wait_in_run(x);
     vp_job *three[3] = {mkjob(1, 1, 0), mkjob(2, 1, 0), mkjob(3, 1, 0)};
-    CHECK(vp_sched_submit(x->s, three, NULL, 3, vp_sched_now_ms(), on_done, x->recs,
+    CHECK(vp_sched_submit(x->s, three, NULL, 3, NULL, vp_sched_now_ms(), on_done, x->recs,
                           &x->t[1], &err) == 0);
     CHECK(vp_sched_cancel_many(x->s, &x->t[1], 3) == 3);
     CHECK(vp_sched_cancel_many(x->s, &x->t[1], 3) == 0); /* already cancelled */
@@ -694,7 +708,11 @@ static void *submit_many(void *arg)
         int rc = -1;
         /* a refused client retries a few times, as after a 429's Retry-After */
         for (int attempt = 0; attempt < 50 && rc; attempt++) {
-            rc = submit_prio(sb->x, j, prio, &err);
+            /* with fair sharing, five clients (one unnamed) of weights 1 to 3 */
+            static const char *const names[] = {NULL, "c1", "c2", "c3", "c4"};
+            rc = g_fair ? submit_as(sb->x, j, prio, names[(unsigned)i % 5], 1 + (unsigned)i % 3,
+                                    &err)
+                        : submit_prio(sb->x, j, prio, &err);
             if (rc)
                 usleep(500);
         }
@@ -905,8 +923,8 @@ static void test_priority_deadline(void)
     CHECK(submit1(x, mkjob(2, 10, 0), &err) == 0);
     vp_job *two[2] = {mkjob(3, 10, 0), mkjob(4, 10, 0)};
     vp_priority pr[2] = {VP_PRIORITY_NORMAL, VP_PRIORITY_HIGH};
-    CHECK(vp_sched_submit(x->s, two, pr, 2, vp_sched_now_ms(), on_done, x->recs, &x->t[3], &err) ==
-          0);
+    CHECK(vp_sched_submit(x->s, two, pr, 2, NULL, vp_sched_now_ms(), on_done, x->recs, &x->t[3],
+                          &err) == 0);
     x->f.sleep_us = 120000; /* each pass 120 ms: job 4's, then the rest waits past 150 */
     hold(x, false);
     CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
@@ -992,6 +1010,149 @@ static void test_threads(void)
     CHECK(atomic_load(&g_freed) == done_ok + cancelled); /* every queued job freed once */
 }
 
+/* The pass (index) job id ran in; -1 if none. */
+static int pass_of(fixture *x, int id)
+{
+    for (size_t p = 0; p < x->f.n_passes; p++)
+        for (size_t i = 0; i < x->f.pass_len[p]; i++)
+            if (x->f.passes[p][i] == id)
+                return (int)p;
+    return -1;
+}
+
+/* Client A queues 10 jobs, then client B 2, two jobs a pass: with fair sharing B's jobs
+ * run in the next two passes (start tags 0 and 10 against A's 0..90: A's record went
+ * with its running job 0, as an idle client's); in arrival order
+ * (fair_share off, or both unnamed) only after A's ten. A queued job cancelled on the way
+ * leaves the fair list whole. */
+static void test_fair_backlog(void)
+{
+    for (int mode = 0; mode < 3; mode++) { /* fair, fair off, fair but both unnamed */
+        g_fair = mode != 1;
+        const char *a = mode == 2 ? NULL : "alice", *b = mode == 2 ? NULL : "bob";
+        fixture *x = setup(100, 20, 100, 0);
+        vp_error err;
+        hold(x, true);
+        CHECK(submit_as(x, mkjob(0, 10, 0), VP_PRIORITY_NORMAL, a, 1, &err) == 0);
+        wait_in_run(x);
+        for (int i = 1; i <= 10; i++)
+            CHECK(submit_as(x, mkjob(i, 10, 0), VP_PRIORITY_NORMAL, a, 1, &err) == 0);
+        CHECK(submit_as(x, mkjob(11, 10, 0), VP_PRIORITY_NORMAL, b, 1, &err) == 0);
+        CHECK(submit_as(x, mkjob(12, 10, 0), VP_PRIORITY_NORMAL, b, 1, &err) == 0);
+        CHECK(vp_sched_queued_clients(x->s) == (mode == 0 ? 2u : 1u));
+        CHECK(vp_sched_cancel(x->s, x->t[3])); /* one of A's, from the middle */
+        hold(x, false);
+        CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+        CHECK(vp_sched_queued_clients(x->s) == 0);
+        int p11 = pass_of(x, 11), p12 = pass_of(x, 12);
+        if (mode == 0) {
+            int p1[] = {1, 11}, p2[] = {2, 12}, p3[] = {4, 5};
+            CHECK_MSG(pass_is(x, 1, p1, 2) && pass_is(x, 2, p2, 2) && pass_is(x, 3, p3, 2),
+                      "fair: bob's jobs in passes %d and %d; passes 1-3: %d %d, %d %d, %d %d",
+                      p11, p12, x->f.passes[1][0], x->f.passes[1][1], x->f.passes[2][0],
+                      x->f.passes[2][1], x->f.passes[3][0], x->f.passes[3][1]);
+        } else {
+            int p5[] = {10, 11}, p6[] = {12};
+            CHECK_MSG(pass_is(x, 5, p5, 2) && pass_is(x, 6, p6, 1), "arrival order (mode "
+                      "%d): bob's jobs in passes %d and %d", mode, p11, p12);
+        }
+        CHECK(pass_of(x, 3) == -1 && x->f.n_passes == 7);
+        teardown(x, 13);
+    }
+    g_fair = false;
+}
+
+/* Weights: A (weight 3) and B (weight 1) each queue 40 one-pass jobs; of the first 20
+ * passes A gets 15 and B 5. The shares follow the tokens: B's jobs twice A's size with
+ * equal weights give B a third of the passes. */
+static void test_fair_weights(void)
+{
+    g_fair = true;
+    for (int sized = 0; sized < 2; sized++) {
+        fixture *x = setup(200, 1, 100, 0); /* one job a pass */
+        vp_error err;
+        hold(x, true);
+        CHECK(submit_as(x, mkjob(0, 10, 0), VP_PRIORITY_NORMAL, NULL, 1, &err) == 0);
+        wait_in_run(x);
+        for (int i = 1; i <= 40; i++) {
+            CHECK(submit_as(x, mkjob(i, 10, 0), VP_PRIORITY_NORMAL, "a", sized ? 1 : 3,
+                            &err) == 0);
+            CHECK(submit_as(x, mkjob(40 + i, sized ? 20 : 10, 0), VP_PRIORITY_NORMAL, "b", 1,
+                            &err) == 0);
+        }
+        hold(x, false);
+        CHECK(vp_sched_wait_idle(x->s, 10000) == 0);
+        int a = 0;
+        for (size_t p = 1; p <= 20 && p < x->f.n_passes; p++)
+            a += x->f.passes[p][0] <= 40;
+        int want = sized ? 13 : 15;
+        CHECK_MSG(a >= want - 1 && a <= want + 1, "%s: a ran %d of the first 20 passes, "
+                  "want %d", sized ? "b's jobs twice the tokens" : "weights 3:1", a, want);
+        CHECK(x->f.n_passes == 81);
+        teardown(x, 81);
+    }
+    g_fair = false;
+}
+
+/* Fair sharing orders jobs within a priority only: B's high job still runs next (in a
+ * pass of its own), and B's low job still waits behind A's normal backlog queued before
+ * it (within the boost), though B has nothing else queued. */
+static void test_fair_priorities(void)
+{
+    g_fair = true;
+    fixture *x = setup(100, 20, 100, 0);
+    vp_error err;
+    hold(x, true);
+    CHECK(submit_as(x, mkjob(0, 10, 0), VP_PRIORITY_NORMAL, "a", 1, &err) == 0);
+    wait_in_run(x);
+    for (int i = 1; i <= 6; i++)
+        CHECK(submit_as(x, mkjob(i, 10, 0), VP_PRIORITY_NORMAL, "a", 1, &err) == 0);
+    CHECK(submit_as(x, mkjob(7, 10, 0), VP_PRIORITY_LOW, "b", 1, &err) == 0);
+    CHECK(submit_as(x, mkjob(8, 10, 0), VP_PRIORITY_HIGH, "b", 1, &err) == 0);
+    hold(x, false);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    int p1[] = {8};
+    CHECK_MSG(pass_is(x, 1, p1, 1), "the high job's pass: %zu jobs, first %d",
+              x->f.pass_len[1], x->f.passes[1][0]);
+    CHECK_MSG(pass_of(x, 7) == (int)x->f.n_passes - 1 && pass_of(x, 6) < pass_of(x, 7),
+              "the low job ran in pass %d of %zu", pass_of(x, 7), x->f.n_passes);
+    teardown(x, 9);
+    g_fair = false;
+}
+
+/* The clients' table: records made and found by name, grown past its first 64 buckets,
+ * the unnamed client shared, each record gone with its last job. */
+static void test_fair_clients_table(void)
+{
+    sched_clients c;
+    sched_clients_init(&c);
+    sched_client *r[300];
+    char name[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof name, "client-%d", i);
+        r[i] = sched_clients_join(&c, name);
+    }
+    CHECK(sched_clients_active(&c) == 300 && c.n_buckets >= 300);
+    bool distinct = true, found = true;
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof name, "client-%d", i);
+        distinct &= r[i] != &c.shared && !strcmp(r[i]->name, name);
+        found &= sched_clients_join(&c, name) == r[i] && r[i]->queued == 2;
+    }
+    CHECK(distinct && found);
+    CHECK(sched_clients_join(&c, NULL) == &c.shared && sched_clients_join(&c, "") == &c.shared);
+    CHECK(sched_clients_active(&c) == 301);
+    sched_clients_leave(&c, &c.shared);
+    sched_clients_leave(&c, &c.shared);
+    for (int i = 0; i < 300; i++) {
+        sched_clients_leave(&c, r[i]);
+        CHECK(sched_clients_active(&c) == 300u - (size_t)i + 0u);
+        sched_clients_leave(&c, r[i]); /* its last: the record goes */
+    }
+    CHECK(sched_clients_active(&c) == 0 && c.n == 0);
+    sched_clients_free(&c);
+}
+
 int main(void)
 {
     test_packing();
@@ -1014,5 +1175,26 @@ int main(void)
     test_poison_halving();
     test_drain_and_stop();
     test_threads();
+    /* the same with fair sharing on: every job of the tests above is the unnamed client's,
+     * so the order must not change */
+    g_fair = true;
+    test_packing();
+    test_plan_packing();
+    test_lookahead_bound();
+    test_queue_full();
+    test_started_request();
+    test_priority();
+    test_priority_pass();
+    test_priority_backlog();
+    test_priority_deadline();
+    test_cancel_many();
+    test_deadline();
+    test_poison_halving();
+    test_threads();
+    g_fair = false;
+    test_fair_backlog();
+    test_fair_weights();
+    test_fair_priorities();
+    test_fair_clients_table();
     return check_summary("test_sched");
 }
