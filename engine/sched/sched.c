@@ -39,6 +39,7 @@ struct vp_sched_ticket {
                                      * complete_list */
     sched_client *client;           /* while T_QUEUED */
     double tag;                     /* start tag: its order in the fair list */
+    double fin;                     /* its finish: tag + tokens / weight */
     vp_job *job;
     void (*job_free)(vp_job *);
     vp_sched_done_fn done;
@@ -69,7 +70,10 @@ struct vp_sched {
     vp_sched_ticket *head[N_LISTS], *tail[N_LISTS]; /* the priorities', L_ARRIVAL, the
                                                      * priorities' fair lists */
     sched_clients clients;     /* who has jobs queued */
-    double vtime[N_PRIO];      /* virtual time: the largest tag taken, per priority */
+    double vtime[N_PRIO];      /* virtual time: the largest finish taken, per priority
+                                * (self-clocked: each job taken moves it past itself, so a
+                                * client back with a new job while its last one runs is
+                                * tagged after it, not at the same place again) */
     unsigned long long seq;    /* tickets queued so far */
     size_t depth;
     size_t queued_tiles; /* sum of job_tiles over the queue */
@@ -147,10 +151,20 @@ static void fair_insert(vp_sched *s, vp_sched_ticket *t, vp_sched_ticket *hint)
         q = hint;
         while (q->by[k].next && fair_after(t, q->by[k].next))
             q = q->by[k].next;
-    } else {
-        q = s->tail[l];
-        while (q && fair_after(q, t))
-            q = q->by[k].prev;
+    } else { /* from both ends at once: a newcomer's place is near the head */
+        vp_sched_ticket *f = s->head[l], *b = s->tail[l];
+        for (;;) {
+            if (!b || !fair_after(b, t)) {
+                q = b;
+                break;
+            }
+            if (fair_after(f, t)) { /* f is the first after t (f non-NULL: b is) */
+                q = f->by[k].prev;
+                break;
+            }
+            f = f->by[k].next;
+            b = b->by[k].prev;
+        }
     }
     /* t goes after q (q NULL: at the head) */
     vp_sched_ticket *next = q ? q->by[k].next : s->head[l];
@@ -178,6 +192,18 @@ static void queue_remove(vp_sched *s, vp_sched_ticket *t)
     s->queued_tiles -= tiles;
     s->pool_depth[POOL_OF(t->priority)]--;
     s->pool_tiles[POOL_OF(t->priority)] -= tiles;
+}
+
+/* Removes t, which will not run (cancelled, expired, shut down): when it was its client's
+ * last queued job of its priority, the client's finish goes back to t's start, so work
+ * that never ran is not charged to the client's later jobs (a request's jobs dropped
+ * last to first go back by all of theirs). */
+static void queue_drop(vp_sched *s, vp_sched_ticket *t)
+{
+    double *finish = &t->client->finish[t->priority];
+    if (*finish == t->fin)
+        *finish = t->tag;
+    queue_remove(s, t);
 }
 
 /* t->client and t->tag set; hint as fair_insert's. */
@@ -254,7 +280,7 @@ static void expire_locked(vp_sched *s, double now, vp_sched_ticket **out_list)
 {
     vp_sched_ticket *t;
     while ((t = first_expiring(s)) && t->deadline <= now) {
-        queue_remove(s, t);
+        queue_drop(s, t);
         t->queue_ms = now - t->t_submit;
         t->rc = -1;
         t->expired = true;
@@ -315,8 +341,9 @@ static void mark_started_locked(vp_sched_ticket *t)
  * later, smaller ones, up to SCHED_LOOKAHEAD of them a pass (a small request is not held
  * behind a large one while passes run part empty); a job passed over never waits long,
  * because every pass takes the head and only newcomers of a higher priority (within
- * their bounded head start) get ahead of it. Returns the number of tickets written to
- * batch. */
+ * their bounded head start), or of its own priority from other clients whose start tags
+ * come first (each tagged no earlier than the virtual time, which every job taken moves
+ * past itself), get ahead of it. Returns the number of tickets written to batch. */
 #define SCHED_LOOKAHEAD 16
 
 static size_t take_batch_locked(vp_sched *s, void *plan, vp_sched_ticket ***batch,
@@ -370,8 +397,8 @@ static size_t take_batch_locked(vp_sched *s, void *plan, vp_sched_ticket ***batc
     }
     for (size_t i = 0; i < n; i++) {
         vp_sched_ticket *t = (*batch)[i];
-        if (t->tag > s->vtime[t->priority])
-            s->vtime[t->priority] = t->tag;
+        if (t->fin > s->vtime[t->priority])
+            s->vtime[t->priority] = t->fin;
         /* a request has started: its jobs still queued wait for their passes without a
          * deadline, or a batch slower than queue_timeout_ms would come back with its tail
          * refused as "overloaded" on an idle server */
@@ -439,7 +466,7 @@ static void *engine_main(void *arg)
         size_t n = take_batch_locked(s, plan, &batch, &cap, &tokens, &tiles);
         if (n == 0) { /* allocation failure with an empty batch: fail the head job */
             vp_sched_ticket *t = s->head[rank_first(s->head)];
-            queue_remove(s, t);
+            queue_drop(s, t);
             t->rc = -1;
             vp_fail(&t->err, VP_ERR_NOMEM, "", "out of memory forming a batch");
             finish_locked(t, &finished);
@@ -633,7 +660,7 @@ int vp_sched_submit(vp_sched *s, vp_job *const *jobs, const vp_priority *priorit
         double *finish = &c->finish[t->priority];
         t->client = c;
         t->tag = *finish > s->vtime[t->priority] ? *finish : s->vtime[t->priority];
-        *finish = t->tag + (double)s->eng.job_tokens(t->job) / weight;
+        *finish = t->fin = t->tag + (double)s->eng.job_tokens(t->job) / weight;
         queue_push(s, t, prev[t->priority]);
         prev[t->priority] = t;
     }
@@ -648,13 +675,13 @@ size_t vp_sched_cancel_many(vp_sched *s, vp_sched_ticket *const *tickets, size_t
     vp_sched_ticket *finished = NULL;
     size_t changed = 0;
     pthread_mutex_lock(&s->mu);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = n; i-- > 0;) { /* last to first: see queue_drop */
         vp_sched_ticket *t = tickets[i];
         changed += t->state != T_FINISHED && !t->cancelled;
         if (t->state != T_FINISHED)
             t->cancelled = true;
         if (t->state == T_QUEUED) {
-            queue_remove(s, t);
+            queue_drop(s, t);
             t->queue_ms = vp_sched_now_ms() - t->t_submit;
             t->rc = -1;
             vp_fail(&t->err, VP_ERR_UNAVAILABLE, "", "cancelled: the client disconnected");
@@ -759,7 +786,7 @@ void vp_sched_stop(vp_sched *s)
     pthread_mutex_lock(&s->mu);
     while (s->head[L_ARRIVAL]) {
         vp_sched_ticket *t = s->head[L_ARRIVAL];
-        queue_remove(s, t);
+        queue_drop(s, t);
         t->rc = -1;
         vp_fail(&t->err, VP_ERR_UNAVAILABLE, "",
                 "the server shut down before the request could run");

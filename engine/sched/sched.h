@@ -95,8 +95,10 @@ int vp_sched_start(const vp_sched_options *opt, const vp_sched_engine *eng, vp_s
 /* Queues n jobs at once, all or none (a request's items wait together), job i with
  * priorities[i] (NULL: all VP_PRIORITY_NORMAL), for client (see vp_sched_client). With
  * fair_share a job's place among its priority's is its start tag: the later of the
- * priority's virtual time (the tag of the last job taken) and the end of the client's
- * previous queued job, which ends its own tokens / weight later. On success the
+ * priority's virtual time (the largest finish of a job taken so far) and the finish of
+ * the client's previous queued job; its own finish is its tokens / weight later. A job
+ * dropped unrun (cancelled, expired) that was its client's last gives its finish back. On
+ * success the
  * tickets own the jobs and tickets[i] carries one reference for the caller. On failure
  * nothing is queued, the jobs stay the caller's, err says why: VP_ERR_BUSY (max_queue
  * jobs already wait, or max_queued_tiles tiles and the request has tiles, counted apart

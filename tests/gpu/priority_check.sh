@@ -1,16 +1,20 @@
 #!/bin/sh
-# What a request's "priority" buys on the GPU machine (after tests/gpu/pack.sh, carry
-# [".gpu"]; about 70 s): `vprm serve --random-weights 1` at the full 8B shape, an RL loop's
-# bulk load (vprm bench --url, W3, 32 clients, normal priority) and, during it, a
-# latency-bound client (W1, Best-of-8, one client) sending its requests first "normal",
-# then "high". Prints both runs' latency lines and the server's queue time by priority.
-# Exit 1 when a run fails. BACKEND=cpu: a dry run of the plumbing on the tiny model.
+# What a request's "priority", and fair sharing between API keys, buy on the GPU machine
+# (after tests/gpu/pack.sh, carry [".gpu"]; about 110 s): `vprm serve --random-weights 1` at
+# the full 8B shape with two API keys, an RL loop's bulk load (vprm bench --url, W3, 32
+# clients, normal priority, key "bulk") and, during it, a latency-bound client (W1,
+# Best-of-8, one client) sending its requests
+#   - "normal" with the bulk load's key (one client: arrival order),
+#   - "high" with the bulk load's key,
+#   - "normal" with a key of its own (fair sharing between the two keys).
+# Prints each run's latency lines and the server's queue time by priority. Exit 1 when a
+# run fails. BACKEND=cpu: the same on the tiny model (VPRM: the binary, default .gpu's).
 #     sh tests/gpu/priority_check.sh
 set -u
 G=$PWD/.gpu
 W=/tmp/vprm-prio
 PY=${PYTHON:-python3}
-V=$G/bin/vprm
+V=${VPRM:-$G/bin/vprm}
 BACKEND=${BACKEND:-cuda}
 BULK_S=${BULK_S:-25}
 rm -rf "$W" && mkdir -p "$W"
@@ -28,7 +32,10 @@ else
     SCALE=
 fi
 port=18130
-"$V" serve "$@" --backend "$BACKEND" --host 127.0.0.1 --port $port >"$W/serve.out" 2>"$W/serve.log" &
+printf 'bulk bulk-key-%s-1\nbon bon-key-%s-22\n' $$ $$ >"$W/keys.txt"
+chmod 600 "$W/keys.txt"
+"$V" serve "$@" --backend "$BACKEND" --host 127.0.0.1 --port $port --api-keys-file "$W/keys.txt" \
+    >"$W/serve.out" 2>"$W/serve.log" &
 pid=$!
 URL=http://127.0.0.1:$port
 i=0
@@ -40,21 +47,30 @@ until [ "$(LD_LIBRARY_PATH= curl -s -o /dev/null -w '%{http_code}' $URL/ready)" 
     sleep 0.2
 done
 fail=0
-for p in normal high; do
+for case in normal high own-key; do
+    p=normal key=bulk-key-$$-1
+    [ $case = high ] && p=high
+    [ $case = own-key ] && key=bon-key-$$-22
     # shellcheck disable=SC2086
-    timeout $((BULK_S + 60)) "$V" bench --url $URL --workload W3 --clients 32 --seconds "$BULK_S" \
-        $SCALE >"$W/bulk_$p.txt" 2>&1 &
+    timeout $((BULK_S + 60)) "$V" bench --url $URL --api-key bulk-key-$$-1 --workload W3 \
+        --clients 32 --seconds "$BULK_S" $SCALE >"$W/bulk_$case.txt" 2>&1 &
     bulk=$!
     sleep 10 # the bulk load's requests generated, its queue filled
     # shellcheck disable=SC2086
-    timeout 120 "$V" bench --url $URL --workload W1 --clients 1 --seconds 12 --pool 4 \
-        --priority $p $SCALE >"$W/w1_$p.txt" 2>&1 || { echo "priority_check: W1 $p failed"; fail=1; }
+    timeout 120 "$V" bench --url $URL --api-key "$key" --workload W1 --clients 1 --seconds 12 \
+        --pool 4 --priority $p $SCALE >"$W/w1_$case.txt" 2>&1 ||
+        { echo "priority_check: W1 $case failed"; fail=1; }
     wait $bulk || { echo "priority_check: the bulk load failed"; fail=1; }
-    echo "== W1, 1 client, priority $p, during W3 with 32 clients (normal)"
-    grep -E "^requests:|^latency" "$W/w1_$p.txt" | sed 's/^/  W1:   /'
-    grep -E "^requests:|^throughput|^latency|^useful" "$W/bulk_$p.txt" | sed 's/^/  bulk: /'
+    if [ $case = own-key ]; then
+        echo "== W1, 1 client, priority normal, its own API key (fair sharing), during W3 with 32 clients"
+    else
+        echo "== W1, 1 client, priority $p, the bulk load's API key, during W3 with 32 clients (normal)"
+    fi
+    grep -E "^requests:|^latency" "$W/w1_$case.txt" | sed 's/^/  W1:   /'
+    grep -E "^requests:|^throughput|^latency|^useful" "$W/bulk_$case.txt" | sed 's/^/  bulk: /'
 done
-LD_LIBRARY_PATH= curl -s $URL/metrics | grep -E '^vprm_queue_seconds_by_priority_(sum|count)'
+LD_LIBRARY_PATH= curl -s -H "Authorization: Bearer bulk-key-$$-1" $URL/metrics |
+    grep -E '^vprm_queue_seconds_by_priority_(sum|count)|^vprm_key_tokens_computed_total'
 kill -TERM $pid 2>/dev/null
 wait $pid 2>/dev/null
 pid=

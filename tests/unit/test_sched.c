@@ -44,6 +44,10 @@ typedef struct fake_engine {
     double flops_reported; /* what on_batch was told, summed */
     size_t batch_tokens[MAX_PASSES]; /* what on_batch was told a pass costs */
     size_t n_batches;
+    /* optional: called at the end of each successful pass, as clients that send their
+     * next request while the previous one runs */
+    void (*after_run)(void *arg, vp_job *const *jobs, size_t n);
+    void *after_arg;
 } fake_engine;
 
 static int fake_run(void *ctx, vp_job *const *jobs, size_t n, vp_error *err)
@@ -80,6 +84,8 @@ static int fake_run(void *ctx, vp_job *const *jobs, size_t n, vp_error *err)
         f->flops += 1000.0 * (double)jobs[i]->tokens;
     }
     pthread_mutex_unlock(&f->mu);
+    if (f->after_run)
+        f->after_run(f->after_arg, jobs, n);
     return 0;
 }
 
@@ -1120,6 +1126,97 @@ static void test_fair_priorities(void)
     g_fair = false;
 }
 
+/* Clients that send their next job while the previous one runs (so they have nothing
+ * queued when it is taken, and their record goes): one (bob), four (c0..c3, each job a
+ * quarter of a pass) or the unnamed one. A's backlog must still get its share: every job
+ * taken moves the virtual time past itself, so a returning client is tagged after its
+ * last job, not at the same place again. (With the virtual time at the largest start tag
+ * taken, as first written, A's jobs waited until the others stopped, at pass 155.) */
+typedef struct returning {
+    fixture *x;
+    int next_id, clients;
+    size_t tokens;
+} returning;
+
+static void resubmit(void *arg, vp_job *const *jobs, size_t n)
+{
+    returning *r = arg;
+    static const char *const names[] = {"c0", "c1", "c2", "c3"};
+    for (size_t i = 0; i < n; i++) {
+        if (jobs[i]->id < 100 || r->next_id >= 250) /* A's, or the end of the run */
+            continue;
+        const char *name = r->clients == 0 ? NULL : r->clients == 1 ? "bob" : names[r->next_id % 4];
+        vp_error err;
+        CHECK(submit_as(r->x, mkjob(r->next_id, r->tokens, 0), VP_PRIORITY_NORMAL, name, 1,
+                        &err) == 0);
+        r->next_id++;
+    }
+}
+
+static void test_fair_returning_clients(void)
+{
+    g_fair = true;
+    for (int clients = 0; clients <= 4; clients += clients == 1 ? 3 : 1) {
+        fixture *x = setup(1000, 100, 100, 0);
+        returning r = {.x = x, .next_id = 100, .clients = clients, .tokens = clients == 4 ? 25 : 60};
+        vp_error err;
+        hold(x, true);
+        CHECK(submit_as(x, mkjob(0, 1, 0), VP_PRIORITY_NORMAL, "a", 1, &err) == 0);
+        wait_in_run(x);
+        static const char *const names[] = {"c0", "c1", "c2", "c3"};
+        for (int i = 0; i < (clients == 4 ? 4 : 1); i++, r.next_id++)
+            CHECK(submit_as(x, mkjob(r.next_id, r.tokens, 0), VP_PRIORITY_NORMAL,
+                            clients == 0 ? NULL : clients == 1 ? "bob" : names[r.next_id % 4],
+                            1, &err) == 0);
+        for (int i = 1; i <= 5; i++)
+            CHECK(submit_as(x, mkjob(i, r.tokens, 0), VP_PRIORITY_NORMAL, "a", 1, &err) == 0);
+        x->f.after_run = resubmit;
+        x->f.after_arg = &r;
+        hold(x, false);
+        CHECK(vp_sched_wait_idle(x->s, 10000) == 0);
+        /* the share: one job a pass of two (60 tokens, budget 100), or of five (25 each) */
+        int last = pass_of(x, 5), bound = clients == 4 ? 8 : 13;
+        CHECK_MSG(last > 0 && last <= bound, "%d returning client(s): A's last job in pass %d "
+                  "(want 1 to %d) of %zu", clients, last, bound, x->f.n_passes);
+        teardown(x, r.next_id);
+    }
+    g_fair = false;
+}
+
+/* Jobs dropped unrun are not charged: A cancels a batch of 10 it queued behind its job 1
+ * (so its record stays), B queues 5, then A one more, which must be tagged as if the 10
+ * never were: right after B's second, not after all of B's. */
+static void test_fair_cancel_refund(void)
+{
+    g_fair = true;
+    fixture *x = setup(100, 10, 100, 0); /* one 10-token job a pass */
+    vp_error err;
+    hold(x, true);
+    CHECK(submit_as(x, mkjob(0, 10, 0), VP_PRIORITY_NORMAL, "a", 1, &err) == 0);
+    wait_in_run(x);
+    CHECK(submit_as(x, mkjob(1, 10, 0), VP_PRIORITY_NORMAL, "a", 1, &err) == 0);
+    vp_job *ten[10];
+    vp_priority pr[10];
+    for (int i = 0; i < 10; i++) {
+        ten[i] = mkjob(2 + i, 10, 0);
+        pr[i] = VP_PRIORITY_NORMAL;
+    }
+    vp_sched_client a = {.name = "a", .weight = 1};
+    CHECK(vp_sched_submit(x->s, ten, pr, 10, &a, vp_sched_now_ms(), on_done, x->recs, &x->t[2],
+                          &err) == 0);
+    CHECK(vp_sched_cancel_many(x->s, &x->t[2], 10) == 10);
+    for (int i = 12; i <= 16; i++)
+        CHECK(submit_as(x, mkjob(i, 10, 0), VP_PRIORITY_NORMAL, "b", 1, &err) == 0);
+    CHECK(submit_as(x, mkjob(17, 10, 0), VP_PRIORITY_NORMAL, "a", 1, &err) == 0);
+    hold(x, false);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    int want[] = {0, 1, 12, 13, 17, 14, 15, 16};
+    CHECK_MSG(order_is(x, want, 8), "A's job after the cancelled batch ran in pass %d of %zu "
+              "(want 4)", pass_of(x, 17), x->f.n_passes);
+    teardown(x, 18);
+    g_fair = false;
+}
+
 /* The clients' table: records made and found by name, grown past its first 64 buckets,
  * the unnamed client shared, each record gone with its last job. */
 static void test_fair_clients_table(void)
@@ -1176,7 +1273,7 @@ int main(void)
     test_drain_and_stop();
     test_threads();
     /* the same with fair sharing on: every job of the tests above is the unnamed client's,
-     * so the order must not change */
+     * so the order must not change (test_threads: five clients, the invariants only) */
     g_fair = true;
     test_packing();
     test_plan_packing();
@@ -1195,6 +1292,8 @@ int main(void)
     test_fair_backlog();
     test_fair_weights();
     test_fair_priorities();
+    test_fair_returning_clients();
+    test_fair_cancel_refund();
     test_fair_clients_table();
     return check_summary("test_sched");
 }
