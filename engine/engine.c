@@ -372,6 +372,11 @@ int vp_engine_prepare(const vp_engine *e, const vp_score_request *req, vp_job **
         }
     }
     j->prompt_tokens = total;
+    if (vp_job_dedup(j, err))
+        goto fail;
+    total = 0; /* what the distinct responses compute */
+    for (size_t r = 0; r < j->n_responses; r++)
+        total += j->ids[r].n;
     j->prefix_len = e->opt.prefix_sharing ? shared_prefix_len(j) : 0;
     /* dynamic NTK makes RoPE depend on each sequence's full length once it passes
      * max_position_embeddings: a shared prefix would then differ per response */
@@ -421,11 +426,12 @@ void vp_job_free(vp_job *j)
             vp_ids_free(&j->ids[r]);
         if (j->score_pos)
             vp_ids_free(&j->score_pos[r]);
-        if (j->result.responses) {
-            free(j->result.responses[r].step_scores);
-            free(j->result.responses[r].step_logits);
-        }
     }
+    for (size_t r = 0; j->result.responses && r < j->result.n_responses; r++) {
+        free(j->result.responses[r].step_scores);
+        free(j->result.responses[r].step_logits);
+    }
+    free(j->source);
     free(j->ids);
     free(j->score_pos);
     free(j->tiles);
@@ -439,6 +445,11 @@ size_t vp_job_tokens(const vp_job *j) { return j->computed_tokens; }
 size_t vp_job_tiles(const vp_job *j) { return j->n_tiles; }
 const vp_score_result *vp_job_result(const vp_job *j) { return &j->result; }
 vp_score_result *vp_job_result_mut(vp_job *j) { return &j->result; }
-const vp_ids *vp_job_ids(const vp_job *j, size_t r) { return &j->ids[r]; }
-const vp_ids *vp_job_score_positions(const vp_job *j, size_t r) { return &j->score_pos[r]; }
-size_t vp_job_n_responses(const vp_job *j) { return j->n_responses; }
+/* by requested response: a repeat shows its distinct one's */
+const vp_ids *vp_job_ids(const vp_job *j, size_t r) { return &j->ids[j->source[r]]; }
+const vp_ids *vp_job_score_positions(const vp_job *j, size_t r)
+{
+    return &j->score_pos[j->source[r]];
+}
+size_t vp_job_n_responses(const vp_job *j) { return j->n_requested; }
+size_t vp_job_n_distinct(const vp_job *j) { return j->n_responses; }

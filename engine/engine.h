@@ -100,6 +100,8 @@ vp_score_result *vp_job_result_mut(vp_job *j);
 const vp_ids *vp_job_ids(const vp_job *j, size_t r);
 const vp_ids *vp_job_score_positions(const vp_job *j, size_t r);
 size_t vp_job_n_responses(const vp_job *j);
+/* Its distinct responses: what a pass computes (a request's repeats are computed once). */
+size_t vp_job_n_distinct(const vp_job *j);
 
 const vp_model_config *vp_engine_config(const vp_engine *e);
 const vp_tokenizer *vp_engine_tokenizer(const vp_engine *e);

@@ -13,7 +13,9 @@
 struct vp_job {
     vp_aggregation aggregation;
     bool return_steps, return_logits;
-    size_t n_responses;
+    size_t n_responses;     /* distinct responses: what a pass computes */
+    size_t n_requested;     /* the request's responses (repeats included) */
+    size_t *source;         /* [n_requested] each one's distinct response */
     vp_ids *ids;            /* [n_responses] prompt ids, BOS first */
     vp_ids *score_pos;      /* [n_responses] one position per step */
     size_t n_images;
@@ -25,10 +27,17 @@ struct vp_job {
     uint64_t tiles_hash;    /* vp_hash64 of tiles: the scheduler finds shared images by it */
     size_t prefix_len;      /* tokens shared by all its responses (0 = none) */
     size_t share_cap;       /* leading tokens a pass may share with other jobs (0 = none) */
-    size_t prompt_tokens;   /* sum of the responses' lengths */
+    size_t prompt_tokens;   /* sum of the requested responses' lengths */
     size_t computed_tokens; /* tokens the language model runs for this job */
     vp_score_result result;
 };
+
+/* Keeps j's distinct responses (the same ids and score positions) only, a request's
+ * repeats mapped to them by j->source (engine/job_dedup.c). */
+int vp_job_dedup(vp_job *j, vp_error *err);
+/* After a pass filled j->result for the distinct responses: one result per requested
+ * response, a repeat a copy of its distinct one's (ranking left to the caller). */
+int vp_job_expand_results(vp_job *j, vp_error *err);
 
 /* Decodes and tiles the request's images into j->tiles (engine/job_images.c). */
 int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_job *j,

@@ -386,7 +386,9 @@ static int fill_results(vp_job *j, const float *logits, const vp_forward_stats *
         rr->score = aggregate(rr->step_scores, n, j->aggregation);
         logits += 2 * n;
     }
-    rank(res->responses, j->n_responses, res->ranking);
+    if (vp_job_expand_results(j, err)) /* a request's repeats get their copies */
+        return -1;
+    rank(res->responses, res->n_responses, res->ranking);
     res->usage.prompt_tokens = j->prompt_tokens;
     res->usage.image_tiles = j->n_tiles;
     res->usage.image_tokens = j->n_tiles * tokens_per_tile;

@@ -1,6 +1,8 @@
 /* Usage per API key name (key_usage.h): a hash table of names, each entry kept until
  * exit, and the entries in the order they came for /metrics. */
+#include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +122,8 @@ void vp_key_usage_result(vp_key_usage *u, const char *name, const vp_score_resul
         e->c.prompt_tokens += r->usage.prompt_tokens;
         e->c.computed_tokens += r->usage.computed_tokens;
         e->c.image_tiles += r->usage.image_tiles;
+        if (r->timing.queue > 0)
+            e->c.queue_us += (uint64_t)llround(r->timing.queue * 1e3);
     }
     pthread_mutex_unlock(&u->mu);
 }
@@ -137,14 +141,21 @@ vp_key_usage_counts vp_key_usage_get(vp_key_usage *u, const char *name)
     return c;
 }
 
+/* One counter family of every name: field's count, or its microseconds as seconds. */
 static void family(FILE *f, const vp_key_usage *u, const char *name, const char *help,
                    size_t field)
 {
     fprintf(f, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    bool us = field == offsetof(vp_key_usage_counts, queue_us);
     for (size_t i = 0; i < u->n_names; i++) {
         uint64_t v;
         memcpy(&v, (const char *)&u->order[i]->c + field, sizeof v);
-        fprintf(f, "%s{key=\"%s\"} %llu\n", name, u->order[i]->name, (unsigned long long)v);
+        if (us)
+            fprintf(f, "%s{key=\"%s\"} %llu.%06llu\n", name, u->order[i]->name,
+                    (unsigned long long)(v / 1000000), (unsigned long long)(v % 1000000));
+        else
+            fprintf(f, "%s{key=\"%s\"} %llu\n", name, u->order[i]->name,
+                    (unsigned long long)v);
     }
 }
 
@@ -180,6 +191,10 @@ void vp_key_usage_write(vp_key_usage *u, FILE *f)
            offsetof(vp_key_usage_counts, computed_tokens));
     family(f, u, "vprm_key_image_tiles_total", "Image tiles of each API key name's scored "
            "requests.", offsetof(vp_key_usage_counts, image_tiles));
+    family(f, u, "vprm_key_queue_seconds_total", "Seconds each API key name's scored requests "
+           "(batch items each) waited in the queue, to the microsecond: over "
+           "vprm_key_responses_scored_total's rate, how each client fares under fair sharing.",
+           offsetof(vp_key_usage_counts, queue_us));
     pthread_mutex_unlock(&u->mu);
 }
 

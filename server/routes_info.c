@@ -122,7 +122,7 @@ enum MHD_Result vp_route_models(vp_conn *x)
         vp_key_usage_counts u = vp_key_usage_get(s->usage, x->key_name);
         json_object_set_new(
             j, "key",
-            json_pack("{s:s, s:s, s:o, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I}}", "name",
+            json_pack("{s:s, s:s, s:o, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:f}}", "name",
                       x->key_name, "max_priority", vp_priority_name(x->max_priority),
                       "max_queued",
                       x->max_queued ? json_integer((json_int_t)x->max_queued) : json_null(),
@@ -131,7 +131,8 @@ enum MHD_Result vp_route_models(vp_conn *x)
                       "usage", "requests", (json_int_t)u.requests, "responses_scored",
                       (json_int_t)u.responses_scored, "prompt_tokens",
                       (json_int_t)u.prompt_tokens, "computed_tokens",
-                      (json_int_t)u.computed_tokens, "image_tiles", (json_int_t)u.image_tiles));
+                      (json_int_t)u.computed_tokens, "image_tiles", (json_int_t)u.image_tiles,
+                      "queue_seconds", (double)u.queue_us / 1e6));
     }
     return vp_reply_json(x, 200, j);
 }

@@ -8,7 +8,9 @@
  * the step scores (computed here); the ranking is a stable sort by descending score;
  * sharing the prefix changes no logit beyond float rounding, computes no more tokens, and
  * the usage adds up; two requests packed into one pass score as each does alone; with a
- * prefix KV cache (kept across inputs), a request run twice gives bit-identical logits.
+ * prefix KV cache (kept across inputs), a request run twice gives bit-identical logits;
+ * responses whose prompts are the same tokens (computed once) have bit-identical logits,
+ * and only their distinct responses are computed.
  * Requests over FUZZ_RUN_TOKENS are prepared but not run (speed). */
 #include <math.h>
 #include <string.h>
@@ -119,6 +121,26 @@ static void check_result(const vp_score_request *req, const vp_job *job, const c
         }
     }
     free(seen);
+    /* repeats: the same prompt ids give the same logits, bit for bit */
+    size_t distinct = 0;
+    for (size_t r = 0; r < res->n_responses; r++) {
+        const vp_ids *a = vp_job_ids(job, r);
+        bool repeat = false;
+        for (size_t q = 0; q < r && !repeat; q++) {
+            const vp_ids *b = vp_job_ids(job, q);
+            const vp_ids *pa = vp_job_score_positions(job, r), *pb = vp_job_score_positions(job, q);
+            if (a->n != b->n || memcmp(a->v, b->v, a->n * sizeof *a->v) || pa->n != pb->n ||
+                memcmp(pa->v, pb->v, pa->n * sizeof *pa->v))
+                continue;
+            repeat = true;
+            FUZZ_REQUIRE(!memcmp(res->responses[r].step_logits, res->responses[q].step_logits,
+                                 2 * res->responses[r].n_steps * sizeof(float)),
+                         "%s: response %zu repeats %zu but scores differently", which, r, q);
+        }
+        distinct += !repeat;
+    }
+    FUZZ_REQUIRE(distinct == vp_job_n_distinct(job), "%s: %zu distinct responses, the job "
+                 "computes %zu", which, distinct, vp_job_n_distinct(job));
     const vp_usage *u = &res->usage;
     FUZZ_REQUIRE(u->shared_prefix_tokens <= u->prompt_tokens && u->computed_tokens <= u->prompt_tokens,
                  "%s: usage prompt %zu shared %zu computed %zu", which, u->prompt_tokens,

@@ -331,8 +331,13 @@ want = {"requests": 4,  # the first /v1/models, then the three above
 m1 = settled(dave_total(m0) + 4)
 u1 = usage_of(DAVE)
 got = {f: u1[f] - u0[f] for f in u1}
+# the queue time: the answers' timing_ms.queue summed, each counted to the microsecond
+got_q, want_q = got.pop("queue_seconds"), sum(a["timing_ms"]["queue"] for a in answers) / 1e3
 check([s[0] for s in sent] == [200, 400, 200] and len(answers) == 2 and want["image_tiles"] > 0
       and got == want, "key.usage grew by what dave's answers say they used (%s; want %s)" % (got, want))
+check(abs(got_q - want_q) <= 2e-6 * len(answers),
+      "key.usage.queue_seconds grew by the answers' timing_ms.queue: %.6f s (want %.6f s)"
+      % (got_q, want_q))
 delta = lambda name: m1.get(name, 0) - m0.get(name, 0)
 got_m = {f: delta('vprm_key_%s_total{key="dave"}' % n) for f, n in (
     ("responses_scored", "responses_scored"), ("prompt_tokens", "prompt_tokens"),
@@ -340,6 +345,9 @@ got_m = {f: delta('vprm_key_%s_total{key="dave"}' % n) for f, n in (
 got_m["requests"] = dave_total(m1) - dave_total(m0)
 got_s = (delta('vprm_key_requests_total{key="dave",status="200"}'),
          delta('vprm_key_requests_total{key="dave",status="400"}'))
+got_mq = delta('vprm_key_queue_seconds_total{key="dave"}')
+check(abs(got_mq - got_q) <= 2e-6, "/metrics' vprm_key_queue_seconds_total{key=\"dave\"} grew by "
+      "the same: %.6f s" % got_mq)
 check(got_m == want and got_s == (3, 1) and m1.get('vprm_key_tokens_computed_total{key="dave"}') == u1["computed_tokens"],
       "/metrics' vprm_key_*_total{key=\"dave\"} grew by the same, 3 of status 200 and 1 of 400 (%s %s)"
       % (got_m, got_s))

@@ -1,7 +1,8 @@
 /* The engine's packed passes: jobs scored together give exactly the logits they get alone
  * (prefix sharing, several requests in one pass, requests with the same image and question
- * sharing one vision pass and one prefix), on a random tiny model written by mkmodel; the
- * scheduler's price of a pass equals what the pass computed. */
+ * sharing one vision pass and one prefix, a request's repeated responses computed once),
+ * on a random tiny model written by mkmodel; the scheduler's price of a pass equals what
+ * the pass computed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,78 @@ static char *request_json(const char *image_b64, const char *question, const cha
 
 #define prepare test_prepare
 #define same_logits test_same_logits
+
+/* Whether response r of a and response q of b have bit-identical step logits. */
+static int same_response(const vp_job *a, size_t r, const vp_job *b, size_t q)
+{
+    const vp_response_result *x = &vp_job_result(a)->responses[r];
+    const vp_response_result *y = &vp_job_result(b)->responses[q];
+    return x->n_steps == y->n_steps && x->score == y->score &&
+           !memcmp(x->step_logits, y->step_logits, 2 * x->n_steps * sizeof(float));
+}
+
+/* A request's repeated responses are computed once and each answered: X, Y, X, Z, Y
+ * (Z differs from X by one trailing space) scores as X, Y, Z do, response by response
+ * (bit-identical; alone, as the reference computes each), computes the tokens of X, Y, Z
+ * only and counts the prompt tokens of all five; its ranking covers all five. */
+static void test_repeats(vp_engine *e, const char *image)
+{
+    const char *X = "Step one.\\n\\nx = 2", *Y = "Other start\\n\\nx = 3\\n\\nno",
+               *Z = "Step one.\\n\\nx = 2 ";
+    const char *five[5] = {X, Y, X, Z, Y}, *three[3] = {X, Y, Z};
+    char *b5 = test_request_json(image, "What is x?", 2, five, 5);
+    char *b3 = test_request_json(image, "What is x?", 2, three, 3);
+    vp_job *j5 = prepare(e, b5), *j3 = prepare(e, b3), *one[3];
+    for (int i = 0; i < 3; i++) {
+        char *b1 = test_request_json(image, "What is x?", 2, &three[i], 1);
+        one[i] = prepare(e, b1);
+        free(b1);
+    }
+    CHECK(j5 && j3 && one[0] && one[1] && one[2]);
+    if (j5 && j3 && one[0] && one[1] && one[2]) {
+        CHECK(vp_job_n_responses(j5) == 5 && vp_job_n_distinct(j5) == 3);
+        CHECK(vp_job_n_distinct(j3) == 3 && vp_job_tokens(j5) == vp_job_tokens(j3));
+        /* /v1/tokenize shows every requested response, a repeat as its original */
+        CHECK(vp_job_ids(j5, 2) == vp_job_ids(j5, 0) && vp_job_ids(j5, 4) == vp_job_ids(j5, 1) &&
+              vp_job_ids(j5, 3) != vp_job_ids(j5, 0) &&
+              vp_job_ids(j5, 3)->n == vp_job_ids(j5, 0)->n + 1);
+        vp_error err = {0};
+        CHECK_MSG(vp_engine_run(e, &j5, 1, &err) == 0, "%s", err.message);
+        CHECK_MSG(vp_engine_run(e, &j3, 1, &err) == 0, "%s", err.message);
+        for (int i = 0; i < 3; i++)
+            CHECK_MSG(vp_engine_run(e, &one[i], 1, &err) == 0, "%s", err.message);
+        const vp_score_result *r5 = vp_job_result(j5), *r3 = vp_job_result(j3);
+        CHECK(r5->n_responses == 5);
+        static const size_t src[5] = {0, 1, 0, 2, 1};
+        for (size_t r = 0; r < 5 && r5->n_responses == 5; r++) {
+            CHECK_MSG(same_response(j5, r, j3, src[r]), "response %zu != X/Y/Z's", r);
+            CHECK_MSG(same_response(j5, r, one[src[r]], 0), "response %zu != it alone", r);
+        }
+        /* the test can fail: X and Z (one space apart) score differently */
+        CHECK(!same_response(j3, 0, j3, 2));
+        CHECK(r5->usage.computed_tokens == r3->usage.computed_tokens);
+        size_t prompt = 0;
+        for (size_t r = 0; r < 5; r++)
+            prompt += vp_job_ids(j5, r)->n;
+        CHECK(r5->usage.prompt_tokens == prompt && prompt > r3->usage.prompt_tokens);
+        /* the ranking: all five, by descending score, ties in request order */
+        bool seen[5] = {0}, ordered = true;
+        for (size_t k = 0; k < 5 && r5->n_responses == 5; k++) {
+            seen[r5->ranking[k] < 5 ? r5->ranking[k] : 0] = true;
+            if (k) {
+                double a = r5->responses[r5->ranking[k - 1]].score, b = r5->responses[r5->ranking[k]].score;
+                ordered &= a > b || (a == b && r5->ranking[k - 1] < r5->ranking[k]);
+            }
+        }
+        CHECK(seen[0] && seen[1] && seen[2] && seen[3] && seen[4] && ordered);
+    }
+    vp_job_free(j5);
+    vp_job_free(j3);
+    for (int i = 0; i < 3; i++)
+        vp_job_free(one[i]);
+    free(b5);
+    free(b3);
+}
 
 int main(void)
 {
@@ -104,11 +177,13 @@ int main(void)
         }
         vp_pass_plan_free(plan);
     }
-    /* the image cache: A decoded once (then 3 hits), B once (then 1 hit); a hit holds the
-     * same tiles as decoding afresh on an engine without a cache */
+    test_repeats(e, url_b);
+    /* the image cache: A decoded once (then 3 hits), B once (then 1 hit, and 5 of
+     * test_repeats); a hit holds the same tiles as decoding afresh on an engine without a
+     * cache */
     vp_image_cache_stats cs;
     vp_image_cache_stats_get(vp_engine_image_cache(e), &cs);
-    CHECK_MSG(cs.misses == 2 && cs.hits == 4 && cs.entries == 2, "cache: %llu hits, %llu misses",
+    CHECK_MSG(cs.misses == 2 && cs.hits == 9 && cs.entries == 2, "cache: %llu hits, %llu misses",
               (unsigned long long)cs.hits, (unsigned long long)cs.misses);
     vp_engine_close(e);
     e = NULL;

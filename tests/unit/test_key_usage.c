@@ -59,19 +59,28 @@ int main(void)
     vp_key_usage_request(u, "bob.ci@team:1", 400);
     vp_score_result r = {.n_responses = 8};
     r.usage.prompt_tokens = 31248, r.usage.computed_tokens = 6139, r.usage.image_tiles = 13;
+    r.timing.queue = 1234.5678; /* ms: 1,234,568 us */
     vp_key_usage_result(u, "alice", &r);
     r.n_responses = 2, r.usage.prompt_tokens = 100, r.usage.computed_tokens = 61;
     r.usage.image_tiles = 0;
+    r.timing.queue = 0.4;
     vp_key_usage_result(u, "alice", &r);
+    r.timing.queue = -1; /* not measured: adds nothing */
+    vp_key_usage_result(u, "bob.ci@team:1", &r);
+    r.n_responses = 0, r.usage.prompt_tokens = r.usage.computed_tokens = 0;
+    r.timing.queue = 5e6; /* 5,000 s */
+    vp_key_usage_result(u, "carol", &r);
     c = vp_key_usage_get(u, "alice");
     CHECK(c.requests == 4);
     CHECK(c.responses_scored == 10 && c.prompt_tokens == 31348);
     CHECK(c.computed_tokens == 6200 && c.image_tiles == 13);
+    CHECK(c.queue_us == 1234968);
     c = vp_key_usage_get(u, "bob.ci@team:1");
-    CHECK(c.requests == 1 && c.responses_scored == 0 && c.computed_tokens == 0);
+    CHECK(c.requests == 1 && c.responses_scored == 2 && c.computed_tokens == 61 &&
+          c.queue_us == 0);
     c = vp_key_usage_get(u, "alic"); /* no prefix or other name matches */
     CHECK(c.requests == 0);
-    CHECK(vp_key_usage_names(u) == 2);
+    CHECK(vp_key_usage_names(u) == 3);
 
     char *t = written(u);
     CHECK(t != NULL);
@@ -82,13 +91,17 @@ int main(void)
         CHECK(has_line(t, "vprm_key_requests_total{key=\"alice\",status=\"closed\"} 1"));
         CHECK(has_line(t, "vprm_key_requests_total{key=\"bob.ci@team:1\",status=\"400\"} 1"));
         CHECK(has_line(t, "vprm_key_responses_scored_total{key=\"alice\"} 10"));
-        CHECK(has_line(t, "vprm_key_responses_scored_total{key=\"bob.ci@team:1\"} 0"));
+        CHECK(has_line(t, "vprm_key_responses_scored_total{key=\"bob.ci@team:1\"} 2"));
+        CHECK(has_line(t, "# TYPE vprm_key_queue_seconds_total counter"));
+        CHECK(has_line(t, "vprm_key_queue_seconds_total{key=\"alice\"} 1.234968"));
+        CHECK(has_line(t, "vprm_key_queue_seconds_total{key=\"bob.ci@team:1\"} 0.000000"));
+        CHECK(has_line(t, "vprm_key_queue_seconds_total{key=\"carol\"} 5000.000000"));
         CHECK(has_line(t, "vprm_key_prompt_tokens_total{key=\"alice\"} 31348"));
         CHECK(has_line(t, "vprm_key_tokens_computed_total{key=\"alice\"} 6200"));
         CHECK(has_line(t, "vprm_key_image_tiles_total{key=\"alice\"} 13"));
         CHECK(has_line(t, "# TYPE vprm_key_image_tiles_total counter"));
         /* names in the order first counted */
-        CHECK(strstr(t, "{key=\"alice\"} 10") < strstr(t, "{key=\"bob.ci@team:1\"} 0"));
+        CHECK(strstr(t, "{key=\"alice\"} 10") < strstr(t, "{key=\"bob.ci@team:1\"} 2"));
     }
     free(t);
 
