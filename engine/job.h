@@ -36,7 +36,8 @@ struct vp_job {
  * repeats mapped to them by j->source (engine/job_dedup.c). */
 int vp_job_dedup(vp_job *j, vp_error *err);
 /* After a pass filled j->result for the distinct responses: one result per requested
- * response, a repeat a copy of its distinct one's (ranking left to the caller). */
+ * response, a repeat a copy of its distinct one's (ranking left to the caller; nothing
+ * to do without repeats). */
 int vp_job_expand_results(vp_job *j, vp_error *err);
 
 /* Decodes and tiles the request's images into j->tiles (engine/job_images.c). */

@@ -79,6 +79,8 @@ int vp_job_expand_results(vp_job *j, vp_error *err)
 {
     vp_score_result *res = &j->result;
     size_t n = j->n_requested;
+    if (n == j->n_responses) /* no repeats: source is the identity, nothing to copy */
+        return 0;
     vp_response_result *all = calloc(n ? n : 1, sizeof *all);
     if (!all)
         return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");

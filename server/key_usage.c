@@ -118,6 +118,7 @@ void vp_key_usage_result(vp_key_usage *u, const char *name, const vp_score_resul
     pthread_mutex_lock(&u->mu);
     entry *e = entry_of(u, name);
     if (e) {
+        e->c.results_scored++;
         e->c.responses_scored += r->n_responses;
         e->c.prompt_tokens += r->usage.prompt_tokens;
         e->c.computed_tokens += r->usage.computed_tokens;
@@ -179,6 +180,10 @@ void vp_key_usage_write(vp_key_usage *u, FILE *f)
                     (unsigned long long)e->statuses[s].n);
         }
     }
+    family(f, u, "vprm_key_results_scored_total",
+           "Scored requests (a batch's items each) of each API key name: what "
+           "vprm_key_queue_seconds_total's waits are counted over.",
+           offsetof(vp_key_usage_counts, results_scored));
     family(f, u, "vprm_key_responses_scored_total",
            "Responses (candidates) scored for each API key name.",
            offsetof(vp_key_usage_counts, responses_scored));
@@ -193,7 +198,7 @@ void vp_key_usage_write(vp_key_usage *u, FILE *f)
            "requests.", offsetof(vp_key_usage_counts, image_tiles));
     family(f, u, "vprm_key_queue_seconds_total", "Seconds each API key name's scored requests "
            "(batch items each) waited in the queue, to the microsecond: over "
-           "vprm_key_responses_scored_total's rate, how each client fares under fair sharing.",
+           "vprm_key_results_scored_total, its mean wait (how it fares under fair sharing).",
            offsetof(vp_key_usage_counts, queue_us));
     pthread_mutex_unlock(&u->mu);
 }

@@ -25,6 +25,7 @@ typedef struct vp_key_usage vp_key_usage;
 
 typedef struct vp_key_usage_counts {
     uint64_t requests;         /* ended, whatever their status */
+    uint64_t results_scored;   /* scored requests, a batch's items each */
     uint64_t responses_scored; /* candidates scored, batch items included */
     uint64_t prompt_tokens, computed_tokens, image_tiles;
     uint64_t queue_us;         /* microseconds its scored requests waited in the queue */
@@ -39,7 +40,7 @@ void vp_key_usage_result(vp_key_usage *u, const char *name, const vp_score_resul
 /* name's counts (zero when it has none). */
 vp_key_usage_counts vp_key_usage_get(vp_key_usage *u, const char *name);
 /* The counts as Prometheus families vprm_key_requests_total{key,status},
- * vprm_key_responses_scored_total{key}, vprm_key_prompt_tokens_total{key},
+ * vprm_key_results_scored_total{key}, vprm_key_responses_scored_total{key}, vprm_key_prompt_tokens_total{key},
  * vprm_key_tokens_computed_total{key}, vprm_key_image_tiles_total{key} and
  * vprm_key_queue_seconds_total{key}, names in the order they were first counted. */
 void vp_key_usage_write(vp_key_usage *u, FILE *f);

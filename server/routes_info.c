@@ -122,13 +122,15 @@ enum MHD_Result vp_route_models(vp_conn *x)
         vp_key_usage_counts u = vp_key_usage_get(s->usage, x->key_name);
         json_object_set_new(
             j, "key",
-            json_pack("{s:s, s:s, s:o, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:f}}", "name",
+            json_pack("{s:s, s:s, s:o, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:f}}",
+                      "name",
                       x->key_name, "max_priority", vp_priority_name(x->max_priority),
                       "max_queued",
                       x->max_queued ? json_integer((json_int_t)x->max_queued) : json_null(),
                       "weight", (json_int_t)x->weight,
                       "queued", (json_int_t)vp_key_quota_count(s->quota, x->key_name),
-                      "usage", "requests", (json_int_t)u.requests, "responses_scored",
+                      "usage", "requests", (json_int_t)u.requests, "results_scored",
+                      (json_int_t)u.results_scored, "responses_scored",
                       (json_int_t)u.responses_scored, "prompt_tokens",
                       (json_int_t)u.prompt_tokens, "computed_tokens",
                       (json_int_t)u.computed_tokens, "image_tiles", (json_int_t)u.image_tiles,

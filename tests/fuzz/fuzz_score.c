@@ -9,8 +9,9 @@
  * sharing the prefix changes no logit beyond float rounding, computes no more tokens, and
  * the usage adds up; two requests packed into one pass score as each does alone; with a
  * prefix KV cache (kept across inputs), a request run twice gives bit-identical logits;
- * responses whose prompts are the same tokens (computed once) have bit-identical logits,
- * and only their distinct responses are computed.
+ * each response's prompt is the one it has prepared alone; responses whose prompts are
+ * the same tokens (computed once) have bit-identical logits, and only the distinct ones
+ * are computed.
  * Requests over FUZZ_RUN_TOKENS are prepared but not run (speed). */
 #include <math.h>
 #include <string.h>
@@ -121,6 +122,23 @@ static void check_result(const vp_score_request *req, const vp_job *job, const c
         }
     }
     free(seen);
+    /* each requested response's prompt is its own (what it gets prepared alone: a repeat
+     * mapped to the wrong distinct response shows here), for requests of a few responses */
+    for (size_t r = 0; req->n_responses <= 8 && r < req->n_responses; r++) {
+        vp_score_request one = *req;
+        one.responses = &req->responses[r];
+        one.n_responses = 1;
+        vp_job *alone = NULL;
+        vp_error err = {0};
+        FUZZ_REQUIRE(vp_engine_prepare(plain_engine, &one, &alone, &err) == 0,
+                     "%s: response %zu alone: %s", which, r, err.message);
+        const vp_ids *a = vp_job_ids(job, r), *b = vp_job_ids(alone, 0);
+        const vp_ids *pa = vp_job_score_positions(job, r), *pb = vp_job_score_positions(alone, 0);
+        FUZZ_REQUIRE(a->n == b->n && !memcmp(a->v, b->v, a->n * sizeof *a->v) && pa->n == pb->n &&
+                         !memcmp(pa->v, pb->v, pa->n * sizeof *pa->v),
+                     "%s: response %zu is not the prompt it has alone", which, r);
+        vp_job_free(alone);
+    }
     /* repeats: the same prompt ids give the same logits, bit for bit */
     size_t distinct = 0;
     for (size_t r = 0; r < res->n_responses; r++) {

@@ -81,6 +81,7 @@ int main(int argc, char **argv)
             put(fp, (int32_t)job->n_tiles) | put(fp, vp_engine_config(e)->num_image_token) |
             put(fp, (int32_t)job->n_responses) | put(fp, (int32_t)job->prefix_len);
     size_t total = 0, outputs = 0;
+    /* the job's distinct responses (a repeat is computed once): the workloads have none */
     for (size_t r = 0; r < job->n_responses; r++) {
         w |= put(fp, (int32_t)job->ids[r].n);
         w |= fwrite(job->ids[r].v, 4, job->ids[r].n, fp) != job->ids[r].n;

@@ -326,6 +326,7 @@ sent = [call("POST", "/v1/score", DAVE, json.dumps(pic)),
         call("POST", "/v1/score/batch", DAVE, json.dumps({"requests": [one, {"question": "no responses"}]}))]
 answers = [json.loads(sent[0][1])] + [r for r in json.loads(sent[2][1]).get("results", []) if "error" not in r]
 want = {"requests": 4,  # the first /v1/models, then the three above
+        "results_scored": len(answers),
         "responses_scored": sum(len(a["results"]) for a in answers),
         **{f: sum(a["usage"][f] for a in answers) for f in ("prompt_tokens", "computed_tokens", "image_tiles")}}
 m1 = settled(dave_total(m0) + 4)
@@ -340,7 +341,8 @@ check(abs(got_q - want_q) <= 2e-6 * len(answers),
       % (got_q, want_q))
 delta = lambda name: m1.get(name, 0) - m0.get(name, 0)
 got_m = {f: delta('vprm_key_%s_total{key="dave"}' % n) for f, n in (
-    ("responses_scored", "responses_scored"), ("prompt_tokens", "prompt_tokens"),
+    ("results_scored", "results_scored"), ("responses_scored", "responses_scored"),
+    ("prompt_tokens", "prompt_tokens"),
     ("computed_tokens", "tokens_computed"), ("image_tiles", "image_tiles"))}
 got_m["requests"] = dave_total(m1) - dave_total(m0)
 got_s = (delta('vprm_key_requests_total{key="dave",status="200"}'),

@@ -74,7 +74,7 @@ int main(void)
     CHECK(c.requests == 4);
     CHECK(c.responses_scored == 10 && c.prompt_tokens == 31348);
     CHECK(c.computed_tokens == 6200 && c.image_tiles == 13);
-    CHECK(c.queue_us == 1234968);
+    CHECK(c.queue_us == 1234968 && c.results_scored == 2);
     c = vp_key_usage_get(u, "bob.ci@team:1");
     CHECK(c.requests == 1 && c.responses_scored == 2 && c.computed_tokens == 61 &&
           c.queue_us == 0);
@@ -94,6 +94,8 @@ int main(void)
         CHECK(has_line(t, "vprm_key_responses_scored_total{key=\"bob.ci@team:1\"} 2"));
         CHECK(has_line(t, "# TYPE vprm_key_queue_seconds_total counter"));
         CHECK(has_line(t, "vprm_key_queue_seconds_total{key=\"alice\"} 1.234968"));
+        CHECK(has_line(t, "vprm_key_results_scored_total{key=\"alice\"} 2"));
+        CHECK(has_line(t, "vprm_key_results_scored_total{key=\"carol\"} 1"));
         CHECK(has_line(t, "vprm_key_queue_seconds_total{key=\"bob.ci@team:1\"} 0.000000"));
         CHECK(has_line(t, "vprm_key_queue_seconds_total{key=\"carol\"} 5000.000000"));
         CHECK(has_line(t, "vprm_key_prompt_tokens_total{key=\"alice\"} 31348"));
