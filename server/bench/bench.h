@@ -39,6 +39,9 @@ typedef struct vp_workload_opts {
     size_t cap_responses;     /* > 0: at most this many responses per request */
     size_t cap_steps;         /* > 0: at most this many steps per response */
     const char *priority;     /* non-NULL: sent as the request's "priority" */
+    int repeat_percent;       /* 0..100: the chance that a response after the first repeats
+                               * an earlier one of its request (an RL group's repeated
+                               * completions; 0 = none, the PERF.md shape) */
 } vp_workload_opts;
 
 typedef struct vp_workload_request {

@@ -226,7 +226,7 @@ static void usage(FILE *f)
             "                  [--requests N] [--seed 1] [--pool 64] [--max-side PX]\n"
             "                  [--max-tiles N] [--words-per-step 35] [--api-key KEY]\n"
             "                  [--priority high|normal|low] [--timeout-s 300] [--json]\n"
-            "                  [--cert FILE --key FILE]\n"
+            "                  [--cert FILE --key FILE] [--repeated-responses PERCENT]\n"
             "  HTTP load against a running `vprm serve` (POST URL/v1/score): closed loop,\n"
             "  one kept-alive connection per client, requests drawn from a pool generated\n"
             "  from the seed before the clock starts. --requests N sends exactly N requests\n"
@@ -235,7 +235,9 @@ static void usage(FILE *f)
             "  with every request: two runs at once, one \"high\", measure what a latency-bound\n"
             "  client gets under another's bulk load. An https:// URL checks the server's\n"
             "  certificate against the system's CAs, or the file in CURL_CA_BUNDLE; --cert and\n"
-            "  --key (PEM) present a client certificate (a server with --tls-client-ca).\n");
+            "  --key (PEM) present a client certificate (a server with --tls-client-ca).\n"
+            "  --repeated-responses P: each response after a request's first repeats an\n"
+            "  earlier one of it with P%% chance (an RL group's repeated completions).\n");
 }
 
 int vp_bench_http_main(int argc, char **argv)
@@ -282,6 +284,8 @@ int vp_bench_http_main(int argc, char **argv)
             o.wl.max_tiles = (int)strtol(v, &end, 10);
         else if (!strcmp(a, "--words-per-step"))
             o.wl.words_per_step = strtoul(v, &end, 10);
+        else if (!strcmp(a, "--repeated-responses"))
+            o.wl.repeat_percent = (int)strtol(v, &end, 10);
         else if (!strcmp(a, "--api-key"))
             o.api_key = v;
         else if (!strcmp(a, "--cert"))
@@ -313,9 +317,9 @@ int vp_bench_http_main(int argc, char **argv)
         return 2;
     }
     if (o.clients < 1 || o.clients > 4096 || o.pool < 1 || o.seconds <= 0 || o.requests < 0 ||
-        o.timeout_s < 1) {
+        o.timeout_s < 1 || o.wl.repeat_percent < 0 || o.wl.repeat_percent > 100) {
         fprintf(stderr, "vprm bench: --clients 1..4096, --pool >= 1, --seconds > 0, "
-                        "--timeout-s >= 1\n");
+                        "--timeout-s >= 1, --repeated-responses 0..100\n");
         return 2;
     }
     if (!o.cert != !o.key) {

@@ -186,18 +186,44 @@ int vp_workload_make(const vp_workload_opts *o, uint64_t index, vp_workload_requ
         out->height = h;
     }
     puts_(&b, ", \"responses\": [");
-    for (size_t i = 0; i < n_resp; i++) {
-        size_t steps = (size_t)vp_rng_range(&tail, n_steps_lo, n_steps_hi);
+    /* each response's text in b and its steps, for the repeats */
+    size_t *from = calloc(n_resp, sizeof *from), *to = calloc(n_resp, sizeof *to);
+    size_t *steps_of = calloc(n_resp, sizeof *steps_of);
+    if (!from || !to || !steps_of)
+        b.oom = 1;
+    for (size_t i = 0; i < n_resp && !b.oom; i++) {
         puts_(&b, i ? ", \"" : "\"");
-        for (size_t k = 0; k < steps; k++) {
-            if (k)
-                puts_(&b, "\\n\\n");
-            put_words(&b, &tail, wps, 1);
-            puts_(&b, ".");
+        size_t copy = SIZE_MAX; /* the earlier response it repeats, if any */
+        if (i && o->repeat_percent > 0 && (int)vp_rng_range(&tail, 0, 99) < o->repeat_percent)
+            copy = (size_t)vp_rng_range(&tail, 0, i - 1);
+        from[i] = b.n;
+        if (copy != SIZE_MAX) { /* via a copy: put may move b.p */
+            size_t len = to[copy] - from[copy];
+            char *text = malloc(len ? len : 1);
+            if (!text) {
+                b.oom = 1;
+                break;
+            }
+            memcpy(text, b.p + from[copy], len);
+            put(&b, text, len);
+            free(text);
+            steps_of[i] = steps_of[copy];
+        } else {
+            steps_of[i] = (size_t)vp_rng_range(&tail, n_steps_lo, n_steps_hi);
+            for (size_t k = 0; k < steps_of[i]; k++) {
+                if (k)
+                    puts_(&b, "\\n\\n");
+                put_words(&b, &tail, wps, 1);
+                puts_(&b, ".");
+            }
         }
+        to[i] = b.n;
         puts_(&b, "\"");
-        out->n_steps += steps;
+        out->n_steps += steps_of[i];
     }
+    free(from);
+    free(to);
+    free(steps_of);
     puts_(&b, "]");
     if (o->max_tiles > 0) {
         char mt[48];

@@ -25,6 +25,7 @@ typedef struct bench_args {
     uint64_t seed;
     int requests;           /* W3/W4 requests per pass */
     uint32_t max_side;      /* image side cap (0 = PERF.md sizes) */
+    int repeat_percent;     /* --repeated-responses (vp_workload_opts) */
     long long random_weights; /* --random-weights SEED, -1 = load the checkpoint */
     size_t image_cache;       /* --image-cache BYTES (default 0: every request decodes) */
     size_t prefix_cache;      /* --prefix-cache BYTES (default 0: every pass computes all) */
@@ -35,7 +36,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: vprm bench --model DIR [--workload W1,W2,W3,W4|all] [--repeat N] [--seed N]\n"
             "                  [--requests N] [--max-side PX] [--backend cpu|cuda] [--threads N]\n"
-            "                  [--random-weights SEED] [--image-cache BYTES] [--prefix-cache BYTES]\n\n"
+            "                  [--random-weights SEED] [--image-cache BYTES] [--prefix-cache BYTES]\n"
+            "                  [--repeated-responses PERCENT]\n\n"
             "Runs the engine in-process on the standard workloads (PERF.md) and prints, per\n"
             "workload, median latency over --repeat runs after one warm-up, per-stage times\n"
             "(preprocess, vision, language), language tokens/s, and tokens saved by sharing\n"
@@ -48,7 +50,9 @@ static void usage(FILE *f)
             "with it, W4's 16 requests on one image decode that image once). The prefix KV cache\n"
             "is off unless --prefix-cache gives it bytes; then W4 also runs as an RL loop sends\n"
             "it (line W4r): one request per pass from an empty cache, the first computing and\n"
-            "storing the image and question, the others loading them.\n");
+            "storing the image and question, the others loading them. --repeated-responses P:\n"
+            "each response after a request's first repeats an earlier one with P%% chance (an\n"
+            "RL group's repeated completions, computed once).\n");
 }
 
 static int parse_args(int argc, char **argv, bench_args *a)
@@ -78,6 +82,7 @@ static int parse_args(int argc, char **argv, bench_args *a)
         else if (!strcmp(s, "--seed")) a->seed = strtoull(v, NULL, 10);
         else if (!strcmp(s, "--requests")) a->requests = atoi(v);
         else if (!strcmp(s, "--max-side")) a->max_side = (uint32_t)atoi(v);
+        else if (!strcmp(s, "--repeated-responses")) a->repeat_percent = atoi(v);
         else if (!strcmp(s, "--random-weights") || !strcmp(s, "--image-cache") ||
                  !strcmp(s, "--prefix-cache")) {
             long long x;
@@ -100,8 +105,9 @@ static int parse_args(int argc, char **argv, bench_args *a)
             return -1;
         }
     }
-    if (!a->model_dir || a->repeat < 1) {
-        fprintf(stderr, "vprm bench: --model DIR is required and --repeat must be >= 1\n");
+    if (!a->model_dir || a->repeat < 1 || a->repeat_percent < 0 || a->repeat_percent > 100) {
+        fprintf(stderr, "vprm bench: --model DIR is required, --repeat must be >= 1 and "
+                        "--repeated-responses 0..100\n");
         return -1;
     }
     return 0;
@@ -223,7 +229,8 @@ static char **workload_bodies(const bench_args *a, vp_workload w, size_t n, vp_e
         vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");
         return NULL;
     }
-    vp_workload_opts wo = {.kind = w, .seed = a->seed, .max_image_side = a->max_side};
+    vp_workload_opts wo = {.kind = w, .seed = a->seed, .max_image_side = a->max_side,
+                           .repeat_percent = a->repeat_percent};
     for (size_t i = 0; i < n; i++) {
         vp_workload_request wr;
         if (vp_workload_make(&wo, i, &wr, err)) {

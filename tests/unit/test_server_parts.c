@@ -259,6 +259,36 @@ static void test_workload(void)
     vp_workload_request_free(&z);
     vp_workload k;
     CHECK(vp_workload_parse("w3", &k) == 0 && k == VP_W3 && vp_workload_parse("W9", &k) == -1);
+    /* --repeated-responses: W1's 8 responses at 50% hold repeats of earlier ones (counted
+     * from the JSON), 0% none, 100% all repeat the first; each repeat keeps its steps */
+    for (int pct = 0; pct <= 100; pct += 50) {
+        vp_workload_opts rp = {.kind = VP_W1, .seed = 2, .words_per_step = 4,
+                               .repeat_percent = pct};
+        size_t repeats = 0, steps = 0;
+        for (uint64_t i = 0; i < 8; i++) {
+            vp_workload_request q;
+            CHECK(vp_workload_make(&rp, i, &q, &err) == 0);
+            json_t *jq = json_loadb(q.body, q.len, 0, &je);
+            json_t *rs = json_object_get(jq, "responses");
+            for (size_t r = 0; r < json_array_size(rs); r++) {
+                const char *t = json_string_value(json_array_get(rs, r));
+                bool seen = false;
+                for (size_t p = 0; p < r && !seen; p++)
+                    seen = !strcmp(t, json_string_value(json_array_get(rs, p)));
+                repeats += seen;
+                for (const char *at = t; (at = strstr(at, "\n\n")); at += 2)
+                    steps++;
+                steps++;
+            }
+            CHECK(q.n_responses == 8);
+            json_decref(jq);
+            CHECK(q.n_steps == 48);
+            vp_workload_request_free(&q);
+        }
+        CHECK_MSG(pct == 0 ? repeats == 0 : pct == 100 ? repeats == 56 : repeats >= 14 && repeats <= 42,
+                  "%d%%: %zu repeats in 56 later responses", pct, repeats);
+        CHECK(steps == 8 * 48);
+    }
 }
 
 /* Run from the repository root, as make test does. */
