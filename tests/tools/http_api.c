@@ -383,6 +383,56 @@ static double score_of(json_t *resp, size_t i)
                                            "score"));
 }
 
+/* A request's repeated responses (the same text as a string and as steps, so the same
+ * tokens) are answered with identical results, ranked in request order when tied, and
+ * their prompts are not computed again (the repeat's length from /v1/tokenize). */
+static void test_repeated_responses(void)
+{
+    const char *body = "{\"question\": \"Is 7 prime?\", \"responses\": ["
+                       "\"7 has no divisor but 1 and 7.\\n\\nSo yes.\", \"No, 7 = 2 * 3.\", "
+                       "[\"7 has no divisor but 1 and 7.\", \"So yes.\"]], \"return_logits\": true}";
+    long st;
+    json_t *j = post_json("/v1/score", body, &st, NULL);
+    CHECK_MSG(st == 200 && j, "repeats: %ld", st);
+    json_t *res = json_object_get(j, "results");
+    CHECK(json_array_size(res) == 3);
+    json_t *s0 = json_object_get(json_array_get(res, 0), "step_logits"),
+           *s2 = json_object_get(json_array_get(res, 2), "step_logits");
+    CHECK_MSG(s0 && s2 && json_equal(s0, s2) && score_of(j, 0) == score_of(j, 2),
+              "the repeat's score %.17g, the first's %.17g", score_of(j, 2), score_of(j, 0));
+    CHECK(score_of(j, 0) != score_of(j, 1));
+    json_t *rank = json_object_get(j, "ranking");
+    size_t at0 = 9, at2 = 9;
+    for (size_t k = 0; k < json_array_size(rank); k++) {
+        json_int_t v = json_integer_value(json_array_get(rank, k));
+        if (v == 0)
+            at0 = k;
+        if (v == 2)
+            at2 = k;
+    }
+    CHECK_MSG(at0 + 1 == at2, "tied repeats ranked at %zu and %zu", at0, at2);
+    json_t *jt = post_json("/v1/tokenize", body, &st, NULL);
+    json_t *tr = json_object_get(jt, "responses");
+    json_int_t n2 = json_integer_value(json_object_get(json_array_get(tr, 2), "n_tokens"));
+    CHECK(json_array_size(tr) == 3 &&
+          json_equal(json_object_get(json_array_get(tr, 0), "input_ids"),
+                     json_object_get(json_array_get(tr, 2), "input_ids")));
+    /* the two distinct responses computed once each after their shared prefix: the
+     * prompts less the repeat's and less the prefix (unless a cache gave the prefix) */
+    json_t *u = json_object_get(j, "usage");
+    json_int_t prompt = json_integer_value(json_object_get(u, "prompt_tokens")),
+               computed = json_integer_value(json_object_get(u, "computed_tokens")),
+               shared = json_integer_value(json_object_get(u, "shared_prefix_tokens")),
+               cached = json_integer_value(json_object_get(u, "cached_prefix_tokens"));
+    CHECK_MSG(n2 > 10 && shared > 0 &&
+                  (cached ? computed <= prompt - n2 - shared : computed == prompt - n2 - shared),
+              "usage: prompt %lld, computed %lld, shared %lld, cached %lld, the repeat's "
+              "prompt %lld", (long long)prompt, (long long)computed, (long long)shared,
+              (long long)cached, (long long)n2);
+    json_decref(jt);
+    json_decref(j);
+}
+
 static void test_score_contract(void)
 {
     char *img = image_url(200, 150, 9);
@@ -525,6 +575,7 @@ static void test_score_contract(void)
     json_decref(jt);
     json_decref(j);
     free(b.p);
+    test_repeated_responses();
 }
 
 static double metric(const char *text, const char *series)
