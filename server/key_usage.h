@@ -40,9 +40,10 @@ void vp_key_usage_result(vp_key_usage *u, const char *name, const vp_score_resul
 /* name's counts (zero when it has none). */
 vp_key_usage_counts vp_key_usage_get(vp_key_usage *u, const char *name);
 /* The counts as Prometheus families vprm_key_requests_total{key,status},
- * vprm_key_results_scored_total{key}, vprm_key_responses_scored_total{key}, vprm_key_prompt_tokens_total{key},
- * vprm_key_tokens_computed_total{key}, vprm_key_image_tiles_total{key} and
- * vprm_key_queue_seconds_total{key}, names in the order they were first counted. */
+ * vprm_key_results_scored_total{key}, vprm_key_responses_scored_total{key},
+ * vprm_key_prompt_tokens_total{key}, vprm_key_tokens_computed_total{key},
+ * vprm_key_image_tiles_total{key} and vprm_key_queue_seconds_total{key}, names in the
+ * order they were first counted. */
 void vp_key_usage_write(vp_key_usage *u, FILE *f);
 /* Names counted. */
 size_t vp_key_usage_names(vp_key_usage *u);

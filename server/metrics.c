@@ -167,9 +167,9 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
                 st, (unsigned long long)m->requests[i].n);
     }
     gauge(f, "vprm_queue_depth", "Jobs waiting for the engine thread.", (double)g->queue_depth);
-    gauge(f, "vprm_queued_clients", "Clients (API keys' or client certificates' names; one for "
-          "requests with neither) with jobs waiting: the ways fair sharing divides the passes (0 or "
-          "1 with fair_share off).",
+    gauge(f, "vprm_queued_clients", "Clients (API keys' or client certificates' names; one "
+          "for requests with neither) with jobs waiting: the ways fair sharing divides the "
+          "passes (0 or 1 with fair_share off).",
           (double)g->queued_clients);
     gauge(f, "vprm_inflight_requests", "HTTP requests being received, prepared or waiting.",
           (double)g->inflight_requests);

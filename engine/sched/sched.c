@@ -19,8 +19,8 @@ typedef enum { T_QUEUED, T_RUNNING, T_FINISHED } ticket_state;
  * arrival: which job fills each place). Passes merge the three priorities' places in rank
  * order and fill each with the next job of that priority's fair list. Without fair_share,
  * or with one client, the fair lists are in arrival order: a job fills its own place and
- * insertions walk nothing; a client's job queued behind another's backlog walks back
- * past the part of it whose tags are later. */
+ * insertions walk nothing; otherwise an insertion walks from both ends of its fair list
+ * (a newcomer's place is near the head, a backlogged client's at the tail). */
 enum { N_PRIO = VP_PRIORITY_LOW + 1, L_ARRIVAL = N_PRIO, L_FAIR, N_LISTS = L_FAIR + N_PRIO };
 /* which of a ticket's link pairs list l uses */
 #define LINKS(l) ((l) < N_PRIO ? 0 : (l) == L_ARRIVAL ? 1 : 2)
@@ -141,8 +141,8 @@ static bool fair_after(const vp_sched_ticket *a, const vp_sched_ticket *b)
 }
 
 /* Inserts t into its priority's fair list, after the last ticket it comes after: from
- * hint forwards (a ticket it comes after: the previous job of its request), else from the
- * tail back. */
+ * hint forwards (a ticket it comes after: the previous job of its request), else from
+ * both ends at once. */
 static void fair_insert(vp_sched *s, vp_sched_ticket *t, vp_sched_ticket *hint)
 {
     const int l = L_FAIR + (int)t->priority, k = LINKS(l);

@@ -109,7 +109,8 @@ int vp_sched_start(const vp_sched_options *opt, const vp_sched_engine *eng, vp_s
  * for waiting to start). t_origin_ms (vp_sched_now_ms clock) is when the request began;
  * the result's timing.total counts from it. */
 int vp_sched_submit(vp_sched *s, vp_job *const *jobs, const vp_priority *priorities, size_t n,
-                    const vp_sched_client *client, double t_origin_ms, vp_sched_done_fn done, void *user,
+                    const vp_sched_client *client, double t_origin_ms, vp_sched_done_fn done,
+                    void *user,
                     vp_sched_ticket **tickets, vp_error *err);
 
 /* The client went away: a queued job is removed and completed as cancelled now; a

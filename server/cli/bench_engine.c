@@ -36,8 +36,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: vprm bench --model DIR [--workload W1,W2,W3,W4|all] [--repeat N] [--seed N]\n"
             "                  [--requests N] [--max-side PX] [--backend cpu|cuda] [--threads N]\n"
-            "                  [--random-weights SEED] [--image-cache BYTES] [--prefix-cache BYTES]\n"
-            "                  [--repeated-responses PERCENT]\n\n"
+            "                  [--random-weights SEED] [--image-cache BYTES]\n"
+            "                  [--prefix-cache BYTES] [--repeated-responses PERCENT]\n\n"
             "Runs the engine in-process on the standard workloads (PERF.md) and prints, per\n"
             "workload, median latency over --repeat runs after one warm-up, per-stage times\n"
             "(preprocess, vision, language), language tokens/s, and tokens saved by sharing\n"

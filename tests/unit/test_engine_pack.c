@@ -84,7 +84,8 @@ static void test_repeats(vp_engine *e, const char *image)
         for (size_t k = 0; k < 5 && r5->n_responses == 5; k++) {
             seen[r5->ranking[k] < 5 ? r5->ranking[k] : 0] = true;
             if (k) {
-                double a = r5->responses[r5->ranking[k - 1]].score, b = r5->responses[r5->ranking[k]].score;
+                double a = r5->responses[r5->ranking[k - 1]].score;
+                double b = r5->responses[r5->ranking[k]].score;
                 ordered &= a > b || (a == b && r5->ranking[k - 1] < r5->ranking[k]);
             }
         }

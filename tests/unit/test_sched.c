@@ -1158,7 +1158,8 @@ static void test_fair_returning_clients(void)
     g_fair = true;
     for (int clients = 0; clients <= 4; clients += clients == 1 ? 3 : 1) {
         fixture *x = setup(1000, 100, 100, 0);
-        returning r = {.x = x, .next_id = 100, .clients = clients, .tokens = clients == 4 ? 25 : 60};
+        returning r = {.x = x, .next_id = 100, .clients = clients,
+                       .tokens = clients == 4 ? 25 : 60};
         vp_error err;
         hold(x, true);
         CHECK(submit_as(x, mkjob(0, 1, 0), VP_PRIORITY_NORMAL, "a", 1, &err) == 0);

@@ -285,7 +285,9 @@ static void test_workload(void)
             CHECK(q.n_steps == 48);
             vp_workload_request_free(&q);
         }
-        CHECK_MSG(pct == 0 ? repeats == 0 : pct == 100 ? repeats == 56 : repeats >= 14 && repeats <= 42,
+        CHECK_MSG(pct == 0     ? repeats == 0
+                  : pct == 100 ? repeats == 56
+                               : repeats >= 14 && repeats <= 42,
                   "%d%%: %zu repeats in 56 later responses", pct, repeats);
         CHECK(steps == 8 * 48);
     }
