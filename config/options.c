@@ -89,7 +89,8 @@ const vp_option vp_options[] = {
      "line, never the key), or NAME KEY with options max_priority=normal|low (the highest "
      "priority its requests get), max_queued=N (1..16777216 jobs in flight at once; "
      "more: 429, a batch of more items: 413) and weight=N (1..1000, its share of the passes "
-     "under fair_share; default 1); "
+     "under fair_share; default 1); or, with tls_client_ca and no key, cert:NAME OPTION... "
+     "lines: the grants of the client its certificate names cert:NAME; "
      "lines starting with '#' are comments; re-read with tls_cert and tls_key on SIGHUP, so "
      "keys rotate without a restart (with api_key, both are accepted)", 0},
     {"credentials_check_s", VP_OPT_INT, OFF(credentials_check_s), "0", 0, 86400, NULL,

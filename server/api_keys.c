@@ -24,9 +24,18 @@ typedef struct api_key {
     bool named;  /* its name was given (not "lineN") */
 } api_key;
 
+/* A "cert:NAME OPTION..." line: the grants of the client its certificate names. */
+typedef struct cert_grant {
+    char name[VP_API_KEY_NAME_MAX + 1];
+    vp_api_key_grant g;
+    size_t line;
+} cert_grant;
+
 struct vp_api_keys {
     api_key *keys;
     size_t n, cap;
+    cert_grant *certs;
+    size_t n_certs, cap_certs;
 };
 
 void vp_api_keys_free(vp_api_keys *k)
@@ -36,10 +45,22 @@ void vp_api_keys_free(vp_api_keys *k)
     if (k->keys)
         explicit_bzero(k->keys, k->cap * sizeof *k->keys);
     free(k->keys);
+    free(k->certs);
     free(k);
 }
 
 size_t vp_api_keys_count(const vp_api_keys *k) { return k ? k->n : 0; }
+size_t vp_api_keys_cert_grants(const vp_api_keys *k) { return k ? k->n_certs : 0; }
+
+bool vp_api_keys_cert_grant(const vp_api_keys *k, const char *name, vp_api_key_grant *out)
+{
+    for (size_t i = 0; k && i < k->n_certs; i++)
+        if (!strcmp(k->certs[i].name, name)) {
+            *out = k->certs[i].g;
+            return true;
+        }
+    return false;
+}
 
 bool vp_api_keys_match(const vp_api_keys *k, const char *token, size_t len,
                        vp_api_key_grant *out)
@@ -231,7 +252,54 @@ static int parse_option(const char *f, size_t len, key_options *o, const char *p
                    path, line, field);
 }
 
-/* The file's lines into k: "KEY", "NAME KEY" or "NAME KEY OPTION...". */
+/* A "cert:NAME OPTION..." line's grants: NAME as tls_clients.h names a certificate's
+ * client (letters, digits and ".-_@~"), once in the file. */
+static int add_cert_grant(vp_api_keys *k, const char *path, size_t line, const char *name,
+                          size_t len, const key_options *o, vp_error *err)
+{
+    if (len <= 5 || len > VP_API_KEY_NAME_MAX)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
+                       "%s, line %zu: a certificate's client name is cert: and 1 to %d bytes",
+                       path, line, VP_API_KEY_NAME_MAX - 5);
+    for (size_t i = 5; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              (c && strchr(".-_@~", c))))
+            return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
+                           "%s, line %zu: byte 0x%02x at offset %zu of the name; a "
+                           "certificate's client name holds letters, digits and \".-_@~\" "
+                           "after cert:", path, line, (unsigned char)c, i);
+    }
+    for (size_t i = 0; i < k->n_certs; i++)
+        if (strlen(k->certs[i].name) == len && !memcmp(k->certs[i].name, name, len))
+            return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
+                           "%s, line %zu repeats the grants of line %zu", path, line,
+                           k->certs[i].line);
+    if (k->n_certs == VP_API_KEYS_MAX) /* each request's lookup reads them all */
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
+                       "%s, line %zu: more than %d certificate grants", path, line,
+                       VP_API_KEYS_MAX);
+    if (k->n_certs == k->cap_certs) {
+        size_t cap = k->cap_certs ? 2 * k->cap_certs : 8;
+        cert_grant *c = realloc(k->certs, cap * sizeof *c);
+        if (!c)
+            return vp_fail(err, VP_ERR_NOMEM, "api_keys_file", "out of memory for the API keys");
+        k->certs = c;
+        k->cap_certs = cap;
+    }
+    cert_grant *g = &k->certs[k->n_certs++];
+    memset(g, 0, sizeof *g);
+    memcpy(g->name, name, len);
+    memcpy(g->g.name, name, len);
+    g->g.max_priority = o->max_priority;
+    g->g.max_queued = o->max_queued;
+    g->g.weight = o->weight;
+    g->line = line;
+    return 0;
+}
+
+/* The file's lines into k: "KEY", "NAME KEY", "NAME KEY OPTION..." or, for a client known
+ * by its certificate, "cert:NAME OPTION...". */
 static int parse_file(vp_api_keys *k, const char *path, char *text, size_t len, vp_error *err)
 {
     if (strlen(text) != len)
@@ -253,6 +321,31 @@ static int parse_file(vp_api_keys *k, const char *path, char *text, size_t len, 
             const char *f[2];
             size_t fl[2], n = 0, field = 0;
             key_options o = {.max_priority = VP_PRIORITY_HIGH, .weight = 1};
+            /* "cert:NAME OPTION...": its second field is an option, not a key */
+            size_t l1 = strcspn(p, " \t\r\n"), skip = l1;
+            while (p + skip < end && blank(p[skip]))
+                skip++;
+            size_t l2 = p + skip < end ? strcspn(p + skip, " \t\r\n") : 0;
+            const char *f2 = p + skip;
+            bool cert = l1 > 5 && !memcmp(p, "cert:", 5) && l2 &&
+                        (option_form(f2, l2, OPT_PRIORITY) || option_form(f2, l2, OPT_QUEUED) ||
+                         option_form(f2, l2, OPT_WEIGHT));
+            for (char *q = cert ? p + skip : end; q < end;) {
+                const char *start = q;
+                while (q < end && !blank(*q))
+                    q++;
+                size_t l = (size_t)(q - start);
+                while (q < end && blank(*q))
+                    q++;
+                if (parse_option(start, l, &o, path, line, ++field + 1, err))
+                    return -1;
+            }
+            if (cert) {
+                if (add_cert_grant(k, path, line, p, l1, &o, err))
+                    return -1;
+                p = next;
+                continue;
+            }
             for (char *q = p; q < end;) {
                 const char *start = q;
                 while (q < end && !blank(*q))
@@ -283,11 +376,17 @@ static int parse_file(vp_api_keys *k, const char *path, char *text, size_t len, 
         }
         p = next;
     }
-    if (k->n == before)
+    if (k->n == before && !k->n_certs)
         return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
                        "%s holds no key (a line is KEY or NAME KEY; lines starting with '#' "
                        "are comments)",
                        path);
+    if (k->n_certs && k->n) /* the grants would never apply */
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
+                       "%s, line %zu: grants of a certificate's client (cert:NAME) apply only "
+                       "without API keys, and %s has a key: every request then needs one, "
+                       "and its line's grants apply", path, k->certs[0].line,
+                       before ? "option api_key" : "the file");
     return 0;
 }
 

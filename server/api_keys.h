@@ -29,6 +29,9 @@ typedef struct vp_api_keys vp_api_keys;
  *   weight=N        its share of the passes while other clients have work queued too
  *                   (engine/sched/sched.h: fair sharing), 1 to VP_API_KEY_MAX_WEIGHT
  *                   (default 1, a client without a key's).
+ * A line "cert:NAME OPTION..." (at least one option, no key) gives those grants to the
+ * client that its client certificate names cert:NAME (tls_clients.h), in a file without
+ * keys and without `single` (with keys every request needs one, whose grants apply).
  * Blank lines and lines starting with '#' are skipped. Refused, with the line named
  * (never a key): a key shorter than VP_API_KEY_MIN or longer than VP_API_KEY_MAX, a byte
  * outside visible ASCII, a field after the key that is not an option or an option given
@@ -54,7 +57,13 @@ typedef struct vp_api_key_grant {
 bool vp_api_keys_match(const vp_api_keys *k, const char *token, size_t len,
                        vp_api_key_grant *out);
 
+/* Keys of the set (0: no key is required, though the set may hold certificate grants). */
 size_t vp_api_keys_count(const vp_api_keys *k);
+/* Lines "cert:NAME OPTION..." of the file: what the client its certificate names NAME
+ * (tls_clients.h) is granted; allowed only in a file without keys (and no api_key). */
+size_t vp_api_keys_cert_grants(const vp_api_keys *k);
+/* The grants of the certificate's client name ("cert:..."): true and *out, or false. */
+bool vp_api_keys_cert_grant(const vp_api_keys *k, const char *name, vp_api_key_grant *out);
 void vp_api_keys_free(vp_api_keys *k); /* the keys' bytes are wiped */
 
 #endif

@@ -57,8 +57,15 @@ static int client_certificate_ok(vp_conn *x, vp_error *err)
         x->key_name[0] = 0; /* refused: counted under no name, as a wrong key */
         return -1;
     }
-    if (!x->key_name[0])
+    if (!x->key_name[0]) { /* named by its certificate: that name's grants, if any */
         snprintf(x->key_name, sizeof x->key_name, "cert:%s", cn);
+        vp_api_key_grant g;
+        if (vp_api_keys_cert_grant(x->srv->keys, x->key_name, &g)) {
+            x->max_priority = g.max_priority;
+            x->max_queued = g.max_queued;
+            x->weight = g.weight;
+        }
+    }
     return 0;
 }
 
@@ -70,7 +77,7 @@ static int authorize(vp_conn *x, vp_error *err)
     vp_server *s = x->srv;
     pthread_rwlock_rdlock(&s->keys_lock);
     const vp_api_keys *keys = s->keys;
-    bool ok = keys == NULL;
+    bool ok = vp_api_keys_count(keys) == 0; /* a file of certificate grants asks for no key */
     const char *h = ok ? NULL : MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND,
                                                              MHD_HTTP_HEADER_AUTHORIZATION);
     if (h && !strncasecmp(h, "Bearer ", 7)) {
@@ -689,6 +696,12 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
     vp_reload_watch_init(s); /* before the files are read: a change meanwhile is seen */
     if (vp_api_keys_load(cfg->api_key, cfg->api_keys_file, &s->keys, err))
         goto fail;
+    if (vp_api_keys_cert_grants(s->keys) && !cfg->tls_client_ca) {
+        vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file", "%s grants clients known by their "
+                "certificate (cert:NAME lines), but tls_client_ca is not set: no client is",
+                cfg->api_keys_file);
+        goto fail;
+    }
     if (cfg->tls_client_ca) {
         if (vp_client_cas_load(cfg->tls_client_ca, &s->client_cas, err))
             goto fail;

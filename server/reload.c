@@ -22,6 +22,10 @@ int vp_server_reload(vp_server *s, vp_error *err)
     /* the keys and client CAs are read first but swapped in last: a certificate that fails
      * keeps them out */
     int rc = vp_api_keys_load(cfg->api_key, cfg->api_keys_file, &keys, err);
+    if (!rc && vp_api_keys_cert_grants(keys) && !cfg->tls_client_ca)
+        rc = vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file", "%s grants clients known by "
+                     "their certificate (cert:NAME lines), but tls_client_ca is not set: no "
+                     "client is", cfg->api_keys_file);
     if (!rc && cfg->tls_client_ca)
         rc = vp_client_cas_load(cfg->tls_client_ca, &cas, err);
     if (!rc && s->tls)
@@ -43,10 +47,12 @@ int vp_server_reload(vp_server *s, vp_error *err)
     vp_client_cas_free(old_cas);
     vp_metrics_event(&s->metrics, VP_EV_RELOAD_OK);
     size_t n = vp_api_keys_count(keys); /* under the lock: another reload frees this set */
+    size_t n_grants = vp_api_keys_cert_grants(keys);
     size_t n_cas = vp_client_cas_count(cas), n_crls = vp_client_cas_crls(cas);
     pthread_mutex_unlock(&s->reload_mu);
     if (cfg->api_keys_file)
-        VP_LOGI(NULL, "reloaded %s: %zu API key%s", cfg->api_keys_file, n, n == 1 ? "" : "s");
+        VP_LOGI(NULL, "reloaded %s: %zu API key%s, %zu certificate client grant%s",
+                cfg->api_keys_file, n, n == 1 ? "" : "s", n_grants, n_grants == 1 ? "" : "s");
     if (cfg->tls_client_ca)
         VP_LOGI(NULL, "reloaded %s: %zu client certificate authorit%s, %zu revocation list%s",
                 cfg->tls_client_ca, n_cas, n_cas == 1 ? "y" : "ies", n_crls,

@@ -150,8 +150,9 @@ static json_t *item_json(vp_conn *x, vp_item *it, const char *id, bool *gone)
         vp_key_usage_result(s->usage, x->key_name, r);
     char note[128];
     if (it->priority_lowered)
-        snprintf(note, sizeof note, "priority \"%s\" lowered to \"%s\": the most this API key "
-                 "may ask for", vp_priority_name(it->asked), vp_priority_name(it->priority));
+        snprintf(note, sizeof note, "priority \"%s\" lowered to \"%s\": the most this %s "
+                 "may ask for", vp_priority_name(it->asked), vp_priority_name(it->priority),
+                 strncmp(x->key_name, "cert:", 5) ? "API key" : "client certificate");
     vp_score_json_opts o = {.id = id, .model_name = s->model_name,
                             .return_steps = it->return_steps, .return_logits = it->return_logits,
                             .unknown_fields = it->unknown_fields,

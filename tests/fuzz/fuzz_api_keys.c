@@ -9,7 +9,9 @@
  *    each at most once, never in the key's place), blanks and '#' lines skipped, spaces, tabs and a CR at a line's end trimmed; keys of 8 to 4096 bytes of
  *    visible ASCII, names of at most 64 letters, digits and ".-_@:" not starting with
  *    "cert:", no key or name twice,
- *    at least one key, no NUL byte, no given name equal to a key);
+ *    at least one key, no NUL byte, no given name equal to a key); or lines
+ *    "cert:NAME OPTION..." (NAME 1 to 59 of letters, digits and ".-_@~", once; the second
+ *    field an option) in a file with no key;
  *  - accepted: the same number of keys, each key matching with the reference's name
  *    ("lineN" for a bare key), highest priority (high when not given) and
  *    max_queued (0 when not given), weight (1 when not given), and the key with a byte
@@ -39,9 +41,18 @@ typedef struct ref_key {
     char dflt[32];
 } ref_key;
 
+typedef struct ref_cert {
+    const uint8_t *name;
+    size_t nlen, line;
+    int max_priority;
+    long max_queued, weight;
+} ref_cert;
+
 typedef struct ref {
     ref_key keys[REF_MAX];
     size_t n;
+    ref_cert certs[REF_MAX];
+    size_t n_certs;
     size_t bad_line; /* the line refused (0: the file as a whole) */
     /* the refused line's fields (its name, which may be a misplaced key, its key, options,
      * stray keys): secrets too */
@@ -50,6 +61,16 @@ typedef struct ref {
 } ref;
 
 static bool ref_blank(uint8_t c) { return c == ' ' || c == '\t'; }
+
+/* Whether d[0..n) is one of the options' "prefix=" followed by at least one byte. */
+static bool ref_option_form(const uint8_t *d, size_t n)
+{
+    static const char *const pre[] = {"max_priority=", "max_queued=", "weight="};
+    for (int i = 0; i < 3; i++)
+        if (n > strlen(pre[i]) && !memcmp(d, pre[i], strlen(pre[i])))
+            return true;
+    return false;
+}
 
 static bool ref_name_char(uint8_t c)
 {
@@ -61,6 +82,7 @@ static bool ref_name_char(uint8_t c)
 static int ref_parse(const uint8_t *d, size_t n, ref *r)
 {
     r->n = 0;
+    r->n_certs = 0;
     r->bad_line = 0;
     r->n_bad = 0;
     if (memchr(d, 0, n))
@@ -84,6 +106,18 @@ static int ref_parse(const uint8_t *d, size_t n, ref *r)
         r->n_bad = 0;
         int maxp = 0, seen = 0, qseen = 0, wseen = 0;
         long maxq = 0, wt = 1;
+        /* "cert:NAME OPTION...": a first field past "cert:", then an option */
+        size_t e1 = b;
+        while (e1 < e && !ref_blank(d[e1]))
+            e1++;
+        size_t s2 = e1;
+        while (s2 < e && ref_blank(d[s2]))
+            s2++;
+        size_t e2 = s2;
+        while (e2 < e && !ref_blank(d[e2]))
+            e2++;
+        bool cert = e1 - b > 5 && !memcmp(d + b, "cert:", 5) && ref_option_form(d + s2, e2 - s2);
+        size_t opt_from = cert ? 2 : 3; /* the first field that is an option */
         for (size_t q = b; q < e;) {
             size_t s0 = q;
             while (q < e && !ref_blank(d[q]))
@@ -95,7 +129,7 @@ static int ref_parse(const uint8_t *d, size_t n, ref *r)
                 r->bad_field[field] = d + s0;
                 r->bad_len[field] = s1 - s0;
             }
-            if (++field <= 2) {
+            if (++field < opt_from) {
                 fs[nf] = s0;
                 fe[nf++] = s1;
                 continue;
@@ -142,6 +176,25 @@ static int ref_parse(const uint8_t *d, size_t n, ref *r)
                 maxq = qv;
         }
         r->n_bad = field < 8 ? field : 8;
+        if (cert) { /* the name: cert: and 1 to 59 of [A-Za-z0-9.-_@~], once in the file */
+            size_t nl = fe[0] - fs[0];
+            bool fine = nl <= 64;
+            for (size_t i = 5; fine && i < nl; i++) {
+                uint8_t c = d[fs[0] + i];
+                fine = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '.' || c == '-' || c == '_' || c == '@' || c == '~';
+            }
+            for (size_t j = 0; fine && j < r->n_certs; j++)
+                fine = !(r->certs[j].nlen == nl && !memcmp(r->certs[j].name, d + fs[0], nl));
+            if (!fine || r->n_certs == REF_MAX) {
+                r->bad_line = line;
+                return -1;
+            }
+            r->certs[r->n_certs++] = (ref_cert){.name = d + fs[0], .nlen = nl, .line = line,
+                                                .max_priority = maxp, .max_queued = maxq,
+                                                .weight = wt};
+            continue;
+        }
         size_t kf = nf - 1; /* the key's field: an option there is refused */
         if ((fe[kf] - fs[kf] > 13 && !memcmp(d + fs[kf], "max_priority=", 13)) ||
             (fe[kf] - fs[kf] > 11 && !memcmp(d + fs[kf], "max_queued=", 11)) ||
@@ -185,8 +238,12 @@ static int ref_parse(const uint8_t *d, size_t n, ref *r)
         r->n++;
     }
     r->n_bad = 0;
-    if (!r->n)
+    if (!r->n && !r->n_certs)
         return -1;
+    if (r->n && r->n_certs) { /* certificate grants only without keys */
+        r->bad_line = r->certs[0].line;
+        return -1;
+    }
     for (size_t i = 0; i < r->n; i++) /* a given name that is also a key */
         for (size_t j = 0; r->keys[i].name != (const uint8_t *)r->keys[i].dflt && j < r->n; j++)
             if (r->keys[i].nlen == r->keys[j].klen &&
@@ -216,7 +273,12 @@ static const char *const phrases[] = {
     "the key has bytes; 8 to 4096 are allowed", "the name has bytes; at most 64 are allowed",
     "of the name; a name holds letters, digits and \".-_@:\" only",
     "a name may not start with \"cert:\", the prefix of clients named by their certificate",
-    "holds a NUL byte (at offset): it is not a text file of keys"};
+    "holds a NUL byte (at offset): it is not a text file of keys",
+    "a certificate's client name is cert: and 1 to 59 bytes", "repeats the grants of line",
+    "more than 10000 certificate grants",
+    "a certificate's client name holds letters, digits and \".-_@~\" after cert:",
+    ("grants of a certificate's client (cert:NAME) apply only without API keys, and the file "
+     "has a key: every request then needs one, and its line's grants apply")};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -275,6 +337,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     FUZZ_REQUIRE(vp_api_keys_count(k) == R.n, "%zu keys, the reference %zu",
                  vp_api_keys_count(k), R.n);
+    FUZZ_REQUIRE(vp_api_keys_cert_grants(k) == R.n_certs, "%zu certificate grants, the "
+                 "reference %zu", vp_api_keys_cert_grants(k), R.n_certs);
+    for (size_t i = 0; i < R.n_certs; i++) {
+        const ref_cert *rg = &R.certs[i];
+        char name[80];
+        memcpy(name, rg->name, rg->nlen);
+        name[rg->nlen] = 0;
+        vp_api_key_grant g;
+        FUZZ_REQUIRE(vp_api_keys_cert_grant(k, name, &g) && !strcmp(g.name, name) &&
+                         (int)g.max_priority == rg->max_priority &&
+                         (long)g.max_queued == rg->max_queued && (long)g.weight == rg->weight,
+                     "certificate grant %zu (%s) differs from the reference", i, name);
+        FUZZ_REQUIRE(!vp_api_keys_match(k, name, rg->nlen, NULL), "a grant's name is a key");
+    }
     for (size_t i = 0; i < R.n; i++) {
         const ref_key *rk = &R.keys[i];
         vp_api_key_grant g;

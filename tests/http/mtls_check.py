@@ -2,7 +2,8 @@
 """Mutual TLS (--tls-client-ca), against a running daemon on the tiny model started with
 
   --tls-cert DIR/server.pem --tls-key DIR/server.key --tls-client-ca DIR/ca.pem
-  [--api-keys-file DIR/keys.txt, holding "ops OPS_KEY"]
+  --api-keys-file DIR/grants.txt (certs: the trainer's grants, "cert:NAME weight=3
+  max_priority=normal max_queued=2") or DIR/keys.txt (certs+keys: "ops OPS_KEY")
 
 where DIR (made by suite_http.sh with openssl) also holds client certificates and keys:
 trainer (CN "rl trainer-1", issued by ca_a for client authentication), srvonly (issued by
@@ -16,7 +17,9 @@ Checks, one line each (exit 1 when one fails):
   - every other route without one: 401 in JSON saying that a certificate is needed;
     with the trainer's: 200, and its common name names the client ("cert:rl_trainer-1~"
     and 8 hex digits of the SHA-256 of "rl trainer-1", which has a space)
-    in the log line, GET /v1/models' key, and /metrics' vprm_key_* families;
+    in the log line, GET /v1/models' key, and /metrics' vprm_key_* families; certs: its
+    grants apply (GET /v1/models' key; a "high" request lowered to normal, said in a
+    warning), no key is asked for, and the stranger (no grants line) gets none;
   - a certificate of another authority, or one for servers only: 401 saying why;
   - certs+keys: both are needed, and the API key's name names the client;
   - SIGHUP with ca.pem now ca_b's: the trainer refused on a connection opened before, the
@@ -108,6 +111,14 @@ if MODE == "certs":
     key = a.get("key", {}) if st == 200 else {}
     check(st == 200 and a.get("client_certificates") is True and key.get("name") == TRAINER,
           "the trainer's certificate: 200, named by its common name (%d %s)" % (st, key.get("name")))
+    check(a.get("auth") is False and key.get("weight") == 3 and key.get("max_priority") == "normal"
+          and key.get("max_queued") == 2, "its certificate's grants apply, and no key is asked "
+          "for (auth %s; weight %s, max_priority %s, max_queued %s)" % (a.get("auth"),
+          key.get("weight"), key.get("max_priority"), key.get("max_queued")))
+    st, a = call("trainer", "POST", "/v1/score", None,
+                 json.dumps(dict(json.loads(score), priority="high")))
+    check(st == 200 and any("lowered" in w for w in a.get("warnings", [])),
+          "its \"high\" request runs at normal, the answer says so (%d %s)" % (st, a.get("warnings")))
     m0 = metrics()
     st, a = call("trainer", "POST", "/v1/score", None, score)
     check(st == 200 and len(a.get("results", [])) == 2, "the trainer scores (%d)" % st)
@@ -154,6 +165,10 @@ st, a = call("stranger", "GET", "/v1/models", OPS)
 name = a.get("key", {}).get("name") if st == 200 else None
 check(st == 200 and name == ("cert:stranger" if MODE == "certs" else "ops"),
       "the other authority's client: 200, named %s (%d)" % (name, st))
+if MODE == "certs":
+    key = a.get("key", {})
+    check(key.get("weight") == 1 and key.get("max_priority") == "high" and key.get("max_queued") is None,
+          "a client with no grants line: none (%s)" % key)
 replace("ca.pem", "not a certificate\n")
 check(reload("failed"), "a ca.pem that is not PEM: reload refused")
 st_s, _ = call("stranger", "GET", "/v1/models", OPS)

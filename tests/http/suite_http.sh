@@ -846,10 +846,21 @@ rc=$?
 if [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -q "option tls_client_ca: .*trainer.key is not a PEM file" "$MT/refused.out"; then
     ok "M: a key in place of the client CAs: refused at start, naming it"
 else bad "M: a key as --tls-client-ca: exit $rc, $(tail -2 "$MT/refused.out")"; fi
+# grants of the trainer's certificate (its name: "rl trainer-1" made safe, then ~ and 8 hex
+# digits of its SHA-256): a keys file of cert: lines only, which asks for no key
+printf 'cert:rl_trainer-1~%s weight=3 max_priority=normal max_queued=2\n' \
+    "$(printf 'rl trainer-1' | sha256sum | cut -c1-8)" >"$MT/grants.txt"
+chmod 600 "$MT/grants.txt"
+timeout 30 "$VPRM" serve --model "$MODEL" --port 0 --no-warmup --tls-cert "$MT/server.pem" \
+    --tls-key "$MT/server.key" --api-keys-file "$MT/grants.txt" >"$MT/refused.out" 2>&1
+rc=$?
+if [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -q "grants.txt grants clients known by their certificate (cert:NAME lines), but tls_client_ca is not set" "$MT/refused.out"; then
+    ok "M: certificate grants without --tls-client-ca: refused at start"
+else bad "M: certificate grants without --tls-client-ca: exit $rc, $(tail -2 "$MT/refused.out")"; fi
 export DAEMON_CURL_ARGS="--cacert $MT/server.pem"
 for mode in certs certs+keys; do
     cp "$MT/ca_a.pem" "$MT/ca.pem"
-    if [ "$mode" = certs ]; then bin=$VPRM; extra=""
+    if [ "$mode" = certs ]; then bin=$VPRM; extra="--api-keys-file $MT/grants.txt"
     else bin=$VPRM_ASAN; printf 'ops %s\n' "$KEY" >"$MT/keys.txt"; chmod 600 "$MT/keys.txt"
         extra="--api-keys-file $MT/keys.txt"; fi
     # shellcheck disable=SC2086

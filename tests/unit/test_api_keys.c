@@ -182,6 +182,70 @@ static void test_weight(void)
             "weight=N", NULL);
 }
 
+/* "cert:NAME OPTION...": grants of a client known by its certificate, in a file without
+ * keys; such a file asks for no key */
+static void test_cert_grants(void)
+{
+    vp_error err;
+    vp_api_keys *k = load_text(NULL,
+                               "# trainers known by their client certificates\n"
+                               "cert:rl-trainer-1 weight=3 max_queued=64\n"
+                               "cert:bon_server.example max_priority=high weight=2\n"
+                               "cert:~0123456789abcdef\tmax_priority=low\r\n",
+                               &err);
+    CHECK_MSG(k != NULL, "%s", err.message);
+    CHECK(vp_api_keys_count(k) == 0 && vp_api_keys_cert_grants(k) == 3);
+    vp_api_key_grant g;
+    CHECK(vp_api_keys_cert_grant(k, "cert:rl-trainer-1", &g) && g.weight == 3 &&
+          g.max_queued == 64 && g.max_priority == VP_PRIORITY_HIGH &&
+          !strcmp(g.name, "cert:rl-trainer-1"));
+    CHECK(vp_api_keys_cert_grant(k, "cert:bon_server.example", &g) && g.weight == 2 &&
+          g.max_queued == 0);
+    CHECK(vp_api_keys_cert_grant(k, "cert:~0123456789abcdef", &g) &&
+          g.max_priority == VP_PRIORITY_LOW && g.weight == 1);
+    CHECK(!vp_api_keys_cert_grant(k, "cert:rl-trainer", &g) &&
+          !vp_api_keys_cert_grant(k, "rl-trainer-1", &g));
+    CHECK(match(k, "weight=3") == NULL && match(k, "cert:rl-trainer-1") == NULL);
+    vp_api_keys_free(k);
+    /* a keys file: nothing changes for its keys, and no grants */
+    k = load_text(NULL, "alice alice-key-0001 weight=2\ncert:abc-key-123456\n", &err);
+    CHECK_MSG(k && vp_api_keys_count(k) == 2 && vp_api_keys_cert_grants(k) == 0, "%s",
+              err.message);
+    CHECK(k && match(k, "cert:abc-key-123456") && !strcmp(match(k, "cert:abc-key-123456"), "line2"));
+    vp_api_keys_free(k);
+    refused("alice alice-key-0001\ncert:trainer weight=2\n", "line 2: grants of a certificate's "
+            "client (cert:NAME) apply only without API keys", NULL);
+    k = load_text("option-key-1234", "cert:trainer weight=2\n", &err);
+    CHECK_MSG(k == NULL && strstr(err.message, "line 1: grants of a certificate's client") &&
+                  strstr(err.message, "option api_key"), "%s", err.message);
+    refused("cert:a weight=2\ncert:a max_queued=3\n", "line 2 repeats the grants of line 1", NULL);
+    refused("cert:a/b weight=2\n", "line 1: byte 0x2f at offset 6 of the name", NULL);
+    refused("cert:a:b weight=2\n", "byte 0x3a at offset 6", NULL);
+    refused("cert:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa weight=2\n",
+            "line 1: a certificate's client name is cert: and 1 to 59 bytes", NULL);
+    refused("cert:a weight=2 extra-key-123456\n", "line 1: field 3 is not an option", "extra-key");
+    refused("cert:a weight=0\n", "line 1: weight must be a whole number", NULL);
+    refused("cert:a trainer-key-123456 weight=2\n", "line 1: a name may not start with \"cert:\"",
+            "trainer-key");
+    refused("cert: weight=2\n", "line 1: the key looks like an option", NULL);
+    /* at most 10,000 grants, as keys */
+    size_t cap = 10001 * 24 + 1, n = 0, before_last = 0;
+    char *many = malloc(cap);
+    for (int i = 1; many && i <= 10001; i++) {
+        before_last = n;
+        n += (size_t)snprintf(many + n, cap - n, "cert:c%d weight=2\n", i);
+    }
+    if (many) {
+        refused(many, "line 10001: more than 10000 certificate grants", NULL);
+        many[before_last] = 0; /* the last line gone: 10,000 are taken */
+        k = load_text(NULL, many, &err);
+        CHECK_MSG(k && vp_api_keys_cert_grants(k) == 10000, "%s", err.message);
+        CHECK(k && vp_api_keys_cert_grant(k, "cert:c10000", &g) && g.weight == 2);
+        vp_api_keys_free(k);
+    }
+    free(many);
+}
+
 static void test_with_option(void)
 {
     vp_error err;
@@ -335,6 +399,7 @@ int main(void)
     test_max_priority();
     test_max_queued();
     test_weight();
+    test_cert_grants();
     test_refusals();
     test_many();
     char path[300];
