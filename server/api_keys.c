@@ -252,6 +252,26 @@ static int parse_option(const char *f, size_t len, key_options *o, const char *p
                    path, line, field);
 }
 
+/* The field at *q (up to a blank or end): its start and *len; *q moves past it and the
+ * blanks after it. */
+static const char *next_field(char **q, char *end, size_t *len)
+{
+    const char *start = *q;
+    while (*q < end && !blank(**q))
+        (*q)++;
+    *len = (size_t)(*q - start);
+    while (*q < end && blank(**q))
+        (*q)++;
+    return start;
+}
+
+/* Whether f[0..len) has an option's form (any of them). */
+static bool any_option_form(const char *f, size_t len)
+{
+    return option_form(f, len, OPT_PRIORITY) || option_form(f, len, OPT_QUEUED) ||
+           option_form(f, len, OPT_WEIGHT);
+}
+
 /* A "cert:NAME OPTION..." line's grants: NAME as tls_clients.h names a certificate's
  * client (letters, digits and ".-_@~"), once in the file. */
 static int add_cert_grant(vp_api_keys *k, const char *path, size_t line, const char *name,
@@ -322,21 +342,14 @@ static int parse_file(vp_api_keys *k, const char *path, char *text, size_t len, 
             size_t fl[2], n = 0, field = 0;
             key_options o = {.max_priority = VP_PRIORITY_HIGH, .weight = 1};
             /* "cert:NAME OPTION...": its second field is an option, not a key */
-            size_t l1 = strcspn(p, " \t\r\n"), skip = l1;
-            while (p + skip < end && blank(p[skip]))
-                skip++;
-            size_t l2 = p + skip < end ? strcspn(p + skip, " \t\r\n") : 0;
-            const char *f2 = p + skip;
-            bool cert = l1 > 5 && !memcmp(p, "cert:", 5) && l2 &&
-                        (option_form(f2, l2, OPT_PRIORITY) || option_form(f2, l2, OPT_QUEUED) ||
-                         option_form(f2, l2, OPT_WEIGHT));
-            for (char *q = cert ? p + skip : end; q < end;) {
-                const char *start = q;
-                while (q < end && !blank(*q))
-                    q++;
-                size_t l = (size_t)(q - start);
-                while (q < end && blank(*q))
-                    q++;
+            char *rest = p;
+            size_t l1, l2;
+            next_field(&rest, end, &l1);
+            const char *f2 = next_field(&rest, end, &l2);
+            bool cert = l1 > 5 && !memcmp(p, "cert:", 5) && any_option_form(f2, l2);
+            for (char *q = cert ? (char *)f2 : end; q < end;) {
+                size_t l;
+                const char *start = next_field(&q, end, &l);
                 if (parse_option(start, l, &o, path, line, ++field + 1, err))
                     return -1;
             }
@@ -347,12 +360,8 @@ static int parse_file(vp_api_keys *k, const char *path, char *text, size_t len, 
                 continue;
             }
             for (char *q = p; q < end;) {
-                const char *start = q;
-                while (q < end && !blank(*q))
-                    q++;
-                size_t l = (size_t)(q - start);
-                while (q < end && blank(*q))
-                    q++;
+                size_t l;
+                const char *start = next_field(&q, end, &l);
                 if (++field <= 2) {
                     f[n] = start;
                     fl[n++] = l;
@@ -361,9 +370,7 @@ static int parse_file(vp_api_keys *k, const char *path, char *text, size_t len, 
                 }
             }
             /* "KEY max_priority=P" would take the key for a name (logged) */
-            if (option_form(f[n - 1], fl[n - 1], OPT_PRIORITY) ||
-                option_form(f[n - 1], fl[n - 1], OPT_QUEUED) ||
-                option_form(f[n - 1], fl[n - 1], OPT_WEIGHT))
+            if (any_option_form(f[n - 1], fl[n - 1]))
                 return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
                                "%s, line %zu: the key looks like an option; a line with "
                                "options is NAME KEY OPTION...", path, line);
