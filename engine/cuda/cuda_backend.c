@@ -291,6 +291,29 @@ static int pick_gemm_tune(vp_backend *b, vp_error *err)
     return 0;
 }
 
+/* VPRM_CUDA_MLP: "cublas" (the default: cuBLASLt's w1 | w3 product, then the SiLU-gate
+ * kernel) or "fused" (one Hopper kernel whose epilogue applies the SiLU-gate to the
+ * product's fp32 sums, k_mlp_gated.cu: the gate | up rows never reach memory). */
+static int pick_mlp(vp_backend *b, vp_error *err)
+{
+    const char *env = getenv("VPRM_CUDA_MLP");
+    const vp_llm_config *l = &b->cfg.llm;
+    b->gated_mlp = false;
+    if (!env || !*env || !strcmp(env, "cublas"))
+        return 0;
+    if (strcmp(env, "fused"))
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_MLP",
+                       "VPRM_CUDA_MLP is \"%s\": expected cublas or fused", env);
+    if (!vpk_gated_mlp_supports((size_t)l->hidden, (size_t)l->intermediate))
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_MLP",
+                       "VPRM_CUDA_MLP=fused needs an sm_90a build on a compute capability 9 GPU, "
+                       "an intermediate size that is a multiple of 128 and a hidden size that "
+                       "is a multiple of 8 (this model: %d and %d)",
+                       l->intermediate, l->hidden);
+    b->gated_mlp = true;
+    return 0;
+}
+
 static int pick_attention(vp_backend *b, vp_error *err)
 {
     const vp_vision_config *v = &b->cfg.vision;
@@ -467,12 +490,14 @@ static int backend_create(vp_backend **out, const vp_model_config *cfg,
         vp_gemm_init(&b->gemm, cuda_ws(b, VP_WS_GEMM), b->ws.bytes[VP_WS_GEMM], b->act, err) ||
         vp_gemm_init(&b->gemm_vision, cuda_ws(b, VP_WS_GEMM), b->ws.bytes[VP_WS_GEMM],
                      b->act_vision, err) ||
-        pick_gemm_tune(b, err) || pick_attention(b, err))
+        pick_gemm_tune(b, err) || pick_attention(b, err) || pick_mlp(b, err))
         return -1;
     CUDA_CHECK(vpk_attention_setup());
+    if (b->gated_mlp)
+        CUDA_CHECK(vpk_gated_mlp_setup());
     VP_LOGI("-", "cuda backend: %s; weights %.2f GiB, working memory %.2f GiB for %zu tokens / "
             "%zu tiles (persistent %.2f, vision %.2f, language %.2f), staging %.1f MiB; "
-            "attention: vision %s %dx%dx%d%s, language %s %dx%dx%d%s%s",
+            "attention: vision %s %dx%dx%d%s, language %s %dx%dx%d%s%s%s",
             b->device_name, (double)b->plan.arena_bytes / (1 << 30), (double)b->ws.total / (1 << 30),
             max_tokens, max_tiles, (double)b->ws.persist_bytes / (1 << 30),
             (double)b->ws.vision_bytes / (1 << 30), (double)b->ws.language_bytes / (1 << 30),
@@ -482,7 +507,9 @@ static int backend_create(vp_backend **out, const vp_model_config *cfg,
             b->fast_language ? "tensor-core" : "simple", b->language_shape.rows_per_warp,
             b->language_shape.heads_per_block, b->language_shape.keys_per_step,
             wgmma_label(b->language_wgmma),
-            activations_label(b));
+            activations_label(b),
+            b->gated_mlp ? "; MLP: w1 | w3 and the SiLU-gate in one kernel (VPRM_CUDA_MLP=fused)"
+                         : "");
     return 0;
 }
 

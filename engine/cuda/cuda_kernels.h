@@ -86,6 +86,21 @@ cudaError_t vpk_silu_gate(cudaStream_t stream, vp_bf16 *h, const float *gu, size
 cudaError_t vpk_silu_gate16(cudaStream_t stream, vp_bf16 *h, const vp_bf16 *gu, size_t rows,
                             size_t inter, int act);
 
+/* ---- k_mlp_gated.cu (twin: the w1 | w3 product, then vp_cpu_silu_gate) ---- */
+
+/* h[rows][inter] = silu(x w13[0..inter)^T) * (x w13[inter..2 inter)^T), x[rows][hidden] and
+ * w13[2 inter][hidden] in the act type, one product whose epilogue takes the SiLU-gate
+ * from the fp32 sums, rounded once to the act type (Hopper, sm_90a build only). */
+cudaError_t vpk_gated_mlp(cudaStream_t stream, vp_bf16 *h, const vp_bf16 *x, const vp_bf16 *w13,
+                          size_t rows, size_t inter, size_t hidden, int act);
+/* Whether vpk_gated_mlp runs here for these sizes (a Hopper GPU, inter a multiple of 128,
+ * hidden of 8). */
+int vpk_gated_mlp_supports(size_t hidden, size_t inter);
+/* Its shared memory allowance; once, before the first call. */
+cudaError_t vpk_gated_mlp_setup(void);
+/* Row tiles its blocks walk together (16 unless set; gpu_ops' benchmark compares). */
+void vpk_gated_mlp_group(int row_tiles);
+
 /* ---- k_patch_embed.cu (twin vp_cpu_patch_embed, with the GEMM in between) ---- */
 
 /* patches[tile * G*G + gy * G + gx][c * P*P + py * P + px] = bf16(tile pixel) (stored in

@@ -3,7 +3,8 @@
  *   x = token embedding, or the image feature row for image tokens (fp32)
  *   per layer: x += wo(attn(rope(q), rope(k), v)) on attention_norm(x)
  *              x += w2(silu(w1 y) * w3 y), y = ffn_norm(x)   (w1 | w3 one product, its
- *              output fp32 with bf16 activations, fp16 with fp16 ones)
+ *              output fp32 with bf16 activations, fp16 with fp16 ones; or, with
+ *              VPRM_CUDA_MLP=fused, one kernel that applies the SiLU-gate to its sums)
  *   the residual adds are the products' epilogue (beta = 1 into the fp32 x)
  *   prefix KV cache: after RoPE, cached prefixes' keys and values fill the qkv rows past
  *   the tokens, and rows to keep go to the cache (vpk_kv_copy)
@@ -30,15 +31,21 @@ static int mlp(vp_backend *b, const cuda_llm_layer *L, float *x, size_t rows, vp
                         xn, h, b->act));
     for (size_t r0 = 0; r0 < rows; r0 += b->ws.mlp_chunk) {
         size_t rc = rows - r0 < b->ws.mlp_chunk ? rows - r0 : b->ws.mlp_chunk;
-        cuda_prof_mark(&b->prof, b->stream, "llm.w13", 2.0 * (double)rc * 2 * (double)(im * h));
-        if (vp_gemm_run(&b->gemm, b->stream, gu, gu16 ? VP_GEMM_ACT16 : VP_GEMM_F32, xn + r0 * h,
-                        L->w13, NULL, rc, 2 * im, h, h, h, 2 * im, false, err))
-            return -1;
-        cuda_prof_mark(&b->prof, b->stream, "llm.silu", 0);
-        if (gu16)
-            CUDA_CHECK(vpk_silu_gate16(b->stream, hid, gu, rc, im, b->act));
-        else
-            CUDA_CHECK(vpk_silu_gate(b->stream, hid, gu, rc, im, b->act));
+        if (b->gated_mlp) { /* w1 | w3 and the SiLU-gate in one kernel (k_mlp_gated.cu) */
+            cuda_prof_mark(&b->prof, b->stream, "llm.w13+silu",
+                           2.0 * (double)rc * 2 * (double)(im * h));
+            CUDA_CHECK(vpk_gated_mlp(b->stream, hid, xn + r0 * h, L->w13, rc, im, h, b->act));
+        } else {
+            cuda_prof_mark(&b->prof, b->stream, "llm.w13", 2.0 * (double)rc * 2 * (double)(im * h));
+            if (vp_gemm_run(&b->gemm, b->stream, gu, gu16 ? VP_GEMM_ACT16 : VP_GEMM_F32, xn + r0 * h,
+                            L->w13, NULL, rc, 2 * im, h, h, h, 2 * im, false, err))
+                return -1;
+            cuda_prof_mark(&b->prof, b->stream, "llm.silu", 0);
+            if (gu16)
+                CUDA_CHECK(vpk_silu_gate16(b->stream, hid, gu, rc, im, b->act));
+            else
+                CUDA_CHECK(vpk_silu_gate(b->stream, hid, gu, rc, im, b->act));
+        }
         cuda_prof_mark(&b->prof, b->stream, "llm.w2", 2.0 * (double)rc * (double)(im * h));
         if (vp_gemm_run(&b->gemm, b->stream, x + r0 * h, VP_GEMM_F32, hid, L->w2, NULL, rc, h, im,
                         im, im, h, true, err))

@@ -155,6 +155,8 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
                               .kv_cache_bytes = (size_t)64 << 20};
     vp_backend *cpu = NULL, *gpu = NULL, *gpu_simple = NULL, *gpu_alt[5] = {NULL};
     vp_backend *gpu_bf16 = NULL, *gpu_f16l = NULL; /* VPRM_CUDA_ACTIVATIONS=bf16, fp16-llm */
+    vp_backend *gpu_mlp = NULL; /* VPRM_CUDA_MLP=fused, where it runs (Hopper) */
+    int fused = vpk_gated_mlp_supports((size_t)cfg->llm.hidden, (size_t)cfg->llm.intermediate);
     if (vp_cpu_init_weights(&cpu, cfg, &m.w, &opt, &err) ||
         vp_cuda_init_weights(&gpu, cfg, &m.w, &opt, &err)) {
         printf("FAIL %s init: %s\n", label, err.message);
@@ -176,8 +178,11 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
         if (init_with_attention(&gpu_alt[a], cfg, &m, &opt, alt[a], label))
             goto done;
     if (init_with_env(&gpu_bf16, cfg, &m, &opt, "VPRM_CUDA_ACTIVATIONS", "bf16", label) ||
-        init_with_env(&gpu_f16l, cfg, &m, &opt, "VPRM_CUDA_ACTIVATIONS", "fp16-llm", label))
+        init_with_env(&gpu_f16l, cfg, &m, &opt, "VPRM_CUDA_ACTIVATIONS", "fp16-llm", label) ||
+        (fused && init_with_env(&gpu_mlp, cfg, &m, &opt, "VPRM_CUDA_MLP", "fused", label)))
         goto done;
+    if (!fused)
+        printf("%s: VPRM_CUDA_MLP=fused not run (needs a Hopper GPU)\n", label);
     printf("%s: CUDA attention %s; device %s\n", label, vp_cuda_attention_kind(gpu),
            vp_backend_cuda.device_name(gpu));
     size_t tiles = 2, tile_floats = 3 * 448 * 448, rows = tiles * (size_t)cfg->num_image_token;
@@ -231,6 +236,10 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
                      label, round, vp_cuda_attention_kind(gpu_f16l));
             compare_margins(what, ls, lc, tb.b.n_out, tol);
         }
+        if (cpu_ok && gpu_mlp && run(&vp_backend_cuda, gpu_mlp, &tb.b, ls, "cuda fused mlp") == 0) {
+            snprintf(what, sizeof what, "%s batch %d VPRM_CUDA_MLP=fused vs cpu", label, round);
+            compare_margins(what, ls, lc, tb.b.n_out, tol);
+        }
         for (size_t a = 0; a < n_alt; a++)
             if (cpu_ok && run(&vp_backend_cuda, gpu_alt[a], &tb.b, ls, "cuda alternative") == 0) {
                 snprintf(what, sizeof what, "%s batch %d VPRM_CUDA_ATTENTION=%s (%s) vs cpu",
@@ -241,12 +250,14 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
          * logits of computing them (every attention kernel reads the loaded rows) */
         test_batch store, load;
         test_batch_cache_prefixes(&tb, &store, &load);
-        vp_backend *kinds[9] = {gpu, gpu_simple, gpu_bf16, gpu_f16l, gpu_alt[0], gpu_alt[1],
-                                gpu_alt[2], gpu_alt[3], gpu_alt[4]};
-        const char *kind_names[9] = {"default", "simple", "bf16", "fp16-llm", alt[0], alt[1],
-                                     alt[2], alt[3], alt[4]};
+        vp_backend *kinds[10] = {gpu, gpu_simple, gpu_bf16, gpu_f16l, gpu_alt[0], gpu_alt[1],
+                                 gpu_alt[2], gpu_alt[3], gpu_alt[4], gpu_mlp};
+        const char *kind_names[10] = {"default", "simple", "bf16", "fp16-llm", alt[0], alt[1],
+                                      alt[2], alt[3], alt[4], "fused mlp"};
+        if (gpu_mlp) /* after the alternatives in use */
+            kinds[4 + n_alt] = gpu_mlp, kind_names[4 + n_alt] = "fused mlp";
         float *lk = host_alloc(tb.b.n_out * 8); /* this kind's logits computed in one pass */
-        for (size_t k = 0; k < 4 + n_alt && gpu_ok; k++)
+        for (size_t k = 0; k < 4 + n_alt + (gpu_mlp != NULL) && gpu_ok; k++)
             if (run(&vp_backend_cuda, kinds[k], &tb.b, lk, "cuda computed") == 0 &&
                 run(&vp_backend_cuda, kinds[k], &store.b, ls, "cuda store prefixes") == 0 &&
                 run(&vp_backend_cuda, kinds[k], &load.b, lf, "cuda load prefixes") == 0) {
@@ -293,6 +304,8 @@ done:
         vp_backend_cuda.free(gpu_bf16);
     if (gpu_f16l)
         vp_backend_cuda.free(gpu_f16l);
+    if (gpu_mlp)
+        vp_backend_cuda.free(gpu_mlp);
     host_model_free(&m);
 }
 
@@ -381,6 +394,9 @@ static void check_env_values(const vp_model_config *cfg)
         {"VPRM_CUDA_GEMM_TUNE", "many", 0, "a count of candidates"},
         {"VPRM_CUDA_GEMM_TUNE", "99", 0, "a count of candidates"},
         {"VPRM_CUDA_GEMM_TUNE", "4", 1, NULL},
+        {"VPRM_CUDA_MLP", "fast", 0, "expected cublas or fused"},
+        {"VPRM_CUDA_MLP", "cublas", 1, NULL},
+        {"VPRM_CUDA_MLP", "fused", 1, NULL},
     };
     host_model m;
     if (host_model_build(&m, cfg, 17, PLUS, MINUS)) {
@@ -390,8 +406,9 @@ static void check_env_values(const vp_model_config *cfg)
     vp_backend_options opt = {.device = 0, .max_tokens = 512, .max_tiles = 1};
     int hopper = vpk_attention_wgmma_available();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        if (!hopper && !strncmp(cases[i].value, "wgmma", 5) && cases[i].ok)
-            continue; /* the wgmma kernels need a Hopper GPU */
+        if (!hopper && cases[i].ok &&
+            (!strncmp(cases[i].value, "wgmma", 5) || !strcmp(cases[i].value, "fused")))
+            continue; /* the wgmma kernels and the fused MLP need a Hopper GPU */
         vp_backend *b = NULL;
         vp_error err = {0};
         setenv(cases[i].var, cases[i].value, 1);

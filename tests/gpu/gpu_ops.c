@@ -261,6 +261,107 @@ static void test_activations(size_t inter, int act)
     free(gub), free(got3);
 }
 
+/* vpk_gated_mlp (VPRM_CUDA_MLP=fused) vs the CPU product and SiLU-gate on the same
+ * rounded inputs: hidden 264 has a last K step of 8 columns (the copies' zeros past K),
+ * 300 and 1 rows a partial row tile. Only where the kernel runs (a Hopper GPU). */
+static void test_gated_mlp(size_t rows, size_t hidden, size_t inter, int act)
+{
+    char what[96];
+    snprintf(what, sizeof what, "gated mlp %s %zux%zux%zu", act_name(act), rows, inter, hidden);
+    if (!vpk_gated_mlp_supports(hidden, inter)) {
+        printf("not run: %s (needs a Hopper GPU and an sm_90a build)\n", what);
+        return;
+    }
+    float *x = gpu_normal(rows * hidden, 1.0f, 0.0f), *w = gpu_normal(2 * inter * hidden, 0.05f, 0.0f);
+    uint16_t *xb = round_act(x, rows * hidden, act), *wb = round_act(w, 2 * inter * hidden, act);
+    float *gu = host_alloc(rows * 2 * inter * 4), *gate = host_alloc(rows * inter * 4);
+    float *up = host_alloc(rows * inter * 4);
+    vp_cpu_matmul(NULL, gu, x, w, NULL, rows, hidden, 2 * inter);
+    split_gate_up(gu, rows, inter, gate, up);
+    vp_cpu_silu_gate(gate, up, rows * inter);
+    vp_bf16 *dx = gpu_upload(xb, rows * hidden * 2), *dw = gpu_upload(wb, 2 * inter * hidden * 2);
+    vp_bf16 *dh = gpu_alloc(rows * inter * 2);
+    GPU_OK(cudaMemset(dh, 0xff, rows * inter * 2)); /* NaN in both types: unwritten fails */
+    GPU_OK(vpk_gated_mlp(stream, dh, dx, dw, rows, inter, hidden, act));
+    uint16_t *hb = host_alloc(rows * inter * 2);
+    gpu_download(hb, dh, rows * inter * 2);
+    float *got = from_act(hb, rows * inter, act);
+    /* fp32 sums in another order, then one rounding of the gated value */
+    gpu_close(what, got, gate, rows * inter, 4e-3 * sqrt((double)hidden) * 0.05, act_rel(act));
+    cudaFree(dx), cudaFree(dw), cudaFree(dh);
+    free(x), free(w), free(xb), free(wb), free(gu), free(gate), free(up), free(hb), free(got);
+}
+
+/* Not a check: W1's MLP first half (6,139 rows, 4,096 -> 2 x 14,336) as the two ways the
+ * backend can run it, fp16, timed in turn on the same inputs: cuBLASLt's w1 | w3 product
+ * and the SiLU-gate kernel, then vpk_gated_mlp; TFLOP/s of the product's FLOPs. */
+static void bench_gated_mlp(vp_gemm *g16)
+{
+    const size_t rows = 6139, hidden = 4096, inter = 14336;
+    if (!vpk_gated_mlp_supports(hidden, inter)) {
+        printf("bench gated mlp: not run (needs a Hopper GPU and an sm_90a build)\n");
+        return;
+    }
+    vp_bf16 *dx = gpu_alloc(rows * hidden * 2), *dw = gpu_alloc(2 * inter * hidden * 2);
+    vp_bf16 *dgu = gpu_alloc(rows * 2 * inter * 2), *dh = gpu_alloc(rows * inter * 2);
+    vp_bf16 *dh2 = gpu_alloc(rows * inter * 2);
+    unsigned long long *dover = gpu_alloc(sizeof *dover);
+    GPU_OK(cudaMemset(dover, 0, sizeof *dover));
+    vp_rand_rule rx = {.key = 0x5eed1, .kind = VP_RAND_NORMAL, .std = 1.0f, .std_special = 1.0f,
+                       .cols = hidden};
+    vp_rand_rule rw = rx;
+    rw.key = 0x5eed2, rw.std = rw.std_special = 0.02f;
+    GPU_OK(vpk_random_fill(stream, dx, VP_CW_BF16, &rx, 1, 0, rows * hidden, hidden, hidden));
+    GPU_OK(vpk_random_fill(stream, dw, VP_CW_BF16, &rw, 1, 0, 2 * inter * hidden, hidden, hidden));
+    GPU_OK(vpk_bf16_to_f16(stream, dx, rows * hidden, dover));
+    GPU_OK(vpk_bf16_to_f16(stream, dw, 2 * inter * hidden, dover));
+    cudaEvent_t e0, e1;
+    GPU_OK(cudaEventCreate(&e0));
+    GPU_OK(cudaEventCreate(&e1));
+    const double flops = 2.0 * (double)rows * 2 * (double)inter * (double)hidden;
+    vp_error err = {0};
+    static const int groups[] = {0, 16, 4, 8, 32, 0}; /* 0: cuBLASLt, first and last */
+    for (size_t way = 0; way < sizeof groups / sizeof groups[0]; way++) {
+        const int reps = 10;
+        vpk_gated_mlp_group(groups[way]);
+        float ms = 0.0f;
+        for (int r = -2; r < reps; r++) { /* two warm-ups */
+            if (r == 0)
+                GPU_OK(cudaEventRecord(e0, stream));
+            if (groups[way] > 0) {
+                GPU_OK(vpk_gated_mlp(stream, dh2, dx, dw, rows, inter, hidden, VPK_ACT_F16));
+            } else if (vp_gemm_run(g16, stream, dgu, VP_GEMM_ACT16, dx, dw, NULL, rows, 2 * inter,
+                                   hidden, hidden, hidden, 2 * inter, false, &err)) {
+                printf("FAIL bench gated mlp: %s\n", err.message);
+                gpu_fail++;
+                break;
+            } else {
+                GPU_OK(vpk_silu_gate16(stream, dh, dgu, rows, inter, VPK_ACT_F16));
+            }
+        }
+        GPU_OK(cudaEventRecord(e1, stream));
+        GPU_OK(cudaEventSynchronize(e1));
+        GPU_OK(cudaEventElapsedTime(&ms, e0, e1));
+        ms /= reps;
+        char how[64];
+        snprintf(how, sizeof how, "fused (vpk_gated_mlp), row tiles a group %d", groups[way]);
+        printf("bench gated mlp W1 (6139 x 4096 -> 2 x 14336, fp16) %s: %.3f ms per layer, "
+               "%.0f TFLOP/s\n", groups[way] ? how : "cuBLASLt + SiLU-gate kernel",
+               ms, flops / (ms * 1e-3) / 1e12);
+    }
+    vpk_gated_mlp_group(16);
+    /* the two ways agree (each rounds once more or less: fp16 gate and up in the first) */
+    size_t n = rows * inter;
+    uint16_t *a = host_alloc(n * 2), *b = host_alloc(n * 2);
+    gpu_download(a, dh, n * 2);
+    gpu_download(b, dh2, n * 2);
+    float *fa = from_act(a, n, VPK_ACT_F16), *fb = from_act(b, n, VPK_ACT_F16);
+    gpu_close("gated mlp W1 shape: fused vs cuBLASLt + SiLU-gate", fb, fa, n, 2e-3, 1.0 / 128);
+    cudaEventDestroy(e0), cudaEventDestroy(e1);
+    cudaFree(dx), cudaFree(dw), cudaFree(dgu), cudaFree(dh), cudaFree(dh2), cudaFree(dover);
+    free(a), free(b), free(fa), free(fb);
+}
+
 /* unfold + gemm + class token and positions vs vp_cpu_patch_embed, two tiles */
 static void test_patch_embed(vp_gemm *gm)
 {
@@ -960,6 +1061,8 @@ int main(int argc, char **argv)
         printf("gpu_ops on %s (sm_%d%d)\n", prop.name, prop.major, prop.minor);
         GPU_OK(cudaStreamCreate(&stream));
         GPU_OK(vpk_attention_setup());
+        if (vpk_gated_mlp_supports(4096, 14336))
+            GPU_OK(vpk_gated_mlp_setup());
         ws = gpu_alloc(VP_GEMM_WORKSPACE_BYTES);
         vp_error err = {0};
         if (vp_gemm_init(&g, ws, VP_GEMM_WORKSPACE_BYTES, VPK_ACT_BF16, &err) ||
@@ -1023,7 +1126,14 @@ int main(int argc, char **argv)
     RUN("fp16 attention causal+prefix GQA 8/4 d64", test_attention("causal+prefix GQA 8/4 d64", 1, 8, 4, 64, 300, VPK_ACT_F16));
     RUN("fp16 attention causal+prefix MHA 4/4 d32", test_attention("causal+prefix MHA 4/4 d32", 1, 4, 4, 32, 200, VPK_ACT_F16));
     RUN("fp16 attention tiles 16 heads d64", test_attention("tiles 16 heads d64", 0, 16, 16, 64, 0, VPK_ACT_F16));
+    RUN("gated mlp 300x384x264", test_gated_mlp(300, 264, 384, VPK_ACT_BF16));
+    RUN("gated mlp 1x128x256", test_gated_mlp(1, 256, 128, VPK_ACT_BF16));
+    RUN("gated mlp 200x1024x4096", test_gated_mlp(200, 4096, 1024, VPK_ACT_BF16));
+    RUN("fp16 gated mlp 300x384x264", test_gated_mlp(300, 264, 384, VPK_ACT_F16));
+    RUN("fp16 gated mlp 1030x512x1024", test_gated_mlp(1030, 1024, 512, VPK_ACT_F16));
+    RUN("fp16 gated mlp 200x1024x4096", test_gated_mlp(200, 4096, 1024, VPK_ACT_F16));
     RUN("bench attention language", bench_attention(1));
+    RUN("bench gated mlp", bench_gated_mlp(&g16));
     RUN("bench attention vision", bench_attention(0));
     if (list_only)
         return 0;
