@@ -98,8 +98,11 @@ cudaError_t vpk_gated_mlp(cudaStream_t stream, vp_bf16 *h, const vp_bf16 *x, con
 int vpk_gated_mlp_supports(size_t hidden, size_t inter);
 /* Its shared memory allowance; once, before the first call. */
 cudaError_t vpk_gated_mlp_setup(void);
-/* Row tiles its blocks walk together (16 unless set; gpu_ops' benchmark compares). */
-void vpk_gated_mlp_group(int row_tiles);
+/* Row tiles its blocks walk together (16 unless set) and blocks a cluster (2, sharing
+ * w13's copies, unless 1); for gpu_ops' checks and benchmark. */
+void vpk_gated_mlp_tune(int row_tiles, int cluster);
+/* Pairs of its blocks the GPU runs at once (the grid with clusters of two; 0: none). */
+int vpk_gated_mlp_pairs(void);
 
 /* ---- k_patch_embed.cu (twin vp_cpu_patch_embed, with the GEMM in between) ---- */
 

@@ -3,8 +3,8 @@
  *   x = token embedding, or the image feature row for image tokens (fp32)
  *   per layer: x += wo(attn(rope(q), rope(k), v)) on attention_norm(x)
  *              x += w2(silu(w1 y) * w3 y), y = ffn_norm(x)   (w1 | w3 one product, its
- *              output fp32 with bf16 activations, fp16 with fp16 ones; or, with
- *              VPRM_CUDA_MLP=fused, one kernel that applies the SiLU-gate to its sums)
+ *              output fp32 with bf16 activations, fp16 with fp16 ones; or, on Hopper
+ *              (VPRM_CUDA_MLP), one kernel that applies the SiLU-gate to its sums)
  *   the residual adds are the products' epilogue (beta = 1 into the fp32 x)
  *   prefix KV cache: after RoPE, cached prefixes' keys and values fill the qkv rows past
  *   the tokens, and rows to keep go to the cache (vpk_kv_copy)

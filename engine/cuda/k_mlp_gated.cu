@@ -80,21 +80,72 @@ static __device__ __forceinline__ void wgmma_ss_n256(float *d, uint64_t da, uint
         asm volatile(MG_SS_N256("bf16") : MG_D128 : "l"(da), "l"(db), "r"(accumulate));
 }
 
-/* Tile t's first row and first output column: groups of `rows_g` row tiles, rows fastest
- * within a group, so the blocks running at once cover a few column tiles of those rows. */
+/* Tile t's row tile and column tile: groups of `rows_g` row tiles, rows fastest within a
+ * group, so the blocks running at once cover a few column tiles of those rows. */
 static __device__ __forceinline__ void mg_tile_at(int t, int tiles_m, int tiles_n, int rows_g,
-                                                  int *m0, int *n0)
+                                                  int *mt, int *nt)
 {
     int group = rows_g * tiles_n, first = t / group * rows_g;
     int gm = tiles_m - first < rows_g ? tiles_m - first : rows_g, local = t % group;
-    *m0 = (first + local % gm) * MG_BM;
-    *n0 = local / gm * MG_BN;
+    *mt = first + local % gm;
+    *nt = local / gm;
+}
+#endif
+
+#if VPK_HAVE_WGMMA
+/* A consumer warp's release of stage bar, by its lane 0, to the block's producer and, in a
+ * pair, to its partner's (whose copies write into this block's stages too): the mbarrier at
+ * the same offset in each block of the cluster. */
+template <int CL>
+static __device__ __forceinline__ void mg_release(uint32_t bar, int lane)
+{
+    if (CL == 1)
+        mbar_arrive_lane0(bar, lane);
+    else
+#pragma unroll
+        for (uint32_t rank = 0; rank < (uint32_t)CL; rank++) {
+            uint32_t remote;
+            asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n"
+                         : "=r"(remote)
+                         : "r"(bar), "r"(rank));
+            asm volatile("{\n.reg .pred p;\nsetp.eq.s32 p, %1, 0;\n"
+                         "@p mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n}\n" ::"r"(
+                             remote),
+                         "r"(lane)
+                         : "memory");
+        }
+}
+
+/* Every thread of the cluster: its mbarriers initialised before a partner's copy or
+ * release reaches them; at the end, no block leaves while its partner may still release
+ * one of its stages. */
+static __device__ __forceinline__ void mg_cluster_sync(void)
+{
+    __syncwarp(); /* converged: the barrier is .aligned */
+    asm volatile("barrier.cluster.arrive.release.aligned;\n"
+                 "barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+
+/* The box at (c0, c1) of map into shared memory at dst of every block in cta_mask, each
+ * completing its bytes on its own mbarrier at offset bar. */
+static __device__ __forceinline__ void tma_load_2d_multicast(uint32_t dst, const CUtensorMap *map,
+                                                             int c0, int c1, uint32_t bar,
+                                                             uint16_t cta_mask)
+{
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
+                 ".multicast::cluster [%0], [%1, {%3, %4}], [%2], %5;\n" ::"r"(dst),
+                 "l"(reinterpret_cast<uint64_t>(map)), "r"(bar), "r"(c0), "r"(c1), "h"(cta_mask)
+                 : "memory");
 }
 #endif
 
 /* x_map: x as [rows][K] 16-bit values, boxes of 64 x 128; w_map: w13 as [2 I][K], the same
- * boxes. h: [rows][inter] in the activation type. */
-template <bool F16>
+ * boxes. h: [rows][inter] in the activation type. CL: blocks a cluster. With CL = 2 the
+ * pair takes row tiles 2 p and 2 p + 1 of the same columns: each block copies one of the
+ * two w13 boxes and the copy engine writes it into both blocks (multicast), so each reads
+ * 32 KiB a stage from L2 instead of 48; a stage is free again only once both blocks'
+ * consumers have released it (16 arrivals). */
+template <bool F16, int CL>
 __global__ void __launch_bounds__(MG_NT, 1)
 gated_mlp_kernel(uint16_t *h, const __grid_constant__ CUtensorMap x_map,
                  const __grid_constant__ CUtensorMap w_map, int rows, int inter, int k_steps,
@@ -107,100 +158,116 @@ gated_mlp_kernel(uint16_t *h, const __grid_constant__ CUtensorMap x_map,
     auto full = [&](uint32_t s) { return bars + 8u * s; };
     auto empty = [&](uint32_t s) { return bars + 8u * (MG_ST + s); };
     const int tid = threadIdx.x, lane = tid & 31, wg = tid >> 7, warp = (tid >> 5) & 3;
-    const int n_tiles = tiles_m * tiles_n;
+    /* this block's place in its cluster, and the clusters' tiles (pairs of row tiles) */
+    const int rank = (int)(blockIdx.x % CL), cluster = (int)(blockIdx.x / CL);
+    const int n_clusters = (int)(gridDim.x / CL), tiles_mc = (tiles_m + CL - 1) / CL;
+    const int n_tiles = tiles_mc * tiles_n, group = rows_g / CL > 0 ? rows_g / CL : 1;
     if (tid == 0) {
         for (uint32_t s = 0; s < MG_ST; s++) {
             mbar_init(full(s), 1);
-            mbar_init(empty(s), 8); /* one arrival per consumer warp */
+            mbar_init(empty(s), 8 * CL); /* one arrival per consumer warp of the cluster */
         }
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     }
-    __syncthreads();
+    if (CL > 1)
+        mg_cluster_sync();
+    else
+        __syncthreads();
 
     if (wg == 2) { /* the producer warp: one lane issues every copy */
-        if (lane != 0)
-            return;
-        tma_prefetch_map(&x_map);
-        tma_prefetch_map(&w_map);
-        uint32_t it = 0; /* stages filled, over all of this block's tiles */
-        for (int t = blockIdx.x; t < n_tiles; t += gridDim.x) {
-            int m0, n0;
-            mg_tile_at(t, tiles_m, tiles_n, rows_g, &m0, &n0);
+        if (lane == 0) {
+            tma_prefetch_map(&x_map);
+            tma_prefetch_map(&w_map);
+            uint32_t it = 0; /* stages filled, over all of this block's tiles */
+            for (int t = cluster; t < n_tiles; t += n_clusters) {
+                int mc, nt;
+                mg_tile_at(t, tiles_mc, tiles_n, group, &mc, &nt);
+                const int m0 = (mc * CL + rank) * MG_BM, n0 = nt * MG_BN;
+                for (int kb = 0; kb < k_steps; kb++, it++) {
+                    const uint32_t s = it % MG_ST;
+                    if (it >= MG_ST) /* the round before's release */
+                        mbar_wait(empty(s), (it / MG_ST - 1) & 1u);
+                    const uint32_t st = smem_addr(smem + s * MG_STAGE);
+                    mbar_expect_tx(full(s), MG_STAGE);
+                    tma_load_2d(st, &x_map, kb * MG_BK, m0, full(s));
+                    if (CL == 1) {
+                        tma_load_2d(st + MG_A_BYTES, &w_map, kb * MG_BK, n0, full(s));
+                        tma_load_2d(st + MG_A_BYTES + MG_B_BYTES / 2, &w_map, kb * MG_BK,
+                                    inter + n0, full(s));
+                    } else { /* rank 0 the gate box, rank 1 the up box, into both blocks */
+                        tma_load_2d_multicast(st + MG_A_BYTES + (uint32_t)rank * (MG_B_BYTES / 2),
+                                              &w_map, kb * MG_BK, rank * inter + n0, full(s),
+                                              (uint16_t)((1u << CL) - 1));
+                    }
+                }
+            }
+        }
+    } else { /* a consumer warpgroup: rows 64 wg .. 64 wg + 63 of each tile */
+        float d[128];
+#pragma unroll
+        for (int i = 0; i < 128; i++)
+            d[i] = 0.0f; /* overwritten by each tile's first product: keeps the compiler calm */
+        const uint64_t d0 = sw128_desc(smem_addr(smem));
+        uint32_t it = 0;
+        for (int t = cluster; t < n_tiles; t += n_clusters) {
+            int mc, nt;
+            mg_tile_at(t, tiles_mc, tiles_n, group, &mc, &nt);
+            const int m0 = (mc * CL + rank) * MG_BM, n0 = nt * MG_BN;
             for (int kb = 0; kb < k_steps; kb++, it++) {
                 const uint32_t s = it % MG_ST;
-                if (it >= MG_ST) /* the round before's release */
-                    mbar_wait(empty(s), (it / MG_ST - 1) & 1u);
-                unsigned char *st = smem + s * MG_STAGE;
-                mbar_expect_tx(full(s), MG_STAGE);
-                tma_load_2d(smem_addr(st), &x_map, kb * MG_BK, m0, full(s));
-                tma_load_2d(smem_addr(st + MG_A_BYTES), &w_map, kb * MG_BK, n0, full(s));
-                tma_load_2d(smem_addr(st + MG_A_BYTES + MG_B_BYTES / 2), &w_map, kb * MG_BK,
-                            inter + n0, full(s));
-            }
-        }
-        return;
-    }
-
-    /* a consumer warpgroup: rows 64 wg .. 64 wg + 63 of each tile */
-    float d[128];
+                mbar_wait(full(s), (it / MG_ST) & 1u);
+                __syncwarp(); /* converged for the .aligned products */
+                const uint64_t da = desc_plus(d0, s * MG_STAGE + (uint32_t)wg * 64 * 128);
+                const uint64_t db = desc_plus(d0, s * MG_STAGE + MG_A_BYTES);
+                wgmma_settle<128>(d);
+                wgmma_fence();
 #pragma unroll
-    for (int i = 0; i < 128; i++)
-        d[i] = 0.0f; /* overwritten by each tile's first product: keeps the compiler calm */
-    const uint64_t d0 = sw128_desc(smem_addr(smem));
-    uint32_t it = 0;
-    for (int t = blockIdx.x; t < n_tiles; t += gridDim.x) {
-        int m0, n0;
-        mg_tile_at(t, tiles_m, tiles_n, rows_g, &m0, &n0);
-        for (int kb = 0; kb < k_steps; kb++, it++) {
-            const uint32_t s = it % MG_ST;
-            mbar_wait(full(s), (it / MG_ST) & 1u);
-            __syncwarp(); /* converged for the .aligned products */
-            const uint64_t da = desc_plus(d0, s * MG_STAGE + (uint32_t)wg * 64 * 128);
-            const uint64_t db = desc_plus(d0, s * MG_STAGE + MG_A_BYTES);
+                for (int kk = 0; kk < MG_BK / 16; kk++)
+                    wgmma_ss_n256<F16>(d, desc_plus(da, (uint32_t)kk * 32),
+                                       desc_plus(db, (uint32_t)kk * 32), kb > 0 || kk > 0);
+                wgmma_commit();
+                wgmma_wait<1>(); /* the step before's products: its stage is read */
+                if (kb > 0)
+                    mg_release<CL>(empty((it - 1) % MG_ST), lane);
+            }
+            wgmma_wait<0>();
             wgmma_settle<128>(d);
-            wgmma_fence();
+            mg_release<CL>(empty((it - 1) % MG_ST), lane);
+            /* d[4 j + c]: row 16 warp + lane / 4 + 8 (c >> 1), column 8 j + 2 (lane & 3) +
+             * (c & 1); gate columns are j < 16, their up columns j + 16. silu(g) u as
+             * g u / (1 + e^-g): the reciprocal of infinity (g below -88) is 0 */
+            const int r0 = m0 + wg * 64 + warp * 16 + (lane >> 2);
+            const size_t col0 = (size_t)n0 + 2 * (size_t)(lane & 3);
 #pragma unroll
-            for (int kk = 0; kk < MG_BK / 16; kk++)
-                wgmma_ss_n256<F16>(d, desc_plus(da, (uint32_t)kk * 32),
-                                   desc_plus(db, (uint32_t)kk * 32), kb > 0 || kk > 0);
-            wgmma_commit();
-            wgmma_wait<1>(); /* the step before's products: its stage is read */
-            if (kb > 0)
-                mbar_arrive_lane0(empty((it - 1) % MG_ST), lane);
-        }
-        wgmma_wait<0>();
-        wgmma_settle<128>(d);
-        mbar_arrive_lane0(empty((it - 1) % MG_ST), lane);
-        /* d[4 j + c]: row 16 warp + lane / 4 + 8 (c >> 1), column 8 j + 2 (lane & 3) +
-         * (c & 1); gate columns are j < 16, their up columns j + 16 */
-        const int r0 = m0 + wg * 64 + warp * 16 + (lane >> 2);
-        const size_t col0 = (size_t)n0 + 2 * (size_t)(lane & 3);
+            for (int half = 0; half < 2; half++) {
+                const int r = r0 + 8 * half;
+                if (r >= rows)
+                    continue;
+                uint16_t *out = h + (size_t)r * (size_t)inter + col0;
 #pragma unroll
-        for (int half = 0; half < 2; half++) {
-            const int r = r0 + 8 * half;
-            if (r >= rows)
-                continue;
-            uint16_t *out = h + (size_t)r * (size_t)inter + col0;
-#pragma unroll
-            for (int j = 0; j < 16; j++) {
-                const int i = 4 * j + 2 * half;
-                float v0 = d[i] / (1.0f + expf(-d[i])) * d[i + 64];
-                float v1 = d[i + 1] / (1.0f + expf(-d[i + 1])) * d[i + 65];
-                uint32_t pair = F16 ? vpk_from_f2<__half>(v0, v1) : vpk_from_f2<bf16>(v0, v1);
-                *reinterpret_cast<uint32_t *>(out + 8 * j) = pair;
+                for (int j = 0; j < 16; j++) {
+                    const int i = 4 * j + 2 * half;
+                    float v0 = d[i] * d[i + 64] * __frcp_rn(1.0f + __expf(-d[i]));
+                    float v1 = d[i + 1] * d[i + 65] * __frcp_rn(1.0f + __expf(-d[i + 1]));
+                    uint32_t pair = F16 ? vpk_from_f2<__half>(v0, v1) : vpk_from_f2<bf16>(v0, v1);
+                    *reinterpret_cast<uint32_t *>(out + 8 * j) = pair;
+                }
             }
         }
     }
+    if (CL > 1)
+        mg_cluster_sync();
 #endif
 }
 
-/* Row tiles a group (vpk_gated_mlp_group: benchmarks). */
-static int mg_rows_group = 16;
+/* Row tiles a group and blocks a cluster (vpk_gated_mlp_tune: benchmarks, checks). */
+static int mg_rows_group = 16, mg_cluster = 2;
 
-extern "C" void vpk_gated_mlp_group(int row_tiles)
+extern "C" void vpk_gated_mlp_tune(int row_tiles, int cluster)
 {
     mg_rows_group = row_tiles > 0 ? row_tiles : 16;
+    mg_cluster = cluster == 1 ? 1 : 2;
 }
 
 static int sm_count(void)
@@ -213,14 +280,51 @@ static int sm_count(void)
     return sms;
 }
 
+template <bool F16, int CL>
+static cudaError_t mg_allow(void)
+{
+    return cudaFuncSetAttribute(gated_mlp_kernel<F16, CL>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, MG_SMEM);
+}
+
+/* Pairs of blocks that fit on the GPU at once (0: none, or not known): the persistent
+ * grid's size with CL = 2; a grid larger than this would run its last pairs after the
+ * others, doubling the time. */
+static int mg_pairs(void)
+{
+    static int pairs = -1;
+    if (pairs >= 0)
+        return pairs;
+    cudaLaunchConfig_t cfg = {};
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = 2, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = 1;
+    cfg.gridDim = dim3(2 * 64), cfg.blockDim = dim3(MG_NT), cfg.dynamicSmemBytes = MG_SMEM;
+    cfg.attrs = attr, cfg.numAttrs = 1;
+    int n = 0;
+    if (mg_allow<false, 2>() != cudaSuccess ||
+        cudaOccupancyMaxActiveClusters(&n, gated_mlp_kernel<false, 2>, &cfg) != cudaSuccess)
+        n = 0;
+    (void)cudaGetLastError();
+    pairs = n;
+    return pairs;
+}
+
 extern "C" cudaError_t vpk_gated_mlp_setup(void)
 {
-    cudaError_t rc = cudaFuncSetAttribute(gated_mlp_kernel<false>,
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize, MG_SMEM);
+    cudaError_t rc = mg_allow<false, 1>();
     if (rc == cudaSuccess)
-        rc = cudaFuncSetAttribute(gated_mlp_kernel<true>,
-                                  cudaFuncAttributeMaxDynamicSharedMemorySize, MG_SMEM);
+        rc = mg_allow<true, 1>();
+    if (rc == cudaSuccess)
+        rc = mg_allow<false, 2>();
+    if (rc == cudaSuccess)
+        rc = mg_allow<true, 2>();
     return rc;
+}
+
+extern "C" int vpk_gated_mlp_pairs(void)
+{
+    return vpk_attention_wgmma_available() ? mg_pairs() : 0;
 }
 
 extern "C" int vpk_gated_mlp_supports(size_t hidden, size_t inter)
@@ -229,6 +333,21 @@ extern "C" int vpk_gated_mlp_supports(size_t hidden, size_t inter)
     return vpk_attention_wgmma_available() && encode_tiled() != NULL && inter > 0 &&
            inter % MG_BN == 0 && hidden > 0 && hidden % 8 == 0 && 2 * inter < 0x7fffffff &&
            hidden < 0x7fffffff && sm_count() > 0;
+}
+
+template <bool F16, int CL>
+static cudaError_t mg_launch(cudaStream_t stream, unsigned blocks, uint16_t *h,
+                             const CUtensorMap &x_map, const CUtensorMap &w_map, int rows,
+                             int inter, int k_steps, int tiles_m, int tiles_n)
+{
+    cudaLaunchConfig_t cfg = {};
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = CL, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = 1;
+    cfg.gridDim = dim3(blocks), cfg.blockDim = dim3(MG_NT), cfg.dynamicSmemBytes = MG_SMEM;
+    cfg.stream = stream, cfg.attrs = attr, cfg.numAttrs = CL > 1 ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, gated_mlp_kernel<F16, CL>, h, x_map, w_map, rows, inter,
+                              k_steps, tiles_m, tiles_n, mg_rows_group);
 }
 
 extern "C" cudaError_t vpk_gated_mlp(cudaStream_t stream, vp_bf16 *h, const vp_bf16 *x,
@@ -244,13 +363,25 @@ extern "C" cudaError_t vpk_gated_mlp(cudaStream_t stream, vp_bf16 *h, const vp_b
         return cudaErrorInvalidValue;
     int tiles_m = (int)((rows + MG_BM - 1) / MG_BM), tiles_n = (int)(inter / MG_BN);
     int k_steps = (int)((hidden + MG_BK - 1) / MG_BK);
-    long tiles = (long)tiles_m * tiles_n;
-    unsigned grid = (unsigned)(tiles < sm_count() ? tiles : sm_count());
-    if (act == VPK_ACT_F16)
-        gated_mlp_kernel<true><<<grid, MG_NT, MG_SMEM, stream>>>(
-            (uint16_t *)h, x_map, w_map, (int)rows, (int)inter, k_steps, tiles_m, tiles_n, mg_rows_group);
-    else
-        gated_mlp_kernel<false><<<grid, MG_NT, MG_SMEM, stream>>>(
-            (uint16_t *)h, x_map, w_map, (int)rows, (int)inter, k_steps, tiles_m, tiles_n, mg_rows_group);
-    return cudaGetLastError();
+    int pairs = mg_cluster == 2 ? mg_pairs() : 0;
+    uint16_t *out = (uint16_t *)h;
+    cudaError_t rc;
+    if (pairs > 0) { /* a pair of blocks per two row tiles */
+        long tiles = (long)((tiles_m + 1) / 2) * tiles_n;
+        unsigned blocks = 2u * (unsigned)(tiles < pairs ? tiles : pairs);
+        rc = act == VPK_ACT_F16
+                 ? mg_launch<true, 2>(stream, blocks, out, x_map, w_map, (int)rows, (int)inter,
+                                      k_steps, tiles_m, tiles_n)
+                 : mg_launch<false, 2>(stream, blocks, out, x_map, w_map, (int)rows, (int)inter,
+                                       k_steps, tiles_m, tiles_n);
+    } else {
+        long tiles = (long)tiles_m * tiles_n;
+        unsigned blocks = (unsigned)(tiles < sm_count() ? tiles : sm_count());
+        rc = act == VPK_ACT_F16
+                 ? mg_launch<true, 1>(stream, blocks, out, x_map, w_map, (int)rows, (int)inter,
+                                      k_steps, tiles_m, tiles_n)
+                 : mg_launch<false, 1>(stream, blocks, out, x_map, w_map, (int)rows, (int)inter,
+                                       k_steps, tiles_m, tiles_n);
+    }
+    return rc == cudaSuccess ? cudaGetLastError() : rc;
 }

@@ -155,7 +155,7 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
                               .kv_cache_bytes = (size_t)64 << 20};
     vp_backend *cpu = NULL, *gpu = NULL, *gpu_simple = NULL, *gpu_alt[5] = {NULL};
     vp_backend *gpu_bf16 = NULL, *gpu_f16l = NULL; /* VPRM_CUDA_ACTIVATIONS=bf16, fp16-llm */
-    vp_backend *gpu_mlp = NULL; /* VPRM_CUDA_MLP=fused, where it runs (Hopper) */
+    vp_backend *gpu_mlp = NULL; /* VPRM_CUDA_MLP=cublas where the default is fused (Hopper) */
     int fused = vpk_gated_mlp_supports((size_t)cfg->llm.hidden, (size_t)cfg->llm.intermediate);
     if (vp_cpu_init_weights(&cpu, cfg, &m.w, &opt, &err) ||
         vp_cuda_init_weights(&gpu, cfg, &m.w, &opt, &err)) {
@@ -179,10 +179,10 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
             goto done;
     if (init_with_env(&gpu_bf16, cfg, &m, &opt, "VPRM_CUDA_ACTIVATIONS", "bf16", label) ||
         init_with_env(&gpu_f16l, cfg, &m, &opt, "VPRM_CUDA_ACTIVATIONS", "fp16-llm", label) ||
-        (fused && init_with_env(&gpu_mlp, cfg, &m, &opt, "VPRM_CUDA_MLP", "fused", label)))
+        (fused && init_with_env(&gpu_mlp, cfg, &m, &opt, "VPRM_CUDA_MLP", "cublas", label)))
         goto done;
     if (!fused)
-        printf("%s: VPRM_CUDA_MLP=fused not run (needs a Hopper GPU)\n", label);
+        printf("%s: the fused MLP not run (needs a Hopper GPU)\n", label);
     printf("%s: CUDA attention %s; device %s\n", label, vp_cuda_attention_kind(gpu),
            vp_backend_cuda.device_name(gpu));
     size_t tiles = 2, tile_floats = 3 * 448 * 448, rows = tiles * (size_t)cfg->num_image_token;
@@ -236,8 +236,8 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
                      label, round, vp_cuda_attention_kind(gpu_f16l));
             compare_margins(what, ls, lc, tb.b.n_out, tol);
         }
-        if (cpu_ok && gpu_mlp && run(&vp_backend_cuda, gpu_mlp, &tb.b, ls, "cuda fused mlp") == 0) {
-            snprintf(what, sizeof what, "%s batch %d VPRM_CUDA_MLP=fused vs cpu", label, round);
+        if (cpu_ok && gpu_mlp && run(&vp_backend_cuda, gpu_mlp, &tb.b, ls, "cuda cublas mlp") == 0) {
+            snprintf(what, sizeof what, "%s batch %d VPRM_CUDA_MLP=cublas vs cpu", label, round);
             compare_margins(what, ls, lc, tb.b.n_out, tol);
         }
         for (size_t a = 0; a < n_alt; a++)
@@ -253,9 +253,9 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
         vp_backend *kinds[10] = {gpu, gpu_simple, gpu_bf16, gpu_f16l, gpu_alt[0], gpu_alt[1],
                                  gpu_alt[2], gpu_alt[3], gpu_alt[4], gpu_mlp};
         const char *kind_names[10] = {"default", "simple", "bf16", "fp16-llm", alt[0], alt[1],
-                                      alt[2], alt[3], alt[4], "fused mlp"};
+                                      alt[2], alt[3], alt[4], "cublas mlp"};
         if (gpu_mlp) /* after the alternatives in use */
-            kinds[4 + n_alt] = gpu_mlp, kind_names[4 + n_alt] = "fused mlp";
+            kinds[4 + n_alt] = gpu_mlp, kind_names[4 + n_alt] = "cublas mlp";
         float *lk = host_alloc(tb.b.n_out * 8); /* this kind's logits computed in one pass */
         for (size_t k = 0; k < 4 + n_alt + (gpu_mlp != NULL) && gpu_ok; k++)
             if (run(&vp_backend_cuda, kinds[k], &tb.b, lk, "cuda computed") == 0 &&
@@ -394,7 +394,8 @@ static void check_env_values(const vp_model_config *cfg)
         {"VPRM_CUDA_GEMM_TUNE", "many", 0, "a count of candidates"},
         {"VPRM_CUDA_GEMM_TUNE", "99", 0, "a count of candidates"},
         {"VPRM_CUDA_GEMM_TUNE", "4", 1, NULL},
-        {"VPRM_CUDA_MLP", "fast", 0, "expected cublas or fused"},
+        {"VPRM_CUDA_MLP", "fast", 0, "expected auto, fused or cublas"},
+        {"VPRM_CUDA_MLP", "auto", 1, NULL},
         {"VPRM_CUDA_MLP", "cublas", 1, NULL},
         {"VPRM_CUDA_MLP", "fused", 1, NULL},
     };

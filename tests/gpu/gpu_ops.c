@@ -281,15 +281,22 @@ static void test_gated_mlp(size_t rows, size_t hidden, size_t inter, int act)
     vp_cpu_silu_gate(gate, up, rows * inter);
     vp_bf16 *dx = gpu_upload(xb, rows * hidden * 2), *dw = gpu_upload(wb, 2 * inter * hidden * 2);
     vp_bf16 *dh = gpu_alloc(rows * inter * 2);
-    GPU_OK(cudaMemset(dh, 0xff, rows * inter * 2)); /* NaN in both types: unwritten fails */
-    GPU_OK(vpk_gated_mlp(stream, dh, dx, dw, rows, inter, hidden, act));
     uint16_t *hb = host_alloc(rows * inter * 2);
-    gpu_download(hb, dh, rows * inter * 2);
-    float *got = from_act(hb, rows * inter, act);
-    /* fp32 sums in another order, then one rounding of the gated value */
-    gpu_close(what, got, gate, rows * inter, 4e-3 * sqrt((double)hidden) * 0.05, act_rel(act));
+    for (int cluster = 2; cluster >= 1; cluster--) { /* blocks in pairs sharing w13's boxes, alone */
+        vpk_gated_mlp_tune(16, cluster);
+        GPU_OK(cudaMemset(dh, 0xff, rows * inter * 2)); /* NaN in both types: unwritten fails */
+        GPU_OK(vpk_gated_mlp(stream, dh, dx, dw, rows, inter, hidden, act));
+        gpu_download(hb, dh, rows * inter * 2);
+        float *got = from_act(hb, rows * inter, act);
+        char line[128];
+        snprintf(line, sizeof line, "%s, %s", what, cluster == 2 ? "pairs" : "single blocks");
+        /* fp32 sums in another order, then one rounding of the gated value */
+        gpu_close(line, got, gate, rows * inter, 4e-3 * sqrt((double)hidden) * 0.05, act_rel(act));
+        free(got);
+    }
+    vpk_gated_mlp_tune(16, 2);
     cudaFree(dx), cudaFree(dw), cudaFree(dh);
-    free(x), free(w), free(xb), free(wb), free(gu), free(gate), free(up), free(hb), free(got);
+    free(x), free(w), free(xb), free(wb), free(gu), free(gate), free(up), free(hb);
 }
 
 /* Not a check: W1's MLP first half (6,139 rows, 4,096 -> 2 x 14,336) as the two ways the
@@ -320,10 +327,12 @@ static void bench_gated_mlp(vp_gemm *g16)
     GPU_OK(cudaEventCreate(&e1));
     const double flops = 2.0 * (double)rows * 2 * (double)inter * (double)hidden;
     vp_error err = {0};
-    static const int groups[] = {0, 16, 4, 8, 32, 0}; /* 0: cuBLASLt, first and last */
+    /* row tiles a group (0: cuBLASLt, first and last) and blocks a cluster */
+    static const int groups[] = {0, 16, 16, 8, 32, 16, 0}, clusters[] = {0, 2, 1, 2, 2, 1, 0};
+    printf("bench gated mlp: %d pairs of blocks at once\n", vpk_gated_mlp_pairs());
     for (size_t way = 0; way < sizeof groups / sizeof groups[0]; way++) {
         const int reps = 10;
-        vpk_gated_mlp_group(groups[way]);
+        vpk_gated_mlp_tune(groups[way], clusters[way]);
         float ms = 0.0f;
         for (int r = -2; r < reps; r++) { /* two warm-ups */
             if (r == 0)
@@ -344,12 +353,13 @@ static void bench_gated_mlp(vp_gemm *g16)
         GPU_OK(cudaEventElapsedTime(&ms, e0, e1));
         ms /= reps;
         char how[64];
-        snprintf(how, sizeof how, "fused (vpk_gated_mlp), row tiles a group %d", groups[way]);
+        snprintf(how, sizeof how, "fused, %s, row tiles a group %d",
+                 clusters[way] == 2 ? "pairs" : "single blocks", groups[way]);
         printf("bench gated mlp W1 (6139 x 4096 -> 2 x 14336, fp16) %s: %.3f ms per layer, "
                "%.0f TFLOP/s\n", groups[way] ? how : "cuBLASLt + SiLU-gate kernel",
                ms, flops / (ms * 1e-3) / 1e12);
     }
-    vpk_gated_mlp_group(16);
+    vpk_gated_mlp_tune(16, 2);
     /* the two ways agree (each rounds once more or less: fp16 gate and up in the first) */
     size_t n = rows * inter;
     uint16_t *a = host_alloc(n * 2), *b = host_alloc(n * 2);

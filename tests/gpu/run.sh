@@ -15,7 +15,9 @@
 #   w1_bf16    the same with VPRM_CUDA_ACTIVATIONS=bf16 (parity and time)
 #   w1_f16l    the same with VPRM_CUDA_ACTIVATIONS=fp16-llm (fp16 language model, bf16 ViT)
 #   w1_tune    the same with VPRM_CUDA_GEMM_TUNE=8 (cuBLASLt's candidates timed per shape)
-#   w1_mlp     the same with VPRM_CUDA_MLP=fused (w1 | w3 and the SiLU-gate in one kernel)
+#   w1_mlp     the same with VPRM_CUDA_MLP=cublas (the default on Hopper, fused: w1 | w3
+#              and the SiLU-gate in one kernel, k_mlp_gated.cu; cublas: cuBLASLt's product,
+#              then the SiLU-gate kernel), timed
 #   w1_alt...  the same with each VPRM_CUDA_ATTENTION in $ALT (default "wgmma2o 32x2x64":
 #              the overlapped wgmma kernel without TMA, the mma.sync kernel, which is bf16
 #              only and so runs with VPRM_CUDA_ACTIVATIONS=bf16), timed
@@ -120,8 +122,9 @@ stage w1_f16l 45 env VPRM_CUDA_ACTIVATIONS=fp16-llm "$G/bin/gpu_w1" --batch "$G/
 # cuBLASLt's candidates timed per product shape (its log lines give each shape's rates)
 stage w1_tune 30 env VPRM_CUDA_GEMM_TUNE=8 "$G/bin/gpu_w1" --batch "$G/w1.batch" \
     --out "$W/w1" --seed 1 --reps 3 --label ours_tune
-# the fused MLP first half (w1 | w3 with the SiLU-gate in its epilogue, k_mlp_gated.cu)
-stage w1_mlp 45 env VPRM_CUDA_MLP=fused "$G/bin/gpu_w1" --batch "$G/w1.batch" \
+# the MLP's first half through cuBLASLt and the SiLU-gate kernel (the default on Hopper
+# is the fused kernel, k_mlp_gated.cu)
+stage w1_mlp 45 env VPRM_CUDA_MLP=cublas "$G/bin/gpu_w1" --batch "$G/w1.batch" \
     --out "$W/w1" --seed 1 --reps 5 --label ours_mlp
 # the other attention kernels on the same W1 (timing and parity; ALT= lists them: by
 # default the overlapped wgmma kernel without TMA and the mma.sync kernel, the warp-
@@ -165,7 +168,7 @@ done
 if [ "${PROFILE:-1}" = 1 ]; then
     stage w1_profile 30 env VPRM_CUDA_PROFILE=1 "$G/bin/gpu_w1" --batch "$G/w1.batch" \
         --out "$W/w1" --seed 1 --reps 1 --label ours_profile
-    stage w1_mlp_profile 30 env VPRM_CUDA_PROFILE=1 VPRM_CUDA_MLP=fused "$G/bin/gpu_w1" \
+    stage w1_mlp_profile 30 env VPRM_CUDA_PROFILE=1 VPRM_CUDA_MLP=cublas "$G/bin/gpu_w1" \
         --batch "$G/w1.batch" --out "$W/w1" --seed 1 --reps 1 --label ours_mlp_profile
 fi
 # Nsight Compute on one attention launch of each tower: what bounds them (NCU=0 skips it)

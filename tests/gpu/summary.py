@@ -118,7 +118,7 @@ def main():
              methods.get("ours_f16l")),
             ("vprm CUDA backend, VPRM_CUDA_GEMM_TUNE=8", load(os.path.join(d, "w1", "ours_tune.json")),
              methods.get("ours_tune")),
-            ("vprm CUDA backend, VPRM_CUDA_MLP=fused", load(os.path.join(d, "w1", "ours_mlp.json")),
+            ("vprm CUDA backend, VPRM_CUDA_MLP=cublas", load(os.path.join(d, "w1", "ours_mlp.json")),
              methods.get("ours_mlp"))]
     # other kernels' runs (run.sh w1_alt): timing from their JSON even when torch failed
     w1dir = os.path.join(d, "w1")
