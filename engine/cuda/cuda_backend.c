@@ -293,8 +293,9 @@ static int pick_gemm_tune(vp_backend *b, vp_error *err)
 
 /* VPRM_CUDA_MLP: "fused" (one Hopper kernel for w1 | w3 whose epilogue applies the
  * SiLU-gate to the product's fp32 sums, k_mlp_gated.cu: the gate | up rows never reach
- * memory), "cublas" (cuBLASLt's product, then the SiLU-gate kernel) or "auto" (the
- * default: fused where it runs, else cublas). */
+ * memory), "fused2" (the same kernel in pairs of blocks that share w13's copies),
+ * "cublas" (cuBLASLt's product, then the SiLU-gate kernel) or "auto" (the default: fused
+ * where it runs, else cublas). */
 static int pick_mlp(vp_backend *b, vp_error *err)
 {
     const char *env = getenv("VPRM_CUDA_MLP");
@@ -302,16 +303,17 @@ static int pick_mlp(vp_backend *b, vp_error *err)
     bool can = vpk_gated_mlp_supports((size_t)l->hidden, (size_t)l->intermediate);
     if (!env || !*env)
         env = "auto";
-    if (strcmp(env, "auto") && strcmp(env, "fused") && strcmp(env, "cublas"))
+    bool fused = !strcmp(env, "fused") || !strcmp(env, "fused2");
+    if (!fused && strcmp(env, "auto") && strcmp(env, "cublas"))
         return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_MLP",
-                       "VPRM_CUDA_MLP is \"%s\": expected auto, fused or cublas", env);
-    if (!strcmp(env, "fused") && !can)
+                       "VPRM_CUDA_MLP is \"%s\": expected auto, fused, fused2 or cublas", env);
+    if (fused && !can)
         return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_MLP",
-                       "VPRM_CUDA_MLP=fused needs an sm_90a build on a compute capability 9 GPU, "
+                       "VPRM_CUDA_MLP=%s needs an sm_90a build on a compute capability 9 GPU, "
                        "an intermediate size that is a multiple of 128 and a hidden size that "
                        "is a multiple of 8 (this model: %d and %d)",
-                       l->intermediate, l->hidden);
-    b->gated_mlp = can && strcmp(env, "cublas") != 0;
+                       env, l->intermediate, l->hidden);
+    b->gated_mlp = !can || !strcmp(env, "cublas") ? 0 : !strcmp(env, "fused2") ? 2 : 1;
     return 0;
 }
 
@@ -509,8 +511,10 @@ static int backend_create(vp_backend **out, const vp_model_config *cfg,
             b->language_shape.heads_per_block, b->language_shape.keys_per_step,
             wgmma_label(b->language_wgmma),
             activations_label(b),
-            b->gated_mlp ? "; MLP: w1 | w3 and the SiLU-gate in one kernel (VPRM_CUDA_MLP)"
-                         : "; MLP: cuBLASLt, then the SiLU-gate (VPRM_CUDA_MLP)");
+            b->gated_mlp == 2 ? "; MLP: w1 | w3 and the SiLU-gate in one kernel, blocks in pairs "
+                                "(VPRM_CUDA_MLP)"
+            : b->gated_mlp    ? "; MLP: w1 | w3 and the SiLU-gate in one kernel (VPRM_CUDA_MLP)"
+                              : "; MLP: cuBLASLt, then the SiLU-gate (VPRM_CUDA_MLP)");
     return 0;
 }
 

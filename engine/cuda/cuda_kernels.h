@@ -90,18 +90,18 @@ cudaError_t vpk_silu_gate16(cudaStream_t stream, vp_bf16 *h, const vp_bf16 *gu, 
 
 /* h[rows][inter] = silu(x w13[0..inter)^T) * (x w13[inter..2 inter)^T), x[rows][hidden] and
  * w13[2 inter][hidden] in the act type, one product whose epilogue takes the SiLU-gate
- * from the fp32 sums, rounded once to the act type (Hopper, sm_90a build only). */
+ * from the fp32 sums, rounded once to the act type (Hopper, sm_90a build only). pairs:
+ * blocks in clusters of two that share w13's copies (multicast), else one by one. */
 cudaError_t vpk_gated_mlp(cudaStream_t stream, vp_bf16 *h, const vp_bf16 *x, const vp_bf16 *w13,
-                          size_t rows, size_t inter, size_t hidden, int act);
+                          size_t rows, size_t inter, size_t hidden, int act, int pairs);
 /* Whether vpk_gated_mlp runs here for these sizes (a Hopper GPU, inter a multiple of 128,
  * hidden of 8). */
 int vpk_gated_mlp_supports(size_t hidden, size_t inter);
 /* Its shared memory allowance; once, before the first call. */
 cudaError_t vpk_gated_mlp_setup(void);
-/* Row tiles its blocks walk together (16 unless set) and blocks a cluster (2, sharing
- * w13's copies, unless 1); for gpu_ops' checks and benchmark. */
-void vpk_gated_mlp_tune(int row_tiles, int cluster);
-/* Pairs of its blocks the GPU runs at once (the grid with clusters of two; 0: none). */
+/* Row tiles its blocks walk together (16 unless set; gpu_ops' benchmark compares). */
+void vpk_gated_mlp_group(int row_tiles);
+/* Pairs of its blocks the GPU runs at once (the grid with pairs; 0: none). */
 int vpk_gated_mlp_pairs(void);
 
 /* ---- k_patch_embed.cu (twin vp_cpu_patch_embed, with the GEMM in between) ---- */

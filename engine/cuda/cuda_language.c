@@ -34,7 +34,8 @@ static int mlp(vp_backend *b, const cuda_llm_layer *L, float *x, size_t rows, vp
         if (b->gated_mlp) { /* w1 | w3 and the SiLU-gate in one kernel (k_mlp_gated.cu) */
             cuda_prof_mark(&b->prof, b->stream, "llm.w13+silu",
                            2.0 * (double)rc * 2 * (double)(im * h));
-            CUDA_CHECK(vpk_gated_mlp(b->stream, hid, xn + r0 * h, L->w13, rc, im, h, b->act));
+            CUDA_CHECK(vpk_gated_mlp(b->stream, hid, xn + r0 * h, L->w13, rc, im, h, b->act,
+                                     b->gated_mlp == 2));
         } else {
             cuda_prof_mark(&b->prof, b->stream, "llm.w13", 2.0 * (double)rc * 2 * (double)(im * h));
             if (vp_gemm_run(&b->gemm, b->stream, gu, gu16 ? VP_GEMM_ACT16 : VP_GEMM_F32, xn + r0 * h,

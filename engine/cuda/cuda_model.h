@@ -104,8 +104,8 @@ struct vp_backend {
     vpk_attn_shape vision_shape, language_shape; /* its launch shapes (mma.sync) */
     int vision_wgmma, language_wgmma; /* > 0: the wgmma kernel instead, this variant
                                        * (heads per block | VPK_WGMMA_* bits) */
-    bool gated_mlp;                 /* VPRM_CUDA_MLP: w1 | w3 with the SiLU-gate in one kernel
-                                     * (k_mlp_gated.cu) */
+    int gated_mlp;                  /* VPRM_CUDA_MLP: w1 | w3 with the SiLU-gate in one kernel
+                                     * (k_mlp_gated.cu): 1 block by block, 2 in pairs; 0 off */
     cuda_profile prof;              /* VPRM_CUDA_PROFILE=1: phase times per forward */
     double attn_flops_layer;        /* this forward's LLM attention FLOPs per layer (profile) */
     double attn_flops_rows;         /* the last layer's, on the output rows (profile) */

@@ -109,8 +109,7 @@ static __device__ __forceinline__ void mg_release(uint32_t bar, int lane)
                          : "=r"(remote)
                          : "r"(bar), "r"(rank));
             asm volatile("{\n.reg .pred p;\nsetp.eq.s32 p, %1, 0;\n"
-                         "@p mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n}\n" ::"r"(
-                             remote),
+                         "@p mbarrier.arrive.shared::cluster.b64 _, [%0];\n}\n" ::"r"(remote),
                          "r"(lane)
                          : "memory");
         }
@@ -261,13 +260,12 @@ gated_mlp_kernel(uint16_t *h, const __grid_constant__ CUtensorMap x_map,
 #endif
 }
 
-/* Row tiles a group and blocks a cluster (vpk_gated_mlp_tune: benchmarks, checks). */
-static int mg_rows_group = 16, mg_cluster = 2;
+/* Row tiles a group (vpk_gated_mlp_group: benchmarks). */
+static int mg_rows_group = 16;
 
-extern "C" void vpk_gated_mlp_tune(int row_tiles, int cluster)
+extern "C" void vpk_gated_mlp_group(int row_tiles)
 {
     mg_rows_group = row_tiles > 0 ? row_tiles : 16;
-    mg_cluster = cluster == 1 ? 1 : 2;
 }
 
 static int sm_count(void)
@@ -352,7 +350,7 @@ static cudaError_t mg_launch(cudaStream_t stream, unsigned blocks, uint16_t *h,
 
 extern "C" cudaError_t vpk_gated_mlp(cudaStream_t stream, vp_bf16 *h, const vp_bf16 *x,
                                      const vp_bf16 *w13, size_t rows, size_t inter,
-                                     size_t hidden, int act)
+                                     size_t hidden, int act, int pairs)
 {
     if (rows == 0)
         return cudaSuccess;
@@ -363,7 +361,7 @@ extern "C" cudaError_t vpk_gated_mlp(cudaStream_t stream, vp_bf16 *h, const vp_b
         return cudaErrorInvalidValue;
     int tiles_m = (int)((rows + MG_BM - 1) / MG_BM), tiles_n = (int)(inter / MG_BN);
     int k_steps = (int)((hidden + MG_BK - 1) / MG_BK);
-    int pairs = mg_cluster == 2 ? mg_pairs() : 0;
+    pairs = pairs ? mg_pairs() : 0;
     uint16_t *out = (uint16_t *)h;
     cudaError_t rc;
     if (pairs > 0) { /* a pair of blocks per two row tiles */

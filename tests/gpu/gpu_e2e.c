@@ -394,7 +394,8 @@ static void check_env_values(const vp_model_config *cfg)
         {"VPRM_CUDA_GEMM_TUNE", "many", 0, "a count of candidates"},
         {"VPRM_CUDA_GEMM_TUNE", "99", 0, "a count of candidates"},
         {"VPRM_CUDA_GEMM_TUNE", "4", 1, NULL},
-        {"VPRM_CUDA_MLP", "fast", 0, "expected auto, fused or cublas"},
+        {"VPRM_CUDA_MLP", "fast", 0, "expected auto, fused, fused2 or cublas"},
+        {"VPRM_CUDA_MLP", "fused2", 1, NULL},
         {"VPRM_CUDA_MLP", "auto", 1, NULL},
         {"VPRM_CUDA_MLP", "cublas", 1, NULL},
         {"VPRM_CUDA_MLP", "fused", 1, NULL},
@@ -408,7 +409,7 @@ static void check_env_values(const vp_model_config *cfg)
     int hopper = vpk_attention_wgmma_available();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (!hopper && cases[i].ok &&
-            (!strncmp(cases[i].value, "wgmma", 5) || !strcmp(cases[i].value, "fused")))
+            (!strncmp(cases[i].value, "wgmma", 5) || !strncmp(cases[i].value, "fused", 5)))
             continue; /* the wgmma kernels and the fused MLP need a Hopper GPU */
         vp_backend *b = NULL;
         vp_error err = {0};

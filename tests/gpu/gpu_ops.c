@@ -282,19 +282,17 @@ static void test_gated_mlp(size_t rows, size_t hidden, size_t inter, int act)
     vp_bf16 *dx = gpu_upload(xb, rows * hidden * 2), *dw = gpu_upload(wb, 2 * inter * hidden * 2);
     vp_bf16 *dh = gpu_alloc(rows * inter * 2);
     uint16_t *hb = host_alloc(rows * inter * 2);
-    for (int cluster = 2; cluster >= 1; cluster--) { /* blocks in pairs sharing w13's boxes, alone */
-        vpk_gated_mlp_tune(16, cluster);
+    for (int pairs = 1; pairs >= 0; pairs--) { /* blocks in pairs sharing w13's boxes, alone */
         GPU_OK(cudaMemset(dh, 0xff, rows * inter * 2)); /* NaN in both types: unwritten fails */
-        GPU_OK(vpk_gated_mlp(stream, dh, dx, dw, rows, inter, hidden, act));
+        GPU_OK(vpk_gated_mlp(stream, dh, dx, dw, rows, inter, hidden, act, pairs));
         gpu_download(hb, dh, rows * inter * 2);
         float *got = from_act(hb, rows * inter, act);
         char line[128];
-        snprintf(line, sizeof line, "%s, %s", what, cluster == 2 ? "pairs" : "single blocks");
+        snprintf(line, sizeof line, "%s, %s", what, pairs ? "pairs" : "single blocks");
         /* fp32 sums in another order, then one rounding of the gated value */
         gpu_close(line, got, gate, rows * inter, 4e-3 * sqrt((double)hidden) * 0.05, act_rel(act));
         free(got);
     }
-    vpk_gated_mlp_tune(16, 2);
     cudaFree(dx), cudaFree(dw), cudaFree(dh);
     free(x), free(w), free(xb), free(wb), free(gu), free(gate), free(up), free(hb);
 }
@@ -328,17 +326,18 @@ static void bench_gated_mlp(vp_gemm *g16)
     const double flops = 2.0 * (double)rows * 2 * (double)inter * (double)hidden;
     vp_error err = {0};
     /* row tiles a group (0: cuBLASLt, first and last) and blocks a cluster */
-    static const int groups[] = {0, 16, 16, 8, 32, 16, 0}, clusters[] = {0, 2, 1, 2, 2, 1, 0};
+    static const int groups[] = {0, 16, 16, 8, 32, 16, 8, 0}, clusters[] = {0, 2, 1, 2, 2, 1, 1, 0};
     printf("bench gated mlp: %d pairs of blocks at once\n", vpk_gated_mlp_pairs());
     for (size_t way = 0; way < sizeof groups / sizeof groups[0]; way++) {
         const int reps = 10;
-        vpk_gated_mlp_tune(groups[way], clusters[way]);
+        vpk_gated_mlp_group(groups[way]);
         float ms = 0.0f;
         for (int r = -2; r < reps; r++) { /* two warm-ups */
             if (r == 0)
                 GPU_OK(cudaEventRecord(e0, stream));
             if (groups[way] > 0) {
-                GPU_OK(vpk_gated_mlp(stream, dh2, dx, dw, rows, inter, hidden, VPK_ACT_F16));
+                GPU_OK(vpk_gated_mlp(stream, dh2, dx, dw, rows, inter, hidden, VPK_ACT_F16,
+                                     clusters[way] == 2));
             } else if (vp_gemm_run(g16, stream, dgu, VP_GEMM_ACT16, dx, dw, NULL, rows, 2 * inter,
                                    hidden, hidden, hidden, 2 * inter, false, &err)) {
                 printf("FAIL bench gated mlp: %s\n", err.message);
@@ -359,7 +358,7 @@ static void bench_gated_mlp(vp_gemm *g16)
                "%.0f TFLOP/s\n", groups[way] ? how : "cuBLASLt + SiLU-gate kernel",
                ms, flops / (ms * 1e-3) / 1e12);
     }
-    vpk_gated_mlp_tune(16, 2);
+    vpk_gated_mlp_group(16);
     /* the two ways agree (each rounds once more or less: fp16 gate and up in the first) */
     size_t n = rows * inter;
     uint16_t *a = host_alloc(n * 2), *b = host_alloc(n * 2);

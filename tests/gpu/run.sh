@@ -17,7 +17,8 @@
 #   w1_tune    the same with VPRM_CUDA_GEMM_TUNE=8 (cuBLASLt's candidates timed per shape)
 #   w1_mlp     the same with VPRM_CUDA_MLP=cublas (the default on Hopper, fused: w1 | w3
 #              and the SiLU-gate in one kernel, k_mlp_gated.cu; cublas: cuBLASLt's product,
-#              then the SiLU-gate kernel), timed
+#              then the SiLU-gate kernel), timed; w1_mlp2 with fused2 (the fused kernel's
+#              blocks in pairs that share w13's copies)
 #   w1_alt...  the same with each VPRM_CUDA_ATTENTION in $ALT (default "wgmma2o 32x2x64":
 #              the overlapped wgmma kernel without TMA, the mma.sync kernel, which is bf16
 #              only and so runs with VPRM_CUDA_ACTIVATIONS=bf16), timed
@@ -126,6 +127,9 @@ stage w1_tune 30 env VPRM_CUDA_GEMM_TUNE=8 "$G/bin/gpu_w1" --batch "$G/w1.batch"
 # is the fused kernel, k_mlp_gated.cu)
 stage w1_mlp 45 env VPRM_CUDA_MLP=cublas "$G/bin/gpu_w1" --batch "$G/w1.batch" \
     --out "$W/w1" --seed 1 --reps 5 --label ours_mlp
+# ... and through the fused kernel in pairs of blocks sharing w13's copies (fused2)
+stage w1_mlp2 45 env VPRM_CUDA_MLP=fused2 "$G/bin/gpu_w1" --batch "$G/w1.batch" \
+    --out "$W/w1" --seed 1 --reps 5 --label ours_mlp2
 # the other attention kernels on the same W1 (timing and parity; ALT= lists them: by
 # default the overlapped wgmma kernel without TMA and the mma.sync kernel, the warp-
 # specialised TMA one being the default on Hopper; gpu_ops benches every variant)
@@ -180,13 +184,13 @@ verdict=$?
 cat "$W/summary.txt"
 if [ -n "${OUT:-}" ]; then
     cp "$W/summary.txt" "$OUT/"
-    for s in ops ops_alone e2e e2e_sanitizer w1 w1_simple w1_bf16 w1_f16l w1_tune w1_mlp w1_mlp_profile w1_alt w1_alt2 w1_alt3 w1_alt4 w1_alt5 torch \
+    for s in ops ops_alone e2e e2e_sanitizer w1 w1_simple w1_bf16 w1_f16l w1_tune w1_mlp w1_mlp2 w1_mlp_profile w1_alt w1_alt2 w1_alt3 w1_alt4 w1_alt5 torch \
         w1_plain torch_plain w1_profile w1_ncu $(cd "$W" && ls -d w1_seed* w1_bf16_seed* w1_f16l_seed* torch_seed* 2>/dev/null | sed 's/\.[a-z]*$//' | sort -u); do
         [ -f "$W/$s.log" ] || continue
         echo "===== $s (exit $(cat "$W/$s.rc" 2>/dev/null))"
         cat "$W/$s.log"
     done >"$OUT/logs.txt"
-    for j in "$W"/w1/ours.json "$W"/w1/ours_simple.json "$W"/w1/ours_bf16.json "$W"/w1/ours_f16l.json "$W"/w1/ours_tune.json "$W"/w1/ours_mlp.json "$W"/w1/ours_alt_*.json "$W"/w1/torch.json; do
+    for j in "$W"/w1/ours.json "$W"/w1/ours_simple.json "$W"/w1/ours_bf16.json "$W"/w1/ours_f16l.json "$W"/w1/ours_tune.json "$W"/w1/ours_mlp.json "$W"/w1/ours_mlp2.json "$W"/w1/ours_alt_*.json "$W"/w1/torch.json; do
         [ -f "$j" ] && cp "$j" "$OUT/"
     done
     [ -f "$W/w1_plain/torch.json" ] && cp "$W/w1_plain/torch.json" "$OUT/torch_plain.json"

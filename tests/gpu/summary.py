@@ -94,7 +94,7 @@ def main():
                  "torch_plain", *extra):
         line, good = stage_line(d, name)
         print(line)
-        ok &= good or name in ("w1_simple", "w1_bf16", "w1_f16l", "w1_tune", "w1_mlp", "w1_mlp_profile", "w1_plain", "torch_plain",
+        ok &= good or name in ("w1_simple", "w1_bf16", "w1_f16l", "w1_tune", "w1_mlp", "w1_mlp2", "w1_mlp_profile", "w1_plain", "torch_plain",
                                "w1_profile") or name.startswith("w1_alt")
     ours = load(os.path.join(d, "w1", "ours.json"))
     simple = load(os.path.join(d, "w1", "ours_simple.json"))
@@ -119,7 +119,9 @@ def main():
             ("vprm CUDA backend, VPRM_CUDA_GEMM_TUNE=8", load(os.path.join(d, "w1", "ours_tune.json")),
              methods.get("ours_tune")),
             ("vprm CUDA backend, VPRM_CUDA_MLP=cublas", load(os.path.join(d, "w1", "ours_mlp.json")),
-             methods.get("ours_mlp"))]
+             methods.get("ours_mlp")),
+            ("vprm CUDA backend, VPRM_CUDA_MLP=fused2", load(os.path.join(d, "w1", "ours_mlp2.json")),
+             methods.get("ours_mlp2"))]
     # other kernels' runs (run.sh w1_alt): timing from their JSON even when torch failed
     w1dir = os.path.join(d, "w1")
     labels = {f[:-len(".json")] for f in (os.listdir(w1dir) if os.path.isdir(w1dir) else [])
