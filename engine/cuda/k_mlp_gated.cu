@@ -161,6 +161,12 @@ gated_mlp_kernel(uint16_t *h, const __grid_constant__ CUtensorMap x_map,
     const int rank = (int)(blockIdx.x % CL), cluster = (int)(blockIdx.x / CL);
     const int n_clusters = (int)(gridDim.x / CL), tiles_mc = (tiles_m + CL - 1) / CL;
     const int n_tiles = tiles_mc * tiles_n, group = rows_g / CL > 0 ? rows_g / CL : 1;
+    /* the cluster's tile t: this block's first row and first output column */
+    auto origin = [&](int t, int *m0, int *n0) {
+        int mc, nt;
+        mg_tile_at(t, tiles_mc, tiles_n, group, &mc, &nt);
+        *m0 = (mc * CL + rank) * MG_BM, *n0 = nt * MG_BN;
+    };
     if (tid == 0) {
         for (uint32_t s = 0; s < MG_ST; s++) {
             mbar_init(full(s), 1);
@@ -180,9 +186,8 @@ gated_mlp_kernel(uint16_t *h, const __grid_constant__ CUtensorMap x_map,
             tma_prefetch_map(&w_map);
             uint32_t it = 0; /* stages filled, over all of this block's tiles */
             for (int t = cluster; t < n_tiles; t += n_clusters) {
-                int mc, nt;
-                mg_tile_at(t, tiles_mc, tiles_n, group, &mc, &nt);
-                const int m0 = (mc * CL + rank) * MG_BM, n0 = nt * MG_BN;
+                int m0, n0;
+                origin(t, &m0, &n0);
                 for (int kb = 0; kb < k_steps; kb++, it++) {
                     const uint32_t s = it % MG_ST;
                     if (it >= MG_ST) /* the round before's release */
@@ -210,9 +215,8 @@ gated_mlp_kernel(uint16_t *h, const __grid_constant__ CUtensorMap x_map,
         const uint64_t d0 = sw128_desc(smem_addr(smem));
         uint32_t it = 0;
         for (int t = cluster; t < n_tiles; t += n_clusters) {
-            int mc, nt;
-            mg_tile_at(t, tiles_mc, tiles_n, group, &mc, &nt);
-            const int m0 = (mc * CL + rank) * MG_BM, n0 = nt * MG_BN;
+            int m0, n0;
+            origin(t, &m0, &n0);
             for (int kb = 0; kb < k_steps; kb++, it++) {
                 const uint32_t s = it % MG_ST;
                 mbar_wait(full(s), (it / MG_ST) & 1u);
