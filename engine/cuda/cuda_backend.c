@@ -477,7 +477,9 @@ static int backend_create(vp_backend **out, const vp_model_config *cfg,
 
     size_t max_tokens = opt && opt->max_tokens ? opt->max_tokens : DEFAULT_MAX_TOKENS;
     size_t max_tiles = opt && opt->max_tiles ? opt->max_tiles : DEFAULT_MAX_TILES;
-    if (vp_cuda_workspace_plan(cfg, max_tokens, max_tiles, &b->ws, err))
+    /* the MLP's way first: the fused kernel needs no gate | up buffer */
+    if (pick_mlp(b, err) ||
+        vp_cuda_workspace_plan(cfg, max_tokens, max_tiles, b->gated_mlp != 0, &b->ws, err))
         return -1;
     crc = cudaMalloc((void **)&b->work, b->ws.total);
     if (crc != cudaSuccess)
@@ -493,7 +495,7 @@ static int backend_create(vp_backend **out, const vp_model_config *cfg,
         vp_gemm_init(&b->gemm, cuda_ws(b, VP_WS_GEMM), b->ws.bytes[VP_WS_GEMM], b->act, err) ||
         vp_gemm_init(&b->gemm_vision, cuda_ws(b, VP_WS_GEMM), b->ws.bytes[VP_WS_GEMM],
                      b->act_vision, err) ||
-        pick_gemm_tune(b, err) || pick_attention(b, err) || pick_mlp(b, err))
+        pick_gemm_tune(b, err) || pick_attention(b, err))
         return -1;
     CUDA_CHECK(vpk_attention_setup());
     if (b->gated_mlp)

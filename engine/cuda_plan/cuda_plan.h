@@ -194,7 +194,8 @@ typedef enum {
     VP_WS_QKV,        /* bf16 [N][Q + 2 KV] */
     VP_WS_ATTN,       /* bf16 [N][Q] */
     VP_WS_VT,         /* f16 [kv_heads][head_dim][round8(N)] values transposed (wgmma attention) */
-    VP_WS_GU,         /* f32 [mlp_chunk][2 I] gate | up (fp16 with fp16 activations) */
+    VP_WS_GU,         /* f32 [mlp_chunk][2 I] gate | up (fp16 with fp16 activations; none
+                       * with the fused MLP kernel) */
     VP_WS_H,          /* bf16 [mlp_chunk][I] */
     VP_WS_XO,         /* f32 [N][H] output rows */
     VP_WS_COUNT
@@ -212,6 +213,11 @@ static inline size_t vp_round8(size_t n)
 #define VP_GEMM_WORKSPACE_BYTES ((size_t)32 << 20)
 #define VP_VISION_CHUNK_MAX ((size_t)16)
 #define VP_MLP_CHUNK_MAX ((size_t)4096)
+/* The same with the fused MLP kernel (k_mlp_gated.cu), which writes no gate | up rows: the
+ * rows whose hidden [rows][I] 16-bit values take the bytes of the unfused chunk's fp32
+ * gate | up and hidden, 10 I bytes a row, so W1's 6,139 rows and a full 16,384-token
+ * pass run in one product instead of two and four. */
+#define VP_MLP_CHUNK_FUSED_MAX (5 * VP_MLP_CHUNK_MAX)
 
 typedef struct vp_cuda_workspace {
     size_t max_tokens, max_tiles;
@@ -226,9 +232,11 @@ typedef struct vp_cuda_workspace {
 } vp_cuda_workspace;
 
 const char *vp_ws_name(vp_ws_id id);
-/* max_tokens, max_tiles >= 1. Fails (VP_ERR_TOO_LARGE) when a size overflows size_t. */
+/* max_tokens, max_tiles >= 1; fused_mlp: the MLP's first half runs as one kernel (no gate |
+ * up buffer, VP_WS_GU 0 bytes; chunks of up to VP_MLP_CHUNK_FUSED_MAX rows). Fails
+ * (VP_ERR_TOO_LARGE) when a size overflows size_t. */
 int vp_cuda_workspace_plan(const vp_model_config *cfg, size_t max_tokens, size_t max_tiles,
-                           vp_cuda_workspace *ws, vp_error *err);
+                           bool fused_mlp, vp_cuda_workspace *ws, vp_error *err);
 
 /* ---- useful FLOPs (plan_flops.c) ---- */
 

@@ -50,7 +50,7 @@ typedef struct ws_need {
 } ws_need;
 
 int vp_cuda_workspace_plan(const vp_model_config *cfg, size_t max_tokens, size_t max_tiles,
-                           vp_cuda_workspace *ws, vp_error *err)
+                           bool fused_mlp, vp_cuda_workspace *ws, vp_error *err)
 {
     memset(ws, 0, sizeof *ws);
     if (max_tokens == 0 || max_tiles == 0)
@@ -69,7 +69,8 @@ int vp_cuda_workspace_plan(const vp_model_config *cfg, size_t max_tokens, size_t
     ws->max_tokens = max_tokens;
     ws->max_tiles = max_tiles;
     ws->vision_chunk = max_tiles < VP_VISION_CHUNK_MAX ? max_tiles : VP_VISION_CHUNK_MAX;
-    ws->mlp_chunk = max_tokens < VP_MLP_CHUNK_MAX ? max_tokens : VP_MLP_CHUNK_MAX;
+    size_t chunk_max = fused_mlp ? VP_MLP_CHUNK_FUSED_MAX : VP_MLP_CHUNK_MAX;
+    ws->mlp_chunk = max_tokens < chunk_max ? max_tokens : chunk_max;
     size_t ch = ws->vision_chunk, r = ch * tt, mc = ws->mlp_chunk;
     ws->max_items = vp_attn_causal_items_max(max_tokens, max_tokens, VP_ATTN_BQ);
     ws->max_vitems = vp_attn_tile_items(ch, tt, VP_ATTN_BQ);
@@ -109,7 +110,8 @@ int vp_cuda_workspace_plan(const vp_model_config *cfg, size_t max_tokens, size_t
         {VP_WS_QKV, VP_WS_LANGUAGE, n, q + 2 * kv, 1, 2},
         {VP_WS_ATTN, VP_WS_LANGUAGE, n, q, 1, 2},
         {VP_WS_VT, VP_WS_LANGUAGE, vp_round8(n), kv, 1, 2},
-        {VP_WS_GU, VP_WS_LANGUAGE, mc, 2 * im, 1, 4}, /* fp32, or fp16 (cuda_language.c) */
+        /* fp32, or fp16 (cuda_language.c); none when fused */
+        {VP_WS_GU, VP_WS_LANGUAGE, fused_mlp ? 0 : mc, 2 * im, 1, 4},
         {VP_WS_H, VP_WS_LANGUAGE, mc, im, 1, 2},
         {VP_WS_XO, VP_WS_LANGUAGE, n, h, 1, 4},
     };

@@ -14,18 +14,24 @@ static bool live_together(vp_ws_phase a, vp_ws_phase b)
     return a == VP_WS_PERSIST || b == VP_WS_PERSIST || a == b;
 }
 
-static void check_ws(const vp_model_config *cfg, size_t tokens, size_t tiles)
+/* fused: the plan of the fused MLP kernel (no gate | up buffer, larger chunks of rows) */
+static void check_ws(const vp_model_config *cfg, size_t tokens, size_t tiles, bool fused)
 {
-    vp_cuda_workspace ws;
+    vp_cuda_workspace ws, unfused;
     vp_error err = {0};
-    CHECK(vp_cuda_workspace_plan(cfg, tokens, tiles, &ws, &err) == 0);
-    size_t h = (size_t)cfg->llm.hidden, n = tokens;
+    CHECK(vp_cuda_workspace_plan(cfg, tokens, tiles, fused, &ws, &err) == 0);
+    CHECK(vp_cuda_workspace_plan(cfg, tokens, tiles, false, &unfused, &err) == 0);
+    size_t h = (size_t)cfg->llm.hidden, n = tokens, im = (size_t)cfg->llm.intermediate;
     size_t chunk = tiles < 16 ? tiles : 16, tt = 1025, hv = (size_t)cfg->vision.hidden;
-    CHECK(ws.vision_chunk == chunk && ws.mlp_chunk == (tokens < 4096 ? tokens : 4096));
+    size_t rows = fused ? 20480 : 4096;
+    CHECK(ws.vision_chunk == chunk && ws.mlp_chunk == (tokens < rows ? tokens : rows));
     CHECK(ws.bytes[VP_WS_X] == n * h * 4 && ws.bytes[VP_WS_XN] == n * h * 2);
     CHECK(ws.bytes[VP_WS_QKV] ==
           n * (size_t)(cfg->llm.heads + 2 * cfg->llm.kv_heads) * (size_t)cfg->llm.head_dim * 2);
-    CHECK(ws.bytes[VP_WS_GU] == ws.mlp_chunk * 2 * (size_t)cfg->llm.intermediate * 4);
+    CHECK(ws.bytes[VP_WS_GU] == (fused ? 0 : ws.mlp_chunk * 2 * im * 4));
+    CHECK(ws.bytes[VP_WS_H] == ws.mlp_chunk * im * 2);
+    /* the fused plan's larger chunks fit in the bytes the unfused one took */
+    CHECK(ws.language_bytes <= unfused.language_bytes && ws.total <= unfused.total);
     CHECK(ws.bytes[VP_WS_FEATURES] == tiles * 256 * h * 4);
     CHECK(ws.bytes[VP_WS_VX] == chunk * tt * hv * 4);
     CHECK(ws.bytes[VP_WS_PATCHES] == chunk * 1024 * 592 * 2);
@@ -35,7 +41,8 @@ static void check_ws(const vp_model_config *cfg, size_t tokens, size_t tiles)
     int misaligned = 0, overlaps = 0, outside = 0;
     for (int a = 0; a < VP_WS_COUNT; a++) {
         misaligned += ws.offset[a] % VP_WS_ALIGN != 0;
-        outside += ws.offset[a] + ws.bytes[a] > ws.total || ws.bytes[a] == 0;
+        outside += ws.offset[a] + ws.bytes[a] > ws.total ||
+                   (ws.bytes[a] == 0 && !(fused && a == VP_WS_GU));
         for (int b = a + 1; b < VP_WS_COUNT; b++) {
             if (!live_together(ws.phase[a], ws.phase[b]))
                 continue;
@@ -51,8 +58,8 @@ static void check_ws(const vp_model_config *cfg, size_t tokens, size_t tiles)
     CHECK_MSG(overlaps == 0, "%d overlapping live buffers", overlaps);
     /* the vision and language scratch share bytes: total is not their sum */
     CHECK(ws.total < ws.persist_bytes + ws.vision_bytes + ws.language_bytes);
-    printf("workspace for %zu tokens, %zu tiles: %.2f GiB (persistent %.2f, vision %.2f, "
-           "language %.2f)\n", tokens, tiles, (double)ws.total / (1 << 30),
+    printf("workspace for %zu tokens, %zu tiles%s: %.2f GiB (persistent %.2f, vision %.2f, "
+           "language %.2f)\n", tokens, tiles, fused ? ", fused MLP" : "", (double)ws.total / (1 << 30),
            (double)ws.persist_bytes / (1 << 30), (double)ws.vision_bytes / (1 << 30),
            (double)ws.language_bytes / (1 << 30));
 }
@@ -108,18 +115,24 @@ int main(void)
     vp_model_config cfg;
     vp_error err = {0};
     CHECK(vp_mkmodel_preset("8b", &cfg, &err) == 0);
-    check_ws(&cfg, 16384, 64); /* the engine's default batch budget */
-    check_ws(&cfg, 8192, 13);  /* W1 */
-    check_ws(&cfg, 1, 1);
+    for (int fused = 0; fused <= 1; fused++) {
+        check_ws(&cfg, 16384, 64, fused); /* the engine's default batch budget */
+        check_ws(&cfg, 8192, 13, fused);  /* W1 */
+        check_ws(&cfg, 1, 1, fused);
+        check_ws(&cfg, 30000, 64, fused); /* past the fused chunk */
+    }
     vp_cuda_workspace ws;
-    CHECK(vp_cuda_workspace_plan(&cfg, 8192, 13, &ws, &err) == 0);
+    CHECK(vp_cuda_workspace_plan(&cfg, 8192, 13, false, &ws, &err) == 0);
     CHECK(ws.total < ((size_t)2 << 30)); /* PERF.md: weights + 2 GB for W1 */
-    CHECK(vp_cuda_workspace_plan(&cfg, SIZE_MAX / 64, 1, &ws, &err) == -1 &&
+    CHECK(vp_cuda_workspace_plan(&cfg, SIZE_MAX / 64, 1, false, &ws, &err) == -1 &&
           err.kind == VP_ERR_TOO_LARGE);
-    CHECK(vp_cuda_workspace_plan(&cfg, 1, SIZE_MAX / 16, &ws, &err) == -1);
-    CHECK(vp_cuda_workspace_plan(&cfg, 0, 1, &ws, &err) == -1);
+    CHECK(vp_cuda_workspace_plan(&cfg, SIZE_MAX / 64, 1, true, &ws, &err) == -1 &&
+          err.kind == VP_ERR_TOO_LARGE);
+    CHECK(vp_cuda_workspace_plan(&cfg, 1, SIZE_MAX / 16, false, &ws, &err) == -1);
+    CHECK(vp_cuda_workspace_plan(&cfg, 0, 1, false, &ws, &err) == -1);
     CHECK(vp_mkmodel_preset("tiny", &cfg, &err) == 0);
-    check_ws(&cfg, 300, 3);
+    check_ws(&cfg, 300, 3, false);
+    check_ws(&cfg, 300, 3, true);
     CHECK(vp_mkmodel_preset("8b", &cfg, &err) == 0);
     test_flops(&cfg);
     return check_summary("cuda_plan_workspace");
