@@ -314,6 +314,12 @@ static int pick_mlp(vp_backend *b, vp_error *err)
                        "is a multiple of 8 (this model: %d and %d)",
                        env, l->intermediate, l->hidden);
     b->gated_mlp = !can || !strcmp(env, "cublas") ? 0 : !strcmp(env, "fused2") ? 2 : 1;
+    if (b->gated_mlp) /* its shared memory, and how many pairs of its blocks fit at once */
+        CUDA_CHECK(vpk_gated_mlp_setup());
+    if (b->gated_mlp == 2 && vpk_gated_mlp_pairs() < 1)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_MLP",
+                       "VPRM_CUDA_MLP=fused2: this GPU cannot run a pair of the kernel's blocks "
+                       "at once");
     return 0;
 }
 
@@ -498,8 +504,6 @@ static int backend_create(vp_backend **out, const vp_model_config *cfg,
         pick_gemm_tune(b, err) || pick_attention(b, err))
         return -1;
     CUDA_CHECK(vpk_attention_setup());
-    if (b->gated_mlp)
-        CUDA_CHECK(vpk_gated_mlp_setup());
     VP_LOGI("-", "cuda backend: %s; weights %.2f GiB, working memory %.2f GiB for %zu tokens / "
             "%zu tiles (persistent %.2f, vision %.2f, language %.2f), staging %.1f MiB; "
             "attention: vision %s %dx%dx%d%s, language %s %dx%dx%d%s%s%s",

@@ -158,8 +158,13 @@ gated_mlp_kernel(uint16_t *h, const __grid_constant__ CUtensorMap x_map,
     auto empty = [&](uint32_t s) { return bars + 8u * (MG_ST + s); };
     const int tid = threadIdx.x, lane = tid & 31, wg = tid >> 7, warp = (tid >> 5) & 3;
     /* this block's place in its cluster, and the clusters' tiles (pairs of row tiles) */
-    const int rank = (int)(blockIdx.x % CL), cluster = (int)(blockIdx.x / CL);
-    const int n_clusters = (int)(gridDim.x / CL), tiles_mc = (tiles_m + CL - 1) / CL;
+    int rank = 0, cluster = (int)blockIdx.x, n_clusters = (int)gridDim.x;
+    if (CL > 1) /* the hardware's numbering, which the multicast mask and mapa use */
+        asm("mov.u32 %0, %%cluster_ctarank;\n"
+            "mov.u32 %1, %%clusterid.x;\n"
+            "mov.u32 %2, %%nclusterid.x;\n"
+            : "=r"(rank), "=r"(cluster), "=r"(n_clusters));
+    const int tiles_mc = (tiles_m + CL - 1) / CL;
     const int n_tiles = tiles_mc * tiles_n, group = rows_g / CL > 0 ? rows_g / CL : 1;
     /* the cluster's tile t: this block's first row and first output column */
     auto origin = [&](int t, int *m0, int *n0) {
@@ -272,14 +277,25 @@ extern "C" void vpk_gated_mlp_group(int row_tiles)
     mg_rows_group = row_tiles > 0 ? row_tiles : 16;
 }
 
+#define MG_DEVICES 64 /* devices whose figures are kept */
+
+static int current_device(void)
+{
+    int dev = 0;
+    return cudaGetDevice(&dev) == cudaSuccess && dev >= 0 && dev < MG_DEVICES ? dev : -1;
+}
+
+/* The current device's SM count (0: unknown), asked once per device. */
 static int sm_count(void)
 {
-    static int sms = 0;
-    int dev = 0;
-    if (!sms && (cudaGetDevice(&dev) != cudaSuccess ||
-                 cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess))
-        sms = 0;
-    return sms;
+    static int sms[MG_DEVICES];
+    int dev = current_device(), n = 0;
+    if (dev < 0)
+        return 0;
+    n = __atomic_load_n(&sms[dev], __ATOMIC_RELAXED);
+    if (!n && cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess)
+        __atomic_store_n(&sms[dev], n, __ATOMIC_RELAXED);
+    return n;
 }
 
 template <bool F16, int CL>
@@ -289,14 +305,23 @@ static cudaError_t mg_allow(void)
                                 cudaFuncAttributeMaxDynamicSharedMemorySize, MG_SMEM);
 }
 
-/* Pairs of blocks that fit on the GPU at once (0: none, or not known): the persistent
- * grid's size with CL = 2; a grid larger than this would run its last pairs after the
- * others, doubling the time. */
+/* Pairs of blocks that fit on the current device at once (0: none): the persistent grid's
+ * size with CL = 2; a grid larger than this would run its last pairs after the others,
+ * doubling the time. Asked once per device, by vpk_gated_mlp_setup. */
+static int mg_pairs_known[MG_DEVICES]; /* pairs + 1; 0: not asked yet */
+
 static int mg_pairs(void)
 {
-    static int pairs = -1;
-    if (pairs >= 0)
-        return pairs;
+    int dev = current_device();
+    int known = dev < 0 ? 0 : __atomic_load_n(&mg_pairs_known[dev], __ATOMIC_RELAXED);
+    return known > 0 ? known - 1 : 0;
+}
+
+static cudaError_t mg_ask_pairs(void)
+{
+    int dev = current_device();
+    if (dev < 0 || __atomic_load_n(&mg_pairs_known[dev], __ATOMIC_RELAXED))
+        return cudaSuccess;
     cudaLaunchConfig_t cfg = {};
     cudaLaunchAttribute attr[1];
     attr[0].id = cudaLaunchAttributeClusterDimension;
@@ -304,12 +329,11 @@ static int mg_pairs(void)
     cfg.gridDim = dim3(2 * 64), cfg.blockDim = dim3(MG_NT), cfg.dynamicSmemBytes = MG_SMEM;
     cfg.attrs = attr, cfg.numAttrs = 1;
     int n = 0;
-    if (mg_allow<false, 2>() != cudaSuccess ||
-        cudaOccupancyMaxActiveClusters(&n, gated_mlp_kernel<false, 2>, &cfg) != cudaSuccess)
-        n = 0;
-    (void)cudaGetLastError();
-    pairs = n;
-    return pairs;
+    cudaError_t rc = cudaOccupancyMaxActiveClusters(&n, gated_mlp_kernel<false, 2>, &cfg);
+    if (rc != cudaSuccess)
+        return rc;
+    __atomic_store_n(&mg_pairs_known[dev], (n > 0 ? n : 0) + 1, __ATOMIC_RELAXED);
+    return cudaSuccess;
 }
 
 extern "C" cudaError_t vpk_gated_mlp_setup(void)
@@ -321,7 +345,7 @@ extern "C" cudaError_t vpk_gated_mlp_setup(void)
         rc = mg_allow<false, 2>();
     if (rc == cudaSuccess)
         rc = mg_allow<true, 2>();
-    return rc;
+    return rc == cudaSuccess ? mg_ask_pairs() : rc;
 }
 
 extern "C" int vpk_gated_mlp_pairs(void)
@@ -348,8 +372,9 @@ static cudaError_t mg_launch(cudaStream_t stream, unsigned blocks, uint16_t *h,
     attr[0].val.clusterDim.x = CL, attr[0].val.clusterDim.y = 1, attr[0].val.clusterDim.z = 1;
     cfg.gridDim = dim3(blocks), cfg.blockDim = dim3(MG_NT), cfg.dynamicSmemBytes = MG_SMEM;
     cfg.stream = stream, cfg.attrs = attr, cfg.numAttrs = CL > 1 ? 1 : 0;
-    return cudaLaunchKernelEx(&cfg, gated_mlp_kernel<F16, CL>, h, x_map, w_map, rows, inter,
-                              k_steps, tiles_m, tiles_n, mg_rows_group);
+    cudaError_t rc = cudaLaunchKernelEx(&cfg, gated_mlp_kernel<F16, CL>, h, x_map, w_map, rows,
+                                        inter, k_steps, tiles_m, tiles_n, mg_rows_group);
+    return rc == cudaSuccess ? cudaGetLastError() : rc;
 }
 
 extern "C" cudaError_t vpk_gated_mlp(cudaStream_t stream, vp_bf16 *h, const vp_bf16 *x,
@@ -359,7 +384,10 @@ extern "C" cudaError_t vpk_gated_mlp(cudaStream_t stream, vp_bf16 *h, const vp_b
     if (rows == 0)
         return cudaSuccess;
     CUtensorMap x_map, w_map;
-    if (!vpk_gated_mlp_supports(hidden, inter) || rows > 0x7fffffff ||
+    /* 16-byte aligned rows for the copies, 4-byte pairs stored; int row and tile counts */
+    if (!vpk_gated_mlp_supports(hidden, inter) || rows > 0x7fffff00 ||
+        (rows + MG_BM - 1) / MG_BM * (inter / MG_BN) > 0x7fffffff ||
+        (uintptr_t)x % 16 || (uintptr_t)w13 % 16 || (uintptr_t)h % 4 ||
         !tensor_map(&x_map, x, hidden, rows, hidden, MG_BK, MG_BM) ||
         !tensor_map(&w_map, w13, hidden, 2 * inter, hidden, MG_BK, MG_BN))
         return cudaErrorInvalidValue;
@@ -385,5 +413,6 @@ extern "C" cudaError_t vpk_gated_mlp(cudaStream_t stream, vp_bf16 *h, const vp_b
                  : mg_launch<false, 1>(stream, blocks, out, x_map, w_map, (int)rows, (int)inter,
                                        k_steps, tiles_m, tiles_n);
     }
-    return rc == cudaSuccess ? cudaGetLastError() : rc;
+    (void)cudaGetLastError(); /* a failed launch's error is returned, not left pending */
+    return rc;
 }

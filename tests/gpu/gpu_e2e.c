@@ -156,6 +156,7 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
     vp_backend *cpu = NULL, *gpu = NULL, *gpu_simple = NULL, *gpu_alt[5] = {NULL};
     vp_backend *gpu_bf16 = NULL, *gpu_f16l = NULL; /* VPRM_CUDA_ACTIVATIONS=bf16, fp16-llm */
     vp_backend *gpu_mlp = NULL; /* VPRM_CUDA_MLP=cublas where the default is fused (Hopper) */
+    vp_backend *gpu_mlp2 = NULL; /* VPRM_CUDA_MLP=fused2 (Hopper): blocks in pairs */
     int fused = vpk_gated_mlp_supports((size_t)cfg->llm.hidden, (size_t)cfg->llm.intermediate);
     if (vp_cpu_init_weights(&cpu, cfg, &m.w, &opt, &err) ||
         vp_cuda_init_weights(&gpu, cfg, &m.w, &opt, &err)) {
@@ -179,7 +180,8 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
             goto done;
     if (init_with_env(&gpu_bf16, cfg, &m, &opt, "VPRM_CUDA_ACTIVATIONS", "bf16", label) ||
         init_with_env(&gpu_f16l, cfg, &m, &opt, "VPRM_CUDA_ACTIVATIONS", "fp16-llm", label) ||
-        (fused && init_with_env(&gpu_mlp, cfg, &m, &opt, "VPRM_CUDA_MLP", "cublas", label)))
+        (fused && init_with_env(&gpu_mlp, cfg, &m, &opt, "VPRM_CUDA_MLP", "cublas", label)) ||
+        (fused && init_with_env(&gpu_mlp2, cfg, &m, &opt, "VPRM_CUDA_MLP", "fused2", label)))
         goto done;
     if (!fused)
         printf("%s: the fused MLP not run (needs a Hopper GPU)\n", label);
@@ -240,6 +242,10 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
             snprintf(what, sizeof what, "%s batch %d VPRM_CUDA_MLP=cublas vs cpu", label, round);
             compare_margins(what, ls, lc, tb.b.n_out, tol);
         }
+        if (cpu_ok && gpu_mlp2 && run(&vp_backend_cuda, gpu_mlp2, &tb.b, ls, "cuda fused2 mlp") == 0) {
+            snprintf(what, sizeof what, "%s batch %d VPRM_CUDA_MLP=fused2 vs cpu", label, round);
+            compare_margins(what, ls, lc, tb.b.n_out, tol);
+        }
         for (size_t a = 0; a < n_alt; a++)
             if (cpu_ok && run(&vp_backend_cuda, gpu_alt[a], &tb.b, ls, "cuda alternative") == 0) {
                 snprintf(what, sizeof what, "%s batch %d VPRM_CUDA_ATTENTION=%s (%s) vs cpu",
@@ -250,14 +256,17 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
          * logits of computing them (every attention kernel reads the loaded rows) */
         test_batch store, load;
         test_batch_cache_prefixes(&tb, &store, &load);
-        vp_backend *kinds[10] = {gpu, gpu_simple, gpu_bf16, gpu_f16l, gpu_alt[0], gpu_alt[1],
-                                 gpu_alt[2], gpu_alt[3], gpu_alt[4], gpu_mlp};
-        const char *kind_names[10] = {"default", "simple", "bf16", "fp16-llm", alt[0], alt[1],
-                                      alt[2], alt[3], alt[4], "cublas mlp"};
+        vp_backend *kinds[11] = {gpu, gpu_simple, gpu_bf16, gpu_f16l, gpu_alt[0], gpu_alt[1],
+                                 gpu_alt[2], gpu_alt[3], gpu_alt[4]};
+        const char *kind_names[11] = {"default", "simple", "bf16", "fp16-llm", alt[0], alt[1],
+                                      alt[2], alt[3], alt[4]};
+        size_t n_kinds = 4 + n_alt;
         if (gpu_mlp) /* after the alternatives in use */
-            kinds[4 + n_alt] = gpu_mlp, kind_names[4 + n_alt] = "cublas mlp";
+            kinds[n_kinds] = gpu_mlp, kind_names[n_kinds++] = "cublas mlp";
+        if (gpu_mlp2)
+            kinds[n_kinds] = gpu_mlp2, kind_names[n_kinds++] = "fused2 mlp";
         float *lk = host_alloc(tb.b.n_out * 8); /* this kind's logits computed in one pass */
-        for (size_t k = 0; k < 4 + n_alt + (gpu_mlp != NULL) && gpu_ok; k++)
+        for (size_t k = 0; k < n_kinds && gpu_ok; k++)
             if (run(&vp_backend_cuda, kinds[k], &tb.b, lk, "cuda computed") == 0 &&
                 run(&vp_backend_cuda, kinds[k], &store.b, ls, "cuda store prefixes") == 0 &&
                 run(&vp_backend_cuda, kinds[k], &load.b, lf, "cuda load prefixes") == 0) {
@@ -306,6 +315,8 @@ done:
         vp_backend_cuda.free(gpu_f16l);
     if (gpu_mlp)
         vp_backend_cuda.free(gpu_mlp);
+    if (gpu_mlp2)
+        vp_backend_cuda.free(gpu_mlp2);
     host_model_free(&m);
 }
 

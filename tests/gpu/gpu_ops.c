@@ -261,10 +261,13 @@ static void test_activations(size_t inter, int act)
     free(gub), free(got3);
 }
 
-/* vpk_gated_mlp (VPRM_CUDA_MLP=fused) vs the CPU product and SiLU-gate on the same
- * rounded inputs: hidden 264 has a last K step of 8 columns (the copies' zeros past K),
- * 300 and 1 rows a partial row tile. Only where the kernel runs (a Hopper GPU). */
-static void test_gated_mlp(size_t rows, size_t hidden, size_t inter, int act)
+/* vpk_gated_mlp (VPRM_CUDA_MLP=fused, fused2) vs the CPU product and SiLU-gate on the same
+ * rounded inputs: hidden 264 has a last K step of 8 columns (the copies' zeros past K), 56
+ * one step narrower than the box, 300 and 1 rows a partial row tile; 600 x 5120 makes 200
+ * tiles (120 of pairs: every block runs several, the ring's phases carried across tiles
+ * with 5 K steps, the partner of the odd last row tile wholly past the rows), also in
+ * groups of 3 row tiles (a partial last group). Only where the kernel runs (Hopper). */
+static void test_gated_mlp(size_t rows, size_t hidden, size_t inter, int act, int group)
 {
     char what[96];
     snprintf(what, sizeof what, "gated mlp %s %zux%zux%zu", act_name(act), rows, inter, hidden);
@@ -282,17 +285,24 @@ static void test_gated_mlp(size_t rows, size_t hidden, size_t inter, int act)
     vp_bf16 *dx = gpu_upload(xb, rows * hidden * 2), *dw = gpu_upload(wb, 2 * inter * hidden * 2);
     vp_bf16 *dh = gpu_alloc(rows * inter * 2);
     uint16_t *hb = host_alloc(rows * inter * 2);
+    vpk_gated_mlp_group(group);
     for (int pairs = 1; pairs >= 0; pairs--) { /* blocks in pairs sharing w13's boxes, alone */
+        if (pairs && vpk_gated_mlp_pairs() < 1) { /* it would run single blocks instead */
+            gpu_check(what, 0, "no pair of the kernel's blocks fits this GPU at once");
+            continue;
+        }
         GPU_OK(cudaMemset(dh, 0xff, rows * inter * 2)); /* NaN in both types: unwritten fails */
         GPU_OK(vpk_gated_mlp(stream, dh, dx, dw, rows, inter, hidden, act, pairs));
         gpu_download(hb, dh, rows * inter * 2);
         float *got = from_act(hb, rows * inter, act);
         char line[128];
-        snprintf(line, sizeof line, "%s, %s", what, pairs ? "pairs" : "single blocks");
+        snprintf(line, sizeof line, "%s, %s%s", what, pairs ? "pairs" : "single blocks",
+                 group != 16 ? ", group 3" : "");
         /* fp32 sums in another order, then one rounding of the gated value */
         gpu_close(line, got, gate, rows * inter, 4e-3 * sqrt((double)hidden) * 0.05, act_rel(act));
         free(got);
     }
+    vpk_gated_mlp_group(16);
     cudaFree(dx), cudaFree(dw), cudaFree(dh);
     free(x), free(w), free(xb), free(wb), free(gu), free(gate), free(up), free(hb);
 }
@@ -326,8 +336,11 @@ static void bench_gated_mlp(vp_gemm *g16)
     const double flops = 2.0 * (double)rows * 2 * (double)inter * (double)hidden;
     vp_error err = {0};
     /* row tiles a group (0: cuBLASLt, first and last) and blocks a cluster */
-    static const int groups[] = {0, 16, 16, 8, 32, 16, 8, 0}, clusters[] = {0, 2, 1, 2, 2, 1, 1, 0};
+    static const int groups[] = {0, 16, 16, 8, 32, 16, 8, 0};
+    static const int clusters[] = {0, 2, 1, 2, 2, 1, 1, 0};
     printf("bench gated mlp: %d pairs of blocks at once\n", vpk_gated_mlp_pairs());
+    size_t n = rows * inter;
+    uint16_t *a = host_alloc(n * 2), *b = host_alloc(n * 2);
     for (size_t way = 0; way < sizeof groups / sizeof groups[0]; way++) {
         const int reps = 10;
         vpk_gated_mlp_group(groups[way]);
@@ -357,18 +370,27 @@ static void bench_gated_mlp(vp_gemm *g16)
         printf("bench gated mlp W1 (6139 x 4096 -> 2 x 14336, fp16) %s: %.3f ms per layer, "
                "%.0f TFLOP/s\n", groups[way] ? how : "cuBLASLt + SiLU-gate kernel",
                ms, flops / (ms * 1e-3) / 1e12);
+        /* the two ways agree (fp16 gate and up rounded in the first), pairs and single
+         * blocks (the other groups change only the order of the tiles) */
+        if (way == 1 || way == 2) {
+            GPU_OK(cudaMemsetAsync(dh2, 0xff, n * 2, stream)); /* poisoned, run again */
+            GPU_OK(vpk_gated_mlp(stream, dh2, dx, dw, rows, inter, hidden, VPK_ACT_F16,
+                                 clusters[way] == 2));
+            GPU_OK(cudaStreamSynchronize(stream));
+            gpu_download(a, dh, n * 2);
+            gpu_download(b, dh2, n * 2);
+            float *fa = from_act(a, n, VPK_ACT_F16), *fb = from_act(b, n, VPK_ACT_F16);
+            char line[96];
+            snprintf(line, sizeof line, "gated mlp W1 shape, %s: fused vs cuBLASLt",
+                     clusters[way] == 2 ? "pairs" : "single blocks");
+            gpu_close(line, fb, fa, n, 2e-3, 1.0 / 128);
+            free(fa), free(fb);
+        }
     }
     vpk_gated_mlp_group(16);
-    /* the two ways agree (each rounds once more or less: fp16 gate and up in the first) */
-    size_t n = rows * inter;
-    uint16_t *a = host_alloc(n * 2), *b = host_alloc(n * 2);
-    gpu_download(a, dh, n * 2);
-    gpu_download(b, dh2, n * 2);
-    float *fa = from_act(a, n, VPK_ACT_F16), *fb = from_act(b, n, VPK_ACT_F16);
-    gpu_close("gated mlp W1 shape: fused vs cuBLASLt + SiLU-gate", fb, fa, n, 2e-3, 1.0 / 128);
     cudaEventDestroy(e0), cudaEventDestroy(e1);
     cudaFree(dx), cudaFree(dw), cudaFree(dgu), cudaFree(dh), cudaFree(dh2), cudaFree(dover);
-    free(a), free(b), free(fa), free(fb);
+    free(a), free(b);
 }
 
 /* unfold + gemm + class token and positions vs vp_cpu_patch_embed, two tiles */
@@ -1135,12 +1157,16 @@ int main(int argc, char **argv)
     RUN("fp16 attention causal+prefix GQA 8/4 d64", test_attention("causal+prefix GQA 8/4 d64", 1, 8, 4, 64, 300, VPK_ACT_F16));
     RUN("fp16 attention causal+prefix MHA 4/4 d32", test_attention("causal+prefix MHA 4/4 d32", 1, 4, 4, 32, 200, VPK_ACT_F16));
     RUN("fp16 attention tiles 16 heads d64", test_attention("tiles 16 heads d64", 0, 16, 16, 64, 0, VPK_ACT_F16));
-    RUN("gated mlp 300x384x264", test_gated_mlp(300, 264, 384, VPK_ACT_BF16));
-    RUN("gated mlp 1x128x256", test_gated_mlp(1, 256, 128, VPK_ACT_BF16));
-    RUN("gated mlp 200x1024x4096", test_gated_mlp(200, 4096, 1024, VPK_ACT_BF16));
-    RUN("fp16 gated mlp 300x384x264", test_gated_mlp(300, 264, 384, VPK_ACT_F16));
-    RUN("fp16 gated mlp 1030x512x1024", test_gated_mlp(1030, 1024, 512, VPK_ACT_F16));
-    RUN("fp16 gated mlp 200x1024x4096", test_gated_mlp(200, 4096, 1024, VPK_ACT_F16));
+    RUN("gated mlp 300x384x264", test_gated_mlp(300, 264, 384, VPK_ACT_BF16, 16));
+    RUN("gated mlp 1x128x256", test_gated_mlp(1, 256, 128, VPK_ACT_BF16, 16));
+    RUN("gated mlp 37x128x56", test_gated_mlp(37, 56, 128, VPK_ACT_BF16, 16));
+    RUN("gated mlp 200x1024x4096", test_gated_mlp(200, 4096, 1024, VPK_ACT_BF16, 16));
+    RUN("gated mlp 600x5120x264", test_gated_mlp(600, 264, 5120, VPK_ACT_BF16, 16));
+    RUN("fp16 gated mlp 300x384x264", test_gated_mlp(300, 264, 384, VPK_ACT_F16, 16));
+    RUN("fp16 gated mlp 1030x512x1024", test_gated_mlp(1030, 1024, 512, VPK_ACT_F16, 16));
+    RUN("fp16 gated mlp 200x1024x4096", test_gated_mlp(200, 4096, 1024, VPK_ACT_F16, 16));
+    RUN("fp16 gated mlp 600x5120x264", test_gated_mlp(600, 264, 5120, VPK_ACT_F16, 16));
+    RUN("fp16 gated mlp 600x5120x264 group 3", test_gated_mlp(600, 264, 5120, VPK_ACT_F16, 3));
     RUN("bench attention language", bench_attention(1));
     RUN("bench gated mlp", bench_gated_mlp(&g16));
     RUN("bench attention vision", bench_attention(0));

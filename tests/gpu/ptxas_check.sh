@@ -41,4 +41,13 @@ if [ "$spills" -ne 0 ]; then
     grep -A3 "Compiling entry function '_Z17attn_wgmma_kernel\|Compiling entry function '_Z15attn_tma_kernel\|Compiling entry function '_Z16gated_mlp_kernel" "$tmp/ptxas.txt" | cut -c1-200
     exit 1
 fi
+# a consumer's release of a stage to its pair must not fence at cluster scope: with
+# mbarrier.arrive.release.cluster the pairs ran at 416 TFLOP/s against the single blocks'
+# 764-775 (H200, 2026-11-28; the compiled code had two GPU-wide fences per release)
+"$NVCC" -std=c++17 -O3 -arch=sm_90a -I. -ptx engine/cuda/k_mlp_gated.cu -o "$tmp/m.ptx"
+if grep -q "mbarrier.arrive.release.cluster" "$tmp/m.ptx"; then
+    echo "ptxas_check: FAIL: k_mlp_gated.cu releases stages with a cluster-scope fence:"
+    grep -n "mbarrier.arrive.release.cluster" "$tmp/m.ptx" | head -4
+    exit 1
+fi
 echo "ptxas_check: $kernels wgmma attention kernels, $tma TMA ones and $mlp fused MLP ones, products asynchronous, no spills"
