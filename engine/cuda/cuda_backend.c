@@ -314,8 +314,16 @@ static int pick_mlp(vp_backend *b, vp_error *err)
                        "is a multiple of 8 (this model: %d and %d)",
                        env, l->intermediate, l->hidden);
     b->gated_mlp = !can || !strcmp(env, "cublas") ? 0 : !strcmp(env, "fused2") ? 2 : 1;
-    if (b->gated_mlp) /* its shared memory, and how many pairs of its blocks fit at once */
-        CUDA_CHECK(vpk_gated_mlp_setup());
+    /* its shared memory, and how many pairs of its blocks fit at once; auto falls back */
+    cudaError_t rc = b->gated_mlp ? vpk_gated_mlp_setup() : cudaSuccess;
+    if (rc != cudaSuccess && !strcmp(env, "auto")) {
+        VP_LOGW("-", "cuda backend: the fused MLP kernel cannot be set up (%s): cuBLASLt instead",
+                cudaGetErrorString(rc));
+        (void)cudaGetLastError();
+        b->gated_mlp = 0;
+    } else {
+        CUDA_CHECK(rc);
+    }
     if (b->gated_mlp == 2 && vpk_gated_mlp_pairs() < 1)
         return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_MLP",
                        "VPRM_CUDA_MLP=fused2: this GPU cannot run a pair of the kernel's blocks "
