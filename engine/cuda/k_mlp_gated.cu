@@ -14,12 +14,14 @@
  *     release it once read; gate column c and up column c + 128 land in the same thread
  *     (registers i and i + 64), so the epilogue needs no exchange;
  *   - the grid is persistent (one block an SM), tiles taken in groups of 16 row tiles
+ *     (vp_tile_at, engine/cuda_plan/tile_order.h)
  *     so the blocks running together share x's rows and w13's in L2; the producer fills
  *     the next tile's stages while the consumers store the last one's outputs.
  * Rounded once, to the activation type, from fp32: closer to the CPU twin than the unfused
  * path with fp16 activations, whose gate and up are rounded to fp16 first.
  * Built only for sm_90a; elsewhere the kernel is a stub and vpk_gated_mlp_supports says no. */
 #include "engine/cuda/k_tma.cuh"
+#include "engine/cuda_plan/tile_order.h"
 
 #define MG_BM 128                    /* rows a tile (64 per consumer warpgroup) */
 #define MG_BN 128                    /* output columns a tile (as many gate and up) */
@@ -80,19 +82,6 @@ static __device__ __forceinline__ void wgmma_ss_n256(float *d, uint64_t da, uint
         asm volatile(MG_SS_N256("bf16") : MG_D128 : "l"(da), "l"(db), "r"(accumulate));
 }
 
-/* Tile t's row tile and column tile: groups of `rows_g` row tiles, rows fastest within a
- * group, so the blocks running at once cover a few column tiles of those rows. */
-static __device__ __forceinline__ void mg_tile_at(int t, int tiles_m, int tiles_n, int rows_g,
-                                                  int *mt, int *nt)
-{
-    int group = rows_g * tiles_n, first = t / group * rows_g;
-    int gm = tiles_m - first < rows_g ? tiles_m - first : rows_g, local = t % group;
-    *mt = first + local % gm;
-    *nt = local / gm;
-}
-#endif
-
-#if VPK_HAVE_WGMMA
 /* A consumer warp's release of stage bar, by its lane 0, to the block's producer and, in a
  * pair, to its partner's (whose copies write into this block's stages too): the mbarrier at
  * the same offset in each block of the cluster. */
@@ -169,7 +158,7 @@ gated_mlp_kernel(uint16_t *h, const __grid_constant__ CUtensorMap x_map,
     /* the cluster's tile t: this block's first row and first output column */
     auto origin = [&](int t, int *m0, int *n0) {
         int mc, nt;
-        mg_tile_at(t, tiles_mc, tiles_n, group, &mc, &nt);
+        vp_tile_at(t, tiles_mc, tiles_n, group, &mc, &nt);
         *m0 = (mc * CL + rank) * MG_BM, *n0 = nt * MG_BN;
     };
     if (tid == 0) {
