@@ -86,7 +86,7 @@ clocks_stop() {
     clocks_pid=
 }
 
-stage ops 60 "$G/bin/gpu_ops"
+stage ops 90 "$G/bin/gpu_ops"
 # a crash (exit 2) or hang loses the CUDA context and every later test with it: rerun each
 # test alone, and the first one that crashes under compute-sanitizer (source lines: -lineinfo)
 if [ "$(cat "$W/ops.rc")" -ge 2 ]; then
