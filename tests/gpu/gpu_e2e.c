@@ -448,6 +448,63 @@ static void check_env_values(const vp_model_config *cfg)
  * again from the host model, or drawn again with the same seed), and no second switch;
  * then a weight beyond fp16's range, which makes auto start in bf16. One 8-bit tile and
  * text tokens, so both towers' weights count. */
+/* An fp16 overflow while a pass runs (the first layer's first 16 w1 and w3 rows all 64.0:
+ * gate and up near 700 fit fp16, their product does not), through whichever MLP path is the
+ * default (the fused kernel on Hopper rounds only that product): auto's logits are not all
+ * finite, a bf16 backend's are, and once widened auto gives the bf16 backend's logits bit
+ * for bit. */
+static void check_widen_at_run_time(const vp_model_config *cfg, const vp_batch *batch,
+                                    const vp_backend_options *opt)
+{
+    host_model m;
+    if (host_model_build(&m, cfg, 23, PLUS, MINUS)) {
+        gpu_fail++;
+        return;
+    }
+    size_t h = (size_t)cfg->llm.hidden, set = 0;
+    for (size_t k = 0; k < m.n; k++)
+        if (strstr(m.names[k], "layers.0.feed_forward.w1.weight") ||
+            strstr(m.names[k], "layers.0.feed_forward.w3.weight")) {
+            for (size_t i = 0; i < 16 * h; i++)
+                ((uint16_t *)m.bufs[k])[i] = 0x4280; /* bf16 64.0 */
+            set++;
+        }
+    const vp_backend_ops *ops = &vp_backend_cuda;
+    vp_backend *autob = NULL, *bf16 = NULL;
+    vp_error err = {0};
+    float got16[6], got[6], want[6];
+    setenv("VPRM_CUDA_ACTIVATIONS", "auto", 1);
+    int rc = vp_cuda_init_weights(&autob, cfg, &m.w, opt, &err);
+    unsetenv("VPRM_CUDA_ACTIVATIONS");
+    setenv("VPRM_CUDA_ACTIVATIONS", "bf16", 1);
+    if (rc == 0)
+        rc = vp_cuda_init_weights(&bf16, cfg, &m.w, opt, &err);
+    unsetenv("VPRM_CUDA_ACTIVATIONS");
+    if (set != 2 || rc) {
+        gpu_check("an fp16 overflow in a pass", 0, "%s", rc ? err.message : "no w1 / w3 of layer 0");
+    } else if (run(ops, autob, batch, got16, "auto, overflowing") == 0 &&
+               run(ops, bf16, batch, want, "bf16, overflowing in fp16") == 0) {
+        bool finite16 = true, finite = true;
+        for (int i = 0; i < 6; i++)
+            finite16 = finite16 && isfinite(got16[i]), finite = finite && isfinite(want[i]);
+        gpu_check("an fp16 overflow in a pass: auto's logits not all finite, bf16's are",
+                  !finite16 && finite, "auto %s, bf16 %s", finite16 ? "finite" : "not finite",
+                  finite ? "finite" : "not finite");
+        char what[160] = "";
+        rc = ops->widen(autob, what, sizeof what, &err);
+        if (rc == 1 && run(ops, autob, batch, got, "auto, widened") == 0)
+            gpu_check("an fp16 overflow in a pass: widened == a bf16 backend, bit for bit",
+                      !memcmp(got, want, sizeof got), "logits differ");
+        else
+            gpu_check("an fp16 overflow in a pass: widens", 0, "widen %d: %s", rc, err.message);
+    }
+    if (autob)
+        ops->free(autob);
+    if (bf16)
+        ops->free(bf16);
+    host_model_free(&m);
+}
+
 static void check_widen(const vp_model_config *cfg)
 {
     host_model m;
@@ -512,6 +569,7 @@ static void check_widen(const vp_model_config *cfg)
         if (bf16)
             ops->free(bf16);
     }
+    check_widen_at_run_time(cfg, &batch, &opt);
     /* a weight beyond fp16's range (one w2 value set to 70144): auto starts in bf16,
      * with a bf16 backend's logits */
     size_t k = 0;
