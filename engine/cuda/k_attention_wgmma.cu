@@ -292,23 +292,27 @@ __global__ void wgmma_probe_kernel(int *out)
     *out = VPK_HAVE_WGMMA;
 }
 
+/* Whether the current device runs the sm_90a kernels: asked once per device (64 kept),
+ * the answers stored atomically (backends on several threads or devices). */
 extern "C" int vpk_attention_wgmma_available(void)
 {
-    static int known = -1;
-    if (known >= 0)
-        return known;
+    static int known[64]; /* 0: not asked; else the answer + 1 */
     int dev = 0, major = 0, *d = NULL, h = 0;
-    known = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess ||
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-        major != 9 || cudaMalloc((void **)&d, sizeof *d) != cudaSuccess)
-        return (void)cudaGetLastError(), known;
-    wgmma_probe_kernel<<<1, 1>>>(d);
-    if (cudaMemcpy(&h, d, sizeof h, cudaMemcpyDeviceToHost) == cudaSuccess)
-        known = h;
-    cudaFree(d);
+    if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64)
+        return (void)cudaGetLastError(), 0;
+    int k = __atomic_load_n(&known[dev], __ATOMIC_RELAXED);
+    if (k)
+        return k - 1;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+        major == 9 && cudaMalloc((void **)&d, sizeof *d) == cudaSuccess) {
+        wgmma_probe_kernel<<<1, 1>>>(d);
+        if (cudaMemcpy(&h, d, sizeof h, cudaMemcpyDeviceToHost) != cudaSuccess)
+            h = 0;
+        cudaFree(d);
+    }
     (void)cudaGetLastError(); /* a missing sm_90 image is an answer, not an error */
-    return known;
+    __atomic_store_n(&known[dev], (h ? 1 : 0) + 1, __ATOMIC_RELAXED);
+    return h ? 1 : 0;
 }
 
 template <int D, int HPB, bool OVERLAP, bool F16>

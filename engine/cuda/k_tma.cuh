@@ -91,19 +91,21 @@ typedef CUresult (*encode_tiled_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32
                                     CUtensorMapSwizzle, CUtensorMapL2promotion,
                                     CUtensorMapFloatOOBfill);
 
+static encode_tiled_fn find_encode_tiled(void)
+{
+    void *p = NULL;
+    cudaDriverEntryPointQueryResult q;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault,
+                                         &q) == cudaSuccess &&
+        q == cudaDriverEntryPointSuccess)
+        return (encode_tiled_fn)p;
+    return NULL;
+}
+
+/* asked once: a function-local static is initialised once, whatever the threads */
 static encode_tiled_fn encode_tiled(void)
 {
-    static encode_tiled_fn fn = NULL;
-    static bool asked = false;
-    if (!asked) {
-        void *p = NULL;
-        cudaDriverEntryPointQueryResult q;
-        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault,
-                                             &q) == cudaSuccess &&
-            q == cudaDriverEntryPointSuccess)
-            fn = (encode_tiled_fn)p;
-        asked = true;
-    }
+    static const encode_tiled_fn fn = find_encode_tiled();
     return fn;
 }
 
