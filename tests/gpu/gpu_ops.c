@@ -296,8 +296,8 @@ static void test_gated_mlp(size_t rows, size_t hidden, size_t inter, int act, in
         gpu_download(hb, dh, rows * inter * 2);
         float *got = from_act(hb, rows * inter, act);
         char line[128];
-        snprintf(line, sizeof line, "%s, %s%s", what, pairs ? "pairs" : "single blocks",
-                 group != 16 ? ", group 3" : "");
+        snprintf(line, sizeof line, "%s, %s, groups of %d", what, pairs ? "pairs" : "single blocks",
+                 group);
         /* fp32 sums in another order, then one rounding of the gated value */
         gpu_close(line, got, gate, rows * inter, 4e-3 * sqrt((double)hidden) * 0.05, act_rel(act));
         free(got);

@@ -37,6 +37,16 @@ pass=0
 fail=0
 ok() { pass=$((pass + 1)); echo "ok: $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
+# refused SECTION DIR LABEL PATTERN serve-flags...: `vprm serve` refuses to start (exit 1
+# or 2, not a timeout) with a message matching PATTERN; its output in DIR/refused.out
+refused() {
+    sec=$1; dir=$2; label=$3; pattern=$4; shift 4
+    timeout 30 "$VPRM" serve --model "$MODEL" --port 0 --no-warmup "$@" >"$dir/refused.out" 2>&1
+    rc=$?
+    if [ "$rc" = 0 ] || [ "$rc" = 124 ]; then bad "$sec: $label: the server started (exit $rc)"
+    elif grep -q -- "$pattern" "$dir/refused.out"; then ok "$sec: $label: refused at start, naming $pattern"
+    else bad "$sec: $label: exit $rc, $(tail -3 "$dir/refused.out")"; fi
+}
 PIDS=""
 cleanup() { for p in $PIDS; do kill -9 "$p" 2>/dev/null; done; }
 trap cleanup EXIT
@@ -750,19 +760,11 @@ for n in a b; do
 done
 chmod 600 "$TLS"/key_*.pem
 printf 'not a certificate\n' >"$TLS/junk.pem"
-refused() { # refused LABEL PATTERN serve-flags...: start-up refused with exit 2 or 1, naming PATTERN
-    label=$1; pattern=$2; shift 2
-    timeout 30 "$VPRM" serve --model "$MODEL" --port 0 --no-warmup "$@" >"$TLS/refused.out" 2>&1
-    rc=$?
-    if [ "$rc" = 0 ] || [ "$rc" = 124 ]; then bad "T: $label: the server started (exit $rc)"
-    elif grep -q -- "$pattern" "$TLS/refused.out"; then ok "T: $label: refused at start, naming $pattern"
-    else bad "T: $label: exit $rc, $(tail -3 "$TLS/refused.out")"; fi
-}
-refused "a certificate without its key" "tls_key" --tls-cert "$TLS/cert_a.pem"
-refused "a missing certificate file" "$TLS/nope.pem" --tls-cert "$TLS/nope.pem" --tls-key "$TLS/key_a.pem"
-refused "a certificate that is not PEM" "junk.pem is not a PEM file" --tls-cert "$TLS/junk.pem" --tls-key "$TLS/key_a.pem"
-refused "a key in place of the certificate" "key_a.pem is not a PEM file" --tls-cert "$TLS/key_a.pem" --tls-key "$TLS/cert_a.pem"
-refused "a key that is not the certificate's" "cannot serve HTTPS" --tls-cert "$TLS/cert_a.pem" --tls-key "$TLS/key_b.pem"
+refused T "$TLS" "a certificate without its key" "tls_key" --tls-cert "$TLS/cert_a.pem"
+refused T "$TLS" "a missing certificate file" "$TLS/nope.pem" --tls-cert "$TLS/nope.pem" --tls-key "$TLS/key_a.pem"
+refused T "$TLS" "a certificate that is not PEM" "junk.pem is not a PEM file" --tls-cert "$TLS/junk.pem" --tls-key "$TLS/key_a.pem"
+refused T "$TLS" "a key in place of the certificate" "key_a.pem is not a PEM file" --tls-cert "$TLS/key_a.pem" --tls-key "$TLS/cert_a.pem"
+refused T "$TLS" "a key that is not the certificate's" "cannot serve HTTPS" --tls-cert "$TLS/cert_a.pem" --tls-key "$TLS/key_b.pem"
 # an encrypted key (PKCS#8) needs its password; a key file from `openssl ecparam -genkey`
 # starts with an EC PARAMETERS block
 openssl pkcs8 -topk8 -in "$TLS/key_a.pem" -out "$TLS/key_enc.pem" -passout pass:secret-pw-1 >>"$TLS/openssl.log" 2>&1
@@ -770,9 +772,9 @@ openssl ecparam -name prime256v1 -genkey -out "$TLS/key_ec.pem" >>"$TLS/openssl.
 openssl req -x509 -key "$TLS/key_ec.pem" -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
     -out "$TLS/cert_ec.pem" >>"$TLS/openssl.log" 2>&1
 chmod 600 "$TLS"/key_*.pem
-refused "an encrypted key without its password" "is encrypted: give its password with tls_key_password" \
+refused T "$TLS" "an encrypted key without its password" "is encrypted: give its password with tls_key_password" \
     --tls-cert "$TLS/cert_a.pem" --tls-key "$TLS/key_enc.pem"
-refused "an encrypted key with a wrong password" "cannot serve HTTPS" \
+refused T "$TLS" "an encrypted key with a wrong password" "cannot serve HTTPS" \
     --tls-cert "$TLS/cert_a.pem" --tls-key "$TLS/key_enc.pem" --tls-key-password wrong-pw
 # starts LABEL CAFILE serve-flags...: an HTTPS daemon that answers GET /health
 starts() {
@@ -834,29 +836,18 @@ chmod 600 "$MT"/*.key
 if [ -s "$MT/trainer.pem" ] && [ -s "$MT/stranger.pem" ] && [ -s "$MT/srvonly.pem" ]; then
     ok "M: certificates made with openssl"
 else bad "M: openssl: $(tail -3 "$MT/openssl.log")"; fi
-timeout 30 "$VPRM" serve --model "$MODEL" --port 0 --no-warmup --tls-client-ca "$MT/ca_a.pem" \
-    >"$MT/refused.out" 2>&1
-rc=$?
-if [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -q "tls_client_ca is set without tls_cert" "$MT/refused.out"; then
-    ok "M: --tls-client-ca without HTTPS: refused at start"
-else bad "M: --tls-client-ca without HTTPS: exit $rc, $(tail -2 "$MT/refused.out")"; fi
-timeout 30 "$VPRM" serve --model "$MODEL" --port 0 --no-warmup --tls-cert "$MT/server.pem" \
-    --tls-key "$MT/server.key" --tls-client-ca "$MT/trainer.key" >"$MT/refused.out" 2>&1
-rc=$?
-if [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -q "option tls_client_ca: .*trainer.key is not a PEM file" "$MT/refused.out"; then
-    ok "M: a key in place of the client CAs: refused at start, naming it"
-else bad "M: a key as --tls-client-ca: exit $rc, $(tail -2 "$MT/refused.out")"; fi
+refused M "$MT" "--tls-client-ca without HTTPS" "tls_client_ca is set without tls_cert" \
+    --tls-client-ca "$MT/ca_a.pem"
+refused M "$MT" "a key in place of the client CAs" "option tls_client_ca: .*trainer.key is not a PEM file" \
+    --tls-cert "$MT/server.pem" --tls-key "$MT/server.key" --tls-client-ca "$MT/trainer.key"
 # grants of the trainer's certificate (its name: "rl trainer-1" made safe, then ~ and 8 hex
 # digits of its SHA-256): a keys file of cert: lines only, which asks for no key
 printf 'cert:rl_trainer-1~%s weight=3 max_priority=normal max_queued=2\n' \
     "$(printf 'rl trainer-1' | sha256sum | cut -c1-8)" >"$MT/grants.txt"
 chmod 600 "$MT/grants.txt"
-timeout 30 "$VPRM" serve --model "$MODEL" --port 0 --no-warmup --tls-cert "$MT/server.pem" \
-    --tls-key "$MT/server.key" --api-keys-file "$MT/grants.txt" >"$MT/refused.out" 2>&1
-rc=$?
-if [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -q "grants.txt grants clients known by their certificate (cert:NAME lines), but tls_client_ca is not set" "$MT/refused.out"; then
-    ok "M: certificate grants without --tls-client-ca: refused at start"
-else bad "M: certificate grants without --tls-client-ca: exit $rc, $(tail -2 "$MT/refused.out")"; fi
+refused M "$MT" "certificate grants without --tls-client-ca" \
+    "grants.txt grants clients known by their certificate (cert:NAME lines), but tls_client_ca is not set" \
+    --tls-cert "$MT/server.pem" --tls-key "$MT/server.key" --api-keys-file "$MT/grants.txt"
 export DAEMON_CURL_ARGS="--cacert $MT/server.pem"
 for mode in certs certs+keys; do
     cp "$MT/ca_a.pem" "$MT/ca.pem"
@@ -900,21 +891,12 @@ BOB=bob-key-$$-0002
 keys_file() { printf '# names and keys\nalice %s\nbob %s\n' "$ALICE" "$BOB" >"$RL/keys.txt"; chmod 600 "$RL/keys.txt"; }
 rl_refused() { # rl_refused LABEL PATTERN KEYS-FILE-TEXT
     printf '%b' "$3" >"$RL/bad_keys.txt"
-    timeout 30 "$VPRM" serve --model "$MODEL" --port 0 --no-warmup --api-keys-file "$RL/bad_keys.txt" \
-        >"$RL/refused.out" 2>&1
-    rc=$?
-    if [ "$rc" = 0 ] || [ "$rc" = 124 ]; then bad "R: $1: the server started (exit $rc)"
-    elif grep -q -- "$2" "$RL/refused.out"; then ok "R: $1: refused at start, naming $2"
-    else bad "R: $1: exit $rc, $(tail -3 "$RL/refused.out")"; fi
+    refused R "$RL" "$1" "$2" --api-keys-file "$RL/bad_keys.txt"
 }
 rl_refused "a keys file with no key" "bad_keys.txt holds no key" '# nothing\n\n'
 rl_refused "a key given twice" "bad_keys.txt, line 2 repeats the key of line 1" 'a same-key-123456\nb same-key-123456\n'
 rl_refused "a third field that is not an option" "bad_keys.txt, line 1: field 3 is not an option" 'a b c-key-1234567\n'
-timeout 30 "$VPRM" serve --model "$MODEL" --port 0 --no-warmup --api-keys-file "$RL/none.txt" >"$RL/refused.out" 2>&1
-rc=$?
-if [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -q "option api_keys_file: .*none.txt" "$RL/refused.out"; then
-    ok "R: a missing keys file: refused at start, naming it"
-else bad "R: a missing keys file: $(tail -2 "$RL/refused.out")"; fi
+refused R "$RL" "a missing keys file" "option api_keys_file: .*none.txt" --api-keys-file "$RL/none.txt"
 keys_file
 if start_daemon R "$VPRM" --api-keys-file "$RL/keys.txt"; then
     if (cd tests/http && "$PY" reload_check.py "$PORT" "$PID" "$RL" "$T/R.log" "$ALICE" "$BOB" plain) \
