@@ -33,8 +33,7 @@ int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_jo
     tp.max_num = req->max_tiles > 0 ? req->max_tiles : cfg->max_dynamic_patch;
     if (opt->max_tiles > 0 && tp.max_num > opt->max_tiles)
         tp.max_num = opt->max_tiles; /* the server's limit also bounds the model's default */
-    if (tp.max_num < tp.min_num)
-        tp.min_num = tp.max_num;
+    /* a max under config.json's min_dynamic_patch lists no grid: one tile, as the model card */
     tp.image_size = cfg->vision.image_size;
     tp.use_thumbnail = cfg->use_thumbnail;
     tp.threads = opt->image_threads;
@@ -75,13 +74,19 @@ int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_jo
         vp_image_cache_put(cache, src->data, src->len, tp.max_num, tiles.u8, tiles.grid.n_tiles,
                            tile_bytes);
         size_t n = (size_t)tiles.grid.n_tiles;
-        uint8_t *grown = realloc(j->tiles, (j->n_tiles + n) * tile_bytes);
-        if (!grown) {
-            vp_image_tiles_free(&tiles);
-            return vp_fail(err, VP_ERR_NOMEM, param, "out of memory for %zu tiles", j->n_tiles + n);
+        if (!j->tiles) { /* the first image's tiles become the job's (no copy) */
+            j->tiles = tiles.u8;
+            tiles.u8 = NULL;
+        } else {
+            uint8_t *grown = realloc(j->tiles, (j->n_tiles + n) * tile_bytes);
+            if (!grown) {
+                vp_image_tiles_free(&tiles);
+                return vp_fail(err, VP_ERR_NOMEM, param, "out of memory for %zu tiles",
+                               j->n_tiles + n);
+            }
+            j->tiles = grown;
+            memcpy(j->tiles + j->n_tiles * tile_bytes, tiles.u8, n * tile_bytes);
         }
-        j->tiles = grown;
-        memcpy(j->tiles + j->n_tiles * tile_bytes, tiles.u8, n * tile_bytes);
         j->n_tiles += n;
         vp_image_tiles_free(&tiles);
         j->tiles_per_image[i] = (int)n;

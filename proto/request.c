@@ -429,30 +429,33 @@ static const char *const known_fields[] = {
     "question",    "image",        "images",        "responses",  "step_separator", "max_steps",
     "max_tiles",   "aggregation",  "return_steps",  "return_logits", "priority",    "model"};
 
-static void note_unknown_fields(const json_t *root, char *out, size_t cap)
+void vp_note_unknown_fields(const json_t *obj, const char *const *known, size_t n_known,
+                            const char *prefix, char *out, size_t cap)
 {
     const char *key;
     const json_t *v;
-    size_t at = 0;
-    out[0] = 0;
-    json_object_foreach((json_t *)root, key, v) {
-        bool known = false;
-        for (size_t i = 0; i < sizeof known_fields / sizeof *known_fields && !known; i++)
-            known = !strcmp(key, known_fields[i]);
-        if (known)
+    size_t at = strlen(out), plen = strlen(prefix);
+    if (at + 4 > cap || (at >= 3 && !strcmp(out + at - 3, "...")))
+        return; /* full already */
+    json_object_foreach((json_t *)obj, key, v) {
+        bool is_known = false;
+        for (size_t i = 0; i < n_known && !is_known; i++)
+            is_known = !strcmp(key, known[i]);
+        if (is_known)
             continue;
         size_t len = strlen(key);
         if (len > 40) /* a long name cut at 40 bytes, on a UTF-8 character's start */
             for (len = 40; len && ((unsigned char)key[len] & 0xC0) == 0x80; len--)
                 ;
         size_t sep = at ? 2 : 0;
-        if (at + sep + len + 4 > cap) { /* room for "..." and the NUL kept */
+        if (at + sep + plen + len + 4 > cap) { /* room for "..." and the NUL kept */
             memcpy(out + at, "...", 4);
             return;
         }
         memcpy(out + at, ", ", sep);
-        memcpy(out + at + sep, key, len);
-        at += sep + len;
+        memcpy(out + at + sep, prefix, plen);
+        memcpy(out + at + sep + plen, key, len);
+        at += sep + plen + len;
         out[at] = 0;
     }
 }
@@ -579,7 +582,18 @@ int vp_request_from_json(const json_t *root, const char *pre, const vp_request_l
                            &r->responses[i], err))
             goto out;
     }
-    note_unknown_fields(root, r->unknown_fields, sizeof r->unknown_fields);
+    r->unknown_fields[0] = 0;
+    vp_note_unknown_fields(root, known_fields, sizeof known_fields / sizeof *known_fields, "",
+                           r->unknown_fields, sizeof r->unknown_fields);
+    static const char *const response_fields[] = {"steps"};
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v = json_array_get(resp, i);
+        if (!json_is_object(v))
+            continue;
+        snprintf(p, sizeof p, "responses[%zu].", i);
+        vp_note_unknown_fields(v, response_fields, 1, p, r->unknown_fields,
+                               sizeof r->unknown_fields);
+    }
     rc = 0;
 out:
     if (rc)

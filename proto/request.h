@@ -57,11 +57,18 @@ typedef struct vp_score_request {
     bool return_logits;        /* default false */
     vp_priority priority;      /* default VP_PRIORITY_NORMAL */
     bool priority_given;       /* the request named one (a batch's own applies otherwise) */
-    /* top-level fields the request names that nothing reads ("a, b", "" = none; at most
-     * VP_UNKNOWN_FIELDS_MAX - 1 bytes, "..." when cut): answered as a warning, so that a
-     * typo ("aggregaton") does not pass silently as the default */
+    /* fields the request names that nothing reads, top-level ones and those of response
+     * objects ("a, responses[2].b", "" = none; at most VP_UNKNOWN_FIELDS_MAX - 1 bytes,
+     * "..." when cut): answered as a warning, so that a typo ("aggregaton") does not pass
+     * silently as the default */
     char unknown_fields[VP_UNKNOWN_FIELDS_MAX];
 } vp_score_request;
+
+/* Appends to out (a NUL-terminated list, "" to start) the keys of obj not in known[],
+ * each after prefix, ", "-separated, a key cut at 40 bytes, the list at cap - 1 bytes
+ * with "..." (after which nothing more is appended). */
+void vp_note_unknown_fields(const json_t *obj, const char *const *known, size_t n_known,
+                            const char *prefix, char *out, size_t cap);
 
 /* Server limits applied while parsing (all configurable; 0 = unlimited). */
 typedef struct vp_request_limits {

@@ -146,6 +146,7 @@ static void conn_free(vp_conn *x)
     for (size_t i = 0; i < x->n_items; i++)
         vp_sched_ticket_release(x->items[i].ticket);
     free(x->items);
+    free(x->batch_unknown);
     free(x->body);
     vp_fetch_free(x);
     pthread_mutex_destroy(&x->mu);

@@ -159,6 +159,7 @@ struct vp_conn {
     int fd;                      /* the client socket, for the watcher's peek */
     vp_item *items;              /* [n_items] */
     size_t n_items;
+    char *batch_unknown;         /* a batch's unknown top-level fields, for its warning */
     vp_conn *wprev, *wnext;
     bool gone;                   /* the watcher saw the client hang up (under wait_mu) */
     /* fetching image URLs (fetch_task.c): written by the HTTP thread before the task is

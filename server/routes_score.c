@@ -220,6 +220,15 @@ enum MHD_Result vp_route_batch(vp_conn *x)
         ret = vp_reply_error(x, &verr);
         goto out;
     }
+    /* a batch-level field that is not one (e.g. "aggregation" meant for every item) is
+     * named in the answer's warnings rather than passing silently */
+    static const char *const batch_fields[] = {"requests", "priority"};
+    char unknown[VP_UNKNOWN_FIELDS_MAX] = "";
+    vp_note_unknown_fields(root, batch_fields, 2, "", unknown, sizeof unknown);
+    if (unknown[0] && !(x->batch_unknown = strdup(unknown))) {
+        ret = vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory");
+        goto out;
+    }
     size_t n = json_array_size(reqs);
     if (n == 0) {
         ret = vp_reply_errorf(x, VP_ERR_BAD_REQUEST, "requests", "must contain at least one request");
@@ -330,7 +339,13 @@ enum MHD_Result vp_route_batch_finish(vp_conn *x)
             return vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory writing the response");
         }
     }
-    return vp_reply_json(x, 200, json_pack("{s:s, s:o}", "id", x->id, "results", results));
+    json_t *body = json_pack("{s:s, s:o}", "id", x->id, "results", results);
+    if (body && x->batch_unknown) {
+        char w[VP_UNKNOWN_FIELDS_MAX + 32];
+        snprintf(w, sizeof w, "unknown fields ignored: %s", x->batch_unknown);
+        json_object_set_new(body, "warnings", json_pack("[s]", w));
+    }
+    return vp_reply_json(x, 200, body);
 }
 
 /* The tokenize answer of a prepared request. */

@@ -78,16 +78,29 @@ static int png_grey16(const uint8_t *buf, size_t len, const vp_image_info *info,
 static int decode_png(const uint8_t *data, size_t len, const vp_image_info *info,
                       vp_rgb_image *out, vp_error *err)
 {
-    vp_png_header h;
-    if (vp_png_read_header(data, len, &h, err))
+    vp_png_rows rows;
+    if (vp_png_read_rows(data, len, &rows, err))
         return -1;
-    uint8_t *canon;
+    int rc = -1;
+    uint8_t *rgb = NULL, *canon = NULL;
     size_t canon_len;
-    if (vp_png_canonicalize(data, len, &canon, &canon_len, err))
-        return -1;
-    int rc = (h.color == 0 && h.depth == 16) ? png_grey16(canon, canon_len, info, out, err)
-                                             : stb_rgb(VP_IMAGE_PNG, canon, canon_len, info, out, err);
+    /* info is this header's (vp_image_probe read it, with the limits) */
+    if (rows.h.depth == 8 && !rows.h.interlace &&
+        (rgb = malloc((size_t)rows.h.width * rows.h.height * 3)) &&
+        vp_png_rows_to_rgb(&rows, rgb)) {
+        out->width = rows.h.width;
+        out->height = rows.h.height;
+        out->pixels = rgb;
+        rgb = NULL;
+        rc = 0;
+    } else if (!vp_png_canonical_stream(&rows, &canon, &canon_len, err)) {
+        rc = (rows.h.color == 0 && rows.h.depth == 16)
+                 ? png_grey16(canon, canon_len, info, out, err)
+                 : stb_rgb(VP_IMAGE_PNG, canon, canon_len, info, out, err);
+    }
+    free(rgb);
     free(canon);
+    vp_png_rows_free(&rows);
     return rc;
 }
 

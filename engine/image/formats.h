@@ -16,19 +16,37 @@ typedef struct vp_png_header {
     uint32_t width, height;
     uint8_t depth;       /* bits per sample: 1, 2, 4, 8, 16 */
     uint8_t color;       /* colour type: 0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA */
-    uint8_t interlace;   /* 0 none, 1 Adam7 */
+    uint8_t interlace;   /* 0 none, 1 Adam7 (the file's byte, any other value than 0) */
 } vp_png_header;
 
 /* IHDR fields; UNDECODABLE when the signature, IHDR or depth/colour pair is bad. */
 int vp_png_read_header(const uint8_t *data, size_t len, vp_png_header *h, vp_error *err);
 
-/* A PNG stream for stb_image: IHDR, for palette images a PLTE of 256 entries (the
- * file's entries, then grey i,i,i), the image data as Pillow inflates it (the first run
- * of IDAT chunks, through vp_png_inflate; UNDECODABLE where Pillow fails) stored
- * uncompressed, IEND. CRCs of chunks before the first IDAT are verified (as Pillow
- * does). *out is malloc'd. */
-int vp_png_canonicalize(const uint8_t *data, size_t len, uint8_t **out, size_t *out_len,
-                        vp_error *err);
+/* A PNG's image data as Pillow reads it: the rows (filter byte + pixels, Adam7 pass by
+ * pass) of the first run of IDAT chunks, inflated through vp_png_inflate (UNDECODABLE
+ * where Pillow fails); CRCs of chunks before the first IDAT are verified (as Pillow
+ * does). The palette has 256 entries: the file's, then grey i,i,i (Pillow's ramp). */
+typedef struct vp_png_rows {
+    vp_png_header h;
+    uint8_t ihdr[13];        /* the IHDR chunk's data as in the file, interlace 0 or 1 */
+    uint8_t palette[768];
+    uint8_t *raw;            /* malloc'd */
+    size_t raw_len;
+} vp_png_rows;
+
+int vp_png_read_rows(const uint8_t *data, size_t len, vp_png_rows *r, vp_error *err);
+void vp_png_rows_free(vp_png_rows *r);
+
+/* The rows as a PNG stream for stb_image: IHDR, for palette images the 256-entry PLTE,
+ * the rows stored uncompressed, IEND. *out is malloc'd. */
+int vp_png_canonical_stream(const vp_png_rows *r, uint8_t **out, size_t *out_len, vp_error *err);
+
+/* Unfilters 8-bit, non-interlaced rows straight into RGB as stb_image's decoding of the
+ * canonical stream and Pillow's convert("RGB") give them (grey replicated, alpha
+ * dropped, palette indices looked up): 1 when done into rgb ([height][width][3]), 0
+ * when the rows are not of that kind or hold a filter type past 4 (the stream's path
+ * decodes or refuses them). png_unfilter.c. */
+int vp_png_rows_to_rgb(const vp_png_rows *r, uint8_t *rgb);
 
 /* The rows of a PNG's image data (in: the first run of IDAT chunks joined; piece_end:
  * where each of Pillow's reads of it ends, the last at in_len; row_end: where each row

@@ -2,7 +2,8 @@
  * hold the frame's rectangle): every pixel of the frame's rectangle is palette[index],
  * the transparent index included (convert("RGB") ignores transparency); the rest of the
  * screen is palette[transparent index] when the frame has one, else palette[0]. The
- * palette is the frame's local table, else the global one, padded with grey i,i,i. */
+ * palette is the frame's local table (unless it is the grey ramp), else the global one,
+ * padded with grey i,i,i. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,15 @@ static int skip_sub_blocks(const uint8_t *d, size_t len, size_t *pos)
     }
     *pos = p;
     return 0;
+}
+
+/* Pillow's _is_palette_needed, negated: every entry i is i,i,i. */
+static int is_grey_ramp(const uint8_t *pal, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (pal[3 * i] != i || pal[3 * i + 1] != i || pal[3 * i + 2] != i)
+            return 0;
+    return 1;
 }
 
 typedef struct gif_walk {
@@ -72,12 +82,17 @@ static int walk(const uint8_t *d, size_t len, int want_data, gif_walk *g, vp_err
             if (pos >= len)
                 return vp_fail(err, VP_ERR_UNDECODABLE, "image", "GIF truncated in an extension");
             uint8_t label = d[pos++];
-            if (label == 0xf9 && pos < len && d[pos] > 0) {
-                /* Graphic control: flags, delay (2), transparent index. */
-                if (d[pos] < 4 || len - pos < 5)
+            if (label == 0xf9) {
+                /* Graphic control: flags, delay (2), transparent index. Pillow reads the
+                 * flags and the delay from the first sub-block (so it needs 3 bytes, 4
+                 * with the transparency flag: shorter is refused, as an empty one), and a
+                 * later one without the flag leaves an earlier index in place. */
+                size_t n = pos < len ? d[pos] : 0;
+                if (n < 3 || len - pos < 1 + n || ((d[pos + 1] & 1) && n < 4))
                     return vp_fail(err, VP_ERR_UNDECODABLE, "image",
                                    "GIF graphic control extension is too short");
-                g->transparent = (d[pos + 1] & 1) ? d[pos + 4] : -1;
+                if (d[pos + 1] & 1)
+                    g->transparent = d[pos + 4];
             }
             if (skip_sub_blocks(d, len, &pos))
                 return vp_fail(err, VP_ERR_UNDECODABLE, "image", "GIF truncated in an extension");
@@ -132,6 +147,13 @@ int vp_gif_first_frame(const uint8_t *data, size_t len, vp_gif_frame *frame, vp_
     if (g.screen_w > 0xffff || g.screen_h > 0xffff)
         return vp_fail(err, VP_ERR_UNDECODABLE, "image",
                        "GIF frame reaches past 65535 pixels (%ux%u)", g.screen_w, g.screen_h);
+    if (g.x == 0 && g.w == 0) {
+        /* Pillow's decoder takes a tile from x 0 to x 0 for the whole image: the data
+         * fills the (grown) screen from its corner, whatever the frame's y and height. */
+        g.y = 0;
+        g.w = g.screen_w;
+        g.h = g.screen_h;
+    }
     if (!g.w || !g.h) /* Pillow: "tile cannot extend outside image" */
         return vp_fail(err, VP_ERR_UNDECODABLE, "image", "GIF frame of %ux%u pixels", g.w, g.h);
     frame->screen_w = g.screen_w;
@@ -143,8 +165,12 @@ int vp_gif_first_frame(const uint8_t *data, size_t len, vp_gif_frame *frame, vp_
     frame->transparent = g.transparent;
     frame->interlace = (g.frame_flags & 0x40) != 0;
     frame->data_start = g.data_start;
-    const uint8_t *pal = g.local_pal ? g.local_pal : g.global_pal;
-    uint32_t pal_n = g.local_pal ? g.local_n : g.global_n;
+    /* Pillow takes a local table that is the grey ramp (entry i = i,i,i) for "no
+     * palette": the frame opens as L, and the image's palette, the global table, then
+     * applies to its indices. */
+    int local = g.local_pal && !is_grey_ramp(g.local_pal, g.local_n);
+    const uint8_t *pal = local ? g.local_pal : g.global_pal;
+    uint32_t pal_n = local ? g.local_n : g.global_n;
     for (uint32_t i = 0; i < 256; i++)
         for (int c = 0; c < 3; c++)
             frame->palette[i][c] = i < pal_n ? pal[i * 3 + c] : (uint8_t)i;

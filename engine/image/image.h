@@ -88,6 +88,20 @@ int vp_image_decode_rgb(const uint8_t *data, size_t len, const vp_image_limits *
 int vp_image_resize(const vp_rgb_image *src, uint32_t out_w, uint32_t out_h, int threads,
                     vp_rgb_image *dst, vp_error *err);
 
+/* Where vp_image_resize_into writes: the output cut into tiles of tile_w x tile_h pixels,
+ * tiles_across of them a row, each stored row-major (RGB) one after another from base, so
+ * output pixel (x, y) is pixel (x % tile_w, y % tile_h) of tile (y / tile_h) *
+ * tiles_across + x / tile_w. One tile of the whole size is a plain image. */
+typedef struct vp_resize_layout {
+    uint8_t *base;
+    uint32_t tile_w, tile_h, tiles_across;
+} vp_resize_layout;
+
+/* vp_image_resize's pixels written straight into dst's tiles (no intermediate image);
+ * out_w must be tile_w * tiles_across and out_h a multiple of tile_h. */
+int vp_image_resize_into(const vp_rgb_image *src, uint32_t out_w, uint32_t out_h, int threads,
+                         const vp_resize_layout *dst, vp_error *err);
+
 /* Dynamic tiling parameters (the model card's dynamic_preprocess). */
 typedef struct vp_tiling_params {
     int min_num;         /* fewest grid tiles, >= 1 */

@@ -1,6 +1,6 @@
 /* PNG chunk walk: the header for the limit checks, Pillow's refusals (bad CRC before
- * the image data, broken chunk names, truncation before IDAT), and the canonical stream
- * stb_image decodes (see formats.h for why). */
+ * the image data, broken chunk names, truncation before IDAT), the rows as Pillow
+ * inflates them, and the canonical stream stb_image decodes (see formats.h for why). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,15 +55,12 @@ static int parse_ihdr(const uint8_t *d, uint32_t clen, vp_png_header *h, vp_erro
     h->height = be32(d + 4);
     h->depth = d[8];
     h->color = d[9];
-    h->interlace = d[12];
+    h->interlace = d[12] != 0; /* Pillow takes any other value than 0 for Adam7 */
     if (!depth_color_valid(h->depth, h->color))
         return vp_fail(err, VP_ERR_UNDECODABLE, "image",
                        "PNG bit depth %u with colour type %u is not valid", h->depth, h->color);
     if (d[11])
         return vp_fail(err, VP_ERR_UNDECODABLE, "image", "PNG filter method %u is unknown", d[11]);
-    if (h->interlace > 1)
-        return vp_fail(err, VP_ERR_UNDECODABLE, "image", "PNG interlace method %u is unknown",
-                       h->interlace);
     return 0;
 }
 
@@ -138,20 +135,18 @@ static size_t *row_ends(const vp_png_header *h, size_t *n_rows)
     return ends;
 }
 
-/* The rows inflated as Pillow inflates them (png_inflate.c), as a zlib stream of stored
- * blocks in IDAT chunks at o (stb_image's inflate copies them; it checks no Adler-32, so
- * none is written). Returns the bytes written, 0 with err set on failure. */
-static size_t inflated_idat(const uint8_t *data, size_t len, size_t idat_first,
-                            const vp_png_header *h, uint8_t **out_o, size_t head_len,
-                            vp_error *err)
+/* The rows inflated as Pillow inflates them (png_inflate.c): *raw (malloc'd) of *total
+ * bytes, 0 on success. */
+static int inflated_rows(const uint8_t *data, size_t len, size_t idat_first, const vp_png_header *h,
+                         uint8_t **out_raw, size_t *out_total, vp_error *err)
 {
     size_t n_pieces, n_rows = 0;
     size_t idat_total = idat_run(data, len, idat_first, NULL, NULL, &n_pieces);
     uint8_t *idat = malloc(idat_total ? idat_total : 1);
     size_t *pieces = malloc((n_pieces ? n_pieces : 1) * sizeof *pieces);
     size_t *rows = row_ends(h, &n_rows);
-    uint8_t *raw = NULL, *o = NULL;
-    size_t n = 0;
+    uint8_t *raw = NULL;
+    int rc = -1;
     if (!idat || !pieces || !rows) {
         vp_fail(err, VP_ERR_NOMEM, "image", "out of memory reading PNG image data");
         goto out;
@@ -165,64 +160,31 @@ static size_t inflated_idat(const uint8_t *data, size_t len, size_t idat_first,
     }
     if (vp_png_inflate(idat, idat_total, pieces, n_pieces, rows, n_rows, raw, err))
         goto out;
-    free(idat);
-    idat = NULL;
-    size_t blocks = (total + 65534) / 65535, zlen = 2 + 5 * blocks + total + 4;
-    size_t chunks = (zlen + (1u << 30) - 1) >> 30; /* stb_image takes IDATs up to 1 GB */
-    o = malloc(head_len + zlen + 12 * chunks + 12);
-    if (!o) {
-        vp_fail(err, VP_ERR_NOMEM, "image", "out of memory for %zu bytes of PNG rows", total);
-        goto out;
-    }
-    /* the zlib stream, built after the chunk headers' room, then cut into chunks (one
-     * chunk: built in place) */
-    uint8_t *z = o + head_len + (chunks == 1 ? 8 : 12 * chunks);
-    size_t zn = 0;
-    z[zn++] = 0x78;
-    z[zn++] = 0x01;
-    for (size_t at = 0; at < total; at += 65535) {
-        size_t k = total - at < 65535 ? total - at : 65535;
-        z[zn++] = at + k >= total; /* BFINAL, stored */
-        z[zn++] = (uint8_t)k;
-        z[zn++] = (uint8_t)(k >> 8);
-        z[zn++] = (uint8_t)~k;
-        z[zn++] = (uint8_t)(~k >> 8);
-        memcpy(z + zn, raw + at, k);
-        zn += k;
-    }
-    memset(z + zn, 0, 4);
-    zn += 4;
-    n = head_len;
-    for (size_t at = 0; at < zn; at += 1u << 30) {
-        size_t k = zn - at < (1u << 30) ? zn - at : (1u << 30);
-        put_be32(o + n, (uint32_t)k);
-        memcpy(o + n + 4, "IDAT", 4);
-        if (o + n + 8 != z + at)
-            memmove(o + n + 8, z + at, k);
-        put_be32(o + n + 8 + k, 0);
-        n += 12 + k;
-    }
+    *out_raw = raw;
+    *out_total = total;
+    raw = NULL;
+    rc = 0;
 out:
     free(idat);
     free(pieces);
     free(rows);
     free(raw);
-    if (!n) {
-        free(o);
-        o = NULL;
-    }
-    *out_o = o;
-    return n;
+    return rc;
 }
 
-int vp_png_canonicalize(const uint8_t *data, size_t len, uint8_t **out, size_t *out_len,
-                        vp_error *err)
+void vp_png_rows_free(vp_png_rows *r)
 {
-    *out = NULL;
-    *out_len = 0;
-    vp_png_header h;
-    if (vp_png_read_header(data, len, &h, err))
+    free(r->raw);
+    r->raw = NULL;
+}
+
+int vp_png_read_rows(const uint8_t *data, size_t len, vp_png_rows *r, vp_error *err)
+{
+    memset(r, 0, sizeof *r);
+    if (vp_png_read_header(data, len, &r->h, err))
         return -1;
+    memcpy(r->ihdr, data + 16, 13);
+    r->ihdr[12] = r->h.interlace;
 
     const uint8_t *plte = NULL;  /* last PLTE before the image data */
     uint32_t plte_len = 0;
@@ -265,11 +227,23 @@ int vp_png_canonicalize(const uint8_t *data, size_t len, uint8_t **out, size_t *
     if (!idat_run(data, len, idat_first, NULL, NULL, &n_pieces))
         return vp_fail(err, VP_ERR_UNDECODABLE, "image", "PNG image data (IDAT) is empty");
 
-    int palette = h.color == 3;
-    if (palette && plte_len / 3 > 256)
+    if (r->h.color == 3 && plte_len / 3 > 256)
         return vp_fail(err, VP_ERR_UNDECODABLE, "image", "PNG palette has %u entries (max 256)",
                        plte_len / 3);
-    /* signature, IHDR, PLTE: written ahead of the image data into a buffer of their own */
+    uint32_t entries = plte_len / 3;
+    for (uint32_t i = 0; i < 256; i++)
+        for (int c = 0; c < 3; c++)
+            r->palette[i * 3 + c] = i < entries ? plte[i * 3 + c] : (uint8_t)i;
+    return inflated_rows(data, len, idat_first, &r->h, &r->raw, &r->raw_len, err);
+}
+
+int vp_png_canonical_stream(const vp_png_rows *r, uint8_t **out, size_t *out_len, vp_error *err)
+{
+    *out = NULL;
+    *out_len = 0;
+    /* signature, IHDR, PLTE, then the rows as a zlib stream of stored blocks in IDAT
+     * chunks (stb_image's inflate copies them; it checks no Adler-32, so none is
+     * written), IEND */
     uint8_t head[8 + 25 + 12 + 768];
     size_t n = 0;
     memcpy(head, png_signature, 8);
@@ -278,28 +252,53 @@ int vp_png_canonicalize(const uint8_t *data, size_t len, uint8_t **out, size_t *
      * CRCs of this private stream are left 0: stb_image does not read them. */
     put_be32(head + n, 13);
     memcpy(head + n + 4, "IHDR", 4);
-    memcpy(head + n + 8, data + 16, 13);
+    memcpy(head + n + 8, r->ihdr, 13);
     head[n + 8 + 10] = 0;
     put_be32(head + n + 21, 0);
     n += 25;
-    if (palette) {
+    if (r->h.color == 3) {
         put_be32(head + n, 768);
         memcpy(head + n + 4, "PLTE", 4);
-        uint8_t *pal = head + n + 8;
-        uint32_t entries = plte_len / 3;
-        for (uint32_t i = 0; i < 256; i++) {
-            for (int c = 0; c < 3; c++)
-                pal[i * 3 + c] = i < entries ? plte[i * 3 + c] : (uint8_t)i;
-        }
+        memcpy(head + n + 8, r->palette, 768);
         put_be32(head + n + 8 + 768, 0);
         n += 12 + 768;
     }
-    uint8_t *o;
-    size_t end = inflated_idat(data, len, idat_first, &h, &o, n, err);
-    if (!end)
-        return -1;
-    memcpy(o, head, n);
-    n = end;
+    const size_t head_len = n, total = r->raw_len;
+    size_t blocks = (total + 65534) / 65535, zlen = 2 + 5 * blocks + total + 4;
+    size_t chunks = (zlen + (1u << 30) - 1) >> 30; /* stb_image takes IDATs up to 1 GB */
+    uint8_t *o = malloc(head_len + zlen + 12 * chunks + 12);
+    if (!o)
+        return vp_fail(err, VP_ERR_NOMEM, "image", "out of memory for %zu bytes of PNG rows",
+                       total);
+    memcpy(o, head, head_len);
+    /* the zlib stream, built after the chunk headers' room, then cut into chunks (one
+     * chunk: built in place) */
+    uint8_t *z = o + head_len + (chunks == 1 ? 8 : 12 * chunks);
+    size_t zn = 0;
+    z[zn++] = 0x78;
+    z[zn++] = 0x01;
+    for (size_t at = 0; at < total; at += 65535) {
+        size_t k = total - at < 65535 ? total - at : 65535;
+        z[zn++] = at + k >= total; /* BFINAL, stored */
+        z[zn++] = (uint8_t)k;
+        z[zn++] = (uint8_t)(k >> 8);
+        z[zn++] = (uint8_t)~k;
+        z[zn++] = (uint8_t)(~k >> 8);
+        memcpy(z + zn, r->raw + at, k);
+        zn += k;
+    }
+    memset(z + zn, 0, 4);
+    zn += 4;
+    n = head_len;
+    for (size_t at = 0; at < zn; at += 1u << 30) {
+        size_t k = zn - at < (1u << 30) ? zn - at : (1u << 30);
+        put_be32(o + n, (uint32_t)k);
+        memcpy(o + n + 4, "IDAT", 4);
+        if (o + n + 8 != z + at)
+            memmove(o + n + 8, z + at, k);
+        put_be32(o + n + 8 + k, 0);
+        n += 12 + k;
+    }
     put_be32(o + n, 0);
     memcpy(o + n + 4, "IEND", 4);
     put_be32(o + n + 8, 0);

@@ -219,50 +219,69 @@ static int unreadable(inflater *z)
     return z->done ? STOP : FAIL;
 }
 
-/* One literal or copy whose codes are all in the fast tables, far from any read's end
- * and row's end (the caller checks), so no field needs a check of its own: 1 when done,
- * 0 when the general path must take it (consuming nothing). */
-static int fast_symbol(inflater *z, const huff *lit, const huff *dist)
+/* Literals and copies whose codes are all in the fast tables, while they are far from
+ * the read's end and inside the current row (so no field needs a check of its own),
+ * with the state in locals (a byte stored through out may alias *z, so the compiler
+ * would reload every field after each). Returns 1 after a symbol that completed a row
+ * (call again), 0 before the first symbol the general path must take (a code longer
+ * than the fast tables, the block's end, a copy reaching past the row or before the
+ * data, the read's last 16 bytes), consuming none of it. */
+static int fast_symbols(inflater *z, const huff *lit, const huff *dist)
 {
-    uint64_t v = peek(z); /* 57 bits: a copy takes at most 15 + 5 + 15 + 13 */
-    uint16_t e = lit->fast[v & ((1u << FAST_BITS) - 1)];
-    int l = e >> 9, s = e & 511;
-    if (!e || s == 256 || s > 285)
+    if (z->done)
         return 0;
-    if (s < 256) { /* literals, as many as the bits read hold (258 bytes of room) */
-        int used = 0;
-        do {
-            z->out[z->n++] = (uint8_t)s;
-            used += l;
-            e = lit->fast[(v >> used) & ((1u << FAST_BITS) - 1)];
-            l = e >> 9;
-            s = e & 511;
-        } while (e && s < 256 && used <= 57 - FAST_BITS - 1 && used + l <= 57 - FAST_BITS);
-        z->pos += (size_t)used;
-    } else {
-        int eb = len_extra[s - 257];
-        size_t length = len_base[s - 257] + (size_t)((v >> l) & ((1u << eb) - 1));
-        uint64_t v2 = v >> (l + eb);
-        uint16_t e2 = dist->fast[v2 & ((1u << FAST_BITS) - 1)];
-        int dl = e2 >> 9, d = e2 & 511;
-        if (!e2 || d > 29)
-            return 0;
-        int deb = dist_extra[d];
-        size_t distance = dist_base[d] + (size_t)((v2 >> dl) & ((1u << deb) - 1));
-        if (distance > z->n)
-            return 0;
-        z->pos += (size_t)(l + eb + dl + deb);
-        uint8_t *o = z->out + z->n;
-        if (distance >= length) {
-            memcpy(o, o - distance, length);
+    const uint8_t *in = z->in;
+    uint8_t *out = z->out;
+    size_t pos = z->pos, n = z->n;
+    const size_t pos_end = z->piece_end[z->piece] * 8, row_end = z->row_end[z->row];
+    const uint32_t mask = (1u << FAST_BITS) - 1;
+    while (pos + 128 <= pos_end && n < row_end) {
+        uint64_t v; /* 57 bits: a copy takes at most 15 + 5 + 15 + 13 */
+        memcpy(&v, in + (pos >> 3), 8); /* little-endian hosts (x86-64, arm64) */
+        v >>= pos & 7;
+        uint16_t e = lit->fast[v & mask];
+        int l = e >> 9, s = e & 511;
+        if (!e || s == 256 || s > 285)
+            break;
+        if (s < 256) { /* literals, as many as the bits read hold and the row has room for */
+            int used = 0;
+            do {
+                out[n++] = (uint8_t)s;
+                used += l;
+                e = lit->fast[(v >> used) & mask];
+                l = e >> 9;
+                s = e & 511;
+            } while (n < row_end && e && s < 256 && used <= 57 - FAST_BITS - 1 &&
+                     used + l <= 57 - FAST_BITS);
+            pos += (size_t)used;
         } else {
-            for (size_t i = 0; i < length; i++)
-                o[i] = o[i - distance];
+            int eb = len_extra[s - 257];
+            size_t length = len_base[s - 257] + (size_t)((v >> l) & ((1u << eb) - 1));
+            uint64_t v2 = v >> (l + eb);
+            uint16_t e2 = dist->fast[v2 & mask];
+            int dl = e2 >> 9, d = e2 & 511;
+            if (!e2 || d > 29)
+                break;
+            int deb = dist_extra[d];
+            size_t distance = dist_base[d] + (size_t)((v2 >> dl) & ((1u << deb) - 1));
+            if (distance > n || length > row_end - n)
+                break;
+            pos += (size_t)(l + eb + dl + deb);
+            uint8_t *o = out + n;
+            if (distance >= length) {
+                memcpy(o, o - distance, length);
+            } else {
+                for (size_t i = 0; i < length; i++)
+                    o[i] = o[i - distance];
+            }
+            n += length;
         }
-        z->n += length;
     }
-    if (z->n == z->row_end[z->row])
-        rows_advance(z);
+    z->pos = pos;
+    z->n = n;
+    if (n != row_end)
+        return 0;
+    rows_advance(z);
     return 1;
 }
 
@@ -270,8 +289,7 @@ static int fast_symbol(inflater *z, const huff *lit, const huff *dist)
 static int codes(inflater *z, const huff *lit, const huff *dist)
 {
     for (;;) {
-        if (!z->done && z->pos + 128 <= z->piece_end[z->piece] * 8 &&
-            z->n + 258 <= z->row_end[z->row] && fast_symbol(z, lit, dist))
+        if (fast_symbols(z, lit, dist))
             continue;
         int s, rc = decode(z, lit, &s);
         if (rc <= 0)

@@ -106,10 +106,10 @@ static int unsupported(const uint8_t *d, size_t len, vp_error *err)
     if (name)
         return vp_fail(err, VP_ERR_UNSUPPORTED, "image",
                        "unsupported image format: %s (PNG, JPEG, GIF and BMP are supported)", name);
-    char hex[3 * 8 + 1] = "";
-    size_t n = len < 8 ? len : 8;
-    for (size_t i = 0; i < n; i++)
-        snprintf(hex + 3 * i, sizeof hex - 3 * i, "%s%02x", i ? " " : "", d[i]);
+    char hex[3 * 8] = "";
+    size_t n = len < 8 ? len : 8, at = 0;
+    for (size_t i = 0; i < n; i++) /* "xx", then " xx": 23 characters at most */
+        at += (size_t)snprintf(hex + at, sizeof hex - at, "%s%02x", i ? " " : "", d[i]);
     return vp_fail(err, VP_ERR_UNSUPPORTED, "image",
                    "unrecognised image format (first bytes: %s); PNG, JPEG, GIF and BMP are "
                    "supported",

@@ -26,28 +26,18 @@ int vp_image_make_tiles(const vp_rgb_image *img, const vp_tiling_params *p, vp_i
     uint8_t *u8 = malloc(tile_bytes * (size_t)g.n_tiles);
     if (!u8)
         return vp_fail(err, VP_ERR_NOMEM, "image", "out of memory for %d tiles", g.n_tiles);
-    vp_rgb_image big;
-    if (vp_image_resize(img, (uint32_t)(S * g.cols), (uint32_t)(S * g.rows), p->threads, &big,
-                        err)) {
+    /* The grid's resize lands in the tiles row-major (tile t is column t % cols, row
+     * t / cols of the resized image), the thumbnail in the last tile. */
+    vp_resize_layout grid = {.base = u8, .tile_w = (uint32_t)S, .tile_h = (uint32_t)S,
+                             .tiles_across = (uint32_t)g.cols};
+    vp_resize_layout thumb = {.base = u8 + (size_t)(g.n_tiles - 1) * tile_bytes,
+                              .tile_w = (uint32_t)S, .tile_h = (uint32_t)S, .tiles_across = 1};
+    if (vp_image_resize_into(img, (uint32_t)(S * g.cols), (uint32_t)(S * g.rows), p->threads,
+                             &grid, err) ||
+        (g.thumbnail &&
+         vp_image_resize_into(img, (uint32_t)S, (uint32_t)S, p->threads, &thumb, err))) {
         free(u8);
         return -1;
-    }
-    /* Tile t covers columns (t % cols) * S.. and rows (t / cols) * S.. of the resized image. */
-    for (int t = 0; t < g.cols * g.rows; t++) {
-        size_t x0 = (size_t)(t % g.cols) * S, y0 = (size_t)(t / g.cols) * S;
-        uint8_t *dst = u8 + (size_t)t * tile_bytes;
-        for (size_t y = 0; y < S; y++)
-            memcpy(dst + y * S * 3, big.pixels + ((y0 + y) * big.width + x0) * 3, S * 3);
-    }
-    vp_rgb_image_free(&big);
-    if (g.thumbnail) {
-        vp_rgb_image thumb;
-        if (vp_image_resize(img, (uint32_t)S, (uint32_t)S, p->threads, &thumb, err)) {
-            free(u8);
-            return -1;
-        }
-        memcpy(u8 + (size_t)(g.n_tiles - 1) * tile_bytes, thumb.pixels, tile_bytes);
-        vp_rgb_image_free(&thumb);
     }
     out->src_width = img->width;
     out->src_height = img->height;

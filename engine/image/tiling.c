@@ -28,9 +28,11 @@ void vp_tiling_params_default(vp_tiling_params *p)
 
 int vp_tiling_params_check(const vp_tiling_params *p, vp_error *err)
 {
-    if (p->min_num < 1 || p->max_num < p->min_num || p->max_num > VP_TILING_MAX_NUM)
+    /* min over max is allowed: the model card then finds no grid and takes 1 x 1 */
+    if (p->min_num < 1 || p->max_num < 1 || p->min_num > VP_TILING_MAX_NUM ||
+        p->max_num > VP_TILING_MAX_NUM)
         return vp_fail(err, VP_ERR_BAD_REQUEST, "max_tiles",
-                       "tile counts must satisfy 1 <= min (%d) <= max (%d) <= %d", p->min_num,
+                       "tile counts min (%d) and max (%d) must be within 1..%d", p->min_num,
                        p->max_num, VP_TILING_MAX_NUM);
     if (p->image_size < 1 || p->image_size > VP_TILING_MAX_IMAGE_SIZE)
         return vp_fail(err, VP_ERR_BAD_REQUEST, "image_size", "tile size %d is outside 1..%d",
@@ -149,8 +151,10 @@ static int set_add_new(py_set *s, int32_t key, uint64_t h)
 
 int vp_tiling_candidates(int min_num, int max_num, int *cols, int *rows, int cap)
 {
-    if (min_num < 1 || max_num < min_num || max_num > VP_TILING_MAX_NUM)
+    if (min_num < 1 || max_num > VP_TILING_MAX_NUM)
         return -1;
+    if (max_num < min_num)
+        return 0; /* the reference's set is empty */
     /* The reference's generator: for n in min..max, i in 1..n, j in 1..n, if
      * min <= i*j <= max; the set keeps first occurrences. */
     const int side = VP_TILING_MAX_NUM + 1;
@@ -207,14 +211,14 @@ int vp_tiling_choose_grid(uint32_t width, uint32_t height, const vp_tiling_param
     enum { CAP = VP_TILING_MAX_NUM * VP_TILING_MAX_NUM };
     int *cols = malloc(sizeof(int) * 2 * CAP), *rows = cols + CAP;
     int n = cols ? vp_tiling_candidates(p->min_num, p->max_num, cols, rows, CAP) : -1;
-    if (n <= 0) {
+    if (n < 0) {
         free(cols);
         return vp_fail(err, VP_ERR_NOMEM, "image", "out of memory listing tile grids");
     }
     /* find_closest_aspect_ratio, in double as Python's floats. */
     double aspect = (double)width / (double)height;
     double best_diff = __builtin_inf();
-    int best_i = 1, best_j = 1;
+    int best_i = 1, best_j = 1; /* find_closest_aspect_ratio's answer when no grid is listed */
     /* area is exact in double: width * height <= 2^40 under any allowed limit. */
     double area = (double)width * (double)height;
     for (int c = 0; c < n; c++) {

@@ -131,6 +131,29 @@ def main_into(out_dir):
         if len(rl) > 1:
             add(f"{name}_short.png", f"{name}, the stream ends after {len(rl) // 2} of {len(rl)} rows",
                 png(iw, ih, depth, color, deflate(b"".join(rl[:len(rl) // 2])), plte=plte, interlace=inter))
+    # 8-bit rows without interlacing, which vprm unfilters itself (png_unfilter.c): every
+    # colour type, all five filters (row_list draws one a row), widths of 1 pixel and over
+    # 16 bytes, a palette shorter than the indices; an unknown filter type is refused
+    for color in (0, 2, 3, 4, 6):
+        for iw, ih in ((1, 1), (1, 6), (2, 3), (7, 5), (33, 12)):
+            plte = bytes(rng.integers(0, 256, 3 * 40, dtype=np.uint8)) if color == 3 else None
+            add(f"filters_c{color}_{iw}x{ih}.png", f"8 bits, colour type {color}, row filters 0-4",
+                png(iw, ih, 8, color, deflate(rows(rng, iw, ih, 8, color)), plte=plte))
+    for ftype in (5, 255):
+        rl = row_list(rng, 7, 5, 8, 2)
+        rl[3] = bytes([ftype]) + rl[3][1:]
+        add(f"filter_type_{ftype}.png", f"a row with filter type {ftype} (refused)",
+            png(7, 5, 8, 2, deflate(b"".join(rl))))
+    # Pillow takes any interlace byte other than 0 for Adam7
+    rl = []
+    for x0, y0, dx, dy in [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
+                           (1, 0, 2, 2), (0, 1, 1, 2)]:
+        pw, ph = len(range(x0, 6, dx)), len(range(y0, 5, dy))
+        if pw and ph:
+            rl += row_list(rng, pw, ph, 8, 2)
+    for byte in (1, 2, 255):
+        add(f"interlace_byte_{byte}.png", f"interlace byte {byte}: Adam7",
+            png(6, 5, 8, 2, deflate(b"".join(rl)), interlace=byte))
     # zlib's own refusals
     small = deflate(raw, 6)
     add("stored.png", "stored blocks", png(w, h, 8, 2, deflate(raw, 0)))

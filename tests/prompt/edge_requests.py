@@ -64,6 +64,9 @@ def requests():
                         "<s></s><unk>", "<|im_end|>"]]},
         # no max_tiles: the model's max_dynamic_patch (config.json) bounds the tiles
         {"question": "wide", "image": wide, "responses": ["s"]},
+        # max_tiles 2: a 2x1 grid and a thumbnail, unless config.json's min_dynamic_patch is
+        # over 2, when the model card lists no grid and takes one tile without a thumbnail
+        {"question": "wide, two tiles", "image": wide, "max_tiles": 2, "responses": ["s"]},
     ]
     bad = [
         {"question": "<image> and <image>", "image": small, "responses": ["s"]},

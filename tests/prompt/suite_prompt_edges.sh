@@ -4,8 +4,8 @@
 #  - tests/prompt/edge_requests.py: whitespace at step ends, odd newline runs, leading and
 #    trailing separators, an overlapping separator, unicode spaces, placeholder spellings,
 #    several images, special-token text in steps, an image without max_tiles;
-#  - the same on a model whose config.json has a system_message and max_dynamic_patch 4
-#    (MODEL.md 1.4 and 2), and both must change the prompt;
+#  - the same on a model whose config.json has a system_message, max_dynamic_patch 4 and
+#    min_dynamic_patch 3 (MODEL.md 1.4 and 2), and each must change the prompt;
 #  - a question whose <image> count is not the image count is refused by both;
 #  - `vprm serve --system-message` (the server's override) wins over config.json's.
 # Environment (tests/run_all.sh): VPRM, PYTHON, SHARED, VPRM_TMP.
@@ -35,6 +35,7 @@ import json, sys
 c = json.load(open(sys.argv[1]))
 c["system_message"] = sys.argv[3]
 c["max_dynamic_patch"] = 4
+c["min_dynamic_patch"] = 3  # over a request's max_tiles 2: one tile (the model card's fallback)
 json.dump(c, open(sys.argv[2], "w"), indent=2)
 PY
 "$PYTHON" "$here/edge_requests.py" --out "$tmp/req" || exit 1
@@ -67,10 +68,12 @@ import json, sys
 a, b = (json.load(open(p))["results"] for p in sys.argv[1:3])
 ids = lambda r, k: r[k]["responses"][0]["input_ids"]
 ctx = 92546  # <IMG_CONTEXT>
-ta, tb = ids(a, -1).count(ctx) // 256, ids(b, -1).count(ctx) // 256
-ok = ids(a, 0) != ids(b, 0) and ta > tb
+ta, tb = ids(a, -2).count(ctx) // 256, ids(b, -2).count(ctx) // 256
+t2a, t2b = ids(a, -1).count(ctx) // 256, ids(b, -1).count(ctx) // 256
+ok = ids(a, 0) != ids(b, 0) and ta > tb and (t2a, t2b) == (3, 1)
 print(f"config.json: system_message changes the ids: {ids(a, 0) != ids(b, 0)}; tiles without "
-      f"max_tiles {ta} (max_dynamic_patch 12) vs {tb} (4): {'ok' if ok else 'FAIL'}")
+      f"max_tiles {ta} (max_dynamic_patch 12) vs {tb} (4); max_tiles 2: {t2a} (min_dynamic_patch 1) "
+      f"vs {t2b} (3, no grid listed): {'ok' if ok else 'FAIL'}")
 sys.exit(0 if ok else 1)
 PY
 

@@ -16,8 +16,10 @@
 /* The scalar build of the resize (the library has the SSE4.1 one), to compare them. */
 #define VP_RESIZE_NO_SIMD
 #define vp_image_resize vp_image_resize_scalar
+#define vp_image_resize_into vp_image_resize_into_scalar
 #include "engine/image/resize.c"
 #undef vp_image_resize
+#undef vp_image_resize_into
 
 /* ---- building PNG files: stored (uncompressed) deflate, real CRCs ---- */
 
@@ -145,8 +147,10 @@ static void test_sniff_and_unknown(void)
 
     expect_error((const uint8_t *)"", 0, NULL, VP_ERR_UNDECODABLE, "empty", "zero bytes");
     const char *text = "just some text, not an image";
-    expect_error((const uint8_t *)text, strlen(text), NULL, VP_ERR_UNSUPPORTED, "first bytes",
-                 "text");
+    expect_error((const uint8_t *)text, strlen(text), NULL, VP_ERR_UNSUPPORTED,
+                 "(first bytes: 6a 75 73 74 20 73 6f 6d)", "text"); /* "just som" */
+    expect_error((const uint8_t *)"abc", 3, NULL, VP_ERR_UNSUPPORTED, "(first bytes: 61 62 63)",
+                 "three bytes");
     static const uint8_t webp[] = "RIFF\x24\x00\x00\x00WEBPVP8 \x18\x00\x00\x00";
     expect_error(webp, sizeof webp - 1, NULL, VP_ERR_UNSUPPORTED, "WebP", "webp");
     static const uint8_t tiff[] = "II*\x00\x08\x00\x00\x00";
@@ -504,12 +508,15 @@ static void test_resize(void)
 
     /* Scalar and SIMD passes agree byte for byte: both passes, rows that are and are not a
      * multiple of 16 bytes, up- and downscaling, height only; the last shapes on a 0/255
-     * checkerboard, whose bicubic overshoot must clamp the same way at both ends. */
+     * checkerboard, whose bicubic overshoot must clamp the same way at both ends.
+     * The SIMD vertical pass takes taps two at a time (odd counts: 2 -> 3 rows has 5 and
+     * 3 taps) and leaves heights shrunk by more than 32 (over 130 taps) to the scalar one. */
     const uint32_t shapes[][4] = {{97, 31, 448, 20},  {1000, 7, 448, 7},  {5, 9, 1792, 3},
                                   {333, 222, 111, 444}, {1, 1, 9, 1},      {896, 672, 448, 448},
                                   {40, 30, 40, 77},   {64, 50, 37, 91},   {31, 29, 64, 61},
+                                  {6, 2, 6, 3},       {9, 4000, 7, 30},   {896, 672, 1792, 1344},
                                   {7, 300, 19, 5}};
-    const size_t n_random = 7;
+    const size_t n_random = 12;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         vp_rgb_image in = make_image(shapes[s][0], shapes[s][1], (uint32_t)s + 11);
         for (size_t i = 0; s >= n_random && i < (size_t)shapes[s][0] * shapes[s][1] * 3; i++)
@@ -523,6 +530,53 @@ static void test_resize(void)
         vp_rgb_image_free(&b);
         free(in.pixels);
     }
+}
+
+/* vp_image_resize_into with tiles: every tile equals its crop of the plain resize, SIMD
+ * and scalar, for tiles whose rows are and are not a multiple of 16 bytes, with both
+ * passes, width only, height only and no change; layouts that do not divide the output
+ * are refused. */
+static void test_resize_into_tiles(void)
+{
+    vp_error err = {0};
+    const uint32_t cases[][6] = {/* in w, h, tile w, h, across, down */
+                                 {896, 672, 448, 448, 4, 3}, {50, 40, 5, 7, 3, 2},
+                                 {30, 14, 16, 14, 2, 1},      {9, 20, 3, 11, 3, 2},
+                                 {12, 12, 4, 6, 3, 2},        {333, 91, 37, 19, 1, 4}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const uint32_t *k = cases[c];
+        uint32_t out_w = k[2] * k[4], out_h = k[3] * k[5];
+        vp_rgb_image in = make_image(k[0], k[1], (uint32_t)c + 3), plain;
+        CHECK(vp_image_resize(&in, out_w, out_h, 1, &plain, &err) == 0);
+        size_t tile_bytes = (size_t)k[2] * k[3] * 3, n = (size_t)k[4] * k[5];
+        for (int scalar = 0; scalar < 2; scalar++) {
+            uint8_t *tiles = malloc(tile_bytes * n);
+            vp_resize_layout l = {.base = tiles, .tile_w = k[2], .tile_h = k[3],
+                                  .tiles_across = k[4]};
+            int rc = scalar ? vp_image_resize_into_scalar(&in, out_w, out_h, 2, &l, &err)
+                            : vp_image_resize_into(&in, out_w, out_h, 2, &l, &err);
+            CHECK_MSG(rc == 0, "%ux%u into %ux%u tiles: %s", k[0], k[1], k[2], k[3], err.message);
+            int same = 1;
+            for (size_t t = 0; t < n && rc == 0; t++)
+                for (uint32_t y = 0; y < k[3]; y++) {
+                    size_t px = (t / k[4]) * k[3] + y, x0 = (t % k[4]) * k[2];
+                    same &= !memcmp(tiles + t * tile_bytes + (size_t)y * k[2] * 3,
+                                    plain.pixels + (px * out_w + x0) * 3, (size_t)k[2] * 3);
+                }
+            CHECK_MSG(same, "%s tiles of %ux%u -> %ux%u differ from the plain resize's crops",
+                      scalar ? "scalar" : "SIMD", k[0], k[1], out_w, out_h);
+            free(tiles);
+        }
+        vp_rgb_image_free(&plain);
+        free(in.pixels);
+    }
+    vp_rgb_image in = make_image(20, 10, 1);
+    uint8_t buf8[20 * 9 * 3];
+    vp_resize_layout odd = {.base = buf8, .tile_w = 7, .tile_h = 9, .tiles_across = 3};
+    CHECK(vp_image_resize_into(&in, 20, 9, 1, &odd, &err) == -1 && err.kind == VP_ERR_BAD_REQUEST);
+    odd = (vp_resize_layout){.base = buf8, .tile_w = 10, .tile_h = 4, .tiles_across = 2};
+    CHECK(vp_image_resize_into(&in, 20, 9, 1, &odd, &err) == -1 && err.kind == VP_ERR_BAD_REQUEST);
+    free(in.pixels);
 }
 
 /* ---- tiling (expected values from the model card's Python code) ---- */
@@ -572,9 +626,16 @@ static void test_tiling(void)
     CHECK(p.min_num == 1 && p.max_num == 12 && p.image_size == 448 && p.use_thumbnail);
     p.min_num = 0;
     CHECK(vp_tiling_params_check(&p, &err) == -1 && err.kind == VP_ERR_BAD_REQUEST);
+    /* min over max: the model card's candidate set is empty and find_closest_aspect_ratio
+     * answers (1, 1): one tile, no thumbnail (len(processed_images) == 1) */
     p.min_num = 5;
     p.max_num = 4;
-    CHECK(vp_tiling_params_check(&p, &err) == -1);
+    CHECK(vp_tiling_params_check(&p, &err) == 0);
+    CHECK(vp_tiling_candidates(5, 4, cols, rows, 64) == 0);
+    vp_tile_grid none;
+    CHECK(vp_tiling_choose_grid(900, 200, &p, &none, &err) == 0);
+    CHECK_MSG(none.cols == 1 && none.rows == 1 && none.n_tiles == 1 && !none.thumbnail,
+              "min 5 max 4: %dx%d, %d tiles", none.cols, none.rows, none.n_tiles);
     p.min_num = 1;
     p.max_num = VP_TILING_MAX_NUM + 1;
     CHECK(vp_tiling_params_check(&p, &err) == -1);
@@ -669,6 +730,7 @@ int main(void)
     test_gif_jpeg_bmp();
     test_jpeg_scan_limit();
     test_resize();
+    test_resize_into_tiles();
     test_tiling();
     test_normalize();
     test_npy();

@@ -357,6 +357,25 @@ static void test_unknown_fields(void)
     /* the first name cut before its accent: "00" and 37 x 'e' */
     CHECK(!strncmp(r.unknown_fields, "00eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee, 01", 43));
     vp_request_free(&r);
+
+    /* a response object's keys other than "steps", after the top level's, by index; a
+     * list cut short takes no more after its "..." */
+    CHECK(!parse("{\"question\": \"q\", \"responses\": [{\"steps\": [\"a\"], \"label\": 1}, \"b\", "
+                 "{\"steps\": [\"c\"]}, {\"Steps\": 0, \"steps\": [\"d\"]}], \"x\": 1}",
+                 &r, &err));
+    CHECK_MSG(!strcmp(r.unknown_fields, "x, responses[0].label, responses[3].Steps"), "unknown '%s'",
+              r.unknown_fields);
+    vp_request_free(&r);
+    char list[24] = "";
+    json_t *o = json_pack("{s:i, s:i, s:i}", "alpha", 1, "beta", 2, "gamma", 3);
+    static const char *const none[] = {"beta"};
+    vp_note_unknown_fields(o, none, 1, "p.", list, sizeof list);
+    CHECK_MSG(!strcmp(list, "p.alpha, p.gamma"), "'%s'", list);
+    vp_note_unknown_fields(o, none, 1, "longer.", list, sizeof list);
+    CHECK_MSG(!strcmp(list, "p.alpha, p.gamma..."), "'%s'", list);
+    vp_note_unknown_fields(o, none, 0, "", list, sizeof list);
+    CHECK_MSG(!strcmp(list, "p.alpha, p.gamma..."), "'%s'", list);
+    json_decref(o);
 }
 
 int main(void)
