@@ -74,6 +74,7 @@ typedef struct vp_config {
     int priority_boost_ms;     /* head start of "high" over normal, normal over "low" */
     bool fair_share;           /* share passes between API keys' (certificates') names */
     int drain_timeout_s;       /* SIGTERM: time to finish queued work */
+    int drain_answer_timeout_s; /* then: time for answers still being written */
     bool exit_on_device_failure; /* exit 3 when the GPU fails for good (else serve 503s) */
     int pass_timeout_s;        /* a forward call running longer: the device hung (0 = off;
                                 * -1 = auto, resolved by `vprm serve` from the backend) */

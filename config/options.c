@@ -15,7 +15,7 @@ const vp_option vp_options[] = {
     {"backend", VP_OPT_ENUM, OFF(backend), "cpu", 0, 0, "cpu|cuda",
      "compute backend", 0},
     {"device", VP_OPT_INT, OFF(device), "0", 0, 64, NULL, "CUDA device index", 0},
-    {"threads", VP_OPT_INT, OFF(threads), "0", 0, 4096, NULL,
+    {"threads", VP_OPT_INT, OFF(threads), "0", 0, 1024, NULL,
      "engine CPU threads (0 = all cores)", 0},
     {"random_weights", VP_OPT_INT, OFF(random_weights), "-1", -1, 2147483647, NULL,
      "seed: serve `vprm mkmodel --seed SEED` weights drawn by the backend (cuda) instead of "
@@ -170,6 +170,10 @@ const vp_option vp_options[] = {
      "counts as gone); false: always compute and answer", 0},
     {"drain_timeout_s", VP_OPT_INT, OFF(drain_timeout_s), "60", 0, 86400, NULL,
      "on SIGTERM/SIGINT: time to finish queued work before exiting", 0},
+    {"drain_answer_timeout_s", VP_OPT_INT, OFF(drain_answer_timeout_s), "5", 0, 86400, NULL,
+     "on SIGTERM/SIGINT, once the queued work is done: time for answers still being written "
+     "(a client that reads slowly or not at all) before their connections are closed "
+     "(within drain_timeout_s)", 0},
     /* image URLs */
     {"allow_image_urls", VP_OPT_BOOL, OFF(allow_image_urls), "false", 0, 0, NULL,
      "fetch http(s):// image URLs (off: such requests get 400); fetched by their own "

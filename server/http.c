@@ -115,6 +115,34 @@ static void printable_copy(char *dst, size_t cap, const char *src)
     dst[n] = 0;
 }
 
+static int hex_value(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* libmicrohttpd's URL decoding (%XX), except that %00 stays as it is: decoded, it would
+ * end the path as a C string, and "/metrics%00.txt" would be routed as "/metrics" (a
+ * proxy rule for the exact path bypassed). */
+static size_t unescape_keep_nul(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    char *w = s;
+    for (const char *r = s; *r;) {
+        int hi = r[0] == '%' ? hex_value(r[1]) : -1, lo = hi >= 0 ? hex_value(r[2]) : -1;
+        if (lo >= 0 && (hi | lo)) {
+            *w++ = (char)(hi * 16 + lo);
+            r += 3;
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = 0;
+    return (size_t)(w - s);
+}
+
 static vp_conn *conn_new(vp_server *s, struct MHD_Connection *c, const char *url,
                          const char *method)
 {
@@ -160,7 +188,20 @@ typedef struct framing {
     bool conflict;       /* another Content-Length with another value */
     bool chunked;        /* a Transfer-Encoding header */
     const char *coding;  /* a Transfer-Encoding other than one plain "chunked" */
+    const char *bad_name; /* the first header name that is not an RFC 9110 token */
 } framing;
+
+/* RFC 9110 5.1: a field name is a token (tchar: letters, digits, !#$%&'*+-.^_`|~). */
+static bool header_name_ok(const char *k)
+{
+    if (!*k)
+        return false;
+    for (; *k; k++)
+        if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') || (*k >= '0' && *k <= '9') ||
+              strchr("!#$%&'*+-.^_`|~", *k)))
+            return false;
+    return true;
+}
 
 /* libmicrohttpd reads a chunked body only when the first Transfer-Encoding is exactly
  * "chunked" (any case, trimmed); for any other value it waits for a body it never
@@ -180,6 +221,8 @@ static enum MHD_Result note_framing(void *cls, enum MHD_ValueKind kind, const ch
 {
     framing *f = cls;
     (void)kind;
+    if (!f->bad_name && !header_name_ok(key))
+        f->bad_name = key;
     if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
         if (f->length && strcmp(f->length, value ? value : ""))
             f->conflict = true;
@@ -269,11 +312,11 @@ size_t vp_server_connection_memory(const vp_config *cfg)
 static enum MHD_Result on_first_call(vp_conn *x, size_t head)
 {
     vp_server *s = x->srv;
-    const char *cid = MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND, "X-Client-Request-Id");
-    if (!cid)
-        cid = MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND, "X-Request-Id");
-    if (vp_reqid_client_ok(cid))
-        snprintf(x->client_id, sizeof x->client_id, "%s", cid);
+    /* the client's own id: X-Client-Request-Id, else (missing or not an id) X-Request-Id */
+    if (!vp_reqid_client_take(MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND,
+                                                          "X-Client-Request-Id"), x->client_id))
+        vp_reqid_client_take(MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND, "X-Request-Id"),
+                             x->client_id);
     if (head > s->cfg->max_header_bytes) { /* answered now and closed, the body unread */
         x->close_after = true;
         return vp_reply_errorf(x, VP_ERR_HEAD_TOO_LARGE, "",
@@ -283,8 +326,22 @@ static enum MHD_Result on_first_call(vp_conn *x, size_t head)
     /* two Content-Lengths that differ, or one with Transfer-Encoding: a proxy in front may
      * read the body's end otherwise than libmicrohttpd (request smuggling). 400 and the
      * connection closed, as RFC 9112 (6.3) asks. */
-    framing fr = {NULL, false, false, NULL};
+    framing fr = {NULL, false, false, NULL, NULL};
     MHD_get_connection_values(x->mhd, MHD_HEADER_KIND, note_framing, &fr);
+    if (fr.bad_name) {
+        /* libmicrohttpd keeps "Content-Length : 5" as a header named "Content-Length ",
+         * which the framing checks would not see while a proxy may read it as the length
+         * (request smuggling): RFC 9112 5.1 asks for 400, and the connection is closed */
+        char shown[41]; /* printable ASCII (spaces too) only: the message must dump as JSON */
+        size_t n = 0;
+        for (; fr.bad_name[n] && n + 1 < sizeof shown; n++)
+            shown[n] = fr.bad_name[n] >= ' ' && fr.bad_name[n] < 0x7f ? fr.bad_name[n] : '?';
+        shown[n] = 0;
+        x->close_after = true;
+        return vp_reply_errorf(x, VP_ERR_BAD_REQUEST, "",
+                               "header name \"%s\" is not a token (no spaces or separators, "
+                               "none before the colon)", shown);
+    }
     if (fr.coding && !fr.length) { /* RFC 9112 6.1: 501 for a coding not understood */
         x->close_after = true;
         return vp_reply_not_implemented(x, fr.coding, plain_chunked(fr.coding));
@@ -338,8 +395,15 @@ static enum MHD_Result on_first_call(vp_conn *x, size_t head)
                                                 : NULL;
     if (failed) /* no pass can succeed in this process any more */
         return early_error(x, VP_ERR_DEVICE, "%s", failed);
-    const char *cl = MHD_lookup_connection_value(x->mhd, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!fr.length && !fr.chunked) {
+        /* no framing: HTTP/1.1 says the request has no body, and whatever the client sends
+         * next would be read as another request; say what is missing and close */
+        x->close_after = true;
+        return vp_reply_errorf(x, VP_ERR_BAD_REQUEST, "",
+                               "a %s needs a body: send Content-Length (or Transfer-Encoding: "
+                               "chunked) with the JSON", x->method);
+    }
+    const char *cl = fr.length;
     if (cl) {
         char *end;
         unsigned long long declared = strtoull(cl, &end, 10);
@@ -738,6 +802,7 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)vp_server_connection_memory(cfg), NULL},
         {MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip, NULL},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
+        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape_keep_nul, NULL},
         {MHD_OPTION_SOCK_ADDR, 0, &ss},
         {MHD_OPTION_END, 0, NULL}, /* the TLS options, when set */
         {MHD_OPTION_END, 0, NULL},
@@ -857,10 +922,20 @@ int vp_server_drain(vp_server *s, double timeout_ms)
         rc = vp_sched_wait_idle(s->sched, timeout_ms);
     }
     /* answers of finished jobs are written by the pool threads: wait for them too (not for
-     * uploads still arriving: they get 503 if they finish, else the closed connection) */
-    while (atomic_load(&s->answering) > 0 && vp_sched_now_ms() < until)
+     * uploads still arriving: they get 503 if they finish, else the closed connection),
+     * but not for a client that does not read its answer: it would hold the exit for the
+     * idle timeout, past an orchestrator's grace period */
+    double answers_until = vp_sched_now_ms() + s->cfg->drain_answer_timeout_s * 1000.0;
+    if (answers_until > until)
+        answers_until = until;
+    while (atomic_load(&s->answering) > 0 && vp_sched_now_ms() < answers_until)
         usleep(10000);
-    if (atomic_load(&s->answering) > 0)
+    size_t left = atomic_load(&s->answering);
+    if (left > 0 && rc == 0 && vp_sched_now_ms() < until)
+        VP_LOGW(NULL, "%zu answer%s still being written after drain_answer_timeout_s=%d: "
+                "%s connection%s closed", left, left == 1 ? "" : "s",
+                s->cfg->drain_answer_timeout_s, left == 1 ? "its" : "their", left == 1 ? " is" : "s are");
+    else if (left > 0)
         rc = -1;
     return rc;
 }

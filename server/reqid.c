@@ -45,6 +45,26 @@ void vp_reqid_new(char *buf)
     buf[VP_REQID_LEN] = 0;
 }
 
+bool vp_reqid_client_take(const char *s, char out[VP_CLIENT_REQID_MAX + 1])
+{
+    if (!s)
+        return false;
+    while (*s == ' ' || *s == '\t') /* a header value's surrounding whitespace is not its */
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    if (!n || n > VP_CLIENT_REQID_MAX)
+        return false;
+    char id[VP_CLIENT_REQID_MAX + 1];
+    memcpy(id, s, n);
+    id[n] = 0;
+    if (!vp_reqid_client_ok(id))
+        return false;
+    memcpy(out, id, n + 1);
+    return true;
+}
+
 bool vp_reqid_client_ok(const char *s)
 {
     if (!s || !*s)

@@ -17,5 +17,7 @@ void vp_reqid_new(char *buf);
  * header and a log line); anything else is not taken. */
 #define VP_CLIENT_REQID_MAX 64
 bool vp_reqid_client_ok(const char *s);
+/* The header value s, spaces and tabs around it dropped, into out when it is such an id. */
+bool vp_reqid_client_take(const char *s, char out[VP_CLIENT_REQID_MAX + 1]);
 
 #endif

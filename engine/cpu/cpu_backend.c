@@ -90,7 +90,6 @@ int vp_cpu_init_weights(vp_backend **out, const vp_model_config *cfg, const vp_w
         return vp_fail(err, VP_ERR_NOMEM, "", "out of memory for the CPU backend");
     b->cfg = *cfg;
     b->cfg.system_message = NULL; /* owned by the caller's config */
-    b->src = w;
     b->max_tokens = opt ? opt->max_tokens : 0;
     b->max_tiles = opt ? opt->max_tiles : 0;
     /* a test hook (tests/http): VPRM_TEST_DEVICE_FAILURE_AFTER=N fails every pass after the
@@ -128,8 +127,8 @@ int vp_cpu_init_weights(vp_backend **out, const vp_model_config *cfg, const vp_w
     else
         snprintf(b->device_name, sizeof b->device_name, "cpu (%d thread%s)", threads,
                  threads == 1 ? "" : "s");
-    VP_LOGI("-", "cpu backend: %s, %.1f MiB of fp32 weights", b->device_name,
-            (double)b->w.bytes / (1024.0 * 1024.0));
+    VP_LOGI("-", "cpu backend: %s, %.1f MiB of weights (fp32; the embedding and LM head as stored)",
+            b->device_name, (double)b->w.bytes / (1024.0 * 1024.0));
     *out = b;
     return 0;
 }

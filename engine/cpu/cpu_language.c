@@ -201,7 +201,7 @@ static void embed(vp_backend *b, const vp_batch *batch, const float *features, f
         if (r >= 0)
             memcpy(x + t * h, features + (size_t)r * h, h * sizeof(float));
         else
-            tensor_row(x + t * h, &b->src->tok_embeddings, (size_t)batch->tokens[t], h);
+            tensor_row(x + t * h, &b->w.tok_embeddings, (size_t)batch->tokens[t], h);
     }
 }
 
@@ -213,8 +213,8 @@ static int head(vp_backend *b, const vp_batch *batch, float *xo, float *logits, 
     float *rows = cpu_alloc(2 * h, sizeof(float), "LM head rows", err);
     if (!rows)
         return -1;
-    tensor_row(rows, &b->src->output, (size_t)batch->plus_id, h);
-    tensor_row(rows + h, &b->src->output, (size_t)batch->minus_id, h);
+    tensor_row(rows, &b->w.output, (size_t)batch->plus_id, h);
+    tensor_row(rows + h, &b->w.output, (size_t)batch->minus_id, h);
     vp_cpu_rms_norm(xo, xo, b->w.norm, batch->n_out, h, l->rms_eps);
     for (size_t i = 0; i < batch->n_out; i++) {
         logits[2 * i] = vp_cpu_dot(xo + i * h, rows, h);

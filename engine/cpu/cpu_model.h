@@ -43,14 +43,17 @@ typedef struct cpu_weights {
     float *proj2_w, *proj2_b;   /* [H][H], [H] */
     cpu_llm_layer *llm;         /* [llm.layers] */
     float *norm;                /* [H] final RMSNorm */
+    /* the embedding and the LM head, read a row at a time: copies in the file's dtype (not
+     * fp32: 2 x 0.76 GB of bf16 at the 8B shape), not the mapping, which a file rewritten
+     * in place would change under a running server (or truncate: SIGBUS) */
+    vp_tensor tok_embeddings, output;
     float **owned;              /* [n_owned] every buffer above, for freeing */
     size_t n_owned, cap_owned;
-    size_t bytes;               /* total fp32 bytes held */
+    size_t bytes;               /* total bytes held (fp32, and the two copies) */
 } cpu_weights;
 
 struct vp_backend {
     vp_model_config cfg;        /* copy; system_message not owned (NULL) */
-    const vp_weights *src;      /* the model's tensors: embedding and LM head rows */
     cpu_weights w;
     vp_pool *pool;
     size_t max_tokens, max_tiles; /* 0 = no limit */

@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine/cpu/cpu_model.h"
 
@@ -113,8 +114,10 @@ static int take_layer(cpu_weights *cw, float **dst, const vp_tensor *t, size_t e
     return take(cw, dst, t, expect, required, what, err);
 }
 
-/* A tensor that stays in the model (read row by row): only its size is checked. */
-static int check_size(const vp_tensor *t, size_t expect, const char *what, vp_error *err)
+/* A tensor read row by row (the embedding, the LM head): a copy of its bytes in its own
+ * dtype, after its size is checked. */
+static int copy_rows(vp_tensor *dst, const vp_tensor *t, size_t expect, const char *what,
+                     vp_error *err)
 {
     const char *name = t->name ? t->name : what;
     if (!t->data)
@@ -122,6 +125,13 @@ static int check_size(const vp_tensor *t, size_t expect, const char *what, vp_er
     if (vp_tensor_numel(t) != expect)
         return vp_fail(err, VP_ERR_MODEL, name, "tensor %s has %zu elements, the config needs %zu",
                        name, vp_tensor_numel(t), expect);
+    void *copy = malloc(t->nbytes ? t->nbytes : 1);
+    if (!copy)
+        return vp_fail(err, VP_ERR_NOMEM, name, "out of memory for a copy of %s (%zu bytes)", name,
+                       t->nbytes);
+    memcpy(copy, t->data, t->nbytes);
+    *dst = *t;
+    dst->data = copy;
     return 0;
 }
 
@@ -171,9 +181,10 @@ static int build_language(cpu_weights *cw, const vp_model_config *cfg, const vp_
     const vp_llm_config *l = &cfg->llm;
     size_t h = (size_t)l->hidden, im = (size_t)l->intermediate, hd = (size_t)l->head_dim;
     size_t q = (size_t)l->heads * hd, kv = (size_t)l->kv_heads * hd, vocab = (size_t)l->vocab;
-    if (check_size(&w->tok_embeddings, vocab * h, "tok_embeddings", err) ||
-        check_size(&w->output, vocab * h, "output", err))
+    if (copy_rows(&cw->tok_embeddings, &w->tok_embeddings, vocab * h, "tok_embeddings", err) ||
+        copy_rows(&cw->output, &w->output, vocab * h, "output", err))
         return -1;
+    cw->bytes += cw->tok_embeddings.nbytes + cw->output.nbytes;
     if (l->layers > 0 && !w->llm)
         return vp_fail(err, VP_ERR_MODEL, "language_model", "the language layers are missing");
     cw->llm = cpu_alloc((size_t)l->layers, sizeof *cw->llm, "language layer table", err);
@@ -209,5 +220,7 @@ void cpu_weights_free(cpu_weights *cw)
     free(cw->owned);
     free(cw->vit);
     free(cw->llm);
+    free((void *)cw->tok_embeddings.data); /* copy_rows' own copies */
+    free((void *)cw->output.data);
     *cw = (cpu_weights){0};
 }

@@ -275,9 +275,10 @@ static int parse_llm(const section *s, vp_llm_config *l, vp_error *err)
         return fail_field(err, s, "num_key_value_heads",
                           "(%d) does not divide num_attention_heads (%d)", l->kv_heads, l->heads);
     l->head_dim = l->hidden / l->heads;
-    if (l->head_dim % 2)
+    if (l->head_dim % 2 || l->head_dim < 4) /* as the backends (cpu_check_config) */
         return fail_field(err, s, "num_attention_heads",
-                          "gives an odd head dimension (%d): RoPE needs an even one", l->head_dim);
+                          "gives a head dimension of %d: RoPE needs an even one of at least 4",
+                          l->head_dim);
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/tokenizer/tok_internal.h"
@@ -220,6 +221,22 @@ static int read_bos(json_t *cfg, const char *path, vp_tokenizer *tok, vp_error *
     return 0;
 }
 
+/* MODEL.md's prompt begins with BOS, which vprm always adds; a tokenizer_config.json
+ * whose add_bos_token is false would have Hugging Face's tokenizer leave it out, and every
+ * score would differ: refused rather than silently scored otherwise. (add_eos_token true
+ * appends EOS after the last step's score position: no score depends on it.) */
+static int check_add_bos(json_t *cfg, const char *path, vp_error *err)
+{
+    json_t *v = json_object_get(cfg, "add_bos_token");
+    if (!v || json_is_null(v) || json_is_true(v))
+        return 0;
+    if (!json_is_boolean(v))
+        return vp_fail(err, VP_ERR_MODEL, NULL, "%s: add_bos_token is not a boolean", path);
+    return vp_fail(err, VP_ERR_MODEL, NULL,
+                   "%s: add_bos_token is false, but the model's prompt begins with the BOS token "
+                   "(MODEL.md), which vprm always adds", path);
+}
+
 int vp_tok_load_added_tokens(vp_tokenizer *tok, const char *dir, vp_error *err)
 {
     char cfg_path[4096], extra_path[4096];
@@ -236,8 +253,16 @@ int vp_tok_load_added_tokens(vp_tokenizer *tok, const char *dir, vp_error *err)
     }
     if (rc == 0)
         rc = read_bos(cfg, cfg_path, tok, err);
-    if (rc == 0 && access(extra_path, F_OK) == 0) {
-        rc = load_json(extra_path, &extra, err);
+    if (rc == 0)
+        rc = check_add_bos(cfg, cfg_path, err);
+    /* absent is fine; a symlink to nothing is not (a download cut short, as a shard's) */
+    struct stat st;
+    if (rc == 0 && lstat(extra_path, &st) == 0) {
+        if (access(extra_path, R_OK) != 0)
+            rc = vp_fail(err, VP_ERR_IO, NULL, "cannot read %s: %s%s", extra_path,
+                         strerror(errno), S_ISLNK(st.st_mode) ? " (a symlink to nothing)" : "");
+        if (rc == 0)
+            rc = load_json(extra_path, &extra, err);
         if (rc == 0)
             rc = read_added_tokens_json(extra, extra_path, &list, err);
     } else if (rc == 0 && errno != ENOENT) {

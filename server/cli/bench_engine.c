@@ -14,7 +14,9 @@
 #include "engine/engine.h"
 #include "engine/prefix_cache.h"
 #include "engine/job.h"
+#include "engine/image/image.h"
 #include "server/bench/bench.h"
+#include "server/cli/cli_request.h"
 
 typedef struct bench_args {
     const char *model_dir;
@@ -74,15 +76,30 @@ static int parse_args(int argc, char **argv, bench_args *a)
             fprintf(stderr, "vprm bench: %s needs a value\n", s);
             return -1;
         }
+        long long n;
         if (!strcmp(s, "--model")) a->model_dir = v;
         else if (!strcmp(s, "--backend")) a->backend = v;
         else if (!strcmp(s, "--workload")) a->workloads = v;
-        else if (!strcmp(s, "--threads")) a->threads = atoi(v);
-        else if (!strcmp(s, "--repeat")) a->repeat = atoi(v);
-        else if (!strcmp(s, "--seed")) a->seed = strtoull(v, NULL, 10);
-        else if (!strcmp(s, "--requests")) a->requests = atoi(v);
-        else if (!strcmp(s, "--max-side")) a->max_side = (uint32_t)atoi(v);
-        else if (!strcmp(s, "--repeated-responses")) a->repeat_percent = atoi(v);
+        else if (!strcmp(s, "--threads") || !strcmp(s, "--repeat") || !strcmp(s, "--seed") ||
+                 !strcmp(s, "--requests") || !strcmp(s, "--max-side") ||
+                 !strcmp(s, "--repeated-responses")) {
+            /* each its range: threads 0 = all cores, requests 0 = the workload's default,
+             * max-side 0 = PERF.md's sizes */
+            long long hi = !strcmp(s, "--threads") ? 1024
+                         : !strcmp(s, "--repeat") ? 100000
+                         : !strcmp(s, "--seed") ? 9223372036854775807LL
+                         : !strcmp(s, "--requests") ? 4096
+                         : !strcmp(s, "--max-side") ? VP_IMAGE_MAX_SIDE : 100;
+            long long lo = !strcmp(s, "--repeat") ? 1 : 0;
+            if (cli_int_option("bench", s, v, lo, hi, &n))
+                return -1;
+            if (!strcmp(s, "--threads")) a->threads = (int)n;
+            else if (!strcmp(s, "--repeat")) a->repeat = (int)n;
+            else if (!strcmp(s, "--seed")) a->seed = (uint64_t)n;
+            else if (!strcmp(s, "--requests")) a->requests = (int)n;
+            else if (!strcmp(s, "--max-side")) a->max_side = (uint32_t)n;
+            else a->repeat_percent = (int)n;
+        }
         else if (!strcmp(s, "--random-weights") || !strcmp(s, "--image-cache") ||
                  !strcmp(s, "--prefix-cache")) {
             long long x;

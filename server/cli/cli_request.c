@@ -26,6 +26,17 @@ static void usage(FILE *f, const char *cmd, const char *summary)
             cmd, summary);
 }
 
+int cli_int_option(const char *cmd, const char *opt, const char *v, long long lo, long long hi,
+                   long long *out)
+{
+    if (vp_config_parse_number(v, false, out) || *out < lo || *out > hi) {
+        fprintf(stderr, "vprm %s: %s wants an integer in %lld..%lld, not '%s'\n", cmd, opt, lo, hi,
+                v);
+        return -1;
+    }
+    return 0;
+}
+
 int cli_request_parse_args(int argc, char **argv, const char *cmd, const char *summary,
                            cli_request_args *a)
 {
@@ -49,7 +60,10 @@ int cli_request_parse_args(int argc, char **argv, const char *cmd, const char *s
         } else if (!strcmp(s, "--backend") && has_value) {
             a->backend = argv[++i];
         } else if (!strcmp(s, "--threads") && has_value) {
-            a->threads = atoi(argv[++i]);
+            long long n;
+            if (cli_int_option(cmd, s, argv[++i], 0, 1024, &n))
+                return -1;
+            a->threads = (int)n;
         } else if (!strcmp(s, "--random-weights") && has_value) {
             if (vp_config_parse_number(argv[++i], false, &a->random_weights) ||
                 a->random_weights < 0 || a->random_weights > 2147483647) {
@@ -68,8 +82,8 @@ int cli_request_parse_args(int argc, char **argv, const char *cmd, const char *s
             return -1;
         }
     }
-    if (!a->model_dir || !a->request_path) {
-        fprintf(stderr, "vprm %s: --model DIR and REQUEST.json are required\n", cmd);
+    if (!a->model_dir || !*a->model_dir || !a->request_path || !*a->request_path) {
+        fprintf(stderr, "vprm %s: --model DIR and REQUEST.json are required (not empty)\n", cmd);
         usage(stderr, cmd, summary);
         return -1;
     }

@@ -16,6 +16,11 @@ typedef struct cli_request_args {
     long long random_weights;  /* --random-weights SEED; -1 = load the checkpoint */
 } cli_request_args;
 
+/* An integer option's value v in lo..hi into *out; otherwise prints "vprm CMD: OPT wants an
+ * integer in LO..HI, not 'V'" and returns -1. */
+int cli_int_option(const char *cmd, const char *opt, const char *v, long long lo, long long hi,
+                   long long *out);
+
 /* Parses argv; prints usage to stdout for --help (returns 1) or an error (returns -1). */
 int cli_request_parse_args(int argc, char **argv, const char *cmd, const char *summary,
                            cli_request_args *a);

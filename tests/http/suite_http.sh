@@ -550,6 +550,29 @@ time.sleep(90)" "$PORT" &
         || bad "E: exit $rc after ${ms} ms; $(tail -3 "$T/E.log")"
 fi
 
+# ---- E2: SIGTERM with a client that does not read its answers (300 pipelined GETs of the
+# OpenAPI document on a socket with a 2 KB receive buffer): the drain waits for them only
+# --drain-answer-timeout-s (1 here), not the 30 s idle timeout; the log says so
+if start_daemon E2 "$VPRM" --api-key "$KEY" --drain-answer-timeout-s 1; then
+    "$PY" -c "import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+s.connect(('127.0.0.1', int(sys.argv[1])))
+s.sendall(b'GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n' * 300)
+time.sleep(90)" "$PORT" &
+    STALL=$!
+    sleep 1
+    t0=$(date +%s%N)
+    kill -TERM "$PID"
+    wait "$PID"
+    rc=$?
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    kill "$STALL" 2>/dev/null
+    [ "$rc" = 0 ] && [ "$ms" -lt 10000 ] && grep -q "still being written after drain_answer_timeout_s=1" "$T/E2.log" \
+        && ok "E2: a client not reading its answer held the exit ${ms} ms (drain_answer_timeout_s 1, idle timeout 30 s)" \
+        || bad "E2: exit $rc after ${ms} ms; $(tail -3 "$T/E2.log")"
+fi
+
 # ---- F: the ASan/UBSan binary
 # shellcheck disable=SC2086
 if start_daemon F "$VPRM_ASAN" $STRICT; then

@@ -186,6 +186,11 @@ static void test_routing_and_auth(void)
                  "no such endpoint");
     expect_error("unknown path POST", "POST", "/v1/scores", ok, strlen(ok), with_key, 404,
                  "not_found", "", "/v1/scores");
+    /* a percent-encoded NUL does not end the path: "/metrics%00" is not /metrics */
+    expect_error("a NUL in the path", "GET", "/metrics%00", NULL, 0, with_key, 404, "not_found",
+                 "", "/metrics%00");
+    expect_error("a NUL in the path POST", "POST", "/v1/tokenize%00.txt", ok, strlen(ok), with_key,
+                 404, "not_found", "", "no such endpoint");
     expect_error("GET score", "GET", "/v1/score", NULL, 0, with_key, 405, "method_not_allowed",
                  NULL, "not allowed");
     request("GET", "/v1/score", NULL, 0, with_key, &r);
@@ -724,6 +729,9 @@ static void test_client_request_ids(void)
     client_id_case("/v1/nothing", "X-Client-Request-Id: lost=1@b+c", NULL, "lost=1@b+c");
     client_id_case("/v1/score", "X-Request-Id: two words", NULL, NULL);
     client_id_case("/v1/score", "X-Request-Id: quote\"d", NULL, NULL);
+    /* spaces and tabs around a value are not part of it; X-Request-Id when the other is no id */
+    client_id_case("/v1/score", "X-Client-Request-Id: \t padded-id \t", NULL, "padded-id");
+    client_id_case("/v1/score", "X-Request-Id: good-2", "X-Client-Request-Id: bad id!", "good-2");
     char long_id[96];
     memset(long_id, 0, sizeof long_id);
     strcpy(long_id, "X-Request-Id: ");

@@ -498,6 +498,41 @@ static void test_against_naive(test_model *m, vp_backend *be, const float *tiles
     free(want);
 }
 
+/* The backend reads no source tensor after load: a checkpoint file rewritten in place
+ * under a running server (or cut short: SIGBUS) must change nothing. The source buffers
+ * (the mapping's stand-in) are overwritten after the backend opened, and the logits stay
+ * bit for bit; the embedding and LM head were the ones still read from it. */
+static void test_source_not_read_after_load(test_model *m, const float *tiles)
+{
+    vp_backend *be = open_backend(m, 2);
+    if (!be)
+        return;
+    int32_t tok[MAXTOK], rows[MAXTOK];
+    size_t n = make_prompt(tok, rows, 1, 0);
+    random_tokens(tok + n, 4);
+    for (int i = 0; i < 4; i++)
+        rows[n + (size_t)i] = -1;
+    n += 4;
+    packed p = {.tiles = tiles, .n_tiles = 1};
+    add_seq(&p, tok, rows, n, -1, 0, n);
+    float before[2 * MAXTOK], after[2 * MAXTOK];
+    vp_error err;
+    CHECK(run(be, &p, before, &err) == 0);
+    uint8_t *emb = (uint8_t *)m->w.tok_embeddings.data, *head = (uint8_t *)m->w.output.data;
+    for (size_t i = 0; i < m->w.tok_embeddings.nbytes; i++)
+        emb[i] ^= 0x5a;
+    for (size_t i = 0; i < m->w.output.nbytes; i++)
+        head[i] ^= 0xa5;
+    CHECK(run(be, &p, after, &err) == 0);
+    CHECK_MSG(!memcmp(before, after, sizeof(float) * 2 * n),
+              "logits changed when the source tensors were overwritten after load");
+    for (size_t i = 0; i < m->w.tok_embeddings.nbytes; i++) /* as they were, for later tests */
+        emb[i] ^= 0x5a;
+    for (size_t i = 0; i < m->w.output.nbytes; i++)
+        head[i] ^= 0xa5;
+    vp_backend_cpu.free(be);
+}
+
 /* (a) one request as prefix + 3 suffixes == each full sequence alone;
  * (c) the prefix carries image rows. */
 static void test_prefix_suffixes(vp_backend *be, const float *tiles, int equal_lengths,
@@ -788,7 +823,7 @@ int main(void)
             vp_backend_cpu.free(be);
         }
         if (variant == 0)
-            test_threads_identical(&m, tiles);
+            test_threads_identical(&m, tiles), test_source_not_read_after_load(&m, tiles);
         free(tiles);
         free_model(&m);
     }

@@ -175,7 +175,11 @@ static void test_refusals(void)
     refuse("llm_config.num_attention_heads", "30", "llm_config.num_attention_heads",
            "hidden_size");
     refuse("llm_config.num_key_value_heads", "5", "llm_config.num_key_value_heads", NULL);
-    refuse("llm_config.num_attention_heads", "4096", "llm_config.num_attention_heads", "odd");
+    refuse("llm_config.num_attention_heads", "4096", "llm_config.num_attention_heads",
+           "head dimension of 1");
+    /* even, but under what the backends compute (cpu_check_config: at least 4) */
+    refuse("llm_config.num_attention_heads", "2048", "llm_config.num_attention_heads",
+           "head dimension of 2: RoPE needs an even one of at least 4");
     refuse("llm_config.vocab_size", "0", "llm_config.vocab_size", NULL);
     refuse("llm_config.rms_norm_eps", "-1e-5", "llm_config.rms_norm_eps", NULL);
     refuse("llm_config.rope_theta", "0", "llm_config.rope_theta", NULL);

@@ -678,6 +678,9 @@ static void test_added_tokens(void)
         {"{\"added_tokens_decoder\": {\"0\": {\"content\": \"<oov>\"}}}", NULL, "unknown piece"},
         {"{\"added_tokens_decoder\": ", NULL, "invalid JSON"},
         {"[]", NULL, "not a JSON object"},
+        /* MODEL.md's prompt begins with BOS: a tokenizer that leaves it out is refused */
+        {"{\"add_bos_token\": false}", NULL, "add_bos_token is false"},
+        {"{\"add_bos_token\": \"yes\"}", NULL, "add_bos_token is not a boolean"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         write_text(dir, "tokenizer_config.json", bad[i].config);
@@ -690,6 +693,21 @@ static void test_added_tokens(void)
                   "bad config #%zu: '%s'", i, err.message);
         vp_tokenizer_free(tok);
     }
+    /* add_bos_token true and add_eos_token true load (EOS after the last score position
+     * changes no score); an added_tokens.json that is a symlink to nothing is refused, not
+     * taken for an absent file (a download cut short) */
+    remove_file(dir, "added_tokens.json");
+    write_text(dir, "tokenizer_config.json", "{\"add_bos_token\": true, \"add_eos_token\": true}");
+    tok = load_dir(dir, &err);
+    CHECK_MSG(tok != NULL, "add_bos_token true: %s", err.message);
+    vp_tokenizer_free(tok);
+    char link_path[700];
+    snprintf(link_path, sizeof link_path, "%s/added_tokens.json", dir);
+    CHECK(symlink("/nonexistent/vprm-added-tokens.json", link_path) == 0);
+    tok = load_dir(dir, &err);
+    CHECK_MSG(!tok && err.kind == VP_ERR_IO && strstr(err.message, "a symlink to nothing"),
+              "dangling added_tokens.json: '%s'", tok ? "loaded" : err.message);
+    vp_tokenizer_free(tok);
     remove_file(dir, "added_tokens.json");
     remove_file(dir, "tokenizer_config.json");
     remove_file(dir, "tokenizer.model");
