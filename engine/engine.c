@@ -398,9 +398,18 @@ int vp_engine_prepare(const vp_engine *e, const vp_score_request *req, vp_job **
     }
     /* a job must fit one packed pass of the backend, alone if need be */
     if (e->opt.max_batch_tokens && j->computed_tokens > e->opt.max_batch_tokens) {
-        vp_fail(err, VP_ERR_TOO_LARGE, "responses",
-                "the request needs %zu tokens in one pass, over the limit batch_tokens=%zu",
-                j->computed_tokens, e->opt.max_batch_tokens);
+        /* the image tokens named, since they may be most of it: fewer tiles (max_tiles)
+         * helps as much as fewer or shorter responses */
+        size_t image_tokens = j->n_tiles * (size_t)cfg->num_image_token;
+        char images[64] = "";
+        if (j->n_tiles)
+            snprintf(images, sizeof images, " (%zu of them for %zu image tile%s)", image_tokens,
+                     j->n_tiles, j->n_tiles == 1 ? "" : "s");
+        vp_fail(err, VP_ERR_TOO_LARGE, image_tokens * 2 > j->computed_tokens
+                                           ? (req->n_images > 1 ? "images" : "image")
+                                           : "responses",
+                "the request needs %zu tokens in one pass%s, over the limit batch_tokens=%zu",
+                j->computed_tokens, images, e->opt.max_batch_tokens);
         goto fail;
     }
     if (e->opt.max_batch_tiles && j->n_tiles > e->opt.max_batch_tiles) {

@@ -555,9 +555,9 @@ static void on_done(void *user, vp_sched_ticket *t)
     (void)t;
     pthread_mutex_lock(&x->mu);
     x->pending--;
-    if (x->pending == 0 && x->quota_held) { /* its jobs are done: the key may queue more */
-        vp_key_quota_give(x->srv->quota, x->key_name, x->quota_held);
-        x->quota_held = 0;
+    if (x->quota_held) { /* each job given back as it is done: the key may queue more */
+        vp_key_quota_give(x->srv->quota, x->key_name, 1);
+        x->quota_held--;
     }
     if (x->pending == 0 && x->suspended) {
         pthread_mutex_lock(&x->srv->wait_mu);
@@ -614,7 +614,7 @@ enum MHD_Result vp_conn_submit(vp_conn *x, vp_job **jobs, size_t n_jobs, size_t 
     unsigned queued = 0;
     for (size_t i = 0; i < n_jobs; i++) {
         prio[i] = x->items[item_of_job[i]].priority;
-        queued |= 1u << prio[i];
+        queued |= 1u << vp_effective_priority(s, prio[i]);
     }
     vp_error err;
     bool quota_busy = false;

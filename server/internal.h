@@ -188,6 +188,13 @@ struct vp_conn {
 };
 
 /* Counts x among the requests a drain waits for (once). */
+/* The priority a job is queued at: with priority_boost_ms 0 the scheduler queues every
+ * job as normal, so the log and the metrics say normal too. */
+static inline vp_priority vp_effective_priority(const vp_server *s, vp_priority p)
+{
+    return s->cfg->priority_boost_ms > 0 ? p : VP_PRIORITY_NORMAL;
+}
+
 static inline void vp_conn_answering(vp_conn *x)
 {
     if (!x->answering) {

@@ -145,7 +145,7 @@ static json_t *item_json(vp_conn *x, vp_item *it, const char *id, bool *gone)
     double inf = r->timing.vision + r->timing.language;
     if (inf > x->inference_ms)
         x->inference_ms = inf;
-    vp_metrics_result(&s->metrics, r, it->priority);
+    vp_metrics_result(&s->metrics, r, vp_effective_priority(s, it->priority));
     if (x->key_name[0])
         vp_key_usage_result(s->usage, x->key_name, r);
     char note[128];

@@ -70,10 +70,11 @@ struct vp_sched {
     vp_sched_ticket *head[N_LISTS], *tail[N_LISTS]; /* the priorities', L_ARRIVAL, the
                                                      * priorities' fair lists */
     sched_clients clients;     /* who has jobs queued */
-    double vtime[N_PRIO];      /* virtual time: the largest finish taken, per priority
-                                * (self-clocked: each job taken moves it past itself, so a
+    double vtime[N_PRIO];      /* virtual time: the largest start tag taken, per priority
+                                * (start-time fair queueing: a newcomer is tagged where the
+                                * work being served starts, not past a large job taken; a
                                 * client back with a new job while its last one runs is
-                                * tagged after it, not at the same place again) */
+                                * tagged after it by its record's finish, kept while it runs) */
     unsigned long long seq;    /* tickets queued so far */
     size_t depth;
     size_t queued_tiles; /* sum of job_tiles over the queue */
@@ -180,13 +181,19 @@ static void fair_insert(vp_sched *s, vp_sched_ticket *t, vp_sched_ticket *hint)
         s->tail[l] = t;
 }
 
-static void queue_remove(vp_sched *s, vp_sched_ticket *t)
+/* t leaves the queue: to run (its client's record kept until it finishes, see
+ * sched_clients.h) or not. */
+static void queue_remove(vp_sched *s, vp_sched_ticket *t, bool to_run)
 {
     list_unlink(s, t, (int)t->priority);
     list_unlink(s, t, L_ARRIVAL);
     list_unlink(s, t, L_FAIR + (int)t->priority);
-    sched_clients_leave(&s->clients, t->client);
-    t->client = NULL;
+    if (to_run) {
+        sched_clients_start(&s->clients, t->client);
+    } else {
+        sched_clients_leave(&s->clients, t->client);
+        t->client = NULL;
+    }
     size_t tiles = s->eng.job_tiles(t->job);
     s->depth--;
     s->queued_tiles -= tiles;
@@ -194,16 +201,42 @@ static void queue_remove(vp_sched *s, vp_sched_ticket *t)
     s->pool_tiles[POOL_OF(t->priority)] -= tiles;
 }
 
-/* Removes t, which will not run (cancelled, expired, shut down): when it was its client's
- * last queued job of its priority, the client's finish goes back to t's start, so work
- * that never ran is not charged to the client's later jobs (a request's jobs dropped
- * last to first go back by all of theirs). */
+/* Removes t, which will not run (cancelled, expired, shut down), and gives its cost back:
+ * work that never ran is not charged to its client. When t was the client's last queued
+ * job of its priority, the client's finish goes back to t's start; otherwise the client's
+ * later jobs of that priority (after t in the fair list: their tags are past t's finish)
+ * move back by t's cost and take their new places, and so does the finish. A request's
+ * jobs dropped last to first give back all of theirs. */
 static void queue_drop(vp_sched *s, vp_sched_ticket *t)
 {
-    double *finish = &t->client->finish[t->priority];
-    if (*finish == t->fin)
-        *finish = t->tag;
-    queue_remove(s, t);
+    sched_client *c = t->client;
+    double *finish = &c->finish[t->priority];
+    double cost = t->fin - t->tag;
+    if (*finish == t->fin || !(cost > 0)) {
+        if (*finish == t->fin)
+            *finish = t->tag;
+        queue_remove(s, t, false);
+        return;
+    }
+    const int l = L_FAIR + (int)t->priority, k = LINKS(l);
+    vp_sched_ticket *moved = NULL, **end = &moved; /* chained through their fair links */
+    for (vp_sched_ticket *q = t->by[k].next, *next; q; q = next) {
+        next = q->by[k].next;
+        if (q->client != c)
+            continue;
+        list_unlink(s, q, l);
+        q->tag -= cost;
+        q->fin -= cost;
+        q->by[k].next = NULL;
+        *end = q;
+        end = &q->by[k].next;
+    }
+    *finish -= cost;
+    queue_remove(s, t, false);
+    for (vp_sched_ticket *q = moved, *hint = NULL, *next; q; hint = q, q = next) {
+        next = q->by[k].next;
+        fair_insert(s, q, hint); /* in tag order: each after the one before */
+    }
 }
 
 /* t->client and t->tag set; hint as fair_insert's. */
@@ -397,13 +430,13 @@ static size_t take_batch_locked(vp_sched *s, void *plan, vp_sched_ticket ***batc
     }
     for (size_t i = 0; i < n; i++) {
         vp_sched_ticket *t = (*batch)[i];
-        if (t->fin > s->vtime[t->priority])
-            s->vtime[t->priority] = t->fin;
+        if (t->tag > s->vtime[t->priority])
+            s->vtime[t->priority] = t->tag;
         /* a request has started: its jobs still queued wait for their passes without a
          * deadline, or a batch slower than queue_timeout_ms would come back with its tail
          * refused as "overloaded" on an idle server */
         mark_started_locked(t);
-        queue_remove(s, t);
+        queue_remove(s, t, true);
         t->state = T_RUNNING;
     }
     return n;
@@ -521,6 +554,8 @@ static void *engine_main(void *arg)
             if (batch[i]->cancelled && batch[i]->rc == 0)
                 vp_fail(&batch[i]->err, VP_ERR_UNAVAILABLE, "",
                         "cancelled: the client disconnected");
+            sched_clients_done(&s->clients, batch[i]->client);
+            batch[i]->client = NULL;
             finish_locked(batch[i], &finished);
         }
         pthread_mutex_unlock(&s->mu);

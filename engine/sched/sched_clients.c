@@ -1,4 +1,5 @@
-/* Chained hash table of the clients with queued jobs; it doubles at one record a bucket.
+/* Chained hash table of the clients with jobs queued or running; it doubles at one record a
+ * bucket.
  * Names come from the operator's keys file or a verified certificate, never from a
  * request's body, so a fast non-keyed hash is enough. */
 #include "engine/sched/sched_clients.h"
@@ -53,7 +54,7 @@ sched_client *sched_clients_join(sched_clients *c, const char *name)
     if (c->n_buckets)
         for (sched_client *r = c->buckets[h & (c->n_buckets - 1)]; r; r = r->next)
             if (r->hash == h && strncmp(r->name, name, len) == 0 && !r->name[len]) {
-                r->queued++;
+                c->n_queued += !r->queued++;
                 return r;
             }
     if (c->n >= c->n_buckets)
@@ -66,6 +67,7 @@ sched_client *sched_clients_join(sched_clients *c, const char *name)
     memcpy(r->name, name, len);
     r->hash = h;
     r->queued = 1;
+    c->n_queued++;
     sched_client **b = &c->buckets[h & (c->n_buckets - 1)];
     r->next = *b;
     *b = r;
@@ -73,9 +75,10 @@ sched_client *sched_clients_join(sched_clients *c, const char *name)
     return r;
 }
 
-void sched_clients_leave(sched_clients *c, sched_client *r)
+/* r's record when it has no job queued or running: freed (the shared one reset). */
+static void drop_if_idle(sched_clients *c, sched_client *r)
 {
-    if (--r->queued)
+    if (r->queued || r->running)
         return;
     if (r == &c->shared) { /* as a record made anew: no debt carried to its next job */
         memset(r->finish, 0, sizeof r->finish);
@@ -89,7 +92,27 @@ void sched_clients_leave(sched_clients *c, sched_client *r)
     free(r);
 }
 
+void sched_clients_leave(sched_clients *c, sched_client *r)
+{
+    if (!--r->queued && r != &c->shared)
+        c->n_queued--;
+    drop_if_idle(c, r);
+}
+
+void sched_clients_start(sched_clients *c, sched_client *r)
+{
+    r->running++;
+    if (!--r->queued && r != &c->shared)
+        c->n_queued--;
+}
+
+void sched_clients_done(sched_clients *c, sched_client *r)
+{
+    r->running--;
+    drop_if_idle(c, r);
+}
+
 size_t sched_clients_active(const sched_clients *c)
 {
-    return c->n + (c->shared.queued > 0);
+    return c->n_queued + (c->shared.queued > 0);
 }

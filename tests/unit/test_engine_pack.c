@@ -215,8 +215,9 @@ int main(void)
     vp_job *job = NULL;
     CHECK(vp_request_parse(no_tiles, strlen(no_tiles), &lim, &req, &err) == 0);
     memset(&err, 0, sizeof err);
-    CHECK(vp_engine_prepare(e, &req, &job, &err) == -1 && err.kind == VP_ERR_TOO_LARGE &&
-          strstr(err.message, "batch_tokens=300"));
+    CHECK_MSG(vp_engine_prepare(e, &req, &job, &err) == -1 && err.kind == VP_ERR_TOO_LARGE &&
+                  strstr(err.message, "batch_tokens=300") && strstr(err.message, "for 1 image tile)"),
+              "%s (param %s)", err.message, err.param);
     vp_request_free(&req);
     vp_engine_close(e);
     opt.max_batch_tokens = 0;

@@ -1027,8 +1027,9 @@ static int pass_of(fixture *x, int id)
 }
 
 /* Client A queues 10 jobs, then client B 2, two jobs a pass: with fair sharing B's jobs
- * run in the next two passes (start tags 0 and 10 against A's 0..90: A's record went
- * with its running job 0, as an idle client's); in arrival order
+ * run in the next two passes, each first in its pass (start tags 0 and 10 against A's
+ * 10..100: A's record stays while its job 0 runs, so its next job is tagged after it,
+ * and the virtual time is job 0's start); in arrival order
  * (fair_share off, or both unnamed) only after A's ten. A queued job cancelled on the way
  * leaves the fair list whole. */
 static void test_fair_backlog(void)
@@ -1052,7 +1053,7 @@ static void test_fair_backlog(void)
         CHECK(vp_sched_queued_clients(x->s) == 0);
         int p11 = pass_of(x, 11), p12 = pass_of(x, 12);
         if (mode == 0) {
-            int p1[] = {1, 11}, p2[] = {2, 12}, p3[] = {4, 5};
+            int p1[] = {11, 1}, p2[] = {12, 2}, p3[] = {4, 5};
             CHECK_MSG(pass_is(x, 1, p1, 2) && pass_is(x, 2, p2, 2) && pass_is(x, 3, p3, 2),
                       "fair: bob's jobs in passes %d and %d; passes 1-3: %d %d, %d %d, %d %d",
                       p11, p12, x->f.passes[1][0], x->f.passes[1][1], x->f.passes[2][0],
@@ -1184,17 +1185,26 @@ static void test_fair_returning_clients(void)
     g_fair = false;
 }
 
-/* Jobs dropped unrun are not charged: A cancels a batch of 10 it queued behind its job 1
- * (so its record stays), B queues 5, then A one more, which must be tagged as if the 10
- * never were: right after B's second, not after all of B's. */
-static void test_fair_cancel_refund(void)
+/* Fair sharing on, passes of one 10-token job, client A's job 0 held in its pass. */
+static fixture *fair_a_running(void)
 {
     g_fair = true;
-    fixture *x = setup(100, 10, 100, 0); /* one 10-token job a pass */
+    fixture *x = setup(100, 10, 100, 0);
     vp_error err;
     hold(x, true);
     CHECK(submit_as(x, mkjob(0, 10, 0), VP_PRIORITY_NORMAL, "a", 1, &err) == 0);
     wait_in_run(x);
+    return x;
+}
+
+/* Jobs dropped unrun are not charged: A cancels a batch of 10 it queued behind its job 1
+ * (so its record stays), B queues 5, then A one more, which must be tagged as if the 10
+ * never were: after B's third (B's tags start at job 0's start, 0; A's job 1 at 10, after
+ * its job 0), not after all of B's. */
+static void test_fair_cancel_refund(void)
+{
+    fixture *x = fair_a_running();
+    vp_error err;
     CHECK(submit_as(x, mkjob(1, 10, 0), VP_PRIORITY_NORMAL, "a", 1, &err) == 0);
     vp_job *ten[10];
     vp_priority pr[10];
@@ -1211,10 +1221,74 @@ static void test_fair_cancel_refund(void)
     CHECK(submit_as(x, mkjob(17, 10, 0), VP_PRIORITY_NORMAL, "a", 1, &err) == 0);
     hold(x, false);
     CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
-    int want[] = {0, 1, 12, 13, 17, 14, 15, 16};
+    int want[] = {0, 12, 1, 13, 14, 17, 15, 16};
     CHECK_MSG(order_is(x, want, 8), "A's job after the cancelled batch ran in pass %d of %zu "
-              "(want 4)", pass_of(x, 17), x->f.n_passes);
+              "(want 5)", pass_of(x, 17), x->f.n_passes);
     teardown(x, 18);
+    g_fair = false;
+}
+
+/* test_fair_big_job_taken: the probe, sent by the hook while the big job's pass runs. */
+static fixture *g_probe_fixture;
+static void probe_after_big(void *arg, vp_job *const *jobs, size_t n)
+{
+    (void)arg;
+    for (size_t i = 0; i < n; i++)
+        if (jobs[i]->id == 1) {
+            vp_error err;
+            CHECK(submit_as(g_probe_fixture, mkjob(22, 10, 0), VP_PRIORITY_NORMAL, "probe", 1,
+                            &err) == 0);
+        }
+}
+
+/* A large job taken does not push newcomers behind another client's backlog: the virtual
+ * time is the start tag of the work taken, not its finish. "heavy" (weight 30) has 20
+ * small jobs queued when "big" (weight 1) gets a 100-token pass to itself; a "probe" sent
+ * during that pass runs in the next one (with the virtual time at the big job's finish it
+ * was tagged after all of heavy's). */
+static void test_fair_big_job_taken(void)
+{
+    g_fair = true;
+    fixture *x = setup(100, 100, 100, 0); /* passes of 100 tokens */
+    vp_error err;
+    hold(x, true);
+    CHECK(submit_as(x, mkjob(0, 10, 0), VP_PRIORITY_NORMAL, "d", 1, &err) == 0);
+    wait_in_run(x);
+    CHECK(submit_as(x, mkjob(1, 100, 0), VP_PRIORITY_NORMAL, "big", 1, &err) == 0);
+    for (int i = 2; i <= 21; i++)
+        CHECK(submit_as(x, mkjob(i, 10, 0), VP_PRIORITY_NORMAL, "heavy", 30, &err) == 0);
+    g_probe_fixture = x;
+    x->f.after_run = probe_after_big;
+    hold(x, false);
+    /* the hook submits the probe inside the big job's pass: the queue is not idle before */
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    CHECK_MSG(pass_of(x, 1) == 1 && pass_of(x, 22) == 2,
+              "big ran in pass %d, the probe in pass %d of %zu (want 1 and 2)", pass_of(x, 1),
+              pass_of(x, 22), x->f.n_passes);
+    x->f.after_run = NULL;
+    teardown(x, 23);
+    g_fair = false;
+}
+
+/* A job dropped from the middle of its client's queued jobs gives its cost back to the
+ * ones after it: A (job 0 running) queues a 50-token job, then a 10-token one; B queues 5;
+ * A's large one is cancelled: A's small one runs right after B's first (tag 10 as if the
+ * large one never were), not after all of B's (tag 60). */
+static void test_fair_cancel_middle(void)
+{
+    fixture *x = fair_a_running();
+    vp_error err;
+    CHECK(submit_as(x, mkjob(1, 50, 0), VP_PRIORITY_NORMAL, "a", 1, &err) == 0);
+    CHECK(submit_as(x, mkjob(2, 10, 0), VP_PRIORITY_NORMAL, "a", 1, &err) == 0);
+    for (int i = 3; i <= 7; i++)
+        CHECK(submit_as(x, mkjob(i, 10, 0), VP_PRIORITY_NORMAL, "b", 1, &err) == 0);
+    CHECK(vp_sched_cancel(x->s, x->t[1]));
+    hold(x, false);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    int want[] = {0, 3, 2, 4, 5, 6, 7};
+    CHECK_MSG(order_is(x, want, 7), "A's job behind the cancelled one ran in pass %d of %zu "
+              "(want 2)", pass_of(x, 2), x->f.n_passes);
+    teardown(x, 8);
     g_fair = false;
 }
 
@@ -1295,6 +1369,8 @@ int main(void)
     test_fair_priorities();
     test_fair_returning_clients();
     test_fair_cancel_refund();
+    test_fair_cancel_middle();
+    test_fair_big_job_taken();
     test_fair_clients_table();
     return check_summary("test_sched");
 }
