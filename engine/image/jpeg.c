@@ -370,6 +370,10 @@ int vp_jpeg_stream_for_stb(const uint8_t *data, size_t len, const vp_jpeg_marker
         if ((m >= 0xd0 && m <= 0xd7) || m == 0x01)
             continue; /* no length (a TEM here was refused by the walk) */
         size_t seg_bytes = be16(data + pos);
+        if (m == 0xdc) { /* a DNL before the first scan: libjpeg skips it, stb_image refuses */
+            pos += seg_bytes;
+            continue;
+        }
         out->data[n_out++] = 0xff;
         out->data[n_out++] = (uint8_t)m;
         memcpy(out->data + n_out, data + pos, seg_bytes);

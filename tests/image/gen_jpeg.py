@@ -209,6 +209,11 @@ def main_into(out_dir):
             add(f"{where}_{name}.jpg", f"{kind} {label}", base[:at] + junk + base[at:])
     at = base.find(b"\xff\xc4")
     add("between_tem.jpg", "a TEM marker before the first scan (refused)", base[:at] + b"\xff\x01" + base[at:])
+    # a DNL segment before the frame header or between tables: libjpeg skips it (stb_image
+    # would refuse it as an unknown marker)
+    dnl = b"\xff\xdc\x00\x04\x00\x10"
+    for where, at in [("before_sof", base.find(b"\xff\xc0")), ("between", base.find(b"\xff\xc4"))]:
+        add(f"dnl_{where}.jpg", "a DNL segment before the first scan", base[:at] + dnl + base[at:])
     # a sequential scan header naming a band or bit positions: libjpeg decodes it whole
     for name, fields in [("se0", (0, 0, 0)), ("ss1", (1, 63, 0)), ("al1", (0, 63, 1))]:
         seq = bytearray(pil_jpeg(a, quality=80))
