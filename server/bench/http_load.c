@@ -261,6 +261,12 @@ int vp_bench_http_main(int argc, char **argv)
         }
         i++;
         char *end = NULL;
+        /* strtoul and strtoull take "-1" for their largest value: no sign on these */
+        if ((!strcmp(a, "--seed") || !strcmp(a, "--max-side") || !strcmp(a, "--words-per-step")) &&
+            strchr(v, '-')) {
+            fprintf(stderr, "vprm bench: %s: '%s' is not a non-negative number\n", a, v);
+            return 2;
+        }
         if (!strcmp(a, "--url"))
             o.url = v;
         else if (!strcmp(a, "--workload")) {
@@ -317,9 +323,11 @@ int vp_bench_http_main(int argc, char **argv)
         return 2;
     }
     if (o.clients < 1 || o.clients > 4096 || o.pool < 1 || o.seconds <= 0 || o.requests < 0 ||
-        o.timeout_s < 1 || o.wl.repeat_percent < 0 || o.wl.repeat_percent > 100) {
+        o.timeout_s < 1 || o.wl.repeat_percent < 0 || o.wl.repeat_percent > 100 ||
+        o.wl.max_tiles < 0 || o.wl.max_tiles > 64 || o.wl.max_image_side > 65535) {
         fprintf(stderr, "vprm bench: --clients 1..4096, --pool >= 1, --seconds > 0, "
-                        "--timeout-s >= 1, --repeated-responses 0..100\n");
+                        "--timeout-s >= 1, --repeated-responses 0..100, --max-tiles 0..64, "
+                        "--max-side 0..65535\n");
         return 2;
     }
     if (!o.cert != !o.key) {
