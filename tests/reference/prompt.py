@@ -11,8 +11,12 @@ always plain text, even if it spells "<|im_end|>".
 import json
 import math
 import os
+import sys
 
 import sentencepiece as spm
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tokenizer"))
+import spm_model  # noqa: E402  (the tokenizer.model protobuf, read and rewritten)
 
 PRM_SYSTEM_PROMPT = (
     "You are an advanced AI assistant, designed to serve as a process supervision model. "
@@ -53,17 +57,35 @@ class Tokenizer:
     """SentencePiece for text plus the added (special) tokens of tokenizer_config.json."""
 
     def __init__(self, folder):
-        self.sp = spm.SentencePieceProcessor(model_file=os.path.join(folder, "tokenizer.model"))
         self.special = {}  # content -> id
+        keeps_piece = set()  # added ids declared "special": false (text may still spell them)
         with open(os.path.join(folder, "tokenizer_config.json"), encoding="utf-8") as f:
             tc = json.load(f)
         for tid, info in tc.get("added_tokens_decoder", {}).items():
             self.special[info["content"]] = int(tid)
+            if info.get("special") is False:
+                keeps_piece.add(int(tid))
         added_path = os.path.join(folder, "added_tokens.json")
         if os.path.exists(added_path):
             with open(added_path, encoding="utf-8") as f:
                 for content, tid in json.load(f).items():
                     self.special[content] = int(tid)
+                    keeps_piece.discard(int(tid))
+        # MODEL.md section 3: request text is plain text, never a control token. The real
+        # model has user-defined pieces at the added tokens' ids ([UNUSED_TOKEN_145] is
+        # <|im_end|>'s 92542), which plain sp.encode would produce from text spelling them:
+        # those pieces become control pieces here (never matched in text), unless the added
+        # token is declared non-special with the piece's own text.
+        model = spm_model.Model.load(os.path.join(folder, "tokenizer.model"))
+        added = {tid: c for c, tid in self.special.items()}
+        pieces = []
+        for i, (text, score, kind) in enumerate(model.pieces()):
+            if i in added and kind in (spm_model.NORMAL, spm_model.USER_DEFINED, spm_model.UNUSED) \
+                    and not (i in keeps_piece and added[i] == text):
+                kind = spm_model.CONTROL
+            pieces.append((text, score, kind))
+        model.set_pieces(pieces)
+        self.sp = spm.SentencePieceProcessor(model_proto=model.data())
         self.content = {tid: c for c, tid in self.special.items()}
         bos = tc.get("bos_token", "<s>")
         bos = bos["content"] if isinstance(bos, dict) else bos
