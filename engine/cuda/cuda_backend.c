@@ -468,7 +468,12 @@ static int backend_create(vp_backend **out, const vp_model_config *cfg,
     CUDA_CHECK(cudaEventCreate(&b->ev_start));
     CUDA_CHECK(cudaEventCreate(&b->ev_vision));
     CUDA_CHECK(cudaEventCreate(&b->ev_end));
-    if (cuda_prof_init(&b->prof))
+    int prc = cuda_prof_init(&b->prof);
+    if (prc == -2)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "VPRM_CUDA_PROFILE",
+                       "VPRM_CUDA_PROFILE is \"%.40s\": expected 1 (on), or 0 or empty (off)",
+                       getenv("VPRM_CUDA_PROFILE"));
+    if (prc)
         return vp_fail(err, VP_ERR_INTERNAL, "cuda", "cannot create the profile's CUDA events");
 
     if (pick_activations(b, err) || vp_cw_plan_build(cfg, &b->plan, err))
@@ -511,7 +516,20 @@ static int backend_create(vp_backend **out, const vp_model_config *cfg,
                      b->act_vision, err) ||
         pick_gemm_tune(b, err) || pick_attention(b, err))
         return -1;
-    CUDA_CHECK(vpk_attention_setup());
+    if (b->fast_vision || b->fast_language) {
+        /* the mma.sync shapes ask for up to 136 KiB of shared memory a block: GPUs that
+         * allow less (sm_86, sm_89: 99 KiB) cannot take them, and run the simple kernel */
+        cudaError_t arc = vpk_attention_setup();
+        if (arc != cudaSuccess) {
+            (void)cudaGetLastError();
+            if (vp_cuda_error_kind(arc) == VP_ERR_DEVICE || b->vision_wgmma || b->language_wgmma)
+                CUDA_CHECK(arc);
+            VP_LOGW("-", "cuda backend: the tensor-core attention cannot be set up on %s (%s): "
+                    "the simple attention kernel runs instead", b->device_name,
+                    cudaGetErrorString(arc));
+            b->fast_vision = b->fast_language = false;
+        }
+    }
     VP_LOGI("-", "cuda backend: %s; weights %.2f GiB, working memory %.2f GiB for %zu tokens / "
             "%zu tiles (persistent %.2f, vision %.2f, language %.2f), staging %.1f MiB; "
             "attention: vision %s %dx%dx%d%s, language %s %dx%dx%d%s%s%s",
@@ -604,7 +622,10 @@ static int cuda_widen(vp_backend *b, char *what, size_t what_cap, vp_error *err)
         if (touched || why.kind == VP_ERR_DEVICE)
             return vp_fail(err, VP_ERR_DEVICE, "cuda", "switching to bf16 failed after the "
                            "weights began to change: %.400s", why.message);
-        /* nothing changed: still fp16, and the next overflow tries again */
+        /* nothing changed: still fp16, and the next overflow tries again; the failed
+         * allocation's error is cleared, or the next pass's first launch check would
+         * report it as its own */
+        (void)cudaGetLastError();
         VP_LOGW("-", "cuda backend: cannot switch to bf16 now (%s); the activations stay fp16 "
                 "and this pass fails with its overflow", why.message);
         return 0;

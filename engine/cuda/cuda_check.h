@@ -45,12 +45,24 @@ static inline vp_err_kind vp_cuda_error_kind(cudaError_t rc)
                            cudaGetErrorName(vp_cuda_rc_));                                 \
     } while (0)
 
+/* A cuBLASLt call that fails on a lost context (its launch fails: EXECUTION_FAILED) is
+ * the device's failure, as CUDA_CHECK would have found it: the runtime's last error says
+ * which (peeked, not cleared: it is sticky anyway). */
+static inline vp_err_kind vp_cublas_error_kind(cublasStatus_t rc)
+{
+    if (rc == CUBLAS_STATUS_SUCCESS)
+        return VP_ERR_NONE;
+    return vp_cuda_error_kind(cudaPeekAtLastError()) == VP_ERR_DEVICE ? VP_ERR_DEVICE
+                                                                      : VP_ERR_INTERNAL;
+}
+
 #define CUBLAS_CHECK(stmt)                                                                 \
     do {                                                                                   \
         cublasStatus_t vp_cublas_rc_ = (stmt);                                             \
         if (vp_cublas_rc_ != CUBLAS_STATUS_SUCCESS)                                        \
-            return vp_fail(err, VP_ERR_INTERNAL, "cublas", "%s failed at %s:%d: status %d",  \
-                           #stmt, __FILE__, __LINE__, (int)vp_cublas_rc_);                 \
+            return vp_fail(err, vp_cublas_error_kind(vp_cublas_rc_), "cublas",             \
+                           "%s failed at %s:%d: status %d", #stmt, __FILE__, __LINE__,     \
+                           (int)vp_cublas_rc_);                                            \
     } while (0)
 
 #endif

@@ -16,6 +16,8 @@ int cuda_prof_init(cuda_profile *p)
     const char *env = getenv("VPRM_CUDA_PROFILE");
     if (!env || !strcmp(env, "") || !strcmp(env, "0"))
         return 0;
+    if (strcmp(env, "1")) /* "off", "false"...: refused, not taken for on */
+        return -2;
     p->ev = calloc(PROFILE_MARKS, sizeof *p->ev);
     p->label = calloc(PROFILE_MARKS, sizeof *p->label);
     p->flops = calloc(PROFILE_MARKS, sizeof *p->flops);

@@ -20,6 +20,8 @@ typedef struct cuda_profile {
 } cuda_profile;
 
 /* Reads VPRM_CUDA_PROFILE; 0 on success (also when off), -1 when events cannot be made. */
+/* VPRM_CUDA_PROFILE=1 turns it on ("", "0" or unset: off); -2 for another value, -1 when
+ * the events cannot be made. */
 int cuda_prof_init(cuda_profile *p);
 void cuda_prof_free(cuda_profile *p);
 /* Starts phase `label` here on `stream`; no-op when off or when the marks are used up. */
