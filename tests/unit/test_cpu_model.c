@@ -436,6 +436,16 @@ static size_t make_prompt(int32_t *tok, int32_t *rows, size_t n_tiles, int32_t r
     return n;
 }
 
+/* make_prompt over n_tiles tiles, then n_text random text tokens: the sequence's length. */
+static size_t prompt_and_text(int32_t *tok, int32_t *rows, size_t n_tiles, size_t n_text)
+{
+    size_t n = make_prompt(tok, rows, n_tiles, 0);
+    random_tokens(tok + n, n_text);
+    for (size_t i = 0; i < n_text; i++)
+        rows[n + i] = -1;
+    return n + n_text;
+}
+
 /* logits of the seq's tokens in `a` (packed) vs in `b`, compared close. */
 static void compare(const char *what, const float *a, const float *b, size_t n2)
 {
@@ -478,11 +488,7 @@ static void test_against_naive(test_model *m, vp_backend *be, const float *tiles
 
     /* a 16-token sequence with 2 tiles, all logits */
     int32_t tok[MAXTOK], rows[MAXTOK];
-    size_t n = make_prompt(tok, rows, 2, 0);
-    random_tokens(tok + n, 3);
-    for (int i = 0; i < 3; i++)
-        rows[n + (size_t)i] = -1;
-    n += 3;
+    size_t n = prompt_and_text(tok, rows, 2, 3);
     packed p = {.tiles = tiles, .n_tiles = 2};
     add_seq(&p, tok, rows, n, -1, 0, n);
     float logits[2 * MAXTOK];
@@ -508,11 +514,7 @@ static void test_source_not_read_after_load(test_model *m, const float *tiles)
     if (!be)
         return;
     int32_t tok[MAXTOK], rows[MAXTOK];
-    size_t n = make_prompt(tok, rows, 1, 0);
-    random_tokens(tok + n, 4);
-    for (int i = 0; i < 4; i++)
-        rows[n + (size_t)i] = -1;
-    n += 4;
+    size_t n = prompt_and_text(tok, rows, 1, 4);
     packed p = {.tiles = tiles, .n_tiles = 1};
     add_seq(&p, tok, rows, n, -1, 0, n);
     float before[2 * MAXTOK], after[2 * MAXTOK];
