@@ -11,7 +11,9 @@
 #   make fuzz       coverage-guided fuzzing of every input parser (clang + libFuzzer,
 #                   FUZZ_SECONDS per target, FUZZ_TARGETS to pick; tests/fuzz/README.md)
 
-CC      ?= gcc
+ifeq ($(origin CC),default)
+  CC    := gcc
+endif
 PYTHON  ?= /usr/bin/python3
 SHARED  ?= $(abspath ../shared)
 CUDA    ?= 0
@@ -79,8 +81,20 @@ all: $(BIN)
 deps:
 	@sh config/install-deps.sh
 
+# Each variant's objects depend on a file holding its flags, rewritten when they change
+# (CUDA=0/1 and CUDA_ARCH change the release flags): objects built with other flags are
+# rebuilt, never linked with these.
+flags_stamp = $(shell mkdir -p $(BUILD)/$(1) && { printf '%s\n' '$(2)' | cmp -s - $(BUILD)/$(1)/.flags || printf '%s\n' '$(2)' >$(BUILD)/$(1)/.flags; })
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+_ := $(call flags_stamp,rel,$(CC) $(CFLAGS_rel) $(LDLIBS) $(if $(filter 1,$(CUDA)),$(NVCC) $(NVCCFLAGS)))
+_ := $(call flags_stamp,asan,$(CC) $(CFLAGS_asan) $(LDFLAGS_asan))
+_ := $(call flags_stamp,tsan,$(CC) $(CFLAGS_tsan) $(LDFLAGS_tsan))
+endif
+$(BUILD)/%/.flags:
+	@mkdir -p $(dir $@) && touch $@
+
 define variant
-$(BUILD)/$(1)/%.o: %.c
+$(BUILD)/$(1)/%.o: %.c $(BUILD)/$(1)/.flags
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS_$(1)) -MMD -MP -c $$< -o $$@
 $(BUILD)/$(1)/libvprm.a: $$(patsubst %.c,$(BUILD)/$(1)/%.o,$$(LIB_SRC))
@@ -104,7 +118,7 @@ $(eval $(call variant,tsan))
 # proto/openapi.c embeds proto/openapi.json (.incbin), which -MMD's lists do not name
 $(foreach v,rel asan tsan fuzz,$(BUILD)/$(v)/proto/openapi.o): proto/openapi.json
 
-$(BUILD)/rel/engine/cuda/%.o: engine/cuda/%.cu
+$(BUILD)/rel/engine/cuda/%.o: engine/cuda/%.cu $(BUILD)/rel/.flags
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
@@ -153,11 +167,12 @@ cuda-check:
 tiny-model: $(BIN)
 	$(BIN) mkmodel --scale tiny --seed 1 --tokenizer engine/assets/tiny_tokenizer --out $(BUILD)/tiny-model
 
-run: deps
+run:
+	@sh config/install-deps.sh --build
 	$(MAKE) tiny-model
 	$(BIN) serve --model $(BUILD)/tiny-model --host $(HOST) --port $(PORT)
 
-bench: $(BIN)
+bench: tiny-model
 	$(BIN) bench --model $(BUILD)/tiny-model
 
 # libFuzzer builds (clang; every library object instrumented for coverage), then each
@@ -176,7 +191,7 @@ ifneq ($(findstring fuzz,$(MAKECMDGOALS)),)
 -include $(patsubst %.c,$(BUILD)/fuzz/%.d,$(LIB_SRC) $(FUZZ_SRC))
 endif
 fuzz-build:
-	@sh config/install-deps.sh clang
+	@sh config/install-deps.sh clang libclang-rt-dev
 	$(MAKE) $(patsubst %,$(BUILD)/fuzz/bin/%,$(FUZZ_TARGETS))
 fuzz: fuzz-build
 	FUZZ_SECONDS=$(FUZZ_SECONDS) SHARED=$(SHARED) sh tests/fuzz/run.sh $(BUILD)/fuzz $(FUZZ_TARGETS)

@@ -411,10 +411,18 @@ int vp_config_load(vp_config *c, int argc, char **argv, char **env, FILE *out, v
     /* the config file is found first (flag, else environment) and applied below env + flags */
     const char *file = env_lookup(env, "VPRM_CONFIG");
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+        const char *a = argv[i];
+        if (!strcmp(a, "--config") && i + 1 < argc) {
             file = argv[++i];
-        else if (!strncmp(argv[i], "--config=", 9))
-            file = argv[i] + 9;
+        } else if (!strncmp(a, "--config=", 9)) {
+            file = a + 9;
+        } else if (!strncmp(a, "--", 2) && !strchr(a, '=')) {
+            /* an option's value is not an option, even spelled "--config" */
+            bool negated;
+            const vp_option *o = flag_option(a, &negated);
+            if (o && o->type != VP_OPT_BOOL && !negated)
+                i++;
+        }
     }
     if (file && *file && vp_config_apply_file(c, file, err))
         return -1;

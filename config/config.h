@@ -82,7 +82,11 @@ typedef struct vp_config {
     /* image URLs */
     bool allow_image_urls;
     size_t url_max_bytes;
+    size_t url_max_length;     /* characters of one image URL (parse time) */
+    size_t url_max_per_request; /* distinct image URLs of one HTTP request */
+    size_t url_max_request_bytes; /* bytes fetched for one HTTP request, repeats counted */
     int url_timeout_ms;
+    int url_request_timeout_ms; /* all of one HTTP request's fetches, its queue wait included */
     int url_max_redirects;
     bool url_allow_private;    /* allow loopback/private/link-local targets */
     int url_fetch_threads;     /* fetch workers: requests fetching their images at once */

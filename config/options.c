@@ -185,13 +185,27 @@ const vp_option vp_options[] = {
      "requests with image URLs waiting for a fetch thread; one more gets 429 with "
      "Retry-After", 0},
     {"url_max_bytes", VP_OPT_SIZE, OFF(url_max_bytes), "16M", 1, BIG, NULL,
-     "bytes fetched per image URL", 0},
+     "bytes fetched per image URL (and at most max_image_bytes)", 0},
+    {"url_max_length", VP_OPT_SIZE, OFF(url_max_length), "8K", 16, 1 << 20, NULL,
+     "characters of one image URL; a longer one gets 413 before anything is fetched", 0},
+    {"url_max_per_request", VP_OPT_SIZE, OFF(url_max_per_request), "64", 1, 1 << 20, NULL,
+     "different image URLs in one HTTP request (a batch's items together); more: 413 before "
+     "anything is fetched. A URL repeated is fetched once", 0},
+    {"url_max_request_bytes", VP_OPT_SIZE, OFF(url_max_request_bytes), "64M", 1, BIG, NULL,
+     "bytes of image URLs held for one HTTP request, a repeated URL counted each time (as "
+     "max_body_bytes bounds images sent inline); past it, 413", 0},
     {"url_timeout_ms", VP_OPT_INT, OFF(url_timeout_ms), "10000", 1, 600000, NULL,
      "time limit of one image URL fetch", 0},
+    {"url_request_timeout_ms", VP_OPT_INT, OFF(url_request_timeout_ms), "30000", 1, 3600000,
+     NULL,
+     "time limit of all the image URL fetches of one HTTP request (fetched one after another), "
+     "its wait for a fetch thread included: the fetches not started by then fail (429 when "
+     "none could start: the fetch threads were busy)", 0},
     {"url_max_redirects", VP_OPT_INT, OFF(url_max_redirects), "3", 0, 20, NULL,
      "redirects followed per image URL", 0},
     {"url_allow_private", VP_OPT_BOOL, OFF(url_allow_private), "false", 0, 0, NULL,
-     "allow image URLs that resolve to loopback/private/link-local addresses", 0},
+     "allow image URLs that resolve to loopback/private/link-local addresses (for tests and "
+     "closed networks: clients can then reach internal services; logged as a warning)", 0},
     /* logs */
     {"log_level", VP_OPT_ENUM, OFF(log_level), "info", 0, 0, "debug|info|warn|error",
      "lowest level logged", 0},

@@ -56,6 +56,7 @@ void vp_request_limits_default(vp_request_limits *l)
     l->max_tiles = 12;
     l->max_json_values = 2000000;
     l->allow_urls = false;
+    l->max_url_length = 8192;
 }
 
 static void text_free(vp_text *t)
@@ -150,6 +151,18 @@ static int merge_steps(vp_text **steps, size_t *n_steps, int max_steps, vp_error
     return 0;
 }
 
+/* Where the first separator at or after `from` starts, or len when none does. memmem,
+ * not a memcmp at every place: that costs the separator's length a byte, quadratic for
+ * a long separator over long text. */
+static size_t next_sep(const char *text, size_t len, size_t from, const char *sep,
+                       size_t sep_len)
+{
+    if (from > len)
+        return len;
+    const char *p = memmem(text + from, len - from, sep, sep_len);
+    return p ? (size_t)(p - text) : len;
+}
+
 int vp_split_steps(const char *text, size_t len, const char *sep, size_t sep_len, int max_steps,
                    vp_text **steps_out, size_t *n_out, vp_error *err)
 {
@@ -158,27 +171,18 @@ int vp_split_steps(const char *text, size_t len, const char *sep, size_t sep_len
     if (sep_len == 0)
         return vp_fail(err, VP_ERR_BAD_REQUEST, "step_separator", "step_separator must not be empty");
     size_t n = 1;
-    for (size_t i = 0; i + sep_len <= len;) {
-        if (!memcmp(text + i, sep, sep_len)) {
-            n++;
-            i += sep_len;
-        } else {
-            i++;
-        }
-    }
+    for (size_t i = next_sep(text, len, 0, sep, sep_len); i < len;
+         i = next_sep(text, len, i + sep_len, sep, sep_len))
+        n++;
     vp_text *steps = calloc(n, sizeof *steps);
     if (!steps)
         return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory splitting steps");
     size_t k = 0, start = 0;
-    for (size_t i = 0; i + sep_len <= len;) {
-        if (!memcmp(text + i, sep, sep_len)) {
-            if (text_dup(&steps[k++], text + start, i - start))
-                goto oom;
-            i += sep_len;
-            start = i;
-        } else {
-            i++;
-        }
+    for (size_t i = next_sep(text, len, 0, sep, sep_len); i < len;
+         i = next_sep(text, len, start, sep, sep_len)) {
+        if (text_dup(&steps[k++], text + start, i - start))
+            goto oom;
+        start = i + sep_len;
     }
     if (text_dup(&steps[k++], text + start, len - start))
         goto oom;
@@ -226,6 +230,10 @@ int vp_decode_image_field(const char *s, size_t len, size_t max_bytes, const cha
     size_t n = 0, bad = 0;
     if (vp_base64_decode(b64, b64_len, buf, &n, &bad)) {
         free(buf);
+        if (bad >= b64_len) /* nothing wrong but the end: a last group of one character */
+            return vp_fail(err, VP_ERR_BAD_REQUEST, param,
+                           "the image's base64 is cut short: its last group has one character "
+                           "(a group of 4 encodes 3 bytes; 2 or 3 characters end one)");
         return vp_fail(err, VP_ERR_BAD_REQUEST, param,
                        "invalid base64 at character %zu of the image data (send a data: URL or "
                        "the base64 of the image file's bytes; file paths are not read)", bad);
@@ -258,6 +266,10 @@ static int parse_image(const json_t *v, const char *param, const vp_request_limi
                            "image URLs are not enabled on this server; send the image as base64");
         if (strlen(s) != len)
             return vp_fail(err, VP_ERR_BAD_REQUEST, param, "image URL contains a NUL character");
+        if (lim->max_url_length && len > lim->max_url_length)
+            return vp_fail(err, VP_ERR_TOO_LARGE, param,
+                           "image URL of %zu characters, over the limit url_max_length=%zu", len,
+                           lim->max_url_length);
         img->kind = VP_IMAGE_URL;
         img->url = strdup(s);
         return img->url ? 0 : vp_fail(err, VP_ERR_NOMEM, param, "out of memory");
@@ -443,9 +455,11 @@ void vp_note_unknown_fields(const json_t *obj, const char *const *known, size_t 
             is_known = !strcmp(key, known[i]);
         if (is_known)
             continue;
-        size_t len = strlen(key);
+        const char *name = *key ? key : "\"\""; /* the empty name spelled so it shows (key
+                                                  * itself is the loop's iterator) */
+        size_t len = strlen(name);
         if (len > 40) /* a long name cut at 40 bytes, on a UTF-8 character's start */
-            for (len = 40; len && ((unsigned char)key[len] & 0xC0) == 0x80; len--)
+            for (len = 40; len && ((unsigned char)name[len] & 0xC0) == 0x80; len--)
                 ;
         size_t sep = at ? 2 : 0;
         if (at + sep + plen + len + 4 > cap) { /* room for "..." and the NUL kept */
@@ -454,7 +468,7 @@ void vp_note_unknown_fields(const json_t *obj, const char *const *known, size_t 
         }
         memcpy(out + at, ", ", sep);
         memcpy(out + at + sep, prefix, plen);
-        memcpy(out + at + sep + plen, key, len);
+        memcpy(out + at + sep + plen, name, len);
         at += sep + plen + len;
         out[at] = 0;
     }
@@ -613,6 +627,36 @@ int vp_request_check_values(const char *body, size_t len, const vp_request_limit
     return 0;
 }
 
+int vp_json_fail(vp_error *err, const json_error_t *jerr, const char *body, size_t len)
+{
+    if (len >= 3 && !memcmp(body, "\xEF\xBB\xBF", 3))
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "",
+                       "the body starts with a UTF-8 byte order mark: send the JSON without it");
+    switch (json_error_code(jerr)) {
+    case json_error_numeric_overflow:
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "",
+                       "a number out of range at line %d column %d (integers must fit in 64 "
+                       "bits, other numbers in a double): %s", jerr->line, jerr->column, jerr->text);
+    case json_error_duplicate_key:
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "",
+                       "a key repeated in one object at line %d column %d (each key may appear "
+                       "once): %s", jerr->line, jerr->column, jerr->text);
+    case json_error_null_byte_in_key:
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "",
+                       "an object key holding a NUL character (\\u0000) at line %d column %d",
+                       jerr->line, jerr->column);
+    case json_error_end_of_input_expected: {
+        size_t at = jerr->position > 0 ? (size_t)jerr->position - 1 : 0;
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "",
+                       "data after the JSON value at line %d column %d%s", jerr->line,
+                       jerr->column, at < len && body[at] == 0 ? " (a NUL byte)" : "");
+    }
+    default:
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "", "malformed JSON at line %d column %d: %s",
+                       jerr->line, jerr->column, jerr->text);
+    }
+}
+
 int vp_request_parse(const char *body, size_t len, const vp_request_limits *lim,
                      vp_score_request *out, vp_error *err)
 {
@@ -622,8 +666,7 @@ int vp_request_parse(const char *body, size_t len, const vp_request_limits *lim,
     json_error_t jerr;
     json_t *root = vp_json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!root)
-        return vp_fail(err, VP_ERR_BAD_REQUEST, "", "malformed JSON at line %d column %d: %s",
-                       jerr.line, jerr.column, jerr.text);
+        return vp_json_fail(err, &jerr, body, len);
     int rc = vp_request_from_json(root, "", lim, out, err);
     json_decref(root);
     return rc;

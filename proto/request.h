@@ -80,6 +80,7 @@ typedef struct vp_request_limits {
     int max_tiles;             /* upper bound for the request's max_tiles */
     size_t max_json_values;    /* of a whole body (vp_request_parse; 0 = no limit) */
     bool allow_urls;           /* accept http(s):// image URLs */
+    size_t max_url_length;     /* characters of one image URL */
 } vp_request_limits;
 
 void vp_request_limits_default(vp_request_limits *l);
@@ -101,6 +102,10 @@ int vp_request_check_values(const char *body, size_t len, const vp_request_limit
 int vp_request_parse(const char *body, size_t len, const vp_request_limits *lim,
                      vp_score_request *out, vp_error *err);
 void vp_request_free(vp_score_request *r);
+/* A body jansson refused (jerr) as VP_ERR_BAD_REQUEST, worded by its cause: a byte order
+ * mark, a number out of range, a repeated key, a NUL in a key, data after the value, else
+ * malformed JSON; each with its line and column. */
+int vp_json_fail(vp_error *err, const json_error_t *jerr, const char *body, size_t len);
 
 /* Split text by sep (plain split, empty parts kept) and merge to at most max_steps
  * (0 = no merge) with g = ceil(n / max_steps) parts per step joined by "\n\n". */

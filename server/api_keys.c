@@ -347,6 +347,15 @@ static int parse_file(vp_api_keys *k, const char *path, char *text, size_t len, 
             next_field(&rest, end, &l1);
             const char *f2 = next_field(&rest, end, &l2);
             bool cert = l1 > 5 && !memcmp(p, "cert:", 5) && any_option_form(f2, l2);
+            /* a lone "cert:NAME" would be a key spelled like a client's name: a grants
+             * line that lost its options (and, as a key, locking out every client with
+             * a certificate) */
+            if (l1 >= 5 && !memcmp(p, "cert:", 5) && l2 == 0)
+                return vp_fail(err, VP_ERR_BAD_REQUEST, "api_keys_file",
+                               "%s, line %zu: cert:NAME without options: a certificate's "
+                               "client's grants need at least one (weight=1 grants the "
+                               "defaults), and a key may not be spelled like a client's name",
+                               path, line);
             for (char *q = cert ? (char *)f2 : end; q < end;) {
                 size_t l;
                 const char *start = next_field(&q, end, &l);

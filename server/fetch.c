@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 /* An IPv4 address (host order) that is not globally reachable: IANA's IPv4
@@ -135,6 +136,47 @@ static int on_progress(void *clientp, curl_off_t dltotal, curl_off_t dlnow, curl
     return c->o->cancelled(c->o->cancel_ctx) ? 1 : 0; /* non-zero aborts the transfer */
 }
 
+/* True when the host of the URL libcurl last worked on (the first or a redirect's) is an
+ * IP address literal: only then may a refusal name the address, which the client knows
+ * already; a host name's address would tell it what internal names resolve to. */
+static bool effective_host_is_literal(CURL *h)
+{
+    char *eff = NULL, *host = NULL;
+    bool literal = false;
+    CURLU *u = curl_url();
+    if (u && curl_easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK && eff &&
+        curl_url_set(u, CURLUPART_URL, eff, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host) {
+        unsigned char a[16];
+        char v6[INET6_ADDRSTRLEN + 1];
+        size_t n = strlen(host);
+        if (host[0] == '[' && n > 2 && n - 2 < sizeof v6) {
+            memcpy(v6, host + 1, n - 2);
+            v6[n - 2] = 0;
+            v6[strcspn(v6, "%")] = 0; /* a zone id */
+            literal = inet_pton(AF_INET6, v6, a) == 1;
+        } else {
+            literal = inet_pton(AF_INET, host, a) == 1;
+        }
+    }
+    curl_free(host);
+    curl_url_cleanup(u);
+    return literal;
+}
+
+/* Only http and https, for the first URL and every redirect: the options that say so
+ * must take, or nothing is fetched. */
+static CURLcode restrict_protocols(CURL *h)
+{
+#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85: the string forms; the bit masks are deprecated */
+    CURLcode rc = curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    return rc ? rc : curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+    CURLcode rc = curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    return rc ? rc : curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+}
+
 static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
                                     struct curl_sockaddr *address)
 {
@@ -156,27 +198,36 @@ int vp_fetch_url(const char *url, const vp_fetch_opts *o, const char *param, uin
 {
     *out = NULL;
     *len = 0;
-    if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
+    if (strncasecmp(url, "http://", 7) && strncasecmp(url, "https://", 8))
         return vp_fail(err, VP_ERR_BAD_REQUEST, param, "only http:// and https:// image URLs are fetched");
     CURL *h = curl_easy_init();
     if (!h)
         return vp_fail(err, VP_ERR_NOMEM, param, "cannot start an image URL fetch");
     fetch_ctx c = {.o = o};
     char curl_err[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(h, CURLOPT_URL, url);
+    CURLcode sc = curl_easy_setopt(h, CURLOPT_URL, url);
+    if (sc != CURLE_OK) {
+        curl_easy_cleanup(h);
+        return vp_fail(err, VP_ERR_BAD_REQUEST, param, "image URL not taken by libcurl: %s",
+                       curl_easy_strerror(sc));
+    }
+    /* the guards: fail closed when libcurl does not take one */
+    if (restrict_protocols(h) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_PROXY, "") != CURLE_OK || /* no proxy from the environment */
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_open_socket) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &c) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_bytes) != CURLE_OK ||
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, o->timeout_ms) != CURLE_OK) {
+        curl_easy_cleanup(h);
+        return vp_fail(err, VP_ERR_INTERNAL, param,
+                       "this libcurl does not take an option the image URL fetch needs");
+    }
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, o->max_redirects > 0 ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_MAXREDIRS, o->max_redirects);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, o->timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, o->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_bytes);
-    curl_easy_setopt(h, CURLOPT_PROXY, ""); /* no proxy from the environment */
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &c);
-    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &c);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_err);
     if (o->cancelled) {
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
@@ -187,21 +238,30 @@ int vp_fetch_url(const char *url, const vp_fetch_opts *o, const char *param, uin
     CURLcode rc = curl_easy_perform(h);
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    bool literal = c.refused && effective_host_is_literal(h);
     curl_easy_cleanup(h);
+    const char *bytes_name = o->max_bytes_name ? o->max_bytes_name : "url_max_bytes";
+    const char *time_name = o->timeout_name ? o->timeout_name : "url_timeout_ms";
     int ret = 0;
-    if (c.refused)
+    if (c.refused && literal)
         ret = vp_fail(err, VP_ERR_BAD_REQUEST, param,
-                      "image URL resolves to a loopback/private/link-local address (%s): refused "
+                      "image URL names a loopback/private/link-local address (%s): refused "
                       "(url_allow_private is off)",
                       c.refused_addr);
+    else if (c.refused)
+        ret = vp_fail(err, VP_ERR_BAD_REQUEST, param,
+                      "image URL's host resolves to a loopback/private/link-local address: "
+                      "refused (url_allow_private is off)");
     else if (rc == CURLE_ABORTED_BY_CALLBACK)
         ret = vp_fail(err, VP_ERR_UNAVAILABLE, param, "image URL fetch abandoned");
     else if (c.too_large || rc == CURLE_FILESIZE_EXCEEDED)
         ret = vp_fail(err, VP_ERR_TOO_LARGE, param,
-                      "image URL body is over the limit url_max_bytes=%zu", o->max_bytes);
+                      "image URL body is over the limit %s=%zu", bytes_name,
+                      o->max_bytes_name ? o->max_bytes_option : o->max_bytes);
     else if (rc == CURLE_OPERATION_TIMEDOUT)
         ret = vp_fail(err, VP_ERR_BAD_REQUEST, param,
-                      "image URL fetch took longer than url_timeout_ms=%ld", o->timeout_ms);
+                      "image URL fetch took longer than %s=%ld", time_name,
+                      o->timeout_name ? o->timeout_option : o->timeout_ms);
     else if (rc == CURLE_TOO_MANY_REDIRECTS)
         ret = vp_fail(err, VP_ERR_BAD_REQUEST, param,
                       "image URL redirected more than url_max_redirects=%ld times",

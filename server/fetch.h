@@ -15,6 +15,12 @@
 typedef struct vp_fetch_opts {
     size_t max_bytes;
     long timeout_ms;
+    /* the options that set max_bytes and timeout_ms (what was left of them), named with
+     * their values in the errors (NULL: "url_max_bytes" and "url_timeout_ms", max_bytes
+     * and timeout_ms) */
+    const char *max_bytes_name, *timeout_name;
+    size_t max_bytes_option;
+    long timeout_option;
     long max_redirects;
     bool allow_private;
     /* polled while the transfer runs (about once a second when nothing arrives): true

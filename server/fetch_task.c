@@ -55,20 +55,107 @@ static bool fetch_cancelled(void *ctx)
     return atomic_load(&x->fetch_abort) || vp_fetch_pool_stopping(x->srv->fetch_pool);
 }
 
-/* The URL images of one request replaced by their bytes; errors name the image as the
- * engine names it ("requests[2].images[1]"). On the fetch worker. */
-static int fetch_images(vp_conn *x, vp_score_request *req, const char *prefix, vp_error *err)
+static uint64_t url_hash(const char *url)
 {
-    vp_server *s = x->srv;
-    const vp_config *c = s->cfg;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)url; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+
+/* The image URLs of one connection's requests fetched so far (each its first place), and
+ * what the connection may still spend: time (its wait for a fetch thread included) and
+ * bytes held. */
+typedef struct fetch_budget {
+    double deadline;
+    size_t bytes_left;
+    bool started;
+    const vp_image_src **seen; /* [n_seen] fetched images, their url kept */
+    uint64_t *seen_hash;
+    size_t n_seen;
+} fetch_budget;
+
+static const vp_image_src *fetched_before(const fetch_budget *b, const char *url, uint64_t h)
+{
+    for (size_t i = 0; i < b->n_seen; i++)
+        if (b->seen_hash[i] == h && !strcmp(b->seen[i]->url, url))
+            return b->seen[i];
+    return NULL;
+}
+
+/* One URL image's bytes: a copy of an earlier fetch of the same URL, or fetched within
+ * what is left of the budget (each limit that applies named in its error). */
+static int fetch_one(vp_conn *x, fetch_budget *b, const vp_image_src *img, const char *param,
+                     uint8_t **data, size_t *len, vp_error *err)
+{
+    const vp_config *c = x->srv->cfg;
+    uint64_t h = url_hash(img->url);
+    const vp_image_src *same = fetched_before(b, img->url, h);
+    if (same) { /* fetched once: repeats are copies, counted as held bytes */
+        if (same->len > b->bytes_left)
+            return vp_fail(err, VP_ERR_TOO_LARGE, param,
+                           "image URLs of this request are over the limit "
+                           "url_max_request_bytes=%zu (a repeated URL counts each time)",
+                           c->url_max_request_bytes);
+        if (!(*data = malloc(same->len)))
+            return vp_fail(err, VP_ERR_NOMEM, param, "out of memory");
+        memcpy(*data, same->data, same->len);
+        *len = same->len;
+        return 0;
+    }
+    double left_ms = b->deadline - vp_sched_now_ms();
+    if (left_ms < 1) {
+        if (!b->started) /* all of it spent waiting for a fetch thread */
+            return vp_fail(err, VP_ERR_BUSY, param,
+                           "image URL fetching is at capacity: no fetch thread was free within "
+                           "url_request_timeout_ms=%d; retry later, or send the image as base64",
+                           c->url_request_timeout_ms);
+        return vp_fail(err, VP_ERR_BAD_REQUEST, param,
+                       "the image URL fetches of this request took longer than "
+                       "url_request_timeout_ms=%d", c->url_request_timeout_ms);
+    }
     vp_fetch_opts o = {
-        .max_bytes = c->url_max_bytes < c->max_image_bytes ? c->url_max_bytes : c->max_image_bytes,
+        .max_bytes = c->url_max_bytes,
+        .max_bytes_name = "url_max_bytes",
+        .max_bytes_option = c->url_max_bytes,
         .timeout_ms = c->url_timeout_ms,
+        .timeout_name = "url_timeout_ms",
+        .timeout_option = c->url_timeout_ms,
         .max_redirects = c->url_max_redirects,
         .allow_private = c->url_allow_private,
         .cancelled = fetch_cancelled,
         .cancel_ctx = x,
     };
+    if (c->max_image_bytes < o.max_bytes)
+        o.max_bytes = o.max_bytes_option = c->max_image_bytes, o.max_bytes_name = "max_image_bytes";
+    if (b->bytes_left < o.max_bytes) {
+        o.max_bytes = b->bytes_left;
+        o.max_bytes_name = "url_max_request_bytes";
+        o.max_bytes_option = c->url_max_request_bytes;
+    }
+    if (left_ms < (double)o.timeout_ms) {
+        o.timeout_ms = (long)left_ms;
+        o.timeout_name = "url_request_timeout_ms";
+        o.timeout_option = c->url_request_timeout_ms;
+    }
+    if (o.max_bytes == 0)
+        return vp_fail(err, VP_ERR_TOO_LARGE, param,
+                       "image URLs of this request are over the limit url_max_request_bytes=%zu",
+                       c->url_max_request_bytes);
+    b->started = true;
+    if (vp_fetch_url(img->url, &o, param, data, len, err))
+        return -1;
+    b->seen[b->n_seen] = img;
+    b->seen_hash[b->n_seen++] = h;
+    return 0;
+}
+
+/* The URL images of one request replaced by their bytes; errors name the image as the
+ * engine names it ("requests[2].images[1]"). On the fetch worker. */
+static int fetch_images(vp_conn *x, fetch_budget *b, vp_score_request *req, const char *prefix,
+                        vp_error *err)
+{
+    vp_server *s = x->srv;
     for (size_t i = 0; i < req->n_images; i++) {
         vp_image_src *img = &req->images[i];
         if (img->kind != VP_IMAGE_URL)
@@ -80,7 +167,7 @@ static int fetch_images(vp_conn *x, vp_score_request *req, const char *prefix, v
             snprintf(param, sizeof param, "%simages[%zu]", prefix, i);
         uint8_t *data;
         size_t len;
-        if (vp_fetch_url(img->url, &o, param, &data, &len, err)) {
+        if (fetch_one(x, b, img, param, &data, &len, err)) {
             if (err->kind != VP_ERR_UNAVAILABLE) /* not abandoned */
                 vp_metrics_event(&s->metrics, VP_EV_URL_FAILED);
             return -1;
@@ -89,8 +176,55 @@ static int fetch_images(vp_conn *x, vp_score_request *req, const char *prefix, v
         free(img->data);
         img->data = data;
         img->len = len;
-        img->kind = VP_IMAGE_BYTES;
+        img->kind = VP_IMAGE_BYTES; /* img->url kept: a later repeat copies these bytes */
+        b->bytes_left -= len;
     }
+    return 0;
+}
+
+/* The URL images of x's stashed requests: how many, and an error naming the first past
+ * url_max_per_request different ones. */
+static int count_urls(vp_conn *x, size_t *n_urls, vp_error *err)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < x->n_fetch; i++)
+        for (size_t j = 0; j < x->fetch[i].req.n_images; j++)
+            n += x->fetch[i].req.images[j].kind == VP_IMAGE_URL;
+    *n_urls = n;
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    uint64_t *set = calloc(cap, sizeof *set); /* open addressing; 0 = empty */
+    if (!set)
+        return vp_fail(err, VP_ERR_NOMEM, "", "out of memory");
+    size_t distinct = 0, limit = x->srv->cfg->url_max_per_request;
+    for (size_t i = 0; i < x->n_fetch; i++) {
+        const vp_score_request *req = &x->fetch[i].req;
+        for (size_t j = 0; j < req->n_images; j++) {
+            if (req->images[j].kind != VP_IMAGE_URL)
+                continue;
+            uint64_t h = url_hash(req->images[j].url) | 1; /* a hash stands for its URL: a
+                                                               * collision undercounts by one */
+            size_t k = (size_t)h & (cap - 1);
+            while (set[k] && set[k] != h)
+                k = (k + 1) & (cap - 1);
+            if (set[k])
+                continue;
+            set[k] = h;
+            if (++distinct > limit) {
+                free(set);
+                char param[128];
+                if (req->n_images == 1)
+                    snprintf(param, sizeof param, "%simage", x->fetch[i].prefix);
+                else
+                    snprintf(param, sizeof param, "%simages[%zu]", x->fetch[i].prefix, j);
+                return vp_fail(err, VP_ERR_TOO_LARGE, param,
+                               "more than url_max_per_request=%zu different image URLs in one "
+                               "request", limit);
+            }
+        }
+    }
+    free(set);
     return 0;
 }
 
@@ -100,15 +234,24 @@ static void fetch_run(void *arg, bool abandoned)
     vp_conn *x = arg;
     vp_server *s = x->srv;
     bool cut = abandoned;
+    fetch_budget b = {.deadline = x->t_fetch + s->cfg->url_request_timeout_ms,
+                      .bytes_left = s->cfg->url_max_request_bytes};
+    b.seen = calloc(x->n_urls ? x->n_urls : 1, sizeof *b.seen);
+    b.seen_hash = calloc(x->n_urls ? x->n_urls : 1, sizeof *b.seen_hash);
     for (size_t i = 0; i < x->n_fetch && !cut; i++) {
         vp_fetch_req *r = &x->fetch[i];
         if (fetch_cancelled(x)) {
             cut = true;
             break;
         }
-        r->rc = fetch_images(x, &r->req, r->prefix, &r->err);
+        if (!b.seen || !b.seen_hash)
+            r->rc = vp_fail(&r->err, VP_ERR_NOMEM, "", "out of memory");
+        else
+            r->rc = fetch_images(x, &b, &r->req, r->prefix, &r->err);
         cut = r->rc && r->err.kind == VP_ERR_UNAVAILABLE;
     }
+    free(b.seen);
+    free(b.seen_hash);
     /* cut short: by the client leaving (the watcher set x->gone first: no answer) or by
      * a shutdown (503) */
     x->fetch_refused = cut;
@@ -131,6 +274,8 @@ enum MHD_Result vp_fetch_start(vp_conn *x)
     if (!s->fetch_pool) /* the parser refuses URLs then: not reached */
         return vp_reply_errorf(x, VP_ERR_BAD_REQUEST, "",
                                "image URLs are not enabled on this server; send the image as base64");
+    if (count_urls(x, &x->n_urls, &err))
+        return vp_reply_error(x, &err);
     x->t_fetch = vp_sched_now_ms();
     pthread_mutex_lock(&x->mu);
     if (vp_fetch_pool_submit(s->fetch_pool, fetch_run, x, &err)) {
@@ -167,8 +312,4 @@ void vp_fetch_free(vp_conn *x)
         if (x->fetch[i].live)
             vp_request_free(&x->fetch[i].req);
     free(x->fetch);
-    for (size_t i = 0; i < x->n_held; i++)
-        vp_job_free(x->held_jobs[i]);
-    free(x->held_jobs);
-    free(x->held_item_of_job);
 }

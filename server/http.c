@@ -578,18 +578,19 @@ static int quota_take(vp_conn *x, size_t n, bool *quota_busy, vp_error *err)
         return 0;
     if (n > x->max_queued)
         return vp_fail(err, VP_ERR_TOO_LARGE, "requests",
-                       "%zu jobs in one request, over the API key's max_queued=%zu (key %s)",
-                       n, x->max_queued, x->key_name);
+                       "%zu jobs in one request, over the %s's max_queued=%zu (%s)", n,
+                       vp_client_kind(x), x->max_queued, x->key_name);
     size_t held = 0;
     int rc = vp_key_quota_take(x->srv->quota, x->key_name, n, x->max_queued, &held);
     if (rc == -2)
-        return vp_fail(err, VP_ERR_NOMEM, "", "out of memory counting the API key's jobs");
+        return vp_fail(err, VP_ERR_NOMEM, "", "out of memory counting the %s's jobs",
+                       vp_client_kind(x));
     if (rc) {
         *quota_busy = true;
         vp_metrics_event(&x->srv->metrics, VP_EV_KEY_BUSY);
-        return vp_fail(err, VP_ERR_BUSY, "", "the API key %s has %zu jobs queued or running, "
-                       "its max_queued is %zu: %zu more do not fit; retry later", x->key_name,
-                       held, x->max_queued, n);
+        return vp_fail(err, VP_ERR_BUSY, "", "the %s %s has %zu jobs queued or running, "
+                       "its max_queued is %zu: %zu more do not fit; retry later",
+                       vp_client_kind(x), x->key_name, held, x->max_queued, n);
     }
     x->quota_held = n;
     return 0;
@@ -758,6 +759,7 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
     s->limits.max_tiles = cfg->max_tiles;
     s->limits.max_json_values = cfg->max_json_values;
     s->limits.allow_urls = cfg->allow_image_urls;
+    s->limits.max_url_length = cfg->url_max_length;
     vp_reload_watch_init(s); /* before the files are read: a change meanwhile is seen */
     if (vp_api_keys_load(cfg->api_key, cfg->api_keys_file, &s->keys, err))
         goto fail;
@@ -817,6 +819,10 @@ int vp_server_start(const vp_config *cfg, vp_server **out, vp_error *err)
         /* each handshake asks tls.c for the pair: a reload can replace it */
         opts[sizeof opts / sizeof opts[0] - 4] = (struct MHD_OptionItem){
             MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)&vp_tls_retrieve};
+        /* TLS 1.2 and 1.3 only: 1.0 and 1.1 are deprecated (RFC 8996) */
+        opts[sizeof opts / sizeof opts[0] - 3] = (struct MHD_OptionItem){
+            MHD_OPTION_HTTPS_PRIORITIES, 0,
+            (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"};
     }
     s->daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, s,
                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,

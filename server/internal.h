@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include "config/config.h"
 #include "engine/engine.h"
@@ -164,11 +165,9 @@ struct vp_conn {
     bool gone;                   /* the watcher saw the client hang up (under wait_mu) */
     /* fetching image URLs (fetch_task.c): written by the HTTP thread before the task is
      * queued, by the fetch worker before it resumes the connection */
-    vp_fetch_req *fetch;         /* [n_fetch] */
+    vp_fetch_req *fetch;         /* [n_fetch] (a batch: every item parsed) */
     size_t n_fetch;
-    vp_job **held_jobs;          /* [n_held] a batch's items prepared before the fetch, */
-    size_t *held_item_of_job;    /* queued with the fetched ones (their item indices) */
-    size_t n_held;
+    size_t n_urls;               /* the URL images among them */
     atomic_bool fetch_abort;     /* set by the watcher when the client left: stop fetching */
     bool fetch_refused;          /* the fetch was cut short by a shutdown: 503 */
     double t_fetch;              /* when the fetch was queued */
@@ -271,6 +270,13 @@ int vp_watch_start(vp_server *s, vp_error *err);
 void vp_watch_stop(vp_server *s);
 void vp_watch_add_locked(vp_server *s, vp_conn *x);    /* caller holds s->wait_mu */
 void vp_watch_remove_locked(vp_server *s, vp_conn *x); /* caller holds s->wait_mu */
+
+/* What names x's client in messages: "client certificate" for a cert:NAME, else
+ * "API key". */
+static inline const char *vp_client_kind(const vp_conn *x)
+{
+    return strncmp(x->key_name, "cert:", 5) ? "API key" : "client certificate";
+}
 
 /* fetch_task.c: image URLs fetched off the HTTP threads */
 int vp_fetch_start_pool(vp_server *s, vp_error *err); /* when allow_image_urls */

@@ -248,6 +248,13 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
         gauge(f, "vprm_tls_client_cas", "Certificate authorities whose client certificates "
               "are accepted (mutual TLS; 0: no client certificate is asked for).",
               (double)g->tls_client_cas);
+        if (g->tls_client_crl_next_update > 0)
+            fprintf(f, "# HELP vprm_tls_client_crl_next_update_timestamp_seconds When the "
+                       "earliest of the client CAs' revocation lists is due to be replaced "
+                       "(Unix time; past it, it still applies).\n"
+                       "# TYPE vprm_tls_client_crl_next_update_timestamp_seconds gauge\n"
+                       "vprm_tls_client_crl_next_update_timestamp_seconds %.0f\n",
+                    g->tls_client_crl_next_update);
     }
     if (g->device_total_bytes) {
         gauge(f, "vprm_gpu_memory_used_bytes", "GPU memory in use (every process on the device).",

@@ -72,6 +72,7 @@ typedef struct vp_gauges {
     size_t tls_pairs_held;                        /* certificates held (replaced ones in use) */
     vp_key_usage *key_usage;                      /* per API key name (NULL = none) */
     size_t tls_client_cas;                        /* client CAs (mutual TLS; 0 = off) */
+    double tls_client_crl_next_update;            /* their CRLs' earliest, Unix time; 0 = none */
 } vp_gauges;
 
 void vp_metrics_init(vp_metrics *m);

@@ -184,6 +184,7 @@ enum MHD_Result vp_route_metrics(vp_conn *x)
     g.key_usage = s->usage;
     pthread_rwlock_rdlock(&s->keys_lock);
     g.tls_client_cas = vp_client_cas_count(s->client_cas);
+    g.tls_client_crl_next_update = vp_client_cas_crl_next_update(s->client_cas);
     pthread_rwlock_unlock(&s->keys_lock);
     if (s->tls) {
         g.tls_not_after = vp_tls_not_after();

@@ -85,25 +85,36 @@ static enum MHD_Result fetch_later(vp_conn *x, vp_score_request *req)
     return vp_fetch_start(x);
 }
 
+/* A single request's body (score, tokenize) parsed and its job prepared: 1 with *job,
+ * or 0 with *answer (its error's, or a fetch worker's once its image URLs are in). */
+static int single_job(vp_conn *x, vp_item *item, vp_job **job, enum MHD_Result *answer)
+{
+    vp_score_request req;
+    vp_error err;
+    memset(&err, 0, sizeof err);
+    int rc = vp_request_parse(x->body, x->len, &x->srv->limits, &req, &err);
+    drop_body(x);
+    if (rc)
+        *answer = vp_reply_error(x, &err);
+    else if (vp_request_has_urls(&req))
+        *answer = fetch_later(x, &req);
+    else if (prepare(x, &req, "", item, job, &err))
+        *answer = vp_reply_error(x, &err);
+    else
+        return 1;
+    return 0;
+}
+
 enum MHD_Result vp_route_score(vp_conn *x)
 {
-    vp_server *s = x->srv;
     x->items = calloc(1, sizeof *x->items);
     if (!x->items)
         return vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory");
     x->n_items = 1;
-    vp_score_request req;
-    vp_error err;
-    memset(&err, 0, sizeof err);
-    int rc = vp_request_parse(x->body, x->len, &s->limits, &req, &err);
-    drop_body(x);
-    if (rc)
-        return vp_reply_error(x, &err);
-    if (vp_request_has_urls(&req))
-        return fetch_later(x, &req);
     vp_job *job;
-    if (prepare(x, &req, "", &x->items[0], &job, &err))
-        return vp_reply_error(x, &err);
+    enum MHD_Result answer;
+    if (!single_job(x, &x->items[0], &job, &answer))
+        return answer;
     size_t item = 0;
     return vp_conn_submit(x, &job, 1, &item);
 }
@@ -152,7 +163,7 @@ static json_t *item_json(vp_conn *x, vp_item *it, const char *id, bool *gone)
     if (it->priority_lowered)
         snprintf(note, sizeof note, "priority \"%s\" lowered to \"%s\": the most this %s "
                  "may ask for", vp_priority_name(it->asked), vp_priority_name(it->priority),
-                 strncmp(x->key_name, "cert:", 5) ? "API key" : "client certificate");
+                 vp_client_kind(x));
     vp_score_json_opts o = {.id = id, .model_name = s->model_name,
                             .return_steps = it->return_steps, .return_logits = it->return_logits,
                             .unknown_fields = it->unknown_fields,
@@ -187,6 +198,35 @@ enum MHD_Result vp_route_score_finish(vp_conn *x)
     return vp_reply_json(x, json_object_get(j, "error") ? 500 : 200, j);
 }
 
+/* A batch without image URLs: its parsed items prepared and queued (reqs[i] taken where
+ * parsed[i]), or answered at once when every item failed. */
+static enum MHD_Result submit_items(vp_conn *x, vp_score_request *reqs, const bool *parsed)
+{
+    vp_job **jobs = calloc(x->n_items, sizeof *jobs);
+    size_t *item_of_job = calloc(x->n_items, sizeof *item_of_job);
+    size_t n_jobs = 0;
+    for (size_t i = 0; i < x->n_items; i++) {
+        char prefix[48];
+        snprintf(prefix, sizeof prefix, "requests[%zu].", i);
+        vp_item *it = &x->items[i];
+        if (!parsed[i])
+            continue;
+        if (!jobs || !item_of_job) {
+            vp_request_free(&reqs[i]);
+            vp_fail(&it->err, VP_ERR_NOMEM, "", "out of memory");
+            continue;
+        }
+        if (prepare(x, &reqs[i], prefix, it, &jobs[n_jobs], &it->err))
+            continue;
+        item_of_job[n_jobs++] = i;
+    }
+    enum MHD_Result ret = n_jobs == 0 ? vp_route_batch_finish(x) /* every item failed */
+                                      : vp_conn_submit(x, jobs, n_jobs, item_of_job);
+    free(jobs);
+    free(item_of_job);
+    return ret;
+}
+
 enum MHD_Result vp_route_batch(vp_conn *x)
 {
     vp_server *s = x->srv;
@@ -197,19 +237,21 @@ enum MHD_Result vp_route_batch(vp_conn *x)
     }
     json_error_t jerr;
     json_t *root = vp_json_loadb(x->body, x->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    if (!root) {
+        vp_json_fail(&verr, &jerr, x->body, x->len);
+        drop_body(x);
+        return vp_reply_error(x, &verr);
+    }
     drop_body(x);
-    if (!root)
-        return vp_reply_errorf(x, VP_ERR_BAD_REQUEST, "", "malformed JSON at line %d column %d: %s",
-                               jerr.line, jerr.column, jerr.text);
-    const json_t *reqs = json_is_object(root) ? json_object_get(root, "requests") : NULL;
+    const json_t *reqs_json = json_is_object(root) ? json_object_get(root, "requests") : NULL;
     enum MHD_Result ret;
     if (!json_is_object(root)) {
         ret = vp_reply_errorf(x, VP_ERR_BAD_REQUEST, "", "the body must be a JSON object {\"requests\": [...]}");
         goto out;
     }
-    if (!json_is_array(reqs)) {
+    if (!json_is_array(reqs_json)) {
         ret = vp_reply_errorf(x, VP_ERR_BAD_REQUEST, "requests",
-                              reqs ? "must be an array of score requests" : "missing required field");
+                              reqs_json ? "must be an array of score requests" : "missing required field");
         goto out;
     }
     /* the batch's own priority: that of every item that names none */
@@ -229,7 +271,7 @@ enum MHD_Result vp_route_batch(vp_conn *x)
         ret = vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory");
         goto out;
     }
-    size_t n = json_array_size(reqs);
+    size_t n = json_array_size(reqs_json);
     if (n == 0) {
         ret = vp_reply_errorf(x, VP_ERR_BAD_REQUEST, "requests", "must contain at least one request");
         goto out;
@@ -242,56 +284,52 @@ enum MHD_Result vp_route_batch(vp_conn *x)
     }
     if (x->max_queued && n > x->max_queued) { /* could never fit: refused before any work */
         ret = vp_reply_errorf(x, VP_ERR_TOO_LARGE, "requests",
-                              "%zu requests, over the API key's max_queued=%zu (key %s)", n,
-                              x->max_queued, x->key_name);
+                              "%zu requests, over the %s's max_queued=%zu (%s)", n,
+                              vp_client_kind(x), x->max_queued, x->key_name);
         goto out;
     }
     x->items = calloc(n, sizeof *x->items);
-    vp_job **jobs = calloc(n, sizeof *jobs);
-    size_t *item_of_job = calloc(n, sizeof *item_of_job);
-    if (!x->items || !jobs || !item_of_job) {
-        free(jobs);
-        free(item_of_job);
+    vp_score_request *reqs = calloc(n, sizeof *reqs);
+    bool *parsed = calloc(n, sizeof *parsed);
+    if (!x->items || !reqs || !parsed) {
+        free(reqs);
+        free(parsed);
         ret = vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory");
         goto out;
     }
     x->n_items = n;
-    size_t n_jobs = 0;
+    bool any_urls = false;
     for (size_t i = 0; i < n; i++) {
         char prefix[48];
         snprintf(prefix, sizeof prefix, "requests[%zu].", i);
         vp_item *it = &x->items[i];
-        vp_score_request req;
-        if (vp_request_from_json(json_array_get(reqs, i), prefix, &s->limits, &req, &it->err)) {
+        if (vp_request_from_json(json_array_get(reqs_json, i), prefix, &s->limits, &reqs[i],
+                                 &it->err)) {
             prefix_param(&it->err, prefix);
             continue;
         }
-        if (!req.priority_given) {
-            req.priority = batch_priority;
-            req.priority_given = bp && !json_is_null(bp);
+        parsed[i] = true;
+        if (!reqs[i].priority_given) {
+            reqs[i].priority = batch_priority;
+            reqs[i].priority_given = bp && !json_is_null(bp);
         }
-        if (vp_request_has_urls(&req)) { /* prepared after the fetch */
-            if (vp_fetch_stash(x, &req, prefix, i, n))
-                vp_fail(&it->err, VP_ERR_NOMEM, "", "out of memory");
-            continue;
-        }
-        if (prepare(x, &req, prefix, it, &jobs[n_jobs], &it->err))
-            continue;
-        item_of_job[n_jobs++] = i;
+        any_urls = any_urls || vp_request_has_urls(&reqs[i]);
     }
-    if (x->n_fetch) { /* the prepared items wait for the fetched ones, then all are queued */
-        x->held_jobs = jobs;
-        x->held_item_of_job = item_of_job;
-        x->n_held = n_jobs;
+    if (any_urls) {
+        /* every item waits for the fetch as it was parsed: none is decoded into tiles
+         * (held outside the queue's bounds) while the URLs download */
+        for (size_t i = 0; i < n; i++) {
+            char prefix[48];
+            snprintf(prefix, sizeof prefix, "requests[%zu].", i);
+            if (parsed[i] && vp_fetch_stash(x, &reqs[i], prefix, i, n))
+                vp_fail(&x->items[i].err, VP_ERR_NOMEM, "", "out of memory");
+        }
         ret = vp_fetch_start(x);
-        goto out;
+    } else {
+        ret = submit_items(x, reqs, parsed);
     }
-    if (n_jobs == 0) /* every item failed: answer now */
-        ret = vp_route_batch_finish(x);
-    else
-        ret = vp_conn_submit(x, jobs, n_jobs, item_of_job);
-    free(jobs);
-    free(item_of_job);
+    free(reqs);
+    free(parsed);
 out:
     json_decref(root);
     return ret;
@@ -299,15 +337,18 @@ out:
 
 enum MHD_Result vp_route_batch_fetched(vp_conn *x)
 {
-    vp_job **jobs = x->held_jobs;
-    size_t *item_of_job = x->held_item_of_job;
-    size_t n_jobs = x->n_held;
-    x->held_jobs = NULL; /* ours now: queued (or freed) below */
-    x->held_item_of_job = NULL;
-    x->n_held = 0;
+    vp_job **jobs = calloc(x->n_fetch ? x->n_fetch : 1, sizeof *jobs);
+    size_t *item_of_job = calloc(x->n_fetch ? x->n_fetch : 1, sizeof *item_of_job);
+    size_t n_jobs = 0;
     for (size_t i = 0; i < x->n_fetch; i++) {
         vp_fetch_req *r = &x->fetch[i];
         vp_item *it = &x->items[r->item];
+        if (!jobs || !item_of_job) {
+            r->live = false;
+            vp_request_free(&r->req);
+            vp_fail(&it->err, VP_ERR_NOMEM, "", "out of memory");
+            continue;
+        }
         if (take_fetched(x, r, it, &jobs[n_jobs], &it->err))
             continue;
         item_of_job[n_jobs++] = r->item;
@@ -349,7 +390,7 @@ enum MHD_Result vp_route_batch_finish(vp_conn *x)
 }
 
 /* The tokenize answer of a prepared request. */
-static enum MHD_Result tokenize_reply(vp_conn *x, vp_job *job)
+static enum MHD_Result tokenize_reply(vp_conn *x, vp_job *job, const vp_item *item)
 {
     vp_server *s = x->srv;
     vp_error err;
@@ -358,26 +399,22 @@ static enum MHD_Result tokenize_reply(vp_conn *x, vp_job *job)
     vp_job_free(job);
     if (!j)
         return vp_reply_error(x, &err);
+    if (item->unknown_fields[0]) { /* as a score answer says them */
+        char w[VP_UNKNOWN_FIELDS_MAX + 32];
+        snprintf(w, sizeof w, "unknown fields ignored: %s", item->unknown_fields);
+        json_object_set_new(j, "warnings", json_pack("[s]", w));
+    }
     return vp_reply_json(x, 200, j);
 }
 
 enum MHD_Result vp_route_tokenize(vp_conn *x)
 {
-    vp_server *s = x->srv;
-    vp_score_request req;
-    vp_error err;
-    memset(&err, 0, sizeof err);
-    int rc = vp_request_parse(x->body, x->len, &s->limits, &req, &err);
-    drop_body(x);
-    if (rc)
-        return vp_reply_error(x, &err);
-    if (vp_request_has_urls(&req))
-        return fetch_later(x, &req);
     vp_item item;
     vp_job *job;
-    if (prepare(x, &req, "", &item, &job, &err))
-        return vp_reply_error(x, &err);
-    return tokenize_reply(x, job);
+    enum MHD_Result answer;
+    if (!single_job(x, &item, &job, &answer))
+        return answer;
+    return tokenize_reply(x, job, &item);
 }
 
 enum MHD_Result vp_route_tokenize_fetched(vp_conn *x)
@@ -387,5 +424,5 @@ enum MHD_Result vp_route_tokenize_fetched(vp_conn *x)
     vp_error err;
     if (take_fetched(x, &x->fetch[0], &item, &job, &err))
         return vp_reply_error(x, &err);
-    return tokenize_reply(x, job);
+    return tokenize_reply(x, job, &item);
 }

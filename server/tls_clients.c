@@ -9,13 +9,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "engine/util/log.h"
 #include "server/pem.h"
 #include "server/tls_clients.h"
 
 struct vp_client_cas {
     gnutls_x509_trust_list_t list;
     size_t n, n_crls;
+    double crl_next_update; /* the earliest of the lists' next updates (0: none) */
 };
 
 void vp_client_cas_free(vp_client_cas *c)
@@ -25,6 +28,107 @@ void vp_client_cas_free(vp_client_cas *c)
     if (c->list)
         gnutls_x509_trust_list_deinit(c->list, 1);
     free(c);
+}
+
+/* A CRL's issuer for a message: its distinguished name, cut to fit. */
+static void crl_issuer(gnutls_x509_crl_t crl, char *out, size_t cap)
+{
+    size_t n = cap;
+    if (gnutls_x509_crl_get_issuer_dn(crl, out, &n) < 0)
+        snprintf(out, cap, "(unreadable issuer)");
+}
+
+static void utc_text(time_t t, char *out, size_t cap)
+{
+    struct tm tm;
+    if (t == (time_t)-1 || !gmtime_r(&t, &tm) || !strftime(out, cap, "%Y-%m-%d %H:%M:%S UTC", &tm))
+        snprintf(out, cap, "(no date)");
+}
+
+/* The file's n_blocks revocation lists added to c's trust list. Each must be signed by one
+ * of the file's authorities (else refused, naming the list: a typo cannot pass quietly).
+ * Dates do not refuse one: a list past its next update still lists revoked certificates,
+ * and refusing it would refuse every reload of the credentials, and the next start, until
+ * a new one is published; one dated ahead of this clock is a clock difference. Both are
+ * warned about at each load, and the earliest next update is in /metrics. */
+static int add_crls(vp_client_cas *c, const gnutls_datum_t *pem, size_t n_blocks,
+                    const char *path, vp_error *err)
+{
+    gnutls_x509_crl_t *crls = NULL;
+    gnutls_x509_crt_t *cas = NULL;
+    unsigned n_crls = 0, n_cas = 0;
+    int rc = gnutls_x509_crl_list_import2(&crls, &n_crls, pem, GNUTLS_X509_FMT_PEM, 0);
+    if (rc < 0 || n_crls != n_blocks) {
+        for (unsigned i = 0; rc >= 0 && i < n_crls; i++)
+            gnutls_x509_crl_deinit(crls[i]);
+        gnutls_free(crls);
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "tls_client_ca",
+                       "option tls_client_ca: %s holds %zu revocation list%s (X509 CRL) but %u "
+                       "could be read%s%s", path, n_blocks, n_blocks == 1 ? "" : "s",
+                       rc < 0 ? 0 : n_crls, rc < 0 ? ": " : "", rc < 0 ? gnutls_strerror(rc) : "");
+    }
+    int fail = 0;
+    if (gnutls_x509_crt_list_import2(&cas, &n_cas, pem, GNUTLS_X509_FMT_PEM, 0) < 0) {
+        cas = NULL;
+        n_cas = 0;
+    }
+    time_t now = time(NULL);
+    for (unsigned i = 0; i < n_crls && !fail; i++) {
+        unsigned status = 0;
+        char issuer[256], when[40];
+        crl_issuer(crls[i], issuer, sizeof issuer);
+        rc = gnutls_x509_crl_verify(crls[i], cas, n_cas, 0, &status);
+        unsigned dates = GNUTLS_CERT_REVOCATION_DATA_SUPERSEDED |
+                         GNUTLS_CERT_REVOCATION_DATA_ISSUED_IN_FUTURE | GNUTLS_CERT_INVALID;
+        if (rc < 0 || (status & ~dates) ||
+            ((status & GNUTLS_CERT_INVALID) && !(status & (dates & ~GNUTLS_CERT_INVALID)))) {
+            fail = vp_fail(err, VP_ERR_BAD_REQUEST, "tls_client_ca",
+                           "option tls_client_ca: %s: revocation list %u (issuer %s) is %s", path,
+                           i + 1, issuer,
+                           rc < 0 ? gnutls_strerror(rc)
+                           : status & GNUTLS_CERT_SIGNER_NOT_FOUND
+                               ? "not signed by any authority of the file"
+                           : status & GNUTLS_CERT_SIGNER_NOT_CA
+                               ? "signed by a certificate that is not an authority"
+                               : "not verified by its authority's signature");
+            break;
+        }
+        time_t next = gnutls_x509_crl_get_next_update(crls[i]);
+        if (next != (time_t)-1 && (!c->crl_next_update || (double)next < c->crl_next_update))
+            c->crl_next_update = (double)next;
+        if (status & GNUTLS_CERT_REVOCATION_DATA_SUPERSEDED) {
+            utc_text(next, when, sizeof when);
+            VP_LOGW(NULL, "tls_client_ca %s: revocation list %u (issuer %s) was due to be "
+                    "replaced on %s: its revocations still apply; publish a new one", path,
+                    i + 1, issuer, when);
+        }
+        if (status & GNUTLS_CERT_REVOCATION_DATA_ISSUED_IN_FUTURE) {
+            utc_text(gnutls_x509_crl_get_this_update(crls[i]), when, sizeof when);
+            VP_LOGW(NULL, "tls_client_ca %s: revocation list %u (issuer %s) is dated %s, after "
+                    "this machine's clock (%ld s ahead): its revocations apply; check the clocks",
+                    path, i + 1, issuer, when,
+                    (long)(gnutls_x509_crl_get_this_update(crls[i]) - now));
+        }
+    }
+    for (unsigned i = 0; i < n_cas; i++)
+        gnutls_x509_crt_deinit(cas[i]);
+    gnutls_free(cas);
+    if (fail) {
+        for (unsigned i = 0; i < n_crls; i++)
+            gnutls_x509_crl_deinit(crls[i]);
+        gnutls_free(crls);
+        return -1;
+    }
+    /* the trust list owns the lists from here; verified above (its own check would drop
+     * one past its dates) */
+    int k = gnutls_x509_trust_list_add_crls(c->list, crls, n_crls, 0, 0);
+    gnutls_free(crls);
+    if (k < 0 || (unsigned)k != n_crls)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "tls_client_ca",
+                       "option tls_client_ca: %s: %d of its %u revocation lists could be added%s%s",
+                       path, k < 0 ? 0 : k, n_crls, k < 0 ? ": " : "", k < 0 ? gnutls_strerror(k) : "");
+    c->n_crls = n_crls;
+    return 0;
 }
 
 int vp_client_cas_load(const char *path, vp_client_cas **out, vp_error *err)
@@ -50,23 +154,14 @@ int vp_client_cas_load(const char *path, vp_client_cas **out, vp_error *err)
     }
     c->n = (size_t)n;
     /* revocation lists ("X509 CRL" blocks) in the same file, each signed by one of its
-     * authorities (GnuTLS drops one that is not: refused, so a typo cannot pass quietly) */
+     * authorities */
     size_t blocks = 0;
     for (const char *p = pem; (p = strstr(p, "-----BEGIN X509 CRL-----")); p++)
         blocks++;
-    if (blocks) {
-        int k = gnutls_x509_trust_list_add_trust_mem(c->list, NULL, &d, GNUTLS_X509_FMT_PEM,
-                                                     GNUTLS_TL_VERIFY_CRL, 0);
-        if (k < 0 || (size_t)k != blocks) {
-            free(pem);
-            vp_client_cas_free(c);
-            return vp_fail(err, VP_ERR_BAD_REQUEST, "tls_client_ca",
-                           "option tls_client_ca: %s holds %zu revocation list%s (X509 CRL) but "
-                           "%d could be read and verified against its authorities%s%s", path,
-                           blocks, blocks == 1 ? "" : "s", k < 0 ? 0 : k, k < 0 ? ": " : "",
-                           k < 0 ? gnutls_strerror(k) : "");
-        }
-        c->n_crls = blocks;
+    if (blocks && add_crls(c, &d, blocks, path, err)) {
+        free(pem);
+        vp_client_cas_free(c);
+        return -1;
     }
     free(pem);
     *out = c;
@@ -76,6 +171,11 @@ int vp_client_cas_load(const char *path, vp_client_cas **out, vp_error *err)
 size_t vp_client_cas_crls(const vp_client_cas *c)
 {
     return c ? c->n_crls : 0;
+}
+
+double vp_client_cas_crl_next_update(const vp_client_cas *c)
+{
+    return c ? c->crl_next_update : 0;
 }
 
 size_t vp_client_cas_count(const vp_client_cas *c)

@@ -24,8 +24,11 @@ int vp_client_cas_load(const char *path, vp_client_cas **out, vp_error *err);
 void vp_client_cas_free(vp_client_cas *c);
 size_t vp_client_cas_count(const vp_client_cas *c);
 /* Revocation lists ("X509 CRL" blocks of the same file, each verified against its
- * authorities at load): a revoked client certificate is refused. */
+ * authorities at load): a revoked client certificate is refused. One past its next update
+ * or dated ahead of the clock still applies (a warning is logged at each load). */
 size_t vp_client_cas_crls(const vp_client_cas *c);
+/* The earliest next update of the revocation lists (seconds since the epoch; 0: none). */
+double vp_client_cas_crl_next_update(const vp_client_cas *c);
 
 /* Whether chain[0..n) (DER, the client's certificate first) verifies against c, now, for
  * client authentication: 0 and the client's name in name[cap] (cap > VP_CLIENT_NAME_MAX;

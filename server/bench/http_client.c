@@ -7,14 +7,9 @@
 #include <strings.h>
 #include <time.h>
 
-typedef struct grow {
-    char *p;
-    size_t n;
-} grow;
-
-static size_t on_bytes(char *ptr, size_t size, size_t nmemb, void *ud)
+size_t vp_http_buf_append(char *ptr, size_t size, size_t nmemb, void *ud)
 {
-    grow *g = ud;
+    vp_http_buf *g = ud;
     size_t n = size * nmemb;
     char *np = realloc(g->p, g->n + n + 1);
     if (!np)
@@ -57,7 +52,7 @@ int vp_http_request(const char *method, const char *url, const char *body, size_
     struct curl_slist *hl = curl_slist_append(NULL, "Expect:");
     for (size_t i = 0; headers && headers[i]; i++)
         hl = curl_slist_append(hl, headers[i]);
-    grow b = {0}, hd = {0};
+    vp_http_buf b = {0}, hd = {0};
     curl_easy_setopt(h, CURLOPT_URL, url);
     vp_http_set_tls(h);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
@@ -68,9 +63,9 @@ int vp_http_request(const char *method, const char *url, const char *body, size_
     if (!strcmp(method, "HEAD"))
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_bytes);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, vp_http_buf_append);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_bytes);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, vp_http_buf_append);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &hd);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);

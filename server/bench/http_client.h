@@ -14,6 +14,15 @@ typedef struct vp_http_reply {
     char error[256];    /* transport error text, "" when a response arrived */
 } vp_http_reply;
 
+/* A growing byte buffer, NUL-terminated after its n bytes, and the libcurl write (or
+ * header) callback that appends to it (ud: a vp_http_buf; 0 on allocation failure, which
+ * stops the transfer). */
+typedef struct vp_http_buf {
+    char *p;
+    size_t n;
+} vp_http_buf;
+size_t vp_http_buf_append(char *ptr, size_t size, size_t nmemb, void *ud);
+
 /* headers: NULL-terminated list of "Name: value" (may be NULL). body may be NULL (GET).
  * Returns 0 when a response arrived (any status), -1 on a transport error. */
 int vp_http_request(const char *method, const char *url, const char *body, size_t len,

@@ -53,25 +53,6 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-typedef struct membuf {
-    char *p;
-    size_t n;
-} membuf;
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-    membuf *m = ud;
-    size_t n = size * nmemb;
-    char *np = realloc(m->p, m->n + n + 1);
-    if (!np)
-        return 0;
-    memcpy(np + m->n, ptr, n);
-    m->p = np;
-    m->n += n;
-    m->p[m->n] = 0;
-    return n;
-}
-
 static char *http_get(const char *base, const char *path, const char *api_key)
 {
     char url[1024], auth[512];
@@ -110,11 +91,11 @@ static void *client_main(void *arg)
         snprintf(auth, sizeof auth, "Authorization: Bearer %s", o->api_key);
         hdr = curl_slist_append(hdr, auth);
     }
-    membuf m = {0};
+    vp_http_buf m = {0};
     curl_easy_setopt(h, CURLOPT_URL, url);
     vp_http_set_tls(h);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, vp_http_buf_append);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &m);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, o->timeout_s);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);

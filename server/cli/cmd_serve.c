@@ -336,6 +336,10 @@ int cmd_serve(int argc, char **argv)
     if (!cfg.api_key && !cfg.api_keys_file && !cfg.tls_client_ca)
         VP_LOGW(NULL, "no API key set (--api-key / VPRM_API_KEY, --api-keys-file) and no "
                 "client certificate required (--tls-client-ca): every client may score");
+    if (cfg.allow_image_urls && cfg.url_allow_private)
+        VP_LOGW(NULL, "url_allow_private is on: image URLs may reach loopback, private and "
+                "link-local addresses (internal services, cloud metadata); for tests and "
+                "closed networks only");
 
     vp_engine_options eo;
     vp_engine_options_default(&eo);

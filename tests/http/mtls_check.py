@@ -119,6 +119,11 @@ if MODE == "certs":
                  json.dumps(dict(json.loads(score), priority="high")))
     check(st == 200 and any("lowered" in w for w in a.get("warnings", [])),
           "its \"high\" request runs at normal, the answer says so (%d %s)" % (st, a.get("warnings")))
+    st, a = call("trainer", "POST", "/v1/score/batch", None,
+                 json.dumps({"requests": [json.loads(score)] * 3}))
+    check(st == 413 and "over the client certificate's max_queued=2 (%s)" % TRAINER in message(a),
+          "a batch over its max_queued: 413 naming its certificate, not an API key (%d %s)"
+          % (st, message(a)))
     m0 = metrics()
     st, a = call("trainer", "POST", "/v1/score", None, score)
     check(st == 200 and len(a.get("results", [])) == 2, "the trainer scores (%d)" % st)

@@ -334,8 +334,9 @@ img.save(d + "/img.png")
 open(d + "/big.png", "wb").write(open(d + "/img.png", "rb").read()[:8] + os.urandom(400 * 1024))
 EOF
 cat >"$T/imgserver.py" <<'EOF'
-import http.server, sys, time
+import collections, http.server, sys, time
 root = sys.argv[1]
+hits = collections.Counter()
 class H(http.server.SimpleHTTPRequestHandler):
     def __init__(self, *a, **k):
         super().__init__(*a, directory=root, **k)
@@ -347,6 +348,16 @@ class H(http.server.SimpleHTTPRequestHandler):
             self.path = "/img.png"
         if self.path.startswith("/slow/"):  # /slow/MS: the image after MS milliseconds
             time.sleep(int(self.path[6:]) / 1000)
+            self.path = "/img.png"
+        if self.path.startswith("/hits/"):  # how often /counted/TAG was fetched
+            body = str(hits[self.path[6:]]).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        if self.path.startswith("/counted/"):  # the image, each fetch counted by TAG
+            hits[self.path[9:]] += 1
             self.path = "/img.png"
         if self.path.startswith("/hop"):  # /hopN redirects to /hop(N-1), /hop0 to the image
             n = int(self.path[4:] or 0)
@@ -386,6 +397,12 @@ if [ $started = 0 ]; then
     if [ "$st" = 400 ] && grep -q "loopback" "$T/post.body" && grep -q '"param":"image"' "$T/post.body"; then
         ok "C: image URL resolving to loopback refused (url_allow_private off)"
     else bad "C: loopback URL: $st $(cat "$T/post.body")"; fi
+    url_req "http://localhost:$IMGPORT/img.png" # a name: its address is not told
+    st=$(post /v1/score "$T/url.json")
+    if [ "$st" = 400 ] && grep -q "host resolves to a loopback" "$T/post.body" \
+        && ! grep -q -E "127\.0\.0\.1|::1" "$T/post.body"; then
+        ok "C: a host name resolving to loopback refused without telling its address"
+    else bad "C: loopback name: $st $(cat "$T/post.body")"; fi
     stop_daemon C
 fi
 
@@ -409,6 +426,9 @@ assert [r['score'] for r in a['results']] == [r['score'] for r in b['results']]
 assert a['usage']['image_tiles'] >= 1"; then
         ok "D: an image URL scores exactly like the same bytes inline"
     else bad "D: URL fetch: $st / $st2 $(head -c 300 "$T/post.body")"; fi
+    url_req "HTTP://127.0.0.1:$IMGPORT/img.png"; st=$(post /v1/score "$T/url.json")
+    [ "$st" = 200 ] && ok "D: an upper-case URL scheme (HTTP://) fetched" \
+        || bad "D: HTTP:// URL: $st $(cat "$T/post.body")"
     url_req "$IMG/hop1"; st=$(post /v1/score "$T/url.json")
     [ "$st" = 200 ] && ok "D: 2 redirects followed" || bad "D: 2 redirects: $st $(cat "$T/post.body")"
     url_req "$IMG/hop2"; st=$(post /v1/score "$T/url.json")
@@ -514,6 +534,82 @@ if start_daemon D3 "$VPRM_ASAN" --api-key "$KEY" --allow-image-urls --url-allow-
     if grep -q -E "AddressSanitizer|LeakSanitizer|runtime error" "$T/D3.log"; then
         bad "D3: sanitizer report"; grep -E -A5 "AddressSanitizer|LeakSanitizer|runtime error" "$T/D3.log" | head -30
     else ok "D3: no sanitizer report"; fi
+fi
+
+# ---- D4: what one HTTP request may make the server fetch and hold: different URLs
+# (url_max_per_request), bytes (url_max_request_bytes, a repeat counted), time
+# (url_request_timeout_ms, the wait for a fetch thread included), URL length; a repeated
+# URL fetched once; the limit that applied named (max_image_bytes under url_max_bytes)
+IMGLEN=$(wc -c <"$T/img.png")
+if start_daemon D4 "$VPRM" --api-key "$KEY" --allow-image-urls --url-allow-private \
+    --url-max-per-request 3 --url-max-request-bytes $((IMGLEN * 5 / 2)) --url-max-length 200 \
+    --url-request-timeout-ms 2500 --url-fetch-threads 1 --max-image-bytes 16K; then
+    "$PY" - "$T" "$IMG" <<'EOF'
+import json, sys
+d, img = sys.argv[1], sys.argv[2]
+one = lambda u: {"question": "What is shown?", "image": u, "responses": ["A square.", "A circle."]}
+batch = lambda urls: {"requests": [one(u) for u in urls]}
+json.dump(batch(["%s/img.png?n=%d" % (img, i) for i in range(4)]), open(d + "/d4_many.json", "w"))
+json.dump(batch(["%s/counted/rep" % img] * 2),
+          open(d + "/d4_repeat.json", "w"))
+json.dump(batch(["%s/img.png" % img] * 3), open(d + "/d4_bytes.json", "w"))
+json.dump(one(img + "/big.png"), open(d + "/d4_big.json", "w"))
+json.dump(one(img + "/img.png?" + "x" * 200), open(d + "/d4_long.json", "w"))
+two = one(None)
+del two["image"]
+two["images"] = [img + "/slow/1500", img + "/slow/1501"]
+json.dump(two, open(d + "/d4_slow.json", "w"))
+json.dump(one(img + "/slow/2000"), open(d + "/d4_slow1.json", "w"))
+EOF
+    st=$(post /v1/score/batch "$T/d4_many.json")
+    [ "$st" = 413 ] && grep -q '"param":"requests\[3\].image"' "$T/post.body" \
+        && grep -q "url_max_per_request=3" "$T/post.body" \
+        && ok "D4: a 4th different URL in one batch: 413 naming it before any fetch" \
+        || bad "D4: URLs per request: $st $(cat "$T/post.body")"
+    st=$(post /v1/score/batch "$T/d4_repeat.json")
+    hits=$(curl -s "$IMG/hits/rep")
+    if [ "$st" = 200 ] && [ "$hits" = 1 ] && "$PY" -c "
+import json
+r = json.load(open('$T/post.body'))['results']
+assert all('error' not in x for x in r), r
+assert len({tuple(y['score'] for y in x['results']) for x in r}) == 1, r"; then
+        ok "D4: a URL repeated in a batch fetched once, every item scored alike"
+    else bad "D4: repeated URL: $st, fetched $hits times: $(head -c 400 "$T/post.body")"; fi
+    st=$(post /v1/score/batch "$T/d4_bytes.json")
+    if [ "$st" = 200 ] && "$PY" -c "
+import json
+r = json.load(open('$T/post.body'))['results']
+assert 'error' not in r[0] and 'error' not in r[1], r
+e = r[2]['error']
+assert e['param'] == 'requests[2].image' and 'url_max_request_bytes' in e['message'], e"; then
+        ok "D4: a third copy past url_max_request_bytes: that item 413, the others scored"
+    else bad "D4: request bytes: $st $(head -c 600 "$T/post.body")"; fi
+    st=$(post /v1/score "$T/d4_big.json")
+    [ "$st" = 413 ] && grep -q "max_image_bytes=16384" "$T/post.body" \
+        && ok "D4: a URL body over max_image_bytes (under url_max_bytes): 413 naming max_image_bytes" \
+        || bad "D4: big URL: $st $(cat "$T/post.body")"
+    st=$(post /v1/score "$T/d4_long.json")
+    [ "$st" = 413 ] && grep -q "url_max_length=200" "$T/post.body" \
+        && ok "D4: a URL over url_max_length: 413 before any fetch" \
+        || bad "D4: long URL: $st $(cat "$T/post.body")"
+    st=$(post /v1/score "$T/d4_slow.json")
+    [ "$st" = 400 ] && grep -q '"param":"images\[1\]"' "$T/post.body" \
+        && grep -q "url_request_timeout_ms=2500" "$T/post.body" \
+        && ok "D4: two 1.5 s fetches past url_request_timeout_ms 2500: the second refused naming it" \
+        || bad "D4: request deadline: $st $(cat "$T/post.body")"
+    # the wait for the one fetch thread counts: a 2 s fetch sent while another runs
+    curl -s -o /dev/null -H "Authorization: Bearer $KEY" --data-binary @"$T/d4_slow1.json" \
+        "$URL/v1/score" &
+    W1=$!
+    sleep 1
+    st=$(post /v1/score "$T/d4_slow1.json")
+    wait "$W1"
+    [ "$st" = 400 ] && grep -q "url_request_timeout_ms=2500" "$T/post.body" \
+        && ok "D4: the wait for a fetch thread counts in url_request_timeout_ms" \
+        || bad "D4: queue wait: $st $(cat "$T/post.body")"
+    stop_daemon D4
+    grep -q "url_allow_private is on" "$T/D4.log" && ok "D4: url_allow_private logged as a warning" \
+        || bad "D4: no warning for url_allow_private"
 fi
 kill "$IMGPID" 2>/dev/null
 

@@ -8,6 +8,7 @@ Python's ssl module is the client, verifying the server's certificate against CA
   - /health, /openapi.json and a score over HTTPS; the score equals `vprm score`'s answer
     for the same REQUEST (CLI_ANSWER; the CLI prints 9 digits);
   - a plain-HTTP request on the HTTPS port gets no HTTP answer, and HTTPS goes on working;
+  - TLS 1.0 and 1.1 handshakes are refused, 1.2 and 1.3 taken;
   - a client that closes its TLS connection (close_notify, then FIN) while its request
     waits in the queue has it cancelled (/metrics vprm_cancelled_total, the log line),
     although the close_notify record sits unread on the suspended socket;
@@ -72,6 +73,25 @@ log = open(LOG).read()
 check(refused1 == refused0 + 1 and "WARN [-] microhttpd: Error: received handshake" not in log,
       "the failed handshake counted in vprm_client_errors_by_http_library_total (%g -> %g), "
       "not warned in the log" % (refused0, refused1))
+
+# TLS 1.0 and 1.1 (deprecated, RFC 8996) are not negotiated; 1.2 and 1.3 are
+for version, name in ((ssl.TLSVersion.TLSv1, "TLS 1.0"), (ssl.TLSVersion.TLSv1_1, "TLS 1.1"),
+                      (ssl.TLSVersion.TLSv1_2, "TLS 1.2"), (ssl.TLSVersion.TLSv1_3, "TLS 1.3")):
+    ctx = ssl.create_default_context(cafile=CAFILE)
+    old = version < ssl.TLSVersion.TLSv1_2
+    if old:
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # this client's own floor, not the server's
+    ctx.minimum_version = ctx.maximum_version = version
+    try:
+        with socket.create_connection(("127.0.0.1", PORT), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                got = tls.version()
+    except (ssl.SSLError, OSError) as e:
+        got = "refused (%s)" % e.__class__.__name__
+    if old:
+        check(got.startswith("refused"), "a %s handshake refused (%s)" % (name, got))
+    else:
+        check(got == name.replace(" ", "v"), "a %s handshake accepted (%s)" % (name, got))
 
 
 # cancel on disconnect over TLS: three requests of one pass each; the third, queued behind

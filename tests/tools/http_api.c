@@ -578,6 +578,15 @@ static void test_score_contract(void)
         }
     }
     json_decref(jt);
+    /* a field nothing reads is named in the tokenize answer's warnings, as in a score's */
+    jt = post_json("/v1/tokenize",
+                   "{\"question\": \"q\", \"responses\": [\"a\"], \"aggregaton\": \"min\"}", &st,
+                   NULL);
+    json_t *tw = json_object_get(jt, "warnings");
+    CHECK_MSG(st == 200 && json_array_size(tw) == 1 &&
+                  strstr(json_string_value(json_array_get(tw, 0)), "unknown fields ignored: aggregaton"),
+              "tokenize warnings: %ld", st);
+    json_decref(jt);
     json_decref(j);
     free(b.p);
     test_repeated_responses();

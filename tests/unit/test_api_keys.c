@@ -207,12 +207,17 @@ static void test_cert_grants(void)
           !vp_api_keys_cert_grant(k, "rl-trainer-1", &g));
     CHECK(match(k, "weight=3") == NULL && match(k, "cert:rl-trainer-1") == NULL);
     vp_api_keys_free(k);
-    /* a keys file: nothing changes for its keys, and no grants */
-    k = load_text(NULL, "alice alice-key-0001 weight=2\ncert:abc-key-123456\n", &err);
+    /* a keys file: nothing changes for its keys (one spelled cert:... after a name), and
+     * no grants */
+    k = load_text(NULL, "alice alice-key-0001 weight=2\nbob cert:abc-key-123456\n", &err);
     CHECK_MSG(k && vp_api_keys_count(k) == 2 && vp_api_keys_cert_grants(k) == 0, "%s",
               err.message);
-    CHECK(k && match(k, "cert:abc-key-123456") && !strcmp(match(k, "cert:abc-key-123456"), "line2"));
+    CHECK(k && match(k, "cert:abc-key-123456") && !strcmp(match(k, "cert:abc-key-123456"), "bob"));
     vp_api_keys_free(k);
+    /* a lone cert:NAME (a grants line that lost its options) is neither a key nor grants */
+    refused("cert:alice\n", "line 1: cert:NAME without options", NULL);
+    refused("alice alice-key-0001\ncert:abc-key-123456\n", "line 2: cert:NAME without options",
+            NULL);
     refused("alice alice-key-0001\ncert:trainer weight=2\n", "line 2: grants of a certificate's "
             "client (cert:NAME) apply only without API keys", NULL);
     k = load_text("option-key-1234", "cert:trainer weight=2\n", &err);

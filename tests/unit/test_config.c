@@ -93,6 +93,14 @@ static void test_precedence(void)
     rc = load(&c, 1, argv2, env2, &err);
     CHECK_MSG(rc == 0 && c.port == 1111, "%s", err.message);
     vp_config_free(&c);
+    /* an option's value spelled "--config" is that value, not the config flag: the file
+     * still comes from VPRM_CONFIG, and no file named "--model" is opened */
+    char *argv3[] = {"serve", "--system-message", "--config", "--model", "/m/flag", NULL};
+    rc = load(&c, 5, argv3, env2, &err);
+    CHECK_MSG(rc == 0, "%s", err.message);
+    CHECK(rc == 0 && c.port == 1111 && c.system_message && !strcmp(c.system_message, "--config") &&
+          c.model_dir && !strcmp(c.model_dir, "/m/flag"));
+    vp_config_free(&c);
     unlink(path);
 }
 

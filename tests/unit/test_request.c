@@ -1,6 +1,7 @@
 /* Request parsing: fields, defaults, step splitting/merging, base64, limits, errors. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "proto/base64.h"
 #include "proto/request.h"
@@ -55,6 +56,79 @@ static void test_split(void)
     CHECK(n == 1 && steps[0].len == 0);
     free(steps[0].s);
     free(steps);
+}
+
+/* Python's str.split(sep) (leftmost, non-overlapping, empty parts kept), one byte at a
+ * time: the reference for vp_split_steps without merging. */
+static size_t naive_split(const char *t, size_t len, const char *sep, size_t sl, size_t *starts,
+                          size_t *lens)
+{
+    size_t n = 0, start = 0, i = 0;
+    while (i + sl <= len) {
+        if (!memcmp(t + i, sep, sl)) {
+            starts[n] = start, lens[n++] = i - start;
+            i += sl;
+            start = i;
+        } else {
+            i++;
+        }
+    }
+    starts[n] = start, lens[n++] = len - start;
+    return n;
+}
+
+static void test_split_random(void)
+{
+    /* overlapping separators ("aa" in "aaaaa" -> "", "", "a"), over 3,000 random strings of
+     * a two-letter alphabet */
+    srand(7);
+    char t[64], sep[4];
+    size_t starts[65], lens[65];
+    for (int trial = 0; trial < 3000; trial++) {
+        size_t len = (size_t)(rand() % 40), sl = 1 + (size_t)(rand() % 3);
+        for (size_t i = 0; i < len; i++)
+            t[i] = "ab"[rand() % 2];
+        for (size_t i = 0; i < sl; i++)
+            sep[i] = "ab"[rand() % 3 == 0];
+        size_t want = naive_split(t, len, sep, sl, starts, lens);
+        vp_text *steps;
+        size_t n;
+        vp_error err;
+        CHECK(!vp_split_steps(t, len, sep, sl, 0, &steps, &n, &err));
+        CHECK(n == want);
+        for (size_t i = 0; i < n && i < want; i++)
+            CHECK(steps[i].len == lens[i] && !memcmp(steps[i].s, t + starts[i], lens[i]));
+        for (size_t i = 0; i < n; i++)
+            free(steps[i].s);
+        free(steps);
+    }
+    /* a long separator that almost matches everywhere: a memcmp at every place costs
+     * 2^20 x 3 x 2^20 byte compares (minutes); a linear search, milliseconds. The bound is
+     * hundreds of times what a linear search needs on a slow machine. */
+    size_t len = 1u << 22, sl = 1u << 20;
+    char *text = malloc(len), *long_sep = malloc(sl);
+    CHECK(text && long_sep);
+    if (!text || !long_sep)
+        return;
+    memset(text, 'a', len);
+    memset(long_sep, 'a', sl - 1);
+    long_sep[sl - 1] = 'b';
+    text[len - 1] = 'b'; /* one match, at the very end */
+    clock_t t0 = clock();
+    vp_text *steps;
+    size_t n;
+    vp_error err;
+    CHECK(!vp_split_steps(text, len, long_sep, sl, 0, &steps, &n, &err));
+    double cpu_s = (double)(clock() - t0) / CLOCKS_PER_SEC;
+    CHECK(n == 2 && steps[0].len == len - sl && steps[1].len == 0);
+    CHECK(cpu_s < 5.0);
+    if (cpu_s >= 5.0)
+        fprintf(stderr, "splitting by a %zu-byte separator took %.1f s of CPU\n", sl, cpu_s);
+    for (size_t i = 0; i < n; i++)
+        free(steps[i].s);
+    free(steps);
+    free(text);
+    free(long_sep);
 }
 
 static void test_base64(void)
@@ -226,10 +300,28 @@ static void test_errors(void)
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"images\": [\"Zm9v\", \"data:image/png;base64, \\n\"]}", VP_ERR_BAD_REQUEST, "images[1]", "empty");
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"images\": [\"Zm9v\", 3]}", VP_ERR_BAD_REQUEST, "images[1]", "string");
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"image\": \"data:image/png,abc\"}", VP_ERR_BAD_REQUEST, "image", "base64");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"image\": \"Zm9vY\"}", VP_ERR_BAD_REQUEST, "image", "base64 is cut short");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"image\": \"Zm9v*mFy\"}", VP_ERR_BAD_REQUEST, "image", "invalid base64 at character 4");
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"image\": \"http://x/y.png\"}", VP_ERR_BAD_REQUEST, "image", "not enabled");
     expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"image\": \"Zm9v\", \"images\": []}", VP_ERR_BAD_REQUEST, "images", "not both");
     expect_error("{\"question\": \"\", \"responses\": [\"a\"]}", VP_ERR_BAD_REQUEST, "question", "empty");
     expect_error("{\"question\": \"q\", \"question\": \"r\", \"responses\": [\"a\"]}", VP_ERR_BAD_REQUEST, "", "duplicate");
+    expect_error("{\"question\": \"q\", \"question\": \"r\", \"responses\": [\"a\"]}", VP_ERR_BAD_REQUEST, "", "a key repeated in one object at line 1");
+    /* valid JSON that jansson cannot hold, each said so rather than "malformed" */
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"seed\": 99999999999999999999}", VP_ERR_BAD_REQUEST, "", "a number out of range at line 1");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"x\": 1e400}", VP_ERR_BAD_REQUEST, "", "a number out of range");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"], \"a\\u0000b\": 1}", VP_ERR_BAD_REQUEST, "", "an object key holding a NUL");
+    expect_error("\xEF\xBB\xBF{\"question\": \"q\", \"responses\": [\"a\"]}", VP_ERR_BAD_REQUEST, "", "byte order mark");
+    expect_error("{\"question\": \"q\", \"responses\": [\"a\"]} {}", VP_ERR_BAD_REQUEST, "", "data after the JSON value at line 1");
+    {
+        static const char trailing_nul[] = "{\"question\": \"q\", \"responses\": [\"a\"]}\0";
+        vp_request_limits l = limits();
+        vp_score_request r;
+        vp_error err = {0};
+        CHECK(vp_request_parse(trailing_nul, sizeof trailing_nul - 1, &l, &r, &err) == -1);
+        CHECK_MSG(strstr(err.message, "data after the JSON value") && strstr(err.message, "a NUL byte"),
+                  "%s", err.message);
+    }
     /* invalid UTF-8 inside a string */
     expect_error("{\"question\": \"\xff\xfe\", \"responses\": [\"a\"]}", VP_ERR_BAD_REQUEST, "", "malformed JSON");
     /* limits */
@@ -340,6 +432,13 @@ static void test_unknown_fields(void)
               r.unknown_fields);
     CHECK(r.aggregation == VP_AGG_MEAN && !r.return_logits);
     vp_request_free(&r);
+    /* the empty name shows, first or between others */
+    CHECK(!parse("{\"\": 1, \"question\": \"q\", \"responses\": [\"a\"]}", &r, &err));
+    CHECK_MSG(!strcmp(r.unknown_fields, "\"\""), "unknown '%s'", r.unknown_fields);
+    vp_request_free(&r);
+    CHECK(!parse("{\"b\": 1, \"\": 2, \"c\": 3, \"question\": \"q\", \"responses\": [\"a\"]}", &r, &err));
+    CHECK_MSG(!strcmp(r.unknown_fields, "b, \"\", c"), "unknown '%s'", r.unknown_fields);
+    vp_request_free(&r);
 
     /* 30 names of 39 x 'e' + an accent (41 bytes, cut to 40 would split the accent) */
     char body[4096] = "{\"question\": \"q\", \"responses\": [\"a\"]";
@@ -383,6 +482,7 @@ int main(void)
     test_unknown_fields();
     test_mutations();
     test_split();
+    test_split_random();
     test_base64();
     test_fields();
     test_errors();

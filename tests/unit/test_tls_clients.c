@@ -69,18 +69,20 @@ static void drop(cert *c)
     gnutls_x509_privkey_deinit(c->key);
 }
 
-/* A revocation list of issuer listing the serials[0..n), PEM. */
-static char *crl_pem(const cert *issuer, const unsigned char *serials, int n)
+/* A revocation list of issuer listing the serials[0..n), PEM, issued at now + this_s and
+ * due to be replaced at now + next_s. */
+static char *crl_pem_dated(const cert *issuer, const unsigned char *serials, int n, long this_s,
+                           long next_s)
 {
     gnutls_x509_crl_t crl;
     gnutls_datum_t out = {NULL, 0};
     CHECK(gnutls_x509_crl_init(&crl) == 0);
     time_t now = time(NULL);
     gnutls_x509_crl_set_version(crl, 2);
-    gnutls_x509_crl_set_this_update(crl, now - 60);
-    gnutls_x509_crl_set_next_update(crl, now + 7 * 86400);
+    gnutls_x509_crl_set_this_update(crl, now + this_s);
+    gnutls_x509_crl_set_next_update(crl, now + next_s);
     for (int i = 0; i < n; i++)
-        CHECK(gnutls_x509_crl_set_crt_serial(crl, &serials[i], 1, now - 30) == 0);
+        CHECK(gnutls_x509_crl_set_crt_serial(crl, &serials[i], 1, now + this_s - 30) == 0);
     CHECK(gnutls_x509_crl_sign2(crl, issuer->crt, issuer->key, GNUTLS_DIG_SHA256, 0) == 0);
     CHECK(gnutls_x509_crl_export2(crl, GNUTLS_X509_FMT_PEM, &out) == 0);
     gnutls_x509_crl_deinit(crl);
@@ -89,6 +91,12 @@ static char *crl_pem(const cert *issuer, const unsigned char *serials, int n)
         memcpy(text, out.data, out.size);
     gnutls_free(out.data);
     return text;
+}
+
+/* One issued a minute ago, due in a week. */
+static char *crl_pem(const cert *issuer, const unsigned char *serials, int n)
+{
+    return crl_pem_dated(issuer, serials, n, -60, 7 * 86400);
 }
 
 /* What a client name with a hash ends with: '~' and n hex digits of data's SHA-256. */
@@ -244,13 +252,31 @@ int main(void)
     CHECK(verify(cas, ok1, 1, name, &err) == 0);
     vp_client_cas_free(cas);
     free(crl);
-    /* one signed by an authority the file does not hold: refused at load */
+    /* one signed by an authority the file does not hold: refused at load, naming it */
     crl = crl_pem(&other_root, gone, 1);
     CHECK(vp_client_cas_load(pem_file("crl_other.pem", roots, 1, crl ? crl : ""), &cas, &err) ==
           -1);
-    CHECK_MSG(strstr(err.message, "1 revocation list") && strstr(err.message, "0 could be read"),
+    CHECK_MSG(strstr(err.message, "revocation list 1") &&
+                  strstr(err.message, "not signed by any authority of the file"),
               "%s", err.message);
     free(crl);
+    /* past its next update (a month old, due yesterday), and dated an hour ahead of this
+     * clock: each still loads and still revokes (refusing it would refuse every reload and
+     * the next start); the earliest next update is reported */
+    const long dates[2][2] = {{-30 * 86400L, -86400L}, {3600L, 8 * 86400L}};
+    for (int d = 0; d < 2; d++) {
+        crl = crl_pem_dated(&root, gone, 1, dates[d][0], dates[d][1]);
+        CHECK_MSG(vp_client_cas_load(pem_file("crl_dated.pem", roots, 1, crl ? crl : ""), &cas,
+                                     &err) == 0,
+                  "%s", err.message);
+        CHECK(vp_client_cas_crls(cas) == 1);
+        double due = (double)time(NULL) + (double)dates[d][1];
+        CHECK(vp_client_cas_crl_next_update(cas) > due - 5 && vp_client_cas_crl_next_update(cas) < due + 5);
+        CHECK(verify(cas, rv, 1, name, &err) == -1 && strstr(err.message, "revoked"));
+        CHECK(verify(cas, ok1, 1, name, &err) == 0);
+        vp_client_cas_free(cas);
+        free(crl);
+    }
 
     /* the file's refusals name the option and the file */
     cas = (vp_client_cas *)1;
