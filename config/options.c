@@ -137,7 +137,9 @@ const vp_option vp_options[] = {
     {"max_queued_tiles", VP_OPT_SIZE, OFF(max_queued_tiles), "1024", 1, 1 << 24, NULL,
      "image tiles held by waiting jobs (~0.6 MB each); a request with images gets 429 with "
      "Retry-After while this many wait (one admitted below it may carry the queue past it; "
-     "\"high\"-priority jobs' tiles are counted apart, against a bound of their own)", 0},
+     "\"high\"-priority jobs' tiles are counted apart, against a bound of their own), 413 "
+     "when its images alone make more; both judged from the images' headers, before any "
+     "is decoded", 0},
     {"batch_tokens", VP_OPT_SIZE, OFF(batch_tokens), "16384", 1, BIG, NULL,
      "token budget of one packed engine pass; a request needing more gets 413", 0},
     {"batch_tiles", VP_OPT_SIZE, OFF(batch_tiles), "64", 1, 1 << 20, NULL,

@@ -86,6 +86,10 @@ typedef struct vp_job vp_job;
 int vp_engine_open(const vp_engine_options *opt, vp_engine **out, vp_error *err);
 void vp_engine_close(vp_engine *e);
 
+/* The image tiles req's images will make, from their headers (no pixel decoded): what
+ * vp_engine_prepare would hold, for admission before it; an image whose header does not
+ * read counts 0 (prepare refuses it). */
+size_t vp_engine_count_tiles(const vp_engine *e, const vp_score_request *req);
 int vp_engine_prepare(const vp_engine *e, const vp_score_request *req, vp_job **out,
                       vp_error *err);
 int vp_engine_run(vp_engine *e, vp_job *const *jobs, size_t n_jobs, vp_error *err);

@@ -527,8 +527,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 return MHD_NO;
         }
         x->body[x->len] = 0;
-        if (s->cfg->log_bodies)
-            VP_LOGI(x->id, "body (%zu bytes): %.512s", x->len, x->body);
+        if (s->cfg->log_bodies) { /* its first 512 bytes, a NUL among them spelt out (the
+                                   * log escapes control bytes itself) */
+            char head[512 * 4 + 1];
+            size_t o = 0;
+            for (size_t i = 0; i < x->len && i < 512; i++) {
+                if (x->body[i])
+                    head[o++] = x->body[i];
+                else
+                    memcpy(head + o, "\\x00", 4), o += 4;
+            }
+            head[o] = 0;
+            VP_LOGI(x->id, "body (%zu bytes): %s", x->len, head);
+        }
         if (atomic_load(&s->draining)) {
             vp_metrics_event(&s->metrics, VP_EV_DRAINING);
             return vp_reply_errorf(x, VP_ERR_UNAVAILABLE, "",
@@ -684,7 +695,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         return;
     }
     double ms = vp_sched_now_ms() - x->t_start;
-    const char *route = x->route ? x->route->path : "other";
+    /* a request refused before its route was looked up (431, 501, a broken head) still
+     * counts under its route when its path names one */
+    const vp_route *r = x->route ? x->route : find_route(x->path);
+    const char *route = r ? r->path : "other";
     vp_metrics_request(&s->metrics, route, x->status);
     if (x->key_name[0])
         vp_key_usage_request(s->usage, x->key_name, x->status);
@@ -703,7 +717,9 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     /* our handler returns MHD_NO on purpose for clients that left, and a client that closes
      * mid-upload ends its request: our own request line says so */
     if (strstr(buf, "Application reported internal error") ||
-        strstr(buf, "closed by remote side with incomplete request")) {
+        strstr(buf, "closed by remote side with incomplete request") ||
+        strstr(buf, "Failed to send") || strstr(buf, "forcibly closed") ||
+        strstr(buf, "Connection socket is closed")) { /* a client that left: not a warning */
         VP_LOGD(NULL, "microhttpd: %s", buf);
     } else if (strstr(buf, "handshake") || strstr(buf, "Not enough memory in pool") ||
                strstr(buf, "Error processing request") || strstr(buf, "Content-Length")) {

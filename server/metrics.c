@@ -1,6 +1,7 @@
 /* Prometheus text exposition (version 0.0.4) of vp_metrics. */
 #include "server/metrics.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,8 +116,20 @@ void vp_metrics_event(vp_metrics *m, vp_metric_event ev)
     pthread_mutex_unlock(&m->mu);
 }
 
+/* A sample's value: whole numbers (byte counts past 10^9 too) in full, others to 15
+ * significant digits. */
+static const char *num_text(double v, char buf[40])
+{
+    if (v == floor(v) && fabs(v) < 9007199254740992.0) /* 2^53 */
+        snprintf(buf, 40, "%.0f", v);
+    else
+        snprintf(buf, 40, "%.15g", v);
+    return buf;
+}
+
 static void hist_write(FILE *f, const char *name, const char *labels, const vp_histogram *h)
 {
+    char t[40];
     uint64_t cum = 0;
     const char *sep = labels[0] ? "," : "";
     for (size_t b = 0; b < h->n_bounds; b++) {
@@ -127,10 +140,10 @@ static void hist_write(FILE *f, const char *name, const char *labels, const vp_h
     cum += h->counts[h->n_bounds];
     fprintf(f, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
     if (labels[0]) {
-        fprintf(f, "%s_sum{%s} %.9g\n", name, labels, h->sum);
+        fprintf(f, "%s_sum{%s} %s\n", name, labels, num_text(h->sum, t));
         fprintf(f, "%s_count{%s} %llu\n", name, labels, (unsigned long long)h->count);
     } else {
-        fprintf(f, "%s_sum %.9g\n", name, h->sum);
+        fprintf(f, "%s_sum %s\n", name, num_text(h->sum, t));
         fprintf(f, "%s_count %llu\n", name, (unsigned long long)h->count);
     }
 }
@@ -143,7 +156,8 @@ static void counter(FILE *f, const char *name, const char *help, uint64_t v)
 
 static void gauge(FILE *f, const char *name, const char *help, double v)
 {
-    fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n%s %.9g\n", name, help, name, name, v);
+    char t[40];
+    fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n%s %s\n", name, help, name, name, num_text(v, t));
 }
 
 char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)

@@ -66,7 +66,7 @@ void vp_log_request(const vp_conn *x, enum MHD_RequestTerminationCode toe, doubl
     bool quiet = x->route && x->status == 200 &&
                  (!strcmp(x->route->path, "/health") || !strcmp(x->route->path, "/ready") ||
                   !strcmp(x->route->path, "/metrics"));
-    vp_log_level level = quiet && !x->srv->cfg->log_bodies ? VP_LOG_DEBUG : VP_LOG_INFO;
+    vp_log_level level = quiet ? VP_LOG_DEBUG : VP_LOG_INFO;
     if (!vp_log_enabled(level))
         return;
     char prio[40];
@@ -77,7 +77,9 @@ void vp_log_request(const vp_conn *x, enum MHD_RequestTerminationCode toe, doubl
         return;
     }
     if (level == VP_LOG_DEBUG) {
-        VP_LOGD(x->id, "%s %s %d %.1f ms", x->method, x->path, x->status, ms);
+        VP_LOGD(x->id, "%s %s %d %.1f ms%s%s%s%s", x->method, x->path, x->status, ms,
+                x->client_id[0] ? " client_request_id=" : "", x->client_id,
+                x->key_name[0] ? " key=" : "", x->key_name);
         return;
     }
     char status[8], fetch[40] = "";

@@ -70,6 +70,41 @@ static int take_fetched(vp_conn *x, vp_fetch_req *r, vp_item *item, vp_job **job
     return prepare(x, &r->req, r->prefix, item, job, err);
 }
 
+/* Admission of the image tiles of the n requests reqs[i] (each at stride bytes from the
+ * last; those with skip[i] set left out) before any is decoded, as vp_sched_submit will
+ * judge them: a refusal (413 past max_queued_tiles, 429 while the queue holds its bound)
+ * costs no decoding, and no request holds more tiles than the queue may. */
+static int admit_tiles(vp_conn *x, const void *reqs, size_t stride, const bool *skip, size_t n,
+                       vp_error *err)
+{
+    vp_server *s = x->srv;
+    vp_engine *e = atomic_load(&s->engine);
+    size_t *tiles = calloc(n ? n : 1, sizeof *tiles), any = 0;
+    vp_priority *prio = calloc(n ? n : 1, sizeof *prio);
+    int rc = 0;
+    if (!tiles || !prio) {
+        rc = vp_fail(err, VP_ERR_NOMEM, "", "out of memory admitting the request");
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            const vp_score_request *r = (const vp_score_request *)((const char *)reqs + i * stride);
+            if (skip && skip[i])
+                continue;
+            tiles[i] = vp_engine_count_tiles(e, r);
+            prio[i] = r->priority < x->max_priority ? x->max_priority : r->priority; /* prepare's */
+            any += tiles[i];
+        }
+        if (any)
+            rc = vp_sched_admit_tiles(s->sched, prio, tiles, n, err);
+        if (rc && err->kind == VP_ERR_BUSY)
+            vp_metrics_event(&s->metrics, VP_EV_BUSY);
+        else if (rc && err->kind == VP_ERR_UNAVAILABLE)
+            vp_metrics_event(&s->metrics, VP_EV_DRAINING);
+    }
+    free(tiles);
+    free(prio);
+    return rc;
+}
+
 static void drop_body(vp_conn *x)
 {
     free(x->body);
@@ -85,23 +120,29 @@ static enum MHD_Result fetch_later(vp_conn *x, vp_score_request *req)
     return vp_fetch_start(x);
 }
 
-/* A single request's body (score, tokenize) parsed and its job prepared: 1 with *job,
- * or 0 with *answer (its error's, or a fetch worker's once its image URLs are in). */
-static int single_job(vp_conn *x, vp_item *item, vp_job **job, enum MHD_Result *answer)
+/* A single request's body (score, tokenize) parsed and its job prepared (for the queue:
+ * its tiles admitted first): 1 with *job, or 0 with *answer (its error's, or a fetch
+ * worker's once its image URLs are in). */
+static int single_job(vp_conn *x, bool queued, vp_item *item, vp_job **job,
+                      enum MHD_Result *answer)
 {
     vp_score_request req;
     vp_error err;
     memset(&err, 0, sizeof err);
     int rc = vp_request_parse(x->body, x->len, &x->srv->limits, &req, &err);
     drop_body(x);
-    if (rc)
+    if (rc) {
         *answer = vp_reply_error(x, &err);
-    else if (vp_request_has_urls(&req))
+    } else if (vp_request_has_urls(&req)) {
         *answer = fetch_later(x, &req);
-    else if (prepare(x, &req, "", item, job, &err))
+    } else if (queued && admit_tiles(x, &req, 0, NULL, 1, &err)) {
+        vp_request_free(&req);
         *answer = vp_reply_error(x, &err);
-    else
+    } else if (prepare(x, &req, "", item, job, &err)) {
+        *answer = vp_reply_error(x, &err);
+    } else {
         return 1;
+    }
     return 0;
 }
 
@@ -113,7 +154,7 @@ enum MHD_Result vp_route_score(vp_conn *x)
     x->n_items = 1;
     vp_job *job;
     enum MHD_Result answer;
-    if (!single_job(x, &x->items[0], &job, &answer))
+    if (!single_job(x, true, &x->items[0], &job, &answer))
         return answer;
     size_t item = 0;
     return vp_conn_submit(x, &job, 1, &item);
@@ -123,7 +164,13 @@ enum MHD_Result vp_route_score_fetched(vp_conn *x)
 {
     vp_error err;
     vp_job *job;
-    if (take_fetched(x, &x->fetch[0], &x->items[0], &job, &err))
+    vp_fetch_req *r = &x->fetch[0];
+    if (r->rc == 0 && admit_tiles(x, &r->req, 0, NULL, 1, &err)) {
+        r->live = false;
+        vp_request_free(&r->req);
+        return vp_reply_error(x, &err);
+    }
+    if (take_fetched(x, r, &x->items[0], &job, &err))
         return vp_reply_error(x, &err);
     size_t item = 0;
     return vp_conn_submit(x, &job, 1, &item);
@@ -202,6 +249,20 @@ enum MHD_Result vp_route_score_finish(vp_conn *x)
  * parsed[i]), or answered at once when every item failed. */
 static enum MHD_Result submit_items(vp_conn *x, vp_score_request *reqs, const bool *parsed)
 {
+    bool *skip = calloc(x->n_items, sizeof *skip);
+    vp_error aerr;
+    int admitted = skip ? 0 : vp_fail(&aerr, VP_ERR_NOMEM, "", "out of memory");
+    for (size_t i = 0; skip && i < x->n_items; i++)
+        skip[i] = !parsed[i];
+    if (!admitted)
+        admitted = admit_tiles(x, reqs, sizeof *reqs, skip, x->n_items, &aerr);
+    free(skip);
+    if (admitted) { /* the whole batch, as the queue would refuse it */
+        for (size_t i = 0; i < x->n_items; i++)
+            if (parsed[i])
+                vp_request_free(&reqs[i]);
+        return vp_reply_error(x, &aerr);
+    }
     vp_job **jobs = calloc(x->n_items, sizeof *jobs);
     size_t *item_of_job = calloc(x->n_items, sizeof *item_of_job);
     size_t n_jobs = 0;
@@ -337,6 +398,21 @@ out:
 
 enum MHD_Result vp_route_batch_fetched(vp_conn *x)
 {
+    bool *skip = calloc(x->n_fetch ? x->n_fetch : 1, sizeof *skip);
+    vp_error aerr;
+    int admitted = skip ? 0 : vp_fail(&aerr, VP_ERR_NOMEM, "", "out of memory");
+    for (size_t i = 0; skip && i < x->n_fetch; i++)
+        skip[i] = x->fetch[i].rc != 0;
+    if (!admitted)
+        admitted = admit_tiles(x, &x->fetch[0].req, sizeof x->fetch[0], skip, x->n_fetch, &aerr);
+    free(skip);
+    if (admitted) { /* the whole batch, as the queue would refuse it */
+        for (size_t i = 0; i < x->n_fetch; i++) {
+            x->fetch[i].live = false;
+            vp_request_free(&x->fetch[i].req);
+        }
+        return vp_reply_error(x, &aerr);
+    }
     vp_job **jobs = calloc(x->n_fetch ? x->n_fetch : 1, sizeof *jobs);
     size_t *item_of_job = calloc(x->n_fetch ? x->n_fetch : 1, sizeof *item_of_job);
     size_t n_jobs = 0;
@@ -412,7 +488,7 @@ enum MHD_Result vp_route_tokenize(vp_conn *x)
     vp_item item;
     vp_job *job;
     enum MHD_Result answer;
-    if (!single_job(x, &item, &job, &answer))
+    if (!single_job(x, false, &item, &job, &answer))
         return answer;
     return tokenize_reply(x, job, &item);
 }

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define CHUNK_ELEMS ((size_t)1 << 23)
 
@@ -134,18 +136,26 @@ int vp_st_write(const char *path, const vp_st_spec *specs, size_t n, vp_st_fill_
         free(order);
         return -1;
     }
+    /* a name of its own: two writers of one folder each rename a whole file of theirs */
     char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.partial", path) >= (int)sizeof tmp) {
+    if (snprintf(tmp, sizeof tmp, "%s.partial.XXXXXX", path) >= (int)sizeof tmp) {
         free(header);
         free(order);
         return vp_fail(err, VP_ERR_IO, NULL, "path too long: %s", path);
     }
-    FILE *f = fopen(tmp, "wb");
+    int fd = mkstemp(tmp);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "wb");
     if (!f) {
+        int e = errno;
+        if (fd >= 0) {
+            close(fd);
+            remove(tmp);
+        }
         free(header);
         free(order);
-        return vp_fail(err, VP_ERR_IO, NULL, "cannot create %s: %s", tmp, strerror(errno));
+        return vp_fail(err, VP_ERR_IO, NULL, "cannot create %s: %s", tmp, strerror(e));
     }
+    fchmod(fd, 0644); /* mkstemp's 0600: a model folder others read */
     setvbuf(f, NULL, _IOFBF, 1 << 20);
     unsigned char lenbuf[8];
     for (int i = 0; i < 8; i++)

@@ -622,6 +622,50 @@ static vp_priority sched_priority(const vp_sched *s, const vp_priority *prioriti
     return priorities[i];
 }
 
+/* Whether new_jobs[pool] jobs of new_tiles[pool] tiles may be queued now (s->mu held): 0, or
+ * -1 and err (VP_ERR_UNAVAILABLE while draining, VP_ERR_BUSY while a pool's bound is
+ * reached). */
+static int admit_locked(const vp_sched *s, const size_t new_jobs[2], const size_t new_tiles[2],
+                        vp_error *err)
+{
+    if (s->draining || s->stopping)
+        return vp_fail(err, VP_ERR_UNAVAILABLE, "",
+                       "the server is shutting down and accepts no new work");
+    for (int pool = 0; pool < 2; pool++) {
+        const char *which = pool == POOL_HIGH ? "high-priority " : "";
+        if (new_jobs[pool] && s->pool_depth[pool] >= s->opt.max_queue)
+            return vp_fail(err, VP_ERR_BUSY, "",
+                           "the queue is full (%zu %sjobs waiting, max_queue = %zu, this request "
+                           "needs %zu): retry after the Retry-After delay",
+                           s->pool_depth[pool], which, s->opt.max_queue, new_jobs[pool]);
+        if (new_tiles[pool] > 0 && s->opt.max_queued_tiles &&
+            s->pool_tiles[pool] >= s->opt.max_queued_tiles)
+            return vp_fail(err, VP_ERR_BUSY, "",
+                           "the queue is full (%zu image tiles of %sjobs waiting, "
+                           "max_queued_tiles = %zu, this request has %zu): retry after the "
+                           "Retry-After delay",
+                           s->pool_tiles[pool], which, s->opt.max_queued_tiles, new_tiles[pool]);
+    }
+    return 0;
+}
+
+int vp_sched_admit_tiles(vp_sched *s, const vp_priority *priorities, const size_t *tiles,
+                         size_t n, vp_error *err)
+{
+    size_t jobs[2] = {0, 0}, sum[2] = {0, 0};
+    for (size_t i = 0; i < n; i++)
+        sum[POOL_OF(sched_priority(s, priorities, i))] += tiles[i];
+    for (int pool = 0; pool < 2; pool++)
+        if (s->opt.max_queued_tiles && sum[pool] > s->opt.max_queued_tiles)
+            return vp_fail(err, VP_ERR_TOO_LARGE, "",
+                           "the request's images make %zu image tiles, more than the queue "
+                           "holds (max_queued_tiles = %zu)", sum[pool], s->opt.max_queued_tiles);
+    pthread_mutex_lock(&s->mu);
+    int rc = admit_locked(s, jobs, sum, err);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
 int vp_sched_submit(vp_sched *s, vp_job *const *jobs, const vp_priority *priorities, size_t n,
                     const vp_sched_client *client, double t_origin_ms,
                     vp_sched_done_fn done, void *user,
@@ -644,25 +688,7 @@ int vp_sched_submit(vp_sched *s, vp_job *const *jobs, const vp_priority *priorit
         new_tiles[pool] += s->eng.job_tiles(jobs[i]);
     }
     pthread_mutex_lock(&s->mu);
-    int rc = 0;
-    if (s->draining || s->stopping)
-        rc = vp_fail(err, VP_ERR_UNAVAILABLE, "",
-                     "the server is shutting down and accepts no new work");
-    for (int pool = 0; pool < 2 && !rc; pool++) {
-        const char *which = pool == POOL_HIGH ? "high-priority " : "";
-        if (new_jobs[pool] && s->pool_depth[pool] >= s->opt.max_queue)
-            rc = vp_fail(err, VP_ERR_BUSY, "",
-                         "the queue is full (%zu %sjobs waiting, max_queue = %zu, this request "
-                         "needs %zu): retry after the Retry-After delay",
-                         s->pool_depth[pool], which, s->opt.max_queue, new_jobs[pool]);
-        else if (new_tiles[pool] > 0 && s->opt.max_queued_tiles &&
-                 s->pool_tiles[pool] >= s->opt.max_queued_tiles)
-            rc = vp_fail(err, VP_ERR_BUSY, "",
-                         "the queue is full (%zu image tiles of %sjobs waiting, "
-                         "max_queued_tiles = %zu, this request has %zu): retry after the "
-                         "Retry-After delay",
-                         s->pool_tiles[pool], which, s->opt.max_queued_tiles, new_tiles[pool]);
-    }
+    int rc = admit_locked(s, new_jobs, new_tiles, err);
     if (rc) {
         pthread_mutex_unlock(&s->mu);
         for (size_t i = 0; i < n; i++) {

@@ -108,6 +108,14 @@ int vp_sched_start(const vp_sched_options *opt, const vp_sched_engine *eng, vp_s
  * Once one of the request's jobs runs, the rest no longer expire (queue_timeout_ms is
  * for waiting to start). t_origin_ms (vp_sched_now_ms clock) is when the request began;
  * the result's timing.total counts from it. */
+/* Before a request's images are decoded: whether its items (tiles[i] image tiles each, of
+ * priorities[i], as vp_sched_submit reads them) may be queued now. 0; or -1 and err:
+ * VP_ERR_TOO_LARGE when a pool's sum is over max_queued_tiles (it could never be held
+ * within the bound), VP_ERR_BUSY while that pool's tiles are at the bound (as submit
+ * would answer, so a refusal costs no decoding), VP_ERR_UNAVAILABLE while draining.
+ * Submit checks again: this admits, it reserves nothing. */
+int vp_sched_admit_tiles(vp_sched *s, const vp_priority *priorities, const size_t *tiles,
+                         size_t n, vp_error *err);
 int vp_sched_submit(vp_sched *s, vp_job *const *jobs, const vp_priority *priorities, size_t n,
                     const vp_sched_client *client, double t_origin_ms, vp_sched_done_fn done,
                     void *user,

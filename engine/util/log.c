@@ -124,8 +124,18 @@ void vp_log_write(vp_log_level level, const char *req_id, const char *fmt, ...)
             return;
         /* out of memory: the text line below still says it */
     }
-    char ts[64], line[2200];
+    /* one line whatever the message holds: control bytes (a newline, an escape sequence)
+     * as \xNN, so text that came from a client cannot forge or hide lines */
+    char safe[4 * sizeof msg], ts[64], line[sizeof safe + 200];
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)msg; *p; p++) {
+        if (*p < 0x20 ? *p != '\t' : *p == 0x7f)
+            o += (size_t)snprintf(safe + o, sizeof safe - o, "\\x%02x", *p);
+        else
+            safe[o++] = (char)*p;
+    }
+    safe[o] = 0;
     timestamp(ts);
-    snprintf(line, sizeof line, "%s %s [%s] %s", ts, level_text[level], req_id ? req_id : "-", msg);
+    snprintf(line, sizeof line, "%s %s [%s] %s", ts, level_text[level], req_id ? req_id : "-", safe);
     emit(line);
 }

@@ -6,9 +6,11 @@
  * after. */
 #include <curl/curl.h>
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include "server/bench/bench.h"
 #include "server/bench/http_client.h"
 #include "server/bench/http_load.h"
+#include "server/cli/cli_request.h"
 
 typedef struct load_opts {
     const char *url;
@@ -177,14 +180,14 @@ static double percentile(const double *v, size_t n, double p)
     return v[i < n ? i : n - 1];
 }
 
-static void print_hist_diff(const char *title, const vp_prom_hist *a, const vp_prom_hist *b)
+static void print_hist_diff(FILE *f, const char *title, const vp_prom_hist *a, const vp_prom_hist *b)
 {
     double passes = b->count - a->count;
     if (passes <= 0 || a->n != b->n) {
-        printf("%s: no engine passes recorded\n", title);
+        fprintf(f, "%s: no engine passes recorded\n", title);
         return;
     }
-    printf("%s (%.0f passes, mean %.2f):", title, passes, (b->sum - a->sum) / passes);
+    fprintf(f, "%s (%.0f passes, mean %.2f):", title, passes, (b->sum - a->sum) / passes);
     double prev = 0;
     for (size_t i = 0; i < b->n; i++) {
         double cum = b->cum[i] - a->cum[i];
@@ -193,11 +196,31 @@ static void print_hist_diff(const char *title, const vp_prom_hist *a, const vp_p
         if (in <= 0)
             continue;
         if (b->le[i] > 1e299)
-            printf(" >%g:%.1f%%", i ? b->le[i - 1] : 0.0, 100.0 * in / passes);
+            fprintf(f, " >%g:%.1f%%", i ? b->le[i - 1] : 0.0, 100.0 * in / passes);
         else
-            printf(" <=%g:%.1f%%", b->le[i], 100.0 * in / passes);
+            fprintf(f, " <=%g:%.1f%%", b->le[i], 100.0 * in / passes);
     }
-    printf("\n");
+    fprintf(f, "\n");
+}
+
+static json_t *finite_or_null(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+/* The server's device and backend from GET /v1/models, e.g. "NVIDIA H200 (cuda)"; buf
+ * kept when the answer has none. */
+static void server_device(const char *url, const char *api_key, char *buf, size_t cap)
+{
+    char *body = http_get(url, "/v1/models", api_key);
+    json_t *j = body ? json_loads(body, 0, NULL) : NULL;
+    json_t *m = json_array_get(json_object_get(j, "models"), 0);
+    const char *dev = json_string_value(json_object_get(m, "device"));
+    const char *be = json_string_value(json_object_get(m, "backend"));
+    if (dev)
+        snprintf(buf, cap, "%s (%s)", dev, be ? be : "?");
+    json_decref(j);
+    free(body);
 }
 
 static void usage(FILE *f)
@@ -225,9 +248,19 @@ int vp_bench_http_main(int argc, char **argv)
 {
     load_opts o = {.wl = {.kind = VP_W3, .seed = 1}, .clients = 64, .seconds = 10, .pool = 64,
                    .timeout_s = 300};
+    /* the integer options: each checked whole and in range before it is stored */
+    static const struct {
+        const char *name;
+        long long lo, hi;
+    } ints[] = {{"--clients", 1, 4096},        {"--requests", 0, 1000000000},
+                {"--seed", 0, INT64_MAX},      {"--pool", 1, 65536},
+                {"--max-side", 0, 65535},      {"--max-tiles", 0, 64},
+                {"--words-per-step", 1, 10000}, {"--repeated-responses", 0, 100},
+                {"--timeout-s", 1, 86400}};
+    static const char *const strs[] = {"--url", "--workload", "--seconds", "--api-key",
+                                       "--cert", "--key", "--priority"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
@@ -236,50 +269,58 @@ int vp_bench_http_main(int argc, char **argv)
             o.json = 1;
             continue;
         }
-        if (!v) {
+        int k = -1, is_str = 0;
+        for (int j = 0; j < (int)(sizeof ints / sizeof ints[0]) && k < 0; j++)
+            if (!strcmp(a, ints[j].name))
+                k = j;
+        for (size_t j = 0; j < sizeof strs / sizeof strs[0] && k < 0 && !is_str; j++)
+            is_str = !strcmp(a, strs[j]);
+        if (k < 0 && !is_str) {
+            fprintf(stderr, "vprm bench: unknown option %s\n", a);
+            usage(stderr);
+            return 2;
+        }
+        if (i + 1 >= argc) {
             fprintf(stderr, "vprm bench: %s needs a value\n", a);
             return 2;
         }
-        i++;
-        char *end = NULL;
-        /* strtoul and strtoull take "-1" for their largest value: no sign on these */
-        if ((!strcmp(a, "--seed") || !strcmp(a, "--max-side") || !strcmp(a, "--words-per-step")) &&
-            strchr(v, '-')) {
-            fprintf(stderr, "vprm bench: %s: '%s' is not a non-negative number\n", a, v);
-            return 2;
-        }
-        if (!strcmp(a, "--url"))
+        const char *v = argv[++i];
+        if (k >= 0) {
+            long long n;
+            if (cli_int_option("bench", a, v, ints[k].lo, ints[k].hi, &n))
+                return 2;
+            switch (k) {
+            case 0: o.clients = (int)n; break;
+            case 1: o.requests = (long)n; break;
+            case 2: o.wl.seed = (uint64_t)n; break;
+            case 3: o.pool = (int)n; break;
+            case 4: o.wl.max_image_side = (uint32_t)n; break;
+            case 5: o.wl.max_tiles = (int)n; break;
+            case 6: o.wl.words_per_step = (size_t)n; break;
+            case 7: o.wl.repeat_percent = (int)n; break;
+            default: o.timeout_s = (long)n; break;
+            }
+        } else if (!strcmp(a, "--url")) {
             o.url = v;
-        else if (!strcmp(a, "--workload")) {
+        } else if (!strcmp(a, "--workload")) {
             if (vp_workload_parse(v, &o.wl.kind)) {
                 fprintf(stderr, "vprm bench: --workload must be W1, W2, W3 or W4\n");
                 return 2;
             }
-        } else if (!strcmp(a, "--clients"))
-            o.clients = (int)strtol(v, &end, 10);
-        else if (!strcmp(a, "--seconds"))
+        } else if (!strcmp(a, "--seconds")) {
+            char *end = NULL;
             o.seconds = strtod(v, &end);
-        else if (!strcmp(a, "--requests"))
-            o.requests = strtol(v, &end, 10);
-        else if (!strcmp(a, "--seed"))
-            o.wl.seed = strtoull(v, &end, 10);
-        else if (!strcmp(a, "--pool"))
-            o.pool = (int)strtol(v, &end, 10);
-        else if (!strcmp(a, "--max-side"))
-            o.wl.max_image_side = (uint32_t)strtoul(v, &end, 10);
-        else if (!strcmp(a, "--max-tiles"))
-            o.wl.max_tiles = (int)strtol(v, &end, 10);
-        else if (!strcmp(a, "--words-per-step"))
-            o.wl.words_per_step = strtoul(v, &end, 10);
-        else if (!strcmp(a, "--repeated-responses"))
-            o.wl.repeat_percent = (int)strtol(v, &end, 10);
-        else if (!strcmp(a, "--api-key"))
+            if (!*v || *end || !isfinite(o.seconds) || o.seconds <= 0 || o.seconds > 86400) {
+                fprintf(stderr, "vprm bench: --seconds wants a number in (0, 86400], not '%s'\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--api-key")) {
             o.api_key = v;
-        else if (!strcmp(a, "--cert"))
+        } else if (!strcmp(a, "--cert")) {
             o.cert = v;
-        else if (!strcmp(a, "--key"))
+        } else if (!strcmp(a, "--key")) {
             o.key = v;
-        else if (!strcmp(a, "--priority")) {
+        } else { /* --priority */
             vp_priority p;
             if (vp_priority_parse(v, strlen(v), &p)) {
                 fprintf(stderr, "vprm bench: --priority must be high, normal or low\n");
@@ -287,30 +328,17 @@ int vp_bench_http_main(int argc, char **argv)
             }
             o.wl.priority = v;
         }
-        else if (!strcmp(a, "--timeout-s"))
-            o.timeout_s = strtol(v, &end, 10);
-        else {
-            fprintf(stderr, "vprm bench: unknown option %s\n", a);
-            usage(stderr);
-            return 2;
-        }
-        if (end && *end) {
-            fprintf(stderr, "vprm bench: %s: '%s' is not a number\n", a, v);
-            return 2;
-        }
     }
     if (!o.url) {
         usage(stderr);
         return 2;
     }
-    if (o.clients < 1 || o.clients > 4096 || o.pool < 1 || o.seconds <= 0 || o.requests < 0 ||
-        o.timeout_s < 1 || o.wl.repeat_percent < 0 || o.wl.repeat_percent > 100 ||
-        o.wl.max_tiles < 0 || o.wl.max_tiles > 64 || o.wl.max_image_side > 65535) {
-        fprintf(stderr, "vprm bench: --clients 1..4096, --pool >= 1, --seconds > 0, "
-                        "--timeout-s >= 1, --repeated-responses 0..100, --max-tiles 0..64, "
-                        "--max-side 0..65535\n");
-        return 2;
-    }
+    /* "http://host:port/" and "http://host:port" name the same server */
+    char url[2048];
+    snprintf(url, sizeof url, "%s", o.url);
+    for (size_t n = strlen(url); n > 8 && url[n - 1] == '/'; n--)
+        url[n - 1] = 0;
+    o.url = url;
     if (!o.cert != !o.key) {
         fprintf(stderr, "vprm bench: --cert and --key go together (a client certificate and "
                         "its key)\n");
@@ -336,8 +364,11 @@ int vp_bench_http_main(int argc, char **argv)
     client *cl = calloc((size_t)o.clients, sizeof *cl);
     pthread_t *th = calloc((size_t)o.clients, sizeof *th);
     char *before = NULL, *after = NULL;
-    if (!pool || !cl || !th)
+    if (!pool || !cl || !th) {
+        fprintf(stderr, "vprm bench: out of memory for --pool %d and --clients %d\n", o.pool,
+                o.clients);
         goto out;
+    }
     double tg = now_ms();
     size_t body_bytes = 0, pool_responses = 0;
     for (int i = 0; i < o.pool; i++) {
@@ -374,6 +405,10 @@ int vp_bench_http_main(int argc, char **argv)
         pthread_join(th[i], NULL);
     double elapsed = (now_ms() - t0) / 1e3;
     after = before ? http_get(o.url, "/metrics", o.api_key) : NULL;
+    /* every figure names the device (PERF.md): the server's, as GET /v1/models says */
+    char device[256] = "unknown (GET /v1/models failed)";
+    server_device(o.url, o.api_key, device, sizeof device);
+    FILE *rep = o.json ? stderr : stdout; /* with --json, stdout is the JSON line only */
 
     long ok = 0, responses = 0, s429 = 0, s503 = 0, s4xx = 0, s5xx = 0, transport = 0;
     size_t n_lat = 0;
@@ -400,16 +435,16 @@ int vp_bench_http_main(int argc, char **argv)
            p99 = percentile(lat, n_lat, 99), pmax = n_lat ? lat[n_lat - 1] : NAN;
     free(lat);
 
-    printf("workload W%d, %d clients, %.1f s, seed %llu, url %s%s%s\n", (int)o.wl.kind,
-           o.clients, elapsed, (unsigned long long)o.wl.seed, o.url,
-           o.wl.priority ? ", priority " : "", o.wl.priority ? o.wl.priority : "");
-    printf("requests: %ld ok, %ld x 429, %ld x 503, %ld other 4xx, %ld 5xx, %ld transport errors\n",
+    fprintf(rep, "workload W%d, %d clients, %.1f s, seed %llu, url %s%s%s, device %s\n",
+           (int)o.wl.kind, o.clients, elapsed, (unsigned long long)o.wl.seed, o.url,
+           o.wl.priority ? ", priority " : "", o.wl.priority ? o.wl.priority : "", device);
+    fprintf(rep, "requests: %ld ok, %ld x 429, %ld x 503, %ld other 4xx, %ld 5xx, %ld transport errors\n",
            ok, s429, s503, s4xx, s5xx, transport);
-    printf("throughput: %.2f requests/s, %.2f responses/s\n", ok / elapsed, responses / elapsed);
-    printf("latency ms: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", p50, p90, p99, pmax);
+    fprintf(rep, "throughput: %.2f requests/s, %.2f responses/s\n", ok / elapsed, responses / elapsed);
+    fprintf(rep, "latency ms: p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", p50, p90, p99, pmax);
     for (int i = 0; i < o.clients; i++)
         if (cl[i].first_error[0]) {
-            printf("first error (client %d, status %ld): %s\n", i, cl[i].first_error_status,
+            fprintf(rep, "first error (client %d, status %ld): %s\n", i, cl[i].first_error_status,
                    cl[i].first_error);
             break;
         }
@@ -418,37 +453,51 @@ int vp_bench_http_main(int argc, char **argv)
         vp_prom_hist ja, jb, ta, tb;
         if (!vp_prom_hist_read(before, "vprm_batch_jobs", &ja) &&
             !vp_prom_hist_read(after, "vprm_batch_jobs", &jb))
-            print_hist_diff("server jobs per pass", &ja, &jb);
+            print_hist_diff(rep, "server jobs per pass", &ja, &jb);
         if (!vp_prom_hist_read(before, "vprm_batch_tokens", &ta) &&
             !vp_prom_hist_read(after, "vprm_batch_tokens", &tb))
-            print_hist_diff("server tokens per pass", &ta, &tb);
-        vp_prom_value(before, "vprm_tokens_computed_total", &tok_a);
-        vp_prom_value(after, "vprm_tokens_computed_total", &tok_b);
-        vp_prom_value(before, "vprm_tokens_saved_total", &saved_a);
-        vp_prom_value(after, "vprm_tokens_saved_total", &saved_b);
-        printf("tokens computed: %.0f (%.0f/s), saved by prefix sharing: %.0f\n", tok_b - tok_a,
-               (tok_b - tok_a) / elapsed, saved_b - saved_a);
+            print_hist_diff(rep, "server tokens per pass", &ta, &tb);
+        if (!vp_prom_value(before, "vprm_tokens_computed_total", &tok_a) &&
+            !vp_prom_value(after, "vprm_tokens_computed_total", &tok_b) &&
+            !vp_prom_value(before, "vprm_tokens_saved_total", &saved_a) &&
+            !vp_prom_value(after, "vprm_tokens_saved_total", &saved_b))
+            fprintf(rep, "tokens computed: %.0f (%.0f/s), saved by prefix sharing: %.0f\n",
+                    tok_b - tok_a, (tok_b - tok_a) / elapsed, saved_b - saved_a);
+        else
+            fprintf(rep, "tokens computed: not in the server's /metrics\n");
         double h_a = 0, h_b = 0, r_a = 0, r_b = 0;
         const char *hits = "vprm_prefix_cache_lookups_total{result=\"hit\"}";
         const char *reused = "vprm_prefix_cache_tokens_reused_total";
         if (!vp_prom_value(before, hits, &h_a) && !vp_prom_value(after, hits, &h_b) &&
             !vp_prom_value(before, reused, &r_a) && !vp_prom_value(after, reused, &r_b))
-            printf("prefix KV cache: %.0f hits, %.0f prefix tokens loaded instead of computed\n",
+            fprintf(rep, "prefix KV cache: %.0f hits, %.0f prefix tokens loaded instead of computed\n",
                    h_b - h_a, r_b - r_a);
         if (!vp_prom_value(before, "vprm_useful_flops_total", &fl_a) &&
             !vp_prom_value(after, "vprm_useful_flops_total", &fl_b)) {
             double tf = (fl_b - fl_a) / elapsed / 1e12; /* PERF.md's W3 target: MFU >= 65% */
-            printf("useful compute sustained: %.1f TFLOP/s = MFU %.1f%% of %.0f TFLOP/s\n", tf,
+            fprintf(rep, "useful compute sustained: %.1f TFLOP/s = MFU %.1f%% of %.0f TFLOP/s\n", tf,
                    100.0 * tf / VP_PEAK_TFLOPS, VP_PEAK_TFLOPS);
         }
     }
-    if (o.json)
-        printf("{\"workload\":\"W%d\",\"clients\":%d,\"seconds\":%.3f,\"ok\":%ld,\"errors\":%ld,"
-               "\"requests_per_s\":%.4f,\"responses_per_s\":%.4f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
-               "\"tokens_computed\":%.0f,\"useful_tflops_per_s\":%.3f}\n",
-               (int)o.wl.kind, o.clients, elapsed, ok, s429 + s503 + s4xx + s5xx + transport,
-               ok / elapsed, responses / elapsed, p50, p99, tok_b - tok_a,
-               (fl_b - fl_a) / elapsed / 1e12);
+    if (o.json) {
+        json_t *j = json_pack("{s:s+, s:i, s:f, s:I, s:I, s:f, s:f, s:o, s:o, s:f, s:f, s:s}",
+                              "workload", "W", (int)o.wl.kind == 1   ? "1"
+                                               : (int)o.wl.kind == 2 ? "2"
+                                               : (int)o.wl.kind == 3 ? "3"
+                                                                     : "4",
+                              "clients", o.clients, "seconds", elapsed, "ok", (json_int_t)ok,
+                              "errors", (json_int_t)(s429 + s503 + s4xx + s5xx + transport),
+                              "requests_per_s", ok / elapsed, "responses_per_s",
+                              responses / elapsed, "p50_ms", finite_or_null(p50), "p99_ms",
+                              finite_or_null(p99), "tokens_computed", tok_b - tok_a,
+                              "useful_tflops_per_s", (fl_b - fl_a) / elapsed / 1e12, "device",
+                              device);
+        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        if (text)
+            printf("%s\n", text);
+        free(text);
+        json_decref(j);
+    }
     rc = (ok > 0 && s5xx == 0 && transport == 0) ? 0 : 1;
 out:
     for (int i = 0; pool && i < o.pool; i++)

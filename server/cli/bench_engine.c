@@ -22,6 +22,7 @@ typedef struct bench_args {
     const char *model_dir;
     const char *backend;
     const char *workloads;  /* comma list or "all" */
+    bool run[5];            /* run[W1..W4]: the list parsed */
     int threads;
     int repeat;
     uint64_t seed;
@@ -127,6 +128,31 @@ static int parse_args(int argc, char **argv, bench_args *a)
                         "--repeated-responses 0..100\n");
         return -1;
     }
+    /* "all", or names W1..W4 (any case) separated by commas; anything else is refused */
+    bool all = !strcmp(a->workloads, "all");
+    for (int w = 1; w <= 4; w++)
+        a->run[w] = all;
+    for (const char *p = a->workloads; !all;) {
+        size_t len = strcspn(p, ",");
+        char name[8] = "";
+        vp_workload w;
+        if (len < sizeof name)
+            memcpy(name, p, len), name[len] = 0;
+        if (len >= sizeof name || vp_workload_parse(name, &w)) {
+            fprintf(stderr, "vprm bench: --workload takes W1, W2, W3, W4 (comma-separated) or "
+                            "all, not '%.*s'\n", (int)(len < 64 ? len : 64), p);
+            return -1;
+        }
+        a->run[w] = true;
+        if (!p[len])
+            break;
+        p += len + 1;
+    }
+    if (a->run[VP_W4] && a->requests == 1) {
+        fprintf(stderr, "vprm bench: W4 re-scores one image and question: --requests must be "
+                        "0 (its default) or at least 2\n");
+        return -1;
+    }
     return 0;
 }
 
@@ -201,6 +227,8 @@ static int bench_w4_repeat(vp_engine *e, const bench_args *a, char **bodies, siz
     double *later = calloc(n, sizeof *later);
     if (!p || !later || n < 2) {
         free(p), free(later);
+        fprintf(stderr, "vprm bench W4: %s\n", n < 2 ? "the repeat needs at least 2 requests"
+                                                      : "out of memory");
         return 1;
     }
     for (size_t i = 0; i < n; i++)
@@ -322,14 +350,18 @@ static int bench_workload(vp_engine *e, const bench_args *a, vp_workload w, cons
             goto fail;
         totals[k] = passes[k].total_ms;
     }
-    /* report the pass whose total is the median */
-    double sorted[64];
-    int m = a->repeat < 64 ? a->repeat : 64;
+    /* the median of every run (of the two middle ones for an even count); the stages
+     * reported are the lower middle run's */
+    double *sorted = malloc((size_t)a->repeat * sizeof *sorted);
+    if (!sorted)
+        goto out;
+    int m = a->repeat;
     memcpy(sorted, totals, (size_t)m * sizeof *sorted);
     qsort(sorted, (size_t)m, sizeof *sorted, cmp_double);
+    double median = m % 2 ? sorted[m / 2] : (sorted[m / 2 - 1] + sorted[m / 2]) / 2;
     const pass_stats *med = &passes[0];
     for (int k = 0; k < m; k++)
-        if (totals[k] == sorted[m / 2])
+        if (totals[k] == sorted[(m - 1) / 2])
             med = &passes[k];
     double tok_s = med->language_ms > 0 ? (double)med->computed_tokens / (med->language_ms / 1e3) : 0;
     double fwd_s = (med->vision_ms + med->language_ms) / 1e3;
@@ -338,13 +370,14 @@ static int bench_workload(vp_engine *e, const bench_args *a, vp_workload w, cons
            "| preprocess %.1f vision %.1f language %.1f ms | language %.0f tokens/s | tokens computed %zu "
            "of %zu (prefix sharing saved %.0f%%) | useful %.3g TFLOP, %.3g TFLOP/s over vision + "
            "language (MFU %.1f%% of %.0f) | %s\n",
-           name, vp_engine_backend_name(e), med->requests, med->responses, med->tiles, sorted[m / 2],
+           name, vp_engine_backend_name(e), med->requests, med->responses, med->tiles, median,
            sorted[0], sorted[m - 1], m, med->preprocess_ms, med->vision_ms, med->language_ms, tok_s,
            med->computed_tokens, med->prompt_tokens,
            med->prompt_tokens ? 100.0 * (1.0 - (double)med->computed_tokens / (double)med->prompt_tokens) : 0.0,
            med->useful_flops / 1e12, tflops, 100.0 * tflops / VP_PEAK_TFLOPS, VP_PEAK_TFLOPS,
            vp_engine_device_name(e));
     fflush(stdout);
+    free(sorted);
     rc = 0;
     goto out;
 fail:
@@ -390,7 +423,7 @@ int bench_engine_main(int argc, char **argv)
     size_t max_tokens = 1, max_tiles = 1;
     for (size_t i = 0; i < n_all; i++) {
         size_t tokens, tiles;
-        if (strcmp(a.workloads, "all") && !strstr(a.workloads, all[i].name))
+        if (!a.run[all[i].w])
             continue;
         if (workload_size(e, &a, all[i].w, &tokens, &tiles, &err)) {
             fprintf(stderr, "vprm bench %s: %s\n", all[i].name, err.message);
@@ -416,7 +449,7 @@ int bench_engine_main(int argc, char **argv)
            max_tokens, max_tiles);
     int rc = 0;
     for (size_t i = 0; i < n_all; i++)
-        if (!strcmp(a.workloads, "all") || strstr(a.workloads, all[i].name))
+        if (a.run[all[i].w])
             rc |= bench_workload(e, &a, all[i].w, all[i].name);
     vp_engine_close(e);
     return rc;

@@ -1,5 +1,6 @@
 #include "server/cli/cli_request.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,15 @@ int cli_int_option(const char *cmd, const char *opt, const char *v, long long lo
     return 0;
 }
 
+int cli_write_answer(const char *text, vp_error *err)
+{
+    if (puts(text) == EOF || fflush(stdout) != 0) {
+        vp_fail(err, VP_ERR_IO, NULL, "cannot write the answer to stdout: %s", strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
 int cli_request_parse_args(int argc, char **argv, const char *cmd, const char *summary,
                            cli_request_args *a)
 {
@@ -59,6 +69,10 @@ int cli_request_parse_args(int argc, char **argv, const char *cmd, const char *s
             a->images[a->n_images++] = argv[++i];
         } else if (!strcmp(s, "--backend") && has_value) {
             a->backend = argv[++i];
+            if (strcmp(a->backend, "cpu") && strcmp(a->backend, "cuda")) {
+                fprintf(stderr, "vprm %s: --backend takes cpu or cuda, not '%s'\n", cmd, a->backend);
+                return -1;
+            }
         } else if (!strcmp(s, "--threads") && has_value) {
             long long n;
             if (cli_int_option(cmd, s, argv[++i], 0, 1024, &n))

@@ -21,6 +21,10 @@ typedef struct cli_request_args {
 int cli_int_option(const char *cmd, const char *opt, const char *v, long long lo, long long hi,
                    long long *out);
 
+/* Writes text and a newline to stdout: 0, or 1 and err when it could not be written (a
+ * full disk, a closed pipe), so the command does not exit 0 having printed nothing. */
+int cli_write_answer(const char *text, vp_error *err);
+
 /* Parses argv; prints usage to stdout for --help (returns 1) or an error (returns -1). */
 int cli_request_parse_args(int argc, char **argv, const char *cmd, const char *summary,
                            cli_request_args *a);

@@ -8,11 +8,11 @@
 #include "server/cli/bench_engine.h"
 #include "server/cli/commands.h"
 
+/* The bench parsers take "--flag VALUE" only: "--url=X" is neither mode (usage). */
 static int has_flag(int argc, char **argv, const char *flag)
 {
-    size_t n = strlen(flag);
     for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], flag) || (!strncmp(argv[i], flag, n) && argv[i][n] == '='))
+        if (!strcmp(argv[i], flag))
             return 1;
     return 0;
 }

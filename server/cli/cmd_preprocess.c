@@ -113,8 +113,11 @@ static int warm_timings(const uint8_t *data, size_t len, const vp_image_limits *
     }
     qsort(ms, n, sizeof *ms, cmp_double);
     qsort(ms + n, n, sizeof *ms, cmp_double);
+    /* the middle value, or the mean of the two middle ones for an even count */
+    double dec = n % 2 ? ms[n / 2] : (ms[n / 2 - 1] + ms[n / 2]) / 2;
+    double til = n % 2 ? ms[n + n / 2] : (ms[n + n / 2 - 1] + ms[n + n / 2]) / 2;
     fprintf(stderr, "preprocess: warm, median of %zu: decode %.2f ms, tiles %.2f ms (%d threads)\n",
-            n, ms[n / 2], ms[n + n / 2], tp->threads);
+            n, dec, til, tp->threads);
     free(ms);
     return 0;
 }

@@ -27,12 +27,12 @@ int cmd_score(int argc, char **argv)
                                  .return_logits = s.req.return_logits,
                                  .unknown_fields = s.req.unknown_fields};
         json_t *root = vp_response_score_json(res, &jo, &s.err);
-        char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) : NULL;
+        /* the server's digits (every double in full), indented for a person */
+        char *text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
         json_decref(root);
         if (text) {
-            puts(text);
+            failed = cli_write_answer(text, &s.err);
             free(text);
-            failed = 0;
         } else if (root) {
             vp_fail(&s.err, VP_ERR_NOMEM, NULL, "out of memory writing JSON");
         }

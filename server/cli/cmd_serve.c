@@ -286,10 +286,18 @@ int cmd_serve(int argc, char **argv)
     memset(&err, 0, sizeof err);
     int rc = vp_config_load(&cfg, argc, argv, environ, stdout, &err);
     if (rc) {
-        vp_config_free(&cfg);
-        if (rc == 1)
+        if (rc == 1) {
+            vp_config_free(&cfg);
             return 0; /* --help */
-        fprintf(stderr, "vprm serve: %s\n", err.message);
+        }
+        /* as the logs would be, when the options read before the refusal asked for JSON */
+        if (cfg.log_format && !strcmp(cfg.log_format, "json")) {
+            vp_log_set_json(true);
+            VP_LOGE(NULL, "vprm serve: %s", err.message);
+        } else {
+            fprintf(stderr, "vprm serve: %s\n", err.message);
+        }
+        vp_config_free(&cfg);
         return 2;
     }
     vp_log_set_level(level_of(cfg.log_level));

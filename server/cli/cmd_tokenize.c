@@ -24,9 +24,8 @@ int cmd_tokenize(int argc, char **argv)
         size_t len = 0;
         char *text = root ? vp_response_dump(root, &len, &s.err) : NULL;
         if (text) {
-            puts(text);
+            failed = cli_write_answer(text, &s.err);
             free(text);
-            failed = 0;
         }
     }
     cli_session_close(&s, "tokenize", failed);

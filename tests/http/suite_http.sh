@@ -281,6 +281,16 @@ if start_daemon B "$VPRM" --api-key "$KEY" --no-cancel-on-disconnect --header-ti
         && grep -q "requests/s" "$T/bench.out" && grep -q "jobs per pass" "$T/bench.out"; then
         ok "B: vprm bench --url W3 ($(grep throughput "$T/bench.out"))"
     else bad "B: vprm bench"; tail -5 "$T/bench.out"; fi
+    # --json: stdout is one JSON object naming the device (PERF.md: every figure names it);
+    # a trailing slash on the URL is the same server
+    if "$VPRM" bench --url "$URL/" --api-key "$KEY" --workload W2 --clients 2 --requests 2 \
+        --words-per-step 6 --json >"$T/bench.json" 2>"$T/bench.err" && "$PY" -c "
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j['ok'] == 2 and j['workload'] == 'W2' and j['device'].startswith('cpu'), j" "$T/bench.json" \
+        && grep -q "device cpu" "$T/bench.err"; then
+        ok "B: vprm bench --url --json: one JSON object on stdout, the device named"
+    else bad "B: bench --json: $(cat "$T/bench.json") $(tail -3 "$T/bench.err")"; fi
     stop_daemon B
 fi
 
@@ -310,6 +320,32 @@ for fair in on off; do
         stop_daemon "Q$fair"
     fi
 done
+
+# ---- TQ: a request's image tiles admitted from the images' headers, before any is decoded:
+# one whose tiles alone pass --max-queued-tiles is refused (413) instead of being decoded
+# into memory the queue's bound does not allow; one within it is scored
+if start_daemon TQ "$VPRM" --api-key "$KEY" --max-queued-tiles 13; then
+    "$PY" - "$T" <<'EOF'
+import base64, io, json, sys
+from PIL import Image
+d = sys.argv[1]
+buf = io.BytesIO()
+Image.new("RGB", (4, 3), (200, 30, 90)).save(buf, "PNG")  # a 4x3 grid + thumbnail: 13 tiles
+img = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+one = {"question": "What is shown?", "image": img, "responses": ["A square.", "A circle."]}
+json.dump(one, open(d + "/t_one.json", "w"))
+json.dump({"requests": [one, one]}, open(d + "/t_two.json", "w"))
+EOF
+    st=$(post /v1/score/batch "$T/t_two.json")
+    [ "$st" = 413 ] && grep -q "26 image tiles" "$T/post.body" \
+        && grep -q "max_queued_tiles = 13" "$T/post.body" \
+        && ok "TQ: a batch whose images make 26 tiles, over max_queued_tiles 13: 413 before decoding" \
+        || bad "TQ: tile admission: $st $(cat "$T/post.body")"
+    st=$(post /v1/score "$T/t_one.json")
+    [ "$st" = 200 ] && ok "TQ: a request of 13 tiles, at the bound, scored" \
+        || bad "TQ: 13 tiles: $st $(head -c 300 "$T/post.body")"
+    stop_daemon TQ
+fi
 
 # ---- S: memory over a long mixed run (good and bad requests, kept-alive and cut-off
 # connections): the heap in use, less the caches' bytes, must not grow once warm

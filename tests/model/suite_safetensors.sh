@@ -58,6 +58,22 @@ expect test -f "$work/cfgonly/config.json"
 expect test -f "$work/cfgonly/tokenizer.model"
 expect test -z "$(ls "$work/cfgonly" | grep safetensors)"
 expect cmp -s "$work/bf16/config.json" "$work/cfgonly/config.json"
+# three writers of one folder at once (seeds 3, 4 and 5): each writes a file of its own
+# and renames it whole, so what is left is one seed's weights, never a mix
+mk seed5 --seed 5
+for round in 1 2 3 4; do
+    for sd in 3 4 5; do
+        "$VPRM" mkmodel --out "$work/race" --scale tiny --tokenizer "$tok" --seed $sd \
+            >"$work/race$sd.log" 2>&1 &
+    done
+    wait
+    whole=0
+    for ref in bf16 seed4 seed5; do
+        cmp -s "$work/race/model.safetensors" "$work/$ref/model.safetensors" && whole=1
+    done
+    expect test $whole -eq 1
+    expect test -z "$(ls "$work/race" | grep partial)"
+done
 "$VPRM_ASAN" score --model "$work/cfgonly" tests/data/geometry_request.json >"$work/bad.log" 2>&1
 expect test $? -eq 1
 expect grep -q "neither model.safetensors" "$work/bad.log"

@@ -40,6 +40,7 @@ static void write_text(void)
     VP_LOGI("scr_a", "hello %d", 42);
     VP_LOGD("scr_a", "not shown");
     VP_LOGW(NULL, "no request");
+    VP_LOGW("scr_d", "forged\n2026-01-01T00:00:00.000Z ERROR [x] \x1b[31mred\x7f\ttab\r");
 }
 
 static void write_json(void)
@@ -65,6 +66,14 @@ int main(void)
         CHECK(strlen(text) > 24 && text[4] == '-' && text[10] == 'T' && text[23] == 'Z');
         CHECK(!strncmp(text + 24, " INFO [scr_a] hello 42\n", 23));
         CHECK(second && strstr(second, " WARN [-] no request\n") && !strstr(text, "not shown"));
+        /* control bytes escaped: one line, no escape sequence */
+        CHECK_MSG(strstr(text, " WARN [scr_d] forged\\x0a2026-01-01T00:00:00.000Z ERROR [x] "
+                               "\\x1b[31mred\\x7f\ttab\\x0d\n"),
+                  "%s", text);
+        size_t lines = 0;
+        for (const char *c = text; *c; c++)
+            lines += *c == '\n';
+        CHECK(lines == 3);
         free(text);
     }
     char *js = captured(write_json);

@@ -486,6 +486,37 @@ static void test_queued_tiles(void)
     teardown(x, 9);
 }
 
+/* Admission before decoding (vp_sched_admit_tiles): a request whose tiles alone pass the
+ * bound is refused for good (413), one arriving while the bound is reached waits (429, as
+ * submit would say), high priority counted apart; nothing is reserved. */
+static void test_admit_tiles(void)
+{
+    fixture *x = setup_tiles(100, 1000, 1000, 0, 20);
+    vp_error err;
+    size_t t21[1] = {21}, t20[1] = {20}, split[2] = {11, 10}, none[2] = {0, 0};
+    vp_priority normal[2] = {VP_PRIORITY_NORMAL, VP_PRIORITY_NORMAL},
+                mixed[2] = {VP_PRIORITY_HIGH, VP_PRIORITY_NORMAL};
+    memset(&err, 0, sizeof err);
+    CHECK(vp_sched_admit_tiles(x->s, normal, t21, 1, &err) == -1 && err.kind == VP_ERR_TOO_LARGE &&
+          strstr(err.message, "21 image tiles") && strstr(err.message, "max_queued_tiles = 20"));
+    CHECK(vp_sched_admit_tiles(x->s, normal, split, 2, &err) == -1 && err.kind == VP_ERR_TOO_LARGE);
+    CHECK(vp_sched_admit_tiles(x->s, mixed, split, 2, &err) == 0); /* 11 high, 10 normal */
+    CHECK(vp_sched_admit_tiles(x->s, normal, t20, 1, &err) == 0);
+    hold(x, true);
+    CHECK(submit1(x, mkjob(0, 1, 1), &err) == 0); /* runs (held) */
+    wait_in_run(x);
+    CHECK(submit1(x, mkjob(1, 1, 20), &err) == 0); /* 20 wait: the bound */
+    memset(&err, 0, sizeof err);
+    CHECK(vp_sched_admit_tiles(x->s, normal, t20, 1, &err) == -1 && err.kind == VP_ERR_BUSY &&
+          strstr(err.message, "the queue is full"));
+    CHECK(vp_sched_admit_tiles(x->s, normal, none, 2, &err) == 0);  /* text only */
+    CHECK(vp_sched_admit_tiles(x->s, mixed, t20, 1, &err) == 0);    /* high: its own bound */
+    hold(x, false);
+    CHECK(vp_sched_wait_idle(x->s, 5000) == 0);
+    CHECK(vp_sched_admit_tiles(x->s, normal, t20, 1, &err) == 0);
+    teardown(x, 2);
+}
+
 /* queue_timeout_ms bounds the wait to start: once a request's first job runs, its other
  * jobs wait for their passes however long the request's own passes take. */
 static void test_started_request(void)
@@ -1333,6 +1364,7 @@ int main(void)
     test_lookahead_bound();
     test_queue_full();
     test_queued_tiles();
+    test_admit_tiles();
     test_started_request();
     test_priority();
     test_priority_pass();
