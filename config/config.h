@@ -53,6 +53,7 @@ typedef struct vp_config {
     int retry_after_s;         /* Retry-After on 429 / 503 */
     /* request limits */
     size_t max_body_bytes;
+    size_t max_bodies_bytes;   /* request bodies held at once, all connections */
     size_t max_json_values;    /* values of one body, counted before parsing */
     size_t max_responses;      /* per request */
     size_t max_steps;          /* per response */

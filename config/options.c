@@ -103,6 +103,10 @@ const vp_option vp_options[] = {
     /* request limits */
     {"max_body_bytes", VP_OPT_SIZE, OFF(max_body_bytes), "64M", 1, BIG, NULL,
      "request body size; 413 above", 0},
+    {"max_bodies_bytes", VP_OPT_SIZE, OFF(max_bodies_bytes), "1G", 1, BIG, NULL,
+     "request bodies held at once, over every connection (a body counts from its headers, by "
+     "its Content-Length, until it is parsed); a request whose body does not fit gets 429 with "
+     "Retry-After before it is read (a chunked one that outgrows it is closed)", 0},
     {"max_json_values", VP_OPT_SIZE, OFF(max_json_values), "2000000", 1, BIG, NULL,
      "JSON values (strings, numbers, keys, arrays, objects) of one body, counted before it is "
      "parsed (each costs about 100 bytes parsed); 413 above", 0},

@@ -175,7 +175,7 @@ static void conn_free(vp_conn *x)
         vp_sched_ticket_release(x->items[i].ticket);
     free(x->items);
     free(x->batch_unknown);
-    free(x->body);
+    vp_conn_body_free(x);
     vp_fetch_free(x);
     pthread_mutex_destroy(&x->mu);
     atomic_fetch_sub(&x->srv->inflight, 1);
@@ -309,6 +309,30 @@ size_t vp_server_connection_memory(const vp_config *cfg)
     return cfg->max_header_bytes + VP_HEAD_RESERVE;
 }
 
+/* Reserves n more body bytes for x against max_bodies_bytes: 0, or -1 (nothing taken)
+ * when they do not fit beside the bodies other connections hold. */
+static int body_reserve(vp_conn *x, size_t n)
+{
+    vp_server *s = x->srv;
+    size_t held = atomic_fetch_add(&s->body_bytes, n);
+    if (held + n > s->cfg->max_bodies_bytes) {
+        atomic_fetch_sub(&s->body_bytes, n);
+        return -1;
+    }
+    x->body_reserved += n;
+    return 0;
+}
+
+void vp_conn_body_free(vp_conn *x)
+{
+    free(x->body);
+    x->body = NULL;
+    x->len = x->cap = 0;
+    if (x->body_reserved)
+        atomic_fetch_sub(&x->srv->body_bytes, x->body_reserved);
+    x->body_reserved = 0;
+}
+
 static enum MHD_Result on_first_call(vp_conn *x, size_t head)
 {
     vp_server *s = x->srv;
@@ -419,6 +443,15 @@ static enum MHD_Result on_first_call(vp_conn *x, size_t head)
                                    "request body of %llu bytes is over the limit max_body_bytes=%zu",
                                    declared, s->cfg->max_body_bytes);
         }
+        /* the declared length is reserved against every connection's bodies first: past
+         * max_bodies_bytes, 429 before any of it is read */
+        if (declared > 0 && body_reserve(x, (size_t)declared + 1)) {
+            vp_metrics_event(&s->metrics, VP_EV_BODIES_BUSY);
+            return vp_reply_errorf(x, VP_ERR_BUSY, "",
+                                   "the server holds max_bodies_bytes=%zu of request bodies "
+                                   "already; this one (%llu bytes) must wait: retry after the "
+                                   "Retry-After delay", s->cfg->max_bodies_bytes, declared);
+        }
         /* size the buffer from the declaration, but not beyond 1 MiB up front: a client
          * that declares a large body and sends nothing must not hold that memory */
         if (declared > 0) {
@@ -440,9 +473,7 @@ static int body_append(vp_conn *x, const char *data, size_t n)
         if (!x->too_large) { /* what came is dropped too: its buffer need not stay */
             x->discarded = x->len;
             x->len = 0;
-            free(x->body);
-            x->body = NULL;
-            x->cap = 0;
+            vp_conn_body_free(x);
         }
         x->too_large = true;
         x->discarded += n;
@@ -454,6 +485,11 @@ static int body_append(vp_conn *x, const char *data, size_t n)
             nc *= 2;
         if (nc > max + 1)
             nc = max + 1;
+        if (x->body_reserved >= x->len + n + 1 && nc > x->body_reserved)
+            nc = x->body_reserved; /* its declared length: no more is coming */
+        /* a body without a Content-Length (chunked) reserves as it grows */
+        if (nc > x->body_reserved && body_reserve(x, nc - x->body_reserved))
+            return -2;
         char *nb = realloc(x->body, nc);
         if (!nb)
             return -1;
@@ -504,6 +540,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             }
             int rc = body_append(x, upload_data, *upload_data_size);
             *upload_data_size = 0;
+            if (rc == -2) {
+                vp_metrics_event(&s->metrics, VP_EV_BODIES_BUSY);
+                VP_LOGW(x->id, "closing: a chunked body outgrew what max_bodies_bytes=%zu leaves "
+                        "beside the other connections' bodies", s->cfg->max_bodies_bytes);
+                return MHD_NO;
+            }
             if (rc) {
                 VP_LOGW(x->id, "closing: body far over max_body_bytes=%zu or out of memory",
                         s->cfg->max_body_bytes);

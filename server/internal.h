@@ -89,6 +89,7 @@ struct vp_server {
     vp_metrics metrics;
     vp_fetch_pool *fetch_pool;     /* image URL downloads (NULL unless allow_image_urls) */
     atomic_size_t inflight;        /* request contexts alive */
+    atomic_size_t body_bytes;      /* request body bytes reserved (max_bodies_bytes) */
     atomic_size_t answering;       /* of those, requests received whole (or answered early):
                                     * what a drain waits for; uploads still arriving do not
                                     * hold it up (they get 503 or the closed connection) */
@@ -152,6 +153,7 @@ struct vp_conn {
     char *body;                  /* [len] (+1 NUL), up to max_body_bytes */
     size_t len, cap;
     size_t discarded;            /* bytes dropped after the limit was passed */
+    size_t body_reserved;        /* of s->body_bytes: the declared length, or what grew */
     bool too_large;
     /* waiting */
     pthread_mutex_t mu;          /* guards pending and suspended */
@@ -292,5 +294,7 @@ enum MHD_Result vp_fetch_start(vp_conn *x);
  * else the route's fetched handler. */
 enum MHD_Result vp_fetch_resumed(vp_conn *x);
 void vp_fetch_free(vp_conn *x); /* what conn_free must free of the fetch */
+/* Frees x's body and gives its bytes back to max_bodies_bytes (once parsed, or at close). */
+void vp_conn_body_free(vp_conn *x);
 
 #endif

@@ -112,6 +112,7 @@ void vp_metrics_event(vp_metrics *m, vp_metric_event ev)
     case VP_EV_RELOAD_OK: m->reloads_ok++; break;
     case VP_EV_RELOAD_FAILED: m->reloads_failed++; break;
     case VP_EV_KEY_BUSY: m->rejected_key_busy++; break;
+    case VP_EV_BODIES_BUSY: m->rejected_bodies_busy++; break;
     }
     pthread_mutex_unlock(&m->mu);
 }
@@ -187,6 +188,8 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
           (double)g->queued_clients);
     gauge(f, "vprm_inflight_requests", "HTTP requests being received, prepared or waiting.",
           (double)g->inflight_requests);
+    gauge(f, "vprm_request_body_bytes", "Request body bytes held (reserved by their "
+          "Content-Length until parsed; bounded by max_bodies_bytes).", (double)g->body_bytes);
     gauge(f, "vprm_waiting_connections", "Connections suspended until their result is ready "
           "(or their image URLs are fetched).", (double)g->waiting_connections);
     gauge(f, "vprm_inflight_url_fetches", "Requests whose image URLs a fetch thread is "
@@ -335,6 +338,9 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
     counter(f, "vprm_rejected_key_quota_total",
             "Requests refused with 429 because their API key's max_queued jobs were in flight.",
             m->rejected_key_busy);
+    counter(f, "vprm_rejected_request_bodies_total",
+            "Requests refused with 429 (or closed, a chunked one) because max_bodies_bytes of "
+            "request bodies were held.", m->rejected_bodies_busy);
     counter(f, "vprm_rejected_draining_total", "Requests refused with 503 while shutting down.",
             m->rejected_draining);
     counter(f, "vprm_header_timeouts_total",

@@ -41,7 +41,7 @@ typedef struct vp_metrics {
     uint64_t prompt_tokens, computed_tokens, saved_tokens, image_tiles;
     uint64_t cancelled, expired, rejected_busy, rejected_draining, head_timeouts;
     uint64_t mhd_client_errors;
-    uint64_t reloads_ok, reloads_failed, rejected_key_busy;
+    uint64_t reloads_ok, reloads_failed, rejected_key_busy, rejected_bodies_busy;
     uint64_t url_fetched, url_failed, rejected_url_busy; /* image URL fetches */
     double useful_flops;                    /* of every engine pass (PERF.md's cost model) */
 } vp_metrics;
@@ -72,6 +72,7 @@ typedef struct vp_gauges {
     size_t tls_pairs_held;                        /* certificates held (replaced ones in use) */
     vp_key_usage *key_usage;                      /* per API key name (NULL = none) */
     size_t tls_client_cas;                        /* client CAs (mutual TLS; 0 = off) */
+    size_t body_bytes;                            /* request body bytes held (reserved) */
     double tls_client_crl_next_update;            /* their CRLs' earliest, Unix time; 0 = none */
 } vp_gauges;
 
@@ -94,7 +95,8 @@ typedef enum {
     VP_EV_MHD_CLIENT_ERROR, /* libmicrohttpd refused a client itself (TLS handshake, head) */
     VP_EV_RELOAD_OK,     /* SIGHUP: the credentials read again */
     VP_EV_RELOAD_FAILED, /* SIGHUP: refused, the old ones kept */
-    VP_EV_KEY_BUSY       /* a request refused: its API key's max_queued was reached */
+    VP_EV_KEY_BUSY,      /* a request refused: its API key's max_queued was reached */
+    VP_EV_BODIES_BUSY    /* a request refused: max_bodies_bytes of bodies already held */
 } vp_metric_event;
 void vp_metrics_event(vp_metrics *m, vp_metric_event ev);
 /* The /metrics body (malloc'd), or NULL when memory runs out. */

@@ -146,6 +146,7 @@ enum MHD_Result vp_route_metrics(vp_conn *x)
     g.queue_depth = atomic_load(&s->engine) ? vp_sched_queue_depth(s->sched) : 0;
     g.queued_clients = atomic_load(&s->engine) ? vp_sched_queued_clients(s->sched) : 0;
     g.inflight_requests = atomic_load(&s->inflight);
+    g.body_bytes = atomic_load(&s->body_bytes);
     pthread_mutex_lock(&s->wait_mu);
     g.waiting_connections = s->n_waiting;
     pthread_mutex_unlock(&s->wait_mu);

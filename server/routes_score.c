@@ -107,9 +107,7 @@ static int admit_tiles(vp_conn *x, const void *reqs, size_t stride, const bool *
 
 static void drop_body(vp_conn *x)
 {
-    free(x->body);
-    x->body = NULL;
-    x->len = x->cap = 0;
+    vp_conn_body_free(x);
 }
 
 /* A single request (score, tokenize) with image URLs: to a fetch worker. */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "engine/cuda_plan/cuda_plan.h"
@@ -347,9 +348,12 @@ int vp_bench_http_main(int argc, char **argv)
     const char *files[2] = {o.cert, o.key};
     for (int i = 0; i < 2 && o.cert; i++) { /* named now, not as every request's TLS error */
         FILE *f = fopen(files[i], "r");
-        if (!f) {
+        struct stat st;
+        if (!f || fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
             fprintf(stderr, "vprm bench: %s %s: %s\n", i ? "--key" : "--cert", files[i],
-                    strerror(errno));
+                    f ? "not a regular file" : strerror(errno));
+            if (f)
+                fclose(f);
             return 2;
         }
         fclose(f);

@@ -125,6 +125,15 @@ static int read_stdin(uint8_t **out, size_t *len, vp_error *err)
     }
     if (!buf)
         return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory reading stdin");
+    if (ferror(stdin)) { /* a closed or unreadable stdin is not an empty request */
+        free(buf);
+        return vp_fail(err, VP_ERR_IO, NULL, "cannot read the request from stdin: %s",
+                       strerror(errno));
+    }
+    if (n == 0) {
+        free(buf);
+        return vp_fail(err, VP_ERR_BAD_REQUEST, NULL, "stdin held no request (empty)");
+    }
     *out = buf;
     *len = n;
     return 0;

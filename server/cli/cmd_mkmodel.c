@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "engine/model/mkmodel.h"
@@ -72,7 +73,7 @@ int cmd_mkmodel(int argc, char **argv)
 {
     const char *scale = "tiny", *dtype = "bf16", *vision_norm = NULL, *system = NULL;
     vp_mkmodel_opts o = {.tokenizer_dir = "engine/assets/tiny_tokenizer", .seed = 1};
-    bool qk_norm = false, no_qkv_bias = false;
+    bool qk_norm = false, no_qkv_bias = false, tokenizer_given = false;
     long long overrides[sizeof int_opts / sizeof int_opts[0]];
     bool overridden[sizeof int_opts / sizeof int_opts[0]] = {false};
     for (int i = 1; i < argc; i++) {
@@ -106,7 +107,7 @@ int cmd_mkmodel(int argc, char **argv)
         else if (!strcmp(a, "--scale"))
             scale = v;
         else if (!strcmp(a, "--tokenizer"))
-            o.tokenizer_dir = v;
+            o.tokenizer_dir = v, tokenizer_given = true;
         else if (!strcmp(a, "--dtype"))
             dtype = v;
         else if (!strcmp(a, "--vision-norm"))
@@ -186,6 +187,22 @@ int cmd_mkmodel(int argc, char **argv)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     vp_mkmodel_result res;
+    /* the default tokenizer is the checkout's: found from the binary (bin/vprm in the
+     * repository) when the command runs elsewhere */
+    char beside[4096];
+    if (!tokenizer_given && access(o.tokenizer_dir, R_OK) != 0) {
+        char exe[4000];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (n > 0) {
+            exe[n] = 0;
+            char *slash = strrchr(exe, '/');
+            if (slash)
+                *slash = 0;
+            snprintf(beside, sizeof beside, "%s/../engine/assets/tiny_tokenizer", exe);
+            if (access(beside, R_OK) == 0)
+                o.tokenizer_dir = beside;
+        }
+    }
     if (vp_mkmodel_write(&o, &res, &err)) {
         fprintf(stderr, "vprm mkmodel: %s\n", err.message);
         return 1;

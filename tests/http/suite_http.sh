@@ -323,8 +323,9 @@ done
 
 # ---- TQ: a request's image tiles admitted from the images' headers, before any is decoded:
 # one whose tiles alone pass --max-queued-tiles is refused (413) instead of being decoded
-# into memory the queue's bound does not allow; one within it is scored
-if start_daemon TQ "$VPRM" --api-key "$KEY" --max-queued-tiles 13; then
+# into memory the queue's bound does not allow; one within it is scored. Request bodies
+# held at once bounded by --max-bodies-bytes
+if start_daemon TQ "$VPRM" --api-key "$KEY" --max-queued-tiles 13 --max-bodies-bytes 100K; then
     "$PY" - "$T" <<'EOF'
 import base64, io, json, sys
 from PIL import Image
@@ -344,6 +345,43 @@ EOF
     st=$(post /v1/score "$T/t_one.json")
     [ "$st" = 200 ] && ok "TQ: a request of 13 tiles, at the bound, scored" \
         || bad "TQ: 13 tiles: $st $(head -c 300 "$T/post.body")"
+    # request bodies held at once (--max-bodies-bytes 100K): a 60 KB upload in progress
+    # holds its declared length; a second one of 60 KB gets 429 before it is read; once the
+    # first is done (its 400: not JSON), the bytes are given back and the next is read
+    if "$PY" - "$PORT" "$KEY" >"$T/bodies.out" 2>&1 <<'EOF'; then
+import http.client, re, socket, sys, time
+port, key = int(sys.argv[1]), sys.argv[2]
+def metric(name):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/metrics", headers={"Authorization": "Bearer " + key})
+    m = re.search(r"^%s (\S+)$" % re.escape(name), c.getresponse().read().decode(), re.M)
+    return float(m.group(1)) if m else None
+head = ("POST /v1/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+        "Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n" % key).encode()
+a = socket.create_connection(("127.0.0.1", port))
+a.sendall(head + b"x" * 1000)  # 1 KB of 60 sent: the 60 KB stay reserved
+time.sleep(0.5)
+held = metric("vprm_request_body_bytes")
+assert held and held >= 60000, "held %s" % held
+b = socket.create_connection(("127.0.0.1", port), timeout=10)
+b.sendall(head)
+answer = b.recv(4096).decode("latin-1")
+assert answer.startswith("HTTP/1.1 429") and "retry-after" in answer.lower() \
+    and "max_bodies_bytes=102400" in answer, answer[:300]
+assert metric("vprm_rejected_request_bodies_total") == 1
+a.sendall(b"x" * 59000)  # the rest: a 400 (not JSON), the reservation given back
+assert a.recv(4096).startswith(b"HTTP/1.1 400")
+a.close()
+b.close()
+time.sleep(0.3)
+assert metric("vprm_request_body_bytes") == 0, metric("vprm_request_body_bytes")
+c = socket.create_connection(("127.0.0.1", port), timeout=10)
+c.sendall(head + b"x" * 60000)
+assert c.recv(4096).startswith(b"HTTP/1.1 400")
+print("ok")
+EOF
+        ok "TQ: a body past --max-bodies-bytes beside another upload: 429 before it is read; the bytes given back after"
+    else bad "TQ: max_bodies_bytes: $(tail -3 "$T/bodies.out")"; fi
     stop_daemon TQ
 fi
 

@@ -99,6 +99,51 @@ static void test_repeats(vp_engine *e, const char *image)
     free(b3);
 }
 
+/* The tiles admission counts from the images' headers (vp_engine_count_tiles) are the
+ * tiles prepare decodes, over random sizes and max_tiles, one image and two. */
+static void test_count_tiles(const vp_engine_options *opt)
+{
+    vp_engine *e = NULL;
+    vp_error oerr = {0};
+    CHECK_MSG(vp_engine_open(opt, &e, &oerr) == 0, "%s", oerr.message);
+    if (!e)
+        return;
+    srand(11);
+    vp_request_limits lim;
+    vp_request_limits_default(&lim);
+    for (int trial = 0; trial < 24; trial++) {
+        uint32_t w = 1 + (uint32_t)(rand() % 900), h = 1 + (uint32_t)(rand() % 900);
+        uint8_t *png;
+        size_t len;
+        vp_error err = {0};
+        CHECK(vp_png_random(w, h, (uint64_t)trial, &png, &len, &err) == 0);
+        char *url = vp_data_url("image/png", png, len);
+        int max_tiles = 1 + trial % 12;
+        size_t cap = 2 * strlen(url) + 256;
+        char *body = malloc(cap);
+        if (trial % 3 == 0) /* two images: the same twice */
+            snprintf(body, cap, "{\"question\": \"q\", \"images\": [\"%s\", \"%s\"], "
+                     "\"max_tiles\": %d, \"responses\": [\"a\"]}", url, url, max_tiles);
+        else
+            snprintf(body, cap, "{\"question\": \"q\", \"image\": \"%s\", \"max_tiles\": %d, "
+                     "\"responses\": [\"a\"]}", url, max_tiles);
+        vp_score_request req;
+        vp_job *job = NULL;
+        CHECK_MSG(vp_request_parse(body, strlen(body), &lim, &req, &err) == 0, "%s", err.message);
+        size_t counted = vp_engine_count_tiles(e, &req);
+        CHECK_MSG(vp_engine_prepare(e, &req, &job, &err) == 0, "%s", err.message);
+        CHECK_MSG(job && counted == vp_job_tiles(job) && counted > (size_t)(trial % 3 == 0),
+                  "%ux%u max_tiles %d: counted %zu, decoded %zu", w, h, max_tiles, counted,
+                  job ? vp_job_tiles(job) : 0);
+        vp_request_free(&req);
+        vp_job_free(job);
+        free(body);
+        free(url);
+        free(png);
+    }
+    vp_engine_close(e);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/vprm-test-pack-XXXXXX";
@@ -120,6 +165,7 @@ int main(void)
         request_json(url_a, "What is x?", "A different start\\n\\nx = 2", "Step one.\\n\\nno"),
         request_json(url_b, "Area?", "r = 2\\n\\nA = 4 pi", "r = 2\\n\\nA = 2 pi\\n\\ndone"),
     };
+    test_count_tiles(&opt);
     vp_job *together[3], *alone[3];
     for (int i = 0; i < 3; i++) {
         together[i] = prepare(e, bodies[i]);
