@@ -104,9 +104,10 @@ const vp_option vp_options[] = {
     {"max_body_bytes", VP_OPT_SIZE, OFF(max_body_bytes), "64M", 1, BIG, NULL,
      "request body size; 413 above", 0},
     {"max_bodies_bytes", VP_OPT_SIZE, OFF(max_bodies_bytes), "1G", 1, BIG, NULL,
-     "request bodies held at once, over every connection (a body counts from its headers, by "
-     "its Content-Length, until it is parsed); a request whose body does not fit gets 429 with "
-     "Retry-After before it is read (a chunked one that outgrows it is closed)", 0},
+     "request bodies held at once, over every connection (the buffers they are received "
+     "into, until parsed); a body whose Content-Length does not fit beside them gets 429 with "
+     "Retry-After before it is read, one over this alone 413, and one that outgrows what is "
+     "left while arriving is closed", 0},
     {"max_json_values", VP_OPT_SIZE, OFF(max_json_values), "2000000", 1, BIG, NULL,
      "JSON values (strings, numbers, keys, arrays, objects) of one body, counted before it is "
      "parsed (each costs about 100 bytes parsed); 413 above", 0},
@@ -206,7 +207,7 @@ const vp_option vp_options[] = {
      NULL,
      "time limit of all the image URL fetches of one HTTP request (fetched one after another), "
      "its wait for a fetch thread included: the fetches not started by then fail (429 when "
-     "none could start: the fetch threads were busy)", 0},
+     "over half of it went to waiting for a fetch thread: the threads were busy)", 0},
     {"url_max_redirects", VP_OPT_INT, OFF(url_max_redirects), "3", 0, 20, NULL,
      "redirects followed per image URL", 0},
     {"url_allow_private", VP_OPT_BOOL, OFF(url_allow_private), "false", 0, 0, NULL,

@@ -66,20 +66,26 @@ static uint64_t url_hash(const char *url)
 /* The image URLs of one connection's requests fetched so far (each its first place), and
  * what the connection may still spend: time (its wait for a fetch thread included) and
  * bytes held. */
+typedef struct fetch_seen {
+    uint64_t hash;
+    const char *url;
+    const vp_image_src *img; /* its bytes (url kept); NULL: the fetch failed, with err */
+    vp_error err;
+} fetch_seen;
+
 typedef struct fetch_budget {
     double deadline;
     size_t bytes_left;
     bool started;
-    const vp_image_src **seen; /* [n_seen] fetched images, their url kept */
-    uint64_t *seen_hash;
+    fetch_seen *seen; /* [n_seen] each URL fetched (or tried) once */
     size_t n_seen;
 } fetch_budget;
 
-static const vp_image_src *fetched_before(const fetch_budget *b, const char *url, uint64_t h)
+static const fetch_seen *fetched_before(const fetch_budget *b, const char *url, uint64_t h)
 {
     for (size_t i = 0; i < b->n_seen; i++)
-        if (b->seen_hash[i] == h && !strcmp(b->seen[i]->url, url))
-            return b->seen[i];
+        if (b->seen[i].hash == h && !strcmp(b->seen[i].url, url))
+            return &b->seen[i];
     return NULL;
 }
 
@@ -90,7 +96,13 @@ static int fetch_one(vp_conn *x, fetch_budget *b, const vp_image_src *img, const
 {
     const vp_config *c = x->srv->cfg;
     uint64_t h = url_hash(img->url);
-    const vp_image_src *same = fetched_before(b, img->url, h);
+    const fetch_seen *seen = fetched_before(b, img->url, h);
+    if (seen && !seen->img) { /* tried once: a repeat gets its error, not another fetch */
+        *err = seen->err;
+        snprintf(err->param, sizeof err->param, "%s", param);
+        return -1;
+    }
+    const vp_image_src *same = seen ? seen->img : NULL;
     if (same) { /* fetched once: repeats are copies, counted as held bytes */
         if (same->len > b->bytes_left)
             return vp_fail(err, VP_ERR_TOO_LARGE, param,
@@ -103,13 +115,15 @@ static int fetch_one(vp_conn *x, fetch_budget *b, const vp_image_src *img, const
         *len = same->len;
         return 0;
     }
-    double left_ms = b->deadline - vp_sched_now_ms();
+    double now = vp_sched_now_ms(), left_ms = b->deadline - now;
+    /* over half the time spent waiting for a fetch thread: the server is too busy, not the
+     * image host too slow; refused before a fetch that would likely run out of time */
+    if (!b->started && now - x->t_fetch > c->url_request_timeout_ms / 2.0)
+        return vp_fail(err, VP_ERR_BUSY, param,
+                       "image URL fetching is at capacity: this request waited %.0f ms of its "
+                       "url_request_timeout_ms=%d for a fetch thread; retry later, or send the "
+                       "image as base64", now - x->t_fetch, c->url_request_timeout_ms);
     if (left_ms < 1) {
-        if (!b->started) /* all of it spent waiting for a fetch thread */
-            return vp_fail(err, VP_ERR_BUSY, param,
-                           "image URL fetching is at capacity: no fetch thread was free within "
-                           "url_request_timeout_ms=%d; retry later, or send the image as base64",
-                           c->url_request_timeout_ms);
         return vp_fail(err, VP_ERR_BAD_REQUEST, param,
                        "the image URL fetches of this request took longer than "
                        "url_request_timeout_ms=%d", c->url_request_timeout_ms);
@@ -143,11 +157,10 @@ static int fetch_one(vp_conn *x, fetch_budget *b, const vp_image_src *img, const
                        "image URLs of this request are over the limit url_max_request_bytes=%zu",
                        c->url_max_request_bytes);
     b->started = true;
-    if (vp_fetch_url(img->url, &o, param, data, len, err))
-        return -1;
-    b->seen[b->n_seen] = img;
-    b->seen_hash[b->n_seen++] = h;
-    return 0;
+    int rc = vp_fetch_url(img->url, &o, param, data, len, err);
+    b->seen[b->n_seen++] = (fetch_seen){.hash = h, .url = img->url, .img = rc ? NULL : img,
+                                        .err = rc ? *err : (vp_error){0}};
+    return rc;
 }
 
 /* The URL images of one request replaced by their bytes; errors name the image as the
@@ -194,7 +207,7 @@ static int count_urls(vp_conn *x, size_t *n_urls, vp_error *err)
     size_t cap = 16;
     while (cap < 2 * n)
         cap *= 2;
-    uint64_t *set = calloc(cap, sizeof *set); /* open addressing; 0 = empty */
+    const char **set = calloc(cap, sizeof *set); /* open addressing by hash; NULL = empty */
     if (!set)
         return vp_fail(err, VP_ERR_NOMEM, "", "out of memory");
     size_t distinct = 0, limit = x->srv->cfg->url_max_per_request;
@@ -203,14 +216,13 @@ static int count_urls(vp_conn *x, size_t *n_urls, vp_error *err)
         for (size_t j = 0; j < req->n_images; j++) {
             if (req->images[j].kind != VP_IMAGE_URL)
                 continue;
-            uint64_t h = url_hash(req->images[j].url) | 1; /* a hash stands for its URL: a
-                                                               * collision undercounts by one */
-            size_t k = (size_t)h & (cap - 1);
-            while (set[k] && set[k] != h)
+            const char *url = req->images[j].url;
+            size_t k = (size_t)url_hash(url) & (cap - 1);
+            while (set[k] && strcmp(set[k], url))
                 k = (k + 1) & (cap - 1);
             if (set[k])
-                continue;
-            set[k] = h;
+                continue; /* the same URL again */
+            set[k] = url;
             if (++distinct > limit) {
                 free(set);
                 char param[128];
@@ -237,21 +249,19 @@ static void fetch_run(void *arg, bool abandoned)
     fetch_budget b = {.deadline = x->t_fetch + s->cfg->url_request_timeout_ms,
                       .bytes_left = s->cfg->url_max_request_bytes};
     b.seen = calloc(x->n_urls ? x->n_urls : 1, sizeof *b.seen);
-    b.seen_hash = calloc(x->n_urls ? x->n_urls : 1, sizeof *b.seen_hash);
     for (size_t i = 0; i < x->n_fetch && !cut; i++) {
         vp_fetch_req *r = &x->fetch[i];
         if (fetch_cancelled(x)) {
             cut = true;
             break;
         }
-        if (!b.seen || !b.seen_hash)
+        if (!b.seen)
             r->rc = vp_fail(&r->err, VP_ERR_NOMEM, "", "out of memory");
         else
             r->rc = fetch_images(x, &b, &r->req, r->prefix, &r->err);
         cut = r->rc && r->err.kind == VP_ERR_UNAVAILABLE;
     }
     free(b.seen);
-    free(b.seen_hash);
     /* cut short: by the client leaving (the watcher set x->gone first: no answer) or by
      * a shutdown (503) */
     x->fetch_refused = cut;

@@ -314,11 +314,11 @@ size_t vp_server_connection_memory(const vp_config *cfg)
 static int body_reserve(vp_conn *x, size_t n)
 {
     vp_server *s = x->srv;
-    size_t held = atomic_fetch_add(&s->body_bytes, n);
-    if (held + n > s->cfg->max_bodies_bytes) {
-        atomic_fetch_sub(&s->body_bytes, n);
-        return -1;
-    }
+    size_t held = atomic_load(&s->body_bytes);
+    do { /* never over the bound, even for a moment: another's reservation is not refused */
+        if (held + n > s->cfg->max_bodies_bytes)
+            return -1;
+    } while (!atomic_compare_exchange_weak(&s->body_bytes, &held, held + n));
     x->body_reserved += n;
     return 0;
 }
@@ -443,19 +443,30 @@ static enum MHD_Result on_first_call(vp_conn *x, size_t head)
                                    "request body of %llu bytes is over the limit max_body_bytes=%zu",
                                    declared, s->cfg->max_body_bytes);
         }
-        /* the declared length is reserved against every connection's bodies first: past
-         * max_bodies_bytes, 429 before any of it is read */
-        if (declared > 0 && body_reserve(x, (size_t)declared + 1)) {
+        /* every connection's bodies together (max_bodies_bytes): a body larger than all
+         * of it gets 413 (no retry could fit it); one that does not fit beside the bodies
+         * held now, 429 before any of it is read. Bytes are reserved as its buffer grows,
+         * not by the declaration: a client that declares and sends nothing holds little */
+        if (declared > s->cfg->max_bodies_bytes)
+            return vp_reply_errorf(x, VP_ERR_TOO_LARGE, "",
+                                   "request body of %llu bytes is over the limit "
+                                   "max_bodies_bytes=%zu (every connection's bodies together)",
+                                   declared, s->cfg->max_bodies_bytes);
+        size_t first = declared < (1u << 20) ? (size_t)declared : (1u << 20);
+        if (atomic_load(&s->body_bytes) + declared > s->cfg->max_bodies_bytes ||
+            (first && body_reserve(x, first))) {
             vp_metrics_event(&s->metrics, VP_EV_BODIES_BUSY);
             return vp_reply_errorf(x, VP_ERR_BUSY, "",
-                                   "the server holds max_bodies_bytes=%zu of request bodies "
-                                   "already; this one (%llu bytes) must wait: retry after the "
-                                   "Retry-After delay", s->cfg->max_bodies_bytes, declared);
+                                   "the server holds %zu bytes of request bodies, and this one "
+                                   "(%llu bytes) does not fit in max_bodies_bytes=%zu beside "
+                                   "them: retry after the Retry-After delay",
+                                   atomic_load(&s->body_bytes), declared,
+                                   s->cfg->max_bodies_bytes);
         }
-        /* size the buffer from the declaration, but not beyond 1 MiB up front: a client
+        x->declared = (size_t)declared;
+        /* the buffer sized from the declaration, but not beyond 1 MiB up front: a client
          * that declares a large body and sends nothing must not hold that memory */
-        if (declared > 0) {
-            size_t first = declared < (1u << 20) ? (size_t)declared : (1u << 20);
+        if (first) {
             x->body = malloc(first + 1);
             if (!x->body)
                 return vp_reply_errorf(x, VP_ERR_NOMEM, "", "out of memory for the request body");
@@ -485,10 +496,10 @@ static int body_append(vp_conn *x, const char *data, size_t n)
             nc *= 2;
         if (nc > max + 1)
             nc = max + 1;
-        if (x->body_reserved >= x->len + n + 1 && nc > x->body_reserved)
-            nc = x->body_reserved; /* its declared length: no more is coming */
-        /* a body without a Content-Length (chunked) reserves as it grows */
-        if (nc > x->body_reserved && body_reserve(x, nc - x->body_reserved))
+        if (x->declared >= x->len + n && nc > x->declared + 1)
+            nc = x->declared + 1; /* its declared length (and the NUL): no more is coming */
+        /* the buffer's bytes reserved as it grows (its NUL aside) */
+        if (nc - 1 > x->body_reserved && body_reserve(x, nc - 1 - x->body_reserved))
             return -2;
         char *nb = realloc(x->body, nc);
         if (!nb)
@@ -542,8 +553,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             *upload_data_size = 0;
             if (rc == -2) {
                 vp_metrics_event(&s->metrics, VP_EV_BODIES_BUSY);
-                VP_LOGW(x->id, "closing: a chunked body outgrew what max_bodies_bytes=%zu leaves "
-                        "beside the other connections' bodies", s->cfg->max_bodies_bytes);
+                VP_LOGW(x->id, "closing: a body outgrew what max_bodies_bytes=%zu leaves beside "
+                        "the other connections' bodies", s->cfg->max_bodies_bytes);
                 return MHD_NO;
             }
             if (rc) {
@@ -950,6 +961,10 @@ int vp_server_attach_engine(vp_server *s, vp_engine *e, vp_error *err)
                            .queue_timeout_ms = c->queue_timeout_ms,
                            .priority_boost_ms = c->priority_boost_ms,
                            .fair_share = c->fair_share};
+    if (c->max_body_bytes > c->max_bodies_bytes)
+        VP_LOGW(NULL, "max_body_bytes (%zu) is over max_bodies_bytes (%zu), every connection's "
+                "bodies together: a body over %zu bytes gets 413", c->max_body_bytes,
+                c->max_bodies_bytes, c->max_bodies_bytes);
     /* a low job ranks 2 boosts behind a high one that arrives at the same time */
     if (c->queue_timeout_ms > 0 && 2.0 * c->priority_boost_ms >= c->queue_timeout_ms)
         VP_LOGW(NULL, "priority_boost_ms (%d) is not under half of queue_timeout_ms (%d): under a "

@@ -153,7 +153,8 @@ struct vp_conn {
     char *body;                  /* [len] (+1 NUL), up to max_body_bytes */
     size_t len, cap;
     size_t discarded;            /* bytes dropped after the limit was passed */
-    size_t body_reserved;        /* of s->body_bytes: the declared length, or what grew */
+    size_t body_reserved;        /* of s->body_bytes: what its buffer holds room for */
+    size_t declared;             /* its Content-Length (0: none, or chunked) */
     bool too_large;
     /* waiting */
     pthread_mutex_t mu;          /* guards pending and suspended */

@@ -56,8 +56,9 @@ enum MHD_Result vp_route_ready(vp_conn *x)
 static json_t *limits_json(const vp_config *c)
 {
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-                     "s:I, s:I, s:I, s:b, s:b}",
+                     "s:I, s:I, s:I, s:I, s:b, s:b}",
                      "max_body_bytes", (json_int_t)c->max_body_bytes,
+                     "max_bodies_bytes", (json_int_t)c->max_bodies_bytes,
                      "max_header_bytes", (json_int_t)c->max_header_bytes,
                      "max_responses", (json_int_t)c->max_responses,
                      "max_steps", (json_int_t)c->max_steps,

@@ -655,11 +655,12 @@ int vp_sched_admit_tiles(vp_sched *s, const vp_priority *priorities, const size_
     size_t jobs[2] = {0, 0}, sum[2] = {0, 0};
     for (size_t i = 0; i < n; i++)
         sum[POOL_OF(sched_priority(s, priorities, i))] += tiles[i];
-    for (int pool = 0; pool < 2; pool++)
-        if (s->opt.max_queued_tiles && sum[pool] > s->opt.max_queued_tiles)
-            return vp_fail(err, VP_ERR_TOO_LARGE, "",
-                           "the request's images make %zu image tiles, more than the queue "
-                           "holds (max_queued_tiles = %zu)", sum[pool], s->opt.max_queued_tiles);
+    /* the request as a whole, whatever its items' priorities (split between the pools it
+     * could hold twice the bound) */
+    if (s->opt.max_queued_tiles && sum[0] + sum[1] > s->opt.max_queued_tiles)
+        return vp_fail(err, VP_ERR_TOO_LARGE, "",
+                       "the request's images make %zu image tiles, more than the queue holds "
+                       "(max_queued_tiles = %zu)", sum[0] + sum[1], s->opt.max_queued_tiles);
     pthread_mutex_lock(&s->mu);
     int rc = admit_locked(s, jobs, sum, err);
     pthread_mutex_unlock(&s->mu);

@@ -110,7 +110,7 @@ int vp_sched_start(const vp_sched_options *opt, const vp_sched_engine *eng, vp_s
  * the result's timing.total counts from it. */
 /* Before a request's images are decoded: whether its items (tiles[i] image tiles each, of
  * priorities[i], as vp_sched_submit reads them) may be queued now. 0; or -1 and err:
- * VP_ERR_TOO_LARGE when a pool's sum is over max_queued_tiles (it could never be held
+ * VP_ERR_TOO_LARGE when their sum is over max_queued_tiles (it could never be held
  * within the bound), VP_ERR_BUSY while that pool's tiles are at the bound (as submit
  * would answer, so a refusal costs no decoding), VP_ERR_UNAVAILABLE while draining.
  * Submit checks again: this admits, it reserves nothing. */

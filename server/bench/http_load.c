@@ -242,7 +242,9 @@ static void usage(FILE *f)
             "  certificate against the system's CAs, or the file in CURL_CA_BUNDLE; --cert and\n"
             "  --key (PEM) present a client certificate (a server with --tls-client-ca).\n"
             "  --repeated-responses P: each response after a request's first repeats an\n"
-            "  earlier one of it with P%% chance (an RL group's repeated completions).\n");
+            "  earlier one of it with P%% chance (an RL group's repeated completions).\n"
+            "  --json: stdout holds one JSON object of the figures (the device too; null for\n"
+            "  a figure with no sample) and the report goes to stderr.\n");
 }
 
 int vp_bench_http_main(int argc, char **argv)

@@ -110,7 +110,8 @@ post() {
 STRICT="--api-key $KEY --max-body-bytes 2M --max-responses 8 --max-steps 16 --max-images 2
   --max-image-bytes 256K --max-image-pixels 1000000 --max-text-bytes 8K --max-request-tokens 3000
   --max-batch-requests 4 --max-tiles 6 --connection-timeout-s 2 --http-threads 4 --batch-tiles 8
-  --max-json-values 100000 --body-timeout-s 3 --header-timeout-s 3 --max-header-bytes 16K"
+  --max-json-values 100000 --body-timeout-s 3 --header-timeout-s 3 --max-header-bytes 16K
+  --max-bodies-bytes 2M"
 
 # ---- start-up refusals and help
 if "$VPRM" serve --model "$MODEL" --port 70000 >"$T/bad.out" 2>&1; then
@@ -325,7 +326,7 @@ done
 # one whose tiles alone pass --max-queued-tiles is refused (413) instead of being decoded
 # into memory the queue's bound does not allow; one within it is scored. Request bodies
 # held at once bounded by --max-bodies-bytes
-if start_daemon TQ "$VPRM" --api-key "$KEY" --max-queued-tiles 13 --max-bodies-bytes 100K; then
+if start_daemon TQ "$VPRM" --api-key "$KEY" --max-queued-tiles 13 --max-bodies-bytes 3M; then
     "$PY" - "$T" <<'EOF'
 import base64, io, json, sys
 from PIL import Image
@@ -345,9 +346,10 @@ EOF
     st=$(post /v1/score "$T/t_one.json")
     [ "$st" = 200 ] && ok "TQ: a request of 13 tiles, at the bound, scored" \
         || bad "TQ: 13 tiles: $st $(head -c 300 "$T/post.body")"
-    # request bodies held at once (--max-bodies-bytes 100K): a 60 KB upload in progress
-    # holds its declared length; a second one of 60 KB gets 429 before it is read; once the
-    # first is done (its 400: not JSON), the bytes are given back and the next is read
+    # request bodies held at once (--max-bodies-bytes 3M): an upload declaring 2.5 MB that
+    # sends 1 KB holds its first MiB only (a declaration alone does not take the budget);
+    # sent but for its last byte it holds 2.5 MB, and a 1 MB body then gets 429 before it is
+    # read; once the first is done (its 400: not JSON), the bytes are given back
     if "$PY" - "$PORT" "$KEY" >"$T/bodies.out" 2>&1 <<'EOF'; then
 import http.client, re, socket, sys, time
 port, key = int(sys.argv[1]), sys.argv[2]
@@ -356,31 +358,37 @@ def metric(name):
     c.request("GET", "/metrics", headers={"Authorization": "Bearer " + key})
     m = re.search(r"^%s (\S+)$" % re.escape(name), c.getresponse().read().decode(), re.M)
     return float(m.group(1)) if m else None
-head = ("POST /v1/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-        "Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n" % key).encode()
+def head(n):
+    return ("POST /v1/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+            "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (key, n)).encode()
+big, mid = 2500000, 1000000
 a = socket.create_connection(("127.0.0.1", port))
-a.sendall(head + b"x" * 1000)  # 1 KB of 60 sent: the 60 KB stay reserved
+a.sendall(head(big) + b"x" * 1000)
 time.sleep(0.5)
 held = metric("vprm_request_body_bytes")
-assert held and held >= 60000, "held %s" % held
+assert held and 1000 <= held <= (1 << 20) + 16, "held %s after 1 KB of a declared 2.5 MB" % held
+a.sendall(b"x" * (big - 1001))
+time.sleep(0.5)
+held = metric("vprm_request_body_bytes")
+assert held and held >= big - 1, "held %s with 2.5 MB sent" % held
 b = socket.create_connection(("127.0.0.1", port), timeout=10)
-b.sendall(head)
+b.sendall(head(mid))
 answer = b.recv(4096).decode("latin-1")
 assert answer.startswith("HTTP/1.1 429") and "retry-after" in answer.lower() \
-    and "max_bodies_bytes=102400" in answer, answer[:300]
+    and "max_bodies_bytes=3145728" in answer, answer[:400]
 assert metric("vprm_rejected_request_bodies_total") == 1
-a.sendall(b"x" * 59000)  # the rest: a 400 (not JSON), the reservation given back
+a.sendall(b"x")  # its last byte: a 400 (not JSON), the bytes given back
 assert a.recv(4096).startswith(b"HTTP/1.1 400")
 a.close()
 b.close()
 time.sleep(0.3)
 assert metric("vprm_request_body_bytes") == 0, metric("vprm_request_body_bytes")
 c = socket.create_connection(("127.0.0.1", port), timeout=10)
-c.sendall(head + b"x" * 60000)
+c.sendall(head(mid) + b"x" * mid)
 assert c.recv(4096).startswith(b"HTTP/1.1 400")
 print("ok")
 EOF
-        ok "TQ: a body past --max-bodies-bytes beside another upload: 429 before it is read; the bytes given back after"
+        ok "TQ: --max-bodies-bytes: a declaration alone holds its first MiB; a body that does not fit beside another upload: 429 before it is read; the bytes given back after"
     else bad "TQ: max_bodies_bytes: $(tail -3 "$T/bodies.out")"; fi
     stop_daemon TQ
 fi
@@ -433,6 +441,12 @@ class H(http.server.SimpleHTTPRequestHandler):
         if self.path.startswith("/counted/"):  # the image, each fetch counted by TAG
             hits[self.path[9:]] += 1
             self.path = "/img.png"
+        if self.path.startswith("/countfail/"):  # a 500, each fetch counted by TAG
+            hits[self.path[11:]] += 1
+            self.send_response(500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path.startswith("/hop"):  # /hopN redirects to /hop(N-1), /hop0 to the image
             n = int(self.path[4:] or 0)
             self.send_response(302)
@@ -617,7 +631,7 @@ fi
 IMGLEN=$(wc -c <"$T/img.png")
 if start_daemon D4 "$VPRM" --api-key "$KEY" --allow-image-urls --url-allow-private \
     --url-max-per-request 3 --url-max-request-bytes $((IMGLEN * 5 / 2)) --url-max-length 200 \
-    --url-request-timeout-ms 2500 --url-fetch-threads 1 --max-image-bytes 16K; then
+    --url-request-timeout-ms 4000 --url-fetch-threads 1 --max-image-bytes 16K; then
     "$PY" - "$T" "$IMG" <<'EOF'
 import json, sys
 d, img = sys.argv[1], sys.argv[2]
@@ -626,14 +640,17 @@ batch = lambda urls: {"requests": [one(u) for u in urls]}
 json.dump(batch(["%s/img.png?n=%d" % (img, i) for i in range(4)]), open(d + "/d4_many.json", "w"))
 json.dump(batch(["%s/counted/rep" % img] * 2),
           open(d + "/d4_repeat.json", "w"))
+json.dump(batch(["%s/countfail/bad" % img] * 3), open(d + "/d4_badrep.json", "w"))
 json.dump(batch(["%s/img.png" % img] * 3), open(d + "/d4_bytes.json", "w"))
 json.dump(one(img + "/big.png"), open(d + "/d4_big.json", "w"))
 json.dump(one(img + "/img.png?" + "x" * 200), open(d + "/d4_long.json", "w"))
 two = one(None)
 del two["image"]
-two["images"] = [img + "/slow/1500", img + "/slow/1501"]
+two["images"] = [img + "/slow/2200", img + "/slow/2201"]
 json.dump(two, open(d + "/d4_slow.json", "w"))
-json.dump(one(img + "/slow/2000"), open(d + "/d4_slow1.json", "w"))
+json.dump(one(img + "/slow/2000"), open(d + "/d4_slow20.json", "w"))
+json.dump(one(img + "/slow/3000"), open(d + "/d4_slow30.json", "w"))
+json.dump(one(img + "/slow/3500"), open(d + "/d4_slow35.json", "w"))
 EOF
     st=$(post /v1/score/batch "$T/d4_many.json")
     [ "$st" = 413 ] && grep -q '"param":"requests\[3\].image"' "$T/post.body" \
@@ -649,6 +666,15 @@ assert all('error' not in x for x in r), r
 assert len({tuple(y['score'] for y in x['results']) for x in r}) == 1, r"; then
         ok "D4: a URL repeated in a batch fetched once, every item scored alike"
     else bad "D4: repeated URL: $st, fetched $hits times: $(head -c 400 "$T/post.body")"; fi
+    st=$(post /v1/score/batch "$T/d4_badrep.json")
+    hits=$(curl -s "$IMG/hits/bad")
+    if [ "$st" = 200 ] && [ "$hits" = 1 ] && "$PY" -c "
+import json
+r = json.load(open('$T/post.body'))['results']
+assert [x['error']['param'] for x in r] == ['requests[%d].image' % i for i in range(3)], r
+assert all('HTTP 500' in x['error']['message'] for x in r), r"; then
+        ok "D4: a failing URL repeated in a batch tried once, each item given its error"
+    else bad "D4: repeated failing URL: $st, tried $hits times: $(head -c 400 "$T/post.body")"; fi
     st=$(post /v1/score/batch "$T/d4_bytes.json")
     if [ "$st" = 200 ] && "$PY" -c "
 import json
@@ -668,19 +694,31 @@ assert e['param'] == 'requests[2].image' and 'url_max_request_bytes' in e['messa
         || bad "D4: long URL: $st $(cat "$T/post.body")"
     st=$(post /v1/score "$T/d4_slow.json")
     [ "$st" = 400 ] && grep -q '"param":"images\[1\]"' "$T/post.body" \
-        && grep -q "url_request_timeout_ms=2500" "$T/post.body" \
-        && ok "D4: two 1.5 s fetches past url_request_timeout_ms 2500: the second refused naming it" \
+        && grep -q "url_request_timeout_ms=4000" "$T/post.body" \
+        && ok "D4: two 2.2 s fetches past url_request_timeout_ms 4000: the second refused naming it" \
         || bad "D4: request deadline: $st $(cat "$T/post.body")"
-    # the wait for the one fetch thread counts: a 2 s fetch sent while another runs
-    curl -s -o /dev/null -H "Authorization: Bearer $KEY" --data-binary @"$T/d4_slow1.json" \
+    # the wait for the one fetch thread counts: a 3 s fetch sent 0.5 s into a 2 s one waits
+    # 1.5 s (under half of 4 s), then runs out of its 4 s (alone it would fit)
+    curl -s -o /dev/null -H "Authorization: Bearer $KEY" --data-binary @"$T/d4_slow20.json" \
         "$URL/v1/score" &
     W1=$!
-    sleep 1
-    st=$(post /v1/score "$T/d4_slow1.json")
+    sleep 0.5
+    st=$(post /v1/score "$T/d4_slow30.json")
     wait "$W1"
-    [ "$st" = 400 ] && grep -q "url_request_timeout_ms=2500" "$T/post.body" \
+    [ "$st" = 400 ] && grep -q "url_request_timeout_ms=4000" "$T/post.body" \
         && ok "D4: the wait for a fetch thread counts in url_request_timeout_ms" \
         || bad "D4: queue wait: $st $(cat "$T/post.body")"
+    # over half of it spent waiting for the fetch thread (a 3.5 s fetch ahead): 429, the
+    # server busy, not a fetch started to run out of time
+    curl -s -o /dev/null -H "Authorization: Bearer $KEY" --data-binary @"$T/d4_slow35.json" \
+        "$URL/v1/score" &
+    W1=$!
+    sleep 0.5
+    st=$(post /v1/score "$T/d4_slow20.json")
+    wait "$W1"
+    [ "$st" = 429 ] && grep -q "waited [0-9]* ms of its url_request_timeout_ms=4000" "$T/post.body" \
+        && ok "D4: over half of url_request_timeout_ms waiting for a fetch thread: 429" \
+        || bad "D4: busy fetch threads: $st $(cat "$T/post.body")"
     stop_daemon D4
     grep -q "url_allow_private is on" "$T/D4.log" && ok "D4: url_allow_private logged as a warning" \
         || bad "D4: no warning for url_allow_private"

@@ -500,7 +500,8 @@ static void test_admit_tiles(void)
     CHECK(vp_sched_admit_tiles(x->s, normal, t21, 1, &err) == -1 && err.kind == VP_ERR_TOO_LARGE &&
           strstr(err.message, "21 image tiles") && strstr(err.message, "max_queued_tiles = 20"));
     CHECK(vp_sched_admit_tiles(x->s, normal, split, 2, &err) == -1 && err.kind == VP_ERR_TOO_LARGE);
-    CHECK(vp_sched_admit_tiles(x->s, mixed, split, 2, &err) == 0); /* 11 high, 10 normal */
+    /* 11 high, 10 normal: each pool's part fits, the request does not */
+    CHECK(vp_sched_admit_tiles(x->s, mixed, split, 2, &err) == -1 && err.kind == VP_ERR_TOO_LARGE);
     CHECK(vp_sched_admit_tiles(x->s, normal, t20, 1, &err) == 0);
     hold(x, true);
     CHECK(submit1(x, mkjob(0, 1, 1), &err) == 0); /* runs (held) */
