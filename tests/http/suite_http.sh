@@ -697,25 +697,24 @@ assert e['param'] == 'requests[2].image' and 'url_max_request_bytes' in e['messa
         && grep -q "url_request_timeout_ms=4000" "$T/post.body" \
         && ok "D4: two 2.2 s fetches past url_request_timeout_ms 4000: the second refused naming it" \
         || bad "D4: request deadline: $st $(cat "$T/post.body")"
+    # behind FIRST SECOND: SECOND posted 0.5 s after FIRST took the one fetch thread ($st)
+    behind() {
+        curl -s -o /dev/null -H "Authorization: Bearer $KEY" --data-binary @"$T/$1" \
+            "$URL/v1/score" &
+        W1=$!
+        sleep 0.5
+        st=$(post /v1/score "$T/$2")
+        wait "$W1"
+    }
     # the wait for the one fetch thread counts: a 3 s fetch sent 0.5 s into a 2 s one waits
     # 1.5 s (under half of 4 s), then runs out of its 4 s (alone it would fit)
-    curl -s -o /dev/null -H "Authorization: Bearer $KEY" --data-binary @"$T/d4_slow20.json" \
-        "$URL/v1/score" &
-    W1=$!
-    sleep 0.5
-    st=$(post /v1/score "$T/d4_slow30.json")
-    wait "$W1"
+    behind d4_slow20.json d4_slow30.json
     [ "$st" = 400 ] && grep -q "url_request_timeout_ms=4000" "$T/post.body" \
         && ok "D4: the wait for a fetch thread counts in url_request_timeout_ms" \
         || bad "D4: queue wait: $st $(cat "$T/post.body")"
     # over half of it spent waiting for the fetch thread (a 3.5 s fetch ahead): 429, the
     # server busy, not a fetch started to run out of time
-    curl -s -o /dev/null -H "Authorization: Bearer $KEY" --data-binary @"$T/d4_slow35.json" \
-        "$URL/v1/score" &
-    W1=$!
-    sleep 0.5
-    st=$(post /v1/score "$T/d4_slow20.json")
-    wait "$W1"
+    behind d4_slow35.json d4_slow20.json
     [ "$st" = 429 ] && grep -q "waited [0-9]* ms of its url_request_timeout_ms=4000" "$T/post.body" \
         && ok "D4: over half of url_request_timeout_ms waiting for a fetch thread: 429" \
         || bad "D4: busy fetch threads: $st $(cat "$T/post.body")"
