@@ -92,8 +92,9 @@ static const fetch_seen *fetched_before(const fetch_budget *b, const char *url, 
 /* One URL image's bytes: a copy of an earlier fetch of the same URL, or fetched within
  * what is left of the budget (each limit that applies named in its error). */
 static int fetch_one(vp_conn *x, fetch_budget *b, const vp_image_src *img, const char *param,
-                     uint8_t **data, size_t *len, vp_error *err)
+                     uint8_t **data, size_t *len, bool *fetched, vp_error *err)
 {
+    *fetched = false;
     const vp_config *c = x->srv->cfg;
     uint64_t h = url_hash(img->url);
     const fetch_seen *seen = fetched_before(b, img->url, h);
@@ -157,6 +158,7 @@ static int fetch_one(vp_conn *x, fetch_budget *b, const vp_image_src *img, const
                        "image URLs of this request are over the limit url_max_request_bytes=%zu",
                        c->url_max_request_bytes);
     b->started = true;
+    *fetched = true;
     int rc = vp_fetch_url(img->url, &o, param, data, len, err);
     b->seen[b->n_seen++] = (fetch_seen){.hash = h, .url = img->url, .img = rc ? NULL : img,
                                         .err = rc ? *err : (vp_error){0}};
@@ -180,12 +182,14 @@ static int fetch_images(vp_conn *x, fetch_budget *b, vp_score_request *req, cons
             snprintf(param, sizeof param, "%simages[%zu]", prefix, i);
         uint8_t *data;
         size_t len;
-        if (fetch_one(x, b, img, param, &data, &len, err)) {
-            if (err->kind != VP_ERR_UNAVAILABLE) /* not abandoned */
+        bool fetched; /* a download ran (not a repeat, not refused before one) */
+        if (fetch_one(x, b, img, param, &data, &len, &fetched, err)) {
+            if (fetched && err->kind != VP_ERR_UNAVAILABLE) /* not abandoned */
                 vp_metrics_event(&s->metrics, VP_EV_URL_FAILED);
             return -1;
         }
-        vp_metrics_event(&s->metrics, VP_EV_URL_FETCHED);
+        if (fetched)
+            vp_metrics_event(&s->metrics, VP_EV_URL_FETCHED);
         free(img->data);
         img->data = data;
         img->len = len;
@@ -260,6 +264,12 @@ static void fetch_run(void *arg, bool abandoned)
         else
             r->rc = fetch_images(x, &b, &r->req, r->prefix, &r->err);
         cut = r->rc && r->err.kind == VP_ERR_UNAVAILABLE;
+        if (r->rc && r->err.kind == VP_ERR_BUSY) { /* the server's state, not the item's: the
+                                                     * whole request gets the 429 */
+            x->fetch_busy = true;
+            x->fetch_busy_err = r->err;
+            break;
+        }
     }
     free(b.seen);
     /* cut short: by the client leaving (the watcher set x->gone first: no answer) or by
@@ -307,6 +317,10 @@ enum MHD_Result vp_fetch_resumed(vp_conn *x)
     if (x->gone) {
         x->client_gone = true;
         return MHD_NO; /* nobody to answer: close */
+    }
+    if (x->fetch_busy) {
+        vp_metrics_event(&x->srv->metrics, VP_EV_URL_BUSY);
+        return vp_reply_error(x, &x->fetch_busy_err);
     }
     if (x->fetch_refused) {
         vp_metrics_event(&x->srv->metrics, VP_EV_DRAINING);

@@ -498,9 +498,13 @@ static int body_append(vp_conn *x, const char *data, size_t n)
             nc = max + 1;
         if (x->declared >= x->len + n && nc > x->declared + 1)
             nc = x->declared + 1; /* its declared length (and the NUL): no more is coming */
-        /* the buffer's bytes reserved as it grows (its NUL aside) */
-        if (nc - 1 > x->body_reserved && body_reserve(x, nc - 1 - x->body_reserved))
-            return -2;
+        /* the buffer's bytes reserved as it grows (its NUL aside); when the doubled size does
+         * not fit, the size the bytes need */
+        if (nc - 1 > x->body_reserved && body_reserve(x, nc - 1 - x->body_reserved)) {
+            nc = x->len + n + 1;
+            if (nc - 1 > x->body_reserved && body_reserve(x, nc - 1 - x->body_reserved))
+                return -2;
+        }
         char *nb = realloc(x->body, nc);
         if (!nb)
             return -1;

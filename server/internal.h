@@ -173,6 +173,8 @@ struct vp_conn {
     size_t n_urls;               /* the URL images among them */
     atomic_bool fetch_abort;     /* set by the watcher when the client left: stop fetching */
     bool fetch_refused;          /* the fetch was cut short by a shutdown: 503 */
+    bool fetch_busy;             /* the fetch threads were too busy: fetch_busy_err (429) */
+    vp_error fetch_busy_err;
     double t_fetch;              /* when the fetch was queued */
     double fetch_ms;             /* queued to done, on the log line; < 0 = no fetch */
     /* for the log line and metrics */

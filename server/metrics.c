@@ -327,10 +327,12 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
     counter(f, "vprm_rejected_queue_full_total", "Requests refused with 429 (queue full).",
             m->rejected_busy);
     counter(f, "vprm_rejected_url_fetch_queue_full_total",
-            "Requests with image URLs refused with 429 (every fetch thread busy, queue full).",
+            "Requests with image URLs refused with 429 (every fetch thread busy: queue full, "
+            "or over half of url_request_timeout_ms spent waiting).",
             m->rejected_url_busy);
-    fprintf(f, "# HELP vprm_image_url_fetches_total Image URLs fetched, by outcome (failed: "
-               "answered 4xx; abandoned ones are not counted).\n"
+    fprintf(f, "# HELP vprm_image_url_fetches_total Image URL downloads, by outcome (a URL "
+               "repeated in a request is downloaded once; failed: answered 4xx; abandoned ones "
+               "are not counted).\n"
                "# TYPE vprm_image_url_fetches_total counter\n"
                "vprm_image_url_fetches_total{result=\"ok\"} %llu\n"
                "vprm_image_url_fetches_total{result=\"failed\"} %llu\n",

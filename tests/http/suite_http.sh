@@ -386,6 +386,18 @@ assert metric("vprm_request_body_bytes") == 0, metric("vprm_request_body_bytes")
 c = socket.create_connection(("127.0.0.1", port), timeout=10)
 c.sendall(head(mid) + b"x" * mid)
 assert c.recv(4096).startswith(b"HTTP/1.1 400")
+# a chunked body of exactly the budget fits (its buffer grows to what it needs, not past)
+d = socket.create_connection(("127.0.0.1", port), timeout=10)
+d.sendall(("POST /v1/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+           "Transfer-Encoding: chunked\r\n\r\n" % key).encode())
+left = 3 << 20
+while left:
+    n = min(left, 65536)
+    d.sendall(b"%x\r\n" % n + b"x" * n + b"\r\n")
+    left -= n
+d.sendall(b"0\r\n\r\n")
+got = d.recv(4096)
+assert got.startswith(b"HTTP/1.1 400"), got[:200]
 print("ok")
 EOF
         ok "TQ: --max-bodies-bytes: a declaration alone holds its first MiB; a body that does not fit beside another upload: 429 before it is read; the bytes given back after"
@@ -651,6 +663,7 @@ json.dump(two, open(d + "/d4_slow.json", "w"))
 json.dump(one(img + "/slow/2000"), open(d + "/d4_slow20.json", "w"))
 json.dump(one(img + "/slow/3000"), open(d + "/d4_slow30.json", "w"))
 json.dump(one(img + "/slow/3500"), open(d + "/d4_slow35.json", "w"))
+json.dump(batch(["%s/img.png?b=%d" % (img, i) for i in range(2)]), open(d + "/d4_batch2.json", "w"))
 EOF
     st=$(post /v1/score/batch "$T/d4_many.json")
     [ "$st" = 413 ] && grep -q '"param":"requests\[3\].image"' "$T/post.body" \
@@ -697,13 +710,14 @@ assert e['param'] == 'requests[2].image' and 'url_max_request_bytes' in e['messa
         && grep -q "url_request_timeout_ms=4000" "$T/post.body" \
         && ok "D4: two 2.2 s fetches past url_request_timeout_ms 4000: the second refused naming it" \
         || bad "D4: request deadline: $st $(cat "$T/post.body")"
-    # behind FIRST SECOND: SECOND posted 0.5 s after FIRST took the one fetch thread ($st)
+    # behind FIRST SECOND [PATH]: SECOND posted (to PATH, /v1/score by default) 0.5 s after
+    # FIRST took the one fetch thread ($st)
     behind() {
         curl -s -o /dev/null -H "Authorization: Bearer $KEY" --data-binary @"$T/$1" \
             "$URL/v1/score" &
         W1=$!
         sleep 0.5
-        st=$(post /v1/score "$T/$2")
+        st=$(post "${3:-/v1/score}" "$T/$2")
         wait "$W1"
     }
     # the wait for the one fetch thread counts: a 3 s fetch sent 0.5 s into a 2 s one waits
@@ -718,6 +732,12 @@ assert e['param'] == 'requests[2].image' and 'url_max_request_bytes' in e['messa
     [ "$st" = 429 ] && grep -q "waited [0-9]* ms of its url_request_timeout_ms=4000" "$T/post.body" \
         && ok "D4: over half of url_request_timeout_ms waiting for a fetch thread: 429" \
         || bad "D4: busy fetch threads: $st $(cat "$T/post.body")"
+    behind d4_slow35.json d4_batch2.json /v1/score/batch # the server's state: the whole request
+    st_b=$st
+    [ "$st_b" = 429 ] && grep -q '"type":"queue_full"' "$T/post.body" \
+        && ! grep -q '"results"' "$T/post.body" \
+        && ok "D4: a batch that waited as long: 429 for the whole request, not per item" \
+        || bad "D4: busy fetch threads, batch: $st_b $(head -c 300 "$T/post.body")"
     stop_daemon D4
     grep -q "url_allow_private is on" "$T/D4.log" && ok "D4: url_allow_private logged as a warning" \
         || bad "D4: no warning for url_allow_private"
