@@ -21,7 +21,8 @@ typedef struct packed {
     size_t *group_of;      /* [n_jobs] its prefix group */
     struct prefix_group *groups; /* [n_groups <= n_jobs] */
     size_t *job_out;       /* [n_jobs] first logits row of each job */
-    vp_kv_copy *kv_loads, *kv_stores; /* [n_groups] at most one of each per group */
+    vp_kv_copy *kv_loads;  /* [n_groups][VP_PREFIX_CACHE_MAX_RUNS]: a hit's runs */
+    vp_kv_copy *kv_stores; /* [n_groups] at most one per group */
     size_t *tile_remap;    /* [tiles before the cache] -> tile of the pass, or SIZE_MAX */
 } packed;
 
@@ -109,7 +110,10 @@ static vp_prefix_images job_images(const vp_engine *e, const vp_job *j)
 
 /* The prefix KV cache's part of a pass: each group with a prefix loads the longest cached
  * start of it when that computes fewer tokens (and the pass's rows stay within the
- * budget), or else asks to store its computed prefix for later passes. */
+ * budget), or else asks to store its computed prefix for later passes. A hit on part of
+ * the prefix (the same image, another question) stores the rest as an extension of the
+ * entry it loads, from the first response's rows (which compute those tokens at the same
+ * positions over the same rows): the next request with that question loads it all. */
 static void plan_cache(vp_engine *e, vp_job *const *jobs, packed *p, size_t n_groups,
                        size_t *n_tok)
 {
@@ -140,6 +144,9 @@ static void plan_cache(vp_engine *e, vp_job *const *jobs, packed *p, size_t n_gr
             rows += after + k - before;
             *n_tok += after - before;
             vp_prefix_cache_use(c, slot, k);
+            if (k < G->prefix)
+                G->store = vp_prefix_cache_extend(c, rep->ids[0].v, G->prefix, k, img.img_context,
+                                                  slot, &G->store_slot);
             continue;
         }
         vp_prefix_cache_use(c, 0, 0);
@@ -214,7 +221,7 @@ static int pack_jobs(vp_engine *e, vp_job *const *jobs, size_t n_jobs, packed *p
     p->tile_base = malloc(nj * sizeof *p->tile_base);
     p->group_of = malloc(nj * sizeof *p->group_of);
     p->groups = malloc(nj * sizeof *p->groups);
-    p->kv_loads = malloc(nj * sizeof *p->kv_loads);
+    p->kv_loads = malloc(nj * VP_PREFIX_CACHE_MAX_RUNS * sizeof *p->kv_loads);
     p->kv_stores = malloc(nj * sizeof *p->kv_stores);
     if (!p->tile_base || !p->group_of || !p->groups || !p->kv_loads || !p->kv_stores)
         return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory packing a batch");
@@ -273,9 +280,16 @@ static int pack_jobs(vp_engine *e, vp_job *const *jobs, size_t n_jobs, packed *p
         G->cached_seq = (int32_t)p->b.n_seqs;
         p->seqs[p->b.n_seqs++] = (vp_seq){.start = cached_row, .len = G->cached, .prefix_seq = -1,
                                           .rope_len = group_longest(jobs, n_jobs, p, g)};
-        p->kv_loads[p->b.n_kv_loads++] = (vp_kv_copy){.row = cached_row, .slot = G->slot,
-                                                      .len = G->cached};
-        cached_row += G->cached;
+        vp_prefix_run runs[VP_PREFIX_CACHE_MAX_RUNS];
+        size_t n_runs = vp_prefix_cache_runs(vp_engine_prefix_cache(e), G->slot, G->cached, runs);
+        if (n_runs == 0) /* the entry was found and pinned by this packing */
+            return vp_fail(err, VP_ERR_INTERNAL, NULL, "prefix cache entry at row %zu lost",
+                           G->slot);
+        for (size_t k = 0; k < n_runs; k++) {
+            p->kv_loads[p->b.n_kv_loads++] = (vp_kv_copy){.row = cached_row, .slot = runs[k].slot,
+                                                          .len = runs[k].len};
+            cached_row += runs[k].len;
+        }
     }
     p->b.n_cached_seqs = p->b.n_seqs;
     p->b.n_cached_tokens = n_cached;
@@ -300,6 +314,9 @@ static int pack_jobs(vp_engine *e, vp_job *const *jobs, size_t n_jobs, packed *p
             p->job_out[i] = p->b.n_out;
             for (size_t r = 0; r < j->n_responses; r++) {
                 size_t seq_start = p->b.n_tokens;
+                if (G->cached && G->store && i == G->first_job && r == 0) /* an extension */
+                    p->kv_stores[p->b.n_kv_stores++] = (vp_kv_copy){
+                        .row = seq_start, .slot = G->store_slot, .len = G->prefix - G->cached};
                 add_sequence(p, j, r, from, j->ids[r].n, prefix_seq, feature_base,
                              pr->img_context);
                 for (size_t k = 0; k < j->score_pos[r].n; k++)

@@ -7,11 +7,18 @@
 
 typedef struct entry {
     int32_t *ids;        /* [len] the prompt prefix's token ids */
-    uint8_t *tiles;      /* [n_tiles][tile_bytes] what its image tokens show */
+    uint8_t *tiles;      /* [n_tiles][tile_bytes] what its image tokens show (a root's) */
     size_t len, n_tiles, tile_bytes;
-    size_t slot;         /* rows [slot, slot + len) of the backend's cache */
-    uint64_t last_use;   /* pass number of its last use, for LRU */
+    /* an extension holds rows [base, len) only; rows [0, base) are its parent's (whose
+     * own parent may hold fewer still): base 0 and no parent for a root */
+    struct entry *parent;
+    size_t base, depth;  /* depth: parents above it */
+    size_t slot;         /* rows [slot, slot + len - base) of the backend's cache */
+    uint64_t last_use;   /* pass number of its last use, for LRU (a parent's >= its
+                          * extensions': using one touches its parents) */
     uint64_t pinned;     /* pass number that uses or writes it: not evictable then */
+    uint64_t probe;      /* the find that computed probe_rows (one tile compare per find) */
+    size_t probe_rows;
     bool valid;          /* rows written by a pass that succeeded */
 } entry;
 
@@ -19,7 +26,7 @@ struct vp_prefix_cache {
     size_t rows, host_bytes_max, min_tokens;
     entry **e;           /* [n] in no particular order */
     size_t n, cap;
-    uint64_t pass;
+    uint64_t pass, finds;
     bool looked_up;      /* the last find could match (cap >= min_tokens) */
     uint64_t pass_hits, pass_misses, pass_reused; /* counted when the pass succeeds */
     pthread_mutex_t mu;  /* guards st only: the rest is the engine thread's */
@@ -86,7 +93,7 @@ static void update_gauges(vp_prefix_cache *c)
 {
     size_t rows = 0, bytes = 0, valid = 0;
     for (size_t i = 0; i < c->n; i++) {
-        rows += c->e[i]->len;
+        rows += c->e[i]->len - c->e[i]->base;
         bytes += entry_host_bytes(c->e[i]);
         valid += c->e[i]->valid;
     }
@@ -103,6 +110,35 @@ static void remove_at(vp_prefix_cache *c, size_t i)
     c->e[i] = c->e[--c->n];
 }
 
+/* Removes x and every entry that extends it (their rows would lose their start); returns
+ * how many went. */
+static size_t remove_tree(vp_prefix_cache *c, entry *x)
+{
+    size_t gone = 0;
+    for (size_t i = 0; i < c->n;) {
+        if (c->e[i]->parent == x) {
+            gone += remove_tree(c, c->e[i]);
+            i = 0; /* removal reorders the array */
+        } else {
+            i++;
+        }
+    }
+    for (size_t i = 0; i < c->n; i++)
+        if (c->e[i] == x) {
+            remove_at(c, i);
+            return gone + 1;
+        }
+    return gone;
+}
+
+static entry *entry_at(const vp_prefix_cache *c, size_t slot)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->e[i]->slot == slot)
+            return c->e[i];
+    return NULL;
+}
+
 void vp_prefix_cache_begin(vp_prefix_cache *c)
 {
     if (!c)
@@ -117,10 +153,10 @@ static size_t tiles_for(size_t images, size_t per_tile)
     return per_tile ? (images + per_tile - 1) / per_tile : 0;
 }
 
-/* How many leading rows of x serve a prompt: its ids agree, and every image token among
- * them shows the same tile. */
-static size_t usable_rows(const entry *x, const int32_t *ids, size_t cap,
-                          const vp_prefix_images *img)
+/* How many leading rows of root entry x serve a prompt: its ids agree, and every image
+ * token among them shows the same tile. */
+static size_t root_rows(const entry *x, const int32_t *ids, size_t cap,
+                        const vp_prefix_images *img)
 {
     size_t n = x->len < cap ? x->len : cap, k = 0;
     while (k < n && x->ids[k] == ids[k])
@@ -143,6 +179,31 @@ static size_t usable_rows(const entry *x, const int32_t *ids, size_t cap,
     return k;
 }
 
+/* The same for any entry: an extension serves its parent's rows up to its base, then its
+ * own while the ids agree (it holds no image token). Each entry is worked out once per
+ * find (a parent's tiles are compared once, however many extensions it has); the result
+ * for a smaller cap is min(rows, cap). */
+static size_t usable_rows(vp_prefix_cache *c, entry *x, const int32_t *ids, size_t cap,
+                          const vp_prefix_images *img)
+{
+    if (x->probe == c->finds)
+        return x->probe_rows;
+    size_t k;
+    if (!x->parent) {
+        k = root_rows(x, ids, cap, img);
+    } else {
+        k = usable_rows(c, x->parent, ids, cap, img);
+        if (k >= x->base) {
+            size_t n = x->len < cap ? x->len : cap;
+            for (k = x->base; k < n && x->ids[k] == ids[k];)
+                k++;
+        }
+    }
+    x->probe = c->finds;
+    x->probe_rows = k;
+    return k;
+}
+
 size_t vp_prefix_cache_find(vp_prefix_cache *c, const int32_t *ids, size_t cap,
                             const vp_prefix_images *img, size_t *slot)
 {
@@ -151,14 +212,17 @@ size_t vp_prefix_cache_find(vp_prefix_cache *c, const int32_t *ids, size_t cap,
     c->looked_up = cap >= c->min_tokens;
     if (!c->looked_up)
         return 0;
+    c->finds++;
     entry *best = NULL;
     size_t best_rows = 0;
     for (size_t i = 0; i < c->n; i++) {
         entry *x = c->e[i];
         if (!x->valid || x->ids[0] != ids[0])
             continue;
-        size_t k = usable_rows(x, ids, cap, img);
-        if (k > best_rows) {
+        size_t k = usable_rows(c, x, ids, cap, img);
+        if (x->parent && k <= x->base)
+            continue; /* its parent gives the same rows in fewer runs */
+        if (k > best_rows || (k == best_rows && best && x->depth < best->depth)) {
             best_rows = k;
             best = x;
         }
@@ -180,9 +244,31 @@ void vp_prefix_cache_use(vp_prefix_cache *c, size_t slot, size_t len)
         c->pass_misses++;
     }
     c->looked_up = false;
-    for (size_t i = 0; len && i < c->n; i++) /* pinned, and the most recently used */
-        if (c->e[i]->valid && c->e[i]->slot == slot)
-            c->e[i]->last_use = c->e[i]->pinned = c->pass;
+    /* pinned with its parents, and the most recently used */
+    for (entry *x = len ? entry_at(c, slot) : NULL; x; x = x->parent)
+        x->last_use = x->pinned = c->pass;
+}
+
+size_t vp_prefix_cache_runs(const vp_prefix_cache *c, size_t slot, size_t len,
+                            vp_prefix_run *runs)
+{
+    const entry *chain[VP_PREFIX_CACHE_MAX_RUNS];
+    size_t n = 0;
+    for (const entry *x = c ? entry_at(c, slot) : NULL; x; x = x->parent) {
+        if (n == VP_PREFIX_CACHE_MAX_RUNS)
+            return 0;
+        chain[n++] = x;
+    }
+    if (n == 0 || len > chain[0]->len)
+        return 0;
+    size_t count = 0;
+    /* each entry up to where the next one down the chain takes over (its base) */
+    for (size_t i = n; i-- > 0 && chain[i]->base < len;) {
+        size_t end = i ? chain[i - 1]->base : chain[i]->len;
+        end = end < len ? end : len;
+        runs[count++] = (vp_prefix_run){.slot = chain[i]->slot, .len = end - chain[i]->base};
+    }
+    return count;
 }
 
 static int by_slot(const void *a, const void *b)
@@ -200,7 +286,7 @@ static size_t find_gap(vp_prefix_cache *c, size_t len)
     for (size_t i = 0; i < c->n; i++) {
         if (c->e[i]->slot - at >= len)
             return at;
-        at = c->e[i]->slot + c->e[i]->len;
+        at = c->e[i]->slot + (c->e[i]->len - c->e[i]->base);
     }
     return c->rows - at >= len ? at : c->rows;
 }
@@ -208,16 +294,19 @@ static size_t find_gap(vp_prefix_cache *c, size_t len)
 /* Evicts the least recently used entry the pass does not pin; false when none. */
 static bool evict_one(vp_prefix_cache *c)
 {
+    /* ties: the deeper first, an extension before the parent it would take along */
     size_t victim = c->n;
-    for (size_t i = 0; i < c->n; i++)
-        if (c->e[i]->pinned != c->pass &&
-            (victim == c->n || c->e[i]->last_use < c->e[victim]->last_use))
+    for (size_t i = 0; i < c->n; i++) {
+        const entry *x = c->e[i], *v = victim < c->n ? c->e[victim] : NULL;
+        if (x->pinned != c->pass &&
+            (!v || x->last_use < v->last_use || (x->last_use == v->last_use && x->depth > v->depth)))
             victim = i;
+    }
     if (victim == c->n)
         return false;
-    remove_at(c, victim);
+    size_t gone = remove_tree(c, c->e[victim]);
     pthread_mutex_lock(&c->mu);
-    c->st.evictions++;
+    c->st.evictions += gone;
     pthread_mutex_unlock(&c->mu);
     return true;
 }
@@ -228,6 +317,57 @@ static size_t host_bytes(const vp_prefix_cache *c)
     for (size_t i = 0; i < c->n; i++)
         b += entry_host_bytes(c->e[i]);
     return b;
+}
+
+/* Makes room for x (its host bytes, then its own rows, evicting the least recently used
+ * entries the pass does not pin) and adds it, pinned by the pass; frees it when it cannot. */
+static bool insert(vp_prefix_cache *c, entry *x, size_t *slot)
+{
+    size_t rows = x->len - x->base, at;
+    bool ok = entry_host_bytes(x) <= c->host_bytes_max && !(c->n == c->cap && c->cap > SIZE_MAX / 2);
+    while (ok && host_bytes(c) + entry_host_bytes(x) > c->host_bytes_max)
+        ok = evict_one(c);
+    while (ok && (at = find_gap(c, rows)) == c->rows)
+        ok = evict_one(c);
+    if (ok && c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 16;
+        entry **e = realloc(c->e, cap * sizeof *e);
+        ok = e != NULL;
+        if (ok) {
+            c->e = e;
+            c->cap = cap;
+        }
+    }
+    if (!ok) {
+        entry_free(x);
+        update_gauges(c);
+        return false;
+    }
+    x->slot = at;
+    x->pinned = x->last_use = c->pass;
+    c->e[c->n++] = x;
+    *slot = at;
+    update_gauges(c);
+    return true;
+}
+
+/* A new entry holding ids [0, len); NULL when out of memory. */
+static entry *entry_new(const int32_t *ids, size_t len, size_t n_tiles, size_t tile_bytes)
+{
+    entry *x = calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    x->len = len;
+    x->n_tiles = n_tiles;
+    x->tile_bytes = tile_bytes;
+    x->ids = malloc(len * sizeof *x->ids);
+    x->tiles = n_tiles ? malloc(n_tiles * tile_bytes) : NULL;
+    if (!x->ids || (n_tiles && !x->tiles)) {
+        entry_free(x);
+        return NULL;
+    }
+    memcpy(x->ids, ids, len * sizeof *ids);
+    return x;
 }
 
 bool vp_prefix_cache_reserve(vp_prefix_cache *c, const int32_t *ids, size_t len,
@@ -241,56 +381,39 @@ bool vp_prefix_cache_reserve(vp_prefix_cache *c, const int32_t *ids, size_t len,
     size_t n_tiles = tiles_for(images, img->tokens_per_tile);
     if (n_tiles > img->n_tiles)
         return false; /* the prompt's image tokens outnumber its tiles: not ours to judge */
-    entry *x = calloc(1, sizeof *x);
+    entry sized = {.len = len, .n_tiles = n_tiles, .tile_bytes = img->tile_bytes};
+    if (entry_host_bytes(&sized) > c->host_bytes_max)
+        return false; /* over the host bound alone: nothing allocated for it */
+    entry *x = entry_new(ids, len, n_tiles, img->tile_bytes);
     if (!x)
         return false;
-    x->len = len;
-    x->n_tiles = n_tiles;
-    x->tile_bytes = img->tile_bytes;
-    if (entry_host_bytes(x) > c->host_bytes_max || (c->n == c->cap && c->cap > SIZE_MAX / 2)) {
-        free(x);
-        return false;
-    }
-    x->ids = malloc(len * sizeof *x->ids);
-    x->tiles = n_tiles ? malloc(n_tiles * img->tile_bytes) : NULL;
-    if (!x->ids || (n_tiles && !x->tiles)) {
-        entry_free(x);
-        return false;
-    }
-    memcpy(x->ids, ids, len * sizeof *ids);
     if (n_tiles)
         memcpy(x->tiles, img->tiles, n_tiles * img->tile_bytes);
-    /* room: host bytes, then rows, evicting the least recently used */
-    while (host_bytes(c) + entry_host_bytes(x) > c->host_bytes_max)
-        if (!evict_one(c)) {
-            entry_free(x);
-            update_gauges(c);
-            return false;
-        }
-    size_t at;
-    while ((at = find_gap(c, len)) == c->rows)
-        if (!evict_one(c)) {
-            entry_free(x);
-            update_gauges(c);
-            return false;
-        }
-    if (c->n == c->cap) {
-        size_t cap = c->cap ? 2 * c->cap : 16;
-        entry **e = realloc(c->e, cap * sizeof *e);
-        if (!e) {
-            entry_free(x);
-            update_gauges(c);
-            return false;
-        }
-        c->e = e;
-        c->cap = cap;
-    }
-    x->slot = at;
-    x->pinned = x->last_use = c->pass;
-    c->e[c->n++] = x;
-    *slot = at;
-    update_gauges(c);
-    return true;
+    return insert(c, x, slot);
+}
+
+bool vp_prefix_cache_extend(vp_prefix_cache *c, const int32_t *ids, size_t len, size_t from,
+                            int32_t img_context, size_t parent_slot, size_t *slot)
+{
+    entry *parent = c ? entry_at(c, parent_slot) : NULL;
+    if (!parent || !parent->valid || parent->pinned != c->pass || from == 0 || from >= len ||
+        from > parent->len || len - from > c->rows || parent->depth + 1 >= VP_PREFIX_CACHE_MAX_RUNS)
+        return false;
+    for (size_t i = from; i < len; i++)
+        if (ids[i] == img_context)
+            return false; /* its image tokens would need tiles: a root's job */
+    for (size_t i = 0; i < from; i++)
+        if (ids[i] != parent->ids[i])
+            return false; /* not what the pass loads */
+    entry *x = entry_new(ids, len, 0, 0);
+    if (!x)
+        return false;
+    x->parent = parent;
+    x->base = from;
+    x->depth = parent->depth + 1;
+    for (entry *p = parent; p; p = p->parent) /* its rows must outlive the reservation */
+        p->pinned = p->last_use = c->pass;
+    return insert(c, x, slot);
 }
 
 void vp_prefix_cache_clear(vp_prefix_cache *c)

@@ -10,6 +10,12 @@
  * among those k, the same tiles; a hit compares ids and tile bytes in full, so no hash
  * collision can hand a request another prompt's keys.
  *
+ * An entry may extend another: a prompt that loads the first k rows of an entry and computes
+ * the rest of its prefix (another question about the same image) stores only rows
+ * [k, len) of its own, after the other's first k (no copy of the image's rows); a hit
+ * then loads one run of rows per entry in the chain (vp_prefix_cache_runs), and evicting
+ * an entry evicts its extensions.
+ *
  * One pass: vp_prefix_cache_begin, then find + use or reserve per prefix group (entries
  * used or reserved by the pass are pinned: never evicted under it, never matched before their
  * rows are written), then vp_prefix_cache_end(ok): reserved entries become usable, or
@@ -31,6 +37,14 @@ typedef struct vp_prefix_images {
     size_t n_tiles, tile_bytes, tokens_per_tile;
     int32_t img_context;    /* the image token id */
 } vp_prefix_images;
+
+/* Entries in one chain at most (a root and its extensions), so runs of rows in one hit. */
+#define VP_PREFIX_CACHE_MAX_RUNS 4
+
+/* Rows [slot, slot + len) of the backend's cache. */
+typedef struct vp_prefix_run {
+    size_t slot, len;
+} vp_prefix_run;
 
 typedef struct vp_prefix_cache_stats {
     uint64_t hits, misses;       /* lookups with / without an entry used, by passes that
@@ -55,13 +69,26 @@ void vp_prefix_cache_free(vp_prefix_cache *c);
 
 void vp_prefix_cache_begin(vp_prefix_cache *c);
 /* The longest usable entry for a prompt's first `cap` ids: returns the rows it gives (0 =
- * none below min_tokens) and its first cache row in *slot. */
+ * none below min_tokens) and, in *slot, the entry's own first cache row (which names it
+ * to vp_prefix_cache_use, vp_prefix_cache_runs and vp_prefix_cache_extend). */
 size_t vp_prefix_cache_find(vp_prefix_cache *c, const int32_t *ids, size_t cap,
                             const vp_prefix_images *img, size_t *slot);
 /* Records that the pass loads `len` rows of the entry at `slot` found by
  * vp_prefix_cache_find (a hit: the entry is pinned for the pass), or (len 0) that a
  * lookup found nothing it uses (a miss). */
 void vp_prefix_cache_use(vp_prefix_cache *c, size_t slot, size_t len);
+/* The cache rows that hold the first len rows of the entry at `slot`, in order: one run
+ * per entry of its chain that they reach (at most VP_PREFIX_CACHE_MAX_RUNS); 0 when no
+ * entry starts at slot or len passes its rows. */
+size_t vp_prefix_cache_runs(const vp_prefix_cache *c, size_t slot, size_t len,
+                            vp_prefix_run *runs);
+/* Reserves rows for ids [from, len) of a prompt whose first `from` rows this pass loads
+ * from the entry at parent_slot (a hit taken with vp_prefix_cache_use) and whose tokens
+ * [from, len) it computes: an extension of that entry, pinned with it. False when it
+ * cannot: no such entry in use, ids [from, len) holding an image token, a chain already
+ * VP_PREFIX_CACHE_MAX_RUNS long, no room. */
+bool vp_prefix_cache_extend(vp_prefix_cache *c, const int32_t *ids, size_t len, size_t from,
+                            int32_t img_context, size_t parent_slot, size_t *slot);
 /* Reserves rows for the first len ids of a prompt that this pass computes, evicting least
  * recently used entries not pinned by the pass. Returns false (nothing reserved) when it
  * cannot: too short, no room, out of memory. */

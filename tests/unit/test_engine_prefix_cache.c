@@ -5,7 +5,8 @@
  * itself held to PyTorch by the oracle suites). Covers W4's repeat, another image with
  * the same question, a single response, one response on a new image (its prefix stored,
  * not a partial hit taken forever), a pass mixing hits and stores, eviction in a
- * cache that holds one prefix, and the budget of one pass. */
+ * cache that holds one prefix, the budget of one pass, and extensions (a partial hit
+ * stores the rest of its prefix after the entry it loaded). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,7 +251,54 @@ int main(void)
             on = NULL;
         }
     }
+    /* that partial hit stored the rest of a1's prefix as an extension of a0's entry: a1
+     * again loads its whole prefix, in two runs of cache rows */
+    s = both(on, off, a1, "extension: whole prefix");
+    CHECK_MSG(s.job && vp_job_result(s.job)->usage.cached_prefix_tokens == prefix,
+              "cached %zu of %zu", s.job ? vp_job_result(s.job)->usage.cached_prefix_tokens : 0,
+              prefix);
+    vp_job_free(s.job);
     free(a0);
+
+    /* two questions about one image in one pass share the rows up to where the questions
+     * part; each question alone then loads those and stores its own rest (an extension,
+     * not a second copy of the image's rows), and the next time loads its whole prefix */
+    const char *qs[2] = {"What is x in the figure?", "What is y in the figure?"};
+    char *qa[2];
+    vp_job *pair[2];
+    size_t own[2] = {0, 0};
+    for (int i = 0; i < 2; i++) {
+        qa[i] = test_request_json(url_a, qs[i], 2, r1, 2);
+        pair[i] = test_prepare(on, qa[i]);
+        scored alone = score(off, qa[i]);
+        own[i] = alone.job ? vp_job_result(alone.job)->usage.shared_prefix_tokens : 0;
+        vp_job_free(alone.job);
+    }
+    vp_prefix_cache_clear(vp_engine_prefix_cache(on));
+    if (on && pair[0] && pair[1]) {
+        CHECK_MSG(vp_engine_run(on, pair, 2, &err) == 0, "%s", err.message);
+        size_t common = vp_job_result(pair[0])->usage.shared_prefix_tokens;
+        CHECK_MSG(common > 0 && common < own[0] && common < own[1], "shared %zu (own %zu, %zu)",
+                  common, own[0], own[1]);
+        vp_prefix_cache_stats st0 = stats(on);
+        for (int round = 0; round < 2; round++)
+            for (int i = 0; i < 2; i++) {
+                s = both(on, off, qa[i], round ? "question again" : "question alone");
+                size_t cached = s.job ? vp_job_result(s.job)->usage.cached_prefix_tokens : 0;
+                CHECK_MSG(cached == (round ? own[i] : common), "question %d, round %d: cached %zu "
+                          "(common %zu, own %zu)", i, round, cached, common, own[i]);
+                vp_job_free(s.job);
+            }
+        st = stats(on);
+        /* the pair's entry and two extensions; the extensions hold no image rows */
+        CHECK_MSG(st.entries == 3 && st.stored - st0.stored == 2 &&
+                  st.rows_used == common + (own[0] - common) + (own[1] - common),
+                  "%zu entries, %zu rows", st.entries, st.rows_used);
+    }
+    for (int i = 0; i < 2; i++) {
+        vp_job_free(pair[i]);
+        free(qa[i]);
+    }
 
     free(a1);
     free(a2);

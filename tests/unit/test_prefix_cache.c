@@ -1,6 +1,8 @@
 /* The prefix KV cache's index (engine/prefix_cache.c): matching by ids and tile bytes,
  * partial matches, pinning within a pass, least-recently-used eviction by rows and host
- * bytes, and entries of a failed pass dropped. No backend: rows are just numbers here. */
+ * bytes, entries of a failed pass dropped, and extensions (an entry holding only the rows
+ * past another's start): their runs, refusals, chains and eviction with their parent. No
+ * backend: rows are just numbers here. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,9 +63,155 @@ static void test_auto_sizes(void)
           SIZE_MAX / 8);
 }
 
+static bool same_runs(const vp_prefix_run *got, size_t n, const vp_prefix_run *want, size_t m)
+{
+    if (n != m)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (got[i].slot != want[i].slot || got[i].len != want[i].len)
+            return false;
+    return true;
+}
+
+/* q: the first `keep` ids of a, then ids of its own (another question after the image). */
+static void fork_ids(int32_t *q, const int32_t *a, size_t n, size_t keep, int32_t seed)
+{
+    make_ids(q, n, seed, 0, 0);
+    memcpy(q, a, keep * sizeof *q);
+}
+
+static void test_extensions(void)
+{
+    vp_prefix_cache *c = vp_prefix_cache_new(200, 1 << 20, 4);
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    uint8_t tiles[2 * TB], other[2 * TB];
+    for (size_t i = 0; i < sizeof tiles; i++)
+        tiles[i] = other[i] = (uint8_t)(i * 29 + 3);
+    other[TB + 1] ^= 4; /* tile 1 differs */
+    vp_prefix_images img = images(tiles, 2), img2 = images(other, 2);
+    int32_t a[60], q[60], r[60], w[60];
+    make_ids(a, 60, 2, 10, 8);   /* image tokens 10..17 */
+    fork_ids(q, a, 60, 30, 3);   /* a's first 30 ids, then its own */
+    size_t sa = 99, sq = 99, slot = 99;
+    vp_prefix_run runs[VP_PREFIX_CACHE_MAX_RUNS];
+
+    vp_prefix_cache_begin(c);
+    CHECK(vp_prefix_cache_reserve(c, a, 40, &img, &sa) && sa == 0);
+    vp_prefix_cache_end(c, true);
+
+    /* q loads a's first 30 rows and stores its rows 30..50 as an extension of a */
+    vp_prefix_cache_begin(c);
+    CHECK(vp_prefix_cache_find(c, q, 50, &img, &slot) == 30 && slot == sa);
+    CHECK(!vp_prefix_cache_extend(c, q, 50, 30, IMG, sa, &sq)); /* a not in use yet */
+    vp_prefix_cache_use(c, sa, 30);
+    CHECK(!vp_prefix_cache_extend(c, q, 50, 0, IMG, sa, &sq));   /* nothing loaded */
+    CHECK(!vp_prefix_cache_extend(c, q, 50, 41, IMG, sa, &sq));  /* past a's rows */
+    CHECK(!vp_prefix_cache_extend(c, q, 50, 50, IMG, sa, &sq));  /* nothing to store */
+    CHECK(!vp_prefix_cache_extend(c, q, 50, 30, IMG, 7, &sq));   /* no entry at row 7 */
+    CHECK(!vp_prefix_cache_extend(c, a, 50, 12, IMG, sa, &sq));  /* image tokens 12..17 */
+    CHECK(!vp_prefix_cache_extend(c, q, 50, 35, IMG, sa, &sq));  /* q's 30..34 are not a's */
+    CHECK(vp_prefix_cache_extend(c, q, 50, 30, IMG, sa, &sq) && sq == 40);
+    CHECK(vp_prefix_cache_find(c, q, 50, &img, &slot) == 30 && slot == sa); /* not yet */
+    vp_prefix_cache_end(c, true);
+    vp_prefix_cache_stats st;
+    vp_prefix_cache_stats_get(c, &st);
+    CHECK_MSG(st.entries == 2 && st.rows_used == 60 && st.stored == 2 &&
+              st.host_bytes < 2 * (sizeof tiles + 60 * sizeof(int32_t) + 256),
+              "%zu entries, %zu rows, %zu host bytes", st.entries, st.rows_used, st.host_bytes);
+
+    /* q now loads all 50 rows in two runs; a still finds its own 40 */
+    vp_prefix_cache_begin(c);
+    CHECK(vp_prefix_cache_find(c, q, 60, &img, &slot) == 50 && slot == sq);
+    size_t n = vp_prefix_cache_runs(c, sq, 50, runs);
+    CHECK(same_runs(runs, n, (vp_prefix_run[]){{sa, 30}, {sq, 20}}, 2));
+    n = vp_prefix_cache_runs(c, sq, 36, runs);
+    CHECK(same_runs(runs, n, (vp_prefix_run[]){{sa, 30}, {sq, 6}}, 2));
+    n = vp_prefix_cache_runs(c, sq, 20, runs);
+    CHECK(same_runs(runs, n, (vp_prefix_run[]){{sa, 20}}, 1));
+    CHECK(vp_prefix_cache_runs(c, sq, 51, runs) == 0 && vp_prefix_cache_runs(c, 5, 10, runs) == 0);
+    CHECK(vp_prefix_cache_find(c, q, 44, &img, &slot) == 44 && slot == sq);
+    CHECK(vp_prefix_cache_find(c, a, 60, &img, &slot) == 40 && slot == sa);
+    /* ties go to the shorter chain: 30 rows of q's come from a alone */
+    CHECK(vp_prefix_cache_find(c, q, 30, &img, &slot) == 30 && slot == sa);
+    /* another image: the extension's rows hang on a's tile 1, which differs */
+    CHECK(vp_prefix_cache_find(c, q, 60, &img2, &slot) == 14 && slot == sa);
+    vp_prefix_cache_end(c, true);
+
+    /* chains: each extension of the last, up to VP_PREFIX_CACHE_MAX_RUNS entries */
+    size_t at = sq, len = 50;
+    for (int k = 0; k < VP_PREFIX_CACHE_MAX_RUNS; k++) {
+        fork_ids(r, q, 60, len - 5, 10 + k); /* the last 5 of the chain's rows differ */
+        vp_prefix_cache_begin(c);
+        CHECK(vp_prefix_cache_find(c, r, len + 5, &img, &slot) == len - 5 && slot == at);
+        vp_prefix_cache_use(c, slot, len - 5);
+        size_t ns = 0;
+        bool ok = vp_prefix_cache_extend(c, r, len + 5, len - 5, IMG, slot, &ns);
+        CHECK_MSG(ok == (k < VP_PREFIX_CACHE_MAX_RUNS - 2), "extension %d: %d", k, ok);
+        vp_prefix_cache_end(c, true);
+        if (!ok)
+            break;
+        vp_prefix_cache_begin(c);
+        CHECK(vp_prefix_cache_find(c, r, 60, &img, &slot) == len + 5 && slot == ns);
+        n = vp_prefix_cache_runs(c, ns, len + 5, runs);
+        CHECK_MSG(n == (size_t)k + 3 && runs[n - 1].slot == ns && runs[n - 1].len == 10,
+                  "chain %d: %zu runs", k, n);
+        vp_prefix_cache_end(c, true);
+        memcpy(q, r, sizeof q);
+        at = ns;
+        len += 5;
+    }
+
+    /* a failed pass drops its extension and keeps the parent */
+    fork_ids(w, a, 60, 25, 30);
+    vp_prefix_cache_begin(c);
+    CHECK(vp_prefix_cache_find(c, w, 45, &img, &slot) == 25 && slot == sa);
+    vp_prefix_cache_use(c, sa, 25);
+    CHECK(vp_prefix_cache_extend(c, w, 45, 25, IMG, sa, &slot));
+    vp_prefix_cache_end(c, false);
+    vp_prefix_cache_stats_get(c, &st);
+    size_t entries = st.entries;
+    vp_prefix_cache_begin(c);
+    CHECK(vp_prefix_cache_find(c, w, 45, &img, &slot) == 25 && slot == sa);
+    vp_prefix_cache_end(c, true);
+
+    /* using an extension touches its parents, so least recently used eviction takes
+     * extensions before the entries they extend: a 140-row entry takes the 20 rows of
+     * the chain's two last extensions (the deepest first), not a's nor q's */
+    int32_t big[200];
+    make_ids(big, 200, 40, 0, 0);
+    vp_prefix_cache_begin(c);
+    CHECK(vp_prefix_cache_reserve(c, big, 140, &img, &slot));
+    vp_prefix_cache_end(c, true);
+    vp_prefix_cache_stats_get(c, &st);
+    CHECK_MSG(st.entries == 3 && st.evictions == entries - 2 && st.rows_used == 200,
+              "%zu entries, %llu evictions (of %zu)", st.entries,
+              (unsigned long long)st.evictions, entries);
+    vp_prefix_cache_begin(c);
+    CHECK(vp_prefix_cache_find(c, a, 60, &img, &slot) == 40 && slot == sa);
+    fork_ids(q, a, 60, 30, 3);
+    CHECK(vp_prefix_cache_find(c, q, 60, &img, &slot) == 50 && slot == sq);
+    vp_prefix_cache_end(c, true);
+    /* all 200 rows: everything goes */
+    make_ids(big, 200, 41, 0, 0);
+    vp_prefix_cache_begin(c);
+    CHECK(vp_prefix_cache_reserve(c, big, 200, &img, &slot));
+    vp_prefix_cache_end(c, true);
+    vp_prefix_cache_stats_get(c, &st);
+    CHECK_MSG(st.entries == 1 && st.evictions == entries + 1 && st.rows_used == 200,
+              "%zu entries, %llu evictions (of %zu)", st.entries,
+              (unsigned long long)st.evictions, entries);
+    vp_prefix_cache_begin(c);
+    CHECK(vp_prefix_cache_find(c, q, 60, &img, &slot) == 0 && vp_prefix_cache_runs(c, sq, 10, runs) == 0);
+    vp_prefix_cache_end(c, true);
+    vp_prefix_cache_free(c);
+}
+
 int main(void)
 {
     test_auto_sizes();
+    test_extensions();
     CHECK(vp_prefix_cache_new(0, 1 << 20, 4) == NULL); /* no rows: no cache */
     vp_prefix_cache *c = vp_prefix_cache_new(100, 1 << 20, 4);
     CHECK(c != NULL);
