@@ -165,7 +165,7 @@ cuda-check:
 	PYTHON=$(PYTHON) sh tests/gpu/check_cpu.sh $(BUILD)/cuda
 
 tiny-model: $(BIN)
-	$(BIN) mkmodel --scale tiny --seed 1 --tokenizer engine/assets/tiny_tokenizer --out $(BUILD)/tiny-model
+	$(BIN) mkmodel --scale tiny --seed 1 --tokenizer engine/assets/tiny_tokenizer --out $(BUILD)/tiny-model --force
 
 run:
 	@sh config/install-deps.sh --build

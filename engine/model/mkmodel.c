@@ -257,6 +257,41 @@ static int remove_stale(const char *dir, bool keep_added_tokens, vp_error *err)
     return rc;
 }
 
+/* Whether dir holds a model that mkmodel did not write (config.json or weights, no
+ * marker): refused, as writing would replace a checkpoint someone may not have twice. */
+static int check_ours(const char *dir, vp_error *err)
+{
+    char path[4096];
+    if (vp_path_join(path, sizeof path, dir, VP_MKMODEL_MARKER))
+        return vp_fail(err, VP_ERR_IO, NULL, "path too long: %s", dir);
+    if (access(path, F_OK) == 0)
+        return 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return vp_fail(err, VP_ERR_IO, NULL, "cannot list %s: %s", dir, strerror(errno));
+    struct dirent *de;
+    char found[256] = "";
+    while ((de = readdir(d)) && !found[0])
+        if (!strcmp(de->d_name, "config.json") || !fnmatch("*.safetensors", de->d_name, 0) ||
+            !strcmp(de->d_name, "model.safetensors.index.json"))
+            snprintf(found, sizeof found, "%s", de->d_name);
+    closedir(d);
+    if (found[0])
+        return vp_fail(err, VP_ERR_IO, "out", "%s holds %s, and vprm mkmodel did not write it "
+                       "(no %s): a checkpoint there would be replaced; choose another --out, "
+                       "or pass --force", dir, found, VP_MKMODEL_MARKER);
+    return 0;
+}
+
+static int write_marker(const char *dir, vp_error *err)
+{
+    static const char text[] = "written by vprm mkmodel: random weights, not a trained model\n";
+    char path[4096];
+    if (vp_path_join(path, sizeof path, dir, VP_MKMODEL_MARKER))
+        return vp_fail(err, VP_ERR_IO, NULL, "path too long: %s", dir);
+    return vp_write_file(path, text, sizeof text - 1, err);
+}
+
 static int copy_file(const char *from_dir, const char *to_dir, const char *name, bool optional,
                      bool *copied, vp_error *err)
 {
@@ -317,6 +352,10 @@ int vp_mkmodel_write(const vp_mkmodel_opts *o, vp_mkmodel_result *res, vp_error 
     }
 
     int rc = mkdir_p(o->out_dir, err);
+    if (!rc && !o->force)
+        rc = check_ours(o->out_dir, err);
+    if (!rc)
+        rc = write_marker(o->out_dir, err);
     bool added = false;
     char tmp_probe[4096];
     if (!rc && !vp_path_join(tmp_probe, sizeof tmp_probe, o->tokenizer_dir, "added_tokens.json"))

@@ -24,7 +24,13 @@ typedef struct vp_mkmodel_opts {
     vp_model_config cfg;       /* shapes; cfg.llm.vocab is set from the tokenizer */
     bool config_only;          /* config.json and tokenizer files, no weights: for backends
                                   that draw the weights themselves (--random-weights) */
+    bool force;                /* overwrite a model folder mkmodel did not write */
 } vp_mkmodel_opts;
+
+/* The file that marks a folder as mkmodel's, written before anything else: without
+ * `force`, a folder holding config.json or weights but not this file (a real checkpoint)
+ * is refused rather than overwritten. */
+#define VP_MKMODEL_MARKER ".vprm-mkmodel"
 
 /* Shapes of a scale: "tiny" (tests) or "8b" (InternVL2.5-8B / VisualPRM-8B). */
 int vp_mkmodel_preset(const char *scale, vp_model_config *cfg, vp_error *err);

@@ -17,6 +17,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: vprm mkmodel --out DIR [--scale tiny|8b] [--seed N] [--tokenizer DIR]\n"
             "                    [--dtype bf16|f16|f32] [--shards K] [--threads N] [--config-only]\n"
+            "                    [--force]\n"
             "shape overrides (tests):\n"
             "  --vision-norm layer_norm|rms_norm  --qk-norm  --no-qkv-bias\n"
             "  --vision-hidden N --vision-layers N --vision-heads N --vision-mlp N --patch N\n"
@@ -31,7 +32,9 @@ static void usage(FILE *f)
             "are scaled so that step scores spread (see engine/model/mkmodel_init.c).\n"
             "--config-only writes config.json and the tokenizer files, no weights: serve, score\n"
             "and bench with --backend cuda --random-weights SEED then draw the same weights on\n"
-            "the GPU (the 8B shape without a 16 GB file).\n");
+            "the GPU (the 8B shape without a 16 GB file).\n"
+            "A folder holding config.json or safetensors that mkmodel did not write (no\n"
+            ".vprm-mkmodel file: a real checkpoint) is refused unless --force.\n");
 }
 
 /* A whole decimal number in [lo, hi]. */
@@ -93,6 +96,10 @@ int cmd_mkmodel(int argc, char **argv)
         }
         if (!strcmp(a, "--config-only")) {
             o.config_only = true;
+            continue;
+        }
+        if (!strcmp(a, "--force")) {
+            o.force = true;
             continue;
         }
         if (i + 1 >= argc) {

@@ -74,6 +74,17 @@ for round in 1 2 3 4; do
     expect test $whole -eq 1
     expect test -z "$(ls "$work/race" | grep partial)"
 done
+# a folder holding a model mkmodel did not write (a real checkpoint: no .vprm-mkmodel) is
+# refused and left as it was, unless --force
+cp -r "$work/bf16" "$work/real" && rm -f "$work/real/.vprm-mkmodel"
+expect test -f "$work/bf16/.vprm-mkmodel"
+"$VPRM" mkmodel --out "$work/real" --scale tiny --tokenizer "$tok" --seed 4 >"$work/real.log" 2>&1
+expect test $? -eq 1
+expect grep -q -- "--force" "$work/real.log"
+expect cmp -s "$work/bf16/model.safetensors" "$work/real/model.safetensors"
+expect test ! -f "$work/real/.vprm-mkmodel"
+mk real --seed 4 --force
+expect cmp -s "$work/seed4/model.safetensors" "$work/real/model.safetensors"
 "$VPRM_ASAN" score --model "$work/cfgonly" tests/data/geometry_request.json >"$work/bad.log" 2>&1
 expect test $? -eq 1
 expect grep -q "neither model.safetensors" "$work/bad.log"
