@@ -86,7 +86,10 @@ int vp_engine_open(const vp_engine_options *opt, vp_engine **out, vp_error *err)
         free(e);
         return vp_fail(err, VP_ERR_BAD_REQUEST, "model", "no model folder given");
     }
-    bool random = opt->random_weights >= 0;
+    const char *backend = opt->backend ? opt->backend : "cpu";
+    /* random weights are drawn by the backend; a tokenize-only engine needs none at all
+     * (not 16 GB read to tokenize, and a --config-only folder serves) */
+    bool random = opt->random_weights >= 0 || !strcmp(backend, "none");
     if (random ? vp_model_load_config_only(opt->model_dir, &e->model, err)
                : vp_model_load(opt->model_dir, &e->model, err))
         goto fail;
@@ -106,7 +109,6 @@ int vp_engine_open(const vp_engine_options *opt, vp_engine **out, vp_error *err)
         vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory for the image cache");
         goto fail;
     }
-    const char *backend = opt->backend ? opt->backend : "cpu";
     if (!strcmp(backend, "none")) { /* tokenize-only engine: no weights on a device */
         *out = e;
         return 0;

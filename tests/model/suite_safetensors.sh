@@ -92,6 +92,13 @@ expect grep -q "neither model.safetensors" "$work/bad.log"
     >"$work/bad.log" 2>&1
 expect test $? -eq 1
 expect grep -q "backend 'cpu' cannot generate random weights" "$work/bad.log"
+# tokenizing needs no weights: a --config-only folder answers as the full one does
+"$VPRM_ASAN" tokenize --model "$work/cfgonly" tests/data/geometry_request.json >"$work/tok_cfg.json" 2>"$work/bad.log"
+expect test $? -eq 0
+"$VPRM" tokenize --model "$work/bf16" tests/data/geometry_request.json 2>/dev/null |
+    sed 's/"model":"bf16"/"model":"cfgonly"/' >"$work/tok_full.json"
+expect test -s "$work/tok_full.json"
+expect cmp -s "$work/tok_cfg.json" "$work/tok_full.json"
 "$VPRM_ASAN" score --model "$work/cfgonly" --random-weights x tests/data/geometry_request.json \
     >"$work/bad.log" 2>&1
 expect test $? -eq 2
