@@ -129,7 +129,7 @@ const vp_option vp_options[] = {
     {"max_tiles", VP_OPT_INT, OFF(max_tiles), "12", 1, 40, NULL,
      "upper bound of a request's max_tiles (the thumbnail is extra)", 0},
     {"max_text_bytes", VP_OPT_SIZE, OFF(max_text_bytes), "256K", 1, BIG, NULL,
-     "bytes of the question or of one response", 0},
+     "bytes of the question or of one response as sent (its string, or its steps together; not the \\n\\n that max_steps merging puts between steps)", 0},
     {"max_request_tokens", VP_OPT_SIZE, OFF(max_request_tokens), "262144", 1, BIG, NULL,
      "prompt tokens of one request, summed over its responses", 0},
     {"max_batch_requests", VP_OPT_SIZE, OFF(max_batch_requests), "256", 1, 1 << 20, NULL,

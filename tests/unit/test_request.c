@@ -356,6 +356,36 @@ static void test_errors(void)
     l.max_json_values = 7; /* the punctuation inside the string does not count */
     CHECK(!vp_request_parse(two, strlen(two), &l, &r, &err));
     vp_request_free(&r);
+    /* text: the question, a response string, or a response's steps together, as sent (an
+     * escape counts as the byte it stands for); the limit itself is allowed */
+    l = limits();
+    l.max_text_bytes = 6;
+    static const struct {
+        const char *body, *param; /* param NULL: accepted */
+    } text[] = {
+        {"{\"question\": \"qqqqqq\", \"responses\": [\"a\"]}", NULL},
+        {"{\"question\": \"qqqqqqq\", \"responses\": [\"a\"]}", "question"},
+        {"{\"question\": \"q\", \"responses\": [\"a\", \"ab\\n\\ncd\"]}", NULL},
+        {"{\"question\": \"q\", \"responses\": [\"a\", \"ab\\n\\ncde\"]}", "responses[1]"},
+        {"{\"question\": \"q\", \"responses\": [[\"abc\", \"def\"]]}", NULL},
+        {"{\"question\": \"q\", \"responses\": [[\"abc\", \"defg\"]]}", "responses[0]"},
+        {"{\"question\": \"q\", \"responses\": [{\"steps\": [\"ab\", \"cd\", \"efg\"]}]}",
+         "responses[0].steps"},
+        /* merged into one step "abc\n\ndef": 8 bytes, the separator not counted */
+        {"{\"question\": \"q\", \"max_steps\": 1, \"responses\": [[\"abc\", \"def\"]]}", NULL},
+    };
+    for (size_t i = 0; i < sizeof text / sizeof text[0]; i++) {
+        memset(&err, 0, sizeof err);
+        int rc = vp_request_parse(text[i].body, strlen(text[i].body), &l, &r, &err);
+        if (text[i].param)
+            CHECK_MSG(rc && err.kind == VP_ERR_TOO_LARGE && !strcmp(err.param, text[i].param) &&
+                          strstr(err.message, "max_text_bytes=6"),
+                      "text case %zu: rc %d, %s: %s", i, rc, err.param, err.message);
+        else
+            CHECK_MSG(rc == 0, "text case %zu: %s", i, err.message);
+        if (rc == 0)
+            vp_request_free(&r);
+    }
 }
 
 /* Random mutations of valid bodies: every outcome is a parsed request or an error with a
