@@ -164,16 +164,23 @@ static bool effective_host_is_literal(CURL *h)
     return literal;
 }
 
-/* Only http and https, for the first URL and every redirect: the options that say so
+bool vp_fetch_https_only(const char *url)
+{
+    return strncasecmp(url, "https://", 8) == 0;
+}
+
+/* Only http and https, for the first URL and every redirect (https only after an https
+ * URL: a client that asked for https gets no plain-text hop): the options that say so
  * must take, or nothing is fetched. */
-static CURLcode restrict_protocols(CURL *h)
+static CURLcode restrict_protocols(CURL *h, bool https_only)
 {
 #if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85: the string forms; the bit masks are deprecated */
     CURLcode rc = curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    return rc ? rc : curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    return rc ? rc : curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, https_only ? "https" : "http,https");
 #else
     CURLcode rc = curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-    return rc ? rc : curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    long redir = https_only ? (long)CURLPROTO_HTTPS : (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS);
+    return rc ? rc : curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS, redir);
 #endif
 }
 
@@ -212,7 +219,8 @@ int vp_fetch_url(const char *url, const vp_fetch_opts *o, const char *param, uin
                        curl_easy_strerror(sc));
     }
     /* the guards: fail closed when libcurl does not take one */
-    if (restrict_protocols(h) != CURLE_OK ||
+    bool https_only = vp_fetch_https_only(url);
+    if (restrict_protocols(h, https_only) != CURLE_OK ||
         curl_easy_setopt(h, CURLOPT_PROXY, "") != CURLE_OK || /* no proxy from the environment */
         curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_open_socket) != CURLE_OK ||
         curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &c) != CURLE_OK ||
@@ -266,6 +274,9 @@ int vp_fetch_url(const char *url, const vp_fetch_opts *o, const char *param, uin
         ret = vp_fail(err, VP_ERR_BAD_REQUEST, param,
                       "image URL redirected more than url_max_redirects=%ld times",
                       o->max_redirects);
+    else if (rc == CURLE_UNSUPPORTED_PROTOCOL && https_only)
+        ret = vp_fail(err, VP_ERR_BAD_REQUEST, param,
+                      "image URL redirected from https to another scheme: refused");
     else if (rc != CURLE_OK)
         ret = vp_fail(err, VP_ERR_BAD_REQUEST, param, "image URL could not be fetched: %s",
                       curl_err[0] ? curl_err : curl_easy_strerror(rc));

@@ -1,4 +1,5 @@
-/* Fetching image URLs (only when allow_image_urls is on): http and https only, a byte
+/* Fetching image URLs (only when allow_image_urls is on): http and https only (an https
+ * URL's redirects https only), a byte
  * limit, a time limit, a redirect limit, and every address actually connected to (after
  * DNS, on each redirect) checked against loopback/private/link-local ranges unless
  * url_allow_private is set. */
@@ -28,6 +29,9 @@ typedef struct vp_fetch_opts {
     bool (*cancelled)(void *ctx);
     void *cancel_ctx;
 } vp_fetch_opts;
+
+/* Whether url's redirects may only go to https (it is an https URL). */
+bool vp_fetch_https_only(const char *url);
 
 /* Downloads url into a malloc'd buffer; errors name `param` (e.g. "images[1]"). */
 int vp_fetch_url(const char *url, const vp_fetch_opts *o, const char *param, uint8_t **out,

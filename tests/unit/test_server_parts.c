@@ -175,6 +175,17 @@ static bool private_v6(const char *a)
     return vp_addr_is_private((struct sockaddr *)&s);
 }
 
+/* An https URL's redirects stay on https (the scheme compared case-blind, as the fetcher
+ * takes "HTTPS://"); an http URL's may go to either. */
+static void test_redirect_schemes(void)
+{
+    CHECK(vp_fetch_https_only("https://example.com/a.png"));
+    CHECK(vp_fetch_https_only("HTTPS://example.com/a.png"));
+    CHECK(!vp_fetch_https_only("http://example.com/a.png"));
+    CHECK(!vp_fetch_https_only("HTTP://example.com/https://"));
+    CHECK(!vp_fetch_https_only("https:/example.com"));
+}
+
 static void test_private_addresses(void)
 {
     const char *priv4[] = {"127.0.0.1", "127.9.9.9", "10.1.2.3", "172.16.0.1", "172.31.255.255",
@@ -320,6 +331,7 @@ int main(void)
 {
     test_response();
     test_metrics();
+    test_redirect_schemes();
     test_reqid();
     test_private_addresses();
     test_png();
