@@ -110,10 +110,12 @@ static vp_prefix_images job_images(const vp_engine *e, const vp_job *j)
 
 /* The prefix KV cache's part of a pass: each group with a prefix loads the longest cached
  * start of it when that computes fewer tokens (and the pass's rows stay within the
- * budget), or else asks to store its computed prefix for later passes. A hit on part of
- * the prefix (the same image, another question) stores the rest as an extension of the
- * entry it loads, from the first response's rows (which compute those tokens at the same
- * positions over the same rows): the next request with that question loads it all. */
+ * budget), or else asks to store its computed prefix for later passes. When an entry holds
+ * only the start of the prefix (the same image, another question), the rest is stored as
+ * an extension of that entry: from the first response's rows when the start is loaded
+ * (they compute those tokens at the same positions over the same rows), from the computed
+ * prefix's otherwise; the next request with that question loads it all, and the image's
+ * rows are held once. */
 static void plan_cache(vp_engine *e, vp_job *const *jobs, packed *p, size_t n_groups,
                        size_t *n_tok)
 {
@@ -144,12 +146,23 @@ static void plan_cache(vp_engine *e, vp_job *const *jobs, packed *p, size_t n_gr
             rows += after + k - before;
             *n_tok += after - before;
             vp_prefix_cache_use(c, slot, k);
-            if (k < G->prefix)
+            if (k < G->prefix) {
                 G->store = vp_prefix_cache_extend(c, rep->ids[0].v, G->prefix, k, img.img_context,
                                                   slot, &G->store_slot);
+                G->store_from = k;
+            }
             continue;
         }
         vp_prefix_cache_use(c, 0, 0);
+        if (k == G->prefix) /* held whole already (the budget refused loading it) */
+            continue;
+        /* rows [0, k) are cached already: store only the rest, after them */
+        if (k && vp_prefix_cache_extend(c, rep->ids[0].v, G->prefix, k, img.img_context, slot,
+                                        &G->store_slot)) {
+            G->store = true;
+            G->store_from = k;
+            continue;
+        }
         G->store = vp_prefix_cache_reserve(c, rep->ids[0].v, G->prefix, &img, &G->store_slot);
     }
 }
@@ -236,7 +249,7 @@ static int pack_jobs(vp_engine *e, vp_job *const *jobs, size_t n_jobs, packed *p
     size_t n_tok = 0;
     for (size_t g = 0; g < n_groups; g++) {
         prefix_group *G = &p->groups[g];
-        G->cached = G->slot = G->store_slot = 0;
+        G->cached = G->slot = G->store_slot = G->store_from = 0;
         G->store = false;
         /* one response: its prefix (up to the first score) is split off only to be cached;
          * that computes the same tokens */
@@ -303,7 +316,8 @@ static int pack_jobs(vp_engine *e, vp_job *const *jobs, size_t n_jobs, packed *p
             prefix_seq = (int32_t)p->b.n_seqs;
             if (G->store)
                 p->kv_stores[p->b.n_kv_stores++] = (vp_kv_copy){
-                    .row = p->b.n_tokens, .slot = G->store_slot, .len = G->prefix};
+                    .row = p->b.n_tokens + G->store_from, .slot = G->store_slot,
+                    .len = G->prefix - G->store_from};
             add_sequence(p, jobs[G->first_job], 0, 0, G->prefix, -1, feature_base, pr->img_context);
             p->seqs[prefix_seq].rope_len = group_longest(jobs, n_jobs, p, g);
         }
@@ -316,7 +330,7 @@ static int pack_jobs(vp_engine *e, vp_job *const *jobs, size_t n_jobs, packed *p
                 size_t seq_start = p->b.n_tokens;
                 if (G->cached && G->store && i == G->first_job && r == 0) /* an extension */
                     p->kv_stores[p->b.n_kv_stores++] = (vp_kv_copy){
-                        .row = seq_start, .slot = G->store_slot, .len = G->prefix - G->cached};
+                        .row = seq_start, .slot = G->store_slot, .len = G->prefix - G->store_from};
                 add_sequence(p, j, r, from, j->ids[r].n, prefix_seq, feature_base,
                              pr->img_context);
                 for (size_t k = 0; k < j->score_pos[r].n; k++)

@@ -22,10 +22,10 @@ typedef struct prefix_group {
     size_t n_responses;
     size_t total_len;     /* tokens of all member responses */
     /* prefix KV cache (the packer only): rows [0, cached) load from the entry at cache row
-     * `slot` (then no prefix is computed; when cached < prefix and `store`, the first
-     * response's rows [cached, prefix) are stored at store_slot as an extension), or the
-     * computed prefix is stored at cache row store_slot */
-    size_t cached, slot, store_slot;
+     * `slot` (then no prefix is computed). With `store`, rows [store_from, prefix) are
+     * stored at cache row store_slot: the computed prefix's, or after a load (store_from =
+     * cached) the first response's; store_from > 0 makes them an extension */
+    size_t cached, slot, store_slot, store_from;
     int32_t cached_seq;   /* its cached sequence in the pass, or -1 */
     bool store, needs_tiles;
 } prefix_group;

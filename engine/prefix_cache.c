@@ -396,7 +396,7 @@ bool vp_prefix_cache_extend(vp_prefix_cache *c, const int32_t *ids, size_t len, 
                             int32_t img_context, size_t parent_slot, size_t *slot)
 {
     entry *parent = c ? entry_at(c, parent_slot) : NULL;
-    if (!parent || !parent->valid || parent->pinned != c->pass || from == 0 || from >= len ||
+    if (!parent || !parent->valid || from == 0 || from >= len ||
         from > parent->len || len - from > c->rows || parent->depth + 1 >= VP_PREFIX_CACHE_MAX_RUNS)
         return false;
     for (size_t i = from; i < len; i++)

@@ -247,6 +247,17 @@ int main(void)
         }
         vp_job_free(s.job);
         if (tight) {
+            /* the tight pass computed a1's prefix and stored only its rows past a0's (an
+             * extension): a1 again loads it whole, which keeps the pass's rows as they were,
+             * and the cache holds the prefix's rows once */
+            vp_prefix_cache_stats st1 = stats(on);
+            CHECK_MSG(st1.entries == 2 && st1.rows_used == prefix, "tight: %zu entries, %zu rows "
+                      "(a0 stored %zu, prefix %zu)", st1.entries, st1.rows_used, stored, prefix);
+            s = both(on, off, a1, "budget: tight pass again");
+            CHECK_MSG(s.job && vp_job_result(s.job)->usage.cached_prefix_tokens == prefix,
+                      "tight again: cached %zu of %zu",
+                      s.job ? vp_job_result(s.job)->usage.cached_prefix_tokens : 0, prefix);
+            vp_job_free(s.job);
             vp_engine_close(on);
             on = NULL;
         }

@@ -104,7 +104,6 @@ static void test_extensions(void)
     /* q loads a's first 30 rows and stores its rows 30..50 as an extension of a */
     vp_prefix_cache_begin(c);
     CHECK(vp_prefix_cache_find(c, q, 50, &img, &slot) == 30 && slot == sa);
-    CHECK(!vp_prefix_cache_extend(c, q, 50, 30, IMG, sa, &sq)); /* a not in use yet */
     vp_prefix_cache_use(c, sa, 30);
     CHECK(!vp_prefix_cache_extend(c, q, 50, 0, IMG, sa, &sq));   /* nothing loaded */
     CHECK(!vp_prefix_cache_extend(c, q, 50, 41, IMG, sa, &sq));  /* past a's rows */
@@ -204,6 +203,24 @@ static void test_extensions(void)
               (unsigned long long)st.evictions, entries);
     vp_prefix_cache_begin(c);
     CHECK(vp_prefix_cache_find(c, q, 60, &img, &slot) == 0 && vp_prefix_cache_runs(c, sq, 10, runs) == 0);
+    vp_prefix_cache_end(c, true);
+
+    /* a pass that computes q's whole prefix (the hit not worth loading) still stores only
+     * rows 30..50, after a's; that pins a for the pass as a load would */
+    vp_prefix_cache_begin(c);
+    CHECK(vp_prefix_cache_reserve(c, a, 40, &img, &sa)); /* evicts the 200-row entry */
+    vp_prefix_cache_end(c, true);
+    vp_prefix_cache_begin(c);
+    CHECK(vp_prefix_cache_find(c, q, 50, &img, &slot) == 30 && slot == sa);
+    vp_prefix_cache_use(c, 0, 0); /* a miss */
+    CHECK(vp_prefix_cache_extend(c, q, 50, 30, IMG, sa, &sq));
+    make_ids(big, 200, 42, 0, 0);
+    CHECK(!vp_prefix_cache_reserve(c, big, 170, &img, &slot)); /* a and q pinned: no gap */
+    vp_prefix_cache_end(c, true);
+    vp_prefix_cache_stats_get(c, &st);
+    CHECK_MSG(st.entries == 2 && st.rows_used == 60, "%zu entries, %zu rows", st.entries, st.rows_used);
+    vp_prefix_cache_begin(c);
+    CHECK(vp_prefix_cache_find(c, q, 60, &img, &slot) == 50 && slot == sq);
     vp_prefix_cache_end(c, true);
     vp_prefix_cache_free(c);
 }
