@@ -109,11 +109,12 @@ static inline void test_batch_make(test_batch *t, size_t groups, size_t max_len,
                       .minus_id = vocab > 1 ? 1 : 0};
 }
 
-/* The prefix KV cache's two passes over in's sequences: *store is in itself plus a store
- * of every prefix sequence (prefix k at cache row sum of the earlier prefixes' lengths);
- * *load is in with those prefixes cached: no prefix tokens, the cached sequences first,
- * kv_loads from the same cache rows, no tiles (only prefix tokens take image rows). Both
- * must give in's logits. Returns the cache rows used. */
+/* The prefix KV cache's two passes over in's sequences: *store is in itself plus stores
+ * of every prefix sequence (prefix k in the cache rows after the earlier prefixes', its
+ * second half first: two runs out of order, as a prefix cache entry's extension chain
+ * loads); *load is in with those prefixes cached: no prefix tokens, the cached sequences
+ * first, kv_loads from the same cache rows, no tiles (only prefix tokens take image rows).
+ * Both must give in's logits. Returns the cache rows used. */
 static inline size_t test_batch_cache_prefixes(const test_batch *in, test_batch *store,
                                                test_batch *load)
 {
@@ -126,7 +127,7 @@ static inline size_t test_batch_cache_prefixes(const test_batch *in, test_batch 
     memset(store, 0, sizeof *store);
     memset(load, 0, sizeof *load);
     store->seqs = tb_alloc(ns, sizeof(vp_seq)), load->seqs = tb_alloc(ns, sizeof(vp_seq));
-    store->kv = tb_alloc(ns, sizeof(vp_kv_copy)), load->kv = tb_alloc(ns, sizeof(vp_kv_copy));
+    store->kv = tb_alloc(2 * ns, sizeof(vp_kv_copy)), load->kv = tb_alloc(2 * ns, sizeof(vp_kv_copy));
     int32_t **arrays[2][4] = {{&store->tokens, &store->positions, &store->image_row, &store->out_index},
                               {&load->tokens, &load->positions, &load->image_row, &load->out_index}};
     for (int k = 0; k < 2; k++)
@@ -152,8 +153,17 @@ static inline size_t test_batch_cache_prefixes(const test_batch *in, test_batch 
         if (!is_prefix[s])
             continue;
         const vp_seq *p = &b->seqs[s];
-        store->kv[store->b.n_kv_stores++] = (vp_kv_copy){.row = p->start, .slot = slot, .len = p->len};
-        load->kv[load->b.n_kv_loads++] = (vp_kv_copy){.row = cached_row, .slot = slot, .len = p->len};
+        size_t h = p->len / 2; /* rows [0, h) at slot + len - h, rows [h, len) at slot */
+        if (h) {
+            store->kv[store->b.n_kv_stores++] =
+                (vp_kv_copy){.row = p->start, .slot = slot + p->len - h, .len = h};
+            load->kv[load->b.n_kv_loads++] =
+                (vp_kv_copy){.row = cached_row, .slot = slot + p->len - h, .len = h};
+        }
+        store->kv[store->b.n_kv_stores++] =
+            (vp_kv_copy){.row = p->start + h, .slot = slot, .len = p->len - h};
+        load->kv[load->b.n_kv_loads++] =
+            (vp_kv_copy){.row = cached_row + h, .slot = slot, .len = p->len - h};
         new_seq[s] = (int32_t)nl;
         load->seqs[nl++] = (vp_seq){.start = cached_row, .len = p->len, .prefix_seq = -1,
                                     .rope_len = p->rope_len};
