@@ -27,6 +27,8 @@ struct vp_prefix_cache {
     entry **e;           /* [n] in no particular order */
     size_t n, cap;
     uint64_t pass, finds;
+    struct entry *found;  /* the last find's entry and rows: what an extension may extend */
+    size_t found_rows;
     bool looked_up;      /* the last find could match (cap >= min_tokens) */
     uint64_t pass_hits, pass_misses, pass_reused; /* counted when the pass succeeds */
     pthread_mutex_t mu;  /* guards st only: the rest is the engine thread's */
@@ -213,6 +215,7 @@ size_t vp_prefix_cache_find(vp_prefix_cache *c, const int32_t *ids, size_t cap,
     if (!c->looked_up)
         return 0;
     c->finds++;
+    c->found = NULL;
     entry *best = NULL;
     size_t best_rows = 0;
     for (size_t i = 0; i < c->n; i++) {
@@ -229,6 +232,8 @@ size_t vp_prefix_cache_find(vp_prefix_cache *c, const int32_t *ids, size_t cap,
     }
     if (!best || best_rows < c->min_tokens)
         return 0;
+    c->found = best;
+    c->found_rows = best_rows;
     *slot = best->slot;
     return best_rows;
 }
@@ -395,9 +400,13 @@ bool vp_prefix_cache_reserve(vp_prefix_cache *c, const int32_t *ids, size_t len,
 bool vp_prefix_cache_extend(vp_prefix_cache *c, const int32_t *ids, size_t len, size_t from,
                             int32_t img_context, size_t parent_slot, size_t *slot)
 {
+    /* the entry the last find gave this prompt, so its ids and tiles were compared; the
+     * extension starts inside the rows it found and past the entry's own start (rows
+     * before that are its parent's: extend that one) */
     entry *parent = c ? entry_at(c, parent_slot) : NULL;
-    if (!parent || !parent->valid || from == 0 || from >= len ||
-        from > parent->len || len - from > c->rows || parent->depth + 1 >= VP_PREFIX_CACHE_MAX_RUNS)
+    if (!parent || parent != c->found || !parent->valid || from > c->found_rows ||
+        from <= parent->base || from >= len || len - from > c->rows ||
+        parent->depth + 1 >= VP_PREFIX_CACHE_MAX_RUNS)
         return false;
     for (size_t i = from; i < len; i++)
         if (ids[i] == img_context)

@@ -83,10 +83,11 @@ void vp_prefix_cache_use(vp_prefix_cache *c, size_t slot, size_t len);
 size_t vp_prefix_cache_runs(const vp_prefix_cache *c, size_t slot, size_t len,
                             vp_prefix_run *runs);
 /* Reserves rows for ids [from, len) of a prompt whose first `from` rows the entry at
- * parent_slot (found by vp_prefix_cache_find this pass) holds and whose tokens [from,
- * len) this pass computes: an extension of that entry, which is pinned with it. False when
- * it cannot: no such entry, ids [0, from) not the entry's, ids [from, len) holding an
- * image token, a chain already VP_PREFIX_CACHE_MAX_RUNS long, no room. */
+ * parent_slot holds (the last vp_prefix_cache_find's, for this prompt, from at most the
+ * rows it gave and past the entry's own first row) and whose tokens [from, len) this pass
+ * computes: an extension of that entry, which is pinned with it. False when it cannot:
+ * not that entry, `from` out of those bounds, ids [from, len) holding an image token, a
+ * chain already VP_PREFIX_CACHE_MAX_RUNS long, no room. */
 bool vp_prefix_cache_extend(vp_prefix_cache *c, const int32_t *ids, size_t len, size_t from,
                             int32_t img_context, size_t parent_slot, size_t *slot);
 /* Reserves rows for the first len ids of a prompt that this pass computes, evicting least

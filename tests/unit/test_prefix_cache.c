@@ -123,6 +123,12 @@ static void test_extensions(void)
     /* q now loads all 50 rows in two runs; a still finds its own 40 */
     vp_prefix_cache_begin(c);
     CHECK(vp_prefix_cache_find(c, q, 60, &img, &slot) == 50 && slot == sq);
+    size_t ns = 0; /* refused: from at or before the extension's own first row (a's rows),
+                    * past the rows found, or an entry the find did not give */
+    CHECK(!vp_prefix_cache_extend(c, q, 60, 30, IMG, sq, &ns));
+    CHECK(!vp_prefix_cache_extend(c, q, 60, 20, IMG, sq, &ns));
+    CHECK(!vp_prefix_cache_extend(c, q, 60, 51, IMG, sq, &ns));
+    CHECK(!vp_prefix_cache_extend(c, q, 60, 20, IMG, sa, &ns));
     size_t n = vp_prefix_cache_runs(c, sq, 50, runs);
     CHECK(same_runs(runs, n, (vp_prefix_run[]){{sa, 30}, {sq, 20}}, 2));
     n = vp_prefix_cache_runs(c, sq, 36, runs);
@@ -145,7 +151,7 @@ static void test_extensions(void)
         vp_prefix_cache_begin(c);
         CHECK(vp_prefix_cache_find(c, r, len + 5, &img, &slot) == len - 5 && slot == at);
         vp_prefix_cache_use(c, slot, len - 5);
-        size_t ns = 0;
+        ns = 0;
         bool ok = vp_prefix_cache_extend(c, r, len + 5, len - 5, IMG, slot, &ns);
         CHECK_MSG(ok == (k < VP_PREFIX_CACHE_MAX_RUNS - 2), "extension %d: %d", k, ok);
         vp_prefix_cache_end(c, true);
