@@ -147,6 +147,8 @@ void vp_prefix_cache_begin(vp_prefix_cache *c)
         return;
     c->pass++;
     c->pass_hits = c->pass_misses = c->pass_reused = 0;
+    c->looked_up = false;
+    c->found = NULL;
 }
 
 /* Tiles needed by the first `images` image tokens. */
