@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/util/utf8.h"
+
 static int check_finite(const vp_score_result *res, vp_error *err)
 {
     for (size_t i = 0; i < res->n_responses; i++) {
@@ -64,11 +66,11 @@ char *vp_response_error_text(const vp_error *err, size_t *len)
 
 static json_t *piece_json(const char *piece)
 {
-    json_t *s = json_string(piece);
-    if (s)
-        return s;
-    /* not valid UTF-8: spell the bytes */
     size_t n = strlen(piece);
+    size_t bad;
+    if (vp_utf8_valid(piece, n, &bad)) /* jansson's rules: NULL then means out of memory */
+        return json_stringn(piece, n);
+    /* not valid UTF-8: spell the bytes */
     char *buf = malloc(n * 6 + 1);
     if (!buf)
         return NULL;
@@ -76,7 +78,7 @@ static json_t *piece_json(const char *piece)
     for (size_t i = 0; i < n; i++)
         o += (size_t)snprintf(buf + o, 7, "<0x%02X>", (unsigned char)piece[i]);
     buf[o] = 0;
-    s = json_string(buf);
+    json_t *s = json_string(buf);
     free(buf);
     return s;
 }
@@ -87,9 +89,10 @@ json_t *vp_response_tokenize_json(const char *id, const char *model, const vp_to
     json_t *root = json_object(), *results = json_array();
     if (!root || !results)
         goto oom;
-    json_object_set_new(root, "id", json_string(id ? id : ""));
-    json_object_set_new(root, "model", json_string(model ? model : ""));
-    json_object_set(root, "responses", results); /* the key vprm tokenize prints */
+    if (json_object_set_new(root, "id", json_string(id ? id : "")) ||
+        json_object_set_new(root, "model", json_string(model ? model : "")) ||
+        json_object_set(root, "responses", results)) /* the key vprm tokenize prints */
+        goto oom;
     size_t n = vp_job_n_responses(job);
     for (size_t r = 0; r < n; r++) {
         const vp_ids *ids = vp_job_ids(job, r);
@@ -111,11 +114,11 @@ json_t *vp_response_tokenize_json(const char *id, const char *model, const vp_to
         }
         for (size_t i = 0; i < pos->n; i++)
             bad |= json_array_append_new(jpos, json_integer(pos->v[i]));
-        json_object_set_new(item, "index", json_integer((json_int_t)r));
-        json_object_set_new(item, "n_tokens", json_integer((json_int_t)ids->n));
-        json_object_set_new(item, "input_ids", jids);
-        json_object_set_new(item, "pieces", pieces);
-        json_object_set_new(item, "score_positions", jpos);
+        bad |= json_object_set_new(item, "index", json_integer((json_int_t)r));
+        bad |= json_object_set_new(item, "n_tokens", json_integer((json_int_t)ids->n));
+        bad |= json_object_set_new(item, "input_ids", jids);
+        bad |= json_object_set_new(item, "pieces", pieces);
+        bad |= json_object_set_new(item, "score_positions", jpos);
         bad |= json_array_append_new(results, item);
         if (bad)
             goto oom;

@@ -34,7 +34,10 @@ static json_t *result_json(const vp_response_result *r, size_t index, const vp_s
                 json_decref(j);
                 return NULL;
             }
-        json_object_set_new(j, "step_scores", s);
+        if (json_object_set_new(j, "step_scores", s)) {
+            json_decref(j);
+            return NULL;
+        }
     }
     if (o->return_logits) {
         json_t *l = json_array();
@@ -45,7 +48,10 @@ static json_t *result_json(const vp_response_result *r, size_t index, const vp_s
                 json_decref(j);
                 return NULL;
             }
-        json_object_set_new(j, "step_logits", l);
+        if (json_object_set_new(j, "step_logits", l)) {
+            json_decref(j);
+            return NULL;
+        }
     }
     return j;
 }
@@ -63,27 +69,34 @@ json_t *vp_score_result_json(const vp_score_result *res, const vp_score_json_opt
             return NULL;
         }
     }
+    /* a field that cannot be added (out of memory) fails the whole body, never a 200
+     * without it; json_object_set_new and json_array_append_new take NULL as a failure */
     json_t *root = json_object();
-    json_object_set_new(root, "id", json_string(o->id ? o->id : ""));
-    json_object_set_new(root, "model", json_string(o->model_name ? o->model_name : ""));
-    json_object_set_new(root, "results", results);
-    json_object_set_new(root, "ranking", ranking);
-    json_object_set_new(root, "best_index",
-                        res->n_responses ? json_integer((json_int_t)res->ranking[0]) : json_null());
-    json_object_set_new(root, "usage", usage_json(&res->usage));
-    json_object_set_new(root, "timing_ms", timing_json(&res->timing));
+    int bad = json_object_set_new(root, "id", json_string(o->id ? o->id : ""));
+    bad |= json_object_set_new(root, "model", json_string(o->model_name ? o->model_name : ""));
+    bad |= json_object_set_new(root, "results", results);
+    bad |= json_object_set_new(root, "ranking", ranking);
+    bad |= json_object_set_new(root, "best_index", res->n_responses
+                                                        ? json_integer((json_int_t)res->ranking[0])
+                                                        : json_null());
+    bad |= json_object_set_new(root, "usage", usage_json(&res->usage));
+    bad |= json_object_set_new(root, "timing_ms", timing_json(&res->timing));
     json_t *warnings = json_array();
+    bad |= !warnings;
     if (o->unknown_fields && o->unknown_fields[0]) {
         char w[VP_UNKNOWN_FIELDS_MAX + 64];
         snprintf(w, sizeof w, "unknown fields ignored: %s", o->unknown_fields);
-        json_array_append_new(warnings, json_string(w));
+        bad |= json_array_append_new(warnings, json_string(w));
     }
     if (o->note)
-        json_array_append_new(warnings, json_string(o->note));
+        bad |= json_array_append_new(warnings, json_string(o->note));
     if (json_array_size(warnings))
-        json_object_set_new(root, "warnings", warnings);
-    else
-        json_decref(warnings);
+        bad |= json_object_set_new(root, "warnings", json_incref(warnings));
+    json_decref(warnings);
+    if (bad) {
+        json_decref(root);
+        return NULL;
+    }
     return root;
 }
 

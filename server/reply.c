@@ -17,15 +17,14 @@ static void add_ms_header(struct MHD_Response *r, const char *name, double ms)
     MHD_add_response_header(r, name, v);
 }
 
-enum MHD_Result vp_reply(vp_conn *x, int status, char *body, size_t len,
-                         const char *content_type)
+/* body is freed by libmicrohttpd (mode MUST_FREE), or static (PERSISTENT). */
+static enum MHD_Result reply_mem(vp_conn *x, int status, char *body, size_t len,
+                                 const char *content_type, enum MHD_ResponseMemoryMode mode)
 {
-    static char empty[] = "";
-    struct MHD_Response *r =
-        body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE)
-             : MHD_create_response_from_buffer(0, empty, MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
     if (!r) {
-        free(body);
+        if (mode == MHD_RESPMEM_MUST_FREE)
+            free(body);
         return MHD_NO;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
@@ -55,6 +54,14 @@ enum MHD_Result vp_reply(vp_conn *x, int status, char *body, size_t len,
     return rc;
 }
 
+enum MHD_Result vp_reply(vp_conn *x, int status, char *body, size_t len,
+                         const char *content_type)
+{
+    static char empty[] = "";
+    return body ? reply_mem(x, status, body, len, content_type, MHD_RESPMEM_MUST_FREE)
+                : reply_mem(x, status, empty, 0, content_type, MHD_RESPMEM_PERSISTENT);
+}
+
 enum MHD_Result vp_reply_json(vp_conn *x, int status, json_t *v)
 {
     vp_error err;
@@ -75,8 +82,11 @@ enum MHD_Result vp_reply_error(vp_conn *x, const vp_error *err)
                 vp_err_type(err->kind));
     size_t len;
     char *s = vp_response_error_text(err, &len);
-    if (!s)
-        return MHD_NO;
+    if (!s) { /* out of memory for the body itself: a fixed one, allocating nothing */
+        static char oom[] = "{\"error\":{\"type\":\"internal_error\",\"message\":\"out of "
+                            "memory writing the answer\",\"param\":null}}";
+        return reply_mem(x, 500, oom, sizeof oom - 1, "application/json", MHD_RESPMEM_PERSISTENT);
+    }
     return vp_reply(x, status, s, len, "application/json");
 }
 

@@ -84,6 +84,8 @@ enum MHD_Result vp_route_models(vp_conn *x)
     vp_server *s = x->srv;
     vp_engine *e = atomic_load(&s->engine);
     json_t *models = json_array();
+    int bad = !models; /* a part that cannot be added fails the answer (500), never a 200
+                        * without it */
     if (e) {
         const char *backend = vp_engine_backend_name(e);
         /* the activations' format: fp32 on the CPU; bf16, fp16 or both on CUDA
@@ -99,11 +101,12 @@ enum MHD_Result vp_route_models(vp_conn *x)
                                    (json_int_t)mem.working_bytes, "prefix_cache_bytes",
                                    (json_int_t)mem.kv_cache_bytes, "prefix_cache_rows",
                                    (json_int_t)mem.kv_cache_rows);
+        bad |= !memory;
         if (memory && mem.device_total_bytes) {
-            json_object_set_new(memory, "device_total_bytes", json_integer((json_int_t)mem.device_total_bytes));
-            json_object_set_new(memory, "device_free_bytes", json_integer((json_int_t)mem.device_free_bytes));
+            bad |= json_object_set_new(memory, "device_total_bytes", json_integer((json_int_t)mem.device_total_bytes));
+            bad |= json_object_set_new(memory, "device_free_bytes", json_integer((json_int_t)mem.device_free_bytes));
         }
-        json_array_append_new(
+        bad |= json_array_append_new(
             models,
             json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:o*, s:b, s:b}", "name",
                       s->model_name, "path", s->cfg->model_dir ? s->cfg->model_dir : "",
@@ -117,11 +120,11 @@ enum MHD_Result vp_route_models(vp_conn *x)
                           limits_json(s->cfg), "version", VP_BUILD_VERSION, "ready",
                           atomic_load(&s->ready), "auth", vp_server_api_keys(s) > 0);
     if (j && s->cfg->tls_client_ca) /* mutual TLS: requests need a client certificate */
-        json_object_set_new(j, "client_certificates", json_true());
+        bad |= json_object_set_new(j, "client_certificates", json_true());
     if (j && x->key_name[0]) { /* what the caller's key grants, its jobs in flight now and
                                 * what it used before this request */
         vp_key_usage_counts u = vp_key_usage_get(s->usage, x->key_name);
-        json_object_set_new(
+        bad |= json_object_set_new(
             j, "key",
             json_pack("{s:s, s:s, s:o, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:f}}",
                       "name",
@@ -136,6 +139,10 @@ enum MHD_Result vp_route_models(vp_conn *x)
                       (json_int_t)u.prompt_tokens, "computed_tokens",
                       (json_int_t)u.computed_tokens, "image_tiles", (json_int_t)u.image_tiles,
                       "queue_seconds", (double)u.queue_us / 1e6));
+    }
+    if (bad) {
+        json_decref(j);
+        j = NULL; /* vp_reply_json answers that as out of memory */
     }
     return vp_reply_json(x, 200, j);
 }

@@ -75,6 +75,39 @@ static int png_grey16(const uint8_t *buf, size_t len, const vp_image_info *info,
     return 0;
 }
 
+/* Other 16-bit PNGs (RGB, RGBA, grey + alpha): Pillow keeps each sample's high byte, as
+ * stb_image's 8-bit load does; narrowed here, as stb_image's own narrowing leaks its
+ * 16-bit buffer when the 8-bit one cannot be allocated. */
+static int png_rgb16(const uint8_t *buf, size_t len, const vp_image_info *info,
+                     vp_rgb_image *out, vp_error *err)
+{
+    if (len > 0x7fffffff)
+        return vp_fail(err, VP_ERR_TOO_LARGE, "image", "%zu bytes of PNG data", len);
+    vp_stb_alloc_begin(info->width, info->height, len);
+    int w, h, comp;
+    uint16_t *c = stbi_load_16_from_memory(buf, (int)len, &w, &h, &comp, 3);
+    if (!c)
+        return vp_stb_failed(VP_IMAGE_PNG, stbi_failure_reason(), err);
+    size_t n = (size_t)info->width * info->height * 3;
+    uint8_t *px = (uint32_t)w == info->width && (uint32_t)h == info->height ? malloc(n) : NULL;
+    if (!px) {
+        free(c);
+        if ((uint32_t)w != info->width || (uint32_t)h != info->height)
+            return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                           "PNG decodes to %dx%d, header says %ux%u", w, h, info->width,
+                           info->height);
+        return vp_fail(err, VP_ERR_NOMEM, "image", "out of memory for a %ux%u image",
+                       info->width, info->height);
+    }
+    for (size_t i = 0; i < n; i++)
+        px[i] = (uint8_t)(c[i] >> 8);
+    free(c);
+    out->width = info->width;
+    out->height = info->height;
+    out->pixels = px;
+    return 0;
+}
+
 static int decode_png(const uint8_t *data, size_t len, const vp_image_info *info,
                       vp_rgb_image *out, vp_error *err)
 {
@@ -94,9 +127,9 @@ static int decode_png(const uint8_t *data, size_t len, const vp_image_info *info
         rgb = NULL;
         rc = 0;
     } else if (!vp_png_canonical_stream(&rows, &canon, &canon_len, err)) {
-        rc = (rows.h.color == 0 && rows.h.depth == 16)
-                 ? png_grey16(canon, canon_len, info, out, err)
-                 : stb_rgb(VP_IMAGE_PNG, canon, canon_len, info, out, err);
+        rc = rows.h.depth != 16  ? stb_rgb(VP_IMAGE_PNG, canon, canon_len, info, out, err)
+             : rows.h.color == 0 ? png_grey16(canon, canon_len, info, out, err)
+                                 : png_rgb16(canon, canon_len, info, out, err);
     }
     free(rgb);
     free(canon);

@@ -522,6 +522,8 @@ int vp_png_inflate(const uint8_t *in, size_t in_len, const size_t *piece_end, si
         memset(out + z.n, 0, z.total - z.n); /* rows after a stream that ended early */
         return 0;
     }
+    if (z.error && !strcmp(z.error, "out of memory"))
+        return vp_fail(err, VP_ERR_NOMEM, "image", "out of memory inflating the PNG image data");
     return vp_fail(err, VP_ERR_UNDECODABLE, "image", "PNG image data does not inflate: %s",
                    z.error ? z.error : "the image data ends before the image does (truncated)");
 }

@@ -10,7 +10,7 @@
 #include "engine/image/stb_alloc.h"
 
 static _Thread_local size_t alloc_cap;
-static _Thread_local int alloc_refused;
+static _Thread_local int alloc_refused, alloc_failed; /* over the cap; out of memory */
 
 /* Largest single buffer stb may need for a w x h image: 8 bytes a pixel (16-bit RGBA)
  * with MCU padding, twice over so one doubling of a growing buffer fits; the encoded
@@ -21,7 +21,7 @@ void vp_stb_alloc_begin(uint32_t w, uint32_t h, size_t encoded_len)
     size_t cap = 2 * (pixels * 8 + h * 8) + ((size_t)1 << 20);
     size_t enc = 2 * encoded_len + 65536;
     alloc_cap = cap > enc ? cap : enc;
-    alloc_refused = 0;
+    alloc_refused = alloc_failed = 0;
 }
 
 void *vp_stb_malloc(size_t n)
@@ -30,7 +30,9 @@ void *vp_stb_malloc(size_t n)
         alloc_refused = 1;
         return NULL;
     }
-    return calloc(1, n);
+    void *p = calloc(1, n);
+    alloc_failed |= !p;
+    return p;
 }
 
 void *vp_stb_realloc(void *p, size_t n)
@@ -39,7 +41,9 @@ void *vp_stb_realloc(void *p, size_t n)
         alloc_refused = 1;
         return NULL;
     }
-    return realloc(p, n);
+    void *q = realloc(p, n);
+    alloc_failed |= !q && n;
+    return q;
 }
 
 int vp_stb_failed(vp_image_format f, const char *why, vp_error *err)
@@ -48,7 +52,8 @@ int vp_stb_failed(vp_image_format f, const char *why, vp_error *err)
         return vp_fail(err, VP_ERR_UNDECODABLE, "image",
                        "%s data expands past the size its header declares (decompression bomb?)",
                        vp_image_format_name(f));
-    if (why && !strcmp(why, "outofmem"))
+    /* stb_image does not always say why when an allocation fails */
+    if (alloc_failed || (why && !strcmp(why, "outofmem")))
         return vp_fail(err, VP_ERR_NOMEM, "image", "out of memory decoding the %s image",
                        vp_image_format_name(f));
     return vp_fail(err, VP_ERR_UNDECODABLE, "image", "%s image does not decode: %s",
