@@ -12,6 +12,7 @@
 
 #include "config/options.h"
 #include "engine/util/file.h"
+#include "engine/util/json_oom.h"
 
 #define MAX_CONFIG_FILE_BYTES (1u << 20)
 
@@ -196,6 +197,8 @@ int vp_config_apply_json_text(vp_config *c, const char *text, size_t len, const 
 {
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root && vp_json_oom(&jerr))
+        return vp_fail(err, VP_ERR_NOMEM, "config", "%s: out of memory parsing it", origin);
     if (!root)
         return vp_fail(err, VP_ERR_BAD_REQUEST, "config", "%s: invalid JSON at line %d column %d: %s",
                        origin, jerr.line, jerr.column, jerr.text);

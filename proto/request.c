@@ -10,6 +10,7 @@
 
 #include "proto/base64.h"
 #include "proto/json_blobs.h"
+#include "engine/util/json_oom.h"
 
 #define DEFAULT_SEPARATOR "\n\n"
 
@@ -651,11 +652,8 @@ int vp_json_fail(vp_error *err, const json_error_t *jerr, const char *body, size
                        "data after the JSON value at line %d column %d%s", jerr->line,
                        jerr->column, at < len && body[at] == 0 ? " (a NUL byte)" : "");
     }
-    case json_error_out_of_memory:
-        return vp_fail(err, VP_ERR_NOMEM, "", "out of memory parsing the JSON body");
     default:
-        /* some of jansson's allocation failures leave no code and no text */
-        if (!jerr->text[0])
+        if (vp_json_oom(jerr))
             return vp_fail(err, VP_ERR_NOMEM, "", "out of memory parsing the JSON body");
         return vp_fail(err, VP_ERR_BAD_REQUEST, "", "malformed JSON at line %d column %d: %s",
                        jerr->line, jerr->column, jerr->text);

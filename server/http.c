@@ -527,8 +527,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!x) {
         vp_heads_mark(s, c, false); /* the request head is complete */
         x = conn_new(s, c, url, method);
-        if (!x)
+        if (!x) { /* nothing to answer with: the connection closes, said here */
+            VP_LOGE("-", "out of memory for a new request: its connection is closed unanswered");
             return MHD_NO;
+        }
         *con_cls = x;
         return on_first_call(x, head_bytes(c, method, url, version));
     }

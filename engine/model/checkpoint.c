@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "engine/model/safetensors.h"
+#include "engine/util/json_oom.h"
 
 #define INDEX_NAME "model.safetensors.index.json"
 #define SINGLE_NAME "model.safetensors"
@@ -109,6 +110,8 @@ static int open_sharded(const char *dir, const char *index_path, vp_checkpoint *
     json_error_t je;
     json_t *root = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &je);
     free(text);
+    if (!root && vp_json_oom(&je))
+        return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory parsing " INDEX_NAME);
     if (!root)
         return vp_fail(err, VP_ERR_MODEL, NULL, INDEX_NAME " is not valid JSON: %s (line %d)",
                        je.text, je.line);
