@@ -83,7 +83,7 @@ enum MHD_Result vp_reply_error(vp_conn *x, const vp_error *err)
     size_t len;
     char *s = vp_response_error_text(err, &len);
     if (!s) { /* out of memory for the body itself: a fixed one, allocating nothing */
-        static char oom[] = "{\"error\":{\"type\":\"internal_error\",\"message\":\"out of "
+        static char oom[] = "{\"error\":{\"type\":\"out_of_memory\",\"message\":\"out of "
                             "memory writing the answer\",\"param\":null}}";
         return reply_mem(x, 500, oom, sizeof oom - 1, "application/json", MHD_RESPMEM_PERSISTENT);
     }
