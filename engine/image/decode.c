@@ -1,5 +1,6 @@
 /* Decoding with stb_image, and the conversion to RGB that Pillow's convert("RGB")
  * would give for the same file. JPEG has its own unit (jpeg_decode.c). */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,67 +42,58 @@ static int stb_rgb(vp_image_format f, const uint8_t *buf, size_t len, const vp_i
     return 0;
 }
 
-/* 16-bit grey PNG: Pillow opens it as mode I, and I -> RGB clamps to 0..255. */
-static int png_grey16(const uint8_t *buf, size_t len, const vp_image_info *info,
-                      vp_rgb_image *out, vp_error *err)
+/* stb_image's 16-bit decoding of a PNG into comp samples a pixel, checked against the
+ * header's size, and an 8-bit RGB buffer for it; NULL (err set) when either fails. */
+static uint16_t *png_load16(const uint8_t *buf, size_t len, const vp_image_info *info, int comp,
+                            uint8_t **rgb, vp_error *err)
 {
-    if (len > 0x7fffffff)
-        return vp_fail(err, VP_ERR_TOO_LARGE, "image", "%zu bytes of PNG data", len);
+    if (len > 0x7fffffff) {
+        vp_fail(err, VP_ERR_TOO_LARGE, "image", "%zu bytes of PNG data", len);
+        return NULL;
+    }
     vp_stb_alloc_begin(info->width, info->height, len);
-    int w, h, comp;
-    uint16_t *g = stbi_load_16_from_memory(buf, (int)len, &w, &h, &comp, 1);
-    if (!g)
-        return vp_stb_failed(VP_IMAGE_PNG, stbi_failure_reason(), err);
-    size_t n = (size_t)info->width * info->height;
+    int w, h, got;
+    uint16_t *v = stbi_load_16_from_memory(buf, (int)len, &w, &h, &got, comp);
+    if (!v) {
+        vp_stb_failed(VP_IMAGE_PNG, stbi_failure_reason(), err);
+        return NULL;
+    }
     if ((uint32_t)w != info->width || (uint32_t)h != info->height) {
-        free(g);
-        return vp_fail(err, VP_ERR_UNDECODABLE, "image", "PNG decodes to %dx%d, header says %ux%u",
-                       w, h, info->width, info->height);
+        free(v);
+        vp_fail(err, VP_ERR_UNDECODABLE, "image", "PNG decodes to %dx%d, header says %ux%u", w, h,
+                info->width, info->height);
+        return NULL;
     }
-    uint8_t *px = malloc(n * 3);
-    if (!px) {
-        free(g);
-        return vp_fail(err, VP_ERR_NOMEM, "image", "out of memory for a %ux%u image", info->width,
-                       info->height);
+    *rgb = malloc((size_t)info->width * info->height * 3);
+    if (!*rgb) {
+        free(v);
+        vp_fail(err, VP_ERR_NOMEM, "image", "out of memory for a %ux%u image", info->width,
+                info->height);
+        return NULL;
     }
-    for (size_t i = 0; i < n; i++) {
-        uint8_t v = g[i] > 255 ? 255 : (uint8_t)g[i];
-        px[3 * i] = px[3 * i + 1] = px[3 * i + 2] = v;
-    }
-    free(g);
-    out->width = info->width;
-    out->height = info->height;
-    out->pixels = px;
-    return 0;
+    return v;
 }
 
-/* Other 16-bit PNGs (RGB, RGBA, grey + alpha): Pillow keeps each sample's high byte, as
- * stb_image's 8-bit load does; narrowed here, as stb_image's own narrowing leaks its
- * 16-bit buffer when the 8-bit one cannot be allocated. */
-static int png_rgb16(const uint8_t *buf, size_t len, const vp_image_info *info,
+/* 16-bit PNGs. Grey: Pillow opens it as mode I, and I -> RGB clamps to 0..255. Others (RGB,
+ * RGBA, grey + alpha): Pillow keeps each sample's high byte, as stb_image's 8-bit load
+ * does; narrowed here, as stb_image's own narrowing leaks its 16-bit buffer when the 8-bit
+ * one cannot be allocated. */
+static int png_16bit(const uint8_t *buf, size_t len, const vp_image_info *info, bool grey,
                      vp_rgb_image *out, vp_error *err)
 {
-    if (len > 0x7fffffff)
-        return vp_fail(err, VP_ERR_TOO_LARGE, "image", "%zu bytes of PNG data", len);
-    vp_stb_alloc_begin(info->width, info->height, len);
-    int w, h, comp;
-    uint16_t *c = stbi_load_16_from_memory(buf, (int)len, &w, &h, &comp, 3);
-    if (!c)
-        return vp_stb_failed(VP_IMAGE_PNG, stbi_failure_reason(), err);
-    size_t n = (size_t)info->width * info->height * 3;
-    uint8_t *px = (uint32_t)w == info->width && (uint32_t)h == info->height ? malloc(n) : NULL;
-    if (!px) {
-        free(c);
-        if ((uint32_t)w != info->width || (uint32_t)h != info->height)
-            return vp_fail(err, VP_ERR_UNDECODABLE, "image",
-                           "PNG decodes to %dx%d, header says %ux%u", w, h, info->width,
-                           info->height);
-        return vp_fail(err, VP_ERR_NOMEM, "image", "out of memory for a %ux%u image",
-                       info->width, info->height);
+    uint8_t *px;
+    uint16_t *v = png_load16(buf, len, info, grey ? 1 : 3, &px, err);
+    if (!v)
+        return -1;
+    size_t n = (size_t)info->width * info->height;
+    if (grey) {
+        for (size_t i = 0; i < n; i++)
+            px[3 * i] = px[3 * i + 1] = px[3 * i + 2] = v[i] > 255 ? 255 : (uint8_t)v[i];
+    } else {
+        for (size_t i = 0; i < 3 * n; i++)
+            px[i] = (uint8_t)(v[i] >> 8);
     }
-    for (size_t i = 0; i < n; i++)
-        px[i] = (uint8_t)(c[i] >> 8);
-    free(c);
+    free(v);
     out->width = info->width;
     out->height = info->height;
     out->pixels = px;
@@ -127,9 +119,8 @@ static int decode_png(const uint8_t *data, size_t len, const vp_image_info *info
         rgb = NULL;
         rc = 0;
     } else if (!vp_png_canonical_stream(&rows, &canon, &canon_len, err)) {
-        rc = rows.h.depth != 16  ? stb_rgb(VP_IMAGE_PNG, canon, canon_len, info, out, err)
-             : rows.h.color == 0 ? png_grey16(canon, canon_len, info, out, err)
-                                 : png_rgb16(canon, canon_len, info, out, err);
+        rc = rows.h.depth == 16 ? png_16bit(canon, canon_len, info, rows.h.color == 0, out, err)
+                                : stb_rgb(VP_IMAGE_PNG, canon, canon_len, info, out, err);
     }
     free(rgb);
     free(canon);
