@@ -16,7 +16,7 @@ typedef struct vp_score_json_opts {
     const char *note;        /* another line of "warnings" (NULL = none) */
 } vp_score_json_opts;
 
-/* New reference, or NULL when memory runs out. */
+/* New reference, whole, or NULL when memory runs out (or a score is not finite). */
 json_t *vp_score_result_json(const vp_score_result *res, const vp_score_json_opts *o);
 /* {"error": {"type", "message", "param"}} */
 json_t *vp_error_json(const vp_error *err);

@@ -67,7 +67,7 @@ done
 
 MODEL="$T/tiny"
 if ! $RUN "$TSAN" mkmodel --scale tiny --seed 1 --tokenizer engine/assets/tiny_tokenizer \
-    --out "$MODEL" >"$T/mkmodel.log" 2>&1; then
+    --out "$MODEL" --force >"$T/mkmodel.log" 2>&1; then
     echo "FAIL: vprm mkmodel"; cat "$T/mkmodel.log"; exit 1
 fi
 PIDS=""
