@@ -12,7 +12,7 @@
 
 #include "config/options.h"
 #include "engine/util/file.h"
-#include "engine/util/json_oom.h"
+#include "engine/util/json_alloc.h"
 
 #define MAX_CONFIG_FILE_BYTES (1u << 20)
 
@@ -166,7 +166,7 @@ int vp_config_set(vp_config *c, const char *name, const char *value, const char 
     return set_option(c, o, value, origin, err);
 }
 
-void vp_config_default(vp_config *c)
+int vp_config_default(vp_config *c)
 {
     memset(c, 0, sizeof *c);
     for (size_t i = 0; i < vp_n_options; i++) {
@@ -174,9 +174,12 @@ void vp_config_default(vp_config *c)
         if (!o->def)
             continue;
         vp_error err;
-        /* defaults are valid by construction; test_config checks every one */
-        (void)set_option(c, o, o->def, "default", &err);
+        /* defaults are valid by construction (test_config checks every one): a string's
+         * copy is all that can fail */
+        if (set_option(c, o, o->def, "default", &err))
+            return -1;
     }
+    return 0;
 }
 
 void vp_config_free(vp_config *c)
@@ -196,7 +199,7 @@ int vp_config_apply_json_text(vp_config *c, const char *text, size_t len, const 
                               vp_error *err)
 {
     json_error_t jerr;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = vp_json_parse(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root && vp_json_oom(&jerr))
         return vp_fail(err, VP_ERR_NOMEM, "config", "%s: out of memory parsing it", origin);
     if (!root)
@@ -252,7 +255,8 @@ int vp_config_apply_file(vp_config *c, const char *path, vp_error *err)
     size_t len;
     if (vp_read_file(path, MAX_CONFIG_FILE_BYTES, &data, &len, err)) {
         vp_error_prefix(err, "config file %s", path);
-        err->kind = VP_ERR_BAD_REQUEST;
+        if (err->kind != VP_ERR_NOMEM)
+            err->kind = VP_ERR_BAD_REQUEST;
         snprintf(err->param, sizeof err->param, "config");
         return -1;
     }

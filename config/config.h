@@ -98,8 +98,8 @@ typedef struct vp_config {
     bool log_bodies;           /* log the first bytes of each request body (debug aid) */
 } vp_config;
 
-/* The built-in defaults. */
-void vp_config_default(vp_config *c);
+/* The built-in defaults; -1 when out of memory (vp_config_free releases what was set). */
+int vp_config_default(vp_config *c);
 void vp_config_free(vp_config *c);
 
 /* Applies every source in order and validates. argv[0] is the command name

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/util/json_alloc.h"
+
 typedef struct blob {
     size_t at, len; /* the string's content: body bytes [at, at + len) */
     bool escaped;   /* holds escapes of printable ASCII (\/ from PHP, \u002B from .NET) */
@@ -211,7 +213,7 @@ static json_t *load_with_blobs(const char *body, size_t len, size_t flags)
     json_t *root = NULL;
     json_error_t jerr;
     if (sub && seen)
-        root = json_loadb(sub, sub_len, flags, &jerr);
+        root = vp_json_parse(sub, sub_len, flags, &jerr);
     bool ok = root && restore(root, body, b, n, seen) == 0;
     for (size_t i = 0; ok && i < n; i++)
         ok = seen[i];
@@ -269,5 +271,5 @@ json_t *vp_json_loadb(const char *body, size_t len, size_t flags, json_error_t *
             return root;
         }
     }
-    return json_loadb(body, len, flags, err);
+    return vp_json_parse(body, len, flags, err);
 }

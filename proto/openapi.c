@@ -4,6 +4,8 @@
 #include <jansson.h>
 #include <string.h>
 
+#include "engine/util/json_alloc.h"
+
 /* The file's bytes between two symbols, then a NUL. The path is relative to the folder
  * the compiler runs in (the Makefile's, the repository root); the Makefile makes the
  * object depend on the file. */
@@ -29,7 +31,7 @@ char *vp_openapi_document(const char *version, size_t *len)
         json_decref(doc);
         return NULL;
     }
-    char *s = json_dumps(doc, JSON_INDENT(2));
+    char *s = vp_json_dump(doc, JSON_INDENT(2));
     json_decref(doc);
     if (s && len)
         *len = strlen(s);

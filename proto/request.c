@@ -10,7 +10,7 @@
 
 #include "proto/base64.h"
 #include "proto/json_blobs.h"
-#include "engine/util/json_oom.h"
+#include "engine/util/json_alloc.h"
 
 #define DEFAULT_SEPARATOR "\n\n"
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/util/json_alloc.h"
 #include "engine/util/utf8.h"
 
 static int check_finite(const vp_score_result *res, vp_error *err)
@@ -42,7 +43,7 @@ json_t *vp_response_score_json(const vp_score_result *res, const vp_score_json_o
 char *vp_response_error_text(const vp_error *err, size_t *len)
 {
     json_t *j = vp_error_json(err);
-    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    char *s = j ? vp_json_dump(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!s) {
         /* message not valid UTF-8 or out of memory: a fixed body keeps the contract */
@@ -133,7 +134,7 @@ char *vp_response_dump(json_t *v, size_t *len, vp_error *err)
         vp_fail(err, VP_ERR_NOMEM, "", "out of memory writing the response");
         return NULL;
     }
-    char *s = json_dumps(v, JSON_COMPACT);
+    char *s = vp_json_dump(v, JSON_COMPACT);
     json_decref(v);
     if (!s) {
         vp_fail(err, VP_ERR_NOMEM, "", "out of memory writing the response");

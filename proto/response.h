@@ -17,8 +17,9 @@
 json_t *vp_response_score_json(const vp_score_result *res, const vp_score_json_opts *o,
                                vp_error *err);
 
-/* {"error": {"type", "message", "param"}} (param omitted when empty). Never NULL: falls
- * back to a fixed text when memory runs out. */
+/* {"error": {"type", "message", "param"}} (param omitted when empty); a fixed text when
+ * the message cannot be written, NULL only when even that cannot be copied (out of memory:
+ * vp_reply_error then answers from static memory). */
 char *vp_response_error_text(const vp_error *err, size_t *len);
 
 /* POST /v1/tokenize: {"id", "model", "responses": [{"index", "input_ids", "pieces",

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 
 #include "engine/model/safetensors.h"
-#include "engine/util/json_oom.h"
+#include "engine/util/json_alloc.h"
 
 #define INDEX_NAME "model.safetensors.index.json"
 #define SINGLE_NAME "model.safetensors"
@@ -108,7 +108,7 @@ static int open_sharded(const char *dir, const char *index_path, vp_checkpoint *
     if (vp_read_file(index_path, INDEX_MAX_BYTES, &text, &len, err))
         return -1;
     json_error_t je;
-    json_t *root = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = vp_json_parse((const char *)text, len, JSON_REJECT_DUPLICATES, &je);
     free(text);
     if (!root && vp_json_oom(&je))
         return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory parsing " INDEX_NAME);

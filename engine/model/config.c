@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "engine/util/file.h"
-#include "engine/util/json_oom.h"
+#include "engine/util/json_alloc.h"
 
 #define CONFIG_MAX_BYTES (4u << 20)
 
@@ -412,7 +412,7 @@ int vp_model_config_parse(const char *json, size_t len, vp_model_config *cfg, vp
 {
     memset(cfg, 0, sizeof *cfg);
     json_error_t je;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = vp_json_parse(json, len, JSON_REJECT_DUPLICATES, &je);
     if (!root && vp_json_oom(&je))
         return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory parsing config.json");
     if (!root)

@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "engine/model/config.h"
+#include "engine/util/json_alloc.h"
 
 static json_t *number(double x)
 {
@@ -79,7 +80,7 @@ char *vp_model_config_to_json(const vp_model_config *cfg, const char *torch_dtyp
         return NULL;
     }
     /* 7 significant digits: the float eps values print as 1e-06, not 9.99999997e-07 */
-    char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(7));
+    char *text = vp_json_dump(root, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(7));
     json_decref(root);
     return text;
 }

@@ -19,6 +19,7 @@
 #include "engine/model/safetensors_write.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "engine/util/file.h"
+#include "engine/util/json_alloc.h"
 
 #define TOKENIZER_FILE_MAX ((size_t)64 << 20)
 
@@ -146,7 +147,7 @@ static int write_index(const char *dir, const vp_layout_entry *list, size_t n,
     }
     json_t *root = json_pack("{s:{s:I}, s:o}", "metadata", "total_size", (json_int_t)total_bytes,
                              "weight_map", map);
-    char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+    char *text = root ? vp_json_dump(root, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
     json_decref(root);
     if (!text)
         return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");

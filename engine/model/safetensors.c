@@ -2,7 +2,7 @@
  * The JSON maps tensor names to {dtype, shape, data_offsets: [begin, end]} (offsets
  * relative to the data start) plus an optional "__metadata__" object of strings. */
 #include "engine/model/safetensors.h"
-#include "engine/util/json_oom.h"
+#include "engine/util/json_alloc.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -234,7 +234,7 @@ int vp_st_parse(const uint8_t *bytes, size_t len, const char *label, vp_st_file 
         return vp_fail(err, VP_ERR_MODEL, NULL,
                        "%s: the header does not start with a JSON object ('{')", label);
     json_error_t je;
-    json_t *root = json_loadb((const char *)bytes + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = vp_json_parse((const char *)bytes + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
     if (!root && vp_json_oom(&je))
         return vp_fail(err, VP_ERR_NOMEM, NULL, "%s: out of memory parsing its header", label);
     if (!root)

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/util/json_alloc.h"
+
 #define CHUNK_ELEMS ((size_t)1 << 23)
 
 size_t vp_st_spec_bytes(const vp_st_spec *s)
@@ -67,7 +69,7 @@ static char *build_header(const vp_st_spec *specs, size_t n, order_item *order, 
         }
         at += bytes;
     }
-    char *text = json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS);
+    char *text = vp_json_dump(root, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(root);
     if (!text) {
         vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");

@@ -13,7 +13,7 @@
 
 #include "engine/tokenizer/tok_internal.h"
 #include "engine/util/file.h"
-#include "engine/util/json_oom.h"
+#include "engine/util/json_alloc.h"
 
 #define MAX_CONFIG_BYTES ((size_t)64 << 20)
 #define MAX_ADDED_ID (1 << 24) /* far above any real vocabulary; bounds the id tables */
@@ -51,7 +51,7 @@ static int load_json(const char *path, json_t **out, vp_error *err)
     if (vp_read_file(path, MAX_CONFIG_BYTES, &data, &len, err) != 0)
         return -1;
     json_error_t jerr;
-    *out = json_loadb((const char *)data, len, 0, &jerr);
+    *out = vp_json_parse((const char *)data, len, 0, &jerr);
     free(data);
     if (!*out && vp_json_oom(&jerr))
         return vp_fail(err, VP_ERR_NOMEM, NULL, "%s: out of memory parsing it", path);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/util/json_alloc.h"
 #include "engine/util/utf8.h"
 
 static vp_log_level g_min_level = VP_LOG_INFO;
@@ -80,7 +81,7 @@ static json_t *json_head(vp_log_level level, const char *req_id)
 static int emit_json(json_t *line)
 {
     /* 10 significant digits: milliseconds to the microsecond up to 10^4 s */
-    char *text = line ? json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
+    char *text = line ? vp_json_dump(line, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
     json_decref(line);
     if (!text)
         return -1;

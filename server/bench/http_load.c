@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "engine/cuda_plan/cuda_plan.h"
+#include "engine/util/json_alloc.h"
 #include "proto/request.h"
 #include "server/bench/bench.h"
 #include "server/bench/http_client.h"
@@ -498,7 +499,7 @@ int vp_bench_http_main(int argc, char **argv)
                               finite_or_null(p99), "tokens_computed", tok_b - tok_a,
                               "useful_tflops_per_s", (fl_b - fl_a) / elapsed / 1e12, "device",
                               device);
-        char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        char *text = j ? vp_json_dump(j, JSON_COMPACT) : NULL;
         if (text)
             printf("%s\n", text);
         free(text);

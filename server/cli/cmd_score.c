@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "engine/util/json_alloc.h"
 #include "proto/response.h"
 #include "server/cli/cli_request.h"
 #include "server/cli/commands.h"
@@ -28,7 +29,7 @@ int cmd_score(int argc, char **argv)
                                  .unknown_fields = s.req.unknown_fields};
         json_t *root = vp_response_score_json(res, &jo, &s.err);
         /* the server's digits (every double in full), indented for a person */
-        char *text = root ? json_dumps(root, JSON_INDENT(2)) : NULL;
+        char *text = root ? vp_json_dump(root, JSON_INDENT(2)) : NULL;
         json_decref(root);
         if (text) {
             failed = cli_write_answer(text, &s.err);

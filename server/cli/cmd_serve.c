@@ -281,7 +281,11 @@ static int warm_up(vp_engine *e, const vp_config *cfg, vp_error *err)
 int cmd_serve(int argc, char **argv)
 {
     vp_config cfg;
-    vp_config_default(&cfg);
+    if (vp_config_default(&cfg)) {
+        fprintf(stderr, "vprm serve: out of memory\n");
+        vp_config_free(&cfg);
+        return 1;
+    }
     vp_error err;
     memset(&err, 0, sizeof err);
     int rc = vp_config_load(&cfg, argc, argv, environ, stdout, &err);
