@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "config/options.h"
+#include "config/port_list.h"
 #include "engine/util/file.h"
 #include "engine/util/json_alloc.h"
 
@@ -406,6 +407,12 @@ int vp_config_validate(const vp_config *c, vp_error *err)
                        "option max_image_bytes (%zu) exceeds max_body_bytes (%zu): no request "
                        "could carry such an image",
                        c->max_image_bytes, c->max_body_bytes);
+    char why[200];
+    if (!c->url_ports)
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "url_ports",
+                       "option url_ports must not be empty (\"any\" allows every port)");
+    if (vp_port_list_check(c->url_ports, why, sizeof why))
+        return vp_fail(err, VP_ERR_BAD_REQUEST, "url_ports", "option url_ports: %s", why);
     if (c->max_text_bytes > c->max_body_bytes)
         return vp_fail(err, VP_ERR_BAD_REQUEST, "max_text_bytes",
                        "option max_text_bytes (%zu) exceeds max_body_bytes (%zu)",

@@ -90,6 +90,7 @@ typedef struct vp_config {
     int url_request_timeout_ms; /* all of one HTTP request's fetches, its queue wait included */
     int url_max_redirects;
     bool url_allow_private;    /* allow loopback/private/link-local targets */
+    char *url_ports;           /* ports fetched from (config/port_list.h) */
     int url_fetch_threads;     /* fetch workers: requests fetching their images at once */
     size_t url_fetch_queue;    /* requests waiting for a fetch worker; 429 above */
     /* logs */

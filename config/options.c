@@ -210,6 +210,9 @@ const vp_option vp_options[] = {
      "over half of it went to waiting for a fetch thread: the threads were busy)", 0},
     {"url_max_redirects", VP_OPT_INT, OFF(url_max_redirects), "3", 0, 20, NULL,
      "redirects followed per image URL", 0},
+    {"url_ports", VP_OPT_STR, OFF(url_ports), "80,443", 0, 0, NULL,
+     "ports an image URL and each of its redirects may connect to: ports and ranges "
+     "separated by commas (\"80,443,8000-8999\"), or \"any\"", 0},
     {"url_allow_private", VP_OPT_BOOL, OFF(url_allow_private), "false", 0, 0, NULL,
      "allow image URLs that resolve to loopback/private/link-local addresses (for tests and "
      "closed networks: clients can then reach internal services; logged as a warning)", 0},

@@ -12,6 +12,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "config/port_list.h"
+
 /* An IPv4 address (host order) that is not globally reachable: IANA's IPv4
  * Special-Purpose Address Registry (RFC 6890 and updates), plus multicast. Whole blocks
  * are refused where the registry marks only some of their addresses global (192.0.0/24):
@@ -101,6 +103,7 @@ typedef struct fetch_ctx {
     bool too_large;
     bool refused;
     char refused_addr[INET6_ADDRSTRLEN];
+    unsigned refused_port; /* not in o->ports (0: none refused) */
 } fetch_ctx;
 
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -197,6 +200,13 @@ static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
         inet_ntop(address->family, a, c->refused_addr, sizeof c->refused_addr);
         return CURL_SOCKET_BAD;
     }
+    unsigned port = ntohs(address->family == AF_INET6
+                              ? ((struct sockaddr_in6 *)&address->addr)->sin6_port
+                              : ((struct sockaddr_in *)&address->addr)->sin_port);
+    if (!vp_port_list_has(c->o->ports, port)) {
+        c->refused_port = port;
+        return CURL_SOCKET_BAD;
+    }
     return socket(address->family, address->socktype, address->protocol);
 }
 
@@ -260,6 +270,10 @@ int vp_fetch_url(const char *url, const vp_fetch_opts *o, const char *param, uin
         ret = vp_fail(err, VP_ERR_BAD_REQUEST, param,
                       "image URL's host resolves to a loopback/private/link-local address: "
                       "refused (url_allow_private is off)");
+    else if (c.refused_port)
+        ret = vp_fail(err, VP_ERR_BAD_REQUEST, param,
+                      "image URL (or a redirect of it) goes to port %u, which url_ports=%s "
+                      "does not list: refused", c.refused_port, o->ports);
     else if (rc == CURLE_ABORTED_BY_CALLBACK)
         ret = vp_fail(err, VP_ERR_UNAVAILABLE, param, "image URL fetch abandoned");
     else if (c.too_large || rc == CURLE_FILESIZE_EXCEEDED)

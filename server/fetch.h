@@ -2,7 +2,7 @@
  * URL's redirects https only), a byte
  * limit, a time limit, a redirect limit, and every address actually connected to (after
  * DNS, on each redirect) checked against loopback/private/link-local ranges unless
- * url_allow_private is set. */
+ * url_allow_private is set, and its port against url_ports. */
 #ifndef VP_FETCH_H
 #define VP_FETCH_H
 
@@ -24,6 +24,7 @@ typedef struct vp_fetch_opts {
     long timeout_option;
     long max_redirects;
     bool allow_private;
+    const char *ports;      /* the ports connected to (config/port_list.h); NULL = any */
     /* polled while the transfer runs (about once a second when nothing arrives): true
      * abandons it (VP_ERR_UNAVAILABLE); NULL = never */
     bool (*cancelled)(void *ctx);

@@ -138,6 +138,7 @@ static int fetch_one(vp_conn *x, fetch_budget *b, const vp_image_src *img, const
         .timeout_option = c->url_timeout_ms,
         .max_redirects = c->url_max_redirects,
         .allow_private = c->url_allow_private,
+        .ports = c->url_ports,
         .cancelled = fetch_cancelled,
         .cancel_ctx = x,
     };

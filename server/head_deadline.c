@@ -172,6 +172,9 @@ void vp_heads_reap(vp_server *s)
         if (!head_late(h, now, limit_ms))
             continue;
         h->shut = true;
+        /* counted before the client can see the close (and read /metrics after it); the
+         * metrics lock is a leaf: nothing holding it takes heads_mu */
+        vp_metrics_event(&s->metrics, VP_EV_HEAD_TIMEOUT);
         shutdown(h->fd, SHUT_RDWR);
         if (n_closed < LOG_CLOSED_MAX) {
             snprintf(named[n_closed], ADDR_LEN, "%s", h->addr);
@@ -180,13 +183,11 @@ void vp_heads_reap(vp_server *s)
         n_closed++;
     }
     pthread_mutex_unlock(&s->heads_mu);
-    /* logged and counted outside the lock: every connection's start and end take it */
+    /* logged outside the lock: every connection's start and end take it */
     for (size_t i = 0; i < n_closed && i < LOG_CLOSED_MAX; i++)
         VP_LOGW(NULL, "closing the connection of %s: no complete request head after %.1f s "
                       "(header_timeout_s=%d)", named[i], took[i], s->cfg->header_timeout_s);
     if (n_closed > LOG_CLOSED_MAX)
         VP_LOGW(NULL, "closing %zu more connections without a complete request head",
                 n_closed - LOG_CLOSED_MAX);
-    for (size_t i = 0; i < n_closed; i++)
-        vp_metrics_event(&s->metrics, VP_EV_HEAD_TIMEOUT);
 }

@@ -459,6 +459,12 @@ class H(http.server.SimpleHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if self.path.startswith("/elsewhere/"):  # /elsewhere/PORT: to the image on PORT
+            self.send_response(302)
+            self.send_header("Location", "http://127.0.0.1:%s/img.png" % self.path[11:])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if self.path.startswith("/hop"):  # /hopN redirects to /hop(N-1), /hop0 to the image
             n = int(self.path[4:] or 0)
             self.send_response(302)
@@ -508,7 +514,7 @@ fi
 
 # ---- D: image URLs allowed (loopback too): fetched; redirect, size and status limits
 if start_daemon D "$VPRM" --api-key "$KEY" --allow-image-urls --url-allow-private \
-    --url-max-redirects 2 --url-max-bytes 300K; then
+    --url-max-redirects 2 --url-max-bytes 300K --url-ports "80, 443,$IMGPORT"; then
     url_req "$IMG/img.png"; st=$(post /v1/score "$T/url.json"); cp "$T/post.body" "$T/url_out.json"
     "$PY" - "$T" <<'EOF'
 import base64, json, sys
@@ -534,6 +540,15 @@ assert a['usage']['image_tiles'] >= 1"; then
     url_req "$IMG/hop2"; st=$(post /v1/score "$T/url.json")
     [ "$st" = 400 ] && grep -q "url_max_redirects=2" "$T/post.body" && ok "D: 3 redirects refused" \
         || bad "D: 3 redirects: $st $(cat "$T/post.body")"
+    # url_ports: a port it does not list refused before connecting, named, redirects too
+    url_req "http://127.0.0.1:9/img.png"; st=$(post /v1/score "$T/url.json")
+    [ "$st" = 400 ] && grep -q "goes to port 9, which url_ports=80, 443,$IMGPORT does not list" "$T/post.body" \
+        && ok "D: a URL to a port url_ports does not list: 400 naming the port and the option" \
+        || bad "D: unlisted port: $st $(cat "$T/post.body")"
+    url_req "$IMG/elsewhere/9"; st=$(post /v1/score "$T/url.json")
+    [ "$st" = 400 ] && grep -q "goes to port 9," "$T/post.body" \
+        && ok "D: a redirect to a port url_ports does not list: refused" \
+        || bad "D: redirect to an unlisted port: $st $(cat "$T/post.body")"
     url_req "$IMG/big.png"; st=$(post /v1/score "$T/url.json")
     [ "$st" = 413 ] && grep -q "url_max_bytes" "$T/post.body" && ok "D: URL body over url_max_bytes: 413" \
         || bad "D: big URL: $st $(cat "$T/post.body")"
@@ -583,7 +598,7 @@ fi
 # 200. (A fetch used to run on the HTTP thread that read its request: the kept-alive
 # connections of that thread waited for the host, and fetches past http_threads - 1 got
 # 429.)
-if start_daemon D2 "$VPRM" --api-key "$KEY" --allow-image-urls --url-allow-private \
+if start_daemon D2 "$VPRM" --api-key "$KEY" --allow-image-urls --url-allow-private --url-ports any \
     --http-threads 2; then
     if "$PY" tests/http/url_offthread.py offthread "$PORT" "$KEY" "$IMG" "$T/img.png" 4 5000 \
         >"$T/offthread.out" 2>&1; then
@@ -594,7 +609,7 @@ fi
 
 # ---- D3 (ASan): the fetch queue's limit (429), a client gone during its fetch, SIGTERM
 # during fetches; no sanitizer report
-if start_daemon D3 "$VPRM_ASAN" --api-key "$KEY" --allow-image-urls --url-allow-private \
+if start_daemon D3 "$VPRM_ASAN" --api-key "$KEY" --allow-image-urls --url-allow-private --url-ports any \
     --http-threads 2 --url-fetch-threads 1 --url-fetch-queue 1; then
     url_req "$IMG/slow/1500"
     for i in 1 2 3; do # one fetching, one waiting, one refused
@@ -641,7 +656,7 @@ fi
 # (url_request_timeout_ms, the wait for a fetch thread included), URL length; a repeated
 # URL fetched once; the limit that applied named (max_image_bytes under url_max_bytes)
 IMGLEN=$(wc -c <"$T/img.png")
-if start_daemon D4 "$VPRM" --api-key "$KEY" --allow-image-urls --url-allow-private \
+if start_daemon D4 "$VPRM" --api-key "$KEY" --allow-image-urls --url-allow-private --url-ports any \
     --url-max-per-request 3 --url-max-request-bytes $((IMGLEN * 5 / 2)) --url-max-length 200 \
     --url-request-timeout-ms 4000 --url-fetch-threads 1 --max-image-bytes 16K; then
     "$PY" - "$T" "$IMG" <<'EOF'

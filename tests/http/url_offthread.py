@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Image URL fetches must not hold the HTTP threads. Against a running daemon started with
---allow-image-urls --url-allow-private and an image host (suite_http.sh's imgserver.py)
+--allow-image-urls --url-allow-private --url-ports any and an image host (suite_http.sh's imgserver.py)
 whose /slow/MS answers the image after MS milliseconds:
 
   url_offthread.py offthread PORT KEY IMGBASE IMG_PNG N_SLOW SLOW_MS

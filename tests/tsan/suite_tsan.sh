@@ -156,7 +156,7 @@ urlpost() {
     curl -s -o "$T/$n.body" -w '%{http_code}' -H "Authorization: Bearer $KEY" --data-binary "$b" \
         "$@" "$URL${P:-/v1/score}" >"$T/$n.st"
 }
-if [ -s "$T/imgserver.port" ] && start urls --allow-image-urls --url-allow-private \
+if [ -s "$T/imgserver.port" ] && start urls --allow-image-urls --url-allow-private --url-ports any \
     --http-threads 2 --url-fetch-threads 2 --url-fetch-queue 1 --queue-timeout-ms 600000; then
     slow='{"question": "q", "image": "'$IMG'/slow/1500", "responses": ["a\n\nb", "c"]}'
     # 4 at once for 2 fetch threads and a queue of 1: three fetched, one refused

@@ -6,6 +6,7 @@
 
 #include "config/config.h"
 #include "config/options.h"
+#include "config/port_list.h"
 #include "tests/unit/check.h"
 
 static int load(vp_config *c, int argc, char **argv, char **env, vp_error *err)
@@ -251,9 +252,56 @@ static void test_auto_sizes(void)
     expect_refusal(5, a4, noenv, "prefix_cache_bytes", "or auto");
 }
 
+/* url_ports: the lists written, the lists refused with their reason, membership against
+ * a plain walk over every port. */
+static void test_port_lists(void)
+{
+    static const char *const good[] = {"any", " any ", "80", "80,443", " 80 , 443 ",
+                                       "8000-8999", "1-65535", "443,80-80,65535"};
+    char why[200];
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        CHECK_MSG(vp_port_list_check(good[i], why, sizeof why) == 0, "\"%s\": %s", good[i], why);
+    static const struct { const char *list, *words; } bad[] = {
+        {"", "item 1"}, {"0", "item 1 (\"0\")"}, {"65536", "not a port"}, {"80,,443", "item 2"},
+        {"80,", "item 2"}, {"http", "item 1"}, {"90-80", "ends before it starts"},
+        {"80-", "item 1"}, {"-80", "item 1"}, {"80 443", "followed by '4'"}, {"any,80", "item 1"},
+        {"99999999999999999999", "not a port"}, {"80;443", "followed by ';'"}, {"+80", "item 1"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why[0] = 0;
+        CHECK_MSG(vp_port_list_check(bad[i].list, why, sizeof why) == -1, "\"%s\" accepted",
+                  bad[i].list);
+        CHECK_MSG(strstr(why, bad[i].words) != NULL, "\"%s\": '%s' lacks '%s'", bad[i].list,
+                  why, bad[i].words);
+    }
+    /* membership, every port, against the ranges written out */
+    const char *list = "22, 80,443,8000-8010 ,65535";
+    size_t held = 0, wrong = 0;
+    for (unsigned p = 0; p <= 65536; p++) {
+        bool want = p == 22 || p == 80 || p == 443 || (p >= 8000 && p <= 8010) || p == 65535;
+        held += vp_port_list_has(list, p);
+        wrong += vp_port_list_has(list, p) != want;
+    }
+    CHECK_MSG(held == 15 && wrong == 0, "held %zu, wrong %zu", held, wrong);
+    CHECK(vp_port_list_has("any", 1) && vp_port_list_has("any", 65535) && vp_port_list_has(NULL, 9));
+    CHECK(!vp_port_list_has("80,443", 0) && !vp_port_list_has("80,443", 8080));
+
+    vp_config c;
+    vp_error err;
+    char *noenv[] = {NULL};
+    char *a0[] = {"serve", "--model", "m", NULL};
+    CHECK(load(&c, 3, a0, noenv, &err) == 0 && !strcmp(c.url_ports, "80,443"));
+    vp_config_free(&c);
+    char *a1[] = {"serve", "--model", "m", "--url-ports", "80,0", NULL};
+    expect_refusal(5, a1, noenv, "url_ports", "item 2 (\"0\") is not a port");
+    char *a2[] = {"serve", "--model", "m", "--url-ports", "", NULL};
+    expect_refusal(5, a2, noenv, "url_ports", "must not be empty");
+}
+
 int main(void)
 {
     test_defaults();
+    test_port_lists();
     test_precedence();
     test_refusals();
     test_values();
