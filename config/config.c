@@ -217,8 +217,19 @@ int vp_config_apply_json_text(vp_config *c, const char *text, size_t len, const 
     json_object_foreach(root, key, v) {
         const vp_option *o = vp_option_find(key);
         if (!o) {
-            rc = vp_fail(err, VP_ERR_BAD_REQUEST, key,
-                         "%s: unknown option '%s'; see vprm serve --help", origin, key);
+            /* a flag's spelling ("max-responses") for a key: say which key it is */
+            char underscored[64];
+            size_t n = 0;
+            for (; key[n] && n + 1 < sizeof underscored; n++)
+                underscored[n] = key[n] == '-' ? '_' : key[n];
+            underscored[n] = 0;
+            const vp_option *meant = strchr(key, '-') ? vp_option_find(underscored) : NULL;
+            if (meant)
+                rc = vp_fail(err, VP_ERR_BAD_REQUEST, key, "%s: unknown option '%s' (keys are "
+                             "written with '_': \"%s\")", origin, key, meant->name);
+            else
+                rc = vp_fail(err, VP_ERR_BAD_REQUEST, key,
+                             "%s: unknown option '%s'; see vprm serve --help", origin, key);
             goto out;
         }
         char buf[64];
@@ -484,7 +495,8 @@ void vp_config_print_help(FILE *f)
             "usage: vprm serve --model DIR [options]\n\n"
             "Serves the HTTP API of API.md. Every option can be set, lowest to highest\n"
             "precedence, by its default, a JSON config file (--config FILE or VPRM_CONFIG;\n"
-            "keys are the option names below), an environment variable, or a flag.\n"
+            "its keys are the flags' names with '_' for '-': max_responses), an environment\n"
+            "variable, or a flag.\n"
             "Sizes accept K/M/G suffixes (binary). Booleans: --flag, --no-flag, --flag=false.\n\n");
     fprintf(f, "  %-30s %-28s %s\n", "--config FILE", "VPRM_CONFIG", "JSON config file");
     for (size_t i = 0; i < vp_n_options; i++) {

@@ -782,10 +782,12 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
         VP_LOGD(NULL, "microhttpd: %s", buf);
     } else if (strstr(buf, "handshake") || strstr(buf, "Not enough memory in pool") ||
                strstr(buf, "Error processing request") || strstr(buf, "Content-Length")) {
-        /* a client's doing (anyone can send garbage or a huge head): counted, not warned;
-         * a huge head logs "Not enough memory" first, then its "Error processing" line, and
-         * so does a Content-Length that is not a number or too large */
-        if (!strstr(buf, "Not enough memory in pool") && !strstr(buf, "Content-Length"))
+        /* a client's doing (anyone can send garbage or a huge head): counted, not warned.
+         * A huge head logs "Not enough memory" first, then its "Error processing" line, and
+         * so does a Content-Length that is not a number or too large (whose "Error
+         * processing" line names Content-Length again, in the page it answers): each
+         * refusal counted once, at that line (or a failed handshake's) */
+        if (strstr(buf, "Error processing request") || strstr(buf, "handshake"))
             vp_metrics_event(&s->metrics, VP_EV_MHD_CLIENT_ERROR);
         VP_LOGD(NULL, "microhttpd: %s", buf);
     } else

@@ -203,15 +203,21 @@ open(sys.argv[3], 'w').write(rss)" "$PORT" "$PID" "$T/rss1"
         && ok "A: --max-header-bytes 16K: heads under it answered, over it our 431 (one header of 18 KB, 250 tiny headers, 153 cookies), far over libmicrohttpd's" \
         || bad "A: --max-header-bytes 16K: one header 12/18/25 KB, 150/250 tiny headers, 76/153 cookies: $got"
     # a Content-Length that is not a number, or too large: libmicrohttpd answers (its own
-    # page) and closes; a client's doing, so logged at debug, not warned
+    # page) and closes; a client's doing, so logged at debug, not warned, and counted once
+    # each in vprm_client_errors_by_http_library_total
+    lib_errors() { curl -s -H "Authorization: Bearer $KEY" "$URL/metrics" \
+        | sed -n 's/^vprm_client_errors_by_http_library_total \([0-9]*\)$/\1/p'; }
+    le0=$(lib_errors)
     cl=$(cd tests/http && "$PY" -c 'import sys
 from http_checks import exchange
 for v in (b"abc", b"99999999999999999999999"):
     got = exchange(int(sys.argv[1]), b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Length: " + v + b"\r\n\r\n")
     print(got.split(b" ", 2)[1].decode() if got.startswith(b"HTTP/") else "none", end=" ")' "$PORT")
-    if [ "$cl" = "400 413 " ] && ! grep -q "WARN.*Content-Length" "$T/A.log"; then
-        ok "A: a Content-Length that is not a number 400, one too large 413, neither warned in the log"
-    else bad "A: bad Content-Length: $cl; $(grep "WARN.*Content-Length" "$T/A.log" | head -1)"; fi
+    le1=$(lib_errors)
+    if [ "$cl" = "400 413 " ] && ! grep -q "WARN.*Content-Length" "$T/A.log" \
+        && [ -n "$le0" ] && [ "$((le1 - le0))" = 2 ]; then
+        ok "A: a Content-Length that is not a number 400, one too large 413, neither warned in the log, both counted"
+    else bad "A: bad Content-Length: $cl; counted $le0 -> $le1; $(grep "WARN.*Content-Length" "$T/A.log" | head -1)"; fi
     # a body declared 4 MB over --max-body-bytes, written whole before the answer is read
     # (Python's http.client): read and dropped, then 413 (answered at once, the client got
     # a broken pipe most times)

@@ -154,11 +154,13 @@ static void test_refusals(void)
 
     /* config file: bad JSON, unknown key, wrong type */
     const char *bodies[] = {"{\"port\": ", "{\"prot\": 1}", "{\"port\": [1]}", "[1]",
-                            "{\"port\": 1.5}"};
-    const char *params[] = {"config", "prot", "port", "config", "port"};
+                            "{\"port\": 1.5}", "{\"max-responses\": 5}", "{\"max-bogus\": 5}"};
+    const char *params[] = {"config", "prot", "port", "config", "port", "max-responses",
+                            "max-bogus"};
     const char *words[] = {"invalid JSON", "unknown option 'prot'", "expected an integer",
-                           "must be a JSON object", "expected an integer"};
-    for (size_t i = 0; i < 5; i++) {
+                           "must be a JSON object", "expected an integer",
+                           "written with '_': \"max_responses\"", "see vprm serve --help"};
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
         vp_config c;
         vp_error err;
         vp_config_default(&c);
