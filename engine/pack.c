@@ -82,13 +82,6 @@ static void add_sequence(packed *p, const vp_job *j, size_t r, size_t from, size
     }
 }
 
-/* Puts job i in the group where it saves the most computed tokens, or a new group. */
-static size_t assign_group(vp_job *const *jobs, size_t i, const size_t *tile_base,
-                           prefix_group *groups, size_t *n_groups)
-{
-    size_t prefix, g = vp_group_choose(jobs, jobs[i], tile_base[i], groups, *n_groups, &prefix);
-    return vp_group_join(jobs, i, tile_base[i], g, prefix, groups, n_groups);
-}
 
 /* Computed tokens of group G: its prefix once (or none when the cache gives its first
  * rows), then every member response's own tokens. */
@@ -115,13 +108,17 @@ static vp_prefix_images job_images(const vp_engine *e, const vp_job *j)
  * an extension of that entry: from the first response's rows when the start is loaded
  * (they compute those tokens at the same positions over the same rows), from the computed
  * prefix's otherwise; the next request with that question loads it all, and the image's
- * rows are held once. */
+ * rows are held once. Every group's lookup comes before any store: a store makes room by
+ * evicting entries the pass has not pinned, which would otherwise include those that
+ * later groups load. */
 static void plan_cache(vp_engine *e, vp_job *const *jobs, packed *p, size_t n_groups,
                        size_t *n_tok)
 {
     vp_prefix_cache *c = vp_engine_prefix_cache(e);
     size_t budget = vp_engine_opts(e)->max_batch_tokens, rows = *n_tok;
     vp_prefix_cache_begin(c);
+    /* the lookups: a load pins its entry; a group that will store after an entry's rows
+     * pins that entry (G->store_from: rows [0, store_from) held, G->slot: where) */
     for (size_t g = 0; g < n_groups; g++) {
         prefix_group *G = &p->groups[g];
         if (!G->prefix)
@@ -140,28 +137,34 @@ static void plan_cache(vp_engine *e, vp_job *const *jobs, packed *p, size_t n_gr
         /* k rows loaded instead of the prefix computed once: worth it when
          * N * k > (N - 1) * prefix, i.e. fewer tokens to compute */
         size_t after = G->total_len - G->n_responses * k;
+        G->slot = slot;
+        G->store_from = k;
         if (k && after < before && (!budget || rows - before + after + k <= budget)) {
             G->cached = k;
-            G->slot = slot;
             rows += after + k - before;
             *n_tok += after - before;
             vp_prefix_cache_use(c, slot, k);
-            if (k < G->prefix) {
-                G->store = vp_prefix_cache_extend(c, rep->ids[0].v, G->prefix, k, img.img_context,
-                                                  slot, &G->store_slot);
-                G->store_from = k;
-            }
             continue;
         }
         vp_prefix_cache_use(c, 0, 0);
-        if (k == G->prefix) /* held whole already (the budget refused loading it) */
+        if (k && k < G->prefix) /* rows [0, k) are cached already: only the rest to store */
+            vp_prefix_cache_pin(c, slot);
+    }
+    /* the stores */
+    for (size_t g = 0; g < n_groups; g++) {
+        prefix_group *G = &p->groups[g];
+        if (!G->prefix || G->store_from == G->prefix) /* none, or held whole already */
             continue;
-        /* rows [0, k) are cached already: store only the rest, after them */
-        if (k && vp_prefix_cache_extend(c, rep->ids[0].v, G->prefix, k, img.img_context, slot,
-                                        &G->store_slot)) {
-            G->store = true;
-            G->store_from = k;
-            continue;
+        const vp_job *rep = jobs[G->first_job];
+        vp_prefix_images img = job_images(e, rep);
+        if (G->store_from) { /* after the entry found above (found again: extend's rule) */
+            size_t slot = 0, k = vp_prefix_cache_find(c, rep->ids[0].v, G->prefix, &img, &slot);
+            G->store = k >= G->store_from && slot == G->slot &&
+                       vp_prefix_cache_extend(c, rep->ids[0].v, G->prefix, G->store_from,
+                                              img.img_context, slot, &G->store_slot);
+            if (G->store || G->cached)
+                continue;
+            G->store_from = 0; /* the entry could not take an extension: a whole prefix */
         }
         G->store = vp_prefix_cache_reserve(c, rep->ids[0].v, G->prefix, &img, &G->store_slot);
     }
@@ -223,7 +226,35 @@ static size_t group_longest(vp_job *const *jobs, size_t n_jobs, const packed *p,
     return longest;
 }
 
-static int pack_jobs(vp_engine *e, vp_job *const *jobs, size_t n_jobs, packed *p,
+/* The pass's first step: each job's tiles (shared with an earlier job's identical ones)
+ * and prefix group, or with `alone` a group of its own. *n_tiles: the tiles so far;
+ * *n_out: the score positions. */
+static int group_jobs(const vp_engine *e, vp_job *const *jobs, size_t n_jobs, bool alone,
+                      packed *p, size_t *n_groups, size_t *n_tiles, size_t *n_out,
+                      vp_error *err)
+{
+    size_t S = (size_t)vp_engine_config(e)->vision.image_size;
+    size_t tile_bytes = 3 * S * S;
+    size_t nj = n_jobs ? n_jobs : 1;
+    p->tile_base = malloc(nj * sizeof *p->tile_base);
+    p->group_of = malloc(nj * sizeof *p->group_of);
+    p->groups = malloc(nj * sizeof *p->groups);
+    if (!p->tile_base || !p->group_of || !p->groups)
+        return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory packing a batch");
+    *n_groups = *n_tiles = *n_out = 0;
+    for (size_t i = 0; i < n_jobs; i++) {
+        p->tile_base[i] = same_images_as(jobs, i, tile_bytes, p->tile_base, n_tiles);
+        size_t prefix, g = vp_group_choose(jobs, jobs[i], p->tile_base[i], p->groups,
+                                           alone ? 0 : *n_groups, &prefix);
+        p->group_of[i] = vp_group_join(jobs, i, p->tile_base[i], alone ? *n_groups : g, prefix,
+                                       p->groups, n_groups);
+        for (size_t r = 0; r < jobs[i]->n_responses; r++)
+            *n_out += jobs[i]->score_pos[r].n;
+    }
+    return 0;
+}
+
+static int pack_jobs(vp_engine *e, vp_job *const *jobs, size_t n_jobs, bool alone, packed *p,
                      vp_error *err)
 {
     const vp_model_config *cfg = vp_engine_config(e);
@@ -231,20 +262,13 @@ static int pack_jobs(vp_engine *e, vp_job *const *jobs, size_t n_jobs, packed *p
     size_t S = (size_t)cfg->vision.image_size;
     size_t tile_bytes = 3 * S * S;
     size_t nj = n_jobs ? n_jobs : 1;
-    p->tile_base = malloc(nj * sizeof *p->tile_base);
-    p->group_of = malloc(nj * sizeof *p->group_of);
-    p->groups = malloc(nj * sizeof *p->groups);
+    size_t n_tiles, n_groups, n_out;
+    if (group_jobs(e, jobs, n_jobs, alone, p, &n_groups, &n_tiles, &n_out, err))
+        return -1;
     p->kv_loads = malloc(nj * VP_PREFIX_CACHE_MAX_RUNS * sizeof *p->kv_loads);
     p->kv_stores = malloc(nj * sizeof *p->kv_stores);
-    if (!p->tile_base || !p->group_of || !p->groups || !p->kv_loads || !p->kv_stores)
+    if (!p->kv_loads || !p->kv_stores)
         return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory packing a batch");
-    size_t n_tiles = 0, n_groups = 0, n_out = 0;
-    for (size_t i = 0; i < n_jobs; i++) {
-        p->tile_base[i] = same_images_as(jobs, i, tile_bytes, p->tile_base, &n_tiles);
-        p->group_of[i] = assign_group(jobs, i, p->tile_base, p->groups, &n_groups);
-        for (size_t r = 0; r < jobs[i]->n_responses; r++)
-            n_out += jobs[i]->score_pos[r].n;
-    }
     bool cache = vp_engine_prefix_cache(e) != NULL;
     size_t n_tok = 0;
     for (size_t g = 0; g < n_groups; g++) {
@@ -433,41 +457,128 @@ static int fill_results(vp_job *j, const float *logits, const vp_forward_stats *
 /* Widenings one pass may go through (fp16 -> bf16 is one). */
 #define VP_WIDEN_ATTEMPTS 2
 
+/* Packs jobs into one pass and runs it, again from a fresh packing in a wider number
+ * format after an overflow (the prefix cache it consulted holds rows in the old format).
+ * On success the cache entries it wrote are valid and *logits holds its outputs; on
+ * failure the caller ends the cache's pass (vp_prefix_cache_end, not ok). */
+static int run_pass(vp_engine *e, vp_job *const *jobs, size_t n_jobs, bool alone, packed *p,
+                    float **logits, vp_forward_stats *st, vp_error *err)
+{
+    for (int attempt = 0;; attempt++) {
+        if (pack_jobs(e, jobs, n_jobs, alone, p, err))
+            return -1;
+        *logits = malloc((p->b.n_out ? p->b.n_out : 1) * 2 * sizeof **logits);
+        if (!*logits)
+            return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");
+        bool overflow = false;
+        vp_error pass_err = {0}; /* err only for the attempt that ends the run */
+        if (!vp_engine_run_backend(e, &p->b, *logits, st, &overflow, &pass_err)) {
+            vp_prefix_cache_end(vp_engine_prefix_cache(e), true);
+            return 0;
+        }
+        if (!overflow || attempt == VP_WIDEN_ATTEMPTS || vp_engine_widen(e, &pass_err) != 1) {
+            if (err)
+                *err = pass_err;
+            return -1;
+        }
+        vp_prefix_cache_end(vp_engine_prefix_cache(e), false);
+        vp_prefix_cache_clear(vp_engine_prefix_cache(e));
+        free(*logits);
+        *logits = NULL;
+        packed_free(p);
+        memset(p, 0, sizeof *p);
+        *st = (vp_forward_stats){0};
+    }
+}
+
+/* The warm-up pass. A group whose prefix starts with cached rows (its image, asked another
+ * question before) loads them only when that computes fewer tokens than the prefix once:
+ * with one level of prefix in the backend interface, each response would compute the
+ * rest of the prefix itself. Past that point (many responses, a long question) the pass
+ * would compute the whole prefix, its image and vision encoder included. Such groups get
+ * a pass of their own first: the prefix and one more token of their first response,
+ * which loads the cached start, computes the rest once and stores it as an extension (a
+ * job of one response always loads); the pass proper then loads the whole prefix. It
+ * costs a small pass and saves the image's rows and tiles. *st gets its time. */
+static int warm_up(vp_engine *e, vp_job *const *jobs, size_t n_jobs, vp_forward_stats *st,
+                   vp_error *err)
+{
+    vp_prefix_cache *c = vp_engine_prefix_cache(e);
+    if (!c || !n_jobs)
+        return 0;
+    packed groups = {0};
+    size_t n_groups, n_tiles, n_out;
+    vp_job *warm = calloc(n_jobs, sizeof *warm), **list = calloc(n_jobs, sizeof *list);
+    vp_ids *ids = calloc(n_jobs, sizeof *ids), *pos = calloc(n_jobs, sizeof *pos);
+    int32_t *at = calloc(n_jobs, sizeof *at);
+    int rc = !warm || !list || !ids || !pos || !at
+                 ? vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory packing a batch")
+                 : group_jobs(e, jobs, n_jobs, false, &groups, &n_groups, &n_tiles, &n_out, err);
+    size_t budget = vp_engine_opts(e)->max_batch_tokens, rows = 0, n = 0;
+    int32_t img_context = vp_engine_prompt(e)->img_context;
+    for (size_t g = 0; rc == 0 && g < n_groups; g++) {
+        const prefix_group *G = &groups.groups[g];
+        const vp_job *rep = jobs[G->first_job];
+        size_t P = G->prefix, N = G->n_responses, slot = 0;
+        if (N < 2 || !P)
+            continue;
+        vp_prefix_images img = job_images(e, rep);
+        size_t k = vp_prefix_cache_find(c, rep->ids[0].v, P, &img, &slot);
+        bool image_after = false; /* the rest would need the tiles: nothing to save */
+        for (size_t t = k; k && t < P; t++)
+            image_after |= rep->ids[0].v[t] == img_context;
+        vp_prefix_run runs[VP_PREFIX_CACHE_MAX_RUNS];
+        if (!k || k >= P || N * k > (N - 1) * P || image_after ||
+            (budget && rows + P + 1 > budget) ||
+            vp_prefix_cache_runs(c, slot, k, runs) >= VP_PREFIX_CACHE_MAX_RUNS)
+            continue; /* nothing cached, all of it, loading pays (the pass does it), or the
+                       * rest could not be stored (no room in the pass, a chain too long) */
+        rows += P + 1;
+        ids[n] = (vp_ids){.v = rep->ids[0].v, .n = P + 1};
+        at[n] = (int32_t)P;
+        pos[n] = (vp_ids){.v = &at[n], .n = 1};
+        warm[n] = *rep; /* its tiles and images, borrowed: never freed as a job */
+        warm[n].n_responses = warm[n].n_requested = 1;
+        warm[n].ids = &ids[n];
+        warm[n].score_pos = &pos[n];
+        warm[n].prefix_len = 0;
+        warm[n].share_cap = P;
+        memset(&warm[n].result, 0, sizeof warm[n].result);
+        list[n] = &warm[n];
+        n++;
+    }
+    packed_free(&groups);
+    if (rc == 0 && n) {
+        packed p = {0};
+        float *logits = NULL;
+        /* each alone: grouped, jobs asking other questions of one image would share only
+         * the image, and store nothing */
+        rc = run_pass(e, list, n, true, &p, &logits, st, err);
+        vp_prefix_cache_end(c, false); /* no-op after success */
+        if (rc == 0)
+            vp_prefix_cache_count_warm_up(c);
+        free(logits);
+        packed_free(&p);
+    }
+    free(warm);
+    free(list);
+    free(ids);
+    free(pos);
+    free(at);
+    return rc;
+}
+
 int vp_engine_run(vp_engine *e, vp_job *const *jobs, size_t n_jobs, vp_error *err)
 {
     packed p = {0};
     float *logits = NULL;
+    vp_forward_stats st = {0}, warm_st = {0};
     int rc = -1;
-    vp_forward_stats st = {0};
-    /* a pass that overflows a backend's narrow number format runs again in a wider one,
-     * from a fresh packing: the prefix cache it consulted holds rows in the old format */
-    for (int attempt = 0;; attempt++) {
-        if (pack_jobs(e, jobs, n_jobs, &p, err))
-            goto out;
-        logits = malloc((p.b.n_out ? p.b.n_out : 1) * 2 * sizeof *logits);
-        if (!logits) {
-            vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");
-            goto out;
-        }
-        bool overflow = false;
-        vp_error pass_err = {0}; /* err only for the attempt that ends the run */
-        if (!vp_engine_run_backend(e, &p.b, logits, &st, &overflow, &pass_err))
-            break;
-        if (!overflow || attempt == VP_WIDEN_ATTEMPTS || vp_engine_widen(e, &pass_err) != 1) {
-            if (err)
-                *err = pass_err;
-            goto out;
-        }
-        vp_prefix_cache_end(vp_engine_prefix_cache(e), false);
-        vp_prefix_cache_clear(vp_engine_prefix_cache(e));
-        free(logits);
-        logits = NULL;
-        packed_free(&p);
-        memset(&p, 0, sizeof p);
-        st = (vp_forward_stats){0};
-    }
-    /* the cache entries this pass wrote are now whole, whatever happens to the results */
-    vp_prefix_cache_end(vp_engine_prefix_cache(e), true);
+    if (warm_up(e, jobs, n_jobs, &warm_st, err) ||
+        run_pass(e, jobs, n_jobs, false, &p, &logits, &st, err))
+        goto out;
+    st.vision_ms += warm_st.vision_ms;
+    st.language_ms += warm_st.language_ms;
     for (size_t i = 0; i < n_jobs; i++) {
         /* the group's first job is charged for computing the shared prefix */
         const prefix_group *G = &p.groups[p.group_of[i]];

@@ -256,6 +256,12 @@ void vp_prefix_cache_use(vp_prefix_cache *c, size_t slot, size_t len)
         x->last_use = x->pinned = c->pass;
 }
 
+void vp_prefix_cache_pin(vp_prefix_cache *c, size_t slot)
+{
+    for (entry *x = c ? entry_at(c, slot) : NULL; x; x = x->parent)
+        x->last_use = x->pinned = c->pass;
+}
+
 size_t vp_prefix_cache_runs(const vp_prefix_cache *c, size_t slot, size_t len,
                             vp_prefix_run *runs)
 {
@@ -472,6 +478,13 @@ void vp_prefix_cache_reset(vp_prefix_cache *c)
     pthread_mutex_lock(&c->mu);
     c->st = (vp_prefix_cache_stats){.entries = c->st.entries, .rows_used = c->st.rows_used,
                                     .rows = c->st.rows, .host_bytes = c->st.host_bytes};
+    pthread_mutex_unlock(&c->mu);
+}
+
+void vp_prefix_cache_count_warm_up(vp_prefix_cache *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->st.warm_ups++;
     pthread_mutex_unlock(&c->mu);
 }
 

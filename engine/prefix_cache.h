@@ -51,6 +51,8 @@ typedef struct vp_prefix_cache_stats {
                                     succeeded (a prefix under min_tokens is no lookup) */
     uint64_t tokens_reused;      /* rows loaded instead of computed, over all hits */
     uint64_t stored, evictions;  /* entries written by successful passes; entries evicted */
+    uint64_t warm_ups;           /* passes run first to store the rest of prefixes whose
+                                    start was cached (engine/pack.c) */
     size_t entries, rows_used, rows, host_bytes;
 } vp_prefix_cache_stats;
 
@@ -77,6 +79,10 @@ size_t vp_prefix_cache_find(vp_prefix_cache *c, const int32_t *ids, size_t cap,
  * vp_prefix_cache_find (a hit: the entry is pinned for the pass), or (len 0) that a
  * lookup found nothing it uses (a miss). */
 void vp_prefix_cache_use(vp_prefix_cache *c, size_t slot, size_t len);
+/* Keeps the entry at `slot` and its parents for this pass without loading them (not a
+ * hit): a store planned later in the pass will extend it, and other stores must not
+ * evict it meanwhile. */
+void vp_prefix_cache_pin(vp_prefix_cache *c, size_t slot);
 /* The cache rows that hold the first len rows of the entry at `slot`, in order: one run
  * per entry of its chain that they reach (at most VP_PREFIX_CACHE_MAX_RUNS); 0 when no
  * entry starts at slot or len passes its rows. */
@@ -102,6 +108,9 @@ void vp_prefix_cache_clear(vp_prefix_cache *c);
 void vp_prefix_cache_reset(vp_prefix_cache *c);
 /* ok: the pass succeeded, its reserved entries are now valid; else they are dropped. */
 void vp_prefix_cache_end(vp_prefix_cache *c, bool ok);
+
+/* Counts a warm-up pass (engine/pack.c) that succeeded. */
+void vp_prefix_cache_count_warm_up(vp_prefix_cache *c);
 
 /* Thread-safe (counters read while the engine thread works). */
 void vp_prefix_cache_stats_get(const vp_prefix_cache *c, vp_prefix_cache_stats *s);

@@ -231,6 +231,11 @@ char *vp_metrics_render(vp_metrics *m, const vp_gauges *g, size_t *len)
     fprintf(f, "# HELP vprm_prefix_cache_stored_total Prompt prefixes stored in the prefix KV cache.\n"
                "# TYPE vprm_prefix_cache_stored_total counter\n"
                "vprm_prefix_cache_stored_total %llu\n", g->prefix_cache_stored);
+    fprintf(f, "# HELP vprm_prefix_cache_warm_ups_total Passes run first to compute and store "
+               "the rest of prefixes whose cached start (an image asked another question) was "
+               "not worth loading for each response.\n"
+               "# TYPE vprm_prefix_cache_warm_ups_total counter\n"
+               "vprm_prefix_cache_warm_ups_total %llu\n", g->prefix_cache_warm_ups);
     fprintf(f, "# HELP vprm_prefix_cache_evictions_total Prefixes dropped from the prefix KV cache.\n"
                "# TYPE vprm_prefix_cache_evictions_total counter\n"
                "vprm_prefix_cache_evictions_total %llu\n", g->prefix_cache_evictions);

@@ -60,7 +60,7 @@ typedef struct vp_gauges {
     unsigned long long image_cache_hits, image_cache_misses, image_cache_evictions;
     size_t image_cache_bytes;
     unsigned long long prefix_cache_hits, prefix_cache_misses, prefix_cache_evictions;
-    unsigned long long prefix_cache_tokens_reused, prefix_cache_stored;
+    unsigned long long prefix_cache_tokens_reused, prefix_cache_stored, prefix_cache_warm_ups;
     size_t prefix_cache_entries, prefix_cache_rows_used, prefix_cache_rows;
     size_t prefix_cache_host_bytes;
     size_t weights_bytes, working_bytes;          /* the backend's */

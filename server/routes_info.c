@@ -177,6 +177,7 @@ enum MHD_Result vp_route_metrics(vp_conn *x)
         g.prefix_cache_hits = ps.hits, g.prefix_cache_misses = ps.misses;
         g.prefix_cache_evictions = ps.evictions, g.prefix_cache_tokens_reused = ps.tokens_reused;
         g.prefix_cache_stored = ps.stored, g.prefix_cache_entries = ps.entries;
+        g.prefix_cache_warm_ups = ps.warm_ups;
         g.prefix_cache_rows_used = ps.rows_used, g.prefix_cache_rows = ps.rows;
         g.prefix_cache_host_bytes = ps.host_bytes;
         vp_backend_memory mem;

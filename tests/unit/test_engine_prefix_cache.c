@@ -5,8 +5,9 @@
  * itself held to PyTorch by the oracle suites). Covers W4's repeat, another image with
  * the same question, a single response, one response on a new image (its prefix stored,
  * not a partial hit taken forever), a pass mixing hits and stores, eviction in a
- * cache that holds one prefix, the budget of one pass, and extensions (a partial hit
- * stores the rest of its prefix after the entry it loaded). */
+ * cache that holds one prefix, the budget of one pass, extensions (a partial hit
+ * stores the rest of its prefix after the entry it loaded), and the warm-up pass (a
+ * cached start not worth loading for each response: the rest stored first). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,6 +216,28 @@ int main(void)
     st = stats(on);
     CHECK_MSG(st.evictions == 4 && st.entries == 1 && st.hits == 0, "%llu evictions",
               (unsigned long long)st.evictions);
+    /* one pass, B (new: its prefix to store) before A (held: a hit). Every lookup comes
+     * before any store, so A's entry is pinned and B's store, finding no room, is dropped;
+     * B first used to evict A's entry, and A computed its prefix again */
+    s = both(on, off, a1, "small cache: A stored");
+    vp_job_free(s.job);
+    vp_job *order[2] = {test_prepare(on, b1), test_prepare(on, a2)};
+    vp_job *each[2] = {test_prepare(off, b1), test_prepare(off, a2)};
+    if (order[0] && order[1] && each[0] && each[1]) {
+        CHECK_MSG(vp_engine_run(on, order, 2, &err) == 0, "%s", err.message);
+        for (int i = 0; i < 2; i++) {
+            CHECK_MSG(vp_engine_run(off, &each[i], 1, &err) == 0, "%s", err.message);
+            CHECK_MSG(test_same_logits(order[i], each[i]), "small cache, B then A: job %d", i);
+        }
+        CHECK_MSG(vp_job_result(order[1])->usage.cached_prefix_tokens > 0 &&
+                  vp_job_result(order[0])->usage.cached_prefix_tokens == 0,
+                  "small cache, B then A: A cached %zu rows",
+                  vp_job_result(order[1])->usage.cached_prefix_tokens);
+    }
+    for (int i = 0; i < 2; i++) {
+        vp_job_free(order[i]);
+        vp_job_free(each[i]);
+    }
     vp_engine_close(on);
     on = NULL;
 
@@ -310,6 +333,49 @@ int main(void)
         vp_job_free(pair[i]);
         free(qa[i]);
     }
+
+    /* the warm-up pass: image A asked a long question with many responses. Loading A's
+     * cached rows would make each of the 6 responses compute the question itself, more
+     * than the whole prefix once, so the pass would run the vision encoder again; a
+     * warm-up pass first loads the rows, computes the question once and stores it (an
+     * extension), then the pass proper loads the whole prefix: no vision FLOPs in either,
+     * logits exact. The second time the prefix is whole in the cache: no warm-up. */
+    vp_prefix_cache_clear(vp_engine_prefix_cache(on));
+    s = both(on, off, a1, "warm-up: image A stored");
+    size_t a_prefix = s.job ? vp_job_result(s.job)->usage.shared_prefix_tokens : 0;
+    vp_job_free(s.job);
+    char long_q[600] = "";
+    while (strlen(long_q) + 60 < sizeof long_q)
+        strcat(long_q, "Measure every side of the shape, then add them up. ");
+    const char *r6[] = {"Step one.\\n\\nx = 1", "x = 2", "Add.\\n\\nx = 3", "x = 4\\n\\nso",
+                        "Five\\n\\nx = 5", "x = 6"};
+    char *w1 = test_request_json(url_a, long_q, 2, r6, 6);
+    for (int round = 0; round < 2; round++) {
+        vp_prefix_cache_stats w0 = stats(on);
+        s = both(on, off, w1, round ? "warm-up: again" : "warm-up: long question");
+        scored alone = score(off, w1);
+        vp_prefix_cache_stats w = stats(on);
+        if (s.job && alone.job) {
+            const vp_usage *u = &vp_job_result(s.job)->usage;
+            size_t P = vp_job_result(alone.job)->usage.shared_prefix_tokens, N = 6;
+            /* the premise: A's rows are a start of the prefix that does not pay to load */
+            CHECK_MSG(a_prefix > u->image_tokens && P > a_prefix && N * a_prefix <= (N - 1) * P,
+                      "A's prefix %zu, this one %zu", a_prefix, P);
+            CHECK_MSG(u->cached_prefix_tokens == P, "round %d: cached %zu of %zu", round,
+                      u->cached_prefix_tokens, P);
+            CHECK_MSG(w.warm_ups - w0.warm_ups == (round ? 0u : 1u), "round %d: %llu warm-ups",
+                      round, (unsigned long long)(w.warm_ups - w0.warm_ups));
+            /* the warm-up and the pass together: no vision encoder */
+            CHECK_MSG(alone.flops - s.flops >= vision_flops(on, tiles),
+                      "round %d: FLOPs %g with the cache, %g without", round, s.flops, alone.flops);
+            CHECK_MSG(w.entries == w0.entries + (round ? 0 : 1) && w.misses == w0.misses,
+                      "round %d: %zu entries (were %zu), %llu misses", round, w.entries,
+                      w0.entries, (unsigned long long)(w.misses - w0.misses));
+        }
+        vp_job_free(alone.job);
+        vp_job_free(s.job);
+    }
+    free(w1);
 
     free(a1);
     free(a2);

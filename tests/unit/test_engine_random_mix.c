@@ -90,7 +90,11 @@ static const char *Q_BASE =
     "Please read the problem carefully and reason step by step about the figure before answering. ";
 static const char *q_tail[] = {
     "What is x?", "What is y?", "What is x plus y?", "What is x plus y times two?",
-    "What is x plus y times two minus z?", "What is x plus y times two minus z over three?"};
+    "What is x plus y times two minus z?", "What is x plus y times two minus z over three?",
+    /* a long rest of the prefix: with several responses, a cached start (the image) is not
+     * worth loading for each, and a warm-up pass stores the rest first */
+    "Measure each side of the figure, label every angle, find both diagonals, compute the "
+    "area of each triangle they cut, and give the total area in square units to two places."};
 static const char *q_other[] = {"Compute 2+2.", "Sum 2 and 2, and say why at some length please."};
 static const char *step0_pool[] = {
     "Step one. We look at the figure",
@@ -243,7 +247,7 @@ static const cfg cfgs[] = {
 
 /* What the run exercised, over all engines. */
 static struct {
-    size_t engines, passes, splits, jobs, hits, partial, chain_loads, evictions;
+    size_t engines, passes, splits, jobs, hits, partial, chain_loads, evictions, warm_ups;
 } seen;
 
 /* One engine's run: what its checks need to name a failure. */
@@ -359,8 +363,10 @@ static void check_pass(mix *m, vp_job **jobs, const int *pick, size_t cnt, vp_jo
     /* a pass group's members share one load: the rows reused lie between the largest
      * job's and the sum over jobs */
     uint64_t reused = st.tokens_reused - p->tokens_reused;
-    CHECK_MSG(reused <= sum_cached && (any_cached ? reused >= max_cached && st.hits > p->hits
-                                                  : st.hits == p->hits),
+    /* a warm-up pass loaded a start of the prefixes the pass then loaded whole */
+    uint64_t warm = st.warm_ups - p->warm_ups;
+    CHECK_MSG(reused <= (warm ? 2 : 1) * sum_cached &&
+              (any_cached ? reused >= max_cached && st.hits > p->hits : st.hits == p->hits),
               "seed %d, '%s', pass %zu: %llu hits, %llu rows reused; jobs' cached rows sum %zu, "
               "max %zu", m->seed, m->c->name, m->pass, (unsigned long long)(st.hits - p->hits),
               (unsigned long long)reused, sum_cached, max_cached);
@@ -444,6 +450,7 @@ static void run_engine(const vp_engine_options *base, const cfg *c, size_t row_b
     vp_prefix_cache_stats st;
     vp_prefix_cache_stats_get(m.pc, &st);
     seen.evictions += st.evictions;
+    seen.warm_ups += st.warm_ups;
     vp_pass_plan_free(plan);
     vp_engine_close(m.e);
 }
@@ -528,10 +535,11 @@ int main(void)
     CHECK_MSG(seen.chain_loads > 0, "no hit loaded from an extension chain of 2+ runs");
     CHECK_MSG(seen.evictions > 0, "no eviction");
     CHECK_MSG(seen.splits > 0, "no pass split by the budget");
+    CHECK_MSG(seen.warm_ups > 0, "no warm-up pass");
     printf("engine_random_mix: %zu engines, %zu passes (%zu split by the budget), %zu jobs "
-           "checked, %zu cache hits (%zu partial), %zu loads of 2+ runs, %zu evictions\n",
-           seen.engines, seen.passes, seen.splits, seen.jobs, seen.hits, seen.partial,
-           seen.chain_loads, seen.evictions);
+           "checked, %zu cache hits (%zu partial), %zu loads of 2+ runs, %zu evictions, %zu "
+           "warm-up passes\n", seen.engines, seen.passes, seen.splits, seen.jobs, seen.hits,
+           seen.partial, seen.chain_loads, seen.evictions, seen.warm_ups);
     for (int i = 0; i < N_IMG; i++)
         free(img_url[i]);
     vp_engine_close(off);
