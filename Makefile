@@ -116,7 +116,8 @@ endef
 # fail the one it picks (tests/unit/test_alloc_failures.c)
 LDWRAP :=
 $(BUILD)/asan/tests/test_alloc_%: LDWRAP := \
-    -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup,--wrap=aligned_alloc
+    -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup,--wrap=aligned_alloc \
+    -Wl,--wrap=vp_json_parse
 $(eval $(call variant,rel))
 $(eval $(call variant,asan))
 $(eval $(call variant,tsan))

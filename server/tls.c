@@ -64,6 +64,9 @@ static int parse_pair(const vp_config *cfg, char *cert, char *key, tls_pair *p, 
         return vp_fail(err, VP_ERR_NOMEM, "tls_cert", "out of memory for TLS credentials");
     int rc = gnutls_certificate_set_x509_key_mem2(probe, &cd, &kd, GNUTLS_X509_FMT_PEM, pw, 0);
     gnutls_certificate_free_credentials(probe);
+    if (rc == GNUTLS_E_MEMORY_ERROR) /* not the files' fault */
+        return vp_fail(err, VP_ERR_NOMEM, "tls_cert", "out of memory reading the TLS certificate "
+                       "and key");
     if (rc == GNUTLS_E_CERTIFICATE_KEY_MISMATCH)
         return vp_fail(err, VP_ERR_BAD_REQUEST, "tls_key",
                        "cannot serve HTTPS: the key %s is not the certificate %s's (their "
@@ -77,6 +80,8 @@ static int parse_pair(const vp_config *cfg, char *cert, char *key, tls_pair *p, 
     rc = gnutls_pcert_list_import_x509_raw(p->chain, &p->n_chain, &cd, GNUTLS_X509_FMT_PEM, 0);
     if (rc < 0) {
         p->n_chain = 0;
+        if (rc == GNUTLS_E_MEMORY_ERROR)
+            return vp_fail(err, VP_ERR_NOMEM, "tls_cert", "out of memory for the certificate");
         return vp_fail(err, VP_ERR_BAD_REQUEST, "tls_cert", "cannot serve HTTPS: %s: %s",
                        cfg->tls_cert, rc == GNUTLS_E_SHORT_MEMORY_BUFFER
                        ? "more than 16 certificates" : gnutls_strerror(rc));
@@ -84,15 +89,24 @@ static int parse_pair(const vp_config *cfg, char *cert, char *key, tls_pair *p, 
     if (gnutls_privkey_init(&p->key) < 0)
         return vp_fail(err, VP_ERR_NOMEM, "tls_key", "out of memory for the TLS key");
     rc = gnutls_privkey_import_x509_raw(p->key, &kd, GNUTLS_X509_FMT_PEM, pw, 0);
+    if (rc == GNUTLS_E_MEMORY_ERROR)
+        return vp_fail(err, VP_ERR_NOMEM, "tls_key", "out of memory for the TLS key");
     if (rc < 0)
         return vp_fail(err, VP_ERR_BAD_REQUEST, "tls_key", "cannot serve HTTPS: the key %s: %s",
                        cfg->tls_key, gnutls_strerror(rc));
     gnutls_x509_crt_t crt;
     if (gnutls_x509_crt_init(&crt) < 0)
         return vp_fail(err, VP_ERR_NOMEM, "tls_cert", "out of memory for the certificate");
-    if (gnutls_x509_crt_import(crt, &p->chain[0].cert, GNUTLS_X509_FMT_DER) >= 0)
+    /* the certificate read above: only memory can fail here (and the expiry logged and
+     * exported must not silently read 0) */
+    rc = gnutls_x509_crt_import(crt, &p->chain[0].cert, GNUTLS_X509_FMT_DER);
+    if (rc >= 0)
         p->not_after = (double)gnutls_x509_crt_get_expiration_time(crt);
     gnutls_x509_crt_deinit(crt);
+    if (rc < 0)
+        return vp_fail(err, rc == GNUTLS_E_MEMORY_ERROR ? VP_ERR_NOMEM : VP_ERR_BAD_REQUEST,
+                       "tls_cert", "cannot serve HTTPS: %s: %s", cfg->tls_cert,
+                       gnutls_strerror(rc));
     return 0;
 }
 

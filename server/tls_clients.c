@@ -148,6 +148,9 @@ int vp_client_cas_load(const char *path, vp_client_cas **out, vp_error *err)
     if (n <= 0) {
         free(pem);
         vp_client_cas_free(c);
+        if (n == GNUTLS_E_MEMORY_ERROR)
+            return vp_fail(err, VP_ERR_NOMEM, "tls_client_ca",
+                           "out of memory reading the client certificate authorities");
         return vp_fail(err, VP_ERR_BAD_REQUEST, "tls_client_ca",
                        "option tls_client_ca: %s holds no certificate GnuTLS can read%s%s", path,
                        n < 0 ? ": " : "", n < 0 ? gnutls_strerror(n) : "");
@@ -205,22 +208,28 @@ static bool name_byte(char ch)
  * common names never share a client name by their spelling; without a common name, '~'
  * and 16 hex digits of the SHA-256 of the certificate. It reaches log lines and metric
  * labels: no byte there needs escaping. */
-static void client_name(gnutls_x509_crt_t crt, const gnutls_datum_t *der, char *name)
+static int client_name(gnutls_x509_crt_t crt, const gnutls_datum_t *der, char *name)
 {
     size_t len = 0;
     char *cn = NULL;
-    if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, NULL, &len) ==
-            GNUTLS_E_SHORT_MEMORY_BUFFER &&
-        (cn = malloc(len + 1)) &&
-        gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &len) < 0) {
-        free(cn);
-        cn = NULL;
+    /* out of memory is not "no common name": the client would take another's name */
+    int r = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, NULL, &len);
+    if (r == GNUTLS_E_SHORT_MEMORY_BUFFER) {
+        if (!(cn = malloc(len + 1)))
+            return -1;
+        r = gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &len);
+        if (r < 0) {
+            free(cn);
+            cn = NULL;
+        }
     }
+    if (r == GNUTLS_E_MEMORY_ERROR)
+        return -1;
     if (!cn || !len) {
         name[0] = '~';
         digest_hex(der->data, der->size, name + 1, 16);
         free(cn);
-        return;
+        return 0;
     }
     bool plain = len <= VP_CLIENT_NAME_MAX;
     size_t n = 0;
@@ -236,6 +245,7 @@ static void client_name(gnutls_x509_crt_t crt, const gnutls_datum_t *der, char *
     }
     name[n] = 0;
     free(cn);
+    return 0;
 }
 
 int vp_client_cas_verify(const vp_client_cas *c, const gnutls_datum_t *chain, unsigned n,
@@ -263,9 +273,11 @@ int vp_client_cas_verify(const vp_client_cas *c, const gnutls_datum_t *chain, un
         int r = gnutls_x509_crt_import(crts[made], &chain[made], GNUTLS_X509_FMT_DER);
         if (r < 0) {
             made++;
-            rc = vp_fail(err, VP_ERR_UNAUTHORIZED, "",
-                         "certificate %u of the client's chain cannot be read: %s", made,
-                         gnutls_strerror(r));
+            rc = r == GNUTLS_E_MEMORY_ERROR
+                     ? vp_fail(err, VP_ERR_NOMEM, "", "out of memory checking the client certificate")
+                     : vp_fail(err, VP_ERR_UNAUTHORIZED, "",
+                               "certificate %u of the client's chain cannot be read: %s", made,
+                               gnutls_strerror(r));
             break;
         }
     }
@@ -277,7 +289,7 @@ int vp_client_cas_verify(const vp_client_cas *c, const gnutls_datum_t *chain, un
         int r = gnutls_x509_trust_list_verify_crt2(c->list, crts, n, &purpose, 1, 0, &status,
                                                    NULL);
         if (r < 0) {
-            rc = vp_fail(err, VP_ERR_UNAUTHORIZED, "",
+            rc = vp_fail(err, r == GNUTLS_E_MEMORY_ERROR ? VP_ERR_NOMEM : VP_ERR_UNAUTHORIZED, "",
                          "the client certificate could not be checked: %s", gnutls_strerror(r));
         } else if (status) {
             gnutls_datum_t why = {NULL, 0};
@@ -288,8 +300,10 @@ int vp_client_cas_verify(const vp_client_cas *c, const gnutls_datum_t *chain, un
             rc = vp_fail(err, VP_ERR_UNAUTHORIZED, "", "the client certificate was refused: %s",
                          len ? (const char *)why.data : "it does not verify against tls_client_ca");
             gnutls_free(why.data);
-        } else if (cap > VP_CLIENT_NAME_MAX) {
-            client_name(crts[0], &chain[0], name);
+        } else if (cap > VP_CLIENT_NAME_MAX && client_name(crts[0], &chain[0], name)) {
+            name[0] = 0;
+            rc = vp_fail(err, VP_ERR_NOMEM, "", "out of memory reading the client certificate's "
+                         "name");
         }
     }
     for (unsigned i = 0; i < made; i++)

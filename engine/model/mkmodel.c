@@ -140,13 +140,17 @@ static int write_index(const char *dir, const vp_layout_entry *list, size_t n,
                        const int *shard_of, int k, size_t total_bytes, vp_error *err)
 {
     json_t *map = json_object();
-    for (size_t i = 0; i < n; i++) {
+    bool whole = map != NULL; /* a tensor left out would still be valid JSON */
+    for (size_t i = 0; whole && i < n; i++) {
         char name[64];
         snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", shard_of[i] + 1, k);
-        json_object_set_new(map, list[i].name, json_string(name));
+        whole = json_object_set_new(map, list[i].name, json_string(name)) == 0;
     }
-    json_t *root = json_pack("{s:{s:I}, s:o}", "metadata", "total_size", (json_int_t)total_bytes,
-                             "weight_map", map);
+    if (!whole)
+        json_decref(map);
+    json_t *root = whole ? json_pack("{s:{s:I}, s:o}", "metadata", "total_size",
+                                     (json_int_t)total_bytes, "weight_map", map)
+                         : NULL;
     char *text = root ? vp_json_dump(root, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
     json_decref(root);
     if (!text)
@@ -348,7 +352,8 @@ int vp_mkmodel_write(const vp_mkmodel_opts *o, vp_mkmodel_result *res, vp_error 
                                                 "UTF-8, or out of memory)");
     if (vp_model_config_parse(json, strlen(json), &cfg, err)) {
         free(json);
-        vp_error_prefix(err, "the requested shapes make an invalid model");
+        if (err->kind != VP_ERR_NOMEM) /* memory is not the shapes' fault */
+            vp_error_prefix(err, "the requested shapes make an invalid model");
         return -1;
     }
 

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,9 +42,8 @@ static char *build_header(const vp_st_spec *specs, size_t n, order_item *order, 
     for (size_t i = 0; i < n; i++)
         order[i] = (order_item){&specs[i], i};
     qsort(order, n, sizeof *order, by_width_then_name);
-    json_t *root = json_object();
-    json_t *meta = json_pack("{s:s}", "format", "pt");
-    if (!root || !meta || json_object_set_new(root, "__metadata__", meta)) {
+    json_t *root = json_object(); /* json_object_set_new takes the value, even on failure */
+    if (!root || json_object_set_new(root, "__metadata__", json_pack("{s:s}", "format", "pt"))) {
         json_decref(root);
         vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");
         return NULL;
@@ -57,11 +57,16 @@ static char *build_header(const vp_st_spec *specs, size_t n, order_item *order, 
             return NULL;
         }
         json_t *shape = json_array();
-        for (int d = 0; d < s->ndim; d++)
-            json_array_append_new(shape, json_integer(s->shape[d]));
+        bool whole = shape != NULL; /* a dimension left out would still be valid JSON */
+        for (int d = 0; whole && d < s->ndim; d++)
+            whole = json_array_append_new(shape, json_integer(s->shape[d])) == 0;
         size_t bytes = vp_st_spec_bytes(s);
-        json_t *e = json_pack("{s:s, s:o, s:[I,I]}", "dtype", vp_dtype_name(s->dtype), "shape",
-                              shape, "data_offsets", (json_int_t)at, (json_int_t)(at + bytes));
+        json_t *e = NULL;
+        if (whole) /* "o" takes shape's reference */
+            e = json_pack("{s:s, s:o, s:[I,I]}", "dtype", vp_dtype_name(s->dtype), "shape", shape,
+                          "data_offsets", (json_int_t)at, (json_int_t)(at + bytes));
+        else
+            json_decref(shape);
         if (!e || json_object_set_new(root, s->name, e)) {
             json_decref(root);
             vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");

@@ -6,34 +6,43 @@
 #include <stdlib.h>
 
 static _Thread_local unsigned long g_failures;
-static _Atomic(void *) g_reserve;
+static _Atomic(void *) g_reserve[VP_JSON_RESERVE_BLOCKS];
 static bool g_installed; /* set once, before threads start */
 
+/* A failure is counted, then each reserve block still held is given back and the
+ * allocation tried again: jansson meets NULL only when memory stays short after all of
+ * them (its lexer can abort on a NULL followed by successes). */
 static void *watched_malloc(size_t n)
 {
     void *p = malloc(n);
     if (p)
         return p;
     g_failures++;
-    void *reserve = atomic_exchange(&g_reserve, NULL);
-    if (!reserve)
-        return NULL;
-    free(reserve);
-    return malloc(n);
+    for (size_t i = 0; i < VP_JSON_RESERVE_BLOCKS; i++) {
+        void *block = atomic_exchange(&g_reserve[i], NULL);
+        if (!block)
+            continue;
+        free(block);
+        if ((p = malloc(n)))
+            return p;
+    }
+    return NULL;
 }
 
 static void watched_free(void *p) { free(p); }
 
-/* Before a parse or a dump: a reserve used (by any jansson call) is allocated again,
- * when memory allows. */
+/* Before a parse or a dump: reserve blocks given back (by any jansson call) are allocated
+ * again, when memory allows. */
 static void rearm(void)
 {
-    if (!g_installed || atomic_load(&g_reserve))
-        return;
-    void *block = malloc(VP_JSON_RESERVE_BYTES);
-    void *none = NULL;
-    if (block && !atomic_compare_exchange_strong(&g_reserve, &none, block))
-        free(block);
+    for (size_t i = 0; g_installed && i < VP_JSON_RESERVE_BLOCKS; i++) {
+        if (atomic_load(&g_reserve[i]))
+            continue;
+        void *block = malloc(VP_JSON_RESERVE_BYTES / VP_JSON_RESERVE_BLOCKS);
+        void *none = NULL;
+        if (block && !atomic_compare_exchange_strong(&g_reserve[i], &none, block))
+            free(block);
+    }
 }
 
 void vp_json_alloc_install(void)

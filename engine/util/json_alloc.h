@@ -4,9 +4,9 @@
  * it could not save and goes on (a string value can parse as another string) or writes
  * past a buffer it could not grow, and its dumper can leave a key out and still return
  * text. So the process hands jansson an allocator (vp_json_alloc_install, once, before
- * threads start) that counts each failure for the calling thread, then gives a reserve
- * block back to the system and retries once, so that jansson rarely meets the NULL it
- * mishandles. vp_json_parse and vp_json_dump refuse a result made while the count rose:
+ * threads start) that counts each failure for the calling thread, then gives reserve
+ * blocks back to the system one at a time and retries, so that jansson rarely meets the
+ * NULL it mishandles. vp_json_parse and vp_json_dump refuse a result made while the count rose:
  * a parse fails as out of memory (vp_json_oom says so), a dump returns NULL.
  *
  * Without the install (unit tests, tools) both behave as json_loadb and json_dumps. */
@@ -17,9 +17,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* The reserve handed back at a failure: one block of this many bytes, allocated and
- * never touched (no resident memory), allocated again after it was used. */
+/* The reserve handed back at a failure: blocks of this many bytes in all, allocated and
+ * never touched (no resident memory), allocated again after use; one block given back
+ * per failed retry. */
 #define VP_JSON_RESERVE_BYTES ((size_t)4 << 20)
+#define VP_JSON_RESERVE_BLOCKS 4
 
 /* Sets jansson's allocator; call once, before any thread uses jansson (main does). */
 void vp_json_alloc_install(void);

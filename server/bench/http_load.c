@@ -45,7 +45,7 @@ typedef struct client {
     atomic_long *next_request; /* shared counter when a total is given */
     double deadline;
     double *lat;               /* [n_lat] ms of successful requests */
-    size_t n_lat, cap_lat;
+    size_t n_lat, cap_lat, lat_dropped; /* dropped: no memory to keep them */
     long ok, responses, s429, s503, s4xx, s5xx, transport;
     long first_error_status;
     char first_error[256];
@@ -145,6 +145,8 @@ static void *client_main(void *arg)
             }
             if (c->n_lat < c->cap_lat)
                 c->lat[c->n_lat++] = ms;
+            else
+                c->lat_dropped++;
             continue;
         }
         if (status == 429)
@@ -418,7 +420,7 @@ int vp_bench_http_main(int argc, char **argv)
     FILE *rep = o.json ? stderr : stdout; /* with --json, stdout is the JSON line only */
 
     long ok = 0, responses = 0, s429 = 0, s503 = 0, s4xx = 0, s5xx = 0, transport = 0;
-    size_t n_lat = 0;
+    size_t n_lat = 0, lat_dropped = 0;
     for (int i = 0; i < o.clients; i++) {
         ok += cl[i].ok;
         responses += cl[i].responses;
@@ -428,10 +430,17 @@ int vp_bench_http_main(int argc, char **argv)
         s5xx += cl[i].s5xx;
         transport += cl[i].transport;
         n_lat += cl[i].n_lat;
+        lat_dropped += cl[i].lat_dropped;
     }
     double *lat = malloc((n_lat ? n_lat : 1) * sizeof *lat);
-    if (!lat)
+    if (!lat) {
+        fprintf(stderr, "vprm bench: out of memory sorting %zu latencies (%ld requests answered "
+                "200)\n", n_lat, ok);
         goto out;
+    }
+    if (lat_dropped)
+        fprintf(stderr, "vprm bench: %zu of %ld latencies not kept (out of memory): the "
+                "percentiles are of the others\n", lat_dropped, ok);
     size_t k = 0;
     for (int i = 0; i < o.clients; i++) {
         memcpy(lat + k, cl[i].lat, cl[i].n_lat * sizeof *lat);
@@ -502,8 +511,12 @@ int vp_bench_http_main(int argc, char **argv)
         char *text = j ? vp_json_dump(j, JSON_COMPACT) : NULL;
         if (text)
             printf("%s\n", text);
+        else
+            fprintf(stderr, "vprm bench: out of memory writing the JSON report\n");
         free(text);
         json_decref(j);
+        if (!text)
+            goto out;
     }
     rc = (ok > 0 && s5xx == 0 && transport == 0) ? 0 : 1;
 out:

@@ -254,8 +254,12 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
             }
         /* the prefix KV cache: prefixes stored by one pass and loaded by the next give the
          * logits of computing them (every attention kernel reads the loaded rows) */
-        test_batch store, load;
-        test_batch_cache_prefixes(&tb, &store, &load);
+        test_batch store, load, extend, chain;
+        size_t stored_rows = test_batch_cache_prefixes(&tb, &store, &load);
+        /* then extensions: half of each prefix loaded, the rest computed by its users and
+         * stored from the first one's rows (the engine's partial hit and warm-up pass), and
+         * loaded back in two runs */
+        test_batch_extend_prefixes(&tb, &load, stored_rows, &extend, &chain);
         vp_backend *kinds[11] = {gpu, gpu_simple, gpu_bf16, gpu_f16l, gpu_alt[0], gpu_alt[1],
                                  gpu_alt[2], gpu_alt[3], gpu_alt[4]};
         const char *kind_names[11] = {"default", "simple", "bf16", "fp16-llm", alt[0], alt[1],
@@ -276,9 +280,20 @@ static void check_shape(const char *label, const vp_model_config *cfg, double to
                 snprintf(what, sizeof what, "%s batch %d cached prefixes (%s) vs computed", label,
                          round, kind_names[k]);
                 compare_margins(what, lf, lk, tb.b.n_out, tol / 2);
+                if (run(&vp_backend_cuda, kinds[k], &extend.b, lf, "cuda extend prefixes") == 0) {
+                    snprintf(what, sizeof what, "%s batch %d half-loaded prefixes, rest stored "
+                             "(%s) vs computed", label, round, kind_names[k]);
+                    compare_margins(what, lf, lk, tb.b.n_out, tol / 2);
+                }
+                if (run(&vp_backend_cuda, kinds[k], &chain.b, lf, "cuda load extensions") == 0) {
+                    snprintf(what, sizeof what, "%s batch %d prefixes from extension chains (%s) "
+                             "vs computed", label, round, kind_names[k]);
+                    compare_margins(what, lf, lk, tb.b.n_out, tol / 2);
+                }
             }
         free(lk);
         test_batch_free(&store), test_batch_free(&load);
+        test_batch_free(&extend), test_batch_free(&chain);
         unshare(&tb, &flat);
         if (gpu_ok && run(&vp_backend_cuda, gpu, &flat.b, lf, "cuda unshared") == 0) {
             snprintf(what, sizeof what, "%s batch %d cuda shared vs unshared prefix", label, round);

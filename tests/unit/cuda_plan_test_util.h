@@ -198,4 +198,135 @@ static inline size_t test_batch_cache_prefixes(const test_batch *in, test_batch 
     return slot;
 }
 
+/* The first h rows of a prefix of len rows that test_batch_cache_prefixes cached from
+ * cache row slot: its first half, after its second (a single row: the row itself). */
+static inline size_t tb_half(size_t len) { return len >= 2 ? len / 2 : len; }
+static inline size_t tb_first_half_slot(size_t slot, size_t len)
+{
+    return len >= 2 ? slot + len - len / 2 : slot;
+}
+
+/* The prefix cache's extensions (an engine's partial hit), after test_batch_cache_prefixes
+ * stored every prefix of in in rows_stored cache rows: *extend loads only each prefix's
+ * first half, every user computes the rest of its prefix before its own tokens (the same
+ * tokens at the same positions), and the first user's rows of that rest are stored after
+ * the rows stored; *chain is *load with each prefix's second half loaded from those new
+ * rows (an entry and its extension). Both must give in's logits. Returns the cache rows
+ * used in all. */
+static inline size_t test_batch_extend_prefixes(const test_batch *in, const test_batch *load,
+                                                size_t rows_stored, test_batch *extend,
+                                                test_batch *chain)
+{
+    const vp_batch *b = &in->b;
+    size_t n = b->n_tokens, ns = b->n_seqs;
+    bool *is_prefix = tb_alloc(ns, sizeof *is_prefix), *stored = tb_alloc(ns, sizeof *stored);
+    size_t *slot_of = tb_alloc(ns, sizeof *slot_of), *ext_slot = tb_alloc(ns, sizeof *ext_slot);
+    for (size_t s = 0; s < ns; s++)
+        if (b->seqs[s].prefix_seq >= 0)
+            is_prefix[b->seqs[s].prefix_seq] = true;
+    size_t slot = 0, n_tok = 0, n_cached = 0;
+    for (size_t s = 0; s < ns; s++) {
+        const vp_seq *q = &b->seqs[s];
+        if (is_prefix[s]) {
+            slot_of[s] = slot;
+            slot += q->len;
+            n_cached += tb_half(q->len);
+        } else {
+            size_t L = q->prefix_seq >= 0 ? b->seqs[q->prefix_seq].len : 0;
+            n_tok += q->len + L - tb_half(L);
+        }
+    }
+    memset(extend, 0, sizeof *extend);
+    extend->seqs = tb_alloc(ns, sizeof(vp_seq));
+    extend->kv = tb_alloc(2 * ns, sizeof(vp_kv_copy));
+    extend->tokens = tb_alloc(n_tok, 4), extend->positions = tb_alloc(n_tok, 4);
+    extend->image_row = tb_alloc(n_tok, 4), extend->out_index = tb_alloc(b->n_out, 4);
+    int32_t *new_seq = tb_alloc(ns, 4), *new_tok = tb_alloc(n, 4);
+    size_t nl = 0, at = 0, row = n_tok, n_loads = 0, n_stores = 0, ext = rows_stored;
+    for (size_t s = 0; s < ns; s++) { /* the cached starts first */
+        if (!is_prefix[s])
+            continue;
+        const vp_seq *p = &b->seqs[s];
+        size_t h = tb_half(p->len);
+        extend->kv[n_loads++] = (vp_kv_copy){.row = row, .slot = tb_first_half_slot(slot_of[s], p->len),
+                                             .len = h};
+        new_seq[s] = (int32_t)nl;
+        extend->seqs[nl++] = (vp_seq){.start = row, .len = h, .prefix_seq = -1,
+                                      .rope_len = p->rope_len};
+        row += h;
+    }
+    size_t n_cached_seqs = nl;
+    for (size_t s = 0; s < ns; s++) {
+        if (is_prefix[s])
+            continue;
+        const vp_seq *q = &b->seqs[s];
+        size_t start = at, extra = 0;
+        if (q->prefix_seq >= 0) { /* the rest of the prefix, then its own tokens */
+            const vp_seq *p = &b->seqs[q->prefix_seq];
+            size_t h = tb_half(p->len);
+            extra = p->len - h;
+            for (size_t t = p->start + h; t < p->start + p->len; t++, at++) {
+                extend->tokens[at] = b->tokens[t];
+                extend->positions[at] = b->positions[t];
+                extend->image_row[at] = b->image_row ? b->image_row[t] : -1;
+            }
+            if (extra && !stored[q->prefix_seq]) {
+                stored[q->prefix_seq] = true;
+                ext_slot[q->prefix_seq] = ext;
+                extend->kv[ns + n_stores++] = (vp_kv_copy){.row = start, .slot = ext, .len = extra};
+                ext += extra;
+            }
+        }
+        for (size_t t = q->start; t < q->start + q->len; t++, at++) {
+            extend->tokens[at] = b->tokens[t];
+            extend->positions[at] = b->positions[t];
+            extend->image_row[at] = b->image_row ? b->image_row[t] : -1;
+            new_tok[t] = (int32_t)at;
+        }
+        extend->seqs[nl++] = (vp_seq){.start = start, .len = extra + q->len,
+                                      .prefix_seq = q->prefix_seq >= 0 ? new_seq[q->prefix_seq] : -1,
+                                      .rope_len = q->rope_len};
+    }
+    for (size_t i = 0; i < b->n_out; i++)
+        extend->out_index[i] = new_tok[b->out_index[i]];
+    extend->b = (vp_batch){.n_tiles = b->n_tiles, .tiles = b->tiles, .tiles_u8 = b->tiles_u8,
+                           .n_tokens = n_tok, .tokens = extend->tokens,
+                           .positions = extend->positions,
+                           .image_row = b->image_row ? extend->image_row : NULL, .n_seqs = nl,
+                           .seqs = extend->seqs, .n_cached_tokens = n_cached,
+                           .n_cached_seqs = n_cached_seqs, .n_kv_loads = n_loads,
+                           .kv_loads = extend->kv, .n_kv_stores = n_stores,
+                           .kv_stores = extend->kv + ns, .n_out = b->n_out,
+                           .out_index = extend->out_index, .plus_id = b->plus_id,
+                           .minus_id = b->minus_id};
+    /* the chain: *load's runs, each prefix's second half from its extension's rows */
+    memset(chain, 0, sizeof *chain);
+    const vp_batch *l = &load->b;
+    chain->seqs = tb_alloc(l->n_seqs, sizeof(vp_seq));
+    chain->kv = tb_alloc(l->n_kv_loads, sizeof(vp_kv_copy));
+    chain->tokens = tb_alloc(l->n_tokens, 4), chain->positions = tb_alloc(l->n_tokens, 4);
+    chain->out_index = tb_alloc(l->n_out, 4);
+    memcpy(chain->seqs, l->seqs, l->n_seqs * sizeof(vp_seq));
+    memcpy(chain->kv, l->kv_loads, l->n_kv_loads * sizeof(vp_kv_copy));
+    memcpy(chain->tokens, l->tokens, l->n_tokens * 4);
+    memcpy(chain->positions, l->positions, l->n_tokens * 4);
+    memcpy(chain->out_index, l->out_index, l->n_out * 4);
+    size_t k = 0;
+    for (size_t s = 0; s < ns; s++) {
+        if (!is_prefix[s])
+            continue;
+        if (b->seqs[s].len >= 2) { /* its first half's run, then its second half's */
+            k++;
+            if (stored[s])
+                chain->kv[k].slot = ext_slot[s];
+        }
+        k++;
+    }
+    chain->b = *l;
+    chain->b.seqs = chain->seqs, chain->b.kv_loads = chain->kv, chain->b.tokens = chain->tokens;
+    chain->b.positions = chain->positions, chain->b.out_index = chain->out_index;
+    free(is_prefix), free(stored), free(slot_of), free(ext_slot), free(new_seq), free(new_tok);
+    return ext;
+}
+
 #endif

@@ -1,12 +1,12 @@
 /* Allocation failures along the request path, injected. This test links with
  * -Wl,--wrap=malloc,calloc,realloc,strdup,strndup,aligned_alloc (the Makefile's rule for
- * test_alloc_*), so any allocation the library makes can be failed: the n-th alone
- * ("one") or it and every later one ("all"); jansson's allocations come through
- * vp_json_alloc_install's allocator, which calls malloc. Each flow runs once to count its
- * allocations and keep its result, then once per n in both modes, and must each time give
- * the same result or fail as out of memory (VP_ERR_NOMEM: a 500, never a 400 or 422 that
- * blames the client), leaving nothing behind (LeakSanitizer at exit) and the engine
- * serving. */
+ * test_alloc_*), so any allocation the library makes can be failed: the n-th alone, a
+ * burst from it (past jansson's reserve), or it and every later one; jansson's allocations
+ * come through vp_json_alloc_install's allocator, which calls malloc. Each flow runs once
+ * to count its allocations and keep its result, then once per n in each mode, and must
+ * each time give the same result or fail as out of memory (VP_ERR_NOMEM: a 500, never a
+ * 400 or 422 that blames the client), leaving nothing behind (LeakSanitizer at exit) and
+ * the engine serving. */
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -17,6 +17,7 @@
 
 #include "config/config.h"
 #include "engine/image/image.h"
+#include "engine/model/mkmodel.h"
 #include "engine/util/json_alloc.h"
 #include "proto/base64.h"
 #include "proto/json_blobs.h"
@@ -32,7 +33,16 @@ char *__real_strdup(const char *);
 char *__real_strndup(const char *, size_t);
 void *__real_aligned_alloc(size_t, size_t);
 
-static bool g_armed, g_fail_all;
+/* Which allocations fail from the n-th on: it alone; a burst longer than jansson's
+ * reserve (vp_json_alloc_install's retries), so that a jansson builder returns NULL,
+ * except inside a parse (jansson's lexer can abort on a NULL followed by successes:
+ * vp_json_parse is wrapped to say when one runs); or it and every later one. */
+typedef enum { FAIL_ONE, FAIL_BURST, FAIL_ALL } fail_mode;
+static const char *const mode_name[] = {"alone", "in a burst", "and every later"};
+#define BURST (VP_JSON_RESERVE_BLOCKS + 1)
+
+static bool g_armed, g_in_parse;
+static fail_mode g_mode;
 static size_t g_count, g_fail_at; /* allocations seen while armed; 0 = fail none */
 
 static bool fail_now(void)
@@ -40,7 +50,19 @@ static bool fail_now(void)
     if (!g_armed)
         return false;
     size_t n = ++g_count;
-    return g_fail_at && (n == g_fail_at || (g_fail_all && n > g_fail_at));
+    if (!g_fail_at || n < g_fail_at)
+        return false;
+    return n == g_fail_at || g_mode == FAIL_ALL ||
+           (g_mode == FAIL_BURST && !g_in_parse && n < g_fail_at + BURST);
+}
+
+json_t *__real_vp_json_parse(const char *text, size_t len, size_t flags, json_error_t *e);
+json_t *__wrap_vp_json_parse(const char *text, size_t len, size_t flags, json_error_t *e)
+{
+    g_in_parse = true;
+    json_t *root = __real_vp_json_parse(text, len, flags, e);
+    g_in_parse = false;
+    return root;
 }
 
 void *__wrap_malloc(size_t n) { return fail_now() ? NULL : __real_malloc(n); }
@@ -53,11 +75,11 @@ void *__wrap_aligned_alloc(size_t a, size_t n)
     return fail_now() ? NULL : __real_aligned_alloc(a, n);
 }
 
-static void arm(size_t fail_at, bool fail_all)
+static void arm(size_t fail_at, fail_mode mode)
 {
     g_count = 0;
     g_fail_at = fail_at;
-    g_fail_all = fail_all;
+    g_mode = mode;
     g_armed = true;
 }
 
@@ -75,34 +97,35 @@ typedef struct outcomes {
     size_t same, failed;
 } outcomes;
 
-/* Runs fn unarmed for the baseline, then failing each allocation in turn, both modes. */
-static outcomes sweep(const char *name, flow_fn fn, const void *arg)
+/* Runs fn unarmed for the baseline, then failing each allocation in turn (every
+ * stride-th: a flow of thousands), both modes. */
+static outcomes sweep_every(const char *name, flow_fn fn, const void *arg, size_t stride)
 {
     outcomes o = {0, 0};
     char *want = NULL;
     vp_error err = {0};
-    arm(0, false);
+    arm(0, FAIL_ONE);
     int rc = fn(arg, &want, &err);
     size_t total = disarm();
     CHECK_MSG(rc == 0 && want, "%s: baseline failed: %s", name, err.message);
     if (rc || !want)
         return o;
-    for (int all = 0; all <= 1; all++)
-        for (size_t n = 1; n <= total; n++) {
+    for (int mode = FAIL_ONE; mode <= FAIL_ALL; mode++)
+        for (size_t n = 1; n <= total; n += stride) {
             char *got = NULL;
             memset(&err, 0, sizeof err);
-            arm(n, all);
+            arm(n, (fail_mode)mode);
             rc = fn(arg, &got, &err);
             disarm();
             if (rc == 0) {
                 CHECK_MSG(got && !strcmp(got, want), "%s: allocation %zu (%s) failed, the "
                           "result differs:\n  want %.300s\n  got  %.300s", name, n,
-                          all ? "and later" : "alone", want, got ? got : "(null)");
+                          mode_name[mode], want, got ? got : "(null)");
                 o.same++;
             } else {
                 CHECK_MSG(err.kind == VP_ERR_NOMEM, "%s: allocation %zu (%s) failed, the "
-                          "error is kind %d: %s", name, n, all ? "and later" : "alone",
-                          (int)err.kind, err.message);
+                          "error is kind %d: %s", name, n, mode_name[mode], (int)err.kind,
+                          err.message);
                 o.failed++;
             }
             free(got);
@@ -111,6 +134,11 @@ static outcomes sweep(const char *name, flow_fn fn, const void *arg)
            total, o.same, o.failed);
     free(want);
     return o;
+}
+
+static outcomes sweep(const char *name, flow_fn fn, const void *arg)
+{
+    return sweep_every(name, fn, arg, 1);
 }
 
 /* ------------------------------------------------------------------ flows */
@@ -246,6 +274,48 @@ static int flow_config(const void *arg, char **out, vp_error *err)
     return rc ? -1 : 0;
 }
 
+/* A file's bytes as text (FNV-1a, 16 hex digits), or "-" when it is missing. */
+static void file_digest(const char *dir, const char *name, char *out, size_t cap)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    uint64_t h = 1469598103934665603ull;
+    int c;
+    while (f && (c = getc(f)) != EOF)
+        h = (h ^ (uint64_t)c) * 1099511628211ull;
+    snprintf(out, cap, "%s=%016llx ", name, f ? (unsigned long long)h : 0ull);
+    if (f)
+        fclose(f);
+}
+
+/* vprm mkmodel: tiny shapes in 2 shards; what it writes, by every file's digest. */
+static int flow_mkmodel(const void *arg, char **out, vp_error *err)
+{
+    const char *dir = arg;
+    bool armed = g_armed;
+    g_armed = false;
+    vp_mkmodel_opts mo = {.out_dir = dir, .tokenizer_dir = "engine/assets/tiny_tokenizer",
+                          .seed = 3, .dtype = VP_DT_BF16, .threads = 1, .shards = 2,
+                          .force = true};
+    int rc = vp_mkmodel_preset("tiny", &mo.cfg, err);
+    g_armed = armed;
+    vp_mkmodel_result mr;
+    if (rc || vp_mkmodel_write(&mo, &mr, err))
+        return -1;
+    g_armed = false;
+    static const char *const files[] = {"config.json", "model.safetensors.index.json",
+                                        "model-00001-of-00002.safetensors",
+                                        "model-00002-of-00002.safetensors", "tokenizer.model",
+                                        "tokenizer_config.json"};
+    char text[1024] = "";
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        file_digest(dir, files[i], text + strlen(text), sizeof text - strlen(text));
+    *out = strdup(text);
+    g_armed = armed;
+    return 0;
+}
+
 typedef struct engine_case {
     vp_engine *engine;
     const char *body;
@@ -378,6 +448,7 @@ static char *data_url(const char *path)
 
 int main(void)
 {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* each flow's line before a sanitizer's report */
     vp_json_alloc_install();
 
     /* jansson through vp_json_parse / vp_json_dump */
@@ -433,6 +504,13 @@ int main(void)
     o = sweep("config load", flow_config, cfg);
     CHECK(o.failed > 0);
     unlink(cfg);
+
+    /* mkmodel: a shape or a tensor left out of what it writes was still valid JSON */
+    char mk_dir[] = "/tmp/vprm-test-alloc-mkmodel-XXXXXX";
+    CHECK(mkdtemp(mk_dir) != NULL);
+    o = sweep_every("mkmodel (every 4th)", flow_mkmodel, mk_dir, 4);
+    CHECK(o.failed > 0);
+    CHECK(test_remove_dir(mk_dir) == 0);
 
     /* the engine: preparing, running and answering one request on a tiny model */
     char dir[] = "/tmp/vprm-test-alloc-model-XXXXXX";

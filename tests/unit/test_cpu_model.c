@@ -742,6 +742,29 @@ static void test_kv_cache(test_model *m, const float *tiles)
         CHECK_MSG(vp_backend_cpu.forward(be, &load.b, got, NULL, &err) == 0, "%s", err.message);
         CHECK(!memcmp(stored, want, n2 * 4));
         CHECK_MSG(!memcmp(got, want, n2 * 4), "round %d: cached prefixes change the logits", round);
+        /* extensions: each prefix's first half loaded, its rest computed by every user and
+         * the first user's rows of it stored; then the two runs loaded as one prefix */
+        test_batch extend, chain;
+        size_t all_rows = test_batch_extend_prefixes(&tb, &load, rows, &extend, &chain);
+        CHECK(all_rows > rows && all_rows <= mem.kv_cache_rows && extend.b.n_kv_stores > 0);
+        float *ext_got = malloc(n2 * 4);
+        CHECK_MSG(vp_backend_cpu.forward(be, &extend.b, ext_got, NULL, &err) == 0, "%s", err.message);
+        CHECK_MSG(!memcmp(ext_got, want, n2 * 4), "round %d: a partial load changes the logits",
+                  round);
+        CHECK_MSG(vp_backend_cpu.forward(be, &chain.b, ext_got, NULL, &err) == 0, "%s", err.message);
+        CHECK_MSG(!memcmp(ext_got, want, n2 * 4), "round %d: a chain's runs change the logits",
+                  round);
+        /* the test can fail: an extension's run loaded one row late gives other keys */
+        for (size_t k = 0; k < chain.b.n_kv_loads; k++)
+            if (chain.kv[k].slot >= rows) { /* an extension's rows */
+                chain.kv[k].slot += 1;
+                CHECK(vp_backend_cpu.forward(be, &chain.b, ext_got, NULL, &err) == 0 &&
+                      memcmp(ext_got, want, n2 * 4));
+                chain.kv[k].slot -= 1;
+                break;
+            }
+        free(ext_got);
+        test_batch_free(&extend), test_batch_free(&chain);
         /* the test can fail: rows shifted by one give other keys */
         vp_kv_copy shifted = load.kv[0];
         load.kv[0].slot += 1;
