@@ -11,6 +11,7 @@
 #include "engine/job.h"
 #include "engine/pack_groups.h"
 #include "engine/prefix_cache.h"
+#include "engine/util/log.h"
 
 typedef struct packed {
     vp_batch b;
@@ -101,6 +102,14 @@ static vp_prefix_images job_images(const vp_engine *e, const vp_job *j)
                               .img_context = vp_engine_prompt(e)->img_context};
 }
 
+/* A warm-up pass's terms (warm_up): its jobs each in a group of their own, no widening
+ * (an overflow ends it, the pass proper widens if it must), and the entries that the pass
+ * proper's jobs would load kept from its stores' evictions. NULL: a pass proper. */
+typedef struct warm_pass {
+    vp_job *const *keep; /* the pass proper's jobs */
+    size_t n_keep;
+} warm_pass;
+
 /* The prefix KV cache's part of a pass: each group with a prefix loads the longest cached
  * start of it when that computes fewer tokens (and the pass's rows stay within the
  * budget), or else asks to store its computed prefix for later passes. When an entry holds
@@ -112,11 +121,18 @@ static vp_prefix_images job_images(const vp_engine *e, const vp_job *j)
  * evicting entries the pass has not pinned, which would otherwise include those that
  * later groups load. */
 static void plan_cache(vp_engine *e, vp_job *const *jobs, packed *p, size_t n_groups,
-                       size_t *n_tok)
+                       size_t *n_tok, const warm_pass *warm)
 {
     vp_prefix_cache *c = vp_engine_prefix_cache(e);
     size_t budget = vp_engine_opts(e)->max_batch_tokens, rows = *n_tok;
     vp_prefix_cache_begin(c);
+    for (size_t i = 0; warm && i < warm->n_keep; i++) {
+        const vp_job *j = warm->keep[i];
+        size_t own = j->n_responses >= 2 ? j->prefix_len : j->share_cap, slot = 0;
+        vp_prefix_images img = job_images(e, j);
+        if (own && vp_prefix_cache_find(c, j->ids[0].v, own, &img, &slot))
+            vp_prefix_cache_pin(c, slot);
+    }
     /* the lookups: a load pins its entry; a group that will store after an entry's rows
      * pins that entry (G->store_from: rows [0, store_from) held, G->slot: where) */
     for (size_t g = 0; g < n_groups; g++) {
@@ -254,8 +270,8 @@ static int group_jobs(const vp_engine *e, vp_job *const *jobs, size_t n_jobs, bo
     return 0;
 }
 
-static int pack_jobs(vp_engine *e, vp_job *const *jobs, size_t n_jobs, bool alone, packed *p,
-                     vp_error *err)
+static int pack_jobs(vp_engine *e, vp_job *const *jobs, size_t n_jobs, const warm_pass *warm,
+                     packed *p, vp_error *err)
 {
     const vp_model_config *cfg = vp_engine_config(e);
     const vp_prompt_ctx *pr = vp_engine_prompt(e);
@@ -263,7 +279,7 @@ static int pack_jobs(vp_engine *e, vp_job *const *jobs, size_t n_jobs, bool alon
     size_t tile_bytes = 3 * S * S;
     size_t nj = n_jobs ? n_jobs : 1;
     size_t n_tiles, n_groups, n_out;
-    if (group_jobs(e, jobs, n_jobs, alone, p, &n_groups, &n_tiles, &n_out, err))
+    if (group_jobs(e, jobs, n_jobs, warm != NULL, p, &n_groups, &n_tiles, &n_out, err))
         return -1;
     p->kv_loads = malloc(nj * VP_PREFIX_CACHE_MAX_RUNS * sizeof *p->kv_loads);
     p->kv_stores = malloc(nj * sizeof *p->kv_stores);
@@ -282,7 +298,7 @@ static int pack_jobs(vp_engine *e, vp_job *const *jobs, size_t n_jobs, bool alon
         n_tok += group_tokens(G);
     }
     if (cache)
-        plan_cache(e, jobs, p, n_groups, &n_tok);
+        plan_cache(e, jobs, p, n_groups, &n_tok, warm);
     p->tile_remap = malloc((n_tiles ? n_tiles : 1) * sizeof *p->tile_remap);
     if (!p->tile_remap)
         return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory packing a batch");
@@ -461,11 +477,11 @@ static int fill_results(vp_job *j, const float *logits, const vp_forward_stats *
  * format after an overflow (the prefix cache it consulted holds rows in the old format).
  * On success the cache entries it wrote are valid and *logits holds its outputs; on
  * failure the caller ends the cache's pass (vp_prefix_cache_end, not ok). */
-static int run_pass(vp_engine *e, vp_job *const *jobs, size_t n_jobs, bool alone, packed *p,
-                    float **logits, vp_forward_stats *st, vp_error *err)
+static int run_pass(vp_engine *e, vp_job *const *jobs, size_t n_jobs, const warm_pass *warm,
+                    packed *p, float **logits, vp_forward_stats *st, vp_error *err)
 {
     for (int attempt = 0;; attempt++) {
-        if (pack_jobs(e, jobs, n_jobs, alone, p, err))
+        if (pack_jobs(e, jobs, n_jobs, warm, p, err))
             return -1;
         *logits = malloc((p->b.n_out ? p->b.n_out : 1) * 2 * sizeof **logits);
         if (!*logits)
@@ -476,7 +492,8 @@ static int run_pass(vp_engine *e, vp_job *const *jobs, size_t n_jobs, bool alone
             vp_prefix_cache_end(vp_engine_prefix_cache(e), true);
             return 0;
         }
-        if (!overflow || attempt == VP_WIDEN_ATTEMPTS || vp_engine_widen(e, &pass_err) != 1) {
+        if (!overflow || warm || attempt == VP_WIDEN_ATTEMPTS ||
+            vp_engine_widen(e, &pass_err) != 1) {
             if (err)
                 *err = pass_err;
             return -1;
@@ -499,9 +516,12 @@ static int run_pass(vp_engine *e, vp_job *const *jobs, size_t n_jobs, bool alone
  * a pass of their own first: the prefix and one more token of their first response,
  * which loads the cached start, computes the rest once and stores it as an extension (a
  * job of one response always loads); the pass proper then loads the whole prefix. It
- * costs a small pass and saves the image's rows and tiles. *st gets its time. */
-static int warm_up(vp_engine *e, vp_job *const *jobs, size_t n_jobs, vp_forward_stats *st,
-                   vp_error *err)
+ * costs a small pass and saves the image's rows and tiles. It only saves work: when it
+ * fails (out of memory, an overflow), the pass proper computes those prefixes as before,
+ * unless the device failed. warmed[i]: job i's group had one; tokens[first job]: what it
+ * computed for that group; *st: its time. */
+static int warm_up(vp_engine *e, vp_job *const *jobs, size_t n_jobs, bool *warmed,
+                   size_t *tokens, vp_forward_stats *st, vp_error *err)
 {
     vp_prefix_cache *c = vp_engine_prefix_cache(e);
     if (!c || !n_jobs)
@@ -511,9 +531,11 @@ static int warm_up(vp_engine *e, vp_job *const *jobs, size_t n_jobs, vp_forward_
     vp_job *warm = calloc(n_jobs, sizeof *warm), **list = calloc(n_jobs, sizeof *list);
     vp_ids *ids = calloc(n_jobs, sizeof *ids), *pos = calloc(n_jobs, sizeof *pos);
     int32_t *at = calloc(n_jobs, sizeof *at);
-    int rc = !warm || !list || !ids || !pos || !at
-                 ? vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory packing a batch")
-                 : group_jobs(e, jobs, n_jobs, false, &groups, &n_groups, &n_tiles, &n_out, err);
+    bool *group_warmed = calloc(n_jobs, sizeof *group_warmed);
+    vp_error why = {0};
+    int rc = !warm || !list || !ids || !pos || !at || !group_warmed
+                 ? vp_fail(&why, VP_ERR_NOMEM, NULL, "out of memory")
+                 : group_jobs(e, jobs, n_jobs, false, &groups, &n_groups, &n_tiles, &n_out, &why);
     size_t budget = vp_engine_opts(e)->max_batch_tokens, rows = 0, n = 0;
     int32_t img_context = vp_engine_prompt(e)->img_context;
     for (size_t g = 0; rc == 0 && g < n_groups; g++) {
@@ -534,6 +556,8 @@ static int warm_up(vp_engine *e, vp_job *const *jobs, size_t n_jobs, vp_forward_
             continue; /* nothing cached, all of it, loading pays (the pass does it), or the
                        * rest could not be stored (no room in the pass, a chain too long) */
         rows += P + 1;
+        group_warmed[g] = true;
+        tokens[G->first_job] += P + 1 - k;
         ids[n] = (vp_ids){.v = rep->ids[0].v, .n = P + 1};
         at[n] = (int32_t)P;
         pos[n] = (vp_ids){.v = &at[n], .n = 1};
@@ -547,13 +571,16 @@ static int warm_up(vp_engine *e, vp_job *const *jobs, size_t n_jobs, vp_forward_
         list[n] = &warm[n];
         n++;
     }
+    for (size_t i = 0; rc == 0 && i < n_jobs; i++)
+        warmed[i] = group_warmed[groups.group_of[i]];
     packed_free(&groups);
     if (rc == 0 && n) {
         packed p = {0};
         float *logits = NULL;
         /* each alone: grouped, jobs asking other questions of one image would share only
          * the image, and store nothing */
-        rc = run_pass(e, list, n, true, &p, &logits, st, err);
+        warm_pass terms = {.keep = jobs, .n_keep = n_jobs};
+        rc = run_pass(e, list, n, &terms, &p, &logits, st, &why);
         vp_prefix_cache_end(c, false); /* no-op after success */
         if (rc == 0)
             vp_prefix_cache_count_warm_up(c);
@@ -565,7 +592,20 @@ static int warm_up(vp_engine *e, vp_job *const *jobs, size_t n_jobs, vp_forward_
     free(ids);
     free(pos);
     free(at);
-    return rc;
+    free(group_warmed);
+    if (rc == 0)
+        return 0;
+    if (why.kind == VP_ERR_DEVICE) { /* the pass proper would meet it too */
+        if (err)
+            *err = why;
+        return -1;
+    }
+    VP_LOGW(NULL, "a prefix cache warm-up pass failed (%s): the pass computes those prefixes",
+            why.message);
+    memset(warmed, 0, n_jobs * sizeof *warmed);
+    memset(tokens, 0, n_jobs * sizeof *tokens);
+    *st = (vp_forward_stats){0};
+    return 0;
 }
 
 int vp_engine_run(vp_engine *e, vp_job *const *jobs, size_t n_jobs, vp_error *err)
@@ -574,21 +614,30 @@ int vp_engine_run(vp_engine *e, vp_job *const *jobs, size_t n_jobs, vp_error *er
     float *logits = NULL;
     vp_forward_stats st = {0}, warm_st = {0};
     int rc = -1;
-    if (warm_up(e, jobs, n_jobs, &warm_st, err) ||
-        run_pass(e, jobs, n_jobs, false, &p, &logits, &st, err))
+    size_t nj = n_jobs ? n_jobs : 1;
+    bool *warmed = calloc(nj, sizeof *warmed);
+    size_t *warm_tokens = calloc(nj, sizeof *warm_tokens);
+    if (!warmed || !warm_tokens) {
+        vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");
         goto out;
-    st.vision_ms += warm_st.vision_ms;
-    st.language_ms += warm_st.language_ms;
+    }
+    if (warm_up(e, jobs, n_jobs, warmed, warm_tokens, &warm_st, err) ||
+        run_pass(e, jobs, n_jobs, NULL, &p, &logits, &st, err))
+        goto out;
+    /* a warm-up's time counts for the jobs of the groups it served, its tokens for each
+     * group's first job */
+    vp_forward_stats with_warm = {.vision_ms = st.vision_ms + warm_st.vision_ms,
+                                  .language_ms = st.language_ms + warm_st.language_ms};
     for (size_t i = 0; i < n_jobs; i++) {
         /* the group's first job is charged for computing the shared prefix */
         const prefix_group *G = &p.groups[p.group_of[i]];
         size_t from = G->cached ? G->cached : G->prefix;
         size_t shared = G->cached || G->n_responses > 1 ? from : 0;
-        size_t computed = G->first_job == i && !G->cached ? from : 0;
+        size_t computed = (G->first_job == i && !G->cached ? from : 0) + warm_tokens[i];
         for (size_t r = 0; r < jobs[i]->n_responses; r++)
             computed += jobs[i]->ids[r].n - from;
         jobs[i]->result.usage.cached_prefix_tokens = G->cached;
-        if (fill_results(jobs[i], logits + 2 * p.job_out[i], &st,
+        if (fill_results(jobs[i], logits + 2 * p.job_out[i], warmed[i] ? &with_warm : &st,
                          (size_t)vp_engine_config(e)->num_image_token, shared, computed, err))
             goto out;
     }
@@ -596,6 +645,8 @@ int vp_engine_run(vp_engine *e, vp_job *const *jobs, size_t n_jobs, vp_error *er
 out:
     vp_prefix_cache_end(vp_engine_prefix_cache(e), false); /* no-op after success */
     free(logits);
+    free(warmed);
+    free(warm_tokens);
     packed_free(&p);
     return rc;
 }

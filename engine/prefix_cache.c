@@ -227,7 +227,11 @@ size_t vp_prefix_cache_find(vp_prefix_cache *c, const int32_t *ids, size_t cap,
         size_t k = usable_rows(c, x, ids, cap, img);
         if (x->parent && k <= x->base)
             continue; /* its parent gives the same rows in fewer runs */
-        if (k > best_rows || (k == best_rows && best && x->depth < best->depth)) {
+        /* ties: fewer runs, then the lower slot (not the array's order, which a store's
+         * search for room re-sorts: a second find in the pass must give the same entry) */
+        if (k > best_rows || (k == best_rows && best &&
+                              (x->depth < best->depth ||
+                               (x->depth == best->depth && x->slot < best->slot)))) {
             best_rows = k;
             best = x;
         }

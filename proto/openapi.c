@@ -23,8 +23,8 @@ extern const char vp_openapi_src[], vp_openapi_src_end[];
 char *vp_openapi_document(const char *version, size_t *len)
 {
     json_error_t jerr;
-    json_t *doc = json_loadb(vp_openapi_src, (size_t)(vp_openapi_src_end - vp_openapi_src),
-                             JSON_REJECT_DUPLICATES, &jerr);
+    json_t *doc = vp_json_parse(vp_openapi_src, (size_t)(vp_openapi_src_end - vp_openapi_src),
+                                JSON_REJECT_DUPLICATES, &jerr);
     json_t *info = doc ? json_object_get(doc, "info") : NULL;
     /* the file is checked by the tests; a broken one can only be a build of ours */
     if (!info || json_object_set_new(info, "version", json_string(version))) {

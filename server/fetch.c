@@ -270,10 +270,10 @@ int vp_fetch_url(const char *url, const vp_fetch_opts *o, const char *param, uin
         ret = vp_fail(err, VP_ERR_BAD_REQUEST, param,
                       "image URL's host resolves to a loopback/private/link-local address: "
                       "refused (url_allow_private is off)");
-    else if (c.refused_port)
+    else if (c.refused_port) /* the list is the operator's: not told to clients */
         ret = vp_fail(err, VP_ERR_BAD_REQUEST, param,
-                      "image URL (or a redirect of it) goes to port %u, which url_ports=%s "
-                      "does not list: refused", c.refused_port, o->ports);
+                      "image URL (or a redirect of it) goes to port %u, which url_ports does "
+                      "not list: refused", c.refused_port);
     else if (rc == CURLE_ABORTED_BY_CALLBACK)
         ret = vp_fail(err, VP_ERR_UNAVAILABLE, param, "image URL fetch abandoned");
     else if (c.too_large || rc == CURLE_FILESIZE_EXCEEDED)

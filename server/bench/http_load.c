@@ -217,7 +217,7 @@ static json_t *finite_or_null(double v)
 static void server_device(const char *url, const char *api_key, char *buf, size_t cap)
 {
     char *body = http_get(url, "/v1/models", api_key);
-    json_t *j = body ? json_loads(body, 0, NULL) : NULL;
+    json_t *j = body ? vp_json_parse(body, strlen(body), 0, NULL) : NULL;
     json_t *m = json_array_get(json_object_get(j, "models"), 0);
     const char *dev = json_string_value(json_object_get(m, "device"));
     const char *be = json_string_value(json_object_get(m, "backend"));

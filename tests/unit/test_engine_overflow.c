@@ -106,6 +106,41 @@ out:
     vp_engine_close(e);
 }
 
+/* A prefix cache warm-up pass that overflows does not widen the backend and fails
+ * nothing: image X's prefix stored by pass 1, then X with a long question and 6 responses
+ * (a warm-up: pass 2, which overflows), whose pass proper (3) overflows in turn, widens
+ * and computes again (4), exactly as an engine that never overflowed. */
+static void test_warm_up_overflow(const vp_engine_options *base, const char *stored,
+                                  const char *warmed)
+{
+    vp_engine_options opt = *base;
+    opt.prefix_cache_bytes = (size_t)64 << 20;
+    vp_error err = {0};
+    vp_engine *clean = NULL, *e = NULL;
+    CHECK_MSG(vp_engine_open(&opt, &clean, &err) == 0, "%s", err.message);
+    setenv("VPRM_TEST_OVERFLOW_AFTER", "1", 1);
+    CHECK_MSG(vp_engine_open(&opt, &e, &err) == 0, "%s", err.message);
+    unsetenv("VPRM_TEST_OVERFLOW_AFTER");
+    for (int i = 0; clean && e && i < 2; i++) {
+        memset(&err, 0, sizeof err);
+        const char *body = i ? warmed : stored;
+        vp_job *ref = score(clean, body, &err), *got = score(e, body, &err);
+        CHECK_MSG(ref && got && test_same_logits(got, ref), "warm-up, pass %d: %s", i + 1,
+                  got ? "logits differ from the engine that never overflowed" : err.message);
+        vp_job_free(ref);
+        vp_job_free(got);
+    }
+    if (clean && e) {
+        vp_prefix_cache_stats st = cache_stats(e), sc = cache_stats(clean);
+        CHECK_MSG(sc.warm_ups == 1 && st.warm_ups == 0 && vp_engine_widenings(e) == 1,
+                  "warm-ups %llu (clean %llu), %zu widenings",
+                  (unsigned long long)st.warm_ups, (unsigned long long)sc.warm_ups,
+                  vp_engine_widenings(e));
+    }
+    vp_engine_close(clean);
+    vp_engine_close(e);
+}
+
 /* A switch that fails (the CUDA backend's weights half loaded) leaves nothing to run
  * on: the pass fails as a lost device, and so does every later one. */
 static void test_widening_fails(const vp_engine_options *opt, const char *body)
@@ -178,6 +213,14 @@ int main(void)
     for (int i = 0; i < 5; i++)
         bodies[i] = test_request_json(url[i % 2], "What is x?", 2, i < 2 ? r1 : r2, 2);
     test_widening(&opt, (const char *const *)bodies);
+    char long_q[600] = "";
+    while (strlen(long_q) + 60 < sizeof long_q)
+        strcat(long_q, "Measure every side of the shape, then add them up. ");
+    const char *r6[] = {"Step one.\\n\\nx = 1", "x = 2", "Add.\\n\\nx = 3", "x = 4\\n\\nso",
+                        "Five\\n\\nx = 5", "x = 6"};
+    char *warmed = test_request_json(url[0], long_q, 2, r6, 6);
+    test_warm_up_overflow(&opt, bodies[0], warmed);
+    free(warmed);
     test_widening_fails(&opt, body);
     for (int i = 0; i < 5; i++)
         free(bodies[i]);

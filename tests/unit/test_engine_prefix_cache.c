@@ -40,18 +40,31 @@ static scored score(vp_engine *e, const char *body)
     return s;
 }
 
+static vp_prefix_cache_stats stats(const vp_engine *e)
+{
+    vp_prefix_cache_stats s;
+    vp_prefix_cache_stats_get(vp_engine_prefix_cache(e), &s);
+    return s;
+}
+
 /* Scores body on both engines: bit-identical logits; returns the cached engine's job. */
 static scored both(vp_engine *on, vp_engine *off, const char *body, const char *what)
 {
+    uint64_t warm0 = stats(on).warm_ups;
     scored a = score(on, body), b = score(off, body);
+    bool warmed = stats(on).warm_ups > warm0;
     CHECK_MSG(a.job && b.job && test_same_logits(a.job, b.job), "%s: cache on != off", what);
     if (a.job && b.job) {
         const vp_usage *u = &vp_job_result(a.job)->usage, *v = &vp_job_result(b.job)->usage;
         CHECK(u->prompt_tokens == v->prompt_tokens && v->cached_prefix_tokens == 0);
         if (u->cached_prefix_tokens) {
-            /* no prefix computed: every response computes its tokens past the cached rows */
+            /* no prefix computed: every response computes its tokens past the cached rows,
+             * and a warm-up before them the rest of the prefix past the rows it loaded */
             size_t n = vp_job_n_responses(a.job);
-            CHECK_MSG(u->computed_tokens == u->prompt_tokens - n * u->cached_prefix_tokens &&
+            size_t past = u->prompt_tokens - n * u->cached_prefix_tokens;
+            CHECK_MSG((warmed ? u->computed_tokens > past &&
+                                    u->computed_tokens <= past + u->cached_prefix_tokens
+                              : u->computed_tokens == past) &&
                       u->shared_prefix_tokens == u->cached_prefix_tokens &&
                       u->computed_tokens < v->computed_tokens,
                       "%s: computed %zu of %zu, cached %zu (off: %zu)", what, u->computed_tokens,
@@ -71,12 +84,6 @@ static double vision_flops(const vp_engine *e, size_t n)
     return f.vision + f.projector;
 }
 
-static vp_prefix_cache_stats stats(const vp_engine *e)
-{
-    vp_prefix_cache_stats s;
-    vp_prefix_cache_stats_get(vp_engine_prefix_cache(e), &s);
-    return s;
-}
 
 int main(void)
 {
@@ -350,6 +357,7 @@ int main(void)
     const char *r6[] = {"Step one.\\n\\nx = 1", "x = 2", "Add.\\n\\nx = 3", "x = 4\\n\\nso",
                         "Five\\n\\nx = 5", "x = 6"};
     char *w1 = test_request_json(url_a, long_q, 2, r6, 6);
+    size_t warm_rest = 0; /* rows of the prefix past A's that the warm-up computed */
     for (int round = 0; round < 2; round++) {
         vp_prefix_cache_stats w0 = stats(on);
         s = both(on, off, w1, round ? "warm-up: again" : "warm-up: long question");
@@ -363,6 +371,8 @@ int main(void)
                       "A's prefix %zu, this one %zu", a_prefix, P);
             CHECK_MSG(u->cached_prefix_tokens == P, "round %d: cached %zu of %zu", round,
                       u->cached_prefix_tokens, P);
+            if (!round) /* it computed rows [k, P) and one more token */
+                warm_rest = u->computed_tokens - (u->prompt_tokens - N * P) - 1;
             CHECK_MSG(w.warm_ups - w0.warm_ups == (round ? 0u : 1u), "round %d: %llu warm-ups",
                       round, (unsigned long long)(w.warm_ups - w0.warm_ups));
             /* the warm-up and the pass together: no vision encoder */
@@ -375,6 +385,46 @@ int main(void)
         vp_job_free(alone.job);
         vp_job_free(s.job);
     }
+
+    /* the warm-up's stores keep what the pass proper loads: a cache with room for A's and
+     * B's prefixes and one row less than the long question's rest, then one pass of that
+     * question (a warm-up) and B again (a hit). The warm-up may evict neither A (its own
+     * start) nor B (the pass's): it stores nothing, and B loads (it used to evict B) */
+    s = score(off, b1);
+    size_t b_prefix = s.job ? vp_job_result(s.job)->usage.shared_prefix_tokens : 0;
+    vp_job_free(s.job);
+    vp_engine *tight = NULL;
+    opt.max_batch_tokens = 0;
+    opt.prefix_cache_bytes = (a_prefix + b_prefix + warm_rest - 1) * row_bytes;
+    CHECK(warm_rest > 1);
+    CHECK_MSG(vp_engine_open(&opt, &tight, &err) == 0, "%s", err.message);
+    for (int i = 0; tight && i < 2; i++) {
+        s = both(tight, off, i ? b1 : a1, "keep: A and B stored");
+        CHECK(s.job && vp_job_result(s.job)->usage.cached_prefix_tokens == 0);
+        vp_job_free(s.job);
+    }
+    vp_job *wb[2] = {tight ? test_prepare(tight, w1) : NULL, tight ? test_prepare(tight, b1) : NULL};
+    vp_job *wb_off[2] = {test_prepare(off, w1), test_prepare(off, b1)};
+    if (wb[0] && wb[1] && wb_off[0] && wb_off[1]) {
+        vp_prefix_cache_stats k0 = stats(tight);
+        CHECK_MSG(vp_engine_run(tight, wb, 2, &err) == 0, "%s", err.message);
+        for (int i = 0; i < 2; i++) {
+            CHECK_MSG(vp_engine_run(off, &wb_off[i], 1, &err) == 0, "%s", err.message);
+            CHECK_MSG(test_same_logits(wb[i], wb_off[i]), "keep: job %d", i);
+        }
+        vp_prefix_cache_stats k1 = stats(tight);
+        CHECK_MSG(vp_job_result(wb[1])->usage.cached_prefix_tokens == b_prefix &&
+                      k1.warm_ups == k0.warm_ups + 1 && k1.evictions == k0.evictions,
+                  "keep: B cached %zu of %zu, %llu warm-ups, %llu evictions",
+                  vp_job_result(wb[1])->usage.cached_prefix_tokens, b_prefix,
+                  (unsigned long long)(k1.warm_ups - k0.warm_ups),
+                  (unsigned long long)(k1.evictions - k0.evictions));
+    }
+    for (int i = 0; i < 2; i++) {
+        vp_job_free(wb[i]);
+        vp_job_free(wb_off[i]);
+    }
+    vp_engine_close(tight);
     free(w1);
 
     free(a1);
