@@ -44,7 +44,9 @@ int vp_pem_read(const char *path, const char *option, const char *label, char **
     if (vp_read_file(path, VP_PEM_MAX_BYTES, &data, &len, err)) {
         char why[sizeof err->message];
         snprintf(why, sizeof why, "%s", err->message);
-        return vp_fail(err, VP_ERR_IO, option, "option %s: %s", option, why);
+        /* out of memory stays so: not the file's fault */
+        return vp_fail(err, err->kind == VP_ERR_NOMEM ? VP_ERR_NOMEM : VP_ERR_IO, option,
+                       "option %s: %s", option, why);
     }
     if (strlen((const char *)data) != len || !has_block((const char *)data, label)) {
         wipe_free((char *)data, len);

@@ -22,8 +22,10 @@
 #include "proto/base64.h"
 #include "proto/json_blobs.h"
 #include "proto/response.h"
+#include "server/tls_clients.h"
 #include "tests/unit/check.h"
 #include "tests/unit/engine_test_util.h"
+#include "tests/unit/tls_test_util.h"
 
 /* ------------------------------------------------------------------ injection */
 void *__real_malloc(size_t);
@@ -316,6 +318,42 @@ static int flow_mkmodel(const void *arg, char **out, vp_error *err)
     return 0;
 }
 
+/* A client certificate's check (mutual TLS): the name it gives its client. Out of memory
+ * must not read as "no common name" (another client's name, without its grants). */
+typedef struct cert_case {
+    const vp_client_cas *cas;
+    gnutls_datum_t der;
+} cert_case;
+
+static int flow_client_name(const void *arg, char **out, vp_error *err)
+{
+    const cert_case *c = arg;
+    char name[VP_CLIENT_NAME_MAX + 1];
+    if (vp_client_cas_verify(c->cas, &c->der, 1, name, sizeof name, err))
+        return -1;
+    bool armed = g_armed;
+    g_armed = false;
+    *out = strdup(name);
+    g_armed = armed;
+    return 0;
+}
+
+/* The client certificate authorities file. */
+static int flow_client_cas(const void *arg, char **out, vp_error *err)
+{
+    vp_client_cas *cas = NULL;
+    if (vp_client_cas_load(arg, &cas, err))
+        return -1;
+    bool armed = g_armed;
+    g_armed = false;
+    char text[64];
+    snprintf(text, sizeof text, "%zu authorities", vp_client_cas_count(cas));
+    *out = strdup(text);
+    g_armed = armed;
+    vp_client_cas_free(cas);
+    return 0;
+}
+
 typedef struct engine_case {
     vp_engine *engine;
     const char *body;
@@ -505,6 +543,25 @@ int main(void)
     CHECK(o.failed > 0);
     unlink(cfg);
 
+    /* client certificates */
+    vp_error err = {0};
+    char tls_dir[] = "/tmp/vprm-test-alloc-tls-XXXXXX";
+    CHECK(mkdtemp(tls_dir) != NULL);
+    cert root = make("Test Root CA", NULL, CA, 1), client = make("rl-trainer-1", &root, CLIENT, 2);
+    const cert *roots[1] = {&root};
+    const char *ca_path = pem_file_in(tls_dir, "ca.pem", roots, 1, "");
+    vp_client_cas *cas = NULL;
+    CHECK_MSG(vp_client_cas_load(ca_path, &cas, &err) == 0, "%s", err.message);
+    o = sweep("client CAs file", flow_client_cas, ca_path);
+    CHECK(o.failed > 0);
+    cert_case cc = {.cas = cas, .der = client.der};
+    o = sweep("client certificate's name", flow_client_name, &cc);
+    CHECK(o.failed > 0);
+    vp_client_cas_free(cas);
+    drop(&root);
+    drop(&client);
+    CHECK(test_remove_dir(tls_dir) == 0);
+
     /* mkmodel: a shape or a tensor left out of what it writes was still valid JSON */
     char mk_dir[] = "/tmp/vprm-test-alloc-mkmodel-XXXXXX";
     CHECK(mkdtemp(mk_dir) != NULL);
@@ -515,7 +572,6 @@ int main(void)
     /* the engine: preparing, running and answering one request on a tiny model */
     char dir[] = "/tmp/vprm-test-alloc-model-XXXXXX";
     vp_engine_options opt;
-    vp_error err = {0};
     const char *const short_responses[] = {"Step 1: the base is 6.\\n\\nStep 2: so 12.",
                                            "One step only."};
     char *engine_body = test_request_json(url, "What is the area?", 2, short_responses, 2);

@@ -69,16 +69,26 @@ static vp_job *score(vp_engine *e, const char *body, vp_error *err)
  * widens and must load neither (the hook made their rows NaN); pass 4 asks for Y's
  * prefix, which must be gone too (a clear of the pass's own entries alone would load
  * it); pass 5 loads the X prefix that the recomputed pass 3 stored. */
-static void test_widening(const vp_engine_options *base, const char *const bodies[5])
+/* A clean engine and one whose passes overflow after the first `after`, both with a
+ * prefix cache. */
+static void open_clean_and_narrow(const vp_engine_options *base, const char *after,
+                                  vp_engine **clean, vp_engine **narrow)
 {
     vp_engine_options opt = *base;
     opt.prefix_cache_bytes = (size_t)64 << 20;
     vp_error err = {0};
-    vp_engine *clean = NULL, *e = NULL;
-    CHECK_MSG(vp_engine_open(&opt, &clean, &err) == 0, "%s", err.message);
-    setenv("VPRM_TEST_OVERFLOW_AFTER", "2", 1);
-    CHECK_MSG(vp_engine_open(&opt, &e, &err) == 0, "%s", err.message);
+    *clean = *narrow = NULL;
+    CHECK_MSG(vp_engine_open(&opt, clean, &err) == 0, "%s", err.message);
+    setenv("VPRM_TEST_OVERFLOW_AFTER", after, 1);
+    CHECK_MSG(vp_engine_open(&opt, narrow, &err) == 0, "%s", err.message);
     unsetenv("VPRM_TEST_OVERFLOW_AFTER");
+}
+
+static void test_widening(const vp_engine_options *base, const char *const bodies[5])
+{
+    vp_error err = {0};
+    vp_engine *clean, *e;
+    open_clean_and_narrow(base, "2", &clean, &e);
     if (!clean || !e)
         goto out;
     CHECK(strstr(vp_engine_activations(e), "narrow") && vp_engine_widenings(e) == 0);
@@ -113,14 +123,9 @@ out:
 static void test_warm_up_overflow(const vp_engine_options *base, const char *stored,
                                   const char *warmed)
 {
-    vp_engine_options opt = *base;
-    opt.prefix_cache_bytes = (size_t)64 << 20;
     vp_error err = {0};
-    vp_engine *clean = NULL, *e = NULL;
-    CHECK_MSG(vp_engine_open(&opt, &clean, &err) == 0, "%s", err.message);
-    setenv("VPRM_TEST_OVERFLOW_AFTER", "1", 1);
-    CHECK_MSG(vp_engine_open(&opt, &e, &err) == 0, "%s", err.message);
-    unsetenv("VPRM_TEST_OVERFLOW_AFTER");
+    vp_engine *clean, *e;
+    open_clean_and_narrow(base, "1", &clean, &e);
     for (int i = 0; clean && e && i < 2; i++) {
         memset(&err, 0, sizeof err);
         const char *body = i ? warmed : stored;
