@@ -110,64 +110,160 @@ typedef struct warm_pass {
     size_t n_keep;
 } warm_pass;
 
-/* The prefix KV cache's part of a pass: each group with a prefix loads the longest cached
- * start of it when that computes fewer tokens (and the pass's rows stay within the
- * budget), or else asks to store its computed prefix for later passes. When an entry holds
- * only the start of the prefix (the same image, another question), the rest is stored as
- * an extension of that entry: from the first response's rows when the start is loaded
- * (they compute those tokens at the same positions over the same rows), from the computed
- * prefix's otherwise; the next request with that question loads it all, and the image's
- * rows are held once. Every group's lookup comes before any store: a store makes room by
- * evicting entries the pass has not pinned, which would otherwise include those that
- * later groups load. */
-static void plan_cache(vp_engine *e, vp_job *const *jobs, packed *p, size_t n_groups,
-                       size_t *n_tok, const warm_pass *warm)
+/* The rows of the cache that a prompt's first cap ids may load: the longest entry's, or
+ * none when they stop before the last image token among those ids (another image after
+ * the same system prompt): loading would leave the vision encoder and the image rows to
+ * compute and would store nothing, so one response at a time would take that partial hit
+ * forever. Computing the prefix stores it. *slot: the entry. */
+static size_t usable_hit(vp_prefix_cache *c, const vp_engine *e, const vp_job *j, size_t cap,
+                         size_t *slot)
+{
+    vp_prefix_images img = job_images(e, j);
+    size_t k = vp_prefix_cache_find(c, j->ids[0].v, cap, &img, slot);
+    for (size_t t = k; k && t < cap; t++)
+        if (j->ids[0].v[t] == img.img_context)
+            k = 0;
+    return k;
+}
+
+/* Group G's lookup: loads the cached start of its prefix (G->cached) when that computes
+ * fewer tokens than the prefix once, N * k > (N - 1) * prefix, and the pass's rows (other
+ * groups' other_rows, then G's computed and loaded ones) stay within the budget. Sets
+ * G->slot and G->store_from (rows [0, store_from) held at slot); returns what G computes. */
+static size_t decide_load(vp_prefix_cache *c, const vp_engine *e, vp_job *const *jobs,
+                          prefix_group *G, size_t budget, size_t other_rows)
+{
+    size_t slot = 0, k = usable_hit(c, e, jobs[G->first_job], G->prefix, &slot);
+    size_t before = vp_group_cost(G->n_responses, G->total_len, G->prefix);
+    size_t after = G->total_len - G->n_responses * k;
+    G->slot = slot;
+    G->store_from = k;
+    G->cached = k && after < before && (!budget || other_rows + after + k <= budget) ? k : 0;
+    return G->cached ? after : before;
+}
+
+/* Records G's lookup (its find the cache's last): a hit pins the entry; a group that will
+ * store after an entry's rows pins that entry. */
+static void record_lookup(vp_prefix_cache *c, const prefix_group *G)
+{
+    vp_prefix_cache_use(c, G->cached ? G->slot : 0, G->cached);
+    if (!G->cached && G->store_from && G->store_from < G->prefix)
+        vp_prefix_cache_pin(c, G->slot);
+}
+
+/* The parts of group g: its members with the same own prefix (one question, its
+ * responses' common start), as groups of their own; NULL when it has one part or memory
+ * runs out. part_of[i]: member i's part. */
+static prefix_group *group_parts(vp_job *const *jobs, size_t n_jobs, const packed *p, size_t g,
+                                 size_t *part_of, size_t *n_parts)
+{
+    prefix_group *parts = malloc(n_jobs * sizeof *parts);
+    *n_parts = 0;
+    for (size_t i = 0; parts && i < n_jobs; i++) {
+        if (p->group_of[i] != g)
+            continue;
+        const vp_job *j = jobs[i];
+        size_t own = vp_job_own_prefix(j), s = 0;
+        while (s < *n_parts && (parts[s].prefix != own ||
+                                memcmp(jobs[parts[s].first_job]->ids[0].v, j->ids[0].v,
+                                       own * sizeof *j->ids[0].v)))
+            s++;
+        part_of[i] = vp_group_join(jobs, i, p->groups[g].tile_base, s, own, parts, n_parts);
+    }
+    if (*n_parts < 2) {
+        free(parts);
+        return NULL;
+    }
+    return parts;
+}
+
+/* The lookups of group g. A group whose members ask different questions of one image
+ * shares only the rows up to where the questions part; with the cache holding more of a
+ * member's own prefix (its question asked before), each response would still compute
+ * its question. Split into its parts (group_parts), each group loads all the cache holds
+ * of its own prefix: the shared rows are loaded once per part instead of computed or
+ * loaded once. Split when that computes fewer tokens, or as many and a part of several
+ * responses then stores the rest of its prefix (the next pass loads it whole), with the
+ * pass's rows within the budget. Returns what g (all its parts) computes, *g_rows its rows
+ * in the pass; the parts after the first become groups n_groups on. */
+static size_t look_up_group(vp_engine *e, vp_job *const *jobs, size_t n_jobs, packed *p,
+                            size_t g, size_t *n_groups, size_t other_rows, size_t *g_rows)
 {
     vp_prefix_cache *c = vp_engine_prefix_cache(e);
-    size_t budget = vp_engine_opts(e)->max_batch_tokens, rows = *n_tok;
+    size_t budget = vp_engine_opts(e)->max_batch_tokens, n_parts = 0;
+    size_t *part_of = malloc(n_jobs * sizeof *part_of);
+    prefix_group *parts = part_of ? group_parts(jobs, n_jobs, p, g, part_of, &n_parts) : NULL;
+    size_t split = 0, split_rows = 0;
+    bool stores = false;
+    for (size_t s = 0; parts && s < n_parts; s++) {
+        prefix_group *P = &parts[s];
+        vp_prefix_run runs[VP_PREFIX_CACHE_MAX_RUNS];
+        size_t computed = decide_load(c, e, jobs, P, budget, other_rows + split_rows);
+        split += computed;
+        split_rows += computed + P->cached;
+        stores |= P->n_responses >= 2 && P->cached && P->cached < P->prefix &&
+                  vp_prefix_cache_runs(c, P->slot, P->cached, runs) < VP_PREFIX_CACHE_MAX_RUNS;
+    }
+    prefix_group *G = &p->groups[g];
+    size_t computed = decide_load(c, e, jobs, G, budget, other_rows); /* the last find */
+    *g_rows = computed + G->cached;
+    if (!parts || split > computed || (split == computed && !stores) ||
+        (budget && other_rows + split_rows > budget)) {
+        record_lookup(c, G);
+        free(parts);
+        free(part_of);
+        return computed;
+    }
+    size_t first_new = *n_groups;
+    for (size_t s = 0; s < n_parts; s++) {
+        prefix_group *P = &parts[s];
+        if (!P->cached) /* found again: its find the last, for the miss it counts */
+            usable_hit(c, e, jobs[P->first_job], P->prefix, &P->slot);
+        record_lookup(c, P);
+        p->groups[s ? (*n_groups)++ : g] = *P;
+    }
+    for (size_t i = 0; i < n_jobs; i++)
+        if (p->group_of[i] == g && part_of[i])
+            p->group_of[i] = first_new + part_of[i] - 1;
+    free(parts);
+    free(part_of);
+    *g_rows = split_rows;
+    return split;
+}
+
+/* The prefix KV cache's part of a pass: each group with a prefix loads the longest cached
+ * start of it when that computes fewer tokens (and the pass's rows stay within the
+ * budget), or else asks to store its computed prefix for later passes; a group of several
+ * questions may split (look_up_group). When an entry holds only the start of the prefix
+ * (the same image, another question), the rest is stored as an extension of that entry:
+ * from the first response's rows when the start is loaded (they compute those tokens at
+ * the same positions over the same rows), from the computed prefix's otherwise; the next
+ * request with that question loads it all, and the image's rows are held once. Every
+ * group's lookup comes before any store: a store makes room by evicting entries the pass
+ * has not pinned, which would otherwise include those that later groups load. */
+static void plan_cache(vp_engine *e, vp_job *const *jobs, size_t n_jobs, packed *p,
+                       size_t *n_groups, size_t *n_tok, const warm_pass *warm)
+{
+    vp_prefix_cache *c = vp_engine_prefix_cache(e);
+    size_t rows = *n_tok;
     vp_prefix_cache_begin(c);
     for (size_t i = 0; warm && i < warm->n_keep; i++) {
-        const vp_job *j = warm->keep[i];
-        size_t own = j->n_responses >= 2 ? j->prefix_len : j->share_cap, slot = 0;
-        vp_prefix_images img = job_images(e, j);
-        if (own && vp_prefix_cache_find(c, j->ids[0].v, own, &img, &slot))
+        size_t slot = 0;
+        if (usable_hit(c, e, warm->keep[i], vp_job_own_prefix(warm->keep[i]), &slot))
             vp_prefix_cache_pin(c, slot);
     }
-    /* the lookups: a load pins its entry; a group that will store after an entry's rows
-     * pins that entry (G->store_from: rows [0, store_from) held, G->slot: where) */
-    for (size_t g = 0; g < n_groups; g++) {
+    /* the lookups (G->store_from: rows [0, store_from) held, G->slot: where) */
+    for (size_t g = 0, n = *n_groups; g < n; g++) {
         prefix_group *G = &p->groups[g];
         if (!G->prefix)
             continue;
-        const vp_job *rep = jobs[G->first_job];
-        vp_prefix_images img = job_images(e, rep);
-        size_t slot = 0, k = vp_prefix_cache_find(c, rep->ids[0].v, G->prefix, &img, &slot);
-        /* a hit that stops before the prefix's last image token (another image after the
-         * same system prompt) leaves the vision encoder and the image rows to compute, and,
-         * loading instead of computing, would store nothing: one response at a time would
-         * take that partial hit forever. Compute the prefix and store it. */
-        for (size_t t = k; k && t < G->prefix; t++)
-            if (rep->ids[0].v[t] == img.img_context)
-                k = 0;
-        size_t before = group_tokens(G);
-        /* k rows loaded instead of the prefix computed once: worth it when
-         * N * k > (N - 1) * prefix, i.e. fewer tokens to compute */
-        size_t after = G->total_len - G->n_responses * k;
-        G->slot = slot;
-        G->store_from = k;
-        if (k && after < before && (!budget || rows - before + after + k <= budget)) {
-            G->cached = k;
-            rows += after + k - before;
-            *n_tok += after - before;
-            vp_prefix_cache_use(c, slot, k);
-            continue;
-        }
-        vp_prefix_cache_use(c, 0, 0);
-        if (k && k < G->prefix) /* rows [0, k) are cached already: only the rest to store */
-            vp_prefix_cache_pin(c, slot);
+        size_t before = group_tokens(G), g_rows = 0;
+        size_t computed = look_up_group(e, jobs, n_jobs, p, g, n_groups, rows - before, &g_rows);
+        rows = rows - before + g_rows;
+        *n_tok = *n_tok - before + computed;
     }
     /* the stores */
-    for (size_t g = 0; g < n_groups; g++) {
+    for (size_t g = 0; g < *n_groups; g++) {
         prefix_group *G = &p->groups[g];
         if (!G->prefix || G->store_from == G->prefix) /* none, or held whole already */
             continue;
@@ -298,7 +394,7 @@ static int pack_jobs(vp_engine *e, vp_job *const *jobs, size_t n_jobs, const war
         n_tok += group_tokens(G);
     }
     if (cache)
-        plan_cache(e, jobs, p, n_groups, &n_tok, warm);
+        plan_cache(e, jobs, n_jobs, p, &n_groups, &n_tok, warm);
     p->tile_remap = malloc((n_tiles ? n_tiles : 1) * sizeof *p->tile_remap);
     if (!p->tile_remap)
         return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory packing a batch");
@@ -508,6 +604,48 @@ static int run_pass(vp_engine *e, vp_job *const *jobs, size_t n_jobs, const warm
     }
 }
 
+/* The warm-up pass's synthetic jobs: [n] of them, rows in all. */
+typedef struct warm_set {
+    vp_job *jobs, **list; /* [n_jobs] */
+    vp_ids *ids, *pos;    /* [n_jobs] their one response and score position */
+    int32_t *at;
+    size_t n, rows, budget;
+} warm_set;
+
+/* Adds a synthetic job for group G (or a part of one) when its cached start does not pay
+ * to load and the rest can be stored; *tokens (its first job's) gets what it computes. */
+static bool add_warm_up(vp_engine *e, vp_job *const *jobs, const prefix_group *G, warm_set *w,
+                        size_t *tokens)
+{
+    vp_prefix_cache *c = vp_engine_prefix_cache(e);
+    const vp_job *rep = jobs[G->first_job];
+    size_t P = G->prefix, N = G->n_responses, slot = 0;
+    if (N < 2 || !P)
+        return false;
+    size_t k = usable_hit(c, e, rep, P, &slot); /* none when the rest needs tiles */
+    vp_prefix_run runs[VP_PREFIX_CACHE_MAX_RUNS];
+    if (!k || k >= P || N * k > (N - 1) * P || (w->budget && w->rows + P + 1 > w->budget) ||
+        vp_prefix_cache_runs(c, slot, k, runs) >= VP_PREFIX_CACHE_MAX_RUNS)
+        return false; /* nothing cached, all of it, loading pays (the pass does it), or the
+                       * rest could not be stored (no room in the pass, a chain too long) */
+    size_t n = w->n++;
+    w->rows += P + 1;
+    *tokens += P + 1 - k;
+    w->ids[n] = (vp_ids){.v = rep->ids[0].v, .n = P + 1};
+    w->at[n] = (int32_t)P;
+    w->pos[n] = (vp_ids){.v = &w->at[n], .n = 1};
+    vp_job *j = &w->jobs[n];
+    *j = *rep; /* its tiles and images, borrowed: never freed as a job */
+    j->n_responses = j->n_requested = 1;
+    j->ids = &w->ids[n];
+    j->score_pos = &w->pos[n];
+    j->prefix_len = 0;
+    j->share_cap = P;
+    memset(&j->result, 0, sizeof j->result);
+    w->list[n] = j;
+    return true;
+}
+
 /* The warm-up pass. A group whose prefix starts with cached rows (its image, asked another
  * question before) loads them only when that computes fewer tokens than the prefix once:
  * with one level of prefix in the backend interface, each response would compute the
@@ -515,64 +653,38 @@ static int run_pass(vp_engine *e, vp_job *const *jobs, size_t n_jobs, const warm
  * would compute the whole prefix, its image and vision encoder included. Such groups get
  * a pass of their own first: the prefix and one more token of their first response,
  * which loads the cached start, computes the rest once and stores it as an extension (a
- * job of one response always loads); the pass proper then loads the whole prefix. It
- * costs a small pass and saves the image's rows and tiles. It only saves work: when it
- * fails (out of memory, an overflow), the pass proper computes those prefixes as before,
- * unless the device failed. warmed[i]: job i's group had one; tokens[first job]: what it
- * computed for that group; *st: its time. */
+ * job of one response always loads); the pass proper then loads the whole prefix. (A
+ * group of several questions needs none: it is grouped only when its questions are short
+ * beside the rows they share, which then pay to load for each question alone, and
+ * look_up_group splits it.) It costs a small pass and saves the image's rows and tiles. It only saves work: when it fails (out of memory, an overflow),
+ * the pass proper computes those prefixes as before, unless the device failed. warmed[i]:
+ * job i's group or part had one; tokens[first job]: what it computed for them; *st: its
+ * time. */
 static int warm_up(vp_engine *e, vp_job *const *jobs, size_t n_jobs, bool *warmed,
                    size_t *tokens, vp_forward_stats *st, vp_error *err)
 {
     vp_prefix_cache *c = vp_engine_prefix_cache(e);
-    if (!c || !n_jobs)
+    vp_prefix_cache_stats held;
+    vp_prefix_cache_stats_get(c, &held);
+    if (!c || !n_jobs || !held.entries) /* nothing cached: nothing to warm */
         return 0;
     packed groups = {0};
     size_t n_groups, n_tiles, n_out;
-    vp_job *warm = calloc(n_jobs, sizeof *warm), **list = calloc(n_jobs, sizeof *list);
-    vp_ids *ids = calloc(n_jobs, sizeof *ids), *pos = calloc(n_jobs, sizeof *pos);
-    int32_t *at = calloc(n_jobs, sizeof *at);
-    bool *group_warmed = calloc(n_jobs, sizeof *group_warmed);
+    warm_set w = {.jobs = calloc(n_jobs, sizeof *w.jobs), .list = calloc(n_jobs, sizeof *w.list),
+                  .ids = calloc(n_jobs, sizeof *w.ids), .pos = calloc(n_jobs, sizeof *w.pos),
+                  .at = calloc(n_jobs, sizeof *w.at),
+                  .budget = vp_engine_opts(e)->max_batch_tokens};
     vp_error why = {0};
-    int rc = !warm || !list || !ids || !pos || !at || !group_warmed
+    int rc = !w.jobs || !w.list || !w.ids || !w.pos || !w.at
                  ? vp_fail(&why, VP_ERR_NOMEM, NULL, "out of memory")
                  : group_jobs(e, jobs, n_jobs, false, &groups, &n_groups, &n_tiles, &n_out, &why);
-    size_t budget = vp_engine_opts(e)->max_batch_tokens, rows = 0, n = 0;
-    int32_t img_context = vp_engine_prompt(e)->img_context;
     for (size_t g = 0; rc == 0 && g < n_groups; g++) {
         const prefix_group *G = &groups.groups[g];
-        const vp_job *rep = jobs[G->first_job];
-        size_t P = G->prefix, N = G->n_responses, slot = 0;
-        if (N < 2 || !P)
-            continue;
-        vp_prefix_images img = job_images(e, rep);
-        size_t k = vp_prefix_cache_find(c, rep->ids[0].v, P, &img, &slot);
-        bool image_after = false; /* the rest would need the tiles: nothing to save */
-        for (size_t t = k; k && t < P; t++)
-            image_after |= rep->ids[0].v[t] == img_context;
-        vp_prefix_run runs[VP_PREFIX_CACHE_MAX_RUNS];
-        if (!k || k >= P || N * k > (N - 1) * P || image_after ||
-            (budget && rows + P + 1 > budget) ||
-            vp_prefix_cache_runs(c, slot, k, runs) >= VP_PREFIX_CACHE_MAX_RUNS)
-            continue; /* nothing cached, all of it, loading pays (the pass does it), or the
-                       * rest could not be stored (no room in the pass, a chain too long) */
-        rows += P + 1;
-        group_warmed[g] = true;
-        tokens[G->first_job] += P + 1 - k;
-        ids[n] = (vp_ids){.v = rep->ids[0].v, .n = P + 1};
-        at[n] = (int32_t)P;
-        pos[n] = (vp_ids){.v = &at[n], .n = 1};
-        warm[n] = *rep; /* its tiles and images, borrowed: never freed as a job */
-        warm[n].n_responses = warm[n].n_requested = 1;
-        warm[n].ids = &ids[n];
-        warm[n].score_pos = &pos[n];
-        warm[n].prefix_len = 0;
-        warm[n].share_cap = P;
-        memset(&warm[n].result, 0, sizeof warm[n].result);
-        list[n] = &warm[n];
-        n++;
+        if (add_warm_up(e, jobs, G, &w, &tokens[G->first_job]))
+            for (size_t i = 0; i < n_jobs; i++)
+                warmed[i] |= groups.group_of[i] == g;
     }
-    for (size_t i = 0; rc == 0 && i < n_jobs; i++)
-        warmed[i] = group_warmed[groups.group_of[i]];
+    size_t n = w.n;
     packed_free(&groups);
     if (rc == 0 && n) {
         packed p = {0};
@@ -580,19 +692,18 @@ static int warm_up(vp_engine *e, vp_job *const *jobs, size_t n_jobs, bool *warme
         /* each alone: grouped, jobs asking other questions of one image would share only
          * the image, and store nothing */
         warm_pass terms = {.keep = jobs, .n_keep = n_jobs};
-        rc = run_pass(e, list, n, &terms, &p, &logits, st, &why);
+        rc = run_pass(e, w.list, n, &terms, &p, &logits, st, &why);
         vp_prefix_cache_end(c, false); /* no-op after success */
         if (rc == 0)
             vp_prefix_cache_count_warm_up(c);
         free(logits);
         packed_free(&p);
     }
-    free(warm);
-    free(list);
-    free(ids);
-    free(pos);
-    free(at);
-    free(group_warmed);
+    free(w.jobs);
+    free(w.list);
+    free(w.ids);
+    free(w.pos);
+    free(w.at);
     if (rc == 0)
         return 0;
     if (why.kind == VP_ERR_DEVICE) { /* the pass proper would meet it too */

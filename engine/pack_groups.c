@@ -19,9 +19,7 @@ size_t vp_job_len(const vp_job *j)
     return len;
 }
 
-/* What a job offers to share: its responses' common prefix, or for one response its
- * tokens before the first score position. */
-static size_t own_prefix(const vp_job *j)
+size_t vp_job_own_prefix(const vp_job *j)
 {
     return j->n_responses >= 2 ? j->prefix_len : j->share_cap;
 }
@@ -29,7 +27,7 @@ static size_t own_prefix(const vp_job *j)
 size_t vp_group_choose(vp_job *const *jobs, const vp_job *j, size_t images,
                        const prefix_group *groups, size_t n_groups, size_t *prefix)
 {
-    size_t len = vp_job_len(j), own = own_prefix(j);
+    size_t len = vp_job_len(j), own = vp_job_own_prefix(j);
     size_t best = n_groups, best_p = own;
     long best_gain = 0;
     for (size_t g = 0; g < n_groups && j->share_cap; g++) {

@@ -38,6 +38,9 @@ static inline size_t vp_group_cost(size_t n, size_t len, size_t p)
 
 /* Tokens of all of a job's responses. */
 size_t vp_job_len(const vp_job *j);
+/* What a job offers to share: its responses' common prefix, or for one response its
+ * tokens before the first score position. */
+size_t vp_job_own_prefix(const vp_job *j);
 
 /* The group job j (whose images have class `images`: equal classes, equal images) would
  * join: the one where it saves the most computed tokens, or n_groups for a group of its

@@ -6,8 +6,10 @@
  * the same question, a single response, one response on a new image (its prefix stored,
  * not a partial hit taken forever), a pass mixing hits and stores, eviction in a
  * cache that holds one prefix, the budget of one pass, extensions (a partial hit
- * stores the rest of its prefix after the entry it loaded), and the warm-up pass (a
- * cached start not worth loading for each response: the rest stored first). */
+ * stores the rest of its prefix after the entry it loaded), the warm-up pass (a
+ * cached start not worth loading for each response: the rest stored first), and a pass
+ * of two questions about one image split into one group per question once the cache
+ * holds more of each (and not split when its rows would pass the budget). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +75,39 @@ static scored both(vp_engine *on, vp_engine *off, const char *body, const char *
     }
     vp_job_free(b.job);
     return a;
+}
+
+/* Scores the two bodies in one pass of `on`: logits bit-identical to `off` scoring each
+ * alone, each job's tokens past its cached rows computed by its responses and nothing
+ * else; cached[i]: job i's cached rows (SIZE_MAX when it failed). */
+static void pair_pass(vp_engine *on, vp_engine *off, char *const body[2], size_t cached[2],
+                      const char *what)
+{
+    vp_job *pair[2] = {test_prepare(on, body[0]), test_prepare(on, body[1])};
+    vp_error err = {0};
+    cached[0] = cached[1] = SIZE_MAX;
+    if (pair[0] && pair[1]) {
+        uint64_t warm0 = stats(on).warm_ups;
+        CHECK_MSG(vp_engine_run(on, pair, 2, &err) == 0, "%s: %s", what, err.message);
+        bool warmed = stats(on).warm_ups > warm0;
+        for (int i = 0; i < 2 && !err.message[0]; i++) {
+            scored alone = score(off, body[i]);
+            CHECK_MSG(alone.job && test_same_logits(pair[i], alone.job), "%s: job %d", what, i);
+            const vp_usage *u = &vp_job_result(pair[i])->usage;
+            size_t n = vp_job_n_responses(pair[i]);
+            cached[i] = u->cached_prefix_tokens;
+            size_t past = u->prompt_tokens - n * cached[i]; /* a warm-up's rows besides */
+            CHECK_MSG(!cached[i] || (u->shared_prefix_tokens == cached[i] &&
+                                     (warmed ? u->computed_tokens > past &&
+                                                   u->computed_tokens <= past + cached[i]
+                                             : u->computed_tokens == past)),
+                      "%s: job %d computed %zu of %zu, cached %zu", what, i, u->computed_tokens,
+                      u->prompt_tokens, cached[i]);
+            vp_job_free(alone.job);
+        }
+    }
+    vp_job_free(pair[0]);
+    vp_job_free(pair[1]);
 }
 
 /* Useful FLOPs of the vision encoder and projector for n tiles. */
@@ -335,6 +370,103 @@ int main(void)
         CHECK_MSG(st.entries == 3 && st.stored - st0.stored == 2 &&
                   st.rows_used == common + (own[0] - common) + (own[1] - common),
                   "%zu entries, %zu rows", st.entries, st.rows_used);
+
+        /* both questions in one pass again, each held whole: the group splits into one
+         * per question, each loading its own prefix (merged, both would load only the
+         * rows up to where the questions part and compute the rest per response) */
+        size_t got[2];
+        pair_pass(on, off, qa, got, "questions held, one pass");
+        CHECK_MSG(got[0] == own[0] && got[1] == own[1], "questions held: cached %zu, %zu (own "
+                  "%zu, %zu)", got[0], got[1], own[0], own[1]);
+
+        /* only the shared rows held: as many tokens computed either way, but split, each
+         * question stores its rest after them, and the next pass loads each whole */
+        vp_prefix_cache_clear(vp_engine_prefix_cache(on));
+        pair_pass(on, off, qa, got, "questions new");
+        CHECK_MSG(got[0] == 0 && got[1] == 0, "questions new: cached %zu, %zu", got[0], got[1]);
+        st0 = stats(on);
+        pair_pass(on, off, qa, got, "questions asked once");
+        st = stats(on);
+        CHECK_MSG(got[0] == common && got[1] == common && st.stored - st0.stored == 2 &&
+                      st.entries == 3,
+                  "questions asked once: cached %zu, %zu (common %zu), %llu stored", got[0],
+                  got[1], common, (unsigned long long)(st.stored - st0.stored));
+        pair_pass(on, off, qa, got, "questions asked twice");
+        CHECK_MSG(got[0] == own[0] && got[1] == own[1], "questions asked twice: cached %zu, "
+                  "%zu (own %zu, %zu)", got[0], got[1], own[0], own[1]);
+
+        /* a pass budget that holds the group loading the shared rows once but not each
+         * question loading its own: no split (its rows would pass the budget) */
+        size_t total = 0; /* the responses' tokens: each job computes its prefix once */
+        for (int i = 0; i < 2; i++) {
+            vp_job *j = test_prepare(off, qa[i]);
+            total += j ? vp_job_tokens(j) + own[i] : 0;
+            vp_job_free(j);
+        }
+        vp_engine *narrow = NULL;
+        vp_engine_options nopt = opt;
+        nopt.prefix_cache_bytes = (size_t)64 << 20;
+        nopt.max_batch_tokens = total - 4 * common + common; /* computed + loaded, merged */
+        CHECK(total - own[0] - own[1] > nopt.max_batch_tokens); /* split's rows */
+        CHECK_MSG(vp_engine_open(&nopt, &narrow, &err) == 0, "%s", err.message);
+        for (int i = 0; narrow && i < 2; i++)
+            vp_job_free(both(narrow, off, qa[i], "narrow: question alone").job);
+        if (narrow) {
+            pair_pass(narrow, off, qa, got, "narrow: one pass");
+            CHECK_MSG(got[0] == common && got[1] == common, "narrow: cached %zu, %zu (common "
+                      "%zu)", got[0], got[1], common);
+        }
+        vp_engine_close(narrow);
+
+        /* the same without an image, where a question with no cached rows may compute its
+         * prefix: the long question held, the short one not; split, the short question
+         * cannot load the shared rows within the budget and computes its own prefix,
+         * fewer tokens than the group but more rows than the budget. No split */
+        const char *pre = "Please read this shared preamble about a triangle with sides three "
+                          "four and five";
+        char long_q[512];
+        snprintf(long_q, sizeof long_q, "%s, then say what kind of triangle this is and how "
+                 "you know it from the given sides and angles, and also what its area is in "
+                 "square units, and its perimeter, and the radius of its inscribed circle, and "
+                 "the radius of its circumscribed circle, and whether it can tile the plane, "
+                 "and which of its angles is the largest, and by how much the longest side "
+                 "exceeds the shortest one", pre);
+        char *tq[2] = {test_request_json(NULL, long_q, 2, r1, 2),
+                       test_request_json(NULL, pre, 2, r1, 2)};
+        size_t t_own[2], t_len[2], t_common = 0;
+        for (int i = 0; i < 2; i++) {
+            scored alone = score(off, tq[i]);
+            const vp_usage *u = alone.job ? &vp_job_result(alone.job)->usage : NULL;
+            t_own[i] = u ? u->shared_prefix_tokens : 0;
+            t_len[i] = u ? u->prompt_tokens : 0;
+            vp_job_free(alone.job);
+        }
+        vp_job *tpair[2] = {test_prepare(off, tq[0]), test_prepare(off, tq[1])};
+        if (tpair[0] && tpair[1] && vp_engine_run(off, tpair, 2, &err) == 0)
+            t_common = vp_job_result(tpair[0])->usage.shared_prefix_tokens;
+        vp_job_free(tpair[0]);
+        vp_job_free(tpair[1]);
+        size_t t_total = t_len[0] + t_len[1];
+        nopt.max_batch_tokens = t_total - 3 * t_common; /* the group loading the shared rows */
+        /* the premise: split, the long question loads, the short one cannot also load the
+         * shared rows, computes its prefix: fewer tokens, more rows than the budget */
+        size_t long_rows = t_len[0] - t_own[0];
+        CHECK_MSG(t_common >= 64 && t_common < t_own[1] && t_own[1] < t_own[0] &&
+                      long_rows + t_len[1] - t_common > nopt.max_batch_tokens &&
+                      t_len[0] - 2 * t_own[0] + t_len[1] - t_own[1] < t_total - 4 * t_common &&
+                      long_rows + t_len[1] - t_own[1] > nopt.max_batch_tokens,
+                  "text premise: own %zu, %zu, common %zu, tokens %zu, %zu", t_own[0], t_own[1],
+                  t_common, t_len[0], t_len[1]);
+        CHECK_MSG(vp_engine_open(&nopt, &narrow, &err) == 0, "%s", err.message);
+        if (narrow) {
+            vp_job_free(both(narrow, off, tq[0], "narrow text: long question alone").job);
+            pair_pass(narrow, off, tq, got, "narrow text: one pass");
+            CHECK_MSG(got[0] == t_common && got[1] == t_common, "narrow text: cached %zu, %zu "
+                      "(common %zu)", got[0], got[1], t_common);
+        }
+        vp_engine_close(narrow);
+        free(tq[0]);
+        free(tq[1]);
     }
     for (int i = 0; i < 2; i++) {
         vp_job_free(pair[i]);
@@ -385,6 +517,36 @@ int main(void)
         vp_job_free(alone.job);
         vp_job_free(s.job);
     }
+
+    /* two long questions about A in one pass, each with 6 responses (two groups: the
+     * image alone is not worth sharing at the price of each response computing its
+     * question): one warm-up pass computes each question once and stores it, then each
+     * loads its whole prefix */
+    char long_q2[600] = "";
+    while (strlen(long_q2) + 60 < sizeof long_q2)
+        strcat(long_q2, "Count the corners of the shape, then name it twice. ");
+    char *wq[2] = {w1, test_request_json(url_a, long_q2, 2, r6, 6)};
+    size_t w_own[2];
+    for (int i = 0; i < 2; i++) {
+        scored alone = score(off, wq[i]);
+        w_own[i] = alone.job ? vp_job_result(alone.job)->usage.shared_prefix_tokens : 0;
+        vp_job_free(alone.job);
+    }
+    vp_prefix_cache_clear(vp_engine_prefix_cache(on));
+    vp_job_free(both(on, off, a1, "warm-up parts: image A stored").job);
+    for (int round = 0; round < 2; round++) {
+        vp_prefix_cache_stats w0 = stats(on);
+        size_t got[2];
+        pair_pass(on, off, wq, got, round ? "warm-up parts: again" : "warm-up parts");
+        vp_prefix_cache_stats w = stats(on);
+        CHECK_MSG(got[0] == w_own[0] && got[1] == w_own[1] &&
+                      w.warm_ups - w0.warm_ups == (round ? 0u : 1u) &&
+                      w.entries == w0.entries + (round ? 0 : 2),
+                  "warm-up parts, round %d: cached %zu, %zu of %zu, %zu; %llu warm-ups, %zu "
+                  "entries (were %zu)", round, got[0], got[1], w_own[0], w_own[1],
+                  (unsigned long long)(w.warm_ups - w0.warm_ups), w.entries, w0.entries);
+    }
+    free(wq[1]);
 
     /* the warm-up's stores keep what the pass proper loads: a cache with room for A's and
      * B's prefixes and one row less than the long question's rest, then one pass of that
