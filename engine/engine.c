@@ -446,6 +446,7 @@ void vp_job_free(vp_job *j)
     free(j->ids);
     free(j->score_pos);
     free(j->tiles);
+    free(j->tile_digests);
     free(j->tiles_per_image);
     free(j->result.responses);
     free(j->result.ranking);

@@ -13,7 +13,7 @@ typedef struct entry {
     int max_tiles;
     int n_tiles;
     size_t tiles_bytes;
-    uint8_t *data;             /* [len] encoded, then [tiles_bytes] tiles */
+    uint8_t *data;             /* [len] encoded, [tiles_bytes] tiles, then their digests */
 } entry;
 
 struct vp_image_cache {
@@ -44,7 +44,30 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n, int max_tiles)
 
 static size_t entry_cost(const entry *e)
 {
-    return sizeof *e + e->len + e->tiles_bytes;
+    return sizeof *e + e->len + e->tiles_bytes + (size_t)e->n_tiles * VP_DIGEST_BYTES;
+}
+
+int vp_tile_set_reserve(vp_tile_set *set, size_t more, size_t tile_bytes)
+{
+    size_t n = set->n_tiles + more;
+    if (n < more || (tile_bytes && n > SIZE_MAX / tile_bytes) || n > SIZE_MAX / VP_DIGEST_BYTES)
+        return -1;
+    uint8_t *tiles = realloc(set->tiles, n * tile_bytes + 1);
+    if (!tiles)
+        return -1;
+    set->tiles = tiles;
+    uint8_t *digests = realloc(set->digests, n * VP_DIGEST_BYTES + 1);
+    if (!digests)
+        return -1;
+    set->digests = digests;
+    return 0;
+}
+
+void vp_tile_set_free(vp_tile_set *set)
+{
+    free(set->tiles);
+    free(set->digests);
+    *set = (vp_tile_set){0};
 }
 
 static void unlink_entry(vp_image_cache *c, entry *e)
@@ -127,7 +150,7 @@ void vp_image_cache_reset(vp_image_cache *c)
 }
 
 int vp_image_cache_append(vp_image_cache *c, const uint8_t *data, size_t len, int max_tiles,
-                          uint8_t **buf, size_t have_bytes, int *n_tiles)
+                          vp_tile_set *set, int *n_tiles)
 {
     *n_tiles = 0;
     if (!c)
@@ -137,13 +160,13 @@ int vp_image_cache_append(vp_image_cache *c, const uint8_t *data, size_t len, in
     entry *e = find(c, h, data, len, max_tiles);
     int rc = 0;
     if (e) {
-        uint8_t *grown = have_bytes <= SIZE_MAX - e->tiles_bytes - 1
-                             ? realloc(*buf, have_bytes + e->tiles_bytes + 1)
-                             : NULL;
-        rc = grown ? 1 : -1;
-        if (grown) {
-            *buf = grown;
-            memcpy(grown + have_bytes, e->data + e->len, e->tiles_bytes);
+        size_t n = (size_t)e->n_tiles, tile_bytes = e->tiles_bytes / n;
+        rc = vp_tile_set_reserve(set, n, tile_bytes) ? -1 : 1;
+        if (rc == 1) {
+            memcpy(set->tiles + set->n_tiles * tile_bytes, e->data + e->len, e->tiles_bytes);
+            memcpy(set->digests + set->n_tiles * VP_DIGEST_BYTES,
+                   e->data + e->len + e->tiles_bytes, n * VP_DIGEST_BYTES);
+            set->n_tiles += n;
             *n_tiles = e->n_tiles;
             unlink_entry(c, e);
             push_front(c, e);
@@ -160,36 +183,40 @@ int vp_image_cache_append(vp_image_cache *c, const uint8_t *data, size_t len, in
 int vp_image_cache_get(vp_image_cache *c, const uint8_t *data, size_t len, int max_tiles,
                        uint8_t **u8, int *n_tiles)
 {
-    uint8_t *copy = NULL;
-    int rc = vp_image_cache_append(c, data, len, max_tiles, &copy, 0, n_tiles);
+    vp_tile_set set = {0};
+    int rc = vp_image_cache_append(c, data, len, max_tiles, &set, n_tiles);
+    free(set.digests);
     if (rc != 1) {
-        free(copy);
-        copy = NULL;
+        free(set.tiles);
+        set.tiles = NULL;
     }
-    *u8 = copy;
+    *u8 = set.tiles;
     return rc == 1;
 }
 
 void vp_image_cache_put(vp_image_cache *c, const uint8_t *data, size_t len, int max_tiles,
-                        const uint8_t *u8, int n_tiles, size_t tile_bytes)
+                        const uint8_t *u8, const uint8_t *digests, int n_tiles,
+                        size_t tile_bytes)
 {
-    if (!c || n_tiles <= 0)
+    if (!c || n_tiles <= 0 || !tile_bytes)
         return;
     size_t tiles_bytes = (size_t)n_tiles * tile_bytes;
-    if (tile_bytes && tiles_bytes / tile_bytes != (size_t)n_tiles)
+    size_t digest_bytes = (size_t)n_tiles * VP_DIGEST_BYTES;
+    if (tiles_bytes / tile_bytes != (size_t)n_tiles || tiles_bytes > SIZE_MAX - digest_bytes)
         return;
     /* what entry_cost() will count, compared without overflowing */
     if (c->max_bytes < sizeof(entry) || len > c->max_bytes - sizeof(entry) ||
-        tiles_bytes > c->max_bytes - sizeof(entry) - len)
+        tiles_bytes + digest_bytes > c->max_bytes - sizeof(entry) - len)
         return; /* larger than the whole budget */
     entry *e = calloc(1, sizeof *e);
-    uint8_t *buf = e ? malloc(len + tiles_bytes) : NULL;
+    uint8_t *buf = e ? malloc(len + tiles_bytes + digest_bytes) : NULL;
     if (!buf) {
         free(e);
         return;
     }
     memcpy(buf, data, len);
     memcpy(buf + len, u8, tiles_bytes);
+    memcpy(buf + len + tiles_bytes, digests, digest_bytes);
     *e = (entry){.hash = hash_bytes(data, len, max_tiles), .len = len, .max_tiles = max_tiles,
                  .n_tiles = n_tiles, .tiles_bytes = tiles_bytes, .data = buf};
     pthread_mutex_lock(&c->mu);

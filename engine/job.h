@@ -23,8 +23,10 @@ struct vp_job {
     size_t n_tiles;
     uint8_t *tiles;         /* [n_tiles][S][S][3] 8-bit tiles: normalised to float only while
                              * its pass is packed (4x less memory for queued work) */
+    uint8_t *tile_digests;  /* [n_tiles][VP_DIGEST_BYTES] each tile's SHA-256: equal tiles are
+                             * found by these (vp_job_same_tiles), not by megabytes of bytes */
     size_t tile_bytes;      /* of one tile: S x S x 3 */
-    uint64_t tiles_hash;    /* vp_hash64 of tiles: the scheduler finds shared images by it */
+    uint64_t tiles_hash;    /* vp_hash64 of the digests: the scheduler's candidates by it */
     size_t prefix_len;      /* tokens shared by all its responses (0 = none) */
     size_t share_cap;       /* leading tokens a pass may share with other jobs (0 = none) */
     size_t prompt_tokens;   /* sum of the requested responses' lengths */
@@ -40,9 +42,13 @@ int vp_job_dedup(vp_job *j, vp_error *err);
  * to do without repeats). */
 int vp_job_expand_results(vp_job *j, vp_error *err);
 
-/* Decodes and tiles the request's images into j->tiles (engine/job_images.c). */
+/* Decodes and tiles the request's images into j->tiles and their digests
+ * (engine/job_images.c). */
 int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_job *j,
                           vp_error *err);
+/* Whether a and b have the same tiles (so a pass encodes them once): by their digests,
+ * or by their bytes where a job has none. */
+bool vp_job_same_tiles(const vp_job *a, const vp_job *b);
 
 const vp_prompt_ctx *vp_engine_prompt(const vp_engine *e);
 double vp_now_ms(void);

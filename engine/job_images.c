@@ -8,6 +8,7 @@
 #include "engine/image/image.h"
 #include "engine/image_cache.h"
 #include "engine/job.h"
+#include "engine/util/digest.h"
 #include "engine/util/hash64.h"
 
 /* The limits and tiling parameters the engine applies to req's images. */
@@ -59,11 +60,51 @@ size_t vp_engine_count_tiles(const vp_engine *e, const vp_score_request *req)
     return n;
 }
 
-int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_job *j,
-                          vp_error *err)
+/* Appends n decoded tiles (u8, taken: freed here) and their digests to the set; the
+ * first image's buffer becomes the set's (no copy). */
+static int append_decoded(vp_tile_set *set, uint8_t *u8, const uint8_t *digests, size_t n,
+                          size_t tile_bytes, const char *param, vp_error *err)
 {
-    if (req->n_images == 0)
-        return 0;
+    if (!set->tiles) {
+        set->tiles = u8;
+        set->digests = malloc(n * VP_DIGEST_BYTES + 1);
+        if (!set->digests)
+            return vp_fail(err, VP_ERR_NOMEM, param, "out of memory for %zu tiles", n);
+    } else {
+        int rc = vp_tile_set_reserve(set, n, tile_bytes);
+        if (rc == 0)
+            memcpy(set->tiles + set->n_tiles * tile_bytes, u8, n * tile_bytes);
+        free(u8);
+        if (rc)
+            return vp_fail(err, VP_ERR_NOMEM, param, "out of memory for %zu tiles",
+                           set->n_tiles + n);
+    }
+    memcpy(set->digests + set->n_tiles * VP_DIGEST_BYTES, digests, n * VP_DIGEST_BYTES);
+    set->n_tiles += n;
+    return 0;
+}
+
+/* Each of n tiles' SHA-256 into a new malloc'd array. */
+static uint8_t *digest_tiles(const uint8_t *u8, size_t n, size_t tile_bytes, const char *param,
+                             vp_error *err)
+{
+    uint8_t *d = malloc(n * VP_DIGEST_BYTES + 1);
+    if (!d) {
+        vp_fail(err, VP_ERR_NOMEM, param, "out of memory for %zu tiles", n);
+        return NULL;
+    }
+    for (size_t t = 0; t < n; t++)
+        if (vp_digest(u8 + t * tile_bytes, tile_bytes, d + t * VP_DIGEST_BYTES)) {
+            free(d);
+            vp_fail(err, VP_ERR_INTERNAL, param, "SHA-256 is unavailable (GnuTLS refused it)");
+            return NULL;
+        }
+    return d;
+}
+
+static int prepare_images(const vp_engine *e, const vp_score_request *req, vp_job *j,
+                          vp_tile_set *set, vp_error *err)
+{
     const vp_model_config *cfg = vp_engine_config(e);
     vp_image_limits lim;
     vp_tiling_params tp;
@@ -86,11 +127,8 @@ int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_jo
             return vp_fail(err, VP_ERR_BAD_REQUEST, param, "image URL was not fetched");
         vp_image_tiles tiles = {0};
         int cached_n = 0;
-        /* a hit copies the tiles once, straight into the job's buffer */
-        int hit = vp_image_cache_append(cache, src->data, src->len, tp.max_num, &j->tiles,
-                                        j->n_tiles * tile_bytes, &cached_n);
-        if (hit == 1) {
-            j->n_tiles += (size_t)cached_n;
+        /* a hit copies the tiles and their digests once, straight into the set */
+        if (vp_image_cache_append(cache, src->data, src->len, tp.max_num, set, &cached_n) == 1) {
             j->tiles_per_image[i] = cached_n;
             continue;
         }
@@ -98,27 +136,51 @@ int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_jo
             snprintf(err->param, sizeof err->param, "%s", param);
             return -1;
         }
-        vp_image_cache_put(cache, src->data, src->len, tp.max_num, tiles.u8, tiles.grid.n_tiles,
-                           tile_bytes);
         size_t n = (size_t)tiles.grid.n_tiles;
-        if (!j->tiles) { /* the first image's tiles become the job's (no copy) */
-            j->tiles = tiles.u8;
-            tiles.u8 = NULL;
-        } else {
-            uint8_t *grown = realloc(j->tiles, (j->n_tiles + n) * tile_bytes);
-            if (!grown) {
-                vp_image_tiles_free(&tiles);
-                return vp_fail(err, VP_ERR_NOMEM, param, "out of memory for %zu tiles",
-                               j->n_tiles + n);
-            }
-            j->tiles = grown;
-            memcpy(j->tiles + j->n_tiles * tile_bytes, tiles.u8, n * tile_bytes);
+        uint8_t *digests = digest_tiles(tiles.u8, n, tile_bytes, param, err);
+        if (!digests) {
+            vp_image_tiles_free(&tiles);
+            return -1;
         }
-        j->n_tiles += n;
+        vp_image_cache_put(cache, src->data, src->len, tp.max_num, tiles.u8, digests, (int)n,
+                           tile_bytes);
+        uint8_t *u8 = tiles.u8;
+        tiles.u8 = NULL;
         vp_image_tiles_free(&tiles);
+        int rc = append_decoded(set, u8, digests, n, tile_bytes, param, err);
+        free(digests);
+        if (rc)
+            return -1;
         j->tiles_per_image[i] = (int)n;
     }
     j->tile_bytes = tile_bytes;
-    j->tiles_hash = vp_hash64(j->tiles, j->n_tiles * tile_bytes);
     return 0;
+}
+
+int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_job *j,
+                          vp_error *err)
+{
+    if (req->n_images == 0)
+        return 0;
+    vp_tile_set set = {0};
+    int rc = prepare_images(e, req, j, &set, err);
+    /* the job owns what was gathered, freed with it on failure too */
+    j->tiles = set.tiles;
+    j->tile_digests = set.digests;
+    j->n_tiles = set.n_tiles;
+    if (rc == 0)
+        j->tiles_hash = vp_hash64(j->tile_digests, j->n_tiles * VP_DIGEST_BYTES);
+    return rc;
+}
+
+bool vp_job_same_tiles(const vp_job *a, const vp_job *b)
+{
+    if (a->n_tiles != b->n_tiles)
+        return false;
+    if (!a->n_tiles || a->tiles == b->tiles)
+        return true;
+    if (a->tile_digests && b->tile_digests)
+        return !memcmp(a->tile_digests, b->tile_digests, a->n_tiles * VP_DIGEST_BYTES);
+    return a->tile_bytes == b->tile_bytes &&
+           !memcmp(a->tiles, b->tiles, a->n_tiles * a->tile_bytes);
 }

@@ -47,13 +47,12 @@ static void packed_free(packed *p)
 /* Tile base of job i: an earlier job of the pass with the very same tiles (an RL group
  * re-scoring one image, W4) shares its vision features, so the encoder runs once;
  * otherwise the next *n_tiles. */
-static size_t same_images_as(vp_job *const *jobs, size_t i, size_t tile_bytes,
-                             const size_t *bases, size_t *n_tiles)
+static size_t same_images_as(vp_job *const *jobs, size_t i, const size_t *bases,
+                             size_t *n_tiles)
 {
     const vp_job *j = jobs[i];
     for (size_t k = 0; k < i && j->n_tiles; k++)
-        if (jobs[k]->n_tiles == j->n_tiles &&
-            !memcmp(jobs[k]->tiles, j->tiles, j->n_tiles * tile_bytes))
+        if (vp_job_same_tiles(jobs[k], j))
             return bases[k];
     size_t base = *n_tiles;
     *n_tiles += j->n_tiles;
@@ -345,8 +344,6 @@ static int group_jobs(const vp_engine *e, vp_job *const *jobs, size_t n_jobs, bo
                       packed *p, size_t *n_groups, size_t *n_tiles, size_t *n_out,
                       vp_error *err)
 {
-    size_t S = (size_t)vp_engine_config(e)->vision.image_size;
-    size_t tile_bytes = 3 * S * S;
     size_t nj = n_jobs ? n_jobs : 1;
     p->tile_base = malloc(nj * sizeof *p->tile_base);
     p->group_of = malloc(nj * sizeof *p->group_of);
@@ -355,7 +352,7 @@ static int group_jobs(const vp_engine *e, vp_job *const *jobs, size_t n_jobs, bo
         return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory packing a batch");
     *n_groups = *n_tiles = *n_out = 0;
     for (size_t i = 0; i < n_jobs; i++) {
-        p->tile_base[i] = same_images_as(jobs, i, tile_bytes, p->tile_base, n_tiles);
+        p->tile_base[i] = same_images_as(jobs, i, p->tile_base, n_tiles);
         size_t prefix, g = vp_group_choose(jobs, jobs[i], p->tile_base[i], p->groups,
                                            alone ? 0 : *n_groups, &prefix);
         p->group_of[i] = vp_group_join(jobs, i, p->tile_base[i], alone ? *n_groups : g, prefix,

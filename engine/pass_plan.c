@@ -68,14 +68,13 @@ bool vp_pass_plan_add(vp_pass_plan *p, vp_job *j, size_t max_tokens, size_t max_
     if (!grow(p))
         return false;
     /* its images: those of an earlier job with the same tiles, or new ones to encode. The
-     * hash finds candidates; the bytes decide, as in the packer, so crafted images with
-     * equal hashes cannot make the price fall short of the pass (a client controls its
-     * tiles' bytes, and the hash is not a secret) */
+     * hash finds candidates; the tiles' digests decide, as in the packer, so crafted
+     * images with equal hashes cannot make the price fall short of the pass (a client
+     * controls its tiles' bytes, and the hash is not a secret) */
     size_t images = p->n, new_tiles = j->n_tiles;
     for (size_t k = 0; k < p->n && j->n_tiles; k++) {
         const vp_job *o = p->jobs[k];
-        if (o->n_tiles == j->n_tiles && o->tiles_hash == j->tiles_hash &&
-            (o->tiles == j->tiles || !memcmp(o->tiles, j->tiles, j->n_tiles * j->tile_bytes))) {
+        if (o->tiles_hash == j->tiles_hash && vp_job_same_tiles(o, j)) {
             images = p->images[k];
             new_tiles = 0;
             break;

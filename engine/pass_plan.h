@@ -3,9 +3,10 @@
  * share one prefix and one vision encoding in a pass, so pricing each job alone would
  * fill a pass with a fraction of what fits. Jobs are added one at a time, grouped exactly
  * as the packer groups them (engine/pack_groups.h): equal images found by their tiles' hash
- * (vp_job.tiles_hash) and confirmed by their bytes, as the packer compares them, so the
- * price is exact even for crafted images whose hashes collide. Prefix cache hits are not counted: they never add rows to a pass
- * beyond its budget (engine/pack.c refuses those), and only lower what it computes. */
+ * (vp_job.tiles_hash) and confirmed by the tiles' SHA-256 digests, as the packer compares
+ * them, so the price is exact even for crafted images whose hashes collide. Prefix cache
+ * hits are not counted: they never add rows to a pass beyond its budget (engine/pack.c
+ * refuses those), and only lower what it computes. */
 #ifndef VP_PASS_PLAN_H
 #define VP_PASS_PLAN_H
 

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gnutls/crypto.h>
+
 #include "engine/engine.h"
 #include "engine/image_cache.h"
 #include "engine/job.h"
@@ -144,6 +146,64 @@ static void test_count_tiles(const vp_engine_options *opt)
     vp_engine_close(e);
 }
 
+/* Each tile's digest is the SHA-256 of that tile (GnuTLS's, the oracle: one call per
+ * tile here) whether the image was decoded or came from the image cache, in a request of
+ * two images too; equal tiles are found by them and others are not. */
+static bool digests_right(const vp_job *j)
+{
+    uint8_t want[VP_DIGEST_BYTES];
+    for (size_t t = 0; t < j->n_tiles; t++)
+        if (gnutls_hash_fast(GNUTLS_DIG_SHA256, j->tiles + t * j->tile_bytes, j->tile_bytes,
+                             want) < 0 ||
+            memcmp(want, j->tile_digests + t * VP_DIGEST_BYTES, VP_DIGEST_BYTES))
+            return false;
+    return j->n_tiles > 0;
+}
+
+static void test_tile_digests(const vp_engine_options *opt, const char *url_a,
+                              const char *url_b)
+{
+    vp_engine *e = NULL;
+    vp_error oerr = {0};
+    CHECK_MSG(vp_engine_open(opt, &e, &oerr) == 0, "%s", oerr.message);
+    if (!e)
+        return;
+    size_t cap = 2 * (strlen(url_a) + strlen(url_b)) + 256;
+    char *body = malloc(cap);
+    vp_job *j[5] = {0};
+    const char *pairs[5][2] = {{url_a, url_b}, {url_a, url_b}, {url_b, url_a}, {url_a, NULL},
+                               {url_a, url_a}};
+    for (int i = 0; i < 5; i++) {
+        if (pairs[i][1])
+            snprintf(body, cap, "{\"question\": \"q\", \"images\": [\"%s\", \"%s\"], "
+                     "\"max_tiles\": 3, \"responses\": [\"a\"]}", pairs[i][0], pairs[i][1]);
+        else
+            snprintf(body, cap, "{\"question\": \"q\", \"image\": \"%s\", \"max_tiles\": 3, "
+                     "\"responses\": [\"a\"]}", pairs[i][0]);
+        j[i] = prepare(e, body);
+        CHECK_MSG(j[i] && digests_right(j[i]), "request %d: tile digests", i);
+    }
+    vp_image_cache_stats st;
+    vp_image_cache_stats_get(vp_engine_image_cache(e), &st);
+    CHECK_MSG(st.hits == 7 && st.misses == 2, "%llu hits, %llu misses", (unsigned long long)st.hits,
+              (unsigned long long)st.misses); /* the later ones came from the cache */
+    if (j[0] && j[1] && j[2] && j[3] && j[4]) {
+        CHECK(vp_job_same_tiles(j[0], j[1]) && j[0]->tiles_hash == j[1]->tiles_hash);
+        CHECK(!vp_job_same_tiles(j[0], j[2]) && !vp_job_same_tiles(j[0], j[3]) &&
+              !vp_job_same_tiles(j[0], j[4]) && !vp_job_same_tiles(j[3], j[4]));
+        /* without digests the bytes decide, the same way */
+        uint8_t *d1 = j[1]->tile_digests, *d2 = j[2]->tile_digests;
+        j[1]->tile_digests = j[2]->tile_digests = NULL;
+        CHECK(vp_job_same_tiles(j[0], j[1]) && !vp_job_same_tiles(j[0], j[2]));
+        j[1]->tile_digests = d1;
+        j[2]->tile_digests = d2;
+    }
+    for (int i = 0; i < 5; i++)
+        vp_job_free(j[i]);
+    free(body);
+    vp_engine_close(e);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/vprm-test-pack-XXXXXX";
@@ -166,6 +226,7 @@ int main(void)
         request_json(url_b, "Area?", "r = 2\\n\\nA = 4 pi", "r = 2\\n\\nA = 2 pi\\n\\ndone"),
     };
     test_count_tiles(&opt);
+    test_tile_digests(&opt, url_a, url_b);
     vp_job *together[3], *alone[3];
     for (int i = 0; i < 3; i++) {
         together[i] = prepare(e, bodies[i]);
