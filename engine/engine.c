@@ -15,6 +15,7 @@
 #include "engine/job.h"
 #include "engine/prefix_cache.h"
 #include "engine/prompt/prompt.h"
+#include "engine/util/digest.h"
 #include "engine/util/log.h"
 
 struct vp_engine {
@@ -149,13 +150,13 @@ int vp_engine_open(const vp_engine_options *opt, vp_engine **out, vp_error *err)
     size_t host_bytes = opt->prefix_cache_host_bytes;
     if (host_bytes == SIZE_MAX)
         host_bytes = vp_prefix_cache_auto_host_bytes(
-            mem.kv_cache_rows, mem.kv_cache_bytes,
-            3 * (size_t)cfg->vision.image_size * (size_t)cfg->vision.image_size,
+            mem.kv_cache_rows, mem.kv_cache_bytes, VP_DIGEST_BYTES, /* a tile's key */
             (size_t)cfg->num_image_token, opt->prefix_cache_min_tokens);
     e->prefix_cache = vp_prefix_cache_new(mem.kv_cache_rows, host_bytes,
                                           opt->prefix_cache_min_tokens);
     if (e->prefix_cache && opt->prefix_cache_host_bytes == SIZE_MAX)
-        VP_LOGI("-", "prefix cache: %zu rows, up to %.1f MiB of ids and tiles on the host (auto)",
+        VP_LOGI("-", "prefix cache: %zu rows, up to %.1f MiB of ids and tile digests on the "
+                "host (auto)",
                 mem.kv_cache_rows, (double)host_bytes / (1024.0 * 1024.0));
     if (mem.kv_cache_rows && !e->prefix_cache) {
         vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory for the prefix cache's index");

@@ -50,7 +50,8 @@ static size_t entry_cost(const entry *e)
 int vp_tile_set_reserve(vp_tile_set *set, size_t more, size_t tile_bytes)
 {
     size_t n = set->n_tiles + more;
-    if (n < more || (tile_bytes && n > SIZE_MAX / tile_bytes) || n > SIZE_MAX / VP_DIGEST_BYTES)
+    if (n < more || (tile_bytes && n > (SIZE_MAX - 1) / tile_bytes) ||
+        n > (SIZE_MAX - 1) / VP_DIGEST_BYTES)
         return -1;
     uint8_t *tiles = realloc(set->tiles, n * tile_bytes + 1);
     if (!tiles)

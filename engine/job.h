@@ -8,6 +8,7 @@
 
 #include "engine/backend.h"
 #include "engine/engine.h"
+#include "engine/prefix_cache.h"
 #include "engine/prompt/prompt.h"
 
 struct vp_job {
@@ -46,6 +47,10 @@ int vp_job_expand_results(vp_job *j, vp_error *err);
  * (engine/job_images.c). */
 int vp_job_prepare_images(const vp_engine *e, const vp_score_request *req, vp_job *j,
                           vp_error *err);
+/* What j's image tokens show, as the prefix cache keys it: each tile's digest (32 bytes
+ * a tile instead of 600 KB, held and compared by the cache's entries), or its bytes for a
+ * job without digests. */
+vp_prefix_images vp_job_prefix_images(const vp_engine *e, const vp_job *j);
 /* Whether a and b have the same tiles (so a pass encodes them once): by their digests,
  * or by their bytes where a job has none. */
 bool vp_job_same_tiles(const vp_job *a, const vp_job *b);

@@ -184,3 +184,15 @@ bool vp_job_same_tiles(const vp_job *a, const vp_job *b)
     return a->tile_bytes == b->tile_bytes &&
            !memcmp(a->tiles, b->tiles, a->n_tiles * a->tile_bytes);
 }
+
+vp_prefix_images vp_job_prefix_images(const vp_engine *e, const vp_job *j)
+{
+    const vp_model_config *cfg = vp_engine_config(e);
+    size_t S = (size_t)cfg->vision.image_size;
+    bool digests = j->tile_digests != NULL;
+    return (vp_prefix_images){.tiles = digests ? j->tile_digests : j->tiles,
+                              .n_tiles = j->n_tiles,
+                              .tile_bytes = digests ? VP_DIGEST_BYTES : 3 * S * S,
+                              .tokens_per_tile = (size_t)cfg->num_image_token,
+                              .img_context = vp_engine_prompt(e)->img_context};
+}

@@ -92,14 +92,6 @@ static size_t group_tokens(const prefix_group *G)
     return vp_group_cost(G->n_responses, G->total_len, G->prefix);
 }
 
-static vp_prefix_images job_images(const vp_engine *e, const vp_job *j)
-{
-    const vp_model_config *cfg = vp_engine_config(e);
-    size_t S = (size_t)cfg->vision.image_size;
-    return (vp_prefix_images){.tiles = j->tiles, .n_tiles = j->n_tiles, .tile_bytes = 3 * S * S,
-                              .tokens_per_tile = (size_t)cfg->num_image_token,
-                              .img_context = vp_engine_prompt(e)->img_context};
-}
 
 /* A warm-up pass's terms (warm_up): its jobs each in a group of their own, no widening
  * (an overflow ends it, the pass proper widens if it must), and the entries that the pass
@@ -117,7 +109,7 @@ typedef struct warm_pass {
 static size_t usable_hit(vp_prefix_cache *c, const vp_engine *e, const vp_job *j, size_t cap,
                          size_t *slot)
 {
-    vp_prefix_images img = job_images(e, j);
+    vp_prefix_images img = vp_job_prefix_images(e, j);
     size_t k = vp_prefix_cache_find(c, j->ids[0].v, cap, &img, slot);
     for (size_t t = k; k && t < cap; t++)
         if (j->ids[0].v[t] == img.img_context)
@@ -193,7 +185,7 @@ static size_t look_up_group(vp_engine *e, vp_job *const *jobs, size_t n_jobs, pa
     size_t *part_of = malloc(n_jobs * sizeof *part_of);
     prefix_group *parts = part_of ? group_parts(jobs, n_jobs, p, g, part_of, &n_parts) : NULL;
     size_t split = 0, split_rows = 0;
-    bool stores = false;
+    bool stores = false, part_tiles = false;
     for (size_t s = 0; parts && s < n_parts; s++) {
         prefix_group *P = &parts[s];
         vp_prefix_run runs[VP_PREFIX_CACHE_MAX_RUNS];
@@ -202,12 +194,16 @@ static size_t look_up_group(vp_engine *e, vp_job *const *jobs, size_t n_jobs, pa
         split_rows += computed + P->cached;
         stores |= P->n_responses >= 2 && P->cached && P->cached < P->prefix &&
                   vp_prefix_cache_runs(c, P->slot, P->cached, runs) < VP_PREFIX_CACHE_MAX_RUNS;
+        part_tiles |= P->n_tiles && !P->cached; /* it computes its image */
     }
     prefix_group *G = &p->groups[g];
     size_t computed = decide_load(c, e, jobs, G, budget, other_rows); /* the last find */
     *g_rows = computed + G->cached;
+    /* the tokens decide, but a part that would run the vision encoder where the group
+     * loads its image (a loaded hit covers the prefix's image tokens: usable_hit) costs
+     * more than they say */
     if (!parts || split > computed || (split == computed && !stores) ||
-        (budget && other_rows + split_rows > budget)) {
+        (part_tiles && G->cached) || (budget && other_rows + split_rows > budget)) {
         record_lookup(c, G);
         free(parts);
         free(part_of);
@@ -267,7 +263,7 @@ static void plan_cache(vp_engine *e, vp_job *const *jobs, size_t n_jobs, packed 
         if (!G->prefix || G->store_from == G->prefix) /* none, or held whole already */
             continue;
         const vp_job *rep = jobs[G->first_job];
-        vp_prefix_images img = job_images(e, rep);
+        vp_prefix_images img = vp_job_prefix_images(e, rep);
         if (G->store_from) { /* after the entry found above (found again: extend's rule) */
             size_t slot = 0, k = vp_prefix_cache_find(c, rep->ids[0].v, G->prefix, &img, &slot);
             G->store = k >= G->store_from && slot == G->slot &&
@@ -392,6 +388,11 @@ static int pack_jobs(vp_engine *e, vp_job *const *jobs, size_t n_jobs, const war
     }
     if (cache)
         plan_cache(e, jobs, n_jobs, p, &n_groups, &n_tok, warm);
+    /* a warm-up job exists to store its prefix's rest: one that cannot (no room for its
+     * ids on the host, say) would compute for nothing; the caller drops it (G->store) */
+    for (size_t g = 0; warm && g < n_groups; g++)
+        if (!p->groups[g].store)
+            return 1;
     p->tile_remap = malloc((n_tiles ? n_tiles : 1) * sizeof *p->tile_remap);
     if (!p->tile_remap)
         return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory packing a batch");
@@ -569,13 +570,15 @@ static int fill_results(vp_job *j, const float *logits, const vp_forward_stats *
 /* Packs jobs into one pass and runs it, again from a fresh packing in a wider number
  * format after an overflow (the prefix cache it consulted holds rows in the old format).
  * On success the cache entries it wrote are valid and *logits holds its outputs; on
- * failure the caller ends the cache's pass (vp_prefix_cache_end, not ok). */
+ * failure the caller ends the cache's pass (vp_prefix_cache_end, not ok). 1: a warm-up
+ * pass with a job that would store nothing, not run (p says which: its group's store). */
 static int run_pass(vp_engine *e, vp_job *const *jobs, size_t n_jobs, const warm_pass *warm,
                     packed *p, float **logits, vp_forward_stats *st, vp_error *err)
 {
     for (int attempt = 0;; attempt++) {
-        if (pack_jobs(e, jobs, n_jobs, warm, p, err))
-            return -1;
+        int packed_rc = pack_jobs(e, jobs, n_jobs, warm, p, err);
+        if (packed_rc)
+            return packed_rc;
         *logits = malloc((p->b.n_out ? p->b.n_out : 1) * 2 * sizeof **logits);
         if (!*logits)
             return vp_fail(err, VP_ERR_NOMEM, NULL, "out of memory");
@@ -606,13 +609,14 @@ typedef struct warm_set {
     vp_job *jobs, **list; /* [n_jobs] */
     vp_ids *ids, *pos;    /* [n_jobs] their one response and score position */
     int32_t *at;
+    size_t *group, *tokens; /* [n_jobs] the group each serves, the tokens it computes */
     size_t n, rows, budget;
 } warm_set;
 
-/* Adds a synthetic job for group G (or a part of one) when its cached start does not pay
- * to load and the rest can be stored; *tokens (its first job's) gets what it computes. */
-static bool add_warm_up(vp_engine *e, vp_job *const *jobs, const prefix_group *G, warm_set *w,
-                        size_t *tokens)
+/* Adds a synthetic job for group g when its cached start does not pay to load and the
+ * rest can be stored. */
+static bool add_warm_up(vp_engine *e, vp_job *const *jobs, const prefix_group *G, size_t g,
+                        warm_set *w)
 {
     vp_prefix_cache *c = vp_engine_prefix_cache(e);
     const vp_job *rep = jobs[G->first_job];
@@ -627,7 +631,8 @@ static bool add_warm_up(vp_engine *e, vp_job *const *jobs, const prefix_group *G
                        * rest could not be stored (no room in the pass, a chain too long) */
     size_t n = w->n++;
     w->rows += P + 1;
-    *tokens += P + 1 - k;
+    w->group[n] = g;
+    w->tokens[n] = P + 1 - k;
     w->ids[n] = (vp_ids){.v = rep->ids[0].v, .n = P + 1};
     w->at[n] = (int32_t)P;
     w->pos[n] = (vp_ids){.v = &w->at[n], .n = 1};
@@ -650,13 +655,14 @@ static bool add_warm_up(vp_engine *e, vp_job *const *jobs, const prefix_group *G
  * would compute the whole prefix, its image and vision encoder included. Such groups get
  * a pass of their own first: the prefix and one more token of their first response,
  * which loads the cached start, computes the rest once and stores it as an extension (a
- * job of one response always loads); the pass proper then loads the whole prefix. (A
- * group of several questions needs none: it is grouped only when its questions are short
- * beside the rows they share, which then pay to load for each question alone, and
- * look_up_group splits it.) It costs a small pass and saves the image's rows and tiles. It only saves work: when it fails (out of memory, an overflow),
- * the pass proper computes those prefixes as before, unless the device failed. warmed[i]:
- * job i's group or part had one; tokens[first job]: what it computed for them; *st: its
- * time. */
+ * job of one response always loads); the pass proper then loads the whole prefix. A job
+ * whose rest could not be stored (no room for its ids on the host) is dropped before the
+ * pass runs. Groups of several questions are warmed as one group (the rows their
+ * questions share); look_up_group may split them in the pass proper. It costs a small
+ * pass and saves the image's rows and tiles. It only saves work: when it fails (out of
+ * memory, an overflow), the pass proper computes those prefixes as before, unless the
+ * device failed. warmed[i]: job i's group had one; tokens[first job]: what it computed
+ * for that group; *st: its time. */
 static int warm_up(vp_engine *e, vp_job *const *jobs, size_t n_jobs, bool *warmed,
                    size_t *tokens, vp_forward_stats *st, vp_error *err)
 {
@@ -669,38 +675,53 @@ static int warm_up(vp_engine *e, vp_job *const *jobs, size_t n_jobs, bool *warme
     size_t n_groups, n_tiles, n_out;
     warm_set w = {.jobs = calloc(n_jobs, sizeof *w.jobs), .list = calloc(n_jobs, sizeof *w.list),
                   .ids = calloc(n_jobs, sizeof *w.ids), .pos = calloc(n_jobs, sizeof *w.pos),
-                  .at = calloc(n_jobs, sizeof *w.at),
+                  .at = calloc(n_jobs, sizeof *w.at), .group = calloc(n_jobs, sizeof *w.group),
+                  .tokens = calloc(n_jobs, sizeof *w.tokens),
                   .budget = vp_engine_opts(e)->max_batch_tokens};
     vp_error why = {0};
-    int rc = !w.jobs || !w.list || !w.ids || !w.pos || !w.at
+    int rc = !w.jobs || !w.list || !w.ids || !w.pos || !w.at || !w.group || !w.tokens
                  ? vp_fail(&why, VP_ERR_NOMEM, NULL, "out of memory")
                  : group_jobs(e, jobs, n_jobs, false, &groups, &n_groups, &n_tiles, &n_out, &why);
-    for (size_t g = 0; rc == 0 && g < n_groups; g++) {
-        const prefix_group *G = &groups.groups[g];
-        if (add_warm_up(e, jobs, G, &w, &tokens[G->first_job]))
-            for (size_t i = 0; i < n_jobs; i++)
-                warmed[i] |= groups.group_of[i] == g;
-    }
-    size_t n = w.n;
-    packed_free(&groups);
-    if (rc == 0 && n) {
+    for (size_t g = 0; rc == 0 && g < n_groups; g++)
+        add_warm_up(e, jobs, &groups.groups[g], g, &w);
+    /* each alone: grouped, jobs asking other questions of one image would share only the
+     * image, and store nothing. Jobs that could store nothing are dropped, then again */
+    warm_pass terms = {.keep = jobs, .n_keep = n_jobs};
+    while (rc == 0 && w.n) {
         packed p = {0};
         float *logits = NULL;
-        /* each alone: grouped, jobs asking other questions of one image would share only
-         * the image, and store nothing */
-        warm_pass terms = {.keep = jobs, .n_keep = n_jobs};
-        rc = run_pass(e, w.list, n, &terms, &p, &logits, st, &why);
+        rc = run_pass(e, w.list, w.n, &terms, &p, &logits, st, &why);
         vp_prefix_cache_end(c, false); /* no-op after success */
         if (rc == 0)
             vp_prefix_cache_count_warm_up(c);
+        size_t kept = 0;
+        for (size_t x = 0; rc == 1 && x < w.n; x++)
+            if (p.groups[p.group_of[x]].store) {
+                w.list[kept] = w.list[x];
+                w.group[kept] = w.group[x];
+                w.tokens[kept++] = w.tokens[x];
+            }
         free(logits);
         packed_free(&p);
+        if (rc != 1)
+            break;
+        w.n = kept;
+        rc = 0;
     }
+    /* its time counts for the jobs of the groups it served, its tokens for their first */
+    for (size_t x = 0; rc == 0 && x < w.n; x++) {
+        tokens[groups.groups[w.group[x]].first_job] += w.tokens[x];
+        for (size_t i = 0; i < n_jobs; i++)
+            warmed[i] |= groups.group_of[i] == w.group[x];
+    }
+    packed_free(&groups);
     free(w.jobs);
     free(w.list);
     free(w.ids);
     free(w.pos);
     free(w.at);
+    free(w.group);
+    free(w.tokens);
     if (rc == 0)
         return 0;
     if (why.kind == VP_ERR_DEVICE) { /* the pass proper would meet it too */

@@ -4,11 +4,12 @@
  *
  * The backend holds the keys and values: `rows` rows per layer (vp_backend_memory). This
  * index, used by the engine thread only, decides what they hold: entries of a prompt
- * prefix's token ids plus the 8-bit tiles its image tokens show, each at a run of rows.
- * Keys and values of token i depend only on tokens 0..i (causal attention), so an entry
- * serves any prompt that starts with the first k of its ids and, for the image tokens
- * among those k, the same tiles; a hit compares ids and tile bytes in full, so no hash
- * collision can hand a request another prompt's keys.
+ * prefix's token ids plus a key for each tile its image tokens show (the engine passes
+ * each tile's SHA-256, engine/util/digest.h: 32 bytes kept and compared instead of 600 KB),
+ * each at a run of rows. Keys and values of token i depend only on tokens 0..i (causal
+ * attention), so an entry serves any prompt that starts with the first k of its ids and,
+ * for the image tokens among those k, the same tiles; a hit compares ids and tile keys in
+ * full, so no collision of a fast hash can hand a request another prompt's keys.
  *
  * An entry may extend another: a prompt that loads the first k rows of an entry and computes
  * the rest of its prefix (another question about the same image) stores only rows
@@ -33,7 +34,7 @@ typedef struct vp_prefix_cache vp_prefix_cache;
 /* What the image tokens of a prompt show: feature row r of the prompt comes from tile
  * r / tokens_per_tile. */
 typedef struct vp_prefix_images {
-    const uint8_t *tiles;   /* [n_tiles][tile_bytes] */
+    const uint8_t *tiles;   /* [n_tiles][tile_bytes] each tile's key (its digest) */
     size_t n_tiles, tile_bytes, tokens_per_tile;
     int32_t img_context;    /* the image token id */
 } vp_prefix_images;

@@ -15,7 +15,7 @@ CU_OBJ=$(ls "$B"/rel/engine/cuda/*.o)
 OUT=$B/gpu
 mkdir -p "$OUT/pic"
 CFLAGS="-std=c11 -D_GNU_SOURCE -pthread -I. -I/usr/include/stb -I$CUDA_HOME/include -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -g -O2 -march=x86-64-v2 -DVP_WITH_CUDA"
-LIBS="-ljansson -lmicrohttpd -lcurl -lm -lpthread -L$CUDA_HOME/lib64 -Wl,-rpath,$CUDA_HOME/lib64 -lcublasLt -lcudart -lstdc++"
+LIBS="-ljansson -lmicrohttpd -lgnutls -lcurl -lm -lpthread -L$CUDA_HOME/lib64 -Wl,-rpath,$CUDA_HOME/lib64 -lcublasLt -lcudart -lstdc++"
 for p in gpu_ops gpu_e2e gpu_w1 mkbatch; do
     $CC $CFLAGS tests/gpu/$p.c $CU_OBJ "$LIB" -o "$OUT/$p" $LIBS
 done

@@ -223,7 +223,8 @@ static vp_job *prepare(const vp_engine *e, const char *body, vp_error *err)
 
 /* Engine configurations: cache rows as a multiple of a one-tile image prefix (jittered),
  * so the small ones hold one to three prefixes and evict all the time; 0.7 of one is
- * smaller than any image prefix; host-byte limits evict by the ids and tiles kept. */
+ * smaller than any image prefix; host-byte limits evict by the ids and tile digests kept
+ * (a few KiB: a one-tile prefix keeps about 2 KB). */
 typedef struct cfg {
     const char *name;
     double prefixes;          /* cache rows in one-tile prefixes; 0: off; < 0: 64 MiB */
@@ -238,10 +239,10 @@ static const cfg cfgs[] = {
     {"2.1 prefixes, budget 4096", 2.1, 4096, 0, 0},
     {"3.2 prefixes, budget 3000, min 1", 3.2, 3000, 1, 0},
     {"large, budget 1600", -1, 1600, 0, 0},
-    {"2.6 prefixes, host 2 MiB, min 16", 2.6, 0, 16, (size_t)2 << 20},
+    {"2.6 prefixes, host 12 KiB, min 16", 2.6, 0, 16, (size_t)12 << 10},
     {"cache off, budget 2500", 0, 2500, 0, 0},
     {"0.7 prefix, min 8", 0.7, 0, 8, 0},
-    {"large, host 700 KiB, min 1", -1, 0, 1, (size_t)700 << 10},
+    {"large, host 4 KiB, min 1", -1, 0, 1, (size_t)4 << 10},
 };
 #define N_CFG COUNT(cfgs)
 
@@ -299,9 +300,7 @@ static void check_usage(const mix *m, const vp_job *j, const vp_job *ref, const 
  * extends an entry. */
 static size_t check_runs(const mix *m, const vp_job *j, size_t cap, size_t *runs_out)
 {
-    vp_prefix_images img = {.tiles = j->tiles, .n_tiles = j->n_tiles, .tile_bytes = j->tile_bytes,
-                            .tokens_per_tile = (size_t)vp_engine_config(m->e)->num_image_token,
-                            .img_context = vp_engine_prompt(m->e)->img_context};
+    vp_prefix_images img = vp_job_prefix_images(m->e, j);
     size_t slot = 0, k = vp_prefix_cache_find(m->pc, j->ids[0].v, cap, &img, &slot);
     *runs_out = 0;
     if (!k)
