@@ -585,7 +585,10 @@ static int run_pass(vp_engine *e, vp_job *const *jobs, size_t n_jobs, const warm
         bool overflow = false;
         vp_error pass_err = {0}; /* err only for the attempt that ends the run */
         if (!vp_engine_run_backend(e, &p->b, *logits, st, &overflow, &pass_err)) {
-            vp_prefix_cache_end(vp_engine_prefix_cache(e), true);
+            if (warm)
+                vp_prefix_cache_end_warm_up(vp_engine_prefix_cache(e));
+            else
+                vp_prefix_cache_end(vp_engine_prefix_cache(e), true);
             return 0;
         }
         if (!overflow || warm || attempt == VP_WIDEN_ATTEMPTS ||
@@ -692,8 +695,6 @@ static int warm_up(vp_engine *e, vp_job *const *jobs, size_t n_jobs, bool *warme
         float *logits = NULL;
         rc = run_pass(e, w.list, w.n, &terms, &p, &logits, st, &why);
         vp_prefix_cache_end(c, false); /* no-op after success */
-        if (rc == 0)
-            vp_prefix_cache_count_warm_up(c);
         size_t kept = 0;
         for (size_t x = 0; rc == 1 && x < w.n; x++)
             if (p.groups[p.group_of[x]].store) {

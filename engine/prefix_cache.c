@@ -446,10 +446,10 @@ void vp_prefix_cache_clear(vp_prefix_cache *c)
     update_gauges(c);
 }
 
-void vp_prefix_cache_end(vp_prefix_cache *c, bool ok)
+/* Ends the pass: its reserved entries valid (ok) or dropped; its lookups counted when
+ * ok and `lookups`. */
+static void finish(vp_prefix_cache *c, bool ok, bool lookups)
 {
-    if (!c)
-        return;
     uint64_t stored = 0;
     for (size_t i = c->n; i-- > 0;) {
         entry *x = c->e[i];
@@ -464,14 +464,28 @@ void vp_prefix_cache_end(vp_prefix_cache *c, bool ok)
     }
     pthread_mutex_lock(&c->mu);
     c->st.stored += stored;
-    if (ok) { /* a failed pass is retried: its lookups count then */
+    if (ok && lookups) { /* a failed pass is retried: its lookups count then */
         c->st.hits += c->pass_hits;
         c->st.misses += c->pass_misses;
         c->st.tokens_reused += c->pass_reused;
     }
+    if (ok && !lookups)
+        c->st.warm_ups++;
     pthread_mutex_unlock(&c->mu);
     c->pass_hits = c->pass_misses = c->pass_reused = 0;
     update_gauges(c);
+}
+
+void vp_prefix_cache_end(vp_prefix_cache *c, bool ok)
+{
+    if (c)
+        finish(c, ok, true);
+}
+
+void vp_prefix_cache_end_warm_up(vp_prefix_cache *c)
+{
+    if (c)
+        finish(c, true, false);
 }
 
 void vp_prefix_cache_reset(vp_prefix_cache *c)
@@ -482,13 +496,6 @@ void vp_prefix_cache_reset(vp_prefix_cache *c)
     pthread_mutex_lock(&c->mu);
     c->st = (vp_prefix_cache_stats){.entries = c->st.entries, .rows_used = c->st.rows_used,
                                     .rows = c->st.rows, .host_bytes = c->st.host_bytes};
-    pthread_mutex_unlock(&c->mu);
-}
-
-void vp_prefix_cache_count_warm_up(vp_prefix_cache *c)
-{
-    pthread_mutex_lock(&c->mu);
-    c->st.warm_ups++;
     pthread_mutex_unlock(&c->mu);
 }
 

@@ -53,7 +53,8 @@ typedef struct vp_prefix_cache_stats {
     uint64_t tokens_reused;      /* rows loaded instead of computed, over all hits */
     uint64_t stored, evictions;  /* entries written by successful passes; entries evicted */
     uint64_t warm_ups;           /* passes run first to store the rest of prefixes whose
-                                    start was cached (engine/pack.c) */
+                                    start was cached (engine/pack.c); their lookups are
+                                    not counted in hits, misses and tokens_reused */
     size_t entries, rows_used, rows, host_bytes;
 } vp_prefix_cache_stats;
 
@@ -110,8 +111,9 @@ void vp_prefix_cache_reset(vp_prefix_cache *c);
 /* ok: the pass succeeded, its reserved entries are now valid; else they are dropped. */
 void vp_prefix_cache_end(vp_prefix_cache *c, bool ok);
 
-/* Counts a warm-up pass (engine/pack.c) that succeeded. */
-void vp_prefix_cache_count_warm_up(vp_prefix_cache *c);
+/* vp_prefix_cache_end(c, true) for a warm-up pass (engine/pack.c) that succeeded: counted
+ * as one, its lookups not (the pass proper's lookups count the rows its jobs load). */
+void vp_prefix_cache_end_warm_up(vp_prefix_cache *c);
 
 /* Thread-safe (counters read while the engine thread works). */
 void vp_prefix_cache_stats_get(const vp_prefix_cache *c, vp_prefix_cache_stats *s);
