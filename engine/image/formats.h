@@ -91,7 +91,8 @@ typedef struct vp_jpeg_markers {
     int adobe_transform; /* an Adobe APP14 segment's transform byte, -1 when none */
     unsigned default_dht; /* Huffman slots libjpeg fills with the standard tables: bit 0, 1
                            * DC slots 0, 1; bits 2, 3 AC slots 0, 1 */
-    int progressive;      /* the frame is progressive (SOF2) */
+    int progressive;      /* the frame is progressive (SOF2, SOF10) */
+    int arithmetic;       /* arithmetic coding (SOF9, SOF10) */
 } vp_jpeg_markers;
 
 /* Walks every marker and entropy-coded segment to EOI: UNDECODABLE when the data ends
@@ -105,10 +106,18 @@ int vp_jpeg_check_complete(const uint8_t *data, size_t len, size_t max_scans,
  * frame's scan headers set to the whole band, as libjpeg reads them), and where each scan's
  * entropy-coded data ends (restart markers are part of the data; the marker after it
  * follows, after any 0xFF fill bytes). */
+/* An arithmetic-coded scan's statistics tables per scan component (its header's Td, Ta:
+ * 0..15) and their conditioning when the scan starts (DAC segments: L, U, Kx). */
+typedef struct vp_jpeg_arith_cond {
+    uint8_t dc_tbl[4], ac_tbl[4], dc_l[4], dc_u[4], ac_k[4];
+} vp_jpeg_arith_cond;
+/* For an arithmetic-coded frame, stb_image (Huffman only) parses SOF9 and SOF10 as SOF1
+ * and SOF2, DAC segments as comments, and scan headers with their table numbers 0. */
 typedef struct vp_jpeg_stream {
     uint8_t *data;
     size_t len;
     size_t *scan_end; /* per scan, in order: offset in data where its data ends */
+    vp_jpeg_arith_cond *arith; /* per scan, arithmetic-coded frames only */
     size_t n_scans;
 } vp_jpeg_stream;
 /* On a stream vp_jpeg_check_complete accepted. Free with vp_jpeg_stream_free. */

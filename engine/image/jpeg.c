@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "engine/image/formats.h"
+#include "engine/image/jpeg_arith.h"
 
 static uint32_t be16(const uint8_t *p)
 {
@@ -69,7 +70,7 @@ static int skip_entropy(const uint8_t *d, size_t len, size_t *pos, int restarts)
 /* Tables defined so far and the frame's components, for the scans' table checks. */
 typedef struct jpeg_tables {
     unsigned dqt, dht_dc, dht_ac; /* bit t: table t (0..3) defined */
-    int have_sof, progressive, n_comp;
+    int have_sof, progressive, arithmetic, n_comp;
     uint8_t comp_id[4], comp_hv[4], comp_tq[4];
 } jpeg_tables;
 
@@ -117,7 +118,8 @@ static void note_sof(uint8_t m, const uint8_t *d, size_t seg_len, jpeg_tables *t
     if (t->have_sof || seg_len < 8)
         return;
     t->have_sof = 1;
-    t->progressive = m == 0xc2;
+    t->progressive = m == 0xc2 || m == 0xca;
+    t->arithmetic = m >= 0xc9;
     int n = d[7];
     for (int i = 0; i < n && i < 4 && 8 + 3 * (size_t)i + 3 <= seg_len; i++) {
         t->comp_id[i] = d[8 + 3 * i];
@@ -172,8 +174,9 @@ static int check_sos(const uint8_t *d, size_t seg_len, const jpeg_tables *t, vp_
     if (seg_len < 6 + 2 * ns)
         return vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG scan header is too short");
     uint8_t ss = d[3 + 2 * ns], ah = d[5 + 2 * ns] >> 4;
-    int need_dc = !t->progressive || (ss == 0 && ah == 0);
-    int need_ac = !t->progressive || ss > 0;
+    /* arithmetic coding needs no table: DAC segments only change the defaults */
+    int need_dc = !t->arithmetic && (!t->progressive || (ss == 0 && ah == 0));
+    int need_ac = !t->arithmetic && (!t->progressive || ss > 0);
     int blocks = 0, taken[4];
     for (size_t i = 0; i < ns; i++) {
         uint8_t id = d[3 + 2 * i], td = d[4 + 2 * i] >> 4, ta = d[4 + 2 * i] & 15;
@@ -276,16 +279,22 @@ static void rename_frame_ids(uint8_t *d, size_t seg_len, frame_ids *ids)
         d[8 + 3 * i] = (uint8_t)i;
 }
 
-/* Offsets where each scan's entropy-coded data ends (before the 0xFF fill bytes of
- * the marker that ends it), in order; NULL when empty or out of memory. In a sequential
- * frame each scan header's band and bit positions are set to the only ones it can have
- * (Ss 0, Se 63, Ah = Al = 0): libjpeg warns about others and decodes the whole band,
- * stb_image would refuse the scan. */
-static size_t *scan_ends(uint8_t *d, size_t len, int sequential, const frame_ids *ids,
-                         size_t *n_out, vp_error *err)
+/* Where each scan's entropy-coded data ends (before the 0xFF fill bytes of the marker
+ * that ends it), in order, into out->scan_end (out->n_scans); for an arithmetic-coded
+ * frame each scan's tables into out->arith. In a sequential frame each scan header's band
+ * and bit positions are set to the only ones it can have (Ss 0, Se 63, Ah = Al = 0):
+ * libjpeg warns about others and decodes the whole band, stb_image would refuse the scan.
+ * DAC segments become comments (stb_image refuses them; libjpeg reads them in any frame),
+ * and an arithmetic scan's table numbers 0 (stb_image takes them for Huffman tables). */
+static int scan_ends(uint8_t *d, size_t len, const vp_jpeg_markers *mk, const frame_ids *ids,
+                     vp_jpeg_stream *out, vp_error *err)
 {
-    size_t pos = 2, n = 0, cap = 0, *ends = NULL;
+    size_t pos = 2, n = 0, cap = 0;
     int restarts = 0; /* a DRI so far set an interval */
+    uint8_t dc_l[VP_JPEG_ARITH_TABLES], dc_u[VP_JPEG_ARITH_TABLES], ac_k[VP_JPEG_ARITH_TABLES];
+    memset(dc_l, VP_JPEG_ARITH_DEFAULT_L, sizeof dc_l);
+    memset(dc_u, VP_JPEG_ARITH_DEFAULT_U, sizeof dc_u);
+    memset(ac_k, VP_JPEG_ARITH_DEFAULT_K, sizeof ac_k);
     for (;;) {
         int m = vp_jpeg_next_marker(d, len, &pos);
         if (m < 0 || m == 0xd9)
@@ -297,11 +306,21 @@ static size_t *scan_ends(uint8_t *d, size_t len, int sequential, const frame_ids
         size_t seg = be16(d + pos), ns = seg >= 3 ? d[pos + 2] : 0;
         if (m == 0xdd && seg >= 4)
             restarts = be16(d + pos + 2) != 0;
+        if (m == 0xcc) { /* checked by the walk */
+            for (size_t p = pos + 2; p + 2 <= pos + seg; p += 2) {
+                uint8_t t = d[p] & 15, v = d[p + 1];
+                if (d[p] >= 16)
+                    ac_k[t] = v;
+                else
+                    dc_l[t] = v & 15, dc_u[t] = v >> 4;
+            }
+            d[pos - 1] = 0xfe;
+        }
         for (size_t i = 0; m == 0xda && ids->renamed && i < ns && seg >= 3 + 2 * ns; i++) {
             int c = scan_comp(ids->id, ids->n, d[pos + 3 + 2 * i], i);
             d[pos + 3 + 2 * i] = (uint8_t)(c < 0 ? 0xff : c);
         }
-        if (m == 0xda && sequential && seg >= 6 + 2 * ns) {
+        if (m == 0xda && !mk->progressive && seg >= 6 + 2 * ns) {
             d[pos + 3 + 2 * ns] = 0;
             d[pos + 4 + 2 * ns] = 63;
             d[pos + 5 + 2 * ns] = 0;
@@ -314,23 +333,37 @@ static size_t *scan_ends(uint8_t *d, size_t len, int sequential, const frame_ids
             break;
         if (n == cap) {
             cap = cap ? 2 * cap : 16;
-            size_t *grown = realloc(ends, cap * sizeof *ends);
-            if (!grown) {
-                free(ends);
-                vp_fail(err, VP_ERR_NOMEM, "image", "out of memory walking a JPEG's scans");
-                return NULL;
-            }
-            ends = grown;
+            size_t *grown = realloc(out->scan_end, cap * sizeof *grown);
+            if (grown)
+                out->scan_end = grown;
+            vp_jpeg_arith_cond *more =
+                grown && mk->arithmetic ? realloc(out->arith, cap * sizeof *more) : NULL;
+            if (more)
+                out->arith = more;
+            if (!grown || (mk->arithmetic && !more))
+                return vp_fail(err, VP_ERR_NOMEM, "image", "out of memory walking a JPEG's scans");
+        }
+        if (mk->arithmetic) /* table 0 where a header is too short (stb_image refuses it) */
+            memset(&out->arith[n], 0, sizeof out->arith[n]);
+        for (size_t i = 0; mk->arithmetic && i < ns && i < 4 && seg >= 3 + 2 * ns; i++) {
+            uint8_t *tables = &d[start - seg + 4 + 2 * i], td = *tables >> 4, ta = *tables & 15;
+            vp_jpeg_arith_cond *c = &out->arith[n];
+            c->dc_tbl[i] = td;
+            c->ac_tbl[i] = ta;
+            c->dc_l[i] = dc_l[td];
+            c->dc_u[i] = dc_u[td];
+            c->ac_k[i] = ac_k[ta];
+            *tables = 0;
         }
         size_t end = pos;
         while (end > start && d[end - 1] == 0xff)
             end--;
-        ends[n++] = end;
+        out->scan_end[n++] = end;
     }
-    *n_out = n;
+    out->n_scans = n;
     if (!n)
-        vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG has no scan");
-    return ends;
+        return vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG has no scan");
+    return 0;
 }
 
 int vp_jpeg_stream_for_stb(const uint8_t *data, size_t len, const vp_jpeg_markers *mk,
@@ -379,6 +412,8 @@ int vp_jpeg_stream_for_stb(const uint8_t *data, size_t len, const vp_jpeg_marker
         memcpy(out->data + n_out, data + pos, seg_bytes);
         if (is_sof((uint8_t)m) && !ids.n && seg_bytes >= 8)
             rename_frame_ids(out->data + n_out, seg_bytes, &ids);
+        if (m == 0xc9 || m == 0xca) /* arithmetic: stb_image reads the same frame header */
+            out->data[n_out - 1] = (uint8_t)(m == 0xc9 ? 0xc1 : 0xc2);
         n_out += seg_bytes;
         pos += seg_bytes;
     }
@@ -389,14 +424,10 @@ int vp_jpeg_stream_for_stb(const uint8_t *data, size_t len, const vp_jpeg_marker
         n_out += len - sos;
     }
     out->len = n_out;
-    size_t n;
-    size_t *ends = scan_ends(out->data, out->len, !mk->progressive, &ids, &n, err);
-    if (!ends) {
+    if (scan_ends(out->data, out->len, mk, &ids, out, err)) {
         vp_jpeg_stream_free(out);
         return -1;
     }
-    out->scan_end = ends;
-    out->n_scans = n;
     return 0;
 }
 
@@ -404,6 +435,7 @@ void vp_jpeg_stream_free(vp_jpeg_stream *s)
 {
     free(s->data);
     free(s->scan_end);
+    free(s->arith);
     memset(s, 0, sizeof *s);
 }
 
@@ -416,6 +448,25 @@ static void note_app(uint8_t m, const uint8_t *d, size_t seg_len, vp_jpeg_marker
         mk->jfif = 1;
     if (m == 0xee && seg_len >= 14 && !memcmp(d + 2, "Adobe", 5))
         mk->adobe_transform = d[2 + 11];
+}
+
+/* What libjpeg refuses in a DAC segment (d: its length field on, avail bytes there):
+ * pairs of a table index (0..31) and a value (a DC table's L, low nibble, <= U); NULL
+ * when none, or when the data ends first. */
+static const char *dac_fault(const uint8_t *d, size_t avail)
+{
+    if (avail < 2)
+        return NULL;
+    long long left = (long long)be16(d) - 2;
+    for (size_t p = 2; left > 0; p += 2, left -= 2) {
+        if (avail - p < 2)
+            return NULL;
+        if (d[p] > 31)
+            return "an arithmetic coding table index above 31";
+        if (d[p] < 16 && (d[p + 1] & 15) > d[p + 1] >> 4)
+            return "an arithmetic coding DC table with L > U";
+    }
+    return left != 0 ? "an arithmetic coding segment (DAC) of the wrong length" : NULL;
 }
 
 /* After a sequential frame's scan of every component libjpeg has output every row and
@@ -489,19 +540,8 @@ static int check_tail_segment(int m, const uint8_t *d, size_t avail, vp_error *e
         }
         if (!bad && left != 0)
             bad = "a Huffman table segment (DHT) of the wrong length";
-    } else { /* DAC: pairs of index (0..31) and value (a DC one's low nibble <= high) */
-        while (left > 0 && !bad) {
-            if (avail - p < 2)
-                return 0;
-            if (d[p] > 31)
-                bad = "an arithmetic coding table index above 31";
-            else if (d[p] < 16 && (d[p + 1] & 15) > d[p + 1] >> 4)
-                bad = "an arithmetic coding DC table with L > U";
-            p += 2;
-            left -= 2;
-        }
-        if (!bad && left != 0)
-            bad = "an arithmetic coding segment (DAC) of the wrong length";
+    } else {
+        bad = dac_fault(d, avail);
     }
     if (!bad)
         return 0;
@@ -543,6 +583,7 @@ static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, ui
             if (table_bad)
                 return -1;
             markers.progressive = tables.progressive;
+            markers.arithmetic = tables.arithmetic;
             if (mk)
                 *mk = markers;
             return 0;
@@ -561,11 +602,13 @@ static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, ui
         if (is_sof((uint8_t)m) && want_sof) {
             if (seg < 8)
                 return vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG frame header is too short");
-            /* stb_image decodes Huffman baseline, extended and progressive 8-bit frames. */
-            if (m > 0xc2)
+            /* Huffman baseline, extended and progressive 8-bit frames (stb_image's), and
+             * arithmetic sequential and progressive ones (jpeg_arith.c), as libjpeg-turbo
+             * 2.1 (no lossless or hierarchical process) */
+            if (m > 0xc2 && m != 0xc9 && m != 0xca)
                 return vp_fail(err, VP_ERR_UNSUPPORTED, "image",
                                "JPEG coding process SOF%d (%s) is not supported", m - 0xc0,
-                               m >= 0xc9 ? "arithmetic" : "lossless or hierarchical");
+                               m == 0xc3 || m == 0xcb ? "lossless" : "hierarchical");
             if (d[pos + 2] != 8)
                 return vp_fail(err, VP_ERR_UNSUPPORTED, "image",
                                "%u-bit JPEG is not supported (8-bit only)", d[pos + 2]);
@@ -575,6 +618,11 @@ static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, ui
         }
         if (m == 0xc4 && check_dht(d + pos, seg, &tables, err))
             return -1;
+        /* libjpeg reads a DAC's pairs past a segment too short for them */
+        const char *dac_bad = m == 0xcc ? dac_fault(d + pos, len - pos) : NULL;
+        if (dac_bad)
+            return vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG has %s (libjpeg refuses it)",
+                           dac_bad);
         if (m == 0xda && want_sof)
             return vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG scan before its frame header");
         if (m == 0xda && ++n_scans > max_scans)
@@ -589,7 +637,7 @@ static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, ui
         }
         if (!seen_sos)
             note_app((uint8_t)m, d + pos, seg, &markers);
-        if (m == 0xda && !seen_sos && !tables.progressive) {
+        if (m == 0xda && !seen_sos && !tables.progressive && !tables.arithmetic) {
             /* libjpeg's Motion-JPEG rule, see vp_jpeg_stream_for_stb */
             markers.default_dht = (~tables.dht_dc & 3u) | (~tables.dht_ac & 3u) << 2;
             tables.dht_dc |= 3u;

@@ -1,5 +1,6 @@
 /* JPEG decoding, driven here scan by scan: stb_image parses the markers and tables and
- * allocates the planes and coefficient arrays; jpeg_scan.c entropy-decodes every scan
+ * allocates the planes and coefficient arrays; jpeg_scan.c (and jpeg_arith.c for
+ * arithmetic coding) entropy-decodes every scan
  * with libjpeg's rules for damaged data (stb_image's own decoders differ there); each
  * block goes through libjpeg-turbo's IDCT with its component's quantisation table as
  * latched at its first scan (jpeg_pixels.c), which then upsamples and converts the
@@ -24,9 +25,10 @@ static vp_jpeg_huff huff_of(const stbi__huffman *h, const stbi__int16 *fast_ac)
 }
 
 /* The scan whose header stb_image just read, decoded by jpeg_scan.c from the data
- * stb_image's position has reached to data_end (the marker after it follows). */
-static int decode_scan(stbi__jpeg *j, const stbi_uc *data_end, uint16_t (*latched)[64],
-                       size_t *last_good_row, vp_error *err)
+ * stb_image's position has reached to data_end (the marker after it follows); arith: its
+ * tables when the frame is arithmetic-coded. */
+static int decode_scan(stbi__jpeg *j, const stbi_uc *data_end, const vp_jpeg_arith_cond *arith,
+                       uint16_t (*latched)[64], size_t *last_good_row, vp_error *err)
 {
     const stbi_uc *marker = data_end;
     while (*marker == 0xff)
@@ -35,6 +37,7 @@ static int decode_scan(stbi__jpeg *j, const stbi_uc *data_end, uint16_t (*latche
                          .n_comp = j->scan_n, .mcus_wide = (size_t)j->img_mcu_x,
                          .mcus_high = (size_t)j->img_mcu_y,
                          .restart_interval = (unsigned)j->restart_interval,
+                         .arithmetic = arith != NULL,
                          .progressive = j->progressive, .ss = j->spec_start, .se = j->spec_end,
                          .ah = j->succ_high, .al = j->succ_low};
     for (int k = 0; k < j->scan_n; k++) {
@@ -51,6 +54,13 @@ static int decode_scan(stbi__jpeg *j, const stbi_uc *data_end, uint16_t (*latche
             .dc = huff_of(&j->huff_dc[j->img_comp[n].hd], NULL),
             .ac = huff_of(&j->huff_ac[ha], j->fast_ac[ha]),
             .dequant = latched[n]};
+        if (arith) {
+            scan.comp[k].dc_tbl = arith->dc_tbl[k];
+            scan.comp[k].ac_tbl = arith->ac_tbl[k];
+            scan.comp[k].dc_l = arith->dc_l[k];
+            scan.comp[k].dc_u = arith->dc_u[k];
+            scan.comp[k].ac_k = arith->ac_k[k];
+        }
     }
     if (vp_jpeg_decode_scan(&scan, last_good_row, err))
         return -1;
@@ -144,7 +154,8 @@ static int decode_scans(stbi__jpeg *j, const vp_jpeg_stream *st, vp_error *err)
                 vp_jpeg_bits_scan(&bits[n], (int)scan + 1, j->spec_start, j->spec_end,
                                   j->succ_low);
         }
-        if (decode_scan(j, end, latched, &last_good_row, err))
+        if (decode_scan(j, end, st->arith ? &st->arith[scan] : NULL, latched, &last_good_row,
+                        err))
             return -1;
         scan++;
         if (!j->progressive && !j->img_comp[0].raw_coeff)

@@ -4,12 +4,11 @@
  * bad sizes and runs); the tables are stb_image's. */
 #include <string.h>
 
+#include "engine/image/jpeg_arith.h"
 #include "engine/image/jpeg_pixels.h"
 #include "engine/image/jpeg_scan.h"
 
-/* Zig-zag position -> row-major position; positions past 63 (a run that overshoots on
- * damaged data) land on 63, as in libjpeg. */
-static const uint8_t natural_order[64 + 16] = {
+const uint8_t vp_jpeg_natural_order[64 + 16] = {
     0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,  12, 19, 26, 33,
     40, 48, 41, 34, 27, 20, 13, 6,  7,  14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36,
     29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54,
@@ -19,35 +18,20 @@ static const uint8_t natural_order[64 + 16] = {
  * p just after it; data_end reads as end_marker), then gives zero bits: taking one of
  * those sets out_of_data, libjpeg's insufficient_data. */
 typedef struct bit_reader {
-    const uint8_t *p, *end;
-    uint8_t end_marker;
+    vp_jpeg_reader in;
     uint64_t buf;      /* bits_left bits in the low end */
     int bits_left;
     int pad_bits;      /* the lowest pad_bits of them are zeros past the data */
-    int unread_marker; /* 0: none */
     int out_of_data;
 } bit_reader;
 
 static void fill(bit_reader *r)
 {
-    while (r->bits_left <= 56 && !r->unread_marker) {
-        if (r->p >= r->end) {
-            r->unread_marker = r->end_marker;
+    while (r->bits_left <= 56) {
+        int b = vp_jpeg_next_byte(&r->in);
+        if (b < 0)
             break;
-        }
-        uint8_t b = *r->p++;
-        if (b == 0xff) { /* 0xFF 0x00 is a 0xFF byte, after any 0xFF fill bytes */
-            const uint8_t *q = r->p;
-            while (q < r->end && *q == 0xff)
-                q++;
-            if (q >= r->end || *q != 0) {
-                r->unread_marker = q >= r->end ? r->end_marker : *q;
-                r->p = q >= r->end ? r->end : q + 1;
-                break;
-            }
-            r->p = q + 1;
-        }
-        r->buf = r->buf << 8 | b;
+        r->buf = r->buf << 8 | (uint8_t)b;
         r->bits_left += 8;
     }
 }
@@ -128,14 +112,14 @@ static void decode_block(bit_reader *r, const vp_jpeg_scan_comp *c, int32_t *dc_
         if (fac) { /* code and value within 9 bits */
             k += (fac >> 4) & 15;
             consume(r, fac & 15);
-            coef[natural_order[k]] = (short)(fac >> 8);
+            coef[vp_jpeg_natural_order[k]] = (short)(fac >> 8);
             continue;
         }
         int rs = decode_symbol(r, &c->ac), run = rs >> 4;
         s = rs & 15;
         if (s) {
             k += run;
-            coef[natural_order[k]] = (short)extend(get_bits(r, s), s);
+            coef[vp_jpeg_natural_order[k]] = (short)extend(get_bits(r, s), s);
         } else if (run == 15) {
             k += 15;
         } else {
@@ -159,17 +143,17 @@ static void grey_block(const vp_jpeg_scan_comp *c, uint8_t *b)
 static void next_marker(bit_reader *r)
 {
     for (;;) {
-        while (r->p < r->end && *r->p != 0xff)
-            r->p++;
-        while (r->p < r->end && *r->p == 0xff)
-            r->p++;
-        if (r->p >= r->end) {
-            r->unread_marker = r->end_marker;
+        while (r->in.p < r->in.end && *r->in.p != 0xff)
+            r->in.p++;
+        while (r->in.p < r->in.end && *r->in.p == 0xff)
+            r->in.p++;
+        if (r->in.p >= r->in.end) {
+            r->in.unread_marker = r->in.end_marker;
             return;
         }
-        uint8_t c = *r->p++;
+        uint8_t c = *r->in.p++;
         if (c) {
-            r->unread_marker = c;
+            r->in.unread_marker = c;
             return;
         }
     }
@@ -179,14 +163,14 @@ static void next_marker(bit_reader *r)
  * want: consume it, or skip or keep another marker by the resync rules. */
 static int read_restart(bit_reader *r, int want, vp_error *err)
 {
-    if (!r->unread_marker)
+    if (!r->in.unread_marker)
         next_marker(r);
-    if (r->unread_marker == 0xd0 + want) {
-        r->unread_marker = 0;
+    if (r->in.unread_marker == 0xd0 + want) {
+        r->in.unread_marker = 0;
         return 0;
     }
     for (;;) {
-        int m = r->unread_marker, action;
+        int m = r->in.unread_marker, action;
         if (m < 0xc0)
             action = 2; /* not a valid marker: scan past it */
         else if (m < 0xd0 || m > 0xd7)
@@ -198,15 +182,15 @@ static int read_restart(bit_reader *r, int want, vp_error *err)
         else
             action = 1; /* the wanted one or far off: drop it and decode on */
         if (action == 1) {
-            r->unread_marker = 0;
+            r->in.unread_marker = 0;
             return 0;
         }
         if (action == 3)
             return 0;
-        if (r->p >= r->end)
+        if (r->in.p >= r->in.end)
             return vp_fail(err, VP_ERR_UNDECODABLE, "image",
                            "JPEG restart markers are damaged past the end of a scan");
-        r->unread_marker = 0;
+        r->in.unread_marker = 0;
         next_marker(r);
     }
 }
@@ -222,7 +206,8 @@ static short *coef_block(const vp_jpeg_scan_comp *c, size_t bx, size_t by)
 
 typedef struct scan_state {
     int32_t dc_pred[4];
-    uint32_t eob_run; /* blocks left in an end-of-band run */
+    uint32_t eob_run;    /* blocks left in an end-of-band run */
+    vp_jpeg_arith *arith; /* an arithmetic-coded scan's decoder */
 } scan_state;
 
 static void dc_first(bit_reader *r, const vp_jpeg_scan *s, int k, short *b, scan_state *st)
@@ -250,7 +235,7 @@ static void ac_first(bit_reader *r, const vp_jpeg_scan *s, short *b, scan_state 
         if (size) {
             k += run;
             int v = extend(get_bits(r, size), size);
-            b[natural_order[k]] = (short)(uint16_t)((uint32_t)v << s->al);
+            b[vp_jpeg_natural_order[k]] = (short)(uint16_t)((uint32_t)v << s->al);
         } else if (run == 15) {
             k += 15;
         } else {
@@ -282,7 +267,7 @@ static void ac_refine(bit_reader *r, const vp_jpeg_scan *s, short *b, scan_state
             }
             /* past run zero coefficients, refining the nonzero ones on the way */
             do {
-                short *c = &b[natural_order[k]];
+                short *c = &b[vp_jpeg_natural_order[k]];
                 if (*c)
                     refine_coef(r, c, p1);
                 else if (--run < 0)
@@ -290,24 +275,27 @@ static void ac_refine(bit_reader *r, const vp_jpeg_scan *s, short *b, scan_state
                 k++;
             } while (k <= s->se);
             if (v) /* at the zero it reached, or just past the band when the run overshoots */
-                b[natural_order[k]] = (short)v;
+                b[vp_jpeg_natural_order[k]] = (short)v;
         }
     }
     if (st->eob_run) {
         for (; k <= s->se; k++)
-            if (b[natural_order[k]])
-                refine_coef(r, &b[natural_order[k]], p1);
+            if (b[vp_jpeg_natural_order[k]])
+                refine_coef(r, &b[vp_jpeg_natural_order[k]], p1);
         st->eob_run--;
     }
 }
 
 /* ---- MCUs ---- */
 
-/* One block of the scan; skip: the data had run out before this MCU began. */
+/* One block of the scan; skip: the data had run out before this MCU began (Huffman), or
+ * the arithmetic decoder is broken. */
 static void decode_block_of(bit_reader *r, const vp_jpeg_scan *s, int k, size_t bx, size_t by,
                             int skip, scan_state *st)
 {
     const vp_jpeg_scan_comp *c = &s->comp[k];
+    if (st->arith)
+        skip = st->arith->broken;
     if (!s->progressive && !c->coef) {
         uint8_t *out = block_at(c, bx, by);
         if (skip) { /* the rest of the segment: zero coefficients */
@@ -315,14 +303,19 @@ static void decode_block_of(bit_reader *r, const vp_jpeg_scan *s, int k, size_t 
             return;
         }
         short coef[64] = {0};
-        decode_block(r, c, &st->dc_pred[k], coef);
+        if (st->arith)
+            vp_jpeg_arith_block(st->arith, s, k, coef);
+        else
+            decode_block(r, c, &st->dc_pred[k], coef);
         vp_jpeg_idct_islow(out, (int)c->stride, coef, c->dequant);
         return;
     }
     if (skip) /* the rest of the segment leaves the coefficients as they are */
         return;
     short *b = coef_block(c, bx, by);
-    if (!s->progressive)
+    if (st->arith)
+        vp_jpeg_arith_block(st->arith, s, k, b);
+    else if (!s->progressive)
         decode_block(r, c, &st->dc_pred[k], b);
     else if (s->ss == 0)
         s->ah ? dc_refine(r, s, b) : dc_first(r, s, k, b, st);
@@ -353,7 +346,7 @@ static void decode_mcu(bit_reader *r, const vp_jpeg_scan *s, size_t m, scan_stat
 /* libjpeg's checks of the tables and the progression before it decodes a scan. */
 static int check_scan(const vp_jpeg_scan *s, vp_error *err)
 {
-    int uses_dc = !s->progressive || (s->ss == 0 && s->ah == 0);
+    int uses_dc = !s->arithmetic && (!s->progressive || (s->ss == 0 && s->ah == 0));
     for (int k = 0; uses_dc && k < s->n_comp; k++)
         for (int i = 0; i < 256 && s->comp[k].dc.size[i]; i++)
             if (s->comp[k].dc.values[i] > 15)
@@ -378,17 +371,17 @@ static int check_scan(const vp_jpeg_scan *s, vp_error *err)
  * image. The marker where the scan's data ends is jpeg.c's to judge. */
 static int check_marker_after(bit_reader *r, vp_error *err)
 {
-    int m = r->unread_marker;
+    int m = r->in.unread_marker;
     for (;;) {
-        if (r->p >= r->end && (!m || m == r->end_marker))
+        if (r->in.p >= r->in.end && (!m || m == r->in.end_marker))
             return 0;
         if (!m) {
             next_marker(r);
-            m = r->unread_marker;
+            m = r->in.unread_marker;
             continue;
         }
         if ((m >= 0xd0 && m <= 0xd7) || m == 0x01) {
-            r->unread_marker = m = 0;
+            r->in.unread_marker = m = 0;
             continue;
         }
         break;
@@ -403,8 +396,11 @@ int vp_jpeg_decode_scan(const vp_jpeg_scan *s, size_t *last_good_row, vp_error *
 {
     if (check_scan(s, err))
         return -1;
-    bit_reader r = {.p = s->data, .end = s->data_end, .end_marker = s->end_marker};
-    scan_state st = {{0}, 0};
+    bit_reader r = {.in = {.p = s->data, .end = s->data_end, .end_marker = s->end_marker}};
+    vp_jpeg_arith arith; /* its bit reader unused: no bits left to drop, no out_of_data */
+    scan_state st = {{0}, 0, s->arithmetic ? &arith : NULL};
+    if (st.arith)
+        vp_jpeg_arith_start(st.arith, &r.in, s);
     size_t total = s->n_comp == 1 ? s->comp[0].blocks_wide * s->comp[0].blocks_high
                                   : s->mcus_wide * s->mcus_high;
     unsigned to_go = s->restart_interval;
@@ -416,9 +412,11 @@ int vp_jpeg_decode_scan(const vp_jpeg_scan *s, size_t *last_good_row, vp_error *
             if (read_restart(&r, next_rst, err))
                 return -1;
             next_rst = (next_rst + 1) & 7;
-            memset(&st, 0, sizeof st);
+            st = (scan_state){{0}, 0, st.arith};
+            if (st.arith) /* statistics and registers afresh */
+                vp_jpeg_arith_start(st.arith, &r.in, s);
             to_go = s->restart_interval;
-            if (!r.unread_marker)
+            if (!r.in.unread_marker)
                 r.out_of_data = 0;
         }
         if (!r.out_of_data && last_good_row)

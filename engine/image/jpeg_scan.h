@@ -1,5 +1,6 @@
-/* Entropy decoding of one JPEG scan (Huffman, sequential or progressive) with libjpeg's
- * rules for damaged data (internal to engine/image). stb_image parses the headers and
+/* Entropy decoding of one JPEG scan (Huffman, sequential or progressive; arithmetic
+ * coding in jpeg_arith.c) with libjpeg's rules for damaged data (internal to
+ * engine/image). stb_image parses the headers and
  * builds the tables; its own scan decoders go their own way on damaged data: they read
  * zero bits past a marker that comes early, cannot resynchronise at restart markers, and
  * refuse or misplace what libjpeg tolerates. libjpeg (Pillow):
@@ -19,6 +20,43 @@
 #include <stdint.h>
 
 #include "engine/util/err.h"
+
+/* Zig-zag position -> row-major position; positions past 63 (a run that overshoots on
+ * damaged data) land on 63, as in libjpeg. */
+extern const uint8_t vp_jpeg_natural_order[64 + 16];
+
+/* Where a scan's entropy-coded bytes are read: at a marker (p just after it; data_end
+ * reads as end_marker) the reading stops with the marker unread. */
+typedef struct vp_jpeg_reader {
+    const uint8_t *p, *end;
+    uint8_t end_marker;
+    int unread_marker; /* 0: none */
+} vp_jpeg_reader;
+
+/* The next byte of data (0xFF 0x00 read as 0xFF, fill bytes before a marker skipped), or
+ * -1 at a marker, which stays unread. */
+static inline int vp_jpeg_next_byte(vp_jpeg_reader *in)
+{
+    if (in->unread_marker)
+        return -1;
+    if (in->p >= in->end) {
+        in->unread_marker = in->end_marker;
+        return -1;
+    }
+    uint8_t b = *in->p++;
+    if (b != 0xff)
+        return b;
+    const uint8_t *q = in->p;
+    while (q < in->end && *q == 0xff)
+        q++;
+    if (q < in->end && *q == 0) {
+        in->p = q + 1;
+        return 0xff;
+    }
+    in->unread_marker = q < in->end ? *q : in->end_marker;
+    in->p = q < in->end ? q + 1 : in->end;
+    return -1;
+}
 
 /* A Huffman table in stb_image's derived form (stbi__huffman, stbi__build_fast_ac). */
 typedef struct vp_jpeg_huff {
@@ -41,6 +79,8 @@ typedef struct vp_jpeg_scan_comp {
     int h, v;          /* sampling factors: blocks per MCU in an interleaved scan */
     size_t blocks_wide, blocks_high; /* its blocks, for a scan of this component alone */
     vp_jpeg_huff dc, ac;
+    /* arithmetic coding: the statistics' tables (0..15) and their conditioning (DAC) */
+    uint8_t dc_tbl, ac_tbl, dc_l, dc_u, ac_k;
     const uint16_t *dequant; /* [64], natural order */
 } vp_jpeg_scan_comp;
 
@@ -52,6 +92,7 @@ typedef struct vp_jpeg_scan {
     vp_jpeg_scan_comp comp[4];
     size_t mcus_wide, mcus_high;    /* MCUs of an interleaved scan (n_comp > 1) */
     unsigned restart_interval;      /* MCUs per restart interval, 0 for none */
+    int arithmetic;                 /* arithmetic coding, not Huffman */
     int progressive;                /* and its band and bit positions: */
     int ss, se, ah, al;
 } vp_jpeg_scan;

@@ -270,9 +270,10 @@ static int fast_symbols(inflater *z, const huff *lit, const huff *dist)
             uint8_t *o = out + n;
             if (distance >= length) {
                 memcpy(o, o - distance, length);
-            } else {
+            } else { /* overlapping: a run, byte by byte (o - distance: no wrapped index) */
+                const uint8_t *from = o - distance;
                 for (size_t i = 0; i < length; i++)
-                    o[i] = o[i - distance];
+                    o[i] = from[i];
             }
             n += length;
         }

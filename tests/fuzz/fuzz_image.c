@@ -4,7 +4,9 @@
  * input's length picks the tiling parameters, so mutations visit all of them).
  * Seeds: tests/fuzz/gen_image_seeds.py (tiny PNG/JPEG/GIF/BMP files of every kind), and
  * seed_jpeg_*: the smallest file of each kind tests/image/gen_jpeg.py writes (samplings,
- * Motion-JPEG without tables, colour-space markers, CMYK, YCCK).
+ * Motion-JPEG without tables, colour-space markers, CMYK, YCCK), and arithmetic-coded
+ * ones (sequential, progressive, restart intervals, several scans, DAC segments, other
+ * statistics tables).
  * Promises:
  *  - a failure carries a message and one of the image kinds: 413 TOO_LARGE (whose
  *    message names the max_image_* limit), 415 UNSUPPORTED, 422 UNDECODABLE;

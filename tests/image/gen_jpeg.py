@@ -1,6 +1,7 @@
 """Seeded generator of JPEGs that exercise libjpeg's decoding rules beyond what Pillow
 writes: every chroma sampling cjpeg (libjpeg-turbo-progs) can write (4:4:0, 4:1:1, 4:1:0,
-mixed and whole-number ratios, restart intervals, RGB-coded, grey, progressive), and
+mixed and whole-number ratios, restart intervals, RGB-coded, grey, progressive),
+arithmetic coding (cjpeg -arithmetic, jpegtran's transcodes, DAC segments), and
 byte-edited streams: Motion-JPEG frames without Huffman tables, and the JFIF / Adobe
 APP14 / component-id combinations that pick the colour space (Adobe CMYK and YCCK
 included), plus fractional sampling, which libjpeg refuses; and damaged streams:
@@ -227,6 +228,7 @@ def main_into(out_dir):
     add_component_ids(out_dir, add)
     add_rescanned(out_dir, add)
     add_invalid_markers(out_dir, add)
+    add_arithmetic(out_dir, add)
     return entries
 
 
@@ -555,3 +557,107 @@ def add_invalid_markers(out_dir, add):
     add("inv_no_restart.jpg", "no restart intervals, marker 0x4E in the scan (refused)",
         plain[:at] + b"\xff\x4e" + plain[at:])
     os.remove(ppm)
+
+
+def dac(pairs):
+    """A DAC segment: (table index, value) pairs (DC 0..15: U << 4 | L; AC 16..31: Kx)."""
+    payload = b"".join(bytes([i, v]) for i, v in pairs)
+    return b"\xff\xcc" + struct.pack(">H", len(payload) + 2) + payload
+
+
+def set_scan_tables(data, pick):
+    """Every scan header's table byte (Td << 4 | Ta) of its i-th component to pick(i, byte)."""
+    out = bytearray(data)
+    for at in scan_starts(data):
+        for i in range(out[at + 4]):
+            out[at + 6 + 2 * i] = pick(i, out[at + 6 + 2 * i])
+    return bytes(out)
+
+
+def add_arithmetic(out_dir, add):
+    """Arithmetic-coded frames (SOF9 sequential, SOF10 progressive), which libjpeg-turbo
+    decodes for Pillow: cjpeg -arithmetic at several samplings, sizes, qualities and restart
+    intervals; jpegtran's lossless transcodes of Pillow-written files; DAC segments that
+    change the conditioning (before the frame, before a scan, between a progressive file's
+    scans: the data was coded with the defaults, so the pixels are garbage, but libjpeg's
+    garbage), bad ones refused; scans on other statistics tables (0..15, shared or not);
+    and damaged ones: cut inside any scan with the EOI put back (the decoder reads zeros
+    past a marker; a cut progressive file is smoothed), bytes flipped, inserted or deleted,
+    restart markers renumbered, dropped or doubled. Equal to Pillow or refused by both."""
+    rng = np.random.default_rng(20261206)
+    ppm, script = os.path.join(out_dir, "arith.ppm"), os.path.join(out_dir, "arith.scans")
+    files = []
+    for w, h in [(1, 1), (9, 17), (53, 37), (130, 90), (211, 133)]:
+        a = content(rng, h, w)
+        Image.fromarray(a).save(ppm)
+        for args in (["-sample", "2x2"], ["-sample", "1x1", "-quality", "95"], ["-sample", "2x1", "-restart", "1"],
+                     ["-progressive"], ["-progressive", "-sample", "1x2", "-restart", "3B"], ["-grayscale"],
+                     ["-grayscale", "-progressive"], ["-quality", "20", "-restart", "1B"]):
+            data = subprocess.run(["cjpeg", "-arithmetic", *args, ppm], capture_output=True, check=True).stdout
+            files.append((f"cjpeg -arithmetic {' '.join(args)}", data))
+        for prog in ([], ["-progressive"]):
+            data = subprocess.run(["jpegtran", "-arithmetic", *prog], input=pil_jpeg(a, quality=85),
+                                  capture_output=True, check=True).stdout
+            files.append((f"jpegtran -arithmetic {' '.join(prog)}", data))
+        if w * h > 1000:  # sequential frames of several scans (coefficients kept until all are in)
+            for scans, args in (("0;\n1;\n2;\n", []), ("0 1;\n2;\n", ["-sample", "2x1", "-restart", "1"])):
+                with open(script, "w") as f:
+                    f.write(scans)
+                data = subprocess.run(["cjpeg", "-arithmetic", "-scans", script, *args, ppm],
+                                      capture_output=True, check=True).stdout
+                files.append((f"cjpeg -arithmetic, scans {scans.strip()!r} {' '.join(args)}", data))
+    # over Pillow's 64 KB read block: Pillow fails on these (libjpeg's arithmetic decoder
+    # cannot suspend), vprm decodes them as Pillow does given the whole file at once
+    a = content(rng, 240, 320)
+    Image.fromarray(a).save(ppm)
+    for args in (["-quality", "98", "-sample", "1x1"], ["-quality", "98", "-progressive", "-restart", "2"]):
+        data = subprocess.run(["cjpeg", "-arithmetic", *args, ppm], capture_output=True, check=True).stdout
+        assert len(data) > 70000, len(data)
+        add(f"arith_big_{args[-1]}.jpg", f"cjpeg -arithmetic {' '.join(args)}, over 64 KB (whole file)", data)
+    os.remove(ppm)
+    os.remove(script)
+    for fi, (what, data) in enumerate(files):
+        add(f"arith_{fi:02d}.jpg", what, data)
+        if fi % 3:
+            continue
+        sof = next(m for m in (0xC9, 0xCA) if data.find(bytes([0xFF, m])) >= 0)
+        before_sof, before_sos = data.index(bytes([0xFF, sof])), data.index(b"\xff\xda")
+        variants = [("dac_dc", data[:before_sos] + dac([(0, 0x52), (1, 0x31)]) + data[before_sos:]),
+                    ("dac_ac", data[:before_sos] + dac([(16, 10), (17, 1)]) + data[before_sos:]),
+                    ("dac_all", data[:before_sof] + dac([(0, 0xF0), (16, 63), (1, 0x11), (17, 0)]) + data[before_sof:]),
+                    ("tables_5_9", set_scan_tables(data, lambda i, b: 0x59)),
+                    ("tables_swapped", set_scan_tables(data, lambda i, b: (b & 15) << 4 | b >> 4)),
+                    ("tables_per_component", set_scan_tables(data, lambda i, b: (0x23 * (i + 1)) & 0xFF))]
+        starts = scan_starts(data)
+        if len(starts) > 1:
+            variants.append(("dac_between_scans", data[:starts[1]] + dac([(0, 0x33), (16, 2)]) + data[starts[1]:]))
+        for vi, (name, v) in enumerate(variants):
+            add(f"arith_{fi:02d}_{name}.jpg", f"arithmetic, {name.replace('_', ' ')}", v)
+        for name, seg in [("index", dac([(32, 1)])), ("lu", dac([(0, 0x12)])),
+                          ("length", b"\xff\xcc\x00\x05\x00\x11\x00")]:
+            add(f"arith_{fi:02d}_bad_dac_{name}.jpg", f"arithmetic, a DAC segment's bad {name} (refused)",
+                data[:before_sos] + seg + data[before_sos:])
+        ranges = scan_data_ranges(data)
+        for ci in range(2):
+            lo, hi = ranges[int(rng.integers(len(ranges)))]
+            if hi > lo:
+                at = int(rng.integers(lo, hi))
+                add(f"arith_{fi:02d}_cut{ci}.jpg", "arithmetic, cut, EOI put back", data[:at] + data[-2:])
+        for ei in range(3):
+            lo, hi = ranges[int(rng.integers(len(ranges)))]
+            if hi > lo:
+                edited = data_edit(rng, data, int(rng.integers(lo, hi)), ei)
+                add(f"arith_{fi:02d}_edit{ei}.jpg",
+                    f"arithmetic, bytes {['flipped', 'inserted', 'deleted'][ei]} (as Pillow)", edited)
+        rst = [i for i in range(scan_data_start(data), len(data) - 1)
+               if data[i] == 0xFF and 0xD0 <= data[i + 1] <= 0xD7]
+        if rst:
+            at = rst[int(rng.integers(len(rst)))]
+            for shift in (1, 2, 6, 4):
+                edited = bytearray(data)
+                edited[at + 1] = 0xD0 + (data[at + 1] - 0xD0 + shift) % 8
+                add(f"arith_{fi:02d}_rst{shift}.jpg", f"arithmetic, a restart marker renumbered +{shift}",
+                    bytes(edited))
+            add(f"arith_{fi:02d}_rst_drop.jpg", "arithmetic, a restart marker dropped", data[:at] + data[at + 2:])
+            add(f"arith_{fi:02d}_rst_double.jpg", "arithmetic, a restart marker doubled",
+                data[:at] + data[at:at + 2] + data[at:])

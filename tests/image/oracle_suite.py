@@ -133,11 +133,19 @@ def decode_vs_pillow(decode_tool, path, work, expect="equal", refusals=None):
     """None when vprm's full-resolution RGB equals Pillow's convert("RGB"); expect
     "refused": both refuse the file (422); "vprm refuses": vprm refuses it (422), whatever
     Pillow does; "damaged": equal or refused by vprm, never other pixels; "as Pillow": equal,
-    or both refuse. Otherwise what differs."""
+    or both refuse; "whole file": an arithmetic-coded JPEG over Pillow's 64 KB read block,
+    which Pillow refuses as it reads it (checked) and decodes given the whole file in one
+    block (reference.load_rgb): equal to that. Otherwise what differs."""
     out = os.path.join(work, "decoded.npy")
     p = subprocess.run([decode_tool, path, out], capture_output=True, text=True)
+    if expect == "whole file":
+        try:
+            R.load_rgb(path)
+            return "Pillow decodes it in 64 KB blocks: the generator's premise is wrong"
+        except Exception:  # noqa: BLE001 - the refusal this case is about
+            pass
     try:
-        ref = np.asarray(R.load_rgb(path))
+        ref = np.asarray(R.load_rgb(path, whole_file=expect == "whole file"))
         ref_err = None
     except Exception as ex:  # noqa: BLE001 - Pillow's refusals come in several types
         ref, ref_err = None, str(ex)
@@ -164,7 +172,7 @@ def decode_vs_pillow(decode_tool, path, work, expect="equal", refusals=None):
 
 
 def expectation(kind):
-    for mark in ("refused", "vprm refuses", "damaged", "as Pillow"):
+    for mark in ("refused", "vprm refuses", "damaged", "as Pillow", "whole file"):
         if f"({mark})" in kind:
             return mark
     return "equal"

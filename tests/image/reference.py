@@ -6,7 +6,7 @@ reproduced with torch (torchvision is not installed) and with numpy float32."""
 import io
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -82,11 +82,22 @@ def choose_grid(width, height, min_num=1, max_num=12, image_size=448):
                                      width, height, image_size)
 
 
-def load_rgb(path):
-    """The model card's load_image first step: Image.open(...).convert('RGB')."""
+def load_rgb(path, whole_file=False):
+    """The model card's load_image first step: Image.open(...).convert('RGB'). whole_file:
+    Pillow hands its decoder the whole file in one block instead of 64 KB at a time
+    (ImageFile.MAXBLOCK raised): libjpeg's arithmetic decoder cannot suspend for more
+    data, so Pillow fails on arithmetic-coded JPEGs larger than its first block ("broken
+    data stream"), while vprm decodes them; their pixels are compared this way."""
     with open(path, "rb") as f:
         data = f.read()
-    return Image.open(io.BytesIO(data)).convert("RGB")
+    if not whole_file:
+        return Image.open(io.BytesIO(data)).convert("RGB")
+    block = ImageFile.MAXBLOCK
+    ImageFile.MAXBLOCK = len(data) + 65536
+    try:
+        return Image.open(io.BytesIO(data)).convert("RGB")
+    finally:
+        ImageFile.MAXBLOCK = block
 
 
 def tiles_u8(image, min_num=1, max_num=12, image_size=448, use_thumbnail=True):

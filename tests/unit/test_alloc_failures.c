@@ -519,6 +519,7 @@ int main(void)
         "tests/fuzz/corpus/fuzz_image/seed_png_interlaced_pal.png",
         "tests/fuzz/corpus/fuzz_image/seed_jpg_progressive.jpg",
         "tests/fuzz/corpus/fuzz_image/seed_jpg_420.jpg",
+        "tests/data/arith_progressive.jpg",
         "tests/fuzz/corpus/fuzz_image/seed_gif_animated.gif",
         "tests/fuzz/corpus/fuzz_image/seed_bmp_4bit.bmp",
     };

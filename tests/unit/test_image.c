@@ -2,7 +2,8 @@
  * decompression bombs in the header and in the data), Pillow's RGB conversion rules on
  * hand-built files, resize properties and a hand-derived value, the reference's tiling
  * choices and candidate order (values from the model card's Python code), float32
- * normalisation (values from numpy), the .npy writer/reader. The bit-exact comparison
+ * normalisation (values from numpy), the .npy writer/reader, arithmetic-coded JPEGs equal
+ * to the Huffman file jpegtran transcoded them from. The bit-exact comparison
  * with Pillow over hundreds of images is tests/image/suite_oracle.sh. */
 #include <stdint.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "engine/image/image.h"
+#include "engine/util/file.h"
 #include "engine/util/npy.h"
 #include "tests/unit/check.h"
 
@@ -361,16 +363,17 @@ static void test_gif_jpeg_bmp(void)
     vp_rgb_image_free(&img);
     expect_error(gif, sizeof gif - 4, NULL, VP_ERR_UNDECODABLE, "truncated", "GIF truncated");
 
-    /* JPEG: truncated (no EOI) and arithmetic-coded (SOF9). */
+    /* JPEG: truncated (no EOI), and lossless (SOF11, arithmetic; libjpeg-turbo 2.1 has no
+     * lossless process either). */
     static const uint8_t jpeg_trunc[] = "\xff\xd8\xff\xc0\x00\x11\x08\x00\x10\x00\x10\x03\x01\x22"
                                         "\x00\x02\x11\x01\x03\x11\x01\xff\xda\x00\x0c\x03\x01\x00"
                                         "\x02\x11\x03\x11\x00\x3f\x00\x12\x34";
     expect_error(jpeg_trunc, sizeof jpeg_trunc - 1, NULL, VP_ERR_UNDECODABLE, "truncated",
                  "JPEG truncated");
-    static const uint8_t jpeg_arith[] = "\xff\xd8\xff\xc9\x00\x11\x08\x00\x10\x00\x10\x03\x01\x22"
-                                        "\x00\x02\x11\x01\x03\x11\x01\xff\xd9";
-    expect_error(jpeg_arith, sizeof jpeg_arith - 1, NULL, VP_ERR_UNSUPPORTED, "arithmetic",
-                 "JPEG SOF9");
+    static const uint8_t jpeg_lossless[] = "\xff\xd8\xff\xcb\x00\x11\x08\x00\x10\x00\x10\x03\x01"
+                                           "\x22\x00\x02\x11\x01\x03\x11\x01\xff\xd9";
+    expect_error(jpeg_lossless, sizeof jpeg_lossless - 1, NULL, VP_ERR_UNSUPPORTED,
+                 "SOF11 (lossless) is not supported", "JPEG SOF11");
 
     /* BMP 16-bit 5-5-5, 2x1: Pillow widens v to v * 255 / 31 rounded down (16 -> 131,
      * where repeating the high bits would give 132). */
@@ -450,6 +453,48 @@ static void test_jpeg_scan_limit(void)
     CHECK(vp_image_limits_check(&lim, &err) == -1);
     free(five.p);
     free(six.p);
+}
+
+/* Arithmetic coding: jpegtran's lossless transcodes of a Huffman JPEG (tests/data,
+ * make_arith_jpegs.py) hold its quantised coefficients, so they decode to its pixels;
+ * Pillow's pixels for all three are tests/image/suite_oracle.sh's. */
+static void test_jpeg_arithmetic(void)
+{
+    const char *names[3] = {"tests/data/arith_huffman.jpg", "tests/data/arith_sequential.jpg",
+                            "tests/data/arith_progressive.jpg"};
+    vp_rgb_image img[3] = {{0}};
+    for (int i = 0; i < 3; i++) {
+        uint8_t *data = NULL;
+        size_t len = 0;
+        vp_error err = {0};
+        CHECK_MSG(vp_read_file(names[i], 0, &data, &len, &err) == 0, "%s", err.message);
+        CHECK_MSG(data && vp_image_decode_rgb(data, len, NULL, &img[i], &err) == 0, "%s: %s",
+                  names[i], err.message);
+        /* the files are what they claim: frame headers SOF0, SOF9, SOF10 */
+        int sof = -1;
+        for (size_t at = 2; data && sof < 0 && at + 1 < len; at++)
+            if (data[at] == 0xff && data[at + 1] >= 0xc0 && data[at + 1] <= 0xcf &&
+                data[at + 1] != 0xc4 && data[at + 1] != 0xcc)
+                sof = data[at + 1];
+        static const int want_sof[3] = {0xc0, 0xc9, 0xca};
+        CHECK_MSG(sof == want_sof[i], "%s: frame header 0x%02x", names[i], sof);
+        free(data);
+    }
+    if (img[0].pixels && img[1].pixels && img[2].pixels) {
+        size_t n = (size_t)img[0].width * img[0].height * 3, lo = 255, hi = 0;
+        for (size_t k = 0; k < n; k++) {
+            lo = img[0].pixels[k] < lo ? img[0].pixels[k] : lo;
+            hi = img[0].pixels[k] > hi ? img[0].pixels[k] : hi;
+        }
+        CHECK_MSG(img[0].width == 45 && img[0].height == 29 && hi - lo > 150, "45x29: %ux%u, "
+                  "values %zu..%zu", img[0].width, img[0].height, lo, hi);
+        for (int i = 1; i < 3; i++)
+            CHECK_MSG(img[i].width == img[0].width && img[i].height == img[0].height &&
+                          !memcmp(img[i].pixels, img[0].pixels, n),
+                      "%s: other pixels than the Huffman file's", names[i]);
+    }
+    for (int i = 0; i < 3; i++)
+        vp_rgb_image_free(&img[i]);
 }
 
 static void test_resize(void)
@@ -729,6 +774,7 @@ int main(void)
     test_bombs_and_limits();
     test_gif_jpeg_bmp();
     test_jpeg_scan_limit();
+    test_jpeg_arithmetic();
     test_resize();
     test_resize_into_tiles();
     test_tiling();
