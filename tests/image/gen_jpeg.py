@@ -583,7 +583,8 @@ def add_arithmetic(out_dir, add):
     garbage), bad ones refused; scans on other statistics tables (0..15, shared or not);
     and damaged ones: cut inside any scan with the EOI put back (the decoder reads zeros
     past a marker; a cut progressive file is smoothed), bytes flipped, inserted or deleted,
-    restart markers renumbered, dropped or doubled. Equal to Pillow or refused by both."""
+    restart markers renumbered, dropped or doubled; and Huffman frames with a DAC segment.
+    Equal to Pillow or refused by both."""
     rng = np.random.default_rng(20261206)
     ppm, script = os.path.join(out_dir, "arith.ppm"), os.path.join(out_dir, "arith.scans")
     files = []
@@ -616,6 +617,13 @@ def add_arithmetic(out_dir, add):
         add(f"arith_big_{args[-1]}.jpg", f"cjpeg -arithmetic {' '.join(args)}, over 64 KB (whole file)", data)
     os.remove(ppm)
     os.remove(script)
+    # libjpeg reads a DAC segment in a Huffman frame too (and uses nothing of it); stb_image
+    # refused it as an unknown marker
+    for prog in (False, True):
+        data = pil_jpeg(a, quality=80, progressive=prog)
+        sos = data.index(b"\xff\xda")
+        add(f"huffman_dac_{int(prog)}.jpg", f"Huffman{' progressive' if prog else ''}, a DAC segment",
+            data[:sos] + dac([(0, 0x21), (16, 9)]) + data[sos:])
     for fi, (what, data) in enumerate(files):
         add(f"arith_{fi:02d}.jpg", what, data)
         if fi % 3:
