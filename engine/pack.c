@@ -142,15 +142,26 @@ static void record_lookup(vp_prefix_cache *c, const prefix_group *G)
         vp_prefix_cache_pin(c, G->slot);
 }
 
-/* The parts of group g: its members with the same own prefix (one question, its
- * responses' common start), as groups of their own; NULL when it has one part or memory
- * runs out. part_of[i]: member i's part. */
-static prefix_group *group_parts(vp_job *const *jobs, size_t n_jobs, const packed *p, size_t g,
-                                 size_t *part_of, size_t *n_parts)
+/* Room for the parts of a pass's groups (look_up_group): [n_jobs] each. */
+typedef struct part_scratch {
+    prefix_group *parts;
+    size_t *part_of;
+} part_scratch;
+
+/* The parts of group g into sc: its members with the same own prefix (one question, its
+ * responses' common start), as groups of their own; false when it has one part (a group
+ * of one job has one, found without a walk over the pass's jobs). part_of[i]: member i's
+ * part. */
+static bool group_parts(vp_job *const *jobs, size_t n_jobs, const packed *p, size_t g,
+                        const part_scratch *sc, size_t *n_parts)
 {
-    prefix_group *parts = malloc(n_jobs * sizeof *parts);
+    const prefix_group *G = &p->groups[g];
+    prefix_group *parts = sc->parts;
+    size_t *part_of = sc->part_of;
     *n_parts = 0;
-    for (size_t i = 0; parts && i < n_jobs; i++) {
+    if (!parts || G->n_responses == jobs[G->first_job]->n_responses) /* one member */
+        return false;
+    for (size_t i = 0; i < n_jobs; i++) {
         if (p->group_of[i] != g)
             continue;
         const vp_job *j = jobs[i];
@@ -161,11 +172,7 @@ static prefix_group *group_parts(vp_job *const *jobs, size_t n_jobs, const packe
             s++;
         part_of[i] = vp_group_join(jobs, i, p->groups[g].tile_base, s, own, parts, n_parts);
     }
-    if (*n_parts < 2) {
-        free(parts);
-        return NULL;
-    }
-    return parts;
+    return *n_parts >= 2;
 }
 
 /* The lookups of group g. A group whose members ask different questions of one image
@@ -178,12 +185,13 @@ static prefix_group *group_parts(vp_job *const *jobs, size_t n_jobs, const packe
  * pass's rows within the budget. Returns what g (all its parts) computes, *g_rows its rows
  * in the pass; the parts after the first become groups n_groups on. */
 static size_t look_up_group(vp_engine *e, vp_job *const *jobs, size_t n_jobs, packed *p,
-                            size_t g, size_t *n_groups, size_t other_rows, size_t *g_rows)
+                            size_t g, size_t *n_groups, size_t other_rows, size_t *g_rows,
+                            const part_scratch *sc)
 {
     vp_prefix_cache *c = vp_engine_prefix_cache(e);
     size_t budget = vp_engine_opts(e)->max_batch_tokens, n_parts = 0;
-    size_t *part_of = malloc(n_jobs * sizeof *part_of);
-    prefix_group *parts = part_of ? group_parts(jobs, n_jobs, p, g, part_of, &n_parts) : NULL;
+    prefix_group *parts = group_parts(jobs, n_jobs, p, g, sc, &n_parts) ? sc->parts : NULL;
+    size_t *part_of = sc->part_of;
     size_t split = 0, split_rows = 0;
     bool stores = false, part_tiles = false;
     for (size_t s = 0; parts && s < n_parts; s++) {
@@ -205,8 +213,6 @@ static size_t look_up_group(vp_engine *e, vp_job *const *jobs, size_t n_jobs, pa
     if (!parts || split > computed || (split == computed && !stores) ||
         (part_tiles && G->cached) || (budget && other_rows + split_rows > budget)) {
         record_lookup(c, G);
-        free(parts);
-        free(part_of);
         return computed;
     }
     size_t first_new = *n_groups;
@@ -220,8 +226,6 @@ static size_t look_up_group(vp_engine *e, vp_job *const *jobs, size_t n_jobs, pa
     for (size_t i = 0; i < n_jobs; i++)
         if (p->group_of[i] == g && part_of[i])
             p->group_of[i] = first_new + part_of[i] - 1;
-    free(parts);
-    free(part_of);
     *g_rows = split_rows;
     return split;
 }
@@ -240,7 +244,13 @@ static void plan_cache(vp_engine *e, vp_job *const *jobs, size_t n_jobs, packed 
                        size_t *n_groups, size_t *n_tok, const warm_pass *warm)
 {
     vp_prefix_cache *c = vp_engine_prefix_cache(e);
-    size_t rows = *n_tok;
+    size_t rows = *n_tok, nj = n_jobs ? n_jobs : 1;
+    /* no room: no group splits (it only saves work) */
+    part_scratch sc = {malloc(nj * sizeof *sc.parts), malloc(nj * sizeof *sc.part_of)};
+    if (!sc.parts || !sc.part_of) {
+        free(sc.parts);
+        sc.parts = NULL;
+    }
     vp_prefix_cache_begin(c);
     for (size_t i = 0; warm && i < warm->n_keep; i++) {
         size_t slot = 0;
@@ -253,10 +263,13 @@ static void plan_cache(vp_engine *e, vp_job *const *jobs, size_t n_jobs, packed 
         if (!G->prefix)
             continue;
         size_t before = group_tokens(G), g_rows = 0;
-        size_t computed = look_up_group(e, jobs, n_jobs, p, g, n_groups, rows - before, &g_rows);
+        size_t computed =
+            look_up_group(e, jobs, n_jobs, p, g, n_groups, rows - before, &g_rows, &sc);
         rows = rows - before + g_rows;
         *n_tok = *n_tok - before + computed;
     }
+    free(sc.parts);
+    free(sc.part_of);
     /* the stores */
     for (size_t g = 0; g < *n_groups; g++) {
         prefix_group *G = &p->groups[g];
