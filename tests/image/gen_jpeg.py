@@ -578,9 +578,10 @@ def add_arithmetic(out_dir, add):
     """Arithmetic-coded frames (SOF9 sequential, SOF10 progressive), which libjpeg-turbo
     decodes for Pillow: cjpeg -arithmetic at several samplings, sizes, qualities and restart
     intervals; jpegtran's lossless transcodes of Pillow-written files; DAC segments that
-    change the conditioning (before the frame, before a scan, between a progressive file's
-    scans: the data was coded with the defaults, so the pixels are garbage, but libjpeg's
-    garbage), bad ones refused; scans on other statistics tables (0..15, shared or not);
+    change the conditioning (before a scan, with the extreme values, and between a
+    progressive file's scans: the data was coded with the defaults, so the pixels are
+    garbage, but libjpeg's garbage; one before the frame, which the encoder's own DAC before
+    each scan overrides), bad ones refused; scans on other statistics tables (0..15, shared or not);
     and damaged ones: cut inside any scan with the EOI put back (the decoder reads zeros
     past a marker; a cut progressive file is smoothed), bytes flipped, inserted or deleted,
     restart markers renumbered, dropped or doubled; and Huffman frames with a DAC segment.
@@ -632,7 +633,11 @@ def add_arithmetic(out_dir, add):
         before_sof, before_sos = data.index(bytes([0xFF, sof])), data.index(b"\xff\xda")
         variants = [("dac_dc", data[:before_sos] + dac([(0, 0x52), (1, 0x31)]) + data[before_sos:]),
                     ("dac_ac", data[:before_sos] + dac([(16, 10), (17, 1)]) + data[before_sos:]),
-                    ("dac_all", data[:before_sof] + dac([(0, 0xF0), (16, 63), (1, 0x11), (17, 0)]) + data[before_sof:]),
+                    # cjpeg and jpegtran write a DAC of the defaults right before each scan, so a
+                    # DAC before the frame is overridden (its values must not apply) and one
+                    # just before the scan takes effect: L 0 U 15, Kx 63; L = U = 15, Kx 0
+                    ("dac_before_frame", data[:before_sof] + dac([(0, 0xF0), (16, 63)]) + data[before_sof:]),
+                    ("dac_extremes", data[:before_sos] + dac([(0, 0xF0), (16, 63), (1, 0xFF), (17, 0)]) + data[before_sos:]),
                     ("tables_5_9", set_scan_tables(data, lambda i, b: 0x59)),
                     ("tables_swapped", set_scan_tables(data, lambda i, b: (b & 15) << 4 | b >> 4)),
                     ("tables_per_component", set_scan_tables(data, lambda i, b: (0x23 * (i + 1)) & 0xFF))]
