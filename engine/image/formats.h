@@ -93,6 +93,9 @@ typedef struct vp_jpeg_markers {
                            * DC slots 0, 1; bits 2, 3 AC slots 0, 1 */
     int progressive;      /* the frame is progressive (SOF2, SOF10) */
     int arithmetic;       /* arithmetic coding (SOF9, SOF10) */
+    int cut_in_scan;      /* a one-scan sequential arithmetic frame whose data ends inside
+                           * its scan (no marker after it): decoded only when the decoder
+                           * needs no byte past the end */
 } vp_jpeg_markers;
 
 /* Walks every marker and entropy-coded segment to EOI: UNDECODABLE when the data ends
@@ -119,6 +122,7 @@ typedef struct vp_jpeg_stream {
     size_t *scan_end; /* per scan, in order: offset in data where its data ends */
     vp_jpeg_arith_cond *arith; /* per scan, arithmetic-coded frames only */
     size_t n_scans;
+    int last_cut; /* the last scan's data runs to the end of the data (markers' cut_in_scan) */
 } vp_jpeg_stream;
 /* On a stream vp_jpeg_check_complete accepted. Free with vp_jpeg_stream_free. */
 int vp_jpeg_stream_for_stb(const uint8_t *data, size_t len, const vp_jpeg_markers *mk,

@@ -1,7 +1,8 @@
 /* JPEG marker walk: the frame size from the first SOF, and a completeness check.
  * stb_image pads a truncated entropy-coded segment with zeros and returns an image;
  * Pillow (libjpeg) reports "image file is truncated", so a stream that ends before
- * its EOI marker is refused here. So is a scan that uses a quantisation or Huffman
+ * its EOI marker is refused here (but for a one-scan arithmetic frame cut in its scan,
+ * which the decoder refuses only if it needs a byte past the cut). So is a scan that uses a quantisation or Huffman
  * table no DQT/DHT before it defined (stb_image 2.27 would read the table's
  * uninitialised memory and index its arrays with it), except the Huffman slots 0 and 1
  * of a sequential frame, which get the standard tables as in libjpeg; and a frame whose
@@ -329,8 +330,10 @@ static int scan_ends(uint8_t *d, size_t len, const vp_jpeg_markers *mk, const fr
         if (m != 0xda)
             continue;
         size_t start = pos;
-        if (skip_entropy(d, len, &pos, restarts))
+        if (skip_entropy(d, len, &pos, restarts) && !mk->cut_in_scan)
             break;
+        if (mk->cut_in_scan) /* its data runs to the end (the walk allowed only this scan) */
+            pos = len;
         if (n == cap) {
             cap = cap ? 2 * cap : 16;
             size_t *grown = realloc(out->scan_end, cap * sizeof *grown);
@@ -356,9 +359,13 @@ static int scan_ends(uint8_t *d, size_t len, const vp_jpeg_markers *mk, const fr
             *tables = 0;
         }
         size_t end = pos;
-        while (end > start && d[end - 1] == 0xff)
+        while (end > start && d[end - 1] == 0xff && !mk->cut_in_scan)
             end--;
         out->scan_end[n++] = end;
+        if (mk->cut_in_scan) {
+            out->last_cut = 1;
+            break;
+        }
     }
     out->n_scans = n;
     if (!n)
@@ -651,9 +658,16 @@ static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, ui
         if (m == 0xdd && seg >= 4)
             restarts = be16(d + pos + 2) != 0;
         pos += seg;
-        if (m == 0xda && skip_entropy(d, len, &pos, restarts))
-            return vp_fail(err, VP_ERR_UNDECODABLE, "image",
-                           "JPEG data is truncated (ends inside a scan)");
+        if (m == 0xda && skip_entropy(d, len, &pos, restarts)) {
+            /* libjpeg's arithmetic decoder reads no byte before it needs it: a one-scan
+             * frame cut inside its scan decodes when the decoder needs none past the cut
+             * (it broke before it), which only decoding tells (jpeg_scan.c) */
+            if (!every_comp || !tables.arithmetic)
+                return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                               "JPEG data is truncated (ends inside a scan)");
+            markers.cut_in_scan = 1;
+            pos = len;
+        }
         rows_out |= every_comp;
     }
 }

@@ -27,13 +27,15 @@ static vp_jpeg_huff huff_of(const stbi__huffman *h, const stbi__int16 *fast_ac)
 /* The scan whose header stb_image just read, decoded by jpeg_scan.c from the data
  * stb_image's position has reached to data_end (the marker after it follows); arith: its
  * tables when the frame is arithmetic-coded. */
-static int decode_scan(stbi__jpeg *j, const stbi_uc *data_end, const vp_jpeg_arith_cond *arith,
-                       uint16_t (*latched)[64], size_t *last_good_row, vp_error *err)
+static int decode_scan(stbi__jpeg *j, const stbi_uc *data_end, int cut,
+                       const vp_jpeg_arith_cond *arith, uint16_t (*latched)[64],
+                       size_t *last_good_row, vp_error *err)
 {
     const stbi_uc *marker = data_end;
-    while (*marker == 0xff)
+    while (!cut && *marker == 0xff)
         marker++;
-    vp_jpeg_scan scan = {.data = j->s->img_buffer, .data_end = data_end, .end_marker = *marker,
+    vp_jpeg_scan scan = {.data = j->s->img_buffer, .data_end = data_end,
+                         .end_marker = cut ? 0xd9 : *marker, .data_cut = cut,
                          .n_comp = j->scan_n, .mcus_wide = (size_t)j->img_mcu_x,
                          .mcus_high = (size_t)j->img_mcu_y,
                          .restart_interval = (unsigned)j->restart_interval,
@@ -154,8 +156,9 @@ static int decode_scans(stbi__jpeg *j, const vp_jpeg_stream *st, vp_error *err)
                 vp_jpeg_bits_scan(&bits[n], (int)scan + 1, j->spec_start, j->spec_end,
                                   j->succ_low);
         }
-        if (decode_scan(j, end, st->arith ? &st->arith[scan] : NULL, latched, &last_good_row,
-                        err))
+        int cut = st->last_cut && scan + 1 == st->n_scans;
+        if (decode_scan(j, end, cut, st->arith ? &st->arith[scan] : NULL, latched,
+                        &last_good_row, err))
             return -1;
         scan++;
         if (!j->progressive && !j->img_comp[0].raw_coeff)

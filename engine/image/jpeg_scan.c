@@ -149,6 +149,7 @@ static void next_marker(bit_reader *r)
             r->in.p++;
         if (r->in.p >= r->in.end) {
             r->in.unread_marker = r->in.end_marker;
+            r->in.ran_out |= r->in.cut;
             return;
         }
         uint8_t c = *r->in.p++;
@@ -396,7 +397,8 @@ int vp_jpeg_decode_scan(const vp_jpeg_scan *s, size_t *last_good_row, vp_error *
 {
     if (check_scan(s, err))
         return -1;
-    bit_reader r = {.in = {.p = s->data, .end = s->data_end, .end_marker = s->end_marker}};
+    bit_reader r = {.in = {.p = s->data, .end = s->data_end, .end_marker = s->end_marker,
+                           .cut = s->data_cut}};
     vp_jpeg_arith arith; /* its bit reader unused: no bits left to drop, no out_of_data */
     scan_state st = {{0}, 0, s->arithmetic ? &arith : NULL};
     if (st.arith)
@@ -426,5 +428,8 @@ int vp_jpeg_decode_scan(const vp_jpeg_scan *s, size_t *last_good_row, vp_error *
         if (s->restart_interval)
             to_go--;
     }
+    if (r.in.ran_out) /* Pillow's libjpeg would have waited for more data */
+        return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                       "JPEG data is truncated (ends inside a scan)");
     return check_marker_after(&r, err);
 }

@@ -31,6 +31,8 @@ typedef struct vp_jpeg_reader {
     const uint8_t *p, *end;
     uint8_t end_marker;
     int unread_marker; /* 0: none */
+    int cut;           /* no marker follows end: the data was cut there */
+    int ran_out;       /* with cut: a byte past end was asked for */
 } vp_jpeg_reader;
 
 /* The next byte of data (0xFF 0x00 read as 0xFF, fill bytes before a marker skipped), or
@@ -41,6 +43,7 @@ static inline int vp_jpeg_next_byte(vp_jpeg_reader *in)
         return -1;
     if (in->p >= in->end) {
         in->unread_marker = in->end_marker;
+        in->ran_out |= in->cut;
         return -1;
     }
     uint8_t b = *in->p++;
@@ -54,6 +57,7 @@ static inline int vp_jpeg_next_byte(vp_jpeg_reader *in)
         return 0xff;
     }
     in->unread_marker = q < in->end ? *q : in->end_marker;
+    in->ran_out |= q >= in->end && in->cut;
     in->p = q < in->end ? q + 1 : in->end;
     return -1;
 }
@@ -86,8 +90,10 @@ typedef struct vp_jpeg_scan_comp {
 
 typedef struct vp_jpeg_scan {
     const uint8_t *data, *data_end; /* the entropy-coded bytes, restart markers included;
-                                     * a marker follows data_end */
+                                     * a marker follows data_end, unless data_cut */
     uint8_t end_marker;             /* that marker's code */
+    int data_cut;                   /* the file ends at data_end: asking for a byte past it
+                                     * (Pillow's libjpeg would wait for more) fails the scan */
     int n_comp;                     /* 1..4, in scan order */
     vp_jpeg_scan_comp comp[4];
     size_t mcus_wide, mcus_high;    /* MCUs of an interleaved scan (n_comp > 1) */

@@ -662,6 +662,17 @@ def add_arithmetic(out_dir, add):
                 edited = data_edit(rng, data, int(rng.integers(lo, hi)), ei)
                 add(f"arith_{fi:02d}_edit{ei}.jpg",
                     f"arithmetic, bytes {['flipped', 'inserted', 'deleted'][ei]} (as Pillow)", edited)
+        if sof == 0xC9 and len(starts) == 1 and ranges[0][1] - ranges[0][0] > 60:
+            # cut inside the scan, no EOI: libjpeg's arithmetic decoder reads no byte before
+            # it needs one, so Pillow shows the file when its decoder broke before the cut
+            # (garbage at the start of the data) and refuses it otherwise
+            lo, hi = ranges[0]
+            broken = data[:lo] + b"\x5a" * 40 + data[lo + 40:]
+            for ci in range(2):
+                at = int(rng.integers(lo + 41, hi))
+                add(f"arith_{fi:02d}_cut_no_eoi{ci}.jpg", "arithmetic, cut, no EOI (as Pillow)", data[:at])
+                add(f"arith_{fi:02d}_broken_cut_no_eoi{ci}.jpg",
+                    "arithmetic, damaged early, cut, no EOI (as Pillow)", broken[:at])
         rst = [i for i in range(scan_data_start(data), len(data) - 1)
                if data[i] == 0xFF and 0xD0 <= data[i + 1] <= 0xD7]
         if rst:
