@@ -93,9 +93,9 @@ typedef struct vp_jpeg_markers {
                            * DC slots 0, 1; bits 2, 3 AC slots 0, 1 */
     int progressive;      /* the frame is progressive (SOF2, SOF10) */
     int arithmetic;       /* arithmetic coding (SOF9, SOF10) */
-    int cut_in_scan;      /* a one-scan sequential arithmetic frame whose data ends inside
-                           * its scan (no marker after it): decoded only when the decoder
-                           * needs no byte past the end */
+    int cut_in_scan;      /* a one-scan sequential frame whose data runs to the end (no
+                           * marker after it): decoded only when the decoder reads no byte
+                           * past the end */
 } vp_jpeg_markers;
 
 /* Walks every marker and entropy-coded segment to EOI: UNDECODABLE when the data ends

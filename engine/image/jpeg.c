@@ -1,8 +1,8 @@
 /* JPEG marker walk: the frame size from the first SOF, and a completeness check.
  * stb_image pads a truncated entropy-coded segment with zeros and returns an image;
  * Pillow (libjpeg) reports "image file is truncated", so a stream that ends before
- * its EOI marker is refused here (but for a one-scan arithmetic frame cut in its scan,
- * which the decoder refuses only if it needs a byte past the cut). So is a scan that uses a quantisation or Huffman
+ * its EOI marker is refused here (but for a one-scan frame whose data runs to the end,
+ * which the decoder refuses only if it reads a byte past it). So is a scan that uses a quantisation or Huffman
  * table no DQT/DHT before it defined (stb_image 2.27 would read the table's
  * uninitialised memory and index its arrays with it), except the Huffman slots 0 and 1
  * of a sequential frame, which get the standard tables as in libjpeg; and a frame whose
@@ -659,10 +659,11 @@ static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, ui
             restarts = be16(d + pos + 2) != 0;
         pos += seg;
         if (m == 0xda && skip_entropy(d, len, &pos, restarts)) {
-            /* libjpeg's arithmetic decoder reads no byte before it needs it: a one-scan
-             * frame cut inside its scan decodes when the decoder needs none past the cut
-             * (it broke before it), which only decoding tells (jpeg_scan.c) */
-            if (!every_comp || !tables.arithmetic)
+            /* a one-scan frame whose data runs to the end decodes in Pillow when libjpeg
+             * reads no byte past it: the arithmetic decoder reads none before it needs it
+             * (none once it broke), the Huffman one reads ahead up to a marker (a restart
+             * marker after the last block); only decoding tells (jpeg_scan.c) */
+            if (!every_comp)
                 return vp_fail(err, VP_ERR_UNDECODABLE, "image",
                                "JPEG data is truncated (ends inside a scan)");
             markers.cut_in_scan = 1;

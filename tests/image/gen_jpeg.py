@@ -399,6 +399,10 @@ def add_tails(out_dir, add):
              ("app_no_eoi", b"\xff\xe1\x00\x06Exif", "an APP1 segment, no EOI"),
              ("dqt", b"\xff\xdb\x00\x43\x00" + bytes(range(1, 65)) + b"\xff\xd9", "a DQT segment, then EOI"),
              ("tem", b"\xff\x01\xff\xd9", "a TEM marker, then EOI"),
+             # the scan's data runs to the end of the file, where libjpeg's reading stops at
+             # the marker: every row is out, Pillow shows it
+             ("rst_end", b"\xff\xd3", "a restart marker, then the end of the data"),
+             ("rst_stray_end", b"\xff\xd5\x12\x34", "a restart marker and stray bytes, no EOI"),
              ("soi", b"\xff\xd8\xff\xd9", "a second SOI (refused)"),
              ("sof", b"\xff\xc0\x00\x0b\x08\x00\x08\x00\x08\x01\x01\x11\x00\xff\xd9",
               "a second frame header (refused)"),
