@@ -585,6 +585,9 @@ static int walk(const uint8_t *d, size_t len, int want_sof, size_t max_scans, ui
         if (m < 0 || m == 0xd9 || (rows_out && seg_cut)) {
             if (want_sof)
                 return vp_fail(err, VP_ERR_UNDECODABLE, "image", "JPEG has no frame header (SOF)");
+            if (table_bad && markers.cut_in_scan) /* its data ending says so first */
+                return vp_fail(err, VP_ERR_UNDECODABLE, "image",
+                               "JPEG data is truncated (ends inside a scan)");
             if (table_bad && err)
                 *err = table_err;
             if (table_bad)
